@@ -1,0 +1,52 @@
+// Deadline: the point in time after which a blocking call gives up with Errc::timed_out.
+// Every fiber-blocking call in Weft takes one; a duration converts to "that long from now".
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace weft {
+
+using Clock = std::chrono::steady_clock;
+
+class Deadline {
+public:
+    /// No deadline: wait until woken or cancelled.
+    constexpr Deadline() noexcept = default;
+    /// Absolute deadline.
+    constexpr Deadline(Clock::time_point tp) noexcept : tp_(tp) {}  // NOLINT
+    /// Relative deadline: `d` from now (a negative or zero duration has already passed).
+    template <class Rep, class Period>
+    Deadline(std::chrono::duration<Rep, Period> d) noexcept  // NOLINT
+        : tp_(from_now(std::chrono::duration_cast<Clock::duration>(d))) {}
+
+    static constexpr Deadline never() noexcept { return Deadline(); }
+    template <class Rep, class Period>
+    static Deadline after(std::chrono::duration<Rep, Period> d) noexcept {
+        return Deadline(d);
+    }
+
+    constexpr bool is_never() const noexcept { return tp_ == Clock::time_point::max(); }
+    constexpr Clock::time_point time_point() const noexcept { return tp_; }
+    bool passed() const noexcept { return !is_never() && Clock::now() >= tp_; }
+    /// Time left (zero once passed; Clock::duration::max() for never).
+    Clock::duration remaining() const noexcept {
+        if (is_never()) return Clock::duration::max();
+        auto left = tp_ - Clock::now();
+        return left.count() > 0 ? left : Clock::duration::zero();
+    }
+    /// The earlier of two deadlines.
+    friend constexpr Deadline earliest(Deadline a, Deadline b) noexcept {
+        return a.tp_ < b.tp_ ? a : b;
+    }
+
+private:
+    static Clock::time_point from_now(Clock::duration d) noexcept {
+        auto now = Clock::now();
+        if (d >= Clock::time_point::max() - now) return Clock::time_point::max();
+        return now + d;
+    }
+    Clock::time_point tp_ = Clock::time_point::max();
+};
+
+}  // namespace weft

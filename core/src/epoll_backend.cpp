@@ -1,0 +1,420 @@
+// epoll backend: the fallback when io_uring is refused (a container's seccomp profile, an old
+// kernel) or chosen by configuration. Non-blocking sockets registered edge-triggered once; a
+// fiber tries the system call first and parks on readiness only after EAGAIN.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include "hub_impl.hpp"
+#include "io_backend.hpp"
+#include "log.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+class EpollBackend;
+
+struct FdWaiter;
+struct WatchState;
+
+struct FdSlot {
+    FdWaiter* reader = nullptr;
+    FdWaiter* writer = nullptr;
+    WatchState* watch = nullptr;
+    bool registered = false;
+};
+
+struct FdWaiter final : Interruptible {
+    EpollBackend* be = nullptr;
+    int fd = -1;
+    bool write = false;
+    FiberRecord* fiber = nullptr;
+    void interrupt(FiberRecord* f, Errc why) noexcept override;
+};
+
+struct WatchState {
+    EpollBackend* be = nullptr;
+    RecvWatcher* watcher = nullptr;
+    int fd = -1;
+    bool detached = false;
+    TimerNode timer;
+};
+
+class EpollBackend final : public IoBackend {
+public:
+    EpollBackend(HubImpl& hub, const RuntimeOptions& o);
+    ~EpollBackend() override;
+
+    const char* name() const noexcept override { return "epoll"; }
+    void poll(std::int64_t timeout_ns) override;
+    void cancel_all() noexcept override;
+    std::size_t pending_ops() const noexcept override { return watches_; }
+    int socket_flags() const noexcept override { return SOCK_NONBLOCK; }
+
+    Result<std::size_t> recv(int fd, char* buf, std::size_t len, Deadline dl) override;
+    Result<RecvBuffer> recv_buffer(int fd, Deadline dl) override;
+    Result<std::size_t> send(int fd, const char* buf, std::size_t len, Deadline dl) override;
+    Result<std::size_t> sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) override;
+    Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) override;
+    Result<int> accept(ListenState& ls, Deadline dl) override;
+    Result<void> wait_fd(int fd, short events, Deadline dl) override;
+    void listen_open(ListenState&) noexcept override {}
+    void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
+    void close(int fd) noexcept override;
+    void watch(int fd, RecvWatcher& w, Deadline dl) override;
+    void unwatch(RecvWatcher& w) noexcept override;
+
+    FdSlot& slot(int fd) {
+        if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1024);
+        return slots_[fd];
+    }
+    HubImpl& hub() noexcept { return hub_; }
+
+private:
+    /// Parks until `fd` is readable (or writable); the socket must have returned EAGAIN.
+    Result<void> wait_ready(int fd, bool write, Deadline dl, const char* reason);
+    bool ensure_registered(int fd) noexcept;
+    void on_readable(int fd, FdSlot& s) noexcept;
+    void finish_watch(WatchState* ws, Result<RecvBuffer> r) noexcept;
+    bool detach_watch(WatchState* ws) noexcept;
+    void deliver(WatchState* ws, Result<RecvBuffer> r) noexcept;
+    char* get_buffer() noexcept;
+    static void release_buffer(void* owner, std::uint32_t, char* data) noexcept;
+    static void watch_timer_fired(TimerNode* n) noexcept;
+
+    HubImpl& hub_;
+    int epfd_ = -1;
+    std::vector<FdSlot> slots_;
+    std::vector<char*> free_bufs_;
+    std::size_t buf_size_;
+    std::size_t max_cached_bufs_;
+    std::size_t watches_ = 0;
+};
+
+void FdWaiter::interrupt(FiberRecord* f, Errc why) noexcept {
+    FdSlot& s = be->slot(fd);
+    (write ? s.writer : s.reader) = nullptr;
+    be->hub().make_ready(f, why);
+}
+
+EpollBackend::EpollBackend(HubImpl& hub, const RuntimeOptions& o)
+    : hub_(hub),
+      buf_size_(o.recv_buffer_size ? o.recv_buffer_size : 16 * 1024),
+      max_cached_bufs_(o.recv_buffers ? o.recv_buffers : 512) {
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = hub.wake_fd();
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, hub.wake_fd(), &ev) < 0)
+        throw std::system_error(errno, std::system_category(), "epoll_ctl(eventfd)");
+    slots_.resize(1024);
+}
+
+EpollBackend::~EpollBackend() {
+    ::close(epfd_);
+    for (char* b : free_bufs_) std::free(b);
+}
+
+bool EpollBackend::ensure_registered(int fd) noexcept {
+    FdSlot& s = slot(fd);
+    if (s.registered) return true;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST) return false;
+    s.registered = true;
+    return true;
+}
+
+void EpollBackend::poll(std::int64_t timeout_ns) {
+    epoll_event events[256];
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1'000'000'000;
+        ts.tv_nsec = timeout_ns % 1'000'000'000;
+        tsp = &ts;
+    }
+    int n = ::epoll_pwait2(epfd_, events, 256, tsp, nullptr);
+    if (n < 0) {
+        if (errno != EINTR) core_log().error("epoll_pwait2 failed: {}", std::strerror(errno));
+        return;
+    }
+    for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        std::uint32_t ev = events[i].events;
+        if (fd == hub_.wake_fd()) {
+            std::uint64_t v;
+            while (::read(fd, &v, sizeof v) > 0) {
+            }
+            continue;
+        }
+        FdSlot& s = slot(fd);
+        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) on_readable(fd, s);
+        if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && s.writer) {
+            FdWaiter* w = s.writer;
+            s.writer = nullptr;
+            hub_.make_ready(w->fiber, Errc::ok);
+        }
+    }
+}
+
+void EpollBackend::on_readable(int fd, FdSlot& s) noexcept {
+    if (s.reader) {
+        FdWaiter* w = s.reader;
+        s.reader = nullptr;
+        hub_.make_ready(w->fiber, Errc::ok);
+    }
+    if (WatchState* ws = s.watch) {
+        char* buf = get_buffer();
+        if (!buf) return;
+        ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
+        if (n > 0) {
+            finish_watch(ws, RecvBuffer(buf, static_cast<std::size_t>(n), &release_buffer, this, 0));
+            return;
+        }
+        release_buffer(this, 0, buf);
+        if (n == 0) finish_watch(ws, Errc::eof);
+        else if (errno != EAGAIN && errno != EINTR) finish_watch(ws, Error::from_errno(errno));
+    }
+}
+
+void EpollBackend::cancel_all() noexcept {
+    std::vector<WatchState*> all;
+    for (auto& s : slots_)
+        if (s.watch) all.push_back(s.watch);
+    for (WatchState* ws : all) finish_watch(ws, Errc::cancelled);
+}
+
+Result<void> EpollBackend::wait_ready(int fd, bool write, Deadline dl, const char* reason) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r;
+    if (!ensure_registered(fd)) return Error::from_errno(errno);
+    FdWaiter w;
+    w.be = this;
+    w.fd = fd;
+    w.write = write;
+    w.fiber = hub_.running();
+    FdSlot& s = slot(fd);
+    (write ? s.writer : s.reader) = &w;
+    return hub_.park(&w, dl, reason);
+}
+
+Result<std::size_t> EpollBackend::recv(int fd, char* buf, std::size_t len, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return Error::from_errno(errno);
+        if (auto r = wait_ready(fd, false, dl, "recv"); !r) return r.error();
+    }
+}
+
+char* EpollBackend::get_buffer() noexcept {
+    if (!free_bufs_.empty()) {
+        char* b = free_bufs_.back();
+        free_bufs_.pop_back();
+        return b;
+    }
+    return static_cast<char*>(std::malloc(buf_size_));
+}
+
+void EpollBackend::release_buffer(void* owner, std::uint32_t, char* data) noexcept {
+    auto* be = static_cast<EpollBackend*>(owner);
+    if (be->free_bufs_.size() < be->max_cached_bufs_) be->free_bufs_.push_back(data);
+    else std::free(data);
+}
+
+Result<RecvBuffer> EpollBackend::recv_buffer(int fd, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    for (;;) {
+        char* buf = get_buffer();
+        if (!buf) return Error(Errc::system, ENOMEM);
+        ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
+        if (n > 0) return RecvBuffer(buf, static_cast<std::size_t>(n), &release_buffer, this, 0);
+        int e = errno;
+        release_buffer(this, 0, buf);
+        if (n == 0) return Errc::eof;
+        if (e == EINTR) continue;
+        if (e != EAGAIN) return Error::from_errno(e);
+        // Wait without holding a buffer.
+        if (auto r = wait_ready(fd, false, dl, "recv"); !r) return r.error();
+    }
+}
+
+Result<std::size_t> EpollBackend::send(int fd, const char* buf, std::size_t len, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    for (;;) {
+        ssize_t n = ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return Error::from_errno(errno);
+        if (auto r = wait_ready(fd, true, dl, "send"); !r) return r.error();
+    }
+}
+
+Result<std::size_t> EpollBackend::sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
+    for (;;) {
+        ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return Error::from_errno(errno);
+        if (auto r = wait_ready(fd, true, dl, "send"); !r) return r.error();
+    }
+}
+
+Result<void> EpollBackend::connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    if (::connect(fd, addr, len) == 0) return {};
+    if (errno != EINPROGRESS && errno != EINTR) return Error::from_errno(errno);
+    if (auto r = wait_ready(fd, true, dl, "connect"); !r) return r.error();
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return Error::from_errno(errno);
+    if (err != 0) return Error::from_errno(err);
+    return {};
+}
+
+Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
+    for (;;) {
+        if (ls.closing) return Errc::closed;
+        if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+        int fd = ::accept4(ls.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) return fd;
+        int e = errno;
+        if (e == EINTR || e == ECONNABORTED) continue;
+        if (e != EAGAIN) return Error::from_errno(e);
+        ls.waiter = hub_.running();
+        auto r = wait_ready(ls.fd, false, dl, "accept");
+        ls.waiter = nullptr;
+        if (!r) return r.error();
+    }
+}
+
+Result<void> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
+    // Not a socket of ours: register one-shot for this wait only.
+    if (auto r = hub_.check_interrupt(dl); !r) return r;
+    struct pollfd p{fd, events, 0};
+    if (::poll(&p, 1, 0) > 0) return {};
+    epoll_event ev{};
+    ev.events = ((events & POLLIN) ? EPOLLIN : 0u) | ((events & POLLOUT) ? EPOLLOUT : 0u) |
+                EPOLLONESHOT;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0)
+            return Error::from_errno(errno);
+    }
+    FdWaiter w;
+    w.be = this;
+    w.fd = fd;
+    w.write = !(events & POLLIN);
+    w.fiber = hub_.running();
+    FdSlot& s = slot(fd);
+    (w.write ? s.writer : s.reader) = &w;
+    auto r = hub_.park(&w, dl, "poll");
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    return r;
+}
+
+void EpollBackend::listen_close(std::unique_ptr<ListenState> ls) noexcept {
+    ls->closing = true;
+    FdSlot& s = slot(ls->fd);
+    if (s.reader) {
+        FdWaiter* w = s.reader;
+        s.reader = nullptr;
+        hub_.make_ready(w->fiber, Errc::closed);
+    }
+    close(ls->fd);
+}
+
+void EpollBackend::close(int fd) noexcept {
+    if (fd < 0) return;
+    FdSlot& s = slot(fd);
+    WEFT_ASSERT(!s.reader && !s.writer, "close() while a fiber waits on the socket");
+    if (WatchState* ws = s.watch; ws && detach_watch(ws))
+        hub_.defer([ws] { ws->be->deliver(ws, Errc::cancelled); });
+    s = FdSlot{};
+    ::close(fd);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fiber-less watch.
+
+void EpollBackend::watch(int fd, RecvWatcher& w, Deadline dl) {
+    auto* ws = new WatchState();
+    ws->be = this;
+    ws->watcher = &w;
+    ws->fd = fd;
+    watcher_op(w) = ws;
+    ++watches_;
+    slot(fd).watch = ws;
+    if (!dl.is_never()) {
+        ws->timer.when_ns = deadline_ns(dl);
+        ws->timer.fire = &EpollBackend::watch_timer_fired;
+        hub_.add_timer(&ws->timer);
+    }
+    if (!ensure_registered(fd)) {
+        int e = errno;
+        hub_.defer([ws, e] { ws->be->finish_watch(ws, Error::from_errno(e)); });
+        return;
+    }
+    // Bytes may already be waiting (their edge passed while nobody watched): look once, soon.
+    hub_.defer([this, fd, ws] {
+        FdSlot& s = slot(fd);
+        if (s.watch == ws) on_readable(fd, s);
+    });
+}
+
+void EpollBackend::watch_timer_fired(TimerNode* n) noexcept {
+    auto* ws = reinterpret_cast<WatchState*>(reinterpret_cast<char*>(n) - offsetof(WatchState, timer));
+    ws->be->finish_watch(ws, Errc::timed_out);
+}
+
+void EpollBackend::unwatch(RecvWatcher& w) noexcept {
+    auto* ws = static_cast<WatchState*>(watcher_op(w));
+    // Deliver the cancellation from the loop, never inside the caller.
+    if (ws && detach_watch(ws)) hub_.defer([ws] { ws->be->deliver(ws, Errc::cancelled); });
+}
+
+bool EpollBackend::detach_watch(WatchState* ws) noexcept {
+    if (ws->detached) return false;
+    ws->detached = true;
+    FdSlot& s = slot(ws->fd);
+    if (s.watch == ws) s.watch = nullptr;
+    if (ws->timer.armed()) hub_.remove_timer(&ws->timer);
+    return true;
+}
+
+void EpollBackend::deliver(WatchState* ws, Result<RecvBuffer> r) noexcept {
+    RecvWatcher* rw = ws->watcher;
+    watcher_op(*rw) = nullptr;
+    --watches_;
+    delete ws;
+    rw->on_recv(std::move(r));
+}
+
+void EpollBackend::finish_watch(WatchState* ws, Result<RecvBuffer> r) noexcept {
+    if (detach_watch(ws)) deliver(ws, std::move(r));
+}
+
+}  // namespace
+
+std::unique_ptr<IoBackend> make_epoll_backend(HubImpl& hub, const RuntimeOptions& o) {
+    return std::make_unique<EpollBackend>(hub, o);
+}
+
+}  // namespace weft::detail

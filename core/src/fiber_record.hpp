@@ -1,0 +1,66 @@
+// FiberRecord: the engine's bookkeeping for one fiber. It lives at the top of the fiber's own
+// stack (no separate allocation), next to the user's callable and outcome.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <source_location>
+
+#include "context_switch.hpp"
+#include "stack_pool.hpp"
+#include "weft/core/fiber.hpp"
+#include "weft/core/hub_stats.hpp"
+
+namespace weft::detail {
+
+class HubImpl;
+struct FiberRecord;
+
+/// What a parked fiber waits on. interrupt() runs on the hub when the fiber's deadline passes
+/// or it is cancelled; it must make the fiber ready, now or once an in-flight operation that
+/// names the fiber's memory has completed (never earlier).
+struct Interruptible {
+    virtual void interrupt(FiberRecord* f, Errc why) noexcept = 0;
+
+protected:
+    ~Interruptible() = default;
+};
+
+struct FiberRecord {
+    static constexpr std::uintptr_t kJoinDone = 1;
+
+    // Scheduling (hub thread only).
+    FiberRecord* next_ready = nullptr;
+    HubImpl* hub = nullptr;
+    Context ctx;
+    Interruptible* parked_on = nullptr;
+    std::int64_t ready_at_ns = 0;
+    Errc wake_result = Errc::ok;
+    bool cancel_requested = false;
+    bool joined = false;  ///< someone observed the outcome through join()
+    std::atomic<bool> error_reported{false};
+    std::atomic<FiberState> state{FiberState::ready};
+    std::atomic<const char*> wait_reason{nullptr};
+    const FiberLabels* labels = nullptr;
+
+    // Identity.
+    FiberId id = 0;
+    FiberId parent = 0;
+    std::int64_t created_ns = 0;
+    std::source_location site;
+    char name[48] = {};
+
+    // Registry (guarded by the hub's registry lock).
+    FiberRecord* reg_prev = nullptr;
+    FiberRecord* reg_next = nullptr;
+
+    // Lifetime: one reference for the running fiber, one for the handle.
+    Stack stack;
+    void* user_state = nullptr;
+    const SpawnOps* ops = nullptr;
+    std::atomic<int> refs{2};
+    /// 0: nobody waits; kJoinDone: finished; otherwise the FiberRecord* of the joiner.
+    std::atomic<std::uintptr_t> join_word{0};
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,487 @@
+// The hub loop: scheduling, parking and waking, timers, posted work, stop, and the fiber registry.
+#include "hub_impl.hpp"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <exception>
+#include <system_error>
+
+#include "log.hpp"
+#include "runtime_state.hpp"
+#include "signals.hpp"
+
+namespace weft::detail {
+
+thread_local HubImpl* HubImpl::tls_hub_ = nullptr;
+thread_local FiberRecord* HubImpl::tls_fiber_ = nullptr;
+
+namespace {
+std::size_t default_stack_size() noexcept {
+#ifdef WEFT_SANITIZER_BUILD
+    return 256 * 1024;
+#else
+    return 64 * 1024;
+#endif
+}
+
+void bump(std::atomic<std::uint64_t>& a, std::uint64_t d = 1) noexcept {
+    a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
+}  // namespace
+
+HubImpl::HubImpl(RuntimeState& rt, unsigned index, Backend backend)
+    : rt_(rt),
+      index_(index),
+      backend_kind_(backend),
+      stats_(rt.options.collect_stats),
+      budget_(rt.options.run_budget ? rt.options.run_budget : 64),
+      stacks_(rt.options.stack_size ? rt.options.stack_size : default_stack_size(),
+              rt.options.stack_cache) {
+    lag_interval_ns_ = stats_ ? std::chrono::nanoseconds(rt.options.lag_probe_interval).count() : 0;
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+}
+
+HubImpl::~HubImpl() { ::close(wake_fd_); }
+
+const char* HubImpl::backend_name_value() const noexcept {
+    return backend_kind_ == Backend::epoll ? "epoll" : "io_uring";
+}
+
+void HubImpl::thread_init() {
+    tls_hub_ = this;
+    probe_.tid.store(static_cast<int>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+    std::string tname = rt_.options.name + "-hub-" + std::to_string(index_);
+    if (tname.size() > 15) tname.resize(15);
+    pthread_setname_np(pthread_self(), tname.c_str());
+    install_thread_signal_stack();
+    context_init_thread(hub_ctx_);
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void* addr = nullptr;
+        std::size_t size = 0;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            thread_stack_lo_ = static_cast<const char*>(addr);
+            thread_stack_hi_ = thread_stack_lo_ + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    io_ = backend_kind_ == Backend::epoll ? make_epoll_backend(*this, rt_.options)
+                                          : make_io_uring_backend(*this, rt_.options);
+    last_ns_ = clock_ns();
+    if (lag_interval_ns_ > 0) {
+        lag_timer_.fire = &HubImpl::lag_probe_fired;
+        lag_timer_.when_ns = last_ns_ + lag_interval_ns_;
+        timers_.add(&lag_timer_);
+    }
+}
+
+void HubImpl::lag_probe_fired(TimerNode* n) noexcept {
+    HubImpl* h = tls_hub_;
+    std::int64_t now = clock_ns();
+    h->probe_.lag.observe(now - n->when_ns);
+    if (!h->stopping_) {
+        n->when_ns = now + h->lag_interval_ns_;
+        h->timers_.add(n);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loop.
+
+void HubImpl::run_loop() {
+    probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
+    std::int64_t busy_from = last_ns_;
+    for (;;) {
+        // Ready fibers, up to the budget; what they make ready runs next turn.
+        for (unsigned n = 0; n < budget_ && ready_head_; ++n) {
+            FiberRecord* f = ready_head_;
+            ready_head_ = f->next_ready;
+            if (!ready_head_) ready_tail_ = nullptr;
+            f->next_ready = nullptr;
+            run_fiber(f);
+        }
+        bump(probe_.epoch);
+        if (stats_) probe_.slice_start_ns.store(last_ns_, std::memory_order_relaxed);
+
+        if (remote_pending_.load(std::memory_order_acquire) || !local_.empty()) run_posted();
+        if (stop_requested_.load(std::memory_order_relaxed) && !stop_begun_) begin_stop();
+        if (!timers_.empty() && timers_.next_deadline() <= (last_ns_ = clock_ns()))
+            timers_.fire_due(last_ns_);
+
+        if (stopping_ && live_ == 0 && local_.empty() && !ready_head_ &&
+            io_->pending_ops() == 0 && !remote_pending_.load(std::memory_order_acquire))
+            break;
+
+        std::int64_t timeout = 0;
+        if (!ready_head_ && local_.empty()) {
+            std::int64_t next = timers_.next_deadline();
+            if (next == INT64_MAX) {
+                timeout = -1;
+            } else {
+                std::int64_t now = clock_ns();
+                timeout = next > now ? next - now : 0;
+            }
+        }
+        if (timeout != 0) {
+            sleeping_.store(true, std::memory_order_seq_cst);
+            if (remote_pending_.load(std::memory_order_seq_cst)) timeout = 0;
+        }
+        if (timeout != 0) {
+            std::int64_t before = clock_ns();
+            if (stats_) bump(probe_.busy_ns, static_cast<std::uint64_t>(before - busy_from));
+            probe_.activity.store(HubActivity::waiting, std::memory_order_relaxed);
+            io_->poll(timeout);
+            probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
+            sleeping_.store(false, std::memory_order_relaxed);
+            last_ns_ = clock_ns();
+            busy_from = last_ns_;
+            if (stats_) bump(probe_.idle_ns, static_cast<std::uint64_t>(last_ns_ - before));
+        } else {
+            sleeping_.store(false, std::memory_order_relaxed);
+            io_->poll(0);
+            if (stats_) last_ns_ = clock_ns();
+        }
+        bump(probe_.epoch);
+    }
+    if (stats_) bump(probe_.busy_ns, static_cast<std::uint64_t>(clock_ns() - busy_from));
+    probe_.activity.store(HubActivity::stopped, std::memory_order_relaxed);
+    io_.reset();
+    remove_thread_signal_stack();
+    tls_hub_ = nullptr;
+}
+
+void HubImpl::run_fiber(FiberRecord* f) noexcept {
+    current_ = f;
+    tls_fiber_ = f;
+    set_state(f, FiberState::running);
+    probe_.running_fiber.store(f->id, std::memory_order_relaxed);
+    if (stats_) {
+        slice_start_ns_ = last_ns_;
+        probe_.slice_start_ns.store(slice_start_ns_, std::memory_order_relaxed);
+        probe_.schedule_delay.observe(slice_start_ns_ - f->ready_at_ns);
+    }
+    context_switch(hub_ctx_, f->ctx);
+    bump(probe_.epoch);
+    probe_.running_fiber.store(0, std::memory_order_relaxed);
+    current_ = nullptr;
+    tls_fiber_ = nullptr;
+    if (stats_) {
+        last_ns_ = clock_ns();
+        probe_.run_duration.observe(last_ns_ - slice_start_ns_);
+    }
+    if (f->state.load(std::memory_order_relaxed) == FiberState::done) finish_fiber(f);
+}
+
+void HubImpl::set_state(FiberRecord* f, FiberState s) noexcept {
+    FiberState old = f->state.load(std::memory_order_relaxed);
+    auto& from = probe_.fibers[static_cast<int>(old)];
+    auto& to = probe_.fibers[static_cast<int>(s)];
+    from.store(from.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    to.store(to.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    f->state.store(s, std::memory_order_relaxed);
+}
+
+void HubImpl::make_ready(FiberRecord* f, Errc result) noexcept {
+    WEFT_ASSERT(f->hub == this, "make_ready on a foreign hub");
+    WEFT_ASSERT(f->state.load(std::memory_order_relaxed) != FiberState::ready,
+                "fiber made ready twice");
+    f->wake_result = result;
+    if (stats_) f->ready_at_ns = ready_stamp();
+    set_state(f, FiberState::ready);
+    f->next_ready = nullptr;
+    if (ready_tail_) ready_tail_->next_ready = f;
+    else ready_head_ = f;
+    ready_tail_ = f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parking.
+
+namespace {
+struct ParkTimer {
+    TimerNode node;
+    FiberRecord* fiber;
+    static void fired(TimerNode* n) noexcept {
+        auto* t = reinterpret_cast<ParkTimer*>(n);
+        FiberRecord* f = t->fiber;
+        if (f->parked_on) f->parked_on->interrupt(f, Errc::timed_out);
+    }
+};
+static_assert(offsetof(ParkTimer, node) == 0);
+}  // namespace
+
+Result<void> HubImpl::check_interrupt(Deadline deadline) const noexcept {
+    if (current_ && current_->cancel_requested) return Errc::cancelled;
+    if (!deadline.is_never() && deadline_ns(deadline) <= clock_ns()) return Errc::timed_out;
+    return {};
+}
+
+Result<void> HubImpl::park(Interruptible* on, Deadline deadline, const char* reason) {
+    FiberRecord* f = current_;
+    WEFT_CHECK(f != nullptr, "a blocking call needs a fiber (use weft::run or spawn)");
+    f->parked_on = on;
+    f->wait_reason.store(reason, std::memory_order_relaxed);
+    set_state(f, FiberState::parked);
+    ParkTimer timer{{}, f};
+    if (f->cancel_requested) {
+        on->interrupt(f, Errc::cancelled);
+    } else if (!deadline.is_never()) {
+        std::int64_t when = deadline_ns(deadline);
+        if (when <= clock_ns()) {
+            on->interrupt(f, Errc::timed_out);
+        } else {
+            timer.node.when_ns = when;
+            timer.node.fire = &ParkTimer::fired;
+            timers_.add(&timer.node);
+        }
+    }
+    context_switch(f->ctx, hub_ctx_);
+    if (timer.node.armed()) timers_.remove(&timer.node);
+    f->parked_on = nullptr;
+    f->wait_reason.store(nullptr, std::memory_order_relaxed);
+    if (f->wake_result != Errc::ok) return f->wake_result;
+    return {};
+}
+
+void HubImpl::yield_running() {
+    FiberRecord* f = current_;
+    WEFT_CHECK(f != nullptr, "yield() needs a fiber");
+    make_ready(f, Errc::ok);
+    context_switch(f->ctx, hub_ctx_);
+}
+
+void HubImpl::exit_running() noexcept {
+    FiberRecord* f = current_;
+    set_state(f, FiberState::done);
+    context_exit(f->ctx, hub_ctx_);
+}
+
+void HubImpl::cancel_fiber(FiberRecord* f) noexcept {
+    if (f->state.load(std::memory_order_relaxed) == FiberState::done) return;
+    f->cancel_requested = true;
+    if (f->state.load(std::memory_order_relaxed) == FiberState::parked && f->parked_on)
+        f->parked_on->interrupt(f, Errc::cancelled);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spawn and finish.
+
+FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
+    Stack stack = stacks_.allocate();
+    // Record and user state live at the top of the stack; the fiber runs below them.
+    std::uintptr_t top = reinterpret_cast<std::uintptr_t>(stack.hi());
+    std::uintptr_t state_at = (top - req.state_size) & ~(std::uintptr_t(req.state_align) - 1);
+    std::uintptr_t rec_at = (state_at - sizeof(FiberRecord)) & ~std::uintptr_t(63);
+    auto* f = new (reinterpret_cast<void*>(rec_at)) FiberRecord();
+    f->hub = this;
+    f->stack = stack;
+    f->ops = req.ops;
+    f->user_state = reinterpret_cast<void*>(state_at);
+    try {
+        req.construct(f->user_state, req.arg);
+    } catch (...) {
+        f->~FiberRecord();
+        stacks_.release(stack);
+        throw;
+    }
+    std::uint64_t n = probe_.fibers_spawned.load(std::memory_order_relaxed) + 1;
+    probe_.fibers_spawned.store(n, std::memory_order_relaxed);
+    f->id = (n - 1) * rt_.hubs.size() + index_ + 1;
+    f->parent = current_ ? current_->id : 0;
+    f->site = req.site;
+    std::size_t len = req.name.size() < sizeof(f->name) - 1 ? req.name.size() : sizeof(f->name) - 1;
+    std::memcpy(f->name, req.name.data(), len);
+    f->name[len] = '\0';
+    f->created_ns = stats_ ? ready_stamp() : 0;
+    f->cancel_requested = stopping_;
+    std::size_t usable = (rec_at & ~std::uintptr_t(15)) - reinterpret_cast<std::uintptr_t>(stack.lo());
+    context_init_fiber(f->ctx, stack.lo(), usable);
+    {
+        std::lock_guard<SpinLock> g(reg_lock_);
+        f->reg_next = reg_head_;
+        if (reg_head_) reg_head_->reg_prev = f;
+        reg_head_ = f;
+    }
+    ++live_;
+    auto& ready = probe_.fibers[static_cast<int>(FiberState::ready)];
+    ready.store(ready.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    f->ready_at_ns = f->created_ns;
+    if (ready_tail_) ready_tail_->next_ready = f;
+    else ready_head_ = f;
+    ready_tail_ = f;
+    return f;
+}
+
+void fiber_entry_point() noexcept {
+    HubImpl* hub = HubImpl::current();
+    FiberRecord* f = hub->running();
+    f->ops->run(f->user_state);
+    std::uintptr_t w = f->join_word.exchange(FiberRecord::kJoinDone, std::memory_order_seq_cst);
+    // Nobody can observe an exception once the handle is gone: say so now (gevent's
+    // handle_error). A handle dropped later without join() reports it in fiber_release().
+    if (f->refs.load(std::memory_order_seq_cst) == 1) report_unobserved_error(f);
+    if (w > FiberRecord::kJoinDone) {
+        auto* joiner = reinterpret_cast<FiberRecord*>(w);
+        if (joiner->hub == hub) {
+            hub->make_ready(joiner, Errc::ok);
+        } else {
+            HubImpl* jh = joiner->hub;
+            jh->post_any([jh, joiner] { jh->make_ready(joiner, Errc::ok); });
+        }
+    }
+    hub->exit_running();
+}
+
+void report_unobserved_error(FiberRecord* f) noexcept {
+    if (f->joined || f->error_reported.exchange(true, std::memory_order_relaxed)) return;
+    if (std::exception_ptr e = f->ops->error(f->user_state)) log_fiber_exception(f->name, f->id, e);
+}
+
+void HubImpl::finish_fiber(FiberRecord* f) noexcept {
+    {
+        std::lock_guard<SpinLock> g(reg_lock_);
+        if (f->reg_prev) f->reg_prev->reg_next = f->reg_next;
+        else reg_head_ = f->reg_next;
+        if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
+    }
+    auto& done = probe_.fibers[static_cast<int>(FiberState::done)];
+    done.store(done.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    context_destroy(f->ctx);
+    --live_;
+    release_record(f);
+}
+
+void HubImpl::release_record(FiberRecord* f) noexcept {
+    if (f->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // Last reference: the fiber has finished and its handle is gone.
+    HubImpl* owner = f->hub;
+    if (owner != tls_hub_) {
+        owner->post_any([owner, f] {
+            f->refs.store(1, std::memory_order_relaxed);
+            owner->release_record(f);
+        });
+        return;
+    }
+    f->ops->destroy(f->user_state);
+    Stack s = f->stack;
+    f->~FiberRecord();
+    stacks_.release(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Posting and stop.
+
+void HubImpl::post_any(UniqueFunction<void()> fn) {
+    if (tls_hub_ == this) {
+        local_.push_back(std::move(fn));
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> g(remote_mu_);
+        remote_.push_back(std::move(fn));
+    }
+    remote_pending_.store(true, std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst)) wake();
+}
+
+void HubImpl::wake() noexcept {
+    std::uint64_t one = 1;
+    ssize_t r = ::write(wake_fd_, &one, sizeof one);
+    (void)r;  // EAGAIN: the counter is saturated, the hub is awake anyway
+}
+
+void HubImpl::run_posted() {
+    if (remote_pending_.exchange(false, std::memory_order_acq_rel)) {
+        std::lock_guard<std::mutex> g(remote_mu_);
+        remote_run_.swap(remote_);
+    }
+    for (auto& fn : remote_run_) fn();
+    remote_run_.clear();
+    while (!local_.empty()) {
+        local_run_.swap(local_);
+        for (auto& fn : local_run_) fn();
+        local_run_.clear();
+    }
+}
+
+void HubImpl::request_stop() noexcept {
+    stop_requested_.store(true, std::memory_order_seq_cst);
+    remote_pending_.store(true, std::memory_order_seq_cst);
+    wake();
+}
+
+void HubImpl::begin_stop() noexcept {
+    stop_begun_ = true;
+    stopping_ = true;
+    if (lag_timer_.armed()) timers_.remove(&lag_timer_);
+    std::vector<FiberRecord*> all;
+    {
+        std::lock_guard<SpinLock> g(reg_lock_);
+        for (FiberRecord* f = reg_head_; f; f = f->reg_next) all.push_back(f);
+    }
+    for (FiberRecord* f : all) cancel_fiber(f);
+    io_->cancel_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot for dumps (any thread).
+
+std::vector<FiberInfo> HubImpl::snapshot() const {
+    std::vector<FiberInfo> out;
+    std::int64_t now = clock_ns();
+    std::lock_guard<SpinLock> g(reg_lock_);
+    for (FiberRecord* f = reg_head_; f; f = f->reg_next) {
+        FiberInfo i;
+        i.id = f->id;
+        i.parent = f->parent;
+        i.name = f->name;
+        i.state = f->state.load(std::memory_order_relaxed);
+        if (const char* r = f->wait_reason.load(std::memory_order_relaxed)) i.wait_reason = r;
+        i.spawn_file = f->site.file_name();
+        i.spawn_line = f->site.line();
+        i.spawn_function = f->site.function_name();
+        i.age_ns = f->created_ns ? now - f->created_ns : 0;
+        out.push_back(std::move(i));
+    }
+    return out;
+}
+
+}  // namespace weft::detail
+
+// ---------------------------------------------------------------------------------------------
+// Public Hub face.
+
+namespace weft {
+
+using detail::HubImpl;
+
+Hub* Hub::current() noexcept { return HubImpl::current(); }
+unsigned Hub::index() const noexcept { return static_cast<const HubImpl*>(this)->index_value(); }
+Runtime& Hub::runtime() const noexcept {
+    return *static_cast<const HubImpl*>(this)->runtime_state().owner;
+}
+const char* Hub::backend_name() const noexcept {
+    return static_cast<const HubImpl*>(this)->backend_name_value();
+}
+void Hub::post(UniqueFunction<void()> fn) { static_cast<HubImpl*>(this)->post_any(std::move(fn)); }
+const HubProbe& Hub::probe() const noexcept {
+    return static_cast<const HubImpl*>(this)->probe_ref();
+}
+std::vector<FiberInfo> Hub::fibers() const { return static_cast<const HubImpl*>(this)->snapshot(); }
+
+const char* fiber_state_name(FiberState s) noexcept {
+    switch (s) {
+        case FiberState::ready: return "ready";
+        case FiberState::running: return "running";
+        case FiberState::parked: return "parked";
+        case FiberState::done: return "done";
+    }
+    return "?";
+}
+
+}  // namespace weft

@@ -1,0 +1,168 @@
+// HubImpl: the event loop of one hub thread. Runs ready fibers FIFO (with a budget), fires timers,
+// runs work posted from other threads, and polls the I/O backend, sleeping until the next timer
+// when nothing is ready. Every return of control to the loop advances the epoch the watchdog
+// watches.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "context_switch.hpp"
+#include "fiber_record.hpp"
+#include "io_backend.hpp"
+#include "stack_pool.hpp"
+#include "timer_heap.hpp"
+#include "weft/core/hub.hpp"
+#include "weft/core/runtime.hpp"
+
+namespace weft::detail {
+
+struct RuntimeState;
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, same origin as steady_clock).
+inline std::int64_t clock_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               Clock::now().time_since_epoch())
+        .count();
+}
+inline std::int64_t deadline_ns(Deadline d) noexcept {
+    if (d.is_never()) return INT64_MAX;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d.time_point().time_since_epoch())
+        .count();
+}
+
+/// Tiny test-and-set lock for the fiber registry (held for a few instructions).
+class SpinLock {
+public:
+    void lock() noexcept {
+        while (flag_.exchange(true, std::memory_order_acquire)) {
+            while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+        }
+    }
+    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+private:
+    std::atomic<bool> flag_{false};
+};
+
+/// Logs a fiber's exception if nobody joined it and nobody logged it yet.
+void report_unobserved_error(FiberRecord* f) noexcept;
+
+class HubImpl final : public Hub {
+public:
+    HubImpl(RuntimeState& rt, unsigned index, Backend backend);
+    ~HubImpl();
+
+    /// Prepares the calling thread to be this hub's (backend, signal stack). May throw.
+    void thread_init();
+    /// The loop; returns once the hub is stopped and its fibers are gone. On the hub thread,
+    /// after thread_init().
+    void run_loop();
+    /// Thread-safe stop request (cancels the fibers, then the loop exits).
+    void request_stop() noexcept;
+
+    static HubImpl* current() noexcept { return tls_hub_; }
+    static FiberRecord* current_fiber() noexcept { return tls_fiber_; }
+    FiberRecord* running() const noexcept { return current_; }
+    bool on_hub_thread() const noexcept { return tls_hub_ == this; }
+
+    // Fiber side.
+    /// Parks the running fiber on `on` until made ready; arms the deadline; returns the wake
+    /// result (ok, timed_out or cancelled).
+    Result<void> park(Interruptible* on, Deadline deadline, const char* reason);
+    /// Returns Errc::cancelled / Errc::timed_out if the running fiber must not start waiting.
+    Result<void> check_interrupt(Deadline deadline) const noexcept;
+    void yield_running();
+    /// Final switch of a finished fiber.
+    [[noreturn]] void exit_running() noexcept;
+
+    // Either side (hub thread).
+    void make_ready(FiberRecord* f, Errc result) noexcept;
+    void add_timer(TimerNode* n) { timers_.add(n); }
+    void remove_timer(TimerNode* n) noexcept { timers_.remove(n); }
+    /// Runs `fn` on this hub's loop, soon (hub thread only; no lock).
+    void defer(UniqueFunction<void()> fn) { local_.push_back(std::move(fn)); }
+    void cancel_fiber(FiberRecord* f) noexcept;
+    /// The eventfd other threads write to wake this hub; the backend keeps a read on it.
+    int wake_fd() const noexcept { return wake_fd_; }
+    void wake() noexcept;
+
+    FiberRecord* spawn(const SpawnRequest& req);
+    void release_record(FiberRecord* f) noexcept;
+
+    IoBackend& io() noexcept { return *io_; }
+    StackPool& stacks() noexcept { return stacks_; }
+    RuntimeState& runtime_state() const noexcept { return rt_; }
+    HubProbe& mutable_probe() noexcept { return probe_; }
+    bool stats_enabled() const noexcept { return stats_; }
+    bool stopping() const noexcept { return stopping_; }
+    std::size_t live_fibers() const noexcept { return live_; }
+
+    // Public Hub face.
+    unsigned index_value() const noexcept { return index_; }
+    void post_any(UniqueFunction<void()> fn);
+    const HubProbe& probe_ref() const noexcept { return probe_; }
+    std::vector<FiberInfo> snapshot() const;
+    const char* backend_name_value() const noexcept;
+
+    const char* thread_stack_lo() const noexcept { return thread_stack_lo_; }
+    const char* thread_stack_hi() const noexcept { return thread_stack_hi_; }
+
+private:
+    void run_fiber(FiberRecord* f) noexcept;
+    void finish_fiber(FiberRecord* f) noexcept;
+    void set_state(FiberRecord* f, FiberState s) noexcept;
+    void run_posted();
+    void begin_stop() noexcept;
+    std::int64_t ready_stamp() const noexcept { return current_ ? clock_ns() : last_ns_; }
+    static void lag_probe_fired(TimerNode* n) noexcept;
+
+    RuntimeState& rt_;
+    unsigned index_;
+    Backend backend_kind_;
+    bool stats_;
+    unsigned budget_;
+    std::unique_ptr<IoBackend> io_;
+    StackPool stacks_;
+    TimerHeap timers_;
+    Context hub_ctx_;
+    FiberRecord* current_ = nullptr;
+    FiberRecord* ready_head_ = nullptr;
+    FiberRecord* ready_tail_ = nullptr;
+    std::int64_t last_ns_ = 0;
+    std::int64_t slice_start_ns_ = 0;
+    std::size_t live_ = 0;
+    bool stopping_ = false;
+    bool stop_begun_ = false;
+
+    std::vector<UniqueFunction<void()>> local_;
+    std::vector<UniqueFunction<void()>> local_run_;
+
+    // Cross-thread posting.
+    std::mutex remote_mu_;
+    std::vector<UniqueFunction<void()>> remote_;
+    std::vector<UniqueFunction<void()>> remote_run_;
+    std::atomic<bool> remote_pending_{false};
+    std::atomic<bool> sleeping_{false};
+    std::atomic<bool> stop_requested_{false};
+    int wake_fd_ = -1;
+
+    // Registry of live fibers.
+    mutable SpinLock reg_lock_;
+    FiberRecord* reg_head_ = nullptr;
+
+    TimerNode lag_timer_;
+    std::int64_t lag_interval_ns_ = 0;
+
+    HubProbe probe_;
+    const char* thread_stack_lo_ = nullptr;
+    const char* thread_stack_hi_ = nullptr;
+
+    static thread_local HubImpl* tls_hub_ __attribute__((tls_model("initial-exec")));
+    static thread_local FiberRecord* tls_fiber_ __attribute__((tls_model("initial-exec")));
+};
+
+}  // namespace weft::detail

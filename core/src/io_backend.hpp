@@ -1,0 +1,90 @@
+// IoBackend: what a hub needs from the kernel, behind one interface with two implementations:
+// io_uring (default) and epoll (fallback). Fiber-side calls park the calling fiber; loop-side
+// calls are made by the hub loop only.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+
+#include "weft/core/deadline.hpp"
+#include "weft/core/result.hpp"
+#include "weft/core/tcp.hpp"
+
+namespace weft {
+struct RuntimeOptions;
+}
+
+namespace weft::detail {
+
+class HubImpl;
+struct FiberRecord;
+
+/// A listening socket and what its backend keeps for it (io_uring: accepted fds queued by the
+/// multishot accept). Freed by the backend once no operation names it.
+struct ListenState {
+    int fd = -1;
+    HubImpl* hub = nullptr;
+    std::deque<int> accepted;      ///< connections accepted but not yet handed out
+    Error pending_error{Errc::ok};  ///< an accept error to report once the queue is drained
+    FiberRecord* waiter = nullptr;  ///< fiber parked in accept()
+    bool armed = false;            ///< multishot accept in flight
+    bool cancel_sent = false;
+    bool closing = false;
+    void* backend_op = nullptr;
+};
+
+class IoBackend {
+public:
+    virtual ~IoBackend() = default;
+    virtual const char* name() const noexcept = 0;
+
+    // Loop side (hub thread).
+    /// Submits queued work and handles completions, waiting at most `timeout_ns`
+    /// (-1: until something happens; 0: not at all).
+    virtual void poll(std::int64_t timeout_ns) = 0;
+    /// Cancels every operation in flight (runtime stop).
+    virtual void cancel_all() noexcept = 0;
+    /// Operations in flight other than the backend's own.
+    virtual std::size_t pending_ops() const noexcept = 0;
+
+    // Fiber side: park the calling fiber of this hub.
+    virtual Result<std::size_t> recv(int fd, char* buf, std::size_t len, Deadline dl) = 0;
+    virtual Result<RecvBuffer> recv_buffer(int fd, Deadline dl) = 0;
+    virtual Result<std::size_t> send(int fd, const char* buf, std::size_t len, Deadline dl) = 0;
+    virtual Result<std::size_t> sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) = 0;
+    virtual Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) = 0;
+    virtual Result<int> accept(ListenState& ls, Deadline dl) = 0;
+    /// Waits until `fd` (not a socket owned by a TcpStream) is readable (POLLIN) or writable
+    /// (POLLOUT).
+    virtual Result<void> wait_fd(int fd, short events, Deadline dl) = 0;
+
+    /// Flags for new sockets: SOCK_NONBLOCK where the backend needs it (epoll).
+    virtual int socket_flags() const noexcept = 0;
+
+    // Hub side, no parking.
+    /// Starts listening bookkeeping for a freshly bound socket.
+    virtual void listen_open(ListenState& ls) noexcept = 0;
+    /// Stops accepting and frees `ls` once no operation names it; a parked acceptor wakes
+    /// with Errc::closed.
+    virtual void listen_close(std::unique_ptr<ListenState> ls) noexcept = 0;
+    /// Closes a socket (no operation may be pending on it).
+    virtual void close(int fd) noexcept = 0;
+    virtual void watch(int fd, RecvWatcher& w, Deadline dl) = 0;
+    virtual void unwatch(RecvWatcher& w) noexcept = 0;
+
+protected:
+    static void*& watcher_op(RecvWatcher& w) noexcept { return w.op_; }
+};
+
+std::unique_ptr<IoBackend> make_io_uring_backend(HubImpl& hub, const RuntimeOptions& o);
+std::unique_ptr<IoBackend> make_epoll_backend(HubImpl& hub, const RuntimeOptions& o);
+
+/// Whether io_uring with everything Weft uses works here; on failure `why` says what refused.
+bool io_uring_usable(std::string& why);
+
+}  // namespace weft::detail

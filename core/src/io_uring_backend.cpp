@@ -1,0 +1,640 @@
+// io_uring backend: one ring per hub (SINGLE_ISSUER|DEFER_TASKRUN when the kernel takes them),
+// multishot accept, receives from a provided-buffer ring, and the rule that a fiber whose memory
+// an in-flight request names resumes only after that request's completion (cancel, then wait).
+// The only file that includes liburing.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "hub_impl.hpp"
+#include "io_backend.hpp"
+#include "log.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+constexpr unsigned kBufGroup = 0;
+constexpr std::size_t kMaxQueuedAccepts = 64;
+constexpr unsigned kCqeBatch = 256;
+
+class UringBackend;
+
+/// Anything whose address is an SQE's user_data.
+struct Op {
+    void (*complete)(UringBackend* be, Op* op, int res, unsigned flags) noexcept = nullptr;
+};
+
+/// A request made by a parked fiber: its memory lives on that fiber's stack.
+struct FiberOp final : Op, Interruptible {
+    UringBackend* be = nullptr;
+    FiberRecord* fiber = nullptr;
+    int res = 0;
+    unsigned flags = 0;
+    bool done = false;
+    bool cancel_sent = false;
+    Errc why = Errc::ok;
+    void interrupt(FiberRecord* f, Errc w) noexcept override;
+};
+
+struct WatchOp;
+struct WatchTimer {
+    TimerNode node;  // first: the timer callback gets &node
+    WatchOp* op;
+};
+
+/// A fiber-less receive for TcpStream::watch().
+struct WatchOp final : Op {
+    RecvWatcher* watcher = nullptr;
+    int fd = -1;
+    WatchTimer timer{{}, this};
+    bool cancel_sent = false;
+    Errc why = Errc::ok;
+    UringBackend* be = nullptr;
+};
+
+struct AcceptOp final : Op {
+    ListenState* ls = nullptr;
+};
+
+struct WakeOp final : Op {};
+
+class UringBackend final : public IoBackend {
+public:
+    UringBackend(HubImpl& hub, const RuntimeOptions& o);
+    ~UringBackend() override;
+
+    const char* name() const noexcept override { return "io_uring"; }
+    void poll(std::int64_t timeout_ns) override;
+    void cancel_all() noexcept override;
+    std::size_t pending_ops() const noexcept override { return pending_; }
+    int socket_flags() const noexcept override { return 0; }
+
+    Result<std::size_t> recv(int fd, char* buf, std::size_t len, Deadline dl) override;
+    Result<RecvBuffer> recv_buffer(int fd, Deadline dl) override;
+    Result<std::size_t> send(int fd, const char* buf, std::size_t len, Deadline dl) override;
+    Result<std::size_t> sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) override;
+    Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) override;
+    Result<int> accept(ListenState& ls, Deadline dl) override;
+    Result<void> wait_fd(int fd, short events, Deadline dl) override;
+    void listen_open(ListenState& ls) noexcept override;
+    void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
+    void close(int fd) noexcept override;
+    void watch(int fd, RecvWatcher& w, Deadline dl) override;
+    void unwatch(RecvWatcher& w) noexcept override;
+
+    void submit_cancel(Op* op) noexcept;
+
+private:
+    io_uring_sqe* sqe();
+    /// Parks the running fiber until `op` completes; returns the raw result (-errno) or the
+    /// interruption that cancelled it.
+    Result<int> wait(FiberOp& op, Deadline dl, const char* reason);
+    void arm_wake() noexcept;
+    void arm_accept(ListenState& ls) noexcept;
+    void reap() noexcept;
+    RecvBuffer take_buffer(unsigned flags, int len) noexcept;
+    static void release_buffer(void* owner, std::uint32_t bid, char* data) noexcept;
+    static void free_heap_buffer(void*, std::uint32_t, char* data) noexcept { std::free(data); }
+
+    static void fiber_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
+    static void watch_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
+    static void accept_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
+    static void wake_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
+    static void watch_timer_fired(TimerNode* n) noexcept;
+
+    HubImpl& hub_;
+    io_uring ring_{};
+    WakeOp wake_op_;
+    std::size_t pending_ = 0;  // user ops in flight (not the wake read)
+    // Provided buffers.
+    io_uring_buf_ring* br_ = nullptr;
+    std::size_t br_bytes_ = 0;
+    char* bufs_ = nullptr;
+    std::size_t buf_size_ = 0;
+    unsigned buf_count_ = 0;
+};
+
+void FiberOp::interrupt(FiberRecord*, Errc w) noexcept {
+    if (done || cancel_sent) return;
+    why = w;
+    cancel_sent = true;
+    be->submit_cancel(this);
+}
+
+unsigned round_pow2(unsigned v) {
+    unsigned p = 1;
+    while (p < v && p < 32768) p <<= 1;
+    return p;
+}
+
+int setup_ring(io_uring* ring, unsigned entries, bool* optimized) {
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    int r = io_uring_queue_init_params(entries, ring, &p);
+    if (r == -EINVAL) {
+        // Older kernels refuse the optimization flags; they are not required.
+        p = io_uring_params{};
+        p.flags = IORING_SETUP_SUBMIT_ALL;
+        r = io_uring_queue_init_params(entries, ring, &p);
+        if (r == -EINVAL) {
+            p = io_uring_params{};
+            r = io_uring_queue_init_params(entries, ring, &p);
+        }
+        if (optimized) *optimized = false;
+    } else if (optimized) {
+        *optimized = true;
+    }
+    return r;
+}
+
+UringBackend::UringBackend(HubImpl& hub, const RuntimeOptions& o) : hub_(hub) {
+    bool optimized = false;
+    int r = setup_ring(&ring_, o.ring_entries ? o.ring_entries : 4096, &optimized);
+    if (r < 0) throw std::system_error(-r, std::system_category(), "io_uring_queue_init");
+    if (hub.index() == 0 && !optimized)
+        core_log().info("io_uring: SINGLE_ISSUER|DEFER_TASKRUN refused by the kernel; running without");
+
+    buf_count_ = round_pow2(o.recv_buffers ? o.recv_buffers : 512);
+    buf_size_ = o.recv_buffer_size ? o.recv_buffer_size : 16 * 1024;
+    br_bytes_ = buf_count_ * sizeof(io_uring_buf);
+    void* mem = ::mmap(nullptr, br_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap buf ring");
+    br_ = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(br_);
+    reg.ring_entries = buf_count_;
+    reg.bgid = kBufGroup;
+    r = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (r < 0) {
+        ::munmap(br_, br_bytes_);
+        io_uring_queue_exit(&ring_);
+        throw std::system_error(-r, std::system_category(), "io_uring_register_buf_ring");
+    }
+    void* b = ::mmap(nullptr, buf_count_ * buf_size_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap buffers");
+    bufs_ = static_cast<char*>(b);
+    io_uring_buf_ring_init(br_);
+    int mask = io_uring_buf_ring_mask(buf_count_);
+    for (unsigned i = 0; i < buf_count_; ++i)
+        io_uring_buf_ring_add(br_, bufs_ + i * buf_size_, static_cast<unsigned>(buf_size_),
+                              static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    io_uring_buf_ring_advance(br_, static_cast<int>(buf_count_));
+
+    wake_op_.complete = &UringBackend::wake_done;
+    arm_wake();
+}
+
+UringBackend::~UringBackend() {
+    io_uring_unregister_buf_ring(&ring_, kBufGroup);
+    io_uring_queue_exit(&ring_);
+    ::munmap(br_, br_bytes_);
+    ::munmap(bufs_, buf_count_ * buf_size_);
+}
+
+io_uring_sqe* UringBackend::sqe() {
+    io_uring_sqe* s = io_uring_get_sqe(&ring_);
+    if (!s) {
+        io_uring_submit(&ring_);
+        s = io_uring_get_sqe(&ring_);
+        WEFT_CHECK(s != nullptr, "io_uring submission queue full after submit");
+    }
+    return s;
+}
+
+void UringBackend::arm_wake() noexcept {
+    // A multishot poll, not a read: the eventfd is non-blocking, and io_uring answers a read
+    // of a non-blocking file with -EAGAIN instead of waiting.
+    io_uring_sqe* s = sqe();
+    io_uring_prep_poll_multishot(s, hub_.wake_fd(), POLLIN);
+    io_uring_sqe_set_data(s, static_cast<Op*>(&wake_op_));
+}
+
+void UringBackend::wake_done(UringBackend* be, Op*, int res, unsigned flags) noexcept {
+    std::uint64_t v;
+    while (::read(be->hub_.wake_fd(), &v, sizeof v) > 0) {
+    }
+    // cancel_all() re-arms after cancelling everything, this poll included.
+    if (!(flags & IORING_CQE_F_MORE) && res != -ECANCELED) be->arm_wake();
+}
+
+void UringBackend::submit_cancel(Op* op) noexcept {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, reinterpret_cast<std::uint64_t>(op), 0);
+    io_uring_sqe_set_data(s, nullptr);
+}
+
+void UringBackend::cancel_all() noexcept {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data(s, nullptr);
+    // The wake read was cancelled too; keep one armed so posts still wake us.
+    arm_wake();
+}
+
+void UringBackend::poll(std::int64_t timeout_ns) {
+    int r;
+    if (timeout_ns == 0) {
+        r = io_uring_submit_and_get_events(&ring_);
+    } else if (timeout_ns < 0) {
+        r = io_uring_submit_and_wait(&ring_, 1);
+    } else {
+        __kernel_timespec ts{};
+        ts.tv_sec = timeout_ns / 1'000'000'000;
+        ts.tv_nsec = timeout_ns % 1'000'000'000;
+        io_uring_cqe* cqe = nullptr;
+        r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+        core_log().error("io_uring_enter failed: {}", std::strerror(-r));
+    reap();
+}
+
+void UringBackend::reap() noexcept {
+    io_uring_cqe* cqes[kCqeBatch];
+    for (;;) {
+        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kCqeBatch);
+        if (n == 0) return;
+        struct Done {
+            Op* op;
+            int res;
+            unsigned flags;
+        } done[kCqeBatch];
+        for (unsigned i = 0; i < n; ++i)
+            done[i] = {reinterpret_cast<Op*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res,
+                       cqes[i]->flags};
+        io_uring_cq_advance(&ring_, n);
+        for (unsigned i = 0; i < n; ++i)
+            if (done[i].op) done[i].op->complete(this, done[i].op, done[i].res, done[i].flags);
+        if (n < kCqeBatch) return;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fiber-side operations.
+
+void UringBackend::fiber_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept {
+    auto* f = static_cast<FiberOp*>(op);
+    f->res = res;
+    f->flags = flags;
+    f->done = true;
+    --be->pending_;
+    be->hub_.make_ready(f->fiber, Errc::ok);
+}
+
+Result<int> UringBackend::wait(FiberOp& op, Deadline dl, const char* reason) {
+    op.be = this;
+    op.complete = &UringBackend::fiber_done;
+    op.fiber = hub_.running();
+    ++pending_;
+    (void)hub_.park(&op, dl, reason);  // woken only by the completion
+    if (op.res == -ECANCELED) return op.why == Errc::ok ? Errc::cancelled : op.why;
+    return op.res;
+}
+
+Result<std::size_t> UringBackend::recv(int fd, char* buf, std::size_t len, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    FiberOp op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv(s, fd, buf, len, 0);
+    io_uring_sqe_set_data(s, static_cast<Op*>(&op));
+    auto r = wait(op, dl, "recv");
+    if (!r) return r.error();
+    if (*r < 0) return Error::from_errno(-*r);
+    return static_cast<std::size_t>(*r);
+}
+
+RecvBuffer UringBackend::take_buffer(unsigned flags, int len) noexcept {
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    return RecvBuffer(bufs_ + bid * buf_size_, static_cast<std::size_t>(len),
+                      &UringBackend::release_buffer, this, bid);
+}
+
+void UringBackend::release_buffer(void* owner, std::uint32_t bid, char* data) noexcept {
+    auto* be = static_cast<UringBackend*>(owner);
+    io_uring_buf_ring_add(be->br_, data, static_cast<unsigned>(be->buf_size_),
+                          static_cast<unsigned short>(bid), io_uring_buf_ring_mask(be->buf_count_),
+                          0);
+    io_uring_buf_ring_advance(be->br_, 1);
+}
+
+Result<RecvBuffer> UringBackend::recv_buffer(int fd, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    FiberOp op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv(s, fd, nullptr, buf_size_, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = kBufGroup;
+    io_uring_sqe_set_data(s, static_cast<Op*>(&op));
+    auto r = wait(op, dl, "recv");
+    if (!r) return r.error();
+    if (*r == -ENOBUFS) {
+        // Every pooled buffer is taken: receive into a buffer of our own instead.
+        char* mem = static_cast<char*>(std::malloc(buf_size_));
+        if (!mem) return Error(Errc::system, ENOMEM);
+        auto n = recv(fd, mem, buf_size_, dl);
+        if (!n || *n == 0) {
+            std::free(mem);
+            if (!n) return n.error();
+            return Errc::eof;
+        }
+        return RecvBuffer(mem, *n, &UringBackend::free_heap_buffer, nullptr, 0);
+    }
+    if (*r < 0) return Error::from_errno(-*r);  // no buffer is taken on error
+    if (*r == 0) {
+        if (op.flags & IORING_CQE_F_BUFFER) take_buffer(op.flags, 0).reset();
+        return Errc::eof;
+    }
+    return take_buffer(op.flags, *r);
+}
+
+Result<std::size_t> UringBackend::send(int fd, const char* buf, std::size_t len, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    FiberOp op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(s, static_cast<Op*>(&op));
+    auto r = wait(op, dl, "send");
+    if (!r) return r.error();
+    if (*r < 0) return Error::from_errno(-*r);
+    return static_cast<std::size_t>(*r);
+}
+
+Result<std::size_t> UringBackend::sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    FiberOp op;
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
+    io_uring_sqe* s = sqe();
+    io_uring_prep_sendmsg(s, fd, &msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(s, static_cast<Op*>(&op));
+    auto r = wait(op, dl, "send");
+    if (!r) return r.error();
+    if (*r < 0) return Error::from_errno(-*r);
+    return static_cast<std::size_t>(*r);
+}
+
+Result<void> UringBackend::connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    FiberOp op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_connect(s, fd, addr, len);
+    io_uring_sqe_set_data(s, static_cast<Op*>(&op));
+    auto r = wait(op, dl, "connect");
+    if (!r) return r.error();
+    if (*r < 0) return Error::from_errno(-*r);
+    return {};
+}
+
+Result<void> UringBackend::wait_fd(int fd, short events, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    FiberOp op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_poll_add(s, fd, static_cast<unsigned>(events));
+    io_uring_sqe_set_data(s, static_cast<Op*>(&op));
+    auto r = wait(op, dl, "poll");
+    if (!r) return r.error();
+    if (*r < 0) return Error::from_errno(-*r);
+    return {};
+}
+
+void UringBackend::close(int fd) noexcept {
+    // Fire and forget: batched with the next submit; nothing waits for it.
+    io_uring_sqe* s = sqe();
+    io_uring_prep_close(s, fd);
+    io_uring_sqe_set_data(s, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multishot accept.
+
+struct AcceptWaiter final : Interruptible {
+    ListenState* ls;
+    HubImpl* hub;
+    void interrupt(FiberRecord* f, Errc why) noexcept override {
+        ls->waiter = nullptr;
+        hub->make_ready(f, why);
+    }
+};
+
+void UringBackend::listen_open(ListenState& ls) noexcept {
+    auto* op = new AcceptOp();
+    op->complete = &UringBackend::accept_done;
+    op->ls = &ls;
+    ls.backend_op = op;
+}
+
+void UringBackend::arm_accept(ListenState& ls) noexcept {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_multishot_accept(s, ls.fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data(s, static_cast<Op*>(static_cast<AcceptOp*>(ls.backend_op)));
+    ls.armed = true;
+    ++pending_;
+}
+
+void UringBackend::accept_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept {
+    ListenState* ls = static_cast<AcceptOp*>(op)->ls;
+    const bool more = flags & IORING_CQE_F_MORE;
+    if (res >= 0) {
+        if (ls->closing) ::close(res);
+        else ls->accepted.push_back(res);
+    } else if (res != -ECANCELED || !(ls->cancel_sent || ls->closing)) {
+        if (!ls->closing && res != -ECANCELED) ls->pending_error = Error::from_errno(-res);
+    }
+    if (!more) {
+        ls->armed = false;
+        ls->cancel_sent = false;
+        --be->pending_;
+        if (ls->closing) {
+            for (int fd : ls->accepted) ::close(fd);
+            ::close(ls->fd);
+            delete static_cast<AcceptOp*>(ls->backend_op);
+            delete ls;
+            return;
+        }
+    } else if (ls->accepted.size() >= kMaxQueuedAccepts && !ls->cancel_sent) {
+        // Nobody takes connections fast enough: stop accepting, let the kernel backlog hold them.
+        ls->cancel_sent = true;
+        be->submit_cancel(op);
+    }
+    if (ls->waiter && (!ls->accepted.empty() || ls->pending_error.code != Errc::ok)) {
+        FiberRecord* w = ls->waiter;
+        ls->waiter = nullptr;
+        be->hub_.make_ready(w, Errc::ok);
+    }
+}
+
+Result<int> UringBackend::accept(ListenState& ls, Deadline dl) {
+    for (;;) {
+        if (!ls.accepted.empty()) {
+            int fd = ls.accepted.front();
+            ls.accepted.pop_front();
+            return fd;
+        }
+        if (ls.pending_error.code != Errc::ok) {
+            Error e = ls.pending_error;
+            ls.pending_error = Error(Errc::ok);
+            return e;
+        }
+        if (ls.closing) return Errc::closed;
+        if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+        if (!ls.armed) arm_accept(ls);
+        AcceptWaiter w;
+        w.ls = &ls;
+        w.hub = &hub_;
+        ls.waiter = hub_.running();
+        if (auto r = hub_.park(&w, dl, "accept"); !r) return r.error();
+    }
+}
+
+void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
+    ListenState* ls = owned.release();
+    ls->closing = true;
+    if (ls->waiter) {
+        FiberRecord* w = ls->waiter;
+        ls->waiter = nullptr;
+        hub_.make_ready(w, Errc::closed);
+    }
+    if (ls->armed) {
+        if (!ls->cancel_sent) {
+            ls->cancel_sent = true;
+            submit_cancel(static_cast<AcceptOp*>(ls->backend_op));
+        }
+        return;  // accept_done() frees it with the final completion
+    }
+    for (int fd : ls->accepted) ::close(fd);
+    ::close(ls->fd);
+    delete static_cast<AcceptOp*>(ls->backend_op);
+    delete ls;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fiber-less watch.
+
+void UringBackend::watch(int fd, RecvWatcher& w, Deadline dl) {
+    auto* op = new WatchOp();
+    op->complete = &UringBackend::watch_done;
+    op->watcher = &w;
+    op->fd = fd;
+    op->be = this;
+    watcher_op(w) = op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv(s, fd, nullptr, buf_size_, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = kBufGroup;
+    io_uring_sqe_set_data(s, static_cast<Op*>(op));
+    ++pending_;
+    if (!dl.is_never()) {
+        op->timer.node.when_ns = deadline_ns(dl);
+        op->timer.node.fire = &UringBackend::watch_timer_fired;
+        hub_.add_timer(&op->timer.node);
+    }
+}
+
+void UringBackend::watch_timer_fired(TimerNode* n) noexcept {
+    WatchOp* op = reinterpret_cast<WatchTimer*>(n)->op;
+    if (op->cancel_sent) return;
+    op->cancel_sent = true;
+    op->why = Errc::timed_out;
+    op->be->submit_cancel(op);
+}
+
+void UringBackend::unwatch(RecvWatcher& w) noexcept {
+    auto* op = static_cast<WatchOp*>(watcher_op(w));
+    if (!op || op->cancel_sent) return;
+    op->cancel_sent = true;
+    op->why = Errc::cancelled;
+    submit_cancel(op);
+}
+
+void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) noexcept {
+    auto* op = static_cast<WatchOp*>(o);
+    --be->pending_;
+    if (op->timer.node.armed()) be->hub_.remove_timer(&op->timer.node);
+    RecvWatcher* w = op->watcher;
+    Errc why = op->why;
+    int fd = op->fd;
+    watcher_op(*w) = nullptr;
+    delete op;
+    if (res == -ENOBUFS) {
+        // No pooled buffer free: fall back to reading into a buffer of our own, in a fiber-less
+        // way — the bytes are there (or the peer closed), so a non-blocking recv gets them.
+        char* mem = static_cast<char*>(std::malloc(be->buf_size_));
+        ssize_t n = mem ? ::recv(fd, mem, be->buf_size_, MSG_DONTWAIT) : -1;
+        if (n > 0) {
+            w->on_recv(RecvBuffer(mem, static_cast<std::size_t>(n), &UringBackend::free_heap_buffer,
+                                  nullptr, 0));
+            return;
+        }
+        std::free(mem);
+        if (n == 0) w->on_recv(Errc::eof);
+        else if (errno == EAGAIN) be->watch(fd, *w, Deadline::never());
+        else w->on_recv(Error::from_errno(errno));
+        return;
+    }
+    if (res > 0) {
+        w->on_recv(be->take_buffer(flags, res));
+        return;
+    }
+    if (flags & IORING_CQE_F_BUFFER) be->take_buffer(flags, 0).reset();
+    if (res == 0) w->on_recv(Errc::eof);
+    else if (res == -ECANCELED) w->on_recv(why == Errc::ok ? Errc::cancelled : why);
+    else w->on_recv(Error::from_errno(-res));
+}
+
+}  // namespace
+
+std::unique_ptr<IoBackend> make_io_uring_backend(HubImpl& hub, const RuntimeOptions& o) {
+    return std::make_unique<UringBackend>(hub, o);
+}
+
+bool io_uring_usable(std::string& why) {
+    io_uring ring{};
+    bool optimized = false;
+    int r = setup_ring(&ring, 8, &optimized);
+    if (r < 0) {
+        why = std::string("io_uring_setup failed: ") + std::strerror(-r);
+        if (r == -EPERM || r == -EACCES)
+            why += " (a seccomp profile, such as a container runtime's default, blocks it)";
+        else if (r == -ENOSYS)
+            why += " (the kernel has no io_uring)";
+        return false;
+    }
+    // Provided-buffer rings (5.19) and multishot accept (5.19) are required too.
+    void* mem = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+    reg.ring_entries = 8;
+    reg.bgid = 0;
+    r = io_uring_register_buf_ring(&ring, &reg, 0);
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+    bool ops_ok = probe && io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
+                  io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+                  io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
+    if (probe) io_uring_free_probe(probe);
+    io_uring_queue_exit(&ring);
+    ::munmap(mem, 4096);
+    if (r < 0) {
+        why = std::string("io_uring provided-buffer rings unavailable (kernel < 5.19?): ") +
+              std::strerror(-r);
+        return false;
+    }
+    if (!ops_ok) {
+        why = "io_uring lacks accept/send/cancel opcodes";
+        return false;
+    }
+    why = optimized ? "io_uring available (SINGLE_ISSUER|DEFER_TASKRUN)"
+                    : "io_uring available (without DEFER_TASKRUN)";
+    return true;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,11 @@
+// Per-hub-thread signal setup: an alternate signal stack, and the handler that turns a fault on a
+// fiber's guard page into a report naming the fiber before the process aborts.
+#pragma once
+
+namespace weft::detail {
+
+/// On each hub thread at start: alternate stack + (once per process) the SIGSEGV/SIGBUS handler.
+void install_thread_signal_stack();
+void remove_thread_signal_stack() noexcept;
+
+}  // namespace weft::detail

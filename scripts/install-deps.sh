@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Weft needs to build, test and benchmark, idempotently:
+# one `apt-get update`, then `apt-get install -y` of only what is missing.
+# Usage: scripts/install-deps.sh [build|test|bench|deploy]...   (default: build test)
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config ninja-build
+    libboost-context-dev liburing-dev node-llhttp
+    libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+    libgtest-dev libgmock-dev libbenchmark-dev binutils)
+test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin)
+bench_pkgs=(nginx-light h2o)
+deploy_pkgs=(podman buildah runc mmdebstrap uidmap slirp4netns fuse-overlayfs podman-compose
+    nodejs npm)
+
+want=()
+sets=("$@")
+[ ${#sets[@]} -eq 0 ] && sets=(build test)
+for s in "${sets[@]}"; do
+    case "$s" in
+        build) want+=("${build_pkgs[@]}") ;;
+        test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+        bench) want+=("${bench_pkgs[@]}") ;;
+        deploy) want+=("${deploy_pkgs[@]}") ;;
+        *) echo "install-deps: unknown set '$s' (allowed: build test bench deploy)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# de-duplicate
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
