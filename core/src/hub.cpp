@@ -165,6 +165,7 @@ void HubImpl::run_fiber(FiberRecord* f) noexcept {
         probe_.slice_start_ns.store(slice_start_ns_, std::memory_order_relaxed);
         probe_.schedule_delay.observe(slice_start_ns_ - f->ready_at_ns);
     }
+    if (observer_) observer_->on_switch(stats_ ? slice_start_ns_ : clock_ns());
     context_switch(hub_ctx_, f->ctx);
     bump(probe_.epoch);
     probe_.running_fiber.store(0, std::memory_order_relaxed);
@@ -174,6 +175,7 @@ void HubImpl::run_fiber(FiberRecord* f) noexcept {
         last_ns_ = clock_ns();
         probe_.run_duration.observe(last_ns_ - slice_start_ns_);
     }
+    if (observer_) observer_->on_switch(stats_ ? last_ns_ : clock_ns());
     if (f->state.load(std::memory_order_relaxed) == FiberState::done) finish_fiber(f);
 }
 
@@ -473,6 +475,13 @@ const HubProbe& Hub::probe() const noexcept {
     return static_cast<const HubImpl*>(this)->probe_ref();
 }
 std::vector<FiberInfo> Hub::fibers() const { return static_cast<const HubImpl*>(this)->snapshot(); }
+SwitchObserver* Hub::exchange_switch_observer(SwitchObserver* o) noexcept {
+    return static_cast<HubImpl*>(this)->exchange_observer(o);
+}
+void Hub::allow_blocking(bool on) noexcept {
+    auto& c = static_cast<HubImpl*>(this)->mutable_probe().blocking_allowed;
+    c.store(c.load(std::memory_order_relaxed) + (on ? 1 : -1), std::memory_order_relaxed);
+}
 
 const char* fiber_state_name(FiberState s) noexcept {
     switch (s) {

@@ -97,6 +97,11 @@ public:
     StackPool& stacks() noexcept { return stacks_; }
     RuntimeState& runtime_state() const noexcept { return rt_; }
     HubProbe& mutable_probe() noexcept { return probe_; }
+    SwitchObserver* exchange_observer(SwitchObserver* o) noexcept {
+        SwitchObserver* prev = observer_;
+        observer_ = o;
+        return prev;
+    }
     bool stats_enabled() const noexcept { return stats_; }
     bool stopping() const noexcept { return stopping_; }
     std::size_t live_fibers() const noexcept { return live_; }
@@ -158,6 +163,7 @@ private:
     std::int64_t lag_interval_ns_ = 0;
 
     HubProbe probe_;
+    SwitchObserver* observer_ = nullptr;
     const char* thread_stack_lo_ = nullptr;
     const char* thread_stack_hi_ = nullptr;
 

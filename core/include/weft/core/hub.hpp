@@ -28,6 +28,16 @@ struct FiberInfo {
     std::int64_t age_ns = 0;
 };
 
+/// Told about every switch on a hub (a fiber slice starting or ending), with the time.
+/// Installed by AssertSwitches-style tools; runs on the hub thread, must be cheap.
+class SwitchObserver {
+public:
+    virtual void on_switch(std::int64_t now_ns) noexcept = 0;
+
+protected:
+    ~SwitchObserver() = default;
+};
+
 class Hub {
 public:
     Hub(const Hub&) = delete;
@@ -52,6 +62,14 @@ public:
     /// Snapshot of every fiber on this hub. Safe from any thread, even while the hub is
     /// blocked in a fiber.
     std::vector<FiberInfo> fibers() const;
+
+    /// Installs `o` (nullptr removes) and returns the previous observer, which `o` should call
+    /// on in turn if it wants to nest. Hub thread only.
+    SwitchObserver* exchange_switch_observer(SwitchObserver* o) noexcept;
+
+    /// Marks deliberate blocking on this hub: while the count is above zero the watchdog does not
+    /// report it. Hub thread only (the watchdog reads it).
+    void allow_blocking(bool on) noexcept;
 
 protected:
     Hub() = default;

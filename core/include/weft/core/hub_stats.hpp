@@ -57,6 +57,8 @@ struct HubProbe {
     std::atomic<std::int64_t> slice_start_ns{0};
     std::atomic<HubActivity> activity{HubActivity::starting};
     std::atomic<int> tid{0};  ///< kernel thread id of the hub thread
+    /// Above zero while code on this hub blocks on purpose (Hub::allow_blocking).
+    std::atomic<int> blocking_allowed{0};
 
     LatencyHistogram run_duration;    ///< how long each fiber slice held the hub
     LatencyHistogram schedule_delay;  ///< ready -> running, every wakeup
