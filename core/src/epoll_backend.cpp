@@ -90,6 +90,9 @@ private:
     char* get_buffer() noexcept;
     static void release_buffer(void* owner, std::uint32_t, char* data) noexcept;
     static void watch_timer_fired(TimerNode* n) noexcept;
+    static void release_listen(ListenState* ls) noexcept {
+        if (ls->users == 0) delete ls;
+    }
 
     HubImpl& hub_;
     int epfd_ = -1;
@@ -290,6 +293,7 @@ Result<void> EpollBackend::connect(int fd, const sockaddr* addr, socklen_t len, 
 }
 
 Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
+    ListenUse use(ls, &EpollBackend::release_listen);
     for (;;) {
         if (ls.closing) return Errc::closed;
         if (auto r = hub_.check_interrupt(dl); !r) return r.error();
@@ -298,10 +302,7 @@ Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
         int e = errno;
         if (e == EINTR || e == ECONNABORTED) continue;
         if (e != EAGAIN) return Error::from_errno(e);
-        ls.waiter = hub_.running();
-        auto r = wait_ready(ls.fd, false, dl, "accept");
-        ls.waiter = nullptr;
-        if (!r) return r.error();
+        if (auto r = wait_ready(ls.fd, false, dl, "accept"); !r) return r.error();
     }
 }
 
@@ -330,7 +331,8 @@ Result<void> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
     return r;
 }
 
-void EpollBackend::listen_close(std::unique_ptr<ListenState> ls) noexcept {
+void EpollBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
+    ListenState* ls = owned.release();
     ls->closing = true;
     FdSlot& s = slot(ls->fd);
     if (s.reader) {
@@ -339,6 +341,7 @@ void EpollBackend::listen_close(std::unique_ptr<ListenState> ls) noexcept {
         hub_.make_ready(w->fiber, Errc::closed);
     }
     close(ls->fd);
+    release_listen(ls);  // or the last fiber leaving accept() frees it
 }
 
 void EpollBackend::close(int fd) noexcept {

@@ -35,7 +35,26 @@ struct ListenState {
     bool armed = false;            ///< multishot accept in flight
     bool cancel_sent = false;
     bool closing = false;
+    int users = 0;  ///< fibers inside accept(): the state outlives them
     void* backend_op = nullptr;
+};
+
+/// Counts a fiber inside accept() so a concurrent close() defers freeing the state.
+class ListenUse {
+public:
+    ListenUse(ListenState& ls, void (*release)(ListenState*) noexcept) noexcept
+        : ls_(ls), release_(release) {
+        ++ls_.users;
+    }
+    ~ListenUse() {
+        if (--ls_.users == 0 && ls_.closing) release_(&ls_);
+    }
+    ListenUse(const ListenUse&) = delete;
+    ListenUse& operator=(const ListenUse&) = delete;
+
+private:
+    ListenState& ls_;
+    void (*release_)(ListenState*) noexcept;
 };
 
 class IoBackend {

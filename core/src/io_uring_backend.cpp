@@ -109,6 +109,8 @@ private:
     static void accept_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     static void wake_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     static void watch_timer_fired(TimerNode* n) noexcept;
+    /// Frees a closed listener once no fiber is in accept() and no accept is in flight.
+    static void release_listen(ListenState* ls) noexcept;
 
     HubImpl& hub_;
     io_uring ring_{};
@@ -455,12 +457,13 @@ void UringBackend::accept_done(UringBackend* be, Op* op, int res, unsigned flags
         ls->cancel_sent = false;
         --be->pending_;
         if (ls->closing) {
-            for (int fd : ls->accepted) ::close(fd);
-            ::close(ls->fd);
-            delete static_cast<AcceptOp*>(ls->backend_op);
-            delete ls;
+            release_listen(ls);
             return;
         }
+        // Stopped (queue was full, or an error): a parked acceptor with nothing queued needs
+        // the next connection, so accept again now.
+        if (ls->waiter && ls->accepted.empty() && ls->pending_error.code == Errc::ok)
+            be->arm_accept(*ls);
     } else if (ls->accepted.size() >= kMaxQueuedAccepts && !ls->cancel_sent) {
         // Nobody takes connections fast enough: stop accepting, let the kernel backlog hold them.
         ls->cancel_sent = true;
@@ -473,7 +476,16 @@ void UringBackend::accept_done(UringBackend* be, Op* op, int res, unsigned flags
     }
 }
 
+void UringBackend::release_listen(ListenState* ls) noexcept {
+    if (ls->users > 0 || ls->armed) return;
+    for (int fd : ls->accepted) ::close(fd);
+    ::close(ls->fd);
+    delete static_cast<AcceptOp*>(ls->backend_op);
+    delete ls;
+}
+
 Result<int> UringBackend::accept(ListenState& ls, Deadline dl) {
+    ListenUse use(ls, &UringBackend::release_listen);
     for (;;) {
         if (!ls.accepted.empty()) {
             int fd = ls.accepted.front();
@@ -509,12 +521,8 @@ void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
             ls->cancel_sent = true;
             submit_cancel(static_cast<AcceptOp*>(ls->backend_op));
         }
-        return;  // accept_done() frees it with the final completion
     }
-    for (int fd : ls->accepted) ::close(fd);
-    ::close(ls->fd);
-    delete static_cast<AcceptOp*>(ls->backend_op);
-    delete ls;
+    release_listen(ls);  // or accept_done() / the last accept() frees it later
 }
 
 // ---------------------------------------------------------------------------------------------

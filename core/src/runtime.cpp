@@ -123,10 +123,12 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
                 failure = std::string("hub ") + std::to_string(h->index()) + ": " + e.what();
             }
             {
+                // Notify under the lock: the constructor owns mu and cv on its stack and may
+                // return as soon as it can take the lock.
                 std::lock_guard<std::mutex> g(mu);
                 ++started;
+                cv.notify_all();
             }
-            cv.notify_all();
             if (ok) h->run_loop();
         });
     }

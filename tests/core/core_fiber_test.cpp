@@ -1,6 +1,9 @@
-// Fibers: spawn, join values and exceptions, yield ordering, sleep, cancel.
+// Fibers: spawn, join values and exceptions, yield order, sleep, cancel, deadlines, many fibers,
+// the registry snapshot, and the seed's two examples (cooperative vs blocking sleep).
+#include <atomic>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fiber_test.hpp"
@@ -13,39 +16,80 @@ FIBER_TEST(Fiber, JoinReturnsValue) {
     EXPECT_EQ(f.join(), 42);
 }
 
-FIBER_TEST(Fiber, JoinRethrows) {
-    auto f = weft::spawn("thrower", []() -> int { throw std::runtime_error("boom"); });
-    EXPECT_THROW(f.join(), std::runtime_error);
+FIBER_TEST(Fiber, JoinReturnsMoveOnlyValue) {
+    auto f = weft::spawn("ptr", [] { return std::make_unique<std::string>("moved"); });
+    auto p = f.join();
+    ASSERT_TRUE(p);
+    EXPECT_EQ(*p, "moved");
 }
 
-FIBER_TEST(Fiber, YieldInterleaves) {
+FIBER_TEST(Fiber, JoinRethrows) {
+    auto f = weft::spawn("thrower", []() -> int { throw std::runtime_error("boom"); });
+    try {
+        f.join();
+        FAIL() << "join() did not rethrow";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "boom");
+    }
+}
+
+FIBER_TEST(Fiber, JoinAfterFinish) {
+    auto f = weft::spawn("quick", [] { return 7; });
+    weft::yield();
+    weft::yield();
+    EXPECT_TRUE(f.done());
+    EXPECT_EQ(f.join(), 7);
+}
+
+FIBER_TEST(Fiber, YieldInterleavesFifo) {
     std::vector<int> order;
-    auto a = weft::spawn("a", [&] {
+    auto body = [&](int tag) {
         for (int i = 0; i < 3; ++i) {
-            order.push_back(1);
+            order.push_back(tag);
             weft::yield();
         }
-    });
-    auto b = weft::spawn("b", [&] {
-        for (int i = 0; i < 3; ++i) {
-            order.push_back(2);
-            weft::yield();
-        }
-    });
+    };
+    auto a = weft::spawn("a", [&] { body(1); });
+    auto b = weft::spawn("b", [&] { body(2); });
     a.join();
     b.join();
     EXPECT_EQ(order, (std::vector<int>{1, 2, 1, 2, 1, 2}));
 }
 
-FIBER_TEST(Fiber, SleepTakesAbout) {
-    auto t0 = weft::Clock::now();
-    weft::sleep_for(50ms);
-    auto dt = weft::Clock::now() - t0;
-    EXPECT_GE(dt, 50ms);
-    EXPECT_LT(dt, 500ms);
+FIBER_TEST(Fiber, IdsAndNames) {
+    EXPECT_NE(weft::this_fiber::id(), 0u);
+    EXPECT_EQ(weft::this_fiber::name(), "main");
+    auto f = weft::spawn("worker-7", [] {
+        return std::pair(weft::this_fiber::id(), std::string(weft::this_fiber::name()));
+    });
+    auto id = f.id();
+    auto [fid, fname] = f.join();
+    EXPECT_EQ(fid, id);
+    EXPECT_EQ(fname, "worker-7");
+    EXPECT_NE(fid, weft::this_fiber::id());
 }
 
-FIBER_TEST(Fiber, CancelWakesSleeper) {
+FIBER_TEST(Fiber, SleepTakesAboutTheTime) {
+    auto t0 = weft::Clock::now();
+    EXPECT_TRUE(weft::sleep_for(50ms).ok());
+    auto dt = weft::Clock::now() - t0;
+    EXPECT_GE(dt, 50ms);
+    EXPECT_LT(dt, 400ms);
+}
+
+FIBER_TEST(Fiber, SleepersWakeInDeadlineOrder) {
+    std::vector<int> order;
+    std::vector<weft::Fiber<void>> fs;
+    for (int ms : {40, 10, 30, 20})
+        fs.push_back(weft::spawn("s", [&, ms] {
+            weft::sleep_for(std::chrono::milliseconds(ms));
+            order.push_back(ms);
+        }));
+    for (auto& f : fs) f.join();
+    EXPECT_EQ(order, (std::vector<int>{10, 20, 30, 40}));
+}
+
+FIBER_TEST(Fiber, CancelWakesSleeperAndRunsDestructors) {
     bool destroyed = false;
     struct Guard {
         bool* d;
@@ -62,4 +106,137 @@ FIBER_TEST(Fiber, CancelWakesSleeper) {
     EXPECT_EQ(f.join(), weft::Errc::cancelled);
     EXPECT_TRUE(destroyed);
     EXPECT_LT(weft::Clock::now() - t0, 100ms);
+}
+
+FIBER_TEST(Fiber, CancelIsSticky) {
+    auto f = weft::spawn("stubborn", [] {
+        int cancelled = 0;
+        for (int i = 0; i < 3; ++i)
+            if (!weft::sleep_for(10s)) ++cancelled;
+        return cancelled;
+    });
+    weft::yield();
+    f.cancel();
+    EXPECT_EQ(f.join(), 3);  // every later blocking call fails at once
+}
+
+FIBER_TEST(Fiber, CancelBeforeFirstRun) {
+    auto f = weft::spawn("never-slept", [] { return weft::this_fiber::cancelled(); });
+    f.cancel();
+    EXPECT_TRUE(f.join());
+}
+
+FIBER_TEST(Fiber, WaitWithDeadline) {
+    auto f = weft::spawn("slow", [] { weft::sleep_for(200ms); });
+    auto r = f.wait(20ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, weft::Errc::timed_out);
+    EXPECT_FALSE(f.done());
+    EXPECT_TRUE(f.wait().ok());
+    EXPECT_TRUE(f.done());
+}
+
+FIBER_TEST(Fiber, JoinThrowsCancelledWhenJoinerIsCancelled) {
+    auto slow = weft::spawn("slow", [] { weft::sleep_for(10s); });
+    auto joiner = weft::spawn("joiner", [&] {
+        try {
+            slow.join();
+            return false;
+        } catch (const weft::Cancelled&) {
+            return true;
+        }
+    });
+    weft::sleep_for(5ms);
+    joiner.cancel();
+    EXPECT_TRUE(joiner.join());
+    slow.cancel();
+    slow.wait();
+}
+
+FIBER_TEST(Fiber, DetachedFibersRun) {
+    int ran = 0;
+    for (int i = 0; i < 10; ++i) weft::spawn("d", [&] { ++ran; }).detach();
+    weft::sleep_for(1ms);
+    EXPECT_EQ(ran, 10);
+}
+
+FIBER_TEST(Fiber, HundredThousandSpawnedAndJoined) {
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "TSan tracks each fiber as a thread and allows at most 8128";
+#endif
+    constexpr int kN = 100'000;
+    std::vector<weft::Fiber<int>> fs;
+    fs.reserve(kN);
+    for (int i = 0; i < kN; ++i) fs.push_back(weft::spawn("many", [i] { return i; }));
+    long long sum = 0;
+    for (auto& f : fs) sum += f.join();
+    EXPECT_EQ(sum, static_cast<long long>(kN) * (kN - 1) / 2);
+}
+
+FIBER_TEST(Fiber, SnapshotListsFibersWithStateAndSpawnSite) {
+    weft::Event go;
+    auto f = weft::spawn("snap-me", [&] { go.wait(); });
+    weft::yield();
+    auto infos = weft::Hub::current()->fibers();
+    const weft::FiberInfo* mine = nullptr;
+    for (auto& i : infos)
+        if (i.id == f.id()) mine = &i;
+    ASSERT_NE(mine, nullptr);
+    EXPECT_EQ(mine->name, "snap-me");
+    EXPECT_EQ(mine->state, weft::FiberState::parked);
+    EXPECT_EQ(mine->wait_reason, "event");
+    EXPECT_EQ(mine->parent, weft::this_fiber::id());
+    EXPECT_NE(std::string(mine->spawn_file).find("core_fiber_test.cpp"), std::string::npos);
+    EXPECT_GT(mine->spawn_line, 0u);
+    go.set();
+    f.join();
+}
+
+// The seed's examples: a cooperative sleep lets another fiber tick; a blocking one does not.
+static int ticks_during(bool cooperative) {
+    int ticks = 0;
+    bool stop = false;
+    auto ticker = weft::spawn("ticker", [&] {
+        while (!stop) {
+            ++ticks;
+            weft::sleep_for(10ms);
+        }
+    });
+    auto sleeper = weft::spawn("sleeper", [&] {
+        if (cooperative) weft::sleep_for(300ms);
+        else std::this_thread::sleep_for(300ms);
+        stop = true;
+    });
+    sleeper.join();
+    int seen = ticks;
+    ticker.cancel();
+    ticker.wait();
+    return seen;
+}
+
+FIBER_TEST(Fiber, CooperativeSleepLetsTickerRunAboutThirtyTimes) {
+    int t = ticks_during(true);
+    EXPECT_GE(t, 25);
+    EXPECT_LE(t, 32);
+}
+
+FIBER_TEST(Fiber, BlockingSleepLetsTickerRunOnce) {
+    EXPECT_EQ(ticks_during(false), 1);
+}
+
+TEST(Run, ReturnsValueAndRethrows) {
+    EXPECT_EQ(weft::run([] { return 5; }), 5);
+    EXPECT_THROW(weft::run([] { throw std::logic_error("x"); }), std::logic_error);
+}
+
+TEST(Run, CancelsFibersLeftBehind) {
+    std::atomic<bool> woke_cancelled{false};
+    weft::run([&] {
+        weft::spawn("left-behind", [&] {
+            auto r = weft::sleep_for(60s);
+            woke_cancelled = !r.ok() && r.error().code == weft::Errc::cancelled;
+        }).detach();
+        weft::yield();
+    });
+    EXPECT_TRUE(woke_cancelled.load());
 }

@@ -1,0 +1,372 @@
+// TCP and addresses on the running backend: echo, deadlines, cancellation while parked in recv
+// and accept, IPv6, pooled receives, fiber-less watches, many connections across hubs, resolve.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fiber_test.hpp"
+#include "weft/core/weft.hpp"
+
+using namespace std::chrono_literals;
+using weft::Errc;
+
+namespace {
+
+weft::TcpListener listen_any(const char* where = "127.0.0.1:0") {
+    auto l = weft::TcpListener::bind(*weft::SocketAddress::parse(where));
+    EXPECT_TRUE(l.ok()) << (l ? "" : l.error().message());
+    return std::move(*l);
+}
+
+// Echoes every connection until the peer closes.
+weft::Fiber<void> serve_echo(weft::TcpListener& l) {
+    return weft::spawn("echo-server", [&l] {
+        for (;;) {
+            auto s = l.accept();
+            if (!s) return;
+            weft::spawn("echo", [s = std::move(*s)]() mutable {
+                char buf[2048];
+                for (;;) {
+                    auto n = s.recv(buf);
+                    if (!n || *n == 0) return;
+                    if (!s.send(std::string_view(buf, *n))) return;
+                }
+            }).detach();
+        }
+    });
+}
+
+std::string recv_exact(weft::TcpStream& s, std::size_t n) {
+    std::string out;
+    char buf[1024];
+    while (out.size() < n) {
+        auto r = s.recv(std::span<char>(buf, std::min(sizeof buf, n - out.size())), 2s);
+        if (!r || *r == 0) break;
+        out.append(buf, *r);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(SocketAddress, ParsesAndPrints) {
+    auto a = weft::SocketAddress::parse("127.0.0.1:8080");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->port(), 8080);
+    EXPECT_TRUE(a->is_loopback());
+    EXPECT_EQ(a->to_string(), "127.0.0.1:8080");
+    auto b = weft::SocketAddress::parse("[::1]:9");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->family(), AF_INET6);
+    EXPECT_EQ(b->to_string(), "[::1]:9");
+    EXPECT_EQ(weft::SocketAddress::parse("*:80")->to_string(), "0.0.0.0:80");
+    for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", "1.2.3.4:65536", "::1:80", "[::1]80",
+                            "host.example:80", "1.2.3.4:8x"})
+        EXPECT_FALSE(weft::SocketAddress::parse(bad)) << bad;
+}
+
+FIBER_TEST(Tcp, EchoRoundTrip) {
+    auto l = listen_any();
+    auto server = serve_echo(l);
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c) << c.error().message();
+    ASSERT_TRUE(c->send("hello weft", 2s));
+    EXPECT_EQ(recv_exact(*c, 10), "hello weft");
+    // A large payload goes through partial sends and receives intact.
+    std::string big(1 << 20, 'x');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    auto sender = weft::spawn("big-sender", [&] { return c->send(big, 5s).ok(); });
+    EXPECT_EQ(recv_exact(*c, big.size()), big);
+    EXPECT_TRUE(sender.join());
+    c->close();
+    l.close();
+    server.join();
+}
+
+FIBER_TEST(Tcp, Ipv6Loopback) {
+    auto bound = weft::TcpListener::bind(*weft::SocketAddress::parse("[::1]:0"));
+    if (!bound) GTEST_SKIP() << "no IPv6 loopback here: " << bound.error().message();
+    auto server = serve_echo(*bound);
+    auto c = weft::TcpStream::connect(*bound->local_address(), 2s);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->send("six", 2s));
+    EXPECT_EQ(recv_exact(*c, 3), "six");
+    bound->close();
+    server.join();
+}
+
+FIBER_TEST(Tcp, WritevGathers) {
+    auto l = listen_any();
+    auto server = serve_echo(l);
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    std::string a = "alpha-", b = "beta-", d = "gamma";
+    iovec iov[3] = {{a.data(), a.size()}, {b.data(), b.size()}, {d.data(), d.size()}};
+    ASSERT_TRUE(c->writev(iov, 2s));
+    EXPECT_EQ(recv_exact(*c, 16), "alpha-beta-gamma");
+    l.close();
+    server.join();
+}
+
+FIBER_TEST(Tcp, RecvBufferFromPool) {
+    auto l = listen_any();
+    auto server = serve_echo(l);
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->send("pooled", 2s));
+    std::string got;
+    while (got.size() < 6) {
+        auto b = c->recv_buffer(2s);
+        ASSERT_TRUE(b) << b.error().message();
+        got.append(b->view());
+    }
+    EXPECT_EQ(got, "pooled");
+    c->shutdown(SHUT_WR);
+    auto eof = c->recv_buffer(2s);
+    ASSERT_FALSE(eof);
+    EXPECT_EQ(eof.error().code, Errc::eof);
+    l.close();
+    server.join();
+}
+
+FIBER_TEST(Tcp, RecvDeadline) {
+    auto l = listen_any();
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    auto peer = l.accept(2s);
+    ASSERT_TRUE(peer);
+    char buf[16];
+    auto t0 = weft::Clock::now();
+    auto r = c->recv(buf, 30ms);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::timed_out);
+    EXPECT_GE(weft::Clock::now() - t0, 30ms);
+    // The connection still works after a timed-out receive: no byte was lost.
+    ASSERT_TRUE(peer->send("late", 2s));
+    EXPECT_EQ(recv_exact(*c, 4), "late");
+}
+
+FIBER_TEST(Tcp, CancelWhileParkedInRecv) {
+    auto l = listen_any();
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    auto peer = l.accept(2s);
+    ASSERT_TRUE(peer);
+    auto reader = weft::spawn("reader", [&] {
+        char buf[16];
+        auto r = c->recv(buf);
+        return r ? Errc::ok : r.error().code;
+    });
+    weft::sleep_for(5ms);
+    auto t0 = weft::Clock::now();
+    reader.cancel();
+    EXPECT_EQ(reader.join(), Errc::cancelled);
+    EXPECT_LT(weft::Clock::now() - t0, 200ms);
+}
+
+FIBER_TEST(Tcp, CloseWakesAcceptor) {
+    auto l = listen_any();
+    auto acceptor = weft::spawn("acceptor", [&] {
+        auto s = l.accept();
+        return s ? Errc::ok : s.error().code;
+    });
+    weft::sleep_for(5ms);
+    l.close();
+    EXPECT_EQ(acceptor.join(), Errc::closed);
+}
+
+FIBER_TEST(Tcp, AcceptDeadlineAndConnectRefused) {
+    auto l = listen_any();
+    auto s = l.accept(20ms);
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, Errc::timed_out);
+    auto addr = *l.local_address();
+    l.close();
+    weft::sleep_for(5ms);
+    auto c = weft::TcpStream::connect(addr, 2s);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().code, Errc::connection_refused);
+}
+
+namespace {
+struct Watcher final : weft::RecvWatcher {
+    weft::Event done;
+    weft::Errc code = weft::Errc::ok;
+    std::string bytes;
+    void on_recv(weft::Result<weft::RecvBuffer> r) noexcept override {
+        if (r) bytes.assign(r->view());
+        else code = r.error().code;
+        done.set();
+    }
+};
+}  // namespace
+
+FIBER_TEST(Tcp, WatchDeliversBytesWithoutAFiber) {
+    auto l = listen_any();
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    auto peer = l.accept(2s);
+    ASSERT_TRUE(peer);
+    Watcher w;
+    peer->watch(w, 2s);
+    weft::sleep_for(5ms);
+    EXPECT_FALSE(w.done.is_set());
+    ASSERT_TRUE(c->send("wake", 2s));
+    ASSERT_TRUE(w.done.wait(2s));
+    EXPECT_EQ(w.bytes, "wake");
+}
+
+FIBER_TEST(Tcp, WatchSeesBytesAlreadyWaiting) {
+    auto l = listen_any();
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    auto peer = l.accept(2s);
+    ASSERT_TRUE(peer);
+    ASSERT_TRUE(c->send("early", 2s));
+    weft::sleep_for(5ms);
+    Watcher w;
+    peer->watch(w, 2s);
+    ASSERT_TRUE(w.done.wait(2s));
+    EXPECT_EQ(w.bytes, "early");
+}
+
+FIBER_TEST(Tcp, WatchTimesOutAndUnwatchCancels) {
+    auto l = listen_any();
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    ASSERT_TRUE(c);
+    auto peer = l.accept(2s);
+    ASSERT_TRUE(peer);
+    Watcher w1;
+    peer->watch(w1, 20ms);
+    ASSERT_TRUE(w1.done.wait(2s));
+    EXPECT_EQ(w1.code, Errc::timed_out);
+    Watcher w2;
+    peer->watch(w2, 10s);
+    weft::yield();
+    peer->unwatch(w2);
+    ASSERT_TRUE(w2.done.wait(2s));
+    EXPECT_EQ(w2.code, Errc::cancelled);
+    Watcher w3;
+    peer->watch(w3, 10s);
+    c->close();
+    ASSERT_TRUE(w3.done.wait(2s));
+    EXPECT_EQ(w3.code, Errc::eof);
+}
+
+FIBER_TEST(Resolve, Localhost) {
+    auto r = weft::resolve("localhost", 80);
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_FALSE(r->empty());
+    for (auto& a : *r) {
+        EXPECT_TRUE(a.is_loopback()) << a.to_string();
+        EXPECT_EQ(a.port(), 80);
+    }
+    auto bad = weft::resolve("no-such-host.invalid", 80);
+    EXPECT_FALSE(bad);
+}
+
+// 1,000 concurrent connections through a runtime with two hubs, each hub with its own
+// SO_REUSEPORT listener on the same port.
+TEST(TcpMultiHub, ThousandConcurrentEchoConnections) {
+    weft::RuntimeOptions o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    std::promise<std::uint16_t> port_p;
+    auto port_f = port_p.get_future();
+    std::atomic<int> served_by[2] = {0, 0};
+    std::atomic<int> listening{0};
+    std::vector<std::promise<void>> ready(2);
+    std::uint16_t port = 0;
+    {
+        // Hub 0 picks the port; hub 1 binds the same one.
+        rt.hub(0).post([&] {
+            weft::spawn("listen0", [&] {
+                auto l = weft::TcpListener::bind(*weft::SocketAddress::parse("127.0.0.1:0"),
+                                                 {.reuse_port = true});
+                ASSERT_TRUE(l);
+                port_p.set_value(l->local_address()->port());
+                ++listening;
+                for (;;) {
+                    auto s = l->accept();
+                    if (!s) return;
+                    ++served_by[0];
+                    weft::spawn("echo", [s = std::move(*s)]() mutable {
+                        char buf[256];
+                        for (;;) {
+                            auto n = s.recv(buf);
+                            if (!n || *n == 0 || !s.send(std::string_view(buf, *n))) return;
+                        }
+                    }).detach();
+                }
+            }).detach();
+        });
+        port = port_f.get();
+        rt.hub(1).post([&, port] {
+            weft::spawn("listen1", [&, port] {
+                auto a = *weft::SocketAddress::parse("127.0.0.1:0");
+                a.set_port(port);
+                auto l = weft::TcpListener::bind(a, {.reuse_port = true});
+                ASSERT_TRUE(l);
+                ++listening;
+                for (;;) {
+                    auto s = l->accept();
+                    if (!s) return;
+                    ++served_by[1];
+                    weft::spawn("echo", [s = std::move(*s)]() mutable {
+                        char buf[256];
+                        for (;;) {
+                            auto n = s.recv(buf);
+                            if (!n || *n == 0 || !s.send(std::string_view(buf, *n))) return;
+                        }
+                    }).detach();
+                }
+            }).detach();
+        });
+    }
+    while (listening.load() < 2) std::this_thread::sleep_for(1ms);
+
+    // Clients: a separate one-hub runtime with 1,000 fibers, all connected at once.
+    constexpr int kClients = 1000;
+    int ok = weft::run(
+        [port] {
+            auto addr = *weft::SocketAddress::parse("127.0.0.1:0");
+            addr.set_port(port);
+            std::vector<weft::TcpStream> conns;
+            for (int i = 0; i < kClients; ++i) {
+                auto c = weft::TcpStream::connect(addr, 5s);
+                if (!c) return -1;
+                conns.push_back(std::move(*c));
+            }
+            int good = 0;
+            weft::WaitGroup wg;
+            for (int i = 0; i < kClients; ++i) {
+                wg.add();
+                weft::spawn("client", [&, i] {
+                    std::string msg = "msg-" + std::to_string(i);
+                    if (conns[i].send(msg, 5s)) {
+                        std::string got;
+                        char buf[64];
+                        while (got.size() < msg.size()) {
+                            auto n = conns[i].recv(buf, 5s);
+                            if (!n || *n == 0) break;
+                            got.append(buf, *n);
+                        }
+                        if (got == msg) ++good;
+                    }
+                    wg.done();
+                }).detach();
+            }
+            (void)wg.wait(30s);
+            return good;
+        },
+        weft::testing::test_options());
+    EXPECT_EQ(ok, kClients);
+    EXPECT_EQ(served_by[0] + served_by[1], kClients);
+    EXPECT_GT(served_by[0].load(), 0);
+    EXPECT_GT(served_by[1].load(), 0);
+}

@@ -1,0 +1,286 @@
+// Runtime: hub count from affinity, cgroup quota and WEFT_HUBS; backend selection and its
+// errors; cross-hub post; offload keeping the hub responsive; stop; stack overflow reports.
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "cpu_quota.hpp"
+#include "fiber_test.hpp"
+#include "weft/core/weft.hpp"
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EnvGuard {
+    std::string name;
+    std::string old;
+    bool had;
+    EnvGuard(const char* n, const char* v) : name(n) {
+        const char* o = std::getenv(n);
+        had = o != nullptr;
+        if (o) old = o;
+        if (v) setenv(n, v, 1);
+        else unsetenv(n);
+    }
+    ~EnvGuard() {
+        if (had) setenv(name.c_str(), old.c_str(), 1);
+        else unsetenv(name.c_str());
+    }
+};
+
+void write_file(const fs::path& p, const std::string& text) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+}
+
+// A fake /proc + cgroup tree under a temp dir.
+struct FakeRoot {
+    fs::path root;
+    FakeRoot() {
+        root = fs::temp_directory_path() / ("weft-cg-" + std::to_string(::getpid()) + "-" +
+                                            std::to_string(counter++));
+        fs::create_directories(root);
+    }
+    ~FakeRoot() { fs::remove_all(root); }
+    static inline int counter = 0;
+};
+
+}  // namespace
+
+TEST(CpuQuota, ParsesCpuMax) {
+    EXPECT_EQ(weft::detail::parse_cpu_max("max 100000"), 0u);
+    EXPECT_EQ(weft::detail::parse_cpu_max("200000 100000"), 2u);
+    EXPECT_EQ(weft::detail::parse_cpu_max("150000 100000"), 2u);  // 1.5 CPUs round up
+    EXPECT_EQ(weft::detail::parse_cpu_max("50000 100000"), 1u);
+    EXPECT_EQ(weft::detail::parse_cpu_max("garbage"), 0u);
+    EXPECT_EQ(weft::detail::quota_to_cpus(-1, 100000), 0u);
+    EXPECT_EQ(weft::detail::quota_to_cpus(300000, 100000), 3u);
+}
+
+TEST(CpuQuota, CgroupV2Quota) {
+    FakeRoot r;
+    write_file(r.root / "proc/self/cgroup", "0::/kubepods/pod1\n");
+    write_file(r.root / "proc/self/mountinfo",
+               "30 23 0:26 / " + (r.root / "sys/fs/cgroup").string() +
+                   " rw,nosuid - cgroup2 cgroup2 rw\n");
+    write_file(r.root / "sys/fs/cgroup/kubepods/pod1/cpu.max", "200000 100000\n");
+    write_file(r.root / "sys/fs/cgroup/kubepods/cpu.max", "max 100000\n");
+    EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 2u);
+    // A tighter limit on a parent wins.
+    write_file(r.root / "sys/fs/cgroup/kubepods/cpu.max", "100000 100000\n");
+    EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 1u);
+}
+
+TEST(CpuQuota, CgroupV1QuotaInHybridLayout) {
+    FakeRoot r;
+    write_file(r.root / "proc/self/cgroup",
+               "4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n0::/docker/abc\n");
+    std::string cg = (r.root / "sys/fs/cgroup").string();
+    write_file(r.root / "proc/self/mountinfo",
+               "31 23 0:27 / " + cg + "/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n" +
+                   "32 23 0:28 / " + cg + "/unified rw - cgroup2 cgroup2 rw\n");
+    write_file(r.root / "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "300000\n");
+    write_file(r.root / "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+    write_file(r.root / "sys/fs/cgroup/unified/docker/abc/cpu.max", "max 100000\n");
+    EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 3u);
+    // Unlimited v1 quota: no limit.
+    write_file(r.root / "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
+    EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 0u);
+}
+
+TEST(CpuQuota, CgroupNamespaceRootIsMapped) {
+    // Inside a container the mount's root is the container's cgroup, and /proc/self/cgroup
+    // shows paths relative to the namespace: "/" means the mount point itself.
+    FakeRoot r;
+    write_file(r.root / "proc/self/cgroup", "0::/\n");
+    write_file(r.root / "proc/self/mountinfo",
+               "30 23 0:26 / " + (r.root / "sys/fs/cgroup").string() + " rw - cgroup2 cgroup2 rw\n");
+    write_file(r.root / "sys/fs/cgroup/cpu.max", "100000 100000\n");
+    EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 1u);
+}
+
+TEST(HubCount, FollowsAffinityMask) {
+    // In a child: restrict affinity to one CPU and ask.
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        unsigned n = sched_setaffinity(0, sizeof set, &set) == 0 ? weft::default_hub_count() : 99;
+        ssize_t w = write(fds[1], &n, sizeof n);
+        _exit(w == sizeof n ? 0 : 1);
+    }
+    unsigned n = 0;
+    ASSERT_EQ(read(fds[0], &n, sizeof n), static_cast<ssize_t>(sizeof n));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    close(fds[1]);
+    EXPECT_EQ(n, 1u);
+    EXPECT_GE(weft::default_hub_count(), 1u);
+}
+
+TEST(Runtime, HubsFromOptionAndEnvironment) {
+    {
+        EnvGuard g("WEFT_HUBS", "3");
+        weft::Runtime rt(weft::testing::test_options());
+        EXPECT_EQ(rt.hub_count(), 3u);
+        for (unsigned i = 0; i < 3; ++i) EXPECT_EQ(rt.hub(i).index(), i);
+    }
+    {
+        EnvGuard g("WEFT_HUBS", "3");
+        auto o = weft::testing::test_options();
+        o.hubs = 2;  // an explicit option wins over the environment
+        weft::Runtime rt(o);
+        EXPECT_EQ(rt.hub_count(), 2u);
+    }
+}
+
+TEST(Runtime, BadEnvironmentIsAClearError) {
+    {
+        EnvGuard g("WEFT_HUBS", "lots");
+        try {
+            weft::Runtime rt(weft::testing::test_options());
+            FAIL() << "no error";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find("WEFT_HUBS='lots'"), std::string::npos);
+            EXPECT_NE(std::string(e.what()).find("1 to 1024"), std::string::npos);
+        }
+    }
+    {
+        EnvGuard g("WEFT_BACKEND", "kqueue");
+        try {
+            weft::Runtime rt(weft::testing::test_options());
+            FAIL() << "no error";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find("io_uring, epoll, auto"), std::string::npos);
+        }
+    }
+}
+
+TEST(Runtime, BackendFollowsEnvironment) {
+    for (const char* b : {"epoll", "io_uring"}) {
+        EnvGuard g("WEFT_BACKEND", b);
+        auto o = weft::testing::test_options();
+        o.hubs = 1;
+        weft::Runtime rt(o);
+        EXPECT_STREQ(weft::backend_name(rt.backend()), b);
+        EXPECT_STREQ(rt.hub(0).backend_name(), b);
+        EXPECT_NE(rt.backend_reason().find("WEFT_BACKEND"), std::string::npos);
+    }
+}
+
+TEST(Runtime, PostRunsOnTheTargetHubThread) {
+    auto o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    std::promise<std::pair<unsigned, std::thread::id>> p0, p1;
+    rt.hub(0).post([&] { p0.set_value({weft::Hub::current()->index(), std::this_thread::get_id()}); });
+    rt.hub(1).post([&] { p1.set_value({weft::Hub::current()->index(), std::this_thread::get_id()}); });
+    auto a = p0.get_future().get();
+    auto b = p1.get_future().get();
+    EXPECT_EQ(a.first, 0u);
+    EXPECT_EQ(b.first, 1u);
+    EXPECT_NE(a.second, b.second);
+    EXPECT_NE(a.second, std::this_thread::get_id());
+}
+
+TEST(Runtime, CrossHubPostFromAFiberWakesAFiberOnTheOtherHub) {
+    auto o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    std::promise<int> done;
+    rt.hub(0).post([&] {
+        weft::spawn("asker", [&] {
+            // Ask hub 1 to compute, wait for its answer on our hub through an Event.
+            weft::Event answered;
+            int value = 0;
+            weft::Hub* home = weft::Hub::current();
+            rt.hub(1).post([&, home] {
+                int v = static_cast<int>(weft::Hub::current()->index()) + 41;
+                home->post([&, v] {
+                    value = v;
+                    answered.set();
+                });
+            });
+            (void)answered.wait(5s);
+            done.set_value(value);
+        }).detach();
+    });
+    EXPECT_EQ(done.get_future().get(), 42);
+}
+
+TEST(Runtime, StopCancelsParkedFibersAndJoins) {
+    std::atomic<int> cancelled{0};
+    {
+        auto o = weft::testing::test_options();
+        o.hubs = 2;
+        weft::Runtime rt(o);
+        for (unsigned h = 0; h < 2; ++h)
+            rt.hub(h).post([&] {
+                for (int i = 0; i < 10; ++i)
+                    weft::spawn("parked", [&] {
+                        if (!weft::sleep_for(60s)) ++cancelled;
+                    }).detach();
+            });
+        std::this_thread::sleep_for(20ms);
+    }  // destructor: stop + join
+    EXPECT_EQ(cancelled.load(), 20);
+}
+
+FIBER_TEST(Offload, ReturnsValueAndRethrows) {
+    EXPECT_EQ(weft::offload([] { return 6 * 7; }), 42);
+    EXPECT_THROW(weft::offload([]() -> int { throw std::runtime_error("pool"); }),
+                 std::runtime_error);
+    auto tid = weft::offload([] { return std::this_thread::get_id(); });
+    EXPECT_NE(tid, std::this_thread::get_id());
+}
+
+FIBER_TEST(Offload, KeepsTheHubResponsive) {
+    // Another fiber ticks every 10 ms while 200 ms of blocking work runs in offload().
+    int ticks = 0;
+    bool stop = false;
+    auto ticker = weft::spawn("ticker", [&] {
+        while (!stop) {
+            ++ticks;
+            weft::sleep_for(10ms);
+        }
+    });
+    auto t0 = weft::Clock::now();
+    weft::offload([] { std::this_thread::sleep_for(200ms); });
+    stop = true;
+    EXPECT_GE(weft::Clock::now() - t0, 200ms);
+    EXPECT_GE(ticks, 15);
+    ticker.join();
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+namespace {
+[[gnu::noinline]] int recurse_forever(int depth) {
+    volatile char pad[512];
+    pad[0] = static_cast<char>(depth);
+    return recurse_forever(depth + 1) + pad[0];
+}
+}  // namespace
+#pragma GCC diagnostic pop
+
+TEST(StackOverflowDeathTest, ReportsTheFiberName) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(weft::run([] {
+                     weft::spawn("deep-recursion", [] { return recurse_forever(0); }).join();
+                 }),
+                 "stack overflow in fiber 'deep-recursion' .*-byte stack is exhausted");
+}

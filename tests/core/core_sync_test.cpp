@@ -1,0 +1,185 @@
+// Cooperative primitives: Event, Mutex, Semaphore, Channel, WaitGroup — waking, fairness,
+// deadlines, and cancellation while parked.
+#include <string>
+#include <vector>
+
+#include "fiber_test.hpp"
+#include "weft/core/weft.hpp"
+
+using namespace std::chrono_literals;
+using weft::Errc;
+
+static Errc code(const weft::Result<void>& r) { return r.ok() ? Errc::ok : r.error().code; }
+
+FIBER_TEST(Event, WaitersWakeOnSet) {
+    weft::Event ev;
+    int woke = 0;
+    std::vector<weft::Fiber<void>> fs;
+    for (int i = 0; i < 3; ++i) fs.push_back(weft::spawn("w", [&] {
+        if (ev.wait()) ++woke;
+    }));
+    weft::yield();
+    EXPECT_EQ(woke, 0);
+    ev.set();
+    for (auto& f : fs) f.join();
+    EXPECT_EQ(woke, 3);
+    EXPECT_TRUE(ev.wait().ok());  // already set: returns at once
+}
+
+FIBER_TEST(Event, WaitTimesOut) {
+    weft::Event ev;
+    auto t0 = weft::Clock::now();
+    EXPECT_EQ(code(ev.wait(30ms)), Errc::timed_out);
+    EXPECT_GE(weft::Clock::now() - t0, 30ms);
+}
+
+FIBER_TEST(Mutex, ExcludesAndHandsOffInOrder) {
+    weft::Mutex m;
+    std::vector<int> order;
+    int inside = 0, max_inside = 0;
+    std::vector<weft::Fiber<void>> fs;
+    for (int i = 0; i < 4; ++i)
+        fs.push_back(weft::spawn("locker", [&, i] {
+            weft::MutexLock g(m);
+            ASSERT_TRUE(g.owns_lock());
+            ++inside;
+            max_inside = std::max(max_inside, inside);
+            order.push_back(i);
+            weft::sleep_for(2ms);
+            --inside;
+        }));
+    for (auto& f : fs) f.join();
+    EXPECT_EQ(max_inside, 1);
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+    EXPECT_FALSE(m.is_locked());
+}
+
+FIBER_TEST(Mutex, LockTimesOut) {
+    weft::Mutex m;
+    ASSERT_TRUE(m.try_lock());
+    auto f = weft::spawn("late", [&] { return code(m.lock(20ms)); });
+    EXPECT_EQ(f.join(), Errc::timed_out);
+    m.unlock();
+    EXPECT_FALSE(m.is_locked());
+}
+
+FIBER_TEST(Mutex, CancelWhileWaitingForLock) {
+    weft::Mutex m;
+    ASSERT_TRUE(m.try_lock());
+    auto f = weft::spawn("waiter", [&] { return code(m.lock()); });
+    weft::yield();
+    f.cancel();
+    EXPECT_EQ(f.join(), Errc::cancelled);
+    m.unlock();
+    EXPECT_FALSE(m.is_locked());  // the cancelled waiter was not handed the lock
+}
+
+FIBER_TEST(Semaphore, LimitsConcurrency) {
+    weft::Semaphore sem(2);
+    int inside = 0, max_inside = 0;
+    std::vector<weft::Fiber<void>> fs;
+    for (int i = 0; i < 6; ++i)
+        fs.push_back(weft::spawn("s", [&] {
+            ASSERT_TRUE(sem.acquire().ok());
+            ++inside;
+            max_inside = std::max(max_inside, inside);
+            weft::sleep_for(2ms);
+            --inside;
+            sem.release();
+        }));
+    for (auto& f : fs) f.join();
+    EXPECT_EQ(max_inside, 2);
+    EXPECT_EQ(sem.available(), 2u);
+}
+
+FIBER_TEST(Semaphore, AcquireTimesOutAndCancels) {
+    weft::Semaphore sem(0);
+    EXPECT_EQ(code(sem.acquire(10ms)), Errc::timed_out);
+    auto f = weft::spawn("c", [&] { return code(sem.acquire()); });
+    weft::yield();
+    f.cancel();
+    EXPECT_EQ(f.join(), Errc::cancelled);
+    sem.release();
+    EXPECT_EQ(sem.available(), 1u);
+}
+
+FIBER_TEST(Channel, PassesValuesInOrderWithBackpressure) {
+    weft::Channel<std::string> ch(2);
+    auto producer = weft::spawn("producer", [&] {
+        for (int i = 0; i < 5; ++i) EXPECT_TRUE(ch.send(std::to_string(i)).ok());
+        ch.close();
+    });
+    weft::yield();
+    EXPECT_EQ(ch.size(), 2u);  // producer parked on a full channel
+    std::vector<std::string> got;
+    for (;;) {
+        auto v = ch.recv();
+        if (!v) {
+            EXPECT_EQ(v.error().code, Errc::closed);
+            break;
+        }
+        got.push_back(*v);
+    }
+    producer.join();
+    EXPECT_EQ(got, (std::vector<std::string>{"0", "1", "2", "3", "4"}));
+    EXPECT_EQ(code(ch.send("late")), Errc::closed);
+}
+
+FIBER_TEST(Channel, RecvTimesOutAndTryOps) {
+    weft::Channel<int> ch(1);
+    auto r = ch.recv(10ms);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::timed_out);
+    EXPECT_EQ(ch.try_recv().error().code, Errc::would_block);
+    EXPECT_TRUE(ch.try_send(1).ok());
+    EXPECT_EQ(code(ch.try_send(2)), Errc::would_block);
+    EXPECT_EQ(*ch.try_recv(), 1);
+}
+
+FIBER_TEST(Channel, CancelWhileWaitingToReceive) {
+    weft::Channel<int> ch(1);
+    auto f = weft::spawn("rx", [&] {
+        auto v = ch.recv();
+        return v ? Errc::ok : v.error().code;
+    });
+    weft::yield();
+    f.cancel();
+    EXPECT_EQ(f.join(), Errc::cancelled);
+    EXPECT_TRUE(ch.try_send(5).ok());  // nothing was consumed by the cancelled receiver
+    EXPECT_EQ(ch.size(), 1u);
+}
+
+FIBER_TEST(Channel, CloseWakesBlockedSender) {
+    weft::Channel<int> ch(1);
+    ASSERT_TRUE(ch.send(1).ok());
+    auto f = weft::spawn("tx", [&] { return code(ch.send(2)); });
+    weft::yield();
+    ch.close();
+    EXPECT_EQ(f.join(), Errc::closed);
+    EXPECT_EQ(*ch.recv(), 1);  // drained after close
+    EXPECT_EQ(ch.recv().error().code, Errc::closed);
+}
+
+FIBER_TEST(WaitGroup, WaitsForAll) {
+    weft::WaitGroup wg;
+    int done = 0;
+    for (int i = 0; i < 5; ++i) {
+        wg.add();
+        weft::spawn("job", [&, i] {
+            weft::sleep_for(std::chrono::milliseconds(i));
+            ++done;
+            wg.done();
+        }).detach();
+    }
+    EXPECT_TRUE(wg.wait(1s).ok());
+    EXPECT_EQ(done, 5);
+    EXPECT_EQ(wg.count(), 0);
+}
+
+FIBER_TEST(WaitGroup, WaitTimesOut) {
+    weft::WaitGroup wg;
+    wg.add(1);
+    EXPECT_EQ(code(wg.wait(10ms)), Errc::timed_out);
+    wg.done();
+    EXPECT_TRUE(wg.wait().ok());
+}
