@@ -34,6 +34,8 @@ function(weft_library name)
         VERSION ${PROJECT_VERSION}
         SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}
         EXPORT_NAME ${name})
+    # Calls inside a library bind directly (no PLT hop on the switch path).
+    target_link_options(weft_${name} PRIVATE -Wl,-Bsymbolic-functions)
     target_include_directories(weft_${name} PUBLIC
         $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
         $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)

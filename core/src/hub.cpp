@@ -97,13 +97,12 @@ void HubImpl::run_loop() {
     probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
     std::int64_t busy_from = last_ns_;
     for (;;) {
-        // Ready fibers, up to the budget; what they make ready runs next turn.
-        for (unsigned n = 0; n < budget_ && ready_head_; ++n) {
-            FiberRecord* f = ready_head_;
-            ready_head_ = f->next_ready;
-            if (!ready_head_) ready_tail_ = nullptr;
-            f->next_ready = nullptr;
-            run_fiber(f);
+        // Ready fibers, up to the budget: they switch among themselves and come back here
+        // when the budget is spent or nothing is ready.
+        if (ready_head_) {
+            budget_left_ = budget_;
+            switch_away(nullptr);
+            probe_.running_fiber.store(0, std::memory_order_relaxed);
         }
         bump(probe_.epoch);
         if (stats_) probe_.slice_start_ns.store(last_ns_, std::memory_order_relaxed);
@@ -155,28 +154,65 @@ void HubImpl::run_loop() {
     tls_hub_ = nullptr;
 }
 
-void HubImpl::run_fiber(FiberRecord* f) noexcept {
-    current_ = f;
-    tls_fiber_ = f;
-    set_state(f, FiberState::running);
-    probe_.running_fiber.store(f->id, std::memory_order_relaxed);
+// The scheduler. Control moves from a fiber (or the hub loop, from == nullptr) straight to the
+// next ready fiber while the budget lasts, and to the hub loop otherwise, so a yield or a park
+// costs one stack switch. Every switch advances the epoch the watchdog watches.
+inline void HubImpl::start_slice(FiberRecord* next, std::int64_t now) noexcept {
+    current_ = next;
+    tls_fiber_ = next;
+    set_state(next, FiberState::running);
+    probe_.running_fiber.store(next->id, std::memory_order_relaxed);
     if (stats_) {
-        slice_start_ns_ = last_ns_;
-        probe_.slice_start_ns.store(slice_start_ns_, std::memory_order_relaxed);
-        probe_.schedule_delay.observe(slice_start_ns_ - f->ready_at_ns);
+        slice_start_ns_ = now;
+        probe_.slice_start_ns.store(now, std::memory_order_relaxed);
+        probe_.schedule_delay.observe(now - next->ready_at_ns);
     }
-    if (observer_) observer_->on_switch(stats_ ? slice_start_ns_ : clock_ns());
-    context_switch(hub_ctx_, f->ctx);
+}
+
+inline FiberRecord* HubImpl::pick_next(FiberRecord* from, std::int64_t& now) noexcept {
     bump(probe_.epoch);
-    probe_.running_fiber.store(0, std::memory_order_relaxed);
-    current_ = nullptr;
-    tls_fiber_ = nullptr;
     if (stats_) {
-        last_ns_ = clock_ns();
-        probe_.run_duration.observe(last_ns_ - slice_start_ns_);
+        now = clock_ns();
+        if (from) probe_.run_duration.observe(now - slice_start_ns_);
+        last_ns_ = now;
     }
-    if (observer_) observer_->on_switch(stats_ ? last_ns_ : clock_ns());
-    if (f->state.load(std::memory_order_relaxed) == FiberState::done) finish_fiber(f);
+    if (observer_) observer_->on_switch(stats_ ? now : clock_ns());
+    if (budget_left_ == 0 || !ready_head_) return nullptr;
+    --budget_left_;
+    FiberRecord* next = ready_head_;
+    ready_head_ = next->next_ready;
+    if (!ready_head_) ready_tail_ = nullptr;
+    next->next_ready = nullptr;
+    return next;
+}
+
+inline void HubImpl::landed() noexcept {
+    if (dead_) {
+        FiberRecord* d = dead_;
+        dead_ = nullptr;
+        finish_fiber(d);
+    }
+}
+
+void HubImpl::switch_away(FiberRecord* from) noexcept {
+    std::int64_t now = 0;
+    FiberRecord* next = pick_next(from, now);
+    if (next == from && next) {  // a yield with nobody else ready: keep running
+        start_slice(next, now);
+        return;
+    }
+    Context& from_ctx = from ? from->ctx : hub_ctx_;
+    if (next) {
+        start_slice(next, now);
+        context_switch(from_ctx, next->ctx);
+    } else {
+        if (!from) return;  // the loop itself: nothing to run
+        current_ = nullptr;
+        tls_fiber_ = nullptr;
+        probe_.running_fiber.store(0, std::memory_order_relaxed);
+        context_switch(from_ctx, hub_ctx_);
+    }
+    landed();
 }
 
 void HubImpl::set_state(FiberRecord* f, FiberState s) noexcept {
@@ -242,7 +278,7 @@ Result<void> HubImpl::park(Interruptible* on, Deadline deadline, const char* rea
             timers_.add(&timer.node);
         }
     }
-    context_switch(f->ctx, hub_ctx_);
+    switch_away(f);
     if (timer.node.armed()) timers_.remove(&timer.node);
     f->parked_on = nullptr;
     f->wait_reason.store(nullptr, std::memory_order_relaxed);
@@ -254,12 +290,22 @@ void HubImpl::yield_running() {
     FiberRecord* f = current_;
     WEFT_CHECK(f != nullptr, "yield() needs a fiber");
     make_ready(f, Errc::ok);
-    context_switch(f->ctx, hub_ctx_);
+    switch_away(f);
 }
 
 void HubImpl::exit_running() noexcept {
     FiberRecord* f = current_;
     set_state(f, FiberState::done);
+    dead_ = f;  // whoever runs next frees it, off its stack
+    std::int64_t now = 0;
+    FiberRecord* next = pick_next(f, now);
+    if (next) {
+        start_slice(next, now);
+        context_exit(f->ctx, next->ctx);
+    }
+    current_ = nullptr;
+    tls_fiber_ = nullptr;
+    probe_.running_fiber.store(0, std::memory_order_relaxed);
     context_exit(f->ctx, hub_ctx_);
 }
 
@@ -321,6 +367,7 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
 
 void fiber_entry_point() noexcept {
     HubImpl* hub = HubImpl::current();
+    hub->landed();  // the fiber that switched here may have just finished
     FiberRecord* f = hub->running();
     f->ops->run(f->user_state);
     std::uintptr_t w = f->join_word.exchange(FiberRecord::kJoinDone, std::memory_order_seq_cst);

@@ -117,7 +117,16 @@ public:
     const char* thread_stack_hi() const noexcept { return thread_stack_hi_; }
 
 private:
-    void run_fiber(FiberRecord* f) noexcept;
+    /// Leaves the running fiber (or, with nullptr, the loop) for the next ready fiber or the
+    /// loop; returns when `from` runs again.
+    void switch_away(FiberRecord* from) noexcept;
+    FiberRecord* pick_next(FiberRecord* from, std::int64_t& now) noexcept;
+    void start_slice(FiberRecord* next, std::int64_t now) noexcept;
+public:
+    /// Right after a switch lands (in a fiber or the loop): frees a fiber that just died.
+    void landed() noexcept;
+
+private:
     void finish_fiber(FiberRecord* f) noexcept;
     void set_state(FiberRecord* f, FiberState s) noexcept;
     void run_posted();
@@ -135,6 +144,8 @@ private:
     TimerHeap timers_;
     Context hub_ctx_;
     FiberRecord* current_ = nullptr;
+    FiberRecord* dead_ = nullptr;  ///< finished fiber to free once off its stack
+    unsigned budget_left_ = 0;
     FiberRecord* ready_head_ = nullptr;
     FiberRecord* ready_tail_ = nullptr;
     std::int64_t last_ns_ = 0;
