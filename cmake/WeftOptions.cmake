@@ -24,6 +24,9 @@ else()
     set(WEFT_SANITIZER_FLAGS "none")
 endif()
 
+# Installed programs find the weft libraries next to them (bin/../lib).
+set(CMAKE_INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+
 # weft_library(NAME SOURCES...): a shared library `weft_NAME` with alias `weft::NAME`.
 # Shared, so that the server and every dlopen'ed plugin see one runtime (one set of hubs).
 function(weft_library name)
@@ -39,4 +42,12 @@ function(weft_library name)
     target_include_directories(weft_${name} PUBLIC
         $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
         $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+    # The SDK: every module library and its public headers are installed and exported.
+    install(TARGETS weft_${name} EXPORT weftTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
+        install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+    endif()
 endfunction()
