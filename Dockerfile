@@ -1,0 +1,46 @@
+# Weft's container image: a Debian bookworm stage builds Weft and runs its unit tests; a
+# bookworm-slim stage runs `weft` as a non-root user with the bundled plugins and the config in
+# deploy/container/weft.toml. Build it with deploy/scripts/build-image.sh, or by hand:
+#   podman build --pull=never --format docker \
+#       --security-opt seccomp=deploy/seccomp/weft-io-uring.json -t localhost/weft .
+# (--format docker keeps the HEALTHCHECK; the seccomp profile lets the io_uring tests run.)
+
+FROM docker.io/library/debian:bookworm AS build
+ENV DEBIAN_FRONTEND=noninteractive
+WORKDIR /src
+# The package list alone first, so this layer is reused until the list changes.
+COPY scripts/install-deps.sh scripts/install-deps.sh
+RUN scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
+COPY . .
+ARG WEFT_BUILD_JOBS=2
+# The build folder is a cache mount, so a rebuild compiles only what changed.
+RUN --mount=type=cache,target=/cache/build,sharing=locked \
+    deploy/container/build-in-image.sh /cache/build "$WEFT_BUILD_JOBS"
+
+FROM docker.io/library/debian:bookworm-slim AS runtime
+# The shared libraries Weft links, by their Debian runtime packages (the build stage has the -dev
+# ones). The ldd check below fails the build if this list falls behind.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libboost-context1.74.0 liburing2 libspdlog1.10 libfmt9 libdw1 libtomlplusplus3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin weft
+COPY --from=build /opt/weft /opt/weft
+COPY deploy/container/weft.toml /etc/weft/weft.toml
+COPY deploy/container/healthcheck.sh /usr/local/bin/weft-healthcheck
+RUN echo /opt/weft/lib > /etc/ld.so.conf.d/weft.conf && ldconfig \
+    && missing=$(find /opt/weft -name '*.so*' -type f -o -path '*/bin/*' -type f \
+        | xargs ldd 2>/dev/null | grep 'not found' | sort -u) \
+    && if [ -n "$missing" ]; then echo "libraries missing from the image:$missing" >&2; exit 1; fi
+ENV PATH=/opt/weft/bin:$PATH
+USER 10001:10001
+EXPOSE 8080 9090
+# SIGTERM starts the drain (bounded by drain_timeout); give the container a longer stop timeout.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/weft-healthcheck", "/healthz"]
+ENTRYPOINT ["/opt/weft/bin/weft"]
+CMD ["--config", "/etc/weft/weft.toml"]
+LABEL org.opencontainers.image.title="weft" \
+      org.opencontainers.image.description="Weft: green-threaded HTTP server (io_uring hubs, fibers, a watchdog)"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The image's build stage: configure and build Weft (Release, no benchmarks), run the unit tests,
+# install into /opt/weft, and keep only what the runtime stage needs (no headers, no CMake files).
+# Usage (from the source root, inside the build stage): build-in-image.sh BUILD_DIR JOBS
+set -euo pipefail
+build=${1:?build dir}
+jobs=${2:-2}
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_FUZZ=OFF -DWEFT_DEPLOY_TESTS=OFF >/dev/null
+cmake --build "$build" --parallel "$jobs"
+
+# The io_uring variants of the tests need io_uring, which the build's seccomp profile may refuse
+# (Docker's and podman's defaults do): run them only where io_uring works, and say so otherwise.
+cc -O2 -o "$build/io_uring_probe" deploy/container/io_uring_probe.c
+exclude=()
+if ! "$build/io_uring_probe"; then
+    echo "build-in-image: io_uring is refused in this build, so the *.io_uring test variants are" \
+        "left out; build with --security-opt seccomp=deploy/seccomp/weft-io-uring.json to run them"
+    exclude=(-E '[.]io_uring$')
+fi
+# Unit tests are the ones that need no outside servers; until any carries the label, run all but
+# the deploy tests (which drive podman from the host and are not even configured here).
+select=(-L unit)
+if ctest --test-dir "$build" -N -L unit | grep -q '^Total Tests: 0$'; then
+    select=(-LE deploy)
+fi
+ctest --test-dir "$build" "${select[@]}" "${exclude[@]}" --output-on-failure -j "$jobs" \
+    --timeout 300 --no-tests=error
+
+rm -rf /opt/weft
+cmake --install "$build" --prefix /opt/weft >/dev/null
+rm -rf /opt/weft/include /opt/weft/lib/cmake /opt/weft/lib/pkgconfig /opt/weft/share
+find /opt/weft -name '*.a' -delete
+test -x /opt/weft/bin/weft || { echo "build-in-image: no bin/weft was installed" >&2; exit 1; }
