@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the image from the Dockerfile (its build stage compiles Weft and runs the unit tests),
+# then checks what the runtime stage promises: non-root user, ports, stop signal, health check,
+# entry point, and no build tools or headers.
+source "$(dirname "$0")/lib.sh"
+need_server "a weft binary to put in the image"
+need_tools podman
+
+start=$SECONDS
+log=$WEFT_DEPLOY_WORK/image-build.log
+"$WEFT_ROOT/deploy/scripts/build-image.sh" >"$log" 2>&1 || {
+    tail -n 60 "$log" >&2
+    fail "the image build failed (last lines above; all of it in $log)"
+}
+grep -E 'tests passed|Total Test time|io_uring' "$log" || true
+ok "built $WEFT_IMAGE in $((SECONDS - start)) s"
+
+inspect() { podman image inspect --format "$1" "$WEFT_IMAGE"; }
+[ "$(inspect '{{.Config.User}}')" = "10001:10001" ] || fail "the image's user is '$(inspect '{{.Config.User}}')', not 10001:10001"
+ports=$(inspect '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}')
+[[ "$ports" == *"8080/tcp"* && "$ports" == *"9090/tcp"* ]] || fail "exposed ports are '$ports'"
+[ "$(inspect '{{.Config.StopSignal}}')" = "SIGTERM" ] || fail "stop signal is '$(inspect '{{.Config.StopSignal}}')'"
+hc=$(inspect '{{.Config.Healthcheck.Test}}')
+[[ "$hc" == *weft-healthcheck* ]] || fail "no HEALTHCHECK in the image (built without --format docker?): '$hc'"
+ok "user 10001, ports $ports, SIGTERM, health check $hc"
+
+# Only the runtime: weft, its libraries and plugins; no compiler, no headers.
+listing=$(podman run --rm --pull=never --network=none --entrypoint bash "$WEFT_IMAGE" -c \
+    'ls /opt/weft/bin /opt/weft/lib /opt/weft/lib/weft/plugins; command -v cc c++ cmake || true; ls /opt/weft/include 2>&1 || true')
+grep -qx weft <<<"$listing" || fail "no /opt/weft/bin/weft in the image: $listing"
+grep -q '^libweft_demo.so' <<<"$listing" || fail "no bundled demo plugin in lib/weft/plugins: $listing"
+grep -q 'bin/cc\|bin/c++\|bin/cmake' <<<"$listing" && fail "build tools in the runtime image: $listing"
+grep -q 'No such file' <<<"$listing" || fail "headers in the runtime image: $listing"
+ok "runtime content: weft, libweft_*, plugins; no build tools or headers"
+podman run --rm --pull=never --network=none "$WEFT_IMAGE" --version || fail "weft --version failed in the image"
