@@ -1,0 +1,585 @@
+// Parsing of booleans, integers, sizes, durations, choices and addresses from TOML values and
+// from environment/flag text, with messages that say what is allowed; and the quoting and
+// formatting helpers that turn values back into TOML, JSON and messages.
+#include "parse.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+namespace weft::config::detail {
+namespace {
+
+constexpr std::string_view kSpaces = " \t\r\n";
+
+std::string_view trim(std::string_view s) {
+    const auto first = s.find_first_not_of(kSpaces);
+    if (first == std::string_view::npos) return {};
+    const auto last = s.find_last_not_of(kSpaces);
+    return s.substr(first, last - first + 1);
+}
+
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
+
+// Reads "[-]DIGITS[.DIGITS]" or "[-].DIGITS" from the front of `s`; advances `s`.
+std::optional<long double> take_decimal(std::string_view& s) {
+    std::size_t i = 0;
+    bool negative = false;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) negative = s[i++] == '-';
+    const std::size_t digits_start = i;
+    long double value = 0;
+    while (i < s.size() && is_digit(s[i]))
+        value = value * 10 + (s[i++] - '0');
+    bool any_digit = i > digits_start;
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        long double scale = 0.1L;
+        const std::size_t fraction_start = i;
+        while (i < s.size() && is_digit(s[i])) {
+            value += (s[i++] - '0') * scale;
+            scale /= 10;
+        }
+        any_digit = any_digit || i > fraction_start;
+    }
+    if (!any_digit) return std::nullopt;
+    s.remove_prefix(i);
+    return negative ? -value : value;
+}
+
+struct Unit {
+    std::string_view name;
+    long double factor;
+};
+
+constexpr Unit kDurationUnits[] = {
+    {"ns", 1.0L}, {"us", 1e3L}, {"\xC2\xB5s", 1e3L}, {"ms", 1e6L},
+    {"s", 1e9L},  {"m", 60e9L}, {"h", 3600e9L},
+};
+
+constexpr Unit kSizeUnits[] = {
+    {"", 1.0L},
+    {"b", 1.0L},
+    {"k", 1024.0L},
+    {"kb", 1024.0L},
+    {"kib", 1024.0L},
+    {"m", 1048576.0L},
+    {"mb", 1048576.0L},
+    {"mib", 1048576.0L},
+    {"g", 1073741824.0L},
+    {"gb", 1073741824.0L},
+    {"gib", 1073741824.0L},
+    {"t", 1099511627776.0L},
+    {"tb", 1099511627776.0L},
+    {"tib", 1099511627776.0L},
+};
+
+// Nanoseconds as a long double, so that range checks happen before any overflow.
+std::optional<long double> duration_ns_from_text(std::string_view text) {
+    std::string_view s = trim(text);
+    if (s.empty()) return std::nullopt;
+    // A bare number is seconds (WEFT_MAX_BLOCKING_TIME=0.1, as gevent reads it).
+    {
+        std::string_view probe = s;
+        if (auto v = take_decimal(probe); v && probe.empty()) return *v * 1e9L;
+    }
+    bool negative = false;
+    if (s.front() == '-' || s.front() == '+') {
+        negative = s.front() == '-';
+        s.remove_prefix(1);
+    }
+    long double total = 0;
+    while (!s.empty()) {
+        if (s.front() == '-' || s.front() == '+') return std::nullopt;
+        auto number = take_decimal(s);
+        if (!number) return std::nullopt;
+        std::size_t n = 0;
+        while (n < s.size() && !is_digit(s[n]) && s[n] != '.')
+            ++n;
+        const std::string_view unit = s.substr(0, n);
+        s.remove_prefix(n);
+        const auto* found = std::find_if(std::begin(kDurationUnits), std::end(kDurationUnits),
+                                         [&](const Unit& u) { return u.name == unit; });
+        if (found == std::end(kDurationUnits)) return std::nullopt;
+        total += *number * found->factor;
+    }
+    return negative ? -total : total;
+}
+
+std::optional<long double> size_bytes_from_text(std::string_view text) {
+    std::string_view s = trim(text);
+    auto number = take_decimal(s);
+    if (!number) return std::nullopt;
+    const std::string unit = to_lower(trim(s));
+    const auto* found = std::find_if(std::begin(kSizeUnits), std::end(kSizeUnits),
+                                     [&](const Unit& u) { return u.name == unit; });
+    if (found == std::end(kSizeUnits)) return std::nullopt;
+    return *number * found->factor;
+}
+
+const char* kSizeExpected =
+    "expected a size: bytes as an integer, or a string with a unit such as \"512KiB\", "
+    "\"16kb\", \"1MiB\" or \"2gb\" (all binary: kb = KiB = 1024 bytes)";
+const char* kDurationExpected =
+    "expected a duration: seconds as a number (0.1) or a string with a unit ns, us, ms, s, m "
+    "or h (\"100ms\", \"10s\", \"2m\", \"1m30s\")";
+
+template <class T>
+std::string range_text(T min, T max, std::string (*show)(T)) {
+    if (max == std::numeric_limits<T>::max()) {
+        if (min == 0) return "must not be negative";
+        return "must be at least " + show(min);
+    }
+    return "must be between " + show(min) + " and " + show(max);
+}
+
+std::string show_int(std::int64_t v) {
+    return std::to_string(v);
+}
+std::string show_size(std::uint64_t v) {
+    return format_size(v);
+}
+
+// UTF-8 decoding for validation and escaping: the length of the valid sequence at s[i], or 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t* code) noexcept {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    if (b0 < 0x80) {
+        *code = b0;
+        return 1;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    std::uint32_t min = 0;
+    if ((b0 & 0xE0) == 0xC0) {
+        len = 2, cp = b0 & 0x1F, min = 0x80;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        len = 3, cp = b0 & 0x0F, min = 0x800;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        len = 4, cp = b0 & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + len > s.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if ((b & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    *code = cp;
+    return len;
+}
+
+void append_u_escape(std::string& out, std::uint32_t cp) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
+    out += buf;
+}
+
+}  // namespace
+
+Input Input::from_text(std::string_view text) {
+    Input in;
+    in.kind = Kind::text;
+    in.text = std::string(text);
+    return in;
+}
+
+Input Input::from_value(const Value& value) {
+    Input in;
+    switch (value.type()) {
+        case Value::Type::string:
+            in.kind = Kind::string;
+            in.text = *value.as_string();
+            break;
+        case Value::Type::integer:
+            in.kind = Kind::integer;
+            in.integer = *value.as_integer();
+            break;
+        case Value::Type::floating:
+            in.kind = Kind::floating;
+            in.floating = *value.as_floating();
+            break;
+        case Value::Type::boolean:
+            in.kind = Kind::boolean;
+            in.boolean = *value.as_boolean();
+            break;
+        case Value::Type::array:
+            in.kind = Kind::array;
+            break;
+        case Value::Type::table:
+            in.kind = Kind::table;
+            break;
+    }
+    return in;
+}
+
+std::string Input::display() const {
+    switch (kind) {
+        case Kind::text:
+        case Kind::string:
+            return toml_quote(text);
+        case Kind::integer:
+            return std::to_string(integer);
+        case Kind::floating:
+            return format_double(floating);
+        case Kind::boolean:
+            return boolean ? "true" : "false";
+        case Kind::array:
+            return "an array";
+        case Kind::table:
+            return "a table";
+    }
+    return {};
+}
+
+Parsed<bool> parse_bool(const Input& in) {
+    if (in.kind == Input::Kind::boolean) return in.boolean;
+    if (in.kind == Input::Kind::text) {
+        const std::string t = to_lower(trim(in.text));
+        if (t == "1" || t == "true" || t == "on" || t == "yes") return true;
+        if (t == "0" || t == "false" || t == "off" || t == "no") return false;
+        return Problem{"expected a boolean: 1, true, on, yes, 0, false, off or no"};
+    }
+    return Problem{"expected a boolean (true or false, without quotes)"};
+}
+
+Parsed<std::int64_t> parse_integer(const Input& in, std::int64_t min, std::int64_t max) {
+    std::int64_t v = 0;
+    if (in.kind == Input::Kind::integer) {
+        v = in.integer;
+    } else if (in.kind == Input::Kind::text) {
+        std::string_view t = trim(in.text);
+        if (!t.empty() && t.front() == '+') t.remove_prefix(1);
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (t.empty() || end != t.data() + t.size()) return Problem{"expected an integer"};
+        if (ec == std::errc::result_out_of_range) return Problem{range_text(min, max, show_int)};
+    } else if (in.kind == Input::Kind::string) {
+        return Problem{"expected an integer (without quotes)"};
+    } else {
+        return Problem{"expected an integer"};
+    }
+    if (v < min || v > max) return Problem{range_text(min, max, show_int)};
+    return v;
+}
+
+Parsed<std::int64_t> parse_count_or_auto(const Input& in, std::int64_t max) {
+    if (in.is_textual() && to_lower(trim(in.text)) == "auto") return std::int64_t{0};
+    if (in.kind == Input::Kind::string) {
+        return Problem{"expected an integer 0.." + std::to_string(max) +
+                       " (0 or \"auto\": automatic)"};
+    }
+    auto r = parse_integer(in, 0, max);
+    if (std::holds_alternative<Problem>(r)) {
+        return Problem{"expected an integer 0.." + std::to_string(max) +
+                       " (0 or \"auto\": automatic)"};
+    }
+    return r;
+}
+
+Parsed<double> parse_number(const Input& in) {
+    if (in.kind == Input::Kind::floating) return in.floating;
+    if (in.kind == Input::Kind::integer) return static_cast<double>(in.integer);
+    return Problem{"expected a number"};
+}
+
+Parsed<std::string> parse_string(const Input& in) {
+    if (in.is_textual()) return in.text;
+    return Problem{"expected a string"};
+}
+
+Parsed<std::uint64_t> parse_size(const Input& in, std::uint64_t min, std::uint64_t max) {
+    long double bytes = 0;
+    if (in.kind == Input::Kind::integer) {
+        bytes = static_cast<long double>(in.integer);
+    } else if (in.is_textual()) {
+        auto v = size_bytes_from_text(in.text);
+        if (!v) return Problem{kSizeExpected};
+        bytes = *v;
+    } else {
+        return Problem{kSizeExpected};
+    }
+    if (bytes < static_cast<long double>(min) || bytes > static_cast<long double>(max)) {
+        return Problem{range_text(min, max, show_size)};
+    }
+    return static_cast<std::uint64_t>(std::llroundl(bytes));
+}
+
+Parsed<Duration> parse_duration(const Input& in, Duration min, Duration max, bool min_exclusive) {
+    long double ns = 0;
+    if (in.kind == Input::Kind::integer) {
+        ns = static_cast<long double>(in.integer) * 1e9L;
+    } else if (in.kind == Input::Kind::floating) {
+        if (!std::isfinite(in.floating)) return Problem{kDurationExpected};
+        ns = static_cast<long double>(in.floating) * 1e9L;
+    } else if (in.is_textual()) {
+        auto v = duration_ns_from_text(in.text);
+        if (!v) return Problem{kDurationExpected};
+        ns = *v;
+    } else {
+        return Problem{kDurationExpected};
+    }
+    const auto lo = static_cast<long double>(min.count());
+    const auto hi = static_cast<long double>(max.count());
+    const bool too_small = min_exclusive ? ns <= lo : ns < lo;
+    // Rounding to whole nanoseconds must not turn 0.1ns into "0" past a "> 0" check.
+    const long double rounded = std::roundl(ns);
+    if (too_small || ns > hi || (min_exclusive && rounded <= lo)) {
+        if (min_exclusive) {
+            const std::string lowest = min == Duration::zero() ? "0" : format_duration(min);
+            return Problem{"must be greater than " + lowest + " and at most " +
+                           format_duration(max)};
+        }
+        return Problem{"must be between " + format_duration(min) + " and " + format_duration(max)};
+    }
+    return Duration(static_cast<Duration::rep>(rounded));
+}
+
+Parsed<std::size_t> parse_choice(const Input& in, std::span<const std::string_view> names) {
+    if (in.is_textual()) {
+        const std::string t = to_lower(trim(in.text));
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            if (names[i] == t) return i;
+        }
+    }
+    std::string allowed = "expected one of: ";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i) allowed += ", ";
+        allowed += names[i];
+    }
+    return Problem{allowed};
+}
+
+Parsed<ListenAddress> parse_listen(const Input& in) {
+    constexpr std::string_view kAllowed =
+        "expected ADDR:PORT with a numeric IPv4 address (\"127.0.0.1:8080\"), [IPv6]:PORT "
+        "(\"[::1]:8080\") or *:PORT for every address; port 0..65535";
+    if (!in.is_textual()) return Problem{std::string(kAllowed)};
+    std::string why;
+    if (auto a = ListenAddress::parse(in.text, &why)) return *a;
+    return Problem{why + "; " + std::string(kAllowed)};
+}
+
+Parsed<AccessLog> parse_access_log(const Input& in) {
+    if (!in.is_textual()) return Problem{"expected \"off\", \"stdout\", \"stderr\" or a file path"};
+    const std::string t = to_lower(trim(in.text));
+    if (t.empty() || t == "off") return AccessLog{AccessLog::Kind::off, {}};
+    if (t == "stdout") return AccessLog{AccessLog::Kind::to_stdout, {}};
+    if (t == "stderr") return AccessLog{AccessLog::Kind::to_stderr, {}};
+    if (in.text.find('\0') != std::string::npos) {
+        return Problem{"a file path must not contain a NUL character"};
+    }
+    return AccessLog{AccessLog::Kind::to_file, in.text};
+}
+
+std::optional<std::uint64_t> size_from_text(std::string_view text) {
+    auto v = size_bytes_from_text(text);
+    if (!v || *v < 0 || *v > static_cast<long double>(std::numeric_limits<std::int64_t>::max())) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(std::llroundl(*v));
+}
+
+std::optional<Duration> duration_from_text(std::string_view text) {
+    auto v = duration_ns_from_text(text);
+    if (!v || std::fabs(*v) > static_cast<long double>(std::numeric_limits<Duration::rep>::max())) {
+        return std::nullopt;
+    }
+    return Duration(static_cast<Duration::rep>(std::roundl(*v)));
+}
+
+std::string format_size(std::uint64_t bytes) {
+    if (bytes != 0) {
+        if (bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "GiB";
+        if (bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
+        if (bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
+    }
+    return std::to_string(bytes);
+}
+
+std::string format_duration(Duration d) {
+    const auto ns = d.count();
+    if (ns == 0) return "0s";
+    constexpr std::int64_t kSecond = 1'000'000'000;
+    constexpr std::int64_t kHour = 3600 * kSecond;
+    if (ns % kHour == 0) return std::to_string(ns / kHour) + "h";
+    if (ns % kSecond == 0) return std::to_string(ns / kSecond) + "s";
+    if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
+    if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
+    return std::to_string(ns) + "ns";
+}
+
+std::string format_double(double v) {
+    char buf[64];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    std::string s(buf, ec == std::errc() ? end : buf);
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+    return s;
+}
+
+std::string toml_quote(std::string_view s) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < s.size();) {
+        std::uint32_t cp = 0;
+        const std::size_t len = utf8_sequence(s, i, &cp);
+        if (len == 0) {
+            out += "\\uFFFD";
+            ++i;
+            continue;
+        }
+        switch (cp) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                if (cp < 0x20 || cp == 0x7F) {
+                    append_u_escape(out, cp);
+                } else {
+                    out.append(s.substr(i, len));
+                }
+        }
+        i += len;
+    }
+    out += '"';
+    return out;
+}
+
+std::string toml_key(std::string_view key) {
+    const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
+               c == '-';
+    });
+    return bare ? std::string(key) : toml_quote(key);
+}
+
+std::string json_quote(std::string_view s) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < s.size();) {
+        std::uint32_t cp = 0;
+        const std::size_t len = utf8_sequence(s, i, &cp);
+        if (len == 0) {
+            out += "\\ufffd";
+            ++i;
+            continue;
+        }
+        switch (cp) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                if (cp < 0x20) {
+                    append_u_escape(out, cp);
+                } else {
+                    out.append(s.substr(i, len));
+                }
+        }
+        i += len;
+    }
+    out += '"';
+    return out;
+}
+
+bool valid_utf8(std::string_view s) noexcept {
+    for (std::size_t i = 0; i < s.size();) {
+        std::uint32_t cp = 0;
+        const std::size_t len = utf8_sequence(s, i, &cp);
+        if (len == 0) return false;
+        i += len;
+    }
+    return true;
+}
+
+std::string to_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+std::string to_upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    // Optimal string alignment: insertions, deletions, substitutions and adjacent swaps
+    // ("lsiten") each cost one.
+    const std::size_t n = a.size();
+    const std::size_t m = b.size();
+    std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+    for (std::size_t i = 0; i <= n; ++i)
+        d[i][0] = i;
+    for (std::size_t j = 0; j <= m; ++j)
+        d[0][j] = j;
+    for (std::size_t i = 1; i <= n; ++i) {
+        for (std::size_t j = 1; j <= m; ++j) {
+            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[n][m];
+}
+
+std::optional<std::string> suggest(std::string_view word, std::span<const std::string> candidates) {
+    const std::string w = to_lower(word);
+    const std::size_t limit = std::max<std::size_t>(1, w.size() / 3);
+    std::optional<std::string> best;
+    std::size_t best_distance = limit + 1;
+    for (const auto& c : candidates) {
+        const std::size_t dist = edit_distance(w, to_lower(c));
+        if (dist < best_distance) {
+            best_distance = dist;
+            best = c;
+        }
+    }
+    return best;
+}
+
+}  // namespace weft::config::detail

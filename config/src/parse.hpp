@@ -1,0 +1,88 @@
+// Value parsing shared by the loader and Table's getters: one raw input (a typed TOML value, or
+// the text of an environment variable or flag) to a typed value or a message saying what is
+// allowed; plus the text helpers (quoting, sizes, durations, suggestions) both need.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "weft/config/config.hpp"
+#include "weft/config/table.hpp"
+
+namespace weft::config::detail {
+
+/// One raw value. From a TOML file it keeps its type; from the environment or a flag it is
+/// text, which may spell a number, a boolean or a duration.
+struct Input {
+    enum class Kind : std::uint8_t { text, string, integer, floating, boolean, array, table };
+
+    Kind kind = Kind::text;
+    std::string text;  // Kind::text and Kind::string
+    std::int64_t integer = 0;
+    double floating = 0;
+    bool boolean = false;
+
+    static Input from_text(std::string_view text);
+    static Input from_value(const Value& value);
+    /// As messages show it: quoted strings, plain numbers, "a table", "an array".
+    std::string display() const;
+    bool is_textual() const noexcept { return kind == Kind::text || kind == Kind::string; }
+};
+
+/// What is wrong with an input and what is allowed ("expected a boolean: ...").
+struct Problem {
+    std::string message;
+};
+
+/// A parsed value, or the problem.
+template <class T>
+using Parsed = std::variant<T, Problem>;
+
+Parsed<bool> parse_bool(const Input& in);
+Parsed<std::int64_t> parse_integer(const Input& in, std::int64_t min, std::int64_t max);
+/// Like parse_integer, and "auto" means 0.
+Parsed<std::int64_t> parse_count_or_auto(const Input& in, std::int64_t max);
+Parsed<double> parse_number(const Input& in);
+Parsed<std::string> parse_string(const Input& in);
+Parsed<std::uint64_t> parse_size(const Input& in, std::uint64_t min, std::uint64_t max);
+/// Inclusive bounds unless `min_exclusive` (then the value must be greater than `min`).
+Parsed<Duration> parse_duration(const Input& in, Duration min, Duration max,
+                                bool min_exclusive = false);
+/// Index into `names` (compared without regard to case).
+Parsed<std::size_t> parse_choice(const Input& in, std::span<const std::string_view> names);
+Parsed<ListenAddress> parse_listen(const Input& in);
+Parsed<AccessLog> parse_access_log(const Input& in);
+
+/// The unit-less grammar itself, for inputs already known to be text.
+std::optional<std::uint64_t> size_from_text(std::string_view text);
+std::optional<Duration> duration_from_text(std::string_view text);
+
+/// "64KiB", "1MiB" when exact, else the plain byte count.
+std::string format_size(std::uint64_t bytes);
+/// "100ms", "10s", "2h", "1500ms": whole hours, else the largest of s, ms, us, ns that keeps
+/// the value whole (no minutes, so 60 s stays "60s").
+std::string format_duration(Duration d);
+/// Shortest text that reads back as the same double, always with a '.', 'e', "inf" or "nan"
+/// so TOML sees a float.
+std::string format_double(double v);
+
+/// A TOML basic string, quoted and escaped.
+std::string toml_quote(std::string_view s);
+/// A TOML key: bare when it can be, quoted otherwise.
+std::string toml_key(std::string_view key);
+/// A JSON string, quoted and escaped; invalid UTF-8 becomes U+FFFD.
+std::string json_quote(std::string_view s);
+
+bool valid_utf8(std::string_view s) noexcept;
+std::string to_lower(std::string_view s);
+std::string to_upper(std::string_view s);
+
+std::size_t edit_distance(std::string_view a, std::string_view b);
+/// The candidate closest to `word` when close enough to be a likely typo.
+std::optional<std::string> suggest(std::string_view word, std::span<const std::string> candidates);
+
+}  // namespace weft::config::detail

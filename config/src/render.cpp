@@ -1,0 +1,200 @@
+// render_effective (TOML with a source comment per value, read back by the loader) and to_json
+// (for /debug/config). Both walk the key registry, so every key appears in both.
+#include "weft/config/render.hpp"
+
+#include <cmath>
+
+#include "keys.hpp"
+#include "parse.hpp"
+
+namespace weft::config {
+namespace {
+
+using detail::key_specs;
+
+constexpr std::size_t kCommentColumn = 48;
+
+// A comment must stay one line of valid UTF-8 without control characters.
+std::string comment_text(const Source& source) {
+    std::string in = source.to_string();
+    std::string out;
+    if (!detail::valid_utf8(in)) {
+        for (char c : in)
+            out += (static_cast<unsigned char>(c) < 0x80) ? c : '?';
+        in = out;
+        out.clear();
+    }
+    for (char c : in) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (u < 0x20 && c != '\t') || u == 0x7F ? '?' : c;
+    }
+    return out;
+}
+
+void line(std::string& out, const std::string& text, const Source& source) {
+    out += text;
+    out.append(text.size() < kCommentColumn ? kCommentColumn - text.size() : 1, ' ');
+    out += "# " + comment_text(source) + "\n";
+}
+
+std::string toml_inline(const Value& v) {
+    switch (v.type()) {
+        case Value::Type::string:
+            return detail::toml_quote(*v.as_string());
+        case Value::Type::integer:
+            return std::to_string(*v.as_integer());
+        case Value::Type::floating:
+            return detail::format_double(*v.as_floating());
+        case Value::Type::boolean:
+            return *v.as_boolean() ? "true" : "false";
+        case Value::Type::array: {
+            std::string s = "[";
+            for (const auto& e : *v.as_array()) {
+                if (s.size() > 1) s += ", ";
+                s += toml_inline(e);
+            }
+            return s + "]";
+        }
+        case Value::Type::table: {
+            std::string s = "{";
+            for (const auto& [k, e] : *v.as_table()) {
+                s += (s.size() > 1 ? ", " : " ") + detail::toml_key(k) + " = " + toml_inline(e);
+            }
+            return s + (s.size() > 1 ? " }" : "}");
+        }
+    }
+    return {};
+}
+
+// Values first, then sub-tables under their own headers, as TOML requires.
+void render_table(std::string& out, const Table& table, const std::string& path) {
+    for (const auto& [k, v] : table) {
+        if (v.type() != Value::Type::table) {
+            line(out, detail::toml_key(k) + " = " + toml_inline(v), v.source());
+        }
+    }
+    for (const auto& [k, v] : table) {
+        if (v.type() != Value::Type::table) continue;
+        const std::string sub = path + "." + detail::toml_key(k);
+        line(out, "[" + sub + "]", v.source());
+        render_table(out, *v.as_table(), sub);
+    }
+}
+
+std::string json_number(double v) {
+    return std::isfinite(v) ? detail::format_double(v) : "null";
+}
+
+std::string json_value(const Value& v) {
+    switch (v.type()) {
+        case Value::Type::string:
+            return detail::json_quote(*v.as_string());
+        case Value::Type::integer:
+            return std::to_string(*v.as_integer());
+        case Value::Type::floating:
+            return json_number(*v.as_floating());
+        case Value::Type::boolean:
+            return *v.as_boolean() ? "true" : "false";
+        case Value::Type::array: {
+            std::string s = "[";
+            for (const auto& e : *v.as_array()) {
+                if (s.size() > 1) s += ", ";
+                s += json_value(e);
+            }
+            return s + "]";
+        }
+        case Value::Type::table: {
+            std::string s = "{";
+            for (const auto& [k, e] : *v.as_table()) {
+                if (s.size() > 1) s += ", ";
+                s += detail::json_quote(k) + ": " + json_value(e);
+            }
+            return s + "}";
+        }
+    }
+    return "null";
+}
+
+std::string json_table(const Table& t) {
+    std::string s = "{";
+    for (const auto& [k, e] : t) {
+        if (s.size() > 1) s += ", ";
+        s += detail::json_quote(k) + ": " + json_value(e);
+    }
+    return s + "}";
+}
+
+void json_sources(std::vector<std::pair<std::string, std::string>>& out, const Table& t,
+                  const std::string& path) {
+    for (const auto& [k, v] : t) {
+        const std::string key = path + "." + k;
+        out.emplace_back(key, v.source().to_string());
+        if (const Table* sub = v.as_table()) json_sources(out, *sub, key);
+    }
+}
+
+}  // namespace
+
+std::string render_effective(const Config& config) {
+    std::string out =
+        "# Effective Weft configuration: every key, each followed by where its value came from.\n"
+        "# It is valid TOML: `weft --config FILE` reads it back to the same values.\n";
+    std::string_view section;
+    for (const auto& k : key_specs()) {
+        if (k.section != section) {
+            section = k.section;
+            out += "\n[" + std::string(section) + "]\n";
+        }
+        line(out, std::string(k.name) + " = " + k.toml(config), k.source(config));
+    }
+    for (const auto& p : config.plugins) {
+        out += "\n[[plugin]]\n";
+        line(out, "path = " + detail::toml_quote(p.path.value), p.path.source);
+        if (p.config.empty()) continue;
+        line(out, "[plugin.config]", p.config.source());
+        render_table(out, p.config, "plugin.config");
+    }
+    return out;
+}
+
+std::string to_json(const Config& config, bool with_sources) {
+    std::vector<std::pair<std::string, std::string>> sources;
+    std::string out = "{\n";
+    std::string_view section;
+    for (const auto& k : key_specs()) {
+        if (k.section != section) {
+            if (!section.empty()) out += "\n  },\n";
+            section = k.section;
+            out += "  \"" + std::string(section) + "\": {\n";
+        } else {
+            out += ",\n";
+        }
+        out += "    \"" + std::string(k.name) + "\": " + k.json(config);
+        sources.emplace_back(std::string(k.section) + "." + std::string(k.name),
+                             k.source(config).to_string());
+    }
+    out += "\n  },\n  \"plugins\": [";
+    for (std::size_t i = 0; i < config.plugins.size(); ++i) {
+        const auto& p = config.plugins[i];
+        const std::string prefix = "plugins[" + std::to_string(i) + "]";
+        out += i ? ",\n    " : "\n    ";
+        out += "{\"path\": " + detail::json_quote(p.path.value) +
+               ", \"config\": " + json_table(p.config) + "}";
+        sources.emplace_back(prefix + ".path", p.path.source.to_string());
+        json_sources(sources, p.config, prefix + ".config");
+    }
+    out += config.plugins.empty() ? "]" : "\n  ]";
+    if (with_sources) {
+        out += ",\n  \"sources\": {";
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            out += i ? ",\n    " : "\n    ";
+            out +=
+                detail::json_quote(sources[i].first) + ": " + detail::json_quote(sources[i].second);
+        }
+        out += "\n  }";
+    }
+    out += "\n}\n";
+    return out;
+}
+
+}  // namespace weft::config
