@@ -360,15 +360,24 @@ class Loader {
             if (!name.starts_with(prefix)) continue;
             const std::string key = detail::to_lower(std::string_view(name).substr(prefix.size()));
             if (const KeySpec* spec = detail::find_key(section, key)) return spec;
-            std::vector<std::string> candidates;
-            for (const auto& k : detail::key_specs()) {
-                if (k.section == section) candidates.push_back(k.env_name());
-            }
+            // Compare only what follows the prefix, which every candidate shares.
+            std::vector<std::string> tails = keys_of(section);
             for (const auto& a : kAliases) {
-                if (a.env.starts_with(prefix)) candidates.emplace_back(a.env);
+                if (a.env.starts_with(prefix)) {
+                    tails.push_back(detail::to_lower(a.env.substr(prefix.size())));
+                }
+            }
+            std::string message = "unknown environment variable";
+            if (auto s = detail::suggest(key, tails)) {
+                message += "; did you mean " + prefix + detail::to_upper(*s) + "?";
+            } else {
+                message += "; known:";
+                for (std::size_t i = 0; i < tails.size(); ++i) {
+                    message += (i ? ", " : " ") + prefix + detail::to_upper(tails[i]);
+                }
             }
             error(section_title(section) + " " + key, Source::environment(name), {},
-                  unknown("environment variable", name, candidates, ""));
+                  std::move(message));
             return nullptr;
         }
         return nullptr;  // another WEFT_* variable (WEFT_TEST_LOG, ...): not configuration
@@ -390,11 +399,7 @@ class Loader {
                                       : detail::find_key(std::string_view(f.key).substr(0, dot),
                                                          std::string_view(f.key).substr(dot + 1));
             if (!spec) {
-                std::vector<std::string> candidates{"plugin"};
-                for (const auto& k : detail::key_specs()) {
-                    candidates.push_back(std::string(k.section) + "." + std::string(k.name));
-                }
-                error(f.key, source, {}, unknown("key", f.key, candidates));
+                unknown_flag_key(f.key, source);
                 continue;
             }
             if (!detail::valid_utf8(f.value)) {
@@ -424,6 +429,32 @@ class Loader {
             plugins.push_back(std::move(p));
         }
         config_.plugins = std::move(plugins);
+    }
+
+    void unknown_flag_key(const std::string& key, const Source& source) {
+        const auto dot = key.find('.');
+        const auto sections = detail::section_names();
+        if (dot != std::string::npos &&
+            std::find(sections.begin(), sections.end(), key.substr(0, dot)) != sections.end()) {
+            // A known section: compare key names only, which is where the typo is.
+            const std::string section = key.substr(0, dot);
+            std::vector<std::string> names = keys_of(section);
+            std::string message = "unknown key";
+            if (auto s = detail::suggest(key.substr(dot + 1), names)) {
+                message += "; did you mean '" + section + "." + *s + "'?";
+            } else {
+                for (auto& n : names)
+                    n = section + "." + n;
+                message += "; known: " + join(names);
+            }
+            error(key, source, {}, std::move(message));
+            return;
+        }
+        std::vector<std::string> candidates{"plugin"};
+        for (const auto& k : detail::key_specs()) {
+            candidates.push_back(std::string(k.section) + "." + std::string(k.name));
+        }
+        error(key, source, {}, unknown("key", key, candidates));
     }
 
     // --- relations between keys -------------------------------------------------------------
@@ -470,7 +501,7 @@ const Config& LoadResult::config() const& {
     return *config_;
 }
 
-Config&& LoadResult::config() && {
+Config LoadResult::config() && {
     if (!config_) throw BadConfigAccess(errors_.front());
     return std::move(*config_);
 }

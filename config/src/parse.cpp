@@ -579,6 +579,16 @@ std::optional<std::string> suggest(std::string_view word, std::span<const std::s
             best = c;
         }
     }
+    if (best || w.size() < 3) return best;
+    // A name cut short ("max_blocking") or run on ("listen_address"): one candidate that
+    // starts with the word, or that the word starts with.
+    for (const auto& c : candidates) {
+        const std::string lc = to_lower(c);
+        if (lc.starts_with(w) || w.starts_with(lc)) {
+            if (best) return std::nullopt;  // ambiguous
+            best = c;
+        }
+    }
     return best;
 }
 

@@ -82,7 +82,8 @@ std::string to_lower(std::string_view s);
 std::string to_upper(std::string_view s);
 
 std::size_t edit_distance(std::string_view a, std::string_view b);
-/// The candidate closest to `word` when close enough to be a likely typo.
+/// The candidate closest to `word` when close enough to be a likely typo (a few edits, or the
+/// only candidate that `word` is a prefix of, or that is a prefix of `word`).
 std::optional<std::string> suggest(std::string_view word, std::span<const std::string> candidates);
 
 }  // namespace weft::config::detail

@@ -478,6 +478,11 @@ TEST(ConfigFile, ReadsFromDisk) {
     EXPECT_EQ(r.config().server.hubs.source.to_string(), std::string(path) + ":3");
 }
 
+TEST(ConfigResult, ConfigCanBeMovedOutOfATemporary) {
+    const Config c = load(bare_options()).config();
+    EXPECT_EQ(c.server.listen.value.port, 8080);
+}
+
 TEST(ConfigResult, ConfigOfAFailedLoadThrows) {
     LoadResult r = load(file_options("[server]\nhubs = -1\n"));
     ASSERT_FALSE(r.ok());

@@ -90,6 +90,9 @@ TEST(ConfigParse, EditDistanceAndSuggestions) {
     EXPECT_EQ(suggest("HUBS", keys), "hubs");
     EXPECT_EQ(suggest("hub", keys), "hubs");
     EXPECT_FALSE(suggest("colour", keys));
+    EXPECT_EQ(suggest("back", keys), "backend");           // cut short
+    EXPECT_EQ(suggest("listen_address", keys), "listen");  // run on
+    EXPECT_FALSE(suggest("max", {{"max_a", "max_b"}}));    // ambiguous
     EXPECT_FALSE(suggest("x", keys));
 }
 

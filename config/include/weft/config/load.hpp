@@ -83,7 +83,8 @@ class LoadResult {
 
     /// Precondition: ok(); otherwise throws BadConfigAccess with the first error.
     const Config& config() const&;
-    Config&& config() &&;
+    /// By value, so that `auto c = load(o).config();` never refers into a dead LoadResult.
+    Config config() &&;
 
     /// Empty when ok().
     const std::vector<ConfigError>& errors() const noexcept { return errors_; }
