@@ -1,0 +1,23 @@
+// The demo routes (the bundled demo plugin of the server, and the example program): a hello
+// world, an echo, and four ways to spend N milliseconds that show what blocking a hub does.
+#pragma once
+
+#include "weft/http/router.hpp"
+
+namespace weft::http {
+
+/// Largest `ms` the demo routes accept.
+inline constexpr long kDemoMaxMs = 30'000;
+
+/// Registers:
+///   GET  /              -> "Hello, World!" (text/plain)
+///   POST /echo          -> the request body, with the request's Content-Type
+///   GET  /sleep?ms=N    -> weft::sleep_for(N ms): parks the fiber, the hub serves others
+///   GET  /block?ms=N    -> std::this_thread::sleep_for(N ms): blocks the whole hub
+///   GET  /spin?ms=N     -> a CPU busy loop for N ms: blocks the hub too
+///   GET  /offload?ms=N  -> the blocking sleep inside weft::offload: the hub stays free
+/// `ms` must be a whole number from 0 to kDemoMaxMs; otherwise 400 with a message.
+/// Throws std::invalid_argument if one of these routes is already registered.
+void register_demo_routes(Router& router);
+
+}  // namespace weft::http

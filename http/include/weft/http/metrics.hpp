@@ -1,0 +1,61 @@
+// Request metrics of a server, kept per hub by the hub itself (single writer, no locks on the
+// request path) and read from any thread: a latency histogram per (method, status, route) and
+// an active-requests gauge per method. Labels are bounded: the method is normalized (GET...,
+// "_OTHER"), the route is the matched template ("" when none), never the raw path.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "weft/core/hub_stats.hpp"
+#include "weft/http/method.hpp"
+
+namespace weft::http {
+
+namespace detail {
+class HubRequestMetrics;
+}
+
+/// One histogram series: http_server_request_duration_seconds{http_request_method,
+/// http_response_status_code, http_route, hub}.
+struct RequestSeries {
+    unsigned hub = 0;
+    std::string_view method;  ///< normalized: "GET", ..., "_OTHER"
+    int status = 0;
+    std::string_view route;                      ///< template, "" when no route matched
+    const LatencyHistogram* duration = nullptr;  ///< nanoseconds; see kLatencyBucketBoundsNs
+};
+
+class RequestMetrics {
+  public:
+    explicit RequestMetrics(unsigned hubs);
+    ~RequestMetrics();
+    RequestMetrics(const RequestMetrics&) = delete;
+    RequestMetrics& operator=(const RequestMetrics&) = delete;
+
+    unsigned hub_count() const noexcept { return static_cast<unsigned>(hubs_.size()); }
+
+    /// Calls fn for every series recorded so far (series never disappear). Thread-safe: any
+    /// thread, while the hubs record. The histogram is read live (relaxed atomics), so a
+    /// scrape may see a bucket bumped before the sum; Prometheus tolerates that.
+    void for_each_series(const std::function<void(const RequestSeries&)>& fn) const;
+    /// Calls fn(hub, method, value) for the http_server_active_requests gauge of every hub and
+    /// known method (including zeros). Thread-safe.
+    void for_each_active(
+        const std::function<void(unsigned hub, std::string_view method, std::int64_t)>& fn) const;
+    /// Observations not recorded because a hub's series table was full (bounded cardinality).
+    std::uint64_t dropped() const noexcept;
+
+    /// The writer side of hub `i` (engine use).
+    detail::HubRequestMetrics& hub(unsigned i) noexcept { return *hubs_[i]; }
+
+  private:
+    std::vector<std::unique_ptr<detail::HubRequestMetrics>> hubs_;
+};
+
+}  // namespace weft::http

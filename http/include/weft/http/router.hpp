@@ -1,0 +1,95 @@
+// Router: method + path template -> handler. Templates are literal segments, `{name}` (one
+// non-empty segment) and a trailing `{name...}` (the rest of the path, possibly empty):
+// "/users/{id}", "/files/{path...}". A literal segment wins over `{name}`, which wins over
+// `{name...}`. No route for the path: 404; a route for the path but not the method: 405 with an
+// Allow header. HEAD falls back to GET. Build the router before the server starts; it is
+// read-only (and so safe to share between hubs) afterwards.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/http/method.hpp"
+#include "weft/http/request.hpp"
+#include "weft/http/response.hpp"
+#include "weft/http/response_stream.hpp"
+
+namespace weft::http {
+
+/// An ordinary handler: straight-line code that may call any fiber-blocking API. An exception
+/// becomes a 500 (logged with the route and the message); the connection lives on.
+using Handler = std::function<Response(Request&)>;
+/// A streaming handler: writes the body in pieces through the stream (see ResponseStream).
+using StreamHandler = std::function<void(Request&, ResponseStream&)>;
+
+/// One registered route.
+struct Endpoint {
+    std::string method;                    ///< the method token, e.g. "GET"
+    std::string route;                     ///< the template as registered, e.g. "/users/{id}"
+    unsigned route_id = 0;                 ///< 1.. per distinct template (0 means "no route")
+    Handler handler;                       ///< set for ordinary routes
+    StreamHandler stream;                  ///< set for streaming routes
+    std::vector<std::string> param_names;  ///< in template order
+};
+
+/// Route parameters captured by a match: names and raw (still percent-encoded) values.
+struct RawParams {
+    static constexpr std::size_t kMax = 16;
+    Param items[kMax];
+    std::size_t count = 0;
+};
+
+class Router {
+  public:
+    struct Match {
+        const Endpoint* endpoint = nullptr;  ///< set when status == 200
+        int status = 404;                    ///< 200, 404 or 405
+        std::string allow;                   ///< for 405: "GET, HEAD, POST"
+        std::string_view route;              ///< the matched template (also for 405)
+        unsigned route_id = 0;
+    };
+
+    Router();
+    ~Router();
+    Router(Router&&) noexcept;
+    Router& operator=(Router&&) noexcept;
+
+    /// Registers `handler` for `method` (a token such as "GET") on `path_template`.
+    /// Throws std::invalid_argument, naming the problem, for a malformed template (not starting
+    /// with '/', a brace that does not close a whole segment, `{x...}` not last, a repeated
+    /// parameter name) or a method+template already registered.
+    Router& add(std::string_view method, std::string_view path_template, Handler handler);
+    /// The same for a streaming handler.
+    Router& add_stream(std::string_view method, std::string_view path_template,
+                       StreamHandler handler);
+
+    Router& get(std::string_view t, Handler h) { return add("GET", t, std::move(h)); }
+    Router& post(std::string_view t, Handler h) { return add("POST", t, std::move(h)); }
+    Router& put(std::string_view t, Handler h) { return add("PUT", t, std::move(h)); }
+    Router& patch(std::string_view t, Handler h) { return add("PATCH", t, std::move(h)); }
+    Router& del(std::string_view t, Handler h) { return add("DELETE", t, std::move(h)); }
+
+    /// Whether `method` + `path_template` is registered (templates compare by shape, so
+    /// "/a/{x}" and "/a/{y}" are the same route).
+    bool contains(std::string_view method, std::string_view path_template) const;
+    /// Every registered route, in registration order.
+    std::vector<const Endpoint*> endpoints() const;
+
+    /// Finds the route for `method_name` and a raw `path`; fills `params` with the captured
+    /// raw segments. Thread-safe once no more routes are added.
+    Match match(std::string_view method_name, std::string_view path, RawParams& params) const;
+
+  private:
+    struct Node;
+    Router& insert(std::string_view method, std::string_view path_template, Handler handler,
+                   StreamHandler stream);
+    std::unique_ptr<Node> root_;
+    std::vector<std::unique_ptr<Endpoint>> endpoints_;
+    unsigned next_route_id_ = 1;
+};
+
+}  // namespace weft::http

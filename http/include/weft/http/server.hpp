@@ -1,0 +1,97 @@
+// Server: HTTP/1.1 on every hub of a runtime. One SO_REUSEPORT listener per hub (the kernel
+// spreads connections), one fiber per connection while it has work; an idle keep-alive
+// connection holds no fiber and no buffer. Graceful drain, hard stop, request metrics and an
+// optional access log.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "weft/core/deadline.hpp"
+#include "weft/core/result.hpp"
+#include "weft/core/runtime.hpp"
+#include "weft/core/socket_address.hpp"
+#include "weft/http/metrics.hpp"
+#include "weft/http/router.hpp"
+#include "weft/http/server_options.hpp"
+
+namespace weft::http {
+
+namespace detail {
+class HubState;
+class Connection;
+}  // namespace detail
+
+/// Threads: listen(), drain(), stop(), wait() and the destructor are for a thread that is not
+/// one of the runtime's hubs (they wait for the hubs); the rest is callable from any thread.
+/// The router must outlive the server and not change once listen() was called. Destroy the
+/// server before its runtime.
+class Server {
+  public:
+    Server(Runtime& runtime, const Router& router, ServerOptions options = {});
+    /// stop(), then waits until every connection and listener is gone.
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// Binds one listener per hub on `addr` (port 0: a free port, the same on every hub) and
+    /// starts accepting. Returns the bound address. Errors (address in use, permission) come
+    /// back as values, and then no hub listens. Blocks the calling thread until every hub has
+    /// bound; Errc::invalid_argument when called on a hub thread of this runtime, or twice.
+    Result<SocketAddress> listen(const SocketAddress& addr);
+    /// The bound address (after listen()).
+    SocketAddress local_address() const;
+
+    /// Graceful drain, returns at once: listeners close; requests in flight finish and their
+    /// responses carry "Connection: close"; idle keep-alive connections close now, busy ones
+    /// after their current batch of requests. Idempotent.
+    void drain();
+    /// Hard stop, returns at once: like drain(), and every connection fiber is cancelled (its
+    /// blocking calls return Errc::cancelled; its connection closes without a response).
+    void stop();
+    /// Blocks the calling thread until every connection and listener is gone (true), or until
+    /// `deadline` (false). Call after drain() or stop(); a typical shutdown is
+    /// `drain(); if (!wait(10s)) { stop(); wait(); }`.
+    bool wait(Deadline deadline = {});
+
+    /// Open connections, over all hubs.
+    std::size_t connections() const noexcept {
+        return live_connections_.load(std::memory_order_relaxed);
+    }
+    bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+
+    /// Request metrics (read from any thread).
+    const RequestMetrics& metrics() const noexcept { return metrics_; }
+    const ServerOptions& options() const noexcept { return options_; }
+    Runtime& runtime() const noexcept { return runtime_; }
+
+  private:
+    friend class detail::HubState;
+    friend class detail::Connection;
+    void post_to_hubs(bool hard);
+    void release(std::atomic<std::size_t>& counter) noexcept;
+    bool all_hubs_stopped() const noexcept;
+
+    Runtime& runtime_;
+    const Router& router_;
+    ServerOptions options_;
+    RequestMetrics metrics_;
+    std::vector<std::unique_ptr<detail::HubState>> hubs_;
+    SocketAddress bound_;
+    bool listening_ = false;
+
+    std::atomic<std::size_t> live_connections_{0};
+    std::atomic<std::size_t> live_listeners_{0};
+    std::atomic<std::size_t> pending_posts_{0};
+    std::atomic<bool> draining_{false};
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> emfile_logged_{false};
+    std::mutex wait_mu_;
+    std::condition_variable wait_cv_;
+};
+
+}  // namespace weft::http

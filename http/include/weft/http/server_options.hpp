@@ -1,0 +1,72 @@
+// ServerOptions: every limit and timeout of the HTTP server, with the status each one answers.
+// The configuration module maps the [server] keys of the same names onto these fields.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "weft/core/socket_address.hpp"
+
+namespace weft::http {
+
+/// One served request, for an access log. Views are valid during the callback only.
+struct AccessLogEntry {
+    std::string_view method;
+    std::string_view target;
+    std::string_view route;  ///< matched template, "" when none
+    int status = 0;
+    std::uint64_t bytes = 0;               ///< response body bytes (0 for HEAD)
+    std::chrono::nanoseconds duration{0};  ///< request fully received -> response ready
+    const SocketAddress* peer = nullptr;
+    std::string_view peer_text;  ///< "1.2.3.4:5678"
+    unsigned hub = 0;
+    int version_minor = 1;  ///< HTTP/1.x
+};
+
+/// Called on the hub thread that served the request, once its response is complete (for every
+/// request, including 4xx answers to malformed ones; never for a connection closed silently).
+/// Runs concurrently on all hubs: it must be thread-safe, and it should not block.
+using AccessLogFn = std::function<void(const AccessLogEntry&)>;
+
+struct ServerOptions {
+    /// Open connections over all hubs; at the limit, accepting pauses until one closes
+    /// (the kernel's backlog holds the newcomers). 0 = no limit.
+    std::size_t max_connections = 16384;
+    /// Request line + header fields, in bytes: beyond it, 431 and close.
+    std::size_t max_header_bytes = 16 * 1024;
+    /// Request-target length: beyond it, 414 and close.
+    std::size_t max_uri_bytes = 8 * 1024;
+    /// Header fields per request: beyond it, 431 and close.
+    std::size_t max_headers = 100;
+    /// Request body (after de-chunking): beyond it, 413 and close. Checked against
+    /// Content-Length before reading (no 100 Continue is sent then).
+    std::size_t max_body_bytes = 1024 * 1024;
+    /// From a request's first byte until its header section is complete: then 408 and close.
+    /// This is what stops slowloris. It also bounds the wait for a new connection's first byte
+    /// (that one closes silently).
+    std::chrono::milliseconds header_timeout{10'000};
+    /// From the end of the header section until the body is complete: then 408 and close.
+    std::chrono::milliseconds body_timeout{30'000};
+    /// A keep-alive connection waiting for its next request: then it closes silently.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// Writing one batch of responses (or one streamed piece): then the connection closes.
+    std::chrono::milliseconds send_timeout{30'000};
+    /// After an error response with unread input: how long to read and discard it before
+    /// closing, so the client sees the response rather than a reset.
+    std::chrono::milliseconds linger_timeout{2'000};
+    /// Requests served on one connection before it closes (the last response carries
+    /// "Connection: close"). 0 = no limit.
+    std::size_t max_requests_per_connection = 0;
+    /// The Server header's value; empty = no Server header.
+    std::string server_name = "weft";
+    /// listen(2) backlog of each hub's listener.
+    int listen_backlog = 4096;
+    /// Optional access log (see AccessLogFn).
+    AccessLogFn access_log;
+};
+
+}  // namespace weft::http

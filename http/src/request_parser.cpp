@@ -1,0 +1,482 @@
+// The llhttp glue: the only file that includes llhttp.h. llhttp runs in strict mode (built with
+// LLHTTP_STRICT_MODE=1, no lenient flag ever set); its callbacks copy the request into a
+// Request and enforce the limits, and on_message_complete pauses the parser so each step ends
+// with at most one request.
+#include "request_parser.hpp"
+
+#include <llhttp.h>
+
+#include <cstring>
+
+#include "request_access.hpp"
+
+namespace weft::http::detail {
+
+static_assert(sizeof(llhttp_t) <= 128, "RequestParser reserves 128 bytes for llhttp_t");
+static_assert(alignof(llhttp_t) <= 8);
+
+namespace {
+
+RequestParser* self(llhttp_t* p) noexcept {
+    return static_cast<RequestParser*>(p->data);
+}
+
+int cb_message_begin(llhttp_t* p) {
+    return self(p)->on_message_begin();
+}
+int cb_url(llhttp_t* p, const char* at, size_t n) {
+    return self(p)->on_url(at, n);
+}
+int cb_header_field(llhttp_t* p, const char* at, size_t n) {
+    return self(p)->on_header_field(at, n);
+}
+int cb_header_field_complete(llhttp_t* p) {
+    return self(p)->on_header_field_complete();
+}
+int cb_header_value(llhttp_t* p, const char* at, size_t n) {
+    return self(p)->on_header_value(at, n);
+}
+int cb_header_value_complete(llhttp_t* p) {
+    return self(p)->on_header_value_complete();
+}
+int cb_headers_complete(llhttp_t* p) {
+    return self(p)->on_headers_complete();
+}
+int cb_body(llhttp_t* p, const char* at, size_t n) {
+    return self(p)->on_body(at, n);
+}
+int cb_chunk_header(llhttp_t* p) {
+    return self(p)->on_chunk_header();
+}
+int cb_message_complete(llhttp_t* p) {
+    return self(p)->on_message_complete();
+}
+
+const llhttp_settings_t& settings() noexcept {
+    static const llhttp_settings_t s = [] {
+        llhttp_settings_t v;
+        llhttp_settings_init(&v);
+        v.on_message_begin = cb_message_begin;
+        v.on_url = cb_url;
+        v.on_header_field = cb_header_field;
+        v.on_header_field_complete = cb_header_field_complete;
+        v.on_header_value = cb_header_value;
+        v.on_header_value_complete = cb_header_value_complete;
+        v.on_headers_complete = cb_headers_complete;
+        v.on_body = cb_body;
+        v.on_chunk_header = cb_chunk_header;
+        v.on_message_complete = cb_message_complete;
+        return v;
+    }();
+    return s;
+}
+
+Method method_of(uint8_t m) noexcept {
+    switch (m) {
+        case HTTP_GET:
+            return Method::get;
+        case HTTP_HEAD:
+            return Method::head;
+        case HTTP_POST:
+            return Method::post;
+        case HTTP_PUT:
+            return Method::put;
+        case HTTP_DELETE:
+            return Method::delete_;
+        case HTTP_CONNECT:
+            return Method::connect;
+        case HTTP_OPTIONS:
+            return Method::options;
+        case HTTP_TRACE:
+            return Method::trace;
+        case HTTP_PATCH:
+            return Method::patch;
+        default:
+            return Method::other;
+    }
+}
+
+bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace
+
+static llhttp_t* ll(unsigned char* raw) noexcept {
+    return reinterpret_cast<llhttp_t*>(raw);
+}
+
+RequestParser::RequestParser(const ParserLimits& limits) noexcept : limits_(limits) {
+    reset();
+}
+
+void RequestParser::reset() noexcept {
+    llhttp_t* p = ll(llhttp_);
+    llhttp_init(p, HTTP_REQUEST, &settings());
+    p->data = this;
+    spans_.clear();
+    header_bytes_ = 0;
+    trailer_bytes_ = 0;
+    in_message_ = false;
+    headers_done_ = false;
+    field_open_ = false;
+    expect_continue_ = false;
+    body_started_ = false;
+    error_status_ = 0;
+    error_reason_ = "";
+    fold_after_lf_ = false;
+    fold_scan_done_ = false;
+}
+
+bool RequestParser::folded(const char* p, std::size_t n) noexcept {
+    // llhttp accepts obsolete line folding (a header line that starts with SP or HTAB) even in
+    // strict mode, and with an empty first line it even merges the fold silently. RFC 9112
+    // lets a server refuse it, and we do: it is a request-smuggling vector. So the header
+    // bytes are scanned here for a line feed followed by whitespace, up to the empty line.
+    if (fold_scan_done_ || n == 0) return false;
+    const char* end = p + n;
+    if (fold_after_lf_) {
+        fold_after_lf_ = false;
+        if (*p == ' ' || *p == '\t') return true;
+        if (*p == '\r' || *p == '\n') {
+            fold_scan_done_ = true;
+            return false;
+        }
+    }
+    while (p < end) {
+        auto* lf =
+            static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+        if (!lf) break;
+        if (lf + 1 == end) {
+            fold_after_lf_ = true;
+            break;
+        }
+        char c = lf[1];
+        if (c == ' ' || c == '\t') return true;
+        if (c == '\r' || c == '\n') {
+            fold_scan_done_ = true;
+            break;
+        }
+        p = lf + 1;
+    }
+    return false;
+}
+
+int RequestParser::fail(int status, const char* reason) noexcept {
+    if (error_status_ == 0) {
+        error_status_ = status;
+        error_reason_ = reason;
+    }
+    return -1;
+}
+
+RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Request& req,
+                                        const SocketAddress* peer) {
+    req_ = &req;
+    peer_ = peer;
+    llhttp_t* p = ll(llhttp_);
+    std::size_t pos = 0;
+    while (pos < len) {
+        std::size_t n = len - pos;
+        const bool in_headers = !headers_done_ || !in_message_;
+        if (in_headers) {
+            // Never hand llhttp more header bytes than the limit allows: the request line and
+            // fields are copied as they are parsed, so this also bounds what is copied.
+            std::size_t budget = limits_.max_header_bytes > header_bytes_
+                                     ? limits_.max_header_bytes - header_bytes_
+                                     : 0;
+            if (budget == 0) {
+                fail(431, "request header section too large");
+                return {Kind::error, pos};
+            }
+            if (n > budget) n = budget;
+        }
+        if (in_headers && folded(data + pos, n)) {
+            fail(400, "obsolete line folding");
+            return {Kind::error, pos};
+        }
+        completed_ = false;
+        llhttp_errno_t err = llhttp_execute(p, data + pos, n);
+        std::size_t used = n;
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            used = static_cast<std::size_t>(llhttp_get_error_pos(p) - (data + pos));
+            if (err == HPE_PAUSED)
+                llhttp_resume(p);
+            else
+                llhttp_resume_after_upgrade(p);
+        } else if (err != HPE_OK) {
+            classify_error(err);
+            return {Kind::error, pos};
+        }
+        pos += used;
+        if (completed_) return {Kind::complete, pos};
+        if (in_headers && !headers_done_) header_bytes_ += used;
+        if (used == 0) {
+            // Paused without progress and without a request: llhttp is in a state we never
+            // put it in (an upgrade pause after a request we keep parsing past). Refuse.
+            fail(400, "unexpected parser state");
+            return {Kind::error, pos};
+        }
+    }
+    return {Kind::need_more, pos};
+}
+
+void RequestParser::classify_error(int err) noexcept {
+    llhttp_t* p = ll(llhttp_);
+    if (error_status_ != 0) return;  // one of our callbacks refused with its own status
+    const char* reason = llhttp_get_error_reason(p);
+    if (!reason) reason = "malformed request";
+    if (err == HPE_INVALID_METHOD) {
+        // llhttp stops at the first byte that no method it knows continues with. A token
+        // character there means a well-formed method we do not implement (501); anything else
+        // is garbage (400). The byte is always in the current slice, however bytes arrive.
+        const char* at = llhttp_get_error_pos(p);
+        if (at && is_tchar(*at)) {
+            error_status_ = 501;
+            error_reason_ = "method not implemented";
+            return;
+        }
+    } else if (err == HPE_INVALID_VERSION && std::strcmp(reason, "Invalid HTTP version") == 0) {
+        // Digits that parse but name a version we do not speak ("HTTP/2.0", "HTTP/1.2").
+        error_status_ = 505;
+        error_reason_ = "HTTP version not supported";
+        return;
+    }
+    error_status_ = 400;
+    error_reason_ = reason;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callbacks.
+
+int RequestParser::on_message_begin() noexcept {
+    in_message_ = true;
+    headers_done_ = false;
+    field_open_ = false;
+    expect_continue_ = false;
+    body_started_ = false;
+    trailer_bytes_ = 0;
+    spans_.clear();
+    RequestAccess::reset(*req_, peer_);
+    return 0;
+}
+
+int RequestParser::on_url(const char* at, std::size_t len) noexcept {
+    std::string& a = RequestAccess::arena(*req_);
+    if (a.size() + len > limits_.max_uri_bytes) return fail(414, "request-target too long");
+    a.append(at, len);
+    return 0;
+}
+
+int RequestParser::on_header_field(const char* at, std::size_t len) noexcept {
+    if (headers_done_) {  // a chunked trailer: counted against the header limit, not kept
+        trailer_bytes_ += len;
+        if (trailer_bytes_ > limits_.max_header_bytes)
+            return fail(431, "chunked trailer section too large");
+        return 0;
+    }
+    std::string& a = RequestAccess::arena(*req_);
+    if (!field_open_) {
+        if (spans_.size() >= limits_.max_headers) return fail(431, "too many header fields");
+        spans_.push_back({static_cast<std::uint32_t>(a.size()), 0, 0, 0});
+        field_open_ = true;
+    }
+    a.append(at, len);
+    spans_.back().name_len += static_cast<std::uint32_t>(len);
+    return 0;
+}
+
+int RequestParser::on_header_field_complete() noexcept {
+    field_open_ = false;
+    if (!headers_done_ && !spans_.empty())
+        spans_.back().value_off = static_cast<std::uint32_t>(RequestAccess::arena(*req_).size());
+    return 0;
+}
+
+int RequestParser::on_header_value(const char* at, std::size_t len) noexcept {
+    if (headers_done_) {
+        trailer_bytes_ += len;
+        if (trailer_bytes_ > limits_.max_header_bytes)
+            return fail(431, "chunked trailer section too large");
+        return 0;
+    }
+    if (spans_.empty()) return fail(400, "header value without a name");
+    RequestAccess::arena(*req_).append(at, len);
+    spans_.back().value_len += static_cast<std::uint32_t>(len);
+    return 0;
+}
+
+int RequestParser::on_header_value_complete() noexcept {
+    if (headers_done_ || spans_.empty()) return 0;
+    const std::string& a = RequestAccess::arena(*req_);
+    HeaderSpan& s = spans_.back();
+    while (s.value_len > 0 &&
+           (a[s.value_off + s.value_len - 1] == ' ' || a[s.value_off + s.value_len - 1] == '\t'))
+        --s.value_len;
+    return 0;
+}
+
+bool RequestParser::split_target() noexcept {
+    Request& r = *req_;
+    std::string_view t(RequestAccess::arena(r).data(),
+                       spans_.empty() ? RequestAccess::arena(r).size() : spans_.front().name_off);
+    // The arena holds the target first, then the fields: the target ends where the first
+    // field name starts (or at the arena's end when there are no fields).
+    if (t.empty()) return false;
+    std::string_view path_and_query;
+    if (t.front() == '/') {
+        path_and_query = t;
+    } else if (t == "*") {
+        if (r.method() != Method::options) return false;
+        RequestAccess::set_target(r, t, t, {});
+        return true;
+    } else if (r.method() == Method::connect) {
+        RequestAccess::set_target(r, t, t, {});  // authority-form; no route will match it
+        return true;
+    } else if (istarts_with(t, "http://") || istarts_with(t, "https://")) {
+        std::size_t scheme_end = t.find("://") + 3;
+        std::size_t slash = t.find_first_of("/?#", scheme_end);
+        if (slash == scheme_end) return false;  // no authority
+        if (slash == std::string_view::npos || t[slash] != '/') {
+            static constexpr std::string_view kRoot = "/";
+            std::string_view q;
+            if (slash != std::string_view::npos && t[slash] == '?') {
+                q = t.substr(slash + 1);
+                q = q.substr(0, q.find('#'));
+            }
+            RequestAccess::set_target(r, t, kRoot, q);
+            return true;
+        }
+        path_and_query = t.substr(slash);
+    } else {
+        return false;
+    }
+    std::string_view path = path_and_query;
+    std::string_view query;
+    std::size_t cut = path_and_query.find_first_of("?#");
+    if (cut != std::string_view::npos) {
+        path = path_and_query.substr(0, cut);
+        if (path_and_query[cut] == '?') {
+            query = path_and_query.substr(cut + 1);
+            query = query.substr(0, query.find('#'));
+        }
+    }
+    RequestAccess::set_target(r, t, path, query);
+    return true;
+}
+
+int RequestParser::check_headers() noexcept {
+    llhttp_t* p = ll(llhttp_);
+    const bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+    int hosts = 0;
+    int chunked = 0;
+    for (const Header& h : req_->headers()) {
+        switch (h.name.size()) {
+            case 4:
+                if (iequals(h.name, "host")) ++hosts;
+                break;
+            case 6:
+                if (p->http_minor >= 1 && iequals(h.name, "expect")) {
+                    if (!iequals(trim_ows(h.value), "100-continue"))
+                        return fail(417, "unsupported expectation");
+                    expect_continue_ = has_body;
+                }
+                break;
+            case 17:
+                if (iequals(h.name, "transfer-encoding")) {
+                    std::string_view v = h.value;
+                    while (!v.empty()) {
+                        std::size_t comma = v.find(',');
+                        std::string_view coding = trim_ows(v.substr(0, comma));
+                        if (coding.empty()) {
+                        } else if (iequals(coding, "chunked")) {
+                            ++chunked;
+                        } else {
+                            return fail(501, "transfer coding not implemented");
+                        }
+                        if (comma == std::string_view::npos) break;
+                        v.remove_prefix(comma + 1);
+                    }
+                }
+                break;
+            default:
+                break;
+        }
+    }
+    if (chunked > 1) return fail(400, "chunked applied more than once");
+    if (hosts > 1) return fail(400, "more than one Host header");
+    if (hosts == 0 && p->http_minor >= 1) return fail(400, "HTTP/1.1 request without Host");
+    return 0;
+}
+
+int RequestParser::on_headers_complete() noexcept {
+    llhttp_t* p = ll(llhttp_);
+    Request& r = *req_;
+    headers_done_ = true;
+    if (p->http_major != 1 || p->http_minor > 1) return fail(505, "HTTP version not supported");
+
+    // The arena is complete: turn the offsets into views.
+    const std::string& a = RequestAccess::arena(r);
+    auto& list = RequestAccess::headers(r);
+    list.clear();
+    for (const HeaderSpan& s : spans_)
+        list.push_back({std::string_view(a.data() + s.name_off, s.name_len),
+                        std::string_view(a.data() + s.value_off, s.value_len)});
+
+    Method m = method_of(p->method);
+    RequestAccess::set_method(r, m, llhttp_method_name(static_cast<llhttp_method_t>(p->method)));
+    // An upgrade (or CONNECT) is answered as plain HTTP and then the connection closes: what
+    // follows on the wire is not ours to parse.
+    bool keep = llhttp_should_keep_alive(p) != 0 && !p->upgrade;
+    RequestAccess::set_version(r, p->http_major, p->http_minor, keep);
+    if (!split_target()) return fail(400, "invalid request-target");
+    if (int rc = check_headers(); rc != 0) return rc;
+    if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
+        if (p->content_length > limits_.max_body_bytes) return fail(413, "request body too large");
+        RequestAccess::body(r).reserve(static_cast<std::size_t>(p->content_length));
+    }
+    return 0;
+}
+
+int RequestParser::on_body(const char* at, std::size_t len) noexcept {
+    body_started_ = true;
+    std::string& b = RequestAccess::body(*req_);
+    if (b.size() + len > limits_.max_body_bytes) return fail(413, "request body too large");
+    b.append(at, len);
+    return 0;
+}
+
+int RequestParser::on_chunk_header() noexcept {
+    body_started_ = true;
+    llhttp_t* p = ll(llhttp_);
+    // The chunk's size is known before its bytes: refuse an oversized body early.
+    if (p->content_length > limits_.max_body_bytes ||
+        RequestAccess::body(*req_).size() + p->content_length > limits_.max_body_bytes)
+        return fail(413, "request body too large");
+    return 0;
+}
+
+int RequestParser::on_message_complete() noexcept {
+    in_message_ = false;
+    headers_done_ = false;
+    header_bytes_ = 0;
+    fold_after_lf_ = false;
+    fold_scan_done_ = false;
+    completed_ = true;
+    return HPE_PAUSED;
+}
+
+}  // namespace weft::http::detail

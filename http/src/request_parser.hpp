@@ -1,0 +1,96 @@
+// RequestParser: the llhttp glue. Feeds bytes to llhttp (strict mode, no lenient flags), copies
+// what it reports into a Request, enforces the size limits as the bytes arrive, and stops after
+// each complete request so the caller decides what comes next. Errors carry the status to
+// answer (400, 413, 414, 417, 431, 501, 505).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "weft/http/request.hpp"
+
+namespace weft::http::detail {
+
+struct ParserLimits {
+    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_uri_bytes = 8 * 1024;
+    std::size_t max_headers = 100;
+    std::size_t max_body_bytes = 1024 * 1024;
+};
+
+class RequestParser {
+  public:
+    enum class Kind {
+        need_more,  ///< every byte consumed; the request (if one started) is incomplete
+        complete,   ///< a request is complete; `consumed` bytes belong to it (or precede it)
+        error,      ///< malformed or over a limit: answer error_status() and close
+    };
+    struct Step {
+        Kind kind = Kind::need_more;
+        std::size_t consumed = 0;
+    };
+
+    explicit RequestParser(const ParserLimits& limits) noexcept;
+    RequestParser(const RequestParser&) = delete;
+    RequestParser& operator=(const RequestParser&) = delete;
+
+    /// Back to "between requests" (a new connection, or after an error).
+    void reset() noexcept;
+    /// Parses `data` into `req` (the same Request until a step returns complete or error;
+    /// `peer` is recorded in it when a request begins).
+    Step feed(const char* data, std::size_t len, Request& req, const SocketAddress* peer);
+
+    /// A request has begun and is not complete.
+    bool in_message() const noexcept { return in_message_; }
+    /// The current request's header section is complete (its body may still be arriving).
+    bool headers_done() const noexcept { return headers_done_; }
+    /// The current request asked for "100 Continue" and its body has not started.
+    bool wants_continue() const noexcept {
+        return in_message_ && headers_done_ && expect_continue_ && !body_started_;
+    }
+    int error_status() const noexcept { return error_status_; }
+    const char* error_reason() const noexcept { return error_reason_; }
+
+    // llhttp callbacks (called from the glue's C trampolines).
+    int on_message_begin() noexcept;
+    int on_url(const char* at, std::size_t len) noexcept;
+    int on_header_field(const char* at, std::size_t len) noexcept;
+    int on_header_field_complete() noexcept;
+    int on_header_value(const char* at, std::size_t len) noexcept;
+    int on_header_value_complete() noexcept;
+    int on_headers_complete() noexcept;
+    int on_body(const char* at, std::size_t len) noexcept;
+    int on_chunk_header() noexcept;
+    int on_message_complete() noexcept;
+
+  private:
+    struct HeaderSpan {
+        std::uint32_t name_off, name_len, value_off, value_len;
+    };
+    int fail(int status, const char* reason) noexcept;
+    bool folded(const char* p, std::size_t n) noexcept;
+    int check_headers() noexcept;
+    bool split_target() noexcept;
+    void classify_error(int err) noexcept;
+
+    alignas(8) unsigned char llhttp_[128];  // llhttp_t (size checked in the .cpp)
+    const ParserLimits limits_;
+    Request* req_ = nullptr;
+    const SocketAddress* peer_ = nullptr;
+    std::vector<HeaderSpan> spans_;
+    std::size_t header_bytes_ = 0;   // bytes of the current header section so far
+    std::size_t trailer_bytes_ = 0;  // chunked trailer fields (counted, not kept)
+    bool in_message_ = false;
+    bool headers_done_ = false;
+    bool field_open_ = false;
+    bool expect_continue_ = false;
+    bool body_started_ = false;
+    bool completed_ = false;       // set by on_message_complete during one llhttp_execute
+    bool fold_after_lf_ = false;   // the header bytes so far end with a line feed
+    bool fold_scan_done_ = false;  // the empty line ending the header section was seen
+    int error_status_ = 0;
+    const char* error_reason_ = "";
+};
+
+}  // namespace weft::http::detail

@@ -1,0 +1,272 @@
+// Router: a tree of path segments. Matching walks it depth-first — literal, then `{name}`, then
+// `{name...}` — and takes the first route that has the request's method; when routes exist
+// for the path but none for the method, the first one found answers 405 with its Allow list.
+#include "weft/http/router.hpp"
+
+#include <stdexcept>
+
+#include "uri.hpp"
+
+namespace weft::http {
+
+struct Router::Node {
+    std::vector<std::pair<std::string, std::unique_ptr<Node>>> literals;
+    std::unique_ptr<Node> param;  // `{name}`
+    std::unique_ptr<Node> rest;   // `{name...}`, always a leaf
+    std::vector<const Endpoint*> endpoints;
+    std::string route;  // the first template registered here (labels 405 answers)
+    unsigned route_id = 0;
+};
+
+Router::Router() : root_(std::make_unique<Node>()) {}
+Router::~Router() = default;
+Router::Router(Router&&) noexcept = default;
+Router& Router::operator=(Router&&) noexcept = default;
+
+namespace {
+
+enum class SegKind { literal, param, rest };
+struct Seg {
+    SegKind kind;
+    std::string_view text;  // literal text or parameter name
+};
+
+bool valid_name(std::string_view n) noexcept {
+    if (n.empty()) return false;
+    for (char c : n)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    return true;
+}
+
+std::vector<Seg> parse_template(std::string_view t) {
+    auto bad = [&](const std::string& why) {
+        return std::invalid_argument("route template '" + std::string(t) + "': " + why);
+    };
+    if (t.empty() || t.front() != '/') throw bad("must start with '/'");
+    std::vector<Seg> segs;
+    std::string_view rest = t.substr(1);
+    for (;;) {
+        std::size_t slash = rest.find('/');
+        std::string_view seg = rest.substr(0, slash);
+        bool last = slash == std::string_view::npos;
+        if (seg.find_first_of("{}") == std::string_view::npos) {
+            segs.push_back({SegKind::literal, seg});
+        } else {
+            if (seg.size() < 3 || seg.front() != '{' || seg.back() != '}')
+                throw bad("a parameter must be a whole segment: {name} or {name...}");
+            std::string_view name = seg.substr(1, seg.size() - 2);
+            SegKind kind = SegKind::param;
+            if (name.size() > 3 && name.substr(name.size() - 3) == "...") {
+                name.remove_suffix(3);
+                kind = SegKind::rest;
+                if (!last) throw bad("{" + std::string(name) + "...} must be the last segment");
+            }
+            if (!valid_name(name))
+                throw bad("parameter name '" + std::string(name) +
+                          "' must be letters, digits, '_' or '-'");
+            for (const Seg& s : segs)
+                if (s.kind != SegKind::literal && s.text == name)
+                    throw bad("parameter '" + std::string(name) + "' appears twice");
+            segs.push_back({kind, name});
+        }
+        if (last) break;
+        rest = rest.substr(slash + 1);
+    }
+    return segs;
+}
+
+/// A path segment equals a literal template segment, comparing decoded bytes when the
+/// segment is escaped ("/%75sers" is "/users").
+bool segment_equals(std::string_view seg, std::string_view literal) {
+    if (seg.find('%') == std::string_view::npos) return seg == literal;
+    std::string decoded;
+    if (!detail::percent_decode(seg, decoded, false)) return false;
+    return decoded == literal;
+}
+
+bool has_method(const std::vector<const Endpoint*>& eps, std::string_view method) noexcept {
+    for (const Endpoint* e : eps)
+        if (e->method == method) return true;
+    return false;
+}
+
+}  // namespace
+
+Router& Router::add(std::string_view method, std::string_view path_template, Handler handler) {
+    if (!handler) throw std::invalid_argument("route handler is empty");
+    return insert(method, path_template, std::move(handler), nullptr);
+}
+
+Router& Router::add_stream(std::string_view method, std::string_view path_template,
+                           StreamHandler handler) {
+    if (!handler) throw std::invalid_argument("route handler is empty");
+    return insert(method, path_template, nullptr, std::move(handler));
+}
+
+Router& Router::insert(std::string_view method, std::string_view path_template, Handler handler,
+                       StreamHandler stream) {
+    if (method.empty() || method.size() > 24)
+        throw std::invalid_argument("route method '" + std::string(method) + "' is not a method");
+    for (char c : method)
+        if (!(c >= 'A' && c <= 'Z') && c != '-' && c != '_')
+            throw std::invalid_argument("route method '" + std::string(method) +
+                                        "' must be upper-case letters (GET, POST...)");
+    std::vector<Seg> segs = parse_template(path_template);
+    Node* n = root_.get();
+    std::vector<std::string> names;
+    for (const Seg& s : segs) {
+        if (s.kind == SegKind::literal) {
+            Node* next = nullptr;
+            for (auto& [lit, child] : n->literals)
+                if (lit == s.text) next = child.get();
+            if (!next) {
+                n->literals.emplace_back(std::string(s.text), std::make_unique<Node>());
+                next = n->literals.back().second.get();
+            }
+            n = next;
+        } else {
+            auto& child = s.kind == SegKind::param ? n->param : n->rest;
+            if (!child) child = std::make_unique<Node>();
+            n = child.get();
+            names.emplace_back(s.text);
+        }
+    }
+    if (has_method(n->endpoints, method))
+        throw std::invalid_argument("route " + std::string(method) + " " +
+                                    std::string(path_template) + " is already registered" +
+                                    (n->route != path_template ? " (as " + n->route + ")" : ""));
+    if (n->route_id == 0) {
+        n->route_id = next_route_id_++;
+        n->route = std::string(path_template);
+    }
+    auto ep = std::make_unique<Endpoint>();
+    ep->method = std::string(method);
+    ep->route = std::string(path_template);
+    ep->route_id = n->route_id;
+    ep->handler = std::move(handler);
+    ep->stream = std::move(stream);
+    ep->param_names = std::move(names);
+    n->endpoints.push_back(ep.get());
+    endpoints_.push_back(std::move(ep));
+    return *this;
+}
+
+bool Router::contains(std::string_view method, std::string_view path_template) const {
+    std::vector<Seg> segs;
+    try {
+        segs = parse_template(path_template);
+    } catch (const std::invalid_argument&) {
+        return false;
+    }
+    const Node* n = root_.get();
+    for (const Seg& s : segs) {
+        const Node* next = nullptr;
+        if (s.kind == SegKind::literal) {
+            for (auto& [lit, child] : n->literals)
+                if (lit == s.text) next = child.get();
+        } else {
+            next = s.kind == SegKind::param ? n->param.get() : n->rest.get();
+        }
+        if (!next) return false;
+        n = next;
+    }
+    return has_method(n->endpoints, method);
+}
+
+std::vector<const Endpoint*> Router::endpoints() const {
+    std::vector<const Endpoint*> out;
+    for (auto& e : endpoints_)
+        out.push_back(e.get());
+    return out;
+}
+
+Router::Match Router::match(std::string_view method, std::string_view path,
+                            RawParams& params) const {
+    Match m;
+    params.count = 0;
+    if (path.empty() || path.front() != '/') return m;
+    const bool head = method == "HEAD";
+    const Node* first_terminal = nullptr;
+
+    // Depth-first over the tree; returns the endpoint for the method, remembering the first
+    // node that has routes at all (for 405).
+    struct Walker {
+        std::string_view method;
+        bool head;
+        RawParams& params;
+        const Node*& first_terminal;
+
+        const Endpoint* pick(const Node* n) const {
+            if (n->endpoints.empty()) return nullptr;
+            for (const Endpoint* e : n->endpoints)
+                if (e->method == method) return e;
+            if (head)
+                for (const Endpoint* e : n->endpoints)
+                    if (e->method == "GET") return e;
+            if (!first_terminal) first_terminal = n;
+            return nullptr;
+        }
+        bool push(std::string_view v) const {
+            if (params.count >= RawParams::kMax) return false;
+            params.items[params.count++] = {{}, v};
+            return true;
+        }
+        const Endpoint* walk(const Node* n, std::string_view s) const {
+            std::size_t slash = s.find('/');
+            bool last = slash == std::string_view::npos;
+            std::string_view seg = s.substr(0, slash);
+            std::string_view next = last ? std::string_view() : s.substr(slash + 1);
+            for (auto& [lit, child] : n->literals) {
+                if (!segment_equals(seg, lit)) continue;
+                if (const Endpoint* e = last ? pick(child.get()) : walk(child.get(), next))
+                    return e;
+            }
+            if (n->param && !seg.empty()) {
+                std::size_t save = params.count;
+                if (push(seg)) {
+                    if (const Endpoint* e =
+                            last ? pick(n->param.get()) : walk(n->param.get(), next))
+                        return e;
+                }
+                params.count = save;
+            }
+            if (n->rest) {
+                std::size_t save = params.count;
+                if (push(s)) {
+                    if (const Endpoint* e = pick(n->rest.get())) return e;
+                }
+                params.count = save;
+            }
+            return nullptr;
+        }
+    };
+    Walker w{method, head, params, first_terminal};
+    if (const Endpoint* e = w.walk(root_.get(), path.substr(1))) {
+        for (std::size_t i = 0; i < params.count && i < e->param_names.size(); ++i)
+            params.items[i].name = e->param_names[i];
+        m.endpoint = e;
+        m.status = 200;
+        m.route = e->route;
+        m.route_id = e->route_id;
+        return m;
+    }
+    params.count = 0;
+    if (first_terminal) {
+        m.status = 405;
+        m.route = first_terminal->route;
+        m.route_id = first_terminal->route_id;
+        bool get = false, head_listed = false;
+        for (const Endpoint* e : first_terminal->endpoints) {  // methods are unique per node
+            if (!m.allow.empty()) m.allow += ", ";
+            m.allow += e->method;
+            get = get || e->method == "GET";
+            head_listed = head_listed || e->method == "HEAD";
+        }
+        if (get && !head_listed) m.allow += ", HEAD";
+    }
+    return m;
+}
+
+}  // namespace weft::http

@@ -1,0 +1,74 @@
+// Response serialization helpers.
+#include "serializer.hpp"
+
+#include <charconv>
+#include <cstring>
+
+#include "weft/http/response.hpp"
+
+namespace weft::http::detail {
+
+void DateCache::format(std::time_t now) noexcept {
+    static constexpr char kDays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr char kMonths[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char* p = buf_;
+    auto put = [&](const char* s, std::size_t n) {
+        std::memcpy(p, s, n);
+        p += n;
+    };
+    auto two = [&](int v) {
+        *p++ = static_cast<char>('0' + v / 10);
+        *p++ = static_cast<char>('0' + v % 10);
+    };
+    put("Date: ", 6);
+    put(kDays[tm.tm_wday % 7], 3);
+    put(", ", 2);
+    two(tm.tm_mday);
+    *p++ = ' ';
+    put(kMonths[tm.tm_mon % 12], 3);
+    *p++ = ' ';
+    int year = tm.tm_year + 1900;
+    two(year / 100 % 100);
+    two(year % 100);
+    *p++ = ' ';
+    two(tm.tm_hour);
+    *p++ = ':';
+    two(tm.tm_min);
+    *p++ = ':';
+    two(tm.tm_sec);
+    put(" GMT\r\n", 6);
+    len_ = static_cast<std::size_t>(p - buf_);
+    sec_ = now;
+}
+
+void append_status_line(std::string& out, int status) {
+    if (status == 200) {
+        out.append("HTTP/1.1 200 OK\r\n", 17);
+        return;
+    }
+    char code[3] = {static_cast<char>('0' + status / 100 % 10),
+                    static_cast<char>('0' + status / 10 % 10),
+                    static_cast<char>('0' + status % 10)};
+    out.append("HTTP/1.1 ", 9);
+    out.append(code, 3);
+    out.push_back(' ');
+    out.append(status_reason(status));
+    out.append("\r\n", 2);
+}
+
+void append_decimal(std::string& out, std::uint64_t v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+void append_hex(std::string& out, std::uint64_t v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v, 16);
+    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+}  // namespace weft::http::detail

@@ -1,0 +1,184 @@
+// Server: binds a listener on every hub, then drains, stops and waits. The request path lives in
+// connection.cpp and session.cpp; this file is the cross-thread part.
+#include "weft/http/server.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "connection.hpp"
+#include "weft/core/hub.hpp"
+#include "weft/core/log.hpp"
+
+namespace weft::http {
+
+using detail::HubState;
+
+Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
+    : runtime_(runtime),
+      router_(router),
+      options_(std::move(options)),
+      metrics_(runtime.hub_count()) {
+    for (unsigned i = 0; i < runtime.hub_count(); ++i)
+        hubs_.push_back(std::make_unique<HubState>(*this, router_, i));
+}
+
+Server::~Server() {
+    stop();
+    wait();
+}
+
+namespace {
+
+/// Runs `fn` on `hub` and blocks the calling (non-hub) thread until it has run.
+template <class T, class F>
+std::optional<T> run_on(Hub& hub, F fn) {
+    struct Shared {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::optional<T> value;
+        bool done = false;
+    };
+    auto sh = std::make_shared<Shared>();
+    hub.post([sh, fn = std::move(fn)]() mutable {
+        std::optional<T> v;
+        try {
+            v.emplace(fn());
+        } catch (const std::exception& e) {
+            weft::logger("http")->error("listen: {}", e.what());
+        }
+        std::lock_guard<std::mutex> g(sh->mu);
+        sh->value = std::move(v);
+        sh->done = true;
+        sh->cv.notify_all();
+    });
+    std::unique_lock<std::mutex> g(sh->mu);
+    while (!sh->done) {
+        // A hub that stopped will never run the work: give up rather than hang.
+        if (hub.probe().activity.load(std::memory_order_relaxed) == HubActivity::stopped)
+            return std::nullopt;
+        sh->cv.wait_for(g, std::chrono::milliseconds(20));
+    }
+    return std::move(sh->value);
+}
+
+}  // namespace
+
+Result<SocketAddress> Server::listen(const SocketAddress& addr) {
+    if (Hub* h = Hub::current(); h && &h->runtime() == &runtime_) {
+        weft::logger("http")->error("Server::listen() called on a hub thread of its runtime");
+        return Errc::invalid_argument;
+    }
+    if (listening_) return Errc::invalid_argument;
+    SocketAddress actual = addr;
+    unsigned opened = 0;
+    Error failure(Errc::ok);
+    for (unsigned i = 0; i < hubs_.size(); ++i) {
+        HubState* hs = hubs_[i].get();
+        auto r = run_on<Result<SocketAddress>>(runtime_.hub(i),
+                                               [hs, actual] { return hs->open_listener(actual); });
+        if (!r) {
+            failure = Error(Errc::unavailable);
+            break;
+        }
+        if (!*r) {
+            failure = r->error();
+            break;
+        }
+        ++opened;
+        // Port 0: hub 0 picks the port, the other hubs join it (SO_REUSEPORT).
+        if (i == 0) actual = r->value();
+    }
+    if (failure.code != Errc::ok) {
+        for (unsigned i = 0; i < opened; ++i) {
+            HubState* hs = hubs_[i].get();
+            (void)run_on<bool>(runtime_.hub(i), [hs] {
+                hs->close_listener();
+                return true;
+            });
+        }
+        return failure;
+    }
+    for (unsigned i = 0; i < hubs_.size(); ++i) {
+        HubState* hs = hubs_[i].get();
+        (void)run_on<bool>(runtime_.hub(i), [hs] {
+            hs->start_accepting();
+            return true;
+        });
+    }
+    listening_ = true;
+    bound_ = actual;
+    weft::logger("http")->info("listening on {} ({} hub{})", actual.to_string(), hubs_.size(),
+                               hubs_.size() == 1 ? "" : "s");
+    return actual;
+}
+
+SocketAddress Server::local_address() const {
+    return bound_;
+}
+
+void Server::post_to_hubs(bool hard) {
+    for (unsigned i = 0; i < hubs_.size(); ++i) {
+        HubState* hs = hubs_[i].get();
+        pending_posts_.fetch_add(1, std::memory_order_relaxed);
+        runtime_.hub(i).post([this, hs, hard] {
+            hs->begin_drain(hard);
+            release(pending_posts_);
+        });
+    }
+}
+
+void Server::drain() {
+    if (draining_.exchange(true)) return;
+    post_to_hubs(false);
+}
+
+void Server::stop() {
+    draining_.store(true);
+    if (stopping_.exchange(true)) return;
+    post_to_hubs(true);
+}
+
+void Server::release(std::atomic<std::size_t>& counter) noexcept {
+    // Once a drain began, wait() may return (and the server go away) as soon as the counts
+    // reach zero: decrement under its mutex, and touch nothing afterwards. Before a drain no
+    // waiter exists: wait() needs the drain's posts, which run after this.
+    if (!draining_.load(std::memory_order_acquire)) {
+        counter.fetch_sub(1, std::memory_order_release);
+        return;
+    }
+    std::lock_guard<std::mutex> g(wait_mu_);
+    counter.fetch_sub(1, std::memory_order_release);
+    wait_cv_.notify_all();
+}
+
+bool Server::all_hubs_stopped() const noexcept {
+    for (unsigned i = 0; i < runtime_.hub_count(); ++i)
+        if (runtime_.hub(i).probe().activity.load(std::memory_order_relaxed) !=
+            HubActivity::stopped)
+            return false;
+    return true;
+}
+
+bool Server::wait(Deadline deadline) {
+    if (Hub* h = Hub::current(); h && &h->runtime() == &runtime_) {
+        weft::logger("http")->error("Server::wait() called on a hub thread of its runtime");
+        return false;
+    }
+    std::unique_lock<std::mutex> g(wait_mu_);
+    for (;;) {
+        if (live_connections_.load() == 0 && live_listeners_.load() == 0 &&
+            pending_posts_.load() == 0)
+            return true;
+        // Hubs that stopped (the runtime is shutting down) cancelled everything they had.
+        if (all_hubs_stopped()) return true;
+        if (deadline.passed()) return false;
+        auto step = std::chrono::milliseconds(20);
+        auto left = deadline.remaining();
+        wait_cv_.wait_for(g, left < step ? left : step);
+    }
+}
+
+}  // namespace weft::http

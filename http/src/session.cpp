@@ -1,0 +1,508 @@
+// Http1Session: parsing in batches, handler calls, response serialization and the keep-alive
+// rules. Everything a request costs on the hot path is here: a copy of its bytes into reused
+// storage, a route lookup, the handler, a few appends to the batch buffer.
+#include "session.hpp"
+
+#include <exception>
+
+#include "metrics_table.hpp"
+#include "request_access.hpp"
+#include "uri.hpp"
+#include "weft/core/log.hpp"
+
+namespace weft::http::detail {
+
+namespace {
+
+constexpr std::size_t kInlineBody = 4096;      // larger bodies are sent from the Response
+constexpr std::size_t kTrimBytes = 64 * 1024;  // storage beyond this is freed between uses
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool safe_header_text(std::string_view s) noexcept {
+    for (char c : s)
+        if (c == '\r' || c == '\n' || c == '\0') return false;
+    return true;
+}
+
+bool framing_header(std::string_view name) noexcept {
+    return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+           iequals(name, "connection");
+}
+
+bool bodiless_status(int status) noexcept {
+    return status < 200 || status == 204 || status == 304;
+}
+
+void trim(std::string& s) noexcept {
+    if (s.capacity() > kTrimBytes) std::string().swap(s);
+}
+
+}  // namespace
+
+Http1Session::Http1Session(const SessionContext& ctx) : ctx_(ctx), parser_(ctx.limits) {
+    labels_.keys[0] = "method";
+    labels_.keys[1] = "path";
+    labels_.keys[2] = "route";
+    labels_.keys[3] = "peer";
+}
+
+Http1Session::~Http1Session() = default;
+
+void Http1Session::start(ConnectionInfo& conn, Transport& transport) noexcept {
+    conn_ = &conn;
+    transport_ = &transport;
+    labels_.count = 0;
+}
+
+void Http1Session::finish() noexcept {
+    parser_.reset();
+    ready_ = 0;
+    carry_.clear();
+    carry_spare_.clear();
+    out_.clear();
+    out_mark_ = 0;
+    pieces_.clear();
+    iov_.clear();
+    held_.clear();
+    closing_ = stop_parsing_ = send_failed_ = continue_sent_ = linger_ = false;
+    stream_req_ = nullptr;
+    for (Slot& s : slots_) {
+        trim(RequestAccess::body(*s.req));
+        trim(RequestAccess::arena(*s.req));
+    }
+    trim(out_);
+    trim(carry_);
+    trim(carry_spare_);
+    conn_ = nullptr;
+    transport_ = nullptr;
+    labels_.count = 0;
+}
+
+Http1Session::Slot& Http1Session::slot(std::size_t i) {
+    while (slots_.size() <= i) {
+        slots_.emplace_back();
+        slots_.back().req = std::make_unique<Request>();
+    }
+    return slots_[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing.
+
+void Http1Session::parse(std::string_view bytes, Clock::time_point now) {
+    parse_from(bytes.data(), bytes.size(), now);
+}
+
+void Http1Session::parse_carry(Clock::time_point now) {
+    carry_spare_.swap(carry_);
+    carry_.clear();
+    parse_from(carry_spare_.data(), carry_spare_.size(), now);
+    carry_spare_.clear();
+}
+
+void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_point now) {
+    if (closing_ || stop_parsing_) {
+        if (len > 0) linger_ = true;
+        return;
+    }
+    std::size_t pos = 0;
+    while (pos < len) {
+        if (ready_ >= kMaxBatch) {
+            carry_.append(data + pos, len - pos);
+            return;
+        }
+        Slot& s = slot(ready_);
+        const bool was_in = parser_.in_message();
+        const bool had_headers = parser_.headers_done();
+        if (!was_in) RequestAccess::reset(*s.req, conn_->peer);
+        auto step = parser_.feed(data + pos, len - pos, *s.req, conn_->peer);
+        pos += step.consumed;
+        if (step.kind == RequestParser::Kind::need_more) {
+            if (!was_in && parser_.in_message()) msg_started_ = now;
+            if (!had_headers && parser_.headers_done()) headers_done_at_ = now;
+            return;
+        }
+        s.received = now;
+        ++ready_;
+        continue_sent_ = false;
+        if (step.kind == RequestParser::Kind::error) {
+            s.error_status = parser_.error_status();
+            s.error_reason = parser_.error_reason();
+            stop_parsing_ = true;
+            linger_ = true;
+            return;
+        }
+        s.error_status = 0;
+        if (!s.req->keep_alive()) {
+            // Nothing after a closing request is answered.
+            stop_parsing_ = true;
+            if (pos < len) linger_ = true;
+            return;
+        }
+    }
+}
+
+Http1Session::Next Http1Session::next() const noexcept {
+    if (closing_ || send_failed_) return Next::close;
+    if (parser_.in_message()) return parser_.headers_done() ? Next::read_body : Next::read_header;
+    if (stop_parsing_) return Next::close;
+    return Next::idle;
+}
+
+Deadline Http1Session::read_deadline() const noexcept {
+    const ServerOptions& o = *ctx_.options;
+    if (parser_.headers_done()) return Deadline(headers_done_at_ + o.body_timeout);
+    return Deadline(msg_started_ + o.header_timeout);
+}
+
+void Http1Session::before_read() {
+    if (continue_sent_ || !parser_.wants_continue() || closing_) return;
+    continue_sent_ = true;
+    out_.append(kContinue);
+    (void)flush();
+}
+
+void Http1Session::on_read_timeout() {
+    if (closing_) return;
+    if (parser_.in_message()) {
+        Request& req = *slot(ready_).req;
+        append_error(
+            req, 408,
+            parser_.headers_done() ? "request body timed out" : "request header timed out");
+        record(req, 408, 0, {}, Clock::now(), 0);
+        (void)flush();
+        linger_ = false;  // the client is slow or gone: do not wait for it any longer
+    }
+    closing_ = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answering.
+
+void Http1Session::set_labels(const Request& req) noexcept {
+    labels_.values[0] = req.method_name();
+    labels_.values[1] = req.path();
+    labels_.values[2] = req.route();
+    labels_.values[3] = conn_->peer_text;
+    labels_.count = 4;
+}
+
+void Http1Session::respond() {
+    for (std::size_t i = 0; i < ready_ && !closing_; ++i)
+        handle(slots_[i], i + 1 == ready_);
+    if (ready_ > 0) {
+        // The request still being parsed (if any) moves to the front for the next batch.
+        if (parser_.in_message() && !stop_parsing_) std::swap(slots_[0], slots_[ready_]);
+        ready_ = 0;
+    }
+    labels_.count = 0;
+    (void)flush();
+}
+
+void Http1Session::handle(Slot& s, bool last_in_batch) {
+    Request& req = *s.req;
+    if (s.error_status != 0) {
+        append_error(req, s.error_status, s.error_reason);
+        record(req, s.error_status, 0, {}, s.received, 0);
+        closing_ = true;
+        return;
+    }
+    const ServerOptions& o = *ctx_.options;
+    ++conn_->requests;
+    bool keep = req.keep_alive();
+    if (o.max_requests_per_connection && conn_->requests >= o.max_requests_per_connection)
+        keep = false;
+    last_in_batch_ = last_in_batch;
+
+    const bool head = req.method() == Method::head;
+    RawParams raw;
+    Router::Match m = ctx_.router->match(req.method_name(), req.path(), raw);
+    RequestAccess::set_route(req, m.route);
+    set_labels(req);
+
+    int status = 0;
+    std::uint64_t bytes = 0;
+    if (m.status == 200) {
+        // Decode the route parameters into the request (offsets first: the buffer may grow).
+        std::string& store = RequestAccess::param_storage(req);
+        auto& params = RequestAccess::params(req);
+        std::size_t offs[RawParams::kMax + 1];
+        bool ok = true;
+        for (std::size_t i = 0; i < raw.count && ok; ++i) {
+            offs[i] = store.size();
+            ok = percent_decode(raw.items[i].value, store, false);
+        }
+        offs[raw.count] = store.size();
+        if (!ok) {
+            append_response(req, Response(400, "Bad Request: invalid percent-encoding in path\n"),
+                            keep, bytes, head);
+            status = 400;
+        } else {
+            for (std::size_t i = 0; i < raw.count; ++i)
+                params.push_back({raw.items[i].name,
+                                  std::string_view(store.data() + offs[i], offs[i + 1] - offs[i])});
+        }
+    } else if (m.status == 404) {
+        append_response(req, Response(404, "Not Found\n"), keep, bytes, head);
+        status = 404;
+    } else {
+        Response r(405, "Method Not Allowed\n");
+        r.add_header("Allow", m.allow);
+        append_response(req, std::move(r), keep, bytes, head);
+        status = 405;
+    }
+
+    if (status == 0) {
+        const Endpoint& ep = *m.endpoint;
+        if (ctx_.metrics) ctx_.metrics->active_add(req.method(), 1);
+        if (ep.stream) {
+            run_stream(ep, req, keep, status, bytes);
+        } else {
+            Response r;
+            bool failed = false;
+            try {
+                r = ep.handler(req);
+            } catch (const std::exception& e) {
+                failed = true;
+                weft::logger("http")->error("handler for {} {} (route {}) threw: {}",
+                                            req.method_name(), req.path(), ep.route, e.what());
+            } catch (...) {
+                failed = true;
+                weft::logger("http")->error(
+                    "handler for {} {} (route {}) threw a non-std exception", req.method_name(),
+                    req.path(), ep.route);
+            }
+            if (!failed && (r.status() < 200 || r.status() > 599)) {
+                weft::logger("http")->error("handler for {} {} (route {}) returned status {}",
+                                            req.method_name(), req.path(), ep.route, r.status());
+                failed = true;
+            }
+            if (failed) r = Response(500, "Internal Server Error\n");
+            status = r.status();
+            append_response(req, std::move(r), keep, bytes, head);
+        }
+        if (ctx_.metrics) ctx_.metrics->active_add(req.method(), -1);
+    }
+    record(req, status, m.route_id, m.route, s.received, bytes);
+    labels_.count = 0;
+    if (!keep) closing_ = true;
+}
+
+bool Http1Session::draining_now() const noexcept {
+    // Draining: the last response before the connection would wait again says goodbye. Asked
+    // when the response is written, since a drain may begin while its handler runs.
+    return *ctx_.draining && last_in_batch_ && !parser_.in_message();
+}
+
+void Http1Session::append_head(const Request& req, const Response& r, bool& keep, bool chunked,
+                               std::size_t content_length, bool with_length) {
+    if (draining_now()) keep = false;
+    append_status_line(out_, r.status());
+    out_.append(ctx_.server_line);
+    out_.append(ctx_.date->line());
+    std::string_view ct = r.content_type();
+    if (!ct.empty() && safe_header_text(ct)) {
+        out_.append("Content-Type: ", 14);
+        out_.append(ct);
+        out_.append("\r\n", 2);
+    }
+    if (with_length) {
+        out_.append("Content-Length: ", 16);
+        append_decimal(out_, content_length);
+        out_.append("\r\n", 2);
+    } else if (chunked) {
+        out_.append("Transfer-Encoding: chunked\r\n", 28);
+    }
+    if (!keep)
+        out_.append("Connection: close\r\n", 19);
+    else if (req.version_minor() == 0)
+        out_.append("Connection: keep-alive\r\n", 24);
+    for (const auto& [name, value] : r.headers()) {
+        if (framing_header(name)) continue;
+        if (name.empty() || !safe_header_text(name) || !safe_header_text(value)) {
+            weft::logger("http")->warn("dropped response header '{}': CR, LF or NUL in it",
+                                       safe_header_text(name) ? name : "?");
+            continue;
+        }
+        out_.append(name);
+        out_.append(": ", 2);
+        out_.append(value);
+        out_.append("\r\n", 2);
+    }
+    out_.append("\r\n", 2);
+}
+
+void Http1Session::append_response(const Request& req, Response&& r, bool& keep,
+                                   std::uint64_t& bytes, bool head_only) {
+    const bool no_body = bodiless_status(r.status());
+    std::string_view body = no_body ? std::string_view() : r.body_bytes();
+    append_head(req, r, keep, false, body.size(), !no_body);
+    if (head_only || body.empty()) return;
+    bytes = body.size();
+    if (body.size() <= kInlineBody) {
+        out_.append(body);
+        return;
+    }
+    // A large body goes out from the response itself: keep it alive until the batch is sent.
+    held_.push_back(std::move(r));
+    append_external(held_.back().body_bytes());
+}
+
+void Http1Session::append_error(Request& req, int status, const char* reason) {
+    std::string body(status_reason(status));
+    if (reason && *reason) {
+        body += ": ";
+        body += reason;
+    }
+    body += '\n';
+    Response r(status, std::move(body));
+    std::uint64_t bytes = 0;
+    bool keep = false;
+    // Errors always close, and carry their body even for HEAD: the request may not have been
+    // understood far enough to know it was one.
+    append_response(req, std::move(r), keep, bytes, false);
+}
+
+void Http1Session::close_out_piece() noexcept {
+    if (out_.size() > out_mark_) {
+        pieces_.push_back({nullptr, out_mark_, out_.size() - out_mark_});
+        out_mark_ = out_.size();
+    }
+}
+
+void Http1Session::append_external(std::string_view bytes) {
+    close_out_piece();
+    pieces_.push_back({bytes.data(), 0, bytes.size()});
+}
+
+Result<void> Http1Session::flush() {
+    close_out_piece();
+    if (pieces_.empty()) return {};
+    Result<void> r = Errc::closed;
+    if (!send_failed_ && transport_) {
+        iov_.clear();
+        for (const Piece& p : pieces_) {
+            const char* base = p.ptr ? p.ptr : out_.data() + p.off;
+            iov_.push_back({const_cast<char*>(base), p.len});
+        }
+        r = transport_->send(iov_);
+    }
+    out_.clear();
+    out_mark_ = 0;
+    pieces_.clear();
+    held_.clear();
+    if (!r) {
+        send_failed_ = true;
+        closing_ = true;
+    }
+    return r;
+}
+
+void Http1Session::record(const Request& req, int status, unsigned route_id, std::string_view route,
+                          Clock::time_point received, std::uint64_t bytes) {
+    auto now = Clock::now();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - received);
+    if (ctx_.metrics) ctx_.metrics->observe(req.method(), status, route_id, route, ns.count());
+    if (ctx_.options->access_log) {
+        AccessLogEntry e;
+        e.method = req.method_name();
+        e.target = req.target();
+        e.route = route;
+        e.status = status;
+        e.bytes = bytes;
+        e.duration = ns;
+        e.peer = conn_->peer;
+        e.peer_text = conn_->peer_text;
+        e.hub = ctx_.hub;
+        e.version_minor = req.version_minor();
+        try {
+            ctx_.options->access_log(e);
+        } catch (const std::exception& ex) {
+            weft::logger("http")->error("access log callback threw: {}", ex.what());
+        } catch (...) {
+            weft::logger("http")->error("access log callback threw a non-std exception");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming responses.
+
+void Http1Session::run_stream(const Endpoint& ep, Request& req, bool& keep, int& status,
+                              std::uint64_t& bytes) {
+    stream_req_ = &req;
+    stream_keep_ = keep;
+    stream_started_ = false;
+    stream_failed_ = false;
+    stream_bytes_ = 0;
+    ResponseStream stream(*this);
+    bool failed = false;
+    try {
+        ep.stream(req, stream);
+    } catch (const std::exception& e) {
+        failed = true;
+        weft::logger("http")->error("streaming handler for {} {} (route {}) threw: {}",
+                                    req.method_name(), req.path(), ep.route, e.what());
+    } catch (...) {
+        failed = true;
+        weft::logger("http")->error(
+            "streaming handler for {} {} (route {}) threw a non-std "
+            "exception",
+            req.method_name(), req.path(), ep.route);
+    }
+    stream_req_ = nullptr;
+    if (!stream_started_) {
+        // Nothing went out yet: an ordinary response (a 500 if the handler failed).
+        Response r = failed ? Response(500, "Internal Server Error\n") : stream.head();
+        if (!failed && (r.status() < 200 || r.status() > 599))
+            r = Response(500, "Internal Server Error\n");
+        status = r.status();
+        append_response(req, std::move(r), keep, bytes, req.method() == Method::head);
+        return;
+    }
+    status = stream_status_;
+    bytes = stream_bytes_;
+    if (failed || stream_failed_) {
+        // Part of the response is out: the only honest end is closing the connection.
+        keep = false;
+        closing_ = true;
+        linger_ = false;
+        if (failed && status < 500) status = 500;
+        return;
+    }
+    keep = stream_keep_;
+    if (stream_chunked_ && !stream_no_body_) out_.append("0\r\n\r\n", 5);
+}
+
+Result<void> Http1Session::stream_write(const Response& head, std::string_view data) {
+    if (!stream_req_ || stream_failed_ || send_failed_) return Errc::closed;
+    const Request& req = *stream_req_;
+    if (!stream_started_) {
+        stream_started_ = true;
+        stream_status_ = head.status() >= 200 && head.status() <= 599 ? head.status() : 500;
+        stream_no_body_ = req.method() == Method::head || bodiless_status(stream_status_);
+        // HTTP/1.0 has no chunked coding: the body ends when the connection closes.
+        stream_chunked_ = req.version_minor() >= 1;
+        if (!stream_chunked_) stream_keep_ = false;
+        Response h = head;
+        h.set_status(stream_status_);
+        append_head(req, h, stream_keep_, stream_chunked_ && !bodiless_status(stream_status_), 0,
+                    false);
+    }
+    if (!stream_no_body_ && !data.empty()) {
+        if (stream_chunked_) {
+            append_hex(out_, data.size());
+            out_.append("\r\n", 2);
+            append_external(data);
+            out_.append("\r\n", 2);
+        } else {
+            append_external(data);
+        }
+        stream_bytes_ += data.size();
+    }
+    auto r = flush();
+    if (!r) stream_failed_ = true;
+    return r;
+}
+
+}  // namespace weft::http::detail

@@ -1,0 +1,301 @@
+// The llhttp glue: requests copied out correctly whatever the receive boundaries, limits with
+// their statuses, and the malformed or ambiguous inputs strict parsing must refuse.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "request_parser.hpp"
+#include "weft/http/request.hpp"
+
+using weft::http::Method;
+using weft::http::Request;
+using weft::http::detail::ParserLimits;
+using weft::http::detail::RequestParser;
+
+namespace {
+
+struct Parsed {
+    std::vector<std::unique_ptr<Request>> reqs;
+    int error = 0;
+    std::string reason;
+    bool partial = false;
+};
+
+const weft::SocketAddress& test_peer() {
+    static weft::SocketAddress a = *weft::SocketAddress::parse("127.0.0.1:1234");
+    return a;
+}
+
+/// Feeds `in` in pieces of `chunk` bytes, like receives of that size.
+Parsed parse_all(std::string_view in, std::size_t chunk = std::string::npos,
+                 ParserLimits limits = {}) {
+    Parsed out;
+    RequestParser p(limits);
+    auto cur = std::make_unique<Request>();
+    std::size_t pos = 0;
+    while (pos < in.size()) {
+        std::size_t n = std::min(chunk, in.size() - pos);
+        std::size_t off = 0;
+        while (off < n) {
+            auto st = p.feed(in.data() + pos + off, n - off, *cur, &test_peer());
+            off += st.consumed;
+            if (st.kind == RequestParser::Kind::complete) {
+                out.reqs.push_back(std::move(cur));
+                cur = std::make_unique<Request>();
+                continue;
+            }
+            if (st.kind == RequestParser::Kind::error) {
+                out.error = p.error_status();
+                out.reason = p.error_reason();
+                return out;
+            }
+            EXPECT_EQ(off, n) << "need_more must consume everything";
+            break;
+        }
+        pos += n;
+    }
+    out.partial = p.in_message();
+    return out;
+}
+
+int status_of(std::string_view in, ParserLimits limits = {}) {
+    Parsed p = parse_all(in, std::string::npos, limits);
+    return p.error ? p.error : (p.reqs.empty() ? 0 : 200);
+}
+
+}  // namespace
+
+TEST(HttpParser, SimpleGet) {
+    auto p = parse_all("GET /a/b?x=1&y=%20z HTTP/1.1\r\nHost: h\r\nX-Thing:  v1 \r\n\r\n");
+    ASSERT_EQ(p.error, 0) << p.reason;
+    ASSERT_EQ(p.reqs.size(), 1u);
+    const Request& r = *p.reqs[0];
+    EXPECT_EQ(r.method(), Method::get);
+    EXPECT_EQ(r.method_name(), "GET");
+    EXPECT_EQ(r.target(), "/a/b?x=1&y=%20z");
+    EXPECT_EQ(r.path(), "/a/b");
+    EXPECT_EQ(r.raw_query(), "x=1&y=%20z");
+    EXPECT_EQ(r.query("y").value_or("?"), " z");
+    EXPECT_EQ(r.query("x").value_or("?"), "1");
+    EXPECT_FALSE(r.query("nope").has_value());
+    EXPECT_EQ(r.header("host").value_or(""), "h");
+    EXPECT_EQ(r.header("X-THING").value_or(""), "v1");
+    EXPECT_EQ(r.version_major(), 1);
+    EXPECT_EQ(r.version_minor(), 1);
+    EXPECT_TRUE(r.keep_alive());
+    EXPECT_TRUE(r.body().empty());
+    EXPECT_EQ(r.peer().port(), 1234);
+}
+
+TEST(HttpParser, RepeatedHeadersKept) {
+    auto p = parse_all("GET / HTTP/1.1\r\nHost: h\r\nAccept: a\r\naccept: b\r\nACCEPT: c\r\n\r\n");
+    ASSERT_EQ(p.reqs.size(), 1u);
+    const auto& h = p.reqs[0]->headers();
+    EXPECT_EQ(h.count("Accept"), 3u);
+    EXPECT_EQ(h.get_all("accept"), (std::vector<std::string_view>{"a", "b", "c"}));
+    EXPECT_EQ(h.size(), 4u);
+    EXPECT_EQ(h[1].name, "Accept");
+}
+
+TEST(HttpParser, ContentLengthBody) {
+    auto p = parse_all("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world");
+    ASSERT_EQ(p.reqs.size(), 1u);
+    EXPECT_EQ(p.reqs[0]->body(), "hello world");
+    EXPECT_EQ(p.reqs[0]->method(), Method::post);
+}
+
+TEST(HttpParser, ChunkedBodyDecoded) {
+    std::string in =
+        "POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n";
+    for (std::size_t chunk : {std::string::npos, std::size_t(1), std::size_t(7)}) {
+        auto p = parse_all(in, chunk);
+        ASSERT_EQ(p.error, 0) << p.reason;
+        ASSERT_EQ(p.reqs.size(), 1u) << "chunk " << chunk;
+        EXPECT_EQ(p.reqs[0]->body(), "hello 0123456789");
+        EXPECT_FALSE(p.reqs[0]->header("Trailer").has_value()) << "trailers are not headers";
+    }
+}
+
+TEST(HttpParser, ByteByByteEqualsWhole) {
+    std::string in =
+        "GET /one?a=b HTTP/1.1\r\nHost: h\r\nLong-Header-Name: some longer value here\r\n\r\n"
+        "POST /two HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+        "GET /three HTTP/1.0\r\n\r\n";
+    auto whole = parse_all(in);
+    auto bytes = parse_all(in, 1);
+    ASSERT_EQ(whole.reqs.size(), 3u);
+    ASSERT_EQ(bytes.reqs.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(whole.reqs[i]->target(), bytes.reqs[i]->target());
+        EXPECT_EQ(whole.reqs[i]->body(), bytes.reqs[i]->body());
+        EXPECT_EQ(whole.reqs[i]->headers().size(), bytes.reqs[i]->headers().size());
+    }
+    EXPECT_EQ(bytes.reqs[0]->header("long-header-name").value_or(""), "some longer value here");
+    EXPECT_EQ(bytes.reqs[2]->version_minor(), 0);
+    EXPECT_FALSE(bytes.reqs[2]->keep_alive()) << "HTTP/1.0 without keep-alive closes";
+}
+
+TEST(HttpParser, KeepAliveRules) {
+    auto ka = [](std::string_view in) {
+        auto p = parse_all(in);
+        EXPECT_EQ(p.reqs.size(), 1u) << in;
+        return !p.reqs.empty() && p.reqs[0]->keep_alive();
+    };
+    EXPECT_TRUE(ka("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    EXPECT_FALSE(ka("GET / HTTP/1.0\r\n\r\n"));
+    EXPECT_TRUE(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    EXPECT_FALSE(
+        ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+}
+
+TEST(HttpParser, TargetForms) {
+    auto p = parse_all("GET http://example.com/x/y?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    ASSERT_EQ(p.reqs.size(), 1u);
+    EXPECT_EQ(p.reqs[0]->path(), "/x/y");
+    EXPECT_EQ(p.reqs[0]->raw_query(), "q=1");
+    p = parse_all("GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    ASSERT_EQ(p.reqs.size(), 1u);
+    EXPECT_EQ(p.reqs[0]->path(), "/");
+    p = parse_all("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_EQ(p.reqs.size(), 1u);
+    EXPECT_EQ(p.reqs[0]->path(), "*");
+    EXPECT_EQ(status_of("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+}
+
+TEST(HttpParser, Limits) {
+    ParserLimits l;
+    l.max_header_bytes = 256;
+    l.max_uri_bytes = 64;
+    l.max_headers = 4;
+    l.max_body_bytes = 10;
+    std::string ok = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    EXPECT_EQ(status_of(ok, l), 200);
+    EXPECT_EQ(status_of("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", l), 414);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'v') + "\r\n\r\n", l),
+              431);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", l),
+              431);
+    EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", l), 413)
+        << "refused from Content-Length, before any body byte";
+    EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n",
+                        l),
+              413);
+    EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789", l),
+              200);
+    // The header limit holds whatever the receive size: byte by byte, too.
+    auto p =
+        parse_all("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'v') + "\r\n\r\n", 1, l);
+    EXPECT_EQ(p.error, 431);
+    // A header section of exactly the limit passes.
+    std::string exact = "GET / HTTP/1.1\r\nHost: h\r\nX: ";
+    std::string tail = "\r\n\r\n";
+    exact += std::string(256 - exact.size() - tail.size(), 'v') + tail;
+    ASSERT_EQ(exact.size(), 256u);
+    EXPECT_EQ(status_of(exact, l), 200);
+    EXPECT_EQ(status_of(exact.substr(0, exact.size() - 4) + "v\r\n\r\n", l), 431);
+}
+
+TEST(HttpParser, MalformedAndAmbiguous) {
+    struct Case {
+        const char* what;
+        std::string in;
+        int status;
+    };
+    const std::vector<Case> cases = {
+        {"no Host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+        {"two Host headers", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        {"CL with TE",
+         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400},
+        {"TE with CL",
+         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+         400},
+        {"two differing CL",
+         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+        {"negative CL", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400},
+        {"non-numeric CL", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1a\r\n\r\n", 400},
+        {"overflowing CL",
+         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+        {"bad chunk size",
+         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n", 400},
+        {"chunk size overflow",
+         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\n",
+         400},
+        {"obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n", 400},
+        {"space before colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400},
+        {"bad header name", "GET / HTTP/1.1\r\nHost: h\r\nX(A): 1\r\n\r\n", 400},
+        {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n", 35), 400},
+        {"control char in target", "GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+        {"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
+        {"HTTP/0.9 simple request", "GET /\r\nHost: h\r\n\r\n", 505},
+        {"bad version token", "GET / HTTX/1.1\r\nHost: h\r\n\r\n", 400},
+        {"malformed method", "G@T / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+        {"unknown method", "FROB / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
+        {"unknown transfer coding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+         501},
+        {"gzip then chunked",
+         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+        {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505},
+        {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505},
+        {"HTTP/3.0", "GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505},
+        {"HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505},
+        {"lower-case method", "get / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
+        {"bare LF line ends", "GET / HTTP/1.1\nHost: h\n\n", 400},
+        {"obs-fold with tab", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n\tb\r\n\r\n", 400},
+        {"obs-fold of empty value", "GET / HTTP/1.1\r\nHost: h\r\nX-A:\r\n b\r\n\r\n", 400},
+        {"chunked twice",
+         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+        {"chunked then gzip headers",
+         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+         "gzip\r\n\r\n",
+         400},
+        {"CL list", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc", 400},
+        {"junk after version", "GET / HTTP/1.1 x\r\nHost: h\r\n\r\n", 400},
+        {"TLS handshake", std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11), 400},
+        {"unknown expectation",
+         "POST / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx", 417},
+    };
+    for (const Case& c : cases) {
+        auto p = parse_all(c.in);
+        EXPECT_EQ(p.error, c.status) << c.what << " (reason: " << p.reason << ")";
+        auto bytes = parse_all(c.in, 1);
+        EXPECT_EQ(bytes.error, c.status) << c.what << ", byte by byte";
+    }
+}
+
+TEST(HttpParser, ExpectContinue) {
+    RequestParser p(ParserLimits{});
+    Request r;
+    std::string head =
+        "POST /e HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    auto st = p.feed(head.data(), head.size(), r, &test_peer());
+    EXPECT_EQ(st.kind, RequestParser::Kind::need_more);
+    EXPECT_TRUE(p.headers_done());
+    EXPECT_TRUE(p.wants_continue());
+    st = p.feed("abc", 3, r, &test_peer());
+    EXPECT_EQ(st.kind, RequestParser::Kind::complete);
+    EXPECT_EQ(r.body(), "abc");
+    EXPECT_FALSE(p.wants_continue());
+}
+
+TEST(HttpParser, PipelinedStopsAfterEachRequest) {
+    RequestParser p(ParserLimits{});
+    std::string in =
+        "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 "
+        "HTTP/1.1\r\nHost: h\r\n\r\n";
+    std::size_t pos = 0;
+    std::vector<std::string> paths;
+    while (pos < in.size()) {
+        Request r;
+        auto st = p.feed(in.data() + pos, in.size() - pos, r, &test_peer());
+        ASSERT_EQ(st.kind, RequestParser::Kind::complete);
+        pos += st.consumed;
+        paths.emplace_back(r.path());
+    }
+    EXPECT_EQ(paths, (std::vector<std::string>{"/1", "/2", "/3"}));
+}

@@ -1,0 +1,418 @@
+// Http1Session without sockets: pipelining into one send, keep-alive rules, HEAD, 100-continue,
+// streaming, handler exceptions, limits, drain, and what metrics and the access log receive.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "http_test_util.hpp"
+#include "metrics_table.hpp"
+#include "session.hpp"
+#include "weft/http/demo_routes.hpp"
+
+using namespace weft::http;
+using namespace weft::http::detail;
+using weft::http::testing::ParsedResponse;
+using weft::http::testing::read_responses;
+
+namespace {
+
+class RecordingTransport final : public Transport {
+  public:
+    weft::Result<void> send(std::span<const iovec> bufs) override {
+        std::string s;
+        for (const iovec& v : bufs)
+            s.append(static_cast<const char*>(v.iov_base), v.iov_len);
+        sends.push_back(std::move(s));
+        if (fail) return weft::Errc::connection_reset;
+        return {};
+    }
+    std::string all() const {
+        std::string s;
+        for (auto& x : sends)
+            s += x;
+        return s;
+    }
+    std::vector<std::string> sends;
+    bool fail = false;
+};
+
+struct Harness {
+    ServerOptions opts;
+    Router router;
+    DateCache date;
+    bool draining = false;
+    HubRequestMetrics metrics;
+    SessionContext ctx;
+    std::unique_ptr<Http1Session> session;
+    weft::SocketAddress peer = *weft::SocketAddress::parse("10.1.2.3:4567");
+    ConnectionInfo info;
+    RecordingTransport transport;
+    std::vector<AccessLogEntry> log;
+    std::vector<std::string> log_targets;
+
+    Harness() {
+        register_demo_routes(router);
+        router.get("/throw", [](Request&) -> Response { throw std::runtime_error("boom"); });
+        router.get("/big", [](Request&) { return Response(200, std::string(100000, 'x')); });
+        router.get("/users/{id}", [](Request& r) {
+            return Response(200, "user " + std::string(r.param("id").value_or("?")));
+        });
+        router.add_stream("GET", "/stream", [](Request&, ResponseStream& s) {
+            s.set_content_type("text/plain");
+            (void)s.write("one ");
+            (void)s.write("two ");
+            (void)s.write("three");
+        });
+        router.add_stream("GET", "/stream-throw", [](Request&, ResponseStream& s) {
+            (void)s.write("partial");
+            throw std::runtime_error("midway");
+        });
+        router.add_stream("GET", "/stream-quiet",
+                          [](Request&, ResponseStream& s) { s.set_status(204); });
+        router.get("/inject", [](Request&) {
+            return Response(200, "ok")
+                .add_header("X-Good", "1")
+                .add_header("X-Bad", "a\r\nSet-Cookie: x");
+        });
+    }
+    void build() {
+        opts.access_log = [this](const AccessLogEntry& e) {
+            log.push_back(e);
+            log_targets.emplace_back(e.target);
+        };
+        ctx.options = &opts;
+        ctx.router = &router;
+        ctx.metrics = &metrics;
+        ctx.date = &date;
+        ctx.draining = &draining;
+        ctx.server_line = "Server: weft\r\n";
+        ctx.limits.max_header_bytes = opts.max_header_bytes;
+        ctx.limits.max_uri_bytes = opts.max_uri_bytes;
+        ctx.limits.max_headers = opts.max_headers;
+        ctx.limits.max_body_bytes = opts.max_body_bytes;
+        session = std::make_unique<Http1Session>(ctx);
+        info.peer = &peer;
+        info.peer_text = "10.1.2.3:4567";
+        session->start(info, transport);
+    }
+    /// One receive: parse, answer, and drain the carry buffer, as the connection fiber does.
+    Http1Session::Next feed(std::string_view bytes) {
+        auto now = weft::Clock::now();
+        session->parse(bytes, now);
+        session->respond();
+        while (session->has_carry()) {
+            session->parse_carry(now);
+            session->respond();
+        }
+        return session->next();
+    }
+};
+
+constexpr const char* kGet = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+
+}  // namespace
+
+TEST(HttpSession, PipelinedBatchIsOneSend) {
+    Harness h;
+    h.build();
+    auto next = h.feed(std::string("GET /users/1 HTTP/1.1\r\nHost: h\r\n\r\n") +
+                       "GET /users/2 HTTP/1.1\r\nHost: h\r\n\r\n" +
+                       "GET /users/3 HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_EQ(next, Http1Session::Next::idle);
+    ASSERT_EQ(h.transport.sends.size(), 1u);
+    auto rs = read_responses(h.transport.sends[0]);
+    ASSERT_EQ(rs.size(), 3u);
+    EXPECT_EQ(rs[0].body, "user 1");
+    EXPECT_EQ(rs[1].body, "user 2");
+    EXPECT_EQ(rs[2].body, "user 3");
+    for (auto& r : rs) {
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.header("Server").value_or(""), "weft");
+        EXPECT_EQ(r.header("Date").value_or("").size(), 29u);
+        EXPECT_FALSE(r.header("Connection").has_value());
+    }
+    EXPECT_EQ(h.info.requests, 3u);
+}
+
+TEST(HttpSession, BatchesBeyondTheLimitStillAnswerEverything) {
+    Harness h;
+    h.build();
+    std::string in;
+    for (int i = 0; i < 150; ++i)
+        in += kGet;
+    EXPECT_EQ(h.feed(in), Http1Session::Next::idle);
+    EXPECT_EQ(read_responses(h.transport.all()).size(), 150u);
+    EXPECT_EQ(h.transport.sends.size(), 3u) << "64 + 64 + 22";
+}
+
+TEST(HttpSession, PartialRequestsAcrossReceives) {
+    Harness h;
+    h.build();
+    std::string in = std::string(kGet) +
+                     "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\n"
+                     "Content-Length: 5\r\n\r\nhello";
+    for (std::size_t i = 0; i < in.size(); i += 3)
+        h.feed(std::string_view(in).substr(i, 3));
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].body, "Hello, World!");
+    EXPECT_EQ(rs[1].body, "hello");
+    EXPECT_EQ(rs[1].header("Content-Type").value_or(""), "a/b");
+}
+
+TEST(HttpSession, NextStateAndDeadlines) {
+    Harness h;
+    h.opts.header_timeout = std::chrono::milliseconds(1000);
+    h.opts.body_timeout = std::chrono::milliseconds(5000);
+    h.build();
+    auto t0 = weft::Clock::now();
+    EXPECT_EQ(h.feed("GET / HT"), Http1Session::Next::read_header);
+    auto dl = h.session->read_deadline().time_point();
+    EXPECT_GE(dl, t0 + std::chrono::milliseconds(1000));
+    EXPECT_LT(dl, t0 + std::chrono::milliseconds(2000));
+    EXPECT_EQ(h.feed("TP/1.1\r\nHost: h\r\n\r\n"), Http1Session::Next::idle);
+    EXPECT_EQ(h.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab"),
+              Http1Session::Next::read_body);
+    dl = h.session->read_deadline().time_point();
+    EXPECT_GE(dl, t0 + std::chrono::milliseconds(5000));
+    h.session->on_read_timeout();
+    EXPECT_EQ(h.session->next(), Http1Session::Next::close);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[1].status, 408);
+    EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
+}
+
+TEST(HttpSession, KeepAliveAndClose) {
+    {
+        Harness h;
+        h.build();
+        EXPECT_EQ(
+            h.feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" + std::string(kGet)),
+            Http1Session::Next::close);
+        auto rs = read_responses(h.transport.all());
+        ASSERT_EQ(rs.size(), 1u) << "nothing after Connection: close is answered";
+        EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+        EXPECT_TRUE(h.session->wants_linger()) << "unread bytes followed";
+    }
+    {
+        Harness h;
+        h.build();
+        EXPECT_EQ(h.feed("GET / HTTP/1.0\r\n\r\n"), Http1Session::Next::close);
+        EXPECT_EQ(read_responses(h.transport.all()).at(0).header("Connection").value_or(""),
+                  "close");
+        EXPECT_FALSE(h.session->wants_linger());
+    }
+    {
+        Harness h;
+        h.build();
+        EXPECT_EQ(h.feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+                  Http1Session::Next::idle);
+        EXPECT_EQ(read_responses(h.transport.all()).at(0).header("Connection").value_or(""),
+                  "keep-alive");
+    }
+}
+
+TEST(HttpSession, HeadHasLengthButNoBody) {
+    Harness h;
+    h.build();
+    h.feed("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet));
+    std::string all = h.transport.all();
+    weft::http::testing::ParsedResponse head;
+    std::size_t used = weft::http::testing::read_response(all, head, true);
+    ASSERT_GT(used, 0u);
+    EXPECT_EQ(head.status, 200);
+    EXPECT_EQ(head.header("Content-Length").value_or(""), "13");
+    auto rest = read_responses(std::string_view(all).substr(used));
+    ASSERT_EQ(rest.size(), 1u) << "the HEAD response carried no body bytes";
+    EXPECT_EQ(rest[0].body, "Hello, World!");
+}
+
+TEST(HttpSession, NotFoundAndMethodNotAllowed) {
+    Harness h;
+    h.build();
+    h.feed("GET /nope HTTP/1.1\r\nHost: h\r\n\r\nDELETE /echo HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].status, 404);
+    EXPECT_EQ(rs[1].status, 405);
+    EXPECT_EQ(rs[1].header("Allow").value_or(""), "POST");
+    EXPECT_EQ(h.session->next(), Http1Session::Next::idle);
+}
+
+TEST(HttpSession, HandlerExceptionIs500AndConnectionLives) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("GET /throw HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
+              Http1Session::Next::idle);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].status, 500);
+    EXPECT_FALSE(rs[0].header("Connection").has_value());
+    EXPECT_EQ(rs[1].status, 200);
+}
+
+TEST(HttpSession, ContinueSentBeforeBody) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(
+        h.feed(
+            "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
+        Http1Session::Next::read_body);
+    h.session->before_read();
+    ASSERT_EQ(h.transport.sends.size(), 1u);
+    EXPECT_EQ(h.transport.sends[0], "HTTP/1.1 100 Continue\r\n\r\n");
+    h.session->before_read();
+    EXPECT_EQ(h.transport.sends.size(), 1u) << "sent once";
+    EXPECT_EQ(h.feed("abc"), Http1Session::Next::idle);
+    auto rs = read_responses(h.transport.sends.at(1));
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].body, "abc");
+}
+
+TEST(HttpSession, ContinueNotSentWhenBodyTooLarge) {
+    Harness h;
+    h.opts.max_body_bytes = 10;
+    h.build();
+    EXPECT_EQ(
+        h.feed(
+            "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n"),
+        Http1Session::Next::close);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 413);
+}
+
+TEST(HttpSession, ErrorAfterGoodRequestsAnswersThemFirst) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed(std::string(kGet) + kGet + "\x01BAD / HTTP/1.1\r\n\r\n" + kGet),
+              Http1Session::Next::close);
+    ASSERT_EQ(h.transport.sends.size(), 1u);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 3u);
+    EXPECT_EQ(rs[0].status, 200);
+    EXPECT_EQ(rs[1].status, 200);
+    EXPECT_EQ(rs[2].status, 400);
+    EXPECT_EQ(rs[2].header("Connection").value_or(""), "close");
+    EXPECT_TRUE(h.session->wants_linger());
+}
+
+TEST(HttpSession, MaxRequestsPerConnection) {
+    Harness h;
+    h.opts.max_requests_per_connection = 2;
+    h.build();
+    EXPECT_EQ(h.feed(kGet), Http1Session::Next::idle);
+    EXPECT_EQ(h.feed(std::string(kGet) + kGet), Http1Session::Next::close);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_FALSE(rs[0].header("Connection").has_value());
+    EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
+}
+
+TEST(HttpSession, DrainClosesAfterTheBatch) {
+    Harness h;
+    h.build();
+    h.draining = true;
+    EXPECT_EQ(h.feed(std::string(kGet) + kGet), Http1Session::Next::close);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u) << "requests in flight are answered";
+    EXPECT_FALSE(rs[0].header("Connection").has_value());
+    EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
+}
+
+TEST(HttpSession, StreamingChunked) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("GET /stream HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
+              Http1Session::Next::idle);
+    EXPECT_GE(h.transport.sends.size(), 3u) << "each write goes out";
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_TRUE(rs[0].chunked);
+    EXPECT_EQ(rs[0].body, "one two three");
+    EXPECT_EQ(rs[1].body, "Hello, World!");
+}
+
+TEST(HttpSession, StreamingHttp10ClosesToEndTheBody) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+              Http1Session::Next::close);
+    auto rs = read_responses(h.transport.all(), true);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_FALSE(rs[0].chunked);
+    EXPECT_EQ(rs[0].body, "one two three");
+    EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+}
+
+TEST(HttpSession, StreamingFailureClosesOrAnswers500) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("GET /stream-throw HTTP/1.1\r\nHost: h\r\n\r\n"), Http1Session::Next::close)
+        << "bytes were out: the connection must close";
+    Harness q;
+    q.build();
+    EXPECT_EQ(q.feed("GET /stream-quiet HTTP/1.1\r\nHost: h\r\n\r\n"), Http1Session::Next::idle);
+    auto rs = read_responses(q.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 204);
+}
+
+TEST(HttpSession, LargeBodyGoesOutIntact) {
+    Harness h;
+    h.build();
+    h.feed("GET /big HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet));
+    ASSERT_EQ(h.transport.sends.size(), 1u);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].body, std::string(100000, 'x'));
+}
+
+TEST(HttpSession, HeaderInjectionDropped) {
+    Harness h;
+    h.build();
+    h.feed("GET /inject HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].header("X-Good").value_or(""), "1");
+    EXPECT_FALSE(rs[0].header("X-Bad").has_value());
+    EXPECT_FALSE(rs[0].header("Set-Cookie").has_value());
+}
+
+TEST(HttpSession, SendFailureCloses) {
+    Harness h;
+    h.build();
+    h.transport.fail = true;
+    EXPECT_EQ(h.feed(kGet), Http1Session::Next::close);
+    EXPECT_FALSE(h.session->wants_linger());
+}
+
+TEST(HttpSession, MetricsAndAccessLog) {
+    Harness h;
+    h.build();
+    h.feed(
+        "GET /users/5?x=1 HTTP/1.1\r\nHost: h\r\n\r\nGET /users/6 HTTP/1.1\r\nHost: h\r\n\r\n"
+        "GET /nope/123 HTTP/1.1\r\nHost: h\r\n\r\nPROPFIND /users/1 HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_EQ(h.log.size(), 4u);
+    EXPECT_EQ(h.log_targets[0], "/users/5?x=1");
+    EXPECT_EQ(h.log[0].status, 200);
+    EXPECT_EQ(h.log[0].bytes, 6u);
+    EXPECT_EQ(h.log[0].peer->port(), 4567);
+    std::map<std::string, std::uint64_t> counts;
+    h.metrics.for_each([&](const HubRequestMetrics::Series& s) {
+        std::uint64_t n = 0;
+        for (auto& b : s.duration.buckets)
+            n += b.load();
+        counts[std::string(method_label(s.method)) + " " + std::to_string(s.status) + " " +
+               s.route] += n;
+    });
+    EXPECT_EQ(counts["GET 200 /users/{id}"], 2u);
+    EXPECT_EQ(counts["GET 404 "], 1u) << "unmatched: empty route, never the raw path";
+    EXPECT_EQ(counts["_OTHER 405 /users/{id}"], 1u);
+    EXPECT_EQ(counts.size(), 3u);
+    EXPECT_EQ(h.metrics.active(Method::get), 0);
+}
