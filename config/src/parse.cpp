@@ -334,6 +334,10 @@ Parsed<Duration> parse_duration(const Input& in, Duration min, Duration max, boo
             return Problem{"must be greater than " + lowest + " and at most " +
                            format_duration(max)};
         }
+        if (max == Duration::max()) {
+            return Problem{min == Duration::zero() ? std::string("must not be negative")
+                                                   : "must be at least " + format_duration(min)};
+        }
         return Problem{"must be between " + format_duration(min) + " and " + format_duration(max)};
     }
     return Duration(static_cast<Duration::rep>(rounded));

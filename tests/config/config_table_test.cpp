@@ -27,6 +27,7 @@ cache = "2MiB"
 hosts = ["a", 3]
 names = ["x", "y"]
 db = { port = "x", host = "h" }
+negative = -1
 )";
 
 Table demo_config() {
@@ -51,6 +52,11 @@ TEST(ConfigTable, WrongTypeNamesPluginKeyValueAndLine) {
     EXPECT_NE(t.get_duration("name").error().to_string().find("expected a duration"),
               std::string::npos);
     EXPECT_NE(t.get_size("pi").error().to_string().find("expected a size"), std::string::npos);
+    EXPECT_NE(t.get_duration("negative")
+                  .error()
+                  .to_string()
+                  .find("key 'negative': must not be negative, got -1"),
+              std::string::npos);
     EXPECT_NE(t.get_table("name").error().to_string().find("expected a table"), std::string::npos);
     EXPECT_NE(t.get_string_array("name").error().to_string().find("expected an array"),
               std::string::npos);
@@ -99,8 +105,8 @@ TEST(ConfigTable, OwnChecksAndUnknownKeys) {
     const Table t = demo_config();
     EXPECT_EQ(t.error("pi", "must be below 3").to_string(),
               "plugin 'demo' config key 'pi': must be below 3, got 3.5 (weft.toml:7)");
-    const auto errors = t.check_keys(
-        {"greting", "name", "ratio", "pi", "enabled", "timeout", "cache", "hosts", "names"});
+    const auto errors = t.check_keys({"greting", "name", "ratio", "pi", "enabled", "timeout",
+                                      "cache", "hosts", "names", "negative"});
     ASSERT_EQ(errors.size(), 2u);
     EXPECT_EQ(errors[0].to_string(),
               "plugin 'demo' config key 'greeting': unknown key; did you mean 'greting'? "
