@@ -1,0 +1,205 @@
+// Collectors for the hub probes, the process (/proc/self) and the build.
+#include "weft/monitor/standard_metrics.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "weft/core/hub_stats.hpp"
+
+#ifndef WEFT_VERSION
+#define WEFT_VERSION "unknown"
+#endif
+#ifndef WEFT_BUILD_TYPE
+#define WEFT_BUILD_TYPE "unknown"
+#endif
+#ifndef WEFT_SANITIZERS
+#define WEFT_SANITIZERS "none"
+#endif
+
+namespace weft::monitor {
+
+namespace {
+
+MetricFamily::HistogramSample from_probe(const LatencyHistogram& h, LabelSet labels) {
+    MetricFamily::HistogramSample s;
+    s.labels = std::move(labels);
+    auto b = latency_buckets_seconds();
+    s.bounds.assign(b.begin(), b.end());
+    s.counts.resize(LatencyHistogram::kBuckets);
+    for (std::size_t i = 0; i < LatencyHistogram::kBuckets; ++i)
+        s.counts[i] = h.buckets[i].load(std::memory_order_relaxed);
+    s.sum = static_cast<double>(h.sum_ns.load(std::memory_order_relaxed)) / 1e9;
+    return s;
+}
+
+std::string slurp(const char* path) {
+    std::string out;
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return out;
+}
+
+}  // namespace
+
+CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
+    const Runtime* r = &rt;
+    return registry.add_collector([r](std::vector<MetricFamily>& out) {
+        MetricFamily run{"weft_hub_run_duration_seconds",
+                         "How long each fiber slice held its hub (from resume to the next switch).",
+                         "seconds",
+                         MetricType::histogram,
+                         {},
+                         {}};
+        MetricFamily delay{"weft_hub_schedule_delay_seconds",
+                           "Time from a fiber becoming ready to it running, every wakeup.",
+                           "seconds",
+                           MetricType::histogram,
+                           {},
+                           {}};
+        MetricFamily lag{"weft_hub_lag_seconds",
+                         "Lateness of the hub's periodic probe timer (its interval subtracted).",
+                         "seconds",
+                         MetricType::histogram,
+                         {},
+                         {}};
+        MetricFamily busy{"weft_hub_busy_seconds_total",
+                          "Time the hub thread spent running fibers and its loop.",
+                          "seconds",
+                          MetricType::counter,
+                          {},
+                          {}};
+        MetricFamily idle{"weft_hub_idle_seconds_total",
+                          "Time the hub thread spent waiting for I/O or timers.",
+                          "seconds",
+                          MetricType::counter,
+                          {},
+                          {}};
+        MetricFamily fibers{
+            "weft_hub_fibers", "Fibers on the hub, by state.", "", MetricType::gauge, {}, {}};
+        MetricFamily spawned{"weft_hub_fibers_spawned_total",
+                             "Fibers spawned on the hub.",
+                             "",
+                             MetricType::counter,
+                             {},
+                             {}};
+        for (unsigned i = 0; i < r->hub_count(); ++i) {
+            const HubProbe& p = r->hub(i).probe();
+            std::string hub = std::to_string(i);
+            LabelSet l{{"hub", hub}};
+            run.histograms.push_back(from_probe(p.run_duration, l));
+            delay.histograms.push_back(from_probe(p.schedule_delay, l));
+            lag.histograms.push_back(from_probe(p.lag, l));
+            busy.samples.push_back(
+                {l, static_cast<double>(p.busy_ns.load(std::memory_order_relaxed)) / 1e9});
+            idle.samples.push_back(
+                {l, static_cast<double>(p.idle_ns.load(std::memory_order_relaxed)) / 1e9});
+            for (int st = 0; st < kFiberStateCount; ++st) {
+                std::int64_t n =
+                    p.fibers[static_cast<std::size_t>(st)].load(std::memory_order_relaxed);
+                fibers.samples.push_back(
+                    {{{"hub", hub}, {"state", fiber_state_name(static_cast<FiberState>(st))}},
+                     static_cast<double>(n < 0 ? 0 : n)});
+            }
+            spawned.samples.push_back(
+                {l, static_cast<double>(p.fibers_spawned.load(std::memory_order_relaxed))});
+        }
+        out.push_back(std::move(run));
+        out.push_back(std::move(delay));
+        out.push_back(std::move(lag));
+        out.push_back(std::move(busy));
+        out.push_back(std::move(idle));
+        out.push_back(std::move(fibers));
+        out.push_back(std::move(spawned));
+    });
+}
+
+CollectorHandle add_process_metrics(Registry& registry) {
+    return registry.add_collector([](std::vector<MetricFamily>& out) {
+        std::string stat = slurp("/proc/self/stat");
+        auto close = stat.rfind(')');
+        if (close == std::string::npos) return;
+        // Fields after "(comm)": state is field 3; utime 14, stime 15, num_threads 20,
+        // starttime 22, vsize 23, rss 24.
+        std::vector<std::string> f;
+        std::size_t pos = close + 2;
+        while (pos < stat.size()) {
+            std::size_t sp = stat.find(' ', pos);
+            if (sp == std::string::npos) sp = stat.size();
+            f.push_back(stat.substr(pos, sp - pos));
+            pos = sp + 1;
+        }
+        auto field = [&](int n) -> double {
+            std::size_t idx = static_cast<std::size_t>(n - 3);
+            return idx < f.size() ? std::strtod(f[idx].c_str(), nullptr) : 0;
+        };
+        double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+        double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+        double btime = 0;
+        std::string pstat = slurp("/proc/stat");
+        if (auto at = pstat.find("\nbtime "); at != std::string::npos)
+            btime = std::strtod(pstat.c_str() + at + 7, nullptr);
+
+        double fds = 0;
+        if (DIR* d = ::opendir("/proc/self/fd")) {
+            while (dirent* e = ::readdir(d))
+                if (e->d_name[0] != '.') ++fds;
+            ::closedir(d);
+            fds -= 1;  // the directory stream's own descriptor
+        }
+        struct rlimit rl {};
+        double max_fds =
+            ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? static_cast<double>(rl.rlim_cur) : 0;
+
+        auto one = [&](const char* name, const char* help, MetricType t, double v) {
+            out.push_back({name, help, "", t, {{{}, v}}, {}});
+        };
+        one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+            MetricType::counter, (field(14) + field(15)) / ticks);
+        one("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::gauge,
+            field(24) * page);
+        one("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::gauge,
+            field(23));
+        one("process_open_fds", "Number of open file descriptors.", MetricType::gauge, fds);
+        one("process_max_fds", "Maximum number of open file descriptors.", MetricType::gauge,
+            max_fds);
+        one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+            MetricType::gauge, btime + field(22) / ticks);
+        one("process_threads", "Number of OS threads in the process.", MetricType::gauge,
+            field(20));
+    });
+}
+
+CollectorHandle add_build_info(Registry& registry) {
+    return registry.add_collector([](std::vector<MetricFamily>& out) {
+#if defined(__clang__)
+        std::string compiler = "clang " __clang_version__;
+#elif defined(__GNUC__)
+        std::string compiler = "gcc " __VERSION__;
+#else
+        std::string compiler = "unknown";
+#endif
+        out.push_back({"weft_build_info",
+                       "Weft build information; the value is always 1.",
+                       "",
+                       MetricType::info,
+                       {{{{"version", WEFT_VERSION},
+                          {"compiler", compiler},
+                          {"build_type", WEFT_BUILD_TYPE},
+                          {"sanitizers", WEFT_SANITIZERS}},
+                         1.0}},
+                       {}});
+    });
+}
+
+}  // namespace weft::monitor

@@ -1,0 +1,40 @@
+// Unwinding and symbolization of a captured stack, on the watchdog thread, with elfutils libdw:
+// a CFI (.eh_frame) unwind of the copied stack bytes from the captured registers, which walks
+// through code built without frame pointers (libc, libstdc++, libgcc's unwinder), with the
+// frame-pointer chain from the handler as the fallback; then function names (static ones too,
+// demangled), module and file:line where line tables exist.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stack_capture.hpp"
+#include "weft/monitor/blocking_report.hpp"
+
+namespace weft::monitor::detail {
+
+class Symbolizer {
+  public:
+    Symbolizer();
+    ~Symbolizer();
+    Symbolizer(const Symbolizer&) = delete;
+    Symbolizer& operator=(const Symbolizer&) = delete;
+
+    /// Loads the module list of the process now, so that the first report is quick.
+    void warm();
+
+    /// Unwinds and symbolizes the stack in `slot` (state ready). `note` says how it was
+    /// unwound ("CFI unwind of N bytes" / "frame pointers").
+    std::vector<StackFrame> stack(const CaptureSlot& slot, int tid, std::string& note);
+
+    /// Symbolizes one address (a return address unless `is_pc`).
+    StackFrame describe(std::uint64_t address, bool is_pc);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace weft::monitor::detail

@@ -1,0 +1,313 @@
+// /proc readers for one thread of this process, and the x86_64 system call names.
+#include "thread_inspect.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+namespace weft::monitor::detail {
+
+namespace {
+
+std::string task_path(int tid, const char* leaf) {
+    return "/proc/self/task/" + std::to_string(tid) + "/" + leaf;
+}
+
+// Reads a small /proc file whole; "" on error.
+std::string slurp(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+        if (out.size() > 1 << 20) break;
+    }
+    ::close(fd);
+    return out;
+}
+
+struct SyscallEntry {
+    long nr;
+    const char* name;
+    bool fd_first;  // the first argument is a file descriptor
+};
+
+// The common x86_64 system calls, and every one a blocked thread is likely to sit in.
+constexpr SyscallEntry kSyscalls[] = {
+    {0, "read", true},
+    {1, "write", true},
+    {2, "open", false},
+    {3, "close", true},
+    {4, "stat", false},
+    {5, "fstat", true},
+    {6, "lstat", false},
+    {7, "poll", false},
+    {8, "lseek", true},
+    {9, "mmap", false},
+    {10, "mprotect", false},
+    {11, "munmap", false},
+    {12, "brk", false},
+    {13, "rt_sigaction", false},
+    {14, "rt_sigprocmask", false},
+    {16, "ioctl", true},
+    {17, "pread64", true},
+    {18, "pwrite64", true},
+    {19, "readv", true},
+    {20, "writev", true},
+    {21, "access", false},
+    {22, "pipe", false},
+    {23, "select", false},
+    {24, "sched_yield", false},
+    {25, "mremap", false},
+    {26, "msync", false},
+    {28, "madvise", false},
+    {32, "dup", true},
+    {33, "dup2", true},
+    {34, "pause", false},
+    {35, "nanosleep", false},
+    {39, "getpid", false},
+    {40, "sendfile", true},
+    {41, "socket", false},
+    {42, "connect", true},
+    {43, "accept", true},
+    {44, "sendto", true},
+    {45, "recvfrom", true},
+    {46, "sendmsg", true},
+    {47, "recvmsg", true},
+    {48, "shutdown", true},
+    {49, "bind", true},
+    {50, "listen", true},
+    {54, "setsockopt", true},
+    {55, "getsockopt", true},
+    {56, "clone", false},
+    {57, "fork", false},
+    {58, "vfork", false},
+    {59, "execve", false},
+    {60, "exit", false},
+    {61, "wait4", false},
+    {62, "kill", false},
+    {65, "semop", false},
+    {69, "msgsnd", false},
+    {70, "msgrcv", false},
+    {72, "fcntl", true},
+    {73, "flock", true},
+    {74, "fsync", true},
+    {75, "fdatasync", true},
+    {76, "truncate", false},
+    {77, "ftruncate", true},
+    {78, "getdents", true},
+    {82, "rename", false},
+    {83, "mkdir", false},
+    {87, "unlink", false},
+    {89, "readlink", false},
+    {96, "gettimeofday", false},
+    {101, "ptrace", false},
+    {128, "rt_sigtimedwait", false},
+    {130, "rt_sigsuspend", false},
+    {162, "sync", false},
+    {186, "gettid", false},
+    {200, "tkill", false},
+    {202, "futex", false},
+    {206, "io_setup", false},
+    {207, "io_destroy", false},
+    {208, "io_getevents", false},
+    {209, "io_submit", false},
+    {213, "epoll_create", false},
+    {217, "getdents64", true},
+    {220, "semtimedop", false},
+    {228, "clock_gettime", false},
+    {230, "clock_nanosleep", false},
+    {231, "exit_group", false},
+    {232, "epoll_wait", true},
+    {233, "epoll_ctl", true},
+    {234, "tgkill", false},
+    {247, "waitid", false},
+    {257, "openat", false},
+    {258, "mkdirat", false},
+    {262, "newfstatat", false},
+    {263, "unlinkat", false},
+    {264, "renameat", false},
+    {267, "readlinkat", false},
+    {270, "pselect6", false},
+    {271, "ppoll", false},
+    {275, "splice", true},
+    {277, "sync_file_range", true},
+    {281, "epoll_pwait", true},
+    {284, "eventfd", false},
+    {285, "fallocate", true},
+    {288, "accept4", true},
+    {290, "eventfd2", false},
+    {291, "epoll_create1", false},
+    {293, "pipe2", false},
+    {295, "preadv", true},
+    {296, "pwritev", true},
+    {299, "recvmmsg", true},
+    {306, "syncfs", true},
+    {307, "sendmmsg", true},
+    {316, "renameat2", false},
+    {318, "getrandom", false},
+    {319, "memfd_create", false},
+    {332, "statx", false},
+    {425, "io_uring_setup", false},
+    {426, "io_uring_enter", true},
+    {427, "io_uring_register", true},
+    {435, "clone3", false},
+    {441, "epoll_pwait2", true},
+    {449, "futex_waitv", false},
+};
+
+const SyscallEntry* find_syscall(long nr) {
+    for (const auto& e : kSyscalls)
+        if (e.nr == nr) return &e;
+    return nullptr;
+}
+
+}  // namespace
+
+std::int64_t thread_cpu_ns(int tid) noexcept {
+    if (tid <= 0) return -1;
+    // The kernel's per-thread CPU clock id for a tid of this process (what
+    // pthread_getcpuclockid computes): CPUCLOCK_SCHED (2) | CPUCLOCK_PERTHREAD (4).
+    clockid_t cid = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6u);
+    struct timespec ts;
+    if (clock_gettime(cid, &ts) == 0)
+        return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    // Fallback: the first field of schedstat is the time spent on a CPU, in ns.
+    std::string s = slurp(task_path(tid, "schedstat"));
+    if (s.empty()) return -1;
+    return std::strtoll(s.c_str(), nullptr, 10);
+}
+
+SchedSample sched_sample(int tid) noexcept {
+    SchedSample out;
+    try {
+        std::string s = slurp(task_path(tid, "schedstat"));
+        if (!s.empty()) {
+            char* end = nullptr;
+            long long cpu = std::strtoll(s.c_str(), &end, 10);
+            long long wait = std::strtoll(end, nullptr, 10);
+            out.cpu_ns = cpu;
+            out.wait_ns = wait;
+            return out;
+        }
+    } catch (...) {
+    }
+    out.cpu_ns = thread_cpu_ns(tid);
+    return out;
+}
+
+SyscallState read_syscall(int tid) {
+    SyscallState st;
+    std::string s = slurp(task_path(tid, "syscall"));
+    if (s.empty()) return st;
+    st.valid = true;
+    if (s.compare(0, 7, "running") == 0) {
+        st.running = true;
+        return st;
+    }
+    const char* p = s.c_str();
+    char* end = nullptr;
+    st.nr = std::strtol(p, &end, 10);
+    p = end;
+    for (int i = 0; i < 6 && p && *p; ++i) {
+        st.args[i] = std::strtoull(p, &end, 16);
+        if (end == p) break;
+        p = end;
+    }
+    return st;
+}
+
+std::string read_wchan(int tid) {
+    std::string s = slurp(task_path(tid, "wchan"));
+    if (s == "0") return {};
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+char thread_state(int tid) {
+    std::string s = slurp(task_path(tid, "stat"));
+    // "tid (comm) S ..." — comm may contain spaces and parentheses: use the last ')'.
+    auto close = s.rfind(')');
+    if (close == std::string::npos || close + 2 >= s.size()) return '?';
+    return s[close + 2];
+}
+
+std::string thread_name(int tid) {
+    std::string s = slurp(task_path(tid, "comm"));
+    while (!s.empty() && s.back() == '\n')
+        s.pop_back();
+    return s;
+}
+
+bool signal_blocked(int tid, int sig) {
+    std::string s = slurp(task_path(tid, "status"));
+    auto at = s.find("SigBlk:");
+    if (at == std::string::npos || sig <= 0 || sig > 64) return false;
+    unsigned long long mask = std::strtoull(s.c_str() + at + 7, nullptr, 16);
+    return (mask >> (sig - 1)) & 1u;
+}
+
+std::string syscall_name(long nr) {
+    if (const SyscallEntry* e = find_syscall(nr)) return e->name;
+    return "syscall " + std::to_string(nr);
+}
+
+std::string syscall_detail(const SyscallState& s) {
+    const SyscallEntry* e = find_syscall(s.nr);
+    if (!e || !e->fd_first) return {};
+    int fd = static_cast<int>(static_cast<std::int64_t>(s.args[0]));
+    std::string out = "fd " + std::to_string(fd);
+    char target[256];
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n > 0) {
+        target[n] = '\0';
+        out += " -> ";
+        out += target;
+    }
+    return out;
+}
+
+std::vector<ThreadRow> list_threads() {
+    std::vector<ThreadRow> out;
+    DIR* d = ::opendir("/proc/self/task");
+    if (!d) return out;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        int tid = std::atoi(e->d_name);
+        out.push_back({tid, thread_name(tid), thread_state(tid)});
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end(),
+              [](const ThreadRow& a, const ThreadRow& b) { return a.tid < b.tid; });
+    return out;
+}
+
+std::uint64_t resident_bytes() noexcept {
+    try {
+        std::string s = slurp("/proc/self/statm");
+        if (s.empty()) return 0;
+        const char* p = s.c_str();
+        char* end = nullptr;
+        std::strtoull(p, &end, 10);  // total program size
+        unsigned long long pages = std::strtoull(end, nullptr, 10);
+        return static_cast<std::uint64_t>(pages) *
+               static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    } catch (...) {
+        return 0;
+    }
+}
+
+}  // namespace weft::monitor::detail

@@ -1,0 +1,56 @@
+// What a thread of this process is doing, from the outside: its CPU time, its scheduler state,
+// the system call it sits in (/proc/self/task/<tid>/syscall) and the kernel wait channel. Used
+// by the watchdog to tell "running on CPU" from "blocked in a system call".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace weft::monitor::detail {
+
+/// CPU time consumed by thread `tid` of this process, in ns; -1 if unknown.
+std::int64_t thread_cpu_ns(int tid) noexcept;
+
+/// Where a thread's time went, cumulative: on a CPU, and runnable but waiting for one
+/// (/proc/self/task/<tid>/schedstat; wait_ns is -1 without scheduler statistics).
+struct SchedSample {
+    std::int64_t cpu_ns = -1;
+    std::int64_t wait_ns = -1;
+};
+SchedSample sched_sample(int tid) noexcept;
+
+struct SyscallState {
+    bool valid = false;    ///< the file could be read
+    bool running = false;  ///< "running": on a CPU or runnable, not in a system call
+    long nr = -1;          ///< the system call number (x86_64), -1 if none
+    std::uint64_t args[6] = {};
+};
+SyscallState read_syscall(int tid);
+
+/// The kernel function the thread sleeps in ("pipe_read", "futex_wait_queue"...), or "".
+std::string read_wchan(int tid);
+/// Scheduler state letter from /proc: R, S, D, T, Z...; '?' if unknown.
+char thread_state(int tid);
+/// The thread's name (comm).
+std::string thread_name(int tid);
+/// True when `sig` is blocked in thread `tid`'s signal mask.
+bool signal_blocked(int tid, int sig);
+
+/// x86_64 system call name for `nr` ("read", "futex"...), or "syscall <nr>".
+std::string syscall_name(long nr);
+/// For system calls whose first argument is a file descriptor: "fd 7 -> pipe:[1234]"; else "".
+std::string syscall_detail(const SyscallState& s);
+
+/// Every thread of this process: tid, name, state.
+struct ThreadRow {
+    int tid;
+    std::string name;
+    char state;
+};
+std::vector<ThreadRow> list_threads();
+
+/// Resident set size of this process in bytes (from /proc/self/statm); 0 if unknown.
+std::uint64_t resident_bytes() noexcept;
+
+}  // namespace weft::monitor::detail

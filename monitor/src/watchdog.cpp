@@ -1,0 +1,841 @@
+// The watchdog thread: looks at every hub's probe each check period, reports blockages (capture,
+// classify, symbolize, render, fan out to the sinks), writes the closing record with the
+// measured duration, samples RSS for the memory monitor, and logs the run-info dump on request.
+// It only reads what hubs publish; it never writes hub-owned data.
+#include "weft/monitor/watchdog.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "display.hpp"
+#include "report_json.hpp"
+#include "stack_capture.hpp"
+#include "symbolizer.hpp"
+#include "thread_inspect.hpp"
+#include "weft/core/log.hpp"
+#include "weft/monitor/run_info.hpp"
+
+namespace weft::monitor {
+
+namespace {
+
+std::int64_t mono_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+constexpr std::size_t kStackCopyBytes = 256 * 1024;
+constexpr auto kCaptureTimeout = std::chrono::milliseconds(100);
+constexpr std::size_t kFibersPerHubInReport = 64;
+constexpr std::int64_t kMinute = 60'000'000'000;
+
+std::uint64_t sum_buckets(const LatencyHistogram& h) noexcept {
+    std::uint64_t n = 0;
+    for (const auto& b : h.buckets)
+        n += b.load(std::memory_order_relaxed);
+    return n;
+}
+
+// FNV-1a over the frames' functions (or modules for unknown code): the same code path hashes
+// the same although the interrupted instruction differs.
+std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
+    std::uint64_t h = 1469598103934665603ull;
+    auto mix = [&](std::string_view s) {
+        for (unsigned char c : s) {
+            h ^= c;
+            h *= 1099511628211ull;
+        }
+        h ^= 0xff;
+        h *= 1099511628211ull;
+    };
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        const auto& f = frames[i];
+        mix(f.module);
+        if (!f.function.empty())
+            mix(f.function);
+        else if (i > 0)
+            mix(std::to_string(f.address));
+    }
+    return h;
+}
+
+// The SIGUSR1 hook: a process-wide eventfd that is never closed (so a handler can always write
+// to it) and the watchdog that currently listens to it.
+std::atomic<int> g_dump_fd{-1};
+std::mutex g_dump_mu;
+void on_dump_signal(int) {
+    int saved = errno;
+    int fd = g_dump_fd.load(std::memory_order_relaxed);
+    if (fd >= 0) {
+        std::uint64_t one = 1;
+        ssize_t w = ::write(fd, &one, sizeof one);
+        (void)w;
+    }
+    errno = saved;
+}
+
+// Callbacks of one event kind. A callback runs under its own (recursive) lock, so unsubscribing
+// waits for a call in progress, except from inside that very call.
+template <class Ev>
+class SubscriberList : public std::enable_shared_from_this<SubscriberList<Ev>> {
+  public:
+    std::function<void()> add(std::function<void(const Ev&)> fn) {
+        auto e = std::make_shared<Entry>();
+        e->fn = std::move(fn);
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            list_.push_back(e);
+        }
+        std::weak_ptr<SubscriberList> self = this->shared_from_this();
+        std::weak_ptr<Entry> weak = e;
+        return [self, weak] {
+            auto e = weak.lock();
+            if (!e) return;
+            {
+                std::lock_guard<std::recursive_mutex> g(e->mu);
+                e->active = false;
+            }
+            if (auto list = self.lock()) {
+                std::lock_guard<std::mutex> g(list->mu_);
+                std::erase(list->list_, e);
+            }
+        };
+    }
+    void emit(const Ev& ev, spdlog::logger& log, const char* what) {
+        std::vector<std::shared_ptr<Entry>> copy;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            copy = list_;
+        }
+        for (auto& e : copy) {
+            std::lock_guard<std::recursive_mutex> g(e->mu);
+            if (!e->active) continue;
+            try {
+                e->fn(ev);
+            } catch (const std::exception& ex) {
+                log.error("an {} subscriber failed: {}; the watchdog carries on", what, ex.what());
+            } catch (...) {
+                log.error("an {} subscriber failed; the watchdog carries on", what);
+            }
+        }
+    }
+
+  private:
+    struct Entry {
+        std::recursive_mutex mu;
+        bool active = true;
+        std::function<void(const Ev&)> fn;
+    };
+    std::mutex mu_;
+    std::vector<std::shared_ptr<Entry>> list_;
+};
+
+}  // namespace
+
+struct Watchdog::Impl {
+    Runtime& rt;
+    MonitorSettings s;
+    std::shared_ptr<spdlog::logger> log;
+    std::int64_t threshold_ns;
+    std::int64_t period_ns;
+    bool stats;
+
+    int wake_fd = -1;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> dump_requested{false};
+    std::thread thread;
+    std::FILE* json_file = nullptr;
+
+    // Watchdog thread only.
+    struct HubWatch {
+        std::uint64_t epoch = ~0ull;
+        bool seen_running = false;
+        std::int64_t seen_at = 0;
+        detail::SchedSample sched_at;
+        bool allowed_this_epoch = false;
+        bool blocked = false;
+        std::uint64_t blocked_epoch = 0;
+        std::int64_t start = 0;
+        std::int64_t last_seen_blocked = 0;
+        std::uint64_t report_id = 0;  // 0: not reported (rate limit)
+        FiberId fiber = 0;
+        std::string fiber_name;
+        std::uint64_t runs_at = 0;
+        std::uint64_t run_sum_at = 0;
+    };
+    std::vector<HubWatch> watch;
+    detail::CaptureSlot* slot = nullptr;
+    std::unique_ptr<char[]> stack_buf;
+    detail::Symbolizer symbolizer;
+    std::deque<std::int64_t> emitted;  // when recent reports were written (rate limit)
+    std::uint64_t suppressed_since_last = 0;
+
+    // Read by other threads.
+    struct HubCounters {
+        std::atomic<std::uint64_t> events{0};
+        std::atomic<std::uint64_t> dropped{0};
+        std::atomic<std::uint64_t> blocking_ns{0};
+        std::atomic<bool> blocked{false};
+    };
+    std::unique_ptr<HubCounters[]> counters;
+
+    mutable std::mutex state_mu;  // ring, stacks, next_id
+    std::deque<detail::RingEntry> ring;
+    std::unordered_map<std::uint64_t, detail::StackStat> stacks;
+    std::vector<std::uint64_t> stack_order;
+    std::uint64_t next_id = 1;
+
+    std::shared_ptr<SubscriberList<BlockingReport>> blocked_subs =
+        std::make_shared<SubscriberList<BlockingReport>>();
+    std::shared_ptr<SubscriberList<BlockingEnd>> unblocked_subs =
+        std::make_shared<SubscriberList<BlockingEnd>>();
+    std::shared_ptr<SubscriberList<MemoryEvent>> mem_above_subs =
+        std::make_shared<SubscriberList<MemoryEvent>>();
+    std::shared_ptr<SubscriberList<MemoryEvent>> mem_below_subs =
+        std::make_shared<SubscriberList<MemoryEvent>>();
+
+    std::mutex mem_mu;
+    bool mem_above = false;
+    std::uint64_t mem_peak = 0;
+    std::atomic<std::uint64_t> mem_last{0};
+    std::atomic<bool> mem_over{false};
+
+    std::atomic<int> hooked_signal{-1};
+    struct sigaction prev_action {};
+
+    Impl(Runtime& r, MonitorSettings settings)
+        : rt(r),
+          s(std::move(settings)),
+          log(weft::logger(s.logger_name)),
+          threshold_ns(s.max_blocking_time.count()),
+          period_ns(
+              std::clamp<std::int64_t>(s.max_blocking_time.count() / 5, 1'000'000, 1'000'000'000)),
+          stats(r.options().collect_stats),
+          watch(r.hub_count()),
+          counters(new HubCounters[r.hub_count()]) {}
+
+    // ---- the loop ------------------------------------------------------------------------
+
+    void run() {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals are for the hubs and main
+        pthread_setname_np(pthread_self(), "weft-watchdog");
+        try {
+            symbolizer.warm();
+        } catch (...) {
+        }
+        std::int64_t next_mem = mono_ns() + s.memory_period.count();
+        while (!stop.load(std::memory_order_acquire)) {
+            wait(period_ns);
+            if (stop.load(std::memory_order_acquire)) break;
+            if (dump_requested.exchange(false)) dump_run_info();
+            try {
+                tick();
+            } catch (const std::exception& ex) {
+                log->error("watchdog: {}; carrying on", ex.what());
+            } catch (...) {
+                log->error("watchdog: unknown error; carrying on");
+            }
+            if (s.memory_max && mono_ns() >= next_mem) {
+                next_mem = mono_ns() + s.memory_period.count();
+                try {
+                    check_memory();
+                } catch (...) {
+                    log->error("memory monitor failed; carrying on");
+                }
+            }
+        }
+    }
+
+    void wait(std::int64_t ns) {
+        struct pollfd fds[2];
+        int n = 0;
+        fds[n++] = {wake_fd, POLLIN, 0};
+        int dump_fd = hooked_signal >= 0 ? g_dump_fd.load() : -1;
+        if (dump_fd >= 0) fds[n++] = {dump_fd, POLLIN, 0};
+        struct timespec ts {
+            static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)
+        };
+        if (::ppoll(fds, static_cast<nfds_t>(n), &ts, nullptr) > 0) {
+            std::uint64_t v;
+            if (fds[0].revents & POLLIN) {
+                ssize_t r = ::read(wake_fd, &v, sizeof v);
+                (void)r;
+            }
+            if (n > 1 && (fds[1].revents & POLLIN)) {
+                ssize_t r = ::read(dump_fd, &v, sizeof v);
+                (void)r;
+                dump_requested.store(true);
+            }
+        }
+    }
+
+    void tick() {
+        std::int64_t now = mono_ns();
+        std::vector<unsigned> detected;
+        for (unsigned i = 0; i < watch.size(); ++i)
+            if (look(i, now)) detected.push_back(i);
+        for (unsigned i : detected)
+            report(i);
+    }
+
+    // Updates hub i's state; true when a new blockage must be reported.
+    bool look(unsigned i, std::int64_t now) {
+        const HubProbe& p = rt.hub(i).probe();
+        HubWatch& w = watch[i];
+        std::uint64_t epoch = p.epoch.load(std::memory_order_relaxed);
+        HubActivity act = p.activity.load(std::memory_order_relaxed);
+
+        if (w.blocked) {
+            if (epoch == w.blocked_epoch && act == HubActivity::running) {
+                w.last_seen_blocked = now;
+                return false;
+            }
+            close_blockage(i, now);
+        }
+        if (epoch != w.epoch) {
+            w.epoch = epoch;
+            w.seen_running = false;
+            w.allowed_this_epoch = false;
+        }
+        int tid = p.tid.load(std::memory_order_relaxed);
+        if (act != HubActivity::running || tid <= 0) {
+            w.seen_running = false;
+            return false;
+        }
+        if (p.blocking_allowed.load(std::memory_order_relaxed) > 0) {
+            w.seen_running = false;
+            w.allowed_this_epoch = true;
+            return false;
+        }
+        if (!w.seen_running) {
+            w.seen_running = true;
+            w.seen_at = now;
+            w.sched_at = detail::sched_sample(tid);
+        }
+        // When this slice began: exact from the probe with stats, but never earlier than a
+        // period before we first saw it running (the probe's start can be stale right after an
+        // idle wait), nor before deliberate blocking ended.
+        std::int64_t start = w.seen_at;
+        if (stats && !w.allowed_this_epoch) {
+            std::int64_t ss = p.slice_start_ns.load(std::memory_order_relaxed);
+            start = std::max(ss, w.seen_at - period_ns);
+            start = std::min(start, w.seen_at);
+        }
+        if (now - start <= threshold_ns) return false;
+        // Blocked.
+        w.blocked = true;
+        w.blocked_epoch = epoch;
+        w.start = start;
+        w.last_seen_blocked = now;
+        w.report_id = 0;
+        w.fiber = p.running_fiber.load(std::memory_order_relaxed);
+        w.fiber_name.clear();
+        w.runs_at = sum_buckets(p.run_duration);
+        w.run_sum_at = p.run_duration.sum_ns.load(std::memory_order_relaxed);
+        counters[i].events.fetch_add(1, std::memory_order_relaxed);
+        counters[i].blocked.store(true, std::memory_order_relaxed);
+        if (rate_limited(now)) {
+            counters[i].dropped.fetch_add(1, std::memory_order_relaxed);
+            ++suppressed_since_last;
+            return false;
+        }
+        return true;
+    }
+
+    bool rate_limited(std::int64_t now) {
+        if (s.reports_per_minute == 0) return false;
+        while (!emitted.empty() && now - emitted.front() >= kMinute)
+            emitted.pop_front();
+        if (emitted.size() >= s.reports_per_minute) return true;
+        emitted.push_back(now);
+        return false;
+    }
+
+    void close_blockage(unsigned i, std::int64_t now) {
+        HubWatch& w = watch[i];
+        const HubProbe& p = rt.hub(i).probe();
+        std::int64_t end = now;
+        if (stats) {
+            std::uint64_t runs = sum_buckets(p.run_duration);
+            std::uint64_t sum = p.run_duration.sum_ns.load(std::memory_order_relaxed);
+            std::int64_t ss = p.slice_start_ns.load(std::memory_order_relaxed);
+            if (runs == w.runs_at + 1 && sum >= w.run_sum_at) {
+                // Exactly one slice ended since: the blocked one, and its length is known.
+                end = w.start + static_cast<std::int64_t>(sum - w.run_sum_at);
+            } else if (ss >= w.last_seen_blocked && ss <= now) {
+                end = ss;  // the next slice (or loop turn) began when the blockage ended
+            }
+            if (end < w.last_seen_blocked || end > now) end = now;
+        } else {
+            end = (w.last_seen_blocked + now) / 2;
+        }
+        std::int64_t dur = std::max<std::int64_t>(0, end - w.start);
+        counters[i].blocking_ns.fetch_add(static_cast<std::uint64_t>(dur),
+                                          std::memory_order_relaxed);
+        counters[i].blocked.store(false, std::memory_order_relaxed);
+        w.blocked = false;
+        w.seen_running = false;
+        if (w.report_id == 0) return;  // not reported: no closing record either
+
+        BlockingEnd e;
+        e.report_id = w.report_id;
+        e.when = std::chrono::system_clock::now();
+        e.hub = i;
+        e.fiber_id = w.fiber;
+        e.fiber_name = w.fiber_name;
+        e.duration_s = static_cast<double>(dur) / 1e9;
+        {
+            std::lock_guard<std::mutex> g(state_mu);
+            for (auto& r : ring)
+                if (r.report.id == e.report_id) r.end = e;
+        }
+        sink("log", [&] {
+            if (s.print_blocking_reports) log->warn("{}", format_text(e));
+        });
+        sink("JSON file", [&] { write_json(to_json(e)); });
+        unblocked_subs->emit(e, *log, "on_unblocked");
+    }
+
+    // ---- one report ----------------------------------------------------------------------
+
+    void report(unsigned i) {
+        HubWatch& w = watch[i];
+        const Hub& hub = rt.hub(i);
+        const HubProbe& p = hub.probe();
+        int tid = p.tid.load(std::memory_order_relaxed);
+        std::int64_t now = mono_ns();
+
+        BlockingReport r;
+        r.when = std::chrono::system_clock::now();
+        r.hub = i;
+        r.tid = tid;
+        r.threshold_s = static_cast<double>(threshold_ns) / 1e9;
+        r.blocked_s = static_cast<double>(now - w.start) / 1e9;
+
+        // What the thread does, read before the capture signal disturbs it.
+        detail::SchedSample sched = detail::sched_sample(tid);
+        detail::SyscallState sys = detail::read_syscall(tid);
+        r.wchan = detail::read_wchan(tid);
+        r.thread_name = detail::thread_name(tid);
+        bool in_syscall = sys.valid && !sys.running && sys.nr >= 0;
+        double wall = static_cast<double>(now - w.seen_at);
+        if (sched.cpu_ns >= 0 && w.sched_at.cpu_ns >= 0 && wall > 0) {
+            r.cpu_share =
+                std::clamp(static_cast<double>(sched.cpu_ns - w.sched_at.cpu_ns) / wall, 0.0, 1.0);
+            double runnable = r.cpu_share;
+            if (sched.wait_ns >= 0 && w.sched_at.wait_ns >= 0) {
+                r.cpu_wait_share = std::clamp(
+                    static_cast<double>(sched.wait_ns - w.sched_at.wait_ns) / wall, 0.0, 1.0);
+                runnable += r.cpu_wait_share;
+            }
+            // Runnable (on a CPU or queued for one) most of the time: the code computes. Asleep
+            // most of the time: it waits in the kernel.
+            if (runnable >= 0.5 && !(in_syscall && r.cpu_share < 0.2))
+                r.cause = r.cpu_share < 0.05 ? BlockingCause::waiting_for_cpu
+                                             : BlockingCause::running_on_cpu;
+            else
+                r.cause = BlockingCause::in_system_call;
+        }
+        if (sys.valid && !sys.running && sys.nr >= 0) {
+            r.syscall_nr = sys.nr;
+            r.syscall = detail::syscall_name(sys.nr);
+            r.syscall_detail = detail::syscall_detail(sys);
+        }
+
+        capture_stack(r, tid);
+
+        // The fiber, from the capture when there is one, else from the probe.
+        if (r.fiber_id == 0) r.fiber_id = w.fiber;
+        std::vector<FiberInfo> fibers = hub.fibers();
+        for (const auto& f : fibers) {
+            if (f.id != r.fiber_id || r.fiber_id == 0) continue;
+            if (r.fiber_name.empty()) r.fiber_name = f.name;
+            r.parent_id = f.parent;
+            r.spawn_file = detail::display_path(f.spawn_file ? f.spawn_file : "");
+            r.spawn_line = f.spawn_line;
+            r.spawn_function = f.spawn_function ? f.spawn_function : "";
+        }
+        w.fiber = r.fiber_id;
+        w.fiber_name = r.fiber_name;
+
+        if (s.track_fiber_tree) r.hubs = snapshot_hubs(rt, kFibersPerHubInReport, r.fiber_id);
+        r.threads = snapshot_threads(&rt);
+        r.suppressed_before = std::exchange(suppressed_since_last, 0);
+
+        {
+            std::lock_guard<std::mutex> g(state_mu);
+            r.id = next_id++;
+            r.stack_hash = stack_hash(r.stack);
+            auto [it, fresh] = stacks.try_emplace(r.stack_hash);
+            detail::StackStat& st = it->second;
+            if (fresh) {
+                st.hash = r.stack_hash;
+                st.first_report = r.id;
+                st.frames = r.stack;
+                stack_order.push_back(r.stack_hash);
+            }
+            st.count++;
+            st.last_report = r.id;
+            r.stack_seen = st.count;
+            r.same_stack_as = fresh ? 0 : st.first_report;
+            ring.push_back({r, std::nullopt});
+            while (ring.size() > s.recent_reports)
+                ring.pop_front();
+        }
+        w.report_id = r.id;
+
+        sink("log", [&] {
+            if (s.print_blocking_reports) log->warn("{}", format_text(r, true));
+        });
+        sink("JSON file", [&] { write_json(to_json(r, r.same_stack_as == 0)); });
+        blocked_subs->emit(r, *log, "on_blocked");
+    }
+
+    void capture_stack(BlockingReport& r, int tid) {
+        if (!slot) {
+            r.stack_note =
+                "no stack: stack capture is unavailable (no free realtime signal or "
+                "capture slot)";
+            return;
+        }
+        slot->stack_buf = stack_buf.get();
+        slot->stack_cap = kStackCopyBytes;
+        detail::CaptureResult res = detail::CaptureResult::unavailable;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            res = detail::capture(*slot, tid, kCaptureTimeout);
+            if (res != detail::CaptureResult::ok) break;
+            if (slot->status != detail::CaptureStatus::in_switch) break;
+            detail::finish(*slot);  // caught mid-switch: try again in a moment
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        switch (res) {
+            case detail::CaptureResult::ok:
+                break;
+            case detail::CaptureResult::timed_out:
+                r.stack_note = fmt::format(
+                    "no stack: the thread did not answer the capture signal ({}) within {} ms",
+                    detail::capture_signal(), kCaptureTimeout.count());
+                if (detail::signal_blocked(tid, detail::capture_signal()))
+                    r.stack_note += "; the signal is blocked in the thread's signal mask";
+                return;
+            case detail::CaptureResult::send_failed:
+                r.stack_note =
+                    fmt::format("no stack: cannot signal thread {}: {}", tid, std::strerror(errno));
+                return;
+            case detail::CaptureResult::unavailable:
+                r.stack_note = "no stack: stack capture is unavailable";
+                return;
+        }
+        switch (slot->status) {
+            case detail::CaptureStatus::ok: {
+                r.fiber_id = slot->fiber_id;
+                r.fiber_name = slot->fiber_name;
+                for (int k = 0; k < slot->label_count; ++k) {
+                    const auto& l = slot->labels[k];
+                    std::string v(l.value, l.value_len);
+                    if (l.truncated) v += "...";
+                    r.labels.emplace_back(std::string(l.key, l.key_len), std::move(v));
+                }
+                try {
+                    r.stack = symbolizer.stack(*slot, tid, r.stack_note);
+                } catch (const std::exception& ex) {
+                    r.stack_note = std::string("symbolization failed: ") + ex.what();
+                }
+                break;
+            }
+            case detail::CaptureStatus::in_switch:
+                r.stack_note = "no stack: the thread was switching between fibers each time";
+                break;
+            case detail::CaptureStatus::not_a_hub:
+                r.stack_note = "no stack: the signalled thread runs no hub any more";
+                break;
+            case detail::CaptureStatus::no_stack:
+                r.stack_note = "no stack: the stack pointer was outside the fiber's stack";
+                r.stack.push_back(symbolizer.describe(slot->regs[16], true));
+                break;
+        }
+        detail::finish(*slot);
+    }
+
+    template <class F>
+    void sink(const char* name, F&& f) {
+        try {
+            f();
+        } catch (const std::exception& ex) {
+            try {
+                log->error("blocking report sink '{}' failed: {}; the watchdog carries on", name,
+                           ex.what());
+            } catch (...) {
+            }
+        } catch (...) {
+        }
+    }
+
+    void write_json(const std::string& line) {
+        if (!json_file) return;
+        if (std::fputs(line.c_str(), json_file) < 0 || std::fputc('\n', json_file) < 0 ||
+            std::fflush(json_file) != 0)
+            throw std::system_error(errno, std::generic_category(), "writing " + s.reports_file);
+    }
+
+    void dump_run_info() {
+        sink("run-info dump",
+             [&] { log->warn("run-info dump requested\n{}", format_run_info(rt)); });
+    }
+
+    // ---- memory --------------------------------------------------------------------------
+
+    void check_memory() {
+        if (s.memory_max == 0) return;
+        std::uint64_t rss = detail::resident_bytes();
+        if (rss == 0) return;
+        MemoryEvent ev;
+        bool fire_above = false, fire_below = false;
+        {
+            std::lock_guard<std::mutex> g(mem_mu);
+            mem_peak = std::max(mem_peak, rss);
+            mem_last.store(rss, std::memory_order_relaxed);
+            ev = {rss, s.memory_max, mem_peak, rss > s.memory_max};
+            if (rss > s.memory_max && !mem_above) {
+                mem_above = true;
+                fire_above = true;
+            } else if (rss <= s.memory_max && mem_above) {
+                mem_above = false;
+                fire_below = true;
+            }
+            mem_over.store(mem_above, std::memory_order_relaxed);
+        }
+        if (fire_above) {
+            sink("log", [&] {
+                log->warn("memory usage {} bytes is above the limit of {} bytes", rss,
+                          s.memory_max);
+            });
+            mem_above_subs->emit(ev, *log, "on_memory_above");
+        }
+        if (fire_below) {
+            sink("log", [&] {
+                log->warn("memory usage {} bytes is back under the limit of {} bytes (peak {})",
+                          rss, s.memory_max, ev.peak_bytes);
+            });
+            mem_below_subs->emit(ev, *log, "on_memory_below");
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+Watchdog::Watchdog(Runtime& rt, MonitorSettings settings) {
+    if (auto errs = validate(settings); !errs.empty()) {
+        std::string msg;
+        for (const auto& e : errs)
+            msg += (msg.empty() ? "" : "; ") + e.message();
+        throw std::invalid_argument("monitor settings: " + msg);
+    }
+    impl_ = std::make_unique<Impl>(rt, std::move(settings));
+    Impl& d = *impl_;
+    if (!d.s.reports_file.empty()) {
+        d.json_file = std::fopen(d.s.reports_file.c_str(), "ae");
+        if (!d.json_file)
+            throw std::system_error(
+                errno, std::generic_category(),
+                "cannot open the blocking reports file '" + d.s.reports_file + "'");
+    }
+    d.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d.wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    if (!d.s.enabled) return;
+    if (detail::install_capture_handler() >= 0) {
+        d.slot = detail::acquire_slot();
+        if (d.slot) d.stack_buf.reset(new char[kStackCopyBytes]);
+    }
+    if (!d.slot)
+        d.log->warn("watchdog: native stack capture is unavailable; reports have no stack");
+    d.thread = std::thread([&d] { d.run(); });
+}
+
+Watchdog::~Watchdog() {
+    Impl& d = *impl_;
+    d.stop.store(true, std::memory_order_release);
+    std::uint64_t one = 1;
+    ssize_t w = ::write(d.wake_fd, &one, sizeof one);
+    (void)w;
+    if (d.thread.joinable()) d.thread.join();
+    if (d.hooked_signal >= 0) {
+        std::lock_guard<std::mutex> g(g_dump_mu);
+        sigaction(d.hooked_signal, &d.prev_action, nullptr);
+    }
+    if (d.slot) detail::release_slot(d.slot);
+    if (d.json_file) std::fclose(d.json_file);
+    ::close(d.wake_fd);
+}
+
+const MonitorSettings& Watchdog::settings() const noexcept {
+    return impl_->s;
+}
+std::chrono::nanoseconds Watchdog::check_period() const noexcept {
+    return std::chrono::nanoseconds(impl_->period_ns);
+}
+
+Subscription Watchdog::on_blocked(std::function<void(const BlockingReport&)> fn) {
+    return Subscription(impl_->blocked_subs->add(std::move(fn)));
+}
+Subscription Watchdog::on_unblocked(std::function<void(const BlockingEnd&)> fn) {
+    return Subscription(impl_->unblocked_subs->add(std::move(fn)));
+}
+Subscription Watchdog::on_memory_above(std::function<void(const MemoryEvent&)> fn) {
+    return Subscription(impl_->mem_above_subs->add(std::move(fn)));
+}
+Subscription Watchdog::on_memory_below(std::function<void(const MemoryEvent&)> fn) {
+    return Subscription(impl_->mem_below_subs->add(std::move(fn)));
+}
+
+std::string Watchdog::recent_reports_json() const {
+    const Impl& d = *impl_;
+    std::vector<detail::HubTotals> totals;
+    for (unsigned i = 0; i < d.watch.size(); ++i) {
+        HubBlockingStats st = hub_stats(i);
+        totals.push_back({i, st.events, st.seconds, st.dropped, st.blocked_now});
+    }
+    std::lock_guard<std::mutex> g(d.state_mu);
+    std::vector<detail::StackStat> stacks;
+    for (auto h : d.stack_order)
+        stacks.push_back(d.stacks.at(h));
+    return detail::debug_blocking_json(static_cast<double>(d.threshold_ns) / 1e9, totals, d.ring,
+                                       stacks);
+}
+
+std::vector<BlockingReport> Watchdog::recent_reports() const {
+    std::lock_guard<std::mutex> g(impl_->state_mu);
+    std::vector<BlockingReport> out;
+    for (const auto& e : impl_->ring)
+        out.push_back(e.report);
+    return out;
+}
+
+HubBlockingStats Watchdog::hub_stats(unsigned hub) const {
+    if (hub >= impl_->watch.size()) throw std::out_of_range("Watchdog::hub_stats: no such hub");
+    const auto& c = impl_->counters[hub];
+    return {c.events.load(std::memory_order_relaxed),
+            static_cast<double>(c.blocking_ns.load(std::memory_order_relaxed)) / 1e9,
+            c.dropped.load(std::memory_order_relaxed), c.blocked.load(std::memory_order_relaxed)};
+}
+
+std::string Watchdog::run_info() const {
+    return format_run_info(impl_->rt);
+}
+
+void Watchdog::request_run_info_dump() noexcept {
+    impl_->dump_requested.store(true);
+    std::uint64_t one = 1;
+    ssize_t w = ::write(impl_->wake_fd, &one, sizeof one);
+    (void)w;
+}
+
+void Watchdog::install_run_info_signal(int signo) {
+    Impl& d = *impl_;
+    if (!d.s.enabled)
+        throw std::logic_error("install_run_info_signal: the watchdog is disabled (no thread)");
+    std::lock_guard<std::mutex> g(g_dump_mu);
+    if (g_dump_fd.load() < 0) {
+        int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+        g_dump_fd.store(fd);
+    }
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = &on_dump_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction prev;
+    if (sigaction(signo, &sa, &prev) != 0)
+        throw std::system_error(errno, std::generic_category(), "sigaction");
+    if (d.hooked_signal < 0) d.prev_action = prev;
+    d.hooked_signal = signo;
+    // Wake the thread so that it starts polling the signal's eventfd now.
+    std::uint64_t one = 1;
+    ssize_t w = ::write(d.wake_fd, &one, sizeof one);
+    (void)w;
+}
+
+void Watchdog::check_memory_now() {
+    impl_->check_memory();
+}
+
+CollectorHandle Watchdog::add_metrics(Registry& registry) const {
+    const Impl* d = impl_.get();
+    return registry.add_collector([d](std::vector<MetricFamily>& out) {
+        MetricFamily events{"weft_hub_blocking_events_total",
+                            "Blockages detected by the watchdog (a hub held by one fiber or by "
+                            "its own loop for longer than the threshold).",
+                            "",
+                            MetricType::counter,
+                            {},
+                            {}};
+        MetricFamily seconds{"weft_hub_blocking_seconds_total",
+                             "Total measured duration of the blockages that ended.",
+                             "seconds",
+                             MetricType::counter,
+                             {},
+                             {}};
+        MetricFamily dropped{"weft_hub_blocking_reports_dropped_total",
+                             "Blockages counted but not reported because of the per-minute "
+                             "rate limit.",
+                             "",
+                             MetricType::counter,
+                             {},
+                             {}};
+        MetricFamily threshold{"weft_hub_blocking_threshold_seconds",
+                               "The watchdog's max_blocking_time.",
+                               "seconds",
+                               MetricType::gauge,
+                               {},
+                               {}};
+        for (unsigned i = 0; i < d->watch.size(); ++i) {
+            LabelSet l{{"hub", std::to_string(i)}};
+            const auto& c = d->counters[i];
+            events.samples.push_back({l, static_cast<double>(c.events.load())});
+            seconds.samples.push_back({l, static_cast<double>(c.blocking_ns.load()) / 1e9});
+            dropped.samples.push_back({l, static_cast<double>(c.dropped.load())});
+            threshold.samples.push_back({l, static_cast<double>(d->threshold_ns) / 1e9});
+        }
+        out.push_back(std::move(events));
+        out.push_back(std::move(seconds));
+        out.push_back(std::move(dropped));
+        out.push_back(std::move(threshold));
+        if (d->s.memory_max) {
+            out.push_back({"weft_monitor_memory_max_bytes",
+                           "The memory monitor's RSS limit (WEFT_MONITOR_MEMORY_MAX).",
+                           "bytes",
+                           MetricType::gauge,
+                           {{{}, static_cast<double>(d->s.memory_max)}},
+                           {}});
+            out.push_back({"weft_monitor_memory_over_limit",
+                           "1 while the resident set size is above the memory monitor's limit.",
+                           "",
+                           MetricType::gauge,
+                           {{{}, d->mem_over.load() ? 1.0 : 0.0}},
+                           {}});
+        }
+    });
+}
+
+}  // namespace weft::monitor

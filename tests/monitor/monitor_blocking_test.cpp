@@ -1,0 +1,358 @@
+// The watchdog against real blockages, one per scenario: a CPU loop, sleep_for, a pipe read, a
+// std::mutex held by another thread, a getaddrinfo that waits for a (local, deliberately slow)
+// DNS server, and exceptions thrown during a blockage. Each asserts exactly one report and one
+// closing record, the classification, the culprit in the symbolized stack, the measured
+// duration against the truth, and that the counters and histogram bucket moved.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <resolv.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <gmock/gmock.h>
+
+#include "monitor_test_util.hpp"
+#include "weft/monitor/exposition.hpp"
+#include "weft/monitor/standard_metrics.hpp"
+
+using namespace std::chrono_literals;
+using weft::monitor::BlockingCause;
+using weft::monitor::BlockingEnd;
+using weft::monitor::BlockingReport;
+using weft::monitor::test::stack_has;
+using weft::monitor::test::stack_text;
+
+namespace {
+
+constexpr auto kBlock = 400ms;
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// How long the culprit really blocked, measured by itself.
+struct Truth {
+    std::atomic<std::int64_t> start{0};
+    std::atomic<std::int64_t> end{0};
+    void begin() { start.store(now_ns()); }
+    void finish() { end.store(now_ns()); }
+    double seconds() const { return static_cast<double>(end.load() - start.load()) / 1e9; }
+};
+
+// The culprits: not inlined, and not tail calls (the asm after each call keeps their frame).
+
+__attribute__((noinline)) void culprit_busy_loop(Truth& t) {
+    t.begin();
+    auto until = std::chrono::steady_clock::now() + kBlock;
+    volatile std::uint64_t x = 0;
+    while (std::chrono::steady_clock::now() < until)
+        for (int i = 0; i < 10000; ++i)
+            x = x + static_cast<std::uint64_t>(i);
+    t.finish();
+    asm volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void culprit_sleep(Truth& t) {
+    t.begin();
+    std::this_thread::sleep_for(kBlock);
+    t.finish();
+    asm volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void culprit_pipe_read(Truth& t, int fd) {
+    t.begin();
+    char c = 0;
+    ssize_t n = ::read(fd, &c, 1);
+    t.finish();
+    EXPECT_EQ(n, 1);
+    asm volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void culprit_mutex_lock(Truth& t, std::mutex& mu) {
+    t.begin();
+    mu.lock();
+    t.finish();
+    mu.unlock();
+    asm volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) int culprit_getaddrinfo(Truth& t, const char* host) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    t.begin();
+    int rc = ::getaddrinfo(host, "80", &hints, &res);
+    t.finish();
+    if (res) ::freeaddrinfo(res);
+    asm volatile("" ::: "memory");
+    return rc;
+}
+
+__attribute__((noinline)) void culprit_throw_in_loop(Truth& t, std::uint64_t& caught) {
+    t.begin();
+    auto until = std::chrono::steady_clock::now() + kBlock;
+    while (std::chrono::steady_clock::now() < until) {
+        try {
+            throw std::runtime_error("thrown during a blockage");
+        } catch (const std::runtime_error&) {
+            ++caught;
+        }
+    }
+    t.finish();
+    asm volatile("" ::: "memory");
+}
+
+// A DNS server on 127.0.0.1 that answers every query after a delay, so that a resolver pointed
+// at it blocks for a known time without any traffic leaving the machine.
+class SlowDnsServer {
+  public:
+    explicit SlowDnsServer(std::chrono::milliseconds delay) : delay_(delay) {
+        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        socklen_t len = sizeof addr_;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr_), &len);
+        timeval tv{0, 100'000};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~SlowDnsServer() {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+    const sockaddr_in& address() const { return addr_; }
+
+  private:
+    void serve() {
+        while (!stop_) {
+            unsigned char q[512];
+            sockaddr_in from{};
+            socklen_t fl = sizeof from;
+            ssize_t n = ::recvfrom(fd_, q, sizeof q, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+            if (n < 12) continue;
+            std::this_thread::sleep_for(delay_);
+            // The query echoed back as a response with one A record: 127.0.0.9.
+            unsigned char r[600];
+            std::memcpy(r, q, static_cast<std::size_t>(n));
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6] = 0;
+            r[7] = 1;
+            const unsigned char answer[] = {0xc0, 0x0c, 0, 1, 0,   1, 0, 0,
+                                            0,    60,   0, 4, 127, 0, 0, 9};
+            std::memcpy(r + n, answer, sizeof answer);
+            ::sendto(fd_, r, static_cast<std::size_t>(n) + sizeof answer, 0,
+                     reinterpret_cast<sockaddr*>(&from), fl);
+        }
+    }
+    std::chrono::milliseconds delay_;
+    int fd_ = -1;
+    sockaddr_in addr_{};
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+class Blocking : public ::testing::Test {
+  protected:
+    static weft::monitor::MonitorSettings settings() {
+        weft::monitor::MonitorSettings s;
+        s.max_blocking_time = 100ms;
+        return s;
+    }
+
+    weft::Runtime rt_{weft::monitor::test::runtime_options(2)};
+    weft::monitor::Watchdog wd_{rt_, settings()};
+    weft::monitor::test::Recorder rec_{wd_};
+    weft::monitor::Registry registry_;
+    weft::monitor::CollectorHandle hub_metrics_ = weft::monitor::add_hub_metrics(registry_, rt_);
+    weft::monitor::CollectorHandle wd_metrics_ = wd_.add_metrics(registry_);
+
+    std::vector<std::uint64_t> run_buckets(unsigned hub) {
+        std::vector<std::uint64_t> v;
+        for (const auto& b : rt_.hub(hub).probe().run_duration.buckets)
+            v.push_back(b.load(std::memory_order_relaxed));
+        return v;
+    }
+
+    // Runs `body` as the fiber "culprit" on hub 0 and waits for it and for the watchdog.
+    template <class F>
+    void block_hub0(F body) {
+        before_ = run_buckets(0);
+        std::atomic<bool> done{false};
+        weft::monitor::test::spawn_on_hub(rt_, 0, "culprit", [&] {
+            body();
+            done = true;
+        });
+        ASSERT_TRUE(rec_.wait_ends(1)) << "no closing record within 10 s";
+        for (int i = 0; i < 500 && !done; ++i)
+            std::this_thread::sleep_for(10ms);
+        ASSERT_TRUE(done.load());
+        // Long enough for a second (wrong) report to show up.
+        std::this_thread::sleep_for(wd_.check_period() * 5 + 100ms);
+    }
+
+    // The checks every scenario shares.
+    void expect_one_blockage(const Truth& truth, BlockingCause cause, const std::string& culprit) {
+        auto reports = rec_.reports();
+        auto ends = rec_.ends();
+        ASSERT_EQ(reports.size(), 1u);
+        ASSERT_EQ(ends.size(), 1u);
+        const BlockingReport& r = reports[0];
+        const BlockingEnd& e = ends[0];
+        report_ = r;
+        EXPECT_EQ(r.hub, 0u);
+        EXPECT_EQ(r.fiber_name, "culprit");
+        EXPECT_NE(r.fiber_id, 0u);
+        EXPECT_EQ(e.report_id, r.id);
+        EXPECT_EQ(e.fiber_id, r.fiber_id);
+        EXPECT_EQ(r.cause, cause) << "cause " << weft::monitor::cause_name(r.cause) << ", cpu "
+                                  << r.cpu_share << ", syscall " << r.syscall;
+        EXPECT_TRUE(stack_has(r, culprit)) << "culprit " << culprit << " not in\n" << stack_text(r);
+        // Reported once the threshold passed, and well before 1.5x of it.
+        EXPECT_GE(r.blocked_s, 0.1);
+        EXPECT_LE(r.blocked_s, 0.15 + 0.05);
+        double truth_s = truth.seconds();
+        EXPECT_NEAR(e.duration_s, truth_s, 0.2 * truth_s) << "truth " << truth_s;
+        EXPECT_EQ(r.hubs.size(), 2u);  // every hub's fiber tree
+        EXPECT_FALSE(r.threads.empty());
+
+        auto stats = wd_.hub_stats(0);
+        EXPECT_EQ(stats.events, 1u);
+        EXPECT_NEAR(stats.seconds, e.duration_s, 1e-6);
+        EXPECT_FALSE(stats.blocked_now);
+        EXPECT_EQ(wd_.hub_stats(1).events, 0u);
+        std::string text = weft::monitor::render(registry_.collect(),
+                                                 weft::monitor::ExpositionFormat::prometheus_text);
+        EXPECT_THAT(text, ::testing::HasSubstr("weft_hub_blocking_events_total{hub=\"0\"} 1\n"));
+        EXPECT_THAT(text, ::testing::HasSubstr("weft_hub_blocking_events_total{hub=\"1\"} 0\n"));
+
+        // The blocked slice landed in the run-duration bucket that holds its length.
+        auto after = run_buckets(0);
+        std::size_t want = 0;
+        auto slice_ns = static_cast<std::int64_t>(e.duration_s * 1e9);
+        while (want < weft::kLatencyBucketBoundsNs.size() &&
+               slice_ns > weft::kLatencyBucketBoundsNs[want])
+            ++want;
+        EXPECT_GE(after[want], before_[want] + 1) << "bucket " << want;
+    }
+
+    std::vector<std::uint64_t> before_;
+    BlockingReport report_;
+};
+
+TEST_F(Blocking, CpuBusyLoop) {
+    Truth t;
+    weft::FiberLabels labels;
+    labels.keys[0] = "method";
+    labels.values[0] = "GET";
+    labels.keys[1] = "route";
+    labels.values[1] = "/spin";
+    labels.keys[2] = "peer";
+    labels.values[2] = "127.0.0.1:40000";
+    labels.count = 3;
+    block_hub0([&] {
+        weft::this_fiber::set_labels(&labels);
+        culprit_busy_loop(t);
+        weft::this_fiber::set_labels(nullptr);
+    });
+    expect_one_blockage(t, BlockingCause::running_on_cpu, "culprit_busy_loop");
+    // On a CPU, or queued for one on a busy machine: runnable nearly all along.
+    EXPECT_GT(report_.cpu_share + report_.cpu_wait_share, 0.5);
+    ASSERT_EQ(report_.labels.size(), 3u);
+    EXPECT_EQ(report_.labels[0], std::make_pair(std::string("method"), std::string("GET")));
+    EXPECT_EQ(report_.labels[1], std::make_pair(std::string("route"), std::string("/spin")));
+    EXPECT_EQ(report_.labels[2],
+              std::make_pair(std::string("peer"), std::string("127.0.0.1:40000")));
+    EXPECT_THAT(weft::monitor::format_text(report_),
+                ::testing::HasSubstr("Request: method=GET route=/spin peer=127.0.0.1:40000"));
+}
+
+TEST_F(Blocking, SleepFor) {
+    Truth t;
+    block_hub0([&] { culprit_sleep(t); });
+    expect_one_blockage(t, BlockingCause::in_system_call, "culprit_sleep");
+    EXPECT_THAT(report_.syscall, ::testing::AnyOf("clock_nanosleep", "nanosleep"));
+    EXPECT_LT(report_.cpu_share, 0.5);
+}
+
+TEST_F(Blocking, PipeRead) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    Truth t;
+    std::thread writer([&] {
+        while (t.start.load() == 0)
+            std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(kBlock);
+        char c = 'x';
+        EXPECT_EQ(::write(fds[1], &c, 1), 1);
+    });
+    block_hub0([&] { culprit_pipe_read(t, fds[0]); });
+    writer.join();
+    expect_one_blockage(t, BlockingCause::in_system_call, "culprit_pipe_read");
+    EXPECT_EQ(report_.syscall, "read");
+    EXPECT_THAT(report_.syscall_detail, ::testing::HasSubstr("pipe:["));
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+TEST_F(Blocking, MutexHeldByAnotherThread) {
+    std::mutex mu;
+    std::atomic<bool> held{false};
+    Truth t;
+    std::thread holder([&] {
+        std::lock_guard<std::mutex> g(mu);
+        held = true;
+        while (t.start.load() == 0)
+            std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(kBlock);
+    });
+    while (!held)
+        std::this_thread::sleep_for(1ms);
+    block_hub0([&] { culprit_mutex_lock(t, mu); });
+    holder.join();
+    expect_one_blockage(t, BlockingCause::in_system_call, "culprit_mutex_lock");
+    EXPECT_EQ(report_.syscall, "futex");
+}
+
+// getaddrinfo of a name the local resolver answers only after kBlock. The hub thread's resolver
+// state (_res, per thread) is pointed at a DNS server on 127.0.0.1, so the lookup is
+// deterministic and never leaves the machine.
+TEST_F(Blocking, Getaddrinfo) {
+    SlowDnsServer dns(std::chrono::duration_cast<std::chrono::milliseconds>(kBlock));
+    Truth t;
+    int rc = -1;
+    block_hub0([&] {
+        res_init();
+        _res.nscount = 1;
+        _res.nsaddr_list[0] = dns.address();
+        _res.options &= ~static_cast<unsigned long>(RES_DNSRCH | RES_DEFNAMES);
+        rc = culprit_getaddrinfo(t, "slow.weft.test");
+    });
+    EXPECT_EQ(rc, 0) << gai_strerror(rc);
+    expect_one_blockage(t, BlockingCause::in_system_call, "culprit_getaddrinfo");
+    EXPECT_THAT(report_.syscall, ::testing::AnyOf("poll", "ppoll", "recvfrom", "select"));
+}
+
+TEST_F(Blocking, ExceptionsThrownDuringTheBlockage) {
+    Truth t;
+    std::uint64_t caught = 0;
+    block_hub0([&] { culprit_throw_in_loop(t, caught); });
+    EXPECT_GT(caught, 100u);
+    expect_one_blockage(t, BlockingCause::running_on_cpu, "culprit_throw_in_loop");
+}
+
+}  // namespace

@@ -1,0 +1,401 @@
+// Watchdog behaviour besides the blocking scenarios: idle and busy-but-switching hubs are not
+// blocked, deliberate blocking is not reported, blockages of a hub's own loop, repeated stacks
+// collapse, the rate limit, failing sinks and subscribers, the JSON sinks, the text log switch,
+// the run-info dump (API and SIGUSR1), the memory monitor, and a runtime without statistics.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "monitor_test_util.hpp"
+#include "weft/core/log.hpp"
+#include "weft/monitor/assert_switches.hpp"
+#include "weft/monitor/exposition.hpp"
+#include "weft/monitor/run_info.hpp"
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using weft::monitor::BlockingReport;
+using weft::monitor::MonitorSettings;
+using weft::monitor::Watchdog;
+using weft::monitor::test::Recorder;
+using weft::monitor::test::runtime_options;
+using weft::monitor::test::spawn_on_hub;
+
+namespace {
+
+__attribute__((noinline)) void hold_the_hub(std::chrono::milliseconds d) {
+    auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    asm volatile("" ::: "memory");
+}
+
+MonitorSettings fast_settings() {
+    MonitorSettings s;
+    s.max_blocking_time = 50ms;
+    return s;
+}
+
+// A logger whose output the test can read.
+struct CapturedLog {
+    explicit CapturedLog(const std::string& name) : name_(name) {
+        auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+        logger_ = std::make_shared<spdlog::logger>(name, sink);
+        logger_->set_level(spdlog::level::info);
+        spdlog::drop(name);
+        spdlog::register_logger(logger_);
+    }
+    ~CapturedLog() { spdlog::drop(name_); }
+    std::string text() {
+        logger_->flush();
+        return out_.str();
+    }
+    std::string name_;
+    std::ostringstream out_;
+    std::shared_ptr<spdlog::logger> logger_;
+};
+
+void wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (!pred() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
+}
+
+TEST(Watchdog, IdleAndSwitchingHubsAreNotBlocked) {
+    weft::Runtime rt(runtime_options(2));
+    Watchdog wd(rt, fast_settings());
+    Recorder rec(wd);
+    std::atomic<int> done{0};
+    // Fibers that sleep (the hub idles), and fibers that keep the hub busy in short slices.
+    spawn_on_hub(rt, 0, "sleeper", [&] {
+        for (int i = 0; i < 10; ++i)
+            (void)weft::sleep_for(30ms);
+        ++done;
+    });
+    spawn_on_hub(rt, 1, "yielder", [&] {
+        auto until = std::chrono::steady_clock::now() + 300ms;
+        while (std::chrono::steady_clock::now() < until) {
+            hold_the_hub(2ms);
+            weft::yield();
+        }
+        ++done;
+    });
+    wait_until([&] { return done == 2; });
+    std::this_thread::sleep_for(200ms);  // and idle hubs afterwards
+    EXPECT_EQ(done, 2);
+    EXPECT_TRUE(rec.reports().empty());
+    EXPECT_EQ(wd.hub_stats(0).events + wd.hub_stats(1).events, 0u);
+}
+
+TEST(Watchdog, DeliberateBlockingIsNotReported) {
+    weft::Runtime rt(runtime_options(1));
+    Watchdog wd(rt, fast_settings());
+    Recorder rec(wd);
+    std::atomic<bool> done{false};
+    spawn_on_hub(rt, 0, "allowed", [&] {
+        {
+            weft::monitor::AllowBlocking allow;
+            std::this_thread::sleep_for(300ms);
+        }
+        hold_the_hub(10ms);  // a short tail after the scope is no blockage either
+        done = true;
+    });
+    wait_until([&] { return done.load(); });
+    std::this_thread::sleep_for(150ms);
+    EXPECT_TRUE(rec.reports().empty());
+    EXPECT_EQ(wd.hub_stats(0).events, 0u);
+}
+
+TEST(Watchdog, BlockageInTheHubsOwnLoop) {
+    weft::Runtime rt(runtime_options(1));
+    Watchdog wd(rt, fast_settings());
+    Recorder rec(wd);
+    rt.hub(0).post([] { hold_the_hub(250ms); });  // a posted callback, not a fiber
+    ASSERT_TRUE(rec.wait_ends(1));
+    auto r = rec.reports().at(0);
+    EXPECT_EQ(r.fiber_id, 0u);
+    EXPECT_TRUE(weft::monitor::test::stack_has(r, "hold_the_hub"))
+        << weft::monitor::test::stack_text(r);
+    EXPECT_THAT(weft::monitor::format_text(r), HasSubstr("the hub's own loop"));
+    EXPECT_NEAR(rec.ends().at(0).duration_s, 0.25, 0.05);
+}
+
+TEST(Watchdog, RepeatedStacksCollapseWithACount) {
+    weft::Runtime rt(runtime_options(1));
+    CapturedLog log("weft.monitor.test.collapse");
+    MonitorSettings s = fast_settings();
+    s.logger_name = log.name_;
+    Watchdog wd(rt, s);
+    Recorder rec(wd);
+    for (int i = 0; i < 3; ++i) {
+        spawn_on_hub(rt, 0, "repeat", [] { hold_the_hub(150ms); });
+        ASSERT_TRUE(rec.wait_ends(static_cast<std::size_t>(i + 1)));
+    }
+    auto reports = rec.reports();
+    ASSERT_EQ(reports.size(), 3u);
+    EXPECT_EQ(reports[0].same_stack_as, 0u);
+    EXPECT_EQ(reports[1].same_stack_as, reports[0].id);
+    EXPECT_EQ(reports[2].same_stack_as, reports[0].id);
+    EXPECT_EQ(reports[2].stack_seen, 3u);
+    EXPECT_EQ(reports[1].stack_hash, reports[0].stack_hash);
+    std::string text = log.text();
+    EXPECT_THAT(text, HasSubstr("Blocked Stack: the same as report #1 (seen 3 times"));
+    auto j = nlohmann::json::parse(wd.recent_reports_json());
+    ASSERT_EQ(j["stacks"].size(), 1u);
+    EXPECT_EQ(j["stacks"][0]["count"], 3);
+    EXPECT_EQ(j["reports"].size(), 3u);
+    EXPECT_EQ(j["reports"][0]["id"], 3);  // newest first
+    EXPECT_FALSE(j["reports"][0]["open"].get<bool>());
+    EXPECT_GT(j["reports"][0]["duration_seconds"].get<double>(), 0.1);
+    EXPECT_EQ(j["hubs"][0]["blocking_events"], 3);
+}
+
+TEST(Watchdog, RateLimitCountsWhatItSuppresses) {
+    weft::Runtime rt(runtime_options(1));
+    MonitorSettings s = fast_settings();
+    s.reports_per_minute = 2;
+    Watchdog wd(rt, s);
+    weft::monitor::Registry reg;
+    auto metrics = wd.add_metrics(reg);
+    Recorder rec(wd);
+    for (int i = 0; i < 4; ++i) {
+        std::atomic<bool> done{false};
+        spawn_on_hub(rt, 0, "limited", [&] {
+            hold_the_hub(120ms);
+            done = true;
+        });
+        wait_until([&] { return done.load(); });
+        wait_until([&] { return !wd.hub_stats(0).blocked_now; });
+    }
+    EXPECT_EQ(rec.reports().size(), 2u);
+    EXPECT_EQ(rec.ends().size(), 2u);
+    auto st = wd.hub_stats(0);
+    EXPECT_EQ(st.events, 4u);
+    EXPECT_EQ(st.dropped, 2u);
+    EXPECT_GT(st.seconds, 4 * 0.1);  // suppressed blockages still add their time
+    std::string text =
+        weft::monitor::render(reg.collect(), weft::monitor::ExpositionFormat::prometheus_text);
+    EXPECT_THAT(text, HasSubstr("weft_hub_blocking_reports_dropped_total{hub=\"0\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("weft_hub_blocking_events_total{hub=\"0\"} 4\n"));
+    EXPECT_THAT(text, HasSubstr("weft_hub_blocking_threshold_seconds{hub=\"0\"} 0.05\n"));
+}
+
+// A subscriber that throws, and a reports file that cannot be written (/dev/full): both are
+// logged, the other sinks still get every report, and the watchdog keeps working.
+TEST(Watchdog, FailingSinksAndSubscribersDoNotStopIt) {
+    weft::Runtime rt(runtime_options(1));
+    CapturedLog log("weft.monitor.test.sinks");
+    MonitorSettings s = fast_settings();
+    s.logger_name = log.name_;
+    s.reports_file = "/dev/full";
+    Watchdog wd(rt, s);
+    auto bad =
+        wd.on_blocked([](const BlockingReport&) { throw std::runtime_error("subscriber bug"); });
+    Recorder rec(wd);
+    for (int i = 0; i < 2; ++i) {
+        spawn_on_hub(rt, 0, "twice", [] { hold_the_hub(120ms); });
+        ASSERT_TRUE(rec.wait_ends(static_cast<std::size_t>(i + 1)));
+    }
+    EXPECT_EQ(rec.reports().size(), 2u);
+    std::string text = log.text();
+    EXPECT_THAT(
+        text,
+        HasSubstr("an on_blocked subscriber failed: subscriber bug; the watchdog carries on"));
+    EXPECT_THAT(text, HasSubstr("blocking report sink 'JSON file' failed"));
+}
+
+TEST(Watchdog, JsonLinesFileAndQuietLog) {
+    std::string dir =
+        (std::filesystem::temp_directory_path() / "weft-monitor-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    std::string path = dir + "/reports.jsonl";
+    weft::Runtime rt(runtime_options(1));
+    CapturedLog log("weft.monitor.test.json");
+    MonitorSettings s = fast_settings();
+    s.logger_name = log.name_;
+    s.reports_file = path;
+    s.print_blocking_reports = false;
+    {
+        Watchdog wd(rt, s);
+        Recorder rec(wd);
+        spawn_on_hub(rt, 0, "jsonl", [] { hold_the_hub(150ms); });
+        ASSERT_TRUE(rec.wait_ends(1));
+        EXPECT_EQ(rec.reports().size(), 1u);  // the subscribers still get it
+    }
+    EXPECT_THAT(log.text(), ::testing::Not(HasSubstr("appears to be blocked")));
+    std::ifstream in(path);
+    std::string line;
+    std::vector<nlohmann::json> lines;
+    while (std::getline(in, line))
+        lines.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["kind"], "blocked");
+    EXPECT_EQ(lines[0]["fiber"]["name"], "jsonl");
+    EXPECT_EQ(lines[0]["cause"], "running_on_cpu");
+    EXPECT_FALSE(lines[0]["stack"].empty());
+    EXPECT_EQ(lines[1]["kind"], "unblocked");
+    EXPECT_EQ(lines[1]["report_id"], lines[0]["id"]);
+    EXPECT_NEAR(lines[1]["duration_seconds"].get<double>(), 0.15, 0.04);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(Watchdog, ReportsFileThatCannotBeOpenedIsAnError) {
+    weft::Runtime rt(runtime_options(1));
+    MonitorSettings s;
+    s.reports_file = "/nonexistent-dir/reports.jsonl";
+    try {
+        Watchdog wd(rt, s);
+        ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("/nonexistent-dir/reports.jsonl"));
+    }
+    s.reports_file.clear();
+    s.max_blocking_time = 0ms;
+    EXPECT_THROW({ Watchdog wd(rt, s); }, std::invalid_argument);
+}
+
+TEST(Watchdog, DisabledWatchdogReportsNothing) {
+    weft::Runtime rt(runtime_options(1));
+    MonitorSettings s = fast_settings();
+    s.enabled = false;
+    Watchdog wd(rt, s);
+    Recorder rec(wd);
+    std::atomic<bool> done{false};
+    spawn_on_hub(rt, 0, "unwatched", [&] {
+        hold_the_hub(150ms);
+        done = true;
+    });
+    wait_until([&] { return done.load(); });
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(rec.reports().empty());
+    EXPECT_THAT(wd.run_info(), HasSubstr("* Fibers"));
+}
+
+TEST(Watchdog, RunInfoDumpOnDemandAndOnSigusr1) {
+    weft::Runtime rt(runtime_options(2));
+    CapturedLog log("weft.monitor.test.runinfo");
+    MonitorSettings s = fast_settings();
+    s.logger_name = log.name_;
+    Watchdog wd(rt, s);
+    std::atomic<bool> stop{false};
+    spawn_on_hub(rt, 1, "parent", [&] {
+        auto child = weft::spawn("child", [&] {
+            while (!stop)
+                (void)weft::sleep_for(5ms);
+        });
+        child.join();
+    });
+    wait_until([&] { return wd.run_info().find("\"child\"") != std::string::npos; });
+    std::string dump = wd.run_info();
+    EXPECT_THAT(dump, HasSubstr("* Threads"));
+    EXPECT_THAT(dump, HasSubstr("runs hub 1"));
+    EXPECT_THAT(dump, HasSubstr("---- Hub 0"));
+    EXPECT_THAT(dump, HasSubstr("---- Hub 1"));
+    EXPECT_THAT(dump, HasSubstr("+--- fiber 2 \"parent\"; parked (join)"));
+    EXPECT_THAT(dump, HasSubstr("      +--- fiber 4 \"child\"; parked (sleep)"));
+    EXPECT_THAT(dump, HasSubstr("Spawned at: tests/monitor/monitor_test_util.hpp:"));
+
+    wd.request_run_info_dump();
+    wait_until([&] { return log.text().find("run-info dump requested") != std::string::npos; });
+    EXPECT_THAT(log.text(), HasSubstr("run-info dump requested"));
+
+    CapturedLog log2("weft.monitor.test.runinfo2");
+    MonitorSettings s2 = fast_settings();
+    s2.logger_name = log2.name_;
+    {
+        Watchdog wd2(rt, s2);
+        wd2.install_run_info_signal(SIGUSR1);
+        ::kill(::getpid(), SIGUSR1);
+        wait_until([&] { return log2.text().find("\"child\"") != std::string::npos; });
+        EXPECT_THAT(log2.text(), HasSubstr("run-info dump requested"));
+    }
+    struct sigaction now;
+    sigaction(SIGUSR1, nullptr, &now);
+    EXPECT_EQ(now.sa_handler, SIG_DFL);  // restored when the watchdog went away
+    stop = true;
+}
+
+TEST(Watchdog, MemoryMonitorFiresOnceEachWay) {
+    weft::Runtime rt(runtime_options(1));
+    MonitorSettings s = fast_settings();
+    std::uint64_t rss = 0;
+    {
+        std::ifstream statm("/proc/self/statm");
+        std::uint64_t size = 0, pages = 0;
+        statm >> size >> pages;
+        rss = pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    }
+    s.memory_max = rss + 64 * 1024 * 1024;
+    s.memory_period = 2s;
+    Watchdog wd(rt, s);
+    weft::monitor::Registry reg;
+    auto metrics = wd.add_metrics(reg);
+    std::atomic<int> above{0}, below{0};
+    weft::monitor::MemoryEvent last{};
+    std::mutex mu;
+    auto a = wd.on_memory_above([&](const weft::monitor::MemoryEvent& e) {
+        std::lock_guard<std::mutex> g(mu);
+        last = e;
+        ++above;
+    });
+    auto b = wd.on_memory_below([&](const weft::monitor::MemoryEvent&) { ++below; });
+    wd.check_memory_now();
+    EXPECT_EQ(above, 0);
+
+    const std::size_t big = 160 * 1024 * 1024;
+    void* p = ::mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(p, MAP_FAILED);
+    std::memset(p, 1, big);
+    // The watchdog's own periodic check sees it (memory_period 2 s).
+    wait_until([&] { return above.load() == 1; }, 6s);
+    EXPECT_EQ(above, 1);
+    wd.check_memory_now();
+    wd.check_memory_now();
+    EXPECT_EQ(above, 1);  // once while above, however often it is checked
+    {
+        std::lock_guard<std::mutex> g(mu);
+        EXPECT_GT(last.rss_bytes, s.memory_max);
+        EXPECT_EQ(last.limit_bytes, s.memory_max);
+        EXPECT_TRUE(last.above);
+    }
+    EXPECT_THAT(
+        weft::monitor::render(reg.collect(), weft::monitor::ExpositionFormat::prometheus_text),
+        HasSubstr("weft_monitor_memory_over_limit 1\n"));
+    ::munmap(p, big);
+    wd.check_memory_now();
+    EXPECT_EQ(below, 1);
+    wd.check_memory_now();
+    EXPECT_EQ(below, 1);
+    EXPECT_EQ(above, 1);
+}
+
+TEST(Watchdog, WorksWithoutHubStatistics) {
+    weft::RuntimeOptions o = runtime_options(1);
+    o.collect_stats = false;
+    weft::Runtime rt(o);
+    MonitorSettings s;
+    s.max_blocking_time = 100ms;
+    Watchdog wd(rt, s);
+    Recorder rec(wd);
+    spawn_on_hub(rt, 0, "nostats", [] { hold_the_hub(400ms); });
+    ASSERT_TRUE(rec.wait_ends(1));
+    auto r = rec.reports().at(0);
+    EXPECT_LE(r.blocked_s, 0.15 + 0.05);  // still within 1.5x the threshold
+    EXPECT_TRUE(weft::monitor::test::stack_has(r, "hold_the_hub"));
+    EXPECT_NEAR(rec.ends().at(0).duration_s, 0.4, 0.08);
+}
+
+}  // namespace
