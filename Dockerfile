@@ -10,12 +10,15 @@ ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 # The package list alone first, so this layer is reused until the list changes.
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
+RUN scripts/install-deps.sh build \
+    && apt-get install -y -qq --no-install-recommends ccache >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
 ARG WEFT_BUILD_JOBS=2
-# The build folder is a cache mount, so a rebuild compiles only what changed.
-RUN --mount=type=cache,target=/cache/build,sharing=locked \
-    deploy/container/build-in-image.sh /cache/build "$WEFT_BUILD_JOBS"
+# ccache's folder is a cache mount that outlives the build: a rebuild compiles only the sources
+# whose contents changed.
+RUN --mount=type=cache,target=/root/.cache/ccache,sharing=locked \
+    deploy/container/build-in-image.sh /tmp/build "$WEFT_BUILD_JOBS"
 
 FROM docker.io/library/debian:bookworm-slim AS runtime
 # The shared libraries Weft links, by their Debian runtime packages (the build stage has the -dev

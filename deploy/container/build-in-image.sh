@@ -6,9 +6,15 @@ set -euo pipefail
 build=${1:?build dir}
 jobs=${2:-2}
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+launcher=()
+if command -v ccache >/dev/null; then
+    launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    ccache --zero-stats >/dev/null
+fi
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
     -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_FUZZ=OFF -DWEFT_DEPLOY_TESTS=OFF >/dev/null
 cmake --build "$build" --parallel "$jobs"
+[ ${#launcher[@]} -eq 0 ] || ccache --show-stats | grep -E 'Cacheable calls|Hits|Misses' || true
 
 # The io_uring variants of the tests need io_uring, which the build's seccomp profile may refuse
 # (Docker's and podman's defaults do): run them only where io_uring works, and say so otherwise.
@@ -32,4 +38,5 @@ rm -rf /opt/weft
 cmake --install "$build" --prefix /opt/weft >/dev/null
 rm -rf /opt/weft/include /opt/weft/lib/cmake /opt/weft/lib/pkgconfig /opt/weft/share
 find /opt/weft -name '*.a' -delete
+rm -rf "$build"
 test -x /opt/weft/bin/weft || { echo "build-in-image: no bin/weft was installed" >&2; exit 1; }
