@@ -1,0 +1,135 @@
+// The Weft plugin interface: what a handler plugin (a shared object) exports and what it may do
+// while the server loads it. A plugin defines one init function and names it with WEFT_PLUGIN:
+//
+//     static void init(weft::plugin::Context& ctx) {
+//         ctx.route("GET", "/hello/{name}", [](weft::http::Request& req) {
+//             return weft::http::Response::text("hi " + std::string(*req.param("name")));
+//         });
+//     }
+//     WEFT_PLUGIN("hello", "1.0", init)
+//
+// Build it with the SDK's weft_add_plugin() (find_package(weft)). The server refuses a plugin
+// whose ABI version or build signature (compiler, standard library, Weft version, sanitizers)
+// differs from its own, and never unloads one.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <version>
+
+#include "weft/config/table.hpp"
+#include "weft/core/unique_function.hpp"
+#include "weft/http/router.hpp"
+#include "weft/monitor/metrics.hpp"
+#include "weft/version.hpp"
+
+/// Version of the plugin ABI: the Descriptor layout and the Context interface.
+#define WEFT_PLUGIN_ABI_VERSION 1u
+
+#define WEFT_PLUGIN_STR_(x) #x
+#define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_PLUGIN_SANITIZERS_ "address"
+#elif defined(__SANITIZE_THREAD__)
+#define WEFT_PLUGIN_SANITIZERS_ "thread"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_PLUGIN_SANITIZERS_ "address"
+#elif __has_feature(thread_sanitizer)
+#define WEFT_PLUGIN_SANITIZERS_ "thread"
+#endif
+#endif
+#ifndef WEFT_PLUGIN_SANITIZERS_
+#define WEFT_PLUGIN_SANITIZERS_ "none"
+#endif
+
+#if defined(_GLIBCXX_RELEASE)
+#define WEFT_PLUGIN_STDLIB_ \
+    "libstdc++-" WEFT_PLUGIN_STR(_GLIBCXX_RELEASE) "-" WEFT_PLUGIN_STR(__GLIBCXX__)
+#elif defined(_LIBCPP_VERSION)
+#define WEFT_PLUGIN_STDLIB_ "libc++-" WEFT_PLUGIN_STR(_LIBCPP_VERSION)
+#else
+#define WEFT_PLUGIN_STDLIB_ "unknown-stdlib"
+#endif
+
+/// What a plugin and the server must agree on to share C++ objects: compiler, standard library,
+/// Weft version, sanitizers. Compared as strings at load time.
+#define WEFT_BUILD_SIGNATURE                                                          \
+    "weft=" WEFT_VERSION ";compiler=" __VERSION__ ";stdlib=" WEFT_PLUGIN_STDLIB_ \
+    ";sanitizers=" WEFT_PLUGIN_SANITIZERS_
+
+namespace weft::plugin {
+
+/// What a plugin may do while it initializes. Valid during init only (keep nothing but what
+/// the methods return). Called on the server's main thread, before the listeners open.
+class Context {
+public:
+    /// The plugin's name (from WEFT_PLUGIN) and the file it was loaded from.
+    virtual std::string_view name() const noexcept = 0;
+    virtual std::string_view path() const noexcept = 0;
+
+    /// Registers a handler for `method` ("GET", "POST", ...) on `path_template` ("/users/{id}",
+    /// "/files/{rest...}"). Throws std::invalid_argument for a malformed template, or when
+    /// another plugin (or this one) already claims the method and template: the server then
+    /// refuses to start and says which plugins collided.
+    virtual void route(std::string_view method, std::string_view path_template,
+                       http::Handler handler) = 0;
+    /// The same for a streaming handler (chunked response written in pieces).
+    virtual void stream_route(std::string_view method, std::string_view path_template,
+                              http::StreamHandler handler) = 0;
+
+    /// This plugin's `config` table from its [[plugin]] entry (empty when there is none). Its
+    /// getters throw with messages that name the plugin, the key and where it was set.
+    virtual const config::Table& config() const noexcept = 0;
+    /// The logger "plugin.<name>", with the server's sinks and format.
+    virtual std::shared_ptr<spdlog::logger> logger() = 0;
+    /// The registry behind /metrics: counters, gauges and histograms created here appear there.
+    virtual monitor::Registry& metrics() = 0;
+
+    /// Starts `fn` as a background fiber named `fiber_name` on hub `hub % hub_count()` once the
+    /// server runs. It is cancelled (its blocking calls return Errc::cancelled) when the server
+    /// stops after its drain.
+    virtual void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub = 0) = 0;
+    /// Runs `hook` on the main thread after the drain, before the hubs stop; hooks run in
+    /// reverse order of registration. An exception in a hook is logged.
+    virtual void on_shutdown(std::function<void()> hook) = 0;
+    /// Worker hubs the server runs (handlers may use per-hub state indexed by Hub::index()).
+    virtual unsigned hub_count() const noexcept = 0;
+
+protected:
+    ~Context() = default;
+};
+
+using InitFn = void (*)(Context& ctx);
+
+/// What the entry point returns. `abi_version` stays the first field in every ABI version.
+struct Descriptor {
+    std::uint32_t abi_version;
+    std::uint32_t descriptor_size;
+    const char* name;
+    const char* version;
+    const char* build_signature;
+    InitFn init;
+};
+
+/// Name of the one symbol a plugin exports.
+inline constexpr const char* kEntryPoint = "weft_plugin_descriptor";
+
+}  // namespace weft::plugin
+
+/// Defines the plugin's entry point. NAME and VERSION are string literals; INIT is a function
+/// `void INIT(weft::plugin::Context&)`; it may throw to refuse loading (the message is shown).
+#define WEFT_PLUGIN(NAME, VERSION, INIT)                                                      \
+    extern "C" __attribute__((visibility("default"), used)) const ::weft::plugin::Descriptor* \
+    weft_plugin_descriptor() noexcept {                                                       \
+        static const ::weft::plugin::Descriptor descriptor{                                   \
+            WEFT_PLUGIN_ABI_VERSION, sizeof(::weft::plugin::Descriptor), NAME, VERSION,       \
+            WEFT_BUILD_SIGNATURE, &INIT};                                                     \
+        return &descriptor;                                                                   \
+    }

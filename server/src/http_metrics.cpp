@@ -1,0 +1,44 @@
+// HTTP request metrics -> metric families.
+#include "http_metrics.hpp"
+
+#include <string>
+
+namespace weft::server {
+
+monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
+                                          const http::RequestMetrics& metrics) {
+    return registry.add_collector([&metrics](std::vector<monitor::MetricFamily>& out) {
+        auto bounds = monitor::latency_buckets_seconds();
+        monitor::MetricFamily dur;
+        dur.name = "http_server_request_duration_seconds";
+        dur.help = "Duration of HTTP server requests, by method, status and route template.";
+        dur.unit = "seconds";
+        dur.type = monitor::MetricType::histogram;
+        metrics.for_each_series([&](const http::RequestSeries& s) {
+            monitor::MetricFamily::HistogramSample h;
+            h.labels = {{"http_request_method", std::string(s.method)},
+                        {"http_response_status_code", std::to_string(s.status)},
+                        {"http_route", std::string(s.route)},
+                        {"hub", std::to_string(s.hub)}};
+            h.bounds.assign(bounds.begin(), bounds.end());
+            h.counts.reserve(LatencyHistogram::kBuckets);
+            for (const auto& b : s.duration->buckets) h.counts.push_back(b.load(std::memory_order_relaxed));
+            h.sum = static_cast<double>(s.duration->sum_ns.load(std::memory_order_relaxed)) / 1e9;
+            dur.histograms.push_back(std::move(h));
+        });
+        out.push_back(std::move(dur));
+
+        monitor::MetricFamily active;
+        active.name = "http_server_active_requests";
+        active.help = "HTTP server requests being handled now.";
+        active.type = monitor::MetricType::gauge;
+        metrics.for_each_active([&](unsigned hub, std::string_view method, std::int64_t v) {
+            active.samples.push_back({{{"http_request_method", std::string(method)},
+                                       {"hub", std::to_string(hub)}},
+                                      static_cast<double>(v)});
+        });
+        out.push_back(std::move(active));
+    });
+}
+
+}  // namespace weft::server

@@ -1,0 +1,15 @@
+// Renders the HTTP server's request metrics (kept per hub by the HTTP layer) as metric families:
+// http_server_request_duration_seconds and http_server_active_requests, with OpenTelemetry's
+// label names and the route template (never the raw path).
+#pragma once
+
+#include "weft/http/metrics.hpp"
+#include "weft/monitor/metrics.hpp"
+
+namespace weft::server {
+
+/// Registers a collector reading `metrics` at scrape time; `metrics` must outlive the handle.
+[[nodiscard]] monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
+                                                        const http::RequestMetrics& metrics);
+
+}  // namespace weft::server

@@ -1,0 +1,160 @@
+// spdlog sinks and formats: text or JSON lines; the access log.
+#include "logging.hpp"
+
+#include <spdlog/details/fmt_helper.h>
+#include <spdlog/formatter.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "weft/core/log.hpp"
+
+namespace weft::server {
+
+std::string json_quote(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    out += '"';
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    out += '"';
+    return out;
+}
+
+namespace {
+
+std::string iso_time(std::chrono::system_clock::time_point tp) {
+    auto secs = std::chrono::time_point_cast<std::chrono::seconds>(tp);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tp - secs).count();
+    std::time_t t = std::chrono::system_clock::to_time_t(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<long long>(ms));
+    return buf;
+}
+
+/// One JSON object per line: {"time":..., "level":..., "logger":..., "msg":..., "thread":...}.
+class JsonFormatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        std::string line = "{\"time\":\"" + iso_time(msg.time) + "\",\"level\":\"";
+        auto lv = spdlog::level::to_string_view(msg.level);
+        line.append(lv.data(), lv.size());
+        line += "\",\"logger\":";
+        line += json_quote(std::string_view(msg.logger_name.data(), msg.logger_name.size()));
+        line += ",\"thread\":" + std::to_string(msg.thread_id);
+        line += ",\"msg\":";
+        line += json_quote(std::string_view(msg.payload.data(), msg.payload.size()));
+        line += "}\n";
+        dest.append(line.data(), line.data() + line.size());
+    }
+    std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<JsonFormatter>();
+    }
+};
+
+spdlog::level::level_enum to_spdlog(config::LogLevel l) {
+    switch (l) {
+        case config::LogLevel::trace: return spdlog::level::trace;
+        case config::LogLevel::debug: return spdlog::level::debug;
+        case config::LogLevel::info: return spdlog::level::info;
+        case config::LogLevel::warn: return spdlog::level::warn;
+        case config::LogLevel::error: return spdlog::level::err;
+        case config::LogLevel::critical: return spdlog::level::critical;
+        case config::LogLevel::off: return spdlog::level::off;
+    }
+    return spdlog::level::info;
+}
+
+std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
+    if (json) return std::make_unique<JsonFormatter>();
+    return std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v");
+}
+
+}  // namespace
+
+void setup_logging(const config::LogConfig& log) {
+    const bool json = log.format.value == config::LogFormat::json;
+    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    sink->set_formatter(make_formatter(json));
+    auto def = std::make_shared<spdlog::logger>("weft", sink);
+    def->set_level(to_spdlog(log.level.value));
+    // Loggers made before this (by name) get the same sink, format and level.
+    spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
+        if (l->name() == "access") return;
+        l->sinks().clear();
+        l->sinks().push_back(sink);
+        l->set_level(to_spdlog(log.level.value));
+    });
+    spdlog::drop("weft");
+    spdlog::set_default_logger(def);
+    spdlog::flush_on(spdlog::level::warn);
+}
+
+http::AccessLogFn make_access_log(const config::LogConfig& log) {
+    const auto& target = log.access_log.value;
+    if (target.kind == config::AccessLog::Kind::off) return {};
+    spdlog::sink_ptr sink;
+    if (target.kind == config::AccessLog::Kind::to_stdout) {
+        sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    } else if (target.kind == config::AccessLog::Kind::to_stderr) {
+        sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    } else {
+        try {
+            sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target.path);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("[log] access_log: cannot open '" + target.path +
+                                     "' (" + log.access_log.source.to_string() + "): " + e.what());
+        }
+    }
+    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
+    auto logger = std::make_shared<spdlog::logger>("access", sink);
+    logger->set_level(spdlog::level::info);
+    logger->flush_on(spdlog::level::info);
+    spdlog::drop("access");
+    spdlog::register_logger(logger);
+    const bool json = log.format.value == config::LogFormat::json;
+    return [logger, json](const http::AccessLogEntry& e) {
+        double secs = std::chrono::duration<double>(e.duration).count();
+        if (json) {
+            std::string line = "{\"time\":\"" + iso_time(std::chrono::system_clock::now()) +
+                               "\",\"peer\":" + json_quote(e.peer_text) +
+                               ",\"method\":" + json_quote(e.method) +
+                               ",\"target\":" + json_quote(e.target) +
+                               ",\"route\":" + json_quote(e.route) +
+                               ",\"status\":" + std::to_string(e.status) +
+                               ",\"bytes\":" + std::to_string(e.bytes) +
+                               ",\"duration_seconds\":" + std::to_string(secs) +
+                               ",\"hub\":" + std::to_string(e.hub) + "}";
+            logger->info(line);
+        } else {
+            logger->info("{} - - [{}] \"{} {} HTTP/1.{}\" {} {} {:.6f} route=\"{}\" hub={}",
+                         e.peer_text, iso_time(std::chrono::system_clock::now()), e.method,
+                         e.target, e.version_minor, e.status, e.bytes, secs, e.route, e.hub);
+        }
+    };
+}
+
+}  // namespace weft::server

@@ -1,0 +1,23 @@
+// Logging setup for the server: every logger (weft, weft.monitor, plugin.*) writes to stderr as
+// text or as JSON lines (for containers), at the configured level; the optional access log goes
+// to its own sink (stdout, stderr or a file).
+#pragma once
+
+#include <string>
+
+#include "weft/config/config.hpp"
+#include "weft/http/server_options.hpp"
+
+namespace weft::server {
+
+/// Configures spdlog's default logger and every registered logger. Throws std::runtime_error
+/// (naming the file) when the access log file cannot be opened.
+void setup_logging(const config::LogConfig& log);
+
+/// The access-log callback for the HTTP server, or an empty function when the access log is off.
+http::AccessLogFn make_access_log(const config::LogConfig& log);
+
+/// `s` as a JSON string literal (quoted, escaped).
+std::string json_quote(std::string_view s);
+
+}  // namespace weft::server

@@ -1,0 +1,380 @@
+// weft: the server binary and the composition root — the one place where configuration, the
+// runtime, HTTP, the monitor and the plugins meet. Parses flags, loads and validates the
+// configuration (nothing starts half-configured), loads plugins, serves, and drains on SIGTERM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin.hpp"
+#include "http_metrics.hpp"
+#include "logging.hpp"
+#include "plugin_host.hpp"
+#include "weft/config/load.hpp"
+#include "weft/config/render.hpp"
+#include "weft/core/log.hpp"
+#include "weft/core/runtime.hpp"
+#include "weft/http/server.hpp"
+#include "weft/monitor/standard_metrics.hpp"
+#include "weft/monitor/watchdog.hpp"
+#include "weft/plugin.hpp"
+#include "weft/version.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using weft::server::PluginError;
+
+struct Cli {
+    std::optional<std::string> config_file;
+    bool print_config = false;
+    bool check_config = false;
+    std::vector<weft::config::FlagOverride> flags;
+};
+
+// Returns an exit code when the program should stop (help, version, bad usage).
+std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
+    CLI::App app{"weft " WEFT_VERSION
+                 " - a green-threaded HTTP server: io_uring hubs, one fiber per connection, a "
+                 "watchdog for blocking code.\nWith no arguments it serves the embedded default "
+                 "configuration (the demo plugin on 127.0.0.1:8080, admin on 127.0.0.1:9090).",
+                 "weft"};
+    app.set_version_flag("--version", "weft " WEFT_VERSION " (" WEFT_BUILD_SIGNATURE ")");
+    std::string config_file;
+    app.add_option("-c,--config", config_file,
+                   "TOML configuration file (default: the embedded default configuration)")
+        ->type_name("FILE");
+    app.add_flag("--print-config", cli.print_config,
+                 "print the effective configuration, each value with where it came from, and exit");
+    app.add_flag("-t,--check-config", cli.check_config,
+                 "validate the configuration and the plugin files, then exit (like nginx -t)");
+    std::map<std::string, std::vector<std::string>> given;
+    for (const auto& f : weft::config::standard_flags()) {
+        auto* opt = app.add_option(std::string(f.flag), given[std::string(f.key)],
+                                   std::string(f.help))
+                        ->type_name(std::string(f.value_name));
+        if (!f.repeatable) opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    }
+    std::vector<std::string> sets;
+    app.add_option("--set", sets, "set any configuration key: --set server.idle_timeout=30s")
+        ->type_name("SECTION.KEY=VALUE");
+    app.footer(
+        "Environment: WEFT_<SECTION>_<KEY> sets any key (WEFT_SERVER_LISTEN=0.0.0.0:8080), plus "
+        "WEFT_HUBS, WEFT_BACKEND and the gevent-style WEFT_MONITOR_THREAD_ENABLE, "
+        "WEFT_MAX_BLOCKING_TIME, WEFT_MONITOR_PRINT_BLOCKING_REPORTS, WEFT_MONITOR_MEMORY_MAX, "
+        "WEFT_MONITOR_MEMORY_PERIOD, WEFT_TRACK_FIBER_TREE.\nPrecedence: flag > environment > "
+        "file > default.\nSignals: SIGTERM/SIGINT drain (a second one exits at once), SIGUSR1 "
+        "logs every hub's fibers.");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "weft: %s\nRun 'weft --help' for the flags.\n", e.what());
+        return 2;
+    }
+    if (!config_file.empty()) cli.config_file = config_file;
+    for (const auto& f : weft::config::standard_flags())
+        for (auto& v : given[std::string(f.key)])
+            cli.flags.push_back({std::string(f.key), v, std::string(f.flag)});
+    for (const auto& s : sets) {
+        auto a = weft::config::parse_assignment(s, "--set");
+        if (!a) {
+            std::fprintf(stderr, "weft: --set '%s': expected SECTION.KEY=VALUE\n", s.c_str());
+            return 2;
+        }
+        cli.flags.push_back(std::move(*a));
+    }
+    return std::nullopt;
+}
+
+weft::Backend to_core(weft::config::Backend b) {
+    switch (b) {
+        case weft::config::Backend::io_uring: return weft::Backend::io_uring;
+        case weft::config::Backend::epoll: return weft::Backend::epoll;
+        case weft::config::Backend::automatic: break;
+    }
+    return weft::Backend::automatic;
+}
+
+std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+weft::http::ServerOptions http_options(const weft::config::ServerConfig& s) {
+    weft::http::ServerOptions o;
+    o.max_connections = s.max_connections.value;
+    o.max_header_bytes = s.max_header_bytes.value;
+    o.max_uri_bytes = s.max_uri_bytes.value;
+    o.max_body_bytes = s.max_body_bytes.value ? s.max_body_bytes.value : SIZE_MAX;
+    o.header_timeout = ms(s.header_timeout.value);
+    o.body_timeout = ms(s.body_timeout.value);
+    o.idle_timeout = ms(s.idle_timeout.value);
+    o.send_timeout = ms(s.send_timeout.value);
+    o.max_requests_per_connection = s.max_requests_per_connection.value;
+    return o;
+}
+
+weft::monitor::MonitorSettings monitor_settings(const weft::config::MonitorConfig& m) {
+    weft::monitor::MonitorSettings s;
+    s.enabled = m.enabled.value;
+    s.max_blocking_time = m.max_blocking_time.value;
+    s.print_blocking_reports = m.print_blocking_reports.value;
+    s.memory_max = m.memory_max.value;
+    s.memory_period = m.memory_period.value;
+    s.track_fiber_tree = m.track_fiber_tree.value;
+    s.reports_file = m.reports_file.value;
+    s.reports_per_minute = m.report_rate_limit.value;
+    return s;
+}
+
+weft::Result<weft::SocketAddress> listen_address(const weft::config::ListenAddress& a) {
+    return weft::SocketAddress::parse(a.to_string());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const auto started = Clock::now();
+
+    // The stop and dump signals are taken by sigwait() below; block them before any thread
+    // starts so no other thread receives them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    Cli cli;
+    if (auto code = parse_cli(argc, argv, cli)) return *code;
+
+    weft::config::LoadOptions lo;
+    lo.file = cli.config_file;
+    lo.env = weft::config::environment_from_environ();
+    lo.flags = cli.flags;
+    auto loaded = weft::config::load(lo);
+    if (!loaded) {
+        std::fprintf(stderr, "weft: invalid configuration:\n%s", loaded.error_text().c_str());
+        return 2;
+    }
+    const weft::config::Config cfg = std::move(loaded).config();
+    const std::string config_name = cli.config_file ? *cli.config_file : "the embedded default";
+
+    if (cli.print_config) {
+        std::fputs(weft::config::render_effective(cfg).c_str(), stdout);
+        return 0;
+    }
+    if (cli.check_config) {
+        try {
+            weft::server::PluginHost::check_all(cfg.plugins);
+        } catch (const PluginError& e) {
+            std::fprintf(stderr, "weft: %s\nweft: configuration %s test failed\n", e.what(),
+                         config_name.c_str());
+            return 1;
+        }
+        std::printf("weft: configuration %s is ok (%zu plugin%s)\n", config_name.c_str(),
+                    cfg.plugins.size(), cfg.plugins.size() == 1 ? "" : "s");
+        return 0;
+    }
+
+    weft::http::AccessLogFn access_log;
+    try {
+        weft::server::setup_logging(cfg.log);
+        access_log = weft::server::make_access_log(cfg.log);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft: %s\n", e.what());
+        return 1;
+    }
+    auto log = weft::logger();
+
+    auto http_addr = listen_address(cfg.server.listen.value);
+    auto admin_addr = listen_address(cfg.admin.listen.value);
+    if (!http_addr || !admin_addr) {
+        log->error("listen address not usable: {}", !http_addr ? cfg.server.listen.value.to_string()
+                                                                : cfg.admin.listen.value.to_string());
+        return 2;
+    }
+
+    // Worker hubs.
+    weft::RuntimeOptions ro;
+    ro.name = "weft";
+    ro.hubs = cfg.server.hubs.value ? cfg.server.hubs.value : weft::default_hub_count();
+    ro.backend = to_core(cfg.server.backend.value);
+    ro.stack_size = cfg.server.stack_size.value;
+    ro.offload_threads = cfg.server.offload_threads.value;
+    ro.collect_stats = cfg.monitor.enabled.value;
+    ro.lag_probe_interval = ms(cfg.monitor.lag_probe_interval.value);
+    std::unique_ptr<weft::Runtime> workers;
+    try {
+        workers = std::make_unique<weft::Runtime>(ro);
+    } catch (const std::exception& e) {
+        log->error("cannot start the worker hubs: {}", e.what());
+        return 1;
+    }
+
+    // Plugins register routes, metrics, background fibers and shutdown hooks.
+    weft::monitor::Registry registry;
+    weft::http::Router router;
+    weft::server::PluginHost plugins(router, registry, workers->hub_count());
+    try {
+        plugins.load_all(cfg.plugins);
+    } catch (const std::exception& e) {
+        log->error("{}", e.what());
+        log->error("not starting: fix the plugin list ({}) and try again", config_name);
+        return 1;
+    }
+
+    std::unique_ptr<weft::monitor::Watchdog> watchdog;
+    try {
+        watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, monitor_settings(cfg.monitor));
+    } catch (const std::exception& e) {
+        log->error("cannot start the watchdog: {}", e.what());
+        return 1;
+    }
+    if (cfg.monitor.enabled.value)
+        log->info("watchdog on: reporting hubs blocked for more than {:.3f} s",
+                  std::chrono::duration<double>(cfg.monitor.max_blocking_time.value).count());
+
+    auto http_opts = http_options(cfg.server);
+    http_opts.access_log = access_log;
+    auto server = std::make_unique<weft::http::Server>(*workers, router, http_opts);
+
+    std::vector<weft::monitor::CollectorHandle> collectors;
+    collectors.push_back(weft::monitor::add_hub_metrics(registry, *workers));
+    collectors.push_back(weft::monitor::add_process_metrics(registry));
+    collectors.push_back(weft::monitor::add_build_info(registry));
+    collectors.push_back(watchdog->add_metrics(registry));
+    collectors.push_back(weft::server::add_http_metrics(registry, server->metrics()));
+
+    auto bound = server->listen(*http_addr);
+    if (!bound) {
+        log->error("cannot listen on {} ({}): {}", cfg.server.listen.value.to_string(),
+                   cfg.server.listen.source.to_string(), bound.error().message());
+        return 1;
+    }
+
+    // The admin listener runs on its own runtime (its own thread), so it answers while every
+    // worker hub is blocked.
+    weft::server::AdminState admin;
+    admin.registry = &registry;
+    admin.watchdog = watchdog.get();
+    admin.workers = workers.get();
+    admin.config_json = weft::config::to_json(cfg);
+    admin.debug_endpoints = cfg.admin.debug_endpoints.value;
+    std::unique_ptr<weft::Runtime> admin_rt;
+    weft::http::Router admin_router;
+    std::unique_ptr<weft::http::Server> admin_server;
+    weft::SocketAddress admin_bound;
+    if (cfg.admin.enabled.value) {
+        weft::server::register_admin_routes(admin_router, admin);
+        weft::RuntimeOptions ao;
+        ao.name = "admin";
+        ao.hubs = 1;
+        ao.backend = workers->backend();
+        ao.collect_stats = false;
+        ao.offload_threads = 1;
+        try {
+            admin_rt = std::make_unique<weft::Runtime>(ao);
+        } catch (const std::exception& e) {
+            log->error("cannot start the admin hub: {}", e.what());
+            return 1;
+        }
+        weft::http::ServerOptions aso;
+        aso.max_connections = 256;
+        admin_server = std::make_unique<weft::http::Server>(*admin_rt, admin_router, aso);
+        auto ab = admin_server->listen(*admin_addr);
+        if (!ab) {
+            log->error("cannot listen for admin on {} ({}): {}",
+                       cfg.admin.listen.value.to_string(), cfg.admin.listen.source.to_string(),
+                       ab.error().message());
+            return 1;
+        }
+        admin_bound = *ab;
+    }
+
+    plugins.start_background(*workers);
+    admin.ready.store(true);
+    std::string plugin_list;
+    for (const auto& p : plugins.loaded())
+        plugin_list += (plugin_list.empty() ? "" : ", ") + p.name + " " + p.version + " (" +
+                       std::to_string(p.routes) + " routes)";
+    log->info("weft {} ready in {} ms: serving http://{} on {} hub{} ({}), admin {}; plugins: {}",
+              WEFT_VERSION,
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
+              bound->to_string(), workers->hub_count(), workers->hub_count() == 1 ? "" : "s",
+              weft::backend_name(workers->backend()),
+              admin_server ? "http://" + admin_bound.to_string() : std::string("off"),
+              plugin_list.empty() ? "none" : plugin_list);
+
+    // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
+    const auto drain_timeout = cfg.server.drain_timeout.value;
+    bool draining = false;
+    Clock::time_point drain_deadline{};
+    for (;;) {
+        siginfo_t info{};
+        int sig;
+        if (draining) {
+            timespec ts{0, 20'000'000};
+            sig = sigtimedwait(&signals, &info, &ts);
+        } else {
+            sig = sigwaitinfo(&signals, &info);
+        }
+        if (sig == SIGUSR1) {
+            watchdog->request_run_info_dump();
+        } else if (sig == SIGHUP) {
+            log->warn("SIGHUP: reloading the configuration is not supported; restart weft");
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            if (draining) {
+                log->warn("{} again: exiting now, without waiting for {} connection(s)",
+                          sig == SIGTERM ? "SIGTERM" : "SIGINT", server->connections());
+                spdlog::default_logger()->flush();
+                std::_Exit(128 + sig);
+            }
+            draining = true;
+            admin.draining.store(true);
+            drain_deadline = Clock::now() + drain_timeout;
+            log->info("{}: draining: no new connections, {} open; waiting up to {:.1f} s",
+                      sig == SIGTERM ? "SIGTERM" : "SIGINT", server->connections(),
+                      std::chrono::duration<double>(drain_timeout).count());
+            server->drain();
+        }
+        if (draining) {
+            if (server->wait(weft::Deadline(Clock::now()))) {
+                log->info("drained: every request finished");
+                break;
+            }
+            if (Clock::now() >= drain_deadline) {
+                log->warn("drain timeout: closing {} connection(s) still open",
+                          server->connections());
+                server->stop();
+                server->wait(std::chrono::seconds(2));
+                break;
+            }
+        }
+    }
+
+    plugins.run_shutdown_hooks();
+    collectors.clear();
+    if (admin_server) {
+        admin_server->stop();
+        admin_server->wait(std::chrono::seconds(2));
+        admin_server.reset();
+        admin_rt.reset();
+    }
+    server.reset();
+    watchdog.reset();
+    workers.reset();
+    log->info("weft stopped");
+    spdlog::default_logger()->flush();
+    return 0;
+}

@@ -1,0 +1,142 @@
+// The Context a plugin's init sees, and the bookkeeping around loading plugins.
+#include "plugin_host.hpp"
+
+#include "weft/core/fiber.hpp"
+#include "weft/core/hub.hpp"
+#include "weft/core/log.hpp"
+#include "weft/plugin.hpp"
+
+namespace weft::server {
+
+namespace {
+// "/users/{id}/files/{rest...}" -> "/users/{}/files/{...}": two templates of one shape are the
+// same route to the router.
+std::string route_shape(std::string_view method, std::string_view tmpl) {
+    std::string out(method);
+    out += ' ';
+    for (std::size_t i = 0; i < tmpl.size(); ++i) {
+        if (tmpl[i] == '{') {
+            auto close = tmpl.find('}', i);
+            if (close == std::string_view::npos) {
+                out.append(tmpl.substr(i));
+                break;
+            }
+            auto inner = tmpl.substr(i + 1, close - i - 1);
+            out += inner.size() >= 3 && inner.substr(inner.size() - 3) == "..." ? "{...}" : "{}";
+            i = close;
+        } else {
+            out += tmpl[i];
+        }
+    }
+    return out;
+}
+}  // namespace
+
+class PluginHost::ContextImpl final : public plugin::Context {
+public:
+    ContextImpl(PluginHost& host, const plugin::Descriptor& d, std::string file,
+                const config::Table& table)
+        : host_(host), d_(d), file_(std::move(file)), table_(table) {}
+
+    std::string_view name() const noexcept override { return d_.name; }
+    std::string_view path() const noexcept override { return file_; }
+
+    void route(std::string_view method, std::string_view tmpl, http::Handler h) override {
+        claim(method, tmpl);
+        host_.router_.add(method, tmpl, std::move(h));
+        ++routes_;
+    }
+    void stream_route(std::string_view method, std::string_view tmpl,
+                      http::StreamHandler h) override {
+        claim(method, tmpl);
+        host_.router_.add_stream(method, tmpl, std::move(h));
+        ++routes_;
+    }
+    const config::Table& config() const noexcept override { return table_; }
+    std::shared_ptr<spdlog::logger> logger() override {
+        return weft::logger("plugin." + std::string(d_.name));
+    }
+    monitor::Registry& metrics() override { return host_.registry_; }
+    void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub) override {
+        host_.background_.push_back({std::move(fiber_name), std::move(fn), hub});
+    }
+    void on_shutdown(std::function<void()> hook) override {
+        host_.shutdown_hooks_.emplace_back(d_.name, std::move(hook));
+    }
+    unsigned hub_count() const noexcept override { return host_.hubs_; }
+
+    std::size_t routes() const noexcept { return routes_; }
+
+private:
+    void claim(std::string_view method, std::string_view tmpl) {
+        std::string key = route_shape(method, tmpl);
+        auto it = host_.owners_.find(key);
+        if (it != host_.owners_.end()) {
+            throw PluginError(
+                "plugin '" + std::string(d_.name) + "' (" + file_ + ") claims " +
+                std::string(method) + " " + std::string(tmpl) + ", already registered by plugin '" +
+                it->second.plugin + "' (" + it->second.file + ")");
+        }
+        host_.owners_[key] = {d_.name, file_};
+    }
+
+    PluginHost& host_;
+    const plugin::Descriptor& d_;
+    std::string file_;
+    const config::Table& table_;
+    std::size_t routes_ = 0;
+};
+
+PluginHost::PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs)
+    : router_(router), registry_(registry), hubs_(hubs ? hubs : 1) {}
+
+PluginHost::~PluginHost() = default;
+
+void PluginHost::check_all(const std::vector<config::PluginConfig>& plugins) {
+    for (const auto& pc : plugins) (void)open_plugin(pc.path.value);
+}
+
+void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
+    for (const auto& pc : plugins) {
+        OpenedPlugin op = open_plugin(pc.path.value);
+        const plugin::Descriptor& d = *op.descriptor;
+        ContextImpl ctx(*this, d, op.file, pc.config);
+        try {
+            d.init(ctx);
+        } catch (const PluginError&) {
+            throw;  // a route collision: already a complete message
+        } catch (const std::exception& e) {
+            throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
+                              "): init failed: " + e.what());
+        } catch (...) {
+            throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
+                              "): init failed with a non-standard exception");
+        }
+        loaded_.push_back({d.name, d.version ? d.version : "", op.file, ctx.routes()});
+    }
+}
+
+void PluginHost::start_background(Runtime& rt) {
+    for (auto& b : background_) {
+        unsigned h = b.hub % rt.hub_count();
+        rt.hub(h).post([name = std::move(b.name), fn = std::move(b.fn)]() mutable {
+            weft::spawn(name, std::move(fn)).detach();
+        });
+    }
+    background_.clear();
+}
+
+void PluginHost::run_shutdown_hooks() noexcept {
+    for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
+        try {
+            it->second();
+        } catch (const std::exception& e) {
+            weft::logger()->error("plugin '{}': shutdown hook failed: {}", it->first, e.what());
+        } catch (...) {
+            weft::logger()->error("plugin '{}': shutdown hook failed", it->first);
+        }
+    }
+    shutdown_hooks_.clear();
+}
+
+}  // namespace weft::server

@@ -1,0 +1,66 @@
+// PluginHost: loads the configured plugins in order, runs each one's init with a Context, keeps
+// who registered which route (two plugins claiming one route is a refusal naming both), and later
+// starts their background fibers and runs their shutdown hooks.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugin_loader.hpp"
+#include "weft/config/config.hpp"
+#include "weft/core/runtime.hpp"
+#include "weft/http/router.hpp"
+#include "weft/monitor/metrics.hpp"
+
+namespace weft::server {
+
+struct LoadedPlugin {
+    std::string name;
+    std::string version;
+    std::string file;
+    std::size_t routes = 0;
+};
+
+class PluginHost {
+public:
+    PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs);
+    ~PluginHost();
+
+    /// Opens, checks and initializes every plugin, in order. Throws PluginError (message names
+    /// the file and the reason) at the first refusal.
+    void load_all(const std::vector<config::PluginConfig>& plugins);
+    /// Opens and checks every plugin without initializing it (for --check-config).
+    static void check_all(const std::vector<config::PluginConfig>& plugins);
+
+    /// Starts the background fibers the plugins asked for.
+    void start_background(Runtime& rt);
+    /// Runs the shutdown hooks, last registered first; logs what throws.
+    void run_shutdown_hooks() noexcept;
+
+    const std::vector<LoadedPlugin>& loaded() const noexcept { return loaded_; }
+
+private:
+    class ContextImpl;
+    struct Background {
+        std::string name;
+        UniqueFunction<void()> fn;
+        unsigned hub;
+    };
+    struct Owner {
+        std::string plugin;
+        std::string file;
+    };
+
+    http::Router& router_;
+    monitor::Registry& registry_;
+    unsigned hubs_;
+    std::map<std::string, Owner> owners_;  // "METHOD shape" -> who registered it
+    std::vector<LoadedPlugin> loaded_;
+    std::vector<Background> background_;
+    std::vector<std::pair<std::string, std::function<void()>>> shutdown_hooks_;
+};
+
+}  // namespace weft::server

@@ -1,0 +1,88 @@
+// Plugin files: resolve, dlopen, check the descriptor.
+#include "plugin_loader.hpp"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#ifndef WEFT_PLUGIN_DIR_REL
+#define WEFT_PLUGIN_DIR_REL "../lib/weft/plugins"
+#endif
+
+namespace weft::server {
+
+namespace {
+std::string exe_dir() {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return ".";
+    std::string p(buf, static_cast<std::size_t>(n));
+    auto slash = p.rfind('/');
+    return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+}  // namespace
+
+std::string bundled_plugin_dir() { return exe_dir() + "/" + WEFT_PLUGIN_DIR_REL; }
+
+std::string resolve_plugin_path(std::string_view configured) {
+    if (configured.find('/') != std::string_view::npos || ends_with(configured, ".so"))
+        return std::string(configured);
+    return bundled_plugin_dir() + "/libweft_" + std::string(configured) + ".so";
+}
+
+OpenedPlugin open_plugin(std::string_view configured) {
+    OpenedPlugin p;
+    p.configured = std::string(configured);
+    p.file = resolve_plugin_path(configured);
+    const bool bundled = p.file != p.configured;
+    std::string who = "plugin '" + p.configured + "'" + (bundled ? " (" + p.file + ")" : "");
+
+    struct stat st{};
+    if (::stat(p.file.c_str(), &st) != 0) {
+        int e = errno;
+        throw PluginError(who + ": cannot open: " + std::strerror(e) +
+                          (bundled ? "; bundled plugins are: demo" : ""));
+    }
+    if (!S_ISREG(st.st_mode)) throw PluginError(who + ": not a regular file");
+
+    ::dlerror();
+    p.handle = ::dlopen(p.file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!p.handle) {
+        const char* err = ::dlerror();
+        throw PluginError(who + ": not a loadable shared object: " + (err ? err : "dlopen failed"));
+    }
+    // Never dlclose(): handlers, loggers and metrics of a plugin live as long as the process.
+    using EntryFn = const plugin::Descriptor* (*)();
+    auto entry = reinterpret_cast<EntryFn>(::dlsym(p.handle, plugin::kEntryPoint));
+    if (!entry)
+        throw PluginError(who + ": not a Weft plugin: it does not export '" +
+                          plugin::kEntryPoint + "' (define one with WEFT_PLUGIN)");
+    p.descriptor = entry();
+    const plugin::Descriptor* d = p.descriptor;
+    if (!d) throw PluginError(who + ": its entry point returned no descriptor");
+    if (d->abi_version != WEFT_PLUGIN_ABI_VERSION)
+        throw PluginError(who + ": built for plugin ABI " + std::to_string(d->abi_version) +
+                          ", this weft speaks ABI " + std::to_string(WEFT_PLUGIN_ABI_VERSION) +
+                          "; rebuild it against this Weft's SDK");
+    if (d->descriptor_size < sizeof(plugin::Descriptor))
+        throw PluginError(who + ": descriptor too small for ABI " +
+                          std::to_string(WEFT_PLUGIN_ABI_VERSION));
+    const char* sig = d->build_signature ? d->build_signature : "(none)";
+    if (std::strcmp(sig, WEFT_BUILD_SIGNATURE) != 0)
+        throw PluginError(who + ": build signature mismatch: the plugin was built with '" + sig +
+                          "', this weft with '" WEFT_BUILD_SIGNATURE
+                          "'; rebuild the plugin with the same compiler and Weft SDK");
+    if (!d->name || !*d->name) throw PluginError(who + ": its descriptor has no name");
+    if (!d->init) throw PluginError(who + ": its descriptor has no init function");
+    return p;
+}
+
+}  // namespace weft::server
