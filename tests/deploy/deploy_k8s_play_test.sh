@@ -34,13 +34,18 @@ for probe in ("readinessProbe", "livenessProbe"):
     print(c[probe]["httpGet"]["path"])
 PY
 mapfile -t probes <"$work/probes"
+# podman leaves the ConfigMap's volume and its kube network behind: remove what this test made.
 volumes_before=$(podman volume ls -q)
+networks_before=$(podman network ls -q --format '{{.Name}}')
 
 teardown() {
     timeout 60 podman play kube --down "$work/deployment.yaml" >/dev/null 2>&1 || true
-    local v
+    local v n
     for v in $(podman volume ls -q); do
         grep -qx "$v" <<<"$volumes_before" || podman volume rm -f "$v" >/dev/null 2>&1 || true
+    done
+    for n in $(podman network ls -q --format '{{.Name}}'); do
+        grep -qx "$n" <<<"$networks_before" || podman network rm -f "$n" >/dev/null 2>&1 || true
     done
 }
 trap 'teardown; cleanup_containers' EXIT
