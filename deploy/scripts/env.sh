@@ -1,7 +1,7 @@
 # Sourced by the deploy scripts and tests: where the repository is, which podman settings to use,
 # and the names of the images and containers they make. Every name can be overridden from the
 # environment.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the names are for the scripts that source this
 
 WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Podman reads only this file (plus its built-in defaults), never the machine's /etc copy.

@@ -13,7 +13,10 @@ podman build --pull=never -q -t "$prom_image" "$WEFT_ROOT/deploy/prometheus" >/d
     fail "could not build the Prometheus image from deploy/prometheus/Containerfile"
 
 export WEFT_IMAGE PROMETHEUS_IMAGE=$prom_image
-export WEFT_HTTP_PORT=$(free_port) WEFT_ADMIN_PORT=$(free_port) PROMETHEUS_PORT=$(free_port)
+WEFT_HTTP_PORT=$(free_port)
+WEFT_ADMIN_PORT=$(free_port)
+PROMETHEUS_PORT=$(free_port)
+export WEFT_HTTP_PORT WEFT_ADMIN_PORT PROMETHEUS_PORT
 down() {
     (cd "$WEFT_DEPLOY_WORK" && timeout 60 podman-compose -p "$project" -f "$compose" down -t 20 \
         >/dev/null 2>&1) || true
