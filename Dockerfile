@@ -8,9 +8,10 @@
 FROM docker.io/library/debian:bookworm AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
-# The package list alone first, so this layer is reused until the list changes.
+# The package lists alone first, so this layer is reused until they change: the build set, and the
+# test set for the tools the tests call (curl, python3, promtool and prometheus, ...).
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN scripts/install-deps.sh build \
+RUN scripts/install-deps.sh build test \
     && apt-get install -y -qq --no-install-recommends ccache >/dev/null \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
