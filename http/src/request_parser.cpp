@@ -263,6 +263,7 @@ void RequestParser::classify_error(int err) noexcept {
 // Callbacks.
 
 int RequestParser::on_message_begin() noexcept {
+    ++begun_;
     in_message_ = true;
     headers_done_ = false;
     field_open_ = false;

@@ -49,6 +49,8 @@ class RequestParser {
     bool wants_continue() const noexcept {
         return in_message_ && headers_done_ && expect_continue_ && !body_started_;
     }
+    /// How many requests began so far (a request begins at its first byte).
+    std::uint64_t messages_begun() const noexcept { return begun_; }
     int error_status() const noexcept { return error_status_; }
     const char* error_reason() const noexcept { return error_reason_; }
 
@@ -89,6 +91,7 @@ class RequestParser {
     bool completed_ = false;       // set by on_message_complete during one llhttp_execute
     bool fold_after_lf_ = false;   // the header bytes so far end with a line feed
     bool fold_scan_done_ = false;  // the empty line ending the header section was seen
+    std::uint64_t begun_ = 0;
     int error_status_ = 0;
     const char* error_reason_ = "";
 };

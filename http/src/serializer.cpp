@@ -14,7 +14,7 @@ void DateCache::format(std::time_t now) noexcept {
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     std::tm tm{};
     gmtime_r(&now, &tm);
-    char* p = buf_;
+    char* p = buf_ + prefix_len_;
     auto put = [&](const char* s, std::size_t n) {
         std::memcpy(p, s, n);
         p += n;
@@ -44,7 +44,7 @@ void DateCache::format(std::time_t now) noexcept {
     sec_ = now;
 }
 
-void append_status_line(std::string& out, int status) {
+void append_status_line(ByteBuffer& out, int status) {
     if (status == 200) {
         out.append("HTTP/1.1 200 OK\r\n", 17);
         return;
@@ -54,18 +54,18 @@ void append_status_line(std::string& out, int status) {
                     static_cast<char>('0' + status % 10)};
     out.append("HTTP/1.1 ", 9);
     out.append(code, 3);
-    out.push_back(' ');
+    out.append(" ", 1);
     out.append(status_reason(status));
     out.append("\r\n", 2);
 }
 
-void append_decimal(std::string& out, std::uint64_t v) {
+void append_decimal(ByteBuffer& out, std::uint64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     out.append(buf, static_cast<std::size_t>(r.ptr - buf));
 }
 
-void append_hex(std::string& out, std::uint64_t v) {
+void append_hex(ByteBuffer& out, std::uint64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v, 16);
     out.append(buf, static_cast<std::size_t>(r.ptr - buf));

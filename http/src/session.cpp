@@ -66,11 +66,14 @@ void Http1Session::finish() noexcept {
     held_.clear();
     closing_ = stop_parsing_ = send_failed_ = continue_sent_ = linger_ = false;
     stream_req_ = nullptr;
-    for (Slot& s : slots_) {
-        trim(RequestAccess::body(*s.req));
-        trim(RequestAccess::arena(*s.req));
+    if (grown_) {  // only after an unusually large request: the common case touches nothing
+        for (Slot& s : slots_) {
+            trim(RequestAccess::body(*s.req));
+            trim(RequestAccess::arena(*s.req));
+        }
+        grown_ = false;
     }
-    trim(out_);
+    out_.trim(kTrimBytes);
     trim(carry_);
     trim(carry_spare_);
     conn_ = nullptr;
@@ -114,7 +117,7 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         Slot& s = slot(ready_);
         const bool was_in = parser_.in_message();
         const bool had_headers = parser_.headers_done();
-        if (!was_in) RequestAccess::reset(*s.req, conn_->peer);
+        const std::uint64_t begun = parser_.messages_begun();
         auto step = parser_.feed(data + pos, len - pos, *s.req, conn_->peer);
         pos += step.consumed;
         if (step.kind == RequestParser::Kind::need_more) {
@@ -125,7 +128,13 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         s.received = now;
         ++ready_;
         continue_sent_ = false;
+        grown_ = grown_ || RequestAccess::body(*s.req).capacity() > kTrimBytes ||
+                 RequestAccess::arena(*s.req).capacity() > kTrimBytes;
         if (step.kind == RequestParser::Kind::error) {
+            // Refused before a request began (garbage first): nothing of an earlier request
+            // may show in the answer, the log or the metrics.
+            if (!was_in && parser_.messages_begun() == begun)
+                RequestAccess::reset(*s.req, conn_->peer);
             s.error_status = parser_.error_status();
             s.error_reason = parser_.error_reason();
             stop_parsing_ = true;
@@ -215,7 +224,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
     last_in_batch_ = last_in_batch;
 
     const bool head = req.method() == Method::head;
-    RawParams raw;
+    RawParams& raw = raw_params_;
     Router::Match m = ctx_.router->match(req.method_name(), req.path(), raw);
     RequestAccess::set_route(req, m.route);
     set_labels(req);
@@ -298,7 +307,6 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
                                std::size_t content_length, bool with_length) {
     if (draining_now()) keep = false;
     append_status_line(out_, r.status());
-    out_.append(ctx_.server_line);
     out_.append(ctx_.date->line());
     std::string_view ct = r.content_type();
     if (!ct.empty() && safe_header_text(ct)) {
@@ -358,9 +366,9 @@ void Http1Session::append_error(Request& req, int status, const char* reason) {
     Response r(status, std::move(body));
     std::uint64_t bytes = 0;
     bool keep = false;
-    // Errors always close, and carry their body even for HEAD: the request may not have been
-    // understood far enough to know it was one.
-    append_response(req, std::move(r), keep, bytes, false);
+    // Errors always close. A request that failed before its header section was complete has
+    // no method yet (Method::other), so its error carries a body; a HEAD does not.
+    append_response(req, std::move(r), keep, bytes, req.method() == Method::head);
 }
 
 void Http1Session::close_out_piece() noexcept {

@@ -41,9 +41,8 @@ struct SessionContext {
     const ServerOptions* options = nullptr;
     const Router* router = nullptr;
     HubRequestMetrics* metrics = nullptr;  ///< may be null (no metrics)
-    DateCache* date = nullptr;
-    const bool* draining = nullptr;  ///< the hub's drain flag
-    std::string server_line;         ///< "Server: weft\r\n", or empty
+    DateCache* date = nullptr;             ///< also writes the Server header
+    const bool* draining = nullptr;        ///< the hub's drain flag
     ParserLimits limits;
     unsigned hub = 0;
 };
@@ -138,6 +137,7 @@ class Http1Session final : public StreamSink {
     ConnectionInfo* conn_ = nullptr;
     Transport* transport_ = nullptr;
 
+    RawParams raw_params_;     // the route match's captures (kept: it is 0.5 KiB)
     std::vector<Slot> slots_;  // [0, ready_): parsed; slot ready_: the request being parsed
     std::size_t ready_ = 0;
     std::string carry_;
@@ -145,7 +145,7 @@ class Http1Session final : public StreamSink {
     Clock::time_point msg_started_{};
     Clock::time_point headers_done_at_{};
 
-    std::string out_;            // response bytes of the batch
+    ByteBuffer out_;             // response bytes of the batch
     std::size_t out_mark_ = 0;   // start of out_'s bytes not yet in pieces_
     std::vector<Piece> pieces_;  // what the batch sends, in order
     std::vector<iovec> iov_;
@@ -157,6 +157,7 @@ class Http1Session final : public StreamSink {
     bool continue_sent_ = false;
     bool linger_ = false;
     bool last_in_batch_ = false;  // the request being answered is the batch's last
+    bool grown_ = false;          // some request's storage grew past the trim size
 
     // The streaming response in progress.
     const Request* stream_req_ = nullptr;

@@ -42,7 +42,7 @@ class RecordingTransport final : public Transport {
 struct Harness {
     ServerOptions opts;
     Router router;
-    DateCache date;
+    DateCache date{"Server: weft\r\n"};
     bool draining = false;
     HubRequestMetrics metrics;
     SessionContext ctx;
@@ -88,7 +88,6 @@ struct Harness {
         ctx.metrics = &metrics;
         ctx.date = &date;
         ctx.draining = &draining;
-        ctx.server_line = "Server: weft\r\n";
         ctx.limits.max_header_bytes = opts.max_header_bytes;
         ctx.limits.max_uri_bytes = opts.max_uri_bytes;
         ctx.limits.max_headers = opts.max_headers;
