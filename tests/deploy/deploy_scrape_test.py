@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Every metric that the Grafana dashboard and the Prometheus rules query must exist in a real
-scrape: starts the built `weft` on free loopback ports, sends a few requests to `/` (so the
+scrape. First `weft --check-config` on the image's deploy/container/weft.toml; then starts the
+built `weft` on free loopback ports, sends a few requests to `/` (so the
 request histogram has series), scrapes the admin /metrics, checks it with `promtool check
 metrics`, and looks up each name. Skips (77) while server/ has no `weft` target."""
 
@@ -41,6 +42,13 @@ def main():
     if not os.access(weft, os.X_OK):
         print(f"FAIL: {weft} is not built (run the build before ctest)", file=sys.stderr)
         return 1
+
+    config = mn.ROOT / "deploy/container/weft.toml"
+    check = subprocess.run([weft, "--check-config", "--config", str(config)], capture_output=True, text=True)
+    if check.returncode != 0:
+        print(f"FAIL: weft --check-config rejects {config.name}:\n{check.stdout}{check.stderr}", file=sys.stderr)
+        return 1
+    print(f"ok: {check.stdout.strip()}")
 
     http, admin = free_port(), free_port()
     log = tempfile.TemporaryFile()
