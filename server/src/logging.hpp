@@ -10,11 +10,11 @@
 
 namespace weft::server {
 
-/// Configures spdlog's default logger and every registered logger. Throws std::runtime_error
-/// (naming the file) when the access log file cannot be opened.
+/// Configures spdlog's default logger and every registered logger.
 void setup_logging(const config::LogConfig& log);
 
 /// The access-log callback for the HTTP server, or an empty function when the access log is off.
+/// Throws std::runtime_error (naming the file) when the access log file cannot be opened.
 http::AccessLogFn make_access_log(const config::LogConfig& log);
 
 /// `s` as a JSON string literal (quoted, escaped).

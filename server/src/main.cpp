@@ -168,34 +168,40 @@ int main(int argc, char** argv) {
         return 2;
     }
     const weft::config::Config cfg = std::move(loaded).config();
-    const std::string config_name = cli.config_file ? *cli.config_file : "the embedded default";
+    const std::string config_name =
+        cli.config_file ? "configuration " + *cli.config_file : "embedded default configuration";
 
     if (cli.print_config) {
         std::fputs(weft::config::render_effective(cfg).c_str(), stdout);
         return 0;
     }
+    // Logging first: plugins may log from their init, also under --check-config.
+    weft::server::setup_logging(cfg.log);
+    auto log = weft::logger();
+
     if (cli.check_config) {
+        // Plugins are initialized too (against a scratch router): only their init can check
+        // their own config tables, and route collisions show only then.
+        const unsigned hubs =
+            cfg.server.hubs.value ? cfg.server.hubs.value : weft::default_hub_count();
         try {
-            weft::server::PluginHost::check_all(cfg.plugins);
-        } catch (const PluginError& e) {
-            std::fprintf(stderr, "weft: %s\nweft: configuration %s test failed\n", e.what(),
-                         config_name.c_str());
+            weft::server::PluginHost::check_all(cfg.plugins, hubs);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "weft: %s\nweft: %s test failed\n", e.what(), config_name.c_str());
             return 1;
         }
-        std::printf("weft: configuration %s is ok (%zu plugin%s)\n", config_name.c_str(),
-                    cfg.plugins.size(), cfg.plugins.size() == 1 ? "" : "s");
+        std::printf("weft: %s is ok (%zu plugin%s)\n", config_name.c_str(), cfg.plugins.size(),
+                    cfg.plugins.size() == 1 ? "" : "s");
         return 0;
     }
 
     weft::http::AccessLogFn access_log;
     try {
-        weft::server::setup_logging(cfg.log);
         access_log = weft::server::make_access_log(cfg.log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "weft: %s\n", e.what());
+        log->error("{}", e.what());
         return 1;
     }
-    auto log = weft::logger();
 
     auto http_addr = listen_address(cfg.server.listen.value);
     auto admin_addr = listen_address(cfg.admin.listen.value);
@@ -230,7 +236,7 @@ int main(int argc, char** argv) {
         plugins.load_all(cfg.plugins);
     } catch (const std::exception& e) {
         log->error("{}", e.what());
-        log->error("not starting: fix the plugin list ({}) and try again", config_name);
+        log->error("not starting: fix the plugins of the {} and try again", config_name);
         return 1;
     }
 

@@ -1,6 +1,8 @@
 // The Context a plugin's init sees, and the bookkeeping around loading plugins.
 #include "plugin_host.hpp"
 
+#include <stdexcept>
+
 #include "weft/core/fiber.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/log.hpp"
@@ -67,15 +69,21 @@ public:
 
     std::size_t routes() const noexcept { return routes_; }
 
+    /// The first route collision, if any: the plugin is refused even if its init caught the
+    /// exception and carried on.
+    const std::string& collision() const noexcept { return collision_; }
+
 private:
     void claim(std::string_view method, std::string_view tmpl) {
         std::string key = route_shape(method, tmpl);
         auto it = host_.owners_.find(key);
         if (it != host_.owners_.end()) {
-            throw PluginError(
-                "plugin '" + std::string(d_.name) + "' (" + file_ + ") claims " +
-                std::string(method) + " " + std::string(tmpl) + ", already registered by plugin '" +
-                it->second.plugin + "' (" + it->second.file + ")");
+            std::string msg = "plugin '" + std::string(d_.name) + "' (" + file_ + ") claims " +
+                              std::string(method) + " " + std::string(tmpl) +
+                              ", already registered by plugin '" + it->second.plugin + "' (" +
+                              it->second.file + ")";
+            if (collision_.empty()) collision_ = msg;
+            throw std::invalid_argument(msg);  // what the Context contract promises
         }
         host_.owners_[key] = {d_.name, file_};
     }
@@ -85,6 +93,7 @@ private:
     std::string file_;
     const config::Table& table_;
     std::size_t routes_ = 0;
+    std::string collision_;
 };
 
 PluginHost::PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs)
@@ -92,8 +101,12 @@ PluginHost::PluginHost(http::Router& router, monitor::Registry& registry, unsign
 
 PluginHost::~PluginHost() = default;
 
-void PluginHost::check_all(const std::vector<config::PluginConfig>& plugins) {
-    for (const auto& pc : plugins) (void)open_plugin(pc.path.value);
+void PluginHost::check_all(const std::vector<config::PluginConfig>& plugins, unsigned hubs) {
+    http::Router scratch_router;
+    monitor::Registry scratch_registry;
+    PluginHost host(scratch_router, scratch_registry, hubs);
+    host.load_all(plugins);
+    // Nothing starts: the background fibers are dropped and the shutdown hooks never run.
 }
 
 void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
@@ -103,15 +116,16 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
         ContextImpl ctx(*this, d, op.file, pc.config);
         try {
             d.init(ctx);
-        } catch (const PluginError&) {
-            throw;  // a route collision: already a complete message
         } catch (const std::exception& e) {
+            if (!ctx.collision().empty()) throw PluginError(ctx.collision());
             throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
                               "): init failed: " + e.what());
         } catch (...) {
+            if (!ctx.collision().empty()) throw PluginError(ctx.collision());
             throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
                               "): init failed with a non-standard exception");
         }
+        if (!ctx.collision().empty()) throw PluginError(ctx.collision());
         loaded_.push_back({d.name, d.version ? d.version : "", op.file, ctx.routes()});
     }
 }

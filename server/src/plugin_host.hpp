@@ -32,8 +32,10 @@ public:
     /// Opens, checks and initializes every plugin, in order. Throws PluginError (message names
     /// the file and the reason) at the first refusal.
     void load_all(const std::vector<config::PluginConfig>& plugins);
-    /// Opens and checks every plugin without initializing it (for --check-config).
-    static void check_all(const std::vector<config::PluginConfig>& plugins);
+    /// For --check-config: opens, checks and initializes every plugin against a scratch router
+    /// and registry, so that a plugin's own checks of its config table and route collisions
+    /// are found too. Starts no fiber and runs no shutdown hook. Throws like load_all().
+    static void check_all(const std::vector<config::PluginConfig>& plugins, unsigned hubs);
 
     /// Starts the background fibers the plugins asked for.
     void start_background(Runtime& rt);

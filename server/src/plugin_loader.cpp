@@ -1,13 +1,17 @@
 // Plugin files: resolve, dlopen, check the descriptor.
 #include "plugin_loader.hpp"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
+#include <vector>
 
 #ifndef WEFT_PLUGIN_DIR_REL
 #define WEFT_PLUGIN_DIR_REL "../lib/weft/plugins"
@@ -28,9 +32,33 @@ std::string exe_dir() {
 bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
+
+// "demo, ..." from the lib<weft_NAME>.so files of the bundled plugin directory.
+std::string bundled_names() {
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir(bundled_plugin_dir().c_str())) {
+        constexpr std::string_view prefix = "libweft_", suffix = ".so";
+        while (const dirent* e = ::readdir(d)) {
+            std::string_view f = e->d_name;
+            if (f.size() > prefix.size() + suffix.size() && f.substr(0, prefix.size()) == prefix &&
+                ends_with(f, suffix))
+                names.emplace_back(
+                    f.substr(prefix.size(), f.size() - prefix.size() - suffix.size()));
+        }
+        ::closedir(d);
+    }
+    if (names.empty()) return "none (" + bundled_plugin_dir() + " has no libweft_*.so)";
+    std::sort(names.begin(), names.end());
+    std::string out;
+    for (const auto& n : names)
+        out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
 }  // namespace
 
-std::string bundled_plugin_dir() { return exe_dir() + "/" + WEFT_PLUGIN_DIR_REL; }
+std::string bundled_plugin_dir() {
+    return std::filesystem::path(exe_dir() + "/" + WEFT_PLUGIN_DIR_REL).lexically_normal();
+}
 
 std::string resolve_plugin_path(std::string_view configured) {
     if (configured.find('/') != std::string_view::npos || ends_with(configured, ".so"))
@@ -49,7 +77,7 @@ OpenedPlugin open_plugin(std::string_view configured) {
     if (::stat(p.file.c_str(), &st) != 0) {
         int e = errno;
         throw PluginError(who + ": cannot open: " + std::strerror(e) +
-                          (bundled ? "; bundled plugins are: demo" : ""));
+                          (bundled ? "; bundled plugins are: " + bundled_names() : ""));
     }
     if (!S_ISREG(st.st_mode)) throw PluginError(who + ": not a regular file");
 

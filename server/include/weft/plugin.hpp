@@ -68,6 +68,9 @@ namespace weft::plugin {
 
 /// What a plugin may do while it initializes. Valid during init only (keep nothing but what
 /// the methods return). Called on the server's main thread, before the listeners open.
+/// `weft --check-config` runs init too, against a scratch router and registry, to find bad
+/// config tables and route collisions: nothing registered then serves, no background fiber
+/// starts and no shutdown hook runs.
 class Context {
 public:
     /// The plugin's name (from WEFT_PLUGIN) and the file it was loaded from.
@@ -77,7 +80,7 @@ public:
     /// Registers a handler for `method` ("GET", "POST", ...) on `path_template` ("/users/{id}",
     /// "/files/{rest...}"). Throws std::invalid_argument for a malformed template, or when
     /// another plugin (or this one) already claims the method and template: the server then
-    /// refuses to start and says which plugins collided.
+    /// refuses to start and says which plugins collided (even if init catches the exception).
     virtual void route(std::string_view method, std::string_view path_template,
                        http::Handler handler) = 0;
     /// The same for a streaming handler (chunked response written in pieces).
