@@ -6,6 +6,7 @@
 #include "logging.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/monitor/exposition.hpp"
+#include "weft/monitor/run_info.hpp"
 
 namespace weft::server {
 
@@ -56,6 +57,50 @@ http::Response healthz(AdminState& st) {
     return http::Response::json(std::move(body), healthy ? 200 : 503);
 }
 
+// The run-info dump as JSON: {"hubs":[{"hub","tid","backend","activity","running_fiber",
+// "fibers":[{"id","parent","name","state","wait","depth","age_seconds","spawned_at"}],
+// "omitted"}],"threads":[{"tid","name","state","hub"}]}.
+std::string fibers_json(const Runtime& rt) {
+    std::string out = "{\"hubs\":[";
+    bool first_hub = true;
+    for (const monitor::HubFibers& h : monitor::snapshot_hubs(rt)) {
+        if (!first_hub) out += ',';
+        first_hub = false;
+        out += "{\"hub\":" + std::to_string(h.hub) + ",\"tid\":" + std::to_string(h.tid) +
+               ",\"backend\":" + json_quote(h.backend) + ",\"activity\":" + json_quote(h.activity) +
+               ",\"running_fiber\":" + std::to_string(h.running_fiber) + ",\"fibers\":[";
+        bool first = true;
+        for (const monitor::FiberNode& n : h.fibers) {
+            const FiberInfo& f = n.info;
+            if (!first) out += ',';
+            first = false;
+            std::string site = f.spawn_file && *f.spawn_file
+                                   ? std::string(f.spawn_file) + ":" + std::to_string(f.spawn_line)
+                                   : std::string();
+            out +=
+                "{\"id\":" + std::to_string(f.id) + ",\"parent\":" + std::to_string(f.parent) +
+                ",\"name\":" + json_quote(f.name) +
+                ",\"state\":" + json_quote(fiber_state_name(f.state)) +
+                ",\"wait\":" + json_quote(f.wait_reason) + ",\"depth\":" + std::to_string(n.depth) +
+                ",\"age_seconds\":" + std::to_string(static_cast<double>(f.age_ns) / 1e9) +
+                ",\"spawned_at\":" + json_quote(site) +
+                ",\"spawn_function\":" + json_quote(f.spawn_function ? f.spawn_function : "") + "}";
+        }
+        out += "],\"omitted\":" + std::to_string(h.omitted) + "}";
+    }
+    out += "],\"threads\":[";
+    bool first = true;
+    for (const monitor::ThreadInfo& t : monitor::snapshot_threads(&rt)) {
+        if (!first) out += ',';
+        first = false;
+        out += "{\"tid\":" + std::to_string(t.tid) + ",\"name\":" + json_quote(t.name) +
+               ",\"state\":" + json_quote(std::string(1, t.state)) +
+               ",\"hub\":" + std::to_string(t.hub) + "}";
+    }
+    out += "]}\n";
+    return out;
+}
+
 http::Response readyz(AdminState& st) {
     if (st.draining.load(std::memory_order_relaxed))
         return http::Response::json("{\"ready\":false,\"reason\":\"draining\"}\n", 503);
@@ -79,8 +124,11 @@ void register_admin_routes(http::Router& router, AdminState& st) {
     router.get("/debug/blocking", [&st](http::Request&) {
         return http::Response::json(st.watchdog ? st.watchdog->recent_reports_json() : "{}");
     });
-    router.get("/debug/fibers", [&st](http::Request&) {
-        return http::Response::text(st.watchdog ? st.watchdog->run_info() : "");
+    // JSON by default; ?format=text gives gevent's format_run_info layout (what SIGUSR1 logs).
+    router.get("/debug/fibers", [&st](http::Request& req) {
+        if (req.query("format").value_or("json") == "text")
+            return http::Response::text(monitor::format_run_info(*st.workers));
+        return http::Response::json(fibers_json(*st.workers));
     });
     router.get("/debug/config", [&st](http::Request&) {
         return http::Response::json(st.config_json);
