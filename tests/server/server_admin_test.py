@@ -1,0 +1,224 @@
+"""The admin listener of the real binary: /healthz, /readyz, /metrics (promtool-clean, the hub
+families, request durations labelled by route template), /debug/* as JSON, and
+`[admin] debug_endpoints = false`."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get, get_json, write
+
+HUB_FAMILIES = [
+    ("weft_hub_run_duration_seconds", "histogram"),
+    ("weft_hub_schedule_delay_seconds", "histogram"),
+    ("weft_hub_lag_seconds", "histogram"),
+    ("weft_hub_busy_seconds_total", "counter"),
+    ("weft_hub_idle_seconds_total", "counter"),
+    ("weft_hub_blocking_events_total", "counter"),
+    ("weft_hub_blocking_seconds_total", "counter"),
+    ("weft_hub_blocking_reports_dropped_total", "counter"),
+    ("weft_hub_fibers", "gauge"),
+    ("weft_hub_blocking_threshold_seconds", "gauge"),
+    ("weft_build_info", "gauge"),
+    ("process_cpu_seconds_total", "counter"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_open_fds", "gauge"),
+    ("process_start_time_seconds", "gauge"),
+    ("http_server_request_duration_seconds", "histogram"),
+    ("http_server_active_requests", "gauge"),
+]
+
+
+def families(text):
+    """{name: type} from the # TYPE lines of a text exposition."""
+    return dict(re.findall(r"(?m)^# TYPE (\S+) (\S+)$", text))
+
+
+def samples(text, name):
+    """[(labels dict, value)] of every sample line of metric `name` (label values may hold
+    braces: route templates do)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if head == name:
+            out.append(({}, float(value)))
+        elif head.startswith(name + "{") and head.endswith("}"):
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', head[len(name) + 1:-1]))
+            out.append((labels, float(value)))
+    return out
+
+
+def sample(text, name, **labels):
+    """The value of the one sample `name` whose labels include `labels`; None if none."""
+    found = [v for lab, v in samples(text, name)
+             if all(lab.get(k) == want for k, want in labels.items())]
+    if len(found) > 1:
+        raise AssertionError("%d samples of %s%r" % (len(found), name, labels))
+    return found[0] if found else None
+
+
+def promtool(text):
+    """`promtool check metrics` on the text; returns (exit code, output)."""
+    exe = shutil.which("promtool")
+    if exe is None:
+        raise unittest.SkipTest("promtool not installed (Debian package prometheus)")
+    r = subprocess.run([exe, "check", "metrics"], input=text, capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+class Admin(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.w = Weft(["--hubs", "2", "--plugin", "demo", "--plugin", u.plugin_path("hello")])
+        cls.w.wait_ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.w.stop()
+        cls.w.__exit__(None, None, None)
+        assert code == 0, "weft exited %d" % code
+
+    def test_healthz_reports_each_hub(self):
+        # Another test blocks a hub on purpose; the watchdog clears "blocked" within a period.
+        def calm():
+            status, body = get_json(self.w.admin, "/healthz")
+            return (status, body) if not any(h["blocked"] for h in body["hubs"]) else None
+        status, body = u.poll(calm, 2, what="no hub blocked")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["status"], "ok")
+        self.assertIn(body["backend"], ("io_uring", "epoll"))
+        self.assertEqual([h["hub"] for h in body["hubs"]], [0, 1])
+        for h in body["hubs"]:
+            self.assertIn(h["state"], ("idle", "running"))
+            self.assertIs(h["blocked"], False)
+            self.assertGreaterEqual(h["fibers"], 1)  # its accept fiber at least
+
+    def test_readyz(self):
+        status, headers, body = get(self.w.admin, "/readyz")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"ready": True})
+        self.assertTrue(headers["content-type"].startswith("application/json"))
+
+    def test_metrics_pass_promtool_and_have_every_family(self):
+        for path in ["/", "/sleep?ms=3", "/hello/alice", "/hello/bob", "/nowhere"]:
+            get(self.w.http, path)
+        get(self.w.http, "/echo", method="POST", body=b"x")
+        status, headers, body = get(self.w.admin, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+        text = body.decode()
+        code, out = promtool(text)
+        self.assertEqual(code, 0, out)
+
+        have = families(text)
+        for name, kind in HUB_FAMILIES:
+            self.assertEqual(have.get(name), kind, name)
+        for hub in ("0", "1"):
+            self.assertIsNotNone(
+                sample(text, "weft_hub_run_duration_seconds_bucket", hub=hub, le="+Inf"))
+            self.assertIsNotNone(sample(text, "weft_hub_lag_seconds_bucket", hub=hub, le="5e-06"))
+            self.assertEqual(sample(text, "weft_hub_blocking_threshold_seconds", hub=hub), 0.1)
+
+        # Request durations by route template, summed over hubs; never a raw path.
+        def count(route, method="GET", code="200"):
+            return sum(v for lab, v in samples(text, "http_server_request_duration_seconds_count")
+                       if (lab.get("http_route"), lab.get("http_request_method"),
+                           lab.get("http_response_status_code")) == (route, method, code))
+        self.assertGreaterEqual(count("/"), 1)
+        self.assertGreaterEqual(count("/sleep"), 1)
+        self.assertGreaterEqual(count("/hello/{name}"), 2)
+        self.assertGreaterEqual(count("/echo", method="POST"), 1)
+        self.assertGreaterEqual(count("", code="404"), 1)
+        self.assertNotIn("alice", text)
+        self.assertNotIn("ms=3", text)
+        self.assertNotIn("/nowhere", text)
+
+        # The template's own counters are in the same registry.
+        self.assertRegex(text, r"(?m)^hello_greetings_total [2-9]")
+        self.assertIn("# TYPE hello_ticks_total counter", text)
+
+    def test_openmetrics_on_request(self):
+        status, headers, body = get(self.w.admin, "/metrics", headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("application/openmetrics-text"))
+        self.assertTrue(body.endswith(b"# EOF\n"))
+
+    def test_debug_blocking_is_json_and_sees_a_blockage(self):
+        status, body = get_json(self.w.admin, "/debug/blocking")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body["hubs"]), 2)
+        before = sum(h["blocking_events"] for h in body["hubs"])
+        self.assertEqual(get(self.w.http, "/block?ms=300")[0], 200)
+
+        def reported():
+            s, b = get_json(self.w.admin, "/debug/blocking")
+            return b if sum(h["blocking_events"] for h in b["hubs"]) > before else None
+        b = u.poll(reported, 5, what="a blocking event in /debug/blocking")
+        ours = [r for r in b["reports"] if r.get("request", {}).get("route") == "/block"]
+        self.assertTrue(ours, json.dumps(b)[:2000])
+        self.assertEqual(ours[0]["fiber"]["name"], "http-connection")
+
+    def test_debug_fibers_is_json(self):
+        status, headers, raw = get(self.w.admin, "/debug/fibers")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("application/json"))
+        body = json.loads(raw)
+        self.assertEqual([h["hub"] for h in body["hubs"]], [0, 1])
+        names = [f["name"] for h in body["hubs"] for f in h["fibers"]]
+        self.assertEqual(names.count("http-accept"), 2)
+        self.assertIn("hello-ticker", names)
+        accept = next(f for h in body["hubs"] for f in h["fibers"] if f["name"] == "http-accept")
+        self.assertEqual(accept["state"], "parked")
+        self.assertRegex(accept["spawned_at"], r"\.cpp:\d+$")
+        self.assertTrue(any(t["hub"] == 0 for t in body["threads"]))
+        # The gevent-style text, as SIGUSR1 logs it, on request.
+        status, headers, text = get(self.w.admin, "/debug/fibers?format=text")
+        self.assertEqual(status, 200)
+        self.assertIn(b"http-accept", text)
+
+    def test_debug_config_is_json_with_sources(self):
+        status, body = get_json(self.w.admin, "/debug/config")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["server"]["listen"], "127.0.0.1:0")
+        self.assertEqual(body["server"]["hubs"], 2)
+        self.assertEqual([p["path"] for p in body["plugins"]], ["demo", u.plugin_path("hello")])
+        self.assertEqual(body["sources"]["server.hubs"], "flag --hubs")
+
+    def test_admin_routes_only(self):
+        # The admin listener serves admin routes, not the plugins' routes, and vice versa.
+        self.assertEqual(get(self.w.admin, "/")[0], 404)
+        self.assertEqual(get(self.w.http, "/metrics")[0], 404)
+
+
+class DebugEndpointsOff(unittest.TestCase):
+    def test_debug_off_is_404_and_the_rest_still_answers(self):
+        with tempfile.TemporaryDirectory(prefix="weft-admin-test-") as tmp:
+            cfg = write(os.path.join(tmp, "weft.toml"),
+                        '[admin]\ndebug_endpoints = false\n[[plugin]]\npath = "demo"\n')
+            with Weft(["--config", cfg, "--hubs", "1"], workdir=tmp) as w:
+                w.wait_ready()
+                for path in ("/debug/blocking", "/debug/fibers", "/debug/config"):
+                    self.assertEqual(get(w.admin, path)[0], 404, path)
+                for path in ("/metrics", "/healthz", "/readyz"):
+                    self.assertEqual(get(w.admin, path)[0], 200, path)
+                self.assertEqual(w.stop(), 0)
+
+    def test_admin_disabled(self):
+        with Weft(["--hubs", "1", "--set", "admin.enabled=false"]) as w:
+            w.wait_ready()
+            self.assertIsNone(w.admin)
+            self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
+            self.assertEqual(w.stop(), 0)
+
+
+if __name__ == "__main__":
+    u.main()

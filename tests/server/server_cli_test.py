@@ -1,0 +1,226 @@
+"""The weft command line through the real binary: --help, --version, configuration precedence
+as --print-config shows it (default < file < environment < flag), a table of bad inputs with
+their messages and exit code 2, and --check-config on good and bad files."""
+
+import os
+import re
+import tempfile
+import unittest
+
+import server_test_util as u
+from server_test_util import run_weft, write
+
+
+def source_of(printed, section, key):
+    """From --print-config output: (value text, source comment) of `key` in `[section]`."""
+    current = None
+    for line in printed.splitlines():
+        m = re.match(r"^\[(\w+)\]$", line)
+        if m:
+            current = m.group(1)
+            continue
+        m = re.match(r"^(\w+) = (.*?)\s+# (.*)$", line)
+        if m and current == section and m.group(1) == key:
+            return m.group(2), m.group(3)
+    raise AssertionError("no %s.%s in:\n%s" % (section, key, printed))
+
+
+class HelpAndVersion(unittest.TestCase):
+    def test_help_lists_every_flag(self):
+        r = run_weft(["--help"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for flag in ["--config", "--listen", "--admin", "--hubs", "--plugin", "--backend",
+                     "--log-level", "--log-format", "--max-blocking-time", "--print-config",
+                     "--check-config", "--version", "--help"]:
+            self.assertIn(flag, r.stdout)
+        self.assertIn("SIGTERM", r.stdout)
+        self.assertIn("WEFT_MAX_BLOCKING_TIME", r.stdout)
+
+    def test_version_names_the_build_signature(self):
+        r = run_weft(["--version"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^weft \d+\.\d+\.\d+ \(weft=\d+\.\d+\.\d+;compiler=.+;"
+                                   r"stdlib=.+;sanitizers=.+\)\n$")
+
+
+class Precedence(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="weft-cli-test-")
+        self.addCleanup(self.tmp.cleanup)
+        self.toml = write(os.path.join(self.tmp.name, "weft.toml"), (
+            "[server]\n"
+            "hubs = 3\n"                  # line 2: file, overridden by env and flag
+            "idle_timeout = \"7s\"\n"     # line 3: file, overridden by env
+            "max_connections = 123\n"     # line 4: file only
+            "[log]\n"
+            "level = \"debug\"\n"         # line 6: file, overridden by flag
+            "[[plugin]]\n"
+            "path = \"demo\"\n"))
+
+    def test_each_value_names_its_source(self):
+        r = run_weft(["--config", self.toml, "--print-config", "--hubs", "2",
+                      "--log-level", "warn"],
+                     env={"WEFT_HUBS": "4", "WEFT_SERVER_IDLE_TIMEOUT": "9s",
+                          "WEFT_MAX_BLOCKING_TIME": "0.25"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertEqual(source_of(out, "server", "hubs"), ("2", "flag --hubs"))
+        self.assertEqual(source_of(out, "server", "idle_timeout"),
+                         ('"9s"', "environment WEFT_SERVER_IDLE_TIMEOUT"))
+        self.assertEqual(source_of(out, "server", "max_connections"),
+                         ("123", self.toml + ":4"))
+        self.assertEqual(source_of(out, "log", "level"), ('"warn"', "flag --log-level"))
+        self.assertEqual(source_of(out, "monitor", "max_blocking_time"),
+                         ('"250ms"', "environment WEFT_MAX_BLOCKING_TIME"))
+        self.assertEqual(source_of(out, "server", "send_timeout"),
+                         ('"30s"', "built-in default"))
+        self.assertIn('path = "demo"', out)
+
+    def test_without_a_file_the_embedded_default_serves_the_demo(self):
+        r = run_weft(["--print-config"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(source_of(r.stdout, "server", "listen")[0], '"127.0.0.1:8080"')
+        self.assertEqual(source_of(r.stdout, "admin", "listen")[0], '"127.0.0.1:9090"')
+        self.assertEqual(source_of(r.stdout, "monitor", "max_blocking_time")[0], '"100ms"')
+        self.assertRegex(r.stdout, r'path = "demo"\s+# embedded default.toml:\d+')
+
+    def test_printed_config_reads_back_to_the_same_values(self):
+        first = run_weft(["--config", self.toml, "--print-config", "--hubs", "2"])
+        self.assertEqual(first.returncode, 0, first.stderr)
+        again_path = write(os.path.join(self.tmp.name, "again.toml"), first.stdout)
+        again = run_weft(["--config", again_path, "--print-config"])
+        self.assertEqual(again.returncode, 0, again.stderr)
+
+        def values(text):
+            return [re.sub(r"\s+#.*$", "", line) for line in text.splitlines()
+                    if not line.startswith("#")]
+        self.assertEqual(values(first.stdout), values(again.stdout))
+
+    def test_set_reaches_any_key(self):
+        r = run_weft(["--print-config", "--set", "server.drain_timeout=3s"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(source_of(r.stdout, "server", "drain_timeout"),
+                         ('"3s"', "flag --set server.drain_timeout"))
+
+
+# (arguments, environment, file text or None, expected fragments of stderr)
+BAD_INPUTS = [
+    (["--hubs", "many"], {}, None,
+     ["[server] hubs", '"many"', "flag --hubs", "0..1024"]),
+    (["--listen", "localhost:80"], {}, None,
+     ["[server] listen", "localhost:80", "flag --listen", "numeric"]),
+    (["--backend", "kqueue"], {}, None,
+     ["[server] backend", "kqueue", "auto, io_uring, epoll", "flag --backend"]),
+    (["--log-format", "xml"], {}, None, ["[log] format", "text, json", "flag --log-format"]),
+    (["--max-blocking-time", "0"], {}, None,
+     ["[monitor] max_blocking_time", "greater than 0", "flag --max-blocking-time"]),
+    (["--no-such-flag"], {}, None, ["--no-such-flag", "weft --help"]),
+    (["--set", "server.idle_timout=3s"], {}, None,
+     ["unknown key", "did you mean 'server.idle_timeout'", "--set"]),
+    ([], {"WEFT_HUBS": "-1"}, None, ["[server] hubs", "environment WEFT_HUBS", '"-1"']),
+    ([], {"WEFT_MONITOR_THREAD_ENABLE": "maybe"}, None,
+     ["[monitor] enabled", "environment WEFT_MONITOR_THREAD_ENABLE", "maybe", "true"]),
+    ([], {"WEFT_MAX_BLOCKING_TIME": "fast"}, None,
+     ["[monitor] max_blocking_time", "environment WEFT_MAX_BLOCKING_TIME", "fast"]),
+    ([], {"WEFT_SERVER_IDLE_TIMOUT": "3s"}, None,
+     ["did you mean WEFT_SERVER_IDLE_TIMEOUT", "environment WEFT_SERVER_IDLE_TIMOUT"]),
+    ([], {}, '[server]\nmax_conections = 5\n',
+     ["[server] max_conections", "unknown key", "did you mean 'max_connections'", "bad.toml:2"]),
+    ([], {}, '[sever]\nlisten = "127.0.0.1:0"\n',
+     ["sever", "did you mean", "server", "bad.toml:1"]),
+    ([], {}, '[server]\nstack_size = "12XB"\n', ["[server] stack_size", "12XB", "bad.toml:2"]),
+    ([], {}, '[server\nlisten = "127.0.0.1:0"\n', ["TOML", "bad.toml:1"]),
+    ([], {}, '[server]\nlisten = "127.0.0.1:0\n', ["TOML", "bad.toml:2"]),
+    ([], {}, '[[plugin]]\nconfig = {}\n', ["plugin", "path", "bad.toml"]),
+]
+
+
+class BadInputs(unittest.TestCase):
+    def test_table(self):
+        with tempfile.TemporaryDirectory(prefix="weft-cli-test-") as tmp:
+            for args, env, text, fragments in BAD_INPUTS:
+                argv = list(args)
+                if text is not None:
+                    argv = ["--config", write(os.path.join(tmp, "bad.toml"), text)] + argv
+                # Both --print-config and a real start must refuse before doing anything.
+                # (The start's own flags come first, so a bad flag of the table wins.)
+                for cmd in (argv + ["--print-config"],
+                            ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + argv):
+                    with self.subTest(args=cmd, env=env, text=text):
+                        r = run_weft(cmd, env=env, cwd=tmp)
+                        self.assertEqual(r.returncode, 2, "stdout:\n%s\nstderr:\n%s" %
+                                         (r.stdout, r.stderr))
+                        for frag in fragments:
+                            self.assertIn(frag, r.stderr)
+                        self.assertNotIn("ready in", r.stderr)
+
+    def test_every_error_is_reported_at_once(self):
+        r = run_weft(["--hubs", "x", "--backend", "y", "--print-config"],
+                     env={"WEFT_LOG_LEVEL": "loud"})
+        self.assertEqual(r.returncode, 2)
+        for frag in ["flag --hubs", "flag --backend", "environment WEFT_LOG_LEVEL"]:
+            self.assertIn(frag, r.stderr)
+
+
+class CheckConfig(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="weft-cli-test-")
+        self.addCleanup(self.tmp.cleanup)
+
+    def path(self, name, text):
+        return write(os.path.join(self.tmp.name, name), text)
+
+    def test_good_file(self):
+        good = self.path("good.toml", '[server]\nlisten = "127.0.0.1:0"\n'
+                                      '[[plugin]]\npath = "demo"\n')
+        r = run_weft(["--check-config", "--config", good])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("good.toml is ok (1 plugin)", r.stdout)
+
+    def test_embedded_default(self):
+        r = run_weft(["-t"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("is ok", r.stdout)
+
+    def test_bad_value(self):
+        bad = self.path("bad.toml", '[admin]\ndebug_endpoints = "sometimes"\n')
+        r = run_weft(["--check-config", "--config", bad])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("[admin] debug_endpoints", r.stderr)
+        self.assertIn("bad.toml:2", r.stderr)
+        self.assertNotIn("is ok", r.stdout)
+
+    def test_missing_file(self):
+        r = run_weft(["--check-config", "--config", os.path.join(self.tmp.name, "no.toml")])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no.toml", r.stderr)
+        self.assertIn("No such file", r.stderr)
+
+    def test_missing_plugin(self):
+        cfg = self.path("p.toml", '[[plugin]]\npath = "%s"\n' %
+                        os.path.join(self.tmp.name, "libnothere.so"))
+        r = run_weft(["--check-config", "--config", cfg])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("libnothere.so", r.stderr)
+        self.assertIn("No such file", r.stderr)
+        self.assertIn("test failed", r.stderr)
+
+    def test_plugin_config_is_checked_by_the_plugin(self):
+        # The hello plugin (the template, built in-tree) rejects an unknown key in its table.
+        cfg = self.path("p.toml", '[[plugin]]\npath = "%s"\n[plugin.config]\ngreting = "Hi"\n'
+                        % u.plugin_path("hello"))
+        r = run_weft(["--check-config", "--config", cfg])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("greting", r.stderr)
+        self.assertIn("did you mean", r.stderr)
+        self.assertIn("p.toml:4", r.stderr)
+
+    def test_route_collision_is_found(self):
+        r = run_weft(["--check-config", "--plugin", u.plugin_path("clash_a"),
+                      "--plugin", u.plugin_path("clash_b")])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already registered by plugin 'clash_a'", r.stderr)
+
+
+if __name__ == "__main__":
+    u.main()

@@ -1,0 +1,155 @@
+"""Every refusal of the plugin loader through the real binary: the server exits non-zero, never
+becomes ready, and its message names the file and the reason. Then the plugins that do load:
+the bundled demo by name and the template (built in-tree) by path, with its config table."""
+
+import os
+import re
+import stat
+import tempfile
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get, run_weft, write
+
+
+class Refusals(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="weft-plugin-test-")
+        self.addCleanup(self.tmp.cleanup)
+
+    def refuse(self, args, fragments, config=None):
+        """Starts weft with `args`; it must exit non-zero before serving, saying `fragments`."""
+        argv = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + list(args)
+        if config is not None:
+            argv += ["--config", write(os.path.join(self.tmp.name, "weft.toml"), config)]
+        r = run_weft(argv, cwd=self.tmp.name)
+        self.assertNotEqual(r.returncode, 0, "weft started:\n" + r.stderr)
+        self.assertNotIn("ready in", r.stderr)
+        for frag in fragments:
+            self.assertIn(frag, r.stderr)
+        return r.stderr
+
+    def test_missing_file(self):
+        path = os.path.join(self.tmp.name, "libgone.so")
+        self.refuse(["--plugin", path], [path, "cannot open", "No such file or directory"])
+
+    def test_missing_bundled_name(self):
+        err = self.refuse(["--plugin", "nosuch"],
+                          ["plugin 'nosuch'", "libweft_nosuch.so", "No such file or directory",
+                           "bundled plugins are: demo"])
+        self.assertNotIn("plugin 'nosuch' (nosuch)", err)
+
+    def test_directory(self):
+        d = os.path.join(self.tmp.name, "plugins.so")
+        os.mkdir(d)
+        self.refuse(["--plugin", d], [d, "not a regular file"])
+
+    def test_unreadable_file(self):
+        if os.geteuid() == 0:
+            self.skipTest("root reads files whatever their mode")
+        path = write(os.path.join(self.tmp.name, "libsecret.so"), "")
+        os.chmod(path, 0)
+        self.refuse(["--plugin", path], [path])
+
+    def test_text_file_named_like_a_shared_object(self):
+        path = write(os.path.join(self.tmp.name, "libnotes.so"),
+                     "These are notes, not an ELF file.\n")
+        self.refuse(["--plugin", path], [path, "not a loadable shared object"])
+
+    def test_shared_object_without_entry_point(self):
+        path = u.plugin_path("not_a_plugin")
+        self.refuse(["--plugin", path],
+                    [path, "not a Weft plugin", "weft_plugin_descriptor", "WEFT_PLUGIN"])
+
+    def test_abi_mismatch(self):
+        path = u.plugin_path("wrong_abi")
+        self.refuse(["--plugin", path], [path, "plugin ABI 2", "ABI 1", "rebuild"])
+
+    def test_build_signature_mismatch(self):
+        path = u.plugin_path("wrong_signature")
+        err = self.refuse(["--plugin", path],
+                          [path, "build signature mismatch", "weft=0.0.1;compiler=clang 99.0.0",
+                           "rebuild"])
+        # ...and this server's own signature, so the reader sees what differs.
+        version = run_weft(["--version"]).stdout
+        own = re.search(r"\((weft=[^)]*)\)", version).group(1)
+        self.assertIn(own, err)
+
+    def test_init_throws(self):
+        path = u.plugin_path("throwing")
+        self.refuse(["--plugin", path],
+                    ["plugin 'throwing'", path, "init failed",
+                     "cannot reach the orders database at 127.0.0.1:1"])
+
+    def test_init_throws_a_non_standard_exception(self):
+        path = u.plugin_path("throwing")
+        self.refuse([], ["plugin 'throwing'", path, "init failed", "non-standard exception"],
+                    config='[[plugin]]\npath = "%s"\n[plugin.config]\nthrow = "int"\n' % path)
+
+    def test_two_plugins_claim_one_route(self):
+        a, b = u.plugin_path("clash_a"), u.plugin_path("clash_b")
+        self.refuse(["--plugin", a, "--plugin", b],
+                    ["plugin 'clash_b'", b, "GET /items/{name}",
+                     "already registered by plugin 'clash_a'", a])
+
+    def test_collision_swallowed_by_the_plugin_is_still_refused(self):
+        a, b = u.plugin_path("clash_a"), u.plugin_path("clash_b")
+        self.refuse([], ["plugin 'clash_b'", "GET /items/{name}",
+                         "already registered by plugin 'clash_a'"],
+                    config=('[[plugin]]\npath = "%s"\n'
+                            '[[plugin]]\npath = "%s"\n[plugin.config]\nswallow_collision = true\n'
+                            % (a, b)))
+
+    def test_plugin_claims_a_demo_route(self):
+        # The template's routes do not collide with the demo's, but two copies of the demo do.
+        self.refuse(["--plugin", "demo", "--plugin", u.plugin_path("demo")],
+                    ["GET /", "already registered by plugin 'demo'"])
+
+    def test_first_refusal_stops_before_later_plugins(self):
+        err = self.refuse(["--plugin", u.plugin_path("wrong_abi"), "--plugin",
+                           u.plugin_path("hello")], ["wrong_abi"])
+        self.assertNotIn("hello plugin ready", err)
+
+
+class Loads(unittest.TestCase):
+    def test_bundled_demo_by_name_and_template_by_path_with_its_table(self):
+        with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
+            hello = u.plugin_path("hello")
+            cfg = write(os.path.join(tmp, "weft.toml"),
+                        '[[plugin]]\npath = "demo"\n'
+                        '[[plugin]]\npath = "%s"\n[plugin.config]\ngreeting = "Howdy"\n'
+                        'tick_interval = "50ms"\n' % hello)
+            with Weft(["--config", cfg, "--hubs", "2"], workdir=tmp) as w:
+                w.wait_ready()
+                self.assertRegex(w.stderr(), r"plugins: demo [\d.]+ \(6 routes\), "
+                                             r"hello 1\.0 \(2 routes\)")
+                self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
+                self.assertEqual(get(w.http, "/hello/ada")[2], b"Howdy, ada!\n")
+                self.assertEqual(get(w.http, "/hello")[2], b"Howdy, World!\n")
+                self.assertIn("[plugin.hello] [info] hello plugin ready: greeting 'Howdy'",
+                              w.stderr())
+
+                def scrape():
+                    return get(w.admin, "/metrics")[2].decode()
+                self.assertRegex(scrape(), r"(?m)^hello_greetings_total 2$")
+                # The background fiber ticks every 50 ms.
+                u.poll(lambda: re.search(r"(?m)^hello_ticks_total [3-9]\d*$", scrape()), 10,
+                       what="hello_ticks_total >= 3")
+                self.assertEqual(w.stop(), 0)
+                self.assertIn("hello plugin shutting down after 2 greetings", w.stderr())
+
+    def test_bad_plugin_table_is_refused_with_the_plugins_message(self):
+        with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
+            cfg = write(os.path.join(tmp, "weft.toml"),
+                        '[[plugin]]\npath = "%s"\n[plugin.config]\ntick_interval = "soon"\n'
+                        % u.plugin_path("hello"))
+            r = run_weft(["--config", cfg, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("plugin 'hello'", r.stderr)
+            self.assertIn("tick_interval", r.stderr)
+            self.assertIn('"soon"', r.stderr)
+            self.assertIn("weft.toml:4", r.stderr)
+
+
+if __name__ == "__main__":
+    u.main()
