@@ -8,10 +8,14 @@
 FROM docker.io/library/debian:bookworm AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
-# The package lists alone first, so this layer is reused until they change: the build set, and the
-# test set for the tools the tests call (curl, python3, promtool and prometheus, ...).
+# ON: build and run the unit tests here. OFF: build only what the image ships (the deploy tests
+# do, as the rest of the test suite runs the same tests on the host).
+ARG WEFT_UNIT_TESTS=ON
+# The package lists alone first, so this layer is reused until they change: the build set, and
+# with the tests the test set for the tools they call (curl, python3, promtool, prometheus, ...).
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN scripts/install-deps.sh build test \
+RUN if [ "$WEFT_UNIT_TESTS" = ON ]; then sets="build test"; else sets=build; fi \
+    && scripts/install-deps.sh $sets \
     && apt-get install -y -qq --no-install-recommends ccache >/dev/null \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
@@ -19,7 +23,7 @@ ARG WEFT_BUILD_JOBS=2
 # ccache's folder is a cache mount that outlives the build: a rebuild compiles only the sources
 # whose contents changed.
 RUN --mount=type=cache,target=/root/.cache/ccache,sharing=locked \
-    deploy/container/build-in-image.sh /tmp/build "$WEFT_BUILD_JOBS"
+    deploy/container/build-in-image.sh /tmp/build "$WEFT_BUILD_JOBS" "$WEFT_UNIT_TESTS"
 
 FROM docker.io/library/debian:bookworm-slim AS runtime
 # The shared libraries Weft links, by their Debian runtime packages (the build stage has the -dev

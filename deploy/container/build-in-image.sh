@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The image's build stage: configure and build Weft (Release, no benchmarks), run the unit tests,
 # install into /opt/weft, and keep only what the runtime stage needs (no headers, no CMake files).
-# Usage (from the source root, inside the build stage): build-in-image.sh BUILD_DIR JOBS
+# Usage (from the source root, inside the build stage): build-in-image.sh BUILD_DIR JOBS [ON|OFF]
+# With OFF the tests are neither built nor run.
 set -euo pipefail
 build=${1:?build dir}
 jobs=${2:-2}
+tests=${3:-ON}
+case "$tests" in ON | OFF) ;; *) echo "build-in-image: tests must be ON or OFF, not '$tests'" >&2; exit 2 ;; esac
 
 launcher=()
 if command -v ccache >/dev/null; then
@@ -12,29 +15,34 @@ if command -v ccache >/dev/null; then
     ccache --zero-stats >/dev/null
 fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
-    -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_FUZZ=OFF -DWEFT_DEPLOY_TESTS=OFF >/dev/null
+    -DWEFT_BUILD_TESTS="$tests" -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_FUZZ=OFF -DWEFT_DEPLOY_TESTS=OFF \
+    >/dev/null
 cmake --build "$build" --parallel "$jobs"
 [ ${#launcher[@]} -eq 0 ] || ccache --show-stats | grep -E 'Cacheable calls|Hits|Misses' || true
 
-# The io_uring variants of the tests need io_uring, which the build's seccomp profile may refuse
-# (Docker's and podman's defaults do): run them only where io_uring works, and say so otherwise.
-cc -O2 -o "$build/io_uring_probe" deploy/container/io_uring_probe.c
-exclude=()
-if ! "$build/io_uring_probe"; then
-    echo "build-in-image: io_uring is refused in this build, so the *.io_uring test variants are" \
-        "left out; build with --security-opt seccomp=deploy/seccomp/weft-io-uring.json to run them"
-    exclude=(-E '[.]io_uring$')
+if [ "$tests" = OFF ]; then
+    echo "build-in-image: unit tests not built (WEFT_UNIT_TESTS=OFF)"
+else
+    # The io_uring variants of the tests need io_uring, which the build's seccomp profile may
+    # refuse (Docker's and podman's defaults do): run them only where io_uring works, and say so.
+    cc -O2 -o "$build/io_uring_probe" deploy/container/io_uring_probe.c
+    exclude=()
+    if ! "$build/io_uring_probe"; then
+        echo "build-in-image: io_uring is refused in this build, so the *.io_uring test variants are" \
+            "left out; build with --security-opt seccomp=deploy/seccomp/weft-io-uring.json to run them"
+        exclude=(-E '[.]io_uring$')
+    fi
+    # Unit tests are the ones that need no outside servers; until any carries the label, run all
+    # but the deploy tests (which drive podman from the host and are not even configured here).
+    select=(-L unit)
+    if ctest --test-dir "$build" -N -L unit | grep -q '^Total Tests: 0$'; then
+        select=(-LE deploy)
+    fi
+    # A test that fails twice fails the image; one that fails once is shown, retried, and left to
+    # the main test suite, which runs the same tests on the host.
+    ctest --test-dir "$build" "${select[@]}" "${exclude[@]}" --output-on-failure -j "$jobs" \
+        --timeout 300 --no-tests=error --repeat until-pass:2
 fi
-# Unit tests are the ones that need no outside servers; until any carries the label, run all but
-# the deploy tests (which drive podman from the host and are not even configured here).
-select=(-L unit)
-if ctest --test-dir "$build" -N -L unit | grep -q '^Total Tests: 0$'; then
-    select=(-LE deploy)
-fi
-# A test that fails twice fails the image; one that fails once is shown, retried, and left to the
-# main test suite, which runs the same tests on the host.
-ctest --test-dir "$build" "${select[@]}" "${exclude[@]}" --output-on-failure -j "$jobs" \
-    --timeout 300 --no-tests=error --repeat until-pass:2
 
 rm -rf /opt/weft
 cmake --install "$build" --prefix /opt/weft >/dev/null

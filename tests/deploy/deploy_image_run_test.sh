@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the image as users will: ports published on 127.0.0.1 only, the io_uring seccomp profile.
 # Gets "Hello, World!" from /, checks the admin endpoints and /metrics (promtool), the health
-# check, then SIGTERM: a clean exit (status 0) within the drain timeout.
+# check, then SIGTERM with a request in flight: /readyz turns 503, the request gets its whole
+# answer, and weft exits 0 within the drain timeout.
 source "$(dirname "$0")/lib.sh"
 need_image
 need_tools podman curl promtool
@@ -48,10 +49,22 @@ ok "io_uring backend"
 
 [ "$(podman exec "$name" id -u)" = 10001 ] || fail "weft does not run as uid 10001"
 
+# A request in flight when SIGTERM arrives (the demo plugin's /sleep parks its fiber).
+inflight=$WEFT_DEPLOY_WORK/inflight.txt
+curl -sS --max-time $((drain + 5)) -o "$inflight" -w '%{http_code}' \
+    "http://127.0.0.1:$http/sleep?ms=2000" >"$inflight.status" 2>&1 &
+client=$!
+sleep 0.5
 start=$(date +%s.%N)
 podman kill --signal TERM "$name" >/dev/null
+wait_status "http://127.0.0.1:$admin/readyz" 503 2 || fail "/readyz did not turn 503 while draining"
+ok "draining: /readyz answers 503"
 status=$(timeout $((drain + 5)) podman wait "$name") || fail "weft did not exit within $((drain + 5)) s of SIGTERM"
 took=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$start" "$(date +%s.%N)")
+wait $client || true
+[ "$(cat "$inflight.status")" = 200 ] && grep -q '^slept 2000 ms' "$inflight" ||
+    fail "the request in flight at SIGTERM got '$(cat "$inflight.status")' '$(cat "$inflight" 2>/dev/null)'"
+ok "the request in flight finished: $(cat "$inflight")"
 [ "$status" = 0 ] || { podman logs --tail 20 "$name" >&2; fail "weft exited with status $status after SIGTERM"; }
 python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$took" "$drain" ||
     fail "the drain took $took s, not within drain_timeout $drain s"
