@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "http_test_util.hpp"
+#include "weft/core/introspect.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/http.hpp"
 
@@ -51,6 +52,14 @@ struct TestServer {
         rt = std::make_unique<weft::Runtime>(ro);
         register_demo_routes(router);
         router.get("/throw", [](Request&) -> Response { throw std::runtime_error("test boom"); });
+        router.get("/labels/{x}", [](Request&) {
+            // What the watchdog would see for this fiber.
+            std::string out;
+            if (const weft::FiberLabels* l = weft::introspect::current_fiber_view().labels)
+                for (int i = 0; i < l->count; ++i)
+                    out += std::string(l->keys[i]) + "=" + std::string(l->values[i]) + "\n";
+            return Response(200, out);
+        });
         router.add_stream("GET", "/count", [](Request& r, ResponseStream& s) {
             int n = std::stoi(std::string(r.query("n").value_or("3")));
             for (int i = 0; i < n; ++i)
@@ -341,6 +350,46 @@ TEST(HttpServer, ThousandKeepAliveClients) {
     EXPECT_EQ(s.server->connections(), 0u) << "closed clients leave no connection behind";
 }
 
+TEST(HttpServer, CurlHttp10AndStreaming) {
+    TestServer s;
+    auto r = run(std::string(kCurl) + " -i --http1.0 " + s.url("/"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("Connection: close"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Hello, World!"), std::string::npos);
+    r = run(std::string(kCurl) + " -i --http1.0 -H 'Connection: keep-alive' " + s.url("/"));
+    EXPECT_NE(r.out.find("Connection: keep-alive"), std::string::npos) << r.out;
+    r = run(std::string(kCurl) + " -i " + s.url("/count?n=3"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("Transfer-Encoding: chunked"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("0\n1\n2\n"), std::string::npos) << r.out;
+    r = run(std::string(kCurl) + " -i --http1.0 " + s.url("/count?n=3"));
+    EXPECT_EQ(r.out.find("Transfer-Encoding"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("0\n1\n2\n"), std::string::npos) << r.out;
+}
+
+TEST(HttpServer, BodyTimeoutGets408) {
+    ServerOptions o = small_limits();
+    o.body_timeout = 500ms;
+    TestServer s(o);
+    RawClient c(s.port);
+    auto t0 = std::chrono::steady_clock::now();
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    auto rs = c.read_responses(1, false, 3s);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 408);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 400ms);
+    EXPECT_TRUE(c.wait_closed(2s));
+}
+
+TEST(HttpServer, FiberLabelsDescribeTheRequest) {
+    TestServer s;
+    auto r = get_one(s.port, "GET /labels/abc?q=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_NE(r.body.find("method=GET\n"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("path=/labels/abc\n"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("route=/labels/{x}\n"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("peer=127.0.0.1:"), std::string::npos) << r.body;
+}
+
 TEST(HttpServer, HandlerThrowsThenConnectionLivesOn) {
     TestServer s;
     RawClient c(s.port);
@@ -484,6 +533,11 @@ TEST(HttpServer, MetricsAndAccessLog) {
 
 #ifdef WEFT_HTTP_DEMO
 TEST(HttpServer, OutOfFileDescriptorsBacksOffAndRecovers) {
+#ifdef WEFT_SANITIZER_BUILD
+    // UBSan's vptr check probes memory through a pipe; in a process with no descriptor left
+    // that probe fails and every virtual call is reported as a bad vptr.
+    GTEST_SKIP() << "not meaningful under UBSan (its checks need file descriptors)";
+#endif
     // The demo program with a tiny descriptor limit: it runs out, logs once, keeps serving.
     std::string log = "/tmp/weft_http_emfile_" + std::to_string(::getpid()) + ".log";
     std::string cmd =
@@ -518,7 +572,14 @@ TEST(HttpServer, OutOfFileDescriptorsBacksOffAndRecovers) {
     EXPECT_EQ(r.status, 200) << "serves again once descriptors are free";
     ::kill(pid, SIGTERM);
     int st = 0;
-    ::waitpid(pid, &st, 0);
+    pid_t reaped = 0;
+    for (int i = 0; i < 500 && (reaped = ::waitpid(pid, &st, WNOHANG)) == 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    if (reaped == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+        ADD_FAILURE() << "the demo did not exit within 5 s of SIGTERM";
+    }
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "drains and exits 0 on SIGTERM";
     std::ifstream in(log);
     std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
