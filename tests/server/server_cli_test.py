@@ -4,6 +4,7 @@ their messages and exit code 2, and --check-config on good and bad files."""
 
 import os
 import re
+import socket
 import tempfile
 import unittest
 
@@ -152,7 +153,7 @@ class BadInputs(unittest.TestCase):
                                          (r.stdout, r.stderr))
                         for frag in fragments:
                             self.assertIn(frag, r.stderr)
-                        self.assertNotIn("ready in", r.stderr)
+                        self.assertNotRegex(r.stderr, r"ready in \d+ ms")
 
     def test_every_error_is_reported_at_once(self):
         r = run_weft(["--hubs", "x", "--backend", "y", "--print-config"],
@@ -160,6 +161,22 @@ class BadInputs(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         for frag in ["flag --hubs", "flag --backend", "environment WEFT_LOG_LEVEL"]:
             self.assertIn(frag, r.stderr)
+
+
+class StartErrors(unittest.TestCase):
+    def test_port_in_use(self):
+        for flag in ("--listen", "--admin"):
+            with self.subTest(flag=flag), socket.socket() as busy:
+                busy.bind(("127.0.0.1", 0))
+                busy.listen(1)
+                addr = "127.0.0.1:%d" % busy.getsockname()[1]
+                argv = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", flag, addr]
+                r = run_weft(argv)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(addr, r.stderr)
+                self.assertIn("flag " + flag, r.stderr)
+                self.assertIn("address already in use", r.stderr.lower())
+                self.assertNotRegex(r.stderr, r"ready in \d+ ms")
 
 
 class CheckConfig(unittest.TestCase):

@@ -129,7 +129,7 @@ class Weft:
             if time.monotonic() > deadline:
                 raise AssertionError("no log line matching %r within %.1f s; stderr:\n%s" %
                                      (pattern, timeout, self.stderr()))
-            time.sleep(0.01)
+            time.sleep(0.002)
 
     # -- lifecycle -----------------------------------------------------------------------
     def wait_ready(self, timeout=15.0):
@@ -149,7 +149,7 @@ class Weft:
                     pass
                 if time.monotonic() > deadline:
                     raise AssertionError("/readyz never answered 200; stderr:\n" + self.stderr())
-                time.sleep(0.005)
+                time.sleep(0.002)
         self.ready_seconds = time.monotonic() - self.started
         return self
 
@@ -210,6 +210,17 @@ def get(addr, path, timeout=10.0, method="GET", body=None, headers=None):
 def get_json(addr, path, timeout=10.0):
     status, headers, body = get(addr, path, timeout)
     return status, json.loads(body.decode())
+
+
+def swallow_get(addr, path, got=None, timeout=40.0):
+    """A GET that may be cut off (for requests the test holds open while it stops or blocks
+    the server); appends the status, or None if no response came, to `got`."""
+    try:
+        status = get(addr, path, timeout=timeout)[0]
+    except (OSError, http.client.HTTPException):
+        status = None
+    if got is not None:
+        got.append(status)
 
 
 def connect_refused(addr, timeout=2.0):

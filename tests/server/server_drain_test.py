@@ -1,0 +1,239 @@
+"""Graceful drain of the real binary under load: SIGTERM arrives while clients keep requests
+flowing (fast ones and slow /sleep ones). Every request the server had accepted gets its full
+response (with Connection: close once the drain began), /readyz turns 503, new connections
+are refused, and the process exits 0 within the drain timeout. A second SIGTERM exits at once;
+a drain that outlasts its timeout is cut short; idle keep-alive connections close at once."""
+
+import http.client
+import os
+import signal
+import socket
+import threading
+import time
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get, split_addr
+
+# Requests sent this long before SIGTERM were certainly read by the server before its drain
+# began (it reads a request within microseconds on an idle machine; this allows a loaded one).
+ACCEPTED_MARGIN = 0.05
+
+
+class Outcome:
+    def __init__(self, path, sent):
+        self.path = path
+        self.sent = sent
+        self.done = None
+        self.kind = None  # "ok", "no_response" (nothing came back), "refused", "bad"
+        self.status = None
+        self.connection = None
+        self.detail = ""
+
+    def __repr__(self):
+        return "%s sent=%.3f done=%s %s %s %s" % (self.path, self.sent, self.done, self.kind,
+                                                  self.status, self.detail)
+
+
+def expected_body(path):
+    if path == "/":
+        return b"Hello, World!"
+    if path.startswith("/sleep?ms="):
+        return b"slept %s ms\n" % path.split("=")[1].encode()
+    raise ValueError(path)
+
+
+def request(conn, path, t0):
+    """One GET on a keep-alive connection; classifies what came back."""
+    o = Outcome(path, time.monotonic() - t0)
+    try:
+        conn.request("GET", path)
+    except ConnectionRefusedError:
+        o.kind = "refused"
+    except OSError as e:  # the server closed an idle connection as we wrote
+        o.kind, o.detail = "no_response", repr(e)
+    if o.kind is None:
+        try:
+            r = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+            o.kind, o.detail = "no_response", repr(e)
+        else:
+            o.status = r.status
+            o.connection = r.getheader("Connection")
+            try:
+                body = r.read()
+                ok = r.status == 200 and body == expected_body(path)
+                o.kind = "ok" if ok else "bad"
+                if not ok:
+                    o.detail = "status %d body %r" % (r.status, body[:80])
+            except (http.client.IncompleteRead, OSError) as e:
+                o.kind, o.detail = "bad", "cut short: %r" % e
+    o.done = time.monotonic() - t0
+    if o.kind != "ok":
+        conn.close()
+    return o
+
+
+class Drain(unittest.TestCase):
+    def test_drain_under_load(self):
+        with Weft(["--hubs", "2", "--set", "server.drain_timeout=10s"]) as w:
+            w.wait_ready()
+            t0 = time.monotonic()
+            host, port = split_addr(w.http)
+            stop = threading.Event()
+            outcomes = []
+            lock = threading.Lock()
+
+            def client(i):
+                conn = http.client.HTTPConnection(host, port, timeout=15)
+                n = 0
+                while not stop.is_set():
+                    path = "/sleep?ms=300" if (n + i) % 3 == 0 else "/"
+                    o = request(conn, path, t0)
+                    with lock:
+                        outcomes.append(o)
+                    n += 1
+                    if o.kind == "refused":
+                        break  # the listeners are closed: nothing more to learn
+                conn.close()
+
+            # One long request that keeps the drain busy for a while, so the states during
+            # the drain can be observed without racing its end.
+            long_outcome = []
+
+            def long_request():
+                conn = http.client.HTTPConnection(host, port, timeout=15)
+                long_outcome.append(request(conn, "/sleep?ms=1500", t0))
+                conn.close()
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            time.sleep(0.8)  # load builds up (this is the load, not a readiness wait)
+            lt = threading.Thread(target=long_request)
+            lt.start()
+            u.poll(lambda: active_requests(w) >= 1, 5, what="the long request in flight")
+            self.assertEqual(get(w.admin, "/readyz")[0], 200)
+
+            t_term = time.monotonic() - t0
+            w.signal(signal.SIGTERM)
+
+            # During the drain: readiness fails and nobody can connect, while the process lives.
+            u.poll(lambda: get(w.admin, "/readyz", timeout=2)[0] == 503, 2,
+                   what="/readyz 503 during the drain")
+            self.assertIn(b"draining", get(w.admin, "/readyz")[2])
+            u.poll(lambda: u.connect_refused(w.http), 2, what="new connections refused")
+            self.assertIsNone(w.proc.poll(), "weft exited before the long request finished")
+
+            code = w.wait(15)
+            t_exit = time.monotonic() - t0
+            stop.set()
+            for t in threads + [lt]:
+                t.join(20)
+            log = w.stderr()
+
+        print("drain: %d requests, exit %.3f s after SIGTERM" % (len(outcomes),
+                                                                 t_exit - t_term))
+        self.assertEqual(code, 0, log)
+        self.assertLess(t_exit - t_term, 10.0, "exceeded the drain timeout")
+        self.assertIn("SIGTERM: draining", log)
+        self.assertIn("drained: every request finished", log)
+
+        (lo,) = long_outcome
+        self.assertEqual(lo.kind, "ok", lo)
+        self.assertEqual(lo.connection, "close", "a response during the drain keeps alive")
+        self.assertGreaterEqual(t_exit, lo.done - 0.05, "exited before the long request ended")
+
+        self.assertGreater(sum(o.kind == "ok" for o in outcomes), 30, "too little load")
+        bad = [o for o in outcomes if o.kind == "bad"]
+        self.assertEqual(bad, [], "responses cut short or wrong")
+        accepted_before = [o for o in outcomes if o.sent < t_term - ACCEPTED_MARGIN]
+        lost = [o for o in accepted_before if o.kind != "ok"]
+        self.assertEqual(lost, [], "requests sent before SIGTERM without a full response")
+        spanning = [o for o in accepted_before if o.done > t_term + 0.05]
+        self.assertTrue(any(o.path.startswith("/sleep") for o in spanning),
+                        "no slow request was in flight at SIGTERM")
+        for o in spanning:
+            if o.done > t_term + 0.2:  # answered well after the drain began
+                self.assertEqual(o.connection, "close", o)
+        # What was sent after SIGTERM was either answered in full or never accepted.
+        self.assertTrue(all(o.kind in ("ok", "refused", "no_response") for o in outcomes))
+        self.assertTrue(any(o.kind == "refused" for o in outcomes),
+                        "no client saw the listener closed")
+
+    def test_second_sigterm_exits_at_once(self):
+        with Weft(["--hubs", "1", "--set", "server.drain_timeout=60s"]) as w:
+            w.wait_ready()
+            hold = threading.Thread(target=u.swallow_get, args=(w.http, "/sleep?ms=30000"))
+            hold.start()
+            u.poll(lambda: active_requests(w) >= 1, 5, what="the long request in flight")
+            w.signal(signal.SIGTERM)
+            u.poll(lambda: get(w.admin, "/readyz")[0] == 503, 5, what="the drain")
+            time.sleep(0.3)  # the drain is waiting for the request, as it should
+            self.assertIsNone(w.proc.poll(), "exited although a request was in flight")
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(5)
+            took = time.monotonic() - t
+            hold.join(10)
+            self.assertEqual(code, 128 + signal.SIGTERM)
+            self.assertLess(took, 1.0)
+            self.assertIn("SIGTERM again: exiting now", w.stderr())
+
+    def test_drain_timeout_cuts_a_long_request(self):
+        with Weft(["--hubs", "1", "--set", "server.drain_timeout=1s"]) as w:
+            w.wait_ready()
+            got = []
+            hold = threading.Thread(target=u.swallow_get, args=(w.http, "/sleep?ms=30000", got))
+            hold.start()
+            u.poll(lambda: active_requests(w) >= 1, 5, what="the long request in flight")
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(10)
+            took = time.monotonic() - t
+            hold.join(10)
+            self.assertEqual(code, 0)
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 4.0)
+            self.assertIn("drain timeout: closing 1 connection(s) still open", w.stderr())
+            self.assertEqual(got, [None], "the cut request must not look answered")
+
+    def test_idle_keep_alive_connections_close_at_once(self):
+        with Weft(["--hubs", "1", "--set", "server.idle_timeout=60s"]) as w:
+            w.wait_ready()
+            host, port = split_addr(w.http)
+            s = socket.create_connection((host, port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"Hello, World!", read_until(s, b"Hello, World!"))
+            t = time.monotonic()
+            w.signal(signal.SIGINT)  # SIGINT drains like SIGTERM
+            s.settimeout(5)
+            self.assertEqual(s.recv(100), b"", "the idle connection was not closed")
+            self.assertLess(time.monotonic() - t, 2.0)
+            s.close()
+            self.assertEqual(w.wait(5), 0)
+            self.assertIn("SIGINT: draining", w.stderr())
+
+
+def active_requests(w):
+    """http_server_active_requests summed over hubs and methods, from /metrics."""
+    text = get(w.admin, "/metrics")[2].decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("http_server_active_requests{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def read_until(s, marker):
+    data = b""
+    while marker not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+if __name__ == "__main__":
+    u.main()

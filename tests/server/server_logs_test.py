@@ -1,0 +1,126 @@
+"""The server's logs: JSON lines (every stderr line parses, whoever logged it: the server, a
+plugin, the watchdog's reports, the SIGUSR1 dump, the access log), the access log as text in a
+file, SIGUSR1's run-info dump in the text format, and a bad access-log path."""
+
+import json
+import os
+import re
+import signal
+import tempfile
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get
+
+
+class JsonLines(unittest.TestCase):
+    def test_every_stderr_line_is_a_json_object(self):
+        with Weft(["--hubs", "2", "--log-format", "json", "--set", "log.access_log=stderr",
+                   "--plugin", "demo", "--plugin", u.plugin_path("hello")]) as w:
+            w.wait_ready()
+            self.assertEqual(get(w.http, "/hello/json")[0], 200)
+            self.assertEqual(get(w.http, "/missing")[0], 404)
+            self.assertEqual(get(w.http, '/echo?q="quoted"', method="POST",
+                                 body=b"line1\nline2")[0], 200)
+            self.assertEqual(get(w.http, "/block?ms=250")[0], 200)  # a watchdog report
+            w.wait_for_log(r"runs again")
+            mark = len(w.stderr())
+            w.signal(signal.SIGUSR1)
+            w.wait_for_log(r"run info of every hub", after=mark)
+            self.assertEqual(w.stop(), 0)
+            lines = w.stderr().splitlines()
+
+        self.assertGreater(len(lines), 5)
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                self.fail("stderr line %d is not JSON (%s): %r" % (i + 1, e, line))
+            self.assertIsInstance(rec, dict, line)
+            records.append(rec)
+
+        logs = [r for r in records if "msg" in r]
+        access = [r for r in records if "status" in r]
+        for r in logs:
+            self.assertEqual(set(r), {"time", "level", "logger", "thread", "msg"}, r)
+            self.assertRegex(r["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        by_logger = {}
+        for r in logs:
+            by_logger.setdefault(r["logger"], []).append(r["msg"])
+        self.assertTrue(any("ready in" in m for m in by_logger.get("weft", [])), by_logger)
+        self.assertTrue(any("hello plugin ready" in m for m in by_logger.get("plugin.hello", [])))
+        self.assertTrue(any("shutting down" in m for m in by_logger.get("plugin.hello", [])))
+        monitor = by_logger.get("weft.monitor", [])
+        self.assertTrue(any("appears to be blocked" in m and "route=/block" in m
+                            for m in monitor), monitor)
+        self.assertTrue(any("run info of every hub" in m and "http-accept" in m
+                            for m in monitor), monitor)
+
+        targets = {r["target"]: r for r in access}
+        self.assertEqual(targets["/hello/json"]["route"], "/hello/{name}")
+        self.assertEqual(targets["/hello/json"]["status"], 200)
+        self.assertEqual(targets["/missing"]["status"], 404)
+        self.assertEqual(targets['/echo?q="quoted"']["method"], "POST")
+        self.assertEqual(targets['/echo?q="quoted"']["bytes"], len(b"line1\nline2"))
+        self.assertGreaterEqual(targets["/block?ms=250"]["duration_seconds"], 0.25)
+        self.assertRegex(targets["/missing"]["peer"], r"^127\.0\.0\.1:\d+$")
+
+
+class AccessLogFile(unittest.TestCase):
+    def test_text_access_log_in_a_file(self):
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            path = os.path.join(tmp, "access.log")
+            with Weft(["--hubs", "1", "--set", "log.access_log=" + path], workdir=tmp) as w:
+                w.wait_ready()
+                get(w.http, "/sleep?ms=1")
+                get(w.http, "/nope")
+                get(w.http, "/", method="HEAD")
+                self.assertEqual(w.stop(), 0)
+            with open(path) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(len(lines), 3, lines)
+            line = r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] "%s HTTP/1\.1" %d (\d+) [\d.]+ ' \
+                   r'route="%s" hub=0$'
+            self.assertRegex(lines[0], line % (r"GET /sleep\?ms=1", 200, "/sleep"))
+            self.assertRegex(lines[1], line % ("GET /nope", 404, ""))
+            m = re.match(line % ("HEAD /", 200, "/"), lines[2])
+            self.assertTrue(m, lines[2])
+            self.assertEqual(m.group(1), "0")  # no body for HEAD
+            # The access log stays out of the server log.
+            self.assertNotIn("/sleep?ms=1", w.stderr())
+
+    def test_unwritable_access_log_is_a_startup_error(self):
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            path = os.path.join(tmp, "no", "such", "dir", "access.log")
+            if os.geteuid() == 0:
+                # root may create directories; a regular file in the way stops anyone.
+                u.write(os.path.join(tmp, "no"), "a file, not a directory\n")
+            r = u.run_weft(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                            "--set", "log.access_log=" + path])
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(path, r.stderr)
+            self.assertIn("access_log", r.stderr)
+            self.assertNotRegex(r.stderr, r"ready in \d+ ms")
+
+
+class Sigusr1(unittest.TestCase):
+    def test_sigusr1_logs_every_hubs_fibers(self):
+        with Weft(["--hubs", "2"]) as w:
+            w.wait_ready()
+            mark = len(w.stderr())
+            w.signal(signal.SIGUSR1)
+            w.wait_for_log(r"run info of every hub", after=mark)
+            w.wait_for_log(r"---- Hub 1 ", after=mark)
+            dump = w.stderr()[mark:]
+            self.assertIn("[weft.monitor]", dump)
+            self.assertRegex(dump, r"Thread \d+ \(weft-hub-0\)")
+            self.assertEqual(len(re.findall(r'fiber \d+ "http-accept"; parked \(accept\)', dump)),
+                             2, dump)
+            # It dumps and carries on serving.
+            self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
+            self.assertEqual(w.stop(), 0)
+
+
+if __name__ == "__main__":
+    u.main()

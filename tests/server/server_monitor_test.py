@@ -1,0 +1,69 @@
+"""The watchdog through the real binary (issue 4's server-level tests): the admin listener runs
+on its own thread, so /metrics, /healthz and /debug/blocking answer while every worker hub is
+blocked; and the blockage is reported, one report per hub."""
+
+import json
+import re
+import threading
+import time
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get, get_json, swallow_get
+
+BLOCK_MS = 3000
+
+
+def blocked_hubs(w):
+    status, body = get_json(w.admin, "/healthz", timeout=2)
+    return {h["hub"] for h in body["hubs"] if h["blocked"]}
+
+
+class AdminDuringBlockage(unittest.TestCase):
+    def test_metrics_answer_while_every_hub_is_blocked(self):
+        with Weft(["--hubs", "2", "--set", "server.drain_timeout=1s"]) as w:
+            w.wait_ready()
+            # The kernel spreads connections over the hubs' listeners by hash, so send blocking
+            # requests one at a time until the watchdog sees both hubs blocked.
+            threads, blocked = [], set()
+            for _ in range(16):
+                t = threading.Thread(target=swallow_get,
+                                     args=(w.http, "/block?ms=%d" % BLOCK_MS))
+                t.start()
+                threads.append(t)
+                deadline = time.monotonic() + 0.6
+                while time.monotonic() < deadline and len(blocked) < 2:
+                    blocked = blocked_hubs(w)
+                    time.sleep(0.02)
+                if len(blocked) == 2:
+                    break
+            self.assertEqual(blocked, {0, 1}, "could not block both hubs")
+
+            t = time.monotonic()
+            status, headers, body = get(w.admin, "/metrics", timeout=2)
+            scrape_s = time.monotonic() - t
+            s2, dbg = get_json(w.admin, "/debug/blocking", timeout=2)
+            still = blocked_hubs(w)
+            print("scrape during a blockage of every hub took %.1f ms" % (scrape_s * 1000))
+            # Both hubs were blocked before and after the scrape: it was served meanwhile.
+            self.assertEqual(still, {0, 1}, "a hub ran again before the scrape ended")
+            self.assertEqual(status, 200)
+            self.assertLess(scrape_s, 1.0)
+            text = body.decode()
+            for hub in ("0", "1"):
+                m = re.search(r'(?m)^weft_hub_blocking_events_total\{hub="%s"\} (\S+)$' % hub,
+                              text)
+                self.assertTrue(m and float(m.group(1)) >= 1, "hub %s: %s" % (hub, m))
+            self.assertEqual(s2, 200)
+            self.assertEqual({h["hub"] for h in dbg["hubs"] if h["blocked_now"]}, {0, 1})
+            reported = {r["hub"] for r in dbg["reports"]
+                        if r.get("request", {}).get("route") == "/block"}
+            self.assertEqual(reported, {0, 1}, json.dumps(dbg)[:2000])
+
+            self.assertEqual(w.stop(timeout=30), 0)
+            for t in threads:
+                t.join(30)
+
+
+if __name__ == "__main__":
+    u.main()

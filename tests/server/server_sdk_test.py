@@ -1,0 +1,92 @@
+"""The installed SDK end to end: `cmake --install` this build into a staging prefix in a temp
+dir, build a copy of examples/plugin-template there with find_package(weft) and nothing of
+this source tree, load it into the *staged* weft with --plugin, request its routes, find its
+counters in /metrics and its shutdown hook's line in the log at exit."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get, write
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL, **kw)
+    if r.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s\n%s" % (" ".join(cmd), r.returncode,
+                                                          r.stdout[-4000:], r.stderr[-4000:]))
+    return r
+
+
+class Sdk(unittest.TestCase):
+    def test_out_of_tree_plugin_against_the_staged_sdk(self):
+        a = u.ARGS
+        with tempfile.TemporaryDirectory(prefix="weft-sdk-test-") as tmp:
+            stage = os.path.join(tmp, "stage")
+            run([a.cmake, "--install", a.build_dir, "--prefix", stage])
+            for f in ["bin/weft", "include/weft/plugin.hpp", "include/weft/version.hpp",
+                      "include/weft/http/router.hpp", "lib/cmake/weft/weftConfig.cmake",
+                      "lib/cmake/weft/weftConfigVersion.cmake", "lib/cmake/weft/WeftPlugin.cmake",
+                      "lib/weft/plugins/libweft_demo.so", "lib/libweft_core.so"]:
+                self.assertTrue(os.path.exists(os.path.join(stage, f)), f)
+
+            # The template, copied away from the source tree so nothing relative to it works.
+            src = os.path.join(tmp, "hello-plugin")
+            shutil.copytree(os.path.join(a.source_dir, "examples", "plugin-template"), src)
+            build = os.path.join(tmp, "build")
+            configure = [a.cmake, "-S", src, "-B", build, "-DCMAKE_PREFIX_PATH=" + stage,
+                         "-DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON"]
+            if a.generator:
+                configure += ["-G", a.generator]
+            if a.cxx:
+                configure += ["-DCMAKE_CXX_COMPILER=" + a.cxx]
+            run(configure)
+            with open(os.path.join(build, "CMakeCache.txt")) as f:
+                cache = f.read()
+            self.assertIn("weft_DIR:PATH=" + os.path.join(stage, "lib", "cmake", "weft"), cache)
+            run([a.cmake, "--build", build, "--parallel", "2"])
+            plugin = os.path.join(build, "libhello.so")
+            self.assertTrue(os.path.isfile(plugin))
+
+            # The staged server, with the template's table from a file, the plugin by --plugin.
+            weft = os.path.join(stage, "bin", "weft")
+            cfg = write(os.path.join(tmp, "weft.toml"),
+                        '[[plugin]]\npath = "%s"\n[plugin.config]\ngreeting = "Bonjour"\n'
+                        'tick_interval = "20ms"\n' % plugin)
+            check = subprocess.run([weft, "--check-config", "--config", cfg, "--plugin", plugin],
+                                   capture_output=True, text=True, timeout=30,
+                                   env=u.clean_env())
+            self.assertEqual(check.returncode, 0, check.stderr)
+            with Weft(["--config", cfg, "--plugin", "demo", "--plugin", plugin, "--hubs", "2"],
+                      exe=weft, workdir=tmp) as w:
+                w.wait_ready()
+                # Libraries come from the stage, not from this build tree.
+                with open("/proc/%d/maps" % w.pid) as f:
+                    maps = f.read()
+                core = set(re.findall(r"(/\S*libweft_core\.so[.\d]*)", maps))
+                self.assertTrue(core and all(p.startswith(stage) for p in core), core)
+                self.assertIn(plugin, maps)
+
+                self.assertEqual(get(w.http, "/hello/sdk")[2], b"Bonjour, sdk!\n")
+                self.assertEqual(get(w.http, "/hello")[2], b"Bonjour, World!\n")
+                self.assertEqual(get(w.http, "/")[2], b"Hello, World!")  # the staged demo
+                metrics = get(w.admin, "/metrics")[2].decode()
+                self.assertRegex(metrics, r"(?m)^hello_greetings_total 2$")
+                u.poll(lambda: re.search(r"(?m)^hello_ticks_total [1-9]",
+                                         get(w.admin, "/metrics")[2].decode()), 10,
+                       what="the plugin's background fiber ticking")
+                self.assertEqual(w.stop(), 0)
+                log = w.stderr()
+            self.assertIn("hello plugin ready: greeting 'Bonjour'", log)
+            self.assertIn("[plugin.hello] [info] hello plugin shutting down after 2 greetings",
+                          log)
+            self.assertLess(log.index("drained"), log.index("shutting down after"))
+
+
+if __name__ == "__main__":
+    u.main()
