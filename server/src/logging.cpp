@@ -15,11 +15,43 @@
 
 namespace weft::server {
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `s` (1..4), or 0 if it is not one
+// (a stray continuation byte, a truncated or overlong sequence, a surrogate, > U+10FFFF).
+std::size_t utf8_sequence(std::string_view s) {
+    const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    const unsigned char c = b(0);
+    std::size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;  // overlong
+        if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;  // overlong
+        if (c == 0xF4) hi = 0x8F;  // beyond U+10FFFF
+    } else {
+        return 0;
+    }
+    if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+    for (std::size_t i = 2; i < n; ++i)
+        if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+    return n;
+}
+
+}  // namespace
+
 std::string json_quote(std::string_view s) {
     std::string out;
     out.reserve(s.size() + 2);
     out += '"';
-    for (unsigned char c : s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -31,10 +63,19 @@ std::string json_quote(std::string_view s) {
                     char buf[8];
                     std::snprintf(buf, sizeof buf, "\\u%04x", c);
                     out += buf;
-                } else {
+                } else if (c < 0x80) {
                     out += static_cast<char>(c);
+                } else if (std::size_t n = utf8_sequence(s.substr(i))) {
+                    out.append(s.substr(i, n));
+                    i += n;
+                    continue;
+                } else {
+                    // Log text is untrusted (requests, plugin messages): a byte that is not
+                    // UTF-8 becomes U+FFFD so that every line stays valid JSON.
+                    out += "\\ufffd";
                 }
         }
+        ++i;
     }
     out += '"';
     return out;
