@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import tempfile
 import unittest
 
@@ -65,6 +66,25 @@ class JsonLines(unittest.TestCase):
         self.assertEqual(targets['/echo?q="quoted"']["bytes"], len(b"line1\nline2"))
         self.assertGreaterEqual(targets["/block?ms=250"]["duration_seconds"], 0.25)
         self.assertRegex(targets["/missing"]["peer"], r"^127\.0\.0\.1:\d+$")
+
+
+    def test_untrusted_bytes_stay_valid_utf8_json(self):
+        # A plugin's refusal message carries bytes that are not UTF-8 (e.g. from a request or
+        # a file); each log line must still be valid UTF-8 JSON, for strict log collectors.
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            cfg = u.write(os.path.join(tmp, "weft.toml"),
+                          '[[plugin]]\npath = "%s"\n[plugin.config]\nthrow = "bytes"\n'
+                          % u.plugin_path("throwing"))
+            r = subprocess.run([u.ARGS.weft, "--config", cfg, "--log-format", "json",
+                                "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+                               capture_output=True, timeout=20, env=u.clean_env())
+        self.assertNotEqual(r.returncode, 0)
+        msgs = []
+        for raw in r.stderr.splitlines():
+            text = raw.decode("utf-8")  # strict: raises on invalid UTF-8
+            msgs.append(json.loads(text)["msg"])
+        failure = next(m for m in msgs if "init failed" in m)
+        self.assertIn("bad name 'caf\ufffd' \x01 \U0001F600 ok", failure)
 
 
 class AccessLogFile(unittest.TestCase):
