@@ -43,8 +43,9 @@ grep -q '^weft_hub_schedule_delay_seconds_bucket' "$WEFT_DEPLOY_WORK/metrics.txt
     fail "/metrics has no weft_hub_schedule_delay_seconds histogram"
 ok "/metrics passes promtool check metrics"
 
-podman logs "$name" 2>&1 | grep -q 'backend io_uring' ||
-    fail "with the io_uring profile weft did not run io_uring: $(podman logs "$name" 2>&1 | grep backend)"
+logs=$(podman logs "$name" 2>&1)
+grep -q 'backend io_uring' <<<"$logs" ||
+    fail "with the io_uring profile weft did not run io_uring: $(grep backend <<<"$logs")"
 ok "io_uring backend"
 
 [ "$(podman exec "$name" id -u)" = 10001 ] || fail "weft does not run as uid 10001"

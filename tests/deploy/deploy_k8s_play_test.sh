@@ -68,8 +68,9 @@ body=$(http_get "http://127.0.0.1:$http/")
 [ "$HTTP_STATUS" = 200 ] && [ "$body" = "Hello, World!" ] || fail "GET / answered $HTTP_STATUS '$body'"
 ok "GET / -> Hello, World!"
 
-podman logs "$ctr" 2>&1 | grep -q 'backend io_uring' ||
-    fail "the Localhost seccomp profile did not let weft run io_uring: $(podman logs "$ctr" 2>&1 | grep backend)"
+logs=$(podman logs "$ctr" 2>&1)
+grep -q 'backend io_uring' <<<"$logs" ||
+    fail "the Localhost seccomp profile did not let weft run io_uring: $(grep backend <<<"$logs")"
 [ "$(podman exec "$ctr" id -u)" = 10001 ] || fail "the pod does not run as uid 10001"
 podman exec "$ctr" touch /probe-ro 2>/dev/null && fail "the root filesystem is writable"
 ok "io_uring under the Localhost profile; uid 10001; read-only root filesystem"
