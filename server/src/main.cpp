@@ -17,11 +17,13 @@
 #include "http_metrics.hpp"
 #include "logging.hpp"
 #include "plugin_host.hpp"
+#include "shutdown_guard.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/render.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/server.hpp"
+#include "weft/monitor/run_info.hpp"
 #include "weft/monitor/standard_metrics.hpp"
 #include "weft/monitor/watchdog.hpp"
 #include "weft/plugin.hpp"
@@ -31,6 +33,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using weft::server::PluginError;
+
+// How long the shutdown hooks and stopping the hubs may take after the drain.
+constexpr std::chrono::seconds kShutdownLimit{5};
 
 struct Cli {
     std::optional<std::string> config_file;
@@ -363,23 +368,33 @@ int main(int argc, char** argv) {
                 log->warn("drain timeout: closing {} connection(s) still open",
                           server->connections());
                 server->stop();
-                server->wait(std::chrono::seconds(2));
+                if (!server->wait(std::chrono::seconds(2))) {
+                    // Cancelled fibers that do not end hold their hub: say which they are.
+                    log->error(
+                        "{} connection(s) still open after cancelling their fibers: a handler "
+                        "blocks its hub or ignores cancellation\n{}",
+                        server->connections(), weft::monitor::format_run_info(*workers));
+                }
                 break;
             }
         }
     }
 
-    plugins.run_shutdown_hooks();
-    collectors.clear();
-    if (admin_server) {
-        admin_server->stop();
-        admin_server->wait(std::chrono::seconds(2));
-        admin_server.reset();
-        admin_rt.reset();
+    {
+        // Everything after the drain is bounded; a stuck hub must not keep the process alive.
+        weft::server::ShutdownGuard guard(kShutdownLimit, signals);
+        plugins.run_shutdown_hooks();
+        collectors.clear();
+        if (admin_server) {
+            admin_server->stop();
+            admin_server->wait(std::chrono::seconds(2));
+            admin_server.reset();
+            admin_rt.reset();
+        }
+        server.reset();
+        watchdog.reset();
+        workers.reset();
     }
-    server.reset();
-    watchdog.reset();
-    workers.reset();
     log->info("weft stopped");
     spdlog::default_logger()->flush();
     return 0;

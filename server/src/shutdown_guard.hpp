@@ -1,0 +1,34 @@
+// ShutdownGuard: bounds what follows the drain. Running the shutdown hooks, closing the
+// listeners and joining the hubs take moments, unless a handler is stuck in a blocking call or a
+// plugin fiber ignores cancellation; then the process would never exit. The guard also takes
+// the stop signals over from the main loop, so another SIGTERM/SIGINT still exits at once.
+#pragma once
+
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace weft::server {
+
+class ShutdownGuard {
+public:
+    /// Starts a thread that waits for `signals` (which every thread blocks). At SIGTERM or
+    /// SIGINT it logs and exits with 128 + the signal; once `limit` has passed it logs that
+    /// the shutdown is stuck and exits with 1. Both with _Exit: a stuck teardown is never
+    /// joined. (What holds a hub was logged before, when the drain gave up on it.)
+    ShutdownGuard(std::chrono::nanoseconds limit, const sigset_t& signals);
+    /// The shutdown finished in time: stops the thread.
+    ~ShutdownGuard();
+    ShutdownGuard(const ShutdownGuard&) = delete;
+    ShutdownGuard& operator=(const ShutdownGuard&) = delete;
+
+private:
+    void run(std::chrono::nanoseconds limit, sigset_t signals) noexcept;
+
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+}  // namespace weft::server
