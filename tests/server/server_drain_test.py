@@ -198,6 +198,58 @@ class Drain(unittest.TestCase):
             self.assertIn("drain timeout: closing 1 connection(s) still open", w.stderr())
             self.assertEqual(got, [None], "the cut request must not look answered")
 
+    def test_a_blocked_hub_does_not_keep_the_process_alive(self):
+        # A handler blocking its hub ignores cancellation: after the drain timeout and the
+        # shutdown limit the process exits anyway, non-zero, naming the stuck fiber.
+        with Weft(["--hubs", "1", "--set", "server.drain_timeout=1s"]) as w:
+            w.wait_ready()
+            hold = threading.Thread(target=u.swallow_get, args=(w.http, "/block?ms=30000"))
+            hold.start()
+            u.poll(lambda: active_requests(w) >= 1, 5, what="the blocking request in flight")
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(20)
+            took = time.monotonic() - t
+            log = w.stderr()
+            hold.join(40)
+        self.assertEqual(code, 1, log)
+        # drain timeout 1 s + 2 s for cancelled fibers + the 5 s shutdown limit
+        self.assertGreaterEqual(took, 7.0)
+        self.assertLess(took, 12.0)
+        self.assertIn("still open after cancelling their fibers", log)
+        self.assertRegex(log, r'fiber \d+ "http-connection"; RUNNING')
+        self.assertIn("shutdown stuck", log)
+
+    def test_a_plugin_fiber_that_will_not_end_does_not_keep_the_process_alive(self):
+        with Weft(["--hubs", "1", "--plugin", "demo", "--plugin",
+                   u.plugin_path("stubborn")]) as w:
+            w.wait_ready()
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(20)
+            took = time.monotonic() - t
+            log = w.stderr()
+        self.assertEqual(code, 1, log)
+        self.assertIn("drained: every request finished", log)
+        self.assertGreaterEqual(took, 4.5)
+        self.assertLess(took, 9.0)
+        self.assertIn("shutdown stuck", log)
+        self.assertNotIn("weft stopped", log)
+
+    def test_sigterm_during_a_stuck_shutdown_exits_at_once(self):
+        with Weft(["--hubs", "1", "--plugin", u.plugin_path("stubborn")]) as w:
+            w.wait_ready()
+            w.signal(signal.SIGTERM)
+            w.wait_for_log(r"drained: every request finished")
+            time.sleep(0.5)  # the shutdown is now stuck joining the hub
+            self.assertIsNone(w.proc.poll())
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(5)
+            took = time.monotonic() - t
+        self.assertEqual(code, 128 + signal.SIGTERM)
+        self.assertLess(took, 1.0)
+
     def test_idle_keep_alive_connections_close_at_once(self):
         with Weft(["--hubs", "1", "--set", "server.idle_timeout=60s"]) as w:
             w.wait_ready()
