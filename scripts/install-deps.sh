@@ -10,8 +10,14 @@ build_pkgs=(build-essential cmake pkg-config ninja-build
     libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev)
 test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin)
 bench_pkgs=(nginx-light h2o)
+# catatonit: a pod's pause process (podman play kube); dnsname: compose services by name.
 deploy_pkgs=(podman buildah runc mmdebstrap uidmap slirp4netns fuse-overlayfs podman-compose
-    nodejs npm)
+    catatonit golang-github-containernetworking-plugin-dnsname prometheus)
+# Node.js for the manifest validation: Debian's, unless a Node.js with its own npm is already
+# here (Debian's npm package conflicts with such builds).
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    deploy_pkgs+=(nodejs npm)
+fi
 
 want=()
 sets=("$@")

@@ -614,7 +614,8 @@ bool io_uring_usable(std::string& why) {
         if (r == -EPERM || r == -EACCES)
             why += " (a seccomp profile, such as a container runtime's default, blocks it)";
         else if (r == -ENOSYS)
-            why += " (the kernel has no io_uring)";
+            why += " (the kernel has no io_uring, or a seccomp profile such as podman's default "
+                   "hides it)";
         return false;
     }
     // Provided-buffer rings (5.19) and multishot accept (5.19) are required too.
