@@ -186,11 +186,14 @@ int main(int argc, char** argv) {
 
     if (cli.check_config) {
         // Plugins are initialized too (against a scratch router): only their init can check
-        // their own config tables, and route collisions show only then.
+        // their own config tables, and route collisions show only then. Like nginx -t, the
+        // access log is opened too; the listen addresses are not bound.
         const unsigned hubs =
             cfg.server.hubs.value ? cfg.server.hubs.value : weft::default_hub_count();
         try {
             weft::server::PluginHost::check_all(cfg.plugins, hubs);
+            // Opens (creates) the access log file, as the real start would.
+            (void)weft::server::make_access_log(cfg.log);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "weft: %s\nweft: %s test failed\n", e.what(), config_name.c_str());
             return 1;
