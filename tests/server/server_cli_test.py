@@ -222,6 +222,14 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("No such file", r.stderr)
         self.assertIn("test failed", r.stderr)
 
+    def test_unwritable_access_log(self):
+        u.write(os.path.join(self.tmp.name, "logs"), "a file where a directory should be\n")
+        path = os.path.join(self.tmp.name, "logs", "access.log")
+        r = run_weft(["--check-config", "--set", "log.access_log=" + path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(path, r.stderr)
+        self.assertIn("flag --set log.access_log", r.stderr)
+
     def test_plugin_config_is_checked_by_the_plugin(self):
         # The hello plugin (the template, built in-tree) rejects an unknown key in its table.
         cfg = self.path("p.toml", '[[plugin]]\npath = "%s"\n[plugin.config]\ngreting = "Hi"\n'
