@@ -21,29 +21,40 @@ RequestParser* self(llhttp_t* p) noexcept {
     return static_cast<RequestParser*>(p->data);
 }
 
+// The callbacks copy into growing storage; running out of memory must not unwind through
+// llhttp's C frames, so it becomes an error status here.
+template <class F>
+int guarded(llhttp_t* p, int status, F&& f) noexcept {
+    try {
+        return f(self(p));
+    } catch (...) {
+        return self(p)->fail(status, "request too large for the memory available");
+    }
+}
+
 int cb_message_begin(llhttp_t* p) {
     return self(p)->on_message_begin();
 }
 int cb_url(llhttp_t* p, const char* at, size_t n) {
-    return self(p)->on_url(at, n);
+    return guarded(p, 414, [&](RequestParser* r) { return r->on_url(at, n); });
 }
 int cb_header_field(llhttp_t* p, const char* at, size_t n) {
-    return self(p)->on_header_field(at, n);
+    return guarded(p, 431, [&](RequestParser* r) { return r->on_header_field(at, n); });
 }
 int cb_header_field_complete(llhttp_t* p) {
     return self(p)->on_header_field_complete();
 }
 int cb_header_value(llhttp_t* p, const char* at, size_t n) {
-    return self(p)->on_header_value(at, n);
+    return guarded(p, 431, [&](RequestParser* r) { return r->on_header_value(at, n); });
 }
 int cb_header_value_complete(llhttp_t* p) {
     return self(p)->on_header_value_complete();
 }
 int cb_headers_complete(llhttp_t* p) {
-    return self(p)->on_headers_complete();
+    return guarded(p, 431, [](RequestParser* r) { return r->on_headers_complete(); });
 }
 int cb_body(llhttp_t* p, const char* at, size_t n) {
-    return self(p)->on_body(at, n);
+    return guarded(p, 413, [&](RequestParser* r) { return r->on_body(at, n); });
 }
 int cb_chunk_header(llhttp_t* p) {
     return self(p)->on_chunk_header();
@@ -275,14 +286,14 @@ int RequestParser::on_message_begin() noexcept {
     return 0;
 }
 
-int RequestParser::on_url(const char* at, std::size_t len) noexcept {
+int RequestParser::on_url(const char* at, std::size_t len) {
     std::string& a = RequestAccess::arena(*req_);
     if (a.size() + len > limits_.max_uri_bytes) return fail(414, "request-target too long");
     a.append(at, len);
     return 0;
 }
 
-int RequestParser::on_header_field(const char* at, std::size_t len) noexcept {
+int RequestParser::on_header_field(const char* at, std::size_t len) {
     if (headers_done_) {  // a chunked trailer: counted against the header limit, not kept
         trailer_bytes_ += len;
         if (trailer_bytes_ > limits_.max_header_bytes)
@@ -307,7 +318,7 @@ int RequestParser::on_header_field_complete() noexcept {
     return 0;
 }
 
-int RequestParser::on_header_value(const char* at, std::size_t len) noexcept {
+int RequestParser::on_header_value(const char* at, std::size_t len) {
     if (headers_done_) {
         trailer_bytes_ += len;
         if (trailer_bytes_ > limits_.max_header_bytes)
@@ -423,7 +434,7 @@ int RequestParser::check_headers() noexcept {
     return 0;
 }
 
-int RequestParser::on_headers_complete() noexcept {
+int RequestParser::on_headers_complete() {
     llhttp_t* p = ll(llhttp_);
     Request& r = *req_;
     headers_done_ = true;
@@ -447,15 +458,18 @@ int RequestParser::on_headers_complete() noexcept {
     if (int rc = check_headers(); rc != 0) return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         if (p->content_length > limits_.max_body_bytes) return fail(413, "request body too large");
-        RequestAccess::body(r).reserve(static_cast<std::size_t>(p->content_length));
+        // Reserve what is announced, up to a bound: the bytes may never come.
+        constexpr std::uint64_t kReserveMax = 1 << 20;
+        RequestAccess::body(r).reserve(static_cast<std::size_t>(
+            p->content_length < kReserveMax ? p->content_length : kReserveMax));
     }
     return 0;
 }
 
-int RequestParser::on_body(const char* at, std::size_t len) noexcept {
+int RequestParser::on_body(const char* at, std::size_t len) {
     body_started_ = true;
     std::string& b = RequestAccess::body(*req_);
-    if (b.size() + len > limits_.max_body_bytes) return fail(413, "request body too large");
+    if (len > limits_.max_body_bytes - b.size()) return fail(413, "request body too large");
     b.append(at, len);
     return 0;
 }
@@ -463,9 +477,10 @@ int RequestParser::on_body(const char* at, std::size_t len) noexcept {
 int RequestParser::on_chunk_header() noexcept {
     body_started_ = true;
     llhttp_t* p = ll(llhttp_);
-    // The chunk's size is known before its bytes: refuse an oversized body early.
-    if (p->content_length > limits_.max_body_bytes ||
-        RequestAccess::body(*req_).size() + p->content_length > limits_.max_body_bytes)
+    // The chunk's size is known before its bytes: refuse an oversized body early. (Written
+    // as a subtraction: with an unlimited body size the sum could wrap.)
+    std::size_t have = RequestAccess::body(*req_).size();
+    if (p->content_length > limits_.max_body_bytes - have)
         return fail(413, "request body too large");
     return 0;
 }

@@ -56,21 +56,23 @@ class RequestParser {
 
     // llhttp callbacks (called from the glue's C trampolines).
     int on_message_begin() noexcept;
-    int on_url(const char* at, std::size_t len) noexcept;
-    int on_header_field(const char* at, std::size_t len) noexcept;
+    int on_url(const char* at, std::size_t len);
+    int on_header_field(const char* at, std::size_t len);
     int on_header_field_complete() noexcept;
-    int on_header_value(const char* at, std::size_t len) noexcept;
+    int on_header_value(const char* at, std::size_t len);
     int on_header_value_complete() noexcept;
-    int on_headers_complete() noexcept;
-    int on_body(const char* at, std::size_t len) noexcept;
+    int on_headers_complete();
+    int on_body(const char* at, std::size_t len);
     int on_chunk_header() noexcept;
     int on_message_complete() noexcept;
+
+    /// Records the status to answer and makes llhttp stop (returns its error code).
+    int fail(int status, const char* reason) noexcept;
 
   private:
     struct HeaderSpan {
         std::uint32_t name_off, name_len, value_off, value_len;
     };
-    int fail(int status, const char* reason) noexcept;
     bool folded(const char* p, std::size_t n) noexcept;
     int check_headers() noexcept;
     bool split_target() noexcept;

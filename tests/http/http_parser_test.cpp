@@ -299,3 +299,28 @@ TEST(HttpParser, PipelinedStopsAfterEachRequest) {
     }
     EXPECT_EQ(paths, (std::vector<std::string>{"/1", "/2", "/3"}));
 }
+
+TEST(HttpParser, UnlimitedBodyDoesNotTrustContentLength) {
+    // max_body_bytes may be "unlimited" (the server maps 0 to SIZE_MAX): a huge announced
+    // length must not be reserved up front, and sizes must not wrap.
+    ParserLimits l;
+    l.max_body_bytes = SIZE_MAX;
+    auto p =
+        parse_all("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551615\r\n\r\nabc",
+                  std::string::npos, l);
+    EXPECT_EQ(p.error, 0) << p.reason;
+    EXPECT_TRUE(p.partial);
+    p = parse_all(
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "ffffffffffffffff\r\nabc",
+        std::string::npos, l);
+    EXPECT_EQ(p.error, 0) << p.reason;
+    EXPECT_TRUE(p.partial);
+    ParserLimits small;
+    small.max_body_bytes = 4;
+    p = parse_all(
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "2\r\nab\r\nffffffffffffffff\r\nabc",
+        std::string::npos, small);
+    EXPECT_EQ(p.error, 413);
+}
