@@ -1,7 +1,8 @@
 // libFuzzer target: raw bytes through the whole request path of a connection — llhttp glue,
 // limits, pipelining and batches, chunked decoding, routing, responses — without sockets.
 // The first byte picks how the bytes arrive (whole, byte by byte, in odd pieces) and which
-// limits and server states apply; the rest is what the client sent. Besides the sanitizers,
+// limits and server states apply (small limits, an unlimited body, drain, a request cap, a
+// read timeout, a failing socket); the rest is what the client sent. Besides the sanitizers,
 // the output is checked: it must be a well-formed sequence of responses, one per logged
 // request, in order.
 #include <cstddef>
@@ -168,6 +169,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         opts.max_body_bytes = 64;
     }
     if (mode & 0x10) opts.max_requests_per_connection = 3;
+    if (mode & 0x80) opts.max_body_bytes = SIZE_MAX;  // "unlimited", as the server maps 0
     std::vector<Logged> log;
     opts.access_log = [&log](const AccessLogEntry& e) {
         log.push_back({e.method == "HEAD", e.status});

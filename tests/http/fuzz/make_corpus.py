@@ -51,6 +51,8 @@ SEEDS = [
     (0x00, b"GET /users/%zz HTTP/1.1\r\n" + H + b"\r\n"),
     (0x00, b"\r\n\r\nGET / HTTP/1.1\r\n" + H + b"\r\n"),
     (0x02, b"PUT /echo HTTP/1.1\r\n" + H + b"Content-Length: 0\r\n\r\n"),
+    (0x80, b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 18446744073709551615\r\n\r\nabc"),
+    (0x80, b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab"),
 ]
 
 
