@@ -306,6 +306,10 @@ bool Http1Session::draining_now() const noexcept {
 void Http1Session::append_head(const Request& req, const Response& r, bool& keep, bool chunked,
                                std::size_t content_length, bool with_length) {
     if (draining_now()) keep = false;
+    // A handler may ask for the connection to close (as with Go's net/http); the header
+    // itself is ours to write.
+    for (const auto& [name, value] : r.headers())
+        if (iequals(name, "connection") && iequals(value, "close")) keep = false;
     append_status_line(out_, r.status());
     out_.append(ctx_.date->line());
     std::string_view ct = r.content_type();

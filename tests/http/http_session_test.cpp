@@ -72,6 +72,8 @@ struct Harness {
         });
         router.add_stream("GET", "/stream-quiet",
                           [](Request&, ResponseStream& s) { s.set_status(204); });
+        router.get("/bye",
+                   [](Request&) { return Response(200, "bye").add_header("Connection", "close"); });
         router.get("/inject", [](Request&) {
             return Response(200, "ok")
                 .add_header("X-Good", "1")
@@ -414,4 +416,15 @@ TEST(HttpSession, MetricsAndAccessLog) {
     EXPECT_EQ(counts["_OTHER 405 /users/{id}"], 1u);
     EXPECT_EQ(counts.size(), 3u);
     EXPECT_EQ(h.metrics.active(Method::get), 0);
+}
+
+TEST(HttpSession, HandlerAsksToClose) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("GET /bye HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
+              Http1Session::Next::close);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+    EXPECT_EQ(rs[0].headers.size(), 5u) << "one Connection header, ours";
 }

@@ -1,6 +1,7 @@
 // Response: what a handler returns. The common case — a status, a content type and a body
 // string — costs one string move. The server adds Date, Server, Content-Length and Connection;
-// a handler's own framing headers (Content-Length, Transfer-Encoding, Connection) are ignored.
+// a handler's own framing headers (Content-Length, Transfer-Encoding, Connection) are not sent,
+// except that "Connection: close" makes the server close the connection after the response.
 #pragma once
 
 #include <string>
