@@ -202,6 +202,16 @@ int capture_signal() noexcept {
     return g_signal.load(std::memory_order_acquire);
 }
 
+RawStack copy_out(const CaptureSlot& slot) {
+    RawStack r;
+    for (int i = 0; i < kDwarfRegs; ++i) r.regs[i] = slot.regs[i];
+    r.fp_frames.assign(slot.fp_frames, slot.fp_frames + slot.fp_count);
+    r.stack_addr = slot.stack_addr;
+    if (slot.stack_buf && slot.stack_len)
+        r.bytes.assign(slot.stack_buf, slot.stack_buf + slot.stack_len);
+    return r;
+}
+
 CaptureSlot* acquire_slot() noexcept {
     for (int i = 0; i < kPoolSize; ++i) {
         bool expected = false;

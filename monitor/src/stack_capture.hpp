@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace weft::monitor::detail {
 
@@ -62,6 +63,16 @@ struct CaptureSlot {
     CapturedLabel labels[kMaxLabels] = {};
     int label_count = 0;
 };
+
+/// A captured stack taken out of its slot, for the symbolizer.
+struct RawStack {
+    std::uint64_t regs[kDwarfRegs] = {};
+    std::vector<std::uintptr_t> fp_frames;
+    std::uintptr_t stack_addr = 0;
+    std::vector<char> bytes;
+};
+/// Copies the registers, the frame-pointer chain and the stack bytes out of a ready slot.
+RawStack copy_out(const CaptureSlot& slot);
 
 enum SlotState : int { kIdle = 0, kRequested = 1, kWriting = 2, kReady = 3 };
 

@@ -48,7 +48,7 @@ struct Symbolizer::Impl {
     Dwfl_Thread_Callbacks thread_callbacks{};
 
     // The stack being unwound (set around dwfl_getthread_frames).
-    const CaptureSlot* slot = nullptr;
+    const RawStack* slot = nullptr;
     int tid = 0;
 
     Impl() {
@@ -95,15 +95,15 @@ struct Symbolizer::Impl {
     }
     // Stack memory comes from the copy only: nothing else of the stopped thread is trusted.
     static bool memory_read(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
-        const CaptureSlot* s = static_cast<Impl*>(arg)->slot;
-        if (!s || s->stack_len < sizeof(Dwarf_Word) || addr < s->stack_addr ||
-            addr - s->stack_addr > s->stack_len - sizeof(Dwarf_Word))
+        const RawStack* s = static_cast<Impl*>(arg)->slot;
+        if (!s || s->bytes.size() < sizeof(Dwarf_Word) || addr < s->stack_addr ||
+            addr - s->stack_addr > s->bytes.size() - sizeof(Dwarf_Word))
             return false;
-        std::memcpy(result, s->stack_buf + (addr - s->stack_addr), sizeof(Dwarf_Word));
+        std::memcpy(result, s->bytes.data() + (addr - s->stack_addr), sizeof(Dwarf_Word));
         return true;
     }
     static bool set_initial_registers(Dwfl_Thread* thread, void* arg) {
-        const CaptureSlot* s = static_cast<Impl*>(arg)->slot;
+        const RawStack* s = static_cast<Impl*>(arg)->slot;
         Dwarf_Word regs[kDwarfRegs];
         for (int i = 0; i < kDwarfRegs; ++i)
             regs[i] = s->regs[i];
@@ -126,9 +126,9 @@ struct Symbolizer::Impl {
         return u->pcs.size() >= kMaxFrames ? DWARF_CB_ABORT : DWARF_CB_OK;
     }
 
-    Unwound unwind_cfi(const CaptureSlot& s, int t) {
+    Unwound unwind_cfi(const RawStack& s, int t) {
         Unwound u;
-        if (!ensure() || !attached || s.stack_len == 0) return u;
+        if (!ensure() || !attached || s.bytes.empty()) return u;
         slot = &s;
         tid = t;
         dwfl_getthread_frames(dwfl, t, &on_frame, &u);  // ends with an error at the outermost
@@ -173,7 +173,7 @@ StackFrame Symbolizer::describe(std::uint64_t address, bool is_pc) {
     return f;
 }
 
-std::vector<StackFrame> Symbolizer::stack(const CaptureSlot& slot, int tid, std::string& note) {
+std::vector<StackFrame> Symbolizer::stack(const RawStack& slot, int tid, std::string& note) {
     Impl::Unwound cfi = impl_->unwind_cfi(slot, tid);
     // A module loaded since the list was made (a plugin) leaves frames without a module:
     // reload the list once and try again.
@@ -184,11 +184,11 @@ std::vector<StackFrame> Symbolizer::stack(const CaptureSlot& slot, int tid, std:
 
     std::vector<std::uint64_t> pcs;
     std::vector<bool> is_pc;
-    std::size_t fp_n = static_cast<std::size_t>(slot.fp_count);
+    std::size_t fp_n = slot.fp_frames.size();
     if (!cfi.pcs.empty() && cfi.pcs.size() + 1 >= fp_n) {
         pcs = std::move(cfi.pcs);
         is_pc = std::move(cfi.is_pc);
-        note = "unwound with CFI from " + std::to_string(slot.stack_len) + " copied stack bytes";
+        note = "unwound with CFI from " + std::to_string(slot.bytes.size()) + " copied stack bytes";
     } else {
         for (std::size_t i = 0; i < fp_n && i < kMaxFrames; ++i) {
             pcs.push_back(slot.fp_frames[i]);

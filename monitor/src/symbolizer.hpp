@@ -25,9 +25,8 @@ class Symbolizer {
     /// Loads the module list of the process now, so that the first report is quick.
     void warm();
 
-    /// Unwinds and symbolizes the stack in `slot` (state ready). `note` says how it was
-    /// unwound ("CFI unwind of N bytes" / "frame pointers").
-    std::vector<StackFrame> stack(const CaptureSlot& slot, int tid, std::string& note);
+    /// Unwinds and symbolizes a captured stack. `note` says how it was unwound.
+    std::vector<StackFrame> stack(const RawStack& raw, int tid, std::string& note);
 
     /// Symbolizes one address (a return address unless `is_pc`).
     StackFrame describe(std::uint64_t address, bool is_pc);

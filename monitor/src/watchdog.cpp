@@ -1,7 +1,10 @@
-// The watchdog thread: looks at every hub's probe each check period, reports blockages (capture,
-// classify, symbolize, render, fan out to the sinks), writes the closing record with the
-// measured duration, samples RSS for the memory monitor, and logs the run-info dump on request.
-// It only reads what hubs publish; it never writes hub-owned data.
+// The watchdog: a detector thread looks at every hub's probe each check period; when a hub is
+// blocked it takes the facts that only exist now (the native stack by signal, CPU time, the system
+// call, the fiber trees) and hands them to a reporter thread, which symbolizes, renders and fans
+// out to the sinks, and later writes the closing record. Symbolization (slow the first time, very
+// slow under sanitizers) and slow sinks or subscribers therefore never delay detection, nor the
+// measurement of when a blockage ends. The detector also samples RSS for the memory monitor.
+// Both only read what hubs publish; they never write hub-owned data.
 #include "weft/monitor/watchdog.hpp"
 
 #include <poll.h>
@@ -13,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -54,8 +58,20 @@ std::uint64_t sum_buckets(const LatencyHistogram& h) noexcept {
     return n;
 }
 
-// FNV-1a over the frames' functions (or modules for unknown code): the same code path hashes
-// the same although the interrupted instruction differs.
+// Code every stack passes through on its way into the kernel or a clock: where exactly in it a
+// thread was interrupted says nothing about which call path blocked.
+bool system_module(const std::string& m) {
+    static constexpr std::string_view kPrefixes[] = {
+        "libc.so", "libstdc++.so", "libgcc_s.so", "libm.so",     "ld-linux",
+        "[vdso",   "libasan.so",   "libtsan.so",  "libubsan.so", "libpthread.so"};
+    for (auto p : kPrefixes)
+        if (m.compare(0, p.size(), p) == 0) return true;
+    return false;
+}
+
+// FNV-1a over the frames' functions (or modules for unknown code), from the first frame outside
+// the system libraries outwards: the same call path hashes the same although the interrupted
+// instruction, and the libc or vDSO frames under it, differ.
 std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
     std::uint64_t h = 1469598103934665603ull;
     auto mix = [&](std::string_view s) {
@@ -66,12 +82,16 @@ std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
         h ^= 0xff;
         h *= 1099511628211ull;
     };
-    for (std::size_t i = 0; i < frames.size(); ++i) {
+    std::size_t first = 0;
+    while (first < frames.size() && system_module(frames[first].module))
+        ++first;
+    if (first == frames.size()) first = 0;  // all system code: hash it all
+    for (std::size_t i = first; i < frames.size(); ++i) {
         const auto& f = frames[i];
         mix(f.module);
         if (!f.function.empty())
             mix(f.function);
-        else if (i > 0)
+        else if (i > first)
             mix(std::to_string(f.address));
     }
     return h;
@@ -161,8 +181,27 @@ struct Watchdog::Impl {
     int wake_fd = -1;
     std::atomic<bool> stop{false};
     std::atomic<bool> dump_requested{false};
-    std::thread thread;
+    std::thread thread;    // the detector
+    std::thread reporter;  // symbolizes, renders, writes
     std::FILE* json_file = nullptr;
+
+    // Detector -> reporter, in order (a report always before its closing record).
+    struct PendingReport {
+        BlockingReport report;
+        bool have_stack = false;
+        detail::RawStack raw;
+        std::uint64_t pc_only = 0;  // a lone pc when only that is known
+    };
+    struct Job {
+        enum Kind { report, end, dump } kind;
+        std::unique_ptr<PendingReport> pending;
+        BlockingEnd end_record;
+    };
+    std::mutex jobs_mu;
+    std::condition_variable jobs_cv;
+    std::deque<Job> jobs;
+    bool jobs_closed = false;
+    static constexpr std::size_t kMaxJobs = 256;
 
     // Watchdog thread only.
     struct HubWatch {
@@ -184,7 +223,7 @@ struct Watchdog::Impl {
     std::vector<HubWatch> watch;
     detail::CaptureSlot* slot = nullptr;
     std::unique_ptr<char[]> stack_buf;
-    detail::Symbolizer symbolizer;
+    detail::Symbolizer symbolizer;     // reporter thread only
     std::deque<std::int64_t> emitted;  // when recent reports were written (rate limit)
     std::uint64_t suppressed_since_last = 0;
 
@@ -239,15 +278,11 @@ struct Watchdog::Impl {
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals are for the hubs and main
         pthread_setname_np(pthread_self(), "weft-watchdog");
-        try {
-            symbolizer.warm();
-        } catch (...) {
-        }
         std::int64_t next_mem = mono_ns() + s.memory_period.count();
         while (!stop.load(std::memory_order_acquire)) {
             wait(period_ns);
             if (stop.load(std::memory_order_acquire)) break;
-            if (dump_requested.exchange(false)) dump_run_info();
+            if (dump_requested.exchange(false)) enqueue(Job{Job::dump, nullptr, {}});
             try {
                 tick();
             } catch (const std::exception& ex) {
@@ -264,6 +299,55 @@ struct Watchdog::Impl {
                 }
             }
         }
+    }
+
+    void run_reporter() {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);
+        pthread_setname_np(pthread_self(), "weft-reporter");
+        try {
+            symbolizer.warm();
+        } catch (...) {
+        }
+        for (;;) {
+            Job job;
+            {
+                std::unique_lock<std::mutex> g(jobs_mu);
+                jobs_cv.wait(g, [&] { return !jobs.empty() || jobs_closed; });
+                if (jobs.empty()) return;  // closed and drained
+                job = std::move(jobs.front());
+                jobs.pop_front();
+            }
+            try {
+                switch (job.kind) {
+                    case Job::report:
+                        publish(*job.pending);
+                        break;
+                    case Job::end:
+                        publish(job.end_record);
+                        break;
+                    case Job::dump:
+                        dump_run_info();
+                        break;
+                }
+            } catch (const std::exception& ex) {
+                sink("reporter",
+                     [&] { log->error("watchdog reporter: {}; carrying on", ex.what()); });
+            } catch (...) {
+            }
+        }
+    }
+
+    // False when the queue is full (the reporter is stuck in a sink): the job is dropped.
+    bool enqueue(Job job) {
+        {
+            std::lock_guard<std::mutex> g(jobs_mu);
+            if (jobs.size() >= kMaxJobs) return false;
+            jobs.push_back(std::move(job));
+        }
+        jobs_cv.notify_one();
+        return true;
     }
 
     void wait(std::int64_t ns) {
@@ -404,6 +488,10 @@ struct Watchdog::Impl {
         e.fiber_id = w.fiber;
         e.fiber_name = w.fiber_name;
         e.duration_s = static_cast<double>(dur) / 1e9;
+        enqueue(Job{Job::end, nullptr, std::move(e)});
+    }
+
+    void publish(const BlockingEnd& e) {
         {
             std::lock_guard<std::mutex> g(state_mu);
             for (auto& r : ring)
@@ -462,7 +550,8 @@ struct Watchdog::Impl {
             r.syscall_detail = detail::syscall_detail(sys);
         }
 
-        capture_stack(r, tid);
+        auto pending = std::make_unique<PendingReport>();
+        capture_stack(*pending, r, tid);
 
         // The fiber, from the capture when there is one, else from the probe.
         if (r.fiber_id == 0) r.fiber_id = w.fiber;
@@ -481,10 +570,33 @@ struct Watchdog::Impl {
         if (s.track_fiber_tree) r.hubs = snapshot_hubs(rt, kFibersPerHubInReport, r.fiber_id);
         r.threads = snapshot_threads(&rt);
         r.suppressed_before = std::exchange(suppressed_since_last, 0);
-
         {
             std::lock_guard<std::mutex> g(state_mu);
             r.id = next_id++;
+        }
+        w.report_id = r.id;
+        pending->report = std::move(r);
+        if (!enqueue(Job{Job::report, std::move(pending), {}})) {
+            // The reporter is stuck (a sink that never returns): count it as dropped.
+            counters[i].dropped.fetch_add(1, std::memory_order_relaxed);
+            w.report_id = 0;
+        }
+    }
+
+    // Reporter side: symbolize, collapse, keep, write.
+    void publish(PendingReport& p) {
+        BlockingReport& r = p.report;
+        if (p.have_stack) {
+            try {
+                r.stack = symbolizer.stack(p.raw, r.tid, r.stack_note);
+            } catch (const std::exception& ex) {
+                r.stack_note = std::string("symbolization failed: ") + ex.what();
+            }
+        } else if (p.pc_only) {
+            r.stack.push_back(symbolizer.describe(p.pc_only, true));
+        }
+        {
+            std::lock_guard<std::mutex> g(state_mu);
             r.stack_hash = stack_hash(r.stack);
             auto [it, fresh] = stacks.try_emplace(r.stack_hash);
             detail::StackStat& st = it->second;
@@ -502,8 +614,6 @@ struct Watchdog::Impl {
             while (ring.size() > s.recent_reports)
                 ring.pop_front();
         }
-        w.report_id = r.id;
-
         sink("log", [&] {
             if (s.print_blocking_reports) log->warn("{}", format_text(r, true));
         });
@@ -511,11 +621,11 @@ struct Watchdog::Impl {
         blocked_subs->emit(r, *log, "on_blocked");
     }
 
-    void capture_stack(BlockingReport& r, int tid) {
+    // Detector side: the signal, and copying the stack out of the slot while it is fresh.
+    void capture_stack(PendingReport& p, BlockingReport& r, int tid) {
         if (!slot) {
             r.stack_note =
-                "no stack: stack capture is unavailable (no free realtime signal or "
-                "capture slot)";
+                "no stack: stack capture is unavailable (no free realtime signal or capture slot)";
             return;
         }
         slot->stack_buf = stack_buf.get();
@@ -547,7 +657,7 @@ struct Watchdog::Impl {
                 return;
         }
         switch (slot->status) {
-            case detail::CaptureStatus::ok: {
+            case detail::CaptureStatus::ok:
                 r.fiber_id = slot->fiber_id;
                 r.fiber_name = slot->fiber_name;
                 for (int k = 0; k < slot->label_count; ++k) {
@@ -556,13 +666,9 @@ struct Watchdog::Impl {
                     if (l.truncated) v += "...";
                     r.labels.emplace_back(std::string(l.key, l.key_len), std::move(v));
                 }
-                try {
-                    r.stack = symbolizer.stack(*slot, tid, r.stack_note);
-                } catch (const std::exception& ex) {
-                    r.stack_note = std::string("symbolization failed: ") + ex.what();
-                }
+                p.raw = detail::copy_out(*slot);
+                p.have_stack = true;
                 break;
-            }
             case detail::CaptureStatus::in_switch:
                 r.stack_note = "no stack: the thread was switching between fibers each time";
                 break;
@@ -571,7 +677,7 @@ struct Watchdog::Impl {
                 break;
             case detail::CaptureStatus::no_stack:
                 r.stack_note = "no stack: the stack pointer was outside the fiber's stack";
-                r.stack.push_back(symbolizer.describe(slot->regs[16], true));
+                p.pc_only = slot->regs[16];
                 break;
         }
         detail::finish(*slot);
@@ -669,6 +775,7 @@ Watchdog::Watchdog(Runtime& rt, MonitorSettings settings) {
     }
     if (!d.slot)
         d.log->warn("watchdog: native stack capture is unavailable; reports have no stack");
+    d.reporter = std::thread([&d] { d.run_reporter(); });
     d.thread = std::thread([&d] { d.run(); });
 }
 
@@ -679,6 +786,12 @@ Watchdog::~Watchdog() {
     ssize_t w = ::write(d.wake_fd, &one, sizeof one);
     (void)w;
     if (d.thread.joinable()) d.thread.join();
+    {
+        std::lock_guard<std::mutex> g(d.jobs_mu);
+        d.jobs_closed = true;  // the reporter writes what is queued, then ends
+    }
+    d.jobs_cv.notify_all();
+    if (d.reporter.joinable()) d.reporter.join();
     if (d.hooked_signal >= 0) {
         std::lock_guard<std::mutex> g(g_dump_mu);
         sigaction(d.hooked_signal, &d.prev_action, nullptr);

@@ -1,8 +1,9 @@
-// The watchdog: one thread for all hubs of a Runtime (gevent's monitor thread, done natively).
-// It reports a hub whose epoch has not moved for longer than max_blocking_time while it runs a
-// fiber or its own loop, with the blocked fiber's native stack, the request it serves and what
-// the thread is doing in the kernel; then a closing record with the measured duration once the
-// hub runs again. It also runs the memory monitor and the run-info dump.
+// The watchdog: one detector thread for all hubs of a Runtime (gevent's monitor thread, done
+// natively) and one reporter thread. It reports a hub whose epoch has not moved for longer than
+// max_blocking_time while it runs a fiber or its own loop, with the blocked fiber's native stack,
+// the request it serves and what the thread is doing in the kernel; then a closing record with the
+// measured duration once the hub runs again. It also runs the memory monitor and the run-info
+// dump.
 #pragma once
 
 #include <chrono>
@@ -80,9 +81,10 @@ class Watchdog {
     /// a blockage is reported before 1.5x the threshold has passed.
     std::chrono::nanoseconds check_period() const noexcept;
 
-    // Events, gevent-style. Callbacks run on the watchdog thread; an exception they throw is
-    // logged and the watchdog carries on. Keep them short: the watchdog does not look at the
-    // hubs while a callback runs.
+    // Events, gevent-style. Blocking callbacks run on the reporter thread, in order (a report
+    // before its closing record); memory callbacks on the thread that checked (the detector, or
+    // the caller of check_memory_now()). An exception a callback throws is logged and the
+    // watchdog carries on. A slow callback delays later reports, never detection.
     [[nodiscard]] Subscription on_blocked(std::function<void(const BlockingReport&)> fn);
     [[nodiscard]] Subscription on_unblocked(std::function<void(const BlockingEnd&)> fn);
     [[nodiscard]] Subscription on_memory_above(std::function<void(const MemoryEvent&)> fn);
@@ -97,8 +99,8 @@ class Watchdog {
 
     /// gevent's format_run_info for this runtime (threads, then every hub's fiber tree).
     std::string run_info() const;
-    /// Asks the watchdog thread to log the run-info dump on its logger. Async-signal-safe, so a
-    /// signal handler or a sigwait() thread may call it.
+    /// Asks the watchdog to log the run-info dump on its logger (at warning level, so that it is
+    /// not filtered out). Async-signal-safe, so a signal handler or a sigwait() thread may call it.
     void request_run_info_dump() noexcept;
     /// Installs a handler for `signo` (default SIGUSR1) that requests the dump from this
     /// watchdog. The previous handler comes back when the watchdog is destroyed. For programs
