@@ -25,6 +25,7 @@ class JsonLines(unittest.TestCase):
                                  body=b"line1\nline2")[0], 200)
             self.assertEqual(get(w.http, "/block?ms=250")[0], 200)  # a watchdog report
             w.wait_for_log(r"runs again")
+            w.wait_for_log(r"appears to be blocked")
             mark = len(w.stderr())
             w.signal(signal.SIGUSR1)
             w.wait_for_log(r"run info of every hub", after=mark)

@@ -21,7 +21,7 @@ def blocked_hubs(w):
 
 class AdminDuringBlockage(unittest.TestCase):
     def test_metrics_answer_while_every_hub_is_blocked(self):
-        with Weft(["--hubs", "2", "--set", "server.drain_timeout=1s"]) as w:
+        with Weft(["--hubs", "2"]) as w:
             w.wait_ready()
             # The kernel spreads connections over the hubs' listeners by hash, so send blocking
             # requests one at a time until the watchdog sees both hubs blocked.
@@ -56,11 +56,18 @@ class AdminDuringBlockage(unittest.TestCase):
                 self.assertTrue(m and float(m.group(1)) >= 1, "hub %s: %s" % (hub, m))
             self.assertEqual(s2, 200)
             self.assertEqual({h["hub"] for h in dbg["hubs"] if h["blocked_now"]}, {0, 1})
-            reported = {r["hub"] for r in dbg["reports"]
-                        if r.get("request", {}).get("route") == "/block"}
-            self.assertEqual(reported, {0, 1}, json.dumps(dbg)[:2000])
 
-            self.assertEqual(w.stop(timeout=30), 0)
+            # One report per blocked hub (each follows its detection once symbolized).
+            def reported():
+                b = get_json(w.admin, "/debug/blocking", timeout=2)[1]
+                hubs = {r["hub"] for r in b["reports"]
+                        if r.get("request", {}).get("route") == "/block"}
+                return hubs if hubs == {0, 1} else None
+            u.poll(reported, 10, what="a /block report for each hub")
+
+            # Requests that queued behind a blocked hub would hold a drain for 3 s each;
+            # this test is not about draining, so end the server by its process group.
+            w.kill()
             for t in threads:
                 t.join(30)
 
