@@ -39,8 +39,10 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) inline void raw_c
     asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
-inline void bounded_copy(char* dst, std::size_t cap, std::string_view src, std::uint16_t& len,
-                         bool* truncated) noexcept {
+// Part of the handler: not instrumented either (see on_capture_signal).
+__attribute__((no_sanitize("address", "thread", "undefined"))) inline void bounded_copy(
+    char* dst, std::size_t cap, std::string_view src, std::uint16_t& len,
+    bool* truncated) noexcept {
     std::size_t n = src.size() < cap ? src.size() : cap;
     if (n) raw_copy(dst, src.data(), n);
     len = static_cast<std::uint16_t>(n);
@@ -204,7 +206,8 @@ int capture_signal() noexcept {
 
 RawStack copy_out(const CaptureSlot& slot) {
     RawStack r;
-    for (int i = 0; i < kDwarfRegs; ++i) r.regs[i] = slot.regs[i];
+    for (int i = 0; i < kDwarfRegs; ++i)
+        r.regs[i] = slot.regs[i];
     r.fp_frames.assign(slot.fp_frames, slot.fp_frames + slot.fp_count);
     r.stack_addr = slot.stack_addr;
     if (slot.stack_buf && slot.stack_len)
