@@ -209,6 +209,7 @@ struct Watchdog::Impl {
         bool seen_running = false;
         std::int64_t seen_at = 0;
         detail::SchedSample sched_at;
+        std::int64_t sched_at_ns = 0;  // when sched_at was read
         bool allowed_this_epoch = false;
         bool blocked = false;
         std::uint64_t blocked_epoch = 0;
@@ -415,6 +416,7 @@ struct Watchdog::Impl {
             w.seen_running = true;
             w.seen_at = now;
             w.sched_at = detail::sched_sample(tid);
+            w.sched_at_ns = mono_ns();
         }
         // When this slice began: exact from the probe with stats, but never earlier than a
         // period before we first saw it running (the probe's start can be stale right after an
@@ -522,11 +524,13 @@ struct Watchdog::Impl {
 
         // What the thread does, read before the capture signal disturbs it.
         detail::SchedSample sched = detail::sched_sample(tid);
+        std::int64_t sched_ns = mono_ns();
         detail::SyscallState sys = detail::read_syscall(tid);
         r.wchan = detail::read_wchan(tid);
         r.thread_name = detail::thread_name(tid);
         bool in_syscall = sys.valid && !sys.running && sys.nr >= 0;
-        double wall = static_cast<double>(now - w.seen_at);
+        // Over the same interval as the two samples, so that the shares add up.
+        double wall = static_cast<double>(sched_ns - w.sched_at_ns);
         if (sched.cpu_ns >= 0 && w.sched_at.cpu_ns >= 0 && wall > 0) {
             r.cpu_share =
                 std::clamp(static_cast<double>(sched.cpu_ns - w.sched_at.cpu_ns) / wall, 0.0, 1.0);
