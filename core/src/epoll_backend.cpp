@@ -334,6 +334,7 @@ Result<void> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
 void EpollBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
     ListenState* ls = owned.release();
     ls->closing = true;
+    ::shutdown(ls->fd, SHUT_RDWR);
     FdSlot& s = slot(ls->fd);
     if (s.reader) {
         FdWaiter* w = s.reader;

@@ -173,7 +173,11 @@ inline FiberRecord* HubImpl::pick_next(FiberRecord* from, std::int64_t& now) noe
     bump(probe_.epoch);
     if (stats_) {
         now = clock_ns();
-        if (from) probe_.run_duration.observe(now - slice_start_ns_);
+        if (from) {
+            probe_.run_duration.observe(now - slice_start_ns_);
+            if (from->state.load(std::memory_order_relaxed) == FiberState::ready)
+                from->ready_at_ns = now;  // it yielded
+        }
         last_ns_ = now;
     }
     if (observer_) observer_->on_switch(stats_ ? now : clock_ns());
@@ -229,7 +233,12 @@ void HubImpl::make_ready(FiberRecord* f, Errc result) noexcept {
     WEFT_ASSERT(f->state.load(std::memory_order_relaxed) != FiberState::ready,
                 "fiber made ready twice");
     f->wake_result = result;
-    if (stats_) f->ready_at_ns = ready_stamp();
+    // Woken: whatever it was parked on must not wake it again (a timer falling due in the same
+    // loop turn, a cancel) before it runs.
+    f->parked_on = nullptr;
+    // A fiber readying itself (yield) is stamped by the switch that follows, which reads the
+    // clock anyway.
+    if (stats_ && f != current_) f->ready_at_ns = ready_stamp();
     set_state(f, FiberState::ready);
     f->next_ready = nullptr;
     if (ready_tail_) ready_tail_->next_ready = f;
@@ -247,6 +256,8 @@ struct ParkTimer {
     static void fired(TimerNode* n) noexcept {
         auto* t = reinterpret_cast<ParkTimer*>(n);
         FiberRecord* f = t->fiber;
+        // parked_on is cleared when the fiber is made ready: a fiber woken earlier in this loop
+        // turn keeps its timer until it runs and must not be woken twice.
         if (f->parked_on) f->parked_on->interrupt(f, Errc::timed_out);
     }
 };

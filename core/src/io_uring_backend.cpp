@@ -22,7 +22,9 @@ namespace weft::detail {
 namespace {
 
 constexpr unsigned kBufGroup = 0;
-constexpr std::size_t kMaxQueuedAccepts = 64;
+// Connections a listener takes ahead of its acceptor; beyond this the multishot accept stops and
+// the kernel's backlog holds newcomers (so a server pausing at max_connections is not overrun).
+constexpr std::size_t kMaxQueuedAccepts = 16;
 constexpr unsigned kCqeBatch = 256;
 
 class UringBackend;
@@ -511,6 +513,9 @@ Result<int> UringBackend::accept(ListenState& ls, Deadline dl) {
 void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
     ListenState* ls = owned.release();
     ls->closing = true;
+    // Stop listening now: the descriptor itself is closed once the in-flight accept is gone,
+    // but from here on the kernel refuses new connections.
+    ::shutdown(ls->fd, SHUT_RDWR);
     if (ls->waiter) {
         FiberRecord* w = ls->waiter;
         ls->waiter = nullptr;
@@ -571,6 +576,10 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
     RecvWatcher* w = op->watcher;
     Errc why = op->why;
     int fd = op->fd;
+    const bool had_deadline = op->timer.node.when_ns != 0;
+    const Deadline deadline =
+        had_deadline ? Deadline(Clock::time_point(std::chrono::nanoseconds(op->timer.node.when_ns)))
+                     : Deadline::never();
     watcher_op(*w) = nullptr;
     delete op;
     if (res == -ENOBUFS) {
@@ -585,7 +594,7 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         }
         std::free(mem);
         if (n == 0) w->on_recv(Errc::eof);
-        else if (errno == EAGAIN) be->watch(fd, *w, Deadline::never());
+        else if (errno == EAGAIN) be->watch(fd, *w, deadline);  // keep the idle deadline
         else w->on_recv(Error::from_errno(errno));
         return;
     }

@@ -240,3 +240,21 @@ TEST(Run, CancelsFibersLeftBehind) {
     });
     EXPECT_TRUE(woke_cancelled.load());
 }
+
+// A sleeper cancelled in the same loop turn in which its timer falls due must be woken once:
+// a second wake-up corrupted the ready queue (a fiber lost, the runtime never stopping).
+FIBER_TEST(Fiber, CancelAndTimerInOneTurnWakeOnce) {
+    for (int round = 0; round < 50; ++round) {
+        auto sleeper = weft::spawn("sleeper", [] {
+            auto r = weft::sleep_for(1ms);
+            return r.ok() ? weft::Errc::ok : r.error().code;
+        });
+        weft::yield();  // the sleeper parks with its timer armed
+        std::this_thread::sleep_for(2ms);  // its timer is now due, but the hub is held here
+        sleeper.cancel();                   // woken now; the timer fires in this same turn
+        auto bystander = weft::spawn("bystander", [] { return 7; });
+        auto r = sleeper.join();
+        EXPECT_TRUE(r == weft::Errc::cancelled || r == weft::Errc::ok);
+        EXPECT_EQ(bystander.join(), 7);
+    }
+}
