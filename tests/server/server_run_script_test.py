@@ -3,9 +3,10 @@
 
 run.sh configures and builds in <tree>/build. This tree is shared, and reconfiguring its build
 folder (run.sh turns the tests off) would disturb whoever uses it, so the script runs in a
-mirror of the working tree kept in this test's build folder; the mirror keeps file times, so
-after the first run its build is incremental. The fixed ports are locked (RESOURCE_LOCK)."""
+mirror of the working tree kept in this test's build folder; only changed files are rewritten,
+so after the first run its build is incremental. The fixed ports are locked (RESOURCE_LOCK)."""
 
+import filecmp
 import os
 import shutil
 import signal
@@ -16,9 +17,21 @@ import unittest
 import server_test_util as u
 
 
+def same_file(a, b):
+    """Whether b holds a's content (and kind): cheap checks first, bytes when in doubt."""
+    if os.path.islink(a) or os.path.islink(b):
+        return (os.path.islink(a) and os.path.islink(b) and
+                os.readlink(a) == os.readlink(b))
+    sa, sb = os.stat(a), os.stat(b)
+    if sa.st_size != sb.st_size or sa.st_mode != sb.st_mode:
+        return False
+    return sa.st_mtime == sb.st_mtime or filecmp.cmp(a, b, shallow=False)
+
+
 def mirror(src, dst):
-    """Copies the working tree's files (tracked and untracked-but-not-ignored) to dst, keeping
-    modification times; removes files that are gone; leaves dst/build alone."""
+    """Makes dst hold the working tree's files (tracked, and untracked but not ignored);
+    removes files that are gone; leaves dst/build alone. A changed file is written anew, so its
+    time is now and the build in dst sees it; an unchanged one is not touched."""
     listed = subprocess.run(["git", "-C", src, "ls-files", "-z", "--cached", "--others",
                              "--exclude-standard"], capture_output=True, check=True,
                             timeout=60).stdout.decode().split("\0")
@@ -29,17 +42,16 @@ def mirror(src, dst):
             continue  # deleted in the working tree
         wanted.add(rel)
         d = os.path.join(dst, rel)
-        try:
-            same = (os.path.islink(s) == os.path.islink(d) and
-                    os.lstat(s).st_size == os.lstat(d).st_size and
-                    int(os.lstat(s).st_mtime) == int(os.lstat(d).st_mtime))
-        except FileNotFoundError:
-            same = False
-        if not same:
-            os.makedirs(os.path.dirname(d), exist_ok=True)
-            if os.path.lexists(d):
-                os.remove(d)
-            shutil.copy2(s, d, follow_symlinks=False)
+        if os.path.lexists(d) and same_file(s, d):
+            continue
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        if os.path.lexists(d):
+            os.remove(d)
+        if os.path.islink(s):
+            os.symlink(os.readlink(s), d)
+        else:
+            shutil.copyfile(s, d)
+            shutil.copymode(s, d)
     for root, dirs, files in os.walk(dst):
         if root == dst and "build" in dirs:
             dirs.remove("build")
