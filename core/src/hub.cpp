@@ -16,8 +16,8 @@
 
 namespace weft::detail {
 
-thread_local HubImpl* HubImpl::tls_hub_ = nullptr;
-thread_local FiberRecord* HubImpl::tls_fiber_ = nullptr;
+constinit thread_local HubImpl* HubImpl::tls_hub_ = nullptr;
+constinit thread_local FiberRecord* HubImpl::tls_fiber_ = nullptr;
 
 namespace {
 std::size_t default_stack_size() noexcept {
@@ -220,12 +220,7 @@ void HubImpl::switch_away(FiberRecord* from) noexcept {
 }
 
 void HubImpl::set_state(FiberRecord* f, FiberState s) noexcept {
-    FiberState old = f->state.load(std::memory_order_relaxed);
-    auto& from = probe_.fibers[static_cast<int>(old)];
-    auto& to = probe_.fibers[static_cast<int>(s)];
-    from.store(from.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    to.store(to.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    f->state.store(s, std::memory_order_relaxed);
+    f->state.store(s, std::memory_order_relaxed);  // counted by readers (fiber_counts())
 }
 
 void HubImpl::make_ready(FiberRecord* f, Errc result) noexcept {
@@ -367,8 +362,6 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
         reg_head_ = f;
     }
     ++live_;
-    auto& ready = probe_.fibers[static_cast<int>(FiberState::ready)];
-    ready.store(ready.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     f->ready_at_ns = f->created_ns;
     if (ready_tail_) ready_tail_->next_ready = f;
     else ready_head_ = f;
@@ -409,8 +402,6 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
         else reg_head_ = f->reg_next;
         if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
     }
-    auto& done = probe_.fibers[static_cast<int>(FiberState::done)];
-    done.store(done.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     context_destroy(f->ctx);
     --live_;
     release_record(f);
@@ -491,6 +482,14 @@ void HubImpl::begin_stop() noexcept {
 // ---------------------------------------------------------------------------------------------
 // Snapshot for dumps (any thread).
 
+std::array<std::size_t, kFiberStateCount> HubImpl::count_fibers() const {
+    std::array<std::size_t, kFiberStateCount> n{};
+    std::lock_guard<SpinLock> g(reg_lock_);
+    for (FiberRecord* f = reg_head_; f; f = f->reg_next)
+        ++n[static_cast<std::size_t>(f->state.load(std::memory_order_relaxed))];
+    return n;
+}
+
 std::vector<FiberInfo> HubImpl::snapshot() const {
     std::vector<FiberInfo> out;
     std::int64_t now = clock_ns();
@@ -533,6 +532,9 @@ const HubProbe& Hub::probe() const noexcept {
     return static_cast<const HubImpl*>(this)->probe_ref();
 }
 std::vector<FiberInfo> Hub::fibers() const { return static_cast<const HubImpl*>(this)->snapshot(); }
+std::array<std::size_t, kFiberStateCount> Hub::fiber_counts() const {
+    return static_cast<const HubImpl*>(this)->count_fibers();
+}
 SwitchObserver* Hub::exchange_switch_observer(SwitchObserver* o) noexcept {
     return static_cast<HubImpl*>(this)->exchange_observer(o);
 }

@@ -111,6 +111,7 @@ public:
     void post_any(UniqueFunction<void()> fn);
     const HubProbe& probe_ref() const noexcept { return probe_; }
     std::vector<FiberInfo> snapshot() const;
+    std::array<std::size_t, kFiberStateCount> count_fibers() const;
     const char* backend_name_value() const noexcept;
 
     const char* thread_stack_lo() const noexcept { return thread_stack_lo_; }
@@ -178,8 +179,11 @@ private:
     const char* thread_stack_lo_ = nullptr;
     const char* thread_stack_hi_ = nullptr;
 
-    static thread_local HubImpl* tls_hub_ __attribute__((tls_model("initial-exec")));
-    static thread_local FiberRecord* tls_fiber_ __attribute__((tls_model("initial-exec")));
+    // constinit: no dynamic initialization, so every access is a plain %fs-relative load
+    // (without it each access outside hub.cpp calls a TLS wrapper).
+    static constinit thread_local HubImpl* tls_hub_ __attribute__((tls_model("initial-exec")));
+    static constinit thread_local FiberRecord* tls_fiber_
+        __attribute__((tls_model("initial-exec")));
 };
 
 }  // namespace weft::detail

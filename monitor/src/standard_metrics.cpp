@@ -104,12 +104,11 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
                 {l, static_cast<double>(p.busy_ns.load(std::memory_order_relaxed)) / 1e9});
             idle.samples.push_back(
                 {l, static_cast<double>(p.idle_ns.load(std::memory_order_relaxed)) / 1e9});
+            auto counts = r->hub(i).fiber_counts();
             for (int st = 0; st < kFiberStateCount; ++st) {
-                std::int64_t n =
-                    p.fibers[static_cast<std::size_t>(st)].load(std::memory_order_relaxed);
                 fibers.samples.push_back(
                     {{{"hub", hub}, {"state", fiber_state_name(static_cast<FiberState>(st))}},
-                     static_cast<double>(n < 0 ? 0 : n)});
+                     static_cast<double>(counts[static_cast<std::size_t>(st)])});
             }
             spawned.samples.push_back(
                 {l, static_cast<double>(p.fibers_spawned.load(std::memory_order_relaxed))});

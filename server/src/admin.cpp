@@ -42,8 +42,8 @@ http::Response healthz(AdminState& st) {
             if (start > 0 && now > start) blocked_for = static_cast<double>(now - start) / 1e9;
             if (blocked_for >= static_cast<double>(st.liveness_limit.count())) healthy = false;
         }
-        std::int64_t fibers = 0;
-        for (auto& c : p.fibers) fibers += c.load(std::memory_order_relaxed);
+        std::size_t fibers = 0;
+        for (std::size_t c : st.workers->hub(i).fiber_counts()) fibers += c;
         if (!hubs.empty()) hubs += ',';
         hubs += "{\"hub\":" + std::to_string(i) + ",\"state\":\"" + activity_name(act) +
                 "\",\"blocked\":" + (blocked ? "true" : "false") +

@@ -3,6 +3,7 @@
 // read what it publishes for monitoring.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -62,6 +63,8 @@ public:
     /// Snapshot of every fiber on this hub. Safe from any thread, even while the hub is
     /// blocked in a fiber.
     std::vector<FiberInfo> fibers() const;
+    /// Live fibers by state (index: FiberState), counted now. Safe from any thread.
+    std::array<std::size_t, kFiberStateCount> fiber_counts() const;
 
     /// Installs `o` (nullptr removes) and returns the previous observer, which `o` should call
     /// on in turn if it wants to nest. Hub thread only.

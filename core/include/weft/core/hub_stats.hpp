@@ -65,7 +65,6 @@ struct HubProbe {
     LatencyHistogram lag;             ///< lateness of the periodic probe timer
     std::atomic<std::uint64_t> busy_ns{0};
     std::atomic<std::uint64_t> idle_ns{0};
-    std::array<std::atomic<std::int64_t>, kFiberStateCount> fibers{};  ///< by FiberState
     std::atomic<std::uint64_t> fibers_spawned{0};
 };
 
