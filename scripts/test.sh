@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite:
-#   1. Release build, every test (each core/http test once per I/O backend);
-#   2. ASan+UBSan build, every test;
-#   3. TSan build, the cross-thread tests (label "tsan").
-# Set WEFT_TEST_STAGES to a subset ("release asan tsan") to run fewer.
+# Installs what is missing, builds, and runs the whole test suite, stage by stage:
+#   release  Release build; every test but the container ones (each core/http test runs once
+#            per I/O backend)
+#   asan     ASan+UBSan build; every test that runs in-process or starts the weft binary
+#   tsan     TSan build; the cross-thread tests (label "tsan")
+#   fuzz     the HTTP request-path fuzzer (clang, libFuzzer, ASan+UBSan) for WEFT_FUZZ_SECONDS (60)
+#   deploy   the container image, seccomp, Kubernetes, Prometheus and Grafana checks (label
+#            "deploy", podman)
+# WEFT_TEST_STAGES picks a subset, e.g. WEFT_TEST_STAGES="release asan".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh build test
+stages=${WEFT_TEST_STAGES:-"release asan tsan fuzz deploy"}
+sets="build test"
+case " $stages " in *" deploy "*) sets="$sets deploy" ;; esac
+# shellcheck disable=SC2086
+scripts/install-deps.sh $sets
 jobs=$(nproc)
-stages=${WEFT_TEST_STAGES:-"release asan tsan"}
 start=$(date +%s)
 
-stage() { echo; echo "=== $* ($(( $(date +%s) - start ))s) ==="; }
+stage() { echo; echo "=== $* (at $(( $(date +%s) - start )) s) ==="; }
 
 for s in $stages; do
     case "$s" in
@@ -19,7 +26,7 @@ for s in $stages; do
         stage "Release build and tests"
         cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build build -j "$jobs"
-        ctest --test-dir build --output-on-failure -j "$jobs"
+        ctest --test-dir build --output-on-failure -j "$jobs" -LE deploy
         ;;
     asan)
         stage "ASan+UBSan build and tests"
@@ -27,7 +34,7 @@ for s in $stages; do
             -DWEFT_SANITIZE="address;undefined" -DWEFT_BUILD_BENCH=OFF >/dev/null
         cmake --build build-asan -j "$jobs"
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-            ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE no-asan
+            ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE "deploy|no-asan"
         ;;
     tsan)
         stage "TSan build and cross-thread tests"
@@ -37,7 +44,17 @@ for s in $stages; do
         TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
             ctest --test-dir build-tsan --output-on-failure -j "$jobs" -L tsan
         ;;
-    *) echo "unknown stage '$s' (allowed: release asan tsan)" >&2; exit 2 ;;
+    fuzz)
+        stage "HTTP fuzzer"
+        FUZZ_JOBS="$jobs" scripts/fuzz-http.sh "${WEFT_FUZZ_SECONDS:-60}"
+        ;;
+    deploy)
+        stage "Deploy: image, seccomp, manifests, rules, dashboard"
+        cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build build -j "$jobs"
+        ctest --test-dir build --output-on-failure -L deploy
+        ;;
+    *) echo "unknown stage '$s' (allowed: release asan tsan fuzz deploy)" >&2; exit 2 ;;
     esac
 done
 stage "all stages passed"
