@@ -23,11 +23,7 @@ namespace weft::detail {
 struct RuntimeState;
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, same origin as steady_clock).
-inline std::int64_t clock_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               Clock::now().time_since_epoch())
-        .count();
-}
+inline std::int64_t clock_ns() noexcept { return now_ns(); }
 inline std::int64_t deadline_ns(Deadline d) noexcept {
     if (d.is_never()) return INT64_MAX;
     return std::chrono::duration_cast<std::chrono::nanoseconds>(d.time_point().time_since_epoch())

@@ -16,12 +16,6 @@ namespace weft::monitor {
 
 namespace {
 
-std::int64_t mono_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
 class Dispatcher;
 thread_local Dispatcher* tls_dispatcher = nullptr;
 
@@ -127,7 +121,7 @@ AssertSwitches::AssertSwitches(Options options)
     State& s = *state_;
     s.hub = hub;
     s.options = options;
-    s.start_ns = mono_ns();
+    s.start_ns = weft::now_ns();
     s.last_event_ns = s.start_ns;
     s.idle_at_last = s.idle_now();
     s.owner = this_fiber::id();
@@ -153,7 +147,7 @@ AssertSwitches::~AssertSwitches() noexcept(false) {
 std::string AssertSwitches::check() {
     State& s = *state_;
     if (!s.open) return {};
-    std::int64_t now = mono_ns();
+    std::int64_t now = weft::now_ns();
     s.accumulate(now);
     s.end_gap(now, s.owner, s.owner_name);
     s.open = false;

@@ -1,6 +1,7 @@
 // Small text helpers shared by the report renderers.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -10,5 +11,7 @@ namespace weft::monitor::detail {
 std::string display_path(std::string_view path);
 /// `s` cut to at most `max` characters, with "..." in the middle when cut.
 std::string shorten(std::string_view s, std::size_t max = 120);
+/// "2026-11-27T23:37:20.957Z": UTC with milliseconds, as reports show times.
+std::string utc(std::chrono::system_clock::time_point tp);
 
 }  // namespace weft::monitor::detail

@@ -36,11 +36,7 @@ std::string shorten(std::string_view s, std::size_t max) {
 
 }  // namespace detail
 
-namespace {
-
-const std::string kStars(80, '*');
-
-std::string utc(std::chrono::system_clock::time_point tp) {
+std::string detail::utc(std::chrono::system_clock::time_point tp) {
     std::time_t t = std::chrono::system_clock::to_time_t(tp);
     auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count() % 1000;
@@ -50,6 +46,12 @@ std::string utc(std::chrono::system_clock::time_point tp) {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
     return fmt::format("{}.{:03}Z", buf, ms);
 }
+
+namespace {
+
+using detail::utc;
+
+const std::string kStars(80, '*');
 
 std::string fiber_title(FiberId id, const std::string& name) {
     if (id == 0) return "the hub's own loop (a posted callback or a timer)";

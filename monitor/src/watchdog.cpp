@@ -40,12 +40,6 @@ namespace weft::monitor {
 
 namespace {
 
-std::int64_t mono_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
 constexpr std::size_t kStackCopyBytes = 256 * 1024;
 constexpr auto kCaptureTimeout = std::chrono::milliseconds(100);
 constexpr std::size_t kFibersPerHubInReport = 64;
@@ -279,7 +273,7 @@ struct Watchdog::Impl {
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals are for the hubs and main
         pthread_setname_np(pthread_self(), "weft-watchdog");
-        std::int64_t next_mem = mono_ns() + s.memory_period.count();
+        std::int64_t next_mem = weft::now_ns() + s.memory_period.count();
         while (!stop.load(std::memory_order_acquire)) {
             wait(period_ns);
             if (stop.load(std::memory_order_acquire)) break;
@@ -291,8 +285,8 @@ struct Watchdog::Impl {
             } catch (...) {
                 log->error("watchdog: unknown error; carrying on");
             }
-            if (s.memory_max && mono_ns() >= next_mem) {
-                next_mem = mono_ns() + s.memory_period.count();
+            if (s.memory_max && weft::now_ns() >= next_mem) {
+                next_mem = weft::now_ns() + s.memory_period.count();
                 try {
                     check_memory();
                 } catch (...) {
@@ -375,7 +369,7 @@ struct Watchdog::Impl {
     }
 
     void tick() {
-        std::int64_t now = mono_ns();
+        std::int64_t now = weft::now_ns();
         std::vector<unsigned> detected;
         for (unsigned i = 0; i < watch.size(); ++i)
             if (look(i, now)) detected.push_back(i);
@@ -416,7 +410,7 @@ struct Watchdog::Impl {
             w.seen_running = true;
             w.seen_at = now;
             w.sched_at = detail::sched_sample(tid);
-            w.sched_at_ns = mono_ns();
+            w.sched_at_ns = weft::now_ns();
         }
         // When this slice began: exact from the probe with stats, but never earlier than a
         // period before we first saw it running (the probe's start can be stale right after an
@@ -513,7 +507,7 @@ struct Watchdog::Impl {
         const Hub& hub = rt.hub(i);
         const HubProbe& p = hub.probe();
         int tid = p.tid.load(std::memory_order_relaxed);
-        std::int64_t now = mono_ns();
+        std::int64_t now = weft::now_ns();
 
         BlockingReport r;
         r.when = std::chrono::system_clock::now();
@@ -524,7 +518,7 @@ struct Watchdog::Impl {
 
         // What the thread does, read before the capture signal disturbs it.
         detail::SchedSample sched = detail::sched_sample(tid);
-        std::int64_t sched_ns = mono_ns();
+        std::int64_t sched_ns = weft::now_ns();
         detail::SyscallState sys = detail::read_syscall(tid);
         r.wchan = detail::read_wchan(tid);
         r.thread_name = detail::thread_name(tid);

@@ -12,12 +12,6 @@ namespace weft::server {
 
 namespace {
 
-std::int64_t mono_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
 const char* activity_name(HubActivity a) {
     switch (a) {
         case HubActivity::starting: return "starting";
@@ -31,7 +25,7 @@ const char* activity_name(HubActivity a) {
 http::Response healthz(AdminState& st) {
     std::string hubs;
     bool healthy = true;
-    const std::int64_t now = mono_ns();
+    const std::int64_t now = weft::now_ns();
     for (unsigned i = 0; i < st.workers->hub_count(); ++i) {
         const HubProbe& p = st.workers->hub(i).probe();
         HubActivity act = p.activity.load(std::memory_order_relaxed);

@@ -269,6 +269,30 @@ FIBER_TEST(Resolve, Localhost) {
     EXPECT_FALSE(bad);
 }
 
+// Accepts on `port` (0: any; the bound port goes to *bound) with SO_REUSEPORT and echoes each
+// connection in its own fiber; counts what it served.
+static void listen_and_echo(std::uint16_t port, std::promise<std::uint16_t>* bound,
+                     std::atomic<int>& served, std::atomic<int>& listening) {
+    auto addr = *weft::SocketAddress::parse("127.0.0.1:0");
+    addr.set_port(port);
+    auto l = weft::TcpListener::bind(addr, {.reuse_port = true});
+    ASSERT_TRUE(l);
+    if (bound) bound->set_value(l->local_address()->port());
+    ++listening;
+    for (;;) {
+        auto s = l->accept();
+        if (!s) return;
+        ++served;
+        weft::spawn("echo", [s = std::move(*s)]() mutable {
+            char buf[256];
+            for (;;) {
+                auto n = s.recv(buf);
+                if (!n || *n == 0 || !s.send(std::string_view(buf, *n))) return;
+            }
+        }).detach();
+    }
+}
+
 // 1,000 concurrent connections through a runtime with two hubs, each hub with its own
 // SO_REUSEPORT listener on the same port.
 TEST(TcpMultiHub, ThousandConcurrentEchoConnections) {
@@ -276,57 +300,18 @@ TEST(TcpMultiHub, ThousandConcurrentEchoConnections) {
     o.hubs = 2;
     weft::Runtime rt(o);
     std::promise<std::uint16_t> port_p;
-    auto port_f = port_p.get_future();
     std::atomic<int> served_by[2] = {0, 0};
     std::atomic<int> listening{0};
-    std::vector<std::promise<void>> ready(2);
-    std::uint16_t port = 0;
-    {
-        // Hub 0 picks the port; hub 1 binds the same one.
-        rt.hub(0).post([&] {
-            weft::spawn("listen0", [&] {
-                auto l = weft::TcpListener::bind(*weft::SocketAddress::parse("127.0.0.1:0"),
-                                                 {.reuse_port = true});
-                ASSERT_TRUE(l);
-                port_p.set_value(l->local_address()->port());
-                ++listening;
-                for (;;) {
-                    auto s = l->accept();
-                    if (!s) return;
-                    ++served_by[0];
-                    weft::spawn("echo", [s = std::move(*s)]() mutable {
-                        char buf[256];
-                        for (;;) {
-                            auto n = s.recv(buf);
-                            if (!n || *n == 0 || !s.send(std::string_view(buf, *n))) return;
-                        }
-                    }).detach();
-                }
-            }).detach();
-        });
-        port = port_f.get();
-        rt.hub(1).post([&, port] {
-            weft::spawn("listen1", [&, port] {
-                auto a = *weft::SocketAddress::parse("127.0.0.1:0");
-                a.set_port(port);
-                auto l = weft::TcpListener::bind(a, {.reuse_port = true});
-                ASSERT_TRUE(l);
-                ++listening;
-                for (;;) {
-                    auto s = l->accept();
-                    if (!s) return;
-                    ++served_by[1];
-                    weft::spawn("echo", [s = std::move(*s)]() mutable {
-                        char buf[256];
-                        for (;;) {
-                            auto n = s.recv(buf);
-                            if (!n || *n == 0 || !s.send(std::string_view(buf, *n))) return;
-                        }
-                    }).detach();
-                }
-            }).detach();
-        });
-    }
+    // Hub 0 picks the port; hub 1 binds the same one.
+    rt.hub(0).post([&] {
+        weft::spawn("listen0", [&] { listen_and_echo(0, &port_p, served_by[0], listening); })
+            .detach();
+    });
+    const std::uint16_t port = port_p.get_future().get();
+    rt.hub(1).post([&, port] {
+        weft::spawn("listen1", [&, port] { listen_and_echo(port, nullptr, served_by[1], listening); })
+            .detach();
+    });
     while (listening.load() < 2) std::this_thread::sleep_for(1ms);
 
     // Clients: a separate one-hub runtime with 1,000 fibers, all connected at once.

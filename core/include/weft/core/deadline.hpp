@@ -9,6 +9,12 @@ namespace weft {
 
 using Clock = std::chrono::steady_clock;
 
+/// Clock::now() in nanoseconds: the time base of HubProbe's timestamps.
+inline std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+}
+
 class Deadline {
 public:
     /// No deadline: wait until woken or cancelled.
