@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
     std::string where = argc > 1 ? argv[1] : "127.0.0.1:7000";
     auto addr = weft::SocketAddress::parse(where);
     if (!addr) {
-        std::fprintf(stderr, "weft_echo: '%s' is not ADDR:PORT (e.g. 127.0.0.1:7000)\n", where.c_str());
+        std::fprintf(stderr, "weft_echo: '%s' is not ADDR:PORT (e.g. 127.0.0.1:7000)\n",
+                     where.c_str());
         return 2;
     }
     // Block the stop signals before any thread starts, so only sigwait() below sees them.

@@ -1,8 +1,8 @@
 // Core runtime micro-benchmarks (run on purpose, in a Release build, never in CI):
 // yield round trip (one fiber: no other is ready, so no stack switch), yield ping-pong between
-// two fibers (a real A -> B -> A round trip), spawn+join, channel ping-pong, mutex hand-off, TCP echo round trip over
-// loopback, each on both backends (arg 0 = io_uring, 1 = epoll) with hub stats on (arg 1) or
-// off (arg 0); and memory per parked fiber.
+// two fibers (a real A -> B -> A round trip), spawn+join, channel ping-pong, mutex hand-off, TCP
+// echo round trip over loopback, each on both backends (arg 0 = io_uring, 1 = epoll) with hub stats
+// on (arg 1) or off (arg 0); and memory per parked fiber.
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -28,106 +28,122 @@ void label(benchmark::State& st) {
 }
 
 void BM_YieldRoundTrip(benchmark::State& st) {
-    weft::run([&] {
-        for (auto _ : st) weft::yield();
-    }, opts(st));
+    weft::run(
+        [&] {
+            for (auto _ : st)
+                weft::yield();
+        },
+        opts(st));
     label(st);
 }
 
 // Two fibers alternating through yield: one iteration is a full round trip A -> B -> A
 // (two stack switches).
 void BM_YieldPingPong(benchmark::State& st) {
-    weft::run([&] {
-        bool stop = false;
-        auto other = weft::spawn("other", [&] {
-            while (!stop) weft::yield();
-        });
-        weft::yield();
-        for (auto _ : st) weft::yield();
-        stop = true;
-        other.join();
-    }, opts(st));
+    weft::run(
+        [&] {
+            bool stop = false;
+            auto other = weft::spawn("other", [&] {
+                while (!stop)
+                    weft::yield();
+            });
+            weft::yield();
+            for (auto _ : st)
+                weft::yield();
+            stop = true;
+            other.join();
+        },
+        opts(st));
     label(st);
 }
 
 void BM_SpawnJoin(benchmark::State& st) {
-    weft::run([&] {
-        for (auto _ : st) weft::spawn("b", [] {}).join();
-    }, opts(st));
+    weft::run(
+        [&] {
+            for (auto _ : st)
+                weft::spawn("b", [] {}).join();
+        },
+        opts(st));
     label(st);
 }
 
 void BM_ChannelPingPong(benchmark::State& st) {
-    weft::run([&] {
-        weft::Channel<int> ping(1), pong(1);
-        auto echo = weft::spawn("echo", [&] {
-            for (;;) {
-                auto v = ping.recv();
-                if (!v) return;
-                (void)pong.send(*v);
+    weft::run(
+        [&] {
+            weft::Channel<int> ping(1), pong(1);
+            auto echo = weft::spawn("echo", [&] {
+                for (;;) {
+                    auto v = ping.recv();
+                    if (!v) return;
+                    (void)pong.send(*v);
+                }
+            });
+            for (auto _ : st) {
+                (void)ping.send(1);
+                benchmark::DoNotOptimize(pong.recv());
             }
-        });
-        for (auto _ : st) {
-            (void)ping.send(1);
-            benchmark::DoNotOptimize(pong.recv());
-        }
-        ping.close();
-        echo.join();
-    }, opts(st));
+            ping.close();
+            echo.join();
+        },
+        opts(st));
     st.SetItemsProcessed(st.iterations() * 2);  // two channel hand-offs per iteration
     label(st);
 }
 
 void BM_MutexHandoff(benchmark::State& st) {
-    weft::run([&] {
-        weft::Mutex m;
-        bool stop = false;
-        auto other = weft::spawn("other", [&] {
-            while (!stop) {
-                (void)m.lock();
+    weft::run(
+        [&] {
+            weft::Mutex m;
+            bool stop = false;
+            auto other = weft::spawn("other", [&] {
+                while (!stop) {
+                    (void)m.lock();
+                    weft::yield();
+                    m.unlock();
+                }
+            });
+            for (auto _ : st) {
+                (void)m.lock();  // parks until `other` hands the lock over
                 weft::yield();
                 m.unlock();
             }
-        });
-        for (auto _ : st) {
-            (void)m.lock();  // parks until `other` hands the lock over
-            weft::yield();
-            m.unlock();
-        }
-        stop = true;
-        other.join();
-    }, opts(st));
+            stop = true;
+            other.join();
+        },
+        opts(st));
     label(st);
 }
 
 void BM_EchoRoundTrip(benchmark::State& st) {
-    weft::run([&] {
-        auto l = weft::TcpListener::bind(*weft::SocketAddress::parse("127.0.0.1:0"));
-        auto server = weft::spawn("server", [&] {
-            auto s = l->accept();
-            if (!s) return;
-            char buf[256];
-            for (;;) {
-                auto n = s->recv(buf);
-                if (!n || *n == 0 || !s->send(std::string_view(buf, *n))) return;
+    weft::run(
+        [&] {
+            auto l = weft::TcpListener::bind(*weft::SocketAddress::parse("127.0.0.1:0"));
+            auto server = weft::spawn("server", [&] {
+                auto s = l->accept();
+                if (!s) return;
+                char buf[256];
+                for (;;) {
+                    auto n = s->recv(buf);
+                    if (!n || *n == 0 || !s->send(std::string_view(buf, *n))) return;
+                }
+            });
+            auto c = weft::TcpStream::connect(*l->local_address());
+            (void)c->set_nodelay(true);
+            char msg[64] = {};
+            char buf[64];
+            for (auto _ : st) {
+                (void)c->send(std::string_view(msg, sizeof msg));
+                std::size_t got = 0;
+                while (got < sizeof msg) {
+                    auto n = c->recv(std::span<char>(buf, sizeof buf - got));
+                    if (!n || *n == 0) break;
+                    got += *n;
+                }
             }
-        });
-        auto c = weft::TcpStream::connect(*l->local_address());
-        (void)c->set_nodelay(true);
-        char msg[64] = {};
-        char buf[64];
-        for (auto _ : st) {
-            (void)c->send(std::string_view(msg, sizeof msg));
-            std::size_t got = 0;
-            while (got < sizeof msg) {
-                auto n = c->recv(std::span<char>(buf, sizeof buf - got));
-                if (!n || *n == 0) break;
-                got += *n;
-            }
-        }
-        c->close();
-        server.join();
-    }, opts(st));
+            c->close();
+            server.join();
+        },
+        opts(st));
     label(st);
 }
 
@@ -150,18 +166,22 @@ void BM_ParkedFiberMemory(benchmark::State& st) {
     const int n = static_cast<int>(st.range(2));
     double per_fiber = 0;
     for (auto _ : st) {
-        weft::run([&] {
-            weft::Event go;
-            long before = rss_kib();
-            std::vector<weft::Fiber<void>> fs;
-            fs.reserve(n);
-            for (int i = 0; i < n; ++i) fs.push_back(weft::spawn("parked", [&] { (void)go.wait(); }));
-            weft::yield();  // let them all run up to their wait
-            long after = rss_kib();
-            per_fiber = (after - before) * 1024.0 / n;
-            go.set();
-            for (auto& f : fs) f.join();
-        }, opts(st));
+        weft::run(
+            [&] {
+                weft::Event go;
+                long before = rss_kib();
+                std::vector<weft::Fiber<void>> fs;
+                fs.reserve(n);
+                for (int i = 0; i < n; ++i)
+                    fs.push_back(weft::spawn("parked", [&] { (void)go.wait(); }));
+                weft::yield();  // let them all run up to their wait
+                long after = rss_kib();
+                per_fiber = (after - before) * 1024.0 / n;
+                go.set();
+                for (auto& f : fs)
+                    f.join();
+            },
+            opts(st));
     }
     st.counters["bytes_per_parked_fiber"] = per_fiber;
     label(st);
@@ -169,7 +189,8 @@ void BM_ParkedFiberMemory(benchmark::State& st) {
 
 void backends(benchmark::internal::Benchmark* b) {
     for (int backend : {0, 1})
-        for (int stats : {1, 0}) b->Args({backend, stats});
+        for (int stats : {1, 0})
+            b->Args({backend, stats});
 }
 
 BENCHMARK(BM_YieldRoundTrip)->Apply(backends);

@@ -54,7 +54,9 @@ void trampoline(bc::transfer_t t) noexcept {
 }
 }  // namespace
 
-bool in_context_switch() noexcept { return tls_in_switch; }
+bool in_context_switch() noexcept {
+    return tls_in_switch;
+}
 
 void context_init_fiber(Context& c, void* lo, std::size_t size) noexcept {
     c.stack_bottom = lo;

@@ -8,11 +8,11 @@
 namespace weft::detail {
 
 struct Context {
-    void* fctx = nullptr;                 ///< saved fcontext_t while switched out
-    const void* stack_bottom = nullptr;   ///< lowest address of the stack (for ASan)
+    void* fctx = nullptr;                ///< saved fcontext_t while switched out
+    const void* stack_bottom = nullptr;  ///< lowest address of the stack (for ASan)
     std::size_t stack_size = 0;
-    void* asan_fake_stack = nullptr;      ///< ASan's fake-stack handle while switched out
-    void* tsan_fiber = nullptr;           ///< TSan's fiber handle
+    void* asan_fake_stack = nullptr;  ///< ASan's fake-stack handle while switched out
+    void* tsan_fiber = nullptr;       ///< TSan's fiber handle
 };
 
 /// Prepares `c` to run fiber_entry_point() on the stack [lo, lo + size).

@@ -59,7 +59,8 @@ std::vector<Mount> cgroup_mounts(const std::string& root) {
 // Maps a cgroup path from /proc/self/cgroup onto a mount of that hierarchy.
 std::string cgroup_dir(const Mount& m, const std::string& path) {
     std::string rel = path;
-    if (m.root != "/" && rel.compare(0, m.root.size(), m.root) == 0) rel = rel.substr(m.root.size());
+    if (m.root != "/" && rel.compare(0, m.root.size(), m.root) == 0)
+        rel = rel.substr(m.root.size());
     if (!rel.empty() && rel.back() == '/') rel.pop_back();
     return m.mount_point + rel;
 }

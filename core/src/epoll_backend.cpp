@@ -50,7 +50,7 @@ struct WatchState {
 };
 
 class EpollBackend final : public IoBackend {
-public:
+  public:
     EpollBackend(HubImpl& hub, const RuntimeOptions& o);
     ~EpollBackend() override;
 
@@ -79,7 +79,7 @@ public:
     }
     HubImpl& hub() noexcept { return hub_; }
 
-private:
+  private:
     /// Parks until `fd` is readable (or writable); the socket must have returned EAGAIN.
     Result<void> wait_ready(int fd, bool write, Deadline dl, const char* reason);
     bool ensure_registered(int fd) noexcept;
@@ -125,7 +125,8 @@ EpollBackend::EpollBackend(HubImpl& hub, const RuntimeOptions& o)
 
 EpollBackend::~EpollBackend() {
     ::close(epfd_);
-    for (char* b : free_bufs_) std::free(b);
+    for (char* b : free_bufs_)
+        std::free(b);
 }
 
 bool EpollBackend::ensure_registered(int fd) noexcept {
@@ -183,12 +184,15 @@ void EpollBackend::on_readable(int fd, FdSlot& s) noexcept {
         if (!buf) return;
         ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
         if (n > 0) {
-            finish_watch(ws, RecvBuffer(buf, static_cast<std::size_t>(n), &release_buffer, this, 0));
+            finish_watch(ws,
+                         RecvBuffer(buf, static_cast<std::size_t>(n), &release_buffer, this, 0));
             return;
         }
         release_buffer(this, 0, buf);
-        if (n == 0) finish_watch(ws, Errc::eof);
-        else if (errno != EAGAIN && errno != EINTR) finish_watch(ws, Error::from_errno(errno));
+        if (n == 0)
+            finish_watch(ws, Errc::eof);
+        else if (errno != EAGAIN && errno != EINTR)
+            finish_watch(ws, Error::from_errno(errno));
     }
 }
 
@@ -196,7 +200,8 @@ void EpollBackend::cancel_all() noexcept {
     std::vector<WatchState*> all;
     for (auto& s : slots_)
         if (s.watch) all.push_back(s.watch);
-    for (WatchState* ws : all) finish_watch(ws, Errc::cancelled);
+    for (WatchState* ws : all)
+        finish_watch(ws, Errc::cancelled);
 }
 
 Result<void> EpollBackend::wait_ready(int fd, bool write, Deadline dl, const char* reason) {
@@ -234,8 +239,10 @@ char* EpollBackend::get_buffer() noexcept {
 
 void EpollBackend::release_buffer(void* owner, std::uint32_t, char* data) noexcept {
     auto* be = static_cast<EpollBackend*>(owner);
-    if (be->free_bufs_.size() < be->max_cached_bufs_) be->free_bufs_.push_back(data);
-    else std::free(data);
+    if (be->free_bufs_.size() < be->max_cached_bufs_)
+        be->free_bufs_.push_back(data);
+    else
+        std::free(data);
 }
 
 Result<RecvBuffer> EpollBackend::recv_buffer(int fd, Deadline dl) {
@@ -309,11 +316,13 @@ Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
 Result<void> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
     // Not a socket of ours: register one-shot for this wait only.
     if (auto r = hub_.check_interrupt(dl); !r) return r;
-    struct pollfd p{fd, events, 0};
+    struct pollfd p {
+        fd, events, 0
+    };
     if (::poll(&p, 1, 0) > 0) return {};
     epoll_event ev{};
-    ev.events = ((events & POLLIN) ? EPOLLIN : 0u) | ((events & POLLOUT) ? EPOLLOUT : 0u) |
-                EPOLLONESHOT;
+    ev.events =
+        ((events & POLLIN) ? EPOLLIN : 0u) | ((events & POLLOUT) ? EPOLLOUT : 0u) | EPOLLONESHOT;
     ev.data.fd = fd;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
         if (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0)
@@ -384,7 +393,8 @@ void EpollBackend::watch(int fd, RecvWatcher& w, Deadline dl) {
 }
 
 void EpollBackend::watch_timer_fired(TimerNode* n) noexcept {
-    auto* ws = reinterpret_cast<WatchState*>(reinterpret_cast<char*>(n) - offsetof(WatchState, timer));
+    auto* ws =
+        reinterpret_cast<WatchState*>(reinterpret_cast<char*>(n) - offsetof(WatchState, timer));
     ws->be->finish_watch(ws, Errc::timed_out);
 }
 

@@ -14,8 +14,12 @@ FiberRecord* spawn_fiber(Hub* hub, const SpawnRequest& req) {
     return h->spawn(req);
 }
 
-void* fiber_state(FiberRecord* f) noexcept { return f->user_state; }
-FiberId fiber_id(const FiberRecord* f) noexcept { return f->id; }
+void* fiber_state(FiberRecord* f) noexcept {
+    return f->user_state;
+}
+FiberId fiber_id(const FiberRecord* f) noexcept {
+    return f->id;
+}
 bool fiber_done(const FiberRecord* f) noexcept {
     return f->join_word.load(std::memory_order_acquire) == FiberRecord::kJoinDone;
 }
@@ -89,7 +93,9 @@ void fiber_cancel(FiberRecord* f) noexcept {
     });
 }
 
-[[noreturn]] void throw_cancelled() { throw Cancelled(); }
+[[noreturn]] void throw_cancelled() {
+    throw Cancelled();
+}
 
 }  // namespace weft::detail
 
@@ -145,7 +151,9 @@ Result<void> sleep_until(Deadline deadline) {
     return r;
 }
 
-Result<void> sleep_for(Clock::duration d) { return sleep_until(Deadline(d)); }
+Result<void> sleep_for(Clock::duration d) {
+    return sleep_until(Deadline(d));
+}
 
 void set_labels(const FiberLabels* labels) noexcept {
     if (auto* f = HubImpl::current_fiber()) f->labels = labels;

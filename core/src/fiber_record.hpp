@@ -22,7 +22,7 @@ struct FiberRecord;
 struct Interruptible {
     virtual void interrupt(FiberRecord* f, Errc why) noexcept = 0;
 
-protected:
+  protected:
     ~Interruptible() = default;
 };
 

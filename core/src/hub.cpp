@@ -46,7 +46,9 @@ HubImpl::HubImpl(RuntimeState& rt, unsigned index, Backend backend)
     if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
 }
 
-HubImpl::~HubImpl() { ::close(wake_fd_); }
+HubImpl::~HubImpl() {
+    ::close(wake_fd_);
+}
 
 const char* HubImpl::backend_name_value() const noexcept {
     return backend_kind_ == Backend::epoll ? "epoll" : "io_uring";
@@ -112,8 +114,8 @@ void HubImpl::run_loop() {
         if (!timers_.empty() && timers_.next_deadline() <= (last_ns_ = clock_ns()))
             timers_.fire_due(last_ns_);
 
-        if (stopping_ && live_ == 0 && local_.empty() && !ready_head_ &&
-            io_->pending_ops() == 0 && !remote_pending_.load(std::memory_order_acquire))
+        if (stopping_ && live_ == 0 && local_.empty() && !ready_head_ && io_->pending_ops() == 0 &&
+            !remote_pending_.load(std::memory_order_acquire))
             break;
 
         std::int64_t timeout = 0;
@@ -236,8 +238,10 @@ void HubImpl::make_ready(FiberRecord* f, Errc result) noexcept {
     if (stats_ && f != current_) f->ready_at_ns = ready_stamp();
     set_state(f, FiberState::ready);
     f->next_ready = nullptr;
-    if (ready_tail_) ready_tail_->next_ready = f;
-    else ready_head_ = f;
+    if (ready_tail_)
+        ready_tail_->next_ready = f;
+    else
+        ready_head_ = f;
     ready_tail_ = f;
 }
 
@@ -353,7 +357,8 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     f->name[len] = '\0';
     f->created_ns = stats_ ? ready_stamp() : 0;
     f->cancel_requested = stopping_;
-    std::size_t usable = (rec_at & ~std::uintptr_t(15)) - reinterpret_cast<std::uintptr_t>(stack.lo());
+    std::size_t usable =
+        (rec_at & ~std::uintptr_t(15)) - reinterpret_cast<std::uintptr_t>(stack.lo());
     context_init_fiber(f->ctx, stack.lo(), usable);
     {
         std::lock_guard<SpinLock> g(reg_lock_);
@@ -363,8 +368,10 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     }
     ++live_;
     f->ready_at_ns = f->created_ns;
-    if (ready_tail_) ready_tail_->next_ready = f;
-    else ready_head_ = f;
+    if (ready_tail_)
+        ready_tail_->next_ready = f;
+    else
+        ready_head_ = f;
     ready_tail_ = f;
     return f;
 }
@@ -398,8 +405,10 @@ void report_unobserved_error(FiberRecord* f) noexcept {
 void HubImpl::finish_fiber(FiberRecord* f) noexcept {
     {
         std::lock_guard<SpinLock> g(reg_lock_);
-        if (f->reg_prev) f->reg_prev->reg_next = f->reg_next;
-        else reg_head_ = f->reg_next;
+        if (f->reg_prev)
+            f->reg_prev->reg_next = f->reg_next;
+        else
+            reg_head_ = f->reg_next;
         if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
     }
     context_destroy(f->ctx);
@@ -451,11 +460,13 @@ void HubImpl::run_posted() {
         std::lock_guard<std::mutex> g(remote_mu_);
         remote_run_.swap(remote_);
     }
-    for (auto& fn : remote_run_) fn();
+    for (auto& fn : remote_run_)
+        fn();
     remote_run_.clear();
     while (!local_.empty()) {
         local_run_.swap(local_);
-        for (auto& fn : local_run_) fn();
+        for (auto& fn : local_run_)
+            fn();
         local_run_.clear();
     }
 }
@@ -473,9 +484,11 @@ void HubImpl::begin_stop() noexcept {
     std::vector<FiberRecord*> all;
     {
         std::lock_guard<SpinLock> g(reg_lock_);
-        for (FiberRecord* f = reg_head_; f; f = f->reg_next) all.push_back(f);
+        for (FiberRecord* f = reg_head_; f; f = f->reg_next)
+            all.push_back(f);
     }
-    for (FiberRecord* f : all) cancel_fiber(f);
+    for (FiberRecord* f : all)
+        cancel_fiber(f);
     io_->cancel_all();
 }
 
@@ -519,19 +532,27 @@ namespace weft {
 
 using detail::HubImpl;
 
-Hub* Hub::current() noexcept { return HubImpl::current(); }
-unsigned Hub::index() const noexcept { return static_cast<const HubImpl*>(this)->index_value(); }
+Hub* Hub::current() noexcept {
+    return HubImpl::current();
+}
+unsigned Hub::index() const noexcept {
+    return static_cast<const HubImpl*>(this)->index_value();
+}
 Runtime& Hub::runtime() const noexcept {
     return *static_cast<const HubImpl*>(this)->runtime_state().owner;
 }
 const char* Hub::backend_name() const noexcept {
     return static_cast<const HubImpl*>(this)->backend_name_value();
 }
-void Hub::post(UniqueFunction<void()> fn) { static_cast<HubImpl*>(this)->post_any(std::move(fn)); }
+void Hub::post(UniqueFunction<void()> fn) {
+    static_cast<HubImpl*>(this)->post_any(std::move(fn));
+}
 const HubProbe& Hub::probe() const noexcept {
     return static_cast<const HubImpl*>(this)->probe_ref();
 }
-std::vector<FiberInfo> Hub::fibers() const { return static_cast<const HubImpl*>(this)->snapshot(); }
+std::vector<FiberInfo> Hub::fibers() const {
+    return static_cast<const HubImpl*>(this)->snapshot();
+}
 std::array<std::size_t, kFiberStateCount> Hub::fiber_counts() const {
     return static_cast<const HubImpl*>(this)->count_fibers();
 }
@@ -545,10 +566,14 @@ void Hub::allow_blocking(bool on) noexcept {
 
 const char* fiber_state_name(FiberState s) noexcept {
     switch (s) {
-        case FiberState::ready: return "ready";
-        case FiberState::running: return "running";
-        case FiberState::parked: return "parked";
-        case FiberState::done: return "done";
+        case FiberState::ready:
+            return "ready";
+        case FiberState::running:
+            return "running";
+        case FiberState::parked:
+            return "parked";
+        case FiberState::done:
+            return "done";
     }
     return "?";
 }

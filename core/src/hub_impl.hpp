@@ -23,7 +23,9 @@ namespace weft::detail {
 struct RuntimeState;
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, same origin as steady_clock).
-inline std::int64_t clock_ns() noexcept { return now_ns(); }
+inline std::int64_t clock_ns() noexcept {
+    return now_ns();
+}
 inline std::int64_t deadline_ns(Deadline d) noexcept {
     if (d.is_never()) return INT64_MAX;
     return std::chrono::duration_cast<std::chrono::nanoseconds>(d.time_point().time_since_epoch())
@@ -32,15 +34,16 @@ inline std::int64_t deadline_ns(Deadline d) noexcept {
 
 /// Tiny test-and-set lock for the fiber registry (held for a few instructions).
 class SpinLock {
-public:
+  public:
     void lock() noexcept {
         while (flag_.exchange(true, std::memory_order_acquire)) {
-            while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+            while (flag_.load(std::memory_order_relaxed))
+                __builtin_ia32_pause();
         }
     }
     void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
-private:
+  private:
     std::atomic<bool> flag_{false};
 };
 
@@ -48,7 +51,7 @@ private:
 void report_unobserved_error(FiberRecord* f) noexcept;
 
 class HubImpl final : public Hub {
-public:
+  public:
     HubImpl(RuntimeState& rt, unsigned index, Backend backend);
     ~HubImpl();
 
@@ -113,17 +116,18 @@ public:
     const char* thread_stack_lo() const noexcept { return thread_stack_lo_; }
     const char* thread_stack_hi() const noexcept { return thread_stack_hi_; }
 
-private:
+  private:
     /// Leaves the running fiber (or, with nullptr, the loop) for the next ready fiber or the
     /// loop; returns when `from` runs again.
     void switch_away(FiberRecord* from) noexcept;
     FiberRecord* pick_next(FiberRecord* from, std::int64_t& now) noexcept;
     void start_slice(FiberRecord* next, std::int64_t now) noexcept;
-public:
+
+  public:
     /// Right after a switch lands (in a fiber or the loop): frees a fiber that just died.
     void landed() noexcept;
 
-private:
+  private:
     void finish_fiber(FiberRecord* f) noexcept;
     void set_state(FiberRecord* f, FiberState s) noexcept;
     void run_posted();

@@ -29,10 +29,10 @@ struct FiberRecord;
 struct ListenState {
     int fd = -1;
     HubImpl* hub = nullptr;
-    std::deque<int> accepted;      ///< connections accepted but not yet handed out
+    std::deque<int> accepted;       ///< connections accepted but not yet handed out
     Error pending_error{Errc::ok};  ///< an accept error to report once the queue is drained
     FiberRecord* waiter = nullptr;  ///< fiber parked in accept()
-    bool armed = false;            ///< multishot accept in flight
+    bool armed = false;             ///< multishot accept in flight
     bool cancel_sent = false;
     bool closing = false;
     int users = 0;  ///< fibers inside accept(): the state outlives them
@@ -41,7 +41,7 @@ struct ListenState {
 
 /// Counts a fiber inside accept() so a concurrent close() defers freeing the state.
 class ListenUse {
-public:
+  public:
     ListenUse(ListenState& ls, void (*release)(ListenState*) noexcept) noexcept
         : ls_(ls), release_(release) {
         ++ls_.users;
@@ -52,13 +52,13 @@ public:
     ListenUse(const ListenUse&) = delete;
     ListenUse& operator=(const ListenUse&) = delete;
 
-private:
+  private:
     ListenState& ls_;
     void (*release_)(ListenState*) noexcept;
 };
 
 class IoBackend {
-public:
+  public:
     virtual ~IoBackend() = default;
     virtual const char* name() const noexcept = 0;
 
@@ -96,7 +96,7 @@ public:
     virtual void watch(int fd, RecvWatcher& w, Deadline dl) = 0;
     virtual void unwatch(RecvWatcher& w) noexcept = 0;
 
-protected:
+  protected:
     static void*& watcher_op(RecvWatcher& w) noexcept { return w.op_; }
 };
 

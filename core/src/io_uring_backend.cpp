@@ -69,7 +69,7 @@ struct AcceptOp final : Op {
 struct WakeOp final : Op {};
 
 class UringBackend final : public IoBackend {
-public:
+  public:
     UringBackend(HubImpl& hub, const RuntimeOptions& o);
     ~UringBackend() override;
 
@@ -94,7 +94,7 @@ public:
 
     void submit_cancel(Op* op) noexcept;
 
-private:
+  private:
     io_uring_sqe* sqe();
     /// Parks the running fiber until `op` completes; returns the raw result (-errno) or the
     /// interruption that cancelled it.
@@ -135,7 +135,8 @@ void FiberOp::interrupt(FiberRecord*, Errc w) noexcept {
 
 unsigned round_pow2(unsigned v) {
     unsigned p = 1;
-    while (p < v && p < 32768) p <<= 1;
+    while (p < v && p < 32768)
+        p <<= 1;
     return p;
 }
 
@@ -164,12 +165,14 @@ UringBackend::UringBackend(HubImpl& hub, const RuntimeOptions& o) : hub_(hub) {
     int r = setup_ring(&ring_, o.ring_entries ? o.ring_entries : 4096, &optimized);
     if (r < 0) throw std::system_error(-r, std::system_category(), "io_uring_queue_init");
     if (hub.index() == 0 && !optimized)
-        core_log().info("io_uring: SINGLE_ISSUER|DEFER_TASKRUN refused by the kernel; running without");
+        core_log().info(
+            "io_uring: SINGLE_ISSUER|DEFER_TASKRUN refused by the kernel; running without");
 
     buf_count_ = round_pow2(o.recv_buffers ? o.recv_buffers : 512);
     buf_size_ = o.recv_buffer_size ? o.recv_buffer_size : 16 * 1024;
     br_bytes_ = buf_count_ * sizeof(io_uring_buf);
-    void* mem = ::mmap(nullptr, br_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* mem =
+        ::mmap(nullptr, br_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap buf ring");
     br_ = static_cast<io_uring_buf_ring*>(mem);
     io_uring_buf_reg reg{};
@@ -449,8 +452,10 @@ void UringBackend::accept_done(UringBackend* be, Op* op, int res, unsigned flags
     ListenState* ls = static_cast<AcceptOp*>(op)->ls;
     const bool more = flags & IORING_CQE_F_MORE;
     if (res >= 0) {
-        if (ls->closing) ::close(res);
-        else ls->accepted.push_back(res);
+        if (ls->closing)
+            ::close(res);
+        else
+            ls->accepted.push_back(res);
     } else if (res != -ECANCELED || !(ls->cancel_sent || ls->closing)) {
         if (!ls->closing && res != -ECANCELED) ls->pending_error = Error::from_errno(-res);
     }
@@ -480,7 +485,8 @@ void UringBackend::accept_done(UringBackend* be, Op* op, int res, unsigned flags
 
 void UringBackend::release_listen(ListenState* ls) noexcept {
     if (ls->users > 0 || ls->armed) return;
-    for (int fd : ls->accepted) ::close(fd);
+    for (int fd : ls->accepted)
+        ::close(fd);
     ::close(ls->fd);
     delete static_cast<AcceptOp*>(ls->backend_op);
     delete ls;
@@ -593,9 +599,12 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
             return;
         }
         std::free(mem);
-        if (n == 0) w->on_recv(Errc::eof);
-        else if (errno == EAGAIN) be->watch(fd, *w, deadline);  // keep the idle deadline
-        else w->on_recv(Error::from_errno(errno));
+        if (n == 0)
+            w->on_recv(Errc::eof);
+        else if (errno == EAGAIN)
+            be->watch(fd, *w, deadline);  // keep the idle deadline
+        else
+            w->on_recv(Error::from_errno(errno));
         return;
     }
     if (res > 0) {
@@ -603,9 +612,12 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         return;
     }
     if (flags & IORING_CQE_F_BUFFER) be->take_buffer(flags, 0).reset();
-    if (res == 0) w->on_recv(Errc::eof);
-    else if (res == -ECANCELED) w->on_recv(why == Errc::ok ? Errc::cancelled : why);
-    else w->on_recv(Error::from_errno(-res));
+    if (res == 0)
+        w->on_recv(Errc::eof);
+    else if (res == -ECANCELED)
+        w->on_recv(why == Errc::ok ? Errc::cancelled : why);
+    else
+        w->on_recv(Error::from_errno(-res));
 }
 
 }  // namespace
@@ -623,8 +635,9 @@ bool io_uring_usable(std::string& why) {
         if (r == -EPERM || r == -EACCES)
             why += " (a seccomp profile, such as a container runtime's default, blocks it)";
         else if (r == -ENOSYS)
-            why += " (the kernel has no io_uring, or a seccomp profile such as podman's default "
-                   "hides it)";
+            why +=
+                " (the kernel has no io_uring, or a seccomp profile such as podman's default "
+                "hides it)";
         return false;
     }
     // Provided-buffer rings (5.19) and multishot accept (5.19) are required too.

@@ -20,9 +20,12 @@ using detail::RuntimeState;
 
 const char* backend_name(Backend b) noexcept {
     switch (b) {
-        case Backend::automatic: return "auto";
-        case Backend::io_uring: return "io_uring";
-        case Backend::epoll: return "epoll";
+        case Backend::automatic:
+            return "auto";
+        case Backend::io_uring:
+            return "io_uring";
+        case Backend::epoll:
+            return "epoll";
     }
     return "?";
 }
@@ -100,7 +103,8 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
     st.backend = b;
     unsigned pool = o.offload_threads ? o.offload_threads : (n > 4 ? n : 4);
     st.pool = std::make_unique<detail::ThreadPool>(pool, o.name);
-    for (unsigned i = 0; i < n; ++i) st.hubs.push_back(std::make_unique<HubImpl>(st, i, b));
+    for (unsigned i = 0; i < n; ++i)
+        st.hubs.push_back(std::make_unique<HubImpl>(st, i, b));
 
     detail::core_log().info("{}: {} hub{} ({}), backend {} ({})", o.name, n, n == 1 ? "" : "s",
                             hubs_source, backend_name(b), st.backend_reason);
@@ -160,17 +164,26 @@ void Runtime::run_inline() {
     h->run_loop();
 }
 
-unsigned Runtime::hub_count() const noexcept { return static_cast<unsigned>(state_->hubs.size()); }
+unsigned Runtime::hub_count() const noexcept {
+    return static_cast<unsigned>(state_->hubs.size());
+}
 Hub& Runtime::hub(unsigned i) const {
     if (i >= state_->hubs.size()) throw std::out_of_range("Runtime::hub: no such hub");
     return *state_->hubs[i];
 }
-Backend Runtime::backend() const noexcept { return state_->backend; }
-const std::string& Runtime::backend_reason() const noexcept { return state_->backend_reason; }
-const RuntimeOptions& Runtime::options() const noexcept { return state_->options; }
+Backend Runtime::backend() const noexcept {
+    return state_->backend;
+}
+const std::string& Runtime::backend_reason() const noexcept {
+    return state_->backend_reason;
+}
+const RuntimeOptions& Runtime::options() const noexcept {
+    return state_->options;
+}
 
 void Runtime::stop() noexcept {
-    for (auto& h : state_->hubs) h->request_stop();
+    for (auto& h : state_->hubs)
+        h->request_stop();
 }
 
 void Runtime::join() {

@@ -33,7 +33,8 @@ struct Writer {
     char buf[512];
     std::size_t n = 0;
     void put(const char* s) noexcept {
-        while (*s && n < sizeof buf) buf[n++] = *s++;
+        while (*s && n < sizeof buf)
+            buf[n++] = *s++;
     }
     void put(std::uint64_t v) noexcept {
         char tmp[24];
@@ -42,7 +43,8 @@ struct Writer {
             tmp[i++] = static_cast<char>('0' + v % 10);
             v /= 10;
         } while (v && i < 24);
-        while (i > 0 && n < sizeof buf) buf[n++] = tmp[--i];
+        while (i > 0 && n < sizeof buf)
+            buf[n++] = tmp[--i];
     }
     void flush() noexcept {
         ssize_t w = ::write(STDERR_FILENO, buf, n);
@@ -80,8 +82,9 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
             w.put(f->hub->index_value());
             w.put("): its ");
             w.put(f->stack.usable());
-            w.put("-byte stack is exhausted (guard page hit). Raise the fiber stack size "
-                  "(RuntimeOptions::stack_size, [server] stack_size).\n");
+            w.put(
+                "-byte stack is exhausted (guard page hit). Raise the fiber stack size "
+                "(RuntimeOptions::stack_size, [server] stack_size).\n");
             w.flush();
             signal(SIGABRT, SIG_DFL);
             std::abort();

@@ -63,20 +63,24 @@ Result<SocketAddress> SocketAddress::parse(std::string_view text) {
 }
 
 std::uint16_t SocketAddress::port() const noexcept {
-    if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+    if (family() == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
     if (family() == AF_INET6)
         return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
     return 0;
 }
 
 void SocketAddress::set_port(std::uint16_t port) noexcept {
-    if (family() == AF_INET) reinterpret_cast<sockaddr_in*>(&storage_)->sin_port = htons(port);
-    else if (family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&storage_)->sin6_port = htons(port);
+    if (family() == AF_INET)
+        reinterpret_cast<sockaddr_in*>(&storage_)->sin_port = htons(port);
+    else if (family() == AF_INET6)
+        reinterpret_cast<sockaddr_in6*>(&storage_)->sin6_port = htons(port);
 }
 
 bool SocketAddress::is_loopback() const noexcept {
     if (family() == AF_INET)
-        return (ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr) >> 24) == 127;
+        return (ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr) >> 24) ==
+               127;
     if (family() == AF_INET6)
         return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr);
     return false;
@@ -87,7 +91,8 @@ std::size_t SocketAddress::format(char* buf, std::size_t size) const noexcept {
     char ip[INET6_ADDRSTRLEN] = "?";
     int n;
     if (family() == AF_INET) {
-        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, ip, sizeof ip);
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, ip,
+                    sizeof ip);
         n = std::snprintf(buf, size, "%s:%u", ip, port());
     } else if (family() == AF_INET6) {
         ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, ip,

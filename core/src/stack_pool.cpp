@@ -36,7 +36,9 @@ bool install_guard(char* base) noexcept {
 }
 }  // namespace
 
-std::size_t Stack::guard_size() noexcept { return page_size(); }
+std::size_t Stack::guard_size() noexcept {
+    return page_size();
+}
 
 const char* StackPool::guard_method() noexcept {
     return g_guard_madvise.load(std::memory_order_relaxed) == 0 ? "mprotect"
@@ -50,7 +52,8 @@ StackPool::StackPool(std::size_t usable_size, std::size_t max_cached)
 }
 
 StackPool::~StackPool() {
-    for (auto& s : free_) ::munmap(s.base, s.mapped);
+    for (auto& s : free_)
+        ::munmap(s.base, s.mapped);
 }
 
 Stack StackPool::allocate() {

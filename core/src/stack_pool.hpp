@@ -9,8 +9,8 @@
 namespace weft::detail {
 
 struct Stack {
-    char* base = nullptr;     ///< start of the mapping (the guard page)
-    std::size_t mapped = 0;   ///< guard + usable size
+    char* base = nullptr;    ///< start of the mapping (the guard page)
+    std::size_t mapped = 0;  ///< guard + usable size
     char* lo() const noexcept { return base + guard_size(); }
     char* hi() const noexcept { return base + mapped; }
     std::size_t usable() const noexcept { return mapped - guard_size(); }
@@ -18,7 +18,7 @@ struct Stack {
 };
 
 class StackPool {
-public:
+  public:
     StackPool(std::size_t usable_size, std::size_t max_cached);
     ~StackPool();
     StackPool(const StackPool&) = delete;
@@ -32,7 +32,7 @@ public:
     /// "madvise(MADV_GUARD_INSTALL)" or "mprotect".
     static const char* guard_method() noexcept;
 
-private:
+  private:
     std::size_t usable_;
     std::size_t max_cached_;
     std::vector<Stack> free_;

@@ -88,9 +88,11 @@ Result<void> TcpStream::writev(std::span<const iovec> bufs, Deadline deadline) {
     iovec local[kMaxIov];
     while (!bufs.empty()) {
         std::size_t cnt = bufs.size() < kMaxIov ? bufs.size() : kMaxIov;
-        for (std::size_t i = 0; i < cnt; ++i) local[i] = bufs[i];
+        for (std::size_t i = 0; i < cnt; ++i)
+            local[i] = bufs[i];
         std::size_t total = 0;
-        for (std::size_t i = 0; i < cnt; ++i) total += local[i].iov_len;
+        for (std::size_t i = 0; i < cnt; ++i)
+            total += local[i].iov_len;
         std::size_t first = 0;
         while (total > 0) {
             auto n = io.sendmsg(fd_, local + first, static_cast<int>(cnt - first), deadline);
@@ -129,8 +131,10 @@ Result<void> TcpStream::shutdown(int how) noexcept {
 void TcpStream::close() noexcept {
     if (fd_ < 0) return;
     int fd = release();
-    if (HubImpl* h = HubImpl::current()) h->io().close(fd);
-    else ::close(fd);
+    if (HubImpl* h = HubImpl::current())
+        h->io().close(fd);
+    else
+        ::close(fd);
 }
 
 Result<void> TcpStream::set_nodelay(bool on) noexcept {
@@ -172,7 +176,9 @@ TcpListener& TcpListener::operator=(TcpListener&& o) noexcept {
     }
     return *this;
 }
-TcpListener::~TcpListener() { close(); }
+TcpListener::~TcpListener() {
+    close();
+}
 
 Result<TcpListener> TcpListener::bind(const SocketAddress& addr, ListenOptions options) {
     HubImpl& hub = hub_or_die();
@@ -228,8 +234,12 @@ void TcpListener::close() noexcept {
     h->post_any([h, ls] { h->io().listen_close(std::unique_ptr<detail::ListenState>(ls)); });
 }
 
-bool TcpListener::is_open() const noexcept { return state_ != nullptr; }
-int TcpListener::fd() const noexcept { return state_ ? state_->fd : -1; }
+bool TcpListener::is_open() const noexcept {
+    return state_ != nullptr;
+}
+int TcpListener::fd() const noexcept {
+    return state_ ? state_->fd : -1;
+}
 
 Result<SocketAddress> TcpListener::local_address() const {
     if (!state_) return Errc::closed;

@@ -14,7 +14,8 @@ ThreadPool::~ThreadPool() {
         stop_ = true;
     }
     cv_.notify_all();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+        t.join();
 }
 
 void ThreadPool::submit(UniqueFunction<void()> task) {

@@ -13,7 +13,7 @@
 namespace weft::detail {
 
 class ThreadPool {
-public:
+  public:
     ThreadPool(unsigned threads, std::string name);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -23,7 +23,7 @@ public:
     void submit(UniqueFunction<void()> task);
     unsigned size() const noexcept { return size_; }
 
-private:
+  private:
     void worker(unsigned i);
     std::size_t idle_hint() const noexcept { return idle_; }
     unsigned size_;

@@ -18,8 +18,10 @@ void TimerHeap::remove(TimerNode* n) noexcept {
     heap_.pop_back();
     if (last == n) return;
     place(i, last);
-    if (i > 0 && less(last, heap_[(i - 1) / 4])) sift_up(i);
-    else sift_down(i);
+    if (i > 0 && less(last, heap_[(i - 1) / 4]))
+        sift_up(i);
+    else
+        sift_down(i);
 }
 
 std::size_t TimerHeap::fire_due(std::int64_t now_ns) {

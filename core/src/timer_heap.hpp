@@ -19,7 +19,7 @@ struct TimerNode {
 };
 
 class TimerHeap {
-public:
+  public:
     void add(TimerNode* n);
     void remove(TimerNode* n) noexcept;
     bool empty() const noexcept { return heap_.empty(); }
@@ -31,7 +31,7 @@ public:
     /// Removes and fires every timer due at `now_ns`, earliest first; returns how many fired.
     std::size_t fire_due(std::int64_t now_ns);
 
-private:
+  private:
     static bool less(const TimerNode* a, const TimerNode* b) noexcept {
         return a->when_ns < b->when_ns || (a->when_ns == b->when_ns && a->seq < b->seq);
     }

@@ -16,10 +16,14 @@ struct WaitNode final : Interruptible {
     FiberRecord* fiber = nullptr;
 
     void unlink() noexcept {
-        if (prev) prev->next = next;
-        else q->head_ = next;
-        if (next) next->prev = prev;
-        else q->tail_ = prev;
+        if (prev)
+            prev->next = next;
+        else
+            q->head_ = next;
+        if (next)
+            next->prev = prev;
+        else
+            q->tail_ = prev;
         prev = next = nullptr;
     }
     void interrupt(FiberRecord* f, Errc why) noexcept override {
@@ -47,8 +51,10 @@ Result<void> WaitQueue::wait(Deadline deadline, const char* reason) {
     n.q = this;
     n.fiber = hub->running();
     n.prev = tail_;
-    if (tail_) tail_->next = &n;
-    else head_ = &n;
+    if (tail_)
+        tail_->next = &n;
+    else
+        head_ = &n;
     tail_ = &n;
     return hub->park(&n, deadline, reason);
 }
@@ -63,7 +69,8 @@ bool WaitQueue::notify_one() noexcept {
 
 std::size_t WaitQueue::notify_all() noexcept {
     std::size_t count = 0;
-    while (notify_one()) ++count;
+    while (notify_one())
+        ++count;
     return count;
 }
 

@@ -11,8 +11,10 @@ void init(weft::plugin::Context& ctx) {
     weft::http::Router demo;
     weft::http::register_demo_routes(demo);
     for (const weft::http::Endpoint* e : demo.endpoints()) {
-        if (e->stream) ctx.stream_route(e->method, e->route, e->stream);
-        else ctx.route(e->method, e->route, e->handler);
+        if (e->stream)
+            ctx.stream_route(e->method, e->route, e->stream);
+        else
+            ctx.route(e->method, e->route, e->handler);
     }
     ctx.logger()->debug("demo routes registered");
 }

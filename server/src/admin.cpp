@@ -14,10 +14,14 @@ namespace {
 
 const char* activity_name(HubActivity a) {
     switch (a) {
-        case HubActivity::starting: return "starting";
-        case HubActivity::running: return "running";
-        case HubActivity::waiting: return "idle";
-        case HubActivity::stopped: return "stopped";
+        case HubActivity::starting:
+            return "starting";
+        case HubActivity::running:
+            return "running";
+        case HubActivity::waiting:
+            return "idle";
+        case HubActivity::stopped:
+            return "stopped";
     }
     return "?";
 }
@@ -37,7 +41,8 @@ http::Response healthz(AdminState& st) {
             if (blocked_for >= static_cast<double>(st.liveness_limit.count())) healthy = false;
         }
         std::size_t fibers = 0;
-        for (std::size_t c : st.workers->hub(i).fiber_counts()) fibers += c;
+        for (std::size_t c : st.workers->hub(i).fiber_counts())
+            fibers += c;
         if (!hubs.empty()) hubs += ',';
         hubs += "{\"hub\":" + std::to_string(i) + ",\"state\":\"" + activity_name(act) +
                 "\",\"blocked\":" + (blocked ? "true" : "false") +
@@ -46,8 +51,8 @@ http::Response healthz(AdminState& st) {
                 ",\"epoch\":" + std::to_string(p.epoch.load(std::memory_order_relaxed)) + "}";
     }
     std::string body = std::string("{\"status\":\"") + (healthy ? "ok" : "unhealthy") +
-                       "\",\"backend\":\"" + backend_name(st.workers->backend()) +
-                       "\",\"hubs\":[" + hubs + "]}\n";
+                       "\",\"backend\":\"" + backend_name(st.workers->backend()) + "\",\"hubs\":[" +
+                       hubs + "]}\n";
     return http::Response::json(std::move(body), healthy ? 200 : 503);
 }
 
@@ -124,9 +129,8 @@ void register_admin_routes(http::Router& router, AdminState& st) {
             return http::Response::text(monitor::format_run_info(*st.workers));
         return http::Response::json(fibers_json(*st.workers));
     });
-    router.get("/debug/config", [&st](http::Request&) {
-        return http::Response::json(st.config_json);
-    });
+    router.get("/debug/config",
+               [&st](http::Request&) { return http::Response::json(st.config_json); });
 }
 
 }  // namespace weft::server

@@ -22,7 +22,8 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
                         {"hub", std::to_string(s.hub)}};
             h.bounds.assign(bounds.begin(), bounds.end());
             h.counts.reserve(LatencyHistogram::kBuckets);
-            for (const auto& b : s.duration->buckets) h.counts.push_back(b.load(std::memory_order_relaxed));
+            for (const auto& b : s.duration->buckets)
+                h.counts.push_back(b.load(std::memory_order_relaxed));
             h.sum = static_cast<double>(s.duration->sum_ns.load(std::memory_order_relaxed)) / 1e9;
             dur.histograms.push_back(std::move(h));
         });
@@ -33,9 +34,9 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
         active.help = "HTTP server requests being handled now.";
         active.type = monitor::MetricType::gauge;
         metrics.for_each_active([&](unsigned hub, std::string_view method, std::int64_t v) {
-            active.samples.push_back({{{"http_request_method", std::string(method)},
-                                       {"hub", std::to_string(hub)}},
-                                      static_cast<double>(v)});
+            active.samples.push_back(
+                {{{"http_request_method", std::string(method)}, {"hub", std::to_string(hub)}},
+                 static_cast<double>(v)});
         });
         out.push_back(std::move(active));
     });

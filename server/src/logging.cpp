@@ -53,11 +53,21 @@ std::string json_quote(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     char buf[8];
@@ -98,7 +108,7 @@ std::string iso_time(std::chrono::system_clock::time_point tp) {
 
 /// One JSON object per line: {"time":..., "level":..., "logger":..., "msg":..., "thread":...}.
 class JsonFormatter final : public spdlog::formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         std::string line = "{\"time\":\"" + iso_time(msg.time) + "\",\"level\":\"";
         auto lv = spdlog::level::to_string_view(msg.level);
@@ -118,13 +128,20 @@ public:
 
 spdlog::level::level_enum to_spdlog(config::LogLevel l) {
     switch (l) {
-        case config::LogLevel::trace: return spdlog::level::trace;
-        case config::LogLevel::debug: return spdlog::level::debug;
-        case config::LogLevel::info: return spdlog::level::info;
-        case config::LogLevel::warn: return spdlog::level::warn;
-        case config::LogLevel::error: return spdlog::level::err;
-        case config::LogLevel::critical: return spdlog::level::critical;
-        case config::LogLevel::off: return spdlog::level::off;
+        case config::LogLevel::trace:
+            return spdlog::level::trace;
+        case config::LogLevel::debug:
+            return spdlog::level::debug;
+        case config::LogLevel::info:
+            return spdlog::level::info;
+        case config::LogLevel::warn:
+            return spdlog::level::warn;
+        case config::LogLevel::error:
+            return spdlog::level::err;
+        case config::LogLevel::critical:
+            return spdlog::level::critical;
+        case config::LogLevel::off:
+            return spdlog::level::off;
     }
     return spdlog::level::info;
 }
@@ -166,8 +183,8 @@ http::AccessLogFn make_access_log(const config::LogConfig& log) {
         try {
             sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target.path);
         } catch (const std::exception& e) {
-            throw std::runtime_error("[log] access_log: cannot open '" + target.path +
-                                     "' (" + log.access_log.source.to_string() + "): " + e.what());
+            throw std::runtime_error("[log] access_log: cannot open '" + target.path + "' (" +
+                                     log.access_log.source.to_string() + "): " + e.what());
         }
     }
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
@@ -180,15 +197,14 @@ http::AccessLogFn make_access_log(const config::LogConfig& log) {
     return [logger, json](const http::AccessLogEntry& e) {
         double secs = std::chrono::duration<double>(e.duration).count();
         if (json) {
-            std::string line = "{\"time\":\"" + iso_time(std::chrono::system_clock::now()) +
-                               "\",\"peer\":" + json_quote(e.peer_text) +
-                               ",\"method\":" + json_quote(e.method) +
-                               ",\"target\":" + json_quote(e.target) +
-                               ",\"route\":" + json_quote(e.route) +
-                               ",\"status\":" + std::to_string(e.status) +
-                               ",\"bytes\":" + std::to_string(e.bytes) +
-                               ",\"duration_seconds\":" + std::to_string(secs) +
-                               ",\"hub\":" + std::to_string(e.hub) + "}";
+            std::string line =
+                "{\"time\":\"" + iso_time(std::chrono::system_clock::now()) +
+                "\",\"peer\":" + json_quote(e.peer_text) + ",\"method\":" + json_quote(e.method) +
+                ",\"target\":" + json_quote(e.target) + ",\"route\":" + json_quote(e.route) +
+                ",\"status\":" + std::to_string(e.status) +
+                ",\"bytes\":" + std::to_string(e.bytes) +
+                ",\"duration_seconds\":" + std::to_string(secs) +
+                ",\"hub\":" + std::to_string(e.hub) + "}";
             logger->info(line);
         } else {
             logger->info("{} - - [{}] \"{} {} HTTP/1.{}\" {} {} {:.6f} route=\"{}\" hub={}",

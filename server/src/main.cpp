@@ -62,9 +62,9 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
                  "validate the configuration and the plugin files, then exit (like nginx -t)");
     std::map<std::string, std::vector<std::string>> given;
     for (const auto& f : weft::config::standard_flags()) {
-        auto* opt = app.add_option(std::string(f.flag), given[std::string(f.key)],
-                                   std::string(f.help))
-                        ->type_name(std::string(f.value_name));
+        auto* opt =
+            app.add_option(std::string(f.flag), given[std::string(f.key)], std::string(f.help))
+                ->type_name(std::string(f.value_name));
         if (!f.repeatable) opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
     std::vector<std::string> sets;
@@ -106,9 +106,12 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
 
 weft::Backend to_core(weft::config::Backend b) {
     switch (b) {
-        case weft::config::Backend::io_uring: return weft::Backend::io_uring;
-        case weft::config::Backend::epoll: return weft::Backend::epoll;
-        case weft::config::Backend::automatic: break;
+        case weft::config::Backend::io_uring:
+            return weft::Backend::io_uring;
+        case weft::config::Backend::epoll:
+            return weft::Backend::epoll;
+        case weft::config::Backend::automatic:
+            break;
     }
     return weft::Backend::automatic;
 }
@@ -157,7 +160,8 @@ int main(int argc, char** argv) {
     // starts so no other thread receives them.
     sigset_t signals;
     sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP})
+        sigaddset(&signals, s);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     Cli cli;
@@ -214,8 +218,9 @@ int main(int argc, char** argv) {
     auto http_addr = listen_address(cfg.server.listen.value);
     auto admin_addr = listen_address(cfg.admin.listen.value);
     if (!http_addr || !admin_addr) {
-        log->error("listen address not usable: {}", !http_addr ? cfg.server.listen.value.to_string()
-                                                                : cfg.admin.listen.value.to_string());
+        log->error("listen address not usable: {}", !http_addr
+                                                        ? cfg.server.listen.value.to_string()
+                                                        : cfg.admin.listen.value.to_string());
         return 2;
     }
 
@@ -250,7 +255,8 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<weft::monitor::Watchdog> watchdog;
     try {
-        watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, monitor_settings(cfg.monitor));
+        watchdog =
+            std::make_unique<weft::monitor::Watchdog>(*workers, monitor_settings(cfg.monitor));
     } catch (const std::exception& e) {
         log->error("cannot start the watchdog: {}", e.what());
         return 1;
@@ -308,9 +314,8 @@ int main(int argc, char** argv) {
         admin_server = std::make_unique<weft::http::Server>(*admin_rt, admin_router, aso);
         auto ab = admin_server->listen(*admin_addr);
         if (!ab) {
-            log->error("cannot listen for admin on {} ({}): {}",
-                       cfg.admin.listen.value.to_string(), cfg.admin.listen.source.to_string(),
-                       ab.error().message());
+            log->error("cannot listen for admin on {} ({}): {}", cfg.admin.listen.value.to_string(),
+                       cfg.admin.listen.source.to_string(), ab.error().message());
             return 1;
         }
         admin_bound = *ab;

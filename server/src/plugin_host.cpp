@@ -35,7 +35,7 @@ std::string route_shape(std::string_view method, std::string_view tmpl) {
 }  // namespace
 
 class PluginHost::ContextImpl final : public plugin::Context {
-public:
+  public:
     ContextImpl(PluginHost& host, const plugin::Descriptor& d, std::string file,
                 const config::Table& table)
         : host_(host), d_(d), file_(std::move(file)), table_(table) {}
@@ -73,7 +73,7 @@ public:
     /// exception and carried on.
     const std::string& collision() const noexcept { return collision_; }
 
-private:
+  private:
     void claim(std::string_view method, std::string_view tmpl) {
         std::string key = route_shape(method, tmpl);
         auto it = host_.owners_.find(key);

@@ -25,7 +25,7 @@ struct LoadedPlugin {
 };
 
 class PluginHost {
-public:
+  public:
     PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs);
     ~PluginHost();
 
@@ -44,7 +44,7 @@ public:
 
     const std::vector<LoadedPlugin>& loaded() const noexcept { return loaded_; }
 
-private:
+  private:
     class ContextImpl;
     struct Background {
         std::string name;

@@ -73,7 +73,7 @@ OpenedPlugin open_plugin(std::string_view configured) {
     const bool bundled = p.file != p.configured;
     std::string who = "plugin '" + p.configured + "'" + (bundled ? " (" + p.file + ")" : "");
 
-    struct stat st{};
+    struct stat st {};
     if (::stat(p.file.c_str(), &st) != 0) {
         int e = errno;
         throw PluginError(who + ": cannot open: " + std::strerror(e) +
@@ -91,8 +91,8 @@ OpenedPlugin open_plugin(std::string_view configured) {
     using EntryFn = const plugin::Descriptor* (*)();
     auto entry = reinterpret_cast<EntryFn>(::dlsym(p.handle, plugin::kEntryPoint));
     if (!entry)
-        throw PluginError(who + ": not a Weft plugin: it does not export '" +
-                          plugin::kEntryPoint + "' (define one with WEFT_PLUGIN)");
+        throw PluginError(who + ": not a Weft plugin: it does not export '" + plugin::kEntryPoint +
+                          "' (define one with WEFT_PLUGIN)");
     p.descriptor = entry();
     const plugin::Descriptor* d = p.descriptor;
     if (!d) throw PluginError(who + ": its entry point returned no descriptor");

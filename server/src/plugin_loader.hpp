@@ -13,7 +13,7 @@ namespace weft::server {
 
 /// A refusal, with a complete message naming the file.
 class PluginError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

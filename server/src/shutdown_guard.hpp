@@ -13,7 +13,7 @@
 namespace weft::server {
 
 class ShutdownGuard {
-public:
+  public:
     /// Starts a thread that waits for `signals` (which every thread blocks). At SIGTERM or
     /// SIGINT it logs and exits with 128 + the signal; once `limit` has passed it logs that
     /// the shutdown is stuck and exits with 1. Both with _Exit: a stuck teardown is never
@@ -24,7 +24,7 @@ public:
     ShutdownGuard(const ShutdownGuard&) = delete;
     ShutdownGuard& operator=(const ShutdownGuard&) = delete;
 
-private:
+  private:
     void run(std::chrono::nanoseconds limit, sigset_t signals) noexcept;
 
     std::atomic<bool> done_{false};

@@ -85,7 +85,8 @@ FIBER_TEST(Fiber, SleepersWakeInDeadlineOrder) {
             weft::sleep_for(std::chrono::milliseconds(ms));
             order.push_back(ms);
         }));
-    for (auto& f : fs) f.join();
+    for (auto& f : fs)
+        f.join();
     EXPECT_EQ(order, (std::vector<int>{10, 20, 30, 40}));
 }
 
@@ -155,7 +156,8 @@ FIBER_TEST(Fiber, JoinThrowsCancelledWhenJoinerIsCancelled) {
 
 FIBER_TEST(Fiber, DetachedFibersRun) {
     int ran = 0;
-    for (int i = 0; i < 10; ++i) weft::spawn("d", [&] { ++ran; }).detach();
+    for (int i = 0; i < 10; ++i)
+        weft::spawn("d", [&] { ++ran; }).detach();
     weft::sleep_for(1ms);
     EXPECT_EQ(ran, 10);
 }
@@ -167,9 +169,11 @@ FIBER_TEST(Fiber, HundredThousandSpawnedAndJoined) {
     constexpr int kN = 100'000;
     std::vector<weft::Fiber<int>> fs;
     fs.reserve(kN);
-    for (int i = 0; i < kN; ++i) fs.push_back(weft::spawn("many", [i] { return i; }));
+    for (int i = 0; i < kN; ++i)
+        fs.push_back(weft::spawn("many", [i] { return i; }));
     long long sum = 0;
-    for (auto& f : fs) sum += f.join();
+    for (auto& f : fs)
+        sum += f.join();
     EXPECT_EQ(sum, static_cast<long long>(kN) * (kN - 1) / 2);
 }
 
@@ -203,8 +207,10 @@ static int ticks_during(bool cooperative) {
         }
     });
     auto sleeper = weft::spawn("sleeper", [&] {
-        if (cooperative) weft::sleep_for(300ms);
-        else std::this_thread::sleep_for(300ms);
+        if (cooperative)
+            weft::sleep_for(300ms);
+        else
+            std::this_thread::sleep_for(300ms);
         stop = true;
     });
     sleeper.join();
@@ -249,9 +255,9 @@ FIBER_TEST(Fiber, CancelAndTimerInOneTurnWakeOnce) {
             auto r = weft::sleep_for(1ms);
             return r.ok() ? weft::Errc::ok : r.error().code;
         });
-        weft::yield();  // the sleeper parks with its timer armed
+        weft::yield();                     // the sleeper parks with its timer armed
         std::this_thread::sleep_for(2ms);  // its timer is now due, but the hub is held here
-        sleeper.cancel();                   // woken now; the timer fires in this same turn
+        sleeper.cancel();                  // woken now; the timer fires in this same turn
         auto bystander = weft::spawn("bystander", [] { return 7; });
         auto r = sleeper.join();
         EXPECT_TRUE(r == weft::Errc::cancelled || r == weft::Errc::ok);

@@ -79,7 +79,8 @@ FIBER_TEST(Tcp, EchoRoundTrip) {
     EXPECT_EQ(recv_exact(*c, 10), "hello weft");
     // A large payload goes through partial sends and receives intact.
     std::string big(1 << 20, 'x');
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>('a' + i % 26);
     auto sender = weft::spawn("big-sender", [&] { return c->send(big, 5s).ok(); });
     EXPECT_EQ(recv_exact(*c, big.size()), big);
     EXPECT_TRUE(sender.join());
@@ -198,8 +199,10 @@ struct Watcher final : weft::RecvWatcher {
     weft::Errc code = weft::Errc::ok;
     std::string bytes;
     void on_recv(weft::Result<weft::RecvBuffer> r) noexcept override {
-        if (r) bytes.assign(r->view());
-        else code = r.error().code;
+        if (r)
+            bytes.assign(r->view());
+        else
+            code = r.error().code;
         done.set();
     }
 };
@@ -272,7 +275,7 @@ FIBER_TEST(Resolve, Localhost) {
 // Accepts on `port` (0: any; the bound port goes to *bound) with SO_REUSEPORT and echoes each
 // connection in its own fiber; counts what it served.
 static void listen_and_echo(std::uint16_t port, std::promise<std::uint16_t>* bound,
-                     std::atomic<int>& served, std::atomic<int>& listening) {
+                            std::atomic<int>& served, std::atomic<int>& listening) {
     auto addr = *weft::SocketAddress::parse("127.0.0.1:0");
     addr.set_port(port);
     auto l = weft::TcpListener::bind(addr, {.reuse_port = true});
@@ -304,15 +307,18 @@ TEST(TcpMultiHub, ThousandConcurrentEchoConnections) {
     std::atomic<int> listening{0};
     // Hub 0 picks the port; hub 1 binds the same one.
     rt.hub(0).post([&] {
-        weft::spawn("listen0", [&] { listen_and_echo(0, &port_p, served_by[0], listening); })
-            .detach();
+        weft::spawn("listen0", [&] {
+            listen_and_echo(0, &port_p, served_by[0], listening);
+        }).detach();
     });
     const std::uint16_t port = port_p.get_future().get();
     rt.hub(1).post([&, port] {
-        weft::spawn("listen1", [&, port] { listen_and_echo(port, nullptr, served_by[1], listening); })
-            .detach();
+        weft::spawn("listen1", [&, port] {
+            listen_and_echo(port, nullptr, served_by[1], listening);
+        }).detach();
     });
-    while (listening.load() < 2) std::this_thread::sleep_for(1ms);
+    while (listening.load() < 2)
+        std::this_thread::sleep_for(1ms);
 
     // Clients: a separate one-hub runtime with 1,000 fibers, all connected at once.
     constexpr int kClients = 1000;

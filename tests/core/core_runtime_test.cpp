@@ -28,12 +28,16 @@ struct EnvGuard {
         const char* o = std::getenv(n);
         had = o != nullptr;
         if (o) old = o;
-        if (v) setenv(n, v, 1);
-        else unsetenv(n);
+        if (v)
+            setenv(n, v, 1);
+        else
+            unsetenv(n);
     }
     ~EnvGuard() {
-        if (had) setenv(name.c_str(), old.c_str(), 1);
-        else unsetenv(name.c_str());
+        if (had)
+            setenv(name.c_str(), old.c_str(), 1);
+        else
+            unsetenv(name.c_str());
     }
 };
 
@@ -46,8 +50,8 @@ void write_file(const fs::path& p, const std::string& text) {
 struct FakeRoot {
     fs::path root;
     FakeRoot() {
-        root = fs::temp_directory_path() / ("weft-cg-" + std::to_string(::getpid()) + "-" +
-                                            std::to_string(counter++));
+        root = fs::temp_directory_path() /
+               ("weft-cg-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
         fs::create_directories(root);
     }
     ~FakeRoot() { fs::remove_all(root); }
@@ -69,9 +73,9 @@ TEST(CpuQuota, ParsesCpuMax) {
 TEST(CpuQuota, CgroupV2Quota) {
     FakeRoot r;
     write_file(r.root / "proc/self/cgroup", "0::/kubepods/pod1\n");
-    write_file(r.root / "proc/self/mountinfo",
-               "30 23 0:26 / " + (r.root / "sys/fs/cgroup").string() +
-                   " rw,nosuid - cgroup2 cgroup2 rw\n");
+    write_file(r.root / "proc/self/mountinfo", "30 23 0:26 / " +
+                                                   (r.root / "sys/fs/cgroup").string() +
+                                                   " rw,nosuid - cgroup2 cgroup2 rw\n");
     write_file(r.root / "sys/fs/cgroup/kubepods/pod1/cpu.max", "200000 100000\n");
     write_file(r.root / "sys/fs/cgroup/kubepods/cpu.max", "max 100000\n");
     EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 2u);
@@ -102,8 +106,9 @@ TEST(CpuQuota, CgroupNamespaceRootIsMapped) {
     // shows paths relative to the namespace: "/" means the mount point itself.
     FakeRoot r;
     write_file(r.root / "proc/self/cgroup", "0::/\n");
-    write_file(r.root / "proc/self/mountinfo",
-               "30 23 0:26 / " + (r.root / "sys/fs/cgroup").string() + " rw - cgroup2 cgroup2 rw\n");
+    write_file(
+        r.root / "proc/self/mountinfo",
+        "30 23 0:26 / " + (r.root / "sys/fs/cgroup").string() + " rw - cgroup2 cgroup2 rw\n");
     write_file(r.root / "sys/fs/cgroup/cpu.max", "100000 100000\n");
     EXPECT_EQ(weft::detail::cgroup_cpu_limit(r.root.string()), 1u);
 }
@@ -137,7 +142,8 @@ TEST(Runtime, HubsFromOptionAndEnvironment) {
         EnvGuard g("WEFT_HUBS", "3");
         weft::Runtime rt(weft::testing::test_options());
         EXPECT_EQ(rt.hub_count(), 3u);
-        for (unsigned i = 0; i < 3; ++i) EXPECT_EQ(rt.hub(i).index(), i);
+        for (unsigned i = 0; i < 3; ++i)
+            EXPECT_EQ(rt.hub(i).index(), i);
     }
     {
         EnvGuard g("WEFT_HUBS", "3");
@@ -187,8 +193,12 @@ TEST(Runtime, PostRunsOnTheTargetHubThread) {
     o.hubs = 2;
     weft::Runtime rt(o);
     std::promise<std::pair<unsigned, std::thread::id>> p0, p1;
-    rt.hub(0).post([&] { p0.set_value({weft::Hub::current()->index(), std::this_thread::get_id()}); });
-    rt.hub(1).post([&] { p1.set_value({weft::Hub::current()->index(), std::this_thread::get_id()}); });
+    rt.hub(0).post([&] {
+        p0.set_value({weft::Hub::current()->index(), std::this_thread::get_id()});
+    });
+    rt.hub(1).post([&] {
+        p1.set_value({weft::Hub::current()->index(), std::this_thread::get_id()});
+    });
     auto a = p0.get_future().get();
     auto b = p1.get_future().get();
     EXPECT_EQ(a.first, 0u);
@@ -279,8 +289,7 @@ namespace {
 
 TEST(StackOverflowDeathTest, ReportsTheFiberName) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_DEATH(weft::run([] {
-                     weft::spawn("deep-recursion", [] { return recurse_forever(0); }).join();
-                 }),
-                 "stack overflow in fiber 'deep-recursion' .*-byte stack is exhausted");
+    EXPECT_DEATH(
+        weft::run([] { weft::spawn("deep-recursion", [] { return recurse_forever(0); }).join(); }),
+        "stack overflow in fiber 'deep-recursion' .*-byte stack is exhausted");
 }

@@ -9,19 +9,23 @@
 using namespace std::chrono_literals;
 using weft::Errc;
 
-static Errc code(const weft::Result<void>& r) { return r.ok() ? Errc::ok : r.error().code; }
+static Errc code(const weft::Result<void>& r) {
+    return r.ok() ? Errc::ok : r.error().code;
+}
 
 FIBER_TEST(Event, WaitersWakeOnSet) {
     weft::Event ev;
     int woke = 0;
     std::vector<weft::Fiber<void>> fs;
-    for (int i = 0; i < 3; ++i) fs.push_back(weft::spawn("w", [&] {
-        if (ev.wait()) ++woke;
-    }));
+    for (int i = 0; i < 3; ++i)
+        fs.push_back(weft::spawn("w", [&] {
+            if (ev.wait()) ++woke;
+        }));
     weft::yield();
     EXPECT_EQ(woke, 0);
     ev.set();
-    for (auto& f : fs) f.join();
+    for (auto& f : fs)
+        f.join();
     EXPECT_EQ(woke, 3);
     EXPECT_TRUE(ev.wait().ok());  // already set: returns at once
 }
@@ -48,7 +52,8 @@ FIBER_TEST(Mutex, ExcludesAndHandsOffInOrder) {
             weft::sleep_for(2ms);
             --inside;
         }));
-    for (auto& f : fs) f.join();
+    for (auto& f : fs)
+        f.join();
     EXPECT_EQ(max_inside, 1);
     EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
     EXPECT_FALSE(m.is_locked());
@@ -87,7 +92,8 @@ FIBER_TEST(Semaphore, LimitsConcurrency) {
             --inside;
             sem.release();
         }));
-    for (auto& f : fs) f.join();
+    for (auto& f : fs)
+        f.join();
     EXPECT_EQ(max_inside, 2);
     EXPECT_EQ(sem.available(), 2u);
 }
@@ -106,7 +112,8 @@ FIBER_TEST(Semaphore, AcquireTimesOutAndCancels) {
 FIBER_TEST(Channel, PassesValuesInOrderWithBackpressure) {
     weft::Channel<std::string> ch(2);
     auto producer = weft::spawn("producer", [&] {
-        for (int i = 0; i < 5; ++i) EXPECT_TRUE(ch.send(std::to_string(i)).ok());
+        for (int i = 0; i < 5; ++i)
+            EXPECT_TRUE(ch.send(std::to_string(i)).ok());
         ch.close();
     });
     weft::yield();

@@ -14,10 +14,9 @@ inline RuntimeOptions test_options() {
 }
 }  // namespace weft::testing
 
-#define FIBER_TEST(Suite, Name)                                                  \
-    static void Suite##_##Name##_fiber_body();                                   \
-    TEST(Suite, Name) {                                                          \
-        ::weft::run([] { Suite##_##Name##_fiber_body(); },                      \
-                    ::weft::testing::test_options());                            \
-    }                                                                            \
+#define FIBER_TEST(Suite, Name)                                                              \
+    static void Suite##_##Name##_fiber_body();                                               \
+    TEST(Suite, Name) {                                                                      \
+        ::weft::run([] { Suite##_##Name##_fiber_body(); }, ::weft::testing::test_options()); \
+    }                                                                                        \
     static void Suite##_##Name##_fiber_body()

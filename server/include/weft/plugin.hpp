@@ -60,7 +60,7 @@
 
 /// What a plugin and the server must agree on to share C++ objects: compiler, standard library,
 /// Weft version, sanitizers. Compared as strings at load time.
-#define WEFT_BUILD_SIGNATURE                                                          \
+#define WEFT_BUILD_SIGNATURE                                                     \
     "weft=" WEFT_VERSION ";compiler=" __VERSION__ ";stdlib=" WEFT_PLUGIN_STDLIB_ \
     ";sanitizers=" WEFT_PLUGIN_SANITIZERS_
 
@@ -72,7 +72,7 @@ namespace weft::plugin {
 /// config tables and route collisions: nothing registered then serves, no background fiber
 /// starts and no shutdown hook runs.
 class Context {
-public:
+  public:
     /// The plugin's name (from WEFT_PLUGIN) and the file it was loaded from.
     virtual std::string_view name() const noexcept = 0;
     virtual std::string_view path() const noexcept = 0;
@@ -105,7 +105,7 @@ public:
     /// Worker hubs the server runs (handlers may use per-hub state indexed by Hub::index()).
     virtual unsigned hub_count() const noexcept = 0;
 
-protected:
+  protected:
     ~Context() = default;
 };
 
@@ -128,11 +128,14 @@ inline constexpr const char* kEntryPoint = "weft_plugin_descriptor";
 
 /// Defines the plugin's entry point. NAME and VERSION are string literals; INIT is a function
 /// `void INIT(weft::plugin::Context&)`; it may throw to refuse loading (the message is shown).
-#define WEFT_PLUGIN(NAME, VERSION, INIT)                                                      \
-    extern "C" __attribute__((visibility("default"), used)) const ::weft::plugin::Descriptor* \
-    weft_plugin_descriptor() noexcept {                                                       \
-        static const ::weft::plugin::Descriptor descriptor{                                   \
-            WEFT_PLUGIN_ABI_VERSION, sizeof(::weft::plugin::Descriptor), NAME, VERSION,       \
-            WEFT_BUILD_SIGNATURE, &INIT};                                                     \
-        return &descriptor;                                                                   \
+#define WEFT_PLUGIN(NAME, VERSION, INIT)                                                       \
+    extern "C" __attribute__((visibility("default"), used)) const ::weft::plugin::Descriptor*  \
+    weft_plugin_descriptor() noexcept {                                                        \
+        static const ::weft::plugin::Descriptor descriptor{WEFT_PLUGIN_ABI_VERSION,            \
+                                                           sizeof(::weft::plugin::Descriptor), \
+                                                           NAME,                               \
+                                                           VERSION,                            \
+                                                           WEFT_BUILD_SIGNATURE,               \
+                                                           &INIT};                             \
+        return &descriptor;                                                                    \
     }

@@ -16,7 +16,7 @@ namespace weft {
 /// Threads: owned by one hub.
 template <class T>
 class Channel {
-public:
+  public:
     /// `capacity` values may wait in the channel (at least 1).
     explicit Channel(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
@@ -60,7 +60,7 @@ public:
     std::size_t size() const noexcept { return items_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
 
-private:
+  private:
     Result<T> pop() {
         T v = std::move(items_.front());
         items_.pop_front();

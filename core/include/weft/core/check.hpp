@@ -8,10 +8,10 @@ namespace weft::detail {
                                const char* msg) noexcept;
 }  // namespace weft::detail
 
-#define WEFT_CHECK(cond, msg)                                                    \
-    do {                                                                         \
-        if (__builtin_expect(!(cond), 0))                                        \
-            ::weft::detail::check_failed(#cond, __FILE__, __LINE__, (msg));      \
+#define WEFT_CHECK(cond, msg)                                               \
+    do {                                                                    \
+        if (__builtin_expect(!(cond), 0))                                   \
+            ::weft::detail::check_failed(#cond, __FILE__, __LINE__, (msg)); \
     } while (0)
 
 #ifdef NDEBUG

@@ -16,7 +16,7 @@ inline std::int64_t now_ns() noexcept {
 }
 
 class Deadline {
-public:
+  public:
     /// No deadline: wait until woken or cancelled.
     constexpr Deadline() noexcept = default;
     /// Absolute deadline.
@@ -46,7 +46,7 @@ public:
         return a.tp_ < b.tp_ ? a : b;
     }
 
-private:
+  private:
     static Clock::time_point from_now(Clock::duration d) noexcept {
         auto now = Clock::now();
         if (d >= Clock::time_point::max() - now) return Clock::time_point::max();

@@ -8,7 +8,7 @@ namespace weft {
 /// Blocking: wait() parks until set(), the deadline (Errc::timed_out) or cancellation.
 /// Threads: owned by one hub.
 class Event {
-public:
+  public:
     /// Sets the flag and wakes every waiter.
     void set() noexcept {
         set_ = true;
@@ -21,7 +21,7 @@ public:
         return waiters_.wait(deadline, "event");
     }
 
-private:
+  private:
     bool set_ = false;
     WaitQueue waiters_;
 };

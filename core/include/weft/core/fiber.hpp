@@ -27,7 +27,7 @@ class Hub;
 
 /// Thrown by Fiber<T>::join() when the *joining* fiber is cancelled before the target finishes.
 class Cancelled : public std::exception {
-public:
+  public:
     const char* what() const noexcept override { return "fiber cancelled"; }
 };
 
@@ -46,8 +46,8 @@ namespace detail {
 struct FiberRecord;
 
 struct SpawnOps {
-    void (*run)(void* state) noexcept;      ///< runs the callable, stores its outcome
-    void (*destroy)(void* state) noexcept;  ///< destroys callable and outcome
+    void (*run)(void* state) noexcept;                  ///< runs the callable, stores its outcome
+    void (*destroy)(void* state) noexcept;              ///< destroys callable and outcome
     std::exception_ptr (*error)(void* state) noexcept;  ///< the stored exception, if any
 };
 
@@ -113,10 +113,9 @@ struct SpawnedState {
 /// Handle to a spawned fiber. Move-only; dropping it detaches the fiber.
 template <class T>
 class [[nodiscard]] Fiber {
-public:
+  public:
     Fiber() noexcept = default;
-    Fiber(Fiber&& o) noexcept
-        : rec_(std::exchange(o.rec_, nullptr)), outcome_of_(o.outcome_of_) {}
+    Fiber(Fiber&& o) noexcept : rec_(std::exchange(o.rec_, nullptr)), outcome_of_(o.outcome_of_) {}
     Fiber& operator=(Fiber&& o) noexcept {
         if (this != &o) {
             detach();
@@ -159,7 +158,7 @@ public:
         if (rec_) detail::fiber_release(std::exchange(rec_, nullptr));
     }
 
-private:
+  private:
     using Outcome = std::variant<std::monostate, detail::StoredValue<T>, std::exception_ptr>;
     explicit Fiber(detail::FiberRecord* r, Outcome* (*get)(detail::FiberRecord*)) noexcept
         : rec_(r), outcome_of_(get) {}
@@ -187,9 +186,13 @@ auto spawn_on(Hub* hub, std::string_view name, F&& fn,
     using State = detail::SpawnedState<Fn, T>;
     Fn local(std::forward<F>(fn));
     detail::SpawnRequest req{
-        name, sizeof(State), alignof(State), &State::kOps,
+        name,
+        sizeof(State),
+        alignof(State),
+        &State::kOps,
         [](void* mem, void* arg) { new (mem) State(std::move(*static_cast<Fn*>(arg))); },
-        &local, site};
+        &local,
+        site};
     return Fiber<T>(detail::spawn_fiber(hub, req), &Fiber<T>::template outcome_for<Fn>);
 }
 

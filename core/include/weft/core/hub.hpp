@@ -32,15 +32,15 @@ struct FiberInfo {
 /// Told about every switch on a hub (a fiber slice starting or ending), with the time.
 /// Installed by AssertSwitches-style tools; runs on the hub thread, must be cheap.
 class SwitchObserver {
-public:
+  public:
     virtual void on_switch(std::int64_t now_ns) noexcept = 0;
 
-protected:
+  protected:
     ~SwitchObserver() = default;
 };
 
 class Hub {
-public:
+  public:
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
 
@@ -74,7 +74,7 @@ public:
     /// report it. Hub thread only (the watchdog reads it).
     void allow_blocking(bool on) noexcept;
 
-protected:
+  protected:
     Hub() = default;
     ~Hub() = default;
 };

@@ -11,10 +11,10 @@ namespace weft {
 
 /// Upper bounds of the latency buckets, in nanoseconds: the 1-2-5 series from 5 us to 10 s.
 inline constexpr std::array<std::int64_t, 20> kLatencyBucketBoundsNs = {
-    5'000,         10'000,        20'000,        50'000,        100'000,
-    200'000,       500'000,       1'000'000,     2'000'000,     5'000'000,
-    10'000'000,    20'000'000,    50'000'000,    100'000'000,   200'000'000,
-    500'000'000,   1'000'000'000, 2'000'000'000, 5'000'000'000, 10'000'000'000};
+    5'000,       10'000,        20'000,        50'000,        100'000,
+    200'000,     500'000,       1'000'000,     2'000'000,     5'000'000,
+    10'000'000,  20'000'000,    50'000'000,    100'000'000,   200'000'000,
+    500'000'000, 1'000'000'000, 2'000'000'000, 5'000'000'000, 10'000'000'000};
 
 /// A single-writer latency histogram: non-cumulative bucket counts (the last one is +Inf)
 /// and the sum of observations. Readers derive the count from the buckets.
@@ -27,7 +27,8 @@ struct LatencyHistogram {
     void observe(std::int64_t ns) noexcept {
         if (ns < 0) ns = 0;
         std::size_t i = 0;
-        while (i < kLatencyBucketBoundsNs.size() && ns > kLatencyBucketBoundsNs[i]) ++i;
+        while (i < kLatencyBucketBoundsNs.size() && ns > kLatencyBucketBoundsNs[i])
+            ++i;
         bump(buckets[i], 1);
         bump(sum_ns, static_cast<std::uint64_t>(ns));
     }
@@ -42,8 +43,8 @@ const char* fiber_state_name(FiberState s) noexcept;
 
 enum class HubActivity : std::uint8_t {
     starting = 0,
-    running,   ///< running fibers or its own loop
-    waiting,   ///< waiting for I/O or a timer: nothing to do (idle, never "blocked")
+    running,  ///< running fibers or its own loop
+    waiting,  ///< waiting for I/O or a timer: nothing to do (idle, never "blocked")
     stopped,
 };
 

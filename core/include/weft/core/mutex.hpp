@@ -9,7 +9,7 @@ namespace weft {
 /// Blocking: lock() parks until acquired, the deadline (Errc::timed_out) or cancellation.
 /// Threads: owned by one hub.
 class Mutex {
-public:
+  public:
     Result<void> lock(Deadline deadline = {});
     bool try_lock() noexcept {
         if (locked_) return false;
@@ -19,14 +19,14 @@ public:
     void unlock() noexcept;
     bool is_locked() const noexcept { return locked_; }
 
-private:
+  private:
     bool locked_ = false;
     WaitQueue waiters_;
 };
 
 /// RAII lock for Mutex (std::lock_guard cannot report a timeout).
 class MutexLock {
-public:
+  public:
     explicit MutexLock(Mutex& m, Deadline deadline = {}) : m_(m), result_(m.lock(deadline)) {}
     ~MutexLock() {
         if (result_) m_.unlock();
@@ -36,7 +36,7 @@ public:
     bool owns_lock() const noexcept { return result_.ok(); }
     const Result<void>& result() const noexcept { return result_; }
 
-private:
+  private:
     Mutex& m_;
     Result<void> result_;
 };

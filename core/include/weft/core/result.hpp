@@ -39,7 +39,8 @@ struct Error {
 
     Error() = default;
     constexpr Error(Errc c, int e = 0) noexcept : code(c), sys_errno(e) {}  // NOLINT
-    /// Maps an errno to the closest code (ETIMEDOUT -> timed_out, ECONNRESET -> connection_reset...).
+    /// Maps an errno to the closest code (ETIMEDOUT -> timed_out, ECONNRESET ->
+    /// connection_reset...).
     static Error from_errno(int e) noexcept;
 
     /// "timed out", "connection reset by peer (ECONNRESET)", ...
@@ -49,24 +50,30 @@ struct Error {
 
 template <class T>
 class Result {
-public:
-    Result(const T& v) : ok_(true) { new (&value_) T(v); }          // NOLINT
-    Result(T&& v) : ok_(true) { new (&value_) T(std::move(v)); }    // NOLINT
+  public:
+    Result(const T& v) : ok_(true) { new (&value_) T(v); }             // NOLINT
+    Result(T&& v) : ok_(true) { new (&value_) T(std::move(v)); }       // NOLINT
     Result(Error e) noexcept : ok_(false) { new (&error_) Error(e); }  // NOLINT
-    Result(Errc c) noexcept : Result(Error(c)) {}                   // NOLINT
+    Result(Errc c) noexcept : Result(Error(c)) {}                      // NOLINT
     Result(const Result& o) : ok_(o.ok_) {
-        if (ok_) new (&value_) T(o.value_);
-        else new (&error_) Error(o.error_);
+        if (ok_)
+            new (&value_) T(o.value_);
+        else
+            new (&error_) Error(o.error_);
     }
     Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(o.ok_) {
-        if (ok_) new (&value_) T(std::move(o.value_));
-        else new (&error_) Error(o.error_);
+        if (ok_)
+            new (&value_) T(std::move(o.value_));
+        else
+            new (&error_) Error(o.error_);
     }
     Result& operator=(Result o) noexcept(std::is_nothrow_move_constructible_v<T>) {
         destroy();
         ok_ = o.ok_;
-        if (ok_) new (&value_) T(std::move(o.value_));
-        else new (&error_) Error(o.error_);
+        if (ok_)
+            new (&value_) T(std::move(o.value_));
+        else
+            new (&error_) Error(o.error_);
         return *this;
     }
     ~Result() { destroy(); }
@@ -101,7 +108,7 @@ public:
         return error_;
     }
 
-private:
+  private:
     void destroy() noexcept {
         if (ok_) value_.~T();
     }
@@ -114,16 +121,16 @@ private:
 
 template <>
 class Result<void> {
-public:
+  public:
     Result() noexcept = default;
-    Result(Error e) noexcept : error_(e) {}   // NOLINT
-    Result(Errc c) noexcept : error_(c) {}    // NOLINT
+    Result(Error e) noexcept : error_(e) {}  // NOLINT
+    Result(Errc c) noexcept : error_(c) {}   // NOLINT
     bool ok() const noexcept { return error_.code == Errc::ok; }
     explicit operator bool() const noexcept { return ok(); }
     void value() const { WEFT_CHECK(ok(), "Result::value() on an error"); }
     const Error& error() const noexcept { return error_; }
 
-private:
+  private:
     Error error_{Errc::ok};
 };
 

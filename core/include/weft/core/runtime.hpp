@@ -56,7 +56,7 @@ struct RuntimeState;
 }
 
 class Runtime {
-public:
+  public:
     /// Starts the hubs. Throws std::invalid_argument for a bad option or environment value
     /// (the message names it) and std::system_error if a hub cannot start.
     explicit Runtime(RuntimeOptions options = {});
@@ -83,7 +83,7 @@ public:
     static std::unique_ptr<Runtime> create_inline(RuntimeOptions options);
     void run_inline();
 
-private:
+  private:
     Runtime(RuntimeOptions options, bool inline_hub0);
     std::unique_ptr<detail::RuntimeState> state_;
 };

@@ -11,7 +11,7 @@ namespace weft {
 /// Blocking: acquire() parks until a permit is free, the deadline (Errc::timed_out) or
 /// cancellation. Threads: owned by one hub.
 class Semaphore {
-public:
+  public:
     explicit Semaphore(std::size_t permits) noexcept : permits_(permits) {}
     Result<void> acquire(Deadline deadline = {});
     bool try_acquire() noexcept {
@@ -22,7 +22,7 @@ public:
     void release(std::size_t n = 1) noexcept;
     std::size_t available() const noexcept { return permits_; }
 
-private:
+  private:
     std::size_t permits_;
     WaitQueue waiters_;
 };

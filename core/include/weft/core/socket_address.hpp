@@ -14,7 +14,7 @@
 namespace weft {
 
 class SocketAddress {
-public:
+  public:
     SocketAddress() noexcept;
     SocketAddress(const sockaddr* sa, socklen_t len) noexcept;
 
@@ -41,7 +41,7 @@ public:
 
     friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
 
-private:
+  private:
     sockaddr_storage storage_;
     socklen_t len_;
 };

@@ -27,7 +27,7 @@ class IoBackend;
 /// a connection waiting for bytes holds none. Move-only; hands the buffer back when destroyed.
 /// Must be destroyed on the hub that produced it.
 class RecvBuffer {
-public:
+  public:
     RecvBuffer() noexcept = default;
     RecvBuffer(RecvBuffer&& o) noexcept { *this = std::move(o); }
     RecvBuffer& operator=(RecvBuffer&& o) noexcept;
@@ -46,7 +46,7 @@ public:
                std::uint32_t token) noexcept
         : data_(data), size_(size), release_(release), owner_(owner), token_(token) {}
 
-private:
+  private:
     char* data_ = nullptr;
     std::size_t size_ = 0;
     ReleaseFn release_ = nullptr;
@@ -58,20 +58,20 @@ private:
 /// may spawn a fiber) with the first bytes that arrive, Errc::eof when the peer closed,
 /// Errc::timed_out at the deadline, or Errc::cancelled after unwatch().
 class RecvWatcher {
-public:
+  public:
     virtual void on_recv(Result<RecvBuffer> bytes) noexcept = 0;
 
-protected:
+  protected:
     ~RecvWatcher() = default;
 
-private:
+  private:
     friend class detail::IoBackend;
     friend class TcpStream;
     void* op_ = nullptr;  // engine state of the pending watch
 };
 
 class TcpStream {
-public:
+  public:
     TcpStream() noexcept = default;
     explicit TcpStream(int fd) noexcept : fd_(fd) {}
     TcpStream(TcpStream&& o) noexcept : fd_(o.release()) {}
@@ -79,7 +79,8 @@ public:
     ~TcpStream() { close(); }
 
     /// Connects to `addr` (IPv4 or IPv6).
-    [[nodiscard]] static Result<TcpStream> connect(const SocketAddress& addr, Deadline deadline = {});
+    [[nodiscard]] static Result<TcpStream> connect(const SocketAddress& addr,
+                                                   Deadline deadline = {});
 
     /// Receives up to buf.size() bytes; 0 means the peer closed (end of stream).
     [[nodiscard]] Result<std::size_t> recv(std::span<char> buf, Deadline deadline = {});
@@ -115,7 +116,7 @@ public:
         return fd;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -127,14 +128,15 @@ struct ListenOptions {
 };
 
 class TcpListener {
-public:
+  public:
     TcpListener() noexcept;
     TcpListener(TcpListener&& o) noexcept;
     TcpListener& operator=(TcpListener&& o) noexcept;
     ~TcpListener();
 
     /// Binds and listens on the calling hub. Port 0 picks a free port (see local_address()).
-    [[nodiscard]] static Result<TcpListener> bind(const SocketAddress& addr, ListenOptions options = {});
+    [[nodiscard]] static Result<TcpListener> bind(const SocketAddress& addr,
+                                                  ListenOptions options = {});
 
     /// Waits for the next connection. Errc::too_many_files when the process is out of file
     /// descriptors (back off and retry), Errc::closed after close().
@@ -146,12 +148,13 @@ public:
     Result<SocketAddress> local_address() const;
     int fd() const noexcept;
 
-private:
+  private:
     std::unique_ptr<detail::ListenState> state_;
 };
 
 /// Resolves `host` (a name or a numeric address) and `port` with getaddrinfo on the offload
 /// pool (gevent's default thread resolver). Errc::not_found when the name does not resolve.
-[[nodiscard]] Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_t port);
+[[nodiscard]] Result<std::vector<SocketAddress>> resolve(const std::string& host,
+                                                         std::uint16_t port);
 
 }  // namespace weft

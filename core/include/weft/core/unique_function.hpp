@@ -26,11 +26,12 @@ class UniqueFunction<R(Args...)> {
         F fn;
     };
 
-public:
+  public:
     UniqueFunction() noexcept = default;
     UniqueFunction(std::nullptr_t) noexcept {}  // NOLINT
-    template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, UniqueFunction> &&
-                                                std::is_invocable_r_v<R, std::decay_t<F>&, Args...>>>
+    template <class F,
+              class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, UniqueFunction> &&
+                                       std::is_invocable_r_v<R, std::decay_t<F>&, Args...>>>
     UniqueFunction(F&& f)  // NOLINT
         : impl_(std::make_unique<Impl<std::decay_t<F>>>(std::decay_t<F>(std::forward<F>(f)))) {}
 
@@ -40,7 +41,7 @@ public:
     explicit operator bool() const noexcept { return impl_ != nullptr; }
     R operator()(Args... args) const { return impl_->call(std::forward<Args>(args)...); }
 
-private:
+  private:
     std::unique_ptr<Base> impl_;
 };
 

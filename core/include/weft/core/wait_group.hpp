@@ -10,13 +10,13 @@ namespace weft {
 /// Blocking: wait() parks until the count reaches zero, the deadline (Errc::timed_out) or
 /// cancellation. Threads: owned by one hub.
 class WaitGroup {
-public:
+  public:
     void add(std::int64_t n = 1) noexcept;
     void done() noexcept { add(-1); }
     std::int64_t count() const noexcept { return count_; }
     Result<void> wait(Deadline deadline = {});
 
-private:
+  private:
     std::int64_t count_ = 0;
     WaitQueue waiters_;
 };

@@ -14,7 +14,7 @@ struct WaitNode;
 }
 
 class WaitQueue {
-public:
+  public:
     WaitQueue() = default;
     WaitQueue(const WaitQueue&) = delete;
     WaitQueue& operator=(const WaitQueue&) = delete;
@@ -29,7 +29,7 @@ public:
     std::size_t notify_all() noexcept;
     bool empty() const noexcept { return head_ == nullptr; }
 
-private:
+  private:
     friend struct detail::WaitNode;
     detail::WaitNode* head_ = nullptr;
     detail::WaitNode* tail_ = nullptr;
