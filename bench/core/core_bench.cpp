@@ -2,8 +2,11 @@
 // yield round trip (one fiber: no other is ready, so no stack switch), yield ping-pong between
 // two fibers (a real A -> B -> A round trip), spawn+join, channel ping-pong, mutex hand-off, TCP
 // echo round trip over loopback, each on both backends (arg 0 = io_uring, 1 = epoll) with hub stats
-// on (arg 1) or off (arg 0); and memory per parked fiber.
+// on (arg 1) or off (arg 0); and memory per parked fiber. A calibration: Boost.Context's bare
+// jump_fcontext round trip, called directly and from 3 calls deep (as a yield is), with nothing
+// else around it -- the floor any fiber switch built on it pays.
 #include <benchmark/benchmark.h>
+#include <boost/context/detail/fcontext.hpp>
 
 #include <fstream>
 #include <string>
@@ -35,6 +38,35 @@ void BM_YieldRoundTrip(benchmark::State& st) {
         },
         opts(st));
     label(st);
+}
+
+namespace bc = boost::context::detail;
+bc::fcontext_t raw_peer;
+
+__attribute__((noinline)) void raw_switch(int depth) {
+    if (depth > 0) {
+        raw_switch(depth - 1);
+        benchmark::ClobberMemory();  // keeps the call from becoming a tail call
+        return;
+    }
+    raw_peer = bc::jump_fcontext(raw_peer, &depth).fctx;
+}
+
+void raw_peer_entry(bc::transfer_t t) {
+    raw_peer = t.fctx;
+    for (;;)
+        raw_switch(*static_cast<int*>(t.data));
+}
+
+void BM_RawFcontextRoundTrip(benchmark::State& st) {
+    std::vector<char> stack(64 * 1024);
+    int depth = static_cast<int>(st.range(0));
+    raw_peer = bc::make_fcontext(stack.data() + stack.size(), stack.size(), &raw_peer_entry);
+    raw_peer = bc::jump_fcontext(raw_peer, &depth).fctx;  // the peer starts and comes back
+    for (auto _ : st)
+        raw_switch(depth);
+    // The peer's stack is dropped while it is parked; it owns nothing.
+    st.SetLabel("call depth " + std::to_string(depth));
 }
 
 // Two fibers alternating through yield: one iteration is a full round trip A -> B -> A
@@ -193,6 +225,7 @@ void backends(benchmark::internal::Benchmark* b) {
             b->Args({backend, stats});
 }
 
+BENCHMARK(BM_RawFcontextRoundTrip)->Arg(0)->Arg(3);
 BENCHMARK(BM_YieldRoundTrip)->Apply(backends);
 BENCHMARK(BM_YieldPingPong)->Apply(backends);
 BENCHMARK(BM_SpawnJoin)->Apply(backends);
