@@ -144,42 +144,6 @@ std::string show_size(std::uint64_t v) {
     return format_size(v);
 }
 
-// UTF-8 decoding for validation and escaping: the length of the valid sequence at s[i], or 0.
-std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t* code) noexcept {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-        *code = b0;
-        return 1;
-    }
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    std::uint32_t min = 0;
-    if ((b0 & 0xE0) == 0xC0) {
-        len = 2, cp = b0 & 0x1F, min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        len = 3, cp = b0 & 0x0F, min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        len = 4, cp = b0 & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) return 0;
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    *code = cp;
-    return len;
-}
-
-void append_u_escape(std::string& out, std::uint32_t cp) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
-    out += buf;
-}
-
 }  // namespace
 
 Input Input::from_text(std::string_view text) {
@@ -425,112 +389,12 @@ std::string format_double(double v) {
     return s;
 }
 
-std::string toml_quote(std::string_view s) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size();) {
-        std::uint32_t cp = 0;
-        const std::size_t len = utf8_sequence(s, i, &cp);
-        if (len == 0) {
-            out += "\\uFFFD";
-            ++i;
-            continue;
-        }
-        switch (cp) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            default:
-                if (cp < 0x20 || cp == 0x7F) {
-                    append_u_escape(out, cp);
-                } else {
-                    out.append(s.substr(i, len));
-                }
-        }
-        i += len;
-    }
-    out += '"';
-    return out;
-}
-
 std::string toml_key(std::string_view key) {
     const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
                c == '-';
     });
     return bare ? std::string(key) : toml_quote(key);
-}
-
-std::string json_quote(std::string_view s) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size();) {
-        std::uint32_t cp = 0;
-        const std::size_t len = utf8_sequence(s, i, &cp);
-        if (len == 0) {
-            out += "\\ufffd";
-            ++i;
-            continue;
-        }
-        switch (cp) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            default:
-                if (cp < 0x20) {
-                    append_u_escape(out, cp);
-                } else {
-                    out.append(s.substr(i, len));
-                }
-        }
-        i += len;
-    }
-    out += '"';
-    return out;
-}
-
-bool valid_utf8(std::string_view s) noexcept {
-    for (std::size_t i = 0; i < s.size();) {
-        std::uint32_t cp = 0;
-        const std::size_t len = utf8_sequence(s, i, &cp);
-        if (len == 0) return false;
-        i += len;
-    }
-    return true;
 }
 
 std::string to_lower(std::string_view s) {

@@ -12,6 +12,7 @@
 
 #include "weft/config/config.hpp"
 #include "weft/config/table.hpp"
+#include "weft/core/text.hpp"
 
 namespace weft::config::detail {
 
@@ -70,14 +71,11 @@ std::string format_duration(Duration d);
 /// so TOML sees a float.
 std::string format_double(double v);
 
-/// A TOML basic string, quoted and escaped.
-std::string toml_quote(std::string_view s);
+using weft::json_quote;  // weft/core/text.hpp
+using weft::toml_quote;
+using weft::valid_utf8;
 /// A TOML key: bare when it can be, quoted otherwise.
 std::string toml_key(std::string_view key);
-/// A JSON string, quoted and escaped; invalid UTF-8 becomes U+FFFD.
-std::string json_quote(std::string_view s);
-
-bool valid_utf8(std::string_view s) noexcept;
 std::string to_lower(std::string_view s);
 std::string to_upper(std::string_view s);
 

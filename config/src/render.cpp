@@ -85,6 +85,8 @@ std::string json_number(double v) {
     return std::isfinite(v) ? detail::format_double(v) : "null";
 }
 
+std::string json_table(const Table& t);
+
 std::string json_value(const Value& v) {
     switch (v.type()) {
         case Value::Type::string:
@@ -103,14 +105,8 @@ std::string json_value(const Value& v) {
             }
             return s + "]";
         }
-        case Value::Type::table: {
-            std::string s = "{";
-            for (const auto& [k, e] : *v.as_table()) {
-                if (s.size() > 1) s += ", ";
-                s += detail::json_quote(k) + ": " + json_value(e);
-            }
-            return s + "}";
-        }
+        case Value::Type::table:
+            return json_table(*v.as_table());
     }
     return "null";
 }

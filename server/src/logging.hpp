@@ -6,6 +6,7 @@
 #include <string>
 
 #include "weft/config/config.hpp"
+#include "weft/core/text.hpp"
 #include "weft/http/server_options.hpp"
 
 namespace weft::server {
@@ -17,7 +18,6 @@ void setup_logging(const config::LogConfig& log);
 /// Throws std::runtime_error (naming the file) when the access log file cannot be opened.
 http::AccessLogFn make_access_log(const config::LogConfig& log);
 
-/// `s` as a JSON string literal (quoted, escaped).
-std::string json_quote(std::string_view s);
+using weft::json_quote;  // weft/core/text.hpp
 
 }  // namespace weft::server

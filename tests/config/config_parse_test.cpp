@@ -68,8 +68,8 @@ TEST(ConfigParse, JsonQuote) {
     EXPECT_EQ(json_quote(std::string("\x00\x1f", 2)), "\"\\u0000\\u001F\"");
     EXPECT_EQ(json_quote("\x7f"), "\"\x7f\"");
     EXPECT_EQ(json_quote("é"), "\"é\"");
-    EXPECT_EQ(json_quote("a\xffz"), "\"a\\ufffdz\"");
-    EXPECT_EQ(json_quote("\xc3"), "\"\\ufffd\"");  // truncated sequence
+    EXPECT_EQ(json_quote("a\xffz"), "\"a\\uFFFDz\"");
+    EXPECT_EQ(json_quote("\xc3"), "\"\\uFFFD\"");  // truncated sequence
 }
 
 TEST(ConfigParse, Utf8Validation) {

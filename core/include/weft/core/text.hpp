@@ -1,0 +1,27 @@
+// Text helpers every layer needs for untrusted bytes: UTF-8 validation, and quoting as a JSON or
+// TOML string literal that always stays valid (log lines, admin JSON, rendered configuration).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace weft {
+
+/// Length (1..4) of the well-formed UTF-8 sequence that starts at s[i], storing its code point
+/// in *code; 0 when the bytes there are not one (a stray continuation byte, a truncated or
+/// overlong sequence, a surrogate, a code point above U+10FFFF).
+std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t* code) noexcept;
+
+/// True when all of `s` is well-formed UTF-8.
+bool valid_utf8(std::string_view s) noexcept;
+
+/// `s` as a JSON string literal: quoted, with '"', '\\' and control characters escaped; bytes
+/// that are not well-formed UTF-8 become U+FFFD, so the result is valid JSON whatever `s` holds.
+std::string json_quote(std::string_view s);
+
+/// `s` as a TOML basic string: like json_quote, and DEL (U+007F) escaped as TOML requires.
+std::string toml_quote(std::string_view s);
+
+}  // namespace weft
