@@ -118,15 +118,6 @@ bool cancelled() noexcept {
     return f && f->cancel_requested;
 }
 
-void yield() {
-    HubImpl* hub = HubImpl::current();
-    if (!hub || !hub->running()) {
-        std::this_thread::yield();
-        return;
-    }
-    hub->yield_running();
-}
-
 namespace {
 struct SleepWaiter final : detail::Interruptible {
     void interrupt(detail::FiberRecord* f, Errc why) noexcept override {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <system_error>
+#include <thread>
 
 #include "log.hpp"
 #include "runtime_state.hpp"
@@ -200,7 +201,7 @@ inline void HubImpl::landed() noexcept {
     }
 }
 
-void HubImpl::switch_away(FiberRecord* from) noexcept {
+inline void HubImpl::switch_away(FiberRecord* from) noexcept {
     std::int64_t now = 0;
     FiberRecord* next = pick_next(from, now);
     if (next == from && next) {  // a yield with nobody else ready: keep running
@@ -296,12 +297,26 @@ Result<void> HubImpl::park(Interruptible* on, Deadline deadline, const char* rea
     return {};
 }
 
-void HubImpl::yield_running() {
+inline void HubImpl::yield_running() {
     FiberRecord* f = current_;
     WEFT_CHECK(f != nullptr, "yield() needs a fiber");
     make_ready(f, Errc::ok);
     switch_away(f);
 }
+
+}  // namespace weft::detail
+
+// Here rather than in fiber.cpp so that the whole yield inlines down to the stack switch.
+void weft::this_fiber::yield() {
+    weft::detail::HubImpl* hub = weft::detail::HubImpl::current();
+    if (!hub || !hub->running()) {
+        std::this_thread::yield();
+        return;
+    }
+    hub->yield_running();
+}
+
+namespace weft::detail {
 
 void HubImpl::exit_running() noexcept {
     FiberRecord* f = current_;
