@@ -6,6 +6,7 @@
 # Usage: bench/http/run.sh [--duration S] [--reps N] [--idle N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scripts/install-deps.sh build test bench  # wrk comes with the test set, nginx and h2o with bench
 build=${WEFT_BENCH_BUILD:-build-bench-http}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
     -DWEFT_BUILD_BENCH=OFF >/dev/null
