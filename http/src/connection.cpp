@@ -155,7 +155,11 @@ void Connection::destroy() noexcept {
 // ---------------------------------------------------------------------------------------------
 // HubState
 
-HubState::HubState(Server& srv, const Router& router, unsigned idx) : server(srv), index(idx) {
+HubState::HubState(Server& srv, const Router& router, unsigned idx)
+    : server(srv),
+      index(idx),
+      date(srv.options_.server_name.empty() ? std::string()
+                                            : "Server: " + srv.options_.server_name + "\r\n") {
     const ServerOptions& o = srv.options_;
     ctx.options = &srv.options_;
     ctx.router = &router;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 
 #include "connection.hpp"
 #include "weft/core/hub.hpp"
@@ -16,10 +17,26 @@ namespace weft::http {
 
 using detail::HubState;
 
+namespace {
+// The Server header's value goes out verbatim on every response: visible ASCII and inner
+// spaces only (RFC 9110 product tokens and comments), so it cannot split or forge a header.
+ServerOptions checked(ServerOptions o) {
+    const std::string& n = o.server_name;
+    bool ok = n.size() <= 128 && (n.empty() || (n.front() != ' ' && n.back() != ' '));
+    for (char c : n)
+        ok = ok && c >= 0x20 && c < 0x7F;
+    if (!ok)
+        throw std::invalid_argument(
+            "ServerOptions::server_name must be at most 128 visible ASCII characters and inner "
+            "spaces");
+    return o;
+}
+}  // namespace
+
 Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
     : runtime_(runtime),
       router_(router),
-      options_(std::move(options)),
+      options_(checked(std::move(options))),
       metrics_(runtime.hub_count()) {
     for (unsigned i = 0; i < runtime.hub_count(); ++i)
         hubs_.push_back(std::make_unique<HubState>(*this, router_, i));

@@ -214,6 +214,42 @@ TEST(HttpServer, PythonHttpClient) {
     EXPECT_NE(r.out.find("same socket True"), std::string::npos) << r.out;
 }
 
+TEST(HttpServer, ServerAndDateHeaders) {
+    {
+        TestServer s;  // the default name
+        auto r = get_one(s.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.header("Server").value_or("(none)"), "weft");
+        // IMF-fixdate, e.g. "Sat, 28 Nov 2026 03:10:39 GMT".
+        std::string date = r.header("Date").value_or("");
+        EXPECT_EQ(date.size(), 29u) << date;
+        EXPECT_EQ(date.substr(date.size() - 4), " GMT") << date;
+    }
+    {
+        ServerOptions o = small_limits();
+        o.server_name = "acme/1.2 (test)";
+        TestServer s(o);
+        auto r = get_one(s.port, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+        EXPECT_EQ(r.status, 404);
+        EXPECT_EQ(r.header("Server").value_or("(none)"), "acme/1.2 (test)");
+    }
+    {
+        ServerOptions o = small_limits();
+        o.server_name.clear();
+        TestServer s(o);
+        auto r = get_one(s.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        EXPECT_EQ(r.status, 200);
+        EXPECT_FALSE(r.header("Server").has_value());
+        EXPECT_TRUE(r.header("Date").has_value());
+    }
+    // A name that would split the header is refused up front.
+    for (const char* bad : {"weft\r\nSet-Cookie: x=1", " padded", "tab\there", "\x7f"}) {
+        ServerOptions o = small_limits();
+        o.server_name = bad;
+        EXPECT_THROW(TestServer s(o), std::invalid_argument) << bad;
+    }
+}
+
 TEST(HttpServer, PipeliningThreeInOneWrite) {
     TestServer s;
     RawClient c(s.port);

@@ -290,8 +290,9 @@ TEST(HttpSession, ContinueNotSentWhenBodyTooLarge) {
 TEST(HttpSession, ErrorAfterGoodRequestsAnswersThemFirst) {
     Harness h;
     h.build();
-    EXPECT_EQ(h.feed(std::string(kGet) + kGet + "\x01BAD / HTTP/1.1\r\n\r\n" + kGet),
-              Http1Session::Next::close);
+    EXPECT_EQ(
+        h.feed(std::string(kGet) + kGet + std::string("\x01") + "BAD / HTTP/1.1\r\n\r\n" + kGet),
+        Http1Session::Next::close);
     ASSERT_EQ(h.transport.sends.size(), 1u);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 3u);
