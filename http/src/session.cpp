@@ -116,13 +116,14 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         }
         Slot& s = slot(ready_);
         const bool was_in = parser_.in_message();
-        const bool had_headers = parser_.headers_done();
         const std::uint64_t begun = parser_.messages_begun();
         auto step = parser_.feed(data + pos, len - pos, *s.req, conn_->peer);
         pos += step.consumed;
         if (step.kind == RequestParser::Kind::need_more) {
             if (!was_in && parser_.in_message()) msg_started_ = now;
-            if (!had_headers && parser_.headers_done()) headers_done_at_ = now;
+            // The body timeout runs from the end of the headers, then from each read that
+            // brought more of the body (nginx's client_body_timeout).
+            if (parser_.headers_done()) body_progress_at_ = now;
             return;
         }
         s.received = now;
@@ -160,7 +161,7 @@ Http1Session::Next Http1Session::next() const noexcept {
 
 Deadline Http1Session::read_deadline() const noexcept {
     const ServerOptions& o = *ctx_.options;
-    if (parser_.headers_done()) return Deadline(headers_done_at_ + o.body_timeout);
+    if (parser_.headers_done()) return Deadline(body_progress_at_ + o.body_timeout);
     return Deadline(msg_started_ + o.header_timeout);
 }
 

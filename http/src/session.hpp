@@ -143,7 +143,7 @@ class Http1Session final : public StreamSink {
     std::string carry_;
     std::string carry_spare_;
     Clock::time_point msg_started_{};
-    Clock::time_point headers_done_at_{};
+    Clock::time_point body_progress_at_{};  // end of the headers, then each body read
 
     ByteBuffer out_;             // response bytes of the batch
     std::size_t out_mark_ = 0;   // start of out_'s bytes not yet in pieces_

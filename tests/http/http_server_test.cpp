@@ -419,6 +419,21 @@ TEST(HttpServer, BodyTimeoutGets408) {
     EXPECT_EQ(rs[0].status, 408);
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 400ms);
     EXPECT_TRUE(c.wait_closed(2s));
+
+    // The timeout is per gap, not for the whole body: a body that keeps arriving, a piece every
+    // 200 ms for 1.2 s in all, is read to the end.
+    RawClient d(s.port);
+    t0 = std::chrono::steady_clock::now();
+    d.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\n");
+    for (char ch : std::string("abcdef")) {
+        std::this_thread::sleep_for(200ms);
+        d.send(std::string(1, ch));
+    }
+    rs = d.read_responses(1, false, 3s);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 200);
+    EXPECT_EQ(rs[0].body, "abcdef");
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 1000ms);
 }
 
 TEST(HttpServer, FiberLabelsDescribeTheRequest) {

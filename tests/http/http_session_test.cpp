@@ -5,6 +5,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http_test_util.hpp"
@@ -179,6 +180,13 @@ TEST(HttpSession, NextStateAndDeadlines) {
               Http1Session::Next::read_body);
     dl = h.session->read_deadline().time_point();
     EXPECT_GE(dl, t0 + std::chrono::milliseconds(5000));
+    // More of the body moves the deadline: it bounds the gap between reads.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t1 = weft::Clock::now();
+    EXPECT_EQ(h.feed("c"), Http1Session::Next::read_body);
+    auto dl2 = h.session->read_deadline().time_point();
+    EXPECT_GE(dl2, t1 + std::chrono::milliseconds(5000));
+    EXPECT_GE(dl2 - dl, std::chrono::milliseconds(20));
     h.session->on_read_timeout();
     EXPECT_EQ(h.session->next(), Http1Session::Next::close);
     auto rs = read_responses(h.transport.all());

@@ -49,7 +49,8 @@ struct ServerOptions {
     /// This is what stops slowloris. It also bounds the wait for a new connection's first byte
     /// (that one closes silently).
     std::chrono::milliseconds header_timeout{10'000};
-    /// From the end of the header section until the body is complete: then 408 and close.
+    /// Between the end of the header section and the first body bytes, and between two reads
+    /// that bring more of the body (as nginx's client_body_timeout): then 408 and close.
     std::chrono::milliseconds body_timeout{30'000};
     /// A keep-alive connection waiting for its next request: then it closes silently.
     std::chrono::milliseconds idle_timeout{60'000};
