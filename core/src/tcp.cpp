@@ -72,17 +72,25 @@ Result<RecvBuffer> TcpStream::recv_buffer(Deadline deadline) {
     return hub_or_die().io().recv_buffer(fd_, deadline);
 }
 
-Result<void> TcpStream::send(std::string_view data, Deadline deadline) {
+namespace {
+// The deadline of the next partial send: the fixed one, or, with a stall bound, `stall` from now.
+inline Deadline next_deadline(Deadline fixed, std::chrono::nanoseconds stall) noexcept {
+    return stall.count() > 0 ? Deadline(stall) : fixed;
+}
+
+Result<void> send_loop(int fd, std::string_view data, Deadline deadline,
+                       std::chrono::nanoseconds stall) {
     auto& io = hub_or_die().io();
     while (!data.empty()) {
-        auto n = io.send(fd_, data.data(), data.size(), deadline);
+        auto n = io.send(fd, data.data(), data.size(), next_deadline(deadline, stall));
         if (!n) return n.error();
         data.remove_prefix(*n);
     }
     return {};
 }
 
-Result<void> TcpStream::writev(std::span<const iovec> bufs, Deadline deadline) {
+Result<void> writev_loop(int fd, std::span<const iovec> bufs, Deadline deadline,
+                         std::chrono::nanoseconds stall) {
     auto& io = hub_or_die().io();
     constexpr std::size_t kMaxIov = 64;
     iovec local[kMaxIov];
@@ -95,7 +103,8 @@ Result<void> TcpStream::writev(std::span<const iovec> bufs, Deadline deadline) {
             total += local[i].iov_len;
         std::size_t first = 0;
         while (total > 0) {
-            auto n = io.sendmsg(fd_, local + first, static_cast<int>(cnt - first), deadline);
+            auto n = io.sendmsg(fd, local + first, static_cast<int>(cnt - first),
+                                next_deadline(deadline, stall));
             if (!n) return n.error();
             std::size_t sent = *n;
             total -= sent;
@@ -113,6 +122,24 @@ Result<void> TcpStream::writev(std::span<const iovec> bufs, Deadline deadline) {
         bufs = bufs.subspan(cnt);
     }
     return {};
+}
+}  // namespace
+
+Result<void> TcpStream::send(std::string_view data, Deadline deadline) {
+    return send_loop(fd_, data, deadline, {});
+}
+
+Result<void> TcpStream::writev(std::span<const iovec> bufs, Deadline deadline) {
+    return writev_loop(fd_, bufs, deadline, {});
+}
+
+Result<void> TcpStream::send_until_stalled(std::string_view data, std::chrono::nanoseconds stall) {
+    return send_loop(fd_, data, {}, stall);
+}
+
+Result<void> TcpStream::writev_until_stalled(std::span<const iovec> bufs,
+                                             std::chrono::nanoseconds stall) {
+    return writev_loop(fd_, bufs, {}, stall);
 }
 
 void TcpStream::watch(RecvWatcher& watcher, Deadline deadline) {

@@ -62,12 +62,15 @@ void Connection::shut(bool hard) noexcept {
 }
 
 Result<void> Connection::send(std::span<const iovec> bufs) {
-    Deadline dl(hub_.server.options_.send_timeout);
+    // The send timeout bounds a stall, not the transfer: a slow reader of a large response
+    // keeps its connection while bytes keep going out.
+    const auto stall = std::chrono::nanoseconds(hub_.server.options_.send_timeout);
     // The common batch is one buffer: a plain send is cheaper for the kernel than sendmsg.
     if (bufs.size() == 1)
-        return stream_.send(
-            std::string_view(static_cast<const char*>(bufs[0].iov_base), bufs[0].iov_len), dl);
-    return stream_.writev(bufs, dl);
+        return stream_.send_until_stalled(
+            std::string_view(static_cast<const char*>(bufs[0].iov_base), bufs[0].iov_len),
+            stall);
+    return stream_.writev_until_stalled(bufs, stall);
 }
 
 void Connection::serve(RecvBuffer first) noexcept {

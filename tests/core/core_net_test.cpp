@@ -114,6 +114,86 @@ FIBER_TEST(Tcp, WritevGathers) {
     server.join();
 }
 
+namespace {
+// Reads `total` bytes from `s` slowly: 128 KiB, then a 20 ms pause, and so on; returns the bytes.
+weft::Fiber<std::size_t> slow_reader(weft::TcpStream& s, std::size_t total) {
+    return weft::spawn("slow-reader", [&s, total] {
+        std::vector<char> buf(128 * 1024);
+        std::size_t got = 0;
+        while (got < total) {
+            std::size_t chunk = 0;
+            while (chunk < buf.size() && got < total) {
+                auto n = s.recv(std::span<char>(buf.data(), buf.size() - chunk), 5s);
+                if (!n || *n == 0) return got;
+                chunk += *n;
+                got += *n;
+            }
+            weft::sleep_for(20ms);
+        }
+        return got;
+    });
+}
+}  // namespace
+
+// send_until_stalled bounds a stall, not the transfer: a slow but steady reader gets everything
+// though the whole send takes longer than the bound, which a fixed deadline would not allow;
+// a reader that stops makes it time out.
+FIBER_TEST(Tcp, SendUntilStalledBoundsTheStallNotTheTransfer) {
+    auto l = listen_any();
+    const std::string data(6 * 1024 * 1024, 'x');
+    constexpr auto kStall = 300ms;
+    // Small socket buffers keep little in flight, so the writer wakes often (the kernel wakes
+    // it when a third of its send buffer is free) and the reader's pace sets the duration.
+    auto small_buffers = [](weft::TcpStream& a, weft::TcpStream& b) {
+        int size = 64 * 1024;
+        ::setsockopt(a.fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        ::setsockopt(b.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    };
+    {
+        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+        ASSERT_TRUE(c);
+        auto peer = l.accept(2s);
+        ASSERT_TRUE(peer);
+        small_buffers(*c, *peer);
+        auto reader = slow_reader(*peer, data.size());
+        auto t0 = weft::Clock::now();
+        auto r = c->send_until_stalled(data, kStall);
+        auto took = weft::Clock::now() - t0;
+        EXPECT_TRUE(r) << r.error().message();
+        EXPECT_EQ(reader.join(), data.size());
+        ASSERT_GT(took, 2 * kStall) << "the transfer was too quick to show the difference";
+    }
+    {
+        // The same reader against a fixed deadline of the same length: cut off.
+        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+        ASSERT_TRUE(c);
+        auto peer = l.accept(2s);
+        ASSERT_TRUE(peer);
+        small_buffers(*c, *peer);
+        auto reader = slow_reader(*peer, data.size());
+        auto r = c->send(data, kStall);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code, Errc::timed_out);
+        c->close();
+        (void)reader.join();
+    }
+    {
+        // A reader that never reads: timed out once nothing more fits, about kStall later.
+        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+        ASSERT_TRUE(c);
+        auto peer = l.accept(2s);
+        ASSERT_TRUE(peer);
+        small_buffers(*c, *peer);
+        iovec iov[2] = {{const_cast<char*>(data.data()), data.size() / 2},
+                        {const_cast<char*>(data.data()) + data.size() / 2, data.size() / 2}};
+        auto t0 = weft::Clock::now();
+        auto r = c->writev_until_stalled(iov, kStall);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code, Errc::timed_out);
+        EXPECT_GE(weft::Clock::now() - t0, kStall);
+    }
+}
+
 FIBER_TEST(Tcp, RecvBufferFromPool) {
     auto l = listen_any();
     auto server = serve_echo(l);

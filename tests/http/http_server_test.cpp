@@ -60,6 +60,10 @@ struct TestServer {
                     out += std::string(l->keys[i]) + "=" + std::string(l->values[i]) + "\n";
             return Response(200, out);
         });
+        router.get("/big", [](Request& r) {
+            return Response(200,
+                            std::string(std::stoul(std::string(r.query("n").value_or("0"))), 'x'));
+        });
         router.add_stream("GET", "/count", [](Request& r, ResponseStream& s) {
             int n = std::stoi(std::string(r.query("n").value_or("3")));
             for (int i = 0; i < n; ++i)
@@ -434,6 +438,36 @@ TEST(HttpServer, BodyTimeoutGets408) {
     EXPECT_EQ(rs[0].status, 200);
     EXPECT_EQ(rs[0].body, "abcdef");
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 1000ms);
+}
+
+// The send timeout bounds a stall, not the response: a client that reads a 24 MiB response
+// steadily but slowly (longer in all than the timeout) gets all of it.
+TEST(HttpServer, SendTimeoutBoundsAStallNotTheResponse) {
+    ServerOptions o = small_limits();
+    o.send_timeout = 1s;
+    TestServer s(o);
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    const std::size_t n = 24u << 20;
+    auto t0 = std::chrono::steady_clock::now();
+    c.send("GET /big?n=" + std::to_string(n) + " HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::string in;
+    std::vector<char> tmp(256 * 1024);
+    for (;;) {
+        ssize_t got = ::recv(c.fd(), tmp.data(), tmp.size(), 0);
+        if (got <= 0) break;
+        in.append(tmp.data(), static_cast<std::size_t>(got));
+        auto end = in.find("\r\n\r\n");
+        if (end != std::string::npos && in.size() >= end + 4 + n) break;
+        if (std::chrono::steady_clock::now() - t0 > 20s) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    auto took = std::chrono::steady_clock::now() - t0;
+    auto rs = weft::http::testing::read_responses(in, false);
+    ASSERT_EQ(rs.size(), 1u) << in.size() << " bytes read";
+    EXPECT_EQ(rs[0].status, 200);
+    EXPECT_EQ(rs[0].body.size(), n);
+    ASSERT_GT(took, o.send_timeout) << "the client read too fast to show the difference";
 }
 
 TEST(HttpServer, FiberLabelsDescribeTheRequest) {

@@ -5,6 +5,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -90,6 +91,14 @@ class TcpStream {
     [[nodiscard]] Result<void> send(std::string_view data, Deadline deadline = {});
     /// Sends all of the buffers, gathered (looping over partial sends).
     [[nodiscard]] Result<void> writev(std::span<const iovec> bufs, Deadline deadline = {});
+    /// Like send() and writev(), but Errc::timed_out comes only when no byte went out for
+    /// `stall`: it bounds a stalled peer, not the whole transfer (nginx's send_timeout), so a
+    /// slow reader of a large response is not cut off while it keeps reading. `stall` 0: no
+    /// bound.
+    [[nodiscard]] Result<void> send_until_stalled(std::string_view data,
+                                                  std::chrono::nanoseconds stall);
+    [[nodiscard]] Result<void> writev_until_stalled(std::span<const iovec> bufs,
+                                                    std::chrono::nanoseconds stall);
 
     /// Waits for the next bytes without a fiber and without a buffer; see RecvWatcher.
     /// At most one watch per stream; the watcher must outlive it (until on_recv runs).

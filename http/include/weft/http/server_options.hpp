@@ -54,7 +54,8 @@ struct ServerOptions {
     std::chrono::milliseconds body_timeout{30'000};
     /// A keep-alive connection waiting for its next request: then it closes silently.
     std::chrono::milliseconds idle_timeout{60'000};
-    /// Writing one batch of responses (or one streamed piece): then the connection closes.
+    /// A response write that makes no progress for this long (the client stopped reading):
+    /// then the connection closes. It bounds a stall, not the transfer (nginx's send_timeout).
     std::chrono::milliseconds send_timeout{30'000};
     /// After an error response with unread input: how long to read and discard it before
     /// closing, so the client sees the response rather than a reset.
