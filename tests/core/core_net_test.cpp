@@ -142,22 +142,26 @@ FIBER_TEST(Tcp, SendUntilStalledBoundsTheStallNotTheTransfer) {
     auto l = listen_any();
     const std::string data(6 * 1024 * 1024, 'x');
     constexpr auto kStall = 300ms;
-    // Small socket buffers keep little in flight, so the writer wakes often (the kernel wakes
-    // it when a third of its send buffer is free) and the reader's pace sets the duration.
-    auto small_buffers = [](weft::TcpStream& a, weft::TcpStream& b) {
+    // A connected pair with small socket buffers: little is in flight, so the writer wakes
+    // often (the kernel wakes it when a third of its send buffer is free) and the reader's pace
+    // sets the duration.
+    auto connected_pair = [&l](weft::TcpStream& writer, weft::TcpStream& reader) {
+        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+        auto p = l.accept(2s);
+        if (!c || !p) return false;
+        writer = std::move(*c);
+        reader = std::move(*p);
         int size = 64 * 1024;
-        ::setsockopt(a.fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-        ::setsockopt(b.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+        ::setsockopt(writer.fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        ::setsockopt(reader.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+        return true;
     };
     {
-        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
-        ASSERT_TRUE(c);
-        auto peer = l.accept(2s);
-        ASSERT_TRUE(peer);
-        small_buffers(*c, *peer);
-        auto reader = slow_reader(*peer, data.size());
+        weft::TcpStream w, peer;
+        ASSERT_TRUE(connected_pair(w, peer));
+        auto reader = slow_reader(peer, data.size());
         auto t0 = weft::Clock::now();
-        auto r = c->send_until_stalled(data, kStall);
+        auto r = w.send_until_stalled(data, kStall);
         auto took = weft::Clock::now() - t0;
         EXPECT_TRUE(r) << r.error().message();
         EXPECT_EQ(reader.join(), data.size());
@@ -165,29 +169,23 @@ FIBER_TEST(Tcp, SendUntilStalledBoundsTheStallNotTheTransfer) {
     }
     {
         // The same reader against a fixed deadline of the same length: cut off.
-        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
-        ASSERT_TRUE(c);
-        auto peer = l.accept(2s);
-        ASSERT_TRUE(peer);
-        small_buffers(*c, *peer);
-        auto reader = slow_reader(*peer, data.size());
-        auto r = c->send(data, kStall);
+        weft::TcpStream w, peer;
+        ASSERT_TRUE(connected_pair(w, peer));
+        auto reader = slow_reader(peer, data.size());
+        auto r = w.send(data, kStall);
         ASSERT_FALSE(r);
         EXPECT_EQ(r.error().code, Errc::timed_out);
-        c->close();
+        w.close();
         (void)reader.join();
     }
     {
         // A reader that never reads: timed out once nothing more fits, about kStall later.
-        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
-        ASSERT_TRUE(c);
-        auto peer = l.accept(2s);
-        ASSERT_TRUE(peer);
-        small_buffers(*c, *peer);
+        weft::TcpStream w, peer;
+        ASSERT_TRUE(connected_pair(w, peer));
         iovec iov[2] = {{const_cast<char*>(data.data()), data.size() / 2},
                         {const_cast<char*>(data.data()) + data.size() / 2, data.size() / 2}};
         auto t0 = weft::Clock::now();
-        auto r = c->writev_until_stalled(iov, kStall);
+        auto r = w.writev_until_stalled(iov, kStall);
         ASSERT_FALSE(r);
         EXPECT_EQ(r.error().code, Errc::timed_out);
         EXPECT_GE(weft::Clock::now() - t0, kStall);
