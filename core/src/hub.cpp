@@ -519,20 +519,54 @@ std::array<std::size_t, kFiberStateCount> HubImpl::count_fibers() const {
 }
 
 std::vector<FiberInfo> HubImpl::snapshot() const {
+    // Copied under the registry's spin lock without allocating, turned into FiberInfo after it:
+    // the hub never spins while a reader mallocs (which may stall behind the mmap lock).
+    struct Raw {
+        FiberId id, parent;
+        FiberState state;
+        const char* wait;
+        std::source_location site;
+        std::int64_t created_ns;
+        char name[sizeof(FiberRecord::name)];
+    };
+    std::vector<Raw> raw;
+    for (std::size_t want = 0;;) {
+        raw.resize(want);
+        std::size_t n = 0;
+        {
+            std::lock_guard<SpinLock> g(reg_lock_);
+            for (FiberRecord* f = reg_head_; f; f = f->reg_next, ++n) {
+                if (n >= raw.size()) continue;  // only counting now
+                Raw& r = raw[n];
+                r.id = f->id;
+                r.parent = f->parent;
+                r.state = f->state.load(std::memory_order_relaxed);
+                r.wait = f->wait_reason.load(std::memory_order_relaxed);
+                r.site = f->site;
+                r.created_ns = f->created_ns;
+                std::memcpy(r.name, f->name, sizeof r.name);
+            }
+        }
+        if (n <= raw.size()) {
+            raw.resize(n);
+            break;
+        }
+        want = n + n / 4 + 8;  // fibers came meanwhile: room for a few more
+    }
+    const std::int64_t now = clock_ns();
     std::vector<FiberInfo> out;
-    std::int64_t now = clock_ns();
-    std::lock_guard<SpinLock> g(reg_lock_);
-    for (FiberRecord* f = reg_head_; f; f = f->reg_next) {
+    out.reserve(raw.size());
+    for (const Raw& r : raw) {
         FiberInfo i;
-        i.id = f->id;
-        i.parent = f->parent;
-        i.name = f->name;
-        i.state = f->state.load(std::memory_order_relaxed);
-        if (const char* r = f->wait_reason.load(std::memory_order_relaxed)) i.wait_reason = r;
-        i.spawn_file = f->site.file_name();
-        i.spawn_line = f->site.line();
-        i.spawn_function = f->site.function_name();
-        i.age_ns = f->created_ns ? now - f->created_ns : 0;
+        i.id = r.id;
+        i.parent = r.parent;
+        i.name.assign(r.name, strnlen(r.name, sizeof r.name));
+        i.state = r.state;
+        if (r.wait) i.wait_reason = r.wait;
+        i.spawn_file = r.site.file_name();
+        i.spawn_line = r.site.line();
+        i.spawn_function = r.site.function_name();
+        i.age_ns = r.created_ns ? now - r.created_ns : 0;
         out.push_back(std::move(i));
     }
     return out;
