@@ -97,18 +97,6 @@ std::string ListenAddress::to_string() const {
     return {};
 }
 
-std::string_view to_string(Backend backend) noexcept {
-    switch (backend) {
-        case Backend::automatic:
-            return "auto";
-        case Backend::io_uring:
-            return "io_uring";
-        case Backend::epoll:
-            return "epoll";
-    }
-    return "?";
-}
-
 std::string_view to_string(LogLevel level) noexcept {
     switch (level) {
         case LogLevel::trace:

@@ -15,6 +15,9 @@ using std::chrono::seconds;
 
 constexpr std::string_view kSections[] = {"server", "admin", "monitor", "log"};
 constexpr std::string_view kBackends[] = {"auto", "io_uring", "epoll"};
+// Indexed by the enum's value: the runtime's order, and its names (weft::backend_name).
+static_assert(static_cast<int>(Backend::automatic) == 0 &&
+              static_cast<int>(Backend::io_uring) == 1 && static_cast<int>(Backend::epoll) == 2);
 constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
                                         "error", "critical", "off"};
 constexpr std::string_view kFormats[] = {"text", "json"};

@@ -104,18 +104,6 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
     return std::nullopt;
 }
 
-weft::Backend to_core(weft::config::Backend b) {
-    switch (b) {
-        case weft::config::Backend::io_uring:
-            return weft::Backend::io_uring;
-        case weft::config::Backend::epoll:
-            return weft::Backend::epoll;
-        case weft::config::Backend::automatic:
-            break;
-    }
-    return weft::Backend::automatic;
-}
-
 std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d);
 }
@@ -228,7 +216,7 @@ int main(int argc, char** argv) {
     weft::RuntimeOptions ro;
     ro.name = "weft";
     ro.hubs = cfg.server.hubs.value ? cfg.server.hubs.value : weft::default_hub_count();
-    ro.backend = to_core(cfg.server.backend.value);
+    ro.backend = cfg.server.backend.value;
     ro.stack_size = cfg.server.stack_size.value;
     ro.offload_threads = cfg.server.offload_threads.value;
     ro.collect_stats = cfg.monitor.enabled.value;

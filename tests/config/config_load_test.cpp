@@ -152,6 +152,15 @@ struct AliasCase {
     std::function<const Source&(const Config&)> source;
 };
 
+// The config spells a backend as the runtime names it, so logs and --print-config agree.
+TEST(ConfigFile, BackendNamesAreTheRuntimes) {
+    for (Backend b : {Backend::automatic, Backend::io_uring, Backend::epoll}) {
+        const std::string name = weft::backend_name(b);
+        const Config c = load_ok(file_options("[server]\nbackend = \"" + name + "\"\n"));
+        EXPECT_EQ(c.server.backend.value, b) << name;
+    }
+}
+
 TEST(ConfigEnvironment, EveryAliasSetsItsKey) {
     const AliasCase cases[] = {
         {"WEFT_HUBS", "3", [](const Config& c) { return c.server.hubs.value == 3; },

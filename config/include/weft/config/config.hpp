@@ -12,6 +12,7 @@
 
 #include "weft/config/source.hpp"
 #include "weft/config/table.hpp"
+#include "weft/core/runtime.hpp"
 
 namespace weft::config {
 
@@ -39,12 +40,11 @@ struct ListenAddress {
     bool operator==(const ListenAddress&) const = default;
 };
 
-enum class Backend : std::uint8_t { automatic, io_uring, epoll };
+/// The runtime's own enum ("auto", "io_uring", "epoll"; weft::backend_name spells it).
+using weft::Backend;
 enum class LogLevel : std::uint8_t { trace, debug, info, warn, error, critical, off };
 enum class LogFormat : std::uint8_t { text, json };
 
-/// "auto", "io_uring", "epoll".
-std::string_view to_string(Backend backend) noexcept;
 /// "trace" ... "critical", "off" (spdlog's names, except that "warning" is spelled "warn").
 std::string_view to_string(LogLevel level) noexcept;
 /// "text", "json".
