@@ -4,6 +4,7 @@
 
 #include <cxxabi.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -36,6 +37,24 @@ std::string base_name(const char* path) {
     std::string_view p(path);
     auto slash = p.rfind('/');
     return std::string(slash == std::string_view::npos ? p : p.substr(slash + 1));
+}
+
+// Whether `addr` (a process address) lies in one of the module's PLT sections (.plt, .plt.got,
+// .plt.sec): the lazy-binding stubs have no symbol, and a thread interrupted in one is only on
+// its way into a library call.
+bool in_plt(Dwfl_Module* m, Dwarf_Addr addr) {
+    Dwarf_Addr bias = 0;
+    Elf* elf = dwfl_module_getelf(m, &bias);
+    std::size_t shstrndx = 0;
+    if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0) return false;
+    Dwarf_Addr rel = addr - bias;
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh) || rel < sh.sh_addr || rel >= sh.sh_addr + sh.sh_size) continue;
+        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+        return name && std::string_view(name).substr(0, 4) == ".plt";
+    }
+    return false;
 }
 
 }  // namespace
@@ -161,6 +180,8 @@ StackFrame Symbolizer::describe(std::uint64_t address, bool is_pc) {
     if (name) {
         f.function = demangle(name);
         f.offset = off + (is_pc ? 0 : 1);
+    } else if (in_plt(m, lookup)) {
+        f.function = std::string(kPltStub);
     }
     if (Dwfl_Line* line = dwfl_module_getsrc(m, lookup)) {
         int lineno = 0;

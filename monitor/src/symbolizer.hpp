@@ -8,12 +8,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "stack_capture.hpp"
 #include "weft/monitor/blocking_report.hpp"
 
 namespace weft::monitor::detail {
+
+/// The function name given to a frame in a PLT stub (which has no symbol of its own).
+inline constexpr std::string_view kPltStub = "<PLT stub>";
 
 class Symbolizer {
   public:

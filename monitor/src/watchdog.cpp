@@ -64,8 +64,8 @@ bool system_module(const std::string& m) {
 }
 
 // FNV-1a over the frames' functions (or modules for unknown code), from the first frame outside
-// the system libraries outwards: the same call path hashes the same although the interrupted
-// instruction, and the libc or vDSO frames under it, differ.
+// the system libraries and PLT stubs outwards: the same call path hashes the same although the
+// interrupted instruction, and the libc, vDSO or PLT frames under it, differ.
 std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
     std::uint64_t h = 1469598103934665603ull;
     auto mix = [&](std::string_view s) {
@@ -77,7 +77,8 @@ std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
         h *= 1099511628211ull;
     };
     std::size_t first = 0;
-    while (first < frames.size() && system_module(frames[first].module))
+    while (first < frames.size() &&
+           (system_module(frames[first].module) || frames[first].function == detail::kPltStub))
         ++first;
     if (first == frames.size()) first = 0;  // all system code: hash it all
     for (std::size_t i = first; i < frames.size(); ++i) {

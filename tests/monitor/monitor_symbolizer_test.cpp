@@ -1,0 +1,82 @@
+// The watchdog's symbolizer (an internal part of monitor/): names for functions, modules and
+// lines, and a name for frames in PLT stubs, which have no symbol of their own. A thread sampled
+// while passing through a stub must not make the same call path look like a different stack.
+#include <gtest/gtest.h>
+
+#include <elf.h>
+#include <link.h>
+
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "symbolizer.hpp"
+
+using weft::monitor::detail::kPltStub;
+using weft::monitor::detail::Symbolizer;
+
+namespace {
+
+__attribute__((noinline)) int marker_function(int x) {
+    asm volatile("" ::: "memory");
+    return x + 1;
+}
+
+// The process address range of this executable's first non-empty PLT section, read from the
+// section headers of /proc/self/exe; {0, 0} when it has none (a -z now build may drop .plt).
+std::pair<std::uint64_t, std::uint64_t> own_plt() {
+    std::ifstream in("/proc/self/exe", std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.size() < sizeof(Elf64_Ehdr)) return {0, 0};
+    auto* eh = reinterpret_cast<const Elf64_Ehdr*>(bytes.data());
+    if (eh->e_shoff == 0 ||
+        eh->e_shoff + std::uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr) > bytes.size())
+        return {0, 0};
+    auto* sh = reinterpret_cast<const Elf64_Shdr*>(bytes.data() + eh->e_shoff);
+    const char* names = bytes.data() + sh[eh->e_shstrndx].sh_offset;
+    std::uint64_t bias = 0;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* out) {
+            *static_cast<std::uint64_t*>(out) = info->dlpi_addr;  // the first entry is the program
+            return 1;
+        },
+        &bias);
+    for (int i = 0; i < eh->e_shnum; ++i) {
+        std::string name = names + sh[i].sh_name;
+        if (name.rfind(".plt", 0) == 0 && sh[i].sh_size > 0)
+            return {bias + sh[i].sh_addr, bias + sh[i].sh_addr + sh[i].sh_size};
+    }
+    return {0, 0};
+}
+
+TEST(Symbolizer, NamesAFunctionItsModuleAndLine) {
+    Symbolizer s;
+    auto pc = reinterpret_cast<std::uint64_t>(&marker_function) + 1;
+    auto f = s.describe(pc, /*is_pc=*/true);
+    EXPECT_NE(f.function.find("marker_function"), std::string::npos) << f.function;
+    EXPECT_EQ(f.module, "monitor_symbolizer_test");
+    EXPECT_EQ(f.offset, 1u);
+    EXPECT_NE(f.file.find("monitor_symbolizer_test.cpp"), std::string::npos) << f.file;
+    EXPECT_GT(f.line, 0u);
+    EXPECT_EQ(marker_function(1), 2);
+}
+
+TEST(Symbolizer, NamesAFrameInAPltStub) {
+    auto [begin, end] = own_plt();
+    if (begin == 0) GTEST_SKIP() << "this executable has no PLT section";
+    Symbolizer s;
+    auto f = s.describe(begin + (end - begin) / 2, /*is_pc=*/true);
+    EXPECT_EQ(f.function, kPltStub);
+    EXPECT_EQ(f.module, "monitor_symbolizer_test");
+}
+
+TEST(Symbolizer, AnAddressOutsideEveryModuleStaysUnknown) {
+    Symbolizer s;
+    auto f = s.describe(0x10, /*is_pc=*/true);
+    EXPECT_TRUE(f.function.empty());
+    EXPECT_TRUE(f.module.empty());
+}
+
+}  // namespace
