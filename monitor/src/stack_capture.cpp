@@ -77,8 +77,33 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) void on_capture_s
         return;
     }
 
+    slot->fp_count = 0;
+    slot->stack_len = 0;
+    slot->label_count = 0;
+    slot->fiber_id = 0;
+    slot->fiber_name[0] = '\0';
+    slot->from_handler = false;
+
+    weft::introspect::CurrentFiberView v = weft::introspect::current_fiber_view();
+    auto lo = reinterpret_cast<std::uintptr_t>(v.stack_lo);
+    auto hi = reinterpret_cast<std::uintptr_t>(v.stack_hi);
+
     const auto* uc = static_cast<const ucontext_t*>(ucv);
     const greg_t* g = uc->uc_mcontext.gregs;
+#if defined(__SANITIZE_THREAD__)
+    // TSan defers an asynchronous signal that arrives outside a blocking call until the thread's
+    // next interceptor, and then calls the handler on the thread's own stack with the context
+    // saved at arrival: by now that stack has moved on and the saved stack pointer may point at
+    // overwritten frames. The kernel delivers on the alternate stack, so a handler running on
+    // the fiber's or hub's own stack was called late; it records its own registers instead,
+    // and the stack shown is the thread's at delivery (a few frames later, inside TSan).
+    ucontext_t own;
+    auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+    if (lo != 0 && here >= lo && here < hi && getcontext(&own) == 0) {
+        g = own.uc_mcontext.gregs;
+        slot->from_handler = true;
+    }
+#endif
     std::uint64_t* r = slot->regs;
     r[0] = static_cast<std::uint64_t>(g[REG_RAX]);
     r[1] = static_cast<std::uint64_t>(g[REG_RDX]);
@@ -98,13 +123,6 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) void on_capture_s
     r[15] = static_cast<std::uint64_t>(g[REG_R15]);
     r[16] = static_cast<std::uint64_t>(g[REG_RIP]);
 
-    slot->fp_count = 0;
-    slot->stack_len = 0;
-    slot->label_count = 0;
-    slot->fiber_id = 0;
-    slot->fiber_name[0] = '\0';
-
-    weft::introspect::CurrentFiberView v = weft::introspect::current_fiber_view();
     slot->hub_index = v.hub_index;
     if (v.hub_index < 0) {
         slot->status = CaptureStatus::not_a_hub;
@@ -134,8 +152,6 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) void on_capture_s
             slot->label_count = n;
         }
 
-        auto lo = reinterpret_cast<std::uintptr_t>(v.stack_lo);
-        auto hi = reinterpret_cast<std::uintptr_t>(v.stack_hi);
         auto sp = static_cast<std::uintptr_t>(g[REG_RSP]);
         slot->stack_lo = lo;
         slot->stack_hi = hi;
@@ -210,6 +226,7 @@ RawStack copy_out(const CaptureSlot& slot) {
         r.regs[i] = slot.regs[i];
     r.fp_frames.assign(slot.fp_frames, slot.fp_frames + slot.fp_count);
     r.stack_addr = slot.stack_addr;
+    r.from_handler = slot.from_handler;
     if (slot.stack_buf && slot.stack_len)
         r.bytes.assign(slot.stack_buf, slot.stack_buf + slot.stack_len);
     return r;

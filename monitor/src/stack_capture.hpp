@@ -62,6 +62,10 @@ struct CaptureSlot {
     int hub_index = -1;
     CapturedLabel labels[kMaxLabels] = {};
     int label_count = 0;
+    /// Set when the registers are the handler's own rather than the interrupted ones (TSan runs
+    /// handlers late, see on_capture_signal): the unwind then starts with the handler's frame,
+    /// which the symbolizer drops.
+    bool from_handler = false;
 };
 
 /// A captured stack taken out of its slot, for the symbolizer.
@@ -70,6 +74,7 @@ struct RawStack {
     std::vector<std::uintptr_t> fp_frames;
     std::uintptr_t stack_addr = 0;
     std::vector<char> bytes;
+    bool from_handler = false;  ///< see CaptureSlot::from_handler
 };
 /// Copies the registers, the frame-pointer chain and the stack bytes out of a ready slot.
 RawStack copy_out(const CaptureSlot& slot);

@@ -217,9 +217,14 @@ std::vector<StackFrame> Symbolizer::stack(const RawStack& slot, int tid, std::st
         }
         note = "walked the frame-pointer chain";
     }
+    std::size_t skip = 0;
+    if (slot.from_handler && !pcs.empty()) {
+        skip = 1;  // the capture handler's own frame
+        note += "; the signal was handled late (TSan), so this is the stack at delivery";
+    }
     std::vector<StackFrame> out;
     out.reserve(pcs.size());
-    for (std::size_t i = 0; i < pcs.size(); ++i)
+    for (std::size_t i = skip; i < pcs.size(); ++i)
         out.push_back(describe(pcs[i], is_pc[i]));
     return out;
 }
