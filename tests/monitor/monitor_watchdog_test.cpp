@@ -302,8 +302,14 @@ TEST(Watchdog, RunInfoDumpOnDemandAndOnSigusr1) {
         child.join();
         finished = true;
     });
-    wait_until([&] { return wd.run_info().find("\"child\"") != std::string::npos; });
-    std::string dump = wd.run_info();
+    // The child wakes every 5 ms, so a single dump may catch it (or the parent, before its
+    // join) runnable: keep the first dump that shows both parked.
+    std::string dump;
+    wait_until([&] {
+        dump = wd.run_info();
+        return dump.find("\"parent\"; parked (join)") != std::string::npos &&
+               dump.find("\"child\"; parked (sleep)") != std::string::npos;
+    });
     EXPECT_THAT(dump, HasSubstr("* Threads"));
     EXPECT_THAT(dump, HasSubstr("runs hub 1"));
     EXPECT_THAT(dump, HasSubstr("---- Hub 0"));
