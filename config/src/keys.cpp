@@ -133,6 +133,22 @@ KeySpec path(std::string_view section, std::string_view name, Access access) {
         [](const std::string& s) { return json_quote(s); });
 }
 
+// The Server header's value (http's ServerOptions::server_name, which checks the same).
+template <class Access>
+KeySpec header_phrase(std::string_view section, std::string_view name, Access access) {
+    auto parse = [](const Input& in) -> Parsed<std::string> {
+        if (!in.is_textual() || !valid_header_phrase(in.text, 128)) {
+            return Problem{
+                "expected at most 128 visible ASCII characters and inner spaces, such "
+                "as \"weft\" or \"acme/2.1 (edge)\" (\"\" sends no header)"};
+        }
+        return in.text;
+    };
+    return make(
+        section, name, access, parse, [](const std::string& s) { return toml_quote(s); },
+        [](const std::string& s) { return json_quote(s); });
+}
+
 template <class Access>
 KeySpec access_log(std::string_view section, std::string_view name, Access access) {
     return make(
@@ -174,6 +190,8 @@ std::vector<KeySpec> build_specs() {
         [](auto& c) -> auto& { return c.server.drain_timeout; }, Duration::zero(), kDay, false));
     k.push_back(count_or_auto("server", "offload_threads",
         [](auto& c) -> auto& { return c.server.offload_threads; }, 1024));
+    k.push_back(header_phrase("server", "server_name",
+        [](auto& c) -> auto& { return c.server.server_name; }));
 
     k.push_back(boolean("admin", "enabled", [](auto& c) -> auto& { return c.admin.enabled; }));
     k.push_back(listen("admin", "listen", [](auto& c) -> auto& { return c.admin.listen; }));

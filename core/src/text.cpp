@@ -43,6 +43,14 @@ bool valid_utf8(std::string_view s) noexcept {
     return true;
 }
 
+bool valid_header_phrase(std::string_view s, std::size_t max) noexcept {
+    if (s.size() > max) return false;
+    if (!s.empty() && (s.front() == ' ' || s.back() == ' ')) return false;
+    for (char c : s)
+        if (c < 0x20 || c >= 0x7F) return false;
+    return true;
+}
+
 namespace {
 
 void append_u_escape(std::string& out, std::uint32_t cp) {

@@ -12,6 +12,7 @@
 #include "connection.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/log.hpp"
+#include "weft/core/text.hpp"
 
 namespace weft::http {
 
@@ -21,11 +22,7 @@ namespace {
 // The Server header's value goes out verbatim on every response: visible ASCII and inner
 // spaces only (RFC 9110 product tokens and comments), so it cannot split or forge a header.
 ServerOptions checked(ServerOptions o) {
-    const std::string& n = o.server_name;
-    bool ok = n.size() <= 128 && (n.empty() || (n.front() != ' ' && n.back() != ' '));
-    for (char c : n)
-        ok = ok && c >= 0x20 && c < 0x7F;
-    if (!ok)
+    if (!valid_header_phrase(o.server_name, 128))
         throw std::invalid_argument(
             "ServerOptions::server_name must be at most 128 visible ASCII characters and inner "
             "spaces");

@@ -119,6 +119,7 @@ weft::http::ServerOptions http_options(const weft::config::ServerConfig& s) {
     o.idle_timeout = ms(s.idle_timeout.value);
     o.send_timeout = ms(s.send_timeout.value);
     o.max_requests_per_connection = s.max_requests_per_connection.value;
+    o.server_name = s.server_name.value;
     return o;
 }
 

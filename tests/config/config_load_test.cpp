@@ -215,6 +215,7 @@ TEST(ConfigEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_SERVER_MAX_REQUESTS_PER_CONNECTION", "100"},
         {"WEFT_SERVER_DRAIN_TIMEOUT", "0"},
         {"WEFT_SERVER_OFFLOAD_THREADS", "auto"},
+        {"WEFT_SERVER_SERVER_NAME", "edge"},
         {"WEFT_ADMIN_ENABLED", "false"},
         {"WEFT_ADMIN_LISTEN", "127.0.0.1:1"},
         {"WEFT_ADMIN_DEBUG_ENDPOINTS", "off"},

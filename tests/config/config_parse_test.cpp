@@ -80,6 +80,20 @@ TEST(ConfigParse, Utf8Validation) {
     EXPECT_FALSE(valid_utf8("\x80"));
 }
 
+TEST(ConfigParse, HeaderPhrase) {
+    EXPECT_TRUE(weft::valid_header_phrase("", 128));
+    EXPECT_TRUE(weft::valid_header_phrase("weft", 128));
+    EXPECT_TRUE(weft::valid_header_phrase("acme/2.1 (edge; \"x\") y", 128));
+    EXPECT_TRUE(weft::valid_header_phrase(std::string(128, 'a'), 128));
+    EXPECT_FALSE(weft::valid_header_phrase(std::string(129, 'a'), 128));
+    EXPECT_FALSE(weft::valid_header_phrase(" weft", 128));
+    EXPECT_FALSE(weft::valid_header_phrase("weft ", 128));
+    EXPECT_FALSE(weft::valid_header_phrase("weft\r\nX-Forged: 1", 128));
+    EXPECT_FALSE(weft::valid_header_phrase("a\tb", 128));
+    EXPECT_FALSE(weft::valid_header_phrase("a\x7f", 128));
+    EXPECT_FALSE(weft::valid_header_phrase("w\xc3\xa9ft", 128));  // UTF-8 is not ASCII
+}
+
 TEST(ConfigParse, EditDistanceAndSuggestions) {
     EXPECT_EQ(edit_distance("listen", "listen"), 0u);
     EXPECT_EQ(edit_distance("lisen", "listen"), 1u);

@@ -37,6 +37,7 @@ send_timeout = 7
 max_requests_per_connection = 1000
 drain_timeout = 0
 offload_threads = 4
+server_name = "acme/2.1 (\"edge\") v2"
 
 [admin]
 enabled = false
@@ -345,9 +346,10 @@ TEST(ConfigJson, PythonReadsTheValuesBack) {
         "assert d['monitor']['max_blocking_time'] == 0.00025\n"
         "assert d['monitor']['reports_file'] == 'reports \"quoted\" \\\\ \\u00e9.jsonl'\n"
         "assert d['admin']['listen'] == '*:9999'\n"
+        "assert d['server']['server_name'] == 'acme/2.1 (\"edge\") v2'\n"
         "assert d['sources']['server.hubs'] == 'environment WEFT_HUBS'\n"
         "assert d['sources']['log.level'] == 'flag --log-level'\n"
-        "assert d['sources']['plugins[0].config.db.pool.size'] == 'weft.toml:57'\n"
+        "assert d['sources']['plugins[0].config.db.pool.size'] == 'weft.toml:58'\n"
         "assert d['plugins'][1] == {'path': 'second.so', 'config': {}}\n";
     char script_path[] = "/tmp/weft_config_checkXXXXXX";
     const int sfd = ::mkstemp(script_path);

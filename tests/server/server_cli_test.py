@@ -163,6 +163,30 @@ class BadInputs(unittest.TestCase):
             self.assertIn(frag, r.stderr)
 
 
+class ServerHeader(unittest.TestCase):
+    """server.server_name reaches every response; "" drops the header."""
+
+    def served_name(self, args=(), env=None):
+        with u.Weft(list(args), env=env) as w:
+            w.wait_ready()
+            status, headers, _ = u.get(w.http, "/")
+            self.assertEqual(status, 200)
+            return headers.get("server")
+
+    def test_default_flag_and_environment(self):
+        self.assertEqual(self.served_name(), "weft")
+        self.assertEqual(self.served_name(["--set", "server.server_name=acme/2.1 (edge)"]),
+                         "acme/2.1 (edge)")
+        self.assertIsNone(self.served_name(env={"WEFT_SERVER_SERVER_NAME": ""}))
+
+    def test_a_value_that_could_forge_a_header_is_refused(self):
+        r = run_weft(["--set", "server.server_name=weft\r\nSet-Cookie: a=b", "--print-config"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("[server] server_name", r.stderr)
+        self.assertIn("flag --set server.server_name", r.stderr)
+        self.assertIn("visible ASCII", r.stderr)
+
+
 class StartErrors(unittest.TestCase):
     def test_port_in_use(self):
         for flag in ("--listen", "--admin"):

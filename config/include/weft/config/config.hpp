@@ -79,6 +79,7 @@ struct ServerConfig {
     Setting<std::uint64_t> max_requests_per_connection{0};  ///< 0: unlimited
     Setting<Duration> drain_timeout{std::chrono::seconds(10)};
     Setting<std::uint32_t> offload_threads{0};  ///< 0: automatic
+    Setting<std::string> server_name{"weft"};   ///< the Server header; empty: none
 };
 
 /// [admin]: the admin listener (/metrics, /healthz, /readyz, /debug/*) on its own thread.
