@@ -176,11 +176,11 @@ inline FiberRecord* HubImpl::pick_next(FiberRecord* from, std::int64_t& now) noe
     bump(probe_.epoch);
     if (stats_) {
         now = clock_ns();
-        if (from) {
-            probe_.run_duration.observe(now - slice_start_ns_);
-            if (from->state.load(std::memory_order_relaxed) == FiberState::ready)
-                from->ready_at_ns = now;  // it yielded
-        }
+        // Fibers woken (or spawned, or yielding) during the slice that ends here.
+        for (FiberRecord* f = unstamped_; f; f = f->next_ready)
+            f->ready_at_ns = now;
+        unstamped_ = nullptr;
+        if (from) probe_.run_duration.observe(now - slice_start_ns_);
         last_ns_ = now;
     }
     if (observer_) observer_->on_switch(stats_ ? now : clock_ns());
@@ -234,9 +234,7 @@ void HubImpl::make_ready(FiberRecord* f, Errc result) noexcept {
     // Woken: whatever it was parked on must not wake it again (a timer falling due in the same
     // loop turn, a cancel) before it runs.
     f->parked_on = nullptr;
-    // A fiber readying itself (yield) is stamped by the switch that follows, which reads the
-    // clock anyway.
-    if (stats_ && f != current_) f->ready_at_ns = ready_stamp();
+    if (stats_) stamp_ready(f);
     set_state(f, FiberState::ready);
     f->next_ready = nullptr;
     if (ready_tail_)
@@ -370,7 +368,8 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     std::size_t len = req.name.size() < sizeof(f->name) - 1 ? req.name.size() : sizeof(f->name) - 1;
     std::memcpy(f->name, req.name.data(), len);
     f->name[len] = '\0';
-    f->created_ns = stats_ ? ready_stamp() : 0;
+    // The age shown in fiber dumps; within a slice, the slice's start is close enough.
+    f->created_ns = stats_ ? (current_ ? slice_start_ns_ : last_ns_) : 0;
     f->cancel_requested = stopping_;
     std::size_t usable =
         (rec_at & ~std::uintptr_t(15)) - reinterpret_cast<std::uintptr_t>(stack.lo());
@@ -382,7 +381,7 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
         reg_head_ = f;
     }
     ++live_;
-    f->ready_at_ns = f->created_ns;
+    if (stats_) stamp_ready(f);
     if (ready_tail_)
         ready_tail_->next_ready = f;
     else

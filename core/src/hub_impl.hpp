@@ -134,7 +134,14 @@ class HubImpl final : public Hub {
     void set_state(FiberRecord* f, FiberState s) noexcept;
     void run_posted();
     void begin_stop() noexcept;
-    std::int64_t ready_stamp() const noexcept { return current_ ? clock_ns() : last_ns_; }
+    /// With stats on, stamps a fiber just queued as ready: from the loop, with the loop's last
+    /// clock read; from a fiber's slice, at the end of that slice (see unstamped_).
+    void stamp_ready(FiberRecord* f) noexcept {
+        if (!current_)
+            f->ready_at_ns = last_ns_;
+        else if (!unstamped_)
+            unstamped_ = f;
+    }
     static void lag_probe_fired(TimerNode* n) noexcept;
 
     RuntimeState& rt_;
@@ -151,6 +158,10 @@ class HubImpl final : public Hub {
     unsigned budget_left_ = 0;
     FiberRecord* ready_head_ = nullptr;
     FiberRecord* ready_tail_ = nullptr;
+    /// The first fiber queued during the running slice; it and every fiber after it in the ready
+    /// queue are stamped ready by the clock read that ends the slice, so a wakeup costs no clock
+    /// read of its own (one read per slice). Only pick_next pops the queue, after stamping.
+    FiberRecord* unstamped_ = nullptr;
     std::int64_t last_ns_ = 0;
     std::int64_t slice_start_ns_ = 0;
     std::size_t live_ = 0;

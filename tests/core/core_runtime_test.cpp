@@ -232,6 +232,47 @@ TEST(Runtime, CrossHubPostFromAFiberWakesAFiberOnTheOtherHub) {
     EXPECT_EQ(done.get_future().get(), 42);
 }
 
+// Schedule delay is ready -> running. A fiber woken inside another fiber's slice is stamped
+// ready by the clock read that ends that slice (one clock read per slice), so the time it then
+// waits in the ready queue behind other fibers must be what it reports.
+TEST(Runtime, ScheduleDelayCountsTheWaitInTheReadyQueue) {
+    auto o = weft::testing::test_options();
+    o.hubs = 1;
+    o.lag_probe_interval = 0ms;
+    weft::Runtime rt(o);
+    const weft::HubProbe& probe = rt.hub(0).probe();
+    constexpr std::int64_t kHogNs = 30'000'000;
+    auto over = [&](std::int64_t ns) {  // observations above `ns` so far
+        std::uint64_t n = 0;
+        for (std::size_t i = 0; i < weft::kLatencyBucketBoundsNs.size(); ++i)
+            if (weft::kLatencyBucketBoundsNs[i] >= ns)
+                n += probe.schedule_delay.buckets[i + 1].load(std::memory_order_relaxed);
+        return n;
+    };
+    std::promise<std::uint64_t> before_p, after_p;
+    rt.hub(0).post([&] {
+        weft::spawn("main", [&] {
+            weft::Event ev;
+            auto waiter = weft::spawn("waiter", [&] { (void)ev.wait(5s); });
+            weft::this_fiber::yield();  // the waiter parks on ev
+            before_p.set_value(over(10'000'000));
+            auto hog = weft::spawn("hog", [&] {  // queued first: it runs first
+                auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kHogNs);
+                while (std::chrono::steady_clock::now() < until) {
+                }
+            });
+            ev.set();  // the waiter is queued behind the hog
+            hog.join();
+            waiter.join();
+            after_p.set_value(over(10'000'000));
+        }).detach();
+    });
+    std::uint64_t before = before_p.get_future().get();
+    std::uint64_t after = after_p.get_future().get();
+    // The waiter waited the hog's 30 ms; nothing else on this idle hub waited 10 ms or more.
+    EXPECT_EQ(after - before, 1u);
+}
+
 TEST(Runtime, StopCancelsParkedFibersAndJoins) {
     std::atomic<int> cancelled{0};
     {

@@ -61,9 +61,11 @@ struct HubProbe {
     /// Above zero while code on this hub blocks on purpose (Hub::allow_blocking).
     std::atomic<int> blocking_allowed{0};
 
-    LatencyHistogram run_duration;    ///< how long each fiber slice held the hub
-    LatencyHistogram schedule_delay;  ///< ready -> running, every wakeup
-    LatencyHistogram lag;             ///< lateness of the periodic probe timer
+    LatencyHistogram run_duration;  ///< how long each fiber slice held the hub
+    /// Ready -> running, every wakeup. A fiber woken (or spawned) by another fiber counts from
+    /// the end of the waker's slice, whose clock read stamps it: no clock read per wakeup.
+    LatencyHistogram schedule_delay;
+    LatencyHistogram lag;  ///< lateness of the periodic probe timer
     std::atomic<std::uint64_t> busy_ns{0};
     std::atomic<std::uint64_t> idle_ns{0};
     std::atomic<std::uint64_t> fibers_spawned{0};
