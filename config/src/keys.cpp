@@ -137,10 +137,10 @@ KeySpec path(std::string_view section, std::string_view name, Access access) {
 template <class Access>
 KeySpec header_phrase(std::string_view section, std::string_view name, Access access) {
     auto parse = [](const Input& in) -> Parsed<std::string> {
-        if (!in.is_textual() || !valid_header_phrase(in.text, 128)) {
-            return Problem{
-                "expected at most 128 visible ASCII characters and inner spaces, such "
-                "as \"weft\" or \"acme/2.1 (edge)\" (\"\" sends no header)"};
+        if (!in.is_textual() || !valid_header_phrase(in.text)) {
+            return Problem{"expected at most " + std::to_string(kMaxHeaderPhraseBytes) +
+                           " visible ASCII characters and inner spaces, such as \"weft\" or "
+                           "\"acme/2.1 (edge)\" (\"\" sends no header)"};
         }
         return in.text;
     };

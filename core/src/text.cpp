@@ -43,8 +43,8 @@ bool valid_utf8(std::string_view s) noexcept {
     return true;
 }
 
-bool valid_header_phrase(std::string_view s, std::size_t max) noexcept {
-    if (s.size() > max) return false;
+bool valid_header_phrase(std::string_view s) noexcept {
+    if (s.size() > kMaxHeaderPhraseBytes) return false;
     if (!s.empty() && (s.front() == ' ' || s.back() == ' ')) return false;
     for (char c : s)
         if (c < 0x20 || c >= 0x7F) return false;

@@ -22,10 +22,10 @@ namespace {
 // The Server header's value goes out verbatim on every response: visible ASCII and inner
 // spaces only (RFC 9110 product tokens and comments), so it cannot split or forge a header.
 ServerOptions checked(ServerOptions o) {
-    if (!valid_header_phrase(o.server_name, 128))
-        throw std::invalid_argument(
-            "ServerOptions::server_name must be at most 128 visible ASCII characters and inner "
-            "spaces");
+    if (!valid_header_phrase(o.server_name))
+        throw std::invalid_argument("ServerOptions::server_name must be at most " +
+                                    std::to_string(kMaxHeaderPhraseBytes) +
+                                    " visible ASCII characters and inner spaces");
     return o;
 }
 }  // namespace

@@ -17,10 +17,14 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t* code
 /// True when all of `s` is well-formed UTF-8.
 bool valid_utf8(std::string_view s) noexcept;
 
+/// The longest header phrase valid_header_phrase accepts (the Server header's limit).
+inline constexpr std::size_t kMaxHeaderPhraseBytes = 128;
+
 /// True when `s` may go out verbatim as an HTTP header value made of product tokens and comments
-/// (RFC 9110's Server and User-Agent): at most `max` characters of visible ASCII and inner spaces,
-/// not starting or ending with a space. Empty is valid. Nothing in it can end or forge a header.
-bool valid_header_phrase(std::string_view s, std::size_t max) noexcept;
+/// (RFC 9110's Server and User-Agent): at most kMaxHeaderPhraseBytes characters of visible ASCII
+/// and inner spaces, not starting or ending with a space. Empty is valid. Nothing in it can end or
+/// forge a header.
+bool valid_header_phrase(std::string_view s) noexcept;
 
 /// `s` as a JSON string literal: quoted, with '"', '\\' and control characters escaped; bytes
 /// that are not well-formed UTF-8 become U+FFFD, so the result is valid JSON whatever `s` holds.

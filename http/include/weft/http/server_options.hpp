@@ -63,9 +63,10 @@ struct ServerOptions {
     /// Requests served on one connection before it closes (the last response carries
     /// "Connection: close"). 0 = no limit.
     std::size_t max_requests_per_connection = 0;
-    /// The Server header's value; empty = no Server header. At most 128 visible ASCII characters
-    /// and inner spaces (weft::valid_header_phrase): the Server constructor throws
-    /// std::invalid_argument otherwise. The weft server sets it from `server.server_name`.
+    /// The Server header's value; empty = no Server header. At most weft::kMaxHeaderPhraseBytes
+    /// (128) visible ASCII characters and inner spaces (weft::valid_header_phrase): the Server
+    /// constructor throws std::invalid_argument otherwise. The weft server sets it from
+    /// `server.server_name`.
     std::string server_name = "weft";
     /// listen(2) backlog of each hub's listener.
     int listen_backlog = 4096;
