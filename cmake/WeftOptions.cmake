@@ -47,7 +47,10 @@ function(weft_library name)
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+    # Engine hooks (include/weft/<module>/internal/) serve the other modules only: a plugin
+    # built with the SDK cannot include them.
     if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
-        install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+        install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+            PATTERN internal EXCLUDE)
     endif()
 endfunction()

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
                     if (!s) {
                         if (s.error() == weft::Errc::cancelled || s.error() == weft::Errc::closed)
                             return;
-                        weft::sleep_for(std::chrono::milliseconds(10));  // EMFILE: back off
+                        (void)weft::sleep_for(std::chrono::milliseconds(10));  // EMFILE: back off
                         continue;
                     }
                     weft::spawn("echo", [s = std::move(*s)]() mutable {

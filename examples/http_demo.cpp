@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "demo_routes.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/weft.hpp"
 #include "weft/http/http.hpp"
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
 
     weft::Runtime rt;
     weft::http::Router router;
-    weft::http::register_demo_routes(router);
+    weft::demo::register_demo_routes(router);
     weft::http::Server server(rt, router);
     auto bound = server.listen(*addr);
     if (!bound) {

@@ -1,6 +1,6 @@
-// The loader: built-in defaults, then the TOML file (or the embedded default), then WEFT_*
+// The loader: the members' defaults, then the TOML file (or the default text), then WEFT_*
 // variables, then flags; every problem is collected with its key, source, value and what is
-// allowed, and a Config is returned only when there is none.
+// allowed, and the load succeeds only when there is none. It knows no key: it walks a Schema.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -10,8 +10,6 @@
 #include <set>
 #include <sstream>
 
-#include "keys.hpp"
-#include "parse.hpp"
 #include "toml_document.hpp"
 #include "weft/config/load.hpp"
 
@@ -20,52 +18,15 @@ extern char** environ;  // NOLINT: POSIX declares it nowhere in a header
 namespace weft::config {
 namespace {
 
-using detail::Input;
-using detail::KeySpec;
-
-constexpr std::string_view kEmbeddedName = "default.toml";
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
-
-struct Alias {
-    std::string_view env;
-    std::string_view section;
-    std::string_view name;
-};
-
-// Short and gevent-style names. WEFT_MONITOR_MEMORY_MAX is also the regular name; listing it
-// here keeps the gevent set in one place.
-constexpr Alias kAliases[] = {
-    {"WEFT_HUBS", "server", "hubs"},
-    {"WEFT_BACKEND", "server", "backend"},
-    {"WEFT_MONITOR_THREAD_ENABLE", "monitor", "enabled"},
-    {"WEFT_MAX_BLOCKING_TIME", "monitor", "max_blocking_time"},
-    {"WEFT_MONITOR_PRINT_BLOCKING_REPORTS", "monitor", "print_blocking_reports"},
-    {"WEFT_MONITOR_MEMORY_MAX", "monitor", "memory_max"},
-    {"WEFT_MONITOR_MEMORY_PERIOD", "monitor", "memory_period"},
-    {"WEFT_TRACK_FIBER_TREE", "monitor", "track_fiber_tree"},
-};
-
-constexpr FlagSpec kFlags[] = {
-    {"--listen", "server.listen", "ADDR:PORT", "HTTP listen address ([server] listen)", false},
-    {"--admin", "admin.listen", "ADDR:PORT", "admin listen address ([admin] listen)", false},
-    {"--hubs", "server.hubs", "N", "number of hubs, 0 for one per CPU ([server] hubs)", false},
-    {"--plugin", "plugin", "PATH",
-     "load this plugin (repeatable; replaces the configured plugin list)", true},
-    {"--backend", "server.backend", "auto|io_uring|epoll", "I/O backend ([server] backend)", false},
-    {"--log-level", "log.level", "LEVEL",
-     "trace, debug, info, warn, error, critical or off ([log] level)", false},
-    {"--log-format", "log.format", "text|json", "log line format ([log] format)", false},
-    {"--max-blocking-time", "monitor.max_blocking_time", "SECONDS",
-     "watchdog threshold, e.g. 0.1 or 100ms ([monitor] max_blocking_time)", false},
-};
 
 std::string section_title(std::string_view section) {
     return "[" + std::string(section) + "]";
 }
 
-std::vector<std::string> keys_of(std::string_view section) {
+std::vector<std::string> keys_of(const SchemaBase& schema, std::string_view section) {
     std::vector<std::string> out;
-    for (const auto& k : detail::key_specs()) {
+    for (const auto& k : schema.keys()) {
         if (k.section == section) out.emplace_back(k.name);
     }
     return out;
@@ -82,7 +43,7 @@ std::string join(const std::vector<std::string>& items) {
 std::string unknown(std::string_view what, std::string_view word,
                     const std::vector<std::string>& candidates, std::string_view quote = "'") {
     std::string message = "unknown " + std::string(what);
-    if (auto s = detail::suggest(word, candidates)) {
+    if (auto s = suggest(word, candidates)) {
         message += "; did you mean " + std::string(quote) + *s + std::string(quote) + "?";
     } else {
         message += "; known: " + join(candidates);
@@ -90,36 +51,61 @@ std::string unknown(std::string_view what, std::string_view word,
     return message;
 }
 
-class Loader {
+class Loader final : private CheckContext {
   public:
-    explicit Loader(const LoadOptions& options) : options_(options) {}
+    Loader(const SchemaBase& schema, void* root, const LoadOptions& options)
+        : schema_(schema), root_(root), options_(options) {}
 
-    LoadResult run() {
+    Result<Loaded, ConfigErrors> run() {
         if (options_.file) {
             load_file(*options_.file, Source::Kind::file);
-        } else if (options_.use_embedded_default) {
-            load_text(embedded_default_toml(), kEmbeddedName, Source::Kind::embedded_default);
+        } else if (!options_.default_text.empty()) {
+            load_text(options_.default_text, options_.default_name, Source::Kind::embedded_default);
         }
         apply_environment();
         apply_flags();
-        cross_check();
-        if (!errors_.empty()) return LoadResult(std::move(errors_));
-        return LoadResult(std::move(config_));
+        schema_.run_checks(root_, *this);
+        if (!errors_.empty()) return ConfigErrors{std::move(errors_)};
+        return std::move(loaded_);
     }
 
   private:
+    // CheckContext
+    bool failed(std::string_view dotted) const override {
+        return failed_.count(std::string(dotted)) > 0;
+    }
+    const Source& source(std::string_view dotted) const override {
+        return loaded_.sources.of(dotted);
+    }
+    void error(std::string_view dotted, std::string value, std::string message) override {
+        const auto dot = dotted.find('.');
+        const Key* k = dot == std::string_view::npos
+                           ? nullptr
+                           : schema_.find(dotted.substr(0, dot), dotted.substr(dot + 1));
+        error(k ? k->display() : std::string(dotted), loaded_.sources.of(dotted), std::move(value),
+              std::move(message));
+    }
+
     void error(std::string key, Source source, std::string value, std::string message) {
         failed_.insert(key);
         errors_.push_back(
             {std::move(key), std::move(source), std::move(value), std::move(message)});
     }
 
-    bool apply(const KeySpec& spec, const Input& in, const Source& source) {
-        if (auto problem = spec.apply(config_, in, source)) {
-            error(spec.display(), source, in.display(), std::move(*problem));
+    bool apply(const Key& key, const Input& in, const Source& source) {
+        if (auto problem = key.apply(root_, in)) {
+            failed_.insert(key.dotted());
+            error(key.display(), source, in.display(), std::move(*problem));
             return false;
         }
+        loaded_.sources.set(key.dotted(), source);
         return true;
+    }
+
+    // A key under its former name: it still works, and the warning says the new one.
+    void moved(const Key& key, std::string_view old_name, const Source& source) {
+        loaded_.warnings.push_back(std::string(old_name) + " (" + source.to_string() + ") is now " +
+                                   key.dotted() + "; please rename it");
     }
 
     // --- the file ---------------------------------------------------------------------------
@@ -166,10 +152,21 @@ class Loader {
         return line;
     }
 
+    bool known_section(std::string_view name) const {
+        for (const auto& k : schema_.keys()) {
+            if (k.section == name) return true;
+        }
+        for (const auto& k : schema_.keys()) {
+            for (const auto& old : k.old_names) {
+                if (old.substr(0, old.find('.')) == name) return true;
+            }
+        }
+        return false;
+    }
+
     void apply_document(const Table& root) {
-        const auto sections = detail::section_names();
         std::vector<std::string> section_list;
-        for (const auto section : sections)
+        for (const auto& section : schema_.sections())
             section_list.push_back(section_title(section));
         section_list.emplace_back("[[plugin]]");
         for (const auto& [name, value] : root) {
@@ -177,7 +174,7 @@ class Loader {
                 apply_plugins(value);
                 continue;
             }
-            if (std::find(sections.begin(), sections.end(), name) == sections.end()) {
+            if (!known_section(name)) {
                 unknown_top_level(name, value, section_list);
                 continue;
             }
@@ -188,10 +185,16 @@ class Loader {
                 continue;
             }
             for (const auto& [key, v] : *table) {
-                const KeySpec* spec = detail::find_key(name, key);
+                const Key* spec = schema_.find(name, key);
                 if (!spec) {
+                    const std::string dotted = name + "." + key;
+                    if (const Key* now = schema_.find_old(dotted)) {
+                        if (apply(*now, Input::from_value(v), v.source()))
+                            moved(*now, section_title(name) + " " + key, v.source());
+                        continue;
+                    }
                     error(section_title(name) + " " + key, v.source(), {},
-                          unknown("key", key, keys_of(name)));
+                          unknown("key", key, keys_of(schema_, name)));
                     continue;
                 }
                 apply(*spec, Input::from_value(v), v.source());
@@ -207,20 +210,20 @@ class Loader {
             return;
         }
         // A key written above every section header: name the section it belongs to.
-        for (const auto& k : detail::key_specs()) {
+        for (const auto& k : schema_.keys()) {
             if (k.name == name) {
                 error(name, value.source(), {},
                       "a key outside any section; did you mean " + k.display() +
-                          "? (put it after the [" + std::string(k.section) + "] line)");
+                          "? (put it after the [" + k.section + "] line)");
                 return;
             }
         }
         std::vector<std::string> everywhere;
-        for (const auto& k : detail::key_specs())
+        for (const auto& k : schema_.keys())
             everywhere.emplace_back(k.name);
-        if (auto s = detail::suggest(name, everywhere)) {
-            const KeySpec* k = nullptr;
-            for (const auto& spec : detail::key_specs()) {
+        if (auto s = suggest(name, everywhere)) {
+            const Key* k = nullptr;
+            for (const auto& spec : schema_.keys()) {
                 if (!k && spec.name == *s) k = &spec;
             }
             error(name, value.source(), {},
@@ -261,9 +264,10 @@ class Loader {
         } else if (!check_plugin_path(Input::from_value(*path), path->source())) {
             good = false;
         } else {
-            plugin.path = {*path->as_string(), path->source()};
+            plugin.path = *path->as_string();
+            plugin.source = path->source();
         }
-        const std::string context = "plugin '" + plugin.path.value + "' config";
+        const std::string context = "plugin '" + plugin.path + "' config";
         if (const Value* cfg = t.find("config")) {
             if (const Table* table = cfg->as_table()) {
                 plugin.config = table->with_context(context);
@@ -281,7 +285,7 @@ class Loader {
             error("[[plugin]] " + key, v.source(), {}, unknown("key", key, known));
             good = false;
         }
-        if (good) config_.plugins.push_back(std::move(plugin));
+        if (good) loaded_.plugins.push_back(std::move(plugin));
     }
 
     bool check_plugin_path(const Input& in, const Source& source) {
@@ -301,9 +305,10 @@ class Loader {
     // --- the environment --------------------------------------------------------------------
 
     struct EnvSetting {
-        const KeySpec* spec;
+        const Key* key;
         std::string name;
         const std::string* value;
+        bool former = false;  // a variable of the key's former name
     };
 
     void apply_environment() {
@@ -320,60 +325,76 @@ class Loader {
         std::vector<EnvSetting> found;
         for (const auto& [name, value] : options_.env) {
             if (!name.starts_with("WEFT_")) continue;
-            if (const KeySpec* spec = resolve_env(name)) found.push_back({spec, name, &value});
+            bool former = false;
+            if (const Key* key = resolve_env(name, former))
+                found.push_back({key, name, &value, former});
         }
         // An alias and the regular name may both be set, but not to different values.
-        std::set<const KeySpec*> done;
+        std::set<const Key*> done;
         for (const auto& s : found) {
-            if (done.count(s.spec)) continue;
-            done.insert(s.spec);
+            if (done.count(s.key)) continue;
+            done.insert(s.key);
             const EnvSetting* chosen = &s;
             for (const auto& other : found) {
-                if (other.spec != s.spec || &other == &s) continue;
+                if (other.key != s.key || &other == &s) continue;
                 if (*other.value != *s.value) {
-                    error(s.spec->display(), Source::environment(other.name),
-                          detail::toml_quote(*other.value),
-                          "conflicts with " + s.name + "=" + detail::toml_quote(*s.value) +
+                    error(s.key->display(), Source::environment(other.name),
+                          toml_quote(*other.value),
+                          "conflicts with " + s.name + "=" + toml_quote(*s.value) +
                               "; set only one of them");
                     chosen = nullptr;
                     break;
                 }
-                if (other.name == s.spec->env_name()) chosen = &other;
+                if (other.name == s.key->env_name()) chosen = &other;
             }
             if (!chosen) continue;
             const Source source = Source::environment(chosen->name);
-            if (!detail::valid_utf8(*chosen->value)) {
-                error(s.spec->display(), source, {}, "the value is not valid UTF-8");
+            if (!valid_utf8(*chosen->value)) {
+                error(s.key->display(), source, {}, "the value is not valid UTF-8");
                 continue;
             }
-            apply(*s.spec, Input::from_text(*chosen->value), source);
+            if (apply(*s.key, Input::from_text(*chosen->value), source) && chosen->former)
+                moved(*s.key, chosen->name, source);
         }
     }
 
     // The key a WEFT_* variable sets, nullptr when it is not ours (or unknown: then an error).
-    const KeySpec* resolve_env(const std::string& name) {
-        for (const auto& a : kAliases) {
-            if (a.env == name) return detail::find_key(a.section, a.name);
+    const Key* resolve_env(const std::string& name, bool& former) {
+        for (const auto& k : schema_.keys()) {
+            if (k.env_name() == name) return &k;
+            for (const auto& alias : k.env_aliases) {
+                if (alias == name) return &k;
+            }
         }
-        for (const auto section : detail::section_names()) {
-            const std::string prefix = "WEFT_" + detail::to_upper(section) + "_";
+        for (const auto& k : schema_.keys()) {
+            for (const auto& old : k.old_names) {
+                if ("WEFT_" + to_upper(old.substr(0, old.find('.'))) + "_" +
+                        to_upper(old.substr(old.find('.') + 1)) ==
+                    name) {
+                    former = true;
+                    return &k;
+                }
+            }
+        }
+        for (const auto& section : schema_.sections()) {
+            const std::string prefix = "WEFT_" + to_upper(section) + "_";
             if (!name.starts_with(prefix)) continue;
-            const std::string key = detail::to_lower(std::string_view(name).substr(prefix.size()));
-            if (const KeySpec* spec = detail::find_key(section, key)) return spec;
+            const std::string key = to_lower(std::string_view(name).substr(prefix.size()));
             // Compare only what follows the prefix, which every candidate shares.
-            std::vector<std::string> tails = keys_of(section);
-            for (const auto& a : kAliases) {
-                if (a.env.starts_with(prefix)) {
-                    tails.push_back(detail::to_lower(a.env.substr(prefix.size())));
+            std::vector<std::string> tails = keys_of(schema_, section);
+            for (const auto& k : schema_.keys()) {
+                for (const auto& alias : k.env_aliases) {
+                    if (alias.starts_with(prefix))
+                        tails.push_back(to_lower(std::string_view(alias).substr(prefix.size())));
                 }
             }
             std::string message = "unknown environment variable";
-            if (auto s = detail::suggest(key, tails)) {
-                message += "; did you mean " + prefix + detail::to_upper(*s) + "?";
+            if (auto s = suggest(key, tails)) {
+                message += "; did you mean " + prefix + to_upper(*s) + "?";
             } else {
                 message += "; known:";
                 for (std::size_t i = 0; i < tails.size(); ++i) {
-                    message += (i ? ", " : " ") + prefix + detail::to_upper(tails[i]);
+                    message += (i ? ", " : " ") + prefix + to_upper(tails[i]);
                 }
             }
             error(section_title(section) + " " + key, Source::environment(name), {},
@@ -394,53 +415,57 @@ class Loader {
                 continue;
             }
             const auto dot = f.key.find('.');
-            const KeySpec* spec = dot == std::string::npos
-                                      ? nullptr
-                                      : detail::find_key(std::string_view(f.key).substr(0, dot),
-                                                         std::string_view(f.key).substr(dot + 1));
-            if (!spec) {
+            const Key* key = dot == std::string::npos
+                                 ? nullptr
+                                 : schema_.find(std::string_view(f.key).substr(0, dot),
+                                                std::string_view(f.key).substr(dot + 1));
+            bool former = false;
+            if (!key && (key = schema_.find_old(f.key))) former = true;
+            if (!key) {
                 unknown_flag_key(f.key, source);
                 continue;
             }
-            if (!detail::valid_utf8(f.value)) {
-                error(spec->display(), source, {}, "the value is not valid UTF-8");
+            if (!valid_utf8(f.value)) {
+                error(key->display(), source, {}, "the value is not valid UTF-8");
                 continue;
             }
-            apply(*spec, Input::from_text(f.value), source);
+            if (apply(*key, Input::from_text(f.value), source) && former)
+                moved(*key, f.key, source);
         }
         if (plugin_flags.empty()) return;
         std::vector<PluginConfig> plugins;
         for (const FlagOverride* f : plugin_flags) {
             const Source source = Source::flag(f->flag);
-            if (!detail::valid_utf8(f->value)) {
+            if (!valid_utf8(f->value)) {
                 error("[[plugin]] path", source, {}, "the value is not valid UTF-8");
                 continue;
             }
             if (!check_plugin_path(Input::from_text(f->value), source)) continue;
             PluginConfig p;
-            p.path = {f->value, source};
+            p.path = f->value;
+            p.source = source;
             p.config = Table("plugin '" + f->value + "' config", source);
-            for (const auto& configured : config_.plugins) {
-                if (configured.path.value == f->value) {
+            for (const auto& configured : loaded_.plugins) {
+                if (configured.path == f->value) {
                     p.config = configured.config;
                     break;
                 }
             }
             plugins.push_back(std::move(p));
         }
-        config_.plugins = std::move(plugins);
+        loaded_.plugins = std::move(plugins);
     }
 
     void unknown_flag_key(const std::string& key, const Source& source) {
         const auto dot = key.find('.');
-        const auto sections = detail::section_names();
+        const auto sections = schema_.sections();
         if (dot != std::string::npos &&
             std::find(sections.begin(), sections.end(), key.substr(0, dot)) != sections.end()) {
             // A known section: compare key names only, which is where the typo is.
             const std::string section = key.substr(0, dot);
-            std::vector<std::string> names = keys_of(section);
+            std::vector<std::string> names = keys_of(schema_, section);
             std::string message = "unknown key";
-            if (auto s = detail::suggest(key.substr(dot + 1), names)) {
+            if (auto s = suggest(key.substr(dot + 1), names)) {
                 message += "; did you mean '" + section + "." + *s + "'?";
             } else {
                 for (auto& n : names)
@@ -451,70 +476,34 @@ class Loader {
             return;
         }
         std::vector<std::string> candidates{"plugin"};
-        for (const auto& k : detail::key_specs()) {
-            candidates.push_back(std::string(k.section) + "." + std::string(k.name));
-        }
+        for (const auto& k : schema_.keys())
+            candidates.push_back(k.dotted());
         error(key, source, {}, unknown("key", key, candidates));
     }
 
-    // --- relations between keys -------------------------------------------------------------
-
-    void cross_check() {
-        const auto& s = config_.server;
-        if (!failed_.count("[server] max_uri_bytes") &&
-            !failed_.count("[server] max_header_bytes") &&
-            s.max_uri_bytes.value > s.max_header_bytes.value) {
-            error("[server] max_uri_bytes", s.max_uri_bytes.source,
-                  detail::format_size(s.max_uri_bytes.value),
-                  "must not exceed [server] max_header_bytes (" +
-                      detail::format_size(s.max_header_bytes.value) + ", " +
-                      s.max_header_bytes.source.to_string() +
-                      "): the request line counts against both");
-        }
-        const auto& a = config_.admin;
-        if (a.enabled.value && !failed_.count("[admin] listen") &&
-            !failed_.count("[server] listen") && overlap(a.listen.value, s.listen.value)) {
-            error("[admin] listen", a.listen.source, detail::toml_quote(a.listen.value.to_string()),
-                  "must not use the same port as [server] listen (" + s.listen.value.to_string() +
-                      ", " + s.listen.source.to_string() + ")");
-        }
-    }
-
-    static bool overlap(const ListenAddress& a, const ListenAddress& b) {
-        if (a.port == 0 || a.port != b.port) return false;
-        auto wildcard = [](const ListenAddress& x) {
-            return x.family == ListenAddress::Family::any || x.host == "0.0.0.0" || x.host == "::";
-        };
-        return a.host == b.host || wildcard(a) || wildcard(b);
-    }
-
+    const SchemaBase& schema_;
+    void* root_;
     const LoadOptions& options_;
-    Config config_;
+    Loaded loaded_;
     std::vector<ConfigError> errors_;
-    std::set<std::string> failed_;  // keys that already have an error
+    std::set<std::string> failed_;  // display names ("[server] listen") and dotted names
 };
 
 }  // namespace
 
-const Config& LoadResult::config() const& {
-    if (!config_) throw BadConfigAccess(errors_.front());
-    return *config_;
+const Source& Provenance::of(std::string_view dotted) const {
+    static const Source kBuiltIn;
+    auto it = by_key_.find(dotted);
+    return it == by_key_.end() ? kBuiltIn : it->second;
 }
 
-Config LoadResult::config() && {
-    if (!config_) throw BadConfigAccess(errors_.front());
-    return std::move(*config_);
+void Provenance::set(std::string dotted, Source source) {
+    by_key_[std::move(dotted)] = std::move(source);
 }
 
-std::string LoadResult::error_text() const {
-    std::string text;
-    for (const auto& e : errors_)
-        text += e.to_string() + "\n";
-    return text;
-}
-
-LoadResult load(const LoadOptions& options) {
-    return Loader(options).run();
+Result<Loaded, ConfigErrors> load(const SchemaBase& schema, void* root,
+                                  const LoadOptions& options) {
+    return Loader(schema, root, options).run();
 }
 
 Environment environment_from_environ() {
@@ -526,10 +515,6 @@ Environment environment_from_environ() {
         env.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
     }
     return env;
-}
-
-std::span<const FlagSpec> standard_flags() noexcept {
-    return kFlags;
 }
 
 std::optional<FlagOverride> parse_assignment(std::string_view text, std::string flag) {

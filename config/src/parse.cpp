@@ -1,7 +1,7 @@
 // Parsing of booleans, integers, sizes, durations, choices and addresses from TOML values and
 // from environment/flag text, with messages that say what is allowed; and the quoting and
 // formatting helpers that turn values back into TOML, JSON and messages.
-#include "parse.hpp"
+#include "weft/config/parse.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -10,10 +10,10 @@
 #include <limits>
 #include <vector>
 
-namespace weft::config::detail {
+namespace weft::config {
 namespace {
-
 constexpr std::string_view kSpaces = " \t\r\n";
+}  // namespace
 
 std::string_view trim(std::string_view s) {
     const auto first = s.find_first_not_of(kSpaces);
@@ -21,6 +21,8 @@ std::string_view trim(std::string_view s) {
     const auto last = s.find_last_not_of(kSpaces);
     return s.substr(first, last - first + 1);
 }
+
+namespace {
 
 bool is_digit(char c) noexcept {
     return c >= '0' && c <= '9';
@@ -238,7 +240,7 @@ Parsed<std::int64_t> parse_count_or_auto(const Input& in, std::int64_t max) {
                        " (0 or \"auto\": automatic)"};
     }
     auto r = parse_integer(in, 0, max);
-    if (std::holds_alternative<Problem>(r)) {
+    if (!r) {
         return Problem{"expected an integer 0.." + std::to_string(max) +
                        " (0 or \"auto\": automatic)"};
     }
@@ -320,28 +322,6 @@ Parsed<std::size_t> parse_choice(const Input& in, std::span<const std::string_vi
         allowed += names[i];
     }
     return Problem{allowed};
-}
-
-Parsed<ListenAddress> parse_listen(const Input& in) {
-    constexpr std::string_view kAllowed =
-        "expected ADDR:PORT with a numeric IPv4 address (\"127.0.0.1:8080\"), [IPv6]:PORT "
-        "(\"[::1]:8080\") or *:PORT for every address; port 0..65535";
-    if (!in.is_textual()) return Problem{std::string(kAllowed)};
-    std::string why;
-    if (auto a = ListenAddress::parse(in.text, &why)) return *a;
-    return Problem{why + "; " + std::string(kAllowed)};
-}
-
-Parsed<AccessLog> parse_access_log(const Input& in) {
-    if (!in.is_textual()) return Problem{"expected \"off\", \"stdout\", \"stderr\" or a file path"};
-    const std::string t = to_lower(trim(in.text));
-    if (t.empty() || t == "off") return AccessLog{AccessLog::Kind::off, {}};
-    if (t == "stdout") return AccessLog{AccessLog::Kind::to_stdout, {}};
-    if (t == "stderr") return AccessLog{AccessLog::Kind::to_stderr, {}};
-    if (in.text.find('\0') != std::string::npos) {
-        return Problem{"a file path must not contain a NUL character"};
-    }
-    return AccessLog{AccessLog::Kind::to_file, in.text};
 }
 
 std::optional<std::uint64_t> size_from_text(std::string_view text) {
@@ -460,4 +440,4 @@ std::optional<std::string> suggest(std::string_view word, std::span<const std::s
     return best;
 }
 
-}  // namespace weft::config::detail
+}  // namespace weft::config

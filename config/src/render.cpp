@@ -1,16 +1,13 @@
 // render_effective (TOML with a source comment per value, read back by the loader) and to_json
-// (for /debug/config). Both walk the key registry, so every key appears in both.
+// (for /debug/config). Both walk the schema, so every key appears in both.
 #include "weft/config/render.hpp"
 
 #include <cmath>
 
-#include "keys.hpp"
-#include "parse.hpp"
+#include "weft/config/parse.hpp"
 
 namespace weft::config {
 namespace {
-
-using detail::key_specs;
 
 constexpr std::size_t kCommentColumn = 48;
 
@@ -18,7 +15,7 @@ constexpr std::size_t kCommentColumn = 48;
 std::string comment_text(const Source& source) {
     std::string in = source.to_string();
     std::string out;
-    if (!detail::valid_utf8(in)) {
+    if (!valid_utf8(in)) {
         for (char c : in)
             out += (static_cast<unsigned char>(c) < 0x80) ? c : '?';
         in = out;
@@ -40,11 +37,11 @@ void line(std::string& out, const std::string& text, const Source& source) {
 std::string toml_inline(const Value& v) {
     switch (v.type()) {
         case Value::Type::string:
-            return detail::toml_quote(*v.as_string());
+            return toml_quote(*v.as_string());
         case Value::Type::integer:
             return std::to_string(*v.as_integer());
         case Value::Type::floating:
-            return detail::format_double(*v.as_floating());
+            return format_double(*v.as_floating());
         case Value::Type::boolean:
             return *v.as_boolean() ? "true" : "false";
         case Value::Type::array: {
@@ -58,7 +55,7 @@ std::string toml_inline(const Value& v) {
         case Value::Type::table: {
             std::string s = "{";
             for (const auto& [k, e] : *v.as_table()) {
-                s += (s.size() > 1 ? ", " : " ") + detail::toml_key(k) + " = " + toml_inline(e);
+                s += (s.size() > 1 ? ", " : " ") + toml_key(k) + " = " + toml_inline(e);
             }
             return s + (s.size() > 1 ? " }" : "}");
         }
@@ -70,19 +67,19 @@ std::string toml_inline(const Value& v) {
 void render_table(std::string& out, const Table& table, const std::string& path) {
     for (const auto& [k, v] : table) {
         if (v.type() != Value::Type::table) {
-            line(out, detail::toml_key(k) + " = " + toml_inline(v), v.source());
+            line(out, toml_key(k) + " = " + toml_inline(v), v.source());
         }
     }
     for (const auto& [k, v] : table) {
         if (v.type() != Value::Type::table) continue;
-        const std::string sub = path + "." + detail::toml_key(k);
+        const std::string sub = path + "." + toml_key(k);
         line(out, "[" + sub + "]", v.source());
         render_table(out, *v.as_table(), sub);
     }
 }
 
 std::string json_number(double v) {
-    return std::isfinite(v) ? detail::format_double(v) : "null";
+    return std::isfinite(v) ? format_double(v) : "null";
 }
 
 std::string json_table(const Table& t);
@@ -90,7 +87,7 @@ std::string json_table(const Table& t);
 std::string json_value(const Value& v) {
     switch (v.type()) {
         case Value::Type::string:
-            return detail::json_quote(*v.as_string());
+            return json_quote(*v.as_string());
         case Value::Type::integer:
             return std::to_string(*v.as_integer());
         case Value::Type::floating:
@@ -115,7 +112,7 @@ std::string json_table(const Table& t) {
     std::string s = "{";
     for (const auto& [k, e] : t) {
         if (s.size() > 1) s += ", ";
-        s += detail::json_quote(k) + ": " + json_value(e);
+        s += json_quote(k) + ": " + json_value(e);
     }
     return s + "}";
 }
@@ -131,21 +128,20 @@ void json_sources(std::vector<std::pair<std::string, std::string>>& out, const T
 
 }  // namespace
 
-std::string render_effective(const Config& config) {
+std::string render_effective(const SchemaBase& schema, const void* root, const Loaded& loaded) {
     std::string out =
         "# Effective Weft configuration: every key, each followed by where its value came from.\n"
         "# It is valid TOML: `weft --config FILE` reads it back to the same values.\n";
-    std::string_view section;
-    for (const auto& k : key_specs()) {
-        if (k.section != section) {
-            section = k.section;
-            out += "\n[" + std::string(section) + "]\n";
+    for (const auto& section : schema.sections()) {
+        out += "\n[" + section + "]\n";
+        for (const auto& k : schema.keys()) {
+            if (k.section != section) continue;
+            line(out, k.name + " = " + k.toml(root), loaded.sources.of(k.dotted()));
         }
-        line(out, std::string(k.name) + " = " + k.toml(config), k.source(config));
     }
-    for (const auto& p : config.plugins) {
+    for (const auto& p : loaded.plugins) {
         out += "\n[[plugin]]\n";
-        line(out, "path = " + detail::toml_quote(p.path.value), p.path.source);
+        line(out, "path = " + toml_quote(p.path), p.source);
         if (p.config.empty()) continue;
         line(out, "[plugin.config]", p.config.source());
         render_table(out, p.config, "plugin.config");
@@ -153,39 +149,39 @@ std::string render_effective(const Config& config) {
     return out;
 }
 
-std::string to_json(const Config& config, bool with_sources) {
+std::string to_json(const SchemaBase& schema, const void* root, const Loaded& loaded,
+                    bool with_sources) {
     std::vector<std::pair<std::string, std::string>> sources;
     std::string out = "{\n";
-    std::string_view section;
-    for (const auto& k : key_specs()) {
-        if (k.section != section) {
-            if (!section.empty()) out += "\n  },\n";
-            section = k.section;
-            out += "  \"" + std::string(section) + "\": {\n";
-        } else {
-            out += ",\n";
+    bool first_section = true;
+    for (const auto& section : schema.sections()) {
+        out += first_section ? "" : "\n  },\n";
+        first_section = false;
+        out += "  \"" + section + "\": {\n";
+        bool first = true;
+        for (const auto& k : schema.keys()) {
+            if (k.section != section) continue;
+            out += first ? "" : ",\n";
+            first = false;
+            out += "    \"" + k.name + "\": " + k.json(root);
+            sources.emplace_back(k.dotted(), loaded.sources.of(k.dotted()).to_string());
         }
-        out += "    \"" + std::string(k.name) + "\": " + k.json(config);
-        sources.emplace_back(std::string(k.section) + "." + std::string(k.name),
-                             k.source(config).to_string());
     }
-    out += "\n  },\n  \"plugins\": [";
-    for (std::size_t i = 0; i < config.plugins.size(); ++i) {
-        const auto& p = config.plugins[i];
+    out += first_section ? "  \"plugins\": [" : "\n  },\n  \"plugins\": [";
+    for (std::size_t i = 0; i < loaded.plugins.size(); ++i) {
+        const auto& p = loaded.plugins[i];
         const std::string prefix = "plugins[" + std::to_string(i) + "]";
         out += i ? ",\n    " : "\n    ";
-        out += "{\"path\": " + detail::json_quote(p.path.value) +
-               ", \"config\": " + json_table(p.config) + "}";
-        sources.emplace_back(prefix + ".path", p.path.source.to_string());
+        out += "{\"path\": " + json_quote(p.path) + ", \"config\": " + json_table(p.config) + "}";
+        sources.emplace_back(prefix + ".path", p.source.to_string());
         json_sources(sources, p.config, prefix + ".config");
     }
-    out += config.plugins.empty() ? "]" : "\n  ]";
+    out += loaded.plugins.empty() ? "]" : "\n  ]";
     if (with_sources) {
         out += ",\n  \"sources\": {";
         for (std::size_t i = 0; i < sources.size(); ++i) {
             out += i ? ",\n    " : "\n    ";
-            out +=
-                detail::json_quote(sources[i].first) + ": " + detail::json_quote(sources[i].second);
+            out += json_quote(sources[i].first) + ": " + json_quote(sources[i].second);
         }
         out += "\n  }";
     }

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "parse.hpp"
+#include "weft/config/parse.hpp"
 
 namespace weft::config {
 
@@ -91,11 +91,11 @@ const Table* Value::as_table() const noexcept {
 std::string Value::describe() const {
     switch (type_) {
         case Type::string:
-            return detail::toml_quote(*as_string());
+            return toml_quote(*as_string());
         case Type::integer:
             return std::to_string(*as_integer());
         case Type::floating:
-            return detail::format_double(*as_floating());
+            return format_double(*as_floating());
         case Type::boolean:
             return *as_boolean() ? "true" : "false";
         case Type::table:
@@ -206,7 +206,7 @@ std::vector<ConfigError> Table::check_keys(std::initializer_list<std::string_vie
     for (const auto& [k, v] : entries_) {
         if (std::find(known.begin(), known.end(), k) != known.end()) continue;
         std::string message = "unknown key";
-        if (auto s = detail::suggest(k, candidates)) {
+        if (auto s = suggest(k, candidates)) {
             message += "; did you mean '" + *s + "'?";
         } else if (!candidates.empty()) {
             message += "; known:";
@@ -231,42 +231,37 @@ Expected<T> Table::get(std::string_view key, std::optional<T> fallback, Parse pa
         return missing(key);
     }
     auto parsed = parse(*v);
-    if (auto* problem = std::get_if<detail::Problem>(&parsed)) {
-        return error(key, std::move(problem->message));
-    }
-    return std::get<0>(std::move(parsed));
+    if (!parsed) return error(key, parsed.error().message);
+    return std::move(parsed).value();
 }
 
 namespace {
 
-using detail::Input;
-using detail::Parsed;
-
 Parsed<std::string> string_of(const Value& v) {
     if (const auto* s = v.as_string()) return *s;
-    return detail::Problem{"expected a string"};
+    return Problem{"expected a string"};
 }
 
 Parsed<std::int64_t> int_of(const Value& v) {
     if (auto i = v.as_integer()) return *i;
-    return detail::Problem{"expected an integer"};
+    return Problem{"expected an integer"};
 }
 
 Parsed<double> double_of(const Value& v) {
-    return detail::parse_number(Input::from_value(v));
+    return parse_number(Input::from_value(v));
 }
 
 Parsed<bool> bool_of(const Value& v) {
     if (auto b = v.as_boolean()) return *b;
-    return detail::Problem{"expected a boolean (true or false)"};
+    return Problem{"expected a boolean (true or false)"};
 }
 
 Parsed<Duration> duration_of(const Value& v) {
-    return detail::parse_duration(Input::from_value(v), Duration::zero(), Duration::max());
+    return parse_duration(Input::from_value(v), Duration::zero(), Duration::max());
 }
 
 Parsed<std::uint64_t> size_of(const Value& v) {
-    return detail::parse_size(Input::from_value(v), 0, std::numeric_limits<std::uint64_t>::max());
+    return parse_size(Input::from_value(v), 0, std::numeric_limits<std::uint64_t>::max());
 }
 
 }  // namespace

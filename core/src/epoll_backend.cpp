@@ -43,7 +43,7 @@ struct FdWaiter final : Interruptible {
 
 struct WatchState {
     EpollBackend* be = nullptr;
-    RecvWatcher* watcher = nullptr;
+    internal::RecvWatcher* watcher = nullptr;
     int fd = -1;
     bool detached = false;
     TimerNode timer;
@@ -70,8 +70,8 @@ class EpollBackend final : public IoBackend {
     void listen_open(ListenState&) noexcept override {}
     void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
     void close(int fd) noexcept override;
-    void watch(int fd, RecvWatcher& w, Deadline dl) override;
-    void unwatch(RecvWatcher& w) noexcept override;
+    void watch(int fd, internal::RecvWatcher& w, Deadline dl) override;
+    void unwatch(internal::RecvWatcher& w) noexcept override;
 
     FdSlot& slot(int fd) {
         if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1024);
@@ -184,8 +184,8 @@ void EpollBackend::on_readable(int fd, FdSlot& s) noexcept {
         if (!buf) return;
         ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
         if (n > 0) {
-            finish_watch(ws,
-                         RecvBuffer(buf, static_cast<std::size_t>(n), &release_buffer, this, 0));
+            finish_watch(ws, internal::RecvBufferAccess::make(buf, static_cast<std::size_t>(n),
+                                                              &release_buffer, this, 0));
             return;
         }
         release_buffer(this, 0, buf);
@@ -251,7 +251,9 @@ Result<RecvBuffer> EpollBackend::recv_buffer(int fd, Deadline dl) {
         char* buf = get_buffer();
         if (!buf) return Error(Errc::system, ENOMEM);
         ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
-        if (n > 0) return RecvBuffer(buf, static_cast<std::size_t>(n), &release_buffer, this, 0);
+        if (n > 0)
+            return internal::RecvBufferAccess::make(buf, static_cast<std::size_t>(n),
+                                                    &release_buffer, this, 0);
         int e = errno;
         release_buffer(this, 0, buf);
         if (n == 0) return Errc::eof;
@@ -367,7 +369,7 @@ void EpollBackend::close(int fd) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Fiber-less watch.
 
-void EpollBackend::watch(int fd, RecvWatcher& w, Deadline dl) {
+void EpollBackend::watch(int fd, internal::RecvWatcher& w, Deadline dl) {
     auto* ws = new WatchState();
     ws->be = this;
     ws->watcher = &w;
@@ -398,7 +400,7 @@ void EpollBackend::watch_timer_fired(TimerNode* n) noexcept {
     ws->be->finish_watch(ws, Errc::timed_out);
 }
 
-void EpollBackend::unwatch(RecvWatcher& w) noexcept {
+void EpollBackend::unwatch(internal::RecvWatcher& w) noexcept {
     auto* ws = static_cast<WatchState*>(watcher_op(w));
     // Deliver the cancellation from the loop, never inside the caller.
     if (ws && detach_watch(ws)) hub_.defer([ws] { ws->be->deliver(ws, Errc::cancelled); });
@@ -414,7 +416,7 @@ bool EpollBackend::detach_watch(WatchState* ws) noexcept {
 }
 
 void EpollBackend::deliver(WatchState* ws, Result<RecvBuffer> r) noexcept {
-    RecvWatcher* rw = ws->watcher;
+    internal::RecvWatcher* rw = ws->watcher;
     watcher_op(*rw) = nullptr;
     --watches_;
     delete ws;

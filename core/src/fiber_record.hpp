@@ -9,7 +9,8 @@
 #include "context_switch.hpp"
 #include "stack_pool.hpp"
 #include "weft/core/fiber.hpp"
-#include "weft/core/hub_stats.hpp"
+#include "weft/core/hub.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 
 namespace weft::detail {
 

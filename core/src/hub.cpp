@@ -595,21 +595,38 @@ const char* Hub::backend_name() const noexcept {
 void Hub::post(UniqueFunction<void()> fn) {
     static_cast<HubImpl*>(this)->post_any(std::move(fn));
 }
-const HubProbe& Hub::probe() const noexcept {
-    return static_cast<const HubImpl*>(this)->probe_ref();
-}
 std::vector<FiberInfo> Hub::fibers() const {
     return static_cast<const HubImpl*>(this)->snapshot();
 }
 std::array<std::size_t, kFiberStateCount> Hub::fiber_counts() const {
     return static_cast<const HubImpl*>(this)->count_fibers();
 }
-SwitchObserver* Hub::exchange_switch_observer(SwitchObserver* o) noexcept {
-    return static_cast<HubImpl*>(this)->exchange_observer(o);
+
+namespace internal {
+const HubProbe& probe(const Hub& hub) noexcept {
+    return static_cast<const HubImpl&>(hub).probe_ref();
 }
-void Hub::allow_blocking(bool on) noexcept {
-    auto& c = static_cast<HubImpl*>(this)->mutable_probe().blocking_allowed;
+SwitchObserver* exchange_switch_observer(Hub& hub, SwitchObserver* o) noexcept {
+    return static_cast<HubImpl&>(hub).exchange_observer(o);
+}
+void allow_blocking(Hub& hub, bool on) noexcept {
+    auto& c = static_cast<HubImpl&>(hub).mutable_probe().blocking_allowed;
     c.store(c.load(std::memory_order_relaxed) + (on ? 1 : -1), std::memory_order_relaxed);
+}
+}  // namespace internal
+
+const char* hub_activity_name(HubActivity a) noexcept {
+    switch (a) {
+        case HubActivity::starting:
+            return "starting";
+        case HubActivity::running:
+            return "running";
+        case HubActivity::waiting:
+            return "idle";
+        case HubActivity::stopped:
+            return "stopped";
+    }
+    return "?";
 }
 
 const char* fiber_state_name(FiberState s) noexcept {

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "weft/core/deadline.hpp"
+#include "weft/core/internal/recv_watch.hpp"
 #include "weft/core/result.hpp"
 #include "weft/core/tcp.hpp"
 
@@ -93,11 +94,11 @@ class IoBackend {
     virtual void listen_close(std::unique_ptr<ListenState> ls) noexcept = 0;
     /// Closes a socket (no operation may be pending on it).
     virtual void close(int fd) noexcept = 0;
-    virtual void watch(int fd, RecvWatcher& w, Deadline dl) = 0;
-    virtual void unwatch(RecvWatcher& w) noexcept = 0;
+    virtual void watch(int fd, internal::RecvWatcher& w, Deadline dl) = 0;
+    virtual void unwatch(internal::RecvWatcher& w) noexcept = 0;
 
   protected:
-    static void*& watcher_op(RecvWatcher& w) noexcept { return w.op_; }
+    static void*& watcher_op(internal::RecvWatcher& w) noexcept { return w.op_; }
 };
 
 std::unique_ptr<IoBackend> make_io_uring_backend(HubImpl& hub, const RuntimeOptions& o);

@@ -54,7 +54,7 @@ struct WatchTimer {
 
 /// A fiber-less receive for TcpStream::watch().
 struct WatchOp final : Op {
-    RecvWatcher* watcher = nullptr;
+    internal::RecvWatcher* watcher = nullptr;
     int fd = -1;
     WatchTimer timer{{}, this};
     bool cancel_sent = false;
@@ -89,8 +89,8 @@ class UringBackend final : public IoBackend {
     void listen_open(ListenState& ls) noexcept override;
     void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
     void close(int fd) noexcept override;
-    void watch(int fd, RecvWatcher& w, Deadline dl) override;
-    void unwatch(RecvWatcher& w) noexcept override;
+    void watch(int fd, internal::RecvWatcher& w, Deadline dl) override;
+    void unwatch(internal::RecvWatcher& w) noexcept override;
 
     void submit_cancel(Op* op) noexcept;
 
@@ -321,8 +321,8 @@ Result<std::size_t> UringBackend::recv(int fd, char* buf, std::size_t len, Deadl
 
 RecvBuffer UringBackend::take_buffer(unsigned flags, int len) noexcept {
     unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    return RecvBuffer(bufs_ + bid * buf_size_, static_cast<std::size_t>(len),
-                      &UringBackend::release_buffer, this, bid);
+    return internal::RecvBufferAccess::make(bufs_ + bid * buf_size_, static_cast<std::size_t>(len),
+                                            &UringBackend::release_buffer, this, bid);
 }
 
 void UringBackend::release_buffer(void* owner, std::uint32_t bid, char* data) noexcept {
@@ -353,7 +353,8 @@ Result<RecvBuffer> UringBackend::recv_buffer(int fd, Deadline dl) {
             if (!n) return n.error();
             return Errc::eof;
         }
-        return RecvBuffer(mem, *n, &UringBackend::free_heap_buffer, nullptr, 0);
+        return internal::RecvBufferAccess::make(mem, *n, &UringBackend::free_heap_buffer, nullptr,
+                                                0);
     }
     if (*r < 0) return Error::from_errno(-*r);  // no buffer is taken on error
     if (*r == 0) {
@@ -539,7 +540,7 @@ void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Fiber-less watch.
 
-void UringBackend::watch(int fd, RecvWatcher& w, Deadline dl) {
+void UringBackend::watch(int fd, internal::RecvWatcher& w, Deadline dl) {
     auto* op = new WatchOp();
     op->complete = &UringBackend::watch_done;
     op->watcher = &w;
@@ -567,7 +568,7 @@ void UringBackend::watch_timer_fired(TimerNode* n) noexcept {
     op->be->submit_cancel(op);
 }
 
-void UringBackend::unwatch(RecvWatcher& w) noexcept {
+void UringBackend::unwatch(internal::RecvWatcher& w) noexcept {
     auto* op = static_cast<WatchOp*>(watcher_op(w));
     if (!op || op->cancel_sent) return;
     op->cancel_sent = true;
@@ -579,7 +580,7 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
     auto* op = static_cast<WatchOp*>(o);
     --be->pending_;
     if (op->timer.node.armed()) be->hub_.remove_timer(&op->timer.node);
-    RecvWatcher* w = op->watcher;
+    internal::RecvWatcher* w = op->watcher;
     Errc why = op->why;
     int fd = op->fd;
     const bool had_deadline = op->timer.node.when_ns != 0;
@@ -594,8 +595,8 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         char* mem = static_cast<char*>(std::malloc(be->buf_size_));
         ssize_t n = mem ? ::recv(fd, mem, be->buf_size_, MSG_DONTWAIT) : -1;
         if (n > 0) {
-            w->on_recv(RecvBuffer(mem, static_cast<std::size_t>(n), &UringBackend::free_heap_buffer,
-                                  nullptr, 0));
+            w->on_recv(internal::RecvBufferAccess::make(
+                mem, static_cast<std::size_t>(n), &UringBackend::free_heap_buffer, nullptr, 0));
             return;
         }
         std::free(mem);

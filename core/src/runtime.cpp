@@ -11,7 +11,7 @@
 #include "hub_impl.hpp"
 #include "log.hpp"
 #include "runtime_state.hpp"
-#include "weft/core/introspect.hpp"
+#include "weft/core/internal/introspect.hpp"
 
 namespace weft {
 

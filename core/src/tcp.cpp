@@ -142,14 +142,6 @@ Result<void> TcpStream::writev_until_stalled(std::span<const iovec> bufs,
     return writev_loop(fd_, bufs, {}, stall);
 }
 
-void TcpStream::watch(RecvWatcher& watcher, Deadline deadline) {
-    hub_or_die().io().watch(fd_, watcher, deadline);
-}
-
-void TcpStream::unwatch(RecvWatcher& watcher) noexcept {
-    if (HubImpl* h = HubImpl::current()) h->io().unwatch(watcher);
-}
-
 Result<void> TcpStream::shutdown(int how) noexcept {
     if (::shutdown(fd_, how) < 0) return Error::from_errno(errno);
     return {};
@@ -304,4 +296,15 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
     return std::move(out.addrs);
 }
 
+namespace internal {
+
+void watch(TcpStream& stream, RecvWatcher& watcher, Deadline deadline) {
+    hub_or_die().io().watch(stream.fd(), watcher, deadline);
+}
+
+void unwatch(RecvWatcher& watcher) noexcept {
+    if (HubImpl* h = HubImpl::current()) h->io().unwatch(watcher);
+}
+
+}  // namespace internal
 }  // namespace weft

@@ -35,7 +35,7 @@ void Connection::start() noexcept {
     (void)stream_.set_nodelay(true);
     state_ = State::watching;
     // The first request's first byte must come within the header timeout.
-    stream_.watch(*this, Deadline(hub_.server.options_.header_timeout));
+    internal::watch(stream_, *this, Deadline(hub_.server.options_.header_timeout));
 }
 
 void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
@@ -56,7 +56,7 @@ void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
 
 void Connection::shut(bool hard) noexcept {
     if (state_ == State::watching)
-        stream_.unwatch(*this);
+        internal::unwatch(*this);
     else if (hard)
         fiber_.cancel();
 }
@@ -68,55 +68,39 @@ Result<void> Connection::send(std::span<const iovec> bufs) {
     // The common batch is one buffer: a plain send is cheaper for the kernel than sendmsg.
     if (bufs.size() == 1)
         return stream_.send_until_stalled(
-            std::string_view(static_cast<const char*>(bufs[0].iov_base), bufs[0].iov_len),
-            stall);
+            std::string_view(static_cast<const char*>(bufs[0].iov_base), bufs[0].iov_len), stall);
     return stream_.writev_until_stalled(bufs, stall);
 }
 
 void Connection::serve(RecvBuffer first) noexcept {
-    using Next = Http1Session::Next;
     Http1Session* s = nullptr;
-    bool idle = false;
-    bool linger_wanted = false;
+    Step step;
+    step.kind = Step::Kind::close;
     try {
         s = hub_.acquire_session();
         s->start(info_, *this);
         this_fiber::set_labels(s->labels());
         RecvBuffer buf = std::move(first);
-        auto now = Clock::now();
-        for (;;) {
-            s->parse(buf.view(), now);
-            buf.reset();  // the request is copied: the pooled buffer goes back now
-            s->respond();
-            while (s->has_carry()) {
-                s->parse_carry(now);
-                s->respond();
-            }
-            Next next = s->next();
-            if (next == Next::idle) {
-                idle = true;
-                break;
-            }
-            if (next == Next::close) break;
-            s->before_read();
-            if (s->next() == Next::close) break;
-            auto r = stream_.recv_buffer(s->read_deadline());
+        step = s->on_bytes(buf.view(), Clock::now(), &buf);
+        while (step.kind == Step::Kind::read) {
+            auto r = stream_.recv_buffer(step.deadline);
             if (!r) {
-                if (r.error() == Errc::timed_out) s->on_read_timeout();
+                if (r.error() == Errc::timed_out) {
+                    step = s->on_timeout();
+                } else {
+                    step = Step{Step::Kind::close, {}, false};
+                }
                 break;
             }
             buf = std::move(*r);
-            now = Clock::now();
+            step = s->on_bytes(buf.view(), Clock::now(), &buf);
         }
-        linger_wanted = s->wants_linger();
     } catch (const std::exception& e) {
         weft::logger("http")->error("connection {}: {}", peer_text_, e.what());
-        idle = false;
-        linger_wanted = false;
+        step = Step{Step::Kind::close, {}, false};
     } catch (...) {
         weft::logger("http")->error("connection {}: unknown exception", peer_text_);
-        idle = false;
-        linger_wanted = false;
+        step = Step{Step::Kind::close, {}, false};
     }
     this_fiber::set_labels(nullptr);
     if (s) {
@@ -124,12 +108,12 @@ void Connection::serve(RecvBuffer first) noexcept {
         hub_.release_session(s);
     }
     fiber_.detach();
-    if (idle && !hub_.draining && !this_fiber::cancelled()) {
+    if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled()) {
         state_ = State::watching;
-        stream_.watch(*this, Deadline(hub_.server.options_.idle_timeout));
+        internal::watch(stream_, *this, Deadline(hub_.server.options_.idle_timeout));
         return;
     }
-    if (linger_wanted && !this_fiber::cancelled()) linger();
+    if (step.linger && !this_fiber::cancelled()) linger();
     destroy();
 }
 
@@ -161,19 +145,8 @@ void Connection::destroy() noexcept {
 HubState::HubState(Server& srv, const Router& router, unsigned idx)
     : server(srv),
       index(idx),
-      date(srv.options_.server_name.empty() ? std::string()
-                                            : "Server: " + srv.options_.server_name + "\r\n") {
-    const ServerOptions& o = srv.options_;
-    ctx.options = &srv.options_;
-    ctx.router = &router;
-    ctx.metrics = &srv.metrics_.hub(idx);
-    ctx.date = &date;
-    ctx.draining = &draining;
-    ctx.limits.max_header_bytes = o.max_header_bytes;
-    ctx.limits.max_uri_bytes = o.max_uri_bytes;
-    ctx.limits.max_headers = o.max_headers;
-    ctx.limits.max_body_bytes = o.max_body_bytes;
-    ctx.hub = idx;
+      date(server_header_line(srv.options_)),
+      ctx(make_session_context(srv.options_, router, &srv.metrics_.hub(idx), date, draining, idx)) {
 }
 
 HubState::~HubState() = default;

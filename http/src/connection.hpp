@@ -11,6 +11,7 @@
 #include "serializer.hpp"
 #include "session.hpp"
 #include "weft/core/fiber.hpp"
+#include "weft/core/internal/recv_watch.hpp"
 #include "weft/core/tcp.hpp"
 #include "weft/core/wait_queue.hpp"
 #include "weft/http/server.hpp"
@@ -19,7 +20,7 @@ namespace weft::http::detail {
 
 class HubState;
 
-class Connection final : public RecvWatcher, private Transport {
+class Connection final : public internal::RecvWatcher, private Transport {
   public:
     Connection(HubState& hub, TcpStream stream, const SocketAddress& peer) noexcept;
     /// Waits (fiber-less) for the first request.
@@ -55,10 +56,10 @@ class HubState {
 
     Server& server;
     const unsigned index;
-    SessionContext ctx;
     DateCache date;
     bool draining = false;
     bool stopping = false;
+    SessionContext ctx;
 
     /// Binds this hub's listener (hub thread).
     Result<SocketAddress> open_listener(const SocketAddress& addr);

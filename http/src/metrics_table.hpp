@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "weft/core/hub_stats.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/http/method.hpp"
 
 namespace weft::http::detail {

@@ -130,7 +130,8 @@ static llhttp_t* ll(unsigned char* raw) noexcept {
     return reinterpret_cast<llhttp_t*>(raw);
 }
 
-RequestParser::RequestParser(const ParserLimits& limits) noexcept : limits_(limits) {
+RequestParser::RequestParser(const ServerOptions& options) noexcept
+    : limits_(options), max_body_(options.max_body_bytes ? options.max_body_bytes : SIZE_MAX) {
     reset();
 }
 
@@ -457,7 +458,7 @@ int RequestParser::on_headers_complete() {
     if (!split_target()) return fail(400, "invalid request-target");
     if (int rc = check_headers(); rc != 0) return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
-        if (p->content_length > limits_.max_body_bytes) return fail(413, "request body too large");
+        if (p->content_length > max_body_) return fail(413, "request body too large");
         // Reserve what is announced, up to a bound: the bytes may never come.
         constexpr std::uint64_t kReserveMax = 1 << 20;
         RequestAccess::body(r).reserve(static_cast<std::size_t>(
@@ -469,7 +470,7 @@ int RequestParser::on_headers_complete() {
 int RequestParser::on_body(const char* at, std::size_t len) {
     body_started_ = true;
     std::string& b = RequestAccess::body(*req_);
-    if (len > limits_.max_body_bytes - b.size()) return fail(413, "request body too large");
+    if (len > max_body_ - b.size()) return fail(413, "request body too large");
     b.append(at, len);
     return 0;
 }
@@ -480,8 +481,7 @@ int RequestParser::on_chunk_header() noexcept {
     // The chunk's size is known before its bytes: refuse an oversized body early. (Written
     // as a subtraction: with an unlimited body size the sum could wrap.)
     std::size_t have = RequestAccess::body(*req_).size();
-    if (p->content_length > limits_.max_body_bytes - have)
-        return fail(413, "request body too large");
+    if (p->content_length > max_body_ - have) return fail(413, "request body too large");
     return 0;
 }
 

@@ -9,15 +9,9 @@
 #include <vector>
 
 #include "weft/http/request.hpp"
+#include "weft/http/server_options.hpp"
 
 namespace weft::http::detail {
-
-struct ParserLimits {
-    std::size_t max_header_bytes = 16 * 1024;
-    std::size_t max_uri_bytes = 8 * 1024;
-    std::size_t max_headers = 100;
-    std::size_t max_body_bytes = 1024 * 1024;
-};
 
 class RequestParser {
   public:
@@ -31,7 +25,10 @@ class RequestParser {
         std::size_t consumed = 0;
     };
 
-    explicit RequestParser(const ParserLimits& limits) noexcept;
+    /// Enforces the limits of `options` (max_header_bytes, max_uri_bytes, max_headers,
+    /// max_body_bytes), which must outlive the parser.
+    explicit RequestParser(const ServerOptions& options) noexcept;
+    RequestParser(ServerOptions&&) = delete;  // it keeps a reference
     RequestParser(const RequestParser&) = delete;
     RequestParser& operator=(const RequestParser&) = delete;
 
@@ -79,7 +76,8 @@ class RequestParser {
     void classify_error(int err) noexcept;
 
     alignas(8) unsigned char llhttp_[128];  // llhttp_t (size checked in the .cpp)
-    const ParserLimits limits_;
+    const ServerOptions& limits_;
+    const std::size_t max_body_;  // max_body_bytes, with 0 (no limit) as SIZE_MAX
     Request* req_ = nullptr;
     const SocketAddress* peer_ = nullptr;
     std::vector<HeaderSpan> spans_;

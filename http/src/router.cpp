@@ -153,6 +153,18 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
     return *this;
 }
 
+std::string Router::shape(std::string_view path_template) {
+    std::string out;
+    for (const Seg& s : parse_template(path_template)) {
+        out += '/';
+        if (s.kind == SegKind::literal)
+            out.append(s.text);
+        else
+            out += s.kind == SegKind::param ? "{}" : "{...}";
+    }
+    return out;
+}
+
 bool Router::contains(std::string_view method, std::string_view path_template) const {
     std::vector<Seg> segs;
     try {

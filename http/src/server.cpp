@@ -11,6 +11,7 @@
 
 #include "connection.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/text.hpp"
 
@@ -71,7 +72,8 @@ std::optional<T> run_on(Hub& hub, F fn) {
     std::unique_lock<std::mutex> g(sh->mu);
     while (!sh->done) {
         // A hub that stopped will never run the work: give up rather than hang.
-        if (hub.probe().activity.load(std::memory_order_relaxed) == HubActivity::stopped)
+        if (weft::internal::probe(hub).activity.load(std::memory_order_relaxed) ==
+            HubActivity::stopped)
             return std::nullopt;
         sh->cv.wait_for(g, std::chrono::milliseconds(20));
     }
@@ -170,7 +172,7 @@ void Server::release(std::atomic<std::size_t>& counter) noexcept {
 
 bool Server::all_hubs_stopped() const noexcept {
     for (unsigned i = 0; i < runtime_.hub_count(); ++i)
-        if (runtime_.hub(i).probe().activity.load(std::memory_order_relaxed) !=
+        if (weft::internal::probe(runtime_.hub(i)).activity.load(std::memory_order_relaxed) !=
             HubActivity::stopped)
             return false;
     return true;

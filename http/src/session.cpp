@@ -37,9 +37,38 @@ void trim(std::string& s) noexcept {
     if (s.capacity() > kTrimBytes) std::string().swap(s);
 }
 
+// The one policy for handler failures: an exception (a weft::BadResultAccess from reading an
+// error's value among them) or a status outside 200..599 is logged with the request and its
+// route, and the client gets a 500; the connection and the server live on.
+template <class F>
+bool guarded(const char* kind, const Request& req, const Endpoint& ep, F&& call) noexcept {
+    try {
+        call();
+        return true;
+    } catch (const std::exception& e) {
+        weft::logger("http")->error("{} for {} {} (route {}) threw: {}", kind, req.method_name(),
+                                    req.path(), ep.route, e.what());
+    } catch (...) {
+        weft::logger("http")->error("{} for {} {} (route {}) threw a non-std exception", kind,
+                                    req.method_name(), req.path(), ep.route);
+    }
+    return false;
+}
+
+bool valid_status(const char* kind, const Request& req, const Endpoint& ep, int status) {
+    if (status >= 200 && status <= 599) return true;
+    weft::logger("http")->error("{} for {} {} (route {}) returned status {}", kind,
+                                req.method_name(), req.path(), ep.route, status);
+    return false;
+}
+
+Response internal_error() {
+    return Response(500, "Internal Server Error\n");
+}
+
 }  // namespace
 
-Http1Session::Http1Session(const SessionContext& ctx) : ctx_(ctx), parser_(ctx.limits) {
+Http1Session::Http1Session(const SessionContext& ctx) : ctx_(ctx), parser_(*ctx.options) {
     labels_.keys[0] = "method";
     labels_.keys[1] = "path";
     labels_.keys[2] = "route";
@@ -92,15 +121,57 @@ Http1Session::Slot& Http1Session::slot(std::size_t i) {
 // ---------------------------------------------------------------------------------------------
 // Parsing.
 
-void Http1Session::parse(std::string_view bytes, Clock::time_point now) {
-    parse_from(bytes.data(), bytes.size(), now);
+Step Http1Session::on_bytes(std::string_view bytes, Clock::time_point now, RecvBuffer* release) {
+    parse(bytes, now);
+    if (release) release->reset();  // every request is copied: the buffer may go back now
+    respond();
+    // A full batch left bytes in the carry buffer: answer them too before reading more.
+    while (!carry_.empty() && !closing_) {
+        carry_spare_.swap(carry_);
+        carry_.clear();
+        parse_from(carry_spare_.data(), carry_spare_.size(), now);
+        carry_spare_.clear();
+        respond();
+    }
+    if (next() == Next::read_body) before_read();
+    return step();
 }
 
-void Http1Session::parse_carry(Clock::time_point now) {
-    carry_spare_.swap(carry_);
-    carry_.clear();
-    parse_from(carry_spare_.data(), carry_spare_.size(), now);
-    carry_spare_.clear();
+Step Http1Session::on_timeout() {
+    if (!closing_ && parser_.in_message()) {
+        Request& req = *slot(ready_).req;
+        append_error(
+            req, 408,
+            parser_.headers_done() ? "request body timed out" : "request header timed out");
+        record(req, 408, 0, {}, Clock::now(), 0);
+        (void)flush();
+        linger_ = false;  // the client is slow or gone: do not wait for it any longer
+    }
+    closing_ = true;
+    return step();
+}
+
+Step Http1Session::step() const noexcept {
+    Step s;
+    switch (next()) {
+        case Next::idle:
+            s.kind = Step::Kind::idle;
+            break;
+        case Next::read_header:
+        case Next::read_body:
+            s.kind = Step::Kind::read;
+            s.deadline = read_deadline();
+            break;
+        case Next::close:
+            s.kind = Step::Kind::close;
+            s.linger = closing_ && !send_failed_ && linger_;
+            break;
+    }
+    return s;
+}
+
+void Http1Session::parse(std::string_view bytes, Clock::time_point now) {
+    parse_from(bytes.data(), bytes.size(), now);
 }
 
 void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_point now) {
@@ -170,20 +241,6 @@ void Http1Session::before_read() {
     continue_sent_ = true;
     out_.append(kContinue);
     (void)flush();
-}
-
-void Http1Session::on_read_timeout() {
-    if (closing_) return;
-    if (parser_.in_message()) {
-        Request& req = *slot(ready_).req;
-        append_error(
-            req, 408,
-            parser_.headers_done() ? "request body timed out" : "request header timed out");
-        record(req, 408, 0, {}, Clock::now(), 0);
-        (void)flush();
-        linger_ = false;  // the client is slow or gone: do not wait for it any longer
-    }
-    closing_ = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,25 +326,8 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             run_stream(ep, req, keep, status, bytes);
         } else {
             Response r;
-            bool failed = false;
-            try {
-                r = ep.handler(req);
-            } catch (const std::exception& e) {
-                failed = true;
-                weft::logger("http")->error("handler for {} {} (route {}) threw: {}",
-                                            req.method_name(), req.path(), ep.route, e.what());
-            } catch (...) {
-                failed = true;
-                weft::logger("http")->error(
-                    "handler for {} {} (route {}) threw a non-std exception", req.method_name(),
-                    req.path(), ep.route);
-            }
-            if (!failed && (r.status() < 200 || r.status() > 599)) {
-                weft::logger("http")->error("handler for {} {} (route {}) returned status {}",
-                                            req.method_name(), req.path(), ep.route, r.status());
-                failed = true;
-            }
-            if (failed) r = Response(500, "Internal Server Error\n");
+            const bool ok = guarded("handler", req, ep, [&] { r = ep.handler(req); });
+            if (!ok || !valid_status("handler", req, ep, r.status())) r = internal_error();
             status = r.status();
             append_response(req, std::move(r), keep, bytes, head);
         }
@@ -449,26 +489,13 @@ void Http1Session::run_stream(const Endpoint& ep, Request& req, bool& keep, int&
     stream_failed_ = false;
     stream_bytes_ = 0;
     ResponseStream stream(*this);
-    bool failed = false;
-    try {
-        ep.stream(req, stream);
-    } catch (const std::exception& e) {
-        failed = true;
-        weft::logger("http")->error("streaming handler for {} {} (route {}) threw: {}",
-                                    req.method_name(), req.path(), ep.route, e.what());
-    } catch (...) {
-        failed = true;
-        weft::logger("http")->error(
-            "streaming handler for {} {} (route {}) threw a non-std "
-            "exception",
-            req.method_name(), req.path(), ep.route);
-    }
+    const bool failed = !guarded("streaming handler", req, ep, [&] { ep.stream(req, stream); });
     stream_req_ = nullptr;
     if (!stream_started_) {
         // Nothing went out yet: an ordinary response (a 500 if the handler failed).
-        Response r = failed ? Response(500, "Internal Server Error\n") : stream.head();
-        if (!failed && (r.status() < 200 || r.status() > 599))
-            r = Response(500, "Internal Server Error\n");
+        Response r = failed ? internal_error() : stream.head();
+        if (!failed && !valid_status("streaming handler", req, ep, r.status()))
+            r = internal_error();
         status = r.status();
         append_response(req, std::move(r), keep, bytes, req.method() == Method::head);
         return;

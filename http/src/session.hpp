@@ -1,8 +1,10 @@
-// Http1Session: the HTTP/1.1 protocol of one connection, without sockets. Bytes go in through
-// parse(); respond() runs the handlers of the requests parsed so far, in order, and writes all
-// their responses with one Transport::send(); next() says what the connection waits for. The
-// connection fiber drives it from a socket, the fuzzer from a buffer. A session is scratch that
-// a connection borrows while it has work (idle connections hold none).
+// Http1Session: the HTTP/1.1 protocol of one connection, without sockets, behind one entry point:
+// bytes go in (on_bytes), or the news that the wait for them timed out (on_timeout); the session
+// answers every complete request in order, writing each batch of responses with one
+// Transport::send(), and returns the Step the connection takes next (read until a deadline, wait
+// idle, or close). The connection fiber drives it from a socket, the unit tests and the fuzzer
+// from buffers. A session is scratch that a connection borrows while it has work (idle
+// connections hold none).
 #pragma once
 
 #include <sys/uio.h>
@@ -19,6 +21,7 @@
 #include "weft/core/deadline.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/result.hpp"
+#include "weft/core/tcp.hpp"
 #include "weft/http/response_stream.hpp"
 #include "weft/http/router.hpp"
 #include "weft/http/server_options.hpp"
@@ -36,16 +39,35 @@ class Transport {
     ~Transport() = default;
 };
 
-/// What every session of one server on one hub shares.
+/// What every session of one server on one hub shares. Made by make_session_context() only.
 struct SessionContext {
     const ServerOptions* options = nullptr;
     const Router* router = nullptr;
     HubRequestMetrics* metrics = nullptr;  ///< may be null (no metrics)
     DateCache* date = nullptr;             ///< also writes the Server header
     const bool* draining = nullptr;        ///< the hub's drain flag
-    ParserLimits limits;
     unsigned hub = 0;
 };
+
+/// The one factory of session settings, used by the server, the unit tests and the fuzzer.
+/// Everything it points at must outlive the sessions.
+inline SessionContext make_session_context(const ServerOptions& options, const Router& router,
+                                           HubRequestMetrics* metrics, DateCache& date,
+                                           const bool& draining, unsigned hub) noexcept {
+    SessionContext c;
+    c.options = &options;
+    c.router = &router;
+    c.metrics = metrics;
+    c.date = &date;
+    c.draining = &draining;
+    c.hub = hub;
+    return c;
+}
+
+/// The "Server: NAME\r\n" line a DateCache writes before the Date (empty with no name).
+inline std::string server_header_line(const ServerOptions& options) {
+    return options.server_name.empty() ? std::string() : "Server: " + options.server_name + "\r\n";
+}
 
 /// What a connection keeps between its busy periods.
 struct ConnectionInfo {
@@ -54,14 +76,21 @@ struct ConnectionInfo {
     std::uint64_t requests = 0;  ///< requests answered on this connection
 };
 
+/// What the connection does after the session had its say.
+struct Step {
+    enum class Kind : std::uint8_t {
+        read,   ///< a request is incomplete: receive more, giving up at `deadline`
+        idle,   ///< between requests, keep-alive: wait (fiber-less) for the next one
+        close,  ///< done: close the connection (after lingering, if `linger`)
+    };
+    Kind kind = Kind::idle;
+    Deadline deadline;    ///< for read: the header or body timeout
+    bool linger = false;  ///< for close: the client may still be sending; read and drop it
+                          ///< for a while, so that it sees our answer rather than a reset
+};
+
 class Http1Session final : public StreamSink {
   public:
-    enum class Next {
-        idle,         ///< between requests, keep-alive: wait (fiber-less) for the next one
-        read_header,  ///< a request's header section is incomplete
-        read_body,    ///< a request's body is incomplete
-        close,        ///< done: close the connection (see wants_linger())
-    };
     /// Requests parsed before their handlers run; more wait in the carry buffer.
     static constexpr std::size_t kMaxBatch = 64;
 
@@ -75,32 +104,21 @@ class Http1Session final : public StreamSink {
     /// Unbinds it (and trims oversized storage) so another connection can use it.
     void finish() noexcept;
 
-    /// Parses `bytes` received at `now`: copies every request in them (up to kMaxBatch; the
-    /// rest goes to the carry buffer), so the caller may release the bytes right after.
-    void parse(std::string_view bytes, Clock::time_point now);
-    /// Runs the handlers of the parsed requests in order and sends their responses, all in
-    /// one send (a streaming handler sends earlier). May block the calling fiber.
-    void respond();
-    /// Bytes left in the carry buffer (a batch was full): call parse_carry() then respond().
-    bool has_carry() const noexcept { return !carry_.empty() && !closing_; }
-    void parse_carry(Clock::time_point now);
-
-    Next next() const noexcept;
-    /// When the wait of next() gives up (header or body timeout).
-    Deadline read_deadline() const noexcept;
-    /// Before waiting for a body: sends "100 Continue" if the request asked for it.
-    void before_read();
-    /// The wait of next() timed out: answers 408 when a request had begun; then closes.
-    void on_read_timeout();
-    /// The connection is closing with input the client may still be sending: read and drop
-    /// it for a while so the client sees our response rather than a reset.
-    bool wants_linger() const noexcept { return closing_ && !send_failed_ && linger_; }
+    /// Bytes received at `now`. Copies every request in them (so `release`, when given, is
+    /// reset right after parsing: the pooled buffer goes back before any handler runs), runs
+    /// the handlers of the complete ones in order, sends their responses (one send per batch
+    /// of up to kMaxBatch; a streaming handler sends earlier), and sends "100 Continue" before
+    /// a body is read when the request asked for it. May block the calling fiber.
+    Step on_bytes(std::string_view bytes, Clock::time_point now, RecvBuffer* release = nullptr);
+    /// The read of the last Step timed out: answers 408 when a request had begun; then closes.
+    Step on_timeout();
 
     const FiberLabels* labels() const noexcept { return &labels_; }
 
     Result<void> stream_write(const Response& head, std::string_view data) override;
 
   private:
+    enum class Next { idle, read_header, read_body, close };
     struct Slot {
         std::unique_ptr<Request> req;
         Clock::time_point received{};
@@ -113,7 +131,13 @@ class Http1Session final : public StreamSink {
         std::size_t len;
     };
 
+    void parse(std::string_view bytes, Clock::time_point now);
+    void respond();
     void parse_from(const char* data, std::size_t len, Clock::time_point now);
+    Next next() const noexcept;
+    Step step() const noexcept;
+    Deadline read_deadline() const noexcept;
+    void before_read();
     Slot& slot(std::size_t i);
     void handle(Slot& s, bool last_in_batch);
     void run_stream(const Endpoint& ep, Request& req, bool& keep, int& status,

@@ -9,6 +9,7 @@
 #include <exception>
 #include <vector>
 
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/monitor/run_info.hpp"
 
@@ -39,7 +40,7 @@ struct AssertSwitches::State {
     std::int64_t longest_ended_at = 0;
 
     std::uint64_t idle_now() const noexcept {
-        return hub->probe().idle_ns.load(std::memory_order_relaxed);
+        return internal::probe(*hub).idle_ns.load(std::memory_order_relaxed);
     }
 
     // Adds the busy time since the last event (wall time minus time spent idle).
@@ -84,7 +85,9 @@ namespace {
 
 class Dispatcher final : public SwitchObserver {
   public:
-    explicit Dispatcher(Hub* hub) : hub_(hub) { prev_ = hub_->exchange_switch_observer(this); }
+    explicit Dispatcher(Hub* hub) : hub_(hub) {
+        prev_ = internal::exchange_switch_observer(*hub_, this);
+    }
 
     void on_switch(std::int64_t now_ns) noexcept override {
         for (auto* s : scopes_)
@@ -96,10 +99,10 @@ class Dispatcher final : public SwitchObserver {
     bool remove(AssertSwitches::State* s) {
         std::erase(scopes_, s);
         if (!scopes_.empty()) return false;
-        SwitchObserver* cur = hub_->exchange_switch_observer(prev_);
+        SwitchObserver* cur = internal::exchange_switch_observer(*hub_, prev_);
         if (cur != this) {
             // Someone installed an observer on top of ours and chains to us: stay installed.
-            hub_->exchange_switch_observer(cur);
+            internal::exchange_switch_observer(*hub_, cur);
             return false;
         }
         return true;
@@ -200,6 +203,14 @@ std::uint64_t AssertSwitches::switches() const noexcept {
 }
 std::chrono::nanoseconds AssertSwitches::longest_gap() const noexcept {
     return std::chrono::nanoseconds(state_->longest);
+}
+
+AllowBlocking::AllowBlocking() noexcept : hub_(Hub::current()) {
+    if (hub_) internal::allow_blocking(*hub_, true);
+}
+
+AllowBlocking::~AllowBlocking() {
+    if (hub_) internal::allow_blocking(*hub_, false);
 }
 
 }  // namespace weft::monitor

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "weft/core/hub_stats.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/log.hpp"
 
 namespace weft::monitor {

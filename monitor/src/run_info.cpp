@@ -8,24 +8,11 @@
 #include <unordered_set>
 
 #include "thread_inspect.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 
 namespace weft::monitor {
 
 namespace {
-
-const char* activity_name(HubActivity a) {
-    switch (a) {
-        case HubActivity::starting:
-            return "starting";
-        case HubActivity::running:
-            return "running";
-        case HubActivity::waiting:
-            return "waiting for I/O";
-        case HubActivity::stopped:
-            return "stopped";
-    }
-    return "?";
-}
 
 std::string utc_now() {
     auto now = std::chrono::system_clock::now();
@@ -103,12 +90,12 @@ std::vector<HubFibers> snapshot_hubs(const Runtime& rt, std::size_t max_per_hub,
     std::vector<HubFibers> out;
     for (unsigned i = 0; i < rt.hub_count(); ++i) {
         const Hub& hub = rt.hub(i);
-        const HubProbe& p = hub.probe();
+        const HubProbe& p = weft::internal::probe(hub);
         HubFibers h;
         h.hub = i;
         h.tid = p.tid.load(std::memory_order_relaxed);
         h.backend = hub.backend_name();
-        h.activity = activity_name(p.activity.load(std::memory_order_relaxed));
+        h.activity = hub_activity_name(p.activity.load(std::memory_order_relaxed));
         h.running_fiber = p.running_fiber.load(std::memory_order_relaxed);
         h.fibers = as_tree(hub.fibers());
         trim(h, max_per_hub, keep);
@@ -121,7 +108,7 @@ std::vector<ThreadInfo> snapshot_threads(const Runtime* rt) {
     std::unordered_map<int, int> hub_of;
     if (rt)
         for (unsigned i = 0; i < rt->hub_count(); ++i)
-            hub_of.emplace(rt->hub(i).probe().tid.load(std::memory_order_relaxed),
+            hub_of.emplace(weft::internal::probe(rt->hub(i)).tid.load(std::memory_order_relaxed),
                            static_cast<int>(i));
     std::vector<ThreadInfo> out;
     for (auto& row : detail::list_threads()) {

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <string_view>
 
-#include "weft/core/introspect.hpp"
+#include "weft/core/internal/introspect.hpp"
 
 namespace weft::monitor::detail {
 

@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "weft/core/hub_stats.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 
 #ifndef WEFT_VERSION
 #define WEFT_VERSION "unknown"
@@ -94,7 +94,7 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
                              {},
                              {}};
         for (unsigned i = 0; i < r->hub_count(); ++i) {
-            const HubProbe& p = r->hub(i).probe();
+            const HubProbe& p = weft::internal::probe(r->hub(i));
             std::string hub = std::to_string(i);
             LabelSet l{{"hub", hub}};
             run.histograms.push_back(from_probe(p.run_duration, l));

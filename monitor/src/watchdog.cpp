@@ -33,6 +33,7 @@
 #include "stack_capture.hpp"
 #include "symbolizer.hpp"
 #include "thread_inspect.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/log.hpp"
 #include "weft/monitor/run_info.hpp"
 
@@ -380,7 +381,7 @@ struct Watchdog::Impl {
 
     // Updates hub i's state; true when a new blockage must be reported.
     bool look(unsigned i, std::int64_t now) {
-        const HubProbe& p = rt.hub(i).probe();
+        const HubProbe& p = weft::internal::probe(rt.hub(i));
         HubWatch& w = watch[i];
         std::uint64_t epoch = p.epoch.load(std::memory_order_relaxed);
         HubActivity act = p.activity.load(std::memory_order_relaxed);
@@ -454,7 +455,7 @@ struct Watchdog::Impl {
 
     void close_blockage(unsigned i, std::int64_t now) {
         HubWatch& w = watch[i];
-        const HubProbe& p = rt.hub(i).probe();
+        const HubProbe& p = weft::internal::probe(rt.hub(i));
         std::int64_t end = now;
         if (stats) {
             std::uint64_t runs = sum_buckets(p.run_duration);
@@ -506,7 +507,7 @@ struct Watchdog::Impl {
     void report(unsigned i) {
         HubWatch& w = watch[i];
         const Hub& hub = rt.hub(i);
-        const HubProbe& p = hub.probe();
+        const HubProbe& p = weft::internal::probe(hub);
         int tid = p.tid.load(std::memory_order_relaxed);
         std::int64_t now = weft::now_ns();
 

@@ -1,6 +1,6 @@
 // The bundled demo plugin: the demo routes (/, /echo, /sleep, /block, /spin, /offload), which
 // show what cooperative and blocking code each do to a hub.
-#include "weft/http/demo_routes.hpp"
+#include "demo_routes.hpp"
 #include "weft/plugin.hpp"
 
 namespace {
@@ -9,7 +9,7 @@ void init(weft::plugin::Context& ctx) {
     // register_demo_routes() fills a router; re-register its routes through the context so the
     // server knows they are the demo plugin's.
     weft::http::Router demo;
-    weft::http::register_demo_routes(demo);
+    weft::demo::register_demo_routes(demo);
     for (const weft::http::Endpoint* e : demo.endpoints()) {
         if (e->stream)
             ctx.stream_route(e->method, e->route, e->stream);

@@ -5,6 +5,7 @@
 
 #include "logging.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/monitor/exposition.hpp"
 #include "weft/monitor/run_info.hpp"
 
@@ -12,26 +13,12 @@ namespace weft::server {
 
 namespace {
 
-const char* activity_name(HubActivity a) {
-    switch (a) {
-        case HubActivity::starting:
-            return "starting";
-        case HubActivity::running:
-            return "running";
-        case HubActivity::waiting:
-            return "idle";
-        case HubActivity::stopped:
-            return "stopped";
-    }
-    return "?";
-}
-
 http::Response healthz(AdminState& st) {
     std::string hubs;
     bool healthy = true;
     const std::int64_t now = weft::now_ns();
     for (unsigned i = 0; i < st.workers->hub_count(); ++i) {
-        const HubProbe& p = st.workers->hub(i).probe();
+        const HubProbe& p = weft::internal::probe(st.workers->hub(i));
         HubActivity act = p.activity.load(std::memory_order_relaxed);
         bool blocked = st.watchdog && st.watchdog->hub_stats(i).blocked_now;
         double blocked_for = 0;
@@ -44,7 +31,7 @@ http::Response healthz(AdminState& st) {
         for (std::size_t c : st.workers->hub(i).fiber_counts())
             fibers += c;
         if (!hubs.empty()) hubs += ',';
-        hubs += "{\"hub\":" + std::to_string(i) + ",\"state\":\"" + activity_name(act) +
+        hubs += "{\"hub\":" + std::to_string(i) + ",\"state\":\"" + hub_activity_name(act) +
                 "\",\"blocked\":" + (blocked ? "true" : "false") +
                 ",\"blocked_seconds\":" + std::to_string(blocked_for) +
                 ",\"fibers\":" + std::to_string(fibers) +

@@ -50,21 +50,21 @@ class JsonFormatter final : public spdlog::formatter {
     }
 };
 
-spdlog::level::level_enum to_spdlog(config::LogLevel l) {
+spdlog::level::level_enum to_spdlog(LogLevel l) {
     switch (l) {
-        case config::LogLevel::trace:
+        case LogLevel::trace:
             return spdlog::level::trace;
-        case config::LogLevel::debug:
+        case LogLevel::debug:
             return spdlog::level::debug;
-        case config::LogLevel::info:
+        case LogLevel::info:
             return spdlog::level::info;
-        case config::LogLevel::warn:
+        case LogLevel::warn:
             return spdlog::level::warn;
-        case config::LogLevel::error:
+        case LogLevel::error:
             return spdlog::level::err;
-        case config::LogLevel::critical:
+        case LogLevel::critical:
             return spdlog::level::critical;
-        case config::LogLevel::off:
+        case LogLevel::off:
             return spdlog::level::off;
     }
     return spdlog::level::info;
@@ -77,38 +77,38 @@ std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
 
 }  // namespace
 
-void setup_logging(const config::LogConfig& log) {
-    const bool json = log.format.value == config::LogFormat::json;
+void setup_logging(const LogOptions& log) {
+    const bool json = log.format == LogFormat::json;
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     sink->set_formatter(make_formatter(json));
     auto def = std::make_shared<spdlog::logger>("weft", sink);
-    def->set_level(to_spdlog(log.level.value));
+    def->set_level(to_spdlog(log.level));
     // Loggers made before this (by name) get the same sink, format and level.
     spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
         if (l->name() == "access") return;
         l->sinks().clear();
         l->sinks().push_back(sink);
-        l->set_level(to_spdlog(log.level.value));
+        l->set_level(to_spdlog(log.level));
     });
     spdlog::drop("weft");
     spdlog::set_default_logger(def);
     spdlog::flush_on(spdlog::level::warn);
 }
 
-http::AccessLogFn make_access_log(const config::LogConfig& log) {
-    const auto& target = log.access_log.value;
-    if (target.kind == config::AccessLog::Kind::off) return {};
+http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& source) {
+    const auto& target = log.access_log;
+    if (target.kind == AccessLogTarget::Kind::off) return {};
     spdlog::sink_ptr sink;
-    if (target.kind == config::AccessLog::Kind::to_stdout) {
+    if (target.kind == AccessLogTarget::Kind::to_stdout) {
         sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    } else if (target.kind == config::AccessLog::Kind::to_stderr) {
+    } else if (target.kind == AccessLogTarget::Kind::to_stderr) {
         sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     } else {
         try {
             sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target.path);
         } catch (const std::exception& e) {
             throw std::runtime_error("[log] access_log: cannot open '" + target.path + "' (" +
-                                     log.access_log.source.to_string() + "): " + e.what());
+                                     source.to_string() + "): " + e.what());
         }
     }
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
@@ -117,7 +117,7 @@ http::AccessLogFn make_access_log(const config::LogConfig& log) {
     logger->flush_on(spdlog::level::info);
     spdlog::drop("access");
     spdlog::register_logger(logger);
-    const bool json = log.format.value == config::LogFormat::json;
+    const bool json = log.format == LogFormat::json;
     return [logger, json](const http::AccessLogEntry& e) {
         double secs = std::chrono::duration<double>(e.duration).count();
         if (json) {

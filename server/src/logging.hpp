@@ -5,18 +5,20 @@
 
 #include <string>
 
-#include "weft/config/config.hpp"
+#include "settings.hpp"
+#include "weft/config/source.hpp"
 #include "weft/core/text.hpp"
 #include "weft/http/server_options.hpp"
 
 namespace weft::server {
 
 /// Configures spdlog's default logger and every registered logger.
-void setup_logging(const config::LogConfig& log);
+void setup_logging(const LogOptions& log);
 
 /// The access-log callback for the HTTP server, or an empty function when the access log is off.
-/// Throws std::runtime_error (naming the file) when the access log file cannot be opened.
-http::AccessLogFn make_access_log(const config::LogConfig& log);
+/// Throws std::runtime_error (naming the file and `source`, where it was configured) when the
+/// access log file cannot be opened.
+http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& source);
 
 using weft::json_quote;  // weft/core/text.hpp
 

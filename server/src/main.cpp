@@ -17,6 +17,7 @@
 #include "http_metrics.hpp"
 #include "logging.hpp"
 #include "plugin_host.hpp"
+#include "settings.hpp"
 #include "shutdown_guard.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/render.hpp"
@@ -60,23 +61,32 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
                  "print the effective configuration, each value with where it came from, and exit");
     app.add_flag("-t,--check-config", cli.check_config,
                  "validate the configuration and the plugin files, then exit (like nginx -t)");
+    // A flag of its own for some keys (the schema says which), --plugin, and --set for any.
+    const auto& schema = weft::server::settings_schema();
     std::map<std::string, std::vector<std::string>> given;
-    for (const auto& f : weft::config::standard_flags()) {
-        auto* opt =
-            app.add_option(std::string(f.flag), given[std::string(f.key)], std::string(f.help))
-                ->type_name(std::string(f.value_name));
-        if (!f.repeatable) opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    for (const auto& k : schema.keys()) {
+        if (k.flag.empty()) continue;
+        app.add_option(k.flag, given[k.dotted()], k.doc + " (" + k.display() + ")")
+            ->type_name(k.value_name)
+            ->expected(1)
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
+    app.add_option("--plugin", given["plugin"],
+                   "load this plugin (repeatable; replaces the configured plugin list)")
+        ->type_name("PATH");
     std::vector<std::string> sets;
     app.add_option("--set", sets, "set any configuration key: --set server.idle_timeout=30s")
         ->type_name("SECTION.KEY=VALUE");
+    std::string aliases;
+    for (const auto& k : schema.keys())
+        for (const auto& a : k.env_aliases)
+            aliases += (aliases.empty() ? "" : ", ") + a;
     app.footer(
-        "Environment: WEFT_<SECTION>_<KEY> sets any key (WEFT_SERVER_LISTEN=0.0.0.0:8080), plus "
-        "WEFT_HUBS, WEFT_BACKEND and the gevent-style WEFT_MONITOR_THREAD_ENABLE, "
-        "WEFT_MAX_BLOCKING_TIME, WEFT_MONITOR_PRINT_BLOCKING_REPORTS, WEFT_MONITOR_MEMORY_MAX, "
-        "WEFT_MONITOR_MEMORY_PERIOD, WEFT_TRACK_FIBER_TREE.\nPrecedence: flag > environment > "
-        "file > default.\nSignals: SIGTERM/SIGINT drain (a second one exits at once), SIGUSR1 "
-        "logs every hub's fibers.");
+        "Environment: WEFT_<SECTION>_<KEY> sets any key (WEFT_SERVER_LISTEN=0.0.0.0:8080), plus " +
+        aliases +
+        ".\nPrecedence: flag > environment > file > default. `weft --print-config` lists every "
+        "key with its value and source.\nSignals: SIGTERM/SIGINT drain (a second one exits at "
+        "once), SIGUSR1 logs every hub's fibers.");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -90,9 +100,11 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         return 2;
     }
     if (!config_file.empty()) cli.config_file = config_file;
-    for (const auto& f : weft::config::standard_flags())
-        for (auto& v : given[std::string(f.key)])
-            cli.flags.push_back({std::string(f.key), v, std::string(f.flag)});
+    for (const auto& k : schema.keys())
+        for (auto& v : given[k.dotted()])
+            cli.flags.push_back({k.dotted(), v, k.flag});
+    for (auto& v : given["plugin"])
+        cli.flags.push_back({"plugin", v, "--plugin"});
     for (const auto& s : sets) {
         auto a = weft::config::parse_assignment(s, "--set");
         if (!a) {
@@ -102,42 +114,6 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         cli.flags.push_back(std::move(*a));
     }
     return std::nullopt;
-}
-
-std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(d);
-}
-
-weft::http::ServerOptions http_options(const weft::config::ServerConfig& s) {
-    weft::http::ServerOptions o;
-    o.max_connections = s.max_connections.value;
-    o.max_header_bytes = s.max_header_bytes.value;
-    o.max_uri_bytes = s.max_uri_bytes.value;
-    o.max_body_bytes = s.max_body_bytes.value ? s.max_body_bytes.value : SIZE_MAX;
-    o.header_timeout = ms(s.header_timeout.value);
-    o.body_timeout = ms(s.body_timeout.value);
-    o.idle_timeout = ms(s.idle_timeout.value);
-    o.send_timeout = ms(s.send_timeout.value);
-    o.max_requests_per_connection = s.max_requests_per_connection.value;
-    o.server_name = s.server_name.value;
-    return o;
-}
-
-weft::monitor::MonitorSettings monitor_settings(const weft::config::MonitorConfig& m) {
-    weft::monitor::MonitorSettings s;
-    s.enabled = m.enabled.value;
-    s.max_blocking_time = m.max_blocking_time.value;
-    s.print_blocking_reports = m.print_blocking_reports.value;
-    s.memory_max = m.memory_max.value;
-    s.memory_period = m.memory_period.value;
-    s.track_fiber_tree = m.track_fiber_tree.value;
-    s.reports_file = m.reports_file.value;
-    s.reports_per_minute = m.report_rate_limit.value;
-    return s;
-}
-
-weft::Result<weft::SocketAddress> listen_address(const weft::config::ListenAddress& a) {
-    return weft::SocketAddress::parse(a.to_string());
 }
 
 }  // namespace
@@ -156,72 +132,66 @@ int main(int argc, char** argv) {
     Cli cli;
     if (auto code = parse_cli(argc, argv, cli)) return *code;
 
+    const auto& schema = weft::server::settings_schema();
+    weft::server::Settings cfg;
     weft::config::LoadOptions lo;
     lo.file = cli.config_file;
+    lo.default_text = weft::server::embedded_default_toml();
     lo.env = weft::config::environment_from_environ();
     lo.flags = cli.flags;
-    auto loaded = weft::config::load(lo);
-    if (!loaded) {
-        std::fprintf(stderr, "weft: invalid configuration:\n%s", loaded.error_text().c_str());
+    auto result = weft::config::load(schema, cfg, lo);
+    if (!result) {
+        std::fprintf(stderr, "weft: invalid configuration:\n%s",
+                     result.error().to_string().c_str());
         return 2;
     }
-    const weft::config::Config cfg = std::move(loaded).config();
+    const weft::config::Loaded loaded = std::move(result).value();
     const std::string config_name =
         cli.config_file ? "configuration " + *cli.config_file : "embedded default configuration";
 
     if (cli.print_config) {
-        std::fputs(weft::config::render_effective(cfg).c_str(), stdout);
+        for (const auto& w : loaded.warnings)
+            std::fprintf(stderr, "weft: warning: %s\n", w.c_str());
+        std::fputs(weft::config::render_effective(schema, cfg, loaded).c_str(), stdout);
         return 0;
     }
     // Logging first: plugins may log from their init, also under --check-config.
     weft::server::setup_logging(cfg.log);
     auto log = weft::logger();
+    for (const auto& w : loaded.warnings)
+        log->warn("configuration: {}", w);
+    const auto& access_log_source = loaded.sources.of("log.access_log");
 
     if (cli.check_config) {
         // Plugins are initialized too (against a scratch router): only their init can check
         // their own config tables, and route collisions show only then. Like nginx -t, the
         // access log is opened too; the listen addresses are not bound.
-        const unsigned hubs =
-            cfg.server.hubs.value ? cfg.server.hubs.value : weft::default_hub_count();
+        const unsigned hubs = cfg.runtime.hubs ? cfg.runtime.hubs : weft::default_hub_count();
         try {
-            weft::server::PluginHost::check_all(cfg.plugins, hubs);
+            weft::server::PluginHost::check_all(loaded.plugins, hubs);
             // Opens (creates) the access log file, as the real start would.
-            (void)weft::server::make_access_log(cfg.log);
+            (void)weft::server::make_access_log(cfg.log, access_log_source);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "weft: %s\nweft: %s test failed\n", e.what(), config_name.c_str());
             return 1;
         }
-        std::printf("weft: %s is ok (%zu plugin%s)\n", config_name.c_str(), cfg.plugins.size(),
-                    cfg.plugins.size() == 1 ? "" : "s");
+        std::printf("weft: %s is ok (%zu plugin%s)\n", config_name.c_str(), loaded.plugins.size(),
+                    loaded.plugins.size() == 1 ? "" : "s");
         return 0;
     }
 
     weft::http::AccessLogFn access_log;
     try {
-        access_log = weft::server::make_access_log(cfg.log);
+        access_log = weft::server::make_access_log(cfg.log, access_log_source);
     } catch (const std::exception& e) {
         log->error("{}", e.what());
         return 1;
     }
 
-    auto http_addr = listen_address(cfg.server.listen.value);
-    auto admin_addr = listen_address(cfg.admin.listen.value);
-    if (!http_addr || !admin_addr) {
-        log->error("listen address not usable: {}", !http_addr
-                                                        ? cfg.server.listen.value.to_string()
-                                                        : cfg.admin.listen.value.to_string());
-        return 2;
-    }
-
-    // Worker hubs.
-    weft::RuntimeOptions ro;
-    ro.name = "weft";
-    ro.hubs = cfg.server.hubs.value ? cfg.server.hubs.value : weft::default_hub_count();
-    ro.backend = cfg.server.backend.value;
-    ro.stack_size = cfg.server.stack_size.value;
-    ro.offload_threads = cfg.server.offload_threads.value;
-    ro.collect_stats = cfg.monitor.enabled.value;
-    ro.lag_probe_interval = ms(cfg.monitor.lag_probe_interval.value);
+    // Worker hubs. Their statistics feed the watchdog, so they are on whenever it is.
+    weft::RuntimeOptions ro = cfg.runtime;
+    if (!ro.hubs) ro.hubs = weft::default_hub_count();
+    ro.collect_stats = cfg.monitor.enabled;
     std::unique_ptr<weft::Runtime> workers;
     try {
         workers = std::make_unique<weft::Runtime>(ro);
@@ -235,7 +205,7 @@ int main(int argc, char** argv) {
     weft::http::Router router;
     weft::server::PluginHost plugins(router, registry, workers->hub_count());
     try {
-        plugins.load_all(cfg.plugins);
+        plugins.load_all(loaded.plugins);
     } catch (const std::exception& e) {
         log->error("{}", e.what());
         log->error("not starting: fix the plugins of the {} and try again", config_name);
@@ -244,17 +214,16 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<weft::monitor::Watchdog> watchdog;
     try {
-        watchdog =
-            std::make_unique<weft::monitor::Watchdog>(*workers, monitor_settings(cfg.monitor));
+        watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, cfg.monitor);
     } catch (const std::exception& e) {
         log->error("cannot start the watchdog: {}", e.what());
         return 1;
     }
-    if (cfg.monitor.enabled.value)
+    if (cfg.monitor.enabled)
         log->info("watchdog on: reporting hubs blocked for more than {:.3f} s",
-                  std::chrono::duration<double>(cfg.monitor.max_blocking_time.value).count());
+                  std::chrono::duration<double>(cfg.monitor.max_blocking_time).count());
 
-    auto http_opts = http_options(cfg.server);
+    weft::http::ServerOptions http_opts = cfg.http;
     http_opts.access_log = access_log;
     auto server = std::make_unique<weft::http::Server>(*workers, router, http_opts);
 
@@ -265,10 +234,10 @@ int main(int argc, char** argv) {
     collectors.push_back(watchdog->add_metrics(registry));
     collectors.push_back(weft::server::add_http_metrics(registry, server->metrics()));
 
-    auto bound = server->listen(*http_addr);
+    auto bound = server->listen(cfg.listener.listen);
     if (!bound) {
-        log->error("cannot listen on {} ({}): {}", cfg.server.listen.value.to_string(),
-                   cfg.server.listen.source.to_string(), bound.error().message());
+        log->error("cannot listen on {} ({}): {}", cfg.listener.listen.to_string(),
+                   loaded.sources.of("server.listen").to_string(), bound.error().message());
         return 1;
     }
 
@@ -278,13 +247,13 @@ int main(int argc, char** argv) {
     admin.registry = &registry;
     admin.watchdog = watchdog.get();
     admin.workers = workers.get();
-    admin.config_json = weft::config::to_json(cfg);
-    admin.debug_endpoints = cfg.admin.debug_endpoints.value;
+    admin.config_json = weft::config::to_json(schema, cfg, loaded);
+    admin.debug_endpoints = cfg.admin.debug_endpoints;
     std::unique_ptr<weft::Runtime> admin_rt;
     weft::http::Router admin_router;
     std::unique_ptr<weft::http::Server> admin_server;
     weft::SocketAddress admin_bound;
-    if (cfg.admin.enabled.value) {
+    if (cfg.admin.enabled) {
         weft::server::register_admin_routes(admin_router, admin);
         weft::RuntimeOptions ao;
         ao.name = "admin";
@@ -298,13 +267,12 @@ int main(int argc, char** argv) {
             log->error("cannot start the admin hub: {}", e.what());
             return 1;
         }
-        weft::http::ServerOptions aso;
-        aso.max_connections = 256;
-        admin_server = std::make_unique<weft::http::Server>(*admin_rt, admin_router, aso);
-        auto ab = admin_server->listen(*admin_addr);
+        admin_server =
+            std::make_unique<weft::http::Server>(*admin_rt, admin_router, cfg.admin.http);
+        auto ab = admin_server->listen(cfg.admin.listen);
         if (!ab) {
-            log->error("cannot listen for admin on {} ({}): {}", cfg.admin.listen.value.to_string(),
-                       cfg.admin.listen.source.to_string(), ab.error().message());
+            log->error("cannot listen for admin on {} ({}): {}", cfg.admin.listen.to_string(),
+                       loaded.sources.of("admin.listen").to_string(), ab.error().message());
             return 1;
         }
         admin_bound = *ab;
@@ -325,7 +293,7 @@ int main(int argc, char** argv) {
               plugin_list.empty() ? "none" : plugin_list);
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
-    const auto drain_timeout = cfg.server.drain_timeout.value;
+    const auto drain_timeout = cfg.listener.drain_timeout;
     bool draining = false;
     Clock::time_point drain_deadline{};
     for (;;) {

@@ -10,30 +10,6 @@
 
 namespace weft::server {
 
-namespace {
-// "/users/{id}/files/{rest...}" -> "/users/{}/files/{...}": two templates of one shape are the
-// same route to the router.
-std::string route_shape(std::string_view method, std::string_view tmpl) {
-    std::string out(method);
-    out += ' ';
-    for (std::size_t i = 0; i < tmpl.size(); ++i) {
-        if (tmpl[i] == '{') {
-            auto close = tmpl.find('}', i);
-            if (close == std::string_view::npos) {
-                out.append(tmpl.substr(i));
-                break;
-            }
-            auto inner = tmpl.substr(i + 1, close - i - 1);
-            out += inner.size() >= 3 && inner.substr(inner.size() - 3) == "..." ? "{...}" : "{}";
-            i = close;
-        } else {
-            out += tmpl[i];
-        }
-    }
-    return out;
-}
-}  // namespace
-
 class PluginHost::ContextImpl final : public plugin::Context {
   public:
     ContextImpl(PluginHost& host, const plugin::Descriptor& d, std::string file,
@@ -75,7 +51,8 @@ class PluginHost::ContextImpl final : public plugin::Context {
 
   private:
     void claim(std::string_view method, std::string_view tmpl) {
-        std::string key = route_shape(method, tmpl);
+        // Two templates of one shape are the same route to the router.
+        std::string key = std::string(method) + " " + http::Router::shape(tmpl);
         auto it = host_.owners_.find(key);
         if (it != host_.owners_.end()) {
             std::string msg = "plugin '" + std::string(d_.name) + "' (" + file_ + ") claims " +
@@ -111,7 +88,7 @@ void PluginHost::check_all(const std::vector<config::PluginConfig>& plugins, uns
 
 void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
     for (const auto& pc : plugins) {
-        OpenedPlugin op = open_plugin(pc.path.value);
+        OpenedPlugin op = open_plugin(pc.path);
         const plugin::Descriptor& d = *op.descriptor;
         ContextImpl ctx(*this, d, op.file, pc.config);
         try {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "plugin_loader.hpp"
-#include "weft/config/config.hpp"
+#include "weft/config/load.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/router.hpp"
 #include "weft/monitor/metrics.hpp"

@@ -82,7 +82,7 @@ FIBER_TEST(Fiber, SleepersWakeInDeadlineOrder) {
     std::vector<weft::Fiber<void>> fs;
     for (int ms : {40, 10, 30, 20})
         fs.push_back(weft::spawn("s", [&, ms] {
-            weft::sleep_for(std::chrono::milliseconds(ms));
+            (void)weft::sleep_for(std::chrono::milliseconds(ms));
             order.push_back(ms);
         }));
     for (auto& f : fs)
@@ -101,7 +101,7 @@ FIBER_TEST(Fiber, CancelWakesSleeperAndRunsDestructors) {
         auto r = weft::sleep_for(10s);
         return r.ok() ? weft::Errc::ok : r.error().code;
     });
-    weft::sleep_for(10ms);
+    (void)weft::sleep_for(10ms);
     auto t0 = weft::Clock::now();
     f.cancel();
     EXPECT_EQ(f.join(), weft::Errc::cancelled);
@@ -128,7 +128,7 @@ FIBER_TEST(Fiber, CancelBeforeFirstRun) {
 }
 
 FIBER_TEST(Fiber, WaitWithDeadline) {
-    auto f = weft::spawn("slow", [] { weft::sleep_for(200ms); });
+    auto f = weft::spawn("slow", [] { (void)weft::sleep_for(200ms); });
     auto r = f.wait(20ms);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, weft::Errc::timed_out);
@@ -138,7 +138,7 @@ FIBER_TEST(Fiber, WaitWithDeadline) {
 }
 
 FIBER_TEST(Fiber, JoinThrowsCancelledWhenJoinerIsCancelled) {
-    auto slow = weft::spawn("slow", [] { weft::sleep_for(10s); });
+    auto slow = weft::spawn("slow", [] { (void)weft::sleep_for(10s); });
     auto joiner = weft::spawn("joiner", [&] {
         try {
             slow.join();
@@ -147,18 +147,18 @@ FIBER_TEST(Fiber, JoinThrowsCancelledWhenJoinerIsCancelled) {
             return true;
         }
     });
-    weft::sleep_for(5ms);
+    (void)weft::sleep_for(5ms);
     joiner.cancel();
     EXPECT_TRUE(joiner.join());
     slow.cancel();
-    slow.wait();
+    (void)slow.wait();
 }
 
 FIBER_TEST(Fiber, DetachedFibersRun) {
     int ran = 0;
     for (int i = 0; i < 10; ++i)
         weft::spawn("d", [&] { ++ran; }).detach();
-    weft::sleep_for(1ms);
+    (void)weft::sleep_for(1ms);
     EXPECT_EQ(ran, 10);
 }
 
@@ -179,7 +179,7 @@ FIBER_TEST(Fiber, HundredThousandSpawnedAndJoined) {
 
 FIBER_TEST(Fiber, SnapshotListsFibersWithStateAndSpawnSite) {
     weft::Event go;
-    auto f = weft::spawn("snap-me", [&] { go.wait(); });
+    auto f = weft::spawn("snap-me", [&] { (void)go.wait(); });
     weft::yield();
     auto infos = weft::Hub::current()->fibers();
     const weft::FiberInfo* mine = nullptr;
@@ -203,12 +203,12 @@ static int ticks_during(bool cooperative) {
     auto ticker = weft::spawn("ticker", [&] {
         while (!stop) {
             ++ticks;
-            weft::sleep_for(10ms);
+            (void)weft::sleep_for(10ms);
         }
     });
     auto sleeper = weft::spawn("sleeper", [&] {
         if (cooperative)
-            weft::sleep_for(300ms);
+            (void)weft::sleep_for(300ms);
         else
             std::this_thread::sleep_for(300ms);
         stop = true;
@@ -216,7 +216,7 @@ static int ticks_during(bool cooperative) {
     sleeper.join();
     int seen = ticks;
     ticker.cancel();
-    ticker.wait();
+    (void)ticker.wait();
     return seen;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fiber_test.hpp"
+#include "weft/core/internal/recv_watch.hpp"
 #include "weft/core/weft.hpp"
 
 using namespace std::chrono_literals;
@@ -128,7 +129,7 @@ weft::Fiber<std::size_t> slow_reader(weft::TcpStream& s, std::size_t total) {
                 chunk += *n;
                 got += *n;
             }
-            weft::sleep_for(20ms);
+            (void)weft::sleep_for(20ms);
         }
         return got;
     });
@@ -205,7 +206,7 @@ FIBER_TEST(Tcp, RecvBufferFromPool) {
         got.append(b->view());
     }
     EXPECT_EQ(got, "pooled");
-    c->shutdown(SHUT_WR);
+    (void)c->shutdown(SHUT_WR);
     auto eof = c->recv_buffer(2s);
     ASSERT_FALSE(eof);
     EXPECT_EQ(eof.error().code, Errc::eof);
@@ -241,7 +242,7 @@ FIBER_TEST(Tcp, CancelWhileParkedInRecv) {
         auto r = c->recv(buf);
         return r ? Errc::ok : r.error().code;
     });
-    weft::sleep_for(5ms);
+    (void)weft::sleep_for(5ms);
     auto t0 = weft::Clock::now();
     reader.cancel();
     EXPECT_EQ(reader.join(), Errc::cancelled);
@@ -254,7 +255,7 @@ FIBER_TEST(Tcp, CloseWakesAcceptor) {
         auto s = l.accept();
         return s ? Errc::ok : s.error().code;
     });
-    weft::sleep_for(5ms);
+    (void)weft::sleep_for(5ms);
     l.close();
     EXPECT_EQ(acceptor.join(), Errc::closed);
 }
@@ -272,7 +273,7 @@ FIBER_TEST(Tcp, AcceptDeadlineAndConnectRefused) {
 }
 
 namespace {
-struct Watcher final : weft::RecvWatcher {
+struct Watcher final : weft::internal::RecvWatcher {
     weft::Event done;
     weft::Errc code = weft::Errc::ok;
     std::string bytes;
@@ -293,8 +294,8 @@ FIBER_TEST(Tcp, WatchDeliversBytesWithoutAFiber) {
     auto peer = l.accept(2s);
     ASSERT_TRUE(peer);
     Watcher w;
-    peer->watch(w, 2s);
-    weft::sleep_for(5ms);
+    weft::internal::watch(*peer, w, 2s);
+    (void)weft::sleep_for(5ms);
     EXPECT_FALSE(w.done.is_set());
     ASSERT_TRUE(c->send("wake", 2s));
     ASSERT_TRUE(w.done.wait(2s));
@@ -308,9 +309,9 @@ FIBER_TEST(Tcp, WatchSeesBytesAlreadyWaiting) {
     auto peer = l.accept(2s);
     ASSERT_TRUE(peer);
     ASSERT_TRUE(c->send("early", 2s));
-    weft::sleep_for(5ms);
+    (void)weft::sleep_for(5ms);
     Watcher w;
-    peer->watch(w, 2s);
+    weft::internal::watch(*peer, w, 2s);
     ASSERT_TRUE(w.done.wait(2s));
     EXPECT_EQ(w.bytes, "early");
 }
@@ -322,17 +323,17 @@ FIBER_TEST(Tcp, WatchTimesOutAndUnwatchCancels) {
     auto peer = l.accept(2s);
     ASSERT_TRUE(peer);
     Watcher w1;
-    peer->watch(w1, 20ms);
+    weft::internal::watch(*peer, w1, 20ms);
     ASSERT_TRUE(w1.done.wait(2s));
     EXPECT_EQ(w1.code, Errc::timed_out);
     Watcher w2;
-    peer->watch(w2, 10s);
+    weft::internal::watch(*peer, w2, 10s);
     weft::yield();
-    peer->unwatch(w2);
+    weft::internal::unwatch(w2);
     ASSERT_TRUE(w2.done.wait(2s));
     EXPECT_EQ(w2.code, Errc::cancelled);
     Watcher w3;
-    peer->watch(w3, 10s);
+    weft::internal::watch(*peer, w3, 10s);
     c->close();
     ASSERT_TRUE(w3.done.wait(2s));
     EXPECT_EQ(w3.code, Errc::eof);

@@ -13,6 +13,7 @@
 
 #include "cpu_quota.hpp"
 #include "fiber_test.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/weft.hpp"
 
 using namespace std::chrono_literals;
@@ -240,7 +241,7 @@ TEST(Runtime, ScheduleDelayCountsTheWaitInTheReadyQueue) {
     o.hubs = 1;
     o.lag_probe_interval = 0ms;
     weft::Runtime rt(o);
-    const weft::HubProbe& probe = rt.hub(0).probe();
+    const weft::HubProbe& probe = weft::internal::probe(rt.hub(0));
     constexpr std::int64_t kHogNs = 30'000'000;
     auto over = [&](std::int64_t ns) {  // observations above `ns` so far
         std::uint64_t n = 0;
@@ -306,7 +307,7 @@ FIBER_TEST(Offload, KeepsTheHubResponsive) {
     auto ticker = weft::spawn("ticker", [&] {
         while (!stop) {
             ++ticks;
-            weft::sleep_for(10ms);
+            (void)weft::sleep_for(10ms);
         }
     });
     auto t0 = weft::Clock::now();

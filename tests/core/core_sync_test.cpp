@@ -49,7 +49,7 @@ FIBER_TEST(Mutex, ExcludesAndHandsOffInOrder) {
             ++inside;
             max_inside = std::max(max_inside, inside);
             order.push_back(i);
-            weft::sleep_for(2ms);
+            (void)weft::sleep_for(2ms);
             --inside;
         }));
     for (auto& f : fs)
@@ -88,7 +88,7 @@ FIBER_TEST(Semaphore, LimitsConcurrency) {
             ASSERT_TRUE(sem.acquire().ok());
             ++inside;
             max_inside = std::max(max_inside, inside);
-            weft::sleep_for(2ms);
+            (void)weft::sleep_for(2ms);
             --inside;
             sem.release();
         }));
@@ -173,7 +173,7 @@ FIBER_TEST(WaitGroup, WaitsForAll) {
     for (int i = 0; i < 5; ++i) {
         wg.add();
         weft::spawn("job", [&, i] {
-            weft::sleep_for(std::chrono::milliseconds(i));
+            (void)weft::sleep_for(std::chrono::milliseconds(i));
             ++done;
             wg.done();
         }).detach();

@@ -11,7 +11,7 @@
 
 using weft::http::Method;
 using weft::http::Request;
-using weft::http::detail::ParserLimits;
+using weft::http::ServerOptions;
 using weft::http::detail::RequestParser;
 
 namespace {
@@ -30,7 +30,7 @@ const weft::SocketAddress& test_peer() {
 
 /// Feeds `in` in pieces of `chunk` bytes, like receives of that size.
 Parsed parse_all(std::string_view in, std::size_t chunk = std::string::npos,
-                 ParserLimits limits = {}) {
+                 ServerOptions limits = {}) {
     Parsed out;
     RequestParser p(limits);
     auto cur = std::make_unique<Request>();
@@ -60,7 +60,7 @@ Parsed parse_all(std::string_view in, std::size_t chunk = std::string::npos,
     return out;
 }
 
-int status_of(std::string_view in, ParserLimits limits = {}) {
+int status_of(std::string_view in, ServerOptions limits = {}) {
     Parsed p = parse_all(in, std::string::npos, limits);
     return p.error ? p.error : (p.reqs.empty() ? 0 : 200);
 }
@@ -167,7 +167,7 @@ TEST(HttpParser, TargetForms) {
 }
 
 TEST(HttpParser, Limits) {
-    ParserLimits l;
+    ServerOptions l;
     l.max_header_bytes = 256;
     l.max_uri_bytes = 64;
     l.max_headers = 4;
@@ -269,7 +269,8 @@ TEST(HttpParser, MalformedAndAmbiguous) {
 }
 
 TEST(HttpParser, ExpectContinue) {
-    RequestParser p(ParserLimits{});
+    const ServerOptions options;
+    RequestParser p(options);
     Request r;
     std::string head =
         "POST /e HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
@@ -284,7 +285,8 @@ TEST(HttpParser, ExpectContinue) {
 }
 
 TEST(HttpParser, PipelinedStopsAfterEachRequest) {
-    RequestParser p(ParserLimits{});
+    const ServerOptions options;
+    RequestParser p(options);
     std::string in =
         "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 "
         "HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -303,7 +305,7 @@ TEST(HttpParser, PipelinedStopsAfterEachRequest) {
 TEST(HttpParser, UnlimitedBodyDoesNotTrustContentLength) {
     // max_body_bytes may be "unlimited" (the server maps 0 to SIZE_MAX): a huge announced
     // length must not be reserved up front, and sizes must not wrap.
-    ParserLimits l;
+    ServerOptions l;
     l.max_body_bytes = SIZE_MAX;
     auto p =
         parse_all("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551615\r\n\r\nabc",
@@ -316,7 +318,7 @@ TEST(HttpParser, UnlimitedBodyDoesNotTrustContentLength) {
         std::string::npos, l);
     EXPECT_EQ(p.error, 0) << p.reason;
     EXPECT_TRUE(p.partial);
-    ParserLimits small;
+    ServerOptions small;
     small.max_body_bytes = 4;
     p = parse_all(
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -20,8 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "demo_routes.hpp"
 #include "http_test_util.hpp"
-#include "weft/core/introspect.hpp"
+#include "weft/core/internal/introspect.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/http.hpp"
 
@@ -50,7 +51,7 @@ struct TestServer {
         ro.hubs = hubs;
         ro.name = "t";
         rt = std::make_unique<weft::Runtime>(ro);
-        register_demo_routes(router);
+        weft::demo::register_demo_routes(router);
         router.get("/throw", [](Request&) -> Response { throw std::runtime_error("test boom"); });
         router.get("/labels/{x}", [](Request&) {
             // What the watchdog would see for this fiber.

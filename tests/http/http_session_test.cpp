@@ -8,10 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include "demo_routes.hpp"
 #include "http_test_util.hpp"
 #include "metrics_table.hpp"
 #include "session.hpp"
-#include "weft/http/demo_routes.hpp"
 
 using namespace weft::http;
 using namespace weft::http::detail;
@@ -55,7 +55,7 @@ struct Harness {
     std::vector<std::string> log_targets;
 
     Harness() {
-        register_demo_routes(router);
+        weft::demo::register_demo_routes(router);
         router.get("/throw", [](Request&) -> Response { throw std::runtime_error("boom"); });
         router.get("/big", [](Request&) { return Response(200, std::string(100000, 'x')); });
         router.get("/users/{id}", [](Request& r) {
@@ -86,31 +86,18 @@ struct Harness {
             log.push_back(e);
             log_targets.emplace_back(e.target);
         };
-        ctx.options = &opts;
-        ctx.router = &router;
-        ctx.metrics = &metrics;
-        ctx.date = &date;
-        ctx.draining = &draining;
-        ctx.limits.max_header_bytes = opts.max_header_bytes;
-        ctx.limits.max_uri_bytes = opts.max_uri_bytes;
-        ctx.limits.max_headers = opts.max_headers;
-        ctx.limits.max_body_bytes = opts.max_body_bytes;
+        ctx = make_session_context(opts, router, &metrics, date, draining, 0);
         session = std::make_unique<Http1Session>(ctx);
         info.peer = &peer;
         info.peer_text = "10.1.2.3:4567";
         session->start(info, transport);
     }
-    /// One receive: parse, answer, and drain the carry buffer, as the connection fiber does.
-    Http1Session::Next feed(std::string_view bytes) {
-        auto now = weft::Clock::now();
-        session->parse(bytes, now);
-        session->respond();
-        while (session->has_carry()) {
-            session->parse_carry(now);
-            session->respond();
-        }
-        return session->next();
+    /// One receive, as the connection fiber hands it over; returns what to do next.
+    Step::Kind feed(std::string_view bytes) {
+        last = session->on_bytes(bytes, weft::Clock::now());
+        return last.kind;
     }
+    Step last;
 };
 
 constexpr const char* kGet = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -123,7 +110,7 @@ TEST(HttpSession, PipelinedBatchIsOneSend) {
     auto next = h.feed(std::string("GET /users/1 HTTP/1.1\r\nHost: h\r\n\r\n") +
                        "GET /users/2 HTTP/1.1\r\nHost: h\r\n\r\n" +
                        "GET /users/3 HTTP/1.1\r\nHost: h\r\n\r\n");
-    EXPECT_EQ(next, Http1Session::Next::idle);
+    EXPECT_EQ(next, Step::Kind::idle);
     ASSERT_EQ(h.transport.sends.size(), 1u);
     auto rs = read_responses(h.transport.sends[0]);
     ASSERT_EQ(rs.size(), 3u);
@@ -145,7 +132,7 @@ TEST(HttpSession, BatchesBeyondTheLimitStillAnswerEverything) {
     std::string in;
     for (int i = 0; i < 150; ++i)
         in += kGet;
-    EXPECT_EQ(h.feed(in), Http1Session::Next::idle);
+    EXPECT_EQ(h.feed(in), Step::Kind::idle);
     EXPECT_EQ(read_responses(h.transport.all()).size(), 150u);
     EXPECT_EQ(h.transport.sends.size(), 3u) << "64 + 64 + 22";
 }
@@ -171,24 +158,24 @@ TEST(HttpSession, NextStateAndDeadlines) {
     h.opts.body_timeout = std::chrono::milliseconds(5000);
     h.build();
     auto t0 = weft::Clock::now();
-    EXPECT_EQ(h.feed("GET / HT"), Http1Session::Next::read_header);
-    auto dl = h.session->read_deadline().time_point();
+    EXPECT_EQ(h.feed("GET / HT"), Step::Kind::read);
+    auto dl = h.last.deadline.time_point();
     EXPECT_GE(dl, t0 + std::chrono::milliseconds(1000));
     EXPECT_LT(dl, t0 + std::chrono::milliseconds(2000));
-    EXPECT_EQ(h.feed("TP/1.1\r\nHost: h\r\n\r\n"), Http1Session::Next::idle);
+    EXPECT_EQ(h.feed("TP/1.1\r\nHost: h\r\n\r\n"), Step::Kind::idle);
     EXPECT_EQ(h.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab"),
-              Http1Session::Next::read_body);
-    dl = h.session->read_deadline().time_point();
+              Step::Kind::read);
+    dl = h.last.deadline.time_point();
     EXPECT_GE(dl, t0 + std::chrono::milliseconds(5000));
     // More of the body moves the deadline: it bounds the gap between reads.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto t1 = weft::Clock::now();
-    EXPECT_EQ(h.feed("c"), Http1Session::Next::read_body);
-    auto dl2 = h.session->read_deadline().time_point();
+    EXPECT_EQ(h.feed("c"), Step::Kind::read);
+    auto dl2 = h.last.deadline.time_point();
     EXPECT_GE(dl2, t1 + std::chrono::milliseconds(5000));
     EXPECT_GE(dl2 - dl, std::chrono::milliseconds(20));
-    h.session->on_read_timeout();
-    EXPECT_EQ(h.session->next(), Http1Session::Next::close);
+    h.last = h.session->on_timeout();
+    EXPECT_EQ(h.last.kind, Step::Kind::close);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_EQ(rs[1].status, 408);
@@ -201,25 +188,24 @@ TEST(HttpSession, KeepAliveAndClose) {
         h.build();
         EXPECT_EQ(
             h.feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" + std::string(kGet)),
-            Http1Session::Next::close);
+            Step::Kind::close);
         auto rs = read_responses(h.transport.all());
         ASSERT_EQ(rs.size(), 1u) << "nothing after Connection: close is answered";
         EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
-        EXPECT_TRUE(h.session->wants_linger()) << "unread bytes followed";
+        EXPECT_TRUE(h.last.linger) << "unread bytes followed";
     }
     {
         Harness h;
         h.build();
-        EXPECT_EQ(h.feed("GET / HTTP/1.0\r\n\r\n"), Http1Session::Next::close);
+        EXPECT_EQ(h.feed("GET / HTTP/1.0\r\n\r\n"), Step::Kind::close);
         EXPECT_EQ(read_responses(h.transport.all()).at(0).header("Connection").value_or(""),
                   "close");
-        EXPECT_FALSE(h.session->wants_linger());
+        EXPECT_FALSE(h.last.linger);
     }
     {
         Harness h;
         h.build();
-        EXPECT_EQ(h.feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
-                  Http1Session::Next::idle);
+        EXPECT_EQ(h.feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), Step::Kind::idle);
         EXPECT_EQ(read_responses(h.transport.all()).at(0).header("Connection").value_or(""),
                   "keep-alive");
     }
@@ -249,14 +235,14 @@ TEST(HttpSession, NotFoundAndMethodNotAllowed) {
     EXPECT_EQ(rs[0].status, 404);
     EXPECT_EQ(rs[1].status, 405);
     EXPECT_EQ(rs[1].header("Allow").value_or(""), "POST");
-    EXPECT_EQ(h.session->next(), Http1Session::Next::idle);
+    EXPECT_EQ(h.last.kind, Step::Kind::idle);
 }
 
 TEST(HttpSession, HandlerExceptionIs500AndConnectionLives) {
     Harness h;
     h.build();
     EXPECT_EQ(h.feed("GET /throw HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
-              Http1Session::Next::idle);
+              Step::Kind::idle);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_EQ(rs[0].status, 500);
@@ -270,13 +256,12 @@ TEST(HttpSession, ContinueSentBeforeBody) {
     EXPECT_EQ(
         h.feed(
             "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
-        Http1Session::Next::read_body);
-    h.session->before_read();
+        Step::Kind::read);
     ASSERT_EQ(h.transport.sends.size(), 1u);
     EXPECT_EQ(h.transport.sends[0], "HTTP/1.1 100 Continue\r\n\r\n");
-    h.session->before_read();
+    EXPECT_EQ(h.feed(""), Step::Kind::read);
     EXPECT_EQ(h.transport.sends.size(), 1u) << "sent once";
-    EXPECT_EQ(h.feed("abc"), Http1Session::Next::idle);
+    EXPECT_EQ(h.feed("abc"), Step::Kind::idle);
     auto rs = read_responses(h.transport.sends.at(1));
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].body, "abc");
@@ -289,7 +274,7 @@ TEST(HttpSession, ContinueNotSentWhenBodyTooLarge) {
     EXPECT_EQ(
         h.feed(
             "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n"),
-        Http1Session::Next::close);
+        Step::Kind::close);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].status, 413);
@@ -300,7 +285,7 @@ TEST(HttpSession, ErrorAfterGoodRequestsAnswersThemFirst) {
     h.build();
     EXPECT_EQ(
         h.feed(std::string(kGet) + kGet + std::string("\x01") + "BAD / HTTP/1.1\r\n\r\n" + kGet),
-        Http1Session::Next::close);
+        Step::Kind::close);
     ASSERT_EQ(h.transport.sends.size(), 1u);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 3u);
@@ -308,15 +293,15 @@ TEST(HttpSession, ErrorAfterGoodRequestsAnswersThemFirst) {
     EXPECT_EQ(rs[1].status, 200);
     EXPECT_EQ(rs[2].status, 400);
     EXPECT_EQ(rs[2].header("Connection").value_or(""), "close");
-    EXPECT_TRUE(h.session->wants_linger());
+    EXPECT_TRUE(h.last.linger);
 }
 
 TEST(HttpSession, MaxRequestsPerConnection) {
     Harness h;
     h.opts.max_requests_per_connection = 2;
     h.build();
-    EXPECT_EQ(h.feed(kGet), Http1Session::Next::idle);
-    EXPECT_EQ(h.feed(std::string(kGet) + kGet), Http1Session::Next::close);
+    EXPECT_EQ(h.feed(kGet), Step::Kind::idle);
+    EXPECT_EQ(h.feed(std::string(kGet) + kGet), Step::Kind::close);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_FALSE(rs[0].header("Connection").has_value());
@@ -327,7 +312,7 @@ TEST(HttpSession, DrainClosesAfterTheBatch) {
     Harness h;
     h.build();
     h.draining = true;
-    EXPECT_EQ(h.feed(std::string(kGet) + kGet), Http1Session::Next::close);
+    EXPECT_EQ(h.feed(std::string(kGet) + kGet), Step::Kind::close);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 2u) << "requests in flight are answered";
     EXPECT_FALSE(rs[0].header("Connection").has_value());
@@ -338,7 +323,7 @@ TEST(HttpSession, StreamingChunked) {
     Harness h;
     h.build();
     EXPECT_EQ(h.feed("GET /stream HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
-              Http1Session::Next::idle);
+              Step::Kind::idle);
     EXPECT_GE(h.transport.sends.size(), 3u) << "each write goes out";
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 2u);
@@ -350,8 +335,7 @@ TEST(HttpSession, StreamingChunked) {
 TEST(HttpSession, StreamingHttp10ClosesToEndTheBody) {
     Harness h;
     h.build();
-    EXPECT_EQ(h.feed("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
-              Http1Session::Next::close);
+    EXPECT_EQ(h.feed("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), Step::Kind::close);
     auto rs = read_responses(h.transport.all(), true);
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_FALSE(rs[0].chunked);
@@ -362,11 +346,11 @@ TEST(HttpSession, StreamingHttp10ClosesToEndTheBody) {
 TEST(HttpSession, StreamingFailureClosesOrAnswers500) {
     Harness h;
     h.build();
-    EXPECT_EQ(h.feed("GET /stream-throw HTTP/1.1\r\nHost: h\r\n\r\n"), Http1Session::Next::close)
+    EXPECT_EQ(h.feed("GET /stream-throw HTTP/1.1\r\nHost: h\r\n\r\n"), Step::Kind::close)
         << "bytes were out: the connection must close";
     Harness q;
     q.build();
-    EXPECT_EQ(q.feed("GET /stream-quiet HTTP/1.1\r\nHost: h\r\n\r\n"), Http1Session::Next::idle);
+    EXPECT_EQ(q.feed("GET /stream-quiet HTTP/1.1\r\nHost: h\r\n\r\n"), Step::Kind::idle);
     auto rs = read_responses(q.transport.all());
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].status, 204);
@@ -397,8 +381,8 @@ TEST(HttpSession, SendFailureCloses) {
     Harness h;
     h.build();
     h.transport.fail = true;
-    EXPECT_EQ(h.feed(kGet), Http1Session::Next::close);
-    EXPECT_FALSE(h.session->wants_linger());
+    EXPECT_EQ(h.feed(kGet), Step::Kind::close);
+    EXPECT_FALSE(h.last.linger);
 }
 
 TEST(HttpSession, MetricsAndAccessLog) {
@@ -431,7 +415,7 @@ TEST(HttpSession, HandlerAsksToClose) {
     Harness h;
     h.build();
     EXPECT_EQ(h.feed("GET /bye HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
-              Http1Session::Next::close);
+              Step::Kind::close);
     auto rs = read_responses(h.transport.all());
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");

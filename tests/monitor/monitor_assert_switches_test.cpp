@@ -194,8 +194,8 @@ void blocks_80ms() {
 }
 
 FIBER_TEST(AssertSwitchesTest, GtestHelpers) {
-    WEFT_EXPECT_SWITCHES(weft::sleep_for(1ms));
-    WEFT_EXPECT_NO_BLOCKING_OVER(50ms, weft::sleep_for(60ms));
+    WEFT_EXPECT_SWITCHES((void)weft::sleep_for(1ms));
+    WEFT_EXPECT_NO_BLOCKING_OVER(50ms, (void)weft::sleep_for(60ms));
     EXPECT_NONFATAL_FAILURE(WEFT_EXPECT_SWITCHES(does_not_switch()), "No switch happened");
     EXPECT_NONFATAL_FAILURE(WEFT_EXPECT_NO_BLOCKING_OVER(50ms, blocks_80ms()),
                             "max allowed 0.0500 seconds");

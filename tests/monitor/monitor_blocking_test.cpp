@@ -20,6 +20,7 @@
 #include <gmock/gmock.h>
 
 #include "monitor_test_util.hpp"
+#include "weft/core/internal/hub_probe.hpp"
 #include "weft/monitor/exposition.hpp"
 #include "weft/monitor/standard_metrics.hpp"
 
@@ -183,7 +184,7 @@ class Blocking : public ::testing::Test {
 
     std::vector<std::uint64_t> run_buckets(unsigned hub) {
         std::vector<std::uint64_t> v;
-        for (const auto& b : rt_.hub(hub).probe().run_duration.buckets)
+        for (const auto& b : weft::internal::probe(rt_.hub(hub)).run_duration.buckets)
             v.push_back(b.load(std::memory_order_relaxed));
         return v;
     }

@@ -191,9 +191,9 @@ class Admin(unittest.TestCase):
         status, body = get_json(self.w.admin, "/debug/config")
         self.assertEqual(status, 200)
         self.assertEqual(body["server"]["listen"], "127.0.0.1:0")
-        self.assertEqual(body["server"]["hubs"], 2)
+        self.assertEqual(body["runtime"]["hubs"], 2)
         self.assertEqual([p["path"] for p in body["plugins"]], ["demo", u.plugin_path("hello")])
-        self.assertEqual(body["sources"]["server.hubs"], "flag --hubs")
+        self.assertEqual(body["sources"]["runtime.hubs"], "flag --hubs")
 
     def test_admin_routes_only(self):
         # The admin listener serves admin routes, not the plugins' routes, and vice versa.

@@ -41,7 +41,8 @@ class HelpAndVersion(unittest.TestCase):
         r = run_weft(["--version"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"^weft \d+\.\d+\.\d+ \(weft=\d+\.\d+\.\d+;compiler=.+;"
-                                   r"stdlib=.+;sanitizers=.+\)\n$")
+                                   r"stdlib=.+;logging=spdlog-\d+\.\d+\.\d+;fmt=\d+;"
+                                   r"sanitizers=.+\)\n$")
 
 
 class Precedence(unittest.TestCase):
@@ -65,7 +66,7 @@ class Precedence(unittest.TestCase):
                           "WEFT_MAX_BLOCKING_TIME": "0.25"})
         self.assertEqual(r.returncode, 0, r.stderr)
         out = r.stdout
-        self.assertEqual(source_of(out, "server", "hubs"), ("2", "flag --hubs"))
+        self.assertEqual(source_of(out, "runtime", "hubs"), ("2", "flag --hubs"))
         self.assertEqual(source_of(out, "server", "idle_timeout"),
                          ('"9s"', "environment WEFT_SERVER_IDLE_TIMEOUT"))
         self.assertEqual(source_of(out, "server", "max_connections"),
@@ -76,6 +77,14 @@ class Precedence(unittest.TestCase):
         self.assertEqual(source_of(out, "server", "send_timeout"),
                          ('"30s"', "built-in default"))
         self.assertIn('path = "demo"', out)
+
+    def test_a_key_under_its_former_section_still_works_and_says_so(self):
+        old = write(os.path.join(self.tmp.name, "old.toml"), "[server]\nhubs = 3\n")
+        r = run_weft(["--config", old, "--print-config"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(source_of(r.stdout, "runtime", "hubs"), ("3", old + ":2"))
+        self.assertIn("[server] hubs", r.stderr)
+        self.assertIn("is now runtime.hubs", r.stderr)
 
     def test_without_a_file_the_embedded_default_serves_the_demo(self):
         r = run_weft(["--print-config"])
@@ -107,18 +116,18 @@ class Precedence(unittest.TestCase):
 # (arguments, environment, file text or None, expected fragments of stderr)
 BAD_INPUTS = [
     (["--hubs", "many"], {}, None,
-     ["[server] hubs", '"many"', "flag --hubs", "0..1024"]),
+     ["[runtime] hubs", '"many"', "flag --hubs", "0..1024"]),
     (["--listen", "localhost:80"], {}, None,
      ["[server] listen", "localhost:80", "flag --listen", "numeric"]),
     (["--backend", "kqueue"], {}, None,
-     ["[server] backend", "kqueue", "auto, io_uring, epoll", "flag --backend"]),
+     ["[runtime] backend", "kqueue", "auto, io_uring, epoll", "flag --backend"]),
     (["--log-format", "xml"], {}, None, ["[log] format", "text, json", "flag --log-format"]),
     (["--max-blocking-time", "0"], {}, None,
      ["[monitor] max_blocking_time", "greater than 0", "flag --max-blocking-time"]),
     (["--no-such-flag"], {}, None, ["--no-such-flag", "weft --help"]),
     (["--set", "server.idle_timout=3s"], {}, None,
      ["unknown key", "did you mean 'server.idle_timeout'", "--set"]),
-    ([], {"WEFT_HUBS": "-1"}, None, ["[server] hubs", "environment WEFT_HUBS", '"-1"']),
+    ([], {"WEFT_HUBS": "-1"}, None, ["[runtime] hubs", "environment WEFT_HUBS", '"-1"']),
     ([], {"WEFT_MONITOR_THREAD_ENABLE": "maybe"}, None,
      ["[monitor] enabled", "environment WEFT_MONITOR_THREAD_ENABLE", "maybe", "true"]),
     ([], {"WEFT_MAX_BLOCKING_TIME": "fast"}, None,
@@ -129,7 +138,7 @@ BAD_INPUTS = [
      ["[server] max_conections", "unknown key", "did you mean 'max_connections'", "bad.toml:2"]),
     ([], {}, '[sever]\nlisten = "127.0.0.1:0"\n',
      ["sever", "did you mean", "server", "bad.toml:1"]),
-    ([], {}, '[server]\nstack_size = "12XB"\n', ["[server] stack_size", "12XB", "bad.toml:2"]),
+    ([], {}, '[runtime]\nstack_size = "12XB"\n', ["[runtime] stack_size", "12XB", "bad.toml:2"]),
     ([], {}, '[server\nlisten = "127.0.0.1:0"\n', ["TOML", "bad.toml:1"]),
     ([], {}, '[server]\nlisten = "127.0.0.1:0\n', ["TOML", "bad.toml:2"]),
     ([], {}, '[[plugin]]\nconfig = {}\n', ["plugin", "path", "bad.toml"]),

@@ -9,11 +9,13 @@
 //     WEFT_PLUGIN("hello", "1.0", init)
 //
 // Build it with the SDK's weft_add_plugin() (find_package(weft)). The server refuses a plugin
-// whose ABI version or build signature (compiler, standard library, Weft version, sanitizers)
-// differs from its own, and never unloads one.
+// whose ABI version or build signature (compiler, standard library, Weft, spdlog and fmt
+// versions, sanitizers) differs from its own, and never unloads one.
 #pragma once
 
+#include <fmt/core.h>
 #include <spdlog/logger.h>
+#include <spdlog/version.h>
 
 #include <cstdint>
 #include <functional>
@@ -58,11 +60,16 @@
 #define WEFT_PLUGIN_STDLIB_ "unknown-stdlib"
 #endif
 
+/// spdlog's and fmt's versions: a spdlog logger crosses the plugin boundary (Context::logger).
+#define WEFT_PLUGIN_LOGGING_                                         \
+    "spdlog-" WEFT_PLUGIN_STR(SPDLOG_VER_MAJOR) "." WEFT_PLUGIN_STR( \
+        SPDLOG_VER_MINOR) "." WEFT_PLUGIN_STR(SPDLOG_VER_PATCH) ";fmt=" WEFT_PLUGIN_STR(FMT_VERSION)
+
 /// What a plugin and the server must agree on to share C++ objects: compiler, standard library,
-/// Weft version, sanitizers. Compared as strings at load time.
+/// Weft version, the spdlog and fmt versions, sanitizers. Compared as strings at load time.
 #define WEFT_BUILD_SIGNATURE                                                     \
     "weft=" WEFT_VERSION ";compiler=" __VERSION__ ";stdlib=" WEFT_PLUGIN_STDLIB_ \
-    ";sanitizers=" WEFT_PLUGIN_SANITIZERS_
+    ";logging=" WEFT_PLUGIN_LOGGING_ ";sanitizers=" WEFT_PLUGIN_SANITIZERS_
 
 namespace weft::plugin {
 

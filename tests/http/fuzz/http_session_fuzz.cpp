@@ -169,21 +169,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         opts.max_body_bytes = 64;
     }
     if (mode & 0x10) opts.max_requests_per_connection = 3;
-    if (mode & 0x80) opts.max_body_bytes = SIZE_MAX;  // "unlimited", as the server maps 0
+    if (mode & 0x80) opts.max_body_bytes = 0;  // unlimited
     std::vector<Logged> log;
     opts.access_log = [&log](const AccessLogEntry& e) {
         log.push_back({e.method == "HEAD", e.status});
     };
     bool draining = (mode & 0x08) != 0;
-    DateCache date{"Server: weft\r\n"};
+    DateCache date{server_header_line(opts)};
     HubRequestMetrics metrics;
-    SessionContext ctx;
-    ctx.options = &opts;
-    ctx.router = &router();
-    ctx.metrics = &metrics;
-    ctx.date = &date;
-    ctx.draining = &draining;
-    ctx.limits = {opts.max_header_bytes, opts.max_uri_bytes, opts.max_headers, opts.max_body_bytes};
+    const SessionContext ctx = make_session_context(opts, router(), &metrics, date, draining, 0);
     Http1Session session(ctx);
     weft::SocketAddress peer = *weft::SocketAddress::parse("127.0.0.1:9");
     ConnectionInfo info;
@@ -212,26 +206,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     };
     auto now = weft::Clock::now();
-    using Next = Http1Session::Next;
-    Next next = Next::idle;
+    Step step;
     while (pos < input.size()) {
         std::size_t n = std::min(next_piece(), input.size() - pos);
-        session.parse(input.substr(pos, n), now);
+        step = session.on_bytes(input.substr(pos, n), now);
         pos += n;
-        session.respond();
-        while (session.has_carry()) {
-            session.parse_carry(now);
-            session.respond();
-        }
-        next = session.next();
-        if (next == Next::close) break;
-        if (next == Next::read_body) session.before_read();
-        if (session.next() == Next::close) break;
+        if (step.kind == Step::Kind::close) break;
     }
-    if (next != Next::close && next != Next::idle && (mode & 0x20)) session.on_read_timeout();
-    if (session.next() == Next::close && session.wants_linger()) {
-        // Nothing to check: lingering reads and drops.
-    }
+    if (step.kind == Step::Kind::read && (mode & 0x20)) step = session.on_timeout();
     session.finish();
     if (!transport.failed) check_output(transport.out, log);
     return 0;

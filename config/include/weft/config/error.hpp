@@ -1,13 +1,13 @@
 // ConfigError: one thing wrong with a configuration, said so that a user can fix it (which key,
-// where it was set, what it was, what is allowed); Expected<T>, a value or the error instead.
+// where it was set, what it was, what is allowed). Values that may be wrong come back as
+// weft::Result<T, ConfigError> (Expected<T>), whose value() throws ResultError<ConfigError>.
 #pragma once
 
-#include <stdexcept>
 #include <string>
-#include <utility>
-#include <variant>
+#include <vector>
 
 #include "weft/config/source.hpp"
+#include "weft/core/result.hpp"
 
 namespace weft::config {
 
@@ -20,54 +20,20 @@ struct ConfigError {
     std::string message;  ///< what is wrong and what is allowed
 
     /// "KEY: MESSAGE, got VALUE (SOURCE)", e.g.
-    /// `[server] stack_size: must be between 16KiB and 8MiB, got 4096 (weft.toml:7)`.
+    /// `[runtime] stack_size: must be between 16KiB and 8MiB, got 4096 (weft.toml:7)`.
     std::string to_string() const;
 };
 
-/// Thrown by Expected<T>::value() when it holds an error; what() is the error's to_string().
-class BadConfigAccess : public std::runtime_error {
-  public:
-    explicit BadConfigAccess(ConfigError error)
-        : std::runtime_error(error.to_string()), error_(std::move(error)) {}
-    const ConfigError& error() const noexcept { return error_; }
-
-  private:
-    ConfigError error_;
+/// Every problem a load found, in the order of the sources (file lines, then variables, then
+/// flags). Never empty when it is the error of a Result.
+struct ConfigErrors {
+    std::vector<ConfigError> list;
+    /// Every error's to_string(), one per line.
+    std::string to_string() const;
 };
 
-/// A value of type T, or the ConfigError that says why there is none (std::expected's shape,
-/// which C++20 lacks). value() on an error throws BadConfigAccess, like std::expected::value().
+/// A value of type T, or the ConfigError that says why there is none.
 template <class T>
-class Expected {
-  public:
-    Expected(T value) : state_(std::in_place_index<0>, std::move(value)) {}            // NOLINT
-    Expected(ConfigError error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
-
-    bool ok() const noexcept { return state_.index() == 0; }
-    explicit operator bool() const noexcept { return ok(); }
-
-    const T& value() const& {
-        if (!ok()) throw BadConfigAccess(error());
-        return std::get<0>(state_);
-    }
-    T& value() & {
-        if (!ok()) throw BadConfigAccess(error());
-        return std::get<0>(state_);
-    }
-    T&& value() && {
-        if (!ok()) throw BadConfigAccess(error());
-        return std::get<0>(std::move(state_));
-    }
-    const T& operator*() const& { return value(); }
-    const T* operator->() const { return &value(); }
-
-    /// The error; precondition: !ok().
-    const ConfigError& error() const { return std::get<1>(state_); }
-
-    T value_or(T fallback) const& { return ok() ? std::get<0>(state_) : std::move(fallback); }
-
-  private:
-    std::variant<T, ConfigError> state_;
-};
+using Expected = weft::Result<T, ConfigError>;
 
 }  // namespace weft::config

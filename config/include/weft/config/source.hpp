@@ -1,6 +1,6 @@
-// Where a configuration value came from (a line of a file, an environment variable, a flag, or
-// the built-in default), and Setting<T>, a typed value that remembers it. Every message and
-// `weft --print-config` name sources the same way, through Source::to_string().
+// Where a configuration value came from: a line of a file, an environment variable, a flag, or
+// the built-in default. Every message and `weft --print-config` name sources the same way,
+// through Source::to_string().
 #pragma once
 
 #include <cstdint>
@@ -12,8 +12,8 @@ namespace weft::config {
 /// The origin of one configuration value.
 struct Source {
     enum class Kind : std::uint8_t {
-        built_in,          ///< the default compiled into Weft; `where` is empty
-        embedded_default,  ///< the embedded default.toml; `where` is "default.toml:LINE"
+        built_in,          ///< the default of the member the key sets; `where` is empty
+        embedded_default,  ///< an embedded default file; `where` is "default.toml:LINE"
         file,              ///< a configuration file; `where` is "PATH:LINE" (or "PATH[:LINE:COL]")
         environment,       ///< an environment variable; `where` is its name
         flag,              ///< a command-line flag; `where` is the flag as typed ("--listen")
@@ -31,14 +31,6 @@ struct Source {
     std::string to_string() const;
 
     bool operator==(const Source&) const = default;
-};
-
-/// A typed configuration value and the source that set it (the last one in precedence order:
-/// flag > environment > file > built-in default).
-template <class T>
-struct Setting {
-    T value{};
-    Source source{};
 };
 
 }  // namespace weft::config

@@ -23,6 +23,9 @@ namespace detail {
 struct ListenState;
 class IoBackend;
 }  // namespace detail
+namespace internal {
+struct RecvBufferAccess;
+}
 
 /// A buffer filled by a receive from the hub's shared pool (io_uring's provided-buffer ring):
 /// a connection waiting for bytes holds none. Move-only; hands the buffer back when destroyed.
@@ -41,34 +44,19 @@ class RecvBuffer {
     /// Returns the buffer to its pool now.
     void reset() noexcept;
 
-    // Engine use.
     using ReleaseFn = void (*)(void* owner, std::uint32_t token, char* data) noexcept;
+
+  private:
+    friend struct internal::RecvBufferAccess;  // the backends make them
     RecvBuffer(char* data, std::size_t size, ReleaseFn release, void* owner,
                std::uint32_t token) noexcept
         : data_(data), size_(size), release_(release), owner_(owner), token_(token) {}
 
-  private:
     char* data_ = nullptr;
     std::size_t size_ = 0;
     ReleaseFn release_ = nullptr;
     void* owner_ = nullptr;
     std::uint32_t token_ = 0;
-};
-
-/// Callback for TcpStream::watch(): called on the hub (not in a fiber; it must not block, it
-/// may spawn a fiber) with the first bytes that arrive, Errc::eof when the peer closed,
-/// Errc::timed_out at the deadline, or Errc::cancelled after unwatch().
-class RecvWatcher {
-  public:
-    virtual void on_recv(Result<RecvBuffer> bytes) noexcept = 0;
-
-  protected:
-    ~RecvWatcher() = default;
-
-  private:
-    friend class detail::IoBackend;
-    friend class TcpStream;
-    void* op_ = nullptr;  // engine state of the pending watch
 };
 
 class TcpStream {
@@ -99,13 +87,6 @@ class TcpStream {
                                                   std::chrono::nanoseconds stall);
     [[nodiscard]] Result<void> writev_until_stalled(std::span<const iovec> bufs,
                                                     std::chrono::nanoseconds stall);
-
-    /// Waits for the next bytes without a fiber and without a buffer; see RecvWatcher.
-    /// At most one watch per stream; the watcher must outlive it (until on_recv runs).
-    void watch(RecvWatcher& watcher, Deadline deadline);
-    /// Ends a pending watch: on_recv runs soon with Errc::cancelled, or with bytes that
-    /// raced in (they are never dropped).
-    void unwatch(RecvWatcher& watcher) noexcept;
 
     /// shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR.
     Result<void> shutdown(int how) noexcept;

@@ -1,7 +1,6 @@
 // Everything a handler or server author uses from weft::http, in one include.
 #pragma once
 
-#include "weft/http/demo_routes.hpp"
 #include "weft/http/headers.hpp"
 #include "weft/http/method.hpp"
 #include "weft/http/metrics.hpp"

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "weft/core/hub_stats.hpp"
+#include "weft/core/latency_histogram.hpp"
 #include "weft/http/method.hpp"
 
 namespace weft::http {

@@ -76,6 +76,9 @@ class Router {
     /// Whether `method` + `path_template` is registered (templates compare by shape, so
     /// "/a/{x}" and "/a/{y}" are the same route).
     bool contains(std::string_view method, std::string_view path_template) const;
+    /// The shape of a template, "/users/{}/files/{...}": two templates of one shape are the same
+    /// route. Throws std::invalid_argument for a malformed template, as add() does.
+    static std::string shape(std::string_view path_template);
     /// Every registered route, in registration order.
     std::vector<const Endpoint*> endpoints() const;
 

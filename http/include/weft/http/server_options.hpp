@@ -1,5 +1,6 @@
 // ServerOptions: every limit and timeout of the HTTP server, with the status each one answers.
-// The configuration module maps the [server] keys of the same names onto these fields.
+// This struct owns them (type, default, meaning); the weft server's key table binds the [server]
+// keys of the same names straight to these members.
 #pragma once
 
 #include <chrono>
@@ -35,7 +36,7 @@ using AccessLogFn = std::function<void(const AccessLogEntry&)>;
 struct ServerOptions {
     /// Open connections over all hubs; at the limit, accepting pauses until one closes
     /// (the kernel's backlog holds the newcomers). 0 = no limit.
-    std::size_t max_connections = 16384;
+    std::size_t max_connections = 10000;
     /// Request line + header fields, in bytes: beyond it, 431 and close.
     std::size_t max_header_bytes = 16 * 1024;
     /// Request-target length: beyond it, 414 and close.
@@ -43,23 +44,23 @@ struct ServerOptions {
     /// Header fields per request: beyond it, 431 and close.
     std::size_t max_headers = 100;
     /// Request body (after de-chunking): beyond it, 413 and close. Checked against
-    /// Content-Length before reading (no 100 Continue is sent then).
+    /// Content-Length before reading (no 100 Continue is sent then). 0 = no limit.
     std::size_t max_body_bytes = 1024 * 1024;
     /// From a request's first byte until its header section is complete: then 408 and close.
     /// This is what stops slowloris. It also bounds the wait for a new connection's first byte
     /// (that one closes silently).
-    std::chrono::milliseconds header_timeout{10'000};
+    std::chrono::nanoseconds header_timeout = std::chrono::seconds(10);
     /// Between the end of the header section and the first body bytes, and between two reads
     /// that bring more of the body (as nginx's client_body_timeout): then 408 and close.
-    std::chrono::milliseconds body_timeout{30'000};
+    std::chrono::nanoseconds body_timeout = std::chrono::seconds(30);
     /// A keep-alive connection waiting for its next request: then it closes silently.
-    std::chrono::milliseconds idle_timeout{60'000};
+    std::chrono::nanoseconds idle_timeout = std::chrono::seconds(60);
     /// A response write that makes no progress for this long (the client stopped reading):
     /// then the connection closes. It bounds a stall, not the transfer (nginx's send_timeout).
-    std::chrono::milliseconds send_timeout{30'000};
+    std::chrono::nanoseconds send_timeout = std::chrono::seconds(30);
     /// After an error response with unread input: how long to read and discard it before
     /// closing, so the client sees the response rather than a reset.
-    std::chrono::milliseconds linger_timeout{2'000};
+    std::chrono::nanoseconds linger_timeout = std::chrono::seconds(2);
     /// Requests served on one connection before it closes (the last response carries
     /// "Connection: close"). 0 = no limit.
     std::size_t max_requests_per_connection = 0;
@@ -68,9 +69,10 @@ struct ServerOptions {
     /// constructor throws std::invalid_argument otherwise. The weft server sets it from
     /// `server.server_name`.
     std::string server_name = "weft";
-    /// listen(2) backlog of each hub's listener.
+    /// listen(2) backlog of each hub's listener (the kernel caps it at net.core.somaxconn).
     int listen_backlog = 4096;
-    /// Optional access log (see AccessLogFn).
+    /// Optional access log (see AccessLogFn); set in code (the weft server sets it from
+    /// [log] access_log).
     AccessLogFn access_log;
 };
 

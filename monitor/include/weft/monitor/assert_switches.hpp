@@ -69,16 +69,14 @@ class AssertSwitches {
     int uncaught_at_start_;
 };
 
-/// Marks deliberate blocking on the calling hub for the scope's lifetime (Hub::allow_blocking):
-/// the watchdog does not report it. Off a hub thread it does nothing.
+/// Marks deliberate blocking on the calling hub for the scope's lifetime. It is not hidden: the
+/// watchdog still detects it, counts it on its own (weft_hub_blocking_allowed_events_total) and
+/// reports it marked "allowed"; the other fibers of the hub still wait. Off a hub thread it
+/// does nothing.
 class AllowBlocking {
   public:
-    AllowBlocking() noexcept : hub_(Hub::current()) {
-        if (hub_) hub_->allow_blocking(true);
-    }
-    ~AllowBlocking() {
-        if (hub_) hub_->allow_blocking(false);
-    }
+    AllowBlocking() noexcept;
+    ~AllowBlocking();
     AllowBlocking(const AllowBlocking&) = delete;
     AllowBlocking& operator=(const AllowBlocking&) = delete;
 

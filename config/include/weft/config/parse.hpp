@@ -1,20 +1,27 @@
-// Value parsing shared by the loader and Table's getters: one raw input (a typed TOML value, or
-// the text of an environment variable or flag) to a typed value or a message saying what is
-// allowed; plus the text helpers (quoting, sizes, durations, suggestions) both need.
+// The one grammar of configuration values, shared by every source (a TOML file, WEFT_*
+// variables, the gevent-style variables, flags) and by plugin tables: a raw Input (a typed TOML
+// value, or text) to a typed value, or a Problem saying what is allowed. Plus the printers that
+// turn values back into TOML, JSON and messages.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <variant>
 
-#include "weft/config/config.hpp"
 #include "weft/config/table.hpp"
+#include "weft/core/result.hpp"
 #include "weft/core/text.hpp"
 
-namespace weft::config::detail {
+namespace weft::config {
+
+using Duration = std::chrono::nanoseconds;
+
+inline constexpr std::uint64_t kKiB = 1024;
+inline constexpr std::uint64_t kMiB = 1024 * kKiB;
+inline constexpr std::uint64_t kGiB = 1024 * kMiB;
 
 /// One raw value. From a TOML file it keeps its type; from the environment or a flag it is
 /// text, which may spell a number, a boolean or a duration.
@@ -37,26 +44,28 @@ struct Input {
 /// What is wrong with an input and what is allowed ("expected a boolean: ...").
 struct Problem {
     std::string message;
+    const std::string& to_string() const noexcept { return message; }
 };
 
 /// A parsed value, or the problem.
 template <class T>
-using Parsed = std::variant<T, Problem>;
+using Parsed = Result<T, Problem>;
 
+/// true/false; from text also 1/0, on/off, yes/no (any case).
 Parsed<bool> parse_bool(const Input& in);
 Parsed<std::int64_t> parse_integer(const Input& in, std::int64_t min, std::int64_t max);
 /// Like parse_integer, and "auto" means 0.
 Parsed<std::int64_t> parse_count_or_auto(const Input& in, std::int64_t max);
 Parsed<double> parse_number(const Input& in);
 Parsed<std::string> parse_string(const Input& in);
+/// Bytes: an integer, or text with an optional unit: "512KiB", "1mb", "1.5gb" (1024-based).
 Parsed<std::uint64_t> parse_size(const Input& in, std::uint64_t min, std::uint64_t max);
+/// A number of seconds (0.5), or text with a unit: "100ms", "2m", "1h", "250us".
 /// Inclusive bounds unless `min_exclusive` (then the value must be greater than `min`).
 Parsed<Duration> parse_duration(const Input& in, Duration min, Duration max,
                                 bool min_exclusive = false);
 /// Index into `names` (compared without regard to case).
 Parsed<std::size_t> parse_choice(const Input& in, std::span<const std::string_view> names);
-Parsed<ListenAddress> parse_listen(const Input& in);
-Parsed<AccessLog> parse_access_log(const Input& in);
 
 /// The unit-less grammar itself, for inputs already known to be text.
 std::optional<std::uint64_t> size_from_text(std::string_view text);
@@ -78,10 +87,11 @@ using weft::valid_utf8;
 std::string toml_key(std::string_view key);
 std::string to_lower(std::string_view s);
 std::string to_upper(std::string_view s);
+std::string_view trim(std::string_view s);
 
 std::size_t edit_distance(std::string_view a, std::string_view b);
 /// The candidate closest to `word` when close enough to be a likely typo (a few edits, or the
 /// only candidate that `word` is a prefix of, or that is a prefix of `word`).
 std::optional<std::string> suggest(std::string_view word, std::span<const std::string> candidates);
 
-}  // namespace weft::config::detail
+}  // namespace weft::config

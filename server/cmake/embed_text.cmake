@@ -1,5 +1,5 @@
 # Script mode (cmake -DINPUT=... -DOUTPUT=... -P embed_text.cmake): writes a C++ source that
-# defines weft::config::embedded_default_toml() returning INPUT's bytes, NUL-terminated.
+# defines weft::server::embedded_default_toml() returning INPUT's bytes, NUL-terminated.
 # Bytes are written as numbers, so no character of the file needs escaping.
 file(READ "${INPUT}" hex HEX)
 string(LENGTH "${hex}" hex_length)
@@ -16,9 +16,8 @@ endwhile()
 
 file(WRITE "${OUTPUT}.tmp"
 "// Generated from ${input_name} by embed_text.cmake; do not edit.
-#include \"weft/config/load.hpp\"
-
-namespace weft::config {
+namespace weft::server {
+const char* embedded_default_toml() noexcept;
 namespace {
 const unsigned char kData[] = {
 ${body}    0x00};
@@ -26,7 +25,7 @@ ${body}    0x00};
 
 const char* embedded_default_toml() noexcept { return reinterpret_cast<const char*>(kData); }
 
-}  // namespace weft::config
+}  // namespace weft::server
 ")
 # Only touch OUTPUT when it changes, so an unchanged file does not rebuild the library.
 file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)

@@ -4,7 +4,9 @@
 
 #include "weft/http/router.hpp"
 
-namespace weft::http {
+namespace weft::demo {
+
+using http::Router;
 
 /// Largest `ms` the demo routes accept.
 inline constexpr long kDemoMaxMs = 30'000;
@@ -20,4 +22,4 @@ inline constexpr long kDemoMaxMs = 30'000;
 /// Throws std::invalid_argument if one of these routes is already registered.
 void register_demo_routes(Router& router);
 
-}  // namespace weft::http
+}  // namespace weft::demo

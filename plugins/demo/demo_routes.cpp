@@ -1,6 +1,6 @@
 // The demo routes. /block and /spin hold the hub on purpose: they are what the watchdog
 // is there to catch.
-#include "weft/http/demo_routes.hpp"
+#include "demo_routes.hpp"
 
 #include <charconv>
 #include <chrono>
@@ -11,7 +11,9 @@
 #include "weft/core/fiber.hpp"
 #include "weft/core/offload.hpp"
 
-namespace weft::http {
+namespace weft::demo {
+
+using namespace weft::http;
 
 namespace {
 
@@ -66,4 +68,4 @@ void register_demo_routes(Router& router) {
                }));
 }
 
-}  // namespace weft::http
+}  // namespace weft::demo

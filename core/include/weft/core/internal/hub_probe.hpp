@@ -1,0 +1,73 @@
+// Engine hooks, not for handler authors: what a hub publishes about itself for the monitor (an
+// epoch that moves every time control returns to the hub, what runs now and since when, latency
+// histograms), the switch observer that AssertSwitches installs, and the allow-blocking count.
+// Written only by the hub's own thread (relaxed atomics), read by the watchdog and /metrics.
+// Used by weft's monitor, HTTP server and server binary; not installed with the SDK.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "weft/core/latency_histogram.hpp"
+
+namespace weft {
+
+class Hub;
+
+enum class HubActivity : std::uint8_t {
+    starting = 0,
+    running,  ///< running fibers or its own loop
+    waiting,  ///< waiting for I/O or a timer: nothing to do (idle, never "blocked")
+    stopped,
+};
+
+/// "starting", "running", "idle" (waiting for I/O or a timer) or "stopped": the one spelling
+/// every dump, report and endpoint uses.
+const char* hub_activity_name(HubActivity a) noexcept;
+
+struct HubProbe {
+    /// Advanced (relaxed) every time control returns to the hub, and once per loop turn.
+    std::atomic<std::uint64_t> epoch{0};
+    /// Id of the fiber holding the hub now, 0 when the hub runs its own loop.
+    std::atomic<std::uint64_t> running_fiber{0};
+    /// CLOCK_MONOTONIC ns when the current slice (fiber run or loop turn) began; kept only
+    /// while stats are collected.
+    std::atomic<std::int64_t> slice_start_ns{0};
+    std::atomic<HubActivity> activity{HubActivity::starting};
+    std::atomic<int> tid{0};  ///< kernel thread id of the hub thread
+    /// Above zero while code on this hub blocks on purpose (internal::allow_blocking): the
+    /// watchdog still detects and counts such blocking, and reports it as "allowed".
+    std::atomic<int> blocking_allowed{0};
+
+    LatencyHistogram run_duration;  ///< how long each fiber slice held the hub
+    /// Ready -> running, every wakeup. A fiber woken (or spawned) by another fiber counts from
+    /// the end of the waker's slice, whose clock read stamps it: no clock read per wakeup.
+    LatencyHistogram schedule_delay;
+    LatencyHistogram lag;  ///< lateness of the periodic probe timer
+    std::atomic<std::uint64_t> busy_ns{0};
+    std::atomic<std::uint64_t> idle_ns{0};
+    std::atomic<std::uint64_t> fibers_spawned{0};
+};
+
+/// Told about every switch on a hub (a fiber slice starting or ending), with the time.
+/// Installed by AssertSwitches-style tools; runs on the hub thread, must be cheap.
+class SwitchObserver {
+  public:
+    virtual void on_switch(std::int64_t now_ns) noexcept = 0;
+
+  protected:
+    ~SwitchObserver() = default;
+};
+
+namespace internal {
+
+/// The hub's published state. Safe from any thread.
+const HubProbe& probe(const Hub& hub) noexcept;
+/// Installs `o` (nullptr removes) and returns the previous observer, which `o` should call on
+/// in turn if it wants to nest. Hub thread only.
+SwitchObserver* exchange_switch_observer(Hub& hub, SwitchObserver* o) noexcept;
+/// Marks deliberate blocking on this hub (nestable; `false` ends one mark). Hub thread only.
+void allow_blocking(Hub& hub, bool on) noexcept;
+
+}  // namespace internal
+}  // namespace weft

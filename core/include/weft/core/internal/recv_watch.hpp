@@ -1,0 +1,52 @@
+// Engine hooks, not for handler authors: a fiber-less receive watch on a TcpStream (what lets an
+// idle keep-alive connection hold no fiber and no buffer), and the backends' way to make a
+// RecvBuffer. Used by weft's HTTP server; not installed with the SDK.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "weft/core/deadline.hpp"
+#include "weft/core/result.hpp"
+#include "weft/core/tcp.hpp"
+
+namespace weft {
+
+namespace detail {
+class IoBackend;
+}
+
+namespace internal {
+
+/// Called on the hub (not in a fiber; it must not block, it may spawn a fiber) with the first
+/// bytes that arrive, Errc::eof when the peer closed, Errc::timed_out at the deadline, or
+/// Errc::cancelled after unwatch().
+class RecvWatcher {
+  public:
+    virtual void on_recv(Result<RecvBuffer> bytes) noexcept = 0;
+
+  protected:
+    ~RecvWatcher() = default;
+
+  private:
+    friend class weft::detail::IoBackend;
+    void* op_ = nullptr;  // engine state of the pending watch
+};
+
+/// Waits for the next bytes on `stream` without a fiber and without a buffer. At most one
+/// watch per stream; the watcher must outlive it (until on_recv runs). Hub thread only.
+void watch(TcpStream& stream, RecvWatcher& watcher, Deadline deadline);
+/// Ends a pending watch: on_recv runs soon with Errc::cancelled, or with bytes that raced in
+/// (they are never dropped).
+void unwatch(RecvWatcher& watcher) noexcept;
+
+/// How the I/O backends make the buffers they hand out.
+struct RecvBufferAccess {
+    static RecvBuffer make(char* data, std::size_t size, RecvBuffer::ReleaseFn release, void* owner,
+                           std::uint32_t token) noexcept {
+        return RecvBuffer(data, size, release, owner, token);
+    }
+};
+
+}  // namespace internal
+}  // namespace weft

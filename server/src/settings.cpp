@@ -1,0 +1,221 @@
+// The weft server's configuration keys: for each, its section and name, the member of Settings it
+// sets, its kind with the allowed range, its flag and extra variables, and a one-line doc. Adding
+// a setting is a member in its owner's options struct, a line here, and its use.
+#include "settings.hpp"
+
+#include <limits>
+
+#include "weft/core/text.hpp"
+
+namespace weft::server {
+namespace {
+
+using config::Duration;
+using config::kKiB;
+using config::kMiB;
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr Duration kDay = hours(24);
+constexpr auto kNoLimit = std::numeric_limits<std::uint64_t>::max();
+constexpr auto kMaxInt = std::numeric_limits<std::int64_t>::max();
+
+constexpr std::string_view kBackends[] = {"auto", "io_uring", "epoll"};
+// Indexed by the enum's value: the runtime's order, and its names (weft::backend_name).
+static_assert(static_cast<int>(Backend::automatic) == 0 &&
+              static_cast<int>(Backend::io_uring) == 1 && static_cast<int>(Backend::epoll) == 2);
+constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
+                                        "error", "critical", "off"};
+static_assert(static_cast<int>(LogLevel::off) == 6);
+constexpr std::string_view kFormats[] = {"text", "json"};
+
+config::Kind<std::string> header_phrase() {
+    return config::text([](std::string_view s) { return valid_header_phrase(s); },
+                        "expected at most " + std::to_string(kMaxHeaderPhraseBytes) +
+                            " visible ASCII characters and inner spaces, such as \"weft\" or "
+                            "\"acme/2.1 (edge)\" (\"\" sends no header)");
+}
+
+config::Kind<AccessLogTarget> access_log_target() {
+    auto parse = [](const config::Input& in) -> config::Parsed<AccessLogTarget> {
+        using K = AccessLogTarget::Kind;
+        if (!in.is_textual())
+            return config::Problem{"expected \"off\", \"stdout\", \"stderr\" or a file path"};
+        const std::string t = config::to_lower(config::trim(in.text));
+        if (t.empty() || t == "off") return AccessLogTarget{K::off, {}};
+        if (t == "stdout") return AccessLogTarget{K::to_stdout, {}};
+        if (t == "stderr") return AccessLogTarget{K::to_stderr, {}};
+        if (in.text.find('\0') != std::string::npos)
+            return config::Problem{"a file path must not contain a NUL character"};
+        return AccessLogTarget{K::to_file, in.text};
+    };
+    return {parse, [](const AccessLogTarget& a) { return config::toml_quote(a.to_string()); },
+            [](const AccessLogTarget& a) { return config::json_quote(a.to_string()); }};
+}
+
+bool wildcard(const SocketAddress& a) {
+    const std::string s = a.to_string();
+    return s.starts_with("0.0.0.0:") || s.starts_with("[::]:");
+}
+
+config::Schema<Settings> build() {
+    using namespace config;
+    Schema<Settings> s;
+    // clang-format off
+    s.bind("server", "listen", [](auto& o) -> auto& { return o.listener.listen; },
+        listen_address(), "HTTP listen address; port 0 picks a free port")
+        .with_flag("--listen", "ADDR:PORT");
+    s.bind("server", "max_connections", [](auto& o) -> auto& { return o.http.max_connections; },
+        integer(1, 10'000'000), "connections open at once; more wait in the accept queue");
+    s.bind("server", "max_header_bytes", [](auto& o) -> auto& { return o.http.max_header_bytes; },
+        size(1 * kKiB, 1 * kMiB), "request line plus headers (431 beyond)");
+    s.bind("server", "max_uri_bytes", [](auto& o) -> auto& { return o.http.max_uri_bytes; },
+        size(256, 1 * kMiB), "request target, at most max_header_bytes (414 beyond)");
+    s.bind("server", "max_headers", [](auto& o) -> auto& { return o.http.max_headers; },
+        integer(1, 10'000), "header fields per request (431 beyond)");
+    s.bind("server", "max_body_bytes", [](auto& o) -> auto& { return o.http.max_body_bytes; },
+        size(0, kNoLimit), "request body (413 beyond); 0: unlimited");
+    s.bind("server", "header_timeout", [](auto& o) -> auto& { return o.http.header_timeout; },
+        duration(Duration::zero(), kDay, true), "time to receive the request head (408)");
+    s.bind("server", "body_timeout", [](auto& o) -> auto& { return o.http.body_timeout; },
+        duration(Duration::zero(), kDay, true), "time allowed between two reads of a body");
+    s.bind("server", "idle_timeout", [](auto& o) -> auto& { return o.http.idle_timeout; },
+        duration(Duration::zero(), kDay, true), "how long an idle keep-alive connection stays");
+    s.bind("server", "send_timeout", [](auto& o) -> auto& { return o.http.send_timeout; },
+        duration(Duration::zero(), kDay, true), "time a response write may make no progress");
+    s.bind("server", "linger_timeout", [](auto& o) -> auto& { return o.http.linger_timeout; },
+        duration(Duration::zero(), hours(1)),
+        "after an error answer, how long unread input is read and dropped before closing");
+    s.bind("server", "max_requests_per_connection",
+        [](auto& o) -> auto& { return o.http.max_requests_per_connection; },
+        integer(0, kMaxInt), "requests on one connection before it closes; 0: unlimited");
+    s.bind("server", "listen_backlog", [](auto& o) -> auto& { return o.http.listen_backlog; },
+        integer(1, 65'535), "listen(2) backlog of each hub's listener");
+    s.bind("server", "drain_timeout", [](auto& o) -> auto& { return o.listener.drain_timeout; },
+        duration(Duration::zero(), kDay), "on SIGTERM, time for requests in flight to finish");
+    s.bind("server", "server_name", [](auto& o) -> auto& { return o.http.server_name; },
+        header_phrase(), "the Server header; \"\": none");
+
+    s.bind("runtime", "hubs", [](auto& o) -> auto& { return o.runtime.hubs; },
+        count_or_auto(1024), "event-loop threads; 0: one per CPU this process may use")
+        .with_flag("--hubs", "N").with_env_alias("WEFT_HUBS").formerly("server.hubs");
+    s.bind("runtime", "backend", [](auto& o) -> auto& { return o.runtime.backend; },
+        choice<Backend>(kBackends), "I/O backend: auto (io_uring, else epoll), io_uring, epoll")
+        .with_flag("--backend", "auto|io_uring|epoll").with_env_alias("WEFT_BACKEND")
+        .formerly("server.backend");
+    s.bind("runtime", "stack_size", [](auto& o) -> auto& { return o.runtime.stack_size; },
+        size_or_auto(16 * kKiB, 8 * kMiB),
+        "stack of each fiber; auto: 64KiB, 256KiB in sanitizer builds")
+        .formerly("server.stack_size");
+    s.bind("runtime", "stack_cache", [](auto& o) -> auto& { return o.runtime.stack_cache; },
+        integer(0, 1'000'000), "fiber stacks each hub keeps for reuse");
+    s.bind("runtime", "offload_threads", [](auto& o) -> auto& { return o.runtime.offload_threads; },
+        count_or_auto(1024), "threads of the offload pool (blocking work, DNS); 0: automatic")
+        .formerly("server.offload_threads");
+    s.bind("runtime", "run_budget", [](auto& o) -> auto& { return o.runtime.run_budget; },
+        integer(1, 1'000'000), "fibers run per loop turn before I/O is polled again");
+    s.bind("runtime", "recv_buffers", [](auto& o) -> auto& { return o.runtime.recv_buffers; },
+        integer(1, 32'768), "pooled receive buffers per hub (io_uring: a power of two is used)");
+    s.bind("runtime", "recv_buffer_size",
+        [](auto& o) -> auto& { return o.runtime.recv_buffer_size; },
+        size(1 * kKiB, 16 * kMiB), "size of each pooled receive buffer");
+    s.bind("runtime", "ring_entries", [](auto& o) -> auto& { return o.runtime.ring_entries; },
+        integer(8, 32'768), "io_uring submission queue entries per hub");
+
+    s.bind("admin", "enabled", [](auto& o) -> auto& { return o.admin.enabled; }, boolean(),
+        "serve the admin listener");
+    s.bind("admin", "listen", [](auto& o) -> auto& { return o.admin.listen; }, listen_address(),
+        "admin listen address; keep it on loopback unless something else protects it")
+        .with_flag("--admin", "ADDR:PORT");
+    s.bind("admin", "debug_endpoints", [](auto& o) -> auto& { return o.admin.debug_endpoints; },
+        boolean(), "serve /debug/blocking, /debug/fibers and /debug/config");
+    s.bind("admin", "max_connections", [](auto& o) -> auto& { return o.admin.http.max_connections; },
+        integer(1, 100'000), "admin connections open at once");
+    s.bind("admin", "header_timeout", [](auto& o) -> auto& { return o.admin.http.header_timeout; },
+        duration(Duration::zero(), kDay, true), "time to receive an admin request head (408)");
+
+    s.bind("monitor", "enabled", [](auto& o) -> auto& { return o.monitor.enabled; }, boolean(),
+        "run the watchdog")
+        .with_env_alias("WEFT_MONITOR_THREAD_ENABLE");
+    s.bind("monitor", "max_blocking_time",
+        [](auto& o) -> auto& { return o.monitor.max_blocking_time; },
+        duration(Duration::zero(), hours(1), true), "report a hub held longer than this")
+        .with_flag("--max-blocking-time", "SECONDS").with_env_alias("WEFT_MAX_BLOCKING_TIME");
+    s.bind("monitor", "print_blocking_reports",
+        [](auto& o) -> auto& { return o.monitor.print_blocking_reports; }, boolean(),
+        "log each blocking report")
+        .with_env_alias("WEFT_MONITOR_PRINT_BLOCKING_REPORTS");
+    s.bind("monitor", "memory_max", [](auto& o) -> auto& { return o.monitor.memory_max; },
+        size(0, kNoLimit), "resident memory limit of the memory monitor; 0: off");
+    s.bind("monitor", "memory_period", [](auto& o) -> auto& { return o.monitor.memory_period; },
+        duration(seconds(2), kDay), "how often the memory monitor looks")
+        .with_env_alias("WEFT_MONITOR_MEMORY_PERIOD");
+    s.bind("monitor", "track_fiber_tree",
+        [](auto& o) -> auto& { return o.monitor.track_fiber_tree; }, boolean(),
+        "show each hub's fibers as a tree in reports")
+        .with_env_alias("WEFT_TRACK_FIBER_TREE");
+    s.bind("monitor", "reports_file", [](auto& o) -> auto& { return o.monitor.reports_file; },
+        path(), "append blocking reports as JSON lines to this file; \"\": none");
+    s.bind("monitor", "report_rate_limit",
+        [](auto& o) -> auto& { return o.monitor.reports_per_minute; }, integer(0, 1'000'000),
+        "blocking reports per minute at most; 0: unlimited");
+    s.bind("monitor", "recent_reports", [](auto& o) -> auto& { return o.monitor.recent_reports; },
+        integer(1, 100'000), "reports kept for /debug/blocking");
+    s.bind("monitor", "lag_probe_interval",
+        [](auto& o) -> auto& { return o.runtime.lag_probe_interval; },
+        duration(milliseconds(1), seconds(60)), "period of the event-loop lag probe");
+
+    s.bind("log", "level", [](auto& o) -> auto& { return o.log.level; }, choice<LogLevel>(kLevels),
+        "trace, debug, info, warn, error, critical or off")
+        .with_flag("--log-level", "LEVEL");
+    s.bind("log", "format", [](auto& o) -> auto& { return o.log.format; },
+        choice<LogFormat>(kFormats), "text for people, json for log collectors")
+        .with_flag("--log-format", "text|json");
+    s.bind("log", "access_log", [](auto& o) -> auto& { return o.log.access_log; },
+        access_log_target(), "off, stdout, stderr or a file path (appended to)");
+    // clang-format on
+
+    s.check([](const Settings& o, CheckContext& ctx) {
+        if (!ctx.failed("server.max_uri_bytes") && !ctx.failed("server.max_header_bytes") &&
+            o.http.max_uri_bytes > o.http.max_header_bytes) {
+            ctx.error("server.max_uri_bytes", format_size(o.http.max_uri_bytes),
+                      "must not exceed [server] max_header_bytes (" +
+                          format_size(o.http.max_header_bytes) + ", " +
+                          ctx.source("server.max_header_bytes").to_string() +
+                          "): the request line counts against both");
+        }
+        const SocketAddress& a = o.admin.listen;
+        const SocketAddress& l = o.listener.listen;
+        if (o.admin.enabled && !ctx.failed("admin.listen") && !ctx.failed("server.listen") &&
+            a.port() != 0 && a.port() == l.port() && (a == l || wildcard(a) || wildcard(l))) {
+            ctx.error("admin.listen", toml_quote(a.to_string()),
+                      "must not use the same port as [server] listen (" + l.to_string() + ", " +
+                          ctx.source("server.listen").to_string() + ")");
+        }
+    });
+    return s;
+}
+
+}  // namespace
+
+std::string AccessLogTarget::to_string() const {
+    switch (kind) {
+        case Kind::off:
+            return "off";
+        case Kind::to_stdout:
+            return "stdout";
+        case Kind::to_stderr:
+            return "stderr";
+        case Kind::to_file:
+            return path;
+    }
+    return {};
+}
+
+const config::Schema<Settings>& settings_schema() {
+    static const config::Schema<Settings> schema = build();
+    return schema;
+}
+
+}  // namespace weft::server
