@@ -29,8 +29,14 @@
 #include <fmt/format.h>
 
 #include "display.hpp"
+#include "json_file_sink.hpp"
+#include "log_sink.hpp"
+#include "recent_reports_sink.hpp"
 #include "report_json.hpp"
+#include "report_sink.hpp"
 #include "stack_capture.hpp"
+#include "subscriber_list.hpp"
+#include "subscriber_sink.hpp"
 #include "symbolizer.hpp"
 #include "thread_inspect.hpp"
 #include "weft/core/log.hpp"
@@ -107,62 +113,6 @@ void on_dump_signal(int) {
     errno = saved;
 }
 
-// Callbacks of one event kind. A callback runs under its own (recursive) lock, so unsubscribing
-// waits for a call in progress, except from inside that very call.
-template <class Ev>
-class SubscriberList : public std::enable_shared_from_this<SubscriberList<Ev>> {
-  public:
-    std::function<void()> add(std::function<void(const Ev&)> fn) {
-        auto e = std::make_shared<Entry>();
-        e->fn = std::move(fn);
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            list_.push_back(e);
-        }
-        std::weak_ptr<SubscriberList> self = this->shared_from_this();
-        std::weak_ptr<Entry> weak = e;
-        return [self, weak] {
-            auto e = weak.lock();
-            if (!e) return;
-            {
-                std::lock_guard<std::recursive_mutex> g(e->mu);
-                e->active = false;
-            }
-            if (auto list = self.lock()) {
-                std::lock_guard<std::mutex> g(list->mu_);
-                std::erase(list->list_, e);
-            }
-        };
-    }
-    void emit(const Ev& ev, spdlog::logger& log, const char* what) {
-        std::vector<std::shared_ptr<Entry>> copy;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            copy = list_;
-        }
-        for (auto& e : copy) {
-            std::lock_guard<std::recursive_mutex> g(e->mu);
-            if (!e->active) continue;
-            try {
-                e->fn(ev);
-            } catch (const std::exception& ex) {
-                log.error("an {} subscriber failed: {}; the watchdog carries on", what, ex.what());
-            } catch (...) {
-                log.error("an {} subscriber failed; the watchdog carries on", what);
-            }
-        }
-    }
-
-  private:
-    struct Entry {
-        std::recursive_mutex mu;
-        bool active = true;
-        std::function<void(const Ev&)> fn;
-    };
-    std::mutex mu_;
-    std::vector<std::shared_ptr<Entry>> list_;
-};
-
 }  // namespace
 
 struct Watchdog::Impl {
@@ -177,8 +127,7 @@ struct Watchdog::Impl {
     std::atomic<bool> stop{false};
     std::atomic<bool> dump_requested{false};
     std::thread thread;    // the detector
-    std::thread reporter;  // symbolizes, renders, writes
-    std::FILE* json_file = nullptr;
+    std::thread reporter;  // symbolizes, collapses, hands to the sinks
 
     // Detector -> reporter, in order (a report always before its closing record).
     struct PendingReport {
@@ -232,20 +181,20 @@ struct Watchdog::Impl {
     };
     std::unique_ptr<HubCounters[]> counters;
 
-    mutable std::mutex state_mu;  // ring, stacks, next_id
-    std::deque<detail::RingEntry> ring;
+    mutable std::mutex state_mu;  // stacks, next_id
     std::unordered_map<std::uint64_t, detail::StackStat> stacks;
     std::vector<std::uint64_t> stack_order;
     std::uint64_t next_id = 1;
 
-    std::shared_ptr<SubscriberList<BlockingReport>> blocked_subs =
-        std::make_shared<SubscriberList<BlockingReport>>();
-    std::shared_ptr<SubscriberList<BlockingEnd>> unblocked_subs =
-        std::make_shared<SubscriberList<BlockingEnd>>();
-    std::shared_ptr<SubscriberList<MemoryEvent>> mem_above_subs =
-        std::make_shared<SubscriberList<MemoryEvent>>();
-    std::shared_ptr<SubscriberList<MemoryEvent>> mem_below_subs =
-        std::make_shared<SubscriberList<MemoryEvent>>();
+    // The sinks, in the order they get each record: the ring first, so that /debug/blocking
+    // already shows a report when a subscriber hears of it.
+    detail::RecentReportsSink* recent = nullptr;
+    detail::SubscriberSink* subscribers = nullptr;
+    std::vector<std::unique_ptr<detail::ReportSink>> sinks;
+
+    using MemorySubscribers = detail::SubscriberList<MemoryEvent>;
+    std::shared_ptr<MemorySubscribers> mem_above_subs = std::make_shared<MemorySubscribers>();
+    std::shared_ptr<MemorySubscribers> mem_below_subs = std::make_shared<MemorySubscribers>();
 
     std::mutex mem_mu;
     bool mem_above = false;
@@ -265,7 +214,17 @@ struct Watchdog::Impl {
               std::clamp<std::int64_t>(s.max_blocking_time.count() / 5, 1'000'000, 1'000'000'000)),
           stats(r.options().collect_stats),
           watch(r.hub_count()),
-          counters(new HubCounters[r.hub_count()]) {}
+          counters(new HubCounters[r.hub_count()]) {
+        auto ring = std::make_unique<detail::RecentReportsSink>(s.recent_reports);
+        recent = ring.get();
+        sinks.push_back(std::move(ring));
+        sinks.push_back(std::make_unique<detail::LogSink>(log, s.print_blocking_reports));
+        if (!s.reports_file.empty())
+            sinks.push_back(std::make_unique<detail::JsonFileSink>(s.reports_file));
+        auto subs = std::make_unique<detail::SubscriberSink>(log);
+        subscribers = subs.get();
+        sinks.push_back(std::move(subs));
+    }
 
     // ---- the loop ------------------------------------------------------------------------
 
@@ -489,16 +448,8 @@ struct Watchdog::Impl {
     }
 
     void publish(const BlockingEnd& e) {
-        {
-            std::lock_guard<std::mutex> g(state_mu);
-            for (auto& r : ring)
-                if (r.report.id == e.report_id) r.end = e;
-        }
-        sink("log", [&] {
-            if (s.print_blocking_reports) log->warn("{}", format_text(e));
-        });
-        sink("JSON file", [&] { write_json(to_json(e)); });
-        unblocked_subs->emit(e, *log, "on_unblocked");
+        for (auto& k : sinks)
+            sink(k->name(), [&] { k->on_end(e); });
     }
 
     // ---- one report ----------------------------------------------------------------------
@@ -609,15 +560,9 @@ struct Watchdog::Impl {
             st.last_report = r.id;
             r.stack_seen = st.count;
             r.same_stack_as = fresh ? 0 : st.first_report;
-            ring.push_back({r, std::nullopt});
-            while (ring.size() > s.recent_reports)
-                ring.pop_front();
         }
-        sink("log", [&] {
-            if (s.print_blocking_reports) log->warn("{}", format_text(r, true));
-        });
-        sink("JSON file", [&] { write_json(to_json(r, r.same_stack_as == 0)); });
-        blocked_subs->emit(r, *log, "on_blocked");
+        for (auto& k : sinks)
+            sink(k->name(), [&] { k->on_report(r); });
     }
 
     // Detector side: the signal, and copying the stack out of the slot while it is fresh.
@@ -696,13 +641,6 @@ struct Watchdog::Impl {
         }
     }
 
-    void write_json(const std::string& line) {
-        if (!json_file) return;
-        if (std::fputs(line.c_str(), json_file) < 0 || std::fputc('\n', json_file) < 0 ||
-            std::fflush(json_file) != 0)
-            throw std::system_error(errno, std::generic_category(), "writing " + s.reports_file);
-    }
-
     void dump_run_info() {
         sink("run-info dump",
              [&] { log->warn("run-info dump requested\n{}", format_run_info(rt)); });
@@ -758,13 +696,6 @@ Watchdog::Watchdog(Runtime& rt, MonitorSettings settings) {
     }
     impl_ = std::make_unique<Impl>(rt, std::move(settings));
     Impl& d = *impl_;
-    if (!d.s.reports_file.empty()) {
-        d.json_file = std::fopen(d.s.reports_file.c_str(), "ae");
-        if (!d.json_file)
-            throw std::system_error(
-                errno, std::generic_category(),
-                "cannot open the blocking reports file '" + d.s.reports_file + "'");
-    }
     d.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d.wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     if (!d.s.enabled) return;
@@ -796,7 +727,6 @@ Watchdog::~Watchdog() {
         sigaction(d.hooked_signal, &d.prev_action, nullptr);
     }
     if (d.slot) detail::release_slot(d.slot);
-    if (d.json_file) std::fclose(d.json_file);
     ::close(d.wake_fd);
 }
 
@@ -808,10 +738,10 @@ std::chrono::nanoseconds Watchdog::check_period() const noexcept {
 }
 
 Subscription Watchdog::on_blocked(std::function<void(const BlockingReport&)> fn) {
-    return Subscription(impl_->blocked_subs->add(std::move(fn)));
+    return Subscription(impl_->subscribers->add_blocked(std::move(fn)));
 }
 Subscription Watchdog::on_unblocked(std::function<void(const BlockingEnd&)> fn) {
-    return Subscription(impl_->unblocked_subs->add(std::move(fn)));
+    return Subscription(impl_->subscribers->add_unblocked(std::move(fn)));
 }
 Subscription Watchdog::on_memory_above(std::function<void(const MemoryEvent&)> fn) {
     return Subscription(impl_->mem_above_subs->add(std::move(fn)));
@@ -827,20 +757,18 @@ std::string Watchdog::recent_reports_json() const {
         HubBlockingStats st = hub_stats(i);
         totals.push_back({i, st.events, st.seconds, st.dropped, st.blocked_now});
     }
-    std::lock_guard<std::mutex> g(d.state_mu);
     std::vector<detail::StackStat> stacks;
-    for (auto h : d.stack_order)
-        stacks.push_back(d.stacks.at(h));
-    return detail::debug_blocking_json(static_cast<double>(d.threshold_ns) / 1e9, totals, d.ring,
-                                       stacks);
+    {
+        std::lock_guard<std::mutex> g(d.state_mu);
+        for (auto h : d.stack_order)
+            stacks.push_back(d.stacks.at(h));
+    }
+    return detail::debug_blocking_json(static_cast<double>(d.threshold_ns) / 1e9, totals,
+                                       d.recent->entries(), stacks);
 }
 
 std::vector<BlockingReport> Watchdog::recent_reports() const {
-    std::lock_guard<std::mutex> g(impl_->state_mu);
-    std::vector<BlockingReport> out;
-    for (const auto& e : impl_->ring)
-        out.push_back(e.report);
-    return out;
+    return impl_->recent->reports();
 }
 
 HubBlockingStats Watchdog::hub_stats(unsigned hub) const {
