@@ -131,18 +131,20 @@ std::string to_json(const BlockingEnd& e) {
 
 namespace detail {
 
-std::string debug_blocking_json(double threshold_s, const std::vector<HubTotals>& hubs,
+std::string debug_blocking_json(double threshold_s, const std::vector<HubBlockingStats>& hubs,
                                 const std::deque<RingEntry>& recent,
                                 const std::vector<StackStat>& stacks) {
     json j;
     j["threshold_seconds"] = threshold_s;
     json h = json::array();
-    for (const auto& t : hubs)
-        h.push_back({{"hub", t.hub},
+    for (std::size_t i = 0; i < hubs.size(); ++i) {
+        const HubBlockingStats& t = hubs[i];
+        h.push_back({{"hub", i},
                      {"blocking_events", t.events},
                      {"blocking_seconds", t.seconds},
                      {"reports_dropped", t.dropped},
                      {"blocked_now", t.blocked_now}});
+    }
     j["hubs"] = std::move(h);
     json reports = json::array();
     for (auto it = recent.rbegin(); it != recent.rend(); ++it) {  // newest first

@@ -107,6 +107,14 @@ struct BlockingEnd {
     double duration_s = 0;  ///< measured total duration of the blockage
 };
 
+/// Per-hub totals (the blocking metrics).
+struct HubBlockingStats {
+    std::uint64_t events = 0;   ///< blockages detected (reported or not)
+    double seconds = 0;         ///< total measured duration of the blockages that ended
+    std::uint64_t dropped = 0;  ///< blockages not reported because of the rate limit
+    bool blocked_now = false;
+};
+
 /// The report as text, laid out like gevent's: a headline, the blocked stack, then "Info:"
 /// with the threads and every hub's fibers.
 /// `collapse_repeated`: for a stack already reported, print a one-line reference instead.

@@ -30,14 +30,6 @@ struct MemoryEvent {
     bool above = false;
 };
 
-/// Per-hub totals (the blocking metrics).
-struct HubBlockingStats {
-    std::uint64_t events = 0;   ///< blockages detected (reported or not)
-    double seconds = 0;         ///< total measured duration of the blockages that ended
-    std::uint64_t dropped = 0;  ///< blockages not reported because of the rate limit
-    bool blocked_now = false;
-};
-
 /// A subscription to a watchdog event; unsubscribes when destroyed or reset(). After reset()
 /// returns the callback is not running and will not run again (reset() from inside the callback
 /// itself is allowed). Move-only.
