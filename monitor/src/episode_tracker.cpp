@@ -64,37 +64,37 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
     Watch& w = watch_[i];
 
     if (w.blocked) {
-        if (s.epoch == w.epoch && s.running) {
+        const bool same_slice = s.epoch == w.epoch && s.running;
+        if (same_slice && s.blocking_allowed == w.allowed) {
             w.last_seen_blocked = now;
             return out;
         }
-        out.ended = close(i, end_of_slice(w, s, now));
+        if (same_slice) {
+            // The code allowed blocking, or stopped allowing it, in the middle of the slice:
+            // this episode ends here, and the rest of the slice is watched as a new one.
+            const std::int64_t at = (w.last_seen_blocked + now) / 2;
+            out.ended = close(i, at);
+            watch_from(w, s, at, false);
+            out.watch_began = true;
+        } else {
+            out.ended = close(i, end_of_slice(w, s, now));
+        }
     }
     if (s.epoch != w.epoch) {
         w.epoch = s.epoch;
         w.watching = false;
-        w.allowed_this_epoch = false;
     }
     if (!s.running || s.tid <= 0) {
         w.watching = false;
         return out;
     }
-    if (s.blocking_allowed) {
-        w.watching = false;
-        w.allowed_this_epoch = true;
-        return out;
-    }
-    if (!w.watching) {
-        w.watching = true;
-        w.seen_at = now;
+    if (!w.watching || s.blocking_allowed != w.allowed) {
+        watch_from(w, s, now, !w.watching);
         out.watch_began = true;
     }
-    // When this slice began: exact from the probe with stats, but never earlier than a period
-    // before we first saw it running (the probe's start can be stale right after an idle wait),
-    // nor before deliberate blocking ended.
-    w.start = w.seen_at;
-    w.start_is_slice_start = false;
-    if (o_.slice_stats && !w.allowed_this_epoch) {
+    if (w.from_slice_start && o_.slice_stats) {
+        // Exact from the probe, but never earlier than a period before we first saw the slice
+        // (the probe's start can be stale right after an idle wait).
         w.start = std::clamp(s.slice_start_ns, w.seen_at - o_.period_ns, w.seen_at);
         w.start_is_slice_start = w.start == s.slice_start_ns;
     }
@@ -109,16 +109,28 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
     w.slices_at = s.slices;
     w.slice_ns_at = s.slice_ns;
     Counters& c = counters_[i];
-    c.events.fetch_add(1, std::memory_order_relaxed);
-    c.blocked.store(true, std::memory_order_relaxed);
-    if (rate_limited(now)) {
+    (w.allowed ? c.allowed_events : c.events).fetch_add(1, std::memory_order_relaxed);
+    (w.allowed ? c.allowed_blocked : c.blocked).store(true, std::memory_order_relaxed);
+    RateWindow& window = windows_[w.allowed ? 1 : 0];
+    if (rate_limited(window, now)) {
         c.dropped.fetch_add(1, std::memory_order_relaxed);
-        ++suppressed_;
+        ++window.suppressed;
         return out;
     }
     w.report_id = next_id_++;
-    out.detected = Detection{w.report_id, w.start, w.fiber, std::exchange(suppressed_, 0)};
+    out.detected =
+        Detection{w.report_id, w.start, w.fiber, std::exchange(window.suppressed, 0), w.allowed};
     return out;
+}
+
+void EpisodeTracker::watch_from(Watch& w, const HubSample& s, std::int64_t at,
+                                bool from_slice_start) const {
+    w.watching = true;
+    w.allowed = s.blocking_allowed;
+    w.seen_at = at;
+    w.start = at;
+    w.from_slice_start = from_slice_start;
+    w.start_is_slice_start = false;
 }
 
 void EpisodeTracker::describe(unsigned i, FiberId fiber, std::string name) {
@@ -131,12 +143,12 @@ void EpisodeTracker::abandon(unsigned i) {
     watch_[i].report_id = 0;
 }
 
-bool EpisodeTracker::rate_limited(std::int64_t now) {
+bool EpisodeTracker::rate_limited(RateWindow& window, std::int64_t now) const {
     if (o_.reports_per_minute == 0) return false;
-    while (!sent_.empty() && now - sent_.front() >= kMinute)
-        sent_.pop_front();
-    if (sent_.size() >= o_.reports_per_minute) return true;
-    sent_.push_back(now);
+    while (!window.sent.empty() && now - window.sent.front() >= kMinute)
+        window.sent.pop_front();
+    if (window.sent.size() >= o_.reports_per_minute) return true;
+    window.sent.push_back(now);
     return false;
 }
 
@@ -158,8 +170,9 @@ std::optional<BlockingEnd> EpisodeTracker::close(unsigned i, std::int64_t end_ns
     Watch& w = watch_[i];
     Counters& c = counters_[i];
     const std::int64_t dur = std::max<std::int64_t>(0, end_ns - w.start);
-    c.blocking_ns.fetch_add(static_cast<std::uint64_t>(dur), std::memory_order_relaxed);
-    c.blocked.store(false, std::memory_order_relaxed);
+    (w.allowed ? c.allowed_ns : c.blocking_ns)
+        .fetch_add(static_cast<std::uint64_t>(dur), std::memory_order_relaxed);
+    (w.allowed ? c.allowed_blocked : c.blocked).store(false, std::memory_order_relaxed);
     w.blocked = false;
     w.watching = false;
     if (w.report_id == 0) return std::nullopt;  // not reported: no closing record either
@@ -170,6 +183,7 @@ std::optional<BlockingEnd> EpisodeTracker::close(unsigned i, std::int64_t end_ns
     e.fiber_id = w.fiber;
     e.fiber_name = w.fiber_name;
     e.duration_s = static_cast<double>(dur) / 1e9;
+    e.allowed = w.allowed;
     return e;
 }
 
@@ -206,6 +220,9 @@ HubBlockingStats EpisodeTracker::stats(unsigned i) const {
     st.seconds = static_cast<double>(c.blocking_ns.load(std::memory_order_relaxed)) / 1e9;
     st.dropped = c.dropped.load(std::memory_order_relaxed);
     st.blocked_now = c.blocked.load(std::memory_order_relaxed);
+    st.allowed_events = c.allowed_events.load(std::memory_order_relaxed);
+    st.allowed_seconds = static_cast<double>(c.allowed_ns.load(std::memory_order_relaxed)) / 1e9;
+    st.allowed_now = c.allowed_blocked.load(std::memory_order_relaxed);
     return st;
 }
 

@@ -1,6 +1,7 @@
 // The watchdog's episode logic, apart from its threads: per hub, when a blockage begins and ends
-// and how long it lasted; which blockages are reported (one report per blockage, a per-minute
-// rate limit that counts what it suppressed); which reports share a stack. Time comes from a
+// and how long it lasted, and whether the code had allowed it; which blockages are reported (one
+// report per blockage, a per-minute rate limit that counts what it suppressed); which reports
+// share a stack. Time comes from a
 // MonitorClock and hubs are described by plain samples, so tests drive it with fakes.
 #pragma once
 
@@ -38,8 +39,10 @@ struct Detection {
     std::uint64_t report_id = 0;  ///< 1, 2, ... per tracker
     std::int64_t start_ns = 0;    ///< when the blockage began, on the tracker's clock
     FiberId fiber = 0;            ///< from the probe; the stack capture may know better
-    /// Blockages suppressed by the rate limit since the previous report.
+    /// Blockages of the same kind (allowed or not) suppressed by the rate limit since the
+    /// previous report of that kind.
     std::uint64_t suppressed_before = 0;
+    bool allowed = false;  ///< the code allowed blocking (HubSample::blocking_allowed)
 };
 
 /// What one look at a hub found. When both are set, `ended` happened first.
@@ -71,6 +74,11 @@ class EpisodeTracker {
     /// while it runs for longer than the threshold is blocked: that is reported once (unless the
     /// rate limit suppresses it), and once its epoch moves a closing record follows with the
     /// measured duration. Idle (waiting) hubs are never blocked.
+    ///
+    /// Blocking while the code allows it is detected the same way, but marked allowed, counted
+    /// apart, and rate-limited in a window of its own (so that deliberate blocking never uses
+    /// up the reports of real blockages). A slice in which the allowance starts or ends is two
+    /// episodes: the change ends the one and starts watching the other from that moment.
     Observation observe(unsigned hub, const HubSample& s);
     /// The stack capture named the blocked fiber: the closing record carries it.
     void describe(unsigned hub, FiberId fiber, std::string name);
@@ -94,7 +102,8 @@ class EpisodeTracker {
         std::uint64_t epoch = ~0ull;
         bool watching = false;  // running in this epoch, looked at since seen_at
         std::int64_t seen_at = 0;
-        bool allowed_this_epoch = false;
+        bool from_slice_start = false;  // watched since the slice began, not since a change
+        bool allowed = false;           // the allowance of the watched episode
         bool blocked = false;
         std::int64_t start = 0;
         bool start_is_slice_start = false;  // start came from the probe's slice_start_ns
@@ -110,19 +119,27 @@ class EpisodeTracker {
         std::atomic<std::uint64_t> dropped{0};
         std::atomic<std::uint64_t> blocking_ns{0};
         std::atomic<bool> blocked{false};
+        std::atomic<std::uint64_t> allowed_events{0};
+        std::atomic<std::uint64_t> allowed_ns{0};
+        std::atomic<bool> allowed_blocked{false};
+    };
+    // The reports of one kind in the last minute, and what it suppressed since its last one.
+    struct RateWindow {
+        std::deque<std::int64_t> sent;
+        std::uint64_t suppressed = 0;
     };
 
+    void watch_from(Watch& w, const HubSample& s, std::int64_t at, bool from_slice_start) const;
     std::optional<BlockingEnd> close(unsigned hub, std::int64_t end_ns);
     std::int64_t end_of_slice(const Watch& w, const HubSample& s, std::int64_t now) const;
-    bool rate_limited(std::int64_t now);
+    bool rate_limited(RateWindow& window, std::int64_t now) const;
 
     const Options o_;
     const MonitorClock& clock_;
 
     // Detector thread only.
     std::vector<Watch> watch_;
-    std::deque<std::int64_t> sent_;  // when recent reports were made (rate limit)
-    std::uint64_t suppressed_ = 0;   // since the last report
+    RateWindow windows_[2];  // [allowed]
     std::uint64_t next_id_ = 1;
 
     std::unique_ptr<Counters[]> counters_;  // read by any thread

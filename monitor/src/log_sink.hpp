@@ -10,7 +10,8 @@
 
 namespace weft::monitor::detail {
 
-/// Writes reports to a spdlog logger, as warnings. With `print` false (print_blocking_reports)
+/// Writes reports to a spdlog logger: warnings, except blockages the code allowed
+/// (Hub::allow_blocking), which are information. With `print` false (print_blocking_reports)
 /// it writes nothing.
 class LogSink final : public ReportSink {
   public:

@@ -76,6 +76,7 @@ json report_json(const BlockingReport& r, bool include_stack) {
               {"thread", r.thread_name},
               {"threshold_seconds", r.threshold_s},
               {"blocked_seconds", r.blocked_s},
+              {"allowed", r.allowed},
               {"cause", cause_name(r.cause)},
               {"cpu_share", r.cpu_share},
               {"cpu_wait_share", r.cpu_wait_share},
@@ -116,7 +117,8 @@ json end_json(const BlockingEnd& e) {
             {"time", utc(e.when)},
             {"hub", e.hub},
             {"fiber", {{"id", e.fiber_id}, {"name", e.fiber_name}}},
-            {"duration_seconds", e.duration_s}};
+            {"duration_seconds", e.duration_s},
+            {"allowed", e.allowed}};
 }
 
 }  // namespace
@@ -143,7 +145,10 @@ std::string debug_blocking_json(double threshold_s, const std::vector<HubBlockin
                      {"blocking_events", t.events},
                      {"blocking_seconds", t.seconds},
                      {"reports_dropped", t.dropped},
-                     {"blocked_now", t.blocked_now}});
+                     {"blocked_now", t.blocked_now},
+                     {"allowed_events", t.allowed_events},
+                     {"allowed_seconds", t.allowed_seconds},
+                     {"allowed_now", t.allowed_now}});
     }
     j["hubs"] = std::move(h);
     json reports = json::array();

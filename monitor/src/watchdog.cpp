@@ -72,6 +72,40 @@ void on_dump_signal(int) {
     errno = saved;
 }
 
+// The per-hub blocking metrics, each a value of a hub's totals.
+struct HubFamily {
+    const char* name;
+    const char* help;
+    const char* unit;
+    MetricType type;
+    double (*value)(const HubBlockingStats& st, double threshold_s);
+};
+constexpr HubFamily kHubFamilies[] = {
+    {"weft_hub_blocking_events_total",
+     "Blockages detected by the watchdog (a hub held by one fiber or by its own loop for longer "
+     "than the threshold), except those the code allowed.",
+     "", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return static_cast<double>(st.events); }},
+    {"weft_hub_blocking_seconds_total",
+     "Total measured duration of the blockages that ended, except those the code allowed.",
+     "seconds", MetricType::counter, [](const HubBlockingStats& st, double) { return st.seconds; }},
+    {"weft_hub_blocking_allowed_events_total",
+     "Blockages while the code allowed blocking on its hub (AllowBlocking, Hub::allow_blocking): "
+     "reported as allowed, not counted in weft_hub_blocking_events_total.",
+     "", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return static_cast<double>(st.allowed_events); }},
+    {"weft_hub_blocking_allowed_seconds_total",
+     "Total measured duration of the allowed blockages that ended.", "seconds", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return st.allowed_seconds; }},
+    {"weft_hub_blocking_reports_dropped_total",
+     "Blockages (allowed or not) counted but not reported because of the per-minute rate limit "
+     "or a stuck reporter.",
+     "", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return static_cast<double>(st.dropped); }},
+    {"weft_hub_blocking_threshold_seconds", "The watchdog's max_blocking_time.", "seconds",
+     MetricType::gauge, [](const HubBlockingStats&, double threshold_s) { return threshold_s; }},
+};
+
 }  // namespace
 
 struct Watchdog::Impl {
@@ -314,6 +348,7 @@ struct Watchdog::Impl {
         r.threshold_s = static_cast<double>(threshold_ns) / 1e9;
         r.blocked_s = static_cast<double>(clock.now_ns() - d.start_ns) / 1e9;
         r.suppressed_before = d.suppressed_before;
+        r.allowed = d.allowed;
 
         // What the thread does, read before the capture signal disturbs it.
         detail::SchedSample sched = detail::sched_sample(tid);
@@ -635,44 +670,16 @@ void Watchdog::check_memory_now() {
 CollectorHandle Watchdog::add_metrics(Registry& registry) const {
     const Impl* d = impl_.get();
     return registry.add_collector([d](std::vector<MetricFamily>& out) {
-        MetricFamily events{"weft_hub_blocking_events_total",
-                            "Blockages detected by the watchdog (a hub held by one fiber or by "
-                            "its own loop for longer than the threshold).",
-                            "",
-                            MetricType::counter,
-                            {},
-                            {}};
-        MetricFamily seconds{"weft_hub_blocking_seconds_total",
-                             "Total measured duration of the blockages that ended.",
-                             "seconds",
-                             MetricType::counter,
-                             {},
-                             {}};
-        MetricFamily dropped{"weft_hub_blocking_reports_dropped_total",
-                             "Blockages counted but not reported because of the per-minute "
-                             "rate limit.",
-                             "",
-                             MetricType::counter,
-                             {},
-                             {}};
-        MetricFamily threshold{"weft_hub_blocking_threshold_seconds",
-                               "The watchdog's max_blocking_time.",
-                               "seconds",
-                               MetricType::gauge,
-                               {},
-                               {}};
-        for (unsigned i = 0; i < d->episodes.hub_count(); ++i) {
-            LabelSet l{{"hub", std::to_string(i)}};
-            const HubBlockingStats st = d->episodes.stats(i);
-            events.samples.push_back({l, static_cast<double>(st.events)});
-            seconds.samples.push_back({l, st.seconds});
-            dropped.samples.push_back({l, static_cast<double>(st.dropped)});
-            threshold.samples.push_back({l, static_cast<double>(d->threshold_ns) / 1e9});
+        const double threshold_s = static_cast<double>(d->threshold_ns) / 1e9;
+        std::vector<HubBlockingStats> stats;
+        for (unsigned i = 0; i < d->episodes.hub_count(); ++i)
+            stats.push_back(d->episodes.stats(i));
+        for (const HubFamily& f : kHubFamilies) {
+            MetricFamily m{f.name, f.help, f.unit, f.type, {}, {}};
+            for (unsigned i = 0; i < stats.size(); ++i)
+                m.samples.push_back({{{"hub", std::to_string(i)}}, f.value(stats[i], threshold_s)});
+            out.push_back(std::move(m));
         }
-        out.push_back(std::move(events));
-        out.push_back(std::move(seconds));
-        out.push_back(std::move(dropped));
-        out.push_back(std::move(threshold));
         if (d->s.memory_max) {
             out.push_back({"weft_monitor_memory_max_bytes",
                            "The memory monitor's RSS limit (WEFT_MONITOR_MEMORY_MAX).",

@@ -1,7 +1,8 @@
 // The watchdog's episode logic (EpisodeTracker, internal to monitor/) on a fake clock and fake
 // hub probe values: one report per blockage, a closing record with the measured duration,
 // repeated stacks collapsed with a count, the per-minute rate limit with its suppressed count
-// and its recovery, and idle or switching hubs never reported. No sleeps, no real hubs.
+// and its recovery, idle or switching hubs never reported, and blocking the code allowed
+// reported as allowed and counted apart. No sleeps, no real hubs.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -337,6 +338,91 @@ TEST(Episode, HubsAreTrackedApart) {
     EXPECT_TRUE(seen_b.detected.empty());
     EXPECT_EQ(t.stats(0).events, 1u);
     EXPECT_EQ(t.stats(1).events, 0u);
+}
+
+TEST(Episode, AllowedBlockingIsReportedAsAllowedAndCountedApart) {
+    FakeClock clock;
+    EpisodeTracker t(1, options(), clock);
+    FakeHub hub(clock);
+    hub.sample().blocking_allowed = true;
+    Seen seen = blockage(t, clock, hub, 250ms);
+    ASSERT_EQ(seen.detected.size(), 1u);
+    EXPECT_TRUE(seen.detected[0].allowed);
+    ASSERT_EQ(seen.ended.size(), 1u);
+    EXPECT_TRUE(seen.ended[0].allowed);
+    EXPECT_NEAR(seen.ended[0].duration_s, 0.25, 1e-9);
+    auto st = t.stats(0);
+    EXPECT_EQ(st.events, 0u);  // not a blockage nobody asked for
+    EXPECT_EQ(st.seconds, 0.0);
+    EXPECT_EQ(st.allowed_events, 1u);
+    EXPECT_NEAR(st.allowed_seconds, 0.25, 1e-9);
+
+    // The same hub blocking without the allowance is an ordinary blockage again.
+    hub.sample().blocking_allowed = false;
+    Seen plain = blockage(t, clock, hub, 250ms);
+    ASSERT_EQ(plain.detected.size(), 1u);
+    EXPECT_FALSE(plain.detected[0].allowed);
+    EXPECT_FALSE(plain.ended.at(0).allowed);
+    EXPECT_EQ(t.stats(0).events, 1u);
+    EXPECT_EQ(t.stats(0).allowed_events, 1u);
+}
+
+TEST(Episode, AnAllowanceEndingMidSliceSplitsTheSlice) {
+    FakeClock clock;
+    EpisodeTracker t(1, options(), clock);
+    FakeHub hub(clock);
+    hub.sample().blocking_allowed = true;
+    hub.begin_slice();
+    Seen allowed = look(t, clock, hub, 15);  // 300 ms, allowed
+    ASSERT_EQ(allowed.detected.size(), 1u);
+    EXPECT_TRUE(allowed.detected[0].allowed);
+    EXPECT_TRUE(t.stats(0).allowed_now);
+
+    // The scope ends, the fiber keeps the hub for 60 ms more, then switches: the allowed episode
+    // closed when the allowance ended, and the short tail is no blockage.
+    hub.sample().blocking_allowed = false;
+    Seen tail = look(t, clock, hub, 3);
+    ASSERT_EQ(tail.ended.size(), 1u);
+    EXPECT_TRUE(tail.ended[0].allowed);
+    EXPECT_NEAR(tail.ended[0].duration_s, 0.31, 0.01 + 1e-9);  // within half a period
+    EXPECT_TRUE(tail.detected.empty());
+    EXPECT_FALSE(t.stats(0).allowed_now);
+    hub.end_slice();
+    Seen after = look(t, clock, hub, 5);
+    EXPECT_TRUE(after.detected.empty());
+    EXPECT_TRUE(after.ended.empty());
+    EXPECT_EQ(t.stats(0).events, 0u);
+
+    // A tail past the threshold is a blockage of its own, from where the allowance ended.
+    hub.sample().blocking_allowed = true;
+    hub.begin_slice();
+    (void)look(t, clock, hub, 10);
+    hub.sample().blocking_allowed = false;
+    const std::int64_t allowance_ended = clock.now_ns();
+    Seen long_tail = look(t, clock, hub, 10);
+    ASSERT_EQ(long_tail.detected.size(), 1u);
+    EXPECT_FALSE(long_tail.detected[0].allowed);
+    EXPECT_GE(long_tail.detected[0].start_ns, allowance_ended);
+    EXPECT_LE(long_tail.detected[0].start_ns, allowance_ended + 20 * kMs);
+    EXPECT_EQ(t.stats(0).events, 1u);
+    EXPECT_EQ(t.stats(0).allowed_events, 2u);
+}
+
+TEST(Episode, AllowedBlockingHasARateWindowOfItsOwn) {
+    FakeClock clock;
+    EpisodeTracker t(1, options(1), clock);
+    FakeHub hub(clock);
+    auto run = [&](bool allowed) {
+        hub.sample().blocking_allowed = allowed;
+        Seen seen = blockage(t, clock, hub, 200ms);
+        clock.advance(1s);
+        return seen.detected.size();
+    };
+    EXPECT_EQ(run(true), 1u);
+    EXPECT_EQ(run(true), 0u);   // the allowed window is full
+    EXPECT_EQ(run(false), 1u);  // deliberate blocking did not use up the real reports
+    EXPECT_EQ(run(false), 0u);
+    EXPECT_EQ(t.stats(0).dropped, 2u);
 }
 
 }  // namespace
