@@ -1,10 +1,11 @@
-// The watchdog: a detector thread looks at every hub's probe each check period; when a hub is
-// blocked it takes the facts that only exist now (the native stack by signal, CPU time, the system
-// call, the fiber trees) and hands them to a reporter thread, which symbolizes, renders and fans
-// out to the sinks, and later writes the closing record. Symbolization (slow the first time, very
-// slow under sanitizers) and slow sinks or subscribers therefore never delay detection, nor the
-// measurement of when a blockage ends. The detector also samples RSS for the memory monitor.
-// Both only read what hubs publish; they never write hub-owned data.
+// The watchdog's threads: a detector thread reads every hub's probe each check period and lets
+// the EpisodeTracker decide (episode_tracker.cpp); for a new blockage it takes the facts that
+// only exist now (the native stack by signal, CPU time, the system call, the fiber trees) and
+// hands them to a reporter thread, which symbolizes, collapses and hands each report, and later
+// its closing record, to every ReportSink. Symbolization (slow the first time, very slow under
+// sanitizers) and slow sinks or subscribers therefore never delay detection, nor the measurement
+// of when a blockage ends. The detector also samples RSS for the memory monitor. Both only read
+// what hubs publish; they never write hub-owned data.
 #include "weft/monitor/watchdog.hpp"
 
 #include <poll.h>
