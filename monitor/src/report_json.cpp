@@ -76,6 +76,7 @@ json report_json(const BlockingReport& r, bool include_stack) {
               {"thread", r.thread_name},
               {"threshold_seconds", r.threshold_s},
               {"blocked_seconds", r.blocked_s},
+              {"allowed", r.allowed},
               {"cause", cause_name(r.cause)},
               {"cpu_share", r.cpu_share},
               {"cpu_wait_share", r.cpu_wait_share},
@@ -116,7 +117,8 @@ json end_json(const BlockingEnd& e) {
             {"time", utc(e.when)},
             {"hub", e.hub},
             {"fiber", {{"id", e.fiber_id}, {"name", e.fiber_name}}},
-            {"duration_seconds", e.duration_s}};
+            {"duration_seconds", e.duration_s},
+            {"allowed", e.allowed}};
 }
 
 }  // namespace
@@ -131,18 +133,23 @@ std::string to_json(const BlockingEnd& e) {
 
 namespace detail {
 
-std::string debug_blocking_json(double threshold_s, const std::vector<HubTotals>& hubs,
+std::string debug_blocking_json(double threshold_s, const std::vector<HubBlockingStats>& hubs,
                                 const std::deque<RingEntry>& recent,
                                 const std::vector<StackStat>& stacks) {
     json j;
     j["threshold_seconds"] = threshold_s;
     json h = json::array();
-    for (const auto& t : hubs)
-        h.push_back({{"hub", t.hub},
+    for (std::size_t i = 0; i < hubs.size(); ++i) {
+        const HubBlockingStats& t = hubs[i];
+        h.push_back({{"hub", i},
                      {"blocking_events", t.events},
                      {"blocking_seconds", t.seconds},
                      {"reports_dropped", t.dropped},
-                     {"blocked_now", t.blocked_now}});
+                     {"blocked_now", t.blocked_now},
+                     {"allowed_events", t.allowed_events},
+                     {"allowed_seconds", t.allowed_seconds},
+                     {"allowed_now", t.allowed_now}});
+    }
     j["hubs"] = std::move(h);
     json reports = json::array();
     for (auto it = recent.rbegin(); it != recent.rend(); ++it) {  // newest first

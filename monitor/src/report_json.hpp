@@ -25,15 +25,8 @@ struct StackStat {
     std::vector<StackFrame> frames;
 };
 
-struct HubTotals {
-    unsigned hub = 0;
-    std::uint64_t events = 0;
-    double seconds = 0;
-    std::uint64_t dropped = 0;
-    bool blocked_now = false;
-};
-
-std::string debug_blocking_json(double threshold_s, const std::vector<HubTotals>& hubs,
+/// `hubs`: every hub's totals, by hub index.
+std::string debug_blocking_json(double threshold_s, const std::vector<HubBlockingStats>& hubs,
                                 const std::deque<RingEntry>& recent,
                                 const std::vector<StackStat>& stacks);
 

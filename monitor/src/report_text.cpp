@@ -146,9 +146,12 @@ std::string format_fiber_trees(const std::vector<HubFibers>& hubs) {
 
 std::string format_text(const BlockingReport& r, bool collapse_repeated) {
     std::string out;
-    out += fmt::format(
-        "{} : {} on hub {} appears to be blocked for {:.3f} s (threshold {:.3f} s)\n", utc(r.when),
-        fiber_title(r.fiber_id, r.fiber_name), r.hub, r.blocked_s, r.threshold_s);
+    out +=
+        fmt::format("{} : {} on hub {} {} for {:.3f} s (threshold {:.3f} s)", utc(r.when),
+                    fiber_title(r.fiber_id, r.fiber_name), r.hub,
+                    r.allowed ? "blocks it" : "appears to be blocked", r.blocked_s, r.threshold_s);
+    out += r.allowed ? "; allowed: the code declared this blocking deliberate (AllowBlocking)\n"
+                     : "\n";
     out += fmt::format("    Reported by the weft watchdog (report #{})\n", r.id);
     switch (r.cause) {
         case BlockingCause::running_on_cpu:
@@ -222,9 +225,9 @@ std::string format_text(const BlockingReport& r, bool collapse_repeated) {
 }
 
 std::string format_text(const BlockingEnd& e) {
-    std::string s =
-        fmt::format("{} : hub {} runs again: {} was blocked for {:.3f} s in total", utc(e.when),
-                    e.hub, fiber_title(e.fiber_id, e.fiber_name), e.duration_s);
+    std::string s = fmt::format("{} : hub {} runs again: {} was blocked for {:.3f} s in total{}",
+                                utc(e.when), e.hub, fiber_title(e.fiber_id, e.fiber_name),
+                                e.duration_s, e.allowed ? ", allowed" : "");
     if (e.report_id)
         s += fmt::format(" (report #{})", e.report_id);
     else

@@ -1,10 +1,11 @@
-// The watchdog: a detector thread looks at every hub's probe each check period; when a hub is
-// blocked it takes the facts that only exist now (the native stack by signal, CPU time, the system
-// call, the fiber trees) and hands them to a reporter thread, which symbolizes, renders and fans
-// out to the sinks, and later writes the closing record. Symbolization (slow the first time, very
-// slow under sanitizers) and slow sinks or subscribers therefore never delay detection, nor the
-// measurement of when a blockage ends. The detector also samples RSS for the memory monitor.
-// Both only read what hubs publish; they never write hub-owned data.
+// The watchdog's threads: a detector thread reads every hub's probe each check period and lets
+// the EpisodeTracker decide (episode_tracker.cpp); for a new blockage it takes the facts that
+// only exist now (the native stack by signal, CPU time, the system call, the fiber trees) and
+// hands them to a reporter thread, which symbolizes, collapses and hands each report, and later
+// its closing record, to every ReportSink. Symbolization (slow the first time, very slow under
+// sanitizers) and slow sinks or subscribers therefore never delay detection, nor the measurement
+// of when a blockage ends. The detector also samples RSS for the memory monitor. Both only read
+// what hubs publish; they never write hub-owned data.
 #include "weft/monitor/watchdog.hpp"
 
 #include <poll.h>
@@ -17,20 +18,26 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "display.hpp"
+#include "episode_tracker.hpp"
+#include "json_file_sink.hpp"
+#include "log_sink.hpp"
+#include "monitor_clock.hpp"
+#include "recent_reports_sink.hpp"
 #include "report_json.hpp"
+#include "report_sink.hpp"
 #include "stack_capture.hpp"
+#include "subscriber_list.hpp"
+#include "subscriber_sink.hpp"
 #include "symbolizer.hpp"
 #include "thread_inspect.hpp"
 #include "weft/core/internal/hub_probe.hpp"
@@ -44,53 +51,12 @@ namespace {
 constexpr std::size_t kStackCopyBytes = 256 * 1024;
 constexpr auto kCaptureTimeout = std::chrono::milliseconds(100);
 constexpr std::size_t kFibersPerHubInReport = 64;
-constexpr std::int64_t kMinute = 60'000'000'000;
 
 std::uint64_t sum_buckets(const LatencyHistogram& h) noexcept {
     std::uint64_t n = 0;
     for (const auto& b : h.buckets)
         n += b.load(std::memory_order_relaxed);
     return n;
-}
-
-// Code every stack passes through on its way into the kernel or a clock: where exactly in it a
-// thread was interrupted says nothing about which call path blocked.
-bool system_module(const std::string& m) {
-    static constexpr std::string_view kPrefixes[] = {
-        "libc.so", "libstdc++.so", "libgcc_s.so", "libm.so",     "ld-linux",
-        "[vdso",   "libasan.so",   "libtsan.so",  "libubsan.so", "libpthread.so"};
-    for (auto p : kPrefixes)
-        if (m.compare(0, p.size(), p) == 0) return true;
-    return false;
-}
-
-// FNV-1a over the frames' functions (or modules for unknown code), from the first frame outside
-// the system libraries and PLT stubs outwards: the same call path hashes the same although the
-// interrupted instruction, and the libc, vDSO or PLT frames under it, differ.
-std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
-    std::uint64_t h = 1469598103934665603ull;
-    auto mix = [&](std::string_view s) {
-        for (unsigned char c : s) {
-            h ^= c;
-            h *= 1099511628211ull;
-        }
-        h ^= 0xff;
-        h *= 1099511628211ull;
-    };
-    std::size_t first = 0;
-    while (first < frames.size() &&
-           (system_module(frames[first].module) || frames[first].function == detail::kPltStub))
-        ++first;
-    if (first == frames.size()) first = 0;  // all system code: hash it all
-    for (std::size_t i = first; i < frames.size(); ++i) {
-        const auto& f = frames[i];
-        mix(f.module);
-        if (!f.function.empty())
-            mix(f.function);
-        else if (i > first)
-            mix(std::to_string(f.address));
-    }
-    return h;
 }
 
 // The SIGUSR1 hook: a process-wide eventfd that is never closed (so a handler can always write
@@ -108,60 +74,38 @@ void on_dump_signal(int) {
     errno = saved;
 }
 
-// Callbacks of one event kind. A callback runs under its own (recursive) lock, so unsubscribing
-// waits for a call in progress, except from inside that very call.
-template <class Ev>
-class SubscriberList : public std::enable_shared_from_this<SubscriberList<Ev>> {
-  public:
-    std::function<void()> add(std::function<void(const Ev&)> fn) {
-        auto e = std::make_shared<Entry>();
-        e->fn = std::move(fn);
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            list_.push_back(e);
-        }
-        std::weak_ptr<SubscriberList> self = this->shared_from_this();
-        std::weak_ptr<Entry> weak = e;
-        return [self, weak] {
-            auto e = weak.lock();
-            if (!e) return;
-            {
-                std::lock_guard<std::recursive_mutex> g(e->mu);
-                e->active = false;
-            }
-            if (auto list = self.lock()) {
-                std::lock_guard<std::mutex> g(list->mu_);
-                std::erase(list->list_, e);
-            }
-        };
-    }
-    void emit(const Ev& ev, spdlog::logger& log, const char* what) {
-        std::vector<std::shared_ptr<Entry>> copy;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            copy = list_;
-        }
-        for (auto& e : copy) {
-            std::lock_guard<std::recursive_mutex> g(e->mu);
-            if (!e->active) continue;
-            try {
-                e->fn(ev);
-            } catch (const std::exception& ex) {
-                log.error("an {} subscriber failed: {}; the watchdog carries on", what, ex.what());
-            } catch (...) {
-                log.error("an {} subscriber failed; the watchdog carries on", what);
-            }
-        }
-    }
-
-  private:
-    struct Entry {
-        std::recursive_mutex mu;
-        bool active = true;
-        std::function<void(const Ev&)> fn;
-    };
-    std::mutex mu_;
-    std::vector<std::shared_ptr<Entry>> list_;
+// The per-hub blocking metrics, each a value of a hub's totals.
+struct HubFamily {
+    const char* name;
+    const char* help;
+    const char* unit;
+    MetricType type;
+    double (*value)(const HubBlockingStats& st, double threshold_s);
+};
+constexpr HubFamily kHubFamilies[] = {
+    {"weft_hub_blocking_events_total",
+     "Blockages detected by the watchdog (a hub held by one fiber or by its own loop for longer "
+     "than the threshold), except those the code allowed.",
+     "", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return static_cast<double>(st.events); }},
+    {"weft_hub_blocking_seconds_total",
+     "Total measured duration of the blockages that ended, except those the code allowed.",
+     "seconds", MetricType::counter, [](const HubBlockingStats& st, double) { return st.seconds; }},
+    {"weft_hub_blocking_allowed_events_total",
+     "Blockages while the code allowed blocking on its hub (AllowBlocking, Hub::allow_blocking): "
+     "reported as allowed, not counted in weft_hub_blocking_events_total.",
+     "", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return static_cast<double>(st.allowed_events); }},
+    {"weft_hub_blocking_allowed_seconds_total",
+     "Total measured duration of the allowed blockages that ended.", "seconds", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return st.allowed_seconds; }},
+    {"weft_hub_blocking_reports_dropped_total",
+     "Blockages (allowed or not) counted but not reported because of the per-minute rate limit "
+     "or a stuck reporter.",
+     "", MetricType::counter,
+     [](const HubBlockingStats& st, double) { return static_cast<double>(st.dropped); }},
+    {"weft_hub_blocking_threshold_seconds", "The watchdog's max_blocking_time.", "seconds",
+     MetricType::gauge, [](const HubBlockingStats&, double threshold_s) { return threshold_s; }},
 };
 
 }  // namespace
@@ -178,8 +122,7 @@ struct Watchdog::Impl {
     std::atomic<bool> stop{false};
     std::atomic<bool> dump_requested{false};
     std::thread thread;    // the detector
-    std::thread reporter;  // symbolizes, renders, writes
-    std::FILE* json_file = nullptr;
+    std::thread reporter;  // symbolizes, collapses, hands to the sinks
 
     // Detector -> reporter, in order (a report always before its closing record).
     struct PendingReport {
@@ -199,54 +142,28 @@ struct Watchdog::Impl {
     bool jobs_closed = false;
     static constexpr std::size_t kMaxJobs = 256;
 
-    // Watchdog thread only.
-    struct HubWatch {
-        std::uint64_t epoch = ~0ull;
-        bool seen_running = false;
-        std::int64_t seen_at = 0;
-        detail::SchedSample sched_at;
-        std::int64_t sched_at_ns = 0;  // when sched_at was read
-        bool allowed_this_epoch = false;
-        bool blocked = false;
-        std::uint64_t blocked_epoch = 0;
-        std::int64_t start = 0;
-        std::int64_t last_seen_blocked = 0;
-        std::uint64_t report_id = 0;  // 0: not reported (rate limit)
-        FiberId fiber = 0;
-        std::string fiber_name;
-        std::uint64_t runs_at = 0;
-        std::uint64_t run_sum_at = 0;
+    // Detector thread only.
+    struct CpuBaseline {  // the hub thread's scheduler times when its slice was first seen
+        detail::SchedSample sched;
+        std::int64_t at_ns = 0;
     };
-    std::vector<HubWatch> watch;
+    std::vector<CpuBaseline> baselines;
     detail::CaptureSlot* slot = nullptr;
     std::unique_ptr<char[]> stack_buf;
-    detail::Symbolizer symbolizer;     // reporter thread only
-    std::deque<std::int64_t> emitted;  // when recent reports were written (rate limit)
-    std::uint64_t suppressed_since_last = 0;
+    detail::Symbolizer symbolizer;  // reporter thread only
 
-    // Read by other threads.
-    struct HubCounters {
-        std::atomic<std::uint64_t> events{0};
-        std::atomic<std::uint64_t> dropped{0};
-        std::atomic<std::uint64_t> blocking_ns{0};
-        std::atomic<bool> blocked{false};
-    };
-    std::unique_ptr<HubCounters[]> counters;
+    detail::SystemMonitorClock clock;
+    detail::EpisodeTracker episodes;
 
-    mutable std::mutex state_mu;  // ring, stacks, next_id
-    std::deque<detail::RingEntry> ring;
-    std::unordered_map<std::uint64_t, detail::StackStat> stacks;
-    std::vector<std::uint64_t> stack_order;
-    std::uint64_t next_id = 1;
+    // The sinks, in the order they get each record: the ring first, so that /debug/blocking
+    // already shows a report when a subscriber hears of it.
+    detail::RecentReportsSink* recent = nullptr;
+    detail::SubscriberSink* subscribers = nullptr;
+    std::vector<std::unique_ptr<detail::ReportSink>> sinks;
 
-    std::shared_ptr<SubscriberList<BlockingReport>> blocked_subs =
-        std::make_shared<SubscriberList<BlockingReport>>();
-    std::shared_ptr<SubscriberList<BlockingEnd>> unblocked_subs =
-        std::make_shared<SubscriberList<BlockingEnd>>();
-    std::shared_ptr<SubscriberList<MemoryEvent>> mem_above_subs =
-        std::make_shared<SubscriberList<MemoryEvent>>();
-    std::shared_ptr<SubscriberList<MemoryEvent>> mem_below_subs =
-        std::make_shared<SubscriberList<MemoryEvent>>();
+    using MemorySubscribers = detail::SubscriberList<MemoryEvent>;
+    std::shared_ptr<MemorySubscribers> mem_above_subs = std::make_shared<MemorySubscribers>();
+    std::shared_ptr<MemorySubscribers> mem_below_subs = std::make_shared<MemorySubscribers>();
 
     std::mutex mem_mu;
     bool mem_above = false;
@@ -265,8 +182,20 @@ struct Watchdog::Impl {
           period_ns(
               std::clamp<std::int64_t>(s.max_blocking_time.count() / 5, 1'000'000, 1'000'000'000)),
           stats(r.options().collect_stats),
-          watch(r.hub_count()),
-          counters(new HubCounters[r.hub_count()]) {}
+          baselines(r.hub_count()),
+          episodes(r.hub_count(),
+                   {threshold_ns, period_ns, s.reports_per_minute, r.options().collect_stats},
+                   clock) {
+        auto ring = std::make_unique<detail::RecentReportsSink>(s.recent_reports);
+        recent = ring.get();
+        sinks.push_back(std::move(ring));
+        sinks.push_back(std::make_unique<detail::LogSink>(log, s.print_blocking_reports));
+        if (!s.reports_file.empty())
+            sinks.push_back(std::make_unique<detail::JsonFileSink>(s.reports_file));
+        auto subs = std::make_unique<detail::SubscriberSink>(log);
+        subscribers = subs.get();
+        sinks.push_back(std::move(subs));
+    }
 
     // ---- the loop ------------------------------------------------------------------------
 
@@ -370,153 +299,58 @@ struct Watchdog::Impl {
         }
     }
 
+    // Looks at every hub first, then captures what the new blockages need: a slow capture never
+    // delays the measurement of another hub's blockage.
     void tick() {
-        std::int64_t now = weft::now_ns();
-        std::vector<unsigned> detected;
-        for (unsigned i = 0; i < watch.size(); ++i)
-            if (look(i, now)) detected.push_back(i);
-        for (unsigned i : detected)
-            report(i);
+        std::vector<std::pair<unsigned, detail::Detection>> detected;
+        for (unsigned i = 0; i < rt.hub_count(); ++i) {
+            detail::HubSample sample = read_probe(weft::internal::probe(rt.hub(i)));
+            detail::Observation o = episodes.observe(i, sample);
+            if (o.ended) enqueue(Job{Job::end, nullptr, std::move(*o.ended)});
+            if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
+            if (o.detected) detected.emplace_back(i, *o.detected);
+        }
+        for (const auto& [i, d] : detected)
+            report(i, d);
     }
 
-    // Updates hub i's state; true when a new blockage must be reported.
-    bool look(unsigned i, std::int64_t now) {
-        const HubProbe& p = weft::internal::probe(rt.hub(i));
-        HubWatch& w = watch[i];
-        std::uint64_t epoch = p.epoch.load(std::memory_order_relaxed);
-        HubActivity act = p.activity.load(std::memory_order_relaxed);
-
-        if (w.blocked) {
-            if (epoch == w.blocked_epoch && act == HubActivity::running) {
-                w.last_seen_blocked = now;
-                return false;
-            }
-            close_blockage(i, now);
-        }
-        if (epoch != w.epoch) {
-            w.epoch = epoch;
-            w.seen_running = false;
-            w.allowed_this_epoch = false;
-        }
-        int tid = p.tid.load(std::memory_order_relaxed);
-        if (act != HubActivity::running || tid <= 0) {
-            w.seen_running = false;
-            return false;
-        }
-        if (p.blocking_allowed.load(std::memory_order_relaxed) > 0) {
-            w.seen_running = false;
-            w.allowed_this_epoch = true;
-            return false;
-        }
-        if (!w.seen_running) {
-            w.seen_running = true;
-            w.seen_at = now;
-            w.sched_at = detail::sched_sample(tid);
-            w.sched_at_ns = weft::now_ns();
-        }
-        // When this slice began: exact from the probe with stats, but never earlier than a
-        // period before we first saw it running (the probe's start can be stale right after an
-        // idle wait), nor before deliberate blocking ended.
-        std::int64_t start = w.seen_at;
-        if (stats && !w.allowed_this_epoch) {
-            std::int64_t ss = p.slice_start_ns.load(std::memory_order_relaxed);
-            start = std::max(ss, w.seen_at - period_ns);
-            start = std::min(start, w.seen_at);
-        }
-        if (now - start <= threshold_ns) return false;
-        // Blocked.
-        w.blocked = true;
-        w.blocked_epoch = epoch;
-        w.start = start;
-        w.last_seen_blocked = now;
-        w.report_id = 0;
-        w.fiber = p.running_fiber.load(std::memory_order_relaxed);
-        w.fiber_name.clear();
-        w.runs_at = sum_buckets(p.run_duration);
-        w.run_sum_at = p.run_duration.sum_ns.load(std::memory_order_relaxed);
-        counters[i].events.fetch_add(1, std::memory_order_relaxed);
-        counters[i].blocked.store(true, std::memory_order_relaxed);
-        if (rate_limited(now)) {
-            counters[i].dropped.fetch_add(1, std::memory_order_relaxed);
-            ++suppressed_since_last;
-            return false;
-        }
-        return true;
-    }
-
-    bool rate_limited(std::int64_t now) {
-        if (s.reports_per_minute == 0) return false;
-        while (!emitted.empty() && now - emitted.front() >= kMinute)
-            emitted.pop_front();
-        if (emitted.size() >= s.reports_per_minute) return true;
-        emitted.push_back(now);
-        return false;
-    }
-
-    void close_blockage(unsigned i, std::int64_t now) {
-        HubWatch& w = watch[i];
-        const HubProbe& p = weft::internal::probe(rt.hub(i));
-        std::int64_t end = now;
+    detail::HubSample read_probe(const HubProbe& p) const {
+        detail::HubSample s;
+        s.epoch = p.epoch.load(std::memory_order_relaxed);
+        s.running = p.activity.load(std::memory_order_relaxed) == HubActivity::running;
+        s.tid = p.tid.load(std::memory_order_relaxed);
+        s.blocking_allowed = p.blocking_allowed.load(std::memory_order_relaxed) > 0;
+        s.running_fiber = p.running_fiber.load(std::memory_order_relaxed);
         if (stats) {
-            std::uint64_t runs = sum_buckets(p.run_duration);
-            std::uint64_t sum = p.run_duration.sum_ns.load(std::memory_order_relaxed);
-            std::int64_t ss = p.slice_start_ns.load(std::memory_order_relaxed);
-            if (runs == w.runs_at + 1 && sum >= w.run_sum_at) {
-                // Exactly one slice ended since: the blocked one, and its length is known.
-                end = w.start + static_cast<std::int64_t>(sum - w.run_sum_at);
-            } else if (ss >= w.last_seen_blocked && ss <= now) {
-                end = ss;  // the next slice (or loop turn) began when the blockage ended
-            }
-            if (end < w.last_seen_blocked || end > now) end = now;
-        } else {
-            end = (w.last_seen_blocked + now) / 2;
+            s.slice_start_ns = p.slice_start_ns.load(std::memory_order_relaxed);
+            s.slices = sum_buckets(p.run_duration);
+            s.slice_ns = p.run_duration.sum_ns.load(std::memory_order_relaxed);
         }
-        std::int64_t dur = std::max<std::int64_t>(0, end - w.start);
-        counters[i].blocking_ns.fetch_add(static_cast<std::uint64_t>(dur),
-                                          std::memory_order_relaxed);
-        counters[i].blocked.store(false, std::memory_order_relaxed);
-        w.blocked = false;
-        w.seen_running = false;
-        if (w.report_id == 0) return;  // not reported: no closing record either
-
-        BlockingEnd e;
-        e.report_id = w.report_id;
-        e.when = std::chrono::system_clock::now();
-        e.hub = i;
-        e.fiber_id = w.fiber;
-        e.fiber_name = w.fiber_name;
-        e.duration_s = static_cast<double>(dur) / 1e9;
-        enqueue(Job{Job::end, nullptr, std::move(e)});
+        return s;
     }
 
     void publish(const BlockingEnd& e) {
-        {
-            std::lock_guard<std::mutex> g(state_mu);
-            for (auto& r : ring)
-                if (r.report.id == e.report_id) r.end = e;
-        }
-        sink("log", [&] {
-            if (s.print_blocking_reports) log->warn("{}", format_text(e));
-        });
-        sink("JSON file", [&] { write_json(to_json(e)); });
-        unblocked_subs->emit(e, *log, "on_unblocked");
+        for (auto& k : sinks)
+            sink(k->name(), [&] { k->on_end(e); });
     }
 
     // ---- one report ----------------------------------------------------------------------
 
-    void report(unsigned i) {
-        HubWatch& w = watch[i];
+    void report(unsigned i, const detail::Detection& d) {
+        const CpuBaseline& base = baselines[i];
         const Hub& hub = rt.hub(i);
         const HubProbe& p = weft::internal::probe(hub);
         int tid = p.tid.load(std::memory_order_relaxed);
-        std::int64_t now = weft::now_ns();
 
         BlockingReport r;
-        r.when = std::chrono::system_clock::now();
+        r.id = d.report_id;
+        r.when = clock.wall();
         r.hub = i;
         r.tid = tid;
         r.threshold_s = static_cast<double>(threshold_ns) / 1e9;
-        r.blocked_s = static_cast<double>(now - w.start) / 1e9;
+        r.blocked_s = static_cast<double>(clock.now_ns() - d.start_ns) / 1e9;
+        r.suppressed_before = d.suppressed_before;
+        r.allowed = d.allowed;
 
         // What the thread does, read before the capture signal disturbs it.
         detail::SchedSample sched = detail::sched_sample(tid);
@@ -526,14 +360,14 @@ struct Watchdog::Impl {
         r.thread_name = detail::thread_name(tid);
         bool in_syscall = sys.valid && !sys.running && sys.nr >= 0;
         // Over the same interval as the two samples, so that the shares add up.
-        double wall = static_cast<double>(sched_ns - w.sched_at_ns);
-        if (sched.cpu_ns >= 0 && w.sched_at.cpu_ns >= 0 && wall > 0) {
+        double wall = static_cast<double>(sched_ns - base.at_ns);
+        if (sched.cpu_ns >= 0 && base.sched.cpu_ns >= 0 && wall > 0) {
             r.cpu_share =
-                std::clamp(static_cast<double>(sched.cpu_ns - w.sched_at.cpu_ns) / wall, 0.0, 1.0);
+                std::clamp(static_cast<double>(sched.cpu_ns - base.sched.cpu_ns) / wall, 0.0, 1.0);
             double runnable = r.cpu_share;
-            if (sched.wait_ns >= 0 && w.sched_at.wait_ns >= 0) {
+            if (sched.wait_ns >= 0 && base.sched.wait_ns >= 0) {
                 r.cpu_wait_share = std::clamp(
-                    static_cast<double>(sched.wait_ns - w.sched_at.wait_ns) / wall, 0.0, 1.0);
+                    static_cast<double>(sched.wait_ns - base.sched.wait_ns) / wall, 0.0, 1.0);
                 runnable += r.cpu_wait_share;
             }
             // Runnable (on a CPU or queued for one) most of the time: the code computes. Asleep
@@ -554,7 +388,7 @@ struct Watchdog::Impl {
         capture_stack(*pending, r, tid);
 
         // The fiber, from the capture when there is one, else from the probe.
-        if (r.fiber_id == 0) r.fiber_id = w.fiber;
+        if (r.fiber_id == 0) r.fiber_id = d.fiber;
         std::vector<FiberInfo> fibers = hub.fibers();
         for (const auto& f : fibers) {
             if (f.id != r.fiber_id || r.fiber_id == 0) continue;
@@ -564,26 +398,16 @@ struct Watchdog::Impl {
             r.spawn_line = f.spawn_line;
             r.spawn_function = f.spawn_function ? f.spawn_function : "";
         }
-        w.fiber = r.fiber_id;
-        w.fiber_name = r.fiber_name;
+        episodes.describe(i, r.fiber_id, r.fiber_name);
 
         if (s.track_fiber_tree) r.hubs = snapshot_hubs(rt, kFibersPerHubInReport, r.fiber_id);
         r.threads = snapshot_threads(&rt);
-        r.suppressed_before = std::exchange(suppressed_since_last, 0);
-        {
-            std::lock_guard<std::mutex> g(state_mu);
-            r.id = next_id++;
-        }
-        w.report_id = r.id;
         pending->report = std::move(r);
-        if (!enqueue(Job{Job::report, std::move(pending), {}})) {
-            // The reporter is stuck (a sink that never returns): count it as dropped.
-            counters[i].dropped.fetch_add(1, std::memory_order_relaxed);
-            w.report_id = 0;
-        }
+        // The reporter is stuck (a sink that never returns): count it as dropped.
+        if (!enqueue(Job{Job::report, std::move(pending), {}})) episodes.abandon(i);
     }
 
-    // Reporter side: symbolize, collapse, keep, write.
+    // Reporter side: symbolize, collapse, hand to the sinks.
     void publish(PendingReport& p) {
         BlockingReport& r = p.report;
         if (p.have_stack) {
@@ -595,30 +419,9 @@ struct Watchdog::Impl {
         } else if (p.pc_only) {
             r.stack.push_back(symbolizer.describe(p.pc_only, true));
         }
-        {
-            std::lock_guard<std::mutex> g(state_mu);
-            r.stack_hash = stack_hash(r.stack);
-            auto [it, fresh] = stacks.try_emplace(r.stack_hash);
-            detail::StackStat& st = it->second;
-            if (fresh) {
-                st.hash = r.stack_hash;
-                st.first_report = r.id;
-                st.frames = r.stack;
-                stack_order.push_back(r.stack_hash);
-            }
-            st.count++;
-            st.last_report = r.id;
-            r.stack_seen = st.count;
-            r.same_stack_as = fresh ? 0 : st.first_report;
-            ring.push_back({r, std::nullopt});
-            while (ring.size() > s.recent_reports)
-                ring.pop_front();
-        }
-        sink("log", [&] {
-            if (s.print_blocking_reports) log->warn("{}", format_text(r, true));
-        });
-        sink("JSON file", [&] { write_json(to_json(r, r.same_stack_as == 0)); });
-        blocked_subs->emit(r, *log, "on_blocked");
+        episodes.collapse(r);
+        for (auto& k : sinks)
+            sink(k->name(), [&] { k->on_report(r); });
     }
 
     // Detector side: the signal, and copying the stack out of the slot while it is fresh.
@@ -697,13 +500,6 @@ struct Watchdog::Impl {
         }
     }
 
-    void write_json(const std::string& line) {
-        if (!json_file) return;
-        if (std::fputs(line.c_str(), json_file) < 0 || std::fputc('\n', json_file) < 0 ||
-            std::fflush(json_file) != 0)
-            throw std::system_error(errno, std::generic_category(), "writing " + s.reports_file);
-    }
-
     void dump_run_info() {
         sink("run-info dump",
              [&] { log->warn("run-info dump requested\n{}", format_run_info(rt)); });
@@ -759,13 +555,6 @@ Watchdog::Watchdog(Runtime& rt, MonitorSettings settings) {
     }
     impl_ = std::make_unique<Impl>(rt, std::move(settings));
     Impl& d = *impl_;
-    if (!d.s.reports_file.empty()) {
-        d.json_file = std::fopen(d.s.reports_file.c_str(), "ae");
-        if (!d.json_file)
-            throw std::system_error(
-                errno, std::generic_category(),
-                "cannot open the blocking reports file '" + d.s.reports_file + "'");
-    }
     d.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d.wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     if (!d.s.enabled) return;
@@ -797,7 +586,6 @@ Watchdog::~Watchdog() {
         sigaction(d.hooked_signal, &d.prev_action, nullptr);
     }
     if (d.slot) detail::release_slot(d.slot);
-    if (d.json_file) std::fclose(d.json_file);
     ::close(d.wake_fd);
 }
 
@@ -809,10 +597,10 @@ std::chrono::nanoseconds Watchdog::check_period() const noexcept {
 }
 
 Subscription Watchdog::on_blocked(std::function<void(const BlockingReport&)> fn) {
-    return Subscription(impl_->blocked_subs->add(std::move(fn)));
+    return Subscription(impl_->subscribers->add_blocked(std::move(fn)));
 }
 Subscription Watchdog::on_unblocked(std::function<void(const BlockingEnd&)> fn) {
-    return Subscription(impl_->unblocked_subs->add(std::move(fn)));
+    return Subscription(impl_->subscribers->add_unblocked(std::move(fn)));
 }
 Subscription Watchdog::on_memory_above(std::function<void(const MemoryEvent&)> fn) {
     return Subscription(impl_->mem_above_subs->add(std::move(fn)));
@@ -823,33 +611,21 @@ Subscription Watchdog::on_memory_below(std::function<void(const MemoryEvent&)> f
 
 std::string Watchdog::recent_reports_json() const {
     const Impl& d = *impl_;
-    std::vector<detail::HubTotals> totals;
-    for (unsigned i = 0; i < d.watch.size(); ++i) {
-        HubBlockingStats st = hub_stats(i);
-        totals.push_back({i, st.events, st.seconds, st.dropped, st.blocked_now});
-    }
-    std::lock_guard<std::mutex> g(d.state_mu);
-    std::vector<detail::StackStat> stacks;
-    for (auto h : d.stack_order)
-        stacks.push_back(d.stacks.at(h));
-    return detail::debug_blocking_json(static_cast<double>(d.threshold_ns) / 1e9, totals, d.ring,
-                                       stacks);
+    std::vector<HubBlockingStats> totals;
+    for (unsigned i = 0; i < d.episodes.hub_count(); ++i)
+        totals.push_back(d.episodes.stats(i));
+    return detail::debug_blocking_json(static_cast<double>(d.threshold_ns) / 1e9, totals,
+                                       d.recent->entries(), d.episodes.stacks());
 }
 
 std::vector<BlockingReport> Watchdog::recent_reports() const {
-    std::lock_guard<std::mutex> g(impl_->state_mu);
-    std::vector<BlockingReport> out;
-    for (const auto& e : impl_->ring)
-        out.push_back(e.report);
-    return out;
+    return impl_->recent->reports();
 }
 
 HubBlockingStats Watchdog::hub_stats(unsigned hub) const {
-    if (hub >= impl_->watch.size()) throw std::out_of_range("Watchdog::hub_stats: no such hub");
-    const auto& c = impl_->counters[hub];
-    return {c.events.load(std::memory_order_relaxed),
-            static_cast<double>(c.blocking_ns.load(std::memory_order_relaxed)) / 1e9,
-            c.dropped.load(std::memory_order_relaxed), c.blocked.load(std::memory_order_relaxed)};
+    if (hub >= impl_->episodes.hub_count())
+        throw std::out_of_range("Watchdog::hub_stats: no such hub");
+    return impl_->episodes.stats(hub);
 }
 
 std::string Watchdog::run_info() const {
@@ -896,44 +672,16 @@ void Watchdog::check_memory_now() {
 CollectorHandle Watchdog::add_metrics(Registry& registry) const {
     const Impl* d = impl_.get();
     return registry.add_collector([d](std::vector<MetricFamily>& out) {
-        MetricFamily events{"weft_hub_blocking_events_total",
-                            "Blockages detected by the watchdog (a hub held by one fiber or by "
-                            "its own loop for longer than the threshold).",
-                            "",
-                            MetricType::counter,
-                            {},
-                            {}};
-        MetricFamily seconds{"weft_hub_blocking_seconds_total",
-                             "Total measured duration of the blockages that ended.",
-                             "seconds",
-                             MetricType::counter,
-                             {},
-                             {}};
-        MetricFamily dropped{"weft_hub_blocking_reports_dropped_total",
-                             "Blockages counted but not reported because of the per-minute "
-                             "rate limit.",
-                             "",
-                             MetricType::counter,
-                             {},
-                             {}};
-        MetricFamily threshold{"weft_hub_blocking_threshold_seconds",
-                               "The watchdog's max_blocking_time.",
-                               "seconds",
-                               MetricType::gauge,
-                               {},
-                               {}};
-        for (unsigned i = 0; i < d->watch.size(); ++i) {
-            LabelSet l{{"hub", std::to_string(i)}};
-            const auto& c = d->counters[i];
-            events.samples.push_back({l, static_cast<double>(c.events.load())});
-            seconds.samples.push_back({l, static_cast<double>(c.blocking_ns.load()) / 1e9});
-            dropped.samples.push_back({l, static_cast<double>(c.dropped.load())});
-            threshold.samples.push_back({l, static_cast<double>(d->threshold_ns) / 1e9});
+        const double threshold_s = static_cast<double>(d->threshold_ns) / 1e9;
+        std::vector<HubBlockingStats> stats;
+        for (unsigned i = 0; i < d->episodes.hub_count(); ++i)
+            stats.push_back(d->episodes.stats(i));
+        for (const HubFamily& f : kHubFamilies) {
+            MetricFamily m{f.name, f.help, f.unit, f.type, {}, {}};
+            for (unsigned i = 0; i < stats.size(); ++i)
+                m.samples.push_back({{{"hub", std::to_string(i)}}, f.value(stats[i], threshold_s)});
+            out.push_back(std::move(m));
         }
-        out.push_back(std::move(events));
-        out.push_back(std::move(seconds));
-        out.push_back(std::move(dropped));
-        out.push_back(std::move(threshold));
         if (d->s.memory_max) {
             out.push_back({"weft_monitor_memory_max_bytes",
                            "The memory monitor's RSS limit (WEFT_MONITOR_MEMORY_MAX).",

@@ -219,6 +219,7 @@ int main(int argc, char** argv) {
         log->error("cannot start the watchdog: {}", e.what());
         return 1;
     }
+    plugins.subscribe(*watchdog);
     if (cfg.monitor.enabled)
         log->info("watchdog on: reporting hubs blocked for more than {:.3f} s",
                   std::chrono::duration<double>(cfg.monitor.max_blocking_time).count());

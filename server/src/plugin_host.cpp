@@ -42,6 +42,9 @@ class PluginHost::ContextImpl final : public plugin::Context {
         host_.shutdown_hooks_.emplace_back(d_.name, std::move(hook));
     }
     unsigned hub_count() const noexcept override { return host_.hubs_; }
+    void on_blocked(std::function<void(const monitor::BlockingReport&)> fn) override {
+        host_.blocked_callbacks_.push_back({d_.name, std::move(fn)});
+    }
 
     std::size_t routes() const noexcept { return routes_; }
 
@@ -107,6 +110,24 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
     }
 }
 
+void PluginHost::subscribe(monitor::Watchdog& watchdog) {
+    for (auto& cb : blocked_callbacks_) {
+        // Logged here rather than by the watchdog, so that the message names the plugin.
+        subscriptions_.push_back(watchdog.on_blocked(
+            [plugin = cb.plugin, fn = std::move(cb.fn)](const monitor::BlockingReport& r) {
+                try {
+                    fn(r);
+                } catch (const std::exception& e) {
+                    weft::logger()->error("plugin '{}': on_blocked callback failed: {}", plugin,
+                                          e.what());
+                } catch (...) {
+                    weft::logger()->error("plugin '{}': on_blocked callback failed", plugin);
+                }
+            }));
+    }
+    blocked_callbacks_.clear();
+}
+
 void PluginHost::start_background(Runtime& rt) {
     for (auto& b : background_) {
         unsigned h = b.hub % rt.hub_count();
@@ -118,6 +139,7 @@ void PluginHost::start_background(Runtime& rt) {
 }
 
 void PluginHost::run_shutdown_hooks() noexcept {
+    subscriptions_.clear();  // waits for a callback in progress
     for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
         try {
             it->second();

@@ -1,6 +1,7 @@
 // PluginHost: loads the configured plugins in order, runs each one's init with a Context, keeps
 // who registered which route (two plugins claiming one route is a refusal naming both), and later
-// starts their background fibers and runs their shutdown hooks.
+// subscribes their blocking-report callbacks to the watchdog, starts their background fibers and
+// runs their shutdown hooks.
 #pragma once
 
 #include <functional>
@@ -13,7 +14,9 @@
 #include "weft/config/load.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/router.hpp"
+#include "weft/monitor/blocking_report.hpp"
 #include "weft/monitor/metrics.hpp"
+#include "weft/monitor/watchdog.hpp"
 
 namespace weft::server {
 
@@ -37,9 +40,14 @@ class PluginHost {
     /// are found too. Starts no fiber and runs no shutdown hook. Throws like load_all().
     static void check_all(const std::vector<config::PluginConfig>& plugins, unsigned hubs);
 
+    /// Subscribes the plugins' on_blocked callbacks to `watchdog` (the watchdog exists only
+    /// after the plugins load). Call it once. The subscriptions end in run_shutdown_hooks() or
+    /// when the host goes, whichever is first; the watchdog may go before the host.
+    void subscribe(monitor::Watchdog& watchdog);
     /// Starts the background fibers the plugins asked for.
     void start_background(Runtime& rt);
-    /// Runs the shutdown hooks, last registered first; logs what throws.
+    /// Ends the on_blocked subscriptions, then runs the shutdown hooks, last registered first;
+    /// logs what throws.
     void run_shutdown_hooks() noexcept;
 
     const std::vector<LoadedPlugin>& loaded() const noexcept { return loaded_; }
@@ -55,6 +63,10 @@ class PluginHost {
         std::string plugin;
         std::string file;
     };
+    struct BlockedCallback {
+        std::string plugin;
+        std::function<void(const monitor::BlockingReport&)> fn;
+    };
 
     http::Router& router_;
     monitor::Registry& registry_;
@@ -63,6 +75,8 @@ class PluginHost {
     std::vector<LoadedPlugin> loaded_;
     std::vector<Background> background_;
     std::vector<std::pair<std::string, std::function<void()>>> shutdown_hooks_;
+    std::vector<BlockedCallback> blocked_callbacks_;
+    std::vector<monitor::Subscription> subscriptions_;
 };
 
 }  // namespace weft::server

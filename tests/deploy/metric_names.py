@@ -29,6 +29,8 @@ SCALARS = {
     "weft_hub_idle_seconds_total",
     "weft_hub_blocking_events_total",
     "weft_hub_blocking_seconds_total",
+    "weft_hub_blocking_allowed_events_total",
+    "weft_hub_blocking_allowed_seconds_total",
     "weft_hub_blocking_reports_dropped_total",
     "weft_hub_fibers",
     "weft_hub_blocking_threshold_seconds",

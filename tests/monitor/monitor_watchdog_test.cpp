@@ -1,7 +1,8 @@
 // Watchdog behaviour besides the blocking scenarios: idle and busy-but-switching hubs are not
-// blocked, deliberate blocking is not reported, blockages of a hub's own loop, repeated stacks
-// collapse, the rate limit, failing sinks and subscribers, the JSON sinks, the text log switch,
-// the run-info dump (API and SIGUSR1), the memory monitor, and a runtime without statistics.
+// blocked, deliberate blocking is reported as allowed, blockages of a hub's own loop, repeated
+// stacks collapse, the rate limit, failing sinks and subscribers, the JSON sinks, the text log
+// switch, the run-info dump (API and SIGUSR1), the memory monitor, and a runtime without
+// statistics.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -100,9 +101,16 @@ TEST(Watchdog, IdleAndSwitchingHubsAreNotBlocked) {
     EXPECT_EQ(wd.hub_stats(0).events + wd.hub_stats(1).events, 0u);
 }
 
-TEST(Watchdog, DeliberateBlockingIsNotReported) {
+// Blocking the code allowed is still detected and reported, but marked allowed, logged at info
+// level, and counted apart from the blockages nobody asked for.
+TEST(Watchdog, DeliberateBlockingIsReportedAsAllowed) {
     weft::Runtime rt(runtime_options(1));
-    Watchdog wd(rt, fast_settings());
+    CapturedLog log("weft.monitor.test.allowed");
+    MonitorSettings s = fast_settings();
+    s.logger_name = log.name_;
+    Watchdog wd(rt, s);
+    weft::monitor::Registry reg;
+    auto metrics = wd.add_metrics(reg);
     Recorder rec(wd);
     std::atomic<bool> done{false};
     spawn_on_hub(rt, 0, "allowed", [&] {
@@ -110,13 +118,41 @@ TEST(Watchdog, DeliberateBlockingIsNotReported) {
             weft::monitor::AllowBlocking allow;
             std::this_thread::sleep_for(300ms);
         }
-        hold_the_hub(10ms);  // a short tail after the scope is no blockage either
+        hold_the_hub(10ms);  // a short tail after the scope is no blockage of its own
         done = true;
     });
+    ASSERT_TRUE(rec.wait_ends(1));
     wait_until([&] { return done.load(); });
     std::this_thread::sleep_for(150ms);
-    EXPECT_TRUE(rec.reports().empty());
-    EXPECT_EQ(wd.hub_stats(0).events, 0u);
+    auto reports = rec.reports();
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_TRUE(reports[0].allowed);
+    EXPECT_EQ(reports[0].fiber_name, "allowed");
+    ASSERT_EQ(rec.ends().size(), 1u);
+    EXPECT_TRUE(rec.ends()[0].allowed);
+    EXPECT_NEAR(rec.ends()[0].duration_s, 0.3, 0.05);
+
+    auto st = wd.hub_stats(0);
+    EXPECT_EQ(st.events, 0u);
+    EXPECT_EQ(st.allowed_events, 1u);
+    EXPECT_GT(st.allowed_seconds, 0.25);
+    EXPECT_EQ(st.seconds, 0.0);
+    std::string text =
+        weft::monitor::render(reg.collect(), weft::monitor::ExpositionFormat::prometheus_text);
+    EXPECT_THAT(text, HasSubstr("weft_hub_blocking_allowed_events_total{hub=\"0\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("weft_hub_blocking_events_total{hub=\"0\"} 0\n"));
+
+    std::string logged = log.text();
+    EXPECT_THAT(logged, HasSubstr("[info] "));
+    EXPECT_THAT(logged, HasSubstr("allowed: the code declared this blocking deliberate"));
+    EXPECT_THAT(logged, HasSubstr("in total, allowed (report #1)"));
+    EXPECT_THAT(logged, ::testing::Not(HasSubstr("[warning]")));
+
+    auto j = nlohmann::json::parse(wd.recent_reports_json());
+    ASSERT_EQ(j["reports"].size(), 1u);
+    EXPECT_TRUE(j["reports"][0]["allowed"].get<bool>());
+    EXPECT_EQ(j["hubs"][0]["allowed_events"], 1);
+    EXPECT_EQ(j["hubs"][0]["blocking_events"], 0);
 }
 
 TEST(Watchdog, BlockageInTheHubsOwnLoop) {
@@ -247,6 +283,7 @@ TEST(Watchdog, JsonLinesFileAndQuietLog) {
     EXPECT_EQ(lines[0]["kind"], "blocked");
     EXPECT_EQ(lines[0]["fiber"]["name"], "jsonl");
     EXPECT_EQ(lines[0]["cause"], "running_on_cpu");
+    EXPECT_FALSE(lines[0]["allowed"].get<bool>());
     EXPECT_FALSE(lines[0]["stack"].empty());
     EXPECT_EQ(lines[1]["kind"], "unblocked");
     EXPECT_EQ(lines[1]["report_id"], lines[0]["id"]);

@@ -21,6 +21,8 @@ HUB_FAMILIES = [
     ("weft_hub_idle_seconds_total", "counter"),
     ("weft_hub_blocking_events_total", "counter"),
     ("weft_hub_blocking_seconds_total", "counter"),
+    ("weft_hub_blocking_allowed_events_total", "counter"),
+    ("weft_hub_blocking_allowed_seconds_total", "counter"),
     ("weft_hub_blocking_reports_dropped_total", "counter"),
     ("weft_hub_fibers", "gauge"),
     ("weft_hub_blocking_threshold_seconds", "gauge"),

@@ -1,6 +1,7 @@
 """The watchdog through the real binary (issue 4's server-level tests): the admin listener runs
 on its own thread, so /metrics, /healthz and /debug/blocking answer while every worker hub is
-blocked; and the blockage is reported, one report per hub."""
+blocked; and the blockage is reported, one report per hub. A plugin that subscribed with
+Context::on_blocked hears of a blockage in another plugin's handler."""
 
 import json
 import re
@@ -70,6 +71,38 @@ class AdminDuringBlockage(unittest.TestCase):
             w.kill()
             for t in threads:
                 t.join(30)
+
+
+class PluginsHearOfBlockages(unittest.TestCase):
+    def test_a_plugin_subscribed_with_on_blocked_gets_the_report(self):
+        with Weft(["--hubs", "2", "--plugin", "demo",
+                   "--plugin", u.plugin_path("blocked_listener")]) as w:
+            w.wait_ready()
+            status, seen = get_json(w.http, "/blocked-seen")
+            self.assertEqual(status, 200)
+            self.assertNotIn("/block", seen["routes"])
+
+            status, _, _ = get(w.http, "/block?ms=300")
+            self.assertEqual(status, 200)
+
+            # The report reaches the plugin once the reporter has symbolized it.
+            def heard():
+                s = get_json(w.http, "/blocked-seen", timeout=5)[1]
+                return s if "/block" in s["routes"] else None
+            seen = u.poll(heard, 10, what="the plugin's on_blocked callback for /block")
+            block = seen["routes"]["/block"]
+            self.assertEqual(block["reports"], 1, seen)  # one report per blockage
+            self.assertEqual(block["allowed"], 0)
+            self.assertGreaterEqual(block["last_blocked_seconds"], 0.1)  # the default threshold
+            self.assertGreater(block["last_stack_frames"], 0)
+            # The very report /debug/blocking shows.
+            dbg = get_json(w.admin, "/debug/blocking")[1]
+            ids = [r["id"] for r in dbg["reports"] if r.get("request", {}).get("route") == "/block"]
+            self.assertEqual(len(ids), 1, dbg)
+
+            # Shutdown ends the subscription before the hooks run, and exits cleanly.
+            self.assertEqual(w.stop(), 0)
+            self.assertNotIn("on_blocked callback failed", w.stderr())
 
 
 if __name__ == "__main__":

@@ -27,11 +27,13 @@
 #include "weft/config/table.hpp"
 #include "weft/core/unique_function.hpp"
 #include "weft/http/router.hpp"
+#include "weft/monitor/blocking_report.hpp"
 #include "weft/monitor/metrics.hpp"
 #include "weft/version.hpp"
 
 /// Version of the plugin ABI: the Descriptor layout and the Context interface.
-#define WEFT_PLUGIN_ABI_VERSION 1u
+/// 2: Context::on_blocked.
+#define WEFT_PLUGIN_ABI_VERSION 2u
 
 #define WEFT_PLUGIN_STR_(x) #x
 #define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)
@@ -111,6 +113,17 @@ class Context {
     virtual void on_shutdown(std::function<void()> hook) = 0;
     /// Worker hubs the server runs (handlers may use per-hub state indexed by Hub::index()).
     virtual unsigned hub_count() const noexcept = 0;
+
+    /// Calls `fn` with every blocking report the watchdog makes once the server runs (gevent's
+    /// EventLoopBlocked), reports marked `allowed` included; the report is complete (symbolized
+    /// stack, request labels, fiber trees). Kept until shutdown, so there is nothing to
+    /// unsubscribe: the subscription ends just before the shutdown hooks run, and from then on
+    /// `fn` is not running and is never called again. Never called while the watchdog is
+    /// disabled, nor under --check-config.
+    /// Threads: `fn` runs on the watchdog's reporter thread, never on a hub, so it must not call
+    /// fiber-blocking APIs; it may block briefly, but a slow `fn` delays later reports (never
+    /// the detection of blockages). An exception it throws is logged and the server carries on.
+    virtual void on_blocked(std::function<void(const monitor::BlockingReport&)> fn) = 0;
 
   protected:
     ~Context() = default;

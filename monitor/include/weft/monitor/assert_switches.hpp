@@ -1,7 +1,7 @@
 // AssertSwitches (gevent's assert_switches) for tests and debugging: a scope that fails if the
 // code inside it never let the hub switch, or, given max_blocking_time, if the hub was held
-// longer than that between two switches. AllowBlocking marks deliberate blocking so that the
-// watchdog does not report it.
+// longer than that between two switches. AllowBlocking marks deliberate blocking, which the
+// watchdog reports as allowed and counts apart.
 #pragma once
 
 #include <chrono>
@@ -69,10 +69,10 @@ class AssertSwitches {
     int uncaught_at_start_;
 };
 
-/// Marks deliberate blocking on the calling hub for the scope's lifetime. It is not hidden: the
-/// watchdog still detects it, counts it on its own (weft_hub_blocking_allowed_events_total) and
-/// reports it marked "allowed"; the other fibers of the hub still wait. Off a hub thread it
-/// does nothing.
+/// Marks deliberate blocking on the calling hub for the scope's lifetime
+/// (weft::internal::allow_blocking): the watchdog still detects it, but reports it marked `allowed`
+/// (at info level in the log) and counts it in weft_hub_blocking_allowed_events_total instead of
+/// weft_hub_blocking_events_total. Off a hub thread it does nothing.
 class AllowBlocking {
   public:
     AllowBlocking() noexcept;

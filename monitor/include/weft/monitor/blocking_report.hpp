@@ -68,6 +68,9 @@ struct BlockingReport {
     std::string thread_name;
     double threshold_s = 0;
     double blocked_s = 0;  ///< blocked so far, when the report was made
+    /// The code had allowed blocking on its hub (AllowBlocking): reported
+    /// for the record, counted apart from the blockages nobody asked for.
+    bool allowed = false;
 
     FiberId fiber_id = 0;  ///< 0: the hub's own loop (a posted callback or a timer)
     std::string fiber_name;
@@ -105,6 +108,19 @@ struct BlockingEnd {
     FiberId fiber_id = 0;
     std::string fiber_name;
     double duration_s = 0;  ///< measured total duration of the blockage
+    bool allowed = false;   ///< the blockage was allowed (see BlockingReport::allowed)
+};
+
+/// Per-hub totals (the blocking metrics). Allowed blockages are counted apart.
+struct HubBlockingStats {
+    std::uint64_t events = 0;  ///< blockages detected (reported or not), allowed ones excluded
+    double seconds = 0;        ///< total measured duration of those that ended
+    /// Reports not made, of either kind: the rate limit, or a reporter that is stuck.
+    std::uint64_t dropped = 0;
+    bool blocked_now = false;          ///< a blockage that was not allowed is in progress
+    std::uint64_t allowed_events = 0;  ///< blockages while the code allowed blocking
+    double allowed_seconds = 0;        ///< total measured duration of those that ended
+    bool allowed_now = false;          ///< an allowed blockage is in progress
 };
 
 /// The report as text, laid out like gevent's: a headline, the blocked stack, then "Info:"

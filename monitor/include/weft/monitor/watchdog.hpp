@@ -2,8 +2,9 @@
 // natively) and one reporter thread. It reports a hub whose epoch has not moved for longer than
 // max_blocking_time while it runs a fiber or its own loop, with the blocked fiber's native stack,
 // the request it serves and what the thread is doing in the kernel; then a closing record with the
-// measured duration once the hub runs again. It also runs the memory monitor and the run-info
-// dump.
+// measured duration once the hub runs again. Blocking the code allowed (AllowBlocking) is
+// reported too, marked allowed and counted apart. It also runs the memory monitor and the
+// run-info dump.
 #pragma once
 
 #include <chrono>
@@ -28,14 +29,6 @@ struct MemoryEvent {
     std::uint64_t limit_bytes = 0;
     std::uint64_t peak_bytes = 0;  ///< highest RSS seen since the monitor started
     bool above = false;
-};
-
-/// Per-hub totals (the blocking metrics).
-struct HubBlockingStats {
-    std::uint64_t events = 0;   ///< blockages detected (reported or not)
-    double seconds = 0;         ///< total measured duration of the blockages that ended
-    std::uint64_t dropped = 0;  ///< blockages not reported because of the rate limit
-    bool blocked_now = false;
 };
 
 /// A subscription to a watchdog event; unsubscribes when destroyed or reset(). After reset()
@@ -112,7 +105,8 @@ class Watchdog {
     void check_memory_now();
 
     /// Registers the blocking metrics: weft_hub_blocking_events_total,
-    /// weft_hub_blocking_seconds_total, weft_hub_blocking_reports_dropped_total,
+    /// weft_hub_blocking_seconds_total, weft_hub_blocking_allowed_events_total,
+    /// weft_hub_blocking_allowed_seconds_total, weft_hub_blocking_reports_dropped_total,
     /// weft_hub_blocking_threshold_seconds (per hub), weft_monitor_memory_max_bytes and
     /// weft_monitor_memory_over_limit. Reset the handle before the watchdog is destroyed.
     [[nodiscard]] CollectorHandle add_metrics(Registry& registry) const;

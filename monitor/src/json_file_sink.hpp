@@ -1,0 +1,34 @@
+// The JSON-lines sink: every report and closing record appended to the reports_file, one JSON
+// object a line, flushed at once so that a crash loses nothing already reported.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "report_sink.hpp"
+
+namespace weft::monitor::detail {
+
+/// Appends to `path`. A repeated stack is written without its frames (the line names the first
+/// report that had them).
+class JsonFileSink final : public ReportSink {
+  public:
+    /// Opens `path` for appending; throws std::system_error naming it when it cannot.
+    explicit JsonFileSink(std::string path);
+    ~JsonFileSink() override;
+    JsonFileSink(const JsonFileSink&) = delete;
+    JsonFileSink& operator=(const JsonFileSink&) = delete;
+
+    const char* name() const noexcept override { return "JSON file"; }
+    /// Both throw std::system_error when the line cannot be written (a full disk, /dev/full).
+    void on_report(const BlockingReport& r) override;
+    void on_end(const BlockingEnd& e) override;
+
+  private:
+    void write(const std::string& line);
+
+    std::string path_;
+    std::FILE* file_ = nullptr;
+};
+
+}  // namespace weft::monitor::detail
