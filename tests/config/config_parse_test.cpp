@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "parse.hpp"
+#include "weft/config/parse.hpp"
 
-namespace weft::config::detail {
+namespace weft::config {
 namespace {
 
 using namespace std::chrono_literals;
@@ -124,8 +124,9 @@ TEST(ConfigParse, DurationGrammar) {
 TEST(ConfigParse, RoundedDurationMustStayAboveZero) {
     // 0.1 ns rounds to 0: "> 0" must still refuse it.
     auto r = parse_duration(Input::from_text("0.0000000001"), Duration::zero(), 1s, true);
-    EXPECT_TRUE(std::holds_alternative<Problem>(r));
+    EXPECT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("must be greater than 0"), std::string::npos) << r.error().message;
 }
 
 }  // namespace
-}  // namespace weft::config::detail
+}  // namespace weft::config

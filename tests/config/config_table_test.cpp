@@ -31,9 +31,9 @@ negative = -1
 )";
 
 Table demo_config() {
-    const Config c = load_ok(file_options(kFile));
-    if (c.plugins.size() != 1) return {};
-    return c.plugins[0].config;
+    const test::Demo d = load_ok(file_options(kFile));
+    if (d.loaded.plugins.size() != 1) return {};
+    return d.loaded.plugins[0].config;
 }
 
 TEST(ConfigTable, WrongTypeNamesPluginKeyValueAndLine) {
@@ -119,7 +119,7 @@ TEST(ConfigTable, ValueThrowsWithTheMessage) {
     try {
         (void)t.get_string("greeting").value();
         FAIL() << "value() of an error did not throw";
-    } catch (const BadConfigAccess& e) {
+    } catch (const ResultError<ConfigError>& e) {
         EXPECT_EQ(std::string(e.what()), e.error().to_string());
         EXPECT_EQ(e.error().key, "plugin 'demo' config key 'greeting'");
     }

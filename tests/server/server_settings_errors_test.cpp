@@ -1,19 +1,17 @@
-// Bad configurations: each case must produce exactly the expected number of errors, and the
-// error must name the key, the source, the value and what is allowed (checked by fragments).
+// Bad server configurations: each case must produce exactly the expected number of errors, and
+// the error must name the key, the source, the value and what is allowed (checked by fragments).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
-#include "config_test_util.hpp"
-#include "weft/config/load.hpp"
+#include "server_settings_test_util.hpp"
 
-namespace weft::config {
+namespace weft::server::test {
 namespace {
 
-using test::bare_options;
-using test::file_options;
+using config::LoadOptions;
 
 struct BadCase {
     const char* name;
@@ -21,23 +19,19 @@ struct BadCase {
     std::vector<std::string> fragments;  // all in the (single) error's to_string()
 };
 
-LoadOptions with_env(Environment env) {
-    LoadOptions o = bare_options();
-    o.env = std::move(env);
-    return o;
+LoadOptions with_env(config::Environment env) {
+    return env_options(std::move(env));
 }
 
 LoadOptions with_flag(const char* key, const char* value, const char* flag) {
-    LoadOptions o = bare_options();
-    o.flags = {{key, value, flag}};
-    return o;
+    return flag_options(key, value, flag);
 }
 
 std::vector<BadCase> bad_cases() {
     return {
         {"type_int_as_string",
-         file_options("[server]\nhubs = \"four\"\n"),
-         {"[server] hubs: ", "expected an integer", "got \"four\"", "(weft.toml:2)"}},
+         file_options("[runtime]\nhubs = \"four\"\n"),
+         {"[runtime] hubs: ", "expected an integer", "got \"four\"", "(weft.toml:2)"}},
         {"type_bool_as_string",
          file_options("[admin]\n\nenabled = \"yes\"\n"),
          {"[admin] enabled: ", "expected a boolean (true or false", "got \"yes\"",
@@ -49,24 +43,29 @@ std::vector<BadCase> bad_cases() {
          file_options("[monitor]\nreports_file = 3\n"),
          {"[monitor] reports_file", "expected a file path", "got 3"}},
         {"range_stack_size",
-         file_options("[server]\nstack_size = 4096\n"),
-         {"[server] stack_size: must be between 16KiB and 8MiB, got 4096 (weft.toml:2)"}},
+         file_options("[runtime]\nstack_size = 4096\n"),
+         {"[runtime] stack_size: must be between 16KiB and 8MiB (or \"auto\"), got 4096 "
+          "(weft.toml:2)"}},
         {"range_stack_size_string",
-         file_options("[server]\nstack_size = \"16MiB\"\n"),
+         file_options("[runtime]\nstack_size = \"16MiB\"\n"),
          {"must be between 16KiB and 8MiB", "got \"16MiB\""}},
         {"range_max_connections",
          file_options("[server]\nmax_connections = 0\n"),
          {"[server] max_connections: must be between 1 and 10000000, got 0"}},
         {"range_hubs",
-         file_options("[server]\nhubs = 2000\n"),
-         {"[server] hubs", "expected an integer 0..1024 (0 or \"auto\": automatic)", "got 2000"}},
+         file_options("[runtime]\nhubs = 2000\n"),
+         {"[runtime] hubs", "expected an integer 0..1024 (0 or \"auto\": automatic)", "got 2000"}},
         {"negative_size",
          file_options("[server]\nmax_body_bytes = -1\n"),
          {"[server] max_body_bytes: must not be negative, got -1"}},
         {"enum_backend",
-         file_options("[server]\nbackend = \"kqueue\"\n"),
-         {"[server] backend: expected one of: auto, io_uring, epoll, got \"kqueue\" "
+         file_options("[runtime]\nbackend = \"kqueue\"\n"),
+         {"[runtime] backend: expected one of: auto, io_uring, epoll, got \"kqueue\" "
           "(weft.toml:2)"}},
+        {"enum_backend_alias",
+         with_env({{"WEFT_BACKEND", "kqueue"}}),
+         {"[runtime] backend: expected one of: auto, io_uring, epoll", "got \"kqueue\"",
+          "(environment WEFT_BACKEND)"}},
         {"enum_level",
          with_env({{"WEFT_LOG_LEVEL", "loud"}}),
          {"[log] level: expected one of: trace, debug, info, warn, error, critical, off",
@@ -167,24 +166,118 @@ std::vector<BadCase> bad_cases() {
          with_env({{"WEFT_MONITOR_THREAD_ENABLE", "maybe"}}),
          {"[monitor] enabled: expected a boolean: 1, true, on, yes, 0, false, off or no",
           "got \"maybe\"", "(environment WEFT_MONITOR_THREAD_ENABLE)"}},
+        {"bool_track_fiber_tree_alias",
+         with_env({{"WEFT_TRACK_FIBER_TREE", "2"}}),
+         {"[monitor] track_fiber_tree: expected a boolean", "got \"2\"",
+          "(environment WEFT_TRACK_FIBER_TREE)"}},
         {"count_flag_word",
-         with_flag("server.hubs", "x", "--hubs"),
-         {"[server] hubs", "got \"x\"", "(flag --hubs)"}},
+         with_flag("runtime.hubs", "x", "--hubs"),
+         {"[runtime] hubs", "got \"x\"", "(flag --hubs)"}},
+        {"count_alias_word",
+         with_env({{"WEFT_HUBS", "many"}}),
+         {"[runtime] hubs: expected an integer 0..1024", "got \"many\"",
+          "(environment WEFT_HUBS)"}},
+
+        // The three [server] limits new with the key table, from each kind of source.
+        {"max_headers_zero",
+         file_options("[server]\nmax_headers = 0\n"),
+         {"[server] max_headers: must be between 1 and 10000, got 0 (weft.toml:2)"}},
+        {"max_headers_env",
+         with_env({{"WEFT_SERVER_MAX_HEADERS", "10001"}}),
+         {"[server] max_headers: must be between 1 and 10000, got \"10001\" "
+          "(environment WEFT_SERVER_MAX_HEADERS)"}},
+        {"max_headers_flag",
+         set_options("server.max_headers=lots"),
+         {"[server] max_headers: expected an integer, got \"lots\" "
+          "(flag --set server.max_headers)"}},
+        {"max_headers_quoted",
+         file_options("[server]\nmax_headers = \"50\"\n"),
+         {"[server] max_headers: expected an integer (without quotes), got \"50\""}},
+        {"linger_timeout_too_long",
+         file_options("[server]\nlinger_timeout = \"2h\"\n"),
+         {"[server] linger_timeout: must be between 0s and 1h, got \"2h\" (weft.toml:2)"}},
+        {"linger_timeout_env",
+         with_env({{"WEFT_SERVER_LINGER_TIMEOUT", "-1s"}}),
+         {"[server] linger_timeout: must be between 0s and 1h, got \"-1s\" "
+          "(environment WEFT_SERVER_LINGER_TIMEOUT)"}},
+        {"linger_timeout_flag",
+         set_options("server.linger_timeout=forever"),
+         {"[server] linger_timeout: expected a duration", "got \"forever\"",
+          "(flag --set server.linger_timeout)"}},
+        {"listen_backlog_zero",
+         file_options("[server]\nlisten_backlog = 0\n"),
+         {"[server] listen_backlog: must be between 1 and 65535, got 0 (weft.toml:2)"}},
+        {"listen_backlog_env",
+         with_env({{"WEFT_SERVER_LISTEN_BACKLOG", "65536"}}),
+         {"[server] listen_backlog: must be between 1 and 65535, got \"65536\" "
+          "(environment WEFT_SERVER_LISTEN_BACKLOG)"}},
+        {"listen_backlog_flag",
+         set_options("server.listen_backlog=-5"),
+         {"[server] listen_backlog: must be between 1 and 65535, got \"-5\" "
+          "(flag --set server.listen_backlog)"}},
+
+        // The other keys new with the key table.
+        {"stack_cache_negative",
+         file_options("[runtime]\nstack_cache = -1\n"),
+         {"[runtime] stack_cache: must be between 0 and 1000000, got -1"}},
+        {"run_budget_zero",
+         file_options("[runtime]\nrun_budget = 0\n"),
+         {"[runtime] run_budget: must be between 1 and 1000000, got 0"}},
+        {"recv_buffers_too_many",
+         with_env({{"WEFT_RUNTIME_RECV_BUFFERS", "40000"}}),
+         {"[runtime] recv_buffers: must be between 1 and 32768", "got \"40000\""}},
+        {"recv_buffer_size_small",
+         file_options("[runtime]\nrecv_buffer_size = 512\n"),
+         {"[runtime] recv_buffer_size: must be between 1KiB and 16MiB, got 512"}},
+        {"ring_entries_small",
+         file_options("[runtime]\nring_entries = 4\n"),
+         {"[runtime] ring_entries: must be between 8 and 32768, got 4"}},
+        {"admin_max_connections_zero",
+         file_options("[admin]\nmax_connections = 0\n"),
+         {"[admin] max_connections: must be between 1 and 100000, got 0"}},
+        {"admin_header_timeout_zero",
+         file_options("[admin]\nheader_timeout = 0\n"),
+         {"[admin] header_timeout: must be greater than 0 and at most 24h, got 0"}},
+        {"recent_reports_zero",
+         file_options("[monitor]\nrecent_reports = 0\n"),
+         {"[monitor] recent_reports: must be between 1 and 100000, got 0"}},
+
+        // A former spelling with a bad value: the error names the key as it is now.
+        {"moved_key_bad_value_file",
+         file_options("[server]\nhubs = 2000\n"),
+         {"[runtime] hubs: expected an integer 0..1024", "got 2000", "(weft.toml:2)"}},
+        {"moved_key_bad_value_env",
+         with_env({{"WEFT_SERVER_BACKEND", "kqueue"}}),
+         {"[runtime] backend: expected one of", "(environment WEFT_SERVER_BACKEND)"}},
+        {"moved_key_bad_value_flag",
+         set_options("server.stack_size=1"),
+         {"[runtime] stack_size: must be between 16KiB and 8MiB", "(flag --set server.stack_size)"}},
+
         {"unknown_key_file",
          file_options("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n"),
          {"[server] lisen: unknown key; did you mean 'listen'? (weft.toml:3)"}},
         {"unknown_key_long",
          file_options("[server]\nmax_body_size = 5\n"),
          {"[server] max_body_size: unknown key; did you mean 'max_body_bytes'?"}},
+        {"unknown_key_runtime",
+         file_options("[runtime]\nhub = 5\n"),
+         {"[runtime] hub: unknown key; did you mean 'hubs'? (weft.toml:2)"}},
         {"unknown_key_far",
          file_options("[log]\ncolour = true\n"),
          {"[log] colour: unknown key; known: level, format, access_log (weft.toml:2)"}},
         {"unknown_section",
          file_options("[servre]\nlisten = \"x\"\n"),
          {"[servre]: unknown section; did you mean [server]? (weft.toml:1)"}},
+        {"unknown_section_runtime",
+         file_options("[runtme]\nhubs = 1\n"),
+         {"[runtme]: unknown section; did you mean [runtime]? (weft.toml:1)"}},
         {"key_outside_section",
          file_options("listen = \"127.0.0.1:1\"\n[server]\n"),
          {"listen: a key outside any section; did you mean [server] listen?", "(weft.toml:1)"}},
+        {"moved_key_outside_section",
+         file_options("hubs = 2\n[server]\n"),
+         {"hubs: a key outside any section; did you mean [runtime] hubs?",
+          "(put it after the [runtime] line)"}},
         {"typo_outside_section",
          file_options("max_blocking_tme = 1\n"),
          {"max_blocking_tme: unknown key outside any section; did you mean [monitor] "
@@ -200,32 +293,44 @@ std::vector<BadCase> bad_cases() {
          with_env({{"WEFT_MONITOR_MAX_BLOCKING", "1"}}),
          {"did you mean WEFT_MONITOR_MAX_BLOCKING_TIME?",
           "(environment WEFT_MONITOR_MAX_BLOCKING)"}},
+        {"unknown_env_runtime",
+         with_env({{"WEFT_RUNTIME_HUB", "1"}}),
+         {"[runtime] hub: unknown environment variable; did you mean WEFT_RUNTIME_HUBS?"}},
         {"unknown_env_alias_typo",
          with_env({{"WEFT_MONITOR_THREAD_ENABLED", "1"}}),
          {"did you mean WEFT_MONITOR_THREAD_ENABLE?"}},
         {"unknown_env_far",
          with_env({{"WEFT_SERVER_PORT", "80"}}),
          {"[server] port: unknown environment variable; known: WEFT_SERVER_LISTEN, "
-          "WEFT_SERVER_HUBS,",
-          "WEFT_SERVER_SERVER_NAME (environment WEFT_SERVER_PORT)"}},
+          "WEFT_SERVER_MAX_CONNECTIONS,",
+          "WEFT_SERVER_LISTEN_BACKLOG,", "WEFT_SERVER_SERVER_NAME (environment WEFT_SERVER_PORT)"}},
         {"unknown_flag_far",
          with_flag("server.port", "1", "--port"),
-         {"server.port: unknown key; known: server.listen, server.hubs,"}},
+         {"server.port: unknown key; known: server.listen, server.max_connections,",
+          "server.max_headers,"}},
         {"unknown_flag_section",
          with_flag("sever.listen", "1", "--x"),
          {"sever.listen: unknown key; did you mean 'server.listen'?"}},
         {"unknown_flag_key",
          with_flag("server.lisen", "1", "--lisen"),
          {"server.lisen: unknown key; did you mean 'server.listen'? (flag --lisen)"}},
+        {"unknown_flag_runtime",
+         set_options("runtime.stak_size=1MiB"),
+         {"runtime.stak_size: unknown key; did you mean 'runtime.stack_size'? "
+          "(flag --set runtime.stak_size)"}},
         {"alias_conflict",
-         with_env({{"WEFT_HUBS", "2"}, {"WEFT_SERVER_HUBS", "3"}}),
-         {"[server] hubs: conflicts with WEFT_HUBS=\"2\"; set only one of them",
+         with_env({{"WEFT_HUBS", "2"}, {"WEFT_RUNTIME_HUBS", "3"}}),
+         {"[runtime] hubs: conflicts with WEFT_HUBS=\"2\"; set only one of them",
+          "(environment WEFT_RUNTIME_HUBS)"}},
+        {"former_variable_conflict",
+         with_env({{"WEFT_SERVER_HUBS", "2"}, {"WEFT_RUNTIME_HUBS", "3"}}),
+         {"[runtime] hubs: conflicts with WEFT_RUNTIME_HUBS=\"3\"; set only one of them",
           "(environment WEFT_SERVER_HUBS)"}},
         {"syntax_error",
          file_options("[server]\nlisten = = 1\n"),
          {"TOML syntax error: ", "(weft.toml:2:10)"}},
         {"syntax_duplicate_key",
-         file_options("[server]\nhubs = 1\nhubs = 2\n"),
+         file_options("[runtime]\nhubs = 1\nhubs = 2\n"),
          {"TOML syntax error: ", "hubs", "(weft.toml:3:"}},
         {"plugin_missing_path",
          file_options("[[plugin]]\nconfig = { a = 1 }\n"),
@@ -263,41 +368,61 @@ std::vector<BadCase> bad_cases() {
           "(flag --admin)"}},
         {"admin_same_port_wildcard",
          with_flag("server.listen", "*:9090", "--listen"),
-         {"[admin] listen: must not use the same port as [server] listen (*:9090, flag "
-          "--listen)"}},
+         {"[admin] listen: must not use the same port as [server] listen (0.0.0.0:9090, flag "
+          "--listen)",
+          "got \"127.0.0.1:9090\" (built-in default)"}},
+        {"admin_same_port_v6_wildcard",
+         with_env({{"WEFT_ADMIN_LISTEN", "[::]:8080"}}),
+         {"[admin] listen: must not use the same port as [server] listen (127.0.0.1:8080",
+          "(environment WEFT_ADMIN_LISTEN)"}},
         {"env_invalid_utf8",
          with_env({{"WEFT_MONITOR_REPORTS_FILE", "r\xff.jsonl"}}),
          {"[monitor] reports_file: the value is not valid UTF-8"}},
+        {"flag_invalid_utf8",
+         with_flag("log.access_log", "a\xff", "--set log.access_log"),
+         {"[log] access_log: the value is not valid UTF-8 (flag --set log.access_log)"}},
     };
 }
 
-TEST(ConfigErrors, EachBadInputGivesOneClearError) {
+TEST(SettingsErrors, EachBadInputGivesOneClearError) {
     for (const auto& k : bad_cases()) {
         SCOPED_TRACE(k.name);
-        const LoadResult r = load(k.options);
+        const auto r = load(k.options);
         ASSERT_FALSE(r.ok());
-        ASSERT_EQ(r.errors().size(), 1u) << r.error_text();
-        const std::string text = r.errors()[0].to_string();
+        const auto& errors = r.error().list;
+        ASSERT_EQ(errors.size(), 1u) << r.error().to_string();
+        const std::string text = errors[0].to_string();
         for (const auto& f : k.fragments) {
             EXPECT_NE(text.find(f), std::string::npos) << "missing \"" << f << "\" in:\n" << text;
         }
     }
 }
 
-TEST(ConfigErrors, ErrorFieldsAreFilledIn) {
-    const LoadResult r = load(file_options("[server]\nmax_body_bytes = \"12XB\"\n"));
-    ASSERT_EQ(r.errors().size(), 1u);
-    const ConfigError& e = r.errors()[0];
+// The same port is fine when the admin listener is off, or when either port is 0 (a free one).
+TEST(SettingsErrors, SamePortIsFineWhenItCannotClash) {
+    LoadOptions o = flag_options("admin.listen", "127.0.0.1:8080", "--admin");
+    o.env = {{"WEFT_ADMIN_ENABLED", "false"}};
+    EXPECT_TRUE(load(o).ok());
+    LoadOptions zero = flag_options("admin.listen", "127.0.0.1:0", "--admin");
+    zero.flags.push_back({"server.listen", "127.0.0.1:0", "--listen"});
+    EXPECT_TRUE(load(zero).ok());
+    EXPECT_TRUE(load(flag_options("admin.listen", "127.0.0.2:8080", "--admin")).ok());
+}
+
+TEST(SettingsErrors, ErrorFieldsAreFilledIn) {
+    const auto errors = load_errors(file_options("[server]\nmax_body_bytes = \"12XB\"\n"));
+    ASSERT_EQ(errors.size(), 1u);
+    const config::ConfigError& e = errors[0];
     EXPECT_EQ(e.key, "[server] max_body_bytes");
-    EXPECT_EQ(e.source.kind, Source::Kind::file);
+    EXPECT_EQ(e.source.kind, config::Source::Kind::file);
     EXPECT_EQ(e.source.where, "weft.toml:2");
     EXPECT_EQ(e.value, "\"12XB\"");
     EXPECT_NE(e.message.find("\"512KiB\""), std::string::npos);
 }
 
-TEST(ConfigErrors, AllErrorsAreCollectedInFileOrderThenEnvironmentThenFlags) {
+TEST(SettingsErrors, AllErrorsAreCollectedInFileOrderThenEnvironmentThenFlags) {
     LoadOptions o = file_options(
-        "[server]\n"
+        "[runtime]\n"
         "stack_size = 1\n"   // 2
         "backend = \"x\"\n"  // 3
         "[monitor]\n"
@@ -308,42 +433,55 @@ TEST(ConfigErrors, AllErrorsAreCollectedInFileOrderThenEnvironmentThenFlags) {
         "level = 3\n");  // 9
     o.env = {{"WEFT_HUBS", "many"}, {"WEFT_SERVER_NOPE", "1"}};
     o.flags = {{"log.format", "yaml", "--log-format"}};
-    const LoadResult r = load(o);
+    const auto r = load(o);
     ASSERT_FALSE(r.ok());
     std::vector<std::string> where;
-    for (const auto& e : r.errors())
+    for (const auto& e : r.error().list)
         where.push_back(e.source.to_string());
     const std::vector<std::string> expected = {
         "weft.toml:2",       "weft.toml:3", "weft.toml:5",           "weft.toml:6",
         "weft.toml:7",       "weft.toml:9", "environment WEFT_HUBS", "environment WEFT_SERVER_NOPE",
         "flag --log-format",
     };
-    EXPECT_EQ(where, expected) << r.error_text();
-    // error_text() has one line per error.
-    const std::string text = r.error_text();
+    EXPECT_EQ(where, expected) << r.error().to_string();
+    // to_string() has one line per error.
+    const std::string text = r.error().to_string();
     EXPECT_EQ(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')),
               expected.size());
 }
 
-TEST(ConfigErrors, MissingFileIsAnError) {
+TEST(SettingsErrors, MissingFileIsAnError) {
     LoadOptions o;
     o.file = "/nonexistent-dir/weft.toml";
-    const LoadResult r = load(o);
-    ASSERT_EQ(r.errors().size(), 1u);
-    EXPECT_EQ(r.errors()[0].to_string(),
+    const auto errors = load_errors(o);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].to_string(),
               "cannot read the configuration file: No such file or directory "
               "(/nonexistent-dir/weft.toml)");
 }
 
-TEST(ConfigErrors, SyntaxErrorStillReportsEnvironmentErrors) {
+TEST(SettingsErrors, SyntaxErrorStillReportsEnvironmentErrors) {
     LoadOptions o = file_options("[server\n");
     o.env = {{"WEFT_LOG_LEVEL", "loud"}};
-    const LoadResult r = load(o);
-    ASSERT_EQ(r.errors().size(), 2u) << r.error_text();
-    EXPECT_NE(r.errors()[0].to_string().find("TOML syntax error"), std::string::npos);
-    EXPECT_NE(r.errors()[0].to_string().find("(weft.toml:1:"), std::string::npos);
-    EXPECT_EQ(r.errors()[1].source.to_string(), "environment WEFT_LOG_LEVEL");
+    const auto errors = load_errors(o);
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_NE(errors[0].to_string().find("TOML syntax error"), std::string::npos);
+    EXPECT_NE(errors[0].to_string().find("(weft.toml:1:"), std::string::npos);
+    EXPECT_EQ(errors[1].source.to_string(), "environment WEFT_LOG_LEVEL");
+}
+
+// A key whose own value is bad is not judged again by the cross-key checks.
+TEST(SettingsErrors, CrossKeyChecksSkipKeysThatAlreadyFailed) {
+    LoadOptions o = file_options("[server]\nmax_header_bytes = \"4KiB\"\n");
+    o.env = {{"WEFT_SERVER_MAX_URI_BYTES", "x"}};
+    auto errors = load_errors(o);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].to_string().find("expected a size"), std::string::npos);
+
+    errors = load_errors(flag_options("admin.listen", "localhost:8080", "--admin"));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].to_string().find("not a numeric IPv4 address"), std::string::npos);
 }
 
 }  // namespace
-}  // namespace weft::config
+}  // namespace weft::server::test

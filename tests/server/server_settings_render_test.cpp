@@ -9,23 +9,19 @@
 #include <string>
 #include <string_view>
 
-#include "config_test_util.hpp"
-#include "weft/config/load.hpp"
-#include "weft/config/render.hpp"
+#include "server_settings_test_util.hpp"
 
-namespace weft::config {
+namespace weft::server::test {
 namespace {
 
-using test::bare_options;
-using test::file_options;
-using test::load_ok;
+using config::kGiB;
+using config::LoadOptions;
+using config::Table;
+using config::Value;
 
 // Every key set away from its default, and a plugin table with every kind of value.
 constexpr const char* kRichFile = R"([server]
 listen = "[::1]:8443"
-hubs = 3
-backend = "epoll"
-stack_size = 131072
 max_connections = 77
 max_header_bytes = 20000
 max_uri_bytes = "4KiB"
@@ -36,13 +32,28 @@ idle_timeout = "2h"
 send_timeout = 7
 max_requests_per_connection = 1000
 drain_timeout = 0
-offload_threads = 4
 server_name = "acme/2.1 (\"edge\") v2"
+max_headers = 33
+linger_timeout = "750ms"
+listen_backlog = 128
+
+[runtime]
+hubs = 3
+backend = "epoll"
+stack_size = 131072
+stack_cache = 5
+offload_threads = 4
+run_budget = 16
+recv_buffers = 64
+recv_buffer_size = "4KiB"
+ring_entries = 256
 
 [admin]
 enabled = false
 listen = "*:9999"
 debug_endpoints = false
+max_connections = 12
+header_timeout = "3s"
 
 [monitor]
 enabled = false
@@ -53,6 +64,7 @@ memory_period = "3s"
 track_fiber_tree = false
 reports_file = "reports \"quoted\" \\ é.jsonl"
 report_rate_limit = 0
+recent_reports = 9
 lag_probe_interval = "1ms"
 
 [log]
@@ -88,7 +100,7 @@ path = "/b"
 path = "second.so"
 )";
 
-Config rich_config() {
+LoadedSettings rich_config() {
     LoadOptions o = file_options(kRichFile);
     o.env = {{"WEFT_HUBS", "5"}};
     o.flags = {{"log.level", "debug", "--log-level"}};
@@ -105,60 +117,70 @@ std::string line_of_key(const std::string& text, std::string_view key) {
 
 // Same values everywhere. Plugin tables are compared without regard to key order: rendering
 // puts a table's sub-tables after its other values, as TOML requires.
-void expect_same(const Config& a, const Config& b) {
-    Config a_settings = a;
-    Config b_settings = b;
-    for (auto& p : a_settings.plugins)
+void expect_same(const LoadedSettings& a, const LoadedSettings& b) {
+    LoadedSettings a_settings = a;
+    LoadedSettings b_settings = b;
+    for (auto& p : a_settings.loaded.plugins)
         p.config = Table{};
-    for (auto& p : b_settings.plugins)
+    for (auto& p : b_settings.loaded.plugins)
         p.config = Table{};
-    EXPECT_EQ(to_json(a_settings, false), to_json(b_settings, false));
-    ASSERT_EQ(a.plugins.size(), b.plugins.size());
-    for (std::size_t i = 0; i < a.plugins.size(); ++i) {
-        EXPECT_EQ(a.plugins[i].path.value, b.plugins[i].path.value);
-        EXPECT_TRUE(Value::make_table(a.plugins[i].config)
-                        .same_content(Value::make_table(b.plugins[i].config)))
+    EXPECT_EQ(a_settings.json(false), b_settings.json(false));
+    ASSERT_EQ(a.plugins().size(), b.plugins().size());
+    for (std::size_t i = 0; i < a.plugins().size(); ++i) {
+        EXPECT_EQ(a.plugins()[i].path, b.plugins()[i].path);
+        EXPECT_TRUE(Value::make_table(a.plugins()[i].config)
+                        .same_content(Value::make_table(b.plugins()[i].config)))
             << "plugin " << i;
     }
 }
 
 TEST(ConfigRender, RoundTripsEveryValue) {
-    const Config original = rich_config();
-    const std::string rendered = render_effective(original);
-    const Config reloaded = load_ok(file_options(rendered));
+    const LoadedSettings original = rich_config();
+    EXPECT_TRUE(original.loaded.warnings.empty()) << warnings_text(original);
+    const std::string rendered = original.render();
+    const LoadedSettings reloaded = load_ok(file_options(rendered));
     expect_same(original, reloaded);
     // Spot checks that do not go through to_json.
-    EXPECT_EQ(reloaded.server.header_timeout.value, std::chrono::microseconds(1500));
-    EXPECT_EQ(reloaded.server.max_header_bytes.value, 20000u);
-    EXPECT_EQ(reloaded.monitor.memory_max.value, 3 * kGiB / 2);
-    EXPECT_EQ(reloaded.monitor.reports_file.value, "reports \"quoted\" \\ é.jsonl");
-    EXPECT_EQ(reloaded.server.listen.value.to_string(), "[::1]:8443");
-    EXPECT_EQ(reloaded.admin.listen.value.to_string(), "*:9999");
-    EXPECT_EQ(reloaded.plugins[0].config.get_string("greeting").value(),
+    const Settings& v = reloaded.values;
+    EXPECT_EQ(v.http.header_timeout, std::chrono::microseconds(1500));
+    EXPECT_EQ(v.http.max_header_bytes, 20000u);
+    EXPECT_EQ(v.http.max_headers, 33u);
+    EXPECT_EQ(v.http.linger_timeout, std::chrono::milliseconds(750));
+    EXPECT_EQ(v.http.listen_backlog, 128);
+    EXPECT_EQ(v.runtime.hubs, 5u) << "the environment's WEFT_HUBS";
+    EXPECT_EQ(v.runtime.stack_size, 131072u);
+    EXPECT_EQ(v.runtime.ring_entries, 256u);
+    EXPECT_EQ(v.admin.http.max_connections, 12u);
+    EXPECT_EQ(v.monitor.memory_max, 3 * kGiB / 2);
+    EXPECT_EQ(v.monitor.recent_reports, 9u);
+    EXPECT_EQ(v.monitor.reports_file, "reports \"quoted\" \\ é.jsonl");
+    EXPECT_EQ(v.listener.listen.to_string(), "[::1]:8443");
+    EXPECT_EQ(v.admin.listen.to_string(), "0.0.0.0:9999");  // "*" means every IPv4 address
+    EXPECT_EQ(reloaded.plugins()[0].config.get_string("greeting").value(),
               "hi \"there\"\n\ttab é \x01 \x7f");
-    EXPECT_EQ(reloaded.plugins[0].config.get_double("big").value(), 1e300);
+    EXPECT_EQ(reloaded.plugins()[0].config.get_double("big").value(), 1e300);
     // Rendering the reloaded configuration gives the same values again.
-    expect_same(reloaded, load_ok(file_options(render_effective(reloaded))));
+    expect_same(reloaded, load_ok(file_options(reloaded.render())));
 }
 
 TEST(ConfigRender, RoundTripsTheDefaults) {
-    const Config embedded = load_ok(LoadOptions{});
-    expect_same(embedded, load_ok(file_options(render_effective(embedded))));
-    const Config builtin = load_ok(bare_options());
-    expect_same(builtin, load_ok(file_options(render_effective(builtin))));
+    const LoadedSettings embedded = load_ok(embedded_options());
+    expect_same(embedded, load_ok(file_options(embedded.render())));
+    const LoadedSettings builtin = load_ok(bare_options());
+    expect_same(builtin, load_ok(file_options(builtin.render())));
 }
 
 TEST(ConfigRender, EachValueNamesItsSource) {
-    const std::string rendered = render_effective(rich_config());
+    const std::string rendered = rich_config().render();
     EXPECT_NE(line_of_key(rendered, "hubs").find("# environment WEFT_HUBS"), std::string::npos)
         << rendered;
     EXPECT_NE(line_of_key(rendered, "level").find("# flag --log-level"), std::string::npos);
-    EXPECT_NE(line_of_key(rendered, "backend").find("# weft.toml:4"), std::string::npos);
+    EXPECT_NE(line_of_key(rendered, "backend").find("# weft.toml:20"), std::string::npos);
     EXPECT_NE(line_of_key(rendered, "idle_timeout").find("\"2h\""), std::string::npos);
     EXPECT_NE(line_of_key(rendered, "stack_size").find("\"128KiB\""), std::string::npos);
     EXPECT_NE(line_of_key(rendered, "max_header_bytes").find("= 20000 "), std::string::npos);
 
-    const std::string builtin = render_effective(load_ok(bare_options()));
+    const std::string builtin = load_ok(bare_options()).render();
     EXPECT_NE(line_of_key(builtin, "max_connections").find("10000"), std::string::npos);
     EXPECT_NE(line_of_key(builtin, "max_connections").find("# built-in default"),
               std::string::npos);
@@ -310,14 +332,14 @@ TEST(ConfigJson, CheckerRejectsBrokenJson) {
 }
 
 TEST(ConfigJson, IsValidJson) {
-    const Config c = rich_config();
+    const LoadedSettings c = rich_config();
     for (const bool sources : {true, false}) {
-        const std::string json = to_json(c, sources);
+        const std::string json = c.json(sources);
         EXPECT_TRUE(JsonChecker(json).valid()) << json;
         EXPECT_EQ(json.find("\"sources\"") != std::string::npos, sources);
     }
-    EXPECT_TRUE(JsonChecker(to_json(load_ok(bare_options()))).valid());
-    EXPECT_TRUE(JsonChecker(to_json(load_ok(LoadOptions{}))).valid());
+    EXPECT_TRUE(JsonChecker(load_ok(bare_options()).json()).valid());
+    EXPECT_TRUE(JsonChecker(load_ok(embedded_options()).json()).valid());
 }
 
 TEST(ConfigJson, PythonReadsTheValuesBack) {
@@ -330,7 +352,7 @@ TEST(ConfigJson, PythonReadsTheValuesBack) {
     ::close(fd);
     {
         std::ofstream out(path);
-        out << to_json(rich_config());
+        out << rich_config().json();
     }
     const std::string script =
         "import json, sys\n"
@@ -341,15 +363,15 @@ TEST(ConfigJson, PythonReadsTheValuesBack) {
         "assert c['list'] == [1, 2.5, 'three', [4], {'five': 5}], c['list']\n"
         "assert c['key with spaces'] == 'x' and c['\\u00fcn\\u00efcode'] == 1\n"
         "assert c['db']['pool']['size'] == 4 and c['routes'][1]['path'] == '/b'\n"
-        "assert d['server']['hubs'] == 5 and d['server']['header_timeout'] == 0.0015\n"
-        "assert d['server']['stack_size'] == 131072 and d['log']['level'] == 'debug'\n"
+        "assert d['runtime']['hubs'] == 5 and d['server']['header_timeout'] == 0.0015\n"
+        "assert d['runtime']['stack_size'] == 131072 and d['log']['level'] == 'debug'\n"
         "assert d['monitor']['max_blocking_time'] == 0.00025\n"
         "assert d['monitor']['reports_file'] == 'reports \"quoted\" \\\\ \\u00e9.jsonl'\n"
-        "assert d['admin']['listen'] == '*:9999'\n"
+        "assert d['admin']['listen'] == '0.0.0.0:9999'\n"
         "assert d['server']['server_name'] == 'acme/2.1 (\"edge\") v2'\n"
-        "assert d['sources']['server.hubs'] == 'environment WEFT_HUBS'\n"
+        "assert d['sources']['runtime.hubs'] == 'environment WEFT_HUBS'\n"
         "assert d['sources']['log.level'] == 'flag --log-level'\n"
-        "assert d['sources']['plugins[0].config.db.pool.size'] == 'weft.toml:58'\n"
+        "assert d['sources']['plugins[0].config.db.pool.size'] == 'weft.toml:71'\n"
         "assert d['plugins'][1] == {'path': 'second.so', 'config': {}}\n";
     char script_path[] = "/tmp/weft_config_checkXXXXXX";
     const int sfd = ::mkstemp(script_path);
@@ -366,4 +388,4 @@ TEST(ConfigJson, PythonReadsTheValuesBack) {
 }
 
 }  // namespace
-}  // namespace weft::config
+}  // namespace weft::server::test

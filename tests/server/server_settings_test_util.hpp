@@ -6,6 +6,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "settings.hpp"
 #include "weft/config/load.hpp"
@@ -61,6 +63,31 @@ inline config::LoadOptions embedded_options() {
     return o;
 }
 
+/// Options with only these environment variables (no file, no embedded default).
+inline config::LoadOptions env_options(config::Environment env) {
+    config::LoadOptions o;
+    o.env = std::move(env);
+    return o;
+}
+
+/// Options with only this one flag (no file, no embedded default).
+inline config::LoadOptions flag_options(std::string key, std::string value, std::string flag) {
+    config::LoadOptions o;
+    o.flags = {{std::move(key), std::move(value), std::move(flag)}};
+    return o;
+}
+
+/// Options with only `--set ASSIGNMENT` ("server.max_headers=50"), parsed as main.cpp does.
+inline config::LoadOptions set_options(std::string_view assignment) {
+    config::LoadOptions o;
+    if (auto f = config::parse_assignment(assignment)) {
+        o.flags = {std::move(*f)};
+    } else {
+        ADD_FAILURE() << "not an assignment: " << assignment;
+    }
+    return o;
+}
+
 /// Loads and fails the test (with every error) unless the result is ok.
 inline LoadedSettings load_ok(const config::LoadOptions& options) {
     auto r = load(options);
@@ -69,6 +96,24 @@ inline LoadedSettings load_ok(const config::LoadOptions& options) {
         return LoadedSettings{};
     }
     return std::move(r).value();
+}
+
+/// Loads and fails the test unless the load failed; returns every error (none on success).
+inline std::vector<config::ConfigError> load_errors(const config::LoadOptions& options) {
+    auto r = load(options);
+    if (r.ok()) {
+        ADD_FAILURE() << "the load succeeded where it should have failed";
+        return {};
+    }
+    return std::move(r).error().list;
+}
+
+/// The warnings of a load, one per line (for messages).
+inline std::string warnings_text(const LoadedSettings& s) {
+    std::string text;
+    for (const auto& w : s.loaded.warnings)
+        text += w + "\n";
+    return text;
 }
 
 /// 1-based number of the first line of `text` that contains `needle`; 0 if none.
