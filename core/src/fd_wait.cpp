@@ -2,10 +2,13 @@
 // the fibers waiting on a descriptor, on any hub, instead of leaving them parked on a dead one.
 #include "fd_wait.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "hub_impl.hpp"
 #include "patch/real.hpp"
@@ -169,6 +172,35 @@ Result<short> wait_fd(int fd, short events, Deadline deadline) {
                                        : detail::wait_one(*hub, fd, events, deadline);
     if (r && (*r & POLLNVAL)) return Error::from_errno(EBADF);
     return r;
+}
+
+Result<int> poll_fds(std::span<pollfd> fds, Deadline deadline) {
+    detail::HubImpl* hub = detail::HubImpl::current();
+    const bool fiber = hub && hub->running();
+    std::vector<pollfd> live;
+    for (;;) {
+        int timeout = 0;
+        if (!fiber) {
+            timeout = -1;
+            if (!deadline.is_never()) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline.remaining() + std::chrono::microseconds(999));
+                timeout = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+            }
+        }
+        const int n = detail::real::calls().poll(fds.data(), fds.size(), timeout);
+        if (n > 0) return n;
+        if (n < 0 && errno != EINTR) return Error::from_errno(errno);
+        if (n == 0 && deadline.passed()) return 0;
+        if (!fiber) continue;
+        live.clear();
+        for (const pollfd& p : fds)
+            if (p.fd >= 0) live.push_back(p);
+        auto r = live.empty() ? this_fiber::sleep_until(deadline)
+                              : detail::wait_any(*hub, live.data(), live.size(), deadline);
+        if (!r && r.error().code != Errc::timed_out && r.error().code != Errc::closed)
+            return r.error();
+    }
 }
 
 Result<void> wait_readable(int fd, Deadline deadline) {

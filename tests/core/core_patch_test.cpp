@@ -761,6 +761,34 @@ FIBER_TEST(FdWait, ReadableWritableTimeoutAndCancel) {
     EXPECT_TRUE(*hup & (POLLIN | POLLHUP));
 }
 
+FIBER_TEST(FdWait, PollFdsWaitsOnSeveralDescriptors) {
+    Pair p, q;
+    pollfd fds[3] = {{p.a, POLLIN, 0}, {-1, POLLIN, 0}, {q.a, POLLIN, 0}};
+    auto none = weft::poll_fds(fds, 20ms);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(*none, 0);
+    auto w = weft::spawn("writer", [&] {
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(::send(q.b, "x", 1, 0), 1);
+    });
+    auto one = weft::poll_fds(fds, 2s);
+    ASSERT_TRUE(one);
+    EXPECT_EQ(*one, 1);
+    EXPECT_EQ(fds[0].revents, 0);
+    EXPECT_TRUE(fds[2].revents & POLLIN);
+    w.join();
+    weft::Result<int> cr = 0;
+    auto f = weft::spawn("poller", [&] {
+        pollfd one_fd{p.a, POLLIN, 0};
+        cr = weft::poll_fds(std::span<pollfd>(&one_fd, 1));
+    });
+    (void)weft::sleep_for(10ms);
+    f.cancel();
+    f.join();
+    ASSERT_FALSE(cr);
+    EXPECT_EQ(cr.error().code, Errc::cancelled);
+}
+
 TEST(FdWait, OffAFiberItBlocksTheThread) {
     Pair p;
     std::thread t([&] {

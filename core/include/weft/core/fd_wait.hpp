@@ -10,6 +10,8 @@
 
 #include <poll.h>
 
+#include <span>
+
 #include "weft/core/deadline.hpp"
 #include "weft/core/result.hpp"
 
@@ -28,5 +30,15 @@ namespace weft {
 [[nodiscard]] Result<void> wait_readable(int fd, Deadline deadline = {});
 /// wait_fd(fd, POLLOUT): writable, or in error.
 [[nodiscard]] Result<void> wait_writable(int fd, Deadline deadline = {});
+
+/// poll(2) for fibers: parks until at least one of `fds` has one of its events, fills in every
+/// revents and returns how many descriptors have events (0 when the deadline passed first, as
+/// poll's timeout). Entries with a negative fd are ignored. For libraries that hand over
+/// several descriptors at once (curl's multi socket interface).
+///
+/// Blocking: parks the fiber only, whether syscall patching is on or not. Errc::cancelled when
+/// the fiber is cancelled; a descriptor closed while the fiber waits shows POLLNVAL. Outside a
+/// fiber it is poll(2) on the calling thread.
+[[nodiscard]] Result<int> poll_fds(std::span<pollfd> fds, Deadline deadline = {});
 
 }  // namespace weft
