@@ -35,7 +35,10 @@ struct FdSlot {
     WatchState* watch = nullptr;
     PollWaiter* polls = nullptr;  ///< fibers in wait_fd()/wait_fds() on this descriptor
     bool registered = false;      ///< one of ours: edge-triggered for every event
-    std::uint32_t foreign = 0;    ///< someone else's: level-triggered for these events
+    /// Someone else's descriptor that a wait added to the set: level-triggered and one-shot,
+    /// re-armed (EPOLL_CTL_MOD) by each wait and never deleted (closing the descriptor takes
+    /// it out; a MOD that finds it gone adds it again).
+    bool foreign_added = false;
 };
 
 struct PollGroup;
@@ -47,6 +50,7 @@ struct PollWaiter {
     PollGroup* group = nullptr;
     int fd = -1;
     std::uint32_t events = 0;  ///< EPOLLIN / EPOLLOUT / EPOLLPRI
+    std::uint32_t fired = 0;   ///< the epoll events that woke the group, if this one did
 };
 
 /// The fiber of a wait_fds(): woken by the first of its descriptors to be ready.
@@ -92,8 +96,8 @@ class EpollBackend final : public IoBackend {
     Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) override;
     Result<int> accept(ListenState& ls, Deadline dl) override;
     Result<short> wait_fd(int fd, short events, Deadline dl) override;
-    Result<void> wait_fds(const pollfd* fds, std::size_t n, Deadline dl) override;
-    /// Takes every waiter of `g` out of its slot (and the foreign registrations it needed).
+    Result<void> wait_fds(pollfd* fds, std::size_t n, Deadline dl) override;
+    /// Takes every waiter of `g` out of its slot.
     void detach_group(PollGroup& g) noexcept;
     void listen_open(ListenState&) noexcept override {}
     void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
@@ -113,9 +117,9 @@ class EpollBackend final : public IoBackend {
     bool ensure_registered(int fd) noexcept;
     void on_readable(int fd, FdSlot& s) noexcept;
     void wake_polls(int fd, FdSlot& s, std::uint32_t ev) noexcept;
-    /// Registers (or updates, or removes) a foreign descriptor for its waiters' events; false
+    /// Arms a foreign descriptor (one-shot, level-triggered) for its waiters' events; false
     /// when epoll refuses the descriptor (a regular file: always ready).
-    bool update_foreign(int fd, FdSlot& s) noexcept;
+    bool arm_foreign(int fd, FdSlot& s) noexcept;
     void finish_watch(WatchState* ws, Result<RecvBuffer> r) noexcept;
     bool detach_watch(WatchState* ws) noexcept;
     void deliver(WatchState* ws, Result<RecvBuffer> r) noexcept;
@@ -172,28 +176,33 @@ bool EpollBackend::ensure_registered(int fd) noexcept {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
-    const int op = s.foreign ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (::epoll_ctl(epfd_, op, fd, &ev) < 0 && errno != EEXIST) return false;
+    if (::epoll_ctl(epfd_, s.foreign_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
+        // The set holds it already (as a foreign one we did not know of), or no longer does.
+        const int op = errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (errno != EEXIST && errno != ENOENT) return false;
+        if (::epoll_ctl(epfd_, op, fd, &ev) < 0) return false;
+    }
     s.registered = true;
-    s.foreign = 0;
+    s.foreign_added = false;
     return true;
 }
 
-bool EpollBackend::update_foreign(int fd, FdSlot& s) noexcept {
+bool EpollBackend::arm_foreign(int fd, FdSlot& s) noexcept {
     if (s.registered) return true;  // ours: every edge is seen anyway
     std::uint32_t want = 0;
     for (PollWaiter* w = s.polls; w; w = w->next)
         want |= w->events;
-    if (want == s.foreign) return true;
+    if (want == 0) return true;  // left dormant: a one-shot fires at most once more
     epoll_event ev{};
-    ev.events = want;
+    ev.events = want | EPOLLONESHOT;
     ev.data.fd = fd;
-    if (want == 0) {
-        ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-    } else if (::epoll_ctl(epfd_, s.foreign ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
-        if (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) return false;
-    }
-    s.foreign = want;
+    // One system call per wait: re-arm what an earlier wait added. A descriptor closed since
+    // (and maybe its number reused) is gone from the set: add it.
+    if (s.foreign_added && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return true;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+        (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0))
+        return false;
+    s.foreign_added = true;
     return true;
 }
 
@@ -208,15 +217,14 @@ void EpollBackend::detach_group(PollGroup& g) noexcept {
             s.polls = w.next;
         if (w.next) w.next->prev = w.prev;
         w.group = nullptr;
-        update_foreign(w.fd, s);
     }
 }
 
 void EpollBackend::wake_polls(int fd, FdSlot& s, std::uint32_t ev) noexcept {
-    (void)fd;
     // Waking a group takes its waiters out of this list: start over after each.
     for (PollWaiter* w = s.polls; w;) {
         if ((w->events | EPOLLERR | EPOLLHUP) & ev) {
+            w->fired = ev;
             PollGroup* g = w->group;
             detach_group(*g);
             hub_.make_ready(g->fiber, Errc::ok);
@@ -225,6 +233,8 @@ void EpollBackend::wake_polls(int fd, FdSlot& s, std::uint32_t ev) noexcept {
             w = w->next;
         }
     }
+    // The one-shot fired: waiters for other events still need it.
+    if (s.polls) arm_foreign(fd, s);
 }
 
 void EpollBackend::poll(std::int64_t timeout_ns) {
@@ -403,7 +413,7 @@ Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
     }
 }
 
-Result<void> EpollBackend::wait_fds(const pollfd* fds, std::size_t n, Deadline dl) {
+Result<void> EpollBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r;
     constexpr std::size_t kInline = 8;
     PollWaiter inline_waiters[kInline];
@@ -417,6 +427,7 @@ Result<void> EpollBackend::wait_fds(const pollfd* fds, std::size_t n, Deadline d
         g.waiters = heap_waiters.get();
     }
     g.n = n;
+    bool edge_triggered = false;
     for (std::size_t i = 0; i < n; ++i) {
         PollWaiter& w = g.waiters[i];
         w.fd = fds[i].fd;
@@ -430,31 +441,42 @@ Result<void> EpollBackend::wait_fds(const pollfd* fds, std::size_t n, Deadline d
         w.next = s.polls;
         if (s.polls) s.polls->prev = &w;
         s.polls = &w;
-        if (!update_foreign(w.fd, s)) {
+        edge_triggered = edge_triggered || s.registered;
+        if (!arm_foreign(w.fd, s)) {
             // epoll refused it (a regular file: EPERM), or it is not open (EBADF): poll tells.
             detach_group(g);
             return {};
         }
     }
-    // Something may be ready already (an edge passed before we listened): look once.
-    {
-        std::vector<pollfd> probe(fds, fds + n);
-        if (real::calls().poll(probe.data(), n, 0) != 0) {
-            detach_group(g);
-            return {};
-        }
+    // A level-triggered arm reports a descriptor that is ready already; one of our own sockets
+    // (edge-triggered) may have had its edge before we listened: look once.
+    if (edge_triggered && real::calls().poll(fds, n, 0) != 0) {
+        detach_group(g);
+        return {};
     }
-    return hub_.park(&g, dl, "poll");
+    auto r = hub_.park(&g, dl, "poll");
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t ev = g.waiters[i].fired;
+        fds[i].revents = static_cast<short>(
+            ((ev & EPOLLIN) ? POLLIN : 0) | ((ev & EPOLLOUT) ? POLLOUT : 0) |
+            ((ev & EPOLLPRI) ? POLLPRI : 0) | ((ev & EPOLLERR) ? POLLERR : 0) |
+            ((ev & EPOLLHUP) ? POLLHUP : 0) | ((ev & EPOLLRDHUP) ? POLLRDHUP : 0));
+    }
+    return r;
 }
 
 Result<short> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
     pollfd p{fd, events, 0};
     for (;;) {
         p.revents = 0;
-        int r = real::calls().poll(&p, 1, 0);
+        if (auto w = wait_fds(&p, 1, dl); !w) return w.error();
+        if (p.revents) return p.revents;
+        // Returned at once without an event (a regular file, a descriptor not open), or woken
+        // for another waiter's events: poll(2) says which.
+        p.revents = 0;
+        const int r = real::calls().poll(&p, 1, 0);
         if (r > 0) return p.revents;
         if (r < 0 && errno != EINTR) return Error::from_errno(errno);
-        if (auto w = wait_fds(&p, 1, dl); !w) return w.error();
     }
 }
 

@@ -132,7 +132,7 @@ Result<short> wait_one(HubImpl& hub, int fd, short events, Deadline deadline) {
     return hub.io().wait_fd(fd, events, deadline);
 }
 
-Result<void> wait_any(HubImpl& hub, const pollfd* fds, std::size_t n, Deadline deadline) {
+Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadline) {
     Registration reg(hub, fds, n);
     return hub.io().wait_fds(fds, n, deadline);
 }

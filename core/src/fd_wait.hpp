@@ -39,7 +39,7 @@ class FdWaitRegistry {
 /// Waits on one descriptor from a fiber of `hub` (registered for close_fd).
 Result<short> wait_one(HubImpl& hub, int fd, short events, Deadline deadline);
 /// Waits until any of `fds` is ready, from a fiber of `hub`; revents are not filled in.
-Result<void> wait_any(HubImpl& hub, const pollfd* fds, std::size_t n, Deadline deadline);
+Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadline);
 
 /// `fd` is being closed: every fiber waiting on it, on any hub, wakes with Errc::closed (a
 /// fiber of another hub wakes soon after, through a post). Any thread.

@@ -84,9 +84,11 @@ class IoBackend {
     /// `events` (POLLIN, POLLOUT, POLLPRI); returns the events it has (POLLHUP and POLLERR
     /// included). Other waits on the same descriptor, from this or other fibers, are allowed.
     virtual Result<short> wait_fd(int fd, short events, Deadline dl) = 0;
-    /// Waits until any of `fds` has one of its events (their revents are not filled in: poll
-    /// them again). `n` >= 1.
-    virtual Result<void> wait_fds(const pollfd* fds, std::size_t n, Deadline dl) = 0;
+    /// Waits until any of `fds` has one of its events. Fills in the revents of the descriptors
+    /// whose readiness woke the fiber (others read 0: poll them again for the whole picture);
+    /// all 0 when a descriptor cannot be waited on (a regular file, one not open) and the
+    /// call returned at once. `n` >= 1.
+    virtual Result<void> wait_fds(pollfd* fds, std::size_t n, Deadline dl) = 0;
 
     /// Flags for new sockets: SOCK_NONBLOCK where the backend needs it (epoll).
     virtual int socket_flags() const noexcept = 0;

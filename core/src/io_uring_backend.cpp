@@ -70,7 +70,11 @@ struct AcceptOp final : Op {
 
 struct WakeOp final : Op {};
 
+struct PollGroup;
+
 class UringBackend final : public IoBackend {
+    friend struct PollGroup;
+
   public:
     UringBackend(HubImpl& hub, const RuntimeOptions& o);
     ~UringBackend() override;
@@ -88,7 +92,7 @@ class UringBackend final : public IoBackend {
     Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) override;
     Result<int> accept(ListenState& ls, Deadline dl) override;
     Result<short> wait_fd(int fd, short events, Deadline dl) override;
-    Result<void> wait_fds(const pollfd* fds, std::size_t n, Deadline dl) override;
+    Result<void> wait_fds(pollfd* fds, std::size_t n, Deadline dl) override;
     void listen_open(ListenState& ls) noexcept override;
     void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
     void close(int fd) noexcept override;
@@ -116,14 +120,13 @@ class UringBackend final : public IoBackend {
     static void watch_timer_fired(TimerNode* n) noexcept;
     /// Frees a closed listener once no fiber is in accept() and no accept is in flight.
     static void release_listen(ListenState* ls) noexcept;
+    /// A poll of a wait_fds() group completed.
+    static void poll_child_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
 
-  public:
     HubImpl& hub_;
     io_uring ring_{};
     WakeOp wake_op_;
     std::size_t pending_ = 0;  // user ops in flight (not the wake read)
-
-  private:
     // Provided buffers.
     io_uring_buf_ring* br_ = nullptr;
     std::size_t br_bytes_ = 0;
@@ -421,13 +424,13 @@ Result<short> UringBackend::wait_fd(int fd, short events, Deadline dl) {
     return static_cast<short>(*r);
 }
 
-namespace {
 // One poll per descriptor, all for one fiber: the first to complete cancels the others, and
 // the fiber wakes once every one has completed (their memory is on its stack).
 struct PollGroup final : Interruptible {
     struct Child final : Op {
         PollGroup* group = nullptr;
         bool done = false;
+        int res = 0;  ///< the poll's result: its revents, or -errno (-ECANCELED when cancelled)
     };
     UringBackend* be = nullptr;
     HubImpl* hub = nullptr;
@@ -449,9 +452,18 @@ struct PollGroup final : Interruptible {
         cancel_rest();
     }
 };
-}  // namespace
 
-Result<void> UringBackend::wait_fds(const pollfd* fds, std::size_t n, Deadline dl) {
+void UringBackend::poll_child_done(UringBackend* be, Op* op, int res, unsigned) noexcept {
+    auto* child = static_cast<PollGroup::Child*>(op);
+    PollGroup* grp = child->group;
+    child->done = true;
+    child->res = res;
+    --be->pending_;
+    if (!grp->cancelling) grp->cancel_rest();
+    if (--grp->outstanding == 0) grp->hub->make_ready(grp->fiber, Errc::ok);
+}
+
+Result<void> UringBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r.error();
     constexpr std::size_t kInline = 8;
     PollGroup::Child inline_kids[kInline];
@@ -470,20 +482,17 @@ Result<void> UringBackend::wait_fds(const pollfd* fds, std::size_t n, Deadline d
     for (std::size_t i = 0; i < n; ++i) {
         PollGroup::Child& c = g.kids[i];
         c.group = &g;
-        c.complete = [](UringBackend* be, Op* op, int, unsigned) noexcept {
-            auto* child = static_cast<PollGroup::Child*>(op);
-            PollGroup* grp = child->group;
-            child->done = true;
-            --be->pending_;
-            if (!grp->cancelling) grp->cancel_rest();
-            if (--grp->outstanding == 0) grp->hub->make_ready(grp->fiber, Errc::ok);
-        };
+        c.complete = &UringBackend::poll_child_done;
         io_uring_sqe* s = sqe();
         io_uring_prep_poll_add(s, fds[i].fd, static_cast<unsigned>(fds[i].events));
         io_uring_sqe_set_data(s, static_cast<Op*>(&c));
         ++pending_;
     }
     (void)hub_.park(&g, dl, "poll");  // woken only once every poll has completed
+    for (std::size_t i = 0; i < n; ++i) {
+        const int res = g.kids[i].res;
+        fds[i].revents = static_cast<short>(res > 0 ? res : res == -EBADF ? POLLNVAL : 0);
+    }
     if (g.why != Errc::ok) return g.why;
     return {};
 }

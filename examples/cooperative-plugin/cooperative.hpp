@@ -6,6 +6,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <memory>
 #include <string>
 
 #include "weft/core/deadline.hpp"
@@ -17,6 +19,23 @@ namespace coop {
 void pg_sleep_blocking(const std::string& conninfo, std::chrono::milliseconds d);
 void pg_sleep_explicit(const std::string& conninfo, std::chrono::milliseconds d,
                        weft::Deadline deadline);
+
+/// A pool of PostgreSQL connections for one hub (a hub's fibers share it; another hub has its
+/// own): at most `size` connections, made when first needed and kept; a fiber that finds them
+/// all busy parks until one comes back.
+class PgPool {
+  public:
+    PgPool(std::string conninfo, std::size_t size);
+    ~PgPool();
+    PgPool(const PgPool&) = delete;
+    PgPool& operator=(const PgPool&) = delete;
+    /// Runs `SELECT pg_sleep(d)` on a pooled connection with libpq's blocking API.
+    void pg_sleep(std::chrono::milliseconds d, weft::Deadline deadline);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 /// GETs `url`; returns "status=<code> bytes=<n>" or throws std::runtime_error.
 std::string curl_get_blocking(const std::string& url, std::chrono::milliseconds timeout);

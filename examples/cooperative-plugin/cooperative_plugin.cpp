@@ -4,13 +4,16 @@
 //
 //   GET /pg?ms=N                 libpq, blocking API          (cooperative through patching)
 //   GET /pg_explicit?ms=N        libpq, nonblocking API + weft::wait_fd
+//   GET /pg_pool?ms=N            libpq, blocking API, on a per-hub pool of pg_pool_size
+//                                connections (the database benchmark's route)
 //   GET /curl?url=URL            libcurl easy API             (cooperative through patching)
 //   GET /curl_explicit?url=URL   libcurl multi socket API + weft::poll_fds
 //   GET /redis?ms=N              hiredis, blocking API        (cooperative through patching)
 //   GET /redis_explicit?ms=N     hiredis async API + weft::wait_fd
 //   GET /thread_sleep?ms=N       std::this_thread::sleep_for  (cooperative through patching)
 //
-// Config ([plugin.config]): postgres (a libpq connection string), redis_host, redis_port.
+// Config ([plugin.config]): postgres (a libpq connection string), pg_pool_size (connections per
+// hub, default 20), redis_host, redis_port.
 #include <curl/curl.h>
 
 #include <charconv>
@@ -19,8 +22,10 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cooperative.hpp"
+#include "weft/core/hub.hpp"
 #include "weft/plugin.hpp"
 
 namespace {
@@ -33,6 +38,7 @@ constexpr auto kDeadline = 10s;  // for every call of these routes
 
 struct Settings {
     std::string postgres;
+    std::vector<std::unique_ptr<coop::PgPool>> pools;  // one per hub, by Hub::index()
     std::string redis_host;
     int redis_port = 6379;
 };
@@ -75,12 +81,18 @@ weft::http::Handler route(F fn) {
 
 void init(weft::plugin::Context& ctx) {
     const weft::config::Table& cfg = ctx.config();
-    auto unknown = cfg.check_keys({"postgres", "redis_host", "redis_port"});
+    auto unknown = cfg.check_keys({"postgres", "pg_pool_size", "redis_host", "redis_port"});
     if (!unknown.empty()) throw std::invalid_argument(unknown.front().to_string());
     auto s = std::make_shared<Settings>();
     s->postgres = must(cfg.get_string("postgres", "host=127.0.0.1 dbname=postgres"));
     s->redis_host = must(cfg.get_string("redis_host", "127.0.0.1"));
     s->redis_port = static_cast<int>(must(cfg.get_int("redis_port", 6379)));
+    const auto pool_size = must(cfg.get_int("pg_pool_size", 20));
+    if (pool_size < 1 || pool_size > 10'000)
+        throw std::invalid_argument(cfg.error("pg_pool_size", "must be 1..10000").to_string());
+    for (unsigned i = 0; i < ctx.hub_count(); ++i)
+        s->pools.push_back(
+            std::make_unique<coop::PgPool>(s->postgres, static_cast<std::size_t>(pool_size)));
     if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
         throw std::runtime_error("curl_global_init failed");
 
@@ -90,6 +102,10 @@ void init(weft::plugin::Context& ctx) {
               }));
     ctx.route("GET", "/pg_explicit", route([s](Request& req) {
                   coop::pg_sleep_explicit(s->postgres, ms_param(req), kDeadline);
+                  return std::string("pg_sleep done");
+              }));
+    ctx.route("GET", "/pg_pool", route([s](Request& req) {
+                  s->pools[weft::Hub::current()->index()]->pg_sleep(ms_param(req), kDeadline);
                   return std::string("pg_sleep done");
               }));
     ctx.route("GET", "/curl", route([](Request& req) {

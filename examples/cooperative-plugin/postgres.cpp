@@ -7,9 +7,11 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cooperative.hpp"
 #include "weft/core/fd_wait.hpp"
+#include "weft/core/semaphore.hpp"
 
 namespace coop {
 
@@ -83,6 +85,47 @@ void pg_sleep_explicit(const std::string& conninfo, std::chrono::milliseconds d,
         ok = ok && PQresultStatus(r.get()) == PGRES_TUPLES_OK;
     }
     if (!ok) fail("pg_sleep", c.get());
+}
+
+struct PgPool::Impl {
+    std::string conninfo;
+    weft::Semaphore permits;
+    std::vector<PGconn*> idle;
+    Impl(std::string c, std::size_t n) : conninfo(std::move(c)), permits(n) {}
+};
+
+PgPool::PgPool(std::string conninfo, std::size_t size)
+    : impl_(std::make_unique<Impl>(std::move(conninfo), size)) {}
+
+PgPool::~PgPool() {
+    for (PGconn* c : impl_->idle)
+        PQfinish(c);
+}
+
+void PgPool::pg_sleep(std::chrono::milliseconds d, weft::Deadline deadline) {
+    if (auto r = impl_->permits.acquire(deadline); !r)
+        throw std::runtime_error("waiting for a pooled PostgreSQL connection: " +
+                                 r.error().message());
+    struct Permit {
+        weft::Semaphore& s;
+        ~Permit() { s.release(); }
+    } permit{impl_->permits};
+    Conn c;
+    if (!impl_->idle.empty()) {
+        c.reset(impl_->idle.back());
+        impl_->idle.pop_back();
+    } else {
+        // A new connection: prepare the statement once, as a pooled application would.
+        c.reset(PQconnectdb(impl_->conninfo.c_str()));
+        if (!c || PQstatus(c.get()) != CONNECTION_OK) fail("connecting to PostgreSQL", c.get());
+        PgResult p(PQprepare(c.get(), "sleep", "SELECT pg_sleep($1)", 1, nullptr));
+        if (PQresultStatus(p.get()) != PGRES_COMMAND_OK) fail("preparing pg_sleep", c.get());
+    }
+    const std::string s = seconds(d);
+    const char* params[] = {s.c_str()};
+    PgResult r(PQexecPrepared(c.get(), "sleep", 1, params, nullptr, nullptr, 0));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail("pg_sleep", c.get());
+    impl_->idle.push_back(c.release());  // healthy: back to the pool
 }
 
 }  // namespace coop

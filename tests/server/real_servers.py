@@ -79,7 +79,7 @@ class Postgres:
 
     def __enter__(self):
         self._tmp = tempfile.mkdtemp(prefix="weft-postgres-")
-        data = os.path.join(self._tmp, "data")
+        data = self.data = os.path.join(self._tmp, "data")
         os.mkdir(data, 0o700)
         if os.getuid() == 0:
             os.chmod(self._tmp, 0o755)
@@ -123,7 +123,10 @@ class Postgres:
         """User+system CPU seconds of the postmaster and its backends (for benchmarks)."""
         total = 0.0
         tick = os.sysconf("SC_CLK_TCK")
-        for pid in [self.proc.pid] + children(self.proc.pid):
+        # The postmaster (our child is runuser when we run as root), from its pid file.
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        for pid in [postmaster] + children(postmaster):
             try:
                 with open("/proc/%d/stat" % pid) as f:
                     fields = f.read().rsplit(")", 1)[1].split()
