@@ -1,8 +1,9 @@
 // Patched socket and pipe I/O: connect, accept, read/write and their socket and vector forms.
 // On a fiber of a patching hub, a call on a descriptor the caller left blocking is made without
-// blocking (MSG_DONTWAIT on sockets; a readiness check, or O_NONBLOCK for the call's length, on
-// pipes and the like); when it would block, only the fiber parks until the descriptor is ready
-// or the socket's SO_RCVTIMEO/SO_SNDTIMEO passes. The caller sees libc's results and errno.
+// blocking (MSG_DONTWAIT on sockets; a readiness check before each piece on pipes and the like;
+// O_NONBLOCK for the length of the call only for connect and accept, which have no per-call
+// flag); when it would block, only the fiber parks until the descriptor is ready or the
+// socket's SO_RCVTIMEO/SO_SNDTIMEO passes. The caller sees libc's results and errno.
 // Everywhere else, and on descriptors the caller made nonblocking or that cannot be waited on
 // (regular files), the call is libc's own.
 #include <fcntl.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <vector>
 
 #include "fd_wait.hpp"
@@ -90,24 +93,25 @@ class NonblockingFor {
     bool set_ = false;
 };
 
-// A write on a pipe or the like the caller left blocking: nonblocking for the call, every byte
-// written (as a blocking write does), parking whenever the pipe is full.
+// A write on a pipe or the like the caller left blocking: every byte written (as a blocking
+// write does), in pieces of at most PIPE_BUF, each once poll(2) says there is room. Linux
+// reports a pipe writable when it has a free slot, which takes a PIPE_BUF write without
+// blocking; so the descriptor's flags, which a child process may share, are never touched.
 template <class Op>
 ssize_t write_pollable(HubImpl& h, PatchedCall c, int fd, std::size_t total, Op op) {
     count(h, c);
-    NonblockingFor nb(fd);
-    if (!nb.ok()) return op(0);
     std::size_t done = 0;
     for (;;) {
-        ssize_t n = op(done);
-        if (n >= 0) {
-            done += static_cast<std::size_t>(n);
-            if (done >= total || n == 0) return static_cast<ssize_t>(done);
+        pollfd p{fd, POLLOUT, 0};
+        if (real::calls().poll(&p, 1, 0) == 0) {
+            if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN))
+                return done > 0 ? static_cast<ssize_t>(done) : -1;
             continue;
         }
-        if (!would_block(n)) return done > 0 ? static_cast<ssize_t>(done) : -1;
-        if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN))
-            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        ssize_t n = op(done, std::min<std::size_t>(total - done, PIPE_BUF));
+        if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        done += static_cast<std::size_t>(n);
+        if (done >= total || n == 0) return static_cast<ssize_t>(done);
     }
 }
 
@@ -127,15 +131,19 @@ std::size_t iov_total(const iovec* iov, int n) noexcept {
     return t;
 }
 
-// The buffers of `iov` after the first `skip` bytes (for a write that went out in parts).
-std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip) {
+// The buffers of `iov` after the first `skip` bytes (for a write that went out in parts), at
+// most `cap` bytes of them.
+std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
+                             std::size_t cap = SIZE_MAX) {
     std::vector<iovec> out;
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < n && cap > 0; ++i) {
         if (skip >= iov[i].iov_len) {
             skip -= iov[i].iov_len;
             continue;
         }
-        out.push_back({static_cast<char*>(iov[i].iov_base) + skip, iov[i].iov_len - skip});
+        const std::size_t len = std::min(iov[i].iov_len - skip, cap);
+        out.push_back({static_cast<char*>(iov[i].iov_base) + skip, len});
+        cap -= len;
         skip = 0;
     }
     return out;
@@ -333,8 +341,8 @@ ssize_t write_impl(int fd, const void* buf, size_t n) {
     if (!h) return real.write(fd, buf, n);
     const FdInfo info = fd_info(fd);
     if (info.nonblocking) return real.write(fd, buf, n);
-    auto rest = [&](std::size_t done) {
-        return real.write(fd, static_cast<const char*>(buf) + done, n - done);
+    auto rest = [&](std::size_t done, std::size_t cap) {
+        return real.write(fd, static_cast<const char*>(buf) + done, std::min(n - done, cap));
     };
     if (info.kind == FdKind::socket) {
         const ssize_t r = on_socket(
@@ -357,9 +365,8 @@ ssize_t writev_impl(int fd, const iovec* iov, int n) {
     const FdInfo info = fd_info(fd);
     if (info.nonblocking) return real.writev(fd, iov, n);
     const std::size_t total = iov_total(iov, n);
-    auto rest = [&](std::size_t done) -> ssize_t {
-        if (done == 0) return real.writev(fd, iov, n);
-        auto r = iov_after(iov, n, done);
+    auto rest = [&](std::size_t done, std::size_t cap) -> ssize_t {
+        auto r = iov_after(iov, n, done, cap);
         return real.writev(fd, r.data(), static_cast<int>(r.size()));
     };
     if (info.kind == FdKind::socket) {
