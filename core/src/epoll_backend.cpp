@@ -16,6 +16,7 @@
 #include "hub_impl.hpp"
 #include "io_backend.hpp"
 #include "log.hpp"
+#include "patch/real.hpp"
 
 namespace weft::detail {
 
@@ -26,11 +27,39 @@ class EpollBackend;
 struct FdWaiter;
 struct WatchState;
 
+struct PollWaiter;
+
 struct FdSlot {
     FdWaiter* reader = nullptr;
     FdWaiter* writer = nullptr;
     WatchState* watch = nullptr;
-    bool registered = false;
+    PollWaiter* polls = nullptr;  ///< fibers in wait_fd()/wait_fds() on this descriptor
+    bool registered = false;      ///< one of ours: edge-triggered for every event
+    /// Someone else's descriptor that a wait added to the set: level-triggered and one-shot,
+    /// re-armed (EPOLL_CTL_MOD) by each wait and never deleted (closing the descriptor takes
+    /// it out; a MOD that finds it gone adds it again).
+    bool foreign_added = false;
+};
+
+struct PollGroup;
+
+/// One descriptor of a wait_fds(): in its slot's list until the group wakes.
+struct PollWaiter {
+    PollWaiter* prev = nullptr;
+    PollWaiter* next = nullptr;
+    PollGroup* group = nullptr;
+    int fd = -1;
+    std::uint32_t events = 0;  ///< EPOLLIN / EPOLLOUT / EPOLLPRI
+    std::uint32_t fired = 0;   ///< the epoll events that woke the group, if this one did
+};
+
+/// The fiber of a wait_fds(): woken by the first of its descriptors to be ready.
+struct PollGroup final : Interruptible {
+    EpollBackend* be = nullptr;
+    FiberRecord* fiber = nullptr;
+    PollWaiter* waiters = nullptr;
+    std::size_t n = 0;
+    void interrupt(FiberRecord* f, Errc why) noexcept override;
 };
 
 struct FdWaiter final : Interruptible {
@@ -66,7 +95,10 @@ class EpollBackend final : public IoBackend {
     Result<std::size_t> sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) override;
     Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) override;
     Result<int> accept(ListenState& ls, Deadline dl) override;
-    Result<void> wait_fd(int fd, short events, Deadline dl) override;
+    Result<short> wait_fd(int fd, short events, Deadline dl) override;
+    Result<void> wait_fds(pollfd* fds, std::size_t n, Deadline dl) override;
+    /// Takes every waiter of `g` out of its slot.
+    void detach_group(PollGroup& g) noexcept;
     void listen_open(ListenState&) noexcept override {}
     void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
     void close(int fd) noexcept override;
@@ -84,6 +116,10 @@ class EpollBackend final : public IoBackend {
     Result<void> wait_ready(int fd, bool write, Deadline dl, const char* reason);
     bool ensure_registered(int fd) noexcept;
     void on_readable(int fd, FdSlot& s) noexcept;
+    void wake_polls(int fd, FdSlot& s, std::uint32_t ev) noexcept;
+    /// Arms a foreign descriptor (one-shot, level-triggered) for its waiters' events; false
+    /// when epoll refuses the descriptor (a regular file: always ready).
+    bool arm_foreign(int fd, FdSlot& s) noexcept;
     void finish_watch(WatchState* ws, Result<RecvBuffer> r) noexcept;
     bool detach_watch(WatchState* ws) noexcept;
     void deliver(WatchState* ws, Result<RecvBuffer> r) noexcept;
@@ -102,6 +138,11 @@ class EpollBackend final : public IoBackend {
     std::size_t max_cached_bufs_;
     std::size_t watches_ = 0;
 };
+
+void PollGroup::interrupt(FiberRecord* f, Errc why) noexcept {
+    be->detach_group(*this);
+    be->hub().make_ready(f, why);
+}
 
 void FdWaiter::interrupt(FiberRecord* f, Errc why) noexcept {
     FdSlot& s = be->slot(fd);
@@ -135,9 +176,65 @@ bool EpollBackend::ensure_registered(int fd) noexcept {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST) return false;
+    if (::epoll_ctl(epfd_, s.foreign_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
+        // The set holds it already (as a foreign one we did not know of), or no longer does.
+        const int op = errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (errno != EEXIST && errno != ENOENT) return false;
+        if (::epoll_ctl(epfd_, op, fd, &ev) < 0) return false;
+    }
     s.registered = true;
+    s.foreign_added = false;
     return true;
+}
+
+bool EpollBackend::arm_foreign(int fd, FdSlot& s) noexcept {
+    if (s.registered) return true;  // ours: every edge is seen anyway
+    std::uint32_t want = 0;
+    for (PollWaiter* w = s.polls; w; w = w->next)
+        want |= w->events;
+    if (want == 0) return true;  // left dormant: a one-shot fires at most once more
+    epoll_event ev{};
+    ev.events = want | EPOLLONESHOT;
+    ev.data.fd = fd;
+    // One system call per wait: re-arm what an earlier wait added. A descriptor closed since
+    // (and maybe its number reused) is gone from the set: add it.
+    if (s.foreign_added && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return true;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+        (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0))
+        return false;
+    s.foreign_added = true;
+    return true;
+}
+
+void EpollBackend::detach_group(PollGroup& g) noexcept {
+    for (std::size_t i = 0; i < g.n; ++i) {
+        PollWaiter& w = g.waiters[i];
+        if (w.group == nullptr) continue;  // never attached
+        FdSlot& s = slot(w.fd);
+        if (w.prev)
+            w.prev->next = w.next;
+        else
+            s.polls = w.next;
+        if (w.next) w.next->prev = w.prev;
+        w.group = nullptr;
+    }
+}
+
+void EpollBackend::wake_polls(int fd, FdSlot& s, std::uint32_t ev) noexcept {
+    // Waking a group takes its waiters out of this list: start over after each.
+    for (PollWaiter* w = s.polls; w;) {
+        if ((w->events | EPOLLERR | EPOLLHUP) & ev) {
+            w->fired = ev;
+            PollGroup* g = w->group;
+            detach_group(*g);
+            hub_.make_ready(g->fiber, Errc::ok);
+            w = s.polls;
+        } else {
+            w = w->next;
+        }
+    }
+    // The one-shot fired: waiters for other events still need it.
+    if (s.polls) arm_foreign(fd, s);
 }
 
 void EpollBackend::poll(std::int64_t timeout_ns) {
@@ -159,11 +256,12 @@ void EpollBackend::poll(std::int64_t timeout_ns) {
         std::uint32_t ev = events[i].events;
         if (fd == hub_.wake_fd()) {
             std::uint64_t v;
-            while (::read(fd, &v, sizeof v) > 0) {
+            while (real::calls().read(fd, &v, sizeof v) > 0) {
             }
             continue;
         }
         FdSlot& s = slot(fd);
+        if (s.polls) wake_polls(fd, s, ev);
         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) on_readable(fd, s);
         if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && s.writer) {
             FdWaiter* w = s.writer;
@@ -182,7 +280,7 @@ void EpollBackend::on_readable(int fd, FdSlot& s) noexcept {
     if (WatchState* ws = s.watch) {
         char* buf = get_buffer();
         if (!buf) return;
-        ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
+        ssize_t n = real::calls().recv(fd, buf, buf_size_, MSG_DONTWAIT);
         if (n > 0) {
             finish_watch(ws, internal::RecvBufferAccess::make(buf, static_cast<std::size_t>(n),
                                                               &release_buffer, this, 0));
@@ -220,7 +318,7 @@ Result<void> EpollBackend::wait_ready(int fd, bool write, Deadline dl, const cha
 Result<std::size_t> EpollBackend::recv(int fd, char* buf, std::size_t len, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r.error();
     for (;;) {
-        ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
+        ssize_t n = real::calls().recv(fd, buf, len, MSG_DONTWAIT);
         if (n >= 0) return static_cast<std::size_t>(n);
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return Error::from_errno(errno);
@@ -250,7 +348,7 @@ Result<RecvBuffer> EpollBackend::recv_buffer(int fd, Deadline dl) {
     for (;;) {
         char* buf = get_buffer();
         if (!buf) return Error(Errc::system, ENOMEM);
-        ssize_t n = ::recv(fd, buf, buf_size_, MSG_DONTWAIT);
+        ssize_t n = real::calls().recv(fd, buf, buf_size_, MSG_DONTWAIT);
         if (n > 0)
             return internal::RecvBufferAccess::make(buf, static_cast<std::size_t>(n),
                                                     &release_buffer, this, 0);
@@ -267,7 +365,7 @@ Result<RecvBuffer> EpollBackend::recv_buffer(int fd, Deadline dl) {
 Result<std::size_t> EpollBackend::send(int fd, const char* buf, std::size_t len, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r.error();
     for (;;) {
-        ssize_t n = ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = real::calls().send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0) return static_cast<std::size_t>(n);
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return Error::from_errno(errno);
@@ -281,7 +379,7 @@ Result<std::size_t> EpollBackend::sendmsg(int fd, const iovec* iov, int iovcnt, 
     msg.msg_iov = const_cast<iovec*>(iov);
     msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
     for (;;) {
-        ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = real::calls().sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0) return static_cast<std::size_t>(n);
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return Error::from_errno(errno);
@@ -291,7 +389,7 @@ Result<std::size_t> EpollBackend::sendmsg(int fd, const iovec* iov, int iovcnt, 
 
 Result<void> EpollBackend::connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r.error();
-    if (::connect(fd, addr, len) == 0) return {};
+    if (real::calls().connect(fd, addr, len) == 0) return {};
     if (errno != EINPROGRESS && errno != EINTR) return Error::from_errno(errno);
     if (auto r = wait_ready(fd, true, dl, "connect"); !r) return r.error();
     int err = 0;
@@ -306,7 +404,7 @@ Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
     for (;;) {
         if (ls.closing) return Errc::closed;
         if (auto r = hub_.check_interrupt(dl); !r) return r.error();
-        int fd = ::accept4(ls.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = real::calls().accept4(ls.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) return fd;
         int e = errno;
         if (e == EINTR || e == ECONNABORTED) continue;
@@ -315,31 +413,71 @@ Result<int> EpollBackend::accept(ListenState& ls, Deadline dl) {
     }
 }
 
-Result<void> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
-    // Not a socket of ours: register one-shot for this wait only.
+Result<void> EpollBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r;
-    struct pollfd p {
-        fd, events, 0
-    };
-    if (::poll(&p, 1, 0) > 0) return {};
-    epoll_event ev{};
-    ev.events =
-        ((events & POLLIN) ? EPOLLIN : 0u) | ((events & POLLOUT) ? EPOLLOUT : 0u) | EPOLLONESHOT;
-    ev.data.fd = fd;
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        if (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0)
-            return Error::from_errno(errno);
+    constexpr std::size_t kInline = 8;
+    PollWaiter inline_waiters[kInline];
+    std::unique_ptr<PollWaiter[]> heap_waiters;
+    PollGroup g;
+    g.be = this;
+    g.fiber = hub_.running();
+    g.waiters = inline_waiters;
+    if (n > kInline) {
+        heap_waiters = std::make_unique<PollWaiter[]>(n);
+        g.waiters = heap_waiters.get();
     }
-    FdWaiter w;
-    w.be = this;
-    w.fd = fd;
-    w.write = !(events & POLLIN);
-    w.fiber = hub_.running();
-    FdSlot& s = slot(fd);
-    (w.write ? s.writer : s.reader) = &w;
-    auto r = hub_.park(&w, dl, "poll");
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    g.n = n;
+    bool edge_triggered = false;
+    for (std::size_t i = 0; i < n; ++i) {
+        PollWaiter& w = g.waiters[i];
+        w.fd = fds[i].fd;
+        w.events = ((fds[i].events & POLLIN) ? EPOLLIN : 0u) |
+                   ((fds[i].events & POLLOUT) ? EPOLLOUT : 0u) |
+                   ((fds[i].events & POLLPRI) ? EPOLLPRI : 0u);
+        if (w.fd < 0) continue;
+        FdSlot& s = slot(w.fd);
+        w.group = &g;
+        w.prev = nullptr;
+        w.next = s.polls;
+        if (s.polls) s.polls->prev = &w;
+        s.polls = &w;
+        edge_triggered = edge_triggered || s.registered;
+        if (!arm_foreign(w.fd, s)) {
+            // epoll refused it (a regular file: EPERM), or it is not open (EBADF): poll tells.
+            detach_group(g);
+            return {};
+        }
+    }
+    // A level-triggered arm reports a descriptor that is ready already; one of our own sockets
+    // (edge-triggered) may have had its edge before we listened: look once.
+    if (edge_triggered && real::calls().poll(fds, n, 0) != 0) {
+        detach_group(g);
+        return {};
+    }
+    auto r = hub_.park(&g, dl, "poll");
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t ev = g.waiters[i].fired;
+        fds[i].revents = static_cast<short>(
+            ((ev & EPOLLIN) ? POLLIN : 0) | ((ev & EPOLLOUT) ? POLLOUT : 0) |
+            ((ev & EPOLLPRI) ? POLLPRI : 0) | ((ev & EPOLLERR) ? POLLERR : 0) |
+            ((ev & EPOLLHUP) ? POLLHUP : 0) | ((ev & EPOLLRDHUP) ? POLLRDHUP : 0));
+    }
     return r;
+}
+
+Result<short> EpollBackend::wait_fd(int fd, short events, Deadline dl) {
+    pollfd p{fd, events, 0};
+    for (;;) {
+        p.revents = 0;
+        if (auto w = wait_fds(&p, 1, dl); !w) return w.error();
+        if (p.revents) return p.revents;
+        // Returned at once without an event (a regular file, a descriptor not open), or woken
+        // for another waiter's events: poll(2) says which.
+        p.revents = 0;
+        const int r = real::calls().poll(&p, 1, 0);
+        if (r > 0) return p.revents;
+        if (r < 0 && errno != EINTR) return Error::from_errno(errno);
+    }
 }
 
 void EpollBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
@@ -362,6 +500,8 @@ void EpollBackend::close(int fd) noexcept {
     WEFT_ASSERT(!s.reader && !s.writer, "close() while a fiber waits on the socket");
     if (WatchState* ws = s.watch; ws && detach_watch(ws))
         hub_.defer([ws] { ws->be->deliver(ws, Errc::cancelled); });
+    while (PollWaiter* w = s.polls)  // a close wakes whoever waits on the descriptor
+        w->group->interrupt(w->group->fiber, Errc::closed);
     s = FdSlot{};
     ::close(fd);
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "patch/real.hpp"
 #include "weft/core/check.hpp"
 #include "weft/core/result.hpp"
 
@@ -135,8 +136,8 @@ void check_failed(const char* expr, const char* file, int line, const char* msg)
     int n = std::snprintf(buf, sizeof buf, "weft: check failed at %s:%d: %s (%s)\n", file, line,
                           msg ? msg : "", expr);
     if (n > 0) {
-        ssize_t w = ::write(STDERR_FILENO, buf,
-                            static_cast<std::size_t>(n) < sizeof buf ? n : sizeof buf - 1);
+        ssize_t w = real::calls().write(
+            STDERR_FILENO, buf, static_cast<std::size_t>(n) < sizeof buf ? n : sizeof buf - 1);
         (void)w;
     }
     std::abort();

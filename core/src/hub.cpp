@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "log.hpp"
+#include "patch/real.hpp"
 #include "runtime_state.hpp"
 #include "signals.hpp"
 
@@ -39,15 +40,18 @@ HubImpl::HubImpl(RuntimeState& rt, unsigned index, Backend backend)
       index_(index),
       backend_kind_(backend),
       stats_(rt.options.collect_stats),
+      patching_(rt.options.patch_syscalls),
       budget_(rt.options.run_budget ? rt.options.run_budget : 64),
       stacks_(rt.options.stack_size ? rt.options.stack_size : default_stack_size(),
               rt.options.stack_cache) {
     lag_interval_ns_ = stats_ ? std::chrono::nanoseconds(rt.options.lag_probe_interval).count() : 0;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+    register_hub(this);
 }
 
 HubImpl::~HubImpl() {
+    unregister_hub(this);
     ::close(wake_fd_);
 }
 
@@ -332,6 +336,11 @@ void HubImpl::exit_running() noexcept {
     context_exit(f->ctx, hub_ctx_);
 }
 
+void HubImpl::interrupt(FiberRecord* f, Errc why) noexcept {
+    if (f->state.load(std::memory_order_relaxed) == FiberState::parked && f->parked_on)
+        f->parked_on->interrupt(f, why);
+}
+
 void HubImpl::cancel_fiber(FiberRecord* f) noexcept {
     if (f->state.load(std::memory_order_relaxed) == FiberState::done) return;
     f->cancel_requested = true;
@@ -465,7 +474,7 @@ void HubImpl::post_any(UniqueFunction<void()> fn) {
 
 void HubImpl::wake() noexcept {
     std::uint64_t one = 1;
-    ssize_t r = ::write(wake_fd_, &one, sizeof one);
+    ssize_t r = real::calls().write(wake_fd_, &one, sizeof one);
     (void)r;  // EAGAIN: the counter is saturated, the hub is awake anyway
 }
 

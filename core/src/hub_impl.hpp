@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "context_switch.hpp"
+#include "fd_wait.hpp"
 #include "fiber_record.hpp"
 #include "io_backend.hpp"
 #include "stack_pool.hpp"
@@ -85,6 +86,11 @@ class HubImpl final : public Hub {
     /// Runs `fn` on this hub's loop, soon (hub thread only; no lock).
     void defer(UniqueFunction<void()> fn) { local_.push_back(std::move(fn)); }
     void cancel_fiber(FiberRecord* f) noexcept;
+    /// Wakes `f` from its wait with `why` (a closed descriptor, ...) unless it is not parked.
+    void interrupt(FiberRecord* f, Errc why) noexcept;
+    FdWaitRegistry& fd_waits() noexcept { return fd_waits_; }
+    /// Blocking libc calls made by this hub's fibers park them (RuntimeOptions::patch_syscalls).
+    bool patching() const noexcept { return patching_; }
     /// The eventfd other threads write to wake this hub; the backend keeps a read on it.
     int wake_fd() const noexcept { return wake_fd_; }
     void wake() noexcept;
@@ -148,6 +154,7 @@ class HubImpl final : public Hub {
     unsigned index_;
     Backend backend_kind_;
     bool stats_;
+    bool patching_;
     unsigned budget_;
     std::unique_ptr<IoBackend> io_;
     StackPool stacks_;
@@ -188,6 +195,7 @@ class HubImpl final : public Hub {
     std::int64_t lag_interval_ns_ = 0;
 
     HubProbe probe_;
+    FdWaitRegistry fd_waits_;
     SwitchObserver* observer_ = nullptr;
     const char* thread_stack_lo_ = nullptr;
     const char* thread_stack_hi_ = nullptr;

@@ -3,6 +3,7 @@
 // calls are made by the hub loop only.
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -79,9 +80,15 @@ class IoBackend {
     virtual Result<std::size_t> sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) = 0;
     virtual Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) = 0;
     virtual Result<int> accept(ListenState& ls, Deadline dl) = 0;
-    /// Waits until `fd` (not a socket owned by a TcpStream) is readable (POLLIN) or writable
-    /// (POLLOUT).
-    virtual Result<void> wait_fd(int fd, short events, Deadline dl) = 0;
+    /// Waits until `fd` (any pollable descriptor, usually one another library owns) has one of
+    /// `events` (POLLIN, POLLOUT, POLLPRI); returns the events it has (POLLHUP and POLLERR
+    /// included). Other waits on the same descriptor, from this or other fibers, are allowed.
+    virtual Result<short> wait_fd(int fd, short events, Deadline dl) = 0;
+    /// Waits until any of `fds` has one of its events. Fills in the revents of the descriptors
+    /// whose readiness woke the fiber (others read 0: poll them again for the whole picture);
+    /// all 0 when a descriptor cannot be waited on (a regular file, one not open) and the
+    /// call returned at once. `n` >= 1.
+    virtual Result<void> wait_fds(pollfd* fds, std::size_t n, Deadline dl) = 0;
 
     /// Flags for new sockets: SOCK_NONBLOCK where the backend needs it (epoll).
     virtual int socket_flags() const noexcept = 0;

@@ -10,12 +10,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <system_error>
 
 #include "hub_impl.hpp"
 #include "io_backend.hpp"
 #include "log.hpp"
+#include "patch/real.hpp"
 
 namespace weft::detail {
 
@@ -68,7 +70,11 @@ struct AcceptOp final : Op {
 
 struct WakeOp final : Op {};
 
+struct PollGroup;
+
 class UringBackend final : public IoBackend {
+    friend struct PollGroup;
+
   public:
     UringBackend(HubImpl& hub, const RuntimeOptions& o);
     ~UringBackend() override;
@@ -85,7 +91,8 @@ class UringBackend final : public IoBackend {
     Result<std::size_t> sendmsg(int fd, const iovec* iov, int iovcnt, Deadline dl) override;
     Result<void> connect(int fd, const sockaddr* addr, socklen_t len, Deadline dl) override;
     Result<int> accept(ListenState& ls, Deadline dl) override;
-    Result<void> wait_fd(int fd, short events, Deadline dl) override;
+    Result<short> wait_fd(int fd, short events, Deadline dl) override;
+    Result<void> wait_fds(pollfd* fds, std::size_t n, Deadline dl) override;
     void listen_open(ListenState& ls) noexcept override;
     void listen_close(std::unique_ptr<ListenState> ls) noexcept override;
     void close(int fd) noexcept override;
@@ -113,6 +120,8 @@ class UringBackend final : public IoBackend {
     static void watch_timer_fired(TimerNode* n) noexcept;
     /// Frees a closed listener once no fiber is in accept() and no accept is in flight.
     static void release_listen(ListenState* ls) noexcept;
+    /// A poll of a wait_fds() group completed.
+    static void poll_child_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
 
     HubImpl& hub_;
     io_uring ring_{};
@@ -227,7 +236,7 @@ void UringBackend::arm_wake() noexcept {
 
 void UringBackend::wake_done(UringBackend* be, Op*, int res, unsigned flags) noexcept {
     std::uint64_t v;
-    while (::read(be->hub_.wake_fd(), &v, sizeof v) > 0) {
+    while (real::calls().read(be->hub_.wake_fd(), &v, sizeof v) > 0) {
     }
     // cancel_all() re-arms after cancelling everything, this poll included.
     if (!(flags & IORING_CQE_F_MORE) && res != -ECANCELED) be->arm_wake();
@@ -403,7 +412,7 @@ Result<void> UringBackend::connect(int fd, const sockaddr* addr, socklen_t len, 
     return {};
 }
 
-Result<void> UringBackend::wait_fd(int fd, short events, Deadline dl) {
+Result<short> UringBackend::wait_fd(int fd, short events, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r.error();
     FiberOp op;
     io_uring_sqe* s = sqe();
@@ -412,6 +421,79 @@ Result<void> UringBackend::wait_fd(int fd, short events, Deadline dl) {
     auto r = wait(op, dl, "poll");
     if (!r) return r.error();
     if (*r < 0) return Error::from_errno(-*r);
+    return static_cast<short>(*r);
+}
+
+// One poll per descriptor, all for one fiber: the first to complete cancels the others, and
+// the fiber wakes once every one has completed (their memory is on its stack).
+struct PollGroup final : Interruptible {
+    struct Child final : Op {
+        PollGroup* group = nullptr;
+        bool done = false;
+        int res = 0;  ///< the poll's result: its revents, or -errno (-ECANCELED when cancelled)
+    };
+    UringBackend* be = nullptr;
+    HubImpl* hub = nullptr;
+    FiberRecord* fiber = nullptr;
+    Child* kids = nullptr;
+    std::size_t n = 0;
+    std::size_t outstanding = 0;
+    bool cancelling = false;
+    Errc why = Errc::ok;
+
+    void cancel_rest() noexcept {
+        cancelling = true;
+        for (std::size_t i = 0; i < n; ++i)
+            if (!kids[i].done) be->submit_cancel(&kids[i]);
+    }
+    void interrupt(FiberRecord*, Errc w) noexcept override {
+        if (cancelling) return;
+        why = w;
+        cancel_rest();
+    }
+};
+
+void UringBackend::poll_child_done(UringBackend* be, Op* op, int res, unsigned) noexcept {
+    auto* child = static_cast<PollGroup::Child*>(op);
+    PollGroup* grp = child->group;
+    child->done = true;
+    child->res = res;
+    --be->pending_;
+    if (!grp->cancelling) grp->cancel_rest();
+    if (--grp->outstanding == 0) grp->hub->make_ready(grp->fiber, Errc::ok);
+}
+
+Result<void> UringBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
+    if (auto r = hub_.check_interrupt(dl); !r) return r.error();
+    constexpr std::size_t kInline = 8;
+    PollGroup::Child inline_kids[kInline];
+    std::unique_ptr<PollGroup::Child[]> heap_kids;
+    PollGroup g;
+    g.kids = inline_kids;
+    if (n > kInline) {
+        heap_kids = std::make_unique<PollGroup::Child[]>(n);
+        g.kids = heap_kids.get();
+    }
+    g.be = this;
+    g.hub = &hub_;
+    g.fiber = hub_.running();
+    g.n = n;
+    g.outstanding = n;
+    for (std::size_t i = 0; i < n; ++i) {
+        PollGroup::Child& c = g.kids[i];
+        c.group = &g;
+        c.complete = &UringBackend::poll_child_done;
+        io_uring_sqe* s = sqe();
+        io_uring_prep_poll_add(s, fds[i].fd, static_cast<unsigned>(fds[i].events));
+        io_uring_sqe_set_data(s, static_cast<Op*>(&c));
+        ++pending_;
+    }
+    (void)hub_.park(&g, dl, "poll");  // woken only once every poll has completed
+    for (std::size_t i = 0; i < n; ++i) {
+        const int res = g.kids[i].res;
+        fds[i].revents = static_cast<short>(res > 0 ? res : res == -EBADF ? POLLNVAL : 0);
+    }
+    if (g.why != Errc::ok) return g.why;
     return {};
 }
 
@@ -593,7 +675,7 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         // No pooled buffer free: fall back to reading into a buffer of our own, in a fiber-less
         // way — the bytes are there (or the peer closed), so a non-blocking recv gets them.
         char* mem = static_cast<char*>(std::malloc(be->buf_size_));
-        ssize_t n = mem ? ::recv(fd, mem, be->buf_size_, MSG_DONTWAIT) : -1;
+        ssize_t n = mem ? real::calls().recv(fd, mem, be->buf_size_, MSG_DONTWAIT) : -1;
         if (n > 0) {
             w->on_recv(internal::RecvBufferAccess::make(
                 mem, static_cast<std::size_t>(n), &UringBackend::free_heap_buffer, nullptr, 0));

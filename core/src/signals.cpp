@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "hub_impl.hpp"
+#include "patch/real.hpp"
 
 namespace weft::detail {
 
@@ -47,7 +48,7 @@ struct Writer {
             buf[n++] = tmp[--i];
     }
     void flush() noexcept {
-        ssize_t w = ::write(STDERR_FILENO, buf, n);
+        ssize_t w = real::calls().write(STDERR_FILENO, buf, n);
         (void)w;
     }
 };
@@ -84,7 +85,7 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
             w.put(f->stack.usable());
             w.put(
                 "-byte stack is exhausted (guard page hit). Raise the fiber stack size "
-                "(RuntimeOptions::stack_size, [server] stack_size).\n");
+                "(RuntimeOptions::stack_size, [runtime] stack_size).\n");
             w.flush();
             signal(SIGABRT, SIG_DFL);
             std::abort();

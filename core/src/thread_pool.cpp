@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 
+#include "weft/core/deadline.hpp"
+
 namespace weft::detail {
 
 ThreadPool::ThreadPool(unsigned threads, std::string name)
@@ -19,15 +21,24 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::submit(UniqueFunction<void()> task) {
+    submit(std::make_shared<PoolTask>(std::move(task)));
+}
+
+void ThreadPool::submit(std::shared_ptr<PoolTask> task) {
+    task->queued_ns_ = now_ns();
     std::unique_lock<std::mutex> g(mu_);
     tasks_.push_back(std::move(task));
-    // Grow lazily: a thread per queued task until the pool is full.
-    if (threads_.size() < size_ && tasks_.size() > idle_hint()) {
+    start_thread_if_needed();
+    g.unlock();
+    cv_.notify_one();
+}
+
+// Grow lazily: a thread per queued task until the pool is full. Under mu_.
+void ThreadPool::start_thread_if_needed() {
+    if (threads_.size() < size_ && tasks_.size() > idle_) {
         unsigned i = static_cast<unsigned>(threads_.size());
         threads_.emplace_back([this, i] { worker(i); });
     }
-    g.unlock();
-    cv_.notify_one();
 }
 
 void ThreadPool::worker(unsigned i) {
@@ -40,13 +51,39 @@ void ThreadPool::worker(unsigned i) {
         cv_.wait(g, [this] { return stop_ || !tasks_.empty(); });
         --idle_;
         if (tasks_.empty()) return;  // stop_ and drained
-        auto task = std::move(tasks_.front());
+        std::shared_ptr<PoolTask> task = std::move(tasks_.front());
         tasks_.pop_front();
+        int expected = PoolTask::kQueued;
+        if (!task->state_.compare_exchange_strong(expected, PoolTask::kTaken,
+                                                  std::memory_order_acq_rel)) {
+            ++withdrawn_;  // its submitter gave up waiting before a thread was free
+            continue;
+        }
+        ++started_;
+        ++busy_;
+        queue_wait_.observe(now_ns() - task->queued_ns_);
         g.unlock();
-        task();
-        task = nullptr;
+        task->work_();
+        task->work_ = nullptr;
+        task.reset();
         g.lock();
+        --busy_;
     }
+}
+
+internal::OffloadStats ThreadPool::stats() const {
+    internal::OffloadStats s;
+    std::lock_guard<std::mutex> g(mu_);
+    s.max_threads = size_;
+    s.threads = static_cast<unsigned>(threads_.size());
+    s.busy_threads = static_cast<unsigned>(busy_);
+    s.queued = tasks_.size();
+    s.started = started_;
+    s.withdrawn = withdrawn_;
+    for (std::size_t b = 0; b < LatencyHistogram::kBuckets; ++b)
+        s.queue_wait_buckets[b] = queue_wait_.buckets[b].load(std::memory_order_relaxed);
+    s.queue_wait_sum_ns = queue_wait_.sum_ns.load(std::memory_order_relaxed);
+    return s;
 }
 
 }  // namespace weft::detail

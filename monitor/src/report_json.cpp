@@ -92,8 +92,16 @@ json report_json(const BlockingReport& r, bool include_stack) {
     for (const auto& [k, v] : r.labels)
         request[k] = v;
     j["request"] = std::move(request);
-    if (r.syscall_nr >= 0 || !r.syscall.empty())
-        j["syscall"] = {{"name", r.syscall}, {"nr", r.syscall_nr}, {"detail", r.syscall_detail}};
+    if (r.syscall_nr >= 0 || !r.syscall.empty()) {
+        j["syscall"] = {{"name", r.syscall},
+                        {"nr", r.syscall_nr},
+                        {"detail", r.syscall_detail},
+                        {"patchable", r.syscall_patchable},
+                        {"patching_on", r.patching_on}};
+        if (!r.caller_module.empty())
+            j["syscall"]["caller"] = {{"module", r.caller_module}, {"function", r.caller_function}};
+        if (!r.advice.empty()) j["syscall"]["advice"] = r.advice;
+    }
     if (!r.wchan.empty()) j["wchan"] = r.wchan;
     if (r.same_stack_as) j["same_stack_as"] = r.same_stack_as;
     if (include_stack) j["stack"] = frames_json(r.stack);

@@ -169,6 +169,12 @@ std::string format_text(const BlockingReport& r, bool collapse_repeated) {
             if (!r.syscall_detail.empty()) out += fmt::format(" ({})", r.syscall_detail);
             if (!r.wchan.empty()) out += fmt::format(", wait channel {}", r.wchan);
             out += fmt::format("; {:.0f}% CPU time\n", r.cpu_share * 100);
+            if (!r.caller_module.empty())
+                out += fmt::format("    Called from {}{}\n", r.caller_module,
+                                   r.caller_function.empty()
+                                       ? std::string()
+                                       : " (" + detail::shorten(r.caller_function) + ")");
+            if (!r.advice.empty()) out += fmt::format("    What to do: {}\n", r.advice);
             break;
         case BlockingCause::waiting_for_cpu:
             out += fmt::format(

@@ -11,6 +11,8 @@
 #include <string>
 
 #include "weft/core/internal/hub_probe.hpp"
+#include "weft/core/internal/offload_stats.hpp"
+#include "weft/core/runtime.hpp"
 
 #ifndef WEFT_VERSION
 #define WEFT_VERSION "unknown"
@@ -48,6 +50,46 @@ std::string slurp(const char* path) {
         out.append(buf, static_cast<std::size_t>(n));
     ::close(fd);
     return out;
+}
+
+// The offload pool (weft::offload and patched name lookups).
+void add_offload_families(const Runtime& rt, std::vector<MetricFamily>& out) {
+    const auto st = weft::internal::offload_stats(rt);
+    auto gauge = [&](const char* name, const char* help, double v) {
+        out.push_back({name, help, "", MetricType::gauge, {{{}, v}}, {}});
+    };
+    gauge("weft_offload_threads", "Threads of the offload pool started so far.", st.threads);
+    gauge("weft_offload_max_threads", "Size of the offload pool (threads start on demand).",
+          st.max_threads);
+    gauge("weft_offload_busy_threads", "Offload threads running a task now.", st.busy_threads);
+    gauge("weft_offload_queue_length", "Offload tasks waiting for a thread.",
+          static_cast<double>(st.queued));
+    out.push_back({"weft_offload_tasks_started_total",
+                   "Offload tasks a pool thread has taken.",
+                   "",
+                   MetricType::counter,
+                   {{{}, static_cast<double>(st.started)}},
+                   {}});
+    out.push_back({"weft_offload_tasks_withdrawn_total",
+                   "Offload tasks whose caller stopped waiting (deadline or cancel) before a "
+                   "thread took them; they never ran.",
+                   "",
+                   MetricType::counter,
+                   {{{}, static_cast<double>(st.withdrawn)}},
+                   {}});
+    MetricFamily wait{"weft_offload_queue_wait_seconds",
+                      "Time offload tasks waited in the queue for a pool thread.",
+                      "seconds",
+                      MetricType::histogram,
+                      {},
+                      {}};
+    MetricFamily::HistogramSample h;
+    auto b = latency_buckets_seconds();
+    h.bounds.assign(b.begin(), b.end());
+    h.counts.assign(st.queue_wait_buckets.begin(), st.queue_wait_buckets.end());
+    h.sum = static_cast<double>(st.queue_wait_sum_ns) / 1e9;
+    wait.histograms.push_back(std::move(h));
+    out.push_back(std::move(wait));
 }
 
 }  // namespace
@@ -93,8 +135,32 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
                              MetricType::counter,
                              {},
                              {}};
+        MetricFamily patched{"weft_patched_calls_total",
+                             "Blocking libc calls made by the hub's fibers that syscall patching "
+                             "handled, by call (only calls made at least once are listed).",
+                             "",
+                             MetricType::counter,
+                             {},
+                             {}};
+        MetricFamily patched_waits{"weft_patched_call_waits_total",
+                                   "Patched calls that would have blocked and parked their fiber "
+                                   "instead, by call.",
+                                   "",
+                                   MetricType::counter,
+                                   {},
+                                   {}};
         for (unsigned i = 0; i < r->hub_count(); ++i) {
             const HubProbe& p = weft::internal::probe(r->hub(i));
+            for (std::size_t c = 0; c < weft::internal::kPatchedCallCount; ++c) {
+                const auto n = p.patched_calls[c].load(std::memory_order_relaxed);
+                if (n == 0) continue;
+                const char* call =
+                    weft::internal::patched_call_name(static_cast<weft::internal::PatchedCall>(c));
+                LabelSet cl{{"hub", std::to_string(i)}, {"call", call}};
+                patched.samples.push_back({cl, static_cast<double>(n)});
+                patched_waits.samples.push_back(
+                    {cl, static_cast<double>(p.patched_waits[c].load(std::memory_order_relaxed))});
+            }
             std::string hub = std::to_string(i);
             LabelSet l{{"hub", hub}};
             run.histograms.push_back(from_probe(p.run_duration, l));
@@ -120,6 +186,9 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
         out.push_back(std::move(idle));
         out.push_back(std::move(fibers));
         out.push_back(std::move(spawned));
+        out.push_back(std::move(patched));
+        out.push_back(std::move(patched_waits));
+        add_offload_families(*r, out);
     });
 }
 

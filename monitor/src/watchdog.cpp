@@ -39,6 +39,7 @@
 #include "subscriber_list.hpp"
 #include "subscriber_sink.hpp"
 #include "symbolizer.hpp"
+#include "syscall_advice.hpp"
 #include "thread_inspect.hpp"
 #include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/log.hpp"
@@ -419,6 +420,7 @@ struct Watchdog::Impl {
         } else if (p.pc_only) {
             r.stack.push_back(symbolizer.describe(p.pc_only, true));
         }
+        detail::explain_system_call(r, rt.options().patch_syscalls);
         episodes.collapse(r);
         for (auto& k : sinks)
             sink(k->name(), [&] { k->on_report(r); });

@@ -1,7 +1,12 @@
 // The demo routes. /block and /spin hold the hub on purpose: they are what the watchdog
-// is there to catch.
+// is there to catch. /std_sleep is the same sleep as /block made through libc, which syscall
+// patching turns into a cooperative one (gevent's time.sleep after patch_all()).
 #include "demo_routes.hpp"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <string>
@@ -44,6 +49,15 @@ Handler with_ms(const char* verb, F act) {
     };
 }
 
+// Sleeps with the nanosleep system call itself, not libc's function: a path that syscall
+// patching cannot see, so it blocks the hub whatever the configuration.
+void raw_sleep(std::chrono::milliseconds d) {
+    timespec ts{static_cast<time_t>(d.count() / 1000),
+                static_cast<long>(d.count() % 1000) * 1'000'000};
+    while (::syscall(SYS_nanosleep, &ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 }  // namespace
 
 void register_demo_routes(Router& router) {
@@ -54,8 +68,9 @@ void register_demo_routes(Router& router) {
     });
     router.get("/sleep",
                with_ms("slept", [](std::chrono::milliseconds d) { (void)weft::sleep_for(d); }));
-    router.get("/block", with_ms("blocked", [](std::chrono::milliseconds d) {
-                   std::this_thread::sleep_for(d);
+    router.get("/block", with_ms("blocked", [](std::chrono::milliseconds d) { raw_sleep(d); }));
+    router.get("/std_sleep", with_ms("slept", [](std::chrono::milliseconds d) {
+                   std::this_thread::sleep_for(d);  // cooperative when patching is on
                }));
     router.get("/spin", with_ms("spun", [](std::chrono::milliseconds d) {
                    auto until = std::chrono::steady_clock::now() + d;

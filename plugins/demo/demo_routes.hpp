@@ -1,5 +1,5 @@
 // The demo routes (the bundled demo plugin of the server, and the example program): a hello
-// world, an echo, and four ways to spend N milliseconds that show what blocking a hub does.
+// world, an echo, and five ways to spend N milliseconds that show what blocking a hub does.
 #pragma once
 
 #include "weft/http/router.hpp"
@@ -15,7 +15,10 @@ inline constexpr long kDemoMaxMs = 30'000;
 ///   GET  /              -> "Hello, World!" (text/plain)
 ///   POST /echo          -> the request body, with the request's Content-Type
 ///   GET  /sleep?ms=N    -> weft::sleep_for(N ms): parks the fiber, the hub serves others
-///   GET  /block?ms=N    -> std::this_thread::sleep_for(N ms): blocks the whole hub
+///   GET  /block?ms=N    -> the nanosleep system call, made directly: blocks the whole hub
+///                          (syscall patching cannot see a raw system call)
+///   GET  /std_sleep?ms=N -> std::this_thread::sleep_for(N ms): with syscall patching on (the
+///                          server's default) only the fiber sleeps; off, the hub blocks
 ///   GET  /spin?ms=N     -> a CPU busy loop for N ms: blocks the hub too
 ///   GET  /offload?ms=N  -> the blocking sleep inside weft::offload: the hub stays free
 /// `ms` must be a whole number from 0 to kDemoMaxMs; otherwise 400 with a message.

@@ -120,6 +120,9 @@ config::Schema<Settings> build() {
     s.bind("runtime", "recv_buffer_size",
         [](auto& o) -> auto& { return o.runtime.recv_buffer_size; },
         size(1 * kKiB, 16 * kMiB), "size of each pooled receive buffer");
+    s.bind("runtime", "patch_syscalls", [](auto& o) -> auto& { return o.runtime.patch_syscalls; },
+        boolean(), "blocking libc calls made by a fiber (sockets, pipes, poll, sleep, DNS) park only "
+        "that fiber");
     s.bind("runtime", "ring_entries", [](auto& o) -> auto& { return o.runtime.ring_entries; },
         integer(8, 32'768), "io_uring submission queue entries per hub");
 

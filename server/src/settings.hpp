@@ -72,6 +72,8 @@ struct Settings {
     static RuntimeOptions runtime_defaults() {
         RuntimeOptions o;
         o.name = "weft";
+        // gevent's patch_all(): libraries a plugin calls (libpq, libcurl, hiredis...) cooperate.
+        o.patch_syscalls = true;
         return o;
     }
 };

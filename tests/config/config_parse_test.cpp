@@ -91,7 +91,9 @@ TEST(ConfigParse, HeaderPhrase) {
     EXPECT_FALSE(weft::valid_header_phrase("weft\r\nX-Forged: 1"));
     EXPECT_FALSE(weft::valid_header_phrase("a\tb"));
     EXPECT_FALSE(weft::valid_header_phrase("a\x7f"));
-    EXPECT_FALSE(weft::valid_header_phrase("w\xc3\xa9ft"));  // UTF-8 is not ASCII
+    EXPECT_FALSE(
+        weft::valid_header_phrase("w\xc3\xa9"
+                                  "ft"));  // UTF-8 is not ASCII
 }
 
 TEST(ConfigParse, EditDistanceAndSuggestions) {
@@ -125,7 +127,8 @@ TEST(ConfigParse, RoundedDurationMustStayAboveZero) {
     // 0.1 ns rounds to 0: "> 0" must still refuse it.
     auto r = parse_duration(Input::from_text("0.0000000001"), Duration::zero(), 1s, true);
     EXPECT_FALSE(r.ok());
-    EXPECT_NE(r.error().message.find("must be greater than 0"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("must be greater than 0"), std::string::npos)
+        << r.error().message;
 }
 
 }  // namespace

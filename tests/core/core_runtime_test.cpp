@@ -14,6 +14,7 @@
 #include "cpu_quota.hpp"
 #include "fiber_test.hpp"
 #include "weft/core/internal/hub_probe.hpp"
+#include "weft/core/internal/offload_stats.hpp"
 #include "weft/core/weft.hpp"
 
 using namespace std::chrono_literals;
@@ -316,6 +317,54 @@ FIBER_TEST(Offload, KeepsTheHubResponsive) {
     EXPECT_GE(weft::Clock::now() - t0, 200ms);
     EXPECT_GE(ticks, 15);
     ticker.join();
+}
+
+TEST(Offload, ADeadlineWithdrawsWorkThatNoThreadTookYet) {
+    auto o = weft::testing::test_options();
+    o.offload_threads = 1;
+    weft::run(
+        [] {
+            // The pool's one thread is busy for 200 ms: the second offload's deadline passes
+            // while it waits in the queue, and its work never runs.
+            std::atomic<bool> second_ran{false};
+            auto busy = weft::spawn(
+                "busy", [] { weft::offload([] { std::this_thread::sleep_for(200ms); }); });
+            (void)weft::sleep_for(10ms);
+            auto t0 = weft::Clock::now();
+            auto r = weft::offload(weft::Deadline(30ms), [&] { second_ran = true; });
+            ASSERT_FALSE(r);
+            EXPECT_EQ(r.error().code, weft::Errc::timed_out);
+            EXPECT_LT(weft::Clock::now() - t0, 150ms) << "the wait outlived its deadline";
+            // A cancel withdraws it the same way.
+            weft::Result<int> cr = weft::Errc::ok;
+            auto waiter = weft::spawn(
+                "waiter", [&] { cr = weft::offload(weft::Deadline::never(), [] { return 1; }); });
+            (void)weft::sleep_for(10ms);
+            waiter.cancel();
+            waiter.join();
+            ASSERT_FALSE(cr);
+            EXPECT_EQ(cr.error().code, weft::Errc::cancelled);
+            busy.join();
+            // Work a thread took runs to the end, deadline or not, and gives its value.
+            auto v = weft::offload(weft::Deadline(300ms), [] {
+                std::this_thread::sleep_for(500ms);
+                return 7;
+            });
+            ASSERT_TRUE(v);
+            EXPECT_EQ(*v, 7);
+            EXPECT_FALSE(second_ran.load());
+            const auto stats = weft::internal::offload_stats(weft::Hub::current()->runtime());
+            EXPECT_EQ(stats.max_threads, 1u);
+            EXPECT_EQ(stats.threads, 1u);
+            EXPECT_EQ(stats.started, 2u);
+            EXPECT_EQ(stats.withdrawn, 2u);
+            EXPECT_EQ(stats.queued, 0u);
+            std::uint64_t waited = 0;
+            for (auto c : stats.queue_wait_buckets)
+                waited += c;
+            EXPECT_EQ(waited, 2u);
+        },
+        o);
 }
 
 #pragma GCC diagnostic push

@@ -33,6 +33,15 @@ HUB_FAMILIES = [
     ("process_start_time_seconds", "gauge"),
     ("http_server_request_duration_seconds", "histogram"),
     ("http_server_active_requests", "gauge"),
+    ("weft_patched_calls_total", "counter"),
+    ("weft_patched_call_waits_total", "counter"),
+    ("weft_offload_threads", "gauge"),
+    ("weft_offload_max_threads", "gauge"),
+    ("weft_offload_busy_threads", "gauge"),
+    ("weft_offload_queue_length", "gauge"),
+    ("weft_offload_tasks_started_total", "counter"),
+    ("weft_offload_tasks_withdrawn_total", "counter"),
+    ("weft_offload_queue_wait_seconds", "histogram"),
 ]
 
 
@@ -110,7 +119,8 @@ class Admin(unittest.TestCase):
         self.assertTrue(headers["content-type"].startswith("application/json"))
 
     def test_metrics_pass_promtool_and_have_every_family(self):
-        for path in ["/", "/sleep?ms=3", "/hello/alice", "/hello/bob", "/nowhere"]:
+        for path in ["/", "/sleep?ms=3", "/hello/alice", "/hello/bob", "/nowhere",
+                     "/std_sleep?ms=3", "/offload?ms=1"]:
             get(self.w.http, path)
         get(self.w.http, "/echo", method="POST", body=b"x")
         status, headers, body = get(self.w.admin, "/metrics")
@@ -143,6 +153,13 @@ class Admin(unittest.TestCase):
         self.assertNotIn("ms=3", text)
         self.assertNotIn("/nowhere", text)
 
+        # std::this_thread::sleep_for went through the patched sleep and parked its fiber.
+        sleeps = sum(v for lab, v in samples(text, "weft_patched_call_waits_total")
+                     if lab.get("call") in ("nanosleep", "clock_nanosleep"))
+        self.assertGreaterEqual(sleeps, 1)
+        self.assertGreaterEqual(sample(text, "weft_offload_tasks_started_total"), 1)
+        self.assertGreaterEqual(sample(text, "weft_offload_queue_wait_seconds_count"), 1)
+
         # The template's own counters are in the same registry.
         self.assertRegex(text, r"(?m)^hello_greetings_total [2-9]")
         self.assertIn("# TYPE hello_ticks_total counter", text)
@@ -170,6 +187,15 @@ class Admin(unittest.TestCase):
         self.assertGreater(sum(h["blocking_events"] for h in b["hubs"]), before)
         self.assertEqual(ours[0]["fiber"]["name"], "http-connection")
         self.assertEqual(ours[0]["kind"], "blocked")
+        # /block sleeps with a raw system call: the report names the plugin it came from and
+        # says that patching covers nanosleep only through libc's function.
+        sc = ours[0]["syscall"]
+        self.assertEqual(sc["name"], "nanosleep")
+        self.assertTrue(sc["patchable"])
+        self.assertTrue(sc["patching_on"])
+        self.assertEqual(sc["caller"]["module"], "libweft_demo.so", sc)
+        self.assertIn("did not go through libc's patched function", sc["advice"])
+        self.assertIn("weft::sleep_for", sc["advice"])
 
     def test_debug_fibers_is_json(self):
         status, headers, raw = get(self.w.admin, "/debug/fibers")

@@ -413,6 +413,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_RUNTIME_RECV_BUFFERS", "128"},
         {"WEFT_RUNTIME_RECV_BUFFER_SIZE", "4KiB"},
         {"WEFT_RUNTIME_RING_ENTRIES", "512"},
+        {"WEFT_RUNTIME_PATCH_SYSCALLS", "off"},
         {"WEFT_ADMIN_ENABLED", "false"},
         {"WEFT_ADMIN_LISTEN", "127.0.0.1:2"},
         {"WEFT_ADMIN_DEBUG_ENDPOINTS", "off"},
@@ -453,6 +454,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.monitor.reports_file, "reports.jsonl");
     EXPECT_EQ(v.log.access_log.kind, AccessLogTarget::Kind::to_stdout);
     EXPECT_EQ(v.runtime.recv_buffers, 128u);
+    EXPECT_FALSE(v.runtime.patch_syscalls);
     EXPECT_EQ(v.runtime.recv_buffer_size, 4 * kKiB);
     EXPECT_EQ(v.runtime.ring_entries, 512u);
     EXPECT_EQ(v.runtime.run_budget, 16u);

@@ -1,5 +1,11 @@
 // offload(fn): run blocking or CPU-heavy work on the runtime's thread pool while only the calling
 // fiber waits (gevent's threadpool.apply). The hub keeps running its other fibers meanwhile.
+//
+// Sizing: RuntimeOptions::offload_threads (0: max(4, hubs)) threads, started on demand. Each
+// offload in flight holds one thread, so the pool bounds how many blocking calls run at once;
+// what does not fit waits in the queue (weft_offload_queue_length, weft_offload_queue_wait_
+// seconds). Size it to the blocking calls you expect at once (patched DNS lookups use it too);
+// give offload a deadline so a full pool answers with an error instead of an ever longer wait.
 #pragma once
 
 #include <exception>
@@ -7,15 +13,41 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/core/deadline.hpp"
 #include "weft/core/fiber.hpp"
+#include "weft/core/result.hpp"
 #include "weft/core/unique_function.hpp"
 
 namespace weft {
 
 namespace detail {
-/// Runs `work` on the pool and parks the calling fiber until it has run. Outside a fiber,
-/// runs it inline. `work` must not throw.
-void offload_raw(UniqueFunction<void()> work);
+/// Runs `work` on the pool and parks the calling fiber until it has run. Errc::timed_out or
+/// Errc::cancelled when the wait ended before a pool thread took the work (then it never runs).
+/// Outside a fiber, runs it inline. `work` must not throw.
+Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline = Deadline::never());
+
+template <class F>
+struct OffloadCall {
+    using T = std::invoke_result_t<std::decay_t<F>&>;
+    std::optional<StoredValue<T>> value;
+    std::exception_ptr error;
+    Result<void> run(F& fn, Deadline deadline) {
+        return offload_raw(
+            [&]() noexcept {
+                try {
+                    if constexpr (std::is_void_v<T>) {
+                        fn();
+                        value.emplace();
+                    } else {
+                        value.emplace(fn());
+                    }
+                } catch (...) {
+                    error = std::current_exception();
+                }
+            },
+            deadline);
+    }
+};
 }  // namespace detail
 
 /// Runs `fn` on a pool thread, parks the calling fiber until it returns, then returns its value
@@ -23,23 +55,27 @@ void offload_raw(UniqueFunction<void()> work);
 /// takes effect at the fiber's next blocking call.
 template <class F>
 auto offload(F&& fn) -> std::invoke_result_t<std::decay_t<F>&> {
-    using T = std::invoke_result_t<std::decay_t<F>&>;
-    std::optional<detail::StoredValue<T>> value;
-    std::exception_ptr error;
-    detail::offload_raw([&]() noexcept {
-        try {
-            if constexpr (std::is_void_v<T>) {
-                fn();
-                value.emplace();
-            } else {
-                value.emplace(fn());
-            }
-        } catch (...) {
-            error = std::current_exception();
-        }
-    });
-    if (error) std::rethrow_exception(error);
-    if constexpr (!std::is_void_v<T>) return std::move(*value);
+    detail::OffloadCall<F> call;
+    (void)call.run(fn, Deadline::never());
+    if (call.error) std::rethrow_exception(call.error);
+    if constexpr (!std::is_void_v<typename detail::OffloadCall<F>::T>)
+        return std::move(*call.value);
+}
+
+/// offload() with a deadline on the wait for a pool thread: Errc::timed_out when the deadline
+/// passes, Errc::cancelled when the fiber is cancelled, before a thread took the work (which
+/// then never runs). Once a thread runs the work, the call waits for it to finish (work on
+/// another thread cannot be abandoned safely: it may use the caller's stack) and returns its
+/// value or rethrows its exception.
+template <class F>
+auto offload(Deadline deadline, F&& fn) -> Result<std::invoke_result_t<std::decay_t<F>&>> {
+    detail::OffloadCall<F> call;
+    if (auto r = call.run(fn, deadline); !r) return r.error();
+    if (call.error) std::rethrow_exception(call.error);
+    if constexpr (std::is_void_v<typename detail::OffloadCall<F>::T>)
+        return {};
+    else
+        return std::move(*call.value);
 }
 
 }  // namespace weft

@@ -37,6 +37,11 @@ struct RuntimeOptions {
     unsigned run_budget = 64;
     /// Per-slice clock reads, histograms, busy/idle time (the watchdog needs them).
     bool collect_stats = true;
+    /// Blocking libc calls made by a fiber of these hubs park only that fiber: socket, pipe and
+    /// eventfd I/O, connect and accept, poll and select, sleeps, name resolution (gevent's
+    /// monkey patching; see weft/core/fd_wait.hpp for the explicit way). Calls from any other
+    /// thread, or outside a fiber, are libc's own. The weft server turns it on.
+    bool patch_syscalls = false;
     /// Period of the probe timer behind weft_hub_lag_seconds (0 disables it).
     std::chrono::milliseconds lag_probe_interval{10};
     /// Receive buffers per hub (io_uring provided-buffer ring; a pool on epoll) and their size.

@@ -88,6 +88,16 @@ struct BlockingReport {
     long syscall_nr = -1;
     std::string syscall_detail;  ///< e.g. "fd 7 -> pipe:[123]"
     std::string wchan;           ///< kernel wait channel, e.g. "pipe_read"
+    /// For a blockage in a system call: the first frame of the stack outside libc, libstdc++,
+    /// weft's own syscall wrappers and the sanitizer runtimes — the library the call came from
+    /// ("libpq.so.5") and its function ("pqSocketPoll"). Empty without a stack.
+    std::string caller_module;
+    std::string caller_function;
+    /// Syscall patching would make this system call cooperative when a fiber makes it through
+    /// libc's function; whether patching was on for the hub; and what to do ("" if nothing).
+    bool syscall_patchable = false;
+    bool patching_on = false;
+    std::string advice;
 
     std::vector<StackFrame> stack;    ///< innermost first
     std::string stack_note;           ///< how the stack was obtained, or why it is missing

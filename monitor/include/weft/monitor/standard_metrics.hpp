@@ -10,8 +10,12 @@ namespace weft::monitor {
 
 /// Per hub (label `hub`): weft_hub_run_duration_seconds, weft_hub_schedule_delay_seconds and
 /// weft_hub_lag_seconds (histograms, 1-2-5 buckets from 5 us to 10 s),
-/// weft_hub_busy_seconds_total, weft_hub_idle_seconds_total, weft_hub_fibers{state} and
-/// weft_hub_fibers_spawned_total. `rt` must outlive the handle.
+/// weft_hub_busy_seconds_total, weft_hub_idle_seconds_total, weft_hub_fibers{state},
+/// weft_hub_fibers_spawned_total, and weft_patched_calls_total{call} and
+/// weft_patched_call_waits_total{call} (syscall patching). For the runtime's offload pool:
+/// weft_offload_threads, _max_threads, _busy_threads, _queue_length (gauges),
+/// weft_offload_tasks_started_total, _tasks_withdrawn_total and the
+/// weft_offload_queue_wait_seconds histogram. `rt` must outlive the handle.
 [[nodiscard]] CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt);
 
 /// process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,

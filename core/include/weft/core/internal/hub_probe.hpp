@@ -5,9 +5,11 @@
 // Used by weft's monitor, HTTP server and server binary; not installed with the SDK.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
+#include "weft/core/internal/patched_calls.hpp"
 #include "weft/core/latency_histogram.hpp"
 
 namespace weft {
@@ -47,6 +49,10 @@ struct HubProbe {
     std::atomic<std::uint64_t> busy_ns{0};
     std::atomic<std::uint64_t> idle_ns{0};
     std::atomic<std::uint64_t> fibers_spawned{0};
+    /// Patched libc calls made by this hub's fibers (internal::PatchedCall order), and how many
+    /// of them had to park the fiber because the call would have blocked.
+    std::array<std::atomic<std::uint64_t>, internal::kPatchedCallCount> patched_calls{};
+    std::array<std::atomic<std::uint64_t>, internal::kPatchedCallCount> patched_waits{};
 };
 
 /// Told about every switch on a hub (a fiber slice starting or ending), with the time.

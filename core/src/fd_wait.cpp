@@ -1,0 +1,218 @@
+// Waits on descriptors that another library owns, and the bookkeeping that lets close(2) wake
+// the fibers waiting on a descriptor, on any hub, instead of leaving them parked on a dead one.
+#include "fd_wait.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "hub_impl.hpp"
+#include "patch/real.hpp"
+#include "weft/core/fd_wait.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+// How many fibers (over all hubs) wait on each descriptor: close(2) looks here first, so a
+// close that nobody waits on costs one load. Chunks are made on first use and never freed.
+constexpr std::size_t kChunk = 4096;
+constexpr std::size_t kChunks = 1024;  // descriptors below 4M
+std::atomic<std::atomic<std::uint32_t>*> g_waits[kChunks];
+
+std::atomic<std::uint32_t>* wait_count(int fd, bool create) noexcept {
+    if (fd < 0) return nullptr;
+    const std::size_t c = static_cast<std::size_t>(fd) / kChunk;
+    if (c >= kChunks) return nullptr;
+    auto* chunk = g_waits[c].load(std::memory_order_acquire);
+    if (!chunk && create) {
+        auto* fresh = new (std::nothrow) std::atomic<std::uint32_t>[kChunk]();
+        if (!fresh) return nullptr;
+        if (g_waits[c].compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel))
+            chunk = fresh;
+        else
+            delete[] fresh;
+    }
+    return chunk ? &chunk[static_cast<std::size_t>(fd) % kChunk] : nullptr;
+}
+
+std::mutex g_hubs_mu;
+std::vector<HubImpl*> g_hubs;
+
+// A fiber's waits on descriptors: registered for close(2) while it is parked.
+class Registration {
+  public:
+    Registration(HubImpl& hub, const pollfd* fds, std::size_t n) : hub_(hub), n_(n) {
+        nodes_ = n <= kInline ? inline_ : (heap_ = std::make_unique<FdWaitNode[]>(n)).get();
+        for (std::size_t i = 0; i < n; ++i) {
+            nodes_[i].fd = fds[i].fd;
+            nodes_[i].fiber = hub.running();
+            hub.fd_waits().add(nodes_[i]);
+            if (auto* c = wait_count(fds[i].fd, true)) c->fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    ~Registration() {
+        for (std::size_t i = 0; i < n_; ++i) {
+            hub_.fd_waits().remove(nodes_[i]);
+            if (auto* c = wait_count(nodes_[i].fd, false))
+                c->fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+  private:
+    static constexpr std::size_t kInline = 4;
+    HubImpl& hub_;
+    std::size_t n_;
+    FdWaitNode inline_[kInline];
+    std::unique_ptr<FdWaitNode[]> heap_;
+    FdWaitNode* nodes_;
+};
+
+// Off a fiber: poll(2) on the calling thread, in slices so the deadline is kept exactly.
+Result<short> poll_thread(int fd, short events, Deadline deadline) {
+    for (;;) {
+        pollfd p{fd, events, 0};
+        int timeout = -1;
+        if (!deadline.is_never()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline.remaining() + std::chrono::microseconds(999));
+            timeout = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+        }
+        int r = real::calls().poll(&p, 1, timeout);
+        if (r > 0) return p.revents;
+        if (r < 0 && errno != EINTR) return Error::from_errno(errno);
+        if (r == 0 && deadline.passed()) return Errc::timed_out;
+    }
+}
+
+}  // namespace
+
+void FdWaitRegistry::add(FdWaitNode& n) noexcept {
+    if (n.fd < 0) return;
+    const auto i = static_cast<std::size_t>(n.fd);
+    if (i >= heads_.size()) {
+        try {
+            heads_.resize(i + 256, nullptr);
+        } catch (...) {
+            n.prev = n.next = &n;  // not listed: a close will not find it
+            return;
+        }
+    }
+    n.prev = nullptr;
+    n.next = heads_[i];
+    if (n.next) n.next->prev = &n;
+    heads_[i] = &n;
+}
+
+void FdWaitRegistry::remove(FdWaitNode& n) noexcept {
+    if (n.fd < 0 || n.next == &n) return;
+    if (n.prev)
+        n.prev->next = n.next;
+    else
+        heads_[static_cast<std::size_t>(n.fd)] = n.next;
+    if (n.next) n.next->prev = n.prev;
+    n.prev = n.next = nullptr;
+}
+
+void FdWaitRegistry::close_fd(HubImpl& hub, int fd) noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= heads_.size()) return;
+    for (FdWaitNode* n = heads_[static_cast<std::size_t>(fd)]; n; n = n->next)
+        hub.interrupt(n->fiber, Errc::closed);
+}
+
+Result<short> wait_one(HubImpl& hub, int fd, short events, Deadline deadline) {
+    const pollfd p{fd, events, 0};
+    Registration reg(hub, &p, 1);
+    return hub.io().wait_fd(fd, events, deadline);
+}
+
+Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadline) {
+    Registration reg(hub, fds, n);
+    return hub.io().wait_fds(fds, n, deadline);
+}
+
+void fd_closing(int fd) noexcept {
+    auto* c = wait_count(fd, false);
+    if (!c || c->load(std::memory_order_relaxed) == 0) return;
+    HubImpl* self = HubImpl::current();
+    if (self) self->fd_waits().close_fd(*self, fd);
+    std::lock_guard lock(g_hubs_mu);
+    for (HubImpl* h : g_hubs) {
+        if (h == self) continue;
+        try {
+            h->post_any([h, fd] { h->fd_waits().close_fd(*h, fd); });
+        } catch (...) {
+        }
+    }
+}
+
+void register_hub(HubImpl* hub) {
+    std::lock_guard lock(g_hubs_mu);
+    g_hubs.push_back(hub);
+}
+
+void unregister_hub(HubImpl* hub) noexcept {
+    std::lock_guard lock(g_hubs_mu);
+    std::erase(g_hubs, hub);
+}
+
+}  // namespace weft::detail
+
+namespace weft {
+
+Result<short> wait_fd(int fd, short events, Deadline deadline) {
+    detail::HubImpl* hub = detail::HubImpl::current();
+    auto r = (!hub || !hub->running()) ? detail::poll_thread(fd, events, deadline)
+                                       : detail::wait_one(*hub, fd, events, deadline);
+    if (r && (*r & POLLNVAL)) return Error::from_errno(EBADF);
+    return r;
+}
+
+Result<int> poll_fds(std::span<pollfd> fds, Deadline deadline) {
+    detail::HubImpl* hub = detail::HubImpl::current();
+    const bool fiber = hub && hub->running();
+    std::vector<pollfd> live;
+    for (;;) {
+        int timeout = 0;
+        if (!fiber) {
+            timeout = -1;
+            if (!deadline.is_never()) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline.remaining() + std::chrono::microseconds(999));
+                timeout = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+            }
+        }
+        const int n = detail::real::calls().poll(fds.data(), fds.size(), timeout);
+        if (n > 0) return n;
+        if (n < 0 && errno != EINTR) return Error::from_errno(errno);
+        if (n == 0 && deadline.passed()) return 0;
+        if (!fiber) continue;
+        live.clear();
+        for (const pollfd& p : fds)
+            if (p.fd >= 0) live.push_back(p);
+        auto r = live.empty() ? this_fiber::sleep_until(deadline)
+                              : detail::wait_any(*hub, live.data(), live.size(), deadline);
+        if (!r && r.error().code != Errc::timed_out && r.error().code != Errc::closed)
+            return r.error();
+    }
+}
+
+Result<void> wait_readable(int fd, Deadline deadline) {
+    auto r = wait_fd(fd, POLLIN, deadline);
+    if (!r) return r.error();
+    return {};
+}
+
+Result<void> wait_writable(int fd, Deadline deadline) {
+    auto r = wait_fd(fd, POLLOUT, deadline);
+    if (!r) return r.error();
+    return {};
+}
+
+}  // namespace weft

@@ -1,0 +1,52 @@
+// The hub's side of waits on descriptors: which fibers wait on which descriptor (so that closing
+// it wakes them, on this hub or another), and the multi-descriptor wait behind poll(2) and
+// select(2) when they are patched.
+#pragma once
+
+#include <poll.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "weft/core/deadline.hpp"
+#include "weft/core/result.hpp"
+
+namespace weft::detail {
+
+class HubImpl;
+struct FiberRecord;
+
+/// A fiber's wait on one descriptor, on that fiber's stack.
+struct FdWaitNode {
+    int fd = -1;
+    FiberRecord* fiber = nullptr;
+    FdWaitNode* prev = nullptr;
+    FdWaitNode* next = nullptr;
+};
+
+/// Per hub, hub thread only.
+class FdWaitRegistry {
+  public:
+    void add(FdWaitNode& n) noexcept;
+    void remove(FdWaitNode& n) noexcept;
+    /// Wakes every fiber of this hub waiting on `fd` with Errc::closed.
+    void close_fd(HubImpl& hub, int fd) noexcept;
+
+  private:
+    std::vector<FdWaitNode*> heads_;  // indexed by fd
+};
+
+/// Waits on one descriptor from a fiber of `hub` (registered for close_fd).
+Result<short> wait_one(HubImpl& hub, int fd, short events, Deadline deadline);
+/// Waits until any of `fds` is ready, from a fiber of `hub`; revents are not filled in.
+Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadline);
+
+/// `fd` is being closed: every fiber waiting on it, on any hub, wakes with Errc::closed (a
+/// fiber of another hub wakes soon after, through a post). Any thread.
+void fd_closing(int fd) noexcept;
+
+/// Every live hub, for fd_closing(). Hubs add themselves when their thread starts.
+void register_hub(HubImpl* hub);
+void unregister_hub(HubImpl* hub) noexcept;
+
+}  // namespace weft::detail

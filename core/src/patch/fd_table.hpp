@@ -1,0 +1,33 @@
+// What the patched calls know of each descriptor: whether it can be waited on (a socket, pipe,
+// FIFO, eventfd, terminal... but not a regular file), whether the caller left it blocking (its
+// view is kept: an fd it left blocking still looks blocking to it), and a socket's
+// SO_RCVTIMEO/SO_SNDTIMEO. Kept up to date by the patched socket, accept, pipe, eventfd, fcntl,
+// ioctl, setsockopt, dup and close; a descriptor first seen otherwise is looked at once (fstat,
+// F_GETFL). One atomic word per descriptor: any thread may read or write it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace weft::detail::patch {
+
+enum class FdKind : std::uint8_t { unknown = 0, socket, pollable, other };
+
+struct FdInfo {
+    FdKind kind = FdKind::unknown;
+    bool nonblocking = false;                  ///< in the caller's view (O_NONBLOCK)
+    std::chrono::milliseconds rcv_timeout{0};  ///< 0: none
+    std::chrono::milliseconds snd_timeout{0};
+};
+
+/// The descriptor's info, looking at it (and remembering) when not known yet.
+FdInfo fd_info(int fd) noexcept;
+/// A new descriptor whose kind and flags are known (socket, accept, pipe, eventfd).
+void fd_created(int fd, FdKind kind, bool nonblocking) noexcept;
+void fd_set_nonblocking(int fd, bool on) noexcept;
+/// SO_RCVTIMEO (receive) or SO_SNDTIMEO (send).
+void fd_set_timeout(int fd, bool receive, std::chrono::milliseconds t) noexcept;
+/// Closed or replaced (dup2): looked at afresh when next used.
+void fd_forget(int fd) noexcept;
+
+}  // namespace weft::detail::patch

@@ -1,0 +1,454 @@
+// Patched socket and pipe I/O: connect, accept, read/write and their socket and vector forms.
+// On a fiber of a patching hub, a call on a descriptor the caller left blocking is made without
+// blocking (MSG_DONTWAIT on sockets; a readiness check before each piece on pipes and the like;
+// O_NONBLOCK for the length of the call only for connect and accept, which have no per-call
+// flag); when it would block, only the fiber parks until the descriptor is ready or the
+// socket's SO_RCVTIMEO/SO_SNDTIMEO passes. The caller sees libc's results and errno.
+// Everywhere else, and on descriptors the caller made nonblocking or that cannot be waited on
+// (regular files), the call is libc's own.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <vector>
+
+#include "fd_wait.hpp"
+#include "patch/patch.hpp"
+
+namespace weft::detail::patch {
+
+namespace {
+
+bool would_block(ssize_t n) noexcept {
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Parks until `fd` has `events`; false (with errno set) when the wait ended otherwise.
+bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int timeout_errno) {
+    count_wait(h, c);
+    auto r = wait_one(h, fd, events, dl);
+    if (r) return true;
+    errno = wait_errno(r.error(), timeout_errno);
+    return false;
+}
+
+// Runs `op(extra_flags)` for a socket call until it does not block. Input calls return as soon
+// as they have data; output calls with `all` keep going until every byte is out (a blocking
+// stream socket's send), returning what was sent if the wait then fails.
+template <class Op>
+ssize_t on_socket(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, bool input, Op op,
+                  std::size_t total = 0, bool all = false) {
+    count(h, c);
+    const Deadline dl = after(input ? info.rcv_timeout : info.snd_timeout);
+    std::size_t done = 0;
+    for (;;) {
+        ssize_t n = op(done, MSG_DONTWAIT);
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+            if (!all || done >= total || n == 0) return static_cast<ssize_t>(done);
+            continue;
+        }
+        if (!would_block(n)) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        if (!park(h, c, fd, input ? POLLIN : POLLOUT, dl, EAGAIN))
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+    }
+}
+
+// A read on a pipe, FIFO, eventfd or terminal the caller left blocking: wait for readiness
+// first, then read (which does not block once the descriptor is readable).
+template <class Op>
+ssize_t read_pollable(HubImpl& h, PatchedCall c, int fd, Op op) {
+    count(h, c);
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        int r = real::calls().poll(&p, 1, 0);
+        if (r != 0) return op();  // ready, or in error: the read says which
+        if (!park(h, c, fd, POLLIN, Deadline::never(), EAGAIN)) return -1;
+    }
+}
+
+// O_NONBLOCK on a descriptor for the length of one call, then the caller's flags again.
+class NonblockingFor {
+  public:
+    explicit NonblockingFor(int fd) noexcept : fd_(fd) {
+        flags_ = real::calls().fcntl(fd, F_GETFL);
+        if (flags_ >= 0 && !(flags_ & O_NONBLOCK))
+            set_ = real::calls().fcntl(fd, F_SETFL, flags_ | O_NONBLOCK) == 0;
+    }
+    ~NonblockingFor() {
+        const int e = errno;
+        if (set_) real::calls().fcntl(fd_, F_SETFL, flags_);
+        errno = e;
+    }
+    bool ok() const noexcept { return set_; }
+
+  private:
+    int fd_;
+    int flags_ = -1;
+    bool set_ = false;
+};
+
+// A write on a pipe or the like the caller left blocking: every byte written (as a blocking
+// write does), in pieces of at most PIPE_BUF, each once poll(2) says there is room. Linux
+// reports a pipe writable when it has a free slot, which takes a PIPE_BUF write without
+// blocking; so the descriptor's flags, which a child process may share, are never touched.
+template <class Op>
+ssize_t write_pollable(HubImpl& h, PatchedCall c, int fd, std::size_t total, Op op) {
+    count(h, c);
+    std::size_t done = 0;
+    for (;;) {
+        pollfd p{fd, POLLOUT, 0};
+        if (real::calls().poll(&p, 1, 0) == 0) {
+            if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN))
+                return done > 0 ? static_cast<ssize_t>(done) : -1;
+            continue;
+        }
+        ssize_t n = op(done, std::min<std::size_t>(total - done, PIPE_BUF));
+        if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        done += static_cast<std::size_t>(n);
+        if (done >= total || n == 0) return static_cast<ssize_t>(done);
+    }
+}
+
+// read() or write() done as a socket call on a descriptor the table called a socket, but which
+// is not one any more: it was closed where no wrapper saw it (a raw syscall, libc's own internal
+// close) and its number reused. Forget what the table knew, so that the caller looks afresh.
+bool stale_socket(int fd, ssize_t r) noexcept {
+    if (r >= 0 || errno != ENOTSOCK) return false;
+    fd_forget(fd);
+    return true;
+}
+
+std::size_t iov_total(const iovec* iov, int n) noexcept {
+    std::size_t t = 0;
+    for (int i = 0; i < n; ++i)
+        t += iov[i].iov_len;
+    return t;
+}
+
+// The buffers of `iov` after the first `skip` bytes (for a write that went out in parts), at
+// most `cap` bytes of them.
+std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
+                             std::size_t cap = SIZE_MAX) {
+    std::vector<iovec> out;
+    for (int i = 0; i < n && cap > 0; ++i) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        const std::size_t len = std::min(iov[i].iov_len - skip, cap);
+        out.push_back({static_cast<char*>(iov[i].iov_base) + skip, len});
+        cap -= len;
+        skip = 0;
+    }
+    return out;
+}
+
+}  // namespace
+
+// connect: a blocking socket connects without blocking the hub; SO_SNDTIMEO bounds it (then
+// EINPROGRESS, as libc), a cancel gives EINTR (the connection goes on in the background, as after
+// a signal).
+int connect_impl(int fd, const sockaddr* addr, socklen_t len) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h) return real.connect(fd, addr, len);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking) return real.connect(fd, addr, len);
+    count(*h, PatchedCall::connect);
+    int r;
+    {
+        NonblockingFor nb(fd);
+        if (!nb.ok()) return real.connect(fd, addr, len);
+        r = real.connect(fd, addr, len);
+    }
+    if (r == 0 || errno != EINPROGRESS) return r;
+    if (!park(*h, PatchedCall::connect, fd, POLLOUT, after(info.snd_timeout), EINPROGRESS))
+        return -1;
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+int accept_impl(PatchedCall c, int fd, sockaddr* addr, socklen_t* len, int flags) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    auto plain = [&] { return real.accept4(fd, addr, len, flags); };
+    int r;
+    if (!h) {
+        r = plain();
+    } else if (FdInfo info = fd_info(fd); info.kind != FdKind::socket || info.nonblocking) {
+        r = plain();
+    } else {
+        count(*h, c);
+        const Deadline dl = after(info.rcv_timeout);
+        for (;;) {
+            {
+                NonblockingFor nb(fd);
+                if (!nb.ok()) {
+                    r = plain();
+                    break;
+                }
+                r = plain();
+            }
+            if (r >= 0 || !would_block(r)) break;
+            if (!park(*h, c, fd, POLLIN, dl, EAGAIN)) return -1;
+        }
+    }
+    if (r >= 0) fd_created(r, FdKind::socket, (flags & SOCK_NONBLOCK) != 0);
+    return r;
+}
+
+ssize_t recvfrom_impl(PatchedCall c, int fd, void* buf, size_t n, int flags, sockaddr* from,
+                      socklen_t* len) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || (flags & MSG_DONTWAIT)) return real.recvfrom(fd, buf, n, flags, from, len);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking)
+        return real.recvfrom(fd, buf, n, flags, from, len);
+    // MSG_WAITALL on a blocking stream socket: every byte asked for, unless the peer closes or
+    // an error or timeout comes first (then what arrived so far).
+    const bool all = (flags & MSG_WAITALL) != 0;
+    return on_socket(
+        *h, c, fd, info, true,
+        [&](std::size_t done, int extra) {
+            return real.recvfrom(fd, static_cast<char*>(buf) + done, n - done, flags | extra, from,
+                                 len);
+        },
+        n, all);
+}
+
+ssize_t recvmsg_impl(PatchedCall c, int fd, msghdr* msg, int flags) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || (flags & MSG_DONTWAIT)) return real.recvmsg(fd, msg, flags);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking) return real.recvmsg(fd, msg, flags);
+    const bool all = (flags & MSG_WAITALL) != 0;
+    const std::size_t total = iov_total(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
+    return on_socket(
+        *h, c, fd, info, true,
+        [&](std::size_t done, int extra) -> ssize_t {
+            if (done == 0) return real.recvmsg(fd, msg, flags | extra);
+            // The rest of a MSG_WAITALL read: into what is left of the buffers.
+            auto rest = iov_after(msg->msg_iov, static_cast<int>(msg->msg_iovlen), done);
+            msghdr m = *msg;
+            m.msg_iov = rest.data();
+            m.msg_iovlen = rest.size();
+            m.msg_control = nullptr;
+            m.msg_controllen = 0;
+            const ssize_t r = real.recvmsg(fd, &m, flags | extra);
+            msg->msg_flags |= m.msg_flags;
+            return r;
+        },
+        total, all);
+}
+
+ssize_t sendto_impl(PatchedCall c, int fd, const void* buf, size_t n, int flags, const sockaddr* to,
+                    socklen_t len) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || (flags & MSG_DONTWAIT)) return real.sendto(fd, buf, n, flags, to, len);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking)
+        return real.sendto(fd, buf, n, flags, to, len);
+    return on_socket(
+        *h, c, fd, info, false,
+        [&](std::size_t done, int extra) {
+            return real.sendto(fd, static_cast<const char*>(buf) + done, n - done, flags | extra,
+                               to, len);
+        },
+        n, true);
+}
+
+ssize_t sendmsg_impl(PatchedCall c, int fd, const msghdr* msg, int flags) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || (flags & MSG_DONTWAIT)) return real.sendmsg(fd, msg, flags);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking) return real.sendmsg(fd, msg, flags);
+    const std::size_t total = iov_total(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
+    return on_socket(
+        *h, c, fd, info, false,
+        [&](std::size_t done, int extra) -> ssize_t {
+            if (done == 0) return real.sendmsg(fd, msg, flags | extra);
+            // The rest of a stream write: the same message without what went out already.
+            auto rest = iov_after(msg->msg_iov, static_cast<int>(msg->msg_iovlen), done);
+            msghdr m = *msg;
+            m.msg_iov = rest.data();
+            m.msg_iovlen = rest.size();
+            m.msg_control = nullptr;  // ancillary data went with the first part
+            m.msg_controllen = 0;
+            return real.sendmsg(fd, &m, flags | extra);
+        },
+        total, true);
+}
+
+ssize_t read_impl(int fd, void* buf, size_t n) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h) return real.read(fd, buf, n);
+    const FdInfo info = fd_info(fd);
+    if (info.nonblocking) return real.read(fd, buf, n);
+    if (info.kind == FdKind::socket) {
+        const ssize_t r =
+            on_socket(*h, PatchedCall::read, fd, info, true,
+                      [&](std::size_t, int extra) { return real.recv(fd, buf, n, extra); });
+        if (stale_socket(fd, r)) return read_impl(fd, buf, n);
+        return r;
+    }
+    if (info.kind == FdKind::pollable)
+        return read_pollable(*h, PatchedCall::read, fd, [&] { return real.read(fd, buf, n); });
+    return real.read(fd, buf, n);
+}
+
+ssize_t readv_impl(int fd, const iovec* iov, int n) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h) return real.readv(fd, iov, n);
+    const FdInfo info = fd_info(fd);
+    if (info.nonblocking) return real.readv(fd, iov, n);
+    if (info.kind == FdKind::socket) {
+        const ssize_t r =
+            on_socket(*h, PatchedCall::readv, fd, info, true, [&](std::size_t, int extra) {
+                msghdr m{};
+                m.msg_iov = const_cast<iovec*>(iov);
+                m.msg_iovlen = static_cast<std::size_t>(n);
+                return real.recvmsg(fd, &m, extra);
+            });
+        if (stale_socket(fd, r)) return readv_impl(fd, iov, n);
+        return r;
+    }
+    if (info.kind == FdKind::pollable)
+        return read_pollable(*h, PatchedCall::readv, fd, [&] { return real.readv(fd, iov, n); });
+    return real.readv(fd, iov, n);
+}
+
+ssize_t write_impl(int fd, const void* buf, size_t n) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h) return real.write(fd, buf, n);
+    const FdInfo info = fd_info(fd);
+    if (info.nonblocking) return real.write(fd, buf, n);
+    auto rest = [&](std::size_t done, std::size_t cap) {
+        return real.write(fd, static_cast<const char*>(buf) + done, std::min(n - done, cap));
+    };
+    if (info.kind == FdKind::socket) {
+        const ssize_t r = on_socket(
+            *h, PatchedCall::write, fd, info, false,
+            [&](std::size_t done, int extra) {
+                return real.send(fd, static_cast<const char*>(buf) + done, n - done, extra);
+            },
+            n, true);
+        if (stale_socket(fd, r)) return write_impl(fd, buf, n);
+        return r;
+    }
+    if (info.kind == FdKind::pollable) return write_pollable(*h, PatchedCall::write, fd, n, rest);
+    return real.write(fd, buf, n);
+}
+
+ssize_t writev_impl(int fd, const iovec* iov, int n) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h) return real.writev(fd, iov, n);
+    const FdInfo info = fd_info(fd);
+    if (info.nonblocking) return real.writev(fd, iov, n);
+    const std::size_t total = iov_total(iov, n);
+    auto rest = [&](std::size_t done, std::size_t cap) -> ssize_t {
+        auto r = iov_after(iov, n, done, cap);
+        return real.writev(fd, r.data(), static_cast<int>(r.size()));
+    };
+    if (info.kind == FdKind::socket) {
+        const ssize_t r = on_socket(
+            *h, PatchedCall::writev, fd, info, false,
+            [&](std::size_t done, int extra) -> ssize_t {
+                auto rest_iov = iov_after(iov, n, done);
+                msghdr m{};
+                m.msg_iov = rest_iov.data();
+                m.msg_iovlen = rest_iov.size();
+                return real.sendmsg(fd, &m, extra);
+            },
+            total, true);
+        if (stale_socket(fd, r)) return writev_impl(fd, iov, n);
+        return r;
+    }
+    if (info.kind == FdKind::pollable)
+        return write_pollable(*h, PatchedCall::writev, fd, total, rest);
+    return real.writev(fd, iov, n);
+}
+
+}  // namespace weft::detail::patch
+
+// The exported wrappers. libweft_core is loaded before libc, so these are the definitions every
+// library and plugin of the process binds to.
+using namespace weft::detail;
+using namespace weft::detail::patch;
+using weft::internal::PatchedCall;
+
+extern "C" {
+
+int connect(int fd, const sockaddr* addr, socklen_t len) {
+    return connect_impl(fd, addr, len);
+}
+int accept(int fd, sockaddr* addr, socklen_t* len) {
+    return accept_impl(PatchedCall::accept, fd, addr, len, 0);
+}
+int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+    return accept_impl(PatchedCall::accept4, fd, addr, len, flags);
+}
+ssize_t read(int fd, void* buf, size_t n) {
+    return read_impl(fd, buf, n);
+}
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+    if (n > buflen) __builtin_trap();  // what fortify's own check does, in effect
+    return read_impl(fd, buf, n);
+}
+ssize_t readv(int fd, const iovec* iov, int n) {
+    return readv_impl(fd, iov, n);
+}
+ssize_t recv(int fd, void* buf, size_t n, int flags) {
+    return recvfrom_impl(PatchedCall::recv, fd, buf, n, flags, nullptr, nullptr);
+}
+ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+    if (n > buflen) __builtin_trap();
+    return recvfrom_impl(PatchedCall::recv, fd, buf, n, flags, nullptr, nullptr);
+}
+ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from, socklen_t* len) {
+    return recvfrom_impl(PatchedCall::recvfrom, fd, buf, n, flags, from, len);
+}
+ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, sockaddr* from,
+                       socklen_t* len) {
+    if (n > buflen) __builtin_trap();
+    return recvfrom_impl(PatchedCall::recvfrom, fd, buf, n, flags, from, len);
+}
+ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+    return recvmsg_impl(PatchedCall::recvmsg, fd, msg, flags);
+}
+ssize_t write(int fd, const void* buf, size_t n) {
+    return write_impl(fd, buf, n);
+}
+ssize_t writev(int fd, const iovec* iov, int n) {
+    return writev_impl(fd, iov, n);
+}
+ssize_t send(int fd, const void* buf, size_t n, int flags) {
+    return sendto_impl(PatchedCall::send, fd, buf, n, flags, nullptr, 0);
+}
+ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t len) {
+    return sendto_impl(PatchedCall::sendto, fd, buf, n, flags, to, len);
+}
+ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+    return sendmsg_impl(PatchedCall::sendmsg, fd, msg, flags);
+}
+
+}  // extern "C"

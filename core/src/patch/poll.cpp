@@ -1,0 +1,170 @@
+// Patched readiness waits: poll, ppoll, select, pselect, epoll_wait, epoll_pwait. On a fiber of
+// a patching hub, a wait with a timeout other than zero first looks without waiting; when
+// nothing is ready, only the fiber parks until one of the descriptors is ready or the timeout
+// passes, then the call looks again and returns what libc would (counts, revents, fd_sets, the
+// remaining select timeout). A cancelled fiber gets EINTR. The signal masks of ppoll, pselect
+// and epoll_pwait are not applied while the fiber waits (the hub thread's mask stays).
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "fd_wait.hpp"
+#include "patch/patch.hpp"
+
+namespace weft::detail::patch {
+
+namespace {
+
+Deadline deadline_ms(int timeout_ms) noexcept {
+    if (timeout_ms < 0) return Deadline::never();
+    return Deadline(std::chrono::milliseconds(timeout_ms));
+}
+
+Deadline deadline_ts(const timespec* ts) noexcept {
+    if (!ts) return Deadline::never();
+    return Deadline(std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec));
+}
+
+bool zero(const timespec* ts) noexcept {
+    return ts && ts->tv_sec == 0 && ts->tv_nsec == 0;
+}
+
+// Parks until one of `fds` may be ready. false with errno set when the fiber was cancelled;
+// true otherwise (ready, or the deadline passed: the caller looks again either way).
+bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline dl) {
+    count_wait(h, c);
+    std::vector<pollfd> live;
+    live.reserve(n);
+    for (nfds_t i = 0; i < n; ++i)
+        if (fds[i].fd >= 0) live.push_back(fds[i]);
+    Result<void> r =
+        live.empty() ? this_fiber::sleep_until(dl) : wait_any(h, live.data(), live.size(), dl);
+    if (r || r.error() == Errc::timed_out || r.error() == Errc::closed) return true;
+    errno = EINTR;
+    return false;
+}
+
+// The patched poll and ppoll.
+int poll_on_fiber(HubImpl& h, PatchedCall c, pollfd* fds, nfds_t n, Deadline dl) {
+    count(h, c);
+    const auto& real = real::calls();
+    for (;;) {
+        int r = real.poll(fds, n, 0);
+        if (r != 0) return r;
+        if (dl.passed()) return 0;
+        if (!park_any(h, c, fds, n, dl)) return -1;
+    }
+}
+
+// The patched select and pselect, in terms of poll: the fd_sets become pollfds to wait on; the
+// answer comes from a select with no timeout over the caller's sets.
+int select_on_fiber(HubImpl& h, PatchedCall c, int nfds, fd_set* rd, fd_set* wr, fd_set* ex,
+                    Deadline dl) {
+    count(h, c);
+    if (nfds < 0 || nfds > FD_SETSIZE) {
+        errno = EINVAL;
+        return -1;
+    }
+    fd_set r0, w0, e0;
+    if (rd) r0 = *rd;
+    if (wr) w0 = *wr;
+    if (ex) e0 = *ex;
+    std::vector<pollfd> fds;
+    for (int fd = 0; fd < nfds; ++fd) {
+        short ev = 0;
+        if (rd && FD_ISSET(fd, &r0)) ev |= POLLIN;
+        if (wr && FD_ISSET(fd, &w0)) ev |= POLLOUT;
+        if (ex && FD_ISSET(fd, &e0)) ev |= POLLPRI;
+        if (ev) fds.push_back({fd, ev, 0});
+    }
+    const auto& real = real::calls();
+    for (;;) {
+        if (rd) *rd = r0;
+        if (wr) *wr = w0;
+        if (ex) *ex = e0;
+        timeval none{0, 0};
+        int r = real.select(nfds, rd, wr, ex, &none);
+        if (r != 0) return r;
+        if (dl.passed()) return 0;
+        if (!park_any(h, c, fds.data(), fds.size(), dl)) return -1;
+    }
+}
+
+int epoll_on_fiber(HubImpl& h, PatchedCall c, int epfd, epoll_event* ev, int max, Deadline dl) {
+    count(h, c);
+    const auto& real = real::calls();
+    for (;;) {
+        int r = real.epoll_wait(epfd, ev, max, 0);
+        if (r != 0) return r;
+        if (dl.passed()) return 0;
+        const pollfd p{epfd, POLLIN, 0};
+        if (!park_any(h, c, &p, 1, dl)) return -1;
+    }
+}
+
+}  // namespace
+
+}  // namespace weft::detail::patch
+
+using namespace weft::detail;
+using namespace weft::detail::patch;
+using weft::internal::PatchedCall;
+
+extern "C" {
+
+int poll(pollfd* fds, nfds_t n, int timeout) {
+    HubImpl* h = active();
+    if (!h || timeout == 0) return real::calls().poll(fds, n, timeout);
+    return poll_on_fiber(*h, PatchedCall::poll, fds, n, deadline_ms(timeout));
+}
+
+int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
+    if (fdslen / sizeof(pollfd) < n) __builtin_trap();
+    return poll(fds, n, timeout);
+}
+
+int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
+    HubImpl* h = active();
+    if (!h || zero(ts)) return real::calls().ppoll(fds, n, ts, mask);
+    return poll_on_fiber(*h, PatchedCall::ppoll, fds, n, deadline_ts(ts));
+}
+
+int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv) {
+    HubImpl* h = active();
+    if (!h || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
+        return real::calls().select(nfds, rd, wr, ex, tv);
+    weft::Deadline dl = tv ? weft::Deadline(std::chrono::seconds(tv->tv_sec) +
+                                            std::chrono::microseconds(tv->tv_usec))
+                           : weft::Deadline::never();
+    int r = select_on_fiber(*h, PatchedCall::select, nfds, rd, wr, ex, dl);
+    if (tv) {  // Linux's select leaves the time not slept in the timeout
+        auto left = std::chrono::duration_cast<std::chrono::microseconds>(dl.remaining());
+        tv->tv_sec = static_cast<time_t>(left.count() / 1'000'000);
+        tv->tv_usec = static_cast<suseconds_t>(left.count() % 1'000'000);
+    }
+    return r;
+}
+
+int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const timespec* ts,
+            const sigset_t* mask) {
+    HubImpl* h = active();
+    if (!h || zero(ts)) return real::calls().pselect(nfds, rd, wr, ex, ts, mask);
+    return select_on_fiber(*h, PatchedCall::pselect, nfds, rd, wr, ex, deadline_ts(ts));
+}
+
+int epoll_wait(int epfd, epoll_event* ev, int max, int timeout) {
+    HubImpl* h = active();
+    if (!h || timeout == 0) return real::calls().epoll_wait(epfd, ev, max, timeout);
+    return epoll_on_fiber(*h, PatchedCall::epoll_wait, epfd, ev, max, deadline_ms(timeout));
+}
+
+int epoll_pwait(int epfd, epoll_event* ev, int max, int timeout, const sigset_t* mask) {
+    HubImpl* h = active();
+    if (!h || timeout == 0) return real::calls().epoll_pwait(epfd, ev, max, timeout, mask);
+    return epoll_on_fiber(*h, PatchedCall::epoll_pwait, epfd, ev, max, deadline_ms(timeout));
+}
+
+}  // extern "C"

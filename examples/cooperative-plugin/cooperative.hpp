@@ -1,0 +1,49 @@
+// The cooperative example plugin: each library's call, made two ways. The "blocking" functions
+// use the library's ordinary blocking API unchanged; with syscall patching on (the server's
+// default) the fiber parks in the patched libc calls underneath. The "explicit" ones drive the
+// library's nonblocking API with weft::wait_fd / weft::poll_fds: they park the fiber whatever
+// the configuration, which is the way to go when patching is off or a library bypasses libc.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "weft/core/deadline.hpp"
+
+namespace coop {
+
+/// Runs `SELECT pg_sleep(d)` on a fresh connection; throws std::runtime_error with libpq's
+/// message when it fails.
+void pg_sleep_blocking(const std::string& conninfo, std::chrono::milliseconds d);
+void pg_sleep_explicit(const std::string& conninfo, std::chrono::milliseconds d,
+                       weft::Deadline deadline);
+
+/// A pool of PostgreSQL connections for one hub (a hub's fibers share it; another hub has its
+/// own): at most `size` connections, made when first needed and kept; a fiber that finds them
+/// all busy parks until one comes back.
+class PgPool {
+  public:
+    PgPool(std::string conninfo, std::size_t size);
+    ~PgPool();
+    PgPool(const PgPool&) = delete;
+    PgPool& operator=(const PgPool&) = delete;
+    /// Runs `SELECT pg_sleep(d)` on a pooled connection with libpq's blocking API.
+    void pg_sleep(std::chrono::milliseconds d, weft::Deadline deadline);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// GETs `url`; returns "status=<code> bytes=<n>" or throws std::runtime_error.
+std::string curl_get_blocking(const std::string& url, std::chrono::milliseconds timeout);
+std::string curl_get_explicit(const std::string& url, weft::Deadline deadline);
+
+/// BLPOP on a key nobody pushes to, for `d`: returns "nil" (the timeout passed) or the value.
+std::string redis_blpop_blocking(const std::string& host, int port, std::chrono::milliseconds d);
+std::string redis_blpop_explicit(const std::string& host, int port, std::chrono::milliseconds d,
+                                 weft::Deadline deadline);
+
+}  // namespace coop

@@ -1,0 +1,66 @@
+// Naming the library behind a blocking system call, and what patching does about it.
+#include "syscall_advice.hpp"
+
+#include <fmt/format.h>
+
+#include <string_view>
+
+#include "weft/core/internal/patched_calls.hpp"
+
+namespace weft::monitor::detail {
+
+namespace {
+
+// Libraries a blocking call passes through on its way from the code that made it: the caller
+// is the first frame in none of these.
+bool system_module(std::string_view m) noexcept {
+    constexpr std::string_view kPrefixes[] = {"libc.so",   "libc-",        "ld-linux", "libpthread",
+                                              "libstdc++", "libweft_core", "libasan",  "libtsan",
+                                              "libubsan",  "liblsan",      "libgcc_s"};
+    for (auto p : kPrefixes) {
+        if (m.starts_with(p)) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void explain_system_call(BlockingReport& r, bool patching_on) {
+    r.patching_on = patching_on;
+    if (r.cause != BlockingCause::in_system_call || r.syscall.empty()) return;
+    for (const StackFrame& f : r.stack) {
+        if (f.module.empty() || system_module(f.module) || f.function == "<PLT stub>") continue;
+        r.caller_module = f.module;
+        r.caller_function = f.function;
+        break;
+    }
+    const auto cov = internal::syscall_coverage(r.syscall);
+    r.syscall_patchable = cov.covered;
+    if (!cov.covered) {
+        r.advice = fmt::format("{} is not made cooperative by syscall patching: {}", r.syscall,
+                               cov.advice);
+        return;
+    }
+    if (!patching_on) {
+        r.advice = fmt::format(
+            "syscall patching is off for this hub ([runtime] patch_syscalls = false): with it "
+            "on, {} made by a fiber through libc parks only that fiber",
+            r.syscall);
+        return;
+    }
+    // "fd 7 -> /var/lib/x": a regular file (pipes, sockets and anonymous inodes read "pipe:",
+    // "socket:", "anon_inode:").
+    if (r.syscall_detail.find("-> /") != std::string::npos) {
+        r.advice = fmt::format(
+            "{} on a file: file I/O is never made cooperative (it is not pollable); use "
+            "weft::offload",
+            r.syscall);
+        return;
+    }
+    r.advice = fmt::format(
+        "syscall patching is on, but this {} did not go through libc's patched function (a raw "
+        "system call, or a path inside libc such as stdio): {}",
+        r.syscall, cov.advice);
+}
+
+}  // namespace weft::monitor::detail
