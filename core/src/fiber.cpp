@@ -1,4 +1,7 @@
 // Spawning, joining and cancelling fibers; the this_fiber API.
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include "hub_impl.hpp"
@@ -46,6 +49,17 @@ struct JoinWaiter final : Interruptible {
     }
 };
 }  // namespace
+
+Result<void> fiber_join_wait(FiberRecord* f) {
+    // join() waits out the child whatever the caller's own deadline: the child inherited that
+    // deadline, so its blocking calls end with it, and its value or exception is the answer.
+    FiberRecord* me = HubImpl::current_fiber();
+    const std::int64_t saved = me ? me->deadline_ns : INT64_MAX;
+    if (me) me->deadline_ns = INT64_MAX;
+    auto r = fiber_wait(f, Deadline::never());
+    if (me) me->deadline_ns = saved;
+    return r;
+}
 
 Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
     WEFT_CHECK(f != nullptr, "wait() on an empty Fiber handle");
@@ -138,7 +152,8 @@ Result<void> sleep_until(Deadline deadline) {
     }
     SleepWaiter w;
     auto r = hub->park(&w, deadline, "sleep");
-    if (!r && r.error().code == Errc::timed_out) return {};
+    // Woken by its own time: done. Woken earlier by the fiber's deadline: timed out.
+    if (!r && r.error().code == Errc::timed_out && deadline.passed()) return {};
     return r;
 }
 
@@ -150,4 +165,53 @@ void set_labels(const FiberLabels* labels) noexcept {
     if (auto* f = HubImpl::current_fiber()) f->labels = labels;
 }
 
+Deadline deadline() noexcept {
+    auto* f = HubImpl::current_fiber();
+    if (!f || f->deadline_ns == INT64_MAX) return Deadline::never();
+    return Deadline(Clock::time_point(std::chrono::nanoseconds(f->deadline_ns)));
+}
+
 }  // namespace weft::this_fiber
+
+namespace weft {
+
+ScopedDeadline::ScopedDeadline(Deadline d, Mode mode) noexcept
+    : previous_ns_(INT64_MAX), active_(false) {
+    auto* f = detail::HubImpl::current_fiber();
+    if (!f) return;
+    active_ = true;
+    previous_ns_ = f->deadline_ns;
+    const std::int64_t want = detail::deadline_ns(d);
+    f->deadline_ns = mode == Mode::replace ? want : std::min(previous_ns_, want);
+}
+
+ScopedDeadline::~ScopedDeadline() {
+    if (!active_) return;
+    if (auto* f = detail::HubImpl::current_fiber()) f->deadline_ns = previous_ns_;
+}
+
+namespace detail {
+
+std::size_t fiber_local_slot() noexcept {
+    static std::atomic<std::size_t> next{0};
+    return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void* fiber_local_get(std::size_t slot) noexcept {
+    auto* f = HubImpl::current_fiber();
+    if (!f || !f->locals || slot >= f->locals->slots.size()) return nullptr;
+    return f->locals->slots[slot].get();
+}
+
+void fiber_local_set(std::size_t slot, std::shared_ptr<void> value) {
+    auto* f = HubImpl::current_fiber();
+    if (!f) throw std::logic_error("FiberLocal::set() outside a fiber");
+    // Copy on write: fibers that share the table keep their values.
+    auto t = f->locals ? std::make_shared<LocalTable>(*f->locals) : std::make_shared<LocalTable>();
+    if (t->slots.size() <= slot) t->slots.resize(slot + 1);
+    t->slots[slot] = std::move(value);
+    f->locals = std::move(t);
+}
+
+}  // namespace detail
+}  // namespace weft

@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <source_location>
+#include <vector>
 
 #include "context_switch.hpp"
 #include "stack_pool.hpp"
@@ -27,6 +29,13 @@ struct Interruptible {
     ~Interruptible() = default;
 };
 
+/// The values of the FiberLocal slots a fiber sees, by slot index. Immutable once shared: a
+/// set() makes a new table (copy on write), so a spawned fiber inherits its parent's values by
+/// sharing the table.
+struct LocalTable {
+    std::vector<std::shared_ptr<void>> slots;
+};
+
 struct FiberRecord {
     static constexpr std::uintptr_t kJoinDone = 1;
 
@@ -43,6 +52,11 @@ struct FiberRecord {
     std::atomic<FiberState> state{FiberState::ready};
     std::atomic<const char*> wait_reason{nullptr};
     const FiberLabels* labels = nullptr;
+    /// The deadline every blocking call of this fiber keeps to (ns on the monotonic clock;
+    /// INT64_MAX: none). Inherited at spawn. See ScopedDeadline.
+    std::int64_t deadline_ns = INT64_MAX;
+    /// FiberLocal values; inherited at spawn (shared), dropped when the fiber finishes.
+    std::shared_ptr<const LocalTable> locals;
 
     // Identity.
     FiberId id = 0;

@@ -268,13 +268,18 @@ static_assert(offsetof(ParkTimer, node) == 0);
 
 Result<void> HubImpl::check_interrupt(Deadline deadline) const noexcept {
     if (current_ && current_->cancel_requested) return Errc::cancelled;
-    if (!deadline.is_never() && deadline_ns(deadline) <= clock_ns()) return Errc::timed_out;
+    std::int64_t when = deadline_ns(deadline);
+    if (current_ && current_->deadline_ns < when) when = current_->deadline_ns;
+    if (when != INT64_MAX && when <= clock_ns()) return Errc::timed_out;
     return {};
 }
 
 Result<void> HubImpl::park(Interruptible* on, Deadline deadline, const char* reason) {
     FiberRecord* f = current_;
     WEFT_CHECK(f != nullptr, "a blocking call needs a fiber (use weft::run or spawn)");
+    // The fiber's own deadline (a request's) bounds every wait, its caller's or not.
+    if (f->deadline_ns != INT64_MAX && f->deadline_ns < deadline_ns(deadline))
+        deadline = Deadline(Clock::time_point(std::chrono::nanoseconds(f->deadline_ns)));
     f->parked_on = on;
     f->wait_reason.store(reason, std::memory_order_relaxed);
     set_state(f, FiberState::parked);
@@ -373,6 +378,11 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     probe_.fibers_spawned.store(n, std::memory_order_relaxed);
     f->id = (n - 1) * rt_.hubs.size() + index_ + 1;
     f->parent = current_ ? current_->id : 0;
+    if (current_) {
+        // The request's deadline and fiber-local context flow into the fibers it spawns.
+        f->deadline_ns = current_->deadline_ns;
+        f->locals = current_->locals;
+    }
     f->site = req.site;
     std::size_t len = req.name.size() < sizeof(f->name) - 1 ? req.name.size() : sizeof(f->name) - 1;
     std::memcpy(f->name, req.name.data(), len);
@@ -435,6 +445,7 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
         if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
     }
     context_destroy(f->ctx);
+    f->locals.reset();  // what the fiber's locals hold is freed when it ends, not with its handle
     --live_;
     release_record(f);
 }

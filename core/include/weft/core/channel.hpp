@@ -13,7 +13,8 @@ namespace weft {
 /// Blocking: send() parks while the channel is full, recv() while it is empty; both give up at
 /// the deadline (Errc::timed_out) or on cancellation (Errc::cancelled). After close(), send()
 /// fails with Errc::closed and recv() drains what is left, then fails with Errc::closed.
-/// Threads: owned by one hub.
+/// Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are shared by
+/// all hubs).
 template <class T>
 class Channel {
   public:

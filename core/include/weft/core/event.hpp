@@ -6,7 +6,8 @@
 namespace weft {
 
 /// Blocking: wait() parks until set(), the deadline (Errc::timed_out) or cancellation.
-/// Threads: owned by one hub.
+/// Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are shared by
+/// all hubs).
 class Event {
   public:
     /// Sets the flag and wakes every waiter.

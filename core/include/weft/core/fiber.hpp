@@ -65,6 +65,7 @@ FiberRecord* spawn_fiber(Hub* hub, const SpawnRequest& req);
 void* fiber_state(FiberRecord* f) noexcept;
 void fiber_release(FiberRecord* f) noexcept;
 Result<void> fiber_wait(FiberRecord* f, Deadline deadline);
+Result<void> fiber_join_wait(FiberRecord* f);
 void fiber_cancel(FiberRecord* f) noexcept;
 bool fiber_done(const FiberRecord* f) noexcept;
 FiberId fiber_id(const FiberRecord* f) noexcept;
@@ -135,10 +136,12 @@ class [[nodiscard]] Fiber {
     Result<void> wait(Deadline deadline = {}) { return detail::fiber_wait(rec_, deadline); }
 
     /// Waits for the fiber and returns its value, or rethrows its exception.
-    /// Throws weft::Cancelled if the calling fiber is cancelled while it waits.
+    /// Throws weft::Cancelled if the calling fiber is cancelled while it waits. The calling
+    /// fiber's own deadline (this_fiber::deadline()) does not end the wait: a fiber spawned
+    /// under it inherited it, so its blocking calls end by then.
     T join() {
         WEFT_CHECK(rec_ != nullptr, "join() on an empty Fiber handle");
-        if (!detail::fiber_wait(rec_, Deadline::never())) detail::throw_cancelled();
+        if (!detail::fiber_join_wait(rec_)) detail::throw_cancelled();
         auto* outcome = outcome_of_(rec_);
         struct Release {
             detail::FiberRecord*& r;
@@ -215,7 +218,8 @@ std::string_view name() noexcept;
 bool cancelled() noexcept;
 /// Lets every other ready fiber of the hub run, then continues.
 void yield();
-/// Parks the calling fiber until `deadline`. Returns Errc::cancelled early if cancelled.
+/// Parks the calling fiber until `deadline`. Returns Errc::cancelled early if cancelled, and
+/// Errc::timed_out early if the fiber's own deadline (ScopedDeadline) comes first.
 /// Outside a fiber it blocks the thread.
 Result<void> sleep_until(Deadline deadline);
 /// Parks the calling fiber for `d`.
@@ -223,7 +227,30 @@ Result<void> sleep_for(Clock::duration d);
 /// Installs (or with nullptr removes) the labels the watchdog shows for this fiber.
 void set_labels(const FiberLabels* labels) noexcept;
 
+/// The calling fiber's own deadline: every blocking call it makes gives up with
+/// Errc::timed_out at the earlier of this and the call's own deadline. Fibers spawned while it
+/// is set inherit it; a request handler's fiber has the request's (server.request_timeout).
+/// Deadline::never() when none, and outside a fiber.
+Deadline deadline() noexcept;
+
 }  // namespace this_fiber
+
+/// Sets the calling fiber's deadline (this_fiber::deadline()) until the end of the scope, then
+/// puts the previous one back. By default it can only tighten the deadline (the earlier of the
+/// two stays); Mode::replace sets it as given, e.g. Deadline::never() for cleanup that must
+/// run even after a request's deadline has passed. Fiber only; a no-op outside a fiber.
+class ScopedDeadline {
+  public:
+    enum class Mode { tighten, replace };
+    explicit ScopedDeadline(Deadline d, Mode mode = Mode::tighten) noexcept;
+    ~ScopedDeadline();
+    ScopedDeadline(const ScopedDeadline&) = delete;
+    ScopedDeadline& operator=(const ScopedDeadline&) = delete;
+
+  private:
+    std::int64_t previous_ns_;
+    bool active_;
+};
 
 using this_fiber::sleep_for;
 using this_fiber::sleep_until;

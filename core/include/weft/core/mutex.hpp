@@ -7,7 +7,8 @@
 namespace weft {
 
 /// Blocking: lock() parks until acquired, the deadline (Errc::timed_out) or cancellation.
-/// Threads: owned by one hub.
+/// Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are shared by
+/// all hubs).
 class Mutex {
   public:
     Result<void> lock(Deadline deadline = {});

@@ -9,7 +9,8 @@
 namespace weft {
 
 /// Blocking: acquire() parks until a permit is free, the deadline (Errc::timed_out) or
-/// cancellation. Threads: owned by one hub.
+/// cancellation. Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are
+/// shared by all hubs).
 class Semaphore {
   public:
     explicit Semaphore(std::size_t permits) noexcept : permits_(permits) {}

@@ -8,7 +8,8 @@
 namespace weft {
 
 /// Blocking: wait() parks until the count reaches zero, the deadline (Errc::timed_out) or
-/// cancellation. Threads: owned by one hub.
+/// cancellation. Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are
+/// shared by all hubs).
 class WaitGroup {
   public:
     void add(std::int64_t n = 1) noexcept;
