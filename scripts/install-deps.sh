@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config ninja-build
     libboost-context-dev liburing-dev node-llhttp
     libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-    libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev)
+    libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev libssl-dev)
 # The cooperative-blocking test builds a plugin with libpq, libcurl and hiredis and runs it
 # against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
 test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin

@@ -1,0 +1,189 @@
+// weft::http::Client: an HTTP/1.1 client for fibers, with a keep-alive pool per origin on each
+// hub, HTTPS through OpenSSL (certificates checked against the system store or a CA file of
+// your own), timeouts for connecting, for each read and for the whole exchange, and metrics
+// with OpenTelemetry's names. Go's net/http Transport is the model.
+//
+//     auto r = weft::http::default_client().get("https://api.example.com/v1/items");
+//     if (!r) return Response::text("upstream: " + r.error().message() + "\n", 502);
+//     return Response::text(r->body);
+//
+// Every call parks only the calling fiber. The fiber's own deadline (a request handler's is the
+// request's; see ScopedDeadline) bounds each call as well as the client's timeouts.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "weft/core/deadline.hpp"
+#include "weft/core/latency_histogram.hpp"
+#include "weft/core/result.hpp"
+
+namespace weft::http {
+
+/// What went wrong with an outbound request, in a form a handler can act on (retry, 502, 504).
+enum class ClientErrc : std::uint8_t {
+    bad_url,             ///< not an absolute http:// or https:// URL
+    dns,                 ///< the host name does not resolve
+    connect,             ///< the connection was refused, reset or unreachable
+    timed_out,           ///< a timeout or the fiber's deadline passed
+    cancelled,           ///< the calling fiber was cancelled
+    tls,                 ///< the TLS handshake failed (the message says why: expired, host...)
+    protocol,            ///< the server's answer is not valid HTTP/1.x
+    too_large,           ///< the response exceeds max_response_bytes or max_header_bytes
+    closed,              ///< the server closed the connection before the response was complete
+    too_many_redirects,  ///< more redirects than max_redirects
+};
+const char* client_errc_name(ClientErrc c) noexcept;
+
+struct ClientError {
+    ClientErrc code = ClientErrc::connect;
+    std::string detail;  ///< what exactly, e.g. "certificate has expired" or "connect: ..."
+    /// "tls: certificate has expired (https://example.com:443)"
+    std::string message() const;
+    bool operator==(ClientErrc c) const noexcept { return code == c; }
+};
+
+template <class T>
+using ClientResult = Result<T, ClientError>;
+
+struct ClientOptions {
+    /// Idle keep-alive connections kept per origin (scheme, host, port) on each hub.
+    std::size_t max_idle_per_host = 32;
+    /// Connections per origin on each hub, idle and in use; a request beyond it waits for one.
+    /// 0: no limit.
+    std::size_t max_connections_per_host = 0;
+    /// An idle connection older than this is closed instead of reused.
+    std::chrono::nanoseconds idle_timeout = std::chrono::seconds(90);
+    /// Resolving and connecting (TLS handshake included).
+    std::chrono::nanoseconds connect_timeout = std::chrono::seconds(10);
+    /// Between two reads of the response that bring bytes (a stalled server).
+    std::chrono::nanoseconds read_timeout = std::chrono::seconds(30);
+    /// The whole exchange; 0: none (the fiber's own deadline still applies).
+    std::chrono::nanoseconds total_timeout = std::chrono::nanoseconds::zero();
+    /// Status line plus headers of a response.
+    std::size_t max_header_bytes = 64 * 1024;
+    /// A response body read whole (Client::request); streaming reads are not bounded by it.
+    std::size_t max_response_bytes = 64 * 1024 * 1024;
+    /// Redirects followed (301, 302, 303, 307, 308); 0: a redirect is returned as it is.
+    int max_redirects = 0;
+    /// PEM file of CA certificates to trust instead of the system store ("": the system's).
+    std::string ca_file;
+    /// Check the server's certificate and host name (turn off only for tests).
+    bool verify_peer = true;
+    /// How long a host name's addresses are reused before resolving again.
+    std::chrono::nanoseconds dns_cache_ttl = std::chrono::seconds(30);
+    /// Sent as User-Agent unless the request sets one; "": none.
+    std::string user_agent = "weft";
+};
+
+struct ClientRequest {
+    std::string method = "GET";
+    std::string url;  ///< absolute: http://host[:port]/path?query or https://...
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;  ///< sent with Content-Length when not empty (or the method is POST/PUT)
+    /// This request's own deadline (the earlier of it, total_timeout and the fiber's counts).
+    Deadline deadline;
+};
+
+struct ClientResponse {
+    int status = 0;
+    std::string reason;
+    int version_minor = 1;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+
+    /// The first value of header `name` (case-insensitive), if any.
+    std::optional<std::string_view> header(std::string_view name) const noexcept;
+};
+
+namespace detail {
+class ClientCore;
+class ClientExchange;
+}  // namespace detail
+
+/// A response whose body is read in pieces, for bodies too large to hold or that arrive over
+/// time. Move-only. When the body was read to its end the connection goes back to the pool;
+/// destroyed earlier, it is closed.
+class ClientStream {
+  public:
+    ClientStream() noexcept;
+    ClientStream(ClientStream&&) noexcept;
+    ClientStream& operator=(ClientStream&&) noexcept;
+    ~ClientStream();
+
+    int status() const noexcept;
+    const std::vector<std::pair<std::string, std::string>>& headers() const noexcept;
+    std::optional<std::string_view> header(std::string_view name) const noexcept;
+    /// Reads the next piece of the body into `buf`; 0 at its end. Parks until bytes arrive or
+    /// read_timeout / the deadline passes.
+    [[nodiscard]] ClientResult<std::size_t> read(std::span<char> buf);
+
+  private:
+    friend class Client;
+    explicit ClientStream(std::unique_ptr<detail::ClientExchange> x) noexcept;
+    std::unique_ptr<detail::ClientExchange> x_;
+};
+
+/// An HTTP/1.1 client. One object serves every hub (each hub keeps its own pool of connections,
+/// touched only by its fibers); create it once (in a plugin's init, or use default_client()).
+///
+/// Blocking: every call parks only the calling fiber; outside a fiber it is an error
+/// (ClientErrc::connect, "no fiber"). Threads: any hub's fibers, concurrently.
+/// Retries: a request that fails on a reused keep-alive connection before any byte of the
+/// response arrived (the server had closed it) is retried once on a new connection when its
+/// method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), as Go's transport does.
+class Client {
+  public:
+    explicit Client(ClientOptions options = {});
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    /// Sends the request and reads the whole response (up to max_response_bytes).
+    [[nodiscard]] ClientResult<ClientResponse> request(const ClientRequest& req);
+    [[nodiscard]] ClientResult<ClientResponse> get(std::string_view url, Deadline deadline = {});
+    /// Sends the request and returns once the response's head has arrived; read the body from
+    /// the stream. Redirects are not followed.
+    [[nodiscard]] ClientResult<ClientStream> stream(const ClientRequest& req);
+
+    const ClientOptions& options() const noexcept;
+
+  private:
+    std::unique_ptr<detail::ClientCore> core_;
+};
+
+/// The process's shared client, made on first use with the options given to
+/// set_default_client_options() (the weft server sets them from its [client] section).
+Client& default_client();
+/// Options for default_client(); only before its first use (later calls throw
+/// std::logic_error).
+void set_default_client_options(ClientOptions options);
+
+/// One series of http_client_request_duration_seconds (OpenTelemetry's
+/// http.client.request.duration), summed over every Client of the process.
+struct ClientSeries {
+    unsigned hub = 0;
+    std::string_view method;      ///< normalized: "GET", ..., "_OTHER"
+    int status = 0;               ///< 0 when no response came (see error_type)
+    std::string_view error_type;  ///< "" or a ClientErrc name ("timed_out", "tls"...)
+    std::string_view server_address;
+    std::uint16_t server_port = 0;
+    std::string_view scheme;  ///< "http" or "https"
+    const LatencyHistogram* duration = nullptr;
+};
+/// Calls fn for every client series recorded so far. Any thread.
+void for_each_client_series(const std::function<void(const ClientSeries&)>& fn);
+/// Connections of every Client by hub: open (idle or in use) and idle. Any thread.
+void for_each_client_connections(
+    const std::function<void(unsigned hub, std::size_t open, std::size_t idle)>& fn);
+
+}  // namespace weft::http

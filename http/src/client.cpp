@@ -1,0 +1,888 @@
+// The HTTP client: per-hub pools of keep-alive connections by origin, a small per-hub DNS cache,
+// one exchange (request out, response head in, body in pieces) at a time per connection,
+// retries of idempotent requests that met a connection the server had closed, redirects, and
+// the process-wide client metrics.
+#include "weft/http/client.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "client_conn.hpp"
+#include "tls.hpp"
+#include "weft/core/hub.hpp"
+#include "weft/core/runtime.hpp"
+#include "weft/core/semaphore.hpp"
+#include "weft/http/headers.hpp"
+#include "weft/http/method.hpp"
+
+namespace weft::http {
+
+const char* client_errc_name(ClientErrc c) noexcept {
+    switch (c) {
+        case ClientErrc::bad_url:
+            return "bad_url";
+        case ClientErrc::dns:
+            return "dns";
+        case ClientErrc::connect:
+            return "connect";
+        case ClientErrc::timed_out:
+            return "timed_out";
+        case ClientErrc::cancelled:
+            return "cancelled";
+        case ClientErrc::tls:
+            return "tls";
+        case ClientErrc::protocol:
+            return "protocol";
+        case ClientErrc::too_large:
+            return "too_large";
+        case ClientErrc::closed:
+            return "closed";
+        case ClientErrc::too_many_redirects:
+            return "too_many_redirects";
+    }
+    return "unknown";
+}
+
+std::string ClientError::message() const {
+    return std::string(client_errc_name(code)) + (detail.empty() ? "" : ": " + detail);
+}
+
+std::optional<std::string_view> ClientResponse::header(std::string_view name) const noexcept {
+    for (const auto& [n, v] : headers)
+        if (iequals(n, name)) return std::string_view(v);
+    return std::nullopt;
+}
+
+namespace detail {
+
+namespace {
+
+constexpr std::size_t kMaxHubs = 1024;
+constexpr std::size_t kMaxChunkLine = 4096;  // a chunk-size line with its extensions
+constexpr std::size_t kMaxSeries = 4096;     // client metric series per hub
+
+// --- metrics ---------------------------------------------------------------------------------
+
+struct SeriesKey {
+    std::string method;
+    int status;
+    std::string error;
+    std::string address;
+    std::uint16_t port;
+    std::string scheme;
+    bool operator<(const SeriesKey& o) const {
+        return std::tie(method, status, error, address, port, scheme) <
+               std::tie(o.method, o.status, o.error, o.address, o.port, o.scheme);
+    }
+};
+
+// Per hub: written by the hub's fibers, read by the scraper (the lock is uncontended but for
+// a scrape).
+struct HubClientMetrics {
+    std::mutex mu;
+    std::map<SeriesKey, std::unique_ptr<LatencyHistogram>> series;
+    std::atomic<std::int64_t> open{0};
+    std::atomic<std::int64_t> idle{0};
+};
+
+std::array<HubClientMetrics, kMaxHubs>& hub_metrics() {
+    static std::array<HubClientMetrics, kMaxHubs> m;
+    return m;
+}
+
+unsigned hub_index() noexcept {
+    Hub* h = Hub::current();
+    return h ? std::min<unsigned>(h->index(), kMaxHubs - 1) : 0;
+}
+
+void record(const std::string& method, int status, const char* error, const Url& url,
+            std::int64_t ns) {
+    HubClientMetrics& m = hub_metrics()[hub_index()];
+    SeriesKey k{std::string(method_label(parse_method(method))),
+                status,
+                error ? error : "",
+                url.host,
+                url.port,
+                url.https ? "https" : "http"};
+    std::lock_guard<std::mutex> g(m.mu);
+    auto it = m.series.find(k);
+    if (it == m.series.end()) {
+        if (m.series.size() >= kMaxSeries) return;
+        it = m.series.emplace(std::move(k), std::make_unique<LatencyHistogram>()).first;
+    }
+    it->second->observe(ns);
+}
+
+bool idempotent(std::string_view m) noexcept {
+    return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" ||
+           m == "TRACE";
+}
+
+bool token_char(char c) noexcept {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool safe_value(std::string_view v) noexcept {
+    for (char c : v)
+        if (c == '\r' || c == '\n' || c == '\0') return false;
+    return true;
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        if (iequals(trim_ows(list.substr(0, comma)), token)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+}  // namespace
+
+// --- the pools -------------------------------------------------------------------------------
+
+struct OriginPool {
+    std::vector<std::unique_ptr<ClientConn>> idle;
+    std::size_t open = 0;  // idle and lent out
+    /// Connections lent out, at most max_connections_per_host (when set). Idle ones hold no
+    /// permit, and a borrower takes an idle one before it dials: so open ones stay within the
+    /// limit too.
+    std::unique_ptr<Semaphore> permits;
+};
+
+struct DnsEntry {
+    std::vector<SocketAddress> addresses;
+    std::int64_t expires_ns = 0;
+};
+
+// One hub's connections and DNS answers: touched by that hub's fibers only.
+struct HubPool {
+    std::unordered_map<std::string, OriginPool> origins;
+    std::unordered_map<std::string, DnsEntry> dns;
+};
+
+class ClientCore {
+  public:
+    explicit ClientCore(ClientOptions o) : options(std::move(o)) {}
+    ~ClientCore() {
+        // Connections still pooled close with the client; the gauges forget them.
+        for (std::size_t h = 0; h < hubs_.size(); ++h) {
+            if (!hubs_[h]) continue;
+            for (auto& [origin, op] : hubs_[h]->origins) {
+                hub_metrics()[h].open.fetch_sub(static_cast<std::int64_t>(op.open));
+                hub_metrics()[h].idle.fetch_sub(static_cast<std::int64_t>(op.idle.size()));
+            }
+        }
+    }
+
+    HubPool& pool() {
+        Hub* h = Hub::current();
+        std::call_once(hubs_once_, [&] { hubs_.resize(h->runtime().hub_count()); });
+        const unsigned i = h->index();
+        if (i >= hubs_.size()) throw std::logic_error("a hub the client does not know");
+        if (!hubs_[i]) hubs_[i] = std::make_unique<HubPool>();
+        return *hubs_[i];
+    }
+
+    ClientResult<std::shared_ptr<TlsContext>> tls() {
+        std::lock_guard<std::mutex> g(tls_mu_);
+        if (!tls_) {
+            auto c = TlsContext::client(options.ca_file, options.verify_peer);
+            if (!c) return ClientError{ClientErrc::tls, std::move(c).error()};
+            tls_ = std::move(*c);
+        }
+        return tls_;
+    }
+
+    ClientResult<std::vector<SocketAddress>> resolve(HubPool& hp, const Url& url, Deadline dl) {
+        const std::int64_t now = now_ns();
+        auto it = hp.dns.find(url.host);
+        if (it != hp.dns.end() && it->second.expires_ns > now) return it->second.addresses;
+        if (auto a = SocketAddress::parse(url.host.find(':') != std::string::npos
+                                              ? "[" + url.host + "]:" + std::to_string(url.port)
+                                              : url.host + ":" + std::to_string(url.port)))
+            return std::vector<SocketAddress>{*a};
+        // resolve() runs getaddrinfo on the offload pool; the wait keeps to the deadline.
+        ScopedDeadline bound(dl);
+        auto r = weft::resolve(url.host, url.port);
+        if (!r) {
+            if (r.error().code == Errc::timed_out)
+                return ClientError{ClientErrc::timed_out, "resolving " + url.host};
+            if (r.error().code == Errc::cancelled)
+                return ClientError{ClientErrc::cancelled, "resolving " + url.host};
+            return ClientError{ClientErrc::dns, "cannot resolve '" + url.host + "'"};
+        }
+        if (options.dns_cache_ttl.count() > 0 && hp.dns.size() < 1024)
+            hp.dns[url.host] = DnsEntry{*r, now + options.dns_cache_ttl.count()};
+        return std::move(*r);
+    }
+
+    ClientResult<std::unique_ptr<ClientConn>> dial(HubPool& hp, const Url& url, Deadline dl) {
+        const Deadline connect_dl = earliest(dl, Deadline(options.connect_timeout));
+        auto addrs = resolve(hp, url, connect_dl);
+        if (!addrs) return std::move(addrs).error();
+        ClientError last{ClientErrc::connect, "no address for " + url.host};
+        for (const SocketAddress& a : *addrs) {
+            auto s = TcpStream::connect(a, connect_dl);
+            if (!s) {
+                const Errc c = s.error().code;
+                if (c == Errc::timed_out)
+                    return ClientError{ClientErrc::timed_out, "connecting to " + url.origin};
+                if (c == Errc::cancelled)
+                    return ClientError{ClientErrc::cancelled, "connecting to " + url.origin};
+                last = {ClientErrc::connect,
+                        "connecting to " + url.origin + ": " + s.error().message()};
+                continue;
+            }
+            (void)s->set_nodelay(true);
+            auto conn = std::make_unique<ClientConn>(std::move(*s));
+            if (url.https) {
+                auto ctx = tls();
+                if (!ctx) return std::move(ctx).error();
+                if (auto r = conn->start_tls(*ctx, url.host, connect_dl); !r) {
+                    ClientError e = std::move(r).error();
+                    e.detail += " (" + url.origin + ")";
+                    return e;
+                }
+            }
+            return conn;
+        }
+        return last;
+    }
+
+    // A connection for `url`: a healthy idle one, or a new one (waiting for a permit when the
+    // origin is at max_connections_per_host).
+    ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, Deadline dl) {
+        OriginPool& op = hp.origins[url.origin];
+        HubClientMetrics& m = hub_metrics()[hub_index()];
+        if (options.max_connections_per_host > 0) {
+            if (!op.permits)
+                op.permits = std::make_unique<Semaphore>(options.max_connections_per_host);
+            if (auto r = op.permits->acquire(dl); !r)
+                return ClientError{r.error().code == Errc::cancelled ? ClientErrc::cancelled
+                                                                     : ClientErrc::timed_out,
+                                   "waiting for a connection to " + url.origin};
+        }
+        const std::int64_t now = now_ns();
+        while (!op.idle.empty()) {
+            std::unique_ptr<ClientConn> c = std::move(op.idle.back());
+            op.idle.pop_back();
+            m.idle.fetch_sub(1, std::memory_order_relaxed);
+            if (now - c->idle_since_ns < options.idle_timeout.count() && !c->looks_closed()) {
+                c->reused = true;
+                c->bytes_in = 0;
+                return c;
+            }
+            c.reset();  // too old, or the server closed it meanwhile
+            forget(op);
+        }
+        auto c = dial(hp, url, dl);
+        if (!c) {
+            if (op.permits) op.permits->release();
+            return c;
+        }
+        ++op.open;
+        m.open.fetch_add(1, std::memory_order_relaxed);
+        return c;
+    }
+
+    // The exchange is over: keep the connection for the next request, or close it.
+    void give_back(const std::string& origin, std::unique_ptr<ClientConn> c, bool reusable) {
+        HubPool& hp = pool();
+        OriginPool& op = hp.origins[origin];
+        if (reusable && op.idle.size() < options.max_idle_per_host) {
+            c->idle_since_ns = now_ns();
+            op.idle.push_back(std::move(c));
+            hub_metrics()[hub_index()].idle.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            c.reset();
+            forget(op);
+        }
+        if (op.permits) op.permits->release();  // a waiting borrower takes the idle one
+    }
+
+    // One connection of `op` closed.
+    void forget(OriginPool& op) {
+        --op.open;
+        hub_metrics()[hub_index()].open.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    const ClientOptions options;
+
+  private:
+    std::once_flag hubs_once_;
+    std::vector<std::unique_ptr<HubPool>> hubs_;
+    std::mutex tls_mu_;
+    std::shared_ptr<TlsContext> tls_;
+};
+
+// --- one exchange ----------------------------------------------------------------------------
+
+class ClientExchange {
+  public:
+    ClientExchange(ClientCore& core, Url url, std::string method, Deadline total)
+        : core_(core), url_(std::move(url)), method_(std::move(method)), total_(total) {}
+
+    ~ClientExchange() {
+        if (conn_) core_.give_back(url_.origin, std::move(conn_), false);
+    }
+
+    // Connects (or reuses), sends the request and reads the response head. A reused
+    // connection that fails before any response byte came is retried once on a new one, if
+    // the method allows it.
+    ClientResult<void> start(const ClientRequest& req) {
+        HubPool& hp = core_.pool();
+        for (int attempt = 0;; ++attempt) {
+            auto c = core_.take(hp, url_, total_);
+            if (!c) return std::move(c).error();
+            conn_ = std::move(*c);
+            const bool reused = conn_->reused;
+            auto r = send(req);
+            if (r) r = read_head();
+            if (r) return {};
+            const bool nothing_came = conn_->bytes_in == 0;
+            core_.give_back(url_.origin, std::move(conn_), false);
+            const ClientErrc code = r.error().code;
+            if (attempt == 0 && reused && nothing_came && idempotent(method_) &&
+                (code == ClientErrc::closed || code == ClientErrc::connect))
+                continue;
+            return r;
+        }
+    }
+
+    // Up to buf.size() bytes of the body; 0 at its end (the connection is then given back).
+    ClientResult<std::size_t> read_body(std::span<char> buf) {
+        if (done_ || !conn_) return std::size_t{0};
+        for (;;) {
+            std::string_view in = conn_->buffered();
+            switch (framing_) {
+                case Framing::none:
+                    finish(true);
+                    return std::size_t{0};
+                case Framing::length: {
+                    if (remaining_ == 0) {
+                        finish(keep_alive_);
+                        return std::size_t{0};
+                    }
+                    if (!in.empty()) {
+                        const std::size_t n = std::min({buf.size(), in.size(), remaining_});
+                        std::copy_n(in.data(), n, buf.data());
+                        conn_->consume(n);
+                        remaining_ -= n;
+                        return n;
+                    }
+                    break;
+                }
+                case Framing::until_close: {
+                    if (!in.empty()) {
+                        const std::size_t n = std::min(buf.size(), in.size());
+                        std::copy_n(in.data(), n, buf.data());
+                        conn_->consume(n);
+                        return n;
+                    }
+                    break;
+                }
+                case Framing::chunked: {
+                    if (remaining_ > 0) {
+                        if (!in.empty()) {
+                            const std::size_t n = std::min({buf.size(), in.size(), remaining_});
+                            std::copy_n(in.data(), n, buf.data());
+                            conn_->consume(n);
+                            remaining_ -= n;
+                            if (remaining_ == 0) need_chunk_crlf_ = true;
+                            return n;
+                        }
+                        break;
+                    }
+                    // Between chunks: the CRLF after the last one, then a size line.
+                    auto step = next_chunk();
+                    if (!step) return std::move(step).error();
+                    if (*step == ChunkStep::more) continue;
+                    if (*step == ChunkStep::end) {
+                        finish(keep_alive_);
+                        return std::size_t{0};
+                    }
+                    break;  // need more bytes
+                }
+            }
+            auto more = conn_->fill(read_deadline());
+            if (!more) return fail(std::move(more).error());
+            if (!*more) {
+                if (framing_ == Framing::until_close) {
+                    finish(false);
+                    return std::size_t{0};
+                }
+                return fail({ClientErrc::closed, "the server closed the connection mid-body"});
+            }
+        }
+    }
+
+    int status = 0;
+    std::string reason;
+    int version_minor = 1;
+    std::vector<std::pair<std::string, std::string>> headers;
+    const Url& url() const noexcept { return url_; }
+    const std::string& method() const noexcept { return method_; }
+
+  private:
+    enum class Framing { none, length, chunked, until_close };
+    enum class ChunkStep { more, end, need_bytes };
+
+    Deadline read_deadline() const {
+        return earliest(total_, Deadline(core_.options.read_timeout));
+    }
+
+    ClientError fail(ClientError e) {
+        if (conn_) core_.give_back(url_.origin, std::move(conn_), false);
+        done_ = true;
+        return e;
+    }
+
+    void finish(bool reusable) {
+        done_ = true;
+        if (conn_) core_.give_back(url_.origin, std::move(conn_), reusable);
+    }
+
+    ClientResult<void> send(const ClientRequest& req) {
+        if (method_.empty() || !std::all_of(method_.begin(), method_.end(), token_char))
+            return ClientError{ClientErrc::bad_url, "invalid method '" + method_ + "'"};
+        std::string out;
+        out.reserve(256 + req.body.size());
+        out += method_;
+        out += ' ';
+        out += url_.target;
+        out += " HTTP/1.1\r\nHost: ";
+        out += url_.host_header;
+        out += "\r\n";
+        bool has_agent = false, has_length = false;
+        for (const auto& [n, v] : req.headers) {
+            if (n.empty() || !std::all_of(n.begin(), n.end(), token_char) || !safe_value(v))
+                return ClientError{ClientErrc::bad_url,
+                                   "header '" + n + "' has an invalid name or CR/LF in its value"};
+            if (iequals(n, "host") || iequals(n, "transfer-encoding") || iequals(n, "connection"))
+                continue;  // the client's to write
+            has_agent = has_agent || iequals(n, "user-agent");
+            has_length = has_length || iequals(n, "content-length");
+            out += n;
+            out += ": ";
+            out += v;
+            out += "\r\n";
+        }
+        if (!has_agent && !core_.options.user_agent.empty()) {
+            out += "User-Agent: ";
+            out += core_.options.user_agent;
+            out += "\r\n";
+        }
+        const bool body_method = method_ == "POST" || method_ == "PUT" || method_ == "PATCH";
+        if (!has_length && (!req.body.empty() || body_method)) {
+            out += "Content-Length: ";
+            out += std::to_string(req.body.size());
+            out += "\r\n";
+        }
+        out += "\r\n";
+        out += req.body;
+        return conn_->write(out, earliest(total_, Deadline(core_.options.read_timeout)));
+    }
+
+    // The status line and headers (skipping 1xx interim responses), then the body's framing.
+    ClientResult<void> read_head() {
+        for (;;) {
+            std::size_t end;
+            for (;;) {
+                std::string_view in = conn_->buffered();
+                end = in.find("\r\n\r\n");
+                if (end != std::string_view::npos && end + 4 <= core_.options.max_header_bytes)
+                    break;
+                if (std::min(in.size(), end) > core_.options.max_header_bytes)
+                    return ClientError{ClientErrc::too_large,
+                                       "response head over " +
+                                           std::to_string(core_.options.max_header_bytes) +
+                                           " bytes"};
+                auto more = conn_->fill(read_deadline());
+                if (!more) return std::move(more).error();
+                if (!*more)
+                    return ClientError{ClientErrc::closed,
+                                       conn_->bytes_in == 0
+                                           ? "the server closed the connection without answering"
+                                           : "the server closed the connection mid-head"};
+            }
+            std::string_view head = conn_->buffered().substr(0, end);
+            if (auto r = parse_head(head); !r) return r;
+            conn_->consume(end + 4);
+            if (status >= 100 && status < 200 && status != 101) continue;  // 100 Continue...
+            return decide_framing();
+        }
+    }
+
+    ClientResult<void> parse_head(std::string_view head) {
+        headers.clear();
+        const auto line_end = head.find("\r\n");
+        std::string_view line = head.substr(0, line_end);
+        if (line.size() < 12 || !line.starts_with("HTTP/1.") ||
+            (line[7] != '0' && line[7] != '1') || line[8] != ' ')
+            return ClientError{ClientErrc::protocol, "not an HTTP/1.x status line"};
+        version_minor = line[7] - '0';
+        int code = 0;
+        auto [p, ec] = std::from_chars(line.data() + 9, line.data() + 12, code);
+        if (ec != std::errc() || p != line.data() + 12 || code < 100 || code > 599 ||
+            (line.size() > 12 && line[12] != ' '))
+            return ClientError{ClientErrc::protocol, "invalid status code"};
+        status = code;
+        reason = line.size() > 13 ? std::string(line.substr(13)) : std::string();
+        std::string_view rest =
+            line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
+        while (!rest.empty()) {
+            const auto e = rest.find("\r\n");
+            std::string_view field = rest.substr(0, e);
+            rest = e == std::string_view::npos ? std::string_view() : rest.substr(e + 2);
+            const auto colon = field.find(':');
+            if (colon == std::string_view::npos || colon == 0)
+                return ClientError{ClientErrc::protocol, "a header line without a name"};
+            std::string_view name = field.substr(0, colon);
+            if (!std::all_of(name.begin(), name.end(), token_char))
+                return ClientError{ClientErrc::protocol,
+                                   "invalid header name (or an obsolete folded line)"};
+            std::string_view value = trim_ows(field.substr(colon + 1));
+            if (!safe_value(value))
+                return ClientError{ClientErrc::protocol, "a NUL in a header value"};
+            headers.emplace_back(std::string(name), std::string(value));
+        }
+        return {};
+    }
+
+    const std::string* find(std::string_view name) const {
+        for (const auto& [n, v] : headers)
+            if (iequals(n, name)) return &v;
+        return nullptr;
+    }
+
+    ClientResult<void> decide_framing() {
+        // RFC 9112 6.3, in its order.
+        const std::string* conn = find("connection");
+        keep_alive_ = version_minor == 1 ? !(conn && has_token(*conn, "close"))
+                                         : (conn && has_token(*conn, "keep-alive"));
+        if (method_ == "HEAD" || status == 204 || status == 304 ||
+            (status >= 100 && status < 200)) {
+            framing_ = Framing::none;
+            return {};
+        }
+        const std::string* te = nullptr;
+        std::string te_all;
+        for (const auto& [n, v] : headers) {
+            if (iequals(n, "transfer-encoding")) {
+                te_all += (te_all.empty() ? "" : ",") + v;
+                te = &te_all;
+            }
+        }
+        if (te) {
+            // chunked must be the last coding; anything else is read until close.
+            std::string_view all = trim_ows(*te);
+            const auto comma = all.rfind(',');
+            std::string_view last =
+                trim_ows(comma == std::string_view::npos ? all : all.substr(comma + 1));
+            if (iequals(last, "chunked")) {
+                framing_ = Framing::chunked;
+            } else {
+                framing_ = Framing::until_close;
+                keep_alive_ = false;
+            }
+            return {};
+        }
+        std::optional<std::uint64_t> length;
+        for (const auto& [n, v] : headers) {
+            if (!iequals(n, "content-length")) continue;
+            std::uint64_t x = 0;
+            auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+            if (v.empty() || ec != std::errc() || p != v.data() + v.size() ||
+                (length && *length != x))
+                return ClientError{ClientErrc::protocol, "invalid Content-Length"};
+            length = x;
+        }
+        if (length) {
+            framing_ = Framing::length;
+            remaining_ = *length;
+            return {};
+        }
+        framing_ = Framing::until_close;
+        keep_alive_ = false;
+        return {};
+    }
+
+    ClientResult<ChunkStep> next_chunk() {
+        std::string_view in = conn_->buffered();
+        if (need_chunk_crlf_) {
+            if (in.size() < 2) return ChunkStep::need_bytes;
+            if (!in.starts_with("\r\n"))
+                return fail({ClientErrc::protocol, "no CRLF after a chunk"});
+            conn_->consume(2);
+            need_chunk_crlf_ = false;
+            in = conn_->buffered();
+        }
+        if (in_trailers_) {
+            // Trailer fields, ignored, up to the empty line.
+            for (;;) {
+                const auto e = in.find("\r\n");
+                if (e == std::string_view::npos) {
+                    if (in.size() > core_.options.max_header_bytes)
+                        return fail({ClientErrc::too_large, "trailers too large"});
+                    return ChunkStep::need_bytes;
+                }
+                conn_->consume(e + 2);
+                if (e == 0) return ChunkStep::end;
+                in = conn_->buffered();
+            }
+        }
+        const auto e = in.find("\r\n");
+        if (e == std::string_view::npos) {
+            if (in.size() > kMaxChunkLine)
+                return fail({ClientErrc::protocol, "a chunk-size line over 4096 bytes"});
+            return ChunkStep::need_bytes;
+        }
+        std::string_view line = in.substr(0, e);
+        std::string_view digits = line.substr(0, line.find(';'));
+        digits = trim_ows(digits);
+        std::uint64_t size = 0;
+        auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size, 16);
+        if (digits.empty() || digits.size() > 16 || ec != std::errc() ||
+            p != digits.data() + digits.size())
+            return fail({ClientErrc::protocol, "invalid chunk size"});
+        conn_->consume(e + 2);
+        if (size == 0) {
+            in_trailers_ = true;
+            return next_chunk();
+        }
+        remaining_ = size;
+        return ChunkStep::more;
+    }
+
+    ClientCore& core_;
+    Url url_;
+    std::string method_;
+    Deadline total_;
+    std::unique_ptr<ClientConn> conn_;
+    Framing framing_ = Framing::none;
+    std::uint64_t remaining_ = 0;
+    bool keep_alive_ = true;
+    bool need_chunk_crlf_ = false;
+    bool in_trailers_ = false;
+    bool done_ = false;
+};
+
+}  // namespace detail
+
+// --- Client ----------------------------------------------------------------------------------
+
+using detail::ClientExchange;
+
+namespace {
+
+ClientResult<std::unique_ptr<ClientExchange>> open(detail::ClientCore& core,
+                                                   const ClientRequest& req, const detail::Url& url,
+                                                   Deadline total) {
+    if (!Hub::current() || this_fiber::id() == 0)
+        return ClientError{ClientErrc::connect, "no fiber: the client parks a fiber"};
+    auto x = std::make_unique<ClientExchange>(core, url, req.method, total);
+    if (auto r = x->start(req); !r) return std::move(r).error();
+    return x;
+}
+
+}  // namespace
+
+Client::Client(ClientOptions options)
+    : core_(std::make_unique<detail::ClientCore>(std::move(options))) {}
+
+Client::~Client() = default;
+
+const ClientOptions& Client::options() const noexcept {
+    return core_->options;
+}
+
+ClientResult<ClientResponse> Client::get(std::string_view url, Deadline deadline) {
+    ClientRequest r;
+    r.url = std::string(url);
+    r.deadline = deadline;
+    return request(r);
+}
+
+ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
+    const std::int64_t t0 = now_ns();
+    Deadline total = original.deadline;
+    if (core_->options.total_timeout.count() > 0)
+        total = earliest(total, Deadline(core_->options.total_timeout));
+    auto url = detail::parse_url(original.url);
+    if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + original.url};
+    ClientRequest req = original;
+    for (int redirects = 0;; ++redirects) {
+        auto x = open(*core_, req, *url, total);
+        auto finish_metric = [&](int status, const char* error) {
+            detail::record(req.method, status, error, *url, now_ns() - t0);
+        };
+        if (!x) {
+            finish_metric(0, client_errc_name(x.error().code));
+            return std::move(x).error();
+        }
+        ClientExchange& e = **x;
+        ClientResponse out;
+        out.status = e.status;
+        out.reason = e.reason;
+        out.version_minor = e.version_minor;
+        out.headers = e.headers;
+        char buf[8192];
+        for (;;) {
+            auto n = e.read_body(std::span<char>(buf, sizeof buf));
+            if (!n) {
+                finish_metric(0, client_errc_name(n.error().code));
+                return std::move(n).error();
+            }
+            if (*n == 0) break;
+            if (out.body.size() + *n > core_->options.max_response_bytes) {
+                finish_metric(0, "too_large");
+                return ClientError{ClientErrc::too_large,
+                                   "response body over " +
+                                       std::to_string(core_->options.max_response_bytes) +
+                                       " bytes"};
+            }
+            out.body.append(buf, *n);
+        }
+        finish_metric(out.status, nullptr);
+        const bool redirect = out.status == 301 || out.status == 302 || out.status == 303 ||
+                              out.status == 307 || out.status == 308;
+        if (!redirect || core_->options.max_redirects <= 0) return out;
+        auto location = out.header("location");
+        if (!location) return out;
+        if (redirects >= core_->options.max_redirects)
+            return ClientError{ClientErrc::too_many_redirects,
+                               "more than " + std::to_string(core_->options.max_redirects) +
+                                   " redirects from " + original.url};
+        auto next = detail::resolve_location(*url, *location);
+        if (!next)
+            return ClientError{ClientErrc::protocol,
+                               "invalid Location '" + std::string(*location) + "'"};
+        // 303, and 301/302 after a POST, become a GET without a body (what browsers do).
+        if (out.status == 303 ||
+            ((out.status == 301 || out.status == 302) && req.method == "POST")) {
+            req.method = "GET";
+            req.body.clear();
+        }
+        url = std::move(next);
+    }
+}
+
+ClientResult<ClientStream> Client::stream(const ClientRequest& req) {
+    const std::int64_t t0 = now_ns();
+    Deadline total = req.deadline;
+    if (core_->options.total_timeout.count() > 0)
+        total = earliest(total, Deadline(core_->options.total_timeout));
+    auto url = detail::parse_url(req.url);
+    if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + req.url};
+    auto x = open(*core_, req, *url, total);
+    if (!x) {
+        detail::record(req.method, 0, client_errc_name(x.error().code), *url, now_ns() - t0);
+        return std::move(x).error();
+    }
+    detail::record(req.method, (*x)->status, nullptr, *url, now_ns() - t0);
+    return ClientStream(std::move(*x));
+}
+
+// --- ClientStream ----------------------------------------------------------------------------
+
+ClientStream::ClientStream() noexcept = default;
+ClientStream::ClientStream(std::unique_ptr<detail::ClientExchange> x) noexcept : x_(std::move(x)) {}
+ClientStream::ClientStream(ClientStream&&) noexcept = default;
+ClientStream& ClientStream::operator=(ClientStream&&) noexcept = default;
+ClientStream::~ClientStream() = default;
+
+int ClientStream::status() const noexcept {
+    return x_ ? x_->status : 0;
+}
+
+const std::vector<std::pair<std::string, std::string>>& ClientStream::headers() const noexcept {
+    static const std::vector<std::pair<std::string, std::string>> kNone;
+    return x_ ? x_->headers : kNone;
+}
+
+std::optional<std::string_view> ClientStream::header(std::string_view name) const noexcept {
+    for (const auto& [n, v] : headers())
+        if (iequals(n, name)) return std::string_view(v);
+    return std::nullopt;
+}
+
+ClientResult<std::size_t> ClientStream::read(std::span<char> buf) {
+    if (!x_) return std::size_t{0};
+    return x_->read_body(buf);
+}
+
+// --- the default client and the metrics ------------------------------------------------------
+
+namespace {
+std::mutex g_default_mu;
+ClientOptions g_default_options;
+bool g_default_made = false;
+}  // namespace
+
+Client& default_client() {
+    static Client* c = [] {
+        std::lock_guard<std::mutex> g(g_default_mu);
+        g_default_made = true;
+        return new Client(g_default_options);  // lives as long as the process
+    }();
+    return *c;
+}
+
+void set_default_client_options(ClientOptions options) {
+    std::lock_guard<std::mutex> g(g_default_mu);
+    if (g_default_made)
+        throw std::logic_error("set_default_client_options() after default_client() was used");
+    g_default_options = std::move(options);
+}
+
+void for_each_client_series(const std::function<void(const ClientSeries&)>& fn) {
+    auto& all = detail::hub_metrics();
+    for (unsigned h = 0; h < all.size(); ++h) {
+        std::lock_guard<std::mutex> g(all[h].mu);
+        for (const auto& [k, hist] : all[h].series) {
+            ClientSeries s;
+            s.hub = h;
+            s.method = k.method;
+            s.status = k.status;
+            s.error_type = k.error;
+            s.server_address = k.address;
+            s.server_port = k.port;
+            s.scheme = k.scheme;
+            s.duration = hist.get();
+            fn(s);
+        }
+    }
+}
+
+void for_each_client_connections(
+    const std::function<void(unsigned hub, std::size_t open, std::size_t idle)>& fn) {
+    auto& all = detail::hub_metrics();
+    const unsigned hubs = Hub::current() ? Hub::current()->runtime().hub_count() : 0;
+    for (unsigned h = 0; h < all.size(); ++h) {
+        const auto open = all[h].open.load(std::memory_order_relaxed);
+        const auto idle = all[h].idle.load(std::memory_order_relaxed);
+        if (open == 0 && idle == 0 && h >= hubs) continue;
+        fn(h, static_cast<std::size_t>(std::max<std::int64_t>(open, 0)),
+           static_cast<std::size_t>(std::max<std::int64_t>(idle, 0)));
+    }
+}
+
+}  // namespace weft::http

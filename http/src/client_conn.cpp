@@ -1,0 +1,201 @@
+// URLs and the client's connections: reading into a buffer that the response parser consumes,
+// through TLS when the origin is https.
+#include "client_conn.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace weft::http::detail {
+
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+bool valid_host_char(char c) noexcept {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+}
+
+ClientError from_tls(TlsError e, ClientErrc transport_code = ClientErrc::closed) {
+    if (e.tls) return {ClientErrc::tls, std::move(e.message)};
+    switch (e.transport.code) {
+        case Errc::timed_out:
+            return {ClientErrc::timed_out, "no data from the server in time"};
+        case Errc::cancelled:
+            return {ClientErrc::cancelled, "the calling fiber was cancelled"};
+        default:
+            return {transport_code, e.message};
+    }
+}
+
+ClientError from_io(Error e, ClientErrc otherwise) {
+    switch (e.code) {
+        case Errc::timed_out:
+            return {ClientErrc::timed_out, "no data from the server in time"};
+        case Errc::cancelled:
+            return {ClientErrc::cancelled, "the calling fiber was cancelled"};
+        default:
+            return {otherwise, e.message()};
+    }
+}
+
+}  // namespace
+
+std::string Url::to_string() const {
+    return (https ? "https://" : "http://") + host_header + target;
+}
+
+Result<Url, std::string> parse_url(std::string_view text) {
+    Url u;
+    if (text.starts_with("http://")) {
+        text.remove_prefix(7);
+    } else if (text.starts_with("https://")) {
+        text.remove_prefix(8);
+        u.https = true;
+        u.port = 443;
+    } else {
+        return std::string("not an absolute http:// or https:// URL");
+    }
+    const std::size_t end = text.find_first_of("/?#");
+    std::string_view authority = text.substr(0, end);
+    std::string_view rest = end == std::string_view::npos ? std::string_view() : text.substr(end);
+    if (const auto hash = rest.find('#'); hash != std::string_view::npos)
+        rest = rest.substr(0, hash);
+    if (authority.find('@') != std::string_view::npos)
+        return std::string("user information in a URL is not supported");
+    std::string_view host = authority;
+    std::string_view port;
+    if (authority.starts_with("[")) {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) return std::string("unclosed '[' in the host");
+        host = authority.substr(1, close - 1);
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after[0] != ':') return std::string("junk after the IPv6 address");
+            port = after.substr(1);
+        }
+        for (char c : host)
+            if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.')
+                return std::string("invalid IPv6 address");
+    } else {
+        if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
+            port = authority.substr(colon + 1);
+        }
+        for (char c : host)
+            if (!valid_host_char(c)) return std::string("invalid character in the host name");
+    }
+    if (host.empty()) return std::string("no host");
+    if (!port.empty()) {
+        unsigned p = 0;
+        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        if (ec != std::errc() || ptr != port.data() + port.size() || p == 0 || p > 65535)
+            return std::string("invalid port '") + std::string(port) + "'";
+        u.port = static_cast<std::uint16_t>(p);
+    }
+    u.host = std::string(host);
+    std::transform(u.host.begin(), u.host.end(), u.host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const bool v6 = u.host.find(':') != std::string::npos;
+    const std::string h = v6 ? "[" + u.host + "]" : u.host;
+    const bool default_port = u.port == (u.https ? 443 : 80);
+    u.host_header = default_port ? h : h + ":" + std::to_string(u.port);
+    u.origin = std::string(u.https ? "https://" : "http://") + h + ":" + std::to_string(u.port);
+    if (rest.empty() || rest[0] == '?') u.target = "/";
+    u.target.append(rest);
+    for (char c : u.target)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+            return std::string("a space or control character in the path");
+    return u;
+}
+
+Result<Url, std::string> resolve_location(const Url& base, std::string_view location) {
+    if (location.starts_with("http://") || location.starts_with("https://"))
+        return parse_url(location);
+    if (location.starts_with("//"))
+        return parse_url(std::string(base.https ? "https:" : "http:") + std::string(location));
+    std::string target;
+    if (location.starts_with("/")) {
+        target = std::string(location);
+    } else {
+        // Relative to the base path's directory.
+        std::string dir = base.target.substr(0, base.target.find('?'));
+        dir = dir.substr(0, dir.rfind('/') + 1);
+        target = dir + std::string(location);
+    }
+    return parse_url(std::string(base.https ? "https://" : "http://") + base.host_header + target);
+}
+
+ClientConn::ClientConn(TcpStream tcp) noexcept : tcp_(std::move(tcp)) {}
+
+ClientConn::~ClientConn() = default;
+
+ClientResult<void> ClientConn::start_tls(std::shared_ptr<TlsContext> ctx, std::string_view host,
+                                         Deadline deadline) {
+    tls_ = std::make_unique<TlsSession>(std::move(ctx), tcp_);
+    if (auto r = tls_->connect(host, deadline); !r)
+        return from_tls(std::move(r).error(), ClientErrc::connect);
+    return {};
+}
+
+ClientResult<void> ClientConn::write(std::string_view data, Deadline deadline) {
+    if (tls_) {
+        if (auto r = tls_->write(data, deadline); !r) return from_tls(std::move(r).error());
+        return {};
+    }
+    if (auto r = tcp_.send(data, deadline); !r) return from_io(r.error(), ClientErrc::closed);
+    return {};
+}
+
+ClientResult<bool> ClientConn::fill(Deadline deadline) {
+    if (pos_ > 0 && pos_ == buf_.size()) {
+        buf_.clear();
+        pos_ = 0;
+    } else if (pos_ > kReadChunk) {
+        buf_.erase(0, pos_);
+        pos_ = 0;
+    }
+    const std::size_t old = buf_.size();
+    buf_.resize(old + kReadChunk);
+    std::size_t n = 0;
+    if (tls_) {
+        auto r = tls_->read(std::span<char>(buf_.data() + old, kReadChunk), deadline);
+        if (!r) {
+            buf_.resize(old);
+            return from_tls(std::move(r).error());
+        }
+        n = *r;
+    } else {
+        auto r = tcp_.recv(std::span<char>(buf_.data() + old, kReadChunk), deadline);
+        if (!r) {
+            buf_.resize(old);
+            if (r.error().code == Errc::eof) return false;
+            return from_io(r.error(), ClientErrc::closed);
+        }
+        n = *r;
+    }
+    buf_.resize(old + n);
+    bytes_in += n;
+    return n > 0;
+}
+
+std::string_view ClientConn::buffered() const noexcept {
+    return std::string_view(buf_).substr(pos_);
+}
+
+void ClientConn::consume(std::size_t n) noexcept {
+    pos_ = std::min(buf_.size(), pos_ + n);
+}
+
+bool ClientConn::looks_closed() const noexcept {
+    if (pos_ < buf_.size()) return true;  // bytes nobody asked for
+    if (tls_ && tls_->pending() > 0) return true;
+    char c;
+    const ssize_t n = ::recv(tcp_.fd(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    // 0: the server closed; data: a stray byte (or a TLS close_notify); EAGAIN: fine.
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+}  // namespace weft::http::detail

@@ -1,0 +1,204 @@
+// OpenSSL, in one file: contexts and sessions over memory BIOs. The session pumps ciphertext
+// between the BIOs and the TcpStream itself, so every wait is the stream's own (io_uring or
+// epoll), parking only the fiber.
+#include "tls.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <cstring>
+
+namespace weft::http::detail {
+
+namespace {
+
+constexpr std::size_t kIoBuf = 17 * 1024;  // a whole TLS record and its header
+
+SSL* ssl_of(void* p) noexcept {
+    return static_cast<SSL*>(p);
+}
+BIO* bio_of(void* p) noexcept {
+    return static_cast<BIO*>(p);
+}
+
+// The newest error on OpenSSL's thread-local queue, as text (and the queue emptied).
+std::string openssl_error() {
+    unsigned long last = 0;
+    for (unsigned long e; (e = ERR_get_error()) != 0;)
+        last = e;
+    if (last == 0) return "unknown error";
+    char buf[256];
+    ERR_error_string_n(last, buf, sizeof buf);
+    // "error:0A000086:SSL routines::certificate verify failed" -> the reason after the last ':'
+    const char* reason = std::strrchr(buf, ':');
+    return reason && reason[1] ? std::string(reason + 1) : std::string(buf);
+}
+
+TlsError transport_error(Error e) {
+    TlsError t;
+    t.tls = false;
+    t.transport = e;
+    t.message = e.message();
+    return t;
+}
+
+bool is_ip_literal(std::string_view host) {
+    std::string h(host);
+    unsigned char buf[16];
+    return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::string& ca_file,
+                                                                    bool verify_peer) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return std::string("cannot make a TLS context: ") + openssl_error();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
+    if (verify_peer) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        const int ok = ca_file.empty()
+                           ? SSL_CTX_set_default_verify_paths(ctx)
+                           : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr);
+        if (ok != 1) {
+            std::string why = openssl_error();
+            SSL_CTX_free(ctx);
+            return ca_file.empty() ? "cannot load the system's CA certificates: " + why
+                                   : "cannot load CA file '" + ca_file + "': " + why;
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    }
+    return std::shared_ptr<TlsContext>(new TlsContext(ctx, verify_peer));
+}
+
+TlsContext::~TlsContext() {
+    SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
+
+TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, TcpStream& stream)
+    : ctx_(std::move(ctx)), stream_(stream) {
+    SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_->native()));
+    BIO* r = BIO_new(BIO_s_mem());
+    BIO* w = BIO_new(BIO_s_mem());
+    if (!ssl || !r || !w) {
+        SSL_free(ssl);
+        BIO_free(r);
+        BIO_free(w);
+        throw std::bad_alloc();
+    }
+    // An empty memory BIO reads as "retry", not end of file: OpenSSL then asks for more.
+    BIO_set_mem_eof_return(r, -1);
+    SSL_set_bio(ssl, r, w);  // the SSL owns both now
+    ssl_ = ssl;
+    rbio_ = r;
+    wbio_ = w;
+    io_buf_ = std::make_unique<char[]>(kIoBuf);
+}
+
+TlsSession::~TlsSession() {
+    SSL_free(ssl_of(ssl_));
+}
+
+Result<void, TlsError> TlsSession::flush(Deadline deadline) {
+    for (;;) {
+        const int n = BIO_read(bio_of(wbio_), io_buf_.get(), static_cast<int>(kIoBuf));
+        if (n <= 0) return {};
+        if (auto r = stream_.send(std::string_view(io_buf_.get(), static_cast<std::size_t>(n)),
+                                  deadline);
+            !r)
+            return transport_error(r.error());
+    }
+}
+
+template <class Op>
+Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline) {
+    SSL* ssl = ssl_of(ssl_);
+    for (;;) {
+        ERR_clear_error();
+        const int rc = op(ssl);
+        const int err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc);
+        // Whatever OpenSSL wrote (handshake messages, records, alerts) goes out first.
+        if (auto f = flush(deadline); !f) return f.error();
+        switch (err) {
+            case SSL_ERROR_NONE:
+            case SSL_ERROR_ZERO_RETURN:
+                return rc;
+            case SSL_ERROR_WANT_WRITE:
+                continue;  // flushed: try again
+            case SSL_ERROR_WANT_READ: {
+                auto n = stream_.recv(std::span<char>(io_buf_.get(), kIoBuf), deadline);
+                if (!n) return transport_error(n.error());
+                if (*n == 0) return 0;  // the peer closed the connection
+                BIO_write(bio_of(rbio_), io_buf_.get(), static_cast<int>(*n));
+                continue;
+            }
+            case SSL_ERROR_SYSCALL:
+                // With memory BIOs this is an end of stream without close_notify, or a bug.
+                if (ERR_peek_error() == 0) return 0;
+                [[fallthrough]];
+            default: {
+                TlsError e;
+                e.message = openssl_error();
+                return e;
+            }
+        }
+    }
+}
+
+Result<void, TlsError> TlsSession::connect(std::string_view host, Deadline deadline) {
+    SSL* ssl = ssl_of(ssl_);
+    const std::string h(host);
+    if (is_ip_literal(host)) {
+        if (ctx_->verify_peer()) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.c_str());
+    } else {
+        SSL_set_tlsext_host_name(ssl, h.c_str());
+        if (ctx_->verify_peer()) SSL_set1_host(ssl, h.c_str());
+    }
+    auto r = drive([](SSL* s) { return SSL_connect(s); }, deadline);
+    if (!r) {
+        TlsError e = std::move(r).error();
+        // A failed certificate check says why better than the handshake error does.
+        const long v = SSL_get_verify_result(ssl);
+        if (e.tls && v != X509_V_OK) e.message = X509_verify_cert_error_string(v);
+        return e;
+    }
+    if (*r <= 0) {
+        TlsError e;
+        e.message = "the server closed the connection during the TLS handshake";
+        return e;
+    }
+    return {};
+}
+
+Result<std::size_t, TlsError> TlsSession::read(std::span<char> buf, Deadline deadline) {
+    const int cap = static_cast<int>(std::min<std::size_t>(buf.size(), 1 << 30));
+    auto r = drive([&](SSL* s) { return SSL_read(s, buf.data(), cap); }, deadline);
+    if (!r) return r.error();
+    return static_cast<std::size_t>(*r > 0 ? *r : 0);
+}
+
+Result<void, TlsError> TlsSession::write(std::string_view data, Deadline deadline) {
+    while (!data.empty()) {
+        const int cap = static_cast<int>(std::min<std::size_t>(data.size(), 1 << 30));
+        auto r = drive([&](SSL* s) { return SSL_write(s, data.data(), cap); }, deadline);
+        if (!r) return r.error();
+        if (*r <= 0) return transport_error(Error(Errc::connection_reset));
+        data.remove_prefix(static_cast<std::size_t>(*r));
+    }
+    return {};
+}
+
+std::size_t TlsSession::pending() const noexcept {
+    return static_cast<std::size_t>(SSL_pending(ssl_of(ssl_)));
+}
+
+}  // namespace weft::http::detail

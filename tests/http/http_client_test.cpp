@@ -1,0 +1,368 @@
+// weft::http::Client against scripted servers in the same runtime (a fiber per connection that
+// reads a request and writes canned bytes): framing (Content-Length, chunked with extensions and
+// trailers, close-delimited, 1xx, HEAD), keep-alive reuse counted by accepts, the retry of an
+// idempotent request on a connection the server had closed, redirects, limits, timeouts, the
+// fiber's deadline, errors that say what went wrong, and URL parsing.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "client_conn.hpp"
+#include "fiber_test.hpp"
+#include "weft/core/weft.hpp"
+#include "weft/http/client.hpp"
+
+using namespace std::chrono_literals;
+using weft::http::Client;
+using weft::http::ClientErrc;
+using weft::http::ClientOptions;
+using weft::http::ClientRequest;
+
+namespace {
+
+// Reads one request head (and a Content-Length body) from `s`; false at EOF.
+bool read_request(weft::TcpStream& s, std::string& buf, std::string* head_out = nullptr) {
+    char tmp[4096];
+    for (;;) {
+        const auto end = buf.find("\r\n\r\n");
+        if (end != std::string::npos) {
+            std::string head = buf.substr(0, end);
+            std::size_t len = 0;
+            if (auto cl = head.find("Content-Length: "); cl != std::string::npos)
+                len = std::stoul(head.substr(cl + 16));
+            while (buf.size() < end + 4 + len) {
+                auto n = s.recv(std::span<char>(tmp, sizeof tmp), 5s);
+                if (!n || *n == 0) return false;
+                buf.append(tmp, *n);
+            }
+            if (head_out) *head_out = head;
+            buf.erase(0, end + 4 + len);
+            return true;
+        }
+        auto n = s.recv(std::span<char>(tmp, sizeof tmp), 5s);
+        if (!n || *n == 0) return false;
+        buf.append(tmp, *n);
+    }
+}
+
+// A server on 127.0.0.1:0 whose connections run `script(stream, connection_number)`.
+class ScriptedServer {
+  public:
+    using Script = std::function<void(weft::TcpStream&, int)>;
+    explicit ScriptedServer(Script script)
+        : listener_(*weft::TcpListener::bind(*weft::SocketAddress::parse("127.0.0.1:0"))),
+          script_(std::move(script)) {
+        acceptor_ = weft::spawn("scripted-accept", [this] {
+            for (;;) {
+                auto s = listener_.accept();
+                if (!s) return;
+                const int n = ++accepts_;
+                weft::spawn("scripted-conn", [this, n, st = std::move(*s)]() mutable {
+                    script_(st, n);
+                }).detach();
+            }
+        });
+    }
+    ~ScriptedServer() {
+        listener_.close();
+        acceptor_.join();
+    }
+    std::string url(std::string_view path = "/") const {
+        return "http://127.0.0.1:" + std::to_string(listener_.local_address()->port()) +
+               std::string(path);
+    }
+    int accepts() const { return accepts_; }
+
+  private:
+    weft::TcpListener listener_;
+    Script script_;
+    int accepts_ = 0;
+    weft::Fiber<void> acceptor_;
+};
+
+// Answers every request on a connection with `response` (keep-alive).
+ScriptedServer::Script always(std::string response) {
+    return [response](weft::TcpStream& s, int) {
+        std::string buf;
+        while (read_request(s, buf))
+            if (!s.send(response)) return;
+    };
+}
+
+}  // namespace
+
+TEST(ClientUrl, ParsesAndResolves) {
+    using weft::http::detail::parse_url;
+    auto u = parse_url("https://Example.COM/a/b?x=1#frag");
+    ASSERT_TRUE(u);
+    EXPECT_TRUE(u->https);
+    EXPECT_EQ(u->host, "example.com");
+    EXPECT_EQ(u->port, 443);
+    EXPECT_EQ(u->target, "/a/b?x=1");
+    EXPECT_EQ(u->host_header, "example.com");
+    EXPECT_EQ(u->origin, "https://example.com:443");
+    auto v6 = parse_url("http://[::1]:8080");
+    ASSERT_TRUE(v6);
+    EXPECT_EQ(v6->host, "::1");
+    EXPECT_EQ(v6->port, 8080);
+    EXPECT_EQ(v6->target, "/");
+    EXPECT_EQ(v6->host_header, "[::1]:8080");
+    EXPECT_EQ(parse_url("http://h?q")->target, "/?q");
+    for (const char* bad : {"ftp://x/", "http://", "http://a b/", "http://h:0/", "http://h:99999/",
+                            "http://u@h/", "http://h/a b", "http://[::1/", "//h/"}) {
+        EXPECT_FALSE(parse_url(bad)) << bad;
+    }
+    auto base = *parse_url("http://h:81/dir/page?x");
+    EXPECT_EQ(weft::http::detail::resolve_location(base, "/abs")->to_string(), "http://h:81/abs");
+    EXPECT_EQ(weft::http::detail::resolve_location(base, "rel")->to_string(),
+              "http://h:81/dir/rel");
+    EXPECT_EQ(weft::http::detail::resolve_location(base, "https://o/x")->to_string(),
+              "https://o/x");
+}
+
+FIBER_TEST(Client, LengthChunkedAndCloseDelimitedBodies) {
+    Client c;
+    ScriptedServer length(always("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+    auto r = c.get(length.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->reason, "OK");
+    EXPECT_EQ(r->body, "hello");
+    EXPECT_EQ(r->header("content-length"), "5");
+
+    ScriptedServer chunked(
+        always("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "4;ext=1\r\nwe f\r\n1\r\nt\r\n0\r\nX-Trailer: yes\r\n\r\n"));
+    r = c.get(chunked.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "we ft");
+
+    ScriptedServer closing([](weft::TcpStream& s, int) {
+        std::string buf;
+        if (read_request(s, buf)) (void)s.send("HTTP/1.0 200 OK\r\n\r\nuntil the end");
+    });
+    r = c.get(closing.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->version_minor, 0);
+    EXPECT_EQ(r->body, "until the end");
+
+    // A 100 Continue before the answer is skipped; HEAD and 204 have no body.
+    ScriptedServer interim(
+        always("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n"));
+    r = c.get(interim.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 204);
+    EXPECT_EQ(r->header("x-a"), "b");
+    ClientRequest head;
+    head.method = "HEAD";
+    head.url = length.url();
+    r = c.request(head);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "");
+}
+
+FIBER_TEST(Client, KeepAliveReusesOneConnectionAndStreams) {
+    Client c;
+    ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    for (int i = 0; i < 5; ++i) {
+        auto r = c.get(s.url());
+        ASSERT_TRUE(r) << r.error().message();
+    }
+    EXPECT_EQ(s.accepts(), 1) << "the pool did not keep the connection";
+    // Streaming: the body in pieces; read to the end, the connection goes back to the pool.
+    ScriptedServer big(
+        always("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'b')));
+    for (int i = 0; i < 2; ++i) {
+        ClientRequest req;
+        req.url = big.url();
+        auto st = c.stream(req);
+        ASSERT_TRUE(st) << st.error().message();
+        EXPECT_EQ(st->status(), 200);
+        std::size_t total = 0, pieces = 0;
+        char buf[4096];
+        for (;;) {
+            auto n = st->read(buf);
+            ASSERT_TRUE(n);
+            if (*n == 0) break;
+            total += *n;
+            ++pieces;
+        }
+        EXPECT_EQ(total, 100000u);
+        EXPECT_GT(pieces, 10u);
+    }
+    EXPECT_EQ(big.accepts(), 1);
+}
+
+FIBER_TEST(Client, RetriesAnIdempotentRequestOnAConnectionTheServerClosed) {
+    Client c;
+    // Each connection answers one request, then the server closes it without saying so.
+    std::atomic<int> requests{0};
+    ScriptedServer s([&](weft::TcpStream& st, int) {
+        std::string buf;
+        if (!read_request(st, buf)) return;
+        ++requests;
+        (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+        (void)weft::sleep_for(20ms);  // the client has pooled it by now
+    });
+    ASSERT_TRUE(c.get(s.url()));
+    (void)weft::sleep_for(50ms);  // the server has closed the pooled connection
+    auto again = c.get(s.url());
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ(again->body, "x");
+    // The dead connection was noticed (before sending, or by the failed attempt).
+    EXPECT_EQ(s.accepts(), 2);
+    EXPECT_EQ(requests.load(), 2);
+
+    // A server that closes after reading the request, without answering: a POST is not
+    // retried (it may have had an effect), and the error says the server closed.
+    std::atomic<int> posts{0};
+    ScriptedServer rude([&](weft::TcpStream& st, int) {
+        std::string buf;
+        if (read_request(st, buf)) ++posts;
+    });
+    ClientRequest post;
+    post.method = "POST";
+    post.url = rude.url();
+    post.body = "data";
+    auto r = c.request(post);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::closed);
+    EXPECT_EQ(posts.load(), 1);
+}
+
+FIBER_TEST(Client, RedirectsAreOffByDefaultAndBounded) {
+    ScriptedServer target(always("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone"));
+    const std::string loc = target.url("/final");
+    ScriptedServer hop(
+        always("HTTP/1.1 302 Found\r\nLocation: " + loc + "\r\nContent-Length: 0\r\n\r\n"));
+    Client plain;
+    auto r = plain.get(hop.url());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 302);
+    ClientOptions o;
+    o.max_redirects = 3;
+    Client follow(o);
+    r = follow.get(hop.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "done");
+    ScriptedServer loop(
+        always("HTTP/1.1 301 Moved\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n"));
+    r = follow.get(loop.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::too_many_redirects);
+}
+
+FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
+    ClientOptions o;
+    o.max_response_bytes = 1000;
+    o.max_header_bytes = 2048;
+    o.read_timeout = 100ms;
+    Client c(o);
+    ScriptedServer big(
+        always("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x')));
+    auto r = c.get(big.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::too_large);
+    ScriptedServer fat_head(always("HTTP/1.1 200 OK\r\nX-Big: " + std::string(4000, 'h') +
+                                   "\r\nContent-Length: 0\r\n\r\n"));
+    r = c.get(fat_head.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::too_large);
+
+    // A server that stalls mid-body hits the read timeout.
+    ScriptedServer stall([](weft::TcpStream& s, int) {
+        std::string buf;
+        if (!read_request(s, buf)) return;
+        (void)s.send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf");
+        (void)weft::sleep_for(2s);
+    });
+    const auto t0 = weft::Clock::now();
+    r = c.get(stall.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::timed_out);
+    EXPECT_LT(weft::Clock::now() - t0, 1500ms);
+
+    // Garbage is a protocol error; a bad chunk size too.
+    ScriptedServer garbage(always("SSH-2.0-OpenSSH\r\n\r\n"));
+    r = c.get(garbage.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::protocol);
+    ScriptedServer bad_chunk(
+        always("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n"));
+    r = c.get(bad_chunk.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::protocol);
+
+    // Nothing listens; a name that does not resolve; not a URL.
+    r = c.get("http://127.0.0.1:1/");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::connect);
+    EXPECT_NE(r.error().message().find("127.0.0.1"), std::string::npos) << r.error().message();
+    r = c.get("http://no-such-host.invalid/");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::dns);
+    r = c.get("mailto:x@y");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    ClientRequest evil;
+    evil.url = big.url();
+    evil.headers = {{"X-A", "1\r\nInjected: yes"}};
+    r = c.request(evil);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+}
+
+FIBER_TEST(Client, TheFibersDeadlineBoundsTheCall) {
+    Client c;
+    ScriptedServer slow([](weft::TcpStream& s, int) {
+        std::string buf;
+        if (!read_request(s, buf)) return;
+        (void)weft::sleep_for(2s);
+        (void)s.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    });
+    const auto t0 = weft::Clock::now();
+    weft::http::ClientResult<weft::http::ClientResponse> r = weft::http::ClientError{};
+    {
+        weft::ScopedDeadline d(80ms);
+        r = c.get(slow.url());
+    }
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::timed_out);
+    EXPECT_LT(weft::Clock::now() - t0, 1500ms);
+    // Cancelled while waiting.
+    weft::http::ClientResult<weft::http::ClientResponse> cr = weft::http::ClientError{};
+    auto f = weft::spawn("caller", [&] { cr = c.get(slow.url()); });
+    (void)weft::sleep_for(30ms);
+    f.cancel();
+    f.join();
+    ASSERT_FALSE(cr);
+    EXPECT_EQ(cr.error().code, ClientErrc::cancelled);
+}
+
+FIBER_TEST(Client, AtMostNConnectionsPerHost) {
+    ClientOptions o;
+    o.max_connections_per_host = 2;
+    Client c(o);
+    std::atomic<int> open{0}, most{0};
+    ScriptedServer s([&](weft::TcpStream& st, int) {
+        int now = ++open;
+        most = std::max(most.load(), now);
+        std::string buf;
+        while (read_request(st, buf)) {
+            (void)weft::sleep_for(10ms);
+            if (!st.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) break;
+        }
+        --open;
+    });
+    std::vector<weft::Fiber<void>> fs;
+    int ok = 0;
+    for (int i = 0; i < 8; ++i)
+        fs.push_back(weft::spawn("get", [&] { ok += c.get(s.url()).ok(); }));
+    for (auto& f : fs)
+        f.join();
+    EXPECT_EQ(ok, 8);
+    EXPECT_LE(s.accepts(), 2);
+    EXPECT_LE(most.load(), 2);
+}
