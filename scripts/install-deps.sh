@@ -11,7 +11,8 @@ build_pkgs=(build-essential cmake pkg-config ninja-build
 # The cooperative-blocking test builds a plugin with libpq, libcurl and hiredis and runs it
 # against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
 test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
-    postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux)
+    postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
+    nginx-light openssl)
 # gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark.
 bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen)
 # catatonit: a pod's pause process (podman play kube); dnsname: compose services by name.

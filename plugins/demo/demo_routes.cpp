@@ -9,12 +9,15 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include "weft/core/fiber.hpp"
 #include "weft/core/offload.hpp"
+#include "weft/http/client.hpp"
 
 namespace weft::demo {
 
@@ -49,6 +52,12 @@ Handler with_ms(const char* verb, F act) {
     };
 }
 
+// A failed outbound call: 504 when it ran out of time, 502 otherwise, with what happened.
+Response upstream_error(const weft::http::ClientError& e) {
+    const bool timeout = e.code == weft::http::ClientErrc::timed_out;
+    return Response::text("upstream " + e.message() + "\n", timeout ? 504 : 502);
+}
+
 // Sleeps with the nanosleep system call itself, not libc's function: a path that syscall
 // patching cannot see, so it blocks the hub whatever the configuration.
 void raw_sleep(std::chrono::milliseconds d) {
@@ -78,6 +87,57 @@ void register_demo_routes(Router& router) {
                    while (std::chrono::steady_clock::now() < until)
                        n = n + 1;
                }));
+    // Outbound calls through the shared client: one, and N at once in fibers joined within the
+    // request's deadline.
+    router.get("/fetch", [](Request& req) -> Response {
+        auto url = req.query("url");
+        if (!url) return Response::text("missing query parameter url\n", 400);
+        auto r = weft::http::default_client().get(*url);
+        if (!r) return upstream_error(r.error());
+        return Response::text("status=" + std::to_string(r->status) +
+                              " bytes=" + std::to_string(r->body.size()) + "\n");
+    });
+    router.get("/fanout", [](Request& req) -> Response {
+        auto url = req.query("url");
+        if (!url) return Response::text("missing query parameter url\n", 400);
+        long n = 0;
+        auto nv = req.query("n").value_or("");
+        auto [end, ec] = std::from_chars(nv.data(), nv.data() + nv.size(), n);
+        if (nv.empty() || ec != std::errc() || end != nv.data() + nv.size() || n < 1 || n > 100)
+            return Response::text("n must be a whole number from 1 to 100\n", 400);
+        struct Outcome {
+            int status = 0;
+            std::size_t bytes = 0;
+            std::optional<weft::http::ClientError> error;
+        };
+        std::vector<Outcome> outcomes(static_cast<std::size_t>(n));
+        std::vector<weft::Fiber<void>> fibers;
+        const std::string target(*url);
+        for (long i = 0; i < n; ++i)
+            fibers.push_back(weft::spawn("fanout", [&, i] {
+                auto r = weft::http::default_client().get(target);
+                Outcome& o = outcomes[static_cast<std::size_t>(i)];
+                if (r) {
+                    o.status = r->status;
+                    o.bytes = r->body.size();
+                } else {
+                    o.error = r.error();
+                }
+            }));
+        // The fibers inherited the request's deadline: join() returns by then.
+        for (auto& f : fibers)
+            f.join();
+        std::size_t ok = 0, bytes = 0;
+        const weft::http::ClientError* first_error = nullptr;
+        for (const Outcome& o : outcomes) {
+            ok += o.status >= 200 && o.status < 300;
+            bytes += o.bytes;
+            if (o.error && !first_error) first_error = &*o.error;
+        }
+        if (first_error && ok == 0) return upstream_error(*first_error);
+        return Response::text("n=" + std::to_string(n) + " ok=" + std::to_string(ok) +
+                              " bytes=" + std::to_string(bytes) + "\n");
+    });
     router.get("/offload", with_ms("offloaded", [](std::chrono::milliseconds d) {
                    weft::offload([d] { std::this_thread::sleep_for(d); });
                }));

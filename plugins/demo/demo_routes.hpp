@@ -21,6 +21,10 @@ inline constexpr long kDemoMaxMs = 30'000;
 ///                          server's default) only the fiber sleeps; off, the hub blocks
 ///   GET  /spin?ms=N     -> a CPU busy loop for N ms: blocks the hub too
 ///   GET  /offload?ms=N  -> the blocking sleep inside weft::offload: the hub stays free
+///   GET  /fetch?url=URL -> GETs URL with weft::http::default_client():
+///                          "status=<code> bytes=<n>", or 502/504 with the client's error
+///   GET  /fanout?url=URL&n=N -> N such GETs at once in fibers joined within the request's
+///                          deadline: "n=<N> ok=<2xx answers> bytes=<total>"
 /// `ms` must be a whole number from 0 to kDemoMaxMs; otherwise 400 with a message.
 /// Throws std::invalid_argument if one of these routes is already registered.
 void register_demo_routes(Router& router);

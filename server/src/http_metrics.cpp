@@ -1,7 +1,10 @@
 // HTTP request metrics -> metric families.
 #include "http_metrics.hpp"
 
+#include <algorithm>
 #include <string>
+
+#include "weft/http/client.hpp"
 
 namespace weft::server {
 
@@ -39,6 +42,49 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
                  static_cast<double>(v)});
         });
         out.push_back(std::move(active));
+    });
+}
+
+monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry) {
+    return registry.add_collector([](std::vector<monitor::MetricFamily>& out) {
+        auto bounds = monitor::latency_buckets_seconds();
+        monitor::MetricFamily dur;
+        dur.name = "http_client_request_duration_seconds";
+        dur.help =
+            "Duration of outbound HTTP requests (weft::http::Client), by method, status or "
+            "error, and server.";
+        dur.unit = "seconds";
+        dur.type = monitor::MetricType::histogram;
+        http::for_each_client_series([&](const http::ClientSeries& s) {
+            monitor::MetricFamily::HistogramSample h;
+            h.labels = {{"http_request_method", std::string(s.method)},
+                        {"http_response_status_code", s.status ? std::to_string(s.status) : ""},
+                        {"error_type", std::string(s.error_type)},
+                        {"server_address", std::string(s.server_address)},
+                        {"server_port", std::to_string(s.server_port)},
+                        {"url_scheme", std::string(s.scheme)},
+                        {"hub", std::to_string(s.hub)}};
+            h.bounds.assign(bounds.begin(), bounds.end());
+            for (const auto& b : s.duration->buckets)
+                h.counts.push_back(b.load(std::memory_order_relaxed));
+            h.sum = static_cast<double>(s.duration->sum_ns.load(std::memory_order_relaxed)) / 1e9;
+            dur.histograms.push_back(std::move(h));
+        });
+        out.push_back(std::move(dur));
+
+        monitor::MetricFamily conns;
+        conns.name = "weft_http_client_connections";
+        conns.help =
+            "Connections of the outbound HTTP client on each hub: idle (pooled) or "
+            "active (serving a request).";
+        conns.type = monitor::MetricType::gauge;
+        http::for_each_client_connections([&](unsigned hub, std::size_t open, std::size_t idle) {
+            const std::string h = std::to_string(hub);
+            conns.samples.push_back({{{"hub", h}, {"state", "idle"}}, static_cast<double>(idle)});
+            conns.samples.push_back({{{"hub", h}, {"state", "active"}},
+                                     static_cast<double>(open - std::min(open, idle))});
+        });
+        out.push_back(std::move(conns));
     });
 }
 

@@ -200,6 +200,9 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    // The shared outbound client, before any plugin can use it.
+    weft::http::set_default_client_options(cfg.client);
+
     // Plugins register routes, metrics, background fibers and shutdown hooks.
     weft::monitor::Registry registry;
     weft::http::Router router;
@@ -234,6 +237,7 @@ int main(int argc, char** argv) {
     collectors.push_back(weft::monitor::add_build_info(registry));
     collectors.push_back(watchdog->add_metrics(registry));
     collectors.push_back(weft::server::add_http_metrics(registry, server->metrics()));
+    collectors.push_back(weft::server::add_http_client_metrics(registry));
 
     auto bound = server->listen(cfg.listener.listen);
     if (!bound) {

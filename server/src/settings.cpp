@@ -3,6 +3,9 @@
 // a setting is a member in its owner's options struct, a line here, and its use.
 #include "settings.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <limits>
 
 #include "weft/core/text.hpp"
@@ -169,6 +172,40 @@ config::Schema<Settings> build() {
         [](auto& o) -> auto& { return o.runtime.lag_probe_interval; },
         duration(milliseconds(1), seconds(60)), "period of the event-loop lag probe");
 
+    s.bind("client", "ca_file", [](auto& o) -> auto& { return o.client.ca_file; }, path(),
+        "PEM file of CA certificates the HTTP client trusts; \"\": the system's store");
+    s.bind("client", "verify_peer", [](auto& o) -> auto& { return o.client.verify_peer; },
+        boolean(), "check HTTPS servers' certificates and host names (off only for tests)");
+    s.bind("client", "connect_timeout",
+        [](auto& o) -> auto& { return o.client.connect_timeout; },
+        duration(Duration::zero(), hours(1), true), "resolving and connecting, TLS included");
+    s.bind("client", "read_timeout", [](auto& o) -> auto& { return o.client.read_timeout; },
+        duration(Duration::zero(), kDay, true), "time a response may make no progress");
+    s.bind("client", "total_timeout", [](auto& o) -> auto& { return o.client.total_timeout; },
+        duration(Duration::zero(), kDay), "a whole exchange; 0: none (a request's deadline still "
+        "applies)");
+    s.bind("client", "idle_timeout", [](auto& o) -> auto& { return o.client.idle_timeout; },
+        duration(Duration::zero(), kDay, true), "how long an idle pooled connection is kept");
+    s.bind("client", "max_idle_per_host",
+        [](auto& o) -> auto& { return o.client.max_idle_per_host; }, integer(0, 100'000),
+        "idle keep-alive connections kept per origin on each hub");
+    s.bind("client", "max_connections_per_host",
+        [](auto& o) -> auto& { return o.client.max_connections_per_host; }, integer(0, 100'000),
+        "connections in use per origin on each hub; more wait; 0: no limit");
+    s.bind("client", "max_response_bytes",
+        [](auto& o) -> auto& { return o.client.max_response_bytes; }, size(1, kNoLimit),
+        "a response body read whole");
+    s.bind("client", "max_header_bytes",
+        [](auto& o) -> auto& { return o.client.max_header_bytes; }, size(1 * kKiB, 1 * kMiB),
+        "a response's status line and headers");
+    s.bind("client", "max_redirects", [](auto& o) -> auto& { return o.client.max_redirects; },
+        integer(0, 20), "redirects followed; 0: a redirect is the answer");
+    s.bind("client", "dns_cache_ttl", [](auto& o) -> auto& { return o.client.dns_cache_ttl; },
+        duration(Duration::zero(), kDay), "how long a host name's addresses are reused; 0: "
+        "resolve every time");
+    s.bind("client", "user_agent", [](auto& o) -> auto& { return o.client.user_agent; },
+        header_phrase(), "the User-Agent header; \"\": none");
+
     s.bind("log", "level", [](auto& o) -> auto& { return o.log.level; }, choice<LogLevel>(kLevels),
         "trace, debug, info, warn, error, critical or off")
         .with_flag("--log-level", "LEVEL");
@@ -187,6 +224,12 @@ config::Schema<Settings> build() {
                           format_size(o.http.max_header_bytes) + ", " +
                           ctx.source("server.max_header_bytes").to_string() +
                           "): the request line counts against both");
+        }
+        if (!ctx.failed("client.ca_file") && !o.client.ca_file.empty()) {
+            std::ifstream f(o.client.ca_file);
+            if (!f)
+                ctx.error("client.ca_file", toml_quote(o.client.ca_file),
+                          "cannot be read: " + std::string(std::strerror(errno)));
         }
         const SocketAddress& a = o.admin.listen;
         const SocketAddress& l = o.listener.listen;

@@ -12,6 +12,7 @@
 #include "weft/config/schema.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/socket_address.hpp"
+#include "weft/http/client.hpp"
 #include "weft/http/server_options.hpp"
 #include "weft/monitor/settings.hpp"
 
@@ -67,6 +68,8 @@ struct Settings {
     AdminOptions admin;
     monitor::MonitorSettings monitor;
     LogOptions log;
+    /// weft::http::default_client(): what plugins' outbound calls use.
+    http::ClientOptions client;
 
   private:
     static RuntimeOptions runtime_defaults() {

@@ -29,6 +29,16 @@ LoadOptions with_flag(const char* key, const char* value, const char* flag) {
 
 std::vector<BadCase> bad_cases() {
     return {
+        {"client_ca_file_missing",
+         file_options("[client]\nca_file = \"/nonexistent/ca.pem\"\n"),
+         {"[client] ca_file: cannot be read: No such file or directory",
+          "got \"/nonexistent/ca.pem\"", "(weft.toml:2)"}},
+        {"client_user_agent_injection",
+         with_env({{"WEFT_CLIENT_USER_AGENT", "a\r\nX-Evil: 1"}}),
+         {"[client] user_agent:", "visible ASCII", "(environment WEFT_CLIENT_USER_AGENT)"}},
+        {"client_redirects_range",
+         file_options("[client]\nmax_redirects = 50\n"),
+         {"[client] max_redirects: must be between 0 and 20, got 50"}},
         {"type_int_as_string",
          file_options("[runtime]\nhubs = \"four\"\n"),
          {"[runtime] hubs: ", "expected an integer", "got \"four\"", "(weft.toml:2)"}},
@@ -251,7 +261,8 @@ std::vector<BadCase> bad_cases() {
          {"[runtime] backend: expected one of", "(environment WEFT_SERVER_BACKEND)"}},
         {"moved_key_bad_value_flag",
          set_options("server.stack_size=1"),
-         {"[runtime] stack_size: must be between 16KiB and 8MiB", "(flag --set server.stack_size)"}},
+         {"[runtime] stack_size: must be between 16KiB and 8MiB",
+          "(flag --set server.stack_size)"}},
 
         {"unknown_key_file",
          file_options("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n"),

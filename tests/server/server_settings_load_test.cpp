@@ -429,6 +429,19 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_MONITOR_REPORT_RATE_LIMIT", "0"},
         {"WEFT_MONITOR_RECENT_REPORTS", "7"},
         {"WEFT_MONITOR_LAG_PROBE_INTERVAL", "20ms"},
+        {"WEFT_CLIENT_CA_FILE", "/dev/null"},
+        {"WEFT_CLIENT_VERIFY_PEER", "off"},
+        {"WEFT_CLIENT_CONNECT_TIMEOUT", "3s"},
+        {"WEFT_CLIENT_READ_TIMEOUT", "4s"},
+        {"WEFT_CLIENT_TOTAL_TIMEOUT", "5s"},
+        {"WEFT_CLIENT_IDLE_TIMEOUT", "6s"},
+        {"WEFT_CLIENT_MAX_IDLE_PER_HOST", "3"},
+        {"WEFT_CLIENT_MAX_CONNECTIONS_PER_HOST", "9"},
+        {"WEFT_CLIENT_MAX_RESPONSE_BYTES", "1MiB"},
+        {"WEFT_CLIENT_MAX_HEADER_BYTES", "8KiB"},
+        {"WEFT_CLIENT_MAX_REDIRECTS", "2"},
+        {"WEFT_CLIENT_DNS_CACHE_TTL", "0"},
+        {"WEFT_CLIENT_USER_AGENT", "tester/1"},
         {"WEFT_LOG_LEVEL", "error"},
         {"WEFT_LOG_FORMAT", "json"},
         {"WEFT_LOG_ACCESS_LOG", "stdout"},
@@ -455,6 +468,14 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.log.access_log.kind, AccessLogTarget::Kind::to_stdout);
     EXPECT_EQ(v.runtime.recv_buffers, 128u);
     EXPECT_FALSE(v.runtime.patch_syscalls);
+    EXPECT_EQ(v.client.ca_file, "/dev/null");
+    EXPECT_FALSE(v.client.verify_peer);
+    EXPECT_EQ(v.client.total_timeout, 5s);
+    EXPECT_EQ(v.client.max_connections_per_host, 9u);
+    EXPECT_EQ(v.client.max_response_bytes, kMiB);
+    EXPECT_EQ(v.client.max_redirects, 2);
+    EXPECT_EQ(v.client.dns_cache_ttl, 0s);
+    EXPECT_EQ(v.client.user_agent, "tester/1");
     EXPECT_EQ(v.runtime.recv_buffer_size, 4 * kKiB);
     EXPECT_EQ(v.runtime.ring_entries, 512u);
     EXPECT_EQ(v.runtime.run_budget, 16u);

@@ -1,0 +1,196 @@
+"""The outbound HTTP client as a plugin uses it, through the demo routes /fetch and /fanout of
+the real `weft` binary: against Debian's nginx over HTTP and HTTPS (a private CA and its
+certificates made with the openssl command: valid, expired, for another host), and against
+small Python servers for chunked, close-delimited and stalled responses. Pool reuse is counted
+by nginx's own accepted-connection count; TLS failures must say why; the client's metrics
+appear in /metrics."""
+
+import http.server
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import unittest
+
+import real_servers
+import server_test_util as u
+import tls_util
+from server_test_util import Weft, get
+
+
+class _Python(http.server.BaseHTTPRequestHandler):
+    """GET /chunked: a chunked body; /close: HTTP/1.0 without Content-Length; /stall: half a
+    body, then silence."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"x" * 1000, b"y" * 500):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/close":
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"z" * 777)
+            self.close_connection = True
+        elif self.path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"half")
+            self.wfile.flush()
+            time.sleep(3)
+            self.close_connection = True
+        else:
+            self.send_error(404)
+
+    def log_message(self, *a):
+        pass
+
+
+class Client(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="weft-client-test-")
+        cls.stack = []
+        try:
+            ca = tls_util.PrivateCa(cls.tmp)
+            cls.ca = ca
+            good = ca.issue("good", ["localhost", "127.0.0.1"])
+            expired = ca.issue("expired", ["localhost", "127.0.0.1"], expired=True)
+            other = ca.issue("other", ["other.example"])
+            cls.nginx = tls_util.Nginx(cls.tmp, [("plain", None), ("good", good),
+                                                 ("expired", expired), ("other", other)])
+            cls.nginx.__enter__()
+            cls.stack.append(cls.nginx)
+
+            class Server(http.server.ThreadingHTTPServer):
+                daemon_threads = True
+                request_queue_size = 128
+            cls.py = Server(("127.0.0.1", 0), _Python)
+            threading.Thread(target=cls.py.serve_forever, daemon=True).start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in reversed(cls.stack):
+            s.__exit__(None, None, None)
+        if getattr(cls, "py", None):
+            cls.py.shutdown()
+            cls.py.server_close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def weft(self, *extra):
+        return Weft(["--hubs", "1", "--set", "client.ca_file=" + self.ca.cert] + list(extra))
+
+    def url(self, name, path, https=False):
+        return "%s://127.0.0.1:%d%s" % ("https" if https else "http", self.nginx.port(name), path)
+
+    def py_url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.py.server_address[1], path)
+
+    def fetch(self, w, url, route="/fetch", extra=""):
+        status, _, body = get(w.http, "%s?url=%s%s" % (route, url, extra), timeout=30)
+        return status, body.decode()
+
+    def test_http_and_https_with_reuse(self):
+        with self.weft() as w:
+            w.wait_ready()
+            before = self.nginx.accepts("plain")
+            for _ in range(5):
+                self.assertEqual(self.fetch(w, self.url("plain", "/hello.txt")),
+                                 (200, "status=200 bytes=%d\n" % len(tls_util.Nginx.HELLO)))
+            self.assertEqual(self.fetch(w, self.url("plain", "/big.bin")),
+                             (200, "status=200 bytes=%d\n" % tls_util.Nginx.BIG_BYTES))
+            # Six requests, one connection (and one more for this status request).
+            self.assertEqual(self.nginx.accepts("plain") - before, 2)
+            for _ in range(3):
+                self.assertEqual(self.fetch(w, self.url("good", "/big.bin", https=True)),
+                                 (200, "status=200 bytes=%d\n" % tls_util.Nginx.BIG_BYTES))
+            self.assertEqual(self.fetch(w, self.url("plain", "/missing")),
+                             (200, "status=404 bytes=%d\n" % self.nginx_404_bytes()))
+            status, body = self.fetch(w, self.url("plain", "/hello.txt"), route="/fanout",
+                                      extra="&n=10")
+            self.assertEqual((status, body), (200, "n=10 ok=10 bytes=%d\n" %
+                                              (10 * len(tls_util.Nginx.HELLO))))
+            metrics = get(w.admin, "/metrics")[2].decode()
+            https_ok = [float(m.group(1)) for m in re.finditer(
+                r'(?m)^http_client_request_duration_seconds_count\{http_request_method="GET",'
+                r'http_response_status_code="200",error_type="",server_address="127.0.0.1",'
+                r'server_port="%d",url_scheme="https",hub="0"\} (\S+)$' %
+                self.nginx.port("good"), metrics)]
+            self.assertEqual(https_ok, [3.0])
+            idle = re.search(r'(?m)^weft_http_client_connections\{hub="0",state="idle"\} (\S+)$',
+                             metrics)
+            self.assertTrue(idle and float(idle.group(1)) >= 2, metrics[-2000:])
+            self.assertEqual(w.stop(), 0)
+
+    def nginx_404_bytes(self):
+        try:
+            get_status = get("127.0.0.1:%d" % self.nginx.port("plain"), "/missing")
+            return len(get_status[2])
+        except OSError:
+            return -1
+
+    def test_tls_failures_say_why(self):
+        with self.weft() as w:
+            w.wait_ready()
+            status, body = self.fetch(w, self.url("expired", "/hello.txt", https=True))
+            self.assertEqual(status, 502)
+            self.assertIn("tls: certificate has expired", body)
+            # A certificate for other.example, asked for by name and by address.
+            status, body = self.fetch(w, "https://localhost:%d/hello.txt" % self.nginx.port("other"))
+            self.assertEqual(status, 502)
+            self.assertIn("tls: hostname mismatch", body)
+            status, body = self.fetch(w, self.url("other", "/hello.txt", https=True))
+            self.assertEqual(status, 502)
+            self.assertIn("tls: IP address mismatch", body)
+            # Plain HTTP to a TLS port, and TLS to a plain port: clear errors, no hang.
+            status, body = self.fetch(w, self.url("good", "/hello.txt"))
+            self.assertEqual(status, 200)
+            self.assertIn("status=400", body)  # nginx answers plain HTTP on a TLS port with 400
+            status, body = self.fetch(w, self.url("plain", "/hello.txt", https=True))
+            self.assertEqual(status, 502)
+            self.assertIn("tls:", body)
+            self.assertEqual(w.stop(), 0)
+        # Without the private CA, the system's store does not know it.
+        with Weft(["--hubs", "1"]) as w:
+            w.wait_ready()
+            status, body = self.fetch(w, self.url("good", "/hello.txt", https=True))
+            self.assertEqual(status, 502)
+            self.assertIn("tls: unable to get local issuer certificate", body)
+            self.assertEqual(w.stop(), 0)
+        # A CA file that does not exist is a configuration error at startup.
+        r = u.run_weft(["--check-config", "--set", "client.ca_file=/nonexistent/ca.pem"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[client] ca_file: cannot be read", r.stderr)
+
+    def test_chunked_close_delimited_and_stalled_bodies(self):
+        with self.weft("--set", "client.read_timeout=300ms") as w:
+            w.wait_ready()
+            self.assertEqual(self.fetch(w, self.py_url("/chunked")),
+                             (200, "status=200 bytes=1500\n"))
+            self.assertEqual(self.fetch(w, self.py_url("/close")), (200, "status=200 bytes=777\n"))
+            t0 = time.monotonic()
+            status, body = self.fetch(w, self.py_url("/stall"))
+            self.assertEqual(status, 504, body)
+            self.assertIn("timed_out", body)
+            self.assertLess(time.monotonic() - t0, 2.5)
+            # Nothing listens there; a name that does not resolve.
+            status, body = self.fetch(w, "http://127.0.0.1:%d/" % real_servers.free_port())
+            self.assertEqual(status, 502)
+            self.assertIn("connect:", body)
+            status, body = self.fetch(w, "http://no-such-host.invalid/")
+            self.assertEqual(status, 502)
+            self.assertIn("dns:", body)
+            self.assertEqual(w.stop(), 0)
+
+
+if __name__ == "__main__":
+    u.main()
