@@ -187,14 +187,19 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         }
         Slot& s = slot(ready_);
         const bool was_in = parser_.in_message();
+        const bool had_head = was_in && parser_.headers_done();
+        const std::size_t had_body = RequestAccess::body(*s.req).size();
         const std::uint64_t begun = parser_.messages_begun();
         auto step = parser_.feed(data + pos, len - pos, *s.req, conn_->peer);
         pos += step.consumed;
         if (step.kind == RequestParser::Kind::need_more) {
             if (!was_in && parser_.in_message()) msg_started_ = now;
             // The body timeout runs from the end of the headers, then from each read that
-            // brought more of the body (nginx's client_body_timeout).
-            if (parser_.headers_done()) body_progress_at_ = now;
+            // brought more of the body (nginx's client_body_timeout). Chunk framing alone
+            // (sizes, extensions) is no progress: a client dribbling it still times out.
+            if (parser_.headers_done() &&
+                (!had_head || RequestAccess::body(*s.req).size() > had_body))
+                body_progress_at_ = now;
             return;
         }
         s.received = now;

@@ -309,6 +309,18 @@ TEST(HttpServer, MalformedAndOversizedRequests) {
          413},
         {"expectation", "GET / HTTP/1.1\r\nHost: t\r\nExpect: later\r\n\r\n", 417},
         {"bad escape in param", "GET /sleep?ms=%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"invalid Host", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400},
+        {"empty field name", "GET / HTTP/1.1\r\nHost: t\r\n: x\r\n\r\n", 400},
+        {"no target, no version", "HELLO\r\n\r\n", 400},
+        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+        {"long chunk extension",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=" +
+             std::string(64 * 1024, 'x') + "\r\nhello\r\n0\r\n\r\n",
+         400},
+        {"leading zeros in a chunk size",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+             std::string(64 * 1024, '0') + "5\r\nhello\r\n0\r\n\r\n",
+         400},
     };
     for (const Case& c : cases) {
         RawClient cl(s.port);
@@ -317,6 +329,7 @@ TEST(HttpServer, MalformedAndOversizedRequests) {
         auto rs = cl.read_responses(1);
         ASSERT_EQ(rs.size(), 1u) << c.what;
         EXPECT_EQ(rs[0].status, c.status) << c.what << ": " << rs[0].body;
+        EXPECT_EQ(rs[0].body.find("Pause"), std::string::npos) << "llhttp's words: " << rs[0].body;
         if (c.status != 400 || std::string_view(c.what) != "bad escape in param") {
             EXPECT_EQ(rs[0].header("Connection").value_or(""), "close") << c.what;
             EXPECT_TRUE(cl.wait_closed(3s)) << c.what << ": the connection must close";
@@ -324,6 +337,22 @@ TEST(HttpServer, MalformedAndOversizedRequests) {
     }
     // After all that, the server still answers.
     EXPECT_EQ(get_one(s.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+}
+
+// RFC 9112 §6.1: an HTTP/1.0 request with Transfer-Encoding has faulty framing; the server must
+// close after it. A request pipelined behind it is never served (behind a proxy that frames the
+// first one differently, it would be a smuggled request).
+TEST(HttpServer, Http10ChunkedIsRefusedAndCloses) {
+    TestServer s;
+    RawClient c(s.port);
+    c.send(
+        "POST /echo HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: "
+        "keep-alive\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto rs = c.read_responses(2, false, 3s);
+    ASSERT_EQ(rs.size(), 1u) << "one answer, nothing for the pipelined request";
+    EXPECT_EQ(rs[0].status, 400);
+    EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+    EXPECT_TRUE(c.wait_closed(3s));
 }
 
 TEST(HttpServer, SlowlorisGets408OthersServed) {

@@ -182,6 +182,29 @@ TEST(HttpSession, NextStateAndDeadlines) {
     EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
 }
 
+// The body timeout bounds the gaps between reads that bring body data: reads of chunk framing
+// alone (a size line's leading zeros, extensions) do not push it back.
+TEST(HttpSession, ChunkFramingIsNoBodyProgress) {
+    Harness h;
+    h.opts.body_timeout = std::chrono::milliseconds(5000);
+    h.build();
+    EXPECT_EQ(h.feed("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              Step::Kind::read);
+    const auto dl = h.last.deadline.time_point();
+    for (const char* framing : {"000", "05;x=", "aaaa", "aaaa"}) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        EXPECT_EQ(h.feed(framing), Step::Kind::read);
+        EXPECT_EQ(h.last.deadline.time_point(), dl) << "after '" << framing << "'";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(h.feed("\r\nhel"), Step::Kind::read);
+    EXPECT_GE(h.last.deadline.time_point() - dl, std::chrono::milliseconds(10)) << "data moves it";
+    EXPECT_EQ(h.feed("lo\r\n0\r\n\r\n"), Step::Kind::idle);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].body, "hello");
+}
+
 TEST(HttpSession, KeepAliveAndClose) {
     {
         Harness h;
