@@ -95,6 +95,8 @@ void Http1Session::finish() noexcept {
     held_.clear();
     closing_ = stop_parsing_ = send_failed_ = continue_sent_ = linger_ = false;
     stream_req_ = nullptr;
+    for (Slot& s : slots_)
+        s.answered = false;
     if (grown_) {  // only after an unusually large request: the common case touches nothing
         for (Slot& s : slots_) {
             trim(RequestAccess::body(*s.req));
@@ -143,8 +145,9 @@ Step Http1Session::on_timeout() {
         append_error(
             req, 408,
             parser_.headers_done() ? "request body timed out" : "request header timed out");
-        record(req, 408, 0, {}, Clock::now(), 0);
+        const Clock::time_point answered_at = Clock::now();
         (void)flush();
+        record(req, 408, 0, {}, answered_at, 0);
         linger_ = false;  // the client is slow or gone: do not wait for it any longer
     }
     closing_ = true;
@@ -262,20 +265,39 @@ void Http1Session::set_labels(const Request& req) noexcept {
 void Http1Session::respond() {
     for (std::size_t i = 0; i < ready_ && !closing_; ++i)
         handle(slots_[i], i + 1 == ready_);
+    labels_.count = 0;
+    (void)flush();
+    record_answered();
     if (ready_ > 0) {
         // The request still being parsed (if any) moves to the front for the next batch.
         if (parser_.in_message() && !stop_parsing_) std::swap(slots_[0], slots_[ready_]);
         ready_ = 0;
     }
-    labels_.count = 0;
-    (void)flush();
+}
+
+void Http1Session::answered(Slot& s, int status, unsigned route_id, std::string_view route,
+                            std::uint64_t bytes) noexcept {
+    s.answered = true;
+    s.status = status;
+    s.route_id = route_id;
+    s.route = route;
+    s.bytes = bytes;
+}
+
+void Http1Session::record_answered() {
+    for (std::size_t i = 0; i < ready_; ++i) {
+        Slot& s = slots_[i];
+        if (!s.answered) continue;
+        s.answered = false;
+        record(*s.req, s.status, s.route_id, s.route, s.received, s.bytes);
+    }
 }
 
 void Http1Session::handle(Slot& s, bool last_in_batch) {
     Request& req = *s.req;
     if (s.error_status != 0) {
         append_error(req, s.error_status, s.error_reason);
-        record(req, s.error_status, 0, {}, s.received, 0);
+        answered(s, s.error_status, 0, {}, 0);
         closing_ = true;
         return;
     }
@@ -338,7 +360,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         }
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), -1);
     }
-    record(req, status, m.route_id, m.route, s.received, bytes);
+    answered(s, status, m.route_id, m.route, bytes);
     labels_.count = 0;
     if (!keep) closing_ = true;
 }

@@ -124,6 +124,12 @@ class Http1Session final : public StreamSink {
         Clock::time_point received{};
         int error_status = 0;
         const char* error_reason = "";
+        // The answer, recorded (metrics, access log) once its bytes are sent.
+        bool answered = false;
+        int status = 0;
+        unsigned route_id = 0;
+        std::string_view route;
+        std::uint64_t bytes = 0;
     };
     struct Piece {
         const char* ptr;  // nullptr: an offset into out_
@@ -152,6 +158,12 @@ class Http1Session final : public StreamSink {
     void append_external(std::string_view bytes);
     void close_out_piece() noexcept;
     Result<void> flush();
+    /// Notes the answer to slot `s`, for record_answered() after the batch is sent.
+    void answered(Slot& s, int status, unsigned route_id, std::string_view route,
+                  std::uint64_t bytes) noexcept;
+    /// Records every answered request of the batch: its duration ends now, when its last
+    /// byte was handed to the kernel (or the send failed).
+    void record_answered();
     void record(const Request& req, int status, unsigned route_id, std::string_view route,
                 Clock::time_point received, std::uint64_t bytes);
     void set_labels(const Request& req) noexcept;

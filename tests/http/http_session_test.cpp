@@ -27,6 +27,8 @@ class RecordingTransport final : public Transport {
         for (const iovec& v : bufs)
             s.append(static_cast<const char*>(v.iov_base), v.iov_len);
         sends.push_back(std::move(s));
+        // A send that takes long: a slow network, or a hub that other fibers keep busy.
+        if (delay.count() > 0) std::this_thread::sleep_for(delay);
         if (fail) return weft::Errc::connection_reset;
         return {};
     }
@@ -38,6 +40,7 @@ class RecordingTransport final : public Transport {
     }
     std::vector<std::string> sends;
     bool fail = false;
+    std::chrono::milliseconds delay{0};
 };
 
 struct Harness {
@@ -432,6 +435,30 @@ TEST(HttpSession, MetricsAndAccessLog) {
     EXPECT_EQ(counts["_OTHER 405 /users/{id}"], 1u);
     EXPECT_EQ(counts.size(), 3u);
     EXPECT_EQ(h.metrics.active(Method::get), 0);
+}
+
+// A request's duration ends when its response's last byte is handed to the kernel, not when
+// the handler returns: a response that waits 200 ms to go out took 200 ms.
+TEST(HttpSession, DurationEndsWhenTheResponseIsSent) {
+    Harness h;
+    h.build();
+    h.transport.delay = std::chrono::milliseconds(200);
+    h.feed(std::string(kGet) + "GET /nope HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_EQ(h.log.size(), 2u);
+    for (const AccessLogEntry& e : h.log)
+        EXPECT_GE(e.duration, std::chrono::milliseconds(200)) << e.status;
+    std::int64_t sum_ns = 0;
+    h.metrics.for_each(
+        [&](const HubRequestMetrics::Series& s) { sum_ns += s.duration.sum_ns.load(); });
+    EXPECT_GE(sum_ns, 2 * 200'000'000);
+    // An error answer too.
+    Harness e;
+    e.build();
+    e.transport.delay = std::chrono::milliseconds(200);
+    EXPECT_EQ(e.feed("GET / HTTP/1.1\r\n\r\n"), Step::Kind::close);
+    ASSERT_EQ(e.log.size(), 1u);
+    EXPECT_EQ(e.log[0].status, 400);
+    EXPECT_GE(e.log[0].duration, std::chrono::milliseconds(200));
 }
 
 TEST(HttpSession, HandlerAsksToClose) {

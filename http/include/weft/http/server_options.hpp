@@ -20,8 +20,9 @@ struct AccessLogEntry {
     std::string_view target;
     std::string_view route;  ///< matched template, "" when none
     int status = 0;
-    std::uint64_t bytes = 0;               ///< response body bytes (0 for HEAD)
-    std::chrono::nanoseconds duration{0};  ///< request fully received -> response ready
+    std::uint64_t bytes = 0;  ///< response body bytes (0 for HEAD)
+    /// From the request fully received to its response's last byte handed to the kernel.
+    std::chrono::nanoseconds duration{0};
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;  ///< "1.2.3.4:5678"
     unsigned hub = 0;
