@@ -161,6 +161,8 @@ Step Http1Session::step() const noexcept {
             s.kind = Step::Kind::idle;
             break;
         case Next::read_header:
+            s.head_started = msg_started_;
+            [[fallthrough]];
         case Next::read_body:
             s.kind = Step::Kind::read;
             s.deadline = read_deadline();

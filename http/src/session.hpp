@@ -87,6 +87,8 @@ struct Step {
     Deadline deadline;    ///< for read: the header or body timeout
     bool linger = false;  ///< for close: the client may still be sending; read and drop it
                           ///< for a while, so that it sees our answer rather than a reset
+    /// For read while a request head is incomplete: when that head began (else the epoch).
+    Clock::time_point head_started{};
 };
 
 class Http1Session final : public StreamSink {

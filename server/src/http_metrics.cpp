@@ -39,6 +39,22 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
                  static_cast<double>(v)});
         });
         out.push_back(std::move(active));
+
+        monitor::MetricFamily reclaimed;
+        reclaimed.name = "weft_http_connections_reclaimed_total";
+        reclaimed.help =
+            "Connections closed to make room for new ones at max_connections, by what they were "
+            "doing: idle (between requests, or silent since connecting) or slow_head (a request "
+            "head arriving for a quarter of header_timeout).";
+        reclaimed.type = monitor::MetricType::counter;
+        const http::ConnectionCounters& c = metrics.connections();
+        reclaimed.samples.push_back(
+            {{{"reason", "idle"}},
+             static_cast<double>(c.reclaimed_idle.load(std::memory_order_relaxed))});
+        reclaimed.samples.push_back(
+            {{{"reason", "slow_head"}},
+             static_cast<double>(c.reclaimed_slow_head.load(std::memory_order_relaxed))});
+        out.push_back(std::move(reclaimed));
     });
 }
 

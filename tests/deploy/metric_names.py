@@ -36,6 +36,7 @@ SCALARS = {
     "weft_hub_blocking_threshold_seconds",
     "weft_build_info",
     "http_server_active_requests",
+    "weft_http_connections_reclaimed_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",

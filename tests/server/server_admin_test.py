@@ -33,6 +33,7 @@ HUB_FAMILIES = [
     ("process_start_time_seconds", "gauge"),
     ("http_server_request_duration_seconds", "histogram"),
     ("http_server_active_requests", "gauge"),
+    ("weft_http_connections_reclaimed_total", "counter"),
 ]
 
 
@@ -215,6 +216,18 @@ class DebugEndpointsOff(unittest.TestCase):
                 for path in ("/metrics", "/healthz", "/readyz"):
                     self.assertEqual(get(w.admin, path)[0], 200, path)
                 self.assertEqual(w.stop(), 0)
+
+    def test_the_container_config_hides_them(self):
+        # The image and the Kubernetes ConfigMap bind admin on every interface: /debug/* (fibers,
+        # requests in flight, the configuration) is off there; probes and /metrics answer.
+        cfg = os.path.join(u.ARGS.source_dir, "deploy", "container", "weft.toml")
+        with Weft(["--config", cfg, "--hubs", "1", "--log-format", "text"]) as w:
+            w.wait_ready()
+            for path in ("/debug/", "/debug/blocking", "/debug/fibers", "/debug/config"):
+                self.assertEqual(get(w.admin, path)[0], 404, path)
+            for path in ("/metrics", "/healthz", "/readyz"):
+                self.assertEqual(get(w.admin, path)[0], 200, path)
+            self.assertEqual(w.stop(), 0)
 
     def test_admin_disabled(self):
         with Weft(["--hubs", "1", "--set", "admin.enabled=false"]) as w:

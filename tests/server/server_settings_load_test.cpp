@@ -111,7 +111,7 @@ TEST(SettingsLoad, WithoutFileOrEmbeddedDefaultHasNoPlugins) {
     EXPECT_EQ(v.http.header_timeout, 10s);
     EXPECT_EQ(v.http.idle_timeout, 60s);
     EXPECT_EQ(v.admin.http.max_connections, 256u);
-    EXPECT_EQ(v.admin.http.header_timeout, 10s);
+    EXPECT_EQ(v.admin.http.header_timeout, 2s);
     EXPECT_EQ(v.monitor.memory_period, 5s);
     EXPECT_EQ(v.monitor.recent_reports, 64u);
     EXPECT_EQ(v.runtime.lag_probe_interval, 10ms);
@@ -417,7 +417,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_ADMIN_LISTEN", "127.0.0.1:2"},
         {"WEFT_ADMIN_DEBUG_ENDPOINTS", "off"},
         {"WEFT_ADMIN_MAX_CONNECTIONS", "4"},
-        {"WEFT_ADMIN_HEADER_TIMEOUT", "2s"},
+        {"WEFT_ADMIN_HEADER_TIMEOUT", "3s"},
         {"WEFT_MONITOR_ENABLED", "no"},
         {"WEFT_MONITOR_MAX_BLOCKING_TIME", "50ms"},
         {"WEFT_MONITOR_PRINT_BLOCKING_REPORTS", "0"},
@@ -458,7 +458,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.runtime.run_budget, 16u);
     EXPECT_EQ(v.runtime.stack_cache, 8u);
     EXPECT_EQ(v.admin.http.max_connections, 4u);
-    EXPECT_EQ(v.admin.http.header_timeout, 2s);
+    EXPECT_EQ(v.admin.http.header_timeout, 3s);
     EXPECT_EQ(v.monitor.recent_reports, 7u);
     EXPECT_EQ(v.monitor.reports_per_minute, 0u);
     EXPECT_EQ(v.runtime.lag_probe_interval, 20ms);
