@@ -198,8 +198,8 @@ HubState::HubState(Server& srv, const Router& router, unsigned idx)
     : server(srv),
       index(idx),
       date(server_header_line(srv.options_)),
-      ctx(make_session_context(srv.options_, router, &srv.metrics_.hub(idx), date, draining, idx)) {
-}
+      ctx(make_session_context(srv.options_, router, &srv.metrics_.hub(idx), date, draining, idx,
+                               srv.bodies_.get())) {}
 
 HubState::~HubState() = default;
 

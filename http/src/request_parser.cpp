@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "body_budget.hpp"
 #include "request_access.hpp"
 #include "uri.hpp"
 
@@ -131,8 +132,10 @@ static llhttp_t* ll(unsigned char* raw) noexcept {
     return reinterpret_cast<llhttp_t*>(raw);
 }
 
-RequestParser::RequestParser(const ServerOptions& options) noexcept
-    : limits_(options), max_body_(options.max_body_bytes ? options.max_body_bytes : SIZE_MAX) {
+RequestParser::RequestParser(const ServerOptions& options, BodyBudget* bodies) noexcept
+    : limits_(options),
+      max_body_(options.max_body_bytes ? options.max_body_bytes : SIZE_MAX),
+      bodies_(bodies) {
     reset();
 }
 
@@ -160,6 +163,8 @@ void RequestParser::reset() noexcept {
     frame_mark_ = nullptr;
     framing_run_ = 0;
     framing_total_ = 0;
+    if (bodies_) bodies_->give_back(body_charge_);
+    body_charge_ = 0;
 }
 
 bool RequestParser::folded(const char* p, std::size_t n) noexcept {
@@ -602,10 +607,13 @@ int RequestParser::on_headers_complete() {
     if (int rc = check_headers(); rc != 0) return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         if (p->content_length > max_body_) return fail(413, "request body too large");
-        // Reserve what is announced, up to a bound: the bytes may never come.
-        constexpr std::uint64_t kReserveMax = 1 << 20;
-        RequestAccess::body(r).reserve(static_cast<std::size_t>(
-            p->content_length < kReserveMax ? p->content_length : kReserveMax));
+        // Reserve what is announced, up to a bound: the bytes may never come, and storage
+        // should cost about what was received.
+        constexpr std::uint64_t kReserveMax = 64 * 1024;
+        std::string& b = RequestAccess::body(r);
+        const auto want = static_cast<std::size_t>(
+            p->content_length < kReserveMax ? p->content_length : kReserveMax);
+        if (want > b.capacity() && !grow_body(b, want)) return -1;
     }
     if (p->flags & F_CHUNKED) {
         // Pause here so that feed() knows where the body starts and counts its framing.
@@ -624,8 +632,29 @@ int RequestParser::on_body(const char* at, std::size_t len) {
     }
     std::string& b = RequestAccess::body(*req_);
     if (len > max_body_ - b.size()) return fail(413, "request body too large");
+    if (b.size() + len > b.capacity() && !grow_body(b, b.size() + len)) return -1;
     b.append(at, len);
     return 0;
+}
+
+bool RequestParser::grow_body(std::string& b, std::size_t need) {
+    std::size_t target = need > b.capacity() * 2 ? need : b.capacity() * 2;
+    if (target > max_body_) target = need > max_body_ ? need : max_body_;
+    if (target > body_charge_ && bodies_ && !bodies_->take(target - body_charge_)) {
+        // Not enough left to double: just what is needed, if that much is left.
+        target = need;
+        if (target > body_charge_ && !bodies_->take(target - body_charge_)) {
+            fail(503, "request bodies fill the server's memory budget; try again later");
+            return false;
+        }
+    }
+    if (target > body_charge_) body_charge_ = target;
+    // A new string of exactly `target` bytes (reserve() on the old one may round up).
+    std::string grown;
+    grown.reserve(target);
+    grown.append(b);
+    b.swap(grown);
+    return true;
 }
 
 int RequestParser::on_chunk_header() noexcept {

@@ -13,6 +13,8 @@
 
 namespace weft::http::detail {
 
+class BodyBudget;
+
 class RequestParser {
   public:
     enum class Kind {
@@ -34,14 +36,23 @@ class RequestParser {
     static constexpr std::size_t kFramingAllowance = 64 * 1024;
 
     /// Enforces the limits of `options` (max_header_bytes, max_uri_bytes, max_headers,
-    /// max_body_bytes), which must outlive the parser.
-    explicit RequestParser(const ServerOptions& options) noexcept;
-    RequestParser(ServerOptions&&) = delete;  // it keeps a reference
+    /// max_body_bytes), which must outlive the parser. A body's storage is taken from `bodies`
+    /// (when given) as it grows; beyond it, 503.
+    explicit RequestParser(const ServerOptions& options, BodyBudget* bodies = nullptr) noexcept;
+    RequestParser(ServerOptions&&, BodyBudget* = nullptr) = delete;  // it keeps a reference
     RequestParser(const RequestParser&) = delete;
     RequestParser& operator=(const RequestParser&) = delete;
 
-    /// Back to "between requests" (a new connection, or after an error).
+    /// Back to "between requests" (a new connection, or after an error); gives back what the
+    /// body of an unfinished request took from the budget (its storage is the caller's).
     void reset() noexcept;
+    /// After a complete request: the bytes its body took from the budget, now the caller's to
+    /// give back once the body is freed.
+    std::size_t take_body_charge() noexcept {
+        std::size_t n = body_charge_;
+        body_charge_ = 0;
+        return n;
+    }
     /// Parses `data` into `req` (the same Request until a step returns complete or error;
     /// `peer` is recorded in it when a request begins).
     Step feed(const char* data, std::size_t len, Request& req, const SocketAddress* peer);
@@ -90,10 +101,15 @@ class RequestParser {
     std::size_t probe_line(const char* p, std::size_t n) noexcept;
     /// Counts `n` bytes of chunked framing; false (after fail()) beyond a bound.
     bool add_framing(std::size_t n) noexcept;
+    /// Makes room for `need` bytes of body (doubling), taken from the budget; false (after
+    /// fail()) when the budget is spent.
+    bool grow_body(std::string& body, std::size_t need);
 
     alignas(8) unsigned char llhttp_[128];  // llhttp_t (size checked in the .cpp)
     const ServerOptions& limits_;
     const std::size_t max_body_;  // max_body_bytes, with 0 (no limit) as SIZE_MAX
+    BodyBudget* const bodies_;
+    std::size_t body_charge_ = 0;  // what the current request's body took from bodies_
     Request* req_ = nullptr;
     const SocketAddress* peer_ = nullptr;
     std::vector<HeaderSpan> spans_;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "body_budget.hpp"
 #include "connection.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/internal/hub_probe.hpp"
@@ -35,7 +36,9 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
     : runtime_(runtime),
       router_(router),
       options_(checked(std::move(options))),
-      metrics_(runtime.hub_count()) {
+      metrics_(runtime.hub_count()),
+      bodies_(std::make_unique<detail::BodyBudget>(options_.max_buffered_body_bytes,
+                                                   metrics_.connections().body_bytes)) {
     for (unsigned i = 0; i < runtime.hub_count(); ++i)
         hubs_.push_back(std::make_unique<HubState>(*this, router_, i));
 }

@@ -5,6 +5,7 @@
 
 #include <exception>
 
+#include "body_budget.hpp"
 #include "metrics_table.hpp"
 #include "request_access.hpp"
 #include "uri.hpp"
@@ -16,6 +17,7 @@ namespace {
 
 constexpr std::size_t kInlineBody = 4096;      // larger bodies are sent from the Response
 constexpr std::size_t kTrimBytes = 64 * 1024;  // storage beyond this is freed between uses
+constexpr std::size_t kKeepBody = 16 * 1024;   // a body's storage beyond this is freed at once
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool safe_header_text(std::string_view s) noexcept {
@@ -68,7 +70,8 @@ Response internal_error() {
 
 }  // namespace
 
-Http1Session::Http1Session(const SessionContext& ctx) : ctx_(ctx), parser_(*ctx.options) {
+Http1Session::Http1Session(const SessionContext& ctx)
+    : ctx_(ctx), parser_(*ctx.options, ctx.bodies) {
     labels_.keys[0] = "method";
     labels_.keys[1] = "path";
     labels_.keys[2] = "route";
@@ -84,6 +87,9 @@ void Http1Session::start(ConnectionInfo& conn, Transport& transport) noexcept {
 }
 
 void Http1Session::finish() noexcept {
+    // Bodies too: a connection that ended mid-upload leaves its partial body here.
+    for (Slot& s : slots_)
+        free_body(s);
     parser_.reset();
     ready_ = 0;
     carry_.clear();
@@ -98,10 +104,8 @@ void Http1Session::finish() noexcept {
     for (Slot& s : slots_)
         s.answered = false;
     if (grown_) {  // only after an unusually large request: the common case touches nothing
-        for (Slot& s : slots_) {
-            trim(RequestAccess::body(*s.req));
+        for (Slot& s : slots_)
             trim(RequestAccess::arena(*s.req));
-        }
         grown_ = false;
     }
     out_.trim(kTrimBytes);
@@ -208,10 +212,10 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
             return;
         }
         s.received = now;
+        s.body_charge = parser_.take_body_charge();
         ++ready_;
         continue_sent_ = false;
-        grown_ = grown_ || RequestAccess::body(*s.req).capacity() > kTrimBytes ||
-                 RequestAccess::arena(*s.req).capacity() > kTrimBytes;
+        grown_ = grown_ || RequestAccess::arena(*s.req).capacity() > kTrimBytes;
         if (step.kind == RequestParser::Kind::error) {
             // Refused before a request began (garbage first): nothing of an earlier request
             // may show in the answer, the log or the metrics.
@@ -270,6 +274,9 @@ void Http1Session::respond() {
     labels_.count = 0;
     (void)flush();
     record_answered();
+    // The batch is answered: its bodies are not needed any more.
+    for (std::size_t i = 0; i < ready_; ++i)
+        free_body(slots_[i]);
     if (ready_ > 0) {
         // The request still being parsed (if any) moves to the front for the next batch.
         if (parser_.in_message() && !stop_parsing_) std::swap(slots_[0], slots_[ready_]);
@@ -284,6 +291,13 @@ void Http1Session::answered(Slot& s, int status, unsigned route_id, std::string_
     s.route_id = route_id;
     s.route = route;
     s.bytes = bytes;
+}
+
+void Http1Session::free_body(Slot& s) noexcept {
+    std::string& b = RequestAccess::body(*s.req);
+    if (b.capacity() > kKeepBody) std::string().swap(b);
+    if (ctx_.bodies) ctx_.bodies->give_back(s.body_charge);
+    s.body_charge = 0;
 }
 
 void Http1Session::record_answered() {
@@ -438,6 +452,7 @@ void Http1Session::append_error(Request& req, int status, const char* reason) {
     }
     body += '\n';
     Response r(status, std::move(body));
+    if (status == 503) r.add_header("Retry-After", "1");
     std::uint64_t bytes = 0;
     bool keep = false;
     // Errors always close. A request that failed before its header section was complete has

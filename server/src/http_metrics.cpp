@@ -55,6 +55,16 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
             {{{"reason", "slow_head"}},
              static_cast<double>(c.reclaimed_slow_head.load(std::memory_order_relaxed))});
         out.push_back(std::move(reclaimed));
+
+        monitor::MetricFamily bodies;
+        bodies.name = "weft_http_request_body_bytes";
+        bodies.help =
+            "Bytes of request bodies held in memory now (at most server.max_buffered_body_bytes).";
+        bodies.unit = "bytes";
+        bodies.type = monitor::MetricType::gauge;
+        bodies.samples.push_back(
+            {{}, static_cast<double>(c.body_bytes.load(std::memory_order_relaxed))});
+        out.push_back(std::move(bodies));
     });
 }
 

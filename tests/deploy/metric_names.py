@@ -37,6 +37,7 @@ SCALARS = {
     "weft_build_info",
     "http_server_active_requests",
     "weft_http_connections_reclaimed_total",
+    "weft_http_request_body_bytes",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",

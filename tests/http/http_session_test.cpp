@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "body_budget.hpp"
 #include "demo_routes.hpp"
 #include "http_test_util.hpp"
 #include "metrics_table.hpp"
@@ -48,6 +49,7 @@ struct Harness {
     Router router;
     DateCache date{"Server: weft\r\n"};
     bool draining = false;
+    BodyBudget* bodies = nullptr;
     HubRequestMetrics metrics;
     SessionContext ctx;
     std::unique_ptr<Http1Session> session;
@@ -89,7 +91,7 @@ struct Harness {
             log.push_back(e);
             log_targets.emplace_back(e.target);
         };
-        ctx = make_session_context(opts, router, &metrics, date, draining, 0);
+        ctx = make_session_context(opts, router, &metrics, date, draining, 0, bodies);
         session = std::make_unique<Http1Session>(ctx);
         info.peer = &peer;
         info.peer_text = "10.1.2.3:4567";
@@ -459,6 +461,48 @@ TEST(HttpSession, DurationEndsWhenTheResponseIsSent) {
     ASSERT_EQ(e.log.size(), 1u);
     EXPECT_EQ(e.log[0].status, 400);
     EXPECT_GE(e.log[0].duration, std::chrono::milliseconds(200));
+}
+
+// Bodies being received or waiting for their handler take from a budget that every session of a
+// server shares; beyond it a request gets 503 and its connection closes. A body's bytes go back
+// when it is answered, or when its connection ends mid-upload.
+TEST(HttpSession, BodiesShareOneBudget) {
+    std::atomic<std::size_t> used{0};
+    BodyBudget budget(256 * 1024, used);
+    Harness a, b;
+    for (Harness* h : {&a, &b}) {
+        h->opts.max_body_bytes = 1 << 20;
+        h->bodies = &budget;
+        h->build();
+    }
+    const std::string head = "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n";
+    EXPECT_EQ(a.feed(head + std::string(150000, 'a')), Step::Kind::read);
+    EXPECT_GE(used.load(), 150000u);
+    EXPECT_LE(used.load(), 2 * 150000u) << "storage grows by doubling";
+    // The second upload does not fit beside the first.
+    EXPECT_EQ(b.feed(head + std::string(150000, 'b')), Step::Kind::close);
+    auto rs = read_responses(b.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 503);
+    EXPECT_EQ(rs[0].header("Retry-After").value_or(""), "1");
+    EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+    b.session->finish();
+    // The first one completes; once answered its bytes are back.
+    EXPECT_EQ(a.feed(std::string(50000, 'a')), Step::Kind::idle);
+    rs = read_responses(a.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].body.size(), 200000u);
+    EXPECT_EQ(used.load(), 0u);
+    // A connection that ends mid-upload gives its bytes back too.
+    Harness c;
+    c.bodies = &budget;
+    c.build();
+    EXPECT_EQ(c.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 900000\r\n\r\n" +
+                     std::string(100000, 'c')),
+              Step::Kind::read);
+    EXPECT_GT(used.load(), 0u);
+    c.session->finish();
+    EXPECT_EQ(used.load(), 0u);
 }
 
 TEST(HttpSession, HandlerAsksToClose) {

@@ -34,6 +34,7 @@ HUB_FAMILIES = [
     ("http_server_request_duration_seconds", "histogram"),
     ("http_server_active_requests", "gauge"),
     ("weft_http_connections_reclaimed_total", "counter"),
+    ("weft_http_request_body_bytes", "gauge"),
 ]
 
 

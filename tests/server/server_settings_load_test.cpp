@@ -105,6 +105,7 @@ TEST(SettingsLoad, WithoutFileOrEmbeddedDefaultHasNoPlugins) {
     EXPECT_EQ(v.runtime.stack_size, 0u);  // "auto": the runtime chooses
     EXPECT_EQ(v.runtime.name, "weft");
     EXPECT_EQ(v.http.max_body_bytes, 1 * kMiB);
+    EXPECT_EQ(v.http.max_buffered_body_bytes, 128 * kMiB);
     EXPECT_EQ(v.http.max_headers, 100u);
     EXPECT_EQ(v.http.linger_timeout, 2s);
     EXPECT_EQ(v.http.listen_backlog, 4096);
@@ -395,6 +396,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_SERVER_MAX_URI_BYTES", "4KiB"},
         {"WEFT_SERVER_MAX_HEADERS", "20"},
         {"WEFT_SERVER_MAX_BODY_BYTES", "0"},
+        {"WEFT_SERVER_MAX_BUFFERED_BODY_BYTES", "32MiB"},
         {"WEFT_SERVER_HEADER_TIMEOUT", "5s"},
         {"WEFT_SERVER_BODY_TIMEOUT", "6s"},
         {"WEFT_SERVER_IDLE_TIMEOUT", "7s"},
@@ -459,6 +461,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.runtime.stack_cache, 8u);
     EXPECT_EQ(v.admin.http.max_connections, 4u);
     EXPECT_EQ(v.admin.http.header_timeout, 3s);
+    EXPECT_EQ(v.http.max_buffered_body_bytes, 32 * kMiB);
     EXPECT_EQ(v.monitor.recent_reports, 7u);
     EXPECT_EQ(v.monitor.reports_per_minute, 0u);
     EXPECT_EQ(v.runtime.lag_probe_interval, 20ms);

@@ -38,6 +38,8 @@ struct ConnectionCounters {
     std::atomic<std::uint64_t> reclaimed_idle{0};
     /// ...and ones whose request head had been arriving for long (a quarter of header_timeout).
     std::atomic<std::uint64_t> reclaimed_slow_head{0};
+    /// Bytes of request bodies held in memory now (see ServerOptions::max_buffered_body_bytes).
+    std::atomic<std::size_t> body_bytes{0};
 };
 
 class RequestMetrics {

@@ -24,6 +24,7 @@ namespace weft::http {
 namespace detail {
 class HubState;
 class Connection;
+class BodyBudget;
 }  // namespace detail
 
 /// Threads: listen(), drain(), stop(), wait() and the destructor are for a thread that is not
@@ -80,6 +81,7 @@ class Server {
     const Router& router_;
     ServerOptions options_;
     RequestMetrics metrics_;
+    std::unique_ptr<detail::BodyBudget> bodies_;
     std::vector<std::unique_ptr<detail::HubState>> hubs_;
     SocketAddress bound_;
     bool listening_ = false;

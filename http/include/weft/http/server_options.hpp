@@ -47,6 +47,13 @@ struct ServerOptions {
     /// Request body (after de-chunking): beyond it, 413 and close. Checked against
     /// Content-Length before reading (no 100 Continue is sent then). 0 = no limit.
     std::size_t max_body_bytes = 1024 * 1024;
+    /// Request bodies held in memory by all connections of the server at once: bodies being
+    /// received, and those of requests waiting for or in their handler (their storage, which
+    /// grows by doubling: at most twice the bytes received). A body that would go beyond it
+    /// gets 503 (with Retry-After) and its connection closes; nothing waits, so memory stays
+    /// bounded whatever clients do. A large body's storage is freed once its request is
+    /// answered. 0 = no limit.
+    std::size_t max_buffered_body_bytes = 128 * 1024 * 1024;
     /// From a request's first byte until its header section is complete: then 408 and close.
     /// This is what stops slowloris. It also bounds the wait for a new connection's first byte
     /// (that one closes silently).
