@@ -92,6 +92,7 @@ class HubState {
     /// Starts the accept fiber (hub thread).
     void start_accepting();
     void close_listener() noexcept;
+    int listener_fd() const noexcept { return listener_.fd(); }
     /// Drain or stop this hub's part of the server (hub thread).
     void begin_drain(bool hard) noexcept;
     /// Closes one connection of this hub to make room under max_connections: the idle one that
