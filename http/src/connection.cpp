@@ -4,6 +4,8 @@
 // and the connection stays open — arms the watch again and ends.
 #include "connection.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,6 +21,11 @@ namespace weft::http::detail {
 namespace {
 constexpr std::size_t kMaxCachedSessions = 256;
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
+// Unsent bytes the kernel may hold for a connection beyond what is in flight. Without a bound,
+// a response that fits in the send buffer (up to tcp_wmem's 4 MiB) is "sent" at once even to a
+// client that reads nothing, and then held until idle_timeout; with it, the send stalls and
+// send_timeout applies.
+constexpr int kNotSentLowat = 128 * 1024;
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -63,6 +70,8 @@ Connection::Connection(HubState& hub, TcpStream stream, const SocketAddress& pee
 
 void Connection::start() noexcept {
     (void)stream_.set_nodelay(true);
+    (void)::setsockopt(stream_.fd(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kNotSentLowat,
+                       sizeof kNotSentLowat);
     state_ = State::watching;
     hub_.idle.push_back(this, Clock::now());
     // The first request's first byte must come within the header timeout.

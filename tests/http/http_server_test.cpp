@@ -500,6 +500,31 @@ TEST(HttpServer, SendTimeoutBoundsAStallNotTheResponse) {
     ASSERT_GT(took, o.send_timeout) << "the client read too fast to show the difference";
 }
 
+// A client that reads nothing of a response that fits in the kernel's send buffer: the send
+// stalls (TCP_NOTSENT_LOWAT keeps what the kernel holds unsent small) and send_timeout closes
+// the connection, instead of the kernel holding the response until idle_timeout.
+TEST(HttpServer, SlowReaderOfAResponseThatFitsMeetsSendTimeout) {
+    ServerOptions o = small_limits();
+    o.send_timeout = 1s;
+    o.idle_timeout = 30s;
+    TestServer s(o);
+    std::vector<RawClient> readers;
+    for (int i = 0; i < 4; ++i) {
+        readers.emplace_back(s.port);
+        const int small = 4096;
+        ::setsockopt(readers.back().fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        ASSERT_TRUE(readers.back().send("GET /big?n=2000000 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    while (s.server->connections() < 4 && std::chrono::steady_clock::now() - t0 < 5s)
+        std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(s.server->connections(), 4u);
+    while (s.server->connections() > 0 && std::chrono::steady_clock::now() - t0 < 10s)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(s.server->connections(), 0u) << "the readers that stalled are still connected";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
 TEST(HttpServer, FiberLabelsDescribeTheRequest) {
     TestServer s;
     auto r = get_one(s.port, "GET /labels/abc?q=1 HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -65,6 +65,8 @@ struct ServerOptions {
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(60);
     /// A response write that makes no progress for this long (the client stopped reading):
     /// then the connection closes. It bounds a stall, not the transfer (nginx's send_timeout).
+    /// The kernel holds at most 128 KiB of a connection's response unsent (TCP_NOTSENT_LOWAT),
+    /// so a response larger than that stalls, and meets this timeout, when nobody reads it.
     std::chrono::nanoseconds send_timeout = std::chrono::seconds(30);
     /// After an error response with unread input: how long to read and discard it before
     /// closing, so the client sees the response rather than a reset.
