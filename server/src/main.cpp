@@ -39,6 +39,10 @@ using weft::server::PluginError;
 // How long the shutdown hooks and stopping the hubs may take after the drain.
 constexpr std::chrono::seconds kShutdownLimit{5};
 
+// Exit status when the drain timed out and the connections still open were closed (exit 0 is
+// a drain in which every request finished).
+constexpr int kExitDrainCutShort = 3;
+
 struct Cli {
     std::optional<std::string> config_file;
     bool print_config = false;
@@ -87,7 +91,10 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         aliases +
         ".\nPrecedence: flag > environment > file > default. `weft --print-config` lists every "
         "key with its value and source.\nSignals: SIGTERM/SIGINT drain (a second one exits at "
-        "once), SIGUSR1 logs every hub's fibers.");
+        "once), SIGUSR1 logs every hub's fibers (once every 5 s at most).\nExit status: 0 "
+        "stopped after a drain in which every request finished; 1 could not start, or the "
+        "shutdown was stuck; 2 bad usage or configuration; 3 the drain timed out and the "
+        "connections still open were closed; 128+N a second SIGTERM/SIGINT (signal N).");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -303,6 +310,7 @@ int main(int argc, char** argv) {
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
     const auto drain_timeout = cfg.listener.drain_timeout;
+    int exit_code = 0;
     bool draining = false;
     Clock::time_point drain_deadline{};
     for (;;) {
@@ -339,8 +347,9 @@ int main(int argc, char** argv) {
                 break;
             }
             if (Clock::now() >= drain_deadline) {
-                log->warn("drain timeout: closing {} connection(s) still open",
-                          server->connections());
+                log->warn("drain timeout: closing {} connection(s) still open (exit status {})",
+                          server->connections(), kExitDrainCutShort);
+                exit_code = kExitDrainCutShort;
                 server->stop();
                 if (!server->wait(std::chrono::seconds(2))) {
                     // Cancelled fibers that do not end hold their hub: say which they are.
@@ -371,5 +380,5 @@ int main(int argc, char** argv) {
     }
     log->info("weft stopped");
     spdlog::default_logger()->flush();
-    return 0;
+    return exit_code;
 }
