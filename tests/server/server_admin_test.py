@@ -191,6 +191,17 @@ class Admin(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn(b"http-accept", text)
 
+    def test_debug_index_lists_the_debug_endpoints(self):
+        for index in ("/debug/", "/debug"):
+            status, headers, body = get(self.w.admin, index)
+            self.assertEqual(status, 200, index)
+            self.assertTrue(headers["content-type"].startswith("text/html"))
+            links = re.findall(r'href="(/debug/[^"]*)"', body.decode())
+            self.assertEqual(sorted(set(links)), ["/debug/blocking", "/debug/config",
+                                                  "/debug/fibers", "/debug/fibers?format=text"])
+            for link in links:
+                self.assertEqual(get(self.w.admin, link)[0], 200, link)
+
     def test_debug_config_is_json_with_sources(self):
         status, body = get_json(self.w.admin, "/debug/config")
         self.assertEqual(status, 200)
