@@ -4,6 +4,8 @@
 // and the connection stays open — arms the watch again and ends.
 #include "connection.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,7 +21,42 @@ namespace weft::http::detail {
 namespace {
 constexpr std::size_t kMaxCachedSessions = 256;
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
+// Unsent bytes the kernel may hold for a connection beyond what is in flight. Without a bound,
+// a response that fits in the send buffer (up to tcp_wmem's 4 MiB) is "sent" at once even to a
+// client that reads nothing, and then held until idle_timeout; with it, the send stalls and
+// send_timeout applies.
+constexpr int kNotSentLowat = 128 * 1024;
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ConnectionQueue
+
+void ConnectionQueue::push_back(Connection* c, Clock::time_point at) noexcept {
+    c->leave_queue();
+    c->queue = this;
+    c->queued_at = at;
+    c->qnext = nullptr;
+    c->qprev = last_;
+    if (last_)
+        last_->qnext = c;
+    else
+        first_ = c;
+    last_ = c;
+}
+
+void ConnectionQueue::erase(Connection* c) noexcept {
+    if (c->queue != this) return;
+    if (c->qprev)
+        c->qprev->qnext = c->qnext;
+    else
+        first_ = c->qnext;
+    if (c->qnext)
+        c->qnext->qprev = c->qprev;
+    else
+        last_ = c->qprev;
+    c->qprev = c->qnext = nullptr;
+    c->queue = nullptr;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Connection
@@ -33,13 +70,17 @@ Connection::Connection(HubState& hub, TcpStream stream, const SocketAddress& pee
 
 void Connection::start() noexcept {
     (void)stream_.set_nodelay(true);
+    (void)::setsockopt(stream_.fd(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kNotSentLowat,
+                       sizeof kNotSentLowat);
     state_ = State::watching;
+    hub_.idle.push_back(this, Clock::now());
     // The first request's first byte must come within the header timeout.
     internal::watch(stream_, *this, Deadline(hub_.server.options_.header_timeout));
 }
 
 void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
-    // eof, timed out (idle: close silently), cancelled (drain), or an error: close.
+    leave_queue();
+    // eof, timed out (idle: close silently), cancelled (drain, reclaim), or an error: close.
     if (!bytes || hub_.stopping) {
         destroy();
         return;
@@ -59,6 +100,18 @@ void Connection::shut(bool hard) noexcept {
         internal::unwatch(*this);
     else if (hard)
         fiber_.cancel();
+}
+
+void Connection::reclaim() noexcept {
+    leave_queue();
+    if (state_ == State::watching)
+        internal::unwatch(*this);
+    else
+        fiber_.cancel();
+}
+
+void Connection::leave_queue() noexcept {
+    if (queue) queue->erase(this);
 }
 
 Result<void> Connection::send(std::span<const iovec> bufs) {
@@ -83,6 +136,11 @@ void Connection::serve(RecvBuffer first) noexcept {
         RecvBuffer buf = std::move(first);
         step = s->on_bytes(buf.view(), Clock::now(), &buf);
         while (step.kind == Step::Kind::read) {
+            // A head that keeps arriving stays in the queue at its first place.
+            if (step.head_started == Clock::time_point{})
+                leave_queue();
+            else if (queue != &hub_.slow_heads)
+                hub_.slow_heads.push_back(this, step.head_started);
             auto r = stream_.recv_buffer(step.deadline);
             if (!r) {
                 if (r.error() == Errc::timed_out) {
@@ -102,6 +160,7 @@ void Connection::serve(RecvBuffer first) noexcept {
         weft::logger("http")->error("connection {}: unknown exception", peer_text_);
         step = Step{Step::Kind::close, {}, false};
     }
+    leave_queue();
     this_fiber::set_labels(nullptr);
     if (s) {
         s->finish();
@@ -110,6 +169,7 @@ void Connection::serve(RecvBuffer first) noexcept {
     fiber_.detach();
     if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled()) {
         state_ = State::watching;
+        hub_.idle.push_back(this, Clock::now());
         internal::watch(stream_, *this, Deadline(hub_.server.options_.idle_timeout));
         return;
     }
@@ -132,6 +192,7 @@ void Connection::linger() noexcept {
 }
 
 void Connection::destroy() noexcept {
+    leave_queue();
     stream_.close();
     Server& srv = hub_.server;
     hub_.remove(this);
@@ -146,8 +207,8 @@ HubState::HubState(Server& srv, const Router& router, unsigned idx)
     : server(srv),
       index(idx),
       date(server_header_line(srv.options_)),
-      ctx(make_session_context(srv.options_, router, &srv.metrics_.hub(idx), date, draining, idx)) {
-}
+      ctx(make_session_context(srv.options_, router, &srv.metrics_.hub(idx), date, draining, idx,
+                               srv.bodies_.get())) {}
 
 HubState::~HubState() = default;
 
@@ -189,30 +250,75 @@ bool HubState::reserve_connection() noexcept {
     return true;
 }
 
-bool HubState::wait_below_max(bool& logged) noexcept {
-    // Back off: leave newcomers in the kernel's backlog until a connection closes. Closing
-    // connections of this hub wake us; those of other hubs are seen by the periodic look.
-    if (!logged) {
-        weft::logger("http")->warn("hub {}: {} connections (max_connections): accepting paused",
-                                   index, server.options_.max_connections);
-        logged = true;
+void HubState::note_at_limit() noexcept {
+    ++waited_at_limit_;
+    const auto now = Clock::now();
+    const auto since = now - limit_logged_at_;
+    if (since < std::chrono::seconds(1)) return;
+    if (limit_logged_at_ == Clock::time_point{})
+        weft::logger("http")->warn(
+            "hub {}: at max_connections ({}): new connections wait for room, and idle "
+            "connections are closed to make it (said at most once a second)",
+            index, server.options_.max_connections);
+    else
+        weft::logger("http")->warn(
+            "hub {}: at max_connections ({}): {} new connection(s) waited for room in the last "
+            "{:.1f} s",
+            index, server.options_.max_connections, waited_at_limit_,
+            std::chrono::duration<double>(since).count());
+    limit_logged_at_ = now;
+    waited_at_limit_ = 0;
+}
+
+bool HubState::reclaim_one(Clock::time_point now) noexcept {
+    ConnectionCounters& counts = server.metrics_.connections();
+    if (Connection* c = idle.front()) {
+        c->reclaim();
+        counts.reclaimed_idle.fetch_add(1, std::memory_order_relaxed);
+        return true;
     }
+    // A request head takes one packet from an honest client: one that has been arriving for a
+    // good part of the header timeout, while others wait at the door, is the one to drop.
+    Connection* c = slow_heads.front();
+    if (c && now - c->queued_at >= server.options_.header_timeout / 4) {
+        c->reclaim();
+        counts.reclaimed_slow_head.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+void HubState::ask_other_hub_to_reclaim() noexcept {
+    const unsigned hubs = static_cast<unsigned>(server.hubs_.size());
+    if (hubs < 2 || asked_other_hub_.exchange(true)) return;
+    // Round robin over the other hubs, one request in flight at a time.
+    next_hub_to_ask_ = (next_hub_to_ask_ + 1) % hubs;
+    if (next_hub_to_ask_ == index) next_hub_to_ask_ = (next_hub_to_ask_ + 1) % hubs;
+    HubState* other = server.hubs_[next_hub_to_ask_].get();
+    Server& srv = server;
+    srv.pending_posts_.fetch_add(1, std::memory_order_relaxed);
+    srv.runtime_.hub(next_hub_to_ask_).post([this, other, &srv] {
+        if (!other->draining) (void)other->reclaim_one(Clock::now());
+        asked_other_hub_.store(false);
+        srv.release(srv.pending_posts_);
+    });
+}
+
+bool HubState::make_room() noexcept {
+    // Leave further newcomers in the kernel's backlog; close one connection that waits for
+    // nothing in particular (nginx's ngx_drain_connections), here or on another hub. Closing
+    // connections of this hub wake us; those of other hubs are seen by the periodic look.
+    if (!reclaim_one(Clock::now())) ask_other_hub_to_reclaim();
     auto r = accept_wait_.wait(Deadline(std::chrono::milliseconds(10)), "max connections");
     return (r || r.error() == Errc::timed_out) && !draining;
 }
 
 void HubState::accept_loop() noexcept {
     Server& srv = server;
-    const std::size_t max = srv.options_.max_connections;
     std::chrono::milliseconds backoff{0};
     std::uint64_t refused = 0;
-    bool at_max_logged = false;
     auto log = weft::logger("http");
     while (!draining && !this_fiber::cancelled()) {
-        if (max && srv.live_connections_.load(std::memory_order_relaxed) >= max) {
-            if (!wait_below_max(at_max_logged)) break;
-            continue;
-        }
         SocketAddress peer;
         auto s = listener_.accept(Deadline::never(), &peer);
         if (!s) {
@@ -239,17 +345,12 @@ void HubState::accept_loop() noexcept {
             refused = 0;
             backoff = std::chrono::milliseconds(0);
         }
-        // Another hub may have filled the last places while this one waited in accept():
-        // hold the newcomer (unserved) until there is room.
-        bool room = true;
-        while (!reserve_connection()) {
-            if (!wait_below_max(at_max_logged)) {
-                room = false;
-                break;
-            }
-        }
+        // At max_connections: hold the newcomer (unserved) until there is room.
+        bool room = reserve_connection();
+        if (!room) note_at_limit();
+        while (!room && make_room())
+            room = reserve_connection();
         if (!room) break;  // draining or cancelled: the held stream closes here
-        at_max_logged = false;
         Connection* c = new (std::nothrow) Connection(*this, std::move(*s), peer);
         if (!c) {
             srv.live_connections_.fetch_sub(1, std::memory_order_relaxed);

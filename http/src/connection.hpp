@@ -1,9 +1,12 @@
 // Connection and HubState: one server's presence on one hub. HubState owns the hub's listener,
 // its accept fiber, its list of connections and a pool of sessions. A Connection is an accepted
 // socket: while idle it is only a watch (no fiber, no buffer); when bytes arrive it borrows a
-// fiber and a session, answers, and goes back to watching.
+// fiber and a session, answers, and goes back to watching. At max_connections the hub makes room
+// by closing what waits cheapest to close: idle connections, then slow request heads.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <span>
 #include <vector>
@@ -19,6 +22,20 @@
 namespace weft::http::detail {
 
 class HubState;
+class Connection;
+
+/// Connections in the order they joined, through their qprev/qnext links; a connection is in
+/// at most one queue.
+class ConnectionQueue {
+  public:
+    void push_back(Connection* c, Clock::time_point at) noexcept;
+    void erase(Connection* c) noexcept;
+    Connection* front() const noexcept { return first_; }
+
+  private:
+    Connection* first_ = nullptr;
+    Connection* last_ = nullptr;
+};
 
 class Connection final : public internal::RecvWatcher, private Transport {
   public:
@@ -29,9 +46,18 @@ class Connection final : public internal::RecvWatcher, private Transport {
     /// Drain: an idle connection stops waiting and closes; with `hard`, a busy one is
     /// cancelled too.
     void shut(bool hard) noexcept;
+    /// Closes the connection to make room for a newcomer: an idle one stops watching, a fiber
+    /// waiting for more of a request head is cancelled. It closes silently.
+    void reclaim() noexcept;
+    /// Leaves the hub's idle or slow-head queue, if it is in one.
+    void leave_queue() noexcept;
 
     Connection* prev = nullptr;  // the hub's list
     Connection* next = nullptr;
+    Connection* qprev = nullptr;  // the queue this connection is in, if any
+    Connection* qnext = nullptr;
+    ConnectionQueue* queue = nullptr;
+    Clock::time_point queued_at{};  // when it went idle, or when its request head began
 
   private:
     enum class State : std::uint8_t { watching, active };
@@ -66,8 +92,19 @@ class HubState {
     /// Starts the accept fiber (hub thread).
     void start_accepting();
     void close_listener() noexcept;
+    int listener_fd() const noexcept { return listener_.fd(); }
     /// Drain or stop this hub's part of the server (hub thread).
     void begin_drain(bool hard) noexcept;
+    /// Closes one connection of this hub to make room under max_connections: the idle one that
+    /// waited longest (a keep-alive connection between requests, or a new one that has sent
+    /// nothing yet), else the one whose request head has been arriving longest, if for more
+    /// than a quarter of header_timeout. False when there is none (hub thread).
+    bool reclaim_one(Clock::time_point now) noexcept;
+
+    /// Watching connections, least recently active first.
+    ConnectionQueue idle;
+    /// Connections whose fiber waits for more of a request head, oldest head first.
+    ConnectionQueue slow_heads;
 
     Http1Session* acquire_session();
     void release_session(Http1Session* s) noexcept;
@@ -78,12 +115,20 @@ class HubState {
     void accept_loop() noexcept;
     /// Counts one more connection unless max_connections is reached.
     bool reserve_connection() noexcept;
-    /// Waits a little for room under max_connections; false when draining or cancelled.
-    bool wait_below_max(bool& logged) noexcept;
+    /// For a newcomer held at max_connections: closes a connection here (or asks another hub
+    /// to), then waits a little for room; false when draining or cancelled.
+    bool make_room() noexcept;
+    /// Logs that newcomers wait at max_connections: at once, then at most once a second.
+    void note_at_limit() noexcept;
+    void ask_other_hub_to_reclaim() noexcept;
 
     TcpListener listener_;
     Connection* head_ = nullptr;
-    WaitQueue accept_wait_;  // the accept fiber, paused at max_connections
+    WaitQueue accept_wait_;              // the accept fiber, paused at max_connections
+    std::uint64_t waited_at_limit_ = 0;  // newcomers held at the limit since the last message
+    Clock::time_point limit_logged_at_{};
+    unsigned next_hub_to_ask_ = 0;
+    std::atomic<bool> asked_other_hub_{false};
     std::vector<std::unique_ptr<Http1Session>> free_sessions_;
     friend class Connection;
 };

@@ -8,7 +8,9 @@
 
 #include <cstring>
 
+#include "body_budget.hpp"
 #include "request_access.hpp"
+#include "uri.hpp"
 
 namespace weft::http::detail {
 
@@ -130,8 +132,10 @@ static llhttp_t* ll(unsigned char* raw) noexcept {
     return reinterpret_cast<llhttp_t*>(raw);
 }
 
-RequestParser::RequestParser(const ServerOptions& options) noexcept
-    : limits_(options), max_body_(options.max_body_bytes ? options.max_body_bytes : SIZE_MAX) {
+RequestParser::RequestParser(const ServerOptions& options, BodyBudget* bodies) noexcept
+    : limits_(options),
+      max_body_(options.max_body_bytes ? options.max_body_bytes : SIZE_MAX),
+      bodies_(bodies) {
     reset();
 }
 
@@ -151,6 +155,16 @@ void RequestParser::reset() noexcept {
     error_reason_ = "";
     fold_after_lf_ = false;
     fold_scan_done_ = false;
+    field_seen_ = false;
+    probe_ = LineProbe::off;
+    probe_version_ = 0;
+    chunked_ = false;
+    last_chunk_ = false;
+    frame_mark_ = nullptr;
+    framing_run_ = 0;
+    framing_total_ = 0;
+    if (bodies_) bodies_->give_back(body_charge_);
+    body_charge_ = 0;
 }
 
 bool RequestParser::folded(const char* p, std::size_t n) noexcept {
@@ -216,11 +230,22 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             }
             if (n > budget) n = budget;
         }
+        if (probe_ != LineProbe::off) {
+            const std::size_t used = probe_line(data + pos, n);
+            pos += used;
+            header_bytes_ += used;
+            if (error_status_ != 0) return {Kind::error, pos};
+            continue;
+        }
         if (in_headers && folded(data + pos, n)) {
             fail(400, "obsolete line folding");
             return {Kind::error, pos};
         }
         completed_ = false;
+        // In a chunked body every byte llhttp takes is data (on_body) or framing: count the
+        // framing from here on.
+        const bool in_chunked_body = chunked_ && !in_headers;
+        frame_mark_ = data + pos;
         llhttp_errno_t err = llhttp_execute(p, data + pos, n);
         std::size_t used = n;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -229,10 +254,22 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
                 llhttp_resume(p);
             else
                 llhttp_resume_after_upgrade(p);
+        } else if (err == HPE_INVALID_METHOD && error_status_ == 0 &&
+                   is_tchar(*llhttp_get_error_pos(p))) {
+            // A method llhttp does not know, so far well-formed: read on to the end of the
+            // request line before choosing between 501 and 400.
+            used = static_cast<std::size_t>(llhttp_get_error_pos(p) - (data + pos));
+            probe_ = LineProbe::method;
+            pos += used;
+            header_bytes_ += used;
+            continue;
         } else if (err != HPE_OK) {
             classify_error(err);
             return {Kind::error, pos};
         }
+        if (in_chunked_body &&
+            !add_framing(static_cast<std::size_t>(data + pos + used - frame_mark_)))
+            return {Kind::error, pos};
         pos += used;
         if (completed_) return {Kind::complete, pos};
         if (in_headers && !headers_done_) header_bytes_ += used;
@@ -247,28 +284,125 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
 }
 
 void RequestParser::classify_error(int err) noexcept {
-    llhttp_t* p = ll(llhttp_);
     if (error_status_ != 0) return;  // one of our callbacks refused with its own status
-    const char* reason = llhttp_get_error_reason(p);
-    if (!reason) reason = "malformed request";
-    if (err == HPE_INVALID_METHOD) {
-        // llhttp stops at the first byte that no method it knows continues with. A token
-        // character there means a well-formed method we do not implement (501); anything else
-        // is garbage (400). The byte is always in the current slice, however bytes arrive.
-        const char* at = llhttp_get_error_pos(p);
-        if (at && is_tchar(*at)) {
-            error_status_ = 501;
-            error_reason_ = "method not implemented";
-            return;
-        }
-    } else if (err == HPE_INVALID_VERSION && std::strcmp(reason, "Invalid HTTP version") == 0) {
-        // Digits that parse but name a version we do not speak ("HTTP/2.0", "HTTP/1.2").
-        error_status_ = 505;
-        error_reason_ = "HTTP version not supported";
-        return;
+    int status = 400;
+    const char* reason = "malformed request";
+    // Our own words: llhttp's reasons name its internals ("Pause on PRI/Upgrade").
+    switch (err) {
+        case HPE_INVALID_METHOD:
+            reason = "malformed request line";
+            break;
+        case HPE_INVALID_URL:
+            reason = "invalid request-target";
+            break;
+        case HPE_INVALID_CONSTANT:
+        case HPE_INVALID_VERSION:
+            // Digits that parse but name a version we do not speak ("HTTP/2.0", "HTTP/1.2").
+            if (err == HPE_INVALID_VERSION &&
+                std::strcmp(llhttp_get_error_reason(ll(llhttp_)), "Invalid HTTP version") == 0) {
+                status = 505;
+                reason = "HTTP version not supported";
+            } else {
+                reason = "malformed HTTP version";
+            }
+            break;
+        case HPE_PAUSED_H2_UPGRADE:
+            status = 505;
+            reason = "this server speaks HTTP/1.1, not HTTP/2";
+            break;
+        case HPE_INVALID_HEADER_TOKEN:
+            reason = "invalid header field";
+            break;
+        case HPE_UNEXPECTED_SPACE:
+            reason = "unexpected whitespace";
+            break;
+        case HPE_CR_EXPECTED:
+        case HPE_LF_EXPECTED:
+        case HPE_STRICT:
+            reason = "lines must end with CRLF";
+            break;
+        case HPE_INVALID_CONTENT_LENGTH:
+            reason = "invalid Content-Length";
+            break;
+        case HPE_UNEXPECTED_CONTENT_LENGTH:
+            reason = "both Content-Length and Transfer-Encoding";
+            break;
+        case HPE_INVALID_TRANSFER_ENCODING:
+            reason = "invalid Transfer-Encoding";
+            break;
+        case HPE_INVALID_CHUNK_SIZE:
+            reason = "invalid chunk size";
+            break;
+        default:
+            break;
     }
-    error_status_ = 400;
+    error_status_ = status;
     error_reason_ = reason;
+}
+
+std::size_t RequestParser::probe_line(const char* p, std::size_t n) noexcept {
+    static constexpr std::string_view kVersion = "HTTP/d.d";  // d: any digit
+    for (std::size_t i = 0; i < n; ++i) {
+        const char c = p[i];
+        const bool vchar = static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+        bool ok = true;
+        switch (probe_) {
+            case LineProbe::off:
+                return i;
+            case LineProbe::method:
+                if (c == ' ')
+                    probe_ = LineProbe::target_start;
+                else
+                    ok = is_tchar(c);
+                break;
+            case LineProbe::target_start:
+            case LineProbe::target:
+                if (c == ' ' && probe_ == LineProbe::target) {
+                    probe_ = LineProbe::version;
+                    probe_version_ = 0;
+                } else {
+                    ok = vchar;
+                    probe_ = LineProbe::target;
+                }
+                break;
+            case LineProbe::version: {
+                const char want = kVersion[probe_version_];
+                ok = want == 'd' ? c >= '0' && c <= '9' : c == want;
+                if (++probe_version_ == kVersion.size()) probe_ = LineProbe::cr;
+                break;
+            }
+            case LineProbe::cr:
+                ok = c == '\r';
+                probe_ = LineProbe::lf;
+                break;
+            case LineProbe::lf:
+                probe_ = LineProbe::off;
+                if (c != '\n') break;
+                fail(501, "method not implemented");
+                return i + 1;
+        }
+        if (!ok || probe_ == LineProbe::off) {
+            probe_ = LineProbe::off;
+            fail(400, "malformed request line");
+            return i;
+        }
+    }
+    return n;
+}
+
+bool RequestParser::add_framing(std::size_t n) noexcept {
+    framing_run_ += n;
+    framing_total_ += n;
+    if (!last_chunk_ && framing_run_ > kMaxChunkLineBytes) {
+        fail(400, "chunk-size line too long");
+        return false;
+    }
+    const std::size_t data = RequestAccess::body(*req_).size();
+    if (framing_total_ > data + kFramingAllowance + limits_.max_header_bytes) {
+        fail(413, "chunked framing too large for the data it carries");
+        return false;
+    }
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +416,10 @@ int RequestParser::on_message_begin() noexcept {
     expect_continue_ = false;
     body_started_ = false;
     trailer_bytes_ = 0;
+    chunked_ = false;
+    last_chunk_ = false;
+    framing_run_ = 0;
+    framing_total_ = 0;
     spans_.clear();
     RequestAccess::reset(*req_, peer_);
     return 0;
@@ -295,6 +433,7 @@ int RequestParser::on_url(const char* at, std::size_t len) {
 }
 
 int RequestParser::on_header_field(const char* at, std::size_t len) {
+    if (len > 0) field_seen_ = true;
     if (headers_done_) {  // a chunked trailer: counted against the header limit, not kept
         trailer_bytes_ += len;
         if (trailer_bytes_ > limits_.max_header_bytes)
@@ -313,6 +452,9 @@ int RequestParser::on_header_field(const char* at, std::size_t len) {
 }
 
 int RequestParser::on_header_field_complete() noexcept {
+    // llhttp takes a line that starts with a colon as a field with an empty name.
+    if (!field_seen_) return fail(400, "empty header field name");
+    field_seen_ = false;
     field_open_ = false;
     if (!headers_done_ && !spans_.empty())
         spans_.back().value_off = static_cast<std::uint32_t>(RequestAccess::arena(*req_).size());
@@ -399,7 +541,10 @@ int RequestParser::check_headers() noexcept {
     for (const Header& h : req_->headers()) {
         switch (h.name.size()) {
             case 4:
-                if (iequals(h.name, "host")) ++hosts;
+                if (iequals(h.name, "host")) {
+                    ++hosts;
+                    if (!valid_host(h.value)) return fail(400, "invalid Host header");
+                }
                 break;
             case 6:
                 if (p->http_minor >= 1 && iequals(h.name, "expect")) {
@@ -410,6 +555,9 @@ int RequestParser::check_headers() noexcept {
                 break;
             case 17:
                 if (iequals(h.name, "transfer-encoding")) {
+                    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; such framing is faulty.
+                    if (p->http_minor == 0)
+                        return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
                     std::string_view v = h.value;
                     while (!v.empty()) {
                         std::size_t comma = v.find(',');
@@ -459,20 +607,54 @@ int RequestParser::on_headers_complete() {
     if (int rc = check_headers(); rc != 0) return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         if (p->content_length > max_body_) return fail(413, "request body too large");
-        // Reserve what is announced, up to a bound: the bytes may never come.
-        constexpr std::uint64_t kReserveMax = 1 << 20;
-        RequestAccess::body(r).reserve(static_cast<std::size_t>(
-            p->content_length < kReserveMax ? p->content_length : kReserveMax));
+        // Reserve what is announced, up to a bound: the bytes may never come, and storage
+        // should cost about what was received.
+        constexpr std::uint64_t kReserveMax = 64 * 1024;
+        std::string& b = RequestAccess::body(r);
+        const auto want = static_cast<std::size_t>(
+            p->content_length < kReserveMax ? p->content_length : kReserveMax);
+        if (want > b.capacity() && !grow_body(b, want)) return -1;
+    }
+    if (p->flags & F_CHUNKED) {
+        // Pause here so that feed() knows where the body starts and counts its framing.
+        chunked_ = true;
+        return HPE_PAUSED;
     }
     return 0;
 }
 
 int RequestParser::on_body(const char* at, std::size_t len) {
     body_started_ = true;
+    if (chunked_) {
+        if (!add_framing(static_cast<std::size_t>(at - frame_mark_))) return -1;
+        frame_mark_ = at + len;
+        framing_run_ = 0;
+    }
     std::string& b = RequestAccess::body(*req_);
     if (len > max_body_ - b.size()) return fail(413, "request body too large");
+    if (b.size() + len > b.capacity() && !grow_body(b, b.size() + len)) return -1;
     b.append(at, len);
     return 0;
+}
+
+bool RequestParser::grow_body(std::string& b, std::size_t need) {
+    std::size_t target = need > b.capacity() * 2 ? need : b.capacity() * 2;
+    if (target > max_body_) target = need > max_body_ ? need : max_body_;
+    if (target > body_charge_ && bodies_ && !bodies_->take(target - body_charge_)) {
+        // Not enough left to double: just what is needed, if that much is left.
+        target = need;
+        if (target > body_charge_ && !bodies_->take(target - body_charge_)) {
+            fail(503, "request bodies fill the server's memory budget; try again later");
+            return false;
+        }
+    }
+    if (target > body_charge_) body_charge_ = target;
+    // A new string of exactly `target` bytes (reserve() on the old one may round up).
+    std::string grown;
+    grown.reserve(target);
+    grown.append(b);
+    b.swap(grown);
+    return true;
 }
 
 int RequestParser::on_chunk_header() noexcept {
@@ -482,6 +664,7 @@ int RequestParser::on_chunk_header() noexcept {
     // as a subtraction: with an unlimited body size the sum could wrap.)
     std::size_t have = RequestAccess::body(*req_).size();
     if (p->content_length > max_body_ - have) return fail(413, "request body too large");
+    if (p->content_length == 0) last_chunk_ = true;
     return 0;
 }
 

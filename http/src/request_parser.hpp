@@ -1,7 +1,7 @@
 // RequestParser: the llhttp glue. Feeds bytes to llhttp (strict mode, no lenient flags), copies
 // what it reports into a Request, enforces the size limits as the bytes arrive, and stops after
 // each complete request so the caller decides what comes next. Errors carry the status to
-// answer (400, 413, 414, 417, 431, 501, 505).
+// answer (400, 413, 414, 417, 431, 501, 505) and a reason in Weft's words (never llhttp's).
 #pragma once
 
 #include <cstddef>
@@ -12,6 +12,8 @@
 #include "weft/http/server_options.hpp"
 
 namespace weft::http::detail {
+
+class BodyBudget;
 
 class RequestParser {
   public:
@@ -25,15 +27,32 @@ class RequestParser {
         std::size_t consumed = 0;
     };
 
+    /// A chunk-size line (with the CRLF ending the chunk before it, leading zeros and chunk
+    /// extensions) longer than this is refused (400): nothing legitimate comes close.
+    static constexpr std::size_t kMaxChunkLineBytes = 4096;
+    /// A chunked body's framing (size lines, extensions, CRLFs, trailer section) may exceed
+    /// its data by at most this plus max_header_bytes (the trailer's own limit); beyond, 413.
+    /// So a chunked body costs at most about twice max_body_bytes on the wire.
+    static constexpr std::size_t kFramingAllowance = 64 * 1024;
+
     /// Enforces the limits of `options` (max_header_bytes, max_uri_bytes, max_headers,
-    /// max_body_bytes), which must outlive the parser.
-    explicit RequestParser(const ServerOptions& options) noexcept;
-    RequestParser(ServerOptions&&) = delete;  // it keeps a reference
+    /// max_body_bytes), which must outlive the parser. A body's storage is taken from `bodies`
+    /// (when given) as it grows; beyond it, 503.
+    explicit RequestParser(const ServerOptions& options, BodyBudget* bodies = nullptr) noexcept;
+    RequestParser(ServerOptions&&, BodyBudget* = nullptr) = delete;  // it keeps a reference
     RequestParser(const RequestParser&) = delete;
     RequestParser& operator=(const RequestParser&) = delete;
 
-    /// Back to "between requests" (a new connection, or after an error).
+    /// Back to "between requests" (a new connection, or after an error); gives back what the
+    /// body of an unfinished request took from the budget (its storage is the caller's).
     void reset() noexcept;
+    /// After a complete request: the bytes its body took from the budget, now the caller's to
+    /// give back once the body is freed.
+    std::size_t take_body_charge() noexcept {
+        std::size_t n = body_charge_;
+        body_charge_ = 0;
+        return n;
+    }
     /// Parses `data` into `req` (the same Request until a step returns complete or error;
     /// `peer` is recorded in it when a request begins).
     Step feed(const char* data, std::size_t len, Request& req, const SocketAddress* peer);
@@ -70,14 +89,27 @@ class RequestParser {
     struct HeaderSpan {
         std::uint32_t name_off, name_len, value_off, value_len;
     };
+    // A request line whose method llhttp does not know: checked on to its end, so that only a
+    // well-formed line gets 501 and anything else 400.
+    enum class LineProbe : std::uint8_t { off, method, target_start, target, version, cr, lf };
+
     bool folded(const char* p, std::size_t n) noexcept;
     int check_headers() noexcept;
     bool split_target() noexcept;
     void classify_error(int err) noexcept;
+    /// Runs the request-line probe over [p, p + n); returns the bytes it took.
+    std::size_t probe_line(const char* p, std::size_t n) noexcept;
+    /// Counts `n` bytes of chunked framing; false (after fail()) beyond a bound.
+    bool add_framing(std::size_t n) noexcept;
+    /// Makes room for `need` bytes of body (doubling), taken from the budget; false (after
+    /// fail()) when the budget is spent.
+    bool grow_body(std::string& body, std::size_t need);
 
     alignas(8) unsigned char llhttp_[128];  // llhttp_t (size checked in the .cpp)
     const ServerOptions& limits_;
     const std::size_t max_body_;  // max_body_bytes, with 0 (no limit) as SIZE_MAX
+    BodyBudget* const bodies_;
+    std::size_t body_charge_ = 0;  // what the current request's body took from bodies_
     Request* req_ = nullptr;
     const SocketAddress* peer_ = nullptr;
     std::vector<HeaderSpan> spans_;
@@ -91,6 +123,15 @@ class RequestParser {
     bool completed_ = false;       // set by on_message_complete during one llhttp_execute
     bool fold_after_lf_ = false;   // the header bytes so far end with a line feed
     bool fold_scan_done_ = false;  // the empty line ending the header section was seen
+    bool field_seen_ = false;      // the current field line has name bytes
+    LineProbe probe_ = LineProbe::off;
+    std::uint8_t probe_version_ = 0;  // characters of "HTTP/d.d" matched so far
+    // Chunked framing of the current request: what llhttp consumed that was not body data.
+    bool chunked_ = false;
+    bool last_chunk_ = false;           // the zero-size chunk was seen: the trailer follows
+    const char* frame_mark_ = nullptr;  // end of what was counted, in the slice being parsed
+    std::size_t framing_run_ = 0;       // framing bytes since the last data byte
+    std::size_t framing_total_ = 0;
     std::uint64_t begun_ = 0;
     int error_status_ = 0;
     const char* error_reason_ = "";

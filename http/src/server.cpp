@@ -2,6 +2,7 @@
 // connection.cpp and session.cpp; this file is the cross-thread part.
 #include "weft/http/server.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -9,7 +10,9 @@
 #include <optional>
 #include <stdexcept>
 
+#include "body_budget.hpp"
 #include "connection.hpp"
+#include "port_check.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/log.hpp"
@@ -35,7 +38,9 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
     : runtime_(runtime),
       router_(router),
       options_(checked(std::move(options))),
-      metrics_(runtime.hub_count()) {
+      metrics_(runtime.hub_count()),
+      bodies_(std::make_unique<detail::BodyBudget>(options_.max_buffered_body_bytes,
+                                                   metrics_.connections().body_bytes)) {
     for (unsigned i = 0; i < runtime.hub_count(); ++i)
         hubs_.push_back(std::make_unique<HubState>(*this, router_, i));
 }
@@ -88,6 +93,22 @@ Result<SocketAddress> Server::listen(const SocketAddress& addr) {
         return Errc::invalid_argument;
     }
     if (listening_) return Errc::invalid_argument;
+    // Every hub's listener sets SO_REUSEPORT, which would also let them join the listeners of
+    // another process of the same user: only our own listeners may share the port. A probe
+    // keeps us out of theirs; a look at the kernel's list of listeners, once ours are bound,
+    // catches what the probe missed (a server that started at the same instant).
+    auto refuse = [&](const std::vector<std::uint64_t>& theirs) {
+        const std::string who = detail::holders_of(theirs);
+        weft::logger("http")->error("{} is already in use{}; not sharing it", addr.to_string(),
+                                    who.empty() ? "" : " by " + who);
+        return Error(Errc::address_in_use, EADDRINUSE);
+    };
+    if (addr.port() != 0) {
+        if (auto free = detail::probe_address(addr); !free) {
+            if (free.error().code != Errc::address_in_use) return free.error();
+            return refuse(detail::other_listeners(addr, {}));
+        }
+    }
     SocketAddress actual = addr;
     unsigned opened = 0;
     Error failure(Errc::ok);
@@ -106,6 +127,13 @@ Result<SocketAddress> Server::listen(const SocketAddress& addr) {
         ++opened;
         // Port 0: hub 0 picks the port, the other hubs join it (SO_REUSEPORT).
         if (i == 0) actual = r->value();
+    }
+    if (failure.code == Errc::ok && addr.port() != 0) {
+        std::vector<std::uint64_t> ours;
+        for (const auto& hs : hubs_)
+            ours.push_back(detail::socket_inode(hs->listener_fd()));
+        if (auto theirs = detail::other_listeners(actual, ours); !theirs.empty())
+            failure = refuse(theirs);
     }
     if (failure.code != Errc::ok) {
         for (unsigned i = 0; i < opened; ++i) {

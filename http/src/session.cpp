@@ -5,6 +5,7 @@
 
 #include <exception>
 
+#include "body_budget.hpp"
 #include "metrics_table.hpp"
 #include "request_access.hpp"
 #include "uri.hpp"
@@ -16,6 +17,7 @@ namespace {
 
 constexpr std::size_t kInlineBody = 4096;      // larger bodies are sent from the Response
 constexpr std::size_t kTrimBytes = 64 * 1024;  // storage beyond this is freed between uses
+constexpr std::size_t kKeepBody = 16 * 1024;   // a body's storage beyond this is freed at once
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool safe_header_text(std::string_view s) noexcept {
@@ -68,7 +70,8 @@ Response internal_error() {
 
 }  // namespace
 
-Http1Session::Http1Session(const SessionContext& ctx) : ctx_(ctx), parser_(*ctx.options) {
+Http1Session::Http1Session(const SessionContext& ctx)
+    : ctx_(ctx), parser_(*ctx.options, ctx.bodies) {
     labels_.keys[0] = "method";
     labels_.keys[1] = "path";
     labels_.keys[2] = "route";
@@ -84,6 +87,9 @@ void Http1Session::start(ConnectionInfo& conn, Transport& transport) noexcept {
 }
 
 void Http1Session::finish() noexcept {
+    // Bodies too: a connection that ended mid-upload leaves its partial body here.
+    for (Slot& s : slots_)
+        free_body(s);
     parser_.reset();
     ready_ = 0;
     carry_.clear();
@@ -95,11 +101,11 @@ void Http1Session::finish() noexcept {
     held_.clear();
     closing_ = stop_parsing_ = send_failed_ = continue_sent_ = linger_ = false;
     stream_req_ = nullptr;
+    for (Slot& s : slots_)
+        s.answered = false;
     if (grown_) {  // only after an unusually large request: the common case touches nothing
-        for (Slot& s : slots_) {
-            trim(RequestAccess::body(*s.req));
+        for (Slot& s : slots_)
             trim(RequestAccess::arena(*s.req));
-        }
         grown_ = false;
     }
     out_.trim(kTrimBytes);
@@ -143,8 +149,9 @@ Step Http1Session::on_timeout() {
         append_error(
             req, 408,
             parser_.headers_done() ? "request body timed out" : "request header timed out");
-        record(req, 408, 0, {}, Clock::now(), 0);
+        const Clock::time_point answered_at = Clock::now();
         (void)flush();
+        record(req, 408, 0, {}, answered_at, 0);
         linger_ = false;  // the client is slow or gone: do not wait for it any longer
     }
     closing_ = true;
@@ -158,6 +165,8 @@ Step Http1Session::step() const noexcept {
             s.kind = Step::Kind::idle;
             break;
         case Next::read_header:
+            s.head_started = msg_started_;
+            [[fallthrough]];
         case Next::read_body:
             s.kind = Step::Kind::read;
             s.deadline = read_deadline();
@@ -187,21 +196,26 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         }
         Slot& s = slot(ready_);
         const bool was_in = parser_.in_message();
+        const bool had_head = was_in && parser_.headers_done();
+        const std::size_t had_body = RequestAccess::body(*s.req).size();
         const std::uint64_t begun = parser_.messages_begun();
         auto step = parser_.feed(data + pos, len - pos, *s.req, conn_->peer);
         pos += step.consumed;
         if (step.kind == RequestParser::Kind::need_more) {
             if (!was_in && parser_.in_message()) msg_started_ = now;
             // The body timeout runs from the end of the headers, then from each read that
-            // brought more of the body (nginx's client_body_timeout).
-            if (parser_.headers_done()) body_progress_at_ = now;
+            // brought more of the body (nginx's client_body_timeout). Chunk framing alone
+            // (sizes, extensions) is no progress: a client dribbling it still times out.
+            if (parser_.headers_done() &&
+                (!had_head || RequestAccess::body(*s.req).size() > had_body))
+                body_progress_at_ = now;
             return;
         }
         s.received = now;
+        s.body_charge = parser_.take_body_charge();
         ++ready_;
         continue_sent_ = false;
-        grown_ = grown_ || RequestAccess::body(*s.req).capacity() > kTrimBytes ||
-                 RequestAccess::arena(*s.req).capacity() > kTrimBytes;
+        grown_ = grown_ || RequestAccess::arena(*s.req).capacity() > kTrimBytes;
         if (step.kind == RequestParser::Kind::error) {
             // Refused before a request began (garbage first): nothing of an earlier request
             // may show in the answer, the log or the metrics.
@@ -257,20 +271,49 @@ void Http1Session::set_labels(const Request& req) noexcept {
 void Http1Session::respond() {
     for (std::size_t i = 0; i < ready_ && !closing_; ++i)
         handle(slots_[i], i + 1 == ready_);
+    labels_.count = 0;
+    (void)flush();
+    record_answered();
+    // The batch is answered: its bodies are not needed any more.
+    for (std::size_t i = 0; i < ready_; ++i)
+        free_body(slots_[i]);
     if (ready_ > 0) {
         // The request still being parsed (if any) moves to the front for the next batch.
         if (parser_.in_message() && !stop_parsing_) std::swap(slots_[0], slots_[ready_]);
         ready_ = 0;
     }
-    labels_.count = 0;
-    (void)flush();
+}
+
+void Http1Session::answered(Slot& s, int status, unsigned route_id, std::string_view route,
+                            std::uint64_t bytes) noexcept {
+    s.answered = true;
+    s.status = status;
+    s.route_id = route_id;
+    s.route = route;
+    s.bytes = bytes;
+}
+
+void Http1Session::free_body(Slot& s) noexcept {
+    std::string& b = RequestAccess::body(*s.req);
+    if (b.capacity() > kKeepBody) std::string().swap(b);
+    if (ctx_.bodies) ctx_.bodies->give_back(s.body_charge);
+    s.body_charge = 0;
+}
+
+void Http1Session::record_answered() {
+    for (std::size_t i = 0; i < ready_; ++i) {
+        Slot& s = slots_[i];
+        if (!s.answered) continue;
+        s.answered = false;
+        record(*s.req, s.status, s.route_id, s.route, s.received, s.bytes);
+    }
 }
 
 void Http1Session::handle(Slot& s, bool last_in_batch) {
     Request& req = *s.req;
     if (s.error_status != 0) {
         append_error(req, s.error_status, s.error_reason);
-        record(req, s.error_status, 0, {}, s.received, 0);
+        answered(s, s.error_status, 0, {}, 0);
         closing_ = true;
         return;
     }
@@ -333,7 +376,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         }
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), -1);
     }
-    record(req, status, m.route_id, m.route, s.received, bytes);
+    answered(s, status, m.route_id, m.route, bytes);
     labels_.count = 0;
     if (!keep) closing_ = true;
 }
@@ -409,6 +452,7 @@ void Http1Session::append_error(Request& req, int status, const char* reason) {
     }
     body += '\n';
     Response r(status, std::move(body));
+    if (status == 503) r.add_header("Retry-After", "1");
     std::uint64_t bytes = 0;
     bool keep = false;
     // Errors always close. A request that failed before its header section was complete has

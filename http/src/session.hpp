@@ -29,6 +29,7 @@
 namespace weft::http::detail {
 
 class HubRequestMetrics;
+class BodyBudget;
 
 /// Where response bytes go. send() writes all of `bufs` (blocking the fiber) or fails.
 class Transport {
@@ -46,6 +47,7 @@ struct SessionContext {
     HubRequestMetrics* metrics = nullptr;  ///< may be null (no metrics)
     DateCache* date = nullptr;             ///< also writes the Server header
     const bool* draining = nullptr;        ///< the hub's drain flag
+    BodyBudget* bodies = nullptr;          ///< may be null (no budget)
     unsigned hub = 0;
 };
 
@@ -53,13 +55,15 @@ struct SessionContext {
 /// Everything it points at must outlive the sessions.
 inline SessionContext make_session_context(const ServerOptions& options, const Router& router,
                                            HubRequestMetrics* metrics, DateCache& date,
-                                           const bool& draining, unsigned hub) noexcept {
+                                           const bool& draining, unsigned hub,
+                                           BodyBudget* bodies = nullptr) noexcept {
     SessionContext c;
     c.options = &options;
     c.router = &router;
     c.metrics = metrics;
     c.date = &date;
     c.draining = &draining;
+    c.bodies = bodies;
     c.hub = hub;
     return c;
 }
@@ -87,6 +91,8 @@ struct Step {
     Deadline deadline;    ///< for read: the header or body timeout
     bool linger = false;  ///< for close: the client may still be sending; read and drop it
                           ///< for a while, so that it sees our answer rather than a reset
+    /// For read while a request head is incomplete: when that head began (else the epoch).
+    Clock::time_point head_started{};
 };
 
 class Http1Session final : public StreamSink {
@@ -124,6 +130,13 @@ class Http1Session final : public StreamSink {
         Clock::time_point received{};
         int error_status = 0;
         const char* error_reason = "";
+        // The answer, recorded (metrics, access log) once its bytes are sent.
+        bool answered = false;
+        int status = 0;
+        unsigned route_id = 0;
+        std::string_view route;
+        std::uint64_t bytes = 0;
+        std::size_t body_charge = 0;  // what the body took from the budget
     };
     struct Piece {
         const char* ptr;  // nullptr: an offset into out_
@@ -152,6 +165,14 @@ class Http1Session final : public StreamSink {
     void append_external(std::string_view bytes);
     void close_out_piece() noexcept;
     Result<void> flush();
+    /// Notes the answer to slot `s`, for record_answered() after the batch is sent.
+    void answered(Slot& s, int status, unsigned route_id, std::string_view route,
+                  std::uint64_t bytes) noexcept;
+    /// Records every answered request of the batch: its duration ends now, when its last
+    /// byte was handed to the kernel (or the send failed).
+    void record_answered();
+    /// Frees a body's storage unless it is small, and gives its bytes back to the budget.
+    void free_body(Slot& s) noexcept;
     void record(const Request& req, int status, unsigned route_id, std::string_view route,
                 Clock::time_point received, std::uint64_t bytes);
     void set_labels(const Request& req) noexcept;

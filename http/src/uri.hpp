@@ -1,4 +1,5 @@
-// Percent-decoding for paths and queries (RFC 3986), appending to a caller's buffer.
+// URI pieces (RFC 3986): percent-decoding for paths and queries, appending to a caller's buffer,
+// and the syntax check of a Host field's value.
 #pragma once
 
 #include <string>
@@ -30,6 +31,46 @@ inline bool percent_decode(std::string_view in, std::string& out, bool plus_is_s
             out.push_back(c);
         }
     }
+    return true;
+}
+
+/// Whether `v` is a valid Host field value: uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986
+/// §3.2.2), where uri-host is an IP literal in brackets or a reg-name of unreserved characters,
+/// sub-delims and %XX escapes. Empty is valid (a target without an authority).
+inline bool valid_host(std::string_view v) noexcept {
+    auto plain = [](char c) noexcept {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               (c != '\0' && std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos);
+    };
+    std::string_view port;
+    if (!v.empty() && v.front() == '[') {
+        std::size_t close = v.find(']');
+        if (close == std::string_view::npos || close == 1) return false;
+        // IPv6address or IPvFuture: hex digits, dots, colons and the reg-name characters.
+        for (char c : v.substr(1, close - 1))
+            if (!plain(c) && c != ':') return false;
+        std::string_view rest = v.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') return false;
+            port = rest.substr(1);
+        }
+    } else {
+        std::size_t colon = v.find(':');
+        std::string_view host = v.substr(0, colon);
+        if (colon != std::string_view::npos) port = v.substr(colon + 1);
+        for (std::size_t i = 0; i < host.size(); ++i) {
+            if (host[i] == '%') {
+                if (i + 2 >= host.size() || hex_value(host[i + 1]) < 0 ||
+                    hex_value(host[i + 2]) < 0)
+                    return false;
+                i += 2;
+            } else if (!plain(host[i])) {
+                return false;
+            }
+        }
+    }
+    for (char c : port)
+        if (c < '0' || c > '9') return false;
     return true;
 }
 

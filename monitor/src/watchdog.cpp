@@ -136,6 +136,7 @@ struct Watchdog::Impl {
         enum Kind { report, end, dump } kind;
         std::unique_ptr<PendingReport> pending;
         BlockingEnd end_record;
+        std::uint64_t requests = 0;  // dump: the requests it answers
     };
     std::mutex jobs_mu;
     std::condition_variable jobs_cv;
@@ -144,6 +145,11 @@ struct Watchdog::Impl {
     static constexpr std::size_t kMaxJobs = 256;
 
     // Detector thread only.
+    // Run-info dumps: one per kDumpInterval at most (with 5,000 fibers one is ~1 MB of log);
+    // requests in between are merged into one dump at the end of the interval.
+    static constexpr std::int64_t kDumpIntervalNs = 5'000'000'000;
+    std::int64_t last_dump_ns = 0;
+    std::uint64_t dump_requests = 0;  // not yet answered
     struct CpuBaseline {  // the hub thread's scheduler times when its slice was first seen
         detail::SchedSample sched;
         std::int64_t at_ns = 0;
@@ -209,7 +215,13 @@ struct Watchdog::Impl {
         while (!stop.load(std::memory_order_acquire)) {
             wait(period_ns);
             if (stop.load(std::memory_order_acquire)) break;
-            if (dump_requested.exchange(false)) enqueue(Job{Job::dump, nullptr, {}});
+            if (dump_requested.exchange(false)) ++dump_requests;
+            if (dump_requests > 0 &&
+                (last_dump_ns == 0 || weft::now_ns() - last_dump_ns >= kDumpIntervalNs)) {
+                last_dump_ns = weft::now_ns();
+                enqueue(Job{Job::dump, nullptr, {}, dump_requests});
+                dump_requests = 0;
+            }
             try {
                 tick();
             } catch (const std::exception& ex) {
@@ -255,7 +267,7 @@ struct Watchdog::Impl {
                         publish(job.end_record);
                         break;
                     case Job::dump:
-                        dump_run_info();
+                        dump_run_info(job.requests);
                         break;
                 }
             } catch (const std::exception& ex) {
@@ -502,9 +514,15 @@ struct Watchdog::Impl {
         }
     }
 
-    void dump_run_info() {
-        sink("run-info dump",
-             [&] { log->warn("run-info dump requested\n{}", format_run_info(rt)); });
+    void dump_run_info(std::uint64_t requests) {
+        sink("run-info dump", [&] {
+            if (requests > 1)
+                log->warn(
+                    "run-info dump requested ({} requests merged: one dump every {} s at most)\n{}",
+                    requests, kDumpIntervalNs / 1'000'000'000, format_run_info(rt));
+            else
+                log->warn("run-info dump requested\n{}", format_run_info(rt));
+        });
     }
 
     // ---- memory --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The admin endpoints, served by their own runtime (own thread), so they answer while every
-// worker hub is blocked: /metrics, /healthz, /readyz and, unless switched off, /debug/blocking,
-// /debug/fibers and /debug/config.
+// worker hub is blocked: /metrics, /healthz, /readyz and, unless switched off, /debug/ (an index),
+// /debug/blocking, /debug/fibers and /debug/config.
 #pragma once
 
 #include <atomic>

@@ -42,6 +42,32 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
                  static_cast<double>(v)});
         });
         out.push_back(std::move(active));
+
+        monitor::MetricFamily reclaimed;
+        reclaimed.name = "weft_http_connections_reclaimed_total";
+        reclaimed.help =
+            "Connections closed to make room for new ones at max_connections, by what they were "
+            "doing: idle (between requests, or silent since connecting) or slow_head (a request "
+            "head arriving for a quarter of header_timeout).";
+        reclaimed.type = monitor::MetricType::counter;
+        const http::ConnectionCounters& c = metrics.connections();
+        reclaimed.samples.push_back(
+            {{{"reason", "idle"}},
+             static_cast<double>(c.reclaimed_idle.load(std::memory_order_relaxed))});
+        reclaimed.samples.push_back(
+            {{{"reason", "slow_head"}},
+             static_cast<double>(c.reclaimed_slow_head.load(std::memory_order_relaxed))});
+        out.push_back(std::move(reclaimed));
+
+        monitor::MetricFamily bodies;
+        bodies.name = "weft_http_request_body_bytes";
+        bodies.help =
+            "Bytes of request bodies held in memory now (at most server.max_buffered_body_bytes).";
+        bodies.unit = "bytes";
+        bodies.type = monitor::MetricType::gauge;
+        bodies.samples.push_back(
+            {{}, static_cast<double>(c.body_bytes.load(std::memory_order_relaxed))});
+        out.push_back(std::move(bodies));
     });
 }
 

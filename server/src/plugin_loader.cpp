@@ -76,8 +76,16 @@ OpenedPlugin open_plugin(std::string_view configured) {
     struct stat st {};
     if (::stat(p.file.c_str(), &st) != 0) {
         int e = errno;
-        throw PluginError(who + ": cannot open: " + std::strerror(e) +
-                          (bundled ? "; bundled plugins are: " + bundled_names() : ""));
+        std::string where;
+        if (bundled) {
+            where = "; bundled plugins are: " + bundled_names();
+        } else if (!p.file.starts_with('/')) {
+            // Relative to where weft was started, not to the configuration file.
+            const std::string cwd = std::filesystem::current_path().string();
+            where = " (a relative path is resolved against the working directory, " + cwd + ": " +
+                    (std::filesystem::path(cwd) / p.file).lexically_normal().string() + ")";
+        }
+        throw PluginError(who + ": cannot open: " + std::strerror(e) + where);
     }
     if (!S_ISREG(st.st_mode)) throw PluginError(who + ": not a regular file");
 

@@ -32,13 +32,16 @@ struct AdminOptions {
     SocketAddress listen = *SocketAddress::parse("127.0.0.1:9090");
     /// Serve /debug/blocking, /debug/fibers and /debug/config.
     bool debug_endpoints = true;
-    /// The admin listener's own HTTP limits: few connections, short timeouts.
+    /// The admin listener's own HTTP limits: few connections, short timeouts. Probes and
+    /// scrapers send a request head in one packet, so a head still incomplete after a quarter
+    /// of the header timeout (0.5 s) makes room for them when all connections are taken.
     http::ServerOptions http = defaults();
 
   private:
     static http::ServerOptions defaults() {
         http::ServerOptions o;
         o.max_connections = 256;
+        o.header_timeout = std::chrono::seconds(2);
         return o;
     }
 };

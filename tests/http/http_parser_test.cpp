@@ -326,3 +326,142 @@ TEST(HttpParser, UnlimitedBodyDoesNotTrustContentLength) {
         std::string::npos, small);
     EXPECT_EQ(p.error, 413);
 }
+
+namespace {
+std::string chunked_post(std::string_view chunks) {
+    return "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(chunks);
+}
+}  // namespace
+
+// Chunk framing costs bytes, CPU and time without adding to the body: a chunk-size line and the
+// framing of a whole body are bounded (Node's CVE-2024-22019 is this bug class).
+TEST(HttpParser, ChunkFramingIsBounded) {
+    const std::size_t line = RequestParser::kMaxChunkLineBytes;
+    struct Case {
+        const char* what;
+        std::string in;
+        int status;  // 0: accepted; -1: 400 or 413 (which limit trips first depends on the reads)
+    };
+    const std::vector<Case> cases = {
+        {"long extension",
+         chunked_post("5;x=" + std::string(100000, 'a') + "\r\nhello\r\n0\r\n\r\n"), 400},
+        {"leading zeros", chunked_post(std::string(100000, '0') + "5\r\nhello\r\n0\r\n\r\n"), 400},
+        {"leading zeros of the last chunk", chunked_post(std::string(100000, '0') + "\r\n\r\n"),
+         -1},
+        {"extension just under the line limit",
+         chunked_post("5;x=" + std::string(line - 16, 'a') + "\r\nhello\r\n0\r\n\r\n"), 0},
+        {"extension just over the line limit",
+         chunked_post("5;x=" + std::string(line, 'a') + "\r\nhello\r\n0\r\n\r\n"), 400},
+        {"a trailer section",
+         chunked_post("5\r\nhello\r\n0\r\nX-T: " + std::string(8000, 't') + "\r\n\r\n"), 0},
+    };
+    auto expect = [](const Case& c, int got, const std::string& how) {
+        if (c.status < 0)
+            EXPECT_TRUE(got == 400 || got == 413) << c.what << how << ": " << got;
+        else
+            EXPECT_EQ(got, c.status) << c.what << how;
+    };
+    for (const Case& c : cases) {
+        auto p = parse_all(c.in);
+        expect(c, p.error, " (reason: " + p.reason + ")");
+        EXPECT_EQ(p.reqs.size(), c.status ? 0u : 1u) << c.what;
+        expect(c, parse_all(c.in, 1000).error, ", in 1000-byte receives");
+    }
+    // Many chunks, each of one byte and a long extension: every line is under the limit, the
+    // framing of the whole body is not.
+    std::string many;
+    for (int i = 0; i < 100; ++i)
+        many += "1;e=" + std::string(line - 16, 'e') + "\r\nx\r\n";
+    auto p = parse_all(chunked_post(many + "0\r\n\r\n"));
+    EXPECT_EQ(p.error, 413) << p.reason;
+    // Small chunks of ordinary size pass: 2,000 of 100 bytes.
+    std::string honest;
+    for (int i = 0; i < 2000; ++i)
+        honest += "64\r\n" + std::string(100, 'd') + "\r\n";
+    ServerOptions big;
+    big.max_body_bytes = 1 << 20;
+    p = parse_all(chunked_post(honest + "0\r\n\r\n"), 16384, big);
+    EXPECT_EQ(p.error, 0) << p.reason;
+    ASSERT_EQ(p.reqs.size(), 1u);
+    EXPECT_EQ(p.reqs[0]->body().size(), 200000u);
+}
+
+// RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (nginx: 400).
+TEST(HttpParser, Http10WithTransferEncodingIsRefused) {
+    EXPECT_EQ(status_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: "
+                        "keep-alive\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+              400);
+    EXPECT_EQ(
+        status_of("POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        400);
+    EXPECT_EQ(status_of("POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc"), 200);
+}
+
+// RFC 9112 §3.2: a Host field with an invalid value gets 400.
+TEST(HttpParser, HostMustBeValid) {
+    for (const char* bad : {"a b", "a/b@c", "../../etc", "a@b", "[::1", "[::1]x", "[]", "h:8x",
+                            "h:80:80", "a%zz", "a%4", "\"q\"", "a\\b", "a?b", "a#b"})
+        EXPECT_EQ(status_of(std::string("GET / HTTP/1.1\r\nHost: ") + bad + "\r\n\r\n"), 400)
+            << "Host: " << bad;
+    for (const char* good :
+         {"", "example.com", "example.com:8080", "EXAMPLE.com:", "127.0.0.1", "[::1]", "[::1]:80",
+          "[v1.x]", "xn--bcher-kva.example", "a%20b", "under_score.example", "a-b.c~d!$&'()*+,;="})
+        EXPECT_EQ(status_of(std::string("GET / HTTP/1.1\r\nHost: ") + good + "\r\n\r\n"), 200)
+            << "Host: " << good;
+}
+
+TEST(HttpParser, EmptyFieldNameIsRefused) {
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: h\r\n: x\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\n: x\r\nHost: h\r\n\r\n"), 400);
+    EXPECT_EQ(parse_all("GET / HTTP/1.1\r\nHost: h\r\n: x\r\n\r\n", 1).error, 400);
+    EXPECT_EQ(status_of(chunked_post("0\r\n: x\r\n\r\n")), 400) << "in a trailer too";
+}
+
+// 501 is for a well-formed request line whose method we do not implement; anything else that
+// llhttp stops at in the method is a malformed request line (400).
+TEST(HttpParser, RequestLineDecidesBetween501And400) {
+    struct Case {
+        std::string in;
+        int status;
+    };
+    const std::vector<Case> cases = {
+        {"HELLO\r\n\r\n", 400},
+        {"HELLO\r\nHost: h\r\n\r\n", 400},
+        {"BREW / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
+        {"BREW /pot?milk=1 HTTP/1.0\r\n\r\n", 501},
+        {"BREW /\r\n\r\n", 400},
+        {"BREW  / HTTP/1.1\r\n\r\n", 400},
+        {"BREW / HTTP/1.1 \r\n\r\n", 400},
+        {"BREW / HTTQ/1.1\r\n\r\n", 400},
+        {"BREW / HTTP/1.1\n\n", 400},
+        {"BR(W / HTTP/1.1\r\n\r\n", 400},
+        {"BREW /\x01 HTTP/1.1\r\n\r\n", 400},
+    };
+    for (const Case& c : cases) {
+        EXPECT_EQ(parse_all(c.in).error, c.status) << c.in;
+        EXPECT_EQ(parse_all(c.in, 1).error, c.status) << c.in << " byte by byte";
+    }
+    // An incomplete line waits for more (the header timeout ends it).
+    auto p = parse_all("BREW / HTTP/1");
+    EXPECT_EQ(p.error, 0);
+    EXPECT_TRUE(p.partial);
+}
+
+// The reasons in error answers are Weft's own words, never llhttp's internal messages (which
+// are capitalized: "Pause on PRI/Upgrade", "Invalid method encountered").
+TEST(HttpParser, ErrorReasonsAreWeftsOwn) {
+    auto pri = parse_all("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    EXPECT_EQ(pri.error, 505);
+    EXPECT_EQ(pri.reason, "this server speaks HTTP/1.1, not HTTP/2");
+    for (const char* in :
+         {"GET / HTTP/1.1\r\nHost: h\r\nX(A): 1\r\n\r\n", "G@T / HTTP/1.1\r\n\r\n",
+          "GET / HTTX/1.1\r\n\r\n", "GET /a\x01 HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\nHost: h\n\n",
+          "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1a\r\n\r\n",
+          "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+          "\x16\x03\x01\x02\x00\x01"}) {
+        auto p = parse_all(in);
+        EXPECT_EQ(p.error, 400) << in;
+        ASSERT_FALSE(p.reason.empty()) << in;
+        EXPECT_TRUE(p.reason[0] >= 'a' && p.reason[0] <= 'z') << in << ": " << p.reason;
+    }
+}

@@ -309,6 +309,18 @@ TEST(HttpServer, MalformedAndOversizedRequests) {
          413},
         {"expectation", "GET / HTTP/1.1\r\nHost: t\r\nExpect: later\r\n\r\n", 417},
         {"bad escape in param", "GET /sleep?ms=%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"invalid Host", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400},
+        {"empty field name", "GET / HTTP/1.1\r\nHost: t\r\n: x\r\n\r\n", 400},
+        {"no target, no version", "HELLO\r\n\r\n", 400},
+        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+        {"long chunk extension",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=" +
+             std::string(64 * 1024, 'x') + "\r\nhello\r\n0\r\n\r\n",
+         400},
+        {"leading zeros in a chunk size",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+             std::string(64 * 1024, '0') + "5\r\nhello\r\n0\r\n\r\n",
+         400},
     };
     for (const Case& c : cases) {
         RawClient cl(s.port);
@@ -317,6 +329,7 @@ TEST(HttpServer, MalformedAndOversizedRequests) {
         auto rs = cl.read_responses(1);
         ASSERT_EQ(rs.size(), 1u) << c.what;
         EXPECT_EQ(rs[0].status, c.status) << c.what << ": " << rs[0].body;
+        EXPECT_EQ(rs[0].body.find("Pause"), std::string::npos) << "llhttp's words: " << rs[0].body;
         if (c.status != 400 || std::string_view(c.what) != "bad escape in param") {
             EXPECT_EQ(rs[0].header("Connection").value_or(""), "close") << c.what;
             EXPECT_TRUE(cl.wait_closed(3s)) << c.what << ": the connection must close";
@@ -324,6 +337,22 @@ TEST(HttpServer, MalformedAndOversizedRequests) {
     }
     // After all that, the server still answers.
     EXPECT_EQ(get_one(s.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+}
+
+// RFC 9112 §6.1: an HTTP/1.0 request with Transfer-Encoding has faulty framing; the server must
+// close after it. A request pipelined behind it is never served (behind a proxy that frames the
+// first one differently, it would be a smuggled request).
+TEST(HttpServer, Http10ChunkedIsRefusedAndCloses) {
+    TestServer s;
+    RawClient c(s.port);
+    c.send(
+        "POST /echo HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: "
+        "keep-alive\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto rs = c.read_responses(2, false, 3s);
+    ASSERT_EQ(rs.size(), 1u) << "one answer, nothing for the pipelined request";
+    EXPECT_EQ(rs[0].status, 400);
+    EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+    EXPECT_TRUE(c.wait_closed(3s));
 }
 
 TEST(HttpServer, SlowlorisGets408OthersServed) {
@@ -471,6 +500,31 @@ TEST(HttpServer, SendTimeoutBoundsAStallNotTheResponse) {
     ASSERT_GT(took, o.send_timeout) << "the client read too fast to show the difference";
 }
 
+// A client that reads nothing of a response that fits in the kernel's send buffer: the send
+// stalls (TCP_NOTSENT_LOWAT keeps what the kernel holds unsent small) and send_timeout closes
+// the connection, instead of the kernel holding the response until idle_timeout.
+TEST(HttpServer, SlowReaderOfAResponseThatFitsMeetsSendTimeout) {
+    ServerOptions o = small_limits();
+    o.send_timeout = 1s;
+    o.idle_timeout = 30s;
+    TestServer s(o);
+    std::vector<RawClient> readers;
+    for (int i = 0; i < 4; ++i) {
+        readers.emplace_back(s.port);
+        const int small = 4096;
+        ::setsockopt(readers.back().fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        ASSERT_TRUE(readers.back().send("GET /big?n=2000000 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    while (s.server->connections() < 4 && std::chrono::steady_clock::now() - t0 < 5s)
+        std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(s.server->connections(), 4u);
+    while (s.server->connections() > 0 && std::chrono::steady_clock::now() - t0 < 10s)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(s.server->connections(), 0u) << "the readers that stalled are still connected";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
 TEST(HttpServer, FiberLabelsDescribeTheRequest) {
     TestServer s;
     auto r = get_one(s.port, "GET /labels/abc?q=1 HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -564,23 +618,90 @@ TEST(HttpServer, StopCancelsInFlight) {
     EXPECT_TRUE(busy.wait_closed(2s));
 }
 
-TEST(HttpServer, MaxConnectionsPausesAccepting) {
+// At max_connections with every connection busy, a newcomer waits (unserved) until one of them
+// is done; then the one that went idle is closed to make room.
+TEST(HttpServer, MaxConnectionsPausesAcceptingWhileAllAreBusy) {
     ServerOptions o = small_limits();
     o.max_connections = 2;
     TestServer s(o);
     RawClient a(s.port), b(s.port);
-    a.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    b.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    ASSERT_EQ(a.read_responses(1).size(), 1u);
-    ASSERT_EQ(b.read_responses(1).size(), 1u);
-    RawClient c(s.port);  // the kernel completes the handshake; the server does not take it
+    a.send("GET /sleep?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
+    b.send("GET /sleep?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::this_thread::sleep_for(100ms);
+    RawClient c(s.port);  // the kernel completes the handshake; the server does not serve it
     ASSERT_TRUE(c.ok());
     c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_TRUE(c.read_responses(1, false, 300ms).empty()) << "over the limit: not served yet";
-    a.close();
     auto rs = c.read_responses(1, false, 3s);
-    ASSERT_EQ(rs.size(), 1u) << "served once a connection closed";
+    ASSERT_EQ(rs.size(), 1u) << "served once a connection went idle";
     EXPECT_EQ(rs[0].status, 200);
+    auto ra = a.read_responses(1, false, 1s);
+    ASSERT_EQ(ra.size(), 1u) << "the busy request was answered before its connection went";
+    EXPECT_EQ(ra[0].status, 200);
+    EXPECT_TRUE(a.wait_closed(2s)) << "the idle connection made room";
+    EXPECT_EQ(s.server->metrics().connections().reclaimed_idle.load(), 1u);
+}
+
+// At max_connections, idle keep-alive connections are closed to make room for newcomers, the
+// least recently active first (nginx's ngx_drain_connections); the busy ones are untouched.
+// One hub, so that "least recently active" is one order.
+TEST(HttpServer, IdleConnectionsMakeRoomAtTheLimit) {
+    ServerOptions o = small_limits();
+    o.max_connections = 50;
+    o.header_timeout = 30s;
+    o.idle_timeout = 60s;
+    TestServer s(o, 1);
+    std::vector<RawClient> idle;
+    for (int i = 0; i < 49; ++i) {
+        idle.emplace_back(s.port);
+        ASSERT_TRUE(idle.back().send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+        ASSERT_EQ(idle.back().read_responses(1).size(), 1u);
+    }
+    RawClient busy(s.port);
+    busy.send("GET /sleep?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(s.server->connections(), 50u);
+    std::vector<RawClient> newcomers;  // each stays open: the server stays at its limit
+    for (int round = 0; round < 10; ++round) {
+        auto t0 = std::chrono::steady_clock::now();
+        newcomers.emplace_back(s.port);
+        newcomers.back().send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        auto rs = newcomers.back().read_responses(1, false, 3s);
+        ASSERT_EQ(rs.size(), 1u) << "round " << round;
+        EXPECT_EQ(rs[0].status, 200) << "round " << round;
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "round " << round;
+    }
+    std::this_thread::sleep_for(200ms);
+    for (int i = 0; i < 49; ++i)
+        EXPECT_EQ(idle[i].wait_closed(i < 10 ? 1000ms : 20ms), i < 10) << "idle connection " << i;
+    EXPECT_EQ(s.server->metrics().connections().reclaimed_idle.load(), 10u);
+    auto rs = busy.read_responses(1, false, 3s);
+    ASSERT_EQ(rs.size(), 1u) << "the busy connection was not the one closed";
+    EXPECT_EQ(rs[0].status, 200);
+}
+
+// At max_connections with nothing idle, a connection whose request head has been arriving for a
+// quarter of header_timeout makes room (slowloris at the limit), never a fresher one.
+TEST(HttpServer, SlowHeadsMakeRoomAtTheLimit) {
+    ServerOptions o = small_limits();
+    o.max_connections = 20;
+    o.header_timeout = 2s;
+    TestServer s(o);
+    std::vector<RawClient> slow;
+    for (int i = 0; i < 20; ++i) {
+        slow.emplace_back(s.port);
+        ASSERT_TRUE(slow.back().send("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+    }
+    std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(s.server->connections(), 20u);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = get_one(s.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_GE(took, 300ms) << "the slow heads were young: they are not dropped at once";
+    EXPECT_LT(took, 1500ms) << "nor left until the header timeout";
+    EXPECT_EQ(s.server->metrics().connections().reclaimed_slow_head.load(), 1u);
+    EXPECT_EQ(s.server->metrics().connections().reclaimed_idle.load(), 0u);
 }
 
 TEST(HttpServer, MetricsAndAccessLog) {
@@ -598,6 +719,14 @@ TEST(HttpServer, MetricsAndAccessLog) {
         get_one(s.port, "GET /?i=1 HTTP/1.1\r\nHost: t\r\n\r\n");
     get_one(s.port, "GET /missing/42 HTTP/1.1\r\nHost: t\r\n\r\n");
     get_one(s.port, "GET /sleep?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    // A request is recorded once its response is sent: a moment after the client has it.
+    for (int i = 0; i < 200; ++i) {
+        {
+            std::lock_guard<std::mutex> g(mu);
+            if (lines.size() >= 7) break;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
     std::map<std::string, std::uint64_t> counts;
     s.server->metrics().for_each_series([&](const RequestSeries& r) {
         std::uint64_t n = 0;

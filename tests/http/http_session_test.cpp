@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "body_budget.hpp"
 #include "demo_routes.hpp"
 #include "http_test_util.hpp"
 #include "metrics_table.hpp"
@@ -27,6 +28,8 @@ class RecordingTransport final : public Transport {
         for (const iovec& v : bufs)
             s.append(static_cast<const char*>(v.iov_base), v.iov_len);
         sends.push_back(std::move(s));
+        // A send that takes long: a slow network, or a hub that other fibers keep busy.
+        if (delay.count() > 0) std::this_thread::sleep_for(delay);
         if (fail) return weft::Errc::connection_reset;
         return {};
     }
@@ -38,6 +41,7 @@ class RecordingTransport final : public Transport {
     }
     std::vector<std::string> sends;
     bool fail = false;
+    std::chrono::milliseconds delay{0};
 };
 
 struct Harness {
@@ -45,6 +49,7 @@ struct Harness {
     Router router;
     DateCache date{"Server: weft\r\n"};
     bool draining = false;
+    BodyBudget* bodies = nullptr;
     HubRequestMetrics metrics;
     SessionContext ctx;
     std::unique_ptr<Http1Session> session;
@@ -86,7 +91,7 @@ struct Harness {
             log.push_back(e);
             log_targets.emplace_back(e.target);
         };
-        ctx = make_session_context(opts, router, &metrics, date, draining, 0);
+        ctx = make_session_context(opts, router, &metrics, date, draining, 0, bodies);
         session = std::make_unique<Http1Session>(ctx);
         info.peer = &peer;
         info.peer_text = "10.1.2.3:4567";
@@ -180,6 +185,29 @@ TEST(HttpSession, NextStateAndDeadlines) {
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_EQ(rs[1].status, 408);
     EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
+}
+
+// The body timeout bounds the gaps between reads that bring body data: reads of chunk framing
+// alone (a size line's leading zeros, extensions) do not push it back.
+TEST(HttpSession, ChunkFramingIsNoBodyProgress) {
+    Harness h;
+    h.opts.body_timeout = std::chrono::milliseconds(5000);
+    h.build();
+    EXPECT_EQ(h.feed("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              Step::Kind::read);
+    const auto dl = h.last.deadline.time_point();
+    for (const char* framing : {"000", "05;x=", "aaaa", "aaaa"}) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        EXPECT_EQ(h.feed(framing), Step::Kind::read);
+        EXPECT_EQ(h.last.deadline.time_point(), dl) << "after '" << framing << "'";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(h.feed("\r\nhel"), Step::Kind::read);
+    EXPECT_GE(h.last.deadline.time_point() - dl, std::chrono::milliseconds(10)) << "data moves it";
+    EXPECT_EQ(h.feed("lo\r\n0\r\n\r\n"), Step::Kind::idle);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].body, "hello");
 }
 
 TEST(HttpSession, KeepAliveAndClose) {
@@ -409,6 +437,72 @@ TEST(HttpSession, MetricsAndAccessLog) {
     EXPECT_EQ(counts["_OTHER 405 /users/{id}"], 1u);
     EXPECT_EQ(counts.size(), 3u);
     EXPECT_EQ(h.metrics.active(Method::get), 0);
+}
+
+// A request's duration ends when its response's last byte is handed to the kernel, not when
+// the handler returns: a response that waits 200 ms to go out took 200 ms.
+TEST(HttpSession, DurationEndsWhenTheResponseIsSent) {
+    Harness h;
+    h.build();
+    h.transport.delay = std::chrono::milliseconds(200);
+    h.feed(std::string(kGet) + "GET /nope HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_EQ(h.log.size(), 2u);
+    for (const AccessLogEntry& e : h.log)
+        EXPECT_GE(e.duration, std::chrono::milliseconds(200)) << e.status;
+    std::int64_t sum_ns = 0;
+    h.metrics.for_each(
+        [&](const HubRequestMetrics::Series& s) { sum_ns += s.duration.sum_ns.load(); });
+    EXPECT_GE(sum_ns, 2 * 200'000'000);
+    // An error answer too.
+    Harness e;
+    e.build();
+    e.transport.delay = std::chrono::milliseconds(200);
+    EXPECT_EQ(e.feed("GET / HTTP/1.1\r\n\r\n"), Step::Kind::close);
+    ASSERT_EQ(e.log.size(), 1u);
+    EXPECT_EQ(e.log[0].status, 400);
+    EXPECT_GE(e.log[0].duration, std::chrono::milliseconds(200));
+}
+
+// Bodies being received or waiting for their handler take from a budget that every session of a
+// server shares; beyond it a request gets 503 and its connection closes. A body's bytes go back
+// when it is answered, or when its connection ends mid-upload.
+TEST(HttpSession, BodiesShareOneBudget) {
+    std::atomic<std::size_t> used{0};
+    BodyBudget budget(256 * 1024, used);
+    Harness a, b;
+    for (Harness* h : {&a, &b}) {
+        h->opts.max_body_bytes = 1 << 20;
+        h->bodies = &budget;
+        h->build();
+    }
+    const std::string head = "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n";
+    EXPECT_EQ(a.feed(head + std::string(150000, 'a')), Step::Kind::read);
+    EXPECT_GE(used.load(), 150000u);
+    EXPECT_LE(used.load(), 2 * 150000u) << "storage grows by doubling";
+    // The second upload does not fit beside the first.
+    EXPECT_EQ(b.feed(head + std::string(150000, 'b')), Step::Kind::close);
+    auto rs = read_responses(b.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 503);
+    EXPECT_EQ(rs[0].header("Retry-After").value_or(""), "1");
+    EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
+    b.session->finish();
+    // The first one completes; once answered its bytes are back.
+    EXPECT_EQ(a.feed(std::string(50000, 'a')), Step::Kind::idle);
+    rs = read_responses(a.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].body.size(), 200000u);
+    EXPECT_EQ(used.load(), 0u);
+    // A connection that ends mid-upload gives its bytes back too.
+    Harness c;
+    c.bodies = &budget;
+    c.build();
+    EXPECT_EQ(c.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 900000\r\n\r\n" +
+                     std::string(100000, 'c')),
+              Step::Kind::read);
+    EXPECT_GT(used.load(), 0u);
+    c.session->finish();
+    EXPECT_EQ(used.load(), 0u);
 }
 
 TEST(HttpSession, HandlerAsksToClose) {

@@ -42,6 +42,8 @@ HUB_FAMILIES = [
     ("weft_offload_tasks_started_total", "counter"),
     ("weft_offload_tasks_withdrawn_total", "counter"),
     ("weft_offload_queue_wait_seconds", "histogram"),
+    ("weft_http_connections_reclaimed_total", "counter"),
+    ("weft_http_request_body_bytes", "gauge"),
 ]
 
 
@@ -215,6 +217,17 @@ class Admin(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn(b"http-accept", text)
 
+    def test_debug_index_lists_the_debug_endpoints(self):
+        for index in ("/debug/", "/debug"):
+            status, headers, body = get(self.w.admin, index)
+            self.assertEqual(status, 200, index)
+            self.assertTrue(headers["content-type"].startswith("text/html"))
+            links = re.findall(r'href="(/debug/[^"]*)"', body.decode())
+            self.assertEqual(sorted(set(links)), ["/debug/blocking", "/debug/config",
+                                                  "/debug/fibers", "/debug/fibers?format=text"])
+            for link in links:
+                self.assertEqual(get(self.w.admin, link)[0], 200, link)
+
     def test_debug_config_is_json_with_sources(self):
         status, body = get_json(self.w.admin, "/debug/config")
         self.assertEqual(status, 200)
@@ -241,6 +254,18 @@ class DebugEndpointsOff(unittest.TestCase):
                 for path in ("/metrics", "/healthz", "/readyz"):
                     self.assertEqual(get(w.admin, path)[0], 200, path)
                 self.assertEqual(w.stop(), 0)
+
+    def test_the_container_config_hides_them(self):
+        # The image and the Kubernetes ConfigMap bind admin on every interface: /debug/* (fibers,
+        # requests in flight, the configuration) is off there; probes and /metrics answer.
+        cfg = os.path.join(u.ARGS.source_dir, "deploy", "container", "weft.toml")
+        with Weft(["--config", cfg, "--hubs", "1", "--log-format", "text"]) as w:
+            w.wait_ready()
+            for path in ("/debug/", "/debug/blocking", "/debug/fibers", "/debug/config"):
+                self.assertEqual(get(w.admin, path)[0], 404, path)
+            for path in ("/metrics", "/healthz", "/readyz"):
+                self.assertEqual(get(w.admin, path)[0], 200, path)
+            self.assertEqual(w.stop(), 0)
 
     def test_admin_disabled(self):
         with Weft(["--hubs", "1", "--set", "admin.enabled=false"]) as w:

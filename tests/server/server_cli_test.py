@@ -5,11 +5,12 @@ their messages and exit code 2, and --check-config on good and bad files."""
 import os
 import re
 import socket
+import subprocess
 import tempfile
 import unittest
 
 import server_test_util as u
-from server_test_util import run_weft, write
+from server_test_util import Weft, get, run_weft, write
 
 
 def source_of(printed, section, key):
@@ -210,6 +211,27 @@ class StartErrors(unittest.TestCase):
                 self.assertIn("flag " + flag, r.stderr)
                 self.assertIn("address already in use", r.stderr.lower())
                 self.assertNotRegex(r.stderr, r"ready in \d+ ms")
+
+
+    def test_a_second_weft_on_the_same_ports_is_refused(self):
+        # Every listener sets SO_REUSEPORT: a second weft started by mistake used to join the
+        # first one's ports, log "ready" and take part of the traffic and of the scrapes.
+        with Weft(["--hubs", "2"]) as first:
+            first.wait_ready()
+            for flag, addr in (("--listen", first.http), ("--admin", first.admin)):
+                with self.subTest(flag=flag):
+                    argv = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", flag, addr]
+                    try:
+                        r = run_weft(argv, timeout=10)
+                    except subprocess.TimeoutExpired:
+                        self.fail("the second weft started on %s (%s)" % (addr, flag))
+                    self.assertEqual(r.returncode, 1, r.stderr)
+                    self.assertNotRegex(r.stderr, r"ready in \d+ ms")
+                    self.assertIn(addr, r.stderr)
+                    self.assertIn("address already in use", r.stderr.lower())
+                    self.assertIn("in use by pid %d (weft)" % first.pid, r.stderr)
+            self.assertEqual(get(first.http, "/")[2], b"Hello, World!")
+            self.assertEqual(first.stop(), 0)
 
 
 class CheckConfig(unittest.TestCase):

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 import server_test_util as u
@@ -140,6 +141,27 @@ class Sigusr1(unittest.TestCase):
                              2, dump)
             # It dumps and carries on serving.
             self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
+            self.assertEqual(w.stop(), 0)
+
+    def test_sigusr1_dumps_once_every_5_s_at_most(self):
+        # A dump of 5,000 fibers is ~1 MB of log: a burst of signals must not flood it. The
+        # requests after a dump are merged into one dump 5 s after it.
+        with Weft(["--hubs", "1"]) as w:
+            w.wait_ready()
+            mark = len(w.stderr())
+            t0 = time.monotonic()
+            for _ in range(10):
+                w.signal(signal.SIGUSR1)
+                time.sleep(0.05)
+            w.wait_for_log(r"run-info dump requested\n", after=mark)
+            time.sleep(max(0.0, t0 + 2.5 - time.monotonic()))
+            dumps = lambda: re.findall(r"run-info dump requested[^\n]*", w.stderr()[mark:])
+            self.assertEqual(len(dumps()), 1, dumps())
+            w.wait_for_log(r"run-info dump requested \(\d+ requests merged", timeout=8,
+                           after=mark)
+            self.assertGreaterEqual(time.monotonic() - t0, 4.5)
+            self.assertEqual(len(dumps()), 2, dumps())
+            self.assertRegex(dumps()[1], r"\((9|[1-8]) requests merged: one dump every 5 s")
             self.assertEqual(w.stop(), 0)
 
 

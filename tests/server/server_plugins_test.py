@@ -33,6 +33,15 @@ class Refusals(unittest.TestCase):
         path = os.path.join(self.tmp.name, "libgone.so")
         self.refuse(["--plugin", path], [path, "cannot open", "No such file or directory"])
 
+    def test_missing_relative_path_says_where_it_was_looked_for(self):
+        # A relative path is resolved against the working directory (here the temp dir), not
+        # against the configuration file: say so, with the full path that was tried.
+        cwd = os.path.realpath(self.tmp.name)
+        self.refuse(["--plugin", "build/libhello.so"],
+                    ["plugin 'build/libhello.so'", "No such file or directory",
+                     "resolved against the working directory, " + cwd,
+                     os.path.join(cwd, "build", "libhello.so")])
+
     def test_missing_bundled_name(self):
         err = self.refuse(["--plugin", "nosuch"],
                           ["plugin 'nosuch'", "libweft_nosuch.so", "No such file or directory",

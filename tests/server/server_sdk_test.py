@@ -87,6 +87,77 @@ class Sdk(unittest.TestCase):
                           log)
             self.assertLess(log.index("drained"), log.index("shutting down after"))
 
+    def test_the_readme_shows_a_first_plugin_and_its_commands_work(self):
+        # A newcomer found the template only by listing folders: the README's first screen
+        # shows how to write, build and load a plugin, and its commands work as written (with
+        # HOME in a temp dir, and this build as the tree's `build`).
+        a = u.ARGS
+        with open(os.path.join(a.source_dir, "README.md")) as f:
+            first_screen = "".join(f.readlines()[:40])
+        m = re.search(r"## Your first plugin\n.*?```sh\n(.*?)```", first_screen, re.S)
+        self.assertIsNotNone(m, "no plugin walkthrough in the README's first 40 lines")
+        self.assertIn("examples/plugin-template", first_screen)
+        lines = [line.split("  #")[0].strip() for line in m.group(1).splitlines() if line.strip()]
+        *build, serve = lines
+        with tempfile.TemporaryDirectory(prefix="weft-readme-test-") as tmp:
+            tree, home = os.path.join(tmp, "tree"), os.path.join(tmp, "home")
+            os.makedirs(tree)
+            os.makedirs(home)
+            os.symlink(os.path.join(a.source_dir, "examples"), os.path.join(tree, "examples"))
+            os.symlink(a.build_dir, os.path.join(tree, "build"))
+            script = "set -e\n" + "\n".join(build) + "\nexec " + serve + \
+                " --listen 127.0.0.1:0 --admin 127.0.0.1:0 --hubs 1\n"
+            with Weft(["-c", script], exe="/bin/bash", listen=False, cwd=tree, workdir=tmp,
+                      env={"HOME": home}) as w:
+                w.wait_ready(timeout=600)
+                self.assertEqual(get(w.http, "/hello/you")[2], b"Hello, you!\n")
+                self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
+                self.assertEqual(w.stop(), 0)
+
+    def test_the_sdk_says_in_one_sentence_what_cannot_work(self):
+        a = u.ARGS
+        with tempfile.TemporaryDirectory(prefix="weft-sdk-test-") as tmp:
+            stage = os.path.join(tmp, "stage")
+            run([a.cmake, "--install", a.build_dir, "--prefix", stage])
+            src = os.path.join(tmp, "hello-plugin")
+            shutil.copytree(os.path.join(a.source_dir, "examples", "plugin-template"), src)
+            gen = ["-G", a.generator] if a.generator else []
+
+            # Another compiler than Weft's (Debian's clang 14 cannot even compile the headers):
+            # find_package(weft) refuses it, naming the one to use, before any compile.
+            mine = os.path.realpath(shutil.which(a.cxx) or a.cxx)
+            others = [c for c in (shutil.which("clang++"), shutil.which("g++"))
+                      if c and os.path.realpath(c) != mine]
+            if not others:
+                self.skipTest("no C++ compiler here other than Weft's own")
+            r = subprocess.run([a.cmake, "-S", src, "-B", os.path.join(tmp, "b-other"),
+                                "-DCMAKE_PREFIX_PATH=" + stage, "-DCMAKE_CXX_COMPILER=" + others[0]]
+                               + gen, capture_output=True, text=True, timeout=300)
+            out = " ".join((r.stdout + r.stderr).split())
+            self.assertNotEqual(r.returncode, 0, out)
+            self.assertIn("weft: plugins must be built with the compiler Weft was built with", out)
+            self.assertIn("-DCMAKE_CXX_COMPILER=" + a.cxx, out)
+
+            # A target of its own at C++17 that links weft::plugin_api is compiled as C++20.
+            with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
+                f.write("cmake_minimum_required(VERSION 3.25)\nproject(p17 LANGUAGES CXX)\n"
+                        "set(CMAKE_CXX_STANDARD 17)\nfind_package(weft REQUIRED)\n"
+                        "add_library(hello MODULE hello_plugin.cpp)\n"
+                        "target_link_libraries(hello PRIVATE weft::plugin_api)\n")
+            build = os.path.join(tmp, "b17")
+            run([a.cmake, "-S", src, "-B", build, "-DCMAKE_PREFIX_PATH=" + stage,
+                 "-DCMAKE_CXX_COMPILER=" + a.cxx] + gen)
+            run([a.cmake, "--build", build])
+            # Below C++20 by hand: one error, in one sentence, instead of pages of them.
+            tu = write(os.path.join(tmp, "tu.cpp"), '#include "weft/plugin.hpp"\n')
+            r = subprocess.run([a.cxx, "-std=c++17", "-fsyntax-only", "-I",
+                                os.path.join(stage, "include"), tu],
+                               capture_output=True, text=True, timeout=120)
+            self.assertNotEqual(r.returncode, 0)
+            errors = [line for line in r.stderr.splitlines() if "error:" in line]
+            self.assertEqual(len(errors), 1, r.stderr)
+            self.assertIn("Weft's headers need C++20", errors[0])
+
 
 if __name__ == "__main__":
     u.main()

@@ -105,13 +105,14 @@ TEST(SettingsLoad, WithoutFileOrEmbeddedDefaultHasNoPlugins) {
     EXPECT_EQ(v.runtime.stack_size, 0u);  // "auto": the runtime chooses
     EXPECT_EQ(v.runtime.name, "weft");
     EXPECT_EQ(v.http.max_body_bytes, 1 * kMiB);
+    EXPECT_EQ(v.http.max_buffered_body_bytes, 128 * kMiB);
     EXPECT_EQ(v.http.max_headers, 100u);
     EXPECT_EQ(v.http.linger_timeout, 2s);
     EXPECT_EQ(v.http.listen_backlog, 4096);
     EXPECT_EQ(v.http.header_timeout, 10s);
     EXPECT_EQ(v.http.idle_timeout, 60s);
     EXPECT_EQ(v.admin.http.max_connections, 256u);
-    EXPECT_EQ(v.admin.http.header_timeout, 10s);
+    EXPECT_EQ(v.admin.http.header_timeout, 2s);
     EXPECT_EQ(v.monitor.memory_period, 5s);
     EXPECT_EQ(v.monitor.recent_reports, 64u);
     EXPECT_EQ(v.runtime.lag_probe_interval, 10ms);
@@ -395,6 +396,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_SERVER_MAX_URI_BYTES", "4KiB"},
         {"WEFT_SERVER_MAX_HEADERS", "20"},
         {"WEFT_SERVER_MAX_BODY_BYTES", "0"},
+        {"WEFT_SERVER_MAX_BUFFERED_BODY_BYTES", "32MiB"},
         {"WEFT_SERVER_HEADER_TIMEOUT", "5s"},
         {"WEFT_SERVER_BODY_TIMEOUT", "6s"},
         {"WEFT_SERVER_IDLE_TIMEOUT", "7s"},
@@ -418,7 +420,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_ADMIN_LISTEN", "127.0.0.1:2"},
         {"WEFT_ADMIN_DEBUG_ENDPOINTS", "off"},
         {"WEFT_ADMIN_MAX_CONNECTIONS", "4"},
-        {"WEFT_ADMIN_HEADER_TIMEOUT", "2s"},
+        {"WEFT_ADMIN_HEADER_TIMEOUT", "3s"},
         {"WEFT_MONITOR_ENABLED", "no"},
         {"WEFT_MONITOR_MAX_BLOCKING_TIME", "50ms"},
         {"WEFT_MONITOR_PRINT_BLOCKING_REPORTS", "0"},
@@ -481,7 +483,8 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.runtime.run_budget, 16u);
     EXPECT_EQ(v.runtime.stack_cache, 8u);
     EXPECT_EQ(v.admin.http.max_connections, 4u);
-    EXPECT_EQ(v.admin.http.header_timeout, 2s);
+    EXPECT_EQ(v.admin.http.header_timeout, 3s);
+    EXPECT_EQ(v.http.max_buffered_body_bytes, 32 * kMiB);
     EXPECT_EQ(v.monitor.recent_reports, 7u);
     EXPECT_EQ(v.monitor.reports_per_minute, 0u);
     EXPECT_EQ(v.runtime.lag_probe_interval, 20ms);

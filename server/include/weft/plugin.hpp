@@ -13,6 +13,15 @@
 // versions, sanitizers) differs from its own, and never unloads one.
 #pragma once
 
+// One clear sentence instead of pages of template errors (the rest of the file is skipped).
+#include <version>  // which standard library, for the second check
+#if __cplusplus < 202002L
+#error "Weft's headers need C++20: compile this plugin with -std=c++20 (weft_add_plugin() does)"
+#elif defined(__clang__) && __clang_major__ < 15 && defined(__GLIBCXX__)
+// Its libstdc++ has no std::source_location for Clang 14.
+#error "Clang 14 and older cannot compile Weft's headers; build plugins with Weft's compiler"
+#else
+
 #include <fmt/core.h>
 #include <spdlog/logger.h>
 #include <spdlog/version.h>
@@ -159,3 +168,5 @@ inline constexpr const char* kEntryPoint = "weft_plugin_descriptor";
                                                            &INIT};                             \
         return &descriptor;                                                                    \
     }
+
+#endif  // C++20 and a compiler that can build Weft

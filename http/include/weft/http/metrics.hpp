@@ -31,6 +31,17 @@ struct RequestSeries {
     const LatencyHistogram* duration = nullptr;  ///< nanoseconds; see kLatencyBucketBoundsNs
 };
 
+/// Connection events of a server, over all hubs. Written by the hubs, read from any thread.
+struct ConnectionCounters {
+    /// Connections closed to make room for newcomers under max_connections: idle ones
+    /// (keep-alive between requests, or new and silent so far)...
+    std::atomic<std::uint64_t> reclaimed_idle{0};
+    /// ...and ones whose request head had been arriving for long (a quarter of header_timeout).
+    std::atomic<std::uint64_t> reclaimed_slow_head{0};
+    /// Bytes of request bodies held in memory now (see ServerOptions::max_buffered_body_bytes).
+    std::atomic<std::size_t> body_bytes{0};
+};
+
 class RequestMetrics {
   public:
     explicit RequestMetrics(unsigned hubs);
@@ -54,8 +65,12 @@ class RequestMetrics {
     /// The writer side of hub `i` (engine use).
     detail::HubRequestMetrics& hub(unsigned i) noexcept { return *hubs_[i]; }
 
+    ConnectionCounters& connections() noexcept { return connections_; }
+    const ConnectionCounters& connections() const noexcept { return connections_; }
+
   private:
     std::vector<std::unique_ptr<detail::HubRequestMetrics>> hubs_;
+    ConnectionCounters connections_;
 };
 
 }  // namespace weft::http

@@ -24,6 +24,7 @@ namespace weft::http {
 namespace detail {
 class HubState;
 class Connection;
+class BodyBudget;
 }  // namespace detail
 
 /// Threads: listen(), drain(), stop(), wait() and the destructor are for a thread that is not
@@ -40,8 +41,11 @@ class Server {
 
     /// Binds one listener per hub on `addr` (port 0: a free port, the same on every hub) and
     /// starts accepting. Returns the bound address. Errors (address in use, permission) come
-    /// back as values, and then no hub listens. Blocks the calling thread until every hub has
-    /// bound; Errc::invalid_argument when called on a hub thread of this runtime, or twice.
+    /// back as values, and then no hub listens. The hubs' listeners share the port
+    /// (SO_REUSEPORT) with each other only: an address that anything else holds, another
+    /// process's SO_REUSEPORT listener included, is Errc::address_in_use. Blocks the calling thread
+    /// until every hub has bound; Errc::invalid_argument when called on a hub thread of this
+    /// runtime, or twice.
     Result<SocketAddress> listen(const SocketAddress& addr);
     /// The bound address (after listen()).
     SocketAddress local_address() const;
@@ -80,6 +84,7 @@ class Server {
     const Router& router_;
     ServerOptions options_;
     RequestMetrics metrics_;
+    std::unique_ptr<detail::BodyBudget> bodies_;
     std::vector<std::unique_ptr<detail::HubState>> hubs_;
     SocketAddress bound_;
     bool listening_ = false;

@@ -20,8 +20,9 @@ struct AccessLogEntry {
     std::string_view target;
     std::string_view route;  ///< matched template, "" when none
     int status = 0;
-    std::uint64_t bytes = 0;               ///< response body bytes (0 for HEAD)
-    std::chrono::nanoseconds duration{0};  ///< request fully received -> response ready
+    std::uint64_t bytes = 0;  ///< response body bytes (0 for HEAD)
+    /// From the request fully received to its response's last byte handed to the kernel.
+    std::chrono::nanoseconds duration{0};
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;  ///< "1.2.3.4:5678"
     unsigned hub = 0;
@@ -46,6 +47,13 @@ struct ServerOptions {
     /// Request body (after de-chunking): beyond it, 413 and close. Checked against
     /// Content-Length before reading (no 100 Continue is sent then). 0 = no limit.
     std::size_t max_body_bytes = 1024 * 1024;
+    /// Request bodies held in memory by all connections of the server at once: bodies being
+    /// received, and those of requests waiting for or in their handler (their storage, which
+    /// grows by doubling: at most twice the bytes received). A body that would go beyond it
+    /// gets 503 (with Retry-After) and its connection closes; nothing waits, so memory stays
+    /// bounded whatever clients do. A large body's storage is freed once its request is
+    /// answered. 0 = no limit.
+    std::size_t max_buffered_body_bytes = 128 * 1024 * 1024;
     /// From a request's first byte until its header section is complete: then 408 and close.
     /// This is what stops slowloris. It also bounds the wait for a new connection's first byte
     /// (that one closes silently).
@@ -57,6 +65,8 @@ struct ServerOptions {
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(60);
     /// A response write that makes no progress for this long (the client stopped reading):
     /// then the connection closes. It bounds a stall, not the transfer (nginx's send_timeout).
+    /// The kernel holds at most 128 KiB of a connection's response unsent (TCP_NOTSENT_LOWAT),
+    /// so a response larger than that stalls, and meets this timeout, when nobody reads it.
     std::chrono::nanoseconds send_timeout = std::chrono::seconds(30);
     /// After an error response with unread input: how long to read and discard it before
     /// closing, so the client sees the response rather than a reset.

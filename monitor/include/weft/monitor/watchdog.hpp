@@ -93,7 +93,9 @@ class Watchdog {
     /// gevent's format_run_info for this runtime (threads, then every hub's fiber tree).
     std::string run_info() const;
     /// Asks the watchdog to log the run-info dump on its logger (at warning level, so that it is
-    /// not filtered out). Async-signal-safe, so a signal handler or a sigwait() thread may call it.
+    /// not filtered out). One dump every 5 s at most: requests within 5 s of a dump are merged
+    /// into one dump at the end of those 5 s. Async-signal-safe, so a signal handler or a
+    /// sigwait() thread may call it.
     void request_run_info_dump() noexcept;
     /// Installs a handler for `signo` (default SIGUSR1) that requests the dump from this
     /// watchdog. The previous handler comes back when the watchdog is destroyed. For programs

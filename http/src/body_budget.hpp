@@ -1,0 +1,38 @@
+// BodyBudget: the bytes of request bodies that all connections of one server may hold in memory
+// at once (max_buffered_body_bytes). The parsers take from it as a body's storage grows, the
+// sessions give back when the body is freed; every hub shares it (one atomic).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace weft::http::detail {
+
+class BodyBudget {
+  public:
+    /// `limit` 0: no limit. `used` is where the bytes in use are published (a metric).
+    BodyBudget(std::size_t limit, std::atomic<std::size_t>& used) noexcept
+        : limit_(limit ? limit : SIZE_MAX), used_(used) {}
+    BodyBudget(const BodyBudget&) = delete;
+    BodyBudget& operator=(const BodyBudget&) = delete;
+
+    /// Takes `n` bytes, or nothing (false) when that would go beyond the limit.
+    bool take(std::size_t n) noexcept {
+        std::size_t cur = used_.load(std::memory_order_relaxed);
+        do {
+            if (n > limit_ - cur) return false;
+        } while (!used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+        return true;
+    }
+    void give_back(std::size_t n) noexcept {
+        if (n) used_.fetch_sub(n, std::memory_order_relaxed);
+    }
+    std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+
+  private:
+    const std::size_t limit_;
+    std::atomic<std::size_t>& used_;
+};
+
+}  // namespace weft::http::detail

@@ -1,0 +1,219 @@
+"""The limits of the real binary under the load an adversary makes: at max_connections, idle
+keep-alive connections make room for newcomers (counted in weft_http_connections_reclaimed_total,
+with one warning a second at most); a slowloris on either port leaves /healthz and /metrics
+answering; request bodies in memory stay within max_buffered_body_bytes (503 beyond), and their
+memory goes back to the system when their connections end."""
+
+import re
+import socket
+import threading
+import time
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get, split_addr
+
+GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def open_served(addr, timeout=5.0):
+    """A connection that sent one GET, read its whole answer, and stays open (idle)."""
+    s = socket.create_connection(split_addr(addr), timeout=timeout)
+    s.sendall(GET)
+    got = b""
+    while not got.endswith(b"Hello, World!"):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise AssertionError("closed before the answer: %r" % got)
+        got += chunk
+    return s
+
+
+def open_half_sent(addr, n):
+    """`n` connections that each sent part of a request head and nothing more (slowloris)."""
+    out = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        s.connect(split_addr(addr))  # the kernel completes it even when weft does not accept
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        out.append(s)
+    return out
+
+
+def post_partial(addr, length, sent):
+    """A POST that announces `length` body bytes, sends `sent` of them, and stalls."""
+    s = socket.create_connection(split_addr(addr), timeout=5)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % length +
+              b"x" * sent)
+    return s
+
+
+def answer_of(s, timeout):
+    """The status line the server sent on `s` within `timeout` s, or None."""
+    s.settimeout(timeout)
+    try:
+        data = s.recv(4096)
+    except (socket.timeout, OSError):
+        return None
+    return data.split(b"\r\n", 1)[0].decode() if data else None
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
+
+
+def metric(text, name, **labels):
+    """The sum of the samples of `name` whose labels include `labels`; None if there is none."""
+    found = None
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all('%s="%s"' % kv in line for kv in labels.items()):
+            found = (found or 0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def timed_get(addr, path, timeout):
+    t0 = time.monotonic()
+    status = get(addr, path, timeout=timeout)[0]
+    return status, time.monotonic() - t0
+
+
+class Limits(unittest.TestCase):
+    def test_idle_connections_make_room_at_max_connections(self):
+        # The issue's reproducer: 50 idle keep-alive sockets at max_connections=50 made a new
+        # client wait 59 s (until the idle timeout).
+        with Weft(["--hubs", "2", "--set", "server.max_connections=50"]) as w:
+            w.wait_ready()
+            idle = [open_served(w.http) for _ in range(50)]
+            status, took = timed_get(w.http, "/", timeout=10)
+            self.assertEqual(status, 200)
+            self.assertLess(took, 1.0)
+
+            # Newcomers that stay open, for 2.5 s: each finds the server full and takes the
+            # place of an idle connection.
+            start = time.monotonic()
+            newcomers = []
+            while time.monotonic() - start < 2.5:
+                newcomers.append(open_served(w.http))
+                time.sleep(0.005)
+            elapsed = time.monotonic() - start
+            text = get(w.admin, "/metrics")[2].decode()
+            reclaimed = metric(text, "weft_http_connections_reclaimed_total", reason="idle")
+            print("%d newcomers in %.1f s, %d idle connections reclaimed" %
+                  (len(newcomers), elapsed, reclaimed))
+            self.assertGreaterEqual(reclaimed, len(newcomers))
+            self.assertEqual(metric(text, "weft_http_connections_reclaimed_total",
+                                    reason="slow_head"), 0)
+            # The warning: at most once a second per hub, with a count (it was logged after
+            # every accept at the limit: 820 lines in 8 s).
+            lines = re.findall(r"hub \d: at max_connections \(50\)[^\n]*", w.stderr())
+            self.assertGreaterEqual(len(lines), 1)
+            self.assertLessEqual(len(lines), 2 * (int(elapsed + (time.monotonic() - start)) + 2),
+                                 "\n".join(lines))
+            self.assertTrue(any(re.search(r"\d+ new connection\(s\) waited for room in the last",
+                                          line) for line in lines) or len(lines) <= 2,
+                            "\n".join(lines))
+            for s in idle + newcomers:
+                s.close()
+            self.assertEqual(w.stop(), 0)
+
+    def test_admin_answers_under_slowloris_on_either_port(self):
+        with Weft(["--hubs", "2", "--set", "server.max_connections=100"]) as w:
+            w.wait_ready()
+            # 300 half-sent requests on the admin port (256 connections at most, 2 s to send a
+            # head), then on the data port: probes and scrapes keep answering within a second.
+            def answer_fast(paths, under):
+                for i, path in enumerate(paths):
+                    status, took = timed_get(w.admin, path, timeout=5)
+                    self.assertEqual(status, 200)
+                    self.assertLess(took, 1.0, "%s (%d) under a slowloris on %s" %
+                                    (path, i, under))
+
+            slow = open_half_sent(w.admin, 300)
+            time.sleep(0.7)  # the first heads are now older than a quarter of 2 s
+            answer_fast(["/healthz"] * 7 + ["/metrics"], "the admin port")
+
+            # 150 on the data port (max_connections 100): 50 wait in the backlog, ahead of
+            # the newcomer below.
+            slow += open_half_sent(w.http, 150)
+            answer_fast(["/healthz"] * 3, "the data port")
+            # The data port itself serves the newcomer once the oldest slow heads are past a
+            # quarter of the header timeout (10 s), not after the whole timeout.
+            status, took = timed_get(w.http, "/", timeout=15)
+            self.assertEqual(status, 200)
+            self.assertLess(took, 4.0)
+            text = get(w.admin, "/metrics")[2].decode()
+            self.assertGreaterEqual(
+                metric(text, "weft_http_connections_reclaimed_total", reason="slow_head"), 1)
+            for s in slow:
+                s.close()
+            self.assertEqual(w.stop(), 0)
+
+    def test_request_bodies_stay_within_their_budget_and_go_back(self):
+        # 300 uploads of 1 MiB that stall after 700 KiB (the issue's: ~704 KB resident each,
+        # ~341 MB still resident after they closed; by default up to ~10 GiB).
+        # The receive-buffer pool is small here (32 buffers of 16 KiB a hub): its pages stay
+        # resident once used (by design, and 16 MiB with the defaults), and what should be
+        # measured is what the bodies leave behind.
+        budget = 64 << 20
+        with Weft(["--hubs", "2", "--set", "server.max_buffered_body_bytes=%d" % budget,
+                   "--set", "runtime.recv_buffers=32"]) as w:
+            w.wait_ready()
+            # One whole 1 MiB upload first: once glibc has freed a block that large, it serves
+            # blocks below that size from heaps that rarely shrink (its mmap threshold moves up).
+            status, _, body = get(w.http, "/echo", method="POST", body=b"z" * (1 << 20))
+            self.assertEqual((status, len(body)), (200, 1 << 20))
+            # The baseline has 300 connections' worth of fiber stacks and sessions in the
+            # hubs' caches, from 300 small uploads that stalled the same way.
+            warm = [post_partial(w.http, 1000, 500) for _ in range(300)]
+            u.poll(lambda: metric(get(w.admin, "/metrics")[2].decode(),
+                                  "http_server_active_requests") is not None and
+                   len(warm) == 300, 5)
+            time.sleep(0.5)
+            for c in warm:
+                c.close()
+            time.sleep(0.5)
+            base = rss_bytes(w.pid)
+            conns = [post_partial(w.http, 1 << 20, 700 << 10) for _ in range(300)]
+
+            def settled():
+                text = get(w.admin, "/metrics")[2].decode()
+                refused = metric(text, "http_server_request_duration_seconds_count",
+                                 http_response_status_code="503") or 0
+                held = metric(text, "weft_http_request_body_bytes")
+                return (held, refused) if held + refused * (1 << 20) >= 250 << 20 else None
+            held, refused = u.poll(settled, 20, interval=0.1, what="every upload read or refused")
+            peak = rss_bytes(w.pid)
+            answers = [answer_of(c, 0.01) for c in conns]
+            refused_here = sum(a is not None and a.startswith("HTTP/1.1 503") for a in answers)
+            print("body memory %.1f MiB (budget %d MiB), %d refused with 503, resident %.0f MB "
+                  "over the start" % (held / 2**20, budget >> 20, refused_here,
+                                      (peak - base) / 1e6))
+            self.assertLessEqual(held, budget)
+            self.assertGreaterEqual(refused_here, 200)
+            self.assertLess(peak - base, budget + (48 << 20))
+            # A 503 says when to come back, and closes.
+            for c, a in zip(conns, answers):
+                if a is not None:
+                    self.assertEqual(a, "HTTP/1.1 503 Service Unavailable")
+
+            for c in conns:
+                c.close()
+            u.poll(lambda: metric(get(w.admin, "/metrics")[2].decode(),
+                                  "weft_http_request_body_bytes") == 0, 10,
+                   what="every body given back")
+            time.sleep(0.5)
+            after = rss_bytes(w.pid)
+            print("resident after they closed: %.0f MB over the start" % ((after - base) / 1e6))
+            self.assertLess(after - base, 16 << 20, "freed body memory went back to the system")
+            # A body within the budget is served.
+            status, _, body = get(w.http, "/echo", method="POST", body=b"y" * 500000)
+            self.assertEqual((status, len(body)), (200, 500000))
+            self.assertEqual(w.stop(), 0)
+
+
+if __name__ == "__main__":
+    u.main()
