@@ -433,7 +433,8 @@ Result<void> EpollBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
         w.fd = fds[i].fd;
         w.events = ((fds[i].events & POLLIN) ? EPOLLIN : 0u) |
                    ((fds[i].events & POLLOUT) ? EPOLLOUT : 0u) |
-                   ((fds[i].events & POLLPRI) ? EPOLLPRI : 0u);
+                   ((fds[i].events & POLLPRI) ? EPOLLPRI : 0u) |
+                   ((fds[i].events & POLLRDHUP) ? EPOLLRDHUP : 0u);
         if (w.fd < 0) continue;
         FdSlot& s = slot(w.fd);
         w.group = &g;

@@ -190,6 +190,22 @@ ScopedDeadline::~ScopedDeadline() {
     if (auto* f = detail::HubImpl::current_fiber()) f->deadline_ns = previous_ns_;
 }
 
+namespace internal {
+
+void set_park_hook(ParkHook* hook) noexcept {
+    if (auto* f = detail::HubImpl::current_fiber()) f->park_hook = hook;
+}
+
+FiberRef current_fiber() noexcept {
+    return detail::HubImpl::current_fiber();
+}
+
+void cancel_fiber(FiberRef f) noexcept {
+    if (f) detail::fiber_cancel(static_cast<detail::FiberRecord*>(f));
+}
+
+}  // namespace internal
+
 namespace detail {
 
 std::size_t fiber_local_slot() noexcept {

@@ -13,6 +13,7 @@
 #include "weft/core/fiber.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/internal/hub_probe.hpp"
+#include "weft/core/internal/park_hook.hpp"
 
 namespace weft::detail {
 
@@ -57,6 +58,8 @@ struct FiberRecord {
     std::int64_t deadline_ns = INT64_MAX;
     /// FiberLocal values; inherited at spawn (shared), dropped when the fiber finishes.
     std::shared_ptr<const LocalTable> locals;
+    /// Run (and removed) at the fiber's next park; see internal::set_park_hook. Not inherited.
+    internal::ParkHook* park_hook = nullptr;
 
     // Identity.
     FiberId id = 0;

@@ -65,6 +65,7 @@ Connection::Connection(HubState& hub, TcpStream stream, const SocketAddress& pee
     : hub_(hub), stream_(std::move(stream)), peer_(peer) {
     peer_.format(peer_text_, sizeof peer_text_);
     info_.peer = &peer_;
+    info_.fd = stream_.fd();
     info_.peer_text = peer_text_;
 }
 

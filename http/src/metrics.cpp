@@ -122,4 +122,10 @@ std::uint64_t RequestMetrics::dropped() const noexcept {
     return n;
 }
 
+void RequestMetrics::for_each_outcome(
+    const std::function<void(unsigned, std::uint64_t, std::uint64_t)>& fn) const {
+    for (unsigned i = 0; i < hubs_.size(); ++i)
+        fn(i, hubs_[i]->timed_out(), hubs_[i]->abandoned());
+}
+
 }  // namespace weft::http

@@ -55,6 +55,13 @@ class HubRequestMetrics {
     }
     std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 
+    /// A request whose deadline passed before its handler answered (504), and one whose client
+    /// hung up while its handler waited (the handler was cancelled). Hub thread only.
+    void count_timed_out() noexcept { bump(timed_out_); }
+    void count_abandoned() noexcept { bump(abandoned_); }
+    std::uint64_t timed_out() const noexcept { return timed_out_.load(std::memory_order_relaxed); }
+    std::uint64_t abandoned() const noexcept { return abandoned_.load(std::memory_order_relaxed); }
+
   private:
     Series* find_or_add(std::uint64_t key, Method m, int status, std::string_view route);
 
@@ -62,6 +69,11 @@ class HubRequestMetrics {
     std::atomic<std::uint32_t> count_{0};
     std::array<std::atomic<std::int64_t>, kMethodCount> active_{};
     std::atomic<std::uint64_t> dropped_{0};
+    std::atomic<std::uint64_t> timed_out_{0};
+    std::atomic<std::uint64_t> abandoned_{0};
+    static void bump(std::atomic<std::uint64_t>& a) noexcept {
+        a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
 
     // Writer-only index: open addressing on the packed key (0 = empty slot).
     std::vector<std::uint64_t> keys_;

@@ -94,19 +94,23 @@ bool has_method(const std::vector<const Endpoint*>& eps, std::string_view method
 
 }  // namespace
 
-Router& Router::add(std::string_view method, std::string_view path_template, Handler handler) {
+Router& Router::add(std::string_view method, std::string_view path_template, Handler handler,
+                    RouteOptions options) {
     if (!handler) throw std::invalid_argument("route handler is empty");
-    return insert(method, path_template, std::move(handler), nullptr);
+    return insert(method, path_template, std::move(handler), nullptr, options);
 }
 
 Router& Router::add_stream(std::string_view method, std::string_view path_template,
-                           StreamHandler handler) {
+                           StreamHandler handler, RouteOptions options) {
     if (!handler) throw std::invalid_argument("route handler is empty");
-    return insert(method, path_template, nullptr, std::move(handler));
+    return insert(method, path_template, nullptr, std::move(handler), options);
 }
 
 Router& Router::insert(std::string_view method, std::string_view path_template, Handler handler,
-                       StreamHandler stream) {
+                       StreamHandler stream, RouteOptions options) {
+    if (options.timeout && options.timeout->count() < 0)
+        throw std::invalid_argument("route " + std::string(path_template) +
+                                    ": a timeout must not be negative");
     if (method.empty() || method.size() > 24)
         throw std::invalid_argument("route method '" + std::string(method) + "' is not a method");
     for (char c : method)
@@ -148,6 +152,7 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
     ep->handler = std::move(handler);
     ep->stream = std::move(stream);
     ep->param_names = std::move(names);
+    ep->options = options;
     n->endpoints.push_back(ep.get());
     endpoints_.push_back(std::move(ep));
     return *this;

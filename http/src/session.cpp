@@ -8,6 +8,7 @@
 #include "body_budget.hpp"
 #include "metrics_table.hpp"
 #include "request_access.hpp"
+#include "request_life.hpp"
 #include "uri.hpp"
 #include "weft/core/log.hpp"
 
@@ -365,14 +366,28 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
     if (status == 0) {
         const Endpoint& ep = *m.endpoint;
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), 1);
+        RequestLife life(*ctx_.options, ep, req, s.received, conn_->fd, conn_->peer_text,
+                         request_context_);
         if (ep.stream) {
             run_stream(ep, req, keep, status, bytes);
+            life.handler_done();
         } else {
             Response r;
             const bool ok = guarded("handler", req, ep, [&] { r = ep.handler(req); });
+            life.handler_done();
             if (!ok || !valid_status("handler", req, ep, r.status())) r = internal_error();
+            if (life.deadline_passed() && !life.client_gone()) {
+                // Nothing went out yet: the client gets the answer its deadline promised.
+                r = Response(504, "Gateway Timeout: the request's deadline passed\n");
+                if (ctx_.metrics) ctx_.metrics->count_timed_out();
+            }
             status = r.status();
             append_response(req, std::move(r), keep, bytes, head);
+        }
+        if (life.client_gone()) {
+            // It hung up while its handler waited: the handler was cancelled; nothing is sent.
+            if (ctx_.metrics) ctx_.metrics->count_abandoned();
+            keep = false;
         }
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), -1);
     }

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "request_life.hpp"
 #include "request_parser.hpp"
 #include "serializer.hpp"
 #include "weft/core/deadline.hpp"
@@ -75,6 +76,7 @@ inline std::string server_header_line(const ServerOptions& options) {
 
 /// What a connection keeps between its busy periods.
 struct ConnectionInfo {
+    int fd = -1;  ///< the socket, watched for a client that hangs up while a handler waits
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;
     std::uint64_t requests = 0;  ///< requests answered on this connection
@@ -201,8 +203,9 @@ class Http1Session final : public StreamSink {
     bool send_failed_ = false;
     bool continue_sent_ = false;
     bool linger_ = false;
-    bool last_in_batch_ = false;  // the request being answered is the batch's last
-    bool grown_ = false;          // some request's storage grew past the trim size
+    RequestContextSlot request_context_;  // current_request() for the handlers
+    bool last_in_batch_ = false;          // the request being answered is the batch's last
+    bool grown_ = false;                  // some request's storage grew past the trim size
 
     // The streaming response in progress.
     const Request* stream_req_ = nullptr;

@@ -43,6 +43,26 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
         });
         out.push_back(std::move(active));
 
+        monitor::MetricFamily timed_out;
+        timed_out.name = "weft_http_requests_timed_out_total";
+        timed_out.help =
+            "Requests answered 504 because their deadline passed before the handler "
+            "answered.";
+        timed_out.type = monitor::MetricType::counter;
+        monitor::MetricFamily abandoned;
+        abandoned.name = "weft_http_requests_abandoned_total";
+        abandoned.help =
+            "Requests whose client hung up while the handler waited; the handler "
+            "was cancelled and nothing was sent.";
+        abandoned.type = monitor::MetricType::counter;
+        metrics.for_each_outcome([&](unsigned hub, std::uint64_t t, std::uint64_t a) {
+            const monitor::LabelSet l{{"hub", std::to_string(hub)}};
+            timed_out.samples.push_back({l, static_cast<double>(t)});
+            abandoned.samples.push_back({l, static_cast<double>(a)});
+        });
+        out.push_back(std::move(timed_out));
+        out.push_back(std::move(abandoned));
+
         monitor::MetricFamily reclaimed;
         reclaimed.name = "weft_http_connections_reclaimed_total";
         reclaimed.help =

@@ -19,15 +19,16 @@ class PluginHost::ContextImpl final : public plugin::Context {
     std::string_view name() const noexcept override { return d_.name; }
     std::string_view path() const noexcept override { return file_; }
 
-    void route(std::string_view method, std::string_view tmpl, http::Handler h) override {
+    void route(std::string_view method, std::string_view tmpl, http::Handler h,
+               http::RouteOptions options) override {
         claim(method, tmpl);
-        host_.router_.add(method, tmpl, std::move(h));
+        host_.router_.add(method, tmpl, std::move(h), options);
         ++routes_;
     }
-    void stream_route(std::string_view method, std::string_view tmpl,
-                      http::StreamHandler h) override {
+    void stream_route(std::string_view method, std::string_view tmpl, http::StreamHandler h,
+                      http::RouteOptions options) override {
         claim(method, tmpl);
-        host_.router_.add_stream(method, tmpl, std::move(h));
+        host_.router_.add_stream(method, tmpl, std::move(h), options);
         ++routes_;
     }
     const config::Table& config() const noexcept override { return table_; }

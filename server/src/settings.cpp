@@ -3,6 +3,7 @@
 // a setting is a member in its owner's options struct, a line here, and its use.
 #include "settings.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -57,6 +58,13 @@ config::Kind<AccessLogTarget> access_log_target() {
             [](const AccessLogTarget& a) { return config::json_quote(a.to_string()); }};
 }
 
+bool valid_header_name(std::string_view v) {
+    if (v.size() > 64) return false;
+    for (char c : v)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+    return true;
+}
+
 bool wildcard(const SocketAddress& a) {
     const std::string s = a.to_string();
     return s.starts_with("0.0.0.0:") || s.starts_with("[::]:");
@@ -90,6 +98,15 @@ config::Schema<Settings> build() {
         duration(Duration::zero(), kDay, true), "how long an idle keep-alive connection stays");
     s.bind("server", "send_timeout", [](auto& o) -> auto& { return o.http.send_timeout; },
         duration(Duration::zero(), kDay, true), "time a response write may make no progress");
+    s.bind("server", "request_timeout", [](auto& o) -> auto& { return o.http.request_timeout; },
+        duration(Duration::zero(), kDay),
+        "each request's deadline: its handler's blocking calls end then, and an unanswered "
+        "request gets 504; 0: none");
+    s.bind("server", "timeout_header", [](auto& o) -> auto& { return o.http.timeout_header; },
+        config::text([](std::string_view v) { return valid_header_name(v); },
+                     "expected a header name (letters, digits, '-'), such as \"X-Request-Timeout\" "
+                     "or \"grpc-timeout\"; \"\": none"),
+        "a request header that may shorten the request's deadline (\"250m\", \"2S\", \"1500\")");
     s.bind("server", "linger_timeout", [](auto& o) -> auto& { return o.http.linger_timeout; },
         duration(Duration::zero(), hours(1)),
         "after an error answer, how long unread input is read and dropped before closing");

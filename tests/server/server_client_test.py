@@ -171,6 +171,24 @@ class Client(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("[client] ca_file: cannot be read", r.stderr)
 
+    def test_the_requests_deadline_bounds_outbound_calls(self):
+        # Each inbound request has 400 ms; the upstream stalls for 3 s. The fetch, and the five
+        # fibers of a fan-out, give up with the request: 504, in time.
+        with self.weft("--set", "server.request_timeout=400ms") as w:
+            w.wait_ready()
+            for route, extra in (("/fetch", ""), ("/fanout", "&n=5")):
+                t0 = time.monotonic()
+                status, body = self.fetch(w, self.py_url("/stall"), route=route, extra=extra)
+                took = time.monotonic() - t0
+                self.assertEqual(status, 504, body)
+                self.assertLess(took, 1.5, route)
+                self.assertGreaterEqual(took, 0.35, route)
+            metrics = get(w.admin, "/metrics")[2].decode()
+            timed_out = sum(float(v) for v in re.findall(
+                r'(?m)^weft_http_requests_timed_out_total\{hub="\d+"\} (\S+)$', metrics))
+            self.assertEqual(timed_out, 2.0)
+            self.assertEqual(w.stop(), 0)
+
     def test_chunked_close_delimited_and_stalled_bodies(self):
         with self.weft("--set", "client.read_timeout=300ms") as w:
             w.wait_ready()

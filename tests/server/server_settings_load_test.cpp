@@ -402,6 +402,8 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_SERVER_IDLE_TIMEOUT", "7s"},
         {"WEFT_SERVER_SEND_TIMEOUT", "8s"},
         {"WEFT_SERVER_LINGER_TIMEOUT", "1s"},
+        {"WEFT_SERVER_REQUEST_TIMEOUT", "9s"},
+        {"WEFT_SERVER_TIMEOUT_HEADER", "grpc-timeout"},
         {"WEFT_SERVER_MAX_REQUESTS_PER_CONNECTION", "100"},
         {"WEFT_SERVER_LISTEN_BACKLOG", "64"},
         {"WEFT_SERVER_DRAIN_TIMEOUT", "0"},
@@ -470,6 +472,8 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.log.access_log.kind, AccessLogTarget::Kind::to_stdout);
     EXPECT_EQ(v.runtime.recv_buffers, 128u);
     EXPECT_FALSE(v.runtime.patch_syscalls);
+    EXPECT_EQ(v.http.request_timeout, 9s);
+    EXPECT_EQ(v.http.timeout_header, "grpc-timeout");
     EXPECT_EQ(v.client.ca_file, "/dev/null");
     EXPECT_FALSE(v.client.verify_peer);
     EXPECT_EQ(v.client.total_timeout, 5s);

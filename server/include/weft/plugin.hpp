@@ -41,8 +41,8 @@
 #include "weft/version.hpp"
 
 /// Version of the plugin ABI: the Descriptor layout and the Context interface.
-/// 2: Context::on_blocked.
-#define WEFT_PLUGIN_ABI_VERSION 2u
+/// 2: Context::on_blocked. 3: RouteOptions on Context::route and stream_route.
+#define WEFT_PLUGIN_ABI_VERSION 3u
 
 #define WEFT_PLUGIN_STR_(x) #x
 #define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)
@@ -99,11 +99,13 @@ class Context {
     /// "/files/{rest...}"). Throws std::invalid_argument for a malformed template, or when
     /// another plugin (or this one) already claims the method and template: the server then
     /// refuses to start and says which plugins collided (even if init catches the exception).
+    /// `options.timeout` gives the route its own request deadline instead of the server's
+    /// request_timeout (a long poll, a large upload).
     virtual void route(std::string_view method, std::string_view path_template,
-                       http::Handler handler) = 0;
+                       http::Handler handler, http::RouteOptions options = {}) = 0;
     /// The same for a streaming handler (chunked response written in pieces).
     virtual void stream_route(std::string_view method, std::string_view path_template,
-                              http::StreamHandler handler) = 0;
+                              http::StreamHandler handler, http::RouteOptions options = {}) = 0;
 
     /// This plugin's `config` table from its [[plugin]] entry (empty when there is none). Its
     /// getters throw with messages that name the plugin, the key and where it was set.

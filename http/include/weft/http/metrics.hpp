@@ -61,6 +61,10 @@ class RequestMetrics {
         const std::function<void(unsigned hub, std::string_view method, std::int64_t)>& fn) const;
     /// Observations not recorded because a hub's series table was full (bounded cardinality).
     std::uint64_t dropped() const noexcept;
+    /// Per hub: requests answered 504 because their deadline passed first, and requests whose
+    /// client hung up while the handler waited (the handler was cancelled). Thread-safe.
+    void for_each_outcome(const std::function<void(unsigned hub, std::uint64_t timed_out,
+                                                   std::uint64_t abandoned)>& fn) const;
 
     /// The writer side of hub `i` (engine use).
     detail::HubRequestMetrics& hub(unsigned i) noexcept { return *hubs_[i]; }

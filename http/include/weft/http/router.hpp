@@ -6,9 +6,11 @@
 // read-only (and so safe to share between hubs) afterwards.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +28,12 @@ using Handler = std::function<Response(Request&)>;
 /// A streaming handler: writes the body in pieces through the stream (see ResponseStream).
 using StreamHandler = std::function<void(Request&, ResponseStream&)>;
 
+/// What a route may set for itself.
+struct RouteOptions {
+    /// This route's request timeout instead of the server's request_timeout; zero: none.
+    std::optional<std::chrono::nanoseconds> timeout;
+};
+
 /// One registered route.
 struct Endpoint {
     std::string method;                    ///< the method token, e.g. "GET"
@@ -34,6 +42,7 @@ struct Endpoint {
     Handler handler;                       ///< set for ordinary routes
     StreamHandler stream;                  ///< set for streaming routes
     std::vector<std::string> param_names;  ///< in template order
+    RouteOptions options;
 };
 
 /// Route parameters captured by a match: names and raw (still percent-encoded) values.
@@ -62,10 +71,11 @@ class Router {
     /// Throws std::invalid_argument, naming the problem, for a malformed template (not starting
     /// with '/', a brace that does not close a whole segment, `{x...}` not last, a repeated
     /// parameter name) or a method+template already registered.
-    Router& add(std::string_view method, std::string_view path_template, Handler handler);
+    Router& add(std::string_view method, std::string_view path_template, Handler handler,
+                RouteOptions options = {});
     /// The same for a streaming handler.
     Router& add_stream(std::string_view method, std::string_view path_template,
-                       StreamHandler handler);
+                       StreamHandler handler, RouteOptions options = {});
 
     Router& get(std::string_view t, Handler h) { return add("GET", t, std::move(h)); }
     Router& post(std::string_view t, Handler h) { return add("POST", t, std::move(h)); }
@@ -89,7 +99,7 @@ class Router {
   private:
     struct Node;
     Router& insert(std::string_view method, std::string_view path_template, Handler handler,
-                   StreamHandler stream);
+                   StreamHandler stream, RouteOptions options);
     std::unique_ptr<Node> root_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     unsigned next_route_id_ = 1;

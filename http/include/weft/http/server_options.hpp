@@ -68,6 +68,17 @@ struct ServerOptions {
     /// The kernel holds at most 128 KiB of a connection's response unsent (TCP_NOTSENT_LOWAT),
     /// so a response larger than that stalls, and meets this timeout, when nobody reads it.
     std::chrono::nanoseconds send_timeout = std::chrono::seconds(30);
+    /// Each request's deadline, from when it was received (Router's RouteOptions::timeout
+    /// overrides it per route): the handler's blocking calls, and those of the fibers it
+    /// spawns, give up with Errc::timed_out then, and a handler that has not started its
+    /// response by then is answered 504. Zero: no deadline.
+    std::chrono::nanoseconds request_timeout = std::chrono::seconds(60);
+    /// A request header through which a client may shorten its own deadline (never lengthen
+    /// it), e.g. "X-Request-Timeout" or gRPC's "grpc-timeout"; its value is gRPC's form
+    /// ("250m", "2S": digits and a unit of H, M, S, m, u, n) or whole milliseconds ("250").
+    /// An invalid value is ignored. Empty: no such header (the default: clients do not
+    /// choose server deadlines unless the operator says so).
+    std::string timeout_header;
     /// After an error response with unread input: how long to read and discard it before
     /// closing, so the client sees the response rather than a reset.
     std::chrono::nanoseconds linger_timeout = std::chrono::seconds(2);

@@ -1,0 +1,147 @@
+// Request deadlines, contexts and hang-up watches (see request_life.hpp).
+#include "request_life.hpp"
+
+#include <poll.h>
+
+#include <charconv>
+
+#include "weft/core/fd_wait.hpp"
+#include "weft/core/fiber_local.hpp"
+#include "weft/core/log.hpp"
+
+namespace weft::http::detail {
+
+struct RequestContextSlot::Shared {
+    RequestContext ctx;
+    bool active = false;
+};
+
+namespace {
+
+FiberLocal<RequestContextSlot::Shared>& request_local() {
+    static FiberLocal<RequestContextSlot::Shared> local;
+    return local;
+}
+
+}  // namespace
+
+RequestContext& RequestContextSlot::begin() {
+    // Off a fiber (a session driven directly, as its unit tests do) nobody can ask.
+    if (this_fiber::id() == 0) {
+        if (!cur_) cur_ = std::make_shared<Shared>();
+        return cur_->ctx;
+    }
+    // Reuse the object when nobody but the session holds it; a spawned fiber that still runs
+    // keeps the old one (now inactive).
+    if (!cur_ || cur_.use_count() > 1) cur_ = std::make_shared<Shared>();
+    cur_->active = true;
+    if (request_local().get() != cur_.get()) request_local().set_shared(cur_);
+    return cur_->ctx;
+}
+
+void RequestContextSlot::end() noexcept {
+    if (cur_) {
+        cur_->active = false;
+        cur_->ctx = RequestContext{};
+    }
+    // Let the fiber's table go, so that the next begin() can reuse the object.
+    if (this_fiber::id() == 0) return;
+    try {
+        request_local().reset();
+    } catch (...) {
+    }
+}
+
+std::optional<std::chrono::nanoseconds> parse_timeout_header(std::string_view v) noexcept {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+        v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+        v.remove_suffix(1);
+    if (v.empty() || v.size() > 12) return std::nullopt;
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || n < 0 || p == v.data()) return std::nullopt;
+    const std::string_view unit(p, static_cast<std::size_t>(v.data() + v.size() - p));
+    using namespace std::chrono;
+    if (unit.empty() || unit == "m") return duration_cast<nanoseconds>(milliseconds(n));
+    if (unit == "H") return duration_cast<nanoseconds>(hours(n));
+    if (unit == "M") return duration_cast<nanoseconds>(minutes(n));
+    if (unit == "S") return duration_cast<nanoseconds>(seconds(n));
+    if (unit == "u") return duration_cast<nanoseconds>(microseconds(n));
+    if (unit == "n") return nanoseconds(n);
+    return std::nullopt;
+}
+
+RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Request& req,
+                         Clock::time_point received, int fd, std::string_view peer,
+                         RequestContextSlot& slot)
+    : slot_(slot), fd_(fd), handler_fiber_(internal::current_fiber()) {
+    const auto timeout = ep.options.timeout ? *ep.options.timeout : o.request_timeout;
+    if (timeout.count() > 0) deadline_ = Deadline(received + timeout);
+    if (!o.timeout_header.empty()) {
+        if (auto h = req.header(o.timeout_header)) {
+            if (auto t = parse_timeout_header(*h))
+                deadline_ = earliest(deadline_, Deadline(received + *t));
+        }
+    }
+    if (!deadline_.is_never()) scope_.emplace(deadline_);
+    RequestContext& c = slot_.begin();
+    c.method = req.method_name();
+    c.path = req.path();
+    c.route = req.route();
+    c.peer = peer;
+    c.deadline = deadline_;
+    if (fd_ >= 0) internal::set_park_hook(this);
+}
+
+RequestLife::~RequestLife() {
+    handler_done();
+}
+
+void RequestLife::handler_done() noexcept {
+    if (done_) return;
+    done_ = true;
+    internal::set_park_hook(nullptr);
+    slot_.end();
+    scope_.reset();
+    if (watcher_.valid()) {
+        watcher_.cancel();
+        // The watch's wait must end before the connection reads again: no deadline applies.
+        (void)watcher_.wait();
+        watcher_.detach();
+    }
+}
+
+bool RequestLife::deadline_passed() const noexcept {
+    return deadline_.passed();
+}
+
+void RequestLife::on_park() noexcept {
+    // The handler waits: watch the connection for a client that hangs up meanwhile, and then
+    // cancel the handler (Go's Request.Context().Done()).
+    try {
+        watcher_ = weft::spawn("http-hangup-watch", [this] {
+            auto r = weft::wait_fd(fd_, POLLRDHUP, Deadline::never());
+            if (!r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
+            gone_ = true;
+            internal::cancel_fiber(handler_fiber_);
+        });
+    } catch (const std::exception& e) {
+        weft::logger("http")->debug("cannot watch for a hang-up: {}", e.what());
+    }
+}
+
+const RequestContext* current_request_impl() noexcept {
+    auto* s = request_local().get();
+    return s && s->active ? &s->ctx : nullptr;
+}
+
+}  // namespace weft::http::detail
+
+namespace weft::http {
+
+const RequestContext* current_request() noexcept {
+    return detail::current_request_impl();
+}
+
+}  // namespace weft::http

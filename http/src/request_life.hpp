@@ -1,0 +1,67 @@
+// A request's life while its handler runs: its deadline (the fiber's own, so every blocking
+// call and every fiber the handler spawns keeps to it), its context for current_request(), and
+// a watch for a client that hangs up, started only if the handler parks (a handler that
+// answers without waiting costs nothing and cannot be interrupted anyway).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "weft/core/fiber.hpp"
+#include "weft/core/internal/park_hook.hpp"
+#include "weft/http/request.hpp"
+#include "weft/http/request_context.hpp"
+#include "weft/http/router.hpp"
+#include "weft/http/server_options.hpp"
+
+namespace weft::http::detail {
+
+/// The request-context object of one session: reused from request to request unless a fiber
+/// the last handler spawned still holds it.
+class RequestContextSlot {
+  public:
+    /// Makes `ctx` the calling fiber's current request; returns the object to fill in.
+    RequestContext& begin();
+    /// The handler returned: fibers it spawned no longer see the request.
+    void end() noexcept;
+
+    /// The object fibers share: the context, and whether its handler still runs.
+    struct Shared;
+
+  private:
+    std::shared_ptr<Shared> cur_;
+};
+
+class RequestLife final : internal::ParkHook {
+  public:
+    /// `received`: when the request was complete; `fd`: the connection's socket.
+    RequestLife(const ServerOptions& o, const Endpoint& ep, const Request& req,
+                Clock::time_point received, int fd, std::string_view peer,
+                RequestContextSlot& slot);
+    ~RequestLife();
+    RequestLife(const RequestLife&) = delete;
+    RequestLife& operator=(const RequestLife&) = delete;
+
+    /// Call when the handler has returned: stops the hang-up watch (it may park briefly).
+    void handler_done() noexcept;
+    bool deadline_passed() const noexcept;
+    bool client_gone() const noexcept { return gone_; }
+    Deadline deadline() const noexcept { return deadline_; }
+
+  private:
+    void on_park() noexcept override;
+
+    Deadline deadline_;
+    std::optional<ScopedDeadline> scope_;
+    RequestContextSlot& slot_;
+    int fd_;
+    internal::FiberRef handler_fiber_;
+    Fiber<void> watcher_;
+    bool gone_ = false;
+    bool done_ = false;
+};
+
+/// A timeout header's value ("250m", "2S", "1500"): the duration, or nullopt when invalid.
+std::optional<std::chrono::nanoseconds> parse_timeout_header(std::string_view v) noexcept;
+
+}  // namespace weft::http::detail

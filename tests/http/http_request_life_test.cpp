@@ -1,0 +1,205 @@
+// The life of a request on the real server: its deadline (server.request_timeout, a route's own,
+// a client's timeout header) bounds the handler's blocking calls and those of the fibers it
+// spawns and answers 504 when it passes first; current_request() tells any code which request
+// it serves; a client that hangs up while its handler waits cancels the handler. Raw-socket
+// clients, both backends.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "http_test_util.hpp"
+#include "request_life.hpp"
+#include "weft/core/runtime.hpp"
+#include "weft/core/weft.hpp"
+#include "weft/http/http.hpp"
+#include "weft/http/request_context.hpp"
+
+using namespace std::chrono_literals;
+using namespace weft::http;
+using weft::http::testing::ParsedResponse;
+using weft::http::testing::RawClient;
+
+namespace {
+
+struct LifeServer {
+    // What the handlers saw, for the test to check (written on the hub, read after a response
+    // or a poll).
+    std::atomic<int> wait_result{-1};  // Errc of the handler's sleep
+    std::atomic<int> child_result{-1};
+    std::atomic<bool> late_child_saw_request{true};
+    std::atomic<bool> late_child_done{false};
+    std::string seen_route, child_route;
+
+    explicit LifeServer(ServerOptions o) {
+        weft::RuntimeOptions ro;
+        ro.hubs = 1;
+        ro.name = "t";
+        rt = std::make_unique<weft::Runtime>(ro);
+        // Sleeps ?ms (default 5 s) with weft::sleep_for; says how the sleep ended.
+        router.get("/wait", [this](Request& r) {
+            const auto ms = std::stol(std::string(r.query("ms").value_or("5000")));
+            auto res = weft::sleep_for(std::chrono::milliseconds(ms));
+            wait_result = static_cast<int>(res ? weft::Errc::ok : res.error().code);
+            return Response::text(res ? "slept\n" : "woken: " + res.error().message() + "\n");
+        });
+        // The same with no deadline of its own (RouteOptions: zero timeout).
+        router.add(
+            "GET", "/patient",
+            [](Request&) {
+                auto res = weft::sleep_for(300ms);
+                return Response::text(res ? "slept\n" : "woken\n");
+            },
+            RouteOptions{std::chrono::nanoseconds::zero()});
+        // A child fiber inherits the deadline and the request; one that outlives the handler
+        // no longer sees the request.
+        router.get("/family/{id}", [this](Request&) {
+            seen_route = std::string(current_request() ? current_request()->route : "none");
+            auto child = weft::spawn("child", [this] {
+                child_route = std::string(current_request() ? current_request()->route : "none");
+                auto res = weft::sleep_for(5s);
+                child_result = static_cast<int>(res ? weft::Errc::ok : res.error().code);
+            });
+            weft::spawn("late-child", [this] {
+                // Past the handler's end (at its 200 ms deadline): no request any more.
+                weft::ScopedDeadline lift(weft::Deadline::never(),
+                                          weft::ScopedDeadline::Mode::replace);
+                (void)weft::sleep_for(500ms);
+                late_child_saw_request = current_request() != nullptr;
+                late_child_done = true;
+            }).detach();
+            child.join();
+            return Response::text("family\n");
+        });
+        server = std::make_unique<Server>(*rt, router, std::move(o));
+        port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
+    }
+    ~LifeServer() {
+        server.reset();
+        rt.reset();
+    }
+    std::uint64_t outcome(bool timed_out) const {
+        std::uint64_t n = 0;
+        server->metrics().for_each_outcome(
+            [&](unsigned, std::uint64_t t, std::uint64_t a) { n += timed_out ? t : a; });
+        return n;
+    }
+
+    std::unique_ptr<weft::Runtime> rt;
+    Router router;
+    std::unique_ptr<Server> server;
+    std::uint16_t port = 0;
+};
+
+ParsedResponse ask(std::uint16_t port, const std::string& req) {
+    RawClient c(port);
+    EXPECT_TRUE(c.ok());
+    c.send(req);
+    auto rs = c.read_responses(1);
+    return rs.empty() ? ParsedResponse{} : rs[0];
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+TEST(RequestLife, TheDeadlineEndsTheHandlersWaitsAndAnswers504) {
+    ServerOptions o;
+    o.request_timeout = 150ms;
+    LifeServer s(o);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = ask(s.port, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    EXPECT_LT(since(t0), 2.0);
+    EXPECT_EQ(s.wait_result.load(), static_cast<int>(weft::Errc::timed_out));
+    EXPECT_EQ(s.outcome(true), 1u);
+    // Within its deadline a request is answered as usual.
+    r = ask(s.port, "GET /wait?ms=10 HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "slept\n");
+    // A route with its own (no) timeout is not bound by the server's.
+    r = ask(s.port, "GET /patient HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "slept\n");
+    EXPECT_EQ(s.outcome(true), 1u);
+}
+
+TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
+    ServerOptions o;
+    o.request_timeout = 10s;
+    o.timeout_header = "X-Request-Timeout";
+    LifeServer s(o);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = ask(s.port, "GET /wait HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 100m\r\n\r\n");
+    EXPECT_EQ(r.status, 504);
+    EXPECT_LT(since(t0), 2.0);
+    r = ask(s.port, "GET /wait?ms=50 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 30\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << "plain milliseconds";
+    // Invalid values are ignored; a longer one cannot extend the server's.
+    r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: soon\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
+
+    ServerOptions off;
+    off.request_timeout = 10s;
+    LifeServer plain(off);  // no header configured: the client's is just a header
+    r = ask(plain.port, "GET /wait?ms=100 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 1m\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
+
+    using detail::parse_timeout_header;
+    EXPECT_EQ(parse_timeout_header("250m"), std::chrono::milliseconds(250));
+    EXPECT_EQ(parse_timeout_header("2S"), std::chrono::seconds(2));
+    EXPECT_EQ(parse_timeout_header("1500"), std::chrono::milliseconds(1500));
+    EXPECT_EQ(parse_timeout_header("3u"), std::chrono::microseconds(3));
+    for (const char* bad : {"", "-1", "5x", "m", "99999999999999S"})
+        EXPECT_FALSE(parse_timeout_header(bad)) << bad;
+}
+
+TEST(RequestLife, FibersTheHandlerSpawnsInheritTheRequestAndItsDeadline) {
+    ServerOptions o;
+    o.request_timeout = 200ms;
+    LifeServer s(o);
+    auto r = ask(s.port, "GET /family/7 HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << "the child slept past the deadline";
+    EXPECT_EQ(s.seen_route, "/family/{id}");
+    EXPECT_EQ(s.child_route, "/family/{id}");
+    EXPECT_EQ(s.child_result.load(), static_cast<int>(weft::Errc::timed_out));
+    for (int i = 0; i < 300 && !s.late_child_done; ++i)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(s.late_child_done.load());
+    EXPECT_FALSE(s.late_child_saw_request.load());
+}
+
+TEST(RequestLife, AClientThatHangsUpCancelsItsHandler) {
+    ServerOptions o;
+    o.request_timeout = 30s;
+    LifeServer s(o);
+    auto t0 = std::chrono::steady_clock::now();
+    {
+        RawClient c(s.port);
+        ASSERT_TRUE(c.ok());
+        c.send("GET /wait?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::this_thread::sleep_for(100ms);
+    }  // closed
+    for (int i = 0; i < 300 && s.wait_result == -1; ++i)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(s.wait_result.load(), static_cast<int>(weft::Errc::cancelled));
+    EXPECT_LT(since(t0), 3.0) << "the handler slept on after its client left";
+    for (int i = 0; i < 100 && s.outcome(false) == 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(s.outcome(false), 1u);
+    // A client that stays gets its answer: pipelined data is not a hang-up.
+    s.wait_result = -1;
+    RawClient c(s.port);
+    c.send(
+        "GET /wait?ms=100 HTTP/1.1\r\nHost: x\r\n\r\nGET /wait?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto rs = c.read_responses(2);
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].status, 200);
+    EXPECT_EQ(rs[1].status, 200);
+    EXPECT_EQ(s.outcome(false), 1u);
+}
