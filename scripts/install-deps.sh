@@ -14,7 +14,7 @@ test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 
     postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
     nginx-light openssl)
 # gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark.
-bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen)
+bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen golang-go)
 # catatonit: a pod's pause process (podman play kube); dnsname: compose services by name.
 deploy_pkgs=(podman buildah runc mmdebstrap uidmap slirp4netns fuse-overlayfs podman-compose
     catatonit golang-github-containernetworking-plugin-dnsname prometheus)
