@@ -5,6 +5,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -54,6 +55,12 @@ bool is_ip_literal(std::string_view host) {
 }
 
 }  // namespace
+
+std::array<unsigned char, 20> sha1(std::string_view data) noexcept {
+    std::array<unsigned char, 20> out{};
+    SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
+    return out;
+}
 
 Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::string& ca_file,
                                                                     bool verify_peer) {

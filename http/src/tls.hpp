@@ -4,6 +4,7 @@
 // includes OpenSSL's headers.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -15,6 +16,9 @@
 #include "weft/core/tcp.hpp"
 
 namespace weft::http::detail {
+
+/// SHA-1 of `data` (OpenSSL's; for the WebSocket handshake's Sec-WebSocket-Accept).
+std::array<unsigned char, 20> sha1(std::string_view data) noexcept;
 
 /// Why a TLS operation failed. `tls` is true for TLS-level failures (a certificate, a protocol
 /// error), false for the transport's (a timeout, a reset: `transport` says which).
