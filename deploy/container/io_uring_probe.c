@@ -1,6 +1,5 @@
 // Tells whether this process may use io_uring: calls io_uring_setup once and prints the result.
-// Used where Weft itself is not at hand: the image's build stage (to decide whether the io_uring
-// variants of the unit tests can run there) and the seccomp tests (to see a profile's effect).
+// Used where Weft itself is not at hand: the seccomp tests, to see a profile's effect.
 // Exit status: 0 available, 1 refused (the message names the errno), 2 usage.
 #include <errno.h>
 #include <linux/io_uring.h>

@@ -11,9 +11,11 @@ namespace weft::http::detail {
 
 class BodyBudget {
   public:
-    /// `limit` 0: no limit. `used` is where the bytes in use are published (a metric).
-    BodyBudget(std::size_t limit, std::atomic<std::size_t>& used) noexcept
-        : limit_(limit ? limit : SIZE_MAX), used_(used) {}
+    /// `limit` 0: no limit. `used` is where the bytes in use are published (a metric), `peak`
+    /// where the most of them is raised.
+    BodyBudget(std::size_t limit, std::atomic<std::size_t>& used,
+               std::atomic<std::size_t>& peak) noexcept
+        : limit_(limit ? limit : SIZE_MAX), used_(used), peak_(peak) {}
     BodyBudget(const BodyBudget&) = delete;
     BodyBudget& operator=(const BodyBudget&) = delete;
 
@@ -23,6 +25,10 @@ class BodyBudget {
         do {
             if (n > limit_ - cur) return false;
         } while (!used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+        std::size_t peak = peak_.load(std::memory_order_relaxed);
+        while (cur + n > peak &&
+               !peak_.compare_exchange_weak(peak, cur + n, std::memory_order_relaxed)) {
+        }
         return true;
     }
     void give_back(std::size_t n) noexcept {
@@ -33,6 +39,7 @@ class BodyBudget {
   private:
     const std::size_t limit_;
     std::atomic<std::size_t>& used_;
+    std::atomic<std::size_t>& peak_;
 };
 
 }  // namespace weft::http::detail

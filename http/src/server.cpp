@@ -40,7 +40,8 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
       options_(checked(std::move(options))),
       metrics_(runtime.hub_count()),
       bodies_(std::make_unique<detail::BodyBudget>(options_.max_buffered_body_bytes,
-                                                   metrics_.connections().body_bytes)) {
+                                                   metrics_.connections().body_bytes,
+                                                   metrics_.connections().body_bytes_peak)) {
     for (unsigned i = 0; i < runtime.hub_count(); ++i)
         hubs_.push_back(std::make_unique<HubState>(*this, router_, i));
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -42,6 +43,35 @@ constexpr std::chrono::seconds kShutdownLimit{5};
 // Exit status when the drain timed out and the connections still open were closed (exit 0 is
 // a drain in which every request finished).
 constexpr int kExitDrainCutShort = 3;
+
+// Request bodies are large, short-lived blocks. Once glibc has freed one that large it raises
+// its mmap threshold and serves the next ones from its heaps, which keep what is freed in their
+// middle: 300 stalled 1 MiB uploads left ~220 MB resident after they closed. (A fixed mmap
+// threshold returns each block at once but halved the throughput of 1 MiB bodies: a page fault
+// per page of every new block.) So after a peak of body memory has passed, the free pages go
+// back to the kernel in one malloc_trim, looked at once a second, off the hubs.
+class BodyMemoryTrimmer {
+  public:
+    explicit BodyMemoryTrimmer(const weft::http::ConnectionCounters& c) : c_(c) {}
+    void look() {
+        constexpr std::size_t kPeakWorthTrimming = 16u << 20;
+        const std::size_t now = c_.body_bytes.load(std::memory_order_relaxed);
+        peak_ = std::max(peak_, c_.body_bytes_peak.exchange(now, std::memory_order_relaxed));
+        if (peak_ >= kPeakWorthTrimming && now <= peak_ / 4) {
+            const auto t0 = Clock::now();
+            malloc_trim(0);
+            weft::logger()->debug(
+                "request bodies went down from {} to {} MiB: freed memory handed back ({:.1f} ms)",
+                peak_ >> 20, now >> 20,
+                std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+            peak_ = now;
+        }
+    }
+
+  private:
+    const weft::http::ConnectionCounters& c_;
+    std::size_t peak_ = 0;
+};
 
 struct Cli {
     std::optional<std::string> config_file;
@@ -128,13 +158,6 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
 
 int main(int argc, char** argv) {
     const auto started = Clock::now();
-
-    // Request bodies and large responses are big, short-lived allocations. After the first one
-    // is freed glibc raises its mmap threshold (up to 32 MiB) and serves the next ones from
-    // heaps that rarely shrink: 300 partial 1 MiB uploads left ~340 MB resident after they
-    // closed. A fixed threshold (which also stops the trim threshold from moving) keeps every
-    // allocation of 64 KiB or more in a mapping of its own, returned to the kernel when freed.
-    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 
     // The stop and dump signals are taken by sigwait() below; block them before any thread
     // starts so no other thread receives them.
@@ -316,16 +339,13 @@ int main(int argc, char** argv) {
     const auto drain_timeout = cfg.listener.drain_timeout;
     int exit_code = 0;
     bool draining = false;
+    BodyMemoryTrimmer trimmer(server->metrics().connections());
     Clock::time_point drain_deadline{};
     for (;;) {
         siginfo_t info{};
-        int sig;
-        if (draining) {
-            timespec ts{0, 20'000'000};
-            sig = sigtimedwait(&signals, &info, &ts);
-        } else {
-            sig = sigwaitinfo(&signals, &info);
-        }
+        timespec ts{draining ? 0 : 1, draining ? 20'000'000 : 0};
+        const int sig = sigtimedwait(&signals, &info, &ts);
+        trimmer.look();
         if (sig == SIGUSR1) {
             watchdog->request_run_info_dump();
         } else if (sig == SIGHUP) {

@@ -78,7 +78,7 @@ config::Schema<Settings> build() {
         listen_address(), "HTTP listen address; port 0 picks a free port")
         .with_flag("--listen", "ADDR:PORT");
     s.bind("server", "max_connections", [](auto& o) -> auto& { return o.http.max_connections; },
-        integer(1, 10'000'000), "connections open at once; more wait in the accept queue");
+        integer(1, 10'000'000), "connections open at once; idle ones make room for more");
     s.bind("server", "max_header_bytes", [](auto& o) -> auto& { return o.http.max_header_bytes; },
         size(1 * kKiB, 1 * kMiB), "request line plus headers (431 beyond)");
     s.bind("server", "max_uri_bytes", [](auto& o) -> auto& { return o.http.max_uri_bytes; },

@@ -9,6 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <memory>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "cpu_quota.hpp"
@@ -183,10 +186,19 @@ TEST(Runtime, BackendFollowsEnvironment) {
         EnvGuard g("WEFT_BACKEND", b);
         auto o = weft::testing::test_options();
         o.hubs = 1;
-        weft::Runtime rt(o);
-        EXPECT_STREQ(weft::backend_name(rt.backend()), b);
-        EXPECT_STREQ(rt.hub(0).backend_name(), b);
-        EXPECT_NE(rt.backend_reason().find("WEFT_BACKEND"), std::string::npos);
+        std::unique_ptr<weft::Runtime> rt;
+        try {
+            rt = std::make_unique<weft::Runtime>(o);
+        } catch (const std::runtime_error& e) {
+            // Container runtimes' default seccomp profiles hide io_uring.
+            if (std::string_view(b) == "io_uring")
+                GTEST_SKIP() << "io_uring is not available here, so only epoll was checked: "
+                             << e.what();
+            throw;
+        }
+        EXPECT_STREQ(weft::backend_name(rt->backend()), b);
+        EXPECT_STREQ(rt->hub(0).backend_name(), b);
+        EXPECT_NE(rt->backend_reason().find("WEFT_BACKEND"), std::string::npos);
     }
 }
 

@@ -467,8 +467,8 @@ TEST(HttpSession, DurationEndsWhenTheResponseIsSent) {
 // server shares; beyond it a request gets 503 and its connection closes. A body's bytes go back
 // when it is answered, or when its connection ends mid-upload.
 TEST(HttpSession, BodiesShareOneBudget) {
-    std::atomic<std::size_t> used{0};
-    BodyBudget budget(256 * 1024, used);
+    std::atomic<std::size_t> used{0}, peak{0};
+    BodyBudget budget(256 * 1024, used, peak);
     Harness a, b;
     for (Harness* h : {&a, &b}) {
         h->opts.max_body_bytes = 1 << 20;

@@ -7,6 +7,7 @@ mirror of the working tree kept in this test's build folder; only changed files 
 so after the first run its build is incremental. The fixed ports are locked (RESOURCE_LOCK)."""
 
 import filecmp
+import fnmatch
 import os
 import shutil
 import signal
@@ -28,15 +29,51 @@ def same_file(a, b):
     return sa.st_mtime == sb.st_mtime or filecmp.cmp(a, b, shallow=False)
 
 
+def ignore_rules(src):
+    """The root .gitignore's patterns as (pattern, directories only, root only) triples."""
+    rules = []
+    path = os.path.join(src, ".gitignore")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    rules.append((line.strip("/"), line.endswith("/"), line.startswith("/")))
+    return rules
+
+
+def source_files(src):
+    """The working tree's files as git lists them (tracked, and untracked but not ignored by the
+    root .gitignore, which is the only one), without git: a tree from a tarball or a bare
+    machine has none."""
+    rules = ignore_rules(src)
+
+    def ignored(rel, is_dir):
+        name = rel.rsplit("/", 1)[-1]
+        if name == ".git":
+            return True
+        for pattern, dir_only, root_only in rules:
+            if (dir_only and not is_dir) or (root_only and "/" in rel):
+                continue
+            if fnmatch.fnmatch(name, pattern):
+                return True
+        return False
+
+    for root, dirs, files in os.walk(src):
+        base = os.path.relpath(root, src)
+        rel = (lambda n: n) if base == "." else (lambda n: base + "/" + n)
+        dirs[:] = [d for d in dirs if not ignored(rel(d), True)]
+        for f in files:
+            if not ignored(rel(f), False):
+                yield rel(f)
+
+
 def mirror(src, dst):
-    """Makes dst hold the working tree's files (tracked, and untracked but not ignored);
-    removes files that are gone; leaves dst/build alone. A changed file is written anew, so its
-    time is now and the build in dst sees it; an unchanged one is not touched."""
-    listed = subprocess.run(["git", "-C", src, "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], capture_output=True, check=True,
-                            timeout=60).stdout.decode().split("\0")
+    """Makes dst hold the working tree's files (see source_files); removes files that are gone;
+    leaves dst/build alone. A changed file is written anew, so its time is now and the build in
+    dst sees it; an unchanged one is not touched."""
     wanted = set()
-    for rel in filter(None, listed):
+    for rel in source_files(src):
         s = os.path.join(src, rel)
         if not os.path.lexists(s):
             continue  # deleted in the working tree

@@ -40,6 +40,9 @@ struct ConnectionCounters {
     std::atomic<std::uint64_t> reclaimed_slow_head{0};
     /// Bytes of request bodies held in memory now (see ServerOptions::max_buffered_body_bytes).
     std::atomic<std::size_t> body_bytes{0};
+    /// The most body_bytes reached since a reader last reset it (the weft server, to give freed
+    /// memory back to the system after a peak).
+    mutable std::atomic<std::size_t> body_bytes_peak{0};
 };
 
 class RequestMetrics {
