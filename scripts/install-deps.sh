@@ -7,12 +7,14 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config ninja-build
     libboost-context-dev liburing-dev node-llhttp
     libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-    libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev libssl-dev)
+    libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev libssl-dev zlib1g-dev)
 # The cooperative-blocking test builds a plugin with libpq, libcurl and hiredis and runs it
 # against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
 test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
     postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
-    nginx-light openssl)
+    nginx-light openssl chromium golang-go)
+# The debug page's browser test drives Debian's chromium with npm's playwright-core, and
+# `go tool pprof` (golang-go) reads the profiles; tests/js/package-lock.json pins the npm side.
 # gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark.
 bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen golang-go)
 # catatonit: a pod's pause process (podman play kube); dnsname: compose services by name.
@@ -20,8 +22,10 @@ deploy_pkgs=(podman buildah runc mmdebstrap uidmap slirp4netns fuse-overlayfs po
     catatonit golang-github-containernetworking-plugin-dnsname prometheus)
 # Node.js for the manifest validation: Debian's, unless a Node.js with its own npm is already
 # here (Debian's npm package conflicts with such builds).
+# The browser and WebSocket tests need it too (test set).
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     deploy_pkgs+=(nodejs npm)
+    test_pkgs+=(nodejs npm)
 fi
 
 want=()
@@ -41,14 +45,24 @@ missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# de-duplicate
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "install-deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The test set's npm packages (playwright-core for the browser test, ws for WebSocket tests),
+# exactly as tests/js/package-lock.json pins them; again only when something is missing.
+# playwright-core downloads no browser here: the test points it at Debian's chromium.
+for s in "${sets[@]}"; do
+    [ "$s" = test ] || continue
+    js="$(cd "$(dirname "$0")/../tests/js" && pwd)"
+    if ! (cd "$js" && npm ls --all >/dev/null 2>&1); then
+        echo "install-deps: npm ci in $js" >&2
+        (cd "$js" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    fi
+done
