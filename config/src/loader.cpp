@@ -18,7 +18,7 @@ extern char** environ;  // NOLINT: POSIX declares it nowhere in a header
 namespace weft::config {
 namespace {
 
-constexpr std::string_view kPluginKeys[] = {"path", "config"};
+constexpr std::string_view kPluginKeys[] = {"path", "config", "stall_budget"};
 
 std::string section_title(std::string_view section) {
     return "[" + std::string(section) + "]";
@@ -279,6 +279,18 @@ class Loader final : private CheckContext {
         } else {
             plugin.config = Table(context, t.source());
         }
+        if (const Value* budget = t.find("stall_budget")) {
+            // The same grammar and limits as [stall] budget, the server-wide default.
+            auto d = parse_duration(Input::from_value(*budget), Duration::zero(),
+                                    std::chrono::hours(24));
+            if (d) {
+                plugin.stall_budget = *d;
+            } else {
+                error("[[plugin]] stall_budget", budget->source(), budget->describe(),
+                      d.error().message);
+                good = false;
+            }
+        }
         const std::vector<std::string> known(std::begin(kPluginKeys), std::end(kPluginKeys));
         for (const auto& [key, v] : t) {
             if (std::find(known.begin(), known.end(), key) != known.end()) continue;
@@ -448,6 +460,7 @@ class Loader final : private CheckContext {
             for (const auto& configured : loaded_.plugins) {
                 if (configured.path == f->value) {
                     p.config = configured.config;
+                    p.stall_budget = configured.stall_budget;
                     break;
                 }
             }

@@ -42,6 +42,9 @@ struct PluginConfig {
     std::string path;  ///< a file path or a bundled plugin's name ("demo")
     Source source;     ///< where the path was given
     Table config;      ///< its `config` sub-table; messages say "plugin 'PATH' config"
+    /// `stall_budget`: how long this plugin's handlers may block their hubs within the stall
+    /// window before its routes are quarantined; unset: the server's default. 0: never.
+    std::optional<Duration> stall_budget;
 };
 
 /// Where each key's value came from.
