@@ -59,12 +59,21 @@ Response upstream_error(const weft::http::ClientError& e) {
 }
 
 // Sleeps with the nanosleep system call itself, not libc's function: a path that syscall
-// patching cannot see, so it blocks the hub whatever the configuration.
-void raw_sleep(std::chrono::milliseconds d) {
+// patching cannot see, so it blocks the hub whatever the configuration. Never inlined, so that
+// reports and profiles name it as the culprit.
+[[gnu::noinline]] void raw_sleep(std::chrono::milliseconds d) {
     timespec ts{static_cast<time_t>(d.count() / 1000),
                 static_cast<long>(d.count() % 1000) * 1'000'000};
     while (::syscall(SYS_nanosleep, &ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+// Burns CPU on the hub for `d` (a loop that never yields). Never inlined, as raw_sleep.
+[[gnu::noinline]] void spin_on_cpu(std::chrono::milliseconds d) {
+    auto until = std::chrono::steady_clock::now() + d;
+    volatile std::uint64_t n = 0;
+    while (std::chrono::steady_clock::now() < until)
+        n = n + 1;
 }
 
 }  // namespace
@@ -81,12 +90,7 @@ void register_demo_routes(Router& router) {
     router.get("/std_sleep", with_ms("slept", [](std::chrono::milliseconds d) {
                    std::this_thread::sleep_for(d);  // cooperative when patching is on
                }));
-    router.get("/spin", with_ms("spun", [](std::chrono::milliseconds d) {
-                   auto until = std::chrono::steady_clock::now() + d;
-                   volatile std::uint64_t n = 0;
-                   while (std::chrono::steady_clock::now() < until)
-                       n = n + 1;
-               }));
+    router.get("/spin", with_ms("spun", [](std::chrono::milliseconds d) { spin_on_cpu(d); }));
     // Outbound calls through the shared client: one, and N at once in fibers joined within the
     // request's deadline.
     router.get("/fetch", [](Request& req) -> Response {
