@@ -1,6 +1,10 @@
-# Script mode (cmake -DINPUT=... -DOUTPUT=... -P embed_text.cmake): writes a C++ source that
-# defines weft::server::embedded_default_toml() returning INPUT's bytes, NUL-terminated.
+# Script mode (cmake -DINPUT=... -DOUTPUT=... [-DFUNCTION=name] -P embed_text.cmake): writes a C++
+# source that defines weft::server::FUNCTION() (default: embedded_default_toml) returning INPUT's
+# bytes, NUL-terminated.
 # Bytes are written as numbers, so no character of the file needs escaping.
+if(NOT FUNCTION)
+    set(FUNCTION embedded_default_toml)
+endif()
 file(READ "${INPUT}" hex HEX)
 string(LENGTH "${hex}" hex_length)
 get_filename_component(input_name "${INPUT}" NAME)
@@ -17,13 +21,13 @@ endwhile()
 file(WRITE "${OUTPUT}.tmp"
 "// Generated from ${input_name} by embed_text.cmake; do not edit.
 namespace weft::server {
-const char* embedded_default_toml() noexcept;
+const char* ${FUNCTION}() noexcept;
 namespace {
 const unsigned char kData[] = {
 ${body}    0x00};
 }  // namespace
 
-const char* embedded_default_toml() noexcept { return reinterpret_cast<const char*>(kData); }
+const char* ${FUNCTION}() noexcept { return reinterpret_cast<const char*>(kData); }
 
 }  // namespace weft::server
 ")

@@ -46,6 +46,8 @@ http::Response healthz(AdminState& st) {
 // The run-info dump as JSON: {"hubs":[{"hub","tid","backend","activity","running_fiber",
 // "fibers":[{"id","parent","name","state","wait","depth","age_seconds","spawned_at"}],
 // "omitted"}],"threads":[{"tid","name","state","hub"}]}.
+}  // namespace
+
 std::string fibers_json(const Runtime& rt) {
     std::string out = "{\"hubs\":[";
     bool first_hub = true;
@@ -87,6 +89,8 @@ std::string fibers_json(const Runtime& rt) {
     return out;
 }
 
+namespace {
+
 http::Response readyz(AdminState& st) {
     if (st.draining.load(std::memory_order_relaxed))
         return http::Response::json("{\"ready\":false,\"reason\":\"draining\"}\n", 503);
@@ -107,26 +111,8 @@ void register_admin_routes(http::Router& router, AdminState& st) {
     router.get("/healthz", [&st](http::Request&) { return healthz(st); });
     router.get("/readyz", [&st](http::Request&) { return readyz(st); });
     if (!st.debug_endpoints) return;
-    // The index of what follows, for a person with a browser.
-    for (const char* index : {"/debug", "/debug/"}) {
-        router.get(index, [](http::Request&) {
-            http::Response r(200,
-                             "<!doctype html>\n<title>weft debug</title>\n<h1>weft debug "
-                             "endpoints</h1>\n<ul>\n"
-                             "<li><a href=\"/debug/blocking\">/debug/blocking</a>: the recent "
-                             "blocking reports of the watchdog (JSON)</li>\n"
-                             "<li><a href=\"/debug/fibers\">/debug/fibers</a>: every hub's fibers "
-                             "as a tree (JSON; <a href=\"/debug/fibers?format=text\">as text</a>, "
-                             "what SIGUSR1 logs)</li>\n"
-                             "<li><a href=\"/debug/config\">/debug/config</a>: the effective "
-                             "configuration, each value with its source (JSON)</li>\n"
-                             "</ul>\n<p>Also <a href=\"/metrics\">/metrics</a>, <a "
-                             "href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a>."
-                             "</p>\n");
-            r.set_content_type("text/html; charset=utf-8");
-            return r;
-        });
-    }
+    // The live page (and the index of what follows), its stream and the profiles.
+    register_debug_routes(router, st);
     router.get("/debug/blocking", [&st](http::Request&) {
         return http::Response::json(st.watchdog ? st.watchdog->recent_reports_json() : "{}");
     });

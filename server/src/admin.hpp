@@ -1,12 +1,16 @@
 // The admin endpoints, served by their own runtime (own thread), so they answer while every
-// worker hub is blocked: /metrics, /healthz, /readyz and, unless switched off, /debug/ (an index),
-// /debug/blocking, /debug/fibers and /debug/config.
+// worker hub is blocked: /metrics, /healthz, /readyz and, unless switched off, /debug/ (the live
+// page and an index), /debug/events (its Server-Sent Events), /debug/blocking, /debug/fibers,
+// /debug/config, /debug/state and the pprof profiles /debug/pprof/hubblock and /profile.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <string>
 
+#include "hub_block_profile.hpp"
+#include "live_feed.hpp"
+#include "protection.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/router.hpp"
 #include "weft/monitor/metrics.hpp"
@@ -24,7 +28,24 @@ struct AdminState {
     bool debug_endpoints = true;
     /// /healthz fails (503) while a worker hub has been blocked in one slice this long.
     std::chrono::seconds liveness_limit{60};
+
+    // The debug page and the profiles (debug_routes.cpp).
+    const HubBlockProfile* hubblock = nullptr;
+    const LiveFeed* feed = nullptr;
+    const Protection* protection = nullptr;
+    /// [{"plugin","version","file","routes":["GET /block",...]}]
+    std::string plugins_json = "[]";
+    std::int64_t started_unix_ns = 0;
+    /// /debug/events streams open at once; more get 503.
+    unsigned max_event_streams = 8;
+    std::atomic<unsigned> event_streams{0};
 };
+
+/// The run-info dump as JSON (what /debug/fibers serves).
+std::string fibers_json(const Runtime& rt);
+
+/// Registers the debug page, its event stream, /debug/state and the pprof endpoints.
+void register_debug_routes(http::Router& router, AdminState& state);
 
 /// Registers the admin routes on `router`; `state` must outlive the router's use.
 void register_admin_routes(http::Router& router, AdminState& state);

@@ -17,14 +17,18 @@
 
 #include "admin.hpp"
 #include "http_metrics.hpp"
+#include "hub_block_profile.hpp"
+#include "live_feed.hpp"
 #include "logging.hpp"
 #include "plugin_host.hpp"
+#include "protection.hpp"
 #include "settings.hpp"
 #include "shutdown_guard.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/render.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
+#include "weft/core/text.hpp"
 #include "weft/http/server.hpp"
 #include "weft/monitor/run_info.hpp"
 #include "weft/monitor/standard_metrics.hpp"
@@ -244,7 +248,9 @@ int main(int argc, char** argv) {
     // Plugins register routes, metrics, background fibers and shutdown hooks.
     weft::monitor::Registry registry;
     weft::http::Router router;
-    weft::server::PluginHost plugins(router, registry, workers->hub_count());
+    // Load shedding and the plugins' stall budgets: every plugin route asks it first.
+    weft::server::Protection protection(*workers, cfg.shed, cfg.stall);
+    weft::server::PluginHost plugins(router, registry, workers->hub_count(), &protection);
     try {
         plugins.load_all(loaded.plugins);
     } catch (const std::exception& e) {
@@ -261,6 +267,35 @@ int main(int argc, char** argv) {
         return 1;
     }
     plugins.subscribe(*watchdog);
+    // Each blockage, attributed to the plugin whose route it served: the hub-blocking profile,
+    // the live page's feed and the stall budgets.
+    weft::server::HubBlockProfile hubblock;
+    weft::server::LiveFeed feed;
+    std::vector<weft::monitor::Subscription> attribution;
+    attribution.push_back(watchdog->on_blocked([&](const weft::monitor::BlockingReport& r) {
+        const std::string plugin = plugins.owner(weft::server::report_label(r, "method"),
+                                                 weft::server::report_label(r, "route"));
+        hubblock.on_report(r, plugin);
+        weft::monitor::BlockingReport brief = r;  // the page has the fiber tree already
+        brief.hubs.clear();
+        brief.threads.clear();
+        feed.publish("report", "{\"plugin\":" + weft::json_quote(plugin) + ",\"kind\":\"" +
+                                   weft::server::blocking_kind(r.cause) +
+                                   "\",\"report\":" + weft::monitor::to_json(brief) + "}");
+        const int i = protection.plugin_index(plugin);
+        if (i >= 0 && !r.allowed)
+            protection.add_blocking(
+                static_cast<unsigned>(i),
+                std::chrono::nanoseconds(static_cast<std::int64_t>(r.blocked_s * 1e9)));
+    }));
+    attribution.push_back(watchdog->on_unblocked([&](const weft::monitor::BlockingEnd& e) {
+        auto ended = hubblock.on_end(e);
+        feed.publish("end", weft::monitor::to_json(e));
+        if (!ended || e.allowed) return;
+        const int i = protection.plugin_index(ended->plugin);
+        if (i >= 0)
+            protection.add_blocking(static_cast<unsigned>(i), ended->total - ended->reported);
+    }));
     if (cfg.monitor.enabled)
         log->info("watchdog on: reporting hubs blocked for more than {:.3f} s",
                   std::chrono::duration<double>(cfg.monitor.max_blocking_time).count());
@@ -276,6 +311,7 @@ int main(int argc, char** argv) {
     collectors.push_back(watchdog->add_metrics(registry));
     collectors.push_back(weft::server::add_http_metrics(registry, server->metrics()));
     collectors.push_back(weft::server::add_http_client_metrics(registry));
+    collectors.push_back(protection.add_metrics(registry));
 
     auto bound = server->listen(cfg.listener.listen);
     if (!bound) {
@@ -292,6 +328,25 @@ int main(int argc, char** argv) {
     admin.workers = workers.get();
     admin.config_json = weft::config::to_json(schema, cfg, loaded);
     admin.debug_endpoints = cfg.admin.debug_endpoints;
+    admin.hubblock = cfg.monitor.enabled ? &hubblock : nullptr;
+    admin.feed = &feed;
+    admin.protection = &protection;
+    admin.max_event_streams = cfg.admin.max_event_streams;
+    admin.started_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    {
+        std::string pj;
+        for (const auto& p : plugins.loaded()) {
+            std::string routes;
+            for (const auto& r : p.route_list)
+                routes += (routes.empty() ? "" : ",") + weft::json_quote(r);
+            pj += (pj.empty() ? "" : ",") + std::string("{\"plugin\":") + weft::json_quote(p.name) +
+                  ",\"version\":" + weft::json_quote(p.version) +
+                  ",\"file\":" + weft::json_quote(p.file) + ",\"routes\":[" + routes + "]}";
+        }
+        admin.plugins_json = "[" + pj + "]";
+    }
     std::unique_ptr<weft::Runtime> admin_rt;
     weft::http::Router admin_router;
     std::unique_ptr<weft::http::Server> admin_server;
@@ -322,6 +377,7 @@ int main(int argc, char** argv) {
     }
 
     plugins.start_background(*workers);
+    protection.start();
     admin.ready.store(true);
     std::string plugin_list;
     for (const auto& p : plugins.loaded())
@@ -391,6 +447,7 @@ int main(int argc, char** argv) {
         // Everything after the drain is bounded; a stuck hub must not keep the process alive.
         weft::server::ShutdownGuard guard(kShutdownLimit, signals);
         plugins.run_shutdown_hooks();
+        attribution.clear();
         collectors.clear();
         if (admin_server) {
             admin_server->stop();

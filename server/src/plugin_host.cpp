@@ -13,8 +13,8 @@ namespace weft::server {
 class PluginHost::ContextImpl final : public plugin::Context {
   public:
     ContextImpl(PluginHost& host, const plugin::Descriptor& d, std::string file,
-                const config::Table& table)
-        : host_(host), d_(d), file_(std::move(file)), table_(table) {}
+                const config::Table& table, std::optional<unsigned> guard)
+        : host_(host), d_(d), file_(std::move(file)), table_(table), guard_(guard) {}
 
     std::string_view name() const noexcept override { return d_.name; }
     std::string_view path() const noexcept override { return file_; }
@@ -22,14 +22,33 @@ class PluginHost::ContextImpl final : public plugin::Context {
     void route(std::string_view method, std::string_view tmpl, http::Handler h,
                http::RouteOptions options) override {
         claim(method, tmpl);
+        if (guard_) {
+            h = [p = host_.protection_, i = *guard_, h = std::move(h)](http::Request& req) {
+                if (auto refused = p->admit(i)) return std::move(*refused);
+                return h(req);
+            };
+        }
         host_.router_.add(method, tmpl, std::move(h), options);
-        ++routes_;
+        route_list_.push_back(std::string(method) + " " + std::string(tmpl));
     }
     void stream_route(std::string_view method, std::string_view tmpl, http::StreamHandler h,
                       http::RouteOptions options) override {
         claim(method, tmpl);
+        if (guard_) {
+            h = [p = host_.protection_, i = *guard_, h = std::move(h)](http::Request& req,
+                                                                       http::ResponseStream& out) {
+                if (auto refused = p->admit(i)) {
+                    out.set_status(refused->status()).set_content_type(refused->content_type());
+                    for (const auto& [name, value] : refused->headers())
+                        out.add_header(name, value);
+                    (void)out.write(refused->body());
+                    return;
+                }
+                h(req, out);
+            };
+        }
         host_.router_.add_stream(method, tmpl, std::move(h), options);
-        ++routes_;
+        route_list_.push_back(std::string(method) + " " + std::string(tmpl));
     }
     const config::Table& config() const noexcept override { return table_; }
     std::shared_ptr<spdlog::logger> logger() override {
@@ -47,7 +66,7 @@ class PluginHost::ContextImpl final : public plugin::Context {
         host_.blocked_callbacks_.push_back({d_.name, std::move(fn)});
     }
 
-    std::size_t routes() const noexcept { return routes_; }
+    std::vector<std::string> take_routes() noexcept { return std::move(route_list_); }
 
     /// The first route collision, if any: the plugin is refused even if its init caught the
     /// exception and carried on.
@@ -73,12 +92,29 @@ class PluginHost::ContextImpl final : public plugin::Context {
     const plugin::Descriptor& d_;
     std::string file_;
     const config::Table& table_;
-    std::size_t routes_ = 0;
+    std::optional<unsigned> guard_;  // the plugin's index in Protection
+    std::vector<std::string> route_list_;
     std::string collision_;
 };
 
-PluginHost::PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs)
-    : router_(router), registry_(registry), hubs_(hubs ? hubs : 1) {}
+PluginHost::PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs,
+                       Protection* protection)
+    : router_(router), registry_(registry), hubs_(hubs ? hubs : 1), protection_(protection) {}
+
+std::string PluginHost::owner(std::string_view method, std::string_view route) const {
+    if (route.empty()) return {};
+    std::string shape;
+    try {
+        shape = http::Router::shape(route);
+    } catch (const std::invalid_argument&) {
+        return {};
+    }
+    for (std::string_view m : {method, std::string_view("GET")}) {
+        auto it = owners_.find(std::string(m) + " " + shape);
+        if (it != owners_.end()) return it->second.plugin;
+    }
+    return {};
+}
 
 PluginHost::~PluginHost() = default;
 
@@ -94,7 +130,9 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
     for (const auto& pc : plugins) {
         OpenedPlugin op = open_plugin(pc.path);
         const plugin::Descriptor& d = *op.descriptor;
-        ContextImpl ctx(*this, d, op.file, pc.config);
+        std::optional<unsigned> guard;
+        if (protection_) guard = protection_->add_plugin(d.name, pc.stall_budget);
+        ContextImpl ctx(*this, d, op.file, pc.config, guard);
         try {
             d.init(ctx);
         } catch (const std::exception& e) {
@@ -107,7 +145,9 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
                               "): init failed with a non-standard exception");
         }
         if (!ctx.collision().empty()) throw PluginError(ctx.collision());
-        loaded_.push_back({d.name, d.version ? d.version : "", op.file, ctx.routes()});
+        std::vector<std::string> routes = ctx.take_routes();
+        const std::size_t n = routes.size();
+        loaded_.push_back({d.name, d.version ? d.version : "", op.file, n, std::move(routes)});
     }
 }
 

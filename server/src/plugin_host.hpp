@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "plugin_loader.hpp"
+#include "protection.hpp"
 #include "weft/config/load.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/router.hpp"
@@ -25,11 +26,15 @@ struct LoadedPlugin {
     std::string version;
     std::string file;
     std::size_t routes = 0;
+    std::vector<std::string> route_list;  ///< "GET /block", in registration order
 };
 
 class PluginHost {
   public:
-    PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs);
+    /// With `protection`, every plugin is registered there and each of its routes asks
+    /// Protection::admit() before its handler runs (load shedding, stall budget).
+    PluginHost(http::Router& router, monitor::Registry& registry, unsigned hubs,
+               Protection* protection = nullptr);
     ~PluginHost();
 
     /// Opens, checks and initializes every plugin, in order. Throws PluginError (message names
@@ -51,6 +56,9 @@ class PluginHost {
     void run_shutdown_hooks() noexcept;
 
     const std::vector<LoadedPlugin>& loaded() const noexcept { return loaded_; }
+    /// The plugin that registered `route` (a template as registered, what a blocking report's
+    /// "route" label holds) for `method` (HEAD falls back to GET); "" if none.
+    std::string owner(std::string_view method, std::string_view route) const;
 
   private:
     class ContextImpl;
@@ -71,6 +79,7 @@ class PluginHost {
     http::Router& router_;
     monitor::Registry& registry_;
     unsigned hubs_;
+    Protection* protection_;
     std::map<std::string, Owner> owners_;  // "METHOD shape" -> who registered it
     std::vector<LoadedPlugin> loaded_;
     std::vector<Background> background_;

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "weft/core/text.hpp"
 
 namespace weft::server {
@@ -56,6 +58,18 @@ config::Kind<AccessLogTarget> access_log_target() {
     };
     return {parse, [](const AccessLogTarget& a) { return config::toml_quote(a.to_string()); },
             [](const AccessLogTarget& a) { return config::json_quote(a.to_string()); }};
+}
+
+// A fraction in [0.5, 1): which quantile of schedule delay load shedding compares.
+config::Kind<double> quantile() {
+    auto parse = [](const config::Input& in) -> config::Parsed<double> {
+        auto v = config::parse_number(in);
+        if (!v || !(*v >= 0.5 && *v < 1.0))
+            return config::Problem{"expected a quantile from 0.5 to below 1, such as 0.99"};
+        return *v;
+    };
+    auto print = [](const double& q) { return fmt::format("{}", q); };
+    return {parse, print, print};
 }
 
 bool valid_header_name(std::string_view v) {
@@ -155,7 +169,11 @@ config::Schema<Settings> build() {
         "admin listen address; keep it on loopback unless something else protects it")
         .with_flag("--admin", "ADDR:PORT");
     s.bind("admin", "debug_endpoints", [](auto& o) -> auto& { return o.admin.debug_endpoints; },
-        boolean(), "serve /debug/blocking, /debug/fibers and /debug/config");
+        boolean(), "serve /debug/ (the live page), its events, /debug/blocking, /debug/fibers, "
+        "/debug/config, /debug/state and /debug/pprof/*");
+    s.bind("admin", "max_event_streams",
+        [](auto& o) -> auto& { return o.admin.max_event_streams; }, integer(1, 1'000),
+        "live-page event streams (/debug/events) open at once");
     s.bind("admin", "max_connections", [](auto& o) -> auto& { return o.admin.http.max_connections; },
         integer(1, 100'000), "admin connections open at once");
     s.bind("admin", "header_timeout", [](auto& o) -> auto& { return o.admin.http.header_timeout; },
@@ -191,6 +209,29 @@ config::Schema<Settings> build() {
     s.bind("monitor", "lag_probe_interval",
         [](auto& o) -> auto& { return o.runtime.lag_probe_interval; },
         duration(milliseconds(1), seconds(60)), "period of the event-loop lag probe");
+
+    s.bind("shed", "enabled", [](auto& o) -> auto& { return o.shed.enabled; }, boolean(),
+        "answer new requests 503 on a hub whose schedule delay is above its budget");
+    s.bind("shed", "budget", [](auto& o) -> auto& { return o.shed.budget; },
+        duration(std::chrono::microseconds(5), seconds(10)),
+        "schedule-delay budget of a hub (rounded up to the 1-2-5 histogram bounds)");
+    s.bind("shed", "quantile", [](auto& o) -> auto& { return o.shed.quantile; }, quantile(),
+        "which quantile of schedule delay over the window is held to the budget");
+    s.bind("shed", "window", [](auto& o) -> auto& { return o.shed.window; },
+        duration(milliseconds(100), seconds(60)), "the time over which schedule delay is judged");
+    s.bind("shed", "min_wakeups", [](auto& o) -> auto& { return o.shed.min_wakeups; },
+        integer(1, 1'000'000), "fewer wakeups in the window never shed");
+    s.bind("shed", "retry_after", [](auto& o) -> auto& { return o.shed.retry_after; },
+        duration(seconds(1), hours(1)), "Retry-After of a shed request (whole seconds)");
+
+    s.bind("stall", "budget", [](auto& o) -> auto& { return o.stall.budget; },
+        duration(Duration::zero(), kDay),
+        "default stall budget per plugin: blocking its hubs longer within the window "
+        "quarantines it ([[plugin]] stall_budget overrides); 0: off");
+    s.bind("stall", "window", [](auto& o) -> auto& { return o.stall.window; },
+        duration(seconds(1), kDay), "the time over which a plugin's blocking is summed");
+    s.bind("stall", "cooldown", [](auto& o) -> auto& { return o.stall.cooldown; },
+        duration(seconds(1), kDay), "how long a quarantined plugin's routes answer 503");
 
     s.bind("client", "ca_file", [](auto& o) -> auto& { return o.client.ca_file; }, path(),
         "PEM file of CA certificates the HTTP client trusts; \"\": the system's store");
@@ -250,6 +291,12 @@ config::Schema<Settings> build() {
             if (!f)
                 ctx.error("client.ca_file", toml_quote(o.client.ca_file),
                           "cannot be read: " + std::string(std::strerror(errno)));
+        }
+        if (o.shed.enabled && !o.monitor.enabled && !ctx.failed("shed.enabled")) {
+            ctx.error("shed.enabled", "true",
+                      "needs [monitor] enabled = true (" +
+                          ctx.source("monitor.enabled").to_string() +
+                          "): the hubs measure schedule delay only while the watchdog runs");
         }
         const SocketAddress& a = o.admin.listen;
         const SocketAddress& l = o.listener.listen;

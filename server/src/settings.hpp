@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "protection.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/schema.hpp"
 #include "weft/core/runtime.hpp"
@@ -30,8 +31,11 @@ struct ListenerOptions {
 struct AdminOptions {
     bool enabled = true;
     SocketAddress listen = *SocketAddress::parse("127.0.0.1:9090");
-    /// Serve /debug/blocking, /debug/fibers and /debug/config.
+    /// Serve /debug/ (the live page) and the other /debug/* endpoints.
     bool debug_endpoints = true;
+    /// The live page's event streams (/debug/events) open at once; each holds an admin
+    /// connection and wakes the admin hub 5 times a second.
+    unsigned max_event_streams = 8;
     /// The admin listener's own HTTP limits: few connections, short timeouts. Probes and
     /// scrapers send a request head in one packet, so a head still incomplete after a quarter
     /// of the header timeout (0.5 s) makes room for them when all connections are taken.
@@ -73,6 +77,8 @@ struct Settings {
     LogOptions log;
     /// weft::http::default_client(): what plugins' outbound calls use.
     http::ClientOptions client;
+    ShedOptions shed;
+    StallOptions stall;
 
   private:
     static RuntimeOptions runtime_defaults() {

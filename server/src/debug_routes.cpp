@@ -1,0 +1,294 @@
+// The debug page (/debug/, a self-contained HTML file compiled into the server), the Server-Sent
+// Events that keep it live (/debug/events), /debug/state, and the pprof endpoints
+// (/debug/pprof/hubblock, /debug/pprof/profile). All of it runs on the admin hub; an event
+// stream is a streaming response whose fiber sleeps between pieces, and a CPU profile samples
+// on the admin's offload thread, so neither holds the admin hub.
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "admin.hpp"
+#include "weft/core/fiber.hpp"
+#include "weft/core/hub.hpp"
+#include "weft/core/internal/hub_probe.hpp"
+#include "weft/core/offload.hpp"
+#include "weft/core/text.hpp"
+#include "weft/monitor/cpu_profile.hpp"
+#include "weft/version.hpp"
+
+namespace weft::server {
+
+const char* debug_page_html() noexcept;  // debug_page.html, embedded by embed_text.cmake
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kTickPeriod = 1s;     // histogram deltas, busy/idle, protection state
+constexpr auto kFibersPeriod = 2s;   // the fiber tree
+constexpr auto kStreamPoll = 200ms;  // how soon a new report reaches the browsers
+constexpr std::size_t kRecentOnConnect = 32;
+
+std::string sse(std::string_view event, std::string_view data) {
+    // The data is one line of JSON (no raw newlines), so one data: field carries it.
+    std::string out;
+    out.reserve(event.size() + data.size() + 20);
+    out += "event: ";
+    out += event;
+    out += "\ndata: ";
+    out += data;
+    out += "\n\n";
+    return out;
+}
+
+std::int64_t unix_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// What a tick reports: the hubs' cumulative counters, of which the page gets the differences.
+struct HubCounters {
+    std::vector<std::array<std::uint64_t, LatencyHistogram::kBuckets * 3>> buckets;
+    std::vector<std::uint64_t> busy_ns, idle_ns;
+};
+
+HubCounters read_counters(const Runtime& rt) {
+    HubCounters c;
+    for (unsigned i = 0; i < rt.hub_count(); ++i) {
+        const HubProbe& p = weft::internal::probe(rt.hub(i));
+        std::array<std::uint64_t, LatencyHistogram::kBuckets * 3> b{};
+        std::size_t k = 0;
+        for (const LatencyHistogram* h : {&p.run_duration, &p.schedule_delay, &p.lag})
+            for (const auto& v : h->buckets)
+                b[k++] = v.load(std::memory_order_relaxed);
+        c.buckets.push_back(b);
+        c.busy_ns.push_back(p.busy_ns.load(std::memory_order_relaxed));
+        c.idle_ns.push_back(p.idle_ns.load(std::memory_order_relaxed));
+    }
+    return c;
+}
+
+std::string tick_json(const AdminState& st, const HubCounters& before, const HubCounters& now) {
+    std::string out = fmt::format("{{\"t\":{},\"hubs\":[", unix_ns() / 1'000'000);
+    const Runtime& rt = *st.workers;
+    for (unsigned i = 0; i < now.buckets.size(); ++i) {
+        const HubProbe& p = weft::internal::probe(rt.hub(i));
+        std::size_t fibers = 0;
+        for (std::size_t n : rt.hub(i).fiber_counts())
+            fibers += n;
+        const bool blocked = st.watchdog && st.watchdog->hub_stats(i).blocked_now;
+        out += fmt::format(
+            "{}{{\"hub\":{},\"activity\":\"{}\",\"blocked\":{},\"fibers\":{},"
+            "\"busy_s\":{},\"idle_s\":{}",
+            i ? "," : "", i, hub_activity_name(p.activity.load()), blocked, fibers,
+            static_cast<double>(now.busy_ns[i] - before.busy_ns[i]) / 1e9,
+            static_cast<double>(now.idle_ns[i] - before.idle_ns[i]) / 1e9);
+        const char* names[] = {"run", "sched", "lag"};
+        for (std::size_t h = 0; h < 3; ++h) {
+            out += fmt::format(",\"{}\":[", names[h]);
+            for (std::size_t k = 0; k < LatencyHistogram::kBuckets; ++k) {
+                const std::size_t j = h * LatencyHistogram::kBuckets + k;
+                out += fmt::format("{}{}", k ? "," : "", now.buckets[i][j] - before.buckets[i][j]);
+            }
+            out += ']';
+        }
+        out += '}';
+    }
+    out += "]";
+    if (st.protection) out += ",\"protection\":" + st.protection->state_json();
+    out += "}";
+    return out;
+}
+
+std::string hello_json(const AdminState& st) {
+    std::string bounds;
+    for (std::int64_t b : kLatencyBucketBoundsNs)
+        bounds += fmt::format("{}{}", bounds.empty() ? "" : ",", static_cast<double>(b) / 1e9);
+    std::string config = st.config_json;
+    // Its line breaks are whitespace between tokens (strings are escaped): one SSE data line.
+    for (char& c : config)
+        if (c == '\n' || c == '\r') c = ' ';
+    return fmt::format(
+        "{{\"version\":{},\"hubs\":{},\"backend\":\"{}\",\"bounds_s\":[{}],"
+        "\"threshold_s\":{},\"tick_s\":{},\"plugins\":{},\"config\":{}}}",
+        json_quote(WEFT_VERSION), st.workers->hub_count(), backend_name(st.workers->backend()),
+        bounds,
+        st.watchdog
+            ? std::chrono::duration<double>(st.watchdog->settings().max_blocking_time).count()
+            : 0.0,
+        std::chrono::duration<double>(kTickPeriod).count(), st.plugins_json,
+        config.empty() ? "{}" : config);
+}
+
+// The event stream of one browser tab: a hello (plugins, configuration, bucket bounds), the
+// recent reports, then reports as they come, a tick every second and the fiber tree every two.
+void event_stream(AdminState& st, http::ResponseStream& out) {
+    const unsigned open = st.event_streams.fetch_add(1) + 1;
+    struct Release {
+        AdminState& st;
+        ~Release() { st.event_streams.fetch_sub(1); }
+    } release{st};
+    if (open > st.max_event_streams) {
+        out.set_status(503).set_content_type("text/plain; charset=utf-8");
+        out.add_header("Retry-After", "5");
+        (void)out.write(
+            fmt::format("503 {} debug event streams are open already ([admin] "
+                        "max_event_streams)\n",
+                        st.max_event_streams));
+        return;
+    }
+    out.set_content_type("text/event-stream; charset=utf-8");
+    out.add_header("Cache-Control", "no-store");
+    out.add_header("X-Accel-Buffering", "no");  // a proxy in front must not buffer it
+    if (!out.write("retry: 2000\n\n" + sse("hello", hello_json(st)))) return;
+
+    std::uint64_t seq = 0;
+    if (st.feed) {
+        const std::uint64_t last = st.feed->last();
+        seq = last > kRecentOnConnect * 2 ? last - kRecentOnConnect * 2 : 0;
+    }
+    HubCounters before = read_counters(*st.workers);
+    auto next_tick = std::chrono::steady_clock::now();  // the first tick at once (empty deltas)
+    auto next_fibers = next_tick;
+    for (;;) {
+        std::string batch;
+        if (st.feed) {
+            for (auto& e : st.feed->after(seq)) {
+                batch += sse(e.name, e.data);
+                seq = e.seq;
+            }
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_tick) {
+            HubCounters counters = read_counters(*st.workers);
+            batch += sse("tick", tick_json(st, before, counters));
+            before = std::move(counters);
+            next_tick += kTickPeriod;
+            if (next_tick < now) next_tick = now + kTickPeriod;
+        }
+        if (now >= next_fibers) {
+            std::string f = fibers_json(*st.workers);
+            while (!f.empty() && f.back() == '\n')
+                f.pop_back();
+            batch += sse("fibers", f);
+            next_fibers = now + kFibersPeriod;
+        }
+        if (!batch.empty() && !out.write(batch)) return;  // the browser went away
+        if (!weft::sleep_for(kStreamPoll)) return;        // cancelled: the server stops
+    }
+}
+
+// ?seconds=N: nullopt when absent; a 400 text when malformed or out of 1..max.
+std::optional<long> seconds_param(const http::Request& req, long max, std::string& problem) {
+    auto v = req.query("seconds");
+    if (!v) return std::nullopt;
+    long n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < 1 || n > max)
+        problem = fmt::format("seconds must be a whole number from 1 to {}, got '{}'\n", max, *v);
+    return n;
+}
+
+http::Response pprof_response(const monitor::PprofProfile& p, std::string_view name) {
+    http::Response r(200, p.gzipped(), "application/octet-stream");
+    r.add_header("Content-Disposition", fmt::format("attachment; filename=\"{}.pb.gz\"", name));
+    r.add_header("X-Content-Type-Options", "nosniff");
+    return r;
+}
+
+constexpr const char* kPprofIndex =
+    "<!doctype html>\n<meta charset=utf-8>\n<title>weft pprof</title>\n<h1>weft profiles</h1>\n"
+    "<p>pprof's format (gzipped profile.proto): <code>go tool pprof -top "
+    "http://ADMIN/debug/pprof/hubblock</code>.</p>\n<ul>\n"
+    "<li><a href=\"/debug/pprof/hubblock\">hubblock</a>: time fibers held their hub past the "
+    "watchdog's threshold, by stack, labelled route, plugin and kind (cpu or syscall), since "
+    "start; <code>?seconds=N</code>: over the next N seconds</li>\n"
+    "<li><a href=\"/debug/pprof/profile?seconds=10\">profile?seconds=N</a>: the hub threads' CPU "
+    "time by sampling for N seconds (default 30; <code>&amp;hz=</code> samples per second, "
+    "default 100)</li>\n</ul>\n<p><a href=\"/debug/\">the live page</a></p>\n";
+
+}  // namespace
+
+void register_debug_routes(http::Router& router, AdminState& st) {
+    // No request deadline for what lasts: the streams, and profiles over N seconds.
+    const http::RouteOptions unbounded{.timeout = std::chrono::nanoseconds::zero()};
+    for (const char* page : {"/debug", "/debug/"}) {
+        router.get(page, [](http::Request&) {
+            http::Response r(200);
+            r.set_body_view(debug_page_html());
+            r.set_content_type("text/html; charset=utf-8");
+            r.add_header("Cache-Control", "no-store");
+            // Everything is inline; nothing may come from elsewhere.
+            r.add_header("Content-Security-Policy",
+                         "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                         "'unsafe-inline'; img-src data:; connect-src 'self'");
+            return r;
+        });
+    }
+    router.add_stream(
+        "GET", "/debug/events",
+        [&st](http::Request&, http::ResponseStream& out) { event_stream(st, out); }, unbounded);
+    router.get("/debug/state", [&st](http::Request&) {
+        return http::Response::json(
+            fmt::format("{{\"plugins\":{},\"protection\":{}}}\n", st.plugins_json,
+                        st.protection ? st.protection->state_json() : std::string("null")));
+    });
+    for (const char* index : {"/debug/pprof", "/debug/pprof/"}) {
+        router.get(index, [](http::Request&) {
+            return http::Response(200, kPprofIndex, "text/html; charset=utf-8");
+        });
+    }
+    router.add(
+        "GET", "/debug/pprof/hubblock",
+        [&st](http::Request& req) {
+            std::string problem;
+            auto secs = seconds_param(req, 3600, problem);
+            if (!problem.empty()) return http::Response::text(problem, 400);
+            if (!st.hubblock) return http::Response::text("the watchdog is off\n", 404);
+            if (!secs) {
+                const std::int64_t now = unix_ns();
+                return pprof_response(
+                    HubBlockProfile::to_pprof(st.hubblock->totals(), nullptr, st.started_unix_ns,
+                                              now - st.started_unix_ns),
+                    "hubblock");
+            }
+            const std::int64_t t0 = unix_ns();
+            const auto base = st.hubblock->totals();
+            if (!weft::sleep_for(std::chrono::seconds(*secs)))
+                return http::Response::text("cancelled\n", 503);
+            return pprof_response(
+                HubBlockProfile::to_pprof(st.hubblock->totals(), &base, t0, unix_ns() - t0),
+                "hubblock");
+        },
+        unbounded);
+    router.add(
+        "GET", "/debug/pprof/profile",
+        [&st](http::Request& req) {
+            std::string problem;
+            auto secs = seconds_param(req, 300, problem);
+            if (!problem.empty()) return http::Response::text(problem, 400);
+            monitor::CpuProfileOptions o;
+            o.duration = std::chrono::seconds(secs.value_or(30));
+            if (auto hz = req.query("hz")) {
+                int n = 0;
+                auto [end, ec] = std::from_chars(hz->data(), hz->data() + hz->size(), n);
+                if (hz->empty() || ec != std::errc() || end != hz->data() + hz->size() || n < 1 ||
+                    n > 1000)
+                    return http::Response::text("hz must be a whole number from 1 to 1000\n", 400);
+                o.hz = n;
+            }
+            // Sampling sleeps between samples: on the admin's offload thread, not its hub.
+            const Runtime& rt = *st.workers;
+            return pprof_response(weft::offload([&] { return monitor::sample_cpu_profile(rt, o); }),
+                                  "profile");
+        },
+        unbounded);
+}
+
+}  // namespace weft::server
