@@ -1,0 +1,249 @@
+"""The admin listener's live page and profiles through the real binary: /debug/ is one
+self-contained page; /debug/events is a Server-Sent Events stream (hello, ticks of per-hub
+histograms, blocking reports as they happen, the fiber tree) that outlives the admin's header
+and idle timeouts and is bounded in number; /debug/pprof/hubblock and /debug/pprof/profile are
+pprof profiles that `go tool pprof` reads, naming the culprit functions of /block and /spin."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import server_test_util as u
+from server_test_util import Weft, get
+
+
+class EventStream:
+    """A /debug/events reader on its own connection: parses events into a list."""
+
+    def __init__(self, admin, timeout=10):
+        host, port = u.split_addr(admin)
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.conn.request("GET", "/debug/events")
+        self.resp = self.conn.getresponse()
+        self.events = []
+
+    def read_until(self, pred, timeout):
+        deadline = time.monotonic() + timeout
+        name, data = None, []
+        while time.monotonic() < deadline:
+            line = self.resp.fp.readline()
+            if not line:
+                raise AssertionError("stream ended")
+            line = line.decode().rstrip("\r\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line == "" and name:
+                ev = (name, json.loads("\n".join(data)))
+                self.events.append(ev)
+                name, data = None, []
+                if pred(ev):
+                    return ev
+        raise AssertionError("no matching event within %.1f s; got %s" %
+                             (timeout, [e[0] for e in self.events]))
+
+    def close(self):
+        self.conn.close()
+
+
+def go():
+    """`go` for `go tool pprof` (Debian's golang-go; scripts/install-deps.sh test installs it)."""
+    for p in (shutil.which("go"), "/usr/lib/go/bin/go"):
+        if p and os.path.exists(p):
+            return p
+    raise AssertionError("go not found: run scripts/install-deps.sh test (golang-go)")
+
+
+def pprof(args, data, tmp):
+    path = os.path.join(tmp, "profile.pb.gz")
+    with open(path, "wb") as f:
+        f.write(data)
+    env = dict(os.environ, HOME=tmp, GOCACHE=os.path.join(tmp, "gocache"), GOFLAGS="")
+    r = subprocess.run([go(), "tool", "pprof"] + args + [path], capture_output=True, text=True,
+                       timeout=120, env=env)
+    if r.returncode != 0:
+        raise AssertionError("go tool pprof failed: %s\n%s" % (r.returncode, r.stderr))
+    return r.stdout
+
+
+class Page(unittest.TestCase):
+    def test_page_is_self_contained(self):
+        with Weft(["--plugin", u.plugin_path("demo")]) as w:
+            w.wait_ready()
+            status, headers, body = get(w.admin, "/debug/")
+            self.assertEqual(status, 200)
+            self.assertTrue(headers["content-type"].startswith("text/html"))
+            self.assertIn("default-src 'none'", headers["content-security-policy"])
+            page = body.decode()
+            self.assertIn('new EventSource("/debug/events")', page)
+            self.assertIn("prefers-color-scheme: dark", page)
+            # Nothing from elsewhere: no script, style, font or image source outside the page.
+            self.assertIsNone(re.search(r'(src|href)="(https?:)?//', page))
+            self.assertNotIn("@import", page)
+            self.assertNotIn("url(", page)
+            # The index of the other endpoints is on it.
+            for link in ("/debug/blocking", "/debug/fibers", "/debug/config", "/debug/pprof/"):
+                self.assertIn('href="%s"' % link, page)
+            self.assertEqual(get(w.admin, "/debug")[0], 200)
+            st, state = u.get_json(w.admin, "/debug/state")
+            self.assertIn("GET /block", state["plugins"][0]["routes"])
+
+
+class Events(unittest.TestCase):
+    def test_stream_pushes_ticks_reports_and_fibers(self):
+        # A short admin header timeout: a live stream must outlive it.
+        with Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2",
+                   "--set", "admin.header_timeout=1s"]) as w:
+            w.wait_ready()
+            s = EventStream(w.admin)
+            try:
+                self.assertEqual(s.resp.status, 200)
+                self.assertTrue(s.resp.getheader("Content-Type").startswith("text/event-stream"))
+                name, hello = s.read_until(lambda e: e[0] == "hello", 5)
+                self.assertEqual(hello["hubs"], 2)
+                self.assertEqual(len(hello["bounds_s"]), 20)
+                self.assertEqual(hello["plugins"][0]["plugin"], "demo")
+                self.assertIn("sources", hello["config"])
+                self.assertIn("--set", hello["config"]["sources"]["admin.header_timeout"])
+                _, tick = s.read_until(lambda e: e[0] == "tick", 5)
+                self.assertEqual(len(tick["hubs"]), 2)
+                self.assertEqual(len(tick["hubs"][0]["sched"]), 21)
+                self.assertIn("protection", tick)
+                s.read_until(lambda e: e[0] == "fibers", 5)
+
+                t0 = time.monotonic()
+                got = []
+                threading.Thread(target=u.swallow_get, args=(w.http, "/block?ms=300", got)).start()
+                _, rep = s.read_until(lambda e: e[0] == "report", 5)
+                took = time.monotonic() - t0
+                print("report on the stream %.0f ms after the request" % (took * 1000))
+                self.assertLess(took, 2.0)
+                self.assertEqual(rep["plugin"], "demo")
+                self.assertEqual(rep["kind"], "syscall")
+                self.assertEqual(rep["report"]["request"]["route"], "/block")
+                self.assertTrue(any("raw_sleep" in f.get("function", "")
+                                    for f in rep["report"]["stack"]), rep["report"]["stack"])
+                _, end = s.read_until(lambda e: e[0] == "end", 5)
+                self.assertEqual(end["report_id"], rep["report"]["id"])
+                self.assertGreater(end["duration_seconds"], 0.25)
+
+                # Past the header timeout (1 s) and still ticking.
+                time.sleep(2.5)
+                n = len([e for e in s.events if e[0] == "tick"])
+                s.read_until(lambda e: e[0] == "tick", 3)
+                s.read_until(lambda e: e[0] == "tick", 3)
+                self.assertGreater(len([e for e in s.events if e[0] == "tick"]), n + 1)
+            finally:
+                s.close()
+
+    def test_streams_are_bounded(self):
+        with Weft(["--plugin", u.plugin_path("demo"),
+                   "--set", "admin.max_event_streams=2"]) as w:
+            w.wait_ready()
+            a, b = EventStream(w.admin), EventStream(w.admin)
+            try:
+                self.assertEqual(a.resp.status, 200)
+                self.assertEqual(b.resp.status, 200)
+                a.read_until(lambda e: e[0] == "hello", 5)
+                b.read_until(lambda e: e[0] == "hello", 5)
+                status, headers, body = get(w.admin, "/debug/events", timeout=5)
+                self.assertEqual(status, 503)
+                self.assertIn("max_event_streams", body.decode())
+                self.assertEqual(headers["retry-after"], "5")
+            finally:
+                a.close()
+                b.close()
+            # A closed stream frees its place (once its fiber notices, at its next write).
+            u.poll(lambda: _stream_opens(w.admin), 5, 0.1, "a stream after two closed")
+            self.assertEqual(w.stop(), 0)
+
+
+def _stream_opens(admin):
+    s = EventStream(admin)
+    try:
+        return s.resp.status == 200
+    finally:
+        s.close()
+
+
+class Profiles(unittest.TestCase):
+    def test_hubblock_profile_names_the_culprits(self):
+        with tempfile.TemporaryDirectory(prefix="weft-pprof-") as tmp, \
+                Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2"]) as w:
+            w.wait_ready()
+            self.assertEqual(get(w.http, "/block?ms=300", timeout=10)[0], 200)
+            self.assertEqual(get(w.http, "/spin?ms=300", timeout=10)[0], 200)
+
+            def both_counted():
+                _, body = u.get_json(w.admin, "/debug/state")
+                demo = body["protection"]["stall"]["plugins"][0]
+                return demo["blocked_total_s"] > 0.5
+            u.poll(both_counted, 10, 0.05, "both blockages ended")
+            status, headers, data = get(w.admin, "/debug/pprof/hubblock")
+            self.assertEqual(status, 200)
+            self.assertEqual(data[:2], b"\x1f\x8b")  # gzip
+            top = pprof(["-top"], data, tmp)
+            print(top)
+            self.assertIn("Type: blocked", top)
+            self.assertRegex(top, r"raw_sleep")
+            self.assertRegex(top, r"spin_on_cpu")
+            tags = pprof(["-tags"], data, tmp)
+            print(tags)
+            for want in ("/block", "/spin", "demo", "syscall", "cpu"):
+                self.assertIn(want, tags)
+            # Only /block's time, by its label.
+            block_only = pprof(["-top", "-tagfocus=route=/block"], data, tmp)
+            self.assertIn("raw_sleep", block_only)
+            self.assertNotIn("spin_on_cpu", block_only)
+
+            # ?seconds=N: only what happens in the next N seconds.
+            got = []
+            t = threading.Thread(target=lambda: got.append(
+                get(w.admin, "/debug/pprof/hubblock?seconds=2", timeout=10)))
+            t.start()
+            time.sleep(0.3)
+            self.assertEqual(get(w.http, "/spin?ms=250", timeout=10)[0], 200)
+            t.join(10)
+            status, _, delta = got[0]
+            self.assertEqual(status, 200)
+            top = pprof(["-top"], delta, tmp)
+            self.assertIn("spin_on_cpu", top)
+            self.assertNotIn("raw_sleep", top)
+            self.assertEqual(get(w.admin, "/debug/pprof/hubblock?seconds=0")[0], 400)
+
+    def test_cpu_profile_samples_the_hub_threads(self):
+        with tempfile.TemporaryDirectory(prefix="weft-pprof-") as tmp, \
+                Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2"]) as w:
+            w.wait_ready()
+            got = []
+            t = threading.Thread(target=lambda: got.append(
+                get(w.admin, "/debug/pprof/profile?seconds=2&hz=200", timeout=20)))
+            t.start()
+            time.sleep(0.2)
+            self.assertEqual(get(w.http, "/spin?ms=1000", timeout=10)[0], 200)
+            t.join(20)
+            status, headers, data = got[0]
+            self.assertEqual(status, 200)
+            top = pprof(["-top"], data, tmp)
+            print(top)
+            self.assertIn("Type: cpu", top)
+            self.assertIn("spin_on_cpu", top)
+            m = re.search(r"Total samples = ([\d.]+)(ms|s)", top)
+            total = float(m.group(1)) * (1 if m.group(2) == "s" else 1e-3)
+            # About a second of spinning, sampled at 200 Hz (sanitizers and a busy machine
+            # lose some samples; the admin hub stayed responsive meanwhile).
+            self.assertGreater(total, 0.3)
+            self.assertEqual(get(w.admin, "/debug/pprof/profile?seconds=9999")[0], 400)
+            self.assertEqual(get(w.admin, "/debug/pprof/profile?seconds=1&hz=0")[0], 400)
+
+
+if __name__ == "__main__":
+    u.main()
