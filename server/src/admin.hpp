@@ -18,6 +18,9 @@
 
 namespace weft::server {
 
+/// Seconds of history the debug page's heatmaps show (and the sampler keeps).
+inline constexpr std::size_t kDebugHistoryTicks = 180;
+
 struct AdminState {
     monitor::Registry* registry = nullptr;
     monitor::Watchdog* watchdog = nullptr;
@@ -39,10 +42,17 @@ struct AdminState {
     /// /debug/events streams open at once; more get 503.
     unsigned max_event_streams = 8;
     std::atomic<unsigned> event_streams{0};
+    /// The sampler's ticks (per-hub histogram deltas, busy/idle, protection), one per second,
+    /// kept for as long as the page's heatmaps show.
+    LiveFeed ticks{kDebugHistoryTicks};
 };
 
 /// The run-info dump as JSON (what /debug/fibers serves).
 std::string fibers_json(const Runtime& rt);
+
+/// The debug page's sampler: once a second, the worker hubs' histogram deltas into
+/// `state.ticks`. A fiber body for the admin hub; returns when the fiber is cancelled.
+void run_debug_sampler(AdminState& state);
 
 /// Registers the debug page, its event stream, /debug/state and the pprof endpoints.
 void register_debug_routes(http::Router& router, AdminState& state);

@@ -127,7 +127,8 @@ std::string hello_json(const AdminState& st) {
 }
 
 // The event stream of one browser tab: a hello (plugins, configuration, bucket bounds), the
-// recent reports, then reports as they come, a tick every second and the fiber tree every two.
+// sampler's ticks of the last minutes and the recent reports, then reports and ticks as they
+// come, and the fiber tree every two seconds.
 void event_stream(AdminState& st, http::ResponseStream& out) {
     const unsigned open = st.event_streams.fetch_add(1) + 1;
     struct Release {
@@ -153,11 +154,15 @@ void event_stream(AdminState& st, http::ResponseStream& out) {
         const std::uint64_t last = st.feed->last();
         seq = last > kRecentOnConnect * 2 ? last - kRecentOnConnect * 2 : 0;
     }
-    HubCounters before = read_counters(*st.workers);
-    auto next_tick = std::chrono::steady_clock::now();  // the first tick at once (empty deltas)
-    auto next_fibers = next_tick;
+    // The sampler's history first: the heatmaps start with the last minutes filled in.
+    std::uint64_t tick_seq = 0;
+    auto next_fibers = std::chrono::steady_clock::now();
     for (;;) {
         std::string batch;
+        for (auto& e : st.ticks.after(tick_seq)) {
+            batch += sse(e.name, e.data);
+            tick_seq = e.seq;
+        }
         if (st.feed) {
             for (auto& e : st.feed->after(seq)) {
                 batch += sse(e.name, e.data);
@@ -165,13 +170,6 @@ void event_stream(AdminState& st, http::ResponseStream& out) {
             }
         }
         const auto now = std::chrono::steady_clock::now();
-        if (now >= next_tick) {
-            HubCounters counters = read_counters(*st.workers);
-            batch += sse("tick", tick_json(st, before, counters));
-            before = std::move(counters);
-            next_tick += kTickPeriod;
-            if (next_tick < now) next_tick = now + kTickPeriod;
-        }
         if (now >= next_fibers) {
             std::string f = fibers_json(*st.workers);
             while (!f.empty() && f.back() == '\n')
@@ -214,6 +212,15 @@ constexpr const char* kPprofIndex =
     "default 100)</li>\n</ul>\n<p><a href=\"/debug/\">the live page</a></p>\n";
 
 }  // namespace
+
+void run_debug_sampler(AdminState& st) {
+    HubCounters before = read_counters(*st.workers);
+    while (weft::sleep_for(kTickPeriod)) {
+        HubCounters now = read_counters(*st.workers);
+        st.ticks.publish("tick", tick_json(st, before, now));
+        before = std::move(now);
+    }
+}
 
 void register_debug_routes(http::Router& router, AdminState& st) {
     // No request deadline for what lasts: the streams, and profiles over N seconds.

@@ -26,6 +26,8 @@
 #include "shutdown_guard.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/render.hpp"
+#include "weft/core/fiber.hpp"
+#include "weft/core/hub.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/text.hpp"
@@ -374,6 +376,13 @@ int main(int argc, char** argv) {
             return 1;
         }
         admin_bound = *ab;
+        if (cfg.admin.debug_endpoints) {
+            admin_rt->hub(0).post([&admin] {
+                weft::spawn("debug-sampler", [&admin] {
+                    weft::server::run_debug_sampler(admin);
+                }).detach();
+            });
+        }
     }
 
     plugins.start_background(*workers);
