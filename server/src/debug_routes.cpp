@@ -182,14 +182,16 @@ void event_stream(AdminState& st, http::ResponseStream& out) {
     }
 }
 
-// ?seconds=N: nullopt when absent; a 400 text when malformed or out of 1..max.
-std::optional<long> seconds_param(const http::Request& req, long max, std::string& problem) {
-    auto v = req.query("seconds");
+// ?NAME=N: nullopt when absent; `problem` says why when malformed or out of [min, max].
+std::optional<long> int_param(const http::Request& req, std::string_view name, long min, long max,
+                              std::string& problem) {
+    auto v = req.query(name);
     if (!v) return std::nullopt;
     long n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < 1 || n > max)
-        problem = fmt::format("seconds must be a whole number from 1 to {}, got '{}'\n", max, *v);
+    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < min || n > max)
+        problem =
+            fmt::format("{} must be a whole number from {} to {}, got '{}'\n", name, min, max, *v);
     return n;
 }
 
@@ -255,7 +257,7 @@ void register_debug_routes(http::Router& router, AdminState& st) {
         "GET", "/debug/pprof/hubblock",
         [&st](http::Request& req) {
             std::string problem;
-            auto secs = seconds_param(req, 3600, problem);
+            auto secs = int_param(req, "seconds", 1, 3600, problem);
             if (!problem.empty()) return http::Response::text(problem, 400);
             if (!st.hubblock) return http::Response::text("the watchdog is off\n", 404);
             if (!secs) {
@@ -278,18 +280,13 @@ void register_debug_routes(http::Router& router, AdminState& st) {
         "GET", "/debug/pprof/profile",
         [&st](http::Request& req) {
             std::string problem;
-            auto secs = seconds_param(req, 300, problem);
+            auto secs = int_param(req, "seconds", 1, 300, problem);
             if (!problem.empty()) return http::Response::text(problem, 400);
             monitor::CpuProfileOptions o;
             o.duration = std::chrono::seconds(secs.value_or(30));
-            if (auto hz = req.query("hz")) {
-                int n = 0;
-                auto [end, ec] = std::from_chars(hz->data(), hz->data() + hz->size(), n);
-                if (hz->empty() || ec != std::errc() || end != hz->data() + hz->size() || n < 1 ||
-                    n > 1000)
-                    return http::Response::text("hz must be a whole number from 1 to 1000\n", 400);
-                o.hz = n;
-            }
+            auto hz = int_param(req, "hz", 1, 1000, problem);
+            if (!problem.empty()) return http::Response::text(problem, 400);
+            o.hz = static_cast<int>(hz.value_or(o.hz));
             // Sampling sleeps between samples: on the admin's offload thread, not its hub.
             const Runtime& rt = *st.workers;
             return pprof_response(weft::offload([&] { return monitor::sample_cpu_profile(rt, o); }),

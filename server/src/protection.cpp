@@ -272,68 +272,70 @@ std::string Protection::state_json() const {
 }
 
 monitor::CollectorHandle Protection::add_metrics(monitor::Registry& registry) const {
+    using monitor::MetricType;
+    struct Family {
+        const char* name;
+        const char* help;
+        const char* unit;
+        MetricType type;
+    };
+    static constexpr Family kHub[] = {
+        {"weft_shed_requests_total",
+         "Requests answered 503 by load shedding: their hub's schedule delay was above the "
+         "[shed] budget.",
+         "", MetricType::counter},
+        {"weft_hub_shedding", "1 while the hub sheds new requests ([shed]).", "",
+         MetricType::gauge},
+    };
+    static constexpr Family kPlugin[] = {
+        {"weft_plugin_quarantined",
+         "1 while the plugin's routes answer 503: its handlers blocked their hubs for longer "
+         "than its stall budget.",
+         "", MetricType::gauge},
+        {"weft_plugin_quarantines_total",
+         "Times the plugin was quarantined for exceeding its stall budget.", "",
+         MetricType::counter},
+        {"weft_plugin_refused_requests_total",
+         "Requests to the plugin's routes answered 503 while it was quarantined.", "",
+         MetricType::counter},
+        {"weft_plugin_blocking_seconds_total",
+         "Time the plugin's handlers held their hubs in blockages the watchdog reported.",
+         "seconds", MetricType::counter},
+    };
     return registry.add_collector([this](std::vector<monitor::MetricFamily>& out) {
-        using monitor::MetricType;
-        monitor::MetricFamily shed{"weft_shed_requests_total",
-                                   "Requests answered 503 by load shedding: their hub's schedule "
-                                   "delay was above the [shed] budget.",
-                                   "",
-                                   MetricType::counter,
-                                   {},
-                                   {}};
-        monitor::MetricFamily shedding{"weft_hub_shedding",
-                                       "1 while the hub sheds new requests ([shed]).",
-                                       "",
-                                       MetricType::gauge,
-                                       {},
-                                       {}};
-        for (std::size_t i = 0; i < hubs_.size(); ++i) {
-            monitor::LabelSet l{{"hub", std::to_string(i)}};
-            shed.samples.push_back({l, static_cast<double>(hubs_[i]->shed.load())});
-            shedding.samples.push_back({l, hubs_[i]->shedding.load() ? 1.0 : 0.0});
+        const auto family = [&out](const Family& f) -> monitor::MetricFamily& {
+            return out.emplace_back(monitor::MetricFamily{f.name, f.help, f.unit, f.type, {}, {}});
+        };
+        for (std::size_t k = 0; k < std::size(kHub); ++k) {
+            monitor::MetricFamily& m = family(kHub[k]);
+            for (std::size_t i = 0; i < hubs_.size(); ++i) {
+                const HubState& h = *hubs_[i];
+                const double v =
+                    k == 0 ? static_cast<double>(h.shed.load()) : (h.shedding.load() ? 1.0 : 0.0);
+                m.samples.push_back({{{"hub", std::to_string(i)}}, v});
+            }
         }
-        out.push_back(std::move(shed));
-        out.push_back(std::move(shedding));
-        monitor::MetricFamily q{"weft_plugin_quarantined",
-                                "1 while the plugin's routes answer 503: its handlers blocked "
-                                "their hubs for longer than its stall budget.",
-                                "",
-                                MetricType::gauge,
-                                {},
-                                {}};
-        monitor::MetricFamily n{"weft_plugin_quarantines_total",
-                                "Times the plugin was quarantined for exceeding its stall budget.",
-                                "",
-                                MetricType::counter,
-                                {},
-                                {}};
-        monitor::MetricFamily r{"weft_plugin_refused_requests_total",
-                                "Requests to the plugin's routes answered 503 while it was "
-                                "quarantined.",
-                                "",
-                                MetricType::counter,
-                                {},
-                                {}};
-        monitor::MetricFamily b{"weft_plugin_blocking_seconds_total",
-                                "Time the plugin's handlers held their hubs in blockages the "
-                                "watchdog reported.",
-                                "seconds",
-                                MetricType::counter,
-                                {},
-                                {}};
         const std::int64_t now = weft::now_ns();
-        for (const auto& p : plugins_) {
-            monitor::LabelSet l{{"plugin", p->name}};
-            const bool quarantined = p->quarantined.load() && p->until_ns.load() > now;
-            q.samples.push_back({l, quarantined ? 1.0 : 0.0});
-            n.samples.push_back({l, static_cast<double>(p->quarantines.load())});
-            r.samples.push_back({l, static_cast<double>(p->refused.load())});
-            b.samples.push_back({l, seconds(p->blocking_ns.load())});
+        for (std::size_t k = 0; k < std::size(kPlugin); ++k) {
+            monitor::MetricFamily& m = family(kPlugin[k]);
+            for (const auto& p : plugins_) {
+                double v = 0;
+                switch (k) {
+                    case 0:
+                        v = p->quarantined.load() && p->until_ns.load() > now ? 1.0 : 0.0;
+                        break;
+                    case 1:
+                        v = static_cast<double>(p->quarantines.load());
+                        break;
+                    case 2:
+                        v = static_cast<double>(p->refused.load());
+                        break;
+                    default:
+                        v = seconds(p->blocking_ns.load());
+                }
+                m.samples.push_back({{{"plugin", p->name}}, v});
+            }
         }
-        out.push_back(std::move(q));
-        out.push_back(std::move(n));
-        out.push_back(std::move(r));
-        out.push_back(std::move(b));
     });
 }
 

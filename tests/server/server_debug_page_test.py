@@ -74,6 +74,18 @@ def pprof(args, data, tmp):
     return r.stdout
 
 
+def profile_while(w, profile, request, test):
+    """Asks the admin listener for `profile` (which takes a while) and, meanwhile, makes
+    `request` on the data port; returns the profile's (status, headers, body)."""
+    got = []
+    t = threading.Thread(target=lambda: got.append(get(w.admin, profile, timeout=30)))
+    t.start()
+    time.sleep(0.3)
+    test.assertEqual(get(w.http, request, timeout=10)[0], 200)
+    t.join(30)
+    return got[0]
+
+
 class Page(unittest.TestCase):
     def test_page_is_self_contained(self):
         with Weft(["--plugin", u.plugin_path("demo")]) as w:
@@ -205,14 +217,8 @@ class Profiles(unittest.TestCase):
             self.assertNotIn("spin_on_cpu", block_only)
 
             # ?seconds=N: only what happens in the next N seconds.
-            got = []
-            t = threading.Thread(target=lambda: got.append(
-                get(w.admin, "/debug/pprof/hubblock?seconds=2", timeout=10)))
-            t.start()
-            time.sleep(0.3)
-            self.assertEqual(get(w.http, "/spin?ms=250", timeout=10)[0], 200)
-            t.join(10)
-            status, _, delta = got[0]
+            status, _, delta = profile_while(w, "/debug/pprof/hubblock?seconds=2",
+                                             "/spin?ms=250", self)
             self.assertEqual(status, 200)
             top = pprof(["-top"], delta, tmp)
             self.assertIn("spin_on_cpu", top)
@@ -223,14 +229,8 @@ class Profiles(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="weft-pprof-") as tmp, \
                 Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2"]) as w:
             w.wait_ready()
-            got = []
-            t = threading.Thread(target=lambda: got.append(
-                get(w.admin, "/debug/pprof/profile?seconds=2&hz=200", timeout=20)))
-            t.start()
-            time.sleep(0.2)
-            self.assertEqual(get(w.http, "/spin?ms=1000", timeout=10)[0], 200)
-            t.join(20)
-            status, headers, data = got[0]
+            status, headers, data = profile_while(w, "/debug/pprof/profile?seconds=2&hz=200",
+                                                  "/spin?ms=1000", self)
             self.assertEqual(status, 200)
             top = pprof(["-top"], data, tmp)
             print(top)
