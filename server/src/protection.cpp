@@ -19,7 +19,8 @@ namespace weft::server {
 
 namespace {
 
-using Buckets = std::array<std::uint64_t, LatencyHistogram::kBuckets>;
+// Schedule delay, then lag: the two histograms a hub's congestion is judged by.
+using Buckets = std::array<std::uint64_t, LatencyHistogram::kBuckets * 2>;
 
 double seconds(std::int64_t ns) {
     return static_cast<double>(ns) / 1e9;
@@ -43,6 +44,7 @@ struct Protection::HubState {
     std::atomic<double> quantile_s{0};  // over the last window; +inf beyond the last bucket
     std::atomic<std::uint64_t> wakeups{0};
     std::uint64_t shed_at_start = 0;  // the thread's: shed count when the episode began
+    std::int64_t shed_since_ns = 0;   // the thread's: when the episode began
     std::deque<std::pair<std::int64_t, Buckets>> ring;  // the thread's
 };
 
@@ -97,7 +99,7 @@ std::optional<http::Response> Protection::admit(unsigned plugin) {
         if (hub && i < hubs_.size() && hubs_[i]->shedding.load(std::memory_order_relaxed)) {
             hubs_[i]->shed.fetch_add(1, std::memory_order_relaxed);
             return refusal("503 overloaded: this server's hub " + std::to_string(i) +
-                               " runs ready work later than its schedule-delay budget; "
+                               " runs ready work later than its [shed] budget; "
                                "retry later\n",
                            shed_.retry_after.count());
         }
@@ -159,63 +161,95 @@ void Protection::run() {
     }
 }
 
+namespace {
+
+// One histogram over the window: how many observations, how many above the budget, and the
+// quantile (the upper bound of the bucket that reaches it; +inf beyond the last bound).
+struct WindowStats {
+    std::uint64_t total = 0, late = 0;
+    double quantile_s = 0;
+};
+
+WindowStats window_stats(const std::uint64_t* now, const std::uint64_t* base, std::size_t over,
+                         double quantile) {
+    WindowStats w;
+    std::uint64_t d[LatencyHistogram::kBuckets];
+    for (std::size_t k = 0; k < LatencyHistogram::kBuckets; ++k) {
+        d[k] = now[k] - base[k];
+        w.total += d[k];
+        if (k > over) w.late += d[k];
+    }
+    if (w.total == 0) return w;
+    std::uint64_t cum = 0;
+    w.quantile_s = INFINITY;
+    for (std::size_t k = 0; k < kLatencyBucketBoundsNs.size(); ++k) {
+        cum += d[k];
+        if (static_cast<double>(cum) >= quantile * static_cast<double>(w.total)) {
+            w.quantile_s = seconds(kLatencyBucketBoundsNs[k]);
+            break;
+        }
+    }
+    return w;
+}
+
+}  // namespace
+
 void Protection::look_at_hubs() {
-    // Wakeups delayed by more than the budget are those in the buckets above the first bound
-    // that is at least the budget.
+    // Delays above the budget are those in the buckets above the first bound that is at least
+    // the budget.
     std::size_t over = 0;
     while (over < kLatencyBucketBoundsNs.size() &&
            kLatencyBucketBoundsNs[over] < shed_.budget.count())
         ++over;
+    constexpr std::size_t kN = LatencyHistogram::kBuckets;
     const std::int64_t now = weft::now_ns();
     for (unsigned i = 0; i < hubs_.size(); ++i) {
         HubState& h = *hubs_[i];
-        const LatencyHistogram& hist = weft::internal::probe(rt_.hub(i)).schedule_delay;
+        // How late ready work runs: fibers woken by others (schedule delay) and a timer that
+        // should have fired (the lag probe, which is how a blocked hub shows when every new
+        // request waits in the kernel rather than in the run queue).
+        const HubProbe& p = weft::internal::probe(rt_.hub(i));
         Buckets b;
-        for (std::size_t k = 0; k < b.size(); ++k)
-            b[k] = hist.buckets[k].load(std::memory_order_relaxed);
+        for (std::size_t k = 0; k < kN; ++k) {
+            b[k] = p.schedule_delay.buckets[k].load(std::memory_order_relaxed);
+            b[kN + k] = p.lag.buckets[k].load(std::memory_order_relaxed);
+        }
         h.ring.emplace_back(now, b);
         // Keep the newest snapshot taken at least a window ago as the base.
         while (h.ring.size() > 2 && h.ring[1].first <= now - shed_.window.count())
             h.ring.pop_front();
         const Buckets& base = h.ring.front().second;
-        std::uint64_t total = 0, late = 0;
-        Buckets d;
-        for (std::size_t k = 0; k < b.size(); ++k) {
-            d[k] = b[k] - base[k];
-            total += d[k];
-            if (k > over) late += d[k];
-        }
-        double q = 0;
-        if (total > 0) {
-            std::uint64_t cum = 0;
-            q = INFINITY;
-            for (std::size_t k = 0; k < kLatencyBucketBoundsNs.size(); ++k) {
-                cum += d[k];
-                if (static_cast<double>(cum) >= shed_.quantile * static_cast<double>(total)) {
-                    q = seconds(kLatencyBucketBoundsNs[k]);
-                    break;
-                }
-            }
-        }
+        const WindowStats sched = window_stats(&b[0], &base[0], over, shed_.quantile);
+        const WindowStats lag = window_stats(&b[kN], &base[kN], over, shed_.quantile);
+        const double q = std::max(sched.quantile_s, lag.quantile_s);
         h.quantile_s.store(q, std::memory_order_relaxed);
-        h.wakeups.store(total, std::memory_order_relaxed);
-        const bool congested =
-            total >= shed_.min_wakeups &&
-            static_cast<double>(late) > (1.0 - shed_.quantile) * static_cast<double>(total);
+        h.wakeups.store(sched.total, std::memory_order_relaxed);
+        const auto over_budget = [&](const WindowStats& w) {
+            return w.total >= shed_.min_wakeups &&
+                   static_cast<double>(w.late) >
+                       (1.0 - shed_.quantile) * static_cast<double>(w.total);
+        };
+        const bool congested = over_budget(sched) || over_budget(lag);
         const bool was = h.shedding.load(std::memory_order_relaxed);
         if (congested && !was) {
             h.shed_at_start = h.shed.load(std::memory_order_relaxed);
+            h.shed_since_ns = now;
             h.shedding.store(true, std::memory_order_relaxed);
             weft::logger()->warn(
-                "hub {}: schedule delay p{:g} over the last {:.1f} s is {} (budget {:.3f} s): "
+                "hub {}: schedule delay or lag p{:g} over the last {:.1f} s is {} (budget {:.3f} "
+                "s): "
                 "new requests on this hub get 503 until it recovers",
                 i, shed_.quantile * 100, seconds(shed_.window.count()),
                 std::isinf(q) ? std::string("above 10 s") : fmt::format("{:.3f} s", q),
                 seconds(shed_.budget.count()));
-        } else if (!congested && was) {
+        } else if (!congested && was && now - h.shed_since_ns >= shed_.window.count()) {
+            // Recovered only when a whole window since shedding began was within budget: the
+            // fast 503s alone would otherwise dilute the late wakeups below the quantile at
+            // once, and the hub would flap between shedding and blocking.
             h.shedding.store(false, std::memory_order_relaxed);
-            weft::logger()->info("hub {}: schedule delay back within budget; {} request(s) shed", i,
-                                 h.shed.load(std::memory_order_relaxed) - h.shed_at_start);
+            weft::logger()->info(
+                "hub {}: schedule delay and lag back within budget; {} request(s) shed", i,
+                h.shed.load(std::memory_order_relaxed) - h.shed_at_start);
         }
     }
 }

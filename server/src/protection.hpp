@@ -1,5 +1,5 @@
-// Protection of the data listener: load shedding (a hub whose schedule delay stays above its
-// budget answers new requests 503 until it recovers, userver's congestion control) and a stall
+// Protection of the data listener: load shedding (a hub whose schedule delay or lag stays above
+// its budget answers new requests 503 until it recovers, userver's congestion control) and a stall
 // budget per plugin (a plugin whose handlers blocked their hubs for longer than its budget
 // within a window has its routes answer 503 for a cool-down, while the other plugins keep full
 // service). The plugin host wraps every plugin route with admit(); the admin listener is never
@@ -28,9 +28,11 @@ namespace weft::server {
 /// budget depends on the service's own latency objective.
 struct ShedOptions {
     bool enabled = false;
-    /// A hub sheds while this quantile of its schedule delay (ready -> running) over the last
-    /// `window` is above `budget`. The budget is rounded up to the histogram's 1-2-5 bucket
-    /// bounds (5us..10s).
+    /// A hub starts shedding when this quantile of its schedule delay (ready -> running) or of
+    /// its lag (the probe timer's lateness: requests waiting in the kernel behind a blocked hub
+    /// show there, not in the run queue) over the last `window` is above `budget`, and stops
+    /// once a whole window since then was within it. The budget is rounded up to the
+    /// histogram's 1-2-5 bucket bounds (5us..10s).
     std::chrono::nanoseconds budget = std::chrono::milliseconds(50);
     double quantile = 0.99;
     std::chrono::nanoseconds window = std::chrono::seconds(1);

@@ -211,14 +211,14 @@ config::Schema<Settings> build() {
         duration(milliseconds(1), seconds(60)), "period of the event-loop lag probe");
 
     s.bind("shed", "enabled", [](auto& o) -> auto& { return o.shed.enabled; }, boolean(),
-        "answer new requests 503 on a hub whose schedule delay is above its budget");
+        "answer new requests 503 on a hub whose schedule delay or lag is above its budget");
     s.bind("shed", "budget", [](auto& o) -> auto& { return o.shed.budget; },
         duration(std::chrono::microseconds(5), seconds(10)),
-        "schedule-delay budget of a hub (rounded up to the 1-2-5 histogram bounds)");
+        "schedule-delay and lag budget of a hub (rounded up to the 1-2-5 histogram bounds)");
     s.bind("shed", "quantile", [](auto& o) -> auto& { return o.shed.quantile; }, quantile(),
-        "which quantile of schedule delay over the window is held to the budget");
+        "which quantile of schedule delay and of lag over the window is held to the budget");
     s.bind("shed", "window", [](auto& o) -> auto& { return o.shed.window; },
-        duration(milliseconds(100), seconds(60)), "the time over which schedule delay is judged");
+        duration(milliseconds(100), seconds(60)), "the time over which schedule delay and lag are judged");
     s.bind("shed", "min_wakeups", [](auto& o) -> auto& { return o.shed.min_wakeups; },
         integer(1, 1'000'000), "fewer wakeups in the window never shed");
     s.bind("shed", "retry_after", [](auto& o) -> auto& { return o.shed.retry_after; },
