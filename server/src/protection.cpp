@@ -315,7 +315,7 @@ monitor::CollectorHandle Protection::add_metrics(monitor::Registry& registry) co
     };
     static constexpr Family kHub[] = {
         {"weft_shed_requests_total",
-         "Requests answered 503 by load shedding: their hub's schedule delay was above the "
+         "Requests answered 503 by load shedding: their hub's schedule delay or lag was above the "
          "[shed] budget.",
          "", MetricType::counter},
         {"weft_hub_shedding", "1 while the hub sheds new requests ([shed]).", "",
