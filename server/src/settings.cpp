@@ -5,9 +5,11 @@
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -63,10 +65,18 @@ config::Kind<AccessLogTarget> access_log_target() {
 // A fraction in [0.5, 1): which quantile of schedule delay load shedding compares.
 config::Kind<double> quantile() {
     auto parse = [](const config::Input& in) -> config::Parsed<double> {
-        auto v = config::parse_number(in);
-        if (!v || !(*v >= 0.5 && *v < 1.0))
+        std::optional<double> q;
+        if (in.is_textual()) {  // a variable or a flag
+            const std::string_view t = config::trim(in.text);
+            double v = 0;
+            auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+            if (!t.empty() && ec == std::errc() && end == t.data() + t.size()) q = v;
+        } else if (auto v = config::parse_number(in)) {
+            q = *v;
+        }
+        if (!q || !(*q >= 0.5 && *q < 1.0))
             return config::Problem{"expected a quantile from 0.5 to below 1, such as 0.99"};
-        return *v;
+        return *q;
     };
     auto print = [](const double& q) { return fmt::format("{}", q); };
     return {parse, print, print};

@@ -224,7 +224,8 @@ class Admin(unittest.TestCase):
             self.assertTrue(headers["content-type"].startswith("text/html"))
             links = re.findall(r'href="(/debug/[^"]*)"', body.decode())
             self.assertEqual(sorted(set(links)), ["/debug/blocking", "/debug/config",
-                                                  "/debug/fibers", "/debug/fibers?format=text"])
+                                                  "/debug/fibers", "/debug/fibers?format=text",
+                                                  "/debug/pprof/", "/debug/state"])
             for link in links:
                 self.assertEqual(get(self.w.admin, link)[0], 200, link)
 
@@ -249,7 +250,9 @@ class DebugEndpointsOff(unittest.TestCase):
                         '[admin]\ndebug_endpoints = false\n[[plugin]]\npath = "demo"\n')
             with Weft(["--config", cfg, "--hubs", "1"], workdir=tmp) as w:
                 w.wait_ready()
-                for path in ("/debug/blocking", "/debug/fibers", "/debug/config"):
+                for path in ("/debug/blocking", "/debug/fibers", "/debug/config",
+                             "/debug/events", "/debug/state", "/debug/pprof/hubblock",
+                             "/debug/pprof/profile?seconds=1"):
                     self.assertEqual(get(w.admin, path)[0], 404, path)
                 for path in ("/metrics", "/healthz", "/readyz"):
                     self.assertEqual(get(w.admin, path)[0], 200, path)

@@ -446,6 +446,16 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_CLIENT_MAX_REDIRECTS", "2"},
         {"WEFT_CLIENT_DNS_CACHE_TTL", "0"},
         {"WEFT_CLIENT_USER_AGENT", "tester/1"},
+        {"WEFT_ADMIN_MAX_EVENT_STREAMS", "3"},
+        {"WEFT_SHED_ENABLED", "off"},  // on needs the watchdog, which this list turns off
+        {"WEFT_SHED_BUDGET", "20ms"},
+        {"WEFT_SHED_QUANTILE", "0.95"},
+        {"WEFT_SHED_WINDOW", "2s"},
+        {"WEFT_SHED_MIN_WAKEUPS", "50"},
+        {"WEFT_SHED_RETRY_AFTER", "3s"},
+        {"WEFT_STALL_BUDGET", "1s"},
+        {"WEFT_STALL_WINDOW", "20s"},
+        {"WEFT_STALL_COOLDOWN", "40s"},
         {"WEFT_LOG_LEVEL", "error"},
         {"WEFT_LOG_FORMAT", "json"},
         {"WEFT_LOG_ACCESS_LOG", "stdout"},
@@ -492,6 +502,16 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.monitor.recent_reports, 7u);
     EXPECT_EQ(v.monitor.reports_per_minute, 0u);
     EXPECT_EQ(v.runtime.lag_probe_interval, 20ms);
+    EXPECT_EQ(v.admin.max_event_streams, 3u);
+    EXPECT_FALSE(v.shed.enabled);
+    EXPECT_EQ(v.shed.budget, 20ms);
+    EXPECT_DOUBLE_EQ(v.shed.quantile, 0.95);
+    EXPECT_EQ(v.shed.window, 2s);
+    EXPECT_EQ(v.shed.min_wakeups, 50u);
+    EXPECT_EQ(v.shed.retry_after, 3s);
+    EXPECT_EQ(v.stall.budget, 1s);
+    EXPECT_EQ(v.stall.window, 20s);
+    EXPECT_EQ(v.stall.cooldown, 40s);
 }
 
 // The value each key prints reads back through its variable and through --set: one grammar for
