@@ -60,7 +60,9 @@ fi
 # playwright-core downloads no browser here: the test points it at Debian's chromium.
 for s in "${sets[@]}"; do
     [ "$s" = test ] || continue
-    js="$(cd "$(dirname "$0")/../tests/js" && pwd)"
+    js="$(dirname "$0")/../tests/js"
+    # The image's build stage runs this script before the sources are copied in.
+    [ -f "$js/package-lock.json" ] || { echo "install-deps: no tests/js here; npm step skipped" >&2; continue; }
     if ! (cd "$js" && npm ls --all >/dev/null 2>&1); then
         echo "install-deps: npm ci in $js" >&2
         (cd "$js" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -26,11 +26,12 @@ else
     # The io_uring variants of the tests skip, saying so, where the build's seccomp profile
     # refuses io_uring (the default profiles of podman and Docker do). Unit tests are the ones
     # that need no outside servers; until any carries the label, run all but the deploy tests
-    # (which drive podman from the host and are not even configured here) and the slow ones
-    # (the README's scripts/run.sh, which builds the whole tree again; the host suite runs it).
+    # (which drive podman from the host and are not even configured here), the slow ones
+    # (the README's scripts/run.sh, which builds the whole tree again; the host suite runs it)
+    # and the browser test (its npm packages are installed on the host, not in this stage).
     select=(-L unit)
     if ctest --test-dir "$build" -N -L unit | grep -q '^Total Tests: 0$'; then
-        select=(-LE 'deploy|slow')
+        select=(-LE 'deploy|slow|browser')
     fi
     # A test that fails twice fails the image; one that fails once is shown, retried, and left to
     # the main test suite, which runs the same tests on the host.
