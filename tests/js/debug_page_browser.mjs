@@ -118,6 +118,16 @@ try {
   const stack = await li.locator("pre").textContent();
   check(stack.includes("raw_sleep"), "the stack names raw_sleep");
 
+  // The demo plugin's stall budget is 0.5 s (set by the test): two more blockages of 300 ms
+  // quarantine it, and the plugins table says so within a tick.
+  for (let i = 0; i < 2; i++) await get(args.http, "/block?ms=300");
+  check((await get(args.http, "/")).status === 503, "the demo plugin is quarantined");
+  await page.waitForFunction(() => {
+    const row = document.querySelector('#plugins tr[data-plugin="demo"]');
+    return row && row.textContent.includes("quarantined");
+  }, null, { timeout: 3000 });
+  check(true, "the page shows the quarantine");
+
   await page.screenshot({ path: path.join(out, "debug_page.png"), fullPage: true });
   console.log("screenshot: " + path.join(out, "debug_page.png"));
 

@@ -22,7 +22,9 @@ class Browser(unittest.TestCase):
         self.assertTrue(os.path.exists("/usr/bin/chromium"),
                         "chromium missing: run scripts/install-deps.sh test")
         out = os.path.join(u.ARGS.build_dir, "tests", "server")
-        with Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2"]) as w:
+        # A stall budget the test exceeds on purpose, to see the quarantine on the page.
+        with Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2",
+                   "--set", "stall.budget=0.5s"]) as w:
             w.wait_ready()
             r = subprocess.run([node, os.path.join(js, "debug_page_browser.mjs"),
                                 "--admin", w.admin, "--http", w.http, "--out", out],
