@@ -285,6 +285,7 @@ class Loader final : private CheckContext {
                                     std::chrono::hours(24));
             if (d) {
                 plugin.stall_budget = *d;
+                plugin.stall_budget_source = budget->source();
             } else {
                 error("[[plugin]] stall_budget", budget->source(), budget->describe(),
                       d.error().message);
@@ -461,6 +462,7 @@ class Loader final : private CheckContext {
                 if (configured.path == f->value) {
                     p.config = configured.config;
                     p.stall_budget = configured.stall_budget;
+                    p.stall_budget_source = configured.stall_budget_source;
                     break;
                 }
             }

@@ -142,6 +142,9 @@ std::string render_effective(const SchemaBase& schema, const void* root, const L
     for (const auto& p : loaded.plugins) {
         out += "\n[[plugin]]\n";
         line(out, "path = " + toml_quote(p.path), p.source);
+        if (p.stall_budget)
+            line(out, "stall_budget = " + toml_quote(format_duration(*p.stall_budget)),
+                 p.stall_budget_source);
         if (p.config.empty()) continue;
         line(out, "[plugin.config]", p.config.source());
         render_table(out, p.config, "plugin.config");
@@ -172,7 +175,12 @@ std::string to_json(const SchemaBase& schema, const void* root, const Loaded& lo
         const auto& p = loaded.plugins[i];
         const std::string prefix = "plugins[" + std::to_string(i) + "]";
         out += i ? ",\n    " : "\n    ";
-        out += "{\"path\": " + json_quote(p.path) + ", \"config\": " + json_table(p.config) + "}";
+        out += "{\"path\": " + json_quote(p.path);
+        if (p.stall_budget) {
+            out += ", \"stall_budget\": " + json_quote(format_duration(*p.stall_budget));
+            sources.emplace_back(prefix + ".stall_budget", p.stall_budget_source.to_string());
+        }
+        out += ", \"config\": " + json_table(p.config) + "}";
         sources.emplace_back(prefix + ".path", p.source.to_string());
         json_sources(sources, p.config, prefix + ".config");
     }

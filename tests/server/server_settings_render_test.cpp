@@ -73,8 +73,21 @@ level = "critical"
 format = "json"
 access_log = "/var/log/weft/access.log"
 
+[shed]
+budget = "20ms"
+quantile = 0.95
+window = "2s"
+min_wakeups = 7
+retry_after = "3s"
+
+[stall]
+budget = "1.5s"
+window = "20s"
+cooldown = "1m"
+
 [[plugin]]
 path = "demo"
+stall_budget = "250ms"
 [plugin.config]
 greeting = "hi \"there\"\n\ttab é \u0001 \u007f"
 count = -3
@@ -129,6 +142,7 @@ void expect_same(const LoadedSettings& a, const LoadedSettings& b) {
     ASSERT_EQ(a.plugins().size(), b.plugins().size());
     for (std::size_t i = 0; i < a.plugins().size(); ++i) {
         EXPECT_EQ(a.plugins()[i].path, b.plugins()[i].path);
+        EXPECT_EQ(a.plugins()[i].stall_budget, b.plugins()[i].stall_budget);
         EXPECT_TRUE(Value::make_table(a.plugins()[i].config)
                         .same_content(Value::make_table(b.plugins()[i].config)))
             << "plugin " << i;
@@ -161,6 +175,10 @@ TEST(ConfigRender, RoundTripsEveryValue) {
     EXPECT_EQ(reloaded.plugins()[0].config.get_string("greeting").value(),
               "hi \"there\"\n\ttab é \x01 \x7f");
     EXPECT_EQ(reloaded.plugins()[0].config.get_double("big").value(), 1e300);
+    EXPECT_EQ(reloaded.plugins()[0].stall_budget, std::chrono::milliseconds(250));
+    EXPECT_FALSE(reloaded.plugins()[1].stall_budget) << "unset: the [stall] default";
+    EXPECT_DOUBLE_EQ(v.shed.quantile, 0.95);
+    EXPECT_EQ(v.stall.cooldown, std::chrono::minutes(1));
     // Rendering the reloaded configuration gives the same values again.
     expect_same(reloaded, load_ok(file_options(reloaded.render())));
 }

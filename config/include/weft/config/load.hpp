@@ -45,6 +45,7 @@ struct PluginConfig {
     /// `stall_budget`: how long this plugin's handlers may block their hubs within the stall
     /// window before its routes are quarantined; unset: the server's default. 0: never.
     std::optional<Duration> stall_budget;
+    Source stall_budget_source;  ///< where stall_budget was given, when it was
 };
 
 /// Where each key's value came from.
