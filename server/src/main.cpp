@@ -465,6 +465,7 @@ int main(int argc, char** argv) {
             admin_rt.reset();
         }
         server.reset();
+        protection.stop();  // its thread reads the worker hubs
         watchdog.reset();
         workers.reset();
     }

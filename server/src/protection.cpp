@@ -66,6 +66,10 @@ Protection::Protection(const Runtime& rt, ShedOptions shed, StallOptions stall)
 }
 
 Protection::~Protection() {
+    stop();
+}
+
+void Protection::stop() {
     {
         std::lock_guard<std::mutex> g(mu_);
         stop_ = true;

@@ -64,6 +64,9 @@ class Protection {
     unsigned add_plugin(std::string name, std::optional<std::chrono::nanoseconds> budget);
     /// Starts the thread that watches schedule delay and cool-downs.
     void start();
+    /// Ends that thread (it reads the hubs: call it before the runtime goes). admit() and
+    /// add_blocking() still work; cool-downs then end only when admit() sees them expire.
+    void stop();
 
     /// On the hub, before plugin `plugin`'s handler: nullopt to serve, or the 503 to send
     /// (load shedding first, then the plugin's quarantine). Counts what it refuses.

@@ -163,6 +163,8 @@ path = "%s"
                 self.assertEqual(get(w.http, "/", timeout=5)[0], 200)
                 w.wait_for_log(r"hub 0: schedule delay and lag back within budget", 5)
                 print("served %d, shed %d (metric %d)" % (seen["ok"], seen["shed"], shed))
+                # A clean stop while the shedding thread still looks at the hubs.
+                self.assertEqual(w.stop(), 0)
 
     def test_shedding_needs_the_watchdog(self):
         r = u.run_weft(["--set", "shed.enabled=true", "--set", "monitor.enabled=false",
