@@ -42,6 +42,8 @@ struct AdminState {
     /// /debug/events streams open at once; more get 503.
     unsigned max_event_streams = 8;
     std::atomic<unsigned> event_streams{0};
+    /// Set before the worker hubs go: a CPU profile in progress stops sampling them.
+    std::atomic<bool> stopping{false};
     /// The sampler's ticks (per-hub histogram deltas, busy/idle, protection), one per second,
     /// kept for as long as the page's heatmaps show.
     LiveFeed ticks{kDebugHistoryTicks};

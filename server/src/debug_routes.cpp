@@ -287,6 +287,7 @@ void register_debug_routes(http::Router& router, AdminState& st) {
             auto hz = int_param(req, "hz", 1, 1000, problem);
             if (!problem.empty()) return http::Response::text(problem, 400);
             o.hz = static_cast<int>(hz.value_or(o.hz));
+            o.stop = &st.stopping;
             // Sampling sleeps between samples: on the admin's offload thread, not its hub.
             const Runtime& rt = *st.workers;
             return pprof_response(weft::offload([&] { return monitor::sample_cpu_profile(rt, o); }),

@@ -455,6 +455,7 @@ int main(int argc, char** argv) {
     {
         // Everything after the drain is bounded; a stuck hub must not keep the process alive.
         weft::server::ShutdownGuard guard(kShutdownLimit, signals);
+        admin.stopping.store(true);  // a CPU profile in progress stops reading the hubs
         plugins.run_shutdown_hooks();
         attribution.clear();
         collectors.clear();

@@ -3,6 +3,7 @@
 // returned as a pprof profile (what /debug/pprof/profile serves).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 
 #include "weft/core/runtime.hpp"
@@ -13,6 +14,8 @@ namespace weft::monitor {
 struct CpuProfileOptions {
     std::chrono::nanoseconds duration = std::chrono::seconds(30);
     int hz = 100;  ///< samples per second and hub thread, 1..1000
+    /// When set and it becomes true, sampling ends early (the runtime is about to go).
+    const std::atomic<bool>* stop = nullptr;
 };
 
 /// Samples `rt`'s hub threads for `options.duration`. A hub thread is sampled only while it is
