@@ -36,6 +36,13 @@ class BodyBudget;
 class Transport {
   public:
     virtual Result<void> send(std::span<const iovec> bufs) = 0;
+    /// Receives up to buf.size() bytes of what follows the requests on the connection (a
+    /// WebSocket's frames, after the upgrade); 0 at the end of the stream.
+    virtual Result<std::size_t> recv(std::span<char> buf, Deadline deadline) {
+        (void)buf;
+        (void)deadline;
+        return Errc::closed;
+    }
 
   protected:
     ~Transport() = default;

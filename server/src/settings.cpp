@@ -119,6 +119,10 @@ config::Schema<Settings> build() {
         duration(Duration::zero(), kDay), "on SIGTERM, time for requests in flight to finish");
     s.bind("server", "server_name", [](auto& o) -> auto& { return o.http.server_name; },
         header_phrase(), "the Server header; \"\": none");
+    s.bind("server", "tls_cert", [](auto& o) -> auto& { return o.http.tls_cert; }, path(),
+        "HTTPS: PEM certificate chain, leaf first (with tls_key); SIGHUP reloads it");
+    s.bind("server", "tls_key", [](auto& o) -> auto& { return o.http.tls_key; }, path(),
+        "HTTPS: PEM private key of tls_cert");
 
     s.bind("runtime", "hubs", [](auto& o) -> auto& { return o.runtime.hubs; },
         count_or_auto(1024), "event-loop threads; 0: one per CPU this process may use")
@@ -160,6 +164,10 @@ config::Schema<Settings> build() {
         integer(1, 100'000), "admin connections open at once");
     s.bind("admin", "header_timeout", [](auto& o) -> auto& { return o.admin.http.header_timeout; },
         duration(Duration::zero(), kDay, true), "time to receive an admin request head (408)");
+    s.bind("admin", "tls_cert", [](auto& o) -> auto& { return o.admin.http.tls_cert; }, path(),
+        "HTTPS for admin: PEM certificate chain (with tls_key); SIGHUP reloads it");
+    s.bind("admin", "tls_key", [](auto& o) -> auto& { return o.admin.http.tls_key; }, path(),
+        "HTTPS for admin: PEM private key of tls_cert");
 
     s.bind("monitor", "enabled", [](auto& o) -> auto& { return o.monitor.enabled; }, boolean(),
         "run the watchdog")
@@ -245,11 +253,29 @@ config::Schema<Settings> build() {
                           ctx.source("server.max_header_bytes").to_string() +
                           "): the request line counts against both");
         }
-        if (!ctx.failed("client.ca_file") && !o.client.ca_file.empty()) {
-            std::ifstream f(o.client.ca_file);
+        auto readable = [&](const char* key, const std::string& file) {
+            if (ctx.failed(key) || file.empty()) return;
+            std::ifstream f(file);
             if (!f)
-                ctx.error("client.ca_file", toml_quote(o.client.ca_file),
+                ctx.error(key, toml_quote(file),
                           "cannot be read: " + std::string(std::strerror(errno)));
+        };
+        readable("client.ca_file", o.client.ca_file);
+        for (const char* sec : {"server", "admin"}) {
+            const http::ServerOptions& h = std::string_view(sec) == "server" ? o.http : o.admin.http;
+            const std::string cert_key = std::string(sec) + ".tls_cert";
+            const std::string key_key = std::string(sec) + ".tls_key";
+            if (h.tls_cert.empty() != h.tls_key.empty()) {
+                const bool cert_missing = h.tls_cert.empty();
+                ctx.error(cert_missing ? cert_key.c_str() : key_key.c_str(), "\"\"",
+                          std::string("must be set together with [") + sec + "] " +
+                              (cert_missing ? "tls_key" : "tls_cert") + " (" +
+                              ctx.source(cert_missing ? key_key.c_str() : cert_key.c_str())
+                                  .to_string() +
+                              "), or both left empty");
+            }
+            readable(cert_key.c_str(), h.tls_cert);
+            readable(key_key.c_str(), h.tls_key);
         }
         const SocketAddress& a = o.admin.listen;
         const SocketAddress& l = o.listener.listen;
