@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config ninja-build
 # against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
 test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
     postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
-    nginx-light openssl)
+    nginx-light openssl python3-websockets)
 # gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark.
 bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen golang-go)
 # catatonit: a pod's pause process (podman play kube); dnsname: compose services by name.

@@ -76,9 +76,12 @@ RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Reque
                          Clock::time_point received, int fd, std::string_view peer,
                          RequestContextSlot& slot)
     : slot_(slot), fd_(fd), handler_fiber_(internal::current_fiber()) {
-    const auto timeout = ep.options.timeout ? *ep.options.timeout : o.request_timeout;
+    // A WebSocket lives as long as it is used: only a route's own timeout bounds it.
+    const auto timeout = ep.options.timeout ? *ep.options.timeout
+                         : ep.websocket     ? std::chrono::nanoseconds(0)
+                                            : o.request_timeout;
     if (timeout.count() > 0) deadline_ = Deadline(received + timeout);
-    if (!o.timeout_header.empty()) {
+    if (!o.timeout_header.empty() && !ep.websocket) {
         if (auto h = req.header(o.timeout_header)) {
             if (auto t = parse_timeout_header(*h))
                 deadline_ = earliest(deadline_, Deadline(received + *t));

@@ -164,6 +164,10 @@ class Http1Session final : public StreamSink {
     void handle(Slot& s, bool last_in_batch);
     void run_stream(const Endpoint& ep, Request& req, bool& keep, int& status,
                     std::uint64_t& bytes);
+    /// A WebSocket route: the opening handshake, then the handler, then the close. Returns
+    /// the status recorded (101, or the handshake's refusal).
+    int run_websocket(const Endpoint& ep, Request& req, bool& keep, std::uint64_t& bytes,
+                      Clock::time_point received);
     bool draining_now() const noexcept;
     /// Appends status line and headers; clears `keep` when the connection must close.
     void append_head(const Request& req, const Response& r, bool& keep, bool chunked,
@@ -196,6 +200,7 @@ class Http1Session final : public StreamSink {
     std::size_t ready_ = 0;
     std::string carry_;
     std::string carry_spare_;
+    std::string after_close_;  // bytes after a request that closes (a WebSocket's first frames)
     Clock::time_point msg_started_{};
     Clock::time_point body_progress_at_{};  // end of the headers, then each body read
 

@@ -82,6 +82,23 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
         auto load = [](const std::atomic<std::uint64_t>& a) {
             return static_cast<double>(a.load(std::memory_order_relaxed));
         };
+        const auto ws = metrics.websockets();
+        monitor::MetricFamily wso;
+        wso.name = "weft_websocket_connections";
+        wso.help = "WebSocket connections open now.";
+        wso.type = monitor::MetricType::gauge;
+        wso.samples.push_back({{}, static_cast<double>(ws.open)});
+        out.push_back(std::move(wso));
+        monitor::MetricFamily wsm;
+        wsm.name = "weft_websocket_messages_total";
+        wsm.help =
+            "Messages carried by WebSockets, by direction (in: from clients), counted when each "
+            "WebSocket closes.";
+        wsm.type = monitor::MetricType::counter;
+        wsm.samples.push_back({{{"direction", "in"}}, static_cast<double>(ws.messages_in)});
+        wsm.samples.push_back({{{"direction", "out"}}, static_cast<double>(ws.messages_out)});
+        out.push_back(std::move(wsm));
+
         monitor::MetricFamily hs;
         hs.name = "weft_tls_handshakes_total";
         hs.help = "TLS handshakes completed on the HTTPS listener.";

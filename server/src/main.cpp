@@ -344,12 +344,13 @@ int main(int argc, char** argv) {
     for (const auto& p : plugins.loaded())
         plugin_list += (plugin_list.empty() ? "" : ", ") + p.name + " " + p.version + " (" +
                        std::to_string(p.routes) + " routes)";
-    log->info("weft {} ready in {} ms: serving http://{} on {} hub{} ({}), admin {}; plugins: {}",
+    log->info("weft {} ready in {} ms: serving {}://{} on {} hub{} ({}), admin {}; plugins: {}",
               WEFT_VERSION,
               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
-              bound->to_string(), workers->hub_count(), workers->hub_count() == 1 ? "" : "s",
-              weft::backend_name(workers->backend()),
-              admin_server ? "http://" + admin_bound.to_string() : std::string("off"),
+              server->tls() ? "https" : "http", bound->to_string(), workers->hub_count(),
+              workers->hub_count() == 1 ? "" : "s", weft::backend_name(workers->backend()),
+              admin_server ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
+                           : std::string("off"),
               plugin_list.empty() ? "none" : plugin_list);
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.

@@ -31,6 +31,12 @@ class PluginHost::ContextImpl final : public plugin::Context {
         host_.router_.add_stream(method, tmpl, std::move(h), options);
         ++routes_;
     }
+    void websocket_route(std::string_view tmpl, http::WebSocketHandler h,
+                         http::WebSocketOptions options) override {
+        claim("GET", tmpl);
+        host_.router_.websocket(tmpl, std::move(h), std::move(options));
+        ++routes_;
+    }
     const config::Table& config() const noexcept override { return table_; }
     std::shared_ptr<spdlog::logger> logger() override {
         return weft::logger("plugin." + std::string(d_.name));

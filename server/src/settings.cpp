@@ -124,6 +124,18 @@ config::Schema<Settings> build() {
     s.bind("server", "tls_key", [](auto& o) -> auto& { return o.http.tls_key; }, path(),
         "HTTPS: PEM private key of tls_cert");
 
+    s.bind("websocket", "max_message_bytes",
+        [](auto& o) -> auto& { return o.http.websocket_max_message_bytes; },
+        size(125, 1024 * kMiB), "the largest WebSocket message a client may send (1009 beyond)");
+    s.bind("websocket", "ping_interval",
+        [](auto& o) -> auto& { return o.http.websocket_ping_interval; },
+        duration(Duration::zero(), kDay), "silence before the server pings; an unanswered ping "
+        "closes after as long again; 0: no pings");
+    s.bind("websocket", "idle_timeout",
+        [](auto& o) -> auto& { return o.http.websocket_idle_timeout; },
+        duration(Duration::zero(), kDay), "no message from the client for this long closes the "
+        "WebSocket (1001); 0: no limit");
+
     s.bind("runtime", "hubs", [](auto& o) -> auto& { return o.runtime.hubs; },
         count_or_auto(1024), "event-loop threads; 0: one per CPU this process may use")
         .with_flag("--hubs", "N").with_env_alias("WEFT_HUBS").formerly("server.hubs");

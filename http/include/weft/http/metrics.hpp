@@ -77,6 +77,15 @@ class RequestMetrics {
     void for_each_outcome(const std::function<void(unsigned hub, std::uint64_t timed_out,
                                                    std::uint64_t abandoned)>& fn) const;
 
+    /// WebSockets open now, over all hubs, and the messages closed ones carried (counted when
+    /// each closes). Thread-safe.
+    struct WebSocketTotals {
+        std::int64_t open = 0;
+        std::uint64_t messages_in = 0;
+        std::uint64_t messages_out = 0;
+    };
+    WebSocketTotals websockets() const noexcept;
+
     /// The writer side of hub `i` (engine use).
     detail::HubRequestMetrics& hub(unsigned i) noexcept { return *hubs_[i]; }
 

@@ -101,6 +101,13 @@ struct ServerOptions {
     /// them again (the weft server does on SIGHUP).
     std::string tls_cert;
     std::string tls_key;
+    /// WebSocket routes: the largest message (1009 beyond; WebSocketOptions may lower it), the
+    /// silence after which the server pings, and after which it closes (1001). A ping not
+    /// answered within another ping interval closes the connection. Zero: no pings / no idle
+    /// limit.
+    std::size_t websocket_max_message_bytes = 1024 * 1024;
+    std::chrono::nanoseconds websocket_ping_interval = std::chrono::seconds(30);
+    std::chrono::nanoseconds websocket_idle_timeout = std::chrono::seconds(300);
     /// Optional access log (see AccessLogFn); set in code (the weft server sets it from
     /// [log] access_log).
     AccessLogFn access_log;
