@@ -72,7 +72,7 @@ class Refusals(unittest.TestCase):
 
     def test_abi_mismatch(self):
         path = u.plugin_path("wrong_abi")
-        self.refuse(["--plugin", path], [path, "plugin ABI 4", "ABI 3", "rebuild"])
+        self.refuse(["--plugin", path], [path, "plugin ABI 5", "ABI 4", "rebuild"])
 
     def test_build_signature_mismatch(self):
         path = u.plugin_path("wrong_signature")
