@@ -136,13 +136,17 @@ Result<void> Connection::send(std::span<const iovec> bufs) {
     return stream_.writev_until_stalled(bufs, stall);
 }
 
-Result<std::size_t> Connection::recv(std::span<char> buf, Deadline deadline) {
+Result<std::size_t> Connection::recv_append(std::string& out, Deadline deadline) {
     if (tls_) {
-        auto r = tls_->read(buf, deadline);
-        if (!r) return r.error().tls ? Error(Errc::connection_reset) : r.error().transport;
-        return *r;
+        auto r = tls_read(deadline);
+        if (!r) return r.error() == Errc::eof ? Result<std::size_t>(std::size_t{0}) : r.error();
+        out.append(*r);
+        return r->size();
     }
-    return stream_.recv(buf, deadline);
+    auto b = stream_.recv_buffer(deadline);
+    if (!b) return b.error() == Errc::eof ? Result<std::size_t>(std::size_t{0}) : b.error();
+    out.append(b->view());
+    return b->size();
 }
 
 void Connection::watch_again() noexcept {

@@ -64,7 +64,7 @@ class Connection final : public internal::RecvWatcher, private Transport {
     enum class State : std::uint8_t { watching, active };
     void serve(RecvBuffer first) noexcept;
     Result<void> send(std::span<const iovec> bufs) override;
-    Result<std::size_t> recv(std::span<char> buf, Deadline deadline) override;
+    Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
     /// Waits again, fiber-less, for the next bytes.
     void watch_again() noexcept;
     void linger() noexcept;

@@ -36,10 +36,11 @@ class BodyBudget;
 class Transport {
   public:
     virtual Result<void> send(std::span<const iovec> bufs) = 0;
-    /// Receives up to buf.size() bytes of what follows the requests on the connection (a
-    /// WebSocket's frames, after the upgrade); 0 at the end of the stream.
-    virtual Result<std::size_t> recv(std::span<char> buf, Deadline deadline) {
-        (void)buf;
+    /// Receives what follows the requests on the connection (a WebSocket's frames, after the
+    /// upgrade) and appends it to `out`; returns how many bytes, 0 at the end of the stream.
+    /// A wait holds no buffer of its own (the socket's pooled receive buffers).
+    virtual Result<std::size_t> recv_append(std::string& out, Deadline deadline) {
+        (void)out;
         (void)deadline;
         return Errc::closed;
     }

@@ -9,7 +9,6 @@
 namespace weft::http::detail {
 
 namespace {
-constexpr std::size_t kReadChunk = 16 * 1024;
 // How long close() waits for the client's close frame.
 constexpr auto kCloseWait = std::chrono::seconds(2);
 // Whatever the handler's deadline: a send that makes no progress for this long ends the
@@ -36,13 +35,14 @@ void WebSocketCore::closed(std::uint16_t code, std::string reason) noexcept {
 
 Result<void> WebSocketCore::send(WsOpcode op, std::string_view payload) {
     if (state_ != State::open && op != WsOpcode::close) return Errc::closed;
-    std::string frame;
-    ws_encode(frame, op, payload);
+    std::string head;
+    ws_encode_header(head, op, payload.size());
     // A message from another fiber of this hub waits for the one being written.
     MutexLock lock(send_mu_, Deadline(kSendStall));
     if (!lock.owns_lock()) return lock.result();
-    iovec v{frame.data(), frame.size()};
-    auto r = transport_.send(std::span<const iovec>(&v, 1));
+    iovec v[2] = {{head.data(), head.size()},
+                  {const_cast<char*>(payload.data()), payload.size()}};
+    auto r = transport_.send(std::span<const iovec>(v, payload.empty() ? 1 : 2));
     if (!r) {
         closed(ws_close::abnormal, "the connection failed while sending");
         return r;
@@ -61,16 +61,15 @@ bool WebSocketCore::parse_one(WsEvent& ev) {
             // Keep only what is not parsed yet.
             in_.erase(0, in_pos_);
             in_pos_ = 0;
+            // A large message's storage is not kept for an idle WebSocket.
+            if (in_.empty() && in_.capacity() > 64 * 1024) std::string().swap(in_);
             return false;
         }
     }
 }
 
 Result<void> WebSocketCore::fill(Deadline until) {
-    const std::size_t had = in_.size();
-    in_.resize(had + kReadChunk);
-    auto n = transport_.recv(std::span<char>(in_.data() + had, kReadChunk), until);
-    in_.resize(had + (n ? *n : 0));
+    auto n = transport_.recv_append(in_, until);
     if (!n) return n.error();
     if (*n == 0) return Errc::eof;
     heard_at_ = Clock::now();
