@@ -14,6 +14,7 @@
 #include <exception>
 
 #include "metrics_table.hpp"
+#include "websocket_core.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/log.hpp"
 
@@ -106,10 +107,16 @@ void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
 }
 
 void Connection::shut(bool hard) noexcept {
-    if (state_ == State::watching)
+    if (state_ == State::watching) {
         internal::unwatch(*this);
-    else if (hard)
+    } else if (hard) {
         fiber_.cancel();
+    } else if (info_.websocket) {
+        // A WebSocket would never end by itself: its read side ends now, and its recv() closes
+        // it with 1001 ("going away") so that the client reconnects elsewhere.
+        info_.websocket->going_away();
+        (void)stream_.shutdown(SHUT_RD);
+    }
 }
 
 void Connection::reclaim() noexcept {

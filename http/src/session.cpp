@@ -608,6 +608,12 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
     if (!key || !valid_ws_key(*key))
         return refuse(400, "Bad Request: missing or malformed Sec-WebSocket-Key\n", false);
 
+    if (*ctx_.draining) {
+        Response r(503, "Service Unavailable: the server is shutting down\n");
+        r.add_header("Retry-After", "1");
+        append_response(req, std::move(r), keep, bytes, false);
+        return 503;
+    }
     // The server's preference among what the client offers.
     std::string chosen;
     for (const std::string& p : ep.websocket_options.subprotocols) {
@@ -643,6 +649,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
     std::string().swap(after_close_);
     WebSocket socket(core);
     if (ctx_.metrics) ctx_.metrics->websocket_add(1);
+    conn_->websocket = &core;
     {
         // No request deadline unless the route set one, and no hang-up watch: recv() sees it.
         RequestLife life(o, ep, req, received, -1, conn_->peer_text, request_context_);
@@ -653,6 +660,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
             core.close(ok ? ws_close::normal : ws_close::internal_error,
                        ok ? "" : "internal error");
     }
+    conn_->websocket = nullptr;
     if (ctx_.metrics) {
         ctx_.metrics->websocket_add(-1);
         ctx_.metrics->websocket_messages(core.messages_in(), core.messages_out());

@@ -31,6 +31,7 @@ namespace weft::http::detail {
 
 class HubRequestMetrics;
 class BodyBudget;
+class WebSocketCore;
 
 /// Where response bytes go. send() writes all of `bufs` (blocking the fiber) or fails.
 class Transport {
@@ -88,6 +89,7 @@ struct ConnectionInfo {
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;
     std::uint64_t requests = 0;  ///< requests answered on this connection
+    WebSocketCore* websocket = nullptr;  ///< while a WebSocket handler runs on it
 };
 
 /// What the connection does after the session had its say.

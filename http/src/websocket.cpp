@@ -121,6 +121,13 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
                                                        : heard_at_ + s.ping_interval));
         auto r = fill(until);
         if (r) continue;
+        if (going_away_ && r.error() == Errc::eof) {
+            // Our own shutdown of the read side (a drain): say goodbye properly.
+            (void)send(WsOpcode::close,
+                       ws_close_payload(ws_close::going_away, "server shutting down"));
+            closed(ws_close::going_away, "server shutting down");
+            return Errc::closed;
+        }
         if (r.error() == Errc::eof || r.error() == Errc::connection_reset ||
             r.error() == Errc::closed) {
             closed(ws_close::abnormal, "the connection ended without a close frame");

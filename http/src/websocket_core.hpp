@@ -31,6 +31,10 @@ class WebSocketCore {
     Result<void> send(WsOpcode op, std::string_view payload);
     void close(std::uint16_t code, std::string_view reason);
 
+    /// The server drains: the connection's read side is shut down next, and recv() then ends
+    /// the WebSocket with 1001 instead of an abnormal close.
+    void going_away() noexcept { going_away_ = true; }
+
     bool is_open() const noexcept { return state_ == State::open; }
     std::uint16_t close_code() const noexcept { return close_code_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
@@ -59,6 +63,7 @@ class WebSocketCore {
     Clock::time_point heard_at_;    // the last bytes from the client
     Clock::time_point pinged_at_{};  // our unanswered ping, if any
     bool ping_out_ = false;
+    bool going_away_ = false;
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

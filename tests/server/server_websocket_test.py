@@ -10,6 +10,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -254,6 +255,38 @@ class WebSocketTest(unittest.TestCase):
             self.assertEqual((code, reason), (1001, "idle timeout"))
             self.assertGreater(took, 1.2)
             self.assertLess(took, 3.0)
+
+    def test_drain_closes_websockets_with_going_away(self):
+        for backend in ("io_uring", "epoll"):
+            with self.subTest(backend=backend):
+                self.drain(backend)
+
+    def drain(self, backend):
+        with Weft(["--hubs", "2", "--backend", backend,
+                   "--set", "server.drain_timeout=20s"]) as w:
+            w.wait_ready()
+
+            async def held():
+                socks = [await websockets.connect("ws://%s/ws/echo" % w.http) for _ in range(4)]
+                for ws in socks:
+                    await ws.send("before")
+                    self.assertEqual(await ws.recv(), "before")
+                t = time.monotonic()
+                w.signal(signal.SIGTERM)
+                codes = []
+                for ws in socks:
+                    try:
+                        await asyncio.wait_for(ws.recv(), 10)
+                    except websockets.ConnectionClosed:
+                        pass
+                    codes.append((ws.close_code, ws.close_reason))
+                return codes, time.monotonic() - t
+            codes, took = run(held())
+            self.assertEqual(codes, [(1001, "server shutting down")] * 4)
+            self.assertLess(took, 5.0)
+            # Every WebSocket ended: the drain completes long before drain_timeout.
+            self.assertEqual(w.wait(10), 0)
+            self.assertIn("drained: every request finished", w.stderr())
 
     def test_over_tls(self):
         tmp = tempfile.mkdtemp(prefix="weft-ws-tls-")
