@@ -104,6 +104,7 @@ RequestLife::~RequestLife() {
 void RequestLife::handler_done() noexcept {
     if (done_) return;
     done_ = true;
+    if (watch_) watch_->done = true;
     internal::set_park_hook(nullptr);
     slot_.end();
     scope_.reset();
@@ -121,14 +122,19 @@ bool RequestLife::deadline_passed() const noexcept {
 
 void RequestLife::on_park() noexcept {
     // The handler waits: watch the connection for a client that hangs up meanwhile, and then
-    // cancel the handler (Go's Request.Context().Done()).
+    // cancel the handler (Go's Request.Context().Done()). The watch uses only what it holds.
     try {
-        watcher_ = weft::spawn("http-hangup-watch", [this] {
-            auto r = weft::wait_fd(fd_, POLLRDHUP, Deadline::never());
-            if (!r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
-            gone_ = true;
-            internal::cancel_fiber(handler_fiber_);
-        });
+        watch_ = std::make_shared<Watch>();
+        watcher_ = weft::spawn("http-hangup-watch",
+                               [w = watch_, fd = fd_, handler = handler_fiber_] {
+                                   if (w->done) return;
+                                   auto r = weft::wait_fd(fd, POLLRDHUP, Deadline::never());
+                                   if (w->done || !r ||
+                                       !(*r & (POLLRDHUP | POLLHUP | POLLERR)))
+                                       return;
+                                   w->gone = true;
+                                   internal::cancel_fiber(handler);
+                               });
     } catch (const std::exception& e) {
         weft::logger("http")->debug("cannot watch for a hang-up: {}", e.what());
     }
