@@ -162,9 +162,9 @@ void Connection::watch_again() noexcept {
     // Before the first request (a TLS connection after its handshake) the header timeout
     // still runs from the accept; between requests, the idle timeout.
     const ServerOptions& o = hub_.server.options_;
-    internal::watch(stream_, *this,
-                    info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout)
-                                        : Deadline(o.idle_timeout));
+    internal::watch(
+        stream_, *this,
+        info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout) : Deadline(o.idle_timeout));
 }
 
 void Connection::serve(RecvBuffer first) noexcept {
@@ -264,8 +264,7 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
                     counts.tls_failed_plain_http.fetch_add(1, std::memory_order_relaxed);
                     (void)stream_.send(kPlainHttpToTls, Deadline(std::chrono::seconds(1)));
                     (void)stream_.shutdown(SHUT_WR);
-                    weft::logger("http")->debug("{}: plain HTTP sent to the TLS port",
-                                                peer_text_);
+                    weft::logger("http")->debug("{}: plain HTTP sent to the TLS port", peer_text_);
                 } else {
                     counts.tls_failed_protocol.fetch_add(1, std::memory_order_relaxed);
                     weft::logger("http")->debug("{}: TLS handshake failed: not a TLS record",
@@ -285,8 +284,8 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
                 tls_failed(r.error(), true);
                 return false;
             }
-            hub_.server.metrics_.connections().tls_handshakes.fetch_add(
-                1, std::memory_order_relaxed);
+            hub_.server.metrics_.connections().tls_handshakes.fetch_add(1,
+                                                                        std::memory_order_relaxed);
         }
         return tls_buffered(out);
     } catch (const std::exception& e) {

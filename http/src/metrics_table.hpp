@@ -69,9 +69,7 @@ class HubRequestMetrics {
     }
     std::int64_t websockets() const noexcept { return websockets_.load(std::memory_order_relaxed); }
     std::uint64_t websocket_in() const noexcept { return ws_in_.load(std::memory_order_relaxed); }
-    std::uint64_t websocket_out() const noexcept {
-        return ws_out_.load(std::memory_order_relaxed);
-    }
+    std::uint64_t websocket_out() const noexcept { return ws_out_.load(std::memory_order_relaxed); }
     void count_abandoned() noexcept { bump(abandoned_); }
     std::uint64_t timed_out() const noexcept { return timed_out_.load(std::memory_order_relaxed); }
     std::uint64_t abandoned() const noexcept { return abandoned_.load(std::memory_order_relaxed); }

@@ -125,16 +125,14 @@ void RequestLife::on_park() noexcept {
     // cancel the handler (Go's Request.Context().Done()). The watch uses only what it holds.
     try {
         watch_ = std::make_shared<Watch>();
-        watcher_ = weft::spawn("http-hangup-watch",
-                               [w = watch_, fd = fd_, handler = handler_fiber_] {
-                                   if (w->done) return;
-                                   auto r = weft::wait_fd(fd, POLLRDHUP, Deadline::never());
-                                   if (w->done || !r ||
-                                       !(*r & (POLLRDHUP | POLLHUP | POLLERR)))
-                                       return;
-                                   w->gone = true;
-                                   internal::cancel_fiber(handler);
-                               });
+        watcher_ =
+            weft::spawn("http-hangup-watch", [w = watch_, fd = fd_, handler = handler_fiber_] {
+                if (w->done) return;
+                auto r = weft::wait_fd(fd, POLLRDHUP, Deadline::never());
+                if (w->done || !r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
+                w->gone = true;
+                internal::cancel_fiber(handler);
+            });
     } catch (const std::exception& e) {
         weft::logger("http")->debug("cannot watch for a hang-up: {}", e.what());
     }

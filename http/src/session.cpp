@@ -582,8 +582,8 @@ bool valid_ws_key(std::string_view k) noexcept {
 
 }  // namespace
 
-int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
-                                std::uint64_t& bytes, Clock::time_point received) {
+int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, std::uint64_t& bytes,
+                                Clock::time_point received) {
     keep = false;  // whatever happens, the connection ends with this request
     auto refuse = [&](int status, std::string text, bool upgrade_hint) {
         Response r(status, std::move(text));
@@ -599,8 +599,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
     if (req.method() != Method::get || req.version_minor() < 1)
         return refuse(400, "Bad Request: a WebSocket handshake is an HTTP/1.1 GET\n", false);
     if (!any_header_has_token(req, "connection", "upgrade"))
-        return refuse(400, "Bad Request: a WebSocket handshake needs Connection: Upgrade\n",
-                      false);
+        return refuse(400, "Bad Request: a WebSocket handshake needs Connection: Upgrade\n", false);
     auto version = req.header("sec-websocket-version");
     if (!version || *version != "13")
         return refuse(426, "Upgrade Required: WebSocket version 13 only\n", true);
@@ -622,8 +621,9 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
             break;
         }
     }
-    out_.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out_.append(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
     out_.append(ws_accept_key(*key));
     out_.append("\r\n", 2);
     if (!chosen.empty()) {
@@ -653,8 +653,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep,
     {
         // No request deadline unless the route set one, and no hang-up watch: recv() sees it.
         RequestLife life(o, ep, req, received, -1, conn_->peer_text, request_context_);
-        const bool ok =
-            guarded("WebSocket handler", req, ep, [&] { ep.websocket(req, socket); });
+        const bool ok = guarded("WebSocket handler", req, ep, [&] { ep.websocket(req, socket); });
         life.handler_done();
         if (!this_fiber::cancelled())
             core.close(ok ? ws_close::normal : ws_close::internal_error,

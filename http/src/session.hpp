@@ -88,7 +88,7 @@ struct ConnectionInfo {
     int fd = -1;  ///< the socket, watched for a client that hangs up while a handler waits
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;
-    std::uint64_t requests = 0;  ///< requests answered on this connection
+    std::uint64_t requests = 0;          ///< requests answered on this connection
     WebSocketCore* websocket = nullptr;  ///< while a WebSocket handler runs on it
 };
 

@@ -131,8 +131,8 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::s
         return what;
     };
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     // TLS 1.2: forward-secret AEAD suites only, ECDSA before RSA (Mozilla's "intermediate");
     // TLS 1.3's suites are all modern and keep OpenSSL's order.
     if (SSL_CTX_set_cipher_list(ctx,
@@ -225,8 +225,7 @@ Result<void, TlsError> TlsSession::flush(Deadline deadline) {
         char* buf = io_buf();
         const int n = BIO_read(bio_of(wbio_), buf, static_cast<int>(kIoBuf));
         if (n <= 0) return {};
-        if (auto r = stream_.send(std::string_view(buf, static_cast<std::size_t>(n)), deadline);
-            !r)
+        if (auto r = stream_.send(std::string_view(buf, static_cast<std::size_t>(n)), deadline); !r)
             return transport_error(r.error());
     }
 }

@@ -40,8 +40,7 @@ Result<void> WebSocketCore::send(WsOpcode op, std::string_view payload) {
     // A message from another fiber of this hub waits for the one being written.
     MutexLock lock(send_mu_, Deadline(kSendStall));
     if (!lock.owns_lock()) return lock.result();
-    iovec v[2] = {{head.data(), head.size()},
-                  {const_cast<char*>(payload.data()), payload.size()}};
+    iovec v[2] = {{head.data(), head.size()}, {const_cast<char*>(payload.data()), payload.size()}};
     auto r = transport_.send(std::span<const iovec>(v, payload.empty() ? 1 : 2));
     if (!r) {
         closed(ws_close::abnormal, "the connection failed while sending");
@@ -143,8 +142,8 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
         if (s.ping_interval.count() > 0) {
             if (ping_out_ && t >= pinged_at_ + s.ping_interval) {
                 // Nothing came back: the client or the path to it is gone.
-                (void)send(WsOpcode::close, ws_close_payload(ws_close::going_away,
-                                                             "no answer to a ping"));
+                (void)send(WsOpcode::close,
+                           ws_close_payload(ws_close::going_away, "no answer to a ping"));
                 closed(ws_close::abnormal, "no answer to a ping");
                 return Errc::closed;
             }

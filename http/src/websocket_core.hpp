@@ -60,7 +60,7 @@ class WebSocketCore {
     State state_ = State::open;
     std::uint16_t close_code_ = 0;
     std::string close_reason_;
-    Clock::time_point heard_at_;    // the last bytes from the client
+    Clock::time_point heard_at_;     // the last bytes from the client
     Clock::time_point pinged_at_{};  // our unanswered ping, if any
     bool ping_out_ = false;
     bool going_away_ = false;

@@ -349,8 +349,9 @@ int main(int argc, char** argv) {
               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
               server->tls() ? "https" : "http", bound->to_string(), workers->hub_count(),
               workers->hub_count() == 1 ? "" : "s", weft::backend_name(workers->backend()),
-              admin_server ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
-                           : std::string("off"),
+              admin_server
+                  ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
+                  : std::string("off"),
               plugin_list.empty() ? "none" : plugin_list);
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
@@ -378,9 +379,10 @@ int main(int argc, char** argv) {
                     log->info("SIGHUP: [{}] reloaded the TLS certificate and key: {}", which,
                               srv->tls_summary());
                 else
-                    log->error("SIGHUP: [{}] cannot reload the TLS certificate and key, keeping "
-                               "the ones in use: {}",
-                               which, r.error());
+                    log->error(
+                        "SIGHUP: [{}] cannot reload the TLS certificate and key, keeping "
+                        "the ones in use: {}",
+                        which, r.error());
             }
             if (!any)
                 log->warn("SIGHUP: no TLS certificate to reload; other settings need a restart");

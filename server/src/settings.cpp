@@ -274,17 +274,18 @@ config::Schema<Settings> build() {
         };
         readable("client.ca_file", o.client.ca_file);
         for (const char* sec : {"server", "admin"}) {
-            const http::ServerOptions& h = std::string_view(sec) == "server" ? o.http : o.admin.http;
+            const http::ServerOptions& h =
+                std::string_view(sec) == "server" ? o.http : o.admin.http;
             const std::string cert_key = std::string(sec) + ".tls_cert";
             const std::string key_key = std::string(sec) + ".tls_key";
             if (h.tls_cert.empty() != h.tls_key.empty()) {
                 const bool cert_missing = h.tls_cert.empty();
-                ctx.error(cert_missing ? cert_key.c_str() : key_key.c_str(), "\"\"",
-                          std::string("must be set together with [") + sec + "] " +
-                              (cert_missing ? "tls_key" : "tls_cert") + " (" +
-                              ctx.source(cert_missing ? key_key.c_str() : cert_key.c_str())
-                                  .to_string() +
-                              "), or both left empty");
+                ctx.error(
+                    cert_missing ? cert_key.c_str() : key_key.c_str(), "\"\"",
+                    std::string("must be set together with [") + sec + "] " +
+                        (cert_missing ? "tls_key" : "tls_cert") + " (" +
+                        ctx.source(cert_missing ? key_key.c_str() : cert_key.c_str()).to_string() +
+                        "), or both left empty");
             }
             readable(cert_key.c_str(), h.tls_cert);
             readable(key_key.c_str(), h.tls_key);

@@ -49,12 +49,14 @@ struct Certs {
         dir = ::mkdtemp(tmpl);
         for (const char* name : {"v1", "v2"}) {
             int code = -1;
-            std::string out = sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-                                 "-nodes -days 2 -subj /CN=weft-test-" +
-                                     std::string(name) + " -addext "
-                                     "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
-                                     path(name, "key") + " -out " + path(name, "pem"),
-                                 &code);
+            std::string out =
+                sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                   "-nodes -days 2 -subj /CN=weft-test-" +
+                       std::string(name) +
+                       " -addext "
+                       "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+                       path(name, "key") + " -out " + path(name, "pem"),
+                   &code);
             if (code != 0) throw std::runtime_error("openssl req failed: " + out);
         }
         // What the server serves: copies it can be pointed at and that a test may replace.
@@ -156,13 +158,12 @@ struct TlsClient {
             return;
         }
         SSL* s = ssl.get();
-        raw.set_io({[s](const char* p, std::size_t n) -> long {
-                        return SSL_write(s, p, static_cast<int>(n));
-                    },
-                    [s](char* p, std::size_t n) -> long {
-                        return SSL_read(s, p, static_cast<int>(n));
-                    },
-                    [s]() { return SSL_pending(s) > 0; }});
+        raw.set_io(
+            {[s](const char* p, std::size_t n) -> long {
+                 return SSL_write(s, p, static_cast<int>(n));
+             },
+             [s](char* p, std::size_t n) -> long { return SSL_read(s, p, static_cast<int>(n)); },
+             [s]() { return SSL_pending(s) > 0; }});
     }
     ~TlsClient() {
         if (ssl) SSL_shutdown(ssl.get());  // else OpenSSL marks the session not resumable
@@ -234,8 +235,9 @@ TEST(HttpTls, KeepAlivePipeliningAndLargeBodies) {
     std::string body(200 * 1024, 'u');
     for (std::size_t i = 0; i < body.size(); i += 97)
         body[i] = static_cast<char>('a' + i % 26);
-    auto echo = cl.get("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto echo =
+        cl.get("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n\r\n" + body);
     EXPECT_EQ(echo.status, 200);
     EXPECT_EQ(echo.body, body);
     auto big = cl.get("GET /big?n=3000000 HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -37,12 +37,12 @@ struct RouteOptions {
 
 /// One registered route.
 struct Endpoint {
-    std::string method;                    ///< the method token, e.g. "GET"
-    std::string route;                     ///< the template as registered, e.g. "/users/{id}"
-    unsigned route_id = 0;                 ///< 1.. per distinct template (0 means "no route")
-    Handler handler;                       ///< set for ordinary routes
-    StreamHandler stream;                  ///< set for streaming routes
-    WebSocketHandler websocket;            ///< set for WebSocket routes
+    std::string method;          ///< the method token, e.g. "GET"
+    std::string route;           ///< the template as registered, e.g. "/users/{id}"
+    unsigned route_id = 0;       ///< 1.. per distinct template (0 means "no route")
+    Handler handler;             ///< set for ordinary routes
+    StreamHandler stream;        ///< set for streaming routes
+    WebSocketHandler websocket;  ///< set for WebSocket routes
     WebSocketOptions websocket_options;
     std::vector<std::string> param_names;  ///< in template order
     RouteOptions options;
