@@ -32,7 +32,7 @@ FROM docker.io/library/debian:bookworm-slim AS runtime
 # ones). The ldd check below fails the build if this list falls behind.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libboost-context1.74.0 liburing2 libspdlog1.10 libfmt9 libdw1 libtomlplusplus3 \
+        libboost-context1.74.0 liburing2 libspdlog1.10 libfmt9 libdw1 libtomlplusplus3 libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin weft

@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config ninja-build
 # against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
 test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
     postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
-    nginx-light openssl chromium golang-go)
+    nginx-light openssl python3-websockets chromium golang-go)
 # The debug page's browser test drives Debian's chromium with npm's playwright-core, and
 # `go tool pprof` (golang-go) reads the profiles; tests/js/package-lock.json pins the npm side.
 # gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark.

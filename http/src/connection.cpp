@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <exception>
 
 #include "metrics_table.hpp"
+#include "websocket_core.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/log.hpp"
 
@@ -26,6 +28,14 @@ constexpr std::size_t kLingerMaxBytes = 1 << 20;
 // client that reads nothing, and then held until idle_timeout; with it, the send stalls and
 // send_timeout applies.
 constexpr int kNotSentLowat = 128 * 1024;
+// TLS: plaintext read at once (a whole record), and the bytes written per record batch.
+constexpr std::size_t kPlainBuf = 16 * 1024;
+constexpr std::size_t kTlsWriteSlice = 64 * 1024;
+// A TLS record of the handshake starts with content type 22.
+constexpr unsigned char kTlsHandshakeRecord = 0x16;
+constexpr std::string_view kPlainHttpToTls =
+    "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 48\r\n\r\nThe plain HTTP request was sent to an HTTPS port\n";
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -62,7 +72,7 @@ void ConnectionQueue::erase(Connection* c) noexcept {
 // Connection
 
 Connection::Connection(HubState& hub, TcpStream stream, const SocketAddress& peer) noexcept
-    : hub_(hub), stream_(std::move(stream)), peer_(peer) {
+    : hub_(hub), stream_(std::move(stream)), accepted_at_(Clock::now()), peer_(peer) {
     peer_.format(peer_text_, sizeof peer_text_);
     info_.peer = &peer_;
     info_.fd = stream_.fd();
@@ -97,10 +107,16 @@ void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
 }
 
 void Connection::shut(bool hard) noexcept {
-    if (state_ == State::watching)
+    if (state_ == State::watching) {
         internal::unwatch(*this);
-    else if (hard)
+    } else if (hard) {
         fiber_.cancel();
+    } else if (info_.websocket) {
+        // A WebSocket would never end by itself: its read side ends now, and its recv() closes
+        // it with 1001 ("going away") so that the client reconnects elsewhere.
+        info_.websocket->going_away();
+        (void)stream_.shutdown(SHUT_RD);
+    }
 }
 
 void Connection::reclaim() noexcept {
@@ -116,6 +132,7 @@ void Connection::leave_queue() noexcept {
 }
 
 Result<void> Connection::send(std::span<const iovec> bufs) {
+    if (tls_) return tls_send(bufs);
     // The send timeout bounds a stall, not the transfer: a slow reader of a large response
     // keeps its connection while bytes keep going out.
     const auto stall = std::chrono::nanoseconds(hub_.server.options_.send_timeout);
@@ -126,33 +143,82 @@ Result<void> Connection::send(std::span<const iovec> bufs) {
     return stream_.writev_until_stalled(bufs, stall);
 }
 
+Result<std::size_t> Connection::recv_append(std::string& out, Deadline deadline) {
+    if (tls_) {
+        auto r = tls_read(deadline);
+        if (!r) return r.error() == Errc::eof ? Result<std::size_t>(std::size_t{0}) : r.error();
+        out.append(*r);
+        return r->size();
+    }
+    auto b = stream_.recv_buffer(deadline);
+    if (!b) return b.error() == Errc::eof ? Result<std::size_t>(std::size_t{0}) : b.error();
+    out.append(b->view());
+    return b->size();
+}
+
+void Connection::watch_again() noexcept {
+    state_ = State::watching;
+    hub_.idle.push_back(this, Clock::now());
+    // Before the first request (a TLS connection after its handshake) the header timeout
+    // still runs from the accept; between requests, the idle timeout.
+    const ServerOptions& o = hub_.server.options_;
+    internal::watch(
+        stream_, *this,
+        info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout) : Deadline(o.idle_timeout));
+}
+
 void Connection::serve(RecvBuffer first) noexcept {
     Http1Session* s = nullptr;
     Step step;
     step.kind = Step::Kind::close;
     try {
-        s = hub_.acquire_session();
-        s->start(info_, *this);
-        this_fiber::set_labels(s->labels());
         RecvBuffer buf = std::move(first);
-        step = s->on_bytes(buf.view(), Clock::now(), &buf);
-        while (step.kind == Step::Kind::read) {
-            // A head that keeps arriving stays in the queue at its first place.
-            if (step.head_started == Clock::time_point{})
-                leave_queue();
-            else if (queue != &hub_.slow_heads)
-                hub_.slow_heads.push_back(this, step.head_started);
-            auto r = stream_.recv_buffer(step.deadline);
-            if (!r) {
-                if (r.error() == Errc::timed_out) {
-                    step = s->on_timeout();
-                } else {
-                    step = Step{Step::Kind::close, {}, false};
+        std::string_view in = buf.view();
+        bool ok = true;
+        if (hub_.server.tls()) {
+            ok = tls_input(buf, in);
+            if (ok && in.empty()) step.kind = Step::Kind::idle;  // nothing to answer yet
+        }
+        if (ok && !in.empty()) {
+            s = hub_.acquire_session();
+            s->start(info_, *this);
+            this_fiber::set_labels(s->labels());
+            step = s->on_bytes(in, Clock::now(), tls_ ? nullptr : &buf);
+            for (;;) {
+                while (step.kind == Step::Kind::read) {
+                    // A head that keeps arriving stays in the queue at its first place.
+                    if (step.head_started == Clock::time_point{})
+                        leave_queue();
+                    else if (queue != &hub_.slow_heads)
+                        hub_.slow_heads.push_back(this, step.head_started);
+                    Result<std::string_view> r = Errc::closed;
+                    if (tls_) {
+                        r = tls_read(step.deadline);
+                    } else if (auto b = stream_.recv_buffer(step.deadline); b) {
+                        buf = std::move(*b);
+                        r = buf.view();
+                    } else {
+                        r = b.error();
+                    }
+                    if (!r) {
+                        step = r.error() == Errc::timed_out ? s->on_timeout()
+                                                            : Step{Step::Kind::close, {}, false};
+                        break;
+                    }
+                    step = s->on_bytes(*r, Clock::now(), tls_ ? nullptr : &buf);
                 }
-                break;
+                // TLS: the next request may already be here, decrypted or not.
+                if (step.kind != Step::Kind::idle || !tls_ || !tls_->has_buffered()) break;
+                std::string_view more;
+                if (!tls_buffered(more)) {
+                    step = Step{Step::Kind::close, {}, false};
+                    break;
+                }
+                if (more.empty()) break;
+                step = s->on_bytes(more, Clock::now(), nullptr);
             }
-            buf = std::move(*r);
-            step = s->on_bytes(buf.view(), Clock::now(), &buf);
+        } else if (!ok) {
+            step = Step{Step::Kind::close, {}, false};
         }
     } catch (const std::exception& e) {
         weft::logger("http")->error("connection {}: {}", peer_text_, e.what());
@@ -168,14 +234,141 @@ void Connection::serve(RecvBuffer first) noexcept {
         hub_.release_session(s);
     }
     fiber_.detach();
+    if (tls_) {
+        // An idle TLS connection keeps its session (a few KiB), not its buffers.
+        plain_.reset();
+        tls_->release_buffers();
+    }
     if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled()) {
-        state_ = State::watching;
-        hub_.idle.push_back(this, Clock::now());
-        internal::watch(stream_, *this, Deadline(hub_.server.options_.idle_timeout));
+        watch_again();
         return;
     }
+    if (tls_ && !this_fiber::cancelled() && step.kind == Step::Kind::close)
+        tls_->shutdown(Deadline(std::chrono::milliseconds(200)));
     if (step.linger && !this_fiber::cancelled()) linger();
     destroy();
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexcept {
+    out = {};
+    try {
+        if (!tls_) {
+            const std::string_view first = ciphertext.view();
+            if (!first.empty() && static_cast<unsigned char>(first[0]) != kTlsHandshakeRecord) {
+                // Not TLS. Plain HTTP gets an answer it can show, in plain HTTP; then close.
+                ConnectionCounters& counts = hub_.server.metrics_.connections();
+                if (first[0] >= 'A' && first[0] <= 'Z') {
+                    counts.tls_failed_plain_http.fetch_add(1, std::memory_order_relaxed);
+                    (void)stream_.send(kPlainHttpToTls, Deadline(std::chrono::seconds(1)));
+                    (void)stream_.shutdown(SHUT_WR);
+                    weft::logger("http")->debug("{}: plain HTTP sent to the TLS port", peer_text_);
+                } else {
+                    counts.tls_failed_protocol.fetch_add(1, std::memory_order_relaxed);
+                    weft::logger("http")->debug("{}: TLS handshake failed: not a TLS record",
+                                                peer_text_);
+                }
+                return false;
+            }
+            auto ctx = hub_.server.tls_context();
+            if (!ctx) return false;
+            tls_ = std::make_unique<TlsSession>(std::move(ctx), stream_);
+        }
+        tls_->feed(ciphertext.view());
+        ciphertext.reset();
+        if (!tls_->handshake_done()) {
+            const Deadline until(accepted_at_ + hub_.server.options_.header_timeout);
+            if (auto r = tls_->accept(until); !r) {
+                tls_failed(r.error(), true);
+                return false;
+            }
+            hub_.server.metrics_.connections().tls_handshakes.fetch_add(1,
+                                                                        std::memory_order_relaxed);
+        }
+        return tls_buffered(out);
+    } catch (const std::exception& e) {
+        weft::logger("http")->error("connection {}: TLS: {}", peer_text_, e.what());
+        return false;
+    }
+}
+
+bool Connection::tls_buffered(std::string_view& out) noexcept {
+    out = {};
+    if (!plain_) plain_ = std::unique_ptr<char[]>(new (std::nothrow) char[kPlainBuf]);
+    if (!plain_) return false;
+    bool eof = false;
+    auto n = tls_->read_buffered(std::span<char>(plain_.get(), kPlainBuf), eof);
+    if (!n) {
+        tls_failed(n.error(), false);
+        return false;
+    }
+    if (eof) return false;
+    out = std::string_view(plain_.get(), *n);
+    return true;
+}
+
+Result<std::string_view> Connection::tls_read(Deadline deadline) {
+    if (!plain_) plain_ = std::make_unique<char[]>(kPlainBuf);
+    auto n = tls_->read(std::span<char>(plain_.get(), kPlainBuf), deadline);
+    if (!n) {
+        if (!n.error().tls) return n.error().transport;
+        tls_failed(n.error(), false);
+        return Errc::connection_reset;
+    }
+    if (*n == 0) return Errc::eof;
+    return std::string_view(plain_.get(), *n);
+}
+
+void Connection::tls_failed(const TlsError& e, bool in_handshake) noexcept {
+    if (!in_handshake) {
+        weft::logger("http")->debug("{}: TLS: {}", peer_text_, e.message);
+        return;
+    }
+    ConnectionCounters& counts = hub_.server.metrics_.connections();
+    if (!e.tls && e.transport.code == Errc::cancelled) return;  // drain or reclaim
+    if (!e.tls && e.transport.code == Errc::timed_out)
+        counts.tls_failed_timeout.fetch_add(1, std::memory_order_relaxed);
+    else if (!e.tls)
+        counts.tls_failed_closed.fetch_add(1, std::memory_order_relaxed);
+    else
+        counts.tls_failed_protocol.fetch_add(1, std::memory_order_relaxed);
+    // Debug only: a scanner or a client that distrusts our certificate would otherwise fill the
+    // log; the metric counts them.
+    weft::logger("http")->debug("{}: TLS handshake failed: {}", peer_text_, e.message);
+}
+
+Result<void> Connection::tls_send(std::span<const iovec> bufs) {
+    const auto stall = std::chrono::nanoseconds(hub_.server.options_.send_timeout);
+    auto deadline = [&] { return stall.count() > 0 ? Deadline(stall) : Deadline::never(); };
+    auto fail = [&](const TlsError& e) -> Result<void> {
+        if (!e.tls) return e.transport;
+        tls_failed(e, false);
+        return Errc::connection_reset;
+    };
+    // Small pieces (a head, a short body) go out as one record; large ones in slices, each
+    // with its own stall timeout.
+    std::size_t total = 0;
+    for (const iovec& v : bufs)
+        total += v.iov_len;
+    if (bufs.size() > 1 && total <= kPlainBuf) {
+        std::string joined;
+        joined.reserve(total);
+        for (const iovec& v : bufs)
+            joined.append(static_cast<const char*>(v.iov_base), v.iov_len);
+        if (auto r = tls_->write(joined, deadline()); !r) return fail(r.error());
+        return {};
+    }
+    for (const iovec& v : bufs) {
+        std::string_view data(static_cast<const char*>(v.iov_base), v.iov_len);
+        while (!data.empty()) {
+            const std::size_t n = std::min(data.size(), kTlsWriteSlice);
+            if (auto r = tls_->write(data.substr(0, n), deadline()); !r) return fail(r.error());
+            data.remove_prefix(n);
+        }
+    }
+    return {};
 }
 
 void Connection::linger() noexcept {

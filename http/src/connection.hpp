@@ -13,6 +13,7 @@
 
 #include "serializer.hpp"
 #include "session.hpp"
+#include "tls.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/internal/recv_watch.hpp"
 #include "weft/core/tcp.hpp"
@@ -63,11 +64,28 @@ class Connection final : public internal::RecvWatcher, private Transport {
     enum class State : std::uint8_t { watching, active };
     void serve(RecvBuffer first) noexcept;
     Result<void> send(std::span<const iovec> bufs) override;
+    Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
+    /// Waits again, fiber-less, for the next bytes.
+    void watch_again() noexcept;
     void linger() noexcept;
     void destroy() noexcept;
 
+    // TLS (when the server has a certificate).
+    /// Takes ciphertext a watch received: the handshake (first), then the plaintext it
+    /// decrypts to, in `out`. An empty `out`: nothing to answer yet. False: close.
+    bool tls_input(RecvBuffer& ciphertext, std::string_view& out) noexcept;
+    /// Plaintext decrypted from what is already received (no wait); false: close.
+    bool tls_buffered(std::string_view& out) noexcept;
+    /// Waits for more plaintext (the session's read step).
+    Result<std::string_view> tls_read(Deadline deadline);
+    void tls_failed(const TlsError& e, bool in_handshake) noexcept;
+    Result<void> tls_send(std::span<const iovec> bufs);
+
     HubState& hub_;
     TcpStream stream_;
+    std::unique_ptr<TlsSession> tls_;
+    std::unique_ptr<char[]> plain_;  // plaintext, while a TLS connection is active
+    Clock::time_point accepted_at_;
     Fiber<void> fiber_;
     ConnectionInfo info_;
     SocketAddress peer_;

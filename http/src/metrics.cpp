@@ -128,4 +128,14 @@ void RequestMetrics::for_each_outcome(
         fn(i, hubs_[i]->timed_out(), hubs_[i]->abandoned());
 }
 
+RequestMetrics::WebSocketTotals RequestMetrics::websockets() const noexcept {
+    WebSocketTotals t;
+    for (const auto& h : hubs_) {
+        t.open += h->websockets();
+        t.messages_in += h->websocket_in();
+        t.messages_out += h->websocket_out();
+    }
+    return t;
+}
+
 }  // namespace weft::http

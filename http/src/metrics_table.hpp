@@ -58,6 +58,18 @@ class HubRequestMetrics {
     /// A request whose deadline passed before its handler answered (504), and one whose client
     /// hung up while its handler waited (the handler was cancelled). Hub thread only.
     void count_timed_out() noexcept { bump(timed_out_); }
+    /// WebSockets open on this hub, and the messages they carried. Hub thread only.
+    void websocket_add(int d) noexcept {
+        websockets_.store(websockets_.load(std::memory_order_relaxed) + d,
+                          std::memory_order_relaxed);
+    }
+    void websocket_messages(std::uint64_t in, std::uint64_t out) noexcept {
+        ws_in_.store(ws_in_.load(std::memory_order_relaxed) + in, std::memory_order_relaxed);
+        ws_out_.store(ws_out_.load(std::memory_order_relaxed) + out, std::memory_order_relaxed);
+    }
+    std::int64_t websockets() const noexcept { return websockets_.load(std::memory_order_relaxed); }
+    std::uint64_t websocket_in() const noexcept { return ws_in_.load(std::memory_order_relaxed); }
+    std::uint64_t websocket_out() const noexcept { return ws_out_.load(std::memory_order_relaxed); }
     void count_abandoned() noexcept { bump(abandoned_); }
     std::uint64_t timed_out() const noexcept { return timed_out_.load(std::memory_order_relaxed); }
     std::uint64_t abandoned() const noexcept { return abandoned_.load(std::memory_order_relaxed); }
@@ -70,6 +82,9 @@ class HubRequestMetrics {
     std::array<std::atomic<std::int64_t>, kMethodCount> active_{};
     std::atomic<std::uint64_t> dropped_{0};
     std::atomic<std::uint64_t> timed_out_{0};
+    std::atomic<std::int64_t> websockets_{0};
+    std::atomic<std::uint64_t> ws_in_{0};
+    std::atomic<std::uint64_t> ws_out_{0};
     std::atomic<std::uint64_t> abandoned_{0};
     static void bump(std::atomic<std::uint64_t>& a) noexcept {
         a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

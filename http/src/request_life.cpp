@@ -76,9 +76,12 @@ RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Reque
                          Clock::time_point received, int fd, std::string_view peer,
                          RequestContextSlot& slot)
     : slot_(slot), fd_(fd), handler_fiber_(internal::current_fiber()) {
-    const auto timeout = ep.options.timeout ? *ep.options.timeout : o.request_timeout;
+    // A WebSocket lives as long as it is used: only a route's own timeout bounds it.
+    const auto timeout = ep.options.timeout ? *ep.options.timeout
+                         : ep.websocket     ? std::chrono::nanoseconds(0)
+                                            : o.request_timeout;
     if (timeout.count() > 0) deadline_ = Deadline(received + timeout);
-    if (!o.timeout_header.empty()) {
+    if (!o.timeout_header.empty() && !ep.websocket) {
         if (auto h = req.header(o.timeout_header)) {
             if (auto t = parse_timeout_header(*h))
                 deadline_ = earliest(deadline_, Deadline(received + *t));
@@ -101,6 +104,7 @@ RequestLife::~RequestLife() {
 void RequestLife::handler_done() noexcept {
     if (done_) return;
     done_ = true;
+    if (watch_) watch_->done = true;
     internal::set_park_hook(nullptr);
     slot_.end();
     scope_.reset();
@@ -118,14 +122,17 @@ bool RequestLife::deadline_passed() const noexcept {
 
 void RequestLife::on_park() noexcept {
     // The handler waits: watch the connection for a client that hangs up meanwhile, and then
-    // cancel the handler (Go's Request.Context().Done()).
+    // cancel the handler (Go's Request.Context().Done()). The watch uses only what it holds.
     try {
-        watcher_ = weft::spawn("http-hangup-watch", [this] {
-            auto r = weft::wait_fd(fd_, POLLRDHUP, Deadline::never());
-            if (!r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
-            gone_ = true;
-            internal::cancel_fiber(handler_fiber_);
-        });
+        watch_ = std::make_shared<Watch>();
+        watcher_ =
+            weft::spawn("http-hangup-watch", [w = watch_, fd = fd_, handler = handler_fiber_] {
+                if (w->done) return;
+                auto r = weft::wait_fd(fd, POLLRDHUP, Deadline::never());
+                if (w->done || !r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
+                w->gone = true;
+                internal::cancel_fiber(handler);
+            });
     } catch (const std::exception& e) {
         weft::logger("http")->debug("cannot watch for a hang-up: {}", e.what());
     }

@@ -45,7 +45,7 @@ class RequestLife final : internal::ParkHook {
     /// Call when the handler has returned: stops the hang-up watch (it may park briefly).
     void handler_done() noexcept;
     bool deadline_passed() const noexcept;
-    bool client_gone() const noexcept { return gone_; }
+    bool client_gone() const noexcept { return watch_ && watch_->gone; }
     Deadline deadline() const noexcept { return deadline_; }
 
   private:
@@ -57,7 +57,13 @@ class RequestLife final : internal::ParkHook {
     int fd_;
     internal::FiberRef handler_fiber_;
     Fiber<void> watcher_;
-    bool gone_ = false;
+    /// What the hang-up watch shares with the handler: the watch may outlive this object (a
+    /// handler cancelled by a hard stop cannot wait for it), so it holds its own reference.
+    struct Watch {
+        bool gone = false;
+        bool done = false;
+    };
+    std::shared_ptr<Watch> watch_;
     bool done_ = false;
 };
 

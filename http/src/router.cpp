@@ -106,8 +106,20 @@ Router& Router::add_stream(std::string_view method, std::string_view path_templa
     return insert(method, path_template, nullptr, std::move(handler), options);
 }
 
+Router& Router::websocket(std::string_view path_template, WebSocketHandler handler,
+                          WebSocketOptions options, RouteOptions route) {
+    if (!handler) throw std::invalid_argument("route handler is empty");
+    for (const std::string& p : options.subprotocols)
+        if (p.empty() || p.find_first_of(" \t,;\"()<>@:/[]?={}\\") != std::string::npos)
+            throw std::invalid_argument("route " + std::string(path_template) + ": subprotocol '" +
+                                        p + "' is not a token");
+    return insert("GET", path_template, nullptr, nullptr, route, std::move(handler),
+                  std::move(options));
+}
+
 Router& Router::insert(std::string_view method, std::string_view path_template, Handler handler,
-                       StreamHandler stream, RouteOptions options) {
+                       StreamHandler stream, RouteOptions options, WebSocketHandler ws,
+                       WebSocketOptions ws_options) {
     if (options.timeout && options.timeout->count() < 0)
         throw std::invalid_argument("route " + std::string(path_template) +
                                     ": a timeout must not be negative");
@@ -151,6 +163,8 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
     ep->route_id = n->route_id;
     ep->handler = std::move(handler);
     ep->stream = std::move(stream);
+    ep->websocket = std::move(ws);
+    ep->websocket_options = std::move(ws_options);
     ep->param_names = std::move(names);
     ep->options = options;
     n->endpoints.push_back(ep.get());

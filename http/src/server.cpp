@@ -13,6 +13,7 @@
 #include "body_budget.hpp"
 #include "connection.hpp"
 #include "port_check.hpp"
+#include "tls.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/log.hpp"
@@ -42,8 +43,36 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
       bodies_(std::make_unique<detail::BodyBudget>(options_.max_buffered_body_bytes,
                                                    metrics_.connections().body_bytes,
                                                    metrics_.connections().body_bytes_peak)) {
+    if (options_.tls_cert.empty() != options_.tls_key.empty())
+        throw std::invalid_argument(
+            "ServerOptions: tls_cert and tls_key must be given together (or neither)");
+    if (tls()) {
+        auto r = reload_tls();
+        if (!r) throw std::invalid_argument(r.error());
+    }
     for (unsigned i = 0; i < runtime.hub_count(); ++i)
         hubs_.push_back(std::make_unique<HubState>(*this, router_, i));
+}
+
+Result<void, std::string> Server::reload_tls() {
+    if (!tls()) return std::string("TLS is not configured (tls_cert and tls_key are empty)");
+    std::string summary;
+    auto ctx = detail::TlsContext::server(options_.tls_cert, options_.tls_key, &summary);
+    if (!ctx) return ctx.error();
+    std::lock_guard lock(tls_mu_);
+    tls_ctx_ = std::move(*ctx);
+    tls_summary_ = summary;
+    return {};
+}
+
+std::string Server::tls_summary() const {
+    std::lock_guard lock(tls_mu_);
+    return tls_summary_;
+}
+
+std::shared_ptr<detail::TlsContext> Server::tls_context() const {
+    std::lock_guard lock(tls_mu_);
+    return tls_ctx_;
 }
 
 Server::~Server() {

@@ -10,6 +10,7 @@
 #include "request_access.hpp"
 #include "request_life.hpp"
 #include "uri.hpp"
+#include "websocket_core.hpp"
 #include "weft/core/log.hpp"
 
 namespace weft::http::detail {
@@ -95,6 +96,7 @@ void Http1Session::finish() noexcept {
     ready_ = 0;
     carry_.clear();
     carry_spare_.clear();
+    std::string().swap(after_close_);
     out_.clear();
     out_mark_ = 0;
     pieces_.clear();
@@ -230,9 +232,13 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         }
         s.error_status = 0;
         if (!s.req->keep_alive()) {
-            // Nothing after a closing request is answered.
+            // Nothing after a closing request is answered; an upgrade's handler may want it.
             stop_parsing_ = true;
-            if (pos < len) linger_ = true;
+            if (pos < len) {
+                linger_ = true;
+                if (s.req->header("upgrade") && len - pos <= ctx_.options->max_header_bytes)
+                    after_close_.assign(data + pos, len - pos);
+            }
             return;
         }
     }
@@ -363,7 +369,9 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         status = 405;
     }
 
-    if (status == 0) {
+    if (status == 0 && m.endpoint->websocket) {
+        status = run_websocket(*m.endpoint, req, keep, bytes, s.received);
+    } else if (status == 0) {
         const Endpoint& ep = *m.endpoint;
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), 1);
         RequestLife life(*ctx_.options, ep, req, s.received, conn_->fd, conn_->peer_text,
@@ -535,6 +543,131 @@ void Http1Session::record(const Request& req, int status, unsigned route_id, std
             weft::logger("http")->error("access log callback threw a non-std exception");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket routes.
+
+namespace {
+
+// Whether the comma-separated header value `list` holds `token` (case-insensitive).
+bool has_token(std::string_view list, std::string_view token) noexcept {
+    while (!list.empty()) {
+        const std::size_t comma = list.find(',');
+        std::string_view item = list.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+            item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+            item.remove_suffix(1);
+        if (iequals(item, token)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+bool any_header_has_token(const Request& req, std::string_view name, std::string_view token) {
+    for (const auto& h : req.headers())
+        if (iequals(h.name, name) && has_token(h.value, token)) return true;
+    return false;
+}
+
+// A Sec-WebSocket-Key: base64 of 16 bytes (22 characters and "==").
+bool valid_ws_key(std::string_view k) noexcept {
+    if (k.size() != 24 || k.substr(22) != "==") return false;
+    for (char c : k.substr(0, 22))
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return false;
+    return true;
+}
+
+}  // namespace
+
+int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, std::uint64_t& bytes,
+                                Clock::time_point received) {
+    keep = false;  // whatever happens, the connection ends with this request
+    auto refuse = [&](int status, std::string text, bool upgrade_hint) {
+        Response r(status, std::move(text));
+        if (upgrade_hint) {
+            r.add_header("Upgrade", "websocket");
+            r.add_header("Sec-WebSocket-Version", "13");
+        }
+        append_response(req, std::move(r), keep, bytes, req.method() == Method::head);
+        return status;
+    };
+    if (!any_header_has_token(req, "upgrade", "websocket"))
+        return refuse(426, "Upgrade Required: this route speaks WebSocket\n", true);
+    if (req.method() != Method::get || req.version_minor() < 1)
+        return refuse(400, "Bad Request: a WebSocket handshake is an HTTP/1.1 GET\n", false);
+    if (!any_header_has_token(req, "connection", "upgrade"))
+        return refuse(400, "Bad Request: a WebSocket handshake needs Connection: Upgrade\n", false);
+    auto version = req.header("sec-websocket-version");
+    if (!version || *version != "13")
+        return refuse(426, "Upgrade Required: WebSocket version 13 only\n", true);
+    auto key = req.header("sec-websocket-key");
+    if (!key || !valid_ws_key(*key))
+        return refuse(400, "Bad Request: missing or malformed Sec-WebSocket-Key\n", false);
+
+    if (*ctx_.draining) {
+        Response r(503, "Service Unavailable: the server is shutting down\n");
+        r.add_header("Retry-After", "1");
+        append_response(req, std::move(r), keep, bytes, false);
+        return 503;
+    }
+    // The server's preference among what the client offers.
+    std::string chosen;
+    for (const std::string& p : ep.websocket_options.subprotocols) {
+        if (any_header_has_token(req, "sec-websocket-protocol", p)) {
+            chosen = p;
+            break;
+        }
+    }
+    out_.append(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out_.append(ws_accept_key(*key));
+    out_.append("\r\n", 2);
+    if (!chosen.empty()) {
+        out_.append("Sec-WebSocket-Protocol: ");
+        out_.append(chosen);
+        out_.append("\r\n", 2);
+    }
+    out_.append(ctx_.date->line());
+    out_.append("\r\n", 2);
+    if (!flush()) return 101;  // the client is gone: nothing more to do
+
+    const ServerOptions& o = *ctx_.options;
+    WebSocketSettings ws;
+    ws.max_message = o.websocket_max_message_bytes;
+    if (ep.websocket_options.max_message_bytes != 0)
+        ws.max_message = ws.max_message == 0
+                             ? ep.websocket_options.max_message_bytes
+                             : std::min(ws.max_message, ep.websocket_options.max_message_bytes);
+    if (ws.max_message == 0) ws.max_message = SIZE_MAX;
+    ws.ping_interval = o.websocket_ping_interval;
+    ws.idle_timeout = o.websocket_idle_timeout;
+    WebSocketCore core(*transport_, ws, chosen, after_close_);
+    std::string().swap(after_close_);
+    WebSocket socket(core);
+    if (ctx_.metrics) ctx_.metrics->websocket_add(1);
+    conn_->websocket = &core;
+    {
+        // No request deadline unless the route set one, and no hang-up watch: recv() sees it.
+        RequestLife life(o, ep, req, received, -1, conn_->peer_text, request_context_);
+        const bool ok = guarded("WebSocket handler", req, ep, [&] { ep.websocket(req, socket); });
+        life.handler_done();
+        if (!this_fiber::cancelled())
+            core.close(ok ? ws_close::normal : ws_close::internal_error,
+                       ok ? "" : "internal error");
+    }
+    conn_->websocket = nullptr;
+    if (ctx_.metrics) {
+        ctx_.metrics->websocket_add(-1);
+        ctx_.metrics->websocket_messages(core.messages_in(), core.messages_out());
+    }
+    // The connection carried frames since: no lingering for HTTP bytes.
+    closing_ = true;
+    linger_ = false;
+    return 101;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,11 +31,20 @@ namespace weft::http::detail {
 
 class HubRequestMetrics;
 class BodyBudget;
+class WebSocketCore;
 
 /// Where response bytes go. send() writes all of `bufs` (blocking the fiber) or fails.
 class Transport {
   public:
     virtual Result<void> send(std::span<const iovec> bufs) = 0;
+    /// Receives what follows the requests on the connection (a WebSocket's frames, after the
+    /// upgrade) and appends it to `out`; returns how many bytes, 0 at the end of the stream.
+    /// A wait holds no buffer of its own (the socket's pooled receive buffers).
+    virtual Result<std::size_t> recv_append(std::string& out, Deadline deadline) {
+        (void)out;
+        (void)deadline;
+        return Errc::closed;
+    }
 
   protected:
     ~Transport() = default;
@@ -79,7 +88,8 @@ struct ConnectionInfo {
     int fd = -1;  ///< the socket, watched for a client that hangs up while a handler waits
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;
-    std::uint64_t requests = 0;  ///< requests answered on this connection
+    std::uint64_t requests = 0;          ///< requests answered on this connection
+    WebSocketCore* websocket = nullptr;  ///< while a WebSocket handler runs on it
 };
 
 /// What the connection does after the session had its say.
@@ -157,6 +167,10 @@ class Http1Session final : public StreamSink {
     void handle(Slot& s, bool last_in_batch);
     void run_stream(const Endpoint& ep, Request& req, bool& keep, int& status,
                     std::uint64_t& bytes);
+    /// A WebSocket route: the opening handshake, then the handler, then the close. Returns
+    /// the status recorded (101, or the handshake's refusal).
+    int run_websocket(const Endpoint& ep, Request& req, bool& keep, std::uint64_t& bytes,
+                      Clock::time_point received);
     bool draining_now() const noexcept;
     /// Appends status line and headers; clears `keep` when the connection must close.
     void append_head(const Request& req, const Response& r, bool& keep, bool chunked,
@@ -189,6 +203,7 @@ class Http1Session final : public StreamSink {
     std::size_t ready_ = 0;
     std::string carry_;
     std::string carry_spare_;
+    std::string after_close_;  // bytes after a request that closes (a WebSocket's first frames)
     Clock::time_point msg_started_{};
     Clock::time_point body_progress_at_{};  // end of the headers, then each body read
 

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <openssl/x509err.h>
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
@@ -87,6 +88,97 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::s
     return std::shared_ptr<TlsContext>(new TlsContext(ctx, verify_peer));
 }
 
+namespace {
+
+// ALPN: this server speaks http/1.1 only. A client that offers it gets it; one that offers only
+// others (h2) proceeds without ALPN rather than failing, as nginx does without http2.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+    static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    unsigned char* sel = nullptr;
+    unsigned char sel_len = 0;
+    if (SSL_select_next_proto(&sel, &sel_len, kHttp11, sizeof kHttp11, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        *outlen = sel_len;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+std::string asn1_time_text(const ASN1_TIME* t) {
+    BIO* b = BIO_new(BIO_s_mem());
+    if (!b) return "?";
+    ASN1_TIME_print(b, t);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<std::size_t>(n > 0 ? n : 0));
+    BIO_free(b);
+    return out;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::string& cert_file,
+                                                                    const std::string& key_file,
+                                                                    std::string* summary) {
+    ERR_clear_error();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return std::string("cannot make a TLS context: ") + openssl_error();
+    auto fail = [&](std::string what) {
+        if (ERR_peek_error() != 0) what += openssl_error();
+        SSL_CTX_free(ctx);
+        return what;
+    };
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    // TLS 1.2: forward-secret AEAD suites only, ECDSA before RSA (Mozilla's "intermediate");
+    // TLS 1.3's suites are all modern and keep OpenSSL's order.
+    if (SSL_CTX_set_cipher_list(ctx,
+                                "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305") != 1)
+        return fail("cannot set the cipher list: ");
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    // Resumption: stateless tickets (TLS 1.2 and 1.3) and a server-side cache for clients
+    // without them.
+    static const unsigned char kSidCtx[] = "weft";
+    SSL_CTX_set_session_id_context(ctx, kSidCtx, sizeof kSidCtx - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20 * 1024);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+        return fail("cannot load the certificate chain from '" + cert_file + "': ");
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+        if (mismatch) ERR_clear_error();
+        return fail(mismatch ? "the private key in '" + key_file +
+                                   "' does not match the certificate in '" + cert_file + "'"
+                             : "cannot load the private key from '" + key_file + "': ");
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return fail("the private key in '" + key_file + "' does not match the certificate in '" +
+                    cert_file + "': ");
+    if (summary) {
+        X509* leaf = SSL_CTX_get0_certificate(ctx);
+        std::string name = "?";
+        if (BIO* b = BIO_new(BIO_s_mem()); b && leaf) {
+            X509_NAME_print_ex(b, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253);
+            char* data = nullptr;
+            const long n = BIO_get_mem_data(b, &data);
+            name.assign(data, static_cast<std::size_t>(n > 0 ? n : 0));
+            BIO_free(b);
+        }
+        *summary = name + ", valid until " +
+                   (leaf ? asn1_time_text(X509_get0_notAfter(leaf)) : std::string("?"));
+        if (leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
+            *summary += " (EXPIRED: clients will refuse it)";
+    }
+    return std::shared_ptr<TlsContext>(new TlsContext(ctx, false));
+}
+
 TlsContext::~TlsContext() {
     SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
 }
@@ -108,20 +200,32 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, TcpStream& stream)
     ssl_ = ssl;
     rbio_ = r;
     wbio_ = w;
-    io_buf_ = std::make_unique<char[]>(kIoBuf);
+}
+
+char* TlsSession::io_buf() {
+    if (!io_buf_) io_buf_ = std::make_unique<char[]>(kIoBuf);
+    return io_buf_.get();
+}
+
+void TlsSession::release_buffers() noexcept {
+    io_buf_.reset();
 }
 
 TlsSession::~TlsSession() {
+    // Closed without close_notify (an idle timeout, a reset): OpenSSL would then drop the
+    // session from the cache. Resuming it is still safe, so keep it.
+    if (SSL_is_init_finished(ssl_of(ssl_)) == 1)
+        SSL_set_shutdown(ssl_of(ssl_), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(ssl_of(ssl_));
 }
 
 Result<void, TlsError> TlsSession::flush(Deadline deadline) {
     for (;;) {
-        const int n = BIO_read(bio_of(wbio_), io_buf_.get(), static_cast<int>(kIoBuf));
+        if (BIO_ctrl_pending(bio_of(wbio_)) == 0) return {};
+        char* buf = io_buf();
+        const int n = BIO_read(bio_of(wbio_), buf, static_cast<int>(kIoBuf));
         if (n <= 0) return {};
-        if (auto r = stream_.send(std::string_view(io_buf_.get(), static_cast<std::size_t>(n)),
-                                  deadline);
-            !r)
+        if (auto r = stream_.send(std::string_view(buf, static_cast<std::size_t>(n)), deadline); !r)
             return transport_error(r.error());
     }
 }
@@ -142,10 +246,11 @@ Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline) {
             case SSL_ERROR_WANT_WRITE:
                 continue;  // flushed: try again
             case SSL_ERROR_WANT_READ: {
-                auto n = stream_.recv(std::span<char>(io_buf_.get(), kIoBuf), deadline);
+                char* buf = io_buf();
+                auto n = stream_.recv(std::span<char>(buf, kIoBuf), deadline);
                 if (!n) return transport_error(n.error());
                 if (*n == 0) return 0;  // the peer closed the connection
-                BIO_write(bio_of(rbio_), io_buf_.get(), static_cast<int>(*n));
+                BIO_write(bio_of(rbio_), buf, static_cast<int>(*n));
                 continue;
             }
             case SSL_ERROR_SYSCALL:
@@ -184,6 +289,76 @@ Result<void, TlsError> TlsSession::connect(std::string_view host, Deadline deadl
         return e;
     }
     return {};
+}
+
+Result<void, TlsError> TlsSession::accept(Deadline deadline) {
+    auto r = drive([](SSL* s) { return SSL_accept(s); }, deadline);
+    if (!r) return r.error();
+    if (*r <= 0) {
+        TlsError e;
+        e.tls = false;
+        e.transport = Error(Errc::eof);
+        e.message = "the client closed the connection during the TLS handshake";
+        return e;
+    }
+    return {};
+}
+
+bool TlsSession::handshake_done() const noexcept {
+    return SSL_is_init_finished(ssl_of(ssl_)) == 1;
+}
+
+void TlsSession::feed(std::string_view ciphertext) {
+    if (!ciphertext.empty())
+        BIO_write(bio_of(rbio_), ciphertext.data(), static_cast<int>(ciphertext.size()));
+}
+
+bool TlsSession::has_buffered() const noexcept {
+    return SSL_pending(ssl_of(ssl_)) > 0 || BIO_ctrl_pending(bio_of(rbio_)) > 0;
+}
+
+Result<std::size_t, TlsError> TlsSession::read_buffered(std::span<char> buf, bool& eof) {
+    eof = false;
+    SSL* ssl = ssl_of(ssl_);
+    ERR_clear_error();
+    const int cap = static_cast<int>(std::min<std::size_t>(buf.size(), 1 << 30));
+    const int rc = SSL_read(ssl, buf.data(), cap);
+    const int err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc);
+    // A record may have asked for an answer (a key update, an alert): send it without waiting
+    // long; a peer that reads nothing is the send timeout's business later.
+    if (auto f = flush(Deadline(std::chrono::seconds(5))); !f) return f.error();
+    switch (err) {
+        case SSL_ERROR_NONE:
+            return static_cast<std::size_t>(rc);
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            return std::size_t{0};
+        case SSL_ERROR_ZERO_RETURN:
+            eof = true;
+            return std::size_t{0};
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) {
+                eof = true;
+                return std::size_t{0};
+            }
+            [[fallthrough]];
+        default: {
+            TlsError e;
+            e.message = openssl_error();
+            return e;
+        }
+    }
+}
+
+void TlsSession::shutdown(Deadline deadline) noexcept {
+    SSL* ssl = ssl_of(ssl_);
+    if (!handshake_done()) return;
+    ERR_clear_error();
+    (void)SSL_shutdown(ssl);
+    try {
+        (void)flush(deadline);
+    } catch (...) {
+    }
 }
 
 Result<std::size_t, TlsError> TlsSession::read(std::span<char> buf, Deadline deadline) {

@@ -36,6 +36,13 @@ class TlsContext {
     /// OpenSSL said.
     static Result<std::shared_ptr<TlsContext>, std::string> client(const std::string& ca_file,
                                                                    bool verify_peer);
+    /// A server context: the certificate chain in `cert_file` (PEM, leaf first) and its key
+    /// in `key_file`; TLS 1.2 and 1.3, ALPN http/1.1, server-preferred ECDHE AEAD ciphers,
+    /// session resumption (tickets and a session cache). Errors name the file and what
+    /// OpenSSL said; `summary` (when given) gets "CN=..., expires ...".
+    static Result<std::shared_ptr<TlsContext>, std::string> server(const std::string& cert_file,
+                                                                   const std::string& key_file,
+                                                                   std::string* summary = nullptr);
     ~TlsContext();
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;
@@ -60,8 +67,23 @@ class TlsSession {
     /// The client handshake: SNI and the certificate's host name (or IP address) checked
     /// against `host`.
     Result<void, TlsError> connect(std::string_view host, Deadline deadline);
+    /// The server handshake, with what feed() gave it and what it reads itself.
+    Result<void, TlsError> accept(Deadline deadline);
+    bool handshake_done() const noexcept;
+    /// Ciphertext that arrived without the session asking (a fiber-less watch received it).
+    void feed(std::string_view ciphertext);
     /// Up to buf.size() bytes of plaintext; 0 at the end of the stream.
     Result<std::size_t, TlsError> read(std::span<char> buf, Deadline deadline);
+    /// Plaintext that can be had without waiting for the network: 0 when a whole record has
+    /// not arrived yet; `eof` set when the peer ended the stream.
+    Result<std::size_t, TlsError> read_buffered(std::span<char> buf, bool& eof);
+    /// Bytes received and not yet turned into plaintext (or plaintext not yet read).
+    bool has_buffered() const noexcept;
+    /// Sends close_notify (best effort, within `deadline`).
+    void shutdown(Deadline deadline) noexcept;
+    /// Frees the session's I/O buffer while the connection is idle (it is made again when
+    /// needed).
+    void release_buffers() noexcept;
     Result<void, TlsError> write(std::string_view data, Deadline deadline);
     /// Plaintext already decrypted and waiting (so a read would not park).
     std::size_t pending() const noexcept;
@@ -71,6 +93,7 @@ class TlsSession {
     template <class Op>
     Result<int, TlsError> drive(Op op, Deadline deadline);
     Result<void, TlsError> flush(Deadline deadline);
+    char* io_buf();
 
     std::shared_ptr<TlsContext> ctx_;
     TcpStream& stream_;

@@ -154,8 +154,12 @@ WsEvent WsParser::next(std::string_view in, std::size_t& used) {
 }
 
 void ws_encode(std::string& out, WsOpcode op, std::string_view payload) {
+    ws_encode_header(out, op, payload.size());
+    out.append(payload);
+}
+
+void ws_encode_header(std::string& out, WsOpcode op, std::size_t n) {
     out += static_cast<char>(0x80 | static_cast<unsigned>(op));
-    const std::size_t n = payload.size();
     if (n < 126) {
         out += static_cast<char>(n);
     } else if (n <= 0xFFFF) {
@@ -167,7 +171,6 @@ void ws_encode(std::string& out, WsOpcode op, std::string_view payload) {
         for (int i = 7; i >= 0; --i)
             out += static_cast<char>((static_cast<std::uint64_t>(n) >> (8 * i)) & 0xFF);
     }
-    out.append(payload);
 }
 
 std::string ws_close_payload(std::uint16_t code, std::string_view reason) {

@@ -56,6 +56,8 @@ class WsParser {
 
 /// A server frame (FIN set, unmasked) with `payload`.
 void ws_encode(std::string& out, WsOpcode op, std::string_view payload);
+/// Only the header of such a frame, for a payload of `n` bytes sent separately.
+void ws_encode_header(std::string& out, WsOpcode op, std::size_t n);
 /// A close frame's payload: the code, big-endian, then the reason (cut to fit 123 bytes).
 std::string ws_close_payload(std::uint16_t code, std::string_view reason);
 /// Sec-WebSocket-Accept for a client's Sec-WebSocket-Key.

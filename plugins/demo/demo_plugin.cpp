@@ -1,5 +1,5 @@
-// The bundled demo plugin: the demo routes (/, /echo, /sleep, /block, /spin, /offload), which
-// show what cooperative and blocking code each do to a hub.
+// The bundled demo plugin: the demo routes (/, /echo, /sleep, /block, /spin, /offload, /fetch,
+// /fanout, /ws/echo), which show what cooperative and blocking code each do to a hub.
 #include "demo_routes.hpp"
 #include "weft/plugin.hpp"
 
@@ -11,7 +11,9 @@ void init(weft::plugin::Context& ctx) {
     weft::http::Router demo;
     weft::demo::register_demo_routes(demo);
     for (const weft::http::Endpoint* e : demo.endpoints()) {
-        if (e->stream)
+        if (e->websocket)
+            ctx.websocket_route(e->route, e->websocket, e->websocket_options);
+        else if (e->stream)
             ctx.stream_route(e->method, e->route, e->stream);
         else
             ctx.route(e->method, e->route, e->handler);

@@ -101,6 +101,19 @@ void register_demo_routes(Router& router) {
         return Response::text("status=" + std::to_string(r->status) +
                               " bytes=" + std::to_string(r->body.size()) + "\n");
     });
+    // Every message back as it came (text as text, binary as binary); the subprotocol "echo"
+    // is accepted when offered.
+    weft::http::WebSocketOptions ws;
+    ws.subprotocols = {"echo"};
+    router.websocket(
+        "/ws/echo",
+        [](Request&, weft::http::WebSocket& socket) {
+            while (auto m = socket.recv()) {
+                auto sent = m->text ? socket.send_text(m->data) : socket.send_binary(m->data);
+                if (!sent) break;
+            }
+        },
+        ws);
     router.get("/fanout", [](Request& req) -> Response {
         auto url = req.query("url");
         if (!url) return Response::text("missing query parameter url\n", 400);

@@ -79,6 +79,45 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
              static_cast<double>(c.reclaimed_slow_head.load(std::memory_order_relaxed))});
         out.push_back(std::move(reclaimed));
 
+        auto load = [](const std::atomic<std::uint64_t>& a) {
+            return static_cast<double>(a.load(std::memory_order_relaxed));
+        };
+        const auto ws = metrics.websockets();
+        monitor::MetricFamily wso;
+        wso.name = "weft_websocket_connections";
+        wso.help = "WebSocket connections open now.";
+        wso.type = monitor::MetricType::gauge;
+        wso.samples.push_back({{}, static_cast<double>(ws.open)});
+        out.push_back(std::move(wso));
+        monitor::MetricFamily wsm;
+        wsm.name = "weft_websocket_messages_total";
+        wsm.help =
+            "Messages carried by WebSockets, by direction (in: from clients), counted when each "
+            "WebSocket closes.";
+        wsm.type = monitor::MetricType::counter;
+        wsm.samples.push_back({{{"direction", "in"}}, static_cast<double>(ws.messages_in)});
+        wsm.samples.push_back({{{"direction", "out"}}, static_cast<double>(ws.messages_out)});
+        out.push_back(std::move(wsm));
+
+        monitor::MetricFamily hs;
+        hs.name = "weft_tls_handshakes_total";
+        hs.help = "TLS handshakes completed on the HTTPS listener.";
+        hs.type = monitor::MetricType::counter;
+        hs.samples.push_back({{}, load(c.tls_handshakes)});
+        out.push_back(std::move(hs));
+        monitor::MetricFamily hf;
+        hf.name = "weft_tls_handshake_failures_total";
+        hf.help =
+            "TLS handshakes that failed, by reason: plain_http (plain HTTP sent to the HTTPS "
+            "port), timeout (not done within header_timeout), closed (the client went away), "
+            "protocol (no common version or cipher, a bad record, an alert from the client).";
+        hf.type = monitor::MetricType::counter;
+        hf.samples.push_back({{{"reason", "plain_http"}}, load(c.tls_failed_plain_http)});
+        hf.samples.push_back({{{"reason", "timeout"}}, load(c.tls_failed_timeout)});
+        hf.samples.push_back({{{"reason", "closed"}}, load(c.tls_failed_closed)});
+        hf.samples.push_back({{{"reason", "protocol"}}, load(c.tls_failed_protocol)});
+        out.push_back(std::move(hf));
+
         monitor::MetricFamily bodies;
         bodies.name = "weft_http_request_body_bytes";
         bodies.help =

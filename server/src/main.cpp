@@ -304,7 +304,16 @@ int main(int argc, char** argv) {
 
     weft::http::ServerOptions http_opts = cfg.http;
     http_opts.access_log = access_log;
-    auto server = std::make_unique<weft::http::Server>(*workers, router, http_opts);
+    std::unique_ptr<weft::http::Server> server;
+    try {
+        server = std::make_unique<weft::http::Server>(*workers, router, http_opts);
+    } catch (const std::exception& e) {
+        log->error("cannot serve HTTPS with [server] tls_cert ({}) and tls_key ({}): {}",
+                   loaded.sources.of("server.tls_cert").to_string(),
+                   loaded.sources.of("server.tls_key").to_string(), e.what());
+        return 1;
+    }
+    if (server->tls()) log->info("HTTPS with {}", server->tls_summary());
 
     std::vector<weft::monitor::CollectorHandle> collectors;
     collectors.push_back(weft::monitor::add_hub_metrics(registry, *workers));
@@ -367,8 +376,16 @@ int main(int argc, char** argv) {
             log->error("cannot start the admin hub: {}", e.what());
             return 1;
         }
-        admin_server =
-            std::make_unique<weft::http::Server>(*admin_rt, admin_router, cfg.admin.http);
+        try {
+            admin_server =
+                std::make_unique<weft::http::Server>(*admin_rt, admin_router, cfg.admin.http);
+        } catch (const std::exception& e) {
+            log->error("cannot serve admin HTTPS with [admin] tls_cert ({}) and tls_key ({}): {}",
+                       loaded.sources.of("admin.tls_cert").to_string(),
+                       loaded.sources.of("admin.tls_key").to_string(), e.what());
+            return 1;
+        }
+        if (admin_server->tls()) log->info("admin HTTPS with {}", admin_server->tls_summary());
         auto ab = admin_server->listen(cfg.admin.listen);
         if (!ab) {
             log->error("cannot listen for admin on {} ({}): {}", cfg.admin.listen.to_string(),
@@ -392,12 +409,14 @@ int main(int argc, char** argv) {
     for (const auto& p : plugins.loaded())
         plugin_list += (plugin_list.empty() ? "" : ", ") + p.name + " " + p.version + " (" +
                        std::to_string(p.routes) + " routes)";
-    log->info("weft {} ready in {} ms: serving http://{} on {} hub{} ({}), admin {}; plugins: {}",
+    log->info("weft {} ready in {} ms: serving {}://{} on {} hub{} ({}), admin {}; plugins: {}",
               WEFT_VERSION,
               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
-              bound->to_string(), workers->hub_count(), workers->hub_count() == 1 ? "" : "s",
-              weft::backend_name(workers->backend()),
-              admin_server ? "http://" + admin_bound.to_string() : std::string("off"),
+              server->tls() ? "https" : "http", bound->to_string(), workers->hub_count(),
+              workers->hub_count() == 1 ? "" : "s", weft::backend_name(workers->backend()),
+              admin_server
+                  ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
+                  : std::string("off"),
               plugin_list.empty() ? "none" : plugin_list);
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
@@ -414,7 +433,24 @@ int main(int argc, char** argv) {
         if (sig == SIGUSR1) {
             watchdog->request_run_info_dump();
         } else if (sig == SIGHUP) {
-            log->warn("SIGHUP: reloading the configuration is not supported; restart weft");
+            // SIGHUP reloads the TLS certificates (renewed in place by an ACME client or a
+            // secret mount); other settings need a restart.
+            bool any = false;
+            for (auto* srv : {server.get(), admin_server.get()}) {
+                if (!srv || !srv->tls()) continue;
+                any = true;
+                const char* which = srv == server.get() ? "server" : "admin";
+                if (auto r = srv->reload_tls(); r)
+                    log->info("SIGHUP: [{}] reloaded the TLS certificate and key: {}", which,
+                              srv->tls_summary());
+                else
+                    log->error(
+                        "SIGHUP: [{}] cannot reload the TLS certificate and key, keeping "
+                        "the ones in use: {}",
+                        which, r.error());
+            }
+            if (!any)
+                log->warn("SIGHUP: no TLS certificate to reload; other settings need a restart");
         } else if (sig == SIGTERM || sig == SIGINT) {
             if (draining) {
                 log->warn("{} again: exiting now, without waiting for {} connection(s)",

@@ -10,6 +10,10 @@
 
 namespace weft::server {
 
+namespace {
+constexpr std::uint16_t kTryAgainLater = 1013;  // RFC 6455 section 7.4.1
+}  // namespace
+
 class PluginHost::ContextImpl final : public plugin::Context {
   public:
     ContextImpl(PluginHost& host, const plugin::Descriptor& d, std::string file,
@@ -49,6 +53,24 @@ class PluginHost::ContextImpl final : public plugin::Context {
         }
         host_.router_.add_stream(method, tmpl, std::move(h), options);
         route_list_.push_back(std::string(method) + " " + std::string(tmpl));
+    }
+    void websocket_route(std::string_view tmpl, http::WebSocketHandler h,
+                         http::WebSocketOptions options) override {
+        claim("GET", tmpl);
+        if (guard_) {
+            // The server has answered the handshake by now: a refusal is a close with 1013
+            // (Try Again Later), the WebSocket's 503.
+            h = [p = host_.protection_, i = *guard_, h = std::move(h)](http::Request& req,
+                                                                       http::WebSocket& ws) {
+                if (p->admit(i)) {
+                    ws.close(kTryAgainLater, "try again later");
+                    return;
+                }
+                h(req, ws);
+            };
+        }
+        host_.router_.websocket(tmpl, std::move(h), std::move(options));
+        route_list_.push_back("GET " + std::string(tmpl) + " (WebSocket)");
     }
     const config::Table& config() const noexcept override { return table_; }
     std::shared_ptr<spdlog::logger> logger() override {

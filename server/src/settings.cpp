@@ -143,6 +143,22 @@ config::Schema<Settings> build() {
         duration(Duration::zero(), kDay), "on SIGTERM, time for requests in flight to finish");
     s.bind("server", "server_name", [](auto& o) -> auto& { return o.http.server_name; },
         header_phrase(), "the Server header; \"\": none");
+    s.bind("server", "tls_cert", [](auto& o) -> auto& { return o.http.tls_cert; }, path(),
+        "HTTPS: PEM certificate chain, leaf first (with tls_key); SIGHUP reloads it");
+    s.bind("server", "tls_key", [](auto& o) -> auto& { return o.http.tls_key; }, path(),
+        "HTTPS: PEM private key of tls_cert");
+
+    s.bind("websocket", "max_message_bytes",
+        [](auto& o) -> auto& { return o.http.websocket_max_message_bytes; },
+        size(125, 1024 * kMiB), "the largest WebSocket message a client may send (1009 beyond)");
+    s.bind("websocket", "ping_interval",
+        [](auto& o) -> auto& { return o.http.websocket_ping_interval; },
+        duration(Duration::zero(), kDay), "silence before the server pings; an unanswered ping "
+        "closes after as long again; 0: no pings");
+    s.bind("websocket", "idle_timeout",
+        [](auto& o) -> auto& { return o.http.websocket_idle_timeout; },
+        duration(Duration::zero(), kDay), "no message from the client for this long closes the "
+        "WebSocket (1001); 0: no limit");
 
     s.bind("runtime", "hubs", [](auto& o) -> auto& { return o.runtime.hubs; },
         count_or_auto(1024), "event-loop threads; 0: one per CPU this process may use")
@@ -188,6 +204,10 @@ config::Schema<Settings> build() {
         integer(1, 100'000), "admin connections open at once");
     s.bind("admin", "header_timeout", [](auto& o) -> auto& { return o.admin.http.header_timeout; },
         duration(Duration::zero(), kDay, true), "time to receive an admin request head (408)");
+    s.bind("admin", "tls_cert", [](auto& o) -> auto& { return o.admin.http.tls_cert; }, path(),
+        "HTTPS for admin: PEM certificate chain (with tls_key); SIGHUP reloads it");
+    s.bind("admin", "tls_key", [](auto& o) -> auto& { return o.admin.http.tls_key; }, path(),
+        "HTTPS for admin: PEM private key of tls_cert");
 
     s.bind("monitor", "enabled", [](auto& o) -> auto& { return o.monitor.enabled; }, boolean(),
         "run the watchdog")
@@ -296,11 +316,30 @@ config::Schema<Settings> build() {
                           ctx.source("server.max_header_bytes").to_string() +
                           "): the request line counts against both");
         }
-        if (!ctx.failed("client.ca_file") && !o.client.ca_file.empty()) {
-            std::ifstream f(o.client.ca_file);
+        auto readable = [&](const char* key, const std::string& file) {
+            if (ctx.failed(key) || file.empty()) return;
+            std::ifstream f(file);
             if (!f)
-                ctx.error("client.ca_file", toml_quote(o.client.ca_file),
+                ctx.error(key, toml_quote(file),
                           "cannot be read: " + std::string(std::strerror(errno)));
+        };
+        readable("client.ca_file", o.client.ca_file);
+        for (const char* sec : {"server", "admin"}) {
+            const http::ServerOptions& h =
+                std::string_view(sec) == "server" ? o.http : o.admin.http;
+            const std::string cert_key = std::string(sec) + ".tls_cert";
+            const std::string key_key = std::string(sec) + ".tls_key";
+            if (h.tls_cert.empty() != h.tls_key.empty()) {
+                const bool cert_missing = h.tls_cert.empty();
+                ctx.error(
+                    cert_missing ? cert_key.c_str() : key_key.c_str(), "\"\"",
+                    std::string("must be set together with [") + sec + "] " +
+                        (cert_missing ? "tls_key" : "tls_cert") + " (" +
+                        ctx.source(cert_missing ? key_key.c_str() : cert_key.c_str()).to_string() +
+                        "), or both left empty");
+            }
+            readable(cert_key.c_str(), h.tls_cert);
+            readable(key_key.c_str(), h.tls_key);
         }
         if (o.shed.enabled && !o.monitor.enabled && !ctx.failed("shed.enabled")) {
             ctx.error("shed.enabled", "true",

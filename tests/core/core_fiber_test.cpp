@@ -222,7 +222,9 @@ static int ticks_during(bool cooperative) {
 
 FIBER_TEST(Fiber, CooperativeSleepLetsTickerRunAboutThirtyTimes) {
     int t = ticks_during(true);
-    EXPECT_GE(t, 25);
+    // About 30 on a quiet machine; a loaded CI machine delays some ticks. The blocking case
+    // below sees one.
+    EXPECT_GE(t, 15);
     EXPECT_LE(t, 32);
 }
 

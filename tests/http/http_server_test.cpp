@@ -275,54 +275,8 @@ TEST(HttpServer, PipeliningThreeInOneWrite) {
 
 TEST(HttpServer, MalformedAndOversizedRequests) {
     TestServer s;
-    struct Case {
-        const char* what;
-        std::string request;
-        int status;
-    };
-    const std::vector<Case> cases = {
-        {"garbage", "\x16\x03\x01\x00\x10hello\r\n\r\n", 400},
-        {"no Host", "GET / HTTP/1.1\r\n\r\n", 400},
-        {"CL and TE",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: "
-         "chunked\r\n\r\n0\r\n\r\n",
-         400},
-        {"two CLs",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
-        {"bad chunk size",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400},
-        {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", 400},
-        {"bad header", "GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400},
-        {"unknown TE", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n", 501},
-        {"unknown method", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501},
-        {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
-        {"long URI", "GET /" + std::string(2000, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
-        {"big headers", "GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(5000, 'h') + "\r\n\r\n",
-         431},
-        {"big body",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n" +
-             std::string(1000, 'b'),
-         413},
-        {"big chunked body",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n50000\r\n" +
-             std::string(1000, 'b'),
-         413},
-        {"expectation", "GET / HTTP/1.1\r\nHost: t\r\nExpect: later\r\n\r\n", 417},
-        {"bad escape in param", "GET /sleep?ms=%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400},
-        {"invalid Host", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400},
-        {"empty field name", "GET / HTTP/1.1\r\nHost: t\r\n: x\r\n\r\n", 400},
-        {"no target, no version", "HELLO\r\n\r\n", 400},
-        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
-        {"long chunk extension",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=" +
-             std::string(64 * 1024, 'x') + "\r\nhello\r\n0\r\n\r\n",
-         400},
-        {"leading zeros in a chunk size",
-         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
-             std::string(64 * 1024, '0') + "5\r\nhello\r\n0\r\n\r\n",
-         400},
-    };
-    for (const Case& c : cases) {
+    const auto cases = weft::http::testing::malformed_request_cases();
+    for (const auto& c : cases) {
         RawClient cl(s.port);
         ASSERT_TRUE(cl.ok());
         cl.send(c.request);

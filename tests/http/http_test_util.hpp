@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -131,8 +132,18 @@ class RawClient {
         if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     ~RawClient() { close(); }
-    RawClient(RawClient&& o) noexcept : fd_(std::exchange(o.fd_, -1)), buf_(std::move(o.buf_)) {}
+    RawClient(RawClient&& o) noexcept
+        : fd_(std::exchange(o.fd_, -1)), buf_(std::move(o.buf_)), io_(std::move(o.io_)) {}
     RawClient(const RawClient&) = delete;
+
+    /// Another layer over the socket (TLS): what send and receive go through, and the bytes it
+    /// holds already received (so that waiting for the socket is not needed).
+    struct Io {
+        std::function<long(const char*, std::size_t)> send;
+        std::function<long(char*, std::size_t)> recv;
+        std::function<bool()> pending;
+    };
+    void set_io(Io io) { io_ = std::move(io); }
 
     bool ok() const { return fd_ >= 0; }
     int fd() const { return fd_; }
@@ -142,7 +153,8 @@ class RawClient {
     }
     bool send(std::string_view data) {
         while (!data.empty()) {
-            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            ssize_t n = io_.send ? io_.send(data.data(), data.size())
+                                 : ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
             if (n <= 0) return false;
             data.remove_prefix(static_cast<std::size_t>(n));
         }
@@ -157,11 +169,13 @@ class RawClient {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 until - std::chrono::steady_clock::now());
             if (left.count() <= 0) return false;
-            pollfd p{fd_, POLLIN, 0};
-            int r = ::poll(&p, 1, static_cast<int>(left.count()));
-            if (r <= 0) continue;
+            if (!io_.pending || !io_.pending()) {
+                pollfd p{fd_, POLLIN, 0};
+                int r = ::poll(&p, 1, static_cast<int>(left.count()));
+                if (r <= 0) continue;
+            }
             char tmp[16384];
-            ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+            ssize_t n = io_.recv ? io_.recv(tmp, sizeof tmp) : ::recv(fd_, tmp, sizeof tmp, 0);
             if (n <= 0) {
                 eof_ = true;
                 return pred(buf_);
@@ -202,6 +216,60 @@ class RawClient {
     int fd_ = -1;
     std::string buf_;
     bool eof_ = false;
+    Io io_;
 };
+
+/// What a server must refuse, and with which status: the malformed-request table the plain
+/// and the TLS server tests share (the demo routes /echo and /sleep serve the good ones).
+struct MalformedCase {
+    const char* what;
+    std::string request;
+    int status;
+};
+
+inline std::vector<MalformedCase> malformed_request_cases() {
+    return {
+        {"garbage", "\x16\x03\x01\x00\x10hello\r\n\r\n", 400},
+        {"no Host", "GET / HTTP/1.1\r\n\r\n", 400},
+        {"CL and TE",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n0\r\n\r\n",
+         400},
+        {"two CLs",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+        {"bad chunk size",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400},
+        {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", 400},
+        {"bad header", "GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400},
+        {"unknown TE", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n", 501},
+        {"unknown method", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501},
+        {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+        {"long URI", "GET /" + std::string(2000, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
+        {"big headers", "GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(5000, 'h') + "\r\n\r\n",
+         431},
+        {"big body",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n" +
+             std::string(1000, 'b'),
+         413},
+        {"big chunked body",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n50000\r\n" +
+             std::string(1000, 'b'),
+         413},
+        {"expectation", "GET / HTTP/1.1\r\nHost: t\r\nExpect: later\r\n\r\n", 417},
+        {"bad escape in param", "GET /sleep?ms=%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"invalid Host", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400},
+        {"empty field name", "GET / HTTP/1.1\r\nHost: t\r\n: x\r\n\r\n", 400},
+        {"no target, no version", "HELLO\r\n\r\n", 400},
+        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+        {"long chunk extension",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=" +
+             std::string(64 * 1024, 'x') + "\r\nhello\r\n0\r\n\r\n",
+         400},
+        {"leading zeros in a chunk size",
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+             std::string(64 * 1024, '0') + "5\r\nhello\r\n0\r\n\r\n",
+         400},
+    };
+}
 
 }  // namespace weft::http::testing

@@ -125,7 +125,14 @@ class Admin(unittest.TestCase):
                      "/std_sleep?ms=3", "/offload?ms=1"]:
             get(self.w.http, path)
         get(self.w.http, "/echo", method="POST", body=b"x")
-        status, headers, body = get(self.w.admin, "/metrics")
+        # A request is recorded once its response is handed to the kernel, which the client may
+        # see first: scrape until the last one shows.
+        def scraped():
+            r = get(self.w.admin, "/metrics")
+            return r if re.search(r'http_server_request_duration_seconds_count\{[^}]*'
+                                  r'http_request_method="POST"[^}]*http_route="/echo"', r[2].decode()) \
+                else None
+        status, headers, body = u.poll(scraped, 5, what="POST /echo in the metrics")
         self.assertEqual(status, 200)
         self.assertEqual(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
         text = body.decode()

@@ -194,7 +194,12 @@ class Limits(unittest.TestCase):
                                       (peak - base) / 1e6))
             self.assertLessEqual(held, budget)
             self.assertGreaterEqual(refused_here, 200)
-            self.assertLess(peak - base, budget + (48 << 20))
+            # Resident memory says what the allocator kept, except under a sanitizer, whose
+            # allocator keeps freed blocks in quarantine on purpose.
+            sanitized = re.search(r'weft_build_info\{[^}]*sanitizers="(?!none")',
+                                  get(w.admin, "/metrics")[2].decode())
+            if not sanitized:
+                self.assertLess(peak - base, budget + (48 << 20))
             # A 503 says when to come back, and closes.
             for c, a in zip(conns, answers):
                 if a is not None:
@@ -212,7 +217,9 @@ class Limits(unittest.TestCase):
                 time.sleep(0.1)
             after = rss_bytes(w.pid)
             print("resident after they closed: %.0f MB over the start" % ((after - base) / 1e6))
-            self.assertLess(after - base, 16 << 20, "freed body memory went back to the system")
+            if not sanitized:
+                self.assertLess(after - base, 16 << 20,
+                                "freed body memory went back to the system")
             # A body within the budget is served.
             status, _, body = get(w.http, "/echo", method="POST", body=b"y" * 500000)
             self.assertEqual((status, len(body)), (200, 500000))

@@ -72,7 +72,7 @@ class Refusals(unittest.TestCase):
 
     def test_abi_mismatch(self):
         path = u.plugin_path("wrong_abi")
-        self.refuse(["--plugin", path], [path, "plugin ABI 4", "ABI 3", "rebuild"])
+        self.refuse(["--plugin", path], [path, "plugin ABI 5", "ABI 4", "rebuild"])
 
     def test_build_signature_mismatch(self):
         path = u.plugin_path("wrong_signature")
@@ -130,7 +130,7 @@ class Loads(unittest.TestCase):
                         'tick_interval = "50ms"\n' % hello)
             with Weft(["--config", cfg, "--hubs", "2"], workdir=tmp) as w:
                 w.wait_ready()
-                self.assertRegex(w.stderr(), r"plugins: demo [\d.]+ \(9 routes\), "
+                self.assertRegex(w.stderr(), r"plugins: demo [\d.]+ \(10 routes\), "
                                              r"hello 1\.0 \(2 routes\)")
                 self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
                 self.assertEqual(get(w.http, "/hello/ada")[2], b"Howdy, ada!\n")

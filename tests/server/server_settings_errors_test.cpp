@@ -314,7 +314,7 @@ std::vector<BadCase> bad_cases() {
          with_env({{"WEFT_SERVER_PORT", "80"}}),
          {"[server] port: unknown environment variable; known: WEFT_SERVER_LISTEN, "
           "WEFT_SERVER_MAX_CONNECTIONS,",
-          "WEFT_SERVER_LISTEN_BACKLOG,", "WEFT_SERVER_SERVER_NAME (environment WEFT_SERVER_PORT)"}},
+          "WEFT_SERVER_LISTEN_BACKLOG,", "WEFT_SERVER_TLS_KEY (environment WEFT_SERVER_PORT)"}},
         {"unknown_flag_far",
          with_flag("server.port", "1", "--port"),
          {"server.port: unknown key; known: server.listen, server.max_connections,",

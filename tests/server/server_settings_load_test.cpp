@@ -456,6 +456,14 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_STALL_BUDGET", "1s"},
         {"WEFT_STALL_WINDOW", "20s"},
         {"WEFT_STALL_COOLDOWN", "40s"},
+        // Readable files (the checks open them; loading a certificate is the server's job).
+        {"WEFT_SERVER_TLS_CERT", "/dev/null"},
+        {"WEFT_SERVER_TLS_KEY", "/dev/null"},
+        {"WEFT_ADMIN_TLS_CERT", "/dev/null"},
+        {"WEFT_ADMIN_TLS_KEY", "/dev/null"},
+        {"WEFT_WEBSOCKET_MAX_MESSAGE_BYTES", "64KiB"},
+        {"WEFT_WEBSOCKET_PING_INTERVAL", "10s"},
+        {"WEFT_WEBSOCKET_IDLE_TIMEOUT", "1m"},
         {"WEFT_LOG_LEVEL", "error"},
         {"WEFT_LOG_FORMAT", "json"},
         {"WEFT_LOG_ACCESS_LOG", "stdout"},
@@ -483,6 +491,11 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.runtime.recv_buffers, 128u);
     EXPECT_FALSE(v.runtime.patch_syscalls);
     EXPECT_EQ(v.http.request_timeout, 9s);
+    EXPECT_EQ(v.http.tls_cert, "/dev/null");
+    EXPECT_EQ(v.admin.http.tls_key, "/dev/null");
+    EXPECT_EQ(v.http.websocket_max_message_bytes, 64u * 1024);
+    EXPECT_EQ(v.http.websocket_ping_interval, 10s);
+    EXPECT_EQ(v.http.websocket_idle_timeout, 60s);
     EXPECT_EQ(v.http.timeout_header, "grpc-timeout");
     EXPECT_EQ(v.client.ca_file, "/dev/null");
     EXPECT_FALSE(v.client.verify_peer);

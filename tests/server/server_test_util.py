@@ -22,8 +22,8 @@ import unittest
 ARGS = None  # filled in by main()
 
 READY_RE = re.compile(
-    r"ready in (?P<ms>\d+) ms: serving http://(?P<http>\S+) on (?P<hubs>\d+) hubs? "
-    r"\((?P<backend>[^)]+)\), admin (?:http://(?P<admin>\S+)|off);")
+    r"ready in (?P<ms>\d+) ms: serving (?P<scheme>https?)://(?P<http>\S+) on (?P<hubs>\d+) "
+    r"hubs? \((?P<backend>[^)]+)\), admin (?:(?P<admin_scheme>https?)://(?P<admin>\S+)|off);")
 
 
 def main():
@@ -139,7 +139,8 @@ class Weft:
         self.http = m.group("http")
         self.admin = m.group("admin")
         self.hubs = int(m.group("hubs"))
-        if self.admin:
+        self.https = m.group("scheme") == "https"
+        if self.admin and m.group("admin_scheme") == "http":
             deadline = time.monotonic() + timeout
             while True:
                 try:

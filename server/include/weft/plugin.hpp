@@ -42,7 +42,8 @@
 
 /// Version of the plugin ABI: the Descriptor layout and the Context interface.
 /// 2: Context::on_blocked. 3: RouteOptions on Context::route and stream_route.
-#define WEFT_PLUGIN_ABI_VERSION 3u
+/// 4: Context::websocket_route.
+#define WEFT_PLUGIN_ABI_VERSION 4u
 
 #define WEFT_PLUGIN_STR_(x) #x
 #define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)
@@ -135,6 +136,12 @@ class Context {
     /// fiber-blocking APIs; it may block briefly, but a slow `fn` delays later reports (never
     /// the detection of blockages). An exception it throws is logged and the server carries on.
     virtual void on_blocked(std::function<void(const monitor::BlockingReport&)> fn) = 0;
+
+    /// A WebSocket route on GET `path_template` (see weft/http/websocket.hpp): the server
+    /// answers the handshake, then `handler` owns the connection on its fiber. Collisions are
+    /// refused as for route().
+    virtual void websocket_route(std::string_view path_template, http::WebSocketHandler handler,
+                                 http::WebSocketOptions options = {}) = 0;
 
   protected:
     ~Context() = default;

@@ -10,3 +10,4 @@
 #include "weft/http/router.hpp"
 #include "weft/http/server.hpp"
 #include "weft/http/server_options.hpp"
+#include "weft/http/websocket.hpp"

@@ -43,6 +43,14 @@ struct ConnectionCounters {
     /// The most body_bytes reached since a reader last reset it (the weft server, to give freed
     /// memory back to the system after a peak).
     mutable std::atomic<std::size_t> body_bytes_peak{0};
+    /// TLS handshakes completed, and those that failed, by why: the client spoke plain HTTP,
+    /// did not finish within header_timeout, closed the connection, or broke the protocol (no
+    /// common version or cipher, a bad record, an alert such as an unknown CA).
+    std::atomic<std::uint64_t> tls_handshakes{0};
+    std::atomic<std::uint64_t> tls_failed_plain_http{0};
+    std::atomic<std::uint64_t> tls_failed_timeout{0};
+    std::atomic<std::uint64_t> tls_failed_closed{0};
+    std::atomic<std::uint64_t> tls_failed_protocol{0};
 };
 
 class RequestMetrics {
@@ -68,6 +76,15 @@ class RequestMetrics {
     /// client hung up while the handler waited (the handler was cancelled). Thread-safe.
     void for_each_outcome(const std::function<void(unsigned hub, std::uint64_t timed_out,
                                                    std::uint64_t abandoned)>& fn) const;
+
+    /// WebSockets open now, over all hubs, and the messages closed ones carried (counted when
+    /// each closes). Thread-safe.
+    struct WebSocketTotals {
+        std::int64_t open = 0;
+        std::uint64_t messages_in = 0;
+        std::uint64_t messages_out = 0;
+    };
+    WebSocketTotals websockets() const noexcept;
 
     /// The writer side of hub `i` (engine use).
     detail::HubRequestMetrics& hub(unsigned i) noexcept { return *hubs_[i]; }

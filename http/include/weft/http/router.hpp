@@ -19,6 +19,7 @@
 #include "weft/http/request.hpp"
 #include "weft/http/response.hpp"
 #include "weft/http/response_stream.hpp"
+#include "weft/http/websocket.hpp"
 
 namespace weft::http {
 
@@ -36,11 +37,13 @@ struct RouteOptions {
 
 /// One registered route.
 struct Endpoint {
-    std::string method;                    ///< the method token, e.g. "GET"
-    std::string route;                     ///< the template as registered, e.g. "/users/{id}"
-    unsigned route_id = 0;                 ///< 1.. per distinct template (0 means "no route")
-    Handler handler;                       ///< set for ordinary routes
-    StreamHandler stream;                  ///< set for streaming routes
+    std::string method;          ///< the method token, e.g. "GET"
+    std::string route;           ///< the template as registered, e.g. "/users/{id}"
+    unsigned route_id = 0;       ///< 1.. per distinct template (0 means "no route")
+    Handler handler;             ///< set for ordinary routes
+    StreamHandler stream;        ///< set for streaming routes
+    WebSocketHandler websocket;  ///< set for WebSocket routes
+    WebSocketOptions websocket_options;
     std::vector<std::string> param_names;  ///< in template order
     RouteOptions options;
 };
@@ -76,6 +79,11 @@ class Router {
     /// The same for a streaming handler.
     Router& add_stream(std::string_view method, std::string_view path_template,
                        StreamHandler handler, RouteOptions options = {});
+    /// A WebSocket route (GET): the server answers the opening handshake (426 to a request
+    /// that is not one, 400 to a malformed one), then runs `handler` (see websocket.hpp). No
+    /// request deadline applies unless `route.timeout` sets one.
+    Router& websocket(std::string_view path_template, WebSocketHandler handler,
+                      WebSocketOptions options = {}, RouteOptions route = {});
 
     Router& get(std::string_view t, Handler h) { return add("GET", t, std::move(h)); }
     Router& post(std::string_view t, Handler h) { return add("POST", t, std::move(h)); }
@@ -99,7 +107,8 @@ class Router {
   private:
     struct Node;
     Router& insert(std::string_view method, std::string_view path_template, Handler handler,
-                   StreamHandler stream, RouteOptions options);
+                   StreamHandler stream, RouteOptions options, WebSocketHandler ws = nullptr,
+                   WebSocketOptions ws_options = {});
     std::unique_ptr<Node> root_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     unsigned next_route_id_ = 1;

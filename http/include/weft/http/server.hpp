@@ -25,6 +25,7 @@ namespace detail {
 class HubState;
 class Connection;
 class BodyBudget;
+class TlsContext;
 }  // namespace detail
 
 /// Threads: listen(), drain(), stop(), wait() and the destructor are for a thread that is not
@@ -73,6 +74,15 @@ class Server {
     const ServerOptions& options() const noexcept { return options_; }
     Runtime& runtime() const noexcept { return runtime_; }
 
+    /// Whether the listeners speak TLS (options().tls_cert and tls_key are set).
+    bool tls() const noexcept { return !options_.tls_cert.empty(); }
+    /// The certificate in use: "subject, valid until DATE" (empty without TLS).
+    std::string tls_summary() const;
+    /// Reads tls_cert and tls_key again: new connections use them, open ones keep theirs.
+    /// On an error the ones in use stay, and the message names the file and the reason.
+    /// Thread-safe.
+    Result<void, std::string> reload_tls();
+
   private:
     friend class detail::HubState;
     friend class detail::Connection;
@@ -97,6 +107,12 @@ class Server {
     std::atomic<bool> emfile_logged_{false};
     std::mutex wait_mu_;
     std::condition_variable wait_cv_;
+
+    /// The TLS context of new connections (replaced by reload_tls()).
+    std::shared_ptr<detail::TlsContext> tls_context() const;
+    mutable std::mutex tls_mu_;
+    std::shared_ptr<detail::TlsContext> tls_ctx_;
+    std::string tls_summary_;
 };
 
 }  // namespace weft::http

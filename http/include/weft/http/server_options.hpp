@@ -95,6 +95,19 @@ struct ServerOptions {
     std::string server_name = "weft";
     /// listen(2) backlog of each hub's listener (the kernel caps it at net.core.somaxconn).
     int listen_backlog = 4096;
+    /// HTTPS: the certificate chain (PEM, leaf first) and its private key (PEM). Both or
+    /// neither; with them every connection speaks TLS 1.2 or 1.3 (ALPN http/1.1), and its
+    /// handshake must end within header_timeout of the accept. Server::reload_tls() reads
+    /// them again (the weft server does on SIGHUP).
+    std::string tls_cert;
+    std::string tls_key;
+    /// WebSocket routes: the largest message (1009 beyond; WebSocketOptions may lower it), the
+    /// silence after which the server pings, and after which it closes (1001). A ping not
+    /// answered within another ping interval closes the connection. Zero: no pings / no idle
+    /// limit.
+    std::size_t websocket_max_message_bytes = 1024 * 1024;
+    std::chrono::nanoseconds websocket_ping_interval = std::chrono::seconds(30);
+    std::chrono::nanoseconds websocket_idle_timeout = std::chrono::seconds(300);
     /// Optional access log (see AccessLogFn); set in code (the weft server sets it from
     /// [log] access_log).
     AccessLogFn access_log;

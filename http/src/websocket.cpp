@@ -1,0 +1,213 @@
+// WebSocket connections after the handshake: whole messages in, frames out, pings answered and
+// sent, the closing handshake, keep-alive timeouts.
+#include "websocket_core.hpp"
+
+#include <sys/uio.h>
+
+#include <algorithm>
+
+namespace weft::http::detail {
+
+namespace {
+// How long close() waits for the client's close frame.
+constexpr auto kCloseWait = std::chrono::seconds(2);
+// Whatever the handler's deadline: a send that makes no progress for this long ends the
+// connection (a client that reads nothing).
+constexpr auto kSendStall = std::chrono::seconds(30);
+}  // namespace
+
+WebSocketCore::WebSocketCore(Transport& transport, const WebSocketSettings& settings,
+                             std::string subprotocol, std::string_view early)
+    : transport_(transport),
+      settings_(settings),
+      parser_(settings.max_message),
+      subprotocol_(std::move(subprotocol)),
+      in_(early),
+      heard_at_(Clock::now()) {}
+
+void WebSocketCore::closed(std::uint16_t code, std::string reason) noexcept {
+    state_ = State::closed;
+    if (close_code_ == 0) {
+        close_code_ = code;
+        close_reason_ = std::move(reason);
+    }
+}
+
+Result<void> WebSocketCore::send(WsOpcode op, std::string_view payload) {
+    if (state_ != State::open && op != WsOpcode::close) return Errc::closed;
+    std::string head;
+    ws_encode_header(head, op, payload.size());
+    // A message from another fiber of this hub waits for the one being written.
+    MutexLock lock(send_mu_, Deadline(kSendStall));
+    if (!lock.owns_lock()) return lock.result();
+    iovec v[2] = {{head.data(), head.size()}, {const_cast<char*>(payload.data()), payload.size()}};
+    auto r = transport_.send(std::span<const iovec>(v, payload.empty() ? 1 : 2));
+    if (!r) {
+        closed(ws_close::abnormal, "the connection failed while sending");
+        return r;
+    }
+    if (op == WsOpcode::text || op == WsOpcode::binary) ++messages_out_;
+    return {};
+}
+
+bool WebSocketCore::parse_one(WsEvent& ev) {
+    for (;;) {
+        std::size_t used = 0;
+        ev = parser_.next(std::string_view(in_).substr(in_pos_), used);
+        in_pos_ += used;
+        if (ev.kind != WsEvent::Kind::need_more) return true;
+        if (used == 0) {
+            // Keep only what is not parsed yet.
+            in_.erase(0, in_pos_);
+            in_pos_ = 0;
+            // A large message's storage is not kept for an idle WebSocket.
+            if (in_.empty() && in_.capacity() > 64 * 1024) std::string().swap(in_);
+            return false;
+        }
+    }
+}
+
+Result<void> WebSocketCore::fill(Deadline until) {
+    auto n = transport_.recv_append(in_, until);
+    if (!n) return n.error();
+    if (*n == 0) return Errc::eof;
+    heard_at_ = Clock::now();
+    ping_out_ = false;  // any frame shows the client is alive
+    return {};
+}
+
+Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
+    if (state_ != State::open) return Errc::closed;
+    Clock::time_point message_at = Clock::now();
+    for (;;) {
+        WsEvent ev;
+        while (parse_one(ev)) {
+            switch (ev.kind) {
+                case WsEvent::Kind::message:
+                    ++messages_in_;
+                    return WebSocket::Message{ev.text, std::move(ev.payload)};
+                case WsEvent::Kind::ping:
+                    if (auto r = send(WsOpcode::pong, ev.payload); !r) return r.error();
+                    break;
+                case WsEvent::Kind::pong:
+                    break;
+                case WsEvent::Kind::close: {
+                    // Answer with the same code (none if it gave none), then it is over.
+                    const std::string payload = ev.code == ws_close::no_status
+                                                    ? std::string()
+                                                    : ws_close_payload(ev.code, "");
+                    if (state_ == State::open) (void)send(WsOpcode::close, payload);
+                    closed(ev.code, std::move(ev.payload));
+                    return Errc::closed;
+                }
+                case WsEvent::Kind::error:
+                    (void)send(WsOpcode::close, ws_close_payload(ev.code, ev.payload));
+                    closed(ev.code, std::move(ev.payload));
+                    return Errc::closed;
+                case WsEvent::Kind::need_more:
+                    break;
+            }
+            if (state_ != State::open) return Errc::closed;
+        }
+        // Wait for more, waking for our own keep-alive duties.
+        const auto now = Clock::now();
+        Deadline until = deadline;
+        const auto& s = settings_;
+        if (s.idle_timeout.count() > 0)
+            until = earliest(until, Deadline(message_at + s.idle_timeout));
+        if (s.ping_interval.count() > 0)
+            until = earliest(until, Deadline(ping_out_ ? pinged_at_ + s.ping_interval
+                                                       : heard_at_ + s.ping_interval));
+        auto r = fill(until);
+        if (r) continue;
+        if (going_away_ && r.error() == Errc::eof) {
+            // Our own shutdown of the read side (a drain): say goodbye properly.
+            (void)send(WsOpcode::close,
+                       ws_close_payload(ws_close::going_away, "server shutting down"));
+            closed(ws_close::going_away, "server shutting down");
+            return Errc::closed;
+        }
+        if (r.error() == Errc::eof || r.error() == Errc::connection_reset ||
+            r.error() == Errc::closed) {
+            closed(ws_close::abnormal, "the connection ended without a close frame");
+            return r.error() == Errc::eof ? Errc::eof : r.error();
+        }
+        if (r.error() != Errc::timed_out) return r.error();  // cancelled: still open
+        if (deadline.passed()) return Errc::timed_out;
+        const auto t = Clock::now();
+        if (s.idle_timeout.count() > 0 && t >= message_at + s.idle_timeout) {
+            close(ws_close::going_away, "idle timeout");
+            return Errc::closed;
+        }
+        if (s.ping_interval.count() > 0) {
+            if (ping_out_ && t >= pinged_at_ + s.ping_interval) {
+                // Nothing came back: the client or the path to it is gone.
+                (void)send(WsOpcode::close,
+                           ws_close_payload(ws_close::going_away, "no answer to a ping"));
+                closed(ws_close::abnormal, "no answer to a ping");
+                return Errc::closed;
+            }
+            if (!ping_out_ && t >= heard_at_ + s.ping_interval) {
+                if (auto p = send(WsOpcode::ping, "weft"); !p) return p.error();
+                ping_out_ = true;
+                pinged_at_ = t;
+            }
+        }
+        (void)now;
+    }
+}
+
+void WebSocketCore::close(std::uint16_t code, std::string_view reason) {
+    if (state_ != State::open) return;
+    if (!send(WsOpcode::close, ws_close_payload(code, reason))) return;
+    state_ = State::closing;
+    close_code_ = code;
+    close_reason_ = std::string(reason);
+    // Wait a little for the client's close frame, dropping what comes before it.
+    const Deadline until(kCloseWait);
+    for (;;) {
+        WsEvent ev;
+        while (parse_one(ev))
+            if (ev.kind == WsEvent::Kind::close || ev.kind == WsEvent::Kind::error) {
+                state_ = State::closed;
+                return;
+            }
+        if (!fill(until)) break;
+    }
+    state_ = State::closed;
+}
+
+}  // namespace weft::http::detail
+
+namespace weft::http {
+
+Result<WebSocket::Message> WebSocket::recv(Deadline deadline) {
+    return core_.recv(deadline);
+}
+Result<void> WebSocket::send_text(std::string_view text) {
+    return core_.send(detail::WsOpcode::text, text);
+}
+Result<void> WebSocket::send_binary(std::string_view data) {
+    return core_.send(detail::WsOpcode::binary, data);
+}
+Result<void> WebSocket::ping(std::string_view payload) {
+    if (payload.size() > 125) return Errc::invalid_argument;
+    return core_.send(detail::WsOpcode::ping, payload);
+}
+void WebSocket::close(std::uint16_t code, std::string_view reason) {
+    core_.close(code, reason);
+}
+bool WebSocket::is_open() const noexcept {
+    return core_.is_open();
+}
+std::uint16_t WebSocket::close_code() const noexcept {
+    return core_.close_code();
+}
+const std::string& WebSocket::close_reason() const noexcept {
+    return core_.close_reason();
+}
+std::string_view WebSocket::subprotocol() const noexcept {
+    return core_.subprotocol();
+}
+
+}  // namespace weft::http

@@ -1,0 +1,389 @@
+// HTTPS listeners with real clients: OpenSSL as a raw client (the malformed-request table over
+// TLS, pipelining, large bodies, session resumption), curl (keep-alive, TLS 1.2 and 1.3, ALPN),
+// plain HTTP sent to the TLS port, a handshake that never ends, and a certificate reloaded under
+// open connections. Certificates are made by the `openssl` command in a temporary directory.
+#include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "demo_routes.hpp"
+#include "http_test_util.hpp"
+#include "weft/core/runtime.hpp"
+#include "weft/http/http.hpp"
+
+using namespace std::chrono_literals;
+using namespace weft::http;
+using weft::http::testing::ParsedResponse;
+using weft::http::testing::RawClient;
+
+namespace {
+
+std::string sh(const std::string& cmd, int* code = nullptr) {
+    std::string out;
+    FILE* f = ::popen(("timeout 60 " + cmd + " 2>&1").c_str(), "r");
+    if (!f) return out;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
+    const int st = ::pclose(f);
+    if (code) *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+/// A temporary directory with self-signed ECDSA P-256 certificates for 127.0.0.1 and localhost,
+/// each its own trust anchor: `v1` and `v2` (for the reload).
+struct Certs {
+    Certs() {
+        char tmpl[] = "/tmp/weft-tls-test-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+        for (const char* name : {"v1", "v2"}) {
+            int code = -1;
+            std::string out =
+                sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                   "-nodes -days 2 -subj /CN=weft-test-" +
+                       std::string(name) +
+                       " -addext "
+                       "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+                       path(name, "key") + " -out " + path(name, "pem"),
+                   &code);
+            if (code != 0) throw std::runtime_error("openssl req failed: " + out);
+        }
+        // What the server serves: copies it can be pointed at and that a test may replace.
+        std::filesystem::copy_file(path("v1", "pem"), cert());
+        std::filesystem::copy_file(path("v1", "key"), key());
+        // A client trusts both.
+        std::ofstream(ca()) << slurp(path("v1", "pem")) << slurp(path("v2", "pem"));
+    }
+    ~Certs() { std::filesystem::remove_all(dir); }
+    std::string path(const std::string& name, const std::string& ext) const {
+        return dir + "/" + name + "." + ext;
+    }
+    std::string cert() const { return dir + "/server.pem"; }
+    std::string key() const { return dir + "/server.key"; }
+    std::string ca() const { return dir + "/ca.pem"; }
+    static std::string slurp(const std::string& p) {
+        std::ifstream f(p, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    }
+    void serve(const std::string& name) const {
+        std::filesystem::copy_file(path(name, "pem"), cert(),
+                                   std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::copy_file(path(name, "key"), key(),
+                                   std::filesystem::copy_options::overwrite_existing);
+    }
+    std::string dir;
+};
+
+struct TlsServer {
+    explicit TlsServer(const Certs& certs, ServerOptions o = {}) {
+        o.max_header_bytes = 4096;
+        o.max_uri_bytes = 1024;
+        o.max_body_bytes = 256 * 1024;
+        o.header_timeout = 1s;
+        o.body_timeout = 2s;
+        o.linger_timeout = 500ms;
+        o.tls_cert = certs.cert();
+        o.tls_key = certs.key();
+        weft::RuntimeOptions ro;
+        ro.hubs = 2;
+        ro.name = "t";
+        rt = std::make_unique<weft::Runtime>(ro);
+        weft::demo::register_demo_routes(router);
+        router.get("/big", [](Request& r) {
+            return Response(200,
+                            std::string(std::stoul(std::string(r.query("n").value_or("0"))), 'x'));
+        });
+        server = std::make_unique<Server>(*rt, router, std::move(o));
+        auto a = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"));
+        if (!a) throw std::runtime_error("listen: " + a.error().message());
+        port = a->port();
+    }
+    ~TlsServer() {
+        server.reset();
+        rt.reset();
+    }
+    const ConnectionCounters& counts() const { return server->metrics().connections(); }
+    std::string url(std::string_view p) const {
+        return "https://127.0.0.1:" + std::to_string(port) + std::string(p);
+    }
+    std::unique_ptr<weft::Runtime> rt;
+    Router router;
+    std::unique_ptr<Server> server;
+    std::uint16_t port = 0;
+};
+
+struct CtxFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+    void operator()(SSL* s) const { SSL_free(s); }
+};
+using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
+
+CtxPtr client_ctx(const Certs& certs, int max_version = 0) {
+    CtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_load_verify_locations(ctx.get(), certs.ca().c_str(), nullptr);
+    if (max_version) SSL_CTX_set_max_proto_version(ctx.get(), max_version);
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT);
+    return ctx;
+}
+
+/// A RawClient speaking TLS (blocking OpenSSL on its socket).
+struct TlsClient {
+    TlsClient(std::uint16_t port, SSL_CTX* ctx, SSL_SESSION* resume = nullptr) : raw(port) {
+        if (!raw.ok()) return;
+        ssl.reset(SSL_new(ctx));
+        SSL_set_fd(ssl.get(), raw.fd());
+        SSL_set1_host(ssl.get(), "127.0.0.1");
+        static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+        SSL_set_alpn_protos(ssl.get(), kAlpn, sizeof kAlpn);
+        if (resume) SSL_set_session(ssl.get(), resume);
+        if (SSL_connect(ssl.get()) != 1) {
+            char e[256];
+            ERR_error_string_n(ERR_get_error(), e, sizeof e);
+            error = e;
+            ssl.reset();
+            return;
+        }
+        SSL* s = ssl.get();
+        raw.set_io(
+            {[s](const char* p, std::size_t n) -> long {
+                 return SSL_write(s, p, static_cast<int>(n));
+             },
+             [s](char* p, std::size_t n) -> long { return SSL_read(s, p, static_cast<int>(n)); },
+             [s]() { return SSL_pending(s) > 0; }});
+    }
+    ~TlsClient() {
+        if (ssl) SSL_shutdown(ssl.get());  // else OpenSSL marks the session not resumable
+    }
+    TlsClient(const TlsClient&) = delete;
+    bool ok() const { return ssl != nullptr; }
+    std::string subject() const {
+        X509* c = SSL_get1_peer_certificate(ssl.get());
+        if (!c) return "";
+        char buf[256];
+        X509_NAME_oneline(X509_get_subject_name(c), buf, sizeof buf);
+        X509_free(c);
+        return buf;
+    }
+    std::string alpn() const {
+        const unsigned char* p = nullptr;
+        unsigned int n = 0;
+        SSL_get0_alpn_selected(ssl.get(), &p, &n);
+        return std::string(reinterpret_cast<const char*>(p), n);
+    }
+    ParsedResponse get(const std::string& request) {
+        raw.send(request);
+        auto rs = raw.read_responses(1);
+        return rs.empty() ? ParsedResponse{} : rs[0];
+    }
+    RawClient raw;
+    std::unique_ptr<SSL, SslFree> ssl;
+    std::string error;
+};
+
+constexpr const char* kGet = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+TEST(HttpTls, MalformedRequestsGetTheSameAnswersOverTls) {
+    Certs certs;
+    TlsServer s(certs);
+    auto ctx = client_ctx(certs);
+    for (const auto& c : weft::http::testing::malformed_request_cases()) {
+        TlsClient cl(s.port, ctx.get());
+        ASSERT_TRUE(cl.ok()) << cl.error;
+        cl.raw.send(c.request);
+        auto rs = cl.raw.read_responses(1);
+        ASSERT_EQ(rs.size(), 1u) << c.what;
+        EXPECT_EQ(rs[0].status, c.status) << c.what << ": " << rs[0].body;
+        if (std::string_view(c.what) != "bad escape in param") {
+            EXPECT_EQ(rs[0].header("Connection").value_or(""), "close") << c.what;
+            EXPECT_TRUE(cl.raw.wait_closed(3s)) << c.what << ": the connection must close";
+        }
+    }
+    TlsClient after(s.port, ctx.get());
+    ASSERT_TRUE(after.ok()) << after.error;
+    EXPECT_EQ(after.get(kGet).status, 200);
+}
+
+TEST(HttpTls, KeepAlivePipeliningAndLargeBodies) {
+    Certs certs;
+    TlsServer s(certs);
+    auto ctx = client_ctx(certs);
+    TlsClient cl(s.port, ctx.get());
+    ASSERT_TRUE(cl.ok()) << cl.error;
+    EXPECT_EQ(cl.alpn(), "http/1.1");
+    EXPECT_EQ(cl.subject(), "/CN=weft-test-v1");
+    // Three requests in one record.
+    cl.raw.send(std::string(kGet) + kGet + kGet);
+    auto rs = cl.raw.read_responses(3);
+    ASSERT_EQ(rs.size(), 3u);
+    for (const auto& r : rs)
+        EXPECT_EQ(r.status, 200);
+    // A 200 KB upload echoed back, then a 3 MB response, on the same connection.
+    std::string body(200 * 1024, 'u');
+    for (std::size_t i = 0; i < body.size(); i += 97)
+        body[i] = static_cast<char>('a' + i % 26);
+    auto echo =
+        cl.get("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n\r\n" + body);
+    EXPECT_EQ(echo.status, 200);
+    EXPECT_EQ(echo.body, body);
+    auto big = cl.get("GET /big?n=3000000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(big.status, 200);
+    EXPECT_EQ(big.body.size(), 3000000u);
+    EXPECT_EQ(s.counts().tls_handshakes.load(), 1u);
+}
+
+TEST(HttpTls, CurlKeepAliveTls12And13) {
+    Certs certs;
+    TlsServer s(certs);
+    const std::string curl = "curl --noproxy '*' -sS --max-time 20 --cacert " + certs.ca();
+    int code = -1;
+    std::string out = sh(curl + " -v " + s.url("/") + " " + s.url("/hello"), &code);
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("SSL connection using TLSv1.3"), std::string::npos) << out;
+    EXPECT_NE(out.find("ALPN: server accepted http/1.1"), std::string::npos) << out;
+    EXPECT_NE(out.find("Re-using existing connection"), std::string::npos) << out;
+    out = sh(curl + " -v --tlsv1.2 --tls-max 1.2 " + s.url("/"), &code);
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("SSL connection using TLSv1.2 / ECDHE-ECDSA-AES128-GCM-SHA256"),
+              std::string::npos)
+        << out;
+    // Below TLS 1.2: refused.
+    out = sh(curl + " --tlsv1.1 --tls-max 1.1 --ciphers DEFAULT@SECLEVEL=0 " + s.url("/"), &code);
+    EXPECT_NE(code, 0) << out;
+}
+
+TEST(HttpTls, PlainHttpToTheTlsPortGetsAClearAnswerAndClose) {
+    Certs certs;
+    TlsServer s(certs);
+    RawClient cl(s.port);
+    ASSERT_TRUE(cl.ok());
+    cl.send(kGet);
+    auto rs = cl.read_responses(1);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 400);
+    EXPECT_NE(rs[0].body.find("plain HTTP request was sent to an HTTPS port"), std::string::npos);
+    EXPECT_TRUE(cl.wait_closed(3s));
+    EXPECT_EQ(s.counts().tls_failed_plain_http.load(), 1u);
+    // Bytes that are neither TLS nor HTTP: closed without an answer.
+    RawClient junk(s.port);
+    junk.send(std::string("\x01\x02\x03\x04", 4));
+    EXPECT_TRUE(junk.wait_closed(3s));
+    EXPECT_TRUE(junk.buffer().empty());
+    EXPECT_TRUE(weft::http::testing::RawClient(s.port).ok());
+}
+
+TEST(HttpTls, AHandshakeThatNeverEndsMeetsTheHeaderTimeout) {
+    Certs certs;
+    TlsServer s(certs);  // header_timeout 1 s
+    auto ctx = client_ctx(certs);
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<RawClient> slow;
+    for (int i = 0; i < 20; ++i) {
+        slow.emplace_back(s.port);
+        slow.back().send(std::string("\x16\x03\x01\x02", 4));  // a ClientHello's first bytes
+    }
+    // Meanwhile others are served.
+    TlsClient ok(s.port, ctx.get());
+    ASSERT_TRUE(ok.ok()) << ok.error;
+    EXPECT_EQ(ok.get(kGet).status, 200);
+    for (auto& c : slow)
+        EXPECT_TRUE(c.wait_closed(4s));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, 3s);
+    EXPECT_GE(took, 900ms);
+    EXPECT_EQ(s.counts().tls_failed_timeout.load(), 20u);
+    // A connection that never sends a byte closes at the same deadline, uncounted.
+    RawClient silent(s.port);
+    EXPECT_TRUE(silent.wait_closed(3s));
+}
+
+TEST(HttpTls, ReloadServesTheNewCertificateAndKeepsOpenConnections) {
+    Certs certs;
+    TlsServer s(certs);
+    auto ctx = client_ctx(certs);
+    TlsClient before(s.port, ctx.get());
+    ASSERT_TRUE(before.ok()) << before.error;
+    EXPECT_EQ(before.subject(), "/CN=weft-test-v1");
+    EXPECT_NE(s.server->tls_summary().find("CN=weft-test-v1, valid until "), std::string::npos)
+        << s.server->tls_summary();
+
+    certs.serve("v2");
+    ASSERT_TRUE(s.server->reload_tls());
+    EXPECT_EQ(before.get(kGet).status, 200);  // the open connection keeps going
+    TlsClient after(s.port, ctx.get());
+    ASSERT_TRUE(after.ok()) << after.error;
+    EXPECT_EQ(after.subject(), "/CN=weft-test-v2");
+
+    // A broken file: the error says which and why; the certificate in use stays.
+    std::ofstream(certs.cert()) << "not a certificate\n";
+    auto bad = s.server->reload_tls();
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find(certs.cert()), std::string::npos) << bad.error();
+    // A key that does not match the certificate.
+    certs.serve("v1");
+    std::filesystem::copy_file(certs.path("v2", "key"), certs.key(),
+                               std::filesystem::copy_options::overwrite_existing);
+    bad = s.server->reload_tls();
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("does not match"), std::string::npos) << bad.error();
+    TlsClient still(s.port, ctx.get());
+    ASSERT_TRUE(still.ok()) << still.error;
+    EXPECT_EQ(still.subject(), "/CN=weft-test-v2");
+    EXPECT_EQ(still.get(kGet).status, 200);
+}
+
+TEST(HttpTls, SessionsResume) {
+    Certs certs;
+    TlsServer s(certs);
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        auto ctx = client_ctx(certs, version);
+        SSL_SESSION* sess = nullptr;
+        {
+            TlsClient first(s.port, ctx.get());
+            ASSERT_TRUE(first.ok()) << first.error;
+            // TLS 1.3 tickets come after the handshake: read a response first.
+            EXPECT_EQ(first.get(kGet).status, 200);
+            sess = SSL_get1_session(first.ssl.get());
+            ASSERT_NE(sess, nullptr);
+        }
+        TlsClient second(s.port, ctx.get(), sess);
+        SSL_SESSION_free(sess);
+        ASSERT_TRUE(second.ok()) << second.error;
+        EXPECT_EQ(SSL_session_reused(second.ssl.get()), 1) << "TLS version " << version;
+        EXPECT_EQ(second.get(kGet).status, 200);
+    }
+}
+
+TEST(HttpTls, CertificateWithoutKeyIsRefused) {
+    Certs certs;
+    weft::RuntimeOptions ro;
+    ro.hubs = 1;
+    weft::Runtime rt(ro);
+    Router router;
+    ServerOptions o;
+    o.tls_cert = certs.cert();
+    EXPECT_THROW(Server(rt, router, o), std::invalid_argument);
+    o.tls_key = certs.dir + "/missing.key";
+    try {
+        Server srv(rt, router, o);
+        ADD_FAILURE() << "a missing key file must be refused";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("missing.key"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace

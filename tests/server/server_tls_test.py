@@ -1,0 +1,215 @@
+"""HTTPS on the real `weft` binary, with certificates from a private CA made by the `openssl`
+command: curl and Python's ssl as clients; expired and wrong-host certificates refused by the
+clients with their reasons; SIGHUP reloading the certificate under load with no failed request;
+a bad file at reload kept out; the admin listener on its own certificate; configuration
+mistakes refused at startup; handshake failures counted in /metrics and never logged per
+connection above debug."""
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import server_test_util as u
+import tls_util
+from server_test_util import Weft, get
+
+
+def https_get(addr, path, ca, timeout=10):
+    h, port = u.split_addr(addr)
+    ctx = ssl.create_default_context(cafile=ca)
+    c = http.client.HTTPSConnection(h, port, timeout=timeout, context=ctx)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read(), c.sock.getpeercert()
+    finally:
+        c.close()
+
+
+def curl(args):
+    return subprocess.run(["curl", "--noproxy", "*", "-sS", "--max-time", "10"] + args,
+                          capture_output=True, text=True, timeout=30)
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="weft-tls-test-")
+        cls.ca = tls_util.PrivateCa(cls.tmp)
+        cls.good = cls.ca.issue("good", ["localhost", "127.0.0.1"])
+        cls.renewed = cls.ca.issue("renewed", ["localhost", "127.0.0.1"])
+        cls.expired = cls.ca.issue("expired", ["localhost", "127.0.0.1"], expired=True)
+        cls.other = cls.ca.issue("other", ["other.example"])
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def serving(self, cert, name="serving", extra=()):
+        """A copy of `cert` that the server is pointed at (tests replace it)."""
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        pem, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        shutil.copy(cert.cert, pem)
+        shutil.copy(cert.key, key)
+        w = Weft(["--hubs", "2", "--set", "server.tls_cert=" + pem,
+                  "--set", "server.tls_key=" + key] + list(extra))
+        return w, pem, key
+
+    def test_curl_and_python_over_https(self):
+        w, _, _ = self.serving(self.good)
+        with w:
+            w.wait_ready()
+            self.assertTrue(w.https)
+            self.assertRegex(w.stderr(), r"HTTPS with CN=localhost, valid until ")
+            r = curl(["--cacert", self.ca.cert, "-w", "%{http_code} %{http_version}\n",
+                      "https://%s/" % w.http])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(r.stdout.endswith("200 1.1\n"), r.stdout)
+            r = curl(["--cacert", self.ca.cert, "--resolve", "localhost:%s:127.0.0.1" %
+                      w.http.rsplit(":", 1)[1], "https://localhost:%s/" % w.http.rsplit(":", 1)[1]])
+            self.assertEqual((r.returncode, r.stdout), (0, "Hello, World!"), r.stderr)
+            status, body, cert = https_get(w.http, "/sleep?ms=1", self.ca.cert)
+            self.assertEqual(status, 200)
+            self.assertIn((("commonName", "localhost"),), cert["subject"])
+
+    def test_clients_refuse_expired_and_wrong_host_certificates(self):
+        for cert, curl_says, py_says in (
+                (self.expired, "certificate has expired", "certificate has expired"),
+                (self.other, "no alternative certificate subject name matches", "IP address mismatch")):
+            w, _, _ = self.serving(cert, name=os.path.basename(cert.cert))
+            with w:
+                w.wait_ready()
+                r = curl(["--cacert", self.ca.cert, "https://%s/" % w.http])
+                self.assertEqual(r.returncode, 60, r.stderr)
+                self.assertIn(curl_says, r.stderr)
+                with self.assertRaises(ssl.SSLCertVerificationError) as e:
+                    https_get(w.http, "/", self.ca.cert)
+                self.assertIn(py_says, str(e.exception))
+                # The client's refusal is a handshake failure on our side: counted, and not a
+                # warning in the log.
+                u.poll(lambda: re.search(
+                    r'weft_tls_handshake_failures_total\{reason="protocol"\} [1-9]',
+                    get(w.admin, "/metrics")[2].decode()), 5, what="the failure counted")
+                self.assertNotRegex(w.stderr(), r"\[(warning|error)\].*(TLS|handshake)")
+
+    def test_plain_http_to_the_tls_port(self):
+        w, _, _ = self.serving(self.good)
+        with w:
+            w.wait_ready()
+            status, _, body = get(w.http, "/")
+            self.assertEqual(status, 400)
+            self.assertIn(b"plain HTTP request was sent to an HTTPS port", body)
+            text = get(w.admin, "/metrics")[2].decode()
+            self.assertIn('weft_tls_handshake_failures_total{reason="plain_http"} 1', text)
+
+    def test_sighup_reloads_under_load_without_failures(self):
+        w, pem, key = self.serving(self.good)
+        with w:
+            w.wait_ready()
+            stop = threading.Event()
+            failures, served, subjects = [], [0], set()
+            lock = threading.Lock()
+
+            def client(keep_alive):
+                ctx = ssl.create_default_context(cafile=self.ca.cert)
+                h, port = u.split_addr(w.http)
+                conn = None
+                while not stop.is_set():
+                    try:
+                        if conn is None:
+                            conn = http.client.HTTPSConnection(h, port, timeout=10, context=ctx)
+                        conn.request("GET", "/")
+                        r = conn.getresponse()
+                        body = r.read()
+                        if r.status != 200 or body != b"Hello, World!":
+                            raise AssertionError("status %d" % r.status)
+                        with lock:
+                            served[0] += 1
+                            subjects.add(conn.sock.getpeercert()["serialNumber"])
+                        if not keep_alive:
+                            conn.close()
+                            conn = None
+                    except Exception as e:  # noqa: BLE001 - every failure counts
+                        with lock:
+                            failures.append(repr(e))
+                        conn = None
+                if conn:
+                    conn.close()
+            threads = [threading.Thread(target=client, args=(i % 2 == 0,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            try:
+                for i in range(6):
+                    time.sleep(0.25)
+                    src = self.renewed if i % 2 == 0 else self.good
+                    shutil.copy(src.cert, pem + ".new")
+                    shutil.copy(src.key, key + ".new")
+                    os.replace(pem + ".new", pem)
+                    os.replace(key + ".new", key)
+                    mark = len(w.stderr())
+                    w.signal(signal.SIGHUP)
+                    w.wait_for_log(r"SIGHUP: \[server\] reloaded the TLS certificate", after=mark)
+                time.sleep(0.25)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(30)
+            self.assertEqual(failures, [])
+            self.assertGreater(served[0], 50)
+            self.assertEqual(len(subjects), 2, "both certificates were served")
+
+            # A broken file: logged with the reason, and the certificate in use stays.
+            with open(pem, "w") as f:
+                f.write("garbage\n")
+            mark = len(w.stderr())
+            w.signal(signal.SIGHUP)
+            m = w.wait_for_log(r"SIGHUP: \[server\] cannot reload .*keeping the ones in use: "
+                               r"(.*)", after=mark)
+            self.assertIn(pem, m.group(1))
+            self.assertEqual(https_get(w.http, "/", self.ca.cert)[0], 200)
+
+    def test_admin_listener_on_its_own_certificate(self):
+        w = Weft(["--hubs", "1", "--set", "admin.tls_cert=" + self.renewed.cert,
+                  "--set", "admin.tls_key=" + self.renewed.key])
+        with w:
+            m = w.wait_for_log(r"admin https://(\S+);")
+            admin = m.group(1)
+            status, body, cert = https_get(admin, "/healthz", self.ca.cert)
+            self.assertEqual(status, 200)
+            status, body, _ = https_get(admin, "/metrics", self.ca.cert)
+            self.assertIn(b"weft_tls_handshakes_total", body)
+
+    def test_configuration_mistakes_are_refused(self):
+        r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + self.good.cert])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[server] tls_key: must be set together with [server] tls_cert "
+                      "(flag --set server.tls_cert), or both left empty", r.stderr)
+        missing = os.path.join(self.tmp, "nope.pem")
+        r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + missing,
+                        "--set", "server.tls_key=" + self.good.key])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertRegex(r.stderr, r"\[server\] tls_cert: cannot be read: No such file")
+        # Readable but not a certificate / a key of another certificate: refused at start.
+        bad = os.path.join(self.tmp, "bad.pem")
+        with open(bad, "w") as f:
+            f.write("not pem\n")
+        for cert, key, says in ((bad, self.good.key, "cannot load the certificate chain"),
+                                (self.good.cert, self.other.key, "does not match")):
+            w = Weft(["--set", "server.tls_cert=" + cert, "--set", "server.tls_key=" + key])
+            with w:
+                self.assertEqual(w.wait(20), 1)
+                self.assertIn(says, w.stderr())
+                self.assertIn("cannot serve HTTPS with [server] tls_cert", w.stderr())
+
+
+if __name__ == "__main__":
+    u.main()
