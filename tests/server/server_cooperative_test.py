@@ -25,9 +25,10 @@ WAIT_MS = 200
 CONCURRENCY = 20
 WALL_LIMIT_S = 0.5
 # GET / of another route while 20 handlers wait 200 ms each: blocking calls make it wait
-# seconds (2.3 s measured before patching); cooperative ones a few ms. The bound leaves room
-# for a loaded CI machine and stays below one blocked 200 ms wait.
-PROBE_LIMIT_S = 0.150
+# seconds (2.3 s measured before patching); cooperative ones a few ms. A burst whose probe
+# exceeds the bound runs once more (another process on a shared machine can delay one probe);
+# a hub that really waits behind its handlers fails both.
+PROBE_LIMIT_S = 0.050
 BACKENDS = ("io_uring", "epoll")
 
 
@@ -168,9 +169,12 @@ class Cooperative(unittest.TestCase):
             r["sleep_for"] = "/thread_sleep?ms=%d" % WAIT_MS
         return r
 
-    def check_cooperates(self, w, name, path):
+    def check_cooperates(self, w, name, path, second_try=False):
         with Probe(w.http) as probe:
             took, results = burst(w.http, path, CONCURRENCY)
+        if probe.worst >= PROBE_LIMIT_S and not second_try:
+            print("  %-10s GET / worst %.1f ms: once more" % (name, probe.worst * 1000))
+            return self.check_cooperates(w, name, path, True)
         bad = [r for r in results if r is None or r[0] != 200]
         self.assertEqual(bad, [], "%s: failed requests" % name)
         print("  %-10s %d x %d ms: %.3f s; GET / worst %.1f ms over %d probes" %
