@@ -15,8 +15,10 @@ test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 
     nginx-light openssl python3-websockets chromium golang-go)
 # The debug page's browser test drives Debian's chromium with npm's playwright-core, and
 # `go tool pprof` (golang-go) reads the profiles; tests/js/package-lock.json pins the npm side.
-# gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark.
-bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen golang-go)
+# gevent with psycopg2 and psycogreen: the database-bound side-by-side benchmark; h2load
+# (nghttp2-client) for HTTPS and Go's gorilla/websocket for the WebSocket benchmark.
+bench_pkgs=(nginx-light h2o python3-gevent python3-psycopg2 python3-psycogreen golang-go
+    nghttp2-client golang-github-gorilla-websocket-dev)
 # catatonit: a pod's pause process (podman play kube); dnsname: compose services by name.
 deploy_pkgs=(podman buildah runc mmdebstrap uidmap slirp4netns fuse-overlayfs podman-compose
     catatonit golang-github-containernetworking-plugin-dnsname prometheus)
