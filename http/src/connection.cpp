@@ -263,7 +263,8 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
                 if (first[0] >= 'A' && first[0] <= 'Z') {
                     counts.tls_failed_plain_http.fetch_add(1, std::memory_order_relaxed);
                     (void)stream_.send(kPlainHttpToTls, Deadline(std::chrono::seconds(1)));
-                    (void)stream_.shutdown(SHUT_WR);
+                    // Its request is unread: closing now could reset the answer away.
+                    linger();
                     weft::logger("http")->debug("{}: plain HTTP sent to the TLS port", peer_text_);
                 } else {
                     counts.tls_failed_protocol.fetch_add(1, std::memory_order_relaxed);
@@ -310,7 +311,7 @@ bool Connection::tls_buffered(std::string_view& out) noexcept {
 }
 
 Result<std::string_view> Connection::tls_read(Deadline deadline) {
-    if (!plain_) plain_ = std::make_unique<char[]>(kPlainBuf);
+    if (!plain_) plain_.reset(new char[kPlainBuf]);
     auto n = tls_->read(std::span<char>(plain_.get(), kPlainBuf), deadline);
     if (!n) {
         if (!n.error().tls) return n.error().transport;

@@ -203,7 +203,7 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, TcpStream& stream)
 }
 
 char* TlsSession::io_buf() {
-    if (!io_buf_) io_buf_ = std::make_unique<char[]>(kIoBuf);
+    if (!io_buf_) io_buf_.reset(new char[kIoBuf]);  // no need to zero it
     return io_buf_.get();
 }
 
