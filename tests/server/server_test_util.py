@@ -42,6 +42,34 @@ def main():
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 
 
+def io_uring_available():
+    """Whether this process may create an io_uring (a container's default seccomp profile, as
+    in a plain `podman build`, hides it)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params
+    fd = libc.syscall(425, 1, params)  # io_uring_setup
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
+
+
+def backends():
+    """The I/O backends a test can run weft on here: both, or epoll alone (said once) where
+    io_uring is hidden."""
+    global _BACKENDS
+    if _BACKENDS is None:
+        _BACKENDS = ("io_uring", "epoll") if io_uring_available() else ("epoll",)
+        if len(_BACKENDS) == 1:
+            print("io_uring is not available here (a seccomp filter?): the io_uring variants "
+                  "skip", file=sys.stderr)
+    return _BACKENDS
+
+
+_BACKENDS = None
+
+
 def plugin_path(name):
     return ARGS.plugins[name]
 

@@ -204,7 +204,7 @@ class WebSocketTest(unittest.TestCase):
             ("continuation first", frame(0x0, b"orphan"), 1002),
             ("bad close code", frame(0x8, struct.pack("!H", 1005)), 1002),
         ]
-        for backend in ("io_uring", "epoll"):
+        for backend in u.backends():
             with self.subTest(backend=backend):
                 self.malformed_frames(backend, cases)
 
@@ -257,7 +257,7 @@ class WebSocketTest(unittest.TestCase):
             self.assertLess(took, 3.0)
 
     def test_drain_closes_websockets_with_going_away(self):
-        for backend in ("io_uring", "epoll"):
+        for backend in u.backends():
             with self.subTest(backend=backend):
                 self.drain(backend)
 
@@ -293,7 +293,7 @@ class WebSocketTest(unittest.TestCase):
         try:
             ca = tls_util.PrivateCa(tmp)
             cert = ca.issue("server", ["localhost", "127.0.0.1"])
-            for backend in ("io_uring", "epoll"):
+            for backend in u.backends():
                 with self.subTest(backend=backend):
                     self.over_tls(backend, ca, cert)
         finally:
