@@ -110,7 +110,6 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
             if (state_ != State::open) return Errc::closed;
         }
         // Wait for more, waking for our own keep-alive duties.
-        const auto now = Clock::now();
         Deadline until = deadline;
         const auto& s = settings_;
         if (s.idle_timeout.count() > 0)
@@ -153,7 +152,6 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
                 pinged_at_ = t;
             }
         }
-        (void)now;
     }
 }
 
