@@ -222,6 +222,15 @@ void* fiber_local_get(std::size_t slot) noexcept {
 void fiber_local_set(std::size_t slot, std::shared_ptr<void> value) {
     auto* f = HubImpl::current_fiber();
     if (!f) throw std::logic_error("FiberLocal::set() outside a fiber");
+    // A table only this fiber holds is changed in place: the HTTP server sets and clears the
+    // request context around every handler, and that must not cost allocations.
+    // A count of 1 is exact: every sharer is a fiber of this hub holding its reference.
+    if (f->locals && f->locals.use_count() == 1 && slot < f->locals->slots.size()) {
+        auto& cell = const_cast<LocalTable&>(*f->locals).slots[slot];
+        std::shared_ptr<void> old = std::move(cell);
+        cell = std::move(value);
+        return;  // `old` dies here, with the table consistent (its destructor may set values)
+    }
     // Copy on write: fibers that share the table keep their values.
     auto t = f->locals ? std::make_shared<LocalTable>(*f->locals) : std::make_shared<LocalTable>();
     if (t->slots.size() <= slot) t->slots.resize(slot + 1);

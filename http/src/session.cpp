@@ -154,7 +154,7 @@ Step Http1Session::on_timeout() {
             parser_.headers_done() ? "request body timed out" : "request header timed out");
         const Clock::time_point answered_at = Clock::now();
         (void)flush();
-        record(req, 408, 0, {}, answered_at, 0);
+        record(req, 408, 0, {}, answered_at, Clock::now(), 0);
         linger_ = false;  // the client is slow or gone: do not wait for it any longer
     }
     closing_ = true;
@@ -308,11 +308,13 @@ void Http1Session::free_body(Slot& s) noexcept {
 }
 
 void Http1Session::record_answered() {
+    Clock::time_point sent{};  // one clock read for the whole batch, and none for an empty one
     for (std::size_t i = 0; i < ready_; ++i) {
         Slot& s = slots_[i];
         if (!s.answered) continue;
         s.answered = false;
-        record(*s.req, s.status, s.route_id, s.route, s.received, s.bytes);
+        if (sent == Clock::time_point{}) sent = Clock::now();
+        record(*s.req, s.status, s.route_id, s.route, s.received, sent, s.bytes);
     }
 }
 
@@ -519,9 +521,8 @@ Result<void> Http1Session::flush() {
 }
 
 void Http1Session::record(const Request& req, int status, unsigned route_id, std::string_view route,
-                          Clock::time_point received, std::uint64_t bytes) {
-    auto now = Clock::now();
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - received);
+                          Clock::time_point received, Clock::time_point sent, std::uint64_t bytes) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sent - received);
     if (ctx_.metrics) ctx_.metrics->observe(req.method(), status, route_id, route, ns.count());
     if (ctx_.options->access_log) {
         AccessLogEntry e;

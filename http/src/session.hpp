@@ -190,7 +190,7 @@ class Http1Session final : public StreamSink {
     /// Frees a body's storage unless it is small, and gives its bytes back to the budget.
     void free_body(Slot& s) noexcept;
     void record(const Request& req, int status, unsigned route_id, std::string_view route,
-                Clock::time_point received, std::uint64_t bytes);
+                Clock::time_point received, Clock::time_point sent, std::uint64_t bytes);
     void set_labels(const Request& req) noexcept;
 
     const SessionContext& ctx_;
