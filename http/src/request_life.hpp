@@ -65,6 +65,7 @@ class RequestLife final : internal::ParkHook {
     };
     std::shared_ptr<Watch> watch_;
     bool done_ = false;
+    bool parked_ = false;  // the handler waited at least once (on_park ran)
 };
 
 /// A timeout header's value ("250m", "2S", "1500"): the duration, or nullopt when invalid.
