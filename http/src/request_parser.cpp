@@ -6,7 +6,9 @@
 
 #include <llhttp.h>
 
+#include <array>
 #include <cstring>
+#include <string_view>
 
 #include "body_budget.hpp"
 #include "request_access.hpp"
@@ -146,6 +148,7 @@ void RequestParser::reset() noexcept {
     spans_.clear();
     header_bytes_ = 0;
     trailer_bytes_ = 0;
+    llhttp_done_ = false;
     in_message_ = false;
     headers_done_ = false;
     field_open_ = false;
@@ -213,6 +216,9 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
                                         const SocketAddress* peer) {
     req_ = &req;
     peer_ = peer;
+    if (fast_ && !llhttp_done_ && !in_message_ && probe_ == LineProbe::off && error_status_ == 0) {
+        if (const std::size_t n = fast_request(data, len); n > 0) return {Kind::complete, n};
+    }
     llhttp_t* p = ll(llhttp_);
     std::size_t pos = 0;
     while (pos < len) {
@@ -281,6 +287,172 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
         }
     }
     return {Kind::need_more, pos};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fast path: the common request (GET or HEAD, no body, plain ASCII, all of it already
+// received) parsed in one pass, with the checks llhttp's strict mode and our callbacks make.
+// Anything else, and anything it is unsure of, declines (returns 0) and goes to llhttp from
+// the request's first byte, so that every error keeps its one source. The parser test runs
+// both paths over the same inputs and requires the same requests.
+
+namespace {
+
+struct CharTables {
+    std::array<bool, 256> tchar{};   // header name characters (RFC 9110 token)
+    std::array<bool, 256> target{};  // request-target characters taken here (no '#', no CTL)
+    std::array<bool, 256> value{};   // field-value characters taken here (VCHAR, SP, HTAB)
+};
+
+constexpr CharTables kChars = [] {
+    CharTables t;
+    for (int c = 0; c < 256; ++c) {
+        const bool alnum =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        t.tchar[c] = alnum;
+        t.target[c] = alnum;
+        t.value[c] = (c >= 0x20 && c <= 0x7e) || c == '\t';
+    }
+    for (char c : std::string_view("!#$%&'*+-.^_`|~"))
+        t.tchar[static_cast<unsigned char>(c)] = true;
+    for (char c : std::string_view("-._~!$&'()*+,;=:@/?%"))
+        t.target[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+}  // namespace
+
+std::size_t RequestParser::fast_request(const char* data, std::size_t len) {
+    // The whole header section must be here, within the header limit.
+    const std::size_t n = len < limits_.max_header_bytes ? len : limits_.max_header_bytes;
+    const char* p = data;
+    const char* const end = data + n;
+    Method method;
+    std::string_view method_name;
+    if (n >= 4 && std::memcmp(p, "GET ", 4) == 0) {
+        method = Method::get;
+        method_name = "GET";
+        p += 4;
+    } else if (n >= 5 && std::memcmp(p, "HEAD ", 5) == 0) {
+        method = Method::head;
+        method_name = "HEAD";
+        p += 5;
+    } else {
+        return 0;
+    }
+    const char* const target = p;
+    if (p == end || *p != '/') return 0;
+    while (p < end && kChars.target[static_cast<unsigned char>(*p)])
+        ++p;
+    const std::size_t target_len = static_cast<std::size_t>(p - target);
+    if (target_len > limits_.max_uri_bytes) return 0;
+    if (end - p < 11 || std::memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') ||
+        p[9] != '\r' || p[10] != '\n')
+        return 0;
+    const int minor = p[8] - '0';
+    p += 11;
+
+    // Header lines: name ":" OWS value OWS CRLF, until the empty line.
+    struct Field {
+        const char* name;
+        std::uint32_t name_len;
+        const char* value;
+        std::uint32_t value_len;
+    };
+    constexpr std::size_t kMaxFast = 32;
+    Field fields[kMaxFast];
+    std::size_t count = 0;
+    int connection = 0;  // 0: no Connection field; 1: close; 2: keep-alive
+    for (;;) {
+        if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+            p += 2;
+            break;
+        }
+        if (count == kMaxFast || count >= limits_.max_headers) return 0;
+        const char* name = p;
+        while (p < end && kChars.tchar[static_cast<unsigned char>(*p)])
+            ++p;
+        if (p == name || p == end || *p != ':') return 0;
+        const auto name_len = static_cast<std::uint32_t>(p - name);
+        ++p;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            ++p;
+        const char* value = p;
+        while (p < end && kChars.value[static_cast<unsigned char>(*p)])
+            ++p;
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
+        const char* value_end = p;
+        while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t'))
+            --value_end;
+        p += 2;
+        const std::string_view nm(name, name_len);
+        const std::string_view v(value, static_cast<std::size_t>(value_end - value));
+        // Fields that frame a body, ask for something or change the connection's protocol
+        // are llhttp's to judge; so is a Connection field other than a lone close/keep-alive.
+        switch (name_len) {
+            case 6:
+                if (iequals(nm, "expect")) return 0;
+                break;
+            case 7:
+                if (iequals(nm, "upgrade")) return 0;
+                break;
+            case 10:
+                if (iequals(nm, "connection")) {
+                    if (connection != 0) return 0;
+                    if (iequals(v, "close"))
+                        connection = 1;
+                    else if (iequals(v, "keep-alive"))
+                        connection = 2;
+                    else
+                        return 0;
+                }
+                break;
+            case 14:
+                if (iequals(nm, "content-length")) return 0;
+                break;
+            case 17:
+                if (iequals(nm, "transfer-encoding")) return 0;
+                break;
+            default:
+                break;
+        }
+        fields[count++] = {name, name_len, value, static_cast<std::uint32_t>(v.size())};
+    }
+    // A request that ends the connection leaves llhttp refusing whatever follows: llhttp's.
+    const bool keep = minor == 1 ? connection != 1 : connection == 2;
+    if (!keep) return 0;
+    const std::size_t used = static_cast<std::size_t>(p - data);
+
+    // As llhttp's callbacks would have built it: the target, then each name and value.
+    Request& r = *req_;
+    on_message_begin();
+    std::string& a = RequestAccess::arena(r);
+    a.append(target, target_len);
+    for (std::size_t i = 0; i < count; ++i) {
+        const Field& f = fields[i];
+        const auto name_off = static_cast<std::uint32_t>(a.size());
+        a.append(f.name, f.name_len);
+        const auto value_off = static_cast<std::uint32_t>(a.size());
+        a.append(f.value, f.value_len);
+        spans_.push_back({name_off, f.name_len, value_off, f.value_len});
+    }
+    auto& list = RequestAccess::headers(r);
+    list.clear();
+    for (const HeaderSpan& s : spans_)
+        list.push_back({std::string_view(a.data() + s.name_off, s.name_len),
+                        std::string_view(a.data() + s.value_off, s.value_len)});
+    RequestAccess::set_method(r, method, method_name);
+    RequestAccess::set_version(r, 1, minor, true);
+    if (!split_target() || check_headers(minor, false) != 0) {
+        // Refused: llhttp parses it again from its first byte and gives the answer.
+        --begun_;
+        in_message_ = false;
+        error_status_ = 0;
+        error_reason_ = "";
+        return 0;
+    }
+    end_message();
+    return used;
 }
 
 void RequestParser::classify_error(int err) noexcept {
@@ -533,9 +705,7 @@ bool RequestParser::split_target() noexcept {
     return true;
 }
 
-int RequestParser::check_headers() noexcept {
-    llhttp_t* p = ll(llhttp_);
-    const bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+int RequestParser::check_headers(int http_minor, bool has_body) noexcept {
     int hosts = 0;
     int chunked = 0;
     for (const Header& h : req_->headers()) {
@@ -547,7 +717,7 @@ int RequestParser::check_headers() noexcept {
                 }
                 break;
             case 6:
-                if (p->http_minor >= 1 && iequals(h.name, "expect")) {
+                if (http_minor >= 1 && iequals(h.name, "expect")) {
                     if (!iequals(trim_ows(h.value), "100-continue"))
                         return fail(417, "unsupported expectation");
                     expect_continue_ = has_body;
@@ -556,7 +726,7 @@ int RequestParser::check_headers() noexcept {
             case 17:
                 if (iequals(h.name, "transfer-encoding")) {
                     // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; such framing is faulty.
-                    if (p->http_minor == 0)
+                    if (http_minor == 0)
                         return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
                     std::string_view v = h.value;
                     while (!v.empty()) {
@@ -579,7 +749,7 @@ int RequestParser::check_headers() noexcept {
     }
     if (chunked > 1) return fail(400, "chunked applied more than once");
     if (hosts > 1) return fail(400, "more than one Host header");
-    if (hosts == 0 && p->http_minor >= 1) return fail(400, "HTTP/1.1 request without Host");
+    if (hosts == 0 && http_minor >= 1) return fail(400, "HTTP/1.1 request without Host");
     return 0;
 }
 
@@ -604,7 +774,9 @@ int RequestParser::on_headers_complete() {
     bool keep = llhttp_should_keep_alive(p) != 0 && !p->upgrade;
     RequestAccess::set_version(r, p->http_major, p->http_minor, keep);
     if (!split_target()) return fail(400, "invalid request-target");
-    if (int rc = check_headers(); rc != 0) return rc;
+    if (int rc = check_headers(p->http_minor, (p->flags & F_CHUNKED) || p->content_length > 0);
+        rc != 0)
+        return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         if (p->content_length > max_body_) return fail(413, "request body too large");
         // Reserve what is announced, up to a bound: the bytes may never come, and storage
@@ -669,13 +841,21 @@ int RequestParser::on_chunk_header() noexcept {
 }
 
 int RequestParser::on_message_complete() noexcept {
+    // After a request that ends the connection (or switches its protocol) llhttp refuses what
+    // follows; the fast path must not answer for it.
+    llhttp_t* p = ll(llhttp_);
+    if (!llhttp_should_keep_alive(p) || p->upgrade) llhttp_done_ = true;
+    end_message();
+    return HPE_PAUSED;
+}
+
+void RequestParser::end_message() noexcept {
     in_message_ = false;
     headers_done_ = false;
     header_bytes_ = 0;
     fold_after_lf_ = false;
     fold_scan_done_ = false;
     completed_ = true;
-    return HPE_PAUSED;
 }
 
 }  // namespace weft::http::detail

@@ -68,6 +68,8 @@ class RequestParser {
     /// How many requests began so far (a request begins at its first byte).
     std::uint64_t messages_begun() const noexcept { return begun_; }
     int error_status() const noexcept { return error_status_; }
+    /// Whether common requests take the fast path (on by default; tests compare both ways).
+    void set_fast_path(bool on) noexcept { fast_ = on; }
     const char* error_reason() const noexcept { return error_reason_; }
 
     // llhttp callbacks (called from the glue's C trampolines).
@@ -94,7 +96,12 @@ class RequestParser {
     enum class LineProbe : std::uint8_t { off, method, target_start, target, version, cr, lf };
 
     bool folded(const char* p, std::size_t n) noexcept;
-    int check_headers() noexcept;
+    /// The checks of a complete header section; false after fail().
+    int check_headers(int http_minor, bool has_body) noexcept;
+    /// A whole common request at `data` parsed without llhttp: its length, or 0 to decline.
+    std::size_t fast_request(const char* data, std::size_t len);
+    /// A request is complete (both paths).
+    void end_message() noexcept;
     bool split_target() noexcept;
     void classify_error(int err) noexcept;
     /// Runs the request-line probe over [p, p + n); returns the bytes it took.
@@ -133,6 +140,8 @@ class RequestParser {
     std::size_t framing_run_ = 0;       // framing bytes since the last data byte
     std::size_t framing_total_ = 0;
     std::uint64_t begun_ = 0;
+    bool fast_ = true;
+    bool llhttp_done_ = false;  // llhttp ended the connection's requests (close, upgrade)
     int error_status_ = 0;
     const char* error_reason_ = "";
 };

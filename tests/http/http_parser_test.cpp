@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,10 @@ const weft::SocketAddress& test_peer() {
 
 /// Feeds `in` in pieces of `chunk` bytes, like receives of that size.
 Parsed parse_all(std::string_view in, std::size_t chunk = std::string::npos,
-                 ServerOptions limits = {}) {
+                 ServerOptions limits = {}, bool fast = true) {
     Parsed out;
     RequestParser p(limits);
+    p.set_fast_path(fast);
     auto cur = std::make_unique<Request>();
     std::size_t pos = 0;
     while (pos < in.size()) {
@@ -463,5 +465,96 @@ TEST(HttpParser, ErrorReasonsAreWeftsOwn) {
         EXPECT_EQ(p.error, 400) << in;
         ASSERT_FALSE(p.reason.empty()) << in;
         EXPECT_TRUE(p.reason[0] >= 'a' && p.reason[0] <= 'z') << in << ": " << p.reason;
+    }
+}
+
+// The fast path (whole GET/HEAD requests without a body, parsed without llhttp) must give
+// exactly what llhttp gives, or decline: the same requests, fields, statuses and reasons, over
+// hand-picked inputs and thousands of mutations of them, whole and byte by byte.
+namespace {
+
+std::string describe(const Parsed& p) {
+    std::string out = "error " + std::to_string(p.error) + " (" + p.reason + ")" +
+                      (p.partial ? " partial" : "") + "\n";
+    for (const auto& r : p.reqs) {
+        out += std::string(r->method_name()) + " [" + std::string(r->target()) + "] path [" +
+               std::string(r->path()) + "] query [" + std::string(r->raw_query()) + "] 1." +
+               std::to_string(r->version_minor()) + (r->keep_alive() ? " keep" : " close") +
+               " method " + std::to_string(static_cast<int>(r->method())) + "\n";
+        for (const auto& h : r->headers())
+            out += "  [" + std::string(h.name) + "]=[" + std::string(h.value) + "]\n";
+        out += "  body " + std::to_string(r->body().size()) + "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(HttpParser, FastPathAgreesWithLlhttp) {
+    const std::vector<std::string> seeds = {
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+        "HEAD /a/b?x=1&y=%20 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nUser-Agent: t/1.0\r\n\r\n",
+        "GET /x HTTP/1.0\r\n\r\nGET /y HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A:  spaced \t \r\nX-B:\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:80\r\nConnection: Keep-Alive\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /%zz HTTP/1.1\r\nHost: h bad\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
+    };
+    // Bytes a mutation puts in: the ones that separate, end, fold or smuggle.
+    const std::string alphabet = std::string(" \t\r\n:/?#%@\"<>{}|\\^`\x7f\x80\xff\x01", 24) +
+                                 std::string(1, '\0') + "aZ9-.";
+    std::mt19937 rng(20261204);
+    auto check = [&](const std::string& in) {
+        for (std::size_t chunk : {std::string::npos, std::size_t{1}, std::size_t{7}}) {
+            const std::string fast = describe(parse_all(in, chunk, {}, true));
+            const std::string slow = describe(parse_all(in, chunk, {}, false));
+            ASSERT_EQ(fast, slow) << "input: " << ::testing::PrintToString(in) << " chunk "
+                                  << chunk;
+        }
+    };
+    for (const std::string& s : seeds)
+        check(s);
+    for (int i = 0; i < 20000; ++i) {
+        std::string in = seeds[rng() % seeds.size()];
+        const int edits = 1 + static_cast<int>(rng() % 3);
+        for (int e = 0; e < edits && !in.empty(); ++e) {
+            const std::size_t at = rng() % in.size();
+            const char c = alphabet[rng() % alphabet.size()];
+            switch (rng() % 3) {
+                case 0:
+                    in[at] = c;
+                    break;
+                case 1:
+                    in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), c);
+                    break;
+                default:
+                    in.erase(at, 1);
+                    break;
+            }
+        }
+        check(in);
+        if (::testing::Test::HasFatalFailure()) return;
+    }
+    // Limits: a request over them is llhttp's to refuse, with its status.
+    ServerOptions tight;
+    tight.max_headers = 2;
+    tight.max_uri_bytes = 8;
+    tight.max_header_bytes = 64;
+    for (const std::string& in :
+         {std::string("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n"),
+          std::string("GET /123456789 HTTP/1.1\r\nHost: h\r\n\r\n"),
+          std::string("GET / HTTP/1.1\r\nHost: h\r\nA: ") + std::string(60, 'x') + "\r\n\r\n"}) {
+        EXPECT_EQ(describe(parse_all(in, std::string::npos, tight, true)),
+                  describe(parse_all(in, std::string::npos, tight, false)))
+            << in;
+        EXPECT_NE(parse_all(in, std::string::npos, tight, true).error, 0) << in;
     }
 }
