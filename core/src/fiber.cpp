@@ -224,7 +224,7 @@ void fiber_local_set(std::size_t slot, std::shared_ptr<void> value) {
     if (!f) throw std::logic_error("FiberLocal::set() outside a fiber");
     // A table only this fiber holds is changed in place: the HTTP server sets and clears the
     // request context around every handler, and that must not cost allocations.
-    // A count of 1 is exact: every sharer is a fiber of this hub holding its reference.
+    // A count of 1 is final: only a holder can make another reference, and there is none.
     if (f->locals && f->locals.use_count() == 1 && slot < f->locals->slots.size()) {
         auto& cell = const_cast<LocalTable&>(*f->locals).slots[slot];
         std::shared_ptr<void> old = std::move(cell);
