@@ -15,6 +15,7 @@
 #include "patch/real.hpp"
 #include "runtime_state.hpp"
 #include "signals.hpp"
+#include "weft/core/internal/clock.hpp"
 
 namespace weft::detail {
 
@@ -116,7 +117,8 @@ void HubImpl::run_loop() {
 
         if (remote_pending_.load(std::memory_order_acquire) || !local_.empty()) run_posted();
         if (stop_requested_.load(std::memory_order_relaxed) && !stop_begun_) begin_stop();
-        if (!timers_.empty() && timers_.next_deadline() <= (last_ns_ = clock_ns()))
+        const bool clock_read = !timers_.empty();
+        if (clock_read && timers_.next_deadline() <= (last_ns_ = clock_ns()))
             timers_.fire_due(last_ns_);
 
         if (stopping_ && live_ == 0 && local_.empty() && !ready_head_ && io_->pending_ops() == 0 &&
@@ -129,8 +131,8 @@ void HubImpl::run_loop() {
             if (next == INT64_MAX) {
                 timeout = -1;
             } else {
-                std::int64_t now = clock_ns();
-                timeout = next > now ? next - now : 0;
+                // There are timers, so the clock was read just above.
+                timeout = next > last_ns_ ? next - last_ns_ : 0;
             }
         }
         if (timeout != 0) {
@@ -138,7 +140,7 @@ void HubImpl::run_loop() {
             if (remote_pending_.load(std::memory_order_seq_cst)) timeout = 0;
         }
         if (timeout != 0) {
-            std::int64_t before = clock_ns();
+            const std::int64_t before = clock_read ? last_ns_ : clock_ns();
             if (stats_) bump(probe_.busy_ns, static_cast<std::uint64_t>(before - busy_from));
             probe_.activity.store(HubActivity::waiting, std::memory_order_relaxed);
             io_->poll(timeout);
@@ -270,7 +272,7 @@ Result<void> HubImpl::check_interrupt(Deadline deadline) const noexcept {
     if (current_ && current_->cancel_requested) return Errc::cancelled;
     std::int64_t when = deadline_ns(deadline);
     if (current_ && current_->deadline_ns < when) when = current_->deadline_ns;
-    if (when != INT64_MAX && when <= clock_ns()) return Errc::timed_out;
+    if (when != INT64_MAX && due(when)) return Errc::timed_out;
     return {};
 }
 
@@ -293,7 +295,7 @@ Result<void> HubImpl::park(Interruptible* on, Deadline deadline, const char* rea
         on->interrupt(f, Errc::cancelled);
     } else if (!deadline.is_never()) {
         std::int64_t when = deadline_ns(deadline);
-        if (when <= clock_ns()) {
+        if (due(when)) {
             on->interrupt(f, Errc::timed_out);
         } else {
             timer.node.when_ns = when;
@@ -633,6 +635,20 @@ const HubProbe& probe(const Hub& hub) noexcept {
 }
 SwitchObserver* exchange_switch_observer(Hub& hub, SwitchObserver* o) noexcept {
     return static_cast<HubImpl&>(hub).exchange_observer(o);
+}
+Clock::duration coarse_tick() noexcept {
+    static const Clock::duration tick = [] {
+        timespec ts{};
+        if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+            return Clock::duration(std::chrono::milliseconds(10));
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(ts.tv_sec) +
+                                                           std::chrono::nanoseconds(ts.tv_nsec));
+    }();
+    return tick;
+}
+Clock::time_point slice_now() noexcept {
+    const HubImpl* h = HubImpl::current();
+    return Clock::time_point(std::chrono::nanoseconds(h ? h->slice_now_ns() : detail::clock_ns()));
 }
 void allow_blocking(Hub& hub, bool on) noexcept {
     auto& c = static_cast<HubImpl&>(hub).mutable_probe().blocking_allowed;

@@ -4,6 +4,8 @@
 // watches.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -26,6 +28,24 @@ struct RuntimeState;
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, same origin as steady_clock).
 inline std::int64_t clock_ns() noexcept {
     return now_ns();
+}
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: never ahead of clock_ns(), behind it by a tick at most.
+inline std::int64_t coarse_clock_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+/// Whether `when` (clock_ns() time) has come. The coarse clock answers when it can, which is
+/// nearly always: a deadline behind it has passed, and one more than a generous margin ahead of
+/// it has not (were the coarse clock ever later than that margin, the caller's timer would fire
+/// on the next loop turn instead: late, never early). Only a deadline within the margin costs
+/// an exact read.
+inline bool due(std::int64_t when) noexcept {
+    constexpr std::int64_t kMarginNs = 50'000'000;
+    const std::int64_t rough = coarse_clock_ns();
+    if (when <= rough) return true;
+    if (when - rough > kMarginNs) return false;
+    return when <= clock_ns();
 }
 inline std::int64_t deadline_ns(Deadline d) noexcept {
     if (d.is_never()) return INT64_MAX;
@@ -108,6 +128,11 @@ class HubImpl final : public Hub {
         return prev;
     }
     bool stats_enabled() const noexcept { return stats_; }
+    /// When the running fiber got the CPU (clock_ns() time), read at the switch; the clock
+    /// itself outside a fiber or without statistics.
+    std::int64_t slice_now_ns() const noexcept {
+        return stats_ && current_ ? slice_start_ns_ : clock_ns();
+    }
     bool stopping() const noexcept { return stopping_; }
     std::size_t live_fibers() const noexcept { return live_; }
 

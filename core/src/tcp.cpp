@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "hub_impl.hpp"
+#include "weft/core/internal/clock.hpp"
 #include "weft/core/offload.hpp"
 
 namespace weft {
@@ -73,9 +74,10 @@ Result<RecvBuffer> TcpStream::recv_buffer(Deadline deadline) {
 }
 
 namespace {
-// The deadline of the next partial send: the fixed one, or, with a stall bound, `stall` from now.
+// The deadline of the next partial send: the fixed one, or, with a stall bound, `stall` from now
+// (by the coarse clock: a stall is detected a tick late at most, never early).
 inline Deadline next_deadline(Deadline fixed, std::chrono::nanoseconds stall) noexcept {
-    return stall.count() > 0 ? Deadline(stall) : fixed;
+    return stall.count() > 0 ? internal::coarse_deadline(stall) : fixed;
 }
 
 Result<void> send_loop(int fd, std::string_view data, Deadline deadline,

@@ -16,6 +16,7 @@
 #include "metrics_table.hpp"
 #include "websocket_core.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/clock.hpp"
 #include "weft/core/log.hpp"
 
 namespace weft::http::detail {
@@ -158,13 +159,15 @@ Result<std::size_t> Connection::recv_append(std::string& out, Deadline deadline)
 
 void Connection::watch_again() noexcept {
     state_ = State::watching;
-    hub_.idle.push_back(this, Clock::now());
+    // The idle queue's order is what counts, and the idle timeout is seconds long: the coarse
+    // clock is good enough for both (never early, a tick late at most), and cheaper.
+    hub_.idle.push_back(this, internal::coarse_now());
     // Before the first request (a TLS connection after its handshake) the header timeout
     // still runs from the accept; between requests, the idle timeout.
     const ServerOptions& o = hub_.server.options_;
-    internal::watch(
-        stream_, *this,
-        info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout) : Deadline(o.idle_timeout));
+    internal::watch(stream_, *this,
+                    info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout)
+                                        : internal::coarse_deadline(o.idle_timeout));
 }
 
 void Connection::serve(RecvBuffer first) noexcept {
@@ -183,7 +186,10 @@ void Connection::serve(RecvBuffer first) noexcept {
             s = hub_.acquire_session();
             s->start(info_, *this);
             this_fiber::set_labels(s->labels());
-            step = s->on_bytes(in, Clock::now(), tls_ ? nullptr : &buf);
+            // The fiber has just started: the time the hub read at the switch is now (after a
+            // TLS handshake's computing it is not).
+            step =
+                s->on_bytes(in, tls_ ? Clock::now() : internal::slice_now(), tls_ ? nullptr : &buf);
             for (;;) {
                 while (step.kind == Step::Kind::read) {
                     // A head that keeps arriving stays in the queue at its first place.

@@ -2,12 +2,12 @@
 #include "request_life.hpp"
 
 #include <poll.h>
-#include <time.h>
 
 #include <charconv>
 
 #include "weft/core/fd_wait.hpp"
 #include "weft/core/fiber_local.hpp"
+#include "weft/core/internal/clock.hpp"
 #include "weft/core/log.hpp"
 
 namespace weft::http::detail {
@@ -123,11 +123,7 @@ bool RequestLife::deadline_passed() const noexcept {
     // A handler that never waited only computed: the coarse clock (the same epoch, behind by at
     // most a tick, and a fifth of the cost) answers, since this runs for every request. Such
     // a handler is late by a tick at most before its answer becomes a 504.
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    const Clock::time_point now{std::chrono::duration_cast<Clock::duration>(
-        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec))};
-    return now >= deadline_.time_point();
+    return internal::coarse_now() >= deadline_.time_point();
 }
 
 void RequestLife::on_park() noexcept {

@@ -82,7 +82,7 @@ class TcpStream {
     /// Like send() and writev(), but Errc::timed_out comes only when no byte went out for
     /// `stall`: it bounds a stalled peer, not the whole transfer (nginx's send_timeout), so a
     /// slow reader of a large response is not cut off while it keeps reading. `stall` 0: no
-    /// bound.
+    /// bound. The stall is timed by the coarse clock: never early, up to a tick (1-10 ms) late.
     [[nodiscard]] Result<void> send_until_stalled(std::string_view data,
                                                   std::chrono::nanoseconds stall);
     [[nodiscard]] Result<void> writev_until_stalled(std::span<const iovec> bufs,
