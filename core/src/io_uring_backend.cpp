@@ -13,6 +13,8 @@
 #include <memory>
 #include <stdexcept>
 #include <system_error>
+#include <type_traits>
+#include <vector>
 
 #include "hub_impl.hpp"
 #include "io_backend.hpp"
@@ -28,6 +30,7 @@ constexpr unsigned kBufGroup = 0;
 // the kernel's backlog holds newcomers (so a server pausing at max_connections is not overrun).
 constexpr std::size_t kMaxQueuedAccepts = 16;
 constexpr unsigned kCqeBatch = 256;
+constexpr std::size_t kSpareWatchOps = 1024;
 
 class UringBackend;
 
@@ -63,6 +66,8 @@ struct WatchOp final : Op {
     Errc why = Errc::ok;
     UringBackend* be = nullptr;
 };
+
+static_assert(std::is_trivially_destructible_v<WatchOp>);
 
 struct AcceptOp final : Op {
     ListenState* ls = nullptr;
@@ -133,6 +138,8 @@ class UringBackend final : public IoBackend {
     char* bufs_ = nullptr;
     std::size_t buf_size_ = 0;
     unsigned buf_count_ = 0;
+    // Watch ops for reuse: a keep-alive connection takes one per request it goes idle after.
+    std::vector<WatchOp*> spare_watch_ops_;
 };
 
 void FiberOp::interrupt(FiberRecord*, Errc w) noexcept {
@@ -207,9 +214,12 @@ UringBackend::UringBackend(HubImpl& hub, const RuntimeOptions& o) : hub_(hub) {
 
     wake_op_.complete = &UringBackend::wake_done;
     arm_wake();
+    spare_watch_ops_.reserve(kSpareWatchOps);
 }
 
 UringBackend::~UringBackend() {
+    for (WatchOp* op : spare_watch_ops_)
+        delete op;
     io_uring_unregister_buf_ring(&ring_, kBufGroup);
     io_uring_queue_exit(&ring_);
     ::munmap(br_, br_bytes_);
@@ -623,7 +633,14 @@ void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
 // Fiber-less watch.
 
 void UringBackend::watch(int fd, internal::RecvWatcher& w, Deadline dl) {
-    auto* op = new WatchOp();
+    WatchOp* op;
+    if (spare_watch_ops_.empty()) {
+        op = new WatchOp();
+    } else {
+        op = spare_watch_ops_.back();
+        spare_watch_ops_.pop_back();
+        new (op) WatchOp();  // trivially destructible: nothing to end first
+    }
     op->complete = &UringBackend::watch_done;
     op->watcher = &w;
     op->fd = fd;
@@ -670,7 +687,10 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         had_deadline ? Deadline(Clock::time_point(std::chrono::nanoseconds(op->timer.node.when_ns)))
                      : Deadline::never();
     watcher_op(*w) = nullptr;
-    delete op;
+    if (be->spare_watch_ops_.size() < be->spare_watch_ops_.capacity())
+        be->spare_watch_ops_.push_back(op);
+    else
+        delete op;
     if (res == -ENOBUFS) {
         // No pooled buffer free: fall back to reading into a buffer of our own, in a fiber-less
         // way — the bytes are there (or the peer closed), so a non-blocking recv gets them.
