@@ -3,7 +3,8 @@
 
 Starts every binary given (each with its embedded default configuration, on 127.0.0.1), then
 runs wrk against each in turn, interleaved (A B C, then C B A, ...), and prints each run's
-req/s and server CPU per request (utime+stime of all threads over requests served), then per
+req/s and server CPU per request (utime+stime of all threads over requests served, and utime
+alone: a change in user-space code shows there above the kernel's noise), then per
 binary the median, its ratio to the first binary's median, and the median of the per-repetition
 ratios to the first (paired: robust against the machine's drift during the run). Ends every
 process it started.
@@ -34,9 +35,11 @@ def free_port():
 
 
 def cpu_seconds(pid):
+    """(utime + stime, utime) of the process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[11]) / tick
 
 
 def wait_listening(port, proc, timeout=10.0):
@@ -98,15 +101,18 @@ def main():
         for _, _, _, port in servers:
             run_wrk(port, a.shape, 1)  # warm-up
         cost = {name: [] for name, _, _, _ in servers}
+        user = {name: [] for name, _, _, _ in servers}
         for rep in range(a.reps):
             order = servers if rep % 2 == 0 else servers[::-1]
             for name, _, p, port in order:
                 c0 = cpu_seconds(p.pid)
                 n = run_wrk(port, a.shape, a.duration)
                 c1 = cpu_seconds(p.pid)
-                cost[name].append((c1 - c0) / n * 1e6)
+                cost[name].append((c1[0] - c0[0]) / n * 1e6)
+                user[name].append((c1[1] - c0[1]) / n * 1e6)
                 print(f"rep {rep + 1} {name} {n / a.duration:>12,.0f} req/s "
-                      f"{cost[name][-1]:7.3f} us/req", flush=True)
+                      f"{cost[name][-1]:7.3f} us/req ({user[name][-1]:.3f} in user space)",
+                      flush=True)
     finally:
         for _, _, p, _ in servers:
             p.terminate()
@@ -115,13 +121,15 @@ def main():
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-    base = cost["A"]
     print(f"\n{a.shape}, {a.reps} interleaved repetitions of {a.duration} s; CPU per request")
-    for name, b, _, _ in servers:
-        med = statistics.median(cost[name])
-        paired = statistics.median(x / y for x, y in zip(cost[name], base))
-        print(f"{name}  {med:7.3f} us/req  /A {med / statistics.median(base):5.3f}  "
-              f"paired /A {paired:5.3f}  {b}")
+    for title, table in (("all (user + kernel)", cost), ("user space only", user)):
+        base = table["A"]
+        print(title)
+        for name, b, _, _ in servers:
+            med = statistics.median(table[name])
+            paired = statistics.median(x / y for x, y in zip(table[name], base) if y > 0)
+            print(f"{name}  {med:7.3f} us/req  /A {med / statistics.median(base):5.3f}  "
+                  f"paired /A {paired:5.3f}  {b}")
 
 
 if __name__ == "__main__":
