@@ -4,8 +4,6 @@
 // watches.
 #pragma once
 
-#include <time.h>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -19,6 +17,7 @@
 #include "stack_pool.hpp"
 #include "timer_heap.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/clock.hpp"
 #include "weft/core/runtime.hpp"
 
 namespace weft::detail {
@@ -31,9 +30,9 @@ inline std::int64_t clock_ns() noexcept {
 }
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: never ahead of clock_ns(), behind it by a tick at most.
 inline std::int64_t coarse_clock_ns() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               internal::coarse_now().time_since_epoch())
+        .count();
 }
 /// Whether `when` (clock_ns() time) has come. The coarse clock answers when it can, which is
 /// nearly always: a deadline behind it has passed, and one more than a generous margin ahead of

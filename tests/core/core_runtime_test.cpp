@@ -16,6 +16,7 @@
 
 #include "cpu_quota.hpp"
 #include "fiber_test.hpp"
+#include "weft/core/internal/clock.hpp"
 #include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/internal/offload_stats.hpp"
 #include "weft/core/weft.hpp"
@@ -285,6 +286,51 @@ TEST(Runtime, ScheduleDelayCountsTheWaitInTheReadyQueue) {
     std::uint64_t after = after_p.get_future().get();
     // The waiter waited the hog's 30 ms; nothing else on this idle hub waited 10 ms or more.
     EXPECT_EQ(after - before, 1u);
+}
+
+TEST(RequestPathClock, CoarseClockIsOnTheExactClocksEpochAndNeverAhead) {
+    const auto tick = weft::internal::coarse_tick();
+    EXPECT_GT(tick, 0ns);
+    EXPECT_LE(tick, 100ms);
+    for (int i = 0; i < 1000; ++i) {
+        const auto exact0 = std::chrono::steady_clock::now();
+        const auto rough = weft::internal::coarse_now();
+        const auto exact1 = std::chrono::steady_clock::now();
+        ASSERT_LE(rough, exact1);  // never ahead
+        // Behind by a tick (one more is allowed for a virtual CPU that was paused).
+        ASSERT_GE(rough + 2 * tick, exact0);
+        // A deadline set by it is not early, and late by a tick at most.
+        const weft::Deadline d = weft::internal::coarse_deadline(10s);
+        ASSERT_GE(d.time_point() + tick, exact0 + 10s);
+        ASSERT_LE(d.time_point(), std::chrono::steady_clock::now() + 10s + tick);
+    }
+}
+
+TEST(RequestPathClock, SliceTimeIsWhenTheFiberGotTheCpu) {
+    auto o = weft::testing::test_options();
+    o.hubs = 1;
+    o.collect_stats = true;
+    weft::Runtime rt(o);
+    std::promise<bool> done;
+    rt.hub(0).post([&] {
+        const auto before = std::chrono::steady_clock::now();
+        weft::spawn("sliced", [&, before] {
+            const auto start = weft::internal::slice_now();
+            const auto spin_until = std::chrono::steady_clock::now() + 5ms;
+            while (std::chrono::steady_clock::now() < spin_until) {
+            }
+            // Still the slice's start, 5 ms later, and not before the fiber was spawned.
+            const auto again = weft::internal::slice_now();
+            done.set_value(start >= before && again == start &&
+                           again <= std::chrono::steady_clock::now() - 5ms);
+        }).detach();
+    });
+    EXPECT_TRUE(done.get_future().get());
+    // Off a hub it is the clock.
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto off = weft::internal::slice_now();
+    EXPECT_GE(off, t0);
+    EXPECT_LE(off, std::chrono::steady_clock::now());
 }
 
 TEST(Runtime, StopCancelsParkedFibersAndJoins) {

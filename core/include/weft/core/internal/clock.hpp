@@ -5,7 +5,8 @@
 //   it by at most a scheduler tick (1 to 10 ms), and read for a fraction of the cost (it copies
 //   the kernel's last tick instead of reading the TSC).
 // - coarse_deadline(d): `d` from now, measured with the coarse clock and one tick added, so that
-//   it never falls due early and at most a tick late. For timeouts of seconds (idle, send stall).
+//   it does not fall due early (unless a virtual CPU's ticks were held up) and is at most a tick
+//   late. For timeouts of seconds (idle, send stall).
 // - slice_now(): when the running fiber got the CPU, which the hub reads anyway for the
 //   watchdog; the exact clock outside a fiber or when the hub keeps no statistics.
 #pragma once
