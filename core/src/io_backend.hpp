@@ -103,9 +103,16 @@ class IoBackend {
     virtual void close(int fd) noexcept = 0;
     virtual void watch(int fd, internal::RecvWatcher& w, Deadline dl) = 0;
     virtual void unwatch(internal::RecvWatcher& w) noexcept = 0;
+    /// A send no fiber waits for (see internal::send_detached); false if this backend has none.
+    virtual bool send_detached(int /*fd*/, const char* /*data*/, std::size_t /*len*/,
+                               internal::SendWatcher& /*w*/, Deadline /*dl*/) {
+        return false;
+    }
+    virtual void cancel_send(internal::SendWatcher& /*w*/) noexcept {}
 
   protected:
     static void*& watcher_op(internal::RecvWatcher& w) noexcept { return w.op_; }
+    static void*& watcher_op(internal::SendWatcher& w) noexcept { return w.op_; }
 };
 
 std::unique_ptr<IoBackend> make_io_uring_backend(HubImpl& hub, const RuntimeOptions& o);

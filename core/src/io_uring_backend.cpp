@@ -30,7 +30,7 @@ constexpr unsigned kBufGroup = 0;
 // the kernel's backlog holds newcomers (so a server pausing at max_connections is not overrun).
 constexpr std::size_t kMaxQueuedAccepts = 16;
 constexpr unsigned kCqeBatch = 256;
-constexpr std::size_t kSpareWatchOps = 1024;
+constexpr std::size_t kSpareOps = 1024;
 
 class UringBackend;
 
@@ -51,23 +51,60 @@ struct FiberOp final : Op, Interruptible {
     void interrupt(FiberRecord* f, Errc w) noexcept override;
 };
 
-struct WatchOp;
-struct WatchTimer {
-    TimerNode node;  // first: the timer callback gets &node
-    WatchOp* op;
-};
-
-/// A fiber-less receive for TcpStream::watch().
-struct WatchOp final : Op {
-    internal::RecvWatcher* watcher = nullptr;
-    int fd = -1;
-    WatchTimer timer{{}, this};
+/// A request no fiber waits for: its completion runs on the hub. It may have a deadline, at
+/// which it is cancelled, as it is on request; its completion then says why.
+struct DetachedOp : Op {
+    struct Timer {
+        TimerNode node;  // first: the timer callback gets &node
+        DetachedOp* op;
+    };
+    Timer timer{{}, this};
     bool cancel_sent = false;
     Errc why = Errc::ok;
     UringBackend* be = nullptr;
 };
 
+/// A fiber-less receive for TcpStream::watch().
+struct WatchOp final : DetachedOp {
+    internal::RecvWatcher* watcher = nullptr;
+    int fd = -1;
+};
+
 static_assert(std::is_trivially_destructible_v<WatchOp>);
+
+/// A fiber-less send for internal::send_detached().
+struct SendOp final : DetachedOp {
+    internal::SendWatcher* watcher = nullptr;
+};
+
+static_assert(std::is_trivially_destructible_v<SendOp>);
+
+/// Ops of one kind kept for reuse (a keep-alive connection takes a watch and perhaps a detached
+/// send per request); at most kSpareOps of each.
+template <class T>
+class SpareOps {
+  public:
+    SpareOps() { spare_.reserve(kSpareOps); }
+    ~SpareOps() {
+        for (T* op : spare_)
+            delete op;
+    }
+    T* take() {
+        if (spare_.empty()) return new T();
+        T* op = spare_.back();
+        spare_.pop_back();
+        return new (op) T();  // trivially destructible: nothing to end first
+    }
+    void give_back(T* op) noexcept {
+        if (spare_.size() < spare_.capacity())
+            spare_.push_back(op);
+        else
+            delete op;
+    }
+
+  private:
+    std::vector<T*> spare_;
+};
 
 struct AcceptOp final : Op {
     ListenState* ls = nullptr;
@@ -103,6 +140,9 @@ class UringBackend final : public IoBackend {
     void close(int fd) noexcept override;
     void watch(int fd, internal::RecvWatcher& w, Deadline dl) override;
     void unwatch(internal::RecvWatcher& w) noexcept override;
+    bool send_detached(int fd, const char* data, std::size_t len, internal::SendWatcher& w,
+                       Deadline dl) override;
+    void cancel_send(internal::SendWatcher& w) noexcept override;
 
     void submit_cancel(Op* op) noexcept;
 
@@ -122,7 +162,14 @@ class UringBackend final : public IoBackend {
     static void watch_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     static void accept_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     static void wake_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
-    static void watch_timer_fired(TimerNode* n) noexcept;
+    /// Starts the deadline of a detached op just submitted (counts it in flight).
+    void started(DetachedOp* op, Deadline dl);
+    /// Cancels a detached op unless that is under way; its completion reports `why`.
+    void cancel_detached(DetachedOp* op, Errc why) noexcept;
+    /// Its completion came: no longer in flight, no deadline.
+    void ended(DetachedOp* op) noexcept;
+    static void detached_timer_fired(TimerNode* n) noexcept;
+    static void send_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     /// Frees a closed listener once no fiber is in accept() and no accept is in flight.
     static void release_listen(ListenState* ls) noexcept;
     /// A poll of a wait_fds() group completed.
@@ -138,8 +185,8 @@ class UringBackend final : public IoBackend {
     char* bufs_ = nullptr;
     std::size_t buf_size_ = 0;
     unsigned buf_count_ = 0;
-    // Watch ops for reuse: a keep-alive connection takes one per request it goes idle after.
-    std::vector<WatchOp*> spare_watch_ops_;
+    SpareOps<WatchOp> spare_watch_ops_;
+    SpareOps<SendOp> spare_send_ops_;
 };
 
 void FiberOp::interrupt(FiberRecord*, Errc w) noexcept {
@@ -214,12 +261,9 @@ UringBackend::UringBackend(HubImpl& hub, const RuntimeOptions& o) : hub_(hub) {
 
     wake_op_.complete = &UringBackend::wake_done;
     arm_wake();
-    spare_watch_ops_.reserve(kSpareWatchOps);
 }
 
 UringBackend::~UringBackend() {
-    for (WatchOp* op : spare_watch_ops_)
-        delete op;
     io_uring_unregister_buf_ring(&ring_, kBufGroup);
     io_uring_queue_exit(&ring_);
     ::munmap(br_, br_bytes_);
@@ -633,14 +677,7 @@ void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
 // Fiber-less watch.
 
 void UringBackend::watch(int fd, internal::RecvWatcher& w, Deadline dl) {
-    WatchOp* op;
-    if (spare_watch_ops_.empty()) {
-        op = new WatchOp();
-    } else {
-        op = spare_watch_ops_.back();
-        spare_watch_ops_.pop_back();
-        new (op) WatchOp();  // trivially destructible: nothing to end first
-    }
+    WatchOp* op = spare_watch_ops_.take();
     op->complete = &UringBackend::watch_done;
     op->watcher = &w;
     op->fd = fd;
@@ -651,34 +688,42 @@ void UringBackend::watch(int fd, internal::RecvWatcher& w, Deadline dl) {
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = kBufGroup;
     io_uring_sqe_set_data(s, static_cast<Op*>(op));
+    started(op, dl);
+}
+
+void UringBackend::started(DetachedOp* op, Deadline dl) {
     ++pending_;
     if (!dl.is_never()) {
         op->timer.node.when_ns = deadline_ns(dl);
-        op->timer.node.fire = &UringBackend::watch_timer_fired;
+        op->timer.node.fire = &UringBackend::detached_timer_fired;
         hub_.add_timer(&op->timer.node);
     }
 }
 
-void UringBackend::watch_timer_fired(TimerNode* n) noexcept {
-    WatchOp* op = reinterpret_cast<WatchTimer*>(n)->op;
-    if (op->cancel_sent) return;
+void UringBackend::detached_timer_fired(TimerNode* n) noexcept {
+    DetachedOp* op = reinterpret_cast<DetachedOp::Timer*>(n)->op;
+    op->be->cancel_detached(op, Errc::timed_out);
+}
+
+void UringBackend::cancel_detached(DetachedOp* op, Errc why) noexcept {
+    if (!op || op->cancel_sent) return;
     op->cancel_sent = true;
-    op->why = Errc::timed_out;
-    op->be->submit_cancel(op);
+    op->why = why;
+    submit_cancel(op);
+}
+
+void UringBackend::ended(DetachedOp* op) noexcept {
+    --pending_;
+    if (op->timer.node.armed()) hub_.remove_timer(&op->timer.node);
 }
 
 void UringBackend::unwatch(internal::RecvWatcher& w) noexcept {
-    auto* op = static_cast<WatchOp*>(watcher_op(w));
-    if (!op || op->cancel_sent) return;
-    op->cancel_sent = true;
-    op->why = Errc::cancelled;
-    submit_cancel(op);
+    cancel_detached(static_cast<WatchOp*>(watcher_op(w)), Errc::cancelled);
 }
 
 void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) noexcept {
     auto* op = static_cast<WatchOp*>(o);
-    --be->pending_;
-    if (op->timer.node.armed()) be->hub_.remove_timer(&op->timer.node);
+    be->ended(op);
     internal::RecvWatcher* w = op->watcher;
     Errc why = op->why;
     int fd = op->fd;
@@ -687,10 +732,7 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         had_deadline ? Deadline(Clock::time_point(std::chrono::nanoseconds(op->timer.node.when_ns)))
                      : Deadline::never();
     watcher_op(*w) = nullptr;
-    if (be->spare_watch_ops_.size() < be->spare_watch_ops_.capacity())
-        be->spare_watch_ops_.push_back(op);
-    else
-        delete op;
+    be->spare_watch_ops_.give_back(op);
     if (res == -ENOBUFS) {
         // No pooled buffer free: fall back to reading into a buffer of our own, in a fiber-less
         // way — the bytes are there (or the peer closed), so a non-blocking recv gets them.
@@ -721,6 +763,42 @@ void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) 
         w->on_recv(why == Errc::ok ? Errc::cancelled : why);
     else
         w->on_recv(Error::from_errno(-res));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fiber-less send.
+
+bool UringBackend::send_detached(int fd, const char* data, std::size_t len,
+                                 internal::SendWatcher& w, Deadline dl) {
+    SendOp* op = spare_send_ops_.take();
+    op->complete = &UringBackend::send_done;
+    op->watcher = &w;
+    op->be = this;
+    watcher_op(w) = op;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_send(s, fd, data, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(s, static_cast<Op*>(op));
+    started(op, dl);
+    return true;
+}
+
+void UringBackend::cancel_send(internal::SendWatcher& w) noexcept {
+    cancel_detached(static_cast<SendOp*>(watcher_op(w)), Errc::cancelled);
+}
+
+void UringBackend::send_done(UringBackend* be, Op* o, int res, unsigned) noexcept {
+    auto* op = static_cast<SendOp*>(o);
+    be->ended(op);
+    internal::SendWatcher* w = op->watcher;
+    const Errc why = op->why;
+    watcher_op(*w) = nullptr;
+    be->spare_send_ops_.give_back(op);
+    if (res >= 0)
+        w->on_sent(static_cast<std::size_t>(res));
+    else if (res == -ECANCELED)
+        w->on_sent(why == Errc::ok ? Errc::cancelled : why);
+    else
+        w->on_sent(Error::from_errno(-res));
 }
 
 }  // namespace

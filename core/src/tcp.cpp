@@ -308,5 +308,15 @@ void unwatch(RecvWatcher& watcher) noexcept {
     if (HubImpl* h = HubImpl::current()) h->io().unwatch(watcher);
 }
 
+bool send_detached(TcpStream& stream, std::string_view data, SendWatcher& watcher,
+                   Deadline deadline) {
+    return hub_or_die().io().send_detached(stream.fd(), data.data(), data.size(), watcher,
+                                           deadline);
+}
+
+void cancel_send(SendWatcher& watcher) noexcept {
+    if (HubImpl* h = HubImpl::current()) h->io().cancel_send(watcher);
+}
+
 }  // namespace internal
 }  // namespace weft

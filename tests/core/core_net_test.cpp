@@ -5,8 +5,11 @@
 
 #include <atomic>
 #include <future>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fiber_test.hpp"
@@ -273,6 +276,16 @@ FIBER_TEST(Tcp, AcceptDeadlineAndConnectRefused) {
 }
 
 namespace {
+// A client connected over loopback, and its peer as the listener accepted it.
+std::pair<std::optional<weft::TcpStream>, std::optional<weft::TcpStream>> connected_pair() {
+    auto l = listen_any();
+    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+    if (!c) throw std::runtime_error("connect: " + c.error().message());
+    auto peer = l.accept(2s);
+    if (!peer) throw std::runtime_error("accept: " + peer.error().message());
+    return {std::move(*c), std::move(*peer)};
+}
+
 struct Watcher final : weft::internal::RecvWatcher {
     weft::Event done;
     weft::Errc code = weft::Errc::ok;
@@ -288,11 +301,7 @@ struct Watcher final : weft::internal::RecvWatcher {
 }  // namespace
 
 FIBER_TEST(Tcp, WatchDeliversBytesWithoutAFiber) {
-    auto l = listen_any();
-    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
-    ASSERT_TRUE(c);
-    auto peer = l.accept(2s);
-    ASSERT_TRUE(peer);
+    auto [c, peer] = connected_pair();
     Watcher w;
     weft::internal::watch(*peer, w, 2s);
     (void)weft::sleep_for(5ms);
@@ -303,11 +312,7 @@ FIBER_TEST(Tcp, WatchDeliversBytesWithoutAFiber) {
 }
 
 FIBER_TEST(Tcp, WatchSeesBytesAlreadyWaiting) {
-    auto l = listen_any();
-    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
-    ASSERT_TRUE(c);
-    auto peer = l.accept(2s);
-    ASSERT_TRUE(peer);
+    auto [c, peer] = connected_pair();
     ASSERT_TRUE(c->send("early", 2s));
     (void)weft::sleep_for(5ms);
     Watcher w;
@@ -317,11 +322,7 @@ FIBER_TEST(Tcp, WatchSeesBytesAlreadyWaiting) {
 }
 
 FIBER_TEST(Tcp, WatchTimesOutAndUnwatchCancels) {
-    auto l = listen_any();
-    auto c = weft::TcpStream::connect(*l.local_address(), 2s);
-    ASSERT_TRUE(c);
-    auto peer = l.accept(2s);
-    ASSERT_TRUE(peer);
+    auto [c, peer] = connected_pair();
     Watcher w1;
     weft::internal::watch(*peer, w1, 20ms);
     ASSERT_TRUE(w1.done.wait(2s));
@@ -337,6 +338,63 @@ FIBER_TEST(Tcp, WatchTimesOutAndUnwatchCancels) {
     c->close();
     ASSERT_TRUE(w3.done.wait(2s));
     EXPECT_EQ(w3.code, Errc::eof);
+}
+
+namespace {
+struct SendEnd final : weft::internal::SendWatcher {
+    weft::Event done;
+    weft::Result<std::size_t> result = std::size_t{0};
+    void on_sent(weft::Result<std::size_t> r) noexcept override {
+        result = r;
+        done.set();
+    }
+};
+}  // namespace
+
+// A detached send: nobody parks for it; the watcher hears how many bytes went, or why none did.
+FIBER_TEST(Tcp, DetachedSendReportsBytesTimeoutAndCancel) {
+    auto [c, peer] = connected_pair();
+    SendEnd small;
+    if (!weft::internal::send_detached(*peer, "hello", small, 2s)) {
+        // Only io_uring has detached sends; epoll says so, and the caller sends from a fiber.
+        EXPECT_STREQ(weft::Hub::current()->backend_name(), "epoll");
+        return;
+    }
+    ASSERT_TRUE(small.done.wait(2s));
+    ASSERT_TRUE(small.result);
+    EXPECT_EQ(*small.result, 5u);
+    char buf[8];
+    auto n = c->recv(buf, 2s);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(std::string_view(buf, *n), "hello");
+
+    // Fill what the kernel holds (nobody reads), then a send that cannot go stalls until its
+    // deadline, and one cancelled ends at once.
+    const std::string block(64 * 1024, 'x');
+    for (;;) {
+        SendEnd fill;
+        ASSERT_TRUE(weft::internal::send_detached(*peer, block, fill, 200ms));
+        ASSERT_TRUE(fill.done.wait(2s));
+        if (!fill.result) {
+            EXPECT_EQ(fill.result.error().code, Errc::timed_out);
+            break;
+        }
+    }
+    // A cancel ends a send at once: with Errc::cancelled, or with what it sent if the kernel
+    // made room first (then the next one stalls).
+    bool saw_cancel = false;
+    for (int i = 0; i < 20 && !saw_cancel; ++i) {
+        SendEnd cancelled;
+        ASSERT_TRUE(weft::internal::send_detached(*peer, block, cancelled, 10s));
+        weft::yield();
+        weft::internal::cancel_send(cancelled);
+        ASSERT_TRUE(cancelled.done.wait(2s));
+        if (!cancelled.result) {
+            EXPECT_EQ(cancelled.result.error().code, Errc::cancelled);
+            saw_cancel = true;
+        }
+    }
+    EXPECT_TRUE(saw_cancel);
 }
 
 FIBER_TEST(Resolve, Localhost) {
