@@ -29,6 +29,10 @@ constexpr std::size_t kLingerMaxBytes = 1 << 20;
 // client that reads nothing, and then held until idle_timeout; with it, the send stalls and
 // send_timeout applies.
 constexpr int kNotSentLowat = 128 * 1024;
+// Answers up to this size are sent detached (see Connection::send), from buffers of this hub
+// kept for reuse (at most kSpareTails of them).
+constexpr std::size_t kTailMax = 16 * 1024;
+constexpr std::size_t kSpareTails = 64;
 // TLS: plaintext read at once (a whole record), and the bytes written per record batch.
 constexpr std::size_t kPlainBuf = 16 * 1024;
 constexpr std::size_t kTlsWriteSlice = 64 * 1024;
@@ -108,6 +112,7 @@ void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
 }
 
 void Connection::shut(bool hard) noexcept {
+    if (hard && tail_busy_) internal::cancel_send(*this);
     if (state_ == State::watching) {
         internal::unwatch(*this);
     } else if (hard) {
@@ -134,6 +139,21 @@ void Connection::leave_queue() noexcept {
 
 Result<void> Connection::send(std::span<const iovec> bufs) {
     if (tls_) return tls_send(bufs);
+    // What an earlier send left in flight goes out first.
+    if (auto r = wait_tail(); !r) return r;
+    // An answer that fits goes out detached: the fiber goes on at once (and ends, if the
+    // connection has nothing more to read) instead of parking until the kernel has the bytes,
+    // and the next send waits for this one. A failure closes the connection.
+    std::size_t total = 0;
+    for (const iovec& b : bufs)
+        total += b.iov_len;
+    if (total > 0 && total <= kTailMax && hub_.detached_sends_) {
+        // As a send from the fiber would: a cancelled fiber, or one past its deadline, sends
+        // nothing.
+        if (this_fiber::cancelled()) return Errc::cancelled;
+        if (this_fiber::deadline().passed()) return Errc::timed_out;
+        if (start_tail(bufs, total)) return {};
+    }
     // The send timeout bounds a stall, not the transfer: a slow reader of a large response
     // keeps its connection while bytes keep going out.
     const auto stall = std::chrono::nanoseconds(hub_.server.options_.send_timeout);
@@ -142,6 +162,64 @@ Result<void> Connection::send(std::span<const iovec> bufs) {
         return stream_.send_until_stalled(
             std::string_view(static_cast<const char*>(bufs[0].iov_base), bufs[0].iov_len), stall);
     return stream_.writev_until_stalled(bufs, stall);
+}
+
+Deadline Connection::stall_deadline() const noexcept {
+    const auto stall = std::chrono::nanoseconds(hub_.server.options_.send_timeout);
+    return stall.count() > 0 ? internal::coarse_deadline(stall) : Deadline::never();
+}
+
+bool Connection::start_tail(std::span<const iovec> bufs, std::size_t total) {
+    std::vector<std::string>& spare = hub_.spare_tails_;
+    if (!spare.empty()) {
+        tail_ = std::move(spare.back());
+        spare.pop_back();
+    }
+    tail_.clear();
+    tail_.reserve(total);
+    for (const iovec& b : bufs)
+        tail_.append(static_cast<const char*>(b.iov_base), b.iov_len);
+    tail_sent_ = 0;
+    if (!internal::send_detached(stream_, tail_, *this, stall_deadline())) {
+        hub_.detached_sends_ = false;  // this backend has none: send from the fiber
+        tail_ = std::string();
+        return false;
+    }
+    tail_busy_ = true;
+    return true;
+}
+
+void Connection::on_sent(Result<std::size_t> sent) noexcept {
+    if (sent && *sent > 0 && tail_sent_ + *sent < tail_.size()) {
+        // A part went out: the rest, with a fresh stall bound.
+        tail_sent_ += static_cast<std::uint32_t>(*sent);
+        (void)internal::send_detached(stream_, std::string_view(tail_).substr(tail_sent_), *this,
+                                      stall_deadline());
+        return;
+    }
+    if (!sent || *sent == 0) {
+        // The answer cannot be delivered: the connection closes. A watch ends at once; a fiber
+        // serving it fails at its next send or read.
+        tail_error_ = sent ? Error(Errc::closed) : sent.error();
+        (void)stream_.shutdown(SHUT_RDWR);
+    }
+    tail_busy_ = false;
+    if (hub_.spare_tails_.size() < kSpareTails) {
+        try {
+            hub_.spare_tails_.push_back(std::move(tail_));
+        } catch (...) {
+        }
+    }
+    tail_ = std::string();
+    tail_waiters_.notify_all();
+    if (destroy_pending_) destroy();
+}
+
+Result<void> Connection::wait_tail() {
+    while (tail_busy_)
+        if (auto r = tail_waiters_.wait(Deadline::never(), "send"); !r) return r;
+    if (tail_error_.code != Errc::ok) return tail_error_;
+    return {};
 }
 
 Result<std::size_t> Connection::recv_append(std::string& out, Deadline deadline) {
@@ -249,6 +327,8 @@ void Connection::serve(RecvBuffer first) noexcept {
         watch_again();
         return;
     }
+    // The last answer goes out before the connection closes.
+    (void)wait_tail();
     if (tls_ && !this_fiber::cancelled() && step.kind == Step::Kind::close)
         tls_->shutdown(Deadline(std::chrono::milliseconds(200)));
     if (step.linger && !this_fiber::cancelled()) linger();
@@ -394,6 +474,10 @@ void Connection::linger() noexcept {
 
 void Connection::destroy() noexcept {
     leave_queue();
+    if (tail_busy_) {
+        destroy_pending_ = true;  // on_sent() ends it
+        return;
+    }
     stream_.close();
     Server& srv = hub_.server;
     hub_.remove(this);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "serializer.hpp"
@@ -38,12 +39,16 @@ class ConnectionQueue {
     Connection* last_ = nullptr;
 };
 
-class Connection final : public internal::RecvWatcher, private Transport {
+class Connection final : public internal::RecvWatcher,
+                         public internal::SendWatcher,
+                         private Transport {
   public:
     Connection(HubState& hub, TcpStream stream, const SocketAddress& peer) noexcept;
     /// Waits (fiber-less) for the first request.
     void start() noexcept;
     void on_recv(Result<RecvBuffer> bytes) noexcept override;
+    /// How a detached send of an answer ended (see send()).
+    void on_sent(Result<std::size_t> sent) noexcept override;
     /// Drain: an idle connection stops waiting and closes; with `hard`, a busy one is
     /// cancelled too.
     void shut(bool hard) noexcept;
@@ -65,6 +70,12 @@ class Connection final : public internal::RecvWatcher, private Transport {
     void serve(RecvBuffer first) noexcept;
     Result<void> send(std::span<const iovec> bufs) override;
     Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
+    /// Starts a detached send of `bufs` (`total` bytes) from a copy; false if the backend has
+    /// no detached sends.
+    bool start_tail(std::span<const iovec> bufs, std::size_t total);
+    /// Waits until the detached send in flight, if any, has ended; its failure, if it failed.
+    Result<void> wait_tail();
+    Deadline stall_deadline() const noexcept;
     /// Waits again, fiber-less, for the next bytes.
     void watch_again() noexcept;
     void linger() noexcept;
@@ -90,6 +101,14 @@ class Connection final : public internal::RecvWatcher, private Transport {
     ConnectionInfo info_;
     SocketAddress peer_;
     State state_ = State::watching;
+    // The detached send in flight (its bytes, and how many went out), the fiber waiting for it
+    // to end, and how it failed.
+    bool tail_busy_ = false;
+    bool destroy_pending_ = false;  // destroy() came while the tail was in flight
+    std::uint32_t tail_sent_ = 0;
+    std::string tail_;
+    WaitQueue tail_waiters_;
+    Error tail_error_{Errc::ok};
     char peer_text_[48];
 };
 
@@ -148,6 +167,10 @@ class HubState {
     unsigned next_hub_to_ask_ = 0;
     std::atomic<bool> asked_other_hub_{false};
     std::vector<std::unique_ptr<Http1Session>> free_sessions_;
+    // Buffers for detached sends (their capacity is what is kept), and whether the backend
+    // has detached sends (epoll has none).
+    std::vector<std::string> spare_tails_;
+    bool detached_sends_ = true;
     friend class Connection;
 };
 

@@ -185,7 +185,8 @@ class Http1Session final : public StreamSink {
     void answered(Slot& s, int status, unsigned route_id, std::string_view route,
                   std::uint64_t bytes) noexcept;
     /// Records every answered request of the batch: its duration ends now, when its last
-    /// byte was handed to the kernel (or the send failed).
+    /// byte was handed to the kernel, or queued for it (a detached send: see
+    /// Connection::send), or the send failed.
     void record_answered();
     /// Frees a body's storage unless it is small, and gives its bytes back to the budget.
     void free_body(Slot& s) noexcept;

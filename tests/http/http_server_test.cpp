@@ -479,6 +479,36 @@ TEST(HttpServer, SlowReaderOfAResponseThatFitsMeetsSendTimeout) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 }
 
+// Small answers go out detached (no fiber waits for the kernel to take them), and still meet
+// send_timeout: a client that keeps pipelining requests and reads nothing is closed once its
+// answers stall, not kept until idle_timeout.
+TEST(HttpServer, PipelinerThatReadsNothingMeetsSendTimeout) {
+    ServerOptions o = small_limits();
+    o.send_timeout = 1s;
+    o.idle_timeout = 30s;
+    TestServer s(o);
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    const int small = 4096;
+    ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    std::string batch;
+    for (int i = 0; i < 32; ++i)
+        batch += "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    bool connected = false;
+    while (std::chrono::steady_clock::now() - t0 < 10s) {
+        // A batch at a time, each answered by one small flush; never a blocking send.
+        (void)::send(c.fd(), batch.data(), batch.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        std::this_thread::sleep_for(20ms);
+        const std::size_t n = s.server->connections();
+        if (n == 1) connected = true;
+        if (connected && n == 0) break;
+    }
+    ASSERT_TRUE(connected);
+    EXPECT_EQ(s.server->connections(), 0u) << "the pipeliner that stalled is still connected";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
+}
+
 TEST(HttpServer, FiberLabelsDescribeTheRequest) {
     TestServer s;
     auto r = get_one(s.port, "GET /labels/abc?q=1 HTTP/1.1\r\nHost: t\r\n\r\n");

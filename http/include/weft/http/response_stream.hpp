@@ -45,7 +45,9 @@ class ResponseStream {
     }
 
     /// Sends `data` now (after the status line and headers if this is the first write).
-    /// Blocking: parks until the bytes are handed to the kernel. Errors: Errc::timed_out
+    /// Blocking: parks until the bytes are handed to the kernel (up to 16 KiB on io_uring: until
+    /// the previous write's are, and this one's are queued; a failure to send them shows at the
+    /// next write, or closes the connection). Errors: Errc::timed_out
     /// (the server's send timeout), Errc::connection_reset or Errc::closed when the client is
     /// gone; after an error every later write fails too and the connection closes. An empty
     /// `data` only sends the headers.

@@ -21,7 +21,8 @@ struct AccessLogEntry {
     std::string_view route;  ///< matched template, "" when none
     int status = 0;
     std::uint64_t bytes = 0;  ///< response body bytes (0 for HEAD)
-    /// From the request fully received to its response's last byte handed to the kernel.
+    /// From the request fully received to its response's last byte handed to the kernel (a
+    /// response of up to 16 KiB on io_uring: queued for the kernel, at most a loop turn earlier).
     std::chrono::nanoseconds duration{0};
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;  ///< "1.2.3.4:5678"
