@@ -112,7 +112,7 @@ void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
 }
 
 void Connection::shut(bool hard) noexcept {
-    if (hard && tail_busy_) internal::cancel_send(*this);
+    if (hard && tail_) internal::cancel_send(*tail_);
     if (state_ == State::watching) {
         internal::unwatch(*this);
     } else if (hard) {
@@ -170,30 +170,32 @@ Deadline Connection::stall_deadline() const noexcept {
 }
 
 bool Connection::start_tail(std::span<const iovec> bufs, std::size_t total) {
-    std::vector<std::string>& spare = hub_.spare_tails_;
-    if (!spare.empty()) {
-        tail_ = std::move(spare.back());
-        spare.pop_back();
-    }
-    tail_.clear();
-    tail_.reserve(total);
+    std::unique_ptr<Tail> t = hub_.take_tail();
+    t->conn = this;
+    t->bytes.clear();
+    t->bytes.reserve(total);
     for (const iovec& b : bufs)
-        tail_.append(static_cast<const char*>(b.iov_base), b.iov_len);
-    tail_sent_ = 0;
-    if (!internal::send_detached(stream_, tail_, *this, stall_deadline())) {
+        t->bytes.append(static_cast<const char*>(b.iov_base), b.iov_len);
+    t->sent = 0;
+    if (!internal::send_detached(stream_, t->bytes, *t, stall_deadline())) {
         hub_.detached_sends_ = false;  // this backend has none: send from the fiber
-        tail_ = std::string();
+        hub_.give_back_tail(std::move(t));
         return false;
     }
-    tail_busy_ = true;
+    tail_ = t.release();  // back to the hub in tail_ended()
     return true;
 }
 
-void Connection::on_sent(Result<std::size_t> sent) noexcept {
-    if (sent && *sent > 0 && tail_sent_ + *sent < tail_.size()) {
+void Tail::on_sent(Result<std::size_t> r) noexcept {
+    conn->tail_ended(r);
+}
+
+void Connection::tail_ended(Result<std::size_t> sent) noexcept {
+    Tail* t = tail_;
+    if (sent && *sent > 0 && t->sent + *sent < t->bytes.size()) {
         // A part went out: the rest, with a fresh stall bound.
-        tail_sent_ += static_cast<std::uint32_t>(*sent);
-        (void)internal::send_detached(stream_, std::string_view(tail_).substr(tail_sent_), *this,
+        t->sent += static_cast<std::uint32_t>(*sent);
+        (void)internal::send_detached(stream_, std::string_view(t->bytes).substr(t->sent), *t,
                                       stall_deadline());
         return;
     }
@@ -203,21 +205,15 @@ void Connection::on_sent(Result<std::size_t> sent) noexcept {
         tail_error_ = sent ? Error(Errc::closed) : sent.error();
         (void)stream_.shutdown(SHUT_RDWR);
     }
-    tail_busy_ = false;
-    if (hub_.spare_tails_.size() < kSpareTails) {
-        try {
-            hub_.spare_tails_.push_back(std::move(tail_));
-        } catch (...) {
-        }
-    }
-    tail_ = std::string();
-    tail_waiters_.notify_all();
+    tail_ = nullptr;
+    t->waiters.notify_all();  // woken, a waiter no longer touches the tail
+    hub_.give_back_tail(std::unique_ptr<Tail>(t));
     if (destroy_pending_) destroy();
 }
 
 Result<void> Connection::wait_tail() {
-    while (tail_busy_)
-        if (auto r = tail_waiters_.wait(Deadline::never(), "send"); !r) return r;
+    while (tail_)
+        if (auto r = tail_->waiters.wait(Deadline::never(), "send"); !r) return r;
     if (tail_error_.code != Errc::ok) return tail_error_;
     return {};
 }
@@ -474,8 +470,8 @@ void Connection::linger() noexcept {
 
 void Connection::destroy() noexcept {
     leave_queue();
-    if (tail_busy_) {
-        destroy_pending_ = true;  // on_sent() ends it
+    if (tail_) {
+        destroy_pending_ = true;  // tail_ended() ends it
         return;
     }
     stream_.close();
@@ -655,6 +651,21 @@ void HubState::begin_drain(bool hard) noexcept {
     accept_wait_.notify_all();
     for (Connection* c = head_; c; c = c->next)
         c->shut(hard);
+}
+
+std::unique_ptr<Tail> HubState::take_tail() {
+    if (spare_tails_.empty()) return std::make_unique<Tail>();
+    std::unique_ptr<Tail> t = std::move(spare_tails_.back());
+    spare_tails_.pop_back();
+    return t;
+}
+
+void HubState::give_back_tail(std::unique_ptr<Tail> t) noexcept {
+    if (spare_tails_.size() >= kSpareTails) return;  // freed here
+    try {
+        spare_tails_.push_back(std::move(t));
+    } catch (...) {
+    }
 }
 
 Http1Session* HubState::acquire_session() {

@@ -39,16 +39,24 @@ class ConnectionQueue {
     Connection* last_ = nullptr;
 };
 
-class Connection final : public internal::RecvWatcher,
-                         public internal::SendWatcher,
-                         private Transport {
+/// A detached send in flight: its bytes, how many went out, and the fiber waiting for it to
+/// end. The hub keeps a few for reuse; a connection holds one only while its send is in flight.
+struct Tail final : internal::SendWatcher {
+    Connection* conn = nullptr;
+    std::string bytes;
+    std::uint32_t sent = 0;
+    WaitQueue waiters;
+    void on_sent(Result<std::size_t> sent) noexcept override;
+};
+
+class Connection final : public internal::RecvWatcher, private Transport {
   public:
     Connection(HubState& hub, TcpStream stream, const SocketAddress& peer) noexcept;
     /// Waits (fiber-less) for the first request.
     void start() noexcept;
     void on_recv(Result<RecvBuffer> bytes) noexcept override;
-    /// How a detached send of an answer ended (see send()).
-    void on_sent(Result<std::size_t> sent) noexcept override;
+    /// How the detached send of an answer ended (see send()).
+    void tail_ended(Result<std::size_t> sent) noexcept;
     /// Drain: an idle connection stops waiting and closes; with `hard`, a busy one is
     /// cancelled too.
     void shut(bool hard) noexcept;
@@ -101,14 +109,10 @@ class Connection final : public internal::RecvWatcher,
     ConnectionInfo info_;
     SocketAddress peer_;
     State state_ = State::watching;
-    // The detached send in flight (its bytes, and how many went out), the fiber waiting for it
-    // to end, and how it failed.
-    bool tail_busy_ = false;
-    bool destroy_pending_ = false;  // destroy() came while the tail was in flight
-    std::uint32_t tail_sent_ = 0;
-    std::string tail_;
-    WaitQueue tail_waiters_;
+    // The detached send in flight, if any, and how the last one failed.
+    Tail* tail_ = nullptr;
     Error tail_error_{Errc::ok};
+    bool destroy_pending_ = false;  // destroy() came while the tail was in flight
     char peer_text_[48];
 };
 
@@ -169,8 +173,10 @@ class HubState {
     std::vector<std::unique_ptr<Http1Session>> free_sessions_;
     // Buffers for detached sends (their capacity is what is kept), and whether the backend
     // has detached sends (epoll has none).
-    std::vector<std::string> spare_tails_;
+    std::vector<std::unique_ptr<Tail>> spare_tails_;
     bool detached_sends_ = true;
+    std::unique_ptr<Tail> take_tail();
+    void give_back_tail(std::unique_ptr<Tail> t) noexcept;
     friend class Connection;
 };
 
