@@ -16,10 +16,25 @@ log=$WEFT_DEPLOY_WORK/image-build.log
     fail "the image build failed (last lines above; all of it in $log)"
 }
 grep -E 'tests passed|Total Test time|Hits|Misses|unit tests not built' "$log" || true
+# podman reuses the build step's layer when the sources and arguments are the same as in an earlier
+# build (a second run of this test, or a CI run of a commit already built on this machine). Its
+# output is not shown again then; the layer exists only because that step, the unit tests
+# included, succeeded (ctest's failure fails the step), so a cached step counts as passed.
+build_step_cached() {
+    awk '/STEP [0-9]+\/[0-9]+: RUN .*build-in-image\.sh/ { step = 1; next }
+         step && /^--> Using cache/ { found = 1 }
+         step && /STEP [0-9]+\/[0-9]+:/ { step = 0 }
+         END { exit !found }' "$log"
+}
 if [ "${WEFT_DEPLOY_UNIT_TESTS:-ON}" = ON ]; then
-    grep -q '100% tests passed' "$log" || fail "the unit tests in the image did not all pass: $log"
-    skipped=$(grep -c '[*]*Skipped' "$log" || true)
-    ok "the unit tests passed in the image ($skipped skipped where io_uring is hidden)"
+    if grep -q '100% tests passed' "$log"; then
+        skipped=$(grep -c '[*]*Skipped' "$log" || true)
+        ok "the unit tests passed in the image ($skipped skipped where io_uring is hidden)"
+    elif build_step_cached; then
+        ok "the build step (and its unit tests) came from podman's layer cache: the same sources passed them when that layer was built"
+    else
+        fail "the unit tests in the image did not all pass: $log"
+    fi
 fi
 ok "built $WEFT_IMAGE in $((SECONDS - start)) s"
 
