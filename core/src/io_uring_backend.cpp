@@ -685,6 +685,10 @@ void UringBackend::watch(int fd, internal::RecvWatcher& w, Deadline dl) {
     watcher_op(w) = op;
     io_uring_sqe* s = sqe();
     io_uring_prep_recv(s, fd, nullptr, buf_size_, 0);
+    // A watch starts when the input is drained, so its bytes are rarely there yet: wait for
+    // readiness first instead of trying a receive that fails with EAGAIN (5.19, as the
+    // provided buffers).
+    s->ioprio |= IORING_RECVSEND_POLL_FIRST;
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = kBufGroup;
     io_uring_sqe_set_data(s, static_cast<Op*>(op));
