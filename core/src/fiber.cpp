@@ -196,6 +196,11 @@ void set_park_hook(ParkHook* hook) noexcept {
     if (auto* f = detail::HubImpl::current_fiber()) f->park_hook = hook;
 }
 
+bool fiber_locals_unshared() noexcept {
+    auto* f = detail::HubImpl::current_fiber();
+    return f && (!f->locals || f->locals.use_count() == 1);
+}
+
 FiberRef current_fiber() noexcept {
     return detail::HubImpl::current_fiber();
 }

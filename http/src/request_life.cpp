@@ -8,6 +8,7 @@
 #include "weft/core/fd_wait.hpp"
 #include "weft/core/fiber_local.hpp"
 #include "weft/core/internal/clock.hpp"
+#include "weft/core/internal/park_hook.hpp"
 #include "weft/core/log.hpp"
 
 namespace weft::http::detail {
@@ -32,24 +33,28 @@ RequestContext& RequestContextSlot::begin() {
         if (!cur_) cur_ = std::make_shared<Shared>();
         return cur_->ctx;
     }
-    // Reuse the object when nobody but the session holds it; a spawned fiber that still runs
-    // keeps the old one (now inactive).
-    if (!cur_ || cur_.use_count() > 1) cur_ = std::make_shared<Shared>();
+    // The object stays published in the fiber's locals between requests (end() only marks it
+    // inactive), so a connection's next request costs no table change. It is reused when its
+    // only holders are this slot and, if published, this fiber's own table; a fiber the last
+    // handler spawned that still runs (holding the object, or sharing the table) keeps the old
+    // one, inactive, and this request gets a new one.
+    bool published = cur_ && request_local().get() == cur_.get();
+    const long holders = published ? 2 : 1;
+    if (!cur_ || cur_.use_count() > holders || (published && !internal::fiber_locals_unshared())) {
+        cur_ = std::make_shared<Shared>();
+        published = false;
+    }
     cur_->active = true;
-    if (request_local().get() != cur_.get()) request_local().set_shared(cur_);
+    if (!published) request_local().set_shared(cur_);
     return cur_->ctx;
 }
 
 void RequestContextSlot::end() noexcept {
+    // Fibers the handler spawned no longer see the request; the object stays published for
+    // the next request (see begin()).
     if (cur_) {
         cur_->active = false;
         cur_->ctx = RequestContext{};
-    }
-    // Let the fiber's table go, so that the next begin() can reuse the object.
-    if (this_fiber::id() == 0) return;
-    try {
-        request_local().reset();
-    } catch (...) {
     }
 }
 

@@ -32,7 +32,8 @@ struct LifeServer {
     std::atomic<int> child_result{-1};
     std::atomic<bool> late_child_saw_request{true};
     std::atomic<bool> late_child_done{false};
-    std::string seen_route, child_route;
+    std::atomic<bool> left_child_done{false};
+    std::string seen_route, child_route, left_child_saw;
 
     explicit LifeServer(ServerOptions o) {
         weft::RuntimeOptions ro;
@@ -73,6 +74,17 @@ struct LifeServer {
             }).detach();
             child.join();
             return Response::text("family\n");
+        });
+        // Leaves a fiber running that looks, 50 ms later, at which request it serves: by then
+        // the connection's next request may be running.
+        router.get("/leave-child", [this](Request&) {
+            weft::spawn("left-child", [this] {
+                (void)weft::sleep_for(50ms);
+                const auto* c = current_request();
+                left_child_saw = std::string(c ? c->route : "none");
+                left_child_done = true;
+            }).detach();
+            return Response::text("left\n");
         });
         server = std::make_unique<Server>(*rt, router, std::move(o));
         port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
@@ -172,6 +184,25 @@ TEST(RequestLife, FibersTheHandlerSpawnsInheritTheRequestAndItsDeadline) {
         std::this_thread::sleep_for(10ms);
     EXPECT_TRUE(s.late_child_done.load());
     EXPECT_FALSE(s.late_child_saw_request.load());
+}
+
+TEST(RequestLife, AFiberTheLastHandlerLeftRunningDoesNotSeeTheNextRequest) {
+    // Two pipelined requests: one fiber serves both, and the first handler's child (which
+    // shares that fiber's locals) looks while the second handler sleeps.
+    ServerOptions o;
+    o.request_timeout = 30s;
+    LifeServer s(o);
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(
+        "GET /leave-child HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /wait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto rs = c.read_responses(2);
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].body, "left\n");
+    EXPECT_EQ(rs[1].body, "slept\n");
+    ASSERT_TRUE(s.left_child_done.load());
+    EXPECT_EQ(s.left_child_saw, "none");
 }
 
 TEST(RequestLife, AClientThatHangsUpCancelsItsHandler) {

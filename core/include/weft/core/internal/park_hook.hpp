@@ -20,6 +20,11 @@ class ParkHook {
 /// the installation.
 void set_park_hook(ParkHook* hook) noexcept;
 
+/// True when the calling fiber's FiberLocal values are its own: no fiber it spawned shares its
+/// table of them (so a value changed in place is seen by this fiber only). False outside a
+/// fiber.
+bool fiber_locals_unshared() noexcept;
+
 /// The calling fiber, to cancel later from another fiber of its hub (nullptr outside a fiber).
 /// Valid while that fiber runs.
 using FiberRef = void*;
