@@ -137,23 +137,41 @@ void Connection::leave_queue() noexcept {
     if (queue) queue->erase(this);
 }
 
-Result<void> Connection::send(std::span<const iovec> bufs) {
-    if (tls_) return tls_send(bufs);
+bool Connection::may_detach(std::size_t total, Result<void>& why) {
     // What an earlier send left in flight goes out first.
-    if (auto r = wait_tail(); !r) return r;
+    if (why = wait_tail(); !why) return false;
     // An answer that fits goes out detached: the fiber goes on at once (and ends, if the
     // connection has nothing more to read) instead of parking until the kernel has the bytes,
     // and the next send waits for this one. A failure closes the connection.
+    if (total == 0 || total > kTailMax || !hub_.detached_sends_) return false;
+    // As a send from the fiber would: a cancelled fiber, or one past its deadline, sends
+    // nothing.
+    if (this_fiber::cancelled()) {
+        why = Errc::cancelled;
+        return false;
+    }
+    if (this_fiber::deadline().passed()) {
+        why = Errc::timed_out;
+        return false;
+    }
+    return true;
+}
+
+Result<void> Connection::send_buffer(ByteBuffer& bytes) {
+    Result<void> why;
+    if (!tls_ && may_detach(bytes.size(), why) && start_tail({}, &bytes)) return {};
+    if (!why) return why;
+    return Transport::send_buffer(bytes);
+}
+
+Result<void> Connection::send(std::span<const iovec> bufs) {
+    if (tls_) return tls_send(bufs);
     std::size_t total = 0;
     for (const iovec& b : bufs)
         total += b.iov_len;
-    if (total > 0 && total <= kTailMax && hub_.detached_sends_) {
-        // As a send from the fiber would: a cancelled fiber, or one past its deadline, sends
-        // nothing.
-        if (this_fiber::cancelled()) return Errc::cancelled;
-        if (this_fiber::deadline().passed()) return Errc::timed_out;
-        if (start_tail(bufs, total)) return {};
-    }
+    Result<void> why;
+    if (may_detach(total, why) && start_tail(bufs)) return {};
+    if (!why) return why;
     // The send timeout bounds a stall, not the transfer: a slow reader of a large response
     // keeps its connection while bytes keep going out.
     const auto stall = std::chrono::nanoseconds(hub_.server.options_.send_timeout);
@@ -169,16 +187,21 @@ Deadline Connection::stall_deadline() const noexcept {
     return stall.count() > 0 ? internal::coarse_deadline(stall) : Deadline::never();
 }
 
-bool Connection::start_tail(std::span<const iovec> bufs, std::size_t total) {
+bool Connection::start_tail(std::span<const iovec> bufs, ByteBuffer* take) {
     std::unique_ptr<Tail> t = hub_.take_tail();
     t->conn = this;
     t->bytes.clear();
-    t->bytes.reserve(total);
-    for (const iovec& b : bufs)
-        t->bytes.append(static_cast<const char*>(b.iov_base), b.iov_len);
+    if (take) {
+        t->bytes.swap(*take);  // no copy: the session gets the tail's empty storage
+    } else {
+        for (const iovec& b : bufs)
+            t->bytes.append(static_cast<const char*>(b.iov_base), b.iov_len);
+    }
     t->sent = 0;
-    if (!internal::send_detached(stream_, t->bytes, *t, stall_deadline())) {
-        hub_.detached_sends_ = false;  // this backend has none: send from the fiber
+    if (!internal::send_detached(stream_, std::string_view(t->bytes.data(), t->bytes.size()), *t,
+                                 stall_deadline())) {
+        hub_.detached_sends_ = false;    // this backend has none: send from the fiber
+        if (take) t->bytes.swap(*take);  // the bytes go back to the session, to send them
         hub_.give_back_tail(std::move(t));
         return false;
     }
@@ -195,8 +218,9 @@ void Connection::tail_ended(Result<std::size_t> sent) noexcept {
     if (sent && *sent > 0 && t->sent + *sent < t->bytes.size()) {
         // A part went out: the rest, with a fresh stall bound.
         t->sent += static_cast<std::uint32_t>(*sent);
-        (void)internal::send_detached(stream_, std::string_view(t->bytes).substr(t->sent), *t,
-                                      stall_deadline());
+        (void)internal::send_detached(
+            stream_, std::string_view(t->bytes.data(), t->bytes.size()).substr(t->sent), *t,
+            stall_deadline());
         return;
     }
     if (!sent || *sent == 0) {
@@ -662,6 +686,8 @@ std::unique_ptr<Tail> HubState::take_tail() {
 
 void HubState::give_back_tail(std::unique_ptr<Tail> t) noexcept {
     if (spare_tails_.size() >= kSpareTails) return;  // freed here
+    // A tail may have taken a session's buffer that once grew for a large batch.
+    t->bytes.trim(2 * kTailMax);
     try {
         spare_tails_.push_back(std::move(t));
     } catch (...) {

@@ -43,7 +43,7 @@ class ConnectionQueue {
 /// end. The hub keeps a few for reuse; a connection holds one only while its send is in flight.
 struct Tail final : internal::SendWatcher {
     Connection* conn = nullptr;
-    std::string bytes;
+    ByteBuffer bytes;
     std::uint32_t sent = 0;
     WaitQueue waiters;
     void on_sent(Result<std::size_t> sent) noexcept override;
@@ -77,10 +77,14 @@ class Connection final : public internal::RecvWatcher, private Transport {
     enum class State : std::uint8_t { watching, active };
     void serve(RecvBuffer first) noexcept;
     Result<void> send(std::span<const iovec> bufs) override;
+    Result<void> send_buffer(ByteBuffer& bytes) override;
     Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
-    /// Starts a detached send of `bufs` (`total` bytes) from a copy; false if the backend has
-    /// no detached sends.
-    bool start_tail(std::span<const iovec> bufs, std::size_t total);
+    /// Whether an answer of `total` bytes may go out detached: a failure (the earlier send's,
+    /// or this fiber's cancellation or deadline) in `why` when it may not go out at all.
+    bool may_detach(std::size_t total, Result<void>& why);
+    /// Starts a detached send of a copy of `bufs`, or of `take`'s bytes (trading storage with
+    /// it); false if the backend has no detached sends.
+    bool start_tail(std::span<const iovec> bufs, ByteBuffer* take = nullptr);
     /// Waits until the detached send in flight, if any, has ended; its failure, if it failed.
     Result<void> wait_tail();
     Deadline stall_deadline() const noexcept;

@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace weft::http::detail {
 
@@ -31,6 +32,12 @@ class ByteBuffer {
     std::size_t size() const noexcept { return size_; }
     std::size_t capacity() const noexcept { return cap_; }
     void clear() noexcept { size_ = 0; }
+    /// Trades storage with `o` (a send that takes the bytes hands back an empty buffer).
+    void swap(ByteBuffer& o) noexcept {
+        std::swap(data_, o.data_);
+        std::swap(size_, o.size_);
+        std::swap(cap_, o.cap_);
+    }
     /// Frees the storage when it grew beyond `keep` bytes (after an unusual batch).
     void trim(std::size_t keep) noexcept {
         if (cap_ > keep) {

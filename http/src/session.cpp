@@ -501,7 +501,11 @@ Result<void> Http1Session::flush() {
     close_out_piece();
     if (pieces_.empty()) return {};
     Result<void> r = Errc::closed;
-    if (!send_failed_ && transport_) {
+    if (!send_failed_ && transport_ && pieces_.size() == 1 && !pieces_[0].ptr &&
+        pieces_[0].off == 0 && pieces_[0].len == out_.size()) {
+        // The common batch: everything is in out_, which the transport may take as it is.
+        r = transport_->send_buffer(out_);
+    } else if (!send_failed_ && transport_) {
         iov_.clear();
         for (const Piece& p : pieces_) {
             const char* base = p.ptr ? p.ptr : out_.data() + p.off;

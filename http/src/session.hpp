@@ -37,6 +37,12 @@ class WebSocketCore;
 class Transport {
   public:
     virtual Result<void> send(std::span<const iovec> bufs) = 0;
+    /// Sends all of `bytes`, as send() would; it may take their storage instead of copying
+    /// them, and leave `bytes` holding other (empty) storage.
+    virtual Result<void> send_buffer(ByteBuffer& bytes) {
+        const iovec v{const_cast<char*>(bytes.data()), bytes.size()};
+        return send(std::span<const iovec>(&v, 1));
+    }
     /// Receives what follows the requests on the connection (a WebSocket's frames, after the
     /// upgrade) and appends it to `out`; returns how many bytes, 0 at the end of the stream.
     /// A wait holds no buffer of its own (the socket's pooled receive buffers).
