@@ -103,6 +103,11 @@ class IoBackend {
     virtual void close(int fd) noexcept = 0;
     virtual void watch(int fd, internal::RecvWatcher& w, Deadline dl) = 0;
     virtual void unwatch(internal::RecvWatcher& w) noexcept = 0;
+    /// A watch that stays armed (see internal::watch_stream); false if this backend has none.
+    virtual bool watch_stream(int /*fd*/, internal::RecvWatcher& /*w*/, Deadline /*dl*/) {
+        return false;
+    }
+    virtual void set_watch_deadline(internal::RecvWatcher& /*w*/, Deadline /*dl*/) noexcept {}
     /// A send no fiber waits for (see internal::send_detached); false if this backend has none.
     virtual bool send_detached(int /*fd*/, const char* /*data*/, std::size_t /*len*/,
                                internal::SendWatcher& /*w*/, Deadline /*dl*/) {

@@ -5,9 +5,11 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -64,10 +66,11 @@ struct DetachedOp : Op {
     UringBackend* be = nullptr;
 };
 
-/// A fiber-less receive for TcpStream::watch().
+/// A fiber-less receive for internal::watch(), or a multishot one for watch_stream().
 struct WatchOp final : DetachedOp {
     internal::RecvWatcher* watcher = nullptr;
     int fd = -1;
+    bool multishot = false;
 };
 
 static_assert(std::is_trivially_destructible_v<WatchOp>);
@@ -140,6 +143,8 @@ class UringBackend final : public IoBackend {
     void close(int fd) noexcept override;
     void watch(int fd, internal::RecvWatcher& w, Deadline dl) override;
     void unwatch(internal::RecvWatcher& w) noexcept override;
+    bool watch_stream(int fd, internal::RecvWatcher& w, Deadline dl) override;
+    void set_watch_deadline(internal::RecvWatcher& w, Deadline dl) noexcept override;
     bool send_detached(int fd, const char* data, std::size_t len, internal::SendWatcher& w,
                        Deadline dl) override;
     void cancel_send(internal::SendWatcher& w) noexcept override;
@@ -160,6 +165,11 @@ class UringBackend final : public IoBackend {
 
     static void fiber_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     static void watch_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
+    /// A completion of a watch_stream() op.
+    void stream_watch_done(WatchOp* op, int res, unsigned flags) noexcept;
+    void arm_stream_watch(WatchOp* op) noexcept;
+    /// The watch's end: no longer in flight, back to the spares; then `w` hears `r`.
+    void end_watch(WatchOp* op, Result<RecvBuffer> r) noexcept;
     static void accept_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     static void wake_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     /// Starts the deadline of a detached op just submitted (counts it in flight).
@@ -187,6 +197,7 @@ class UringBackend final : public IoBackend {
     unsigned buf_count_ = 0;
     SpareOps<WatchOp> spare_watch_ops_;
     SpareOps<SendOp> spare_send_ops_;
+    bool multishot_recv_ = false;  // the kernel takes IORING_RECV_MULTISHOT (6.0)
 };
 
 void FiberOp::interrupt(FiberRecord*, Errc w) noexcept {
@@ -261,6 +272,11 @@ UringBackend::UringBackend(HubImpl& hub, const RuntimeOptions& o) : hub_(hub) {
 
     wake_op_.complete = &UringBackend::wake_done;
     arm_wake();
+    // Multishot receives came with 6.0; no probe tells, so the release does.
+    utsname u{};
+    int major = 0, minor = 0;
+    if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2)
+        multishot_recv_ = major >= 6;
 }
 
 UringBackend::~UringBackend() {
@@ -725,8 +741,106 @@ void UringBackend::unwatch(internal::RecvWatcher& w) noexcept {
     cancel_detached(static_cast<WatchOp*>(watcher_op(w)), Errc::cancelled);
 }
 
+bool UringBackend::watch_stream(int fd, internal::RecvWatcher& w, Deadline dl) {
+    if (!multishot_recv_) return false;
+    WatchOp* op = spare_watch_ops_.take();
+    op->complete = &UringBackend::watch_done;
+    op->watcher = &w;
+    op->fd = fd;
+    op->be = this;
+    op->multishot = true;
+    watcher_op(w) = op;
+    arm_stream_watch(op);
+    started(op, dl);
+    return true;
+}
+
+void UringBackend::arm_stream_watch(WatchOp* op) noexcept {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv_multishot(s, op->fd, nullptr, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = kBufGroup;
+    io_uring_sqe_set_data(s, static_cast<Op*>(op));
+}
+
+void UringBackend::set_watch_deadline(internal::RecvWatcher& w, Deadline dl) noexcept {
+    auto* op = static_cast<WatchOp*>(watcher_op(w));
+    if (!op || op->cancel_sent) return;
+    if (op->timer.node.armed()) hub_.remove_timer(&op->timer.node);
+    op->timer.node.when_ns = 0;
+    if (dl.is_never()) return;
+    op->timer.node.when_ns = deadline_ns(dl);
+    op->timer.node.fire = &UringBackend::detached_timer_fired;
+    try {
+        hub_.add_timer(&op->timer.node);
+    } catch (...) {
+        cancel_detached(op, Errc::timed_out);  // no room for the timer: end the watch now
+    }
+}
+
+void UringBackend::end_watch(WatchOp* op, Result<RecvBuffer> r) noexcept {
+    ended(op);
+    internal::RecvWatcher* w = op->watcher;
+    watcher_op(*w) = nullptr;
+    spare_watch_ops_.give_back(op);
+    w->on_recv(std::move(r));
+}
+
+void UringBackend::stream_watch_done(WatchOp* op, int res, unsigned flags) noexcept {
+    const bool more = flags & IORING_CQE_F_MORE;
+    internal::RecvWatcher* w = op->watcher;
+    const Errc why = op->why == Errc::ok ? Errc::cancelled : op->why;
+    if (res > 0) {
+        RecvBuffer b = take_buffer(flags, res);
+        if (more) {
+            w->on_recv(std::move(b));
+            return;
+        }
+        // The kernel ended the receive without an error: go on, unless it was being cancelled
+        // (then this was the last completion: no -ECANCELED follows).
+        if (!op->cancel_sent) {
+            arm_stream_watch(op);
+            w->on_recv(std::move(b));
+            return;
+        }
+        w->on_recv(std::move(b));
+        end_watch(op, why);
+        return;
+    }
+    if (flags & IORING_CQE_F_BUFFER) take_buffer(flags, 0).reset();
+    if (res == -ENOBUFS && !op->cancel_sent) {
+        // No pooled buffer free: take what is there into memory of our own, then go on.
+        char* mem = static_cast<char*>(std::malloc(buf_size_));
+        const ssize_t n = mem ? real::calls().recv(op->fd, mem, buf_size_, MSG_DONTWAIT) : -1;
+        const int err = errno;
+        if (n > 0) {
+            arm_stream_watch(op);
+            w->on_recv(internal::RecvBufferAccess::make(
+                mem, static_cast<std::size_t>(n), &UringBackend::free_heap_buffer, nullptr, 0));
+            return;
+        }
+        std::free(mem);
+        if (n < 0 && err == EAGAIN) {
+            arm_stream_watch(op);
+            return;
+        }
+        end_watch(op, n == 0 ? Error(Errc::eof) : Error::from_errno(mem ? err : ENOMEM));
+        return;
+    }
+    if (res == 0)
+        end_watch(op, Errc::eof);
+    else if (res == -ECANCELED || (res == -ENOBUFS && op->cancel_sent))
+        end_watch(op, why);
+    else
+        end_watch(op, Error::from_errno(-res));
+}
+
 void UringBackend::watch_done(UringBackend* be, Op* o, int res, unsigned flags) noexcept {
     auto* op = static_cast<WatchOp*>(o);
+    if (op->multishot) {
+        be->stream_watch_done(op, res, flags);
+        return;
+    }
     be->ended(op);
     internal::RecvWatcher* w = op->watcher;
     Errc why = op->why;

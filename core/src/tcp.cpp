@@ -308,6 +308,14 @@ void unwatch(RecvWatcher& watcher) noexcept {
     if (HubImpl* h = HubImpl::current()) h->io().unwatch(watcher);
 }
 
+bool watch_stream(TcpStream& stream, RecvWatcher& watcher, Deadline deadline) {
+    return hub_or_die().io().watch_stream(stream.fd(), watcher, deadline);
+}
+
+void set_watch_deadline(RecvWatcher& watcher, Deadline deadline) noexcept {
+    if (HubImpl* h = HubImpl::current()) h->io().set_watch_deadline(watcher, deadline);
+}
+
 bool send_detached(TcpStream& stream, std::string_view data, SendWatcher& watcher,
                    Deadline deadline) {
     return hub_or_die().io().send_detached(stream.fd(), data.data(), data.size(), watcher,

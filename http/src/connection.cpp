@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <exception>
 
 #include "metrics_table.hpp"
@@ -33,6 +34,9 @@ constexpr int kNotSentLowat = 128 * 1024;
 // kept for reuse (at most kSpareTails of them).
 constexpr std::size_t kTailMax = 16 * 1024;
 constexpr std::size_t kSpareTails = 64;
+// Bytes a stream watch may queue for a busy fiber; beyond, it stops receiving (the kernel's
+// socket buffer and TCP's flow control hold the rest) until the fiber has read them.
+constexpr std::size_t kMaxQueuedInput = 64 * 1024;
 // TLS: plaintext read at once (a whole record), and the bytes written per record batch.
 constexpr std::size_t kPlainBuf = 16 * 1024;
 constexpr std::size_t kTlsWriteSlice = 64 * 1024;
@@ -76,6 +80,14 @@ void ConnectionQueue::erase(Connection* c) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Connection
 
+struct Connection::Input {
+    std::deque<RecvBuffer> q;
+    std::size_t bytes = 0;
+    Error end{Errc::ok};  // how the input ended (eof, an error) while a fiber served
+    WaitQueue reader;     // the fiber, waiting for input
+    bool paused = false;  // unwatched because `q` holds too much
+};
+
 Connection::Connection(HubState& hub, TcpStream stream, const SocketAddress& peer) noexcept
     : hub_(hub), stream_(std::move(stream)), accepted_at_(Clock::now()), peer_(peer) {
     peer_.format(peer_text_, sizeof peer_text_);
@@ -91,24 +103,132 @@ void Connection::start() noexcept {
     state_ = State::watching;
     hub_.idle.push_back(this, Clock::now());
     // The first request's first byte must come within the header timeout.
-    internal::watch(stream_, *this, Deadline(hub_.server.options_.header_timeout));
+    const Deadline first(hub_.server.options_.header_timeout);
+    // TLS reads its records itself; plain HTTP keeps one receive armed for the connection's life.
+    if (hub_.stream_watch_ && !hub_.server.tls()) {
+        if (internal::watch_stream(stream_, *this, first)) {
+            stream_watch_ = armed_ = true;
+            return;
+        }
+        hub_.stream_watch_ = false;  // this backend has none
+    }
+    internal::watch(stream_, *this, first);
 }
 
 void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
+    if (stream_watch_) {
+        stream_input(std::move(bytes));
+        return;
+    }
     leave_queue();
     // eof, timed out (idle: close silently), cancelled (drain, reclaim), or an error: close.
     if (!bytes || hub_.stopping) {
         destroy();
         return;
     }
+    start_fiber(std::move(*bytes));
+}
+
+void Connection::start_fiber(RecvBuffer first) noexcept {
     state_ = State::active;
     try {
         fiber_ = weft::spawn("http-connection",
-                             [this, b = std::move(*bytes)]() mutable { serve(std::move(b)); });
+                             [this, b = std::move(first)]() mutable { serve(std::move(b)); });
     } catch (const std::exception& e) {
         weft::logger("http")->error("cannot start a fiber for {}: {}", peer_text_, e.what());
         destroy();
     }
+}
+
+void Connection::stream_input(Result<RecvBuffer> bytes) noexcept {
+    if (!bytes) {
+        // The watch has ended.
+        armed_ = false;
+        const Errc code = bytes.error().code;
+        const bool paused = in_ && in_->paused;
+        if (in_) in_->paused = false;
+        if (destroy_pending_) {
+            destroy();
+            return;
+        }
+        if (state_ == State::watching) {
+            // Our own pause ended: watch on. Otherwise eof, the idle timeout (close silently),
+            // drain or reclaim (cancelled), or an error: close.
+            if (paused && code == Errc::cancelled && !hub_.stopping) {
+                armed_ = internal::watch_stream(stream_, *this, idle_deadline());
+                if (armed_) return;
+            }
+            leave_queue();
+            destroy();
+            return;
+        }
+        // A fiber serves. A pause, or an idle deadline that fell due as the request came, only
+        // ended the watch (the fiber arms another when it needs one); anything else ends the
+        // input.
+        if (!in_) in_.reset(new (std::nothrow) Input());
+        if (!in_) {
+            (void)stream_.shutdown(SHUT_RDWR);  // the fiber's next read or send fails
+            return;
+        }
+        if (!(paused && code == Errc::cancelled) && code != Errc::timed_out)
+            in_->end = bytes.error();
+        in_->reader.notify_all();
+        return;
+    }
+    if (destroy_pending_) return;  // closing: the bytes are dropped
+    if (state_ == State::watching) {
+        leave_queue();
+        if (hub_.stopping) {
+            destroy();
+            return;
+        }
+        internal::set_watch_deadline(*this, Deadline::never());
+        start_fiber(std::move(*bytes));
+        return;
+    }
+    // The fiber is busy: the bytes wait for it, in order.
+    if (!in_) in_.reset(new (std::nothrow) Input());
+    if (!in_) {
+        (void)stream_.shutdown(SHUT_RDWR);
+        return;
+    }
+    in_->bytes += bytes->size();
+    try {
+        in_->q.push_back(std::move(*bytes));
+    } catch (...) {
+        (void)stream_.shutdown(SHUT_RDWR);
+        return;
+    }
+    in_->reader.notify_all();
+    if (in_->bytes > kMaxQueuedInput && !in_->paused && armed_) {
+        in_->paused = true;
+        internal::unwatch(*this);
+    }
+}
+
+Result<RecvBuffer> Connection::read_input(Deadline deadline) {
+    if (!stream_watch_) return stream_.recv_buffer(deadline);
+    if (!in_) in_ = std::make_unique<Input>();
+    for (;;) {
+        if (!in_->q.empty()) {
+            RecvBuffer b = std::move(in_->q.front());
+            in_->q.pop_front();
+            in_->bytes -= b.size();
+            return b;
+        }
+        if (in_->end.code != Errc::ok) return in_->end;
+        if (!armed_ && !in_->paused) {
+            if (!internal::watch_stream(stream_, *this, Deadline::never())) return Errc::closed;
+            armed_ = true;
+        }
+        if (auto r = in_->reader.wait(deadline, "recv"); !r) return r.error();
+    }
+}
+
+Deadline Connection::idle_deadline() const noexcept {
+    const ServerOptions& o = hub_.server.options_;
+    return info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout)
+                               : internal::coarse_deadline(o.idle_timeout);
 }
 
 void Connection::shut(bool hard) noexcept {
@@ -249,23 +369,41 @@ Result<std::size_t> Connection::recv_append(std::string& out, Deadline deadline)
         out.append(*r);
         return r->size();
     }
-    auto b = stream_.recv_buffer(deadline);
+    auto b = read_input(deadline);
     if (!b) return b.error() == Errc::eof ? Result<std::size_t>(std::size_t{0}) : b.error();
     out.append(b->view());
     return b->size();
 }
 
-void Connection::watch_again() noexcept {
+bool Connection::watch_again() noexcept {
+    if (stream_watch_ && in_) {
+        // What came while the fiber served is served first, by a fresh fiber; an input that
+        // ended closes the connection.
+        if (!in_->q.empty()) {
+            RecvBuffer b = std::move(in_->q.front());
+            in_->q.pop_front();
+            in_->bytes -= b.size();
+            start_fiber(std::move(b));
+            return true;
+        }
+        if (in_->end.code != Errc::ok) return false;
+    }
     state_ = State::watching;
     // The idle queue's order is what counts, and the idle timeout is seconds long: the coarse
     // clock is good enough for both (never early, a tick late at most), and cheaper.
     hub_.idle.push_back(this, internal::coarse_now());
     // Before the first request (a TLS connection after its handshake) the header timeout
     // still runs from the accept; between requests, the idle timeout.
-    const ServerOptions& o = hub_.server.options_;
-    internal::watch(stream_, *this,
-                    info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout)
-                                        : internal::coarse_deadline(o.idle_timeout));
+    if (!stream_watch_) {
+        internal::watch(stream_, *this, idle_deadline());
+    } else if (armed_) {
+        // Still armed (or its pause's end is on the way, and re-arms it): only the deadline.
+        internal::set_watch_deadline(*this, idle_deadline());
+    } else if (!(armed_ = internal::watch_stream(stream_, *this, idle_deadline()))) {
+        leave_queue();
+        return false;
+    }
+    return true;
 }
 
 void Connection::serve(RecvBuffer first) noexcept {
@@ -298,7 +436,7 @@ void Connection::serve(RecvBuffer first) noexcept {
                     Result<std::string_view> r = Errc::closed;
                     if (tls_) {
                         r = tls_read(step.deadline);
-                    } else if (auto b = stream_.recv_buffer(step.deadline); b) {
+                    } else if (auto b = read_input(step.deadline); b) {
                         buf = std::move(*b);
                         r = buf.view();
                     } else {
@@ -343,10 +481,9 @@ void Connection::serve(RecvBuffer first) noexcept {
         plain_.reset();
         tls_->release_buffers();
     }
-    if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled()) {
-        watch_again();
+    if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled() &&
+        watch_again())
         return;
-    }
     // The last answer goes out before the connection closes.
     (void)wait_tail();
     if (tls_ && !this_fiber::cancelled() && step.kind == Step::Kind::close)
@@ -486,7 +623,7 @@ void Connection::linger() noexcept {
     Deadline until(hub_.server.options_.linger_timeout);
     std::size_t total = 0;
     while (total < kLingerMaxBytes) {
-        auto r = stream_.recv_buffer(until);
+        auto r = read_input(until);
         if (!r) break;
         total += r->size();
     }
@@ -496,6 +633,11 @@ void Connection::destroy() noexcept {
     leave_queue();
     if (tail_) {
         destroy_pending_ = true;  // tail_ended() ends it
+        return;
+    }
+    if (armed_) {
+        destroy_pending_ = true;  // the watch's end (stream_input) ends it
+        internal::unwatch(*this);
         return;
     }
     stream_.close();

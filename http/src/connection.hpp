@@ -76,6 +76,17 @@ class Connection final : public internal::RecvWatcher, private Transport {
   private:
     enum class State : std::uint8_t { watching, active };
     void serve(RecvBuffer first) noexcept;
+    /// Starts the fiber that serves what arrived (state active).
+    void start_fiber(RecvBuffer first) noexcept;
+    /// on_recv() of a watch_stream(): bytes start a fiber when idle, and are queued for it
+    /// while it serves; a final result closes an idle connection, or tells the fiber.
+    void stream_input(Result<RecvBuffer> bytes) noexcept;
+    /// The fiber's next input: queued bytes, or what the stream watch brings before the
+    /// deadline (a plain receive without one).
+    Result<RecvBuffer> read_input(Deadline deadline);
+    /// The deadline of the wait for the next request (the first's header timeout runs from the
+    /// accept).
+    Deadline idle_deadline() const noexcept;
     Result<void> send(std::span<const iovec> bufs) override;
     Result<void> send_buffer(ByteBuffer& bytes) override;
     Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
@@ -88,8 +99,9 @@ class Connection final : public internal::RecvWatcher, private Transport {
     /// Waits until the detached send in flight, if any, has ended; its failure, if it failed.
     Result<void> wait_tail();
     Deadline stall_deadline() const noexcept;
-    /// Waits again, fiber-less, for the next bytes.
-    void watch_again() noexcept;
+    /// Waits again, fiber-less, for the next bytes; false when the connection must close
+    /// instead (its input ended while the fiber served).
+    bool watch_again() noexcept;
     void linger() noexcept;
     void destroy() noexcept;
 
@@ -116,7 +128,13 @@ class Connection final : public internal::RecvWatcher, private Transport {
     // The detached send in flight, if any, and how the last one failed.
     Tail* tail_ = nullptr;
     Error tail_error_{Errc::ok};
-    bool destroy_pending_ = false;  // destroy() came while the tail was in flight
+    bool destroy_pending_ = false;  // destroy() came while the tail or the watch was in flight
+    // A watch_stream() (one multishot receive) stays armed while the fiber serves; what it
+    // brings meanwhile waits in `in_`, made when first needed. TLS and epoll use watch().
+    bool stream_watch_ = false;
+    bool armed_ = false;  // the stream watch is in flight
+    struct Input;
+    std::unique_ptr<Input> in_;
     char peer_text_[48];
 };
 
@@ -179,6 +197,7 @@ class HubState {
     // has detached sends (epoll has none).
     std::vector<std::unique_ptr<Tail>> spare_tails_;
     bool detached_sends_ = true;
+    bool stream_watch_ = true;  // until the backend says it has no watch_stream()
     std::unique_ptr<Tail> take_tail();
     void give_back_tail(std::unique_ptr<Tail> t) noexcept;
     friend class Connection;

@@ -321,6 +321,76 @@ FIBER_TEST(Tcp, WatchSeesBytesAlreadyWaiting) {
     EXPECT_EQ(w.bytes, "early");
 }
 
+namespace {
+// Collects what a watch_stream() delivers: every piece of bytes, then its end.
+struct StreamWatcher final : weft::internal::RecvWatcher {
+    weft::Event ended;
+    weft::Event got;
+    weft::Errc code = weft::Errc::ok;
+    std::string bytes;
+    int pieces = 0;
+    void on_recv(weft::Result<weft::RecvBuffer> r) noexcept override {
+        if (r) {
+            bytes.append(r->view());
+            ++pieces;
+            got.set();
+        } else {
+            code = r.error().code;
+            ended.set();
+        }
+    }
+    bool wait_for(std::size_t n) {
+        for (int i = 0; i < 200 && bytes.size() < n; ++i) {
+            got.clear();
+            (void)got.wait(10ms);
+        }
+        return bytes.size() >= n;
+    }
+};
+}  // namespace
+
+FIBER_TEST(Tcp, StreamWatchDeliversEveryArrivalUntilItsEnd) {
+    auto [c, peer] = connected_pair();
+    StreamWatcher w;
+    if (!weft::internal::watch_stream(*peer, w, 10s)) {
+        // io_uring on 6.0 or later only; epoll says so, and the caller uses watch().
+        EXPECT_STREQ(weft::Hub::current()->backend_name(), "epoll");
+        return;
+    }
+    // One submission, many arrivals, in order.
+    for (const char* piece : {"one,", "two,", "three"}) {
+        ASSERT_TRUE(c->send(piece, 2s));
+        (void)weft::sleep_for(5ms);
+    }
+    ASSERT_TRUE(w.wait_for(13));
+    EXPECT_EQ(w.bytes, "one,two,three");
+    EXPECT_GE(w.pieces, 2);
+    EXPECT_FALSE(w.ended.is_set());
+    // Its deadline moves: none, then a near one, which ends it.
+    weft::internal::set_watch_deadline(w, weft::Deadline::never());
+    (void)weft::sleep_for(20ms);
+    EXPECT_FALSE(w.ended.is_set());
+    weft::internal::set_watch_deadline(w, weft::Deadline(20ms));
+    ASSERT_TRUE(w.ended.wait(2s));
+    EXPECT_EQ(w.code, Errc::timed_out);
+
+    // unwatch() ends one with Errc::cancelled; the peer's close with Errc::eof.
+    StreamWatcher w2;
+    ASSERT_TRUE(weft::internal::watch_stream(*peer, w2, 10s));
+    ASSERT_TRUE(c->send("x", 2s));
+    ASSERT_TRUE(w2.wait_for(1));
+    weft::internal::unwatch(w2);
+    ASSERT_TRUE(w2.ended.wait(2s));
+    EXPECT_EQ(w2.code, Errc::cancelled);
+    StreamWatcher w3;
+    ASSERT_TRUE(weft::internal::watch_stream(*peer, w3, 10s));
+    ASSERT_TRUE(c->send("last", 2s));
+    c->close();
+    ASSERT_TRUE(w3.ended.wait(2s));
+    EXPECT_EQ(w3.bytes, "last");
+    EXPECT_EQ(w3.code, Errc::eof);
+}
+
 FIBER_TEST(Tcp, WatchTimesOutAndUnwatchCancels) {
     auto [c, peer] = connected_pair();
     Watcher w1;

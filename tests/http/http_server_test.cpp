@@ -273,6 +273,33 @@ TEST(HttpServer, PipeliningThreeInOneWrite) {
     EXPECT_EQ(c.read_responses(1).size(), 1u);
 }
 
+TEST(HttpServer, RequestsThatArriveWhileAHandlerWaitsAreServedInOrder) {
+    // The next requests come while the first one's handler sleeps: a large body (more than the
+    // server queues for a busy connection, so its receiving pauses and resumes), then a small
+    // request. Every byte is served, in order.
+    TestServer s;
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    std::string body(200 * 1024, ' ');
+    for (std::size_t i = 0; i < body.size(); ++i)
+        body[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+    ASSERT_TRUE(c.send("GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto rs = c.read_responses(3);
+    ASSERT_EQ(rs.size(), 3u);
+    EXPECT_EQ(rs[0].body, "slept 300 ms\n");
+    EXPECT_EQ(rs[1].status, 200);
+    EXPECT_TRUE(rs[1].body == body) << "echoed " << rs[1].body.size() << " bytes";
+    EXPECT_EQ(rs[2].body, "Hello, World!");
+    // The connection stays usable.
+    ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    EXPECT_EQ(c.read_responses(1).size(), 1u);
+}
+
 TEST(HttpServer, MalformedAndOversizedRequests) {
     TestServer s;
     const auto cases = weft::http::testing::malformed_request_cases();

@@ -41,6 +41,16 @@ void watch(TcpStream& stream, RecvWatcher& watcher, Deadline deadline);
 /// (they are never dropped).
 void unwatch(RecvWatcher& watcher) noexcept;
 
+/// Keeps receiving on `stream` without a fiber: on_recv runs with every piece of bytes that
+/// arrives (it must not end the watcher then) until a final result: Errc::eof, an error,
+/// Errc::timed_out at the deadline, or Errc::cancelled after unwatch() (bytes that raced in come
+/// first). One submission serves many arrivals, where watch() takes one each. Nothing else may
+/// receive on the stream meanwhile. False when the backend cannot (epoll, or a kernel before
+/// 6.0): use watch(). Hub thread only.
+bool watch_stream(TcpStream& stream, RecvWatcher& watcher, Deadline deadline);
+/// Moves the deadline of a watch_stream() (never: none). Hub thread only.
+void set_watch_deadline(RecvWatcher& watcher, Deadline deadline) noexcept;
+
 /// Called on the hub (not in a fiber; it must not block, it may spawn a fiber) when a detached
 /// send ends: with the bytes the kernel took (possibly fewer than given: send the rest), or
 /// Errc::timed_out at the deadline, Errc::cancelled after cancel_send() or a runtime stop, or
