@@ -26,18 +26,6 @@ HubImpl& hub_or_die() {
 // ---------------------------------------------------------------------------------------------
 // RecvBuffer
 
-RecvBuffer& RecvBuffer::operator=(RecvBuffer&& o) noexcept {
-    if (this != &o) {
-        reset();
-        data_ = std::exchange(o.data_, nullptr);
-        size_ = std::exchange(o.size_, 0);
-        release_ = std::exchange(o.release_, nullptr);
-        owner_ = std::exchange(o.owner_, nullptr);
-        token_ = std::exchange(o.token_, 0);
-    }
-    return *this;
-}
-
 void RecvBuffer::reset() noexcept {
     if (release_) release_(owner_, token_, data_);
     data_ = nullptr;

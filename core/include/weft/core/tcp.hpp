@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "weft/core/deadline.hpp"
@@ -33,9 +34,27 @@ struct RecvBufferAccess;
 class RecvBuffer {
   public:
     RecvBuffer() noexcept = default;
-    RecvBuffer(RecvBuffer&& o) noexcept { *this = std::move(o); }
-    RecvBuffer& operator=(RecvBuffer&& o) noexcept;
-    ~RecvBuffer() { reset(); }
+    // Inline: a buffer is moved several times on its way from the ring to the reader.
+    RecvBuffer(RecvBuffer&& o) noexcept
+        : data_(std::exchange(o.data_, nullptr)),
+          size_(std::exchange(o.size_, 0)),
+          release_(std::exchange(o.release_, nullptr)),
+          owner_(o.owner_),
+          token_(o.token_) {}
+    RecvBuffer& operator=(RecvBuffer&& o) noexcept {
+        if (this != &o) {
+            if (release_) reset();
+            data_ = std::exchange(o.data_, nullptr);
+            size_ = std::exchange(o.size_, 0);
+            release_ = std::exchange(o.release_, nullptr);
+            owner_ = o.owner_;
+            token_ = o.token_;
+        }
+        return *this;
+    }
+    ~RecvBuffer() {
+        if (release_) reset();
+    }
 
     const char* data() const noexcept { return data_; }
     std::size_t size() const noexcept { return size_; }
