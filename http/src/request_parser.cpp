@@ -423,18 +423,19 @@ std::size_t RequestParser::fast_request(const char* data, std::size_t len) {
     if (!keep) return 0;
     const std::size_t used = static_cast<std::size_t>(p - data);
 
-    // As llhttp's callbacks would have built it: the target, then each name and value.
+    // The head as it came, from the target to the last field's end, in one copy; the target
+    // and each name and value are spans of it.
     Request& r = *req_;
     on_message_begin();
     std::string& a = RequestAccess::arena(r);
-    a.append(target, target_len);
+    const char* const head_end =
+        count ? fields[count - 1].value + fields[count - 1].value_len : target + target_len;
+    a.append(target, static_cast<std::size_t>(head_end - target));
+    target_end_ = target_len;
     for (std::size_t i = 0; i < count; ++i) {
         const Field& f = fields[i];
-        const auto name_off = static_cast<std::uint32_t>(a.size());
-        a.append(f.name, f.name_len);
-        const auto value_off = static_cast<std::uint32_t>(a.size());
-        a.append(f.value, f.value_len);
-        spans_.push_back({name_off, f.name_len, value_off, f.value_len});
+        spans_.push_back({static_cast<std::uint32_t>(f.name - target), f.name_len,
+                          static_cast<std::uint32_t>(f.value - target), f.value_len});
     }
     auto& list = RequestAccess::headers(r);
     list.clear();
@@ -592,6 +593,7 @@ int RequestParser::on_message_begin() noexcept {
     last_chunk_ = false;
     framing_run_ = 0;
     framing_total_ = 0;
+    target_end_ = SIZE_MAX;
     spans_.clear();
     RequestAccess::reset(*req_, peer_);
     return 0;
@@ -658,10 +660,12 @@ int RequestParser::on_header_value_complete() noexcept {
 
 bool RequestParser::split_target() noexcept {
     Request& r = *req_;
-    std::string_view t(RequestAccess::arena(r).data(),
-                       spans_.empty() ? RequestAccess::arena(r).size() : spans_.front().name_off);
-    // The arena holds the target first, then the fields: the target ends where the first
-    // field name starts (or at the arena's end when there are no fields).
+    // The arena holds the target first, then the fields: the target ends where the fast path
+    // said, or where the first field name starts (or at the arena's end when there are none).
+    std::string_view t(RequestAccess::arena(r).data(), target_end_ != SIZE_MAX ? target_end_
+                                                       : spans_.empty()
+                                                           ? RequestAccess::arena(r).size()
+                                                           : spans_.front().name_off);
     if (t.empty()) return false;
     std::string_view path_and_query;
     if (t.front() == '/') {
