@@ -71,6 +71,10 @@ struct WatchOp final : DetachedOp {
     internal::RecvWatcher* watcher = nullptr;
     int fd = -1;
     bool multishot = false;
+    // A stream watch's deadline (INT64_MAX: none). Its timer may be armed earlier than this:
+    // a later deadline only updates it, and the timer, when it fires, re-arms for it (an idle
+    // connection's deadline moves with every request; the heap moves once per timeout).
+    std::int64_t want_ns = INT64_MAX;
 };
 
 static_assert(std::is_trivially_destructible_v<WatchOp>);
@@ -179,6 +183,7 @@ class UringBackend final : public IoBackend {
     /// Its completion came: no longer in flight, no deadline.
     void ended(DetachedOp* op) noexcept;
     static void detached_timer_fired(TimerNode* n) noexcept;
+    static void stream_watch_timer_fired(TimerNode* n) noexcept;
     static void send_done(UringBackend* be, Op* op, int res, unsigned flags) noexcept;
     /// Frees a closed listener once no fiber is in accept() and no accept is in flight.
     static void release_listen(ListenState* ls) noexcept;
@@ -751,7 +756,8 @@ bool UringBackend::watch_stream(int fd, internal::RecvWatcher& w, Deadline dl) {
     op->multishot = true;
     watcher_op(w) = op;
     arm_stream_watch(op);
-    started(op, dl);
+    started(op, Deadline::never());
+    set_watch_deadline(w, dl);
     return true;
 }
 
@@ -766,16 +772,34 @@ void UringBackend::arm_stream_watch(WatchOp* op) noexcept {
 void UringBackend::set_watch_deadline(internal::RecvWatcher& w, Deadline dl) noexcept {
     auto* op = static_cast<WatchOp*>(watcher_op(w));
     if (!op || op->cancel_sent) return;
-    if (op->timer.node.armed()) hub_.remove_timer(&op->timer.node);
-    op->timer.node.when_ns = 0;
-    if (dl.is_never()) return;
-    op->timer.node.when_ns = deadline_ns(dl);
-    op->timer.node.fire = &UringBackend::detached_timer_fired;
+    op->want_ns = dl.is_never() ? INT64_MAX : deadline_ns(dl);
+    TimerNode& t = op->timer.node;
+    // An armed timer due no later than the deadline stays: when it fires it looks again.
+    if (op->want_ns == INT64_MAX || (t.armed() && t.when_ns <= op->want_ns)) return;
+    if (t.armed()) hub_.remove_timer(&t);
+    t.when_ns = op->want_ns;
+    t.fire = &UringBackend::stream_watch_timer_fired;
     try {
-        hub_.add_timer(&op->timer.node);
+        hub_.add_timer(&t);
     } catch (...) {
         cancel_detached(op, Errc::timed_out);  // no room for the timer: end the watch now
     }
+}
+
+void UringBackend::stream_watch_timer_fired(TimerNode* n) noexcept {
+    auto* op = static_cast<WatchOp*>(reinterpret_cast<DetachedOp::Timer*>(n)->op);
+    UringBackend* be = op->be;
+    if (op->want_ns == INT64_MAX) return;  // no deadline any more
+    if (op->want_ns > n->when_ns) {
+        // The deadline moved later since the timer was armed: wait on for it.
+        n->when_ns = op->want_ns;
+        try {
+            be->hub_.add_timer(n);
+            return;
+        } catch (...) {
+        }
+    }
+    be->cancel_detached(op, Errc::timed_out);
 }
 
 void UringBackend::end_watch(WatchOp* op, Result<RecvBuffer> r) noexcept {

@@ -374,6 +374,15 @@ FIBER_TEST(Tcp, StreamWatchDeliversEveryArrivalUntilItsEnd) {
     ASSERT_TRUE(w.ended.wait(2s));
     EXPECT_EQ(w.code, Errc::timed_out);
 
+    // A deadline moved later holds (the timer armed for the earlier one waits on).
+    StreamWatcher later;
+    ASSERT_TRUE(weft::internal::watch_stream(*peer, later, 30ms));
+    weft::internal::set_watch_deadline(later, weft::Deadline(300ms));
+    (void)weft::sleep_for(100ms);
+    EXPECT_FALSE(later.ended.is_set());
+    ASSERT_TRUE(later.ended.wait(2s));
+    EXPECT_EQ(later.code, Errc::timed_out);
+
     // unwatch() ends one with Errc::cancelled; the peer's close with Errc::eof.
     StreamWatcher w2;
     ASSERT_TRUE(weft::internal::watch_stream(*peer, w2, 10s));
