@@ -1,7 +1,9 @@
 // Connections and the per-hub accept loop. An idle keep-alive connection is a RecvWatcher and a
 // socket, nothing more: when bytes arrive, on_recv() spawns a fiber (stacks are pooled) that
 // borrows a session from the hub, answers everything it has, and — when the input is drained
-// and the connection stays open — arms the watch again and ends.
+// and the connection stays open — goes back to watching and ends. With io_uring, a plain
+// connection's watch is one multishot receive armed for its whole life (bytes that come while
+// its fiber serves are queued for that fiber); TLS and epoll arm a receive per idle period.
 #include "connection.hpp"
 
 #include <netinet/in.h>
