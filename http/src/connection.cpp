@@ -236,7 +236,7 @@ Deadline Connection::idle_deadline() const noexcept {
 void Connection::shut(bool hard) noexcept {
     if (hard && tail_) internal::cancel_send(*tail_);
     if (state_ == State::watching) {
-        internal::unwatch(*this);
+        stop_watching();
     } else if (hard) {
         fiber_.cancel();
     } else if (info_.websocket) {
@@ -250,9 +250,18 @@ void Connection::shut(bool hard) noexcept {
 void Connection::reclaim() noexcept {
     leave_queue();
     if (state_ == State::watching)
-        internal::unwatch(*this);
+        stop_watching();
     else
         fiber_.cancel();
+}
+
+void Connection::stop_watching() noexcept {
+    // The watch's end closes the connection, even if it was ending for a pause.
+    if (in_) in_->paused = false;
+    if (!stream_watch_ || armed_)
+        internal::unwatch(*this);
+    else
+        destroy();
 }
 
 void Connection::leave_queue() noexcept {

@@ -76,6 +76,8 @@ class Connection final : public internal::RecvWatcher, private Transport {
   private:
     enum class State : std::uint8_t { watching, active };
     void serve(RecvBuffer first) noexcept;
+    /// An idle connection closes: its watch ends (and then on_recv closes it).
+    void stop_watching() noexcept;
     /// Starts the fiber that serves what arrived (state active).
     void start_fiber(RecvBuffer first) noexcept;
     /// on_recv() of a watch_stream(): bytes start a fiber when idle, and are queued for it
