@@ -363,6 +363,7 @@ std::size_t RequestParser::fast_request(const char* data, std::size_t len) {
     Field fields[kMaxFast];
     std::size_t count = 0;
     int connection = 0;  // 0: no Connection field; 1: close; 2: keep-alive
+    int hosts = 0;
     for (;;) {
         if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
             p += 2;
@@ -389,7 +390,12 @@ std::size_t RequestParser::fast_request(const char* data, std::size_t len) {
         const std::string_view v(value, static_cast<std::size_t>(value_end - value));
         // Fields that frame a body, ask for something or change the connection's protocol
         // are llhttp's to judge; so is a Connection field other than a lone close/keep-alive.
+        // A Host field is checked here as check_headers() would; an invalid or repeated one
+        // declines, so that llhttp's path gives the answer.
         switch (name_len) {
+            case 4:
+                if (iequals(nm, "host") && (++hosts > 1 || !valid_host(v))) return 0;
+                break;
             case 6:
                 if (iequals(nm, "expect")) return 0;
                 break;
@@ -420,38 +426,43 @@ std::size_t RequestParser::fast_request(const char* data, std::size_t len) {
     }
     // A request that ends the connection leaves llhttp refusing whatever follows: llhttp's.
     const bool keep = minor == 1 ? connection != 1 : connection == 2;
-    if (!keep) return 0;
+    if (!keep || (hosts == 0 && minor == 1)) return 0;
     const std::size_t used = static_cast<std::size_t>(p - data);
 
-    // The head as it came, from the target to the last field's end, in one copy; the target
-    // and each name and value are spans of it.
+    // Nothing can refuse the request from here on. The head as it came, from the target to
+    // the last field's end, is copied in one piece; the target and each name and value are
+    // views of it. (No expect or framing field came this far: check_headers() has nothing
+    // more to say, and the target is origin-form without a fragment.)
     Request& r = *req_;
     on_message_begin();
     std::string& a = RequestAccess::arena(r);
     const char* const head_end =
         count ? fields[count - 1].value + fields[count - 1].value_len : target + target_len;
     a.append(target, static_cast<std::size_t>(head_end - target));
-    target_end_ = target_len;
-    for (std::size_t i = 0; i < count; ++i) {
-        const Field& f = fields[i];
-        spans_.push_back({static_cast<std::uint32_t>(f.name - target), f.name_len,
-                          static_cast<std::uint32_t>(f.value - target), f.value_len});
-    }
+    const char* const base = a.data();
     auto& list = RequestAccess::headers(r);
     list.clear();
-    for (const HeaderSpan& s : spans_)
-        list.push_back({std::string_view(a.data() + s.name_off, s.name_len),
-                        std::string_view(a.data() + s.value_off, s.value_len)});
+    for (std::size_t i = 0; i < count; ++i) {
+        const Field& f = fields[i];
+        list.push_back({std::string_view(base + (f.name - target), f.name_len),
+                        std::string_view(base + (f.value - target), f.value_len)});
+    }
+    // The query starts after the first '?'. Searched in the received bytes (a loop: targets are
+    // short), not in the copy just written, which a vector load could not read back at once.
+    std::size_t path_len = target_len;
+    for (std::size_t i = 0; i < target_len; ++i) {
+        if (target[i] == '?') {
+            path_len = i;
+            break;
+        }
+    }
+    const std::string_view query =
+        path_len < target_len ? std::string_view(base + path_len + 1, target_len - path_len - 1)
+                              : std::string_view();
+    RequestAccess::set_target(r, std::string_view(base, target_len),
+                              std::string_view(base, path_len), query);
     RequestAccess::set_method(r, method, method_name);
     RequestAccess::set_version(r, 1, minor, true);
-    if (!split_target() || check_headers(minor, false) != 0) {
-        // Refused: llhttp parses it again from its first byte and gives the answer.
-        --begun_;
-        in_message_ = false;
-        error_status_ = 0;
-        error_reason_ = "";
-        return 0;
-    }
     end_message();
     return used;
 }
@@ -593,7 +604,6 @@ int RequestParser::on_message_begin() noexcept {
     last_chunk_ = false;
     framing_run_ = 0;
     framing_total_ = 0;
-    target_end_ = SIZE_MAX;
     spans_.clear();
     RequestAccess::reset(*req_, peer_);
     return 0;
@@ -660,12 +670,10 @@ int RequestParser::on_header_value_complete() noexcept {
 
 bool RequestParser::split_target() noexcept {
     Request& r = *req_;
-    // The arena holds the target first, then the fields: the target ends where the fast path
-    // said, or where the first field name starts (or at the arena's end when there are none).
-    std::string_view t(RequestAccess::arena(r).data(), target_end_ != SIZE_MAX ? target_end_
-                                                       : spans_.empty()
-                                                           ? RequestAccess::arena(r).size()
-                                                           : spans_.front().name_off);
+    // The arena holds the target first, then the fields: the target ends where the first field
+    // name starts (or at the arena's end when there are none).
+    const std::string& a = RequestAccess::arena(r);
+    std::string_view t(a.data(), spans_.empty() ? a.size() : spans_.front().name_off);
     if (t.empty()) return false;
     std::string_view path_and_query;
     if (t.front() == '/') {

@@ -120,10 +120,6 @@ class RequestParser {
     Request* req_ = nullptr;
     const SocketAddress* peer_ = nullptr;
     std::vector<HeaderSpan> spans_;
-    // Where the target ends in the arena: set by the fast path (which copies the head as it
-    // came); otherwise where the first field name starts (llhttp's callbacks append the target,
-    // then each name and value).
-    std::size_t target_end_ = SIZE_MAX;
     std::size_t header_bytes_ = 0;   // bytes of the current header section so far
     std::size_t trailer_bytes_ = 0;  // chunked trailer fields (counted, not kept)
     bool in_message_ = false;

@@ -77,13 +77,12 @@ std::vector<Seg> parse_template(std::string_view t) {
     return segs;
 }
 
-/// A path segment equals a literal template segment, comparing decoded bytes when the
-/// segment is escaped ("/%75sers" is "/users").
-bool segment_equals(std::string_view seg, std::string_view literal) {
-    if (seg.find('%') == std::string_view::npos) return seg == literal;
-    std::string decoded;
-    if (!detail::percent_decode(seg, decoded, false)) return false;
-    return decoded == literal;
+/// Equal method names, compared in place (they are a few letters: a library call costs more).
+bool same_method(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a[i] != b[i]) return false;
+    return true;
 }
 
 bool has_method(const std::vector<const Endpoint*>& eps, std::string_view method) noexcept {
@@ -232,10 +231,10 @@ Router::Match Router::match(std::string_view method, std::string_view path,
         const Endpoint* pick(const Node* n) const {
             if (n->endpoints.empty()) return nullptr;
             for (const Endpoint* e : n->endpoints)
-                if (e->method == method) return e;
+                if (same_method(e->method, method)) return e;
             if (head)
                 for (const Endpoint* e : n->endpoints)
-                    if (e->method == "GET") return e;
+                    if (same_method(e->method, "GET")) return e;
             if (!first_terminal) first_terminal = n;
             return nullptr;
         }
@@ -249,8 +248,17 @@ Router::Match Router::match(std::string_view method, std::string_view path,
             bool last = slash == std::string_view::npos;
             std::string_view seg = s.substr(0, slash);
             std::string_view next = last ? std::string_view() : s.substr(slash + 1);
+            // Literals compare decoded bytes when the segment is escaped ("/%75sers" is
+            // "/users"); a segment whose escapes are invalid equals none.
+            std::string decoded;
+            std::string_view key = seg;
+            bool comparable = true;
+            if (seg.find('%') != std::string_view::npos) {
+                comparable = detail::percent_decode(seg, decoded, false);
+                key = decoded;
+            }
             for (auto& [lit, child] : n->literals) {
-                if (!segment_equals(seg, lit)) continue;
+                if (!comparable || key != lit) continue;
                 if (const Endpoint* e = last ? pick(child.get()) : walk(child.get(), next))
                     return e;
             }

@@ -28,6 +28,12 @@ class ByteBuffer {
         size_ += n;
     }
     __attribute__((always_inline)) void append(std::string_view s) { append(s.data(), s.size()); }
+    /// Room for `n` more bytes at the end: write into it, then commit() what was written.
+    __attribute__((always_inline)) char* tail(std::size_t n) {
+        if (__builtin_expect(n > cap_ - size_, 0)) grow(n);
+        return data_ + size_;
+    }
+    void commit(std::size_t n) noexcept { size_ += n; }
     const char* data() const noexcept { return data_; }
     std::size_t size() const noexcept { return size_; }
     std::size_t capacity() const noexcept { return cap_; }

@@ -44,17 +44,26 @@ void trim(std::string& s) noexcept {
 // The one policy for handler failures: an exception (a weft::BadResultAccess from reading an
 // error's value among them) or a status outside 200..599 is logged with the request and its
 // route, and the client gets a 500; the connection and the server live on.
-template <class F>
-bool guarded(const char* kind, const Request& req, const Endpoint& ep, F&& call) noexcept {
+// Logs the exception being handled; call it from a catch block.
+void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexcept {
     try {
-        call();
-        return true;
+        throw;
     } catch (const std::exception& e) {
         weft::logger("http")->error("{} for {} {} (route {}) threw: {}", kind, req.method_name(),
                                     req.path(), ep.route, e.what());
     } catch (...) {
         weft::logger("http")->error("{} for {} {} (route {}) threw a non-std exception", kind,
                                     req.method_name(), req.path(), ep.route);
+    }
+}
+
+template <class F>
+bool guarded(const char* kind, const Request& req, const Endpoint& ep, F&& call) noexcept {
+    try {
+        call();
+        return true;
+    } catch (...) {
+        log_thrown(kind, req, ep);
     }
     return false;
 }
@@ -68,6 +77,17 @@ bool valid_status(const char* kind, const Request& req, const Endpoint& ep, int 
 
 Response internal_error() {
     return Response(500, "Internal Server Error\n");
+}
+
+// The handler's answer, built where the caller keeps it (no default response to move over);
+// a handler that throws gets a 500, by guarded()'s policy.
+Response call_handler(Request& req, const Endpoint& ep) {
+    try {
+        return ep.handler(req);
+    } catch (...) {
+        log_thrown("handler", req, ep);
+    }
+    return internal_error();
 }
 
 }  // namespace
@@ -382,10 +402,9 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             run_stream(ep, req, keep, status, bytes);
             life.handler_done();
         } else {
-            Response r;
-            const bool ok = guarded("handler", req, ep, [&] { r = ep.handler(req); });
+            Response r = call_handler(req, ep);
             life.handler_done();
-            if (!ok || !valid_status("handler", req, ep, r.status())) r = internal_error();
+            if (!valid_status("handler", req, ep, r.status())) r = internal_error();
             if (life.deadline_passed() && !life.client_gone()) {
                 // Nothing went out yet: the client gets the answer its deadline promised.
                 r = Response(504, "Gateway Timeout: the request's deadline passed\n");

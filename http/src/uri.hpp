@@ -62,9 +62,17 @@ inline bool valid_host(std::string_view v) noexcept {
             port = rest.substr(1);
         }
     } else {
-        std::size_t colon = v.find(':');
-        std::string_view host = v.substr(0, colon);
-        if (colon != std::string_view::npos) port = v.substr(colon + 1);
+        // One pass (no find(): a Host is short, and a library call costs more than the scan).
+        // The first ':' ends the host; what follows is the port.
+        std::size_t end = v.size();
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (v[i] == ':') {
+                end = i;
+                port = v.substr(i + 1);
+                break;
+            }
+        }
+        const std::string_view host = v.substr(0, end);
         for (std::size_t i = 0; i < host.size(); ++i) {
             if (host[i] == '%') {
                 if (i + 2 >= host.size() || hex_value(host[i + 1]) < 0 ||

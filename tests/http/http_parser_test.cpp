@@ -506,6 +506,8 @@ TEST(HttpParser, FastPathAgreesWithLlhttp) {
         "GET / HTTP/1.1\r\n\r\n",
         "GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n",
         "GET /%zz HTTP/1.1\r\nHost: h bad\r\n\r\n",
+        "GET /q?a=1?b HTTP/1.0\r\nHost: h%41:8x\r\nConnection: keep-alive\r\n\r\n",
+        "HEAD /? HTTP/1.1\r\nHost: h:\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
     };
     // Bytes a mutation puts in: the ones that separate, end, fold or smuggle.

@@ -25,6 +25,11 @@ class Response {
         : status_(status), body_(std::move(body)) {
         set_content_type(content_type);
     }
+    /// The same with a C string body (a literal, most often), copied straight into place.
+    Response(int status, const char* body, std::string_view content_type = "text/plain")
+        : status_(status), body_(body) {
+        set_content_type(content_type);
+    }
 
     /// text/plain; charset=utf-8
     static Response text(std::string body, int status = 200) {
