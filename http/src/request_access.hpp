@@ -14,7 +14,11 @@ struct RequestAccess {
     static void reset(Request& r, const SocketAddress* peer) noexcept {
         r.method_ = Method::other;  // unknown until the request line is parsed
         r.method_name_ = {};
-        r.target_ = r.path_ = r.raw_query_ = r.route_ = {};
+        // One by one: a chained assignment stores a view and reads it back at once (a stall).
+        r.target_ = {};
+        r.path_ = {};
+        r.raw_query_ = {};
+        r.route_ = {};
         r.major_ = 1;
         r.minor_ = 1;
         r.keep_alive_ = true;

@@ -79,7 +79,7 @@ std::optional<std::chrono::nanoseconds> parse_timeout_header(std::string_view v)
 }
 
 RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Request& req,
-                         Clock::time_point received, int fd, std::string_view peer,
+                         Clock::time_point received, int fd, const std::string_view& peer,
                          RequestContextSlot& slot)
     : slot_(slot), fd_(fd), handler_fiber_(internal::current_fiber()) {
     // A WebSocket lives as long as it is used: only a route's own timeout bounds it.

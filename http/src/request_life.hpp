@@ -35,8 +35,10 @@ class RequestContextSlot {
 class RequestLife final : internal::ParkHook {
   public:
     /// `received`: when the request was complete; `fd`: the connection's socket.
+    /// (`peer` by reference: as a seventh argument a view would be passed on the stack in two
+    /// stores and read back in one load, which stalls.)
     RequestLife(const ServerOptions& o, const Endpoint& ep, const Request& req,
-                Clock::time_point received, int fd, std::string_view peer,
+                Clock::time_point received, int fd, const std::string_view& peer,
                 RequestContextSlot& slot);
     ~RequestLife();
     RequestLife(const RequestLife&) = delete;

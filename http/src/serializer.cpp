@@ -44,21 +44,6 @@ void DateCache::format(std::time_t now) noexcept {
     sec_ = now;
 }
 
-void append_status_line(ByteBuffer& out, int status) {
-    if (status == 200) {
-        out.append("HTTP/1.1 200 OK\r\n", 17);
-        return;
-    }
-    char code[3] = {static_cast<char>('0' + status / 100 % 10),
-                    static_cast<char>('0' + status / 10 % 10),
-                    static_cast<char>('0' + status % 10)};
-    out.append("HTTP/1.1 ", 9);
-    out.append(code, 3);
-    out.append(" ", 1);
-    out.append(status_reason(status));
-    out.append("\r\n", 2);
-}
-
 // Digits go straight into the buffer: no copy of a few bytes through a library call.
 void append_decimal(ByteBuffer& out, std::uint64_t v) {
     char* p = out.tail(20);  // 2^64 has 20 digits

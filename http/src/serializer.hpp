@@ -91,8 +91,6 @@ class DateCache {
     char buf_[256];
 };
 
-/// "HTTP/1.1 404 Not Found\r\n"
-void append_status_line(ByteBuffer& out, int status);
 void append_decimal(ByteBuffer& out, std::uint64_t v);
 void append_hex(ByteBuffer& out, std::uint64_t v);
 

@@ -3,6 +3,8 @@
 // storage, a route lookup, the handler, a few appends to the batch buffer.
 #include "session.hpp"
 
+#include <charconv>
+#include <cstring>
 #include <exception>
 
 #include "body_budget.hpp"
@@ -436,27 +438,53 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
     if (draining_now()) keep = false;
     // A handler may ask for the connection to close (as with Go's net/http); the header
     // itself is ours to write.
-    for (const auto& [name, value] : r.headers())
+    std::size_t fields = 0;  // what the handler's own fields take at most
+    for (const auto& [name, value] : r.headers()) {
         if (iequals(name, "connection") && iequals(value, "close")) keep = false;
-    append_status_line(out_, r.status());
-    out_.append(ctx_.date->line());
+        fields += name.size() + value.size() + 4;
+    }
+    const int status = r.status();
+    const std::string_view reason = status == 200 ? std::string_view("OK") : status_reason(status);
+    const std::string_view date = ctx_.date->line();
     std::string_view ct = r.content_type();
-    if (!ct.empty() && safe_header_text(ct)) {
-        out_.append("Content-Type: ", 14);
-        out_.append(ct);
-        out_.append("\r\n", 2);
+    if (!safe_header_text(ct)) ct = {};
+    // The head's size is bounded before it is written: one capacity check, then every piece is
+    // written through a local pointer (appends would reload the buffer's size after each).
+    constexpr std::size_t kFixed = 9 + 4 + 2 + 14 + 2 + 16 + 20 + 2 + 28 + 24 + 2;
+    char* const start = out_.tail(kFixed + reason.size() + date.size() + ct.size() + fields);
+    char* p = start;
+    auto put = [&p](std::string_view s) noexcept {
+        std::memcpy(p, s.data(), s.size());
+        p += s.size();
+    };
+    if (status == 200) {
+        put("HTTP/1.1 200 OK\r\n");
+    } else {
+        put("HTTP/1.1 ");
+        *p++ = static_cast<char>('0' + status / 100 % 10);
+        *p++ = static_cast<char>('0' + status / 10 % 10);
+        *p++ = static_cast<char>('0' + status % 10);
+        *p++ = ' ';
+        put(reason);
+        put("\r\n");
+    }
+    put(date);
+    if (!ct.empty()) {
+        put("Content-Type: ");
+        put(ct);
+        put("\r\n");
     }
     if (with_length) {
-        out_.append("Content-Length: ", 16);
-        append_decimal(out_, content_length);
-        out_.append("\r\n", 2);
+        put("Content-Length: ");
+        p = std::to_chars(p, p + 20, content_length).ptr;
+        put("\r\n");
     } else if (chunked) {
-        out_.append("Transfer-Encoding: chunked\r\n", 28);
+        put("Transfer-Encoding: chunked\r\n");
     }
     if (!keep)
-        out_.append("Connection: close\r\n", 19);
+        put("Connection: close\r\n");
     else if (req.version_minor() == 0)
-        out_.append("Connection: keep-alive\r\n", 24);
+        put("Connection: keep-alive\r\n");
     for (const auto& [name, value] : r.headers()) {
         if (framing_header(name)) continue;
         if (name.empty() || !safe_header_text(name) || !safe_header_text(value)) {
@@ -464,12 +492,13 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
                                        safe_header_text(name) ? name : "?");
             continue;
         }
-        out_.append(name);
-        out_.append(": ", 2);
-        out_.append(value);
-        out_.append("\r\n", 2);
+        put(name);
+        put(": ");
+        put(value);
+        put("\r\n");
     }
-    out_.append("\r\n", 2);
+    put("\r\n");
+    out_.commit(static_cast<std::size_t>(p - start));
 }
 
 void Http1Session::append_response(const Request& req, Response&& r, bool& keep,
