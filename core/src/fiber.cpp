@@ -192,17 +192,26 @@ ScopedDeadline::~ScopedDeadline() {
 
 namespace internal {
 
-void set_park_hook(ParkHook* hook) noexcept {
-    if (auto* f = detail::HubImpl::current_fiber()) f->park_hook = hook;
-}
-
-bool fiber_locals_unshared() noexcept {
+HandlerScope enter_handler(Deadline deadline, ParkHook* hook) noexcept {
     auto* f = detail::HubImpl::current_fiber();
-    return f && (!f->locals || f->locals.use_count() == 1);
+    if (!f) return {};
+    const HandlerScope s{f, f->deadline_ns};
+    f->deadline_ns = std::min(f->deadline_ns, detail::deadline_ns(deadline));
+    f->park_hook = hook;
+    return s;
 }
 
-FiberRef current_fiber() noexcept {
-    return detail::HubImpl::current_fiber();
+void leave_handler(const HandlerScope& scope) noexcept {
+    if (!scope.fiber) return;
+    auto* f = static_cast<detail::FiberRecord*>(scope.fiber);
+    f->deadline_ns = scope.saved_deadline_ns;
+    f->park_hook = nullptr;
+}
+
+bool fiber_local_owned(std::size_t slot, const void* value) noexcept {
+    auto* f = detail::HubImpl::current_fiber();
+    return f && f->locals && f->locals.use_count() == 1 && slot < f->locals->slots.size() &&
+           f->locals->slots[slot].get() == value;
 }
 
 void cancel_fiber(FiberRef f) noexcept {

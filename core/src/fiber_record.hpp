@@ -58,7 +58,7 @@ struct FiberRecord {
     std::int64_t deadline_ns = INT64_MAX;
     /// FiberLocal values; inherited at spawn (shared), dropped when the fiber finishes.
     std::shared_ptr<const LocalTable> locals;
-    /// Run (and removed) at the fiber's next park; see internal::set_park_hook. Not inherited.
+    /// Run (and removed) at the fiber's next park; see internal::enter_handler(). Not inherited.
     internal::ParkHook* park_hook = nullptr;
 
     // Identity.

@@ -20,16 +20,22 @@ struct RequestContextSlot::Shared {
 
 namespace {
 
-FiberLocal<RequestContextSlot::Shared>& request_local() {
-    static FiberLocal<RequestContextSlot::Shared> local;
-    return local;
+// The fiber-local slot of the request context (a FiberLocal's storage, used directly so that
+// begin() can ask in one call whether this fiber owns the value).
+std::size_t request_slot() noexcept {
+    static const std::size_t slot = weft::detail::fiber_local_slot();
+    return slot;
+}
+
+RequestContextSlot::Shared* published_request() noexcept {
+    return static_cast<RequestContextSlot::Shared*>(weft::detail::fiber_local_get(request_slot()));
 }
 
 }  // namespace
 
-RequestContext& RequestContextSlot::begin() {
-    // Off a fiber (a session driven directly, as its unit tests do) nobody can ask.
-    if (this_fiber::id() == 0) {
+RequestContext& RequestContextSlot::begin(bool on_fiber) {
+    // Off a fiber nobody can ask.
+    if (!on_fiber) {
         if (!cur_) cur_ = std::make_shared<Shared>();
         return cur_->ctx;
     }
@@ -37,15 +43,16 @@ RequestContext& RequestContextSlot::begin() {
     // inactive), so a connection's next request costs no table change. It is reused when its
     // only holders are this slot and, if published, this fiber's own table; a fiber the last
     // handler spawned that still runs (holding the object, or sharing the table) keeps the old
-    // one, inactive, and this request gets a new one.
-    bool published = cur_ && request_local().get() == cur_.get();
-    const long holders = published ? 2 : 1;
-    if (!cur_ || cur_.use_count() > holders || (published && !internal::fiber_locals_unshared())) {
+    // one, inactive, and this request gets a new one. (Held by the slot alone, it is published
+    // nowhere: a table would hold it too.)
+    const bool owned = cur_ && internal::fiber_local_owned(request_slot(), cur_.get());
+    if (!cur_ || cur_.use_count() > (owned ? 2 : 1)) {
         cur_ = std::make_shared<Shared>();
-        published = false;
+        weft::detail::fiber_local_set(request_slot(), std::static_pointer_cast<void>(cur_));
+    } else if (!owned) {
+        weft::detail::fiber_local_set(request_slot(), std::static_pointer_cast<void>(cur_));
     }
     cur_->active = true;
-    if (!published) request_local().set_shared(cur_);
     return cur_->ctx;
 }
 
@@ -81,7 +88,7 @@ std::optional<std::chrono::nanoseconds> parse_timeout_header(std::string_view v)
 RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Request& req,
                          Clock::time_point received, int fd, const std::string_view& peer,
                          RequestContextSlot& slot)
-    : slot_(slot), fd_(fd), handler_fiber_(internal::current_fiber()) {
+    : slot_(slot), fd_(fd) {
     // A WebSocket lives as long as it is used: only a route's own timeout bounds it.
     const auto timeout = ep.options.timeout ? *ep.options.timeout
                          : ep.websocket     ? std::chrono::nanoseconds(0)
@@ -93,14 +100,13 @@ RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Reque
                 deadline_ = earliest(deadline_, Deadline(received + *t));
         }
     }
-    if (!deadline_.is_never()) scope_.emplace(deadline_);
-    RequestContext& c = slot_.begin();
+    scope_ = internal::enter_handler(deadline_, fd_ >= 0 ? this : nullptr);
+    RequestContext& c = slot_.begin(scope_.fiber != nullptr);
     c.method = req.method_name();
     c.path = req.path();
     c.route = req.route();
     c.peer = peer;
     c.deadline = deadline_;
-    if (fd_ >= 0) internal::set_park_hook(this);
 }
 
 RequestLife::~RequestLife() {
@@ -111,9 +117,8 @@ void RequestLife::handler_done() noexcept {
     if (done_) return;
     done_ = true;
     if (watch_) watch_->done = true;
-    internal::set_park_hook(nullptr);
+    internal::leave_handler(scope_);
     slot_.end();
-    scope_.reset();
     if (watcher_.valid()) {
         watcher_.cancel();
         // The watch's wait must end before the connection reads again: no deadline applies.
@@ -137,21 +142,20 @@ void RequestLife::on_park() noexcept {
     // cancel the handler (Go's Request.Context().Done()). The watch uses only what it holds.
     try {
         watch_ = std::make_shared<Watch>();
-        watcher_ =
-            weft::spawn("http-hangup-watch", [w = watch_, fd = fd_, handler = handler_fiber_] {
-                if (w->done) return;
-                auto r = weft::wait_fd(fd, POLLRDHUP, Deadline::never());
-                if (w->done || !r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
-                w->gone = true;
-                internal::cancel_fiber(handler);
-            });
+        watcher_ = weft::spawn("http-hangup-watch", [w = watch_, fd = fd_, handler = scope_.fiber] {
+            if (w->done) return;
+            auto r = weft::wait_fd(fd, POLLRDHUP, Deadline::never());
+            if (w->done || !r || !(*r & (POLLRDHUP | POLLHUP | POLLERR))) return;
+            w->gone = true;
+            internal::cancel_fiber(handler);
+        });
     } catch (const std::exception& e) {
         weft::logger("http")->debug("cannot watch for a hang-up: {}", e.what());
     }
 }
 
 const RequestContext* current_request_impl() noexcept {
-    auto* s = request_local().get();
+    auto* s = published_request();
     return s && s->active ? &s->ctx : nullptr;
 }
 

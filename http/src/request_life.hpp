@@ -20,8 +20,9 @@ namespace weft::http::detail {
 /// the last handler spawned still holds it.
 class RequestContextSlot {
   public:
-    /// Makes `ctx` the calling fiber's current request; returns the object to fill in.
-    RequestContext& begin();
+    /// Makes `ctx` the calling fiber's current request (when `on_fiber`: a session driven
+    /// without one, as unit tests do, publishes nothing); returns the object to fill in.
+    RequestContext& begin(bool on_fiber);
     /// The handler returned: fibers it spawned no longer see the request.
     void end() noexcept;
 
@@ -54,10 +55,9 @@ class RequestLife final : internal::ParkHook {
     void on_park() noexcept override;
 
     Deadline deadline_;
-    std::optional<ScopedDeadline> scope_;
+    internal::HandlerScope scope_;  // the fiber's deadline and park hook while the handler runs
     RequestContextSlot& slot_;
     int fd_;
-    internal::FiberRef handler_fiber_;
     Fiber<void> watcher_;
     /// What the hang-up watch shares with the handler: the watch may outlive this object (a
     /// handler cancelled by a hard stop cannot wait for it), so it holds its own reference.

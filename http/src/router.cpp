@@ -3,6 +3,8 @@
 // for the path but none for the method, the first one found answers 405 with its Allow list.
 #include "weft/http/router.hpp"
 
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 #include "uri.hpp"
@@ -77,12 +79,31 @@ std::vector<Seg> parse_template(std::string_view t) {
     return segs;
 }
 
-/// Equal method names, compared in place (they are a few letters: a library call costs more).
-bool same_method(std::string_view a, std::string_view b) noexcept {
+/// Equal short strings (a method, a path), compared in place: a library call costs more.
+bool same_bytes(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
         if (a[i] != b[i]) return false;
     return true;
+}
+
+/// A hash of a path for the exact-route table: eight bytes at a time (paths are short; a byte
+/// at a time would cost a multiply each).
+std::uint64_t path_hash(std::string_view s) noexcept {
+    std::uint64_t h = s.size() * 0x9e3779b97f4a7c15ULL;
+    const char* p = s.data();
+    std::size_t n = s.size();
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
+    }
+    std::uint64_t w = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        w |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 29);
 }
 
 bool has_method(const std::vector<const Endpoint*>& eps, std::string_view method) noexcept {
@@ -155,6 +176,26 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
     if (n->route_id == 0) {
         n->route_id = next_route_id_++;
         n->route = std::string(path_template);
+        if (names.empty() && path_template.find('%') == std::string_view::npos) {
+            // A template of literals only: matched by its exact path. The table grows (and is
+            // rebuilt) to stay at most half full.
+            if ((exact_count_ + 1) * 2 > exact_.size()) {
+                std::vector<Exact> bigger(exact_.empty() ? 16 : exact_.size() * 2);
+                for (Exact& e : exact_) {
+                    if (!e.node) continue;
+                    std::size_t i = path_hash(e.path) & (bigger.size() - 1);
+                    while (bigger[i].node)
+                        i = (i + 1) & (bigger.size() - 1);
+                    bigger[i] = std::move(e);
+                }
+                exact_.swap(bigger);
+            }
+            std::size_t i = path_hash(path_template) & (exact_.size() - 1);
+            while (exact_[i].node)
+                i = (i + 1) & (exact_.size() - 1);
+            exact_[i] = {std::string(path_template), n};
+            ++exact_count_;
+        }
     }
     auto ep = std::make_unique<Endpoint>();
     ep->method = std::string(method);
@@ -212,6 +253,16 @@ std::vector<const Endpoint*> Router::endpoints() const {
     return out;
 }
 
+const Router::Node* Router::find_exact(std::string_view path) const noexcept {
+    if (exact_.empty()) return nullptr;
+    for (std::size_t i = path_hash(path) & (exact_.size() - 1);;
+         i = (i + 1) & (exact_.size() - 1)) {
+        const Exact& e = exact_[i];
+        if (!e.node) return nullptr;
+        if (same_bytes(e.path, path)) return e.node;
+    }
+}
+
 Router::Match Router::match(std::string_view method, std::string_view path,
                             RawParams& params) const {
     Match m;
@@ -231,10 +282,10 @@ Router::Match Router::match(std::string_view method, std::string_view path,
         const Endpoint* pick(const Node* n) const {
             if (n->endpoints.empty()) return nullptr;
             for (const Endpoint* e : n->endpoints)
-                if (same_method(e->method, method)) return e;
+                if (same_bytes(e->method, method)) return e;
             if (head)
                 for (const Endpoint* e : n->endpoints)
-                    if (same_method(e->method, "GET")) return e;
+                    if (same_bytes(e->method, "GET")) return e;
             if (!first_terminal) first_terminal = n;
             return nullptr;
         }
@@ -282,7 +333,17 @@ Router::Match Router::match(std::string_view method, std::string_view path,
         }
     };
     Walker w{method, head, params, first_terminal};
-    if (const Endpoint* e = w.walk(root_.get(), path.substr(1))) {
+    // A path that is a parameterless template is the node the walk would reach first: it tries
+    // literals before parameters at every level. (Templates with a '%' are not in the table: the
+    // walk compares decoded segments with them.) When that node has no route for the method,
+    // the walk decides (a parameter route, or 405).
+    const Endpoint* e = nullptr;
+    if (const Node* n = find_exact(path)) {
+        e = w.pick(n);
+        first_terminal = nullptr;
+    }
+    if (!e) e = w.walk(root_.get(), path.substr(1));
+    if (e) {
         for (std::size_t i = 0; i < params.count && i < e->param_names.size(); ++i)
             params.items[i].name = e->param_names[i];
         m.endpoint = e;

@@ -96,7 +96,7 @@ void Protection::start() {
     thread_ = std::thread([this] { run(); });
 }
 
-std::optional<http::Response> Protection::admit(unsigned plugin) {
+std::optional<http::Response> Protection::admit_slow(unsigned plugin) {
     if (shed_.enabled) {
         const Hub* hub = Hub::current();
         const unsigned i = hub ? hub->index() : 0;
@@ -143,6 +143,7 @@ void Protection::add_blocking(unsigned plugin, std::chrono::nanoseconds d) {
         p.window.clear();
         p.until_ns.store(now + stall_.cooldown.count(), std::memory_order_relaxed);
         p.quarantined.store(true, std::memory_order_relaxed);
+        refusing_.fetch_add(1, std::memory_order_relaxed);
         p.quarantines.fetch_add(1, std::memory_order_relaxed);
     }
     weft::logger()->warn(
@@ -239,6 +240,7 @@ void Protection::look_at_hubs() {
             h.shed_at_start = h.shed.load(std::memory_order_relaxed);
             h.shed_since_ns = now;
             h.shedding.store(true, std::memory_order_relaxed);
+            refusing_.fetch_add(1, std::memory_order_relaxed);
             weft::logger()->warn(
                 "hub {}: schedule delay or lag p{:g} over the last {:.1f} s is {} (budget {:.3f} "
                 "s): "
@@ -251,6 +253,7 @@ void Protection::look_at_hubs() {
             // fast 503s alone would otherwise dilute the late wakeups below the quantile at
             // once, and the hub would flap between shedding and blocking.
             h.shedding.store(false, std::memory_order_relaxed);
+            refusing_.fetch_sub(1, std::memory_order_relaxed);
             weft::logger()->info(
                 "hub {}: schedule delay and lag back within budget; {} request(s) shed", i,
                 h.shed.load(std::memory_order_relaxed) - h.shed_at_start);
@@ -268,6 +271,7 @@ void Protection::look_at_plugins() {
         {
             std::lock_guard<std::mutex> g(mu_);
             p.quarantined.store(false, std::memory_order_relaxed);
+            refusing_.fetch_sub(1, std::memory_order_relaxed);
             p.window.clear();
         }
         weft::logger()->info("plugin '{}': cool-down over, its routes serve again ({} refused)",

@@ -70,7 +70,11 @@ class Protection {
 
     /// On the hub, before plugin `plugin`'s handler: nullopt to serve, or the 503 to send
     /// (load shedding first, then the plugin's quarantine). Counts what it refuses.
-    std::optional<http::Response> admit(unsigned plugin);
+    std::optional<http::Response> admit(unsigned plugin) {
+        // Every request asks: while no hub sheds and no plugin is quarantined, one load.
+        if (refusing_.load(std::memory_order_relaxed) == 0) return std::nullopt;
+        return admit_slow(plugin);
+    }
 
     /// A blockage by plugin `plugin` (a report: blocked so far), then more of it when it ends
     /// (the rest of its measured duration). Any thread (the watchdog's reporter).
@@ -90,6 +94,7 @@ class Protection {
   private:
     struct HubState;
     struct PluginState;
+    std::optional<http::Response> admit_slow(unsigned plugin);
     void run();
     void look_at_hubs();
     void look_at_plugins();
@@ -99,6 +104,8 @@ class Protection {
     const StallOptions stall_;
     std::vector<std::unique_ptr<HubState>> hubs_;
     std::vector<std::unique_ptr<PluginState>> plugins_;
+    /// Hubs shedding plus plugins quarantined (a quarantine counts until the thread ends it).
+    std::atomic<int> refusing_{0};
     std::mutex mu_;  // plugins' windows, and the thread's stop flag
     std::condition_variable cv_;
     bool stop_ = false;

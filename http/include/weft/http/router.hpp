@@ -109,9 +109,18 @@ class Router {
     Router& insert(std::string_view method, std::string_view path_template, Handler handler,
                    StreamHandler stream, RouteOptions options, WebSocketHandler ws = nullptr,
                    WebSocketOptions ws_options = {});
+    const Node* find_exact(std::string_view path) const noexcept;
     std::unique_ptr<Node> root_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     unsigned next_route_id_ = 1;
+    /// The nodes of templates without parameters, by path: an open-addressing table (a power
+    /// of two in size, at most half full) that match() looks in before walking the tree.
+    struct Exact {
+        std::string path;
+        const Node* node = nullptr;
+    };
+    std::vector<Exact> exact_;
+    std::size_t exact_count_ = 0;
 };
 
 }  // namespace weft::http
