@@ -192,13 +192,15 @@ ScopedDeadline::~ScopedDeadline() {
 
 namespace internal {
 
-HandlerScope enter_handler(Deadline deadline, ParkHook* hook) noexcept {
+void enter_handler(HandlerScope& scope, Deadline deadline, ParkHook* hook) noexcept {
     auto* f = detail::HubImpl::current_fiber();
-    if (!f) return {};
-    const HandlerScope s{f, f->deadline_ns};
+    scope.fiber = f;
+    if (!f) return;
+    scope.saved_deadline_ns = f->deadline_ns;
+    scope.fiber_id = f->id;
+    scope.locals_shares = f->locals_shares;
     f->deadline_ns = std::min(f->deadline_ns, detail::deadline_ns(deadline));
     f->park_hook = hook;
-    return s;
 }
 
 void leave_handler(const HandlerScope& scope) noexcept {

@@ -58,6 +58,8 @@ struct FiberRecord {
     std::int64_t deadline_ns = INT64_MAX;
     /// FiberLocal values; inherited at spawn (shared), dropped when the fiber finishes.
     std::shared_ptr<const LocalTable> locals;
+    /// Fibers spawned while `locals` was set (each took a share of the table).
+    std::uint32_t locals_shares = 0;
     /// Run (and removed) at the fiber's next park; see internal::enter_handler(). Not inherited.
     internal::ParkHook* park_hook = nullptr;
 

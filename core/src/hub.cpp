@@ -389,6 +389,7 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
         // The request's deadline and fiber-local context flow into the fibers it spawns.
         f->deadline_ns = current_->deadline_ns;
         f->locals = current_->locals;
+        if (f->locals) ++current_->locals_shares;
     }
     f->site = req.site;
     std::size_t len = req.name.size() < sizeof(f->name) - 1 ? req.name.size() : sizeof(f->name) - 1;

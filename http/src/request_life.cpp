@@ -33,9 +33,9 @@ RequestContextSlot::Shared* published_request() noexcept {
 
 }  // namespace
 
-RequestContext& RequestContextSlot::begin(bool on_fiber) {
+RequestContext& RequestContextSlot::begin(const internal::HandlerScope& scope) {
     // Off a fiber nobody can ask.
-    if (!on_fiber) {
+    if (!scope.fiber) {
         if (!cur_) cur_ = std::make_shared<Shared>();
         return cur_->ctx;
     }
@@ -44,13 +44,22 @@ RequestContext& RequestContextSlot::begin(bool on_fiber) {
     // only holders are this slot and, if published, this fiber's own table; a fiber the last
     // handler spawned that still runs (holding the object, or sharing the table) keeps the old
     // one, inactive, and this request gets a new one. (Held by the slot alone, it is published
-    // nowhere: a table would hold it too.)
-    const bool owned = cur_ && internal::fiber_local_owned(request_slot(), cur_.get());
-    if (!cur_ || cur_.use_count() > (owned ? 2 : 1)) {
-        cur_ = std::make_shared<Shared>();
-        weft::detail::fiber_local_set(request_slot(), std::static_pointer_cast<void>(cur_));
-    } else if (!owned) {
-        weft::detail::fiber_local_set(request_slot(), std::static_pointer_cast<void>(cur_));
+    // nowhere: a table would hold it too.) The common case, the same fiber as last time that
+    // spawned nothing since, needs no look at the table.
+    const bool same = cur_ && scope.fiber_id == owner_fiber_ &&
+                      scope.locals_shares == owner_shares_ && cur_.use_count() <= 2;
+    if (!same) {
+        const bool owned = cur_ && internal::fiber_local_owned(request_slot(), cur_.get());
+        bool publish = !owned;
+        if (!cur_ || cur_.use_count() > (owned ? 2 : 1)) {
+            cur_ = std::make_shared<Shared>();
+            publish = true;
+        }
+        if (publish)
+            weft::detail::fiber_local_set(request_slot(), std::static_pointer_cast<void>(cur_));
+        // Published now in a table of this fiber's own (a shared one was copied on write).
+        owner_fiber_ = scope.fiber_id;
+        owner_shares_ = scope.locals_shares;
     }
     cur_->active = true;
     return cur_->ctx;
@@ -100,8 +109,8 @@ RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Reque
                 deadline_ = earliest(deadline_, Deadline(received + *t));
         }
     }
-    scope_ = internal::enter_handler(deadline_, fd_ >= 0 ? this : nullptr);
-    RequestContext& c = slot_.begin(scope_.fiber != nullptr);
+    internal::enter_handler(scope_, deadline_, fd_ >= 0 ? this : nullptr);
+    RequestContext& c = slot_.begin(scope_);
     c.method = req.method_name();
     c.path = req.path();
     c.route = req.route();

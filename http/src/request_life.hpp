@@ -20,9 +20,9 @@ namespace weft::http::detail {
 /// the last handler spawned still holds it.
 class RequestContextSlot {
   public:
-    /// Makes `ctx` the calling fiber's current request (when `on_fiber`: a session driven
-    /// without one, as unit tests do, publishes nothing); returns the object to fill in.
-    RequestContext& begin(bool on_fiber);
+    /// Makes `ctx` the current request of the fiber `scope` was entered on (a session driven
+    /// off a fiber, as unit tests do, publishes nothing); returns the object to fill in.
+    RequestContext& begin(const internal::HandlerScope& scope);
     /// The handler returned: fibers it spawned no longer see the request.
     void end() noexcept;
 
@@ -31,6 +31,10 @@ class RequestContextSlot {
 
   private:
     std::shared_ptr<Shared> cur_;
+    // The fiber whose table held cur_ as its own at the last begin(), and its spawn count
+    // then: while both are unchanged, it still does (see internal::HandlerScope).
+    std::uint64_t owner_fiber_ = 0;
+    std::uint32_t owner_shares_ = 0;
 };
 
 class RequestLife final : internal::ParkHook {

@@ -35,8 +35,15 @@ void cancel_fiber(FiberRef f) noexcept;
 struct HandlerScope {
     FiberRef fiber = nullptr;  ///< the calling fiber; nullptr outside one (nothing was set)
     std::int64_t saved_deadline_ns = 0;
+    std::uint64_t fiber_id = 0;  ///< unique for the process's life (this_fiber::id())
+    /// Fibers the calling fiber has spawned so far while it had FiberLocal values: each shares
+    /// its table of them. Unchanged since an earlier scope of the same fiber, the table is as
+    /// much its own as it was then.
+    std::uint32_t locals_shares = 0;
 };
-HandlerScope enter_handler(Deadline deadline, ParkHook* hook) noexcept;
+/// Fills `scope` in place (a returned struct, copied by vector loads from the callee's
+/// narrower stores, stalls the store forwarding).
+void enter_handler(HandlerScope& scope, Deadline deadline, ParkHook* hook) noexcept;
 /// Undoes enter_handler(): the fiber's deadline as it was, no park hook. On the same fiber.
 void leave_handler(const HandlerScope& scope) noexcept;
 
