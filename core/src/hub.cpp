@@ -46,6 +46,7 @@ HubImpl::HubImpl(RuntimeState& rt, unsigned index, Backend backend)
       stacks_(rt.options.stack_size ? rt.options.stack_size : default_stack_size(),
               rt.options.stack_cache) {
     lag_interval_ns_ = stats_ ? std::chrono::nanoseconds(rt.options.lag_probe_interval).count() : 0;
+    spare_locals_.reserve(kSpareLocals);  // kept there: finish_fiber() never allocates
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
     register_hub(this);
@@ -453,7 +454,13 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
         if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
     }
     context_destroy(f->ctx);
-    f->locals.reset();  // what the fiber's locals hold is freed when it ends, not with its handle
+    // What the fiber's locals hold is freed when it ends, not with its handle. A table no
+    // other fiber shares is kept, emptied, for the next fiber that sets a value.
+    if (std::shared_ptr<const LocalTable> t = std::move(f->locals); t && t.use_count() == 1) {
+        for (std::shared_ptr<void>& v : const_cast<LocalTable&>(*t).slots)
+            v.reset();
+        if (spare_locals_.size() < kSpareLocals) spare_locals_.push_back(std::move(t));
+    }
     --live_;
     release_record(f);
 }

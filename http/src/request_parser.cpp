@@ -146,9 +146,12 @@ RequestParser::RequestParser(const ServerOptions& options, BodyBudget* bodies) n
 }
 
 void RequestParser::reset() noexcept {
-    llhttp_t* p = ll(llhttp_);
-    llhttp_init(p, HTTP_REQUEST, &settings());
-    p->data = this;
+    if (llhttp_used_) {  // a connection whose requests all took the fast path left it as it was
+        llhttp_t* p = ll(llhttp_);
+        llhttp_init(p, HTTP_REQUEST, &settings());
+        p->data = this;
+        llhttp_used_ = false;
+    }
     spans_.clear();
     header_bytes_ = 0;
     trailer_bytes_ = 0;
@@ -256,6 +259,7 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
         // framing from here on.
         const bool in_chunked_body = chunked_ && !in_headers;
         frame_mark_ = data + pos;
+        llhttp_used_ = true;
         llhttp_errno_t err = llhttp_execute(p, data + pos, n);
         std::size_t used = n;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {

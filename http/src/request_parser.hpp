@@ -142,6 +142,7 @@ class RequestParser {
     std::uint64_t begun_ = 0;
     bool fast_ = true;
     bool llhttp_done_ = false;  // llhttp ended the connection's requests (close, upgrade)
+    bool llhttp_used_ = true;   // llhttp ran since its last init (reset() inits it only then)
     int error_status_ = 0;
     const char* error_reason_ = "";
 };
