@@ -118,9 +118,12 @@ void HubImpl::run_loop() {
 
         if (remote_pending_.load(std::memory_order_acquire) || !local_.empty()) run_posted();
         if (stop_requested_.load(std::memory_order_relaxed) && !stop_begun_) begin_stop();
+        // With statistics, the clock was read just now: by the switch that ended the last slice,
+        // or after the last poll when no fiber ran since (timers fire a few hundred ns late at
+        // most, never early).
         const bool clock_read = !timers_.empty();
-        if (clock_read && timers_.next_deadline() <= (last_ns_ = clock_ns()))
-            timers_.fire_due(last_ns_);
+        if (clock_read && !stats_) last_ns_ = clock_ns();
+        if (clock_read && timers_.next_deadline() <= last_ns_) timers_.fire_due(last_ns_);
 
         if (stopping_ && live_ == 0 && local_.empty() && !ready_head_ && io_->pending_ops() == 0 &&
             !remote_pending_.load(std::memory_order_acquire))
@@ -132,7 +135,7 @@ void HubImpl::run_loop() {
             if (next == INT64_MAX) {
                 timeout = -1;
             } else {
-                // There are timers, so the clock was read just above.
+                // There are timers, so last_ns_ is fresh (see above).
                 timeout = next > last_ns_ ? next - last_ns_ : 0;
             }
         }
@@ -153,7 +156,8 @@ void HubImpl::run_loop() {
         } else {
             sleeping_.store(false, std::memory_order_relaxed);
             io_->poll(0);
-            if (stats_) last_ns_ = clock_ns();
+            // Fibers ready: the switch to the first one reads the clock next.
+            if (stats_ && !ready_head_) last_ns_ = clock_ns();
         }
         bump(probe_.epoch);
     }
