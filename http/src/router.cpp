@@ -199,6 +199,7 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
     }
     auto ep = std::make_unique<Endpoint>();
     ep->method = std::string(method);
+    ep->method_id = parse_method(method);
     ep->route = std::string(path_template);
     ep->route_id = n->route_id;
     ep->handler = std::move(handler);
@@ -263,17 +264,23 @@ const Router::Node* Router::find_exact(std::string_view path) const noexcept {
     }
 }
 
-Router::Match Router::match(std::string_view method, std::string_view path,
+Router::Match Router::match(std::string_view method_name, std::string_view path,
+                            RawParams& params) const {
+    return match(parse_method(method_name), method_name, path, params);
+}
+
+Router::Match Router::match(Method method_id, std::string_view method, std::string_view path,
                             RawParams& params) const {
     Match m;
     params.count = 0;
     if (path.empty() || path.front() != '/') return m;
-    const bool head = method == "HEAD";
+    const bool head = method_id == Method::head;
     const Node* first_terminal = nullptr;
 
     // Depth-first over the tree; returns the endpoint for the method, remembering the first
     // node that has routes at all (for 405).
     struct Walker {
+        Method method_id;
         std::string_view method;
         bool head;
         RawParams& params;
@@ -281,11 +288,14 @@ Router::Match Router::match(std::string_view method, std::string_view path,
 
         const Endpoint* pick(const Node* n) const {
             if (n->endpoints.empty()) return nullptr;
+            // A known method compares as a number; another token by its text.
             for (const Endpoint* e : n->endpoints)
-                if (same_bytes(e->method, method)) return e;
+                if (method_id != Method::other ? e->method_id == method_id
+                                               : same_bytes(e->method, method))
+                    return e;
             if (head)
                 for (const Endpoint* e : n->endpoints)
-                    if (same_bytes(e->method, "GET")) return e;
+                    if (e->method_id == Method::get) return e;
             if (!first_terminal) first_terminal = n;
             return nullptr;
         }
@@ -332,7 +342,7 @@ Router::Match Router::match(std::string_view method, std::string_view path,
             return nullptr;
         }
     };
-    Walker w{method, head, params, first_terminal};
+    Walker w{method_id, method, head, params, first_terminal};
     // A path that is a parameterless template is the node the walk would reach first: it tries
     // literals before parameters at every level. (Templates with a '%' are not in the table: the
     // walk compares decoded segments with them.) When that node has no route for the method,

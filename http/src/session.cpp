@@ -70,11 +70,18 @@ bool guarded(const char* kind, const Request& req, const Endpoint& ep, F&& call)
     return false;
 }
 
-bool valid_status(const char* kind, const Request& req, const Endpoint& ep, int status) {
-    if (status >= 200 && status <= 599) return true;
+[[gnu::noinline, gnu::cold]] bool invalid_status(const char* kind, const Request& req,
+                                                 const Endpoint& ep, int status) {
     weft::logger("http")->error("{} for {} {} (route {}) returned status {}", kind,
                                 req.method_name(), req.path(), ep.route, status);
     return false;
+}
+
+// Every answer is checked: the check inlined, the logging kept out of the way.
+inline bool valid_status(const char* kind, const Request& req, const Endpoint& ep, int status) {
+    if (status >= 200 && status <= 599) [[likely]]
+        return true;
+    return invalid_status(kind, req, ep, status);
 }
 
 Response internal_error() {
@@ -357,7 +364,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
 
     const bool head = req.method() == Method::head;
     RawParams& raw = raw_params_;
-    Router::Match m = ctx_.router->match(req.method_name(), req.path(), raw);
+    Router::Match m = ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
     RequestAccess::set_route(req, m.route);
     set_labels(req);
 

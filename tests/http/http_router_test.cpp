@@ -96,6 +96,11 @@ TEST(HttpRouter, StaticRoutesAnswerAsTheWalkWould) {
     EXPECT_EQ(find(r, "GET", "/s/100").status, 404);
     EXPECT_EQ(find(r, "GET", "/s/1/").status, 404);
     EXPECT_EQ(find(r, "GET", "/t/1/x").allow, "PUT");
+    // Methods outside the known set match by their text, the known ones by number.
+    r.add("PURGE", "/s/1", named("purge"));
+    EXPECT_EQ(find(r, "PURGE", "/s/1").ep->method, "PURGE");
+    EXPECT_EQ(find(r, "PURGEX", "/s/1").allow, "GET, PURGE, HEAD");
+    EXPECT_EQ(find(r, "HEAD", "/s/1").ep->method, "GET");
     // A path is decoded segment by segment before it meets a literal: "/a/%62" is "/a/b", and
     // a template written with an escape is never met by the same bytes.
     EXPECT_EQ(find(r, "GET", "/a/%62").route, "/a/b");

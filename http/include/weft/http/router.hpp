@@ -37,12 +37,13 @@ struct RouteOptions {
 
 /// One registered route.
 struct Endpoint {
-    std::string method;          ///< the method token, e.g. "GET"
-    std::string route;           ///< the template as registered, e.g. "/users/{id}"
-    unsigned route_id = 0;       ///< 1.. per distinct template (0 means "no route")
-    Handler handler;             ///< set for ordinary routes
-    StreamHandler stream;        ///< set for streaming routes
-    WebSocketHandler websocket;  ///< set for WebSocket routes
+    std::string method;                ///< the method token, e.g. "GET"
+    Method method_id = Method::other;  ///< parse_method(method)
+    std::string route;                 ///< the template as registered, e.g. "/users/{id}"
+    unsigned route_id = 0;             ///< 1.. per distinct template (0 means "no route")
+    Handler handler;                   ///< set for ordinary routes
+    StreamHandler stream;              ///< set for streaming routes
+    WebSocketHandler websocket;        ///< set for WebSocket routes
     WebSocketOptions websocket_options;
     std::vector<std::string> param_names;  ///< in template order
     RouteOptions options;
@@ -103,6 +104,10 @@ class Router {
     /// Finds the route for `method_name` and a raw `path`; fills `params` with the captured
     /// raw segments. Thread-safe once no more routes are added.
     Match match(std::string_view method_name, std::string_view path, RawParams& params) const;
+    /// The same for a request whose method is parsed already (`method` is
+    /// parse_method(method_name)): a known method compares as a number.
+    Match match(Method method, std::string_view method_name, std::string_view path,
+                RawParams& params) const;
 
   private:
     struct Node;
