@@ -247,6 +247,7 @@ void EpollBackend::poll(std::int64_t timeout_ns) {
         tsp = &ts;
     }
     int n = ::epoll_pwait2(epfd_, events, 256, tsp, nullptr);
+    hub_.woke(timeout_ns != 0);
     if (n < 0) {
         if (errno != EINTR) core_log().error("epoll_pwait2 failed: {}", std::strerror(errno));
         return;

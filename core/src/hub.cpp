@@ -119,7 +119,7 @@ void HubImpl::run_loop() {
         if (remote_pending_.load(std::memory_order_acquire) || !local_.empty()) run_posted();
         if (stop_requested_.load(std::memory_order_relaxed) && !stop_begun_) begin_stop();
         // With statistics, the clock was read just now: by the switch that ended the last slice,
-        // or after the last poll when no fiber ran since (timers fire a few hundred ns late at
+        // or as the last poll woke when no fiber ran since (timers fire microseconds late at
         // most, never early).
         const bool clock_read = !timers_.empty();
         if (clock_read && !stats_) last_ns_ = clock_ns();
@@ -147,17 +147,14 @@ void HubImpl::run_loop() {
             const std::int64_t before = clock_read ? last_ns_ : clock_ns();
             if (stats_) bump(probe_.busy_ns, static_cast<std::uint64_t>(before - busy_from));
             probe_.activity.store(HubActivity::waiting, std::memory_order_relaxed);
-            io_->poll(timeout);
+            io_->poll(timeout);  // reads the clock into last_ns_ as it wakes (woke())
             probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
             sleeping_.store(false, std::memory_order_relaxed);
-            last_ns_ = clock_ns();
             busy_from = last_ns_;
             if (stats_) bump(probe_.idle_ns, static_cast<std::uint64_t>(last_ns_ - before));
         } else {
             sleeping_.store(false, std::memory_order_relaxed);
-            io_->poll(0);
-            // Fibers ready: the switch to the first one reads the clock next.
-            if (stats_ && !ready_head_) last_ns_ = clock_ns();
+            io_->poll(0);  // with statistics, reads the clock into last_ns_ (woke())
         }
         bump(probe_.epoch);
     }
@@ -186,7 +183,9 @@ inline void HubImpl::start_slice(FiberRecord* next, std::int64_t now) noexcept {
 inline FiberRecord* HubImpl::pick_next(FiberRecord* from, std::int64_t& now) noexcept {
     bump(probe_.epoch);
     if (stats_) {
-        now = clock_ns();
+        // The loop's switch to its first fiber uses the loop's reading, taken as the last poll
+        // woke (the completions it handled since take microseconds).
+        now = from ? clock_ns() : last_ns_;
         // Fibers woken (or spawned, or yielding) during the slice that ends here.
         for (FiberRecord* f = unstamped_; f; f = f->next_ready)
             f->ready_at_ns = now;

@@ -112,6 +112,11 @@ class HubImpl final : public Hub {
     bool patching() const noexcept { return patching_; }
     /// The eventfd other threads write to wake this hub; the backend keeps a read on it.
     int wake_fd() const noexcept { return wake_fd_; }
+    /// The backend's poll() is past its wait (`waited`: it could block): the loop's clock
+    /// reading, which stamps the fibers woken now and times the idle period, is taken here.
+    void woke(bool waited) noexcept {
+        if (waited || stats_) last_ns_ = clock_ns();
+    }
     void wake() noexcept;
 
     FiberRecord* spawn(const SpawnRequest& req);

@@ -66,7 +66,9 @@ class IoBackend {
 
     // Loop side (hub thread).
     /// Submits queued work and handles completions, waiting at most `timeout_ns`
-    /// (-1: until something happens; 0: not at all).
+    /// (-1: until something happens; 0: not at all). Calls HubImpl::woke() once the wait (or
+    /// the look) is over and before any completion is handled, so that the fibers it wakes
+    /// are stamped ready at the time they were.
     virtual void poll(std::int64_t timeout_ns) = 0;
     /// Cancels every operation in flight (runtime stop).
     virtual void cancel_all() noexcept = 0;

@@ -344,6 +344,7 @@ void UringBackend::poll(std::int64_t timeout_ns) {
         io_uring_cqe* cqe = nullptr;
         r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     }
+    hub_.woke(timeout_ns != 0);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
         core_log().error("io_uring_enter failed: {}", std::strerror(-r));
     reap();
