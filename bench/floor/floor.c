@@ -3,8 +3,11 @@
  * and answers each with the same canned 200 "Hello, World!", all the answers one read earned
  * in one send. One thread per CPU (or -t N), each with its own ring, SO_REUSEPORT listener,
  * multishot accept and multishot recv into a ring of provided buffers.
+ * With -f the answer also carries the Server and Date fields an origin server sends (weft and
+ * nginx do), 129 bytes instead of 78: the same bytes on the wire as weft's answer to GET /. The
+ * Date is the start's, not refreshed (the bytes are what is measured).
  *
- * Usage: floor [-t THREADS] [-a ADDR] PORT [THREADS]     (ADDR defaults to 127.0.0.1)
+ * Usage: floor [-f] [-t THREADS] [-a ADDR] PORT [THREADS]     (ADDR defaults to 127.0.0.1)
  * Prints "listening on ADDR:PORT" once every listener is bound; SIGTERM/SIGINT end it.
  * Build: cc -O2 -o floor floor.c -luring -lpthread   (liburing >= 2.2, Linux >= 5.19)
  */
@@ -22,11 +25,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RESPONSE                                                                           \
     "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
-#define RESP_LEN (sizeof(RESPONSE) - 1)
+#define PLAIN_LEN (sizeof(RESPONSE) - 1)
+#define RESP_MAX 256
 #define RESP_COPIES 1024     /* canned answers back to back: the most one send carries */
 #define RING_ENTRIES 4096
 #define NBUFS 512            /* provided receive buffers per thread (a power of two) */
@@ -52,7 +57,10 @@ struct worker {
     int lfd;
 };
 
-static char canned[RESP_LEN * RESP_COPIES];
+static char response[RESP_MAX];
+static size_t resp_len;            /* the answer's length, set once at start */
+static char *canned;               /* RESP_COPIES answers back to back */
+static size_t canned_len;
 
 static void die(const char *what, int err) {
     fprintf(stderr, "floor: %s: %s\n", what, strerror(err));
@@ -81,7 +89,9 @@ static void arm_recv(struct worker *w, struct conn *c) {
 }
 
 static void push_send(struct worker *w, struct conn *c) {
-    uint64_t start = c->phase % RESP_LEN, len = sizeof canned - start;
+    /* The plain answer's length is a constant: its modulo stays a multiplication. */
+    uint64_t start = resp_len == PLAIN_LEN ? c->phase % PLAIN_LEN : c->phase % resp_len;
+    uint64_t len = canned_len - start;
     if (len > c->owed) len = c->owed;
     struct io_uring_sqe *sqe = sqe_get(&w->ring);
     io_uring_prep_send(sqe, c->fd, canned + start, len, MSG_NOSIGNAL);
@@ -121,7 +131,7 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe) 
         uint64_t n = count_requests(c, (unsigned char *)buf, (size_t)cqe->res);
         io_uring_buf_ring_add(w->br, buf, BUF_SIZE, bid, io_uring_buf_ring_mask(NBUFS), 0);
         io_uring_buf_ring_advance(w->br, 1);
-        c->owed += n * RESP_LEN;
+        c->owed += n * resp_len;
         if (c->owed && !c->sending && !c->closed) push_send(w, c);
         if (!c->recving && !c->closed) arm_recv(w, c);
     } else if (cqe->res == -ENOBUFS) {
@@ -215,17 +225,18 @@ static int listener(const char *addr, int port) {
 
 int main(int argc, char **argv) {
     const char *addr = "127.0.0.1";
-    int threads = 0, opt;
-    while ((opt = getopt(argc, argv, "t:a:h")) != -1) {
+    int threads = 0, opt, fields = 0;
+    while ((opt = getopt(argc, argv, "ft:a:h")) != -1) {
         if (opt == 't') threads = atoi(optarg);
         else if (opt == 'a') addr = optarg;
+        else if (opt == 'f') fields = 1;
         else {
-            fprintf(stderr, "usage: %s [-t THREADS] [-a ADDR] PORT [THREADS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-f] [-t THREADS] [-a ADDR] PORT [THREADS]\n", argv[0]);
             return opt == 'h' ? 0 : 2;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "usage: %s [-t THREADS] [-a ADDR] PORT [THREADS]\n", argv[0]);
+        fprintf(stderr, "usage: %s [-f] [-t THREADS] [-a ADDR] PORT [THREADS]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[optind]);
@@ -234,7 +245,21 @@ int main(int argc, char **argv) {
         cpu_set_t set;
         threads = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
     }
-    for (size_t i = 0; i < RESP_COPIES; i++) memcpy(canned + i * RESP_LEN, RESPONSE, RESP_LEN);
+    if (fields) {
+        char date[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+        snprintf(response, sizeof response,
+                 "HTTP/1.1 200 OK\r\nServer: weft\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                 "Content-Length: 13\r\n\r\nHello, World!", date);
+    } else {
+        snprintf(response, sizeof response, "%s", RESPONSE);
+    }
+    resp_len = strlen(response);
+    canned_len = resp_len * RESP_COPIES;
+    if (!(canned = malloc(canned_len))) die("malloc", ENOMEM);
+    for (size_t i = 0; i < RESP_COPIES; i++) memcpy(canned + i * resp_len, response, resp_len);
 
     struct worker *ws = calloc((size_t)threads, sizeof *ws);
     if (!ws) die("calloc", ENOMEM);

@@ -6,7 +6,10 @@ Starts four servers on 127.0.0.1, each answering GET / with "Hello, World!" as t
          on, one hub per CPU), only --listen and --admin moved to free ports, WEFT_* unset;
   floor  bench/floor/floor.c: io_uring, one thread per CPU, a canned answer for every
          "\r\n\r\n" it reads, no parsing: the lower bound on CPU per request;
-  nginx  bench/http/nginx.conf (2 workers) and h2o bench/http/h2o.conf (2 threads).
+  nginx  bench/http/nginx.conf (2 workers) and h2o bench/http/h2o.conf (2 threads);
+  floor-f  on request only (--servers): the floor with -f, its answer carrying the Server and
+         Date fields weft sends, the same 129 bytes: what those bytes cost the floor. Ratios
+         stay against the plain floor.
 Runs wrk against each, interleaved (weft floor nginx h2o weft floor nginx h2o ...) for every
 repetition and load shape, and reports per server and shape the medians of requests/s, p99
 latency and server CPU time per request (utime+stime from /proc/PID/stat of the server's
@@ -225,6 +228,7 @@ SHAPES = {
     "c256": {"name": "-t1 -c256", "conns": 256},
 }
 SERVERS = ("weft", "floor", "nginx", "h2o")
+EXTRA_SERVERS = ("floor-f",)
 
 
 def median(values):
@@ -249,7 +253,8 @@ def main():
     ap.add_argument("--floor", default=os.path.join(root, "build", "bench", "floor", "floor"),
                     help="the floor binary built from bench/floor/floor.c (default: %(default)s)")
     ap.add_argument("--servers", default=",".join(SERVERS),
-                    help="comma-separated subset of %(default)s, in run order")
+                    help="comma-separated subset of %(default)s, in run order; floor-f (the "
+                    "floor answering with weft's Server and Date fields) may be added")
     ap.add_argument("--shapes", default="pipelined,c50",
                     help="comma-separated load shapes: pipelined (wrk -t1 -c256 with "
                     "pipeline.lua, 16 deep), c50 (wrk -t1 -c50), c256 (wrk -t1 -c256) "
@@ -262,8 +267,9 @@ def main():
                     "(default: 10000)")
     args = ap.parse_args()
     names = [n for n in args.servers.split(",") if n]
-    if not names or any(n not in SERVERS for n in names) or len(set(names)) != len(names):
-        sys.exit(f"bench: --servers takes a subset of {','.join(SERVERS)}")
+    known = SERVERS + EXTRA_SERVERS
+    if not names or any(n not in known for n in names) or len(set(names)) != len(names):
+        sys.exit(f"bench: --servers takes a subset of {','.join(known)}")
     if any(n not in SHAPES for n in args.shapes.split(",") if n):
         sys.exit(f"bench: --shapes takes a subset of {','.join(SHAPES)}")
     shapes = [SHAPES[n] for n in dict.fromkeys(args.shapes.split(",")) if n]
@@ -273,9 +279,9 @@ def main():
     for tool in ["wrk"] + [n for n in names if n in ("nginx", "h2o")]:
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found (Debian packages wrk, nginx-light, h2o)")
-    for n, path in (("weft", args.weft), ("floor", args.floor)):
+    for n, path in (("weft", args.weft), ("floor", args.floor), ("floor-f", args.floor)):
         if n in names and not os.access(path, os.X_OK):
-            sys.exit(f"bench: {path} is not an executable (--{n})")
+            sys.exit(f"bench: {path} is not an executable (--{n.split('-')[0]})")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, args.idle + 1000))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
@@ -303,8 +309,9 @@ def main():
             port, admin = free_port(), free_port()
             return Server("weft", [args.weft, "--listen", f"127.0.0.1:{port}",
                                    "--admin", f"127.0.0.1:{admin}"], port, env=env, log=log)
-        if name == "floor":
-            return Server("floor", [args.floor, str(free_port())], 0, log=log,
+        if name in ("floor", "floor-f"):
+            return Server(name, [args.floor] + (["-f"] if name == "floor-f" else [])
+                          + [str(free_port())], 0, log=log,
                           ready_line=r"^listening on 127\.0\.0\.1:(\d+)")
         if name == "nginx":
             return Server("nginx", ["nginx", "-p", scratch, "-c",
@@ -329,14 +336,14 @@ def main():
                 for s in servers:
                     r = run_wrk(s, sh, args.duration)
                     results[(s.name, sh["name"])].append(r)
-                    print(f"  rep {rep + 1} {s.name:6} {sh['name']:20} {r['rps']:>12,.0f} req/s"
+                    print(f"  rep {rep + 1} {s.name:7} {sh['name']:20} {r['rps']:>12,.0f} req/s"
                           f"  p99 {r['p99_ms']:8.2f} ms  cpu {r['cpu_us']:6.2f} us/req",
                           flush=True)
         idle = {}
         if args.idle:
             for s in servers:
                 idle[s.name] = idle_rss(s, args.idle)
-                print(f"  {s.name:6} idle keep-alive: {idle[s.name]:,.0f} bytes RSS per "
+                print(f"  {s.name:7} idle keep-alive: {idle[s.name]:,.0f} bytes RSS per "
                       f"connection", flush=True)
 
         med = {k: {f: median(r[f] for r in v) for f in ("rps", "p99_ms", "cpu_us")}
