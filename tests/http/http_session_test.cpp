@@ -515,3 +515,14 @@ TEST(HttpSession, HandlerAsksToClose) {
     EXPECT_EQ(rs[0].header("Connection").value_or(""), "close");
     EXPECT_EQ(rs[0].headers.size(), 5u) << "one Connection header, ours";
 }
+
+TEST(HttpResponse, BracesAreAnEmptyBody) {
+    // `{}` picks the C string overload (an identity conversion beats std::string's): it must
+    // be an empty body, not a std::string built from a null pointer (which throws).
+    const Response none{204, {}};
+    EXPECT_EQ(none.status(), 204);
+    EXPECT_EQ(none.body(), "");
+    const Response json(200, {}, "application/json");
+    EXPECT_EQ(json.body(), "");
+    EXPECT_EQ(json.content_type(), "application/json");
+}

@@ -25,9 +25,10 @@ class Response {
         : status_(status), body_(std::move(body)) {
         set_content_type(content_type);
     }
-    /// The same with a C string body (a literal, most often), copied straight into place.
+    /// The same with a C string body (a literal, most often), copied straight into place. A
+    /// null pointer is an empty body: `Response(204, {})` picks this overload.
     Response(int status, const char* body, std::string_view content_type = "text/plain")
-        : status_(status), body_(body) {
+        : status_(status), body_(body ? body : "") {
         set_content_type(content_type);
     }
 
