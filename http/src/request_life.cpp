@@ -110,7 +110,16 @@ RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Reque
         }
     }
     internal::enter_handler(scope_, deadline_, fd_ >= 0 ? this : nullptr);
-    RequestContext& c = slot_.begin(scope_);
+    RequestContext* cp;
+    try {
+        cp = &slot_.begin(scope_);  // may allocate
+    } catch (...) {
+        // No destructor runs for a constructor that throws: the fiber's deadline and park hook
+        // (this object) must not outlive it.
+        internal::leave_handler(scope_);
+        throw;
+    }
+    RequestContext& c = *cp;
     c.method = req.method_name();
     c.path = req.path();
     c.route = req.route();
