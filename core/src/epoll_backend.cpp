@@ -270,6 +270,8 @@ void EpollBackend::poll(std::int64_t timeout_ns) {
             hub_.make_ready(w->fiber, Errc::ok);
         }
     }
+    // A watched descriptor's event costs a recv() here: more than one dates the slice back.
+    hub_.handled(n > 1);
 }
 
 void EpollBackend::on_readable(int fd, FdSlot& s) noexcept {

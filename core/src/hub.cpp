@@ -116,13 +116,20 @@ void HubImpl::run_loop() {
         bump(probe_.epoch);
         if (stats_) probe_.slice_start_ns.store(last_ns_, std::memory_order_relaxed);
 
-        if (remote_pending_.load(std::memory_order_acquire) || !local_.empty()) run_posted();
-        if (stop_requested_.load(std::memory_order_relaxed) && !stop_begun_) begin_stop();
+        bool ran_other = false;  // posted functions or the stop: work of unknown length
+        if (remote_pending_.load(std::memory_order_acquire) || !local_.empty()) {
+            run_posted();
+            ran_other = true;
+        }
+        if (stop_requested_.load(std::memory_order_relaxed) && !stop_begun_) {
+            begin_stop();
+            ran_other = true;
+        }
         // With statistics, the clock was read just now: by the switch that ended the last slice,
-        // or as the last poll woke when no fiber ran since (timers fire microseconds late at
-        // most, never early).
+        // or as the last poll woke when no fiber ran since (or after its completions, when there
+        // were many: see handled()), so timers fire microseconds late at most, never early.
         const bool clock_read = !timers_.empty();
-        if (clock_read && !stats_) last_ns_ = clock_ns();
+        if (clock_read && (!stats_ || ran_other)) last_ns_ = clock_ns();
         if (clock_read && timers_.next_deadline() <= last_ns_) timers_.fire_due(last_ns_);
 
         if (stopping_ && live_ == 0 && local_.empty() && !ready_head_ && io_->pending_ops() == 0 &&

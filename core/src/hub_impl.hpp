@@ -117,6 +117,13 @@ class HubImpl final : public Hub {
     void woke(bool waited) noexcept {
         if (waited || stats_) last_ns_ = clock_ns();
     }
+    /// The same poll() is done with the completions it handled; `long_pass`: they took long
+    /// enough (many of them, or a system call each) that the reading is read again, so that the
+    /// next slice's start and the timer check are not dated back by them. The fibers they woke
+    /// keep the wake's reading as their ready time.
+    void handled(bool long_pass) noexcept {
+        if (long_pass && stats_) last_ns_ = clock_ns();
+    }
     void wake() noexcept;
 
     FiberRecord* spawn(const SpawnRequest& req);
