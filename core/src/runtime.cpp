@@ -2,16 +2,21 @@
 // hub, stops and joins them.
 #include "weft/core/runtime.hpp"
 
+#include <atomic>
+#include <cctype>
+#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 
 #include "hub_impl.hpp"
 #include "log.hpp"
 #include "runtime_state.hpp"
 #include "weft/core/internal/introspect.hpp"
+#include "weft/core/internal/runtime_env.hpp"
 
 namespace weft {
 
@@ -32,21 +37,37 @@ const char* backend_name(Backend b) noexcept {
 
 namespace {
 
+std::atomic<bool> g_environment_resolved{false};
+
+// The variable's value without surrounding blanks, as the server's settings read it; empty
+// when unset or when the program resolved the environment itself.
+std::string env_value(const char* name) {
+    if (g_environment_resolved.load(std::memory_order_relaxed)) return {};
+    const char* v = std::getenv(name);
+    std::string_view s = v ? v : "";
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return std::string(s);
+}
+
 unsigned hubs_from_env() {
-    const char* v = std::getenv("WEFT_HUBS");
-    if (!v || !*v) return 0;
-    char* end = nullptr;
-    long n = std::strtol(v, &end, 10);
-    if (*end != '\0' || n < 1 || n > 1024)
-        throw std::invalid_argument(std::string("WEFT_HUBS='") + v +
+    const std::string v = env_value("WEFT_HUBS");
+    if (v.empty()) return 0;
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < 1 || n > 1024)
+        throw std::invalid_argument("WEFT_HUBS='" + v +
                                     "' (environment): expected a whole number from 1 to 1024");
-    return static_cast<unsigned>(n);
+    return n;
 }
 
 Backend backend_from_env() {
-    const char* v = std::getenv("WEFT_BACKEND");
-    if (!v || !*v) return Backend::automatic;
-    std::string s(v);
+    std::string s = env_value("WEFT_BACKEND");
+    if (s.empty()) return Backend::automatic;
+    for (char& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (s == "io_uring") return Backend::io_uring;
     if (s == "epoll") return Backend::epoll;
     if (s == "auto") return Backend::automatic;
@@ -190,6 +211,12 @@ void Runtime::join() {
     for (auto& t : state_->threads)
         if (t.joinable()) t.join();
 }
+
+namespace internal {
+void runtime_environment_resolved() noexcept {
+    g_environment_resolved.store(true, std::memory_order_relaxed);
+}
+}  // namespace internal
 
 namespace introspect {
 

@@ -28,6 +28,7 @@
 #include "weft/config/render.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/runtime_env.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/text.hpp"
@@ -233,6 +234,9 @@ int main(int argc, char** argv) {
     }
 
     // Worker hubs. Their statistics feed the watchdog, so they are on whenever it is.
+    // The settings resolved WEFT_HUBS and WEFT_BACKEND, with a flag above them: the runtimes
+    // must not read them again (`--backend auto` beats WEFT_BACKEND=epoll).
+    weft::internal::runtime_environment_resolved();
     weft::RuntimeOptions ro = cfg.runtime;
     if (!ro.hubs) ro.hubs = weft::default_hub_count();
     ro.collect_stats = cfg.monitor.enabled;

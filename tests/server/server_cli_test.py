@@ -197,6 +197,31 @@ class ServerHeader(unittest.TestCase):
         self.assertIn("visible ASCII", r.stderr)
 
 
+class BackendFromEnvironment(unittest.TestCase):
+    """WEFT_BACKEND is read once, by the settings, with their grammar and precedence: a flag
+    beats it, and blanks and case do not matter. The runtime must not read it again."""
+
+    def backend(self, args=(), env=None):
+        with u.Weft(list(args), env=env) as w:
+            w.wait_ready()
+            m = u.READY_RE.search(w.stderr())
+            self.assertEqual(w.stop(), 0)
+            return m.group("backend")
+
+    def test_a_flag_beats_the_environment(self):
+        own_choice = self.backend()
+        self.assertEqual(self.backend(["--backend", "epoll"], {"WEFT_BACKEND": "io_uring"}),
+                         "epoll")
+        # auto is the runtime's own choice, not the variable's.
+        self.assertEqual(self.backend(["--backend", "auto"], {"WEFT_BACKEND": "epoll"}),
+                         own_choice)
+
+    def test_blanks_and_case_are_the_settings_grammar(self):
+        own_choice = self.backend()
+        self.assertEqual(self.backend(env={"WEFT_BACKEND": " EPOLL "}), "epoll")
+        self.assertEqual(self.backend(env={"WEFT_BACKEND": "AUTO"}), own_choice)
+
+
 class StartErrors(unittest.TestCase):
     def test_port_in_use(self):
         for flag in ("--listen", "--admin"):
