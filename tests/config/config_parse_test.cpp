@@ -131,5 +131,19 @@ TEST(ConfigParse, RoundedDurationMustStayAboveZero) {
         << r.error().message;
 }
 
+TEST(ConfigParse, SizesAreWholeBytesCheckedAfterRounding) {
+    // 0.4 rounds to 0, which often means "no limit": refused, not taken.
+    auto r = parse_size(Input::from_text("0.4"), 0, 1024);
+    EXPECT_FALSE(r.ok());
+    if (!r.ok()) EXPECT_NE(r.error().message.find("less than one byte"), std::string::npos);
+    EXPECT_EQ(parse_size(Input::from_text("1.5KiB"), 0, 1u << 20).value(), 1536u);
+    EXPECT_EQ(parse_size(Input::from_text("1023.6"), 0, 1024).value(), 1024u);
+    EXPECT_FALSE(parse_size(Input::from_text("1024.6"), 0, 1024).ok());  // 1025 after rounding
+    // Above 2^63 (where a signed conversion overflowed) and past 64 bits.
+    const auto max = std::numeric_limits<std::uint64_t>::max();
+    EXPECT_EQ(parse_size(Input::from_text("16777215TiB"), 0, max).value(), 16777215ull << 40);
+    EXPECT_FALSE(parse_size(Input::from_text("16777216TiB"), 0, max).ok());  // 2^64
+}
+
 }  // namespace
 }  // namespace weft::config
