@@ -278,11 +278,14 @@ struct Watchdog::Impl {
         }
     }
 
-    // False when the queue is full (the reporter is stuck in a sink): the job is dropped.
+    // False when the queue is full (the reporter is stuck in a sink): the job is dropped. A
+    // closing record gets room past the reports' cap: there is at most one per report taken
+    // and not yet closed (those queued, and one open episode per hub), and a dropped one would
+    // leave its report open for good (in /debug/blocking, in the file).
     bool enqueue(Job job) {
         {
             std::lock_guard<std::mutex> g(jobs_mu);
-            if (jobs.size() >= kMaxJobs) return false;
+            if (jobs.size() >= (job.kind == Job::end ? 2 * kMaxJobs : kMaxJobs)) return false;
             jobs.push_back(std::move(job));
         }
         jobs_cv.notify_one();
@@ -319,7 +322,7 @@ struct Watchdog::Impl {
         for (unsigned i = 0; i < rt.hub_count(); ++i) {
             detail::HubSample sample = read_probe(weft::internal::probe(rt.hub(i)));
             detail::Observation o = episodes.observe(i, sample);
-            if (o.ended) enqueue(Job{Job::end, nullptr, std::move(*o.ended)});
+            if (o.ended) (void)enqueue(Job{Job::end, nullptr, std::move(*o.ended)});  // has room
             if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
             if (o.detected) detected.emplace_back(i, *o.detected);
         }
