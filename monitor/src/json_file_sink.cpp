@@ -1,6 +1,9 @@
 // The JSON-lines sink (report_json.cpp renders the objects).
 #include "json_file_sink.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <system_error>
 #include <utility>
@@ -8,14 +11,14 @@
 namespace weft::monitor::detail {
 
 JsonFileSink::JsonFileSink(std::string path) : path_(std::move(path)) {
-    file_ = std::fopen(path_.c_str(), "ae");
-    if (!file_)
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd_ < 0)
         throw std::system_error(errno, std::generic_category(),
                                 "cannot open the blocking reports file '" + path_ + "'");
 }
 
 JsonFileSink::~JsonFileSink() {
-    std::fclose(file_);
+    ::close(fd_);
 }
 
 void JsonFileSink::on_report(const BlockingReport& r) {
@@ -27,9 +30,26 @@ void JsonFileSink::on_end(const BlockingEnd& e) {
 }
 
 void JsonFileSink::write(const std::string& line) {
-    if (std::fputs(line.c_str(), file_) < 0 || std::fputc('\n', file_) < 0 ||
-        std::fflush(file_) != 0)
-        throw std::system_error(errno, std::generic_category(), "writing " + path_);
+    // One write() for the line and its newline (O_APPEND: at the end, whoever else appends).
+    // After a short write the file ends inside a line: the next one starts with a newline, so
+    // that a reader loses that line only, not the one after it.
+    std::string out;
+    out.reserve(line.size() + 2);
+    if (cut_) out += '\n';
+    out += line;
+    out += '\n';
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : EIO;
+            if (done > 0) cut_ = out[done - 1] != '\n';
+            throw std::system_error(err, std::generic_category(), "writing " + path_);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    cut_ = false;
 }
 
 }  // namespace weft::monitor::detail

@@ -2,7 +2,6 @@
 // object a line, flushed at once so that a crash loses nothing already reported.
 #pragma once
 
-#include <cstdio>
 #include <string>
 
 #include "report_sink.hpp"
@@ -28,7 +27,8 @@ class JsonFileSink final : public ReportSink {
     void write(const std::string& line);
 
     std::string path_;
-    std::FILE* file_ = nullptr;
+    int fd_ = -1;
+    bool cut_ = false;  ///< the file ends inside a line (a write failed part way)
 };
 
 }  // namespace weft::monitor::detail

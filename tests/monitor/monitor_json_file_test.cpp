@@ -1,0 +1,77 @@
+// The JSON-lines reports file: every record a line of its own, also after a write that failed
+// part way (a full disk, here a file size limit), so that one bad line never glues two records.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "json_file_sink.hpp"
+
+namespace {
+
+weft::monitor::BlockingEnd end_record(std::uint64_t id) {
+    weft::monitor::BlockingEnd e;
+    e.report_id = id;
+    e.fiber_name = std::string(200, 'x');  // a line long enough to be cut
+    e.duration_s = 0.5;
+    return e;
+}
+
+TEST(MonitorJsonFile, ALineCutByAFailedWriteDoesNotGlueTheNextRecord) {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("weft-json-file-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "reports.jsonl").string();
+    // A child process: it lowers its own file size limit.
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);  // over the limit, write() fails instead of killing
+        int code = 0;
+        try {
+            weft::monitor::detail::JsonFileSink sink(path);
+            sink.on_end(end_record(1));
+            rlimit old{};
+            getrlimit(RLIMIT_FSIZE, &old);
+            rlimit low = old;
+            low.rlim_cur = static_cast<rlim_t>(std::filesystem::file_size(path) + 40);
+            setrlimit(RLIMIT_FSIZE, &low);
+            try {
+                sink.on_end(end_record(2));  // 40 bytes go out, then EFBIG
+                code = 2;                    // no error: wrong
+            } catch (const std::system_error&) {
+            }
+            setrlimit(RLIMIT_FSIZE, &old);
+            sink.on_end(end_record(3));
+        } catch (...) {
+            code = 3;
+        }
+        _exit(code);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);)
+        lines.push_back(l);
+    std::filesystem::remove_all(dir);
+    ASSERT_EQ(lines.size(), 3u) << "the first record, the cut one, the last one";
+    EXPECT_EQ(nlohmann::json::parse(lines[0])["report_id"], 1);
+    EXPECT_EQ(lines[1].size(), 40u);
+    EXPECT_FALSE(nlohmann::json::accept(lines[1]));
+    ASSERT_TRUE(nlohmann::json::accept(lines[2])) << lines[2];
+    EXPECT_EQ(nlohmann::json::parse(lines[2])["report_id"], 3);
+}
+
+}  // namespace
