@@ -197,7 +197,8 @@ struct Watchdog::Impl {
         recent = ring.get();
         sinks.push_back(std::move(ring));
         sinks.push_back(std::make_unique<detail::LogSink>(log, s.print_blocking_reports));
-        if (!s.reports_file.empty())
+        // Disabled, the watchdog writes no report: its file is not created.
+        if (!s.reports_file.empty() && s.enabled)
             sinks.push_back(std::make_unique<detail::JsonFileSink>(s.reports_file));
         auto subs = std::make_unique<detail::SubscriberSink>(log);
         subscribers = subs.get();

@@ -1,14 +1,17 @@
 // weft: the server binary and the composition root — the one place where configuration, the
 // runtime, HTTP, the monitor and the plugins meet. Parses flags, loads and validates the
 // configuration (nothing starts half-configured), loads plugins, serves, and drains on SIGTERM.
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -214,8 +217,20 @@ int main(int argc, char** argv) {
         const unsigned hubs = cfg.runtime.hubs ? cfg.runtime.hubs : weft::default_hub_count();
         try {
             weft::server::PluginHost::check_all(loaded.plugins, hubs);
-            // Opens (creates) the access log file, as the real start would.
+            // Opens (creates) the access log file, as the real start would; and the blocking
+            // reports file, when the watchdog is on to write it.
             (void)weft::server::make_access_log(cfg.log, access_log_source);
+            const std::string& reports = cfg.monitor.reports_file;
+            if (cfg.monitor.enabled && !reports.empty()) {
+                const int fd =
+                    ::open(reports.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+                if (fd < 0)
+                    throw std::runtime_error("[monitor] reports_file: cannot open '" + reports +
+                                             "' (" +
+                                             loaded.sources.of("monitor.reports_file").to_string() +
+                                             "): " + std::strerror(errno));
+                ::close(fd);
+            }
         } catch (const std::exception& e) {
             std::fprintf(stderr, "weft: %s\nweft: %s test failed\n", e.what(), config_name.c_str());
             return 1;

@@ -310,6 +310,21 @@ class CheckConfig(unittest.TestCase):
         self.assertIn(path, r.stderr)
         self.assertIn("flag --set log.access_log", r.stderr)
 
+    def test_unwritable_reports_file(self):
+        u.write(os.path.join(self.tmp.name, "reports"), "a file where a directory should be\n")
+        path = os.path.join(self.tmp.name, "reports", "blocking.jsonl")
+        r = run_weft(["--check-config", "--set", "monitor.reports_file=" + path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(path, r.stderr)
+        self.assertIn("flag --set monitor.reports_file", r.stderr)
+        # With the watchdog off nothing writes it: neither the test nor the start opens it.
+        off = ["--set", "monitor.reports_file=" + path, "--set", "monitor.enabled=false"]
+        r = run_weft(["--check-config"] + off)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with u.Weft(off) as w:
+            w.wait_ready()
+            self.assertEqual(w.stop(), 0)
+
     def test_plugin_config_is_checked_by_the_plugin(self):
         # The hello plugin (the template, built in-tree) rejects an unknown key in its table.
         cfg = self.path("p.toml", '[[plugin]]\npath = "%s"\n[plugin.config]\ngreting = "Hi"\n'
