@@ -190,6 +190,15 @@ std::optional<BlockingEnd> EpisodeTracker::close(unsigned i, std::int64_t end_ns
 void EpisodeTracker::collapse(BlockingReport& r) {
     r.stack_hash = stack_hash(r.stack);
     std::lock_guard<std::mutex> g(stacks_mu_);
+    if (stacks_.size() >= kMaxStacks && !stacks_.count(r.stack_hash)) {
+        // Full: the stack seen least recently goes (unknown code hashes by address, so a
+        // long run can meet a new stack with almost every report).
+        auto oldest = stack_order_.begin();
+        for (auto h = stack_order_.begin(); h != stack_order_.end(); ++h)
+            if (stacks_.at(*h).last_report < stacks_.at(*oldest).last_report) oldest = h;
+        stacks_.erase(*oldest);
+        stack_order_.erase(oldest);
+    }
     auto [it, fresh] = stacks_.try_emplace(r.stack_hash);
     StackStat& st = it->second;
     if (fresh) {

@@ -90,7 +90,7 @@ class EpisodeTracker {
     /// call paths (whatever system-library frames lie under them) collapse into one entry with
     /// a count.
     void collapse(BlockingReport& r);
-    /// The distinct stacks, first seen first.
+    /// The distinct stacks, first seen first (the 1024 seen most recently).
     std::vector<StackStat> stacks() const;
 
     HubBlockingStats stats(unsigned hub) const;
@@ -144,6 +144,7 @@ class EpisodeTracker {
 
     std::unique_ptr<Counters[]> counters_;  // read by any thread
 
+    static constexpr std::size_t kMaxStacks = 1024;  // distinct stacks kept
     mutable std::mutex stacks_mu_;
     std::unordered_map<std::uint64_t, StackStat> stacks_;
     std::vector<std::uint64_t> stack_order_;

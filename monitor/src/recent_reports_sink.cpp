@@ -10,6 +10,13 @@ void RecentReportsSink::on_report(const BlockingReport& r) {
     ring_.push_back({r, std::nullopt});
     while (ring_.size() > capacity_)
         ring_.pop_front();
+    // Every hub's fiber tree and the thread list are the bulk of a report (megabytes with
+    // thousands of fibers): only the newest reports keep them.
+    if (ring_.size() > kFullReports) {
+        BlockingReport& older = ring_[ring_.size() - 1 - kFullReports].report;
+        std::vector<HubFibers>().swap(older.hubs);
+        std::vector<ThreadInfo>().swap(older.threads);
+    }
 }
 
 void RecentReportsSink::on_end(const BlockingEnd& e) {

@@ -12,11 +12,14 @@
 
 namespace weft::monitor::detail {
 
-/// A ring of the `capacity` most recent reports (oldest dropped first).
+/// A ring of the `capacity` most recent reports (oldest dropped first). The newest
+/// kFullReports keep every hub's fiber tree and the threads; older ones drop them (their
+/// blocked fiber, stack and labels stay).
 ///
 /// Threads: the reporter writes; reports() and entries() may be called from any thread.
 class RecentReportsSink final : public ReportSink {
   public:
+    static constexpr std::size_t kFullReports = 8;
     explicit RecentReportsSink(std::size_t capacity);
     const char* name() const noexcept override { return "recent reports"; }
     void on_report(const BlockingReport& r) override;

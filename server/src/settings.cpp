@@ -235,7 +235,7 @@ config::Schema<Settings> build() {
         [](auto& o) -> auto& { return o.monitor.reports_per_minute; }, integer(0, 1'000'000),
         "blocking reports per minute at most; 0: unlimited");
     s.bind("monitor", "recent_reports", [](auto& o) -> auto& { return o.monitor.recent_reports; },
-        integer(1, 100'000), "reports kept for /debug/blocking");
+        integer(1, 10'000), "reports kept for /debug/blocking");
     s.bind("monitor", "lag_probe_interval",
         [](auto& o) -> auto& { return o.runtime.lag_probe_interval; },
         duration(milliseconds(1), seconds(60)), "period of the event-loop lag probe");

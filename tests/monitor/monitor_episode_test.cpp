@@ -241,6 +241,37 @@ TEST(Episode, RepeatedStacksCollapseWithACount) {
     EXPECT_EQ(stacks[1].first_report, 3u);
 }
 
+TEST(Episode, TheStacksTableKeepsTheStacksSeenMostRecently) {
+    FakeClock clock;
+    EpisodeTracker t(1, options(), clock);
+    // Unknown code past the innermost frame hashes by address: each report below is a new
+    // stack.
+    auto unknown = [](std::uint64_t pc) {
+        return std::vector<StackFrame>{frame("handler", "libapp.so", 0x500),
+                                       frame("", "libapp.so", pc)};
+    };
+    BlockingReport first = report_with_stack(1, unknown(0x1000));
+    t.collapse(first);
+    BlockingReport again;
+    for (std::uint64_t id = 2; id <= 1100; ++id) {
+        if (id == 500) {  // the first stack seen again: recent now
+            again = report_with_stack(id, unknown(0x1000));
+            t.collapse(again);
+            continue;
+        }
+        BlockingReport r = report_with_stack(id, unknown(0x1000 + 16 * id));
+        t.collapse(r);
+    }
+    // 1099 distinct stacks: the 75 seen least recently went (reports 2..76), not the first
+    // one, seen again at 500.
+    const auto stacks = t.stacks();
+    ASSERT_EQ(stacks.size(), 1024u);
+    EXPECT_EQ(again.same_stack_as, 1u);
+    EXPECT_EQ(stacks.front().hash, first.stack_hash);
+    EXPECT_EQ(stacks[1].first_report, 77u);
+    EXPECT_EQ(stacks.back().first_report, 1100u);
+}
+
 TEST(Episode, RateLimitCountsWhatItSuppressesAndRecovers) {
     FakeClock clock;
     EpisodeTracker t(1, options(2), clock);

@@ -250,7 +250,7 @@ std::vector<BadCase> bad_cases() {
          {"[admin] header_timeout: must be greater than 0 and at most 24h, got 0"}},
         {"recent_reports_zero",
          file_options("[monitor]\nrecent_reports = 0\n"),
-         {"[monitor] recent_reports: must be between 1 and 100000, got 0"}},
+         {"[monitor] recent_reports: must be between 1 and 10000, got 0"}},
 
         // A former spelling with a bad value: the error names the key as it is now.
         {"moved_key_bad_value_file",

@@ -86,7 +86,8 @@ class Watchdog {
     /// JSON of the recent reports with their closing records, the distinct stacks with counts,
     /// and per-hub totals: the body of /debug/blocking. Thread-safe.
     std::string recent_reports_json() const;
-    /// The recent reports, oldest first. Thread-safe.
+    /// The recent reports, oldest first; only the newest 8 keep `hubs` and `threads` (the
+    /// fiber trees of every hub are large). Thread-safe.
     std::vector<BlockingReport> recent_reports() const;
     HubBlockingStats hub_stats(unsigned hub) const;
 

@@ -1,5 +1,6 @@
-// The JSON-lines reports file: every record a line of its own, also after a write that failed
-// part way (a full disk, here a file size limit), so that one bad line never glues two records.
+// The report sinks: the JSON-lines reports file keeps every record a line of its own, also after
+// a write that failed part way (a full disk, here a file size limit); the ring behind
+// /debug/blocking keeps the bulky parts of its newest reports only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "json_file_sink.hpp"
+#include "recent_reports_sink.hpp"
 
 namespace {
 
@@ -72,6 +74,28 @@ TEST(MonitorJsonFile, ALineCutByAFailedWriteDoesNotGlueTheNextRecord) {
     EXPECT_FALSE(nlohmann::json::accept(lines[1]));
     ASSERT_TRUE(nlohmann::json::accept(lines[2])) << lines[2];
     EXPECT_EQ(nlohmann::json::parse(lines[2])["report_id"], 3);
+}
+
+TEST(MonitorRecentReports, OnlyTheNewestKeepEveryHubsFibersAndTheThreads) {
+    weft::monitor::detail::RecentReportsSink ring(20);
+    constexpr std::size_t kFull = weft::monitor::detail::RecentReportsSink::kFullReports;
+    for (std::uint64_t id = 1; id <= 12; ++id) {
+        weft::monitor::BlockingReport r;
+        r.id = id;
+        r.hubs.resize(2);
+        r.threads.resize(3);
+        r.stack.resize(4);
+        ring.on_report(r);
+    }
+    const auto reports = ring.reports();
+    ASSERT_EQ(reports.size(), 12u);
+    for (std::size_t i = 0; i < reports.size(); ++i) {
+        const bool full = i >= reports.size() - kFull;
+        EXPECT_EQ(reports[i].id, i + 1);
+        EXPECT_EQ(reports[i].hubs.size(), full ? 2u : 0u) << i;
+        EXPECT_EQ(reports[i].threads.size(), full ? 3u : 0u) << i;
+        EXPECT_EQ(reports[i].stack.size(), 4u) << "the stack stays";
+    }
 }
 
 }  // namespace
