@@ -175,7 +175,7 @@ Kind<SocketAddress> listen_address() {
         "(\"[::1]:8080\") or *:PORT for every address; port 0..65535";
     auto parse = [kAllowed](const Input& in) -> Parsed<SocketAddress> {
         if (!in.is_textual()) return Problem{std::string(kAllowed)};
-        auto a = parse_listen_text(in.text);
+        auto a = parse_listen_text(trim(in.text));  // blanks around, as every kind allows
         if (!a) return Problem{a.error().message + "; " + std::string(kAllowed)};
         return a;
     };

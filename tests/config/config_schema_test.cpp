@@ -89,6 +89,14 @@ TEST(ConfigSchema, FlagBeatsEnvironmentBeatsFile) {
     EXPECT_EQ(d.loaded.sources.of("main.cache").to_string(), "weft.toml:4");
 }
 
+TEST(ConfigSchema, BlanksAroundAListenAddressAreFine) {
+    // As around every other kind of value ("--set server.listen = 127.0.0.1:81").
+    LoadOptions o = file_options("");
+    o.env = {{"WEFT_MAIN_LISTEN", " 127.0.0.1:81 "}};
+    const Demo d = load_ok(o);
+    EXPECT_EQ(d.values.main.listen.to_string(), "127.0.0.1:81");
+}
+
 TEST(ConfigSchema, AliasesAndFormerNamesStillWork) {
     LoadOptions o = file_options("[old]\nworkers = 6\n");
     Demo d = load_ok(o);
@@ -121,7 +129,8 @@ timeout = 0
 )"));
     const std::string text = all_text(errors);
     ASSERT_EQ(errors.size(), 7u) << text;
-    EXPECT_EQ(errors[0].to_string(), "[main] workers: must be between 1 and 64, got 65 (weft.toml:2)");
+    EXPECT_EQ(errors[0].to_string(),
+              "[main] workers: must be between 1 and 64, got 65 (weft.toml:2)");
     EXPECT_NE(text.find("[main] cache: must be between 1KiB and 1MiB, got \"2MiB\" (weft.toml:3)"),
               std::string::npos)
         << text;
@@ -174,8 +183,9 @@ TEST(ConfigSchema, RenderedConfigurationLoadsBackWithSources) {
     // The value, padding, then its source.
     const auto line_with = [&](std::string_view start) {
         const auto at = rendered.find("\n" + std::string(start));
-        return at == std::string::npos ? std::string()
-                                       : rendered.substr(at + 1, rendered.find('\n', at + 1) - at - 1);
+        return at == std::string::npos
+                   ? std::string()
+                   : rendered.substr(at + 1, rendered.find('\n', at + 1) - at - 1);
     };
     EXPECT_TRUE(line_with("timeout = \"90s\" ").ends_with(" # weft.toml:2")) << rendered;
     EXPECT_TRUE(line_with("verbose = true ").ends_with(" # environment WEFT_MAIN_VERBOSE"))
