@@ -109,19 +109,23 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
     // A flag of its own for some keys (the schema says which), --plugin, and --set for any.
     const auto& schema = weft::server::settings_schema();
     std::map<std::string, std::vector<std::string>> given;
+    std::map<const CLI::Option*, const weft::config::Key*> key_of;
     for (const auto& k : schema.keys()) {
         if (k.flag.empty()) continue;
-        app.add_option(k.flag, given[k.dotted()], k.doc + " (" + k.display() + ")")
-            ->type_name(k.value_name)
-            ->expected(1)
-            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        CLI::Option* o = app.add_option(k.flag, given[k.dotted()], k.doc + " (" + k.display() + ")")
+                             ->type_name(k.value_name)
+                             ->expected(1)
+                             ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        key_of[o] = &k;
     }
-    app.add_option("--plugin", given["plugin"],
-                   "load this plugin (repeatable; replaces the configured plugin list)")
-        ->type_name("PATH");
+    const CLI::Option* plugin_opt =
+        app.add_option("--plugin", given["plugin"],
+                       "load this plugin (repeatable; replaces the configured plugin list)")
+            ->type_name("PATH");
     std::vector<std::string> sets;
-    app.add_option("--set", sets, "set any configuration key: --set server.idle_timeout=30s")
-        ->type_name("SECTION.KEY=VALUE");
+    const CLI::Option* set_opt =
+        app.add_option("--set", sets, "set any configuration key: --set server.idle_timeout=30s")
+            ->type_name("SECTION.KEY=VALUE");
     std::string aliases;
     for (const auto& k : schema.keys())
         for (const auto& a : k.env_aliases)
@@ -148,18 +152,28 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         return 2;
     }
     if (!config_file.empty()) cli.config_file = config_file;
-    for (const auto& k : schema.keys())
-        for (auto& v : given[k.dotted()])
-            cli.flags.push_back({k.dotted(), v, k.flag});
-    for (auto& v : given["plugin"])
-        cli.flags.push_back({"plugin", v, "--plugin"});
-    for (const auto& s : sets) {
-        auto a = weft::config::parse_assignment(s, "--set");
-        if (!a) {
-            std::fprintf(stderr, "weft: --set '%s': expected SECTION.KEY=VALUE\n", s.c_str());
-            return 2;
+    // In command-line order, so that a later flag for the same key wins, a key's own flag or
+    // --set alike. A key's flag keeps its last value only: it takes that flag's last place.
+    std::map<const CLI::Option*, std::size_t> left;
+    for (const CLI::Option* o : app.parse_order())
+        ++left[o];
+    std::size_t next_set = 0, next_plugin = 0;
+    for (const CLI::Option* o : app.parse_order()) {
+        const bool last = --left[o] == 0;
+        if (o == set_opt && next_set < sets.size()) {
+            const std::string& s = sets[next_set++];
+            auto a = weft::config::parse_assignment(s, "--set");
+            if (!a) {
+                std::fprintf(stderr, "weft: --set '%s': expected SECTION.KEY=VALUE\n", s.c_str());
+                return 2;
+            }
+            cli.flags.push_back(std::move(*a));
+        } else if (o == plugin_opt && next_plugin < given["plugin"].size()) {
+            cli.flags.push_back({"plugin", given["plugin"][next_plugin++], "--plugin"});
+        } else if (auto k = key_of.find(o); k != key_of.end() && last) {
+            for (auto& v : given[k->second->dotted()])
+                cli.flags.push_back({k->second->dotted(), v, k->second->flag});
         }
-        cli.flags.push_back(std::move(*a));
     }
     return std::nullopt;
 }

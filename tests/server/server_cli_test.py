@@ -79,6 +79,17 @@ class Precedence(unittest.TestCase):
                          ('"30s"', "built-in default"))
         self.assertIn('path = "demo"', out)
 
+    def test_a_later_flag_wins_a_keys_own_or_set(self):
+        cases = [(["--hubs", "4", "--set", "runtime.hubs=2"], ("2", "flag --set runtime.hubs")),
+                 (["--set", "runtime.hubs=2", "--hubs", "4"], ("4", "flag --hubs")),
+                 (["--hubs", "3", "--set", "runtime.hubs=2", "--hubs", "4"], ("4", "flag --hubs")),
+                 (["--set", "runtime.hubs=2", "--set", "runtime.hubs=5"],
+                  ("5", "flag --set runtime.hubs"))]
+        for args, want in cases:
+            r = run_weft(args + ["--print-config"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(source_of(r.stdout, "runtime", "hubs"), want, args)
+
     def test_a_key_under_its_former_section_still_works_and_says_so(self):
         old = write(os.path.join(self.tmp.name, "old.toml"), "[server]\nhubs = 3\n")
         r = run_weft(["--config", old, "--print-config"])
