@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -169,6 +170,23 @@ class Loader final : private CheckContext {
         for (const auto& section : schema_.sections())
             section_list.push_back(section_title(section));
         section_list.emplace_back("[[plugin]]");
+        // A key set under its name and a former one to different values: which would win is
+        // the order of the sections, so neither does (as with an environment alias).
+        struct SetAs {
+            std::string name;
+            Source source;
+            std::string value;
+        };
+        std::map<const Key*, SetAs> set_as;
+        auto once = [&](const Key& k, const std::string& as, const Value& v) {
+            auto [it, fresh] = set_as.try_emplace(&k, SetAs{as, v.source(), v.describe()});
+            if (fresh) return true;
+            if (it->second.value != v.describe())
+                error(k.display(), v.source(), v.describe(),
+                      "conflicts with " + it->second.name + " = " + it->second.value + " (" +
+                          it->second.source.to_string() + "); set only one of them");
+            return false;
+        };
         for (const auto& [name, value] : root) {
             if (name == "plugin") {
                 apply_plugins(value);
@@ -189,15 +207,16 @@ class Loader final : private CheckContext {
                 if (!spec) {
                     const std::string dotted = name + "." + key;
                     if (const Key* now = schema_.find_old(dotted)) {
-                        if (apply(*now, Input::from_value(v), v.source()))
-                            moved(*now, section_title(name) + " " + key, v.source());
+                        const std::string as = section_title(name) + " " + key;
+                        if (once(*now, as, v) && apply(*now, Input::from_value(v), v.source()))
+                            moved(*now, as, v.source());
                         continue;
                     }
                     error(section_title(name) + " " + key, v.source(), {},
                           unknown("key", key, keys_of(schema_, name)));
                     continue;
                 }
-                apply(*spec, Input::from_value(v), v.source());
+                if (once(*spec, spec->display(), v)) apply(*spec, Input::from_value(v), v.source());
             }
         }
     }

@@ -111,6 +111,16 @@ TEST(ConfigSchema, AliasesAndFormerNamesStillWork) {
     EXPECT_EQ(d.values.main.workers, 7);
     EXPECT_EQ(d.loaded.sources.of("main.workers").to_string(), "environment WEFT_WORKERS");
 
+    // A file with both names: the same value is fine, two values are an error naming both
+    // (which would win is only the order of the sections).
+    d = load_ok(file_options("[main]\nworkers = 6\n[old]\nworkers = 6\n"));
+    EXPECT_EQ(d.values.main.workers, 6);
+    const std::string both =
+        all_text(load_errors(file_options("[main]\nworkers = 6\n[old]\nworkers = 8\n")));
+    EXPECT_NE(both.find("conflicts with [main] workers = 6 (weft.toml:2)"), std::string::npos)
+        << both;
+    EXPECT_NE(both.find("weft.toml:4"), std::string::npos) << both;
+
     // Variables of other parts of the program are not configuration and are left alone.
     LoadOptions other;
     other.env = {{"WEFT_TEST_SOMETHING", "x"}};
