@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <ctime>
 #include <system_error>
 #include <utility>
 
@@ -15,6 +17,19 @@ JsonFileSink::JsonFileSink(std::string path) : path_(std::move(path)) {
     if (fd_ < 0)
         throw std::system_error(errno, std::generic_category(),
                                 "cannot open the blocking reports file '" + path_ + "'");
+    // Report ids start at 1 in every run and the file is appended to: each line names its run
+    // (when this process opened the file, and its pid: a container's is 1 every time).
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char when[40];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    run_prefix_ = std::string("{\"run\":\"") + when + "." + std::to_string(1000 + ms).substr(1) +
+                  "Z/" + std::to_string(::getpid()) + "\",";
 }
 
 JsonFileSink::~JsonFileSink() {
@@ -36,7 +51,12 @@ void JsonFileSink::write(const std::string& line) {
     std::string out;
     out.reserve(line.size() + 2);
     if (cut_) out += '\n';
-    out += line;
+    if (line.size() > 2 && line.front() == '{') {
+        out += run_prefix_;  // {"run":"...", then the record's own fields
+        out.append(line, 1);
+    } else {
+        out += line;
+    }
     out += '\n';
     std::size_t done = 0;
     while (done < out.size()) {

@@ -9,7 +9,8 @@
 namespace weft::monitor::detail {
 
 /// Appends to `path`. A repeated stack is written without its frames (the line names the first
-/// report that had them).
+/// report that had them). Every line starts with "run": when this process opened the file and
+/// its pid, since report ids start at 1 in every run.
 class JsonFileSink final : public ReportSink {
   public:
     /// Opens `path` for appending; throws std::system_error naming it when it cannot.
@@ -28,7 +29,8 @@ class JsonFileSink final : public ReportSink {
 
     std::string path_;
     int fd_ = -1;
-    bool cut_ = false;  ///< the file ends inside a line (a write failed part way)
+    bool cut_ = false;        ///< the file ends inside a line (a write failed part way)
+    std::string run_prefix_;  ///< `{"run":"<when opened>/<pid>",`: ids restart with each run
 };
 
 }  // namespace weft::monitor::detail

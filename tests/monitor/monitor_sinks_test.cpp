@@ -74,6 +74,11 @@ TEST(MonitorJsonFile, ALineCutByAFailedWriteDoesNotGlueTheNextRecord) {
     EXPECT_FALSE(nlohmann::json::accept(lines[1]));
     ASSERT_TRUE(nlohmann::json::accept(lines[2])) << lines[2];
     EXPECT_EQ(nlohmann::json::parse(lines[2])["report_id"], 3);
+    // Report ids restart with every run: each line names its run (start time and pid).
+    const std::string run = nlohmann::json::parse(lines[0])["run"];
+    EXPECT_EQ(nlohmann::json::parse(lines[2])["run"], run);
+    EXPECT_EQ(run.substr(run.find('/')), "/" + std::to_string(pid)) << run;
+    EXPECT_EQ(run.find('Z'), run.find('/') - 1) << "UTC, then the pid: " << run;
 }
 
 TEST(MonitorRecentReports, OnlyTheNewestKeepEveryHubsFibersAndTheThreads) {
