@@ -198,6 +198,9 @@ Result<int> poll_fds(std::span<pollfd> fds, Deadline deadline) {
             if (p.fd >= 0) live.push_back(p);
         auto r = live.empty() ? this_fiber::sleep_until(deadline)
                               : detail::wait_any(*hub, live.data(), live.size(), deadline);
+        // The fiber's own deadline (earlier than the call's) ends the call: looking again would
+        // find it passed at once, and again, without parking.
+        if (!r && r.error().code == Errc::timed_out && !deadline.passed()) return r.error();
         if (!r && r.error().code != Errc::timed_out && r.error().code != Errc::closed)
             return r.error();
     }

@@ -604,6 +604,58 @@ TEST(PatchPoll, PollTimesOutOrReportsReadinessWhileOthersRun) {
     });
 }
 
+TEST(PatchPoll, AFiberThatCannotWaitGetsAnErrorALibraryDoesNotRetry) {
+    // libpq waits in poll() and calls it again on EINTR (and on 0 with no timeout): a fiber
+    // past its own deadline, or cancelled, must get an error that ends such a loop, or the hub
+    // would spin in it instead of running its other fibers.
+    run_patched([] {
+        Pair p;
+        Ticker ticker;
+        int rc1 = -2, err1 = 0, rc2 = -2, err2 = 0;
+        auto late = weft::spawn("late", [&] {
+            weft::ScopedDeadline d(weft::Deadline(30ms));
+            pollfd pf{p.a, POLLIN, 0};
+            rc1 = ::poll(&pf, 1, -1);
+            err1 = errno;
+            rc2 = ::poll(&pf, 1, -1);  // past the deadline: at once, the same error
+            err2 = errno;
+        });
+        late.join();
+        EXPECT_EQ(rc1, -1);
+        EXPECT_EQ(err1, ETIMEDOUT);
+        EXPECT_EQ(rc2, -1);
+        EXPECT_EQ(err2, ETIMEDOUT);
+        EXPECT_GE(ticker.ticks(), 2) << "the others ran while it waited";
+
+        int rc3 = -2, err3 = 0, rc4 = -2, err4 = 0;
+        auto cancelled = weft::spawn("cancelled", [&] {
+            pollfd pf{p.a, POLLIN, 0};
+            rc3 = ::poll(&pf, 1, -1);  // cancelled while it waits: EINTR, like a signal
+            err3 = errno;
+            rc4 = ::poll(&pf, 1, -1);  // cancelled already: nothing to wait for
+            err4 = errno;
+        });
+        (void)weft::sleep_for(10ms);
+        cancelled.cancel();
+        cancelled.join();
+        EXPECT_EQ(rc3, -1);
+        EXPECT_EQ(err3, EINTR);
+        EXPECT_EQ(rc4, -1);
+        EXPECT_EQ(err4, ECANCELED);
+
+        // The public wait says so too.
+        weft::Result<int> r = 0;
+        auto waiter = weft::spawn("waiter", [&] {
+            weft::ScopedDeadline d(weft::Deadline(20ms));
+            pollfd pf{p.a, POLLIN, 0};
+            r = weft::poll_fds(std::span<pollfd>(&pf, 1));
+        });
+        waiter.join();
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().code, Errc::timed_out);
+    });
+}
+
 TEST(PatchPoll, SelectAndPselect) {
     run_patched([] {
         Pair p;

@@ -2,8 +2,10 @@
 // a patching hub, a wait with a timeout other than zero first looks without waiting; when
 // nothing is ready, only the fiber parks until one of the descriptors is ready or the timeout
 // passes, then the call looks again and returns what libc would (counts, revents, fd_sets, the
-// remaining select timeout). A cancelled fiber gets EINTR. The signal masks of ppoll, pselect
-// and epoll_pwait are not applied while the fiber waits (the hub thread's mask stays).
+// remaining select timeout). A fiber cancelled while it waits gets EINTR; one that cannot wait
+// (cancelled already, or past its own deadline) ECANCELED or ETIMEDOUT (see park_any()). The
+// signal masks of ppoll, pselect and epoll_pwait are not applied while the fiber waits (the hub
+// thread's mask stays).
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -32,9 +34,26 @@ bool zero(const timespec* ts) noexcept {
     return ts && ts->tv_sec == 0 && ts->tv_nsec == 0;
 }
 
-// Parks until one of `fds` may be ready. false with errno set when the fiber was cancelled;
-// true otherwise (ready, or the deadline passed: the caller looks again either way).
+// Parks until one of `fds` may be ready. false with errno set when the fiber was cancelled
+// (EINTR, like a signal) or cannot wait any more; true otherwise (ready, or the call's own
+// timeout passed: the caller looks again either way).
+//
+// A fiber that cannot park (cancelled before the call, or past its deadline: the request's,
+// say) gets an error a library does not retry: ECANCELED, ETIMEDOUT. EINTR or a count of 0
+// would have libpq's wait loop (which retries EINTR) call again at once, forever, and the hub
+// would spin instead of running its other fibers.
 bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline dl) {
+    if (auto r = h.check_interrupt(dl); !r) {
+        if (r.error() == Errc::cancelled) {
+            errno = ECANCELED;
+            return false;
+        }
+        if (!dl.passed()) {  // the fiber's deadline, not the call's timeout
+            errno = ETIMEDOUT;
+            return false;
+        }
+        return true;
+    }
     count_wait(h, c);
     std::vector<pollfd> live;
     live.reserve(n);
@@ -42,7 +61,12 @@ bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline d
         if (fds[i].fd >= 0) live.push_back(fds[i]);
     Result<void> r =
         live.empty() ? this_fiber::sleep_until(dl) : wait_any(h, live.data(), live.size(), dl);
-    if (r || r.error() == Errc::timed_out || r.error() == Errc::closed) return true;
+    if (r || r.error() == Errc::closed) return true;
+    if (r.error() == Errc::timed_out) {
+        if (dl.passed()) return true;
+        errno = ETIMEDOUT;  // the fiber's deadline came first
+        return false;
+    }
     errno = EINTR;
     return false;
 }
