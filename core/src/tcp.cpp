@@ -266,7 +266,8 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
         int rc = 0;
         std::vector<SocketAddress> addrs;
     };
-    Out out = offload([&host, port] {
+    // With the fiber's deadline or cancel before a pool thread takes the lookup: that error.
+    Result<Out> looked_up = offload(Deadline::never(), [&host, port] {
         Out o;
         addrinfo hints{};
         hints.ai_family = AF_UNSPEC;
@@ -279,6 +280,8 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
         if (res) ::freeaddrinfo(res);
         return o;
     });
+    if (!looked_up) return looked_up.error();
+    Out& out = *looked_up;
     if (out.rc == EAI_NONAME || out.rc == EAI_NODATA || out.rc == EAI_FAIL) return Errc::not_found;
     if (out.rc == EAI_AGAIN) return Errc::timed_out;
     if (out.rc != 0) return Error(Errc::system, out.rc == EAI_SYSTEM ? errno : 0);

@@ -147,6 +147,31 @@ FIBER_TEST(ScopedDeadline, OffloadAndLocksKeepToIt) {
     m.unlock();
 }
 
+FIBER_TEST(ScopedDeadline, OffloadWithoutADeadlineOfItsOwnStillKeepsToIt) {
+    // Past the fiber's deadline the work is not taken: offload(fn) has no value to return and
+    // says so with the typed exception (it used to read an empty value), and resolve() returns
+    // the error.
+    bool ran = false;
+    weft::Errc code = Errc::ok;
+    weft::Result<std::vector<weft::SocketAddress>> addrs = Errc::ok;
+    weft::spawn("late", [&] {
+        weft::ScopedDeadline d(weft::Deadline(std::chrono::nanoseconds(1)));
+        try {
+            (void)weft::offload([&] {
+                ran = true;
+                return std::string(100, 'x');
+            });
+        } catch (const weft::ResultError<weft::Error>& e) {
+            code = e.error().code;
+        }
+        addrs = weft::resolve("localhost", 80);
+    }).join();
+    EXPECT_FALSE(ran);
+    EXPECT_EQ(code, Errc::timed_out);
+    ASSERT_FALSE(addrs.ok());
+    EXPECT_EQ(addrs.error().code, Errc::timed_out);
+}
+
 // --- SharedSemaphore and SharedPool ------------------------------------------------------------
 
 TEST(SharedSemaphore, FibersOfTwoHubsShareItWithoutBlockingTheirHubs) {

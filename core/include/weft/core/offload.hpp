@@ -52,11 +52,13 @@ struct OffloadCall {
 
 /// Runs `fn` on a pool thread, parks the calling fiber until it returns, then returns its value
 /// or rethrows its exception. The work cannot be interrupted: a cancel() that arrives meanwhile
-/// takes effect at the fiber's next blocking call.
+/// takes effect at the fiber's next blocking call. A fiber already cancelled, or whose own
+/// deadline (ScopedDeadline, the request's) passes before a thread takes the work, gets
+/// ResultError<Error> (Errc::cancelled, Errc::timed_out), and the work never runs.
 template <class F>
 auto offload(F&& fn) -> std::invoke_result_t<std::decay_t<F>&> {
     detail::OffloadCall<F> call;
-    (void)call.run(fn, Deadline::never());
+    if (auto r = call.run(fn, Deadline::never()); !r) throw ResultError<Error>(r.error());
     if (call.error) std::rethrow_exception(call.error);
     if constexpr (!std::is_void_v<typename detail::OffloadCall<F>::T>)
         return std::move(*call.value);
