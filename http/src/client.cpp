@@ -213,8 +213,15 @@ class ClientCore {
 
     ClientResult<std::vector<SocketAddress>> resolve(HubPool& hp, const Url& url, Deadline dl) {
         const std::int64_t now = now_ns();
+        // Cached by name: the addresses, each with this URL's port (an http:// and an
+        // https:// URL of one host share the lookup, not the port).
         auto it = hp.dns.find(url.host);
-        if (it != hp.dns.end() && it->second.expires_ns > now) return it->second.addresses;
+        if (it != hp.dns.end() && it->second.expires_ns > now) {
+            std::vector<SocketAddress> addrs = it->second.addresses;
+            for (SocketAddress& a : addrs)
+                a.set_port(url.port);
+            return addrs;
+        }
         if (auto a = SocketAddress::parse(url.host.find(':') != std::string::npos
                                               ? "[" + url.host + "]:" + std::to_string(url.port)
                                               : url.host + ":" + std::to_string(url.port)))
@@ -267,9 +274,10 @@ class ClientCore {
         return last;
     }
 
-    // A connection for `url`: a healthy idle one, or a new one (waiting for a permit when the
-    // origin is at max_connections_per_host).
-    ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, Deadline dl) {
+    // A connection for `url`: a healthy idle one (unless `fresh`), or a new one (waiting for a
+    // permit when the origin is at max_connections_per_host).
+    ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, Deadline dl,
+                                                   bool fresh = false) {
         OriginPool& op = hp.origins[url.origin];
         HubClientMetrics& m = hub_metrics()[hub_index()];
         if (options.max_connections_per_host > 0) {
@@ -281,7 +289,7 @@ class ClientCore {
                                    "waiting for a connection to " + url.origin};
         }
         const std::int64_t now = now_ns();
-        while (!op.idle.empty()) {
+        while (!fresh && !op.idle.empty()) {
             std::unique_ptr<ClientConn> c = std::move(op.idle.back());
             op.idle.pop_back();
             m.idle.fetch_sub(1, std::memory_order_relaxed);
@@ -350,7 +358,9 @@ class ClientExchange {
     ClientResult<void> start(const ClientRequest& req) {
         HubPool& hp = core_.pool();
         for (int attempt = 0;; ++attempt) {
-            auto c = core_.take(hp, url_, total_);
+            // The retry dials: another idle connection may be as dead as the first one (a
+            // firewall that dropped idle flows without a FIN leaves no sign on them).
+            auto c = core_.take(hp, url_, total_, attempt > 0);
             if (!c) return std::move(c).error();
             conn_ = std::move(*c);
             const bool reused = conn_->reused;
@@ -374,7 +384,9 @@ class ClientExchange {
             std::string_view in = conn_->buffered();
             switch (framing_) {
                 case Framing::none:
-                    finish(true);
+                    // No body, but the server may still be closing (Connection: close, an
+                    // HTTP/1.0 answer); a 101's connection speaks another protocol now.
+                    finish(keep_alive_ && status != 101);
                     return std::size_t{0};
                 case Framing::length: {
                     if (remaining_ == 0) {
@@ -510,7 +522,8 @@ class ClientExchange {
                 end = in.find("\r\n\r\n");
                 if (end != std::string_view::npos && end + 4 <= core_.options.max_header_bytes)
                     break;
-                if (std::min(in.size(), end) > core_.options.max_header_bytes)
+                // Over the limit: the head found ends past it, or none ends within it.
+                if (end != std::string_view::npos || in.size() > core_.options.max_header_bytes)
                     return ClientError{ClientErrc::too_large,
                                        "response head over " +
                                            std::to_string(core_.options.max_header_bytes) +
@@ -775,12 +788,24 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
         if (!next)
             return ClientError{ClientErrc::protocol,
                                "invalid Location '" + std::string(*location) + "'"};
-        // 303, and 301/302 after a POST, become a GET without a body (what browsers do).
-        if (out.status == 303 ||
+        // 303 (but for a HEAD), and 301/302 after a POST, become a GET without a body (what
+        // browsers do): the body's own fields go with it.
+        auto drop = [&req](std::initializer_list<std::string_view> names) {
+            std::erase_if(req.headers, [&](const auto& h) {
+                for (std::string_view n : names)
+                    if (iequals(h.first, n)) return true;
+                return false;
+            });
+        };
+        if ((out.status == 303 && req.method != "HEAD") ||
             ((out.status == 301 || out.status == 302) && req.method == "POST")) {
             req.method = "GET";
             req.body.clear();
+            drop({"content-length", "content-type", "content-encoding", "transfer-encoding"});
         }
+        // Credentials are for the origin they were given to (as Go's net/http does): not for
+        // another host, port or scheme (an https:// to http:// hop would send them in clear).
+        if (next->origin != url->origin) drop({"authorization", "proxy-authorization", "cookie"});
         url = std::move(next);
     }
 }

@@ -119,6 +119,9 @@ Result<Url, std::string> resolve_location(const Url& base, std::string_view loca
     std::string target;
     if (location.starts_with("/")) {
         target = std::string(location);
+    } else if (location.starts_with("?")) {
+        target =
+            base.target.substr(0, base.target.find('?')) + std::string(location);  // RFC 3986 5.2.2
     } else {
         // Relative to the base path's directory.
         std::string dir = base.target.substr(0, base.target.find('?'));

@@ -119,6 +119,8 @@ TEST(ClientUrl, ParsesAndResolves) {
               "http://h:81/dir/rel");
     EXPECT_EQ(weft::http::detail::resolve_location(base, "https://o/x")->to_string(),
               "https://o/x");
+    EXPECT_EQ(weft::http::detail::resolve_location(base, "?page=2")->to_string(),
+              "http://h:81/dir/page?page=2");
 }
 
 FIBER_TEST(Client, LengthChunkedAndCloseDelimitedBodies) {
@@ -252,6 +254,117 @@ FIBER_TEST(Client, RedirectsAreOffByDefaultAndBounded) {
     r = follow.get(loop.url());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::too_many_redirects);
+}
+
+FIBER_TEST(Client, ARedirectKeepsCredentialsToTheirOriginAndBodyFieldsToTheirBody) {
+    std::vector<std::string> heads;  // what the final hop received
+    ScriptedServer target([&heads](weft::TcpStream& s, int) {
+        std::string buf, head;
+        while (read_request(s, buf, &head)) {
+            heads.push_back(head);
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) return;
+        }
+    });
+    // Another origin (another port): 303 after a POST, to the target.
+    ScriptedServer hop(always("HTTP/1.1 303 See Other\r\nLocation: " + target.url("/final") +
+                              "\r\nContent-Length: 0\r\n\r\n"));
+    ClientOptions o;
+    o.max_redirects = 3;
+    Client c(o);
+    ClientRequest req;
+    req.method = "POST";
+    req.url = hop.url("/form");
+    req.body = "a=1";
+    req.headers = {{"Authorization", "Bearer secret"},
+                   {"Cookie", "s=1"},
+                   {"Content-Type", "application/x-www-form-urlencoded"},
+                   {"X-Trace", "t1"}};
+    auto r = c.request(req);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 200);
+    ASSERT_EQ(heads.size(), 1u);
+    EXPECT_TRUE(heads[0].starts_with("GET /final ")) << heads[0];
+    for (const char* gone : {"Authorization", "Cookie", "Content-Type", "Content-Length"})
+        EXPECT_EQ(heads[0].find(gone), std::string::npos) << gone << " in:\n" << heads[0];
+    EXPECT_NE(heads[0].find("X-Trace: t1"), std::string::npos) << heads[0];
+
+    // Within one origin the credentials stay; a HEAD answered with 303 stays a HEAD.
+    ScriptedServer self([](weft::TcpStream& s, int) {
+        std::string buf, head;
+        while (read_request(s, buf, &head)) {
+            const bool first = head.find(" /start ") != std::string::npos;
+            const bool auth = head.find("Authorization: Bearer secret") != std::string::npos;
+            const std::string method = head.substr(0, head.find(' '));
+            const std::string answer =
+                first
+                    ? "HTTP/1.1 303 See Other\r\nLocation: /end\r\nContent-Length: 0\r\n\r\n"
+                    : "HTTP/1.1 200 OK\r\nX-Method: " + method +
+                          "\r\nX-Auth: " + (auth ? "yes" : "no") + "\r\nContent-Length: 0\r\n\r\n";
+            if (!s.send(answer)) return;
+        }
+    });
+    ClientRequest same;
+    same.method = "HEAD";
+    same.url = self.url("/start");
+    same.headers = {{"Authorization", "Bearer secret"}};
+    r = c.request(same);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->header("x-method").value_or(""), "HEAD");
+    EXPECT_EQ(r->header("x-auth").value_or(""), "yes");
+}
+
+FIBER_TEST(Client, OneHostOnTwoPortsIsTwoServers) {
+    // The name's lookup is cached, not its port: each URL reaches its own port.
+    ScriptedServer a(always("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"));
+    ScriptedServer b(always("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"));
+    auto port_of = [](const std::string& url) { return url.substr(url.rfind(':')); };
+    Client c;
+    auto ra = c.get("http://localhost" + port_of(a.url()));
+    ASSERT_TRUE(ra) << ra.error().message();
+    EXPECT_EQ(ra->body, "a");
+    auto rb = c.get("http://localhost" + port_of(b.url()));
+    ASSERT_TRUE(rb) << rb.error().message();
+    EXPECT_EQ(rb->body, "b");
+}
+
+FIBER_TEST(Client, AnAnswerWithoutABodyThatClosesIsNotPooled) {
+    // 204 with Connection: close, the close itself a moment later: the next request (a POST,
+    // which is never retried) must not go out on that connection.
+    ScriptedServer closing([](weft::TcpStream& s, int) {
+        std::string buf;
+        if (!read_request(s, buf)) return;
+        (void)s.send("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        (void)weft::sleep_for(300ms);
+    });
+    Client c;
+    for (int i = 0; i < 2; ++i) {
+        ClientRequest post;
+        post.method = "POST";
+        post.url = closing.url();
+        post.body = "x";
+        auto r = c.request(post);
+        ASSERT_TRUE(r) << i << ": " << r.error().message();
+        EXPECT_EQ(r->status, 204);
+    }
+    EXPECT_EQ(closing.accepts(), 2);
+}
+
+FIBER_TEST(Client, AHeadJustOverTheLimitIsTooLarge) {
+    ClientOptions o;
+    o.max_header_bytes = 100;
+    o.read_timeout = 2s;
+    Client c(o);
+    for (std::size_t over : {1, 2, 3, 4}) {
+        // A head (its blank line included) of exactly 100 + `over` bytes, then a body.
+        std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Pad: ";
+        head += std::string(100 + over - head.size() - 4, 'p');
+        head += "\r\n\r\n";
+        ASSERT_EQ(head.size(), 100 + over);
+        ScriptedServer s(always(head + "body"));
+        auto r = c.get(s.url());
+        ASSERT_FALSE(r) << over;
+        EXPECT_EQ(r.error().code, ClientErrc::too_large) << over << ": " << r.error().message();
+    }
 }
 
 FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
