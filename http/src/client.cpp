@@ -176,6 +176,7 @@ struct DnsEntry {
 struct HubPool {
     std::unordered_map<std::string, OriginPool> origins;
     std::unordered_map<std::string, DnsEntry> dns;
+    std::int64_t next_sweep_ns = 0;  // when give_back() next looks at every origin's idle ones
 };
 
 class ClientCore {
@@ -314,9 +315,14 @@ class ClientCore {
     // The exchange is over: keep the connection for the next request, or close it.
     void give_back(const std::string& origin, std::unique_ptr<ClientConn> c, bool reusable) {
         HubPool& hp = pool();
+        const std::int64_t now = now_ns();
+        if (now >= hp.next_sweep_ns) {
+            sweep(hp, now);
+            hp.next_sweep_ns = now + 1'000'000'000;
+        }
         OriginPool& op = hp.origins[origin];
         if (reusable && op.idle.size() < options.max_idle_per_host) {
-            c->idle_since_ns = now_ns();
+            c->idle_since_ns = now;
             op.idle.push_back(std::move(c));
             hub_metrics()[hub_index()].idle.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -324,6 +330,23 @@ class ClientCore {
             forget(op);
         }
         if (op.permits) op.permits->release();  // a waiting borrower takes the idle one
+    }
+
+    // Closes the idle connections of every origin that are too old or that the server closed:
+    // take() looks only at its own origin's, and a program that calls many hosts (webhooks)
+    // would keep the others open (in CLOSE_WAIT) until it called them again.
+    void sweep(HubPool& hp, std::int64_t now) {
+        HubClientMetrics& m = hub_metrics()[hub_index()];
+        for (auto& [origin, op] : hp.origins) {
+            std::erase_if(op.idle, [&](std::unique_ptr<ClientConn>& c) {
+                if (now - c->idle_since_ns < options.idle_timeout.count() && !c->looks_closed())
+                    return false;
+                c.reset();
+                m.idle.fetch_sub(1, std::memory_order_relaxed);
+                forget(op);
+                return true;
+            });
+        }
     }
 
     // One connection of `op` closed.

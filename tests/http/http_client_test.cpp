@@ -349,6 +349,28 @@ FIBER_TEST(Client, AnAnswerWithoutABodyThatClosesIsNotPooled) {
     EXPECT_EQ(closing.accepts(), 2);
 }
 
+FIBER_TEST(Client, IdleConnectionsOfOriginsNotCalledAgainStillClose) {
+    // A program that calls many hosts: an origin it does not call again must not keep its
+    // idle connection open for good.
+    bool a_closed = false;
+    ScriptedServer a([&a_closed](weft::TcpStream& s, int) {
+        std::string buf;
+        while (read_request(s, buf))
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")) break;
+        a_closed = true;  // the client closed it
+    });
+    ScriptedServer b(always("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"));
+    ClientOptions o;
+    o.idle_timeout = 50ms;
+    Client c(o);
+    ASSERT_TRUE(c.get(a.url()));
+    (void)weft::sleep_for(1100ms);  // past the idle timeout, and past the sweeps' period
+    ASSERT_TRUE(c.get(b.url()));
+    for (int i = 0; i < 100 && !a_closed; ++i)
+        (void)weft::sleep_for(10ms);
+    EXPECT_TRUE(a_closed);
+}
+
 FIBER_TEST(Client, AHeadJustOverTheLimitIsTooLarge) {
     ClientOptions o;
     o.max_header_bytes = 100;
