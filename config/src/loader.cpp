@@ -178,14 +178,15 @@ class Loader final : private CheckContext {
             std::string value;
         };
         std::map<const Key*, SetAs> set_as;
+        enum class Seen { first, same, conflict };
         auto once = [&](const Key& k, const std::string& as, const Value& v) {
             auto [it, fresh] = set_as.try_emplace(&k, SetAs{as, v.source(), v.describe()});
-            if (fresh) return true;
-            if (it->second.value != v.describe())
-                error(k.display(), v.source(), v.describe(),
-                      "conflicts with " + it->second.name + " = " + it->second.value + " (" +
-                          it->second.source.to_string() + "); set only one of them");
-            return false;
+            if (fresh) return Seen::first;
+            if (it->second.value == v.describe()) return Seen::same;
+            error(as, v.source(), v.describe(),
+                  "conflicts with " + it->second.name + " = " + it->second.value + " (" +
+                      it->second.source.to_string() + "); set only one of them");
+            return Seen::conflict;
         };
         for (const auto& [name, value] : root) {
             if (name == "plugin") {
@@ -208,15 +209,18 @@ class Loader final : private CheckContext {
                     const std::string dotted = name + "." + key;
                     if (const Key* now = schema_.find_old(dotted)) {
                         const std::string as = section_title(name) + " " + key;
-                        if (once(*now, as, v) && apply(*now, Input::from_value(v), v.source()))
-                            moved(*now, as, v.source());
+                        const Seen seen = once(*now, as, v);
+                        if (seen == Seen::same ||
+                            (seen == Seen::first && apply(*now, Input::from_value(v), v.source())))
+                            moved(*now, as, v.source());  // a former name: say so
                         continue;
                     }
                     error(section_title(name) + " " + key, v.source(), {},
                           unknown("key", key, keys_of(schema_, name)));
                     continue;
                 }
-                if (once(*spec, spec->display(), v)) apply(*spec, Input::from_value(v), v.source());
+                if (once(*spec, spec->display(), v) == Seen::first)
+                    apply(*spec, Input::from_value(v), v.source());
             }
         }
     }

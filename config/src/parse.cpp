@@ -272,7 +272,7 @@ Parsed<std::uint64_t> parse_size(const Input& in, std::uint64_t min, std::uint64
     // Whole bytes, checked after rounding: 0.4 must not become 0 (often "no limit"), and a
     // count past what 64 bits hold must not wrap.
     const long double rounded = std::roundl(bytes);
-    if (bytes > 0 && rounded == 0)
+    if (bytes != 0 && rounded == 0)
         return Problem{"less than one byte; " + range_text(min, max, show_size)};
     if (rounded < static_cast<long double>(min) || rounded > static_cast<long double>(max)) {
         return Problem{range_text(min, max, show_size)};

@@ -135,7 +135,10 @@ TEST(ConfigParse, SizesAreWholeBytesCheckedAfterRounding) {
     // 0.4 rounds to 0, which often means "no limit": refused, not taken.
     auto r = parse_size(Input::from_text("0.4"), 0, 1024);
     EXPECT_FALSE(r.ok());
-    if (!r.ok()) EXPECT_NE(r.error().message.find("less than one byte"), std::string::npos);
+    if (!r.ok()) {
+        EXPECT_NE(r.error().message.find("less than one byte"), std::string::npos);
+    }
+    EXPECT_FALSE(parse_size(Input::from_text("-0.4"), 0, 1024).ok());  // not -0: 0 either
     EXPECT_EQ(parse_size(Input::from_text("1.5KiB"), 0, 1u << 20).value(), 1536u);
     EXPECT_EQ(parse_size(Input::from_text("1023.6"), 0, 1024).value(), 1024u);
     EXPECT_FALSE(parse_size(Input::from_text("1024.6"), 0, 1024).ok());  // 1025 after rounding
