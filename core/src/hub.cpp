@@ -157,8 +157,10 @@ void HubImpl::run_loop() {
             io_->poll(timeout);  // reads the clock into last_ns_ as it wakes (woke())
             probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
             sleeping_.store(false, std::memory_order_relaxed);
-            busy_from = last_ns_;
-            if (stats_) bump(probe_.idle_ns, static_cast<std::uint64_t>(last_ns_ - before));
+            // Idle until the wake; the completions handled after it are busy time (even when
+            // handled() read the clock again after them).
+            busy_from = woke_ns_;
+            if (stats_) bump(probe_.idle_ns, static_cast<std::uint64_t>(woke_ns_ - before));
         } else {
             sleeping_.store(false, std::memory_order_relaxed);
             io_->poll(0);  // with statistics, reads the clock into last_ns_ (woke())

@@ -115,7 +115,7 @@ class HubImpl final : public Hub {
     /// The backend's poll() is past its wait (`waited`: it could block): the loop's clock
     /// reading, which stamps the fibers woken now and times the idle period, is taken here.
     void woke(bool waited) noexcept {
-        if (waited || stats_) last_ns_ = clock_ns();
+        if (waited || stats_) last_ns_ = woke_ns_ = clock_ns();
     }
     /// The same poll() is done with the completions it handled; `long_pass`: they took long
     /// enough (many of them, or a system call each) that the reading is read again, so that the
@@ -215,6 +215,7 @@ class HubImpl final : public Hub {
     /// read of its own (one read per slice). Only pick_next pops the queue, after stamping.
     FiberRecord* unstamped_ = nullptr;
     std::int64_t last_ns_ = 0;
+    std::int64_t woke_ns_ = 0;  ///< the last poll's wake: the idle period's end (see handled())
     std::int64_t slice_start_ns_ = 0;
     std::size_t live_ = 0;
     static constexpr std::size_t kSpareLocals = 64;

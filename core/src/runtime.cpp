@@ -53,13 +53,16 @@ std::string env_value(const char* name) {
 }
 
 unsigned hubs_from_env() {
-    const std::string v = env_value("WEFT_HUBS");
-    if (v.empty()) return 0;
+    std::string v = env_value("WEFT_HUBS");
+    for (char& c : v)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (v.empty() || v == "auto" || v == "0") return 0;  // automatic, as the settings say
     unsigned n = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (ec != std::errc() || end != v.data() + v.size() || n < 1 || n > 1024)
         throw std::invalid_argument("WEFT_HUBS='" + v +
-                                    "' (environment): expected a whole number from 1 to 1024");
+                                    "' (environment): expected a whole number from 1 to 1024, "
+                                    "or 0 or auto (the CPUs available)");
     return n;
 }
 

@@ -158,6 +158,11 @@ TEST(Runtime, HubsFromOptionAndEnvironment) {
         weft::Runtime rt(o);
         EXPECT_EQ(rt.hub_count(), 2u);
     }
+    for (const char* automatic : {" AUTO ", "0"}) {  // the settings' grammar
+        EnvGuard g("WEFT_HUBS", automatic);
+        weft::Runtime rt(weft::testing::test_options());
+        EXPECT_EQ(rt.hub_count(), weft::default_hub_count()) << automatic;
+    }
 }
 
 TEST(Runtime, BadEnvironmentIsAClearError) {

@@ -37,8 +37,9 @@ namespace weft {
 /// several descriptors at once (curl's multi socket interface).
 ///
 /// Blocking: parks the fiber only, whether syscall patching is on or not. Errc::cancelled when
-/// the fiber is cancelled; a descriptor closed while the fiber waits shows POLLNVAL. Outside a
-/// fiber it is poll(2) on the calling thread.
+/// the fiber is cancelled, Errc::timed_out when the fiber's own deadline (ScopedDeadline, the
+/// request's) passes before `deadline`; a descriptor closed while the fiber waits shows
+/// POLLNVAL. Outside a fiber it is poll(2) on the calling thread.
 [[nodiscard]] Result<int> poll_fds(std::span<pollfd> fds, Deadline deadline = {});
 
 }  // namespace weft
