@@ -190,7 +190,7 @@ std::optional<BlockingEnd> EpisodeTracker::close(unsigned i, std::int64_t end_ns
 void EpisodeTracker::collapse(BlockingReport& r) {
     r.stack_hash = stack_hash(r.stack);
     std::lock_guard<std::mutex> g(stacks_mu_);
-    if (stacks_.size() >= kMaxStacks && !stacks_.count(r.stack_hash)) {
+    if (stacks_.size() >= o_.max_stacks && !stacks_.count(r.stack_hash)) {
         // Full: the stack seen least recently goes (unknown code hashes by address, so a
         // long run can meet a new stack with almost every report).
         auto oldest = stack_order_.begin();

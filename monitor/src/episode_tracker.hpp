@@ -65,6 +65,9 @@ class EpisodeTracker {
         /// Samples carry slice_start_ns, slices and slice_ns, so that a blockage's start and
         /// end are exact; without them both are estimated from when the detector looked.
         bool slice_stats = true;
+        /// Distinct stacks kept (the ones seen least recently go): at least the reports kept
+        /// for /debug/blocking, which shows their frames from this table.
+        std::size_t max_stacks = 1024;
     };
 
     /// `clock` must outlive the tracker.
@@ -90,7 +93,7 @@ class EpisodeTracker {
     /// call paths (whatever system-library frames lie under them) collapse into one entry with
     /// a count.
     void collapse(BlockingReport& r);
-    /// The distinct stacks, first seen first (the 1024 seen most recently).
+    /// The distinct stacks, first seen first (the Options::max_stacks seen most recently).
     std::vector<StackStat> stacks() const;
 
     HubBlockingStats stats(unsigned hub) const;
@@ -144,7 +147,6 @@ class EpisodeTracker {
 
     std::unique_ptr<Counters[]> counters_;  // read by any thread
 
-    static constexpr std::size_t kMaxStacks = 1024;  // distinct stacks kept
     mutable std::mutex stacks_mu_;
     std::unordered_map<std::uint64_t, StackStat> stacks_;
     std::vector<std::uint64_t> stack_order_;

@@ -191,7 +191,8 @@ struct Watchdog::Impl {
           stats(r.options().collect_stats),
           baselines(r.hub_count()),
           episodes(r.hub_count(),
-                   {threshold_ns, period_ns, s.reports_per_minute, r.options().collect_stats},
+                   {threshold_ns, period_ns, s.reports_per_minute, r.options().collect_stats,
+                    std::max<std::size_t>(1024, s.recent_reports + 1)},
                    clock) {
         auto ring = std::make_unique<detail::RecentReportsSink>(s.recent_reports);
         recent = ring.get();
@@ -280,13 +281,13 @@ struct Watchdog::Impl {
     }
 
     // False when the queue is full (the reporter is stuck in a sink): the job is dropped. A
-    // closing record gets room past the reports' cap: there is at most one per report taken
-    // and not yet closed (those queued, and one open episode per hub), and a dropped one would
-    // leave its report open for good (in /debug/blocking, in the file).
+    // closing record is never refused: there is at most one per report taken and not yet
+    // closed (those queued, and one open episode per hub), and a dropped one would leave its
+    // report open for good (in /debug/blocking, in the file).
     bool enqueue(Job job) {
         {
             std::lock_guard<std::mutex> g(jobs_mu);
-            if (jobs.size() >= (job.kind == Job::end ? 2 * kMaxJobs : kMaxJobs)) return false;
+            if (job.kind != Job::end && jobs.size() >= kMaxJobs) return false;
             jobs.push_back(std::move(job));
         }
         jobs_cv.notify_one();
