@@ -371,6 +371,56 @@ FIBER_TEST(Client, IdleConnectionsOfOriginsNotCalledAgainStillClose) {
     EXPECT_TRUE(a_closed);
 }
 
+FIBER_TEST(Client, ASwitchedConnectionIsNotPooled) {
+    // After a 101 the connection speaks another protocol: the next request (a POST, never
+    // retried) must not go out on it.
+    ScriptedServer upgrading([](weft::TcpStream& s, int) {
+        std::string buf;
+        if (!read_request(s, buf)) return;
+        (void)s.send(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n");
+        (void)weft::sleep_for(300ms);
+    });
+    Client c;
+    for (int i = 0; i < 2; ++i) {
+        ClientRequest post;
+        post.method = "POST";
+        post.url = upgrading.url();
+        auto r = c.request(post);
+        ASSERT_TRUE(r) << i << ": " << r.error().message();
+        EXPECT_EQ(r->status, 101);
+    }
+    EXPECT_EQ(upgrading.accepts(), 2);
+}
+
+FIBER_TEST(Client, TheRetryAfterAStaleConnectionDials) {
+    // Two connections pooled; then the server drops each of them at its next request without
+    // an answer (as after a firewall dropped the flow). The retry must not take the other
+    // pooled one, as dead: it dials a third, which answers.
+    ScriptedServer flaky([](weft::TcpStream& s, int n) {
+        std::string buf;
+        if (!read_request(s, buf)) return;
+        if (n <= 2) (void)weft::sleep_for(50ms);  // both first requests at once: two connections
+        if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) return;
+        if (n <= 2)
+            (void)read_request(s, buf);  // the next request: dropped unanswered
+        else
+            while (read_request(s, buf) &&
+                   s.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) {
+            }
+    });
+    Client c;
+    auto first = weft::spawn("first", [&] { return c.get(flaky.url()).ok(); });
+    auto second = weft::spawn("second", [&] { return c.get(flaky.url()).ok(); });
+    ASSERT_TRUE(first.join());
+    ASSERT_TRUE(second.join());
+    ASSERT_EQ(flaky.accepts(), 2);
+    auto r = c.get(flaky.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "ok");
+    EXPECT_EQ(flaky.accepts(), 3);
+}
+
 FIBER_TEST(Client, AHeadJustOverTheLimitIsTooLarge) {
     ClientOptions o;
     o.max_header_bytes = 100;
