@@ -224,6 +224,19 @@ int main(int argc, char** argv) {
         log->warn("configuration: {}", w);
     const auto& access_log_source = loaded.sources.of("log.access_log");
 
+    // The blocking reports file, when the watchdog is on to write it: opened (created) as the
+    // watchdog will, so that a path it cannot use is an error naming the key and its source.
+    auto check_reports_file = [&] {
+        const std::string& reports = cfg.monitor.reports_file;
+        if (!cfg.monitor.enabled || reports.empty()) return;
+        const int fd = ::open(reports.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            throw std::runtime_error("[monitor] reports_file: cannot open '" + reports + "' (" +
+                                     loaded.sources.of("monitor.reports_file").to_string() +
+                                     "): " + std::strerror(errno));
+        ::close(fd);
+    };
+
     if (cli.check_config) {
         // Plugins are initialized too (against a scratch router): only their init can check
         // their own config tables, and route collisions show only then. Like nginx -t, the
@@ -234,17 +247,7 @@ int main(int argc, char** argv) {
             // Opens (creates) the access log file, as the real start would; and the blocking
             // reports file, when the watchdog is on to write it.
             (void)weft::server::make_access_log(cfg.log, access_log_source);
-            const std::string& reports = cfg.monitor.reports_file;
-            if (cfg.monitor.enabled && !reports.empty()) {
-                const int fd =
-                    ::open(reports.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-                if (fd < 0)
-                    throw std::runtime_error("[monitor] reports_file: cannot open '" + reports +
-                                             "' (" +
-                                             loaded.sources.of("monitor.reports_file").to_string() +
-                                             "): " + std::strerror(errno));
-                ::close(fd);
-            }
+            check_reports_file();
         } catch (const std::exception& e) {
             std::fprintf(stderr, "weft: %s\nweft: %s test failed\n", e.what(), config_name.c_str());
             return 1;
@@ -296,6 +299,7 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<weft::monitor::Watchdog> watchdog;
     try {
+        check_reports_file();
         watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, cfg.monitor);
     } catch (const std::exception& e) {
         log->error("cannot start the watchdog: {}", e.what());

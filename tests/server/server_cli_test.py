@@ -328,6 +328,11 @@ class CheckConfig(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(path, r.stderr)
         self.assertIn("flag --set monitor.reports_file", r.stderr)
+        # The real start says the same.
+        with u.Weft(["--set", "monitor.reports_file=" + path]) as w:
+            self.assertEqual(w.wait(15), 1)
+            self.assertIn("[monitor] reports_file", w.stderr())
+            self.assertIn("flag --set monitor.reports_file", w.stderr())
         # With the watchdog off nothing writes it: neither the test nor the start opens it.
         off = ["--set", "monitor.reports_file=" + path, "--set", "monitor.enabled=false"]
         r = run_weft(["--check-config"] + off)
