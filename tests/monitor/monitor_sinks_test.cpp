@@ -77,7 +77,7 @@ TEST(MonitorJsonFile, ALineCutByAFailedWriteDoesNotGlueTheNextRecord) {
     // Report ids restart with every run: each line names its run (start time and pid).
     const std::string run = nlohmann::json::parse(lines[0])["run"];
     EXPECT_EQ(nlohmann::json::parse(lines[2])["run"], run);
-    EXPECT_EQ(run.substr(run.find('/')), "/" + std::to_string(pid)) << run;
+    EXPECT_EQ(run.substr(run.find('/') + 1), std::to_string(pid)) << run;
     EXPECT_EQ(run.find('Z'), run.find('/') - 1) << "UTC, then the pid: " << run;
 }
 
