@@ -337,7 +337,8 @@ class ClientCore {
     // would keep the others open (in CLOSE_WAIT) until it called them again.
     void sweep(HubPool& hp, std::int64_t now) {
         HubClientMetrics& m = hub_metrics()[hub_index()];
-        for (auto& [origin, op] : hp.origins) {
+        for (auto& entry : hp.origins) {
+            OriginPool& op = entry.second;  // not a structured binding: clang 14 cannot capture one
             std::erase_if(op.idle, [&](std::unique_ptr<ClientConn>& c) {
                 if (now - c->idle_since_ns < options.idle_timeout.count() && !c->looks_closed())
                     return false;
