@@ -264,6 +264,7 @@ Result<SocketAddress> TcpListener::local_address() const {
 Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_t port) {
     struct Out {
         int rc = 0;
+        int sys_errno = 0;  // EAI_SYSTEM's cause: errno of the pool thread that looked up
         std::vector<SocketAddress> addrs;
     };
     // With the fiber's deadline or cancel before a pool thread takes the lookup: that error.
@@ -275,6 +276,7 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
         addrinfo* res = nullptr;
         std::string service = std::to_string(port);
         o.rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+        if (o.rc == EAI_SYSTEM) o.sys_errno = errno;
         for (addrinfo* ai = res; ai; ai = ai->ai_next)
             o.addrs.emplace_back(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
         if (res) ::freeaddrinfo(res);
@@ -284,7 +286,7 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
     Out& out = *looked_up;
     if (out.rc == EAI_NONAME || out.rc == EAI_NODATA || out.rc == EAI_FAIL) return Errc::not_found;
     if (out.rc == EAI_AGAIN) return Errc::timed_out;
-    if (out.rc != 0) return Error(Errc::system, out.rc == EAI_SYSTEM ? errno : 0);
+    if (out.rc != 0) return Error(Errc::system, out.rc == EAI_SYSTEM ? out.sys_errno : 0);
     if (out.addrs.empty()) return Errc::not_found;
     return std::move(out.addrs);
 }
