@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hub_impl.hpp"
+#include "patch/patch.hpp"
 #include "patch/real.hpp"
 #include "weft/core/fd_wait.hpp"
 
@@ -138,6 +139,10 @@ Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadlin
 }
 
 void fd_closing(int fd) noexcept {
+    // The child of a fork() has copies of the hubs, not hubs: interrupting a copied waiter
+    // would write a cancel into the ring it shares with the parent, and the hub list's lock or
+    // another hub's queue lock may have been held by a thread that the child does not have.
+    if (patch::g_forked) return;
     auto* c = wait_count(fd, false);
     if (!c || c->load(std::memory_order_relaxed) == 0) return;
     HubImpl* self = HubImpl::current();

@@ -764,6 +764,47 @@ TEST(PatchFork, TheChildOfAForkUsesLibc) {
     });
 }
 
+// The child of a fork() closes a descriptor a fiber of the parent waits on (as a library that
+// closes every inherited descriptor before exec does): the child must neither touch the hubs it
+// copied (their ring is shared with the parent) nor hang, and the parent's wait goes on.
+TEST(PatchFork, AChildClosingAWaitedDescriptorLeavesTheParentsWait) {
+    run_patched([] {
+        int data[2], done[2];
+        ASSERT_EQ(::pipe(data), 0);
+        ASSERT_EQ(::pipe(done), 0);
+        char got = 0;
+        ssize_t n = -1;
+        auto reader = weft::spawn("reader", [&] { n = ::read(data[0], &got, 1); });
+        (void)weft::sleep_for(10ms);  // the reader waits on data[0] now
+        ASSERT_EQ(waits(PatchedCall::read), 1u);
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            ::close(data[0]);
+            ::close(data[1]);
+            char c = 'c';
+            ::_exit(::write(done[1], &c, 1) == 1 ? 0 : 1);
+        }
+        ::close(done[1]);
+        char c = 0;
+        EXPECT_EQ(::read(done[0], &c, 1), 1);  // the child got through its closes
+        int status = -1;
+        for (int i = 0; i < 500 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
+            (void)weft::sleep_for(10ms);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+        // The parent's reader still waits, and takes the byte that comes.
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(n, -1);
+        ASSERT_EQ(::write(data[1], "x", 1), 1);
+        reader.join();
+        EXPECT_EQ(n, 1);
+        EXPECT_EQ(got, 'x');
+        ::close(data[0]);
+        ::close(data[1]);
+        ::close(done[0]);
+    });
+}
+
 // --- the public fd waits ---------------------------------------------------------------------
 
 FIBER_TEST(FdWait, ReadableWritableTimeoutAndCancel) {
