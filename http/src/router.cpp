@@ -1,8 +1,10 @@
 // Router: a tree of path segments. Matching walks it depth-first — literal, then `{name}`, then
 // `{name...}` — and takes the first route that has the request's method; when routes exist
-// for the path but none for the method, the first one found answers 405 with its Allow list.
+// for the path but none for the method, 405 answers, its Allow listing the methods of every
+// route that matches the path.
 #include "weft/http/router.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -150,6 +152,12 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
             throw std::invalid_argument("route method '" + std::string(method) +
                                         "' must be upper-case letters (GET, POST...)");
     std::vector<Seg> segs = parse_template(path_template);
+    const auto param_count = static_cast<std::size_t>(std::count_if(
+        segs.begin(), segs.end(), [](const Seg& s) { return s.kind != SegKind::literal; }));
+    if (param_count > RawParams::kMax)
+        throw std::invalid_argument("route " + std::string(path_template) + " has " +
+                                    std::to_string(param_count) + " parameters; at most " +
+                                    std::to_string(RawParams::kMax) + " are allowed");
     Node* n = root_.get();
     std::vector<std::string> names;
     for (const Seg& s : segs) {
@@ -275,16 +283,26 @@ Router::Match Router::match(Method method_id, std::string_view method, std::stri
     params.count = 0;
     if (path.empty() || path.front() != '/') return m;
     const bool head = method_id == Method::head;
-    const Node* first_terminal = nullptr;
+    // The nodes with routes the walk reached without one for the method: a 405's Allow lists
+    // the methods of them all (GET /users/{id} and POST /users/me both serve /users/me).
+    struct Terminals {
+        const Node* nodes[16];
+        std::size_t count = 0;
+        void add(const Node* n) noexcept {
+            for (std::size_t i = 0; i < count; ++i)
+                if (nodes[i] == n) return;
+            if (count < std::size(nodes)) nodes[count++] = n;
+        }
+    } terminals;
 
-    // Depth-first over the tree; returns the endpoint for the method, remembering the first
-    // node that has routes at all (for 405).
+    // Depth-first over the tree; returns the endpoint for the method, remembering the nodes
+    // that have routes but none for it (for 405).
     struct Walker {
         Method method_id;
         std::string_view method;
         bool head;
         RawParams& params;
-        const Node*& first_terminal;
+        Terminals& terminals;
 
         const Endpoint* pick(const Node* n) const {
             if (n->endpoints.empty()) return nullptr;
@@ -296,7 +314,7 @@ Router::Match Router::match(Method method_id, std::string_view method, std::stri
             if (head)
                 for (const Endpoint* e : n->endpoints)
                     if (e->method_id == Method::get) return e;
-            if (!first_terminal) first_terminal = n;
+            terminals.add(n);
             return nullptr;
         }
         bool push(std::string_view v) const {
@@ -342,7 +360,7 @@ Router::Match Router::match(Method method_id, std::string_view method, std::stri
             return nullptr;
         }
     };
-    Walker w{method_id, method, head, params, first_terminal};
+    Walker w{method_id, method, head, params, terminals};
     // A path that is a parameterless template is the node the walk would reach first: it tries
     // literals before parameters at every level. (Templates with a '%' are not in the table: the
     // walk compares decoded segments with them.) When that node has no route for the method,
@@ -350,7 +368,7 @@ Router::Match Router::match(Method method_id, std::string_view method, std::stri
     const Endpoint* e = nullptr;
     if (const Node* n = find_exact(path)) {
         e = w.pick(n);
-        first_terminal = nullptr;
+        terminals.count = 0;  // the walk reaches it again
     }
     if (!e) e = w.walk(root_.get(), path.substr(1));
     if (e) {
@@ -363,16 +381,22 @@ Router::Match Router::match(Method method_id, std::string_view method, std::stri
         return m;
     }
     params.count = 0;
-    if (first_terminal) {
+    if (terminals.count > 0) {
+        const Node* first = terminals.nodes[0];
         m.status = 405;
-        m.route = first_terminal->route;
-        m.route_id = first_terminal->route_id;
+        m.route = first->route;
+        m.route_id = first->route_id;
         bool get = false, head_listed = false;
-        for (const Endpoint* e : first_terminal->endpoints) {  // methods are unique per node
-            if (!m.allow.empty()) m.allow += ", ";
-            m.allow += e->method;
-            get = get || e->method == "GET";
-            head_listed = head_listed || e->method == "HEAD";
+        std::vector<std::string_view> listed;
+        for (std::size_t t = 0; t < terminals.count; ++t) {
+            for (const Endpoint* e : terminals.nodes[t]->endpoints) {
+                if (std::find(listed.begin(), listed.end(), e->method) != listed.end()) continue;
+                listed.push_back(e->method);
+                if (!m.allow.empty()) m.allow += ", ";
+                m.allow += e->method;
+                get = get || e->method == "GET";
+                head_listed = head_listed || e->method == "HEAD";
+            }
         }
         if (get && !head_listed) m.allow += ", HEAD";
     }

@@ -118,6 +118,24 @@ TEST(HttpRouter, MethodFallbackToOtherBranch) {
     EXPECT_EQ(m.allow, "POST");
 }
 
+// Every route that matches the path lends its methods to the 405's Allow (RFC 9110 15.5.6),
+// not only the first one the walk met.
+TEST(HttpRouter, AllowListsTheMethodsOfEveryMatchingRoute) {
+    Router r;
+    r.get("/users/{id}", named("get"));
+    r.post("/users/me", named("post"));
+    auto m = find(r, "DELETE", "/users/me");
+    EXPECT_EQ(m.status, 405);
+    EXPECT_EQ(m.allow, "POST, GET, HEAD");
+    EXPECT_EQ(m.route, "/users/me");
+    EXPECT_EQ(find(r, "DELETE", "/users/7").allow, "GET, HEAD");
+    Router deep;
+    deep.get("/x/{a}/lit", named("a"));
+    deep.put("/x/y/{b}", named("b"));
+    deep.put("/x/{a}/{c}", named("c"));  // PUT again, listed once
+    EXPECT_EQ(find(deep, "DELETE", "/x/y/lit").allow, "PUT, GET, HEAD");
+}
+
 TEST(HttpRouter, MethodNotAllowedAndHead) {
     Router r;
     r.get("/thing", named("get"));
@@ -149,6 +167,25 @@ TEST(HttpRouter, BadTemplatesAndDuplicates) {
     EXPECT_THROW(r.get("/{a b}", named("x")), std::invalid_argument);
     EXPECT_THROW(r.add("get", "/x", named("x")), std::invalid_argument);
     EXPECT_THROW(r.add("GET", "/x", Handler()), std::invalid_argument);
+    // More parameters than a match can hold would make a route no path reaches.
+    std::string many, sixteen;
+    for (int i = 1; i <= 17; ++i) {
+        many += "/{p" + std::to_string(i) + "}";
+        if (i <= 16) sixteen += "/{p" + std::to_string(i) + "}";
+    }
+    try {
+        r.get(many, named("x"));
+        FAIL() << "17 parameters accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("17 parameters; at most 16"), std::string::npos)
+            << e.what();
+    }
+    Router sixteen_ok;
+    sixteen_ok.get(sixteen, named("m"));
+    std::string path;
+    for (int i = 1; i <= 16; ++i)
+        path += "/" + std::to_string(i);
+    EXPECT_EQ(find(sixteen_ok, "GET", path).status, 200);
     r.get("/u/{id}", named("a"));
     try {
         r.get("/u/{name}", named("b"));

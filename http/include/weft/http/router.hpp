@@ -1,9 +1,14 @@
 // Router: method + path template -> handler. Templates are literal segments, `{name}` (one
 // non-empty segment) and a trailing `{name...}` (the rest of the path, possibly empty):
 // "/users/{id}", "/files/{path...}". A literal segment wins over `{name}`, which wins over
-// `{name...}`. No route for the path: 404; a route for the path but not the method: 405 with an
-// Allow header. HEAD falls back to GET. Build the router before the server starts; it is
+// `{name...}`. No route for the path: 404; routes for the path but not the method: 405 with an
+// Allow header listing the methods of every route that matches the path. HEAD falls back to
+// GET. A template has at most 16 parameters. Build the router before the server starts; it is
 // read-only (and so safe to share between hubs) afterwards.
+//
+// Parameter values are percent-decoded and nothing more: the path is not normalized, so a value
+// may hold "..", "/" (from %2F, or in a `{name...}`) or a NUL byte. A handler that turns one into
+// a file name or a key checks it first.
 #pragma once
 
 #include <chrono>
