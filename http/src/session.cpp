@@ -88,6 +88,11 @@ Response internal_error() {
     return Response(500, "Internal Server Error\n");
 }
 
+// What a request whose deadline passed before anything went out gets.
+Response deadline_passed_answer() {
+    return Response(504, "Gateway Timeout: the request's deadline passed\n");
+}
+
 // The handler's answer, built where the caller keeps it (no default response to move over);
 // a handler that throws gets a 500, by guarded()'s policy.
 Response call_handler(Request& req, const Endpoint& ep) {
@@ -408,7 +413,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         RequestLife life(*ctx_.options, ep, req, s.received, conn_->fd, conn_->peer_text,
                          request_context_);
         if (ep.stream) {
-            run_stream(ep, req, keep, status, bytes);
+            run_stream(ep, req, life, keep, status, bytes);
             life.handler_done();
         } else {
             Response r = call_handler(req, ep);
@@ -416,7 +421,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             if (!valid_status("handler", req, ep, r.status())) r = internal_error();
             if (life.deadline_passed() && !life.client_gone()) {
                 // Nothing went out yet: the client gets the answer its deadline promised.
-                r = Response(504, "Gateway Timeout: the request's deadline passed\n");
+                r = deadline_passed_answer();
                 if (ctx_.metrics) ctx_.metrics->count_timed_out();
             }
             status = r.status();
@@ -733,9 +738,10 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
 // ---------------------------------------------------------------------------------------------
 // Streaming responses.
 
-void Http1Session::run_stream(const Endpoint& ep, Request& req, bool& keep, int& status,
-                              std::uint64_t& bytes) {
+void Http1Session::run_stream(const Endpoint& ep, Request& req, RequestLife& life, bool& keep,
+                              int& status, std::uint64_t& bytes) {
     stream_req_ = &req;
+    stream_life_ = &life;
     stream_keep_ = keep;
     stream_started_ = false;
     stream_failed_ = false;
@@ -743,11 +749,17 @@ void Http1Session::run_stream(const Endpoint& ep, Request& req, bool& keep, int&
     ResponseStream stream(*this);
     const bool failed = !guarded("streaming handler", req, ep, [&] { ep.stream(req, stream); });
     stream_req_ = nullptr;
+    stream_life_ = nullptr;
     if (!stream_started_) {
-        // Nothing went out yet: an ordinary response (a 500 if the handler failed).
+        // Nothing went out yet: an ordinary response (a 500 if the handler failed, a 504 if
+        // its deadline passed, as for an ordinary handler).
         Response r = failed ? internal_error() : stream.head();
         if (!failed && !valid_status("streaming handler", req, ep, r.status()))
             r = internal_error();
+        if (life.deadline_passed() && !life.client_gone()) {
+            r = deadline_passed_answer();
+            if (ctx_.metrics) ctx_.metrics->count_timed_out();
+        }
         status = r.status();
         append_response(req, std::move(r), keep, bytes, req.method() == Method::head);
         return;
@@ -769,6 +781,8 @@ void Http1Session::run_stream(const Endpoint& ep, Request& req, bool& keep, int&
 Result<void> Http1Session::stream_write(const Response& head, std::string_view data) {
     if (!stream_req_ || stream_failed_ || send_failed_) return Errc::closed;
     const Request& req = *stream_req_;
+    // Past the deadline nothing starts: the handler's return answers 504.
+    if (!stream_started_ && stream_life_ && stream_life_->deadline_passed()) return Errc::timed_out;
     if (!stream_started_) {
         stream_started_ = true;
         stream_status_ = head.status() >= 200 && head.status() <= 599 ? head.status() : 500;

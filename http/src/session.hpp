@@ -171,7 +171,7 @@ class Http1Session final : public StreamSink {
     void before_read();
     Slot& slot(std::size_t i);
     void handle(Slot& s, bool last_in_batch);
-    void run_stream(const Endpoint& ep, Request& req, bool& keep, int& status,
+    void run_stream(const Endpoint& ep, Request& req, RequestLife& life, bool& keep, int& status,
                     std::uint64_t& bytes);
     /// A WebSocket route: the opening handshake, then the handler, then the close. Returns
     /// the status recorded (101, or the handshake's refusal).
@@ -231,6 +231,7 @@ class Http1Session final : public StreamSink {
 
     // The streaming response in progress.
     const Request* stream_req_ = nullptr;
+    const RequestLife* stream_life_ = nullptr;
     bool stream_keep_ = false;
     bool stream_started_ = false;
     bool stream_chunked_ = false;

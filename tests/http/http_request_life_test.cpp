@@ -33,6 +33,7 @@ struct LifeServer {
     std::atomic<bool> late_child_saw_request{true};
     std::atomic<bool> late_child_done{false};
     std::atomic<bool> left_child_done{false};
+    std::atomic<int> stream_write_result{-1};  // Errc of /stream/late's write
     std::string seen_route, child_route, left_child_saw;
 
     explicit LifeServer(ServerOptions o) {
@@ -85,6 +86,20 @@ struct LifeServer {
                 left_child_done = true;
             }).detach();
             return Response::text("left\n");
+        });
+        // Streaming routes: one that writes after sleeping past its deadline, one that writes
+        // nothing, and one that writes before its deadline and then sleeps past it.
+        router.add_stream("GET", "/stream/late", [this](Request&, ResponseStream& st) {
+            (void)weft::sleep_for(2s);
+            auto w = st.write("too late\n");
+            stream_write_result = static_cast<int>(w ? weft::Errc::ok : w.error().code);
+        });
+        router.add_stream("GET", "/stream/silent",
+                          [](Request&, ResponseStream&) { (void)weft::sleep_for(2s); });
+        router.add_stream("GET", "/stream/started", [](Request&, ResponseStream& st) {
+            (void)st.write("first\n");
+            (void)weft::sleep_for(2s);
+            (void)st.write("second\n");
         });
         server = std::make_unique<Server>(*rt, router, std::move(o));
         port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
@@ -139,6 +154,30 @@ TEST(RequestLife, TheDeadlineEndsTheHandlersWaitsAndAnswers504) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "slept\n");
     EXPECT_EQ(s.outcome(true), 1u);
+}
+
+// A streaming handler whose deadline passes before it has sent anything gets the 504 an
+// ordinary handler gets (and is counted so); one that has started ends its response by closing.
+TEST(RequestLife, AStreamPastItsDeadlineBeforeItsFirstWriteAnswers504) {
+    ServerOptions o;
+    o.request_timeout = 200ms;
+    LifeServer s(o);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = ask(s.port, "GET /stream/late HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    EXPECT_LT(since(t0), 1.5) << "the handler's sleep ends at its deadline";
+    EXPECT_EQ(s.stream_write_result.load(), static_cast<int>(weft::Errc::timed_out));
+    r = ask(s.port, "GET /stream/silent HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    EXPECT_EQ(s.outcome(true), 2u);
+    // Started in time: the head and the first piece went out; the deadline ends it by a close.
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send("GET /stream/started HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(c.wait_closed(5s));
+    EXPECT_EQ(c.buffer().rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << c.buffer();
+    EXPECT_NE(c.buffer().find("first\n"), std::string::npos) << c.buffer();
+    EXPECT_EQ(c.buffer().find("second"), std::string::npos) << c.buffer();
 }
 
 TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
