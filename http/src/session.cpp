@@ -270,8 +270,9 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
             stop_parsing_ = true;
             if (pos < len) {
                 linger_ = true;
-                if (s.req->header("upgrade") && len - pos <= ctx_.options->max_header_bytes)
-                    after_close_.assign(data + pos, len - pos);
+                // An upgrade's handler takes what came after it (a WebSocket client's first
+                // frames): at most one read, which is in memory already.
+                if (s.req->header("upgrade")) after_close_.assign(data + pos, len - pos);
             }
             return;
         }
@@ -615,8 +616,9 @@ void Http1Session::record(const Request& req, int status, unsigned route_id, std
 
 namespace {
 
-// Whether the comma-separated header value `list` holds `token` (case-insensitive).
-bool has_token(std::string_view list, std::string_view token) noexcept {
+// Whether the comma-separated header value `list` holds `token` (case-insensitive unless
+// `exact`).
+bool has_token(std::string_view list, std::string_view token, bool exact = false) noexcept {
     while (!list.empty()) {
         const std::size_t comma = list.find(',');
         std::string_view item = list.substr(0, comma);
@@ -624,16 +626,17 @@ bool has_token(std::string_view list, std::string_view token) noexcept {
             item.remove_prefix(1);
         while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
             item.remove_suffix(1);
-        if (iequals(item, token)) return true;
+        if (exact ? item == token : iequals(item, token)) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }
     return false;
 }
 
-bool any_header_has_token(const Request& req, std::string_view name, std::string_view token) {
+bool any_header_has_token(const Request& req, std::string_view name, std::string_view token,
+                          bool exact = false) {
     for (const auto& h : req.headers())
-        if (iequals(h.name, name) && has_token(h.value, token)) return true;
+        if (iequals(h.name, name) && has_token(h.value, token, exact)) return true;
     return false;
 }
 
@@ -678,10 +681,12 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
         append_response(req, std::move(r), keep, bytes, false);
         return 503;
     }
-    // The server's preference among what the client offers.
+    // The server's preference among what the client offers, compared exactly: the client
+    // fails a handshake that names a subprotocol it did not offer as it spelled it (RFC 6455
+    // 4.1).
     std::string chosen;
     for (const std::string& p : ep.websocket_options.subprotocols) {
-        if (any_header_has_token(req, "sec-websocket-protocol", p)) {
+        if (any_header_has_token(req, "sec-websocket-protocol", p, true)) {
             chosen = p;
             break;
         }

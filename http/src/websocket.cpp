@@ -5,6 +5,10 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "weft/core/text.hpp"
 
 namespace weft::http::detail {
 
@@ -23,7 +27,8 @@ WebSocketCore::WebSocketCore(Transport& transport, const WebSocketSettings& sett
       parser_(settings.max_message),
       subprotocol_(std::move(subprotocol)),
       in_(early),
-      heard_at_(Clock::now()) {}
+      heard_at_(Clock::now()),
+      message_at_(heard_at_) {}
 
 void WebSocketCore::closed(std::uint16_t code, std::string reason) noexcept {
     state_ = State::closed;
@@ -40,6 +45,9 @@ Result<void> WebSocketCore::send(WsOpcode op, std::string_view payload) {
     // A message from another fiber of this hub waits for the one being written.
     MutexLock lock(send_mu_, Deadline(kSendStall));
     if (!lock.owns_lock()) return lock.result();
+    // A close frame that went out while this send waited for the lock ends the sending.
+    if (close_sent_) return Errc::closed;
+    if (op == WsOpcode::close) close_sent_ = true;
     iovec v[2] = {{head.data(), head.size()}, {const_cast<char*>(payload.data()), payload.size()}};
     auto r = transport_.send(std::span<const iovec>(v, payload.empty() ? 1 : 2));
     if (!r) {
@@ -78,13 +86,13 @@ Result<void> WebSocketCore::fill(Deadline until) {
 
 Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
     if (state_ != State::open) return Errc::closed;
-    Clock::time_point message_at = Clock::now();
     for (;;) {
         WsEvent ev;
         while (parse_one(ev)) {
             switch (ev.kind) {
                 case WsEvent::Kind::message:
                     ++messages_in_;
+                    message_at_ = Clock::now();
                     return WebSocket::Message{ev.text, std::move(ev.payload)};
                 case WsEvent::Kind::ping:
                     if (auto r = send(WsOpcode::pong, ev.payload); !r) return r.error();
@@ -113,7 +121,7 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
         Deadline until = deadline;
         const auto& s = settings_;
         if (s.idle_timeout.count() > 0)
-            until = earliest(until, Deadline(message_at + s.idle_timeout));
+            until = earliest(until, Deadline(message_at_ + s.idle_timeout));
         if (s.ping_interval.count() > 0)
             until = earliest(until, Deadline(ping_out_ ? pinged_at_ + s.ping_interval
                                                        : heard_at_ + s.ping_interval));
@@ -134,7 +142,7 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
         if (r.error() != Errc::timed_out) return r.error();  // cancelled: still open
         if (deadline.passed()) return Errc::timed_out;
         const auto t = Clock::now();
-        if (s.idle_timeout.count() > 0 && t >= message_at + s.idle_timeout) {
+        if (s.idle_timeout.count() > 0 && t >= message_at_ + s.idle_timeout) {
             close(ws_close::going_away, "idle timeout");
             return Errc::closed;
         }
@@ -155,9 +163,26 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
     }
 }
 
+void WebSocketCore::close_checked(std::uint16_t code, std::string_view reason) {
+    if (code == ws_close::no_status) {
+        if (!reason.empty())
+            throw std::invalid_argument(
+                "a WebSocket close without a status code (1005) cannot carry a reason");
+    } else if (!ws_close_code_valid(code)) {
+        throw std::invalid_argument("WebSocket close code " + std::to_string(code) +
+                                    " cannot be sent (RFC 6455 7.4): use 1000-1003, 1007-1014 "
+                                    "or 3000-4999");
+    }
+    if (!valid_utf8(reason))
+        throw std::invalid_argument("a WebSocket close reason must be UTF-8 text");
+    close(code, reason);
+}
+
 void WebSocketCore::close(std::uint16_t code, std::string_view reason) {
     if (state_ != State::open) return;
-    if (!send(WsOpcode::close, ws_close_payload(code, reason))) return;
+    const std::string payload =
+        code == ws_close::no_status ? std::string() : ws_close_payload(code, reason);
+    if (!send(WsOpcode::close, payload)) return;
     state_ = State::closing;
     close_code_ = code;
     close_reason_ = std::string(reason);
@@ -193,7 +218,7 @@ Result<void> WebSocket::ping(std::string_view payload) {
     return core_.send(detail::WsOpcode::ping, payload);
 }
 void WebSocket::close(std::uint16_t code, std::string_view reason) {
-    core_.close(code, reason);
+    core_.close_checked(code, reason);
 }
 bool WebSocket::is_open() const noexcept {
     return core_.is_open();

@@ -30,6 +30,9 @@ class WebSocketCore {
     Result<WebSocket::Message> recv(Deadline deadline);
     Result<void> send(WsOpcode op, std::string_view payload);
     void close(std::uint16_t code, std::string_view reason);
+    /// close() for the handler: a code a close frame may not carry, or a reason that is not
+    /// UTF-8, throws std::invalid_argument; ws_close::no_status sends a close frame without one.
+    void close_checked(std::uint16_t code, std::string_view reason);
 
     /// The server drains: the connection's read side is shut down next, and recv() then ends
     /// the WebSocket with 1001 instead of an abnormal close.
@@ -61,9 +64,11 @@ class WebSocketCore {
     std::uint16_t close_code_ = 0;
     std::string close_reason_;
     Clock::time_point heard_at_;     // the last bytes from the client
+    Clock::time_point message_at_;   // the last message from it (the idle timeout's start)
     Clock::time_point pinged_at_{};  // our unanswered ping, if any
     bool ping_out_ = false;
     bool going_away_ = false;
+    bool close_sent_ = false;  // nothing follows our close frame (RFC 6455 5.5.1)
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

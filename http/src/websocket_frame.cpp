@@ -14,11 +14,6 @@ constexpr std::uint16_t kProtocolError = 1002;
 constexpr std::uint16_t kInvalidPayload = 1007;
 constexpr std::uint16_t kTooBig = 1009;
 
-bool valid_close_code(std::uint16_t c) noexcept {
-    if (c >= 3000 && c <= 4999) return true;
-    return c == 1000 || c == 1001 || c == 1002 || c == 1003 || (c >= 1007 && c <= 1011);
-}
-
 // The length of the longest prefix of `s` that ends on a whole UTF-8 sequence (a sequence cut
 // by the end of `s` is left out, to be checked once its rest arrives).
 std::size_t complete_prefix(std::string_view s) noexcept {
@@ -38,6 +33,13 @@ std::size_t complete_prefix(std::string_view s) noexcept {
 }
 
 }  // namespace
+
+bool ws_close_code_valid(std::uint16_t c) noexcept {
+    // Registered codes (1012-1014 came after RFC 6455) and those for libraries and applications;
+    // 1004 is reserved, and 1005, 1006 and 1015 only ever describe a close, never travel in one.
+    if (c >= 3000 && c <= 4999) return true;
+    return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014);
+}
 
 WsEvent WsParser::fail(std::uint16_t code, std::string reason) {
     failed_ = true;
@@ -117,7 +119,7 @@ WsEvent WsParser::next(std::string_view in, std::size_t& used) {
             if (payload.size() == 1) return fail(kProtocolError, "a close frame of one byte");
             e.code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
                                                 static_cast<unsigned char>(payload[1]));
-            if (!valid_close_code(e.code))
+            if (!ws_close_code_valid(e.code))
                 return fail(kProtocolError, "invalid close code " + std::to_string(e.code));
             e.payload = payload.substr(2);
             if (!valid_utf8(e.payload))

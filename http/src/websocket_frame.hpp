@@ -58,6 +58,8 @@ class WsParser {
 void ws_encode(std::string& out, WsOpcode op, std::string_view payload);
 /// Only the header of such a frame, for a payload of `n` bytes sent separately.
 void ws_encode_header(std::string& out, WsOpcode op, std::size_t n);
+/// Whether a close frame may carry `code` (RFC 6455 7.4, and the codes IANA registered since).
+bool ws_close_code_valid(std::uint16_t code) noexcept;
 /// A close frame's payload: the code, big-endian, then the reason (cut to fit 123 bytes).
 std::string ws_close_payload(std::uint16_t code, std::string_view reason);
 /// Sec-WebSocket-Accept for a client's Sec-WebSocket-Key.

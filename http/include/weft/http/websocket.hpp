@@ -9,8 +9,9 @@
 //
 // recv() returns whole messages (fragments joined; text checked as UTF-8), answers pings, and
 // keeps the connection alive: while it waits, a ping goes out after `websocket_ping_interval`
-// of silence, and a client that answers nothing within another interval, or sends nothing for
-// `websocket_idle_timeout`, is closed. Frames that break the protocol (unmasked, a reserved
+// of silence, and a client that answers nothing within another interval, or sends no message
+// for `websocket_idle_timeout` (pings and pongs keep the connection, not the WebSocket, alive),
+// is closed. Frames that break the protocol (unmasked, a reserved
 // opcode, a control frame over 125 bytes or fragmented, a message over the size limit, invalid
 // UTF-8) are answered with the close code RFC 6455 names (1002, 1009, 1007) and end recv().
 // When the handler returns, the server closes the WebSocket (1000, or 1011 if it threw).
@@ -48,6 +49,9 @@ inline constexpr std::uint16_t invalid_payload = 1007;
 inline constexpr std::uint16_t policy_violation = 1008;
 inline constexpr std::uint16_t message_too_big = 1009;
 inline constexpr std::uint16_t internal_error = 1011;
+inline constexpr std::uint16_t service_restart = 1012;
+inline constexpr std::uint16_t try_again_later = 1013;
+inline constexpr std::uint16_t bad_gateway = 1014;
 }  // namespace ws_close
 
 /// What a WebSocket route may set for itself.
@@ -78,8 +82,11 @@ class WebSocket {
     [[nodiscard]] Result<void> send_binary(std::string_view data);
     /// Sends a ping (the client's pong is taken by recv()).
     [[nodiscard]] Result<void> ping(std::string_view payload = {});
-    /// Starts the closing handshake with `code` and `reason` (at most 123 bytes), and waits up
-    /// to two seconds for the client's close frame. Idempotent.
+    /// Starts the closing handshake with `code` and `reason` (UTF-8, cut to 123 bytes), and
+    /// waits up to two seconds for the client's close frame. Idempotent; once it has begun,
+    /// sends from other fibers fail with Errc::closed. ws_close::no_status sends a close frame
+    /// without a code; a code no close frame may carry (1004, 1006, 1015, below 1000, 1016 to
+    /// 2999, 5000 and above) or a reason that is not UTF-8 throws std::invalid_argument.
     void close(std::uint16_t code = ws_close::normal, std::string_view reason = {});
 
     bool is_open() const noexcept;

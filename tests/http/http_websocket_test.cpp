@@ -1,0 +1,338 @@
+// WebSocket routes on the real server, with handlers the demo does not have: nothing goes out
+// after our close frame, close() refuses codes no close frame may carry, the subprotocol is
+// matched as the client spelled it, a client's frames sent with its handshake are kept, the
+// registered codes 1012-1014 are taken, and the idle timeout counts from the last message.
+// (The frame parser has its own unit test; the demo's echo route meets real clients in
+// tests/server/server_websocket_test.py.)
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "weft/core/runtime.hpp"
+#include "weft/core/weft.hpp"
+#include "weft/http/http.hpp"
+
+using namespace std::chrono_literals;
+using namespace weft::http;
+
+namespace {
+
+constexpr std::size_t kBig = 32u << 20;  // more than loopback's socket buffers hold
+
+struct WsServer {
+    std::atomic<int> late_send{-1};  // Errc of /race's send after the close
+
+    explicit WsServer(ServerOptions o = {}) {
+        weft::RuntimeOptions ro;
+        ro.hubs = 1;
+        ro.name = "t";
+        rt = std::make_unique<weft::Runtime>(ro);
+        router.websocket("/echo", [](Request&, WebSocket& ws) {
+            while (auto m = ws.recv())
+                if (!(m->text ? ws.send_text(m->data) : ws.send_binary(m->data))) break;
+        });
+        // One fiber sends more than the client reads, the handler closes while that send holds
+        // the connection, and another fiber sends after the close began.
+        router.websocket("/race", [this](Request&, WebSocket& ws) {
+            auto big = weft::spawn("big", [&] { (void)ws.send_binary(std::string(kBig, 'b')); });
+            auto late = weft::spawn("late", [&] {
+                (void)weft::sleep_for(300ms);
+                auto r = ws.send_text("data-after-close");
+                late_send = static_cast<int>(r ? weft::Errc::ok : r.error().code);
+            });
+            (void)weft::sleep_for(150ms);
+            ws.close(ws_close::normal, "bye");
+            big.join();
+            late.join();
+        });
+        // Closes with ?code and ?reason as the handler was told.
+        router.websocket("/close", [](Request& r, WebSocket& ws) {
+            const auto code = static_cast<std::uint16_t>(
+                std::stoul(std::string(r.query("code").value_or("1000"))));
+            ws.close(code, r.query("reason").value_or(""));
+        });
+        WebSocketOptions chat;
+        chat.subprotocols = {"Chat"};
+        router.websocket(
+            "/proto", [](Request&, WebSocket& ws) { ws.close(); }, chat);
+        // Waits in short slices, as a handler with other duties would.
+        router.websocket("/slices", [](Request&, WebSocket& ws) {
+            for (;;) {
+                auto m = ws.recv(weft::Deadline(100ms));
+                if (!m && m.error().code != weft::Errc::timed_out) break;
+            }
+        });
+        server = std::make_unique<Server>(*rt, router, std::move(o));
+        port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
+    }
+    ~WsServer() {
+        server.reset();
+        rt.reset();
+    }
+
+    std::unique_ptr<weft::Runtime> rt;
+    Router router;
+    std::unique_ptr<Server> server;
+    std::uint16_t port = 0;
+};
+
+struct Frame {
+    int opcode = -1;
+    std::string payload;
+    std::uint16_t code() const {
+        return payload.size() >= 2
+                   ? static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                                static_cast<unsigned char>(payload[1]))
+                   : 0;
+    }
+};
+
+// A client frame (masked, FIN set).
+std::string client_frame(int opcode, std::string_view payload) {
+    std::string f;
+    f += static_cast<char>(0x80 | opcode);
+    const std::size_t n = payload.size();
+    if (n < 126) {
+        f += static_cast<char>(0x80 | n);
+    } else if (n < 65536) {
+        f += static_cast<char>(0x80 | 126);
+        f += static_cast<char>(n >> 8);
+        f += static_cast<char>(n & 0xff);
+    } else {
+        f += static_cast<char>(0x80 | 127);
+        for (int i = 7; i >= 0; --i)
+            f += static_cast<char>((n >> (8 * i)) & 0xff);
+    }
+    const char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    f.append(mask, 4);
+    for (std::size_t i = 0; i < n; ++i)
+        f += static_cast<char>(payload[i] ^ mask[i % 4]);
+    return f;
+}
+
+std::string handshake(std::string_view path, std::string_view extra = {}) {
+    return "GET " + std::string(path) +
+           " HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+           std::string(extra) + "\r\n";
+}
+
+class WsClient {
+  public:
+    // `rcvbuf`: a small receive buffer, for a client that is slow to read.
+    explicit WsClient(std::uint16_t port, int rcvbuf = 0) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    }
+    ~WsClient() { ::close(fd_); }
+    bool ok() const { return ok_; }
+    bool send(std::string_view s) {
+        while (!s.empty()) {
+            const ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            s.remove_prefix(static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+    // The response head of the handshake ("" if none came).
+    std::string head(std::chrono::milliseconds timeout = 5s) {
+        while (buf_.find("\r\n\r\n") == std::string::npos)
+            if (!more(timeout)) return {};
+        const std::size_t end = buf_.find("\r\n\r\n") + 4;
+        std::string h = buf_.substr(0, end);
+        buf_.erase(0, end);
+        return h;
+    }
+    // The next server frame, or nothing at the end of the stream or after `timeout`.
+    std::optional<Frame> frame(std::chrono::milliseconds timeout = 5s) {
+        for (;;) {
+            if (buf_.size() >= 2) {
+                const auto b1 = static_cast<unsigned char>(buf_[1]) & 0x7f;
+                std::size_t hl = 2, n = b1;
+                if (b1 == 126 && buf_.size() >= 4) {
+                    hl = 4;
+                    n = (static_cast<unsigned char>(buf_[2]) << 8) |
+                        static_cast<unsigned char>(buf_[3]);
+                } else if (b1 == 127 && buf_.size() >= 10) {
+                    hl = 10;
+                    n = 0;
+                    for (int i = 2; i < 10; ++i)
+                        n = (n << 8) | static_cast<unsigned char>(buf_[i]);
+                }
+                if ((b1 < 126 || hl > 2) && buf_.size() >= hl + n) {
+                    Frame f;
+                    f.opcode = static_cast<unsigned char>(buf_[0]) & 0x0f;
+                    f.payload = buf_.substr(hl, n);
+                    buf_.erase(0, hl + n);
+                    return f;
+                }
+            }
+            if (!more(timeout)) return std::nullopt;
+        }
+    }
+
+  private:
+    bool more(std::chrono::milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        char tmp[65536];
+        const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf_.append(tmp, static_cast<std::size_t>(n));
+        return true;
+    }
+    int fd_ = -1;
+    bool ok_ = false;
+    std::string buf_;
+};
+
+// The close frame the server sends after the handshake of `path` (opcode -1 if none came).
+Frame close_frame_for(std::uint16_t port, const std::string& path) {
+    WsClient c(port);
+    EXPECT_TRUE(c.ok());
+    c.send(handshake(path));
+    EXPECT_NE(c.head().find("101 Switching Protocols"), std::string::npos) << path;
+    while (auto f = c.frame())
+        if (f->opcode == 8) return *f;
+    return {};
+}
+
+}  // namespace
+
+// RFC 6455 5.5.1: after sending a close frame, an endpoint sends no more data frames, even
+// from a fiber that was waiting to send while the close went out.
+TEST(HttpWebSocket, NothingFollowsTheCloseFrame) {
+    WsServer s;
+    WsClient c(s.port, 64 * 1024);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/race"));
+    // Read nothing for a while: the big send holds the connection, the close and the late
+    // send queue behind it.
+    std::this_thread::sleep_for(600ms);
+    ASSERT_NE(c.head().find("101 Switching Protocols"), std::string::npos);
+    std::vector<Frame> frames;
+    while (auto f = c.frame(3s))
+        frames.push_back(std::move(*f));
+    ASSERT_GE(frames.size(), 2u);
+    EXPECT_EQ(frames[0].opcode, 2);
+    EXPECT_EQ(frames[0].payload.size(), kBig);
+    EXPECT_EQ(frames[1].opcode, 8);
+    EXPECT_EQ(frames[1].code(), ws_close::normal);
+    EXPECT_EQ(frames.size(), 2u) << "a frame after the close: opcode " << frames.back().opcode
+                                 << " " << frames.back().payload;
+    for (int i = 0; i < 100 && s.late_send.load() == -1; ++i)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(s.late_send.load(), static_cast<int>(weft::Errc::closed));
+}
+
+// RFC 6455 7.4: 1005, 1006 and 1015 never travel in a close frame, nor codes outside the
+// registered and private ranges; a handler that asks for one has a bug, which it is told of (the
+// exception ends it, and the client gets 1011). 1005 means a close frame without a code.
+TEST(HttpWebSocket, CloseRefusesCodesACloseFrameMayNotCarry) {
+    WsServer s;
+    EXPECT_EQ(close_frame_for(s.port, "/close?code=4000&reason=done").code(), 4000);
+    EXPECT_EQ(close_frame_for(s.port, "/close?code=4000&reason=done").payload.substr(2), "done");
+    EXPECT_EQ(close_frame_for(s.port, "/close?code=1012").code(), 1012);
+    const Frame bare = close_frame_for(s.port, "/close?code=1005");
+    EXPECT_EQ(bare.opcode, 8);
+    EXPECT_EQ(bare.payload, "");
+    for (const char* bad : {"1006", "1015", "1004", "999", "2000", "5000", "65535"})
+        EXPECT_EQ(close_frame_for(s.port, std::string("/close?code=") + bad).code(),
+                  ws_close::internal_error)
+            << bad;
+    EXPECT_EQ(close_frame_for(s.port, "/close?code=1000&reason=%ff%fe").code(),
+              ws_close::internal_error)
+        << "a reason that is not UTF-8";
+}
+
+// The registered codes 1012-1014 (service restart, try again later, bad gateway) from a client
+// are answered in kind, not as a protocol error.
+TEST(HttpWebSocket, RegisteredCloseCodesFromTheClientAreTaken) {
+    WsServer s;
+    for (std::uint16_t code : {1012, 1013, 1014}) {
+        WsClient c(s.port);
+        ASSERT_TRUE(c.ok());
+        c.send(handshake("/echo"));
+        ASSERT_NE(c.head().find("101"), std::string::npos);
+        std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+        c.send(client_frame(8, payload));
+        auto f = c.frame();
+        ASSERT_TRUE(f);
+        EXPECT_EQ(f->opcode, 8);
+        EXPECT_EQ(f->code(), code);
+    }
+}
+
+// RFC 6455 4.1: a client fails a handshake whose subprotocol it did not offer as written.
+TEST(HttpWebSocket, TheSubprotocolIsMatchedAsTheClientSpelledIt) {
+    WsServer s;
+    {
+        WsClient c(s.port);
+        c.send(handshake("/proto", "Sec-WebSocket-Protocol: chat\r\n"));
+        const std::string h = c.head();
+        EXPECT_NE(h.find("101"), std::string::npos) << h;
+        EXPECT_EQ(h.find("Sec-WebSocket-Protocol"), std::string::npos) << h;
+    }
+    WsClient c(s.port);
+    c.send(handshake("/proto", "Sec-WebSocket-Protocol: other, Chat\r\n"));
+    const std::string h = c.head();
+    EXPECT_NE(h.find("Sec-WebSocket-Protocol: Chat\r\n"), std::string::npos) << h;
+}
+
+// Frames a client sends with its handshake, before the 101 reached it, are the WebSocket's
+// first: kept whatever their size against the header limit (they are one read, in memory).
+TEST(HttpWebSocket, FramesSentWithTheHandshakeAreKept) {
+    ServerOptions o;
+    o.max_header_bytes = 1024;
+    o.max_uri_bytes = 512;
+    WsServer s(o);
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    const std::string big(3000, 'z');
+    c.send(handshake("/echo") + client_frame(2, big) + client_frame(1, "after"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    auto f1 = c.frame();
+    ASSERT_TRUE(f1);
+    EXPECT_EQ(f1->opcode, 2);
+    EXPECT_EQ(f1->payload, big);
+    auto f2 = c.frame();
+    ASSERT_TRUE(f2);
+    EXPECT_EQ(f2->opcode, 1);
+    EXPECT_EQ(f2->payload, "after");
+}
+
+// The idle timeout counts from the client's last message, not from the handler's last call of
+// recv(): a handler that waits in short slices still closes an idle client.
+TEST(HttpWebSocket, IdleTimeoutCountsFromTheLastMessage) {
+    ServerOptions o;
+    o.websocket_idle_timeout = 400ms;
+    o.websocket_ping_interval = std::chrono::nanoseconds(0);
+    WsServer s(o);
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/slices"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f) << "no close within 3 s";
+    EXPECT_EQ(f->opcode, 8);
+    EXPECT_EQ(f->code(), ws_close::going_away);
+    EXPECT_EQ(f->payload.substr(2), "idle timeout");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
