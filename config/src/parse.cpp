@@ -272,11 +272,17 @@ Parsed<std::uint64_t> parse_size(const Input& in, std::uint64_t min, std::uint64
     // Whole bytes, checked after rounding: 0.4 must not become 0 (often "no limit"), and a
     // count past what 64 bits hold must not wrap.
     const long double rounded = std::roundl(bytes);
-    if (bytes != 0 && rounded == 0)
-        return Problem{"less than one byte; " + range_text(min, max, show_size)};
-    if (rounded < static_cast<long double>(min) || rounded > static_cast<long double>(max)) {
-        return Problem{range_text(min, max, show_size)};
+    if (bytes != 0 && rounded == 0) {
+        return Problem{min == 0 ? "less than one byte: must be 0 or at least 1 byte"
+                                : "less than one byte; " + range_text(min, max, show_size)};
     }
+    if (rounded > static_cast<long double>(max)) {
+        // The type's own limit is not a limit range_text() names.
+        return Problem{max == std::numeric_limits<std::uint64_t>::max()
+                           ? std::string("must be less than 16EiB (2^64 bytes)")
+                           : range_text(min, max, show_size)};
+    }
+    if (rounded < static_cast<long double>(min)) return Problem{range_text(min, max, show_size)};
     return static_cast<std::uint64_t>(rounded);
 }
 

@@ -145,7 +145,19 @@ TEST(ConfigParse, SizesAreWholeBytesCheckedAfterRounding) {
     // Above 2^63 (where a signed conversion overflowed) and past 64 bits.
     const auto max = std::numeric_limits<std::uint64_t>::max();
     EXPECT_EQ(parse_size(Input::from_text("16777215TiB"), 0, max).value(), 16777215ull << 40);
-    EXPECT_FALSE(parse_size(Input::from_text("16777216TiB"), 0, max).ok());  // 2^64
+    // Too large for 64 bits is not "negative": the message names the limit.
+    for (const char* big : {"16777216TiB", "18446744073709551616", "17179869184GiB"}) {
+        auto too_big = parse_size(Input::from_text(big), 0, max);
+        ASSERT_FALSE(too_big.ok()) << big;
+        EXPECT_NE(too_big.error().message.find("must be less than 16EiB"), std::string::npos)
+            << too_big.error().message;
+    }
+    auto fraction = parse_size(Input::from_text("0.1b"), 0, max);
+    ASSERT_FALSE(fraction.ok());
+    EXPECT_NE(fraction.error().message.find("must be 0 or at least 1 byte"), std::string::npos)
+        << fraction.error().message;
+    EXPECT_NE(parse_size(Input::from_text("-1"), 0, max).error().message.find("negative"),
+              std::string::npos);
 }
 
 }  // namespace
