@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -114,6 +115,13 @@ class Loader final : private CheckContext {
     void load_file(const std::string& path, Source::Kind kind) {
         if (options_.file_text) {
             load_text(*options_.file_text, path, kind);
+            return;
+        }
+        // A directory opens as a stream that reads nothing: it would pass for an empty file.
+        std::error_code ec;
+        if (std::filesystem::is_directory(path, ec)) {
+            error({}, Source{kind, path}, {},
+                  "cannot read the configuration file: " + std::string(std::strerror(EISDIR)));
             return;
         }
         std::ifstream in(path, std::ios::binary);

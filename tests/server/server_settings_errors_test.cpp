@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -469,6 +470,17 @@ TEST(SettingsErrors, MissingFileIsAnError) {
     EXPECT_EQ(errors[0].to_string(),
               "cannot read the configuration file: No such file or directory "
               "(/nonexistent-dir/weft.toml)");
+}
+
+// A directory opens as a stream that reads nothing; it must not pass for an empty file.
+TEST(SettingsErrors, ADirectoryIsNotAConfigurationFile) {
+    const std::string dir = std::filesystem::temp_directory_path().string();
+    LoadOptions o;
+    o.file = dir;
+    const auto errors = load_errors(o);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].to_string(),
+              "cannot read the configuration file: Is a directory (" + dir + ")");
 }
 
 TEST(SettingsErrors, SyntaxErrorStillReportsEnvironmentErrors) {
