@@ -152,6 +152,16 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
     for (const auto& pc : plugins) {
         OpenedPlugin op = open_plugin(pc.path);
         const plugin::Descriptor& d = *op.descriptor;
+        // Metrics, stall budgets and blocking reports go by a plugin's name.
+        for (const LoadedPlugin& other : loaded_) {
+            if (other.name != d.name) continue;
+            if (other.file == op.file)
+                throw PluginError("plugin '" + other.name + "' (" + op.file + ") is listed twice");
+            throw PluginError("plugin '" + other.name + "' (" + op.file +
+                              ") has the name of the plugin already loaded from " + other.file +
+                              ": metrics, stall budgets and blocking reports go by a plugin's "
+                              "name, so two plugins may not share one");
+        }
         std::optional<unsigned> guard;
         if (protection_) guard = protection_->add_plugin(d.name, pc.stall_budget);
         ContextImpl ctx(*this, d, op.file, pc.config, guard);

@@ -109,10 +109,19 @@ class Refusals(unittest.TestCase):
                             '[[plugin]]\npath = "%s"\n[plugin.config]\nswallow_collision = true\n'
                             % (a, b)))
 
-    def test_plugin_claims_a_demo_route(self):
-        # The template's routes do not collide with the demo's, but two copies of the demo do.
-        self.refuse(["--plugin", "demo", "--plugin", u.plugin_path("demo")],
-                    ["GET /", "already registered by plugin 'demo'"])
+    def test_one_plugin_listed_twice(self):
+        demo = u.plugin_path("demo")
+        self.refuse(["--plugin", demo, "--plugin", demo],
+                    ["plugin 'demo'", demo, "is listed twice"])
+
+    def test_two_plugins_share_a_name(self):
+        # Metrics, stall budgets and reports go by the name: the second is refused before its
+        # init runs (its routes would collide too; the name is what the message says).
+        a, again = u.plugin_path("clash_a"), u.plugin_path("clash_a_again")
+        err = self.refuse(["--plugin", a, "--plugin", again],
+                          ["plugin 'clash_a'", again, "has the name of the plugin already "
+                           "loaded from " + a, "may not share one"])
+        self.assertNotIn("already registered", err)
 
     def test_first_refusal_stops_before_later_plugins(self):
         err = self.refuse(["--plugin", u.plugin_path("wrong_abi"), "--plugin",
