@@ -137,7 +137,8 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         "key with its value and source.\nSignals: SIGTERM/SIGINT drain (a second one exits at "
         "once), SIGUSR1 logs every hub's fibers (once every 5 s at most).\nExit status: 0 "
         "stopped after a drain in which every request finished; 1 could not start, or the "
-        "shutdown was stuck; 2 bad usage or configuration; 3 the drain timed out and the "
+        "shutdown was stuck; 2 bad usage or configuration (a plugin refused included); 3 the "
+        "drain timed out and the "
         "connections still open were closed; 128+N a second SIGTERM/SIGINT (signal N).");
     try {
         app.parse(argc, argv);
@@ -248,8 +249,11 @@ int main(int argc, char** argv) {
             // reports file, when the watchdog is on to write it.
             (void)weft::server::make_access_log(cfg.log, access_log_source);
             check_reports_file();
+        } catch (const PluginError& e) {
+            std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", e.what());
+            return 2;
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "weft: %s\nweft: %s test failed\n", e.what(), config_name.c_str());
+            std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", e.what());
             return 1;
         }
         std::printf("weft: %s is ok (%zu plugin%s)\n", config_name.c_str(), loaded.plugins.size(),
@@ -291,9 +295,13 @@ int main(int argc, char** argv) {
     weft::server::PluginHost plugins(router, registry, workers->hub_count(), &protection);
     try {
         plugins.load_all(loaded.plugins);
+    } catch (const PluginError& e) {
+        log->error("{}", e.what());
+        log->error("not starting: fix the plugin above, or remove it where it is listed");
+        return 2;
     } catch (const std::exception& e) {
         log->error("{}", e.what());
-        log->error("not starting: fix the plugins of the {} and try again", config_name);
+        log->error("not starting: the plugins could not be loaded");
         return 1;
     }
 

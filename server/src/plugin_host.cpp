@@ -150,6 +150,17 @@ void PluginHost::check_all(const std::vector<config::PluginConfig>& plugins, uns
 
 void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
     for (const auto& pc : plugins) {
+        try {
+            load_one(pc);
+        } catch (const PluginError& e) {
+            // Where the plugin was listed: the file's line, the environment or the flag.
+            throw PluginError(std::string(e.what()) + " (listed by " + pc.source.to_string() + ")");
+        }
+    }
+}
+
+void PluginHost::load_one(const config::PluginConfig& pc) {
+    {
         OpenedPlugin op = open_plugin(pc.path);
         const plugin::Descriptor& d = *op.descriptor;
         // Metrics, stall budgets and blocking reports go by a plugin's name.

@@ -38,7 +38,7 @@ class PluginHost {
     ~PluginHost();
 
     /// Opens, checks and initializes every plugin, in order. Throws PluginError (message names
-    /// the file and the reason) at the first refusal.
+    /// the file, the reason and where the plugin was listed) at the first refusal.
     void load_all(const std::vector<config::PluginConfig>& plugins);
     /// For --check-config: opens, checks and initializes every plugin against a scratch router
     /// and registry, so that a plugin's own checks of its config table and route collisions
@@ -62,6 +62,7 @@ class PluginHost {
 
   private:
     class ContextImpl;
+    void load_one(const config::PluginConfig& pc);
     struct Background {
         std::string name;
         UniqueFunction<void()> fn;

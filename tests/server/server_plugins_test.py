@@ -23,7 +23,7 @@ class Refusals(unittest.TestCase):
         if config is not None:
             argv += ["--config", write(os.path.join(self.tmp.name, "weft.toml"), config)]
         r = run_weft(argv, cwd=self.tmp.name)
-        self.assertNotEqual(r.returncode, 0, "weft started:\n" + r.stderr)
+        self.assertEqual(r.returncode, 2, "exit status of a refused plugin:\n" + r.stderr)
         self.assertNotRegex(r.stderr, r"ready in \d+ ms")
         for frag in fragments:
             self.assertIn(frag, r.stderr)
@@ -31,7 +31,10 @@ class Refusals(unittest.TestCase):
 
     def test_missing_file(self):
         path = os.path.join(self.tmp.name, "libgone.so")
-        self.refuse(["--plugin", path], [path, "cannot open", "No such file or directory"])
+        err = self.refuse(["--plugin", path],
+                          [path, "cannot open", "No such file or directory",
+                           "(listed by flag --plugin)"])
+        self.assertNotIn("embedded default configuration", err)
 
     def test_missing_relative_path_says_where_it_was_looked_for(self):
         # A relative path is resolved against the working directory (here the temp dir), not
@@ -92,7 +95,8 @@ class Refusals(unittest.TestCase):
 
     def test_init_throws_a_non_standard_exception(self):
         path = u.plugin_path("throwing")
-        self.refuse([], ["plugin 'throwing'", path, "init failed", "non-standard exception"],
+        self.refuse([], ["plugin 'throwing'", path, "init failed", "non-standard exception",
+                         "(listed by %s:2)" % os.path.join(self.tmp.name, "weft.toml")],
                     config='[[plugin]]\npath = "%s"\n[plugin.config]\nthrow = "int"\n' % path)
 
     def test_two_plugins_claim_one_route(self):
