@@ -62,6 +62,7 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
     while ((next += period) < end) {
         std::this_thread::sleep_until(next);
         if (options.stop && options.stop->load(std::memory_order_acquire)) break;
+        if (options.cancel && options.cancel->load(std::memory_order_acquire)) break;
         for (unsigned i = 0; i < rt.hub_count(); ++i) {
             const HubProbe& p = weft::internal::probe(rt.hub(i));
             const int tid = p.tid.load(std::memory_order_relaxed);

@@ -44,6 +44,12 @@ struct AdminState {
     std::atomic<unsigned> event_streams{0};
     /// Set before the worker hubs go: a CPU profile in progress stops sampling them.
     std::atomic<bool> stopping{false};
+    /// A CPU profile samples (one at a time, as Go's pprof: more get 409).
+    std::atomic<bool> cpu_profile_running{false};
+    /// Timed hub-blocking profiles waiting out their seconds (at most kMaxTimedProfiles: each
+    /// holds an admin connection, and /healthz must find one free).
+    std::atomic<unsigned> timed_profiles{0};
+    static constexpr unsigned kMaxTimedProfiles = 4;
     /// The sampler's ticks (per-hub histogram deltas, busy/idle, protection), one per second,
     /// kept for as long as the page's heatmaps show.
     LiveFeed ticks{kDebugHistoryTicks};

@@ -4,8 +4,10 @@
 // stream is a streaming response whose fiber sleeps between pieces, and a CPU profile samples
 // on the admin's offload thread, so neither holds the admin hub.
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -267,8 +269,24 @@ void register_debug_routes(http::Router& router, AdminState& st) {
                                               now - st.started_unix_ns),
                     "hubblock");
             }
+            const unsigned timed = st.timed_profiles.fetch_add(1) + 1;
+            struct Release {
+                AdminState& st;
+                ~Release() { st.timed_profiles.fetch_sub(1); }
+            } release{st};
+            if (timed > AdminState::kMaxTimedProfiles) {
+                http::Response busy = http::Response::text(
+                    fmt::format("{} timed hub-blocking profiles are running already, the most at "
+                                "once; try again when one ends, or ask without seconds for the "
+                                "totals since the start\n",
+                                AdminState::kMaxTimedProfiles),
+                    503);
+                busy.add_header("Retry-After", std::to_string(*secs));
+                return busy;
+            }
             const std::int64_t t0 = unix_ns();
             const auto base = st.hubblock->totals();
+            // A client that hangs up cancels the wait (the request's hang-up watch).
             if (!weft::sleep_for(std::chrono::seconds(*secs)))
                 return http::Response::text("cancelled\n", 503);
             return pprof_response(
@@ -288,10 +306,32 @@ void register_debug_routes(http::Router& router, AdminState& st) {
             if (!problem.empty()) return http::Response::text(problem, 400);
             o.hz = static_cast<int>(hz.value_or(o.hz));
             o.stop = &st.stopping;
-            // Sampling sleeps between samples: on the admin's offload thread, not its hub.
-            const Runtime& rt = *st.workers;
-            return pprof_response(weft::offload([&] { return monitor::sample_cpu_profile(rt, o); }),
-                                  "profile");
+            // One at a time: samples of two would interleave, and each holds the admin's only
+            // offload thread for its whole duration.
+            if (st.cpu_profile_running.exchange(true)) {
+                return http::Response::text(
+                    "a CPU profile is already running (one at a time); try again when it ends\n",
+                    409);
+            }
+            // Sampling sleeps between samples: on the admin's offload thread, not its hub, in a
+            // fiber of its own, so that this one can see its client hang up (the request's
+            // hang-up watch cancels it) and end the sampling instead of waiting it out.
+            auto cancel = std::make_shared<std::atomic<bool>>(false);
+            o.cancel = cancel.get();
+            const Runtime* rt = st.workers;
+            auto job = weft::spawn("cpu-profile", [&st, rt, o, cancel] {
+                struct Done {
+                    AdminState& st;
+                    ~Done() { st.cpu_profile_running.store(false); }
+                } done{st};
+                return weft::offload([&] { return monitor::sample_cpu_profile(*rt, o); });
+            });
+            if (!job.wait()) {
+                cancel->store(true);  // the job ends at its next sample and frees the slot
+                job.detach();
+                return http::Response::text("cancelled\n", 503);
+            }
+            return pprof_response(job.join(), "profile");
         },
         unbounded);
 }

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -243,6 +244,49 @@ class Profiles(unittest.TestCase):
             self.assertGreater(total, 0.3)
             self.assertEqual(get(w.admin, "/debug/pprof/profile?seconds=9999")[0], 400)
             self.assertEqual(get(w.admin, "/debug/pprof/profile?seconds=1&hz=0")[0], 400)
+
+    def test_profiles_are_bounded_and_end_with_their_client(self):
+        with Weft(["--plugin", u.plugin_path("demo"), "--hubs", "2"]) as w:
+            w.wait_ready()
+            host, port = u.split_addr(w.admin)
+
+            def open_request(path):
+                s = socket.create_connection((host, port), timeout=10)
+                s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+                return s
+
+            # One CPU profile at a time: a second is refused at once, not queued behind it.
+            first = open_request("/debug/pprof/profile?seconds=30&hz=10")
+            try:
+                def refused():
+                    return get(w.admin, "/debug/pprof/profile?seconds=1", timeout=5)[0] == 409
+                u.poll(refused, 5, 0.1, "a second CPU profile refused")
+                status, _, body = get(w.admin, "/debug/pprof/profile?seconds=1", timeout=5)
+                self.assertIn(b"already running", body)
+            finally:
+                first.close()  # hangs up: its sampling ends, not in 30 s
+            t0 = time.monotonic()
+            u.poll(lambda: get(w.admin, "/debug/pprof/profile?seconds=1&hz=10",
+                               timeout=10)[0] == 200, 10, 0.2,
+                   "a CPU profile once the hung-up one ended")
+            self.assertLess(time.monotonic() - t0, 8)
+
+            # Timed hub-blocking profiles hold a connection each: four at most, and /healthz
+            # still answers.
+            held = [open_request("/debug/pprof/hubblock?seconds=30") for _ in range(4)]
+            try:
+                def fifth_refused():
+                    st, hd, bd = get(w.admin, "/debug/pprof/hubblock?seconds=30", timeout=5)
+                    return st == 503 and b"the most at once" in bd and hd["retry-after"] == "30"
+                u.poll(fifth_refused, 5, 0.1, "a fifth timed hubblock profile refused")
+                self.assertEqual(get(w.admin, "/healthz", timeout=5)[0], 200)
+                self.assertEqual(get(w.admin, "/debug/pprof/hubblock", timeout=5)[0], 200)
+            finally:
+                for s in held:
+                    s.close()
+            u.poll(lambda: get(w.admin, "/debug/pprof/hubblock?seconds=1", timeout=5)[0] == 200,
+                   10, 0.2, "a timed profile once the hung-up ones ended")
+            self.assertEqual(w.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ struct CpuProfileOptions {
     int hz = 100;  ///< samples per second and hub thread, 1..1000
     /// When set and it becomes true, sampling ends early (the runtime is about to go).
     const std::atomic<bool>* stop = nullptr;
+    /// The same for the one who asked (a client that hung up).
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 /// Samples `rt`'s hub threads for `options.duration`. A hub thread is sampled only while it is
