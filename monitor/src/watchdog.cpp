@@ -403,7 +403,14 @@ struct Watchdog::Impl {
         }
 
         auto pending = std::make_unique<PendingReport>();
-        capture_stack(*pending, r, tid);
+        if (in_syscall && !s.stacks_in_system_calls) {
+            r.stack_note = fmt::format(
+                "no stack: the hub is in a system call ({}) and [monitor] stacks_in_system_calls "
+                "is off (the capture signal would end the call early)",
+                r.syscall.empty() ? std::to_string(sys.nr) : r.syscall);
+        } else {
+            capture_stack(*pending, r, tid);
+        }
 
         // The fiber, from the capture when there is one, else from the probe.
         if (r.fiber_id == 0) r.fiber_id = d.fiber;

@@ -229,6 +229,9 @@ config::Schema<Settings> build() {
         [](auto& o) -> auto& { return o.monitor.track_fiber_tree; }, boolean(),
         "show each hub's fibers as a tree in reports")
         .with_env_alias("WEFT_TRACK_FIBER_TREE");
+    s.bind("monitor", "stacks_in_system_calls",
+        [](auto& o) -> auto& { return o.monitor.stacks_in_system_calls; }, boolean(),
+        "capture the stack of a hub blocked in a system call (its signal ends some calls early)");
     s.bind("monitor", "reports_file", [](auto& o) -> auto& { return o.monitor.reports_file; },
         path(), "append blocking reports as JSON lines to this file; \"\": none");
     s.bind("monitor", "report_rate_limit",

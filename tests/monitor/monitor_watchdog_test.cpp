@@ -8,11 +8,13 @@
 #include <signal.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -167,6 +169,49 @@ TEST(Watchdog, BlockageInTheHubsOwnLoop) {
         << weft::monitor::test::stack_text(r);
     EXPECT_THAT(weft::monitor::format_text(r), HasSubstr("the hub's own loop"));
     EXPECT_NEAR(rec.ends().at(0).duration_s, 0.25, 0.05);
+}
+
+// A hub blocked in a system call: by default its stack is captured with a signal, which ends a
+// call the kernel does not restart (nanosleep) early with EINTR, as the setting documents; with
+// stacks_in_system_calls off the call runs undisturbed and the report says why it has no stack.
+TEST(Watchdog, StacksInSystemCallsCanBeLeftAlone) {
+    for (const bool stacks : {true, false}) {
+        SCOPED_TRACE(stacks ? "stacks_in_system_calls on" : "off");
+        weft::Runtime rt(runtime_options(1));
+        MonitorSettings s = fast_settings();
+        s.print_blocking_reports = false;
+        s.stacks_in_system_calls = stacks;
+        Watchdog wd(rt, s);
+        Recorder rec(wd);
+        std::atomic<long> rc{1};
+        std::atomic<int> err{0};
+        std::atomic<double> slept{0};
+        spawn_on_hub(rt, 0, "raw-sleep", [&] {
+            const auto t0 = std::chrono::steady_clock::now();
+            timespec ts{0, 400'000'000};
+            err = 0;
+            rc = ::syscall(SYS_nanosleep, &ts, nullptr);  // not patched: it holds the hub
+            if (rc != 0) err = errno;
+            slept = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        });
+        ASSERT_TRUE(rec.wait_ends(1));
+        const auto reports = rec.reports();
+        ASSERT_EQ(reports.size(), 1u);
+        const BlockingReport& r = reports[0];
+        EXPECT_EQ(r.syscall, "nanosleep");
+        if (stacks) {
+            EXPECT_FALSE(r.stack.empty()) << r.stack_note;
+            EXPECT_EQ(rc.load(), -1);
+            EXPECT_EQ(err.load(), EINTR);
+            EXPECT_LT(slept.load(), 0.39);
+        } else {
+            EXPECT_TRUE(r.stack.empty());
+            EXPECT_THAT(r.stack_note, HasSubstr("stacks_in_system_calls is off"));
+            EXPECT_THAT(r.stack_note, HasSubstr("nanosleep"));
+            EXPECT_EQ(rc.load(), 0) << "errno " << err.load();
+            EXPECT_GE(slept.load(), 0.4);
+        }
+    }
 }
 
 TEST(Watchdog, RepeatedStacksCollapseWithACount) {

@@ -429,6 +429,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_MONITOR_MEMORY_MAX", "1GiB"},
         {"WEFT_MONITOR_MEMORY_PERIOD", "2s"},
         {"WEFT_MONITOR_TRACK_FIBER_TREE", "false"},
+        {"WEFT_MONITOR_STACKS_IN_SYSTEM_CALLS", "false"},
         {"WEFT_MONITOR_REPORTS_FILE", "reports.jsonl"},
         {"WEFT_MONITOR_REPORT_RATE_LIMIT", "0"},
         {"WEFT_MONITOR_RECENT_REPORTS", "7"},

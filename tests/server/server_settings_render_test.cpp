@@ -63,6 +63,7 @@ print_blocking_reports = false
 memory_max = "1.5GiB"
 memory_period = "3s"
 track_fiber_tree = false
+stacks_in_system_calls = false
 reports_file = "reports \"quoted\" \\ é.jsonl"
 report_rate_limit = 0
 recent_reports = 9
