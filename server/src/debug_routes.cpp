@@ -319,13 +319,20 @@ void register_debug_routes(http::Router& router, AdminState& st) {
             auto cancel = std::make_shared<std::atomic<bool>>(false);
             o.cancel = cancel.get();
             const Runtime* rt = st.workers;
-            auto job = weft::spawn("cpu-profile", [&st, rt, o, cancel] {
-                struct Done {
-                    AdminState& st;
-                    ~Done() { st.cpu_profile_running.store(false); }
-                } done{st};
-                return weft::offload([&] { return monitor::sample_cpu_profile(*rt, o); });
-            });
+            auto job = [&] {
+                try {
+                    return weft::spawn("cpu-profile", [&st, rt, o, cancel] {
+                        struct Done {
+                            AdminState& st;
+                            ~Done() { st.cpu_profile_running.store(false); }
+                        } done{st};
+                        return weft::offload([&] { return monitor::sample_cpu_profile(*rt, o); });
+                    });
+                } catch (...) {
+                    st.cpu_profile_running.store(false);  // no fiber: nothing samples
+                    throw;
+                }
+            }();
             if (!job.wait()) {
                 cancel->store(true);  // the job ends at its next sample and frees the slot
                 job.detach();

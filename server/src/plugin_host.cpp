@@ -160,38 +160,36 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
 }
 
 void PluginHost::load_one(const config::PluginConfig& pc) {
-    {
-        OpenedPlugin op = open_plugin(pc.path);
-        const plugin::Descriptor& d = *op.descriptor;
-        // Metrics, stall budgets and blocking reports go by a plugin's name.
-        for (const LoadedPlugin& other : loaded_) {
-            if (other.name != d.name) continue;
-            if (other.file == op.file)
-                throw PluginError("plugin '" + other.name + "' (" + op.file + ") is listed twice");
-            throw PluginError("plugin '" + other.name + "' (" + op.file +
-                              ") has the name of the plugin already loaded from " + other.file +
-                              ": metrics, stall budgets and blocking reports go by a plugin's "
-                              "name, so two plugins may not share one");
-        }
-        std::optional<unsigned> guard;
-        if (protection_) guard = protection_->add_plugin(d.name, pc.stall_budget);
-        ContextImpl ctx(*this, d, op.file, pc.config, guard);
-        try {
-            d.init(ctx);
-        } catch (const std::exception& e) {
-            if (!ctx.collision().empty()) throw PluginError(ctx.collision());
-            throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
-                              "): init failed: " + e.what());
-        } catch (...) {
-            if (!ctx.collision().empty()) throw PluginError(ctx.collision());
-            throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
-                              "): init failed with a non-standard exception");
-        }
-        if (!ctx.collision().empty()) throw PluginError(ctx.collision());
-        std::vector<std::string> routes = ctx.take_routes();
-        const std::size_t n = routes.size();
-        loaded_.push_back({d.name, d.version ? d.version : "", op.file, n, std::move(routes)});
+    OpenedPlugin op = open_plugin(pc.path);
+    const plugin::Descriptor& d = *op.descriptor;
+    // Metrics, stall budgets and blocking reports go by a plugin's name.
+    for (const LoadedPlugin& other : loaded_) {
+        if (other.name != d.name) continue;
+        if (other.file == op.file)
+            throw PluginError("plugin '" + other.name + "' (" + op.file + ") is listed twice");
+        throw PluginError("plugin '" + other.name + "' (" + op.file +
+                          ") has the name of the plugin already loaded from " + other.file +
+                          ": metrics, stall budgets and blocking reports go by a plugin's "
+                          "name, so two plugins may not share one");
     }
+    std::optional<unsigned> guard;
+    if (protection_) guard = protection_->add_plugin(d.name, pc.stall_budget);
+    ContextImpl ctx(*this, d, op.file, pc.config, guard);
+    try {
+        d.init(ctx);
+    } catch (const std::exception& e) {
+        if (!ctx.collision().empty()) throw PluginError(ctx.collision());
+        throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
+                          "): init failed: " + e.what());
+    } catch (...) {
+        if (!ctx.collision().empty()) throw PluginError(ctx.collision());
+        throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
+                          "): init failed with a non-standard exception");
+    }
+    if (!ctx.collision().empty()) throw PluginError(ctx.collision());
+    std::vector<std::string> routes = ctx.take_routes();
+    const std::size_t n = routes.size();
+    loaded_.push_back({d.name, d.version ? d.version : "", op.file, n, std::move(routes)});
 }
 
 void PluginHost::subscribe(monitor::Watchdog& watchdog) {
