@@ -164,6 +164,9 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
 }
 
 void WebSocketCore::close_checked(std::uint16_t code, std::string_view reason) {
+    // Idempotent: once closed (`ws.close(ws.close_code())` after the client's abnormal end
+    // included) there is no frame to check.
+    if (state_ != State::open) return;
     if (code == ws_close::no_status) {
         if (!reason.empty())
             throw std::invalid_argument(

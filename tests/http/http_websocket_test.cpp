@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "weft/core/runtime.hpp"
@@ -32,6 +33,7 @@ constexpr std::size_t kBig = 32u << 20;  // more than loopback's socket buffers 
 
 struct WsServer {
     std::atomic<int> late_send{-1};  // Errc of /race's send after the close
+    std::atomic<int> echoed{-1};     // /echo-close: the code it closed with again, or -2: threw
 
     explicit WsServer(ServerOptions o = {}) {
         weft::RuntimeOptions ro;
@@ -66,6 +68,18 @@ struct WsServer {
         chat.subprotocols = {"Chat"};
         router.websocket(
             "/proto", [](Request&, WebSocket& ws) { ws.close(); }, chat);
+        // Closes again with the code the WebSocket ended with (1006 after a hang-up): a close
+        // of a closed WebSocket does nothing, whatever the code.
+        router.websocket("/echo-close", [this](Request&, WebSocket& ws) {
+            while (ws.recv()) {
+            }
+            try {
+                ws.close(ws.close_code());
+                echoed = ws.close_code();
+            } catch (const std::exception&) {
+                echoed = -2;
+            }
+        });
         // Waits in short slices, as a handler with other duties would.
         router.websocket("/slices", [](Request&, WebSocket& ws) {
             for (;;) {
@@ -259,6 +273,21 @@ TEST(HttpWebSocket, CloseRefusesCodesACloseFrameMayNotCarry) {
     EXPECT_EQ(close_frame_for(s.port, "/close?code=1000&reason=%ff%fe").code(),
               ws_close::internal_error)
         << "a reason that is not UTF-8";
+}
+
+// close() is idempotent: after the client hung up, closing again with the code it left (1006,
+// which no close frame may carry) does nothing and throws nothing.
+TEST(HttpWebSocket, ClosingAClosedWebSocketDoesNothing) {
+    WsServer s;
+    {
+        WsClient c(s.port);
+        ASSERT_TRUE(c.ok());
+        c.send(handshake("/echo-close"));
+        ASSERT_NE(c.head().find("101"), std::string::npos);
+    }  // hangs up without a close frame
+    for (int i = 0; i < 250 && s.echoed.load() == -1; ++i)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(s.echoed.load(), ws_close::abnormal);
 }
 
 // The registered codes 1012-1014 (service restart, try again later, bad gateway) from a client

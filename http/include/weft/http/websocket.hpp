@@ -85,8 +85,9 @@ class WebSocket {
     /// Starts the closing handshake with `code` and `reason` (UTF-8, cut to 123 bytes), and
     /// waits up to two seconds for the client's close frame. Idempotent; once it has begun,
     /// sends from other fibers fail with Errc::closed. ws_close::no_status sends a close frame
-    /// without a code; a code no close frame may carry (1004, 1006, 1015, below 1000, 1016 to
-    /// 2999, 5000 and above) or a reason that is not UTF-8 throws std::invalid_argument.
+    /// without a code; while the WebSocket is open, a code no close frame may carry (1004,
+    /// 1006, 1015, below 1000, 1016 to 2999, 5000 and above) or a reason that is not UTF-8
+    /// throws std::invalid_argument.
     void close(std::uint16_t code = ws_close::normal, std::string_view reason = {});
 
     bool is_open() const noexcept;
