@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -85,6 +86,58 @@ std::string check_label_name(std::string_view n) {
     return "";
 }
 
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) noexcept {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+/// The names a family's exposition uses, in either format: its metadata name and its series
+/// names (a histogram 'x' writes x_bucket, x_sum and x_count; a counter 'x_total' is the family
+/// 'x' in OpenMetrics, with x_created reserved).
+std::vector<std::string> exposed_names(const std::string& name, MetricType type) {
+    switch (type) {
+        case MetricType::counter: {
+            const std::string base =
+                ends_with(name, "_total") ? name.substr(0, name.size() - 6) : name;
+            return {base, base + "_total", base + "_created"};
+        }
+        case MetricType::histogram:
+            return {name, name + "_bucket", name + "_sum", name + "_count", name + "_created"};
+        case MetricType::info: {
+            const std::string base =
+                ends_with(name, "_info") ? name.substr(0, name.size() - 5) : name;
+            return {base, base + "_info"};
+        }
+        case MetricType::gauge:
+        case MetricType::unknown:
+            break;
+    }
+    return {name};
+}
+
+/// Which name of `taken` (exposed name -> its family) the family `name` of `type` would use
+/// too, belonging to another family; empty when none.
+std::string clash(const std::unordered_map<std::string, std::string>& taken,
+                  const std::string& name, MetricType type, std::string* other) {
+    for (std::string& n : exposed_names(name, type)) {
+        auto it = taken.find(n);
+        if (it != taken.end() && it->second != name) {
+            if (other) *other = it->second;
+            return std::move(n);
+        }
+    }
+    return {};
+}
+
+void take(std::unordered_map<std::string, std::string>& taken, const std::string& name,
+          MetricType type) {
+    for (std::string& n : exposed_names(name, type))
+        taken.emplace(std::move(n), name);
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // Families.
 
@@ -153,8 +206,21 @@ struct Registry::Impl {
         std::shared_ptr<void> family;  // Family<Counter|Gauge|Histogram>
         void (*collect)(const void* family, MetricFamily& out);
     };
-    std::mutex mu;  // entries
+    std::mutex mu;  // entries, warned
     std::vector<Entry> entries;
+    /// Families left out of the exposition for a clash of names, said once each.
+    std::set<std::string> warned;
+
+    /// Refuses a new family whose exposition would use a name another registered family uses.
+    void check_names(const std::string& name, MetricType type) const {
+        std::unordered_map<std::string, std::string> taken;
+        for (const Entry& e : entries)
+            if (e.name != name) take(taken, e.name, e.type);
+        std::string other;
+        if (std::string n = clash(taken, name, type, &other); !n.empty())
+            throw std::invalid_argument("metric '" + name + "' clashes with metric '" + other +
+                                        "': both would expose '" + n + "'");
+    }
 
     // Held while collectors run, so that removing one waits for a scrape in progress.
     std::mutex collectors_mu;
@@ -223,6 +289,7 @@ Family<Counter>& Registry::counter(std::string name, std::string help,
             return *static_cast<Family<Counter>*>(e.family.get());
         throw std::invalid_argument("metric '" + name + "' is already registered differently");
     }
+    impl_->check_names(name, MetricType::counter);
     auto f = std::shared_ptr<Family<Counter>>(new Family<Counter>(name, label_names, {}));
     if (label_names.empty()) f->get();  // a label-less metric shows 0 from the start
     impl_->entries.push_back({MetricType::counter,
@@ -247,6 +314,7 @@ Family<Gauge>& Registry::gauge(std::string name, std::string help,
             return *static_cast<Family<Gauge>*>(e.family.get());
         throw std::invalid_argument("metric '" + name + "' is already registered differently");
     }
+    impl_->check_names(name, MetricType::gauge);
     auto f = std::shared_ptr<Family<Gauge>>(new Family<Gauge>(name, label_names, {}));
     if (label_names.empty()) f->get();  // a label-less metric shows 0 from the start
     impl_->entries.push_back({MetricType::gauge,
@@ -282,6 +350,7 @@ Family<Histogram>& Registry::histogram(std::string name, std::string help,
             return *static_cast<Family<Histogram>*>(e.family.get());
         throw std::invalid_argument("metric '" + name + "' is already registered differently");
     }
+    impl_->check_names(name, MetricType::histogram);
     auto f = std::shared_ptr<Family<Histogram>>(new Family<Histogram>(name, label_names, b));
     if (label_names.empty()) f->get();
     impl_->entries.push_back({MetricType::histogram, std::move(name), std::move(help),
@@ -336,6 +405,7 @@ std::vector<MetricFamily> Registry::collect() const {
     }
     // Merge families that share a name (several collectors may each report some series of one
     // metric, e.g. one per hub); a clash of types keeps the first and says so.
+    const std::size_t registered = out.size();
     std::unordered_map<std::string, std::size_t> index;
     for (std::size_t i = 0; i < out.size(); ++i)
         index.emplace(out[i].name, i);
@@ -348,9 +418,8 @@ std::vector<MetricFamily> Registry::collect() const {
         }
         MetricFamily& into = out[it->second];
         if (into.type != f.type) {
-            weft::logger("weft.monitor")
-                ->warn("metric '{}' is reported with two different types; keeping the first",
-                       f.name);
+            warn_once(f.name, "metric '" + f.name +
+                                  "' is reported with two different types; keeping the first");
             continue;
         }
         for (auto& s : f.samples)
@@ -358,7 +427,44 @@ std::vector<MetricFamily> Registry::collect() const {
         for (auto& h : f.histograms)
             into.histograms.push_back(std::move(h));
     }
+    // Two families whose expositions would use one name (a histogram 'x' and a gauge
+    // 'x_count'; a counter 'x_total' and a gauge 'x') make the whole scrape invalid. The
+    // collected families (the server's own) keep their names: a registered family that would
+    // clash with one, or a collected one with an earlier, is left out, and that is said once.
+    std::unordered_map<std::string, std::string> taken;
+    std::vector<bool> left_out(out.size(), false);
+    auto claim = [&](std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to; ++i) {
+            std::string other;
+            const std::string n = clash(taken, out[i].name, out[i].type, &other);
+            if (n.empty()) {
+                take(taken, out[i].name, out[i].type);
+                continue;
+            }
+            left_out[i] = true;
+            warn_once(out[i].name, "metric '" + out[i].name +
+                                       "' is left out of the exposition: it would expose '" + n +
+                                       "', as metric '" + other + "' does");
+        }
+    };
+    claim(registered, out.size());
+    claim(0, registered);
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (!left_out[i]) {
+            if (kept != i) out[kept] = std::move(out[i]);
+            ++kept;
+        }
+    out.resize(kept);
     return out;
+}
+
+void Registry::warn_once(const std::string& name, const std::string& message) const {
+    {
+        std::lock_guard<std::mutex> g(impl_->mu);
+        if (!impl_->warned.insert(name).second) return;
+    }
+    weft::logger("weft.monitor")->warn("{}", message);
 }
 
 }  // namespace weft::monitor

@@ -3,10 +3,13 @@
 // while scraping.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -170,6 +173,72 @@ TEST(Registry, ChecksNames) {
     EXPECT_THROW(reg.counter("queue_depth", "Depth.", {"queue"}), std::invalid_argument);
     EXPECT_THROW(a.labels({"x", "y"}), std::invalid_argument);
     EXPECT_EQ(&a.labels({"x"}), &a.labels({"x"}));
+}
+
+TEST(Registry, RefusesNamesWhoseSeriesCollide) {
+    Registry reg;
+    static const double kBounds[] = {1, 2};
+    reg.histogram("job_seconds", "Jobs.", kBounds);
+    try {
+        reg.gauge("job_seconds_count", "Count.");
+        ADD_FAILURE() << "a gauge named like a histogram's series was registered";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(),
+                     "metric 'job_seconds_count' clashes with metric 'job_seconds': both would "
+                     "expose 'job_seconds_count'");
+    }
+    reg.gauge("lat_sum", "Sum.");
+    EXPECT_THROW(reg.histogram("lat", "Latency.", kBounds), std::invalid_argument);
+    // OpenMetrics names the counter 'reqs_total' family 'reqs'.
+    reg.counter("reqs_total", "Requests.");
+    EXPECT_THROW(reg.gauge("reqs", "Requests."), std::invalid_argument);
+    EXPECT_THROW(reg.gauge("reqs_created", "Created."), std::invalid_argument);
+    // Without a histogram or counter behind them, such names are ordinary.
+    reg.gauge("queue", "Queue.");
+    reg.gauge("queue_count", "Count.");
+    reg.gauge("queue_sum", "Sum.");
+    std::string text = render(reg.collect(), ExpositionFormat::prometheus_text);
+    EXPECT_THAT(text, HasSubstr("\nqueue_count 0\n"));
+}
+
+TEST(Registry, LeavesOutAFamilyThatCollidesWithACollectedOne) {
+    // The server's families come from collectors added after the plugins registered theirs: a
+    // plugin's gauge named like one of their series is left out, not the server's histogram.
+    auto sink_out = std::make_shared<std::ostringstream>();
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*sink_out);
+    auto log = std::make_shared<spdlog::logger>("weft.monitor", sink);
+    spdlog::drop("weft.monitor");
+    spdlog::register_logger(log);
+    Registry reg;
+    reg.gauge("built_seconds_sum", "A plugin's gauge.").get().set(7);
+    reg.gauge("plugin_level", "Fine.").get().set(1);
+    auto built = reg.add_collector([](std::vector<MetricFamily>& out) {
+        MetricFamily f{"built_seconds", "Built.", "", MetricType::histogram, {}, {}};
+        f.histograms.push_back({{}, {1.0}, {2, 0}, 0.5});
+        out.push_back(std::move(f));
+        out.push_back({"built_gauge", "Another.", "", MetricType::gauge, {{{}, 3}}, {}});
+        // A second collected family clashing with an earlier one: the earlier stays.
+        out.push_back({"built_seconds_bucket", "Clash.", "", MetricType::gauge, {{{}, 9}}, {}});
+    });
+    for (int i = 0; i < 2; ++i) {
+        std::vector<std::string> names;
+        for (const MetricFamily& f : reg.collect())
+            names.push_back(f.name);
+        EXPECT_THAT(names, ::testing::ElementsAre("plugin_level", "built_seconds", "built_gauge"));
+    }
+    const std::string text = render(reg.collect(), ExpositionFormat::prometheus_text);
+    EXPECT_THAT(text, HasSubstr("built_seconds_sum 0.5\n"));
+    EXPECT_THAT(text, Not(HasSubstr("built_seconds_sum 7")));
+    log->flush();
+    const std::string said = sink_out->str();
+    EXPECT_THAT(said, HasSubstr("metric 'built_seconds_sum' is left out of the exposition: it "
+                                "would expose 'built_seconds_sum', as metric 'built_seconds' "
+                                "does"));
+    EXPECT_THAT(said, HasSubstr("metric 'built_seconds_bucket' is left out"));
+    // Said once, though three scrapes saw it.
+    EXPECT_EQ(said.find("'built_seconds_sum' is left out"),
+              said.rfind("'built_seconds_sum' is left out"));
+    spdlog::drop("weft.monitor");
 }
 
 TEST(Registry, CollectorsMergeFailAndGoAway) {

@@ -151,7 +151,9 @@ class CollectorHandle {
 /// The metric registry. Thread-safe: register and update from any thread, scrape from the admin
 /// thread. Names are checked (Prometheus syntax, counters end in "_total"); registering the same
 /// name again with the same type, help, labels and buckets returns the existing family, any other
-/// reuse of a name throws std::invalid_argument.
+/// reuse of a name throws std::invalid_argument, and so does a name whose series would collide
+/// with another family's (a gauge 'x_count' beside a histogram 'x'; a gauge 'x' beside a counter
+/// 'x_total', which OpenMetrics calls 'x').
 class Registry {
   public:
     Registry();
@@ -172,10 +174,14 @@ class Registry {
     [[nodiscard]] CollectorHandle add_collector(std::function<void(std::vector<MetricFamily>&)> fn);
 
     /// Every family: registered ones first (registration order), then the collectors'.
-    /// Families of the same name and type from several sources are merged.
+    /// Families of the same name and type from several sources are merged. A family whose
+    /// series would collide with another's is left out (the collectors' win over registered
+    /// families, an earlier collector's over a later one's), with a warning logged once.
     std::vector<MetricFamily> collect() const;
 
   private:
+    /// Logs `message` the first time a problem with the family `name` is seen.
+    void warn_once(const std::string& name, const std::string& message) const;
     friend class CollectorHandle;
     struct Impl;
     std::shared_ptr<Impl> impl_;
