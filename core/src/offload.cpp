@@ -10,17 +10,23 @@ namespace weft::detail {
 namespace {
 // A deadline or a cancel withdraws the work if no thread has taken it yet, and the fiber wakes
 // at once; otherwise the work may name the fiber's stack, so the fiber wakes only when it is
-// done.
+// done, unless the work owns all it touches (`left` is set): then the fiber leaves at once, and
+// the work's end, on the hub thread like this, finds `*left` and wakes nobody.
 struct OffloadWaiter final : Interruptible {
     HubImpl* hub = nullptr;
     std::shared_ptr<PoolTask> task;
+    std::shared_ptr<bool> left;
     void interrupt(FiberRecord* f, Errc why) noexcept override {
-        if (task->withdraw()) hub->make_ready(f, why);
+        if (task->withdraw()) {
+            hub->make_ready(f, why);
+        } else if (left) {
+            *left = true;
+            hub->make_ready(f, why);
+        }
     }
 };
-}  // namespace
 
-Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline) {
+Result<void> offload_impl(UniqueFunction<void()> work, Deadline deadline, bool owned) {
     HubImpl* hub = HubImpl::current();
     FiberRecord* me = hub ? hub->running() : nullptr;
     if (!me) {
@@ -30,12 +36,25 @@ Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline) {
     if (auto r = hub->check_interrupt(deadline); !r) return r;
     OffloadWaiter waiter;
     waiter.hub = hub;
-    waiter.task = std::make_shared<PoolTask>([hub, me, w = std::move(work)]() mutable {
-        w();
-        hub->post_any([hub, me] { hub->make_ready(me, Errc::ok); });
-    });
+    if (owned) waiter.left = std::make_shared<bool>(false);
+    waiter.task =
+        std::make_shared<PoolTask>([hub, me, left = waiter.left, w = std::move(work)]() mutable {
+            w();
+            hub->post_any([hub, me, left = std::move(left)] {
+                if (!left || !*left) hub->make_ready(me, Errc::ok);
+            });
+        });
     hub->runtime_state().pool->submit(waiter.task);
     return hub->park(&waiter, deadline, "offload");
+}
+}  // namespace
+
+Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline) {
+    return offload_impl(std::move(work), deadline, false);
+}
+
+Result<void> offload_owned(UniqueFunction<void()> work, Deadline deadline) {
+    return offload_impl(std::move(work), deadline, true);
 }
 
 }  // namespace weft::detail

@@ -263,27 +263,34 @@ Result<SocketAddress> TcpListener::local_address() const {
 
 Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_t port) {
     struct Out {
+        std::string host;
         int rc = 0;
         int sys_errno = 0;  // EAI_SYSTEM's cause: errno of the pool thread that looked up
         std::vector<SocketAddress> addrs;
     };
-    // With the fiber's deadline or cancel before a pool thread takes the lookup: that error.
-    Result<Out> looked_up = offload(Deadline::never(), [&host, port] {
-        Out o;
+    // The lookup owns what it touches: at the fiber's deadline or cancel the fiber leaves,
+    // even while getaddrinfo runs (a dead resolver takes 10-30 s), and the lookup's answer,
+    // when it comes, is dropped.
+    auto out_ptr = std::make_shared<Out>();
+    out_ptr->host = host;
+    auto looked_up = detail::offload_owned([o = out_ptr, port]() noexcept {
         addrinfo hints{};
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         addrinfo* res = nullptr;
-        std::string service = std::to_string(port);
-        o.rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-        if (o.rc == EAI_SYSTEM) o.sys_errno = errno;
-        for (addrinfo* ai = res; ai; ai = ai->ai_next)
-            o.addrs.emplace_back(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+        const std::string service = std::to_string(port);
+        o->rc = ::getaddrinfo(o->host.c_str(), service.c_str(), &hints, &res);
+        if (o->rc == EAI_SYSTEM) o->sys_errno = errno;
+        try {
+            for (addrinfo* ai = res; ai; ai = ai->ai_next)
+                o->addrs.emplace_back(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+        } catch (...) {
+            o->rc = EAI_MEMORY;
+        }
         if (res) ::freeaddrinfo(res);
-        return o;
     });
     if (!looked_up) return looked_up.error();
-    Out& out = *looked_up;
+    Out& out = *out_ptr;
     if (out.rc == EAI_NONAME || out.rc == EAI_NODATA || out.rc == EAI_FAIL) return Errc::not_found;
     if (out.rc == EAI_AGAIN) return Errc::timed_out;
     if (out.rc != 0) return Error(Errc::system, out.rc == EAI_SYSTEM ? out.sys_errno : 0);

@@ -430,6 +430,49 @@ TEST(Offload, ADeadlineWithdrawsWorkThatNoThreadTookYet) {
         o);
 }
 
+TEST(Offload, OwnedWorkIsLeftAtTheDeadlineEvenWhileItRuns) {
+    // What resolve() does with getaddrinfo: the fiber's deadline ends the wait while a thread
+    // runs the work, which runs on unobserved; its end wakes nobody (the fiber is gone).
+    auto o = weft::testing::test_options();
+    o.offload_threads = 1;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    weft::run(
+        [done] {
+            auto t0 = weft::Clock::now();
+            weft::Result<void> r = weft::Errc::ok;
+            weft::spawn("leaves", [&] {
+                weft::ScopedDeadline bound(weft::Deadline(50ms));
+                r = weft::detail::offload_owned([done]() noexcept {
+                    std::this_thread::sleep_for(300ms);
+                    done->store(true);
+                });
+            }).join();
+            ASSERT_FALSE(r);
+            EXPECT_EQ(r.error().code, weft::Errc::timed_out);
+            EXPECT_LT(weft::Clock::now() - t0, 250ms) << "the wait outlived its deadline";
+            EXPECT_FALSE(done->load());
+            // A cancel leaves it the same way.
+            weft::Result<void> cr = weft::Errc::ok;
+            auto waiter = weft::spawn("cancelled", [&] {
+                cr = weft::detail::offload_owned(
+                    []() noexcept { std::this_thread::sleep_for(100ms); });
+            });
+            (void)weft::sleep_for(10ms);
+            waiter.cancel();
+            waiter.join();
+            ASSERT_FALSE(cr);
+            EXPECT_EQ(cr.error().code, weft::Errc::cancelled);
+            // The first work ends meanwhile, and the next one runs as usual.
+            EXPECT_EQ(weft::offload([] { return 5; }), 5);
+            EXPECT_TRUE(done->load());
+            // Without a deadline, owned work is waited for like any other.
+            bool ran = false;
+            ASSERT_TRUE(weft::detail::offload_owned([&ran]() noexcept { ran = true; }));
+            EXPECT_TRUE(ran);
+        },
+        o);
+}
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winfinite-recursion"
 namespace {

@@ -25,6 +25,10 @@ namespace detail {
 /// Errc::cancelled when the wait ended before a pool thread took the work (then it never runs).
 /// Outside a fiber, runs it inline. `work` must not throw.
 Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline = Deadline::never());
+/// offload_raw() for work that owns everything it touches (nothing on the caller's stack): the
+/// deadline, the fiber's own, or a cancel wakes the fiber at once even while a thread runs the
+/// work, which then runs to its end unobserved (holding its thread until then).
+Result<void> offload_owned(UniqueFunction<void()> work, Deadline deadline = Deadline::never());
 
 template <class F>
 struct OffloadCall {

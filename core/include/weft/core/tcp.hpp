@@ -162,7 +162,10 @@ class TcpListener {
 };
 
 /// Resolves `host` (a name or a numeric address) and `port` with getaddrinfo on the offload
-/// pool (gevent's default thread resolver). Errc::not_found when the name does not resolve.
+/// pool (gevent's default thread resolver). Errc::not_found when the name does not resolve. The
+/// calling fiber's deadline (this_fiber::deadline(), a ScopedDeadline) or a cancel ends the wait
+/// (Errc::timed_out, Errc::cancelled) even while the lookup runs: it runs on unobserved, holding
+/// its pool thread until getaddrinfo returns.
 [[nodiscard]] Result<std::vector<SocketAddress>> resolve(const std::string& host,
                                                          std::uint16_t port);
 
