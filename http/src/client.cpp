@@ -160,7 +160,8 @@ bool has_token(std::string_view list, std::string_view token) {
 
 struct OriginPool {
     std::vector<std::unique_ptr<ClientConn>> idle;
-    std::size_t open = 0;  // idle and lent out
+    std::size_t open = 0;    // idle and lent out
+    std::size_t taking = 0;  // fibers in take() (which holds a reference to this)
     /// Connections lent out, at most max_connections_per_host (when set). Idle ones hold no
     /// permit, and a borrower takes an idle one before it dials: so open ones stay within the
     /// limit too.
@@ -179,7 +180,7 @@ struct HubPool {
     std::int64_t next_sweep_ns = 0;  // when give_back() next looks at every origin's idle ones
 };
 
-class ClientCore {
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
   public:
     explicit ClientCore(ClientOptions o) : options(std::move(o)) {}
     ~ClientCore() {
@@ -237,8 +238,10 @@ class ClientCore {
                 return ClientError{ClientErrc::cancelled, "resolving " + url.host};
             return ClientError{ClientErrc::dns, "cannot resolve '" + url.host + "'"};
         }
-        if (options.dns_cache_ttl.count() > 0 && hp.dns.size() < 1024)
-            hp.dns[url.host] = DnsEntry{*r, now + options.dns_cache_ttl.count()};
+        // A name seen before is refreshed whatever the count; a new one waits for room (the
+        // once-a-second sweep drops answers past their time).
+        if (options.dns_cache_ttl.count() > 0 && (hp.dns.size() < 1024 || it != hp.dns.end()))
+            hp.dns[url.host] = DnsEntry{*r, now_ns() + options.dns_cache_ttl.count()};
         return std::move(*r);
     }
 
@@ -280,6 +283,11 @@ class ClientCore {
     ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, Deadline dl,
                                                    bool fresh = false) {
         OriginPool& op = hp.origins[url.origin];
+        ++op.taking;
+        struct Taking {
+            OriginPool& op;
+            ~Taking() { --op.taking; }
+        } taking{op};
         HubClientMetrics& m = hub_metrics()[hub_index()];
         if (options.max_connections_per_host > 0) {
             if (!op.permits)
@@ -302,7 +310,13 @@ class ClientCore {
             c.reset();  // too old, or the server closed it meanwhile
             forget(op);
         }
-        auto c = dial(hp, url, dl);
+        ClientResult<std::unique_ptr<ClientConn>> c = ClientError{ClientErrc::connect, ""};
+        try {
+            c = dial(hp, url, dl);
+        } catch (...) {
+            if (op.permits) op.permits->release();
+            throw;
+        }
         if (!c) {
             if (op.permits) op.permits->release();
             return c;
@@ -312,33 +326,53 @@ class ClientCore {
         return c;
     }
 
-    // The exchange is over: keep the connection for the next request, or close it.
-    void give_back(const std::string& origin, std::unique_ptr<ClientConn> c, bool reusable) {
-        HubPool& hp = pool();
+    // The exchange is over: keep the connection for the next request, or close it. On the
+    // hub that owns `hp`.
+    void give_back(HubPool& hp, const std::string& origin, std::unique_ptr<ClientConn> c,
+                   bool reusable) noexcept {
         const std::int64_t now = now_ns();
         if (now >= hp.next_sweep_ns) {
             sweep(hp, now);
             hp.next_sweep_ns = now + 1'000'000'000;
         }
-        OriginPool& op = hp.origins[origin];
+        auto it = hp.origins.find(origin);
+        if (it == hp.origins.end()) return;  // cannot be: a lent connection keeps its origin
+        OriginPool& op = it->second;
+        bool kept = false;
         if (reusable && op.idle.size() < options.max_idle_per_host) {
-            c->idle_since_ns = now;
-            op.idle.push_back(std::move(c));
-            hub_metrics()[hub_index()].idle.fetch_add(1, std::memory_order_relaxed);
-        } else {
+            try {
+                c->idle_since_ns = now;
+                op.idle.push_back(std::move(c));
+                hub_metrics()[hub_index()].idle.fetch_add(1, std::memory_order_relaxed);
+                kept = true;
+            } catch (...) {
+            }
+        }
+        if (!kept) {
             c.reset();
             forget(op);
         }
         if (op.permits) op.permits->release();  // a waiting borrower takes the idle one
     }
 
+    // A connection lent by `hp` was closed on another thread (see ClientExchange).
+    void forget_lent(HubPool& hp, const std::string& origin) noexcept {
+        auto it = hp.origins.find(origin);
+        if (it == hp.origins.end()) return;
+        forget(it->second);
+        if (it->second.permits) it->second.permits->release();
+    }
+
     // Closes the idle connections of every origin that are too old or that the server closed:
     // take() looks only at its own origin's, and a program that calls many hosts (webhooks)
     // would keep the others open (in CLOSE_WAIT) until it called them again.
-    void sweep(HubPool& hp, std::int64_t now) {
+    // Origins with nothing open and nobody taking a connection go too (a program that calls
+    // hosts its users name would otherwise keep one entry per host for good), and so do DNS
+    // answers past their time.
+    void sweep(HubPool& hp, std::int64_t now) noexcept {
         HubClientMetrics& m = hub_metrics()[hub_index()];
-        for (auto& entry : hp.origins) {
-            OriginPool& op = entry.second;  // not a structured binding: clang 14 cannot capture one
+        for (auto it = hp.origins.begin(); it != hp.origins.end();) {
+            OriginPool& op = it->second;
             std::erase_if(op.idle, [&](std::unique_ptr<ClientConn>& c) {
                 if (now - c->idle_since_ns < options.idle_timeout.count() && !c->looks_closed())
                     return false;
@@ -347,7 +381,12 @@ class ClientCore {
                 forget(op);
                 return true;
             });
+            if (op.open == 0 && op.taking == 0)
+                it = hp.origins.erase(it);
+            else
+                ++it;
         }
+        std::erase_if(hp.dns, [now](const auto& e) { return e.second.expires_ns <= now; });
     }
 
     // One connection of `op` closed.
@@ -369,18 +408,22 @@ class ClientCore {
 
 class ClientExchange {
   public:
+    // On a hub's fiber.
     ClientExchange(ClientCore& core, Url url, std::string method, Deadline total)
-        : core_(core), url_(std::move(url)), method_(std::move(method)), total_(total) {}
+        : core_(core),
+          owner_(Hub::current()),
+          pool_(&core.pool()),
+          url_(std::move(url)),
+          method_(std::move(method)),
+          total_(total) {}
 
-    ~ClientExchange() {
-        if (conn_) core_.give_back(url_.origin, std::move(conn_), false);
-    }
+    ~ClientExchange() { release_conn(false); }
 
     // Connects (or reuses), sends the request and reads the response head. A reused
     // connection that fails before any response byte came is retried once on a new one, if
     // the method allows it.
     ClientResult<void> start(const ClientRequest& req) {
-        HubPool& hp = core_.pool();
+        HubPool& hp = *pool_;
         for (int attempt = 0;; ++attempt) {
             // The retry dials: another idle connection may be as dead as the first one (a
             // firewall that dropped idle flows without a FIN leaves no sign on them).
@@ -392,7 +435,7 @@ class ClientExchange {
             if (r) r = read_head();
             if (r) return {};
             const bool nothing_came = conn_->bytes_in == 0;
-            core_.give_back(url_.origin, std::move(conn_), false);
+            release_conn(false);
             const ClientErrc code = r.error().code;
             if (attempt == 0 && reused && nothing_came && idempotent(method_) &&
                 (code == ClientErrc::closed || code == ClientErrc::connect))
@@ -402,7 +445,9 @@ class ClientExchange {
     }
 
     // Up to buf.size() bytes of the body; 0 at its end (the connection is then given back).
+    // After a failure, that failure again: never a clean end.
     ClientResult<std::size_t> read_body(std::span<char> buf) {
+        if (failed_) return *failed_;
         if (done_ || !conn_) return std::size_t{0};
         for (;;) {
             std::string_view in = conn_->buffered();
@@ -486,14 +531,36 @@ class ClientExchange {
     }
 
     ClientError fail(ClientError e) {
-        if (conn_) core_.give_back(url_.origin, std::move(conn_), false);
+        release_conn(false);
         done_ = true;
+        if (!failed_) failed_ = e;
         return e;
     }
 
     void finish(bool reusable) {
         done_ = true;
-        if (conn_) core_.give_back(url_.origin, std::move(conn_), reusable);
+        release_conn(reusable);
+    }
+
+    // The connection is done with: back to the pool of the hub that lent it. Elsewhere (a
+    // stream moved to another hub's fiber, or dropped on a plain thread) it goes to that hub
+    // to be closed there (its backend keeps state per descriptor), which also gets its count
+    // of open connections and its permit for the origin back.
+    void release_conn(bool reusable) noexcept {
+        if (!conn_) return;
+        if (Hub::current() == owner_) {
+            core_.give_back(*pool_, url_.origin, std::move(conn_), reusable);
+            return;
+        }
+        try {
+            owner_->post([core = core_.weak_from_this(), pool = pool_, origin = url_.origin,
+                          c = std::move(conn_)]() mutable {
+                c.reset();
+                if (auto live = core.lock()) live->forget_lent(*pool, origin);
+            });
+        } catch (...) {
+            // Out of memory: the connection closed here, and the origin keeps a permit fewer.
+        }
     }
 
     ClientResult<void> send(const ClientRequest& req) {
@@ -507,15 +574,18 @@ class ClientExchange {
         out += " HTTP/1.1\r\nHost: ";
         out += url_.host_header;
         out += "\r\n";
-        bool has_agent = false, has_length = false;
+        bool has_agent = false;
         for (const auto& [n, v] : req.headers) {
             if (n.empty() || !std::all_of(n.begin(), n.end(), token_char) || !safe_value(v))
                 return ClientError{ClientErrc::bad_url,
                                    "header '" + n + "' has an invalid name or CR/LF in its value"};
-            if (iequals(n, "host") || iequals(n, "transfer-encoding") || iequals(n, "connection"))
-                continue;  // the client's to write
+            // The client's to write. Content-Length is the body's, whatever a caller (a proxy
+            // forwarding an inbound request's fields) set: a wrong one would desynchronise the
+            // pooled connection, and the server would read the rest as another request.
+            if (iequals(n, "host") || iequals(n, "transfer-encoding") || iequals(n, "connection") ||
+                iequals(n, "content-length"))
+                continue;
             has_agent = has_agent || iequals(n, "user-agent");
-            has_length = has_length || iequals(n, "content-length");
             out += n;
             out += ": ";
             out += v;
@@ -527,7 +597,7 @@ class ClientExchange {
             out += "\r\n";
         }
         const bool body_method = method_ == "POST" || method_ == "PUT" || method_ == "PATCH";
-        if (!has_length && (!req.body.empty() || body_method)) {
+        if (!req.body.empty() || body_method) {
             out += "Content-Length: ";
             out += std::to_string(req.body.size());
             out += "\r\n";
@@ -612,9 +682,14 @@ class ClientExchange {
 
     ClientResult<void> decide_framing() {
         // RFC 9112 6.3, in its order.
-        const std::string* conn = find("connection");
-        keep_alive_ = version_minor == 1 ? !(conn && has_token(*conn, "close"))
-                                         : (conn && has_token(*conn, "keep-alive"));
+        // Every Connection field counts (a "keep-alive" one and a "close" one: close).
+        bool close = false, keep = false;
+        for (const auto& [n, v] : headers) {
+            if (!iequals(n, "connection")) continue;
+            close = close || has_token(v, "close");
+            keep = keep || has_token(v, "keep-alive");
+        }
+        keep_alive_ = !close && (version_minor == 1 || keep);
         if (method_ == "HEAD" || status == 204 || status == 304 ||
             (status >= 100 && status < 200)) {
             framing_ = Framing::none;
@@ -710,10 +785,13 @@ class ClientExchange {
     }
 
     ClientCore& core_;
+    Hub* owner_;     // the hub whose pool lent the connection
+    HubPool* pool_;  // its pool
     Url url_;
     std::string method_;
     Deadline total_;
     std::unique_ptr<ClientConn> conn_;
+    std::optional<ClientError> failed_;
     Framing framing_ = Framing::none;
     std::uint64_t remaining_ = 0;
     bool keep_alive_ = true;
@@ -743,7 +821,7 @@ ClientResult<std::unique_ptr<ClientExchange>> open(detail::ClientCore& core,
 }  // namespace
 
 Client::Client(ClientOptions options)
-    : core_(std::make_unique<detail::ClientCore>(std::move(options))) {}
+    : core_(std::make_shared<detail::ClientCore>(std::move(options))) {}
 
 Client::~Client() = default;
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client_conn.hpp"
@@ -550,4 +551,92 @@ FIBER_TEST(Client, AtMostNConnectionsPerHost) {
     EXPECT_EQ(ok, 8);
     EXPECT_LE(s.accepts(), 2);
     EXPECT_LE(most.load(), 2);
+}
+
+FIBER_TEST(Client, TheBodySetsContentLengthWhateverTheCallerSaid) {
+    // A proxy that forwards an inbound request's fields with another body: a stale
+    // Content-Length would leave the rest of the body to be read as a second request.
+    std::string head;
+    ScriptedServer s([&](weft::TcpStream& st, int) {
+        std::string buf;
+        if (read_request(st, buf, &head)) {
+            const std::string answer =
+                "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(buf.size()) + "\r\n\r\n" +
+                buf;
+            (void)st.send(answer);  // what followed the body the server framed
+        }
+    });
+    Client c;
+    ClientRequest req;
+    req.method = "POST";
+    req.url = s.url();
+    req.headers = {{"Content-Length", "2"}, {"X-Kept", "yes"}};
+    req.body = "hello";
+    auto r = c.request(req);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "") << "bytes beyond the framed body reached the server";
+    EXPECT_NE(head.find("Content-Length: 5"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Content-Length: 2"), std::string::npos) << head;
+    EXPECT_NE(head.find("X-Kept: yes"), std::string::npos) << head;
+}
+
+FIBER_TEST(Client, AnyConnectionCloseFieldKeepsTheConnectionOutOfThePool) {
+    ScriptedServer s(
+        always("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: "
+               "0\r\n\r\n"));
+    Client c;
+    for (int i = 0; i < 2; ++i) {
+        auto r = c.get(s.url());
+        ASSERT_TRUE(r) << r.error().message();
+    }
+    EXPECT_EQ(s.accepts(), 2) << "a connection the server said it closes was reused";
+}
+
+FIBER_TEST(Client, AStreamThatFailedNeverEndsCleanly) {
+    // 10 of 100 promised bytes, then silence: the read times out, and reading again must not
+    // look like the end of the body.
+    ScriptedServer s([](weft::TcpStream& st, int) {
+        std::string buf;
+        if (!read_request(st, buf)) return;
+        (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+        (void)weft::sleep_for(2s);
+    });
+    ClientOptions o;
+    o.read_timeout = 100ms;
+    Client c(o);
+    ClientRequest req;
+    req.url = s.url();
+    auto st = c.stream(req);
+    ASSERT_TRUE(st) << st.error().message();
+    char buf[64];
+    std::size_t got = 0;
+    weft::http::ClientResult<std::size_t> n = std::size_t{0};
+    while ((n = st->read(buf)) && *n > 0)
+        got += *n;
+    EXPECT_EQ(got, 10u);
+    ASSERT_FALSE(n);
+    EXPECT_EQ(n.error().code, ClientErrc::timed_out);
+    for (int i = 0; i < 2; ++i) {
+        auto again = st->read(buf);
+        ASSERT_FALSE(again) << "read " << *again << " after a timeout";
+        EXPECT_EQ(again.error().code, ClientErrc::timed_out);
+    }
+}
+
+FIBER_TEST(Client, AStreamDroppedOnAnotherThreadGivesItsPermitBack) {
+    // With one connection per host, a stream holds the only permit; dropped on a plain thread
+    // (not the hub that lent it), its connection closes and the permit comes back.
+    ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+    ClientOptions o;
+    o.max_connections_per_host = 1;
+    Client c(o);
+    ClientRequest req;
+    req.url = s.url();
+    auto st = c.stream(req);
+    ASSERT_TRUE(st) << st.error().message();
+    std::thread([moved = std::move(*st)]() mutable { moved = weft::http::ClientStream(); }).join();
+    auto r = c.get(s.url(), weft::Deadline(2s));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "hello");
+    EXPECT_EQ(s.accepts(), 2) << "the dropped stream's connection was pooled";
 }

@@ -124,7 +124,9 @@ class ClientStream {
     const std::vector<std::pair<std::string, std::string>>& headers() const noexcept;
     std::optional<std::string_view> header(std::string_view name) const noexcept;
     /// Reads the next piece of the body into `buf`; 0 at its end. Parks until bytes arrive or
-    /// read_timeout / the deadline passes.
+    /// read_timeout / the deadline passes. After a failure (a timeout, a connection that
+    /// closed mid-body) every later read fails the same way: the stream is over. A stream may
+    /// be dropped on any thread; off the hub that opened it, its connection closes.
     [[nodiscard]] ClientResult<std::size_t> read(std::span<char> buf);
 
   private:
@@ -158,7 +160,7 @@ class Client {
     const ClientOptions& options() const noexcept;
 
   private:
-    std::unique_ptr<detail::ClientCore> core_;
+    std::shared_ptr<detail::ClientCore> core_;
 };
 
 /// The process's shared client, made on first use with the options given to
