@@ -43,6 +43,7 @@ std::atomic<std::uint32_t>* wait_count(int fd, bool create) noexcept {
 
 std::mutex g_hubs_mu;
 std::vector<HubImpl*> g_hubs;
+std::atomic<std::size_t> g_hub_count{0};  // g_hubs.size(), read without the lock
 
 // A fiber's waits on descriptors: registered for close(2) while it is parked.
 class Registration {
@@ -160,11 +161,17 @@ void fd_closing(int fd) noexcept {
 void register_hub(HubImpl* hub) {
     std::lock_guard lock(g_hubs_mu);
     g_hubs.push_back(hub);
+    g_hub_count.store(g_hubs.size(), std::memory_order_relaxed);
 }
 
 void unregister_hub(HubImpl* hub) noexcept {
     std::lock_guard lock(g_hubs_mu);
     std::erase(g_hubs, hub);
+    g_hub_count.store(g_hubs.size(), std::memory_order_relaxed);
+}
+
+bool any_hub() noexcept {
+    return g_hub_count.load(std::memory_order_relaxed) != 0;
 }
 
 }  // namespace weft::detail

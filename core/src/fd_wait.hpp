@@ -48,5 +48,7 @@ void fd_closing(int fd) noexcept;
 /// Every live hub, for fd_closing(). Hubs add themselves when their thread starts.
 void register_hub(HubImpl* hub);
 void unregister_hub(HubImpl* hub) noexcept;
+/// Whether any hub of any runtime exists (lock-free: for a fork's child handler).
+bool any_hub() noexcept;
 
 }  // namespace weft::detail

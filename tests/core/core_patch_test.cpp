@@ -941,3 +941,139 @@ TEST(PatchHubs, ACloseOnAnotherHubWakesTheWaiter) {
     rt.stop();
     rt.join();
 }
+
+// A fiber that cannot park any more (cancelled, or past its own deadline) must not have a
+// retrying caller spin: EINTR once for the interrupted wait, then errors nobody retries.
+TEST(PatchIo, ACancelledFibersRetryLoopEnds) {
+    run_patched([] {
+        Pair p;
+        int tries = 0, err = 0;
+        auto reader = weft::spawn("reader", [&] {
+            char c;
+            // hiredis's and many programs' loop: EINTR means "try again".
+            while (tries < 1000) {
+                ++tries;
+                if (::read(p.a, &c, 1) >= 0 || errno != EINTR) break;
+            }
+            err = errno;
+        });
+        (void)weft::sleep_for(10ms);
+        reader.cancel();
+        reader.join();
+        EXPECT_EQ(err, ECANCELED);
+        EXPECT_EQ(tries, 2) << "the interrupted read, then one that could not wait";
+        // The fiber's own deadline: ETIMEDOUT, which a loop on EAGAIN does not retry either.
+        int dtries = 0;
+        weft::spawn("deadline", [&] {
+            weft::ScopedDeadline bound(weft::Deadline(20ms));
+            char c;
+            while (dtries < 1000) {
+                ++dtries;
+                if (::recv(p.a, &c, 1, 0) >= 0 || (errno != EINTR && errno != EAGAIN)) break;
+            }
+            err = errno;
+        }).join();
+        EXPECT_EQ(err, ETIMEDOUT);
+        EXPECT_EQ(dtries, 1);
+        // And accept on a blocking listener.
+        const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ASSERT_EQ(::listen(lfd, 4), 0);
+        int atries = 0;
+        auto acceptor = weft::spawn("acceptor", [&] {
+            while (atries < 1000) {
+                ++atries;
+                if (::accept(lfd, nullptr, nullptr) >= 0 || errno != EINTR) break;
+            }
+            err = errno;
+        });
+        (void)weft::sleep_for(10ms);
+        acceptor.cancel();
+        acceptor.join();
+        EXPECT_EQ(err, ECANCELED);
+        EXPECT_EQ(atries, 2);
+        ::close(lfd);
+    });
+}
+
+TEST(PatchSleep, ASleepPastTheFibersDeadlineEndsInsteadOfSpinning) {
+    // std::this_thread::sleep_for retries nanosleep on EINTR with the time left: after the
+    // fiber's deadline it must end, not call again at once for the rest of the 2 s.
+    run_patched([] {
+        const auto before = calls(PatchedCall::nanosleep);
+        const auto t0 = std::chrono::steady_clock::now();
+        weft::spawn("sleeper", [] {
+            weft::ScopedDeadline bound(weft::Deadline(30ms));
+            std::this_thread::sleep_for(2s);
+        }).join();
+        EXPECT_LT(seconds_since(t0), 1.0);
+        EXPECT_LE(calls(PatchedCall::nanosleep) - before, 2u);
+    });
+}
+
+TEST(PatchIo, AnAcceptedSocketKeepsTheListenersReceiveTimeout) {
+    run_patched([] {
+        const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ASSERT_EQ(::listen(lfd, 4), 0);
+        socklen_t len = sizeof addr;
+        ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        timeval tv{0, 100'000};
+        ASSERT_EQ(::setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+        const int cfd = ::socket(AF_INET, SOCK_STREAM, 0);
+        ASSERT_EQ(::connect(cfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        const int afd = ::accept(lfd, nullptr, nullptr);
+        ASSERT_GE(afd, 0);
+        // Nothing comes: libc's read gives EAGAIN after the inherited 100 ms.
+        const auto t0 = std::chrono::steady_clock::now();
+        ssize_t n = 0;
+        int err = 0;
+        weft::spawn("reader", [&] {
+            weft::ScopedDeadline bound(weft::Deadline(3s));
+            char c;
+            n = ::read(afd, &c, 1);
+            err = errno;
+        }).join();
+        EXPECT_EQ(n, -1);
+        EXPECT_EQ(err, EAGAIN);
+        EXPECT_LT(seconds_since(t0), 1.5);
+        // The error queue never waits in the kernel: empty, it says so at once.
+        char buf[64];
+        msghdr m{};
+        iovec iov{buf, sizeof buf};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        const auto t1 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::recvmsg(afd, &m, MSG_ERRQUEUE), -1);
+        EXPECT_EQ(errno, EAGAIN);
+        EXPECT_LT(seconds_since(t1), 0.05);
+        ::close(afd);
+        ::close(cfd);
+        ::close(lfd);
+    });
+}
+
+TEST(PatchFork, AChildForkedBeforeAnyHubPatchesItsOwnRuntime) {
+    // A daemon or a pre-fork master forks before it starts a runtime: its children patch.
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        bool parked = false;
+        run_patched([&] {
+            const auto before = waits(PatchedCall::nanosleep);
+            timespec ts{0, 5'000'000};
+            ::nanosleep(&ts, nullptr);
+            parked = waits(PatchedCall::nanosleep) == before + 1;
+        });
+        ::_exit(parked ? 0 : 3);
+    }
+    int status = -1;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}

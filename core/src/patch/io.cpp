@@ -28,12 +28,17 @@ bool would_block(ssize_t n) noexcept {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-// Parks until `fd` has `events`; false (with errno set) when the wait ended otherwise.
+// Parks until `fd` has `events`; false (with errno set) when the wait ended otherwise, or
+// could not start (see cannot_park).
 bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int timeout_errno) {
+    if (const int e = cannot_park(h)) {
+        errno = e;
+        return false;
+    }
     count_wait(h, c);
     auto r = wait_one(h, fd, events, dl);
     if (r) return true;
-    errno = wait_errno(r.error(), timeout_errno);
+    errno = wait_errno(r.error(), dl, timeout_errno);
     return false;
 }
 
@@ -124,6 +129,20 @@ bool stale_socket(int fd, ssize_t r) noexcept {
     return true;
 }
 
+// Receives that never wait in the kernel either: the error queue and urgent data give EAGAIN
+// at once when empty (parking for POLLIN would wait for unrelated data).
+constexpr int kNeverWaits = MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB;
+
+// Whether a receive with `flags` must gather the whole length, as the kernel does for
+// MSG_WAITALL on a stream socket. Not for a peek (each piece would peek the same bytes again:
+// the peek returns what is there) nor on datagram sockets, where the kernel ignores the flag.
+bool wait_all(int fd, int flags) noexcept {
+    if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK)) return false;
+    int type = 0;
+    socklen_t len = sizeof type;
+    return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
 std::size_t iov_total(const iovec* iov, int n) noexcept {
     std::size_t t = 0;
     for (int i = 0; i < n; ++i)
@@ -205,7 +224,9 @@ int accept_impl(PatchedCall c, int fd, sockaddr* addr, socklen_t* len, int flags
             if (!park(*h, c, fd, POLLIN, dl, EAGAIN)) return -1;
         }
     }
-    if (r >= 0) fd_created(r, FdKind::socket, (flags & SOCK_NONBLOCK) != 0);
+    // What the table knows of it is looked up when first needed: the kernel copies the
+    // listener's SO_RCVTIMEO and SO_SNDTIMEO into it.
+    if (r >= 0) fd_forget(r);
     return r;
 }
 
@@ -213,13 +234,13 @@ ssize_t recvfrom_impl(PatchedCall c, int fd, void* buf, size_t n, int flags, soc
                       socklen_t* len) {
     HubImpl* h = active();
     const auto& real = real::calls();
-    if (!h || (flags & MSG_DONTWAIT)) return real.recvfrom(fd, buf, n, flags, from, len);
+    if (!h || (flags & kNeverWaits)) return real.recvfrom(fd, buf, n, flags, from, len);
     const FdInfo info = fd_info(fd);
     if (info.kind != FdKind::socket || info.nonblocking)
         return real.recvfrom(fd, buf, n, flags, from, len);
     // MSG_WAITALL on a blocking stream socket: every byte asked for, unless the peer closes or
     // an error or timeout comes first (then what arrived so far).
-    const bool all = (flags & MSG_WAITALL) != 0;
+    const bool all = wait_all(fd, flags);
     return on_socket(
         *h, c, fd, info, true,
         [&](std::size_t done, int extra) {
@@ -232,10 +253,10 @@ ssize_t recvfrom_impl(PatchedCall c, int fd, void* buf, size_t n, int flags, soc
 ssize_t recvmsg_impl(PatchedCall c, int fd, msghdr* msg, int flags) {
     HubImpl* h = active();
     const auto& real = real::calls();
-    if (!h || (flags & MSG_DONTWAIT)) return real.recvmsg(fd, msg, flags);
+    if (!h || (flags & kNeverWaits)) return real.recvmsg(fd, msg, flags);
     const FdInfo info = fd_info(fd);
     if (info.kind != FdKind::socket || info.nonblocking) return real.recvmsg(fd, msg, flags);
-    const bool all = (flags & MSG_WAITALL) != 0;
+    const bool all = wait_all(fd, flags);
     const std::size_t total = iov_total(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
     return on_socket(
         *h, c, fd, info, true,

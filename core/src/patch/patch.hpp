@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 
 #include "hub_impl.hpp"
 #include "patch/fd_table.hpp"
@@ -14,7 +15,8 @@ namespace weft::detail::patch {
 
 using internal::PatchedCall;
 
-/// Set in the child of a fork(): it has no hubs, so every call is libc's.
+/// Set in the child of a fork() made while hubs existed: it has copies of them, not hubs, so
+/// every call is libc's.
 extern bool g_forked;
 
 /// The hub whose fiber makes this call, when the call is to be patched; nullptr otherwise (the
@@ -38,13 +40,14 @@ inline void count_wait(HubImpl& h, PatchedCall c) noexcept {
     bump(h.mutable_probe().patched_waits[static_cast<std::size_t>(c)]);
 }
 
-/// errno for a wait that ended without the descriptor being ready: a timeout reads as
-/// `timeout_errno` (EAGAIN for SO_RCVTIMEO, as libc), a cancel as EINTR (the fiber should
-/// stop), a close of the descriptor as EBADF.
-inline int wait_errno(const Error& e, int timeout_errno) noexcept {
+/// errno for a wait that ended without the descriptor being ready: the call's own timeout
+/// (`dl`) reads as `timeout_errno` (EAGAIN for SO_RCVTIMEO, as libc), the fiber's deadline as
+/// ETIMEDOUT, a cancel as EINTR (the fiber should stop; called again, it gets ECANCELED: see
+/// cannot_park), a close of the descriptor as EBADF.
+inline int wait_errno(const Error& e, Deadline dl, int timeout_errno) noexcept {
     switch (e.code) {
         case Errc::timed_out:
-            return timeout_errno;
+            return dl.passed() ? timeout_errno : ETIMEDOUT;
         case Errc::cancelled:
             return EINTR;
         case Errc::closed:
@@ -52,6 +55,25 @@ inline int wait_errno(const Error& e, int timeout_errno) noexcept {
         default:
             return e.sys_errno ? e.sys_errno : EIO;
     }
+}
+
+/// 0 when the calling fiber may park for a patched call. One that cannot (cancelled, or past
+/// its own deadline: the request's) gets an error a library does not retry, ECANCELED or
+/// ETIMEDOUT, returned here: EINTR or EAGAIN would have a retrying caller (libpq's and
+/// hiredis's loops, a plain `while (read(...) < 0 && errno == EINTR)`) call again at once,
+/// forever, and the hub spin instead of running its other fibers.
+inline int cannot_park(HubImpl& h) noexcept {
+    auto r = h.check_interrupt(Deadline::never());
+    if (r) return 0;
+    return r.error() == Errc::cancelled ? ECANCELED : ETIMEDOUT;
+}
+
+/// `sec` seconds and `nsec` nanoseconds from now; never past ~292 years (a timeout of
+/// LONG_MAX seconds means forever, and in nanoseconds would overflow).
+inline Deadline after(std::int64_t sec, std::int64_t nsec) noexcept {
+    constexpr std::int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+    if (sec >= kMaxSeconds) return Deadline::never();
+    return Deadline(std::chrono::nanoseconds(sec * 1'000'000'000 + nsec));
 }
 
 /// "No timeout" (0) or one from now.

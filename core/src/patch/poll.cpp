@@ -27,7 +27,7 @@ Deadline deadline_ms(int timeout_ms) noexcept {
 
 Deadline deadline_ts(const timespec* ts) noexcept {
     if (!ts) return Deadline::never();
-    return Deadline(std::chrono::seconds(ts->tv_sec) + std::chrono::nanoseconds(ts->tv_nsec));
+    return after(ts->tv_sec, ts->tv_nsec);
 }
 
 bool zero(const timespec* ts) noexcept {
@@ -43,17 +43,11 @@ bool zero(const timespec* ts) noexcept {
 // would have libpq's wait loop (which retries EINTR) call again at once, forever, and the hub
 // would spin instead of running its other fibers.
 bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline dl) {
-    if (auto r = h.check_interrupt(dl); !r) {
-        if (r.error() == Errc::cancelled) {
-            errno = ECANCELED;
-            return false;
-        }
-        if (!dl.passed()) {  // the fiber's deadline, not the call's timeout
-            errno = ETIMEDOUT;
-            return false;
-        }
-        return true;
+    if (const int e = cannot_park(h)) {
+        errno = e;
+        return false;
     }
+    if (dl.passed()) return true;
     count_wait(h, c);
     std::vector<pollfd> live;
     live.reserve(n);
@@ -156,13 +150,18 @@ int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
     return poll_on_fiber(*h, PatchedCall::ppoll, fds, n, deadline_ts(ts));
 }
 
+// What _FORTIFY_SOURCE makes of ppoll() on an array of known size.
+int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask, size_t fdslen) {
+    if (fdslen / sizeof(pollfd) < n) __builtin_trap();
+    return ppoll(fds, n, ts, mask);
+}
+
 int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv) {
     HubImpl* h = active();
     if (!h || (tv && tv->tv_sec == 0 && tv->tv_usec == 0))
         return real::calls().select(nfds, rd, wr, ex, tv);
-    weft::Deadline dl = tv ? weft::Deadline(std::chrono::seconds(tv->tv_sec) +
-                                            std::chrono::microseconds(tv->tv_usec))
-                           : weft::Deadline::never();
+    weft::Deadline dl =
+        tv ? after(tv->tv_sec, std::int64_t{tv->tv_usec} * 1000) : weft::Deadline::never();
     int r = select_on_fiber(*h, PatchedCall::select, nfds, rd, wr, ex, dl);
     if (tv) {  // Linux's select leaves the time not slept in the timeout
         auto left = std::chrono::duration_cast<std::chrono::microseconds>(dl.remaining());

@@ -2,6 +2,7 @@
 // constructor of ours (another library's constructor writes to a pipe), so the table is also
 // filled by its first user; dlsym is safe to call more than once.
 #include "patch/real.hpp"
+#include "fd_wait.hpp"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -82,7 +83,9 @@ void fill() noexcept {
 }
 
 void forked_child() noexcept {
-    weft::detail::patch::g_forked = true;
+    // Only hubs that existed at the fork make the child's copies unsafe to touch: a process
+    // that forks before it starts a runtime (a daemon, a pre-fork master) patches as usual.
+    if (weft::detail::any_hub()) weft::detail::patch::g_forked = true;
 }
 
 [[gnu::constructor(101)]] void resolve_early() {

@@ -1,13 +1,14 @@
 // Patched sleeps: sleep, usleep, nanosleep and clock_nanosleep (relative and absolute). On a
 // fiber of a patching hub they park only that fiber until the time has passed (a zero sleep
 // yields to the hub's other fibers, as gevent's sleep(0)); a cancelled fiber wakes early and the
-// call reports an interruption the way libc reports a signal (EINTR and the time left).
-// Everywhere else they are libc's own.
+// call reports an interruption the way libc reports a signal (EINTR and the time left), once
+// (see park_for). Everywhere else they are libc's own.
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 
 #include "patch/patch.hpp"
 
@@ -17,7 +18,11 @@ namespace {
 
 using std::chrono::nanoseconds;
 
+// Saturated: a timespec of more than ~292 years (LONG_MAX seconds, "forever") would overflow.
 nanoseconds to_ns(const timespec& ts) noexcept {
+    constexpr std::int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+    if (ts.tv_sec >= kMaxSeconds) return nanoseconds::max();
+    if (ts.tv_sec <= -kMaxSeconds) return nanoseconds::min();
     return std::chrono::seconds(ts.tv_sec) + nanoseconds(ts.tv_nsec);
 }
 
@@ -34,9 +39,14 @@ bool valid(const timespec* ts) noexcept {
 }
 
 // Parks for `d` (a yield when d <= 0). Returns the time left: zero unless the fiber was
-// cancelled.
+// cancelled or reached its own deadline while it slept. A fiber that cannot park at all
+// (cancelled, or past its deadline, before the call) sleeps no longer: the call returns at
+// once as if it had slept. The time left and EINTR would have a caller that sleeps on after
+// an interruption (std::this_thread::sleep_for, a sleep() loop) call again at once, for the
+// whole time, with the hub spinning.
 nanoseconds park_for(HubImpl& h, PatchedCall c, nanoseconds d) {
     count(h, c);
+    if (cannot_park(h) != 0) return nanoseconds::zero();
     if (d.count() <= 0) {
         this_fiber::yield();
         return nanoseconds::zero();
