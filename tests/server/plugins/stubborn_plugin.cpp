@@ -1,8 +1,13 @@
 // Test plugin: a background fiber that, once cancelled at shutdown, blocks its hub in a
 // system call for an hour instead of returning (think of a blocking flush that hangs). The
-// server must still exit, bounded, and say why.
+// server must still exit, bounded, and say why. A raw system call: patched calls do not wait
+// once their fiber is cancelled.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
-#include <thread>
+#include <ctime>
 
 #include "weft/core/fiber.hpp"
 #include "weft/plugin.hpp"
@@ -13,7 +18,9 @@ void init(weft::plugin::Context& ctx) {
     ctx.spawn("stubborn", [] {
         while (weft::sleep_for(std::chrono::milliseconds(20))) {
         }
-        std::this_thread::sleep_for(std::chrono::hours(1));
+        timespec left{3600, 0};
+        while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
+        }
     });
 }
 
