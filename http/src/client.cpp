@@ -604,7 +604,7 @@ class ClientExchange {
         }
         out += "\r\n";
         out += req.body;
-        return conn_->write(out, earliest(total_, Deadline(core_.options.read_timeout)));
+        return conn_->write(out, total_, core_.options.read_timeout);
     }
 
     // The status line and headers (skipping 1xx interim responses), then the body's framing.

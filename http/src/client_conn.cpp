@@ -2,6 +2,8 @@
 // through TLS when the origin is https.
 #include "client_conn.hpp"
 
+#include "weft/core/fiber.hpp"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -143,12 +145,35 @@ ClientResult<void> ClientConn::start_tls(std::shared_ptr<TlsContext> ctx, std::s
     return {};
 }
 
-ClientResult<void> ClientConn::write(std::string_view data, Deadline deadline) {
+ClientResult<void> ClientConn::write(std::string_view data, Deadline total,
+                                     std::chrono::nanoseconds stall) {
+    // `stall` bounds a server that stops taking bytes, not the upload: a large body to a slow
+    // link goes on as long as it moves.
+    auto timed_out = [&] {
+        return ClientError{ClientErrc::timed_out,
+                           total.passed() ? "sending the request: the deadline passed"
+                                          : "sending the request: the server took none of it "
+                                            "for read_timeout"};
+    };
     if (tls_) {
-        if (auto r = tls_->write(data, deadline); !r) return from_tls(std::move(r).error());
+        constexpr std::size_t kSlice = 64 * 1024;
+        while (!data.empty()) {
+            const std::string_view piece = data.substr(0, kSlice);
+            const Deadline dl = stall.count() > 0 ? earliest(total, Deadline(stall)) : total;
+            if (auto r = tls_->write(piece, dl); !r) {
+                TlsError e = std::move(r).error();
+                if (!e.tls && e.transport.code == Errc::timed_out) return timed_out();
+                return from_tls(std::move(e));
+            }
+            data.remove_prefix(piece.size());
+        }
         return {};
     }
-    if (auto r = tcp_.send(data, deadline); !r) return from_io(r.error(), ClientErrc::closed);
+    ScopedDeadline bound(total);
+    if (auto r = tcp_.send_until_stalled(data, stall); !r) {
+        if (r.error().code == Errc::timed_out) return timed_out();
+        return from_io(r.error(), ClientErrc::closed);
+    }
     return {};
 }
 

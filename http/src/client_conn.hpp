@@ -42,7 +42,8 @@ class ClientConn {
     ClientConn(const ClientConn&) = delete;
     ClientConn& operator=(const ClientConn&) = delete;
 
-    ClientResult<void> write(std::string_view data, Deadline deadline);
+    /// Sends all of `data` by `total`, failing when no byte went out for `stall` (0: no bound).
+    ClientResult<void> write(std::string_view data, Deadline total, std::chrono::nanoseconds stall);
     /// Reads more bytes into the buffer; false at the end of the stream.
     ClientResult<bool> fill(Deadline deadline);
     /// Bytes read and not consumed yet.

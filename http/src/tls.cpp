@@ -269,11 +269,20 @@ Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline) {
 Result<void, TlsError> TlsSession::connect(std::string_view host, Deadline deadline) {
     SSL* ssl = ssl_of(ssl_);
     const std::string h(host);
+    // A name that cannot be set (out of memory, a malformed address) would leave the handshake
+    // checking the chain alone, for any name: refused instead.
+    bool named = true;
     if (is_ip_literal(host)) {
-        if (ctx_->verify_peer()) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.c_str());
+        if (ctx_->verify_peer())
+            named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.c_str()) == 1;
     } else {
-        SSL_set_tlsext_host_name(ssl, h.c_str());
-        if (ctx_->verify_peer()) SSL_set1_host(ssl, h.c_str());
+        named = SSL_set_tlsext_host_name(ssl, h.c_str()) == 1;
+        if (named && ctx_->verify_peer()) named = SSL_set1_host(ssl, h.c_str()) == 1;
+    }
+    if (!named) {
+        TlsError e;
+        e.message = "cannot check the certificate for '" + h + "': " + openssl_error();
+        return e;
     }
     auto r = drive([](SSL* s) { return SSL_connect(s); }, deadline);
     if (!r) {

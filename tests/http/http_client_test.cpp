@@ -640,3 +640,42 @@ FIBER_TEST(Client, AStreamDroppedOnAnotherThreadGivesItsPermitBack) {
     EXPECT_EQ(r->body, "hello");
     EXPECT_EQ(s.accepts(), 2) << "the dropped stream's connection was pooled";
 }
+
+FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {
+    // 24 MiB to a server that takes 128 KiB every 10 ms for the first 16 MiB (then the rest at
+    // once, and answers): longer than read_timeout in all, never stalled that long.
+    std::size_t got = 0;
+    ScriptedServer s([&](weft::TcpStream& st, int) {
+        std::string buf;
+        std::vector<char> tmp(128 * 1024);
+        std::size_t want = 0;
+        for (;;) {
+            auto n = st.recv(std::span<char>(tmp.data(), tmp.size()), 5s);
+            if (!n || *n == 0) return;
+            buf.append(tmp.data(), *n);
+            if (want == 0) {
+                const auto end = buf.find("\r\n\r\n");
+                if (end == std::string::npos) continue;
+                const auto cl = buf.find("Content-Length: ");
+                want = end + 4 + std::stoul(buf.substr(cl + 16));
+            }
+            got = buf.size();
+            if (got >= want) break;
+            if (got < (16u << 20)) (void)weft::sleep_for(10ms);
+        }
+        (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    ClientOptions o;
+    o.read_timeout = 150ms;
+    Client c(o);
+    ClientRequest req;
+    req.method = "PUT";
+    req.url = s.url();
+    req.body.assign(24u << 20, 'u');
+    const auto t0 = weft::Clock::now();
+    auto r = c.request(req);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "ok");
+    EXPECT_GT(weft::Clock::now() - t0, 150ms)
+        << "the upload was not slowed: the test shows nothing";
+}

@@ -65,7 +65,9 @@ struct ClientOptions {
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(90);
     /// Resolving and connecting (TLS handshake included).
     std::chrono::nanoseconds connect_timeout = std::chrono::seconds(10);
-    /// Between two reads of the response that bring bytes (a stalled server).
+    /// Between two reads of the response that bring bytes (a stalled server), and while the
+    /// request goes out, between two writes the server takes bytes of (an upload may last
+    /// longer, as long as it moves).
     std::chrono::nanoseconds read_timeout = std::chrono::seconds(30);
     /// The whole exchange; 0: none (the fiber's own deadline still applies).
     std::chrono::nanoseconds total_timeout = std::chrono::nanoseconds::zero();
