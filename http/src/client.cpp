@@ -236,7 +236,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                 return ClientError{ClientErrc::timed_out, "resolving " + url.host};
             if (r.error().code == Errc::cancelled)
                 return ClientError{ClientErrc::cancelled, "resolving " + url.host};
-            return ClientError{ClientErrc::dns, "cannot resolve '" + url.host + "'"};
+            if (r.error().code == Errc::not_found)
+                return ClientError{ClientErrc::dns, "cannot resolve '" + url.host + "'"};
+            return ClientError{ClientErrc::dns,
+                               "cannot resolve '" + url.host + "': " + r.error().message()};
         }
         // A name seen before is refreshed whatever the count; a new one waits for room (the
         // once-a-second sweep drops answers past their time).
@@ -250,12 +253,24 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         auto addrs = resolve(hp, url, connect_dl);
         if (!addrs) return std::move(addrs).error();
         ClientError last{ClientErrc::connect, "no address for " + url.host};
-        for (const SocketAddress& a : *addrs) {
-            auto s = TcpStream::connect(a, connect_dl);
+        for (std::size_t i = 0; i < addrs->size(); ++i) {
+            const SocketAddress& a = (*addrs)[i];
+            // Each address gets its share of what is left (Go's dialSerial): one that swallows
+            // packets (a dead IPv6 route) must not take the whole budget from the next.
+            const std::size_t left = addrs->size() - i;
+            Deadline dl = connect_dl;
+            if (left > 1 && !connect_dl.is_never())
+                dl = earliest(connect_dl, Deadline(connect_dl.remaining() / left));
+            auto s = TcpStream::connect(a, dl);
             if (!s) {
                 const Errc c = s.error().code;
-                if (c == Errc::timed_out)
+                if (c == Errc::timed_out && (left == 1 || connect_dl.passed()))
                     return ClientError{ClientErrc::timed_out, "connecting to " + url.origin};
+                if (c == Errc::timed_out) {
+                    last = {ClientErrc::timed_out,
+                            "connecting to " + url.origin + ": " + a.to_string() + " timed out"};
+                    continue;
+                }
                 if (c == Errc::cancelled)
                     return ClientError{ClientErrc::cancelled, "connecting to " + url.origin};
                 last = {ClientErrc::connect,
@@ -298,6 +313,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                    "waiting for a connection to " + url.origin};
         }
         const std::int64_t now = now_ns();
+        // A fresh dial (the retry after a dead reused connection) must stay within the limit
+        // too: idle connections, as suspect as the dead one, make room.
+        while (fresh && options.max_connections_per_host > 0 &&
+               op.open >= options.max_connections_per_host && !op.idle.empty()) {
+            op.idle.pop_back();
+            m.idle.fetch_sub(1, std::memory_order_relaxed);
+            forget(op);
+        }
         while (!fresh && !op.idle.empty()) {
             std::unique_ptr<ClientConn> c = std::move(op.idle.back());
             op.idle.pop_back();
@@ -634,7 +657,14 @@ class ClientExchange {
             if (auto r = parse_head(head); !r) return r;
             conn_->consume(end + 4);
             if (status >= 100 && status < 200 && status != 101) continue;  // 100 Continue...
-            return decide_framing();
+            auto r = decide_framing();
+            // No body to read (a 204, a HEAD's answer, Content-Length: 0): the connection goes
+            // back to the pool now, not when the caller of stream() reads its end (or drops the
+            // stream, which would close it). A 101's connection is the caller's to read.
+            if (r && status != 101 &&
+                (framing_ == Framing::none || (framing_ == Framing::length && remaining_ == 0)))
+                finish(keep_alive_);
+            return r;
         }
     }
 
@@ -668,7 +698,7 @@ class ClientExchange {
                                    "invalid header name (or an obsolete folded line)"};
             std::string_view value = trim_ows(field.substr(colon + 1));
             if (!safe_value(value))
-                return ClientError{ClientErrc::protocol, "a NUL in a header value"};
+                return ClientError{ClientErrc::protocol, "a NUL, CR or LF in a header value"};
             headers.emplace_back(std::string(name), std::string(value));
         }
         return {};

@@ -679,3 +679,24 @@ FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {
     EXPECT_GT(weft::Clock::now() - t0, 150ms)
         << "the upload was not slowed: the test shows nothing";
 }
+
+FIBER_TEST(Client, AStreamWithoutABodyGivesItsConnectionBackAtOnce) {
+    // A 204 needs no read: the stream must not hold the origin's only connection.
+    ScriptedServer s(always("HTTP/1.1 204 No Content\r\n\r\n"));
+    ClientOptions o;
+    o.max_connections_per_host = 1;
+    Client c(o);
+    ClientRequest req;
+    req.url = s.url();
+    auto st = c.stream(req);
+    ASSERT_TRUE(st) << st.error().message();
+    EXPECT_EQ(st->status(), 204);
+    auto r = c.get(s.url(), weft::Deadline(1s));  // the stream is still alive, unread
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 204);
+    EXPECT_EQ(s.accepts(), 1) << "the second request did not reuse the connection";
+    char buf[8];
+    auto n = st->read(buf);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(*n, 0u);
+}
