@@ -1077,3 +1077,54 @@ TEST(PatchFork, AChildForkedBeforeAnyHubPatchesItsOwnRuntime) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
+
+// One blocking listener, a fiber on each of two hubs accepting from it (a loop per hub, as a
+// ported server has): the O_NONBLOCK each patched accept puts on the shared open file must not
+// make the other's accept fail with EAGAIN or block its hub.
+TEST(PatchHubs, TwoHubsAcceptOnOneBlockingListener) {
+    auto o = patched_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(lfd, 512), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    constexpr int kClients = 300;
+    std::atomic<int> accepted{0}, failed{0}, last_errno{0};
+    std::atomic<bool> stop{false};
+    for (unsigned h = 0; h < 2; ++h)
+        rt.hub(h).post([&] {
+            weft::spawn("acceptor", [&] {
+                while (!stop) {
+                    const int fd = ::accept(lfd, nullptr, nullptr);
+                    if (fd < 0) {
+                        if (errno == ECANCELED || errno == EINTR) return;
+                        last_errno = errno;
+                        ++failed;
+                        continue;
+                    }
+                    ::close(fd);
+                    ++accepted;
+                }
+            }).detach();
+        });
+    for (int i = 0; i < kClients; ++i) {
+        const int c = ::socket(AF_INET, SOCK_STREAM, 0);
+        ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ::close(c);
+    }
+    for (int i = 0; i < 500 && accepted + failed < kClients; ++i)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(accepted.load(), kClients);
+    EXPECT_EQ(failed.load(), 0) << "errno " << last_errno.load();
+    // The listener is blocking again once nobody accepts.
+    stop = true;
+    rt.stop();
+    rt.join();
+    EXPECT_FALSE(::fcntl(lfd, F_GETFL) & O_NONBLOCK);
+    ::close(lfd);
+}

@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "fd_wait.hpp"
@@ -77,25 +79,58 @@ ssize_t read_pollable(HubImpl& h, PatchedCall c, int fd, Op op) {
     }
 }
 
-// O_NONBLOCK on a descriptor for the length of one call, then the caller's flags again.
+// O_NONBLOCK on a descriptor for the length of one call, then the caller's flags again. The
+// flag belongs to the open file, which fibers of several hubs may use at once (an accept loop
+// per hub on one listener): the first of them sets it and the last puts the caller's flags
+// back, so that none finds it set by another and calls the blocking libc (which would block
+// its hub, or fail with EAGAIN once the other one cleared it) nor clears it under another.
 class NonblockingFor {
   public:
     explicit NonblockingFor(int fd) noexcept : fd_(fd) {
-        flags_ = real::calls().fcntl(fd, F_GETFL);
-        if (flags_ >= 0 && !(flags_ & O_NONBLOCK))
-            set_ = real::calls().fcntl(fd, F_SETFL, flags_ | O_NONBLOCK) == 0;
+        std::lock_guard<std::mutex> g(mu());
+        try {
+            Shared& sh = shared()[fd];
+            if (sh.users++ == 0) {
+                sh.set = false;
+                sh.flags = real::calls().fcntl(fd, F_GETFL);
+                if (sh.flags >= 0 && !(sh.flags & O_NONBLOCK))
+                    sh.set = real::calls().fcntl(fd, F_SETFL, sh.flags | O_NONBLOCK) == 0;
+            }
+            ok_ = sh.set;
+            joined_ = true;
+        } catch (...) {  // no memory for the entry: the caller's libc call
+        }
     }
     ~NonblockingFor() {
+        if (!joined_) return;
         const int e = errno;
-        if (set_) real::calls().fcntl(fd_, F_SETFL, flags_);
+        std::lock_guard<std::mutex> g(mu());
+        auto it = shared().find(fd_);
+        if (it != shared().end() && --it->second.users == 0) {
+            if (it->second.set) real::calls().fcntl(fd_, F_SETFL, it->second.flags);
+            shared().erase(it);
+        }
         errno = e;
     }
-    bool ok() const noexcept { return set_; }
+    bool ok() const noexcept { return ok_; }
 
   private:
+    struct Shared {
+        int users = 0;
+        int flags = -1;
+        bool set = false;
+    };
+    static std::mutex& mu() noexcept {
+        static std::mutex m;
+        return m;
+    }
+    static std::unordered_map<int, Shared>& shared() noexcept {
+        static std::unordered_map<int, Shared> m;
+        return m;
+    }
     int fd_;
-    int flags_ = -1;
-    bool set_ = false;
+    bool ok_ = false;
+    bool joined_ = false;
 };
 
 // A write on a pipe or the like the caller left blocking: every byte written (as a blocking
