@@ -1128,3 +1128,31 @@ TEST(PatchHubs, TwoHubsAcceptOnOneBlockingListener) {
     EXPECT_FALSE(::fcntl(lfd, F_GETFL) & O_NONBLOCK);
     ::close(lfd);
 }
+
+TEST(PatchDns, ALookupPastTheFibersDeadlineSaysSoInWordsNobodyRetries) {
+    // The pool's one thread is busy: the lookup waits for it past the fiber's deadline, and
+    // getaddrinfo fails with EAI_SYSTEM and ETIMEDOUT (EAI_AGAIN or EINTR would be retried).
+    auto o = patched_options();
+    o.offload_threads = 1;
+    weft::run(
+        [] {
+            auto busy = weft::spawn(
+                "busy", [] { weft::offload([] { std::this_thread::sleep_for(300ms); }); });
+            (void)weft::sleep_for(10ms);
+            int rc = 0, err = 0;
+            addrinfo* res = nullptr;
+            weft::spawn("lookup", [&] {
+                weft::ScopedDeadline bound(weft::Deadline(30ms));
+                rc = ::getaddrinfo("127.0.0.1", "80", nullptr, &res);
+                err = errno;
+            }).join();
+            EXPECT_EQ(rc, EAI_SYSTEM);
+            EXPECT_EQ(err, ETIMEDOUT);
+            EXPECT_EQ(res, nullptr);
+            busy.join();
+            // The pool free again, the same call answers.
+            ASSERT_EQ(::getaddrinfo("127.0.0.1", "80", nullptr, &res), 0);
+            ::freeaddrinfo(res);
+        },
+        o);
+}

@@ -1,18 +1,36 @@
 // Patched name resolution: getaddrinfo, getnameinfo, gethostbyname and gethostbyname_r. On a
 // fiber of a patching hub the lookup runs on the runtime's offload pool (gevent's threaded
 // resolver) and only the fiber waits; the answer, its error codes and h_errno are libc's own.
-// Everywhere else (and on the pool's threads) they are libc's calls. A fiber cancelled while
-// its lookup still waits for a pool thread gets a temporary failure (EAI_SYSTEM with EINTR,
-// TRY_AGAIN) and the lookup never runs.
+// Everywhere else (and on the pool's threads) they are libc's calls. A fiber cancelled, or
+// past its own deadline, before its lookup ends gets EAI_SYSTEM with ECANCELED or ETIMEDOUT
+// from getaddrinfo and getnameinfo (which let it go even while the lookup runs), TRY_AGAIN
+// from the gethostbyname calls (which write the caller's memory, so they let it go only
+// while the lookup waits for a pool thread).
 #include <netdb.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
 
 #include "patch/patch.hpp"
 #include "weft/core/offload.hpp"
 
 using namespace weft::detail;
 using namespace weft::detail::patch;
+
+namespace {
+
+// errno for a lookup the fiber could not wait for (with EAI_SYSTEM): its cancel or its own
+// deadline, in words no caller retries at once (EAI_AGAIN or EINTR would be, forever).
+int lookup_errno(const weft::Error& e) noexcept {
+    return e.code == weft::Errc::cancelled ? ECANCELED : ETIMEDOUT;
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -21,38 +39,91 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     if (!h) return real::calls().getaddrinfo(node, service, hints, res);
     count(*h, PatchedCall::getaddrinfo);
     count_wait(*h, PatchedCall::getaddrinfo);
-    int rc = 0;
-    int err = 0;
-    auto r = weft::detail::offload_raw([&]() noexcept {
-        rc = real::calls().getaddrinfo(node, service, hints, res);
-        err = errno;  // EAI_SYSTEM reads errno
+    // The lookup owns copies of what it reads and the list it makes, so that the fiber's
+    // deadline or a cancel lets the fiber go even while the lookup runs (a dead resolver takes
+    // 10-30 s): a list nobody took is freed with the copies.
+    struct Lookup {
+        std::string node, service;
+        bool has_node = false, has_service = false, has_hints = false;
+        addrinfo hints{};
+        int rc = 0;
+        int err = 0;
+        addrinfo* list = nullptr;
+        ~Lookup() {
+            if (list) ::freeaddrinfo(list);
+        }
+    };
+    std::shared_ptr<Lookup> l;
+    try {
+        l = std::make_shared<Lookup>();
+        if ((l->has_node = node != nullptr)) l->node = node;
+        if ((l->has_service = service != nullptr)) l->service = service;
+        if ((l->has_hints = hints != nullptr)) {
+            // getaddrinfo reads only the flags, family, type and protocol of its hints.
+            l->hints = *hints;
+            l->hints.ai_addr = nullptr;
+            l->hints.ai_canonname = nullptr;
+            l->hints.ai_next = nullptr;
+        }
+    } catch (...) {
+        return EAI_MEMORY;
+    }
+    auto r = weft::detail::offload_owned([l]() noexcept {
+        l->rc = real::calls().getaddrinfo(l->has_node ? l->node.c_str() : nullptr,
+                                          l->has_service ? l->service.c_str() : nullptr,
+                                          l->has_hints ? &l->hints : nullptr, &l->list);
+        l->err = errno;  // EAI_SYSTEM reads errno
     });
     if (!r) {
-        errno = EINTR;
+        errno = lookup_errno(r.error());
         return EAI_SYSTEM;
     }
-    errno = err;
-    return rc;
+    *res = std::exchange(l->list, nullptr);
+    errno = l->err;
+    return l->rc;
 }
 
 int getnameinfo(const sockaddr* addr, socklen_t addrlen, char* host, socklen_t hostlen, char* serv,
                 socklen_t servlen, int flags) {
     HubImpl* h = active();
-    if (!h) return real::calls().getnameinfo(addr, addrlen, host, hostlen, serv, servlen, flags);
+    if (!h || !addr || addrlen > sizeof(sockaddr_storage))
+        return real::calls().getnameinfo(addr, addrlen, host, hostlen, serv, servlen, flags);
     count(*h, PatchedCall::getnameinfo);
     count_wait(*h, PatchedCall::getnameinfo);
-    int rc = 0;
-    int err = 0;
-    auto r = weft::detail::offload_raw([&]() noexcept {
-        rc = real::calls().getnameinfo(addr, addrlen, host, hostlen, serv, servlen, flags);
-        err = errno;
+    // As getaddrinfo: copies in, answers out, so that the fiber may leave at its deadline.
+    struct Lookup {
+        sockaddr_storage addr{};
+        std::string host, serv;
+        int rc = 0;
+        int err = 0;
+    };
+    std::shared_ptr<Lookup> l;
+    try {
+        l = std::make_shared<Lookup>();
+        std::memcpy(&l->addr, addr, addrlen);
+        l->host.resize(host ? hostlen : 0);
+        l->serv.resize(serv ? servlen : 0);
+    } catch (...) {
+        return EAI_MEMORY;
+    }
+    auto r = weft::detail::offload_owned([l, addrlen, flags]() noexcept {
+        l->rc = real::calls().getnameinfo(reinterpret_cast<const sockaddr*>(&l->addr), addrlen,
+                                          l->host.empty() ? nullptr : l->host.data(),
+                                          static_cast<socklen_t>(l->host.size()),
+                                          l->serv.empty() ? nullptr : l->serv.data(),
+                                          static_cast<socklen_t>(l->serv.size()), flags);
+        l->err = errno;
     });
     if (!r) {
-        errno = EINTR;
+        errno = lookup_errno(r.error());
         return EAI_SYSTEM;
     }
-    errno = err;
-    return rc;
+    if (l->rc == 0) {
+        if (host && hostlen) std::memcpy(host, l->host.data(), hostlen);
+        if (serv && servlen) std::memcpy(serv, l->serv.data(), servlen);
+    }
+    errno = l->err;
+    return l->rc;
 }
 
 hostent* gethostbyname(const char* name) {
