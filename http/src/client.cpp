@@ -365,6 +365,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         if (reusable && op.idle.size() < options.max_idle_per_host) {
             try {
                 c->idle_since_ns = now;
+                c->release_buffers();
                 op.idle.push_back(std::move(c));
                 hub_metrics()[hub_index()].idle.fetch_add(1, std::memory_order_relaxed);
                 kept = true;

@@ -177,6 +177,14 @@ ClientResult<void> ClientConn::write(std::string_view data, Deadline total,
     return {};
 }
 
+void ClientConn::release_buffers() noexcept {
+    if (tls_) tls_->release_buffers();
+    if (pos_ == buf_.size()) {
+        std::string().swap(buf_);
+        pos_ = 0;
+    }
+}
+
 ClientResult<bool> ClientConn::fill(Deadline deadline) {
     if (pos_ > 0 && pos_ == buf_.size()) {
         buf_.clear();

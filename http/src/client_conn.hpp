@@ -53,6 +53,10 @@ class ClientConn {
     /// read) is no good for a new request.
     bool looks_closed() const noexcept;
 
+    /// Going idle in the pool: frees the read buffer and the TLS session's buffers (made
+    /// again when the connection is next used).
+    void release_buffers() noexcept;
+
     std::int64_t idle_since_ns = 0;
     bool reused = false;         ///< served a request before this one
     std::uint64_t bytes_in = 0;  ///< read during the current exchange

@@ -68,7 +68,9 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::s
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) return std::string("cannot make a TLS context: ") + openssl_error();
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Idle pooled connections keep no record buffers.
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
     static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
     if (verify_peer) {
