@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1155,4 +1156,84 @@ TEST(PatchDns, ALookupPastTheFibersDeadlineSaysSoInWordsNobodyRetries) {
             ::freeaddrinfo(res);
         },
         o);
+}
+
+// Readiness that says nothing: an unconnected Unix datagram socket is always writable, whatever
+// the receiver's queue holds; a blocking sendto to a full receiver must wait without spinning.
+TEST(PatchIo, ASendToAFullUnixDatagramReceiverWaitsWithoutSpinning) {
+    run_patched([] {
+        const std::string path =
+            "/tmp/weft-dgram-" + std::to_string(::getpid()) + "-" + std::to_string(::rand());
+        const int rx = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+        ASSERT_EQ(::bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        const int tx = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+        char msg[256] = {};
+        int queued = 0;
+        while (::sendto(tx, msg, sizeof msg, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&a),
+                        sizeof a) == static_cast<ssize_t>(sizeof msg))
+            ++queued;
+        ASSERT_EQ(errno, EAGAIN);
+        ASSERT_GT(queued, 0);
+        ssize_t sent = -2;
+        const auto before = waits(PatchedCall::sendto);
+        auto sender = weft::spawn("sender", [&] {
+            sent = ::sendto(tx, msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        });
+        (void)weft::sleep_for(100ms);
+        EXPECT_EQ(sent, -2) << "the send did not wait for room";
+        EXPECT_LT(waits(PatchedCall::sendto) - before, 20u) << "the wait spun";
+        char buf[256];
+        ASSERT_GT(::recv(rx, buf, sizeof buf, MSG_DONTWAIT), 0);  // room for one
+        sender.join();
+        EXPECT_EQ(sent, static_cast<ssize_t>(sizeof msg));
+        ::close(tx);
+        ::close(rx);
+        ::unlink(path.c_str());
+    });
+}
+
+TEST(PatchIo, AUnixConnectWaitsForRoomInAFullBacklog) {
+    run_patched([] {
+        const std::string path =
+            "/tmp/weft-stream-" + std::to_string(::getpid()) + "-" + std::to_string(::rand());
+        const int lfd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+        ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        ASSERT_EQ(::listen(lfd, 0), 0);
+        // Fill the backlog with nonblocking connects until the kernel says EAGAIN.
+        std::vector<int> waiting;
+        for (int i = 0; i < 16; ++i) {
+            const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+                ASSERT_EQ(errno, EAGAIN);
+                ::close(c);
+                break;
+            }
+            waiting.push_back(c);
+        }
+        ASSERT_FALSE(waiting.empty());
+        int rc = -2, err = 0;
+        const int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        auto connector = weft::spawn("connector", [&] {
+            rc = ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+            err = errno;
+        });
+        (void)weft::sleep_for(50ms);
+        EXPECT_EQ(rc, -2) << "errno " << err << ": the connect did not wait for room";
+        const int accepted = ::accept(lfd, nullptr, nullptr);  // room for one
+        ASSERT_GE(accepted, 0);
+        connector.join();
+        EXPECT_EQ(rc, 0) << "errno " << err;
+        ::close(accepted);
+        ::close(c);
+        for (int w : waiting)
+            ::close(w);
+        ::close(lfd);
+        ::unlink(path.c_str());
+    });
 }

@@ -44,6 +44,38 @@ bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int time
     return false;
 }
 
+// Retries of a call that would block again right after its descriptor was reported ready, or
+// whose readiness nothing signals: from the second such wait in a row, sleeps of 1 ms,
+// doubling up to 16 ms.
+class Backoff {
+  public:
+    bool spurious() const noexcept { return ready_again_ >= 2; }
+    void waited() noexcept { ++ready_again_; }
+    void reset() noexcept { ready_again_ = steps_ = 0; }
+    // Sleeps the next step, within `dl`; false (errno set) when the fiber cannot, or `dl`
+    // passed (EAGAIN, as the socket's own timeout).
+    bool sleep(HubImpl& h, Deadline dl) {
+        if (const int e = cannot_park(h)) {
+            errno = e;
+            return false;
+        }
+        if (dl.passed()) {
+            errno = EAGAIN;
+            return false;
+        }
+        const auto step = std::chrono::milliseconds(1 << std::min(steps_++, 4));
+        if (auto r = this_fiber::sleep_until(earliest(dl, Deadline(step))); !r) {
+            errno = r.error() == Errc::cancelled ? EINTR : ETIMEDOUT;
+            return false;
+        }
+        return true;
+    }
+
+  private:
+    int ready_again_ = 0;
+    int steps_ = 0;
+};
+
 // Runs `op(extra_flags)` for a socket call until it does not block. Input calls return as soon
 // as they have data; output calls with `all` keep going until every byte is out (a blocking
 // stream socket's send), returning what was sent if the wait then fails.
@@ -53,16 +85,23 @@ ssize_t on_socket(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, bool in
     count(h, c);
     const Deadline dl = after(input ? info.rcv_timeout : info.snd_timeout);
     std::size_t done = 0;
+    Backoff backoff;
     for (;;) {
         ssize_t n = op(done, MSG_DONTWAIT);
         if (n >= 0) {
             done += static_cast<std::size_t>(n);
             if (!all || done >= total || n == 0) return static_cast<ssize_t>(done);
+            backoff.reset();
             continue;
         }
         if (!would_block(n)) return done > 0 ? static_cast<ssize_t>(done) : -1;
-        if (!park(h, c, fd, input ? POLLIN : POLLOUT, dl, EAGAIN))
-            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        // Ready, and still it would block: readiness that says nothing (an unconnected Unix
+        // datagram socket is always writable, whatever its peer's queue holds). Waiting for
+        // readiness again would spin; a short sleep, growing, does not.
+        const bool ok = backoff.spurious() ? backoff.sleep(h, dl)
+                                           : park(h, c, fd, input ? POLLIN : POLLOUT, dl, EAGAIN);
+        if (!ok) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        backoff.waited();
     }
 }
 
@@ -215,15 +254,22 @@ int connect_impl(int fd, const sockaddr* addr, socklen_t len) {
     const FdInfo info = fd_info(fd);
     if (info.kind != FdKind::socket || info.nonblocking) return real.connect(fd, addr, len);
     count(*h, PatchedCall::connect);
+    const Deadline dl = after(info.snd_timeout);
+    Backoff backoff;
     int r;
-    {
-        NonblockingFor nb(fd);
-        if (!nb.ok()) return real.connect(fd, addr, len);
-        r = real.connect(fd, addr, len);
+    for (;;) {
+        {
+            NonblockingFor nb(fd);
+            if (!nb.ok()) return real.connect(fd, addr, len);
+            r = real.connect(fd, addr, len);
+        }
+        // A Unix socket whose server's backlog is full says EAGAIN where a blocking connect
+        // waits for room; nothing signals the room, so the wait is in short sleeps.
+        if (r == 0 || errno != EAGAIN || !addr || addr->sa_family != AF_UNIX) break;
+        if (!backoff.sleep(*h, dl)) return -1;
     }
     if (r == 0 || errno != EINPROGRESS) return r;
-    if (!park(*h, PatchedCall::connect, fd, POLLOUT, after(info.snd_timeout), EINPROGRESS))
-        return -1;
+    if (!park(*h, PatchedCall::connect, fd, POLLOUT, dl, EINPROGRESS)) return -1;
     int err = 0;
     socklen_t elen = sizeof err;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return -1;
