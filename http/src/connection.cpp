@@ -46,7 +46,9 @@ constexpr std::size_t kTlsWriteSlice = 64 * 1024;
 constexpr unsigned char kTlsHandshakeRecord = 0x16;
 constexpr std::string_view kPlainHttpToTls =
     "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
-    "Content-Length: 48\r\n\r\nThe plain HTTP request was sent to an HTTPS port\n";
+    "Content-Length: 49\r\n\r\nThe plain HTTP request was sent to an HTTPS port\n";
+static_assert(kPlainHttpToTls.size() - kPlainHttpToTls.find("\r\n\r\n") - 4 == 49,
+              "the answer's Content-Length");
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -486,15 +488,20 @@ void Connection::serve(RecvBuffer first) noexcept {
         s->finish();
         hub_.release_session(s);
     }
-    fiber_.detach();
     if (tls_) {
         // An idle TLS connection keeps its session (a few KiB), not its buffers.
         plain_.reset();
         tls_->release_buffers();
     }
     if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled() &&
-        watch_again())
+        watch_again()) {
+        // Watching again (or a fresh fiber took over the queued input, and fiber_ is its
+        // handle): a handle to this fiber would keep its stack after it ends.
+        if (state_ == State::watching) fiber_.detach();
         return;
+    }
+    // Closing: the handle stays, so that a hard stop can cancel the last send's wait, the
+    // close_notify or the linger.
     // The last answer goes out before the connection closes.
     (void)wait_tail();
     if (tls_ && !this_fiber::cancelled() && step.kind == Step::Kind::close)

@@ -165,6 +165,7 @@ void RequestParser::reset() noexcept {
     error_reason_ = "";
     fold_after_lf_ = false;
     fold_scan_done_ = false;
+    fold_started_ = false;
     field_seen_ = false;
     probe_ = LineProbe::off;
     probe_version_ = 0;
@@ -184,6 +185,13 @@ bool RequestParser::folded(const char* p, std::size_t n) noexcept {
     // bytes are scanned here for a line feed followed by whitespace, up to the empty line.
     if (fold_scan_done_ || n == 0) return false;
     const char* end = p + n;
+    if (!fold_started_) {
+        // Empty lines before the request line, which llhttp skips, end no header section.
+        while (p < end && (*p == '\r' || *p == '\n'))
+            ++p;
+        if (p == end) return false;
+        fold_started_ = true;
+    }
     if (fold_after_lf_) {
         fold_after_lf_ = false;
         if (*p == ' ' || *p == '\t') return true;
@@ -541,7 +549,11 @@ void RequestParser::classify_error(int err) noexcept {
             reason = "invalid Content-Length";
             break;
         case HPE_UNEXPECTED_CONTENT_LENGTH:
-            reason = "both Content-Length and Transfer-Encoding";
+            // llhttp says so of a repeated Content-Length too.
+            reason =
+                std::strcmp(llhttp_get_error_reason(ll(llhttp_)), "Duplicate Content-Length") == 0
+                    ? "more than one Content-Length"
+                    : "both Content-Length and Transfer-Encoding";
             break;
         case HPE_INVALID_TRANSFER_ENCODING:
             reason = "invalid Transfer-Encoding";
@@ -899,6 +911,7 @@ void RequestParser::end_message() noexcept {
     header_bytes_ = 0;
     fold_after_lf_ = false;
     fold_scan_done_ = false;
+    fold_started_ = false;
     completed_ = true;
 }
 

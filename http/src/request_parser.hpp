@@ -130,6 +130,7 @@ class RequestParser {
     bool completed_ = false;       // set by on_message_complete during one llhttp_execute
     bool fold_after_lf_ = false;   // the header bytes so far end with a line feed
     bool fold_scan_done_ = false;  // the empty line ending the header section was seen
+    bool fold_started_ = false;    // a byte of the request line was seen
     bool field_seen_ = false;      // the current field line has name bytes
     LineProbe probe_ = LineProbe::off;
     std::uint8_t probe_version_ = 0;  // characters of "HTTP/d.d" matched so far

@@ -250,6 +250,11 @@ TEST(HttpParser, MalformedAndAmbiguous) {
         {"bare LF line ends", "GET / HTTP/1.1\nHost: h\n\n", 400},
         {"obs-fold with tab", "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n\tb\r\n\r\n", 400},
         {"obs-fold of empty value", "GET / HTTP/1.1\r\nHost: h\r\nX-A:\r\n b\r\n\r\n", 400},
+        // Empty lines before the request line (skipped) must not end the scan for folds.
+        {"obs-fold after empty lines",
+         "\r\n\r\nPOST / HTTP/1.1\r\nHost: h\r\nX: 1\r\n Content-Length: 5\r\n\r\nhello", 400},
+        {"obs-fold after bare empty lines", "\n\nGET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n",
+         400},
         {"chunked twice",
          "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
         {"chunked then gzip headers",
@@ -268,6 +273,17 @@ TEST(HttpParser, MalformedAndAmbiguous) {
         auto bytes = parse_all(c.in, 1);
         EXPECT_EQ(bytes.error, c.status) << c.what << ", byte by byte";
     }
+}
+
+TEST(HttpParser, FramingConflictsSayWhichOne) {
+    auto twice =
+        parse_all("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx");
+    EXPECT_EQ(twice.error, 400);
+    EXPECT_EQ(twice.reason, "more than one Content-Length");
+    auto both = parse_all(
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\nx");
+    EXPECT_EQ(both.error, 400);
+    EXPECT_EQ(both.reason, "both Content-Length and Transfer-Encoding");
 }
 
 TEST(HttpParser, ExpectContinue) {

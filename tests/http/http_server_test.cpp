@@ -629,6 +629,25 @@ TEST(HttpServer, StopCancelsInFlight) {
     EXPECT_TRUE(busy.wait_closed(2s));
 }
 
+TEST(HttpServer, StopCutsALingeringClose) {
+    // A refused request with more bytes behind it: the server answers, then lingers (reading
+    // what comes, for linger_timeout) before it closes. A stop does not wait for that.
+    ServerOptions o = small_limits();
+    o.linger_timeout = 5s;
+    TestServer s(o);
+    RawClient c(s.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\nX(bad): 1\r\n\r\nmore bytes");
+    auto rs = c.read_responses(1);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 400);
+    std::this_thread::sleep_for(100ms);  // lingering now
+    auto t0 = std::chrono::steady_clock::now();
+    s.server->stop();
+    EXPECT_TRUE(s.server->wait(std::chrono::seconds(10)));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "the stop waited for the linger";
+    EXPECT_TRUE(c.wait_closed(2s));
+}
+
 // At max_connections with every connection busy, a newcomer waits (unserved) until one of them
 // is done; then the one that went idle is closed to make room.
 TEST(HttpServer, MaxConnectionsPausesAcceptingWhileAllAreBusy) {

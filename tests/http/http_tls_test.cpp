@@ -275,8 +275,9 @@ TEST(HttpTls, PlainHttpToTheTlsPortGetsAClearAnswerAndClose) {
     auto rs = cl.read_responses(1);
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].status, 400);
-    EXPECT_NE(rs[0].body.find("plain HTTP request was sent to an HTTPS port"), std::string::npos);
+    EXPECT_EQ(rs[0].body, "The plain HTTP request was sent to an HTTPS port\n");
     EXPECT_TRUE(cl.wait_closed(3s));
+    EXPECT_TRUE(cl.buffer().empty()) << "bytes after the answer: " << cl.buffer();
     EXPECT_EQ(s.counts().tls_failed_plain_http.load(), 1u);
     // Bytes that are neither TLS nor HTTP: closed without an answer.
     RawClient junk(s.port);
