@@ -542,7 +542,12 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
         ciphertext.reset();
         if (!tls_->handshake_done()) {
             const Deadline until(accepted_at_ + hub_.server.options_.header_timeout);
-            if (auto r = tls_->accept(until); !r) {
+            // A handshake that keeps arriving is a request head that keeps arriving: at
+            // max_connections it may be closed to make room (reclaim_one), as a slow head is.
+            hub_.slow_heads.push_back(this, accepted_at_);
+            auto r = tls_->accept(until);
+            leave_queue();
+            if (!r) {
                 tls_failed(r.error(), true);
                 return false;
             }

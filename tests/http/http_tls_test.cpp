@@ -388,3 +388,28 @@ TEST(HttpTls, CertificateWithoutKeyIsRefused) {
 }
 
 }  // namespace
+
+// At max_connections, handshakes that keep arriving (one byte of a ClientHello each) are
+// closed to make room after a quarter of header_timeout, as slow request heads are, not left
+// to run out their whole header_timeout while real clients wait.
+TEST(HttpTls, SlowHandshakesMakeRoomAtTheLimit) {
+    Certs certs;
+    ServerOptions o;
+    o.max_connections = 10;
+    TlsServer s(certs, o);  // header_timeout 1 s
+    std::vector<std::unique_ptr<RawClient>> slow;
+    for (int i = 0; i < 10; ++i) {
+        slow.push_back(std::make_unique<RawClient>(s.port));
+        ASSERT_TRUE(slow.back()->send(std::string("\x16", 1)));
+    }
+    std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(s.server->connections(), 10u);
+    auto ctx = client_ctx(certs);
+    const auto t0 = std::chrono::steady_clock::now();
+    TlsClient cl(s.port, ctx.get());
+    ASSERT_TRUE(cl.ok()) << cl.error;
+    EXPECT_EQ(cl.get(kGet).status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 800ms)
+        << "the newcomer waited for the slow handshakes' header_timeout";
+    EXPECT_GE(s.counts().reclaimed_slow_head.load(), 1u);
+}
