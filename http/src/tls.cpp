@@ -4,6 +4,7 @@
 #include "tls.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
@@ -211,6 +212,29 @@ char* TlsSession::io_buf() {
 
 void TlsSession::release_buffers() noexcept {
     io_buf_.reset();
+    // OpenSSL's memory BIOs keep the largest buffer they ever held (22 KiB after one 16 KiB
+    // record): an idle connection that once received or sent a large piece gets fresh, empty
+    // ones, if nothing waits in them. Small ones stay (no churn for small exchanges).
+    constexpr std::size_t kKeep = 4096;
+    BIO* r = bio_of(rbio_);
+    BIO* w = bio_of(wbio_);
+    if (BIO_ctrl_pending(r) != 0 || BIO_ctrl_pending(w) != 0) return;
+    BUF_MEM* rm = nullptr;
+    BUF_MEM* wm = nullptr;
+    BIO_get_mem_ptr(r, &rm);
+    BIO_get_mem_ptr(w, &wm);
+    if ((!rm || rm->max <= kKeep) && (!wm || wm->max <= kKeep)) return;
+    BIO* nr = BIO_new(BIO_s_mem());
+    BIO* nw = BIO_new(BIO_s_mem());
+    if (!nr || !nw) {
+        BIO_free(nr);
+        BIO_free(nw);
+        return;
+    }
+    BIO_set_mem_eof_return(nr, -1);
+    SSL_set_bio(ssl_of(ssl_), nr, nw);  // frees the old pair
+    rbio_ = nr;
+    wbio_ = nw;
 }
 
 TlsSession::~TlsSession() {
