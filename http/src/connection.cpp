@@ -565,15 +565,19 @@ bool Connection::tls_buffered(std::string_view& out) noexcept {
     out = {};
     if (!plain_) plain_ = std::unique_ptr<char[]>(new (std::nothrow) char[kPlainBuf]);
     if (!plain_) return false;
-    bool eof = false;
-    auto n = tls_->read_buffered(std::span<char>(plain_.get(), kPlainBuf), eof);
-    if (!n) {
-        tls_failed(n.error(), false);
-        return false;
+    try {
+        bool eof = false;
+        auto n = tls_->read_buffered(std::span<char>(plain_.get(), kPlainBuf), eof);
+        if (!n) {
+            tls_failed(n.error(), false);
+            return false;
+        }
+        if (eof) return false;
+        out = std::string_view(plain_.get(), *n);
+        return true;
+    } catch (...) {
+        return false;  // out of memory for an error's words: the connection closes
     }
-    if (eof) return false;
-    out = std::string_view(plain_.get(), *n);
-    return true;
 }
 
 Result<std::string_view> Connection::tls_read(Deadline deadline) {
@@ -645,10 +649,14 @@ void Connection::linger() noexcept {
     (void)stream_.shutdown(SHUT_WR);
     Deadline until(hub_.server.options_.linger_timeout);
     std::size_t total = 0;
-    while (total < kLingerMaxBytes) {
-        auto r = read_input(until);
-        if (!r) break;
-        total += r->size();
+    try {
+        while (total < kLingerMaxBytes) {
+            auto r = read_input(until);
+            if (!r) break;
+            total += r->size();
+        }
+    } catch (...) {
+        // Out of memory for the input queue: the close comes sooner.
     }
 }
 

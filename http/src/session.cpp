@@ -311,8 +311,13 @@ void Http1Session::set_labels(const Request& req) noexcept {
 }
 
 void Http1Session::respond() {
-    for (std::size_t i = 0; i < ready_ && !closing_; ++i)
+    std::size_t i = 0;
+    for (; i < ready_ && !closing_; ++i)
         handle(slots_[i], i + 1 == ready_);
+    // Closing with input left unanswered (requests pipelined behind the last answer, one
+    // being received, bytes not parsed yet): a close now would reset the connection, and the
+    // client could lose the answers sent. Linger, as after a refused request.
+    if (closing_ && (i < ready_ || parser_.in_message() || !carry_.empty())) linger_ = true;
     labels_.count = 0;
     (void)flush();
     record_answered();

@@ -334,6 +334,13 @@ TEST(HttpSession, MaxRequestsPerConnection) {
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_FALSE(rs[0].header("Connection").has_value());
     EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
+    EXPECT_TRUE(h.last.linger) << "the pipelined request left unanswered needs a linger";
+    // The limit reached with nothing behind it: a plain close.
+    Harness h2;
+    h2.opts.max_requests_per_connection = 1;
+    h2.build();
+    EXPECT_EQ(h2.feed(kGet), Step::Kind::close);
+    EXPECT_FALSE(h2.last.linger);
 }
 
 TEST(HttpSession, DrainClosesAfterTheBatch) {
