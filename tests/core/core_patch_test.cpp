@@ -1237,3 +1237,20 @@ TEST(PatchIo, AUnixConnectWaitsForRoomInAFullBacklog) {
         ::unlink(path.c_str());
     });
 }
+
+TEST(PatchIo, AZeroLengthReadOrWriteNeverWaits) {
+    // libc's read(fd, buf, 0) on an empty pipe returns 0 at once; so does a 0-byte write.
+    run_patched([] {
+        int p[2];
+        ASSERT_EQ(::pipe(p), 0);
+        char c = 0;
+        const auto before = waits(PatchedCall::read);
+        const auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::read(p[0], &c, 0), 0);
+        EXPECT_EQ(::write(p[1], &c, 0), 0);
+        EXPECT_LT(seconds_since(t0), 0.5);
+        EXPECT_EQ(waits(PatchedCall::read), before);
+        ::close(p[0]);
+        ::close(p[1]);
+    });
+}

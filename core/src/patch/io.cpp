@@ -400,7 +400,8 @@ ssize_t sendmsg_impl(PatchedCall c, int fd, const msghdr* msg, int flags) {
 ssize_t read_impl(int fd, void* buf, size_t n) {
     HubImpl* h = active();
     const auto& real = real::calls();
-    if (!h) return real.read(fd, buf, n);
+    // Nothing to read (a zero-length read checks for errors, and never waits): libc's.
+    if (!h || n == 0) return real.read(fd, buf, n);
     const FdInfo info = fd_info(fd);
     if (info.nonblocking) return real.read(fd, buf, n);
     if (info.kind == FdKind::socket) {
@@ -440,7 +441,7 @@ ssize_t readv_impl(int fd, const iovec* iov, int n) {
 ssize_t write_impl(int fd, const void* buf, size_t n) {
     HubImpl* h = active();
     const auto& real = real::calls();
-    if (!h) return real.write(fd, buf, n);
+    if (!h || n == 0) return real.write(fd, buf, n);  // as read_impl
     const FdInfo info = fd_info(fd);
     if (info.nonblocking) return real.write(fd, buf, n);
     auto rest = [&](std::size_t done, std::size_t cap) {
