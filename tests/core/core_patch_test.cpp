@@ -1254,3 +1254,45 @@ TEST(PatchIo, AZeroLengthReadOrWriteNeverWaits) {
         ::close(p[1]);
     });
 }
+
+TEST(PatchIo, ONonblockSetThroughADupHoldsForTheOriginalToo) {
+    // O_NONBLOCK belongs to the open file: set through a dup, a read through the first
+    // descriptor answers EAGAIN at once, as libc's does, instead of parking.
+    run_patched([] {
+        int p[2];
+        ASSERT_EQ(::pipe(p), 0);
+        char c = 0;
+        EXPECT_EQ(::write(p[1], "x", 1), 1);
+        EXPECT_EQ(::read(p[0], &c, 1), 1);  // the table knows p[0] as blocking now
+        const int d = ::dup(p[0]);
+        ASSERT_GE(d, 0);
+        ASSERT_EQ(::fcntl(d, F_SETFL, ::fcntl(d, F_GETFL) | O_NONBLOCK), 0);
+        const auto t0 = std::chrono::steady_clock::now();
+        ssize_t n = -2;
+        int err = 0;
+        weft::spawn("reader", [&] {
+            weft::ScopedDeadline bound(weft::Deadline(2s));
+            n = ::read(p[0], &c, 1);
+            err = errno;
+        }).join();
+        EXPECT_EQ(n, -1);
+        EXPECT_EQ(err, EAGAIN);
+        EXPECT_LT(seconds_since(t0), 1.0);
+        // The same for a socket.
+        Pair q;
+        const int qd = ::dup(q.a);
+        ASSERT_EQ(::fcntl(qd, F_SETFL, ::fcntl(qd, F_GETFL) | O_NONBLOCK), 0);
+        weft::spawn("receiver", [&] {
+            weft::ScopedDeadline bound(weft::Deadline(2s));
+            n = ::recv(q.a, &c, 1, 0);
+            err = errno;
+        }).join();
+        EXPECT_EQ(n, -1);
+        EXPECT_EQ(err, EAGAIN);
+        EXPECT_LT(seconds_since(t0), 1.5);
+        ::close(qd);
+        ::close(d);
+        ::close(p[0]);
+        ::close(p[1]);
+    });
+}

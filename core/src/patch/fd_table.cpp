@@ -1,6 +1,6 @@
 // The descriptor table of the patched calls: one 64-bit word per descriptor, in chunks made on
 // first use. Word: bits 0-1 kind, bit 2 nonblocking, bits 3-32 receive timeout in ms, bits
-// 33-62 send timeout in ms (each at most 2^30 ms, about 12 days).
+// 33-62 send timeout in ms (each at most 2^30 ms, about 12 days), bit 63 shared.
 #include "patch/fd_table.hpp"
 
 #include <fcntl.h>
@@ -45,7 +45,8 @@ std::uint64_t clamp_ms(std::chrono::milliseconds t) noexcept {
 
 std::uint64_t pack(const FdInfo& i) noexcept {
     return static_cast<std::uint64_t>(i.kind) | (i.nonblocking ? 4u : 0u) |
-           (clamp_ms(i.rcv_timeout) << 3) | (clamp_ms(i.snd_timeout) << 33);
+           (clamp_ms(i.rcv_timeout) << 3) | (clamp_ms(i.snd_timeout) << 33) |
+           (i.shared ? 1ull << 63 : 0);
 }
 
 FdInfo unpack(std::uint64_t w) noexcept {
@@ -54,6 +55,7 @@ FdInfo unpack(std::uint64_t w) noexcept {
     i.nonblocking = (w & 4) != 0;
     i.rcv_timeout = std::chrono::milliseconds((w >> 3) & kMaxMs);
     i.snd_timeout = std::chrono::milliseconds((w >> 33) & kMaxMs);
+    i.shared = (w >> 63) != 0;
     return i;
 }
 
@@ -127,6 +129,18 @@ void fd_set_timeout(int fd, bool receive, std::chrono::milliseconds t) noexcept 
 
 void fd_forget(int fd) noexcept {
     if (auto* w = word(fd)) w->store(0, std::memory_order_relaxed);
+}
+
+void fd_set_shared(int fd) noexcept {
+    update(fd, [](FdInfo& i) { i.shared = true; });
+}
+
+bool fd_now_nonblocking(const FdInfo& info, int fd) noexcept {
+    if (!info.shared) return false;
+    const int fl = real::calls().fcntl(fd, F_GETFL);
+    if (fl < 0 || !(fl & O_NONBLOCK)) return false;
+    fd_set_nonblocking(fd, true);
+    return true;
 }
 
 }  // namespace weft::detail::patch

@@ -18,6 +18,9 @@ struct FdInfo {
     bool nonblocking = false;                  ///< in the caller's view (O_NONBLOCK)
     std::chrono::milliseconds rcv_timeout{0};  ///< 0: none
     std::chrono::milliseconds snd_timeout{0};
+    /// Its open file has other descriptors (a dup): O_NONBLOCK set through one of them is set
+    /// for all, where the table saw only that one.
+    bool shared = false;
 };
 
 /// The descriptor's info, looking at it (and remembering) when not known yet.
@@ -29,5 +32,11 @@ void fd_set_nonblocking(int fd, bool on) noexcept;
 void fd_set_timeout(int fd, bool receive, std::chrono::milliseconds t) noexcept;
 /// Closed or replaced (dup2): looked at afresh when next used.
 void fd_forget(int fd) noexcept;
+/// One of two descriptors of one open file (dup, dup2, dup3, F_DUPFD).
+void fd_set_shared(int fd) noexcept;
+/// Before a patched call parks on a shared descriptor the table calls blocking: true (and the
+/// table updated) when the open file is nonblocking now, set through another descriptor of it,
+/// so that the call answers EAGAIN as libc's would. One fcntl, for shared descriptors only.
+bool fd_now_nonblocking(const FdInfo& info, int fd) noexcept;
 
 }  // namespace weft::detail::patch

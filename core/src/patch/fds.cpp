@@ -30,13 +30,21 @@ std::chrono::milliseconds timeval_ms(const void* v, socklen_t len) noexcept {
     return std::chrono::milliseconds(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
 }
 
+// `to` is a new descriptor of `from`'s open file: looked at afresh, and both marked shared.
+void duplicated(int from, int to) noexcept {
+    fd_forget(to);
+    if (from == to) return;
+    fd_set_shared(from);
+    fd_set_shared(to);
+}
+
 int fcntl_impl(int fd, int cmd, void* arg) {
     const int r = real::calls().fcntl(fd, cmd, arg);
     if (r < 0) return r;
     if (cmd == F_SETFL) {
         fd_set_nonblocking(fd, (reinterpret_cast<std::intptr_t>(arg) & O_NONBLOCK) != 0);
     } else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
-        fd_forget(r);
+        duplicated(fd, r);
     }
     return r;
 }
@@ -83,21 +91,21 @@ int close(int fd) {
 
 int dup(int fd) noexcept {
     const int r = real::calls().dup(fd);
-    if (r >= 0) fd_forget(r);
+    if (r >= 0) duplicated(fd, r);
     return r;
 }
 
 int dup2(int from, int to) noexcept {
     if (from != to) fd_closing(to);
     const int r = real::calls().dup2(from, to);
-    if (r >= 0) fd_forget(r);
+    if (r >= 0) duplicated(from, r);
     return r;
 }
 
 int dup3(int from, int to, int flags) noexcept {
     if (from != to) fd_closing(to);
     const int r = real::calls().dup3(from, to, flags);
-    if (r >= 0) fd_forget(r);
+    if (r >= 0) duplicated(from, r);
     return r;
 }
 

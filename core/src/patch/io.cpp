@@ -98,6 +98,10 @@ ssize_t on_socket(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, bool in
         // Ready, and still it would block: readiness that says nothing (an unconnected Unix
         // datagram socket is always writable, whatever its peer's queue holds). Waiting for
         // readiness again would spin; a short sleep, growing, does not.
+        if (fd_now_nonblocking(info, fd)) {  // set through a dup: EAGAIN, as libc's
+            errno = EAGAIN;
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        }
         const bool ok = backoff.spurious() ? backoff.sleep(h, dl)
                                            : park(h, c, fd, input ? POLLIN : POLLOUT, dl, EAGAIN);
         if (!ok) return done > 0 ? static_cast<ssize_t>(done) : -1;
@@ -108,12 +112,13 @@ ssize_t on_socket(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, bool in
 // A read on a pipe, FIFO, eventfd or terminal the caller left blocking: wait for readiness
 // first, then read (which does not block once the descriptor is readable).
 template <class Op>
-ssize_t read_pollable(HubImpl& h, PatchedCall c, int fd, Op op) {
+ssize_t read_pollable(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, Op op) {
     count(h, c);
     for (;;) {
         pollfd p{fd, POLLIN, 0};
         int r = real::calls().poll(&p, 1, 0);
-        if (r != 0) return op();  // ready, or in error: the read says which
+        if (r != 0) return op();                        // ready, or in error: the read says which
+        if (fd_now_nonblocking(info, fd)) return op();  // EAGAIN, as libc's
         if (!park(h, c, fd, POLLIN, Deadline::never(), EAGAIN)) return -1;
     }
 }
@@ -177,12 +182,18 @@ class NonblockingFor {
 // reports a pipe writable when it has a free slot, which takes a PIPE_BUF write without
 // blocking; so the descriptor's flags, which a child process may share, are never touched.
 template <class Op>
-ssize_t write_pollable(HubImpl& h, PatchedCall c, int fd, std::size_t total, Op op) {
+ssize_t write_pollable(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, std::size_t total,
+                       Op op) {
     count(h, c);
     std::size_t done = 0;
     for (;;) {
         pollfd p{fd, POLLOUT, 0};
         if (real::calls().poll(&p, 1, 0) == 0) {
+            if (fd_now_nonblocking(info, fd)) {  // what fits, or EAGAIN, as libc's
+                const ssize_t n = op(done, total - done);
+                if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+                return static_cast<ssize_t>(done + static_cast<std::size_t>(n));
+            }
             if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN))
                 return done > 0 ? static_cast<ssize_t>(done) : -1;
             continue;
@@ -412,7 +423,8 @@ ssize_t read_impl(int fd, void* buf, size_t n) {
         return r;
     }
     if (info.kind == FdKind::pollable)
-        return read_pollable(*h, PatchedCall::read, fd, [&] { return real.read(fd, buf, n); });
+        return read_pollable(*h, PatchedCall::read, fd, info,
+                             [&] { return real.read(fd, buf, n); });
     return real.read(fd, buf, n);
 }
 
@@ -434,7 +446,8 @@ ssize_t readv_impl(int fd, const iovec* iov, int n) {
         return r;
     }
     if (info.kind == FdKind::pollable)
-        return read_pollable(*h, PatchedCall::readv, fd, [&] { return real.readv(fd, iov, n); });
+        return read_pollable(*h, PatchedCall::readv, fd, info,
+                             [&] { return real.readv(fd, iov, n); });
     return real.readv(fd, iov, n);
 }
 
@@ -457,7 +470,8 @@ ssize_t write_impl(int fd, const void* buf, size_t n) {
         if (stale_socket(fd, r)) return write_impl(fd, buf, n);
         return r;
     }
-    if (info.kind == FdKind::pollable) return write_pollable(*h, PatchedCall::write, fd, n, rest);
+    if (info.kind == FdKind::pollable)
+        return write_pollable(*h, PatchedCall::write, fd, info, n, rest);
     return real.write(fd, buf, n);
 }
 
@@ -487,7 +501,7 @@ ssize_t writev_impl(int fd, const iovec* iov, int n) {
         return r;
     }
     if (info.kind == FdKind::pollable)
-        return write_pollable(*h, PatchedCall::writev, fd, total, rest);
+        return write_pollable(*h, PatchedCall::writev, fd, info, total, rest);
     return real.writev(fd, iov, n);
 }
 
