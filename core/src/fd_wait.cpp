@@ -19,26 +19,33 @@ namespace weft::detail {
 
 namespace {
 
-// How many fibers (over all hubs) wait on each descriptor: close(2) looks here first, so a
-// close that nobody waits on costs one load. Chunks are made on first use and never freed.
+// Per descriptor number, over all hubs: how many fibers wait on it (close(2) looks here first,
+// so a close that nobody waits on costs one load), and how many times it was closed while
+// someone waited. Chunks are made on first use and never freed.
 constexpr std::size_t kChunk = 4096;
 constexpr std::size_t kChunks = 1024;  // descriptors below 4M
-std::atomic<std::atomic<std::uint32_t>*> g_waits[kChunks];
+using Counters = std::atomic<std::atomic<std::uint32_t>*>[kChunks];
+Counters g_waits;
+Counters g_closes;
 
-std::atomic<std::uint32_t>* wait_count(int fd, bool create) noexcept {
+std::atomic<std::uint32_t>* counter(Counters& table, int fd, bool create) noexcept {
     if (fd < 0) return nullptr;
     const std::size_t c = static_cast<std::size_t>(fd) / kChunk;
     if (c >= kChunks) return nullptr;
-    auto* chunk = g_waits[c].load(std::memory_order_acquire);
+    auto* chunk = table[c].load(std::memory_order_acquire);
     if (!chunk && create) {
         auto* fresh = new (std::nothrow) std::atomic<std::uint32_t>[kChunk]();
         if (!fresh) return nullptr;
-        if (g_waits[c].compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel))
+        if (table[c].compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel))
             chunk = fresh;
         else
             delete[] fresh;
     }
     return chunk ? &chunk[static_cast<std::size_t>(fd) % kChunk] : nullptr;
+}
+
+std::atomic<std::uint32_t>* wait_count(int fd, bool create) noexcept {
+    return counter(g_waits, fd, create);
 }
 
 std::mutex g_hubs_mu;
@@ -52,6 +59,8 @@ class Registration {
         nodes_ = n <= kInline ? inline_ : (heap_ = std::make_unique<FdWaitNode[]>(n)).get();
         for (std::size_t i = 0; i < n; ++i) {
             nodes_[i].fd = fds[i].fd;
+            if (auto* c = counter(g_closes, fds[i].fd, true))
+                nodes_[i].closes = c->load(std::memory_order_acquire);
             nodes_[i].fiber = hub.running();
             hub.fd_waits().add(nodes_[i]);
             if (auto* c = wait_count(fds[i].fd, true)) c->fetch_add(1, std::memory_order_relaxed);
@@ -122,10 +131,11 @@ void FdWaitRegistry::remove(FdWaitNode& n) noexcept {
     n.prev = n.next = nullptr;
 }
 
-void FdWaitRegistry::close_fd(HubImpl& hub, int fd) noexcept {
+void FdWaitRegistry::close_fd(HubImpl& hub, int fd, std::uint32_t closes) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= heads_.size()) return;
     for (FdWaitNode* n = heads_[static_cast<std::size_t>(fd)]; n; n = n->next)
-        hub.interrupt(n->fiber, Errc::closed);
+        if (closes == 0 || static_cast<std::int32_t>(closes - n->closes) > 0)
+            hub.interrupt(n->fiber, Errc::closed);
 }
 
 Result<short> wait_one(HubImpl& hub, int fd, short events, Deadline deadline) {
@@ -146,13 +156,16 @@ void fd_closing(int fd) noexcept {
     if (patch::g_forked) return;
     auto* c = wait_count(fd, false);
     if (!c || c->load(std::memory_order_relaxed) == 0) return;
+    auto* closes_of = counter(g_closes, fd, true);
+    const std::uint32_t closes =
+        closes_of ? closes_of->fetch_add(1, std::memory_order_acq_rel) + 1 : 0;
     HubImpl* self = HubImpl::current();
-    if (self) self->fd_waits().close_fd(*self, fd);
+    if (self) self->fd_waits().close_fd(*self, fd, closes);
     std::lock_guard lock(g_hubs_mu);
     for (HubImpl* h : g_hubs) {
         if (h == self) continue;
         try {
-            h->post_any([h, fd] { h->fd_waits().close_fd(*h, fd); });
+            h->post_any([h, fd, closes] { h->fd_waits().close_fd(*h, fd, closes); });
         } catch (...) {
         }
     }

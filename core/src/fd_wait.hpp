@@ -3,6 +3,8 @@
 // select(2) when they are patched.
 #pragma once
 
+#include <cstdint>
+
 #include <poll.h>
 
 #include <cstddef>
@@ -19,6 +21,10 @@ struct FiberRecord;
 /// A fiber's wait on one descriptor, on that fiber's stack.
 struct FdWaitNode {
     int fd = -1;
+    /// The descriptor number's close count when the wait began: a close posted to this hub
+    /// from another wakes only waits older than itself, not one on a new descriptor that got
+    /// the number meanwhile.
+    std::uint32_t closes = 0;
     FiberRecord* fiber = nullptr;
     FdWaitNode* prev = nullptr;
     FdWaitNode* next = nullptr;
@@ -29,8 +35,9 @@ class FdWaitRegistry {
   public:
     void add(FdWaitNode& n) noexcept;
     void remove(FdWaitNode& n) noexcept;
-    /// Wakes every fiber of this hub waiting on `fd` with Errc::closed.
-    void close_fd(HubImpl& hub, int fd) noexcept;
+    /// Wakes every fiber of this hub waiting on `fd` with Errc::closed that began waiting
+    /// before the `closes`-th close of that number (0: every one).
+    void close_fd(HubImpl& hub, int fd, std::uint32_t closes) noexcept;
 
   private:
     std::vector<FdWaitNode*> heads_;  // indexed by fd
