@@ -178,6 +178,8 @@ struct HubPool {
     std::unordered_map<std::string, OriginPool> origins;
     std::unordered_map<std::string, DnsEntry> dns;
     std::int64_t next_sweep_ns = 0;  // when give_back() next looks at every origin's idle ones
+    std::size_t idle = 0;            // idle connections, over every origin
+    bool sweeper = false;            // a fiber sweeps while there are idle ones
 };
 
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
@@ -318,12 +320,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         while (fresh && options.max_connections_per_host > 0 &&
                op.open >= options.max_connections_per_host && !op.idle.empty()) {
             op.idle.pop_back();
+            --hp.idle;
             m.idle.fetch_sub(1, std::memory_order_relaxed);
             forget(op);
         }
         while (!fresh && !op.idle.empty()) {
             std::unique_ptr<ClientConn> c = std::move(op.idle.back());
             op.idle.pop_back();
+            --hp.idle;
             m.idle.fetch_sub(1, std::memory_order_relaxed);
             if (now - c->idle_since_ns < options.idle_timeout.count() && !c->looks_closed()) {
                 c->reused = true;
@@ -367,8 +371,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                 c->idle_since_ns = now;
                 c->release_buffers();
                 op.idle.push_back(std::move(c));
+                ++hp.idle;
                 hub_metrics()[hub_index()].idle.fetch_add(1, std::memory_order_relaxed);
                 kept = true;
+                start_sweeper(hp);
             } catch (...) {
             }
         }
@@ -377,6 +383,30 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
             forget(op);
         }
         if (op.permits) op.permits->release();  // a waiting borrower takes the idle one
+    }
+
+    // While `hp` has idle connections, a fiber of its hub sweeps them once a second: a hub
+    // that stops calling would otherwise keep them (in CLOSE_WAIT once their servers close
+    // them) until its next request. It ends with the last idle connection, or the client.
+    void start_sweeper(HubPool& hp) noexcept {
+        if (hp.sweeper) return;
+        try {
+            weft::spawn("http-client-sweep", [core = weak_from_this(), pool = &hp] {
+                for (;;) {
+                    if (!this_fiber::sleep_for(std::chrono::seconds(1))) return;
+                    auto live = core.lock();
+                    if (!live) return;
+                    live->sweep(*pool, now_ns());
+                    if (pool->idle == 0) {
+                        pool->sweeper = false;
+                        return;
+                    }
+                }
+            }).detach();
+            hp.sweeper = true;
+        } catch (...) {
+            // No fiber: the sweep in give_back() still runs with the next request.
+        }
     }
 
     // A connection lent by `hp` was closed on another thread (see ClientExchange).
@@ -401,6 +431,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                 if (now - c->idle_since_ns < options.idle_timeout.count() && !c->looks_closed())
                     return false;
                 c.reset();
+                --hp.idle;
                 m.idle.fetch_sub(1, std::memory_order_relaxed);
                 forget(op);
                 return true;

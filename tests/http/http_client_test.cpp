@@ -666,7 +666,7 @@ FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {
         (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     });
     ClientOptions o;
-    o.read_timeout = 500ms;
+    o.read_timeout = 1s;
     Client c(o);
     ClientRequest req;
     req.method = "PUT";
@@ -676,7 +676,7 @@ FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {
     auto r = c.request(req);
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ(r->body, "ok");
-    EXPECT_GT(weft::Clock::now() - t0, 500ms)
+    EXPECT_GT(weft::Clock::now() - t0, 1s)
         << "the upload was not slowed: the test shows nothing";
 }
 
@@ -699,4 +699,23 @@ FIBER_TEST(Client, AStreamWithoutABodyGivesItsConnectionBackAtOnce) {
     auto n = st->read(buf);
     ASSERT_TRUE(n);
     EXPECT_EQ(*n, 0u);
+}
+
+FIBER_TEST(Client, IdleConnectionsCloseWithoutAnotherRequest) {
+    // A hub that stops calling: its idle connection still closes at its idle timeout (a sweep
+    // once a second), instead of waiting for the next request.
+    bool closed = false;
+    ScriptedServer a([&closed](weft::TcpStream& s, int) {
+        std::string buf;
+        while (read_request(s, buf))
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")) break;
+        closed = true;  // the client closed it
+    });
+    ClientOptions o;
+    o.idle_timeout = 50ms;
+    Client c(o);
+    ASSERT_TRUE(c.get(a.url()));
+    for (int i = 0; i < 300 && !closed; ++i)
+        (void)weft::sleep_for(10ms);
+    EXPECT_TRUE(closed) << "the idle connection was still open 3 s later";
 }
