@@ -113,22 +113,85 @@ Result<Url, std::string> parse_url(std::string_view text) {
     return u;
 }
 
+namespace {
+
+// RFC 3986 5.2.4: "." and ".." segments of a path resolved away ("/a/b/../c" is "/a/c").
+std::string remove_dot_segments(std::string_view in) {
+    std::string out;
+    while (!in.empty()) {
+        if (in.starts_with("../")) {
+            in.remove_prefix(3);
+        } else if (in.starts_with("./")) {
+            in.remove_prefix(2);
+        } else if (in.starts_with("/./")) {
+            in.remove_prefix(2);
+        } else if (in == "/.") {
+            in = "/";
+        } else if (in.starts_with("/../") || in == "/..") {
+            in = in.size() == 3 ? std::string_view("/") : in.substr(3);
+            const auto slash = out.rfind('/');
+            out.erase(slash == std::string::npos ? 0 : slash);
+        } else if (in == "." || in == "..") {
+            in = {};
+        } else {
+            const auto next = in.find('/', in.front() == '/' ? 1 : 0);
+            out.append(in.substr(0, next));
+            in = next == std::string_view::npos ? std::string_view() : in.substr(next);
+        }
+    }
+    return out;
+}
+
+// The scheme of an absolute reference ("HTTPS" in "HTTPS://x/"), empty for a relative one.
+std::string_view scheme_of(std::string_view ref) noexcept {
+    const auto colon = ref.find(':');
+    if (colon == std::string_view::npos || colon == 0) return {};
+    for (std::size_t i = 0; i < colon; ++i) {
+        const char c = ref[i];
+        const bool ok = std::isalpha(static_cast<unsigned char>(c)) ||
+                        (i > 0 && (std::isdigit(static_cast<unsigned char>(c)) || c == '+' ||
+                                   c == '-' || c == '.'));
+        if (!ok) return {};
+    }
+    return ref.substr(0, colon);
+}
+
+}  // namespace
+
 Result<Url, std::string> resolve_location(const Url& base, std::string_view location) {
-    if (location.starts_with("http://") || location.starts_with("https://"))
-        return parse_url(location);
+    location = location.substr(0, location.find('#'));  // a fragment is not sent
+    if (const std::string_view scheme = scheme_of(location); !scheme.empty()) {
+        std::string lower(scheme);
+        for (char& c : lower)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower != "http" && lower != "https")
+            return "a redirect to a '" + std::string(scheme) + ":' URL, which is not HTTP";
+        return parse_url(lower + std::string(location.substr(scheme.size())));
+    }
     if (location.starts_with("//"))
         return parse_url(std::string(base.https ? "https:" : "http:") + std::string(location));
+    const std::string_view base_path =
+        std::string_view(base.target).substr(0, base.target.find('?'));
     std::string target;
-    if (location.starts_with("/")) {
-        target = std::string(location);
+    if (location.empty()) {
+        target = base.target;  // RFC 3986 5.2.2: the base document itself
     } else if (location.starts_with("?")) {
-        target =
-            base.target.substr(0, base.target.find('?')) + std::string(location);  // RFC 3986 5.2.2
+        target = std::string(base_path) + std::string(location);
     } else {
-        // Relative to the base path's directory.
-        std::string dir = base.target.substr(0, base.target.find('?'));
-        dir = dir.substr(0, dir.rfind('/') + 1);
-        target = dir + std::string(location);
+        const auto q = location.find('?');
+        const std::string_view path = location.substr(0, q);
+        const std::string_view query =
+            q == std::string_view::npos ? std::string_view() : location.substr(q);
+        std::string merged;
+        if (path.starts_with("/")) {
+            merged = std::string(path);
+        } else {
+            // Relative to the base path's directory.
+            merged = std::string(base_path.substr(0, base_path.rfind('/') + 1)) + std::string(path);
+        }
+        target = remove_dot_segments(merged);
+        if (target.empty() || target.front() != '/') target.insert(0, "/");
+        target += query;
     }
     return parse_url(std::string(base.https ? "https://" : "http://") + base.host_header + target);
 }

@@ -122,6 +122,18 @@ TEST(ClientUrl, ParsesAndResolves) {
               "https://o/x");
     EXPECT_EQ(weft::http::detail::resolve_location(base, "?page=2")->to_string(),
               "http://h:81/dir/page?page=2");
+    // RFC 3986 5.2: dot segments resolved, the scheme's case ignored, an empty reference is
+    // the base document, fragments dropped, and a scheme that is not HTTP refused.
+    using weft::http::detail::resolve_location;
+    EXPECT_EQ(resolve_location(base, "../up?a=1")->to_string(), "http://h:81/up?a=1");
+    EXPECT_EQ(resolve_location(base, "./same/./x/../y")->to_string(), "http://h:81/dir/same/y");
+    EXPECT_EQ(resolve_location(base, "/a/b/../../../c")->to_string(), "http://h:81/c");
+    EXPECT_EQ(resolve_location(base, "HTTPS://O/x")->to_string(), "https://o/x");
+    EXPECT_EQ(resolve_location(base, "")->to_string(), "http://h:81/dir/page?x");
+    EXPECT_EQ(resolve_location(base, "other#frag")->to_string(), "http://h:81/dir/other");
+    auto ftp = resolve_location(base, "ftp://files/x");
+    ASSERT_FALSE(ftp);
+    EXPECT_EQ(ftp.error(), "a redirect to a 'ftp:' URL, which is not HTTP");
 }
 
 FIBER_TEST(Client, LengthChunkedAndCloseDelimitedBodies) {
@@ -676,8 +688,7 @@ FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {
     auto r = c.request(req);
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ(r->body, "ok");
-    EXPECT_GT(weft::Clock::now() - t0, 1s)
-        << "the upload was not slowed: the test shows nothing";
+    EXPECT_GT(weft::Clock::now() - t0, 1s) << "the upload was not slowed: the test shows nothing";
 }
 
 FIBER_TEST(Client, AStreamWithoutABodyGivesItsConnectionBackAtOnce) {
