@@ -899,7 +899,6 @@ ClientResult<ClientResponse> Client::get(std::string_view url, Deadline deadline
 }
 
 ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
-    const std::int64_t t0 = now_ns();
     Deadline total = original.deadline;
     if (core_->options.total_timeout.count() > 0)
         total = earliest(total, Deadline(core_->options.total_timeout));
@@ -907,6 +906,8 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
     if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + original.url};
     ClientRequest req = original;
     for (int redirects = 0;; ++redirects) {
+        // Each hop of a redirect chain is an exchange of its own in the metrics, timed alone.
+        const std::int64_t t0 = now_ns();
         auto x = open(*core_, req, *url, total);
         auto finish_metric = [&](int status, const char* error) {
             detail::record(req.method, status, error, *url, now_ns() - t0);
