@@ -156,7 +156,7 @@ void fd_closing(int fd) noexcept {
     if (patch::g_forked) return;
     auto* c = wait_count(fd, false);
     if (!c || c->load(std::memory_order_relaxed) == 0) return;
-    auto* closes_of = counter(g_closes, fd, true);
+    auto* closes_of = counter(g_closes, fd, false);  // made by the waits' registration
     const std::uint32_t closes =
         closes_of ? closes_of->fetch_add(1, std::memory_order_acq_rel) + 1 : 0;
     HubImpl* self = HubImpl::current();

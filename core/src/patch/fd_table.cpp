@@ -21,12 +21,13 @@ constexpr std::size_t kChunks = 1024;
 constexpr std::uint64_t kMaxMs = (1ull << 30) - 1;
 std::atomic<std::atomic<std::uint64_t>*> g_chunks[kChunks];
 
-std::atomic<std::uint64_t>* word(int fd) noexcept {
+std::atomic<std::uint64_t>* word(int fd, bool create = true) noexcept {
     if (fd < 0) return nullptr;
     const std::size_t c = static_cast<std::size_t>(fd) / kChunk;
     if (c >= kChunks) return nullptr;
     auto* chunk = g_chunks[c].load(std::memory_order_acquire);
     if (!chunk) {
+        if (!create) return nullptr;
         auto* fresh = new (std::nothrow) std::atomic<std::uint64_t>[kChunk]();
         if (!fresh) return nullptr;
         if (g_chunks[c].compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel))
@@ -128,7 +129,9 @@ void fd_set_timeout(int fd, bool receive, std::chrono::milliseconds t) noexcept 
 }
 
 void fd_forget(int fd) noexcept {
-    if (auto* w = word(fd)) w->store(0, std::memory_order_relaxed);
+    // Without a chunk there is nothing to forget: no allocation (close() may be called from a
+    // signal handler).
+    if (auto* w = word(fd, false)) w->store(0, std::memory_order_relaxed);
 }
 
 void fd_set_shared(int fd) noexcept {
