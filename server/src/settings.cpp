@@ -274,7 +274,8 @@ config::Schema<Settings> build() {
         [](auto& o) -> auto& { return o.client.connect_timeout; },
         duration(Duration::zero(), hours(1), true), "resolving and connecting, TLS included");
     s.bind("client", "read_timeout", [](auto& o) -> auto& { return o.client.read_timeout; },
-        duration(Duration::zero(), kDay, true), "time a response may make no progress");
+        duration(Duration::zero(), kDay, true),
+        "time a request may go out, or a response come in, with no progress (a stalled server)");
     s.bind("client", "total_timeout", [](auto& o) -> auto& { return o.client.total_timeout; },
         duration(Duration::zero(), kDay), "a whole exchange; 0: none (a request's deadline still "
         "applies)");
