@@ -409,7 +409,7 @@ struct Watchdog::Impl {
                 "is off (the capture signal would end the call early)",
                 r.syscall.empty() ? std::to_string(sys.nr) : r.syscall);
         } else {
-            capture_stack(*pending, r, tid);
+            capture_stack(*pending, r, tid, d.fiber);
         }
 
         // The fiber, from the capture when there is one, else from the probe.
@@ -451,7 +451,8 @@ struct Watchdog::Impl {
     }
 
     // Detector side: the signal, and copying the stack out of the slot while it is fresh.
-    void capture_stack(PendingReport& p, BlockingReport& r, int tid) {
+    // `fiber`: the one the probe saw blocking (0: the hub's loop itself).
+    void capture_stack(PendingReport& p, BlockingReport& r, int tid, FiberId fiber) {
         if (!slot) {
             r.stack_note =
                 "no stack: stack capture is unavailable (no free realtime signal or capture slot)";
@@ -485,16 +486,32 @@ struct Watchdog::Impl {
                 r.stack_note = "no stack: stack capture is unavailable";
                 return;
         }
+        // The blockage may have ended between its detection and the signal (the /proc reads
+        // and other hubs' captures come first): a stack of whatever ran then would blame the
+        // wrong fiber, request and plugin.
+        const bool named = slot->status == detail::CaptureStatus::ok ||
+                           slot->status == detail::CaptureStatus::no_stack;
+        if (named && slot->fiber_id != fiber) {
+            r.stack_note = fmt::format(
+                "no stack: the blockage ended before the capture signal came (fiber {} was "
+                "running by then)",
+                slot->fiber_id);
+            detail::finish(*slot);
+            return;
+        }
+        if (named) {
+            // The fiber and its request, with or without a stack.
+            r.fiber_id = slot->fiber_id;
+            r.fiber_name = slot->fiber_name;
+            for (int k = 0; k < slot->label_count; ++k) {
+                const auto& l = slot->labels[k];
+                std::string v(l.value, l.value_len);
+                if (l.truncated) v += "...";
+                r.labels.emplace_back(std::string(l.key, l.key_len), std::move(v));
+            }
+        }
         switch (slot->status) {
             case detail::CaptureStatus::ok:
-                r.fiber_id = slot->fiber_id;
-                r.fiber_name = slot->fiber_name;
-                for (int k = 0; k < slot->label_count; ++k) {
-                    const auto& l = slot->labels[k];
-                    std::string v(l.value, l.value_len);
-                    if (l.truncated) v += "...";
-                    r.labels.emplace_back(std::string(l.key, l.key_len), std::move(v));
-                }
                 p.raw = detail::copy_out(*slot);
                 p.have_stack = true;
                 break;

@@ -32,8 +32,9 @@ struct MonitorSettings {
     /// Capture the stack of a hub blocked in a system call too. The capture signals the hub's
     /// thread, which ends a call the kernel does not restart after a signal handler
     /// (nanosleep, poll, select, epoll_wait, a socket with SO_RCVTIMEO) early with EINTR; code
-    /// that retries on EINTR sees nothing. false: such a report names the call and the request
-    /// but has no stack, and the call runs undisturbed.
+    /// that retries on EINTR sees nothing. false: such a report names the call and the fiber
+    /// but has no stack and no request (the signal brings both), so the blockage is charged to
+    /// no plugin's stall budget; the call runs undisturbed.
     bool stacks_in_system_calls = true;
     /// File that receives every report and closing record as one JSON object per line
     /// (appended); empty: none.
