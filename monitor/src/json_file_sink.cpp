@@ -17,6 +17,15 @@ JsonFileSink::JsonFileSink(std::string path) : path_(std::move(path)) {
     if (fd_ < 0)
         throw std::system_error(errno, std::generic_category(),
                                 "cannot open the blocking reports file '" + path_ + "'");
+    // An earlier run that died inside a write (killed, out of space) left a line without its
+    // end: this run's first record starts on a line of its own, as after a short write.
+    if (const int rd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); rd >= 0) {
+        if (const off_t size = ::lseek(rd, 0, SEEK_END); size > 0) {
+            char last = '\n';
+            if (::pread(rd, &last, 1, size - 1) == 1) cut_ = last != '\n';
+        }
+        ::close(rd);
+    }
     // Report ids start at 1 in every run and the file is appended to: each line names its run
     // (when this process opened the file, and its pid: a container's is 1 every time).
     const auto now = std::chrono::system_clock::now();

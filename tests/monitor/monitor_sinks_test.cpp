@@ -81,6 +81,30 @@ TEST(MonitorJsonFile, ALineCutByAFailedWriteDoesNotGlueTheNextRecord) {
     EXPECT_EQ(run.find('Z'), run.find('/') - 1) << "UTC, then the pid: " << run;
 }
 
+TEST(MonitorJsonFile, ALineLeftCutByAnEarlierRunDoesNotGlueTheFirstRecord) {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("weft-json-cut-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "reports.jsonl").string();
+    {
+        std::ofstream out(path);
+        out << "{\"run\":\"earlier\",\"report_id\":1,\"hu";  // killed mid-write
+    }
+    {
+        weft::monitor::detail::JsonFileSink sink(path);
+        sink.on_end(end_record(1));
+    }
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);)
+        lines.push_back(l);
+    std::filesystem::remove_all(dir);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_FALSE(nlohmann::json::accept(lines[0]));
+    ASSERT_TRUE(nlohmann::json::accept(lines[1])) << lines[1];
+    EXPECT_EQ(nlohmann::json::parse(lines[1])["report_id"], 1);
+}
+
 TEST(MonitorRecentReports, OnlyTheNewestKeepEveryHubsFibersAndTheThreads) {
     weft::monitor::detail::RecentReportsSink ring(20);
     constexpr std::size_t kFull = weft::monitor::detail::RecentReportsSink::kFullReports;
