@@ -2,6 +2,7 @@
 #include "json_file_sink.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,10 +47,28 @@ JsonFileSink::~JsonFileSink() {
 }
 
 void JsonFileSink::on_report(const BlockingReport& r) {
-    write(to_json(r, r.same_stack_as == 0));
+    reopen_if_moved();
+    // After a rotation the report that had a repeated stack's frames is in the old file.
+    write(to_json(r, reopened_ || r.same_stack_as == 0));
+}
+
+void JsonFileSink::reopen_if_moved() noexcept {
+    struct stat open_st {};
+    struct stat path_st {};
+    if (::fstat(fd_, &open_st) != 0) return;
+    if (::stat(path_.c_str(), &path_st) == 0 && path_st.st_ino == open_st.st_ino &&
+        path_st.st_dev == open_st.st_dev)
+        return;
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return;  // lines go on to the file already open
+    ::close(fd_);
+    fd_ = fd;
+    cut_ = false;
+    reopened_ = true;
 }
 
 void JsonFileSink::on_end(const BlockingEnd& e) {
+    reopen_if_moved();
     write(to_json(e));
 }
 

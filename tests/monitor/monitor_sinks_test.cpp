@@ -105,6 +105,36 @@ TEST(MonitorJsonFile, ALineLeftCutByAnEarlierRunDoesNotGlueTheFirstRecord) {
     EXPECT_EQ(nlohmann::json::parse(lines[1])["report_id"], 1);
 }
 
+TEST(MonitorJsonFile, ARotatedFileIsOpenedAgain) {
+    // logrotate renames the file: the next line goes to a new file at the path.
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("weft-json-rot-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "reports.jsonl").string();
+    auto read_lines = [](const std::string& p) {
+        std::ifstream in(p);
+        std::vector<std::string> lines;
+        for (std::string l; std::getline(in, l);)
+            lines.push_back(l);
+        return lines;
+    };
+    {
+        weft::monitor::detail::JsonFileSink sink(path);
+        sink.on_end(end_record(1));
+        std::filesystem::rename(path, path + ".1");
+        sink.on_end(end_record(2));
+        std::filesystem::remove(path);  // removed, not renamed: the same
+        sink.on_end(end_record(3));
+    }
+    const auto old_lines = read_lines(path + ".1");
+    const auto new_lines = read_lines(path);
+    std::filesystem::remove_all(dir);
+    ASSERT_EQ(old_lines.size(), 1u);
+    EXPECT_EQ(nlohmann::json::parse(old_lines[0])["report_id"], 1);
+    ASSERT_EQ(new_lines.size(), 1u);
+    EXPECT_EQ(nlohmann::json::parse(new_lines[0])["report_id"], 3);
+}
+
 TEST(MonitorRecentReports, OnlyTheNewestKeepEveryHubsFibersAndTheThreads) {
     weft::monitor::detail::RecentReportsSink ring(20);
     constexpr std::size_t kFull = weft::monitor::detail::RecentReportsSink::kFullReports;

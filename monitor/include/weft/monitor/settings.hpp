@@ -37,7 +37,8 @@ struct MonitorSettings {
     /// no plugin's stall budget; the call runs undisturbed.
     bool stacks_in_system_calls = true;
     /// File that receives every report and closing record as one JSON object per line
-    /// (appended); empty: none.
+    /// (appended); empty: none. Rotate it by renaming (logrotate's default): the next line
+    /// goes to a new file at the path.
     std::string reports_file;
     /// Reports written per rolling minute; later blockages are counted, not reported, until the
     /// window allows again. 0: no limit.
