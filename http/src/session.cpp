@@ -3,6 +3,7 @@
 // storage, a route lookup, the handler, a few appends to the batch buffer.
 #include "session.hpp"
 
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <exception>
@@ -303,10 +304,16 @@ void Http1Session::before_read() {
 // Answering.
 
 void Http1Session::set_labels(const Request& req) noexcept {
+    // The watchdog's capture signal may read the labels between any two of these stores (a
+    // pipelined request's come while the last one's are still published): it sees none while
+    // they change, never a value half written.
+    labels_.count = 0;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     labels_.values[0] = req.method_name();
     labels_.values[1] = req.path();
     labels_.values[2] = req.route();
     labels_.values[3] = conn_->peer_text;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     labels_.count = 4;
 }
 

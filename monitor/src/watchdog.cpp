@@ -328,8 +328,16 @@ struct Watchdog::Impl {
             if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
             if (o.detected) detected.emplace_back(i, *o.detected);
         }
-        for (const auto& [i, d] : detected)
-            report(i, d);
+        for (const auto& [i, d] : detected) {
+            try {
+                report(i, d);
+            } catch (...) {
+                // Out of memory for the report: it was never made, so no closing record either
+                // (the blockage is counted, as a dropped report). The other hubs' go on.
+                episodes.abandon(i);
+                log->error("watchdog: the report of hub {}'s blockage could not be made", i);
+            }
+        }
     }
 
     detail::HubSample read_probe(const HubProbe& p) const {
