@@ -690,6 +690,11 @@ std::string Watchdog::run_info() const {
 }
 
 void Watchdog::request_run_info_dump() noexcept {
+    if (!impl_->s.enabled) {
+        // No thread to hand it to: the caller's (a signal-handling loop, not a handler).
+        impl_->dump_run_info(1);
+        return;
+    }
     impl_->dump_requested.store(true);
     std::uint64_t one = 1;
     ssize_t w = ::write(impl_->wake_fd, &one, sizeof one);

@@ -143,6 +143,16 @@ class Sigusr1(unittest.TestCase):
             self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
             self.assertEqual(w.stop(), 0)
 
+    def test_sigusr1_dumps_with_the_watchdog_off_too(self):
+        # [monitor] enabled = false: no watchdog thread, and still the dump SIGUSR1 promises.
+        with Weft(["--hubs", "1", "--set", "monitor.enabled=false"]) as w:
+            w.wait_ready()
+            mark = len(w.stderr())
+            w.signal(signal.SIGUSR1)
+            w.wait_for_log(r"run info of every hub", after=mark)
+            self.assertEqual(get(w.http, "/")[2], b"Hello, World!")
+            self.assertEqual(w.stop(), 0)
+
     def test_sigusr1_dumps_once_every_5_s_at_most(self):
         # A dump of 5,000 fibers is ~1 MB of log: a burst of signals must not flood it. The
         # requests after a dump are merged into one dump 5 s after it.

@@ -96,7 +96,8 @@ class Watchdog {
     /// Asks the watchdog to log the run-info dump on its logger (at warning level, so that it is
     /// not filtered out). One dump every 5 s at most: requests within 5 s of a dump are merged
     /// into one dump at the end of those 5 s. Async-signal-safe, so a signal handler or a
-    /// sigwait() thread may call it.
+    /// sigwait() thread may call it; but a disabled watchdog has no thread to hand the dump to
+    /// and makes it at once, on the calling thread: then from a sigwait() thread only.
     void request_run_info_dump() noexcept;
     /// Installs a handler for `signo` (default SIGUSR1) that requests the dump from this
     /// watchdog. The previous handler comes back when the watchdog is destroyed. For programs
