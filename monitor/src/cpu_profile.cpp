@@ -97,13 +97,18 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
             if (c.stack.empty()) c.stack = std::move(frames);
             ++c.samples;
         }
+        // A look that took longer than a period (many busy hubs, a high hz) skips the ticks it
+        // missed, instead of sampling back to back past the profile's end.
+        if (const auto now = std::chrono::steady_clock::now(); now > next + period) next = now;
     }
+    const auto elapsed = std::min<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - start, options.duration);
 
     PprofProfile prof({{"samples", "count"}, {"cpu", "nanoseconds"}}, "cpu");
     prof.set_period("cpu", "nanoseconds", period.count());
     prof.set_time(
         std::chrono::duration_cast<std::chrono::nanoseconds>(start_wall.time_since_epoch()).count(),
-        options.duration.count());
+        elapsed.count());  // what it sampled for: shorter when cancelled or stopped
     for (const auto& [key, c] : counted) {
         std::vector<std::pair<std::string, std::string>> labels{{"hub", key.hub}};
         if (!key.route.empty()) labels.emplace_back("route", key.route);
