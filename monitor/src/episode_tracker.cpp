@@ -138,9 +138,12 @@ void EpisodeTracker::describe(unsigned i, FiberId fiber, std::string name) {
     watch_[i].fiber_name = std::move(name);
 }
 
-void EpisodeTracker::abandon(unsigned i) {
+void EpisodeTracker::abandon(unsigned i, std::uint64_t suppressed_before) {
     counters_[i].dropped.fetch_add(1, std::memory_order_relaxed);
     watch_[i].report_id = 0;
+    RateWindow& window = windows_[watch_[i].allowed ? 1 : 0];
+    if (o_.reports_per_minute != 0 && !window.sent.empty()) window.sent.pop_back();
+    window.suppressed += suppressed_before;
 }
 
 bool EpisodeTracker::rate_limited(RateWindow& window, std::int64_t now) const {

@@ -85,9 +85,11 @@ class EpisodeTracker {
     Observation observe(unsigned hub, const HubSample& s);
     /// The stack capture named the blocked fiber: the closing record carries it.
     void describe(unsigned hub, FiberId fiber, std::string name);
-    /// The report of hub's current blockage could not be handed on (the reporter is stuck):
-    /// counts it as dropped; no closing record follows.
-    void abandon(unsigned hub);
+    /// The report of hub's current blockage could not be handed on (the reporter is stuck, or
+    /// it could not be made): counts it as dropped; no closing record follows. It gives back
+    /// its place in the rate limit and the count of suppressed blockages it carried
+    /// (`suppressed_before`), so that the next report tells of them.
+    void abandon(unsigned hub, std::uint64_t suppressed_before = 0);
 
     /// Sets r.stack_hash, r.stack_seen and r.same_stack_as from r.stack and r.id: identical
     /// call paths (whatever system-library frames lie under them) collapse into one entry with

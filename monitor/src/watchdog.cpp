@@ -334,7 +334,7 @@ struct Watchdog::Impl {
             } catch (...) {
                 // Out of memory for the report: it was never made, so no closing record either
                 // (the blockage is counted, as a dropped report). The other hubs' go on.
-                episodes.abandon(i);
+                episodes.abandon(i, d.suppressed_before);
                 log->error("watchdog: the report of hub {}'s blockage could not be made", i);
             }
         }
@@ -437,7 +437,8 @@ struct Watchdog::Impl {
         r.threads = snapshot_threads(&rt);
         pending->report = std::move(r);
         // The reporter is stuck (a sink that never returns): count it as dropped.
-        if (!enqueue(Job{Job::report, std::move(pending), {}})) episodes.abandon(i);
+        if (!enqueue(Job{Job::report, std::move(pending), {}}))
+            episodes.abandon(i, d.suppressed_before);
     }
 
     // Reporter side: symbolize, collapse, hand to the sinks.

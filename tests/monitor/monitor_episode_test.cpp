@@ -313,6 +313,32 @@ TEST(Episode, RateLimitCountsWhatItSuppressesAndRecovers) {
     EXPECT_EQ(t.stats(0).dropped, 4u);
 }
 
+TEST(Episode, AnAbandonedReportGivesBackItsPlaceInTheRateLimit) {
+    // Two reports a minute. The first is detected but could not be handed on (the reporter is
+    // stuck): it counts as dropped, and the next two blockages are still reported.
+    FakeClock clock;
+    EpisodeTracker t(1, options(2), clock);
+    FakeHub hub(clock);
+    hub.begin_slice();
+    std::vector<Detection> detected;
+    for (int i = 0; i < 10 && detected.empty(); ++i) {
+        clock.advance(20ms);
+        if (auto o = t.observe(0, hub.sample()); o.detected) detected.push_back(*o.detected);
+    }
+    ASSERT_EQ(detected.size(), 1u);
+    t.abandon(0, detected[0].suppressed_before);
+    hub.end_slice();
+    clock.advance(20ms);
+    EXPECT_FALSE(t.observe(0, hub.sample()).ended) << "no closing record for a dropped report";
+    clock.advance(1s);
+    EXPECT_EQ(blockage(t, clock, hub, 200ms).detected.size(), 1u);
+    clock.advance(1s);
+    EXPECT_EQ(blockage(t, clock, hub, 200ms).detected.size(), 1u);
+    clock.advance(1s);
+    EXPECT_TRUE(blockage(t, clock, hub, 200ms).detected.empty());
+    EXPECT_EQ(t.stats(0).dropped, 2u);  // the abandoned one and the last
+}
+
 TEST(Episode, NoRateLimitWhenZero) {
     FakeClock clock;
     EpisodeTracker t(1, options(0), clock);
