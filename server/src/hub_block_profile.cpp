@@ -28,7 +28,9 @@ void HubBlockProfile::on_report(const monitor::BlockingReport& r, std::string pl
     o.entry.stack = r.stack;
     o.entry.route = report_label(r, "route");
     o.entry.plugin = std::move(plugin);
-    o.entry.kind = blocking_kind(r.cause);
+    // Blocking the code allowed (monitor::AllowBlocking) apart from the rest: the same stack and
+    // route may do both.
+    o.entry.kind = std::string(blocking_kind(r.cause)) + (r.allowed ? " (allowed)" : "");
     o.key = std::to_string(r.stack_hash) + '\n' + o.entry.route + '\n' + o.entry.plugin + '\n' +
             o.entry.kind;
     o.reported_ns = static_cast<std::int64_t>(r.blocked_s * 1e9);

@@ -16,7 +16,8 @@
 
 namespace weft::server {
 
-/// "cpu", "syscall", "waiting_for_cpu" or "unknown": a blockage's kind as profiles label it.
+/// "cpu", "syscall", "waiting_for_cpu" or "unknown": a blockage's kind as profiles label it
+/// (the hub-blocking profile adds " (allowed)" for blocking the code allowed).
 const char* blocking_kind(monitor::BlockingCause c) noexcept;
 /// The value of a report's request label ("route", "method"...), or "".
 std::string report_label(const monitor::BlockingReport& r, std::string_view key);
