@@ -231,8 +231,7 @@ Result<RecvBuffer> Connection::read_input(Deadline deadline) {
 
 Deadline Connection::idle_deadline() const noexcept {
     const ServerOptions& o = hub_.server.options_;
-    return info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout)
-                               : internal::coarse_deadline(o.idle_timeout);
+    return info_.requests == 0 ? Deadline(accepted_at_ + o.header_timeout) : idle_until_;
 }
 
 void Connection::shut(bool hard) noexcept {
@@ -403,8 +402,19 @@ bool Connection::watch_again() noexcept {
     }
     state_ = State::watching;
     // The idle queue's order is what counts, and the idle timeout is seconds long: the coarse
-    // clock is good enough for both (never early, a tick late at most), and cheaper.
-    hub_.idle.push_back(this, internal::coarse_now());
+    // clock is good enough for both (never early, a tick late at most), and cheaper. A TLS
+    // connection whose fiber decrypted no request stays idle since it was first: ciphertext
+    // dripped a byte at a time must not hold it open past the idle timeout, or keep it young
+    // in the queue that max_connections reclaims from.
+    if (!still_idle_ || idle_since_ == Clock::time_point{}) {
+        idle_since_ = internal::coarse_now();
+        const Clock::duration timeout = hub_.server.options_.idle_timeout;
+        const Clock::time_point from = idle_since_ + internal::coarse_tick();
+        idle_until_ = timeout >= Clock::time_point::max() - from ? Deadline::never()
+                                                                 : Deadline(from + timeout);
+    }
+    still_idle_ = false;
+    hub_.idle.push_back(this, idle_since_);
     // Before the first request (a TLS connection after its handshake) the header timeout
     // still runs from the accept; between requests, the idle timeout.
     if (!stream_watch_) {
@@ -429,7 +439,10 @@ void Connection::serve(RecvBuffer first) noexcept {
         bool ok = true;
         if (hub_.server.tls()) {
             ok = tls_input(buf, in);
-            if (ok && in.empty()) step.kind = Step::Kind::idle;  // nothing to answer yet
+            if (ok && in.empty()) {
+                step.kind = Step::Kind::idle;  // nothing to answer yet
+                still_idle_ = true;
+            }
         }
         if (ok && !in.empty()) {
             s = hub_.acquire_session();

@@ -123,6 +123,11 @@ class Connection final : public internal::RecvWatcher, private Transport {
     std::unique_ptr<TlsSession> tls_;
     std::unique_ptr<char[]> plain_;  // plaintext, while a TLS connection is active
     Clock::time_point accepted_at_;
+    // Since when the connection has been idle between requests (coarse clock), and until when
+    // it may stay so. A TLS read that brought no request (part of a record) keeps both.
+    Clock::time_point idle_since_{};
+    Deadline idle_until_;
+    bool still_idle_ = false;
     Fiber<void> fiber_;
     ConnectionInfo info_;
     SocketAddress peer_;

@@ -6,6 +6,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -415,4 +417,34 @@ TEST(HttpTls, SlowHandshakesMakeRoomAtTheLimit) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 800ms)
         << "the newcomer waited for the slow handshakes' header_timeout";
     EXPECT_GE(s.counts().reclaimed_slow_head.load(), 1u);
+}
+
+TEST(HttpTls, APartialRecordDrippedWhileIdleDoesNotPostponeTheIdleTimeout) {
+    Certs certs;
+    ServerOptions o;
+    o.idle_timeout = 1s;
+    TlsServer s(certs, o);
+    auto ctx = client_ctx(certs);
+    TlsClient cl(s.port, ctx.get());
+    ASSERT_TRUE(cl.ok()) << cl.error;
+    ASSERT_EQ(cl.get(kGet).status, 200);
+    const auto answered = std::chrono::steady_clock::now();
+    // The header of a 16 KiB application-data record, then its first bytes, one every 200 ms:
+    // ciphertext keeps coming, but no request. Before, every byte restarted the idle timeout.
+    const std::string record("\x17\x03\x03\x40\x00", 5);
+    const int fd = cl.raw.fd();
+    bool closed = false;
+    for (std::size_t i = 0; i < 20 && !closed; ++i) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 200) > 0) {
+            closed = true;  // close_notify, or the end of the stream
+            break;
+        }
+        const char byte = i < record.size() ? record[i] : 'x';
+        if (::send(fd, &byte, 1, MSG_NOSIGNAL) != 1) closed = true;
+    }
+    const auto took = std::chrono::steady_clock::now() - answered;
+    EXPECT_TRUE(closed) << "the connection was still open after 4 s of dripped ciphertext";
+    EXPECT_GE(took, 900ms);
+    EXPECT_LT(took, 2500ms);
 }
