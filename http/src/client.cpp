@@ -562,6 +562,12 @@ class ClientExchange {
             if (!more) return fail(std::move(more).error());
             if (!*more) {
                 if (framing_ == Framing::until_close) {
+                    // Over TLS only a close_notify ends such a body (RFC 9112, 9.8): a bare
+                    // end of the TCP stream could cut it anywhere.
+                    if (conn_->end_unverified())
+                        return fail({ClientErrc::closed,
+                                     "the server closed the TLS connection without close_notify: "
+                                     "the body, delimited by the close, may be cut short"});
                     finish(false);
                     return std::size_t{0};
                 }

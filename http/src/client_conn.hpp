@@ -52,6 +52,9 @@ class ClientConn {
     /// An idle pooled connection that the server closed (or that has unexpected bytes to
     /// read) is no good for a new request.
     bool looks_closed() const noexcept;
+    /// After fill() saw the end of the stream: whether the end may have been forged (TLS
+    /// without close_notify). Plain TCP cannot tell, and is taken as it is.
+    bool end_unverified() const noexcept { return tls_ && !tls_->close_notified(); }
 
     /// Going idle in the pool: frees the read buffer and the TLS session's buffers (made
     /// again when the connection is next used).

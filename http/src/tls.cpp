@@ -267,7 +267,9 @@ Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline) {
         if (auto f = flush(deadline); !f) return f.error();
         switch (err) {
             case SSL_ERROR_NONE:
+                return rc;
             case SSL_ERROR_ZERO_RETURN:
+                close_notified_ = true;
                 return rc;
             case SSL_ERROR_WANT_WRITE:
                 continue;  // flushed: try again
@@ -369,6 +371,7 @@ Result<std::size_t, TlsError> TlsSession::read_buffered(std::span<char> buf, boo
         case SSL_ERROR_WANT_WRITE:
             return std::size_t{0};
         case SSL_ERROR_ZERO_RETURN:
+            close_notified_ = true;
             eof = true;
             return std::size_t{0};
         case SSL_ERROR_SYSCALL:

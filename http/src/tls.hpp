@@ -87,6 +87,9 @@ class TlsSession {
     Result<void, TlsError> write(std::string_view data, Deadline deadline);
     /// Plaintext already decrypted and waiting (so a read would not park).
     std::size_t pending() const noexcept;
+    /// Whether the peer ended its stream with a close_notify alert. An end without one may
+    /// have been cut short by an attacker: a body delimited by the close is then not whole.
+    bool close_notified() const noexcept { return close_notified_; }
 
   private:
     // Runs `op` (an SSL call) until it stops asking for I/O; returns its result.
@@ -102,6 +105,7 @@ class TlsSession {
     void* wbio_ = nullptr;  ///< BIO*: bytes OpenSSL wrote, for the network
     /// Ciphertext on its way between a BIO and the stream (on the heap: fiber stacks are small).
     std::unique_ptr<char[]> io_buf_;
+    bool close_notified_ = false;
 };
 
 }  // namespace weft::http::detail

@@ -1,7 +1,8 @@
 """The outbound HTTP client as a plugin uses it, through the demo routes /fetch and /fanout of
 the real `weft` binary: against Debian's nginx over HTTP and HTTPS (a private CA and its
 certificates made with the openssl command: valid, expired, for another host), and against
-small Python servers for chunked, close-delimited and stalled responses. Pool reuse is counted
+small Python servers for chunked, close-delimited and stalled responses (and a close-delimited
+one over TLS, ended with and without close_notify). Pool reuse is counted
 by nginx's own accepted-connection count; TLS failures must say why; the client's metrics
 appear in /metrics."""
 
@@ -9,6 +10,8 @@ import http.server
 import os
 import re
 import shutil
+import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -52,6 +55,53 @@ class _Python(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _TlsCloseDelimited:
+    """HTTPS on 127.0.0.1: every request gets an HTTP/1.0 answer without Content-Length, its
+    body ended by the close; GET /notify ends the stream with a close_notify alert, anything
+    else just closes the socket (as a forged or broken end would)."""
+
+    BODY = b"q" * 2345
+
+    def __init__(self, cert):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert.cert, cert.key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._one, args=(raw,), daemon=True).start()
+
+    def _one(self, raw):
+        raw.settimeout(10)
+        conn = None
+        try:
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                piece = conn.recv(4096)
+                if not piece:
+                    return
+                head += piece
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + self.BODY)
+            if head.startswith(b"GET /notify "):
+                conn.unwrap()  # sends close_notify
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            (conn or raw).close()  # an SSLSocket's close sends no close_notify
+
+    def close(self):
+        self.sock.close()
+
+
 class Client(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -67,6 +117,7 @@ class Client(unittest.TestCase):
                                                  ("expired", expired), ("other", other)])
             cls.nginx.__enter__()
             cls.stack.append(cls.nginx)
+            cls.tls_close = _TlsCloseDelimited(good)
 
             class Server(http.server.ThreadingHTTPServer):
                 daemon_threads = True
@@ -81,6 +132,8 @@ class Client(unittest.TestCase):
     def tearDownClass(cls):
         for s in reversed(cls.stack):
             s.__exit__(None, None, None)
+        if getattr(cls, "tls_close", None):
+            cls.tls_close.close()
         if getattr(cls, "py", None):
             cls.py.shutdown()
             cls.py.server_close()
@@ -207,6 +260,18 @@ class Client(unittest.TestCase):
             status, body = self.fetch(w, "http://no-such-host.invalid/")
             self.assertEqual(status, 502)
             self.assertIn("dns:", body)
+            self.assertEqual(w.stop(), 0)
+
+    def test_a_close_delimited_body_over_tls_needs_close_notify(self):
+        # RFC 9112, 9.8: without a close_notify the end of such a body cannot be trusted.
+        with self.weft() as w:
+            w.wait_ready()
+            base = "https://127.0.0.1:%d" % self.tls_close.port
+            self.assertEqual(self.fetch(w, base + "/notify"),
+                             (200, "status=200 bytes=%d\n" % len(_TlsCloseDelimited.BODY)))
+            status, body = self.fetch(w, base + "/bare")
+            self.assertEqual(status, 502, body)
+            self.assertIn("without close_notify", body)
             self.assertEqual(w.stop(), 0)
 
 
