@@ -472,7 +472,24 @@ class ClientExchange {
           method_(std::move(method)),
           total_(total) {}
 
-    ~ClientExchange() { release_conn(false); }
+    ~ClientExchange() {
+        end_metric(nullptr);  // a stream dropped before its body's end
+        release_conn(false);
+    }
+
+    // A stream's exchange is timed in the metrics until its body ends, fails or the stream is
+    // dropped (request() times its exchanges itself).
+    void time_until_end(std::int64_t t0) noexcept { metric_t0_ = t0; }
+    void end_metric(const char* error) noexcept {
+        if (metric_t0_ < 0) return;
+        const std::int64_t t0 = metric_t0_;
+        metric_t0_ = -1;
+        try {
+            record(method_, status, error, url_, now_ns() - t0);
+        } catch (...) {
+            // Out of memory for a series: the exchange goes uncounted.
+        }
+    }
 
     // Connects (or reuses), sends the request and reads the response head. A reused
     // connection that fails before any response byte came is retried once on a new one, if
@@ -586,6 +603,8 @@ class ClientExchange {
   private:
     enum class Framing { none, length, chunked, until_close };
     enum class ChunkStep { more, end, need_bytes };
+
+    std::int64_t metric_t0_ = -1;
 
     Deadline read_deadline() const {
         return earliest(total_, Deadline(core_.options.read_timeout));
@@ -931,13 +950,14 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
         char buf[8192];
         for (;;) {
             auto n = e.read_body(std::span<char>(buf, sizeof buf));
+            // A body that fails is counted with the status its head gave, and the error.
             if (!n) {
-                finish_metric(0, client_errc_name(n.error().code));
+                finish_metric(out.status, client_errc_name(n.error().code));
                 return std::move(n).error();
             }
             if (*n == 0) break;
             if (out.body.size() + *n > core_->options.max_response_bytes) {
-                finish_metric(0, "too_large");
+                finish_metric(out.status, "too_large");
                 return ClientError{ClientErrc::too_large,
                                    "response body over " +
                                        std::to_string(core_->options.max_response_bytes) +
@@ -993,7 +1013,7 @@ ClientResult<ClientStream> Client::stream(const ClientRequest& req) {
         detail::record(req.method, 0, client_errc_name(x.error().code), *url, now_ns() - t0);
         return std::move(x).error();
     }
-    detail::record(req.method, (*x)->status, nullptr, *url, now_ns() - t0);
+    (*x)->time_until_end(t0);
     return ClientStream(std::move(*x));
 }
 
@@ -1022,7 +1042,12 @@ std::optional<std::string_view> ClientStream::header(std::string_view name) cons
 
 ClientResult<std::size_t> ClientStream::read(std::span<char> buf) {
     if (!x_) return std::size_t{0};
-    return x_->read_body(buf);
+    auto r = x_->read_body(buf);
+    if (!r)
+        x_->end_metric(client_errc_name(r.error().code));
+    else if (*r == 0)
+        x_->end_metric(nullptr);
+    return r;
 }
 
 // --- the default client and the metrics ------------------------------------------------------

@@ -635,6 +635,73 @@ FIBER_TEST(Client, AStreamThatFailedNeverEndsCleanly) {
     }
 }
 
+FIBER_TEST(Client, AStreamIsTimedToTheEndOfItsBodyAndAFailedBodyKeepsItsStatus) {
+    // Connection 1: the head at once, the body 300 ms later. Connection 2: half a body, then
+    // silence until the read times out.
+    ScriptedServer s([](weft::TcpStream& st, int n) {
+        std::string buf;
+        if (!read_request(st, buf)) return;
+        (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
+        if (n == 1) {
+            (void)weft::sleep_for(300ms);
+            (void)st.send("done");
+        } else {
+            (void)st.send("ha");
+        }
+        (void)weft::sleep_for(2s);
+    });
+    const std::string url = s.url();
+    const auto port = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+    // This server's series with status 200 and `error`: {count, seconds}.
+    auto series = [port](std::string_view error) {
+        std::pair<std::uint64_t, double> found{0, 0};
+        weft::http::for_each_client_series([&](const weft::http::ClientSeries& x) {
+            if (x.server_port != port || x.status != 200 || x.error_type != error) return;
+            for (const auto& b : x.duration->buckets)
+                found.first += b.load();
+            found.second += static_cast<double>(x.duration->sum_ns.load()) / 1e9;
+        });
+        return found;
+    };
+    ClientRequest req;
+    req.url = url;
+    char buf[16];
+    {
+        Client c;
+        auto st = c.stream(req);
+        ASSERT_TRUE(st) << st.error().message();
+        EXPECT_EQ(series("").first, 0u) << "counted when its head came";
+        std::string body;
+        weft::http::ClientResult<std::size_t> n = std::size_t{0};
+        while ((n = st->read(buf)) && *n > 0)
+            body.append(buf, *n);
+        ASSERT_TRUE(n) << n.error().message();
+        EXPECT_EQ(body, "done");
+        const auto [count, seconds] = series("");
+        EXPECT_EQ(count, 1u);
+        EXPECT_GE(seconds, 0.29) << "the body's 300 ms are part of the exchange";
+    }
+    {
+        ClientOptions o;
+        o.read_timeout = 100ms;
+        Client c(o);
+        auto st = c.stream(req);
+        ASSERT_TRUE(st) << st.error().message();
+        weft::http::ClientResult<std::size_t> n = std::size_t{0};
+        while ((n = st->read(buf)) && *n > 0) {
+        }
+        ASSERT_FALSE(n);
+        (void)st->read(buf);  // the same failure again: counted once
+        EXPECT_EQ(series("timed_out").first, 1u);
+        // request() too: a body that fails keeps the status its head gave.
+        auto r = c.request(req);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code, ClientErrc::timed_out);
+        EXPECT_EQ(series("timed_out").first, 2u);
+    }
+    EXPECT_EQ(series("").first, 1u) << "a failed stream was counted again when dropped";
+}
+
 FIBER_TEST(Client, AStreamDroppedOnAnotherThreadGivesItsPermitBack) {
     // With one connection per host, a stream holds the only permit; dropped on a plain thread
     // (not the hub that lent it), its connection closes and the permit comes back.

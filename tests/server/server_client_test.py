@@ -272,6 +272,14 @@ class Client(unittest.TestCase):
             status, body = self.fetch(w, base + "/bare")
             self.assertEqual(status, 502, body)
             self.assertIn("without close_notify", body)
+            # Counted with the status its head gave, and the error.
+            metrics = get(w.admin, "/metrics")[2].decode()
+            failed = re.findall(
+                r'(?m)^http_client_request_duration_seconds_count\{http_request_method="GET",'
+                r'http_response_status_code="200",error_type="closed",server_address="127.0.0.1",'
+                r'server_port="%d",url_scheme="https",hub="0"\} (\S+)$' % self.tls_close.port,
+                metrics)
+            self.assertEqual(failed, ["1"], metrics[-3000:])
             self.assertEqual(w.stop(), 0)
 
 

@@ -114,7 +114,8 @@ class ClientExchange;
 
 /// A response whose body is read in pieces, for bodies too large to hold or that arrive over
 /// time. Move-only. When the body was read to its end the connection goes back to the pool;
-/// destroyed earlier, it is closed.
+/// destroyed earlier, it is closed. Its exchange is timed in the client metrics until the body
+/// ends, fails (with the error) or the stream is dropped.
 class ClientStream {
   public:
     ClientStream() noexcept;
@@ -177,7 +178,7 @@ void set_default_client_options(ClientOptions options);
 struct ClientSeries {
     unsigned hub = 0;
     std::string_view method;      ///< normalized: "GET", ..., "_OTHER"
-    int status = 0;               ///< 0 when no response came (see error_type)
+    int status = 0;               ///< 0 when no response head came (see error_type)
     std::string_view error_type;  ///< "" or a ClientErrc name ("timed_out", "tls"...)
     std::string_view server_address;
     std::uint16_t server_port = 0;
