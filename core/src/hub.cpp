@@ -670,9 +670,25 @@ Clock::time_point slice_now() noexcept {
     const HubImpl* h = HubImpl::current();
     return Clock::time_point(std::chrono::nanoseconds(h ? h->slice_now_ns() : detail::clock_ns()));
 }
-void allow_blocking(Hub& hub, bool on) noexcept {
-    auto& c = static_cast<HubImpl&>(hub).mutable_probe().blocking_allowed;
-    c.store(c.load(std::memory_order_relaxed) + (on ? 1 : -1), std::memory_order_relaxed);
+std::uint64_t begin_allow_blocking(Hub& hub) noexcept {
+    HubProbe& p = static_cast<HubImpl&>(hub).mutable_probe();
+    const std::uint64_t previous = p.blocking_allowed_fiber.load(std::memory_order_relaxed);
+    p.blocking_allowed_fiber.store(p.running_fiber.load(std::memory_order_relaxed),
+                                   std::memory_order_relaxed);
+    p.blocking_allowed.store(p.blocking_allowed.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+    return previous;
+}
+void end_allow_blocking(Hub& hub, std::uint64_t previous) noexcept {
+    HubProbe& p = static_cast<HubImpl&>(hub).mutable_probe();
+    p.blocking_allowed.store(p.blocking_allowed.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+    // The mark goes back to the fiber that had it, unless another fiber marked since. (Two
+    // fibers inside scopes at once: the one that marked last counts as allowed, the other's
+    // blocking is reported as if it were not: an extra report rather than a hidden one.)
+    if (p.blocking_allowed_fiber.load(std::memory_order_relaxed) ==
+        p.running_fiber.load(std::memory_order_relaxed))
+        p.blocking_allowed_fiber.store(previous, std::memory_order_relaxed);
 }
 }  // namespace internal
 

@@ -206,11 +206,11 @@ std::chrono::nanoseconds AssertSwitches::longest_gap() const noexcept {
 }
 
 AllowBlocking::AllowBlocking() noexcept : hub_(Hub::current()) {
-    if (hub_) internal::allow_blocking(*hub_, true);
+    if (hub_) previous_ = internal::begin_allow_blocking(*hub_);
 }
 
 AllowBlocking::~AllowBlocking() {
-    if (hub_) internal::allow_blocking(*hub_, false);
+    if (hub_) internal::end_allow_blocking(*hub_, previous_);
 }
 
 }  // namespace weft::monitor

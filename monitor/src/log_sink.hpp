@@ -11,7 +11,7 @@
 namespace weft::monitor::detail {
 
 /// Writes reports to a spdlog logger: warnings, except blockages the code allowed
-/// (Hub::allow_blocking), which are information. With `print` false (print_blocking_reports)
+/// (monitor::AllowBlocking), which are information. With `print` false (print_blocking_reports)
 /// it writes nothing.
 class LogSink final : public ReportSink {
   public:

@@ -93,7 +93,7 @@ constexpr HubFamily kHubFamilies[] = {
      "Total measured duration of the blockages that ended, except those the code allowed.",
      "seconds", MetricType::counter, [](const HubBlockingStats& st, double) { return st.seconds; }},
     {"weft_hub_blocking_allowed_events_total",
-     "Blockages while the code allowed blocking on its hub (AllowBlocking, Hub::allow_blocking): "
+     "Blockages by code that allowed itself to block its hub (monitor::AllowBlocking): "
      "reported as allowed, not counted in weft_hub_blocking_events_total.",
      "", MetricType::counter,
      [](const HubBlockingStats& st, double) { return static_cast<double>(st.allowed_events); }},
@@ -345,8 +345,11 @@ struct Watchdog::Impl {
         s.epoch = p.epoch.load(std::memory_order_relaxed);
         s.running = p.activity.load(std::memory_order_relaxed) == HubActivity::running;
         s.tid = p.tid.load(std::memory_order_relaxed);
-        s.blocking_allowed = p.blocking_allowed.load(std::memory_order_relaxed) > 0;
         s.running_fiber = p.running_fiber.load(std::memory_order_relaxed);
+        // Allowed by the fiber holding the hub, not by one that waits inside its scope.
+        s.blocking_allowed =
+            p.blocking_allowed.load(std::memory_order_relaxed) > 0 &&
+            p.blocking_allowed_fiber.load(std::memory_order_relaxed) == s.running_fiber;
         if (stats) {
             s.slice_start_ns = p.slice_start_ns.load(std::memory_order_relaxed);
             s.slices = sum_buckets(p.run_duration);

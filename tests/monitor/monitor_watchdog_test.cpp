@@ -157,6 +157,34 @@ TEST(Watchdog, DeliberateBlockingIsReportedAsAllowed) {
     EXPECT_EQ(j["hubs"][0]["blocking_events"], 0);
 }
 
+// A fiber that allowed blocking and then waits inside its scope allows nothing for the fibers
+// that run meanwhile: their blocking is reported as any other.
+TEST(Watchdog, AllowingBlockingCoversTheFiberThatAllowedItOnly) {
+    weft::Runtime rt(runtime_options(1));
+    Watchdog wd(rt, fast_settings());
+    Recorder rec(wd);
+    std::atomic<int> done{0};
+    spawn_on_hub(rt, 0, "allows-and-waits", [&] {
+        weft::monitor::AllowBlocking allow;
+        (void)weft::sleep_for(600ms);  // parks inside the scope
+        ++done;
+    });
+    spawn_on_hub(rt, 0, "blocks", [&] {
+        (void)weft::sleep_for(100ms);
+        hold_the_hub(250ms);
+        ++done;
+    });
+    ASSERT_TRUE(rec.wait_ends(1));
+    wait_until([&] { return done.load() == 2; });
+    auto reports = rec.reports();
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_EQ(reports[0].fiber_name, "blocks");
+    EXPECT_FALSE(reports[0].allowed);
+    auto st = wd.hub_stats(0);
+    EXPECT_EQ(st.events, 1u);
+    EXPECT_EQ(st.allowed_events, 0u);
+}
+
 TEST(Watchdog, BlockageInTheHubsOwnLoop) {
     weft::Runtime rt(runtime_options(1));
     Watchdog wd(rt, fast_settings());

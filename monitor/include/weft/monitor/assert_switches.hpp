@@ -69,10 +69,10 @@ class AssertSwitches {
     int uncaught_at_start_;
 };
 
-/// Marks deliberate blocking on the calling hub for the scope's lifetime
-/// (weft::internal::allow_blocking): the watchdog still detects it, but reports it marked `allowed`
-/// (at info level in the log) and counts it in weft_hub_blocking_allowed_events_total instead of
-/// weft_hub_blocking_events_total. Off a hub thread it does nothing.
+/// Marks deliberate blocking by the calling fiber on its hub for the scope's lifetime
+/// (weft::internal::begin_allow_blocking): the watchdog still detects it, but reports it marked
+/// `allowed` (at info level in the log) and counts it in weft_hub_blocking_allowed_events_total
+/// instead of weft_hub_blocking_events_total. Off a hub thread it does nothing.
 class AllowBlocking {
   public:
     AllowBlocking() noexcept;
@@ -82,6 +82,7 @@ class AllowBlocking {
 
   private:
     Hub* hub_;
+    std::uint64_t previous_ = 0;
 };
 
 }  // namespace weft::monitor

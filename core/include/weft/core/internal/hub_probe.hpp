@@ -37,9 +37,12 @@ struct HubProbe {
     std::atomic<std::int64_t> slice_start_ns{0};
     std::atomic<HubActivity> activity{HubActivity::starting};
     std::atomic<int> tid{0};  ///< kernel thread id of the hub thread
-    /// Above zero while code on this hub blocks on purpose (internal::allow_blocking): the
-    /// watchdog still detects and counts such blocking, and reports it as "allowed".
+    /// Above zero while code on this hub blocks on purpose (internal::begin_allow_blocking): the
+    /// watchdog still detects and counts such blocking, and reports it as "allowed" while the
+    /// fiber that marked it last (`blocking_allowed_fiber`, 0 for the hub's loop) holds the
+    /// hub. Another fiber's blocking, while the marking one waits inside its scope, is not.
     std::atomic<int> blocking_allowed{0};
+    std::atomic<std::uint64_t> blocking_allowed_fiber{0};
 
     LatencyHistogram run_duration;  ///< how long each fiber slice held the hub
     /// Ready -> running, every wakeup. A fiber woken (or spawned) by another fiber counts from
@@ -72,8 +75,10 @@ const HubProbe& probe(const Hub& hub) noexcept;
 /// Installs `o` (nullptr removes) and returns the previous observer, which `o` should call on
 /// in turn if it wants to nest. Hub thread only.
 SwitchObserver* exchange_switch_observer(Hub& hub, SwitchObserver* o) noexcept;
-/// Marks deliberate blocking on this hub (nestable; `false` ends one mark). Hub thread only.
-void allow_blocking(Hub& hub, bool on) noexcept;
+/// Marks deliberate blocking by the running fiber (or the hub's loop) on this hub; nestable.
+/// Returns what end_allow_blocking(), called by the same fiber, needs. Hub thread only.
+std::uint64_t begin_allow_blocking(Hub& hub) noexcept;
+void end_allow_blocking(Hub& hub, std::uint64_t previous) noexcept;
 
 }  // namespace internal
 }  // namespace weft
