@@ -205,13 +205,26 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, TcpStream& stream)
     wbio_ = w;
 }
 
-char* TlsSession::io_buf() {
-    if (!io_buf_) io_buf_.reset(new char[kIoBuf]);  // no need to zero it
-    return io_buf_.get();
+TlsSession::IoBuf::IoBuf(TlsSession& s) : s_(s) {
+    for (int i = 0; i < 2; ++i) {
+        if (s.buf_busy_[i]) continue;
+        if (!s.bufs_[i]) s.bufs_[i].reset(new char[kIoBuf]);  // no need to zero it
+        s.buf_busy_[i] = true;
+        slot_ = i;
+        p_ = s.bufs_[i].get();
+        return;
+    }
+    extra_.reset(new char[kIoBuf]);
+    p_ = extra_.get();
+}
+
+TlsSession::IoBuf::~IoBuf() {
+    if (slot_ >= 0) s_.buf_busy_[slot_] = false;
 }
 
 void TlsSession::release_buffers() noexcept {
-    io_buf_.reset();
+    for (int i = 0; i < 2; ++i)
+        if (!buf_busy_[i]) bufs_[i].reset();
     // OpenSSL's memory BIOs keep the largest buffer they ever held (22 KiB after one 16 KiB
     // record): an idle connection that once received or sent a large piece gets fresh, empty
     // ones, if nothing waits in them. Small ones stay (no churn for small exchanges).
@@ -246,12 +259,27 @@ TlsSession::~TlsSession() {
 }
 
 Result<void, TlsError> TlsSession::flush(Deadline deadline) {
+    // Another fiber is sending records: they go first, then what is left (ours, unless that
+    // fiber took them along).
+    while (flushing_)
+        if (auto w = flush_turn_.wait(deadline, "send"); !w) return transport_error(w.error());
+    if (BIO_ctrl_pending(bio_of(wbio_)) == 0) return {};
+    flushing_ = true;
+    struct Turn {
+        TlsSession& s;
+        ~Turn() {
+            s.flushing_ = false;
+            s.flush_turn_.notify_one();
+        }
+    } turn{*this};
+    IoBuf buf(*this);
     for (;;) {
         if (BIO_ctrl_pending(bio_of(wbio_)) == 0) return {};
-        char* buf = io_buf();
-        const int n = BIO_read(bio_of(wbio_), buf, static_cast<int>(kIoBuf));
+        const int n = BIO_read(bio_of(wbio_), buf.data(), static_cast<int>(kIoBuf));
         if (n <= 0) return {};
-        if (auto r = stream_.send(std::string_view(buf, static_cast<std::size_t>(n)), deadline); !r)
+        if (auto r =
+                stream_.send(std::string_view(buf.data(), static_cast<std::size_t>(n)), deadline);
+            !r)
             return transport_error(r.error());
     }
 }
@@ -274,11 +302,11 @@ Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline) {
             case SSL_ERROR_WANT_WRITE:
                 continue;  // flushed: try again
             case SSL_ERROR_WANT_READ: {
-                char* buf = io_buf();
-                auto n = stream_.recv(std::span<char>(buf, kIoBuf), deadline);
+                IoBuf buf(*this);
+                auto n = stream_.recv(std::span<char>(buf.data(), kIoBuf), deadline);
                 if (!n) return transport_error(n.error());
                 if (*n == 0) return 0;  // the peer closed the connection
-                BIO_write(bio_of(rbio_), buf, static_cast<int>(*n));
+                BIO_write(bio_of(rbio_), buf.data(), static_cast<int>(*n));
                 continue;
             }
             case SSL_ERROR_SYSCALL:

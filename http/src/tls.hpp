@@ -14,6 +14,7 @@
 #include "weft/core/deadline.hpp"
 #include "weft/core/result.hpp"
 #include "weft/core/tcp.hpp"
+#include "weft/core/wait_queue.hpp"
 
 namespace weft::http::detail {
 
@@ -96,15 +97,36 @@ class TlsSession {
     template <class Op>
     Result<int, TlsError> drive(Op op, Deadline deadline);
     Result<void, TlsError> flush(Deadline deadline);
-    char* io_buf();
+
+    /// A buffer for ciphertext on its way between a BIO and the stream, held while a receive
+    /// or a send uses it. A fiber that sends while another receives (a WebSocket) gets a
+    /// buffer of its own: the receive's bytes may land in its buffer at any moment.
+    class IoBuf {
+      public:
+        explicit IoBuf(TlsSession& s);
+        ~IoBuf();
+        IoBuf(const IoBuf&) = delete;
+        IoBuf& operator=(const IoBuf&) = delete;
+        char* data() const noexcept { return p_; }
+
+      private:
+        TlsSession& s_;
+        int slot_ = -1;                  // which of the session's buffers; -1: its own
+        std::unique_ptr<char[]> extra_;  // a third user at once (never in practice)
+        char* p_ = nullptr;
+    };
 
     std::shared_ptr<TlsContext> ctx_;
     TcpStream& stream_;
     void* ssl_ = nullptr;   ///< SSL*
     void* rbio_ = nullptr;  ///< BIO*: bytes from the network, for OpenSSL to read
     void* wbio_ = nullptr;  ///< BIO*: bytes OpenSSL wrote, for the network
-    /// Ciphertext on its way between a BIO and the stream (on the heap: fiber stacks are small).
-    std::unique_ptr<char[]> io_buf_;
+    /// The IoBufs' storage (on the heap: fiber stacks are small), made when first needed.
+    std::unique_ptr<char[]> bufs_[2];
+    bool buf_busy_[2] = {false, false};
+    /// One fiber flushes at a time: records must leave in the order OpenSSL made them.
+    bool flushing_ = false;
+    WaitQueue flush_turn_;
     bool close_notified_ = false;
 };
 

@@ -21,6 +21,7 @@
 #include "demo_routes.hpp"
 #include "http_test_util.hpp"
 #include "weft/core/runtime.hpp"
+#include "weft/core/weft.hpp"
 #include "weft/http/http.hpp"
 
 using namespace std::chrono_literals;
@@ -105,6 +106,18 @@ struct TlsServer {
         router.get("/big", [](Request& r) {
             return Response(200,
                             std::string(std::stoul(std::string(r.query("n").value_or("0"))), 'x'));
+        });
+        // A fiber sends 16 messages of 256 KiB while the handler echoes what the client sends:
+        // sends and receives of one TLS connection in two fibers at once.
+        router.websocket("/ws/flood", [](Request&, WebSocket& ws) {
+            auto flood = weft::spawn("flood", [&] {
+                for (int i = 0; i < 16; ++i)
+                    if (!ws.send_binary(std::string(256 * 1024, static_cast<char>('a' + i))))
+                        return;
+            });
+            while (auto m = ws.recv())
+                if (!ws.send_text(m->data)) break;
+            flood.join();
         });
         server = std::make_unique<Server>(*rt, router, std::move(o));
         auto a = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"));
@@ -447,4 +460,86 @@ TEST(HttpTls, APartialRecordDrippedWhileIdleDoesNotPostponeTheIdleTimeout) {
     EXPECT_TRUE(closed) << "the connection was still open after 4 s of dripped ciphertext";
     EXPECT_GE(took, 900ms);
     EXPECT_LT(took, 2500ms);
+}
+
+namespace {
+
+// A masked client frame with FIN set (payloads under 126 bytes).
+std::string small_client_frame(int opcode, std::string_view payload) {
+    std::string f;
+    f += static_cast<char>(0x80 | opcode);
+    f += static_cast<char>(0x80 | payload.size());
+    const char mask[4] = {0x21, 0x43, 0x65, 0x07};
+    f.append(mask, 4);
+    for (std::size_t i = 0; i < payload.size(); ++i)
+        f += static_cast<char>(payload[i] ^ mask[i % 4]);
+    return f;
+}
+
+// Takes the first whole server frame (unmasked) off `b`: {opcode, payload}, or opcode -1.
+std::pair<int, std::string> take_frame(std::string& b) {
+    if (b.size() < 2) return {-1, {}};
+    const auto len7 = static_cast<unsigned char>(b[1]) & 0x7f;
+    std::size_t head = 2, n = len7;
+    if (len7 == 126) {
+        if (b.size() < 4) return {-1, {}};
+        head = 4;
+        n = (static_cast<unsigned char>(b[2]) << 8) | static_cast<unsigned char>(b[3]);
+    } else if (len7 == 127) {
+        if (b.size() < 10) return {-1, {}};
+        head = 10;
+        n = 0;
+        for (int i = 2; i < 10; ++i)
+            n = (n << 8) | static_cast<unsigned char>(b[i]);
+    }
+    if (b.size() < head + n) return {-1, {}};
+    std::pair<int, std::string> f{static_cast<unsigned char>(b[0]) & 0x0f, b.substr(head, n)};
+    b.erase(0, head + n);
+    return f;
+}
+
+}  // namespace
+
+// Over TLS a fiber's send and the handler's receive each need their own buffer: they share a
+// connection, and the receive's bytes must not land in ciphertext still being sent.
+TEST(HttpTls, AWebSocketSendsFromAnotherFiberWhileItsHandlerReceives) {
+    Certs certs;
+    TlsServer s(certs);
+    auto ctx = client_ctx(certs);
+    TlsClient cl(s.port, ctx.get());
+    ASSERT_TRUE(cl.ok()) << cl.error;
+    ASSERT_TRUE(cl.raw.send(
+        "GET /ws/flood HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+    std::string& in = cl.raw.buffer();
+    ASSERT_TRUE(cl.raw.read_until(
+        [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 5s));
+    ASSERT_EQ(in.rfind("HTTP/1.1 101 ", 0), 0u) << in;
+    in.erase(0, in.find("\r\n\r\n") + 4);
+    // The client reads slowly (the flood's sends wait for room) and keeps sending meanwhile.
+    int binaries = 0, echoes = 0, sent = 0;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while ((binaries < 16 || echoes < sent) && std::chrono::steady_clock::now() < until &&
+           !cl.raw.eof()) {
+        if (sent < 200)
+            ASSERT_TRUE(cl.raw.send(small_client_frame(1, "m" + std::to_string(sent++))));
+        const std::size_t had = in.size();
+        cl.raw.read_until([had](const std::string& b) { return b.size() > had; }, 200ms);
+        for (auto f = take_frame(in); f.first != -1; f = take_frame(in)) {
+            if (f.first == 2) {
+                EXPECT_EQ(f.second, std::string(256 * 1024, static_cast<char>('a' + binaries)));
+                ++binaries;
+            } else if (f.first == 1) {
+                EXPECT_EQ(f.second, "m" + std::to_string(echoes));
+                ++echoes;
+            } else {
+                ADD_FAILURE() << "frame with opcode " << f.first;
+            }
+        }
+        std::this_thread::sleep_for(2ms);
+    }
+    EXPECT_FALSE(cl.raw.eof()) << "the connection broke (a corrupted TLS record?)";
+    EXPECT_EQ(binaries, 16);
+    EXPECT_EQ(echoes, sent);
+    cl.raw.send(small_client_frame(8, std::string("\x03\xe8", 2)));
 }
