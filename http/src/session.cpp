@@ -746,9 +746,11 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
         ctx_.metrics->websocket_add(-1);
         ctx_.metrics->websocket_messages(core.messages_in(), core.messages_out());
     }
-    // The connection carried frames since: no lingering for HTTP bytes.
     closing_ = true;
-    linger_ = false;
+    // Unless the client's close frame came, it may still be sending (a message over the size
+    // limit, say): closing with its bytes unread would reset the connection, and the client
+    // would lose our close frame. Linger, as after a refused request.
+    linger_ = !core.peer_closed();
     return 101;
 }
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "weft/core/fiber.hpp"
 #include "weft/core/text.hpp"
 
 namespace weft::http::detail {
@@ -76,7 +77,9 @@ bool WebSocketCore::parse_one(WsEvent& ev) {
 }
 
 Result<void> WebSocketCore::fill(Deadline until) {
+    reading_ = true;
     auto n = transport_.recv_append(in_, until);
+    reading_ = false;
     if (!n) return n.error();
     if (*n == 0) return Errc::eof;
     heard_at_ = Clock::now();
@@ -86,6 +89,10 @@ Result<void> WebSocketCore::fill(Deadline until) {
 
 Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
     if (state_ != State::open) return Errc::closed;
+    // The fiber's own deadline (a route's timeout) ends the wait as the caller's does: every
+    // read would fail at once past it, and the loop would spin.
+    deadline = earliest(deadline, this_fiber::deadline());
+    bool looked_again = false;
     for (;;) {
         WsEvent ev;
         while (parse_one(ev)) {
@@ -100,6 +107,7 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
                 case WsEvent::Kind::pong:
                     break;
                 case WsEvent::Kind::close: {
+                    peer_closed_ = true;
                     // Answer with the same code (none if it gave none), then it is over.
                     const std::string payload = ev.code == ws_close::no_status
                                                     ? std::string()
@@ -126,7 +134,18 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
             until = earliest(until, Deadline(ping_out_ ? pinged_at_ + s.ping_interval
                                                        : heard_at_ + s.ping_interval));
         auto r = fill(until);
-        if (r) continue;
+        if (!r && r.error() == Errc::timed_out && !deadline.passed() && !looked_again) {
+            // A keep-alive verdict is due (a ping unanswered, an idle client). A receive that
+            // began past its deadline does not look at the socket: look once, briefly, so that
+            // a pong or a message already there counts (a handler busy for a while between
+            // receives).
+            looked_again = true;
+            r = fill(Deadline(std::chrono::milliseconds(1)));
+        }
+        if (r) {
+            looked_again = false;
+            continue;
+        }
         if (going_away_ && r.error() == Errc::eof) {
             // Our own shutdown of the read side (a drain): say goodbye properly.
             (void)send(WsOpcode::close,
@@ -182,19 +201,28 @@ void WebSocketCore::close_checked(std::uint16_t code, std::string_view reason) {
 }
 
 void WebSocketCore::close(std::uint16_t code, std::string_view reason) {
-    if (state_ != State::open) return;
-    const std::string payload =
-        code == ws_close::no_status ? std::string() : ws_close_payload(code, reason);
-    if (!send(WsOpcode::close, payload)) return;
-    state_ = State::closing;
-    close_code_ = code;
-    close_reason_ = std::string(reason);
+    if (state_ == State::open) {
+        const std::string payload =
+            code == ws_close::no_status ? std::string() : ws_close_payload(code, reason);
+        if (!send(WsOpcode::close, payload)) {
+            // Not sent (the connection failed, or another fiber's send held it too long): it
+            // is over all the same, and sends fail from now on.
+            closed(ws_close::abnormal, "the close frame could not be sent");
+            return;
+        }
+        state_ = State::closing;
+        close_code_ = code;
+        close_reason_ = std::string(reason);
+    }
+    // The fiber in recv() takes the client's close frame; it may not be read from here too.
+    if (state_ != State::closing || reading_) return;
     // Wait a little for the client's close frame, dropping what comes before it.
     const Deadline until(kCloseWait);
     for (;;) {
         WsEvent ev;
         while (parse_one(ev))
             if (ev.kind == WsEvent::Kind::close || ev.kind == WsEvent::Kind::error) {
+                peer_closed_ = ev.kind == WsEvent::Kind::close;
                 state_ = State::closed;
                 return;
             }

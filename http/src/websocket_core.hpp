@@ -39,6 +39,8 @@ class WebSocketCore {
     void going_away() noexcept { going_away_ = true; }
 
     bool is_open() const noexcept { return state_ == State::open; }
+    /// The client's close frame came: the closing handshake is complete, nothing more follows.
+    bool peer_closed() const noexcept { return peer_closed_; }
     std::uint16_t close_code() const noexcept { return close_code_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
     std::string_view subprotocol() const noexcept { return subprotocol_; }
@@ -69,6 +71,11 @@ class WebSocketCore {
     bool ping_out_ = false;
     bool going_away_ = false;
     bool close_sent_ = false;  // nothing follows our close frame (RFC 6455 5.5.1)
+    bool peer_closed_ = false;
+    // A fiber waits for the client's bytes (recv(), or close() for the client's close frame):
+    // a close() from another fiber meanwhile only sends its frame, and the reader takes the
+    // answer (two fibers may not read one connection).
+    bool reading_ = false;
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

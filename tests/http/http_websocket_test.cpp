@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_test_util.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/weft.hpp"
 #include "weft/http/http.hpp"
@@ -34,6 +35,7 @@ constexpr std::size_t kBig = 32u << 20;  // more than loopback's socket buffers 
 struct WsServer {
     std::atomic<int> late_send{-1};  // Errc of /race's send after the close
     std::atomic<int> echoed{-1};     // /echo-close: the code it closed with again, or -2: threw
+    std::atomic<int> recv_after_close{-1};  // /close-aside: Errc of the handler's recv()
 
     explicit WsServer(ServerOptions o = {}) {
         weft::RuntimeOptions ro;
@@ -87,6 +89,27 @@ struct WsServer {
                 if (!m && m.error().code != weft::Errc::timed_out) break;
             }
         });
+        // A route timeout of 300 ms on a handler that only receives.
+        RouteOptions short_route;
+        short_route.timeout = 300ms;
+        router.websocket(
+            "/timed",
+            [](Request&, WebSocket& ws) {
+                while (ws.recv()) {
+                }
+            },
+            {}, short_route);
+        // Another fiber closes while the handler waits in recv(), which then ends.
+        router.websocket("/close-aside", [this](Request&, WebSocket& ws) {
+            auto closer = weft::spawn("closer", [&] {
+                (void)weft::sleep_for(100ms);
+                ws.close(ws_close::normal, "aside");
+            });
+            auto r = ws.recv();
+            recv_after_close = static_cast<int>(r ? weft::Errc::ok : r.error().code);
+            closer.join();
+        });
+        router.get("/plain", [](Request&) { return Response(200, "plain\n"); });
         server = std::make_unique<Server>(*rt, router, std::move(o));
         port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
     }
@@ -364,4 +387,66 @@ TEST(HttpWebSocket, IdleTimeoutCountsFromTheLastMessage) {
     EXPECT_EQ(f->code(), ws_close::going_away);
     EXPECT_EQ(f->payload.substr(2), "idle timeout");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+// A route's timeout ends recv() as its own deadline would: before, every read failed at once
+// past it and recv() looped, holding the hub; no close frame went out either.
+TEST(HttpWebSocket, ARouteTimeoutEndsRecvAndTheWebSocketCloses) {
+    WsServer s;  // one hub
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/timed"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(500ms);
+    // The hub still serves.
+    weft::http::testing::RawClient other(s.port);
+    ASSERT_TRUE(other.send("GET /plain HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto rs = other.read_responses(1, false, 2s);
+    ASSERT_EQ(rs.size(), 1u) << "the hub did not answer while the WebSocket's deadline passed";
+    EXPECT_EQ(rs[0].status, 200);
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f) << "no close frame";
+    EXPECT_EQ(f->opcode, 8);
+    EXPECT_EQ(f->code(), ws_close::normal);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+// close() from another fiber while the handler waits in recv(): the frame goes out, recv()
+// takes the client's answer and ends with Errc::closed.
+TEST(HttpWebSocket, ACloseFromAnotherFiberEndsTheHandlersRecv) {
+    WsServer s;
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/close-aside"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->opcode, 8);
+    EXPECT_EQ(f->payload.substr(2), "aside");
+    c.send(client_frame(8, f->payload.substr(0, 2)));  // the client answers
+    for (int i = 0; i < 100 && s.recv_after_close.load() == -1; ++i)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(s.recv_after_close.load(), static_cast<int>(weft::Errc::closed));
+}
+
+// A message over the size limit is refused from its frame header while the client still
+// sends its payload: the server lingers, so that the client reads the 1009 instead of a reset.
+TEST(HttpWebSocket, ATooLargeMessageGetsItsCloseFrameNotAReset) {
+    ServerOptions o;
+    o.websocket_max_message_bytes = 64 * 1024;
+    WsServer s(o);
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/echo"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    const std::string big = client_frame(2, std::string(4u << 20, 'z'));
+    // Half of it, then a pause in which the server refuses it and closes; then the rest.
+    ASSERT_TRUE(c.send(std::string_view(big).substr(0, big.size() / 2)));
+    std::this_thread::sleep_for(200ms);
+    (void)c.send(std::string_view(big).substr(big.size() / 2));
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f) << "no close frame (reset?)";
+    EXPECT_EQ(f->opcode, 8);
+    EXPECT_EQ(f->code(), ws_close::message_too_big);
 }

@@ -16,8 +16,10 @@
 // UTF-8) are answered with the close code RFC 6455 names (1002, 1009, 1007) and end recv().
 // When the handler returns, the server closes the WebSocket (1000, or 1011 if it threw).
 //
-// Threads: a WebSocket belongs to its connection's hub. Fibers of that hub may send while the
-// handler's fiber waits in recv() (sends are serialized); other threads must not touch it.
+// Threads: a WebSocket belongs to its connection's hub. Fibers of that hub may send, and close,
+// while the handler's fiber waits in recv() (sends are serialized; only the handler's fiber
+// receives); other threads must not touch it. It ends with the handler: fibers that use it
+// must be done (joined) before the handler returns.
 #pragma once
 
 #include <cstddef>
@@ -74,7 +76,8 @@ class WebSocket {
     /// The next whole message. Errors: Errc::closed once the WebSocket is closed (by the
     /// client, by a protocol violation, by close(), or by a keep-alive timeout; close_code()
     /// says which), Errc::eof when the connection ended without a close frame, Errc::timed_out
-    /// at `deadline` (the WebSocket stays open), Errc::cancelled.
+    /// at `deadline` or at the fiber's own deadline (a route's timeout; the WebSocket stays
+    /// open), Errc::cancelled.
     [[nodiscard]] Result<Message> recv(Deadline deadline = {});
     /// Sends one message. Errc::closed after a close; a client that reads nothing for the
     /// server's send_timeout ends the connection.
@@ -83,7 +86,9 @@ class WebSocket {
     /// Sends a ping (the client's pong is taken by recv()).
     [[nodiscard]] Result<void> ping(std::string_view payload = {});
     /// Starts the closing handshake with `code` and `reason` (UTF-8, cut to 123 bytes), and
-    /// waits up to two seconds for the client's close frame. Idempotent; once it has begun,
+    /// waits up to two seconds for the client's close frame (called by another fiber while the
+    /// handler waits in recv(), it only sends the frame: recv() takes the answer and returns
+    /// Errc::closed). Idempotent; once it has begun,
     /// sends from other fibers fail with Errc::closed. ws_close::no_status sends a close frame
     /// without a code; while the WebSocket is open, a code no close frame may carry (1004,
     /// 1006, 1015, below 1000, 1016 to 2999, 5000 and above) or a reason that is not UTF-8
