@@ -27,6 +27,7 @@
 #include "protection.hpp"
 #include "settings.hpp"
 #include "shutdown_guard.hpp"
+#include "signal_pipe.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/render.hpp"
 #include "weft/core/fiber.hpp"
@@ -184,13 +185,14 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
 int main(int argc, char** argv) {
     const auto started = Clock::now();
 
-    // The stop and dump signals are taken by sigwait() below; block them before any thread
-    // starts so no other thread receives them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP})
-        sigaddset(&signals, s);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // The stop, reload and dump signals go through a pipe that the main loop reads; until it
+    // does, SIGINT and SIGTERM end the process (see signal_pipe.hpp).
+    try {
+        weft::server::signals::install();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft: %s\n", e.what());
+        return 1;
+    }
 
     Cli cli;
     if (auto code = parse_cli(argc, argv, cli)) return *code;
@@ -470,10 +472,10 @@ int main(int argc, char** argv) {
     bool draining = false;
     BodyMemoryTrimmer trimmer(server->metrics().connections());
     Clock::time_point drain_deadline{};
+    weft::server::signals::serving();
     for (;;) {
-        siginfo_t info{};
-        timespec ts{draining ? 0 : 1, draining ? 20'000'000 : 0};
-        const int sig = sigtimedwait(&signals, &info, &ts);
+        const int sig = weft::server::signals::next(draining ? std::chrono::milliseconds(20)
+                                                             : std::chrono::milliseconds(1000));
         trimmer.look();
         if (sig == SIGUSR1) {
             watchdog->request_run_info_dump();
@@ -535,7 +537,7 @@ int main(int argc, char** argv) {
 
     {
         // Everything after the drain is bounded; a stuck hub must not keep the process alive.
-        weft::server::ShutdownGuard guard(kShutdownLimit, signals);
+        weft::server::ShutdownGuard guard(kShutdownLimit);
         admin.stopping.store(true);  // a CPU profile in progress stops reading the hubs
         plugins.run_shutdown_hooks();
         attribution.clear();

@@ -2,21 +2,25 @@
 // destructor can stop it.
 #include "shutdown_guard.hpp"
 
+#include <signal.h>
+
 #include <cstdlib>
+
+#include "signal_pipe.hpp"
 
 #include "weft/core/log.hpp"
 
 namespace weft::server {
 
-ShutdownGuard::ShutdownGuard(std::chrono::nanoseconds limit, const sigset_t& signals)
-    : thread_([this, limit, signals] { run(limit, signals); }) {}
+ShutdownGuard::ShutdownGuard(std::chrono::nanoseconds limit)
+    : thread_([this, limit] { run(limit); }) {}
 
 ShutdownGuard::~ShutdownGuard() {
     done_.store(true, std::memory_order_release);
     thread_.join();
 }
 
-void ShutdownGuard::run(std::chrono::nanoseconds limit, sigset_t signals) noexcept {
+void ShutdownGuard::run(std::chrono::nanoseconds limit) noexcept {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + limit;
     while (!done_.load(std::memory_order_acquire)) {
@@ -28,9 +32,7 @@ void ShutdownGuard::run(std::chrono::nanoseconds limit, sigset_t signals) noexce
             spdlog::default_logger()->flush();
             std::_Exit(1);
         }
-        timespec slice{0, 50'000'000};
-        siginfo_t info{};
-        const int sig = ::sigtimedwait(&signals, &info, &slice);
+        const int sig = signals::next(std::chrono::milliseconds(50));
         if (sig == SIGTERM || sig == SIGINT) {
             weft::logger()->warn("{} again while shutting down: exiting now",
                                  sig == SIGTERM ? "SIGTERM" : "SIGINT");

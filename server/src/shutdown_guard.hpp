@@ -4,8 +4,6 @@
 // the stop signals over from the main loop, so another SIGTERM/SIGINT still exits at once.
 #pragma once
 
-#include <signal.h>
-
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -14,18 +12,18 @@ namespace weft::server {
 
 class ShutdownGuard {
   public:
-    /// Starts a thread that waits for `signals` (which every thread blocks). At SIGTERM or
-    /// SIGINT it logs and exits with 128 + the signal; once `limit` has passed it logs that
+    /// Starts a thread that reads the signals (signal_pipe.hpp). At SIGTERM or SIGINT it logs
+    /// and exits with 128 + the signal; once `limit` has passed it logs that
     /// the shutdown is stuck and exits with 1. Both with _Exit: a stuck teardown is never
     /// joined. (What holds a hub was logged before, when the drain gave up on it.)
-    ShutdownGuard(std::chrono::nanoseconds limit, const sigset_t& signals);
+    explicit ShutdownGuard(std::chrono::nanoseconds limit);
     /// The shutdown finished in time: stops the thread.
     ~ShutdownGuard();
     ShutdownGuard(const ShutdownGuard&) = delete;
     ShutdownGuard& operator=(const ShutdownGuard&) = delete;
 
   private:
-    void run(std::chrono::nanoseconds limit, sigset_t signals) noexcept;
+    void run(std::chrono::nanoseconds limit) noexcept;
 
     std::atomic<bool> done_{false};
     std::thread thread_;

@@ -7,8 +7,10 @@ close at once."""
 
 import http.client
 import os
+import re
 import signal
 import socket
+import tempfile
 import threading
 import time
 import unittest
@@ -254,6 +256,38 @@ class Drain(unittest.TestCase):
             took = time.monotonic() - t
         self.assertEqual(code, 128 + signal.SIGTERM)
         self.assertLess(took, 1.0)
+
+    def test_sigterm_while_a_plugin_starts_ends_the_process(self):
+        # A plugin whose init hangs (a database that does not answer): SIGTERM still stops it.
+        tmp = tempfile.TemporaryDirectory(prefix="weft-drain-test-")
+        self.addCleanup(tmp.cleanup)
+        conf = os.path.join(tmp.name, "weft.toml")
+        with open(conf, "w") as f:
+            f.write('[[plugin]]\npath = "%s"\n[plugin.config]\ninit_sleep_ms = 60000\n' %
+                    u.plugin_path("stubborn"))
+        with Weft(["--hubs", "1", "--config", conf]) as w:
+            time.sleep(1.0)  # it is in the plugin's init by now
+            self.assertIsNone(w.proc.poll())
+            self.assertNotRegex(w.stderr(), r"ready in \d+ ms")
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(5)
+            took = time.monotonic() - t
+        self.assertEqual(code, -signal.SIGTERM)
+        self.assertLess(took, 2.0)
+
+    def test_a_child_process_of_a_handler_can_be_stopped(self):
+        # A blocked signal mask is inherited: a child started with SIGTERM blocked would
+        # ignore `kill`. None of the server's signals is blocked in the child.
+        with Weft(["--hubs", "1", "--plugin", u.plugin_path("calm")]) as w:
+            w.wait_ready()
+            status, _, body = get(w.http, "/calm/child-status")
+            self.assertEqual(status, 200, body)
+            blocked = int(re.search(rb"(?m)^SigBlk:\s*([0-9a-f]+)$", body).group(1), 16)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+                self.assertFalse(blocked & (1 << (sig - 1)), "%s blocked in the child" % sig.name)
+            w.signal(signal.SIGTERM)
+            self.assertEqual(w.wait(10), 0)
 
     def test_idle_keep_alive_connections_close_at_once(self):
         with Weft(["--hubs", "1", "--set", "server.idle_timeout=60s"]) as w:

@@ -1,6 +1,12 @@
 // Test plugin: a plugin that never blocks (GET /calm answers at once, GET /calm/nap sleeps
 // cooperatively), served beside the demo plugin whose /block keeps blocking: the stall budget
-// must quarantine the demo plugin and leave this one in full service.
+// must quarantine the demo plugin and leave this one in full service. GET /calm/child-status
+// answers the status lines of a process the handler starts (posix_spawn, as popen and system
+// do, but without a shell, which would reset the signal mask): what a child inherits.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <chrono>
 #include <string>
@@ -18,6 +24,30 @@ void init(weft::plugin::Context& ctx) {
         if (auto v = req.query("ms")) std::from_chars(v->data(), v->data() + v->size(), ms);
         (void)weft::sleep_for(std::chrono::milliseconds(ms));
         return weft::http::Response::text("napped " + std::to_string(ms) + " ms\n");
+    });
+    ctx.route("GET", "/calm/child-status", [](weft::http::Request&) {
+        int fds[2];
+        if (::pipe(fds) != 0) return weft::http::Response::text("pipe failed\n", 500);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+        posix_spawn_file_actions_addclose(&fa, fds[0]);
+        char cat[] = "cat", file[] = "/proc/self/status";
+        char* argv[] = {cat, file, nullptr};
+        pid_t pid = 0;
+        const int rc = ::posix_spawnp(&pid, "cat", &fa, nullptr, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(fds[1]);
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+            out.append(buf, static_cast<std::size_t>(n));
+        ::close(fds[0]);
+        if (rc != 0) return weft::http::Response::text("posix_spawnp failed\n", 500);
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        return weft::http::Response::text(out);
     });
 }
 
