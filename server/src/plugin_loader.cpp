@@ -90,7 +90,10 @@ OpenedPlugin open_plugin(std::string_view configured) {
     if (!S_ISREG(st.st_mode)) throw PluginError(who + ": not a regular file");
 
     ::dlerror();
-    p.handle = ::dlopen(p.file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // The file checked above, and not a namesake: dlopen() searches the library path for a
+    // name without a slash ("libhello.so"), where stat() looked in the working directory.
+    const std::string load = p.file.find('/') == std::string::npos ? "./" + p.file : p.file;
+    p.handle = ::dlopen(load.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!p.handle) {
         const char* err = ::dlerror();
         throw PluginError(who + ": not a loadable shared object: " + (err ? err : "dlopen failed"));

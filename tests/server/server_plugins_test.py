@@ -4,6 +4,7 @@ the bundled demo by name and the template (built in-tree) by path, with its conf
 
 import os
 import re
+import shutil
 import stat
 import tempfile
 import unittest
@@ -159,6 +160,21 @@ class Loads(unittest.TestCase):
                        what="hello_ticks_total >= 3")
                 self.assertEqual(w.stop(), 0)
                 self.assertIn("hello plugin shutting down after 2 greetings", w.stderr())
+
+    def test_a_file_name_without_a_directory_loads_that_file(self):
+        # "libhello.so" is the file in the working directory, which the loader checked, not a
+        # namesake that dlopen() would find on the library path.
+        with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
+            here, elsewhere = os.path.join(tmp, "here"), os.path.join(tmp, "elsewhere")
+            os.mkdir(here)
+            os.mkdir(elsewhere)
+            shutil.copy(u.plugin_path("hello"), os.path.join(here, "libhello.so"))
+            shutil.copy(u.plugin_path("calm"), os.path.join(elsewhere, "libhello.so"))
+            with Weft(["--plugin", "libhello.so", "--hubs", "1"], workdir=tmp, cwd=here,
+                      env={"LD_LIBRARY_PATH": elsewhere}) as w:
+                w.wait_ready()
+                self.assertRegex(w.stderr(), r"plugins: hello 1\.0 \(2 routes\)")
+                self.assertEqual(w.stop(), 0)
 
     def test_bad_plugin_table_is_refused_with_the_plugins_message(self):
         with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
