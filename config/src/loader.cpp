@@ -445,7 +445,31 @@ class Loader final : private CheckContext {
                   std::move(message));
             return nullptr;
         }
-        return nullptr;  // another WEFT_* variable (WEFT_TEST_LOG, ...): not configuration
+        // Another WEFT_* variable (WEFT_TEST_LOG, a Kubernetes service's WEFT_SERVICE_HOST...):
+        // not configuration. One a letter or two away from a variable of ours is a typo in
+        // its section (WEFT_ADMN_DEBUG_ENDPOINTS) that would otherwise pass unseen: a warning,
+        // not an error, since such a name may well be someone else's.
+        constexpr std::size_t kTypo = 2;
+        std::size_t best = kTypo + 1;
+        std::string near;
+        auto consider = [&](const std::string& known) {
+            const std::size_t d = edit_distance(name, known);
+            if (d < best) {
+                best = d;
+                near = known;
+            }
+        };
+        for (const auto& k : schema_.keys()) {
+            consider(k.env_name());
+            for (const auto& alias : k.env_aliases)
+                consider(alias);
+        }
+        if (!near.empty())
+            loaded_.warnings.push_back(Source::environment(name).to_string() +
+                                       " is not a configuration variable and is ignored; did "
+                                       "you mean " +
+                                       near + "?");
+        return nullptr;
     }
 
     // --- flags ------------------------------------------------------------------------------

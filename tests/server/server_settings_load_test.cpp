@@ -549,6 +549,20 @@ TEST(SettingsEnvironment, EveryKeyReadsItsOwnPrintedDefault) {
     }
 }
 
+// A WEFT_* variable that is not ours is left alone (other tools and a Kubernetes service's
+// links use the prefix), but one that is a typo of ours away is pointed out.
+TEST(SettingsEnvironment, AVariableATypoAwayFromOursIsWarnedAbout) {
+    const LoadedSettings s = load_ok(env_options({{"WEFT_ADMN_DEBUG_ENDPOINTS", "false"},
+                                                  {"WEFT_SERVICE_HOST", "10.0.0.1"},
+                                                  {"WEFT_PORT_8080_TCP", "tcp://10.0.0.1:8080"},
+                                                  {"WEFT_TEST_LOG", "1"}}));
+    EXPECT_TRUE(s.values.admin.debug_endpoints) << "the misspelt variable was applied";
+    ASSERT_EQ(s.loaded.warnings.size(), 1u) << warnings_text(s);
+    EXPECT_EQ(s.loaded.warnings[0],
+              "environment WEFT_ADMN_DEBUG_ENDPOINTS is not a configuration variable and is "
+              "ignored; did you mean WEFT_ADMIN_DEBUG_ENDPOINTS?");
+}
+
 TEST(SettingsEnvironment, BooleanSpellings) {
     for (const char* yes : {"1", "true", "on", "yes", "TRUE", "Yes", " on "}) {
         LoadOptions o = file_options("[admin]\ndebug_endpoints = false\n");
