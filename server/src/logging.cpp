@@ -1,21 +1,104 @@
 // spdlog sinks and formats: text or JSON lines; the access log.
 #include "logging.hpp"
 
+#include <fcntl.h>
 #include <spdlog/details/fmt_helper.h>
 #include <spdlog/formatter.h>
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <mutex>
+#include <system_error>
 
 #include "weft/core/log.hpp"
 
 namespace weft::server {
 
 namespace {
+
+// The access log's file. A file that was renamed or removed (logrotate without copytruncate)
+// is reopened under its name by reopen_if_moved(), which the main loop calls once a second and
+// at SIGHUP: lines go on to the rotated file until then, and none is lost.
+class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    explicit AccessFileSink(std::string path) : path_(std::move(path)) {
+        fd_ = open_file();
+        if (fd_ < 0) throw std::system_error(errno, std::generic_category());
+        remember();
+    }
+    ~AccessFileSink() override { ::close(fd_); }
+
+    void reopen_if_moved() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        struct stat st {};
+        if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
+        const int fd = open_file();
+        if (fd < 0) {
+            if (!warned_)
+                weft::logger()->error(
+                    "access log: cannot reopen '{}' ({}); lines go on to the "
+                    "file open before",
+                    path_, std::strerror(errno));
+            warned_ = true;
+            return;
+        }
+        ::close(fd_);
+        fd_ = fd;
+        warned_ = false;
+        remember();
+    }
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        formatter_->format(msg, line);
+        // One write() per line (O_APPEND: whole lines, whoever else appends).
+        const char* p = line.data();
+        std::size_t left = line.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd_, p, left);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw spdlog::spdlog_ex("access log: writing " + path_, errno);
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+    }
+    void flush_() override {}  // nothing is buffered
+
+  private:
+    int open_file() const {
+        int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0 && errno == ENOENT) {
+            // Its directory is made as needed (as spdlog's file sinks do).
+            std::error_code ec;
+            std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
+            fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        }
+        return fd;
+    }
+    void remember() {
+        struct stat st {};
+        if (::fstat(fd_, &st) == 0) {
+            dev_ = st.st_dev;
+            ino_ = st.st_ino;
+        }
+    }
+
+    std::string path_;
+    int fd_ = -1;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+    bool warned_ = false;
+};
 
 std::string iso_time(std::chrono::system_clock::time_point tp) {
     auto secs = std::chrono::time_point_cast<std::chrono::seconds>(tp);
@@ -105,7 +188,7 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
         sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     } else {
         try {
-            sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target.path);
+            sink = std::make_shared<AccessFileSink>(target.path);
         } catch (const std::exception& e) {
             throw std::runtime_error("[log] access_log: cannot open '" + target.path + "' (" +
                                      source.to_string() + "): " + e.what());
@@ -136,6 +219,13 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
                          e.target, e.version_minor, e.status, e.bytes, secs, e.route, e.hub);
         }
     };
+}
+
+void reopen_access_log_if_moved() {
+    auto logger = spdlog::get("access");
+    if (!logger) return;
+    for (const auto& sink : logger->sinks())
+        if (auto* f = dynamic_cast<AccessFileSink*>(sink.get())) f->reopen_if_moved();
 }
 
 }  // namespace weft::server

@@ -19,6 +19,9 @@ void setup_logging(const LogOptions& log);
 /// Throws std::runtime_error (naming the file and `source`, where it was configured) when the
 /// access log file cannot be opened.
 http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& source);
+/// An access log file that was renamed or removed since it was opened (logrotate) is opened
+/// again under its name. Any thread; cheap (one stat()) when nothing moved.
+void reopen_access_log_if_moved();
 
 using weft::json_quote;  // weft/core/text.hpp
 

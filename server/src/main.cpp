@@ -477,6 +477,7 @@ int main(int argc, char** argv) {
         const int sig = weft::server::signals::next(draining ? std::chrono::milliseconds(20)
                                                              : std::chrono::milliseconds(1000));
         trimmer.look();
+        weft::server::reopen_access_log_if_moved();
         if (sig == SIGUSR1) {
             watchdog->request_run_info_dump();
         } else if (sig == SIGHUP) {

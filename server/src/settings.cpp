@@ -308,7 +308,8 @@ config::Schema<Settings> build() {
         choice<LogFormat>(kFormats), "text for people, json for log collectors")
         .with_flag("--log-format", "text|json");
     s.bind("log", "access_log", [](auto& o) -> auto& { return o.log.access_log; },
-        access_log_target(), "off, stdout, stderr or a file path (appended to)");
+        access_log_target(),
+        "off, stdout, stderr or a file path (appended to; reopened when renamed)");
     // clang-format on
 
     s.check([](const Settings& o, CheckContext& ctx) {

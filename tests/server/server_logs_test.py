@@ -112,6 +112,29 @@ class AccessLogFile(unittest.TestCase):
             # The access log stays out of the server log.
             self.assertNotIn("/sleep?ms=1", w.stderr())
 
+    def test_a_rotated_access_log_is_reopened(self):
+        # logrotate renames the file (no copytruncate): weft goes on in a new file of the name,
+        # within a second, and no line is lost.
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            path = os.path.join(tmp, "access.log")
+            with Weft(["--hubs", "1", "--set", "log.access_log=" + path], workdir=tmp) as w:
+                w.wait_ready()
+                for _ in range(3):
+                    get(w.http, "/before")
+                os.rename(path, path + ".1")
+                get(w.http, "/between")  # to the renamed file, or the new one
+                u.poll(lambda: os.path.exists(path), 5, what="access.log made again")
+                for _ in range(2):
+                    get(w.http, "/after")
+                self.assertEqual(w.stop(), 0)
+            with open(path + ".1") as f:
+                old = f.read().splitlines()
+            with open(path) as f:
+                new = f.read().splitlines()
+            self.assertEqual(len(old) + len(new), 6, (old, new))
+            self.assertTrue(all("/before" in line for line in old[:3]), old)
+            self.assertTrue(all("/after" in line for line in new[-2:]), new)
+
     def test_unwritable_access_log_is_a_startup_error(self):
         with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
             path = os.path.join(tmp, "no", "such", "dir", "access.log")
