@@ -211,6 +211,20 @@ int main(int argc, char** argv) {
         return 2;
     }
     const weft::config::Loaded loaded = std::move(result).value();
+    if (!cfg.monitor.enabled) {
+        // As [stall] budget: without the watchdog no plugin's blocking is measured.
+        for (const auto& p : loaded.plugins) {
+            if (!p.stall_budget || p.stall_budget->count() <= 0) continue;
+            std::fprintf(stderr,
+                         "weft: invalid configuration:\n[[plugin]] stall_budget: needs [monitor] "
+                         "enabled = true (%s): a plugin's blocking is measured by the watchdog, "
+                         "got \"%s\" for plugin '%s' (%s)\n",
+                         loaded.sources.of("monitor.enabled").to_string().c_str(),
+                         weft::config::format_duration(*p.stall_budget).c_str(), p.path.c_str(),
+                         p.stall_budget_source.to_string().c_str());
+            return 2;
+        }
+    }
     const std::string config_name =
         cli.config_file ? "configuration " + *cli.config_file : "embedded default configuration";
 

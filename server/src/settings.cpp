@@ -352,6 +352,12 @@ config::Schema<Settings> build() {
                           ctx.source("monitor.enabled").to_string() +
                           "): the hubs measure schedule delay only while the watchdog runs");
         }
+        if (o.stall.budget.count() > 0 && !o.monitor.enabled && !ctx.failed("stall.budget")) {
+            ctx.error("stall.budget", toml_quote(format_duration(o.stall.budget)),
+                      "needs [monitor] enabled = true (" +
+                          ctx.source("monitor.enabled").to_string() +
+                          "): a plugin's blocking is measured by the watchdog");
+        }
         const SocketAddress& a = o.admin.listen;
         const SocketAddress& l = o.listener.listen;
         if (o.admin.enabled && !ctx.failed("admin.listen") && !ctx.failed("server.listen") &&

@@ -172,6 +172,23 @@ path = "%s"
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("[monitor] enabled", r.stderr)
 
+    def test_stall_budgets_need_the_watchdog(self):
+        # Without it no blockage is measured: a budget would never quarantine anything.
+        r = u.run_weft(["--set", "stall.budget=1s", "--set", "monitor.enabled=false",
+                        "--check-config"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[stall] budget: needs [monitor] enabled = true (flag --set "
+                      "monitor.enabled)", r.stderr)
+        with tempfile.TemporaryDirectory(prefix="weft-protection-test-") as tmp:
+            conf = u.write(os.path.join(tmp, "weft.toml"),
+                           '[monitor]\nenabled = false\n'
+                           '[[plugin]]\npath = "demo"\nstall_budget = "250ms"\n')
+            r = u.run_weft(["--config", conf, "--check-config"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[[plugin]] stall_budget: needs [monitor] enabled = true (%s:2)" % conf,
+                      r.stderr)
+        self.assertIn("plugin 'demo' (%s:5)" % conf, r.stderr)
+
 
 if __name__ == "__main__":
     u.main()

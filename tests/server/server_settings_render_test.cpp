@@ -57,7 +57,7 @@ max_connections = 12
 header_timeout = "3s"
 
 [monitor]
-enabled = false
+enabled = true
 max_blocking_time = "250us"
 print_blocking_reports = false
 memory_max = "1.5GiB"
