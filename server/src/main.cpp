@@ -153,7 +153,16 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         std::fprintf(stderr, "weft: %s\nRun 'weft --help' for the flags.\n", e.what());
         return 2;
     }
-    if (!config_file.empty()) cli.config_file = config_file;
+    if (app.count("--config") > 0) {
+        // `weft -c "$CONF"` with CONF unset must not quietly serve the embedded default.
+        if (config_file.empty()) {
+            std::fprintf(stderr,
+                         "weft: --config: the file name is empty (leave the flag out for the "
+                         "embedded default configuration)\n");
+            return 2;
+        }
+        cli.config_file = config_file;
+    }
     // In command-line order, so that a later flag for the same key wins, a key's own flag or
     // --set alike. A key's flag keeps its last value only: it takes that flag's last place.
     std::map<const CLI::Option*, std::size_t> left;

@@ -304,6 +304,14 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("no.toml", r.stderr)
         self.assertIn("No such file", r.stderr)
 
+    def test_an_empty_config_file_name_is_refused(self):
+        # `weft -c "$CONF"` with CONF unset: not the embedded default.
+        for flag in ("-c", "--config"):
+            r = run_weft(["--check-config", flag, ""])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("--config: the file name is empty", r.stderr)
+            self.assertNotIn("embedded default configuration is ok", r.stderr)
+
     def test_missing_plugin(self):
         cfg = self.path("p.toml", '[[plugin]]\npath = "%s"\n' %
                         os.path.join(self.tmp.name, "libnothere.so"))
