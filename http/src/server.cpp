@@ -65,6 +65,14 @@ Result<void, std::string> Server::reload_tls() {
     return {};
 }
 
+Result<void, std::string> Server::check_tls(const std::string& cert_file,
+                                            const std::string& key_file) {
+    std::string summary;
+    auto ctx = detail::TlsContext::server(cert_file, key_file, &summary);
+    if (!ctx) return ctx.error();
+    return {};
+}
+
 std::string Server::tls_summary() const {
     std::lock_guard lock(tls_mu_);
     return tls_summary_;

@@ -274,6 +274,20 @@ int main(int argc, char** argv) {
             // reports file, when the watchdog is on to write it.
             (void)weft::server::make_access_log(cfg.log, access_log_source);
             check_reports_file();
+            // The certificates and keys, loaded as the listeners would load them.
+            for (const char* sec : {"server", "admin"}) {
+                const auto& h = std::string_view(sec) == "server" ? cfg.http : cfg.admin.http;
+                if (h.tls_cert.empty() || (std::string_view(sec) == "admin" && !cfg.admin.enabled))
+                    continue;
+                if (auto r = weft::http::Server::check_tls(h.tls_cert, h.tls_key); !r)
+                    throw std::runtime_error(
+                        std::string("cannot serve ") + (sec[0] == 'a' ? "admin " : "") +
+                        "HTTPS with [" + sec + "] tls_cert (" +
+                        loaded.sources.of(std::string(sec) + ".tls_cert").to_string() +
+                        ") and tls_key (" +
+                        loaded.sources.of(std::string(sec) + ".tls_key").to_string() +
+                        "): " + r.error());
+            }
         } catch (const PluginError& e) {
             std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", e.what());
             return 2;

@@ -209,6 +209,18 @@ class Tls(unittest.TestCase):
                 self.assertEqual(w.wait(20), 1)
                 self.assertIn(says, w.stderr())
                 self.assertIn("cannot serve HTTPS with [server] tls_cert", w.stderr())
+            # The configuration test loads them too, and fails as the start would.
+            r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + cert,
+                            "--set", "server.tls_key=" + key])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(says, r.stderr)
+            self.assertIn("cannot serve HTTPS with [server] tls_cert (flag --set "
+                          "server.tls_cert)", r.stderr)
+            self.assertIn("configuration test failed", r.stderr)
+        r = u.run_weft(["--check-config", "--set", "admin.tls_cert=" + bad,
+                        "--set", "admin.tls_key=" + self.good.key])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot serve admin HTTPS with [admin] tls_cert", r.stderr)
 
 
 if __name__ == "__main__":

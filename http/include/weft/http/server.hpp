@@ -82,6 +82,10 @@ class Server {
     /// On an error the ones in use stay, and the message names the file and the reason.
     /// Thread-safe.
     Result<void, std::string> reload_tls();
+    /// Loads `cert_file` and `key_file` as a server with them would (for a configuration
+    /// test): on an error, the same message the server would fail with.
+    static Result<void, std::string> check_tls(const std::string& cert_file,
+                                               const std::string& key_file);
 
   private:
     friend class detail::HubState;
