@@ -123,10 +123,10 @@ std::vector<ThreadInfo> snapshot_threads(const Runtime* rt) {
     return out;
 }
 
-std::string format_run_info(const Runtime& rt) {
+std::string format_run_info(const Runtime& rt, std::size_t max_per_hub) {
     std::string out = utc_now() + " : run info of every hub\n";
     out += format_threads(snapshot_threads(&rt));
-    out += format_fiber_trees(snapshot_hubs(rt));
+    out += format_fiber_trees(snapshot_hubs(rt, max_per_hub));
     return out;
 }
 

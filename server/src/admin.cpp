@@ -46,12 +46,17 @@ http::Response healthz(AdminState& st) {
 // The run-info dump as JSON: {"hubs":[{"hub","tid","backend","activity","running_fiber",
 // "fibers":[{"id","parent","name","state","wait","depth","age_seconds","spawned_at"}],
 // "omitted"}],"threads":[{"tid","name","state","hub"}]}.
+
+// At most this many fibers of each hub are listed ("omitted" counts the rest): a hub serving
+// 100,000 connections would otherwise make tens of megabytes of JSON, every two seconds for
+// each open debug page.
+constexpr std::size_t kFibersPerHubListed = 1000;
 }  // namespace
 
 std::string fibers_json(const Runtime& rt) {
     std::string out = "{\"hubs\":[";
     bool first_hub = true;
-    for (const monitor::HubFibers& h : monitor::snapshot_hubs(rt)) {
+    for (const monitor::HubFibers& h : monitor::snapshot_hubs(rt, kFibersPerHubListed)) {
         if (!first_hub) out += ',';
         first_hub = false;
         out += "{\"hub\":" + std::to_string(h.hub) + ",\"tid\":" + std::to_string(h.tid) +
@@ -119,7 +124,7 @@ void register_admin_routes(http::Router& router, AdminState& st) {
     // JSON by default; ?format=text gives gevent's format_run_info layout (what SIGUSR1 logs).
     router.get("/debug/fibers", [&st](http::Request& req) {
         if (req.query("format").value_or("json") == "text")
-            return http::Response::text(monitor::format_run_info(*st.workers));
+            return http::Response::text(monitor::format_run_info(*st.workers, kFibersPerHubListed));
         return http::Response::json(fibers_json(*st.workers));
     });
     router.get("/debug/config",

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -248,6 +249,35 @@ class Admin(unittest.TestCase):
         # The admin listener serves admin routes, not the plugins' routes, and vice versa.
         self.assertEqual(get(self.w.admin, "/")[0], 404)
         self.assertEqual(get(self.w.http, "/metrics")[0], 404)
+
+
+class ManyFibers(unittest.TestCase):
+    def test_debug_fibers_lists_at_most_a_thousand_per_hub(self):
+        # 1,100 requests in flight on one hub: the listing stops at 1,000 and counts the rest.
+        with Weft(["--hubs", "1", "--plugin", "demo"]) as w:
+            w.wait_ready()
+            host, port = u.split_addr(w.http)
+            socks = []
+            try:
+                for _ in range(1100):
+                    s = socket.create_connection((host, port))
+                    s.sendall(b"GET /sleep?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
+                    socks.append(s)
+                def hub():
+                    (h,) = json.loads(get(w.admin, "/debug/fibers")[2])["hubs"]
+                    return h
+                # Each request has its connection's fiber (and one watching for a hang-up).
+                u.poll(lambda: len(hub()["fibers"]) + hub()["omitted"] >= 1100, 10,
+                       what="every request's fiber counted")
+                h = hub()
+                self.assertEqual(len(h["fibers"]), 1000)
+                self.assertGreater(h["omitted"], 0)
+                text = get(w.admin, "/debug/fibers?format=text")[2].decode()
+                self.assertRegex(text, r"\.\.\. and \d+ more fibers")
+            finally:
+                for s in socks:
+                    s.close()
+            self.assertEqual(w.stop(), 0)
 
 
 class DebugEndpointsOff(unittest.TestCase):

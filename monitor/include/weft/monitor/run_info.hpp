@@ -20,7 +20,8 @@ std::vector<HubFibers> snapshot_hubs(const Runtime& rt, std::size_t max_per_hub 
 /// Every thread of the process; hub threads of `rt` are marked with their hub.
 std::vector<ThreadInfo> snapshot_threads(const Runtime* rt = nullptr);
 
-/// The whole dump as text. Thread-safe.
-std::string format_run_info(const Runtime& rt);
+/// The whole dump as text, at most `max_per_hub` fibers of each hub (0: all; the dump says how
+/// many it left out). Thread-safe.
+std::string format_run_info(const Runtime& rt, std::size_t max_per_hub = 0);
 
 }  // namespace weft::monitor
