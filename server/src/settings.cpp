@@ -3,6 +3,8 @@
 // a setting is a member in its owner's options struct, a line here, and its use.
 #include "settings.hpp"
 
+#include "admin.hpp"
+
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -357,6 +359,21 @@ config::Schema<Settings> build() {
                       "needs [monitor] enabled = true (" +
                           ctx.source("monitor.enabled").to_string() +
                           "): a plugin's blocking is measured by the watchdog");
+        }
+        // Live pages and profiles hold their admin connections for long: with room for them
+        // all and nothing more, /healthz and /metrics would wait behind them (a liveness
+        // probe fails, the pod restarts).
+        const std::size_t held = o.admin.max_event_streams + AdminState::kMaxTimedProfiles + 1;
+        constexpr std::size_t kSpare = 4;  // health checks and scrapes
+        if (o.admin.enabled && o.admin.http.max_connections < held + kSpare &&
+            !ctx.failed("admin.max_connections") && !ctx.failed("admin.max_event_streams")) {
+            ctx.error("admin.max_connections", std::to_string(o.admin.http.max_connections),
+                      "must be at least " + std::to_string(held + kSpare) + ": [admin] " +
+                          "max_event_streams (" + std::to_string(o.admin.max_event_streams) + ", " +
+                          ctx.source("admin.max_event_streams").to_string() + "), " +
+                          std::to_string(AdminState::kMaxTimedProfiles) +
+                          " timed profiles and a CPU profile may each hold one, and " +
+                          std::to_string(kSpare) + " are left for /healthz and /metrics");
         }
         const SocketAddress& a = o.admin.listen;
         const SocketAddress& l = o.listener.listen;

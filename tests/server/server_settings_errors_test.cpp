@@ -246,6 +246,11 @@ std::vector<BadCase> bad_cases() {
         {"admin_max_connections_zero",
          file_options("[admin]\nmax_connections = 0\n"),
          {"[admin] max_connections: must be between 1 and 100000, got 0"}},
+        {"admin_max_connections_below_the_long_held_ones",
+         file_options("[admin]\nmax_connections = 20\nmax_event_streams = 16\n"),
+         {"[admin] max_connections: must be at least 25: [admin] max_event_streams (16, "
+          "weft.toml:3), 4 timed profiles and a CPU profile may each hold one, and 4 are left "
+          "for /healthz and /metrics, got 20 (weft.toml:2)"}},
         {"admin_header_timeout_zero",
          file_options("[admin]\nheader_timeout = 0\n"),
          {"[admin] header_timeout: must be greater than 0 and at most 24h, got 0"}},
