@@ -240,6 +240,13 @@ class Loader final : private CheckContext {
                   unknown("section", section_title(name), sections, ""));
             return;
         }
+        if (const auto* items = value.as_array();
+            items && !items->empty() && items->front().as_table()) {
+            // [[plugins]] for [[plugin]]: an array of tables, not a key.
+            error("[[" + name + "]]", value.source(), {},
+                  "unknown array of tables; the only one is [[plugin]]");
+            return;
+        }
         // A key written above every section header: name the section it belongs to.
         for (const auto& k : schema_.keys()) {
             if (k.name == name) {

@@ -312,6 +312,8 @@ Parsed<Duration> parse_duration(const Input& in, Duration min, Duration max, boo
                            format_duration(max)};
         }
         if (max == Duration::max()) {
+            // No bound of its own: too long means beyond what a duration holds (292 years).
+            if (ns > hi) return Problem{"is too long: at most 292 years"};
             return Problem{min == Duration::zero() ? std::string("must not be negative")
                                                    : "must be at least " + format_duration(min)};
         }

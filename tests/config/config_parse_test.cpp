@@ -123,6 +123,16 @@ TEST(ConfigParse, DurationGrammar) {
     }
 }
 
+TEST(ConfigParse, ADurationBeyondWhatOneHoldsSaysSo) {
+    // Without a bound of the key's own, "3000000h" used to be refused as negative.
+    auto r = parse_duration(Input::from_text("3000000h"), Duration::zero(), Duration::max());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message, "is too long: at most 292 years");
+    auto n = parse_duration(Input::from_text("-1s"), Duration::zero(), Duration::max());
+    ASSERT_FALSE(n.ok());
+    EXPECT_EQ(n.error().message, "must not be negative");
+}
+
 TEST(ConfigParse, RoundedDurationMustStayAboveZero) {
     // 0.1 ns rounds to 0: "> 0" must still refuse it.
     auto r = parse_duration(Input::from_text("0.0000000001"), Duration::zero(), 1s, true);

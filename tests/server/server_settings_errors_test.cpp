@@ -299,6 +299,9 @@ std::vector<BadCase> bad_cases() {
          file_options("max_blocking_tme = 1\n"),
          {"max_blocking_tme: unknown key outside any section; did you mean [monitor] "
           "max_blocking_time?"}},
+        {"plugins_for_plugin",
+         file_options("[[plugins]]\npath = \"demo\"\n"),
+         {"[[plugins]]: unknown array of tables; the only one is [[plugin]] (weft.toml:1)"}},
         {"section_not_table",
          file_options("server = 3\n"),
          {"[server]: expected a table", "got 3"}},
