@@ -392,9 +392,12 @@ int main(int argc, char** argv) {
     try {
         server = std::make_unique<weft::http::Server>(*workers, router, http_opts);
     } catch (const std::exception& e) {
-        log->error("cannot serve HTTPS with [server] tls_cert ({}) and tls_key ({}): {}",
-                   loaded.sources.of("server.tls_cert").to_string(),
-                   loaded.sources.of("server.tls_key").to_string(), e.what());
+        if (cfg.http.tls_cert.empty())
+            log->error("cannot start the HTTP server: {}", e.what());
+        else
+            log->error("cannot serve HTTPS with [server] tls_cert ({}) and tls_key ({}): {}",
+                       loaded.sources.of("server.tls_cert").to_string(),
+                       loaded.sources.of("server.tls_key").to_string(), e.what());
         return 1;
     }
     if (server->tls()) log->info("HTTPS with {}", server->tls_summary());
@@ -464,9 +467,13 @@ int main(int argc, char** argv) {
             admin_server =
                 std::make_unique<weft::http::Server>(*admin_rt, admin_router, cfg.admin.http);
         } catch (const std::exception& e) {
-            log->error("cannot serve admin HTTPS with [admin] tls_cert ({}) and tls_key ({}): {}",
-                       loaded.sources.of("admin.tls_cert").to_string(),
-                       loaded.sources.of("admin.tls_key").to_string(), e.what());
+            if (cfg.admin.http.tls_cert.empty())
+                log->error("cannot start the admin HTTP server: {}", e.what());
+            else
+                log->error(
+                    "cannot serve admin HTTPS with [admin] tls_cert ({}) and tls_key ({}): {}",
+                    loaded.sources.of("admin.tls_cert").to_string(),
+                    loaded.sources.of("admin.tls_key").to_string(), e.what());
             return 1;
         }
         if (admin_server->tls()) log->info("admin HTTPS with {}", admin_server->tls_summary());

@@ -121,7 +121,11 @@ class Context {
     /// stops after its drain.
     virtual void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub = 0) = 0;
     /// Runs `hook` on the main thread after the drain, before the hubs stop; hooks run in
-    /// reverse order of registration. An exception in a hook is logged.
+    /// reverse order of registration. An exception in a hook is logged. The whole shutdown
+    /// (hooks included) must end within 5 s of the drain, or the process exits with status 1
+    /// without waiting further. After a drain that timed out, a handler that ignored its
+    /// cancellation (blocked in a system call) may still hold its hub while hooks run: a hook
+    /// must not free what handlers use.
     virtual void on_shutdown(std::function<void()> hook) = 0;
     /// Worker hubs the server runs (handlers may use per-hub state indexed by Hub::index()).
     virtual unsigned hub_count() const noexcept = 0;
