@@ -732,6 +732,10 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
     WebSocket socket(core);
     if (ctx_.metrics) ctx_.metrics->websocket_add(1);
     conn_->websocket = &core;
+    // A drain that began while the handshake's answer went out missed this connection (it
+    // looks for conn_->websocket): the WebSocket goes away at once instead of at the drain's
+    // timeout.
+    if (*ctx_.draining) core.close(ws_close::going_away, "server shutting down");
     {
         // No request deadline unless the route set one, and no hang-up watch: recv() sees it.
         RequestLife life(o, ep, req, received, -1, conn_->peer_text, request_context_);

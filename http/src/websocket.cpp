@@ -239,6 +239,9 @@ Result<WebSocket::Message> WebSocket::recv(Deadline deadline) {
     return core_.recv(deadline);
 }
 Result<void> WebSocket::send_text(std::string_view text) {
+    // A client fails the connection on a text message that is not UTF-8 (RFC 6455 8.1): the
+    // handler hears of it instead, and may send it as binary.
+    if (!valid_utf8(text)) return Errc::invalid_argument;
     return core_.send(detail::WsOpcode::text, text);
 }
 Result<void> WebSocket::send_binary(std::string_view data) {

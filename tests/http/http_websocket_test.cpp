@@ -110,6 +110,12 @@ struct WsServer {
             closer.join();
         });
         router.get("/plain", [](Request&) { return Response(200, "plain\n"); });
+        // Tries to send text that is not UTF-8, then says how that went, in UTF-8.
+        router.websocket("/bad-text", [](Request&, WebSocket& ws) {
+            auto r = ws.send_text(std::string("\xff\xfe", 2));
+            (void)ws.send_text(r ? "sent"
+                                 : "refused: " + std::to_string(static_cast<int>(r.error().code)));
+        });
         server = std::make_unique<Server>(*rt, router, std::move(o));
         port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
     }
@@ -449,4 +455,18 @@ TEST(HttpWebSocket, ATooLargeMessageGetsItsCloseFrameNotAReset) {
     ASSERT_TRUE(f) << "no close frame (reset?)";
     EXPECT_EQ(f->opcode, 8);
     EXPECT_EQ(f->code(), ws_close::message_too_big);
+}
+
+// RFC 6455 8.1: a text message is UTF-8; a client fails the connection on one that is not.
+TEST(HttpWebSocket, TextThatIsNotUtf8IsNotSent) {
+    WsServer s;
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/bad-text"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->opcode, 1);
+    EXPECT_EQ(f->payload,
+              "refused: " + std::to_string(static_cast<int>(weft::Errc::invalid_argument)));
 }

@@ -80,7 +80,8 @@ class WebSocket {
     /// open), Errc::cancelled.
     [[nodiscard]] Result<Message> recv(Deadline deadline = {});
     /// Sends one message. Errc::closed after a close; a client that reads nothing for the
-    /// server's send_timeout ends the connection.
+    /// server's send_timeout ends the connection. send_text() refuses text that is not UTF-8
+    /// (Errc::invalid_argument, nothing sent): a client would fail the connection (1007).
     [[nodiscard]] Result<void> send_text(std::string_view text);
     [[nodiscard]] Result<void> send_binary(std::string_view data);
     /// Sends a ping (the client's pong is taken by recv()).
