@@ -360,13 +360,14 @@ config::Schema<Settings> build() {
                           ctx.source("monitor.enabled").to_string() +
                           "): a plugin's blocking is measured by the watchdog");
         }
-        // Live pages and profiles hold their admin connections for long: with room for them
-        // all and nothing more, /healthz and /metrics would wait behind them (a liveness
-        // probe fails, the pod restarts).
+        // Live pages and profiles (debug endpoints) hold their admin connections for long:
+        // with room for them all and nothing more, /healthz and /metrics would wait behind
+        // them (a liveness probe fails, the pod restarts).
         const std::size_t held = o.admin.max_event_streams + AdminState::kMaxTimedProfiles + 1;
         constexpr std::size_t kSpare = 4;  // health checks and scrapes
-        if (o.admin.enabled && o.admin.http.max_connections < held + kSpare &&
-            !ctx.failed("admin.max_connections") && !ctx.failed("admin.max_event_streams")) {
+        if (o.admin.enabled && o.admin.debug_endpoints &&
+            o.admin.http.max_connections < held + kSpare && !ctx.failed("admin.max_connections") &&
+            !ctx.failed("admin.max_event_streams")) {
             ctx.error("admin.max_connections", std::to_string(o.admin.http.max_connections),
                       "must be at least " + std::to_string(held + kSpare) + ": [admin] " +
                           "max_event_streams (" + std::to_string(o.admin.max_event_streams) + ", " +

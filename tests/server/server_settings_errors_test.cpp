@@ -251,6 +251,8 @@ std::vector<BadCase> bad_cases() {
          {"[admin] max_connections: must be at least 25: [admin] max_event_streams (16, "
           "weft.toml:3), 4 timed profiles and a CPU profile may each hold one, and 4 are left "
           "for /healthz and /metrics, got 20 (weft.toml:2)"}},
+        // (Without the debug endpoints no connection is held for long: 8 is fine then, see
+        // SettingsLoad.AdminConnectionsWithoutDebugEndpoints.)
         {"admin_header_timeout_zero",
          file_options("[admin]\nheader_timeout = 0\n"),
          {"[admin] header_timeout: must be greater than 0 and at most 24h, got 0"}},

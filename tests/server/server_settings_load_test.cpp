@@ -120,6 +120,13 @@ TEST(SettingsLoad, WithoutFileOrEmbeddedDefaultHasNoPlugins) {
     EXPECT_EQ(v.log.access_log.kind, AccessLogTarget::Kind::off);
 }
 
+TEST(SettingsLoad, AdminConnectionsWithoutDebugEndpoints) {
+    // No live page or profile can hold an admin connection: a small limit is fine.
+    const LoadedSettings s =
+        load_ok(file_options("[admin]\nmax_connections = 8\ndebug_endpoints = false\n"));
+    EXPECT_EQ(s.values.admin.http.max_connections, 8u);
+}
+
 TEST(SettingsLoad, AFileReplacesTheEmbeddedDefault) {
     LoadOptions o = file_options("[runtime]\nhubs = 2\n");
     o.default_text = embedded_default_toml();  // ignored: there is a file
