@@ -8,6 +8,8 @@
 
 #include <cstring>
 #include <exception>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 
@@ -378,7 +380,18 @@ void HubImpl::cancel_fiber(FiberRecord* f) noexcept {
 
 FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     Stack stack = stacks_.allocate();
-    // Record and user state live at the top of the stack; the fiber runs below them.
+    // Record and user state live at the top of the stack; the fiber runs below them. A callable
+    // too large for that would land in the guard page or below the stack: refused instead.
+    constexpr std::size_t kMinUsable = 16 * 1024;
+    const std::size_t size =
+        reinterpret_cast<std::uintptr_t>(stack.hi()) - reinterpret_cast<std::uintptr_t>(stack.lo());
+    if (req.state_size + req.state_align + sizeof(FiberRecord) + 64 + kMinUsable > size) {
+        stacks_.release(stack);
+        throw std::length_error("spawn: the callable (" + std::to_string(req.state_size) +
+                                " bytes) leaves too little of the " + std::to_string(size) +
+                                "-byte fiber stack; capture large objects by pointer or in a "
+                                "std::unique_ptr");
+    }
     std::uintptr_t top = reinterpret_cast<std::uintptr_t>(stack.hi());
     std::uintptr_t state_at = (top - req.state_size) & ~(std::uintptr_t(req.state_align) - 1);
     std::uintptr_t rec_at = (state_at - sizeof(FiberRecord)) & ~std::uintptr_t(63);

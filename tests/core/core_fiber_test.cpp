@@ -1,6 +1,9 @@
 // Fibers: spawn, join values and exceptions, yield order, sleep, cancel, deadlines, many fibers,
 // the registry snapshot, and the seed's two examples (cooperative vs blocking sleep).
+#include <array>
 #include <atomic>
+#include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -265,4 +268,51 @@ FIBER_TEST(Fiber, CancelAndTimerInOneTurnWakeOnce) {
         EXPECT_TRUE(r == weft::Errc::cancelled || r == weft::Errc::ok);
         EXPECT_EQ(bystander.join(), 7);
     }
+}
+
+// A callable larger than the fiber's stack can hold (it lives at the stack's top) is refused
+// with a message; before, it was placed over the guard page and below the stack.
+namespace {
+struct Big {
+    std::array<char, 600 * 1024> data{};  // more than any fiber stack of the tests
+    char operator()() const { return data[0]; }
+};
+}  // namespace
+
+// Spawned from the hub thread's own stack (a posted function), which can hold it: the
+// fiber's stack cannot.
+TEST(Fiber, ACallableTooLargeForTheStackIsRefused) {
+    weft::Runtime rt(weft::testing::test_options());
+    std::promise<std::string> said;
+    rt.hub(0).post([&] {
+        auto big = std::make_unique<Big>();
+        try {
+            auto f = weft::spawn("big", std::move(*big));
+            f.detach();
+            said.set_value("spawned");
+        } catch (const std::length_error& e) {
+            said.set_value(e.what());
+        }
+    });
+    const std::string what = said.get_future().get();
+    EXPECT_NE(what.find("leaves too little of the"), std::string::npos) << what;
+    // The hub goes on.
+    std::promise<int> seven;
+    rt.hub(0).post([&] { weft::spawn("small", [&] { seven.set_value(7); }).detach(); });
+    EXPECT_EQ(seven.get_future().get(), 7);
+}
+
+// A relative deadline too long for the clock's nanoseconds is "never", not a wrapped-around
+// negative one that has long passed.
+FIBER_TEST(Deadline, HugeDurationsSaturate) {
+    EXPECT_TRUE(weft::Deadline(std::chrono::seconds::max()).is_never());
+    EXPECT_TRUE(weft::Deadline(std::chrono::milliseconds::max()).is_never());
+    EXPECT_TRUE(weft::Deadline(std::chrono::hours(24 * 365 * 1000)).is_never());
+    EXPECT_FALSE(weft::Deadline(std::chrono::seconds::max()).passed());
+    EXPECT_TRUE(weft::Deadline(std::chrono::seconds::min()).passed());
+    EXPECT_TRUE(weft::Deadline(-std::chrono::hours(1)).passed());
+    EXPECT_FALSE(weft::Deadline(std::chrono::seconds(60)).passed());
+    // A wait with such a deadline waits (here for a fiber that ends soon).
+    auto f = weft::spawn("soon", [] { (void)weft::sleep_for(20ms); });
+    EXPECT_TRUE(f.wait(weft::Deadline(std::chrono::seconds::max())));
 }

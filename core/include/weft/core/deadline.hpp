@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <type_traits>
 
 namespace weft {
 
@@ -24,7 +25,7 @@ class Deadline {
     /// Relative deadline: `d` from now (a negative or zero duration has already passed).
     template <class Rep, class Period>
     Deadline(std::chrono::duration<Rep, Period> d) noexcept  // NOLINT
-        : tp_(from_now(std::chrono::duration_cast<Clock::duration>(d))) {}
+        : tp_(from_now(saturate(d))) {}
 
     static constexpr Deadline never() noexcept { return Deadline(); }
     template <class Rep, class Period>
@@ -47,9 +48,27 @@ class Deadline {
     }
 
   private:
+    // A duration in the clock's units, clamped instead of overflowing: seconds::max() (which
+    // nanoseconds cannot hold) is "forever", not a negative, long passed, deadline.
+    template <class Rep, class Period>
+    static Clock::duration saturate(std::chrono::duration<Rep, Period> d) noexcept {
+        if constexpr (std::is_same_v<std::chrono::duration<Rep, Period>, Clock::duration>) {
+            return d;
+        } else {
+            using Wide = std::chrono::duration<long double, std::nano>;
+            const Wide w = std::chrono::duration_cast<Wide>(d);
+            if (w >= std::chrono::duration_cast<Wide>(Clock::duration::max()))
+                return Clock::duration::max();
+            if (w <= std::chrono::duration_cast<Wide>(Clock::duration::min()))
+                return Clock::duration::min();
+            return std::chrono::duration_cast<Clock::duration>(d);
+        }
+    }
     static Clock::time_point from_now(Clock::duration d) noexcept {
         auto now = Clock::now();
         if (d >= Clock::time_point::max() - now) return Clock::time_point::max();
+        // Already passed; a very negative one must not wrap around below the clock's epoch.
+        if (d < -now.time_since_epoch()) return Clock::time_point{};
         return now + d;
     }
     Clock::time_point tp_ = Clock::time_point::max();
