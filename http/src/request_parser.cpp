@@ -156,6 +156,7 @@ void RequestParser::reset() noexcept {
     header_bytes_ = 0;
     trailer_bytes_ = 0;
     llhttp_done_ = false;
+    restart_llhttp_ = false;
     in_message_ = false;
     headers_done_ = false;
     field_open_ = false;
@@ -183,7 +184,10 @@ bool RequestParser::folded(const char* p, std::size_t n) noexcept {
     // strict mode, and with an empty first line it even merges the fold silently. RFC 9112
     // lets a server refuse it, and we do: it is a request-smuggling vector. So the header
     // bytes are scanned here for a line feed followed by whitespace, up to the empty line.
+    // The empty line itself must be CRLF: llhttp 8 takes a bare LF there (and only there),
+    // which a front end that ends lines at CRLF alone would frame differently.
     if (fold_scan_done_ || n == 0) return false;
+    scan_reason_ = "obsolete line folding";
     const char* end = p + n;
     if (!fold_started_) {
         // Empty lines before the request line, which llhttp skips, end no header section.
@@ -195,7 +199,11 @@ bool RequestParser::folded(const char* p, std::size_t n) noexcept {
     if (fold_after_lf_) {
         fold_after_lf_ = false;
         if (*p == ' ' || *p == '\t') return true;
-        if (*p == '\r' || *p == '\n') {
+        if (*p == '\n') {
+            scan_reason_ = "lines must end with CRLF";
+            return true;
+        }
+        if (*p == '\r') {
             fold_scan_done_ = true;
             return false;
         }
@@ -210,7 +218,11 @@ bool RequestParser::folded(const char* p, std::size_t n) noexcept {
         }
         char c = lf[1];
         if (c == ' ' || c == '\t') return true;
-        if (c == '\r' || c == '\n') {
+        if (c == '\n') {
+            scan_reason_ = "lines must end with CRLF";
+            return true;
+        }
+        if (c == '\r') {
             fold_scan_done_ = true;
             break;
         }
@@ -231,6 +243,12 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
                                         const SocketAddress* peer) {
     req_ = &req;
     peer_ = peer;
+    if (restart_llhttp_ && !in_message_) {
+        restart_llhttp_ = false;
+        llhttp_t* p = ll(llhttp_);
+        llhttp_init(p, HTTP_REQUEST, &settings());
+        p->data = this;
+    }
     if (fast_ && !llhttp_done_ && !in_message_ && probe_ == LineProbe::off && error_status_ == 0) {
         if (const std::size_t n = fast_request(data, len); n > 0) return {Kind::complete, n};
     }
@@ -259,7 +277,7 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             continue;
         }
         if (in_headers && folded(data + pos, n)) {
-            fail(400, "obsolete line folding");
+            fail(400, scan_reason_);
             return {Kind::error, pos};
         }
         completed_ = false;
@@ -764,6 +782,7 @@ bool RequestParser::split_target() noexcept {
 int RequestParser::check_headers(int http_minor, bool has_body) noexcept {
     int hosts = 0;
     int chunked = 0;
+    bool transfer_encoding = false;
     for (const Header& h : req_->headers()) {
         switch (h.name.size()) {
             case 4:
@@ -781,6 +800,7 @@ int RequestParser::check_headers(int http_minor, bool has_body) noexcept {
                 break;
             case 17:
                 if (iequals(h.name, "transfer-encoding")) {
+                    transfer_encoding = true;
                     // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; such framing is faulty.
                     if (http_minor == 0)
                         return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
@@ -804,9 +824,40 @@ int RequestParser::check_headers(int http_minor, bool has_body) noexcept {
         }
     }
     if (chunked > 1) return fail(400, "chunked applied more than once");
+    // A Transfer-Encoding field without a coding (blank, or only commas): llhttp 8 sets no
+    // flag for it, so neither its CL+TE check nor its "chunked last" check runs, and the body
+    // would be framed by a Content-Length or not at all. RFC 9112 §6.3: 400, and close.
+    if (transfer_encoding && chunked == 0)
+        return fail(400, "Transfer-Encoding without chunked last");
     if (hosts > 1) return fail(400, "more than one Host header");
     if (hosts == 0 && http_minor >= 1) return fail(400, "HTTP/1.1 request without Host");
     return 0;
+}
+
+bool RequestParser::keep_alive_by_tokens(int http_minor) const noexcept {
+    bool close = false;
+    bool keep_alive = false;
+    bool upgrade = false;
+    bool has_upgrade_field = false;
+    for (const Header& h : req_->headers()) {
+        if (h.name.size() == 7 && iequals(h.name, "upgrade")) has_upgrade_field = true;
+        if (h.name.size() != 10 || !iequals(h.name, "connection")) continue;
+        std::string_view v = h.value;
+        while (!v.empty()) {
+            const std::size_t comma = v.find(',');
+            const std::string_view token = trim_ows(v.substr(0, comma));
+            if (iequals(token, "close"))
+                close = true;
+            else if (iequals(token, "keep-alive"))
+                keep_alive = true;
+            else if (iequals(token, "upgrade"))
+                upgrade = true;
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    if (close || (upgrade && has_upgrade_field)) return false;
+    return http_minor >= 1 || keep_alive;
 }
 
 int RequestParser::on_headers_complete() {
@@ -826,8 +877,10 @@ int RequestParser::on_headers_complete() {
     Method m = method_of(p->method);
     RequestAccess::set_method(r, m, llhttp_method_name(static_cast<llhttp_method_t>(p->method)));
     // An upgrade (or CONNECT) is answered as plain HTTP and then the connection closes: what
-    // follows on the wire is not ours to parse.
-    bool keep = llhttp_should_keep_alive(p) != 0 && !p->upgrade;
+    // follows on the wire is not ours to parse. The Connection tokens are read here, as the
+    // fast path reads them: llhttp 8 trims spaces but not tabs around them ("close<TAB>" kept
+    // the connection), and it also reads the obsolete Proxy-Connection field.
+    bool keep = keep_alive_by_tokens(p->http_minor) && !p->upgrade;
     RequestAccess::set_version(r, p->http_major, p->http_minor, keep);
     if (!split_target()) return fail(400, "invalid request-target");
     if (int rc = check_headers(p->http_minor, (p->flags & F_CHUNKED) || p->content_length > 0);
@@ -900,7 +953,13 @@ int RequestParser::on_message_complete() noexcept {
     // After a request that ends the connection (or switches its protocol) llhttp refuses what
     // follows; the fast path must not answer for it.
     llhttp_t* p = ll(llhttp_);
-    if (!llhttp_should_keep_alive(p) || p->upgrade) llhttp_done_ = true;
+    // Whether the connection goes on is ours to say (keep_alive_by_tokens); where llhttp
+    // thinks otherwise ("Connection: keep-alive<TAB>" in HTTP/1.0), it is started afresh for
+    // the next request instead of refusing it.
+    if (!req_->keep_alive() || p->upgrade)
+        llhttp_done_ = true;
+    else if (!llhttp_should_keep_alive(p))
+        restart_llhttp_ = true;
     end_message();
     return HPE_PAUSED;
 }

@@ -96,6 +96,8 @@ class RequestParser {
     enum class LineProbe : std::uint8_t { off, method, target_start, target, version, cr, lf };
 
     bool folded(const char* p, std::size_t n) noexcept;
+    /// Whether the request keeps the connection, from its Connection tokens (OWS trimmed).
+    bool keep_alive_by_tokens(int http_minor) const noexcept;
     /// The checks of a complete header section; false after fail().
     int check_headers(int http_minor, bool has_body) noexcept;
     /// A whole common request at `data` parsed without llhttp: its length, or 0 to decline.
@@ -127,11 +129,12 @@ class RequestParser {
     bool field_open_ = false;
     bool expect_continue_ = false;
     bool body_started_ = false;
-    bool completed_ = false;       // set by on_message_complete during one llhttp_execute
-    bool fold_after_lf_ = false;   // the header bytes so far end with a line feed
-    bool fold_scan_done_ = false;  // the empty line ending the header section was seen
-    bool fold_started_ = false;    // a byte of the request line was seen
-    bool field_seen_ = false;      // the current field line has name bytes
+    bool completed_ = false;        // set by on_message_complete during one llhttp_execute
+    bool fold_after_lf_ = false;    // the header bytes so far end with a line feed
+    bool fold_scan_done_ = false;   // the empty line ending the header section was seen
+    const char* scan_reason_ = "";  // why folded() refused
+    bool fold_started_ = false;     // a byte of the request line was seen
+    bool field_seen_ = false;       // the current field line has name bytes
     LineProbe probe_ = LineProbe::off;
     std::uint8_t probe_version_ = 0;  // characters of "HTTP/d.d" matched so far
     // Chunked framing of the current request: what llhttp consumed that was not body data.
@@ -142,8 +145,9 @@ class RequestParser {
     std::size_t framing_total_ = 0;
     std::uint64_t begun_ = 0;
     bool fast_ = true;
-    bool llhttp_done_ = false;  // llhttp ended the connection's requests (close, upgrade)
-    bool llhttp_used_ = true;   // llhttp ran since its last init (reset() inits it only then)
+    bool llhttp_done_ = false;     // llhttp ended the connection's requests (close, upgrade)
+    bool restart_llhttp_ = false;  // llhttp would refuse the next request we keep
+    bool llhttp_used_ = true;      // llhttp ran since its last init (reset() inits it only then)
     int error_status_ = 0;
     const char* error_reason_ = "";
 };

@@ -152,6 +152,57 @@ TEST(HttpParser, KeepAliveRules) {
     EXPECT_TRUE(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
     EXPECT_FALSE(
         ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+    // Tabs are whitespace around a token too (llhttp 8 trims only spaces).
+    EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n"));
+    EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: \tkeep-alive, close\r\n\r\n"));
+    EXPECT_TRUE(ka("GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n"));
+    EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\t\r\nUpgrade: h2c\r\n\r\n"));
+    // The obsolete Proxy-Connection is nobody's business here (as in nginx and Go).
+    EXPECT_TRUE(ka("GET / HTTP/1.1\r\nHost: h\r\nProxy-Connection: close\r\n\r\n"));
+}
+
+// After a request we keep the connection for, whatever llhttp made of it, the next one parses.
+TEST(HttpParser, AKeptHttp10ConnectionParsesItsNextRequest) {
+    for (bool fast : {true, false}) {
+        auto p = parse_all(
+            "GET /a HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+            std::string::npos, {}, fast);
+        ASSERT_EQ(p.error, 0) << p.reason;
+        ASSERT_EQ(p.reqs.size(), 2u);
+        EXPECT_EQ(p.reqs[1]->path(), "/b");
+        // And after one that closes it, llhttp refuses what follows, as before.
+        auto c = parse_all(
+            "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+            std::string::npos, {}, fast);
+        ASSERT_GE(c.reqs.size(), 1u);
+        EXPECT_FALSE(c.reqs[0]->keep_alive());
+    }
+}
+
+// Smuggling vectors llhttp 8 lets through: a Transfer-Encoding without a coding, and a header
+// section (or trailer section) ended by a bare LF.
+TEST(HttpParser, BlankTransferEncodingAndBareLfEndingTheHeadersAreRefused) {
+    for (const char* in :
+         {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nContent-Length: 3\r\n\r\nabc",
+          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \t\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n"}) {
+        for (std::size_t chunk : {std::string::npos, std::size_t{1}}) {
+            auto p = parse_all(in, chunk);
+            EXPECT_EQ(p.error, 400) << ::testing::PrintToString(in);
+            EXPECT_EQ(p.reason, "Transfer-Encoding without chunked last");
+        }
+    }
+    for (const char* in : {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\nabc",
+                           "GET / HTTP/1.1\r\nHost: a\r\n\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+                           "GET / HTTP/1.1\n\n"}) {
+        for (std::size_t chunk : {std::string::npos, std::size_t{1}, std::size_t{7}}) {
+            for (bool fast : {true, false}) {
+                auto p = parse_all(in, chunk, {}, fast);
+                EXPECT_EQ(p.error, 400) << ::testing::PrintToString(in) << " chunk " << chunk;
+                EXPECT_TRUE(p.reqs.empty()) << ::testing::PrintToString(in);
+            }
+        }
+    }
 }
 
 TEST(HttpParser, TargetForms) {
