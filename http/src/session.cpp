@@ -464,14 +464,16 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
     // A handler may ask for the connection to close (as with Go's net/http); the header
     // itself is ours to write.
     std::size_t fields = 0;  // what the handler's own fields take at most
+    bool own_type = false;   // a Content-Type among them replaces the response's default
     for (const auto& [name, value] : r.headers()) {
         if (iequals(name, "connection") && iequals(value, "close")) keep = false;
+        if (name.size() == 12 && iequals(name, "content-type")) own_type = true;
         fields += name.size() + value.size() + 4;
     }
     const int status = r.status();
     const std::string_view reason = status == 200 ? std::string_view("OK") : status_reason(status);
     const std::string_view date = ctx_.date->line();
-    std::string_view ct = r.content_type();
+    std::string_view ct = own_type ? std::string_view() : r.content_type();
     if (!safe_header_text(ct)) ct = {};
     // The head's size is bounded before it is written: one capacity check, then every piece is
     // written through a local pointer (appends would reload the buffer's size after each).
@@ -530,7 +532,25 @@ void Http1Session::append_response(const Request& req, Response&& r, bool& keep,
                                    std::uint64_t& bytes, bool head_only) {
     const bool no_body = bodiless_status(r.status());
     std::string_view body = no_body ? std::string_view() : r.body_bytes();
-    append_head(req, r, keep, false, body.size(), !no_body);
+    bool with_length = !no_body;
+    std::size_t length = body.size();
+    if (head_only && body.empty() && with_length) {
+        // A HEAD handler that built no body: the length a GET would get is the handler's to
+        // say (a Content-Length of its own), or none is sent. Never one that differs from
+        // GET's (RFC 9110 §8.6), as "0" would.
+        with_length = false;
+        for (const auto& [name, value] : r.headers()) {
+            if (name.size() != 14 || !iequals(name, "content-length")) continue;
+            std::string_view v = value;
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+                v.remove_prefix(1);
+            while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+                v.remove_suffix(1);
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), length);
+            with_length = ec == std::errc() && end == v.data() + v.size() && !v.empty();
+        }
+    }
+    append_head(req, r, keep, false, length, with_length);
     if (head_only || body.empty()) return;
     bytes = body.size();
     if (body.size() <= kInlineBody) {

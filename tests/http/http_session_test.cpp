@@ -62,6 +62,18 @@ struct Harness {
     Harness() {
         weft::demo::register_demo_routes(router);
         router.get("/throw", [](Request&) -> Response { throw std::runtime_error("boom"); });
+        // HEAD handlers of their own that build no body: one says how long GET's would be.
+        router.add("HEAD", "/sized", [](Request&) {
+            Response r(200);
+            r.add_header("Content-Length", "12345");
+            return r;
+        });
+        router.add("HEAD", "/unsized", [](Request&) { return Response(200); });
+        router.get("/problem", [](Request&) {
+            Response r = Response::json("{\"title\":\"x\"}", 400);
+            r.add_header("Content-Type", "application/problem+json");
+            return r;
+        });
         router.get("/big", [](Request&) { return Response(200, std::string(100000, 'x')); });
         router.get("/users/{id}", [](Request& r) {
             return Response(200, "user " + std::string(r.param("id").value_or("?")));
@@ -252,6 +264,39 @@ TEST(HttpSession, HeadHasLengthButNoBody) {
     auto rest = read_responses(std::string_view(all).substr(used));
     ASSERT_EQ(rest.size(), 1u) << "the HEAD response carried no body bytes";
     EXPECT_EQ(rest[0].body, "Hello, World!");
+}
+
+// A Content-Type the handler adds replaces the response's default: one field, the handler's.
+TEST(HttpSession, AHandlersContentTypeReplacesTheDefault) {
+    Harness h;
+    h.build();
+    h.feed("GET /problem HTTP/1.1\r\nHost: h\r\n\r\n");
+    const std::string all = h.transport.all();
+    std::size_t n = 0;
+    for (std::size_t at = all.find("Content-Type:"); at != std::string::npos;
+         at = all.find("Content-Type:", at + 1))
+        ++n;
+    EXPECT_EQ(n, 1u) << all;
+    auto rs = read_responses(all);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].header("Content-Type").value_or(""), "application/problem+json");
+}
+
+// RFC 9110 §8.6: a HEAD answer's Content-Length, if any, is what GET's would be: the
+// handler's own, or none; never the 0 of a body nobody built.
+TEST(HttpSession, HeadAnswersKeepTheHandlersContentLengthOrSendNone) {
+    Harness h;
+    h.build();
+    h.feed("HEAD /sized HTTP/1.1\r\nHost: h\r\n\r\nHEAD /unsized HTTP/1.1\r\nHost: h\r\n\r\n");
+    std::string all = h.transport.all();
+    weft::http::testing::ParsedResponse a, b;
+    const std::size_t used = weft::http::testing::read_response(all, a, true);
+    ASSERT_GT(used, 0u) << all;
+    EXPECT_EQ(a.header("Content-Length").value_or(""), "12345");
+    ASSERT_GT(weft::http::testing::read_response(std::string_view(all).substr(used), b, true), 0u)
+        << all;
+    EXPECT_EQ(b.status, 200);
+    EXPECT_FALSE(b.header("Content-Length").has_value()) << all;
 }
 
 TEST(HttpSession, NotFoundAndMethodNotAllowed) {
