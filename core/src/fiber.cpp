@@ -58,6 +58,9 @@ Result<void> fiber_join_wait(FiberRecord* f) {
     if (me) me->deadline_ns = INT64_MAX;
     auto r = fiber_wait(f, Deadline::never());
     if (me) me->deadline_ns = saved;
+    // join() observes the outcome (its value, or its exception rethrown); wait() does not,
+    // so that a failure nobody joins is still logged when the handle goes.
+    if (r) f->joined = true;
     return r;
 }
 
@@ -65,17 +68,13 @@ Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
     WEFT_CHECK(f != nullptr, "wait() on an empty Fiber handle");
     HubImpl* hub = HubImpl::current();
     FiberRecord* me = hub ? hub->running() : nullptr;
-    if (fiber_done(f)) {
-        f->joined = true;
-        return {};
-    }
+    if (fiber_done(f)) return {};
     if (!me) {
         // A plain thread waiting for a fiber: poll, there is no hub to park on.
         while (!fiber_done(f)) {
             if (deadline.passed()) return Errc::timed_out;
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
-        f->joined = true;
         return {};
     }
     WEFT_CHECK(me != f, "a fiber cannot join itself");
@@ -84,14 +83,11 @@ Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
     if (!f->join_word.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(me),
                                               std::memory_order_acq_rel)) {
         WEFT_CHECK(expected == FiberRecord::kJoinDone, "two fibers join the same fiber");
-        f->joined = true;
         return {};
     }
     JoinWaiter w;
     w.target = f;
-    auto r = hub->park(&w, deadline, "join");
-    if (r) f->joined = true;
-    return r;
+    return hub->park(&w, deadline, "join");
 }
 
 void fiber_cancel(FiberRecord* f) noexcept {

@@ -4,12 +4,16 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <spdlog/sinks/ostream_sink.h>
+
 #include "fiber_test.hpp"
+#include "weft/core/log.hpp"
 #include "weft/core/weft.hpp"
 
 using namespace std::chrono_literals;
@@ -315,4 +319,33 @@ FIBER_TEST(Deadline, HugeDurationsSaturate) {
     // A wait with such a deadline waits (here for a fiber that ends soon).
     auto f = weft::spawn("soon", [] { (void)weft::sleep_for(20ms); });
     EXPECT_TRUE(f.wait(weft::Deadline(std::chrono::seconds::max())));
+}
+
+// wait() does not observe the outcome: a fiber whose exception nobody joined is still logged
+// when its handle goes (before, wait() marked it as joined and the failure went unseen).
+FIBER_TEST(Fiber, WaitDoesNotSwallowTheFibersException) {
+    auto logger = weft::logger();
+    auto out = std::make_shared<std::ostringstream>();
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*out);
+    logger->sinks().push_back(sink);
+    {
+        auto f = weft::spawn("fails", []() -> int { throw std::runtime_error("boom"); });
+        EXPECT_TRUE(f.wait());
+    }
+    (void)weft::sleep_for(10ms);  // the handle's release is done by the hub
+    logger->flush();
+    logger->sinks().pop_back();
+    EXPECT_NE(out->str().find("fiber 'fails'"), std::string::npos) << out->str();
+    EXPECT_NE(out->str().find("boom"), std::string::npos) << out->str();
+    // join() observes it: nothing is logged.
+    out->str("");
+    logger->sinks().push_back(sink);
+    {
+        auto f = weft::spawn("fails-joined", []() -> int { throw std::runtime_error("seen"); });
+        EXPECT_THROW(f.join(), std::runtime_error);
+    }
+    (void)weft::sleep_for(10ms);
+    logger->flush();
+    logger->sinks().pop_back();
+    EXPECT_EQ(out->str().find("seen"), std::string::npos) << out->str();
 }
