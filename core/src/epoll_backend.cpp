@@ -30,6 +30,8 @@ struct WatchState;
 struct PollWaiter;
 
 struct FdSlot {
+    // Fibers parked until the descriptor is readable / writable (several may be: two
+    // acceptors of one listener), oldest first; an event wakes them all, to look again.
     FdWaiter* reader = nullptr;
     FdWaiter* writer = nullptr;
     WatchState* watch = nullptr;
@@ -67,8 +69,32 @@ struct FdWaiter final : Interruptible {
     int fd = -1;
     bool write = false;
     FiberRecord* fiber = nullptr;
+    FdWaiter* prev = nullptr;
+    FdWaiter* next = nullptr;
     void interrupt(FiberRecord* f, Errc why) noexcept override;
 };
+
+void link_waiter(FdWaiter*& head, FdWaiter* w) noexcept {
+    w->prev = w->next = nullptr;
+    if (!head) {
+        head = w;
+        return;
+    }
+    FdWaiter* last = head;
+    while (last->next)
+        last = last->next;
+    last->next = w;
+    w->prev = last;
+}
+
+void unlink_waiter(FdWaiter*& head, FdWaiter* w) noexcept {
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (head == w)
+        head = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = nullptr;
+}
 
 struct WatchState {
     EpollBackend* be = nullptr;
@@ -116,6 +142,8 @@ class EpollBackend final : public IoBackend {
     Result<void> wait_ready(int fd, bool write, Deadline dl, const char* reason);
     bool ensure_registered(int fd) noexcept;
     void on_readable(int fd, FdSlot& s) noexcept;
+    /// Wakes every fiber of a reader or writer list with `why`.
+    void wake_waiters(FdWaiter*& head, Errc why) noexcept;
     void wake_polls(int fd, FdSlot& s, std::uint32_t ev) noexcept;
     /// Arms a foreign descriptor (one-shot, level-triggered) for its waiters' events; false
     /// when epoll refuses the descriptor (a regular file: always ready).
@@ -146,8 +174,15 @@ void PollGroup::interrupt(FiberRecord* f, Errc why) noexcept {
 
 void FdWaiter::interrupt(FiberRecord* f, Errc why) noexcept {
     FdSlot& s = be->slot(fd);
-    (write ? s.writer : s.reader) = nullptr;
+    unlink_waiter(write ? s.writer : s.reader, this);  // only this one: others stay parked
     be->hub().make_ready(f, why);
+}
+
+void EpollBackend::wake_waiters(FdWaiter*& head, Errc why) noexcept {
+    while (FdWaiter* w = head) {
+        unlink_waiter(head, w);
+        hub_.make_ready(w->fiber, why);
+    }
 }
 
 EpollBackend::EpollBackend(HubImpl& hub, const RuntimeOptions& o)
@@ -264,22 +299,14 @@ void EpollBackend::poll(std::int64_t timeout_ns) {
         FdSlot& s = slot(fd);
         if (s.polls) wake_polls(fd, s, ev);
         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) on_readable(fd, s);
-        if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && s.writer) {
-            FdWaiter* w = s.writer;
-            s.writer = nullptr;
-            hub_.make_ready(w->fiber, Errc::ok);
-        }
+        if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && s.writer) wake_waiters(s.writer, Errc::ok);
     }
     // A watched descriptor's event costs a recv() here: more than one dates the slice back.
     hub_.handled(n > 1);
 }
 
 void EpollBackend::on_readable(int fd, FdSlot& s) noexcept {
-    if (s.reader) {
-        FdWaiter* w = s.reader;
-        s.reader = nullptr;
-        hub_.make_ready(w->fiber, Errc::ok);
-    }
+    if (s.reader) wake_waiters(s.reader, Errc::ok);
     if (WatchState* ws = s.watch) {
         char* buf = get_buffer();
         if (!buf) return;
@@ -314,7 +341,7 @@ Result<void> EpollBackend::wait_ready(int fd, bool write, Deadline dl, const cha
     w.write = write;
     w.fiber = hub_.running();
     FdSlot& s = slot(fd);
-    (write ? s.writer : s.reader) = &w;
+    link_waiter(write ? s.writer : s.reader, &w);
     return hub_.park(&w, dl, reason);
 }
 
@@ -489,11 +516,7 @@ void EpollBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
     ls->closing = true;
     ::shutdown(ls->fd, SHUT_RDWR);
     FdSlot& s = slot(ls->fd);
-    if (s.reader) {
-        FdWaiter* w = s.reader;
-        s.reader = nullptr;
-        hub_.make_ready(w->fiber, Errc::closed);
-    }
+    wake_waiters(s.reader, Errc::closed);
     close(ls->fd);
     release_listen(ls);  // or the last fiber leaving accept() frees it
 }

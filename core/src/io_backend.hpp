@@ -26,6 +26,13 @@ namespace weft::detail {
 class HubImpl;
 struct FiberRecord;
 
+/// A fiber parked in accept() (io_uring): in its listener's list, oldest first, until woken.
+struct AcceptWait {
+    FiberRecord* fiber = nullptr;
+    AcceptWait* prev = nullptr;
+    AcceptWait* next = nullptr;
+};
+
 /// A listening socket and what its backend keeps for it (io_uring: accepted fds queued by the
 /// multishot accept). Freed by the backend once no operation names it.
 struct ListenState {
@@ -33,8 +40,9 @@ struct ListenState {
     HubImpl* hub = nullptr;
     std::deque<int> accepted;       ///< connections accepted but not yet handed out
     Error pending_error{Errc::ok};  ///< an accept error to report once the queue is drained
-    FiberRecord* waiter = nullptr;  ///< fiber parked in accept()
-    bool armed = false;             ///< multishot accept in flight
+    /// Fibers parked in accept() (several may accept on one listener, as in Go).
+    AcceptWait* waiters = nullptr;
+    bool armed = false;  ///< multishot accept in flight
     bool cancel_sent = false;
     bool closing = false;
     int users = 0;  ///< fibers inside accept(): the state outlives them

@@ -589,11 +589,43 @@ void UringBackend::close(int fd) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Multishot accept.
 
-struct AcceptWaiter final : Interruptible {
+void link_waiter(ListenState& ls, AcceptWait* w) noexcept {
+    w->next = nullptr;
+    w->prev = nullptr;
+    if (!ls.waiters) {
+        ls.waiters = w;
+        return;
+    }
+    AcceptWait* last = ls.waiters;
+    while (last->next)
+        last = last->next;
+    last->next = w;
+    w->prev = last;
+}
+
+void unlink_waiter(ListenState& ls, AcceptWait* w) noexcept {
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (ls.waiters == w)
+        ls.waiters = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = nullptr;
+}
+
+// Wakes every fiber parked in accept() on `ls`: each looks again (those that find nothing
+// park again), oldest first.
+void wake_waiters(ListenState& ls, HubImpl& hub, Errc why) noexcept {
+    while (AcceptWait* w = ls.waiters) {
+        unlink_waiter(ls, w);
+        hub.make_ready(w->fiber, why);
+    }
+}
+
+struct AcceptWaiter final : Interruptible, AcceptWait {
     ListenState* ls;
     HubImpl* hub;
     void interrupt(FiberRecord* f, Errc why) noexcept override {
-        ls->waiter = nullptr;
+        unlink_waiter(*ls, this);  // only this fiber: others parked on the listener stay
         hub->make_ready(f, why);
     }
 };
@@ -634,18 +666,15 @@ void UringBackend::accept_done(UringBackend* be, Op* op, int res, unsigned flags
         }
         // Stopped (queue was full, or an error): a parked acceptor with nothing queued needs
         // the next connection, so accept again now.
-        if (ls->waiter && ls->accepted.empty() && ls->pending_error.code == Errc::ok)
+        if (ls->waiters && ls->accepted.empty() && ls->pending_error.code == Errc::ok)
             be->arm_accept(*ls);
     } else if (ls->accepted.size() >= kMaxQueuedAccepts && !ls->cancel_sent) {
         // Nobody takes connections fast enough: stop accepting, let the kernel backlog hold them.
         ls->cancel_sent = true;
         be->submit_cancel(op);
     }
-    if (ls->waiter && (!ls->accepted.empty() || ls->pending_error.code != Errc::ok)) {
-        FiberRecord* w = ls->waiter;
-        ls->waiter = nullptr;
-        be->hub_.make_ready(w, Errc::ok);
-    }
+    if (ls->waiters && (!ls->accepted.empty() || ls->pending_error.code != Errc::ok))
+        wake_waiters(*ls, be->hub_, Errc::ok);
 }
 
 void UringBackend::release_listen(ListenState* ls) noexcept {
@@ -676,7 +705,8 @@ Result<int> UringBackend::accept(ListenState& ls, Deadline dl) {
         AcceptWaiter w;
         w.ls = &ls;
         w.hub = &hub_;
-        ls.waiter = hub_.running();
+        w.fiber = hub_.running();
+        link_waiter(ls, &w);
         if (auto r = hub_.park(&w, dl, "accept"); !r) return r.error();
     }
 }
@@ -687,11 +717,7 @@ void UringBackend::listen_close(std::unique_ptr<ListenState> owned) noexcept {
     // Stop listening now: the descriptor itself is closed once the in-flight accept is gone,
     // but from here on the kernel refuses new connections.
     ::shutdown(ls->fd, SHUT_RDWR);
-    if (ls->waiter) {
-        FiberRecord* w = ls->waiter;
-        ls->waiter = nullptr;
-        hub_.make_ready(w, Errc::closed);
-    }
+    wake_waiters(*ls, hub_, Errc::closed);
     if (ls->armed) {
         if (!ls->cancel_sent) {
             ls->cancel_sent = true;

@@ -263,6 +263,43 @@ FIBER_TEST(Tcp, CloseWakesAcceptor) {
     EXPECT_EQ(acceptor.join(), Errc::closed);
 }
 
+// Several fibers may accept on one listener (as goroutines do): each connection goes to one of
+// them, and one that gives up (its deadline) takes nobody else's place with it. Before, the
+// second acceptor displaced the first, whose timeout then left nobody waiting.
+FIBER_TEST(Tcp, SeveralFibersAcceptOnOneListener) {
+    auto l = listen_any();
+    auto quitter = weft::spawn("quitter", [&] {
+        auto s = l.accept(weft::Deadline(50ms));
+        return s ? Errc::ok : s.error().code;
+    });
+    std::vector<weft::Fiber<int>> acceptors;
+    for (int i = 0; i < 2; ++i)
+        acceptors.push_back(weft::spawn("acceptor", [&] {
+            int n = 0;
+            while (auto s = l.accept(weft::Deadline(2s)))
+                if (++n == 3) break;
+            return n;
+        }));
+    EXPECT_EQ(quitter.join(), Errc::timed_out);
+    std::vector<weft::TcpStream> clients;
+    for (int i = 0; i < 6; ++i) {
+        auto c = weft::TcpStream::connect(*l.local_address(), 2s);
+        ASSERT_TRUE(c) << c.error().message();
+        clients.push_back(std::move(*c));
+    }
+    int total = 0;
+    for (auto& a : acceptors)
+        total += a.join();
+    EXPECT_EQ(total, 6);
+    // Closing wakes every acceptor still parked.
+    auto a1 = weft::spawn("a1", [&] { return l.accept().error().code; });
+    auto a2 = weft::spawn("a2", [&] { return l.accept().error().code; });
+    (void)weft::sleep_for(5ms);
+    l.close();
+    EXPECT_EQ(a1.join(), Errc::closed);
+    EXPECT_EQ(a2.join(), Errc::closed);
+}
+
 FIBER_TEST(Tcp, AcceptDeadlineAndConnectRefused) {
     auto l = listen_any();
     auto s = l.accept(20ms);
