@@ -490,3 +490,20 @@ TEST(StackOverflowDeathTest, ReportsTheFiberName) {
         weft::run([] { weft::spawn("deep-recursion", [] { return recurse_forever(0); }).join(); }),
         "stack overflow in fiber 'deep-recursion' .*-byte stack is exhausted");
 }
+
+// join() on a hub's thread outside a fiber would poll there for ever (the fiber it waits for
+// never runs): it is a clear crash instead of a silent hang.
+TEST(JoinOutsideAFiberDeathTest, OnAHubThreadSaysWhy) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(
+        {
+            weft::Runtime rt(weft::testing::test_options());
+            std::promise<void> never;
+            rt.hub(0).post([&] {
+                auto f = weft::spawn("sleeper", [] { (void)weft::sleep_for(1s); });
+                f.join();
+            });
+            never.get_future().wait_for(5s);
+        },
+        "outside a fiber would block that hub");
+}
