@@ -751,6 +751,13 @@ bool RequestParser::split_target() noexcept {
         std::size_t scheme_end = t.find("://") + 3;
         std::size_t slash = t.find_first_of("/?#", scheme_end);
         if (slash == scheme_end) return false;  // no authority
+        // RFC 9112 §3.2.2: with an absolute-form target the server ignores the Host field
+        // and takes the target's authority instead: the request's Host becomes it (checked
+        // as a Host is, so user info is refused), whatever the client wrote there.
+        const std::string_view authority =
+            t.substr(scheme_end, (slash == std::string_view::npos ? t.size() : slash) - scheme_end);
+        for (auto& h : RequestAccess::headers(r))
+            if (h.name.size() == 4 && iequals(h.name, "host")) h.value = authority;
         if (slash == std::string_view::npos || t[slash] != '/') {
             static constexpr std::string_view kRoot = "/";
             std::string_view q;

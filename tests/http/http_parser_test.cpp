@@ -217,6 +217,12 @@ TEST(HttpParser, TargetForms) {
     ASSERT_EQ(p.reqs.size(), 1u);
     EXPECT_EQ(p.reqs[0]->path(), "*");
     EXPECT_EQ(status_of("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host field; user info
+    // there is an error, as in a Host.
+    p = parse_all("GET http://b.example:8080/x HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    ASSERT_EQ(p.reqs.size(), 1u) << p.reason;
+    EXPECT_EQ(p.reqs[0]->header("host").value_or(""), "b.example:8080");
+    EXPECT_EQ(status_of("GET http://user@b/x HTTP/1.1\r\nHost: b\r\n\r\n"), 400);
 }
 
 TEST(HttpParser, Limits) {
