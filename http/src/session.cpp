@@ -531,7 +531,9 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
 void Http1Session::append_response(const Request& req, Response&& r, bool& keep,
                                    std::uint64_t& bytes, bool head_only) {
     const bool no_body = bodiless_status(r.status());
-    std::string_view body = no_body ? std::string_view() : r.body_bytes();
+    // RFC 9110 §15.3.6: a 205 carries no content, but unlike a 204 it is framed (clients read
+    // it by its Content-Length): "Content-Length: 0", whatever body the handler gave.
+    std::string_view body = no_body || r.status() == 205 ? std::string_view() : r.body_bytes();
     bool with_length = !no_body;
     std::size_t length = body.size();
     if (head_only && body.empty() && with_length) {

@@ -69,6 +69,7 @@ struct Harness {
             return r;
         });
         router.add("HEAD", "/unsized", [](Request&) { return Response(200); });
+        router.get("/reset", [](Request&) { return Response(205, "ignored"); });
         router.get("/problem", [](Request&) {
             Response r = Response::json("{\"title\":\"x\"}", 400);
             r.add_header("Content-Type", "application/problem+json");
@@ -297,6 +298,20 @@ TEST(HttpSession, HeadAnswersKeepTheHandlersContentLengthOrSendNone) {
         << all;
     EXPECT_EQ(b.status, 200);
     EXPECT_FALSE(b.header("Content-Length").has_value()) << all;
+}
+
+// RFC 9110 §15.3.6: a 205 has no content, and says so (Content-Length: 0) so that the next
+// answer on the connection is read as one.
+TEST(HttpSession, ResetContentHasNoBody) {
+    Harness h;
+    h.build();
+    h.feed("GET /reset HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet));
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u) << h.transport.all();
+    EXPECT_EQ(rs[0].status, 205);
+    EXPECT_EQ(rs[0].header("Content-Length").value_or(""), "0");
+    EXPECT_EQ(rs[0].body, "");
+    EXPECT_EQ(rs[1].body, "Hello, World!");
 }
 
 TEST(HttpSession, NotFoundAndMethodNotAllowed) {
