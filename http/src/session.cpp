@@ -31,6 +31,19 @@ bool safe_header_text(std::string_view s) noexcept {
     return true;
 }
 
+// A field name is a token (RFC 9110 §5.1): "Content-Length " or "X Y" is not, and a client
+// may read it as another field (or as a framing one) than the one the filter saw.
+bool token_name(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (char c : s) {
+        const bool alnum =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
+            return false;
+    }
+    return true;
+}
+
 bool framing_header(std::string_view name) noexcept {
     return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
            iequals(name, "connection");
@@ -514,9 +527,16 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
         put("Connection: keep-alive\r\n");
     for (const auto& [name, value] : r.headers()) {
         if (framing_header(name)) continue;
-        if (name.empty() || !safe_header_text(name) || !safe_header_text(value)) {
-            weft::logger("http")->warn("dropped response header '{}': CR, LF or NUL in it",
-                                       safe_header_text(name) ? name : "?");
+        if (!token_name(name)) {
+            weft::logger("http")->warn(
+                "dropped response header '{}': a field name is a token (no spaces, colons or "
+                "control characters)",
+                safe_header_text(name) ? name : "?");
+            continue;
+        }
+        if (!safe_header_text(value)) {
+            weft::logger("http")->warn("dropped response header '{}': CR, LF or NUL in its value",
+                                       name);
             continue;
         }
         put(name);
