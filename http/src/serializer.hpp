@@ -82,6 +82,8 @@ class DateCache {
         if (now != sec_) format(now);
         return {buf_, len_};
     }
+    /// How much of line() is the prefix (the Server field); the Date field follows it.
+    std::size_t prefix_size() const noexcept { return prefix_len_; }
 
   private:
     void format(std::time_t now) noexcept;

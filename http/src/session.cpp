@@ -477,15 +477,25 @@ void Http1Session::append_head(const Request& req, const Response& r, bool& keep
     // A handler may ask for the connection to close (as with Go's net/http); the header
     // itself is ours to write.
     std::size_t fields = 0;  // what the handler's own fields take at most
-    bool own_type = false;   // a Content-Type among them replaces the response's default
+    // A Content-Type, Date or Server among them replaces the server's own (one field each).
+    bool own_type = false;
+    bool own_date = false;
+    bool own_server = false;
     for (const auto& [name, value] : r.headers()) {
         if (iequals(name, "connection") && iequals(value, "close")) keep = false;
         if (name.size() == 12 && iequals(name, "content-type")) own_type = true;
+        if (name.size() == 4 && iequals(name, "date")) own_date = true;
+        if (name.size() == 6 && iequals(name, "server")) own_server = true;
         fields += name.size() + value.size() + 4;
     }
     const int status = r.status();
     const std::string_view reason = status == 200 ? std::string_view("OK") : status_reason(status);
-    const std::string_view date = ctx_.date->line();
+    std::string_view date = ctx_.date->line();  // "Server: ...\r\n" (if any), "Date: ...\r\n"
+    if (own_date || own_server) {
+        const std::size_t server_part = ctx_.date->prefix_size();
+        if (own_date) date = date.substr(0, server_part);
+        if (own_server) date.remove_prefix(own_date ? date.size() : server_part);
+    }
     std::string_view ct = own_type ? std::string_view() : r.content_type();
     if (!safe_header_text(ct)) ct = {};
     // The head's size is bounded before it is written: one capacity check, then every piece is

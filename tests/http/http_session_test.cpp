@@ -70,6 +70,12 @@ struct Harness {
         });
         router.add("HEAD", "/unsized", [](Request&) { return Response(200); });
         router.get("/reset", [](Request&) { return Response(205, "ignored"); });
+        router.get("/dated", [](Request&) {
+            Response r(200, "x");
+            r.add_header("Date", "Thu, 01 Jan 1970 00:00:00 GMT");
+            r.add_header("Server", "mine");
+            return r;
+        });
         router.get("/problem", [](Request&) {
             Response r = Response::json("{\"title\":\"x\"}", 400);
             r.add_header("Content-Type", "application/problem+json");
@@ -314,6 +320,31 @@ TEST(HttpSession, ResetContentHasNoBody) {
     EXPECT_EQ(rs[0].header("Content-Length").value_or(""), "0");
     EXPECT_EQ(rs[0].body, "");
     EXPECT_EQ(rs[1].body, "Hello, World!");
+}
+
+// A handler's Date or Server field replaces the server's own, as Go's net/http does for Date.
+TEST(HttpSession, AHandlersDateAndServerReplaceTheServers) {
+    Harness h;
+    h.build();
+    h.feed("GET /dated HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet));
+    const std::string all = h.transport.all();
+    auto rs = read_responses(all);
+    ASSERT_EQ(rs.size(), 2u) << all;
+    const std::string first = all.substr(0, all.find("\r\n\r\n"));
+    auto count = [&](std::string_view field) {
+        std::size_t n = 0;
+        for (std::size_t at = first.find(field); at != std::string::npos;
+             at = first.find(field, at + 1))
+            ++n;
+        return n;
+    };
+    EXPECT_EQ(count("\r\nDate:"), 1u) << first;
+    EXPECT_EQ(count("\r\nServer:"), 1u) << first;
+    EXPECT_EQ(rs[0].header("Date").value_or(""), "Thu, 01 Jan 1970 00:00:00 GMT");
+    EXPECT_EQ(rs[0].header("Server").value_or(""), "mine");
+    // The next answer has the server's own again.
+    EXPECT_EQ(rs[1].header("Server").value_or(""), "weft");
+    EXPECT_NE(rs[1].header("Date").value_or("1970"), "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
 TEST(HttpSession, NotFoundAndMethodNotAllowed) {
