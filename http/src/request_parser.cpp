@@ -172,6 +172,10 @@ void RequestParser::reset() noexcept {
     probe_version_ = 0;
     chunked_ = false;
     last_chunk_ = false;
+    trailer_next_ = false;
+    trailer_scan_ = false;
+    trailer_skip_lf_ = false;
+    trailer_line_ = 0;
     frame_mark_ = nullptr;
     framing_run_ = 0;
     framing_total_ = 0;
@@ -280,6 +284,10 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             fail(400, scan_reason_);
             return {Kind::error, pos};
         }
+        if (trailer_scan_ && !in_headers && bare_lf_in_trailer(data + pos, n)) {
+            fail(400, "lines must end with CRLF");
+            return {Kind::error, pos};
+        }
         completed_ = false;
         // In a chunked body every byte llhttp takes is data (on_body) or framing: count the
         // framing from here on.
@@ -318,6 +326,15 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             // put it in (an upgrade pause after a request we keep parsing past). Refuse.
             fail(400, "unexpected parser state");
             return {Kind::error, pos};
+        }
+        if (trailer_next_) {
+            // Paused at the last chunk: what follows is the trailer section, scanned from here
+            // (the size line's LF may still be to come).
+            trailer_next_ = false;
+            trailer_scan_ = true;
+            trailer_line_ = 0;
+            trailer_prev_ = data[pos - 1];
+            trailer_skip_lf_ = trailer_prev_ == '\r';
         }
     }
     return {Kind::need_more, pos};
@@ -636,6 +653,34 @@ std::size_t RequestParser::probe_line(const char* p, std::size_t n) noexcept {
     return n;
 }
 
+bool RequestParser::bare_lf_in_trailer(const char* p, std::size_t n) noexcept {
+    // llhttp 8 takes a bare LF as the empty line that ends a chunked body's trailer section
+    // (and only there): a front end that ends lines at CRLF alone would read the bytes after
+    // it as this request's, where we read another request. Every line here must end in CRLF.
+    for (std::size_t i = 0; i < n; ++i) {
+        const char c = p[i];
+        if (trailer_skip_lf_) {
+            trailer_skip_lf_ = false;
+            if (c == '\n') {  // the end of the last chunk's size line
+                trailer_prev_ = c;
+                continue;
+            }
+        }
+        if (c == '\n') {
+            if (trailer_prev_ != '\r') return true;
+            if (trailer_line_ == 0) {
+                trailer_scan_ = false;  // the empty line: the message ends here
+                return false;
+            }
+            trailer_line_ = 0;
+        } else if (c != '\r') {
+            ++trailer_line_;
+        }
+        trailer_prev_ = c;
+    }
+    return false;
+}
+
 bool RequestParser::add_framing(std::size_t n) noexcept {
     framing_run_ += n;
     framing_total_ += n;
@@ -952,7 +997,12 @@ int RequestParser::on_chunk_header() noexcept {
     // as a subtraction: with an unlimited body size the sum could wrap.)
     std::size_t have = RequestAccess::body(*req_).size();
     if (p->content_length > max_body_ - have) return fail(413, "request body too large");
-    if (p->content_length == 0) last_chunk_ = true;
+    if (p->content_length == 0) {
+        last_chunk_ = true;
+        // Pause, so that feed() scans the trailer section before llhttp reads it.
+        trailer_next_ = true;
+        return HPE_PAUSED;
+    }
     return 0;
 }
 

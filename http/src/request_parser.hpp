@@ -98,6 +98,8 @@ class RequestParser {
     bool folded(const char* p, std::size_t n) noexcept;
     /// Whether the request keeps the connection, from its Connection tokens (OWS trimmed).
     bool keep_alive_by_tokens(int http_minor) const noexcept;
+    /// Whether the trailer section's bytes `p` hold a line ending in a bare LF (see .cpp).
+    bool bare_lf_in_trailer(const char* p, std::size_t n) noexcept;
     /// The checks of a complete header section; false after fail().
     int check_headers(int http_minor, bool has_body) noexcept;
     /// A whole common request at `data` parsed without llhttp: its length, or 0 to decline.
@@ -139,7 +141,12 @@ class RequestParser {
     std::uint8_t probe_version_ = 0;  // characters of "HTTP/d.d" matched so far
     // Chunked framing of the current request: what llhttp consumed that was not body data.
     bool chunked_ = false;
-    bool last_chunk_ = false;           // the zero-size chunk was seen: the trailer follows
+    bool last_chunk_ = false;       // the zero-size chunk was seen: the trailer follows
+    bool trailer_next_ = false;     // paused at the last chunk: the trailer section follows
+    bool trailer_scan_ = false;     // scanning the trailer section for bare LFs
+    bool trailer_skip_lf_ = false;  // the last chunk's size line still ends in LF
+    char trailer_prev_ = 0;
+    std::size_t trailer_line_ = 0;      // bytes of the current trailer line
     const char* frame_mark_ = nullptr;  // end of what was counted, in the slice being parsed
     std::size_t framing_run_ = 0;       // framing bytes since the last data byte
     std::size_t framing_total_ = 0;

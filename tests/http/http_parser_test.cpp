@@ -179,8 +179,36 @@ TEST(HttpParser, AKeptHttp10ConnectionParsesItsNextRequest) {
     }
 }
 
+// A chunked body's trailer section: its lines end in CRLF like the header section's. llhttp 8
+// takes a bare LF for its empty line, which would end the request where a front end that reads
+// CRLF alone does not.
+TEST(HttpParser, TrailerLinesMustEndInCrlf) {
+    const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string next = "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+    for (std::size_t chunk :
+         {std::string::npos, std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}}) {
+        SCOPED_TRACE(chunk);
+        // Good: no trailer, a trailer field, extensions; then a pipelined request.
+        for (const std::string& body :
+             {std::string("3\r\nabc\r\n0\r\n\r\n"), std::string("1\r\nx\r\n0\r\nT: 1\r\n\r\n"),
+              std::string("2;e=1\r\nhi\r\n0;last\r\nA: b\r\nC: d\r\n\r\n")}) {
+            auto p = parse_all(head + body + next, chunk);
+            ASSERT_EQ(p.error, 0) << p.reason << " " << ::testing::PrintToString(body);
+            ASSERT_EQ(p.reqs.size(), 2u) << ::testing::PrintToString(body);
+            EXPECT_EQ(p.reqs[1]->path(), "/next");
+        }
+        // Bad: the empty line, or a trailer field's line, ended by a bare LF.
+        for (const std::string& body :
+             {std::string("3\r\nabc\r\n0\r\n\n"), std::string("0\r\nT: 1\n\r\n")}) {
+            auto p = parse_all(head + body + next, chunk);
+            EXPECT_EQ(p.error, 400) << ::testing::PrintToString(body);
+            EXPECT_TRUE(p.reqs.empty()) << ::testing::PrintToString(body);
+        }
+    }
+}
+
 // Smuggling vectors llhttp 8 lets through: a Transfer-Encoding without a coding, and a header
-// section (or trailer section) ended by a bare LF.
+// section ended by a bare LF.
 TEST(HttpParser, BlankTransferEncodingAndBareLfEndingTheHeadersAreRefused) {
     for (const char* in :
          {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nContent-Length: 3\r\n\r\nabc",
