@@ -77,9 +77,15 @@ bool WebSocketCore::parse_one(WsEvent& ev) {
 }
 
 Result<void> WebSocketCore::fill(Deadline until) {
-    reading_ = true;
-    auto n = transport_.recv_append(in_, until);
-    reading_ = false;
+    struct Reading {
+        bool& flag;
+        explicit Reading(bool& f) noexcept : flag(f) { flag = true; }
+        ~Reading() { flag = false; }
+    };
+    auto n = [&] {
+        Reading r(reading_);
+        return transport_.recv_append(in_, until);
+    }();
     if (!n) return n.error();
     if (*n == 0) return Errc::eof;
     heard_at_ = Clock::now();
