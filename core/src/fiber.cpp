@@ -71,8 +71,8 @@ Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
     if (fiber_done(f)) return {};
     // On a hub's thread but outside its fibers (a function given to Hub::post()): polling
     // here would hold the hub, and the fiber waited for could never run.
-    WEFT_CHECK(me || !hub,
-               "wait()/join() of an unfinished fiber on a hub's thread outside a fiber would "
+    WEFT_CHECK(me || hub != f->hub,
+               "wait()/join() of an unfinished fiber on its hub's thread outside a fiber would "
                "block that hub for ever: wait from a fiber (spawn one)");
     if (!me) {
         // A plain thread waiting for a fiber: poll, there is no hub to park on.

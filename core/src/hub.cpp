@@ -382,13 +382,14 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     Stack stack = stacks_.allocate();
     // Record and user state live at the top of the stack; the fiber runs below them. A callable
     // too large for that would land in the guard page or below the stack: refused instead.
-    constexpr std::size_t kMinUsable = 16 * 1024;
+    // (The smallest stack a configuration may ask for is 16 KiB: a few KiB must do there.)
+    constexpr std::size_t kMinUsable = 4 * 1024;
     const std::size_t size =
         reinterpret_cast<std::uintptr_t>(stack.hi()) - reinterpret_cast<std::uintptr_t>(stack.lo());
     if (req.state_size + req.state_align + sizeof(FiberRecord) + 64 + kMinUsable > size) {
         stacks_.release(stack);
         throw std::length_error("spawn: the callable (" + std::to_string(req.state_size) +
-                                " bytes) leaves too little of the " + std::to_string(size) +
+                                " bytes) leaves less than 4 KiB of the " + std::to_string(size) +
                                 "-byte fiber stack; capture large objects by pointer or in a "
                                 "std::unique_ptr");
     }

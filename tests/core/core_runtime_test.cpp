@@ -507,3 +507,22 @@ TEST(JoinOutsideAFiberDeathTest, OnAHubThreadSaysWhy) {
         },
         "outside a fiber would block that hub");
 }
+
+// Waiting from one hub's posted function for a fiber of another hub blocks the first hub for
+// a while, but the fiber runs: allowed.
+TEST(JoinOutsideAFiber, AFiberOfAnotherHubIsWaitedFor) {
+    auto o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    std::promise<weft::Fiber<int>> made;
+    rt.hub(1).post([&] {
+        made.set_value(weft::spawn("on-1", [] {
+            (void)weft::sleep_for(20ms);
+            return 5;
+        }));
+    });
+    auto f = made.get_future().get();
+    std::promise<int> got;
+    rt.hub(0).post([&] { got.set_value(f.join()); });
+    EXPECT_EQ(got.get_future().get(), 5);
+}
