@@ -258,9 +258,12 @@ TlsSession::~TlsSession() {
     SSL_free(ssl_of(ssl_));
 }
 
-Result<void, TlsError> TlsSession::flush(Deadline deadline) {
-    // Another fiber is sending records: they go first, then what is left (ours, unless that
-    // fiber took them along).
+Result<void, TlsError> TlsSession::flush(Deadline deadline, bool wait_turn) {
+    // Another fiber is sending records. A sender waits for its turn (and so for room on the
+    // wire); a reader does not: the fiber sending takes along whatever the read added (an
+    // alert, a key update), and a reader held up behind a slow send would miss a pong, or
+    // deadlock with a peer that also sends before it reads.
+    if (flushing_ && !wait_turn) return {};
     while (flushing_)
         if (auto w = flush_turn_.wait(deadline, "send"); !w) return transport_error(w.error());
     if (BIO_ctrl_pending(bio_of(wbio_)) == 0) return {};
@@ -269,7 +272,7 @@ Result<void, TlsError> TlsSession::flush(Deadline deadline) {
         TlsSession& s;
         ~Turn() {
             s.flushing_ = false;
-            s.flush_turn_.notify_one();
+            s.flush_turn_.notify_all();  // each waiter looks again; one takes the turn
         }
     } turn{*this};
     IoBuf buf(*this);
@@ -285,14 +288,14 @@ Result<void, TlsError> TlsSession::flush(Deadline deadline) {
 }
 
 template <class Op>
-Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline) {
+Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline, bool reading) {
     SSL* ssl = ssl_of(ssl_);
     for (;;) {
         ERR_clear_error();
         const int rc = op(ssl);
         const int err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc);
         // Whatever OpenSSL wrote (handshake messages, records, alerts) goes out first.
-        if (auto f = flush(deadline); !f) return f.error();
+        if (auto f = flush(deadline, !reading); !f) return f.error();
         switch (err) {
             case SSL_ERROR_NONE:
                 return rc;
@@ -391,7 +394,7 @@ Result<std::size_t, TlsError> TlsSession::read_buffered(std::span<char> buf, boo
     const int err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc);
     // A record may have asked for an answer (a key update, an alert): send it without waiting
     // long; a peer that reads nothing is the send timeout's business later.
-    if (auto f = flush(Deadline(std::chrono::seconds(5))); !f) return f.error();
+    if (auto f = flush(Deadline(std::chrono::seconds(5)), false); !f) return f.error();
     switch (err) {
         case SSL_ERROR_NONE:
             return static_cast<std::size_t>(rc);
@@ -429,7 +432,7 @@ void TlsSession::shutdown(Deadline deadline) noexcept {
 
 Result<std::size_t, TlsError> TlsSession::read(std::span<char> buf, Deadline deadline) {
     const int cap = static_cast<int>(std::min<std::size_t>(buf.size(), 1 << 30));
-    auto r = drive([&](SSL* s) { return SSL_read(s, buf.data(), cap); }, deadline);
+    auto r = drive([&](SSL* s) { return SSL_read(s, buf.data(), cap); }, deadline, true);
     if (!r) return r.error();
     return static_cast<std::size_t>(*r > 0 ? *r : 0);
 }

@@ -95,8 +95,10 @@ class TlsSession {
   private:
     // Runs `op` (an SSL call) until it stops asking for I/O; returns its result.
     template <class Op>
-    Result<int, TlsError> drive(Op op, Deadline deadline);
-    Result<void, TlsError> flush(Deadline deadline);
+    Result<int, TlsError> drive(Op op, Deadline deadline, bool reading = false);
+    /// Sends what OpenSSL wrote. `wait_turn` false (a reader): if another fiber is sending,
+    /// return at once, that fiber sends it.
+    Result<void, TlsError> flush(Deadline deadline, bool wait_turn = true);
 
     /// A buffer for ciphertext on its way between a BIO and the stream, held while a receive
     /// or a send uses it. A fiber that sends while another receives (a WebSocket) gets a
