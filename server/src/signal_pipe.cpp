@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -40,9 +41,17 @@ void install() {
     if (g_pipe[0] >= 0) return;
     if (::pipe2(g_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
         throw std::system_error(errno, std::generic_category(), "signal pipe");
+    // A process forked without exec (by a plugin) must not answer the server's signals by
+    // writing into the server's pipe: its own go back to their defaults.
+    ::pthread_atfork(nullptr, nullptr, [] {
+        for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP})
+            ::signal(s, SIG_DFL);
+    });
     struct sigaction sa {};
     sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
+    // On the thread's alternate stack where it has one (hub threads do, for the watchdog's
+    // stack capture): a fiber's small stack need not hold the signal frame.
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP})
         if (::sigaction(s, &sa, nullptr) != 0)

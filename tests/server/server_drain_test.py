@@ -303,6 +303,16 @@ class Drain(unittest.TestCase):
             w.signal(signal.SIGTERM)
             self.assertEqual(w.wait(10), 0)
 
+    def test_a_forked_child_does_not_answer_the_servers_signals(self):
+        with Weft(["--hubs", "1", "--plugin", u.plugin_path("calm")]) as w:
+            w.wait_ready()
+            status, _, body = get(w.http, "/calm/fork-term")
+            self.assertEqual((status, body), (200, b"signaled %d\n" % signal.SIGTERM))
+            time.sleep(0.3)
+            self.assertNotIn("draining", w.stderr())
+            self.assertEqual(get(w.http, "/calm")[0], 200)
+            self.assertEqual(w.stop(), 0)
+
     def test_idle_keep_alive_connections_close_at_once(self):
         with Weft(["--hubs", "1", "--set", "server.idle_timeout=60s"]) as w:
             w.wait_ready()

@@ -3,6 +3,7 @@
 // must quarantine the demo plugin and leave this one in full service. GET /calm/child-status
 // answers the status lines of a process the handler starts (posix_spawn, as popen and system
 // do, but without a shell, which would reset the signal mask): what a child inherits.
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +25,19 @@ void init(weft::plugin::Context& ctx) {
         if (auto v = req.query("ms")) std::from_chars(v->data(), v->data() + v->size(), ms);
         (void)weft::sleep_for(std::chrono::milliseconds(ms));
         return weft::http::Response::text("napped " + std::to_string(ms) + " ms\n");
+    });
+    // A child forked without exec sends itself SIGTERM: it must end by it (its handlers are
+    // the defaults), not write into the server's signal pipe and drain the server.
+    ctx.route("GET", "/calm/fork-term", [](weft::http::Request&) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            ::raise(SIGTERM);
+            ::_exit(0);  // still alive: the signal was handled instead
+        }
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        return weft::http::Response::text(
+            WIFSIGNALED(st) ? "signaled " + std::to_string(WTERMSIG(st)) + "\n" : "exited\n");
     });
     ctx.route("GET", "/calm/child-status", [](weft::http::Request&) {
         int fds[2];
