@@ -404,8 +404,8 @@ bool Connection::watch_again() noexcept {
     // The idle queue's order is what counts, and the idle timeout is seconds long: the coarse
     // clock is good enough for both (never early, a tick late at most), and cheaper. A TLS
     // connection whose fiber decrypted no request stays idle since it was first: ciphertext
-    // dripped a byte at a time must not hold it open past the idle timeout, or keep it young
-    // in the queue that max_connections reclaims from.
+    // dripped a byte at a time must not hold it open past the idle timeout. (It does go to
+    // the back of the queue that max_connections reclaims from.)
     if (!still_idle_ || idle_since_ == Clock::time_point{}) {
         idle_since_ = internal::coarse_now();
         const Clock::duration timeout = hub_.server.options_.idle_timeout;

@@ -566,7 +566,7 @@ void Http1Session::append_response(const Request& req, Response&& r, bool& keep,
     std::string_view body = no_body || r.status() == 205 ? std::string_view() : r.body_bytes();
     bool with_length = !no_body;
     std::size_t length = body.size();
-    if (head_only && body.empty() && with_length) {
+    if (head_only && body.empty() && with_length && r.status() != 205) {
         // A HEAD handler that built no body: the length a GET would get is the handler's to
         // say (a Content-Length of its own), or none is sent. Never one that differs from
         // GET's (RFC 9110 §8.6), as "0" would.

@@ -320,6 +320,14 @@ TEST(HttpSession, ResetContentHasNoBody) {
     EXPECT_EQ(rs[0].header("Content-Length").value_or(""), "0");
     EXPECT_EQ(rs[0].body, "");
     EXPECT_EQ(rs[1].body, "Hello, World!");
+    // A HEAD says what GET says: Content-Length: 0.
+    Harness h2;
+    h2.build();
+    h2.feed("HEAD /reset HTTP/1.1\r\nHost: h\r\n\r\n");
+    weft::http::testing::ParsedResponse head;
+    ASSERT_GT(weft::http::testing::read_response(h2.transport.all(), head, true), 0u);
+    EXPECT_EQ(head.status, 205);
+    EXPECT_EQ(head.header("Content-Length").value_or(""), "0");
 }
 
 // A handler's Date or Server field replaces the server's own, as Go's net/http does for Date.
