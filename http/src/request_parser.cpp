@@ -46,6 +46,9 @@ int cb_message_begin(llhttp_t* p) {
 int cb_url(llhttp_t* p, const char* at, size_t n) {
     return guarded(p, 414, [&](RequestParser* r) { return r->on_url(at, n); });
 }
+int cb_url_complete(llhttp_t* p) {
+    return self(p)->on_url_complete();
+}
 int cb_header_field(llhttp_t* p, const char* at, size_t n) {
     return guarded(p, 431, [&](RequestParser* r) { return r->on_header_field(at, n); });
 }
@@ -77,6 +80,7 @@ const llhttp_settings_t& settings() noexcept {
         llhttp_settings_init(&v);
         v.on_message_begin = cb_message_begin;
         v.on_url = cb_url;
+        v.on_url_complete = cb_url_complete;
         v.on_header_field = cb_header_field;
         v.on_header_field_complete = cb_header_field_complete;
         v.on_header_value = cb_header_value;
@@ -288,12 +292,15 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             fail(400, "lines must end with CRLF");
             return {Kind::error, pos};
         }
+        if (protocol_pending_ && check_protocol(data + pos, data + pos + n) != 0)
+            return {Kind::error, pos};
         completed_ = false;
         // In a chunked body every byte llhttp takes is data (on_body) or framing: count the
         // framing from here on.
         const bool in_chunked_body = chunked_ && !in_headers;
         frame_mark_ = data + pos;
         llhttp_used_ = true;
+        exec_end_ = data + pos + n;
         llhttp_errno_t err = llhttp_execute(p, data + pos, n);
         std::size_t used = n;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -711,6 +718,7 @@ int RequestParser::on_message_begin() noexcept {
     last_chunk_ = false;
     framing_run_ = 0;
     framing_total_ = 0;
+    protocol_pending_ = false;
     spans_.clear();
     RequestAccess::reset(*req_, peer_);
     return 0;
@@ -720,6 +728,29 @@ int RequestParser::on_url(const char* at, std::size_t len) {
     std::string& a = RequestAccess::arena(*req_);
     if (a.size() + len > limits_.max_uri_bytes) return fail(414, "request-target too long");
     a.append(at, len);
+    url_end_ = at + len;
+    return 0;
+}
+
+int RequestParser::on_url_complete() noexcept {
+    // The target's last piece ended at the byte after it (a space, in this slice).
+    protocol_pending_ = true;
+    return check_protocol(url_end_, exec_end_);
+}
+
+int RequestParser::check_protocol(const char* p, const char* end) noexcept {
+    // llhttp 8 takes "RTSP/1.0" and "ICE/1.0" for a request line's protocol as it takes
+    // "HTTP/1.x", and reports neither: such a request would be answered as HTTP. Only HTTP is
+    // spoken here (as Go's net/http: 400, malformed HTTP version). What is not a letter is
+    // llhttp's to refuse, with its own reason.
+    for (; p < end; ++p) {
+        const char c = *p;
+        if (c == ' ') continue;
+        protocol_pending_ = false;
+        const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        if (letter && c != 'H') return fail(400, "malformed HTTP version");
+        return 0;
+    }
     return 0;
 }
 

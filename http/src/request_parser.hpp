@@ -75,6 +75,7 @@ class RequestParser {
     // llhttp callbacks (called from the glue's C trampolines).
     int on_message_begin() noexcept;
     int on_url(const char* at, std::size_t len);
+    int on_url_complete() noexcept;
     int on_header_field(const char* at, std::size_t len);
     int on_header_field_complete() noexcept;
     int on_header_value(const char* at, std::size_t len);
@@ -108,6 +109,8 @@ class RequestParser {
     void end_message() noexcept;
     bool split_target() noexcept;
     void classify_error(int err) noexcept;
+    /// After the request-target: the protocol name in [p, end) must be HTTP's (see .cpp).
+    int check_protocol(const char* p, const char* end) noexcept;
     /// Runs the request-line probe over [p, p + n); returns the bytes it took.
     std::size_t probe_line(const char* p, std::size_t n) noexcept;
     /// Counts `n` bytes of chunked framing; false (after fail()) beyond a bound.
@@ -139,6 +142,9 @@ class RequestParser {
     bool field_seen_ = false;       // the current field line has name bytes
     LineProbe probe_ = LineProbe::off;
     std::uint8_t probe_version_ = 0;  // characters of "HTTP/d.d" matched so far
+    bool protocol_pending_ = false;   // the target ended; the protocol name is not seen yet
+    const char* url_end_ = nullptr;   // where llhttp's last target piece ended
+    const char* exec_end_ = nullptr;  // the end of the bytes llhttp is parsing
     // Chunked framing of the current request: what llhttp consumed that was not body data.
     bool chunked_ = false;
     bool last_chunk_ = false;       // the zero-size chunk was seen: the trailer follows

@@ -421,6 +421,10 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
                 params.push_back({raw.items[i].name,
                                   std::string_view(store.data() + offs[i], offs[i + 1] - offs[i])});
         }
+    } else if (m.status == 404 && req.method() == Method::options && req.path() == "*") {
+        // "OPTIONS *" asks about the server, not a resource (RFC 9110 §9.3.7): it is here.
+        append_response(req, Response(200), keep, bytes, head);
+        status = 200;
     } else if (m.status == 404) {
         append_response(req, Response(404, "Not Found\n"), keep, bytes, head);
         status = 404;

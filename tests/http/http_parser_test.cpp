@@ -321,6 +321,11 @@ TEST(HttpParser, MalformedAndAmbiguous) {
         {"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
         {"HTTP/0.9 simple request", "GET /\r\nHost: h\r\n\r\n", 505},
         {"bad version token", "GET / HTTX/1.1\r\nHost: h\r\n\r\n", 400},
+        // llhttp takes these protocols as it takes HTTP's; this server speaks HTTP only.
+        {"RTSP", "GET / RTSP/1.0\r\nHost: h\r\n\r\n", 400},
+        {"RTSP method", "OPTIONS / RTSP/1.0\r\nCSeq: 1\r\n\r\n", 400},
+        {"ICE", "SOURCE / ICE/1.0\r\nHost: h\r\n\r\n", 400},
+        {"RTSP after spaces", "GET /  RTSP/1.0\r\nHost: h\r\n\r\n", 400},
         {"malformed method", "G@T / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
         {"unknown method", "FROB / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
         {"unknown transfer coding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
@@ -369,6 +374,19 @@ TEST(HttpParser, FramingConflictsSayWhichOne) {
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\nx");
     EXPECT_EQ(both.error, 400);
     EXPECT_EQ(both.reason, "both Content-Length and Transfer-Encoding");
+}
+
+TEST(HttpParser, OtherProtocolsSayWhy) {
+    for (std::size_t chunk : {std::string::npos, std::size_t{1}, std::size_t{7}}) {
+        auto rtsp = parse_all("GET / RTSP/1.0\r\nHost: h\r\n\r\n", chunk);
+        EXPECT_EQ(rtsp.error, 400) << chunk;
+        EXPECT_EQ(rtsp.reason, "malformed HTTP version") << chunk;
+        // The same request line over HTTP, on llhttp's path (a body), is taken.
+        auto http = parse_all("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx", chunk);
+        EXPECT_EQ(http.error, 0) << chunk;
+        ASSERT_EQ(http.reqs.size(), 1u) << chunk;
+        EXPECT_EQ(http.reqs[0]->body(), "x");
+    }
 }
 
 TEST(HttpParser, ExpectContinue) {

@@ -330,6 +330,24 @@ TEST(HttpSession, ResetContentHasNoBody) {
     EXPECT_EQ(head.header("Content-Length").value_or(""), "0");
 }
 
+// "OPTIONS *" asks about the server itself: 200 with no content, as Go's net/http answers; a
+// route's OPTIONS is untouched, and "*" is still nobody's path for another method.
+TEST(HttpSession, OptionsAsteriskIsAnsweredByTheServer) {
+    Harness h;
+    h.build();
+    h.feed("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\nOPTIONS / HTTP/1.1\r\nHost: h\r\n\r\n" +
+           std::string(kGet));
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 3u) << h.transport.all();
+    EXPECT_EQ(rs[0].status, 200);
+    EXPECT_EQ(rs[0].header("Content-Length").value_or(""), "0");
+    EXPECT_EQ(rs[0].body, "");
+    EXPECT_EQ(rs[1].status, 405);  // "/" has GET and HEAD only
+    EXPECT_EQ(rs[2].body, "Hello, World!");
+    ASSERT_EQ(h.log.size(), 3u);
+    EXPECT_EQ(h.log[0].status, 200);
+}
+
 // A handler's Date or Server field replaces the server's own, as Go's net/http does for Date.
 TEST(HttpSession, AHandlersDateAndServerReplaceTheServers) {
     Harness h;
