@@ -387,6 +387,10 @@ Result<std::size_t> Connection::recv_append(std::string& out, Deadline deadline)
     return b->size();
 }
 
+void Connection::shutdown_read() noexcept {
+    (void)stream_.shutdown(SHUT_RD);
+}
+
 bool Connection::watch_again() noexcept {
     if (stream_watch_ && in_) {
         // What came while the fiber served is served first, by a fresh fiber; an input that

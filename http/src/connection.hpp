@@ -92,6 +92,7 @@ class Connection final : public internal::RecvWatcher, private Transport {
     Result<void> send(std::span<const iovec> bufs) override;
     Result<void> send_buffer(ByteBuffer& bytes) override;
     Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
+    void shutdown_read() noexcept override;
     /// Whether an answer of `total` bytes may go out detached: a failure (the earlier send's,
     /// or this fiber's cancellation or deadline) in `why` when it may not go out at all.
     bool may_detach(std::size_t total, Result<void>& why);

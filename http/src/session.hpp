@@ -51,6 +51,9 @@ class Transport {
         (void)deadline;
         return Errc::closed;
     }
+    /// Ends the reading side (shutdown(SHUT_RD)): a receive waiting now, or later, sees the end
+    /// of the stream. The sending side stays open.
+    virtual void shutdown_read() noexcept {}
 
   protected:
     ~Transport() = default;

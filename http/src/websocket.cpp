@@ -78,12 +78,15 @@ bool WebSocketCore::parse_one(WsEvent& ev) {
 
 Result<void> WebSocketCore::fill(Deadline until) {
     struct Reading {
-        bool& flag;
-        explicit Reading(bool& f) noexcept : flag(f) { flag = true; }
-        ~Reading() { flag = false; }
+        WebSocketCore& ws;
+        explicit Reading(WebSocketCore& w) noexcept : ws(w) { ws.reading_ = true; }
+        ~Reading() {
+            ws.reading_ = false;
+            ws.reader_left_.notify_all();
+        }
     };
     auto n = [&] {
-        Reading r(reading_);
+        Reading r(*this);
         return transport_.recv_append(in_, until);
     }();
     if (!n) return n.error();
@@ -102,6 +105,11 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
     for (;;) {
         WsEvent ev;
         while (parse_one(ev)) {
+            // Our close frame is out (close() from another fiber): what comes before the
+            // client's close frame is dropped, and nothing is answered.
+            if (state_ == State::closing && ev.kind != WsEvent::Kind::close &&
+                ev.kind != WsEvent::Kind::error)
+                continue;
             switch (ev.kind) {
                 case WsEvent::Kind::message:
                     ++messages_in_;
@@ -134,12 +142,28 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
         // Wait for more, waking for our own keep-alive duties.
         Deadline until = deadline;
         const auto& s = settings_;
-        if (s.idle_timeout.count() > 0)
-            until = earliest(until, Deadline(message_at_ + s.idle_timeout));
-        if (s.ping_interval.count() > 0)
-            until = earliest(until, Deadline(ping_out_ ? pinged_at_ + s.ping_interval
-                                                       : heard_at_ + s.ping_interval));
+        if (state_ == State::closing) {
+            until = earliest(until, close_until_);
+        } else {
+            if (s.idle_timeout.count() > 0)
+                until = earliest(until, Deadline(message_at_ + s.idle_timeout));
+            if (s.ping_interval.count() > 0)
+                until = earliest(until, Deadline(ping_out_ ? pinged_at_ + s.ping_interval
+                                                           : heard_at_ + s.ping_interval));
+        }
         auto r = fill(until);
+        if (state_ == State::closing) {
+            if (r) continue;
+            if (r.error() == Errc::cancelled) return r.error();
+            if (r.error() == Errc::timed_out && !close_until_.passed()) {
+                if (deadline.passed()) return Errc::timed_out;
+                continue;  // a keep-alive wake asked for before the close
+            }
+            // The client's close frame did not come within the close wait, or the stream
+            // ended (close() shuts the read side at that wait's end): it is over.
+            state_ = State::closed;
+            return Errc::closed;
+        }
         if (!r && r.error() == Errc::timed_out && !deadline.passed() && !looked_again) {
             // A keep-alive verdict is due (a ping unanswered, an idle client). A receive that
             // began past its deadline does not look at the socket: look once, briefly, so that
@@ -219,11 +243,21 @@ void WebSocketCore::close(std::uint16_t code, std::string_view reason) {
         state_ = State::closing;
         close_code_ = code;
         close_reason_ = std::string(reason);
+        close_until_ = Deadline(kCloseWait);
     }
-    // The fiber in recv() takes the client's close frame; it may not be read from here too.
-    if (state_ != State::closing || reading_) return;
+    if (state_ != State::closing) return;
+    if (reading_) {
+        // The fiber in recv() takes the client's close frame (two fibers may not read one
+        // connection). Its wait began before the close, with a deadline of its own (none, with
+        // pings and the idle timeout off): once the close wait is over, the read side is shut
+        // so that it ends.
+        while (state_ == State::closing && reading_)
+            if (!reader_left_.wait(close_until_, "websocket close")) break;
+        if (state_ == State::closing && reading_) transport_.shutdown_read();
+        return;
+    }
     // Wait a little for the client's close frame, dropping what comes before it.
-    const Deadline until(kCloseWait);
+    const Deadline until = close_until_;
     for (;;) {
         WsEvent ev;
         while (parse_one(ev))

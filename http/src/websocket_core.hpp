@@ -11,6 +11,7 @@
 #include "session.hpp"
 #include "websocket_frame.hpp"
 #include "weft/core/mutex.hpp"
+#include "weft/core/wait_queue.hpp"
 #include "weft/http/websocket.hpp"
 
 namespace weft::http::detail {
@@ -76,6 +77,8 @@ class WebSocketCore {
     // a close() from another fiber meanwhile only sends its frame, and the reader takes the
     // answer (two fibers may not read one connection).
     bool reading_ = false;
+    WaitQueue reader_left_;  // woken when a read ends (a close() from another fiber waits)
+    Deadline close_until_;   // closing: how long the client's close frame is waited for
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

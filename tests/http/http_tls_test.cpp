@@ -521,8 +521,9 @@ TEST(HttpTls, AWebSocketSendsFromAnotherFiberWhileItsHandlerReceives) {
     const auto until = std::chrono::steady_clock::now() + 20s;
     while ((binaries < 16 || echoes < sent) && std::chrono::steady_clock::now() < until &&
            !cl.raw.eof()) {
-        if (sent < 200)
+        if (sent < 200) {
             ASSERT_TRUE(cl.raw.send(small_client_frame(1, "m" + std::to_string(sent++))));
+        }
         const std::size_t had = in.size();
         cl.raw.read_until([had](const std::string& b) { return b.size() > had; }, 200ms);
         for (auto f = take_frame(in); f.first != -1; f = take_frame(in)) {

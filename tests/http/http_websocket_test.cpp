@@ -436,6 +436,30 @@ TEST(HttpWebSocket, ACloseFromAnotherFiberEndsTheHandlersRecv) {
     EXPECT_EQ(s.recv_after_close.load(), static_cast<int>(weft::Errc::closed));
 }
 
+// The same with a client that never answers the close frame, and pings and the idle timeout
+// off: the handler's recv() still ends (Errc::closed) once the close wait is over, and the
+// message the client sent after our close frame is dropped, not returned.
+TEST(HttpWebSocket, ACloseFromAnotherFiberEndsRecvWithoutTheClientsAnswer) {
+    ServerOptions o;
+    o.websocket_ping_interval = std::chrono::seconds(0);
+    o.websocket_idle_timeout = std::chrono::seconds(0);
+    WsServer s(o);
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/close-aside"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->opcode, 8);
+    const auto closed_at = std::chrono::steady_clock::now();
+    c.send(client_frame(1, "after your close"));
+    for (int i = 0; i < 300 && s.recv_after_close.load() == -1; ++i)
+        std::this_thread::sleep_for(20ms);
+    const auto waited = std::chrono::steady_clock::now() - closed_at;
+    EXPECT_EQ(s.recv_after_close.load(), static_cast<int>(weft::Errc::closed));
+    EXPECT_GT(waited, 1s);  // the close wait (two seconds) was given to the client
+}
+
 // A message over the size limit is refused from its frame header while the client still
 // sends its payload: the server lingers, so that the client reads the 1009 instead of a reset.
 TEST(HttpWebSocket, ATooLargeMessageGetsItsCloseFrameNotAReset) {

@@ -87,13 +87,14 @@ class WebSocket {
     /// Sends a ping (the client's pong is taken by recv()).
     [[nodiscard]] Result<void> ping(std::string_view payload = {});
     /// Starts the closing handshake with `code` and `reason` (UTF-8, cut to 123 bytes), and
-    /// waits up to two seconds for the client's close frame (called by another fiber while the
-    /// handler waits in recv(), it only sends the frame: recv() takes the answer and returns
-    /// Errc::closed). Idempotent; once it has begun,
-    /// sends from other fibers fail with Errc::closed. ws_close::no_status sends a close frame
-    /// without a code; while the WebSocket is open, a code no close frame may carry (1004,
-    /// 1006, 1015, below 1000, 1016 to 2999, 5000 and above) or a reason that is not UTF-8
-    /// throws std::invalid_argument.
+    /// waits up to two seconds for the client's close frame, dropping messages that come
+    /// before it. Called by another fiber while the handler waits in recv(), it sends the frame
+    /// and waits as long for recv() to take the answer (recv() then returns Errc::closed; past
+    /// the two seconds the connection's read side is shut, and recv() returns Errc::closed all
+    /// the same). Idempotent; once it has begun, sends from other fibers fail with Errc::closed.
+    /// ws_close::no_status sends a close frame without a code; while the WebSocket is open, a code
+    /// no close frame may carry (1004, 1006, 1015, below 1000, 1016 to 2999, 5000 and above) or a
+    /// reason that is not UTF-8 throws std::invalid_argument.
     void close(std::uint16_t code = ws_close::normal, std::string_view reason = {});
 
     bool is_open() const noexcept;
