@@ -16,6 +16,7 @@
 
 #include "client_conn.hpp"
 #include "tls.hpp"
+#include "uri.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/semaphore.hpp"
@@ -134,14 +135,6 @@ bool safe_value(std::string_view v) noexcept {
     for (char c : v)
         if (c == '\r' || c == '\n' || c == '\0') return false;
     return true;
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
 }
 
 bool has_token(std::string_view list, std::string_view token) {

@@ -716,6 +716,35 @@ bool valid_ws_key(std::string_view k) noexcept {
     return true;
 }
 
+// Whether a browser page of the handshake's Origin may open this WebSocket (see
+// ServerOptions::websocket_allowed_origins).
+bool origin_allowed(const Request& req, const std::vector<std::string>& allowed) noexcept {
+    const auto field = req.header("origin");
+    if (!field) return true;  // not a browser (RFC 6455 10.2): nothing to check
+    const std::string_view origin = trim_ows(*field);
+    for (const std::string& a : allowed)
+        if (a == "*" || iequals(a, origin)) return true;
+    // The page's own server: scheme "://" host [":" port], the host and port of the request.
+    const std::size_t sep = origin.find("://");
+    const auto host = req.header("host");
+    if (sep == std::string_view::npos || !host) return false;
+    const std::string_view scheme = origin.substr(0, sep);
+    const std::string_view authority = origin.substr(sep + 3);
+    if (authority.empty() || authority.find_first_of("/?#@") != std::string_view::npos)
+        return false;
+    std::string_view default_port;
+    if (iequals(scheme, "https") || iequals(scheme, "wss"))
+        default_port = ":443";
+    else if (iequals(scheme, "http") || iequals(scheme, "ws"))
+        default_port = ":80";
+    auto bare = [&](std::string_view h) {
+        if (!default_port.empty() && h.size() > default_port.size() && h.ends_with(default_port))
+            h.remove_suffix(default_port.size());
+        return h;
+    };
+    return iequals(bare(authority), bare(trim_ows(*host)));
+}
+
 }  // namespace
 
 int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, std::uint64_t& bytes,
@@ -742,6 +771,15 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
     auto key = req.header("sec-websocket-key");
     if (!key || !valid_ws_key(*key))
         return refuse(400, "Bad Request: missing or malformed Sec-WebSocket-Key\n", false);
+
+    const auto& origins = ep.websocket_options.allowed_origins.empty()
+                              ? ctx_.options->websocket_allowed_origins
+                              : ep.websocket_options.allowed_origins;
+    if (!origin_allowed(req, origins))
+        return refuse(403,
+                      "Forbidden: pages of this Origin may not open this WebSocket "
+                      "(websocket.allowed_origins)\n",
+                      false);
 
     if (*ctx_.draining) {
         Response r(503, "Service Unavailable: the server is shutting down\n");

@@ -1,5 +1,5 @@
 // URI pieces (RFC 3986): percent-decoding for paths and queries, appending to a caller's buffer,
-// and the syntax check of a Host field's value.
+// and the syntax check of a Host field's value; and the trimming of a field value's whitespace.
 #pragma once
 
 #include <array>
@@ -7,6 +7,15 @@
 #include <string_view>
 
 namespace weft::http::detail {
+
+/// `s` without the spaces and tabs around it (a field value's optional whitespace, RFC 9110 5.6.3).
+inline std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
 
 inline int hex_value(char c) noexcept {
     if (c >= '0' && c <= '9') return c - '0';

@@ -64,6 +64,49 @@ config::Kind<AccessLogTarget> access_log_target() {
             [](const AccessLogTarget& a) { return config::json_quote(a.to_string()); }};
 }
 
+// Origins whose pages may open WebSockets: "https://app.example.com, http://localhost:3000",
+// "*" or "null", separated by commas or spaces (a TOML string, as in a variable or a flag).
+config::Kind<std::vector<std::string>> origin_list() {
+    static constexpr const char* kAllowed =
+        "expected origins separated by commas, each scheme://host[:port] with no path (such as "
+        "\"https://app.example.com, http://localhost:3000\"), \"*\" for any, \"null\" for "
+        "sandboxed and file pages, or \"\" for the server's own pages only";
+    auto parse = [](const config::Input& in) -> config::Parsed<std::vector<std::string>> {
+        if (!in.is_textual()) return config::Problem{kAllowed};
+        std::vector<std::string> out;
+        std::string_view rest = in.text;
+        while (!rest.empty()) {
+            const std::size_t end = rest.find_first_of(", \t");
+            const std::string_view item = rest.substr(0, end);
+            rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+            if (item.empty()) continue;
+            const std::string o = config::to_lower(item);
+            const std::size_t sep = o.find("://");
+            bool ok = o == "*" || o == "null";
+            if (!ok && sep != std::string::npos && sep > 0 && sep + 3 < o.size()) {
+                ok = std::isalpha(static_cast<unsigned char>(o[0])) != 0;
+                for (std::size_t i = 0; i < sep && ok; ++i)
+                    ok = std::isalnum(static_cast<unsigned char>(o[i])) != 0 ||
+                         std::strchr("+-.", o[i]) != nullptr;
+                for (std::size_t i = sep + 3; i < o.size() && ok; ++i)
+                    ok = o[i] > 0x20 && o[i] < 0x7f && std::strchr("/?#@\\", o[i]) == nullptr;
+            }
+            if (!ok)
+                return config::Problem{fmt::format("\"{}\" is not an origin: {}", item, kAllowed)};
+            out.push_back(o);
+        }
+        return out;
+    };
+    auto joined = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const std::string& o : v)
+            s += (s.empty() ? "" : ", ") + o;
+        return s;
+    };
+    return {parse, [joined](const auto& v) { return config::toml_quote(joined(v)); },
+            [joined](const auto& v) { return config::json_quote(joined(v)); }};
+}
+
 // A fraction in [0.5, 1): which quantile of schedule delay load shedding compares.
 config::Kind<double> quantile() {
     auto parse = [](const config::Input& in) -> config::Parsed<double> {
@@ -161,6 +204,9 @@ config::Schema<Settings> build() {
         [](auto& o) -> auto& { return o.http.websocket_idle_timeout; },
         duration(Duration::zero(), kDay), "no message from the client for this long closes the "
         "WebSocket (1001); 0: no limit");
+    s.bind("websocket", "allowed_origins",
+        [](auto& o) -> auto& { return o.http.websocket_allowed_origins; }, origin_list(),
+        "browser pages that may open WebSockets besides the server's own (403 otherwise)");
 
     s.bind("runtime", "hubs", [](auto& o) -> auto& { return o.runtime.hubs; },
         count_or_auto(1024), "event-loop threads; 0: one per CPU this process may use")

@@ -109,6 +109,11 @@ struct WsServer {
             recv_after_close = static_cast<int>(r ? weft::Errc::ok : r.error().code);
             closer.join();
         });
+        // Any page may open this one.
+        WebSocketOptions any_origin;
+        any_origin.allowed_origins = {"*"};
+        router.websocket(
+            "/any-origin", [](Request&, WebSocket& ws) { ws.close(); }, any_origin);
         router.get("/plain", [](Request&) { return Response(200, "plain\n"); });
         // Tries to send text that is not UTF-8, then says how that went, in UTF-8.
         router.websocket("/bad-text", [](Request&, WebSocket& ws) {
@@ -351,6 +356,40 @@ TEST(HttpWebSocket, TheSubprotocolIsMatchedAsTheClientSpelledIt) {
     c.send(handshake("/proto", "Sec-WebSocket-Protocol: other, Chat\r\n"));
     const std::string h = c.head();
     EXPECT_NE(h.find("Sec-WebSocket-Protocol: Chat\r\n"), std::string::npos) << h;
+}
+
+// Cross-site WebSocket hijacking: a browser page of another site would open the WebSocket with
+// this site's cookies. Its Origin must be the request's own host (Host "t" here), or allowed.
+std::string status_for_origin(std::uint16_t port, std::string_view path, std::string_view origin) {
+    WsClient c(port);
+    c.send(handshake(path,
+                     origin.empty() ? std::string() : "Origin: " + std::string(origin) + "\r\n"));
+    const std::string h = c.head();
+    return h.substr(0, h.find("\r\n"));
+}
+
+TEST(HttpWebSocket, PagesOfOtherOriginsAreRefused) {
+    WsServer s;
+    for (const char* same : {"", "http://t", "http://t:80", "https://T", "https://t:443", "ws://t"})
+        EXPECT_EQ(status_for_origin(s.port, "/proto", same), "HTTP/1.1 101 Switching Protocols")
+            << same;
+    for (const char* other : {"http://evil.example", "null", "http://t.evil", "http://t:8080",
+                              "https://t:80", "http://t/path", "t", "http://u@t"})
+        EXPECT_EQ(status_for_origin(s.port, "/proto", other), "HTTP/1.1 403 Forbidden") << other;
+    // A route that allows any page.
+    EXPECT_EQ(status_for_origin(s.port, "/any-origin", "http://evil.example"),
+              "HTTP/1.1 101 Switching Protocols");
+}
+
+TEST(HttpWebSocket, AllowedOriginsAreListedOnTheServer) {
+    ServerOptions o;
+    o.websocket_allowed_origins = {"https://app.example", "null"};
+    WsServer s(o);
+    for (const char* ok : {"https://APP.example", "null", "http://t", ""})
+        EXPECT_EQ(status_for_origin(s.port, "/proto", ok), "HTTP/1.1 101 Switching Protocols")
+            << ok;
+    for (const char* other : {"http://app.example", "https://app.example:8443", "https://evil"})
+        EXPECT_EQ(status_for_origin(s.port, "/proto", other), "HTTP/1.1 403 Forbidden") << other;
 }
 
 // Frames a client sends with its handshake, before the 101 reached it, are the WebSocket's

@@ -42,8 +42,8 @@
 
 /// Version of the plugin ABI: the Descriptor layout and the Context interface.
 /// 2: Context::on_blocked. 3: RouteOptions on Context::route and stream_route.
-/// 4: Context::websocket_route.
-#define WEFT_PLUGIN_ABI_VERSION 4u
+/// 4: Context::websocket_route. 5: WebSocketOptions::allowed_origins.
+#define WEFT_PLUGIN_ABI_VERSION 5u
 
 #define WEFT_PLUGIN_STR_(x) #x
 #define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)

@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "weft/core/socket_address.hpp"
 
@@ -109,6 +110,13 @@ struct ServerOptions {
     std::size_t websocket_max_message_bytes = 1024 * 1024;
     std::chrono::nanoseconds websocket_ping_interval = std::chrono::seconds(30);
     std::chrono::nanoseconds websocket_idle_timeout = std::chrono::seconds(300);
+    /// Pages that may open WebSockets here besides the server's own (cross-site WebSocket
+    /// hijacking: a browser sends the page's cookies with any handshake). A handshake whose
+    /// Origin is neither the request's own host (its Host field, with a default port or
+    /// without) nor one of these ("https://app.example.com", compared without case; "*": any;
+    /// "null": sandboxed and file pages) gets 403. A handshake without Origin (not a browser)
+    /// is not checked. WebSocketOptions::allowed_origins replaces this list for its route.
+    std::vector<std::string> websocket_allowed_origins;
     /// Optional access log (see AccessLogFn); set in code (the weft server sets it from
     /// [log] access_log).
     AccessLogFn access_log;

@@ -64,6 +64,9 @@ struct WebSocketOptions {
     /// The largest message recv() accepts (1009 beyond); 0: the server's
     /// websocket_max_message_bytes.
     std::size_t max_message_bytes = 0;
+    /// The origins whose pages may open this route's WebSocket besides the server's own (see
+    /// ServerOptions::websocket_allowed_origins, which it replaces when not empty).
+    std::vector<std::string> allowed_origins;
 };
 
 class WebSocket {
