@@ -449,6 +449,9 @@ void fiber_entry_point() noexcept {
     hub->landed();  // the fiber that switched here may have just finished
     FiberRecord* f = hub->running();
     f->ops->run(f->user_state);
+    // The fiber's values die here, as the fiber (a destructor may read its own locals, log with
+    // the fiber's name, or wait), and before a joiner wakes.
+    hub->drop_locals(f);
     std::uintptr_t w = f->join_word.exchange(FiberRecord::kJoinDone, std::memory_order_seq_cst);
     // Nobody can observe an exception once the handle is gone: say so now (gevent's
     // handle_error). A handle dropped later without join() reports it in fiber_release().
@@ -480,6 +483,12 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
         if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
     }
     context_destroy(f->ctx);
+    drop_locals(f);  // values a destructor set as the fiber ended (it dropped the rest itself)
+    --live_;
+    release_record(f);
+}
+
+void HubImpl::drop_locals(FiberRecord* f) noexcept {
     // What the fiber's locals hold is freed when it ends, not with its handle. A table no
     // other fiber shares is kept, emptied, for the next fiber that sets a value.
     if (std::shared_ptr<const LocalTable> t = std::move(f->locals); t && t.use_count() == 1) {
@@ -487,8 +496,6 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
             v.reset();
         if (spare_locals_.size() < kSpareLocals) spare_locals_.push_back(std::move(t));
     }
-    --live_;
-    release_record(f);
 }
 
 void HubImpl::release_record(FiberRecord* f) noexcept {

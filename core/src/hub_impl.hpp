@@ -179,6 +179,9 @@ class HubImpl final : public Hub {
   public:
     /// Right after a switch lands (in a fiber or the loop): frees a fiber that just died.
     void landed() noexcept;
+    /// Drops `f`'s reference to its locals (their values die with the last one). Called by
+    /// the fiber itself as it ends, so that the values' destructors run as that fiber.
+    void drop_locals(FiberRecord* f) noexcept;
 
   private:
     void finish_fiber(FiberRecord* f) noexcept;

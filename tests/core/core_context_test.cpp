@@ -28,6 +28,18 @@ struct Counted {
 };
 weft::FiberLocal<Counted> counted;
 
+// Records which fiber its destructor ran on.
+struct Witness {
+    std::shared_ptr<weft::FiberId> died_on;
+    Witness(const Witness&) = delete;
+    explicit Witness(std::shared_ptr<weft::FiberId> d) : died_on(std::move(d)) {}
+    Witness(Witness&& o) noexcept = default;
+    ~Witness() {
+        if (died_on) *died_on = weft::this_fiber::id();
+    }
+};
+weft::FiberLocal<Witness> witness;
+
 }  // namespace
 
 // --- FiberLocal --------------------------------------------------------------------------------
@@ -79,6 +91,19 @@ FIBER_TEST(FiberLocal, InheritedValuesAreSharedAndFreedWithTheirFibers) {
         child.join();
     }
     EXPECT_EQ(Counted::alive, before) << "the value outlived every fiber that saw it";
+}
+
+// A fiber's values die as it ends, on that fiber (a destructor may read its locals or log with
+// its name), and before its joiner wakes.
+FIBER_TEST(FiberLocal, ValuesDieOnTheirOwnFiber) {
+    auto died_on = std::make_shared<weft::FiberId>(0);
+    weft::FiberId child_id = 0;
+    weft::spawn("child", [&] {
+        child_id = weft::this_fiber::id();
+        witness.set(Witness(died_on));
+    }).join();
+    EXPECT_NE(child_id, 0u);
+    EXPECT_EQ(*died_on, child_id) << "the value died on fiber " << *died_on << ", not its own";
 }
 
 TEST(FiberLocal, OutsideAFiber) {
