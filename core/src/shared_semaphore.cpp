@@ -56,6 +56,9 @@ Result<void> SharedSemaphore::acquire(Deadline deadline) {
         --permits_;
         return {};
     }
+    // On a hub's thread outside its fibers (a posted task, the loop): waiting would stall every
+    // fiber of the hub, and a holder among them could never release. Say so instead.
+    if (hub && !me) return Errc::would_block;
     SharedWaiter w;
     w.sem = this;
     w.prev = tail_;

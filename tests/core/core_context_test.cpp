@@ -277,6 +277,34 @@ FIBER_TEST(SharedSemaphore, TimeoutCancelAndAThreadWaiter) {
     sem.release();
 }
 
+// On a hub's thread outside its fibers (a posted task) acquire() cannot wait: the holder may
+// be one of that hub's fibers, which would never run again.
+FIBER_TEST(SharedSemaphore, APostedTaskOnAHubDoesNotWait) {
+    weft::SharedSemaphore sem(1);
+    ASSERT_TRUE(sem.acquire());  // held by this fiber, on this hub
+    weft::Event done;
+    weft::Result<void> in_task = Errc::ok;
+    weft::Hub::current()->post([&] {
+        in_task = sem.acquire(2s);
+        done.set();
+    });
+    const auto t0 = weft::Clock::now();
+    ASSERT_TRUE(done.wait(5s));
+    EXPECT_LT(weft::Clock::now() - t0, 1s) << "the hub waited for a permit its fiber held";
+    ASSERT_FALSE(in_task);
+    EXPECT_EQ(in_task.error().code, Errc::would_block);
+    sem.release();
+    bool took = false;
+    done.clear();
+    weft::Hub::current()->post([&] {
+        took = sem.acquire().ok();  // a free permit is taken as usual
+        done.set();
+    });
+    ASSERT_TRUE(done.wait(5s));
+    EXPECT_TRUE(took);
+    EXPECT_EQ(sem.available(), 0u);
+}
+
 TEST(SharedPool, BoundedAcrossHubsWithDiscardAndFailingFactory) {
     auto o = weft::testing::test_options();
     o.hubs = 2;

@@ -19,12 +19,13 @@ struct SharedWaiter;
 
 /// A fair counting semaphore that fibers of any hub, and threads that are no hub, may wait on.
 ///
-/// Blocking: acquire() parks only the calling fiber (its hub runs others); outside a fiber it
-/// blocks the calling thread. It gives up with Errc::timed_out at the deadline (the fiber's own
-/// deadline included) and with Errc::cancelled when the fiber is cancelled.
-/// Fairness: release() hands permits to the longest waiters first.
-/// Threads: every member may be called from any thread. A fiber woken by a release() on
-/// another hub resumes after that hub's post reaches its own (microseconds).
+/// Blocking: acquire() parks only the calling fiber (its hub runs others); on a thread that is
+/// no hub it blocks that thread; on a hub's thread outside its fibers (a Hub::post task) it
+/// never waits: Errc::would_block when no permit is free. It gives up with Errc::timed_out at the
+/// deadline (the fiber's own deadline included) and with Errc::cancelled when the fiber is
+/// cancelled. Fairness: release() hands permits to the longest waiters first. Threads: every member
+/// may be called from any thread. A fiber woken by a release() on another hub resumes after that
+/// hub's post reaches its own (microseconds).
 class SharedSemaphore {
   public:
     explicit SharedSemaphore(std::size_t permits) noexcept : permits_(permits) {}
