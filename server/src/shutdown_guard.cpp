@@ -18,6 +18,9 @@ ShutdownGuard::ShutdownGuard(std::chrono::nanoseconds limit)
 ShutdownGuard::~ShutdownGuard() {
     done_.store(true, std::memory_order_release);
     thread_.join();
+    // Nobody reads the signals from here on: a stop signal ends the process as by default (a
+    // plugin's static destructor that hangs at exit must not outlive a second SIGTERM).
+    signals::done_serving();
 }
 
 void ShutdownGuard::run(std::chrono::nanoseconds limit) noexcept {

@@ -17,7 +17,8 @@ class ShutdownGuard {
     /// the shutdown is stuck and exits with 1. Both with _Exit: a stuck teardown is never
     /// joined. (What holds a hub was logged before, when the drain gave up on it.)
     explicit ShutdownGuard(std::chrono::nanoseconds limit);
-    /// The shutdown finished in time: stops the thread.
+    /// The shutdown finished in time: stops the thread; SIGTERM and SIGINT end the process
+    /// as by default from then on.
     ~ShutdownGuard();
     ShutdownGuard(const ShutdownGuard&) = delete;
     ShutdownGuard& operator=(const ShutdownGuard&) = delete;

@@ -62,6 +62,10 @@ void serving() noexcept {
     g_serving.store(true, std::memory_order_relaxed);
 }
 
+void done_serving() noexcept {
+    g_serving.store(false, std::memory_order_relaxed);
+}
+
 int next(std::chrono::milliseconds timeout) noexcept {
     pollfd p{g_pipe[0], POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));

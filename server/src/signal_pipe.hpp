@@ -16,6 +16,9 @@ void install();
 /// From now on SIGINT and SIGTERM are the main loop's to read (a drain), instead of ending the
 /// process.
 void serving() noexcept;
+/// The shutdown is over (what remains is the process's exit: static destructors, plugins'
+/// unloading): SIGINT and SIGTERM end the process again, as by default.
+void done_serving() noexcept;
 /// The next signal that came, waiting up to `timeout`; 0 if none came.
 int next(std::chrono::milliseconds timeout) noexcept;
 

@@ -290,6 +290,29 @@ class Drain(unittest.TestCase):
         self.assertEqual(code, -signal.SIGTERM)
         self.assertLess(took, 2.0)
 
+    def test_a_stop_signal_ends_an_exit_that_hangs_after_the_shutdown(self):
+        # The shutdown is over ("weft stopped"), and the process's exit hangs in a plugin's
+        # atexit handler: nobody reads the signal pipe any more, so SIGTERM must end the
+        # process as by default.
+        tmp = tempfile.TemporaryDirectory(prefix="weft-drain-test-")
+        self.addCleanup(tmp.cleanup)
+        conf = os.path.join(tmp.name, "weft.toml")
+        with open(conf, "w") as f:
+            f.write('[[plugin]]\npath = "%s"\n[plugin.config]\nexit_sleep_ms = 60000\n' %
+                    u.plugin_path("calm"))
+        with Weft(["--hubs", "1", "--config", conf]) as w:
+            w.wait_ready()
+            w.signal(signal.SIGTERM)
+            u.poll(lambda: "weft stopped" in w.stderr(), 10, what="the shutdown to finish")
+            time.sleep(0.3)
+            self.assertIsNone(w.proc.poll(), "the exit did not hang (the test proves nothing)")
+            t = time.monotonic()
+            w.signal(signal.SIGTERM)
+            code = w.wait(5)
+            took = time.monotonic() - t
+        self.assertEqual(code, -signal.SIGTERM)
+        self.assertLess(took, 2.0)
+
     def test_a_child_process_of_a_handler_can_be_stopped(self):
         # A blocked signal mask is inherited: a child started with SIGTERM blocked would
         # ignore `kill`. None of the server's signals is blocked in the child.

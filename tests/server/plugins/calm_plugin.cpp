@@ -2,14 +2,20 @@
 // cooperatively), served beside the demo plugin whose /block keeps blocking: the stall budget
 // must quarantine the demo plugin and leave this one in full service. GET /calm/child-status
 // answers the status lines of a process the handler starts (posix_spawn, as popen and system
-// do, but without a shell, which would reset the signal mask): what a child inherits.
+// do, but without a shell, which would reset the signal mask): what a child inherits. With
+// [plugin.config] exit_sleep_ms, the process's exit (after the server's shutdown) hangs that long
+// in a handler registered with atexit (a library's static destructor that waits on something).
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include "weft/core/fiber.hpp"
@@ -17,7 +23,17 @@
 
 namespace {
 
+long g_exit_sleep_ms = 0;
+
 void init(weft::plugin::Context& ctx) {
+    g_exit_sleep_ms = static_cast<long>(ctx.config().get_int("exit_sleep_ms", 0).value());
+    if (g_exit_sleep_ms > 0) {
+        std::atexit([] {
+            timespec left{g_exit_sleep_ms / 1000, (g_exit_sleep_ms % 1000) * 1'000'000};
+            while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
+            }
+        });
+    }
     ctx.route("GET", "/calm",
               [](weft::http::Request&) { return weft::http::Response::text("calm\n"); });
     ctx.route("GET", "/calm/nap", [](weft::http::Request& req) {
