@@ -244,7 +244,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
 
     ClientResult<std::unique_ptr<ClientConn>> dial(HubPool& hp, const Url& url, Deadline dl) {
-        const Deadline connect_dl = earliest(dl, Deadline(options.connect_timeout));
+        const Deadline connect_dl = options.connect_timeout.count() > 0
+                                        ? earliest(dl, Deadline(options.connect_timeout))
+                                        : dl;
         auto addrs = resolve(hp, url, connect_dl);
         if (!addrs) return std::move(addrs).error();
         ClientError last{ClientErrc::connect, "no address for " + url.host};
@@ -457,10 +459,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 class ClientExchange {
   public:
     // On a hub's fiber.
-    ClientExchange(ClientCore& core, Url url, std::string method, Deadline total)
-        : core_(core),
+    ClientExchange(std::shared_ptr<ClientCore> core, Url url, std::string method, Deadline total)
+        : core_(std::move(core)),
           owner_(Hub::current()),
-          pool_(&core.pool()),
+          pool_(&core_->pool()),
           url_(std::move(url)),
           method_(std::move(method)),
           total_(total) {}
@@ -488,11 +490,14 @@ class ClientExchange {
     // connection that fails before any response byte came is retried once on a new one, if
     // the method allows it.
     ClientResult<void> start(const ClientRequest& req) {
+        // A request that cannot be sent is refused before a connection is dialled or taken
+        // (and closed) for it.
+        if (auto r = check(req); !r) return r;
         HubPool& hp = *pool_;
         for (int attempt = 0;; ++attempt) {
             // The retry dials: another idle connection may be as dead as the first one (a
             // firewall that dropped idle flows without a FIN leaves no sign on them).
-            auto c = core_.take(hp, url_, total_, attempt > 0);
+            auto c = core_->take(hp, url_, total_, attempt > 0);
             if (!c) return std::move(c).error();
             conn_ = std::move(*c);
             const bool reused = conn_->reused;
@@ -600,7 +605,8 @@ class ClientExchange {
     std::int64_t metric_t0_ = -1;
 
     Deadline read_deadline() const {
-        return earliest(total_, Deadline(core_.options.read_timeout));
+        const auto t = core_->options.read_timeout;
+        return t.count() > 0 ? earliest(total_, Deadline(t)) : total_;
     }
 
     ClientError fail(ClientError e) {
@@ -622,23 +628,31 @@ class ClientExchange {
     void release_conn(bool reusable) noexcept {
         if (!conn_) return;
         if (Hub::current() == owner_) {
-            core_.give_back(*pool_, url_.origin, std::move(conn_), reusable);
+            core_->give_back(*pool_, url_.origin, std::move(conn_), reusable);
             return;
         }
         try {
-            owner_->post([core = core_.weak_from_this(), pool = pool_, origin = url_.origin,
-                          c = std::move(conn_)]() mutable {
-                c.reset();
-                if (auto live = core.lock()) live->forget_lent(*pool, origin);
-            });
+            owner_->post(
+                [core = core_, pool = pool_, origin = url_.origin, c = std::move(conn_)]() mutable {
+                    c.reset();
+                    core->forget_lent(*pool, origin);
+                });
         } catch (...) {
             // Out of memory: the connection closed here, and the origin keeps a permit fewer.
         }
     }
 
-    ClientResult<void> send(const ClientRequest& req) {
+    ClientResult<void> check(const ClientRequest& req) const {
         if (method_.empty() || !std::all_of(method_.begin(), method_.end(), token_char))
             return ClientError{ClientErrc::bad_url, "invalid method '" + method_ + "'"};
+        for (const auto& [n, v] : req.headers)
+            if (n.empty() || !std::all_of(n.begin(), n.end(), token_char) || !safe_value(v))
+                return ClientError{ClientErrc::bad_url,
+                                   "header '" + n + "' has an invalid name or CR/LF in its value"};
+        return {};
+    }
+
+    ClientResult<void> send(const ClientRequest& req) {
         std::string out;
         out.reserve(256 + req.body.size());
         out += method_;
@@ -648,10 +662,7 @@ class ClientExchange {
         out += url_.host_header;
         out += "\r\n";
         bool has_agent = false;
-        for (const auto& [n, v] : req.headers) {
-            if (n.empty() || !std::all_of(n.begin(), n.end(), token_char) || !safe_value(v))
-                return ClientError{ClientErrc::bad_url,
-                                   "header '" + n + "' has an invalid name or CR/LF in its value"};
+        for (const auto& [n, v] : req.headers) {  // checked by check()
             // The client's to write. Content-Length is the body's, whatever a caller (a proxy
             // forwarding an inbound request's fields) set: a wrong one would desynchronise the
             // pooled connection, and the server would read the rest as another request.
@@ -664,9 +675,9 @@ class ClientExchange {
             out += v;
             out += "\r\n";
         }
-        if (!has_agent && !core_.options.user_agent.empty()) {
+        if (!has_agent && !core_->options.user_agent.empty()) {
             out += "User-Agent: ";
-            out += core_.options.user_agent;
+            out += core_->options.user_agent;
             out += "\r\n";
         }
         const bool body_method = method_ == "POST" || method_ == "PUT" || method_ == "PATCH";
@@ -677,23 +688,30 @@ class ClientExchange {
         }
         out += "\r\n";
         out += req.body;
-        return conn_->write(out, total_, core_.options.read_timeout);
+        return conn_->write(out, total_, core_->options.read_timeout);
     }
 
     // The status line and headers (skipping 1xx interim responses), then the body's framing.
     ClientResult<void> read_head() {
-        for (;;) {
+        // Interim responses (100 Continue, 103 Early Hints) before the answer: a few, as Go's
+        // transport allows; a server that sends them without end would hold the call forever.
+        constexpr int kMaxInterim = 5;
+        for (int interim = 0;; ++interim) {
+            if (interim > kMaxInterim)
+                return ClientError{
+                    ClientErrc::protocol,
+                    "more than " + std::to_string(kMaxInterim) + " interim (1xx) responses"};
             std::size_t end;
             for (;;) {
                 std::string_view in = conn_->buffered();
                 end = in.find("\r\n\r\n");
-                if (end != std::string_view::npos && end + 4 <= core_.options.max_header_bytes)
+                if (end != std::string_view::npos && end + 4 <= core_->options.max_header_bytes)
                     break;
                 // Over the limit: the head found ends past it, or none ends within it.
-                if (end != std::string_view::npos || in.size() > core_.options.max_header_bytes)
+                if (end != std::string_view::npos || in.size() > core_->options.max_header_bytes)
                     return ClientError{ClientErrc::too_large,
                                        "response head over " +
-                                           std::to_string(core_.options.max_header_bytes) +
+                                           std::to_string(core_->options.max_header_bytes) +
                                            " bytes"};
                 auto more = conn_->fill(read_deadline());
                 if (!more) return std::move(more).error();
@@ -791,6 +809,10 @@ class ClientExchange {
                 trim_ows(comma == std::string_view::npos ? all : all.substr(comma + 1));
             if (iequals(last, "chunked")) {
                 framing_ = Framing::chunked;
+                // Transfer-Encoding in HTTP/1.0, or beside a Content-Length: faulty framing
+                // (RFC 9112 6.1, 6.3), which a middlebox may have read otherwise. This body is
+                // read by its chunks; the connection is not trusted with another exchange.
+                if (version_minor == 0 || find("content-length")) keep_alive_ = false;
             } else {
                 framing_ = Framing::until_close;
                 keep_alive_ = false;
@@ -831,11 +853,11 @@ class ClientExchange {
             // Trailer fields, ignored, up to the empty line.
             for (;;) {
                 const auto e = in.find("\r\n");
-                if (e == std::string_view::npos) {
-                    if (in.size() > core_.options.max_header_bytes)
-                        return fail({ClientErrc::too_large, "trailers too large"});
-                    return ChunkStep::need_bytes;
-                }
+                const std::size_t line = e == std::string_view::npos ? in.size() : e + 2;
+                if (trailer_bytes_ + line > core_->options.max_header_bytes)
+                    return fail({ClientErrc::too_large, "trailers too large"});
+                if (e == std::string_view::npos) return ChunkStep::need_bytes;
+                trailer_bytes_ += line;
                 conn_->consume(e + 2);
                 if (e == 0) return ChunkStep::end;
                 in = conn_->buffered();
@@ -864,7 +886,8 @@ class ClientExchange {
         return ChunkStep::more;
     }
 
-    ClientCore& core_;
+    // Shared: a stream may outlive its Client, and its pool must stay for the connection.
+    std::shared_ptr<ClientCore> core_;
     Hub* owner_;     // the hub whose pool lent the connection
     HubPool* pool_;  // its pool
     Url url_;
@@ -877,6 +900,7 @@ class ClientExchange {
     bool keep_alive_ = true;
     bool need_chunk_crlf_ = false;
     bool in_trailers_ = false;
+    std::size_t trailer_bytes_ = 0;  // of the trailer section (bounded by max_header_bytes)
     bool done_ = false;
 };
 
@@ -888,7 +912,7 @@ using detail::ClientExchange;
 
 namespace {
 
-ClientResult<std::unique_ptr<ClientExchange>> open(detail::ClientCore& core,
+ClientResult<std::unique_ptr<ClientExchange>> open(const std::shared_ptr<detail::ClientCore>& core,
                                                    const ClientRequest& req, const detail::Url& url,
                                                    Deadline total) {
     if (!Hub::current() || this_fiber::id() == 0)
@@ -926,7 +950,7 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
     for (int redirects = 0;; ++redirects) {
         // Each hop of a redirect chain is an exchange of its own in the metrics, timed alone.
         const std::int64_t t0 = now_ns();
-        auto x = open(*core_, req, *url, total);
+        auto x = open(core_, req, *url, total);
         auto finish_metric = [&](int status, const char* error) {
             detail::record(req.method, status, error, *url, now_ns() - t0);
         };
@@ -1001,7 +1025,7 @@ ClientResult<ClientStream> Client::stream(const ClientRequest& req) {
         total = earliest(total, Deadline(core_->options.total_timeout));
     auto url = detail::parse_url(req.url);
     if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + req.url};
-    auto x = open(*core_, req, *url, total);
+    auto x = open(core_, req, *url, total);
     if (!x) {
         detail::record(req.method, 0, client_errc_name(x.error().code), *url, now_ns() - t0);
         return std::move(x).error();

@@ -512,6 +512,81 @@ FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
     EXPECT_EQ(r.error().code, ClientErrc::bad_url);
 }
 
+// Interim responses are bounded (a server that sends 103s without end would hold the call),
+// and so is a chunked body's trailer section as a whole, not line by line.
+FIBER_TEST(Client, InterimResponsesAndTrailersAreBounded) {
+    ClientOptions o;
+    o.max_header_bytes = 1024;
+    Client c(o);
+    std::string hints;
+    for (int i = 0; i < 5; ++i)
+        hints += "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
+    ScriptedServer five(always(hints + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    auto r = c.get(five.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "ok");
+    ScriptedServer six(always(hints + "HTTP/1.1 103 Early Hints\r\n\r\n" +
+                              "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    r = c.get(six.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::protocol);
+    EXPECT_NE(r.error().message().find("interim"), std::string::npos) << r.error().message();
+
+    std::string trailers;
+    for (int i = 0; i < 200; ++i)
+        trailers += "X-T" + std::to_string(i) + ": v\r\n";  // short lines, 2 KiB in all
+    ScriptedServer long_trailer(
+        always("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "2\r\nok\r\n0\r\n" +
+               trailers + "\r\n"));
+    r = c.get(long_trailer.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::too_large);
+}
+
+// Transfer-Encoding in an HTTP/1.0 answer, or beside a Content-Length, is faulty framing: the
+// body is read by its chunks, and the connection is not used again.
+FIBER_TEST(Client, FaultyFramingIsReadButNotPooled) {
+    Client c;
+    for (const char* head :
+         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n",
+          "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n"}) {
+        ScriptedServer s(always(std::string(head) + "\r\n2\r\nok\r\n0\r\n\r\n"));
+        for (int i = 0; i < 2; ++i) {
+            auto r = c.get(s.url());
+            ASSERT_TRUE(r) << r.error().message();
+            EXPECT_EQ(r->body, "ok");
+        }
+        EXPECT_EQ(s.accepts(), 2) << head;
+    }
+}
+
+// A request that cannot be sent (a bad method or field) is refused before any connection is
+// dialled for it; zero connect and read timeouts mean no bound of their own.
+FIBER_TEST(Client, ABadRequestDialsNothingAndZeroTimeoutsAreNoBound) {
+    ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    Client c;
+    ClientRequest bad;
+    bad.url = s.url();
+    bad.headers = {{"X-A", "1\r\nInjected: yes"}};
+    auto r = c.request(bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    bad.headers.clear();
+    bad.method = "GET /x";
+    r = c.request(bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    EXPECT_EQ(s.accepts(), 0);
+    ClientOptions o;
+    o.connect_timeout = std::chrono::nanoseconds::zero();
+    o.read_timeout = std::chrono::nanoseconds::zero();
+    Client unbounded(o);
+    r = unbounded.get(s.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "ok");
+}
+
 FIBER_TEST(Client, TheFibersDeadlineBoundsTheCall) {
     Client c;
     ScriptedServer slow([](weft::TcpStream& s, int) {
@@ -700,6 +775,32 @@ FIBER_TEST(Client, AStreamIsTimedToTheEndOfItsBodyAndAFailedBodyKeepsItsStatus) 
         EXPECT_EQ(series("timed_out").first, 2u);
     }
     EXPECT_EQ(series("").first, 1u) << "a failed stream was counted again when dropped";
+}
+
+// A stream may outlive the Client that opened it (returned from a helper that made a Client of
+// its own): its body still reads to the end, and dropping it is safe. (Under ASan, the old code
+// read the freed client here.)
+FIBER_TEST(Client, AStreamOutlivesItsClient) {
+    ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+    auto open_one = [&] {
+        Client c;
+        ClientRequest req;
+        req.url = s.url();
+        return c.stream(req);
+    };
+    auto st = open_one();
+    ASSERT_TRUE(st) << st.error().message();
+    std::string body;
+    char buf[16];
+    for (;;) {
+        auto n = st->read(buf);
+        ASSERT_TRUE(n) << n.error().message();
+        if (*n == 0) break;
+        body.append(buf, *n);
+    }
+    EXPECT_EQ(body, "hello");
+    auto dropped = open_one();  // dropped unread, after its client
+    ASSERT_TRUE(dropped);
 }
 
 FIBER_TEST(Client, AStreamDroppedOnAnotherThreadGivesItsPermitBack) {

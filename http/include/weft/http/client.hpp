@@ -63,11 +63,11 @@ struct ClientOptions {
     std::size_t max_connections_per_host = 0;
     /// An idle connection older than this is closed instead of reused.
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(90);
-    /// Resolving and connecting (TLS handshake included).
+    /// Resolving and connecting (TLS handshake included); 0: no bound of its own.
     std::chrono::nanoseconds connect_timeout = std::chrono::seconds(10);
     /// Between two reads of the response that bring bytes (a stalled server), and while the
     /// request goes out, between two writes the server takes bytes of (an upload may last
-    /// longer, as long as it moves).
+    /// longer, as long as it moves); 0: no bound of its own.
     std::chrono::nanoseconds read_timeout = std::chrono::seconds(30);
     /// The whole exchange; 0: none (the fiber's own deadline still applies).
     std::chrono::nanoseconds total_timeout = std::chrono::nanoseconds::zero();
