@@ -67,7 +67,10 @@ namespace {
 
 constexpr std::size_t kMaxHubs = 1024;
 constexpr std::size_t kMaxChunkLine = 4096;  // a chunk-size line with its extensions
-constexpr std::size_t kMaxSeries = 4096;     // client metric series per hub
+// After a request that could not all be sent: how long an answer the server already began is
+// waited for.
+constexpr auto kEarlyAnswerWait = std::chrono::milliseconds(200);
+constexpr std::size_t kMaxSeries = 4096;  // client metric series per hub
 
 // --- metrics ---------------------------------------------------------------------------------
 
@@ -502,7 +505,16 @@ class ClientExchange {
             conn_ = std::move(*c);
             const bool reused = conn_->reused;
             auto r = send(req);
-            if (r) r = read_head();
+            if (r) {
+                r = read_head();
+            } else if (r.error().code == ClientErrc::closed ||
+                       r.error().code == ClientErrc::timed_out) {
+                // The server may have answered before it took the whole request (a 413 or a
+                // 401 for an upload) and closed, or stopped reading: that answer is the
+                // response, when it is here by now. The connection is not used again.
+                unsent_ = true;
+                if (read_head(earliest(total_, Deadline(kEarlyAnswerWait)))) return {};
+            }
             if (r) return {};
             const bool nothing_came = conn_->bytes_in == 0;
             release_conn(false);
@@ -618,7 +630,7 @@ class ClientExchange {
 
     void finish(bool reusable) {
         done_ = true;
-        release_conn(reusable);
+        release_conn(reusable && !unsent_);
     }
 
     // The connection is done with: back to the pool of the hub that lent it. Elsewhere (a
@@ -692,7 +704,8 @@ class ClientExchange {
     }
 
     // The status line and headers (skipping 1xx interim responses), then the body's framing.
-    ClientResult<void> read_head() {
+    // `within`: a bound for the whole head instead of read_timeout between reads.
+    ClientResult<void> read_head(std::optional<Deadline> within = std::nullopt) {
         // Interim responses (100 Continue, 103 Early Hints) before the answer: a few, as Go's
         // transport allows; a server that sends them without end would hold the call forever.
         constexpr int kMaxInterim = 5;
@@ -713,7 +726,7 @@ class ClientExchange {
                                        "response head over " +
                                            std::to_string(core_->options.max_header_bytes) +
                                            " bytes"};
-                auto more = conn_->fill(read_deadline());
+                auto more = conn_->fill(within ? *within : read_deadline());
                 if (!more) return std::move(more).error();
                 if (!*more)
                     return ClientError{ClientErrc::closed,
@@ -900,6 +913,7 @@ class ClientExchange {
     bool keep_alive_ = true;
     bool need_chunk_crlf_ = false;
     bool in_trailers_ = false;
+    bool unsent_ = false;            // the request did not all go out: the connection is not reused
     std::size_t trailer_bytes_ = 0;  // of the trailer section (bounded by max_header_bytes)
     bool done_ = false;
 };

@@ -587,6 +587,33 @@ FIBER_TEST(Client, ABadRequestDialsNothingAndZeroTimeoutsAreNoBound) {
     EXPECT_EQ(r->body, "ok");
 }
 
+// A server that answers an upload before taking all of it (413, 401) and closes: the upload
+// fails (the close resets the connection), but the answer that came is the response.
+FIBER_TEST(Client, AnAnswerBeforeTheUploadEndsIsTheResponse) {
+    ScriptedServer s([](weft::TcpStream& st, int) {
+        std::string buf;
+        char tmp[4096];
+        while (buf.find("\r\n\r\n") == std::string::npos) {
+            auto n = st.recv(std::span<char>(tmp, sizeof tmp), 5s);
+            if (!n || *n == 0) return;
+            buf.append(tmp, *n);
+        }
+        (void)st.send(
+            "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+            "too large");
+        (void)weft::sleep_for(50ms);  // the answer is on its way; then close with bytes unread
+    });
+    Client c;
+    ClientRequest req;
+    req.method = "POST";
+    req.url = s.url();
+    req.body.assign(32u << 20, 'u');  // more than the socket buffers take
+    auto r = c.request(req);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 413);
+    EXPECT_EQ(r->body, "too large");
+}
+
 FIBER_TEST(Client, TheFibersDeadlineBoundsTheCall) {
     Client c;
     ScriptedServer slow([](weft::TcpStream& s, int) {
