@@ -178,6 +178,25 @@ TEST(PatchSleep, AbsoluteAndZeroSleepsKeepLibcResults) {
     });
 }
 
+// An absolute sleep by a fiber past its own deadline returns at once, as a relative one does:
+// it must not spin the hub until the time comes.
+TEST(PatchSleep, AnAbsoluteSleepPastTheFibersDeadlineDoesNotSpin) {
+    run_patched([] {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        timespec until = now;
+        until.tv_sec += 1;
+        const auto t0 = std::chrono::steady_clock::now();
+        int rc = -1;
+        weft::spawn("late", [&] {
+            weft::ScopedDeadline bound(weft::Deadline(std::chrono::milliseconds(0)));
+            rc = ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr);
+        }).join();
+        EXPECT_EQ(rc, 0);
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms) << "the hub spun to the time";
+    });
+}
+
 TEST(PatchSleep, CancelInterruptsASleepLikeASignal) {
     run_patched([] {
         int rc = 0;
@@ -682,6 +701,52 @@ TEST(PatchPoll, SelectAndPselect) {
     });
 }
 
+// select() touches only the words of the sets below nfds (a caller may allocate no more: libevent,
+// OpenSSH), and a select that fails (cancelled) leaves the sets as they were, as Linux does.
+TEST(PatchPoll, SelectTouchesOnlyTheWordsBelowNfds) {
+    run_patched([] {
+        Pair p;
+        ASSERT_LT(p.a, static_cast<int>(NFDBITS));
+        struct {
+            fd_mask word;
+            unsigned char canary[sizeof(fd_set) - sizeof(fd_mask)];
+        } small{};
+        std::memset(small.canary, 0xab, sizeof small.canary);
+        auto* rd = reinterpret_cast<fd_set*>(&small);
+        small.word = fd_mask{1} << p.a;
+        ASSERT_EQ(::write(p.b, "x", 1), 1);
+        timeval tv{1, 0};
+        EXPECT_EQ(::select(p.a + 1, rd, nullptr, nullptr, &tv), 1);
+        EXPECT_EQ(small.word, fd_mask{1} << p.a);
+        char c;
+        EXPECT_EQ(::read(p.a, &c, 1), 1);
+        // The select parks; meanwhile the memory past the caller's word changes (it is not the
+        // select's), then the descriptor becomes readable.
+        int rc = 0, err = 0;
+        auto g =
+            weft::spawn("selects", [&] { rc = ::select(p.a + 1, rd, nullptr, nullptr, nullptr); });
+        (void)weft::sleep_for(20ms);
+        std::memset(small.canary, 0xcd, sizeof small.canary);
+        ASSERT_EQ(::write(p.b, "y", 1), 1);
+        g.join();
+        EXPECT_EQ(rc, 1);
+        for (unsigned char b : small.canary)
+            ASSERT_EQ(b, 0xcd) << "select wrote past the words below nfds";
+        EXPECT_EQ(::read(p.a, &c, 1), 1);
+        // Nothing to read: the select parks, and is cancelled.
+        auto f = weft::spawn("selects", [&] {
+            rc = ::select(p.a + 1, rd, nullptr, nullptr, nullptr);
+            err = errno;
+        });
+        (void)weft::sleep_for(20ms);
+        f.cancel();
+        f.join();
+        EXPECT_EQ(rc, -1);
+        EXPECT_EQ(err, EINTR);
+        EXPECT_EQ(small.word, fd_mask{1} << p.a) << "a failed select cleared the caller's set";
+    });
+}
+
 TEST(PatchPoll, EpollWaitParks) {
     run_patched([] {
         Pair p;
@@ -734,8 +799,43 @@ TEST(PatchDns, GetaddrinfoRunsOnTheOffloadPool) {
         EXPECT_EQ(::gethostbyname_r("127.0.0.1", &he, buf, sizeof buf, &result, &herr), 0);
         ASSERT_NE(result, nullptr);
         EXPECT_EQ(result->h_addrtype, AF_INET);
-        EXPECT_NE(::gethostbyname("127.0.0.1"), nullptr);
+        hostent* answer = ::gethostbyname("127.0.0.1");
+        ASSERT_NE(answer, nullptr);
         EXPECT_EQ(calls(PatchedCall::gethostbyname), 1u);
+        EXPECT_STREQ(answer->h_name, "127.0.0.1");
+        ASSERT_EQ(answer->h_length, 4);
+        ASSERT_NE(answer->h_addr_list[0], nullptr);
+        EXPECT_EQ(std::memcmp(answer->h_addr_list[0], "\x7f\0\0\x01", 4), 0);
+        EXPECT_EQ(answer->h_addr_list[1], nullptr);
+        errno = 0;
+        EXPECT_EQ(::gethostbyname("no-such-host.invalid"), nullptr);
+        EXPECT_TRUE(h_errno == HOST_NOT_FOUND || h_errno == NO_DATA || h_errno == TRY_AGAIN)
+            << h_errno;
+    });
+}
+
+// A fiber that cannot wait (cancelled) gets NO_RECOVERY from the gethostbyname calls, not
+// TRY_AGAIN, which its caller would retry at once and for ever.
+TEST(PatchDns, ACancelledLookupIsNotToBeRetried) {
+    run_patched([] {
+        int herr = 0, err = 0, rc_r = 0, herr_r = 0;
+        hostent* r = reinterpret_cast<hostent*>(1);
+        auto f = weft::spawn("lookup", [&] {
+            weft::this_fiber::yield();  // cancelled by now
+            r = ::gethostbyname("127.0.0.1");
+            herr = h_errno;
+            err = errno;
+            hostent he{}, *result = nullptr;
+            char buf[1024];
+            rc_r = ::gethostbyname_r("127.0.0.1", &he, buf, sizeof buf, &result, &herr_r);
+        });
+        f.cancel();
+        f.join();
+        EXPECT_EQ(r, nullptr);
+        EXPECT_EQ(herr, NO_RECOVERY);
+        EXPECT_EQ(err, ECANCELED);
+        EXPECT_EQ(rc_r, ECANCELED);
+        EXPECT_EQ(herr_r, NO_RECOVERY);
     });
 }
 

@@ -3,9 +3,10 @@
 // resolver) and only the fiber waits; the answer, its error codes and h_errno are libc's own.
 // Everywhere else (and on the pool's threads) they are libc's calls. A fiber cancelled, or
 // past its own deadline, before its lookup ends gets EAI_SYSTEM with ECANCELED or ETIMEDOUT
-// from getaddrinfo and getnameinfo (which let it go even while the lookup runs), TRY_AGAIN
-// from the gethostbyname calls (which write the caller's memory, so they let it go only
-// while the lookup waits for a pool thread).
+// from getaddrinfo and getnameinfo (which let it go even while the lookup runs), NO_RECOVERY
+// (and ECANCELED or ETIMEDOUT) from the gethostbyname calls (which write the caller's memory,
+// so they let it go only while the lookup waits for a pool thread). Not TRY_AGAIN: a caller
+// retries that at once, and a cancelled fiber would spin its hub.
 #include <netdb.h>
 
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "patch/patch.hpp"
 #include "weft/core/offload.hpp"
@@ -29,6 +31,16 @@ namespace {
 int lookup_errno(const weft::Error& e) noexcept {
     return e.code == weft::Errc::cancelled ? ECANCELED : ETIMEDOUT;
 }
+
+// gethostbyname's answer for the fibers of one hub thread. libc's is one static buffer per
+// process, which lookups running at once on pool threads (fibers of any hub) would overwrite
+// while a fiber reads it; each hub thread has its own instead, which its next lookup replaces,
+// as the static one is without patching.
+struct HostAnswer {
+    hostent he{};
+    std::vector<char> buf;
+};
+thread_local HostAnswer t_host_answer;
 
 }  // namespace
 
@@ -131,16 +143,33 @@ hostent* gethostbyname(const char* name) {
     if (!h) return real::calls().gethostbyname(name);
     count(*h, PatchedCall::gethostbyname);
     count_wait(*h, PatchedCall::gethostbyname);
+    // The reentrant call into storage of this lookup's own (see HostAnswer).
+    HostAnswer got;
     hostent* r = nullptr;
     int herr = 0;
-    // libc's answer lives in its static buffer, as it does without patching: the call was
-    // never safe to make from two threads at once.
     auto done = weft::detail::offload_raw([&]() noexcept {
-        r = real::calls().gethostbyname(name);
-        herr = h_errno;
+        try {
+            got.buf.resize(1024);
+            for (;;) {
+                const int rc = real::calls().gethostbyname_r(name, &got.he, got.buf.data(),
+                                                             got.buf.size(), &r, &herr);
+                if (rc != ERANGE || got.buf.size() >= (1u << 20)) break;
+                got.buf.resize(got.buf.size() * 2);
+            }
+        } catch (...) {
+            r = nullptr;
+            herr = NO_RECOVERY;
+        }
     });
-    h_errno = done ? herr : TRY_AGAIN;
-    return done ? r : nullptr;
+    if (!done) {
+        h_errno = NO_RECOVERY;
+        errno = lookup_errno(done.error());
+        return nullptr;
+    }
+    h_errno = herr;
+    if (!r) return nullptr;
+    t_host_answer = std::move(got);  // the buffer moves as it is: the answer's pointers hold
+    return &t_host_answer.he;
 }
 
 int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result,
@@ -155,8 +184,8 @@ int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, ho
     });
     if (!done) {
         if (result) *result = nullptr;
-        if (h_errnop) *h_errnop = TRY_AGAIN;
-        return EAGAIN;
+        if (h_errnop) *h_errnop = NO_RECOVERY;
+        return lookup_errno(done.error());
     }
     return rc;
 }

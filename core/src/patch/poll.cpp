@@ -11,6 +11,7 @@
 #include <sys/select.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "fd_wait.hpp"
@@ -86,10 +87,22 @@ int select_on_fiber(HubImpl& h, PatchedCall c, int nfds, fd_set* rd, fd_set* wr,
         errno = EINVAL;
         return -1;
     }
+    // Only the words that hold descriptors below nfds are the caller's: what the kernel reads
+    // and writes. A caller may allocate no more than those (libevent, OpenSSH).
+    const std::size_t bytes =
+        static_cast<std::size_t>((nfds + NFDBITS - 1) / NFDBITS) * sizeof(fd_mask);
     fd_set r0, w0, e0;
-    if (rd) r0 = *rd;
-    if (wr) w0 = *wr;
-    if (ex) e0 = *ex;
+    FD_ZERO(&r0);
+    FD_ZERO(&w0);
+    FD_ZERO(&e0);
+    if (rd) std::memcpy(&r0, rd, bytes);
+    if (wr) std::memcpy(&w0, wr, bytes);
+    if (ex) std::memcpy(&e0, ex, bytes);
+    auto restore = [&] {
+        if (rd) std::memcpy(rd, &r0, bytes);
+        if (wr) std::memcpy(wr, &w0, bytes);
+        if (ex) std::memcpy(ex, &e0, bytes);
+    };
     std::vector<pollfd> fds;
     for (int fd = 0; fd < nfds; ++fd) {
         short ev = 0;
@@ -100,14 +113,17 @@ int select_on_fiber(HubImpl& h, PatchedCall c, int nfds, fd_set* rd, fd_set* wr,
     }
     const auto& real = real::calls();
     for (;;) {
-        if (rd) *rd = r0;
-        if (wr) *wr = w0;
-        if (ex) *ex = e0;
+        restore();
         timeval none{0, 0};
         int r = real.select(nfds, rd, wr, ex, &none);
         if (r != 0) return r;
         if (dl.passed()) return 0;
-        if (!park_any(h, c, fds.data(), fds.size(), dl)) return -1;
+        if (!park_any(h, c, fds.data(), fds.size(), dl)) {
+            const int e = errno;
+            restore();  // as Linux leaves the sets on an error
+            errno = e;
+            return -1;
+        }
     }
 }
 

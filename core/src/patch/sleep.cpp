@@ -99,7 +99,9 @@ int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* r
         // The wall clock may be set meanwhile: sleep in slices until the clock says so.
         for (;;) {
             const auto d = until(clock, *req);
-            if (d.count() <= 0) {
+            // A fiber that cannot park (cancelled, or past its deadline) sleeps no longer, as
+            // in park_for(): looping on would spin the hub until the time came.
+            if (d.count() <= 0 || cannot_park(*h) != 0) {
                 count(*h, PatchedCall::clock_nanosleep);
                 return 0;
             }
