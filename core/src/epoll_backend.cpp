@@ -461,10 +461,14 @@ Result<void> EpollBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
     for (std::size_t i = 0; i < n; ++i) {
         PollWaiter& w = g.waiters[i];
         w.fd = fds[i].fd;
-        w.events = ((fds[i].events & POLLIN) ? EPOLLIN : 0u) |
-                   ((fds[i].events & POLLOUT) ? EPOLLOUT : 0u) |
-                   ((fds[i].events & POLLPRI) ? EPOLLPRI : 0u) |
-                   ((fds[i].events & POLLRDHUP) ? EPOLLRDHUP : 0u);
+        // Every poll event has its epoll twin; errors and hang-ups are reported to every poll
+        // (events 0 included: a wait for the end of a descriptor) and are waited for too.
+        const short e = fds[i].events;
+        w.events = ((e & (POLLIN | POLLRDNORM)) ? EPOLLIN : 0u) |
+                   ((e & (POLLOUT | POLLWRNORM)) ? EPOLLOUT : 0u) |
+                   ((e & POLLRDBAND) ? EPOLLRDBAND : 0u) | ((e & POLLWRBAND) ? EPOLLWRBAND : 0u) |
+                   ((e & POLLPRI) ? EPOLLPRI : 0u) | ((e & POLLRDHUP) ? EPOLLRDHUP : 0u) |
+                   EPOLLERR | EPOLLHUP;
         if (w.fd < 0) continue;
         FdSlot& s = slot(w.fd);
         w.group = &g;

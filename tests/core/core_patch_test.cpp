@@ -701,6 +701,35 @@ TEST(PatchPoll, SelectAndPselect) {
     });
 }
 
+// poll's other names for reading and writing, and a wait for the end alone (events 0), wake the
+// fiber as soon as they hold (on epoll they had no epoll twin and slept to the timeout).
+TEST(PatchPoll, NormalDataAndHangUpOnlyWaitsWake) {
+    run_patched([] {
+        Pair p;
+        auto w = weft::spawn("writer", [&] {
+            (void)weft::sleep_for(20ms);
+            EXPECT_EQ(::write(p.b, "x", 1), 1);
+        });
+        pollfd rd{p.a, POLLRDNORM, 0};
+        auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::poll(&rd, 1, 5000), 1);
+        EXPECT_TRUE(rd.revents & POLLRDNORM);
+        EXPECT_LT(seconds_since(t0), 2.0);
+        w.join();
+        auto closer = weft::spawn("closer", [&] {
+            (void)weft::sleep_for(20ms);
+            ::close(p.b);
+            p.b = -1;
+        });
+        pollfd end{p.a, 0, 0};
+        t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::poll(&end, 1, 5000), 1);
+        EXPECT_TRUE(end.revents & POLLHUP) << end.revents;
+        EXPECT_LT(seconds_since(t0), 2.0);
+        closer.join();
+    });
+}
+
 // select() touches only the words of the sets below nfds (a caller may allocate no more: libevent,
 // OpenSSH), and a select that fails (cancelled) leaves the sets as they were, as Linux does.
 TEST(PatchPoll, SelectTouchesOnlyTheWordsBelowNfds) {
