@@ -868,6 +868,34 @@ TEST(PatchDns, ACancelledLookupIsNotToBeRetried) {
     });
 }
 
+// A vfork() child that closes a descriptor before it exits (the usual cleanup before exec) does
+// not touch the parent: a fiber waiting on that descriptor keeps waiting and reads what comes.
+TEST(PatchFork, AVforkChildsCloseLeavesTheParentsWaitersAlone) {
+    run_patched([] {
+        Pair p;
+        ssize_t got = 0;
+        int err = 0;
+        auto reader = weft::spawn("reader", [&] {
+            char c;
+            got = ::read(p.a, &c, 1);
+            err = errno;
+        });
+        (void)weft::sleep_for(10ms);  // the reader waits
+        const pid_t pid = ::vfork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            ::close(p.a);
+            ::_exit(0);
+        }
+        int status = -1;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        (void)weft::sleep_for(20ms);
+        EXPECT_EQ(::write(p.b, "x", 1), 1);
+        reader.join();
+        EXPECT_EQ(got, 1) << "errno " << err;
+    });
+}
+
 TEST(PatchFork, TheChildOfAForkUsesLibc) {
     run_patched([] {
         int pfd[2];

@@ -2,7 +2,8 @@
 // each descriptor: its kind, whether the caller made it nonblocking (fcntl, ioctl FIONBIO), its
 // socket timeouts (setsockopt), and that it is gone (close, dup2). A close also wakes every fiber
 // waiting on the descriptor (Errc::closed, EBADF), on any hub, instead of leaving it parked on
-// a dead one. These run on every thread; their own work is libc's.
+// a dead one. These run on every thread; their own work is libc's. And vfork(), which is fork()
+// here.
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -81,6 +82,15 @@ int eventfd(unsigned int count, int flags) noexcept {
     const int fd = real::calls().eventfd(count, flags);
     if (fd >= 0) fd_created(fd, FdKind::pollable, (flags & EFD_NONBLOCK) != 0);
     return fd;
+}
+
+// The child of vfork() shares its parent's memory and thread-locals: to the patched calls it
+// would be the parent's hub thread, and a close() there (the usual cleanup before exec) would
+// wake the parent's fibers waiting on that descriptor with EBADF and drop it from the parent's
+// table, although it stays open in the parent. POSIX lets vfork() be fork(): the child gets
+// copies, and fork's handler marks it as no hub's. (posix_spawn does not come here.)
+pid_t vfork() noexcept {
+    return ::fork();
 }
 
 int close(int fd) {
