@@ -2,6 +2,8 @@
 // through TLS when the origin is https.
 #include "client_conn.hpp"
 
+#include "uri.hpp"
+
 #include "weft/core/fiber.hpp"
 
 #include <sys/socket.h>
@@ -115,33 +117,6 @@ Result<Url, std::string> parse_url(std::string_view text) {
 
 namespace {
 
-// RFC 3986 5.2.4: "." and ".." segments of a path resolved away ("/a/b/../c" is "/a/c").
-std::string remove_dot_segments(std::string_view in) {
-    std::string out;
-    while (!in.empty()) {
-        if (in.starts_with("../")) {
-            in.remove_prefix(3);
-        } else if (in.starts_with("./")) {
-            in.remove_prefix(2);
-        } else if (in.starts_with("/./")) {
-            in.remove_prefix(2);
-        } else if (in == "/.") {
-            in = "/";
-        } else if (in.starts_with("/../") || in == "/..") {
-            in = in.size() == 3 ? std::string_view("/") : in.substr(3);
-            const auto slash = out.rfind('/');
-            out.erase(slash == std::string::npos ? 0 : slash);
-        } else if (in == "." || in == "..") {
-            in = {};
-        } else {
-            const auto next = in.find('/', in.front() == '/' ? 1 : 0);
-            out.append(in.substr(0, next));
-            in = next == std::string_view::npos ? std::string_view() : in.substr(next);
-        }
-    }
-    return out;
-}
-
 // The scheme of an absolute reference ("HTTPS" in "HTTPS://x/"), empty for a relative one.
 std::string_view scheme_of(std::string_view ref) noexcept {
     const auto colon = ref.find(':');
@@ -190,7 +165,7 @@ Result<Url, std::string> resolve_location(const Url& base, std::string_view loca
             merged = std::string(base_path.substr(0, base_path.rfind('/') + 1)) + std::string(path);
         }
         target = remove_dot_segments(merged);
-        if (target.empty() || target.front() != '/') target.insert(0, "/");
+        if (target.empty() || target.front() != '/') target = "/" + target;
         target += query;
     }
     return parse_url(std::string(base.https ? "https://" : "http://") + base.host_header + target);

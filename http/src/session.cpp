@@ -395,13 +395,30 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
 
     const bool head = req.method() == Method::head;
     RawParams& raw = raw_params_;
-    Router::Match m = ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
+    // A path with "." or ".." segments ("/public/../admin", "/a/%2e%2e/b") is not routed as it
+    // is: a route's {rest...} would take "../admin", and a handler that forwards it or opens a
+    // file by it would reach what the route was not for. Clients resolve these segments before
+    // sending; one that did not is sent to the path they name (Go's ServeMux does the same).
+    const bool dotted = has_dot_segment(req.path());
+    Router::Match m;
+    if (!dotted) m = ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
     RequestAccess::set_route(req, m.route);
     set_labels(req);
 
     int status = 0;
     std::uint64_t bytes = 0;
-    if (m.status == 200) {
+    if (dotted) {
+        std::string to = without_dot_segments(req.path());
+        if (!req.raw_query().empty()) {
+            to += '?';
+            to += req.raw_query();
+        }
+        // 308 keeps the method and the body; a GET or HEAD gets the usual 301.
+        status = req.method() == Method::get || head ? 301 : 308;
+        Response r(status, "Moved: the path without its dot segments is " + to + "\n");
+        r.add_header("Location", to);
+        append_response(req, std::move(r), keep, bytes, head);
+    } else if (m.status == 200) {
         // Decode the route parameters into the request (offsets first: the buffer may grow).
         std::string& store = RequestAccess::param_storage(req);
         auto& params = RequestAccess::params(req);

@@ -17,6 +17,74 @@ inline std::string_view trim_ows(std::string_view s) noexcept {
     return s;
 }
 
+/// RFC 3986 5.2.4: "." and ".." segments of a path resolved away ("/a/b/../c" is "/a/c").
+inline std::string remove_dot_segments(std::string_view in) {
+    std::string out;
+    while (!in.empty()) {
+        if (in.starts_with("../")) {
+            in.remove_prefix(3);
+        } else if (in.starts_with("./")) {
+            in.remove_prefix(2);
+        } else if (in.starts_with("/./")) {
+            in.remove_prefix(2);
+        } else if (in == "/.") {
+            in = "/";
+        } else if (in.starts_with("/../") || in == "/..") {
+            in = in.size() == 3 ? std::string_view("/") : in.substr(3);
+            const auto slash = out.rfind('/');
+            out.erase(slash == std::string::npos ? 0 : slash);
+        } else if (in == "." || in == "..") {
+            in = {};
+        } else {
+            const auto next = in.find('/', in.front() == '/' ? 1 : 0);
+            out.append(in.substr(0, next));
+            in = next == std::string_view::npos ? std::string_view() : in.substr(next);
+        }
+    }
+    return out;
+}
+
+/// Whether a path has a "." or ".." segment, its dots written as they are or as %2E (the same
+/// character, RFC 3986 6.2.2.2).
+inline bool has_dot_segment(std::string_view path) noexcept {
+    if (path.find_first_of(".%") == std::string_view::npos) return false;  // the common case
+    std::size_t dots = 0;
+    bool only_dots = true;
+    for (std::size_t i = 0; i <= path.size(); ++i) {
+        if (i == path.size() || path[i] == '/') {
+            if (only_dots && (dots == 1 || dots == 2)) return true;
+            dots = 0;
+            only_dots = true;
+        } else if (path[i] == '.') {
+            ++dots;
+        } else if (path[i] == '%' && path.size() - i >= 3 && path[i + 1] == '2' &&
+                   (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+            ++dots;
+            i += 2;
+        } else {
+            only_dots = false;
+        }
+    }
+    return false;
+}
+
+/// `path` with its "." and ".." segments resolved away, %2E taken as the dot it is.
+inline std::string without_dot_segments(std::string_view path) {
+    std::string dots;
+    dots.reserve(path.size());
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '%' && path.size() - i >= 3 && path[i + 1] == '2' &&
+            (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+            dots.push_back('.');
+            i += 2;
+        } else {
+            dots.push_back(path[i]);
+        }
+    }
+    std::string out = remove_dot_segments(dots);
+    return out.empty() ? std::string("/") : out;
+}
+
 inline int hex_value(char c) noexcept {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;

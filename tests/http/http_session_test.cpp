@@ -348,6 +348,44 @@ TEST(HttpSession, OptionsAsteriskIsAnsweredByTheServer) {
     EXPECT_EQ(h.log[0].status, 200);
 }
 
+// A path with dot segments is not routed as it came ("/users/../secret" would reach
+// /users/{id} with id ".."): the client is sent to the path it names, 301 for GET and HEAD, 308
+// (method and body kept) for the others. Dots written as %2E count; "..." and ".a" are names.
+TEST(HttpSession, DotSegmentsAreResolvedByARedirect) {
+    struct Case {
+        const char* request_line;
+        int status;
+        const char* location;
+    };
+    const Case cases[] = {
+        {"GET /users/../secret?x=1", 301, "/secret?x=1"},
+        {"GET /users/%2e%2E/secret", 301, "/secret"},
+        {"GET /a/./b/.", 301, "/a/b/"},
+        {"HEAD /..", 301, "/"},
+        {"POST /users/../x", 308, "/x"},
+    };
+    for (const Case& c : cases) {
+        Harness h;
+        h.build();
+        h.feed(std::string(c.request_line) + " HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
+        weft::http::testing::ParsedResponse r;
+        ASSERT_GT(weft::http::testing::read_response(
+                      h.transport.all(), r, std::string_view(c.request_line).starts_with("HEAD")),
+                  0u)
+            << c.request_line;
+        EXPECT_EQ(r.status, c.status) << c.request_line;
+        EXPECT_EQ(r.header("Location").value_or(""), c.location) << c.request_line;
+    }
+    // Names that only look like dots are routed as they are.
+    Harness h;
+    h.build();
+    h.feed("GET /users/... HTTP/1.1\r\nHost: h\r\n\r\nGET /users/.a HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].body, "user ...");
+    EXPECT_EQ(rs[1].body, "user .a");
+}
+
 // A handler's Date or Server field replaces the server's own, as Go's net/http does for Date.
 TEST(HttpSession, AHandlersDateAndServerReplaceTheServers) {
     Harness h;
