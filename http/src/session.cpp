@@ -838,6 +838,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
     if (ws.max_message == 0) ws.max_message = SIZE_MAX;
     ws.ping_interval = o.websocket_ping_interval;
     ws.idle_timeout = o.websocket_idle_timeout;
+    ws.budget = ctx_.bodies;
     WebSocketCore core(*transport_, ws, chosen, after_close_);
     std::string().swap(after_close_);
     WebSocket socket(core);

@@ -31,6 +31,22 @@ WebSocketCore::WebSocketCore(Transport& transport, const WebSocketSettings& sett
       heard_at_(Clock::now()),
       message_at_(heard_at_) {}
 
+WebSocketCore::~WebSocketCore() {
+    if (settings_.budget) settings_.budget->give_back(charged_);
+}
+
+bool WebSocketCore::charge() noexcept {
+    if (!settings_.budget) return true;
+    const std::size_t held = (in_.size() - in_pos_) + parser_.buffered();
+    if (held > charged_) {
+        if (!settings_.budget->take(held - charged_)) return false;
+    } else {
+        settings_.budget->give_back(charged_ - held);
+    }
+    charged_ = held;
+    return true;
+}
+
 void WebSocketCore::closed(std::uint16_t code, std::string reason) noexcept {
     state_ = State::closed;
     if (close_code_ == 0) {
@@ -114,6 +130,7 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
                 case WsEvent::Kind::message:
                     ++messages_in_;
                     message_at_ = Clock::now();
+                    (void)charge();  // the message is the handler's now: less is held
                     return WebSocket::Message{ev.text, std::move(ev.payload)};
                 case WsEvent::Kind::ping:
                     if (auto r = send(WsOpcode::pong, ev.payload); !r) return r.error();
@@ -174,6 +191,14 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
         }
         if (r) {
             looked_again = false;
+            if (!charge()) {
+                // Every connection's input together is over the server's budget: this message
+                // is not taken, and the client may try again later (1013).
+                (void)send(WsOpcode::close, ws_close_payload(ws_close::try_again_later,
+                                                             "server busy: too much input held"));
+                closed(ws_close::try_again_later, "server busy: too much input held");
+                return Errc::closed;
+            }
             continue;
         }
         if (going_away_ && r.error() == Errc::eof) {

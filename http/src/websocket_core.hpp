@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "body_budget.hpp"
 #include "session.hpp"
 #include "websocket_frame.hpp"
 #include "weft/core/mutex.hpp"
@@ -20,10 +21,14 @@ struct WebSocketSettings {
     std::size_t max_message = 0;
     std::chrono::nanoseconds ping_interval{0};
     std::chrono::nanoseconds idle_timeout{0};
+    /// What all connections may hold of received input at once (the server's request-body
+    /// budget): a message being received takes from it. Null: no limit.
+    BodyBudget* budget = nullptr;
 };
 
 class WebSocketCore {
   public:
+    ~WebSocketCore();
     /// `early`: bytes the client sent after its handshake, before our answer reached it.
     WebSocketCore(Transport& transport, const WebSocketSettings& settings, std::string subprotocol,
                   std::string_view early);
@@ -55,6 +60,9 @@ class WebSocketCore {
     /// Receives more bytes until `until`; Errc::eof at the end of the stream.
     Result<void> fill(Deadline until);
     void closed(std::uint16_t code, std::string reason) noexcept;
+    /// Brings what this WebSocket holds of received input (bytes not parsed yet, fragments
+    /// joined so far) to the budget: false when it would go beyond it.
+    bool charge() noexcept;
 
     Transport& transport_;
     WebSocketSettings settings_;
@@ -77,8 +85,9 @@ class WebSocketCore {
     // a close() from another fiber meanwhile only sends its frame, and the reader takes the
     // answer (two fibers may not read one connection).
     bool reading_ = false;
-    WaitQueue reader_left_;  // woken when a read ends (a close() from another fiber waits)
-    Deadline close_until_;   // closing: how long the client's close frame is waited for
+    std::size_t charged_ = 0;  // taken from settings_.budget
+    WaitQueue reader_left_;    // woken when a read ends (a close() from another fiber waits)
+    Deadline close_until_;     // closing: how long the client's close frame is waited for
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

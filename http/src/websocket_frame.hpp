@@ -42,6 +42,8 @@ class WsParser {
     /// complete. need_more with `used` > 0 means a fragment was taken in: call again with the
     /// rest; need_more with `used` == 0 means the next frame is not all there yet.
     WsEvent next(std::string_view in, std::size_t& used);
+    /// The fragments of a message joined so far.
+    std::size_t buffered() const noexcept { return message_.size(); }
 
   private:
     WsEvent fail(std::uint16_t code, std::string reason);

@@ -158,7 +158,8 @@ config::Schema<Settings> build() {
         size(0, kNoLimit), "request body (413 beyond); 0: unlimited");
     s.bind("server", "max_buffered_body_bytes",
         [](auto& o) -> auto& { return o.http.max_buffered_body_bytes; }, size(0, kNoLimit),
-        "request bodies in memory over all connections (503 beyond); 0: unlimited");
+        "request bodies and WebSocket messages in memory over all connections (503 or 1013 "
+        "beyond); 0: unlimited");
     s.bind("server", "header_timeout", [](auto& o) -> auto& { return o.http.header_timeout; },
         duration(Duration::zero(), kDay, true), "time to receive the request head (408)");
     s.bind("server", "body_timeout", [](auto& o) -> auto& { return o.http.body_timeout; },

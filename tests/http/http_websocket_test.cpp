@@ -520,6 +520,40 @@ TEST(HttpWebSocket, ATooLargeMessageGetsItsCloseFrameNotAReset) {
     EXPECT_EQ(f->code(), ws_close::message_too_big);
 }
 
+// Messages being received take from the server's budget of buffered input (the one request
+// bodies take from): beyond it the WebSocket closes with 1013 ("try again later"), and what it
+// held is given back for others.
+TEST(HttpWebSocket, MessagesBeingReceivedAreWithinTheServersInputBudget) {
+    ServerOptions o;
+    o.max_buffered_body_bytes = 64 * 1024;
+    o.websocket_max_message_bytes = 1024 * 1024;
+    WsServer s(o);
+    {
+        WsClient c(s.port);
+        ASSERT_TRUE(c.ok());
+        c.send(handshake("/echo"));
+        ASSERT_NE(c.head().find("101"), std::string::npos);
+        ASSERT_TRUE(c.send(client_frame(2, std::string(1000, 's'))));
+        auto echo = c.frame(3s);
+        ASSERT_TRUE(echo);
+        EXPECT_EQ(echo->payload.size(), 1000u);
+        (void)c.send(client_frame(2, std::string(256 * 1024, 'b')));
+        auto f = c.frame(3s);
+        ASSERT_TRUE(f) << "no close frame";
+        EXPECT_EQ(f->opcode, 8);
+        EXPECT_EQ(f->code(), ws_close::try_again_later);
+    }
+    // What the closed WebSocket held is back: a message within the budget goes through.
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/echo"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    ASSERT_TRUE(c.send(client_frame(2, std::string(32 * 1024, 'k'))));
+    auto echo = c.frame(3s);
+    ASSERT_TRUE(echo);
+    EXPECT_EQ(echo->payload, std::string(32 * 1024, 'k'));
+}
+
 // RFC 6455 8.1: a text message is UTF-8; a client fails the connection on one that is not.
 TEST(HttpWebSocket, TextThatIsNotUtf8IsNotSent) {
     WsServer s;

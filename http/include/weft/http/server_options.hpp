@@ -57,7 +57,8 @@ struct ServerOptions {
     /// grows by doubling: at most twice the bytes received). A body that would go beyond it
     /// gets 503 (with Retry-After) and its connection closes; nothing waits, so memory stays
     /// bounded whatever clients do. A large body's storage is freed once its request is
-    /// answered. 0 = no limit.
+    /// answered. WebSocket messages being received take from it too (beyond it, the WebSocket
+    /// closes with 1013, "try again later"). 0 = no limit.
     std::size_t max_buffered_body_bytes = 128 * 1024 * 1024;
     /// From a request's first byte until its header section is complete: then 408 and close.
     /// This is what stops slowloris. It also bounds the wait for a new connection's first byte
