@@ -166,6 +166,7 @@ void RequestParser::reset() noexcept {
     field_seen_ = false;
     probe_ = LineProbe::off;
     probe_version_ = 0;
+    protocol_pending_ = false;
     chunked_ = false;
     last_chunk_ = false;
     trailer_next_ = false;
@@ -284,7 +285,7 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             fail(400, "lines must end with CRLF");
             return {Kind::error, pos};
         }
-        if (protocol_pending_ && check_protocol(data + pos, data + pos + n) != 0)
+        if (protocol_pending_ && in_message_ && check_protocol(data + pos, data + pos + n) != 0)
             return {Kind::error, pos};
         completed_ = false;
         // In a chunked body every byte llhttp takes is data (on_body) or framing: count the
@@ -292,7 +293,9 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
         const bool in_chunked_body = chunked_ && !in_headers;
         frame_mark_ = data + pos;
         llhttp_used_ = true;
+        exec_begin_ = data + pos;
         exec_end_ = data + pos + n;
+        ++exec_count_;
         llhttp_errno_t err = llhttp_execute(p, data + pos, n);
         std::size_t used = n;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -721,13 +724,17 @@ int RequestParser::on_url(const char* at, std::size_t len) {
     if (a.size() + len > limits_.max_uri_bytes) return fail(414, "request-target too long");
     a.append(at, len);
     url_end_ = at + len;
+    url_end_exec_ = exec_count_;
     return 0;
 }
 
 int RequestParser::on_url_complete() noexcept {
-    // The target's last piece ended at the byte after it (a space, in this slice).
+    // llhttp calls this once a byte follows the space after the target: the byte after that
+    // space when it came in these same bytes, else the first of them (the slice before ended
+    // with the space; its memory may be gone).
     protocol_pending_ = true;
-    return check_protocol(url_end_, exec_end_);
+    const char* first = url_end_exec_ == exec_count_ ? url_end_ + 1 : exec_begin_;
+    return check_protocol(first, exec_end_);
 }
 
 int RequestParser::check_protocol(const char* p, const char* end) noexcept {

@@ -141,10 +141,13 @@ class RequestParser {
     bool fold_started_ = false;     // a byte of the request line was seen
     bool field_seen_ = false;       // the current field line has name bytes
     LineProbe probe_ = LineProbe::off;
-    std::uint8_t probe_version_ = 0;  // characters of "HTTP/d.d" matched so far
-    bool protocol_pending_ = false;   // the target ended; the protocol name is not seen yet
-    const char* url_end_ = nullptr;   // where llhttp's last target piece ended
-    const char* exec_end_ = nullptr;  // the end of the bytes llhttp is parsing
+    std::uint8_t probe_version_ = 0;    // characters of "HTTP/d.d" matched so far
+    bool protocol_pending_ = false;     // the target ended; the protocol name is not seen yet
+    const char* url_end_ = nullptr;     // where llhttp's last target piece ended (a space)
+    std::uint64_t url_end_exec_ = 0;    // ... in which llhttp_execute() (see exec_count_)
+    const char* exec_begin_ = nullptr;  // the bytes llhttp is parsing
+    const char* exec_end_ = nullptr;
+    std::uint64_t exec_count_ = 0;  // llhttp_execute() calls so far
     // Chunked framing of the current request: what llhttp consumed that was not body data.
     bool chunked_ = false;
     bool last_chunk_ = false;       // the zero-size chunk was seen: the trailer follows

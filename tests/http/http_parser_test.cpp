@@ -389,6 +389,47 @@ TEST(HttpParser, OtherProtocolsSayWhy) {
     }
 }
 
+// A connection that ended just after a request-target (its protocol name not seen yet) leaves
+// nothing behind for the next connection the parser serves.
+// The protocol name in receives of their own (separate buffers, as the server's are): the
+// check reads only the bytes being parsed.
+TEST(HttpParser, TheProtocolNameIsCheckedAcrossReceives) {
+    const ServerOptions options;
+    for (const char* second : {"RTSP/1.0\r\nHost: h\r\n\r\n", " RTSP/1.0\r\nHost: h\r\n\r\n",
+                               "HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx"}) {
+        RequestParser p(options);
+        Request r;
+        auto first = std::make_unique<std::string>("POST / ");
+        auto st = p.feed(first->data(), first->size(), r, &test_peer());
+        ASSERT_EQ(st.kind, RequestParser::Kind::need_more);
+        first.reset();  // that receive's buffer is gone
+        const std::string rest = second;
+        st = p.feed(rest.data(), rest.size(), r, &test_peer());
+        if (rest.find("RTSP") != std::string::npos) {
+            EXPECT_EQ(st.kind, RequestParser::Kind::error) << second;
+            EXPECT_STREQ(p.error_reason(), "malformed HTTP version");
+        } else {
+            EXPECT_EQ(st.kind, RequestParser::Kind::complete) << p.error_reason();
+            EXPECT_EQ(r.body(), "x");
+        }
+    }
+}
+
+TEST(HttpParser, AResetForgetsAProtocolNameNotSeenYet) {
+    const ServerOptions options;
+    RequestParser p(options);
+    Request r;
+    const std::string partial = "GET /  ";  // llhttp looks past the first space
+    auto st = p.feed(partial.data(), partial.size(), r, &test_peer());
+    EXPECT_EQ(st.kind, RequestParser::Kind::need_more);
+    p.reset();
+    const std::string post = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx";
+    Request r2;
+    st = p.feed(post.data(), post.size(), r2, &test_peer());
+    EXPECT_EQ(st.kind, RequestParser::Kind::complete) << p.error_reason();
+    EXPECT_EQ(r2.body(), "x");
+}
+
 TEST(HttpParser, ExpectContinue) {
     const ServerOptions options;
     RequestParser p(options);
