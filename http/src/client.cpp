@@ -503,6 +503,7 @@ class ClientExchange {
             auto c = core_->take(hp, url_, total_, attempt > 0);
             if (!c) return std::move(c).error();
             conn_ = std::move(*c);
+            unsent_ = false;  // this attempt's connection
             const bool reused = conn_->reused;
             auto r = send(req);
             if (r) {

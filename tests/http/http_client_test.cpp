@@ -614,6 +614,41 @@ FIBER_TEST(Client, AnAnswerBeforeTheUploadEndsIsTheResponse) {
     EXPECT_EQ(r->body, "too large");
 }
 
+// An idempotent upload on a pooled connection the server resets as it arrives is retried on a
+// new connection, and that one, healthy, goes back to the pool.
+FIBER_TEST(Client, TheConnectionOfARetriedUploadIsPooled) {
+    ScriptedServer s([](weft::TcpStream& st, int n) {
+        std::string buf;
+        if (n == 1) {
+            if (!read_request(st, buf)) return;
+            (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            // The next request's head, then a reset (closed with its body unread).
+            char tmp[4096];
+            while (buf.find("\r\n\r\n") == std::string::npos) {
+                auto r = st.recv(std::span<char>(tmp, sizeof tmp), 5s);
+                if (!r || *r == 0) return;
+                buf.append(tmp, *r);
+            }
+            return;
+        }
+        while (read_request(st, buf))
+            (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    Client c;
+    ASSERT_TRUE(c.get(s.url()));
+    ClientRequest put;
+    put.method = "PUT";
+    put.url = s.url();
+    put.body.assign(16u << 20, 'p');
+    auto r = c.request(put);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "ok");
+    EXPECT_EQ(s.accepts(), 2);
+    r = c.get(s.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(s.accepts(), 2) << "the retried upload's connection was not pooled";
+}
+
 FIBER_TEST(Client, TheFibersDeadlineBoundsTheCall) {
     Client c;
     ScriptedServer slow([](weft::TcpStream& s, int) {
