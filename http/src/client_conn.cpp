@@ -194,16 +194,15 @@ ClientResult<void> ClientConn::write(std::string_view data, Deadline total,
                                             "for read_timeout"};
     };
     if (tls_) {
-        constexpr std::size_t kSlice = 64 * 1024;
-        while (!data.empty()) {
-            const std::string_view piece = data.substr(0, kSlice);
-            const Deadline dl = stall.count() > 0 ? earliest(total, Deadline(stall)) : total;
-            if (auto r = tls_->write(piece, dl); !r) {
-                TlsError e = std::move(r).error();
-                if (!e.tls && e.transport.code == Errc::timed_out) return timed_out();
-                return from_tls(std::move(e));
-            }
-            data.remove_prefix(piece.size());
+        // The stall bounds each send of ciphertext (no byte out for that long), as on plain
+        // TCP: an upload lasts as long as it moves.
+        tls_->set_send_stall(stall);
+        auto r = tls_->write(data, total);
+        tls_->set_send_stall(std::chrono::nanoseconds::zero());
+        if (!r) {
+            TlsError e = std::move(r).error();
+            if (!e.tls && e.transport.code == Errc::timed_out) return timed_out();
+            return from_tls(std::move(e));
         }
         return {};
     }

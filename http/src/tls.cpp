@@ -16,6 +16,8 @@
 #include <array>
 #include <cstring>
 
+#include "weft/core/fiber.hpp"
+
 namespace weft::http::detail {
 
 namespace {
@@ -280,10 +282,15 @@ Result<void, TlsError> TlsSession::flush(Deadline deadline, bool wait_turn) {
         if (BIO_ctrl_pending(bio_of(wbio_)) == 0) return {};
         const int n = BIO_read(bio_of(wbio_), buf.data(), static_cast<int>(kIoBuf));
         if (n <= 0) return {};
-        if (auto r =
-                stream_.send(std::string_view(buf.data(), static_cast<std::size_t>(n)), deadline);
-            !r)
-            return transport_error(r.error());
+        const std::string_view out(buf.data(), static_cast<std::size_t>(n));
+        Result<void> r;
+        if (send_stall_.count() > 0) {
+            ScopedDeadline bound(deadline);
+            r = stream_.send_until_stalled(out, send_stall_);
+        } else {
+            r = stream_.send(out, deadline);
+        }
+        if (!r) return transport_error(r.error());
     }
 }
 

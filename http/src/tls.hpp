@@ -86,6 +86,9 @@ class TlsSession {
     /// needed).
     void release_buffers() noexcept;
     Result<void, TlsError> write(std::string_view data, Deadline deadline);
+    /// What bounds the sends of write() besides its deadline: no byte going out for `stall`
+    /// (0: only the deadline). A slow peer that keeps taking bytes is not cut off.
+    void set_send_stall(std::chrono::nanoseconds stall) noexcept { send_stall_ = stall; }
     /// Plaintext already decrypted and waiting (so a read would not park).
     std::size_t pending() const noexcept;
     /// Whether the peer ended its stream with a close_notify alert. An end without one may
@@ -120,6 +123,7 @@ class TlsSession {
 
     std::shared_ptr<TlsContext> ctx_;
     TcpStream& stream_;
+    std::chrono::nanoseconds send_stall_{0};
     void* ssl_ = nullptr;   ///< SSL*
     void* rbio_ = nullptr;  ///< BIO*: bytes from the network, for OpenSSL to read
     void* wbio_ = nullptr;  ///< BIO*: bytes OpenSSL wrote, for the network
