@@ -33,6 +33,7 @@ WebSocketCore::WebSocketCore(Transport& transport, const WebSocketSettings& sett
 
 WebSocketCore::~WebSocketCore() {
     if (settings_.budget) settings_.budget->give_back(charged_);
+    if (alive_) *alive_ = false;  // a close's timer fiber finds it gone
 }
 
 bool WebSocketCore::charge() noexcept {
@@ -94,15 +95,12 @@ bool WebSocketCore::parse_one(WsEvent& ev) {
 
 Result<void> WebSocketCore::fill(Deadline until) {
     struct Reading {
-        WebSocketCore& ws;
-        explicit Reading(WebSocketCore& w) noexcept : ws(w) { ws.reading_ = true; }
-        ~Reading() {
-            ws.reading_ = false;
-            ws.reader_left_.notify_all();
-        }
+        bool& flag;
+        explicit Reading(bool& f) noexcept : flag(f) { flag = true; }
+        ~Reading() { flag = false; }
     };
     auto n = [&] {
-        Reading r(*this);
+        Reading r(reading_);
         return transport_.recv_append(in_, until);
     }();
     if (!n) return n.error();
@@ -273,12 +271,19 @@ void WebSocketCore::close(std::uint16_t code, std::string_view reason) {
     if (state_ != State::closing) return;
     if (reading_) {
         // The fiber in recv() takes the client's close frame (two fibers may not read one
-        // connection). Its wait began before the close, with a deadline of its own (none, with
-        // pings and the idle timeout off): once the close wait is over, the read side is shut
-        // so that it ends.
-        while (state_ == State::closing && reading_)
-            if (!reader_left_.wait(close_until_, "websocket close")) break;
-        if (state_ == State::closing && reading_) transport_.shutdown_read();
+        // connection), and this call returns at once (a fiber may close many). The reader's
+        // wait began before the close, with a deadline of its own (none, with pings and the
+        // idle timeout off): should it still wait when the close wait is over, a fiber of this
+        // hub shuts the read side then, so that recv() ends.
+        if (!alive_) alive_ = std::make_shared<bool>(true);
+        try {
+            weft::spawn("websocket close", [this, alive = alive_, until = close_until_] {
+                (void)this_fiber::sleep_until(until);
+                if (*alive && state_ == State::closing && reading_) transport_.shutdown_read();
+            }).detach();
+        } catch (...) {
+            transport_.shutdown_read();  // no fiber for it: the read ends now
+        }
         return;
     }
     // Wait a little for the client's close frame, dropping what comes before it.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -12,7 +13,6 @@
 #include "session.hpp"
 #include "websocket_frame.hpp"
 #include "weft/core/mutex.hpp"
-#include "weft/core/wait_queue.hpp"
 #include "weft/http/websocket.hpp"
 
 namespace weft::http::detail {
@@ -82,12 +82,12 @@ class WebSocketCore {
     bool close_sent_ = false;  // nothing follows our close frame (RFC 6455 5.5.1)
     bool peer_closed_ = false;
     // A fiber waits for the client's bytes (recv(), or close() for the client's close frame):
-    // a close() from another fiber meanwhile only sends its frame, and the reader takes the
-    // answer (two fibers may not read one connection).
+    // a close() from another fiber meanwhile only sends its frame (and sees that the wait
+    // ends), and the reader takes the answer (two fibers may not read one connection).
     bool reading_ = false;
-    std::size_t charged_ = 0;  // taken from settings_.budget
-    WaitQueue reader_left_;    // woken when a read ends (a close() from another fiber waits)
-    Deadline close_until_;     // closing: how long the client's close frame is waited for
+    std::size_t charged_ = 0;      // taken from settings_.budget
+    Deadline close_until_;         // closing: how long the client's close frame is waited for
+    std::shared_ptr<bool> alive_;  // false once this is gone (for a close's timer fiber)
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

@@ -36,6 +36,7 @@ struct WsServer {
     std::atomic<int> late_send{-1};  // Errc of /race's send after the close
     std::atomic<int> echoed{-1};     // /echo-close: the code it closed with again, or -2: threw
     std::atomic<int> recv_after_close{-1};  // /close-aside: Errc of the handler's recv()
+    std::atomic<long> close_took_ms{-1};    // /close-aside: how long the other fiber's close()
 
     explicit WsServer(ServerOptions o = {}) {
         weft::RuntimeOptions ro;
@@ -103,7 +104,12 @@ struct WsServer {
         router.websocket("/close-aside", [this](Request&, WebSocket& ws) {
             auto closer = weft::spawn("closer", [&] {
                 (void)weft::sleep_for(100ms);
+                const auto t0 = std::chrono::steady_clock::now();
                 ws.close(ws_close::normal, "aside");
+                close_took_ms =
+                    static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - t0)
+                                          .count());
             });
             auto r = ws.recv();
             recv_after_close = static_cast<int>(r ? weft::Errc::ok : r.error().code);
@@ -497,6 +503,9 @@ TEST(HttpWebSocket, ACloseFromAnotherFiberEndsRecvWithoutTheClientsAnswer) {
     const auto waited = std::chrono::steady_clock::now() - closed_at;
     EXPECT_EQ(s.recv_after_close.load(), static_cast<int>(weft::Errc::closed));
     EXPECT_GT(waited, 1s);  // the close wait (two seconds) was given to the client
+    // The fiber that closed did not wait for it (one fiber may close many WebSockets).
+    EXPECT_GE(s.close_took_ms.load(), 0);
+    EXPECT_LT(s.close_took_ms.load(), 500);
 }
 
 // A message over the size limit is refused from its frame header while the client still

@@ -92,9 +92,9 @@ class WebSocket {
     /// Starts the closing handshake with `code` and `reason` (UTF-8, cut to 123 bytes), and
     /// waits up to two seconds for the client's close frame, dropping messages that come
     /// before it. Called by another fiber while the handler waits in recv(), it sends the frame
-    /// and waits as long for recv() to take the answer (recv() then returns Errc::closed; past
-    /// the two seconds the connection's read side is shut, and recv() returns Errc::closed all
-    /// the same). Idempotent; once it has begun, sends from other fibers fail with Errc::closed.
+    /// and returns; recv() takes the answer, dropping messages before it, and returns
+    /// Errc::closed (within the same two seconds: past them the connection's read side is
+    /// shut). Idempotent; once it has begun, sends from other fibers fail with Errc::closed.
     /// ws_close::no_status sends a close frame without a code; while the WebSocket is open, a code
     /// no close frame may carry (1004, 1006, 1015, below 1000, 1016 to 2999, 5000 and above) or a
     /// reason that is not UTF-8 throws std::invalid_argument.
