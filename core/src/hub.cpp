@@ -449,8 +449,8 @@ void fiber_entry_point() noexcept {
     hub->landed();  // the fiber that switched here may have just finished
     FiberRecord* f = hub->running();
     f->ops->run(f->user_state);
-    // The fiber's values die here, as the fiber (a destructor may read its own locals, log with
-    // the fiber's name, or wait), and before a joiner wakes.
+    // The fiber's values die here, as the fiber (a destructor may read its other locals, log
+    // with the fiber's name, or wait), and before a joiner wakes.
     hub->drop_locals(f);
     std::uintptr_t w = f->join_word.exchange(FiberRecord::kJoinDone, std::memory_order_seq_cst);
     // Nobody can observe an exception once the handle is gone: say so now (gevent's
@@ -489,6 +489,17 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
 }
 
 void HubImpl::drop_locals(FiberRecord* f) noexcept {
+    if (f->locals && f->locals.use_count() == 1) {
+        // The values die one by one, last made first, with the table still the fiber's: a
+        // destructor may read the fiber's other locals (those made before its own). `keep`
+        // holds the table meanwhile (a destructor's set() then copies it, not this one).
+        const std::shared_ptr<const LocalTable> keep = f->locals;
+        auto& slots = const_cast<LocalTable&>(*keep).slots;
+        for (std::size_t i = slots.size(); i-- > 0;) {
+            std::shared_ptr<void> v = std::move(slots[i]);
+            v.reset();
+        }
+    }
     // What the fiber's locals hold is freed when it ends, not with its handle. A table no
     // other fiber shares is kept, emptied, for the next fiber that sets a value.
     if (std::shared_ptr<const LocalTable> t = std::move(f->locals); t && t.use_count() == 1) {

@@ -28,14 +28,18 @@ struct Counted {
 };
 weft::FiberLocal<Counted> counted;
 
-// Records which fiber its destructor ran on.
+// Records which fiber its destructor ran on, and what that fiber's request_id was then.
 struct Witness {
     std::shared_ptr<weft::FiberId> died_on;
+    std::shared_ptr<std::string> saw;
     Witness(const Witness&) = delete;
-    explicit Witness(std::shared_ptr<weft::FiberId> d) : died_on(std::move(d)) {}
+    Witness(std::shared_ptr<weft::FiberId> d, std::shared_ptr<std::string> s)
+        : died_on(std::move(d)), saw(std::move(s)) {}
     Witness(Witness&& o) noexcept = default;
     ~Witness() {
-        if (died_on) *died_on = weft::this_fiber::id();
+        if (!died_on) return;
+        *died_on = weft::this_fiber::id();
+        *saw = request_id.get() ? *request_id.get() : "none";
     }
 };
 weft::FiberLocal<Witness> witness;
@@ -97,13 +101,16 @@ FIBER_TEST(FiberLocal, InheritedValuesAreSharedAndFreedWithTheirFibers) {
 // its name), and before its joiner wakes.
 FIBER_TEST(FiberLocal, ValuesDieOnTheirOwnFiber) {
     auto died_on = std::make_shared<weft::FiberId>(0);
+    auto saw = std::make_shared<std::string>();
     weft::FiberId child_id = 0;
     weft::spawn("child", [&] {
         child_id = weft::this_fiber::id();
-        witness.set(Witness(died_on));
+        request_id.set("req-7");  // a local made before the witness's
+        witness.set(Witness(died_on, saw));
     }).join();
     EXPECT_NE(child_id, 0u);
     EXPECT_EQ(*died_on, child_id) << "the value died on fiber " << *died_on << ", not its own";
+    EXPECT_EQ(*saw, "req-7") << "its destructor could not read the fiber's other locals";
 }
 
 TEST(FiberLocal, OutsideAFiber) {
