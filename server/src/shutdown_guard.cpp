@@ -19,8 +19,18 @@ ShutdownGuard::~ShutdownGuard() {
     done_.store(true, std::memory_order_release);
     thread_.join();
     // Nobody reads the signals from here on: a stop signal ends the process as by default (a
-    // plugin's static destructor that hangs at exit must not outlive a second SIGTERM).
+    // plugin's static destructor that hangs at exit must not outlive a second SIGTERM). One
+    // that came after the thread's last look, and before this, is in the pipe: it ends the
+    // process now, as it would have a moment later.
     signals::done_serving();
+    for (int sig = signals::next(std::chrono::milliseconds(0)); sig != 0;
+         sig = signals::next(std::chrono::milliseconds(0))) {
+        if (sig != SIGTERM && sig != SIGINT) continue;
+        weft::logger()->warn("{} again while shutting down: exiting now",
+                             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        spdlog::default_logger()->flush();
+        std::_Exit(128 + sig);
+    }
 }
 
 void ShutdownGuard::run(std::chrono::nanoseconds limit) noexcept {
