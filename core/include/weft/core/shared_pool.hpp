@@ -19,13 +19,13 @@ namespace weft {
 /// At most `max_size` resources of type T, made by `make` when a borrower finds none idle and
 /// the pool is below its size, kept idle between uses.
 ///
-/// Blocking: acquire() parks the calling fiber (or blocks a thread) while every resource is
-/// lent out, until the deadline (the fiber's own deadline included: Errc::timed_out) or a
-/// cancel (Errc::cancelled). `make` runs in the borrower's fiber, outside the pool's lock, and
-/// may block cooperatively (connect to a database); if it throws, the slot is given back and
-/// the exception reaches the borrower.
-/// Threads: any thread. A Lease must be released (destroyed) by the thread or hub that holds
-/// it; it may move between fibers of one hub.
+/// Blocking: acquire() parks the calling fiber (or blocks a thread that is no hub) while every
+/// resource is lent out, until the deadline (the fiber's own deadline included:
+/// Errc::timed_out) or a cancel (Errc::cancelled); in a hub's posted task it does not wait
+/// (Errc::would_block), as SharedSemaphore::acquire(). `make` runs in the borrower's fiber, outside
+/// the pool's lock, and may block cooperatively (connect to a database); if it throws, the slot is
+/// given back and the exception reaches the borrower. Threads: any thread. A Lease must be released
+/// (destroyed) by the thread or hub that holds it; it may move between fibers of one hub.
 template <class T>
 class SharedPool {
   public:
