@@ -742,9 +742,11 @@ bool origin_allowed(const Request& req, const std::vector<std::string>& allowed)
     for (const std::string& a : allowed)
         if (a == "*" || iequals(a, origin)) return true;
     // The page's own server: scheme "://" host [":" port], the host and port of the request.
+    // Behind a proxy that names another Host, the host the browser used is in X-Forwarded-Host
+    // or Forwarded's host=, which are taken too: a page cannot set either on a WebSocket
+    // handshake (the browser's API sets no fields), and only pages are what this check is for.
     const std::size_t sep = origin.find("://");
-    const auto host = req.header("host");
-    if (sep == std::string_view::npos || !host) return false;
+    if (sep == std::string_view::npos) return false;
     const std::string_view scheme = origin.substr(0, sep);
     const std::string_view authority = origin.substr(sep + 3);
     if (authority.empty() || authority.find_first_of("/?#@") != std::string_view::npos)
@@ -759,7 +761,27 @@ bool origin_allowed(const Request& req, const std::vector<std::string>& allowed)
             h.remove_suffix(default_port.size());
         return h;
     };
-    return iequals(bare(authority), bare(trim_ows(*host)));
+    auto same = [&](std::string_view host) {
+        return !host.empty() && iequals(bare(authority), bare(trim_ows(host)));
+    };
+    if (const auto host = req.header("host"); host && same(*host)) return true;
+    // The first of a list is the one the client sent to the first proxy.
+    if (const auto xfh = req.header("x-forwarded-host");
+        xfh && same(xfh->substr(0, xfh->find(','))))
+        return true;
+    if (const auto fwd = req.header("forwarded")) {
+        std::string_view first = fwd->substr(0, fwd->find(','));
+        while (!first.empty()) {
+            const std::size_t semi = first.find(';');
+            const std::string_view pair = trim_ows(first.substr(0, semi));
+            first = semi == std::string_view::npos ? std::string_view() : first.substr(semi + 1);
+            if (pair.size() < 5 || !iequals(pair.substr(0, 5), "host=")) continue;
+            std::string_view v = pair.substr(5);
+            if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+            if (same(v)) return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace

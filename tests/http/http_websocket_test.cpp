@@ -387,6 +387,29 @@ TEST(HttpWebSocket, PagesOfOtherOriginsAreRefused) {
               "HTTP/1.1 101 Switching Protocols");
 }
 
+// Behind a proxy that sends another Host, the host the browser used comes in X-Forwarded-Host
+// or Forwarded's host=: a page of that host is the server's own.
+TEST(HttpWebSocket, APageOfTheHostAProxyNamesIsTheServersOwn) {
+    WsServer s;
+    auto status = [&](std::string_view fields) {
+        WsClient c(s.port);
+        c.send(handshake("/proto", fields));
+        const std::string h = c.head();
+        return h.substr(0, h.find("\r\n"));
+    };
+    EXPECT_EQ(status("Origin: https://app.example\r\nX-Forwarded-Host: app.example\r\n"),
+              "HTTP/1.1 101 Switching Protocols");
+    EXPECT_EQ(status("Origin: https://app.example\r\nX-Forwarded-Host: app.example:443, t\r\n"),
+              "HTTP/1.1 101 Switching Protocols");
+    EXPECT_EQ(status("Origin: https://app.example\r\n"
+                     "Forwarded: for=1.2.3.4;proto=https;host=\"app.example\"\r\n"),
+              "HTTP/1.1 101 Switching Protocols");
+    EXPECT_EQ(status("Origin: https://evil.example\r\nX-Forwarded-Host: app.example\r\n"),
+              "HTTP/1.1 403 Forbidden");
+    EXPECT_EQ(status("Origin: https://app.example\r\nX-Forwarded-Host: x, app.example\r\n"),
+              "HTTP/1.1 403 Forbidden");
+}
+
 TEST(HttpWebSocket, AllowedOriginsAreListedOnTheServer) {
     ServerOptions o;
     o.websocket_allowed_origins = {"https://app.example", "null"};
