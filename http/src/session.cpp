@@ -400,8 +400,8 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
     // file by it would reach what the route was not for. Clients resolve these segments before
     // sending; one that did not is sent to the path they name (Go's ServeMux does the same).
     const bool dotted = has_dot_segment(req.path());
-    Router::Match m;
-    if (!dotted) m = ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
+    Router::Match m = dotted ? Router::Match{}
+                             : ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
     RequestAccess::set_route(req, m.route);
     set_labels(req);
 
