@@ -239,6 +239,7 @@ void* fiber_local_get(std::size_t slot) noexcept {
 void fiber_local_set(std::size_t slot, std::shared_ptr<void> value) {
     auto* f = HubImpl::current_fiber();
     if (!f) throw std::logic_error("FiberLocal::set() outside a fiber");
+    if (f->locals_ending) return;  // a value's destructor as the fiber ends: `value` dies here
     if (!f->locals) f->locals = f->hub->take_spare_locals();
     // A table only this fiber holds is changed in place: the HTTP server sets and clears the
     // request context around every handler, and that must not cost allocations.

@@ -60,6 +60,8 @@ struct FiberRecord {
     std::shared_ptr<const LocalTable> locals;
     /// Fibers spawned while `locals` was set (each took a share of the table).
     std::uint32_t locals_shares = 0;
+    /// The fiber's values are dying (it ended): a value set now dies at once.
+    bool locals_ending = false;
     /// Run (and removed) at the fiber's next park; see internal::enter_handler(). Not inherited.
     internal::ParkHook* park_hook = nullptr;
 

@@ -491,14 +491,15 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
 void HubImpl::drop_locals(FiberRecord* f) noexcept {
     if (f->locals && f->locals.use_count() == 1) {
         // The values die one by one, last made first, with the table still the fiber's: a
-        // destructor may read the fiber's other locals (those made before its own). `keep`
-        // holds the table meanwhile (a destructor's set() then copies it, not this one).
-        const std::shared_ptr<const LocalTable> keep = f->locals;
-        auto& slots = const_cast<LocalTable&>(*keep).slots;
+        // destructor may read the fiber's other locals (those made before its own). What a
+        // destructor sets meanwhile dies at once (fiber_local_set), so the table stays.
+        f->locals_ending = true;
+        auto& slots = const_cast<LocalTable&>(*f->locals).slots;
         for (std::size_t i = slots.size(); i-- > 0;) {
             std::shared_ptr<void> v = std::move(slots[i]);
             v.reset();
         }
+        f->locals_ending = false;
     }
     // What the fiber's locals hold is freed when it ends, not with its handle. A table no
     // other fiber shares is kept, emptied, for the next fiber that sets a value.

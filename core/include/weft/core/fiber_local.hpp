@@ -21,7 +21,8 @@ void fiber_local_set(std::size_t slot, std::shared_ptr<void> value);
 /// (the same object, shared: a FiberLocal holds things like a request context, which the
 /// request's helper fibers should see and may update). set() in a child replaces the child's
 /// value only; its parent and siblings keep theirs. Values are destroyed once no fiber refers
-/// to them (fibers drop theirs when they finish).
+/// to them (fibers drop theirs when they finish: on that fiber, last made first, while its
+/// other values are still there; a set() from such a destructor has no effect).
 ///
 /// Threads: a fiber's values are touched only by that fiber's hub (fibers spawn on their own
 /// hub). Outside a fiber, get() returns nullptr and set() throws std::logic_error.
