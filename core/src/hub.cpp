@@ -451,7 +451,7 @@ void fiber_entry_point() noexcept {
     f->ops->run(f->user_state);
     // The fiber's values die here, as the fiber (a destructor may read its other locals, log
     // with the fiber's name, or wait), and before a joiner wakes.
-    hub->drop_locals(f);
+    if (f->locals) hub->drop_locals(f);
     std::uintptr_t w = f->join_word.exchange(FiberRecord::kJoinDone, std::memory_order_seq_cst);
     // Nobody can observe an exception once the handle is gone: say so now (gevent's
     // handle_error). A handle dropped later without join() reports it in fiber_release().
@@ -483,7 +483,7 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
         if (f->reg_next) f->reg_next->reg_prev = f->reg_prev;
     }
     context_destroy(f->ctx);
-    drop_locals(f);  // values a destructor set as the fiber ended (it dropped the rest itself)
+    if (f->locals) drop_locals(f);  // values set as the fiber ended (it dropped the rest)
     --live_;
     release_record(f);
 }
