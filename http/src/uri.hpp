@@ -72,7 +72,9 @@ inline bool has_dot_segment(std::string_view path) noexcept {
     return false;
 }
 
-/// `path` with its "." and ".." segments resolved away, %2E taken as the dot it is.
+/// `path` with its "." and ".." segments resolved away, %2E taken as the dot it is; one '/'
+/// where it began with several (or with '\\', which browsers read as '/'): as a Location,
+/// "//host/x" would send a browser to another host.
 inline std::string without_dot_segments(std::string_view path) {
     std::string dots;
     dots.reserve(path.size());
@@ -86,7 +88,10 @@ inline std::string without_dot_segments(std::string_view path) {
         }
     }
     std::string out = remove_dot_segments(dots);
-    return out.empty() ? std::string("/") : out;
+    const std::size_t lead = out.find_first_not_of("/\\");
+    if (lead == std::string::npos) return "/";
+    out.replace(0, lead, "/");
+    return out;
 }
 
 inline int hex_value(char c) noexcept {

@@ -363,6 +363,9 @@ TEST(HttpSession, DotSegmentsAreResolvedByARedirect) {
         {"GET /a/./b/.", 301, "/a/b/"},
         {"HEAD /..", 301, "/"},
         {"POST /users/../x", 308, "/x"},
+        // Never a Location that a browser reads as another host ("//evil.example/x").
+        {"GET //evil.example/./x", 301, "/evil.example/x"},
+        {"GET ///evil.example/%2e/x", 301, "/evil.example/x"},
     };
     for (const Case& c : cases) {
         Harness h;
@@ -375,6 +378,17 @@ TEST(HttpSession, DotSegmentsAreResolvedByARedirect) {
             << c.request_line;
         EXPECT_EQ(r.status, c.status) << c.request_line;
         EXPECT_EQ(r.header("Location").value_or(""), c.location) << c.request_line;
+    }
+    // A backslash, which browsers take for a slash, is refused or kept out of the front.
+    {
+        Harness b;
+        b.build();
+        b.feed("GET /\\evil.example/./x HTTP/1.1\r\nHost: h\r\n\r\n");
+        weft::http::testing::ParsedResponse r;
+        ASSERT_GT(weft::http::testing::read_response(b.transport.all(), r, false), 0u);
+        const std::string loc = r.header("Location").value_or("");
+        EXPECT_TRUE(r.status == 400 || (loc.rfind("//", 0) != 0 && loc.rfind("/\\", 0) != 0))
+            << r.status << " " << loc;
     }
     // Names that only look like dots are routed as they are.
     Harness h;
