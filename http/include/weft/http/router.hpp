@@ -6,9 +6,11 @@
 // GET. A template has at most 16 parameters. Build the router before the server starts; it is
 // read-only (and so safe to share between hubs) afterwards.
 //
-// Parameter values are percent-decoded and nothing more: the path is not normalized, so a value
-// may hold "..", "/" (from %2F, or in a `{name...}`) or a NUL byte. A handler that turns one into
-// a file name or a key checks it first.
+// The server routes no path with "." or ".." segments (also written %2E): such a request is
+// redirected to the path it names (301, or 308 but for GET and HEAD) before any route sees it.
+// Parameter values are percent-decoded and nothing more, so a value may still hold ".." from
+// %2F-escaped slashes ("..%2Fsecret"), "/" (from %2F, or in a `{name...}`) or a NUL byte. A
+// handler that turns one into a file name or a key checks it first.
 #pragma once
 
 #include <chrono>
