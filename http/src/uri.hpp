@@ -90,8 +90,8 @@ inline std::string without_dot_segments(std::string_view path) {
     std::string out = remove_dot_segments(dots);
     const std::size_t lead = out.find_first_not_of("/\\");
     if (lead == std::string::npos) return "/";
-    out.replace(0, lead, "/");
-    return out;
+    if (lead == 1 && out[0] == '/') return out;
+    return "/" + out.substr(lead);
 }
 
 inline int hex_value(char c) noexcept {

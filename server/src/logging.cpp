@@ -2,7 +2,9 @@
 #include "logging.hpp"
 
 #include <fcntl.h>
+#include <spdlog/async_logger.h>
 #include <spdlog/details/fmt_helper.h>
+#include <spdlog/details/thread_pool.h>
 #include <spdlog/formatter.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
@@ -104,6 +106,13 @@ class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
     bool warned_ = false;
 };
 
+// The access log's writer: one thread takes the lines the hubs queue and writes them, so that a
+// hub never waits for the disk (or for another hub's line) and a slow disk delays no request.
+// The queue holds this many lines; a hub waits only when it is full (the disk has stalled for
+// that long: lines are never dropped).
+constexpr std::size_t kAccessQueue = 64 * 1024;
+std::shared_ptr<spdlog::details::thread_pool> g_access_writer;
+
 std::string iso_time(std::chrono::system_clock::time_point tp) {
     auto secs = std::chrono::time_point_cast<std::chrono::seconds>(tp);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tp - secs).count();
@@ -199,7 +208,10 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
         }
     }
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
-    auto logger = std::make_shared<spdlog::logger>("access", sink);
+    close_access_log();  // one made before (the configuration check makes one)
+    g_access_writer = std::make_shared<spdlog::details::thread_pool>(kAccessQueue, 1);
+    auto logger = std::make_shared<spdlog::async_logger>("access", sink, g_access_writer,
+                                                         spdlog::async_overflow_policy::block);
     logger->set_level(spdlog::level::info);
     logger->flush_on(spdlog::level::info);
     spdlog::drop("access");
@@ -223,6 +235,12 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
                          e.target, e.version_minor, e.status, e.bytes, secs, e.route, e.hub);
         }
     };
+}
+
+void close_access_log() {
+    spdlog::drop("access");
+    // Its destructor writes the lines still queued, then ends the writer's thread.
+    g_access_writer.reset();
 }
 
 void reopen_access_log_if_moved() {

@@ -22,6 +22,9 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
 /// An access log file that was renamed or removed since it was opened (logrotate) is opened
 /// again under its name. Any thread; cheap (one stat()) when nothing moved.
 void reopen_access_log_if_moved();
+/// Writes what is queued for the access log and ends its writer (at the end of the shutdown;
+/// nothing may log to it afterwards).
+void close_access_log();
 
 using weft::json_quote;  // weft/core/text.hpp
 

@@ -598,6 +598,7 @@ int main(int argc, char** argv) {
         watchdog.reset();
         workers.reset();
     }
+    weft::server::close_access_log();  // every access line is written before the process ends
     log->info("weft stopped");
     spdlog::default_logger()->flush();
     return exit_code;

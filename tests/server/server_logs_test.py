@@ -4,6 +4,7 @@ file, SIGUSR1's run-info dump in the text format, and a bad access-log path."""
 
 import json
 import os
+import http.client
 import re
 import signal
 import subprocess
@@ -111,6 +112,48 @@ class AccessLogFile(unittest.TestCase):
             self.assertEqual(m.group(1), "0")  # no body for HEAD
             # The access log stays out of the server log.
             self.assertNotIn("/sleep?ms=1", w.stderr())
+
+    def test_an_access_log_that_does_not_keep_up_delays_no_request(self):
+        # The access log is a FIFO nobody reads for now (a disk that has stalled): its 64 KiB
+        # fill after some hundred lines. Requests go on being answered meanwhile (the lines
+        # wait in the writer's queue), and every line comes out once the reader reads.
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            path = os.path.join(tmp, "access.fifo")
+            os.mkfifo(path)
+            reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                with Weft(["--hubs", "1", "--set", "log.access_log=" + path], workdir=tmp) as w:
+                    w.wait_ready()
+                    host, port = u.split_addr(w.http)
+                    c = http.client.HTTPConnection(host, port, timeout=5)
+                    n = 2000  # about 200 KB of lines
+                    t = time.monotonic()
+                    for i in range(n):
+                        c.request("GET", "/?line=%d" % i)
+                        r = c.getresponse()
+                        r.read()
+                        self.assertEqual(r.status, 200)
+                    took = time.monotonic() - t
+                    c.close()
+                    data = b""
+                    deadline = time.monotonic() + 10
+                    while data.count(b"\n") < n and time.monotonic() < deadline:
+                        try:
+                            chunk = os.read(reader, 65536)
+                        except BlockingIOError:
+                            chunk = b""
+                        if chunk:
+                            data += chunk
+                        else:
+                            time.sleep(0.01)
+                    self.assertEqual(w.stop(), 0)
+            finally:
+                os.close(reader)
+            lines = data.decode().splitlines()
+            self.assertEqual(len(lines), n)
+            self.assertIn("/?line=0 ", lines[0])
+            self.assertIn("/?line=%d " % (n - 1), lines[-1])
+            self.assertLess(took, 5.0)
 
     def test_a_rotated_access_log_is_reopened(self):
         # logrotate renames the file (no copytruncate): weft goes on in a new file of the name,
