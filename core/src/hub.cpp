@@ -495,7 +495,9 @@ void HubImpl::drop_locals(FiberRecord* f) noexcept {
         // destructor sets meanwhile dies at once (fiber_local_set), so the table stays.
         f->locals_ending = true;
         auto& slots = const_cast<LocalTable&>(*f->locals).slots;
-        for (std::size_t i = slots.size(); i-- > 0;) {
+        // A destructor that spawns a fiber shares the table with it: the values left then live
+        // on with that fiber (which drops them as it ends), and only the reference goes here.
+        for (std::size_t i = slots.size(); i-- > 0 && f->locals.use_count() == 1;) {
             std::shared_ptr<void> v = std::move(slots[i]);
             v.reset();
         }

@@ -113,6 +113,38 @@ FIBER_TEST(FiberLocal, ValuesDieOnTheirOwnFiber) {
     EXPECT_EQ(*saw, "req-7") << "its destructor could not read the fiber's other locals";
 }
 
+// A value's destructor that spawns a fiber (to export a span, say) shares the fiber's locals
+// with it: the values it reads are still there when it runs.
+namespace {
+struct Exporter {
+    std::shared_ptr<std::string> saw;
+    std::shared_ptr<weft::Fiber<void>> spawned;
+    Exporter(std::shared_ptr<std::string> s, std::shared_ptr<weft::Fiber<void>> f)
+        : saw(std::move(s)), spawned(std::move(f)) {}
+    Exporter(Exporter&&) noexcept = default;
+    ~Exporter() {
+        if (!saw) return;
+        *spawned = weft::spawn("export", [s = saw] {
+            weft::this_fiber::yield();
+            *s = request_id.get() ? *request_id.get() : "none";
+        });
+    }
+};
+weft::FiberLocal<Exporter> exporter;
+}  // namespace
+
+FIBER_TEST(FiberLocal, AFiberSpawnedByADyingValueSeesTheLocals) {
+    auto saw = std::make_shared<std::string>();
+    auto spawned = std::make_shared<weft::Fiber<void>>();
+    weft::spawn("child", [&] {
+        request_id.set("req-9");
+        exporter.set(Exporter(saw, spawned));
+    }).join();
+    ASSERT_TRUE(spawned->valid());
+    spawned->join();
+    EXPECT_EQ(*saw, "req-9");
+}
+
 TEST(FiberLocal, OutsideAFiber) {
     EXPECT_EQ(request_id.get(), nullptr);
     EXPECT_THROW(request_id.set("x"), std::logic_error);
