@@ -275,10 +275,16 @@ void WebSocketCore::close(std::uint16_t code, std::string_view reason) {
         // wait began before the close, with a deadline of its own (none, with pings and the
         // idle timeout off): should it still wait when the close wait is over, a fiber of this
         // hub shuts the read side then, so that recv() ends.
+        if (close_timer_) return;  // one timer for the WebSocket, however many close() calls
+        close_timer_ = true;
         if (!alive_) alive_ = std::make_shared<bool>(true);
         try {
             weft::spawn("websocket close", [this, alive = alive_, until = close_until_] {
-                (void)this_fiber::sleep_until(until);
+                // Its own deadline, not the closing fiber's (inherited: a route timeout would
+                // end the close wait early).
+                ScopedDeadline own(until, ScopedDeadline::Mode::replace);
+                while (!until.passed())
+                    if (!this_fiber::sleep_until(until)) break;  // cancelled: the hub stops
                 if (*alive && state_ == State::closing && reading_) transport_.shutdown_read();
             }).detach();
         } catch (...) {

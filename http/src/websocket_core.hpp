@@ -88,6 +88,7 @@ class WebSocketCore {
     std::size_t charged_ = 0;      // taken from settings_.budget
     Deadline close_until_;         // closing: how long the client's close frame is waited for
     std::shared_ptr<bool> alive_;  // false once this is gone (for a close's timer fiber)
+    bool close_timer_ = false;     // that fiber was started
     std::uint64_t messages_in_ = 0;
     std::uint64_t messages_out_ = 0;
 };

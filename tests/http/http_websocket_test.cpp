@@ -101,9 +101,15 @@ struct WsServer {
             },
             {}, short_route);
         // Another fiber closes while the handler waits in recv(), which then ends.
-        router.websocket("/close-aside", [this](Request&, WebSocket& ws) {
+        // ?deadline_ms: the closing fiber's own deadline (a route timeout), which is not the
+        // close wait's.
+        router.websocket("/close-aside", [this](Request& req, WebSocket& ws) {
+            const long deadline_ms = std::stol(std::string(req.query("deadline_ms").value_or("0")));
             auto closer = weft::spawn("closer", [&] {
                 (void)weft::sleep_for(100ms);
+                weft::ScopedDeadline bound(
+                    deadline_ms > 0 ? weft::Deadline(std::chrono::milliseconds(deadline_ms))
+                                    : weft::Deadline::never());
                 const auto t0 = std::chrono::steady_clock::now();
                 ws.close(ws_close::normal, "aside");
                 close_took_ms =
@@ -514,7 +520,8 @@ TEST(HttpWebSocket, ACloseFromAnotherFiberEndsRecvWithoutTheClientsAnswer) {
     WsServer s(o);
     WsClient c(s.port);
     ASSERT_TRUE(c.ok());
-    c.send(handshake("/close-aside"));
+    // The closing fiber's deadline (50 ms) does not cut the client's two seconds short.
+    c.send(handshake("/close-aside?deadline_ms=50"));
     ASSERT_NE(c.head().find("101"), std::string::npos);
     auto f = c.frame(3s);
     ASSERT_TRUE(f);
