@@ -76,8 +76,11 @@ inline bool has_dot_segment(std::string_view path) noexcept {
 /// where it began with several (or with '\\', which browsers read as '/'): as a Location,
 /// "//host/x" would send a browser to another host.
 inline std::string without_dot_segments(std::string_view path) {
-    std::string dots;
-    dots.reserve(path.size());
+    std::string dots = "/";
+    dots.reserve(path.size() + 1);
+    // The leading run of '/' and '\\' as one '/', before the dots are resolved (as after).
+    const std::size_t first = path.find_first_not_of("/\\");
+    path.remove_prefix(first == std::string_view::npos ? path.size() : first);
     for (std::size_t i = 0; i < path.size(); ++i) {
         if (path[i] == '%' && path.size() - i >= 3 && path[i + 1] == '2' &&
             (path[i + 2] == 'e' || path[i + 2] == 'E')) {
@@ -90,8 +93,9 @@ inline std::string without_dot_segments(std::string_view path) {
     std::string out = remove_dot_segments(dots);
     const std::size_t lead = out.find_first_not_of("/\\");
     if (lead == std::string::npos) return "/";
-    if (lead == 1 && out[0] == '/') return out;
-    return "/" + out.substr(lead);
+    std::string r = lead == 1 && out[0] == '/' ? out : "/" + out.substr(lead);
+    // The collapse may make a new dot segment ("/\\." is "/."): resolved too (shorter each time).
+    return has_dot_segment(r) ? without_dot_segments(r) : r;
 }
 
 inline int hex_value(char c) noexcept {

@@ -23,7 +23,9 @@ ShutdownGuard::~ShutdownGuard() {
     // that came after the thread's last look, and before this, is in the pipe: it ends the
     // process now, as it would have a moment later.
     signals::done_serving();
-    for (int sig = signals::next(std::chrono::milliseconds(0)); sig != 0;
+    // A handler running on another thread as the flag changed may still be writing: the first
+    // look waits a moment for it.
+    for (int sig = signals::next(std::chrono::milliseconds(5)); sig != 0;
          sig = signals::next(std::chrono::milliseconds(0))) {
         if (sig != SIGTERM && sig != SIGINT) continue;
         weft::logger()->warn("{} again while shutting down: exiting now",

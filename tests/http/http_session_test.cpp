@@ -366,6 +366,7 @@ TEST(HttpSession, DotSegmentsAreResolvedByARedirect) {
         // Never a Location that a browser reads as another host ("//evil.example/x").
         {"GET //evil.example/./x", 301, "/evil.example/x"},
         {"GET ///evil.example/%2e/x", 301, "/evil.example/x"},
+        {"GET /%2e/\\.", 301, "/"},  // not "/." (another redirect)
     };
     for (const Case& c : cases) {
         Harness h;
