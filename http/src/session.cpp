@@ -407,7 +407,13 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
 
     int status = 0;
     std::uint64_t bytes = 0;
-    if (dotted) {
+    if (dotted && req.path().find('\\') != std::string_view::npos) {
+        // Browsers take '\\' for '/' and would resolve the path otherwise than its segments
+        // read here: no redirect is right for both.
+        append_response(req, Response(400, "Bad Request: a path with dot segments and a '\\'\n"),
+                        keep, bytes, head);
+        status = 400;
+    } else if (dotted) {
         std::string to = without_dot_segments(req.path());
         if (!req.raw_query().empty()) {
             to += '?';

@@ -72,14 +72,13 @@ inline bool has_dot_segment(std::string_view path) noexcept {
     return false;
 }
 
-/// `path` with its "." and ".." segments resolved away, %2E taken as the dot it is; one '/'
-/// where it began with several (or with '\\', which browsers read as '/'): as a Location,
-/// "//host/x" would send a browser to another host.
+/// `path` (one without '\\': see the caller) with its "." and ".." segments resolved away,
+/// %2E taken as the dot it is, and one '/' where it began with several: as a Location,
+/// "//host/x" would send a browser to another host. One pass, linear in the path.
 inline std::string without_dot_segments(std::string_view path) {
     std::string dots = "/";
     dots.reserve(path.size() + 1);
-    // The leading run of '/' and '\\' as one '/', before the dots are resolved (as after).
-    const std::size_t first = path.find_first_not_of("/\\");
+    const std::size_t first = path.find_first_not_of('/');
     path.remove_prefix(first == std::string_view::npos ? path.size() : first);
     for (std::size_t i = 0; i < path.size(); ++i) {
         if (path[i] == '%' && path.size() - i >= 3 && path[i + 1] == '2' &&
@@ -91,11 +90,11 @@ inline std::string without_dot_segments(std::string_view path) {
         }
     }
     std::string out = remove_dot_segments(dots);
-    const std::size_t lead = out.find_first_not_of("/\\");
+    // Resolving may leave a run of slashes in front ("/a/..//x"): one.
+    const std::size_t lead = out.find_first_not_of('/');
     if (lead == std::string::npos) return "/";
-    std::string r = lead == 1 && out[0] == '/' ? out : "/" + out.substr(lead);
-    // The collapse may make a new dot segment ("/\\." is "/."): resolved too (shorter each time).
-    return has_dot_segment(r) ? without_dot_segments(r) : r;
+    if (lead == 1) return out;
+    return "/" + out.substr(lead);
 }
 
 inline int hex_value(char c) noexcept {
