@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "weft/core/log.hpp"
 
@@ -40,10 +41,14 @@ class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
     }
     ~AccessFileSink() override { ::close(fd_); }
 
+    // Main thread only (dev_ and ino_ change nowhere else). The writer thread may hold the lock
+    // for as long as a write blocks (a stalled disk): then this waits for the next call, and the
+    // main loop goes on handling signals.
     void reopen_if_moved() {
-        std::lock_guard<std::mutex> lock(mutex_);
         struct stat st {};
         if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return;
+        std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) return;
         const int fd = open_file();
         if (fd < 0) {
             if (!warned_)
@@ -108,10 +113,16 @@ class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 // The access log's writer: one thread takes the lines the hubs queue and writes them, so that a
 // hub never waits for the disk (or for another hub's line) and a slow disk delays no request.
-// The queue holds this many lines; a hub waits only when it is full (the disk has stalled for
-// that long: lines are never dropped).
-constexpr std::size_t kAccessQueue = 64 * 1024;
-std::shared_ptr<spdlog::details::thread_pool> g_access_writer;
+// The queue holds this many lines (made up front, a few hundred bytes each); a hub waits only
+// when it is full (the disk has stalled for that long: lines are never dropped).
+constexpr std::size_t kAccessQueue = 8 * 1024;
+// Held where no static destructor reaches it: only close_access_log() ends the writer. A child
+// forked by a plugin has a copy of the pointer but no writer thread, and its exit must not
+// wait to join one.
+std::shared_ptr<spdlog::details::thread_pool>& access_writer() {
+    static auto* writer = new std::shared_ptr<spdlog::details::thread_pool>();
+    return *writer;
+}
 
 std::string iso_time(std::chrono::system_clock::time_point tp) {
     auto secs = std::chrono::time_point_cast<std::chrono::seconds>(tp);
@@ -209,8 +220,8 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
     }
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
     close_access_log();  // one made before (the configuration check makes one)
-    g_access_writer = std::make_shared<spdlog::details::thread_pool>(kAccessQueue, 1);
-    auto logger = std::make_shared<spdlog::async_logger>("access", sink, g_access_writer,
+    access_writer() = std::make_shared<spdlog::details::thread_pool>(kAccessQueue, 1);
+    auto logger = std::make_shared<spdlog::async_logger>("access", sink, access_writer(),
                                                          spdlog::async_overflow_policy::block);
     logger->set_level(spdlog::level::info);
     logger->flush_on(spdlog::level::info);
@@ -240,7 +251,19 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
 void close_access_log() {
     spdlog::drop("access");
     // Its destructor writes the lines still queued, then ends the writer's thread.
-    g_access_writer.reset();
+    access_writer().reset();
+}
+
+void flush_access_log(std::chrono::milliseconds within) noexcept {
+    try {
+        const auto& w = access_writer();
+        if (!w) return;
+        const auto until = std::chrono::steady_clock::now() + within;
+        while (w->queue_size() > 0 && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } catch (...) {
+        // Nothing more can be done on the way out.
+    }
 }
 
 void reopen_access_log_if_moved() {

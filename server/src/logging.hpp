@@ -3,6 +3,8 @@
 // to its own sink (stdout, stderr or a file).
 #pragma once
 
+#include <chrono>
+
 #include <string>
 
 #include "settings.hpp"
@@ -25,6 +27,9 @@ void reopen_access_log_if_moved();
 /// Writes what is queued for the access log and ends its writer (at the end of the shutdown;
 /// nothing may log to it afterwards).
 void close_access_log();
+/// Before an exit that skips the shutdown (std::_Exit): waits up to `within` for the access
+/// log's queued lines to be written.
+void flush_access_log(std::chrono::milliseconds within) noexcept;
 
 using weft::json_quote;  // weft/core/text.hpp
 

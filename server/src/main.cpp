@@ -548,6 +548,7 @@ int main(int argc, char** argv) {
                 log->warn("{} again: exiting now, without waiting for {} connection(s)",
                           sig == SIGTERM ? "SIGTERM" : "SIGINT", server->connections());
                 spdlog::default_logger()->flush();
+                weft::server::flush_access_log(std::chrono::milliseconds(500));
                 std::_Exit(128 + sig);
             }
             draining = true;
@@ -597,8 +598,8 @@ int main(int argc, char** argv) {
         protection.stop();  // its thread reads the worker hubs
         watchdog.reset();
         workers.reset();
+        weft::server::close_access_log();  // every line written, within the guard's limit
     }
-    weft::server::close_access_log();  // every access line is written before the process ends
     log->info("weft stopped");
     spdlog::default_logger()->flush();
     return exit_code;

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 
+#include "logging.hpp"
 #include "signal_pipe.hpp"
 
 #include "weft/core/log.hpp"
@@ -31,6 +32,7 @@ ShutdownGuard::~ShutdownGuard() {
         weft::logger()->warn("{} again while shutting down: exiting now",
                              sig == SIGTERM ? "SIGTERM" : "SIGINT");
         spdlog::default_logger()->flush();
+        flush_access_log(std::chrono::milliseconds(500));
         std::_Exit(128 + sig);
     }
 }
@@ -45,6 +47,7 @@ void ShutdownGuard::run(std::chrono::nanoseconds limit) noexcept {
                 "hub, or a plugin fiber or shutdown hook that does not return); exiting now",
                 std::chrono::duration<double>(limit).count());
             spdlog::default_logger()->flush();
+            flush_access_log(std::chrono::milliseconds(500));
             std::_Exit(1);
         }
         const int sig = signals::next(std::chrono::milliseconds(50));
@@ -52,6 +55,7 @@ void ShutdownGuard::run(std::chrono::nanoseconds limit) noexcept {
             weft::logger()->warn("{} again while shutting down: exiting now",
                                  sig == SIGTERM ? "SIGTERM" : "SIGINT");
             spdlog::default_logger()->flush();
+            flush_access_log(std::chrono::milliseconds(500));
             std::_Exit(128 + sig);
         }
     }

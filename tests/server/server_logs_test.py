@@ -155,6 +155,18 @@ class AccessLogFile(unittest.TestCase):
             self.assertIn("/?line=%d " % (n - 1), lines[-1])
             self.assertLess(took, 5.0)
 
+    def test_a_forked_child_exits_with_the_access_log_on(self):
+        # The access log's writer is a thread the child of a fork does not have: its exit must
+        # not wait to join it.
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            path = os.path.join(tmp, "access.log")
+            with Weft(["--hubs", "1", "--set", "log.access_log=" + path,
+                       "--plugin", u.plugin_path("calm")], workdir=tmp) as w:
+                w.wait_ready()
+                status, _, body = get(w.http, "/calm/fork-exit")
+                self.assertEqual((status, body), (200, b"exited\n"))
+                self.assertEqual(w.stop(), 0)
+
     def test_a_rotated_access_log_is_reopened(self):
         # logrotate renames the file (no copytruncate): weft goes on in a new file of the name,
         # within a second, and no line is lost.

@@ -55,6 +55,21 @@ void init(weft::plugin::Context& ctx) {
         return weft::http::Response::text(
             WIFSIGNALED(st) ? "signaled " + std::to_string(WTERMSIG(st)) + "\n" : "exited\n");
     });
+    // A child forked without exec that exits as programs do (exit(), static destructors): it
+    // must end, whatever threads the server had (the access log's writer).
+    ctx.route("GET", "/calm/fork-exit", [](weft::http::Request&) {
+        const pid_t pid = ::fork();
+        if (pid == 0) std::exit(0);
+        int st = 0;
+        for (int i = 0; i < 300; ++i) {  // 3 s, cooperatively
+            if (::waitpid(pid, &st, WNOHANG) == pid)
+                return weft::http::Response::text(WIFEXITED(st) ? "exited\n" : "signaled\n");
+            (void)weft::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+        return weft::http::Response::text("hung\n");
+    });
     ctx.route("GET", "/calm/child-status", [](weft::http::Request&) {
         int fds[2];
         if (::pipe(fds) != 0) return weft::http::Response::text("pipe failed\n", 500);
