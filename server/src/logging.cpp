@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -124,6 +125,33 @@ std::shared_ptr<spdlog::details::thread_pool>& access_writer() {
     return *writer;
 }
 
+// Lines handed to the access log's queue, and lines its writer has written (or failed to): an
+// exit that skips the shutdown waits until they are equal. Counters, not the queue's length:
+// the writer takes a line off the queue before it writes it.
+std::atomic<std::uint64_t> g_access_queued{0};
+std::atomic<std::uint64_t> g_access_done{0};
+
+// The access log's sink as the writer sees it: the real one, counted.
+class CountedSink final : public spdlog::sinks::sink {
+  public:
+    explicit CountedSink(spdlog::sink_ptr inner) : inner_(std::move(inner)) {}
+    void log(const spdlog::details::log_msg& msg) override {
+        struct Done {
+            ~Done() { g_access_done.fetch_add(1, std::memory_order_release); }
+        } done;
+        inner_->log(msg);
+    }
+    void flush() override { inner_->flush(); }
+    void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+    void set_formatter(std::unique_ptr<spdlog::formatter> f) override {
+        inner_->set_formatter(std::move(f));
+    }
+    const spdlog::sink_ptr& inner() const noexcept { return inner_; }
+
+  private:
+    spdlog::sink_ptr inner_;
+};
+
 std::string iso_time(std::chrono::system_clock::time_point tp) {
     auto secs = std::chrono::time_point_cast<std::chrono::seconds>(tp);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tp - secs).count();
@@ -221,14 +249,16 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
     sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
     close_access_log();  // one made before (the configuration check makes one)
     access_writer() = std::make_shared<spdlog::details::thread_pool>(kAccessQueue, 1);
-    auto logger = std::make_shared<spdlog::async_logger>("access", sink, access_writer(),
-                                                         spdlog::async_overflow_policy::block);
+    auto logger = std::make_shared<spdlog::async_logger>(
+        "access", std::make_shared<CountedSink>(sink), access_writer(),
+        spdlog::async_overflow_policy::block);
     logger->set_level(spdlog::level::info);
     logger->flush_on(spdlog::level::info);
     spdlog::drop("access");
     spdlog::register_logger(logger);
     const bool json = log.format == LogFormat::json;
     return [logger, json](const http::AccessLogEntry& e) {
+        g_access_queued.fetch_add(1, std::memory_order_relaxed);
         double secs = std::chrono::duration<double>(e.duration).count();
         if (json) {
             std::string line =
@@ -255,22 +285,21 @@ void close_access_log() {
 }
 
 void flush_access_log(std::chrono::milliseconds within) noexcept {
-    try {
-        const auto& w = access_writer();
-        if (!w) return;
-        const auto until = std::chrono::steady_clock::now() + within;
-        while (w->queue_size() > 0 && std::chrono::steady_clock::now() < until)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    } catch (...) {
-        // Nothing more can be done on the way out.
-    }
+    // Only counters are read here (this runs on the shutdown guard's thread, beside the main
+    // thread that may be closing the log).
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (g_access_done.load(std::memory_order_acquire) <
+               g_access_queued.load(std::memory_order_relaxed) &&
+           std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void reopen_access_log_if_moved() {
     auto logger = spdlog::get("access");
     if (!logger) return;
     for (const auto& sink : logger->sinks())
-        if (auto* f = dynamic_cast<AccessFileSink*>(sink.get())) f->reopen_if_moved();
+        if (auto* c = dynamic_cast<CountedSink*>(sink.get()))
+            if (auto* f = dynamic_cast<AccessFileSink*>(c->inner().get())) f->reopen_if_moved();
 }
 
 }  // namespace weft::server
