@@ -63,7 +63,8 @@ void init(weft::plugin::Context& ctx) {
         int st = 0;
         for (int i = 0; i < 300; ++i) {  // 3 s, cooperatively
             if (::waitpid(pid, &st, WNOHANG) == pid)
-                return weft::http::Response::text(WIFEXITED(st) ? "exited\n" : "signaled\n");
+                return weft::http::Response::text(
+                    WIFEXITED(st) ? "exited\n" : "signaled " + std::to_string(WTERMSIG(st)) + "\n");
             (void)weft::sleep_for(std::chrono::milliseconds(10));
         }
         ::kill(pid, SIGKILL);
