@@ -111,12 +111,21 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
     Counters& c = counters_[i];
     (w.allowed ? c.allowed_events : c.events).fetch_add(1, std::memory_order_relaxed);
     (w.allowed ? c.allowed_blocked : c.blocked).store(true, std::memory_order_relaxed);
-    RateWindow& window = windows_[w.allowed ? 1 : 0];
-    if (rate_limited(window, now)) {
+    const int kind = w.allowed ? 1 : 0;
+    RateWindow& window = windows_[kind];
+    // The limit is shared by all hubs, but a hub not reported in the last minute is reported
+    // even when the others used it up: one hub that blocks all the time must not hide another.
+    const bool hub_quiet = !w.has_reported[kind] || now - w.last_report[kind] >= kMinute;
+    bool took_place = false;
+    if (!admit(window, now, took_place) && !hub_quiet) {
         c.dropped.fetch_add(1, std::memory_order_relaxed);
         ++window.suppressed;
         return out;
     }
+    w.took_place = took_place;
+    w.report_before = {w.has_reported[kind], w.last_report[kind]};
+    w.has_reported[kind] = true;
+    w.last_report[kind] = now;
     w.report_id = next_id_++;
     out.detected =
         Detection{w.report_id, w.start, w.fiber, std::exchange(window.suppressed, 0), w.allowed};
@@ -140,19 +149,26 @@ void EpisodeTracker::describe(unsigned i, FiberId fiber, std::string name) {
 
 void EpisodeTracker::abandon(unsigned i, std::uint64_t suppressed_before) {
     counters_[i].dropped.fetch_add(1, std::memory_order_relaxed);
-    watch_[i].report_id = 0;
-    RateWindow& window = windows_[watch_[i].allowed ? 1 : 0];
-    if (o_.reports_per_minute != 0 && !window.sent.empty()) window.sent.pop_back();
+    Watch& w = watch_[i];
+    w.report_id = 0;
+    const int kind = w.allowed ? 1 : 0;
+    RateWindow& window = windows_[kind];
+    if (w.took_place && !window.sent.empty()) window.sent.pop_back();
+    w.took_place = false;
+    w.has_reported[kind] = w.report_before.first;
+    w.last_report[kind] = w.report_before.second;
     window.suppressed += suppressed_before;
 }
 
-bool EpisodeTracker::rate_limited(RateWindow& window, std::int64_t now) const {
-    if (o_.reports_per_minute == 0) return false;
+bool EpisodeTracker::admit(RateWindow& window, std::int64_t now, bool& took_place) const {
+    took_place = false;
+    if (o_.reports_per_minute == 0) return true;
     while (!window.sent.empty() && now - window.sent.front() >= kMinute)
         window.sent.pop_front();
-    if (window.sent.size() >= o_.reports_per_minute) return true;
+    if (window.sent.size() >= o_.reports_per_minute) return false;
     window.sent.push_back(now);
-    return false;
+    took_place = true;
+    return true;
 }
 
 std::int64_t EpisodeTracker::end_of_slice(const Watch& w, const HubSample& s,

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "monitor_clock.hpp"
@@ -52,7 +53,8 @@ struct Observation {
     bool watch_began = false;           ///< a new slice is being watched: take CPU baselines now
 };
 
-/// Per-hub blockage episodes, the rate limit and the table of distinct stacks.
+/// Per-hub blockage episodes, the rate limit and the table of distinct stacks. The rate limit
+/// is shared by all hubs, except that a hub's first blockage in a minute is always reported.
 ///
 /// Threads: observe(), describe() and abandon() belong to one thread (the detector). collapse()
 /// and stacks() lock the stack table, stats() reads atomics: any thread.
@@ -118,6 +120,13 @@ class EpisodeTracker {
         std::string fiber_name;
         std::uint64_t slices_at = 0;  // the probe's slice count and sum when detected
         std::uint64_t slice_ns_at = 0;
+        // This hub's last report of each kind ([allowed]), for the rate limit's fairness.
+        bool has_reported[2] = {false, false};
+        std::int64_t last_report[2] = {0, 0};
+        // The current report: whether it took a place in its window, and the hub's last report
+        // before it (given back if it is abandoned).
+        bool took_place = false;
+        std::pair<bool, std::int64_t> report_before{false, 0};
     };
     struct Counters {
         std::atomic<std::uint64_t> events{0};
@@ -137,7 +146,9 @@ class EpisodeTracker {
     void watch_from(Watch& w, const HubSample& s, std::int64_t at, bool from_slice_start) const;
     std::optional<BlockingEnd> close(unsigned hub, std::int64_t end_ns);
     std::int64_t end_of_slice(const Watch& w, const HubSample& s, std::int64_t now) const;
-    bool rate_limited(RateWindow& window, std::int64_t now) const;
+    // True when the window has room (then `took_place`: the report holds a place in it) or
+    // there is no limit.
+    bool admit(RateWindow& window, std::int64_t now, bool& took_place) const;
 
     const Options o_;
     const MonitorClock& clock_;

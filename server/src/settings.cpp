@@ -285,7 +285,7 @@ config::Schema<Settings> build() {
         path(), "append blocking reports as JSON lines to this file; \"\": none");
     s.bind("monitor", "report_rate_limit",
         [](auto& o) -> auto& { return o.monitor.reports_per_minute; }, integer(0, 1'000'000),
-        "blocking reports per minute at most; 0: unlimited");
+        "blocking reports per minute at most (a hub not reported in the last minute is reported anyway); 0: unlimited");
     s.bind("monitor", "recent_reports", [](auto& o) -> auto& { return o.monitor.recent_reports; },
         integer(1, 10'000), "reports kept for /debug/blocking");
     s.bind("monitor", "lag_probe_interval",

@@ -98,19 +98,21 @@ Seen look(EpisodeTracker& t, FakeClock& clock, FakeHub& hub, int looks) {
     return seen;
 }
 
-// One whole blockage of `held` on hub 0, looked at every period until it ends and once after.
-Seen blockage(EpisodeTracker& t, FakeClock& clock, FakeHub& hub, std::chrono::nanoseconds held) {
+// One whole blockage of `held` on hub `index`, looked at every period until it ends and once
+// after.
+Seen blockage(EpisodeTracker& t, FakeClock& clock, FakeHub& hub, std::chrono::nanoseconds held,
+              unsigned index = 0) {
     Seen seen;
     hub.begin_slice();
     const std::int64_t end = clock.now_ns() + held.count();
     while (clock.now_ns() + 20 * kMs < end) {
         clock.advance(20ms);
-        seen.add(t.observe(0, hub.sample()));
+        seen.add(t.observe(index, hub.sample()));
     }
     clock.advance(std::chrono::nanoseconds(end - clock.now_ns()));
     hub.end_slice();
     clock.advance(20ms);
-    seen.add(t.observe(0, hub.sample()));
+    seen.add(t.observe(index, hub.sample()));
     return seen;
 }
 
@@ -311,6 +313,70 @@ TEST(Episode, RateLimitCountsWhatItSuppressesAndRecovers) {
     EXPECT_EQ(next.detected[0].suppressed_before, 0u);
     EXPECT_TRUE(blockage(t, clock, hub, 200ms).detected.empty());
     EXPECT_EQ(t.stats(0).dropped, 4u);
+}
+
+TEST(Episode, OneHubThatBlocksAllTheTimeDoesNotHideAnother) {
+    // Two reports a minute, shared by the hubs. Hub 0 uses them up and more; hub 1's first
+    // blockage in the minute is reported all the same, and tells of what was suppressed.
+    FakeClock clock;
+    EpisodeTracker t(2, options(2), clock);
+    FakeHub noisy(clock);
+    FakeHub quiet(clock);
+    std::size_t noisy_reports = 0;
+    for (int i = 0; i < 5; ++i) {
+        noisy_reports += blockage(t, clock, noisy, 200ms, 0).detected.size();
+        clock.advance(1s);
+    }
+    EXPECT_EQ(noisy_reports, 2u);
+    EXPECT_EQ(t.stats(0).dropped, 3u);
+
+    Seen first = blockage(t, clock, quiet, 200ms, 1);
+    ASSERT_EQ(first.detected.size(), 1u) << "hub 1 was hidden by hub 0's blockages";
+    EXPECT_EQ(first.detected[0].suppressed_before, 3u);
+    EXPECT_EQ(first.ended.size(), 1u);
+    // Within its minute, hub 1 is under the shared limit like any other.
+    clock.advance(1s);
+    EXPECT_TRUE(blockage(t, clock, quiet, 200ms, 1).detected.empty());
+    EXPECT_TRUE(blockage(t, clock, noisy, 200ms, 0).detected.empty());
+    EXPECT_EQ(t.stats(1).dropped, 1u);
+
+    // A minute later the window is empty again: both are reported.
+    clock.advance(61s);
+    EXPECT_EQ(blockage(t, clock, noisy, 200ms, 0).detected.size(), 1u);
+    EXPECT_EQ(blockage(t, clock, quiet, 200ms, 1).detected.size(), 1u);
+}
+
+TEST(Episode, AHubsFirstReportInAMinuteGoesPastAFullWindowOnce) {
+    // One report a minute. Hub 0 takes it; hubs 1 and 2 are each reported once beyond it, and
+    // an abandoned extra report leaves its hub free to be reported at the next blockage.
+    FakeClock clock;
+    EpisodeTracker t(3, options(1), clock);
+    FakeHub a(clock), b(clock), c(clock);
+    EXPECT_EQ(blockage(t, clock, a, 200ms, 0).detected.size(), 1u);
+    const std::int64_t a_reported_by = clock.now_ns();
+    EXPECT_TRUE(blockage(t, clock, a, 200ms, 0).detected.empty());
+    EXPECT_EQ(blockage(t, clock, b, 200ms, 1).detected.size(), 1u);
+
+    c.begin_slice();
+    std::vector<Detection> detected;
+    for (int i = 0; i < 10 && detected.empty(); ++i) {
+        clock.advance(20ms);
+        if (auto o = t.observe(2, c.sample()); o.detected) detected.push_back(*o.detected);
+    }
+    ASSERT_EQ(detected.size(), 1u);
+    t.abandon(2, detected[0].suppressed_before);
+    c.end_slice();
+    clock.advance(20ms);
+    (void)t.observe(2, c.sample());
+    EXPECT_EQ(blockage(t, clock, c, 200ms, 2).detected.size(), 1u)
+        << "the abandoned report used up hub 2's turn";
+    EXPECT_TRUE(blockage(t, clock, c, 200ms, 2).detected.empty());
+    EXPECT_TRUE(blockage(t, clock, b, 200ms, 1).detected.empty());
+    // A minute after hub 0's report, but within a minute of hub 1's: the window has room
+    // again (the extras took no place in it), so hub 1 is reported, and takes that place.
+    clock.advance(std::chrono::nanoseconds(a_reported_by + 60'000 * kMs + kMs - clock.now_ns()));
+    EXPECT_EQ(blockage(t, clock, b, 200ms, 1).detected.size(), 1u);
+    EXPECT_TRUE(blockage(t, clock, b, 200ms, 1).detected.empty());
 }
 
 TEST(Episode, AnAbandonedReportGivesBackItsPlaceInTheRateLimit) {
