@@ -59,12 +59,15 @@ class Loader final : private CheckContext {
         : schema_(schema), root_(root), options_(options) {}
 
     Result<Loaded, ConfigErrors> run() {
+        // Variables of a wider convention (HTTP_PROXY) are the machine's defaults, not settings
+        // made for weft: the file, WEFT_* variables and flags all override them.
+        apply_environment(true);
         if (options_.file) {
             load_file(*options_.file, Source::Kind::file);
         } else if (!options_.default_text.empty()) {
             load_text(options_.default_text, options_.default_name, Source::Kind::embedded_default);
         }
-        apply_environment();
+        apply_environment(false);
         apply_flags();
         schema_.run_checks(root_, *this);
         if (!errors_.empty()) return ConfigErrors{std::move(errors_)};
@@ -362,9 +365,10 @@ class Loader final : private CheckContext {
         bool former = false;  // a variable of the key's former name
     };
 
-    void apply_environment() {
+    // `ambient`: the keys' aliases outside WEFT_*; otherwise the WEFT_* variables.
+    void apply_environment(bool ambient) {
         const std::size_t first = errors_.size();
-        apply_variables();
+        apply_variables(ambient);
         // Report by variable name, whichever step found the problem.
         std::stable_sort(errors_.begin() + static_cast<std::ptrdiff_t>(first), errors_.end(),
                          [](const ConfigError& a, const ConfigError& b) {
@@ -372,10 +376,18 @@ class Loader final : private CheckContext {
                          });
     }
 
-    void apply_variables() {
+    void apply_variables(bool ambient) {
         std::vector<EnvSetting> found;
         for (const auto& [name, value] : options_.env) {
-            if (!name.starts_with("WEFT_")) continue;
+            if (!name.starts_with("WEFT_")) {
+                // A variable of a wider convention that a key takes too (HTTP_PROXY). Empty is
+                // unset there, as the programs that share it read it.
+                if (!ambient) continue;
+                if (const Key* key = foreign_alias(name); key && !value.empty())
+                    found.push_back({key, name, &value, false});
+                continue;
+            }
+            if (ambient) continue;
             bool former = false;
             if (const Key* key = resolve_env(name, former))
                 found.push_back({key, name, &value, former});
@@ -407,6 +419,14 @@ class Loader final : private CheckContext {
             if (apply(*s.key, Input::from_text(*chosen->value), source) && chosen->former)
                 moved(*s.key, chosen->name, source);
         }
+    }
+
+    // The key whose alias is `name`, a variable outside WEFT_*; nullptr when none.
+    const Key* foreign_alias(const std::string& name) const {
+        for (const auto& k : schema_.keys())
+            for (const auto& alias : k.env_aliases)
+                if (alias == name) return &k;
+        return nullptr;
     }
 
     // The key a WEFT_* variable sets, nullptr when it is not ours (or unknown: then an error).
@@ -588,7 +608,7 @@ Environment environment_from_environ() {
     for (char** e = environ; e && *e; ++e) {
         const std::string_view entry(*e);
         const auto eq = entry.find('=');
-        if (eq == std::string_view::npos || !entry.starts_with("WEFT_")) continue;
+        if (eq == std::string_view::npos) continue;
         env.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
     }
     return env;

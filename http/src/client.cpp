@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "client_conn.hpp"
+#include "client_proxy.hpp"
 #include "tls.hpp"
 #include "uri.hpp"
 #include "weft/core/hub.hpp"
@@ -180,7 +181,9 @@ struct HubPool {
 
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
   public:
-    explicit ClientCore(ClientOptions o) : options(std::move(o)) {}
+    explicit ClientCore(ClientOptions o)
+        : options(std::move(o)),
+          proxies(options.http_proxy, options.https_proxy, options.no_proxy, "ClientOptions") {}
     ~ClientCore() {
         // Connections still pooled close with the client; the gauges forget them.
         for (std::size_t h = 0; h < hubs_.size(); ++h) {
@@ -246,13 +249,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         return std::move(*r);
     }
 
-    ClientResult<std::unique_ptr<ClientConn>> dial(HubPool& hp, const Url& url, Deadline dl) {
-        const Deadline connect_dl = options.connect_timeout.count() > 0
-                                        ? earliest(dl, Deadline(options.connect_timeout))
-                                        : dl;
-        auto addrs = resolve(hp, url, connect_dl);
+    // A connection to `to` (one of its addresses after another), by `connect_dl`; errors name
+    // `what` ("https://host:443", or "proxy http://p:3128").
+    ClientResult<TcpStream> connect_any(HubPool& hp, const Url& to, Deadline connect_dl,
+                                        const std::string& what) {
+        auto addrs = resolve(hp, to, connect_dl);
         if (!addrs) return std::move(addrs).error();
-        ClientError last{ClientErrc::connect, "no address for " + url.host};
+        ClientError last{ClientErrc::connect, "no address for " + to.host};
         for (std::size_t i = 0; i < addrs->size(); ++i) {
             const SocketAddress& a = (*addrs)[i];
             // Each address gets its share of what is left (Go's dialSerial): one that swallows
@@ -262,41 +265,56 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
             if (left > 1 && !connect_dl.is_never())
                 dl = earliest(connect_dl, Deadline(connect_dl.remaining() / left));
             auto s = TcpStream::connect(a, dl);
-            if (!s) {
-                const Errc c = s.error().code;
-                if (c == Errc::timed_out && (left == 1 || connect_dl.passed()))
-                    return ClientError{ClientErrc::timed_out, "connecting to " + url.origin};
-                if (c == Errc::timed_out) {
-                    last = {ClientErrc::timed_out,
-                            "connecting to " + url.origin + ": " + a.to_string() + " timed out"};
-                    continue;
-                }
-                if (c == Errc::cancelled)
-                    return ClientError{ClientErrc::cancelled, "connecting to " + url.origin};
-                last = {ClientErrc::connect,
-                        "connecting to " + url.origin + ": " + s.error().message()};
+            if (s) return std::move(*s);
+            const Errc c = s.error().code;
+            if (c == Errc::timed_out && (left == 1 || connect_dl.passed()))
+                return ClientError{ClientErrc::timed_out, "connecting to " + what};
+            if (c == Errc::timed_out) {
+                last = {ClientErrc::timed_out,
+                        "connecting to " + what + ": " + a.to_string() + " timed out"};
                 continue;
             }
-            (void)s->set_nodelay(true);
-            auto conn = std::make_unique<ClientConn>(std::move(*s));
-            if (url.https) {
-                auto ctx = tls();
-                if (!ctx) return std::move(ctx).error();
-                if (auto r = conn->start_tls(*ctx, url.host, connect_dl); !r) {
-                    ClientError e = std::move(r).error();
-                    e.detail += " (" + url.origin + ")";
-                    return e;
-                }
-            }
-            return conn;
+            if (c == Errc::cancelled)
+                return ClientError{ClientErrc::cancelled, "connecting to " + what};
+            last = {ClientErrc::connect, "connecting to " + what + ": " + s.error().message()};
         }
         return last;
     }
 
+    // A new connection for `url`: to its server, or through `proxy` (a CONNECT tunnel for
+    // https), with TLS to the server for https.
+    ClientResult<std::unique_ptr<ClientConn>> dial(HubPool& hp, const Url& url, const Proxy* proxy,
+                                                   Deadline dl) {
+        const Deadline connect_dl = options.connect_timeout.count() > 0
+                                        ? earliest(dl, Deadline(options.connect_timeout))
+                                        : dl;
+        auto s = proxy ? connect_any(hp, proxy->url, connect_dl, "proxy " + proxy->display)
+                       : connect_any(hp, url, connect_dl, url.origin);
+        if (!s) return std::move(s).error();
+        (void)s->set_nodelay(true);
+        auto conn = std::make_unique<ClientConn>(std::move(*s));
+        if (url.https) {
+            if (proxy) {
+                if (auto r = open_tunnel(*conn, *proxy, url, connect_dl, options.max_header_bytes,
+                                         options.user_agent);
+                    !r)
+                    return std::move(r).error();
+            }
+            auto ctx = tls();
+            if (!ctx) return std::move(ctx).error();
+            if (auto r = conn->start_tls(*ctx, url.host, connect_dl); !r) {
+                ClientError e = std::move(r).error();
+                e.detail += " (" + url.origin + ")";
+                return e;
+            }
+        }
+        return conn;
+    }
+
     // A connection for `url`: a healthy idle one (unless `fresh`), or a new one (waiting for a
     // permit when the origin is at max_connections_per_host).
-    ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, Deadline dl,
-                                                   bool fresh = false) {
+    ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, const Proxy* proxy,
+                                                   Deadline dl, bool fresh = false) {
         OriginPool& op = hp.origins[url.origin];
         ++op.taking;
         struct Taking {
@@ -337,7 +355,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         }
         ClientResult<std::unique_ptr<ClientConn>> c = ClientError{ClientErrc::connect, ""};
         try {
-            c = dial(hp, url, dl);
+            c = dial(hp, url, proxy, dl);
         } catch (...) {
             if (op.permits) op.permits->release();
             throw;
@@ -449,6 +467,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
 
     const ClientOptions options;
+    const ProxyPolicy proxies;  // made from options
 
   private:
     std::once_flag hubs_once_;
@@ -496,11 +515,14 @@ class ClientExchange {
         // A request that cannot be sent is refused before a connection is dialled or taken
         // (and closed) for it.
         if (auto r = check(req); !r) return r;
+        auto proxy = core_->proxies.for_url(url_);
+        if (!proxy) return std::move(proxy).error();
+        proxy_ = *proxy;
         HubPool& hp = *pool_;
         for (int attempt = 0;; ++attempt) {
             // The retry dials: another idle connection may be as dead as the first one (a
             // firewall that dropped idle flows without a FIN leaves no sign on them).
-            auto c = core_->take(hp, url_, total_, attempt > 0);
+            auto c = core_->take(hp, url_, proxy_, total_, attempt > 0);
             if (!c) return std::move(c).error();
             conn_ = std::move(*c);
             unsent_ = false;  // this attempt's connection
@@ -616,6 +638,7 @@ class ClientExchange {
     enum class ChunkStep { more, end, need_bytes };
 
     std::int64_t metric_t0_ = -1;
+    const Proxy* proxy_ = nullptr;  // the client's, for this URL; nullptr: direct
 
     Deadline read_deadline() const {
         const auto t = core_->options.read_timeout;
@@ -670,11 +693,19 @@ class ClientExchange {
         out.reserve(256 + req.body.size());
         out += method_;
         out += ' ';
+        // Through a proxy, an http:// request names its server (absolute form); an https://
+        // one is inside a tunnel to it already.
+        const bool absolute = proxy_ && !url_.https;
+        if (absolute) {
+            out += "http://";
+            out += url_.host_header;
+        }
         out += url_.target;
         out += " HTTP/1.1\r\nHost: ";
         out += url_.host_header;
         out += "\r\n";
         bool has_agent = false;
+        bool has_proxy_auth = false;
         for (const auto& [n, v] : req.headers) {  // checked by check()
             // The client's to write. Content-Length is the body's, whatever a caller (a proxy
             // forwarding an inbound request's fields) set: a wrong one would desynchronise the
@@ -683,9 +714,15 @@ class ClientExchange {
                 iequals(n, "content-length"))
                 continue;
             has_agent = has_agent || iequals(n, "user-agent");
+            has_proxy_auth = has_proxy_auth || iequals(n, "proxy-authorization");
             out += n;
             out += ": ";
             out += v;
+            out += "\r\n";
+        }
+        if (absolute && !has_proxy_auth && !proxy_->authorization.empty()) {
+            out += "Proxy-Authorization: ";
+            out += proxy_->authorization;
             out += "\r\n";
         }
         if (!has_agent && !core_->options.user_agent.empty()) {
@@ -939,6 +976,39 @@ ClientResult<std::unique_ptr<ClientExchange>> open(const std::shared_ptr<detail:
 
 }  // namespace
 
+ClientOptions with_environment_proxies(ClientOptions o) {
+    if (!o.http_proxy.empty() || !o.https_proxy.empty() || !o.no_proxy.empty()) return o;
+    detail::EnvironmentProxies env = detail::environment_proxies();
+    o.http_proxy = std::move(env.http);
+    o.https_proxy = std::move(env.https);
+    o.no_proxy = std::move(env.no_proxy);
+    return o;
+}
+
+std::optional<std::string> proxy_setting_problem(std::string_view text) {
+    if (text.find_first_not_of(" \t") == std::string_view::npos) return std::nullopt;
+    auto p = detail::parse_proxy(text);
+    if (p) return std::nullopt;
+    return std::move(p).error();
+}
+
+std::optional<std::string> no_proxy_problem(std::string_view text) {
+    auto n = detail::NoProxy::parse(text);
+    if (n) return std::nullopt;
+    return std::move(n).error();
+}
+
+std::string redact_proxy_setting(std::string_view text) {
+    const auto scheme = text.find("://");
+    const std::size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const std::size_t end = std::min(text.size(), text.find_first_of("/?#", from));
+    const auto at = text.substr(0, end).rfind('@');
+    if (at == std::string_view::npos || at < from) return std::string(text);
+    const auto colon = text.substr(0, at).find(':', from);
+    if (colon == std::string_view::npos) return std::string(text);
+    return std::string(text.substr(0, colon + 1)) + "***" + std::string(text.substr(at));
+}
+
 Client::Client(ClientOptions options)
     : core_(std::make_shared<detail::ClientCore>(std::move(options))) {}
 
@@ -1087,6 +1157,7 @@ ClientResult<std::size_t> ClientStream::read(std::span<char> buf) {
 namespace {
 std::mutex g_default_mu;
 ClientOptions g_default_options;
+bool g_default_set = false;
 bool g_default_made = false;
 }  // namespace
 
@@ -1094,7 +1165,10 @@ Client& default_client() {
     static Client* c = [] {
         std::lock_guard<std::mutex> g(g_default_mu);
         g_default_made = true;
-        return new Client(g_default_options);  // lives as long as the process
+        // Without options of its own (a program other than the weft server), the proxies the
+        // environment names, as Go's default transport takes them.
+        return new Client(g_default_set ? g_default_options
+                                        : with_environment_proxies(g_default_options));
     }();
     return *c;
 }
@@ -1104,6 +1178,7 @@ void set_default_client_options(ClientOptions options) {
     if (g_default_made)
         throw std::logic_error("set_default_client_options() after default_client() was used");
     g_default_options = std::move(options);
+    g_default_set = true;
 }
 
 void for_each_client_series(const std::function<void(const ClientSeries&)>& fn) {

@@ -47,6 +47,43 @@ config::Kind<std::string> header_phrase() {
                             "\"acme/2.1 (edge)\" (\"\" sends no header)");
 }
 
+// A forward proxy, "http://[user:password@]host[:port]" or "" for none. Rendered with its
+// password as "***": --print-config and the startup log do not show it.
+config::Kind<std::string> proxy_url() {
+    auto parse = [](const config::Input& in) -> config::Parsed<std::string> {
+        if (!in.is_textual())
+            return config::Problem{
+                "expected an http:// proxy URL such as "
+                "\"http://proxy.example:3128\", or \"\" for none"};
+        if (auto why = http::proxy_setting_problem(in.text))
+            return config::Problem{*why +
+                                   " (expected \"http://[user:password@]host[:port]\", "
+                                   "or \"\" for none)"};
+        return std::string(config::trim(in.text));
+    };
+    return {parse,
+            [](const std::string& v) { return config::toml_quote(http::redact_proxy_setting(v)); },
+            [](const std::string& v) { return config::json_quote(http::redact_proxy_setting(v)); }};
+}
+
+// Hosts reached without a proxy: "internal.example, .corp, 10.0.0.0/8, [fd00::1]:8080, *".
+config::Kind<std::string> no_proxy_list() {
+    auto parse = [](const config::Input& in) -> config::Parsed<std::string> {
+        if (!in.is_textual())
+            return config::Problem{
+                "expected host names, IP addresses and CIDR blocks separated "
+                "by commas, or \"*\""};
+        if (auto why = http::no_proxy_problem(in.text))
+            return config::Problem{*why +
+                                   " (expected host names, IP addresses and CIDR blocks, "
+                                   "each with an optional :port, separated by commas, "
+                                   "or \"*\")"};
+        return std::string(config::trim(in.text));
+    };
+    return {parse, [](const std::string& v) { return config::toml_quote(v); },
+            [](const std::string& v) { return config::json_quote(v); }};
+}
+
 config::Kind<AccessLogTarget> access_log_target() {
     auto parse = [](const config::Input& in) -> config::Parsed<AccessLogTarget> {
         using K = AccessLogTarget::Kind;
@@ -349,6 +386,18 @@ config::Schema<Settings> build() {
         "resolve every time");
     s.bind("client", "user_agent", [](auto& o) -> auto& { return o.client.user_agent; },
         header_phrase(), "the User-Agent header; \"\": none");
+    s.bind("client", "http_proxy", [](auto& o) -> auto& { return o.client.http_proxy; },
+        proxy_url(), "forward proxy for http:// URLs, \"http://[user:password@]host:port\"; "
+        "\"\": none")
+        .with_env_alias("HTTP_PROXY").with_env_alias("http_proxy");
+    s.bind("client", "https_proxy", [](auto& o) -> auto& { return o.client.https_proxy; },
+        proxy_url(), "forward proxy (an http:// one) for https:// URLs, through CONNECT "
+        "tunnels; \"\": none")
+        .with_env_alias("HTTPS_PROXY").with_env_alias("https_proxy");
+    s.bind("client", "no_proxy", [](auto& o) -> auto& { return o.client.no_proxy; },
+        no_proxy_list(), "hosts reached without a proxy: names (with their subdomains), IPs, "
+        "CIDR blocks, \"*\"; localhost always is")
+        .with_env_alias("NO_PROXY").with_env_alias("no_proxy");
 
     s.bind("log", "level", [](auto& o) -> auto& { return o.log.level; }, choice<LogLevel>(kLevels),
         "trace, debug, info, warn, error, critical or off")

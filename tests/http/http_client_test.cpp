@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "client_conn.hpp"
+#include "client_proxy.hpp"
 #include "fiber_test.hpp"
 #include "weft/core/weft.hpp"
 #include "weft/http/client.hpp"
@@ -970,4 +971,199 @@ FIBER_TEST(Client, IdleConnectionsCloseWithoutAnotherRequest) {
     for (int i = 0; i < 300 && !closed; ++i)
         (void)weft::sleep_for(10ms);
     EXPECT_TRUE(closed) << "the idle connection was still open 3 s later";
+}
+
+// --- forward proxies ---------------------------------------------------------------------------
+
+TEST(ClientProxy, SettingsParseAsCurlAndGoReadThem) {
+    using weft::http::detail::parse_proxy;
+    auto p = parse_proxy("http://proxy.example:3128");
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->url.host, "proxy.example");
+    EXPECT_EQ(p->url.port, 3128);
+    EXPECT_EQ(p->authorization, "");
+    EXPECT_EQ(p->display, "http://proxy.example:3128");
+    // No scheme: http://; no port: 80; a trailing '/' is allowed; credentials are decoded.
+    p = parse_proxy(" Proxy.Example ");
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->url.origin, "http://proxy.example:80");
+    p = parse_proxy("HTTP://svc:s%40cret@[::1]:8080/");
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->url.host, "::1");
+    EXPECT_EQ(p->authorization, "Basic c3ZjOnNAY3JldA==");  // base64("svc:s@cret")
+    EXPECT_EQ(p->display.find("cret"), std::string::npos);
+    for (const char* bad : {"", "https://p:1", "socks5://p:1", "ftp://p", "http://p:0",
+                            "http://p/proxy.pac", "http://p?x", "http://a b", "http://u:%zz@p"})
+        EXPECT_FALSE(parse_proxy(bad)) << bad;
+    EXPECT_NE(parse_proxy("https://p").error().find("CONNECT tunnel"), std::string::npos);
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://u:secret@p:1/"), "http://u:***@p:1/");
+    EXPECT_EQ(weft::http::redact_proxy_setting("u:secret@p:1"), "u:***@p:1");
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://u@p:1"), "http://u@p:1");
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://p:1/a@b"), "http://p:1/a@b");
+}
+
+TEST(ClientProxy, NoProxyCoversNamesAddressesBlocksAndPorts) {
+    using weft::http::detail::NoProxy;
+    using weft::http::detail::parse_url;
+    auto n = NoProxy::parse(
+        "Example.com, .corp,*.svc.local  10.0.0.0/8,192.168.1.5,"
+        "[fd00::1]:8443, fe80::/10, api.test:8080");
+    ASSERT_TRUE(n) << n.error();
+    auto covers = [&](const char* url) { return n->covers(*parse_url(url)); };
+    EXPECT_TRUE(covers("http://example.com/"));
+    EXPECT_TRUE(covers("https://a.b.EXAMPLE.com/"));
+    EXPECT_FALSE(covers("http://badexample.com/"));
+    EXPECT_FALSE(covers("http://corp/")) << ".corp is for subdomains only";
+    EXPECT_TRUE(covers("http://x.corp/"));
+    EXPECT_FALSE(covers("http://svc.local/"));
+    EXPECT_TRUE(covers("http://a.svc.local/"));
+    EXPECT_TRUE(covers("http://10.200.0.1/"));
+    EXPECT_FALSE(covers("http://11.0.0.1/"));
+    EXPECT_TRUE(covers("http://192.168.1.5:9/"));
+    EXPECT_FALSE(covers("http://192.168.1.6/"));
+    EXPECT_TRUE(covers("https://[fd00::1]:8443/"));
+    EXPECT_FALSE(covers("https://[fd00::1]/")) << "another port";
+    EXPECT_TRUE(covers("http://[fe80::1234]/"));
+    EXPECT_TRUE(covers("http://api.test:8080/"));
+    EXPECT_FALSE(covers("http://api.test/"));
+    EXPECT_TRUE(NoProxy::parse("*")->covers(*parse_url("http://anything/")));
+    EXPECT_FALSE(NoProxy::parse("")->covers(*parse_url("http://anything/")));
+    for (const char* bad : {"10.0.0.0/33", "a/8", "host:", "host:99999", "[::1", "a b/c", "x!y"})
+        EXPECT_FALSE(NoProxy::parse(bad)) << bad;
+    EXPECT_NE(NoProxy::parse("ok.example, 10.0.0.0/33").error().find("'10.0.0.0/33'"),
+              std::string::npos);
+}
+
+TEST(ClientProxy, ThePolicyKeepsLoopbackDirectAndRefusesWhatItCannotRead) {
+    using weft::http::detail::parse_url;
+    using weft::http::detail::ProxyPolicy;
+    const ProxyPolicy p("http://p.example:3128", "", "direct.example", "test");
+    auto via = [&](const ProxyPolicy& policy, const char* url) {
+        auto r = policy.for_url(*parse_url(url));
+        EXPECT_TRUE(r) << url;
+        return r ? *r : nullptr;
+    };
+    ASSERT_NE(via(p, "http://api.example/"), nullptr);
+    EXPECT_EQ(via(p, "http://api.example/")->url.port, 3128);
+    EXPECT_EQ(via(p, "https://api.example/"), nullptr) << "no https_proxy";
+    EXPECT_EQ(via(p, "http://direct.example/"), nullptr);
+    for (const char* loop :
+         {"http://localhost/", "http://127.0.0.1:8080/", "http://127.9.9.9/", "http://[::1]/"})
+        EXPECT_EQ(via(p, loop), nullptr) << loop;
+    // A setting that cannot be read fails the requests it would have carried, saying why;
+    // the other scheme is not touched.
+    const ProxyPolicy bad("", "socks5://p:1", "", "test");
+    auto r = bad.for_url(*parse_url("https://api.example/"));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::connect);
+    EXPECT_NE(r.error().message().find("SOCKS"), std::string::npos) << r.error().message();
+    EXPECT_EQ(via(bad, "http://api.example/"), nullptr);
+    const ProxyPolicy bad_list("http://p:1", "", "10.0.0.0/99", "test");
+    EXPECT_FALSE(bad_list.for_url(*parse_url("http://api.example/")));
+    EXPECT_EQ(via(bad_list, "http://localhost/"), nullptr);
+}
+
+TEST(ClientProxy, TheEnvironmentFillsOnlyEmptyOptions) {
+    ASSERT_EQ(::setenv("HTTP_PROXY", "", 1), 0);
+    ASSERT_EQ(::setenv("http_proxy", "http://lower.example:1", 1), 0);
+    ASSERT_EQ(::setenv("HTTPS_PROXY", "http://upper.example:2", 1), 0);
+    ASSERT_EQ(::setenv("https_proxy", "http://lower.example:2", 1), 0);
+    ASSERT_EQ(::setenv("NO_PROXY", ".corp", 1), 0);
+    const ClientOptions from_env = weft::http::with_environment_proxies(ClientOptions{});
+    ClientOptions mine;
+    mine.no_proxy = "*";
+    const ClientOptions kept = weft::http::with_environment_proxies(mine);
+    for (const char* v : {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY"})
+        ::unsetenv(v);
+    EXPECT_EQ(from_env.http_proxy, "http://lower.example:1") << "an empty HTTP_PROXY is unset";
+    EXPECT_EQ(from_env.https_proxy, "http://upper.example:2") << "upper case first, as Go";
+    EXPECT_EQ(from_env.no_proxy, ".corp");
+    EXPECT_EQ(kept.http_proxy, "");
+    EXPECT_EQ(kept.no_proxy, "*");
+}
+
+// The proxy gets the request in absolute form, with Proxy-Authorization and the server's Host;
+// the client never resolves the server's name (it does not exist), and the connection to the
+// proxy is reused.
+FIBER_TEST(ClientProxy, AnHttpRequestGoesToTheProxyInAbsoluteForm) {
+    std::vector<std::string> heads;
+    ScriptedServer proxy([&heads](weft::TcpStream& s, int) {
+        std::string buf;
+        std::string head;
+        while (read_request(s, buf, &head)) {
+            heads.push_back(head);
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) return;
+        }
+    });
+    const std::string proxy_url = proxy.url();  // "http://127.0.0.1:PORT/"
+    ClientOptions o;
+    o.http_proxy = "http://svc:pw@" + proxy_url.substr(7);
+    o.no_proxy = "direct.invalid";
+    Client c(o);
+    for (int i = 0; i < 2; ++i) {
+        auto r = c.get("http://service.invalid:8080/a/b?x=1");
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(r->body, "ok");
+    }
+    ASSERT_EQ(heads.size(), 2u);
+    EXPECT_TRUE(heads[0].starts_with("GET http://service.invalid:8080/a/b?x=1 HTTP/1.1\r\n"))
+        << heads[0];
+    EXPECT_NE(heads[0].find("\r\nHost: service.invalid:8080\r\n"), std::string::npos);
+    EXPECT_NE(heads[0].find("\r\nProxy-Authorization: Basic c3ZjOnB3\r\n"), std::string::npos)
+        << heads[0];
+    EXPECT_EQ(proxy.accepts(), 1) << "the connection to the proxy was not reused";
+    // A host on the no_proxy list is the client's to resolve: it does not exist.
+    auto direct = c.get("http://direct.invalid/");
+    ASSERT_FALSE(direct);
+    EXPECT_EQ(direct.error().code, ClientErrc::dns) << direct.error().message();
+    EXPECT_EQ(heads.size(), 2u);
+}
+
+// An https:// URL opens a CONNECT tunnel; a proxy that refuses it is a connect error that says
+// what the proxy answered. One that accepts gets the TLS handshake inside (here it is not TLS
+// that answers: the handshake fails, which shows the tunnel was used for it).
+FIBER_TEST(ClientProxy, AnHttpsRequestOpensATunnelAndARefusalSaysWhy) {
+    std::vector<std::string> heads;
+    ScriptedServer proxy([&heads](weft::TcpStream& s, int n) {
+        std::string buf;
+        std::string head;
+        if (!read_request(s, buf, &head)) return;
+        heads.push_back(head);
+        if (n == 1) {
+            (void)s.send("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+            return;
+        }
+        (void)s.send("HTTP/1.1 200 Connection established\r\n\r\n");
+        char tmp[512];
+        auto got = s.recv(std::span<char>(tmp, sizeof tmp), 5s);  // the ClientHello
+        if (got && *got > 0 && tmp[0] == 0x16) (void)s.send("not TLS at all\r\n");
+    });
+    ClientOptions o;
+    o.https_proxy = proxy.url().substr(7);  // "127.0.0.1:PORT/": no scheme, taken as http://
+    Client c(o);
+    auto r = c.get("https://service.invalid/x");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::connect);
+    EXPECT_NE(r.error().message().find("CONNECT service.invalid:443"), std::string::npos)
+        << r.error().message();
+    EXPECT_NE(r.error().message().find("407 Proxy Authentication Required"), std::string::npos)
+        << r.error().message();
+    r = c.get("https://service.invalid/x");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::tls) << r.error().message();
+    ASSERT_EQ(heads.size(), 2u);
+    EXPECT_TRUE(heads[1].starts_with("CONNECT service.invalid:443 HTTP/1.1\r\n")) << heads[1];
+    EXPECT_NE(heads[1].find("\r\nHost: service.invalid:443"), std::string::npos);
+    EXPECT_EQ(heads[1].find("/x"), std::string::npos) << "the path went to the proxy";
+}
+
+FIBER_TEST(ClientProxy, AProxyThatIsNotThereIsNamedInTheError) {
+    ClientOptions o;
+    o.http_proxy = "http://127.0.0.1:1";
+    Client c(o);
+    auto r = c.get("http://service.invalid/");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::connect);
+    EXPECT_NE(r.error().message().find("proxy http://127.0.0.1:1"), std::string::npos)
+        << r.error().message();
 }

@@ -6,6 +6,7 @@ one over TLS, ended with and without close_notify). Pool reuse is counted
 by nginx's own accepted-connection count; TLS failures must say why; the client's metrics
 appear in /metrics."""
 
+import base64
 import http.server
 import os
 import re
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 import real_servers
 import server_test_util as u
@@ -55,16 +57,10 @@ class _Python(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _TlsCloseDelimited:
-    """HTTPS on 127.0.0.1: every request gets an HTTP/1.0 answer without Content-Length, its
-    body ended by the close; GET /notify ends the stream with a close_notify alert, anything
-    else just closes the socket (as a forged or broken end would)."""
+class _Listener:
+    """A socket on 127.0.0.1 whose connections each get a thread running self._one(sock)."""
 
-    BODY = b"q" * 2345
-
-    def __init__(self, cert):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert.cert, cert.key)
+    def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -74,10 +70,26 @@ class _TlsCloseDelimited:
     def _serve(self):
         while True:
             try:
-                raw, _ = self.sock.accept()
+                c, _ = self.sock.accept()
             except OSError:
                 return  # closed
-            threading.Thread(target=self._one, args=(raw,), daemon=True).start()
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+class _TlsCloseDelimited(_Listener):
+    """HTTPS on 127.0.0.1: every request gets an HTTP/1.0 answer without Content-Length, its
+    body ended by the close; GET /notify ends the stream with a close_notify alert, anything
+    else just closes the socket (as a forged or broken end would)."""
+
+    BODY = b"q" * 2345
+
+    def __init__(self, cert):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert.cert, cert.key)
+        super().__init__()
 
     def _one(self, raw):
         raw.settimeout(10)
@@ -98,8 +110,83 @@ class _TlsCloseDelimited:
         finally:
             (conn or raw).close()  # an SSLSocket's close sends no close_notify
 
-    def close(self):
-        self.sock.close()
+
+class _ForwardProxy(_Listener):
+    """An HTTP forward proxy on 127.0.0.1, as squid would be, for names that exist only here:
+    `routes` maps "name:port" to a port on 127.0.0.1. An absolute-form request is passed on as
+    it came (nginx takes the absolute form), a CONNECT opens a tunnel. Each request line is
+    recorded with its Proxy-Authorization; without `auth` ("user:password") it is 407."""
+
+    def __init__(self, routes, auth):
+        self.routes = routes
+        self.auth = "Basic " + base64.b64encode(auth.encode()).decode()
+        self.seen = []
+        super().__init__()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _one(self, c):
+        c.settimeout(10)
+        up = None
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                piece = c.recv(4096)
+                if not piece:
+                    return
+                head += piece
+            text, rest = head.split(b"\r\n\r\n", 1)
+            lines = text.decode("latin-1").split("\r\n")
+            fields = dict((k.strip().lower(), v.strip()) for k, v in
+                          (line.split(":", 1) for line in lines[1:]))
+            auth = fields.get("proxy-authorization")
+            self.seen.append((lines[0], auth))
+            if auth != self.auth:
+                c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                          b"Proxy-Authenticate: Basic realm=\"test\"\r\n"
+                          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            method, target, _ = lines[0].split(" ")
+            if method == "CONNECT":
+                where = target
+            else:
+                u = urllib.parse.urlsplit(target)
+                where = "%s:%d" % (u.hostname, u.port or 80)
+            if where not in self.routes:
+                c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n")
+                return
+            up = socket.create_connection(("127.0.0.1", self.routes[where]), timeout=10)
+            if method == "CONNECT":
+                c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                up.sendall(rest)
+            else:
+                up.sendall(head)
+            back = threading.Thread(target=self._pipe, args=(up, c), daemon=True)
+            back.start()
+            self._pipe(c, up)
+            back.join(10)
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+            if up:
+                up.close()
 
 
 class Client(unittest.TestCase):
@@ -113,8 +200,10 @@ class Client(unittest.TestCase):
             good = ca.issue("good", ["localhost", "127.0.0.1"])
             expired = ca.issue("expired", ["localhost", "127.0.0.1"], expired=True)
             other = ca.issue("other", ["other.example"])
+            service = ca.issue("service", ["service.test"])
             cls.nginx = tls_util.Nginx(cls.tmp, [("plain", None), ("good", good),
-                                                 ("expired", expired), ("other", other)])
+                                                 ("expired", expired), ("other", other),
+                                                 ("service", service)])
             cls.nginx.__enter__()
             cls.stack.append(cls.nginx)
             cls.tls_close = _TlsCloseDelimited(good)
@@ -223,6 +312,60 @@ class Client(unittest.TestCase):
         r = u.run_weft(["--check-config", "--set", "client.ca_file=/nonexistent/ca.pem"])
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("[client] ca_file: cannot be read", r.stderr)
+
+    def test_through_a_forward_proxy(self):
+        # service.test exists only in the proxy's table: http:// goes to the proxy in absolute
+        # form, https:// through a CONNECT tunnel with TLS to nginx's certificate for
+        # service.test inside; both with the credentials of HTTPS_PROXY / HTTP_PROXY. NO_PROXY
+        # hosts and loopback addresses are reached directly.
+        proxy = _ForwardProxy({"service.test:80": self.nginx.port("plain"),
+                               "service.test:443": self.nginx.port("service")}, "weft:s3cret")
+        try:
+            url = "http://weft:s3cret@127.0.0.1:%d" % proxy.port
+            env = {"HTTP_PROXY": url, "https_proxy": url, "NO_PROXY": "direct.invalid"}
+            hello = (200, "status=200 bytes=%d\n" % len(tls_util.Nginx.HELLO))
+            with Weft(["--hubs", "1", "--set", "client.ca_file=" + self.ca.cert], env=env) as w:
+                w.wait_ready()
+                for _ in range(2):
+                    self.assertEqual(self.fetch(w, "http://service.test/hello.txt"), hello)
+                    self.assertEqual(self.fetch(w, "https://service.test/hello.txt"), hello)
+                status, body = self.fetch(w, "http://direct.invalid/")
+                self.assertEqual(status, 502)
+                self.assertIn("dns: cannot resolve 'direct.invalid'", body)
+                self.assertEqual(self.fetch(w, self.url("plain", "/hello.txt")), hello)
+                self.assertEqual(w.stop(), 0)
+            auth = proxy.auth
+            self.assertEqual(proxy.seen, [
+                ("GET http://service.test/hello.txt HTTP/1.1", auth),
+                ("CONNECT service.test:443 HTTP/1.1", auth)],
+                "one connection each, reused (and no other request reached the proxy)")
+            # Wrong credentials: the proxy's 407 is the answer to an http:// request, and a
+            # refused tunnel is an error that says so.
+            bad = "http://weft:wrong@127.0.0.1:%d" % proxy.port
+            with Weft(["--hubs", "1"], env={"HTTP_PROXY": bad, "HTTPS_PROXY": bad}) as w:
+                w.wait_ready()
+                self.assertEqual(self.fetch(w, "http://service.test/hello.txt"),
+                                 (200, "status=407 bytes=0\n"))
+                status, body = self.fetch(w, "https://service.test/hello.txt")
+                self.assertEqual(status, 502)
+                self.assertIn("connect: proxy http://127.0.0.1:%d, CONNECT service.test:443: "
+                              "refused by the proxy: 407 Proxy Authentication Required" %
+                              proxy.port, body)
+                self.assertEqual(w.stop(), 0)
+        finally:
+            proxy.close()
+        # The settings as --print-config shows them: the password hidden, the variable named.
+        r = u.run_weft(["--print-config"], env={"HTTPS_PROXY": "http://u:s3cret@p.example:3128",
+                                                "no_proxy": ".corp"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("s3cret", r.stdout)
+        self.assertRegex(r.stdout, r'(?m)^https_proxy = "http://u:\*\*\*@p\.example:3128" +'
+                                   r'# environment HTTPS_PROXY$')
+        self.assertRegex(r.stdout, r'(?m)^no_proxy = "\.corp" +# environment no_proxy$')
+        r = u.run_weft(["--check-config"], env={"HTTPS_PROXY": "https://p.example:3128"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[client] https_proxy: an https:// proxy", r.stderr)
+        self.assertIn("(environment HTTPS_PROXY)", r.stderr)
 
     def test_the_requests_deadline_bounds_outbound_calls(self):
         # Each inbound request has 400 ms; the upstream stalls for 3 s. The fetch, and the five

@@ -361,6 +361,21 @@ std::vector<AliasCase> alias_cases() {
          [](const Settings& s) { return s.monitor.memory_period == 10s; }},
         {"WEFT_TRACK_FIBER_TREE", "0", "monitor.track_fiber_tree",
          [](const Settings& s) { return !s.monitor.track_fiber_tree; }},
+        // The proxy variables curl, Go and most tools read, in both cases.
+        {"HTTP_PROXY", "http://proxy.example:3128", "client.http_proxy",
+         [](const Settings& s) { return s.client.http_proxy == "http://proxy.example:3128"; }},
+        {"http_proxy", "proxy.example:8080", "client.http_proxy",
+         [](const Settings& s) { return s.client.http_proxy == "proxy.example:8080"; }},
+        {"HTTPS_PROXY", "http://u:p@proxy.example:3128/", "client.https_proxy",
+         [](const Settings& s) {
+             return s.client.https_proxy == "http://u:p@proxy.example:3128/";
+         }},
+        {"https_proxy", "http://proxy.example", "client.https_proxy",
+         [](const Settings& s) { return s.client.https_proxy == "http://proxy.example"; }},
+        {"NO_PROXY", "internal.example,10.0.0.0/8", "client.no_proxy",
+         [](const Settings& s) { return s.client.no_proxy == "internal.example,10.0.0.0/8"; }},
+        {"no_proxy", "*", "client.no_proxy",
+         [](const Settings& s) { return s.client.no_proxy == "*"; }},
     };
 }
 
@@ -372,6 +387,39 @@ TEST(SettingsEnvironment, EveryAliasSetsItsKey) {
         EXPECT_EQ(s.source(k.key).to_string(), std::string("environment ") + k.env);
         EXPECT_TRUE(s.loaded.warnings.empty()) << warnings_text(s);
     }
+}
+
+// A proxy variable set but empty is unset, as the tools that share it read it; other
+// variables outside WEFT_* are not configuration at all (no error, no warning).
+TEST(SettingsEnvironment, EmptyProxyVariablesAndOtherVariablesAreIgnored) {
+    const LoadedSettings s = load_ok(env_options({{"HTTP_PROXY", ""},
+                                                  {"http_proxy", "http://p.example:3128"},
+                                                  {"PATH", "/bin"},
+                                                  {"HOSTNAME", "x"},
+                                                  {"HTTPS_PROXY_X", "y"}}));
+    EXPECT_EQ(s.values.client.http_proxy, "http://p.example:3128");
+    EXPECT_EQ(s.source("client.http_proxy").to_string(), "environment http_proxy");
+    EXPECT_TRUE(s.loaded.warnings.empty()) << warnings_text(s);
+}
+
+// HTTP_PROXY and its kin are the machine's, not weft's: the file, a WEFT_* variable and a flag
+// each override them (the file's "" turns a proxy off).
+TEST(SettingsEnvironment, AmbientProxyVariablesYieldToWeftsOwnSettings) {
+    LoadOptions o = file_options("[client]\nhttp_proxy = \"\"\n");
+    o.env = {{"HTTP_PROXY", "http://a.example:1"},
+             {"HTTPS_PROXY", "http://a.example:1"},
+             {"WEFT_CLIENT_HTTPS_PROXY", "http://b.example:2"},
+             {"NO_PROXY", ".corp"}};
+    o.flags = {{"client.no_proxy", "*", "--set"}};
+    const LoadedSettings s = load_ok(o);
+    EXPECT_EQ(s.values.client.http_proxy, "");
+    EXPECT_EQ(s.source("client.http_proxy").to_string(), "weft.toml:2");
+    EXPECT_EQ(s.values.client.https_proxy, "http://b.example:2");
+    EXPECT_EQ(s.source("client.https_proxy").to_string(), "environment WEFT_CLIENT_HTTPS_PROXY");
+    EXPECT_EQ(s.values.client.no_proxy, "*");
+    // Alone, the variable sets the key.
+    const LoadedSettings alone = load_ok(env_options({{"HTTPS_PROXY", "http://a.example:1"}}));
+    EXPECT_EQ(alone.values.client.https_proxy, "http://a.example:1");
 }
 
 // Every alias the schema declares is among the cases above, bound to the key the case says.
@@ -454,6 +502,9 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_CLIENT_MAX_REDIRECTS", "2"},
         {"WEFT_CLIENT_DNS_CACHE_TTL", "0"},
         {"WEFT_CLIENT_USER_AGENT", "tester/1"},
+        {"WEFT_CLIENT_HTTP_PROXY", "http://p.example:3128"},
+        {"WEFT_CLIENT_HTTPS_PROXY", "p.example:3129"},
+        {"WEFT_CLIENT_NO_PROXY", ".corp, 192.168.0.0/16"},
         {"WEFT_ADMIN_MAX_EVENT_STREAMS", "3"},
         {"WEFT_SHED_ENABLED", "off"},  // on needs the watchdog, which this list turns off
         {"WEFT_SHED_BUDGET", "20ms"},
@@ -516,6 +567,9 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.client.max_redirects, 2);
     EXPECT_EQ(v.client.dns_cache_ttl, 0s);
     EXPECT_EQ(v.client.user_agent, "tester/1");
+    EXPECT_EQ(v.client.http_proxy, "http://p.example:3128");
+    EXPECT_EQ(v.client.https_proxy, "p.example:3129");
+    EXPECT_EQ(v.client.no_proxy, ".corp, 192.168.0.0/16");
     EXPECT_EQ(v.runtime.recv_buffer_size, 4 * kKiB);
     EXPECT_EQ(v.runtime.ring_entries, 512u);
     EXPECT_EQ(v.runtime.run_budget, 16u);
@@ -612,7 +666,9 @@ TEST(SettingsEnvironment, ReadsTheProcessEnvironment) {
     ::unsetenv("NOT_WEFT_CONFIG_TEST_PROBE");
     ASSERT_EQ(env.count("WEFT_CONFIG_TEST_PROBE"), 1u);
     EXPECT_EQ(env.at("WEFT_CONFIG_TEST_PROBE"), "a=b");
-    EXPECT_EQ(env.count("NOT_WEFT_CONFIG_TEST_PROBE"), 0u);
+    // Every variable is read (a key may take one outside WEFT_*, as HTTP_PROXY); loading
+    // ignores the others (EmptyProxyVariablesAndOtherVariablesAreIgnored).
+    EXPECT_EQ(env.count("NOT_WEFT_CONFIG_TEST_PROBE"), 1u);
 }
 
 // --- value forms -------------------------------------------------------------------------------

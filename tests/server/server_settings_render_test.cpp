@@ -74,6 +74,11 @@ level = "critical"
 format = "json"
 access_log = "/var/log/weft/access.log"
 
+[client]
+http_proxy = "http://proxy.example:3128"
+https_proxy = "proxy.example:3129"
+no_proxy = ".corp, 10.0.0.0/8, [fd00::1]:8443"
+
 [shed]
 budget = "20ms"
 quantile = 0.95
@@ -180,8 +185,24 @@ TEST(ConfigRender, RoundTripsEveryValue) {
     EXPECT_FALSE(reloaded.plugins()[1].stall_budget) << "unset: the [stall] default";
     EXPECT_DOUBLE_EQ(v.shed.quantile, 0.95);
     EXPECT_EQ(v.stall.cooldown, std::chrono::minutes(1));
+    EXPECT_EQ(v.client.https_proxy, "proxy.example:3129");
+    EXPECT_EQ(v.client.no_proxy, ".corp, 10.0.0.0/8, [fd00::1]:8443");
     // Rendering the reloaded configuration gives the same values again.
     expect_same(reloaded, load_ok(file_options(reloaded.render())));
+}
+
+// A proxy's password is not shown: --print-config and the startup log carry the rendering.
+TEST(ConfigRender, AProxyPasswordIsNotShown) {
+    const LoadedSettings s = load_ok(
+        file_options("[client]\nhttps_proxy = \"http://svc:s%40cret@proxy.example:3128\"\n"));
+    EXPECT_EQ(s.values.client.https_proxy, "http://svc:s%40cret@proxy.example:3128");
+    const std::string rendered = s.render();
+    const std::string json = s.json();
+    EXPECT_EQ(rendered.find("cret"), std::string::npos) << rendered;
+    EXPECT_EQ(json.find("cret"), std::string::npos) << json;
+    EXPECT_NE(line_of_key(rendered, "https_proxy").find("\"http://svc:***@proxy.example:3128\""),
+              std::string::npos)
+        << rendered;
 }
 
 TEST(ConfigRender, RoundTripsTheDefaults) {

@@ -22,7 +22,8 @@ namespace weft::config {
 /// Environment variables by name. The loader looks only at names starting with "WEFT_".
 using Environment = std::map<std::string, std::string, std::less<>>;
 
-/// The WEFT_* variables of this process (from `environ`).
+/// The variables of this process (from `environ`): the loader reads the WEFT_* ones and the
+/// keys' aliases (Key::env_aliases).
 Environment environment_from_environ();
 
 /// One value given on the command line. `key` is "section.key" ("server.listen"); "plugin"

@@ -104,8 +104,11 @@ class Key {
     std::string doc;         ///< one line: what it does (for --help and the docs)
     std::string flag;        ///< "--listen": a flag of its own besides --set; empty: none
     std::string value_name;  ///< "ADDR:PORT", for --help
-    std::vector<std::string> env_aliases;  ///< "WEFT_HUBS": more variables that set the key
-    std::vector<std::string> old_names;    ///< "server.hubs": a former spelling, with a warning
+    /// "WEFT_HUBS": more variables that set the key. One outside WEFT_* ("HTTP_PROXY", a
+    /// convention other programs share) counts only when it is not empty, and below the file:
+    /// the file, WEFT_* variables and flags override it.
+    std::vector<std::string> env_aliases;
+    std::vector<std::string> old_names;  ///< "server.hubs": a former spelling, with a warning
 
     /// Parses `in` into the member of `root`; returns the problem and leaves it alone on failure.
     std::function<std::optional<std::string>(void* root, const Input& in)> apply;

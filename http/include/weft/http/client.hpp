@@ -85,7 +85,32 @@ struct ClientOptions {
     std::chrono::nanoseconds dns_cache_ttl = std::chrono::seconds(30);
     /// Sent as User-Agent unless the request sets one; "": none.
     std::string user_agent = "weft";
+    /// Forward proxy for http:// URLs: "http://[user:password@]host[:port]" (a bare
+    /// "host:port" is taken as http://; the port defaults to 80); "": none. Requests go to it
+    /// in absolute form, with Proxy-Authorization from the user and password.
+    std::string http_proxy;
+    /// Forward proxy for https:// URLs, in the same form (an http:// proxy): each connection
+    /// is a CONNECT tunnel with TLS to the server inside it. "": none.
+    std::string https_proxy;
+    /// Hosts reached without a proxy: names (one covers its subdomains; ".example.com" only
+    /// the subdomains), IP addresses and CIDR blocks, each with an optional ":port", separated
+    /// by commas; "*": every host. localhost and loopback addresses never use a proxy.
+    /// A proxy setting that cannot be read fails the requests that would use it
+    /// (ClientErrc::connect, saying why) rather than letting them out directly.
+    std::string no_proxy;
 };
+
+/// `o` with http_proxy, https_proxy and no_proxy taken from the environment when all three are
+/// empty: HTTP_PROXY, HTTPS_PROXY and NO_PROXY, or their lower-case forms (as Go and curl read
+/// them). default_client() does this unless set_default_client_options() was called (the
+/// weft server reads these variables into its [client] keys itself).
+ClientOptions with_environment_proxies(ClientOptions o);
+/// Why `text` is not a usable http_proxy or https_proxy setting; nullopt when it is ("" is).
+std::optional<std::string> proxy_setting_problem(std::string_view text);
+/// Why `text` is not a usable no_proxy list; nullopt when it is.
+std::optional<std::string> no_proxy_problem(std::string_view text);
+/// `text` (a proxy setting) with its password, if it has one, shown as "***": for logs.
+std::string redact_proxy_setting(std::string_view text);
 
 struct ClientRequest {
     std::string method = "GET";

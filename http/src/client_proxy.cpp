@@ -1,0 +1,320 @@
+// Forward proxies for the client: parsing the settings, the NO_PROXY rules, the CONNECT tunnel.
+#include "client_proxy.hpp"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+
+#include "uri.hpp"
+
+namespace weft::http::detail {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+std::string base64(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+// An IP address (v4 in its v6-mapped form) into `out`; false when `text` is not one.
+bool parse_ip(const std::string& text, std::uint8_t out[16]) {
+    in_addr v4{};
+    if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+        std::memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        std::memcpy(out + 12, &v4, 4);
+        return true;
+    }
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+        std::memcpy(out, &v6, 16);
+        return true;
+    }
+    return false;
+}
+
+bool same_prefix(const std::uint8_t a[16], const std::uint8_t b[16], int bits) {
+    const int bytes = bits / 8;
+    if (std::memcmp(a, b, static_cast<std::size_t>(bytes)) != 0) return false;
+    const int rest = bits % 8;
+    if (rest == 0) return true;
+    const auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+    return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool is_loopback(const Url& url) {
+    if (url.host == "localhost") return true;
+    std::uint8_t a[16];
+    if (!parse_ip(url.host, a)) return false;
+    static constexpr std::uint8_t kV4Loopback[16] = {0, 0, 0,    0,    0,   0, 0, 0,
+                                                     0, 0, 0xff, 0xff, 127, 0, 0, 0};
+    static constexpr std::uint8_t kV6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                     0, 0, 0, 0, 0, 0, 0, 1};
+    return same_prefix(a, kV4Loopback, 96 + 8) || same_prefix(a, kV6Loopback, 128);
+}
+
+bool host_name_char(char c) noexcept {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+}
+
+}  // namespace
+
+Result<Proxy, std::string> parse_proxy(std::string_view text) {
+    text = trim_ows(text);
+    if (text.empty()) return std::string("empty");
+    std::string_view rest = text;
+    if (const auto sep = text.find("://"); sep != std::string_view::npos) {
+        const std::string scheme = lower(text.substr(0, sep));
+        if (scheme == "https")
+            return std::string(
+                "an https:// proxy (TLS to the proxy) is not supported; give an http:// proxy "
+                "(https:// URLs still reach their servers through it, in a CONNECT tunnel)");
+        if (scheme.starts_with("socks")) return std::string("SOCKS proxies are not supported");
+        if (scheme != "http")
+            return "'" + scheme + "://' is not a proxy scheme; give an http:// proxy";
+        rest = text.substr(sep + 3);
+    }
+    std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+    const std::string_view after = rest.substr(authority.size());
+    if (!after.empty() && after != "/")
+        return std::string(
+            "a proxy is a host and port: no path or query (a PAC file is not "
+            "supported)");
+    Proxy p;
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        const std::string_view info = authority.substr(0, at);
+        authority.remove_prefix(at + 1);
+        const auto colon = info.find(':');
+        std::string user;
+        std::string password;
+        if (!percent_decode(info.substr(0, colon), user, false) ||
+            (colon != std::string_view::npos &&
+             !percent_decode(info.substr(colon + 1), password, false)))
+            return std::string("invalid percent-encoding in the user information");
+        p.authorization = "Basic " + base64(user + ":" + password);
+    }
+    auto url = parse_url("http://" + std::string(authority) + "/");
+    if (!url) return std::move(url).error();
+    p.url = std::move(*url);
+    p.display = p.url.origin;
+    return p;
+}
+
+Result<NoProxy, std::string> NoProxy::parse(std::string_view list) {
+    NoProxy out;
+    std::size_t i = 0;
+    while (i < list.size()) {
+        const std::size_t end = list.find_first_of(", \t", i);
+        const std::string_view item =
+            list.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i);
+        i = end == std::string_view::npos ? list.size() : end + 1;
+        if (item.empty()) continue;
+        if (item == "*") {
+            out.all_ = true;
+            continue;
+        }
+        auto bad = [&](const char* why) {
+            std::string m(1, '\'');
+            m.append(item).append("': ").append(why);
+            return m;
+        };
+        Entry e;
+        std::string_view host = item;
+        std::string_view port;
+        if (host.starts_with("[")) {
+            const auto close = host.find(']');
+            if (close == std::string_view::npos) return bad("unclosed '['");
+            port = host.substr(close + 1);
+            host = host.substr(1, close - 1);
+            if (!port.empty()) {
+                if (port[0] != ':') return bad("junk after ']'");
+                port.remove_prefix(1);
+            }
+        } else if (std::count(host.begin(), host.end(), ':') == 1) {
+            port = host.substr(host.find(':') + 1);
+            host = host.substr(0, host.find(':'));
+        }
+        if (!port.empty() || item.ends_with(":")) {
+            unsigned n = 0;
+            auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+            if (ec != std::errc() || ptr != port.data() + port.size() || n == 0 || n > 65535)
+                return bad("invalid port");
+            e.port = static_cast<std::uint16_t>(n);
+        }
+        std::string_view prefix;
+        const bool block = host.find('/') != std::string_view::npos;
+        if (block) {
+            prefix = host.substr(host.find('/') + 1);
+            host = host.substr(0, host.find('/'));
+        }
+        if (parse_ip(std::string(host), e.addr)) {
+            const bool v4 = host.find(':') == std::string_view::npos;
+            e.is_ip = true;
+            e.prefix = 128;
+            if (block) {
+                int bits = -1;
+                auto [ptr, ec] =
+                    std::from_chars(prefix.data(), prefix.data() + prefix.size(), bits);
+                if (ec != std::errc() || ptr != prefix.data() + prefix.size() || bits < 0 ||
+                    bits > (v4 ? 32 : 128))
+                    return bad("invalid prefix length");
+                e.prefix = v4 ? 96 + bits : bits;
+            }
+        } else {
+            if (block) return bad("a CIDR block needs an IP address");
+            if (host.starts_with("*.")) host.remove_prefix(1);
+            if (host.starts_with(".")) {
+                e.subdomains_only = true;
+                host.remove_prefix(1);
+            }
+            if (host.empty() || !std::all_of(host.begin(), host.end(), host_name_char))
+                return bad("not a host name, IP address or CIDR block");
+            e.host = lower(host);
+            while (!e.host.empty() && e.host.back() == '.')
+                e.host.pop_back();
+        }
+        out.entries_.push_back(std::move(e));
+    }
+    return out;
+}
+
+bool NoProxy::covers(const Url& url) const {
+    if (all_) return true;
+    std::uint8_t addr[16];
+    const bool ip = parse_ip(url.host, addr);
+    std::string_view host = url.host;
+    while (!host.empty() && host.back() == '.')
+        host.remove_suffix(1);
+    for (const Entry& e : entries_) {
+        if (e.port != 0 && e.port != url.port) continue;
+        if (e.is_ip) {
+            if (ip && same_prefix(addr, e.addr, e.prefix)) return true;
+            continue;
+        }
+        if (ip) continue;
+        if (!e.subdomains_only && host == e.host) return true;
+        if (host.size() > e.host.size() && host.ends_with(e.host) &&
+            host[host.size() - e.host.size() - 1] == '.')
+            return true;
+    }
+    return false;
+}
+
+ProxyPolicy::ProxyPolicy(std::string_view http, std::string_view https, std::string_view no_proxy,
+                         std::string_view source) {
+    auto load = [&](Scheme& s, std::string_view text, const char* name) {
+        s.set = !trim_ows(text).empty();
+        if (!s.set) return;
+        auto p = parse_proxy(text);
+        if (p)
+            s.proxy = std::move(*p);
+        else
+            s.error = std::string(name) + " (" + std::string(source) +
+                      ") is not usable: " + std::move(p).error();
+    };
+    load(http_, http, "http_proxy");
+    load(https_, https, "https_proxy");
+    auto np = NoProxy::parse(no_proxy);
+    if (np) {
+        no_proxy_ = std::move(*np);
+    } else {
+        // Which hosts are exempt is unknown: no request goes through a proxy, nor directly.
+        const std::string e =
+            "no_proxy (" + std::string(source) + ") is not usable: " + std::move(np).error();
+        for (Scheme* s : {&http_, &https_})
+            if (s->set && s->error.empty()) s->error = e;
+    }
+}
+
+ClientResult<const Proxy*> ProxyPolicy::for_url(const Url& url) const {
+    const Scheme& s = url.https ? https_ : http_;
+    if (!s.set || is_loopback(url)) return static_cast<const Proxy*>(nullptr);
+    if (!s.error.empty()) return ClientError{ClientErrc::connect, s.error};
+    if (no_proxy_.covers(url)) return static_cast<const Proxy*>(nullptr);
+    return &*s.proxy;
+}
+
+EnvironmentProxies environment_proxies() {
+    auto get = [](const char* upper, const char* lower_name) {
+        for (const char* name : {upper, lower_name}) {
+            const char* v = std::getenv(name);
+            if (v && *v) return std::string(v);
+        }
+        return std::string();
+    };
+    return {get("HTTP_PROXY", "http_proxy"), get("HTTPS_PROXY", "https_proxy"),
+            get("NO_PROXY", "no_proxy")};
+}
+
+ClientResult<void> open_tunnel(ClientConn& conn, const Proxy& proxy, const Url& target,
+                               Deadline deadline, std::size_t max_header_bytes,
+                               std::string_view user_agent) {
+    const bool v6 = target.host.find(':') != std::string::npos;
+    const std::string authority =
+        (v6 ? "[" + target.host + "]" : target.host) + ":" + std::to_string(target.port);
+    const std::string where = "proxy " + proxy.display + ", CONNECT " + authority;
+    std::string req = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
+    if (!proxy.authorization.empty()) req += "Proxy-Authorization: " + proxy.authorization + "\r\n";
+    if (!user_agent.empty()) req += "User-Agent: " + std::string(user_agent) + "\r\n";
+    req += "\r\n";
+    auto in_context = [&](ClientError e) {
+        e.detail = where + ": " + e.detail;
+        return e;
+    };
+    if (auto w = conn.write(req, deadline, std::chrono::nanoseconds::zero()); !w)
+        return in_context(std::move(w).error());
+    std::size_t end;
+    for (;;) {
+        const std::string_view in = conn.buffered();
+        end = in.find("\r\n\r\n");
+        if (end != std::string_view::npos) break;
+        if (in.size() > max_header_bytes)
+            return ClientError{ClientErrc::protocol, where + ": the proxy's answer is over " +
+                                                         std::to_string(max_header_bytes) +
+                                                         " bytes"};
+        auto r = conn.fill(deadline);
+        if (!r) return in_context(std::move(r).error());
+        if (!*r)
+            return ClientError{ClientErrc::connect,
+                               where + ": the proxy closed the connection without an answer"};
+    }
+    const std::string_view head = conn.buffered().substr(0, end);
+    const std::string_view line = head.substr(0, head.find("\r\n"));
+    int status = 0;
+    if (line.size() >= 12 && line.starts_with("HTTP/1.") && line[8] == ' ') {
+        auto [ptr, ec] = std::from_chars(line.data() + 9, line.data() + 12, status);
+        if (ec != std::errc() || ptr != line.data() + 12) status = 0;
+    }
+    if (status < 100 || status > 999)
+        return ClientError{ClientErrc::protocol, where + ": the proxy's answer is not HTTP"};
+    if (status / 100 != 2) {
+        std::string said(trim_ows(line.substr(9)));
+        for (char& c : said)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+        return ClientError{ClientErrc::connect, where + ": refused by the proxy: " + said};
+    }
+    conn.consume(end + 4);
+    // The server speaks first only after our ClientHello: anything here is not from it.
+    if (!conn.buffered().empty())
+        return ClientError{ClientErrc::protocol,
+                           where + ": the proxy sent bytes after its answer to CONNECT"};
+    return {};
+}
+
+}  // namespace weft::http::detail
