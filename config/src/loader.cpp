@@ -69,6 +69,10 @@ class Loader final : private CheckContext {
         }
         apply_environment(false);
         apply_flags();
+        for (auto& [dotted, e] : ambient_errors_) {
+            failed_.insert(dotted);
+            errors_.push_back(std::move(e));
+        }
         schema_.run_checks(root_, *this);
         if (!errors_.empty()) return ConfigErrors{std::move(errors_)};
         return std::move(loaded_);
@@ -98,9 +102,13 @@ class Loader final : private CheckContext {
     }
 
     bool apply(const Key& key, const Input& in, const Source& source) {
+        // Anything weft's own configuration says of a key replaces what the machine's
+        // variable (HTTP_PROXY) said, its error included.
+        ambient_errors_.erase(key.dotted());
         if (auto problem = key.apply(root_, in)) {
             failed_.insert(key.dotted());
-            error(key.display(), source, in.display(), std::move(*problem));
+            error(key.display(), source, key.shown ? key.shown(in) : in.display(),
+                  std::move(*problem));
             return false;
         }
         loaded_.sources.set(key.dotted(), source);
@@ -367,8 +375,12 @@ class Loader final : private CheckContext {
 
     // `ambient`: the keys' aliases outside WEFT_*; otherwise the WEFT_* variables.
     void apply_environment(bool ambient) {
+        if (ambient) {
+            apply_ambient();
+            return;
+        }
         const std::size_t first = errors_.size();
-        apply_variables(ambient);
+        apply_variables();
         // Report by variable name, whichever step found the problem.
         std::stable_sort(errors_.begin() + static_cast<std::ptrdiff_t>(first), errors_.end(),
                          [](const ConfigError& a, const ConfigError& b) {
@@ -376,18 +388,48 @@ class Loader final : private CheckContext {
                          });
     }
 
-    void apply_variables(bool ambient) {
-        std::vector<EnvSetting> found;
-        for (const auto& [name, value] : options_.env) {
-            if (!name.starts_with("WEFT_")) {
-                // A variable of a wider convention that a key takes too (HTTP_PROXY). Empty is
-                // unset there, as the programs that share it read it.
-                if (!ambient) continue;
-                if (const Key* key = foreign_alias(name); key && !value.empty())
-                    found.push_back({key, name, &value, false});
+    // Variables of a wider convention that keys take too (HTTP_PROXY, http_proxy): empty is
+    // unset there, as the programs that share them read them; the first set in the key's
+    // order wins, as Go reads HTTP_PROXY before http_proxy. A value the key cannot take is
+    // held back: it becomes an error only if weft's own configuration does not set the key.
+    void apply_ambient() {
+        for (const auto& k : schema_.keys()) {
+            const std::string* chosen = nullptr;
+            std::string chosen_name;
+            for (const auto& alias : k.env_aliases) {
+                if (alias.starts_with("WEFT_")) continue;
+                const auto it = options_.env.find(alias);
+                if (it == options_.env.end() || it->second.empty()) continue;
+                if (!chosen) {
+                    chosen = &it->second;
+                    chosen_name = alias;
+                } else if (it->second != *chosen) {
+                    loaded_.warnings.push_back(Source::environment(alias).to_string() +
+                                               " differs from " + chosen_name + ", which " +
+                                               k.display() + " takes; unset one of them");
+                }
+            }
+            if (!chosen) continue;
+            const Source source = Source::environment(chosen_name);
+            const Input in = Input::from_text(*chosen);
+            if (!valid_utf8(*chosen)) {
+                ambient_errors_[k.dotted()] = {
+                    k.display(), source, {}, "the value is not valid UTF-8"};
                 continue;
             }
-            if (ambient) continue;
+            if (auto problem = k.apply(root_, in)) {
+                ambient_errors_[k.dotted()] = {
+                    k.display(), source, k.shown ? k.shown(in) : in.display(), std::move(*problem)};
+                continue;
+            }
+            loaded_.sources.set(k.dotted(), source);
+        }
+    }
+
+    void apply_variables() {
+        std::vector<EnvSetting> found;
+        for (const auto& [name, value] : options_.env) {
+            if (!name.starts_with("WEFT_")) continue;
             bool former = false;
             if (const Key* key = resolve_env(name, former))
                 found.push_back({key, name, &value, former});
@@ -419,14 +461,6 @@ class Loader final : private CheckContext {
             if (apply(*s.key, Input::from_text(*chosen->value), source) && chosen->former)
                 moved(*s.key, chosen->name, source);
         }
-    }
-
-    // The key whose alias is `name`, a variable outside WEFT_*; nullptr when none.
-    const Key* foreign_alias(const std::string& name) const {
-        for (const auto& k : schema_.keys())
-            for (const auto& alias : k.env_aliases)
-                if (alias == name) return &k;
-        return nullptr;
     }
 
     // The key a WEFT_* variable sets, nullptr when it is not ours (or unknown: then an error).
@@ -583,6 +617,9 @@ class Loader final : private CheckContext {
     const LoadOptions& options_;
     Loaded loaded_;
     std::vector<ConfigError> errors_;
+    // Errors of variables outside WEFT_* (HTTP_PROXY), by dotted key, until a later source
+    // sets the key.
+    std::map<std::string, ConfigError> ambient_errors_;
     std::set<std::string> failed_;  // display names ("[server] listen") and dotted names
 };
 

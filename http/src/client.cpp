@@ -183,7 +183,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   public:
     explicit ClientCore(ClientOptions o)
         : options(std::move(o)),
-          proxies(options.http_proxy, options.https_proxy, options.no_proxy, "ClientOptions") {}
+          proxies(options.http_proxy, options.https_proxy, options.no_proxy) {}
     ~ClientCore() {
         // Connections still pooled close with the client; the gauges forget them.
         for (std::size_t h = 0; h < hubs_.size(); ++h) {
@@ -992,10 +992,10 @@ std::optional<std::string> proxy_setting_problem(std::string_view text) {
     return std::move(p).error();
 }
 
-std::optional<std::string> no_proxy_problem(std::string_view text) {
-    auto n = detail::NoProxy::parse(text);
-    if (n) return std::nullopt;
-    return std::move(n).error();
+std::vector<std::string> no_proxy_ignored(std::string_view text) {
+    std::vector<std::string> ignored;
+    (void)detail::NoProxy::parse(text, &ignored);
+    return ignored;
 }
 
 std::string redact_proxy_setting(std::string_view text) {

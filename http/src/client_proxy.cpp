@@ -116,7 +116,7 @@ Result<Proxy, std::string> parse_proxy(std::string_view text) {
     return p;
 }
 
-Result<NoProxy, std::string> NoProxy::parse(std::string_view list) {
+NoProxy NoProxy::parse(std::string_view list, std::vector<std::string>* ignored) {
     NoProxy out;
     std::size_t i = 0;
     while (i < list.size()) {
@@ -129,21 +129,25 @@ Result<NoProxy, std::string> NoProxy::parse(std::string_view list) {
             out.all_ = true;
             continue;
         }
-        auto bad = [&](const char* why) {
-            std::string m(1, '\'');
-            m.append(item).append("': ").append(why);
-            return m;
+        auto skip = [&] {
+            if (ignored) ignored->emplace_back(item);
         };
         Entry e;
         std::string_view host = item;
         std::string_view port;
         if (host.starts_with("[")) {
             const auto close = host.find(']');
-            if (close == std::string_view::npos) return bad("unclosed '['");
+            if (close == std::string_view::npos) {
+                skip();
+                continue;
+            }
             port = host.substr(close + 1);
             host = host.substr(1, close - 1);
             if (!port.empty()) {
-                if (port[0] != ':') return bad("junk after ']'");
+                if (port[0] != ':') {
+                    skip();
+                    continue;
+                }
                 port.remove_prefix(1);
             }
         } else if (std::count(host.begin(), host.end(), ':') == 1) {
@@ -153,8 +157,10 @@ Result<NoProxy, std::string> NoProxy::parse(std::string_view list) {
         if (!port.empty() || item.ends_with(":")) {
             unsigned n = 0;
             auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
-            if (ec != std::errc() || ptr != port.data() + port.size() || n == 0 || n > 65535)
-                return bad("invalid port");
+            if (ec != std::errc() || ptr != port.data() + port.size() || n == 0 || n > 65535) {
+                skip();
+                continue;
+            }
             e.port = static_cast<std::uint16_t>(n);
         }
         std::string_view prefix;
@@ -172,19 +178,26 @@ Result<NoProxy, std::string> NoProxy::parse(std::string_view list) {
                 auto [ptr, ec] =
                     std::from_chars(prefix.data(), prefix.data() + prefix.size(), bits);
                 if (ec != std::errc() || ptr != prefix.data() + prefix.size() || bits < 0 ||
-                    bits > (v4 ? 32 : 128))
-                    return bad("invalid prefix length");
+                    bits > (v4 ? 32 : 128)) {
+                    skip();
+                    continue;
+                }
                 e.prefix = v4 ? 96 + bits : bits;
             }
         } else {
-            if (block) return bad("a CIDR block needs an IP address");
+            if (block) {
+                skip();
+                continue;
+            }
             if (host.starts_with("*.")) host.remove_prefix(1);
             if (host.starts_with(".")) {
                 e.subdomains_only = true;
                 host.remove_prefix(1);
             }
-            if (host.empty() || !std::all_of(host.begin(), host.end(), host_name_char))
-                return bad("not a host name, IP address or CIDR block");
+            if (host.empty() || !std::all_of(host.begin(), host.end(), host_name_char)) {
+                skip();
+                continue;
+            }
             e.host = lower(host);
             while (!e.host.empty() && e.host.back() == '.')
                 e.host.pop_back();
@@ -216,8 +229,8 @@ bool NoProxy::covers(const Url& url) const {
     return false;
 }
 
-ProxyPolicy::ProxyPolicy(std::string_view http, std::string_view https, std::string_view no_proxy,
-                         std::string_view source) {
+ProxyPolicy::ProxyPolicy(std::string_view http, std::string_view https, std::string_view no_proxy)
+    : no_proxy_(NoProxy::parse(no_proxy)) {
     auto load = [&](Scheme& s, std::string_view text, const char* name) {
         s.set = !trim_ows(text).empty();
         if (!s.set) return;
@@ -225,21 +238,11 @@ ProxyPolicy::ProxyPolicy(std::string_view http, std::string_view https, std::str
         if (p)
             s.proxy = std::move(*p);
         else
-            s.error = std::string(name) + " (" + std::string(source) +
-                      ") is not usable: " + std::move(p).error();
+            s.error =
+                std::string("the ") + name + " setting is not usable: " + std::move(p).error();
     };
     load(http_, http, "http_proxy");
     load(https_, https, "https_proxy");
-    auto np = NoProxy::parse(no_proxy);
-    if (np) {
-        no_proxy_ = std::move(*np);
-    } else {
-        // Which hosts are exempt is unknown: no request goes through a proxy, nor directly.
-        const std::string e =
-            "no_proxy (" + std::string(source) + ") is not usable: " + std::move(np).error();
-        for (Scheme* s : {&http_, &https_})
-            if (s->set && s->error.empty()) s->error = e;
-    }
 }
 
 ClientResult<const Proxy*> ProxyPolicy::for_url(const Url& url) const {
@@ -279,15 +282,20 @@ ClientResult<void> open_tunnel(ClientConn& conn, const Proxy& proxy, const Url& 
     };
     if (auto w = conn.write(req, deadline, std::chrono::nanoseconds::zero()); !w)
         return in_context(std::move(w).error());
-    std::size_t end;
-    for (;;) {
+    // The head ends at the first empty line; lines may end with a bare LF, as Go reads them.
+    std::size_t end = 0;  // the head's length, its empty line included
+    for (std::size_t scanned = 0;;) {
         const std::string_view in = conn.buffered();
-        end = in.find("\r\n\r\n");
-        if (end != std::string_view::npos) break;
-        if (in.size() > max_header_bytes)
+        for (std::size_t lf; !end && (lf = in.find('\n', scanned)) != std::string_view::npos;) {
+            const std::size_t line_start = scanned;
+            scanned = lf + 1;
+            if (lf == line_start || (lf == line_start + 1 && in[line_start] == '\r')) end = scanned;
+        }
+        if (end > max_header_bytes || (!end && in.size() > max_header_bytes))
             return ClientError{ClientErrc::protocol, where + ": the proxy's answer is over " +
                                                          std::to_string(max_header_bytes) +
                                                          " bytes"};
+        if (end) break;
         auto r = conn.fill(deadline);
         if (!r) return in_context(std::move(r).error());
         if (!*r)
@@ -295,7 +303,8 @@ ClientResult<void> open_tunnel(ClientConn& conn, const Proxy& proxy, const Url& 
                                where + ": the proxy closed the connection without an answer"};
     }
     const std::string_view head = conn.buffered().substr(0, end);
-    const std::string_view line = head.substr(0, head.find("\r\n"));
+    std::string_view line = head.substr(0, head.find('\n'));
+    if (line.ends_with('\r')) line.remove_suffix(1);
     int status = 0;
     if (line.size() >= 12 && line.starts_with("HTTP/1.") && line[8] == ' ') {
         auto [ptr, ec] = std::from_chars(line.data() + 9, line.data() + 12, status);
@@ -309,7 +318,7 @@ ClientResult<void> open_tunnel(ClientConn& conn, const Proxy& proxy, const Url& 
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
         return ClientError{ClientErrc::connect, where + ": refused by the proxy: " + said};
     }
-    conn.consume(end + 4);
+    conn.consume(end);
     // The server speaks first only after our ClientHello: anything here is not from it.
     if (!conn.buffered().empty())
         return ClientError{ClientErrc::protocol,

@@ -32,8 +32,9 @@ Result<Proxy, std::string> parse_proxy(std::string_view text);
 /// ":port" to cover that port only.
 class NoProxy {
   public:
-    /// The error names the entry that is not one of those forms.
-    static Result<NoProxy, std::string> parse(std::string_view list);
+    /// Entries of none of those forms match no host and are skipped, as Go and curl skip them
+    /// (machines carry lists written for other tools): listed in `ignored` when given.
+    static NoProxy parse(std::string_view list, std::vector<std::string>* ignored = nullptr);
     /// Whether `url` is reached directly.
     bool covers(const Url& url) const;
 
@@ -54,10 +55,8 @@ class NoProxy {
 class ProxyPolicy {
   public:
     ProxyPolicy() = default;
-    /// `http`, `https`, `no_proxy`: the settings, each "" for none. `source` names where they
-    /// came from ("ClientOptions", "the environment"), for the error a request then gets.
-    ProxyPolicy(std::string_view http, std::string_view https, std::string_view no_proxy,
-                std::string_view source);
+    /// `http`, `https`, `no_proxy`: the settings, each "" for none.
+    ProxyPolicy(std::string_view http, std::string_view https, std::string_view no_proxy);
     /// The proxy `url` goes through, or nullptr to connect directly. Requests to "localhost"
     /// and loopback addresses never go through a proxy (as in Go). A setting that could not be
     /// read fails every request that would have used it (ClientErrc::connect, saying why)
@@ -70,7 +69,7 @@ class ProxyPolicy {
     struct Scheme {
         bool set = false;
         std::optional<Proxy> proxy;
-        std::string error;  ///< the setting (or the no_proxy list) could not be read
+        std::string error;  ///< the setting could not be read
     };
     Scheme http_;
     Scheme https_;

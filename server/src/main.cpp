@@ -128,13 +128,17 @@ std::optional<int> parse_cli(int argc, char** argv, Cli& cli) {
         app.add_option("--set", sets, "set any configuration key: --set server.idle_timeout=30s")
             ->type_name("SECTION.KEY=VALUE");
     std::string aliases;
+    std::string ambient;  // outside WEFT_*: the machine's defaults (HTTP_PROXY)
     for (const auto& k : schema.keys())
-        for (const auto& a : k.env_aliases)
-            aliases += (aliases.empty() ? "" : ", ") + a;
+        for (const auto& a : k.env_aliases) {
+            std::string& list = a.starts_with("WEFT_") ? aliases : ambient;
+            list += (list.empty() ? "" : ", ") + a;
+        }
     app.footer(
         "Environment: WEFT_<SECTION>_<KEY> sets any key (WEFT_SERVER_LISTEN=0.0.0.0:8080), plus " +
-        aliases +
-        ".\nPrecedence: flag > environment > file > default. `weft --print-config` lists every "
+        aliases + "; " + ambient +
+        " set the [client] proxy keys below the file.\nPrecedence: flag > WEFT_* environment > "
+        "file > HTTP_PROXY and kin > default. `weft --print-config` lists every "
         "key with its value and source.\nSignals: SIGTERM/SIGINT drain (a second one exits at "
         "once), SIGUSR1 logs every hub's fibers (once every 5 s at most).\nExit status: 0 "
         "stopped after a drain in which every request finished; 1 could not start, or the "
@@ -219,7 +223,15 @@ int main(int argc, char** argv) {
                      result.error().to_string().c_str());
         return 2;
     }
-    const weft::config::Loaded loaded = std::move(result).value();
+    weft::config::Loaded loaded = std::move(result).value();
+    // As Go and curl, a NO_PROXY entry that names no host is skipped, not refused (machines
+    // carry lists written for other tools, such as "192.168.*"): said once here.
+    for (const auto& entry : weft::http::no_proxy_ignored(cfg.client.no_proxy))
+        loaded.warnings.push_back("[client] no_proxy (" +
+                                  loaded.sources.of("client.no_proxy").to_string() + "): '" +
+                                  entry +
+                                  "' is not a host name, IP address or CIDR block and is "
+                                  "ignored");
     if (!cfg.monitor.enabled) {
         // As [stall] budget: without the watchdog no plugin's blocking is measured.
         for (const auto& p : loaded.plugins) {

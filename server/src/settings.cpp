@@ -5,6 +5,7 @@
 
 #include "admin.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -47,8 +48,8 @@ config::Kind<std::string> header_phrase() {
                             "\"acme/2.1 (edge)\" (\"\" sends no header)");
 }
 
-// A forward proxy, "http://[user:password@]host[:port]" or "" for none. Rendered with its
-// password as "***": --print-config and the startup log do not show it.
+// A forward proxy, "http://[user:password@]host[:port]" or "" for none. Its password is shown
+// as "***" wherever the value is (--print-config, the startup log, errors).
 config::Kind<std::string> proxy_url() {
     auto parse = [](const config::Input& in) -> config::Parsed<std::string> {
         if (!in.is_textual())
@@ -66,22 +67,22 @@ config::Kind<std::string> proxy_url() {
             [](const std::string& v) { return config::json_quote(http::redact_proxy_setting(v)); }};
 }
 
+// A proxy setting as an error shows it: the password hidden.
+std::string shown_proxy(const config::Input& in) {
+    if (!in.is_textual()) return in.display();
+    return config::toml_quote(http::redact_proxy_setting(in.text));
+}
+
 // Hosts reached without a proxy: "internal.example, .corp, 10.0.0.0/8, [fd00::1]:8080, *".
+// Entries that name no host are skipped with a warning (main.cpp), as Go and curl skip them.
 config::Kind<std::string> no_proxy_list() {
-    auto parse = [](const config::Input& in) -> config::Parsed<std::string> {
-        if (!in.is_textual())
-            return config::Problem{
-                "expected host names, IP addresses and CIDR blocks separated "
-                "by commas, or \"*\""};
-        if (auto why = http::no_proxy_problem(in.text))
-            return config::Problem{*why +
-                                   " (expected host names, IP addresses and CIDR blocks, "
-                                   "each with an optional :port, separated by commas, "
-                                   "or \"*\")"};
-        return std::string(config::trim(in.text));
-    };
-    return {parse, [](const std::string& v) { return config::toml_quote(v); },
-            [](const std::string& v) { return config::json_quote(v); }};
+    return config::text(
+        [](std::string_view s) {
+            return std::none_of(s.begin(), s.end(), [](char c) {
+                return static_cast<unsigned char>(c) < 0x20 && c != '\t';
+            });
+        },
+        "expected host names, IP addresses and CIDR blocks separated by commas, or \"*\"");
 }
 
 config::Kind<AccessLogTarget> access_log_target() {
@@ -389,11 +390,11 @@ config::Schema<Settings> build() {
     s.bind("client", "http_proxy", [](auto& o) -> auto& { return o.client.http_proxy; },
         proxy_url(), "forward proxy for http:// URLs, \"http://[user:password@]host:port\"; "
         "\"\": none")
-        .with_env_alias("HTTP_PROXY").with_env_alias("http_proxy");
+        .with_env_alias("HTTP_PROXY").with_env_alias("http_proxy").shown_as(shown_proxy);
     s.bind("client", "https_proxy", [](auto& o) -> auto& { return o.client.https_proxy; },
         proxy_url(), "forward proxy (an http:// one) for https:// URLs, through CONNECT "
         "tunnels; \"\": none")
-        .with_env_alias("HTTPS_PROXY").with_env_alias("https_proxy");
+        .with_env_alias("HTTPS_PROXY").with_env_alias("https_proxy").shown_as(shown_proxy);
     s.bind("client", "no_proxy", [](auto& o) -> auto& { return o.client.no_proxy; },
         no_proxy_list(), "hosts reached without a proxy: names (with their subdomains), IPs, "
         "CIDR blocks, \"*\"; localhost always is")

@@ -356,12 +356,15 @@ class Client(unittest.TestCase):
             proxy.close()
         # The settings as --print-config shows them: the password hidden, the variable named.
         r = u.run_weft(["--print-config"], env={"HTTPS_PROXY": "http://u:s3cret@p.example:3128",
-                                                "no_proxy": ".corp"})
+                                                "no_proxy": ".corp,192.168.*"})
         self.assertEqual(r.returncode, 0, r.stderr)
+        # An entry written for another tool is skipped with a warning, as Go and curl skip it.
+        self.assertIn("[client] no_proxy (environment no_proxy): '192.168.*' is not a host "
+                      "name, IP address or CIDR block and is ignored", r.stderr)
         self.assertNotIn("s3cret", r.stdout)
         self.assertRegex(r.stdout, r'(?m)^https_proxy = "http://u:\*\*\*@p\.example:3128" +'
                                    r'# environment HTTPS_PROXY$')
-        self.assertRegex(r.stdout, r'(?m)^no_proxy = "\.corp" +# environment no_proxy$')
+        self.assertRegex(r.stdout, r'(?m)^no_proxy = "\.corp,192\.168\.\*" +# environment no_proxy$')
         r = u.run_weft(["--check-config"], env={"HTTPS_PROXY": "https://p.example:3128"})
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("[client] https_proxy: an https:// proxy", r.stderr)

@@ -420,6 +420,25 @@ TEST(SettingsEnvironment, AmbientProxyVariablesYieldToWeftsOwnSettings) {
     // Alone, the variable sets the key.
     const LoadedSettings alone = load_ok(env_options({{"HTTPS_PROXY", "http://a.example:1"}}));
     EXPECT_EQ(alone.values.client.https_proxy, "http://a.example:1");
+    // One weft cannot use (another tool's SOCKS proxy) is no error when weft's own
+    // configuration sets the key.
+    LoadOptions socks = file_options("[client]\nhttps_proxy = \"\"\n");
+    socks.env = {{"HTTPS_PROXY", "socks5://127.0.0.1:1080"}};
+    const LoadedSettings overridden = load_ok(socks);
+    EXPECT_EQ(overridden.values.client.https_proxy, "");
+    EXPECT_EQ(overridden.source("client.https_proxy").to_string(), "weft.toml:2");
+}
+
+// Both spellings set and different: the upper-case one wins, as in Go, with a warning.
+TEST(SettingsEnvironment, TwoSpellingsOfAProxyVariableThatDifferAreAWarning) {
+    const LoadedSettings s = load_ok(
+        env_options({{"HTTP_PROXY", "http://a.example:1"}, {"http_proxy", "http://b.example:2"}}));
+    EXPECT_EQ(s.values.client.http_proxy, "http://a.example:1");
+    EXPECT_EQ(s.source("client.http_proxy").to_string(), "environment HTTP_PROXY");
+    ASSERT_EQ(s.loaded.warnings.size(), 1u);
+    EXPECT_NE(s.loaded.warnings[0].find("environment http_proxy differs from HTTP_PROXY"),
+              std::string::npos)
+        << s.loaded.warnings[0];
 }
 
 // Every alias the schema declares is among the cases above, bound to the key the case says.

@@ -74,10 +74,16 @@ def plugin_path(name):
     return ARGS.plugins[name]
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY",
+                   "no_proxy")
+
+
 def clean_env(extra=None):
     """This process's environment without WEFT_* (an unknown WEFT_* variable is a startup
-    error, and CTest or a developer's shell may have some), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
+    error, and CTest or a developer's shell may have some) and without the machine's proxy
+    variables (weft's client takes them), plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("WEFT_") and k not in PROXY_VARIABLES}
     env.update(extra or {})
     return env
 

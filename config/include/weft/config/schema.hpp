@@ -104,9 +104,11 @@ class Key {
     std::string doc;         ///< one line: what it does (for --help and the docs)
     std::string flag;        ///< "--listen": a flag of its own besides --set; empty: none
     std::string value_name;  ///< "ADDR:PORT", for --help
-    /// "WEFT_HUBS": more variables that set the key. One outside WEFT_* ("HTTP_PROXY", a
-    /// convention other programs share) counts only when it is not empty, and below the file:
-    /// the file, WEFT_* variables and flags override it.
+    /// "WEFT_HUBS": more variables that set the key. Those outside WEFT_* ("HTTP_PROXY", a
+    /// convention other programs share) are the machine's defaults: one counts only when it is
+    /// not empty, the first set in the order given wins (a later one that differs is a
+    /// warning), and the file, WEFT_* variables and flags override it (a value it cannot take
+    /// is an error only when nothing overrides it).
     std::vector<std::string> env_aliases;
     std::vector<std::string> old_names;  ///< "server.hubs": a former spelling, with a warning
 
@@ -114,6 +116,9 @@ class Key {
     std::function<std::optional<std::string>(void* root, const Input& in)> apply;
     std::function<std::string(const void* root)> toml;  ///< the member as a TOML literal
     std::function<std::string(const void* root)> json;  ///< the member as a JSON literal
+    /// An input as errors show it ("got ..."); empty: Input::display(). A key whose values
+    /// hold secrets (a proxy URL's password) hides them here (see shown_as()).
+    std::function<std::string(const Input& in)> shown;
 
     /// "[server] listen"
     std::string display() const;
@@ -129,6 +134,10 @@ class Key {
     }
     Key& with_env_alias(std::string v) {
         env_aliases.push_back(std::move(v));
+        return *this;
+    }
+    Key& shown_as(std::function<std::string(const Input& in)> f) {
+        shown = std::move(f);
         return *this;
     }
     Key& formerly(std::string dotted_name) {

@@ -94,9 +94,10 @@ struct ClientOptions {
     std::string https_proxy;
     /// Hosts reached without a proxy: names (one covers its subdomains; ".example.com" only
     /// the subdomains), IP addresses and CIDR blocks, each with an optional ":port", separated
-    /// by commas; "*": every host. localhost and loopback addresses never use a proxy.
-    /// A proxy setting that cannot be read fails the requests that would use it
-    /// (ClientErrc::connect, saying why) rather than letting them out directly.
+    /// by commas; "*": every host. Other entries are skipped (see no_proxy_ignored()).
+    /// localhost and loopback addresses never use a proxy. A proxy setting that cannot be read
+    /// fails the requests that would use it (ClientErrc::connect, saying why) rather than
+    /// letting them out directly.
     std::string no_proxy;
 };
 
@@ -107,8 +108,9 @@ struct ClientOptions {
 ClientOptions with_environment_proxies(ClientOptions o);
 /// Why `text` is not a usable http_proxy or https_proxy setting; nullopt when it is ("" is).
 std::optional<std::string> proxy_setting_problem(std::string_view text);
-/// Why `text` is not a usable no_proxy list; nullopt when it is.
-std::optional<std::string> no_proxy_problem(std::string_view text);
+/// The entries of a no_proxy list that match no host (as Go and curl do, they are skipped):
+/// not a host name, IP address or CIDR block, or with an invalid port ("192.168.*", "<local>").
+std::vector<std::string> no_proxy_ignored(std::string_view text);
 /// `text` (a proxy setting) with its password, if it has one, shown as "***": for logs.
 std::string redact_proxy_setting(std::string_view text);
 

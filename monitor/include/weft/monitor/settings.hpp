@@ -42,7 +42,8 @@ struct MonitorSettings {
     std::string reports_file;
     /// Reports written per rolling minute; later blockages are counted, not reported, until the
     /// window allows again, except that a hub not reported in the last minute is reported
-    /// anyway (so one hub that blocks all the time cannot hide another). 0: no limit.
+    /// anyway (so one hub that blocks all the time cannot hide another): at most this many
+    /// plus one per hub a minute (of each kind, allowed or not). 0: no limit.
     unsigned reports_per_minute = 60;
     /// Reports kept in memory for /debug/blocking.
     std::size_t recent_reports = 64;
