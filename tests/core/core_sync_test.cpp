@@ -167,6 +167,74 @@ FIBER_TEST(Channel, CloseWakesBlockedSender) {
     EXPECT_EQ(ch.recv().error().code, Errc::closed);
 }
 
+// Go's order: room made while a sender waits is that sender's, and a value sent while a
+// receiver waits is that receiver's; newcomers queue behind them. (Before, a newcomer could
+// take either in the gap before the woken fiber ran, and a waiter could wait without end.)
+FIBER_TEST(Channel, WaitersGoFirstAndInTheOrderTheyCame) {
+    weft::Channel<int> ch(1);
+    ASSERT_TRUE(ch.try_send(0).ok());
+    std::vector<int> sent;
+    std::vector<weft::Fiber<void>> senders;
+    for (int i = 1; i <= 3; ++i) {
+        senders.push_back(weft::spawn("tx", [&, i] {
+            // Bounded, so that a channel that lets newcomers in first fails here, not hangs.
+            if (ch.send(i, 2s).ok()) sent.push_back(i);
+        }));
+        weft::yield();  // each parks on the full channel, in turn
+    }
+    std::vector<int> got;
+    for (int i = 0; i < 4; ++i) {
+        auto v = ch.recv(2s);
+        ASSERT_TRUE(v);
+        got.push_back(*v);
+        // The room just made is the first waiting sender's, not ours.
+        if (i < 3) EXPECT_EQ(code(ch.try_send(99)), Errc::would_block) << i;
+        weft::yield();
+    }
+    for (auto& f : senders)
+        f.join();
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3}));
+    EXPECT_EQ(sent, (std::vector<int>{1, 2, 3}));
+
+    // Receivers: a value sent to a waiting receiver is not taken by try_recv meanwhile.
+    std::vector<int> received;
+    auto rx = weft::spawn("rx", [&] {
+        if (auto v = ch.recv(1s)) received.push_back(*v);
+    });
+    weft::yield();
+    ASSERT_TRUE(ch.try_send(7).ok());
+    EXPECT_EQ(ch.try_recv().error().code, Errc::would_block) << "took the waiter's value";
+    rx.join();
+    EXPECT_EQ(received, (std::vector<int>{7}));
+}
+
+// A sender handed room that closes before it runs fails like any send after close; what is
+// in the channel still drains.
+FIBER_TEST(Channel, CloseAfterAHandOffStillDrains) {
+    weft::Channel<int> ch(1);
+    ASSERT_TRUE(ch.send(1).ok());
+    auto tx = weft::spawn("tx", [&] { return code(ch.send(2)); });
+    weft::yield();
+    EXPECT_EQ(*ch.recv(), 1);  // hands the room to tx
+    ch.close();
+    EXPECT_EQ(tx.join(), Errc::closed);
+    EXPECT_EQ(ch.recv().error().code, Errc::closed);
+
+    weft::Channel<int> two(2);
+    auto rx = weft::spawn("rx", [&] { return two.recv(); });
+    weft::yield();
+    ASSERT_TRUE(two.send(5).ok());  // handed to rx
+    ASSERT_TRUE(two.send(6).ok());
+    two.close();
+    // Both values come out, whoever takes them.
+    auto mine = two.try_recv();
+    auto theirs = rx.join();
+    ASSERT_TRUE(mine);
+    ASSERT_TRUE(theirs);
+    EXPECT_EQ(*mine + *theirs, 11);
+    EXPECT_EQ(two.try_recv().error().code, Errc::closed);
+}
+
 FIBER_TEST(WaitGroup, WaitsForAll) {
     weft::WaitGroup wg;
     int done = 0;

@@ -13,6 +13,9 @@ namespace weft {
 /// Blocking: send() parks while the channel is full, recv() while it is empty; both give up at
 /// the deadline (Errc::timed_out) or on cancellation (Errc::cancelled). After close(), send()
 /// fails with Errc::closed and recv() drains what is left, then fails with Errc::closed.
+/// Fair, as Go's channels: parked senders and receivers go in the order they came. A value
+/// sent while a receiver waits is that receiver's, and room made while a sender waits is that
+/// sender's: a newcomer (or try_send/try_recv) cannot take it before the waiter runs.
 /// Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are shared by
 /// all hubs).
 template <class T>
@@ -22,34 +25,37 @@ class Channel {
     explicit Channel(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
     Result<void> send(T value, Deadline deadline = {}) {
-        while (!closed_ && items_.size() >= capacity_) {
-            if (auto r = senders_.wait(deadline, "channel send"); !r) return r;
-        }
         if (closed_) return Errc::closed;
-        items_.push_back(std::move(value));
-        receivers_.notify_one();
+        if (!room()) {
+            if (auto r = senders_.wait(deadline, "channel send"); !r) return r;
+            // Woken with the room a receiver made for us, or by close().
+            if (closed_) return Errc::closed;
+            --slots_handed_;
+        }
+        push(std::move(value));
         return {};
     }
     /// Sends without waiting: Errc::would_block when full, Errc::closed when closed.
     Result<void> try_send(T value) {
         if (closed_) return Errc::closed;
-        if (items_.size() >= capacity_) return Errc::would_block;
-        items_.push_back(std::move(value));
-        receivers_.notify_one();
+        if (!room()) return Errc::would_block;
+        push(std::move(value));
         return {};
     }
     Result<T> recv(Deadline deadline = {}) {
-        while (items_.empty() && !closed_) {
-            if (auto r = receivers_.wait(deadline, "channel recv"); !r) return r.error();
-        }
+        if (free_items() > 0 || (closed_ && !items_.empty())) return pop();
+        if (closed_) return Errc::closed;
+        if (auto r = receivers_.wait(deadline, "channel recv"); !r) return r.error();
+        // Woken with a value of our own, or by close() (then whatever is left, if anything).
         if (items_.empty()) return Errc::closed;
+        if (items_handed_ > 0) --items_handed_;
         return pop();
     }
     /// Receives without waiting: Errc::would_block when empty, Errc::closed when closed
     /// and drained.
     Result<T> try_recv() {
-        if (items_.empty()) return closed_ ? Errc::closed : Errc::would_block;
-        return pop();
+        if (free_items() > 0 || (closed_ && !items_.empty())) return pop();
+        return closed_ && items_.empty() ? Errc::closed : Errc::would_block;
     }
     /// Wakes every waiter; later sends fail, receives drain then fail.
     void close() noexcept {
@@ -62,15 +68,27 @@ class Channel {
     std::size_t capacity() const noexcept { return capacity_; }
 
   private:
+    // Room for a newcomer: not counting the room already handed to woken senders.
+    bool room() const noexcept { return items_.size() + slots_handed_ < capacity_; }
+    // Values a newcomer may take: not counting those handed to woken receivers.
+    std::size_t free_items() const noexcept {
+        return items_.size() > items_handed_ ? items_.size() - items_handed_ : 0;
+    }
+    void push(T&& value) {
+        items_.push_back(std::move(value));
+        if (receivers_.notify_one()) ++items_handed_;
+    }
     Result<T> pop() {
         T v = std::move(items_.front());
         items_.pop_front();
-        senders_.notify_one();
+        if (!closed_ && senders_.notify_one()) ++slots_handed_;
         return Result<T>(std::move(v));
     }
     std::size_t capacity_;
     bool closed_ = false;
     std::deque<T> items_;
+    std::size_t items_handed_ = 0;  // values that woken receivers will take
+    std::size_t slots_handed_ = 0;  // room that woken senders will fill
     WaitQueue senders_;
     WaitQueue receivers_;
 };
