@@ -378,7 +378,9 @@ FIBER_TEST(Offload, KeepsTheHubResponsive) {
     weft::offload([] { std::this_thread::sleep_for(200ms); });
     stop = true;
     EXPECT_GE(weft::Clock::now() - t0, 200ms);
-    EXPECT_GE(ticks, 15);
+    // About 20 nominally; a hub held by the work would tick once at most. A loaded machine
+    // wakes the ticker late, so ask only for clearly more than that.
+    EXPECT_GE(ticks, 5);
     ticker.join();
 }
 
@@ -387,17 +389,19 @@ TEST(Offload, ADeadlineWithdrawsWorkThatNoThreadTookYet) {
     o.offload_threads = 1;
     weft::run(
         [] {
-            // The pool's one thread is busy for 200 ms: the second offload's deadline passes
+            // The pool's one thread is busy for 500 ms: the second offload's deadline passes
             // while it waits in the queue, and its work never runs.
             std::atomic<bool> second_ran{false};
             auto busy = weft::spawn(
-                "busy", [] { weft::offload([] { std::this_thread::sleep_for(200ms); }); });
+                "busy", [] { weft::offload([] { std::this_thread::sleep_for(500ms); }); });
             (void)weft::sleep_for(10ms);
             auto t0 = weft::Clock::now();
             auto r = weft::offload(weft::Deadline(30ms), [&] { second_ran = true; });
             ASSERT_FALSE(r);
             EXPECT_EQ(r.error().code, weft::Errc::timed_out);
-            EXPECT_LT(weft::Clock::now() - t0, 150ms) << "the wait outlived its deadline";
+            // Well before the busy thread is free (490 ms after t0), with room for a loaded
+            // machine that wakes the fiber late.
+            EXPECT_LT(weft::Clock::now() - t0, 300ms) << "the wait outlived its deadline";
             // A cancel withdraws it the same way.
             weft::Result<int> cr = weft::Errc::ok;
             auto waiter = weft::spawn(

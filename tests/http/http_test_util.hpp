@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -270,6 +271,18 @@ inline std::vector<MalformedCase> malformed_request_cases() {
              std::string(64 * 1024, '0') + "5\r\nhello\r\n0\r\n\r\n",
          400},
     };
+}
+
+/// Polls `pred` until it holds (true) or `timeout` passes (false): for a state the server
+/// reaches on its own threads, which a loaded machine may take a while to get to.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
 }
 
 }  // namespace weft::http::testing

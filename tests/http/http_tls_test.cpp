@@ -26,6 +26,7 @@
 
 using namespace std::chrono_literals;
 using namespace weft::http;
+using weft::http::testing::eventually;
 using weft::http::testing::ParsedResponse;
 using weft::http::testing::RawClient;
 
@@ -416,12 +417,16 @@ TEST(HttpTls, SlowHandshakesMakeRoomAtTheLimit) {
     o.max_connections = 10;
     TlsServer s(certs, o);  // header_timeout 1 s
     std::vector<std::unique_ptr<RawClient>> slow;
+    const auto sent = std::chrono::steady_clock::now();
     for (int i = 0; i < 10; ++i) {
         slow.push_back(std::make_unique<RawClient>(s.port));
         ASSERT_TRUE(slow.back()->send(std::string("\x16", 1)));
     }
-    std::this_thread::sleep_for(100ms);
-    ASSERT_EQ(s.server->connections(), 10u);
+    ASSERT_TRUE(eventually([&] { return s.server->connections() == 10u; }))
+        << s.server->connections() << " connections";
+    // Time for the hubs to read the first bytes: a connection that sent nothing yet is idle,
+    // and would be the one closed instead.
+    std::this_thread::sleep_until(sent + 150ms);
     auto ctx = client_ctx(certs);
     const auto t0 = std::chrono::steady_clock::now();
     TlsClient cl(s.port, ctx.get());

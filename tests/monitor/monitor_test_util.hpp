@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ class Recorder {
         : blocked_(wd.on_blocked([this](const BlockingReport& r) {
               std::lock_guard<std::mutex> g(mu_);
               reports_.push_back(r);
+              report_ns_.push_back(weft::now_ns());
               cv_.notify_all();
           })),
           unblocked_(wd.on_unblocked([this](const BlockingEnd& e) {
@@ -46,11 +48,18 @@ class Recorder {
         std::lock_guard<std::mutex> g(mu_);
         return ends_;
     }
+    /// When each report reached the recorder (weft::now_ns), in the order of reports(): later
+    /// than the report was made, however late the watchdog or the reporter ran.
+    std::vector<std::int64_t> report_times_ns() {
+        std::lock_guard<std::mutex> g(mu_);
+        return report_ns_;
+    }
 
   private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::vector<BlockingReport> reports_;
+    std::vector<std::int64_t> report_ns_;
     std::vector<BlockingEnd> ends_;
     Subscription blocked_;
     Subscription unblocked_;

@@ -12,7 +12,9 @@ import unittest
 import server_test_util as u
 from server_test_util import Weft, get, get_json, swallow_get
 
-BLOCK_MS = 3000
+# Long enough that the first hub stays blocked while requests look for the second (on a loaded
+# machine that can take seconds); the test kills the server, so it never waits for the end.
+BLOCK_MS = 15000
 
 
 def blocked_hubs(w):
@@ -66,7 +68,7 @@ class AdminDuringBlockage(unittest.TestCase):
                 return hubs if hubs == {0, 1} else None
             u.poll(reported, 10, what="a /block report for each hub")
 
-            # Requests that queued behind a blocked hub would hold a drain for 3 s each;
+            # Requests that queued behind a blocked hub would hold a drain for BLOCK_MS each;
             # this test is not about draining, so end the server by its process group.
             w.kill()
             for t in threads:
