@@ -70,6 +70,8 @@ class Loader final : private CheckContext {
         apply_environment(false);
         apply_flags();
         for (auto& [dotted, e] : ambient_errors_) {
+            // A key weft's own configuration got wrong already has its error: that one says it.
+            if (failed_.count(e.key) || failed_.count(dotted)) continue;
             failed_.insert(dotted);
             errors_.push_back(std::move(e));
         }
@@ -199,10 +201,11 @@ class Loader final : private CheckContext {
         std::map<const Key*, SetAs> set_as;
         enum class Seen { first, same, conflict };
         auto once = [&](const Key& k, const std::string& as, const Value& v) {
-            auto [it, fresh] = set_as.try_emplace(&k, SetAs{as, v.source(), v.describe()});
+            const std::string shown = k.shown ? k.shown(Input::from_value(v)) : v.describe();
+            auto [it, fresh] = set_as.try_emplace(&k, SetAs{as, v.source(), shown});
             if (fresh) return Seen::first;
-            if (it->second.value == v.describe()) return Seen::same;
-            error(as, v.source(), v.describe(),
+            if (it->second.value == shown) return Seen::same;
+            error(as, v.source(), shown,
                   "conflicts with " + it->second.name + " = " + it->second.value + " (" +
                       it->second.source.to_string() + "); set only one of them");
             return Seen::conflict;
@@ -443,9 +446,11 @@ class Loader final : private CheckContext {
             for (const auto& other : found) {
                 if (other.key != s.key || &other == &s) continue;
                 if (*other.value != *s.value) {
-                    error(s.key->display(), Source::environment(other.name),
-                          toml_quote(*other.value),
-                          "conflicts with " + s.name + "=" + toml_quote(*s.value) +
+                    auto shown = [&](const std::string& v) {
+                        return s.key->shown ? s.key->shown(Input::from_text(v)) : toml_quote(v);
+                    };
+                    error(s.key->display(), Source::environment(other.name), shown(*other.value),
+                          "conflicts with " + s.name + "=" + shown(*s.value) +
                               "; set only one of them");
                     chosen = nullptr;
                     break;

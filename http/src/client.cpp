@@ -999,14 +999,16 @@ std::vector<std::string> no_proxy_ignored(std::string_view text) {
 }
 
 std::string redact_proxy_setting(std::string_view text) {
+    // All of the user information: a password, or a token given as the user name. Up to the
+    // last '@', whatever comes before it: a password may hold '/', '?' or '#' unencoded.
     const auto scheme = text.find("://");
     const std::size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
-    const std::size_t end = std::min(text.size(), text.find_first_of("/?#", from));
-    const auto at = text.substr(0, end).rfind('@');
+    const auto at = text.rfind('@');
     if (at == std::string_view::npos || at < from) return std::string(text);
-    const auto colon = text.substr(0, at).find(':', from);
-    if (colon == std::string_view::npos) return std::string(text);
-    return std::string(text.substr(0, colon + 1)) + "***" + std::string(text.substr(at));
+    std::string out(text.substr(0, from));
+    out += "***";
+    out += text.substr(at);
+    return out;
 }
 
 Client::Client(ClientOptions options)

@@ -48,8 +48,8 @@ config::Kind<std::string> header_phrase() {
                             "\"acme/2.1 (edge)\" (\"\" sends no header)");
 }
 
-// A forward proxy, "http://[user:password@]host[:port]" or "" for none. Its password is shown
-// as "***" wherever the value is (--print-config, the startup log, errors).
+// A forward proxy, "http://[user:password@]host[:port]" or "" for none. Its user information
+// is shown as "***" wherever the value is (--print-config, the startup log, errors).
 config::Kind<std::string> proxy_url() {
     auto parse = [](const config::Input& in) -> config::Parsed<std::string> {
         if (!in.is_textual())

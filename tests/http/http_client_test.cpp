@@ -996,10 +996,11 @@ TEST(ClientProxy, SettingsParseAsCurlAndGoReadThem) {
                             "http://p/proxy.pac", "http://p?x", "http://a b", "http://u:%zz@p"})
         EXPECT_FALSE(parse_proxy(bad)) << bad;
     EXPECT_NE(parse_proxy("https://p").error().find("CONNECT tunnel"), std::string::npos);
-    EXPECT_EQ(weft::http::redact_proxy_setting("http://u:secret@p:1/"), "http://u:***@p:1/");
-    EXPECT_EQ(weft::http::redact_proxy_setting("u:secret@p:1"), "u:***@p:1");
-    EXPECT_EQ(weft::http::redact_proxy_setting("http://u@p:1"), "http://u@p:1");
-    EXPECT_EQ(weft::http::redact_proxy_setting("http://p:1/a@b"), "http://p:1/a@b");
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://u:secret@p:1/"), "http://***@p:1/");
+    EXPECT_EQ(weft::http::redact_proxy_setting("u:secret@p:1"), "***@p:1");
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://TOKEN@p:1"), "http://***@p:1");
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://u:pa/ss#x@p:1"), "http://***@p:1");
+    EXPECT_EQ(weft::http::redact_proxy_setting("http://p:3128"), "http://p:3128");
 }
 
 TEST(ClientProxy, NoProxyCoversNamesAddressesBlocksAndPorts) {

@@ -362,7 +362,7 @@ class Client(unittest.TestCase):
         self.assertIn("[client] no_proxy (environment no_proxy): '192.168.*' is not a host "
                       "name, IP address or CIDR block and is ignored", r.stderr)
         self.assertNotIn("s3cret", r.stdout)
-        self.assertRegex(r.stdout, r'(?m)^https_proxy = "http://u:\*\*\*@p\.example:3128" +'
+        self.assertRegex(r.stdout, r'(?m)^https_proxy = "http://\*\*\*@p\.example:3128" +'
                                    r'# environment HTTPS_PROXY$')
         self.assertRegex(r.stdout, r'(?m)^no_proxy = "\.corp,192\.168\.\*" +# environment no_proxy$')
         r = u.run_weft(["--check-config"], env={"HTTPS_PROXY": "https://p.example:3128"})

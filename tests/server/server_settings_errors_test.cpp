@@ -52,7 +52,7 @@ std::vector<BadCase> bad_cases() {
          {"[client] http_proxy:", "no path or query", "(environment WEFT_CLIENT_HTTP_PROXY)"}},
         {"client_proxy_password_hidden",
          with_env({{"WEFT_CLIENT_HTTPS_PROXY", "https://svc:s3cret@proxy.example:443"}}),
-         {"[client] https_proxy:", "got \"https://svc:***@proxy.example:443\""}},
+         {"[client] https_proxy:", "got \"https://***@proxy.example:443\""}},
         {"client_ambient_proxy_not_overridden",
          with_env({{"HTTPS_PROXY", "socks5://127.0.0.1:1080"}}),
          {"[client] https_proxy:", "SOCKS proxies are not supported", "(environment HTTPS_PROXY)"}},

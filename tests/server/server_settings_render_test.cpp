@@ -200,7 +200,7 @@ TEST(ConfigRender, AProxyPasswordIsNotShown) {
     const std::string json = s.json();
     EXPECT_EQ(rendered.find("cret"), std::string::npos) << rendered;
     EXPECT_EQ(json.find("cret"), std::string::npos) << json;
-    EXPECT_NE(line_of_key(rendered, "https_proxy").find("\"http://svc:***@proxy.example:3128\""),
+    EXPECT_NE(line_of_key(rendered, "https_proxy").find("\"http://***@proxy.example:3128\""),
               std::string::npos)
         << rendered;
 }

@@ -111,7 +111,8 @@ std::optional<std::string> proxy_setting_problem(std::string_view text);
 /// The entries of a no_proxy list that match no host (as Go and curl do, they are skipped):
 /// not a host name, IP address or CIDR block, or with an invalid port ("192.168.*", "<local>").
 std::vector<std::string> no_proxy_ignored(std::string_view text);
-/// `text` (a proxy setting) with its password, if it has one, shown as "***": for logs.
+/// `text` (a proxy setting) with its user information (user and password, or a token), if
+/// it has any, shown as "***": for logs and errors.
 std::string redact_proxy_setting(std::string_view text);
 
 struct ClientRequest {
