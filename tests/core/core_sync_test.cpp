@@ -1,5 +1,6 @@
 // Cooperative primitives: Event, Mutex, Semaphore, Channel, WaitGroup — waking, fairness,
 // deadlines, and cancellation while parked.
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -188,7 +189,9 @@ FIBER_TEST(Channel, WaitersGoFirstAndInTheOrderTheyCame) {
         ASSERT_TRUE(v);
         got.push_back(*v);
         // The room just made is the first waiting sender's, not ours.
-        if (i < 3) EXPECT_EQ(code(ch.try_send(99)), Errc::would_block) << i;
+        if (i < 3) {
+            EXPECT_EQ(code(ch.try_send(99)), Errc::would_block) << i;
+        }
         weft::yield();
     }
     for (auto& f : senders)
@@ -233,6 +236,47 @@ FIBER_TEST(Channel, CloseAfterAHandOffStillDrains) {
     ASSERT_TRUE(theirs);
     EXPECT_EQ(*mine + *theirs, 11);
     EXPECT_EQ(two.try_recv().error().code, Errc::closed);
+}
+
+// A value whose move throws (out of memory in a deque, say) gives the room it was handed to
+// the next waiting sender: the channel does not stall with room free and a sender waiting.
+struct ThrowsOnMove {
+    int v = 0;
+    bool throws = false;
+    ThrowsOnMove(int x, bool t) : v(x), throws(t) {}
+    ThrowsOnMove(ThrowsOnMove&& o) : v(o.v), throws(o.throws) {
+        if (throws) throw std::runtime_error("move");
+    }
+    ThrowsOnMove& operator=(ThrowsOnMove&& o) {
+        if (o.throws) throw std::runtime_error("move");
+        v = o.v;
+        return *this;
+    }
+};
+
+FIBER_TEST(Channel, AThrowingSendPassesItsRoomOn) {
+    weft::Channel<ThrowsOnMove> ch(1);
+    ASSERT_TRUE(ch.try_send(ThrowsOnMove(0, false)).ok());
+    bool first_threw = false;
+    auto s1 = weft::spawn("tx1", [&] {
+        try {
+            (void)ch.send(ThrowsOnMove(1, true), 2s);
+        } catch (const std::runtime_error&) {
+            first_threw = true;
+        }
+    });
+    weft::yield();
+    auto s2 = weft::spawn("tx2", [&] { return code(ch.send(ThrowsOnMove(2, false), 2s)); });
+    weft::yield();
+    auto v = ch.recv(2s);  // room for tx1, whose value throws as it goes in
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->v, 0);
+    s1.join();
+    EXPECT_TRUE(first_threw);
+    EXPECT_EQ(s2.join(), Errc::ok) << "the room stayed with the sender that threw";
+    auto w = ch.recv(2s);
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->v, 2);
 }
 
 FIBER_TEST(WaitGroup, WaitsForAll) {

@@ -13,9 +13,10 @@ namespace weft {
 /// Blocking: send() parks while the channel is full, recv() while it is empty; both give up at
 /// the deadline (Errc::timed_out) or on cancellation (Errc::cancelled). After close(), send()
 /// fails with Errc::closed and recv() drains what is left, then fails with Errc::closed.
-/// Fair, as Go's channels: parked senders and receivers go in the order they came. A value
-/// sent while a receiver waits is that receiver's, and room made while a sender waits is that
-/// sender's: a newcomer (or try_send/try_recv) cannot take it before the waiter runs.
+/// Fair, as Go's channels: parked senders and receivers go in the order they came. A send while
+/// receivers wait gives the longest waiter a value, and room made while senders wait is the
+/// longest waiter's: a newcomer (or try_send/try_recv) cannot take either before the waiter
+/// runs. (Values still leave in the order they were sent.)
 /// Threads: owned by one hub (its fibers only; SharedSemaphore and SharedPool are shared by
 /// all hubs).
 template <class T>
@@ -30,7 +31,16 @@ class Channel {
             if (auto r = senders_.wait(deadline, "channel send"); !r) return r;
             // Woken with the room a receiver made for us, or by close().
             if (closed_) return Errc::closed;
+            try {
+                items_.push_back(std::move(value));
+            } catch (...) {
+                // The room goes to the next waiting sender, or back to anyone.
+                if (!senders_.notify_one()) --slots_handed_;
+                throw;
+            }
             --slots_handed_;
+            if (receivers_.notify_one()) ++items_handed_;
+            return {};
         }
         push(std::move(value));
         return {};
@@ -48,8 +58,7 @@ class Channel {
         if (auto r = receivers_.wait(deadline, "channel recv"); !r) return r.error();
         // Woken with a value of our own, or by close() (then whatever is left, if anything).
         if (items_.empty()) return Errc::closed;
-        if (items_handed_ > 0) --items_handed_;
-        return pop();
+        return pop(true);
     }
     /// Receives without waiting: Errc::would_block when empty, Errc::closed when closed
     /// and drained.
@@ -78,11 +87,21 @@ class Channel {
         items_.push_back(std::move(value));
         if (receivers_.notify_one()) ++items_handed_;
     }
-    Result<T> pop() {
-        T v = std::move(items_.front());
+    // `handed`: the caller was woken with a value of its own (it is counted in items_handed_).
+    Result<T> pop(bool handed = false) {
+        Result<T> out = [&] {
+            try {
+                return Result<T>(std::move(items_.front()));
+            } catch (...) {
+                // The value stays; what was ours goes to the next waiting receiver, or to anyone.
+                if (handed && !receivers_.notify_one() && items_handed_ > 0) --items_handed_;
+                throw;
+            }
+        }();
+        if (handed && items_handed_ > 0) --items_handed_;
         items_.pop_front();
         if (!closed_ && senders_.notify_one()) ++slots_handed_;
-        return Result<T>(std::move(v));
+        return out;
     }
     std::size_t capacity_;
     bool closed_ = false;
