@@ -6,11 +6,14 @@
 // (cancelled already, or past its own deadline) ECANCELED or ETIMEDOUT (see park_any()). The
 // signal masks of ppoll, pselect and epoll_pwait are not applied while the fiber waits (the hub
 // thread's mask stays).
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -78,37 +81,58 @@ int poll_on_fiber(HubImpl& h, PatchedCall c, pollfd* fds, nfds_t n, Deadline dl)
     }
 }
 
+// The size of this process's descriptor table (FDSize in /proc/self/status): the kernel's
+// bound on the descriptors a select looks at. FD_SETSIZE when it cannot be read.
+int fd_table_size() {
+    const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return FD_SETSIZE;
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return FD_SETSIZE;
+    buf[n] = '\0';
+    const char* line = std::strstr(buf, "\nFDSize:");
+    if (!line) return FD_SETSIZE;
+    const long size = std::strtol(line + 8, nullptr, 10);
+    return size > 0 && size < (1L << 30) ? static_cast<int>(size) : FD_SETSIZE;
+}
+
 // The patched select and pselect, in terms of poll: the fd_sets become pollfds to wait on; the
-// answer comes from a select with no timeout over the caller's sets.
+// answer comes from a select with no timeout over the caller's sets. nfds may pass FD_SETSIZE
+// (callers with many descriptors allocate larger sets, as Linux allows up to RLIMIT_NOFILE).
 int select_on_fiber(HubImpl& h, PatchedCall c, int nfds, fd_set* rd, fd_set* wr, fd_set* ex,
                     Deadline dl) {
     count(h, c);
-    if (nfds < 0 || nfds > FD_SETSIZE) {
+    if (nfds < 0) {
         errno = EINVAL;
         return -1;
     }
+    // The kernel reads and writes no word past its descriptor table, whatever nfds says;
+    // neither may we (a caller's select(INT_MAX, ...) on one fd_set works with the kernel).
+    if (nfds > FD_SETSIZE) nfds = std::min(nfds, fd_table_size());
     // Only the words that hold descriptors below nfds are the caller's: what the kernel reads
     // and writes. A caller may allocate no more than those (libevent, OpenSSH).
-    const std::size_t bytes =
-        static_cast<std::size_t>((nfds + NFDBITS - 1) / NFDBITS) * sizeof(fd_mask);
-    fd_set r0, w0, e0;
-    FD_ZERO(&r0);
-    FD_ZERO(&w0);
-    FD_ZERO(&e0);
-    if (rd) std::memcpy(&r0, rd, bytes);
-    if (wr) std::memcpy(&w0, wr, bytes);
-    if (ex) std::memcpy(&e0, ex, bytes);
+    const std::size_t words = (static_cast<std::size_t>(nfds) + NFDBITS - 1) / NFDBITS;
+    const std::size_t bytes = words * sizeof(fd_mask);
+    std::vector<fd_mask> r0(rd ? words : 0), w0(wr ? words : 0), e0(ex ? words : 0);
+    if (rd) std::memcpy(r0.data(), rd, bytes);
+    if (wr) std::memcpy(w0.data(), wr, bytes);
+    if (ex) std::memcpy(e0.data(), ex, bytes);
     auto restore = [&] {
-        if (rd) std::memcpy(rd, &r0, bytes);
-        if (wr) std::memcpy(wr, &w0, bytes);
-        if (ex) std::memcpy(ex, &e0, bytes);
+        if (rd) std::memcpy(rd, r0.data(), bytes);
+        if (wr) std::memcpy(wr, w0.data(), bytes);
+        if (ex) std::memcpy(ex, e0.data(), bytes);
+    };
+    auto has = [](const std::vector<fd_mask>& set, int fd) {
+        const auto i = static_cast<std::size_t>(fd);
+        return !set.empty() && (set[i / NFDBITS] & (fd_mask{1} << (i % NFDBITS))) != 0;
     };
     std::vector<pollfd> fds;
     for (int fd = 0; fd < nfds; ++fd) {
         short ev = 0;
-        if (rd && FD_ISSET(fd, &r0)) ev |= POLLIN;
-        if (wr && FD_ISSET(fd, &w0)) ev |= POLLOUT;
-        if (ex && FD_ISSET(fd, &e0)) ev |= POLLPRI;
+        if (has(r0, fd)) ev |= POLLIN;
+        if (has(w0, fd)) ev |= POLLOUT;
+        if (has(e0, fd)) ev |= POLLPRI;
         if (ev) fds.push_back({fd, ev, 0});
     }
     const auto& real = real::calls();
