@@ -469,54 +469,6 @@ TEST(PatchIo, PipesAndEventfdsPark) {
     });
 }
 
-// A pipe another thread reads too: when both wake for one byte and the thread takes it, the
-// fiber's read must park again, not block the hub until the next byte (a readiness check and a
-// plain read leave a window for that; RWF_NOWAIT does not). The window is narrow: this test did
-// not catch the old way in the runs tried; it guards the behaviour, a byte every 150 ms.
-TEST(PatchIo, APipeSharedWithAThreadNeverHoldsTheHub) {
-    run_patched([] {
-        int pfd[2];
-        ASSERT_EQ(::pipe(pfd), 0);
-        std::atomic<int> thread_got{0};
-        std::thread other([&] {
-            char c;
-            while (::syscall(SYS_read, pfd[0], &c, 1) == 1)
-                ++thread_got;
-        });
-        std::thread writer([&] {
-            for (int i = 0; i < 6; ++i) {
-                std::this_thread::sleep_for(150ms);
-                (void)::syscall(SYS_write, pfd[1], "x", 1);
-            }
-            std::this_thread::sleep_for(150ms);
-            ::syscall(SYS_close, pfd[1]);
-        });
-        int fiber_got = 0;
-        auto reader = weft::spawn("pipe-reader", [&] {
-            char c;
-            while (::read(pfd[0], &c, 1) == 1)
-                ++fiber_got;
-        });
-        // The hub's longest gap between 2 ms ticks while the two read.
-        auto longest = std::chrono::steady_clock::duration::zero();
-        auto last = std::chrono::steady_clock::now();
-        while (!reader.done()) {
-            (void)weft::sleep_for(2ms);
-            const auto now = std::chrono::steady_clock::now();
-            longest = std::max(longest, now - last);
-            last = now;
-        }
-        reader.join();
-        writer.join();
-        other.join();
-        ::close(pfd[0]);
-        EXPECT_EQ(fiber_got + thread_got.load(), 6);
-        EXPECT_LT(longest, 120ms) << "the hub was held in a read the thread had emptied ("
-                                  << fiber_got << " bytes to the fiber, " << thread_got.load()
-                                  << " to the thread)";
-    });
-}
-
 TEST(PatchIo, RegularFilesAreLibcs) {
     run_patched([] {
         char path[] = "/tmp/weft_patch_fileXXXXXX";

@@ -1,7 +1,6 @@
 // Patched socket and pipe I/O: connect, accept, read/write and their socket and vector forms.
 // On a fiber of a patching hub, a call on a descriptor the caller left blocking is made without
-// blocking (MSG_DONTWAIT on sockets; RWF_NOWAIT on pipes and the like, or where a file type has
-// no such mode (terminals) a readiness check before each piece;
+// blocking (MSG_DONTWAIT on sockets; a readiness check before each piece on pipes and the like;
 // O_NONBLOCK for the length of the call only for connect and accept, which have no per-call
 // flag); when it would block, only the fiber parks until the descriptor is ready or the
 // socket's SO_RCVTIMEO/SO_SNDTIMEO passes. The caller sees libc's results and errno.
@@ -110,30 +109,12 @@ ssize_t on_socket(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, bool in
     }
 }
 
-// A read on a pipe, FIFO, eventfd or terminal the caller left blocking. Made with RWF_NOWAIT
-// (preadv2), which gives EAGAIN instead of blocking for this call alone, whoever else shares
-// the descriptor: then only the fiber parks until it is readable. A readiness check followed
-// by a plain read would block the hub when another thread or process took the bytes in
-// between. A file type without that mode (a terminal: EOPNOTSUPP) is read after a readiness
-// check, as before; `op` is that plain read.
+// A read on a pipe, FIFO, eventfd or terminal the caller left blocking: wait for readiness
+// first, then read (which does not block once the descriptor is readable).
 template <class Op>
-ssize_t read_pollable(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, const iovec* iov,
-                      int iovcnt, Op op) {
+ssize_t read_pollable(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, Op op) {
     count(h, c);
-    bool nowait = true;
     for (;;) {
-        if (nowait) {
-            const ssize_t r = ::preadv2(fd, iov, iovcnt, -1, RWF_NOWAIT);
-            if (r >= 0) return r;
-            if (errno == EOPNOTSUPP) {
-                nowait = false;
-                continue;
-            }
-            if (errno != EAGAIN) return -1;
-            if (fd_now_nonblocking(info, fd)) return -1;  // EAGAIN, as libc's
-            if (!park(h, c, fd, POLLIN, Deadline::never(), EAGAIN)) return -1;
-            continue;
-        }
         pollfd p{fd, POLLIN, 0};
         int r = real::calls().poll(&p, 1, 0);
         if (r != 0) return op();                        // ready, or in error: the read says which
@@ -197,49 +178,28 @@ class NonblockingFor {
 };
 
 // A write on a pipe or the like the caller left blocking: every byte written (as a blocking
-// write does). Made with RWF_NOWAIT (pwritev2: what fits, or EAGAIN, for this call alone; a
-// write of at most PIPE_BUF stays whole), parking the fiber until there is room; so the
-// descriptor's flags, which a child process may share, are never touched. `nowait(done)`
-// writes the bytes after `done` so. Where the file type has no such mode (EOPNOTSUPP), pieces
-// of at most PIPE_BUF, each once poll(2) says there is room: Linux reports a pipe writable
-// when it has a free slot, which takes a PIPE_BUF write without blocking. `op(done, cap)`
-// writes at most `cap` bytes after `done` plainly.
-template <class Op, class Nowait>
+// write does), in pieces of at most PIPE_BUF, each once poll(2) says there is room. Linux
+// reports a pipe writable when it has a free slot, which takes a PIPE_BUF write without
+// blocking; so the descriptor's flags, which a child process may share, are never touched.
+template <class Op>
 ssize_t write_pollable(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, std::size_t total,
-                       Op op, Nowait nowait_op) {
+                       Op op) {
     count(h, c);
     std::size_t done = 0;
-    bool nowait = true;
-    auto so_far = [&] { return done > 0 ? static_cast<ssize_t>(done) : ssize_t{-1}; };
     for (;;) {
-        if (nowait) {
-            const ssize_t n = nowait_op(done);
-            if (n >= 0) {
-                done += static_cast<std::size_t>(n);
-                if (done >= total || n == 0) return static_cast<ssize_t>(done);
-                continue;
-            }
-            if (errno == EOPNOTSUPP) {
-                nowait = false;
-                continue;
-            }
-            if (errno != EAGAIN) return so_far();
-            if (fd_now_nonblocking(info, fd)) return so_far();  // what fit, or EAGAIN
-            if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN)) return so_far();
-            continue;
-        }
         pollfd p{fd, POLLOUT, 0};
         if (real::calls().poll(&p, 1, 0) == 0) {
             if (fd_now_nonblocking(info, fd)) {  // what fits, or EAGAIN, as libc's
                 const ssize_t n = op(done, total - done);
-                if (n < 0) return so_far();
+                if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
                 return static_cast<ssize_t>(done + static_cast<std::size_t>(n));
             }
-            if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN)) return so_far();
+            if (!park(h, c, fd, POLLOUT, Deadline::never(), EAGAIN))
+                return done > 0 ? static_cast<ssize_t>(done) : -1;
             continue;
         }
         ssize_t n = op(done, std::min<std::size_t>(total - done, PIPE_BUF));
-        if (n < 0) return so_far();
+        if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
         done += static_cast<std::size_t>(n);
         if (done >= total || n == 0) return static_cast<ssize_t>(done);
     }
@@ -462,11 +422,9 @@ ssize_t read_impl(int fd, void* buf, size_t n) {
         if (stale_socket(fd, r)) return read_impl(fd, buf, n);
         return r;
     }
-    if (info.kind == FdKind::pollable) {
-        const iovec one{buf, n};
-        return read_pollable(*h, PatchedCall::read, fd, info, &one, 1,
+    if (info.kind == FdKind::pollable)
+        return read_pollable(*h, PatchedCall::read, fd, info,
                              [&] { return real.read(fd, buf, n); });
-    }
     return real.read(fd, buf, n);
 }
 
@@ -488,7 +446,7 @@ ssize_t readv_impl(int fd, const iovec* iov, int n) {
         return r;
     }
     if (info.kind == FdKind::pollable)
-        return read_pollable(*h, PatchedCall::readv, fd, info, iov, n,
+        return read_pollable(*h, PatchedCall::readv, fd, info,
                              [&] { return real.readv(fd, iov, n); });
     return real.readv(fd, iov, n);
 }
@@ -513,10 +471,7 @@ ssize_t write_impl(int fd, const void* buf, size_t n) {
         return r;
     }
     if (info.kind == FdKind::pollable)
-        return write_pollable(*h, PatchedCall::write, fd, info, n, rest, [&](std::size_t done) {
-            const iovec one{const_cast<char*>(static_cast<const char*>(buf)) + done, n - done};
-            return ::pwritev2(fd, &one, 1, -1, RWF_NOWAIT);
-        });
+        return write_pollable(*h, PatchedCall::write, fd, info, n, rest);
     return real.write(fd, buf, n);
 }
 
@@ -546,11 +501,7 @@ ssize_t writev_impl(int fd, const iovec* iov, int n) {
         return r;
     }
     if (info.kind == FdKind::pollable)
-        return write_pollable(
-            *h, PatchedCall::writev, fd, info, total, rest, [&](std::size_t done) -> ssize_t {
-                auto r = iov_after(iov, n, done);
-                return ::pwritev2(fd, r.data(), static_cast<int>(r.size()), -1, RWF_NOWAIT);
-            });
+        return write_pollable(*h, PatchedCall::writev, fd, info, total, rest);
     return real.writev(fd, iov, n);
 }
 

@@ -9,10 +9,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -81,20 +83,39 @@ int poll_on_fiber(HubImpl& h, PatchedCall c, pollfd* fds, nfds_t n, Deadline dl)
     }
 }
 
-// The size of this process's descriptor table (FDSize in /proc/self/status): the kernel's
-// bound on the descriptors a select looks at. FD_SETSIZE when it cannot be read.
-int fd_table_size() {
-    const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return FD_SETSIZE;
-    char buf[4096];
-    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n <= 0) return FD_SETSIZE;
-    buf[n] = '\0';
-    const char* line = std::strstr(buf, "\nFDSize:");
-    if (!line) return FD_SETSIZE;
-    const long size = std::strtol(line + 8, nullptr, 10);
-    return size > 0 && size < (1L << 30) ? static_cast<int>(size) : FD_SETSIZE;
+// How many descriptors a select may look at: the size of this process's descriptor table
+// (FDSize in /proc/thread-self/status), which bounds what the kernel reads and writes of the
+// sets whatever nfds says. The table only grows, so a size read once holds for any nfds up to
+// it and is read again only past it. Where it cannot be read (no /proc), the open-file limit:
+// no descriptor is above it, so none is dropped.
+int select_bound(int nfds) {
+    static std::atomic<int> known{FD_SETSIZE};
+    const int seen = known.load(std::memory_order_relaxed);
+    if (nfds <= seen) return nfds;
+    const auto& real = real::calls();
+    int size = 0;
+    if (const int fd = ::open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC); fd >= 0) {
+        char buf[4096];
+        const ssize_t n = real.read(fd, buf, sizeof buf - 1);
+        real.close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            if (const char* line = std::strstr(buf, "\nFDSize:")) {
+                const long v = std::strtol(line + 8, nullptr, 10);
+                if (v > 0 && v < (1L << 30)) size = static_cast<int>(v);
+            }
+        }
+    }
+    if (size == 0) {
+        rlimit rl{};
+        constexpr rlim_t kMost = rlim_t{1} << 20;  // Linux's default fs.nr_open
+        rlim_t most =
+            ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? std::max(rl.rlim_cur, rl.rlim_max) : kMost;
+        if (most == RLIM_INFINITY || most > kMost) most = kMost;
+        return std::min(nfds, static_cast<int>(most));
+    }
+    if (size > seen) known.store(size, std::memory_order_relaxed);
+    return std::min(nfds, size);
 }
 
 // The patched select and pselect, in terms of poll: the fd_sets become pollfds to wait on; the
@@ -109,7 +130,7 @@ int select_on_fiber(HubImpl& h, PatchedCall c, int nfds, fd_set* rd, fd_set* wr,
     }
     // The kernel reads and writes no word past its descriptor table, whatever nfds says;
     // neither may we (a caller's select(INT_MAX, ...) on one fd_set works with the kernel).
-    if (nfds > FD_SETSIZE) nfds = std::min(nfds, fd_table_size());
+    nfds = select_bound(nfds);
     // Only the words that hold descriptors below nfds are the caller's: what the kernel reads
     // and writes. A caller may allocate no more than those (libevent, OpenSSH).
     const std::size_t words = (static_cast<std::size_t>(nfds) + NFDBITS - 1) / NFDBITS;
