@@ -26,7 +26,6 @@ namespace weft::http::detail {
 
 namespace {
 constexpr std::size_t kMaxCachedSessions = 256;
-constexpr std::size_t kLingerMaxBytes = 1 << 20;
 // Unsent bytes the kernel may hold for a connection beyond what is in flight. Without a bound,
 // a response that fits in the send buffer (up to tcp_wmem's 4 MiB) is "sent" at once even to a
 // client that reads nothing, and then held until idle_timeout; with it, the send stalls and
@@ -662,15 +661,16 @@ Result<void> Connection::tls_send(std::span<const iovec> bufs) {
 void Connection::linger() noexcept {
     // Our answer is out; the client may still be sending what we will never read. Closing now
     // would reset the connection and could destroy the answer in flight, so read and drop
-    // for a while (nginx's lingering close).
+    // until the client is done or linger_timeout passes (nginx's lingering close). Bounded by
+    // time only, as nginx's: a client uploading a body over the limit (without asking
+    // "Expect: 100-continue") sees the 413 only once all of its body is out, however large.
+    // The bytes go back to the pool as they come; the reads take turns with the hub's others.
     (void)stream_.shutdown(SHUT_WR);
     Deadline until(hub_.server.options_.linger_timeout);
-    std::size_t total = 0;
     try {
-        while (total < kLingerMaxBytes) {
+        for (;;) {
             auto r = read_input(until);
             if (!r) break;
-            total += r->size();
         }
     } catch (...) {
         // Out of memory for the input queue: the close comes sooner.

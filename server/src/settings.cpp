@@ -217,7 +217,8 @@ config::Schema<Settings> build() {
         "a request header that may shorten the request's deadline (\"250m\", \"2S\", \"1500\")");
     s.bind("server", "linger_timeout", [](auto& o) -> auto& { return o.http.linger_timeout; },
         duration(Duration::zero(), hours(1)),
-        "after an error answer, how long unread input is read and dropped before closing");
+        "after an error answer, how long at most unread input (a refused upload) is read and "
+        "dropped before closing, so that its client sees the answer rather than a reset");
     s.bind("server", "max_requests_per_connection",
         [](auto& o) -> auto& { return o.http.max_requests_per_connection; },
         integer(0, kMaxInt), "requests on one connection before it closes; 0: unlimited");

@@ -82,6 +82,51 @@ def timed_get(addr, path, timeout):
 
 
 class Limits(unittest.TestCase):
+    def test_a_refused_upload_gets_its_answer_whatever_its_size(self):
+        # A client that does not ask "Expect: 100-continue" (Python's http.client, requests,
+        # browsers) sends the whole body before it reads. The server answers 413 at once and
+        # drains the rest until the client is done (nginx's lingering close), so the client
+        # reads the 413, not a reset (it was a broken pipe beyond 1 MiB of drained body).
+        import http.client
+        with Weft(["--hubs", "1", "--set", "server.max_body_bytes=1MiB"]) as w:
+            w.wait_ready()
+            host, port = split_addr(w.http)
+            for size in (4 << 20, 64 << 20):
+                c = http.client.HTTPConnection(host, port, timeout=20)
+                c.request("POST", "/echo", body=b"x" * size)
+                r = c.getresponse()
+                self.assertEqual(r.status, 413, "a body of %d bytes" % size)
+                self.assertIn(b"request body too large", r.read())
+                c.close()
+            self.assertEqual(get(w.http, "/")[0], 200)
+            self.assertEqual(w.stop(), 0)
+
+    def test_a_refused_upload_is_drained_for_linger_timeout_at_most(self):
+        # Time bounds the drain, not bytes: a client that never stops sending is cut off once
+        # linger_timeout has passed.
+        with Weft(["--hubs", "1", "--set", "server.max_body_bytes=1MiB",
+                   "--set", "server.linger_timeout=1s"]) as w:
+            w.wait_ready()
+            s = socket.create_connection(split_addr(w.http), timeout=10)
+            t0 = time.monotonic()
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" %
+                      (1 << 40))
+            chunk = b"x" * (64 << 10)
+            cut = None
+            while time.monotonic() - t0 < 20:
+                try:
+                    s.sendall(chunk)
+                except OSError:
+                    cut = time.monotonic() - t0
+                    break
+            s.close()
+            print("the endless upload was cut after %.2f s" % cut if cut else "never cut")
+            self.assertIsNotNone(cut, "the server drained an endless upload for 20 s")
+            self.assertGreaterEqual(cut, 0.9)
+            self.assertLess(cut, 10)
+            self.assertEqual(get(w.http, "/")[0], 200)
+            self.assertEqual(w.stop(), 0)
+
     def test_idle_connections_make_room_at_max_connections(self):
         # The reproducer: 50 idle keep-alive sockets at max_connections=50 made a new
         # client wait 59 s (until the idle timeout).

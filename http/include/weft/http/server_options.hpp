@@ -85,8 +85,9 @@ struct ServerOptions {
     /// An invalid value is ignored. Empty: no such header (the default: clients do not
     /// choose server deadlines unless the operator says so).
     std::string timeout_header;
-    /// After an error response with unread input: how long to read and discard it before
-    /// closing, so the client sees the response rather than a reset.
+    /// After an error response with unread input: how long at most to read and discard it
+    /// before closing, so the client sees the response rather than a reset. Bounded by time
+    /// only (nginx's lingering_time): a refused upload is drained whatever its size.
     std::chrono::nanoseconds linger_timeout = std::chrono::seconds(2);
     /// Requests served on one connection before it closes (the last response carries
     /// "Connection: close"). 0 = no limit.
