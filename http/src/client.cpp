@@ -281,20 +281,35 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         return last;
     }
 
-    // A new connection for `url`: to its server, or through `proxy` (a CONNECT tunnel for
-    // https), with TLS to the server for https.
+    // A new connection for `url`: to its server, or through `proxy` (an HTTP proxy's CONNECT
+    // tunnel for https, a SOCKS5 tunnel for both), with TLS to the server for https.
     ClientResult<std::unique_ptr<ClientConn>> dial(HubPool& hp, const Url& url, const Proxy* proxy,
                                                    Deadline dl) {
         const Deadline connect_dl = options.connect_timeout.count() > 0
                                         ? earliest(dl, Deadline(options.connect_timeout))
                                         : dl;
+        // socks5:// (as curl reads it): this side resolves the name, the proxy gets an address.
+        std::optional<SocketAddress> resolved;
+        if (proxy && proxy->kind == Proxy::Kind::socks5) {
+            auto addrs = resolve(hp, url, connect_dl);
+            if (!addrs) return std::move(addrs).error();
+            if (addrs->empty())
+                return ClientError{ClientErrc::dns, "cannot resolve '" + url.host + "'"};
+            resolved = addrs->front();
+        }
         auto s = proxy ? connect_any(hp, proxy->url, connect_dl, "proxy " + proxy->display)
                        : connect_any(hp, url, connect_dl, url.origin);
         if (!s) return std::move(s).error();
         (void)s->set_nodelay(true);
         auto conn = std::make_unique<ClientConn>(std::move(*s));
+        if (proxy && proxy->socks()) {
+            if (auto r = open_socks_tunnel(*conn, *proxy, url, resolved ? &*resolved : nullptr,
+                                           connect_dl);
+                !r)
+                return std::move(r).error();
+        }
         if (url.https) {
-            if (proxy) {
+            if (proxy && !proxy->socks()) {
                 if (auto r = open_tunnel(*conn, *proxy, url, connect_dl, options.max_header_bytes,
                                          options.user_agent);
                     !r)
@@ -695,7 +710,7 @@ class ClientExchange {
         out += ' ';
         // Through a proxy, an http:// request names its server (absolute form); an https://
         // one is inside a tunnel to it already.
-        const bool absolute = proxy_ && !url_.https;
+        const bool absolute = proxy_ && !proxy_->socks() && !url_.https;
         if (absolute) {
             out += "http://";
             out += url_.host_header;

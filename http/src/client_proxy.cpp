@@ -1,4 +1,5 @@
-// Forward proxies for the client: parsing the settings, the NO_PROXY rules, the CONNECT tunnel.
+// Forward proxies for the client: parsing the settings, the NO_PROXY rules, the CONNECT and
+// SOCKS5 tunnels.
 #include "client_proxy.hpp"
 
 #include <arpa/inet.h>
@@ -79,15 +80,25 @@ Result<Proxy, std::string> parse_proxy(std::string_view text) {
     text = trim_ows(text);
     if (text.empty()) return std::string("empty");
     std::string_view rest = text;
+    Proxy p;
+    std::string scheme = "http";
     if (const auto sep = text.find("://"); sep != std::string_view::npos) {
-        const std::string scheme = lower(text.substr(0, sep));
+        scheme = lower(text.substr(0, sep));
         if (scheme == "https")
             return std::string(
-                "an https:// proxy (TLS to the proxy) is not supported; give an http:// proxy "
-                "(https:// URLs still reach their servers through it, in a CONNECT tunnel)");
-        if (scheme.starts_with("socks")) return std::string("SOCKS proxies are not supported");
-        if (scheme != "http")
-            return "'" + scheme + "://' is not a proxy scheme; give an http:// proxy";
+                "an https:// proxy (TLS to the proxy) is not supported; give an http:// or "
+                "socks5:// proxy (https:// URLs still reach their servers through it, in a "
+                "tunnel)");
+        if (scheme == "socks5")
+            p.kind = Proxy::Kind::socks5;
+        else if (scheme == "socks5h")
+            p.kind = Proxy::Kind::socks5h;
+        else if (scheme.starts_with("socks"))
+            return "a '" + scheme +
+                   "://' proxy is not supported; give a socks5:// or socks5h:// proxy";
+        else if (scheme != "http")
+            return "'" + scheme +
+                   "://' is not a proxy scheme; give an http://, socks5:// or socks5h:// proxy";
         rest = text.substr(sep + 3);
     }
     std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
@@ -96,7 +107,6 @@ Result<Proxy, std::string> parse_proxy(std::string_view text) {
         return std::string(
             "a proxy is a host and port: no path or query (a PAC file is not "
             "supported)");
-    Proxy p;
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
         const std::string_view info = authority.substr(0, at);
         authority.remove_prefix(at + 1);
@@ -107,11 +117,31 @@ Result<Proxy, std::string> parse_proxy(std::string_view text) {
             (colon != std::string_view::npos &&
              !percent_decode(info.substr(colon + 1), password, false)))
             return std::string("invalid percent-encoding in the user information");
-        p.authorization = "Basic " + base64(user + ":" + password);
+        if (p.socks()) {
+            // RFC 1929 carries each in one length byte; a login has a user name.
+            if (user.empty() || user.size() > 255 || password.size() > 255)
+                return std::string(
+                    "a SOCKS5 user name is 1 to 255 bytes, and its password at most 255");
+            p.has_login = true;
+            p.user = std::move(user);
+            p.password = std::move(password);
+        } else {
+            p.authorization = "Basic " + base64(user + ":" + password);
+        }
     }
     auto url = parse_url("http://" + std::string(authority) + "/");
     if (!url) return std::move(url).error();
     p.url = std::move(*url);
+    if (p.socks()) {
+        // A port named after the host (outside an IPv6 address's brackets) stays; else 1080.
+        const std::size_t close = authority.rfind(']');
+        const std::string_view after_host =
+            close == std::string_view::npos ? authority : authority.substr(close + 1);
+        if (after_host.find(':') == std::string_view::npos) p.url.port = 1080;
+        const bool v6 = p.url.host.find(':') != std::string::npos;
+        p.url.origin = scheme + "://" + (v6 ? "[" + p.url.host + "]" : p.url.host) + ":" +
+                       std::to_string(p.url.port);
+    }
     p.display = p.url.origin;
     return p;
 }
@@ -320,6 +350,160 @@ ClientResult<void> open_tunnel(ClientConn& conn, const Proxy& proxy, const Url& 
     }
     conn.consume(end);
     // The server speaks first only after our ClientHello: anything here is not from it.
+    if (!conn.buffered().empty())
+        return ClientError{ClientErrc::protocol,
+                           where + ": the proxy sent bytes after its answer to CONNECT"};
+    return {};
+}
+
+namespace {
+
+// RFC 1928 §6: what a reply's REP field says.
+const char* socks_reply_text(unsigned rep) noexcept {
+    switch (rep) {
+        case 1:
+            return "general SOCKS server failure";
+        case 2:
+            return "connection not allowed by ruleset";
+        case 3:
+            return "network unreachable";
+        case 4:
+            return "host unreachable";
+        case 5:
+            return "connection refused";
+        case 6:
+            return "TTL expired";
+        case 7:
+            return "command not supported";
+        case 8:
+            return "address type not supported";
+        default:
+            return "unassigned reply code";
+    }
+}
+
+}  // namespace
+
+ClientResult<void> open_socks_tunnel(ClientConn& conn, const Proxy& proxy, const Url& target,
+                                     const SocketAddress* address, Deadline deadline) {
+    const bool v6 = target.host.find(':') != std::string::npos;
+    const std::string where = "proxy " + proxy.display + ", CONNECT " +
+                              (v6 ? "[" + target.host + "]" : target.host) + ":" +
+                              std::to_string(target.port);
+    auto in_context = [&](ClientError e) {
+        e.detail = where + ": " + e.detail;
+        return e;
+    };
+    auto send = [&](const std::string& bytes) -> ClientResult<void> {
+        if (auto w = conn.write(bytes, deadline, std::chrono::nanoseconds::zero()); !w)
+            return in_context(std::move(w).error());
+        return {};
+    };
+    // Waits until `n` bytes of the proxy's answer are here.
+    auto need = [&](std::size_t n) -> ClientResult<void> {
+        while (conn.buffered().size() < n) {
+            auto r = conn.fill(deadline);
+            if (!r) return in_context(std::move(r).error());
+            if (!*r)
+                return ClientError{ClientErrc::connect,
+                                   where + ": the proxy closed the connection without an answer"};
+        }
+        return {};
+    };
+    auto byte = [&](std::size_t i) { return static_cast<unsigned char>(conn.buffered()[i]); };
+    auto not_socks5 = [&] {
+        return ClientError{ClientErrc::protocol, where + ": the proxy's answer is not SOCKS5"};
+    };
+
+    // The methods we take: none, and a login when we have one (as curl offers them).
+    std::string greeting =
+        proxy.has_login ? std::string("\x05\x02\x00\x02", 4) : std::string("\x05\x01\x00", 3);
+    if (auto r = send(greeting); !r) return r;
+    if (auto r = need(2); !r) return r;
+    if (byte(0) != 5) return not_socks5();
+    const unsigned method = byte(1);
+    conn.consume(2);
+    if (method == 0xff || (method != 0 && !(method == 2 && proxy.has_login)))
+        return ClientError{
+            ClientErrc::connect,
+            where + (proxy.has_login ? ": refused by the proxy: it takes neither no "
+                                       "authentication nor a user name and password"
+                                     : ": refused by the proxy: it asks for authentication "
+                                       "(give a user name and password in the proxy URL)")};
+    if (method == 2) {
+        std::string login = "\x01";
+        login += static_cast<char>(proxy.user.size());
+        login += proxy.user;
+        login += static_cast<char>(proxy.password.size());
+        login += proxy.password;
+        if (auto r = send(login); !r) return r;
+        if (auto r = need(2); !r) return r;
+        const unsigned version = byte(0);
+        const unsigned status = byte(1);
+        conn.consume(2);
+        if (version != 1) return not_socks5();
+        if (status != 0)
+            return ClientError{ClientErrc::connect,
+                               where + ": refused by the proxy: wrong user name or password"};
+    }
+
+    std::string req("\x05\x01\x00", 3);
+    if (address && address->family() == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(address->data());
+        req += '\x01';
+        req.append(reinterpret_cast<const char*>(&a->sin_addr), 4);
+    } else if (address && address->family() == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(address->data());
+        req += '\x04';
+        req.append(reinterpret_cast<const char*>(&a->sin6_addr), 16);
+    } else {
+        // The host as the URL names it: an address literal as an address, a name as a name.
+        in_addr v4{};
+        in6_addr v6addr{};
+        if (::inet_pton(AF_INET, target.host.c_str(), &v4) == 1) {
+            req += '\x01';
+            req.append(reinterpret_cast<const char*>(&v4), 4);
+        } else if (::inet_pton(AF_INET6, target.host.c_str(), &v6addr) == 1) {
+            req += '\x04';
+            req.append(reinterpret_cast<const char*>(&v6addr), 16);
+        } else {
+            if (target.host.size() > 255)
+                return ClientError{ClientErrc::bad_url,
+                                   where +
+                                       ": a host name over 255 bytes cannot go to a SOCKS "
+                                       "proxy"};
+            req += '\x03';
+            req += static_cast<char>(target.host.size());
+            req += target.host;
+        }
+    }
+    req += static_cast<char>(target.port >> 8);
+    req += static_cast<char>(target.port & 0xff);
+    if (auto r = send(req); !r) return r;
+    // VER REP RSV ATYP, then the bound address (4, 16, or a length byte and a name), its port.
+    if (auto r = need(5); !r) return r;
+    if (byte(0) != 5) return not_socks5();
+    const unsigned rep = byte(1);
+    if (rep != 0)
+        return ClientError{ClientErrc::connect,
+                           where + ": refused by the proxy: " + socks_reply_text(rep)};
+    std::size_t len = 0;
+    switch (byte(3)) {
+        case 1:
+            len = 4 + 4 + 2;
+            break;
+        case 4:
+            len = 4 + 16 + 2;
+            break;
+        case 3:
+            len = 4 + 1 + byte(4) + 2;
+            break;
+        default:
+            return not_socks5();
+    }
+    if (auto r = need(len); !r) return r;
+    conn.consume(len);
+    // Neither kind of server speaks first (TLS waits for our ClientHello, HTTP for a request).
     if (!conn.buffered().empty())
         return ClientError{ClientErrc::protocol,
                            where + ": the proxy sent bytes after its answer to CONNECT"};

@@ -1,7 +1,8 @@
 // The client's forward proxies (ClientOptions::http_proxy, https_proxy and no_proxy, or the
 // HTTP_PROXY, HTTPS_PROXY and NO_PROXY variables), with the rules Go's net/http and curl follow:
-// an http:// URL goes to the proxy as an absolute-form request; an https:// URL goes through a
-// CONNECT tunnel, with TLS to the origin inside it (the proxy sees only the host and port).
+// through an HTTP proxy, an http:// URL goes to the proxy as an absolute-form request and an
+// https:// URL through a CONNECT tunnel, with TLS to the origin inside it (the proxy sees only
+// the host and port). Through a SOCKS5 proxy (RFC 1928), every URL goes through a tunnel.
 #pragma once
 
 #include <cstdint>
@@ -14,16 +15,28 @@
 
 namespace weft::http::detail {
 
-/// A forward proxy: an http:// URL, with optional credentials for Proxy-Authorization.
+/// A forward proxy: an HTTP proxy, or a SOCKS5 one, with optional credentials.
 struct Proxy {
+    enum class Kind : std::uint8_t {
+        http,     ///< http://: absolute-form requests, CONNECT for https
+        socks5,   ///< socks5://: the client resolves the host and gives the proxy its address
+        socks5h,  ///< socks5h://: the proxy resolves the host name
+    };
+    Kind kind = Kind::http;
     Url url;                    ///< where to connect (its target is unused)
-    std::string authorization;  ///< "Basic ..." from the URL's user information, or ""
+    std::string authorization;  ///< http: "Basic ..." from the URL's user information, or ""
+    bool has_login = false;     ///< socks: the URL carries a user name (RFC 1929 login)
+    std::string user;           ///< socks: decoded, 1 to 255 bytes
+    std::string password;       ///< socks: decoded, at most 255 bytes
     std::string display;        ///< "http://host:port", never the password: for messages
+
+    bool socks() const noexcept { return kind != Kind::http; }
 };
 
-/// Parses a proxy setting: "http://[user[:password]@]host[:port][/]", or "host[:port]" (taken
-/// as http://). The port defaults to 80. User and password may be percent-encoded. The error
-/// says what is wrong (an https:// or socks5:// proxy is not supported).
+/// Parses a proxy setting: "SCHEME://[user[:password]@]host[:port][/]" with SCHEME http,
+/// socks5 or socks5h, or "host[:port]" (taken as http://). The port defaults to 80 (http) or
+/// 1080 (SOCKS). User and password may be percent-encoded. The error says what is wrong (an
+/// https:// or SOCKS4 proxy is not supported).
 Result<Proxy, std::string> parse_proxy(std::string_view text);
 
 /// A NO_PROXY list: comma- or space-separated entries, each "*" (no proxy for anything), a host
@@ -90,5 +103,12 @@ EnvironmentProxies environment_proxies();
 ClientResult<void> open_tunnel(ClientConn& conn, const Proxy& proxy, const Url& target,
                                Deadline deadline, std::size_t max_header_bytes,
                                std::string_view user_agent);
+
+/// Opens a tunnel to `target` through the SOCKS5 proxy `conn` is connected to (RFC 1928): no
+/// authentication, or the user name and password of RFC 1929 when the proxy URL has them, then
+/// CONNECT to `target`'s host name (socks5h) or to `address` (socks5: the client resolved it).
+/// A refusal is ClientErrc::connect and says what the proxy answered.
+ClientResult<void> open_socks_tunnel(ClientConn& conn, const Proxy& proxy, const Url& target,
+                                     const SocketAddress* address, Deadline deadline);
 
 }  // namespace weft::http::detail

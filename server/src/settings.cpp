@@ -48,18 +48,19 @@ config::Kind<std::string> header_phrase() {
                             "\"acme/2.1 (edge)\" (\"\" sends no header)");
 }
 
-// A forward proxy, "http://[user:password@]host[:port]" or "" for none. Its user information
+// A forward proxy, "http://[user:password@]host[:port]", its socks5:// or socks5h:// form, or
+// "" for none. Its user information
 // is shown as "***" wherever the value is (--print-config, the startup log, errors).
 config::Kind<std::string> proxy_url() {
     auto parse = [](const config::Input& in) -> config::Parsed<std::string> {
         if (!in.is_textual())
             return config::Problem{
-                "expected an http:// proxy URL such as "
-                "\"http://proxy.example:3128\", or \"\" for none"};
+                "expected a proxy URL such as \"http://proxy.example:3128\" or "
+                "\"socks5h://proxy.example:1080\", or \"\" for none"};
         if (auto why = http::proxy_setting_problem(in.text))
             return config::Problem{*why +
-                                   " (expected \"http://[user:password@]host[:port]\", "
-                                   "or \"\" for none)"};
+                                   " (expected \"http://[user:password@]host[:port]\", the "
+                                   "same with socks5:// or socks5h://, or \"\" for none)"};
         return std::string(config::trim(in.text));
     };
     return {parse,
@@ -389,12 +390,12 @@ config::Schema<Settings> build() {
     s.bind("client", "user_agent", [](auto& o) -> auto& { return o.client.user_agent; },
         header_phrase(), "the User-Agent header; \"\": none");
     s.bind("client", "http_proxy", [](auto& o) -> auto& { return o.client.http_proxy; },
-        proxy_url(), "forward proxy for http:// URLs, \"http://[user:password@]host:port\"; "
-        "\"\": none")
+        proxy_url(), "forward proxy for http:// URLs, \"http://[user:password@]host:port\" "
+        "(or socks5://, socks5h://); \"\": none")
         .with_env_alias("HTTP_PROXY").with_env_alias("http_proxy").shown_as(shown_proxy);
     s.bind("client", "https_proxy", [](auto& o) -> auto& { return o.client.https_proxy; },
-        proxy_url(), "forward proxy (an http:// one) for https:// URLs, through CONNECT "
-        "tunnels; \"\": none")
+        proxy_url(), "forward proxy for https:// URLs (http://, socks5:// or socks5h://), "
+        "through tunnels; \"\": none")
         .with_env_alias("HTTPS_PROXY").with_env_alias("https_proxy").shown_as(shown_proxy);
     s.bind("client", "no_proxy", [](auto& o) -> auto& { return o.client.no_proxy; },
         no_proxy_list(), "hosts reached without a proxy: names (with their subdomains), IPs, "

@@ -992,10 +992,33 @@ TEST(ClientProxy, SettingsParseAsCurlAndGoReadThem) {
     EXPECT_EQ(p->url.host, "::1");
     EXPECT_EQ(p->authorization, "Basic c3ZjOnNAY3JldA==");  // base64("svc:s@cret")
     EXPECT_EQ(p->display.find("cret"), std::string::npos);
-    for (const char* bad : {"", "https://p:1", "socks5://p:1", "ftp://p", "http://p:0",
+    for (const char* bad : {"", "https://p:1", "socks4://p:1", "ftp://p", "http://p:0",
                             "http://p/proxy.pac", "http://p?x", "http://a b", "http://u:%zz@p"})
         EXPECT_FALSE(parse_proxy(bad)) << bad;
-    EXPECT_NE(parse_proxy("https://p").error().find("CONNECT tunnel"), std::string::npos);
+    EXPECT_NE(parse_proxy("https://p").error().find("tunnel"), std::string::npos);
+    // SOCKS5: port 1080 unless named; a login of RFC 1929's sizes, never shown.
+    p = parse_proxy("SOCKS5H://svc:s%40cret@proxy.example");
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->kind, weft::http::detail::Proxy::Kind::socks5h);
+    EXPECT_EQ(p->url.port, 1080);
+    EXPECT_EQ(p->display, "socks5h://proxy.example:1080");
+    EXPECT_TRUE(p->has_login);
+    EXPECT_EQ(p->user, "svc");
+    EXPECT_EQ(p->password, "s@cret");
+    EXPECT_EQ(p->authorization, "");
+    p = parse_proxy("socks5://[::1]:9050");
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->kind, weft::http::detail::Proxy::Kind::socks5);
+    EXPECT_EQ(p->url.port, 9050);
+    EXPECT_EQ(p->display, "socks5://[::1]:9050");
+    EXPECT_FALSE(p->has_login);
+    EXPECT_EQ(parse_proxy("socks5://[::1]")->url.port, 1080);
+    for (const std::string bad :
+         {std::string("socks5://:pw@p"), "socks5://" + std::string(256, 'u') + "@p",
+          "socks5://u:" + std::string(256, 'p') + "@p", std::string("socks4a://p"),
+          std::string("socks5://p/x")})
+        EXPECT_FALSE(parse_proxy(bad)) << bad;
+    EXPECT_NE(parse_proxy("socks4://p").error().find("socks5h://"), std::string::npos);
     EXPECT_EQ(weft::http::redact_proxy_setting("http://u:secret@p:1/"), "http://***@p:1/");
     EXPECT_EQ(weft::http::redact_proxy_setting("u:secret@p:1"), "***@p:1");
     EXPECT_EQ(weft::http::redact_proxy_setting("http://TOKEN@p:1"), "http://***@p:1");
@@ -1062,11 +1085,11 @@ TEST(ClientProxy, ThePolicyKeepsLoopbackDirectAndRefusesWhatItCannotRead) {
         EXPECT_EQ(via(p, loop), nullptr) << loop;
     // A setting that cannot be read fails the requests it would have carried, saying why;
     // the other scheme is not touched.
-    const ProxyPolicy bad("", "socks5://p:1", "");
+    const ProxyPolicy bad("", "socks4://p:1", "");
     auto r = bad.for_url(*parse_url("https://api.example/"));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::connect);
-    EXPECT_NE(r.error().message().find("SOCKS"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("socks4"), std::string::npos) << r.error().message();
     EXPECT_EQ(via(bad, "http://api.example/"), nullptr);
     EXPECT_EQ(via(bad, "https://localhost/"), nullptr);
 }
@@ -1164,6 +1187,168 @@ FIBER_TEST(ClientProxy, AnHttpsRequestOpensATunnelAndARefusalSaysWhy) {
     EXPECT_TRUE(heads[1].starts_with("CONNECT service.invalid:443 HTTP/1.1\r\n")) << heads[1];
     EXPECT_NE(heads[1].find("\r\nHost: service.invalid:443"), std::string::npos);
     EXPECT_EQ(heads[1].find("/x"), std::string::npos) << "the path went to the proxy";
+}
+
+namespace {
+
+// `n` bytes from `s` (fewer when it ends first).
+std::string read_exactly(weft::TcpStream& s, std::size_t n) {
+    std::string out;
+    char tmp[512];
+    while (out.size() < n) {
+        auto got = s.recv(std::span<char>(tmp, std::min(sizeof tmp, n - out.size())), 5s);
+        if (!got || *got == 0) break;
+        out.append(tmp, *got);
+    }
+    return out;
+}
+
+// What a scripted SOCKS5 proxy saw of one connection.
+struct SocksSeen {
+    std::string greeting;  // VER NMETHODS METHODS
+    std::string login;     // RFC 1929's request, if any
+    std::string connect;   // VER CMD RSV ATYP DST.ADDR DST.PORT
+    std::string head;      // the first HTTP request through the tunnel
+};
+
+// Reads a CONNECT request after the greeting (and login) the script chose to take.
+std::string read_socks_connect(weft::TcpStream& s) {
+    std::string req = read_exactly(s, 4);
+    if (req.size() < 4) return req;
+    const auto atyp = static_cast<unsigned char>(req[3]);
+    if (atyp == 1) return req + read_exactly(s, 4 + 2);
+    if (atyp == 4) return req + read_exactly(s, 16 + 2);
+    std::string len = read_exactly(s, 1);
+    if (len.empty()) return req;
+    return req + len + read_exactly(s, static_cast<unsigned char>(len[0]) + 2u);
+}
+
+const std::string kSocksGranted("\x05\x00\x00\x01\x7f\x00\x00\x01\x04\x38", 10);
+
+}  // namespace
+
+// socks5h://: the proxy gets the host name, and the login when the URL has one; an http://
+// request then goes through the tunnel in origin form (the proxy is not an HTTP proxy), and the
+// tunnel is reused.
+FIBER_TEST(ClientProxy, ASocks5hProxyGetsTheNameAndTheLogin) {
+    std::vector<SocksSeen> seen;
+    ScriptedServer proxy([&seen](weft::TcpStream& s, int) {
+        SocksSeen c;
+        c.greeting = read_exactly(s, 4);
+        if (!s.send(std::string("\x05\x02", 2))) return;
+        c.login = read_exactly(s, 2);
+        if (c.login.size() == 2) c.login += read_exactly(s, static_cast<unsigned char>(c.login[1]));
+        std::string plen = read_exactly(s, 1);
+        c.login += plen;
+        if (!plen.empty()) c.login += read_exactly(s, static_cast<unsigned char>(plen[0]));
+        if (!s.send(std::string("\x01\x00", 2))) return;
+        c.connect = read_socks_connect(s);
+        if (!s.send(kSocksGranted)) return;
+        std::string buf;
+        std::string head;
+        while (read_request(s, buf, &head)) {
+            c.head = head;
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) break;
+        }
+        seen.push_back(c);
+    });
+    {
+        ClientOptions o;
+        o.http_proxy = "socks5h://svc:p%40ss@" + proxy.url().substr(7);
+        Client c(o);
+        for (int i = 0; i < 2; ++i) {
+            auto r = c.get("http://service.invalid:8080/a/b?x=1");
+            ASSERT_TRUE(r) << r.error().message();
+            EXPECT_EQ(r->body, "ok");
+        }
+        EXPECT_EQ(proxy.accepts(), 1) << "the tunnel was not reused";
+    }  // the client closes the tunnel: the script records what it saw
+    for (int i = 0; i < 500 && seen.empty(); ++i)
+        (void)weft::sleep_for(10ms);
+    ASSERT_EQ(seen.size(), 1u) << "the tunnel did not end";
+    EXPECT_EQ(seen[0].greeting, std::string("\x05\x02\x00\x02", 4));
+    EXPECT_EQ(seen[0].login, std::string("\x01\x03svc\x04p@ss", 10));
+    EXPECT_EQ(seen[0].connect, std::string("\x05\x01\x00\x03\x0fservice.invalid\x1f\x90", 22));
+    EXPECT_TRUE(seen[0].head.starts_with("GET /a/b?x=1 HTTP/1.1\r\n")) << seen[0].head;
+    EXPECT_NE(seen[0].head.find("\r\nHost: service.invalid:8080\r\n"), std::string::npos);
+    EXPECT_EQ(seen[0].head.find("Proxy-Authorization"), std::string::npos);
+}
+
+// socks5://: the client resolves the name itself (here it cannot: the proxy is never asked),
+// and gives the proxy an address; an https:// URL's TLS runs inside the tunnel.
+FIBER_TEST(ClientProxy, ASocks5ProxyGetsAnAddressAndCarriesTls) {
+    std::vector<std::string> connects;
+    ScriptedServer proxy([&connects](weft::TcpStream& s, int) {
+        if (read_exactly(s, 3) != std::string("\x05\x01\x00", 3)) return;
+        if (!s.send(std::string("\x05\x00", 2))) return;
+        connects.push_back(read_socks_connect(s));
+        if (!s.send(kSocksGranted)) return;
+        char tmp[512];
+        auto got = s.recv(std::span<char>(tmp, sizeof tmp), 5s);  // the ClientHello
+        if (got && *got > 0 && tmp[0] == 0x16) (void)s.send("not TLS at all\r\n");
+    });
+    ClientOptions o;
+    o.http_proxy = "socks5://" + proxy.url().substr(7);
+    o.https_proxy = o.http_proxy;
+    Client c(o);
+    auto r = c.get("http://service.invalid/");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::dns) << r.error().message();
+    EXPECT_EQ(proxy.accepts(), 0);
+    r = c.get("https://192.0.2.7:8443/");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::tls) << r.error().message();
+    r = c.get("https://[2001:db8::5]/");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::tls) << r.error().message();
+    ASSERT_EQ(connects.size(), 2u);
+    EXPECT_EQ(connects[0], std::string("\x05\x01\x00\x01\xc0\x00\x02\x07\x20\xfb", 10));
+    EXPECT_EQ(connects[1], std::string("\x05\x01\x00\x04", 4) +
+                               std::string("\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x05", 16) +
+                               std::string("\x01\xbb", 2));
+}
+
+// Each way a SOCKS5 proxy can say no is a connect error that says which.
+FIBER_TEST(ClientProxy, ASocks5RefusalSaysWhy) {
+    ScriptedServer proxy([](weft::TcpStream& s, int n) {
+        const std::string greeting = read_exactly(s, 3);
+        if (n == 1) {
+            (void)s.send(std::string("\x05\xff", 2));  // no acceptable method
+            return;
+        }
+        if (n == 2) {  // a login, refused
+            (void)read_exactly(s, 1);
+            (void)s.send(std::string("\x05\x02", 2));
+            (void)read_exactly(s, 1 + 1 + 1 + 1 + 2);
+            (void)s.send(std::string("\x01\x01", 2));
+            return;
+        }
+        if (n == 3) {
+            (void)s.send("HTTP/1.1 400 Bad Request\r\n\r\n");  // not a SOCKS proxy at all
+            return;
+        }
+        (void)s.send(std::string("\x05\x00", 2));
+        (void)read_socks_connect(s);
+        (void)s.send(std::string("\x05\x05\x00\x01\0\0\0\0\0\0", 10));  // refused
+    });
+    const std::string where = proxy.url().substr(7, proxy.url().size() - 8);
+    auto fails = [&](const std::string& setting, ClientErrc code, const char* words) {
+        ClientOptions o;
+        o.https_proxy = setting;
+        Client c(o);
+        auto r = c.get("https://service.invalid/");
+        ASSERT_FALSE(r) << setting;
+        EXPECT_EQ(r.error().code, code) << r.error().message();
+        EXPECT_NE(r.error().message().find(words), std::string::npos) << r.error().message();
+        EXPECT_NE(r.error().message().find("CONNECT service.invalid:443"), std::string::npos)
+            << r.error().message();
+        EXPECT_EQ(r.error().message().find("secret"), std::string::npos) << r.error().message();
+    };
+    fails("socks5h://" + where, ClientErrc::connect, "asks for authentication");
+    fails("socks5h://u:secret@" + where, ClientErrc::connect, "wrong user name or password");
+    fails("socks5h://" + where, ClientErrc::protocol, "not SOCKS5");
+    fails("socks5h://" + where, ClientErrc::connect, "refused by the proxy: connection refused");
+    EXPECT_EQ(proxy.accepts(), 4);
 }
 
 FIBER_TEST(ClientProxy, AProxyThatIsNotThereIsNamedInTheError) {

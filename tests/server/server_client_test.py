@@ -144,49 +144,108 @@ class _ForwardProxy(_Listener):
         c.settimeout(10)
         up = None
         try:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                piece = c.recv(4096)
-                if not piece:
-                    return
-                head += piece
-            text, rest = head.split(b"\r\n\r\n", 1)
-            lines = text.decode("latin-1").split("\r\n")
-            fields = dict((k.strip().lower(), v.strip()) for k, v in
-                          (line.split(":", 1) for line in lines[1:]))
-            auth = fields.get("proxy-authorization")
-            self.seen.append((lines[0], auth))
-            if auth != self.auth:
-                c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                          b"Proxy-Authenticate: Basic realm=\"test\"\r\n"
-                          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-                return
-            method, target, _ = lines[0].split(" ")
-            if method == "CONNECT":
-                where = target
-            else:
-                u = urllib.parse.urlsplit(target)
-                where = "%s:%d" % (u.hostname, u.port or 80)
-            if where not in self.routes:
-                c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
-                          b"Connection: close\r\n\r\n")
-                return
-            up = socket.create_connection(("127.0.0.1", self.routes[where]), timeout=10)
-            if method == "CONNECT":
-                c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                up.sendall(rest)
-            else:
-                up.sendall(head)
-            back = threading.Thread(target=self._pipe, args=(up, c), daemon=True)
-            back.start()
-            self._pipe(c, up)
-            back.join(10)
+            up = self._open(c)
+            if up:
+                self._both_ways(c, up)
         except (OSError, ValueError):
             pass
         finally:
             c.close()
             if up:
                 up.close()
+
+    def _both_ways(self, c, up):
+        back = threading.Thread(target=self._pipe, args=(up, c), daemon=True)
+        back.start()
+        self._pipe(c, up)
+        back.join(10)
+
+    def _open(self, c):
+        """Reads the client's request; the connection to where it goes, or None (refused)."""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = c.recv(4096)
+            if not piece:
+                return
+            head += piece
+        text, rest = head.split(b"\r\n\r\n", 1)
+        lines = text.decode("latin-1").split("\r\n")
+        fields = dict((k.strip().lower(), v.strip()) for k, v in
+                      (line.split(":", 1) for line in lines[1:]))
+        auth = fields.get("proxy-authorization")
+        self.seen.append((lines[0], auth))
+        if auth != self.auth:
+            c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                      b"Proxy-Authenticate: Basic realm=\"test\"\r\n"
+                      b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        method, target, _ = lines[0].split(" ")
+        if method == "CONNECT":
+            where = target
+        else:
+            u = urllib.parse.urlsplit(target)
+            where = "%s:%d" % (u.hostname, u.port or 80)
+        if where not in self.routes:
+            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+                      b"Connection: close\r\n\r\n")
+            return
+        up = socket.create_connection(("127.0.0.1", self.routes[where]), timeout=10)
+        if method == "CONNECT":
+            c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            up.sendall(rest)
+        else:
+            up.sendall(head)
+        return up
+
+
+class _Socks5Proxy(_ForwardProxy):
+    """A SOCKS5 proxy on 127.0.0.1 (RFC 1928) that takes only a user name and password (RFC
+    1929): `routes` maps "name:port" to a port on 127.0.0.1, as _ForwardProxy's. Each CONNECT
+    is recorded as (host, port), the host as the client gave it (a name or an address)."""
+
+    def __init__(self, routes, auth):
+        super().__init__(routes, auth)
+        self.login = auth.encode()
+
+    @staticmethod
+    def _exactly(c, n):
+        out = b""
+        while len(out) < n:
+            piece = c.recv(n - len(out))
+            if not piece:
+                raise OSError("closed")
+            out += piece
+        return out
+
+    def _open(self, c):
+        version, count = self._exactly(c, 2)
+        methods = self._exactly(c, count)
+        if version != 5 or 2 not in methods:
+            c.sendall(b"\x05\xff")
+            return
+        c.sendall(b"\x05\x02")
+        _, ulen = self._exactly(c, 2)
+        user = self._exactly(c, ulen)
+        password = self._exactly(c, self._exactly(c, 1)[0])
+        if user + b":" + password != self.login:
+            c.sendall(b"\x01\x01")
+            return
+        c.sendall(b"\x01\x00")
+        _, cmd, _, atyp = self._exactly(c, 4)
+        if atyp == 3:
+            host = self._exactly(c, self._exactly(c, 1)[0]).decode()
+        else:
+            host = socket.inet_ntop(socket.AF_INET if atyp == 1 else socket.AF_INET6,
+                                    self._exactly(c, 4 if atyp == 1 else 16))
+        port = int.from_bytes(self._exactly(c, 2), "big")
+        self.seen.append((host, port))
+        where = "%s:%d" % (host, port)
+        if cmd != 1 or where not in self.routes:
+            c.sendall(b"\x05\x04\x00\x01\x00\x00\x00\x00\x00\x00")  # host unreachable
+            return
+        up = socket.create_connection(("127.0.0.1", self.routes[where]), timeout=10)
+        c.sendall(b"\x05\x00\x00\x01\x7f\x00\x00\x01" + up.getsockname()[1].to_bytes(2, "big"))
+        return up
 
 
 class Client(unittest.TestCase):
@@ -369,6 +428,51 @@ class Client(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("[client] https_proxy: an https:// proxy", r.stderr)
         self.assertIn("(environment HTTPS_PROXY)", r.stderr)
+
+    def test_through_a_socks5_proxy(self):
+        # With socks5h:// the proxy resolves service.test (it exists only in its table) and
+        # gets the login; http:// and https:// both go through a tunnel, https:// with TLS to
+        # nginx's certificate for service.test inside. With socks5:// weft resolves the name
+        # itself (here it cannot), as curl does.
+        proxy = _Socks5Proxy({"service.test:80": self.nginx.port("plain"),
+                              "service.test:443": self.nginx.port("service")}, "weft:s3cret")
+        try:
+            url = "socks5h://weft:s3cret@127.0.0.1:%d" % proxy.port
+            hello = (200, "status=200 bytes=%d\n" % len(tls_util.Nginx.HELLO))
+            with Weft(["--hubs", "1", "--set", "client.ca_file=" + self.ca.cert],
+                      env={"HTTP_PROXY": url, "HTTPS_PROXY": url}) as w:
+                w.wait_ready()
+                for _ in range(2):
+                    self.assertEqual(self.fetch(w, "http://service.test/hello.txt"), hello)
+                    self.assertEqual(self.fetch(w, "https://service.test/hello.txt"), hello)
+                status, body = self.fetch(w, "https://elsewhere.test/")
+                self.assertEqual(status, 502)
+                self.assertIn("connect: proxy socks5h://127.0.0.1:%d, CONNECT elsewhere.test:443: "
+                              "refused by the proxy: host unreachable" % proxy.port, body)
+                self.assertEqual(w.stop(), 0)
+            self.assertEqual(proxy.seen, [("service.test", 80), ("service.test", 443),
+                                          ("elsewhere.test", 443)],
+                             "one tunnel each, reused")
+            local = "socks5://weft:s3cret@127.0.0.1:%d" % proxy.port
+            wrong = "socks5h://weft:wrong@127.0.0.1:%d" % proxy.port
+            with Weft(["--hubs", "1"], env={"HTTP_PROXY": local, "HTTPS_PROXY": wrong}) as w:
+                w.wait_ready()
+                status, body = self.fetch(w, "http://service.test/hello.txt")
+                self.assertEqual(status, 502)
+                self.assertIn("dns: cannot resolve 'service.test'", body)
+                status, body = self.fetch(w, "https://service.test/hello.txt")
+                self.assertEqual(status, 502)
+                self.assertIn("refused by the proxy: wrong user name or password", body)
+                self.assertNotIn("wrong@", body)
+                self.assertEqual(w.stop(), 0)
+            self.assertEqual(len(proxy.seen), 3, "the proxy was asked for nothing more")
+        finally:
+            proxy.close()
+        r = u.run_weft(["--print-config"], env={"HTTPS_PROXY": "socks5h://u:s3cret@p.example"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("s3cret", r.stdout)
+        self.assertRegex(r.stdout, r'(?m)^https_proxy = "socks5h://\*\*\*@p\.example" +'
+                                   r'# environment HTTPS_PROXY$')
 
     def test_the_requests_deadline_bounds_outbound_calls(self):
         # Each inbound request has 400 ms; the upstream stalls for 3 s. The fetch, and the five

@@ -420,10 +420,13 @@ TEST(SettingsEnvironment, AmbientProxyVariablesYieldToWeftsOwnSettings) {
     // Alone, the variable sets the key.
     const LoadedSettings alone = load_ok(env_options({{"HTTPS_PROXY", "http://a.example:1"}}));
     EXPECT_EQ(alone.values.client.https_proxy, "http://a.example:1");
-    // One weft cannot use (another tool's SOCKS proxy) is no error when weft's own
+    const LoadedSettings socks5 =
+        load_ok(env_options({{"https_proxy", "socks5h://u:pw@s.example:1080"}}));
+    EXPECT_EQ(socks5.values.client.https_proxy, "socks5h://u:pw@s.example:1080");
+    // One weft cannot use (another tool's SOCKS4 proxy) is no error when weft's own
     // configuration sets the key.
     LoadOptions socks = file_options("[client]\nhttps_proxy = \"\"\n");
-    socks.env = {{"HTTPS_PROXY", "socks5://127.0.0.1:1080"}};
+    socks.env = {{"HTTPS_PROXY", "socks4://127.0.0.1:1080"}};
     const LoadedSettings overridden = load_ok(socks);
     EXPECT_EQ(overridden.values.client.https_proxy, "");
     EXPECT_EQ(overridden.source("client.https_proxy").to_string(), "weft.toml:2");

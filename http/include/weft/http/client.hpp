@@ -87,10 +87,13 @@ struct ClientOptions {
     std::string user_agent = "weft";
     /// Forward proxy for http:// URLs: "http://[user:password@]host[:port]" (a bare
     /// "host:port" is taken as http://; the port defaults to 80); "": none. Requests go to it
-    /// in absolute form, with Proxy-Authorization from the user and password.
+    /// in absolute form, with Proxy-Authorization from the user and password. A SOCKS5 proxy,
+    /// "socks5://" (the client resolves host names) or "socks5h://" (the proxy does), port
+    /// 1080 by default, with an optional user name and password (RFC 1929), tunnels each
+    /// connection instead.
     std::string http_proxy;
-    /// Forward proxy for https:// URLs, in the same form (an http:// proxy): each connection
-    /// is a CONNECT tunnel with TLS to the server inside it. "": none.
+    /// Forward proxy for https:// URLs, in the same forms: each connection is a tunnel (an
+    /// HTTP proxy's CONNECT, or SOCKS5) with TLS to the server inside it. "": none.
     std::string https_proxy;
     /// Hosts reached without a proxy: names (one covers its subdomains; ".example.com" only
     /// the subdomains), IP addresses and CIDR blocks, each with an optional ":port", separated
