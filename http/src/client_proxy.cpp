@@ -137,7 +137,8 @@ Result<Proxy, std::string> parse_proxy(std::string_view text) {
         const std::size_t close = authority.rfind(']');
         const std::string_view after_host =
             close == std::string_view::npos ? authority : authority.substr(close + 1);
-        if (after_host.find(':') == std::string_view::npos) p.url.port = 1080;
+        const std::size_t colon = after_host.find(':');
+        if (colon == std::string_view::npos || colon + 1 == after_host.size()) p.url.port = 1080;
         const bool v6 = p.url.host.find(':') != std::string::npos;
         p.url.origin = scheme + "://" + (v6 ? "[" + p.url.host + "]" : p.url.host) + ":" +
                        std::to_string(p.url.port);
@@ -411,6 +412,9 @@ ClientResult<void> open_socks_tunnel(ClientConn& conn, const Proxy& proxy, const
         return {};
     };
     auto byte = [&](std::size_t i) { return static_cast<unsigned char>(conn.buffered()[i]); };
+    if (!address && target.host.size() > 255)
+        return ClientError{ClientErrc::bad_url,
+                           where + ": a host name over 255 bytes cannot go to a SOCKS proxy"};
     auto not_socks5 = [&] {
         return ClientError{ClientErrc::protocol, where + ": the proxy's answer is not SOCKS5"};
     };
@@ -437,11 +441,10 @@ ClientResult<void> open_socks_tunnel(ClientConn& conn, const Proxy& proxy, const
         login += static_cast<char>(proxy.password.size());
         login += proxy.password;
         if (auto r = send(login); !r) return r;
+        // The status alone says (some proxies answer with version 5 here; curl reads it so).
         if (auto r = need(2); !r) return r;
-        const unsigned version = byte(0);
         const unsigned status = byte(1);
         conn.consume(2);
-        if (version != 1) return not_socks5();
         if (status != 0)
             return ClientError{ClientErrc::connect,
                                where + ": refused by the proxy: wrong user name or password"};
@@ -467,11 +470,6 @@ ClientResult<void> open_socks_tunnel(ClientConn& conn, const Proxy& proxy, const
             req += '\x04';
             req.append(reinterpret_cast<const char*>(&v6addr), 16);
         } else {
-            if (target.host.size() > 255)
-                return ClientError{ClientErrc::bad_url,
-                                   where +
-                                       ": a host name over 255 bytes cannot go to a SOCKS "
-                                       "proxy"};
             req += '\x03';
             req += static_cast<char>(target.host.size());
             req += target.host;
@@ -481,12 +479,14 @@ ClientResult<void> open_socks_tunnel(ClientConn& conn, const Proxy& proxy, const
     req += static_cast<char>(target.port & 0xff);
     if (auto r = send(req); !r) return r;
     // VER REP RSV ATYP, then the bound address (4, 16, or a length byte and a name), its port.
-    if (auto r = need(5); !r) return r;
+    // A refusal may end after VER REP; its reason counts, not the rest.
+    if (auto r = need(2); !r) return r;
     if (byte(0) != 5) return not_socks5();
     const unsigned rep = byte(1);
     if (rep != 0)
         return ClientError{ClientErrc::connect,
                            where + ": refused by the proxy: " + socks_reply_text(rep)};
+    if (auto r = need(5); !r) return r;
     std::size_t len = 0;
     switch (byte(3)) {
         case 1:

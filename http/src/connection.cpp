@@ -26,6 +26,9 @@ namespace weft::http::detail {
 
 namespace {
 constexpr std::size_t kMaxCachedSessions = 256;
+// The lingering close (see Connection::linger): silence that ends it, and reads between turns.
+constexpr std::chrono::seconds kLingerIdle{5};
+constexpr unsigned kLingerTurn = 16;
 // Unsent bytes the kernel may hold for a connection beyond what is in flight. Without a bound,
 // a response that fits in the send buffer (up to tcp_wmem's 4 MiB) is "sent" at once even to a
 // client that reads nothing, and then held until idle_timeout; with it, the send stalls and
@@ -662,15 +665,18 @@ void Connection::linger() noexcept {
     // Our answer is out; the client may still be sending what we will never read. Closing now
     // would reset the connection and could destroy the answer in flight, so read and drop
     // until the client is done or linger_timeout passes (nginx's lingering close). Bounded by
-    // time only, as nginx's: a client uploading a body over the limit (without asking
+    // time, as nginx's, not bytes: a client uploading a body over the limit (without asking
     // "Expect: 100-continue") sees the 413 only once all of its body is out, however large.
-    // The bytes go back to the pool as they come; the reads take turns with the hub's others.
+    // A client silent for kLingerIdle is done (nginx's lingering_timeout). The bytes go back
+    // to the pool as they come, and the hub's other fibers get a turn every kLingerTurn reads
+    // (a read that finds bytes waiting does not park).
     (void)stream_.shutdown(SHUT_WR);
-    Deadline until(hub_.server.options_.linger_timeout);
+    const Deadline until(hub_.server.options_.linger_timeout);
     try {
-        for (;;) {
-            auto r = read_input(until);
+        for (unsigned reads = 1;; ++reads) {
+            auto r = read_input(earliest(until, Deadline(kLingerIdle)));
             if (!r) break;
+            if (reads % kLingerTurn == 0) weft::yield();
         }
     } catch (...) {
         // Out of memory for the input queue: the close comes sooner.
