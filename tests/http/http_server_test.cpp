@@ -619,7 +619,8 @@ TEST(HttpServer, DrainFinishesInFlightAndClosesIdle) {
     ASSERT_EQ(idle.read_responses(1).size(), 1u);
     RawClient busy(s.port);
     busy.send("GET /sleep?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(eventually([&] { return active_requests(*s.server) == 1; }))
+        << "the request is in flight before the drain";
     s.server->drain();
     EXPECT_TRUE(idle.wait_closed(2s)) << "idle keep-alive connections close at once";
     auto rs = busy.read_responses(1);
@@ -642,7 +643,7 @@ TEST(HttpServer, StopCancelsInFlight) {
     TestServer s;
     RawClient busy(s.port);
     busy.send("GET /sleep?ms=10000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(eventually([&] { return active_requests(*s.server) == 1; }));
     auto t0 = std::chrono::steady_clock::now();
     s.server->stop();
     EXPECT_TRUE(s.server->wait(std::chrono::seconds(5)));
@@ -678,7 +679,7 @@ TEST(HttpServer, MaxConnectionsPausesAcceptingWhileAllAreBusy) {
     RawClient a(s.port), b(s.port);
     a.send("GET /sleep?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
     b.send("GET /sleep?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(eventually([&] { return active_requests(*s.server) == 2; }));
     RawClient c(s.port);  // the kernel completes the handshake; the server does not serve it
     ASSERT_TRUE(c.ok());
     c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -90,7 +90,8 @@ FIBER_TEST(AssertSwitchesTest, GapBetweenTwoSwitches) {
     EXPECT_THAT(failure, HasSubstr("(max allowed 0.0500 seconds)"));
     EXPECT_THAT(failure, HasSubstr("while fiber 1 \"main\" held hub 0"));
     EXPECT_GE(a.longest_gap(), 80ms);
-    EXPECT_LT(a.longest_gap(), 200ms);
+    // Loosely bounded: the OS may preempt the spin on a loaded machine.
+    EXPECT_LT(a.longest_gap(), 1s);
 }
 
 FIBER_TEST(AssertSwitchesTest, GapFromTheScopeStartToTheFirstSwitch) {
