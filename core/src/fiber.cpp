@@ -6,6 +6,7 @@
 
 #include "hub_impl.hpp"
 #include "log.hpp"
+#include "weft/core/fiber_group.hpp"
 
 namespace weft::detail {
 
@@ -62,6 +63,32 @@ Result<void> fiber_join_wait(FiberRecord* f) {
     // so that a failure nobody joins is still logged when the handle goes.
     if (r) f->joined = true;
     return r;
+}
+
+void fiber_wait_shielded(FiberRecord* f) noexcept {
+    HubImpl* hub = HubImpl::current();
+    FiberRecord* me = hub ? hub->running() : nullptr;
+    if (!me || hub != f->hub) {
+        // A plain thread, or another hub's fiber (neither can be a FiberGroup's spawner): poll.
+        while (!fiber_done(f))
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        return;
+    }
+    std::uintptr_t expected = 0;
+    if (!f->join_word.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(me),
+                                              std::memory_order_acq_rel)) {
+        WEFT_CHECK(expected == FiberRecord::kJoinDone, "two fibers join the same fiber");
+        return;
+    }
+    // Nothing but the target's end wakes this wait: a cancellation of the caller (now or
+    // already requested) is left for its next blocking call, and no deadline applies.
+    struct Shielded final : Interruptible {
+        void interrupt(FiberRecord*, Errc) noexcept override {}
+    } w;
+    const std::int64_t saved = me->deadline_ns;
+    me->deadline_ns = INT64_MAX;
+    (void)hub->park(&w, Deadline::never(), "join");
+    me->deadline_ns = saved;
 }
 
 Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
@@ -258,4 +285,49 @@ void fiber_local_set(std::size_t slot, std::shared_ptr<void> value) {
 }
 
 }  // namespace detail
+}  // namespace weft
+
+namespace weft {
+
+FiberGroup::~FiberGroup() {
+    cancel_and_wait();
+}
+
+void FiberGroup::cancel() noexcept {
+    for (auto& f : children_)
+        f.cancel();
+}
+
+void FiberGroup::cancel_and_wait() noexcept {
+    cancel();
+    for (auto& f : children_) {
+        if (!f.valid()) continue;
+        detail::fiber_wait_shielded(f.rec_);
+        // Their outcomes are dropped on purpose (cancelled children fail): observed, not
+        // logged as errors nobody saw.
+        f.rec_->joined = true;
+        f.detach();
+    }
+    children_.clear();
+}
+
+void FiberGroup::join() {
+    std::exception_ptr first;
+    for (auto& f : children_) {
+        if (!f.valid()) continue;
+        if (!detail::fiber_join_wait(f.rec_)) {
+            // The caller was cancelled: so are the children, and they end before we go.
+            cancel_and_wait();
+            detail::throw_cancelled();
+        }
+        try {
+            f.join();
+        } catch (...) {
+            if (!first) first = std::current_exception();
+        }
+    }
+    children_.clear();
+    if (first) std::rethrow_exception(first);
+}
+
 }  // namespace weft

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "weft/core/fiber.hpp"
+#include "weft/core/fiber_group.hpp"
 #include "weft/core/offload.hpp"
 #include "weft/http/client.hpp"
 
@@ -128,10 +129,12 @@ void register_demo_routes(Router& router) {
             std::optional<weft::http::ClientError> error;
         };
         std::vector<Outcome> outcomes(static_cast<std::size_t>(n));
-        std::vector<weft::Fiber<void>> fibers;
         const std::string target(*url);
+        // The children write into `outcomes`: a group, so that none outlives this frame (when
+        // the client hangs up, join() cancels them and waits for them before it throws).
+        weft::FiberGroup group;
         for (long i = 0; i < n; ++i)
-            fibers.push_back(weft::spawn("fanout", [&, i] {
+            group.spawn("fanout", [&, i] {
                 auto r = weft::http::default_client().get(target);
                 Outcome& o = outcomes[static_cast<std::size_t>(i)];
                 if (r) {
@@ -140,10 +143,9 @@ void register_demo_routes(Router& router) {
                 } else {
                     o.error = r.error();
                 }
-            }));
+            });
         // The fibers inherited the request's deadline: join() returns by then.
-        for (auto& f : fibers)
-            f.join();
+        group.join();
         std::size_t ok = 0, bytes = 0;
         const weft::http::ClientError* first_error = nullptr;
         for (const Outcome& o : outcomes) {

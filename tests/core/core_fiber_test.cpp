@@ -161,6 +161,102 @@ FIBER_TEST(Fiber, JoinThrowsCancelledWhenJoinerIsCancelled) {
     (void)slow.wait();
 }
 
+// --- FiberGroup ---------------------------------------------------------------------------------
+
+FIBER_TEST(FiberGroup, JoinWaitsForEveryChildAndRethrowsTheFirstError) {
+    std::vector<int> out(5);
+    weft::FiberGroup group;
+    for (int i = 0; i < 5; ++i)
+        group.spawn("child", [&out, i] {
+            (void)weft::sleep_for(std::chrono::milliseconds(5 * (5 - i)));
+            out[static_cast<std::size_t>(i)] = i + 1;
+            return i;  // a value is dropped
+        });
+    EXPECT_EQ(group.size(), 5u);
+    group.join();
+    EXPECT_EQ(out, (std::vector<int>{1, 2, 3, 4, 5}));
+    EXPECT_EQ(group.size(), 0u);
+
+    bool slow_done = false;
+    group.spawn("fails", [] { throw std::runtime_error("first"); });
+    group.spawn("slow", [&] {
+        (void)weft::sleep_for(20ms);
+        slow_done = true;
+    });
+    group.spawn("fails too", [] { throw std::logic_error("second"); });
+    try {
+        group.join();
+        FAIL() << "join() did not rethrow";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "first");
+    }
+    EXPECT_TRUE(slow_done) << "join() rethrew before every child ended";
+}
+
+// The spawner is cancelled while its children wait (a client hung up): join() cancels them and
+// throws only once each has ended, so what they use of the spawner's frame is still there. A
+// child inside offload() ends when its function returns: the group waits for that too.
+FIBER_TEST(FiberGroup, ACancelledSpawnerOutlivesItsChildren) {
+    auto ended = std::make_shared<std::atomic<int>>(0);
+    auto handler = weft::spawn("handler", [ended] {
+        std::vector<int> mine(3, 0);  // the frame the children write into
+        weft::FiberGroup group;
+        group.spawn("waits", [&mine, ended] {
+            auto r = weft::sleep_for(10s);
+            mine[0] = r ? 1 : -1;
+            ++*ended;
+        });
+        group.spawn("offloads", [&mine, ended] {
+            weft::offload([] { std::this_thread::sleep_for(150ms); });
+            mine[1] = 1;
+            ++*ended;
+        });
+        group.spawn("computes", [&mine, ended] {
+            for (int i = 0; i < 3; ++i)
+                weft::yield();
+            mine[2] = 1;
+            ++*ended;
+        });
+        try {
+            group.join();
+        } catch (const weft::Cancelled&) {
+            EXPECT_EQ(ended->load(), 3) << "join() threw while children ran";
+            EXPECT_EQ(mine, (std::vector<int>{-1, 1, 1}));
+            return true;
+        }
+        return false;
+    });
+    (void)weft::sleep_for(20ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    handler.cancel();
+    EXPECT_TRUE(handler.join());
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms) << "the offload was not waited for";
+    EXPECT_EQ(ended->load(), 3);
+}
+
+// A group left by an exception (or without join()) cancels its children and waits for them.
+FIBER_TEST(FiberGroup, TheDestructorCancelsAndWaits) {
+    int wrote = 0;
+    bool cancelled = false;
+    try {
+        weft::FiberGroup group;
+        group.spawn("waits", [&] {
+            cancelled = !weft::sleep_for(10s);
+            wrote = 1;
+        });
+        weft::yield();  // it is waiting now
+        throw std::runtime_error("the spawner fails");
+    } catch (const std::runtime_error&) {
+    }
+    EXPECT_TRUE(cancelled);
+    EXPECT_EQ(wrote, 1);
+    {
+        weft::FiberGroup unjoined;
+        unjoined.spawn("quick", [&] { wrote = 2; });
+    }
+    EXPECT_EQ(wrote, 2) << "a child that never ran still ran (cancelled) before the group went";
+}
+
 FIBER_TEST(Fiber, DetachedFibersRun) {
     int ran = 0;
     for (int i = 0; i < 10; ++i)

@@ -1014,7 +1014,7 @@ TEST(ClientProxy, SettingsParseAsCurlAndGoReadThem) {
     EXPECT_FALSE(p->has_login);
     EXPECT_EQ(parse_proxy("socks5://[::1]")->url.port, 1080);
     EXPECT_EQ(parse_proxy("socks5://p:")->url.port, 1080);
-    for (const std::string bad :
+    for (const std::string& bad :
          {std::string("socks5://:pw@p"), "socks5://" + std::string(256, 'u') + "@p",
           "socks5://u:" + std::string(256, 'p') + "@p", std::string("socks4a://p"),
           std::string("socks5://p/x")})

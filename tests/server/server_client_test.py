@@ -22,7 +22,12 @@ import urllib.parse
 import real_servers
 import server_test_util as u
 import tls_util
-from server_test_util import Weft, get
+from server_test_util import Weft, get, split_addr
+
+
+def metric_sum(text, name):
+    """The sum of every sample of `name` in a /metrics page."""
+    return sum(float(v) for v in re.findall(r"(?m)^%s(?:\{[^}]*\})? (\S+)$" % name, text))
 
 
 class _Python(http.server.BaseHTTPRequestHandler):
@@ -491,6 +496,33 @@ class Client(unittest.TestCase):
                 r'(?m)^weft_http_requests_timed_out_total\{hub="\d+"\} (\S+)$', metrics))
             self.assertEqual(timed_out, 2.0)
             self.assertEqual(w.stop(), 0)
+
+    def test_a_client_that_hangs_up_during_a_fan_out(self):
+        # The handler's fibers write into its frame. When the client hangs up, the handler is
+        # cancelled and so are they; the handler's frame goes only once each has ended (it
+        # went at once, and a fiber that ran on wrote into freed memory: SIGSEGV). The server
+        # answers on, and a drain cut short by a fan-out in flight exits as documented (3).
+        with self.weft("--set", "server.drain_timeout=300ms") as w:
+            w.wait_ready()
+            host, port = split_addr(w.http)
+            for _ in range(3):
+                c = socket.create_connection((host, port), timeout=5)
+                c.sendall(b"GET /fanout?url=%s&n=8 HTTP/1.1\r\nHost: t\r\n\r\n" %
+                          self.py_url("/stall").encode())
+                time.sleep(0.2)
+                c.close()
+            u.poll(lambda: metric_sum(get(w.admin, "/metrics")[2].decode(),
+                                      "weft_http_requests_abandoned_total") >= 3, 5,
+                   what="three abandoned fan-outs")
+            self.assertEqual(get(w.http, "/")[0], 200)
+            c = socket.create_connection((host, port), timeout=5)
+            c.sendall(b"GET /fanout?url=%s&n=8 HTTP/1.1\r\nHost: t\r\n\r\n" %
+                      self.py_url("/stall").encode())
+            u.poll(lambda: metric_sum(get(w.admin, "/metrics")[2].decode(),
+                                      "http_server_active_requests") >= 1, 5,
+                   what="the fan-out in flight")
+            self.assertEqual(w.stop(), 3, w.stderr()[-2000:])
+            c.close()
 
     def test_chunked_close_delimited_and_stalled_bodies(self):
         with self.weft("--set", "client.read_timeout=300ms") as w:

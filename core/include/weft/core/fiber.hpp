@@ -66,6 +66,9 @@ void* fiber_state(FiberRecord* f) noexcept;
 void fiber_release(FiberRecord* f) noexcept;
 Result<void> fiber_wait(FiberRecord* f, Deadline deadline);
 Result<void> fiber_join_wait(FiberRecord* f);
+/// Waits until `f` has ended, whatever happens to the caller meanwhile (its cancellation or
+/// deadline): for FiberGroup, whose children must end before it goes.
+void fiber_wait_shielded(FiberRecord* f) noexcept;
 void fiber_cancel(FiberRecord* f) noexcept;
 bool fiber_done(const FiberRecord* f) noexcept;
 FiberId fiber_id(const FiberRecord* f) noexcept;
@@ -112,6 +115,8 @@ struct SpawnedState {
 }  // namespace detail
 
 /// Handle to a spawned fiber. Move-only; dropping it detaches the fiber.
+class FiberGroup;
+
 template <class T>
 class [[nodiscard]] Fiber {
   public:
@@ -174,6 +179,7 @@ class [[nodiscard]] Fiber {
     template <class F, class U>
     friend auto spawn_on(Hub* hub, std::string_view name, F&& fn, std::source_location site)
         -> Fiber<std::invoke_result_t<std::decay_t<F>&>>;
+    friend class FiberGroup;
 
     detail::FiberRecord* rec_ = nullptr;
     Outcome* (*outcome_of_)(detail::FiberRecord*) = nullptr;

@@ -6,6 +6,7 @@
 #include "weft/core/event.hpp"
 #include "weft/core/fd_wait.hpp"
 #include "weft/core/fiber.hpp"
+#include "weft/core/fiber_group.hpp"
 #include "weft/core/fiber_local.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/mutex.hpp"

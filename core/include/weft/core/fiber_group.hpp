@@ -1,0 +1,71 @@
+// FiberGroup: fibers that end before the code that spawned them goes on (structured
+// concurrency, as Trio's nursery or Go's errgroup): the way to fan work out over fibers that
+// use the spawner's locals.
+#pragma once
+
+#include <cstddef>
+#include <source_location>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "weft/core/fiber.hpp"
+
+namespace weft {
+
+/// Children spawned through a group may use the spawner's locals by reference: none outlives
+/// the group. join() waits for every child; if the spawner is cancelled meanwhile (its client
+/// hung up, the server stops), join() cancels the children and waits until each has ended
+/// before it throws weft::Cancelled. The destructor does the same for children still running
+/// (an exception is leaving the scope, or join() was not called), and never throws.
+///
+/// Cancelled children end at their next blocking call; one inside weft::offload() ends when
+/// its offloaded function returns (started offloads cannot be interrupted), and the group waits
+/// for that. Plain Fiber handles, by contrast, let a fiber run on when they are dropped.
+///
+///     std::vector<Result> out(n);
+///     weft::FiberGroup group;
+///     for (std::size_t i = 0; i < n; ++i)
+///         group.spawn("fetch", [&, i] { out[i] = fetch(urls[i]); });
+///     group.join();  // every child ended: `out` is complete
+///
+/// Use it from one fiber (the children run on that fiber's hub).
+class FiberGroup {
+  public:
+    FiberGroup() = default;
+    FiberGroup(const FiberGroup&) = delete;
+    FiberGroup& operator=(const FiberGroup&) = delete;
+    /// Cancels the children still running and waits until they have ended.
+    ~FiberGroup();
+
+    /// Starts `fn` as a child (its return value, if any, is dropped: write results through
+    /// what it captured). Like weft::spawn(), it first runs when the caller yields or parks.
+    template <class F>
+    void spawn(std::string_view name, F&& fn,
+               std::source_location site = std::source_location::current()) {
+        // Room first: a throw after the spawn would leave a child unheld.
+        if (children_.size() == children_.capacity())
+            children_.reserve(children_.empty() ? 4 : 2 * children_.size());
+        children_.push_back(weft::spawn(
+            name, [f = std::forward<F>(fn)]() mutable { (void)f(); }, site));
+    }
+
+    /// Waits for every child to end, then rethrows the first exception a child ended with (in
+    /// spawn order), if any. Throws weft::Cancelled, once every child has ended, if the calling
+    /// fiber is cancelled while it waits. The caller's own deadline does not end the wait: the
+    /// children inherited it, so their blocking calls end by then. The group is empty after.
+    void join();
+    /// Asks every child still running to stop (each wakes with Errc::cancelled).
+    void cancel() noexcept;
+    /// Children spawned and not joined yet.
+    std::size_t size() const noexcept { return children_.size(); }
+
+  private:
+    /// Cancels the children and waits until each has ended, whatever happens to the caller;
+    /// their outcomes are dropped.
+    void cancel_and_wait() noexcept;
+
+    std::vector<Fiber<void>> children_;
+};
+
+}  // namespace weft
