@@ -65,6 +65,13 @@ void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexce
     try {
         throw;
     } catch (const std::exception& e) {
+        if (weft::this_fiber::cancelled()) {
+            // Cancelled (its client hung up, or the server stops): what it threw is how its
+            // blocking calls ended, not a fault.
+            weft::logger("http")->debug("{} for {} {} (route {}) ended by its cancellation: {}",
+                                        kind, req.method_name(), req.path(), ep.route, e.what());
+            return;
+        }
         weft::logger("http")->error("{} for {} {} (route {}) threw: {}", kind, req.method_name(),
                                     req.path(), ep.route, e.what());
     } catch (...) {
@@ -97,6 +104,9 @@ inline bool valid_status(const char* kind, const Request& req, const Endpoint& e
         return true;
     return invalid_status(kind, req, ep, status);
 }
+
+// The status a request whose client hung up before its answer is recorded with (nginx's).
+constexpr int kClientClosedRequest = 499;
 
 Response internal_error() {
     return Response(500, "Internal Server Error\n");
@@ -482,7 +492,10 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         }
         if (life.client_gone()) {
             // It hung up while its handler waited: the handler was cancelled; nothing is sent.
+            // Logged and counted as nginx does, 499 (client closed request): not the 200 or 500
+            // the cancelled handler came to.
             if (ctx_.metrics) ctx_.metrics->count_abandoned();
+            status = kClientClosedRequest;
             keep = false;
         }
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), -1);

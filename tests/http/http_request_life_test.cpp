@@ -20,6 +20,7 @@
 
 using namespace std::chrono_literals;
 using namespace weft::http;
+using weft::http::testing::eventually;
 using weft::http::testing::ParsedResponse;
 using weft::http::testing::RawClient;
 
@@ -107,6 +108,16 @@ struct LifeServer {
     ~LifeServer() {
         server.reset();
         rt.reset();
+    }
+    /// Requests of `route` recorded with `status` (the duration histogram's count).
+    std::uint64_t recorded(std::string_view route, int status) const {
+        std::uint64_t n = 0;
+        server->metrics().for_each_series([&](const weft::http::RequestSeries& r) {
+            if (r.route != route || r.status != status) return;
+            for (const auto& b : r.duration->buckets)
+                n += b.load();
+        });
+        return n;
     }
     std::uint64_t outcome(bool timed_out) const {
         std::uint64_t n = 0;
@@ -262,6 +273,9 @@ TEST(RequestLife, AClientThatHangsUpCancelsItsHandler) {
     for (int i = 0; i < 100 && s.outcome(false) == 0; ++i)
         std::this_thread::sleep_for(10ms);
     EXPECT_EQ(s.outcome(false), 1u);
+    // Recorded as nginx records it, 499, not as the 200 its cancelled handler returned.
+    ASSERT_TRUE(eventually([&] { return s.recorded("/wait", 499) == 1; }));
+    EXPECT_EQ(s.recorded("/wait", 200), 0u);
     // A client that stays gets its answer: pipelined data is not a hang-up.
     s.wait_result = -1;
     RawClient c(s.port);
@@ -272,4 +286,6 @@ TEST(RequestLife, AClientThatHangsUpCancelsItsHandler) {
     EXPECT_EQ(rs[0].status, 200);
     EXPECT_EQ(rs[1].status, 200);
     EXPECT_EQ(s.outcome(false), 1u);
+    EXPECT_TRUE(eventually([&] { return s.recorded("/wait", 200) == 2; }));
+    EXPECT_EQ(s.recorded("/wait", 499), 1u);
 }
