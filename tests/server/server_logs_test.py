@@ -99,10 +99,12 @@ class AccessLogFile(unittest.TestCase):
                 get(w.http, "/sleep?ms=1")
                 get(w.http, "/nope")
                 get(w.http, "/", method="HEAD")
+                # A quote cannot end the quoted field (nginx writes it as \x22, as here).
+                get(w.http, '/a"b\\c')
                 self.assertEqual(w.stop(), 0)
             with open(path) as f:
                 lines = f.read().splitlines()
-            self.assertEqual(len(lines), 3, lines)
+            self.assertEqual(len(lines), 4, lines)
             line = r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] "%s HTTP/1\.1" %d (\d+) [\d.]+ ' \
                    r'route="%s" hub=0$'
             self.assertRegex(lines[0], line % (r"GET /sleep\?ms=1", 200, "/sleep"))
@@ -110,6 +112,7 @@ class AccessLogFile(unittest.TestCase):
             m = re.match(line % ("HEAD /", 200, "/"), lines[2])
             self.assertTrue(m, lines[2])
             self.assertEqual(m.group(1), "0")  # no body for HEAD
+            self.assertRegex(lines[3], line % (r"GET /a\\x22b\\x5Cc", 404, ""))
             # The access log stays out of the server log.
             self.assertNotIn("/sleep?ms=1", w.stderr())
 
