@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509err.h>
@@ -34,9 +35,15 @@ BIO* bio_of(void* p) noexcept {
 // The newest error on OpenSSL's thread-local queue, as text (and the queue emptied).
 std::string openssl_error() {
     unsigned long last = 0;
-    for (unsigned long e; (e = ERR_get_error()) != 0;)
+    bool not_pem = false;
+    for (unsigned long e; (e = ERR_get_error()) != 0;) {
         last = e;
+        not_pem =
+            not_pem || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+    }
     if (last == 0) return "unknown error";
+    // OpenSSL's last word for a file that is not PEM is "PEM lib".
+    if (not_pem) return "not a PEM file (no '-----BEGIN ...-----' line)";
     char buf[256];
     ERR_error_string_n(last, buf, sizeof buf);
     // "error:0A000086:SSL routines::certificate verify failed" -> the reason after the last ':'

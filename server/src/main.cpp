@@ -275,6 +275,24 @@ int main(int argc, char** argv) {
         ::close(fd);
     };
 
+    // The certificate and key files of each listener with TLS: what is wrong with them, naming
+    // the keys and their sources, or nothing (a bad file is bad configuration: exit status 2).
+    auto tls_problem = [&]() -> std::optional<std::string> {
+        for (const char* sec : {"server", "admin"}) {
+            const auto& h = std::string_view(sec) == "server" ? cfg.http : cfg.admin.http;
+            if (h.tls_cert.empty() || (std::string_view(sec) == "admin" && !cfg.admin.enabled))
+                continue;
+            if (auto r = weft::http::Server::check_tls(h.tls_cert, h.tls_key); !r)
+                return std::string("cannot serve ") + (sec[0] == 'a' ? "admin " : "") +
+                       "HTTPS with [" + sec + "] tls_cert (" +
+                       loaded.sources.of(std::string(sec) + ".tls_cert").to_string() +
+                       ") and tls_key (" +
+                       loaded.sources.of(std::string(sec) + ".tls_key").to_string() +
+                       "): " + r.error();
+        }
+        return std::nullopt;
+    };
+
     if (cli.check_config) {
         // Plugins are initialized too (against a scratch router): only their init can check
         // their own config tables, and route collisions show only then. Like nginx -t, the
@@ -287,18 +305,9 @@ int main(int argc, char** argv) {
             (void)weft::server::make_access_log(cfg.log, access_log_source);
             check_reports_file();
             // The certificates and keys, loaded as the listeners would load them.
-            for (const char* sec : {"server", "admin"}) {
-                const auto& h = std::string_view(sec) == "server" ? cfg.http : cfg.admin.http;
-                if (h.tls_cert.empty() || (std::string_view(sec) == "admin" && !cfg.admin.enabled))
-                    continue;
-                if (auto r = weft::http::Server::check_tls(h.tls_cert, h.tls_key); !r)
-                    throw std::runtime_error(
-                        std::string("cannot serve ") + (sec[0] == 'a' ? "admin " : "") +
-                        "HTTPS with [" + sec + "] tls_cert (" +
-                        loaded.sources.of(std::string(sec) + ".tls_cert").to_string() +
-                        ") and tls_key (" +
-                        loaded.sources.of(std::string(sec) + ".tls_key").to_string() +
-                        "): " + r.error());
+            if (auto why = tls_problem()) {
+                std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", why->c_str());
+                return 2;
             }
         } catch (const PluginError& e) {
             std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", e.what());
@@ -310,6 +319,11 @@ int main(int argc, char** argv) {
         std::printf("weft: %s is ok (%zu plugin%s)\n", config_name.c_str(), loaded.plugins.size(),
                     loaded.plugins.size() == 1 ? "" : "s");
         return 0;
+    }
+
+    if (auto why = tls_problem()) {
+        log->error("{}", *why);
+        return 2;
     }
 
     weft::http::AccessLogFn access_log;

@@ -202,25 +202,31 @@ class Tls(unittest.TestCase):
         bad = os.path.join(self.tmp, "bad.pem")
         with open(bad, "w") as f:
             f.write("not pem\n")
-        for cert, key, says in ((bad, self.good.key, "cannot load the certificate chain"),
+        for cert, key, says in ((bad, self.good.key, "cannot load the certificate chain from "
+                                 "'%s': not a PEM file (no '-----BEGIN ...-----' line)" % bad),
                                 (self.good.cert, self.other.key, "does not match")):
+            # Bad configuration: exit status 2, at the start as in the configuration test.
             w = Weft(["--set", "server.tls_cert=" + cert, "--set", "server.tls_key=" + key])
             with w:
-                self.assertEqual(w.wait(20), 1)
+                self.assertEqual(w.wait(20), 2)
                 self.assertIn(says, w.stderr())
                 self.assertIn("cannot serve HTTPS with [server] tls_cert", w.stderr())
             # The configuration test loads them too, and fails as the start would.
             r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + cert,
                             "--set", "server.tls_key=" + key])
-            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(says, r.stderr)
             self.assertIn("cannot serve HTTPS with [server] tls_cert (flag --set "
                           "server.tls_cert)", r.stderr)
             self.assertIn("configuration test failed", r.stderr)
         r = u.run_weft(["--check-config", "--set", "admin.tls_cert=" + bad,
                         "--set", "admin.tls_key=" + self.good.key])
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("cannot serve admin HTTPS with [admin] tls_cert", r.stderr)
+        w = Weft(["--set", "admin.tls_cert=" + bad, "--set", "admin.tls_key=" + self.good.key])
+        with w:
+            self.assertEqual(w.wait(20), 2)
+            self.assertIn("cannot serve admin HTTPS with [admin] tls_cert", w.stderr())
 
 
 if __name__ == "__main__":
