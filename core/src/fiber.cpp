@@ -68,6 +68,10 @@ Result<void> fiber_join_wait(FiberRecord* f) {
 void fiber_wait_shielded(FiberRecord* f) noexcept {
     HubImpl* hub = HubImpl::current();
     FiberRecord* me = hub ? hub->running() : nullptr;
+    if (fiber_done(f)) return;
+    WEFT_CHECK(me || hub != f->hub,
+               "a FiberGroup with running children ended on its hub's thread outside a fiber: "
+               "waiting for them there would block that hub for ever");
     if (!me || hub != f->hub) {
         // A plain thread, or another hub's fiber (neither can be a FiberGroup's spawner): poll.
         while (!fiber_done(f))
@@ -289,6 +293,19 @@ void fiber_local_set(std::size_t slot, std::shared_ptr<void> value) {
 
 namespace weft {
 
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+    if (!e) return false;
+    try {
+        std::rethrow_exception(e);
+    } catch (const Cancelled&) {
+        return true;
+    } catch (const ResultError<Error>& r) {
+        return r.error().code == Errc::cancelled || r.error().code == Errc::timed_out;
+    } catch (...) {
+    }
+    return false;
+}
+
 FiberGroup::~FiberGroup() {
     cancel_and_wait();
 }
@@ -298,33 +315,40 @@ void FiberGroup::cancel() noexcept {
         f.cancel();
 }
 
+// By index, and each record taken before the wait: a child may add children (the vector may
+// grow while we wait), and they are waited for too.
 void FiberGroup::cancel_and_wait() noexcept {
-    cancel();
-    for (auto& f : children_) {
-        if (!f.valid()) continue;
-        detail::fiber_wait_shielded(f.rec_);
-        // Their outcomes are dropped on purpose (cancelled children fail): observed, not
-        // logged as errors nobody saw.
-        f.rec_->joined = true;
-        f.detach();
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+        detail::FiberRecord* rec = children_[i].rec_;
+        if (!rec) continue;
+        children_[i].cancel();
+        detail::fiber_wait_shielded(rec);
+        // How a cancelled child ended is no news; anything else is logged (with its name)
+        // when the handle goes, as for any fiber nobody joined.
+        if (is_cancellation(rec->ops->error(rec->user_state))) rec->joined = true;
+        children_[i].detach();
     }
     children_.clear();
 }
 
 void FiberGroup::join() {
     std::exception_ptr first;
-    for (auto& f : children_) {
-        if (!f.valid()) continue;
-        if (!detail::fiber_join_wait(f.rec_)) {
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+        detail::FiberRecord* rec = children_[i].rec_;
+        if (!rec) continue;
+        if (!detail::fiber_join_wait(rec)) {
             // The caller was cancelled: so are the children, and they end before we go.
             cancel_and_wait();
             detail::throw_cancelled();
         }
-        try {
-            f.join();
-        } catch (...) {
-            if (!first) first = std::current_exception();
+        // The first failure is rethrown; later ones are logged when their handles go.
+        if (std::exception_ptr e = rec->ops->error(rec->user_state)) {
+            if (!first)
+                first = e;
+            else
+                rec->joined = false;
         }
+        children_[i].detach();
     }
     children_.clear();
     if (first) std::rethrow_exception(first);

@@ -65,9 +65,9 @@ void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexce
     try {
         throw;
     } catch (const std::exception& e) {
-        if (weft::this_fiber::cancelled()) {
-            // Cancelled (its client hung up, or the server stops): what it threw is how its
-            // blocking calls ended, not a fault.
+        if (weft::this_fiber::cancelled() && weft::is_cancellation(std::current_exception())) {
+            // Cancelled (its client hung up, or the server stops), and what it threw is how a
+            // wait ended then, not a fault: anything else still is one.
             weft::logger("http")->debug("{} for {} {} (route {}) ended by its cancellation: {}",
                                         kind, req.method_name(), req.path(), ep.route, e.what());
             return;
@@ -495,7 +495,12 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             // Logged and counted as nginx does, 499 (client closed request): not the 200 or 500
             // the cancelled handler came to.
             if (ctx_.metrics) ctx_.metrics->count_abandoned();
-            status = kClientClosedRequest;
+            // A stream that began keeps its status: bytes of it went out (nginx also records
+            // 499 only when nothing was sent).
+            if (!ep.stream || !stream_started_) {
+                status = kClientClosedRequest;
+                bytes = 0;
+            }
             keep = false;
         }
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), -1);

@@ -31,6 +31,11 @@ class Cancelled : public std::exception {
     const char* what() const noexcept override { return "fiber cancelled"; }
 };
 
+/// Whether `e` is how a cancelled or timed-out wait ended: weft::Cancelled, or a ResultError
+/// carrying Errc::cancelled or Errc::timed_out (Result::value() of such a result). Code that
+/// logs what a fiber threw can tell these from faults.
+bool is_cancellation(const std::exception_ptr& e) noexcept;
+
 /// Key/value pairs describing what a fiber is serving (e.g. the request of a connection
 /// fiber). The watchdog copies them, with bounded lengths, when it reports a blocked fiber.
 /// The pointed-to strings must stay valid while the labels are installed.
