@@ -315,9 +315,11 @@ void FiberGroup::cancel() noexcept {
         f.cancel();
 }
 
-// By index, and each record taken before the wait: a child may add children (the vector may
-// grow while we wait), and they are waited for too.
+// All are cancelled first, so that they end side by side. Then by index, and each record taken
+// before the wait: a child may add children (the vector may grow while we wait), and those are
+// cancelled and waited for too.
 void FiberGroup::cancel_and_wait() noexcept {
+    cancel();
     for (std::size_t i = 0; i < children_.size(); ++i) {
         detail::FiberRecord* rec = children_[i].rec_;
         if (!rec) continue;

@@ -202,17 +202,18 @@ FIBER_TEST(FiberGroup, ACancelledSpawnerOutlivesItsChildren) {
     auto handler = weft::spawn("handler", [ended, release] {
         std::vector<int> mine(3, 0);  // the frame the children write into
         weft::FiberGroup group;
-        group.spawn("waits", [&mine, ended] {
-            auto r = weft::sleep_for(10s);
-            mine[0] = r ? 1 : -1;
-            ++*ended;
-        });
+        // First: the others are cancelled while the group waits for this one.
         group.spawn("offloads", [&mine, ended, release] {
             weft::offload([release] {
                 while (!release->load())
                     std::this_thread::sleep_for(1ms);
             });
             mine[1] = 1;
+            ++*ended;
+        });
+        group.spawn("waits", [&mine, ended] {
+            auto r = weft::sleep_for(10s);
+            mine[0] = r ? 1 : -1;
             ++*ended;
         });
         group.spawn("computes", [&mine, ended] {
