@@ -267,6 +267,10 @@ def connect_refused(addr, timeout=2.0):
         return False
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # The listener closed while this connection waited in its backlog: not refused yet,
+        # but the next try will be (callers poll).
+        return False
     finally:
         s.close()
 
