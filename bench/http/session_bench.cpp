@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "demo_routes.hpp"
 #include "metrics_table.hpp"
@@ -82,6 +84,67 @@ void BM_PipelinedBatch(benchmark::State& st) {
                            benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_PipelinedBatch)->Arg(1)->Arg(16)->UseRealTime();
+
+// As above, but over many sessions in turn, each with its own copy of the batch: as the server
+// runs 256 pipelining connections, where each connection's state and input are cold again by
+// the time its next batch comes. The difference to BM_PipelinedBatch/16 is what the per-
+// connection footprint costs in cache misses.
+void BM_PipelinedManySessions(benchmark::State& st) {
+    const auto sessions = static_cast<std::size_t>(st.range(0));
+    constexpr int kDepth = 16;
+    weft::run([&] {
+        ServerOptions opts;
+        Router router;
+        weft::demo::register_demo_routes(router);
+        DateCache date(server_header_line(opts));
+        bool draining = false;
+        HubRequestMetrics metrics;
+        const SessionContext ctx = make_session_context(opts, router, &metrics, date, draining, 0);
+        const weft::SocketAddress peer = *weft::SocketAddress::parse("127.0.0.1:40000");
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
+            st.SkipWithError("socketpair failed");
+            return;
+        }
+        struct One {
+            explicit One(const SessionContext& c) : session(c) {}
+            Http1Session session;
+            ConnectionInfo info;
+            DropTransport transport;
+            std::string batch;
+        };
+        std::vector<std::unique_ptr<One>> all;
+        for (std::size_t i = 0; i < sessions; ++i) {
+            auto o = std::make_unique<One>(ctx);
+            o->info.fd = fds[0];
+            o->info.peer = &peer;
+            o->info.peer_text = "127.0.0.1:40000";
+            for (int k = 0; k < kDepth; ++k)
+                o->batch += "GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n";
+            o->session.start(o->info, o->transport);
+            all.push_back(std::move(o));
+        }
+        std::size_t next = 0;
+        for (auto _ : st) {
+            One& o = *all[next];
+            next = next + 1 == sessions ? 0 : next + 1;
+            const Step s = o.session.on_bytes(o.batch, weft::Clock::now());
+            benchmark::DoNotOptimize(s);
+        }
+        for (auto& o : all) {
+            o->session.finish();
+            if (o->transport.bytes == 0 && st.iterations() >= sessions)
+                st.SkipWithError("no response was sent");
+        }
+        ::close(fds[0]);
+        ::close(fds[1]);
+    });
+    st.SetItemsProcessed(st.iterations() * kDepth);
+    st.counters["ns_per_request"] =
+        benchmark::Counter(static_cast<double>(st.iterations() * kDepth),
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_PipelinedManySessions)->Arg(1)->Arg(256)->Arg(1024)->UseRealTime();
 
 }  // namespace
 
