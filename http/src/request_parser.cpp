@@ -725,6 +725,12 @@ int RequestParser::on_url(const char* at, std::size_t len) {
     a.append(at, len);
     url_end_ = at + len;
     url_end_exec_ = exec_count_;
+    // A target ended by CR or LF rather than a space: an HTTP/0.9 request line, which llhttp
+    // takes and then waits for a byte after the line before it goes on. Its client sends no
+    // more, and would wait out the header timeout for a 408: refuse it now. (A target cut by
+    // the end of the bytes ends at exec_end_; the next piece, maybe empty, starts the call.)
+    if (url_end_ < exec_end_ && (*url_end_ == '\r' || *url_end_ == '\n'))
+        return fail(505, "HTTP/0.9 is not supported (the request line has no HTTP version)");
     return 0;
 }
 

@@ -409,15 +409,22 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
     // is: a route's {rest...} would take "../admin", and a handler that forwards it or opens a
     // file by it would reach what the route was not for. Clients resolve these segments before
     // sending; one that did not is sent to the path they name (Go's ServeMux does the same).
-    const bool dotted = has_dot_segment(req.path());
-    Router::Match m = dotted ? Router::Match{}
-                             : ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
+    // A path with a '%' that is not an escape is not a URI path (Go's and nginx's 400).
+    const PathForm form = path_form(req.path());
+    const bool dotted = form == PathForm::dot_segments;
+    Router::Match m = form != PathForm::plain
+                          ? Router::Match{}
+                          : ctx_.router->match(req.method(), req.method_name(), req.path(), raw);
     RequestAccess::set_route(req, m.route);
     set_labels(req);
 
     int status = 0;
     std::uint64_t bytes = 0;
-    if (dotted && req.path().find('\\') != std::string_view::npos) {
+    if (form == PathForm::bad_escape) {
+        append_response(req, Response(400, "Bad Request: invalid percent-encoding in path\n"), keep,
+                        bytes, head);
+        status = 400;
+    } else if (dotted && req.path().find('\\') != std::string_view::npos) {
         // Browsers take '\\' for '/' and would resolve the path otherwise than its segments
         // read here: no redirect is right for both.
         append_response(req, Response(400, "Bad Request: a path with dot segments and a '\\'\n"),

@@ -44,19 +44,36 @@ inline std::string remove_dot_segments(std::string_view in) {
     return out;
 }
 
-/// Whether a path has a "." or ".." segment, its dots written as they are or as %2E (the same
-/// character, RFC 3986 6.2.2.2).
-inline bool has_dot_segment(std::string_view path) noexcept {
+/// What a request's path is, for the checks before routing.
+enum class PathForm : unsigned char {
+    plain,         ///< route it as it is
+    dot_segments,  ///< a "." or ".." segment, its dots written as they are or as %2E (the same
+                   ///< character, RFC 3986 6.2.2.2)
+    bad_escape,    ///< a '%' not followed by two hex digits (RFC 3986 2.1): not a URI path
+};
+
+inline int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+inline PathForm path_form(std::string_view path) noexcept {
     // The common case first, as one plain loop (find_first_of would call memchr per byte).
     bool maybe = false;
     for (const char c : path)
         maybe |= c == '.' || c == '%';
-    if (!maybe) return false;
+    if (!maybe) return PathForm::plain;
+    for (std::size_t i = 0; i < path.size(); ++i)
+        if (path[i] == '%' &&
+            (path.size() - i < 3 || hex_value(path[i + 1]) < 0 || hex_value(path[i + 2]) < 0))
+            return PathForm::bad_escape;
     std::size_t dots = 0;
     bool only_dots = true;
     for (std::size_t i = 0; i <= path.size(); ++i) {
         if (i == path.size() || path[i] == '/') {
-            if (only_dots && (dots == 1 || dots == 2)) return true;
+            if (only_dots && (dots == 1 || dots == 2)) return PathForm::dot_segments;
             dots = 0;
             only_dots = true;
         } else if (path[i] == '.') {
@@ -69,7 +86,7 @@ inline bool has_dot_segment(std::string_view path) noexcept {
             only_dots = false;
         }
     }
-    return false;
+    return PathForm::plain;
 }
 
 /// `path` (one without '\\': see the caller) with its "." and ".." segments resolved away,
@@ -95,13 +112,6 @@ inline std::string without_dot_segments(std::string_view path) {
     if (lead == std::string::npos) return "/";
     if (lead == 1) return out;
     return "/" + out.substr(lead);
-}
-
-inline int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /// Appends `in` decoded to `out` ('+' becomes a space when `plus_is_space`). Returns false at an

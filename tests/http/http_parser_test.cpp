@@ -389,6 +389,22 @@ TEST(HttpParser, OtherProtocolsSayWhy) {
     }
 }
 
+// An HTTP/0.9 request line ("GET /" and CRLF, or a bare LF) is all its client sends: it is
+// refused at its line end, not left waiting for a byte that never comes (then a 408).
+TEST(HttpParser, AnHttp09LineIsRefusedAtItsEnd) {
+    for (const char* line : {"GET /\r\n", "GET /index.html\n", "HEAD /a?b=c\r\n"}) {
+        for (std::size_t chunk : {std::string::npos, std::size_t{1}, std::size_t{5}}) {
+            auto p = parse_all(line, chunk);
+            EXPECT_EQ(p.error, 505) << line << " in pieces of " << chunk;
+            EXPECT_EQ(p.reason, "HTTP/0.9 is not supported (the request line has no HTTP version)")
+                << line << " in pieces of " << chunk;
+        }
+    }
+    // A target that ends with a space still waits for its protocol.
+    auto partial = parse_all("GET / ");
+    EXPECT_EQ(partial.error, 0);
+}
+
 // A connection that ended just after a request-target (its protocol name not seen yet) leaves
 // nothing behind for the next connection the parser serves.
 // The protocol name in receives of their own (separate buffers, as the server's are): the

@@ -401,6 +401,29 @@ TEST(HttpSession, DotSegmentsAreResolvedByARedirect) {
     EXPECT_EQ(rs[1].body, "user .a");
 }
 
+// A '%' that is not an escape makes the target no URI path: 400, as Go's net/http and nginx
+// answer, whether a route would take the path or not (not 404, not a route's parameter).
+TEST(HttpSession, ABadPercentEscapeInThePathIs400) {
+    for (const char* target : {"/%zz", "/users/%g1", "/users/ab%", "/users/%4", "/x/%2e%2/.."}) {
+        Harness h;
+        h.build();
+        h.feed("GET " + std::string(target) + " HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet));
+        auto rs = read_responses(h.transport.all());
+        ASSERT_EQ(rs.size(), 2u) << target;
+        EXPECT_EQ(rs[0].status, 400) << target;
+        EXPECT_EQ(rs[0].body, "Bad Request: invalid percent-encoding in path\n") << target;
+        EXPECT_EQ(rs[1].status, 200) << target;  // the connection goes on
+    }
+    // Escapes of any case, and a '%' in the query, are fine.
+    Harness h;
+    h.build();
+    h.feed("GET /users/%41%6a HTTP/1.1\r\nHost: h\r\n\r\nGET /?q=%zz HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].body, "user Aj");
+    EXPECT_EQ(rs[1].status, 200);
+}
+
 // A handler's Date or Server field replaces the server's own, as Go's net/http does for Date.
 TEST(HttpSession, AHandlersDateAndServerReplaceTheServers) {
     Harness h;
