@@ -132,6 +132,7 @@ Response call_handler(Request& req, const Endpoint& ep) {
 
 Http1Session::Http1Session(const SessionContext& ctx)
     : ctx_(ctx), parser_(*ctx.options, ctx.bodies) {
+    line_.reserve(kLineMax);
     labels_.keys[0] = "method";
     labels_.keys[1] = "path";
     labels_.keys[2] = "route";
@@ -155,6 +156,8 @@ void Http1Session::finish() noexcept {
     carry_.clear();
     carry_spare_.clear();
     std::string().swap(after_close_);
+    line_.clear();
+    line_done_ = false;
     out_.clear();
     out_mark_ = 0;
     pieces_.clear();
@@ -207,12 +210,13 @@ Step Http1Session::on_bytes(std::string_view bytes, Clock::time_point now, RecvB
 Step Http1Session::on_timeout() {
     if (!closing_ && parser_.in_message()) {
         Request& req = *slot(ready_).req;
-        append_error(
+        const std::uint64_t bytes = append_error(
             req, 408,
             parser_.headers_done() ? "request body timed out" : "request header timed out");
         const Clock::time_point answered_at = Clock::now();
         (void)flush();
-        record(req, 408, 0, {}, answered_at, Clock::now(), 0);
+        // The log's duration runs from the request's first byte, as for every request.
+        record(req, 408, 0, {}, msg_started_, answered_at, Clock::now(), bytes, line_);
         linger_ = false;  // the client is slow or gone: do not wait for it any longer
     }
     closing_ = true;
@@ -260,10 +264,12 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
         const bool had_head = was_in && parser_.headers_done();
         const std::size_t had_body = RequestAccess::body(*s.req).size();
         const std::uint64_t begun = parser_.messages_begun();
+        const std::size_t at = pos;
         auto step = parser_.feed(data + pos, len - pos, *s.req, conn_->peer);
         pos += step.consumed;
         if (step.kind == RequestParser::Kind::need_more) {
             if (!was_in && parser_.in_message()) msg_started_ = now;
+            if (parser_.in_message()) note_line(data + at, step.consumed, was_in);
             // The body timeout runs from the end of the headers, then from each read that
             // brought more of the body (nginx's client_body_timeout). Chunk framing alone
             // (sizes, extensions) is no progress: a client dribbling it still times out.
@@ -273,6 +279,7 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
             return;
         }
         s.received = now;
+        s.started = was_in ? msg_started_ : now;
         s.body_charge = parser_.take_body_charge();
         ++ready_;
         continue_sent_ = false;
@@ -284,6 +291,8 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
                 RequestAccess::reset(*s.req, conn_->peer);
             s.error_status = parser_.error_status();
             s.error_reason = parser_.error_reason();
+            // The log shows the line as it came (the request may have none that parsed).
+            note_line(data + at, len - at, was_in);
             stop_parsing_ = true;
             linger_ = true;
             return;
@@ -384,15 +393,16 @@ void Http1Session::record_answered() {
         if (!s.answered) continue;
         s.answered = false;
         if (sent == Clock::time_point{}) sent = Clock::now();
-        record(*s.req, s.status, s.route_id, s.route, s.received, sent, s.bytes);
+        record(*s.req, s.status, s.route_id, s.route, s.started, s.received, sent, s.bytes,
+               s.error_status != 0 ? std::string_view(line_) : std::string_view());
     }
 }
 
 void Http1Session::handle(Slot& s, bool last_in_batch) {
     Request& req = *s.req;
     if (s.error_status != 0) {
-        append_error(req, s.error_status, s.error_reason);
-        answered(s, s.error_status, 0, {}, 0);
+        const std::uint64_t bytes = append_error(req, s.error_status, s.error_reason);
+        answered(s, s.error_status, 0, {}, bytes);
         closing_ = true;
         return;
     }
@@ -646,7 +656,7 @@ void Http1Session::append_response(const Request& req, Response&& r, bool& keep,
     append_external(held_.back().body_bytes());
 }
 
-void Http1Session::append_error(Request& req, int status, const char* reason) {
+std::uint64_t Http1Session::append_error(Request& req, int status, const char* reason) {
     std::string body(status_reason(status));
     if (reason && *reason) {
         body += ": ";
@@ -660,6 +670,27 @@ void Http1Session::append_error(Request& req, int status, const char* reason) {
     // Errors always close. A request that failed before its header section was complete has
     // no method yet (Method::other), so its error carries a body; a HEAD does not.
     append_response(req, std::move(r), keep, bytes, req.method() == Method::head);
+    return bytes;
+}
+
+void Http1Session::note_line(const char* p, std::size_t n, bool continued) noexcept {
+    if (!continued) {
+        line_.clear();
+        line_done_ = false;
+        while (n > 0 && (*p == '\r' || *p == '\n')) {  // empty lines before a request
+            ++p;
+            --n;
+        }
+    }
+    if (line_done_) return;
+    const auto* lf = static_cast<const char*>(std::memchr(p, '\n', n));
+    std::size_t take = lf ? static_cast<std::size_t>(lf - p) : n;
+    if (take > kLineMax - line_.size()) take = kLineMax - line_.size();
+    line_.append(p, take);  // reserved by the constructor: no allocation
+    if (lf || line_.size() == kLineMax) {
+        line_done_ = true;
+        if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+    }
 }
 
 void Http1Session::close_out_piece() noexcept {
@@ -702,7 +733,9 @@ Result<void> Http1Session::flush() {
 }
 
 void Http1Session::record(const Request& req, int status, unsigned route_id, std::string_view route,
-                          Clock::time_point received, Clock::time_point sent, std::uint64_t bytes) {
+                          Clock::time_point started, Clock::time_point received,
+                          Clock::time_point sent, std::uint64_t bytes,
+                          std::string_view request_line) {
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sent - received);
     if (ctx_.metrics) ctx_.metrics->observe(req.method(), status, route_id, route, ns.count());
     if (ctx_.options->access_log) {
@@ -712,7 +745,8 @@ void Http1Session::record(const Request& req, int status, unsigned route_id, std
         e.route = route;
         e.status = status;
         e.bytes = bytes;
-        e.duration = ns;
+        e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(sent - started);
+        e.request_line = request_line;
         e.peer = conn_->peer;
         e.peer_text = conn_->peer_text;
         e.hub = ctx_.hub;

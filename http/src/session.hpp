@@ -148,7 +148,8 @@ class Http1Session final : public StreamSink {
     enum class Next { idle, read_header, read_body, close };
     struct Slot {
         std::unique_ptr<Request> req;
-        Clock::time_point received{};
+        Clock::time_point received{};  // complete
+        Clock::time_point started{};   // its first byte
         int error_status = 0;
         const char* error_reason = "";
         // The answer, recorded (metrics, access log) once its bytes are sent.
@@ -186,7 +187,11 @@ class Http1Session final : public StreamSink {
                      std::size_t content_length, bool with_length);
     void append_response(const Request& req, Response&& r, bool& keep, std::uint64_t& bytes,
                          bool head_only);
-    void append_error(Request& req, int status, const char* reason);
+    /// Appends the error answer; returns its body's size.
+    std::uint64_t append_error(Request& req, int status, const char* reason);
+    /// The first line of the message being received, from `n` bytes of it at `p` (its start
+    /// unless `continued`): what the access log shows for a refused request.
+    void note_line(const char* p, std::size_t n, bool continued) noexcept;
     void append_external(std::string_view bytes);
     void close_out_piece() noexcept;
     Result<void> flush();
@@ -199,8 +204,11 @@ class Http1Session final : public StreamSink {
     void record_answered();
     /// Frees a body's storage unless it is small, and gives its bytes back to the budget.
     void free_body(Slot& s) noexcept;
+    /// Metrics time a request from `received` (complete); the access log from `started` (its
+    /// first byte), as nginx's $request_time. `request_line` is for a refused request.
     void record(const Request& req, int status, unsigned route_id, std::string_view route,
-                Clock::time_point received, Clock::time_point sent, std::uint64_t bytes);
+                Clock::time_point started, Clock::time_point received, Clock::time_point sent,
+                std::uint64_t bytes, std::string_view request_line);
     void set_labels(const Request& req) noexcept;
 
     const SessionContext& ctx_;
@@ -215,6 +223,9 @@ class Http1Session final : public StreamSink {
     std::string carry_spare_;
     std::string after_close_;  // bytes after a request that closes (a WebSocket's first frames)
     Clock::time_point msg_started_{};
+    static constexpr std::size_t kLineMax = 256;
+    std::string line_;  // see note_line()
+    bool line_done_ = false;
     Clock::time_point body_progress_at_{};  // end of the headers, then each body read
 
     ByteBuffer out_;             // response bytes of the batch

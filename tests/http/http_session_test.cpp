@@ -206,6 +206,12 @@ TEST(HttpSession, NextStateAndDeadlines) {
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_EQ(rs[1].status, 408);
     EXPECT_EQ(rs[1].header("Connection").value_or(""), "close");
+    // Logged with the line it came with, the 408's body and the time since its first byte.
+    ASSERT_EQ(h.log.size(), 2u);
+    EXPECT_EQ(h.log[1].status, 408);
+    EXPECT_EQ(h.log[1].request_line, "POST /echo HTTP/1.1");
+    EXPECT_EQ(h.log[1].bytes, rs[1].body.size());
+    EXPECT_GE(h.log[1].duration, std::chrono::milliseconds(20));
 }
 
 // The body timeout bounds the gaps between reads that bring body data: reads of chunk framing
@@ -642,6 +648,62 @@ TEST(HttpSession, MetricsAndAccessLog) {
     EXPECT_EQ(counts["_OTHER 405 /users/{id}"], 1u);
     EXPECT_EQ(counts.size(), 3u);
     EXPECT_EQ(h.metrics.active(Method::get), 0);
+}
+
+// A request the server refuses is logged with its line as it came (parsed or not), the size of
+// the error body it got, and a duration from its first byte; a served one has no line there.
+TEST(HttpSession, RefusedRequestsAreLoggedWithTheirLine) {
+    {
+        Harness h;
+        h.build();
+        h.feed(std::string(kGet) + "\r\nGARBAGE \x01\r\n\r\n");
+        ASSERT_EQ(h.log.size(), 2u);
+        EXPECT_EQ(h.log[0].request_line, "");
+        EXPECT_EQ(h.log[1].status, 400);
+        EXPECT_EQ(h.log[1].request_line, "GARBAGE \x01");
+        EXPECT_EQ(h.log[1].method, "");
+        auto rs = read_responses(h.transport.all());
+        ASSERT_EQ(rs.size(), 2u);
+        EXPECT_EQ(h.log[1].bytes, rs[1].body.size());
+        EXPECT_GT(h.log[1].bytes, 0u);
+    }
+    {
+        // The line in three receives, 100 ms apart, refused at its header: the whole line, and
+        // the time since its first byte.
+        Harness h;
+        h.build();
+        h.feed("GET /a");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        h.feed("b?c=d HTTP/1.1\r");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        h.feed("\nHost: h\r\nContent-Length: nope\r\n\r\n");
+        ASSERT_EQ(h.log.size(), 1u);
+        EXPECT_EQ(h.log[0].status, 400);
+        EXPECT_EQ(h.log[0].request_line, "GET /ab?c=d HTTP/1.1");
+        EXPECT_GE(h.log[0].duration, std::chrono::milliseconds(200));
+    }
+    {
+        // A line longer than the log keeps: its first 256 bytes.
+        Harness h;
+        h.build();
+        h.feed("GET /" + std::string(300, 'x') + " HTTP/1.1\r\nHost: h\r\nX: \x01\r\n\r\n");
+        ASSERT_EQ(h.log.size(), 1u);
+        EXPECT_EQ(h.log[0].status, 400);
+        EXPECT_EQ(h.log[0].request_line, "GET /" + std::string(251, 'x'));
+    }
+    {
+        // A request served after arriving in two pieces: the log's duration from its first
+        // byte, the metrics' from its last.
+        Harness h;
+        h.build();
+        h.feed("GET / HTTP/1.1\r\nHo");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        h.feed("st: h\r\n\r\n");
+        ASSERT_EQ(h.log.size(), 1u);
+        EXPECT_EQ(h.log[0].status, 200);
+        EXPECT_EQ(h.log[0].request_line, "");
+        EXPECT_GE(h.log[0].duration, std::chrono::milliseconds(100));
+    }
 }
 
 // A request's duration ends when its response's last byte is handed to the kernel, not when

@@ -7,6 +7,7 @@ import os
 import http.client
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +15,23 @@ import unittest
 
 import server_test_util as u
 from server_test_util import Weft, get
+
+
+def raw(addr, pieces, pause=0.25):
+    """Sends `pieces` on one connection, `pause` s apart, and returns all it reads until the
+    server closes."""
+    host, port = u.split_addr(addr)
+    with socket.create_connection((host, port), timeout=10) as c:
+        for n, piece in enumerate(pieces):
+            if n:
+                time.sleep(pause)
+            c.sendall(piece)
+        got = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                return got
+            got += b
 
 
 class JsonLines(unittest.TestCase):
@@ -26,6 +44,7 @@ class JsonLines(unittest.TestCase):
             self.assertEqual(get(w.http, '/echo?q="quoted"', method="POST",
                                  body=b"line1\nline2")[0], 200)
             self.assertEqual(get(w.http, "/block?ms=250")[0], 200)  # a watchdog report
+            self.assertTrue(raw(w.http, [b"GARBAGE \xff\r\n\r\n"]).startswith(b"HTTP/1.1 400 "))
             w.wait_for_log(r"runs again")
             w.wait_for_log(r"appears to be blocked")
             mark = len(w.stderr())
@@ -61,6 +80,14 @@ class JsonLines(unittest.TestCase):
         self.assertTrue(any("run info of every hub" in m and "http-accept" in m
                             for m in monitor), monitor)
 
+        # A refused request: no method or target, its line as it came (valid JSON whatever
+        # bytes it held), and its error body's size.
+        refused = [r for r in access if r["status"] == 400]
+        self.assertEqual(len(refused), 1, access)
+        self.assertEqual(refused[0]["request_line"], "GARBAGE \ufffd")
+        self.assertEqual((refused[0]["method"], refused[0]["target"]), ("", ""))
+        self.assertGreater(refused[0]["bytes"], 0)
+        self.assertTrue(all("request_line" not in r for r in access if r["status"] != 400))
         targets = {r["target"]: r for r in access}
         self.assertEqual(targets["/hello/json"]["route"], "/hello/{name}")
         self.assertEqual(targets["/hello/json"]["status"], 200)
@@ -101,10 +128,18 @@ class AccessLogFile(unittest.TestCase):
                 get(w.http, "/", method="HEAD")
                 # A quote cannot end the quoted field (nginx writes it as \x22, as here).
                 get(w.http, '/a"b\\c')
+                # Refused requests show their line as it came (nginx's $request), with the
+                # size of the error body sent; the duration runs from the first byte.
+                tls = raw(w.http, [b"\x16\x03\x01\x00\xa5\r\n"])
+                self.assertTrue(tls.startswith(b"HTTP/1.1 400 "), tls)
+                self.assertTrue(raw(w.http, [b"GET /up", b"load HTTP/1.1\r\nHost: h\r\n"
+                                             b"Content-Length: x\r\n\r\n"]).startswith(
+                    b"HTTP/1.1 400 "))
+                self.assertTrue(raw(w.http, [b"GET /\r\n"]).startswith(b"HTTP/1.1 505 "))
                 self.assertEqual(w.stop(), 0)
             with open(path) as f:
                 lines = f.read().splitlines()
-            self.assertEqual(len(lines), 4, lines)
+            self.assertEqual(len(lines), 7, lines)
             line = r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] "%s HTTP/1\.1" %d (\d+) [\d.]+ ' \
                    r'route="%s" hub=0$'
             self.assertRegex(lines[0], line % (r"GET /sleep\?ms=1", 200, "/sleep"))
@@ -113,6 +148,16 @@ class AccessLogFile(unittest.TestCase):
             self.assertTrue(m, lines[2])
             self.assertEqual(m.group(1), "0")  # no body for HEAD
             self.assertRegex(lines[3], line % (r"GET /a\\x22b\\x5Cc", 404, ""))
+            refused = r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] "%s" %d (\d+) ([\d.]+) ' \
+                      r'route="" hub=0$'
+            m = re.match(refused % (r"\\x16\\x03\\x01\\x00\\xA5", 400), lines[4])
+            self.assertTrue(m, lines[4])
+            self.assertEqual(m.group(1), str(len(tls.split(b"\r\n\r\n", 1)[1])))
+            m = re.match(refused % ("GET /upload HTTP/1.1", 400), lines[5])
+            self.assertTrue(m, lines[5])
+            self.assertGreater(int(m.group(1)), 0)
+            self.assertGreaterEqual(float(m.group(2)), 0.2)  # the line came in two pieces
+            self.assertRegex(lines[6], refused % ("GET /", 505))
             # The access log stays out of the server log.
             self.assertNotIn("/sleep?ms=1", w.stderr())
 

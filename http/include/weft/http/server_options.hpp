@@ -21,10 +21,17 @@ struct AccessLogEntry {
     std::string_view target;
     std::string_view route;  ///< matched template, "" when none
     int status = 0;
-    std::uint64_t bytes = 0;  ///< response body bytes (0 for HEAD)
-    /// From the request fully received to its response's last byte handed to the kernel (a
-    /// response of up to 16 KiB on io_uring: queued for the kernel, at most a loop turn earlier).
+    std::uint64_t bytes = 0;  ///< response body bytes (0 for HEAD and for a hang-up's 499)
+    /// From the request's first byte received to its response's last byte handed to the
+    /// kernel (a response of up to 16 KiB on io_uring: queued for the kernel, at most a loop
+    /// turn earlier), as nginx's $request_time. (The request metrics start at the request
+    /// fully received: a slow client's upload is not the server's latency.)
     std::chrono::nanoseconds duration{0};
+    /// For a request the server refused before any handler (a malformed or oversized one, an
+    /// unsupported version, a 408):
+    /// its first line as it came, up to 256 bytes without the line end, whether it parsed
+    /// or not (method and target are empty when they did not); else empty.
+    std::string_view request_line;
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;  ///< "1.2.3.4:5678"
     unsigned hub = 0;
