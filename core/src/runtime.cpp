@@ -90,7 +90,7 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
     const RuntimeOptions& o = st.options;
 
     unsigned n = o.hubs;
-    std::string hubs_source = "option";
+    std::string hubs_source = o.hubs_source.empty() ? "option" : o.hubs_source;
     if (n == 0) {
         n = hubs_from_env();
         hubs_source = "WEFT_HUBS";

@@ -339,7 +339,8 @@ int main(int argc, char** argv) {
     // must not read them again (`--backend auto` beats WEFT_BACKEND=epoll).
     weft::internal::runtime_environment_resolved();
     weft::RuntimeOptions ro = cfg.runtime;
-    if (!ro.hubs) ro.hubs = weft::default_hub_count();
+    // 0 leaves the count to the runtime (the CPUs this process may use), which says so.
+    if (ro.hubs) ro.hubs_source = loaded.sources.of("runtime.hubs").to_string();
     ro.collect_stats = cfg.monitor.enabled;
     std::unique_ptr<weft::Runtime> workers;
     try {
@@ -480,6 +481,7 @@ int main(int argc, char** argv) {
         weft::RuntimeOptions ao;
         ao.name = "admin";
         ao.hubs = 1;
+        ao.hubs_source = "the admin listener's own";
         ao.backend = workers->backend();
         ao.collect_stats = false;
         ao.offload_threads = 1;

@@ -233,6 +233,24 @@ class BackendFromEnvironment(unittest.TestCase):
         self.assertEqual(self.backend(env={"WEFT_BACKEND": "AUTO"}), own_choice)
 
 
+class HubCountSource(unittest.TestCase):
+    """The startup line says where the hub count came from, as --print-config does."""
+
+    def hubs_line(self, args=(), env=None):
+        with u.Weft(list(args), env=env) as w:
+            w.wait_ready()
+            self.assertEqual(w.stop(), 0)
+            m = re.search(r"\] weft: (\d+ hubs? \(.*\)), backend", w.stderr())
+            self.assertTrue(m, w.stderr())
+            return m.group(1)
+
+    def test_each_source_is_named(self):
+        self.assertEqual(self.hubs_line(["--hubs", "3"]), "3 hubs (flag --hubs)")
+        self.assertEqual(self.hubs_line(env={"WEFT_HUBS": "1"}),
+                         "1 hub (environment WEFT_HUBS)")
+        self.assertRegex(self.hubs_line(), r"^\d+ hubs? \(CPUs available")
+
+
 class StartErrors(unittest.TestCase):
     def test_port_in_use(self):
         for flag in ("--listen", "--admin"):

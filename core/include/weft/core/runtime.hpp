@@ -24,6 +24,9 @@ struct RuntimeOptions {
     /// Number of hubs; 0 = $WEFT_HUBS if set, else the CPUs this process may use (affinity
     /// mask capped by the cgroup CPU quota).
     unsigned hubs = 0;
+    /// Where a nonzero `hubs` came from, for the startup log line ("" = "option"; the weft
+    /// server names the configuration key's source).
+    std::string hubs_source;
     /// automatic = $WEFT_BACKEND if set, else io_uring with a fallback to epoll when the kernel
     /// or a seccomp profile refuses io_uring.
     Backend backend = Backend::automatic;
