@@ -611,10 +611,38 @@ class Loader final : private CheckContext {
             error(key, source, {}, std::move(message));
             return;
         }
+        // No section, or an unknown one: the name may still be a key's ("access_log" for
+        // log.access_log, "enabled" in three sections), or close to a dotted key.
+        const std::string name = dot == std::string::npos ? key : key.substr(dot + 1);
         std::vector<std::string> candidates{"plugin"};
-        for (const auto& k : schema_.keys())
+        std::vector<std::string> names;
+        for (const auto& k : schema_.keys()) {
             candidates.push_back(k.dotted());
-        error(key, source, {}, unknown("key", key, candidates));
+            names.push_back(k.name);
+        }
+        // The name as it is, else the closest key name ("max_headrs").
+        const std::string wanted = std::find(names.begin(), names.end(), name) != names.end()
+                                       ? name
+                                       : suggest(name, names).value_or(std::string());
+        std::vector<std::string> same_name;
+        for (const auto& k : schema_.keys())
+            if (k.name == wanted) same_name.push_back("'" + k.dotted() + "'");
+        // A typo in the section ("sever.listen") first: it names the key the best.
+        const auto close = dot != std::string::npos ? suggest(key, candidates) : std::nullopt;
+        std::string message;
+        if (close) {
+            message = "unknown key; did you mean '" + *close + "'?";
+        } else if (same_name.size() == 1) {
+            message = "unknown key; did you mean " + same_name[0] + "?";
+        } else if (!same_name.empty()) {
+            message = "unknown key; did you mean one of " + join(same_name) + "?";
+        } else {
+            // Not the ninety keys: where to find them.
+            std::vector<std::string> all(sections.begin(), sections.end());
+            message = "unknown key; a key is SECTION.NAME, the sections being " + join(all) +
+                      " (--print-config lists every key with its value)";
+        }
+        error(key, source, {}, std::move(message));
     }
 
     const SchemaBase& schema_;
@@ -664,6 +692,7 @@ std::optional<FlagOverride> parse_assignment(std::string_view text, std::string 
         key.pop_back();
     while (!key.empty() && key.front() == ' ')
         key.erase(key.begin());
+    if (key.empty()) return std::nullopt;  // "=5": no key to set
     FlagOverride f;
     f.flag = flag + " " + key;
     f.key = std::move(key);

@@ -353,6 +353,23 @@ std::vector<BadCase> bad_cases() {
         {"unknown_flag_section",
          with_flag("sever.listen", "1", "--x"),
          {"sever.listen: unknown key; did you mean 'server.listen'?"}},
+        // Without its section, or under a section that does not exist, a key's name (or one
+        // close to it) names the keys that have it; nothing like it, the sections.
+        {"unknown_flag_bare_name",
+         set_options("access_log=stdout"),
+         {"access_log: unknown key; did you mean 'log.access_log'? (flag --set access_log)"}},
+        {"unknown_flag_shared_name",
+         set_options("enabled=false"),
+         {"enabled: unknown key; did you mean one of 'admin.enabled', 'monitor.enabled', "
+          "'shed.enabled'?"}},
+        {"unknown_flag_close_name",
+         set_options("nowhere.max_headrs=5"),
+         {"nowhere.max_headrs: unknown key; did you mean 'server.max_headers'?"}},
+        {"unknown_flag_nothing_close",
+         set_options("zzz=1"),
+         {"zzz: unknown key; a key is SECTION.NAME, the sections being server, websocket, "
+          "runtime,",
+          "(--print-config lists every key with its value) (flag --set zzz)"}},
         {"unknown_flag_key",
          with_flag("server.lisen", "1", "--lisen"),
          {"server.lisen: unknown key; did you mean 'server.listen'? (flag --lisen)"}},
