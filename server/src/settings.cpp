@@ -453,6 +453,15 @@ config::Schema<Settings> build() {
                           ctx.source("monitor.enabled").to_string() +
                           "): the hubs measure schedule delay only while the watchdog runs");
         }
+        if (!ctx.failed("shed.retry_after") &&
+            o.shed.retry_after % seconds(1) != Duration::zero()) {
+            // The header carries whole seconds (RFC 9110 10.2.3): say so, not round quietly.
+            const auto down = std::chrono::floor<seconds>(o.shed.retry_after);
+            ctx.error("shed.retry_after", toml_quote(format_duration(o.shed.retry_after)),
+                      "Retry-After is in whole seconds: use " +
+                          (down.count() > 0 ? toml_quote(format_duration(down)) + " or " : "") +
+                          toml_quote(format_duration(down + seconds(1))));
+        }
         if (o.stall.budget.count() > 0 && !o.monitor.enabled && !ctx.failed("stall.budget")) {
             ctx.error("stall.budget", toml_quote(format_duration(o.stall.budget)),
                       "needs [monitor] enabled = true (" +

@@ -370,6 +370,10 @@ std::vector<BadCase> bad_cases() {
          {"zzz: unknown key; a key is SECTION.NAME, the sections being server, websocket, "
           "runtime,",
           "(--print-config lists every key with its value) (flag --set zzz)"}},
+        {"retry_after_fraction",
+         set_options("shed.retry_after=1500ms"),
+         {"[shed] retry_after: Retry-After is in whole seconds: use \"1s\" or \"2s\", got "
+          "\"1500ms\" (flag --set shed.retry_after)"}},
         {"unknown_flag_key",
          with_flag("server.lisen", "1", "--lisen"),
          {"server.lisen: unknown key; did you mean 'server.listen'? (flag --lisen)"}},
