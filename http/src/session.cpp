@@ -434,6 +434,11 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         append_response(req, Response(400, "Bad Request: invalid percent-encoding in path\n"), keep,
                         bytes, head);
         status = 400;
+    } else if (form == PathForm::encoded_dot_segments) {
+        append_response(
+            req, Response(400, "Bad Request: a dot segment next to an encoded '/' (%2F) in path\n"),
+            keep, bytes, head);
+        status = 400;
     } else if (dotted && req.path().find('\\') != std::string_view::npos) {
         // Browsers take '\\' for '/' and would resolve the path otherwise than its segments
         // read here: no redirect is right for both.

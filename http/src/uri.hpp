@@ -50,6 +50,10 @@ enum class PathForm : unsigned char {
     dot_segments,  ///< a "." or ".." segment, its dots written as they are or as %2E (the same
                    ///< character, RFC 3986 6.2.2.2)
     bad_escape,    ///< a '%' not followed by two hex digits (RFC 3986 2.1): not a URI path
+    /// A "." or ".." segment once a %2F is taken for the '/' it decodes to ("/a/..%2Fb"):
+    /// a route parameter would take "../b" decoded. (Go's ServeMux and nginx resolve the
+    /// decoded path; no redirect can keep the other %2F as they are.)
+    encoded_dot_segments,
 };
 
 inline int hex_value(char c) noexcept {
@@ -69,23 +73,32 @@ inline PathForm path_form(std::string_view path) noexcept {
         if (path[i] == '%' &&
             (path.size() - i < 3 || hex_value(path[i + 1]) < 0 || hex_value(path[i + 2]) < 0))
             return PathForm::bad_escape;
-    std::size_t dots = 0;
-    bool only_dots = true;
-    for (std::size_t i = 0; i <= path.size(); ++i) {
-        if (i == path.size() || path[i] == '/') {
-            if (only_dots && (dots == 1 || dots == 2)) return PathForm::dot_segments;
-            dots = 0;
-            only_dots = true;
-        } else if (path[i] == '.') {
-            ++dots;
-        } else if (path[i] == '%' && path.size() - i >= 3 && path[i + 1] == '2' &&
-                   (path[i + 2] == 'e' || path[i + 2] == 'E')) {
-            ++dots;
-            i += 2;
-        } else {
-            only_dots = false;
+    // Segments end at '/', and also at %2F when `encoded_slash`. (Every '%' is followed by two
+    // hex digits by now: path[i + 2] is there to read.)
+    auto dotted = [path](bool encoded_slash) noexcept {
+        std::size_t dots = 0;
+        bool only_dots = true;
+        for (std::size_t i = 0; i <= path.size(); ++i) {
+            const bool escape = i < path.size() && path[i] == '%' && path[i + 1] == '2';
+            if (i == path.size() || path[i] == '/' ||
+                (encoded_slash && escape && (path[i + 2] == 'f' || path[i + 2] == 'F'))) {
+                if (only_dots && (dots == 1 || dots == 2)) return true;
+                dots = 0;
+                only_dots = true;
+                if (i < path.size() && path[i] == '%') i += 2;
+            } else if (path[i] == '.') {
+                ++dots;
+            } else if (escape && (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+                ++dots;
+                i += 2;
+            } else {
+                only_dots = false;
+            }
         }
-    }
+        return false;
+    };
+    if (dotted(false)) return PathForm::dot_segments;
+    if (dotted(true)) return PathForm::encoded_dot_segments;
     return PathForm::plain;
 }
 

@@ -408,8 +408,9 @@ TEST(HttpSession, DotSegmentsAreResolvedByARedirect) {
 }
 
 // A '%' that is not an escape makes the target no URI path: 400, as Go's net/http and nginx
-// answer, whether a route would take the path or not (not 404, not a route's parameter).
-TEST(HttpSession, ABadPercentEscapeInThePathIs400) {
+// answer, whether a route would take the path or not (not 404, not a route's parameter). A
+// %2F that hides a dot segment ("..%2Fsecret") gets 400 too.
+TEST(HttpSession, ABadOrDotHidingEscapeInThePathIs400) {
     for (const char* target : {"/%zz", "/users/%g1", "/users/ab%", "/users/%4", "/x/%2e%2/.."}) {
         Harness h;
         h.build();
@@ -420,7 +421,31 @@ TEST(HttpSession, ABadPercentEscapeInThePathIs400) {
         EXPECT_EQ(rs[0].body, "Bad Request: invalid percent-encoding in path\n") << target;
         EXPECT_EQ(rs[1].status, 200) << target;  // the connection goes on
     }
-    // Escapes of any case, and a '%' in the query, are fine.
+    // A dot segment behind an encoded '/': a route's parameter would take "../secret".
+    for (const char* target : {"/users/..%2Fsecret", "/users/a%2f..%2Fb", "/users/%2e%2E%2Fx",
+                               "/users/.%2F", "/users/a%2F.."}) {
+        Harness h;
+        h.build();
+        h.feed("GET " + std::string(target) + " HTTP/1.1\r\nHost: h\r\n\r\n");
+        auto rs = read_responses(h.transport.all());
+        ASSERT_EQ(rs.size(), 1u) << target;
+        EXPECT_EQ(rs[0].status, 400) << target;
+        EXPECT_EQ(rs[0].body, "Bad Request: a dot segment next to an encoded '/' (%2F) in path\n")
+            << target;
+    }
+    // Escapes of any case, and a '%' in the query, are fine; so is an encoded '/' between
+    // names (Go's ServeMux passes it too), and dots that are names.
+    {
+        Harness h;
+        h.build();
+        h.feed(
+            "GET /users/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\nGET /users/...%2F HTTP/1.1\r\nHost: "
+            "h\r\n\r\n");
+        auto rs = read_responses(h.transport.all());
+        ASSERT_EQ(rs.size(), 2u);
+        EXPECT_EQ(rs[0].body, "user a/b");
+        EXPECT_EQ(rs[1].body, "user .../");
+    }
     Harness h;
     h.build();
     h.feed("GET /users/%41%6a HTTP/1.1\r\nHost: h\r\n\r\nGET /?q=%zz HTTP/1.1\r\nHost: h\r\n\r\n");

@@ -50,6 +50,9 @@ class Request {
     std::span<const Param> query_params() const;
 
     /// Route parameter `name` of the matched template ("/users/{id}" -> "id"), percent-decoded.
+    /// An encoded '/' comes decoded ("a%2Fb" -> "a/b"), but never as a "." or ".." segment:
+    /// a path with one ("/users/..%2Fx") is answered 400 before routing, and a path with a plain
+    /// dot segment is redirected to its resolved form.
     std::optional<std::string_view> param(std::string_view name) const noexcept;
     std::span<const Param> params() const noexcept { return params_; }
     /// The template of the route that matched ("/users/{id}"), "" when none did.
