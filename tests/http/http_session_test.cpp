@@ -58,6 +58,8 @@ struct Harness {
     RecordingTransport transport;
     std::vector<AccessLogEntry> log;
     std::vector<std::string> log_targets;
+    int endless_writes = 0;
+    weft::Errc endless_stopped_by = weft::Errc::ok;
 
     Harness() {
         weft::demo::register_demo_routes(router);
@@ -94,6 +96,13 @@ struct Harness {
         router.add_stream("GET", "/stream-throw", [](Request&, ResponseStream& s) {
             (void)s.write("partial");
             throw std::runtime_error("midway");
+        });
+        // Streams until a write fails (an event stream), at most 1000 writes.
+        router.add_stream("GET", "/stream-endless", [this](Request&, ResponseStream& s) {
+            while (endless_writes < 1000 && s.write("data: tick\n\n")) {
+                ++endless_writes;
+            }
+            endless_stopped_by = s.write("x").error().code;
         });
         router.add_stream("GET", "/stream-quiet",
                           [](Request&, ResponseStream& s) { s.set_status(204); });
@@ -615,6 +624,38 @@ TEST(HttpSession, StreamingFailureClosesOrAnswers500) {
     auto rs = read_responses(q.transport.all());
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].status, 204);
+}
+
+// HEAD of a streaming route: the head goes out, and the first write with data fails (Go's
+// ErrBodyNotAllowed), so that a stream that runs until a write fails ends at once; the
+// connection goes on. (It used to stream into nothing, for ever for an event stream.)
+TEST(HttpSession, AHeadOfAStreamEndsAtItsFirstWrite) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("HEAD /stream-endless HTTP/1.1\r\nHost: h\r\n\r\n" + std::string(kGet)),
+              Step::Kind::idle);
+    EXPECT_EQ(h.endless_writes, 0);
+    EXPECT_EQ(h.endless_stopped_by, weft::Errc::closed);
+    const std::string all = h.transport.all();
+    weft::http::testing::ParsedResponse head;
+    const std::size_t n = weft::http::testing::read_response(all, head, true);
+    ASSERT_GT(n, 0u) << all;
+    EXPECT_EQ(head.status, 200);
+    EXPECT_TRUE(head.body.empty());
+    auto rs = read_responses(std::string_view(all).substr(n));
+    ASSERT_EQ(rs.size(), 1u) << all;
+    EXPECT_EQ(rs[0].body, "Hello, World!");
+    ASSERT_EQ(h.log.size(), 2u);
+    EXPECT_EQ(h.log[1].status, 200);  // the GET after it was answered
+    // A GET of it still streams.
+    Harness g;
+    g.build();
+    g.endless_writes = 997;
+    g.feed("GET /stream-endless HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_EQ(g.endless_writes, 1000);
+    auto gs = read_responses(g.transport.all());
+    ASSERT_EQ(gs.size(), 1u);
+    EXPECT_EQ(gs[0].body, "data: tick\n\ndata: tick\n\ndata: tick\n\nx");
 }
 
 TEST(HttpSession, LargeBodyGoesOutIntact) {

@@ -50,7 +50,10 @@ class ResponseStream {
     /// next write, or closes the connection). Errors: Errc::timed_out
     /// (the server's send timeout), Errc::connection_reset or Errc::closed when the client is
     /// gone; after an error every later write fails too and the connection closes. An empty
-    /// `data` only sends the headers.
+    /// `data` only sends the headers. When no body may follow (a HEAD request, a 204 or 304),
+    /// the headers go out and a write with data returns Errc::closed, as Go's
+    /// http.ErrBodyNotAllowed: a handler that streams until a write fails ends at once, and
+    /// the connection goes on.
     Result<void> write(std::string_view data) {
         started_ = true;
         return sink_->stream_write(head_, data);
