@@ -53,8 +53,10 @@ Handler with_ms(const char* verb, F act) {
     };
 }
 
-// A failed outbound call: 504 when it ran out of time, 502 otherwise, with what happened.
+// A failed outbound call: 400 when the caller's url is none the client takes (the caller's
+// mistake, not the upstream's), 504 when it ran out of time, 502 otherwise, with what happened.
 Response upstream_error(const weft::http::ClientError& e) {
+    if (e.code == weft::http::ClientErrc::bad_url) return Response::text(e.message() + "\n", 400);
     const bool timeout = e.code == weft::http::ClientErrc::timed_out;
     return Response::text("upstream " + e.message() + "\n", timeout ? 504 : 502);
 }
@@ -79,7 +81,7 @@ Response upstream_error(const weft::http::ClientError& e) {
 
 }  // namespace
 
-void register_demo_routes(Router& router) {
+void register_demo_routes(Router& router, bool hazardous) {
     router.get("/", [](Request&) { return Response(200, "Hello, World!", "text/plain"); });
     router.post("/echo", [](Request& req) {
         std::string type(req.header("Content-Type").value_or("application/octet-stream"));
@@ -87,6 +89,20 @@ void register_demo_routes(Router& router) {
     });
     router.get("/sleep",
                with_ms("slept", [](std::chrono::milliseconds d) { (void)weft::sleep_for(d); }));
+    // Every message back as it came (text as text, binary as binary); the subprotocol "echo"
+    // is accepted when offered.
+    weft::http::WebSocketOptions ws;
+    ws.subprotocols = {"echo"};
+    router.websocket(
+        "/ws/echo",
+        [](Request&, weft::http::WebSocket& socket) {
+            while (auto m = socket.recv()) {
+                auto sent = m->text ? socket.send_text(m->data) : socket.send_binary(m->data);
+                if (!sent) break;
+            }
+        },
+        ws);
+    if (!hazardous) return;
     router.get("/block", with_ms("blocked", [](std::chrono::milliseconds d) { raw_sleep(d); }));
     router.get("/std_sleep", with_ms("slept", [](std::chrono::milliseconds d) {
                    std::this_thread::sleep_for(d);  // cooperative when patching is on
@@ -102,19 +118,6 @@ void register_demo_routes(Router& router) {
         return Response::text("status=" + std::to_string(r->status) +
                               " bytes=" + std::to_string(r->body.size()) + "\n");
     });
-    // Every message back as it came (text as text, binary as binary); the subprotocol "echo"
-    // is accepted when offered.
-    weft::http::WebSocketOptions ws;
-    ws.subprotocols = {"echo"};
-    router.websocket(
-        "/ws/echo",
-        [](Request&, weft::http::WebSocket& socket) {
-            while (auto m = socket.recv()) {
-                auto sent = m->text ? socket.send_text(m->data) : socket.send_binary(m->data);
-                if (!sent) break;
-            }
-        },
-        ws);
     router.get("/fanout", [](Request& req) -> Response {
         auto url = req.query("url");
         if (!url) return Response::text("missing query parameter url\n", 400);

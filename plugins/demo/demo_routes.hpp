@@ -25,8 +25,13 @@ inline constexpr long kDemoMaxMs = 30'000;
 ///                          "status=<code> bytes=<n>", or 502/504 with the client's error
 ///   GET  /fanout?url=URL&n=N -> N such GETs at once in fibers joined within the request's
 ///                          deadline: "n=<N> ok=<2xx answers> bytes=<total>"
+///   GET  /ws/echo       -> a WebSocket that sends every message back
 /// `ms` must be a whole number from 0 to kDemoMaxMs; otherwise 400 with a message.
+/// With `hazardous` false, the routes that let any caller hold a hub (/block, /spin,
+/// /std_sleep), the offload threads (/offload), or make this server fetch any URL of the
+/// caller's choosing, internal ones included (/fetch, /fanout), are left out: for a server
+/// that others can reach.
 /// Throws std::invalid_argument if one of these routes is already registered.
-void register_demo_routes(Router& router);
+void register_demo_routes(Router& router, bool hazardous = true);
 
 }  // namespace weft::demo

@@ -568,5 +568,48 @@ class Client(unittest.TestCase):
             self.assertEqual(w.stop(), 0)
 
 
+class DemoRoutes(unittest.TestCase):
+    """The demo plugin's routes that let any caller hold a hub or make the server fetch a URL
+    of its choosing can be left out (the container's configuration does), and a url that is
+    no http(s) URL is the caller's mistake: 400, not 502."""
+
+    HAZARDOUS = ["/block?ms=1", "/spin?ms=1", "/std_sleep?ms=1", "/offload?ms=1",
+                 "/fetch?url=http://127.0.0.1:1/", "/fanout?url=http://127.0.0.1:1/&n=1"]
+
+    def test_hazardous_routes_can_be_left_out(self):
+        with tempfile.TemporaryDirectory(prefix="weft-demo-test-") as tmp:
+            cfg = u.write(os.path.join(tmp, "demo.toml"), '[[plugin]]\npath = "demo"\n'
+                          '[plugin.config]\nhazardous_routes = false\n')
+            with Weft(["--hubs", "1", "--config", cfg]) as w:
+                w.wait_ready()
+                for path in self.HAZARDOUS:
+                    self.assertEqual(get(w.http, path)[0], 404, path)
+                self.assertEqual(get(w.http, "/")[0], 200)
+                self.assertEqual(get(w.http, "/sleep?ms=1")[0], 200)
+                self.assertEqual(w.stop(), 0)
+                self.assertNotIn("hazardous_routes = false where", w.stderr())
+            bad = u.write(os.path.join(tmp, "bad.toml"), '[[plugin]]\npath = "demo"\n'
+                          '[plugin.config]\nhazardous_routes = "maybe"\n')
+            r = u.run_weft(["--config", bad, "--check-config"])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("hazardous_routes", r.stderr)
+            typo = u.write(os.path.join(tmp, "typo.toml"), '[[plugin]]\npath = "demo"\n'
+                           '[plugin.config]\nhazardous_route = false\n')
+            r = u.run_weft(["--config", typo, "--check-config"])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("did you mean", r.stderr)
+        # By default they are served, and the log says what they allow.
+        with Weft(["--hubs", "1"]) as w:
+            w.wait_ready()
+            self.assertEqual(get(w.http, "/block?ms=1")[0], 200)
+            for path in ("/fetch?url=ftp://x/", "/fetch?url=", "/fanout?url=&n=2"):
+                status, _, body = get(w.http, path)
+                self.assertEqual(status, 400, path)
+                self.assertTrue(body.startswith(b"bad_url: "), body)
+            self.assertEqual(get(w.http, "/fetch?url=http://127.0.0.1:1/")[0], 502)
+            self.assertEqual(w.stop(), 0)
+            self.assertIn("hazardous_routes = false where others can reach it", w.stderr())
+
+
 if __name__ == "__main__":
     u.main()
