@@ -219,6 +219,15 @@ class HubImpl final : public Hub {
     FiberRecord* unstamped_ = nullptr;
     std::int64_t last_ns_ = 0;
     std::int64_t woke_ns_ = 0;  ///< the last poll's wake: the idle period's end (see handled())
+    // The kernel's work inside blocking polls (io_uring sends, receives and completes I/O in
+    // the call that waits), moved from idle to busy time once a window of kCpuWindowNs or more
+    // has passed: see settle_idle().
+    static constexpr std::int64_t kCpuWindowNs = 1'000'000;
+    std::int64_t idle_pending_ = 0;  // idle wall time of the window, not published yet
+    std::int64_t window_wall_ = 0;   // the window's start (a poll's wake)
+    std::int64_t window_cpu_ = 0;    // the thread's CPU time then
+    std::uint64_t window_busy_ = 0;  // probe_.busy_ns then
+    void settle_idle(std::int64_t now) noexcept;
     std::int64_t slice_start_ns_ = 0;
     std::size_t live_ = 0;
     static constexpr std::size_t kSpareLocals = 64;

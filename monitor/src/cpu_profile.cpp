@@ -23,6 +23,9 @@ namespace {
 // frame-pointer chain.
 constexpr std::size_t kSampleStackBytes = 64 * 1024;
 constexpr auto kCaptureTimeout = std::chrono::milliseconds(50);
+// The stack of a sample taken while the hub thread was on a CPU inside its I/O poll.
+constexpr const char* kKernelIo = "[kernel] I/O in the hub's poll (sends, receives, completions)";
+constexpr const char* kHubLoop = "weft hub loop";
 
 struct SlotLease {
     detail::CaptureSlot* slot = detail::acquire_slot();
@@ -54,6 +57,15 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
     };
     std::map<Key, Counted> counted;
 
+    struct PerHub {
+        std::int64_t cpu_at_start = 0;
+        std::int64_t running = 0;  // samples with a captured stack
+        std::int64_t in_poll = 0;  // samples runnable inside the I/O poll
+    };
+    std::vector<PerHub> hubs(rt.hub_count());
+    for (unsigned i = 0; i < rt.hub_count(); ++i)
+        hubs[i].cpu_at_start = detail::thread_cpu_ns(weft::internal::probe(rt.hub(i)).tid.load());
+
     const auto period = std::chrono::nanoseconds(1'000'000'000 / hz);
     const auto start_wall = std::chrono::system_clock::now();
     const auto start = std::chrono::steady_clock::now();
@@ -66,9 +78,18 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
         for (unsigned i = 0; i < rt.hub_count(); ++i) {
             const HubProbe& p = weft::internal::probe(rt.hub(i));
             const int tid = p.tid.load(std::memory_order_relaxed);
-            if (p.activity.load(std::memory_order_relaxed) != HubActivity::running) continue;
+            const HubActivity activity = p.activity.load(std::memory_order_relaxed);
+            if (activity != HubActivity::running && activity != HubActivity::waiting) continue;
             // Runnable, not asleep in the kernel; also spares a sleeping call an EINTR.
             if (tid <= 0 || detail::thread_state(tid) != 'R') continue;
+            if (activity == HubActivity::waiting) {
+                // Runnable inside the hub's I/O poll: the kernel's work for the hub (io_uring
+                // sends, receives and completes I/O in the call that waits). Counted as such,
+                // without a signal, which would cut the call short; bounded at the end by the
+                // CPU time the thread really had (runnable is not running).
+                ++hubs[i].in_poll;
+                continue;
+            }
             detail::CaptureSlot& slot = *lease.slot;
             slot.stack_buf = buf.get();
             slot.stack_cap = kSampleStackBytes;
@@ -96,6 +117,7 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
             Counted& c = counted[std::move(key)];
             if (c.stack.empty()) c.stack = std::move(frames);
             ++c.samples;
+            ++hubs[i].running;
         }
         // A look that took longer than a period (many busy hubs, a high hz) skips the ticks it
         // missed, instead of sampling back to back past the profile's end.
@@ -103,6 +125,25 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
     }
     const auto elapsed = std::min<std::chrono::nanoseconds>(
         std::chrono::steady_clock::now() - start, options.duration);
+    // The kernel's share: what was sampled inside the poll, at most the thread's CPU time that
+    // the captured stacks leave (a runnable thread may wait for a CPU; on a busy machine most
+    // of those samples would be time it did not run).
+    for (unsigned i = 0; i < rt.hub_count(); ++i) {
+        if (hubs[i].in_poll == 0) continue;
+        const int tid = weft::internal::probe(rt.hub(i)).tid.load();
+        const std::int64_t end_cpu = detail::thread_cpu_ns(tid);
+        std::int64_t n = hubs[i].in_poll;
+        if (end_cpu >= 0 && hubs[i].cpu_at_start >= 0) {
+            const std::int64_t left =
+                end_cpu - hubs[i].cpu_at_start - hubs[i].running * period.count();
+            n = std::min(n, std::max<std::int64_t>(0, left) / period.count());
+        }
+        if (n == 0) continue;
+        Counted& c = counted[Key{{kKernelIo, kHubLoop}, std::to_string(i), {}}];
+        c.stack = {StackFrame{0, kKernelIo, 0, "[kernel]", "", 0},
+                   StackFrame{0, kHubLoop, 0, "[weft]", "", 0}};
+        c.samples = n;
+    }
 
     PprofProfile prof({{"samples", "count"}, {"cpu", "nanoseconds"}}, "cpu");
     prof.set_period("cpu", "nanoseconds", period.count());

@@ -115,14 +115,16 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
                          MetricType::histogram,
                          {},
                          {}};
-        MetricFamily busy{"weft_hub_busy_seconds_total",
-                          "Time the hub thread spent running fibers and its loop.",
-                          "seconds",
-                          MetricType::counter,
-                          {},
-                          {}};
+        MetricFamily busy{
+            "weft_hub_busy_seconds_total",
+            "Time the hub thread spent running fibers and its loop, and on a CPU in the kernel "
+            "inside its I/O poll (io_uring does the hub's sends and receives there).",
+            "seconds",
+            MetricType::counter,
+            {},
+            {}};
         MetricFamily idle{"weft_hub_idle_seconds_total",
-                          "Time the hub thread spent waiting for I/O or timers.",
+                          "Time the hub thread spent waiting for I/O or timers, off a CPU.",
                           "seconds",
                           MetricType::counter,
                           {},

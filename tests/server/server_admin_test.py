@@ -305,6 +305,12 @@ class DebugEndpointsOff(unittest.TestCase):
                 self.assertEqual(get(w.admin, path)[0], 404, path)
             for path in ("/metrics", "/healthz", "/readyz"):
                 self.assertEqual(get(w.admin, path)[0], 200, path)
+            # Nor the demo routes that let any client hold a hub or make the server fetch a
+            # URL of its choosing; the others answer.
+            for path in ("/block?ms=1", "/spin?ms=1", "/fetch?url=http://127.0.0.1:1/",
+                         "/fanout?url=http://127.0.0.1:1/&n=1"):
+                self.assertEqual(get(w.http, path)[0], 404, path)
+            self.assertEqual(get(w.http, "/")[0], 200)
             self.assertEqual(w.stop(), 0)
 
     def test_admin_disabled(self):
