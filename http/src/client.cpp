@@ -1218,9 +1218,9 @@ void for_each_client_series(const std::function<void(const ClientSeries&)>& fn) 
 }
 
 void for_each_client_connections(
+    unsigned hubs,
     const std::function<void(unsigned hub, std::size_t open, std::size_t idle)>& fn) {
     auto& all = detail::hub_metrics();
-    const unsigned hubs = Hub::current() ? Hub::current()->runtime().hub_count() : 0;
     for (unsigned h = 0; h < all.size(); ++h) {
         const auto open = all[h].open.load(std::memory_order_relaxed);
         const auto idle = all[h].idle.load(std::memory_order_relaxed);

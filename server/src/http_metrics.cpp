@@ -130,8 +130,8 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
     });
 }
 
-monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry) {
-    return registry.add_collector([](std::vector<monitor::MetricFamily>& out) {
+monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry, unsigned hubs) {
+    return registry.add_collector([hubs](std::vector<monitor::MetricFamily>& out) {
         auto bounds = monitor::latency_buckets_seconds();
         monitor::MetricFamily dur;
         dur.name = "http_client_request_duration_seconds";
@@ -163,7 +163,8 @@ monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry) {
             "Connections of the outbound HTTP client on each hub: idle (pooled) or "
             "active (serving a request).";
         conns.type = monitor::MetricType::gauge;
-        http::for_each_client_connections([&](unsigned hub, std::size_t open, std::size_t idle) {
+        http::for_each_client_connections(hubs, [&](unsigned hub, std::size_t open,
+                                                    std::size_t idle) {
             const std::string h = std::to_string(hub);
             conns.samples.push_back({{{"hub", h}, {"state", "idle"}}, static_cast<double>(idle)});
             conns.samples.push_back({{{"hub", h}, {"state", "active"}},

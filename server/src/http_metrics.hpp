@@ -10,8 +10,10 @@ namespace weft::server {
 
 /// Registers a collector reading `metrics` at scrape time; `metrics` must outlive the handle.
 /// http_client_request_duration_seconds and weft_http_client_connections{state}: every
-/// weft::http::Client of the process.
-[[nodiscard]] monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry);
+/// weft::http::Client of the process, the connections of each of the `hubs` serving hubs
+/// always (zeros included).
+[[nodiscard]] monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry,
+                                                               unsigned hubs);
 
 [[nodiscard]] monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
                                                         const http::RequestMetrics& metrics);

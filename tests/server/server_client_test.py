@@ -568,6 +568,21 @@ class Client(unittest.TestCase):
             self.assertEqual(w.stop(), 0)
 
 
+class ClientConnectionSeries(unittest.TestCase):
+    def test_every_serving_hub_has_its_series_from_the_start(self):
+        # They were reported only for as many hubs as the admin runtime has (one) unless
+        # nonzero: hub 1's series came and went with its pooled connections.
+        with Weft(["--hubs", "3"]) as w:
+            w.wait_ready()
+            text = get(w.admin, "/metrics")[2].decode()
+            for hub in ("0", "1", "2"):
+                for state in ("idle", "active"):
+                    self.assertRegex(text, r'(?m)^weft_http_client_connections\{hub="%s",'
+                                     r'state="%s"\} 0$' % (hub, state))
+            self.assertNotIn('weft_http_client_connections{hub="3"', text)
+            self.assertEqual(w.stop(), 0)
+
+
 class DemoRoutes(unittest.TestCase):
     """The demo plugin's routes that let any caller hold a hub or make the server fetch a URL
     of its choosing can be left out (the container's configuration does), and a url that is

@@ -218,8 +218,10 @@ struct ClientSeries {
 };
 /// Calls fn for every client series recorded so far. Any thread.
 void for_each_client_series(const std::function<void(const ClientSeries&)>& fn);
-/// Connections of every Client by hub: open (idle or in use) and idle. Any thread.
+/// Connections of every Client by hub: open (idle or in use) and idle. Any thread. Hubs
+/// below `hubs` (the serving runtime's count) are always reported, zeros included, so their
+/// series do not come and go; another only while it has connections.
 void for_each_client_connections(
-    const std::function<void(unsigned hub, std::size_t open, std::size_t idle)>& fn);
+    unsigned hubs, const std::function<void(unsigned hub, std::size_t open, std::size_t idle)>& fn);
 
 }  // namespace weft::http
