@@ -11,6 +11,7 @@
 #include <charconv>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -72,6 +73,11 @@ constexpr std::size_t kMaxChunkLine = 4096;  // a chunk-size line with its exten
 // waited for.
 constexpr auto kEarlyAnswerWait = std::chrono::milliseconds(200);
 constexpr std::size_t kMaxSeries = 4096;  // client metric series per hub
+// Servers (address and port) a hub's series name; those after them are counted as one,
+// "_OTHER" (port 0): a handler that fetches URLs its callers choose would otherwise add
+// series without end (each a histogram of 23 lines) and make every scrape huge.
+std::atomic<std::size_t> g_max_servers{64};
+constexpr std::string_view kOtherServer = "_OTHER";
 
 // --- metrics ---------------------------------------------------------------------------------
 
@@ -93,6 +99,7 @@ struct SeriesKey {
 struct HubClientMetrics {
     std::mutex mu;
     std::map<SeriesKey, std::unique_ptr<LatencyHistogram>> series;
+    std::set<std::pair<std::string, std::uint16_t>> servers;  // named so far (g_max_servers)
     std::atomic<std::int64_t> open{0};
     std::atomic<std::int64_t> idle{0};
 };
@@ -117,6 +124,14 @@ void record(const std::string& method, int status, const char* error, const Url&
                 url.port,
                 url.https ? "https" : "http"};
     std::lock_guard<std::mutex> g(m.mu);
+    if (!m.servers.count({k.address, k.port})) {
+        if (m.servers.size() < g_max_servers.load(std::memory_order_relaxed)) {
+            m.servers.emplace(k.address, k.port);
+        } else {
+            k.address = kOtherServer;
+            k.port = 0;
+        }
+    }
     auto it = m.series.find(k);
     if (it == m.series.end()) {
         if (m.series.size() >= kMaxSeries) return;
@@ -152,6 +167,10 @@ bool has_token(std::string_view list, std::string_view token) {
 }
 
 }  // namespace
+
+std::size_t set_client_metric_servers(std::size_t max) noexcept {
+    return g_max_servers.exchange(max, std::memory_order_relaxed);
+}
 
 // --- the pools -------------------------------------------------------------------------------
 

@@ -14,6 +14,11 @@
 
 namespace weft::http::detail {
 
+/// How many servers (address and port) each hub's client metric series name before the rest
+/// are counted as "_OTHER" (64; tests that read series by port in a long-lived process raise
+/// it). Returns the limit before.
+std::size_t set_client_metric_servers(std::size_t max) noexcept;
+
 /// An absolute http(s) URL, split.
 struct Url {
     bool https = false;

@@ -137,7 +137,8 @@ monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry, un
         dur.name = "http_client_request_duration_seconds";
         dur.help =
             "Duration of outbound HTTP requests (weft::http::Client), by method, status or "
-            "error, and server.";
+            "error, and server (the first 64 servers of each hub by name, the others as "
+            "_OTHER).";
         dur.unit = "seconds";
         dur.type = monitor::MetricType::histogram;
         http::for_each_client_series([&](const http::ClientSeries& s) {

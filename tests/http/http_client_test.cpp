@@ -3,6 +3,11 @@
 // trailers, close-delimited, 1xx, HEAD), keep-alive reuse counted by accepts, the retry of an
 // idempotent request on a connection the server had closed, redirects, limits, timeouts, the
 // fiber's deadline, errors that say what went wrong, and URL parsing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <functional>
 #include <string>
@@ -22,6 +27,11 @@ using weft::http::ClientOptions;
 using weft::http::ClientRequest;
 
 namespace {
+
+// This process's many test servers, each on a port of its own, have their series read by
+// port: name them all (a hub names 64 servers, then counts the others as _OTHER).
+[[maybe_unused]] const std::size_t kServersNamedBefore =
+    weft::http::detail::set_client_metric_servers(std::size_t{1} << 20);
 
 // Reads one request head (and a Content-Length body) from `s`; false at EOF.
 bool read_request(weft::TcpStream& s, std::string& buf, std::string* head_out = nullptr) {
@@ -771,6 +781,58 @@ FIBER_TEST(Client, AStreamThatFailedNeverEndsCleanly) {
         ASSERT_FALSE(again) << "read " << *again << " after a timeout";
         EXPECT_EQ(again.error().code, ClientErrc::timed_out);
     }
+}
+
+// The series name a bounded number of servers: past the limit a new server's requests are
+// counted under "_OTHER" and port 0 (URLs a handler's callers choose cannot add series without
+// end); servers named already keep their series.
+FIBER_TEST(Client, MetricSeriesNameABoundedNumberOfServers) {
+    // Ports bound without a listener: every connect to them is refused at once.
+    std::vector<int> fds;
+    std::vector<std::uint16_t> ports;
+    for (int i = 0; i < 4; ++i) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_GE(fd, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        socklen_t len = sizeof a;
+        ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+        fds.push_back(fd);
+        ports.push_back(ntohs(a.sin_port));
+    }
+    auto refused = [](std::string_view address, std::uint16_t port) {
+        std::uint64_t n = 0;
+        weft::http::for_each_client_series([&](const weft::http::ClientSeries& x) {
+            if (x.server_address != address || x.server_port != port || x.error_type != "connect")
+                return;
+            for (const auto& b : x.duration->buckets)
+                n += b.load();
+        });
+        return n;
+    };
+    auto get = [](std::uint16_t port) {
+        Client c;
+        auto r = c.get("http://127.0.0.1:" + std::to_string(port) + "/");
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code, ClientErrc::connect);
+    };
+    const std::uint64_t other_before = refused("_OTHER", 0);
+    get(ports[0]);  // named while the limit allows
+    const std::size_t limit = weft::http::detail::set_client_metric_servers(0);
+    get(ports[1]);
+    get(ports[2]);
+    get(ports[0]);  // named already: its own series
+    weft::http::detail::set_client_metric_servers(limit);
+    get(ports[3]);
+    EXPECT_EQ(refused("127.0.0.1", ports[0]), 2u);
+    EXPECT_EQ(refused("127.0.0.1", ports[1]), 0u);
+    EXPECT_EQ(refused("127.0.0.1", ports[2]), 0u);
+    EXPECT_EQ(refused("_OTHER", 0) - other_before, 2u);
+    EXPECT_EQ(refused("127.0.0.1", ports[3]), 1u);
+    for (int fd : fds)
+        ::close(fd);
 }
 
 FIBER_TEST(Client, AStreamIsTimedToTheEndOfItsBodyAndAFailedBodyKeepsItsStatus) {

@@ -211,6 +211,9 @@ struct ClientSeries {
     std::string_view method;      ///< normalized: "GET", ..., "_OTHER"
     int status = 0;               ///< 0 when no response head came (see error_type)
     std::string_view error_type;  ///< "" or a ClientErrc name ("timed_out", "tls"...)
+    /// The first 64 servers (address and port) each hub called are named; requests to any
+    /// other are counted under "_OTHER" and port 0, so that URLs a caller chooses cannot add
+    /// series without end.
     std::string_view server_address;
     std::uint16_t server_port = 0;
     std::string_view scheme;  ///< "http" or "https"
