@@ -123,8 +123,12 @@ void register_admin_routes(http::Router& router, AdminState& st) {
     });
     // JSON by default; ?format=text gives gevent's format_run_info layout (what SIGUSR1 logs).
     router.get("/debug/fibers", [&st](http::Request& req) {
-        if (req.query("format").value_or("json") == "text")
+        const auto format = req.query("format").value_or("json");
+        if (format == "text")
             return http::Response::text(monitor::format_run_info(*st.workers, kFibersPerHubListed));
+        if (format != "json")
+            return http::Response::text(
+                "format must be json or text, got '" + std::string(format) + "'\n", 400);
         return http::Response::json(fibers_json(*st.workers));
     });
     router.get("/debug/config",

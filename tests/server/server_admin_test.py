@@ -224,6 +224,9 @@ class Admin(unittest.TestCase):
         status, headers, text = get(self.w.admin, "/debug/fibers?format=text")
         self.assertEqual(status, 200)
         self.assertIn(b"http-accept", text)
+        # Another format is refused, not answered as JSON.
+        status, _, text = get(self.w.admin, "/debug/fibers?format=xml")
+        self.assertEqual((status, text), (400, b"format must be json or text, got 'xml'\n"))
 
     def test_debug_index_lists_the_debug_endpoints(self):
         for index in ("/debug/", "/debug"):
