@@ -112,6 +112,14 @@ Response internal_error() {
     return Response(500, "Internal Server Error\n");
 }
 
+// What a request no route takes gets: 404, or 405 with the methods its path has.
+Response unrouted_answer(const Router::Match& m) {
+    if (m.status == 404) return Response(404, "Not Found\n");
+    Response r(405, "Method Not Allowed\n");
+    r.add_header("Allow", m.allow);
+    return r;
+}
+
 // What a request whose deadline passed before anything went out gets.
 Response deadline_passed_answer() {
     return Response(504, "Gateway Timeout: the request's deadline passed\n");
@@ -327,9 +335,34 @@ Deadline Http1Session::read_deadline() const noexcept {
 
 void Http1Session::before_read() {
     if (continue_sent_ || !parser_.wants_continue() || closing_) return;
+    if (refused_before_body()) return;
     continue_sent_ = true;
     out_.append(kContinue);
     (void)flush();
+}
+
+bool Http1Session::refused_before_body() {
+    // A request that asked for "100 Continue" and that no route takes gets its 404 or 405 now,
+    // not an invitation to send a body that would be read only to be thrown away (RFC 9110
+    // 10.1.1 lets the final answer come first; Go sends 100 only once a handler reads). Paths
+    // that get another answer (dot segments, bad escapes, "OPTIONS *") take the usual way.
+    Request& req = *slot(ready_).req;
+    if (req.path().empty() || req.path().front() != '/' || path_form(req.path()) != PathForm::plain)
+        return false;
+    const Router::Match m =
+        ctx_.router->match(req.method(), req.method_name(), req.path(), raw_params_);
+    if (m.status != 404 && m.status != 405) return false;
+    RequestAccess::set_route(req, m.route);
+    ++conn_->requests;
+    bool keep = false;  // the body may be on its way all the same: close, lingering
+    std::uint64_t bytes = 0;
+    append_response(req, unrouted_answer(m), keep, bytes, req.method() == Method::head);
+    const Clock::time_point answered_at = Clock::now();
+    (void)flush();
+    record(req, m.status, m.route_id, m.route, msg_started_, answered_at, Clock::now(), bytes, {});
+    closing_ = true;
+    linger_ = true;
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,14 +513,9 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         // "OPTIONS *" asks about the server, not a resource (RFC 9110 §9.3.7): it is here.
         append_response(req, Response(200), keep, bytes, head);
         status = 200;
-    } else if (m.status == 404) {
-        append_response(req, Response(404, "Not Found\n"), keep, bytes, head);
-        status = 404;
     } else {
-        Response r(405, "Method Not Allowed\n");
-        r.add_header("Allow", m.allow);
-        append_response(req, std::move(r), keep, bytes, head);
-        status = 405;
+        status = m.status;
+        append_response(req, unrouted_answer(m), keep, bytes, head);
     }
 
     if (status == 0 && m.endpoint->websocket) {

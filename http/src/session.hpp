@@ -187,6 +187,9 @@ class Http1Session final : public StreamSink {
                      std::size_t content_length, bool with_length);
     void append_response(const Request& req, Response&& r, bool& keep, std::uint64_t& bytes,
                          bool head_only);
+    /// Before a body that was asked to wait for "100 Continue": answers a request no route
+    /// takes at once (and closes); false when the body is wanted.
+    bool refused_before_body();
     /// Appends the error answer; returns its body's size.
     std::uint64_t append_error(Request& req, int status, const char* reason);
     /// The first line of the message being received, from `n` bytes of it at `p` (its start

@@ -543,6 +543,32 @@ TEST(HttpSession, ContinueNotSentWhenBodyTooLarge) {
     EXPECT_EQ(rs[0].status, 413);
 }
 
+// A request that waits for "100 Continue" and that no route takes gets its 404 or 405 at once
+// (no invitation to upload a body that would be thrown away), then the connection closes,
+// lingering for the body that may come all the same.
+TEST(HttpSession, ContinueNotSentWhenNoRouteTakesTheRequest) {
+    for (const char* line : {"POST /nope", "POST /users/7", "PUT /"}) {
+        Harness h;
+        h.build();
+        EXPECT_EQ(h.feed(std::string(line) +
+                         " HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: "
+                         "500000\r\n\r\n"),
+                  Step::Kind::close)
+            << line;
+        EXPECT_TRUE(h.last.linger) << line;
+        const std::string all = h.transport.all();
+        EXPECT_EQ(all.find("100 Continue"), std::string::npos) << all;
+        auto rs = read_responses(all);
+        ASSERT_EQ(rs.size(), 1u) << all;
+        const int want = std::string_view(line) == "POST /nope" ? 404 : 405;
+        EXPECT_EQ(rs[0].status, want) << line;
+        EXPECT_EQ(rs[0].header("Connection").value_or(""), "close") << line;
+        if (want == 405) EXPECT_TRUE(rs[0].header("Allow").has_value()) << line;
+        ASSERT_EQ(h.log.size(), 1u) << line;
+        EXPECT_EQ(h.log[0].status, want) << line;
+    }
+}
+
 TEST(HttpSession, ErrorAfterGoodRequestsAnswersThemFirst) {
     Harness h;
     h.build();
