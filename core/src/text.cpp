@@ -1,5 +1,6 @@
 #include "weft/core/text.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace weft {
@@ -107,6 +108,26 @@ std::string quote(std::string_view s, bool escape_del) {
 }
 
 }  // namespace
+
+std::string_view escaped_ascii(std::string_view v, std::string& buf) {
+    auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
+    if (std::all_of(v.begin(), v.end(),
+                    [&](char c) { return plain(static_cast<unsigned char>(c)); }))
+        return v;
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    buf.clear();
+    for (char ch : v) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (plain(c)) {
+            buf += ch;
+        } else {
+            buf += "\\x";
+            buf += kHex[c >> 4];
+            buf += kHex[c & 0xf];
+        }
+    }
+    return buf;
+}
 
 std::string json_quote(std::string_view s) {
     return quote(s, false);

@@ -18,6 +18,7 @@
 #include "weft/core/fiber.hpp"
 #include "weft/core/fiber_group.hpp"
 #include "weft/core/offload.hpp"
+#include "weft/core/text.hpp"
 #include "weft/http/client.hpp"
 
 namespace weft::demo {
@@ -35,10 +36,17 @@ std::variant<std::chrono::milliseconds, Response> demo_ms(const Request& req) {
             400);
     long n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < 0 || n > kDemoMaxMs)
+    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < 0 ||
+        n > kDemoMaxMs) {
+        // The caller's bytes are shown escaped, and at most 64 of them: an answer never
+        // carries control bytes (a NUL, an escape sequence for a terminal) it was sent.
+        std::string buf;
+        const std::string_view shown = weft::escaped_ascii(v->substr(0, 64), buf);
         return Response::text("ms must be a whole number of milliseconds from 0 to " +
-                                  std::to_string(kDemoMaxMs) + ", got '" + std::string(*v) + "'\n",
+                                  std::to_string(kDemoMaxMs) + ", got '" + std::string(shown) +
+                                  (v->size() > 64 ? "...'\n" : "'\n"),
                               400);
+    }
     return std::chrono::milliseconds(n);
 }
 

@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "weft/core/log.hpp"
+#include "weft/core/text.hpp"
 
 namespace weft::server {
 
@@ -211,29 +212,6 @@ std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
     return std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v");
 }
 
-// A field of the text access log as nginx writes it: '"', '\\' and bytes outside printable
-// ASCII as \xHH, so that a request-target cannot end its quoted field or forge a line. The
-// field itself when nothing needs it (the common case costs a scan).
-std::string_view log_escaped(std::string_view v, std::string& buf) {
-    auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
-    if (std::all_of(v.begin(), v.end(),
-                    [&](char c) { return plain(static_cast<unsigned char>(c)); }))
-        return v;
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    buf.clear();
-    for (char ch : v) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (plain(c)) {
-            buf += ch;
-        } else {
-            buf += "\\x";
-            buf += kHex[c >> 4];
-            buf += kHex[c & 0xf];
-        }
-    }
-    return buf;
-}
-
 }  // namespace
 
 void setup_logging(const LogOptions& log) {
@@ -303,14 +281,14 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
             logger->info("{} - - [{}] \"{}\" {} {} {:.6f} route=\"{}\" hub={}", e.peer_text,
                          iso_time(std::chrono::system_clock::now()),
                          e.request_line.empty() ? std::string_view("-")
-                                                : log_escaped(e.request_line, line_buf),
-                         e.status, e.bytes, secs, log_escaped(e.route, route_buf), e.hub);
+                                                : weft::escaped_ascii(e.request_line, line_buf),
+                         e.status, e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub);
         } else {
             std::string target_buf, route_buf;
             logger->info("{} - - [{}] \"{} {} HTTP/1.{}\" {} {} {:.6f} route=\"{}\" hub={}",
                          e.peer_text, iso_time(std::chrono::system_clock::now()), e.method,
-                         log_escaped(e.target, target_buf), e.version_minor, e.status, e.bytes,
-                         secs, log_escaped(e.route, route_buf), e.hub);
+                         weft::escaped_ascii(e.target, target_buf), e.version_minor, e.status,
+                         e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub);
         }
     };
 }

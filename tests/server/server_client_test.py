@@ -622,6 +622,10 @@ class DemoRoutes(unittest.TestCase):
                 self.assertEqual(status, 400, path)
                 self.assertTrue(body.startswith(b"bad_url: "), body)
             self.assertEqual(get(w.http, "/fetch?url=http://127.0.0.1:1/")[0], 502)
+            # What the caller sent is shown escaped, never as raw control bytes.
+            status, _, body = get(w.http, "/sleep?ms=5%00%1b")
+            self.assertEqual((status, body), (400, b"ms must be a whole number of milliseconds "
+                                                   b"from 0 to 30000, got '5\\x00\\x1B'\n"))
             self.assertEqual(w.stop(), 0)
             self.assertIn("hazardous_routes = false where others can reach it", w.stderr())
 

@@ -26,6 +26,12 @@ inline constexpr std::size_t kMaxHeaderPhraseBytes = 128;
 /// forge a header.
 bool valid_header_phrase(std::string_view s) noexcept;
 
+/// `v` with '"', '\\' and every byte outside printable ASCII written as \xHH (nginx's way in
+/// its access log): untrusted bytes that can neither end a quoted field, nor forge a line, nor
+/// hide as control characters in a terminal. `v` itself when nothing needs escaping; else the
+/// escaped text, in `buf`.
+std::string_view escaped_ascii(std::string_view v, std::string& buf);
+
 /// `s` as a JSON string literal: quoted, with '"', '\\' and control characters escaped; bytes
 /// that are not well-formed UTF-8 become U+FFFD, so the result is valid JSON whatever `s` holds.
 std::string json_quote(std::string_view s);
