@@ -41,8 +41,8 @@ class DropTransport final : public Transport {
     std::uint64_t bytes = 0;
 };
 
-void BM_PipelinedBatch(benchmark::State& st) {
-    const auto depth = static_cast<int>(st.range(0));
+// `sessions` sessions, each with its own batch of `depth` pipelined requests, fed in turn.
+void run_sessions(benchmark::State& st, std::size_t sessions, int depth) {
     weft::run([&] {
         ServerOptions opts;
         Router router;
@@ -51,56 +51,9 @@ void BM_PipelinedBatch(benchmark::State& st) {
         bool draining = false;
         HubRequestMetrics metrics;
         const SessionContext ctx = make_session_context(opts, router, &metrics, date, draining, 0);
-        Http1Session session(ctx);
         const weft::SocketAddress peer = *weft::SocketAddress::parse("127.0.0.1:40000");
         // A socket, as a connection has: with one, a handler that never waits is timed by the
         // coarse clock (see RequestLife::deadline_passed), as in the server.
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
-            st.SkipWithError("socketpair failed");
-            return;
-        }
-        ConnectionInfo info;
-        info.fd = fds[0];
-        info.peer = &peer;
-        info.peer_text = "127.0.0.1:40000";
-        DropTransport transport;
-        std::string batch;
-        for (int i = 0; i < depth; ++i)
-            batch += "GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n";
-        session.start(info, transport);
-        for (auto _ : st) {
-            const Step s = session.on_bytes(batch, weft::Clock::now());
-            benchmark::DoNotOptimize(s);
-        }
-        session.finish();
-        ::close(fds[0]);
-        ::close(fds[1]);
-        if (transport.bytes == 0) st.SkipWithError("no response was sent");
-    });
-    st.SetItemsProcessed(st.iterations() * depth);
-    st.counters["ns_per_request"] =
-        benchmark::Counter(static_cast<double>(st.iterations() * depth),
-                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-BENCHMARK(BM_PipelinedBatch)->Arg(1)->Arg(16)->UseRealTime();
-
-// As above, but over many sessions in turn, each with its own copy of the batch: as the server
-// runs 256 pipelining connections, where each connection's state and input are cold again by
-// the time its next batch comes. The difference to BM_PipelinedBatch/16 is what the per-
-// connection footprint costs in cache misses.
-void BM_PipelinedManySessions(benchmark::State& st) {
-    const auto sessions = static_cast<std::size_t>(st.range(0));
-    constexpr int kDepth = 16;
-    weft::run([&] {
-        ServerOptions opts;
-        Router router;
-        weft::demo::register_demo_routes(router);
-        DateCache date(server_header_line(opts));
-        bool draining = false;
-        HubRequestMetrics metrics;
-        const SessionContext ctx = make_session_context(opts, router, &metrics, date, draining, 0);
-        const weft::SocketAddress peer = *weft::SocketAddress::parse("127.0.0.1:40000");
         int fds[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
             st.SkipWithError("socketpair failed");
@@ -119,7 +72,7 @@ void BM_PipelinedManySessions(benchmark::State& st) {
             o->info.fd = fds[0];
             o->info.peer = &peer;
             o->info.peer_text = "127.0.0.1:40000";
-            for (int k = 0; k < kDepth; ++k)
+            for (int k = 0; k < depth; ++k)
                 o->batch += "GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n";
             o->session.start(o->info, o->transport);
             all.push_back(std::move(o));
@@ -139,10 +92,23 @@ void BM_PipelinedManySessions(benchmark::State& st) {
         ::close(fds[0]);
         ::close(fds[1]);
     });
-    st.SetItemsProcessed(st.iterations() * kDepth);
+    st.SetItemsProcessed(st.iterations() * depth);
     st.counters["ns_per_request"] =
-        benchmark::Counter(static_cast<double>(st.iterations() * kDepth),
+        benchmark::Counter(static_cast<double>(st.iterations() * depth),
                            benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void BM_PipelinedBatch(benchmark::State& st) {
+    run_sessions(st, 1, static_cast<int>(st.range(0)));
+}
+BENCHMARK(BM_PipelinedBatch)->Arg(1)->Arg(16)->UseRealTime();
+
+// As above, but over many sessions in turn, each with its own copy of the batch: as the server
+// runs 256 pipelining connections, where each connection's state and input are cold again by
+// the time its next batch comes. The difference to BM_PipelinedBatch/16 is what the per-
+// connection footprint costs in cache misses.
+void BM_PipelinedManySessions(benchmark::State& st) {
+    run_sessions(st, static_cast<std::size_t>(st.range(0)), 16);
 }
 BENCHMARK(BM_PipelinedManySessions)->Arg(1)->Arg(256)->Arg(1024)->UseRealTime();
 
