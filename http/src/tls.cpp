@@ -15,6 +15,8 @@
 #include <arpa/inet.h>
 
 #include <array>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "weft/core/fiber.hpp"
@@ -57,6 +59,35 @@ TlsError transport_error(Error e) {
     t.transport = e;
     t.message = e.message();
     return t;
+}
+
+// OpenSSL's passphrase callback: a server asks nobody. Without it, OpenSSL prompts on the
+// terminal for an encrypted key (a start under a tty would wait there; a reload would sit in
+// the prompt with the signals its prompt code catches).
+int no_passphrase(char*, int, int, void* asked) {
+    *static_cast<bool*>(asked) = true;
+    return 0;
+}
+
+// Why a key file that OpenSSL refused cannot be used, in words a user can act on, from what
+// the file holds; "" when its content says nothing more.
+std::string key_file_problem(const std::string& path) {
+    std::string text;
+    if (FILE* f = std::fopen(path.c_str(), "rb")) {
+        char buf[4096];
+        std::size_t n;
+        while (text.size() < 64 * 1024 && (n = std::fread(buf, 1, sizeof buf, f)) > 0)
+            text.append(buf, n);
+        std::fclose(f);
+    } else {
+        return std::strerror(errno);
+    }
+    if (text.find("PRIVATE KEY-----") == std::string::npos) {
+        if (text.find("-----BEGIN CERTIFICATE-----") != std::string::npos)
+            return "it holds a certificate, not a private key";
+        return "";
+    }
+    return "";
 }
 
 bool is_ip_literal(std::string_view host) {
@@ -161,18 +192,39 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::s
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20 * 1024);
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+    bool passphrase_asked = false;
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &passphrase_asked);
+    // A file that cannot be read says why (OpenSSL's word for it is "system lib").
+    for (const std::string* f : {&cert_file, &key_file}) {
+        if (FILE* fp = std::fopen(f->c_str(), "rb")) {
+            std::fclose(fp);
+        } else {
+            const int e = errno;
+            ERR_clear_error();
+            return fail("cannot read '" + *f + "': " + std::strerror(e));
+        }
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
         return fail("cannot load the certificate chain from '" + cert_file + "': ");
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
         const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
-        if (mismatch) ERR_clear_error();
+        std::string why = passphrase_asked
+                              ? "the key is encrypted; give an unencrypted PEM key (weft asks "
+                                "for no passphrase)"
+                              : key_file_problem(key_file);
+        if (mismatch || !why.empty()) ERR_clear_error();
         return fail(mismatch ? "the private key in '" + key_file +
                                    "' does not match the certificate in '" + cert_file + "'"
-                             : "cannot load the private key from '" + key_file + "': ");
+                             : "cannot load the private key from '" + key_file + "': " + why);
     }
-    if (SSL_CTX_check_private_key(ctx) != 1)
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);  // the flag is this frame's
+    SSL_CTX_set_default_passwd_cb(ctx, nullptr);
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();  // its reason ("no certificate assigned") would mislead
         return fail("the private key in '" + key_file + "' does not match the certificate in '" +
-                    cert_file + "': ");
+                    cert_file + "'");
+    }
     if (summary) {
         X509* leaf = SSL_CTX_get0_certificate(ctx);
         std::string name = "?";

@@ -7,7 +7,9 @@ connection above debug."""
 
 import http.client
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import ssl
@@ -227,6 +229,65 @@ class Tls(unittest.TestCase):
         with w:
             self.assertEqual(w.wait(20), 2)
             self.assertIn("cannot serve admin HTTPS with [admin] tls_cert", w.stderr())
+
+    def test_an_encrypted_key_is_refused_without_a_prompt(self):
+        # OpenSSL prompts for a passphrase on the terminal when nobody answers for it: a start
+        # from a shell waited there for ever. weft asks for none and says why.
+        encrypted = os.path.join(self.tmp, "encrypted.key")
+        subprocess.run(["openssl", "pkey", "-in", self.good.key, "-aes256", "-passout",
+                        "pass:secret", "-out", encrypted], check=True, capture_output=True)
+        args = ["--check-config", "--set", "server.tls_cert=" + self.good.cert,
+                "--set", "server.tls_key=" + encrypted]
+        status, out = run_on_a_terminal(args)
+        self.assertEqual(status, 2, out)
+        self.assertNotIn("pass phrase", out)
+        self.assertIn("cannot load the private key from '%s': the key is encrypted; give an "
+                      "unencrypted PEM key" % encrypted, out)
+        # A certificate given as the key says so.
+        r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + self.good.cert,
+                        "--set", "server.tls_key=" + self.good.cert])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("'%s': it holds a certificate, not a private key" % self.good.cert,
+                      r.stderr)
+
+
+def run_on_a_terminal(args, timeout=20):
+    """Runs weft with a pseudo-terminal as its controlling terminal and stdio; returns its exit
+    status and all it wrote. Fails the test if it does not end within `timeout`."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: weft, on the terminal
+        try:
+            os.execve(u.ARGS.weft, [u.ARGS.weft] + list(args), u.clean_env())
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + timeout
+    status = None
+    while status is None:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(fd)
+            raise AssertionError("weft did not end on a terminal: %r" % out)
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                pass
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(st)
+    try:
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    os.close(fd)
+    return status, out.decode(errors="replace")
 
 
 if __name__ == "__main__":
