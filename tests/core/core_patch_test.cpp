@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -500,6 +501,41 @@ TEST(PatchIo, ADescriptorClosedBehindTheWrappersIsLookedAtAfresh) {
         ::close(file);
         ::close(fds[1]);
     });
+}
+
+// A pipe the table knew as nonblocking, closed where no wrapper sees it (fclose, a raw system
+// call), its number reused by a FIFO opened blocking: the read parks, it does not hold the hub
+// in libc's blocking read until someone writes.
+TEST(PatchIo, AReusedNumberIsNotTakenForTheNonblockingPipeItWas) {
+    char dir[] = "/tmp/weft_patch_fifoXXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string fifo = std::string(dir) + "/fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    run_patched([&] {
+        int p[2];
+        ASSERT_EQ(::pipe2(p, O_NONBLOCK), 0);
+        char c;
+        EXPECT_EQ(::read(p[0], &c, 1), -1);  // EAGAIN: the table now has it, nonblocking
+        ASSERT_EQ(::syscall(SYS_close, p[0]), 0);
+        const int fd = static_cast<int>(
+            ::syscall(SYS_openat, AT_FDCWD, fifo.c_str(), O_RDWR | O_CLOEXEC));  // blocking
+        ASSERT_EQ(fd, p[0]);
+        Ticker ticker;
+        // Another thread writes 300 ms from now: a read that held the hub would let the ticker
+        // run not at all meanwhile.
+        std::thread writer([&] {
+            std::this_thread::sleep_for(300ms);
+            EXPECT_EQ(::syscall(SYS_write, fd, "f", 1), 1);
+        });
+        EXPECT_EQ(::read(fd, &c, 1), 1);
+        writer.join();
+        EXPECT_EQ(c, 'f');
+        EXPECT_GE(ticker.ticks(), 5) << "the read held the hub";
+        ::close(fd);
+        ::close(p[1]);
+    });
+    ::unlink(fifo.c_str());
+    ::rmdir(dir);
 }
 
 TEST(PatchIo, ClosingADescriptorWakesItsWaiterWithEbadf) {

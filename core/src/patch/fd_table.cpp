@@ -105,7 +105,13 @@ FdInfo fd_info(int fd) noexcept {
     auto* w = word(fd);
     if (!w) return look_at(fd);
     std::uint64_t v = w->load(std::memory_order_relaxed);
-    if (v & 3) return unpack(v);
+    // Only a socket's entry is taken as it is: a patched call on a number that stopped being a
+    // socket fails with ENOTSOCK and looks again. Any other kind is looked at afresh on every
+    // call (two system calls, beside a read or write of a pipe or a file): closed by a call the
+    // wrappers do not see (fclose, libc's own closes, a raw system call), its number may come
+    // back as a FIFO or a terminal opened blocking, which a stale "nonblocking" or "file" entry
+    // would hand to libc's blocking call, holding the hub.
+    if ((v & 3) == static_cast<std::uint64_t>(FdKind::socket)) return unpack(v);
     FdInfo i = look_at(fd);
     if (i.kind != FdKind::unknown) w->store(pack(i), std::memory_order_relaxed);
     return i;
