@@ -959,6 +959,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
     ws.ping_interval = o.websocket_ping_interval;
     ws.idle_timeout = o.websocket_idle_timeout;
     ws.budget = ctx_.bodies;
+    ws.metrics = ctx_.metrics;
     WebSocketCore core(*transport_, ws, chosen, after_close_);
     std::string().swap(after_close_);
     WebSocket socket(core);
@@ -978,10 +979,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
                        ok ? "" : "internal error");
     }
     conn_->websocket = nullptr;
-    if (ctx_.metrics) {
-        ctx_.metrics->websocket_add(-1);
-        ctx_.metrics->websocket_messages(core.messages_in(), core.messages_out());
-    }
+    if (ctx_.metrics) ctx_.metrics->websocket_add(-1);
     closing_ = true;
     // Unless the client's close frame came, it may still be sending (a message over the size
     // limit, say): closing with its bytes unread would reset the connection, and the client

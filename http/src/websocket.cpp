@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "metrics_table.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/text.hpp"
 
@@ -72,7 +73,10 @@ Result<void> WebSocketCore::send(WsOpcode op, std::string_view payload) {
         closed(ws_close::abnormal, "the connection failed while sending");
         return r;
     }
-    if (op == WsOpcode::text || op == WsOpcode::binary) ++messages_out_;
+    if (op == WsOpcode::text || op == WsOpcode::binary) {
+        ++messages_out_;
+        if (settings_.metrics) settings_.metrics->websocket_messages(0, 1);
+    }
     return {};
 }
 
@@ -127,6 +131,7 @@ Result<WebSocket::Message> WebSocketCore::recv(Deadline deadline) {
             switch (ev.kind) {
                 case WsEvent::Kind::message:
                     ++messages_in_;
+                    if (settings_.metrics) settings_.metrics->websocket_messages(1, 0);
                     message_at_ = Clock::now();
                     (void)charge();  // the message is the handler's now: less is held
                     return WebSocket::Message{ev.text, std::move(ev.payload)};

@@ -24,6 +24,9 @@ struct WebSocketSettings {
     /// What all connections may hold of received input at once (the server's request-body
     /// budget): a message being received takes from it. Null: no limit.
     BodyBudget* budget = nullptr;
+    /// The hub's metrics, which count each message as it goes (weft_websocket_messages_total).
+    /// Null: not counted there.
+    HubRequestMetrics* metrics = nullptr;
 };
 
 class WebSocketCore {

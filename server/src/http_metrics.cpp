@@ -92,8 +92,8 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
         monitor::MetricFamily wsm;
         wsm.name = "weft_websocket_messages_total";
         wsm.help =
-            "Messages carried by WebSockets, by direction (in: from clients), counted when each "
-            "WebSocket closes.";
+            "Messages carried by WebSockets, by direction (in: from clients), counted as each "
+            "one is received or sent.";
         wsm.type = monitor::MetricType::counter;
         wsm.samples.push_back({{{"direction", "in"}}, static_cast<double>(ws.messages_in)});
         wsm.samples.push_back({{{"direction", "out"}}, static_cast<double>(ws.messages_out)});

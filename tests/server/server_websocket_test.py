@@ -141,6 +141,11 @@ class WebSocketTest(unittest.TestCase):
                     self.assertEqual(ws.subprotocol, "echo")
                     await ws.send("héllo, wörld")
                     self.assertEqual(await ws.recv(), "héllo, wörld")
+                    # Counted as they go, not when the WebSocket closes (a long-lived socket
+                    # would show nothing for its whole life).
+                    text = get(w.admin, "/metrics")[2].decode()
+                    self.assertRegex(text, r'weft_websocket_messages_total\{direction="in"\} 1\n')
+                    self.assertRegex(text, r'weft_websocket_messages_total\{direction="out"\} 1\n')
                     await ws.send(b"\x00\x01\xff" * 1000)
                     self.assertEqual(await ws.recv(), b"\x00\x01\xff" * 1000)
                     # Fragments are joined into one message.
@@ -154,7 +159,6 @@ class WebSocketTest(unittest.TestCase):
                     await ws.close(1000, "bye")
                     return ws.close_code
             self.assertEqual(run(talk()), 1000)
-            # Counted once closed.
             text = u.poll(lambda: (lambda t: t if 'direction="in"} 4' in t else None)(
                 get(w.admin, "/metrics")[2].decode()), 5, what="message counters")
             self.assertRegex(text, r'weft_websocket_messages_total\{direction="out"\} 4')
