@@ -831,6 +831,25 @@ bool valid_ws_key(std::string_view k) noexcept {
     return true;
 }
 
+// Whether `origin` matches an allowed entry "scheme://*.domain[:port]": the same scheme and
+// port, and a host of one or more labels ending in ".domain".
+bool subdomain_match(std::string_view pattern, std::string_view origin) noexcept {
+    const std::size_t sep = pattern.find("://*.");
+    if (sep == std::string_view::npos) return false;
+    const std::string_view prefix = pattern.substr(0, sep + 3);  // "https://"
+    const std::string_view suffix = pattern.substr(sep + 4);     // ".example.com[:port]"
+    if (origin.size() <= prefix.size() + suffix.size()) return false;
+    if (!iequals(origin.substr(0, prefix.size()), prefix) ||
+        !iequals(origin.substr(origin.size() - suffix.size()), suffix))
+        return false;
+    const std::string_view labels =
+        origin.substr(prefix.size(), origin.size() - prefix.size() - suffix.size());
+    if (labels.front() == '.' || labels.back() == '.') return false;
+    for (char c : labels)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+    return true;
+}
+
 // Whether a browser page of the handshake's Origin may open this WebSocket (see
 // ServerOptions::websocket_allowed_origins).
 bool origin_allowed(const Request& req, const std::vector<std::string>& allowed) noexcept {
@@ -838,7 +857,9 @@ bool origin_allowed(const Request& req, const std::vector<std::string>& allowed)
     if (!field) return true;  // not a browser (RFC 6455 10.2): nothing to check
     const std::string_view origin = trim_ows(*field);
     for (const std::string& a : allowed)
-        if (a == "*" || iequals(a, origin)) return true;
+        if (a == "*" ||
+            (a.find('*') == std::string::npos ? iequals(a, origin) : subdomain_match(a, origin)))
+            return true;
     // The page's own server: scheme "://" host [":" port], the host and port of the request.
     // Behind a proxy that names another Host, the host the browser used is in X-Forwarded-Host
     // or Forwarded's host=, which are taken too: a page cannot set either on a WebSocket

@@ -108,8 +108,9 @@ config::Kind<AccessLogTarget> access_log_target() {
 config::Kind<std::vector<std::string>> origin_list() {
     static constexpr const char* kAllowed =
         "expected origins separated by commas, each scheme://host[:port] with no path (such as "
-        "\"https://app.example.com, http://localhost:3000\"), \"*\" for any, \"null\" for "
-        "sandboxed and file pages, or \"\" for the server's own pages only";
+        "\"https://app.example.com, http://localhost:3000\"; \"https://*.example.com\" for its "
+        "subdomains), \"*\" for any, \"null\" for sandboxed and file pages, or \"\" for the "
+        "server's own pages only";
     auto parse = [](const config::Input& in) -> config::Parsed<std::vector<std::string>> {
         if (!in.is_textual()) return config::Problem{kAllowed};
         std::vector<std::string> out;
@@ -127,6 +128,13 @@ config::Kind<std::vector<std::string>> origin_list() {
                 for (std::size_t i = 0; i < sep && ok; ++i)
                     ok = std::isalnum(static_cast<unsigned char>(o[i])) != 0 ||
                          std::strchr("+-.", o[i]) != nullptr;
+                // A '*' only as a whole first label: "https://*.example.com".
+                const std::size_t star = o.find('*', sep + 3);
+                const bool subdomains = o.compare(sep + 3, 2, "*.") == 0;
+                ok = ok && (star == std::string::npos ||
+                            (subdomains && star == sep + 3 &&
+                             o.find('*', star + 1) == std::string::npos && sep + 5 < o.size() &&
+                             o[sep + 5] != '.' && o[sep + 5] != ':'));
                 for (std::size_t i = sep + 3; i < o.size() && ok; ++i)
                     ok = o[i] > 0x20 && o[i] < 0x7f && std::strchr("/?#@\\", o[i]) == nullptr;
             }

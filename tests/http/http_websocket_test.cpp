@@ -427,6 +427,23 @@ TEST(HttpWebSocket, AllowedOriginsAreListedOnTheServer) {
         EXPECT_EQ(status_for_origin(s.port, "/proto", other), "HTTP/1.1 403 Forbidden") << other;
 }
 
+// "scheme://*.domain[:port]" takes the domain's subdomains, with that scheme and port only.
+TEST(HttpWebSocket, AllowedOriginsTakeSubdomainsByWildcard) {
+    ServerOptions o;
+    o.websocket_allowed_origins = {"https://*.example.com", "http://*.dev.test:8080"};
+    WsServer s(o);
+    for (const char* ok :
+         {"https://app.example.com", "https://A.B.Example.COM", "http://ui.dev.test:8080"})
+        EXPECT_EQ(status_for_origin(s.port, "/proto", ok), "HTTP/1.1 101 Switching Protocols")
+            << ok;
+    for (const char* other :
+         {"https://example.com", "https://.example.com", "http://app.example.com",
+          "https://app.example.com:8443", "https://evil-example.com",
+          "https://app.example.com.evil", "https://x.example.com@evil", "http://ui.dev.test",
+          "http://ui.dev.test:80801", "https://*.example.com"})
+        EXPECT_EQ(status_for_origin(s.port, "/proto", other), "HTTP/1.1 403 Forbidden") << other;
+}
+
 // Frames a client sends with its handshake, before the 101 reached it, are the WebSocket's
 // first: kept whatever their size against the header limit (they are one read, in memory).
 TEST(HttpWebSocket, FramesSentWithTheHandshakeAreKept) {

@@ -443,6 +443,11 @@ std::vector<BadCase> bad_cases() {
              "[websocket]\nallowed_origins = \"https://a.example, https://b.example/app\"\n"),
          {"[websocket] allowed_origins: \"https://b.example/app\" is not an origin",
           "each scheme://host[:port] with no path", "(weft.toml:2)"}},
+        {"origin_wildcard_inside",
+         file_options(
+             "[websocket]\nallowed_origins = \"https://*.a.example, https://app.*.com\"\n"),
+         {"[websocket] allowed_origins: \"https://app.*.com\" is not an origin",
+          "\"https://*.example.com\" for its subdomains"}},
         {"origin_array",
          file_options("[websocket]\nallowed_origins = [\"https://a.example\"]\n"),
          {"[websocket] allowed_origins: expected origins separated by commas"}},

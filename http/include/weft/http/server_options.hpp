@@ -123,8 +123,9 @@ struct ServerOptions {
     /// hijacking: a browser sends the page's cookies with any handshake). A handshake whose
     /// Origin is neither the request's own host (its Host field, or behind a proxy its
     /// X-Forwarded-Host or Forwarded host=, with a default port or without) nor one of these
-    /// ("https://app.example.com", compared without case; "*": any; "null": sandboxed and file
-    /// pages) gets 403. A handshake without Origin (not a browser) is not checked.
+    /// ("https://app.example.com", compared without case; "https://*.example.com": its
+    /// subdomains, with that scheme and port; "*": any; "null": sandboxed and file pages) gets
+    /// 403. A handshake without Origin (not a browser) is not checked.
     /// WebSocketOptions::allowed_origins replaces this list for its route.
     std::vector<std::string> websocket_allowed_origins;
     /// Optional access log (see AccessLogFn); set in code (the weft server sets it from
