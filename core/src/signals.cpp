@@ -1,18 +1,22 @@
 // Stack-overflow detection for fibers: a SIGSEGV/SIGBUS handler on an alternate stack checks
 // whether the faulting address is the running fiber's guard page, writes a report with the
-// fiber's name and stack size (async-signal-safe: write(2) only), and aborts. Faults that are
-// not ours go to the handler that was installed before.
+// fiber's name and stack size (async-signal-safe: write(2) only), and aborts. Any other fatal
+// fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) gets one line first (the signal, the address, the
+// thread, and on a hub the fiber and the request it served), then goes to the handler that was
+// installed before (the default one: the process dies with its core dump, as it would have).
 #include "signals.hpp"
 
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 
 #include "hub_impl.hpp"
 #include "patch/real.hpp"
@@ -36,6 +40,23 @@ struct Writer {
     void put(const char* s) noexcept {
         while (*s && n < sizeof buf)
             buf[n++] = *s++;
+    }
+    void put(std::string_view s) noexcept {
+        for (char c : s) {
+            if (n >= sizeof buf) break;
+            buf[n++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+        }
+    }
+    void hex(std::uintptr_t v) noexcept {
+        put("0x");
+        char tmp[20];
+        int i = 0;
+        do {
+            tmp[i++] = "0123456789abcdef"[v & 0xf];
+            v >>= 4;
+        } while (v && i < 20);
+        while (i > 0 && n < sizeof buf)
+            buf[n++] = tmp[--i];
     }
     void put(std::uint64_t v) noexcept {
         char tmp[24];
@@ -67,10 +88,63 @@ void chain(int sig, siginfo_t* si, void* uc, const struct sigaction& prev) {
     signal(sig, SIG_DFL);
 }
 
+struct sigaction g_prev_fpe;
+struct sigaction g_prev_ill;
+
+const struct sigaction& previous(int sig) noexcept {
+    switch (sig) {
+        case SIGBUS:
+            return g_prev_bus;
+        case SIGFPE:
+            return g_prev_fpe;
+        case SIGILL:
+            return g_prev_ill;
+        default:
+            return g_prev_segv;
+    }
+}
+
+// The line a fatal fault leaves behind: without it a crash in a handler ends the log at
+// "ready" (Go prints the panic, nginx "worker process exited on signal 11").
+void report_fatal(int sig, std::uintptr_t addr, const FiberRecord* f) noexcept {
+    Writer w;
+    w.put("weft: fatal ");
+    w.put(sig == SIGSEGV  ? "SIGSEGV (invalid memory access)"
+          : sig == SIGBUS ? "SIGBUS (bus error)"
+          : sig == SIGFPE ? "SIGFPE (arithmetic error, such as a division by zero)"
+                          : "SIGILL (illegal instruction)");
+    w.put(" at address ");
+    w.hex(addr);
+    char name[17] = {};
+    if (::prctl(PR_GET_NAME, name) == 0) {
+        w.put(" in thread '");
+        w.put(std::string_view(name));
+        w.put("'");
+    }
+    if (f) {
+        w.put(", fiber '");
+        w.put(std::string_view(f->name));
+        w.put("' (id ");
+        w.put(f->id);
+        w.put(")");
+        if (const FiberLabels* l = f->labels; l && l->count > 0 && l->count <= FiberLabels::kMax) {
+            w.put(", serving");
+            for (int i = 0; i < l->count; ++i) {
+                w.put(" ");
+                w.put(l->keys[i] ? std::string_view(l->keys[i]) : std::string_view("?"));
+                w.put("=");
+                w.put(l->values[i].substr(0, 128));
+            }
+        }
+    }
+    w.put("; the process ends (a core dump, if enabled, has its stack)\n");
+    w.flush();
+}
+
 void on_fault(int sig, siginfo_t* si, void* uc) {
     FiberRecord* f = HubImpl::current_fiber();
     auto addr = reinterpret_cast<std::uintptr_t>(si->si_addr);
-    if (f) {
+    if (f && (sig == SIGSEGV || sig == SIGBUS)) {
         auto guard_lo = reinterpret_cast<std::uintptr_t>(f->stack.base);
         auto guard_hi = reinterpret_cast<std::uintptr_t>(f->stack.lo());
         if (addr < guard_hi && addr + kBelowGuardSlack >= guard_lo) {
@@ -91,7 +165,8 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
             std::abort();
         }
     }
-    chain(sig, si, uc, sig == SIGBUS ? g_prev_bus : g_prev_segv);
+    report_fatal(sig, addr, f);
+    chain(sig, si, uc, previous(sig));
 }
 
 void install_handlers() {
@@ -102,6 +177,8 @@ void install_handlers() {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &g_prev_segv);
     sigaction(SIGBUS, &sa, &g_prev_bus);
+    sigaction(SIGFPE, &sa, &g_prev_fpe);
+    sigaction(SIGILL, &sa, &g_prev_ill);
     // A peer that resets a connection must not kill the process (nginx ignores it too).
     signal(SIGPIPE, SIG_IGN);
 }

@@ -495,6 +495,26 @@ TEST(StackOverflowDeathTest, ReportsTheFiberName) {
         "stack overflow in fiber 'deep-recursion' .*-byte stack is exhausted");
 }
 
+// Any other fatal fault in a fiber leaves a line naming it, its thread and the fault before the
+// process dies as it would have (a crash in a handler used to end the log at "ready").
+TEST(FatalSignalDeathTest, NamesTheFiberAndItsThread) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(weft::run([] {
+                     weft::spawn("bad-pointer", [] {
+                         weft::FiberLabels labels;
+                         labels.keys[0] = "route";
+                         labels.values[0] = "/users/{id}";
+                         labels.count = 1;
+                         weft::this_fiber::set_labels(&labels);
+                         // Not null (a sanitizer would stop at that first): an unmapped page.
+                         volatile int* p = reinterpret_cast<volatile int*>(std::uintptr_t{16});
+                         return *p;
+                     }).join();
+                 }),
+                 "weft: fatal SIGSEGV \\(invalid memory access\\) at address 0x10 in thread "
+                 "'[^']+', fiber 'bad-pointer' \\(id [0-9]+\\), serving route=/users/\\{id\\}");
+}
+
 // join() on a hub's thread outside a fiber would poll there for ever (the fiber it waits for
 // never runs): it is a clear crash instead of a silent hang.
 TEST(JoinOutsideAFiberDeathTest, OnAHubThreadSaysWhy) {
