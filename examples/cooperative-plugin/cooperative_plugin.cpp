@@ -49,12 +49,13 @@ T must(weft::config::Expected<T> v) {
     return std::move(v).value();
 }
 
-/// `ms` from the query: 0..30000.
+/// `ms` from the query: 0..9000, below the calls' deadline (kDeadline), which a longer wait
+/// would always run into.
 std::chrono::milliseconds ms_param(const Request& req) {
     auto v = req.query("ms");
     long n = -1;
     if (v) std::from_chars(v->data(), v->data() + v->size(), n);
-    if (n < 0 || n > 30'000) throw std::invalid_argument("ms must be 0..30000");
+    if (n < 0 || n > 9'000) throw std::invalid_argument("ms must be 0..9000");
     return std::chrono::milliseconds(n);
 }
 

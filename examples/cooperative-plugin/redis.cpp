@@ -55,6 +55,12 @@ struct Call {
 void on_reply(redisAsyncContext*, void* reply, void* privdata) {
     auto* call = static_cast<Call*>(privdata);
     call->done = true;
+    if (!reply) {
+        // hiredis calls back with no reply when it tears the context down (the server closed
+        // the connection, or an error): a failure, not an answer.
+        call->error = "redis: the connection closed before the reply";
+        return;
+    }
     try {
         call->answer = describe(static_cast<redisReply*>(reply));
     } catch (const std::exception& e) {
