@@ -174,7 +174,8 @@ void PluginHost::load_one(const config::PluginConfig& pc) {
     }
     std::optional<unsigned> guard;
     if (protection_) guard = protection_->add_plugin(d.name, pc.stall_budget);
-    ContextImpl ctx(*this, d, op.file, pc.config, guard);
+    tables_.push_back(pc.config.with_context("plugin '" + std::string(d.name) + "' config"));
+    ContextImpl ctx(*this, d, op.file, tables_.back(), guard);
     try {
         d.init(ctx);
     } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 // runs their shutdown hooks.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -83,6 +84,9 @@ class PluginHost {
     Protection* protection_;
     std::map<std::string, Owner> owners_;  // "METHOD shape" -> who registered it
     std::vector<LoadedPlugin> loaded_;
+    // Each plugin's config table, its messages naming the plugin by its name (not the path it
+    // was listed by); kept for the server's life (a plugin may keep what config() gave it).
+    std::deque<config::Table> tables_;
     std::vector<Background> background_;
     std::vector<std::pair<std::string, std::function<void()>>> shutdown_hooks_;
     std::vector<BlockedCallback> blocked_callbacks_;

@@ -603,11 +603,13 @@ class DemoRoutes(unittest.TestCase):
                 self.assertEqual(get(w.http, "/sleep?ms=1")[0], 200)
                 self.assertEqual(w.stop(), 0)
                 self.assertNotIn("hazardous_routes = false where", w.stderr())
-            bad = u.write(os.path.join(tmp, "bad.toml"), '[[plugin]]\npath = "demo"\n'
-                          '[plugin.config]\nhazardous_routes = "maybe"\n')
+            # Listed by its file, named by its name in the message.
+            bad = u.write(os.path.join(tmp, "bad.toml"), '[[plugin]]\npath = "%s"\n'
+                          '[plugin.config]\nhazardous_routes = "maybe"\n' % u.plugin_path("demo"))
             r = u.run_weft(["--config", bad, "--check-config"])
             self.assertEqual(r.returncode, 2, r.stderr)
-            self.assertIn("hazardous_routes", r.stderr)
+            self.assertIn("init failed: plugin 'demo' config key 'hazardous_routes': expected a "
+                          "boolean", r.stderr)
             typo = u.write(os.path.join(tmp, "typo.toml"), '[[plugin]]\npath = "demo"\n'
                            '[plugin.config]\nhazardous_route = false\n')
             r = u.run_weft(["--config", typo, "--check-config"])

@@ -109,7 +109,8 @@ class Context {
                               http::StreamHandler handler, http::RouteOptions options = {}) = 0;
 
     /// This plugin's `config` table from its [[plugin]] entry (empty when there is none). Its
-    /// getters throw with messages that name the plugin, the key and where it was set.
+    /// getters return config::Expected: an error (whose value() throws) names the plugin, the
+    /// key and where it was set. Valid for the server's life.
     virtual const config::Table& config() const noexcept = 0;
     /// The logger "plugin.<name>", with the server's sinks and format.
     virtual std::shared_ptr<spdlog::logger> logger() = 0;
