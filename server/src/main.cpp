@@ -618,15 +618,20 @@ int main(int argc, char** argv) {
         attribution.clear();
         collectors.clear();
         if (admin_server) {
+            weft::server::shutdown_step("stopping the admin listener");
             admin_server->stop();
             admin_server->wait(std::chrono::seconds(2));
             admin_server.reset();
             admin_rt.reset();
         }
+        weft::server::shutdown_step("closing the server's listeners and connections");
         server.reset();
         protection.stop();  // its thread reads the worker hubs
         watchdog.reset();
+        weft::server::shutdown_step(
+            "stopping the worker hubs (their fibers, plugins' background fibers included, end)");
         workers.reset();
+        weft::server::shutdown_step("writing the last lines of the access log");
         weft::server::close_access_log();  // every line written, within the guard's limit
     }
     log->info("weft stopped");

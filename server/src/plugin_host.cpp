@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "shutdown_guard.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/log.hpp"
@@ -222,9 +223,14 @@ void PluginHost::start_background(Runtime& rt) {
 }
 
 void PluginHost::run_shutdown_hooks() noexcept {
+    try {
+        shutdown_step("waiting for a plugin's blocking-report callback to return");
+    } catch (...) {
+    }
     subscriptions_.clear();  // waits for a callback in progress
     for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
         try {
+            shutdown_step("running the shutdown hook of plugin '" + it->first + "'");
             it->second();
         } catch (const std::exception& e) {
             weft::logger()->error("plugin '{}': shutdown hook failed: {}", it->first, e.what());
@@ -233,6 +239,10 @@ void PluginHost::run_shutdown_hooks() noexcept {
         }
     }
     shutdown_hooks_.clear();
+    try {
+        shutdown_step("");
+    } catch (...) {
+    }
 }
 
 }  // namespace weft::server

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <mutex>
+#include <string>
 
 #include "logging.hpp"
 #include "signal_pipe.hpp"
@@ -12,6 +14,16 @@
 #include "weft/core/log.hpp"
 
 namespace weft::server {
+
+namespace {
+std::mutex g_step_mu;
+std::string g_step;  // what the shutdown does now (shutdown_step)
+}  // namespace
+
+void shutdown_step(std::string what) {
+    std::lock_guard<std::mutex> g(g_step_mu);
+    g_step = std::move(what);
+}
 
 ShutdownGuard::ShutdownGuard(std::chrono::nanoseconds limit)
     : thread_([this, limit] { run(limit); }) {}
@@ -42,10 +54,16 @@ void ShutdownGuard::run(std::chrono::nanoseconds limit) noexcept {
     const auto deadline = Clock::now() + limit;
     while (!done_.load(std::memory_order_acquire)) {
         if (Clock::now() >= deadline) {
+            std::string step;
+            {
+                std::lock_guard<std::mutex> g(g_step_mu);
+                step = g_step;
+            }
             weft::logger()->error(
                 "shutdown stuck: not finished {:.1f} s after the drain (a handler blocked in its "
-                "hub, or a plugin fiber or shutdown hook that does not return); exiting now",
-                std::chrono::duration<double>(limit).count());
+                "hub, or a plugin fiber or shutdown hook that does not return){}; exiting now",
+                std::chrono::duration<double>(limit).count(),
+                step.empty() ? std::string() : ", while " + step);
             spdlog::default_logger()->flush();
             flush_access_log(std::chrono::milliseconds(500));
             std::_Exit(1);

@@ -6,9 +6,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 
 namespace weft::server {
+
+/// What the shutdown does now ("the shutdown hook of plugin 'x'"), for the guard's message if
+/// it gets stuck there. Any thread.
+void shutdown_step(std::string what);
 
 class ShutdownGuard {
   public:

@@ -259,7 +259,24 @@ class Drain(unittest.TestCase):
         self.assertGreaterEqual(took, 4.5)
         self.assertLess(took, 9.0)
         self.assertIn("shutdown stuck", log)
+        self.assertIn("while stopping the worker hubs", log)  # where it was stuck
         self.assertNotIn("weft stopped", log)
+
+    def test_a_shutdown_hook_that_will_not_return_is_named(self):
+        tmp = tempfile.TemporaryDirectory(prefix="weft-drain-test-")
+        self.addCleanup(tmp.cleanup)
+        conf = os.path.join(tmp.name, "weft.toml")
+        with open(conf, "w") as f:
+            f.write('[[plugin]]\npath = "%s"\n[plugin.config]\nhook_sleep_ms = 60000\n' %
+                    u.plugin_path("calm"))
+        with Weft(["--hubs", "1", "--config", conf]) as w:
+            w.wait_ready()
+            w.signal(signal.SIGTERM)
+            code = w.wait(20)
+            log = w.stderr()
+        self.assertEqual(code, 1, log)
+        self.assertRegex(log, r"shutdown stuck: .*, while running the shutdown hook of plugin "
+                              r"'calm'; exiting now")
 
     def test_sigterm_during_a_stuck_shutdown_exits_at_once(self):
         with Weft(["--hubs", "1", "--plugin", u.plugin_path("stubborn")]) as w:

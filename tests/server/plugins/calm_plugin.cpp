@@ -4,7 +4,8 @@
 // answers the status lines of a process the handler starts (posix_spawn, as popen and system
 // do, but without a shell, which would reset the signal mask): what a child inherits. With
 // [plugin.config] exit_sleep_ms, the process's exit (after the server's shutdown) hangs that long
-// in a handler registered with atexit (a library's static destructor that waits on something).
+// in a handler registered with atexit (a library's static destructor that waits on something);
+// with hook_sleep_ms, its shutdown hook takes that long (a flush that hangs).
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -27,6 +28,14 @@ long g_exit_sleep_ms = 0;
 
 void init(weft::plugin::Context& ctx) {
     g_exit_sleep_ms = static_cast<long>(ctx.config().get_int("exit_sleep_ms", 0).value());
+    if (const long hook_ms = static_cast<long>(ctx.config().get_int("hook_sleep_ms", 0).value());
+        hook_ms > 0) {
+        ctx.on_shutdown([hook_ms] {
+            timespec left{hook_ms / 1000, (hook_ms % 1000) * 1'000'000};
+            while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
+            }
+        });
+    }
     if (g_exit_sleep_ms > 0) {
         std::atexit([] {
             timespec left{g_exit_sleep_ms / 1000, (g_exit_sleep_ms % 1000) * 1'000'000};
