@@ -69,10 +69,16 @@ struct Writer {
             buf[n++] = tmp[--i];
     }
     void flush() noexcept {
+        if (n == sizeof buf) buf[n - 1] = '\n';  // cut short: still one whole line
         ssize_t w = real::calls().write(STDERR_FILENO, buf, n);
         (void)w;
     }
 };
+
+bool has_own_handler(const struct sigaction& prev) noexcept {
+    if (prev.sa_flags & SA_SIGINFO) return prev.sa_sigaction != nullptr;
+    return prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler;
+}
 
 void chain(int sig, siginfo_t* si, void* uc, const struct sigaction& prev) {
     if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction) {
@@ -83,10 +89,17 @@ void chain(int sig, siginfo_t* si, void* uc, const struct sigaction& prev) {
         prev.sa_handler(sig);
         return;
     }
-    // Default action: reinstall it and return; the faulting instruction runs again and the
-    // kernel kills the process with the usual core dump.
+    // Default action: reinstall it. A fault returns and its instruction runs again, and the
+    // kernel kills the process with the usual core dump; a signal someone sent (kill -SEGV, to
+    // get a core) would not come again: it is raised anew (SA_NODEFER: delivered at once).
     signal(sig, SIG_DFL);
+    if (si->si_code <= 0) raise(sig);
 }
+
+// Set while this thread writes a report: a fault in the report itself (labels a fiber left
+// pointing at a dead frame) goes straight on to the previous handler instead of recursing on
+// the alternate stack, which has no guard page.
+__attribute__((tls_model("initial-exec"))) thread_local volatile sig_atomic_t tls_reporting = 0;
 
 struct sigaction g_prev_fpe;
 struct sigaction g_prev_ill;
@@ -106,15 +119,23 @@ const struct sigaction& previous(int sig) noexcept {
 
 // The line a fatal fault leaves behind: without it a crash in a handler ends the log at
 // "ready" (Go prints the panic, nginx "worker process exited on signal 11").
-void report_fatal(int sig, std::uintptr_t addr, const FiberRecord* f) noexcept {
+void report_fatal(int sig, const siginfo_t* si, const FiberRecord* f) noexcept {
+    // A handler installed before weft's (a sanitizer, a runtime a plugin embeds) may recover:
+    // then this is no verdict.
+    const bool fatal = !has_own_handler(previous(sig));
     Writer w;
-    w.put("weft: fatal ");
+    w.put(fatal ? "weft: fatal " : "weft: ");
     w.put(sig == SIGSEGV  ? "SIGSEGV (invalid memory access)"
           : sig == SIGBUS ? "SIGBUS (bus error)"
           : sig == SIGFPE ? "SIGFPE (arithmetic error, such as a division by zero)"
                           : "SIGILL (illegal instruction)");
-    w.put(" at address ");
-    w.hex(addr);
+    if (si->si_code > 0) {  // a fault: si_addr is where (for a sent signal it is not)
+        w.put(" at address ");
+        w.hex(reinterpret_cast<std::uintptr_t>(si->si_addr));
+    } else {
+        w.put(" sent by process ");
+        w.put(static_cast<std::uint64_t>(si->si_pid));
+    }
     char name[17] = {};
     if (::prctl(PR_GET_NAME, name) == 0) {
         w.put(" in thread '");
@@ -137,7 +158,8 @@ void report_fatal(int sig, std::uintptr_t addr, const FiberRecord* f) noexcept {
             }
         }
     }
-    w.put("; the process ends (a core dump, if enabled, has its stack)\n");
+    w.put(fatal ? "; the process ends (a core dump, if enabled, has its stack)\n"
+                : "; passed to the handler installed before weft's\n");
     w.flush();
 }
 
@@ -165,7 +187,11 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
             std::abort();
         }
     }
-    report_fatal(sig, addr, f);
+    if (!tls_reporting) {
+        tls_reporting = 1;
+        report_fatal(sig, si, f);
+        tls_reporting = 0;
+    }
     chain(sig, si, uc, previous(sig));
 }
 
