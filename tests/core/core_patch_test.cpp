@@ -503,37 +503,46 @@ TEST(PatchIo, ADescriptorClosedBehindTheWrappersIsLookedAtAfresh) {
     });
 }
 
-// A pipe the table knew as nonblocking, closed where no wrapper sees it (fclose, a raw system
-// call), its number reused by a FIFO opened blocking: the read parks, it does not hold the hub
-// in libc's blocking read until someone writes.
-TEST(PatchIo, AReusedNumberIsNotTakenForTheNonblockingPipeItWas) {
+// A pipe or a socket the table knew as nonblocking, closed where no wrapper sees it (fclose, a
+// raw system call), its number reused by a FIFO opened blocking: the read parks, it does not
+// hold the hub in libc's blocking read until someone writes.
+TEST(PatchIo, AReusedNumberIsNotTakenForTheNonblockingDescriptorItWas) {
     char dir[] = "/tmp/weft_patch_fifoXXXXXX";
     ASSERT_NE(::mkdtemp(dir), nullptr);
     const std::string fifo = std::string(dir) + "/fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-    run_patched([&] {
-        int p[2];
-        ASSERT_EQ(::pipe2(p, O_NONBLOCK), 0);
-        char c;
-        EXPECT_EQ(::read(p[0], &c, 1), -1);  // EAGAIN: the table now has it, nonblocking
-        ASSERT_EQ(::syscall(SYS_close, p[0]), 0);
-        const int fd = static_cast<int>(
-            ::syscall(SYS_openat, AT_FDCWD, fifo.c_str(), O_RDWR | O_CLOEXEC));  // blocking
-        ASSERT_EQ(fd, p[0]);
-        Ticker ticker;
-        // Another thread writes 300 ms from now: a read that held the hub would let the ticker
-        // run not at all meanwhile.
-        std::thread writer([&] {
-            std::this_thread::sleep_for(300ms);
-            EXPECT_EQ(::syscall(SYS_write, fd, "f", 1), 1);
+    for (const bool socket : {false, true})
+        run_patched([&] {
+            SCOPED_TRACE(socket ? "a socket's number" : "a pipe's number");
+            int p[2];
+            if (socket)
+                ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p), 0);
+            else
+                ASSERT_EQ(::pipe2(p, O_NONBLOCK), 0);
+            char c;
+            EXPECT_EQ(::read(p[0], &c, 1), -1);  // EAGAIN: the table now has it, nonblocking
+            // The FIFO, opened blocking, takes the pipe's number where no wrapper sees it (the raw
+            // dup3 closes the pipe's end: as fclose would, and a later open reusing the number).
+            const int opened =
+                static_cast<int>(::syscall(SYS_openat, AT_FDCWD, fifo.c_str(), O_RDWR | O_CLOEXEC));
+            ASSERT_GE(opened, 0);
+            ASSERT_EQ(::syscall(SYS_dup3, opened, p[0], O_CLOEXEC), p[0]);
+            ASSERT_EQ(::syscall(SYS_close, opened), 0);
+            const int fd = p[0];
+            Ticker ticker;
+            // Another thread writes 300 ms from now: a read that held the hub would let the ticker
+            // run not at all meanwhile.
+            std::thread writer([&] {
+                std::this_thread::sleep_for(300ms);
+                EXPECT_EQ(::syscall(SYS_write, fd, "f", 1), 1);
+            });
+            EXPECT_EQ(::read(fd, &c, 1), 1);
+            writer.join();
+            EXPECT_EQ(c, 'f');
+            EXPECT_GE(ticker.ticks(), 5) << "the read held the hub";
+            ::close(fd);
+            ::close(p[1]);
         });
-        EXPECT_EQ(::read(fd, &c, 1), 1);
-        writer.join();
-        EXPECT_EQ(c, 'f');
-        EXPECT_GE(ticker.ticks(), 5) << "the read held the hub";
-        ::close(fd);
-        ::close(p[1]);
-    });
     ::unlink(fifo.c_str());
     ::rmdir(dir);
 }

@@ -72,14 +72,16 @@ FdInfo look_at(int fd) noexcept {
     FdInfo i;
     struct stat st {};
     if (::fstat(fd, &st) < 0) return i;  // not open (kind unknown): libc's call says so
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        i.kind = FdKind::other;  // always "ready": a read may take disk time, never forever
+        return i;                // (O_NONBLOCK changes nothing for them: not asked)
+    }
     const int fl = real::calls().fcntl(fd, F_GETFL);
     i.nonblocking = fl >= 0 && (fl & O_NONBLOCK);
     if (S_ISSOCK(st.st_mode)) {
         i.kind = FdKind::socket;
         i.rcv_timeout = socket_timeout(fd, SO_RCVTIMEO);
         i.snd_timeout = socket_timeout(fd, SO_SNDTIMEO);
-    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
-        i.kind = FdKind::other;  // always "ready": a read may take disk time, never forever
     } else {
         i.kind = FdKind::pollable;  // pipes, FIFOs, terminals, eventfd and other anon inodes
     }
@@ -113,7 +115,8 @@ FdInfo fd_info(int fd) noexcept {
     // would hand to libc's blocking call, holding the hub.
     if ((v & 3) == static_cast<std::uint64_t>(FdKind::socket)) return unpack(v);
     FdInfo i = look_at(fd);
-    if (i.kind != FdKind::unknown) w->store(pack(i), std::memory_order_relaxed);
+    if (v & 3) i.shared = (v >> 63) != 0;  // dup'ed: kept (at worst, one fcntl too many)
+    if (i.kind != FdKind::unknown && pack(i) != v) w->store(pack(i), std::memory_order_relaxed);
     return i;
 }
 

@@ -23,7 +23,10 @@ struct FdInfo {
     bool shared = false;
 };
 
-/// The descriptor's info, looking at it (and remembering) when not known yet.
+/// The descriptor's info. A socket's is remembered once looked at (a stale entry shows as
+/// ENOTSOCK, and the patched calls look again); any other kind is looked at afresh on every
+/// call (fstat, and fcntl unless it is a file), as its number may have been closed and reused
+/// behind the wrappers.
 FdInfo fd_info(int fd) noexcept;
 /// A new descriptor whose kind and flags are known (socket, accept, pipe, eventfd).
 void fd_created(int fd, FdKind kind, bool nonblocking) noexcept;
@@ -36,7 +39,9 @@ void fd_forget(int fd) noexcept;
 void fd_set_shared(int fd) noexcept;
 /// Before a patched call parks on a shared descriptor the table calls blocking: true (and the
 /// table updated) when the open file is nonblocking now, set through another descriptor of it,
-/// so that the call answers EAGAIN as libc's would. One fcntl, for shared descriptors only.
+/// so that the call answers EAGAIN as libc's would. One fcntl, for shared descriptors only
+/// (between the waits of one call: each call looks at a descriptor that is not a socket
+/// afresh anyway).
 bool fd_now_nonblocking(const FdInfo& info, int fd) noexcept;
 
 }  // namespace weft::detail::patch

@@ -414,7 +414,15 @@ ssize_t read_impl(int fd, void* buf, size_t n) {
     // Nothing to read (a zero-length read checks for errors, and never waits): libc's.
     if (!h || n == 0) return real.read(fd, buf, n);
     const FdInfo info = fd_info(fd);
-    if (info.nonblocking) return real.read(fd, buf, n);
+    if (info.nonblocking) {
+        if (info.kind != FdKind::socket) return real.read(fd, buf, n);
+        // The socket's own call with MSG_DONTWAIT, as nonblocking as the caller made it: a
+        // number that stopped being that socket (closed behind the wrappers, reused by a FIFO
+        // opened blocking) fails with ENOTSOCK here instead of holding the hub in read().
+        const ssize_t r = real.recv(fd, buf, n, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return read_impl(fd, buf, n);
+        return r;
+    }
     if (info.kind == FdKind::socket) {
         const ssize_t r =
             on_socket(*h, PatchedCall::read, fd, info, true,
@@ -433,7 +441,15 @@ ssize_t readv_impl(int fd, const iovec* iov, int n) {
     const auto& real = real::calls();
     if (!h) return real.readv(fd, iov, n);
     const FdInfo info = fd_info(fd);
-    if (info.nonblocking) return real.readv(fd, iov, n);
+    if (info.nonblocking) {
+        if (info.kind != FdKind::socket) return real.readv(fd, iov, n);
+        msghdr m{};  // as read_impl: a stale socket entry fails instead of blocking
+        m.msg_iov = const_cast<iovec*>(iov);
+        m.msg_iovlen = static_cast<std::size_t>(n);
+        const ssize_t r = real.recvmsg(fd, &m, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return readv_impl(fd, iov, n);
+        return r;
+    }
     if (info.kind == FdKind::socket) {
         const ssize_t r =
             on_socket(*h, PatchedCall::readv, fd, info, true, [&](std::size_t, int extra) {
@@ -456,7 +472,13 @@ ssize_t write_impl(int fd, const void* buf, size_t n) {
     const auto& real = real::calls();
     if (!h || n == 0) return real.write(fd, buf, n);  // as read_impl
     const FdInfo info = fd_info(fd);
-    if (info.nonblocking) return real.write(fd, buf, n);
+    if (info.nonblocking) {
+        if (info.kind != FdKind::socket) return real.write(fd, buf, n);
+        // As read_impl (SIGPIPE as write's: send without MSG_NOSIGNAL raises it too).
+        const ssize_t r = real.send(fd, buf, n, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return write_impl(fd, buf, n);
+        return r;
+    }
     auto rest = [&](std::size_t done, std::size_t cap) {
         return real.write(fd, static_cast<const char*>(buf) + done, std::min(n - done, cap));
     };
@@ -480,7 +502,15 @@ ssize_t writev_impl(int fd, const iovec* iov, int n) {
     const auto& real = real::calls();
     if (!h) return real.writev(fd, iov, n);
     const FdInfo info = fd_info(fd);
-    if (info.nonblocking) return real.writev(fd, iov, n);
+    if (info.nonblocking) {
+        if (info.kind != FdKind::socket) return real.writev(fd, iov, n);
+        msghdr m{};  // as read_impl
+        m.msg_iov = const_cast<iovec*>(iov);
+        m.msg_iovlen = static_cast<std::size_t>(n);
+        const ssize_t r = real.sendmsg(fd, &m, MSG_DONTWAIT);
+        if (stale_socket(fd, r)) return writev_impl(fd, iov, n);
+        return r;
+    }
     const std::size_t total = iov_total(iov, n);
     auto rest = [&](std::size_t done, std::size_t cap) -> ssize_t {
         auto r = iov_after(iov, n, done, cap);
