@@ -1083,7 +1083,8 @@ Result<void> Http1Session::stream_write(const Response& head, std::string_view d
     auto r = flush();
     if (!r) stream_failed_ = true;
     // No body may follow (HEAD, 204, 304): say so to a handler that has one, or it would
-    // stream into nothing for as long as it runs (an event stream: for ever).
+    // stream into nothing for as long as it runs (an event stream: until its client leaves,
+    // and requests pipelined behind it wait that long).
     if (r && stream_no_body_ && !data.empty()) return Errc::closed;
     return r;
 }

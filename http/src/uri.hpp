@@ -65,11 +65,14 @@ inline int hex_value(char c) noexcept {
 
 inline PathForm path_form(std::string_view path) noexcept {
     // The common case first, as one plain loop (find_first_of would call memchr per byte).
-    bool maybe = false;
-    for (const char c : path)
-        maybe |= c == '.' || c == '%';
-    if (!maybe) return PathForm::plain;
-    for (std::size_t i = 0; i < path.size(); ++i)
+    bool dot = false;
+    bool percent = false;
+    for (const char c : path) {
+        dot |= c == '.';
+        percent |= c == '%';
+    }
+    if (!dot && !percent) return PathForm::plain;
+    for (std::size_t i = 0; i < path.size() && percent; ++i)
         if (path[i] == '%' &&
             (path.size() - i < 3 || hex_value(path[i + 1]) < 0 || hex_value(path[i + 2]) < 0))
             return PathForm::bad_escape;
@@ -98,7 +101,7 @@ inline PathForm path_form(std::string_view path) noexcept {
         return false;
     };
     if (dotted(false)) return PathForm::dot_segments;
-    if (dotted(true)) return PathForm::encoded_dot_segments;
+    if (percent && dotted(true)) return PathForm::encoded_dot_segments;
     return PathForm::plain;
 }
 

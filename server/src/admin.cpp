@@ -6,6 +6,7 @@
 #include "logging.hpp"
 #include "weft/core/hub.hpp"
 #include "weft/core/internal/hub_probe.hpp"
+#include "weft/core/text.hpp"
 #include "weft/monitor/exposition.hpp"
 #include "weft/monitor/run_info.hpp"
 
@@ -126,9 +127,13 @@ void register_admin_routes(http::Router& router, AdminState& st) {
         const auto format = req.query("format").value_or("json");
         if (format == "text")
             return http::Response::text(monitor::format_run_info(*st.workers, kFibersPerHubListed));
-        if (format != "json")
+        if (format != "json") {
+            std::string buf;  // the caller's bytes, shown escaped
             return http::Response::text(
-                "format must be json or text, got '" + std::string(format) + "'\n", 400);
+                "format must be json or text, got '" +
+                    std::string(weft::escaped_ascii(format.substr(0, 64), buf)) + "'\n",
+                400);
+        }
         return http::Response::json(fibers_json(*st.workers));
     });
     router.get("/debug/config",

@@ -128,13 +128,19 @@ config::Kind<std::vector<std::string>> origin_list() {
                 for (std::size_t i = 0; i < sep && ok; ++i)
                     ok = std::isalnum(static_cast<unsigned char>(o[i])) != 0 ||
                          std::strchr("+-.", o[i]) != nullptr;
-                // A '*' only as a whole first label: "https://*.example.com".
+                // A '*' only as a whole first label, with two labels or more after it:
+                // "https://*.example.com" ("https://*.com" would take every .com site).
                 const std::size_t star = o.find('*', sep + 3);
-                const bool subdomains = o.compare(sep + 3, 2, "*.") == 0;
-                ok = ok && (star == std::string::npos ||
-                            (subdomains && star == sep + 3 &&
-                             o.find('*', star + 1) == std::string::npos && sep + 5 < o.size() &&
-                             o[sep + 5] != '.' && o[sep + 5] != ':'));
+                if (ok && star != std::string::npos) {
+                    const std::string_view after = std::string_view(o).substr(sep + 3);
+                    const std::string_view domain = after.size() > 2
+                                                        ? after.substr(2, after.find(':') - 2)
+                                                        : std::string_view();
+                    ok = after.starts_with("*.") && star == sep + 3 &&
+                         o.find('*', star + 1) == std::string::npos && !domain.empty() &&
+                         domain.front() != '.' && domain.back() != '.' &&
+                         domain.find('.') != std::string_view::npos;
+                }
                 for (std::size_t i = sep + 3; i < o.size() && ok; ++i)
                     ok = o[i] > 0x20 && o[i] < 0x7f && std::strchr("/?#@\\", o[i]) == nullptr;
             }

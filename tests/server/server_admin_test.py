@@ -227,6 +227,8 @@ class Admin(unittest.TestCase):
         # Another format is refused, not answered as JSON.
         status, _, text = get(self.w.admin, "/debug/fibers?format=xml")
         self.assertEqual((status, text), (400, b"format must be json or text, got 'xml'\n"))
+        status, _, text = get(self.w.admin, "/debug/fibers?format=%1b")
+        self.assertEqual((status, text), (400, b"format must be json or text, got '\\x1B'\n"))
 
     def test_debug_index_lists_the_debug_endpoints(self):
         for index in ("/debug/", "/debug"):

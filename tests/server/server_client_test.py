@@ -623,6 +623,10 @@ class DemoRoutes(unittest.TestCase):
                 status, _, body = get(w.http, path)
                 self.assertEqual(status, 400, path)
                 self.assertTrue(body.startswith(b"bad_url: "), body)
+            # The caller's url in it is shown escaped.
+            status, _, body = get(w.http, "/fetch?url=%1b%5B2J")
+            self.assertEqual(status, 400)
+            self.assertTrue(body.endswith(b"URL: \\x1B[2J\n"), body)
             self.assertEqual(get(w.http, "/fetch?url=http://127.0.0.1:1/")[0], 502)
             # What the caller sent is shown escaped, never as raw control bytes.
             status, _, body = get(w.http, "/sleep?ms=5%00%1b")

@@ -300,10 +300,12 @@ class Profiles(unittest.TestCase):
             m = re.search(r"Total samples = ([\d.]+)(ms|s)", top)
             total = float(m.group(1)) * (1 if m.group(2) == "s" else 1e-3)
             self.assertIn("[kernel] I/O in the hub's poll", top)
-            # Both near the CPU time the hub threads had (sampling and the scrapes' timing
-            # blur it; before, both were about a tenth of it).
+            # Both near the CPU time the hub threads had (before, both were about a tenth of
+            # it). Sampling and the scrapes' timing blur it, and a stack is sampled when its
+            # thread is runnable, which on a busy 2-CPU machine is more than when it runs: the
+            # upper bound only rules out counting the poll twice over.
             self.assertGreater(total, 0.5 * cpu)
-            self.assertLess(total, 1.3 * cpu + 0.1)
+            self.assertLess(total, 2.0 * cpu + 0.2)
             self.assertGreater(busy, 0.6 * cpu)
             self.assertEqual(w.stop(), 0)
 

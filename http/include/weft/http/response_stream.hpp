@@ -51,9 +51,11 @@ class ResponseStream {
     /// (the server's send timeout), Errc::connection_reset or Errc::closed when the client is
     /// gone; after an error every later write fails too and the connection closes. An empty
     /// `data` only sends the headers. When no body may follow (a HEAD request, a 204 or 304),
-    /// the headers go out and a write with data returns Errc::closed, as Go's
-    /// http.ErrBodyNotAllowed: a handler that streams until a write fails ends at once, and
-    /// the connection goes on.
+    /// the headers go out and a write with data returns Errc::closed (Go's
+    /// http.ErrBodyNotAllowed, which Go gives for 204 and 304; for HEAD Go drops the bytes
+    /// silently, and an event stream runs on until its client leaves): a handler that streams
+    /// until a write fails ends at once, and the connection goes on. A handler that takes that
+    /// failure for an error of its own gets the 500 it asks for.
     Result<void> write(std::string_view data) {
         started_ = true;
         return sink_->stream_write(head_, data);
