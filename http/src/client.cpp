@@ -1008,6 +1008,49 @@ ClientResult<std::unique_ptr<ClientExchange>> open(const std::shared_ptr<detail:
     return x;
 }
 
+// Whether a response is a redirect the client follows: 301, 302, 303, 307 or 308 with a
+// Location, when max_redirects allows any.
+bool follows(const ClientOptions& o, int status, std::optional<std::string_view> location) {
+    const bool redirect =
+        status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+    return redirect && o.max_redirects > 0 && location.has_value();
+}
+
+// Makes `req` and `url` the next hop of a redirect (`status` to `location`, the `redirects`th
+// one of the chain that began at `first_url`), or says why it is not followed.
+std::optional<ClientError> next_hop(const ClientOptions& o, int status, std::string_view location,
+                                    int redirects, const std::string& first_url, ClientRequest& req,
+                                    detail::Url& url) {
+    if (redirects >= o.max_redirects)
+        return ClientError{
+            ClientErrc::too_many_redirects,
+            "more than " + std::to_string(o.max_redirects) + " redirects from " + first_url};
+    auto next = detail::resolve_location(url, location);
+    if (!next)
+        return ClientError{ClientErrc::protocol,
+                           "invalid Location '" + std::string(location) + "'"};
+    // 303 (but for a HEAD), and 301/302 after a POST, become a GET without a body (what
+    // browsers do): the body's own fields go with it.
+    auto drop = [&req](std::initializer_list<std::string_view> names) {
+        std::erase_if(req.headers, [&](const auto& h) {
+            for (std::string_view n : names)
+                if (iequals(h.first, n)) return true;
+            return false;
+        });
+    };
+    if ((status == 303 && req.method != "HEAD") ||
+        ((status == 301 || status == 302) && req.method == "POST")) {
+        req.method = "GET";
+        req.body.clear();
+        drop({"content-length", "content-type", "content-encoding", "transfer-encoding"});
+    }
+    // Credentials are for the origin they were given to (as Go's net/http does): not for
+    // another host, port or scheme (an https:// to http:// hop would send them in clear).
+    if (next->origin != url.origin) drop({"authorization", "proxy-authorization", "cookie"});
+    url = std::move(*next);
+    return std::nullopt;
+}
+
 }  // namespace
 
 ClientOptions with_environment_proxies(ClientOptions o) {
@@ -1104,55 +1147,48 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
             out.body.append(buf, *n);
         }
         finish_metric(out.status, nullptr);
-        const bool redirect = out.status == 301 || out.status == 302 || out.status == 303 ||
-                              out.status == 307 || out.status == 308;
-        if (!redirect || core_->options.max_redirects <= 0) return out;
-        auto location = out.header("location");
-        if (!location) return out;
-        if (redirects >= core_->options.max_redirects)
-            return ClientError{ClientErrc::too_many_redirects,
-                               "more than " + std::to_string(core_->options.max_redirects) +
-                                   " redirects from " + original.url};
-        auto next = detail::resolve_location(*url, *location);
-        if (!next)
-            return ClientError{ClientErrc::protocol,
-                               "invalid Location '" + std::string(*location) + "'"};
-        // 303 (but for a HEAD), and 301/302 after a POST, become a GET without a body (what
-        // browsers do): the body's own fields go with it.
-        auto drop = [&req](std::initializer_list<std::string_view> names) {
-            std::erase_if(req.headers, [&](const auto& h) {
-                for (std::string_view n : names)
-                    if (iequals(h.first, n)) return true;
-                return false;
-            });
-        };
-        if ((out.status == 303 && req.method != "HEAD") ||
-            ((out.status == 301 || out.status == 302) && req.method == "POST")) {
-            req.method = "GET";
-            req.body.clear();
-            drop({"content-length", "content-type", "content-encoding", "transfer-encoding"});
-        }
-        // Credentials are for the origin they were given to (as Go's net/http does): not for
-        // another host, port or scheme (an https:// to http:// hop would send them in clear).
-        if (next->origin != url->origin) drop({"authorization", "proxy-authorization", "cookie"});
-        url = std::move(next);
+        if (!follows(core_->options, out.status, out.header("location"))) return out;
+        if (auto e = next_hop(core_->options, out.status, *out.header("location"), redirects,
+                              original.url, req, *url))
+            return std::move(*e);
     }
 }
 
-ClientResult<ClientStream> Client::stream(const ClientRequest& req) {
-    const std::int64_t t0 = now_ns();
-    Deadline total = req.deadline;
+ClientResult<ClientStream> Client::stream(const ClientRequest& original) {
+    Deadline total = original.deadline;
     if (core_->options.total_timeout.count() > 0)
         total = earliest(total, Deadline(core_->options.total_timeout));
-    auto url = detail::parse_url(req.url);
-    if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + req.url};
-    auto x = open(core_, req, *url, total);
-    if (!x) {
-        detail::record(req.method, 0, client_errc_name(x.error().code), *url, now_ns() - t0);
-        return std::move(x).error();
+    auto url = detail::parse_url(original.url);
+    if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + original.url};
+    ClientRequest req = original;
+    for (int redirects = 0;; ++redirects) {
+        const std::int64_t t0 = now_ns();
+        auto x = open(core_, req, *url, total);
+        if (!x) {
+            detail::record(req.method, 0, client_errc_name(x.error().code), *url, now_ns() - t0);
+            return std::move(x).error();
+        }
+        (*x)->time_until_end(t0);
+        ClientStream s(std::move(*x));
+        const auto location = s.header("location");
+        if (!follows(core_->options, s.status(), location)) return s;
+        std::string where(*location);
+        // A redirect's body is not the caller's: read a short one to its end, so that its
+        // connection is reused (as Go's client reads up to 2 KiB); drop a longer one, closing
+        // its connection. Either ends this hop's metric.
+        char buf[4096];
+        std::size_t left = 16 * 1024;
+        for (;;) {
+            auto n = s.read(std::span<char>(buf, sizeof buf));
+            if (!n || *n == 0) break;
+            if (*n >= left) break;
+            left -= *n;
+        }
+        const int status = s.status();
+        s = ClientStream();
+        if (auto e = next_hop(core_->options, status, where, redirects, original.url, req, *url))
+            return std::move(*e);
     }
-    (*x)->time_until_end(t0);
-    return ClientStream(std::move(*x));
 }
 
 // --- ClientStream ----------------------------------------------------------------------------

@@ -280,6 +280,70 @@ FIBER_TEST(Client, RedirectsAreOffByDefaultAndBounded) {
     EXPECT_EQ(r.error().code, ClientErrc::too_many_redirects);
 }
 
+FIBER_TEST(Client, AStreamFollowsRedirectsAsARequestDoes) {
+    // The final hop's body is read in pieces, from the stream.
+    std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n";
+    ok.append(20000, 't');
+    ScriptedServer target(always(ok));
+    // A short redirect body is read to its end: the hop's connection is reused.
+    ScriptedServer hop(always("HTTP/1.1 302 Found\r\nLocation: " + target.url("/final") +
+                              "\r\nContent-Length: 5\r\n\r\nmoved"));
+    ClientOptions o;
+    o.max_redirects = 3;
+    Client c(o);
+    auto read_all = [](weft::http::ClientStream& st) {
+        std::string body;
+        char buf[4096];
+        for (;;) {
+            auto n = st.read(buf);
+            if (!n || *n == 0) break;
+            body.append(buf, *n);
+        }
+        return body;
+    };
+    for (int i = 0; i < 2; ++i) {
+        ClientRequest req;
+        req.url = hop.url("/start");
+        auto st = c.stream(req);
+        ASSERT_TRUE(st) << st.error().message();
+        EXPECT_EQ(st->status(), 200);
+        const std::string body = read_all(*st);
+        EXPECT_EQ(body.size(), 20000u);
+        EXPECT_EQ(body.find_first_not_of('t'), std::string::npos) << "not the final hop's body";
+    }
+    EXPECT_EQ(hop.accepts(), 1) << "the redirect's connection was not kept";
+    EXPECT_EQ(target.accepts(), 1);
+
+    // Off by default: the redirect itself comes back, its body readable.
+    Client plain;
+    ClientRequest req;
+    req.url = hop.url("/start");
+    auto st = plain.stream(req);
+    ASSERT_TRUE(st) << st.error().message();
+    EXPECT_EQ(st->status(), 302);
+    EXPECT_EQ(read_all(*st), "moved");
+
+    // A long redirect body is not read: its connection closes. A loop is bounded.
+    std::string long_redirect = "HTTP/1.1 307 Temporary Redirect\r\nLocation: ";
+    long_redirect += target.url("/final");
+    long_redirect += "\r\nContent-Length: 100000\r\n\r\n";
+    long_redirect.append(100000, 'x');
+    ScriptedServer long_hop(always(long_redirect));
+    for (int i = 0; i < 2; ++i) {
+        req.url = long_hop.url();
+        st = c.stream(req);
+        ASSERT_TRUE(st) << st.error().message();
+        EXPECT_EQ(st->status(), 200);
+    }
+    EXPECT_EQ(long_hop.accepts(), 2);
+    ScriptedServer loop(
+        always("HTTP/1.1 301 Moved\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n"));
+    req.url = loop.url();
+    st = c.stream(req);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().code, ClientErrc::too_many_redirects);
+}
+
 FIBER_TEST(Client, ARedirectKeepsCredentialsToTheirOriginAndBodyFieldsToTheirBody) {
     std::vector<std::string> heads;  // what the final hop received
     ScriptedServer target([&heads](weft::TcpStream& s, int) {

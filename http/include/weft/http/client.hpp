@@ -188,7 +188,8 @@ class Client {
     [[nodiscard]] ClientResult<ClientResponse> request(const ClientRequest& req);
     [[nodiscard]] ClientResult<ClientResponse> get(std::string_view url, Deadline deadline = {});
     /// Sends the request and returns once the response's head has arrived; read the body from
-    /// the stream. Redirects are not followed.
+    /// the stream. Redirects are followed as request() follows them (a redirect's own body is
+    /// read and dropped, or its connection closed when it is over 16 KiB).
     [[nodiscard]] ClientResult<ClientStream> stream(const ClientRequest& req);
 
     const ClientOptions& options() const noexcept;
