@@ -34,6 +34,32 @@ std::vector<std::string> keys_of(const SchemaBase& schema, std::string_view sect
     return out;
 }
 
+// Whether `name`=`value` has the shape of the variables Kubernetes gives a pod for each Service
+// of its namespace: NAME_SERVICE_HOST, NAME_SERVICE_PORT, NAME_SERVICE_PORT_<PORT NAME>,
+// NAME_PORT=tcp://IP:PORT (or udp://, sctp://), and NAME_PORT_<NUMBER>_<TCP|UDP|SCTP>, alone or
+// followed by _PROTO, _PORT or _ADDR. (A bare NAME_PORT=80 is someone's setting, not a link.)
+bool kubernetes_service_link(std::string_view name, std::string_view value) {
+    if (name.ends_with("_SERVICE_HOST") || name.ends_with("_SERVICE_PORT") ||
+        name.find("_SERVICE_PORT_") != std::string_view::npos)
+        return true;
+    for (auto at = name.find("_PORT_"); at != std::string_view::npos;
+         at = name.find("_PORT_", at + 1)) {
+        std::string_view rest = name.substr(at + 6);
+        std::size_t digits = 0;
+        while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9')
+            ++digits;
+        if (digits == 0 || digits >= rest.size() || rest[digits] != '_') continue;
+        rest.remove_prefix(digits + 1);
+        for (std::string_view proto : {"TCP", "UDP", "SCTP"}) {
+            if (!rest.starts_with(proto)) continue;
+            const std::string_view tail = rest.substr(proto.size());
+            if (tail.empty() || tail == "_PROTO" || tail == "_PORT" || tail == "_ADDR") return true;
+        }
+    }
+    return name.ends_with("_PORT") && (value.starts_with("tcp://") || value.starts_with("udp://") ||
+                                       value.starts_with("sctp://"));
+}
+
 std::string join(const std::vector<std::string>& items) {
     std::string s;
     for (const auto& i : items)
@@ -434,8 +460,18 @@ class Loader final : private CheckContext {
         for (const auto& [name, value] : options_.env) {
             if (!name.starts_with("WEFT_")) continue;
             bool former = false;
-            if (const Key* key = resolve_env(name, former))
+            if (const Key* key = resolve_env(name, value, former))
                 found.push_back({key, name, &value, former});
+        }
+        if (!service_links_.empty()) {
+            std::string names;
+            for (const auto& n : service_links_)
+                names += (names.empty() ? "" : ", ") + n;
+            loaded_.warnings.push_back(
+                "environment " + names + (service_links_.size() == 1 ? " is" : " are") +
+                " not configuration and ignored: Kubernetes names a Service's variables so "
+                "(<SERVICE>_SERVICE_HOST, <SERVICE>_PORT...); a pod spec with "
+                "enableServiceLinks: false has none");
         }
         // An alias and the regular name may both be set, but not to different values.
         std::set<const Key*> done;
@@ -469,7 +505,7 @@ class Loader final : private CheckContext {
     }
 
     // The key a WEFT_* variable sets, nullptr when it is not ours (or unknown: then an error).
-    const Key* resolve_env(const std::string& name, bool& former) {
+    const Key* resolve_env(const std::string& name, const std::string& value, bool& former) {
         for (const auto& k : schema_.keys()) {
             if (k.env_name() == name) return &k;
             for (const auto& alias : k.env_aliases) {
@@ -489,6 +525,12 @@ class Loader final : private CheckContext {
         for (const auto& section : schema_.sections()) {
             const std::string prefix = "WEFT_" + to_upper(section) + "_";
             if (!name.starts_with(prefix)) continue;
+            // A Service named like a section (weft-admin) gives every pod WEFT_ADMIN_PORT,
+            // WEFT_ADMIN_SERVICE_HOST...: not ours, and no reason to refuse to start.
+            if (kubernetes_service_link(name, value)) {
+                service_links_.push_back(name);
+                return nullptr;
+            }
             const std::string key = to_lower(std::string_view(name).substr(prefix.size()));
             // Compare only what follows the prefix, which every candidate shares.
             std::vector<std::string> tails = keys_of(schema_, section);
@@ -653,7 +695,8 @@ class Loader final : private CheckContext {
     // Errors of variables outside WEFT_* (HTTP_PROXY), by dotted key, until a later source
     // sets the key.
     std::map<std::string, ConfigError> ambient_errors_;
-    std::set<std::string> failed_;  // display names ("[server] listen") and dotted names
+    std::set<std::string> failed_;            // display names ("[server] listen") and dotted names
+    std::vector<std::string> service_links_;  // WEFT_<SECTION>_... variables of a Service
 };
 
 }  // namespace

@@ -1,10 +1,11 @@
 #!/bin/bash
 # The image's health check: GET an admin endpoint (default /healthz on port 9090) and succeed on a
 # 200. Uses bash's /dev/tcp, so the runtime image needs no HTTP client.
-# Usage: weft-healthcheck [PATH [PORT [HOST]]]
+# Usage: weft-healthcheck [PATH [PORT [HOST]]]   (PORT defaults to $HEALTHCHECK_PORT, then 9090;
+# not a WEFT_* variable: weft reads those as its configuration)
 set -u
 path=${1:-/healthz}
-port=${2:-${WEFT_ADMIN_PORT:-9090}}
+port=${2:-${HEALTHCHECK_PORT:-9090}}
 host=${3:-127.0.0.1}
 
 check() {

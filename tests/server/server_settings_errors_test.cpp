@@ -341,6 +341,7 @@ std::vector<BadCase> bad_cases() {
         {"unknown_env_alias_typo",
          with_env({{"WEFT_MONITOR_THREAD_ENABLED", "1"}}),
          {"did you mean WEFT_MONITOR_THREAD_ENABLE?"}},
+        // A port, not a Kubernetes service link (whose NAME_PORT is "tcp://IP:PORT").
         {"unknown_env_far",
          with_env({{"WEFT_SERVER_PORT", "80"}}),
          {"[server] port: unknown environment variable; known: WEFT_SERVER_LISTEN, "

@@ -649,6 +649,29 @@ TEST(SettingsEnvironment, AVariableATypoAwayFromOursIsWarnedAbout) {
               "ignored; did you mean WEFT_ADMIN_DEBUG_ENDPOINTS?");
 }
 
+// A Kubernetes Service named like a section (weft-admin, weft-server) gives every pod of its
+// namespace WEFT_ADMIN_PORT and the like: they must not stop the server from starting.
+TEST(SettingsEnvironment, AServiceNamedLikeASectionDoesNotStopTheServer) {
+    const LoadedSettings s =
+        load_ok(env_options({{"WEFT_ADMIN_SERVICE_HOST", "10.0.0.7"},
+                             {"WEFT_ADMIN_SERVICE_PORT", "9090"},
+                             {"WEFT_ADMIN_SERVICE_PORT_METRICS", "9090"},
+                             {"WEFT_ADMIN_PORT", "tcp://10.0.0.7:9090"},
+                             {"WEFT_ADMIN_PORT_9090_TCP", "tcp://10.0.0.7:9090"},
+                             {"WEFT_ADMIN_PORT_9090_TCP_PROTO", "tcp"},
+                             {"WEFT_ADMIN_PORT_9090_TCP_PORT", "9090"},
+                             {"WEFT_ADMIN_PORT_9090_TCP_ADDR", "10.0.0.7"},
+                             {"WEFT_SERVER_INTERNAL_SERVICE_HOST", "10.0.0.8"}}));
+    ASSERT_EQ(s.loaded.warnings.size(), 1u) << warnings_text(s);
+    EXPECT_NE(s.loaded.warnings[0].find("environment WEFT_ADMIN_PORT, WEFT_ADMIN_PORT_9090_TCP, "),
+              std::string::npos)
+        << s.loaded.warnings[0];
+    EXPECT_NE(s.loaded.warnings[0].find("WEFT_SERVER_INTERNAL_SERVICE_HOST are not configuration"),
+              std::string::npos)
+        << s.loaded.warnings[0];
+    EXPECT_NE(s.loaded.warnings[0].find("enableServiceLinks: false"), std::string::npos);
+}
+
 TEST(SettingsEnvironment, BooleanSpellings) {
     for (const char* yes : {"1", "true", "on", "yes", "TRUE", "Yes", " on "}) {
         LoadOptions o = file_options("[admin]\ndebug_endpoints = false\n");
