@@ -107,7 +107,7 @@ void Connection::start() noexcept {
     (void)::setsockopt(stream_.fd(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kNotSentLowat,
                        sizeof kNotSentLowat);
     state_ = State::watching;
-    hub_.idle.push_back(this, Clock::now());
+    hub_.fresh.push_back(this, Clock::now());
     // The first request's first byte must come within the header timeout.
     const Deadline first(hub_.server.options_.header_timeout);
     // TLS reads its records itself; plain HTTP keeps one receive armed for the connection's life.
@@ -420,7 +420,7 @@ bool Connection::watch_again() noexcept {
                                                                  : Deadline(from + timeout);
     }
     still_idle_ = false;
-    hub_.idle.push_back(this, idle_since_);
+    (info_.requests == 0 ? hub_.fresh : hub_.idle).push_back(this, idle_since_);
     // Before the first request (a TLS connection after its handshake) the header timeout
     // still runs from the accept; between requests, the idle timeout.
     if (!stream_watch_) {
@@ -774,6 +774,16 @@ void HubState::note_at_limit() noexcept {
 bool HubState::reclaim_one(Clock::time_point now) noexcept {
     ConnectionCounters& counts = server.metrics_.connections();
     if (Connection* c = idle.front()) {
+        c->reclaim();
+        counts.reclaimed_idle.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    // A connection that has sent no request yet may be about to: its client connected to send
+    // one, which may be on the way or already here, unread (closing it then would lose the
+    // request). Only one silent for a quarter of the header timeout (a browser's spare
+    // connection, an attacker's) makes room, as a slow head does.
+    if (Connection* c = fresh.front();
+        c && now - c->queued_at >= server.options_.header_timeout / 4) {
         c->reclaim();
         counts.reclaimed_idle.fetch_add(1, std::memory_order_relaxed);
         return true;

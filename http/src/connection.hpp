@@ -166,14 +166,16 @@ class HubState {
     int listener_fd() const noexcept { return listener_.fd(); }
     /// Drain or stop this hub's part of the server (hub thread).
     void begin_drain(bool hard) noexcept;
-    /// Closes one connection of this hub to make room under max_connections: the idle one that
-    /// waited longest (a keep-alive connection between requests, or a new one that has sent
-    /// nothing yet), else the one whose request head has been arriving longest, if for more
-    /// than a quarter of header_timeout. False when there is none (hub thread).
+    /// Closes one connection of this hub to make room under max_connections: the keep-alive
+    /// connection idle between requests for longest; else, if for more than a quarter of
+    /// header_timeout, the new one that has sent nothing for longest, or the one whose request
+    /// head has been arriving for longest. False when there is none (hub thread).
     bool reclaim_one(Clock::time_point now) noexcept;
 
-    /// Watching connections, least recently active first.
+    /// Keep-alive connections watched between requests, least recently active first.
     ConnectionQueue idle;
+    /// Connections watched before their first request, oldest first.
+    ConnectionQueue fresh;
     /// Connections whose fiber waits for more of a request head, oldest head first.
     ConnectionQueue slow_heads;
 

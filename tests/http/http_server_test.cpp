@@ -734,6 +734,52 @@ TEST(HttpServer, IdleConnectionsMakeRoomAtTheLimit) {
     EXPECT_EQ(rs[0].status, 200);
 }
 
+// At max_connections, a connection that has sent nothing yet is not closed at once to make room:
+// its request may be on the way (a client connects to send one). It makes room once it has been
+// silent for a quarter of header_timeout. (It was closed at once: with max_connections=4 and six
+// parallel curls, two got an empty reply 1 ms after connecting.)
+TEST(HttpServer, AConnectionThatHasSentNothingYetIsNotClosedAtOnceAtTheLimit) {
+    ServerOptions o = small_limits();
+    o.max_connections = 2;
+    o.header_timeout = 2s;
+    TestServer s(o, 1);
+    RawClient a(s.port), b(s.port);
+    ASSERT_TRUE(eventually([&] { return s.server->connections() == 2u; }));
+    const auto t0 = std::chrono::steady_clock::now();
+    RawClient c(s.port);
+    ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::this_thread::sleep_for(150ms);
+    // `a` sends its request only now: it is served, not found closed.
+    ASSERT_TRUE(a.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto ra = a.read_responses(1, false, 2s);
+    ASSERT_EQ(ra.size(), 1u) << "the connection was closed before its request came";
+    EXPECT_EQ(ra[0].status, 200);
+    // Then `a`, idle between requests, makes room for `c`.
+    auto rc = c.read_responses(1, false, 2s);
+    ASSERT_EQ(rc.size(), 1u);
+    EXPECT_EQ(rc[0].status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, o.header_timeout / 4)
+        << "served once `a` went idle, before `b` was old enough to be closed";
+    EXPECT_TRUE(a.wait_closed(1s));
+    EXPECT_EQ(s.server->metrics().connections().reclaimed_idle.load(), 1u);
+
+    // With every connection silent since it connected (`b`, and `e` after it), a newcomer
+    // waits for the oldest to have been silent for a quarter of header_timeout.
+    c.close();
+    ASSERT_TRUE(eventually([&] { return s.server->connections() == 1u; }));
+    RawClient e(s.port);
+    ASSERT_TRUE(eventually([&] { return s.server->connections() == 2u; }));
+    RawClient d(s.port);
+    ASSERT_TRUE(d.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto rd = d.read_responses(1, false, 3s);
+    ASSERT_EQ(rd.size(), 1u);
+    EXPECT_EQ(rd[0].status, 200);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, o.header_timeout / 4);
+    EXPECT_TRUE(b.wait_closed(1s)) << "the oldest silent connection made room";
+    EXPECT_FALSE(e.wait_closed(50ms)) << "the newer silent connection was closed";
+    EXPECT_EQ(s.server->metrics().connections().reclaimed_idle.load(), 2u);
+}
+
 // At max_connections with nothing idle, a connection whose request head has been arriving for a
 // quarter of header_timeout makes room (slowloris at the limit), never a fresher one.
 TEST(HttpServer, SlowHeadsMakeRoomAtTheLimit) {

@@ -34,7 +34,8 @@ struct RequestSeries {
 /// Connection events of a server, over all hubs. Written by the hubs, read from any thread.
 struct ConnectionCounters {
     /// Connections closed to make room for newcomers under max_connections: idle ones
-    /// (keep-alive between requests, or new and silent so far)...
+    /// (keep-alive between requests, or silent since they connected for a quarter of
+    /// header_timeout)...
     std::atomic<std::uint64_t> reclaimed_idle{0};
     /// ...and ones whose request head had been arriving for long (a quarter of header_timeout).
     std::atomic<std::uint64_t> reclaimed_slow_head{0};

@@ -45,10 +45,10 @@ using AccessLogFn = std::function<void(const AccessLogEntry&)>;
 
 struct ServerOptions {
     /// Open connections over all hubs. At the limit, a newcomer takes the place of the
-    /// connection that waits longest for nothing (idle between requests, or silent since it
-    /// connected), else of one whose request head has been arriving for a quarter of
-    /// header_timeout; with neither, accepting pauses until one closes (the kernel's backlog
-    /// holds the newcomers). 0 = no limit.
+    /// keep-alive connection idle between requests for longest; else, after a quarter of
+    /// header_timeout, of one silent since it connected (a request may be on its way to a
+    /// newer one) or whose request head is still arriving; with none, accepting pauses until
+    /// one closes (the kernel's backlog holds the newcomers). 0 = no limit.
     std::size_t max_connections = 10000;
     /// Request line + header fields, in bytes: beyond it, 431 and close.
     std::size_t max_header_bytes = 16 * 1024;
