@@ -3,7 +3,9 @@
 // configuration (nothing starts half-configured), loads plugins, serves, and drains on SIGTERM.
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -54,6 +56,48 @@ constexpr std::chrono::seconds kShutdownLimit{5};
 // Exit status when the drain timed out and the connections still open were closed (exit 0 is
 // a drain in which every request finished).
 constexpr int kExitDrainCutShort = 3;
+
+// Descriptors beyond the connections: listeners, rings, eventfds, the log files, a plugin's
+// database and upstream connections.
+constexpr rlim_t kSpareFiles = 256;
+rlim_t g_soft_nofile = 0;  // the soft open-file limit the process was started with
+
+// Every connection holds a descriptor. Raises the soft open-file limit to the hard one (as Go
+// does since 1.19; a soft limit of 1024 is common and would refuse connections long before
+// max_connections), giving children the original back, as programs that select() expect it;
+// says when the connections the configuration allows still do not fit.
+void fit_open_file_limit(const weft::server::Settings& cfg,
+                         const std::shared_ptr<spdlog::logger>& log) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        const rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            g_soft_nofile = was;
+            ::pthread_atfork(nullptr, nullptr, [] {
+                rlimit child{};
+                if (::getrlimit(RLIMIT_NOFILE, &child) != 0) return;
+                child.rlim_cur = g_soft_nofile;
+                (void)::setrlimit(RLIMIT_NOFILE, &child);
+            });
+            log->debug("open-file limit raised from {} to the hard limit, {}", was, rl.rlim_cur);
+        } else {
+            rl.rlim_cur = was;
+        }
+    }
+    const rlim_t admin = cfg.admin.enabled ? cfg.admin.http.max_connections : 0;
+    const rlim_t need = cfg.http.max_connections + admin + kSpareFiles;
+    if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur) return;
+    log->warn(
+        "the open-file limit ({}, hard limit {}) is below what [server] max_connections ({}){} "
+        "need with {} to spare ({}): connections beyond it are refused (EMFILE). Raise the "
+        "limit (ulimit -n, systemd's LimitNOFILE=, podman's --ulimit nofile=) or lower "
+        "max_connections",
+        rl.rlim_cur, rl.rlim_max, cfg.http.max_connections,
+        admin ? fmt::format(" and [admin] max_connections ({})", admin) : std::string(),
+        kSpareFiles, need);
+}
 
 // Request bodies are large, short-lived blocks. Once glibc has freed one that large it raises
 // its mmap threshold and serves the next ones from its heaps, which keep what is freed in their
@@ -293,6 +337,8 @@ int main(int argc, char** argv) {
         }
         return std::nullopt;
     };
+
+    fit_open_file_limit(cfg, log);  // a warning under --check-config too
 
     if (cli.check_config) {
         // Plugins are initialized too (against a scratch router): only their init can check

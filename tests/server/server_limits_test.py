@@ -5,6 +5,7 @@ answering; request bodies in memory stay within max_buffered_body_bytes (503 bey
 memory goes back to the system when their connections end."""
 
 import re
+import resource
 import socket
 import threading
 import time
@@ -134,6 +135,40 @@ class Limits(unittest.TestCase):
             self.assertGreater(sent, 32 << 20)
             self.assertEqual(get(w.http, "/")[0], 200)
             self.assertEqual(w.stop(), 0)
+
+    def test_the_open_file_limit_is_raised_and_one_too_low_is_named(self):
+        # A soft limit of 1024 (or less) is common: connections beyond it failed with EMFILE
+        # long before max_connections, with no word at startup.
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 1024:
+            self.skipTest("hard open-file limit %d" % hard)
+        warning = r"the open-file limit \((\d+), hard limit (\d+)\) is below what \[server\] " \
+                  r"max_connections \(%d\)"
+
+        def soft_256():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        with Weft(["--set", "server.max_connections=500"], preexec_fn=soft_256) as w:
+            w.wait_ready()
+            with open("/proc/%d/limits" % w.pid) as f:
+                line = re.search(r"Max open files\s+(\S+)", f.read())
+            self.assertEqual(line.group(1),
+                             "unlimited" if hard == resource.RLIM_INFINITY else str(hard))
+            self.assertNotRegex(w.stderr(), warning % 500)
+            self.assertEqual(w.stop(), 0)
+
+        def both_300():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+        with Weft(["--set", "server.max_connections=500"], preexec_fn=both_300) as w:
+            w.wait_ready()
+            m = re.search(warning % 500, w.stderr())
+            self.assertIsNotNone(m, w.stderr())
+            self.assertEqual(m.groups(), ("300", "300"))
+            self.assertEqual(w.stop(), 0)
+        # --check-config says so too.
+        r = u.run_weft(["--set", "server.max_connections=500", "--check-config"],
+                       preexec_fn=both_300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, warning % 500)
 
     def test_idle_connections_make_room_at_max_connections(self):
         # The issue's reproducer: 50 idle keep-alive sockets at max_connections=50 made a new

@@ -88,12 +88,12 @@ def clean_env(extra=None):
     return env
 
 
-def run_weft(args, env=None, timeout=20, cwd=None):
+def run_weft(args, env=None, timeout=20, cwd=None, preexec_fn=None):
     """Runs weft to completion (for --help, --print-config, refusals...). Returns the
     CompletedProcess with text stdout and stderr."""
     return subprocess.run([ARGS.weft] + list(args), env=clean_env(env), cwd=cwd,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=preexec_fn)
 
 
 class Weft:
@@ -102,7 +102,8 @@ class Weft:
     Use as a context manager: on exit the process group is killed if the test did not stop
     the server itself."""
 
-    def __init__(self, args=(), env=None, workdir=None, exe=None, listen=True, cwd=None):
+    def __init__(self, args=(), env=None, workdir=None, exe=None, listen=True, cwd=None,
+                 preexec_fn=None):
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="weft-server-test-")
@@ -120,7 +121,8 @@ class Weft:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, env=clean_env(env), cwd=cwd or workdir,
                                      stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, start_new_session=True)
+                                     stderr=self._err, start_new_session=True,
+                                     preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self.http = None  # "127.0.0.1:PORT"
         self.admin = None
