@@ -8,9 +8,9 @@
 
 namespace weft::server {
 
-monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
-                                          const http::RequestMetrics& metrics) {
-    return registry.add_collector([&metrics](std::vector<monitor::MetricFamily>& out) {
+monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const http::Server& server) {
+    return registry.add_collector([&server](std::vector<monitor::MetricFamily>& out) {
+        const http::RequestMetrics& metrics = server.metrics();
         auto bounds = monitor::latency_buckets_seconds();
         monitor::MetricFamily dur;
         dur.name = "http_server_request_duration_seconds";
@@ -62,6 +62,21 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
         });
         out.push_back(std::move(timed_out));
         out.push_back(std::move(abandoned));
+
+        monitor::MetricFamily open;
+        open.name = "weft_http_connections";
+        open.help = "HTTP connections open now (WebSockets included), over all hubs.";
+        open.type = monitor::MetricType::gauge;
+        open.samples.push_back({{}, static_cast<double>(server.connections())});
+        out.push_back(std::move(open));
+        monitor::MetricFamily limit;
+        limit.name = "weft_http_connections_limit";
+        limit.help =
+            "server.max_connections: connections open at once, beyond which newcomers wait (0: "
+            "no limit).";
+        limit.type = monitor::MetricType::gauge;
+        limit.samples.push_back({{}, static_cast<double>(server.options().max_connections)});
+        out.push_back(std::move(limit));
 
         monitor::MetricFamily reclaimed;
         reclaimed.name = "weft_http_connections_reclaimed_total";

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "weft/http/metrics.hpp"
+#include "weft/http/server.hpp"
 #include "weft/monitor/metrics.hpp"
 
 namespace weft::server {
@@ -15,7 +16,10 @@ namespace weft::server {
 [[nodiscard]] monitor::CollectorHandle add_http_client_metrics(monitor::Registry& registry,
                                                                unsigned hubs);
 
+/// The same for `server`'s request and connection metrics: weft_http_connections (open now)
+/// beside weft_http_connections_limit (max_connections) among them. `server` must outlive the
+/// handle.
 [[nodiscard]] monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
-                                                        const http::RequestMetrics& metrics);
+                                                        const http::Server& server);
 
 }  // namespace weft::server

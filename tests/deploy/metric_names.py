@@ -36,6 +36,8 @@ SCALARS = {
     "weft_hub_blocking_threshold_seconds",
     "weft_build_info",
     "http_server_active_requests",
+    "weft_http_connections",
+    "weft_http_connections_limit",
     "weft_http_connections_reclaimed_total",
     "weft_http_request_body_bytes",
     "process_cpu_seconds_total",

@@ -43,6 +43,8 @@ HUB_FAMILIES = [
     ("weft_offload_tasks_started_total", "counter"),
     ("weft_offload_tasks_withdrawn_total", "counter"),
     ("weft_offload_queue_wait_seconds", "histogram"),
+    ("weft_http_connections", "gauge"),
+    ("weft_http_connections_limit", "gauge"),
     ("weft_http_connections_reclaimed_total", "counter"),
     ("weft_http_request_body_bytes", "gauge"),
 ]

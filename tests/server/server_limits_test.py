@@ -176,6 +176,10 @@ class Limits(unittest.TestCase):
         with Weft(["--hubs", "2", "--set", "server.max_connections=50"]) as w:
             w.wait_ready()
             idle = [open_served(w.http) for _ in range(50)]
+            # An operator sees how close to the limit the server is.
+            text = get(w.admin, "/metrics")[2].decode()
+            self.assertEqual(metric(text, "weft_http_connections"), 50)
+            self.assertEqual(metric(text, "weft_http_connections_limit"), 50)
             status, took = timed_get(w.http, "/", timeout=10)
             self.assertEqual(status, 200)
             self.assertLess(took, 1.0)
