@@ -35,6 +35,8 @@ class BodyBudget {
         if (n) used_.fetch_sub(n, std::memory_order_relaxed);
     }
     std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+    /// The most it can ever lend (SIZE_MAX: no limit).
+    std::size_t limit() const noexcept { return limit_; }
 
   private:
     const std::size_t limit_;

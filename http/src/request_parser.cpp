@@ -976,6 +976,8 @@ int RequestParser::on_headers_complete() {
         return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         if (p->content_length > max_body_) return fail(413, "request body too large");
+        if (bodies_ && p->content_length > bodies_->limit())
+            return fail(413, "request body larger than the server's memory budget for bodies");
         // Reserve what is announced, up to a bound: the bytes may never come, and storage
         // should cost about what was received.
         constexpr std::uint64_t kReserveMax = 64 * 1024;
@@ -1013,7 +1015,11 @@ bool RequestParser::grow_body(std::string& b, std::size_t need) {
         // Not enough left to double: just what is needed, if that much is left.
         target = need;
         if (target > body_charge_ && !bodies_->take(target - body_charge_)) {
-            fail(503, "request bodies fill the server's memory budget; try again later");
+            // Larger than the whole budget, it would never fit: not a moment to retry.
+            if (need > bodies_->limit())
+                fail(413, "request body larger than the server's memory budget for bodies");
+            else
+                fail(503, "request bodies fill the server's memory budget; try again later");
             return false;
         }
     }

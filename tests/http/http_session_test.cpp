@@ -856,11 +856,23 @@ TEST(HttpSession, BodiesShareOneBudget) {
     Harness c;
     c.bodies = &budget;
     c.build();
-    EXPECT_EQ(c.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 900000\r\n\r\n" +
+    EXPECT_EQ(c.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 250000\r\n\r\n" +
                      std::string(100000, 'c')),
               Step::Kind::read);
     EXPECT_GT(used.load(), 0u);
     c.session->finish();
+    EXPECT_EQ(used.load(), 0u);
+    // One larger than the whole budget would never fit: 413 at once, not 503 (which asks to
+    // come back), before any of it is read.
+    Harness d;
+    d.opts.max_body_bytes = 1 << 20;
+    d.bodies = &budget;
+    d.build();
+    EXPECT_EQ(d.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 900000\r\n\r\n"),
+              Step::Kind::close);
+    rs = read_responses(d.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 413);
     EXPECT_EQ(used.load(), 0u);
 }
 

@@ -252,6 +252,7 @@ class Limits(unittest.TestCase):
         # measured is what the bodies leave behind.
         budget = 64 << 20
         with Weft(["--hubs", "2", "--set", "server.max_buffered_body_bytes=%d" % budget,
+                   "--set", "server.max_body_bytes=%d" % (4 * budget),
                    "--set", "runtime.recv_buffers=32"]) as w:
             w.wait_ready()
             # One whole 1 MiB upload first: once glibc has freed a block that large, it serves
@@ -315,6 +316,21 @@ class Limits(unittest.TestCase):
             # A body within the budget is served.
             status, _, body = get(w.http, "/echo", method="POST", body=b"y" * 500000)
             self.assertEqual((status, len(body)), (200, 500000))
+            # One larger than the whole budget would never fit: 413 (a 503 with Retry-After
+            # had clients retry it for ever), announced or chunked.
+            c = post_partial(w.http, budget + 1, 0)
+            self.assertEqual(answer_of(c, 5), "HTTP/1.1 413 Content Too Large")
+            c.close()
+            s = socket.create_connection(split_addr(w.http), timeout=10)
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"%x\r\n" % (1 << 20) + b"c" * (1 << 20) + b"\r\n"
+            try:
+                for _ in range((budget >> 20) + 2):
+                    s.sendall(chunk)
+            except OSError:
+                pass  # answered and closed before the last chunks
+            self.assertEqual(answer_of(s, 5), "HTTP/1.1 413 Content Too Large")
+            s.close()
             self.assertEqual(w.stop(), 0)
 
 
