@@ -56,19 +56,23 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
 
 Result<void, std::string> Server::reload_tls() {
     if (!tls()) return std::string("TLS is not configured (tls_cert and tls_key are empty)");
-    std::string summary;
-    auto ctx = detail::TlsContext::server(options_.tls_cert, options_.tls_key, &summary);
+    std::string summary, warning;
+    auto ctx = detail::TlsContext::server(options_.tls_cert, options_.tls_key, &summary, &warning);
     if (!ctx) return ctx.error();
     std::lock_guard lock(tls_mu_);
+    // A renewal gone wrong (an old file copied back, a clock far off) must not replace a
+    // certificate clients accept with one they refuse.
+    if (!warning.empty() && tls_ctx_ && tls_warning_.empty()) return warning;
     tls_ctx_ = std::move(*ctx);
     tls_summary_ = summary;
+    tls_warning_ = warning;
     return {};
 }
 
 Result<void, std::string> Server::check_tls(const std::string& cert_file,
-                                            const std::string& key_file) {
+                                            const std::string& key_file, std::string* warning) {
     std::string summary;
-    auto ctx = detail::TlsContext::server(cert_file, key_file, &summary);
+    auto ctx = detail::TlsContext::server(cert_file, key_file, &summary, warning);
     if (!ctx) return ctx.error();
     return {};
 }
@@ -76,6 +80,11 @@ Result<void, std::string> Server::check_tls(const std::string& cert_file,
 std::string Server::tls_summary() const {
     std::lock_guard lock(tls_mu_);
     return tls_summary_;
+}
+
+std::string Server::tls_warning() const {
+    std::lock_guard lock(tls_mu_);
+    return tls_warning_;
 }
 
 std::shared_ptr<detail::TlsContext> Server::tls_context() const {

@@ -164,7 +164,8 @@ std::string asn1_time_text(const ASN1_TIME* t) {
 
 Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::string& cert_file,
                                                                     const std::string& key_file,
-                                                                    std::string* summary) {
+                                                                    std::string* summary,
+                                                                    std::string* warning) {
     ERR_clear_error();
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) return std::string("cannot make a TLS context: ") + openssl_error();
@@ -224,6 +225,20 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::s
         ERR_clear_error();  // its reason ("no certificate assigned") would mislead
         return fail("the private key in '" + key_file + "' does not match the certificate in '" +
                     cert_file + "'");
+    }
+    if (warning) {
+        warning->clear();
+        if (const X509* leaf = SSL_CTX_get0_certificate(ctx)) {
+            if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
+                *warning = "the certificate in '" + cert_file + "' expired on " +
+                           asn1_time_text(X509_get0_notAfter(leaf)) +
+                           ": clients that check certificates refuse it";
+            else if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
+                *warning = "the certificate in '" + cert_file + "' is not valid before " +
+                           asn1_time_text(X509_get0_notBefore(leaf)) +
+                           ": clients that check certificates refuse it until then (is the "
+                           "clock right?)";
+        }
     }
     if (summary) {
         X509* leaf = SSL_CTX_get0_certificate(ctx);

@@ -40,10 +40,12 @@ class TlsContext {
     /// A server context: the certificate chain in `cert_file` (PEM, leaf first) and its key
     /// in `key_file`; TLS 1.2 and 1.3, ALPN http/1.1, server-preferred ECDHE AEAD ciphers,
     /// session resumption (tickets and a session cache). Errors name the file and what
-    /// OpenSSL said; `summary` (when given) gets "CN=..., expires ...".
+    /// OpenSSL said; `summary` (when given) gets "CN=..., expires ...", and `warning` what is
+    /// wrong with a certificate that loads (expired, not valid yet), or "".
     static Result<std::shared_ptr<TlsContext>, std::string> server(const std::string& cert_file,
                                                                    const std::string& key_file,
-                                                                   std::string* summary = nullptr);
+                                                                   std::string* summary = nullptr,
+                                                                   std::string* warning = nullptr);
     ~TlsContext();
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;

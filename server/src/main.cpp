@@ -327,13 +327,15 @@ int main(int argc, char** argv) {
             const auto& h = std::string_view(sec) == "server" ? cfg.http : cfg.admin.http;
             if (h.tls_cert.empty() || (std::string_view(sec) == "admin" && !cfg.admin.enabled))
                 continue;
-            if (auto r = weft::http::Server::check_tls(h.tls_cert, h.tls_key); !r)
+            std::string warning;
+            if (auto r = weft::http::Server::check_tls(h.tls_cert, h.tls_key, &warning); !r)
                 return std::string("cannot serve ") + (sec[0] == 'a' ? "admin " : "") +
                        "HTTPS with [" + sec + "] tls_cert (" +
                        loaded.sources.of(std::string(sec) + ".tls_cert").to_string() +
                        ") and tls_key (" +
                        loaded.sources.of(std::string(sec) + ".tls_key").to_string() +
                        "): " + r.error();
+            if (!warning.empty() && cli.check_config) log->warn("[{}] tls_cert: {}", sec, warning);
         }
         return std::nullopt;
     };
@@ -474,7 +476,10 @@ int main(int argc, char** argv) {
                        loaded.sources.of("server.tls_key").to_string(), e.what());
         return 1;
     }
-    if (server->tls()) log->info("HTTPS with {}", server->tls_summary());
+    if (server->tls()) {
+        log->info("HTTPS with {}", server->tls_summary());
+        if (auto w = server->tls_warning(); !w.empty()) log->warn("[server] tls_cert: {}", w);
+    }
 
     std::vector<weft::monitor::CollectorHandle> collectors;
     collectors.push_back(weft::monitor::add_hub_metrics(registry, *workers));
@@ -551,7 +556,11 @@ int main(int argc, char** argv) {
                     loaded.sources.of("admin.tls_key").to_string(), e.what());
             return 1;
         }
-        if (admin_server->tls()) log->info("admin HTTPS with {}", admin_server->tls_summary());
+        if (admin_server->tls()) {
+            log->info("admin HTTPS with {}", admin_server->tls_summary());
+            if (auto w = admin_server->tls_warning(); !w.empty())
+                log->warn("[admin] tls_cert: {}", w);
+        }
         auto ab = admin_server->listen(cfg.admin.listen);
         if (!ab) {
             log->error("cannot listen for admin on {} ({}): {}", cfg.admin.listen.to_string(),

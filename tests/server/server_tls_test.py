@@ -179,6 +179,39 @@ class Tls(unittest.TestCase):
             self.assertIn(pem, m.group(1))
             self.assertEqual(https_get(w.http, "/", self.ca.cert)[0], 200)
 
+    def test_an_expired_certificate_is_warned_about_and_does_not_replace_a_valid_one(self):
+        # It was accepted with an info line: at start, under --check-config, and on SIGHUP,
+        # where it replaced the valid certificate in use.
+        expired_warning = r"\[warning\] \[server\] tls_cert: the certificate in '%s' expired " \
+                          r"on Feb  1 00:00:00 2020 GMT"
+        r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + self.expired.cert,
+                        "--set", "server.tls_key=" + self.expired.key])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, expired_warning % re.escape(self.expired.cert))
+        w, pem, key = self.serving(self.expired, name="expired-start")
+        with w:
+            w.wait_ready()
+            self.assertRegex(w.stderr(), expired_warning % re.escape(pem))
+        w, pem, key = self.serving(self.good, name="expired-reload")
+        with w:
+            w.wait_ready()
+            self.assertNotRegex(w.stderr(), r"tls_cert: ")
+            shutil.copy(self.expired.cert, pem)
+            shutil.copy(self.expired.key, key)
+            mark = len(w.stderr())
+            w.signal(signal.SIGHUP)
+            m = w.wait_for_log(r"SIGHUP: \[server\] cannot reload .*keeping the ones in use: "
+                               r"(.*)", after=mark)
+            self.assertIn("expired on Feb  1 00:00:00 2020 GMT", m.group(1))
+            # The valid certificate still serves: a checking client connects.
+            self.assertEqual(https_get(w.http, "/", self.ca.cert)[0], 200)
+            # A valid one again is taken.
+            shutil.copy(self.renewed.cert, pem)
+            shutil.copy(self.renewed.key, key)
+            mark = len(w.stderr())
+            w.signal(signal.SIGHUP)
+            w.wait_for_log(r"SIGHUP: \[server\] reloaded the TLS certificate", after=mark)
+
     def test_admin_listener_on_its_own_certificate(self):
         w = Weft(["--hubs", "1", "--set", "admin.tls_cert=" + self.renewed.cert,
                   "--set", "admin.tls_key=" + self.renewed.key])

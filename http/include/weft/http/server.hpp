@@ -78,14 +78,21 @@ class Server {
     bool tls() const noexcept { return !options_.tls_cert.empty(); }
     /// The certificate in use: "subject, valid until DATE" (empty without TLS).
     std::string tls_summary() const;
+    /// What is wrong with the certificate in use although it loaded (it expired, or is not
+    /// valid yet), "" when nothing is.
+    std::string tls_warning() const;
     /// Reads tls_cert and tls_key again: new connections use them, open ones keep theirs.
-    /// On an error the ones in use stay, and the message names the file and the reason.
+    /// On an error the ones in use stay, and the message names the file and the reason; so
+    /// they do when the new certificate has expired or is not valid yet and the one in use is
+    /// valid.
     /// Thread-safe.
     Result<void, std::string> reload_tls();
     /// Loads `cert_file` and `key_file` as a server with them would (for a configuration
-    /// test): on an error, the same message the server would fail with.
+    /// test): on an error, the same message the server would fail with; `warning` (when
+    /// given) gets what tls_warning() would say.
     static Result<void, std::string> check_tls(const std::string& cert_file,
-                                               const std::string& key_file);
+                                               const std::string& key_file,
+                                               std::string* warning = nullptr);
 
   private:
     friend class detail::HubState;
@@ -117,6 +124,7 @@ class Server {
     mutable std::mutex tls_mu_;
     std::shared_ptr<detail::TlsContext> tls_ctx_;
     std::string tls_summary_;
+    std::string tls_warning_;
 };
 
 }  // namespace weft::http
