@@ -303,6 +303,16 @@ int main(int argc, char** argv) {
     // Logging first: plugins may log from their init, also under --check-config.
     weft::server::setup_logging(cfg.log);
     auto log = weft::logger();
+    // Why the server does not start must reach stderr whatever the level ("critical", "off"),
+    // as nginx's emerg messages do: until it serves, errors are shown at least.
+    const spdlog::level::level_enum log_level = log->level();
+    auto set_levels = [](spdlog::level::level_enum l) {
+        spdlog::apply_all([l](const std::shared_ptr<spdlog::logger>& lg) {
+            if (lg->name() != "access") lg->set_level(l);
+        });
+        spdlog::default_logger()->set_level(l);
+    };
+    if (log_level > spdlog::level::err) set_levels(spdlog::level::err);
     for (const auto& w : loaded.warnings)
         log->warn("configuration: {}", w);
     const auto& access_log_source = loaded.sources.of("log.access_log");
@@ -593,6 +603,7 @@ int main(int argc, char** argv) {
                   ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
                   : std::string("off"),
               plugin_list.empty() ? "none" : plugin_list);
+    if (log_level > spdlog::level::err) set_levels(log_level);
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
     const auto drain_timeout = cfg.listener.drain_timeout;

@@ -256,12 +256,16 @@ class HubCountSource(unittest.TestCase):
 
 class StartErrors(unittest.TestCase):
     def test_port_in_use(self):
-        for flag in ("--listen", "--admin"):
-            with self.subTest(flag=flag), socket.socket() as busy:
+        # Whatever the log level: at "critical" or "off" the reason went unsaid (exit 1 and
+        # nothing on stderr).
+        for flag, level in (("--listen", "info"), ("--admin", "info"), ("--listen", "critical"),
+                            ("--admin", "off")):
+            with self.subTest(flag=flag, level=level), socket.socket() as busy:
                 busy.bind(("127.0.0.1", 0))
                 busy.listen(1)
                 addr = "127.0.0.1:%d" % busy.getsockname()[1]
-                argv = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", flag, addr]
+                argv = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", flag, addr,
+                        "--log-level", level]
                 r = run_weft(argv)
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(addr, r.stderr)
