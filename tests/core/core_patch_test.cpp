@@ -673,9 +673,11 @@ TEST(PatchPoll, PollTimesOutOrReportsReadinessWhileOthersRun) {
 TEST(PatchPoll, AFiberThatCannotWaitGetsAnErrorALibraryDoesNotRetry) {
     // libpq waits in poll() and calls it again on EINTR (and on 0 with no timeout): a fiber
     // past its own deadline, or cancelled, must get an error that ends such a loop, or the hub
-    // would spin in it instead of running its other fibers.
+    // would spin in it instead of running its other fibers. (Datagram sockets: a stream socket
+    // whose wait the fiber cut short is shut down, and then reads as at its end; see
+    // AConnectionWhoseWaitTheFiberCutShortIsShutDown.)
     run_patched([] {
-        Pair p;
+        Pair p(SOCK_DGRAM);
         Ticker ticker;
         int rc1 = -2, err1 = 0, rc2 = -2, err2 = 0;
         auto late = weft::spawn("late", [&] {
@@ -1186,7 +1188,7 @@ TEST(PatchHubs, ACloseOnAnotherHubWakesTheWaiter) {
 // retrying caller spin: EINTR once for the interrupted wait, then errors nobody retries.
 TEST(PatchIo, ACancelledFibersRetryLoopEnds) {
     run_patched([] {
-        Pair p;
+        Pair p(SOCK_DGRAM);  // a stream socket would be shut down, its read then at its end
         int tries = 0, err = 0;
         auto reader = weft::spawn("reader", [&] {
             char c;
@@ -1239,6 +1241,64 @@ TEST(PatchIo, ACancelledFibersRetryLoopEnds) {
     });
 }
 
+// A library's exchange cut short by the fiber's deadline or a cancellation cannot go on: libpq
+// kept CONNECTION_OK after its poll failed, with the query still running, and the next request
+// on that connection read this one's rows. The stream socket is shut down instead, so that its
+// next use fails and the library (or a pool) connects again. The call's own timeout (poll's
+// argument, SO_RCVTIMEO) leaves it usable, as libc does.
+TEST(PatchIo, AConnectionWhoseWaitTheFiberCutShortIsShutDown) {
+    run_patched([] {
+        char buf[16];
+        // The request's deadline passes while the library waits for its answer.
+        Pair q;
+        ssize_t got = -2;
+        int err = 0;
+        weft::spawn("query", [&] {
+            weft::ScopedDeadline d(weft::Deadline(20ms));
+            ASSERT_EQ(::send(q.a, "query", 5, 0), 5);
+            got = ::recv(q.a, buf, sizeof buf, 0);
+            err = errno;
+        }).join();
+        EXPECT_EQ(got, -1);
+        EXPECT_EQ(err, ETIMEDOUT);
+        // (Bounded: were it not shut down, these reads would wait for ever.)
+        const timeval bound{1, 0};
+        for (int fd : {q.a, q.b})
+            ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+        EXPECT_EQ(::recv(q.b, buf, sizeof buf, 0), 5) << "what was sent still arrives";
+        EXPECT_EQ(::recv(q.b, buf, sizeof buf, 0), 0) << "then the end: the peer sees it closed";
+        EXPECT_EQ(::send(q.b, "late rows", 9, MSG_NOSIGNAL), -1) << "a late answer goes nowhere";
+        EXPECT_EQ(::recv(q.a, buf, sizeof buf, 0), 0) << "the next user finds it closed";
+
+        // A cancelled poll (the client hung up) does the same.
+        Pair c;
+        int prc = -2;
+        auto poller = weft::spawn("poller", [&] {
+            pollfd pf{c.a, POLLIN, 0};
+            prc = ::poll(&pf, 1, -1);
+        });
+        (void)weft::sleep_for(10ms);
+        poller.cancel();
+        poller.join();
+        EXPECT_EQ(prc, -1);
+        ASSERT_EQ(::setsockopt(c.b, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+        EXPECT_EQ(::recv(c.b, buf, sizeof buf, 0), 0);
+
+        // Its own timeouts leave it as it was.
+        Pair t;
+        weft::spawn("own-timeouts", [&] {
+            pollfd pf{t.a, POLLIN, 0};
+            EXPECT_EQ(::poll(&pf, 1, 20), 0);
+            timeval tv{0, 20'000};
+            ASSERT_EQ(::setsockopt(t.a, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+            EXPECT_EQ(::recv(t.a, buf, sizeof buf, 0), -1);
+            EXPECT_EQ(errno, EAGAIN);
+        }).join();
+        ASSERT_EQ(::send(t.b, "rows", 4, 0), 4);
+        EXPECT_EQ(::recv(t.a, buf, sizeof buf, 0), 4) << "still usable";
+    });
+}
+
 TEST(PatchSleep, ASleepPastTheFibersDeadlineEndsInsteadOfSpinning) {
     // std::this_thread::sleep_for retries nanosleep on EINTR with the time left: after the
     // fiber's deadline it must end, not call again at once for the rest of the 2 s.
@@ -1251,6 +1311,45 @@ TEST(PatchSleep, ASleepPastTheFibersDeadlineEndsInsteadOfSpinning) {
         }).join();
         EXPECT_LT(seconds_since(t0), 1.0);
         EXPECT_LE(calls(PatchedCall::nanosleep) - before, 2u);
+    });
+}
+
+// A retry loop past its deadline (connect fails at once, usleep, again) pinned its hub at 96 %
+// CPU for a second: the sleeps returned at once. They last up to 10 ms instead, so the hub's
+// other fibers run between tries and the loop's own bound ends it soon; so does a cancelled
+// fiber's `for (;;) sleep_for(1s)`, which spun until the shutdown gave up on it.
+TEST(PatchSleep, ARetryLoopPastItsDeadlineDoesNotSpinItsHub) {
+    run_patched([] {
+        Ticker ticker;
+        const int ticks0 = ticker.ticks();
+        const auto t0 = std::chrono::steady_clock::now();
+        int tries = 0;
+        weft::spawn("retrying", [&] {
+            weft::ScopedDeadline bound(weft::Deadline(20ms));
+            for (tries = 0; tries < 20; ++tries)
+                ::usleep(200'000);  // the loop's own bound ends it: 20 tries
+        }).join();
+        const double took = seconds_since(t0);
+        EXPECT_EQ(tries, 20);
+        EXPECT_GE(took, 0.15) << "the sleeps past the deadline returned at once";
+        EXPECT_LT(took, 1.5) << "nor did they last their whole 200 ms";
+        EXPECT_GE(ticker.ticks() - ticks0, 25) << "the hub's other fibers ran between tries";
+
+        int loops = 0;
+        bool done = false;
+        auto forever = weft::spawn("forever", [&] {
+            while (!done) {  // (the test's way out; the loop itself would never end)
+                std::this_thread::sleep_for(1s);
+                ++loops;
+            }
+        });
+        (void)weft::sleep_for(10ms);
+        forever.cancel();
+        (void)weft::sleep_for(200ms);
+        done = true;
+        EXPECT_LE(loops, 25) << "a cancelled sleep loop spun";
+        EXPECT_GE(loops, 5);
+        forever.join();
     });
 }
 

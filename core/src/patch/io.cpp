@@ -34,6 +34,7 @@ bool would_block(ssize_t n) noexcept {
 // could not start (see cannot_park).
 bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int timeout_errno) {
     if (const int e = cannot_park(h)) {
+        abandon(fd);
         errno = e;
         return false;
     }
@@ -41,6 +42,7 @@ bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int time
     auto r = wait_one(h, fd, events, dl);
     if (r) return true;
     errno = wait_errno(r.error(), dl, timeout_errno);
+    if (r.error() == Errc::cancelled || (r.error() == Errc::timed_out && !dl.passed())) abandon(fd);
     return false;
 }
 
@@ -53,9 +55,10 @@ class Backoff {
     void waited() noexcept { ++ready_again_; }
     void reset() noexcept { ready_again_ = steps_ = 0; }
     // Sleeps the next step, within `dl`; false (errno set) when the fiber cannot, or `dl`
-    // passed (EAGAIN, as the socket's own timeout).
-    bool sleep(HubImpl& h, Deadline dl) {
+    // passed (EAGAIN, as the socket's own timeout). `fd` is the descriptor waited for.
+    bool sleep(HubImpl& h, int fd, Deadline dl) {
         if (const int e = cannot_park(h)) {
+            abandon(fd);
             errno = e;
             return false;
         }
@@ -65,6 +68,7 @@ class Backoff {
         }
         const auto step = std::chrono::milliseconds(1 << std::min(steps_++, 4));
         if (auto r = this_fiber::sleep_until(earliest(dl, Deadline(step))); !r) {
+            abandon(fd);
             errno = r.error() == Errc::cancelled ? EINTR : ETIMEDOUT;
             return false;
         }
@@ -102,7 +106,7 @@ ssize_t on_socket(HubImpl& h, PatchedCall c, int fd, const FdInfo& info, bool in
             errno = EAGAIN;
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
-        const bool ok = backoff.spurious() ? backoff.sleep(h, dl)
+        const bool ok = backoff.spurious() ? backoff.sleep(h, fd, dl)
                                            : park(h, c, fd, input ? POLLIN : POLLOUT, dl, EAGAIN);
         if (!ok) return done > 0 ? static_cast<ssize_t>(done) : -1;
         backoff.waited();
@@ -255,6 +259,16 @@ std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
 
 }  // namespace
 
+void abandon(int fd) noexcept {
+    int type = 0;
+    int listening = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return;
+    len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening) return;
+    (void)::shutdown(fd, SHUT_RDWR);
+}
+
 // connect: a blocking socket connects without blocking the hub; SO_SNDTIMEO bounds it (then
 // EINPROGRESS, as libc), a cancel gives EINTR (the connection goes on in the background, as after
 // a signal).
@@ -277,7 +291,7 @@ int connect_impl(int fd, const sockaddr* addr, socklen_t len) {
         // A Unix socket whose server's backlog is full says EAGAIN where a blocking connect
         // waits for room; nothing signals the room, so the wait is in short sleeps.
         if (r == 0 || errno != EAGAIN || !addr || addr->sa_family != AF_UNIX) break;
-        if (!backoff.sleep(*h, dl)) return -1;
+        if (!backoff.sleep(*h, fd, dl)) return -1;
     }
     if (r == 0 || errno != EINPROGRESS) return r;
     if (!park(*h, PatchedCall::connect, fd, POLLOUT, dl, EINPROGRESS)) return -1;

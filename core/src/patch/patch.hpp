@@ -68,6 +68,16 @@ inline int cannot_park(HubImpl& h) noexcept {
     return r.error() == Errc::cancelled ? ECANCELED : ETIMEDOUT;
 }
 
+/// A library's wait on `fd` was cut short by the fiber (a cancellation, or its own deadline:
+/// the request's), not by the call's timeout. The exchange the library was in the middle of
+/// (a query sent, its answer unread) is lost to it, yet the connection would look healthy:
+/// libpq keeps CONNECTION_OK, and the next query on it reads this one's rows. A connected
+/// stream socket is shut down, so that the library's next use of it fails and it, or its pool,
+/// connects again (psycopg2 closes the connection when gevent interrupts its wait; Go's
+/// database/sql drops a connection whose context ended). Listening and other sockets, pipes
+/// and files are left alone.
+void abandon(int fd) noexcept;
+
 /// `sec` seconds and `nsec` nanoseconds from now; never past ~292 years (a timeout of
 /// LONG_MAX seconds means forever, and in nanoseconds would overflow).
 inline Deadline after(std::int64_t sec, std::int64_t nsec) noexcept {

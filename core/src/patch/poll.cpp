@@ -49,7 +49,12 @@ bool zero(const timespec* ts) noexcept {
 // would have libpq's wait loop (which retries EINTR) call again at once, forever, and the hub
 // would spin instead of running its other fibers.
 bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline dl) {
+    auto abandon_all = [&] {
+        for (nfds_t i = 0; i < n; ++i)
+            if (fds[i].fd >= 0) abandon(fds[i].fd);
+    };
     if (const int e = cannot_park(h)) {
+        abandon_all();
         errno = e;
         return false;
     }
@@ -64,9 +69,11 @@ bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline d
     if (r || r.error() == Errc::closed) return true;
     if (r.error() == Errc::timed_out) {
         if (dl.passed()) return true;
+        abandon_all();
         errno = ETIMEDOUT;  // the fiber's deadline came first
         return false;
     }
+    abandon_all();
     errno = EINTR;
     return false;
 }

@@ -1,8 +1,9 @@
 // Patched sleeps: sleep, usleep, nanosleep and clock_nanosleep (relative and absolute). On a
 // fiber of a patching hub they park only that fiber until the time has passed (a zero sleep
 // yields to the hub's other fibers, as gevent's sleep(0)); a cancelled fiber wakes early and the
-// call reports an interruption the way libc reports a signal (EINTR and the time left), once
-// (see park_for). Everywhere else they are libc's own.
+// call reports an interruption the way libc reports a signal (EINTR and the time left), once;
+// after that, or past the fiber's deadline, a sleep lasts at most 10 ms (see park_for).
+// Everywhere else they are libc's own.
 #include <time.h>
 #include <unistd.h>
 
@@ -38,15 +39,41 @@ bool valid(const timespec* ts) noexcept {
     return ts->tv_nsec >= 0 && ts->tv_nsec < 1'000'000'000 && ts->tv_sec >= 0;
 }
 
+// The longest a sleep lasts once its fiber cannot wait any more (cancelled, or past its
+// deadline): short, so that code winding down after a 504 or a hang-up ends soon, but not
+// nothing, so that a retry loop (connect, fail at once, usleep, again) cannot spin its hub.
+constexpr nanoseconds kPauseWhenOver = std::chrono::milliseconds(10);
+
+// Waits `d` (at most kPauseWhenOver) although the fiber is cancelled or past its deadline:
+// neither ends this wait, and a cancellation that comes meanwhile stays for the next call.
+void pause_when_over(HubImpl& h, nanoseconds d) {
+    struct Pause final : Interruptible {
+        void interrupt(FiberRecord* f, Errc why) noexcept override {
+            if (why != Errc::cancelled) f->hub->make_ready(f, why);
+        }
+    } w;
+    FiberRecord* f = h.running();
+    const bool cancelled = f->cancel_requested;
+    const std::int64_t deadline = f->deadline_ns;
+    f->cancel_requested = false;
+    f->deadline_ns = INT64_MAX;
+    (void)h.park(&w, Deadline(d < kPauseWhenOver ? d : kPauseWhenOver), "sleep");
+    f->cancel_requested = f->cancel_requested || cancelled;
+    f->deadline_ns = deadline;
+}
+
 // Parks for `d` (a yield when d <= 0). Returns the time left: zero unless the fiber was
-// cancelled or reached its own deadline while it slept. A fiber that cannot park at all
-// (cancelled, or past its deadline, before the call) sleeps no longer: the call returns at
-// once as if it had slept. The time left and EINTR would have a caller that sleeps on after
-// an interruption (std::this_thread::sleep_for, a sleep() loop) call again at once, for the
-// whole time, with the hub spinning.
+// cancelled or reached its own deadline while it slept. A fiber that cannot park any more
+// (cancelled, or past its deadline, before the call) sleeps at most kPauseWhenOver and the
+// call returns as if it had slept: the time left and EINTR would have a caller that sleeps on
+// after an interruption (std::this_thread::sleep_for, a sleep() loop) call again at once,
+// for the whole time, with the hub spinning.
 nanoseconds park_for(HubImpl& h, PatchedCall c, nanoseconds d) {
     count(h, c);
-    if (cannot_park(h) != 0) return nanoseconds::zero();
+    if (cannot_park(h) != 0) {
+        if (d.count() > 0) pause_when_over(h, d);
+        return nanoseconds::zero();
+    }
     if (d.count() <= 0) {
         this_fiber::yield();
         return nanoseconds::zero();
@@ -103,6 +130,7 @@ int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* r
             // in park_for(): looping on would spin the hub until the time came.
             if (d.count() <= 0 || cannot_park(*h) != 0) {
                 count(*h, PatchedCall::clock_nanosleep);
+                if (d.count() > 0) pause_when_over(*h, d);
                 return 0;
             }
             if (park_for(*h, PatchedCall::clock_nanosleep, d).count() != 0) return EINTR;
