@@ -7,6 +7,7 @@
 // (and ECANCELED or ETIMEDOUT) from the gethostbyname calls (which write the caller's memory,
 // so they let it go only while the lookup waits for a pool thread). Not TRY_AGAIN: a caller
 // retries that at once, and a cancelled fiber would spin its hub.
+#include <arpa/inet.h>
 #include <netdb.h>
 
 #include <sys/socket.h>
@@ -36,6 +37,22 @@ int lookup_errno(const weft::Error& e) noexcept {
 // process, which lookups running at once on pool threads (fibers of any hub) would overwrite
 // while a fiber reads it; each hub thread has its own instead, which its next lookup replaces,
 // as the static one is without patching.
+// Whether getaddrinfo(node, service) needs no resolver and no file: a numeric address or
+// none, and a port number or none.
+bool numeric_only(const char* node, const char* service) noexcept {
+    if (node) {
+        unsigned char addr[sizeof(in6_addr)];
+        if (::inet_pton(AF_INET, node, addr) != 1 && ::inet_pton(AF_INET6, node, addr) != 1)
+            return false;
+    }
+    if (service) {
+        if (*service == '\0') return false;
+        for (const char* p = service; *p; ++p)
+            if (*p < '0' || *p > '9') return false;
+    }
+    return true;
+}
+
 struct HostAnswer {
     hostent he{};
     std::vector<char> buf;
@@ -50,6 +67,9 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     HubImpl* h = active();
     if (!h) return real::calls().getaddrinfo(node, service, hints, res);
     count(*h, PatchedCall::getaddrinfo);
+    // Nothing to look up (a database at 127.0.0.1:5432): answered here, without waiting
+    // behind the offload pool's work.
+    if (numeric_only(node, service)) return real::calls().getaddrinfo(node, service, hints, res);
     count_wait(*h, PatchedCall::getaddrinfo);
     // The lookup owns copies of what it reads and the list it makes, so that the fiber's
     // deadline or a cancel lets the fiber go even while the lookup runs (a dead resolver takes
