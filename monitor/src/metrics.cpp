@@ -409,8 +409,17 @@ std::vector<MetricFamily> Registry::collect() const {
     std::unordered_map<std::string, std::size_t> index;
     for (std::size_t i = 0; i < out.size(); ++i)
         index.emplace(out[i].name, i);
+    // A registered family named as a collected one (a plugin's process_cpu_seconds_total) is
+    // not merged into it: its series would repeat the server's under another HELP.
+    std::vector<std::size_t> shadowed;
     for (auto& f : extra) {
         auto it = index.find(f.name);
+        if (it != index.end() && it->second < registered) {
+            shadowed.push_back(it->second);
+            it->second = out.size();
+            out.push_back(std::move(f));
+            continue;
+        }
         if (it == index.end()) {
             index.emplace(f.name, out.size());
             out.push_back(std::move(f));
@@ -433,6 +442,13 @@ std::vector<MetricFamily> Registry::collect() const {
     // clash with one, or a collected one with an earlier, is left out, and that is said once.
     std::unordered_map<std::string, std::string> taken;
     std::vector<bool> left_out(out.size(), false);
+    for (std::size_t i : shadowed) {
+        if (left_out[i]) continue;
+        left_out[i] = true;
+        warn_once(out[i].name, "metric '" + out[i].name +
+                                   "' is left out of the exposition: the server reports a "
+                                   "metric of that name itself");
+    }
     auto claim = [&](std::size_t from, std::size_t to) {
         for (std::size_t i = from; i < to; ++i) {
             std::string other;

@@ -266,6 +266,30 @@ TEST(Registry, CollectorsMergeFailAndGoAway) {
     EXPECT_EQ(render(reg.collect(), ExpositionFormat::prometheus_text), "");
 }
 
+// A plugin registered process_cpu_seconds_total: /metrics showed the server's samples twice,
+// under the plugin's HELP. The server's own (collected) family keeps the name.
+TEST(Registry, ARegisteredFamilyNamedAsACollectedOneIsLeftOut) {
+    Registry reg;
+    reg.counter("process_cpu_seconds_total", "A plugin's.").get().inc(7);
+    reg.counter("plugin_events_total", "A plugin's own.").get().inc(1);
+    auto server = reg.add_collector([](std::vector<MetricFamily>& out) {
+        out.push_back({"process_cpu_seconds_total",
+                       "CPU time.",
+                       "seconds",
+                       MetricType::counter,
+                       {{{}, 1.5}},
+                       {}});
+    });
+    const std::string text = render(reg.collect(), ExpositionFormat::prometheus_text);
+    EXPECT_EQ(text,
+              "# TYPE plugin_events_total counter\n"
+              "# HELP plugin_events_total A plugin's own.\n"
+              "plugin_events_total 1\n"
+              "# TYPE process_cpu_seconds_total counter\n"
+              "# HELP process_cpu_seconds_total CPU time.\n"
+              "process_cpu_seconds_total 1.5\n");
+}
+
 TEST(Registry, HandleOutlivingTheRegistryIsHarmless) {
     CollectorHandle h;
     {

@@ -115,6 +115,8 @@ class Context {
     /// The logger "plugin.<name>", with the server's sinks and format.
     virtual std::shared_ptr<spdlog::logger> logger() = 0;
     /// The registry behind /metrics: counters, gauges and histograms created here appear there.
+    /// Name them with a prefix of the plugin's own: one named as a metric the server reports
+    /// itself (process_*, weft_*, http_server_*, http_client_*) is left out, with a warning.
     virtual monitor::Registry& metrics() = 0;
 
     /// Starts `fn` as a background fiber named `fiber_name` on hub `hub % hub_count()` once the

@@ -174,7 +174,8 @@ class Registry {
     [[nodiscard]] CollectorHandle add_collector(std::function<void(std::vector<MetricFamily>&)> fn);
 
     /// Every family: registered ones first (registration order), then the collectors'.
-    /// Families of the same name and type from several sources are merged. A family whose
+    /// Families of the same name and type from several collectors are merged; a registered
+    /// family named as a collected one is left out, with a warning logged once. A family whose
     /// series would collide with another's is left out (the collectors' win over registered
     /// families, an earlier collector's over a later one's), with a warning logged once.
     std::vector<MetricFamily> collect() const;
