@@ -14,6 +14,15 @@ namespace weft::server {
 
 namespace {
 
+// How long hub `i` has been blocked in its current slice, in seconds; 0 when it is not (as
+// the watchdog sees it), and so with the watchdog off.
+double blocked_seconds(const AdminState& st, unsigned i, std::int64_t now) {
+    if (!st.watchdog || !st.watchdog->hub_stats(i).blocked_now) return 0;
+    const HubProbe& p = weft::internal::probe(st.workers->hub(i));
+    const std::int64_t start = p.slice_start_ns.load(std::memory_order_relaxed);
+    return start > 0 && now > start ? static_cast<double>(now - start) / 1e9 : 0;
+}
+
 http::Response healthz(AdminState& st) {
     std::string hubs;
     bool healthy = true;
@@ -22,12 +31,8 @@ http::Response healthz(AdminState& st) {
         const HubProbe& p = weft::internal::probe(st.workers->hub(i));
         HubActivity act = p.activity.load(std::memory_order_relaxed);
         bool blocked = st.watchdog && st.watchdog->hub_stats(i).blocked_now;
-        double blocked_for = 0;
-        if (blocked) {
-            std::int64_t start = p.slice_start_ns.load(std::memory_order_relaxed);
-            if (start > 0 && now > start) blocked_for = static_cast<double>(now - start) / 1e9;
-            if (blocked_for >= static_cast<double>(st.liveness_limit.count())) healthy = false;
-        }
+        const double blocked_for = blocked_seconds(st, i, now);
+        if (blocked_for >= static_cast<double>(st.liveness_limit.count())) healthy = false;
         std::size_t fibers = 0;
         for (std::size_t c : st.workers->hub(i).fiber_counts())
             fibers += c;
@@ -102,6 +107,17 @@ http::Response readyz(AdminState& st) {
         return http::Response::json("{\"ready\":false,\"reason\":\"draining\"}\n", 503);
     if (!st.ready.load(std::memory_order_relaxed))
         return http::Response::json("{\"ready\":false,\"reason\":\"starting\"}\n", 503);
+    // A hub held this long serves none of the connections the kernel gives it: out of the
+    // load balancer until it is free again (/healthz fails later, at liveness_limit).
+    const std::int64_t now = weft::now_ns();
+    for (unsigned i = 0; i < st.workers->hub_count(); ++i) {
+        const double blocked_for = blocked_seconds(st, i, now);
+        if (blocked_for >= static_cast<double>(st.readiness_limit.count()))
+            return http::Response::json("{\"ready\":false,\"reason\":\"hub " + std::to_string(i) +
+                                            " blocked for " + std::to_string(blocked_for) +
+                                            " s\"}\n",
+                                        503);
+    }
     return http::Response::json("{\"ready\":true}\n", 200);
 }
 

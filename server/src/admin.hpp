@@ -31,6 +31,8 @@ struct AdminState {
     bool debug_endpoints = true;
     /// /healthz fails (503) while a worker hub has been blocked in one slice this long.
     std::chrono::seconds liveness_limit{60};
+    /// /readyz fails (503) while a worker hub has been blocked in one slice this long.
+    std::chrono::seconds readiness_limit{3};
 
     // The debug page and the profiles (debug_routes.cpp).
     const HubBlockProfile* hubblock = nullptr;

@@ -75,6 +75,26 @@ class AdminDuringBlockage(unittest.TestCase):
                 t.join(30)
 
 
+class ReadinessDuringBlockage(unittest.TestCase):
+    def test_readyz_fails_while_a_hub_is_held_and_recovers(self):
+        # /readyz stayed 200 while the only hub was held for 600 s: the load balancer kept
+        # sending connections nobody served (/healthz said 503, but only past 60 s).
+        with Weft(["--hubs", "1"]) as w:
+            w.wait_ready()
+            t = threading.Thread(target=swallow_get, args=(w.http, "/block?ms=5000"))
+            t.start()
+            u.poll(lambda: blocked_hubs(w) == {0}, 5, what="the hub blocked")
+            self.assertEqual(get(w.admin, "/readyz", timeout=2)[0], 200, "not at once")
+            status, _, body = u.poll(
+                lambda: (lambda r: r if r[0] == 503 else None)(get(w.admin, "/readyz", timeout=2)),
+                6, what="/readyz 503 while the hub is held")
+            self.assertRegex(body.decode(), r'"reason":"hub 0 blocked for [3-9]\.\d+ s"')
+            t.join(15)
+            u.poll(lambda: get(w.admin, "/readyz", timeout=2)[0] == 200, 5,
+                   what="/readyz 200 again once the hub is free")
+            self.assertEqual(w.stop(), 0)
+
+
 class PluginsHearOfBlockages(unittest.TestCase):
     def test_a_plugin_subscribed_with_on_blocked_gets_the_report(self):
         with Weft(["--hubs", "2", "--plugin", "demo",
