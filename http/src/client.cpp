@@ -1008,6 +1008,20 @@ ClientResult<std::unique_ptr<ClientExchange>> open(const std::shared_ptr<detail:
     return x;
 }
 
+// `url` for an error message, with any user information (a password) shown as "***".
+std::string shown_url(std::string_view url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string_view::npos) return std::string(url);
+    const std::size_t from = scheme + 3;
+    const std::size_t end = std::min(url.find_first_of("/?#", from), url.size());
+    const auto at = url.substr(from, end - from).rfind('@');
+    if (at == std::string_view::npos) return std::string(url);
+    std::string out(url.substr(0, from));
+    out += "***";
+    out += url.substr(from + at);
+    return out;
+}
+
 // Whether a response is a redirect the client follows: 301, 302, 303, 307 or 308 with a
 // Location, when max_redirects allows any.
 bool follows(const ClientOptions& o, int status, std::optional<std::string_view> location) {
@@ -1027,8 +1041,7 @@ std::optional<ClientError> next_hop(const ClientOptions& o, int status, std::str
             "more than " + std::to_string(o.max_redirects) + " redirects from " + first_url};
     auto next = detail::resolve_location(url, location);
     if (!next)
-        return ClientError{ClientErrc::protocol,
-                           "invalid Location '" + std::string(location) + "'"};
+        return ClientError{ClientErrc::protocol, "invalid Location '" + shown_url(location) + "'"};
     // 303 (but for a HEAD), and 301/302 after a POST, become a GET without a body (what
     // browsers do): the body's own fields go with it.
     auto drop = [&req](std::initializer_list<std::string_view> names) {
@@ -1109,7 +1122,9 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
     if (core_->options.total_timeout.count() > 0)
         total = earliest(total, Deadline(core_->options.total_timeout));
     auto url = detail::parse_url(original.url);
-    if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + original.url};
+    if (!url)
+        return ClientError{ClientErrc::bad_url,
+                           std::move(url).error() + ": " + shown_url(original.url)};
     ClientRequest req = original;
     for (int redirects = 0;; ++redirects) {
         // Each hop of a redirect chain is an exchange of its own in the metrics, timed alone.
@@ -1159,7 +1174,9 @@ ClientResult<ClientStream> Client::stream(const ClientRequest& original) {
     if (core_->options.total_timeout.count() > 0)
         total = earliest(total, Deadline(core_->options.total_timeout));
     auto url = detail::parse_url(original.url);
-    if (!url) return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + original.url};
+    if (!url)
+        return ClientError{ClientErrc::bad_url,
+                           std::move(url).error() + ": " + shown_url(original.url)};
     ClientRequest req = original;
     for (int redirects = 0;; ++redirects) {
         const std::int64_t t0 = now_ns();

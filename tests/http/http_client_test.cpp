@@ -579,6 +579,13 @@ FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
     r = c.get("mailto:x@y");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    // A password in a refused URL is not repeated (the message ends in 502 bodies and logs).
+    r = c.get("http://user:s3cret@127.0.0.1:1/a@b?c=d@e");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    EXPECT_EQ(r.error().message(),
+              "bad_url: user information in a URL is not supported: "
+              "http://***@127.0.0.1:1/a@b?c=d@e");
     ClientRequest evil;
     evil.url = big.url();
     evil.headers = {{"X-A", "1\r\nInjected: yes"}};
