@@ -1075,6 +1075,12 @@ ClientOptions with_environment_proxies(ClientOptions o) {
     return o;
 }
 
+std::optional<std::string> ca_file_problem(const std::string& ca_file) {
+    auto ctx = detail::TlsContext::client(ca_file, true);
+    if (ctx) return std::nullopt;
+    return std::move(ctx).error();
+}
+
 std::optional<std::string> proxy_setting_problem(std::string_view text) {
     if (text.find_first_not_of(" \t") == std::string_view::npos) return std::nullopt;
     auto p = detail::parse_proxy(text);

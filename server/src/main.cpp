@@ -38,6 +38,7 @@
 #include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/text.hpp"
+#include "weft/http/client.hpp"
 #include "weft/http/server.hpp"
 #include "weft/monitor/run_info.hpp"
 #include "weft/monitor/standard_metrics.hpp"
@@ -346,6 +347,12 @@ int main(int argc, char** argv) {
                        loaded.sources.of(std::string(sec) + ".tls_key").to_string() +
                        "): " + r.error();
             if (!warning.empty() && cli.check_config) log->warn("[{}] tls_cert: {}", sec, warning);
+        }
+        // Readable, but not certificates (a key, /etc/passwd): every HTTPS call would fail.
+        if (!cfg.client.ca_file.empty()) {
+            if (auto why = weft::http::ca_file_problem(cfg.client.ca_file))
+                return "[client] ca_file (" + loaded.sources.of("client.ca_file").to_string() +
+                       "): " + *why;
         }
         return std::nullopt;
     };

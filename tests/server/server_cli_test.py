@@ -354,6 +354,16 @@ class CheckConfig(unittest.TestCase):
         self.assertIn(path, r.stderr)
         self.assertIn("flag --set log.access_log", r.stderr)
 
+    def test_a_ca_file_without_certificates(self):
+        # Accepted at start, it failed every HTTPS call a plugin made.
+        path = u.write(os.path.join(self.tmp.name, "ca.pem"), "root:x:0:0:root:/root:/bin/sh\n")
+        r = run_weft(["--check-config", "--set", "client.ca_file=" + path])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[client] ca_file (flag --set client.ca_file): cannot load CA file '%s': "
+                      "no certificate" % path, r.stderr)
+        with u.Weft(["--set", "client.ca_file=" + path]) as w:
+            self.assertEqual(w.wait(15), 2)
+
     def test_unwritable_reports_file(self):
         u.write(os.path.join(self.tmp.name, "reports"), "a file where a directory should be\n")
         path = os.path.join(self.tmp.name, "reports", "blocking.jsonl")

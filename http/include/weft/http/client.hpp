@@ -111,6 +111,9 @@ struct ClientOptions {
 ClientOptions with_environment_proxies(ClientOptions o);
 /// Why `text` is not a usable http_proxy or https_proxy setting; nullopt when it is ("" is).
 std::optional<std::string> proxy_setting_problem(std::string_view text);
+/// Why `ca_file` cannot serve as ClientOptions::ca_file (unreadable, or no PEM certificate in
+/// it); nullopt when it can.
+std::optional<std::string> ca_file_problem(const std::string& ca_file);
 /// The entries of a no_proxy list that match no host (as Go and curl do, they are skipped):
 /// not a host name, IP address or CIDR block, or with an invalid port ("192.168.*", "<local>").
 std::vector<std::string> no_proxy_ignored(std::string_view text);
