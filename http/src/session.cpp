@@ -784,6 +784,7 @@ void Http1Session::record(const Request& req, int status, unsigned route_id, std
         e.peer_text = conn_->peer_text;
         e.hub = ctx_.hub;
         e.version_minor = req.version_minor();
+        e.complete = !send_failed_ && !stream_failed_;
         try {
             ctx_.options->access_log(e);
         } catch (const std::exception& ex) {

@@ -270,7 +270,8 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
                 ",\"status\":" + std::to_string(e.status) +
                 ",\"bytes\":" + std::to_string(e.bytes) +
                 ",\"duration_seconds\":" + std::to_string(secs) +
-                ",\"hub\":" + std::to_string(e.hub);
+                ",\"hub\":" + std::to_string(e.hub) +
+                ",\"complete\":" + (e.complete ? "true" : "false");
             if (!e.request_line.empty()) line += ",\"request_line\":" + json_quote(e.request_line);
             line += "}";
             logger->info(line);
@@ -278,17 +279,19 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
             // Refused by the server: the line as it came (nginx's $request), escaped; "-" for
             // none.
             std::string line_buf, route_buf;
-            logger->info("{} - - [{}] \"{}\" {} {} {:.6f} route=\"{}\" hub={}", e.peer_text,
+            logger->info("{} - - [{}] \"{}\" {} {} {:.6f} route=\"{}\" hub={}{}", e.peer_text,
                          iso_time(std::chrono::system_clock::now()),
                          e.request_line.empty() ? std::string_view("-")
                                                 : weft::escaped_ascii(e.request_line, line_buf),
-                         e.status, e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub);
+                         e.status, e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub,
+                         e.complete ? "" : " incomplete");
         } else {
             std::string target_buf, route_buf;
-            logger->info("{} - - [{}] \"{} {} HTTP/1.{}\" {} {} {:.6f} route=\"{}\" hub={}",
+            logger->info("{} - - [{}] \"{} {} HTTP/1.{}\" {} {} {:.6f} route=\"{}\" hub={}{}",
                          e.peer_text, iso_time(std::chrono::system_clock::now()), e.method,
                          weft::escaped_ascii(e.target, target_buf), e.version_minor, e.status,
-                         e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub);
+                         e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub,
+                         e.complete ? "" : " incomplete");
         }
     };
 }

@@ -161,6 +161,33 @@ class AccessLogFile(unittest.TestCase):
             # The access log stays out of the server log.
             self.assertNotIn("/sleep?ms=1", w.stderr())
 
+    def test_a_response_that_did_not_all_go_out_is_logged_incomplete(self):
+        # A 16 MiB echo to a client that stopped reading was logged as a complete 200.
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            path = os.path.join(tmp, "access.log")
+            with Weft(["--hubs", "1", "--set", "log.access_log=" + path,
+                       "--set", "server.max_body_bytes=32MiB",
+                       "--set", "server.send_timeout=1s"], workdir=tmp) as w:
+                w.wait_ready()
+                body = b"e" * (16 << 20)
+                s = socket.create_connection(u.split_addr(w.http), timeout=10)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.sendall(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n"
+                          % len(body) + body)
+                self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 200 "))
+                # Reads nothing more: the server's send times out.
+                u.poll(lambda: os.path.exists(path) and os.path.getsize(path) > 0, 10,
+                       what="the access log line")
+                s.close()
+                get(w.http, "/")
+                self.assertEqual(w.stop(), 0)
+            with open(path) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(len(lines), 2, lines)
+            self.assertRegex(lines[0], r'"POST /echo HTTP/1\.1" 200 16777216 [\d.]+ '
+                                       r'route="/echo" hub=0 incomplete$')
+            self.assertRegex(lines[1], r'"GET / HTTP/1\.1" 200 13 [\d.]+ route="/" hub=0$')
+
     def test_an_access_log_that_does_not_keep_up_delays_no_request(self):
         # The access log is a FIFO nobody reads for now (a disk that has stalled): its 64 KiB
         # fill after some hundred lines. Requests go on being answered meanwhile (the lines

@@ -36,6 +36,10 @@ struct AccessLogEntry {
     std::string_view peer_text;  ///< "1.2.3.4:5678"
     unsigned hub = 0;
     int version_minor = 1;  ///< HTTP/1.x
+    /// False when the response did not all go out: the client went away or stopped reading
+    /// (send_timeout), or the server stopped, before its last byte was handed to the kernel.
+    /// (A small response sent detached may fail after it was logged: it counts as complete.)
+    bool complete = true;
 };
 
 /// Called on the hub thread that served the request, once its response is complete (for every
