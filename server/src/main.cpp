@@ -320,15 +320,18 @@ int main(int argc, char** argv) {
 
     // The blocking reports file, when the watchdog is on to write it: opened (created) as the
     // watchdog will, so that a path it cannot use is an error naming the key and its source.
-    auto check_reports_file = [&] {
+    // A file the configuration names that cannot be used is bad configuration (exit status
+    // 2), as a bad certificate file is.
+    auto reports_file_problem = [&]() -> std::optional<std::string> {
         const std::string& reports = cfg.monitor.reports_file;
-        if (!cfg.monitor.enabled || reports.empty()) return;
+        if (!cfg.monitor.enabled || reports.empty()) return std::nullopt;
         const int fd = ::open(reports.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
         if (fd < 0)
-            throw std::runtime_error("[monitor] reports_file: cannot open '" + reports + "' (" +
-                                     loaded.sources.of("monitor.reports_file").to_string() +
-                                     "): " + std::strerror(errno));
+            return "[monitor] reports_file: cannot open '" + reports + "' (" +
+                   loaded.sources.of("monitor.reports_file").to_string() +
+                   "): " + std::strerror(errno);
         ::close(fd);
+        return std::nullopt;
     };
 
     // The certificate and key files of each listener with TLS: what is wrong with them, naming
@@ -368,10 +371,15 @@ int main(int argc, char** argv) {
             weft::server::PluginHost::check_all(loaded.plugins, hubs);
             // Opens (creates) the access log file, as the real start would; and the blocking
             // reports file, when the watchdog is on to write it.
-            (void)weft::server::make_access_log(cfg.log, access_log_source);
-            check_reports_file();
+            try {
+                (void)weft::server::make_access_log(cfg.log, access_log_source);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", e.what());
+                return 2;
+            }
             // The certificates and keys, loaded as the listeners would load them.
-            if (auto why = tls_problem()) {
+            for (auto why : {reports_file_problem(), tls_problem()}) {
+                if (!why) continue;
                 std::fprintf(stderr, "weft: %s\nweft: configuration test failed\n", why->c_str());
                 return 2;
             }
@@ -397,7 +405,7 @@ int main(int argc, char** argv) {
         access_log = weft::server::make_access_log(cfg.log, access_log_source);
     } catch (const std::exception& e) {
         log->error("{}", e.what());
-        return 1;
+        return 2;
     }
 
     // Worker hubs. Their statistics feed the watchdog, so they are on whenever it is.
@@ -437,9 +445,12 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    if (auto why = reports_file_problem()) {
+        log->error("{}", *why);
+        return 2;
+    }
     std::unique_ptr<weft::monitor::Watchdog> watchdog;
     try {
-        check_reports_file();
         watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, cfg.monitor);
     } catch (const std::exception& e) {
         log->error("cannot start the watchdog: {}", e.what());

@@ -350,7 +350,7 @@ class CheckConfig(unittest.TestCase):
         u.write(os.path.join(self.tmp.name, "logs"), "a file where a directory should be\n")
         path = os.path.join(self.tmp.name, "logs", "access.log")
         r = run_weft(["--check-config", "--set", "log.access_log=" + path])
-        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn(path, r.stderr)
         self.assertIn("flag --set log.access_log", r.stderr)
 
@@ -368,12 +368,12 @@ class CheckConfig(unittest.TestCase):
         u.write(os.path.join(self.tmp.name, "reports"), "a file where a directory should be\n")
         path = os.path.join(self.tmp.name, "reports", "blocking.jsonl")
         r = run_weft(["--check-config", "--set", "monitor.reports_file=" + path])
-        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.returncode, 2, r.stderr)  # bad configuration, as --help says
         self.assertIn(path, r.stderr)
         self.assertIn("flag --set monitor.reports_file", r.stderr)
         # The real start says the same.
         with u.Weft(["--set", "monitor.reports_file=" + path]) as w:
-            self.assertEqual(w.wait(15), 1)
+            self.assertEqual(w.wait(15), 2)
             self.assertIn("[monitor] reports_file", w.stderr())
             self.assertIn("flag --set monitor.reports_file", w.stderr())
         # With the watchdog off nothing writes it: neither the test nor the start opens it.

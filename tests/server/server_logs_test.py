@@ -279,7 +279,7 @@ class AccessLogFile(unittest.TestCase):
                 u.write(os.path.join(tmp, "no"), "a file, not a directory\n")
             r = u.run_weft(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                             "--set", "log.access_log=" + path])
-            self.assertNotEqual(r.returncode, 0)
+            self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(path, r.stderr)
             self.assertIn("access_log", r.stderr)
             self.assertNotRegex(r.stderr, r"ready in \d+ ms")
