@@ -132,6 +132,8 @@ std::shared_ptr<spdlog::details::thread_pool>& access_writer() {
 // the writer takes a line off the queue before it writes it.
 std::atomic<std::uint64_t> g_access_queued{0};
 std::atomic<std::uint64_t> g_access_done{0};
+// Lines the writer could not write (a full disk, a closed pipe).
+std::atomic<std::uint64_t> g_access_lost{0};
 
 // The access log's sink as the writer sees it: the real one, counted.
 class CountedSink final : public spdlog::sinks::sink {
@@ -141,7 +143,21 @@ class CountedSink final : public spdlog::sinks::sink {
         struct Done {
             ~Done() { g_access_done.fetch_add(1, std::memory_order_release); }
         } done;
-        inner_->log(msg);
+        try {
+            inner_->log(msg);
+        } catch (const std::exception& e) {
+            // Said in the server's log, in its format (spdlog's own handler wrote a raw line
+            // to stderr, even under --log-format json), at most once every 10 s, with a count.
+            const std::uint64_t lost = g_access_lost.fetch_add(1, std::memory_order_relaxed) + 1;
+            const auto now = std::chrono::steady_clock::now();
+            if (now - said_at_ >= std::chrono::seconds(10) || lost == 1) {
+                said_at_ = now;
+                weft::logger()->error(
+                    "access log: a line could not be written ({} lost so far, "
+                    "weft_access_log_lines_lost_total): {}",
+                    lost, e.what());
+            }
+        }
     }
     void flush() override { inner_->flush(); }
     void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
@@ -152,6 +168,7 @@ class CountedSink final : public spdlog::sinks::sink {
 
   private:
     spdlog::sink_ptr inner_;
+    std::chrono::steady_clock::time_point said_at_{};  // the writer's thread only
 };
 
 std::string iso_time(std::chrono::system_clock::time_point tp) {
@@ -300,6 +317,10 @@ void close_access_log() {
     spdlog::drop("access");
     // Its destructor writes the lines still queued, then ends the writer's thread.
     access_writer().reset();
+}
+
+std::uint64_t access_log_lines_lost() noexcept {
+    return g_access_lost.load(std::memory_order_relaxed);
 }
 
 void flush_access_log(std::chrono::milliseconds within) noexcept {

@@ -30,6 +30,9 @@ void close_access_log();
 /// Before an exit that skips the shutdown (std::_Exit): waits up to `within` for the access
 /// log's queued lines to be written.
 void flush_access_log(std::chrono::milliseconds within) noexcept;
+/// Access log lines that could not be written (each one said in the server's log, at most
+/// once every 10 s).
+std::uint64_t access_log_lines_lost() noexcept;
 
 using weft::json_quote;  // weft/core/text.hpp
 

@@ -517,6 +517,18 @@ int main(int argc, char** argv) {
     collectors.push_back(weft::server::add_http_metrics(registry, *server));
     collectors.push_back(weft::server::add_http_client_metrics(registry, workers->hub_count()));
     collectors.push_back(protection.add_metrics(registry));
+    if (access_log)
+        collectors.push_back(
+            registry.add_collector([](std::vector<weft::monitor::MetricFamily>& out) {
+                weft::monitor::MetricFamily lost;
+                lost.name = "weft_access_log_lines_lost_total";
+                lost.help =
+                    "Access log lines that could not be written (a full disk, a closed pipe).";
+                lost.type = weft::monitor::MetricType::counter;
+                lost.samples.push_back(
+                    {{}, static_cast<double>(weft::server::access_log_lines_lost())});
+                out.push_back(std::move(lost));
+            }));
 
     auto bound = server->listen(cfg.listener.listen);
     if (!bound) {

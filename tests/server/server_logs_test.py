@@ -98,6 +98,23 @@ class JsonLines(unittest.TestCase):
         self.assertRegex(targets["/missing"]["peer"], r"^127\.0\.0\.1:\d+$")
 
 
+    def test_an_access_log_that_cannot_be_written_says_so_in_json_and_counts(self):
+        # A full disk: spdlog's own handler wrote one raw "[*** LOG ERROR ***]" line, not JSON,
+        # and nothing counted the lines lost.
+        with Weft(["--hubs", "1", "--log-format", "json",
+                   "--set", "log.access_log=/dev/full"]) as w:
+            w.wait_ready()
+            for _ in range(3):
+                self.assertEqual(get(w.http, "/")[0], 200)
+            u.poll(lambda: re.search(r"(?m)^weft_access_log_lines_lost_total 3$",
+                                     get(w.admin, "/metrics")[2].decode()), 5,
+                   what="three lines counted lost")
+            w.wait_for_log(r"access log: a line could not be written \(1 lost so far")
+            self.assertEqual(w.stop(), 0)
+            for line in w.stderr().splitlines():
+                json.loads(line)
+            self.assertNotIn("LOG ERROR", w.stderr())
+
     def test_untrusted_bytes_stay_valid_utf8_json(self):
         # A plugin's refusal message carries bytes that are not UTF-8 (e.g. from a request or
         # a file); each log line must still be valid UTF-8 JSON, for strict log collectors.
