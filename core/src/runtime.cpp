@@ -120,9 +120,12 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
         if (!detail::io_uring_usable(why))
             throw std::runtime_error(std::string("backend io_uring was requested") +
                                      (from_env ? " by WEFT_BACKEND" : "") + ", but " + why);
-        st.backend_reason = from_env ? "chosen by WEFT_BACKEND" : "chosen by configuration";
-    } else {
-        st.backend_reason = from_env ? "chosen by WEFT_BACKEND" : "chosen by configuration";
+    }
+    if (b == Backend::io_uring || b == Backend::epoll) {
+        if (st.backend_reason.empty())
+            st.backend_reason = from_env                    ? "chosen by WEFT_BACKEND"
+                                : !o.backend_source.empty() ? o.backend_source
+                                                            : "chosen by configuration";
     }
     st.backend = b;
     unsigned pool = o.offload_threads ? o.offload_threads : (n > 4 ? n : 4);

@@ -575,6 +575,7 @@ int main(int argc, char** argv) {
         ao.hubs = 1;
         ao.hubs_source = "the admin listener's own";
         ao.backend = workers->backend();
+        ao.backend_source = "the worker hubs' backend";
         ao.collect_stats = false;
         ao.offload_threads = 1;
         try {

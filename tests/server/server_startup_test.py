@@ -22,6 +22,9 @@ class Startup(unittest.TestCase):
                 w.wait_ready()
                 own_ms.append(w.ready_ms)
                 outside_ms.append(w.ready_seconds * 1000)
+                # The admin hub takes the workers' backend: said so, not "by configuration".
+                self.assertRegex(w.stderr(), r"admin: 1 hub \(the admin listener's own\), "
+                                             r"backend \w+ \(the worker hubs' backend\)")
                 self.assertEqual(w.stop(), 0)
         line = ("start to ready over %d runs: weft's own figure (main() to ready) "
                 "min %d / median %d / max %d ms; exec to /readyz 200 min %.1f / median %.1f / "

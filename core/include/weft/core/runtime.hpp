@@ -30,6 +30,9 @@ struct RuntimeOptions {
     /// automatic = $WEFT_BACKEND if set, else io_uring with a fallback to epoll when the kernel
     /// or a seccomp profile refuses io_uring.
     Backend backend = Backend::automatic;
+    /// Why a backend other than automatic was chosen, for the startup log line ("" =
+    /// "chosen by configuration").
+    std::string backend_source;
     /// Usable stack per fiber (a guard page is added below it).
     std::size_t stack_size = 0;  ///< 0 = 64 KiB (256 KiB in sanitizer builds)
     /// Stacks each hub keeps for reuse.
