@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "weft/core/fiber.hpp"
 
@@ -71,22 +72,36 @@ int no_passphrase(char*, int, int, void* asked) {
 
 // Why a key file that OpenSSL refused cannot be used, in words a user can act on, from what
 // the file holds; "" when its content says nothing more.
-std::string key_file_problem(const std::string& path) {
+// The first 64 KiB of `path`, or nullopt with errno set.
+std::optional<std::string> file_head(const std::string& path) {
     std::string text;
-    if (FILE* f = std::fopen(path.c_str(), "rb")) {
-        char buf[4096];
-        std::size_t n;
-        while (text.size() < 64 * 1024 && (n = std::fread(buf, 1, sizeof buf, f)) > 0)
-            text.append(buf, n);
-        std::fclose(f);
-    } else {
-        return std::strerror(errno);
-    }
-    if (text.find("PRIVATE KEY-----") == std::string::npos) {
-        if (text.find("-----BEGIN CERTIFICATE-----") != std::string::npos)
-            return "it holds a certificate, not a private key";
-        return "";
-    }
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return std::nullopt;
+    char buf[4096];
+    std::size_t n;
+    while (text.size() < 64 * 1024 && (n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        text.append(buf, n);
+    std::fclose(f);
+    return text;
+}
+
+std::string key_file_problem(const std::string& path) {
+    const auto text = file_head(path);
+    if (!text) return std::strerror(errno);
+    if (text->find("PRIVATE KEY-----") == std::string::npos &&
+        text->find("-----BEGIN CERTIFICATE-----") != std::string::npos)
+        return "it holds a certificate, not a private key (are tls_cert and tls_key swapped?)";
+    return "";
+}
+
+// Why a certificate file that OpenSSL refused cannot be used, when its contents say more than
+// OpenSSL does ("" otherwise).
+std::string cert_file_problem(const std::string& path) {
+    const auto text = file_head(path);
+    if (!text) return "";
+    if (text->find("-----BEGIN CERTIFICATE-----") == std::string::npos &&
+        text->find("PRIVATE KEY-----") != std::string::npos)
+        return "it holds a private key, not a certificate (are tls_cert and tls_key swapped?)";
     return "";
 }
 
@@ -206,8 +221,13 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::s
             return fail("cannot read '" + *f + "': " + std::strerror(e));
         }
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+        if (std::string why = cert_file_problem(cert_file); !why.empty()) {
+            ERR_clear_error();
+            return fail("cannot load the certificate chain from '" + cert_file + "': " + why);
+        }
         return fail("cannot load the certificate chain from '" + cert_file + "': ");
+    }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
         const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
         std::string why = passphrase_asked

@@ -282,6 +282,13 @@ class Tls(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("'%s': it holds a certificate, not a private key" % self.good.cert,
                       r.stderr)
+        # Swapped: it was "not a PEM file (no '-----BEGIN ...-----' line)".
+        r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + self.good.key,
+                        "--set", "server.tls_key=" + self.good.cert])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("cannot load the certificate chain from '%s': it holds a private key, not "
+                      "a certificate (are tls_cert and tls_key swapped?)" % self.good.key,
+                      r.stderr)
 
 
 def run_on_a_terminal(args, timeout=20):
