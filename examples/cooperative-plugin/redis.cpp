@@ -52,13 +52,14 @@ struct Call {
     std::string error;
 };
 
-void on_reply(redisAsyncContext*, void* reply, void* privdata) {
+void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
     auto* call = static_cast<Call*>(privdata);
     call->done = true;
     if (!reply) {
         // hiredis calls back with no reply when it tears the context down (the server closed
-        // the connection, or an error): a failure, not an answer.
-        call->error = "redis: the connection closed before the reply";
+        // the connection, or an error, such as a refused connect): a failure, not an answer.
+        call->error = ac && ac->err ? "redis: " + std::string(ac->errstr)
+                                    : "redis: the connection closed before the reply";
         return;
     }
     try {

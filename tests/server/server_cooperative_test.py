@@ -221,6 +221,25 @@ class Cooperative(unittest.TestCase):
                 self.check_no_reports(w)
                 self.assertEqual(w.stop(), 0)
 
+    def test_a_backend_that_is_down_gives_502_saying_why(self):
+        # With Redis down, the explicit route said "the connection closed before the reply"
+        # where the blocking one said "Connection refused".
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]  # nobody listens once it is closed
+        cfg = write(os.path.join(self.tmp, "weft-redis-down.toml"),
+                    '[[plugin]]\npath = "%s"\n[plugin.config]\npostgres = "%s"\n'
+                    'redis_host = "127.0.0.1"\nredis_port = %d\n' %
+                    (self.plugin, self.pg.conninfo, dead))
+        with Weft(["--config", cfg, "--hubs", "1"], exe=self.weft, workdir=self.tmp) as w:
+            w.wait_ready()
+            for path in ("/redis?ms=10", "/redis_explicit?ms=10"):
+                status, _, body = get(w.http, path)
+                self.assertEqual(status, 502, path)
+                self.assertIn(b"Connection refused", body, path)
+            self.assertEqual(w.stop(), 0)
+
     def test_without_patching_blocking_calls_are_reported_with_their_library(self):
         # The library each route's blocking call is made in, as the report names it: the first
         # frame outside libc, libstdc++ and weft (for sleep_for, which libstdc++ inlines into
