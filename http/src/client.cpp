@@ -1011,8 +1011,9 @@ ClientResult<std::unique_ptr<ClientExchange>> open(const std::shared_ptr<detail:
 // `url` for an error message, with any user information (a password) shown as "***".
 std::string shown_url(std::string_view url) {
     const auto scheme = url.find("://");
-    if (scheme == std::string_view::npos) return std::string(url);
-    const std::size_t from = scheme + 3;
+    // A scheme-relative reference (a Location of "//user:pw@host/") has its authority first.
+    if (scheme == std::string_view::npos && !url.starts_with("//")) return std::string(url);
+    const std::size_t from = scheme == std::string_view::npos ? 2 : scheme + 3;
     const std::size_t end = std::min(url.find_first_of("/?#", from), url.size());
     const auto at = url.substr(from, end - from).rfind('@');
     if (at == std::string_view::npos) return std::string(url);

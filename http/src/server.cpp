@@ -62,7 +62,7 @@ Result<void, std::string> Server::reload_tls() {
     std::lock_guard lock(tls_mu_);
     // A renewal gone wrong (an old file copied back, a clock far off) must not replace a
     // certificate clients accept with one they refuse.
-    if (!warning.empty() && tls_ctx_ && tls_warning_.empty()) return warning;
+    if (!warning.empty() && tls_ctx_ && tls_ctx_->certificate_valid_now()) return warning;
     tls_ctx_ = std::move(*ctx);
     tls_summary_ = summary;
     tls_warning_ = warning;

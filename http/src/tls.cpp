@@ -278,6 +278,12 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::s
     return std::shared_ptr<TlsContext>(new TlsContext(ctx, false));
 }
 
+bool TlsContext::certificate_valid_now() const noexcept {
+    const X509* leaf = SSL_CTX_get0_certificate(static_cast<SSL_CTX*>(ctx_));
+    return leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) > 0 &&
+           X509_cmp_current_time(X509_get0_notBefore(leaf)) < 0;
+}
+
 TlsContext::~TlsContext() {
     SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
 }

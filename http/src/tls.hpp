@@ -51,6 +51,8 @@ class TlsContext {
     TlsContext& operator=(const TlsContext&) = delete;
 
     void* native() const noexcept { return ctx_; }  ///< SSL_CTX*
+    /// A server context's certificate is valid now (neither expired nor not valid yet).
+    bool certificate_valid_now() const noexcept;
     bool verify_peer() const noexcept { return verify_; }
 
   private:

@@ -32,7 +32,8 @@ http::Response healthz(AdminState& st) {
         HubActivity act = p.activity.load(std::memory_order_relaxed);
         bool blocked = st.watchdog && st.watchdog->hub_stats(i).blocked_now;
         const double blocked_for = blocked_seconds(st, i, now);
-        if (blocked_for >= static_cast<double>(st.liveness_limit.count())) healthy = false;
+        if (blocked_for > 0 && blocked_for >= static_cast<double>(st.liveness_limit.count()))
+            healthy = false;
         std::size_t fibers = 0;
         for (std::size_t c : st.workers->hub(i).fiber_counts())
             fibers += c;
@@ -112,7 +113,7 @@ http::Response readyz(AdminState& st) {
     const std::int64_t now = weft::now_ns();
     for (unsigned i = 0; i < st.workers->hub_count(); ++i) {
         const double blocked_for = blocked_seconds(st, i, now);
-        if (blocked_for >= static_cast<double>(st.readiness_limit.count()))
+        if (blocked_for > 0 && blocked_for >= static_cast<double>(st.readiness_limit.count()))
             return http::Response::json("{\"ready\":false,\"reason\":\"hub " + std::to_string(i) +
                                             " blocked for " + std::to_string(blocked_for) +
                                             " s\"}\n",

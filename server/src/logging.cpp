@@ -132,7 +132,8 @@ std::shared_ptr<spdlog::details::thread_pool>& access_writer() {
 // the writer takes a line off the queue before it writes it.
 std::atomic<std::uint64_t> g_access_queued{0};
 std::atomic<std::uint64_t> g_access_done{0};
-// Lines the writer could not write (a full disk, a closed pipe).
+// Lines the writer could not write to the access log's file (a full disk); spdlog's stdout and
+// stderr sinks say nothing of a failed write.
 std::atomic<std::uint64_t> g_access_lost{0};
 
 // The access log's sink as the writer sees it: the real one, counted.

@@ -63,18 +63,25 @@ constexpr int kExitDrainCutShort = 3;
 constexpr rlim_t kSpareFiles = 256;
 rlim_t g_soft_nofile = 0;  // the soft open-file limit the process was started with
 
-// Every connection holds a descriptor. Raises the soft open-file limit to the hard one (as Go
-// does since 1.19; a soft limit of 1024 is common and would refuse connections long before
-// max_connections), giving children the original back, as programs that select() expect it;
-// says when the connections the configuration allows still do not fit.
+// Every connection holds a descriptor. Raises the soft open-file limit as far as the
+// connections the configuration allows need, within the hard limit (Go raises it to the hard
+// limit since 1.19; a soft limit of 1024 is common and would refuse connections long before
+// max_connections); says when they still do not fit.
 void fit_open_file_limit(const weft::server::Settings& cfg,
                          const std::shared_ptr<spdlog::logger>& log) {
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-    if (rl.rlim_cur < rl.rlim_max) {
+    const rlim_t admin = cfg.admin.enabled ? cfg.admin.http.max_connections : 0;
+    const rlim_t need = cfg.http.max_connections + admin + kSpareFiles;
+    // As far as the connections need, within the hard limit: no further (a library's select()
+    // on another thread breaks on descriptors past 1023, which only a server that needs them
+    // should have).
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
         const rlim_t was = rl.rlim_cur;
-        rl.rlim_cur = rl.rlim_max;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || need < rl.rlim_max ? need : rl.rlim_max;
         if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            // A child forked (not posix_spawn'ed: system() and popen() keep the raised limit)
+            // gets the original back.
             g_soft_nofile = was;
             ::pthread_atfork(nullptr, nullptr, [] {
                 rlimit child{};
@@ -82,13 +89,11 @@ void fit_open_file_limit(const weft::server::Settings& cfg,
                 child.rlim_cur = g_soft_nofile;
                 (void)::setrlimit(RLIMIT_NOFILE, &child);
             });
-            log->debug("open-file limit raised from {} to the hard limit, {}", was, rl.rlim_cur);
+            log->debug("open-file limit raised from {} to {}", was, rl.rlim_cur);
         } else {
             rl.rlim_cur = was;
         }
     }
-    const rlim_t admin = cfg.admin.enabled ? cfg.admin.http.max_connections : 0;
-    const rlim_t need = cfg.http.max_connections + admin + kSpareFiles;
     if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur) return;
     log->warn(
         "the open-file limit ({}, hard limit {}) is below what [server] max_connections ({}){} "
@@ -352,7 +357,7 @@ int main(int argc, char** argv) {
             if (!warning.empty() && cli.check_config) log->warn("[{}] tls_cert: {}", sec, warning);
         }
         // Readable, but not certificates (a key, /etc/passwd): every HTTPS call would fail.
-        if (!cfg.client.ca_file.empty()) {
+        if (!cfg.client.ca_file.empty() && cfg.client.verify_peer) {
             if (auto why = weft::http::ca_file_problem(cfg.client.ca_file))
                 return "[client] ca_file (" + loaded.sources.of("client.ca_file").to_string() +
                        "): " + *why;
@@ -523,7 +528,8 @@ int main(int argc, char** argv) {
                 weft::monitor::MetricFamily lost;
                 lost.name = "weft_access_log_lines_lost_total";
                 lost.help =
-                    "Access log lines that could not be written (a full disk, a closed pipe).";
+                    "Access log lines that could not be written to its file (a full disk, say); "
+                    "lines to stdout or stderr are not counted.";
                 lost.type = weft::monitor::MetricType::counter;
                 lost.samples.push_back(
                     {{}, static_cast<double>(weft::server::access_log_lines_lost())});
@@ -634,7 +640,14 @@ int main(int argc, char** argv) {
                   ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
                   : std::string("off"),
               plugin_list.empty() ? "none" : plugin_list);
-    if (log_level > spdlog::level::err) set_levels(log_level);
+    if (log_level > spdlog::level::err) {
+        // Back to the configured level; a plugin's logger set to another during init keeps it.
+        spdlog::apply_all([log_level](const std::shared_ptr<spdlog::logger>& lg) {
+            if (lg->name() != "access" && lg->level() == spdlog::level::err)
+                lg->set_level(log_level);
+        });
+        spdlog::default_logger()->set_level(log_level);
+    }
 
     // Signals: SIGUSR1 dumps, SIGTERM/SIGINT drain, a second one exits at once.
     const auto drain_timeout = cfg.listener.drain_timeout;
@@ -658,10 +671,12 @@ int main(int argc, char** argv) {
                 if (!srv || !srv->tls()) continue;
                 any = true;
                 const char* which = srv == server.get() ? "server" : "admin";
-                if (auto r = srv->reload_tls(); r)
+                if (auto r = srv->reload_tls(); r) {
                     log->info("SIGHUP: [{}] reloaded the TLS certificate and key: {}", which,
                               srv->tls_summary());
-                else
+                    if (auto w = srv->tls_warning(); !w.empty())
+                        log->warn("SIGHUP: [{}] tls_cert: {}", which, w);
+                } else
                     log->error(
                         "SIGHUP: [{}] cannot reload the TLS certificate and key, keeping "
                         "the ones in use: {}",

@@ -741,7 +741,7 @@ TEST(HttpServer, IdleConnectionsMakeRoomAtTheLimit) {
 TEST(HttpServer, AConnectionThatHasSentNothingYetIsNotClosedAtOnceAtTheLimit) {
     ServerOptions o = small_limits();
     o.max_connections = 2;
-    o.header_timeout = 2s;
+    o.header_timeout = 4s;  // a quarter: 1 s, room for a slow (sanitized) run of the first part
     TestServer s(o, 1);
     const auto before = std::chrono::steady_clock::now();  // before `b` was accepted
     RawClient a(s.port), b(s.port);

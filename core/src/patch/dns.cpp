@@ -33,10 +33,6 @@ int lookup_errno(const weft::Error& e) noexcept {
     return e.code == weft::Errc::cancelled ? ECANCELED : ETIMEDOUT;
 }
 
-// gethostbyname's answer for the fibers of one hub thread. libc's is one static buffer per
-// process, which lookups running at once on pool threads (fibers of any hub) would overwrite
-// while a fiber reads it; each hub thread has its own instead, which its next lookup replaces,
-// as the static one is without patching.
 // Whether getaddrinfo(node, service) needs no resolver and no file: a numeric address or
 // none, and a port number or none.
 bool numeric_only(const char* node, const char* service) noexcept {
@@ -53,6 +49,10 @@ bool numeric_only(const char* node, const char* service) noexcept {
     return true;
 }
 
+// gethostbyname's answer for the fibers of one hub thread. libc's is one static buffer per
+// process, which lookups running at once on pool threads (fibers of any hub) would overwrite
+// while a fiber reads it; each hub thread has its own instead, which its next lookup replaces,
+// as the static one is without patching.
 struct HostAnswer {
     hostent he{};
     std::vector<char> buf;

@@ -260,13 +260,21 @@ std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
 }  // namespace
 
 void abandon(int fd) noexcept {
+    const int saved = errno;  // the caller's errno is what its caller reads
     int type = 0;
     int listening = 0;
     socklen_t len = sizeof type;
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return;
-    len = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening) return;
-    (void)::shutdown(fd, SHUT_RDWR);
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM &&
+        (len = sizeof listening,
+         ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening) &&
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
+        // A socketpair's end (a peer with no name): an event loop's wake-up channel, which
+        // carries no exchange to lose (libcurl's multi handle polls one beside its connections).
+        !(peer.ss_family == AF_UNIX && plen <= sizeof(sa_family_t)))
+        (void)::shutdown(fd, SHUT_RDWR);
+    errno = saved;
 }
 
 // connect: a blocking socket connects without blocking the hub; SO_SNDTIMEO bounds it (then

@@ -74,8 +74,8 @@ inline int cannot_park(HubImpl& h) noexcept {
 /// libpq keeps CONNECTION_OK, and the next query on it reads this one's rows. A connected
 /// stream socket is shut down, so that the library's next use of it fails and it, or its pool,
 /// connects again (psycopg2 closes the connection when gevent interrupts its wait; Go's
-/// database/sql drops a connection whose context ended). Listening and other sockets, pipes
-/// and files are left alone.
+/// database/sql drops a connection whose context ended). Listening sockets, socketpairs
+/// (wake-up channels), datagram sockets, pipes and files are left alone; errno is kept.
 void abandon(int fd) noexcept;
 
 /// `sec` seconds and `nsec` nanoseconds from now; never past ~292 years (a timeout of

@@ -71,7 +71,10 @@ void pause_when_over(HubImpl& h, nanoseconds d) {
 nanoseconds park_for(HubImpl& h, PatchedCall c, nanoseconds d) {
     count(h, c);
     if (cannot_park(h) != 0) {
-        if (d.count() > 0) pause_when_over(h, d);
+        if (d.count() > 0)
+            pause_when_over(h, d);
+        else
+            this_fiber::yield();  // a zero sleep in a loop must not hold the hub either
         return nanoseconds::zero();
     }
     if (d.count() <= 0) {
