@@ -1023,6 +1023,20 @@ std::string shown_url(std::string_view url) {
     return out;
 }
 
+// Where an exchange starts: its URL, and its deadline (the request's own, and total_timeout).
+struct Start {
+    Deadline total;
+    detail::Url url;
+};
+ClientResult<Start> start_of(const ClientOptions& o, const ClientRequest& req) {
+    Deadline total = req.deadline;
+    if (o.total_timeout.count() > 0) total = earliest(total, Deadline(o.total_timeout));
+    auto url = detail::parse_url(req.url);
+    if (!url)
+        return ClientError{ClientErrc::bad_url, std::move(url).error() + ": " + shown_url(req.url)};
+    return Start{total, std::move(*url)};
+}
+
 // Whether a response is a redirect the client follows: 301, 302, 303, 307 or 308 with a
 // Location, when max_redirects allows any.
 bool follows(const ClientOptions& o, int status, std::optional<std::string_view> location) {
@@ -1125,20 +1139,17 @@ ClientResult<ClientResponse> Client::get(std::string_view url, Deadline deadline
 }
 
 ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
-    Deadline total = original.deadline;
-    if (core_->options.total_timeout.count() > 0)
-        total = earliest(total, Deadline(core_->options.total_timeout));
-    auto url = detail::parse_url(original.url);
-    if (!url)
-        return ClientError{ClientErrc::bad_url,
-                           std::move(url).error() + ": " + shown_url(original.url)};
+    auto start = start_of(core_->options, original);
+    if (!start) return std::move(start).error();
+    const Deadline total = start->total;
+    detail::Url& url = start->url;
     ClientRequest req = original;
     for (int redirects = 0;; ++redirects) {
         // Each hop of a redirect chain is an exchange of its own in the metrics, timed alone.
         const std::int64_t t0 = now_ns();
-        auto x = open(core_, req, *url, total);
+        auto x = open(core_, req, url, total);
         auto finish_metric = [&](int status, const char* error) {
-            detail::record(req.method, status, error, *url, now_ns() - t0);
+            detail::record(req.method, status, error, url, now_ns() - t0);
         };
         if (!x) {
             finish_metric(0, client_errc_name(x.error().code));
@@ -1171,25 +1182,22 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
         finish_metric(out.status, nullptr);
         if (!follows(core_->options, out.status, out.header("location"))) return out;
         if (auto e = next_hop(core_->options, out.status, *out.header("location"), redirects,
-                              original.url, req, *url))
+                              original.url, req, url))
             return std::move(*e);
     }
 }
 
 ClientResult<ClientStream> Client::stream(const ClientRequest& original) {
-    Deadline total = original.deadline;
-    if (core_->options.total_timeout.count() > 0)
-        total = earliest(total, Deadline(core_->options.total_timeout));
-    auto url = detail::parse_url(original.url);
-    if (!url)
-        return ClientError{ClientErrc::bad_url,
-                           std::move(url).error() + ": " + shown_url(original.url)};
+    auto start = start_of(core_->options, original);
+    if (!start) return std::move(start).error();
+    const Deadline total = start->total;
+    detail::Url& url = start->url;
     ClientRequest req = original;
     for (int redirects = 0;; ++redirects) {
         const std::int64_t t0 = now_ns();
-        auto x = open(core_, req, *url, total);
+        auto x = open(core_, req, url, total);
         if (!x) {
-            detail::record(req.method, 0, client_errc_name(x.error().code), *url, now_ns() - t0);
+            detail::record(req.method, 0, client_errc_name(x.error().code), url, now_ns() - t0);
             return std::move(x).error();
         }
         (*x)->time_until_end(t0);
@@ -1210,7 +1218,7 @@ ClientResult<ClientStream> Client::stream(const ClientRequest& original) {
         }
         const int status = s.status();
         s = ClientStream();
-        if (auto e = next_hop(core_->options, status, where, redirects, original.url, req, *url))
+        if (auto e = next_hop(core_->options, status, where, redirects, original.url, req, url))
             return std::move(*e);
     }
 }
