@@ -37,7 +37,8 @@ struct OffloadWaiter final : Interruptible {
     }
 };
 
-Result<void> offload_impl(UniqueFunction<void()> work, Deadline deadline, bool owned) {
+Result<void> offload_impl(UniqueFunction<void()> work, Deadline deadline, bool owned,
+                          bool resolver = false) {
     HubImpl* hub = HubImpl::current();
     FiberRecord* me = hub ? hub->running() : nullptr;
     if (!me) {
@@ -56,7 +57,8 @@ Result<void> offload_impl(UniqueFunction<void()> work, Deadline deadline, bool o
                 if (!o || !o->left) hub->make_ready(me, Errc::ok);
             });
         });
-    hub->runtime_state().pool->submit(waiter.task);
+    RuntimeState& st = hub->runtime_state();
+    (resolver ? st.resolver : st.pool)->submit(waiter.task);
     return hub->park(&waiter, deadline, "offload");
 }
 }  // namespace
@@ -67,6 +69,14 @@ Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline) {
 
 Result<void> offload_owned(UniqueFunction<void()> work, Deadline deadline) {
     return offload_impl(std::move(work), deadline, true);
+}
+
+Result<void> resolver_raw(UniqueFunction<void()> work, Deadline deadline) {
+    return offload_impl(std::move(work), deadline, false, true);
+}
+
+Result<void> resolver_owned(UniqueFunction<void()> work, Deadline deadline) {
+    return offload_impl(std::move(work), deadline, true, true);
 }
 
 }  // namespace weft::detail

@@ -129,7 +129,8 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
     }
     st.backend = b;
     unsigned pool = o.offload_threads ? o.offload_threads : (n > 4 ? n : 4);
-    st.pool = std::make_unique<detail::ThreadPool>(pool, o.name);
+    st.pool = std::make_unique<detail::ThreadPool>(pool, o.name, "off");
+    st.resolver = std::make_unique<detail::ThreadPool>(o.resolver_threads, o.name, "dns");
     for (unsigned i = 0; i < n; ++i)
         st.hubs.push_back(std::make_unique<HubImpl>(st, i, b));
 

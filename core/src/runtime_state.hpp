@@ -1,4 +1,5 @@
-// RuntimeState: what a Runtime owns, shared by its hubs (options, the offload pool).
+// RuntimeState: what a Runtime owns, shared by its hubs (options, the offload and resolver
+// pools).
 #pragma once
 
 #include <memory>
@@ -22,6 +23,7 @@ struct RuntimeState {
     std::vector<std::unique_ptr<HubImpl>> hubs;
     std::vector<std::thread> threads;
     std::unique_ptr<ThreadPool> pool;
+    std::unique_ptr<ThreadPool> resolver;  // name lookups only
     bool inline_hub0 = false;
     bool joined = false;
 };

@@ -273,7 +273,7 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
     // when it comes, is dropped.
     auto out_ptr = std::make_shared<Out>();
     out_ptr->host = host;
-    auto looked_up = detail::offload_owned([o = out_ptr, port]() noexcept {
+    auto looked_up = detail::resolver_owned([o = out_ptr, port]() noexcept {
         addrinfo hints{};
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;

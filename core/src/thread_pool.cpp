@@ -7,8 +7,8 @@
 
 namespace weft::detail {
 
-ThreadPool::ThreadPool(unsigned threads, std::string name)
-    : size_(threads ? threads : 1), name_(std::move(name)) {}
+ThreadPool::ThreadPool(unsigned threads, std::string name, std::string role)
+    : size_(threads ? threads : 1), name_(std::move(name)), role_(std::move(role)) {}
 
 ThreadPool::~ThreadPool() {
     {
@@ -42,7 +42,7 @@ void ThreadPool::start_thread_if_needed() {
 }
 
 void ThreadPool::worker(unsigned i) {
-    std::string tname = name_ + "-off-" + std::to_string(i);
+    std::string tname = name_ + "-" + role_ + "-" + std::to_string(i);
     if (tname.size() > 15) tname.resize(15);
     pthread_setname_np(pthread_self(), tname.c_str());
     std::unique_lock<std::mutex> g(mu_);

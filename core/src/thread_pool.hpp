@@ -40,7 +40,8 @@ class PoolTask {
 
 class ThreadPool {
   public:
-    ThreadPool(unsigned threads, std::string name);
+    /// Threads are started as work comes, up to `threads`, named "<name>-<role>-<index>".
+    ThreadPool(unsigned threads, std::string name, std::string role);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
@@ -60,6 +61,7 @@ class ThreadPool {
     std::size_t idle_ = 0;
     std::size_t busy_ = 0;
     std::string name_;
+    std::string role_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::shared_ptr<PoolTask>> tasks_;

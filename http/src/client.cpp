@@ -248,7 +248,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                               ? "[" + url.host + "]:" + std::to_string(url.port)
                                               : url.host + ":" + std::to_string(url.port)))
             return std::vector<SocketAddress>{*a};
-        // resolve() runs getaddrinfo on the offload pool; the wait keeps to the deadline.
+        // resolve() runs getaddrinfo on a resolver thread; the wait keeps to the deadline.
         ScopedDeadline bound(dl);
         auto r = weft::resolve(url.host, url.port);
         if (!r) {

@@ -76,5 +76,9 @@ class RequestLife final : internal::ParkHook {
 
 /// A timeout header's value ("250m", "2S", "1500"): the duration, or nullopt when invalid.
 std::optional<std::chrono::nanoseconds> parse_timeout_header(std::string_view v) noexcept;
+/// Whether the timeout header (when the request has one) reads as a duration.
+inline bool valid_timeout_header(std::optional<std::string_view> v) noexcept {
+    return !v || parse_timeout_header(*v).has_value();
+}
 
 }  // namespace weft::http::detail

@@ -504,6 +504,16 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             append_response(req, Response(400, "Bad Request: invalid percent-encoding in path\n"),
                             keep, bytes, head);
             status = 400;
+        } else if (!o.timeout_header.empty() && !m.endpoint->websocket &&
+                   !valid_timeout_header(req.header(o.timeout_header))) {
+            // The client meant to shorten its deadline: it learns that it did not, rather
+            // than waiting for the server's.
+            append_response(req,
+                            Response(400, "Bad Request: " + o.timeout_header +
+                                              ": expected a duration such as 250m, 2S (gRPC's "
+                                              "form) or 1500 (milliseconds)\n"),
+                            keep, bytes, head);
+            status = 400;
         } else {
             for (std::size_t i = 0; i < raw.count; ++i)
                 params.push_back({raw.items[i].name,

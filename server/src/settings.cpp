@@ -277,8 +277,11 @@ config::Schema<Settings> build() {
     s.bind("runtime", "stack_cache", [](auto& o) -> auto& { return o.runtime.stack_cache; },
         integer(0, 1'000'000), "fiber stacks each hub keeps for reuse");
     s.bind("runtime", "offload_threads", [](auto& o) -> auto& { return o.runtime.offload_threads; },
-        count_or_auto(1024), "threads of the offload pool (blocking work, DNS); 0: automatic")
+        count_or_auto(1024), "threads of the offload pool (blocking work); 0: automatic")
         .formerly("server.offload_threads");
+    s.bind("runtime", "resolver_threads",
+        [](auto& o) -> auto& { return o.runtime.resolver_threads; }, integer(1, 1024),
+        "threads for name lookups (DNS), apart from the offload pool");
     s.bind("runtime", "run_budget", [](auto& o) -> auto& { return o.runtime.run_budget; },
         integer(1, 1'000'000), "fibers run per loop turn before I/O is polled again");
     s.bind("runtime", "recv_buffers", [](auto& o) -> auto& { return o.runtime.recv_buffers; },

@@ -910,7 +910,7 @@ TEST(PatchPoll, EpollWaitParks) {
 
 // --- name resolution, fork -------------------------------------------------------------------
 
-TEST(PatchDns, GetaddrinfoRunsOnTheOffloadPool) {
+TEST(PatchDns, GetaddrinfoRunsOnAResolverThread) {
     run_patched([] {
         addrinfo hints{};
         hints.ai_family = AF_INET;
@@ -920,8 +920,8 @@ TEST(PatchDns, GetaddrinfoRunsOnTheOffloadPool) {
         ASSERT_NE(res, nullptr);
         EXPECT_EQ(reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_port, htons(80));
         ::freeaddrinfo(res);
-        // A numeric address and port need no resolver: answered at once, not behind the pool's
-        // work (four 3 s offload tasks held every database connect to 127.0.0.1 for 2.7 s).
+        // A numeric address and port need no resolver: answered at once, without a thread's
+        // help (four 3 s offload tasks once held every connect to 127.0.0.1 for 2.7 s).
         EXPECT_EQ(waits(PatchedCall::getaddrinfo), 0u);
         EXPECT_EQ(::getaddrinfo("no-such-host.invalid", nullptr, &hints, &res), EAI_NONAME);
         EXPECT_EQ(waits(PatchedCall::getaddrinfo), 1u);
@@ -1547,14 +1547,16 @@ TEST(PatchHubs, TwoHubsAcceptOnOneBlockingListener) {
 }
 
 TEST(PatchDns, ALookupPastTheFibersDeadlineSaysSoInWordsNobodyRetries) {
-    // The pool's one thread is busy: the lookup waits for it past the fiber's deadline, and
+    // The one resolver thread is busy: the lookup waits for it past the fiber's deadline, and
     // getaddrinfo fails with EAI_SYSTEM and ETIMEDOUT (EAI_AGAIN or EINTR would be retried).
     auto o = patched_options();
-    o.offload_threads = 1;
+    o.resolver_threads = 1;
     weft::run(
         [] {
-            auto busy = weft::spawn(
-                "busy", [] { weft::offload([] { std::this_thread::sleep_for(300ms); }); });
+            auto busy = weft::spawn("busy", [] {
+                (void)weft::detail::resolver_raw(
+                    []() noexcept { std::this_thread::sleep_for(300ms); });
+            });
             (void)weft::sleep_for(10ms);
             int rc = 0, err = 0;
             addrinfo* res = nullptr;
@@ -1566,7 +1568,7 @@ TEST(PatchDns, ALookupPastTheFibersDeadlineSaysSoInWordsNobodyRetries) {
             EXPECT_EQ(rc, EAI_SYSTEM);
             EXPECT_EQ(err, ETIMEDOUT);
             EXPECT_EQ(res, nullptr);
-            // A numeric address needs no lookup: answered at once, the pool busy or not.
+            // A numeric address needs no lookup: answered at once, the resolver busy or not.
             weft::spawn("numeric", [&] {
                 weft::ScopedDeadline bound(weft::Deadline(30ms));
                 rc = ::getaddrinfo("127.0.0.1", "80", nullptr, &res);
@@ -1574,10 +1576,43 @@ TEST(PatchDns, ALookupPastTheFibersDeadlineSaysSoInWordsNobodyRetries) {
             ASSERT_EQ(rc, 0);
             ::freeaddrinfo(res);
             busy.join();
-            // The pool free again, the same call gets its lookup's answer.
+            // The resolver free again, the same call gets its lookup's answer.
             rc = ::getaddrinfo("no-such-host.invalid", "80", nullptr, &res);
             EXPECT_NE(rc, EAI_SYSTEM);
             if (rc == 0) ::freeaddrinfo(res);
+        },
+        o);
+}
+
+TEST(PatchDns, LookupsDoNotWaitBehindTheOffloadPool) {
+    // The offload pool's one thread is held until the lookups below have ended. Were they
+    // queued behind it, they would wait until the work gave up (5 s) and it would say so.
+    auto o = patched_options();
+    o.offload_threads = 1;
+    weft::run(
+        [] {
+            std::atomic<bool> looked_up{false};
+            bool held_until_lookups = false;
+            std::atomic<bool> holding{false};
+            auto busy = weft::spawn("busy", [&] {
+                (void)weft::offload([&] {
+                    holding = true;
+                    for (int i = 0; i < 500 && !looked_up.load(); ++i)
+                        std::this_thread::sleep_for(10ms);
+                    held_until_lookups = looked_up.load();
+                });
+            });
+            while (!holding.load())
+                (void)weft::sleep_for(1ms);
+            addrinfo* res = nullptr;
+            const int rc = ::getaddrinfo("localhost", "80", nullptr, &res);
+            EXPECT_EQ(rc, 0) << gai_strerror(rc);
+            if (rc == 0) ::freeaddrinfo(res);
+            auto r = weft::resolve("localhost", 80);
+            EXPECT_TRUE(r) << r.error().message();
+            looked_up = true;
+            busy.join();
+            EXPECT_TRUE(held_until_lookups) << "a lookup waited for the offload pool";
         },
         o);
 }

@@ -202,9 +202,13 @@ TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
     EXPECT_LT(since(t0), 2.0);
     r = ask(s.port, "GET /wait?ms=50 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 30\r\n\r\n");
     EXPECT_EQ(r.status, 504) << "plain milliseconds";
-    // Invalid values are ignored; a longer one cannot extend the server's.
-    r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: soon\r\n\r\n");
+    // A longer one cannot extend the server's.
+    r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 1H\r\n\r\n");
     EXPECT_EQ(r.status, 200);
+    // An invalid one is refused, saying what is allowed: the client meant a deadline.
+    r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: soon\r\n\r\n");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("X-Request-Timeout: expected a duration"), std::string::npos) << r.body;
 
     ServerOptions off;
     off.request_timeout = 10s;

@@ -490,6 +490,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_RUNTIME_STACK_SIZE", "128KiB"},
         {"WEFT_RUNTIME_STACK_CACHE", "8"},
         {"WEFT_RUNTIME_OFFLOAD_THREADS", "auto"},
+        {"WEFT_RUNTIME_RESOLVER_THREADS", "3"},
         {"WEFT_RUNTIME_RUN_BUDGET", "16"},
         {"WEFT_RUNTIME_RECV_BUFFERS", "128"},
         {"WEFT_RUNTIME_RECV_BUFFER_SIZE", "4KiB"},

@@ -1,6 +1,7 @@
 // Patched name resolution: getaddrinfo, getnameinfo, gethostbyname and gethostbyname_r. On a
-// fiber of a patching hub the lookup runs on the runtime's offload pool (gevent's threaded
-// resolver) and only the fiber waits; the answer, its error codes and h_errno are libc's own.
+// fiber of a patching hub the lookup runs on the runtime's resolver threads (gevent's threaded
+// resolver, but apart from the offload pool, whose work it never waits behind) and only the
+// fiber waits; the answer, its error codes and h_errno are libc's own.
 // Everywhere else (and on the pool's threads) they are libc's calls. A fiber cancelled, or
 // past its own deadline, before its lookup ends gets EAI_SYSTEM with ECANCELED or ETIMEDOUT
 // from getaddrinfo and getnameinfo (which let it go even while the lookup runs), NO_RECOVERY
@@ -67,8 +68,8 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     HubImpl* h = active();
     if (!h) return real::calls().getaddrinfo(node, service, hints, res);
     count(*h, PatchedCall::getaddrinfo);
-    // Nothing to look up (a database at 127.0.0.1:5432): answered here, without waiting
-    // behind the offload pool's work.
+    // Nothing to look up (a database at 127.0.0.1:5432): answered here, without waiting for a
+    // resolver thread.
     if (numeric_only(node, service)) return real::calls().getaddrinfo(node, service, hints, res);
     count_wait(*h, PatchedCall::getaddrinfo);
     // The lookup owns copies of what it reads and the list it makes, so that the fiber's
@@ -100,7 +101,7 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     } catch (...) {
         return EAI_MEMORY;
     }
-    auto r = weft::detail::offload_owned([l]() noexcept {
+    auto r = weft::detail::resolver_owned([l]() noexcept {
         l->rc = real::calls().getaddrinfo(l->has_node ? l->node.c_str() : nullptr,
                                           l->has_service ? l->service.c_str() : nullptr,
                                           l->has_hints ? &l->hints : nullptr, &l->list);
@@ -138,7 +139,7 @@ int getnameinfo(const sockaddr* addr, socklen_t addrlen, char* host, socklen_t h
     } catch (...) {
         return EAI_MEMORY;
     }
-    auto r = weft::detail::offload_owned([l, addrlen, flags]() noexcept {
+    auto r = weft::detail::resolver_owned([l, addrlen, flags]() noexcept {
         l->rc = real::calls().getnameinfo(reinterpret_cast<const sockaddr*>(&l->addr), addrlen,
                                           l->host.empty() ? nullptr : l->host.data(),
                                           static_cast<socklen_t>(l->host.size()),
@@ -167,7 +168,7 @@ hostent* gethostbyname(const char* name) {
     HostAnswer got;
     hostent* r = nullptr;
     int herr = 0;
-    auto done = weft::detail::offload_raw([&]() noexcept {
+    auto done = weft::detail::resolver_raw([&]() noexcept {
         try {
             got.buf.resize(1024);
             for (;;) {
@@ -199,7 +200,7 @@ int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, ho
     count(*h, PatchedCall::gethostbyname_r);
     count_wait(*h, PatchedCall::gethostbyname_r);
     int rc = 0;
-    auto done = weft::detail::offload_raw([&]() noexcept {
+    auto done = weft::detail::resolver_raw([&]() noexcept {
         rc = real::calls().gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
     });
     if (!done) {

@@ -29,6 +29,11 @@ Result<void> offload_raw(UniqueFunction<void()> work, Deadline deadline = Deadli
 /// deadline, the fiber's own, or a cancel wakes the fiber at once even while a thread runs the
 /// work, which then runs to its end unobserved (holding its thread until then).
 Result<void> offload_owned(UniqueFunction<void()> work, Deadline deadline = Deadline::never());
+/// offload_raw() and offload_owned() on the runtime's resolver threads
+/// (RuntimeOptions::resolver_threads), kept for name lookups so that they never wait behind the
+/// offload pool's work.
+Result<void> resolver_raw(UniqueFunction<void()> work, Deadline deadline = Deadline::never());
+Result<void> resolver_owned(UniqueFunction<void()> work, Deadline deadline = Deadline::never());
 
 template <class F>
 struct OffloadCall {

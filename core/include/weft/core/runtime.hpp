@@ -37,8 +37,11 @@ struct RuntimeOptions {
     std::size_t stack_size = 0;  ///< 0 = 64 KiB (256 KiB in sanitizer builds)
     /// Stacks each hub keeps for reuse.
     std::size_t stack_cache = 1024;
-    /// Threads for offload() and resolve(); 0 = max(4, hubs).
+    /// Threads for offload(); 0 = max(4, hubs).
     unsigned offload_threads = 0;
+    /// Threads for name lookups (resolve(), patched getaddrinfo and kin), apart from
+    /// offload()'s so that they never wait behind its work.
+    unsigned resolver_threads = 4;
     /// Fibers run per loop turn before I/O is polled again.
     unsigned run_budget = 64;
     /// Per-slice clock reads, histograms, busy/idle time (the watchdog needs them).

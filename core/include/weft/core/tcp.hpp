@@ -161,11 +161,12 @@ class TcpListener {
     std::unique_ptr<detail::ListenState> state_;
 };
 
-/// Resolves `host` (a name or a numeric address) and `port` with getaddrinfo on the offload
-/// pool (gevent's default thread resolver). Errc::not_found when the name does not resolve. The
-/// calling fiber's deadline (this_fiber::deadline(), a ScopedDeadline) or a cancel ends the wait
-/// (Errc::timed_out, Errc::cancelled) even while the lookup runs: it runs on unobserved, holding
-/// its pool thread until getaddrinfo returns.
+/// Resolves `host` (a name or a numeric address) and `port` with getaddrinfo on the runtime's
+/// resolver threads (gevent's default thread resolver, but apart from offload()'s pool).
+/// Errc::not_found when the name does not resolve. The calling fiber's deadline
+/// (this_fiber::deadline(), a ScopedDeadline) or a cancel ends the wait (Errc::timed_out,
+/// Errc::cancelled) even while the lookup runs: it runs on unobserved, holding its resolver thread
+/// until getaddrinfo returns.
 [[nodiscard]] Result<std::vector<SocketAddress>> resolve(const std::string& host,
                                                          std::uint16_t port);
 
