@@ -28,10 +28,19 @@ std::string comment_text(const Source& source) {
     return out;
 }
 
-void line(std::string& out, const std::string& text, const Source& source) {
+void line(std::string& out, const std::string& text, const Source& source,
+          std::string_view note = {}) {
     out += text;
     out.append(text.size() < kCommentColumn ? kCommentColumn - text.size() : 1, ' ');
-    out += "# " + comment_text(source) + "\n";
+    out += "# " + comment_text(source);
+    out += note;
+    out += "\n";
+}
+
+// A key's printer hides a URL's user information (a proxy's password) as "***": printed so,
+// the value does not read back to what is in use.
+bool hides_user_info(std::string_view toml) {
+    return toml.find("***@") != std::string_view::npos;
 }
 
 std::string toml_inline(const Value& v) {
@@ -131,12 +140,15 @@ void json_sources(std::vector<std::pair<std::string, std::string>>& out, const T
 std::string render_effective(const SchemaBase& schema, const void* root, const Loaded& loaded) {
     std::string out =
         "# Effective Weft configuration: every key, each followed by where its value came from.\n"
-        "# It is valid TOML: `weft --config FILE` reads it back to the same values.\n";
+        "# It is valid TOML: `weft --config FILE` reads it back to the same values (but for\n"
+        "# user information hidden as ***, which must be written in again).\n";
     for (const auto& section : schema.sections()) {
         out += "\n[" + section + "]\n";
         for (const auto& k : schema.keys()) {
             if (k.section != section) continue;
-            line(out, k.name + " = " + k.toml(root), loaded.sources.of(k.dotted()));
+            const std::string value = k.toml(root);
+            line(out, k.name + " = " + value, loaded.sources.of(k.dotted()),
+                 hides_user_info(value) ? "; user information hidden: write it in again" : "");
         }
     }
     for (const auto& p : loaded.plugins) {

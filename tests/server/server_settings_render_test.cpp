@@ -203,6 +203,11 @@ TEST(ConfigRender, AProxyPasswordIsNotShown) {
     EXPECT_NE(line_of_key(rendered, "https_proxy").find("\"http://***@proxy.example:3128\""),
               std::string::npos)
         << rendered;
+    // Read back, the file would not connect: the line says what to do, the others say nothing.
+    EXPECT_NE(line_of_key(rendered, "https_proxy").find("user information hidden: write it in"),
+              std::string::npos)
+        << rendered;
+    EXPECT_EQ(line_of_key(rendered, "http_proxy").find("hidden"), std::string::npos) << rendered;
 }
 
 TEST(ConfigRender, RoundTripsTheDefaults) {
