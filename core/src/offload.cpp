@@ -90,4 +90,10 @@ OffloadStats offload_stats(const Runtime& rt) {
     return pool ? pool->stats() : OffloadStats{};
 }
 
+OffloadStats resolver_stats(const Runtime& rt) {
+    const auto& hub = static_cast<const detail::HubImpl&>(rt.hub(0));
+    const auto& pool = hub.runtime_state().resolver;
+    return pool ? pool->stats() : OffloadStats{};
+}
+
 }  // namespace weft::internal

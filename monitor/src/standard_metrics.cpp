@@ -52,33 +52,34 @@ std::string slurp(const char* path) {
     return out;
 }
 
-// The offload pool (weft::offload and patched name lookups).
-void add_offload_families(const Runtime& rt, std::vector<MetricFamily>& out) {
-    const auto st = weft::internal::offload_stats(rt);
-    auto gauge = [&](const char* name, const char* help, double v) {
-        out.push_back({name, help, "", MetricType::gauge, {{{}, v}}, {}});
+// A pool of threads that fibers hand blocking work to: the offload pool (weft::offload) or the
+// resolver threads (name lookups). `prefix` names the families; `pool` and `tasks` ("Offload
+// tasks") are words of their help.
+void add_pool_families(const weft::internal::OffloadStats& st, const std::string& prefix,
+                       const std::string& pool, const std::string& tasks,
+                       std::vector<MetricFamily>& out) {
+    auto gauge = [&](const char* name, const std::string& help, double v) {
+        out.push_back({prefix + name, help, "", MetricType::gauge, {{{}, v}}, {}});
     };
-    gauge("weft_offload_threads", "Threads of the offload pool started so far.", st.threads);
-    gauge("weft_offload_max_threads", "Size of the offload pool (threads start on demand).",
-          st.max_threads);
-    gauge("weft_offload_busy_threads", "Offload threads running a task now.", st.busy_threads);
-    gauge("weft_offload_queue_length", "Offload tasks waiting for a thread.",
-          static_cast<double>(st.queued));
-    out.push_back({"weft_offload_tasks_started_total",
-                   "Offload tasks a pool thread has taken.",
+    gauge("_threads", "Threads of the " + pool + " started so far.", st.threads);
+    gauge("_max_threads", "Size of the " + pool + " (threads start on demand).", st.max_threads);
+    gauge("_busy_threads", "Threads of the " + pool + " running a task now.", st.busy_threads);
+    gauge("_queue_length", tasks + " waiting for a thread.", static_cast<double>(st.queued));
+    out.push_back({prefix + "_tasks_started_total",
+                   tasks + " a thread has taken.",
                    "",
                    MetricType::counter,
                    {{{}, static_cast<double>(st.started)}},
                    {}});
-    out.push_back({"weft_offload_tasks_withdrawn_total",
-                   "Offload tasks whose caller stopped waiting (deadline or cancel) before a "
-                   "thread took them; they never ran.",
+    out.push_back({prefix + "_tasks_withdrawn_total",
+                   tasks + " whose caller stopped waiting (deadline or cancel) before a thread "
+                           "took them; they never ran.",
                    "",
                    MetricType::counter,
                    {{{}, static_cast<double>(st.withdrawn)}},
                    {}});
-    MetricFamily wait{"weft_offload_queue_wait_seconds",
-                      "Time offload tasks waited in the queue for a pool thread.",
+    MetricFamily wait{prefix + "_queue_wait_seconds",
+                      "How long " + tasks + " waited in the queue for a thread.",
                       "seconds",
                       MetricType::histogram,
                       {},
@@ -190,7 +191,10 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
         out.push_back(std::move(spawned));
         out.push_back(std::move(patched));
         out.push_back(std::move(patched_waits));
-        add_offload_families(*r, out);
+        add_pool_families(weft::internal::offload_stats(*r), "weft_offload", "offload pool",
+                          "Offload tasks", out);
+        add_pool_families(weft::internal::resolver_stats(*r), "weft_resolver", "resolver pool",
+                          "Name lookups", out);
     });
 }
 

@@ -43,6 +43,13 @@ HUB_FAMILIES = [
     ("weft_offload_tasks_started_total", "counter"),
     ("weft_offload_tasks_withdrawn_total", "counter"),
     ("weft_offload_queue_wait_seconds", "histogram"),
+    ("weft_resolver_threads", "gauge"),
+    ("weft_resolver_max_threads", "gauge"),
+    ("weft_resolver_busy_threads", "gauge"),
+    ("weft_resolver_queue_length", "gauge"),
+    ("weft_resolver_tasks_started_total", "counter"),
+    ("weft_resolver_tasks_withdrawn_total", "counter"),
+    ("weft_resolver_queue_wait_seconds", "histogram"),
     ("weft_http_connections", "gauge"),
     ("weft_http_connections_limit", "gauge"),
     ("weft_http_connections_reclaimed_total", "counter"),
@@ -125,7 +132,9 @@ class Admin(unittest.TestCase):
 
     def test_metrics_pass_promtool_and_have_every_family(self):
         for path in ["/", "/sleep?ms=3", "/hello/alice", "/hello/bob", "/nowhere",
-                     "/std_sleep?ms=3", "/offload?ms=1"]:
+                     "/std_sleep?ms=3", "/offload?ms=1",
+                     # A name to look up: on a resolver thread, not the offload pool.
+                     f"/fetch?url=http://localhost:{u.split_addr(self.w.http)[1]}/"]:
             get(self.w.http, path)
         get(self.w.http, "/echo", method="POST", body=b"x")
         # A request is recorded once its response is handed to the kernel, which the client may
@@ -171,6 +180,8 @@ class Admin(unittest.TestCase):
         self.assertGreaterEqual(sleeps, 1)
         self.assertGreaterEqual(sample(text, "weft_offload_tasks_started_total"), 1)
         self.assertGreaterEqual(sample(text, "weft_offload_queue_wait_seconds_count"), 1)
+        self.assertGreaterEqual(sample(text, "weft_resolver_tasks_started_total"), 1)
+        self.assertEqual(sample(text, "weft_resolver_max_threads"), 4)
 
         # The template's own counters are in the same registry.
         self.assertRegex(text, r"(?m)^hello_greetings_total [2-9]")

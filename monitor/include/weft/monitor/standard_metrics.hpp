@@ -15,7 +15,8 @@ namespace weft::monitor {
 /// weft_patched_call_waits_total{call} (syscall patching). For the runtime's offload pool:
 /// weft_offload_threads, _max_threads, _busy_threads, _queue_length (gauges),
 /// weft_offload_tasks_started_total, _tasks_withdrawn_total and the
-/// weft_offload_queue_wait_seconds histogram. `rt` must outlive the handle.
+/// weft_offload_queue_wait_seconds histogram; the same as weft_resolver_* for the resolver
+/// threads (name lookups). `rt` must outlive the handle.
 [[nodiscard]] CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt);
 
 /// process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,

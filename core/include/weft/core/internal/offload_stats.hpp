@@ -29,6 +29,8 @@ struct OffloadStats {
 };
 
 OffloadStats offload_stats(const Runtime& rt);
+/// The same for the runtime's resolver threads (name lookups).
+OffloadStats resolver_stats(const Runtime& rt);
 
 }  // namespace internal
 }  // namespace weft
