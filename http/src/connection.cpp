@@ -542,7 +542,9 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
                 ConnectionCounters& counts = hub_.server.metrics_.connections();
                 if (first[0] >= 'A' && first[0] <= 'Z') {
                     counts.tls_failed_plain_http.fetch_add(1, std::memory_order_relaxed);
-                    (void)stream_.send(kPlainHttpToTls, Deadline(std::chrono::seconds(1)));
+                    const bool sent = static_cast<bool>(
+                        stream_.send(kPlainHttpToTls, Deadline(std::chrono::seconds(1))));
+                    log_plain_http(first, sent);
                     // Its request is unread: closing now could reset the answer away.
                     linger();
                     weft::logger("http")->debug("{}: plain HTTP sent to the TLS port", peer_text_);
@@ -577,6 +579,31 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
     } catch (const std::exception& e) {
         weft::logger("http")->error("connection {}: TLS: {}", peer_text_, e.what());
         return false;
+    }
+}
+
+void Connection::log_plain_http(std::string_view first, bool sent) noexcept {
+    const ServerOptions& o = hub_.server.options_;
+    if (!o.access_log) return;
+    // As nginx logs it: a 400 with the request line as it came (never parsed: no method or
+    // target).
+    constexpr std::size_t kMaxLine = 256;
+    const std::size_t end = first.find_first_of("\r\n");
+    AccessLogEntry e;
+    e.request_line = first.substr(0, std::min({end, first.size(), kMaxLine}));
+    e.status = 400;
+    e.bytes = kPlainHttpToTls.size() - kPlainHttpToTls.find("\r\n\r\n") - 4;
+    e.duration = Clock::now() - accepted_at_;
+    e.peer = &peer_;
+    e.peer_text = peer_text_;
+    e.hub = hub_.index;
+    e.complete = sent;
+    try {
+        o.access_log(e);
+    } catch (const std::exception& ex) {
+        weft::logger("http")->error("access log callback threw: {}", ex.what());
+    } catch (...) {
+        weft::logger("http")->error("access log callback threw a non-std exception");
     }
 }
 

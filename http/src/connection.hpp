@@ -117,6 +117,8 @@ class Connection final : public internal::RecvWatcher, private Transport {
     /// Waits for more plaintext (the session's read step).
     Result<std::string_view> tls_read(Deadline deadline);
     void tls_failed(const TlsError& e, bool in_handshake) noexcept;
+    /// The access log's line for plain HTTP sent to the TLS port (answered 400).
+    void log_plain_http(std::string_view first, bool sent) noexcept;
     Result<void> tls_send(std::span<const iovec> bufs);
 
     HubState& hub_;

@@ -104,14 +104,22 @@ class Tls(unittest.TestCase):
                 self.assertNotRegex(w.stderr(), r"\[(warning|error)\].*(TLS|handshake)")
 
     def test_plain_http_to_the_tls_port(self):
-        w, _, _ = self.serving(self.good)
+        log = os.path.join(self.tmp, "plain-http-access.log")
+        w, _, _ = self.serving(self.good, extra=["--set", "log.access_log=" + log])
         with w:
             w.wait_ready()
-            status, _, body = get(w.http, "/")
+            status, _, body = get(w.http, "/plain?x=1")
             self.assertEqual(status, 400)
             self.assertIn(b"plain HTTP request was sent to an HTTPS port", body)
             text = get(w.admin, "/metrics")[2].decode()
             self.assertIn('weft_tls_handshake_failures_total{reason="plain_http"} 1', text)
+            self.assertEqual(w.stop(), 0)
+        # Logged as nginx logs it: the request line as it came, 400, the answer's body size.
+        with open(log) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] '
+                         r'"GET /plain\?x=1 HTTP/1\.1" 400 49 [\d.]+ route="" hub=\d$')
 
     def test_sighup_reloads_under_load_without_failures(self):
         w, pem, key = self.serving(self.good)
