@@ -125,7 +125,8 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         hf.help =
             "TLS handshakes that failed, by reason: plain_http (plain HTTP sent to the HTTPS "
             "port), timeout (not done within header_timeout), closed (the client went away), "
-            "protocol (no common version or cipher, a bad record, an alert from the client).";
+            "protocol (no common version or cipher, a bad record, an alert from the client). A "
+            "connection that sends nothing (a browser's unused preconnection) is not counted.";
         hf.type = monitor::MetricType::counter;
         hf.samples.push_back({{{"reason", "plain_http"}}, load(c.tls_failed_plain_http)});
         hf.samples.push_back({{{"reason", "timeout"}}, load(c.tls_failed_timeout)});
