@@ -59,7 +59,7 @@ Result<void> offload_impl(UniqueFunction<void()> work, Deadline deadline, bool o
         });
     RuntimeState& st = hub->runtime_state();
     (resolver ? st.resolver : st.pool)->submit(waiter.task);
-    return hub->park(&waiter, deadline, "offload");
+    return hub->park(&waiter, deadline, resolver ? "name lookup" : "offload");
 }
 }  // namespace
 
