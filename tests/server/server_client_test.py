@@ -427,7 +427,7 @@ class Client(unittest.TestCase):
                       "name, IP address or CIDR block and is ignored", r.stderr)
         self.assertNotIn("s3cret", r.stdout)
         self.assertRegex(r.stdout, r'(?m)^https_proxy = "http://\*\*\*@p\.example:3128" +'
-                                   r'# environment HTTPS_PROXY$')
+                                   r'# environment HTTPS_PROXY; user information hidden')
         self.assertRegex(r.stdout, r'(?m)^no_proxy = "\.corp,192\.168\.\*" +# environment no_proxy$')
         r = u.run_weft(["--check-config"], env={"HTTPS_PROXY": "https://p.example:3128"})
         self.assertEqual(r.returncode, 2, r.stderr)
@@ -477,7 +477,7 @@ class Client(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("s3cret", r.stdout)
         self.assertRegex(r.stdout, r'(?m)^https_proxy = "socks5h://\*\*\*@p\.example" +'
-                                   r'# environment HTTPS_PROXY$')
+                                   r'# environment HTTPS_PROXY; user information hidden')
 
     def test_the_requests_deadline_bounds_outbound_calls(self):
         # Each inbound request has 400 ms; the upstream stalls for 3 s. The fetch, and the five
