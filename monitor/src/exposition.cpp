@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "weft/core/text.hpp"
+
 namespace weft::monitor {
 
 // ---------------------------------------------------------------------------------------------
@@ -144,8 +146,23 @@ std::string derive_unit(std::string_view family) {
     return "";
 }
 
+// Bytes that are not well-formed UTF-8 (a label value a plugin took from a request, say) become
+// U+FFFD: Prometheus refuses a whole scrape for one invalid label value.
 void escape_into(std::string& out, std::string_view s, bool quote) {
-    for (char c : s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const char c = s[i];
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            std::uint32_t code = 0;
+            const std::size_t n = utf8_sequence(s, i, &code);
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";
+                ++i;
+            } else {
+                out.append(s, i, n);
+                i += n;
+            }
+            continue;
+        }
         if (c == '\\')
             out += "\\\\";
         else if (c == '\n')
@@ -154,6 +171,7 @@ void escape_into(std::string& out, std::string_view s, bool quote) {
             out += "\\\"";
         else
             out += c;
+        ++i;
     }
 }
 

@@ -34,8 +34,11 @@ Histogram::Histogram(std::span<const double> bounds)
 }
 
 void Histogram::observe(double v) noexcept {
-    std::size_t i = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                             bounds_.begin());
+    // NaN is below no bound: only +Inf counts it (as client_golang does); the sum shows it.
+    std::size_t i =
+        v != v ? bounds_.size()
+               : static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
+                                          bounds_.begin());
     counts_[i].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(v, std::memory_order_relaxed);
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "weft/core/runtime.hpp"
+#include "weft/core/text.hpp"
 #include "weft/monitor/exposition.hpp"
 #include "weft/monitor/metrics.hpp"
 #include "weft/monitor/standard_metrics.hpp"
@@ -152,6 +153,27 @@ TEST(Registry, InfoAndLabelLessMetrics) {
     std::string om = render(reg.collect(), ExpositionFormat::openmetrics);
     EXPECT_THAT(om, HasSubstr("# TYPE weft_build info\n"));
     EXPECT_THAT(om, HasSubstr("\nweft_build_info{version=\"0.1.0\","));
+}
+
+TEST(Registry, BytesThatAreNotUtf8AndNaNCannotSpoilAScrape) {
+    // A plugin's label value taken from a request: Prometheus refuses a whole scrape for one
+    // value that is not UTF-8, so such bytes go out as U+FFFD; valid UTF-8 stays as it is.
+    Registry reg;
+    auto& c = reg.counter("seen_total", "Seen.", {"v"});
+    c.labels({"a\xff\xfe\xc3"}).inc();
+    c.labels({"caf\xc3\xa9"}).inc();
+    static const double kBounds[] = {0.001, 0.5};
+    auto& h = reg.histogram("took_seconds", "Took.", kBounds);
+    h.get().observe(std::nan(""));
+    h.get().observe(0.2);
+    const std::string text = render(reg.collect(), ExpositionFormat::prometheus_text);
+    EXPECT_THAT(text, HasSubstr("seen_total{v=\"a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("seen_total{v=\"caf\xc3\xa9\"} 1\n"));
+    EXPECT_TRUE(weft::valid_utf8(text));
+    // NaN is below no bound: it counts in +Inf only.
+    EXPECT_THAT(text, HasSubstr("took_seconds_bucket{le=\"0.001\"} 0\n"));
+    EXPECT_THAT(text, HasSubstr("took_seconds_bucket{le=\"0.5\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("took_seconds_bucket{le=\"+Inf\"} 2\n"));
 }
 
 TEST(Registry, ChecksNames) {

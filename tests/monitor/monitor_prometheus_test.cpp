@@ -54,6 +54,7 @@ struct FullScrape {
             reg.counter("plugin_requests_total", "Requests the plugin served.", {"route", "code"});
         req.labels({"/users/{id}", "200"}).inc(7);
         req.labels({"/say \"hi\"\\now", "500"}).inc();
+        req.labels({"/not-utf8-\xff\xfe", "400"}).inc();  // taken from a request, say
         reg.gauge("plugin_queue_depth", "Items waiting in the plugin's queue.").get().set(3);
         static const double kBounds[] = {0.001, 0.002, 0.005, 0.01};
         auto& h =
