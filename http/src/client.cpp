@@ -150,6 +150,22 @@ bool token_char(char c) noexcept {
            std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+// Where a response head ends in `in`: the offset of the line end after its last line, and in
+// `after` the offset past the empty line that follows; npos while it has not all come. Lines
+// end with CRLF or, as RFC 9112 §2.2 lets a recipient accept (and curl, Go and Python do), a
+// bare LF.
+std::size_t find_head_end(std::string_view in, std::size_t& after) noexcept {
+    for (std::size_t i = in.find('\n'); i != std::string_view::npos; i = in.find('\n', i + 1)) {
+        std::size_t j = i + 1;
+        if (j < in.size() && in[j] == '\r') ++j;
+        if (j < in.size() && in[j] == '\n') {
+            after = j + 1;
+            return i > 0 && in[i - 1] == '\r' ? i - 1 : i;
+        }
+    }
+    return std::string_view::npos;
+}
+
 bool safe_value(std::string_view v) noexcept {
     for (char c : v)
         if (c == '\r' || c == '\n' || c == '\0') return false;
@@ -787,10 +803,11 @@ class ClientExchange {
                     ClientErrc::protocol,
                     "more than " + std::to_string(kMaxInterim) + " interim (1xx) responses"};
             std::size_t end;
+            std::size_t after = 0;
             for (;;) {
                 std::string_view in = conn_->buffered();
-                end = in.find("\r\n\r\n");
-                if (end != std::string_view::npos && end + 4 <= core_->options.max_header_bytes)
+                end = find_head_end(in, after);
+                if (end != std::string_view::npos && after <= core_->options.max_header_bytes)
                     break;
                 // Over the limit: the head found ends past it, or none ends within it.
                 if (end != std::string_view::npos || in.size() > core_->options.max_header_bytes)
@@ -808,7 +825,7 @@ class ClientExchange {
             }
             std::string_view head = conn_->buffered().substr(0, end);
             if (auto r = parse_head(head); !r) return r;
-            conn_->consume(end + 4);
+            conn_->consume(after);
             if (status >= 100 && status < 200 && status != 101) continue;  // 100 Continue...
             auto r = decide_framing();
             // No body to read (a 204, a HEAD's answer, Content-Length: 0): the connection goes
@@ -823,8 +840,12 @@ class ClientExchange {
 
     ClientResult<void> parse_head(std::string_view head) {
         headers.clear();
-        const auto line_end = head.find("\r\n");
-        std::string_view line = head.substr(0, line_end);
+        // Lines end with CRLF, or a bare LF (see find_head_end).
+        auto without_cr = [](std::string_view l) {
+            return !l.empty() && l.back() == '\r' ? l.substr(0, l.size() - 1) : l;
+        };
+        const auto line_end = head.find('\n');
+        std::string_view line = without_cr(head.substr(0, line_end));
         if (line.size() < 12 || !line.starts_with("HTTP/1.") ||
             (line[7] != '0' && line[7] != '1') || line[8] != ' ')
             return ClientError{ClientErrc::protocol, "not an HTTP/1.x status line"};
@@ -836,12 +857,18 @@ class ClientExchange {
             return ClientError{ClientErrc::protocol, "invalid status code"};
         status = code;
         reason = line.size() > 13 ? std::string(line.substr(13)) : std::string();
+        // reason-phrase: HTAB, SP, visible and obs-text characters (RFC 9112 §4).
+        if (std::any_of(reason.begin(), reason.end(), [](char ch) {
+                const auto u = static_cast<unsigned char>(ch);
+                return (u < 0x20 && ch != '\t') || u == 0x7f;
+            }))
+            return ClientError{ClientErrc::protocol, "a control character in the status line"};
         std::string_view rest =
-            line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
+            line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 1);
         while (!rest.empty()) {
-            const auto e = rest.find("\r\n");
-            std::string_view field = rest.substr(0, e);
-            rest = e == std::string_view::npos ? std::string_view() : rest.substr(e + 2);
+            const auto e = rest.find('\n');
+            std::string_view field = without_cr(rest.substr(0, e));
+            rest = e == std::string_view::npos ? std::string_view() : rest.substr(e + 1);
             const auto colon = field.find(':');
             if (colon == std::string_view::npos || colon == 0)
                 return ClientError{ClientErrc::protocol, "a header line without a name"};

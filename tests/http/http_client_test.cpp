@@ -188,6 +188,32 @@ FIBER_TEST(Client, LengthChunkedAndCloseDelimitedBodies) {
     EXPECT_EQ(r->body, "");
 }
 
+FIBER_TEST(Client, AHeadWhoseLinesEndWithABareLfIsRead) {
+    // RFC 9112 §2.2 lets a recipient take a lone LF for a line end; curl, Go and Python do.
+    Client c;
+    ScriptedServer lf(always("HTTP/1.1 200 OK\nContent-Length: 2\nX-A:  b \n\nok"));
+    for (int i = 0; i < 2; ++i) {
+        auto r = c.get(lf.url());
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(r->reason, "OK");
+        EXPECT_EQ(r->header("x-a"), "b");
+        EXPECT_EQ(r->body, "ok");
+    }
+    EXPECT_EQ(lf.accepts(), 1) << "the body was framed right: the connection was reused";
+    ScriptedServer mixed(always("HTTP/1.1 201 Created\r\nContent-Length: 3\nX-B: c\r\n\nyes"));
+    auto r = c.get(mixed.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 201);
+    EXPECT_EQ(r->header("x-b"), "c");
+    EXPECT_EQ(r->body, "yes");
+    // A CR alone is not a line end: still refused.
+    ScriptedServer cr(always("HTTP/1.1 200 OK\rContent-Length: 2\r\n\r\nok"));
+    r = c.get(cr.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::protocol) << r.error().message();
+}
+
 FIBER_TEST(Client, KeepAliveReusesOneConnectionAndStreams) {
     Client c;
     ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
