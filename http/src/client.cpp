@@ -659,7 +659,7 @@ class ClientExchange {
                 }
             }
             auto more = conn_->fill(read_deadline());
-            if (!more) return fail(std::move(more).error());
+            if (!more) return fail(read_timed_out(std::move(more).error(), "reading the body"));
             if (!*more) {
                 if (framing_ == Framing::until_close) {
                     // Over TLS only a close_notify ends such a body (RFC 9112, 9.8): a bare
@@ -693,6 +693,24 @@ class ClientExchange {
     Deadline read_deadline() const {
         const auto t = core_->options.read_timeout;
         return t.count() > 0 ? earliest(total_, Deadline(t)) : total_;
+    }
+
+    // A read that timed out says which bound it met, while `doing` what.
+    ClientError read_timed_out(ClientError e, std::string_view doing) const {
+        if (e.code != ClientErrc::timed_out) return e;
+        std::string m(doing);
+        if (total_.passed())
+            m += ": the call's deadline passed (its own, or total_timeout)";
+        else if (this_fiber::deadline().passed())
+            m += ": the calling fiber's deadline passed (the request it serves)";
+        else
+            m += ": no data from the server for read_timeout (" +
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    core_->options.read_timeout)
+                                    .count()) +
+                 " ms)";
+        e.detail = std::move(m);
+        return e;
     }
 
     ClientError fail(ClientError e) {
@@ -816,7 +834,10 @@ class ClientExchange {
                                            std::to_string(core_->options.max_header_bytes) +
                                            " bytes"};
                 auto more = conn_->fill(within ? *within : read_deadline());
-                if (!more) return std::move(more).error();
+                if (!more)
+                    return within ? std::move(more).error()
+                                  : read_timed_out(std::move(more).error(),
+                                                   "waiting for the response head");
                 if (!*more)
                     return ClientError{ClientErrc::closed,
                                        conn_->bytes_in == 0

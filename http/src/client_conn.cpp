@@ -178,8 +178,14 @@ ClientConn::~ClientConn() = default;
 ClientResult<void> ClientConn::start_tls(std::shared_ptr<TlsContext> ctx, std::string_view host,
                                          Deadline deadline) {
     tls_ = std::make_unique<TlsSession>(std::move(ctx), tcp_);
-    if (auto r = tls_->connect(host, deadline); !r)
-        return from_tls(std::move(r).error(), ClientErrc::connect);
+    if (auto r = tls_->connect(host, deadline); !r) {
+        TlsError e = std::move(r).error();
+        if (!e.tls && e.transport.code == Errc::timed_out)
+            return ClientError{ClientErrc::timed_out,
+                               "the TLS handshake with " + std::string(host) +
+                                   " did not end in time (connect_timeout, or the deadline)"};
+        return from_tls(std::move(e), ClientErrc::connect);
+    }
     return {};
 }
 

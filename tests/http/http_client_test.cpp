@@ -582,6 +582,28 @@ FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::timed_out);
     EXPECT_LT(weft::Clock::now() - t0, 1500ms);
+    EXPECT_NE(r.error().message().find(
+                  "reading the body: no data from the server for read_timeout (100 ms)"),
+              std::string::npos)
+        << r.error().message();
+    // A server that keeps sending, too slowly for the call's own deadline: it is the deadline
+    // that passed, not read_timeout.
+    ScriptedServer drip([](weft::TcpStream& s, int) {
+        std::string buf;
+        if (!read_request(s, buf)) return;
+        (void)s.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+        for (int i = 0; i < 40 && s.send("x"); ++i)
+            (void)weft::sleep_for(50ms);
+    });
+    ClientRequest dripping;
+    dripping.url = drip.url();
+    dripping.deadline = weft::Deadline(300ms);
+    r = c.request(dripping);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::timed_out);
+    EXPECT_NE(r.error().message().find("reading the body: the call's deadline passed"),
+              std::string::npos)
+        << r.error().message();
 
     // Garbage is a protocol error; a bad chunk size too.
     ScriptedServer garbage(always("SSH-2.0-OpenSSH\r\n\r\n"));
@@ -774,6 +796,10 @@ FIBER_TEST(Client, TheFibersDeadlineBoundsTheCall) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::timed_out);
     EXPECT_LT(weft::Clock::now() - t0, 1500ms);
+    EXPECT_NE(r.error().message().find("waiting for the response head: the calling fiber's "
+                                       "deadline passed"),
+              std::string::npos)
+        << r.error().message();
     // Cancelled while waiting.
     weft::http::ClientResult<weft::http::ClientResponse> cr = weft::http::ClientError{};
     auto f = weft::spawn("caller", [&] { cr = c.get(slow.url()); });
