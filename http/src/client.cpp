@@ -49,6 +49,8 @@ const char* client_errc_name(ClientErrc c) noexcept {
             return "closed";
         case ClientErrc::too_many_redirects:
             return "too_many_redirects";
+        case ClientErrc::bad_request:
+            return "bad_request";
     }
     return "unknown";
 }
@@ -748,10 +750,10 @@ class ClientExchange {
 
     ClientResult<void> check(const ClientRequest& req) const {
         if (method_.empty() || !std::all_of(method_.begin(), method_.end(), token_char))
-            return ClientError{ClientErrc::bad_url, "invalid method '" + method_ + "'"};
+            return ClientError{ClientErrc::bad_request, "invalid method '" + method_ + "'"};
         for (const auto& [n, v] : req.headers)
             if (n.empty() || !std::all_of(n.begin(), n.end(), token_char) || !safe_value(v))
-                return ClientError{ClientErrc::bad_url,
+                return ClientError{ClientErrc::bad_request,
                                    "header '" + n + "' has an invalid name or CR/LF in its value"};
         return {};
     }

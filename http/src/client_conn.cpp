@@ -53,9 +53,16 @@ std::string Url::to_string() const {
 
 Result<Url, std::string> parse_url(std::string_view text) {
     Url u;
-    if (text.starts_with("http://")) {
+    // The scheme is case-insensitive (RFC 3986 §3.1): "HTTP://" is "http://".
+    auto scheme_is = [&](std::string_view s) {
+        return text.size() >= s.size() &&
+               std::equal(s.begin(), s.end(), text.begin(), [](char a, char b) {
+                   return a == std::tolower(static_cast<unsigned char>(b));
+               });
+    };
+    if (scheme_is("http://")) {
         text.remove_prefix(7);
-    } else if (text.starts_with("https://")) {
+    } else if (scheme_is("https://")) {
         text.remove_prefix(8);
         u.https = true;
         u.port = 443;

@@ -39,14 +39,18 @@ BIO* bio_of(void* p) noexcept {
 std::string openssl_error() {
     unsigned long last = 0;
     bool not_pem = false;
+    int sys_errno = 0;
     for (unsigned long e; (e = ERR_get_error()) != 0;) {
         last = e;
         not_pem =
             not_pem || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+        if (ERR_GET_LIB(e) == ERR_LIB_SYS) sys_errno = ERR_GET_REASON(e);
     }
     if (last == 0) return "unknown error";
-    // OpenSSL's last word for a file that is not PEM is "PEM lib".
+    // OpenSSL's last word for a file that is not PEM is "PEM lib"; for one it cannot open,
+    // "system lib": the system's own reason says more.
     if (not_pem) return "not a PEM file (no '-----BEGIN ...-----' line)";
+    if (sys_errno != 0) return std::strerror(sys_errno);
     char buf[256];
     ERR_error_string_n(last, buf, sizeof buf);
     // "error:0A000086:SSL routines::certificate verify failed" -> the reason after the last ':'

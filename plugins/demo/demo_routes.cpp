@@ -61,10 +61,12 @@ Handler with_ms(const char* verb, F act) {
     };
 }
 
-// A failed outbound call: 400 when the caller's url is none the client takes (the caller's
-// mistake, not the upstream's), 504 when it ran out of time, 502 otherwise, with what happened.
+// A failed outbound call: 400 when the caller's url (or request) is none the client takes (the
+// caller's mistake, not the upstream's), 504 when it ran out of time, 502 otherwise, with what
+// happened.
 Response upstream_error(const weft::http::ClientError& e) {
-    if (e.code == weft::http::ClientErrc::bad_url) {
+    if (e.code == weft::http::ClientErrc::bad_url ||
+        e.code == weft::http::ClientErrc::bad_request) {
         std::string buf;  // the message holds the caller's url: shown escaped
         return Response::text(std::string(weft::escaped_ascii(e.message(), buf)) + "\n", 400);
     }

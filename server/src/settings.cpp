@@ -187,6 +187,31 @@ bool valid_header_name(std::string_view v) {
     return true;
 }
 
+// A header that can carry a client's timeout: not one that frames or routes every request (each
+// would then get 400 for not reading as a duration).
+bool valid_timeout_header(std::string_view v) {
+    static constexpr std::string_view kTaken[] = {"host",
+                                                  "content-length",
+                                                  "transfer-encoding",
+                                                  "connection",
+                                                  "upgrade",
+                                                  "expect",
+                                                  "te",
+                                                  "trailer",
+                                                  "keep-alive",
+                                                  "proxy-connection",
+                                                  "content-type",
+                                                  "cookie",
+                                                  "authorization"};
+    if (!valid_header_name(v)) return false;
+    for (std::string_view t : kTaken)
+        if (v.size() == t.size() && std::equal(v.begin(), v.end(), t.begin(), [](char a, char b) {
+                return std::tolower(static_cast<unsigned char>(a)) == b;
+            }))
+            return false;
+    return true;
+}
+
 bool wildcard(const SocketAddress& a) {
     const std::string s = a.to_string();
     return s.starts_with("0.0.0.0:") || s.starts_with("[::]:");
@@ -226,9 +251,10 @@ config::Schema<Settings> build() {
         "each request's deadline: its handler's blocking calls end then, and an unanswered "
         "request gets 504; 0: none");
     s.bind("server", "timeout_header", [](auto& o) -> auto& { return o.http.timeout_header; },
-        config::text([](std::string_view v) { return valid_header_name(v); },
-                     "expected a header name (letters, digits, '-'), such as \"X-Request-Timeout\" "
-                     "or \"grpc-timeout\"; \"\": none"),
+        config::text([](std::string_view v) { return valid_timeout_header(v); },
+                     "expected a header name (letters, digits, '-') of its own, such as "
+                     "\"X-Request-Timeout\" or \"grpc-timeout\", not one every request carries "
+                     "for another purpose (Host, Content-Length, Connection...); \"\": none"),
         "a request header that may shorten the request's deadline (\"250m\", \"2S\", \"1500\")");
     s.bind("server", "linger_timeout", [](auto& o) -> auto& { return o.http.linger_timeout; },
         duration(Duration::zero(), hours(1)),

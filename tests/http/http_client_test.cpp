@@ -639,7 +639,21 @@ FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
     evil.headers = {{"X-A", "1\r\nInjected: yes"}};
     r = c.request(evil);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_request) << r.error().message();
+    // The scheme is case-insensitive, as curl and Go read it.
+    r = c.get("HTTP://" + big.url().substr(7));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::too_large) << r.error().message();
+    // A CA file that cannot be read says why, in the system's words.
+    ClientOptions missing_ca;
+    missing_ca.ca_file = "/nonexistent-weft-test/ca.pem";
+    Client ca_client(missing_ca);
+    r = ca_client.get("https://" + big.url().substr(7));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("'/nonexistent-weft-test/ca.pem': No such file or "
+                                       "directory"),
+              std::string::npos)
+        << r.error().message();
 }
 
 // Interim responses are bounded (a server that sends 103s without end would hold the call),
@@ -701,12 +715,12 @@ FIBER_TEST(Client, ABadRequestDialsNothingAndZeroTimeoutsAreNoBound) {
     bad.headers = {{"X-A", "1\r\nInjected: yes"}};
     auto r = c.request(bad);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_request);
     bad.headers.clear();
     bad.method = "GET /x";
     r = c.request(bad);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, ClientErrc::bad_url);
+    EXPECT_EQ(r.error().code, ClientErrc::bad_request);
     EXPECT_EQ(s.accepts(), 0);
     ClientOptions o;
     o.connect_timeout = std::chrono::nanoseconds::zero();

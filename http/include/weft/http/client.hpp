@@ -41,6 +41,7 @@ enum class ClientErrc : std::uint8_t {
     too_large,           ///< the response exceeds max_response_bytes or max_header_bytes
     closed,              ///< the server closed the connection before the response was complete
     too_many_redirects,  ///< more redirects than max_redirects
+    bad_request,         ///< the request is not valid HTTP: its method, a header name or value
 };
 const char* client_errc_name(ClientErrc c) noexcept;
 
