@@ -125,6 +125,10 @@ std::string redact_proxy_setting(std::string_view text);
 struct ClientRequest {
     std::string method = "GET";
     std::string url;  ///< absolute: http://host[:port]/path?query or https://...
+    /// Sent as given, but for the fields the client writes itself from the URL and the body:
+    /// Host, Content-Length, Transfer-Encoding and Connection given here are left out (a
+    /// handler forwarding its inbound request's fields would otherwise name the wrong server
+    /// or frame the body wrongly). A User-Agent here replaces ClientOptions::user_agent.
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;  ///< sent with Content-Length when not empty (or the method is POST/PUT)
     /// This request's own deadline (the earlier of it, total_timeout and the fiber's counts).
