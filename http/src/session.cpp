@@ -863,14 +863,33 @@ bool subdomain_match(std::string_view pattern, std::string_view origin) noexcept
 
 // Whether a browser page of the handshake's Origin may open this WebSocket (see
 // ServerOptions::websocket_allowed_origins).
+// `origin` ("https://host[:port]") without its scheme's default port: the same origin however
+// it is written ("https://a.example:443" is "https://a.example").
+std::string_view without_default_port(std::string_view origin) noexcept {
+    const std::size_t sep = origin.find("://");
+    if (sep == std::string_view::npos) return origin;
+    const std::string_view scheme = origin.substr(0, sep);
+    std::string_view port;
+    if (iequals(scheme, "https") || iequals(scheme, "wss"))
+        port = ":443";
+    else if (iequals(scheme, "http") || iequals(scheme, "ws"))
+        port = ":80";
+    if (!port.empty() && origin.size() > sep + 3 + port.size() && origin.ends_with(port))
+        origin.remove_suffix(port.size());
+    return origin;
+}
+
 bool origin_allowed(const Request& req, const std::vector<std::string>& allowed) noexcept {
     const auto field = req.header("origin");
     if (!field) return true;  // not a browser (RFC 6455 10.2): nothing to check
     const std::string_view origin = trim_ows(*field);
-    for (const std::string& a : allowed)
-        if (a == "*" ||
-            (a.find('*') == std::string::npos ? iequals(a, origin) : subdomain_match(a, origin)))
+    const std::string_view plain = without_default_port(origin);
+    for (const std::string& a : allowed) {
+        const std::string_view want = without_default_port(a);
+        if (a == "*" || (want.find('*') == std::string_view::npos ? iequals(want, plain)
+                                                                  : subdomain_match(want, plain)))
             return true;
+    }
     // The page's own server: scheme "://" host [":" port], the host and port of the request.
     // Behind a proxy that names another Host, the host the browser used is in X-Forwarded-Host
     // or Forwarded's host=, which are taken too: a page cannot set either on a WebSocket

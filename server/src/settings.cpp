@@ -143,6 +143,16 @@ config::Kind<std::vector<std::string>> origin_list() {
                 }
                 for (std::size_t i = sep + 3; i < o.size() && ok; ++i)
                     ok = o[i] > 0x20 && o[i] < 0x7f && std::strchr("/?#@\\", o[i]) == nullptr;
+                // A port, if any: 1..65535 ("[v6]:port" has its colon after the bracket).
+                const std::size_t close = o.rfind(']');
+                const std::size_t colon = o.rfind(':');
+                if (ok && colon > sep && (close == std::string::npos || colon > close)) {
+                    const std::string_view port = std::string_view(o).substr(colon + 1);
+                    unsigned n = 0;
+                    const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+                    ok = !port.empty() && ec == std::errc() && p == port.data() + port.size() &&
+                         n >= 1 && n <= 65535;
+                }
             }
             if (!ok)
                 return config::Problem{fmt::format("\"{}\" is not an origin: {}", item, kAllowed)};

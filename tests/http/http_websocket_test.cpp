@@ -418,9 +418,11 @@ TEST(HttpWebSocket, APageOfTheHostAProxyNamesIsTheServersOwn) {
 
 TEST(HttpWebSocket, AllowedOriginsAreListedOnTheServer) {
     ServerOptions o;
-    o.websocket_allowed_origins = {"https://app.example", "null"};
+    o.websocket_allowed_origins = {"https://app.example", "null", "http://b.example:80"};
     WsServer s(o);
-    for (const char* ok : {"https://APP.example", "null", "http://t", ""})
+    // The scheme's default port, written or not, is the same origin.
+    for (const char* ok : {"https://APP.example", "null", "http://t", "", "https://app.example:443",
+                           "http://b.example"})
         EXPECT_EQ(status_for_origin(s.port, "/proto", ok), "HTTP/1.1 101 Switching Protocols")
             << ok;
     for (const char* other : {"http://app.example", "https://app.example:8443", "https://evil"})
@@ -432,8 +434,8 @@ TEST(HttpWebSocket, AllowedOriginsTakeSubdomainsByWildcard) {
     ServerOptions o;
     o.websocket_allowed_origins = {"https://*.example.com", "http://*.dev.test:8080"};
     WsServer s(o);
-    for (const char* ok :
-         {"https://app.example.com", "https://A.B.Example.COM", "http://ui.dev.test:8080"})
+    for (const char* ok : {"https://app.example.com", "https://A.B.Example.COM",
+                           "http://ui.dev.test:8080", "https://app.example.com:443"})
         EXPECT_EQ(status_for_origin(s.port, "/proto", ok), "HTTP/1.1 101 Switching Protocols")
             << ok;
     for (const char* other :
