@@ -130,7 +130,8 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
     st.backend = b;
     unsigned pool = o.offload_threads ? o.offload_threads : (n > 4 ? n : 4);
     st.pool = std::make_unique<detail::ThreadPool>(pool, o.name, "off");
-    st.resolver = std::make_unique<detail::ThreadPool>(o.resolver_threads, o.name, "dns");
+    st.resolver = std::make_unique<detail::ThreadPool>(
+        o.resolver_threads ? o.resolver_threads : (n > 4 ? n : 4), o.name, "dns");
     for (unsigned i = 0; i < n; ++i)
         st.hubs.push_back(std::make_unique<HubImpl>(st, i, b));
 
@@ -177,7 +178,10 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
 Runtime::~Runtime() {
     stop();
     join();
+    // Work still running (a lookup of a dead DNS server that its fiber gave up on) posts its end
+    // to a hub: the pools end, waiting for it, while the hubs are still there.
     state_->pool.reset();
+    state_->resolver.reset();
     state_->hubs.clear();
 }
 

@@ -974,37 +974,39 @@ class ClientExchange {
         return {};
     }
 
+    // Chunked framing's lines end with CRLF or, as in the head (see find_head_end), a bare LF.
     ClientResult<ChunkStep> next_chunk() {
         std::string_view in = conn_->buffered();
         if (need_chunk_crlf_) {
-            if (in.size() < 2) return ChunkStep::need_bytes;
-            if (!in.starts_with("\r\n"))
-                return fail({ClientErrc::protocol, "no CRLF after a chunk"});
-            conn_->consume(2);
+            if (in.empty() || (in[0] == '\r' && in.size() < 2)) return ChunkStep::need_bytes;
+            const std::size_t n = in.starts_with("\r\n") ? 2 : in[0] == '\n' ? 1 : 0;
+            if (n == 0) return fail({ClientErrc::protocol, "no CRLF after a chunk"});
+            conn_->consume(n);
             need_chunk_crlf_ = false;
             in = conn_->buffered();
         }
         if (in_trailers_) {
             // Trailer fields, ignored, up to the empty line.
             for (;;) {
-                const auto e = in.find("\r\n");
-                const std::size_t line = e == std::string_view::npos ? in.size() : e + 2;
+                const auto e = in.find('\n');
+                const std::size_t line = e == std::string_view::npos ? in.size() : e + 1;
                 if (trailer_bytes_ + line > core_->options.max_header_bytes)
                     return fail({ClientErrc::too_large, "trailers too large"});
                 if (e == std::string_view::npos) return ChunkStep::need_bytes;
                 trailer_bytes_ += line;
-                conn_->consume(e + 2);
-                if (e == 0) return ChunkStep::end;
+                conn_->consume(e + 1);
+                if (e == 0 || (e == 1 && in[0] == '\r')) return ChunkStep::end;
                 in = conn_->buffered();
             }
         }
-        const auto e = in.find("\r\n");
+        const auto e = in.find('\n');
         if (e == std::string_view::npos) {
             if (in.size() > kMaxChunkLine)
                 return fail({ClientErrc::protocol, "a chunk-size line over 4096 bytes"});
             return ChunkStep::need_bytes;
         }
         std::string_view line = in.substr(0, e);
+        if (line.ends_with('\r')) line.remove_suffix(1);
         std::string_view digits = line.substr(0, line.find(';'));
         digits = trim_ows(digits);
         std::uint64_t size = 0;
@@ -1012,7 +1014,7 @@ class ClientExchange {
         if (digits.empty() || digits.size() > 16 || ec != std::errc() ||
             p != digits.data() + digits.size())
             return fail({ClientErrc::protocol, "invalid chunk size"});
-        conn_->consume(e + 2);
+        conn_->consume(e + 1);
         if (size == 0) {
             in_trailers_ = true;
             return next_chunk();

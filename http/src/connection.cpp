@@ -592,18 +592,21 @@ void Connection::log_plain_http(std::string_view first, bool sent) noexcept {
     AccessLogEntry e;
     e.request_line = first.substr(0, std::min({end, first.size(), kMaxLine}));
     e.status = 400;
-    e.bytes = kPlainHttpToTls.size() - kPlainHttpToTls.find("\r\n\r\n") - 4;
-    e.duration = Clock::now() - accepted_at_;
+    e.bytes = sent ? kPlainHttpToTls.size() - kPlainHttpToTls.find("\r\n\r\n") - 4 : 0;
+    // From the first bytes: they came as this fiber started.
+    e.duration = Clock::now() - internal::slice_now();
     e.peer = &peer_;
     e.peer_text = peer_text_;
     e.hub = hub_.index;
     e.complete = sent;
     try {
-        o.access_log(e);
-    } catch (const std::exception& ex) {
-        weft::logger("http")->error("access log callback threw: {}", ex.what());
+        try {
+            o.access_log(e);
+        } catch (const std::exception& ex) {
+            weft::logger("http")->error("access log callback threw: {}", ex.what());
+        }
     } catch (...) {
-        weft::logger("http")->error("access log callback threw a non-std exception");
+        // A callback that throws a non-std exception, or a log line that cannot be made.
     }
 }
 

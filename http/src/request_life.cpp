@@ -85,13 +85,26 @@ std::optional<std::chrono::nanoseconds> parse_timeout_header(std::string_view v)
     if (ec != std::errc() || n < 0 || p == v.data()) return std::nullopt;
     const std::string_view unit(p, static_cast<std::size_t>(v.data() + v.size() - p));
     using namespace std::chrono;
-    if (unit.empty() || unit == "m") return duration_cast<nanoseconds>(milliseconds(n));
-    if (unit == "H") return duration_cast<nanoseconds>(hours(n));
-    if (unit == "M") return duration_cast<nanoseconds>(minutes(n));
-    if (unit == "S") return duration_cast<nanoseconds>(seconds(n));
-    if (unit == "u") return duration_cast<nanoseconds>(microseconds(n));
-    if (unit == "n") return nanoseconds(n);
-    return std::nullopt;
+    std::int64_t unit_ns = 0;
+    if (unit.empty() || unit == "m")
+        unit_ns = 1'000'000;
+    else if (unit == "H")
+        unit_ns = 3'600'000'000'000;
+    else if (unit == "M")
+        unit_ns = 60'000'000'000;
+    else if (unit == "S")
+        unit_ns = 1'000'000'000;
+    else if (unit == "u")
+        unit_ns = 1'000;
+    else if (unit == "n")
+        unit_ns = 1;
+    else
+        return std::nullopt;
+    // gRPC allows 8 digits of hours (11,000 years): longer than anything a deadline needs, and
+    // than nanoseconds hold. Such a value asks for no shorter deadline than a year's.
+    constexpr std::int64_t kLongest = 365LL * 24 * 3'600'000'000'000;
+    if (n > kLongest / unit_ns) return nanoseconds(kLongest);
+    return nanoseconds(n * unit_ns);
 }
 
 RequestLife::RequestLife(const ServerOptions& o, const Endpoint& ep, const Request& req,

@@ -861,8 +861,6 @@ bool subdomain_match(std::string_view pattern, std::string_view origin) noexcept
     return true;
 }
 
-// Whether a browser page of the handshake's Origin may open this WebSocket (see
-// ServerOptions::websocket_allowed_origins).
 // `origin` ("https://host[:port]") without its scheme's default port: the same origin however
 // it is written ("https://a.example:443" is "https://a.example").
 std::string_view without_default_port(std::string_view origin) noexcept {
@@ -879,6 +877,8 @@ std::string_view without_default_port(std::string_view origin) noexcept {
     return origin;
 }
 
+// Whether a browser page of the handshake's Origin may open this WebSocket (see
+// ServerOptions::websocket_allowed_origins).
 bool origin_allowed(const Request& req, const std::vector<std::string>& allowed) noexcept {
     const auto field = req.header("origin");
     if (!field) return true;  // not a browser (RFC 6455 10.2): nothing to check

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <system_error>
 
 #include "weft/core/fiber.hpp"
 
@@ -48,9 +49,10 @@ std::string openssl_error() {
     }
     if (last == 0) return "unknown error";
     // OpenSSL's last word for a file that is not PEM is "PEM lib"; for one it cannot open,
-    // "system lib": the system's own reason says more.
+    // "system lib", after the system's own reason, which says more.
     if (not_pem) return "not a PEM file (no '-----BEGIN ...-----' line)";
-    if (sys_errno != 0) return std::strerror(sys_errno);
+    if (sys_errno != 0 && ERR_GET_REASON(last) == ERR_R_SYS_LIB)
+        return std::system_category().message(sys_errno);
     char buf[256];
     ERR_error_string_n(last, buf, sizeof buf);
     // "error:0A000086:SSL routines::certificate verify failed" -> the reason after the last ':'
@@ -135,6 +137,7 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::s
     SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
     if (verify_peer) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        ERR_clear_error();  // what the queue says next is about this file
         const int ok = ca_file.empty()
                            ? SSL_CTX_set_default_verify_paths(ctx)
                            : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr);

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -53,7 +54,7 @@ std::string slurp(const char* path) {
 }
 
 // A pool of threads that fibers hand blocking work to: the offload pool (weft::offload) or the
-// resolver threads (name lookups). `prefix` names the families; `pool` and `tasks` ("Offload
+// resolver threads (name lookups). `prefix` names the families; `pool` and `tasks` ("offload
 // tasks") are words of their help.
 void add_pool_families(const weft::internal::OffloadStats& st, const std::string& prefix,
                        const std::string& pool, const std::string& tasks,
@@ -64,16 +65,21 @@ void add_pool_families(const weft::internal::OffloadStats& st, const std::string
     gauge("_threads", "Threads of the " + pool + " started so far.", st.threads);
     gauge("_max_threads", "Size of the " + pool + " (threads start on demand).", st.max_threads);
     gauge("_busy_threads", "Threads of the " + pool + " running a task now.", st.busy_threads);
-    gauge("_queue_length", tasks + " waiting for a thread.", static_cast<double>(st.queued));
+    std::string capitalized = tasks;
+    if (!capitalized.empty())
+        capitalized[0] =
+            static_cast<char>(std::toupper(static_cast<unsigned char>(capitalized[0])));
+    gauge("_queue_length", capitalized + " waiting for a thread.", static_cast<double>(st.queued));
     out.push_back({prefix + "_tasks_started_total",
-                   tasks + " a thread has taken.",
+                   capitalized + " a thread has taken.",
                    "",
                    MetricType::counter,
                    {{{}, static_cast<double>(st.started)}},
                    {}});
     out.push_back({prefix + "_tasks_withdrawn_total",
-                   tasks + " whose caller stopped waiting (deadline or cancel) before a thread "
-                           "took them; they never ran.",
+                   capitalized +
+                       " whose caller stopped waiting (deadline or cancel) before a thread "
+                       "took them; they never ran.",
                    "",
                    MetricType::counter,
                    {{{}, static_cast<double>(st.withdrawn)}},
@@ -192,9 +198,9 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
         out.push_back(std::move(patched));
         out.push_back(std::move(patched_waits));
         add_pool_families(weft::internal::offload_stats(*r), "weft_offload", "offload pool",
-                          "Offload tasks", out);
+                          "offload tasks", out);
         add_pool_families(weft::internal::resolver_stats(*r), "weft_resolver", "resolver pool",
-                          "Name lookups", out);
+                          "name lookups", out);
     });
 }
 

@@ -150,8 +150,8 @@ config::Kind<std::vector<std::string>> origin_list() {
                     const std::string_view port = std::string_view(o).substr(colon + 1);
                     unsigned n = 0;
                     const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
-                    ok = !port.empty() && ec == std::errc() && p == port.data() + port.size() &&
-                         n >= 1 && n <= 65535;
+                    ok = !port.empty() && port[0] != '0' && ec == std::errc() &&
+                         p == port.data() + port.size() && n <= 65535;
                 }
             }
             if (!ok)
@@ -316,8 +316,8 @@ config::Schema<Settings> build() {
         count_or_auto(1024), "threads of the offload pool (blocking work); 0: automatic")
         .formerly("server.offload_threads");
     s.bind("runtime", "resolver_threads",
-        [](auto& o) -> auto& { return o.runtime.resolver_threads; }, integer(1, 1024),
-        "threads for name lookups (DNS), apart from the offload pool");
+        [](auto& o) -> auto& { return o.runtime.resolver_threads; }, count_or_auto(1024),
+        "threads for name lookups (DNS), apart from the offload pool; 0: automatic");
     s.bind("runtime", "run_budget", [](auto& o) -> auto& { return o.runtime.run_budget; },
         integer(1, 1'000'000), "fibers run per loop turn before I/O is polled again");
     s.bind("runtime", "recv_buffers", [](auto& o) -> auto& { return o.runtime.recv_buffers; },

@@ -477,6 +477,27 @@ TEST(Offload, OwnedWorkIsLeftAtTheDeadlineEvenWhileItRuns) {
         o);
 }
 
+TEST(Offload, ARuntimeEndsAfterTheLookupsItsFibersLeft) {
+    // A lookup of a dead DNS server runs on after its fiber gave up. The runtime that ends
+    // meanwhile waits for it while its hubs are still there: the lookup's end is posted to one
+    // (under ASan, a use after free before this was so).
+    auto o = weft::testing::test_options();
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    weft::run(
+        [done] {
+            weft::ScopedDeadline bound(weft::Deadline(10ms));
+            auto r = weft::detail::resolver_owned([done]() noexcept {
+                std::this_thread::sleep_for(200ms);
+                done->store(true);
+            });
+            ASSERT_FALSE(r);
+            EXPECT_EQ(r.error().code, weft::Errc::timed_out);
+            EXPECT_FALSE(done->load());
+        },
+        o);
+    EXPECT_TRUE(done->load()) << "the runtime ended before the lookup it ran";
+}
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winfinite-recursion"
 namespace {

@@ -214,6 +214,36 @@ FIBER_TEST(Client, AHeadWhoseLinesEndWithABareLfIsRead) {
     EXPECT_EQ(r.error().code, ClientErrc::protocol) << r.error().message();
 }
 
+FIBER_TEST(Client, ChunkedFramingWhoseLinesEndWithABareLfIsRead) {
+    Client c;
+    ScriptedServer lf(
+        always("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nok\n3;x=1\r\n!!!\n0\nT: 1\n\n"));
+    for (int i = 0; i < 2; ++i) {
+        auto r = c.get(lf.url());
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(r->body, "ok!!!");
+    }
+    EXPECT_EQ(lf.accepts(), 1) << "the body's end was found: the connection was reused";
+}
+
+FIBER_TEST(Client, ATlsHandshakeThatNeverEndsSaysSo) {
+    // A server that takes the connection and never answers the ClientHello.
+    ScriptedServer silent([](weft::TcpStream& s, int) {
+        char b[4096];
+        while (s.recv(std::span<char>(b, sizeof b), 2s).value_or(0) > 0) {
+        }
+    });
+    ClientOptions o;
+    o.connect_timeout = 200ms;
+    Client c(o);
+    auto r = c.get("https://" + silent.url().substr(7));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::timed_out);
+    EXPECT_NE(r.error().message().find("the TLS handshake with 127.0.0.1 did not end in time"),
+              std::string::npos)
+        << r.error().message();
+}
+
 FIBER_TEST(Client, KeepAliveReusesOneConnectionAndStreams) {
     Client c;
     ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
@@ -592,13 +622,16 @@ FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
         std::string buf;
         if (!read_request(s, buf)) return;
         (void)s.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-        for (int i = 0; i < 40 && s.send("x"); ++i)
-            (void)weft::sleep_for(50ms);
+        for (int i = 0; i < 90 && s.send("x"); ++i)
+            (void)weft::sleep_for(20ms);
     });
+    ClientOptions patient = o;
+    patient.read_timeout = 1s;  // far more than the drip's gaps, even on a loaded machine
+    Client pc(patient);
     ClientRequest dripping;
     dripping.url = drip.url();
     dripping.deadline = weft::Deadline(300ms);
-    r = c.request(dripping);
+    r = pc.request(dripping);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::timed_out);
     EXPECT_NE(r.error().message().find("reading the body: the call's deadline passed"),

@@ -205,6 +205,9 @@ TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
     // A longer one cannot extend the server's.
     r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 1H\r\n\r\n");
     EXPECT_EQ(r.status, 200);
+    // Nor can gRPC's longest value, which overflowed into a deadline already past (504).
+    r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 99999999H\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
     // An invalid one is refused, saying what is allowed: the client meant a deadline.
     r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: soon\r\n\r\n");
     EXPECT_EQ(r.status, 400);
@@ -223,6 +226,12 @@ TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
     EXPECT_EQ(parse_timeout_header("3u"), std::chrono::microseconds(3));
     for (const char* bad : {"", "-1", "5x", "m", "99999999999999S"})
         EXPECT_FALSE(parse_timeout_header(bad)) << bad;
+    // gRPC's longest (8 digits of hours) overflows nanoseconds: it means "a year or more".
+    constexpr auto kYear = std::chrono::hours(365 * 24);
+    EXPECT_EQ(parse_timeout_header("99999999H"), kYear);
+    EXPECT_EQ(parse_timeout_header("99999999999M"), kYear);
+    EXPECT_EQ(parse_timeout_header("8760H"), kYear);
+    EXPECT_EQ(parse_timeout_header("1H"), std::chrono::hours(1));
 }
 
 TEST(RequestLife, FibersTheHandlerSpawnsInheritTheRequestAndItsDeadline) {

@@ -546,7 +546,8 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_WEBSOCKET_MAX_MESSAGE_BYTES", "64KiB"},
         {"WEFT_WEBSOCKET_PING_INTERVAL", "10s"},
         {"WEFT_WEBSOCKET_IDLE_TIMEOUT", "1m"},
-        {"WEFT_WEBSOCKET_ALLOWED_ORIGINS", "https://App.example,null  http://localhost:3000"},
+        {"WEFT_WEBSOCKET_ALLOWED_ORIGINS",
+         "https://App.example,null  http://localhost:3000 http://[::1]:8080 http://[fd00::1]"},
         {"WEFT_LOG_LEVEL", "error"},
         {"WEFT_LOG_FORMAT", "json"},
         {"WEFT_LOG_ACCESS_LOG", "stdout"},
@@ -580,7 +581,8 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.http.websocket_ping_interval, 10s);
     EXPECT_EQ(v.http.websocket_idle_timeout, 60s);
     EXPECT_EQ(v.http.websocket_allowed_origins,
-              (std::vector<std::string>{"https://app.example", "null", "http://localhost:3000"}));
+              (std::vector<std::string>{"https://app.example", "null", "http://localhost:3000",
+                                        "http://[::1]:8080", "http://[fd00::1]"}));
     EXPECT_EQ(v.http.timeout_header, "grpc-timeout");
     EXPECT_EQ(v.client.ca_file, "/dev/null");
     EXPECT_FALSE(v.client.verify_peer);

@@ -193,8 +193,9 @@ TEST(ConfigRender, RoundTripsEveryValue) {
 
 // A proxy's password is not shown: --print-config and the startup log carry the rendering.
 TEST(ConfigRender, AProxyPasswordIsNotShown) {
-    const LoadedSettings s = load_ok(
-        file_options("[client]\nhttps_proxy = \"http://svc:s%40cret@proxy.example:3128\"\n"));
+    const LoadedSettings s =
+        load_ok(file_options("[client]\nhttps_proxy = \"http://svc:s%40cret@proxy.example:3128\"\n"
+                             "http_proxy = \"http://proxy.example:3128\"\n"));
     EXPECT_EQ(s.values.client.https_proxy, "http://svc:s%40cret@proxy.example:3128");
     const std::string rendered = s.render();
     const std::string json = s.json();

@@ -4,8 +4,9 @@
 // Sizing: RuntimeOptions::offload_threads (0: max(4, hubs)) threads, started on demand. Each
 // offload in flight holds one thread, so the pool bounds how many blocking calls run at once;
 // what does not fit waits in the queue (weft_offload_queue_length, weft_offload_queue_wait_
-// seconds). Size it to the blocking calls you expect at once (patched DNS lookups use it too);
-// give offload a deadline so a full pool answers with an error instead of an ever longer wait.
+// seconds). Size it to the blocking calls you expect at once (name lookups have threads of
+// their own, RuntimeOptions::resolver_threads); give offload a deadline so a full pool answers with
+// an error instead of an ever longer wait.
 #pragma once
 
 #include <exception>

@@ -40,8 +40,8 @@ struct RuntimeOptions {
     /// Threads for offload(); 0 = max(4, hubs).
     unsigned offload_threads = 0;
     /// Threads for name lookups (resolve(), patched getaddrinfo and kin), apart from
-    /// offload()'s so that they never wait behind its work.
-    unsigned resolver_threads = 4;
+    /// offload()'s so that they never wait behind its work; 0 = max(4, hubs).
+    unsigned resolver_threads = 0;
     /// Fibers run per loop turn before I/O is polled again.
     unsigned run_budget = 64;
     /// Per-slice clock reads, histograms, busy/idle time (the watchdog needs them).

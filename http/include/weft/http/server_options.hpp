@@ -28,7 +28,7 @@ struct AccessLogEntry {
     /// fully received: a slow client's upload is not the server's latency.)
     std::chrono::nanoseconds duration{0};
     /// For a request the server refused before any handler (a malformed or oversized one, an
-    /// unsupported version, a 408):
+    /// unsupported version, a 408, plain HTTP sent to the HTTPS port):
     /// its first line as it came, up to 256 bytes without the line end, whether it parsed
     /// or not (method and target are empty when they did not); else empty.
     std::string_view request_line;
@@ -93,7 +93,7 @@ struct ServerOptions {
     /// A request header through which a client may shorten its own deadline (never lengthen
     /// it), e.g. "X-Request-Timeout" or gRPC's "grpc-timeout"; its value is gRPC's form
     /// ("250m", "2S": digits and a unit of H, M, S, m, u, n) or whole milliseconds ("250").
-    /// An invalid value is ignored. Empty: no such header (the default: clients do not
+    /// A request with another value gets 400. Empty: no such header (the default: clients do not
     /// choose server deadlines unless the operator says so).
     std::string timeout_header;
     /// After an error response with unread input: how long at most to read and discard it

@@ -16,7 +16,7 @@ namespace internal {
 
 /// A snapshot of the runtime's offload pool.
 struct OffloadStats {
-    unsigned max_threads = 0;   ///< the pool's size (RuntimeOptions::offload_threads)
+    unsigned max_threads = 0;   ///< the pool's size (offload_threads, resolver_threads)
     unsigned threads = 0;       ///< threads started so far (they start on demand)
     unsigned busy_threads = 0;  ///< running a task now
     std::size_t queued = 0;     ///< tasks waiting for a thread (withdrawn ones included)
