@@ -146,7 +146,7 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
     unsigned first = inline_hub0 ? 1 : 0;
     for (unsigned i = first; i < n; ++i) {
         HubImpl* h = st.hubs[i].get();
-        st.threads.emplace_back([h, &mu, &cv, &started, &failure] {
+        st.threads.emplace_back([h, &st, &mu, &cv, &started, &failure] {
             bool ok = true;
             try {
                 h->thread_init();
@@ -163,6 +163,9 @@ Runtime::Runtime(RuntimeOptions options, bool inline_hub0)
                 cv.notify_all();
             }
             if (ok) h->run_loop();
+            std::lock_guard<std::mutex> e(st.exit_mu);
+            ++st.threads_exited;
+            st.exit_cv.notify_all();
         });
     }
     std::unique_lock<std::mutex> g(mu);
@@ -221,6 +224,17 @@ void Runtime::stop() noexcept {
 void Runtime::join() {
     for (auto& t : state_->threads)
         if (t.joinable()) t.join();
+}
+
+bool Runtime::join_for(std::chrono::nanoseconds limit) {
+    detail::RuntimeState& st = *state_;
+    {
+        std::unique_lock<std::mutex> g(st.exit_mu);
+        if (!st.exit_cv.wait_for(g, limit, [&] { return st.threads_exited == st.threads.size(); }))
+            return false;
+    }
+    join();
+    return true;
 }
 
 namespace internal {

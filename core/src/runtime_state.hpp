@@ -2,7 +2,9 @@
 // pools).
 #pragma once
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +28,10 @@ struct RuntimeState {
     std::unique_ptr<ThreadPool> resolver;  // name lookups only
     bool inline_hub0 = false;
     bool joined = false;
+    // How many hub threads have left their loop (Runtime::join_for waits on it).
+    std::mutex exit_mu;
+    std::condition_variable exit_cv;
+    unsigned threads_exited = 0;
 };
 
 }  // namespace weft::detail

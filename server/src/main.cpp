@@ -53,6 +53,9 @@ using weft::server::PluginError;
 
 // How long the shutdown hooks and stopping the hubs may take after the drain.
 constexpr std::chrono::seconds kShutdownLimit{5};
+// Within that limit: how long the hubs get to end once their fibers are cancelled before the
+// fibers still there are logged.
+constexpr std::chrono::seconds kHubStopReport{2};
 
 // Exit status when the drain timed out and the connections still open were closed (exit 0 is
 // a drain in which every request finished).
@@ -653,6 +656,7 @@ int main(int argc, char** argv) {
     const auto drain_timeout = cfg.listener.drain_timeout;
     int exit_code = 0;
     bool draining = false;
+    bool fibers_listed = false;  // the fibers that held their hubs were logged
     BodyMemoryTrimmer trimmer(server->metrics().connections());
     Clock::time_point drain_deadline{};
     weft::server::signals::serving();
@@ -716,6 +720,7 @@ int main(int argc, char** argv) {
                         "{} connection(s) still open after cancelling their fibers: a handler "
                         "blocks its hub or ignores cancellation\n{}",
                         server->connections(), weft::monitor::format_run_info(*workers));
+                    fibers_listed = true;
                 }
                 break;
             }
@@ -742,6 +747,16 @@ int main(int argc, char** argv) {
         watchdog.reset();
         weft::server::shutdown_step(
             "stopping the worker hubs (their fibers, plugins' background fibers included, end)");
+        workers->stop();
+        if (!workers->join_for(kHubStopReport)) {
+            // Cancelled, a fiber still holds its hub: name it before the guard ends the process.
+            log->error(
+                "worker hubs still running {:.1f} s after their fibers were cancelled: a fiber "
+                "blocks its hub or does not end when cancelled{}",
+                std::chrono::duration<double>(kHubStopReport).count(),
+                fibers_listed ? std::string(" (listed above)")
+                              : "\n" + weft::monitor::format_run_info(*workers));
+        }
         workers.reset();
         weft::server::shutdown_step("writing the last lines of the access log");
         weft::server::close_access_log();  // every line written, within the guard's limit

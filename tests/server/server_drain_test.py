@@ -260,6 +260,9 @@ class Drain(unittest.TestCase):
         self.assertLess(took, 9.0)
         self.assertIn("shutdown stuck", log)
         self.assertIn("while stopping the worker hubs", log)  # where it was stuck
+        # and which fiber held the hub, before the process ended
+        self.assertIn("worker hubs still running 2.0 s after their fibers were cancelled", log)
+        self.assertRegex(log, r'fiber \d+ "stubborn"')
         self.assertNotIn("weft stopped", log)
 
     def test_a_shutdown_hook_that_will_not_return_is_named(self):

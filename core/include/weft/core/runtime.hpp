@@ -91,6 +91,10 @@ class Runtime {
     void stop() noexcept;
     /// Waits for every hub thread to exit (after stop()).
     void join();
+    /// Waits at most `limit` for every hub thread to exit (after stop()); true when they have
+    /// (and are joined), false when one is still running: a fiber that holds its hub or does
+    /// not end once cancelled (the caller can say which, and decide what to do).
+    bool join_for(std::chrono::nanoseconds limit);
 
     /// Runs the loop of hub 0 on the calling thread instead of its own (weft::run uses this).
     /// Returns when the runtime is stopped.
