@@ -356,6 +356,28 @@ TEST(Runtime, StopCancelsParkedFibersAndJoins) {
     EXPECT_EQ(cancelled.load(), 20);
 }
 
+TEST(Runtime, JoinForSaysWhetherTheHubsEndedInTime) {
+    auto o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    // One fiber ignores its cancellation for a while: it holds hub 1 (a plain thread sleep).
+    std::atomic<bool> started{false};
+    rt.hub(1).post([&] {
+        weft::spawn("stubborn", [&] {
+            started = true;
+            while (weft::sleep_for(5ms)) {
+            }
+            std::this_thread::sleep_for(400ms);
+        }).detach();
+    });
+    while (!started)
+        std::this_thread::sleep_for(1ms);
+    rt.stop();
+    EXPECT_FALSE(rt.join_for(50ms));  // hub 1 is still held
+    EXPECT_TRUE(rt.join_for(10s));    // then the fiber returns and every hub ends
+    EXPECT_TRUE(rt.join_for(0ms));    // and stays ended
+}
+
 FIBER_TEST(Offload, ReturnsValueAndRethrows) {
     EXPECT_EQ(weft::offload([] { return 6 * 7; }), 42);
     EXPECT_THROW(weft::offload([]() -> int { throw std::runtime_error("pool"); }),
