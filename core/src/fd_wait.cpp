@@ -171,6 +171,19 @@ void fd_closing(int fd) noexcept {
     }
 }
 
+void fd_closing_range(unsigned first, unsigned last) noexcept {
+    // Only the chunks that exist hold waits: a range up to ~0U costs a walk of those.
+    for (std::size_t c = first / kChunk; c < kChunks && c <= last / kChunk; ++c) {
+        auto* chunk = g_waits[c].load(std::memory_order_acquire);
+        if (!chunk) continue;
+        for (std::size_t i = 0; i < kChunk; ++i) {
+            const std::size_t fd = c * kChunk + i;
+            if (fd < first || fd > last) continue;
+            if (chunk[i].load(std::memory_order_relaxed) != 0) fd_closing(static_cast<int>(fd));
+        }
+    }
+}
+
 void register_hub(HubImpl* hub) {
     std::lock_guard lock(g_hubs_mu);
     g_hubs.push_back(hub);

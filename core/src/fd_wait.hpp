@@ -51,6 +51,8 @@ Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadlin
 /// `fd` is being closed: every fiber waiting on it, on any hub, wakes with Errc::closed (a
 /// fiber of another hub wakes soon after, through a post). Any thread.
 void fd_closing(int fd) noexcept;
+/// fd_closing() for every descriptor in [first, last] that a fiber waits on (close_range).
+void fd_closing_range(unsigned first, unsigned last) noexcept;
 
 /// Every live hub, for fd_closing(). Hubs add themselves when their thread starts.
 void register_hub(HubImpl* hub);

@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1810,4 +1811,160 @@ TEST(PatchHubs, ALateCloseLeavesAWaitOnTheReusedNumber) {
     ::close(old_pipe[1]);
     ::close(new_pipe[0]);
     ::close(new_pipe[1]);
+}
+
+TEST(PatchIo, SendfileToABlockingSocketParksUntilEveryByteIsOut) {
+    run_patched([] {
+        // A 1 MiB file sent to a socket whose buffer is small: the blocking call would hold
+        // the hub until the reader drained it; patched, only the sender waits.
+        char path[] = "/tmp/weft-sendfile-XXXXXX";
+        const int file = ::mkstemp(path);
+        ASSERT_GE(file, 0);
+        ::unlink(path);
+        const std::string data(1 << 20, 'y');
+        ASSERT_EQ(::write(file, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+        Pair p;
+        int small = 4096;
+        ASSERT_EQ(::setsockopt(p.b, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        Ticker ticker;
+        ssize_t sent = -2;
+        off_t offset = 0;
+        auto sender =
+            weft::spawn("sender", [&] { sent = ::sendfile(p.b, file, &offset, data.size()); });
+        std::size_t total = 0;
+        std::vector<char> buf(65536);
+        while (total < data.size()) {
+            (void)weft::sleep_for(1ms);  // slower than the sender: it fills the buffer
+            const ssize_t n = ::read(p.a, buf.data(), buf.size());
+            ASSERT_GT(n, 0);
+            for (ssize_t i = 0; i < n; ++i)
+                ASSERT_EQ(buf[static_cast<std::size_t>(i)], 'y');
+            total += static_cast<std::size_t>(n);
+        }
+        sender.join();
+        EXPECT_EQ(sent, static_cast<ssize_t>(data.size()));
+        EXPECT_EQ(offset, static_cast<off_t>(data.size()));
+        EXPECT_EQ(total, data.size());
+        EXPECT_GE(waits(PatchedCall::sendfile), 1u) << "the sender never had to wait";
+        EXPECT_GE(ticker.ticks(), 2);
+        EXPECT_EQ(::fcntl(p.b, F_GETFL) & O_NONBLOCK, 0) << "the caller's flags came back";
+        // A short file: what it holds, as libc's (0 at its end).
+        off_t past = static_cast<off_t>(data.size()) - 3;
+        EXPECT_EQ(::sendfile(p.b, file, &past, 100), 3);
+        EXPECT_EQ(::sendfile(p.b, file, &past, 100), 0);
+        ::close(file);
+    });
+}
+
+TEST(PatchIo, SendmmsgAndRecvmmsgParkOnlyTheFiber) {
+    run_patched([] {
+        Pair d(SOCK_DGRAM);
+        Ticker ticker;
+        char bufs[4][8] = {};
+        iovec iov[4];
+        mmsghdr in[4] = {};
+        for (int i = 0; i < 4; ++i) {
+            iov[i] = {bufs[i], sizeof bufs[i]};
+            in[i].msg_hdr.msg_iov = &iov[i];
+            in[i].msg_hdr.msg_iovlen = 1;
+        }
+        // Without MSG_WAITFORONE a blocking recvmmsg waits for all four.
+        int got = -2;
+        auto reader = weft::spawn("reader", [&] { got = ::recvmmsg(d.a, in, 4, 0, nullptr); });
+        (void)weft::sleep_for(20ms);
+        EXPECT_EQ(got, -2) << "returned before anything was sent";
+        char m0[] = "one", m1[] = "two";
+        iovec out_iov[2] = {{m0, 3}, {m1, 3}};
+        mmsghdr out[2] = {};
+        for (int i = 0; i < 2; ++i) {
+            out[i].msg_hdr.msg_iov = &out_iov[i];
+            out[i].msg_hdr.msg_iovlen = 1;
+        }
+        EXPECT_EQ(::sendmmsg(d.b, out, 2, 0), 2);
+        (void)weft::sleep_for(20ms);
+        EXPECT_EQ(got, -2) << "two of four came: a blocking recvmmsg waits on";
+        EXPECT_EQ(::sendmmsg(d.b, out, 2, 0), 2);
+        reader.join();
+        ASSERT_EQ(got, 4);
+        EXPECT_EQ(std::string(bufs[0], in[0].msg_len), "one");
+        EXPECT_EQ(std::string(bufs[3], in[3].msg_len), "two");
+        EXPECT_GE(waits(PatchedCall::recvmmsg), 1u);
+        EXPECT_GE(ticker.ticks(), 5);
+
+        // MSG_WAITFORONE: back with the first.
+        EXPECT_EQ(::sendmmsg(d.b, out, 1, 0), 1);
+        EXPECT_EQ(::recvmmsg(d.a, in, 4, MSG_WAITFORONE, nullptr), 1);
+        // A timeout ends the wait for more once one came, and is left holding what remains.
+        EXPECT_EQ(::sendmmsg(d.b, out, 1, 0), 1);
+        timespec t{0, 30'000'000};
+        const auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::recvmmsg(d.a, in, 4, 0, &t), 1);
+        EXPECT_GE(seconds_since(t0), 0.025);
+        EXPECT_EQ(t.tv_sec, 0);
+        EXPECT_LT(t.tv_nsec, 10'000'000);
+        // SO_RCVTIMEO bounds the wait for the first, as libc's: EAGAIN.
+        timeval rcv{0, 20'000};
+        ASSERT_EQ(::setsockopt(d.a, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv), 0);
+        errno = 0;
+        EXPECT_EQ(::recvmmsg(d.a, in, 4, 0, nullptr), -1);
+        EXPECT_EQ(errno, EAGAIN);
+    });
+}
+
+TEST(PatchIo, SendmmsgOnAStreamSendsEachMessageWhole) {
+    run_patched([] {
+        Pair p;
+        int small = 4096;
+        ASSERT_EQ(::setsockopt(p.b, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        std::string big0(300'000, 'a'), big1(300'000, 'b');
+        iovec iov[2] = {{big0.data(), big0.size()}, {big1.data(), big1.size()}};
+        mmsghdr out[2] = {};
+        for (int i = 0; i < 2; ++i) {
+            out[i].msg_hdr.msg_iov = &iov[i];
+            out[i].msg_hdr.msg_iovlen = 1;
+        }
+        int sent = -2;
+        auto writer = weft::spawn("writer", [&] { sent = ::sendmmsg(p.b, out, 2, 0); });
+        std::string got;
+        std::vector<char> buf(65536);
+        while (got.size() < big0.size() + big1.size()) {
+            const ssize_t n = ::read(p.a, buf.data(), buf.size());
+            ASSERT_GT(n, 0);
+            got.append(buf.data(), static_cast<std::size_t>(n));
+        }
+        writer.join();
+        EXPECT_EQ(sent, 2);
+        EXPECT_EQ(out[0].msg_len, big0.size());
+        EXPECT_EQ(out[1].msg_len, big1.size());
+        EXPECT_EQ(got, big0 + big1);
+        EXPECT_GE(waits(PatchedCall::sendmmsg), 1u);
+    });
+}
+
+TEST(PatchIo, CloseRangeWakesTheWaitersOfWhatItCloses) {
+    run_patched([] {
+        Pair p;
+        // Above every descriptor in use: the pair's ends are moved there.
+        const int hi = ::fcntl(p.a, F_DUPFD, 900);
+        ASSERT_GE(hi, 900);
+        ::close(p.a);
+        p.a = -1;
+        ssize_t n = -2;
+        int err = 0;
+        auto reader = weft::spawn("reader", [&] {
+            char c;
+            n = ::read(hi, &c, 1);
+            err = errno;
+        });
+        (void)weft::sleep_for(10ms);
+        // CLOEXEC only marks: the wait goes on.
+        ASSERT_EQ(::close_range(static_cast<unsigned>(hi), ~0U, CLOSE_RANGE_CLOEXEC), 0);
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(n, -2);
+        ASSERT_EQ(::close_range(static_cast<unsigned>(hi), ~0U, 0), 0);
+        reader.join();
+        EXPECT_EQ(n, -1);
+        EXPECT_EQ(err, EBADF);
+        EXPECT_EQ(::fcntl(hi, F_GETFD), -1) << "closed";
+    });
 }

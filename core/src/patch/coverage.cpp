@@ -15,7 +15,7 @@ constexpr std::array<const char*, kPatchedCallCount> kNames = {
     "send",          "sendto",          "sendmsg",         "poll",        "ppoll",
     "select",        "pselect",         "epoll_wait",      "epoll_pwait", "sleep",
     "usleep",        "nanosleep",       "clock_nanosleep", "getaddrinfo", "getnameinfo",
-    "gethostbyname", "gethostbyname_r",
+    "gethostbyname", "gethostbyname_r", "sendfile",        "sendmmsg",    "recvmmsg",
 };
 
 constexpr std::string_view kSocketAdvice =
@@ -69,7 +69,9 @@ constexpr Row kRows[] = {
     {"semtimedop", false, "System V IPC is not made cooperative: use weft::offload"},
     {"pause", false, "pause() waits for a signal: use weft::Event"},
     {"rt_sigtimedwait", false, "waiting for a signal: use signalfd with weft::wait_readable"},
-    {"sendfile", false, "use weft::offload, or a socket call patching covers"},
+    {"sendfile", true, kSocketAdvice},
+    {"sendmmsg", true, kSocketAdvice},
+    {"recvmmsg", true, kSocketAdvice},
     {"splice", false, "use weft::offload"},
 };
 

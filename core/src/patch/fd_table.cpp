@@ -143,6 +143,17 @@ void fd_forget(int fd) noexcept {
     if (auto* w = word(fd, false)) w->store(0, std::memory_order_relaxed);
 }
 
+void fd_forget_range(unsigned first, unsigned last) noexcept {
+    for (std::size_t c = first / kChunk; c < kChunks && c <= last / kChunk; ++c) {
+        auto* chunk = g_chunks[c].load(std::memory_order_acquire);
+        if (!chunk) continue;
+        for (std::size_t i = 0; i < kChunk; ++i) {
+            const std::size_t fd = c * kChunk + i;
+            if (fd >= first && fd <= last) chunk[i].store(0, std::memory_order_relaxed);
+        }
+    }
+}
+
 void fd_set_shared(int fd) noexcept {
     update(fd, [](FdInfo& i) { i.shared = true; });
 }

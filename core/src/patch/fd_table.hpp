@@ -35,6 +35,8 @@ void fd_set_nonblocking(int fd, bool on) noexcept;
 void fd_set_timeout(int fd, bool receive, std::chrono::milliseconds t) noexcept;
 /// Closed or replaced (dup2): looked at afresh when next used.
 void fd_forget(int fd) noexcept;
+/// fd_forget() for every descriptor in [first, last] (close_range).
+void fd_forget_range(unsigned first, unsigned last) noexcept;
 /// One of two descriptors of one open file (dup, dup2, dup3, F_DUPFD).
 void fd_set_shared(int fd) noexcept;
 /// Before a patched call parks on a shared descriptor the table calls blocking: true (and the

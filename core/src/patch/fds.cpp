@@ -99,6 +99,17 @@ int close(int fd) {
     return real::calls().close(fd);
 }
 
+// close_range: as close() for each descriptor of the range it closes. Not for CLOEXEC (it only
+// marks them) nor UNSHARE (it closes them in a private copy of the table: the calling thread's,
+// as a child about to exec does; every other thread keeps them).
+int close_range(unsigned first, unsigned last, int flags) noexcept {
+    if (!(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && first <= last) {
+        fd_closing_range(first, last);
+        fd_forget_range(first, last);
+    }
+    return real::calls().close_range(first, last, flags);
+}
+
 int dup(int fd) noexcept {
     const int r = real::calls().dup(fd);
     if (r >= 0) duplicated(fd, r);

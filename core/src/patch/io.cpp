@@ -1,18 +1,21 @@
-// Patched socket and pipe I/O: connect, accept, read/write and their socket and vector forms.
+// Patched socket and pipe I/O: connect, accept, read/write and their socket and vector forms,
+// sendfile to a socket, and sendmmsg/recvmmsg.
 // On a fiber of a patching hub, a call on a descriptor the caller left blocking is made without
 // blocking (MSG_DONTWAIT on sockets; a readiness check before each piece on pipes and the like;
-// O_NONBLOCK for the length of the call only for connect and accept, which have no per-call
-// flag); when it would block, only the fiber parks until the descriptor is ready or the
+// O_NONBLOCK for the length of the call only for connect, accept and sendfile, which have no
+// per-call flag); when it would block, only the fiber parks until the descriptor is ready or the
 // socket's SO_RCVTIMEO/SO_SNDTIMEO passes. The caller sees libc's results and errno.
 // Everywhere else, and on descriptors the caller made nonblocking or that cannot be waited on
 // (regular files), the call is libc's own.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <mutex>
@@ -557,6 +560,152 @@ ssize_t writev_impl(int fd, const iovec* iov, int n) {
     return real.writev(fd, iov, n);
 }
 
+// sendfile to a socket the caller left blocking: every byte asked for (as the blocking call
+// sends them), the socket nonblocking for each piece (sendfile has no per-call flag), parking
+// while its buffer is full. The input is a file: reading it takes disk time, never forever.
+ssize_t sendfile_impl(int out_fd, int in_fd, off_t* offset, size_t n) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || n == 0) return real.sendfile(out_fd, in_fd, offset, n);
+    const FdInfo info = fd_info(out_fd);
+    if (info.kind != FdKind::socket || info.nonblocking)
+        return real.sendfile(out_fd, in_fd, offset, n);
+    count(*h, PatchedCall::sendfile);
+    const Deadline dl = after(info.snd_timeout);
+    std::size_t done = 0;
+    for (;;) {
+        ssize_t r;
+        {
+            NonblockingFor nb(out_fd);
+            if (!nb.ok() && done == 0) return real.sendfile(out_fd, in_fd, offset, n);
+            r = real.sendfile(out_fd, in_fd, offset, n - done);
+        }
+        if (r > 0) {
+            done += static_cast<std::size_t>(r);
+            if (done >= n) return static_cast<ssize_t>(done);
+            continue;
+        }
+        if (r == 0 || !would_block(r))  // the end of the input, or an error
+            return done > 0 ? static_cast<ssize_t>(done) : r;
+        if (fd_now_nonblocking(info, out_fd)) {
+            errno = EAGAIN;
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        }
+        if (!park(*h, PatchedCall::sendfile, out_fd, POLLOUT, dl, EAGAIN))
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+    }
+}
+
+// sendmmsg on a blocking socket: every message, each whole (on a stream socket a message may
+// go out in parts), parking while the socket's buffer is full. Returns how many were sent, or
+// -1 when none was.
+int sendmmsg_impl(int fd, mmsghdr* vec, unsigned vlen, int flags) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || vlen == 0 || (flags & MSG_DONTWAIT)) return real.sendmmsg(fd, vec, vlen, flags);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking) return real.sendmmsg(fd, vec, vlen, flags);
+    count(*h, PatchedCall::sendmmsg);
+    const Deadline dl = after(info.snd_timeout);
+    unsigned done = 0;
+    Backoff backoff;
+    auto wait = [&] {
+        if (fd_now_nonblocking(info, fd)) {
+            errno = EAGAIN;
+            return false;
+        }
+        const bool ok = backoff.spurious()
+                            ? backoff.sleep(*h, fd, dl)
+                            : park(*h, PatchedCall::sendmmsg, fd, POLLOUT, dl, EAGAIN);
+        backoff.waited();
+        return ok;
+    };
+    for (;;) {
+        const int r = real.sendmmsg(fd, vec + done, vlen - done, flags | MSG_DONTWAIT);
+        if (r > 0) {
+            done += static_cast<unsigned>(r);
+            backoff.reset();
+            // The last message counted may have gone out in part: the rest, as a blocking
+            // send would, before the next.
+            mmsghdr& last = vec[done - 1];
+            const std::size_t want =
+                iov_total(last.msg_hdr.msg_iov, static_cast<int>(last.msg_hdr.msg_iovlen));
+            while (last.msg_len < want) {
+                auto rest = iov_after(last.msg_hdr.msg_iov,
+                                      static_cast<int>(last.msg_hdr.msg_iovlen), last.msg_len);
+                msghdr m{};
+                m.msg_iov = rest.data();
+                m.msg_iovlen = rest.size();
+                const ssize_t s = real.sendmsg(fd, &m, flags | MSG_DONTWAIT);
+                if (s > 0) {
+                    last.msg_len += static_cast<unsigned>(s);
+                    backoff.reset();
+                } else if (s == 0 || !would_block(s) || !wait()) {
+                    return static_cast<int>(done);
+                }
+            }
+            if (done >= vlen) return static_cast<int>(done);
+            continue;
+        }
+        if (r == 0 || !would_block(r)) return done > 0 ? static_cast<int>(done) : r;
+        if (!wait()) return done > 0 ? static_cast<int>(done) : -1;
+    }
+}
+
+// recvmmsg on a blocking socket: waits for the first message (bounded by SO_RCVTIMEO, as the
+// kernel's), then for more until `vlen` came (or one, with MSG_WAITFORONE) or `timeout` passed.
+// The kernel looks at `timeout` only as each message arrives, and may wait past it; this does
+// not. `timeout`, when given, is left holding what remains of it.
+int recvmmsg_impl(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
+    HubImpl* h = active();
+    const auto& real = real::calls();
+    if (!h || vlen == 0 || (flags & kNeverWaits))
+        return real.recvmmsg(fd, vec, vlen, flags, timeout);
+    const FdInfo info = fd_info(fd);
+    if (info.kind != FdKind::socket || info.nonblocking)
+        return real.recvmmsg(fd, vec, vlen, flags, timeout);
+    if (timeout &&
+        (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1'000'000'000)) {
+        errno = EINVAL;
+        return -1;
+    }
+    count(*h, PatchedCall::recvmmsg);
+    const Deadline dl = after(info.rcv_timeout);
+    const Deadline call_dl = timeout ? after(timeout->tv_sec, timeout->tv_nsec) : Deadline::never();
+    auto result = [&](int r) {
+        if (timeout && !call_dl.is_never()) {
+            const auto left = call_dl.remaining();
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+            timeout->tv_sec = ns > 0 ? static_cast<time_t>(ns / 1'000'000'000) : 0;
+            timeout->tv_nsec = ns > 0 ? static_cast<long>(ns % 1'000'000'000) : 0;
+        }
+        return r;
+    };
+    unsigned got = 0;
+    Backoff backoff;
+    for (;;) {
+        const int r = real.recvmmsg(fd, vec + got, vlen - got, flags | MSG_DONTWAIT, nullptr);
+        if (r > 0) {
+            got += static_cast<unsigned>(r);
+            backoff.reset();
+            if (got >= vlen || (flags & MSG_WAITFORONE) || call_dl.passed())
+                return result(static_cast<int>(got));
+            continue;
+        }
+        if (r == 0 || !would_block(r)) return result(got > 0 ? static_cast<int>(got) : r);
+        if (fd_now_nonblocking(info, fd)) {
+            errno = EAGAIN;
+            return result(got > 0 ? static_cast<int>(got) : -1);
+        }
+        // Before the first message only the socket's own timeout bounds the wait.
+        const Deadline w = got > 0 ? earliest(dl, call_dl) : dl;
+        const bool ok = backoff.spurious() ? backoff.sleep(*h, fd, w)
+                                           : park(*h, PatchedCall::recvmmsg, fd, POLLIN, w, EAGAIN);
+        if (!ok) return result(got > 0 ? static_cast<int>(got) : -1);
+        backoff.waited();
+    }
+}
+
 }  // namespace weft::detail::patch
 
 // The exported wrappers. libweft_core is loaded before libc, so these are the definitions every
@@ -618,6 +767,19 @@ ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
 }
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
     return sendmsg_impl(PatchedCall::sendmsg, fd, msg, flags);
+}
+ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t n) noexcept {
+    return sendfile_impl(out_fd, in_fd, offset, n);
+}
+ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t n) noexcept {
+    static_assert(sizeof(off64_t) == sizeof(off_t));  // one call on 64-bit Linux, as in libc
+    return sendfile_impl(out_fd, in_fd, reinterpret_cast<off_t*>(offset), n);
+}
+int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
+    return sendmmsg_impl(fd, vec, vlen, flags);
+}
+int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
+    return recvmmsg_impl(fd, vec, vlen, flags, timeout);
 }
 
 }  // extern "C"

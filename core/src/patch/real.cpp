@@ -78,6 +78,10 @@ void fill() noexcept {
     resolve(t.fcntl, "fcntl");
     resolve(t.ioctl, "ioctl");
     resolve(t.setsockopt, "setsockopt");
+    resolve(t.close_range, "close_range");
+    resolve(t.sendfile, "sendfile");
+    resolve(t.sendmmsg, "sendmmsg");
+    resolve(t.recvmmsg, "recvmmsg");
     g_table = t;
     g_ready.store(true, std::memory_order_release);
 }

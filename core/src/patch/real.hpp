@@ -58,6 +58,10 @@ struct Table {
     int (*fcntl)(int, int, ...);
     int (*ioctl)(int, unsigned long, ...);
     int (*setsockopt)(int, int, int, const void*, socklen_t);
+    int (*close_range)(unsigned, unsigned, int);
+    ssize_t (*sendfile)(int, int, off_t*, size_t);
+    int (*sendmmsg)(int, mmsghdr*, unsigned, int);
+    int (*recvmmsg)(int, mmsghdr*, unsigned, int, timespec*);
 };
 
 /// The table, resolved on first use.

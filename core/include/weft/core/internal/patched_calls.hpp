@@ -37,9 +37,12 @@ enum class PatchedCall : std::uint8_t {
     getnameinfo,
     gethostbyname,
     gethostbyname_r,
+    sendfile,
+    sendmmsg,
+    recvmmsg,
 };
 inline constexpr std::size_t kPatchedCallCount =
-    static_cast<std::size_t>(PatchedCall::gethostbyname_r) + 1;
+    static_cast<std::size_t>(PatchedCall::recvmmsg) + 1;
 
 /// "recv", "clock_nanosleep", ...
 const char* patched_call_name(PatchedCall c) noexcept;
