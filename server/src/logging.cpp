@@ -2,6 +2,7 @@
 #include "logging.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spdlog/async_logger.h>
 #include <spdlog/details/fmt_helper.h>
 #include <spdlog/details/thread_pool.h>
@@ -31,6 +32,45 @@
 namespace weft::server {
 
 namespace {
+
+// Writes [p, p + left) to `fd` whole, one line at a time, with the system call itself, not
+// libc's write(), which syscall patching may turn into parking a fiber (see
+// AccessFileSink::sink_it_). A descriptor left nonblocking (a pipe a container runtime made
+// nonblocking) is waited on, as a blocking write would. Throws, naming `what`, when the line
+// cannot be written (a full disk, a closed pipe): the caller counts it as lost.
+void write_line(int fd, const char* p, std::size_t left, const std::string& what) {
+    while (left > 0) {
+        const ssize_t n = ::syscall(SYS_write, fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd pf{fd, POLLOUT, 0};
+            (void)::poll(&pf, 1, 1000);
+            continue;
+        }
+        if (n <= 0) throw spdlog::spdlog_ex("access log: writing " + what, n < 0 ? errno : EIO);
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+}
+
+// The access log on standard output or standard error: spdlog's own sinks there (fwrite)
+// ignore a failed write, so lines lost to a full disk or a closed pipe went uncounted.
+class AccessStreamSink final : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    AccessStreamSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        formatter_->format(msg, line);
+        write_line(fd_, line.data(), line.size(), name_);
+    }
+    void flush_() override {}  // nothing is buffered
+
+  private:
+    int fd_;
+    std::string name_;
+};
 
 // The access log's file. A file that was renamed or removed (logrotate without copytruncate)
 // is reopened under its name by reopen_if_moved(), which the main loop calls once a second and
@@ -76,15 +116,7 @@ class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
         // itself, not libc's write(), which syscall patching may turn into parking the fiber
         // (a pipe that is full): this runs under the sink's lock, which the next line's fiber
         // on this hub would then wait for on the hub's thread, for ever.
-        const char* p = line.data();
-        std::size_t left = line.size();
-        while (left > 0) {
-            const ssize_t n = ::syscall(SYS_write, fd_, p, left);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw spdlog::spdlog_ex("access log: writing " + path_, errno);
-            p += n;
-            left -= static_cast<std::size_t>(n);
-        }
+        write_line(fd_, line.data(), line.size(), path_);
     }
     void flush_() override {}  // nothing is buffered
 
@@ -132,8 +164,7 @@ std::shared_ptr<spdlog::details::thread_pool>& access_writer() {
 // the writer takes a line off the queue before it writes it.
 std::atomic<std::uint64_t> g_access_queued{0};
 std::atomic<std::uint64_t> g_access_done{0};
-// Lines the writer could not write to the access log's file (a full disk); spdlog's stdout and
-// stderr sinks say nothing of a failed write.
+// Lines the writer could not write (a full disk, a closed pipe).
 std::atomic<std::uint64_t> g_access_lost{0};
 
 // The access log's sink as the writer sees it: the real one, counted.
@@ -255,9 +286,9 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
     if (target.kind == AccessLogTarget::Kind::off) return {};
     spdlog::sink_ptr sink;
     if (target.kind == AccessLogTarget::Kind::to_stdout) {
-        sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+        sink = std::make_shared<AccessStreamSink>(STDOUT_FILENO, "to standard output");
     } else if (target.kind == AccessLogTarget::Kind::to_stderr) {
-        sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+        sink = std::make_shared<AccessStreamSink>(STDERR_FILENO, "to standard error");
     } else {
         try {
             sink = std::make_shared<AccessFileSink>(target.path);

@@ -115,6 +115,24 @@ class JsonLines(unittest.TestCase):
                 json.loads(line)
             self.assertNotIn("LOG ERROR", w.stderr())
 
+    def test_an_access_log_on_stdout_that_cannot_be_written_counts_too(self):
+        # spdlog's stdout sink ignored a failed write: lines lost to a full disk or a closed
+        # pipe were neither counted nor said.
+        def full_stdout():
+            os.dup2(os.open("/dev/full", os.O_WRONLY), 1)
+        with Weft(["--hubs", "1", "--set", "log.access_log=stdout"],
+                  preexec_fn=full_stdout) as w:
+            w.wait_ready()
+            for _ in range(2):
+                self.assertEqual(get(w.http, "/")[0], 200)
+            u.poll(lambda: re.search(r"(?m)^weft_access_log_lines_lost_total 2$",
+                                     get(w.admin, "/metrics")[2].decode()), 5,
+                   what="two lines counted lost")
+            w.wait_for_log(r"access log: a line could not be written \(1 lost so far, "
+                           r"weft_access_log_lines_lost_total\): access log: writing to "
+                           r"standard output")
+            self.assertEqual(w.stop(), 0)
+
     def test_untrusted_bytes_stay_valid_utf8_json(self):
         # A plugin's refusal message carries bytes that are not UTF-8 (e.g. from a request or
         # a file); each log line must still be valid UTF-8 JSON, for strict log collectors.
