@@ -531,8 +531,8 @@ int main(int argc, char** argv) {
                 weft::monitor::MetricFamily lost;
                 lost.name = "weft_access_log_lines_lost_total";
                 lost.help =
-                    "Access log lines that could not be written to its file (a full disk, say); "
-                    "lines to stdout or stderr are not counted.";
+                    "Access log lines that could not be written (a full disk or a closed pipe, "
+                    "say), to its file, stdout or stderr.";
                 lost.type = weft::monitor::MetricType::counter;
                 lost.samples.push_back(
                     {{}, static_cast<double>(weft::server::access_log_lines_lost())});
