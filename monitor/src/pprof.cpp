@@ -114,8 +114,12 @@ std::int64_t PprofProfile::string_id(std::string_view s) {
 std::uint64_t PprofProfile::location_id(const StackFrame& f) {
     std::string name = f.function;
     if (name.empty()) {
+        // Named by where it is in its module (addr2line's numbers, the same in every run and
+        // process), or by its address when no module holds it.
         char buf[32];
-        std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(f.address));
+        std::snprintf(
+            buf, sizeof buf, "0x%llx",
+            static_cast<unsigned long long>(f.module.empty() ? f.address : f.module_offset));
         name = f.module.empty() ? std::string(buf) : f.module + "+" + buf;
     }
     const std::int64_t name_id = string_id(name);

@@ -27,7 +27,10 @@ json frames_json(const std::vector<StackFrame>& frames) {
             o["function"] = f.function;
             o["offset"] = f.offset;
         }
-        if (!f.module.empty()) o["module"] = f.module;
+        if (!f.module.empty()) {
+            o["module"] = f.module;
+            o["module_offset"] = fmt::format("0x{:x}", f.module_offset);
+        }
         if (!f.file.empty()) {
             o["file"] = f.file;
             o["line"] = f.line;

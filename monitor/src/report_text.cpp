@@ -65,7 +65,10 @@ std::string frame_line(std::size_t i, const StackFrame& f) {
     else
         s += "??";
     if (!f.file.empty()) s += fmt::format(" at {}:{}", f.file, f.line);
-    if (!f.module.empty()) s += fmt::format(" ({})", f.module);
+    if (!f.module.empty() && f.function.empty())
+        s += fmt::format(" ({}+0x{:x})", f.module, f.module_offset);  // for addr2line -e
+    else if (!f.module.empty())
+        s += fmt::format(" ({})", f.module);
     return s;
 }
 

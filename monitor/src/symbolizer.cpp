@@ -174,6 +174,8 @@ StackFrame Symbolizer::describe(std::uint64_t address, bool is_pc) {
     const char* modname =
         dwfl_module_info(m, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
     f.module = base_name(modname);
+    Dwarf_Addr bias = 0;
+    if (dwfl_module_getelf(m, &bias)) f.module_offset = address - bias;
     GElf_Off off = 0;
     GElf_Sym sym;
     const char* name = dwfl_module_addrinfo(m, lookup, &off, &sym, nullptr, nullptr, nullptr);

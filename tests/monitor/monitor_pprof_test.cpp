@@ -160,10 +160,19 @@ TEST(Pprof, ProfileProtoRoundTrips) {
 TEST(Pprof, AFrameWithoutAFunctionIsNamedByItsModule) {
     PprofProfile p({{"samples", "count"}}, "samples");
     StackFrame f;
-    f.address = 0xabc;
+    f.address = 0x7f0000000abc;  // where it was loaded this time: not in the name
     f.module = "libfoo.so";
+    f.module_offset = 0xabc;
     p.add_sample({f}, {1});
-    EXPECT_NE(p.serialize().find("libfoo.so+0xabc"), std::string::npos);
+    const std::string out = p.serialize();
+    EXPECT_NE(out.find("libfoo.so+0xabc"), std::string::npos);
+    EXPECT_EQ(out.find("0x7f0000000abc"), std::string::npos);
+    // With no module, the address.
+    PprofProfile q({{"samples", "count"}}, "samples");
+    StackFrame g;
+    g.address = 0x1234;
+    q.add_sample({g}, {1});
+    EXPECT_NE(q.serialize().find("0x1234"), std::string::npos);
 }
 
 }  // namespace

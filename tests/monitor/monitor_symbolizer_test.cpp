@@ -61,6 +61,17 @@ TEST(Symbolizer, NamesAFunctionItsModuleAndLine) {
     EXPECT_NE(f.file.find("monitor_symbolizer_test.cpp"), std::string::npos) << f.file;
     EXPECT_GT(f.line, 0u);
     EXPECT_EQ(marker_function(1), 2);
+    // Its place in the module is the ELF symbol's value (what addr2line -e takes), not where
+    // the program was loaded this time.
+    std::uint64_t bias = 0;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* out) {
+            *static_cast<std::uint64_t*>(out) = info->dlpi_addr;  // the first entry is the program
+            return 1;
+        },
+        &bias);
+    EXPECT_EQ(f.module_offset, pc - bias);
+    EXPECT_LT(f.module_offset, pc) << "a position-independent program is loaded above 0";
 }
 
 TEST(Symbolizer, NamesAFrameInAPltStub) {

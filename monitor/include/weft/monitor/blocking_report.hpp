@@ -20,8 +20,11 @@ struct StackFrame {
     std::string function;       ///< demangled; empty when unknown
     std::uint64_t offset = 0;   ///< from the start of the function
     std::string module;         ///< file name of the executable or library
-    std::string file;           ///< source file, when line tables exist
+    std::string file;  ///< source file, when line tables exist
     unsigned line = 0;
+    /// The address as the module's file numbers it (what `addr2line -e MODULE` takes): the same
+    /// from one run to the next, where `address` moves with where the module was loaded.
+    std::uint64_t module_offset = 0;
 };
 
 /// What the hub thread was doing, from its CPU time over the blockage versus wall time and
