@@ -292,7 +292,9 @@ Result<std::vector<SocketAddress>> resolve(const std::string& host, std::uint16_
     if (!looked_up) return looked_up.error();
     Out& out = *out_ptr;
     if (out.rc == EAI_NONAME || out.rc == EAI_NODATA || out.rc == EAI_FAIL) return Errc::not_found;
-    if (out.rc == EAI_AGAIN) return Errc::timed_out;
+    // A failure for now: the DNS server answered SERVFAIL or REFUSED, or did not answer within
+    // resolv.conf's timeout. Not the caller's deadline (that is timed_out, above).
+    if (out.rc == EAI_AGAIN) return Error(Errc::unavailable, EAGAIN);
     if (out.rc != 0) return Error(Errc::system, out.rc == EAI_SYSTEM ? out.sys_errno : 0);
     if (out.addrs.empty()) return Errc::not_found;
     return std::move(out.addrs);

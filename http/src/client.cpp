@@ -276,6 +276,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                 return ClientError{ClientErrc::cancelled, "resolving " + url.host};
             if (r.error().code == Errc::not_found)
                 return ClientError{ClientErrc::dns, "cannot resolve '" + url.host + "'"};
+            if (r.error().code == Errc::unavailable)
+                return ClientError{ClientErrc::dns,
+                                   "cannot resolve '" + url.host +
+                                       "' for now: the DNS server failed, refused or did not "
+                                       "answer (a temporary failure)"};
             return ClientError{ClientErrc::dns,
                                "cannot resolve '" + url.host + "': " + r.error().message()};
         }

@@ -1,6 +1,10 @@
 // TCP and addresses on the running backend: echo, deadlines, cancellation while parked in recv
 // and accept, IPv6, pooled receives, fiber-less watches, many connections across hubs, resolve.
+#include <netdb.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -523,6 +527,44 @@ FIBER_TEST(Resolve, Localhost) {
     }
     auto bad = weft::resolve("no-such-host.invalid", 80);
     EXPECT_FALSE(bad);
+}
+
+// A DNS server that fails (here: refuses, as nothing listens on 127.0.0.1:53) is a failure for
+// now, not the caller's deadline passing: before, resolve() called it timed_out. Run in a child
+// with a mount namespace of its own, whose resolv.conf names that server; skipped where the
+// namespace cannot be made (no CAP_SYS_ADMIN) or something answers on 127.0.0.1:53.
+TEST(Resolve, ATemporaryDnsFailureIsUnavailableNotTimedOut) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::unshare(CLONE_NEWNS) != 0 ||
+            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+            ::_exit(77);
+        char path[] = "/tmp/weft-resolv-XXXXXX";
+        const int fd = ::mkstemp(path);
+        const char conf[] = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+        if (fd < 0 || ::write(fd, conf, sizeof conf - 1) != sizeof conf - 1) ::_exit(77);
+        ::close(fd);
+        const bool mounted = ::mount(path, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) == 0;
+        ::unlink(path);
+        if (!mounted) ::_exit(77);
+        addrinfo hints{};
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* res = nullptr;
+        if (::getaddrinfo("weft-test.example", "80", &hints, &res) != EAI_AGAIN) ::_exit(78);
+        int code = 1;
+        weft::run([&] {
+            auto r = weft::resolve("weft-test.example", 80);
+            code = !r && r.error().code == Errc::unavailable ? 0 : 2;
+        });
+        ::_exit(code);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no mount namespace here";
+    if (WEXITSTATUS(status) == 78) GTEST_SKIP() << "a DNS server answers on 127.0.0.1:53";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "2: resolve() did not say unavailable";
 }
 
 // Accepts on `port` (0: any; the bound port goes to *bound) with SO_REUSEPORT and echoes each

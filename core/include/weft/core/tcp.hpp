@@ -163,7 +163,9 @@ class TcpListener {
 
 /// Resolves `host` (a name or a numeric address) and `port` with getaddrinfo on the runtime's
 /// resolver threads (gevent's default thread resolver, but apart from offload()'s pool).
-/// Errc::not_found when the name does not resolve. The calling fiber's deadline
+/// Errc::not_found when the name does not resolve; Errc::unavailable when the lookup failed for
+/// now (getaddrinfo's EAI_AGAIN: the DNS server failed, refused, or did not answer within
+/// resolv.conf's timeout). The calling fiber's deadline
 /// (this_fiber::deadline(), a ScopedDeadline) or a cancel ends the wait (Errc::timed_out,
 /// Errc::cancelled) even while the lookup runs: it runs on unobserved, holding its resolver thread
 /// until getaddrinfo returns.
