@@ -194,7 +194,10 @@ Result<void> sleep_for(Clock::duration d) {
 }
 
 void set_labels(const FiberLabels* labels) noexcept {
-    if (auto* f = HubImpl::current_fiber()) f->labels = labels;
+    if (auto* f = HubImpl::current_fiber()) {
+        f->labels = labels;
+        if (f->own_labels) f->own_labels->labels = labels;
+    }
 }
 
 Deadline deadline() noexcept {

@@ -37,6 +37,14 @@ struct LocalTable {
     std::vector<std::shared_ptr<void>> slots;
 };
 
+/// The labels of a fiber that spawned others, as its children see them: what it has installed
+/// now, nullptr once it removed them or ended. Shared by the fiber and its descendants on its
+/// hub (hub thread only); the last of them frees it.
+struct LabelsLink {
+    const FiberLabels* labels = nullptr;
+    int refs = 0;
+};
+
 struct FiberRecord {
     static constexpr std::uintptr_t kJoinDone = 1;
 
@@ -53,6 +61,16 @@ struct FiberRecord {
     std::atomic<FiberState> state{FiberState::ready};
     std::atomic<const char*> wait_reason{nullptr};
     const FiberLabels* labels = nullptr;
+    /// This fiber's labels as its children see them (made when a child is first spawned).
+    LabelsLink* own_labels = nullptr;
+    /// The labels of the nearest ancestor that had some when this fiber was spawned: shown for
+    /// it while it has none of its own (a handler's FiberGroup child serves its request).
+    LabelsLink* inherited_labels = nullptr;
+    /// What the watchdog shows for this fiber: its own labels, else its ancestor's.
+    const FiberLabels* shown_labels() const noexcept {
+        if (labels) return labels;
+        return inherited_labels ? inherited_labels->labels : nullptr;
+    }
     /// The deadline every blocking call of this fiber keeps to (ns on the monotonic clock;
     /// INT64_MAX: none). Inherited at spawn. See ScopedDeadline.
     std::int64_t deadline_ns = INT64_MAX;

@@ -461,6 +461,17 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
         f->deadline_ns = current_->deadline_ns;
         f->locals = current_->locals;
         if (f->locals) ++current_->locals_shares;
+        // So do the labels of what it serves (the watchdog's request, route and plugin): a
+        // link the spawner updates as its labels change, cleared when it ends.
+        if (current_->labels) {
+            if (!current_->own_labels) {
+                current_->own_labels = new (std::nothrow) LabelsLink{current_->labels, 1};
+            }
+            f->inherited_labels = current_->own_labels;
+        } else {
+            f->inherited_labels = current_->inherited_labels;
+        }
+        if (f->inherited_labels) ++f->inherited_labels->refs;
     }
     f->site = req.site;
     std::size_t len = req.name.size() < sizeof(f->name) - 1 ? req.name.size() : sizeof(f->name) - 1;
@@ -528,6 +539,11 @@ void HubImpl::finish_fiber(FiberRecord* f) noexcept {
     }
     context_destroy(f->ctx);
     if (f->locals) drop_locals(f);  // values set as the fiber ended (it dropped the rest)
+    if (LabelsLink* l = f->own_labels) {
+        l->labels = nullptr;  // what they pointed to may go with the fiber
+        if (--l->refs == 0) delete l;
+    }
+    if (LabelsLink* l = f->inherited_labels; l && --l->refs == 0) delete l;
     --live_;
     release_record(f);
 }

@@ -257,7 +257,7 @@ CurrentFiberView current_fiber_view() noexcept {
         v.name = f->name;
         v.stack_lo = f->stack.lo();
         v.stack_hi = f->stack.hi();
-        v.labels = f->labels;
+        v.labels = f->shown_labels();
     } else {
         v.stack_lo = hub->thread_stack_lo();
         v.stack_hi = hub->thread_stack_hi();

@@ -148,7 +148,8 @@ void report_fatal(int sig, const siginfo_t* si, const FiberRecord* f) noexcept {
         w.put("' (id ");
         w.put(f->id);
         w.put(")");
-        if (const FiberLabels* l = f->labels; l && l->count > 0 && l->count <= FiberLabels::kMax) {
+        if (const FiberLabels* l = f->shown_labels();
+            l && l->count > 0 && l->count <= FiberLabels::kMax) {
             w.put(", serving");
             for (int i = 0; i < l->count; ++i) {
                 w.put(" ");

@@ -18,6 +18,7 @@
 #include "fiber_test.hpp"
 #include "weft/core/internal/clock.hpp"
 #include "weft/core/internal/hub_probe.hpp"
+#include "weft/core/internal/introspect.hpp"
 #include "weft/core/internal/offload_stats.hpp"
 #include "weft/core/weft.hpp"
 
@@ -376,6 +377,58 @@ TEST(Runtime, JoinForSaysWhetherTheHubsEndedInTime) {
     EXPECT_FALSE(rt.join_for(50ms));  // hub 1 is still held
     EXPECT_TRUE(rt.join_for(10s));    // then the fiber returns and every hub ends
     EXPECT_TRUE(rt.join_for(0ms));    // and stays ended
+}
+
+// What the watchdog shows for a fiber (introspect::current_fiber_view().labels): a fiber a
+// handler spawns serves the handler's request, so it shows the handler's labels while it has
+// none of its own, as they are now, and none once the handler removed them or ended.
+TEST(Runtime, SpawnedFibersShowTheirSpawnersLabels) {
+    auto shown = [] {
+        const weft::FiberLabels* l = weft::introspect::current_fiber_view().labels;
+        return l && l->count > 0 ? std::string(l->values[0]) : std::string("none");
+    };
+    weft::run([&] {
+        weft::FiberLabels a;
+        a.keys[0] = "route";
+        a.values[0] = "/a";
+        a.count = 1;
+        weft::FiberLabels b = a;
+        b.values[0] = "/b";
+        std::vector<std::string> seen;
+        weft::Event go, done;
+        weft::Fiber<void> grandchild;
+        auto parent = weft::spawn("handler", [&] {
+            weft::this_fiber::set_labels(&a);
+            auto child = weft::spawn("child", [&] {
+                seen.push_back(shown());  // the handler's
+                grandchild = weft::spawn("grandchild", [&] {
+                    seen.push_back(shown());  // the handler's, two levels down
+                    (void)go.wait();
+                    seen.push_back(shown());  // the handler changed its labels
+                    (void)done.wait();
+                    seen.push_back(shown());  // the handler ended
+                });
+                weft::FiberLabels own = a;
+                own.values[0] = "/own";
+                weft::this_fiber::set_labels(&own);
+                seen.push_back(shown());  // its own come first
+                weft::this_fiber::set_labels(nullptr);
+            });
+            child.join();
+            (void)weft::sleep_for(1ms);
+            weft::this_fiber::set_labels(&b);
+            go.set();
+            (void)weft::sleep_for(1ms);
+        });
+        parent.join();
+        done.set();
+        grandchild.join();
+        // (The grandchild first runs once the child parked: after the child's "/own".)
+        EXPECT_EQ(seen, (std::vector<std::string>{"/a", "/own", "/a", "/b", "none"}));
+        seen.clear();
+        weft::spawn("unlabelled", [&] { seen.push_back(shown()); }).join();
+        EXPECT_EQ(seen, std::vector<std::string>{"none"});
+    });
 }
 
 FIBER_TEST(Offload, ReturnsValueAndRethrows) {

@@ -235,7 +235,9 @@ void yield();
 Result<void> sleep_until(Deadline deadline);
 /// Parks the calling fiber for `d`.
 Result<void> sleep_for(Clock::duration d);
-/// Installs (or with nullptr removes) the labels the watchdog shows for this fiber.
+/// Installs (or with nullptr removes) the labels the watchdog shows for this fiber. Fibers it
+/// spawns (and theirs) show them too, as they are at the moment, while they have none of their
+/// own: a handler's helper fibers serve its request.
 void set_labels(const FiberLabels* labels) noexcept;
 
 /// The calling fiber's own deadline: every blocking call it makes gives up with
