@@ -2,6 +2,7 @@
 // hub, stops and joins them.
 #include "weft/core/runtime.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -228,6 +229,8 @@ void Runtime::join() {
 
 bool Runtime::join_for(std::chrono::nanoseconds limit) {
     detail::RuntimeState& st = *state_;
+    // wait_for adds the limit to now: a century is forever enough and cannot overflow.
+    limit = std::min<std::chrono::nanoseconds>(limit, std::chrono::hours(24 * 365 * 100));
     {
         std::unique_lock<std::mutex> g(st.exit_mu);
         if (!st.exit_cv.wait_for(g, limit, [&] { return st.threads_exited == st.threads.size(); }))

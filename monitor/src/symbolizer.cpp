@@ -171,11 +171,15 @@ StackFrame Symbolizer::describe(std::uint64_t address, bool is_pc) {
     Dwarf_Addr lookup = is_pc ? address : address - 1;
     Dwfl_Module* m = dwfl_addrmodule(impl_->dwfl, lookup);
     if (!m) return f;
+    Dwarf_Addr start = 0;
     const char* modname =
-        dwfl_module_info(m, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+        dwfl_module_info(m, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
     f.module = base_name(modname);
+    // The ELF address; without the file (deleted or replaced since it was loaded), the offset
+    // from where the module starts in memory, which differs from it only by the first
+    // segment's address (0 for libraries and position-independent programs).
     Dwarf_Addr bias = 0;
-    if (dwfl_module_getelf(m, &bias)) f.module_offset = address - bias;
+    f.module_offset = dwfl_module_getelf(m, &bias) ? address - bias : address - start;
     GElf_Off off = 0;
     GElf_Sym sym;
     const char* name = dwfl_module_addrinfo(m, lookup, &off, &sym, nullptr, nullptr, nullptr);

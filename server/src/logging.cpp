@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spdlog/async_logger.h>
+#include <spdlog/details/console_globals.h>
 #include <spdlog/details/fmt_helper.h>
 #include <spdlog/details/thread_pool.h>
 #include <spdlog/formatter.h>
@@ -36,7 +37,8 @@ namespace {
 // Writes [p, p + left) to `fd` whole, one line at a time, with the system call itself, not
 // libc's write(), which syscall patching may turn into parking a fiber (see
 // AccessFileSink::sink_it_). A descriptor left nonblocking (a pipe a container runtime made
-// nonblocking) is waited on, as a blocking write would. Throws, naming `what`, when the line
+// nonblocking) is waited on, as a blocking write would (with libc's poll: this runs on the
+// access log's writer thread, never on a fiber). Throws, naming `what`, when the line
 // cannot be written (a full disk, a closed pipe): the caller counts it as lost.
 void write_line(int fd, const char* p, std::size_t left, const std::string& what) {
     while (left > 0) {
@@ -63,6 +65,10 @@ class AccessStreamSink final : public spdlog::sinks::base_sink<std::mutex> {
     void sink_it_(const spdlog::details::log_msg& msg) override {
         spdlog::memory_buf_t line;
         formatter_->format(msg, line);
+        // spdlog's console lock, which its stderr sink (the server's log) takes for each line:
+        // an access line and a log line on one stream never interleave, however long.
+        std::lock_guard<spdlog::details::console_mutex::mutex_t> g(
+            spdlog::details::console_mutex::mutex());
         write_line(fd_, line.data(), line.size(), name_);
     }
     void flush_() override {}  // nothing is buffered

@@ -1949,6 +1949,9 @@ TEST(PatchIo, CloseRangeWakesTheWaitersOfWhatItCloses) {
         ASSERT_GE(hi, 900);
         ::close(p.a);
         p.a = -1;
+        // A missed wake fails (EAGAIN after 5 s) instead of hanging the test.
+        timeval rcv{5, 0};
+        ASSERT_EQ(::setsockopt(hi, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv), 0);
         ssize_t n = -2;
         int err = 0;
         auto reader = weft::spawn("reader", [&] {
@@ -1957,14 +1960,90 @@ TEST(PatchIo, CloseRangeWakesTheWaitersOfWhatItCloses) {
             err = errno;
         });
         (void)weft::sleep_for(10ms);
+        const auto at = static_cast<unsigned>(hi);
         // CLOEXEC only marks: the wait goes on.
-        ASSERT_EQ(::close_range(static_cast<unsigned>(hi), ~0U, CLOSE_RANGE_CLOEXEC), 0);
+        ASSERT_EQ(::close_range(at, at, CLOSE_RANGE_CLOEXEC), 0);
         (void)weft::sleep_for(10ms);
         EXPECT_EQ(n, -2);
-        ASSERT_EQ(::close_range(static_cast<unsigned>(hi), ~0U, 0), 0);
+        ASSERT_EQ(::close_range(at, at, 0), 0);
         reader.join();
         EXPECT_EQ(n, -1);
         EXPECT_EQ(err, EBADF);
         EXPECT_EQ(::fcntl(hi, F_GETFD), -1) << "closed";
+    });
+}
+
+TEST(PatchIo, RecvmmsgKeepsAnErrorThatCameAfterAMessageForTheNextCall) {
+    run_patched([] {
+        // A blocking recvmmsg for four takes one datagram from v and waits on; then v is gone
+        // and u's send to its port earns an ICMP "port unreachable". The kernel's call returns
+        // the one and keeps the error for the next call.
+        auto udp = [] {
+            const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+            return s;
+        };
+        auto name = [](int s) {
+            sockaddr_in a{};
+            socklen_t len = sizeof a;
+            EXPECT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
+            return a;
+        };
+        const int u = udp(), v = udp();
+        sockaddr_in un = name(u), vn = name(v);
+        ASSERT_EQ(::connect(u, reinterpret_cast<sockaddr*>(&vn), sizeof vn), 0);
+        ASSERT_EQ(::connect(v, reinterpret_cast<sockaddr*>(&un), sizeof un), 0);
+        timeval rcv{1, 0};  // a lost error makes the second call wait 1 s for EAGAIN
+        ASSERT_EQ(::setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv), 0);
+        char bufs[4][8];
+        iovec iov[4];
+        mmsghdr in[4] = {};
+        for (int i = 0; i < 4; ++i) {
+            iov[i] = {bufs[i], sizeof bufs[i]};
+            in[i].msg_hdr.msg_iov = &iov[i];
+            in[i].msg_hdr.msg_iovlen = 1;
+        }
+        int first = -2;
+        auto reader = weft::spawn("reader", [&] { first = ::recvmmsg(u, in, 4, 0, nullptr); });
+        ASSERT_EQ(::send(v, "one", 3, 0), 3);
+        (void)weft::sleep_for(20ms);
+        EXPECT_EQ(first, -2) << "one of four came: it waits on";
+        ::close(v);
+        ASSERT_EQ(::send(u, "x", 1, 0), 1);
+        reader.join();
+        EXPECT_EQ(first, 1);
+        errno = 0;
+        EXPECT_EQ(::recvmmsg(u, in, 4, 0, nullptr), -1);
+        EXPECT_EQ(errno, ECONNREFUSED);
+        ::close(u);
+    });
+}
+
+TEST(PatchIo, RecvmmsgWithWaitallOnAStreamFillsEachEntryWhole) {
+    run_patched([] {
+        Pair p;
+        char bufs[2][4];
+        iovec iov[2];
+        mmsghdr in[2] = {};
+        for (int i = 0; i < 2; ++i) {
+            iov[i] = {bufs[i], sizeof bufs[i]};
+            in[i].msg_hdr.msg_iov = &iov[i];
+            in[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = -2;
+        auto reader =
+            weft::spawn("reader", [&] { got = ::recvmmsg(p.a, in, 2, MSG_WAITALL, nullptr); });
+        for (const char* piece : {"ab", "cdef", "gh"}) {
+            (void)weft::sleep_for(5ms);
+            ASSERT_EQ(::send(p.b, piece, std::strlen(piece), 0),
+                      static_cast<ssize_t>(std::strlen(piece)));
+        }
+        reader.join();
+        ASSERT_EQ(got, 2);
+        EXPECT_EQ(std::string(bufs[0], in[0].msg_len), "abcd");
+        EXPECT_EQ(std::string(bufs[1], in[1].msg_len), "efgh");
     });
 }

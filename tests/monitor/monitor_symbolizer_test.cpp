@@ -71,7 +71,6 @@ TEST(Symbolizer, NamesAFunctionItsModuleAndLine) {
         },
         &bias);
     EXPECT_EQ(f.module_offset, pc - bias);
-    EXPECT_LT(f.module_offset, pc) << "a position-independent program is loaded above 0";
 }
 
 TEST(Symbolizer, NamesAFrameInAPltStub) {

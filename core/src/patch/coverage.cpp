@@ -69,7 +69,9 @@ constexpr Row kRows[] = {
     {"semtimedop", false, "System V IPC is not made cooperative: use weft::offload"},
     {"pause", false, "pause() waits for a signal: use weft::Event"},
     {"rt_sigtimedwait", false, "waiting for a signal: use signalfd with weft::wait_readable"},
-    {"sendfile", true, kSocketAdvice},
+    {"sendfile", false,
+     "sendfile is patched only to a socket the caller left blocking: to a pipe or a file, or "
+     "from a slow disk, use weft::offload"},
     {"sendmmsg", true, kSocketAdvice},
     {"recvmmsg", true, kSocketAdvice},
     {"splice", false, "use weft::offload"},

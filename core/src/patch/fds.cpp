@@ -103,7 +103,9 @@ int close(int fd) {
 // marks them) nor UNSHARE (it closes them in a private copy of the table: the calling thread's,
 // as a child about to exec does; every other thread keeps them).
 int close_range(unsigned first, unsigned last, int flags) noexcept {
-    if (!(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && first <= last) {
+    // Only a plain close: with CLOEXEC or UNSHARE, or a flag this does not know (EINVAL), no
+    // descriptor closes here.
+    if (flags == 0 && first <= last) {
         fd_closing_range(first, last);
         fd_forget_range(first, last);
     }

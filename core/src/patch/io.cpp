@@ -563,6 +563,8 @@ ssize_t writev_impl(int fd, const iovec* iov, int n) {
 // sendfile to a socket the caller left blocking: every byte asked for (as the blocking call
 // sends them), the socket nonblocking for each piece (sendfile has no per-call flag), parking
 // while its buffer is full. The input is a file: reading it takes disk time, never forever.
+// While a piece goes out, the socket's open file is nonblocking for every thread: a blocking
+// call another thread makes on it at that moment gets EAGAIN (as with connect and accept).
 ssize_t sendfile_impl(int out_fd, int in_fd, off_t* offset, size_t n) {
     HubImpl* h = active();
     const auto& real = real::calls();
@@ -573,6 +575,7 @@ ssize_t sendfile_impl(int out_fd, int in_fd, off_t* offset, size_t n) {
     count(*h, PatchedCall::sendfile);
     const Deadline dl = after(info.snd_timeout);
     std::size_t done = 0;
+    Backoff backoff;
     for (;;) {
         ssize_t r;
         {
@@ -582,6 +585,7 @@ ssize_t sendfile_impl(int out_fd, int in_fd, off_t* offset, size_t n) {
         }
         if (r > 0) {
             done += static_cast<std::size_t>(r);
+            backoff.reset();
             if (done >= n) return static_cast<ssize_t>(done);
             continue;
         }
@@ -591,8 +595,11 @@ ssize_t sendfile_impl(int out_fd, int in_fd, off_t* offset, size_t n) {
             errno = EAGAIN;
             return done > 0 ? static_cast<ssize_t>(done) : -1;
         }
-        if (!park(*h, PatchedCall::sendfile, out_fd, POLLOUT, dl, EAGAIN))
-            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        const bool ok = backoff.spurious()
+                            ? backoff.sleep(*h, out_fd, dl)
+                            : park(*h, PatchedCall::sendfile, out_fd, POLLOUT, dl, EAGAIN);
+        if (!ok) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        backoff.waited();
     }
 }
 
@@ -670,10 +677,26 @@ int recvmmsg_impl(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* time
         return -1;
     }
     count(*h, PatchedCall::recvmmsg);
-    const Deadline dl = after(info.rcv_timeout);
+    if (wait_all(fd, flags)) {
+        // MSG_WAITALL on a stream: the kernel fills each entry whole before the next. Entry
+        // by entry, as recvmsg does it (the call's timeout is not applied here).
+        unsigned i = 0;
+        for (; i < vlen; ++i) {
+            const ssize_t r =
+                recvmsg_impl(PatchedCall::recvmmsg, fd, &vec[i].msg_hdr, flags & ~MSG_WAITFORONE);
+            if (r < 0) return i > 0 ? static_cast<int>(i) : -1;
+            vec[i].msg_len = static_cast<unsigned>(r);
+            if (r == 0 || (flags & MSG_WAITFORONE)) return static_cast<int>(i + 1);
+        }
+        return static_cast<int>(i);
+    }
+    // SO_RCVTIMEO bounds each message's wait, as in the kernel (a call per message).
+    Deadline dl = after(info.rcv_timeout);
     const Deadline call_dl = timeout ? after(timeout->tv_sec, timeout->tv_nsec) : Deadline::never();
+    unsigned got = 0;
     auto result = [&](int r) {
-        if (timeout && !call_dl.is_never()) {
+        // The kernel writes the time left back only when it received something.
+        if (timeout && !call_dl.is_never() && got > 0) {
             const auto left = call_dl.remaining();
             const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
             timeout->tv_sec = ns > 0 ? static_cast<time_t>(ns / 1'000'000'000) : 0;
@@ -681,13 +704,21 @@ int recvmmsg_impl(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* time
         }
         return r;
     };
-    unsigned got = 0;
     Backoff backoff;
     for (;;) {
+        if (got > 0) {
+            // A socket error that came after some messages stays for the next call, as the
+            // kernel keeps it (calling again here would take it, and the caller would never
+            // see it).
+            pollfd p{fd, POLLIN, 0};
+            if (real.poll(&p, 1, 0) > 0 && (p.revents & POLLERR))
+                return result(static_cast<int>(got));
+        }
         const int r = real.recvmmsg(fd, vec + got, vlen - got, flags | MSG_DONTWAIT, nullptr);
         if (r > 0) {
             got += static_cast<unsigned>(r);
             backoff.reset();
+            dl = after(info.rcv_timeout);
             if (got >= vlen || (flags & MSG_WAITFORONE) || call_dl.passed())
                 return result(static_cast<int>(got));
             continue;
