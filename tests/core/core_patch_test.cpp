@@ -1813,6 +1813,22 @@ TEST(PatchHubs, ALateCloseLeavesAWaitOnTheReusedNumber) {
     ::close(new_pipe[1]);
 }
 
+// N receive entries for recvmmsg, each one buffer of B bytes.
+template <int N, int B>
+struct MmsgIn {
+    char bufs[N][B] = {};
+    iovec iov[N];
+    mmsghdr in[N] = {};
+    MmsgIn() {
+        for (int i = 0; i < N; ++i) {
+            iov[i] = {bufs[i], B};
+            in[i].msg_hdr.msg_iov = &iov[i];
+            in[i].msg_hdr.msg_iovlen = 1;
+        }
+    }
+    std::string text(int i) const { return std::string(bufs[i], in[i].msg_len); }
+};
+
 TEST(PatchIo, SendfileToABlockingSocketParksUntilEveryByteIsOut) {
     run_patched([] {
         // A 1 MiB file sent to a socket whose buffer is small: the blocking call would hold
@@ -1860,17 +1876,10 @@ TEST(PatchIo, SendmmsgAndRecvmmsgParkOnlyTheFiber) {
     run_patched([] {
         Pair d(SOCK_DGRAM);
         Ticker ticker;
-        char bufs[4][8] = {};
-        iovec iov[4];
-        mmsghdr in[4] = {};
-        for (int i = 0; i < 4; ++i) {
-            iov[i] = {bufs[i], sizeof bufs[i]};
-            in[i].msg_hdr.msg_iov = &iov[i];
-            in[i].msg_hdr.msg_iovlen = 1;
-        }
+        MmsgIn<4, 8> m;
         // Without MSG_WAITFORONE a blocking recvmmsg waits for all four.
         int got = -2;
-        auto reader = weft::spawn("reader", [&] { got = ::recvmmsg(d.a, in, 4, 0, nullptr); });
+        auto reader = weft::spawn("reader", [&] { got = ::recvmmsg(d.a, m.in, 4, 0, nullptr); });
         (void)weft::sleep_for(20ms);
         EXPECT_EQ(got, -2) << "returned before anything was sent";
         char m0[] = "one", m1[] = "two";
@@ -1886,19 +1895,19 @@ TEST(PatchIo, SendmmsgAndRecvmmsgParkOnlyTheFiber) {
         EXPECT_EQ(::sendmmsg(d.b, out, 2, 0), 2);
         reader.join();
         ASSERT_EQ(got, 4);
-        EXPECT_EQ(std::string(bufs[0], in[0].msg_len), "one");
-        EXPECT_EQ(std::string(bufs[3], in[3].msg_len), "two");
+        EXPECT_EQ(m.text(0), "one");
+        EXPECT_EQ(m.text(3), "two");
         EXPECT_GE(waits(PatchedCall::recvmmsg), 1u);
         EXPECT_GE(ticker.ticks(), 5);
 
         // MSG_WAITFORONE: back with the first.
         EXPECT_EQ(::sendmmsg(d.b, out, 1, 0), 1);
-        EXPECT_EQ(::recvmmsg(d.a, in, 4, MSG_WAITFORONE, nullptr), 1);
+        EXPECT_EQ(::recvmmsg(d.a, m.in, 4, MSG_WAITFORONE, nullptr), 1);
         // A timeout ends the wait for more once one came, and is left holding what remains.
         EXPECT_EQ(::sendmmsg(d.b, out, 1, 0), 1);
         timespec t{0, 30'000'000};
         const auto t0 = std::chrono::steady_clock::now();
-        EXPECT_EQ(::recvmmsg(d.a, in, 4, 0, &t), 1);
+        EXPECT_EQ(::recvmmsg(d.a, m.in, 4, 0, &t), 1);
         EXPECT_GE(seconds_since(t0), 0.025);
         EXPECT_EQ(t.tv_sec, 0);
         EXPECT_LT(t.tv_nsec, 10'000'000);
@@ -1906,7 +1915,7 @@ TEST(PatchIo, SendmmsgAndRecvmmsgParkOnlyTheFiber) {
         timeval rcv{0, 20'000};
         ASSERT_EQ(::setsockopt(d.a, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv), 0);
         errno = 0;
-        EXPECT_EQ(::recvmmsg(d.a, in, 4, 0, nullptr), -1);
+        EXPECT_EQ(::recvmmsg(d.a, m.in, 4, 0, nullptr), -1);
         EXPECT_EQ(errno, EAGAIN);
     });
 }
@@ -1998,16 +2007,9 @@ TEST(PatchIo, RecvmmsgKeepsAnErrorThatCameAfterAMessageForTheNextCall) {
         ASSERT_EQ(::connect(v, reinterpret_cast<sockaddr*>(&un), sizeof un), 0);
         timeval rcv{1, 0};  // a lost error makes the second call wait 1 s for EAGAIN
         ASSERT_EQ(::setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv), 0);
-        char bufs[4][8];
-        iovec iov[4];
-        mmsghdr in[4] = {};
-        for (int i = 0; i < 4; ++i) {
-            iov[i] = {bufs[i], sizeof bufs[i]};
-            in[i].msg_hdr.msg_iov = &iov[i];
-            in[i].msg_hdr.msg_iovlen = 1;
-        }
+        MmsgIn<4, 8> m;
         int first = -2;
-        auto reader = weft::spawn("reader", [&] { first = ::recvmmsg(u, in, 4, 0, nullptr); });
+        auto reader = weft::spawn("reader", [&] { first = ::recvmmsg(u, m.in, 4, 0, nullptr); });
         ASSERT_EQ(::send(v, "one", 3, 0), 3);
         (void)weft::sleep_for(20ms);
         EXPECT_EQ(first, -2) << "one of four came: it waits on";
@@ -2016,7 +2018,7 @@ TEST(PatchIo, RecvmmsgKeepsAnErrorThatCameAfterAMessageForTheNextCall) {
         reader.join();
         EXPECT_EQ(first, 1);
         errno = 0;
-        EXPECT_EQ(::recvmmsg(u, in, 4, 0, nullptr), -1);
+        EXPECT_EQ(::recvmmsg(u, m.in, 4, 0, nullptr), -1);
         EXPECT_EQ(errno, ECONNREFUSED);
         ::close(u);
     });
@@ -2025,17 +2027,10 @@ TEST(PatchIo, RecvmmsgKeepsAnErrorThatCameAfterAMessageForTheNextCall) {
 TEST(PatchIo, RecvmmsgWithWaitallOnAStreamFillsEachEntryWhole) {
     run_patched([] {
         Pair p;
-        char bufs[2][4];
-        iovec iov[2];
-        mmsghdr in[2] = {};
-        for (int i = 0; i < 2; ++i) {
-            iov[i] = {bufs[i], sizeof bufs[i]};
-            in[i].msg_hdr.msg_iov = &iov[i];
-            in[i].msg_hdr.msg_iovlen = 1;
-        }
+        MmsgIn<2, 4> m;
         int got = -2;
         auto reader =
-            weft::spawn("reader", [&] { got = ::recvmmsg(p.a, in, 2, MSG_WAITALL, nullptr); });
+            weft::spawn("reader", [&] { got = ::recvmmsg(p.a, m.in, 2, MSG_WAITALL, nullptr); });
         for (const char* piece : {"ab", "cdef", "gh"}) {
             (void)weft::sleep_for(5ms);
             ASSERT_EQ(::send(p.b, piece, std::strlen(piece), 0),
@@ -2043,7 +2038,7 @@ TEST(PatchIo, RecvmmsgWithWaitallOnAStreamFillsEachEntryWhole) {
         }
         reader.join();
         ASSERT_EQ(got, 2);
-        EXPECT_EQ(std::string(bufs[0], in[0].msg_len), "abcd");
-        EXPECT_EQ(std::string(bufs[1], in[1].msg_len), "efgh");
+        EXPECT_EQ(m.text(0), "abcd");
+        EXPECT_EQ(m.text(1), "efgh");
     });
 }
