@@ -2042,3 +2042,65 @@ TEST(PatchIo, RecvmmsgWithWaitallOnAStreamFillsEachEntryWhole) {
         EXPECT_EQ(m.text(1), "efgh");
     });
 }
+
+TEST(PatchThreads, JoiningARunningThreadParksOnlyTheFiber) {
+    run_patched([] {
+        Ticker ticker;
+        // A thread that ends at once is joined at once, without a helper.
+        std::thread quick([] {});
+        std::this_thread::sleep_for(5ms);  // patched: the thread has ended meanwhile
+        quick.join();
+        const auto joins_waited = waits(PatchedCall::pthread_join);
+        // One that runs on: only the fiber waits (std::thread::join is pthread_join).
+        const auto t0 = std::chrono::steady_clock::now();
+        std::thread slow([] { ::usleep(150'000); });  // not a fiber: a real sleep
+        slow.join();
+        EXPECT_GE(seconds_since(t0), 0.14);
+        EXPECT_GE(ticker.ticks(), 10) << "the hub was held while the thread ran";
+        EXPECT_EQ(waits(PatchedCall::pthread_join), joins_waited + 1);
+        EXPECT_GE(calls(PatchedCall::pthread_join), 2u);
+        // The thread's result comes back; errors are libc's.
+        pthread_t t;
+        ASSERT_EQ(::pthread_create(
+                      &t, nullptr,
+                      [](void*) -> void* {
+                          ::usleep(20'000);
+                          return reinterpret_cast<void*>(42);
+                      },
+                      nullptr),
+                  0);
+        void* ret = nullptr;
+        EXPECT_EQ(::pthread_join(t, &ret), 0);
+        EXPECT_EQ(ret, reinterpret_cast<void*>(42));
+        EXPECT_EQ(::pthread_join(::pthread_self(), nullptr), EDEADLK);
+    });
+}
+
+TEST(PatchThreads, AFiberPastItsDeadlineStillWaitsForTheThreadWithoutHoldingTheHub) {
+    // libcurl, its transfer abandoned at the request's deadline, joins its resolver thread,
+    // which runs until the DNS timeout: the join must end (the library frees what the thread
+    // uses next) and the hub must serve the others meanwhile.
+    run_patched([] {
+        Ticker ticker;
+        int rc = -1;
+        auto joiner = weft::spawn("joiner", [&] {
+            weft::ScopedDeadline d(std::chrono::milliseconds(10));
+            (void)weft::sleep_for(20ms);  // past its deadline now
+            pthread_t worker;
+            ASSERT_EQ(::pthread_create(
+                          &worker, nullptr,
+                          [](void*) -> void* {
+                              ::usleep(150'000);
+                              return nullptr;
+                          },
+                          nullptr),
+                      0);
+            rc = ::pthread_join(worker, nullptr);
+        });
+        (void)weft::sleep_for(50ms);
+        joiner.cancel();  // neither ends the join
+        joiner.join();
+        EXPECT_EQ(rc, 0);
+        EXPECT_GE(ticker.ticks(), 10) << "the hub was held while the thread ran";
+    });
+}

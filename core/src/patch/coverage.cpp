@@ -16,6 +16,7 @@ constexpr std::array<const char*, kPatchedCallCount> kNames = {
     "select",        "pselect",         "epoll_wait",      "epoll_pwait", "sleep",
     "usleep",        "nanosleep",       "clock_nanosleep", "getaddrinfo", "getnameinfo",
     "gethostbyname", "gethostbyname_r", "sendfile",        "sendmmsg",    "recvmmsg",
+    "pthread_join",
 };
 
 constexpr std::string_view kSocketAdvice =

@@ -82,6 +82,8 @@ void fill() noexcept {
     resolve(t.sendfile, "sendfile");
     resolve(t.sendmmsg, "sendmmsg");
     resolve(t.recvmmsg, "recvmmsg");
+    resolve(t.pthread_join, "pthread_join");
+    resolve(t.pthread_tryjoin_np, "pthread_tryjoin_np");
     g_table = t;
     g_ready.store(true, std::memory_order_release);
 }

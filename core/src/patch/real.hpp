@@ -6,6 +6,7 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -62,6 +63,8 @@ struct Table {
     ssize_t (*sendfile)(int, int, off_t*, size_t);
     int (*sendmmsg)(int, mmsghdr*, unsigned, int);
     int (*recvmmsg)(int, mmsghdr*, unsigned, int, timespec*);
+    int (*pthread_join)(pthread_t, void**);
+    int (*pthread_tryjoin_np)(pthread_t, void**);
 };
 
 /// The table, resolved on first use.

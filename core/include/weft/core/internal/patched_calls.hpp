@@ -40,9 +40,10 @@ enum class PatchedCall : std::uint8_t {
     sendfile,
     sendmmsg,
     recvmmsg,
+    pthread_join,
 };
 inline constexpr std::size_t kPatchedCallCount =
-    static_cast<std::size_t>(PatchedCall::recvmmsg) + 1;
+    static_cast<std::size_t>(PatchedCall::pthread_join) + 1;
 
 /// "recv", "clock_nanosleep", ...
 const char* patched_call_name(PatchedCall c) noexcept;
