@@ -129,12 +129,19 @@ class BodyMemoryTrimmer {
                 peak_ >> 20, now >> 20,
                 std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
             peak_ = now;
+            // The connections those bodies came on close over the next moments (a loaded
+            // machine takes seconds), freeing their buffers after this trim: trim again then.
+            again_ = 3;
+        } else if (again_ > 0) {
+            --again_;
+            malloc_trim(0);
         }
     }
 
   private:
     const weft::http::ConnectionCounters& c_;
     std::size_t peak_ = 0;
+    int again_ = 0;  // looks left that trim again after a peak
 };
 
 struct Cli {
