@@ -1108,10 +1108,12 @@ Result<void> Http1Session::stream_write(const Response& head, std::string_view d
         } else {
             append_external(data);
         }
-        stream_bytes_ += data.size();
     }
     auto r = flush();
     if (!r) stream_failed_ = true;
+    // The access log's bytes are the body's that went out: a write that failed (the deadline
+    // passed, the client left) is not counted, as nginx counts only what it sent.
+    if (r && !stream_no_body_) stream_bytes_ += data.size();
     // No body may follow (HEAD, 204, 304): say so to a handler that has one, or it would
     // stream into nothing for as long as it runs (an event stream: until its client leaves,
     // and requests pipelined behind it wait that long).

@@ -71,6 +71,14 @@ struct TestServer {
             for (int i = 0; i < n; ++i)
                 (void)s.write(std::to_string(i) + "\n");
         });
+        router.add_stream(
+            "GET", "/late-stream",
+            [](Request&, ResponseStream& s) {
+                (void)s.write("first\n");
+                (void)weft::sleep_for(5s);               // ends at the route's deadline
+                (void)s.write(std::string(50000, 'x'));  // fails: past the deadline
+            },
+            RouteOptions{.timeout = 100ms});
         server = std::make_unique<Server>(*rt, router, std::move(o));
         auto a = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"));
         if (!a) throw std::runtime_error("listen: " + a.error().message());
@@ -856,6 +864,34 @@ TEST(HttpServer, MetricsAndAccessLog) {
     std::lock_guard<std::mutex> g(mu);
     ASSERT_EQ(lines.size(), 7u);
     EXPECT_EQ(lines[0], "GET /?i=1 200 13 127.0.0.1:");
+}
+
+// A streamed response's bytes in the access log are those its writes handed to the kernel: a
+// write that failed (past the route's deadline) was counted as sent.
+TEST(HttpServer, AStreamsFailedWriteIsNotCountedAsSent) {
+    std::mutex mu;
+    std::vector<std::pair<std::uint64_t, bool>> seen;  // bytes, complete
+    ServerOptions o = small_limits();
+    o.access_log = [&](const AccessLogEntry& e) {
+        std::lock_guard<std::mutex> g(mu);
+        seen.emplace_back(e.bytes, e.complete);
+    };
+    TestServer s(o);
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send("GET /late-stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_TRUE(c.wait_closed()) << "an unfinished stream ends its connection";
+    for (int i = 0; i < 200; ++i) {
+        {
+            std::lock_guard<std::mutex> g(mu);
+            if (!seen.empty()) break;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    std::lock_guard<std::mutex> g(mu);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].first, 6u);
+    EXPECT_FALSE(seen[0].second);
 }
 
 #ifdef WEFT_HTTP_DEMO
