@@ -3,6 +3,7 @@
 // "* Threads", "* Greenlets"), so that a gevent user finds things where they expect them.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -190,7 +191,10 @@ std::string format_text(const BlockingReport& r, bool collapse_repeated) {
             break;
     }
     if (!r.labels.empty()) {
-        out += "    Request:";
+        // A request's labels, or what else the fiber serves (a plugin's background fiber).
+        const bool request = std::any_of(r.labels.begin(), r.labels.end(),
+                                         [](const auto& kv) { return kv.first == "method"; });
+        out += request ? "    Request:" : "    Serving:";
         for (const auto& [k, v] : r.labels)
             out += fmt::format(" {}={}", k, v);
         out += '\n';

@@ -478,8 +478,9 @@ int main(int argc, char** argv) {
     weft::server::LiveFeed feed;
     std::vector<weft::monitor::Subscription> attribution;
     attribution.push_back(watchdog->on_blocked([&](const weft::monitor::BlockingReport& r) {
-        const std::string plugin = plugins.owner(weft::server::report_label(r, "method"),
-                                                 weft::server::report_label(r, "route"));
+        std::string plugin = plugins.owner(weft::server::report_label(r, "method"),
+                                           weft::server::report_label(r, "route"));
+        if (plugin.empty()) plugin = weft::server::report_label(r, "plugin");  // its own fiber
         hubblock.on_report(r, plugin);
         weft::monitor::BlockingReport brief = r;  // the page has the fiber tree already
         brief.hubs.clear();

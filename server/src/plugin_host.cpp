@@ -79,7 +79,7 @@ class PluginHost::ContextImpl final : public plugin::Context {
     }
     monitor::Registry& metrics() override { return host_.registry_; }
     void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub) override {
-        host_.background_.push_back({std::move(fiber_name), std::move(fn), hub});
+        host_.background_.push_back({std::move(fiber_name), std::move(fn), hub, d_.name});
     }
     void on_shutdown(std::function<void()> hook) override {
         host_.shutdown_hooks_.emplace_back(d_.name, std::move(hook));
@@ -215,8 +215,24 @@ void PluginHost::subscribe(monitor::Watchdog& watchdog) {
 void PluginHost::start_background(Runtime& rt) {
     for (auto& b : background_) {
         unsigned h = b.hub % rt.hub_count();
-        rt.hub(h).post([name = std::move(b.name), fn = std::move(b.fn)]() mutable {
-            weft::spawn(name, std::move(fn)).detach();
+        // The fiber (and those it spawns) shows its plugin in the watchdog's reports, which
+        // are attributed to it as a route's are. The labels live with the fiber's callable.
+        struct Labelled {
+            std::string plugin;
+            FiberLabels labels;
+            UniqueFunction<void()> fn;
+            void operator()() {
+                labels.keys[0] = "plugin";
+                labels.values[0] = plugin;
+                labels.count = 1;
+                this_fiber::set_labels(&labels);
+                fn();
+                this_fiber::set_labels(nullptr);
+            }
+        };
+        auto run = std::make_unique<Labelled>(Labelled{b.plugin, {}, std::move(b.fn)});
+        rt.hub(h).post([name = std::move(b.name), run = std::move(run)]() mutable {
+            weft::spawn(name, [run = std::move(run)] { (*run)(); }).detach();
         });
     }
     background_.clear();

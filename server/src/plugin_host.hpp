@@ -68,6 +68,7 @@ class PluginHost {
         std::string name;
         UniqueFunction<void()> fn;
         unsigned hub;
+        std::string plugin;
     };
     struct Owner {
         std::string plugin;

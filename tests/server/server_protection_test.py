@@ -95,6 +95,23 @@ path = "%s"
             self.assertGreater(
                 metric(w, "weft_plugin_blocking_seconds_total", {"plugin": "demo"}), 0.3)
 
+    def test_a_plugins_background_fiber_that_blocks_is_its_plugins(self):
+        # A background fiber (ctx.spawn), and one it spawns, blocked hubs in no plugin's name:
+        # reported as "spawned at plugin_host.cpp", charged to nobody.
+        with tempfile.TemporaryDirectory(prefix="weft-stall-") as tmp:
+            cfg = config(tmp, '[[plugin]]\npath = "%s"\n[plugin.config]\n'
+                              'background_block_ms = 250\n' % u.plugin_path("calm"))
+            with Weft(["-c", cfg, "--hubs", "1"]) as w:
+                w.wait_ready()
+                u.poll(lambda: (metric(w, "weft_plugin_blocking_seconds_total",
+                                       {"plugin": "calm"}) or 0) > 0.4, 10,
+                       what="both blockages charged to calm")
+                log = w.stderr()
+                self.assertRegex(log, r'Fiber: id \d+ "calm-background"')
+                self.assertRegex(log, r'Fiber: id \d+ "calm-helper"')
+                self.assertEqual(len(re.findall(r"(?m)^    Serving: plugin=calm$", log)), 2, log)
+                self.assertEqual(w.stop(), 0)
+
     def test_a_bad_stall_budget_is_refused_with_its_place(self):
         with tempfile.TemporaryDirectory(prefix="weft-stall-") as tmp:
             cfg = config(tmp, '[[plugin]]\npath = "demo"\nstall_budget = "soon"\n')

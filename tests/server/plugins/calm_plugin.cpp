@@ -5,7 +5,9 @@
 // do, but without a shell, which would reset the signal mask): what a child inherits. With
 // [plugin.config] exit_sleep_ms, the process's exit (after the server's shutdown) hangs that long
 // in a handler registered with atexit (a library's static destructor that waits on something);
-// with hook_sleep_ms, its shutdown hook takes that long (a flush that hangs).
+// with hook_sleep_ms, its shutdown hook takes that long (a flush that hangs). With
+// background_block_ms, a background fiber (ctx.spawn) and a fiber it spawns each hold their hub
+// that long, once, a moment after the start: the watchdog's reports must name the plugin.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -41,6 +43,20 @@ void init(weft::plugin::Context& ctx) {
             timespec left{g_exit_sleep_ms / 1000, (g_exit_sleep_ms % 1000) * 1'000'000};
             while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
             }
+        });
+    }
+    if (const long block_ms =
+            static_cast<long>(ctx.config().get_int("background_block_ms", 0).value());
+        block_ms > 0) {
+        ctx.spawn("calm-background", [block_ms] {
+            auto hold = [block_ms] {
+                timespec left{block_ms / 1000, (block_ms % 1000) * 1'000'000};
+                while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
+                }
+            };
+            (void)weft::sleep_for(std::chrono::milliseconds(200));
+            hold();
+            weft::spawn("calm-helper", hold).join();
         });
     }
     ctx.route("GET", "/calm",
