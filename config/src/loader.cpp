@@ -557,6 +557,25 @@ class Loader final : private CheckContext {
         // not configuration. One a letter or two away from a variable of ours is a typo in
         // its section (WEFT_ADMN_DEBUG_ENDPOINTS) that would otherwise pass unseen: a warning,
         // not an error, since such a name may well be someone else's.
+        // A key's name without its section (WEFT_LISTEN for WEFT_SERVER_LISTEN), or a section's
+        // name alone (WEFT_ADMIN), is a likely guess too, however far in letters.
+        const std::string tail = to_lower(std::string_view(name).substr(5));
+        std::string same;
+        for (const auto& k : schema_.keys()) {
+            if (k.name == tail) same += (same.empty() ? "" : " or ") + k.env_name();
+        }
+        if (same.empty()) {
+            for (const auto& section : schema_.sections()) {
+                if (section == tail) same = "one of WEFT_" + to_upper(section) + "_*";
+            }
+        }
+        if (!same.empty()) {
+            loaded_.warnings.push_back(Source::environment(name).to_string() +
+                                       " is not a configuration variable and is ignored; did "
+                                       "you mean " +
+                                       same + "?");
+            return nullptr;
+        }
         constexpr std::size_t kTypo = 2;
         std::size_t best = kTypo + 1;
         std::string near;

@@ -293,6 +293,12 @@ int main(int argc, char** argv) {
                                   entry +
                                   "' is not a host name, IP address or CIDR block and is "
                                   "ignored");
+    // A name users guess (the file is no key: --config names it), which would pass unseen.
+    if (const char* v = std::getenv("WEFT_CONFIG"); v && *v)
+        loaded.warnings.push_back(
+            "environment variable WEFT_CONFIG is ignored: the configuration file is named by "
+            "--config (-c)" +
+            std::string(cli.config_file ? ", which gives " + *cli.config_file : ""));
     if (!cfg.monitor.enabled) {
         // As [stall] budget: without the watchdog no plugin's blocking is measured.
         for (const auto& p : loaded.plugins) {

@@ -310,6 +310,14 @@ class CheckConfig(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("good.toml is ok (1 plugin)", r.stdout)
 
+    def test_weft_config_in_the_environment_is_said_to_be_ignored(self):
+        # Users guess it; the file is named by --config only, and the guess passed unseen.
+        good = self.path("good.toml", '[server]\nlisten = "127.0.0.1:0"\n')
+        r = run_weft(["--check-config"], env={"WEFT_CONFIG": good})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("environment variable WEFT_CONFIG is ignored: the configuration file is "
+                      "named by --config (-c)", r.stderr)
+
     def test_embedded_default(self):
         r = run_weft(["-t"])
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -706,6 +706,20 @@ TEST(SettingsEnvironment, OtherWeftVariablesAreIgnored) {
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().to_string());
 }
 
+// A key's name without its section, or a section's name alone, is a guess users make (and the
+// variable would pass unseen): a warning naming what was meant.
+TEST(SettingsEnvironment, AKeyOrSectionNameAloneIsAWarningThatSaysWhatWasMeant) {
+    const LoadedSettings s = load_ok(env_options({{"WEFT_LISTEN", "127.0.0.1:1"}}));
+    ASSERT_EQ(s.loaded.warnings.size(), 1u) << warnings_text(s);
+    EXPECT_EQ(s.loaded.warnings[0],
+              "environment WEFT_LISTEN is not a configuration variable and is ignored; did you "
+              "mean WEFT_SERVER_LISTEN or WEFT_ADMIN_LISTEN?");
+    const LoadedSettings a = load_ok(env_options({{"WEFT_ADMIN", "on"}}));
+    ASSERT_EQ(a.loaded.warnings.size(), 1u) << warnings_text(a);
+    EXPECT_NE(a.loaded.warnings[0].find("did you mean one of WEFT_ADMIN_*?"), std::string::npos)
+        << a.loaded.warnings[0];
+}
+
 TEST(SettingsEnvironment, ReadsTheProcessEnvironment) {
     ASSERT_EQ(::setenv("WEFT_CONFIG_TEST_PROBE", "a=b", 1), 0);
     ASSERT_EQ(::setenv("NOT_WEFT_CONFIG_TEST_PROBE", "x", 1), 0);
