@@ -670,7 +670,6 @@ int main(int argc, char** argv) {
     const auto drain_timeout = cfg.listener.drain_timeout;
     int exit_code = 0;
     bool draining = false;
-    bool fibers_listed = false;  // the fibers that held their hubs were logged
     BodyMemoryTrimmer trimmer(server->metrics().connections());
     Clock::time_point drain_deadline{};
     weft::server::signals::serving();
@@ -734,7 +733,6 @@ int main(int argc, char** argv) {
                         "{} connection(s) still open after cancelling their fibers: a handler "
                         "blocks its hub or ignores cancellation\n{}",
                         server->connections(), weft::monitor::format_run_info(*workers));
-                    fibers_listed = true;
                 }
                 break;
             }
@@ -744,6 +742,7 @@ int main(int argc, char** argv) {
     {
         // Everything after the drain is bounded; a stuck hub must not keep the process alive.
         weft::server::ShutdownGuard guard(kShutdownLimit);
+        const auto guard_start = Clock::now();
         admin.stopping.store(true);  // a CPU profile in progress stops reading the hubs
         plugins.run_shutdown_hooks();
         attribution.clear();
@@ -762,14 +761,19 @@ int main(int argc, char** argv) {
         weft::server::shutdown_step(
             "stopping the worker hubs (their fibers, plugins' background fibers included, end)");
         workers->stop();
-        if (!workers->join_for(kHubStopReport)) {
-            // Cancelled, a fiber still holds its hub: name it before the guard ends the process.
+        // Within what is left of the guard's limit, so that the fibers are named before it
+        // ends the process.
+        const auto report_after = std::clamp<Clock::duration>(
+            kShutdownLimit - (Clock::now() - guard_start) - std::chrono::milliseconds(500),
+            Clock::duration::zero(), kHubStopReport);
+        if (!workers->join_for(report_after)) {
+            // Cancelled, a fiber still holds its hub: name it before the guard ends the process
+            // (again if the drain named some: hooks may have started others since).
             log->error(
                 "worker hubs still running {:.1f} s after their fibers were cancelled: a fiber "
-                "blocks its hub or does not end when cancelled{}",
-                std::chrono::duration<double>(kHubStopReport).count(),
-                fibers_listed ? std::string(" (listed above)")
-                              : "\n" + weft::monitor::format_run_info(*workers));
+                "blocks its hub or does not end when cancelled\n{}",
+                std::chrono::duration<double>(report_after).count(),
+                weft::monitor::format_run_info(*workers));
         }
         workers.reset();
         weft::server::shutdown_step("writing the last lines of the access log");
