@@ -195,8 +195,14 @@ Result<void> sleep_for(Clock::duration d) {
 
 void set_labels(const FiberLabels* labels) noexcept {
     if (auto* f = HubImpl::current_fiber()) {
+        // Fibers spawned under the labels before served what they described: they keep
+        // them no longer (a connection's next request installs its own).
+        if (detail::LabelsLink* l = f->own_labels) [[unlikely]] {
+            l->labels = nullptr;
+            if (--l->refs == 0) delete l;
+            f->own_labels = nullptr;
+        }
         f->labels = labels;
-        if (f->own_labels) f->own_labels->labels = labels;
     }
 }
 

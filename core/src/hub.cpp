@@ -504,6 +504,9 @@ void fiber_entry_point() noexcept {
     hub->landed();  // the fiber that switched here may have just finished
     FiberRecord* f = hub->running();
     f->ops->run(f->user_state);
+    // The callable is gone (returned or threw): labels it owned are too.
+    f->labels = nullptr;
+    if (f->own_labels) f->own_labels->labels = nullptr;
     // The fiber's values die here, as the fiber (a destructor may read its other locals, log
     // with the fiber's name, or wait), and before a joiner wakes.
     if (f->locals) hub->drop_locals(f);

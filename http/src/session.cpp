@@ -369,6 +369,9 @@ bool Http1Session::refused_before_body() {
 // Answering.
 
 void Http1Session::set_labels(const Request& req) noexcept {
+    // Installed again for each request: fibers the last one spawned stop showing them (they
+    // served that request, not this one).
+    this_fiber::set_labels(&labels_);
     // The watchdog's capture signal may read the labels between any two of these stores (a
     // pipelined request's come while the last one's are still published): it sees none while
     // they change, never a value half written.

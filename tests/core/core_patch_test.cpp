@@ -2083,6 +2083,10 @@ TEST(PatchThreads, AFiberPastItsDeadlineStillWaitsForTheThreadWithoutHoldingTheH
     run_patched([] {
         Ticker ticker;
         int rc = -1;
+        void* got = nullptr;
+        static std::atomic<bool> worker_done{false};
+        worker_done = false;
+        double took = 0;
         auto joiner = weft::spawn("joiner", [&] {
             weft::ScopedDeadline d(std::chrono::milliseconds(10));
             (void)weft::sleep_for(20ms);  // past its deadline now
@@ -2091,16 +2095,22 @@ TEST(PatchThreads, AFiberPastItsDeadlineStillWaitsForTheThreadWithoutHoldingTheH
                           &worker, nullptr,
                           [](void*) -> void* {
                               ::usleep(150'000);
-                              return nullptr;
+                              worker_done = true;
+                              return reinterpret_cast<void*>(7);
                           },
                           nullptr),
                       0);
-            rc = ::pthread_join(worker, nullptr);
+            const auto t0 = std::chrono::steady_clock::now();
+            rc = ::pthread_join(worker, &got);
+            took = seconds_since(t0);
+            EXPECT_TRUE(worker_done) << "the join returned before the thread ended";
         });
         (void)weft::sleep_for(50ms);
         joiner.cancel();  // neither ends the join
         joiner.join();
         EXPECT_EQ(rc, 0);
+        EXPECT_EQ(got, reinterpret_cast<void*>(7));
+        EXPECT_GE(took, 0.1);
         EXPECT_GE(ticker.ticks(), 10) << "the hub was held while the thread ran";
     });
 }

@@ -7,6 +7,7 @@
 // whatever its deadline or a cancel; its wait reason says "joining a thread".
 #include <pthread.h>
 
+#include <atomic>
 #include <cerrno>
 #include <thread>
 
@@ -33,18 +34,25 @@ int join_impl(pthread_t t, void** ret) {
     if (const int r = real.pthread_tryjoin_np(t, ret); r != EBUSY) return r;
     count_wait(*h, PatchedCall::pthread_join);
     int rc = 0;
+    std::atomic<bool> helper_done{false};
     FiberRecord* me = h->running();
     try {
-        std::thread([h, me, t, ret, &rc] {
-            // The fiber stays parked until the post below: `rc` and `ret` (its stack) live.
+        std::thread([h, me, t, ret, &rc, &helper_done] {
+            // The fiber stays parked until the post below, and returns only once this thread
+            // is done with the hub: `rc`, `ret` and `helper_done` (its stack) and the hub live.
             rc = real::calls().pthread_join(t, ret);
             h->post_any([h, me] { h->make_ready(me, Errc::ok); });
+            helper_done.store(true, std::memory_order_release);
         }).detach();
     } catch (...) {
         return real.pthread_join(t, ret);  // no thread to wait with: the hub waits
     }
     JoinWait wait;
     (void)h->park(&wait, Deadline::never(), "joining a thread");
+    // The post is seen; its last steps (waking the hub's loop) may still run: a moment. The
+    // hub, and the runtime, must not end under them.
+    while (!helper_done.load(std::memory_order_acquire))
+        this_fiber::yield();
     return rc;
 }
 
