@@ -186,6 +186,10 @@ Runtime::~Runtime() {
     // to a hub: the pools end, waiting for it, while the hubs are still there.
     state_->pool.reset();
     state_->resolver.reset();
+    {
+        std::unique_lock<std::mutex> g(state_->helpers_mu);
+        state_->helpers_cv.wait(g, [&] { return state_->helpers == 0; });
+    }
     state_->hubs.clear();
 }
 

@@ -32,6 +32,11 @@ struct RuntimeState {
     std::mutex exit_mu;
     std::condition_variable exit_cv;
     unsigned threads_exited = 0;
+    // Helper threads of patched joins still running (they post to a hub): ~Runtime waits for
+    // them before the hubs go.
+    std::mutex helpers_mu;
+    std::condition_variable helpers_cv;
+    unsigned helpers = 0;
 };
 
 }  // namespace weft::detail

@@ -7,11 +7,13 @@
 // whatever its deadline or a cancel; its wait reason says "joining a thread".
 #include <pthread.h>
 
-#include <atomic>
 #include <cerrno>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "patch/patch.hpp"
+#include "runtime_state.hpp"
 
 namespace weft::detail::patch {
 
@@ -33,27 +35,40 @@ int join_impl(pthread_t t, void** ret) {
     // interceptor around this call.
     if (const int r = real.pthread_tryjoin_np(t, ret); r != EBUSY) return r;
     count_wait(*h, PatchedCall::pthread_join);
-    int rc = 0;
-    std::atomic<bool> helper_done{false};
+    // What the helper thread touches lives on the heap, never on the fiber's stack (which the
+    // fiber reuses as soon as it returns). The runtime waits for the helper before its hubs
+    // go: the helper still wakes the hub's loop after the fiber saw its post.
+    struct Shared {
+        int rc = 0;
+        void* ret = nullptr;
+    };
+    auto shared = std::make_shared<Shared>();
     FiberRecord* me = h->running();
+    RuntimeState& st = h->runtime_state();
+    {
+        std::lock_guard<std::mutex> g(st.helpers_mu);
+        ++st.helpers;
+    }
     try {
-        std::thread([h, me, t, ret, &rc, &helper_done] {
-            // The fiber stays parked until the post below, and returns only once this thread
-            // is done with the hub: `rc`, `ret` and `helper_done` (its stack) and the hub live.
-            rc = real::calls().pthread_join(t, ret);
+        std::thread([h, me, t, shared, &st] {
+            shared->rc = real::calls().pthread_join(t, &shared->ret);
             h->post_any([h, me] { h->make_ready(me, Errc::ok); });
-            helper_done.store(true, std::memory_order_release);
+            // Notified under the lock: ~Runtime may end the state once it can take it.
+            std::lock_guard<std::mutex> g(st.helpers_mu);
+            --st.helpers;
+            st.helpers_cv.notify_all();
         }).detach();
     } catch (...) {
+        {
+            std::lock_guard<std::mutex> g(st.helpers_mu);
+            --st.helpers;
+        }
         return real.pthread_join(t, ret);  // no thread to wait with: the hub waits
     }
     JoinWait wait;
     (void)h->park(&wait, Deadline::never(), "joining a thread");
-    // The post is seen; its last steps (waking the hub's loop) may still run: a moment. The
-    // hub, and the runtime, must not end under them.
-    while (!helper_done.load(std::memory_order_acquire))
-        this_fiber::yield();
-    return rc;
+    if (ret) *ret = shared->ret;
+    return shared->rc;
 }
 
 }  // namespace
