@@ -1,5 +1,6 @@
 // The llhttp glue: the only file that includes llhttp.h. llhttp runs in strict mode (built with
-// LLHTTP_STRICT_MODE=1, no lenient flag ever set); its callbacks copy the request into a
+// LLHTTP_STRICT_MODE=1, no lenient flag set but the version's: see start_llhttp); its callbacks
+// copy the request into a
 // Request and enforce the limits, and on_message_complete pauses the parser so each step ends
 // with at most one request.
 #include "request_parser.hpp"
@@ -141,11 +142,20 @@ RequestParser::RequestParser(const ServerOptions& options, BodyBudget* bodies) n
     reset();
 }
 
+void RequestParser::start_llhttp() noexcept {
+    llhttp_t* p = ll(llhttp_);
+    llhttp_init(p, HTTP_REQUEST, &settings());
+    p->data = this;
+    // Any one-digit version parses; on_headers_complete decides. RFC 9110 §2.5: a higher minor
+    // version of a major one we speak ("HTTP/1.2") is processed as the highest we speak (1.1),
+    // as nginx and Go's net/http do; another major version gets 505. (llhttp 8 has the flag but
+    // no setter for it.)
+    p->lenient_flags |= LENIENT_VERSION;
+}
+
 void RequestParser::reset() noexcept {
     if (llhttp_used_) {  // a connection whose requests all took the fast path left it as it was
-        llhttp_t* p = ll(llhttp_);
-        llhttp_init(p, HTTP_REQUEST, &settings());
-        p->data = this;
+        start_llhttp();
         llhttp_used_ = false;
     }
     spans_.clear();
@@ -246,9 +256,7 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
     peer_ = peer;
     if (restart_llhttp_ && !in_message_) {
         restart_llhttp_ = false;
-        llhttp_t* p = ll(llhttp_);
-        llhttp_init(p, HTTP_REQUEST, &settings());
-        p->data = this;
+        start_llhttp();
     }
     if (fast_ && !llhttp_done_ && !in_message_ && probe_ == LineProbe::off && error_status_ == 0) {
         if (const std::size_t n = fast_request(data, len); n > 0) return {Kind::complete, n};
@@ -558,14 +566,8 @@ void RequestParser::classify_error(int err) noexcept {
             break;
         case HPE_INVALID_CONSTANT:
         case HPE_INVALID_VERSION:
-            // Digits that parse but name a version we do not speak ("HTTP/2.0", "HTTP/1.2").
-            if (err == HPE_INVALID_VERSION &&
-                std::strcmp(llhttp_get_error_reason(ll(llhttp_)), "Invalid HTTP version") == 0) {
-                status = 505;
-                reason = "HTTP version not supported";
-            } else {
-                reason = "malformed HTTP version";
-            }
+            // Versions that parse reach on_headers_complete (505 there for "HTTP/2.0").
+            reason = "malformed HTTP version";
             break;
         case HPE_PAUSED_H2_UPGRADE:
             status = 505;
@@ -952,7 +954,8 @@ int RequestParser::on_headers_complete() {
     llhttp_t* p = ll(llhttp_);
     Request& r = *req_;
     headers_done_ = true;
-    if (p->http_major != 1 || p->http_minor > 1) return fail(505, "HTTP version not supported");
+    if (p->http_major != 1) return fail(505, "HTTP version not supported");
+    const int minor = p->http_minor > 1 ? 1 : p->http_minor;  // HTTP/1.2 is read as HTTP/1.1
 
     // The arena is complete: turn the offsets into views.
     const std::string& a = RequestAccess::arena(r);
@@ -968,11 +971,10 @@ int RequestParser::on_headers_complete() {
     // follows on the wire is not ours to parse. The Connection tokens are read here, as the
     // fast path reads them: llhttp 8 trims spaces but not tabs around them ("close<TAB>" kept
     // the connection), and it also reads the obsolete Proxy-Connection field.
-    bool keep = keep_alive_by_tokens(p->http_minor) && !p->upgrade;
-    RequestAccess::set_version(r, p->http_major, p->http_minor, keep);
+    bool keep = keep_alive_by_tokens(minor) && !p->upgrade;
+    RequestAccess::set_version(r, 1, minor, keep);
     if (!split_target()) return fail(400, "invalid request-target");
-    if (int rc = check_headers(p->http_minor, (p->flags & F_CHUNKED) || p->content_length > 0);
-        rc != 0)
+    if (int rc = check_headers(minor, (p->flags & F_CHUNKED) || p->content_length > 0); rc != 0)
         return rc;
     if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         if (p->content_length > max_body_) return fail(413, "request body too large");

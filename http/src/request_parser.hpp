@@ -96,6 +96,8 @@ class RequestParser {
     // well-formed line gets 501 and anything else 400.
     enum class LineProbe : std::uint8_t { off, method, target_start, target, version, cr, lf };
 
+    /// llhttp afresh, for a request, with this parser as its data.
+    void start_llhttp() noexcept;
     bool folded(const char* p, std::size_t n) noexcept;
     /// Whether the request keeps the connection, from its Connection tokens (OWS trimmed).
     bool keep_alive_by_tokens(int http_minor) const noexcept;

@@ -91,6 +91,31 @@ TEST(HttpParser, SimpleGet) {
     EXPECT_EQ(r.peer().port(), 1234);
 }
 
+// RFC 9110 §2.5: a later minor version of HTTP/1 is processed as HTTP/1.1, the highest this
+// server speaks (nginx and Go's net/http do the same); only another major version gets 505.
+TEST(HttpParser, ALaterMinorVersionIsReadAsHttp11) {
+    for (std::size_t chunk : {std::string::npos, std::size_t{1}}) {
+        auto p = parse_all(
+            "GET /a HTTP/1.2\r\nHost: h\r\n\r\n"
+            "POST /b HTTP/1.9\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+            "GET /c HTTP/1.1\r\nHost: h\r\n\r\n",
+            chunk);
+        ASSERT_EQ(p.error, 0) << p.reason;
+        ASSERT_EQ(p.reqs.size(), 3u);
+        for (const auto& r : p.reqs) {
+            EXPECT_EQ(r->version_major(), 1);
+            EXPECT_EQ(r->version_minor(), 1);
+            EXPECT_TRUE(r->keep_alive());
+        }
+        EXPECT_EQ(p.reqs[1]->body(), "hi");
+        EXPECT_EQ(p.reqs[2]->path(), "/c");
+    }
+    auto closing = parse_all("GET / HTTP/1.3\r\nHost: h\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(closing.error, 0) << closing.reason;
+    ASSERT_EQ(closing.reqs.size(), 1u);
+    EXPECT_FALSE(closing.reqs[0]->keep_alive());
+}
+
 TEST(HttpParser, RepeatedHeadersKept) {
     auto p = parse_all("GET / HTTP/1.1\r\nHost: h\r\nAccept: a\r\naccept: b\r\nACCEPT: c\r\n\r\n");
     ASSERT_EQ(p.reqs.size(), 1u);
@@ -333,8 +358,9 @@ TEST(HttpParser, MalformedAndAmbiguous) {
         {"gzip then chunked",
          "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
         {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505},
-        {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505},
+        {"HTTP/1.2 without Host", "GET / HTTP/1.2\r\n\r\n", 400},  // read as 1.1
         {"HTTP/3.0", "GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505},
+        {"two-digit minor", "GET / HTTP/1.10\r\nHost: h\r\n\r\n", 400},
         {"HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505},
         {"lower-case method", "get / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
         {"bare LF line ends", "GET / HTTP/1.1\nHost: h\n\n", 400},
