@@ -230,11 +230,28 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                 hub_metrics()[h].idle.fetch_sub(static_cast<std::int64_t>(op.idle.size()));
             }
         }
+        // Each hub's connections close on that hub: its I/O backend keeps state per
+        // descriptor (epoll's registration), and a close elsewhere would leave it stale for
+        // the next socket that gets the number. Known to be running only when this is one of
+        // its sibling hubs; otherwise (a plain thread, the runtime stopped) they close here.
+        Hub* here = Hub::current();
+        if (!here || &here->runtime() != runtime_) return;
+        for (std::size_t h = 0; h < hubs_.size(); ++h) {
+            if (!hubs_[h] || h == here->index()) continue;
+            try {
+                runtime_->hub(static_cast<unsigned>(h))
+                    .post([pool = std::move(hubs_[h])]() mutable { pool.reset(); });
+            } catch (...) {
+            }
+        }
     }
 
     HubPool& pool() {
         Hub* h = Hub::current();
-        std::call_once(hubs_once_, [&] { hubs_.resize(h->runtime().hub_count()); });
+        std::call_once(hubs_once_, [&] {
+            hubs_.resize(h->runtime().hub_count());
+            runtime_ = &h->runtime();
+        });
         const unsigned i = h->index();
         if (i >= hubs_.size()) throw std::logic_error("a hub the client does not know");
         if (!hubs_[i]) hubs_[i] = std::make_unique<HubPool>();
@@ -285,8 +302,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                "cannot resolve '" + url.host + "': " + r.error().message()};
         }
         // A name seen before is refreshed whatever the count; a new one waits for room (the
-        // once-a-second sweep drops answers past their time).
-        if (options.dns_cache_ttl.count() > 0 && (hp.dns.size() < 1024 || it != hp.dns.end()))
+        // once-a-second sweep drops answers past their time). Looked up again: a sweep or
+        // another fiber's answer may have changed the cache while this one waited.
+        if (options.dns_cache_ttl.count() > 0 &&
+            (hp.dns.size() < 1024 || hp.dns.find(url.host) != hp.dns.end()))
             hp.dns[url.host] = DnsEntry{*r, now_ns() + options.dns_cache_ttl.count()};
         return std::move(*r);
     }
@@ -372,6 +391,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     // permit when the origin is at max_connections_per_host).
     ClientResult<std::unique_ptr<ClientConn>> take(HubPool& hp, const Url& url, const Proxy* proxy,
                                                    Deadline dl, bool fresh = false) {
+        maybe_sweep(hp, now_ns());  // also where no call succeeds (no give_back, no sweeper)
         OriginPool& op = hp.origins[url.origin];
         ++op.taking;
         struct Taking {
@@ -431,10 +451,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     void give_back(HubPool& hp, const std::string& origin, std::unique_ptr<ClientConn> c,
                    bool reusable) noexcept {
         const std::int64_t now = now_ns();
-        if (now >= hp.next_sweep_ns) {
-            sweep(hp, now);
-            hp.next_sweep_ns = now + 1'000'000'000;
-        }
+        maybe_sweep(hp, now);
         auto it = hp.origins.find(origin);
         if (it == hp.origins.end()) return;  // cannot be: a lent connection keeps its origin
         OriginPool& op = it->second;
@@ -458,27 +475,53 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         if (op.permits) op.permits->release();  // a waiting borrower takes the idle one
     }
 
+    // The sweep below, at most once a second.
+    void maybe_sweep(HubPool& hp, std::int64_t now) noexcept {
+        if (now < hp.next_sweep_ns) return;
+        sweep(hp, now);
+        hp.next_sweep_ns = now + 1'000'000'000;
+    }
+
     // While `hp` has idle connections, a fiber of its hub sweeps them once a second: a hub
     // that stops calling would otherwise keep them (in CLOSE_WAIT once their servers close
     // them) until its next request. It ends with the last idle connection, or the client.
+    // It is the client's, not the request's whose give_back() started it: spawned from the
+    // hub's loop (a posted callback), it inherits no deadline (a handler's would end its sleep
+    // at the request's deadline, and with it the sweeping for good), no fiber-locals and no
+    // watchdog labels.
     void start_sweeper(HubPool& hp) noexcept {
         if (hp.sweeper) return;
+        Hub* hub = Hub::current();
+        if (!hub) return;
         try {
-            weft::spawn("http-client-sweep", [core = weak_from_this(), pool = &hp] {
-                for (;;) {
-                    if (!this_fiber::sleep_for(std::chrono::seconds(1))) return;
-                    auto live = core.lock();
-                    if (!live) return;
-                    live->sweep(*pool, now_ns());
-                    if (pool->idle == 0) {
-                        pool->sweeper = false;
-                        return;
-                    }
+            hub->post([core = weak_from_this(), pool = &hp] {
+                auto live = core.lock();
+                if (!live) return;  // the pool went with the client
+                try {
+                    weft::spawn("http-client-sweep", [core, pool] {
+                        for (;;) {
+                            const bool slept =
+                                static_cast<bool>(this_fiber::sleep_for(std::chrono::seconds(1)));
+                            auto live = core.lock();
+                            if (!live) return;
+                            if (!slept) {  // cancelled: the runtime is stopping
+                                pool->sweeper = false;
+                                return;
+                            }
+                            live->sweep(*pool, now_ns());
+                            if (pool->idle == 0) {
+                                pool->sweeper = false;
+                                return;
+                            }
+                        }
+                    }).detach();
+                } catch (...) {
+                    pool->sweeper = false;  // the next give_back() tries again
                 }
-            }).detach();
+            });
             hp.sweeper = true;
         } catch (...) {
-            // No fiber: the sweep in give_back() still runs with the next request.
+            // Not posted: the sweep in give_back() still runs with the next request.
         }
     }
 
@@ -528,6 +571,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   private:
     std::once_flag hubs_once_;
+    Runtime* runtime_ = nullptr;  // the one whose hubs the pools belong to
     std::vector<std::unique_ptr<HubPool>> hubs_;
     std::mutex tls_mu_;
     std::shared_ptr<TlsContext> tls_;
@@ -545,6 +589,9 @@ class ClientExchange {
           url_(std::move(url)),
           method_(std::move(method)),
           total_(total) {}
+
+    // Whether the calling thread is the hub whose pool lent the connection.
+    bool on_owner_hub() const noexcept { return Hub::current() == owner_; }
 
     ~ClientExchange() {
         end_metric(nullptr);  // a stream dropped before its body's end
@@ -897,13 +944,25 @@ class ClientExchange {
             const auto e = rest.find('\n');
             std::string_view field = without_cr(rest.substr(0, e));
             rest = e == std::string_view::npos ? std::string_view() : rest.substr(e + 1);
+            if (!field.empty() && (field[0] == ' ' || field[0] == '\t')) {
+                // obs-fold: RFC 9112 §5.2 has a user agent read it as a space in the value of
+                // the field it continues.
+                if (headers.empty())
+                    return ClientError{ClientErrc::protocol,
+                                       "a folded line with no header field to continue"};
+                std::string_view more = trim_ows(field);
+                if (!safe_value(more))
+                    return ClientError{ClientErrc::protocol, "a NUL, CR or LF in a header value"};
+                std::string& value = headers.back().second;
+                if (!more.empty()) value.append(value.empty() ? "" : " ").append(more);
+                continue;
+            }
             const auto colon = field.find(':');
             if (colon == std::string_view::npos || colon == 0)
                 return ClientError{ClientErrc::protocol, "a header line without a name"};
             std::string_view name = field.substr(0, colon);
             if (!std::all_of(name.begin(), name.end(), token_char))
-                return ClientError{ClientErrc::protocol,
-                                   "invalid header name (or an obsolete folded line)"};
+                return ClientError{ClientErrc::protocol, "invalid header name"};
             std::string_view value = trim_ows(field.substr(colon + 1));
             if (!safe_value(value))
                 return ClientError{ClientErrc::protocol, "a NUL, CR or LF in a header value"};
@@ -1305,6 +1364,12 @@ std::optional<std::string_view> ClientStream::header(std::string_view name) cons
 
 ClientResult<std::size_t> ClientStream::read(std::span<char> buf) {
     if (!x_) return std::size_t{0};
+    // The connection is its hub's (the I/O backend keeps state per descriptor; the pool it
+    // goes back to is touched by that hub only): a read elsewhere would corrupt both.
+    if (!x_->on_owner_hub())
+        return ClientError{ClientErrc::bad_request,
+                           "a ClientStream is read on the hub whose fiber opened it (it may be "
+                           "dropped anywhere)"};
     auto r = x_->read_body(buf);
     if (!r)
         x_->end_metric(client_errc_name(r.error().code));

@@ -277,7 +277,9 @@ void ClientConn::consume(std::size_t n) noexcept {
 
 bool ClientConn::looks_closed() const noexcept {
     if (pos_ < buf_.size()) return true;  // bytes nobody asked for
-    if (tls_ && tls_->pending() > 0) return true;
+    // Decrypted bytes, or records still in the read BIO (a close_notify that came with the
+    // response's last bytes, the socket then empty and no FIN yet).
+    if (tls_ && tls_->has_buffered()) return true;
     char c;
     const ssize_t n = ::recv(tcp_.fd(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     // 0: the server closed; data: a stray byte (or a TLS close_notify); EAGAIN: fine.

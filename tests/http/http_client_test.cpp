@@ -214,6 +214,23 @@ FIBER_TEST(Client, AHeadWhoseLinesEndWithABareLfIsRead) {
     EXPECT_EQ(r.error().code, ClientErrc::protocol) << r.error().message();
 }
 
+FIBER_TEST(Client, AFoldedHeaderLineIsReadAsASpace) {
+    // RFC 9112 §5.2: a user agent replaces an obs-fold with a space in the field it continues.
+    Client c;
+    ScriptedServer folded(
+        always("HTTP/1.1 200 OK\r\nX-Long: a\r\n  b\r\n\tc \r\nContent-Length: 2\r\n\r\nok"));
+    auto r = c.get(folded.url());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->header("x-long"), "a b c");
+    EXPECT_EQ(r->header("content-length"), "2");
+    EXPECT_EQ(r->body, "ok");
+    // A fold with no field before it continues nothing.
+    ScriptedServer first(always("HTTP/1.1 200 OK\r\n x\r\nContent-Length: 2\r\n\r\nok"));
+    r = c.get(first.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::protocol) << r.error().message();
+}
+
 FIBER_TEST(Client, ChunkedFramingWhoseLinesEndWithABareLfIsRead) {
     Client c;
     ScriptedServer lf(
@@ -1138,6 +1155,29 @@ FIBER_TEST(Client, AStreamDroppedOnAnotherThreadGivesItsPermitBack) {
     EXPECT_EQ(s.accepts(), 2) << "the dropped stream's connection was pooled";
 }
 
+FIBER_TEST(Client, AStreamIsReadOnlyOnTheHubThatOpenedIt) {
+    // Its connection is that hub's: elsewhere the read is refused, and the stream still reads
+    // back on its hub.
+    ScriptedServer s(always("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+    Client c;
+    ClientRequest req;
+    req.url = s.url();
+    auto st = c.stream(req);
+    ASSERT_TRUE(st) << st.error().message();
+    weft::http::ClientStream moved = std::move(*st);
+    std::optional<ClientErrc> off_hub;
+    std::thread([&] {
+        char buf[8];
+        auto n = moved.read(buf);
+        if (!n) off_hub = n.error().code;
+    }).join();
+    EXPECT_EQ(off_hub, ClientErrc::bad_request);
+    char buf[8];
+    auto n = moved.read(buf);
+    ASSERT_TRUE(n) << n.error().message();
+    EXPECT_EQ(std::string(buf, *n), "hello");
+}
+
 FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {
     // 24 MiB to a server that takes 64 KiB every 10 ms for the first 16 MiB (then the rest at
     // once, and answers): longer than read_timeout in all, never stalled that long.
@@ -1214,6 +1254,30 @@ FIBER_TEST(Client, IdleConnectionsCloseWithoutAnotherRequest) {
     for (int i = 0; i < 300 && !closed; ++i)
         (void)weft::sleep_for(10ms);
     EXPECT_TRUE(closed) << "the idle connection was still open 3 s later";
+}
+
+FIBER_TEST(Client, TheIdleSweepOutlivesTheDeadlineOfTheRequestThatStartedIt) {
+    // A handler's fiber has its request's deadline: the sweeper its call starts is the
+    // client's, not the request's, and keeps closing idle connections after that deadline.
+    bool closed = false;
+    ScriptedServer a([&closed](weft::TcpStream& s, int) {
+        std::string buf;
+        while (read_request(s, buf))
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")) break;
+        closed = true;
+    });
+    ClientOptions o;
+    o.idle_timeout = 1500ms;
+    Client c(o);
+    auto caller = weft::spawn("handler", [&] {
+        weft::ScopedDeadline request(weft::Deadline::after(200ms));
+        return static_cast<bool>(c.get(a.url()));
+    });
+    ASSERT_TRUE(caller.join());
+    // (Within the scripted server's own 5 s read timeout, which would close it too.)
+    for (int i = 0; i < 350 && !closed; ++i)
+        (void)weft::sleep_for(10ms);
+    EXPECT_TRUE(closed) << "the idle connection was still open 3.5 s later";
 }
 
 // --- forward proxies ---------------------------------------------------------------------------

@@ -41,7 +41,8 @@ enum class ClientErrc : std::uint8_t {
     too_large,           ///< the response exceeds max_response_bytes or max_header_bytes
     closed,              ///< the server closed the connection before the response was complete
     too_many_redirects,  ///< more redirects than max_redirects
-    bad_request,         ///< the request is not valid HTTP: its method, a header name or value
+    bad_request,         ///< the request is not valid HTTP (its method, a header name or
+                         ///< value), or a ClientStream is read off the hub that opened it
 };
 const char* client_errc_name(ClientErrc c) noexcept;
 
@@ -130,7 +131,8 @@ struct ClientRequest {
     /// handler forwarding its inbound request's fields would otherwise name the wrong server
     /// or frame the body wrongly). A User-Agent here replaces ClientOptions::user_agent.
     std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;  ///< sent with Content-Length when not empty (or the method is POST/PUT)
+    std::string
+        body;  ///< sent with Content-Length when not empty (or the method is POST, PUT or PATCH)
     /// This request's own deadline (the earlier of it, total_timeout and the fiber's counts).
     Deadline deadline;
 };
@@ -167,8 +169,9 @@ class ClientStream {
     std::optional<std::string_view> header(std::string_view name) const noexcept;
     /// Reads the next piece of the body into `buf`; 0 at its end. Parks until bytes arrive or
     /// read_timeout / the deadline passes. After a failure (a timeout, a connection that
-    /// closed mid-body) every later read fails the same way: the stream is over. A stream may
-    /// be dropped on any thread; off the hub that opened it, its connection closes.
+    /// closed mid-body) every later read fails the same way: the stream is over. Reads belong
+    /// to the hub that opened it (elsewhere: ClientErrc::bad_request). A stream may be dropped
+    /// on any thread; off the hub that opened it, its connection closes.
     [[nodiscard]] ClientResult<std::size_t> read(std::span<char> buf);
 
   private:
