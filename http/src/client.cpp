@@ -456,7 +456,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         if (it == hp.origins.end()) return;  // cannot be: a lent connection keeps its origin
         OriginPool& op = it->second;
         bool kept = false;
-        if (reusable && op.idle.size() < options.max_idle_per_host) {
+        if (reusable && op.idle.size() < options.max_idle_per_host && options.max_idle_total > 0) {
+            if (hp.idle >= options.max_idle_total) close_longest_idle(hp);
             try {
                 c->idle_since_ns = now;
                 c->release_buffers();
@@ -558,6 +559,21 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                 ++it;
         }
         std::erase_if(hp.dns, [now](const auto& e) { return e.second.expires_ns <= now; });
+    }
+
+    // Makes room under max_idle_total: the connection idle the longest, of any origin, closes
+    // (each origin's idle list is oldest first).
+    void close_longest_idle(HubPool& hp) noexcept {
+        OriginPool* oldest = nullptr;
+        for (auto& [origin, op] : hp.origins)
+            if (!op.idle.empty() &&
+                (!oldest || op.idle.front()->idle_since_ns < oldest->idle.front()->idle_since_ns))
+                oldest = &op;
+        if (!oldest) return;
+        oldest->idle.erase(oldest->idle.begin());
+        --hp.idle;
+        hub_metrics()[hub_index()].idle.fetch_sub(1, std::memory_order_relaxed);
+        forget(*oldest);
     }
 
     // One connection of `op` closed.

@@ -426,6 +426,10 @@ config::Schema<Settings> build() {
     s.bind("client", "max_idle_per_host",
         [](auto& o) -> auto& { return o.client.max_idle_per_host; }, integer(0, 100'000),
         "idle keep-alive connections kept per origin on each hub");
+    s.bind("client", "max_idle_total",
+        [](auto& o) -> auto& { return o.client.max_idle_total; }, integer(0, 1'000'000),
+        "idle keep-alive connections kept on each hub over every origin; at it the longest "
+        "idle one closes");
     s.bind("client", "max_connections_per_host",
         [](auto& o) -> auto& { return o.client.max_connections_per_host; }, integer(0, 100'000),
         "connections in use per origin on each hub; more wait; 0: no limit");

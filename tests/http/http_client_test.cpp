@@ -1256,6 +1256,34 @@ FIBER_TEST(Client, IdleConnectionsCloseWithoutAnotherRequest) {
     EXPECT_TRUE(closed) << "the idle connection was still open 3 s later";
 }
 
+FIBER_TEST(Client, IdleConnectionsOverEveryOriginAreBounded) {
+    // At max_idle_total, the connection idle the longest closes to make room, whatever its
+    // origin; the others stay pooled.
+    bool first_closed = false;
+    ScriptedServer a([&first_closed](weft::TcpStream& s, int) {
+        std::string buf;
+        while (read_request(s, buf))
+            if (!s.send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")) break;
+        first_closed = true;
+    });
+    ScriptedServer b(always("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"));
+    ScriptedServer c3(always("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc"));
+    ClientOptions o;
+    o.max_idle_total = 2;
+    Client c(o);
+    ASSERT_TRUE(c.get(a.url()));
+    ASSERT_TRUE(c.get(b.url()));
+    EXPECT_FALSE(first_closed);
+    ASSERT_TRUE(c.get(c3.url()));
+    for (int i = 0; i < 200 && !first_closed; ++i)
+        (void)weft::sleep_for(5ms);
+    EXPECT_TRUE(first_closed) << "three idle connections kept with max_idle_total = 2";
+    ASSERT_TRUE(c.get(b.url()));
+    ASSERT_TRUE(c.get(c3.url()));
+    EXPECT_EQ(b.accepts(), 1);
+    EXPECT_EQ(c3.accepts(), 1);
+}
+
 FIBER_TEST(Client, TheIdleSweepOutlivesTheDeadlineOfTheRequestThatStartedIt) {
     // A handler's fiber has its request's deadline: the sweeper its call starts is the
     // client's, not the request's, and keeps closing idle connections after that deadline.

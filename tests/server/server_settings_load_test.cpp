@@ -519,6 +519,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_CLIENT_TOTAL_TIMEOUT", "5s"},
         {"WEFT_CLIENT_IDLE_TIMEOUT", "6s"},
         {"WEFT_CLIENT_MAX_IDLE_PER_HOST", "3"},
+        {"WEFT_CLIENT_MAX_IDLE_TOTAL", "7"},
         {"WEFT_CLIENT_MAX_CONNECTIONS_PER_HOST", "9"},
         {"WEFT_CLIENT_MAX_RESPONSE_BYTES", "1MiB"},
         {"WEFT_CLIENT_MAX_HEADER_BYTES", "8KiB"},

@@ -60,6 +60,11 @@ using ClientResult = Result<T, ClientError>;
 struct ClientOptions {
     /// Idle keep-alive connections kept per origin (scheme, host, port) on each hub.
     std::size_t max_idle_per_host = 32;
+    /// Idle keep-alive connections kept on each hub over every origin (a program that calls
+    /// many hosts, such as a webhook sender, would otherwise keep one per host it called within
+    /// idle_timeout, and run out of descriptors): at it, the longest idle one closes to make
+    /// room. 0: none kept.
+    std::size_t max_idle_total = 256;
     /// Connections per origin on each hub, idle and in use; a request beyond it waits for one.
     /// 0: no limit.
     std::size_t max_connections_per_host = 0;
