@@ -1004,11 +1004,11 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
 
     const ServerOptions& o = *ctx_.options;
     WebSocketSettings ws;
-    ws.max_message = o.websocket_max_message_bytes;
-    if (ep.websocket_options.max_message_bytes != 0)
-        ws.max_message = ws.max_message == 0
-                             ? ep.websocket_options.max_message_bytes
-                             : std::min(ws.max_message, ep.websocket_options.max_message_bytes);
+    // The route's own limit when it sets one, larger or smaller than the server's (memory stays
+    // within the server's budget of buffered input either way: 1013 beyond it).
+    ws.max_message = ep.websocket_options.max_message_bytes != 0
+                         ? ep.websocket_options.max_message_bytes
+                         : o.websocket_max_message_bytes;
     if (ws.max_message == 0) ws.max_message = SIZE_MAX;
     ws.ping_interval = o.websocket_ping_interval;
     ws.idle_timeout = o.websocket_idle_timeout;

@@ -67,6 +67,15 @@ struct WsServer {
                 std::stoul(std::string(r.query("code").value_or("1000"))));
             ws.close(code, r.query("reason").value_or(""));
         });
+        WebSocketOptions big_messages;  // its own limit, above the server's
+        big_messages.max_message_bytes = 128 * 1024;
+        router.websocket(
+            "/echo-big",
+            [](Request&, WebSocket& ws) {
+                while (auto m = ws.recv())
+                    if (!ws.send_binary(m->data)) break;
+            },
+            big_messages);
         WebSocketOptions chat;
         chat.subprotocols = {"Chat"};
         router.websocket(
@@ -577,6 +586,27 @@ TEST(HttpWebSocket, ATooLargeMessageGetsItsCloseFrameNotAReset) {
     (void)c.send(std::string_view(big).substr(kPart));
     auto f = c.frame(3s);
     ASSERT_TRUE(f) << "no close frame (reset?)";
+    EXPECT_EQ(f->opcode, 8);
+    EXPECT_EQ(f->code(), ws_close::message_too_big);
+}
+
+// A route's own limit replaces the server's, above it as below it.
+TEST(HttpWebSocket, ARoutesMessageLimitReplacesTheServers) {
+    ServerOptions o;
+    o.websocket_max_message_bytes = 64 * 1024;
+    WsServer s(o);
+    WsClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    c.send(handshake("/echo-big"));
+    ASSERT_NE(c.head().find("101"), std::string::npos);
+    ASSERT_TRUE(c.send(client_frame(2, std::string(100 * 1024, 'r'))));
+    auto echo = c.frame(3s);
+    ASSERT_TRUE(echo);
+    EXPECT_EQ(echo->opcode, 2);
+    EXPECT_EQ(echo->payload.size(), 100u * 1024);
+    (void)c.send(client_frame(2, std::string(128 * 1024 + 1, 'r')));
+    auto f = c.frame(3s);
+    ASSERT_TRUE(f) << "no close frame";
     EXPECT_EQ(f->opcode, 8);
     EXPECT_EQ(f->code(), ws_close::message_too_big);
 }

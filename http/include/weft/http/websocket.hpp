@@ -61,8 +61,8 @@ struct WebSocketOptions {
     /// Subprotocols this route speaks, preferred first: the first one the client also offers
     /// (Sec-WebSocket-Protocol) is chosen; with none in common, none is (the client decides).
     std::vector<std::string> subprotocols;
-    /// The largest message recv() accepts (1009 beyond); 0: the server's
-    /// websocket_max_message_bytes.
+    /// The largest message recv() accepts (1009 beyond), in place of the server's
+    /// websocket_max_message_bytes (larger or smaller); 0: the server's.
     std::size_t max_message_bytes = 0;
     /// The origins whose pages may open this route's WebSocket besides the server's own (see
     /// ServerOptions::websocket_allowed_origins, which it replaces when not empty).
