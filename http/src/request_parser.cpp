@@ -289,10 +289,8 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             fail(400, scan_reason_);
             return {Kind::error, pos};
         }
-        if (trailer_scan_ && !in_headers && bare_lf_in_trailer(data + pos, n)) {
-            fail(400, "lines must end with CRLF");
+        if (trailer_scan_ && !in_headers && check_trailer(data + pos, n) != 0)
             return {Kind::error, pos};
-        }
         if (protocol_pending_ && in_message_ && check_protocol(data + pos, data + pos + n) != 0)
             return {Kind::error, pos};
         completed_ = false;
@@ -343,6 +341,8 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len, Reque
             trailer_next_ = false;
             trailer_scan_ = true;
             trailer_line_ = 0;
+            trailer_raw_ = 0;
+            trailer_fields_ = 0;
             trailer_prev_ = data[pos - 1];
             trailer_skip_lf_ = trailer_prev_ == '\r';
         }
@@ -657,10 +657,13 @@ std::size_t RequestParser::probe_line(const char* p, std::size_t n) noexcept {
     return n;
 }
 
-bool RequestParser::bare_lf_in_trailer(const char* p, std::size_t n) noexcept {
+int RequestParser::check_trailer(const char* p, std::size_t n) noexcept {
     // llhttp 8 takes a bare LF as the empty line that ends a chunked body's trailer section
     // (and only there): a front end that ends lines at CRLF alone would read the bytes after
     // it as this request's, where we read another request. Every line here must end in CRLF.
+    // The trailer section is held to what the header section is (it is dropped, not kept, but
+    // a front end may keep it): no obs-fold, at most max_headers fields, at most
+    // max_header_bytes in all (line ends included).
     for (std::size_t i = 0; i < n; ++i) {
         const char c = p[i];
         if (trailer_skip_lf_) {
@@ -670,19 +673,25 @@ bool RequestParser::bare_lf_in_trailer(const char* p, std::size_t n) noexcept {
                 continue;
             }
         }
+        if (++trailer_raw_ > limits_.max_header_bytes)
+            return fail(431, "chunked trailer section too large");
         if (c == '\n') {
-            if (trailer_prev_ != '\r') return true;
+            if (trailer_prev_ != '\r') return fail(400, "lines must end with CRLF");
             if (trailer_line_ == 0) {
                 trailer_scan_ = false;  // the empty line: the message ends here
-                return false;
+                return 0;
             }
             trailer_line_ = 0;
+            if (++trailer_fields_ > limits_.max_headers)
+                return fail(431, "too many chunked trailer fields");
         } else if (c != '\r') {
+            if (trailer_line_ == 0 && (c == ' ' || c == '\t'))
+                return fail(400, "obsolete line folding (obs-fold) in the chunked trailer");
             ++trailer_line_;
         }
         trailer_prev_ = c;
     }
-    return false;
+    return 0;
 }
 
 bool RequestParser::add_framing(std::size_t n) noexcept {

@@ -101,8 +101,8 @@ class RequestParser {
     bool folded(const char* p, std::size_t n) noexcept;
     /// Whether the request keeps the connection, from its Connection tokens (OWS trimmed).
     bool keep_alive_by_tokens(int http_minor) const noexcept;
-    /// Whether the trailer section's bytes `p` hold a line ending in a bare LF (see .cpp).
-    bool bare_lf_in_trailer(const char* p, std::size_t n) noexcept;
+    /// The checks of the trailer section's bytes `p` (see .cpp): 0, or -1 after fail().
+    int check_trailer(const char* p, std::size_t n) noexcept;
     /// The checks of a complete header section; false after fail().
     int check_headers(int http_minor, bool has_body) noexcept;
     /// A whole common request at `data` parsed without llhttp: its length, or 0 to decline.
@@ -158,6 +158,8 @@ class RequestParser {
     bool trailer_skip_lf_ = false;  // the last chunk's size line still ends in LF
     char trailer_prev_ = 0;
     std::size_t trailer_line_ = 0;      // bytes of the current trailer line
+    std::size_t trailer_raw_ = 0;       // bytes of the trailer section, line ends included
+    std::size_t trailer_fields_ = 0;    // its lines (fields) so far
     const char* frame_mark_ = nullptr;  // end of what was counted, in the slice being parsed
     std::size_t framing_run_ = 0;       // framing bytes since the last data byte
     std::size_t framing_total_ = 0;

@@ -232,6 +232,39 @@ TEST(HttpParser, TrailerLinesMustEndInCrlf) {
     }
 }
 
+// The trailer section is held to the header section's rules and limits: no obs-fold, at most
+// max_headers fields and max_header_bytes (line ends counted).
+TEST(HttpParser, TheTrailerSectionHasTheHeaderSectionsLimits) {
+    ServerOptions limits;
+    limits.max_headers = 10;
+    limits.max_header_bytes = 4096;
+    const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    auto fields = [](int n, std::size_t value) {
+        std::string t;
+        for (int i = 0; i < n; ++i)
+            t += "T" + std::to_string(i) + ": " + std::string(value, 'v') + "\r\n";
+        return t;
+    };
+    auto parse = [&](const std::string& trailer, std::size_t chunk) {
+        Parsed p = parse_all(head + "1\r\nx\r\n0\r\n" + trailer + "\r\n", chunk, limits);
+        return p;
+    };
+    for (std::size_t chunk : {std::string::npos, std::size_t{1}, std::size_t{5}}) {
+        SCOPED_TRACE(chunk);
+        EXPECT_EQ(parse(fields(10, 10), chunk).error, 0) << parse(fields(10, 10), chunk).reason;
+        Parsed many = parse(fields(11, 1), chunk);
+        EXPECT_EQ(many.error, 431);
+        EXPECT_EQ(many.reason, "too many chunked trailer fields");
+        // Names and values of 4070 bytes, 4110 with ": " and the line ends: over 4096.
+        Parsed big = parse(fields(10, 405), chunk);
+        EXPECT_EQ(big.error, 431);
+        EXPECT_EQ(big.reason, "chunked trailer section too large");
+        Parsed fold = parse("T: 1\r\n  more\r\n", chunk);
+        EXPECT_EQ(fold.error, 400);
+        EXPECT_EQ(fold.reason, "obsolete line folding (obs-fold) in the chunked trailer");
+    }
+}
+
 // Smuggling vectors llhttp 8 lets through: a Transfer-Encoding without a coding, and a header
 // section ended by a bare LF.
 TEST(HttpParser, BlankTransferEncodingAndBareLfEndingTheHeadersAreRefused) {
