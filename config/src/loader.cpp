@@ -640,17 +640,39 @@ class Loader final : private CheckContext {
             p.path = f->value;
             p.source = source;
             p.config = Table("plugin '" + f->value + "' config", source);
-            for (const auto& configured : loaded_.plugins) {
-                if (configured.path == f->value) {
+            for (auto& configured : loaded_.plugins) {
+                if (same_plugin(configured.path, f->value)) {
                     p.config = configured.config;
                     p.stall_budget = configured.stall_budget;
                     p.stall_budget_source = configured.stall_budget_source;
+                    configured.path.clear();  // matched: no warning below
                     break;
                 }
             }
             plugins.push_back(std::move(p));
         }
+        // A configured entry with settings of its own that no flag named: its table would
+        // otherwise vanish without a word (a path spelled otherwise, a plugin left out).
+        for (const auto& configured : loaded_.plugins) {
+            if (configured.path.empty() ||
+                (configured.config.empty() && !configured.stall_budget) ||
+                configured.source.kind == Source::Kind::embedded_default)
+                continue;
+            loaded_.warnings.push_back(
+                configured.source.to_string() + ": [[plugin]] '" + configured.path +
+                "' is not loaded, nor its " +
+                (configured.config.empty() ? "stall_budget" : "[plugin.config] table") +
+                ": --plugin replaces the configured plugins (name that file to keep them)");
+        }
         loaded_.plugins = std::move(plugins);
+    }
+
+    // Whether two plugin paths name one plugin: the same text (a bundled plugin's name), or
+    // the same file however spelled ("./build/x.so", "build/x.so", an absolute path).
+    static bool same_plugin(const std::string& a, const std::string& b) {
+        if (a == b) return true;
+        std::error_code ec;
+        return std::filesystem::equivalent(a, b, ec) && !ec;
     }
 
     void unknown_flag_key(const std::string& key, const Source& source) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -893,6 +894,31 @@ TEST(SettingsPlugins, FlagsReplaceTheListAndKeepConfiguredTables) {
     EXPECT_EQ(p[0].config.get_string("realm").value(), "weft");
     EXPECT_EQ(p[1].path, "extra.so");
     EXPECT_TRUE(p[1].config.empty());
+    // The demo's table is not used: said, with where it is (the bare entry has none to lose).
+    ASSERT_EQ(s.loaded.warnings.size(), 1u) << warnings_text(s);
+    EXPECT_EQ(s.loaded.warnings[0],
+              "weft.toml:2: [[plugin]] 'demo' is not loaded, nor its [plugin.config] table: "
+              "--plugin replaces the configured plugins (name that file to keep them)");
+}
+
+TEST(SettingsPlugins, AFlagNamingTheConfiguredFileOtherwiseKeepsItsTable) {
+    // "./build/x.so" names the file the configuration calls "build/x.so" (or its absolute
+    // path): the same plugin, whose table stays.
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("weft-plugin-path-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir / "build");
+    { std::ofstream(dir / "build" / "x.so") << "not loaded here"; }
+    const std::string absolute = (dir / "build" / "x.so").string();
+    LoadOptions o =
+        file_options("[[plugin]]\npath = \"" + absolute +
+                     "\"\nstall_budget = \"1s\"\n[plugin.config]\ngreeting = \"Howdy\"\n");
+    o.flags = {{"plugin", (dir / "." / "build" / ".." / "build" / "x.so").string(), "--plugin"}};
+    const LoadedSettings s = load_ok(o);
+    std::filesystem::remove_all(dir);
+    ASSERT_EQ(s.plugins().size(), 1u);
+    EXPECT_EQ(s.plugins()[0].config.get_string("greeting").value(), "Howdy");
+    EXPECT_EQ(s.plugins()[0].stall_budget, std::chrono::seconds(1));
+    EXPECT_TRUE(s.loaded.warnings.empty()) << warnings_text(s);
 }
 
 TEST(SettingsPlugins, FlagReplacesTheEmbeddedDemo) {
