@@ -793,6 +793,8 @@ void Http1Session::record(const Request& req, int status, unsigned route_id, std
         e.bytes = bytes;
         e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(sent - started);
         e.request_line = request_line;
+        e.referer = req.header("referer").value_or(std::string_view());
+        e.user_agent = req.header("user-agent").value_or(std::string_view());
         e.peer = conn_->peer;
         e.peer_text = conn_->peer_text;
         e.hub = ctx_.hub;

@@ -222,6 +222,30 @@ std::string iso_time(std::chrono::system_clock::time_point tp) {
     return buf;
 }
 
+/// nginx's $time_local, "06/Dec/2026:05:38:01 +0000", made once a second per thread.
+std::string_view local_time_nginx(std::chrono::system_clock::time_point tp) {
+    thread_local std::time_t last = -1;
+    thread_local char buf[40];
+    const std::time_t t = std::chrono::system_clock::to_time_t(tp);
+    if (t != last) {
+        std::tm tm{};
+        localtime_r(&t, &tm);
+        if (std::strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S %z", &tm) == 0) buf[0] = '\0';
+        last = t;
+    }
+    return buf;
+}
+
+/// nginx's $remote_addr: the peer's address without its port ("::1" for "[::1]:5678").
+std::string_view remote_addr(std::string_view peer) {
+    if (!peer.empty() && peer.front() == '[') {
+        const auto close = peer.find(']');
+        return close == std::string_view::npos ? peer : peer.substr(1, close - 1);
+    }
+    const auto colon = peer.rfind(':');
+    return colon == std::string_view::npos ? peer : peer.substr(0, colon);
+}
+
 /// One JSON object per line: {"time":..., "level":..., "logger":..., "msg":..., "thread":...}.
 class JsonFormatter final : public spdlog::formatter {
   public:
@@ -326,26 +350,37 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
                 ",\"bytes\":" + std::to_string(e.bytes) +
                 ",\"duration_seconds\":" + std::to_string(secs) +
                 ",\"hub\":" + std::to_string(e.hub) +
-                ",\"complete\":" + (e.complete ? "true" : "false");
+                ",\"complete\":" + (e.complete ? "true" : "false") +
+                ",\"referer\":" + json_quote(e.referer) +
+                ",\"user_agent\":" + json_quote(e.user_agent);
             if (!e.request_line.empty()) line += ",\"request_line\":" + json_quote(e.request_line);
             line += "}";
             logger->info(line);
-        } else if (!e.request_line.empty() || e.method.empty()) {
-            // Refused by the server: the line as it came (nginx's $request), escaped; "-" for
-            // none.
-            std::string line_buf, route_buf;
-            logger->info("{} - - [{}] \"{}\" {} {} {:.6f} route=\"{}\" hub={}{}", e.peer_text,
-                         iso_time(std::chrono::system_clock::now()),
-                         e.request_line.empty() ? std::string_view("-")
-                                                : weft::escaped_ascii(e.request_line, line_buf),
-                         e.status, e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub,
-                         e.complete ? "" : " incomplete");
         } else {
-            std::string target_buf, route_buf;
-            logger->info("{} - - [{}] \"{} {} HTTP/1.{}\" {} {} {:.6f} route=\"{}\" hub={}{}",
-                         e.peer_text, iso_time(std::chrono::system_clock::now()), e.method,
-                         weft::escaped_ascii(e.target, target_buf), e.version_minor, e.status,
-                         e.bytes, secs, weft::escaped_ascii(e.route, route_buf), e.hub,
+            // nginx's combined format ($remote_addr - $remote_user [$time_local] "$request"
+            // $status $body_bytes_sent "$http_referer" "$http_user_agent"), then the duration
+            // ($request_time), route and hub; what a client sent is escaped, "-" for none. A
+            // request refused by the server shows its line as it came (nginx's $request).
+            std::string request_buf, referer_buf, agent_buf, route_buf;
+            std::string_view request;
+            if (!e.request_line.empty() || e.method.empty()) {
+                request = e.request_line.empty() ? std::string_view("-")
+                                                 : weft::escaped_ascii(e.request_line, request_buf);
+            } else {
+                std::string target_buf;
+                request_buf = std::string(e.method) + " " +
+                              std::string(weft::escaped_ascii(e.target, target_buf)) + " HTTP/1." +
+                              std::to_string(e.version_minor);
+                request = request_buf;
+            }
+            const auto or_dash = [](std::string_view v, std::string& buf) {
+                return v.empty() ? std::string_view("-") : weft::escaped_ascii(v, buf);
+            };
+            logger->info("{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" {:.6f} route=\"{}\" hub={}{}",
+                         remote_addr(e.peer_text),
+                         local_time_nginx(std::chrono::system_clock::now()), request, e.status,
+                         e.bytes, or_dash(e.referer, referer_buf), or_dash(e.user_agent, agent_buf),
+                         secs, weft::escaped_ascii(e.route, route_buf), e.hub,
                          e.complete ? "" : " incomplete");
         }
     };

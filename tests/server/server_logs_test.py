@@ -40,7 +40,8 @@ class JsonLines(unittest.TestCase):
                    "--plugin", "demo", "--plugin", u.plugin_path("hello")]) as w:
             w.wait_ready()
             self.assertEqual(get(w.http, "/hello/json")[0], 200)
-            self.assertEqual(get(w.http, "/missing")[0], 404)
+            self.assertEqual(get(w.http, "/missing", headers={"Referer": "http://r/",
+                                                           "User-Agent": "t\"1"})[0], 404)
             self.assertEqual(get(w.http, '/echo?q="quoted"', method="POST",
                                  body=b"line1\nline2")[0], 200)
             self.assertEqual(get(w.http, "/block?ms=250")[0], 200)  # a watchdog report
@@ -96,6 +97,9 @@ class JsonLines(unittest.TestCase):
         self.assertEqual(targets['/echo?q="quoted"']["bytes"], len(b"line1\nline2"))
         self.assertGreaterEqual(targets["/block?ms=250"]["duration_seconds"], 0.25)
         self.assertRegex(targets["/missing"]["peer"], r"^127\.0\.0\.1:\d+$")
+        self.assertEqual((targets["/missing"]["referer"], targets["/missing"]["user_agent"]),
+                         ("http://r/", 't"1'))
+        self.assertEqual(targets["/hello/json"]["referer"], "")
 
 
     def test_an_access_log_that_cannot_be_written_says_so_in_json_and_counts(self):
@@ -159,7 +163,8 @@ class AccessLogFile(unittest.TestCase):
             with Weft(["--hubs", "1", "--set", "log.access_log=" + path], workdir=tmp) as w:
                 w.wait_ready()
                 get(w.http, "/sleep?ms=1")
-                get(w.http, "/nope")
+                get(w.http, "/nope", headers={"Referer": "http://example.com/p?q=1",
+                                              "User-Agent": 'agent "quoted" 1.0'})
                 get(w.http, "/", method="HEAD")
                 # A quote cannot end the quoted field (nginx writes it as \x22, as here).
                 get(w.http, '/a"b\\c')
@@ -175,16 +180,20 @@ class AccessLogFile(unittest.TestCase):
             with open(path) as f:
                 lines = f.read().splitlines()
             self.assertEqual(len(lines), 7, lines)
-            line = r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] "%s HTTP/1\.1" %d (\d+) [\d.]+ ' \
-                   r'route="%s" hub=0$'
+            # nginx's combined format, then the duration, route and hub.
+            time_local = r'\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]'
+            line = r'^127\.0\.0\.1 - - ' + time_local + \
+                   r' "%s HTTP/1\.1" %d (\d+) "-" "-" [\d.]+ route="%s" hub=0$'
             self.assertRegex(lines[0], line % (r"GET /sleep\?ms=1", 200, "/sleep"))
-            self.assertRegex(lines[1], line % ("GET /nope", 404, ""))
+            self.assertRegex(lines[1], r'^127\.0\.0\.1 - - ' + time_local +
+                             r' "GET /nope HTTP/1\.1" 404 \d+ "http://example\.com/p\?q=1" '
+                             r'"agent \\x22quoted\\x22 1\.0" [\d.]+ route="" hub=0$')
             m = re.match(line % ("HEAD /", 200, "/"), lines[2])
             self.assertTrue(m, lines[2])
             self.assertEqual(m.group(1), "0")  # no body for HEAD
             self.assertRegex(lines[3], line % (r"GET /a\\x22b\\x5Cc", 404, ""))
-            refused = r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] "%s" %d (\d+) ([\d.]+) ' \
-                      r'route="" hub=0$'
+            refused = r'^127\.0\.0\.1 - - ' + time_local + \
+                      r' "%s" %d (\d+) "-" "-" ([\d.]+) route="" hub=0$'
             m = re.match(refused % (r"\\x16\\x03\\x01\\x00\\xA5", 400), lines[4])
             self.assertTrue(m, lines[4])
             self.assertEqual(m.group(1), str(len(tls.split(b"\r\n\r\n", 1)[1])))
@@ -219,9 +228,10 @@ class AccessLogFile(unittest.TestCase):
             with open(path) as f:
                 lines = f.read().splitlines()
             self.assertEqual(len(lines), 2, lines)
-            self.assertRegex(lines[0], r'"POST /echo HTTP/1\.1" 200 16777216 [\d.]+ '
+            self.assertRegex(lines[0], r'"POST /echo HTTP/1\.1" 200 16777216 "-" "-" [\d.]+ '
                                        r'route="/echo" hub=0 incomplete$')
-            self.assertRegex(lines[1], r'"GET / HTTP/1\.1" 200 13 [\d.]+ route="/" hub=0$')
+            self.assertRegex(lines[1], r'"GET / HTTP/1\.1" 200 13 "-" "-" [\d.]+ route="/" '
+                                       r'hub=0$')
 
     def test_an_access_log_that_does_not_keep_up_delays_no_request(self):
         # The access log is a FIFO nobody reads for now (a disk that has stalled): its 64 KiB

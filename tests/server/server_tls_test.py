@@ -118,8 +118,8 @@ class Tls(unittest.TestCase):
         with open(log) as f:
             lines = f.read().splitlines()
         self.assertEqual(len(lines), 1, lines)
-        self.assertRegex(lines[0], r'^127\.0\.0\.1:\d+ - - \[[0-9T:.Z-]+\] '
-                         r'"GET /plain\?x=1 HTTP/1\.1" 400 49 [\d.]+ route="" hub=\d$')
+        self.assertRegex(lines[0], r'^127\.0\.0\.1 - - \[[^]]+\] '
+                         r'"GET /plain\?x=1 HTTP/1\.1" 400 49 "-" "-" [\d.]+ route="" hub=\d$')
 
     def test_sighup_reloads_under_load_without_failures(self):
         w, pem, key = self.serving(self.good)

@@ -32,6 +32,10 @@ struct AccessLogEntry {
     /// its first line as it came, up to 256 bytes without the line end, whether it parsed
     /// or not (method and target are empty when they did not); else empty.
     std::string_view request_line;
+    /// The request's Referer and User-Agent fields; empty when it had none (or was refused
+    /// before its fields were read).
+    std::string_view referer;
+    std::string_view user_agent;
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;  ///< "1.2.3.4:5678"
     unsigned hub = 0;
