@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <system_error>
 
@@ -91,24 +92,85 @@ std::optional<std::string> file_head(const std::string& path) {
     return text;
 }
 
+// The label of the first PEM block in `text` ("CERTIFICATE REQUEST"), or "" when none.
+std::string first_pem_label(const std::string& text) {
+    const auto begin = text.find("-----BEGIN ");
+    if (begin == std::string::npos) return "";
+    const auto start = begin + 11;
+    const auto end = text.find("-----", start);
+    if (end == std::string::npos || end - start > 64) return "";
+    return text.substr(start, end - start);
+}
+
 std::string key_file_problem(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) return "it is a directory, not a file";
     const auto text = file_head(path);
     if (!text) return std::strerror(errno);
-    if (text->find("PRIVATE KEY-----") == std::string::npos &&
-        text->find("-----BEGIN CERTIFICATE-----") != std::string::npos)
+    if (text->find("PRIVATE KEY-----") != std::string::npos) return "";
+    if (text->find("-----BEGIN CERTIFICATE-----") != std::string::npos)
         return "it holds a certificate, not a private key (are tls_cert and tls_key swapped?)";
-    return "";
+    if (text->find("PUBLIC KEY-----") != std::string::npos)
+        return "it holds a public key; tls_key needs the private key";
+    if (const std::string label = first_pem_label(*text); !label.empty())
+        return "it holds a '" + label + "' PEM block, not a private key";
+    return "not a PEM file (no '-----BEGIN ... PRIVATE KEY-----' line)";
 }
 
 // Why a certificate file that OpenSSL refused cannot be used, when its contents say more than
 // OpenSSL does ("" otherwise).
 std::string cert_file_problem(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) return "it is a directory, not a file";
     const auto text = file_head(path);
     if (!text) return "";
-    if (text->find("-----BEGIN CERTIFICATE-----") == std::string::npos &&
-        text->find("PRIVATE KEY-----") != std::string::npos)
+    if (text->find("-----BEGIN CERTIFICATE-----") != std::string::npos) return "";
+    if (text->find("PRIVATE KEY-----") != std::string::npos)
         return "it holds a private key, not a certificate (are tls_cert and tls_key swapped?)";
-    return "";
+    if (text->find("-----BEGIN CERTIFICATE REQUEST-----") != std::string::npos)
+        return "it holds a certificate signing request, not a certificate (a CA signs the "
+               "request into one)";
+    if (const std::string label = first_pem_label(*text); !label.empty())
+        return "it holds a '" + label + "' PEM block, not a certificate";
+    return "not a PEM file (no '-----BEGIN CERTIFICATE-----' line; a DER certificate converts "
+           "with openssl x509 -inform der)";
+}
+
+// When the key does not match the chain's first certificate: which later one it matches
+// (1-based), or 0. A chain with the leaf after its issuer is a common mistake.
+int key_matches_later_certificate(const std::string& cert_file, const std::string& key_file) {
+    BIO* kb = BIO_new_file(key_file.c_str(), "rb");
+    if (!kb) return 0;
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    BIO_free(kb);
+    if (!key) return 0;
+    int found = 0;
+    if (BIO* cb = BIO_new_file(cert_file.c_str(), "rb")) {
+        int n = 0;
+        while (X509* c = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr)) {
+            ++n;
+            const bool match = n > 1 && X509_check_private_key(c, key) == 1;
+            X509_free(c);
+            if (match) {
+                found = n;
+                break;
+            }
+        }
+        BIO_free(cb);
+    }
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return found;
+}
+
+std::string mismatch_text(const std::string& cert_file, const std::string& key_file) {
+    std::string text = "the private key in '" + key_file + "' does not match the certificate in '" +
+                       cert_file + "'";
+    if (const int n = key_matches_later_certificate(cert_file, key_file); n > 0)
+        text += ": it matches certificate " + std::to_string(n) +
+                " of the file; the chain must start with the server's own (leaf) certificate, "
+                "then its issuers";
+    return text;
 }
 
 bool is_ip_literal(std::string_view host) {
@@ -242,16 +304,14 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::server(const std::s
                                 "for no passphrase)"
                               : key_file_problem(key_file);
         if (mismatch || !why.empty()) ERR_clear_error();
-        return fail(mismatch ? "the private key in '" + key_file +
-                                   "' does not match the certificate in '" + cert_file + "'"
+        return fail(mismatch ? mismatch_text(cert_file, key_file)
                              : "cannot load the private key from '" + key_file + "': " + why);
     }
     SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);  // the flag is this frame's
     SSL_CTX_set_default_passwd_cb(ctx, nullptr);
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();  // its reason ("no certificate assigned") would mislead
-        return fail("the private key in '" + key_file + "' does not match the certificate in '" +
-                    cert_file + "'");
+        return fail(mismatch_text(cert_file, key_file));
     }
     if (warning) {
         warning->clear();

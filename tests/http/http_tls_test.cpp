@@ -367,6 +367,62 @@ TEST(HttpTls, ReloadServesTheNewCertificateAndKeepsOpenConnections) {
     EXPECT_EQ(still.get(kGet).status, 200);
 }
 
+// Files that are not what they should be: the error names what they hold instead.
+TEST(HttpTls, AWrongFileSaysWhatItHolds) {
+    Certs certs;
+    TlsServer s(certs);
+    auto reload_error = [&] {
+        auto r = s.server->reload_tls();
+        return r ? std::string("(loaded)") : r.error();
+    };
+    auto expect_in = [](const std::string& text, const std::string& part) {
+        EXPECT_NE(text.find(part), std::string::npos) << text;
+    };
+    int code = -1;
+    const std::string csr = certs.dir + "/req.pem", pub = certs.dir + "/pub.pem";
+    sh("openssl req -new -key " + certs.path("v1", "key") + " -subj /CN=x -out " + csr, &code);
+    ASSERT_EQ(code, 0);
+    sh("openssl pkey -in " + certs.path("v1", "key") + " -pubout -out " + pub, &code);
+    ASSERT_EQ(code, 0);
+    auto put = [](const std::string& from, const std::string& to) {
+        std::filesystem::remove_all(to);
+        std::filesystem::copy_file(from, to);
+    };
+    // A certificate signing request as the certificate.
+    put(csr, certs.cert());
+    expect_in(reload_error(), "holds a certificate signing request, not a certificate");
+    // A public key as the key.
+    certs.serve("v1");
+    put(pub, certs.key());
+    expect_in(reload_error(), "holds a public key; tls_key needs the private key");
+    // A directory.
+    certs.serve("v1");
+    std::filesystem::remove(certs.cert());
+    std::filesystem::create_directory(certs.cert());
+    expect_in(reload_error(), "it is a directory, not a file");
+    std::filesystem::remove(certs.cert());
+    // A chain whose leaf comes second: the key matches certificate 2.
+    std::ofstream(certs.cert()) << Certs::slurp(certs.path("v2", "pem"))
+                                << Certs::slurp(certs.path("v1", "pem"));
+    put(certs.path("v1", "key"), certs.key());
+    const std::string order = reload_error();
+    expect_in(order, "does not match the certificate");
+    expect_in(order,
+              "it matches certificate 2 of the file; the chain must start with the "
+              "server's own (leaf) certificate");
+    // A key that matches none says only that.
+    put(certs.path("v2", "key"), certs.key());
+    std::ofstream(certs.cert(), std::ios::trunc) << Certs::slurp(certs.path("v1", "pem"));
+    const std::string none = reload_error();
+    expect_in(none, "does not match the certificate");
+    EXPECT_EQ(none.find("it matches"), std::string::npos) << none;
+    // And the server still serves what it had.
+    auto ctx = client_ctx(certs);
+    TlsClient still(s.port, ctx.get());
+    ASSERT_TRUE(still.ok()) << still.error;
+    EXPECT_EQ(still.get(kGet).status, 200);
+}
+
 TEST(HttpTls, SessionsResume) {
     Certs certs;
     TlsServer s(certs);

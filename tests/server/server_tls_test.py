@@ -246,7 +246,7 @@ class Tls(unittest.TestCase):
         with open(bad, "w") as f:
             f.write("not pem\n")
         for cert, key, says in ((bad, self.good.key, "cannot load the certificate chain from "
-                                 "'%s': not a PEM file (no '-----BEGIN ...-----' line)" % bad),
+                                 "'%s': not a PEM file (no '-----BEGIN CERTIFICATE-----' line" % bad),
                                 (self.good.cert, self.other.key, "does not match")):
             # Bad configuration: exit status 2, at the start as in the configuration test.
             w = Weft(["--set", "server.tls_cert=" + cert, "--set", "server.tls_key=" + key])
