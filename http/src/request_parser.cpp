@@ -582,7 +582,12 @@ void RequestParser::classify_error(int err) noexcept {
         case HPE_CR_EXPECTED:
         case HPE_LF_EXPECTED:
         case HPE_STRICT:
-            reason = "lines must end with CRLF";
+            // llhttp 8 also says HPE_STRICT of a chunk extension it refuses (among them a
+            // quoted value with a quoted-pair, which RFC 9112 allows: a known limit).
+            reason = std::strncmp(llhttp_get_error_reason(ll(llhttp_)),
+                                  "Invalid character in chunk extension", 36) == 0
+                         ? "invalid chunk extension"
+                         : "lines must end with CRLF";
             break;
         case HPE_INVALID_CONTENT_LENGTH:
             reason = "invalid Content-Length";

@@ -265,6 +265,17 @@ TEST(HttpParser, TheTrailerSectionHasTheHeaderSectionsLimits) {
     }
 }
 
+// A chunk extension llhttp refuses is named as such, not as a line-end problem.
+TEST(HttpParser, ARefusedChunkExtensionIsNamed) {
+    const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    auto p = parse_all(head + "5;a@b=1\r\nhello\r\n0\r\n\r\n");
+    EXPECT_EQ(p.error, 400);
+    EXPECT_EQ(p.reason, "invalid chunk extension");
+    auto crlf = parse_all(head + "5\r\nhelloX\r\n0\r\n\r\n");
+    EXPECT_EQ(crlf.error, 400);
+    EXPECT_EQ(crlf.reason, "lines must end with CRLF");
+}
+
 // Smuggling vectors llhttp 8 lets through: a Transfer-Encoding without a coding, and a header
 // section ended by a bare LF.
 TEST(HttpParser, BlankTransferEncodingAndBareLfEndingTheHeadersAreRefused) {
