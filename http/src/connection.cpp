@@ -558,6 +558,7 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
             auto ctx = hub_.server.tls_context();
             if (!ctx) return false;
             tls_ = std::make_unique<TlsSession>(std::move(ctx), stream_);
+            info_.tls = true;
         }
         tls_->feed(ciphertext.view());
         ciphertext.reset();

@@ -884,7 +884,34 @@ std::string_view without_default_port(std::string_view origin) noexcept {
 
 // Whether a browser page of the handshake's Origin may open this WebSocket (see
 // ServerOptions::websocket_allowed_origins).
-bool origin_allowed(const Request& req, const std::vector<std::string>& allowed) noexcept {
+// The scheme the browser used to reach this server, as "http" or "https": the listener's
+// when it is TLS; else what a proxy says (X-Forwarded-Proto, Forwarded's proto=), or "" when
+// unknown (a plain listener may sit behind a proxy that ends TLS and says nothing).
+std::string_view page_scheme(const Request& req, bool tls) noexcept {
+    if (tls) return "https";
+    auto scheme = [](std::string_view v) -> std::string_view {
+        v = trim_ows(v.substr(0, v.find(',')));
+        if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+        if (iequals(v, "https")) return "https";
+        if (iequals(v, "http")) return "http";
+        return "";
+    };
+    if (const auto xfp = req.header("x-forwarded-proto")) return scheme(*xfp);
+    if (const auto fwd = req.header("forwarded")) {
+        std::string_view first = fwd->substr(0, fwd->find(','));
+        while (!first.empty()) {
+            const std::size_t semi = first.find(';');
+            const std::string_view pair = trim_ows(first.substr(0, semi));
+            first = semi == std::string_view::npos ? std::string_view() : first.substr(semi + 1);
+            if (pair.size() > 6 && iequals(pair.substr(0, 6), "proto="))
+                return scheme(pair.substr(6));
+        }
+    }
+    return "";
+}
+
+bool origin_allowed(const Request& req, const std::vector<std::string>& allowed,
+                    bool tls) noexcept {
     const auto field = req.header("origin");
     if (!field) return true;  // not a browser (RFC 6455 10.2): nothing to check
     const std::string_view origin = trim_ows(*field);
@@ -906,10 +933,16 @@ bool origin_allowed(const Request& req, const std::vector<std::string>& allowed)
     if (authority.empty() || authority.find_first_of("/?#@") != std::string_view::npos)
         return false;
     std::string_view default_port;
-    if (iequals(scheme, "https") || iequals(scheme, "wss"))
+    const bool secure = iequals(scheme, "https") || iequals(scheme, "wss");
+    if (secure)
         default_port = ":443";
     else if (iequals(scheme, "http") || iequals(scheme, "ws"))
         default_port = ":80";
+    // A page of the same host under the other scheme is another origin: an http:// page (which
+    // anyone on the path can rewrite) may not use the cookies of the https:// site's socket.
+    if (const std::string_view want = page_scheme(req, tls);
+        !want.empty() && (want == "https") != secure)
+        return false;
     auto bare = [&](std::string_view h) {
         if (!default_port.empty() && h.size() > default_port.size() && h.ends_with(default_port))
             h.remove_suffix(default_port.size());
@@ -968,7 +1001,7 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
     const auto& origins = ep.websocket_options.allowed_origins.empty()
                               ? ctx_.options->websocket_allowed_origins
                               : ep.websocket_options.allowed_origins;
-    if (!origin_allowed(req, origins))
+    if (!origin_allowed(req, origins, conn_->tls))
         return refuse(403,
                       "Forbidden: pages of this Origin may not open this WebSocket "
                       "(websocket.allowed_origins)\n",

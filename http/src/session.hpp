@@ -99,6 +99,7 @@ struct ConnectionInfo {
     std::string_view peer_text;
     std::uint64_t requests = 0;          ///< requests answered on this connection
     WebSocketCore* websocket = nullptr;  ///< while a WebSocket handler runs on it
+    bool tls = false;                    ///< served over TLS (the HTTPS listener)
 };
 
 /// What the connection does after the session had its say.

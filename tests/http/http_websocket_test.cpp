@@ -425,6 +425,31 @@ TEST(HttpWebSocket, APageOfTheHostAProxyNamesIsTheServersOwn) {
               "HTTP/1.1 403 Forbidden");
 }
 
+// A page of the same host under the other scheme is another origin: when the scheme the
+// browser used is known (a TLS listener, or a proxy's X-Forwarded-Proto or Forwarded proto=),
+// the Origin's must be the same.
+TEST(HttpWebSocket, APageOfTheSameHostUnderTheOtherSchemeIsAnotherOrigin) {
+    WsServer s;
+    auto status = [&](std::string_view fields) {
+        WsClient c(s.port);
+        c.send(handshake("/proto", fields));
+        const std::string h = c.head();
+        return h.substr(0, h.find("\r\n"));
+    };
+    const char* ok = "HTTP/1.1 101 Switching Protocols";
+    const char* refused = "HTTP/1.1 403 Forbidden";
+    EXPECT_EQ(status("Origin: https://t\r\nX-Forwarded-Proto: https\r\n"), ok);
+    EXPECT_EQ(status("Origin: http://t\r\nX-Forwarded-Proto: https\r\n"), refused);
+    EXPECT_EQ(status("Origin: http://t\r\nX-Forwarded-Proto: http\r\n"), ok);
+    EXPECT_EQ(status("Origin: https://t\r\nX-Forwarded-Proto: HTTP, https\r\n"), refused);
+    EXPECT_EQ(status("Origin: http://app.example\r\n"
+                     "Forwarded: for=1.2.3.4;proto=https;host=\"app.example\"\r\n"),
+              refused);
+    // Unknown (a plain listener, no proxy fields): either scheme, as before.
+    EXPECT_EQ(status("Origin: http://t\r\n"), ok);
+    EXPECT_EQ(status("Origin: https://t\r\n"), ok);
+}
+
 TEST(HttpWebSocket, AllowedOriginsAreListedOnTheServer) {
     ServerOptions o;
     o.websocket_allowed_origins = {"https://app.example", "null", "http://b.example:80"};

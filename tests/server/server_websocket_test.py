@@ -320,6 +320,19 @@ class WebSocketTest(unittest.TestCase):
                     return out
             self.assertEqual(run(talk()), ["over", "tls", b"\x01" * 70000])
 
+            # A page of this host: its https:// origin is the server's own; its http:// one
+            # (a page anyone on the path can rewrite) is another origin.
+            async def with_origin(origin):
+                try:
+                    async with websockets.connect("wss://%s/ws/echo" % w.http, ssl=ctx,
+                                                  origin=origin) as ws:
+                        await ws.send("o")
+                        return await ws.recv()
+                except Exception as e:  # the handshake's status, as the library words it
+                    return "refused: %s" % e
+            self.assertEqual(run(with_origin("https://%s" % w.http)), "o")
+            self.assertIn("403", run(with_origin("http://%s" % w.http)))
+
     def test_five_thousand_idle_websockets(self):
         n = 5000
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
