@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "weft/core/text.hpp"
+
 #ifndef WEFT_PLUGIN_DIR_REL
 #define WEFT_PLUGIN_DIR_REL "../lib/weft/plugins"
 #endif
@@ -120,6 +122,17 @@ OpenedPlugin open_plugin(std::string_view configured) {
                           "', this weft with '" WEFT_BUILD_SIGNATURE
                           "'; rebuild the plugin with the same compiler and Weft SDK");
     if (!d->name || !*d->name) throw PluginError(who + ": its descriptor has no name");
+    // The name names its logger ("plugin.NAME"), its metrics' label, its log lines and its
+    // [[plugin]] settings: a word, not text.
+    const std::string_view name = d->name;
+    if (name.size() > 64 || !std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '_' || c == '-' || c == '.';
+        })) {
+        std::string buf;
+        throw PluginError(who + ": its name '" + std::string(weft::escaped_ascii(name, buf)) +
+                          "' is not allowed: up to 64 letters, digits, '_', '-' or '.'");
+    }
     if (!d->init) throw PluginError(who + ": its descriptor has no init function");
     return p;
 }

@@ -74,6 +74,13 @@ class Refusals(unittest.TestCase):
         self.refuse(["--plugin", path],
                     [path, "not a Weft plugin", "weft_plugin_descriptor", "WEFT_PLUGIN"])
 
+    def test_a_name_that_is_not_a_word(self):
+        # It would name a logger, a metric label, log lines: letters, digits, _ - . only.
+        path = u.plugin_path("bad_name")
+        self.refuse(["--plugin", path],
+                    [path, "its name 'bad name/x' is not allowed",
+                     "up to 64 letters, digits, '_', '-' or '.'"])
+
     def test_abi_mismatch(self):
         path = u.plugin_path("wrong_abi")
         # The test plugin says it is one ABI ahead of this weft's (the header's number).

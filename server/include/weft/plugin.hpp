@@ -43,7 +43,8 @@
 /// Version of the plugin ABI: the Descriptor layout and the Context interface.
 /// 2: Context::on_blocked. 3: RouteOptions on Context::route and stream_route.
 /// 4: Context::websocket_route. 5: WebSocketOptions::allowed_origins.
-#define WEFT_PLUGIN_ABI_VERSION 5u
+/// 6: http::ClientOptions::max_idle_total.
+#define WEFT_PLUGIN_ABI_VERSION 6u
 
 #define WEFT_PLUGIN_STR_(x) #x
 #define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)
@@ -171,7 +172,8 @@ inline constexpr const char* kEntryPoint = "weft_plugin_descriptor";
 
 }  // namespace weft::plugin
 
-/// Defines the plugin's entry point. NAME and VERSION are string literals; INIT is a function
+/// Defines the plugin's entry point. NAME and VERSION are string literals (NAME: up to 64
+/// letters, digits, '_', '-' or '.'; it names the plugin's logger and metrics); INIT is a function
 /// `void INIT(weft::plugin::Context&)`; it may throw to refuse loading (the message is shown).
 #define WEFT_PLUGIN(NAME, VERSION, INIT)                                                       \
     extern "C" __attribute__((visibility("default"), used)) const ::weft::plugin::Descriptor*  \
