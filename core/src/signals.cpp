@@ -20,6 +20,7 @@
 
 #include "hub_impl.hpp"
 #include "patch/real.hpp"
+#include "weft/core/internal/fault_context.hpp"
 
 namespace weft::detail {
 
@@ -101,6 +102,9 @@ void chain(int sig, siginfo_t* si, void* uc, const struct sigaction& prev) {
 // the alternate stack, which has no guard page.
 __attribute__((tls_model("initial-exec"))) thread_local volatile sig_atomic_t tls_reporting = 0;
 
+// What this thread is doing (internal::set_thread_activity), for the report.
+__attribute__((tls_model("initial-exec"))) thread_local const char* volatile tls_activity = nullptr;
+
 struct sigaction g_prev_fpe;
 struct sigaction g_prev_ill;
 
@@ -158,6 +162,10 @@ void report_fatal(int sig, const siginfo_t* si, const FiberRecord* f) noexcept {
                 w.put(l->values[i].substr(0, 128));
             }
         }
+    }
+    if (const char* activity = tls_activity) {
+        w.put(", while ");
+        w.put(std::string_view(activity).substr(0, 512));
     }
     w.put(fatal ? "; the process ends (a core dump, if enabled, has its stack)\n"
                 : "; passed to the handler installed before weft's\n");
@@ -242,3 +250,11 @@ void remove_thread_signal_stack() noexcept {
 }
 
 }  // namespace weft::detail
+
+namespace weft::internal {
+
+void set_thread_activity(const char* activity) noexcept {
+    detail::tls_activity = activity;
+}
+
+}  // namespace weft::internal

@@ -6,6 +6,7 @@
 #include "shutdown_guard.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/fault_context.hpp"
 #include "weft/core/log.hpp"
 #include "weft/plugin.hpp"
 
@@ -161,6 +162,10 @@ void PluginHost::load_all(const std::vector<config::PluginConfig>& plugins) {
 }
 
 void PluginHost::load_one(const config::PluginConfig& pc) {
+    // A fatal fault in its static constructors, entry point or init names it.
+    const std::string loading = "loading plugin " + pc.path;
+    std::string initializing;  // (declared before the scope that may point at it)
+    internal::ScopedThreadActivity doing(loading.c_str());
     OpenedPlugin op = open_plugin(pc.path);
     const plugin::Descriptor& d = *op.descriptor;
     // Metrics, stall budgets and blocking reports go by a plugin's name.
@@ -177,6 +182,8 @@ void PluginHost::load_one(const config::PluginConfig& pc) {
     if (protection_) guard = protection_->add_plugin(d.name, pc.stall_budget);
     tables_.push_back(pc.config.with_context("plugin '" + std::string(d.name) + "' config"));
     ContextImpl ctx(*this, d, op.file, tables_.back(), guard);
+    initializing = "initializing plugin '" + std::string(d.name) + "' (" + op.file + ")";
+    internal::set_thread_activity(initializing.c_str());
     try {
         d.init(ctx);
     } catch (const std::exception& e) {
@@ -188,6 +195,7 @@ void PluginHost::load_one(const config::PluginConfig& pc) {
         throw PluginError("plugin '" + std::string(d.name) + "' (" + op.file +
                           "): init failed with a non-standard exception");
     }
+    internal::set_thread_activity(nullptr);
     if (!ctx.collision().empty()) throw PluginError(ctx.collision());
     std::vector<std::string> routes = ctx.take_routes();
     const std::size_t n = routes.size();

@@ -111,6 +111,16 @@ class Refusals(unittest.TestCase):
                          "(listed by %s:2)" % os.path.join(self.tmp.name, "weft.toml")],
                     config='[[plugin]]\npath = "%s"\n[plugin.config]\nthrow = "int"\n' % path)
 
+    def test_a_crash_in_init_names_the_plugin(self):
+        path = u.plugin_path("throwing")
+        cfg = write(os.path.join(self.tmp.name, "weft.toml"),
+                    '[[plugin]]\npath = "%s"\n[plugin.config]\nthrow = "segv"\n' % path)
+        r = run_weft(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--config", cfg],
+                     cwd=self.tmp.name)
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"weft: (fatal )?SIGSEGV .*, while initializing plugin "
+                                   r"'throwing' \(%s\)" % re.escape(path))
+
     def test_two_plugins_claim_one_route(self):
         a, b = u.plugin_path("clash_a"), u.plugin_path("clash_b")
         self.refuse(["--plugin", a, "--plugin", b],
