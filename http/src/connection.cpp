@@ -542,8 +542,15 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
                 ConnectionCounters& counts = hub_.server.metrics_.connections();
                 if (first[0] >= 'A' && first[0] <= 'Z') {
                     counts.tls_failed_plain_http.fetch_add(1, std::memory_order_relaxed);
-                    const bool sent = static_cast<bool>(
-                        stream_.send(kPlainHttpToTls, Deadline(std::chrono::seconds(1))));
+                    // With the Server and Date fields every other answer carries.
+                    const std::size_t head_end = kPlainHttpToTls.find("\r\n") + 2;
+                    std::string answer;
+                    answer.reserve(kPlainHttpToTls.size() + 128);
+                    answer.append(kPlainHttpToTls.substr(0, head_end))
+                        .append(hub_.date.line())
+                        .append(kPlainHttpToTls.substr(head_end));
+                    const bool sent =
+                        static_cast<bool>(stream_.send(answer, Deadline(std::chrono::seconds(1))));
                     log_plain_http(first, sent);
                     // Its request is unread: closing now could reset the answer away.
                     linger();

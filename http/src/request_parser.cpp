@@ -853,6 +853,9 @@ bool RequestParser::split_target() noexcept {
         // as a Host is, so user info is refused), whatever the client wrote there.
         const std::string_view authority =
             t.substr(scheme_end, (slash == std::string_view::npos ? t.size() : slash) - scheme_end);
+        // Refused here as the target it is (user info, a bad host), not later as the Host field
+        // the client may have written right.
+        if (!valid_host(authority)) return false;
         for (auto& h : RequestAccess::headers(r))
             if (h.name.size() == 4 && iequals(h.name, "host")) h.value = authority;
         if (slash == std::string_view::npos || t[slash] != '/') {

@@ -320,6 +320,9 @@ TEST(HttpParser, TargetForms) {
     ASSERT_EQ(p.reqs.size(), 1u) << p.reason;
     EXPECT_EQ(p.reqs[0]->header("host").value_or(""), "b.example:8080");
     EXPECT_EQ(status_of("GET http://user@b/x HTTP/1.1\r\nHost: b\r\n\r\n"), 400);
+    // Said of the target, not of the Host field the client wrote right.
+    EXPECT_EQ(parse_all("GET http://u@other/d HTTP/1.1\r\nHost: h\r\n\r\n").reason,
+              "invalid request-target");
 }
 
 TEST(HttpParser, Limits) {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -296,6 +297,11 @@ TEST(HttpTls, PlainHttpToTheTlsPortGetsAClearAnswerAndClose) {
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].status, 400);
     EXPECT_EQ(rs[0].body, "The plain HTTP request was sent to an HTTPS port\n");
+    // The Server and Date fields every answer carries.
+    std::set<std::string> names;
+    for (const auto& [n, v] : rs[0].headers)
+        names.insert(n);
+    EXPECT_TRUE(names.count("Date") && names.count("Server")) << rs[0].headers.size();
     EXPECT_TRUE(cl.wait_closed(3s));
     EXPECT_TRUE(cl.buffer().empty()) << "bytes after the answer: " << cl.buffer();
     EXPECT_EQ(s.counts().tls_failed_plain_http.load(), 1u);
