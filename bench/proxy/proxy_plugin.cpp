@@ -17,6 +17,7 @@ void init(weft::plugin::Context& ctx) {
     if (!upstream) throw std::invalid_argument(upstream.error().to_string());
     weft::http::ClientOptions o;
     o.max_idle_per_host = 1024;
+    o.max_idle_total = 1024;
     o.ca_file = cfg.get_string("ca_file", "").value();
     auto client = std::make_shared<weft::http::Client>(o);
     const std::string base = *upstream;

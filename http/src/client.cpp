@@ -606,8 +606,11 @@ class ClientExchange {
           method_(std::move(method)),
           total_(total) {}
 
-    // Whether the calling thread is the hub whose pool lent the connection.
-    bool on_owner_hub() const noexcept { return Hub::current() == owner_; }
+    // Whether a read would touch the connection from a thread that is not the hub whose pool
+    // lent it (a body that ended or failed is read anywhere: nothing is touched).
+    bool off_hub_read() const noexcept {
+        return !failed_ && !done_ && conn_ && Hub::current() != owner_;
+    }
 
     ~ClientExchange() {
         end_metric(nullptr);  // a stream dropped before its body's end
@@ -1382,7 +1385,7 @@ ClientResult<std::size_t> ClientStream::read(std::span<char> buf) {
     if (!x_) return std::size_t{0};
     // The connection is its hub's (the I/O backend keeps state per descriptor; the pool it
     // goes back to is touched by that hub only): a read elsewhere would corrupt both.
-    if (!x_->on_owner_hub())
+    if (x_->off_hub_read())
         return ClientError{ClientErrc::bad_request,
                            "a ClientStream is read on the hub whose fiber opened it (it may be "
                            "dropped anywhere)"};

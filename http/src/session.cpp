@@ -896,7 +896,8 @@ std::string_view page_scheme(const Request& req, bool tls) noexcept {
         if (iequals(v, "http")) return "http";
         return "";
     };
-    if (const auto xfp = req.header("x-forwarded-proto")) return scheme(*xfp);
+    if (const auto xfp = req.header("x-forwarded-proto"))
+        if (const std::string_view v = scheme(*xfp); !v.empty()) return v;
     if (const auto fwd = req.header("forwarded")) {
         std::string_view first = fwd->substr(0, fwd->find(','));
         while (!first.empty()) {

@@ -114,7 +114,8 @@ std::string key_file_problem(const std::string& path) {
         return "it holds a public key; tls_key needs the private key";
     if (const std::string label = first_pem_label(*text); !label.empty())
         return "it holds a '" + label + "' PEM block, not a private key";
-    return "not a PEM file (no '-----BEGIN ... PRIVATE KEY-----' line)";
+    return "not a PEM file (no '-----BEGIN ... PRIVATE KEY-----' line; a DER key converts with "
+           "openssl pkey -inform der)";
 }
 
 // Why a certificate file that OpenSSL refused cannot be used, when its contents say more than
@@ -141,7 +142,8 @@ std::string cert_file_problem(const std::string& path) {
 int key_matches_later_certificate(const std::string& cert_file, const std::string& key_file) {
     BIO* kb = BIO_new_file(key_file.c_str(), "rb");
     if (!kb) return 0;
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    bool asked = false;  // no terminal prompt for an encrypted key (see no_passphrase)
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, no_passphrase, &asked);
     BIO_free(kb);
     if (!key) return 0;
     int found = 0;

@@ -425,7 +425,7 @@ config::Schema<Settings> build() {
         duration(Duration::zero(), kDay, true), "how long an idle pooled connection is kept");
     s.bind("client", "max_idle_per_host",
         [](auto& o) -> auto& { return o.client.max_idle_per_host; }, integer(0, 100'000),
-        "idle keep-alive connections kept per origin on each hub");
+        "idle keep-alive connections kept per origin on each hub (at most max_idle_total)");
     s.bind("client", "max_idle_total",
         [](auto& o) -> auto& { return o.client.max_idle_total; }, integer(0, 1'000'000),
         "idle keep-alive connections kept on each hub over every origin; at it the longest "
@@ -478,6 +478,15 @@ config::Schema<Settings> build() {
                           format_size(o.http.max_header_bytes) + ", " +
                           ctx.source("server.max_header_bytes").to_string() +
                           "): the request line counts against both");
+        }
+        if (!ctx.failed("client.max_idle_per_host") && !ctx.failed("client.max_idle_total") &&
+            o.client.max_idle_total > 0 && o.client.max_idle_per_host > o.client.max_idle_total) {
+            ctx.error("client.max_idle_per_host", std::to_string(o.client.max_idle_per_host),
+                      "must not exceed [client] max_idle_total (" +
+                          std::to_string(o.client.max_idle_total) + ", " +
+                          ctx.source("client.max_idle_total").to_string() +
+                          "), which bounds the idle connections of every origin together: "
+                          "raise both");
         }
         auto readable = [&](const char* key, const std::string& file) {
             if (ctx.failed(key) || file.empty()) return;

@@ -1176,6 +1176,16 @@ FIBER_TEST(Client, AStreamIsReadOnlyOnTheHubThatOpenedIt) {
     auto n = moved.read(buf);
     ASSERT_TRUE(n) << n.error().message();
     EXPECT_EQ(std::string(buf, *n), "hello");
+    // At its end the connection is back in the pool: reading on, anywhere, gives 0.
+    n = moved.read(buf);
+    ASSERT_TRUE(n) << n.error().message();
+    EXPECT_EQ(*n, 0u);
+    std::optional<std::size_t> off_hub_at_end;
+    std::thread([&] {
+        char b[8];
+        if (auto m = moved.read(b)) off_hub_at_end = *m;
+    }).join();
+    EXPECT_EQ(off_hub_at_end, 0u);
 }
 
 FIBER_TEST(Client, AnUploadLastsAsLongAsItMoves) {

@@ -445,6 +445,10 @@ TEST(HttpWebSocket, APageOfTheSameHostUnderTheOtherSchemeIsAnotherOrigin) {
     EXPECT_EQ(status("Origin: http://app.example\r\n"
                      "Forwarded: for=1.2.3.4;proto=https;host=\"app.example\"\r\n"),
               refused);
+    // An X-Forwarded-Proto that names no scheme leaves Forwarded's proto= to say.
+    EXPECT_EQ(status("Origin: http://t\r\nX-Forwarded-Proto: wss\r\n"
+                     "Forwarded: proto=https\r\n"),
+              refused);
     // Unknown (a plain listener, no proxy fields): either scheme, as before.
     EXPECT_EQ(status("Origin: http://t\r\n"), ok);
     EXPECT_EQ(status("Origin: https://t\r\n"), ok);

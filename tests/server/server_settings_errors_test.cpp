@@ -428,6 +428,11 @@ std::vector<BadCase> bad_cases() {
          {"[server] max_uri_bytes: must not exceed [server] max_header_bytes (4KiB, "
           "weft.toml:2)",
           "got 8KiB (built-in default)"}},
+        {"idle_per_host_over_total",
+         file_options("[client]\nmax_idle_total = 16\n"),
+         {"[client] max_idle_per_host: must not exceed [client] max_idle_total (16, "
+          "weft.toml:2)",
+          "got 32 (built-in default)"}},
         {"admin_same_port",
          with_flag("admin.listen", "127.0.0.1:8080", "--admin"),
          {"[admin] listen: must not use the same port as [server] listen (127.0.0.1:8080, "

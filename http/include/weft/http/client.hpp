@@ -58,7 +58,8 @@ template <class T>
 using ClientResult = Result<T, ClientError>;
 
 struct ClientOptions {
-    /// Idle keep-alive connections kept per origin (scheme, host, port) on each hub.
+    /// Idle keep-alive connections kept per origin (scheme, host, port) on each hub, within
+    /// max_idle_total (raise both for a proxy that keeps many to one upstream).
     std::size_t max_idle_per_host = 32;
     /// Idle keep-alive connections kept on each hub over every origin (a program that calls
     /// many hosts, such as a webhook sender, would otherwise keep one per host it called within
