@@ -23,11 +23,16 @@ from server_test_util import Weft, get, get_json, write
 
 WAIT_MS = 200
 CONCURRENCY = 20
-WALL_LIMIT_S = 0.5
+# 20 x 200 ms waited one after another take 4 s; together, 0.2 s and what 20 connections
+# cost (libpq's: a PostgreSQL backend forked for each, 0.45-0.55 s under ASan on a slow VM).
+WALL_LIMIT_S = 1.0
 # GET / of another route while 20 handlers wait 200 ms each: blocking calls make it wait
 # seconds (2.3 s measured before patching); cooperative ones a few ms. A burst whose probe
 # exceeds the bound runs once more (another process on a shared machine can delay one probe);
-# a hub that really waits behind its handlers fails both.
+# a hub that really waits behind its handlers fails both. On the second try the hub itself
+# is asked too: a slow probe with no slice over the bound on any hub (the hubs' own
+# weft_hub_run_duration_seconds) is the machine's doing (PostgreSQL forking 20 backends on
+# two CPUs), not a hub held by a handler.
 PROBE_LIMIT_S = 0.050
 BACKENDS = u.backends()
 
@@ -169,12 +174,23 @@ class Cooperative(unittest.TestCase):
             r["sleep_for"] = "/thread_sleep?ms=%d" % WAIT_MS
         return r
 
+    def long_slices(self, w):
+        """Fiber slices that held a hub longer than PROBE_LIMIT_S so far, over every hub."""
+        text = get(w.admin, "/metrics")[2].decode()
+        def total(le):
+            return sum(float(v) for v in re.findall(
+                r'(?m)^weft_hub_run_duration_seconds_bucket\{hub="\d+",le="%s"\} (\S+)$' %
+                re.escape(le), text))
+        return total("+Inf") - total("%g" % PROBE_LIMIT_S)
+
     def check_cooperates(self, w, name, path, second_try=False):
+        slices_before = self.long_slices(w)
         with Probe(w.http) as probe:
             took, results = burst(w.http, path, CONCURRENCY)
         if probe.worst >= PROBE_LIMIT_S and not second_try:
             print("  %-10s GET / worst %.1f ms: once more" % (name, probe.worst * 1000))
             return self.check_cooperates(w, name, path, True)
+        long_slices = self.long_slices(w) - slices_before
         bad = [r for r in results if r is None or r[0] != 200]
         self.assertEqual(bad, [], "%s: failed requests" % name)
         print("  %-10s %d x %d ms: %.3f s; GET / worst %.1f ms over %d probes" %
@@ -183,7 +199,13 @@ class Cooperative(unittest.TestCase):
         self.assertGreaterEqual(took, WAIT_MS / 1000 * 0.95, "%s: did not wait at all" % name)
         self.assertEqual(probe.failures, [])
         self.assertGreater(probe.count, 0)
-        self.assertLess(probe.worst, PROBE_LIMIT_S, "%s: GET / waited behind the hub" % name)
+        self.assertEqual(long_slices, 0, "%s: a fiber held the hub over %g s" %
+                         (name, PROBE_LIMIT_S))
+        if probe.worst >= PROBE_LIMIT_S:
+            # Twice slow, yet no slice held a hub that long: the machine delayed the probe.
+            print("  %-10s GET / worst %.1f ms again, but no hub slice over %d ms: the "
+                  "machine's delay, not the hub's" % (name, probe.worst * 1000,
+                                                       PROBE_LIMIT_S * 1000))
 
     def check_no_reports(self, w):
         status, dbg = get_json(w.admin, "/debug/blocking")
