@@ -884,6 +884,24 @@ std::string_view without_default_port(std::string_view origin) noexcept {
 
 // Whether a browser page of the handshake's Origin may open this WebSocket (see
 // ServerOptions::websocket_allowed_origins).
+// A parameter ("host=", "proto=") of the first element of the Forwarded field (RFC 7239: what
+// the first proxy saw), its quotes removed; nullopt without one.
+std::optional<std::string_view> forwarded_param(const Request& req, std::string_view key) noexcept {
+    const auto fwd = req.header("forwarded");
+    if (!fwd) return std::nullopt;
+    std::string_view first = fwd->substr(0, fwd->find(','));
+    while (!first.empty()) {
+        const std::size_t semi = first.find(';');
+        const std::string_view pair = trim_ows(first.substr(0, semi));
+        first = semi == std::string_view::npos ? std::string_view() : first.substr(semi + 1);
+        if (pair.size() < key.size() || !iequals(pair.substr(0, key.size()), key)) continue;
+        std::string_view v = pair.substr(key.size());
+        if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+        return v;
+    }
+    return std::nullopt;
+}
+
 // The scheme the browser used to reach this server, as "http" or "https": the listener's
 // when it is TLS; else what a proxy says (X-Forwarded-Proto, Forwarded's proto=), or "" when
 // unknown (a plain listener may sit behind a proxy that ends TLS and says nothing).
@@ -898,16 +916,7 @@ std::string_view page_scheme(const Request& req, bool tls) noexcept {
     };
     if (const auto xfp = req.header("x-forwarded-proto"))
         if (const std::string_view v = scheme(*xfp); !v.empty()) return v;
-    if (const auto fwd = req.header("forwarded")) {
-        std::string_view first = fwd->substr(0, fwd->find(','));
-        while (!first.empty()) {
-            const std::size_t semi = first.find(';');
-            const std::string_view pair = trim_ows(first.substr(0, semi));
-            first = semi == std::string_view::npos ? std::string_view() : first.substr(semi + 1);
-            if (pair.size() > 6 && iequals(pair.substr(0, 6), "proto="))
-                return scheme(pair.substr(6));
-        }
-    }
+    if (const auto proto = forwarded_param(req, "proto=")) return scheme(*proto);
     return "";
 }
 
@@ -957,18 +966,7 @@ bool origin_allowed(const Request& req, const std::vector<std::string>& allowed,
     if (const auto xfh = req.header("x-forwarded-host");
         xfh && same(xfh->substr(0, xfh->find(','))))
         return true;
-    if (const auto fwd = req.header("forwarded")) {
-        std::string_view first = fwd->substr(0, fwd->find(','));
-        while (!first.empty()) {
-            const std::size_t semi = first.find(';');
-            const std::string_view pair = trim_ows(first.substr(0, semi));
-            first = semi == std::string_view::npos ? std::string_view() : first.substr(semi + 1);
-            if (pair.size() < 5 || !iequals(pair.substr(0, 5), "host=")) continue;
-            std::string_view v = pair.substr(5);
-            if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-            if (same(v)) return true;
-        }
-    }
+    if (const auto host = forwarded_param(req, "host="); host && same(*host)) return true;
     return false;
 }
 
