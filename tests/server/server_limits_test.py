@@ -273,13 +273,21 @@ class Limits(unittest.TestCase):
             base = rss_bytes(w.pid)
             conns = [post_partial(w.http, 1 << 20, 700 << 10) for _ in range(300)]
 
+            # Settled: enough read or refused, and no change over the last 0.3 s (on a slow
+            # machine the last uploads are still being read, or refused, when the sum is
+            # reached: their answers would come after the look below).
+            last = []
+
             def settled():
                 text = get(w.admin, "/metrics")[2].decode()
                 refused = metric(text, "http_server_request_duration_seconds_count",
                                  http_response_status_code="503") or 0
                 held = metric(text, "weft_http_request_body_bytes")
-                return (held, refused) if held + refused * (1 << 20) >= 250 << 20 else None
-            held, refused = u.poll(settled, 20, interval=0.1, what="every upload read or refused")
+                now = (held, refused)
+                steady = last == [now]
+                last[:] = [now]
+                return now if steady and held + refused * (1 << 20) >= 250 << 20 else None
+            held, refused = u.poll(settled, 20, interval=0.3, what="every upload read or refused")
             peak = rss_bytes(w.pid)
             answers = [answer_of(c, 0.01) for c in conns]
             refused_here = sum(a is not None and a.startswith("HTTP/1.1 503") for a in answers)
