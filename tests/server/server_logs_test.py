@@ -283,7 +283,7 @@ class AccessLogFile(unittest.TestCase):
             with Weft(["--hubs", "1", "--set", "log.access_log=" + path,
                        "--plugin", u.plugin_path("calm")], workdir=tmp) as w:
                 w.wait_ready()
-                status, _, body = get(w.http, "/calm/fork-exit")
+                status, _, body = get(w.http, "/calm/fork-exit", timeout=30)
                 self.assertEqual(status, 200)
                 self.assertNotEqual(body, b"hung\n")
                 # Under ASan, its leak check at exit finds the parent's memory in the child and
