@@ -378,7 +378,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
             }
             auto ctx = tls();
             if (!ctx) return std::move(ctx).error();
-            if (auto r = conn->start_tls(*ctx, url.host, connect_dl); !r) {
+            if (auto r = conn->start_tls(*ctx, url.host, url.origin, connect_dl); !r) {
                 ClientError e = std::move(r).error();
                 e.detail += " (" + url.origin + ")";
                 return e;

@@ -183,9 +183,9 @@ ClientConn::ClientConn(TcpStream tcp) noexcept : tcp_(std::move(tcp)) {}
 ClientConn::~ClientConn() = default;
 
 ClientResult<void> ClientConn::start_tls(std::shared_ptr<TlsContext> ctx, std::string_view host,
-                                         Deadline deadline) {
+                                         std::string_view origin, Deadline deadline) {
     tls_ = std::make_unique<TlsSession>(std::move(ctx), tcp_);
-    if (auto r = tls_->connect(host, deadline); !r) {
+    if (auto r = tls_->connect(host, deadline, origin); !r) {
         TlsError e = std::move(r).error();
         if (!e.tls && e.transport.code == Errc::timed_out)
             return ClientError{ClientErrc::timed_out,

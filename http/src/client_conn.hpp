@@ -42,8 +42,9 @@ class ClientConn {
     ~ClientConn();
 
     /// Runs the TLS handshake over the connection (https); every read and write is TLS then.
+    /// A session `origin` gave an earlier connection is resumed (see TlsSession::connect).
     ClientResult<void> start_tls(std::shared_ptr<TlsContext> ctx, std::string_view host,
-                                 Deadline deadline);
+                                 std::string_view origin, Deadline deadline);
     ClientConn(const ClientConn&) = delete;
     ClientConn& operator=(const ClientConn&) = delete;
 

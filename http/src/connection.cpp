@@ -580,8 +580,9 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
                 tls_failed(r.error(), true);
                 return false;
             }
-            hub_.server.metrics_.connections().tls_handshakes.fetch_add(1,
-                                                                        std::memory_order_relaxed);
+            ConnectionCounters& counts = hub_.server.metrics_.connections();
+            counts.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+            if (tls_->resumed()) counts.tls_resumed.fetch_add(1, std::memory_order_relaxed);
         }
         return tls_buffered(out);
     } catch (const std::exception& e) {

@@ -18,9 +18,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <system_error>
+#include <unordered_map>
 
 #include "weft/core/fiber.hpp"
 
@@ -189,6 +192,85 @@ std::array<unsigned char, 20> sha1(std::string_view data) noexcept {
     return out;
 }
 
+// The newest session each origin gave, for the next connection to it to resume (as curl keeps
+// them): no certificate chain to send and check, one round trip less under TLS 1.2. Sessions
+// come from OpenSSL's new-session callback, at the end of a TLS 1.2 handshake or with the
+// tickets a TLS 1.3 server sends after it; a connection made before the first one arrived
+// does a full handshake. Any hub's thread may store or take one.
+class TlsContext::ClientSessions {
+  public:
+    ~ClientSessions() {
+        for (auto& [origin, sess] : by_origin_)
+            SSL_SESSION_free(sess);
+    }
+    /// Offers `origin`'s session to `ssl`, if one is kept and still valid.
+    void offer(SSL* ssl, const std::string& origin) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = by_origin_.find(origin);
+        if (it == by_origin_.end()) return;
+        if (!usable(it->second)) {
+            SSL_SESSION_free(it->second);
+            by_origin_.erase(it);
+            return;
+        }
+        SSL_set_session(ssl, it->second);  // takes a reference of its own
+    }
+    /// Keeps `sess` (whose reference it takes) as `origin`'s.
+    void keep(const std::string& origin, SSL_SESSION* sess) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto [it, fresh] = by_origin_.try_emplace(origin, sess);
+        if (!fresh) {
+            SSL_SESSION_free(it->second);
+            it->second = sess;
+            return;
+        }
+        if (by_origin_.size() <= kMaxOrigins) return;
+        // Full: the expired go; failing that, some other origin's.
+        for (auto i = by_origin_.begin(); i != by_origin_.end();) {
+            if (i != it && !usable(i->second)) {
+                SSL_SESSION_free(i->second);
+                i = by_origin_.erase(i);
+            } else {
+                ++i;
+            }
+        }
+        if (by_origin_.size() > kMaxOrigins) {
+            auto victim = by_origin_.begin();
+            if (victim == it) ++victim;
+            SSL_SESSION_free(victim->second);
+            by_origin_.erase(victim);
+        }
+    }
+
+  private:
+    static constexpr std::size_t kMaxOrigins = 1024;
+    static bool usable(SSL_SESSION* s) noexcept {
+        const long until = SSL_SESSION_get_time(s) + SSL_SESSION_get_timeout(s);
+        return SSL_SESSION_is_resumable(s) == 1 && until > static_cast<long>(std::time(nullptr));
+    }
+    std::mutex mu_;
+    std::unordered_map<std::string, SSL_SESSION*> by_origin_;
+};
+
+TlsContext::TlsContext(void* ctx, bool verify) noexcept : ctx_(ctx), verify_(verify) {}
+
+namespace {
+
+// OpenSSL's new-session callback on client contexts: 1 keeps the reference it hands over.
+int keep_client_session(SSL* ssl, SSL_SESSION* sess) {
+    auto* origin = static_cast<const std::string*>(SSL_get_app_data(ssl));
+    auto* ctx = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    if (!origin || origin->empty() || !ctx || !ctx->client_sessions()) return 0;
+    try {
+        ctx->client_sessions()->keep(*origin, sess);
+    } catch (...) {
+        return 0;  // out of memory: the next connection does a full handshake
+    }
+    return 1;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::string& ca_file,
                                                                     bool verify_peer) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -214,7 +296,12 @@ Result<std::shared_ptr<TlsContext>, std::string> TlsContext::client(const std::s
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     }
-    return std::shared_ptr<TlsContext>(new TlsContext(ctx, verify_peer));
+    std::shared_ptr<TlsContext> out(new TlsContext(ctx, verify_peer));
+    out->sessions_ = std::make_unique<ClientSessions>();
+    SSL_CTX_set_app_data(ctx, out.get());
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, keep_client_session);
+    return out;
 }
 
 namespace {
@@ -354,6 +441,7 @@ bool TlsContext::certificate_valid_now() const noexcept {
 }
 
 TlsContext::~TlsContext() {
+    sessions_.reset();  // the sessions before the context that made them
     SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
 }
 
@@ -501,7 +589,8 @@ Result<int, TlsError> TlsSession::drive(Op op, Deadline deadline, bool reading) 
     }
 }
 
-Result<void, TlsError> TlsSession::connect(std::string_view host, Deadline deadline) {
+Result<void, TlsError> TlsSession::connect(std::string_view host, Deadline deadline,
+                                           std::string_view origin) {
     SSL* ssl = ssl_of(ssl_);
     const std::string h(host);
     // A name that cannot be set (out of memory, a malformed address) would leave the handshake
@@ -518,6 +607,11 @@ Result<void, TlsError> TlsSession::connect(std::string_view host, Deadline deadl
         TlsError e;
         e.message = "cannot check the certificate for '" + h + "': " + openssl_error();
         return e;
+    }
+    if (!origin.empty() && ctx_->client_sessions()) {
+        origin_ = origin;
+        SSL_set_app_data(ssl, &origin_);  // for keep_client_session()
+        ctx_->client_sessions()->offer(ssl, origin_);
     }
     auto r = drive([](SSL* s) { return SSL_connect(s); }, deadline);
     if (!r) {
@@ -550,6 +644,10 @@ Result<void, TlsError> TlsSession::accept(Deadline deadline) {
 
 bool TlsSession::handshake_done() const noexcept {
     return SSL_is_init_finished(ssl_of(ssl_)) == 1;
+}
+
+bool TlsSession::resumed() const noexcept {
+    return SSL_session_reused(ssl_of(ssl_)) == 1;
 }
 
 void TlsSession::feed(std::string_view ciphertext) {

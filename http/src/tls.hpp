@@ -34,7 +34,8 @@ class TlsContext {
   public:
     /// A client context: TLS 1.2 and 1.3, ALPN http/1.1, certificates checked against
     /// `ca_file` (PEM) or, when empty, the system's store. Errors name the file and what
-    /// OpenSSL said.
+    /// OpenSSL said. It keeps the newest session each origin gave (see TlsSession::connect),
+    /// so that a new connection to it resumes instead of a full handshake.
     static Result<std::shared_ptr<TlsContext>, std::string> client(const std::string& ca_file,
                                                                    bool verify_peer);
     /// A server context: the certificate chain in `cert_file` (PEM, leaf first) and its key
@@ -55,10 +56,15 @@ class TlsContext {
     bool certificate_valid_now() const noexcept;
     bool verify_peer() const noexcept { return verify_; }
 
+    /// A client context's sessions to resume, by origin (bounded; expired ones are dropped).
+    class ClientSessions;
+    ClientSessions* client_sessions() const noexcept { return sessions_.get(); }
+
   private:
-    TlsContext(void* ctx, bool verify) noexcept : ctx_(ctx), verify_(verify) {}
+    TlsContext(void* ctx, bool verify) noexcept;
     void* ctx_;
     bool verify_;
+    std::unique_ptr<ClientSessions> sessions_;  ///< client contexts only
 };
 
 /// One TLS connection over `stream` (which it does not own; it must outlive the session).
@@ -70,11 +76,16 @@ class TlsSession {
     TlsSession& operator=(const TlsSession&) = delete;
 
     /// The client handshake: SNI and the certificate's host name (or IP address) checked
-    /// against `host`.
-    Result<void, TlsError> connect(std::string_view host, Deadline deadline);
+    /// against `host`. `origin` ("https://host:port") names the server for resumption: a
+    /// session it gave an earlier connection is offered, and the one it gives now is kept
+    /// ("": neither).
+    Result<void, TlsError> connect(std::string_view host, Deadline deadline,
+                                   std::string_view origin = {});
     /// The server handshake, with what feed() gave it and what it reads itself.
     Result<void, TlsError> accept(Deadline deadline);
     bool handshake_done() const noexcept;
+    /// The handshake resumed an earlier session (no certificate was exchanged).
+    bool resumed() const noexcept;
     /// Ciphertext that arrived without the session asking (a fiber-less watch received it).
     void feed(std::string_view ciphertext);
     /// Up to buf.size() bytes of plaintext; 0 at the end of the stream.
@@ -138,6 +149,7 @@ class TlsSession {
     bool flushing_ = false;
     WaitQueue flush_turn_;
     bool close_notified_ = false;
+    std::string origin_;  ///< a client's key for resumption (the SSL's app data); "" when none
 };
 
 }  // namespace weft::http::detail

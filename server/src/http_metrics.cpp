@@ -120,6 +120,14 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         hs.type = monitor::MetricType::counter;
         hs.samples.push_back({{}, load(c.tls_handshakes)});
         out.push_back(std::move(hs));
+        monitor::MetricFamily hr;
+        hr.name = "weft_tls_resumed_handshakes_total";
+        hr.help =
+            "Of weft_tls_handshakes_total, those that resumed an earlier session (a session "
+            "ticket or the server's session cache), with no certificate exchange.";
+        hr.type = monitor::MetricType::counter;
+        hr.samples.push_back({{}, load(c.tls_resumed)});
+        out.push_back(std::move(hr));
         monitor::MetricFamily hf;
         hf.name = "weft_tls_handshake_failures_total";
         hf.help =

@@ -2,13 +2,18 @@
 // TLS, pipelining, large bodies, session resumption), curl (keep-alive, TLS 1.2 and 1.3, ALPN),
 // plain HTTP sent to the TLS port, a handshake that never ends, and a certificate reloaded under
 // open connections. Certificates are made by the `openssl` command in a temporary directory.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -23,6 +28,7 @@
 #include "http_test_util.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/weft.hpp"
+#include "weft/http/client.hpp"
 #include "weft/http/http.hpp"
 
 using namespace std::chrono_literals;
@@ -449,6 +455,92 @@ TEST(HttpTls, SessionsResume) {
         EXPECT_EQ(SSL_session_reused(second.ssl.get()), 1) << "TLS version " << version;
         EXPECT_EQ(second.get(kGet).status, 200);
     }
+}
+
+// `openssl s_server -www` for TLS 1.2 only, on a free port of 127.0.0.1: it answers each
+// request with a page that says whether the session was "New" or "Reused".
+struct OpensslServer {
+    explicit OpensslServer(const Certs& certs) {
+        for (int attempt = 0; attempt < 5 && pid <= 0; ++attempt) {
+            int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            socklen_t len = sizeof a;
+            if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+                ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+                ::close(fd);
+                continue;
+            }
+            ::close(fd);
+            port = ntohs(a.sin_port);
+            const std::string accept = "127.0.0.1:" + std::to_string(port);
+            pid = ::fork();
+            if (pid == 0) {
+                const int null = ::open("/dev/null", O_RDWR);
+                ::dup2(null, 0);
+                ::dup2(null, 1);
+                ::dup2(null, 2);
+                ::execlp("openssl", "openssl", "s_server", "-quiet", "-accept", accept.c_str(),
+                         "-cert", certs.cert().c_str(), "-key", certs.key().c_str(), "-tls1_2",
+                         "-www", static_cast<char*>(nullptr));
+                ::_exit(127);
+            }
+            // Listening once a connection is accepted (it exits at once if the port was taken).
+            for (int i = 0; i < 100; ++i) {
+                RawClient probe(port);
+                if (probe.ok()) return;
+                if (::waitpid(pid, nullptr, WNOHANG) == pid) {
+                    pid = -1;
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+        }
+    }
+    ~OpensslServer() {
+        if (pid > 0) {
+            ::kill(pid, SIGTERM);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
+    pid_t pid = -1;
+    std::uint16_t port = 0;
+};
+
+// Weft's client resumes the session an origin gave its last connection: under TLS 1.3 (the
+// server's tickets come after the handshake: weft's server counts the resumptions) and under
+// TLS 1.2 (openssl s_server's page says "Reused"). Another origin gets a full handshake.
+TEST(HttpTls, TheClientResumesTheSessionAnOriginGaveIt) {
+    Certs certs;
+    TlsServer s(certs);
+    OpensslServer tls12(certs);
+    ASSERT_GT(tls12.pid, 0) << "openssl s_server did not start";
+    weft::http::ClientOptions o;
+    o.ca_file = certs.ca();
+    o.max_idle_per_host = 0;  // a new connection for every request
+    std::vector<std::string> pages;
+    weft::run([&] {
+        weft::http::Client c(o);
+        for (int i = 0; i < 3; ++i) {
+            auto r = c.get(s.url("/"));
+            ASSERT_TRUE(r) << r.error().message();
+            EXPECT_EQ(r->status, 200);
+        }
+        // The same server by another name: another origin, nothing to resume.
+        auto r = c.get("https://localhost:" + std::to_string(s.port) + "/");
+        ASSERT_TRUE(r) << r.error().message();
+        for (int i = 0; i < 2; ++i) {
+            r = c.get("https://127.0.0.1:" + std::to_string(tls12.port) + "/");
+            ASSERT_TRUE(r) << r.error().message();
+            pages.push_back(r->body);
+        }
+    });
+    EXPECT_EQ(s.counts().tls_handshakes.load(), 4u);
+    EXPECT_EQ(s.counts().tls_resumed.load(), 2u);
+    ASSERT_EQ(pages.size(), 2u);
+    EXPECT_NE(pages[0].find("New, TLSv1.2"), std::string::npos) << pages[0];
+    EXPECT_NE(pages[1].find("Reused, TLSv1.2"), std::string::npos) << pages[1];
 }
 
 TEST(HttpTls, CertificateWithoutKeyIsRefused) {

@@ -52,6 +52,9 @@ struct ConnectionCounters {
     std::atomic<std::uint64_t> tls_failed_timeout{0};
     std::atomic<std::uint64_t> tls_failed_closed{0};
     std::atomic<std::uint64_t> tls_failed_protocol{0};
+    /// Of tls_handshakes, those that resumed an earlier session (a ticket or the session
+    /// cache): no certificate sent.
+    std::atomic<std::uint64_t> tls_resumed{0};
 };
 
 class RequestMetrics {
