@@ -1285,6 +1285,77 @@ TEST(PatchIo, ACancelledFibersRetryLoopEnds) {
     });
 }
 
+// A cancelled wait on a connection shuts it down (see below): a caller that retries on EINTR
+// would then read the shutdown as the server's close (libpq: "server closed the connection
+// unexpectedly", about a server that never did). It gets ECANCELED at once instead.
+TEST(PatchIo, ACancelledWaitOnAConnectionSaysCancelledNotClosed) {
+    run_patched([] {
+        TcpPair c;
+        int prc = -2, perr = 0, ptries = 0;
+        auto poller = weft::spawn("poller", [&] {
+            pollfd pf{c.a, POLLIN, 0};
+            while (ptries < 1000) {  // libpq's wait: again on EINTR
+                ++ptries;
+                prc = ::poll(&pf, 1, -1);
+                if (prc >= 0 || errno != EINTR) break;
+            }
+            perr = errno;
+        });
+        (void)weft::sleep_for(10ms);
+        poller.cancel();
+        poller.join();
+        EXPECT_EQ(prc, -1);
+        EXPECT_EQ(perr, ECANCELED);
+        EXPECT_EQ(ptries, 1);
+
+        TcpPair d;
+        ssize_t got = -2;
+        int rerr = 0, rtries = 0;
+        auto reader = weft::spawn("reader", [&] {
+            char buf[8];
+            while (rtries < 1000) {  // hiredis's read: again on EINTR
+                ++rtries;
+                got = ::recv(d.a, buf, sizeof buf, 0);
+                if (got >= 0 || errno != EINTR) break;
+            }
+            rerr = errno;
+        });
+        (void)weft::sleep_for(10ms);
+        reader.cancel();
+        reader.join();
+        EXPECT_EQ(got, -1) << "not 0, the end of a stream the peer never closed";
+        EXPECT_EQ(rerr, ECANCELED);
+        EXPECT_EQ(rtries, 1);
+    });
+}
+
+// Code that ignores the error of a call that cannot wait any more and calls again (poll in a
+// loop until some time has passed) would spin its hub: from the second refusal on, each call
+// pauses first (at most 10 ms), and the hub's other fibers run meanwhile.
+TEST(PatchPoll, ALoopThatIgnoresTheRefusalDoesNotSpinTheHub) {
+    run_patched([] {
+        Pair p(SOCK_DGRAM);
+        Ticker ticker;
+        int calls = 0, first_err = 0, last_err = 0;
+        weft::spawn("ignores-errors", [&] {
+            weft::ScopedDeadline d(weft::Deadline(10ms));
+            (void)weft::sleep_for(20ms);  // past its deadline from here on
+            const auto until = std::chrono::steady_clock::now() + 200ms;
+            while (std::chrono::steady_clock::now() < until) {
+                pollfd pf{p.a, POLLIN, 0};
+                (void)::poll(&pf, 1, 100);
+                (calls == 0 ? first_err : last_err) = errno;
+                ++calls;
+            }
+        }).join();
+        EXPECT_EQ(first_err, ETIMEDOUT);
+        EXPECT_EQ(last_err, ETIMEDOUT);
+        EXPECT_GE(calls, 2);
+        EXPECT_LE(calls, 22) << "200 ms of 10 ms pauses, and the first call at once";
+        EXPECT_GE(ticker.ticks(), 10) << "the others ran meanwhile";
+    });
+}
+
 // A library's exchange cut short by the fiber's deadline or a cancellation cannot go on: libpq
 // kept CONNECTION_OK after its poll failed, with the query still running, and the next request
 // on that connection read this one's rows. The stream socket is shut down instead, so that its

@@ -36,7 +36,7 @@ bool would_block(ssize_t n) noexcept {
 // Parks until `fd` has `events`; false (with errno set) when the wait ended otherwise, or
 // could not start (see cannot_park).
 bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int timeout_errno) {
-    if (const int e = cannot_park(h)) {
+    if (const int e = refuse_park(h, wanted(dl))) {
         abandon(fd);
         errno = e;
         return false;
@@ -45,7 +45,11 @@ bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int time
     auto r = wait_one(h, fd, events, dl);
     if (r) return true;
     errno = wait_errno(r.error(), dl, timeout_errno);
-    if (r.error() == Errc::cancelled || (r.error() == Errc::timed_out && !dl.passed())) abandon(fd);
+    if (r.error() == Errc::cancelled || (r.error() == Errc::timed_out && !dl.passed())) {
+        // A socket shut down now would read as the server's close when called again after
+        // EINTR (libpq: "server closed the connection unexpectedly"): the cancel says itself.
+        if (abandon(fd) && r.error() == Errc::cancelled) errno = ECANCELED;
+    }
     return false;
 }
 
@@ -60,7 +64,7 @@ class Backoff {
     // Sleeps the next step, within `dl`; false (errno set) when the fiber cannot, or `dl`
     // passed (EAGAIN, as the socket's own timeout). `fd` is the descriptor waited for.
     bool sleep(HubImpl& h, int fd, Deadline dl) {
-        if (const int e = cannot_park(h)) {
+        if (const int e = refuse_park(h, wanted(dl))) {
             abandon(fd);
             errno = e;
             return false;
@@ -71,8 +75,8 @@ class Backoff {
         }
         const auto step = std::chrono::milliseconds(1 << std::min(steps_++, 4));
         if (auto r = this_fiber::sleep_until(earliest(dl, Deadline(step))); !r) {
-            abandon(fd);
-            errno = r.error() == Errc::cancelled ? EINTR : ETIMEDOUT;
+            const bool shut = abandon(fd);
+            errno = r.error() == Errc::cancelled ? (shut ? ECANCELED : EINTR) : ETIMEDOUT;
             return false;
         }
         return true;
@@ -262,8 +266,9 @@ std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
 
 }  // namespace
 
-void abandon(int fd) noexcept {
+bool abandon(int fd) noexcept {
     const int saved = errno;  // the caller's errno is what its caller reads
+    bool shut = false;
     int type = 0;
     int listening = 0;
     socklen_t len = sizeof type;
@@ -276,8 +281,9 @@ void abandon(int fd) noexcept {
         // A socketpair's end (a peer with no name): an event loop's wake-up channel, which
         // carries no exchange to lose (libcurl's multi handle polls one beside its connections).
         !(peer.ss_family == AF_UNIX && plen <= sizeof(sa_family_t)))
-        (void)::shutdown(fd, SHUT_RDWR);
+        shut = ::shutdown(fd, SHUT_RDWR) == 0;
     errno = saved;
+    return shut;
 }
 
 // connect: a blocking socket connects without blocking the hub; SO_SNDTIMEO bounds it (then

@@ -43,7 +43,8 @@ inline void count_wait(HubImpl& h, PatchedCall c) noexcept {
 /// errno for a wait that ended without the descriptor being ready: the call's own timeout
 /// (`dl`) reads as `timeout_errno` (EAGAIN for SO_RCVTIMEO, as libc), the fiber's deadline as
 /// ETIMEDOUT, a cancel as EINTR (the fiber should stop; called again, it gets ECANCELED: see
-/// cannot_park), a close of the descriptor as EBADF.
+/// cannot_park; a socket the cancel shut down gets ECANCELED at once: see abandon), a close of
+/// the descriptor as EBADF.
 inline int wait_errno(const Error& e, Deadline dl, int timeout_errno) noexcept {
     switch (e.code) {
         case Errc::timed_out:
@@ -68,6 +69,37 @@ inline int cannot_park(HubImpl& h) noexcept {
     return r.error() == Errc::cancelled ? ECANCELED : ETIMEDOUT;
 }
 
+/// The longest a patched call pauses once its fiber cannot wait any more (see refuse_park and
+/// the patched sleeps): short, so that code winding down after a 504 or a hang-up ends soon,
+/// but not nothing, so that a retry loop cannot spin its hub.
+constexpr std::chrono::nanoseconds kPauseWhenOver = std::chrono::milliseconds(10);
+
+/// Waits `d` (at most kPauseWhenOver) although the fiber is cancelled or past its deadline:
+/// neither ends this wait, and a cancellation that comes meanwhile stays for the next call.
+void pause_when_over(HubImpl& h, std::chrono::nanoseconds d);
+
+/// cannot_park() for a call that would park, with a brake: the first refusal returns at once
+/// (a library that stops on ECANCELED or ETIMEDOUT, as libpq and hiredis do, loses no time),
+/// a later one of the same fiber pauses first (`wanted`, the call's own timeout, at most
+/// kPauseWhenOver), so that a loop that ignores the error (poll, fail, poll again) calls at
+/// most a hundred times a second instead of spinning its hub.
+inline int refuse_park(HubImpl& h, std::chrono::nanoseconds wanted) {
+    const int e = cannot_park(h);
+    if (e == 0) return 0;
+    FiberRecord* f = h.running();
+    if (f->park_refused) {
+        if (wanted.count() > 0) pause_when_over(h, wanted);
+    } else {
+        f->park_refused = true;
+    }
+    return e;
+}
+/// The time left to `dl`, as refuse_park's `wanted` (a never-ending wait wants the longest).
+inline std::chrono::nanoseconds wanted(Deadline dl) noexcept {
+    if (dl.is_never()) return kPauseWhenOver;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(dl.remaining());
+}
+
 /// A library's wait on `fd` was cut short by the fiber (a cancellation, or its own deadline:
 /// the request's), not by the call's timeout. The exchange the library was in the middle of
 /// (a query sent, its answer unread) is lost to it, yet the connection would look healthy:
@@ -75,8 +107,10 @@ inline int cannot_park(HubImpl& h) noexcept {
 /// stream socket is shut down, so that the library's next use of it fails and it, or its pool,
 /// connects again (psycopg2 closes the connection when gevent interrupts its wait; Go's
 /// database/sql drops a connection whose context ended). Listening sockets, socketpairs
-/// (wake-up channels), datagram sockets, pipes and files are left alone; errno is kept.
-void abandon(int fd) noexcept;
+/// (wake-up channels), datagram sockets, pipes and files are left alone; errno is kept. True
+/// when it shut the socket down: a cancelled caller then gets ECANCELED rather than EINTR,
+/// since a retry after EINTR would read the shutdown as the peer's close.
+bool abandon(int fd) noexcept;
 
 /// `sec` seconds and `nsec` nanoseconds from now; never past ~292 years (a timeout of
 /// LONG_MAX seconds means forever, and in nanoseconds would overflow).

@@ -50,10 +50,12 @@ bool zero(const timespec* ts) noexcept {
 // would spin instead of running its other fibers.
 bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline dl) {
     auto abandon_all = [&] {
+        bool shut = false;
         for (nfds_t i = 0; i < n; ++i)
-            if (fds[i].fd >= 0) abandon(fds[i].fd);
+            if (fds[i].fd >= 0) shut = abandon(fds[i].fd) || shut;
+        return shut;
     };
-    if (const int e = cannot_park(h)) {
+    if (const int e = refuse_park(h, wanted(dl))) {
         abandon_all();
         errno = e;
         return false;
@@ -73,8 +75,9 @@ bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline d
         errno = ETIMEDOUT;  // the fiber's deadline came first
         return false;
     }
-    abandon_all();
-    errno = EINTR;
+    // Cancelled: EINTR, as a signal would; ECANCELED when a socket was shut down, which a
+    // retry would read as the peer's close.
+    errno = abandon_all() ? ECANCELED : EINTR;
     return false;
 }
 

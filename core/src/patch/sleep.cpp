@@ -39,29 +39,6 @@ bool valid(const timespec* ts) noexcept {
     return ts->tv_nsec >= 0 && ts->tv_nsec < 1'000'000'000 && ts->tv_sec >= 0;
 }
 
-// The longest a sleep lasts once its fiber cannot wait any more (cancelled, or past its
-// deadline): short, so that code winding down after a 504 or a hang-up ends soon, but not
-// nothing, so that a retry loop (connect, fail at once, usleep, again) cannot spin its hub.
-constexpr nanoseconds kPauseWhenOver = std::chrono::milliseconds(10);
-
-// Waits `d` (at most kPauseWhenOver) although the fiber is cancelled or past its deadline:
-// neither ends this wait, and a cancellation that comes meanwhile stays for the next call.
-void pause_when_over(HubImpl& h, nanoseconds d) {
-    struct Pause final : Interruptible {
-        void interrupt(FiberRecord* f, Errc why) noexcept override {
-            if (why != Errc::cancelled) f->hub->make_ready(f, why);
-        }
-    } w;
-    FiberRecord* f = h.running();
-    const bool cancelled = f->cancel_requested;
-    const std::int64_t deadline = f->deadline_ns;
-    f->cancel_requested = false;
-    f->deadline_ns = INT64_MAX;
-    (void)h.park(&w, Deadline(d < kPauseWhenOver ? d : kPauseWhenOver), "sleep");
-    f->cancel_requested = f->cancel_requested || cancelled;
-    f->deadline_ns = deadline;
-}
-
 // Parks for `d` (a yield when d <= 0). Returns the time left: zero unless the fiber was
 // cancelled or reached its own deadline while it slept. A fiber that cannot park any more
 // (cancelled, or past its deadline, before the call) sleeps at most kPauseWhenOver and the
@@ -103,6 +80,22 @@ bool clock_we_can_wait_on(clockid_t clock) noexcept {
 }
 
 }  // namespace
+
+void pause_when_over(HubImpl& h, nanoseconds d) {
+    struct Pause final : Interruptible {
+        void interrupt(FiberRecord* f, Errc why) noexcept override {
+            if (why != Errc::cancelled) f->hub->make_ready(f, why);
+        }
+    } w;
+    FiberRecord* f = h.running();
+    const bool cancelled = f->cancel_requested;
+    const std::int64_t deadline = f->deadline_ns;
+    f->cancel_requested = false;
+    f->deadline_ns = INT64_MAX;
+    (void)h.park(&w, Deadline(d < kPauseWhenOver ? d : kPauseWhenOver), "sleep");
+    f->cancel_requested = f->cancel_requested || cancelled;
+    f->deadline_ns = deadline;
+}
 
 }  // namespace weft::detail::patch
 
