@@ -23,6 +23,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -55,27 +56,120 @@ void write_line(int fd, const char* p, std::size_t left, const std::string& what
     }
 }
 
+// Standard error or output, which a reader may stop reading (a log collector that hangs, a
+// `| head` that exited without closing): a write to it would block for ever, and with it
+// whoever writes (a hub, the main thread handling SIGTERM, the shutdown guard about to exit)
+// and whoever waits for its lock. A line waits at most kStreamStall for room; past that the
+// stream counts as stalled, and lines are dropped at once (and counted) until it takes one
+// again: then a line says how many were lost. The system calls themselves, not libc's poll
+// and write, which syscall patching may turn into parking a fiber while the lock is held.
+class StreamWriter {
+  public:
+    explicit StreamWriter(int fd) : fd_(fd) {}
+    /// Writes `line` whole, or drops it; `note` formats the "lines lost" notice. Throws
+    /// spdlog_ex, saying `what` ("access log: writing to standard output"), when the stream
+    /// fails (a closed pipe) or is stalled.
+    void write(const char* p, std::size_t n, const std::string& what,
+               const std::function<std::string(std::uint64_t)>& note) {
+        std::lock_guard<std::mutex> g(mu_);
+        if (dropped_ > 0 && room(0)) {
+            const std::string said = note(dropped_);
+            dropped_ = 0;
+            (void)put(said.data(), said.size());
+        }
+        const int err = put(p, n);
+        if (err == 0) return;
+        if (err == ETIMEDOUT) ++dropped_;
+        throw spdlog::spdlog_ex(
+            what + (err == ETIMEDOUT ? ": nobody has read it for a while (stalled)" : ""),
+            err == ETIMEDOUT ? 0 : err);
+    }
+
+  private:
+    static constexpr int kStreamStallMs = 1000;
+    bool room(int ms) {
+        pollfd pf{fd_, POLLOUT, 0};
+        timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};
+        for (;;) {
+            const long r = ::syscall(SYS_ppoll, &pf, 1, &ts, nullptr, 0);
+            if (r < 0 && errno == EINTR) continue;
+            return r > 0;
+        }
+    }
+    // 0 when written, ETIMEDOUT when the stream stayed full, else the write's errno.
+    int put(const char* p, std::size_t left) {
+        while (left > 0) {
+            if (!room(dropped_ > 0 ? 0 : kStreamStallMs)) return ETIMEDOUT;
+            const ssize_t n = ::syscall(SYS_write, fd_, p, left);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+            if (n <= 0) return n < 0 ? errno : EIO;
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+        return 0;
+    }
+
+    int fd_;
+    std::mutex mu_;
+    std::uint64_t dropped_ = 0;  // lines dropped since the stream stalled
+};
+
+StreamWriter& stream_writer(int fd) {
+    // Never destroyed: loggers on other threads may write while the process exits.
+    static auto* out = new StreamWriter(STDOUT_FILENO);
+    static auto* err = new StreamWriter(STDERR_FILENO);
+    return fd == STDOUT_FILENO ? *out : *err;
+}
+
 // The access log on standard output or standard error: spdlog's own sinks there (fwrite)
 // ignore a failed write, so lines lost to a full disk or a closed pipe went uncounted.
 class AccessStreamSink final : public spdlog::sinks::base_sink<std::mutex> {
   public:
-    AccessStreamSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+    AccessStreamSink(int fd, std::string name) : fd_(fd), what_("access log: writing " + name) {}
 
   protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         spdlog::memory_buf_t line;
         formatter_->format(msg, line);
-        // spdlog's console lock, which its stderr sink (the server's log) takes for each line:
-        // an access line and a log line on one stream never interleave, however long.
-        std::lock_guard<spdlog::details::console_mutex::mutex_t> g(
-            spdlog::details::console_mutex::mutex());
-        write_line(fd_, line.data(), line.size(), name_);
+        // The stream's writer takes one line at a time: an access line and a log line on one
+        // stream never interleave, however long.
+        // (Lost lines are counted in weft_access_log_lines_lost_total and said in the server's
+        // log, not in the access log itself: a line of another form would break its parsers.)
+        stream_writer(fd_).write(line.data(), line.size(), what_,
+                                 [](std::uint64_t) { return std::string(); });
     }
     void flush_() override {}  // nothing is buffered
 
   private:
     int fd_;
-    std::string name_;
+    std::string what_;
+};
+
+// The server's log on standard error (spdlog's stderr sink would block for ever on a stalled
+// one). A line it cannot write is dropped: there is nowhere left to say so but the line that
+// follows once the stream moves again.
+class ServerLogSink final : public spdlog::sinks::base_sink<std::mutex> {
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        formatter_->format(msg, line);
+        try {
+            stream_writer(STDERR_FILENO)
+                .write(
+                    line.data(), line.size(), "to standard error", [this, &msg](std::uint64_t n) {
+                        const std::string text = "log: " + std::to_string(n) +
+                                                 " line(s) lost while standard error was not "
+                                                 "being read";
+                        spdlog::details::log_msg note(msg.logger_name, spdlog::level::warn, text);
+                        spdlog::memory_buf_t out;
+                        formatter_->format(note, out);
+                        return std::string(out.data(), out.size());
+                    });
+        } catch (const spdlog::spdlog_ex&) {
+            // Dropped (and counted for the notice above).
+        }
+    }
+    void flush_() override {}  // nothing is buffered
 };
 
 // The access log's file. A file that was renamed or removed (logrotate without copytruncate)
@@ -155,7 +249,8 @@ class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 // The access log's writer: one thread takes the lines the hubs queue and writes them, so that a
 // hub never waits for the disk (or for another hub's line) and a slow disk delays no request.
 // The queue holds this many lines (made up front, a few hundred bytes each); a hub waits only
-// when it is full (the disk has stalled for that long: lines are never dropped).
+// when it is full (a file's disk has stalled for that long: lines to a file are never dropped;
+// on a stream nobody reads they are, see StreamWriter).
 constexpr std::size_t kAccessQueue = 8 * 1024;
 // Held where no static destructor reaches it: only close_access_log() ends the writer. A child
 // forked by a plugin has a copy of the pointer but no writer thread, and its exit must not
@@ -295,7 +390,7 @@ std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
 
 void setup_logging(const LogOptions& log) {
     const bool json = log.format == LogFormat::json;
-    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    auto sink = std::make_shared<ServerLogSink>();
     sink->set_formatter(make_formatter(json));
     auto def = std::make_shared<spdlog::logger>("weft", sink);
     def->set_level(to_spdlog(log.level));

@@ -13,6 +13,7 @@ import tempfile
 import time
 import unittest
 
+import real_servers
 import server_test_util as u
 from server_test_util import Weft, get
 
@@ -274,6 +275,66 @@ class AccessLogFile(unittest.TestCase):
             self.assertIn("/?line=0 ", lines[0])
             self.assertIn("/?line=%d " % (n - 1), lines[-1])
             self.assertLess(took, 5.0)
+
+    def test_streams_nobody_reads_hold_up_neither_requests_nor_the_stop(self):
+        # Standard output and error are one pipe whose reader stopped reading (a log collector
+        # that hangs). The access log (on stdout) filled it and its writer's queue: the hubs
+        # then waited for room in the queue, and every thread that logged to stderr for the
+        # lock its writer held (the data port stopped answering after some 8,800 requests,
+        # SIGTERM was logged by nobody and drained nothing, only SIGKILL ended it). Now a
+        # line waits at most a second for room; past that, lines are dropped and counted.
+        with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
+            fifo = os.path.join(tmp, "out.fifo")
+            os.mkfifo(fifo)
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open, never read
+            writer = os.open(fifo, os.O_WRONLY)  # blocking, as a runtime's pipe
+            port, admin = real_servers.free_port(), real_servers.free_port()
+            p = subprocess.Popen([u.ARGS.weft, "--hubs", "1", "--listen", "127.0.0.1:%d" % port,
+                                  "--admin", "127.0.0.1:%d" % admin,
+                                  "--set", "log.access_log=stdout"],
+                                 env=u.clean_env(), stdin=subprocess.DEVNULL, stdout=writer,
+                                 stderr=writer, cwd=tmp, start_new_session=True)
+            os.close(writer)
+            try:
+                addr = "127.0.0.1:%d" % port
+                u.poll(lambda: not u.connect_refused(addr), 10, what="weft listening")
+                batch = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 100
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+                    for _ in range(120):  # 12,000 requests: the pipe's and the queue's worth
+                        c.sendall(batch)
+                        got = b""
+                        while got.count(b"HTTP/1.1 200 ") < 100:
+                            b = c.recv(65536)
+                            self.assertTrue(b, "the server closed the connection")
+                            got += b
+                metrics = get("127.0.0.1:%d" % admin, "/metrics")[2].decode()
+                m = re.search(r"(?m)^weft_access_log_lines_lost_total (\S+)$", metrics)
+                self.assertTrue(m and float(m.group(1)) > 0, metrics[-1500:])
+
+                def drain():
+                    out, quiet = b"", 0
+                    while quiet < 30:
+                        try:
+                            chunk = os.read(reader, 65536)
+                        except BlockingIOError:
+                            chunk = b""
+                        out += chunk
+                        quiet = 0 if chunk else quiet + 1
+                        time.sleep(0 if chunk else 0.01)
+                    return out
+                drain()  # the reader is back: the next server line says what was lost
+                t = time.monotonic()
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=15), 0)
+                self.assertLess(time.monotonic() - t, 10)
+                self.assertRegex(drain().decode(errors="replace"),
+                                 r"\[warning\] log: \d+ line\(s\) lost while standard error "
+                                 r"was not being read\n.*SIGTERM: draining")
+            finally:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+                os.close(reader)
 
     def test_a_forked_child_exits_with_the_access_log_on(self):
         # The access log's writer is a thread the child of a fork does not have: its exit must
