@@ -298,6 +298,20 @@ Result<void> Connection::send_buffer(ByteBuffer& bytes) {
     return Transport::send_buffer(bytes);
 }
 
+bool Connection::send_now(ByteBuffer& bytes) noexcept {
+    // A detached send, when one can start at once: none in flight (this one would wait for
+    // it), plain TCP, small enough. The fiber's own cancellation or deadline do not stop it:
+    // these are earlier requests' answers.
+    if (tls_ || tail_ || tail_error_.code != Errc::ok || !hub_.detached_sends_ ||
+        bytes.size() == 0 || bytes.size() > kTailMax)
+        return false;
+    try {
+        return start_tail({}, &bytes);
+    } catch (...) {
+        return false;  // no memory for the tail: they go with the batch
+    }
+}
+
 Result<void> Connection::send(std::span<const iovec> bufs) {
     if (tls_) return tls_send(bufs);
     std::size_t total = 0;

@@ -91,6 +91,7 @@ class Connection final : public internal::RecvWatcher, private Transport {
     Deadline idle_deadline() const noexcept;
     Result<void> send(std::span<const iovec> bufs) override;
     Result<void> send_buffer(ByteBuffer& bytes) override;
+    bool send_now(ByteBuffer& bytes) noexcept override;
     Result<std::size_t> recv_append(std::string& out, Deadline deadline) override;
     void shutdown_read() noexcept override;
     /// Whether an answer of `total` bytes may go out detached: a failure (the earlier send's,

@@ -169,6 +169,7 @@ bool RequestLife::deadline_passed() const noexcept {
 
 void RequestLife::on_park() noexcept {
     parked_ = true;
+    if (flush_) flush_->flush_early();
     // The handler waits: watch the connection for a client that hangs up meanwhile, and then
     // cancel the handler (Go's Request.Context().Done()). The watch uses only what it holds.
     try {

@@ -37,6 +37,16 @@ class RequestContextSlot {
     std::uint32_t owner_shares_ = 0;
 };
 
+/// What else runs as a handler first waits: its session sends the answers it has (see
+/// Http1Session::flush_early). It must not block.
+class EarlyFlush {
+  public:
+    virtual void flush_early() noexcept = 0;
+
+  protected:
+    ~EarlyFlush() = default;
+};
+
 class RequestLife final : internal::ParkHook {
   public:
     /// `received`: when the request was complete; `fd`: the connection's socket.
@@ -53,6 +63,8 @@ class RequestLife final : internal::ParkHook {
     void handler_done() noexcept;
     bool deadline_passed() const noexcept;
     bool client_gone() const noexcept { return watch_ && watch_->gone; }
+    /// `f` runs (once) as the handler first waits, before the hang-up watch starts.
+    void flush_on_park(EarlyFlush* f) noexcept { flush_ = f; }
     Deadline deadline() const noexcept { return deadline_; }
 
   private:
@@ -72,6 +84,7 @@ class RequestLife final : internal::ParkHook {
     std::shared_ptr<Watch> watch_;
     bool done_ = false;
     bool parked_ = false;  // the handler waited at least once (on_park ran)
+    EarlyFlush* flush_ = nullptr;
 };
 
 /// A timeout header's value ("250m", "2S", "1500"): the duration, or nullopt when invalid.

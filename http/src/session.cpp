@@ -538,6 +538,7 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         if (ctx_.metrics) ctx_.metrics->active_add(req.method(), 1);
         RequestLife life(*ctx_.options, ep, req, s.received, conn_->fd, conn_->peer_text,
                          request_context_);
+        if (&s != &slots_[0]) life.flush_on_park(this);  // answers before it may be waiting
         if (ep.stream) {
             run_stream(ep, req, life, keep, status, bytes);
             life.handler_done();
@@ -751,9 +752,32 @@ void Http1Session::append_external(std::string_view bytes) {
     pieces_.push_back({bytes.data(), 0, bytes.size()});
 }
 
+void Http1Session::flush_early() noexcept {
+    if (in_flush_ || send_failed_ || !transport_) return;
+    close_out_piece();
+    // Only bytes of out_'s own (no body referenced in place): the transport takes them whole.
+    if (pieces_.size() != 1 || pieces_[0].ptr || pieces_[0].off != 0 ||
+        pieces_[0].len != out_.size() || !transport_->send_now(out_))
+        return;
+    out_.clear();
+    out_mark_ = 0;
+    pieces_.clear();
+    held_.clear();
+    try {
+        record_answered();  // their durations end now, not with the batch's
+    } catch (...) {
+        // Out of memory in the log or the metrics: what was recorded so far stays.
+    }
+}
+
 Result<void> Http1Session::flush() {
     close_out_piece();
     if (pieces_.empty()) return {};
+    struct InFlush {
+        bool& b;
+        explicit InFlush(bool& f) : b(f) { b = true; }
+        ~InFlush() { b = false; }
+    } in_flush(in_flush_);
     Result<void> r = Errc::closed;
     if (!send_failed_ && transport_ && pieces_.size() == 1 && !pieces_[0].ptr &&
         pieces_[0].off == 0 && pieces_[0].len == out_.size()) {

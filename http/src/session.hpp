@@ -43,6 +43,13 @@ class Transport {
         const iovec v{const_cast<char*>(bytes.data()), bytes.size()};
         return send(std::span<const iovec>(&v, 1));
     }
+    /// Hands all of `bytes` to the kernel now, without waiting (no send of its own in flight,
+    /// nothing that would block), taking their storage as send_buffer() may; false, leaving
+    /// `bytes` as they were, when it cannot.
+    virtual bool send_now(ByteBuffer& bytes) noexcept {
+        (void)bytes;
+        return false;
+    }
     /// Receives what follows the requests on the connection (a WebSocket's frames, after the
     /// upgrade) and appends it to `out`; returns how many bytes, 0 at the end of the stream.
     /// A wait holds no buffer of its own (the socket's pooled receive buffers).
@@ -117,7 +124,7 @@ struct Step {
     Clock::time_point head_started{};
 };
 
-class Http1Session final : public StreamSink {
+class Http1Session final : public StreamSink, EarlyFlush {
   public:
     /// Requests parsed before their handlers run; more wait in the carry buffer.
     static constexpr std::size_t kMaxBatch = 64;
@@ -199,6 +206,10 @@ class Http1Session final : public StreamSink {
     void append_external(std::string_view bytes);
     void close_out_piece() noexcept;
     Result<void> flush();
+    /// A handler is about to wait (RequestLife's park hook): the answers of the requests
+    /// pipelined before its own go out now, if the transport can send them without waiting,
+    /// not after it (a slow request would hold them, and the times they are logged with).
+    void flush_early() noexcept override;
     /// Notes the answer to slot `s`, for record_answered() after the batch is sent.
     void answered(Slot& s, int status, unsigned route_id, std::string_view route,
                   std::uint64_t bytes) noexcept;
@@ -241,6 +252,7 @@ class Http1Session final : public StreamSink {
     bool closing_ = false;
     bool stop_parsing_ = false;
     bool send_failed_ = false;
+    bool in_flush_ = false;  // flush() is handing bytes to the transport (which may park)
     bool continue_sent_ = false;
     bool linger_ = false;
     RequestContextSlot request_context_;  // current_request() for the handlers

@@ -289,6 +289,32 @@ TEST(HttpServer, PipeliningThreeInOneWrite) {
     EXPECT_EQ(c.read_responses(1).size(), 1u);
 }
 
+// A slow request pipelined behind fast ones does not hold their answers: they go out as its
+// handler starts to wait, not with its own answer (its time, and theirs in the log and the
+// metrics, would be its own). Order stays: its answer comes after them.
+TEST(HttpServer, AnswersPipelinedBeforeAWaitingHandlerGoOutAtOnce) {
+    TestServer s;
+    RawClient c(s.port);
+    ASSERT_TRUE(c.ok());
+    const auto sent = std::chrono::steady_clock::now();
+    ASSERT_TRUE(
+        c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+               "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond"
+               "GET /sleep?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto first = c.read_responses(2);
+    const auto early = std::chrono::steady_clock::now() - sent;
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[0].body, "Hello, World!");
+    EXPECT_EQ(first[1].body, "second");
+    EXPECT_LT(early, 1000ms) << "the first two answers waited for the third";
+    auto rest = c.read_responses(2);
+    ASSERT_EQ(rest.size(), 2u);
+    EXPECT_EQ(rest[0].body, "slept 1500 ms\n");
+    EXPECT_EQ(rest[1].body, "Hello, World!");
+    EXPECT_GE(std::chrono::steady_clock::now() - sent, 1500ms);
+}
+
 TEST(HttpServer, RequestsThatArriveWhileAHandlerWaitsAreServedInOrder) {
     // The next requests come while the first one's handler sleeps: a large body (more than the
     // server queues for a busy connection, so its receiving pauses and resumes), then a small
