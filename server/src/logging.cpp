@@ -22,7 +22,6 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <system_error>
@@ -221,15 +220,10 @@ class AccessFileSink final : public spdlog::sinks::base_sink<std::mutex> {
     void flush_() override {}  // nothing is buffered
 
   private:
+    // Its directory must exist (as nginx's): a mistyped path is refused at startup, rather
+    // than making a stray tree of directories.
     int open_file() const {
-        int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-        if (fd < 0 && errno == ENOENT) {
-            // Its directory is made as needed (as spdlog's file sinks do).
-            std::error_code ec;
-            std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
-            fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-        }
-        return fd;
+        return ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
     }
     void remember() {
         struct stat st {};

@@ -53,6 +53,9 @@ using weft::server::PluginError;
 
 // How long the shutdown hooks and stopping the hubs may take after the drain.
 constexpr std::chrono::seconds kShutdownLimit{5};
+// A configuration of one's own that forgot its plugins starts, and is ready, with no route.
+constexpr const char* kNoPlugins =
+    "no plugin is loaded: every request gets 404 (add a [[plugin]] table, or --plugin NAME)";
 // Within that limit: how long the hubs get to end once their fibers are cancelled before the
 // fibers still there are logged.
 constexpr std::chrono::seconds kHubStopReport{2};
@@ -413,6 +416,7 @@ int main(int argc, char** argv) {
         }
         std::printf("weft: %s is ok (%zu plugin%s)\n", config_name.c_str(), loaded.plugins.size(),
                     loaded.plugins.size() == 1 ? "" : "s");
+        if (loaded.plugins.empty()) std::fprintf(stderr, "weft: warning: %s\n", kNoPlugins);
         return 0;
     }
 
@@ -657,6 +661,7 @@ int main(int argc, char** argv) {
                   ? (admin_server->tls() ? "https://" : "http://") + admin_bound.to_string()
                   : std::string("off"),
               plugin_list.empty() ? "none" : plugin_list);
+    if (plugin_list.empty()) log->warn("{}", kNoPlugins);
     if (log_level > spdlog::level::err) {
         // Back to the configured level; a plugin's logger set to another during init keeps it.
         spdlog::apply_all([log_level](const std::shared_ptr<spdlog::logger>& lg) {

@@ -309,6 +309,21 @@ class CheckConfig(unittest.TestCase):
         r = run_weft(["--check-config", "--config", good])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("good.toml is ok (1 plugin)", r.stdout)
+        self.assertNotIn("no plugin", r.stderr)
+
+    def test_a_file_without_plugins_is_ok_but_said_to_serve_only_404s(self):
+        # A configuration of one's own that forgot its [[plugin]] tables started "ready" and
+        # answered every request with 404, saying only "plugins: none".
+        bare = self.path("bare.toml", '[server]\nlisten = "127.0.0.1:0"\n')
+        r = run_weft(["--check-config", "--config", bare])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("bare.toml is ok (0 plugins)", r.stdout)
+        self.assertIn("weft: warning: no plugin is loaded: every request gets 404 (add a "
+                      "[[plugin]] table, or --plugin NAME)", r.stderr)
+        with Weft(["--config", bare]) as w:
+            w.wait_ready()
+            w.wait_for_log(r"\[warning\] no plugin is loaded: every request gets 404")
+            self.assertEqual(w.stop(), 0)
 
     def test_weft_config_in_the_environment_is_said_to_be_ignored(self):
         # Users guess it; the file is named by --config only, and the guess passed unseen.
