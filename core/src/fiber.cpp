@@ -242,6 +242,7 @@ void enter_handler(HandlerScope& scope, Deadline deadline, ParkHook* hook) noexc
     scope.locals_shares = f->locals_shares;
     f->deadline_ns = std::min(f->deadline_ns, detail::deadline_ns(deadline));
     f->park_hook = hook;
+    f->park_refused = false;  // a connection fiber's earlier requests do not count
 }
 
 void leave_handler(const HandlerScope& scope) noexcept {
@@ -249,6 +250,7 @@ void leave_handler(const HandlerScope& scope) noexcept {
     auto* f = static_cast<detail::FiberRecord*>(scope.fiber);
     f->deadline_ns = scope.saved_deadline_ns;
     f->park_hook = nullptr;
+    f->park_refused = false;
 }
 
 bool fiber_local_owned(std::size_t slot, const void* value) noexcept {

@@ -81,7 +81,8 @@ struct FiberRecord {
     /// The fiber's values are dying (it ended): a value set now dies at once.
     bool locals_ending = false;
     /// A patched call already refused to park this fiber (cancelled, or past its deadline):
-    /// the next refusal pauses first (see patch::refuse_park).
+    /// the next refusal pauses first (see patch::refuse_park). Cleared as a request's handler
+    /// starts and ends on the fiber (internal::enter_handler, leave_handler).
     bool park_refused = false;
     /// Run (and removed) at the fiber's next park; see internal::enter_handler(). Not inherited.
     internal::ParkHook* park_hook = nullptr;

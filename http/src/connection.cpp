@@ -346,8 +346,16 @@ bool Connection::start_tail(std::span<const iovec> bufs, ByteBuffer* take) {
             t->bytes.append(static_cast<const char*>(b.iov_base), b.iov_len);
     }
     t->sent = 0;
-    if (!internal::send_detached(stream_, std::string_view(t->bytes.data(), t->bytes.size()), *t,
-                                 stall_deadline())) {
+    bool started = false;
+    try {
+        started = internal::send_detached(
+            stream_, std::string_view(t->bytes.data(), t->bytes.size()), *t, stall_deadline());
+    } catch (...) {
+        if (take) t->bytes.swap(*take);  // the session keeps its bytes (out of memory)
+        hub_.give_back_tail(std::move(t));
+        throw;
+    }
+    if (!started) {
         hub_.detached_sends_ = false;    // this backend has none: send from the fiber
         if (take) t->bytes.swap(*take);  // the bytes go back to the session, to send them
         hub_.give_back_tail(std::move(t));

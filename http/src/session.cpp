@@ -428,8 +428,13 @@ void Http1Session::record_answered() {
         Slot& s = slots_[i];
         if (!s.answered) continue;
         s.answered = false;
-        if (sent == Clock::time_point{}) sent = Clock::now();
-        record(*s.req, s.status, s.route_id, s.route, s.started, s.received, sent, s.bytes,
+        Clock::time_point at = s.sent_early;
+        s.sent_early = {};
+        if (at == Clock::time_point{}) {
+            if (sent == Clock::time_point{}) sent = Clock::now();
+            at = sent;
+        }
+        record(*s.req, s.status, s.route_id, s.route, s.started, s.received, at, s.bytes,
                s.error_status != 0 ? std::string_view(line_) : std::string_view());
     }
 }
@@ -763,10 +768,14 @@ void Http1Session::flush_early() noexcept {
     out_mark_ = 0;
     pieces_.clear();
     held_.clear();
-    try {
-        record_answered();  // their durations end now, not with the batch's
-    } catch (...) {
-        // Out of memory in the log or the metrics: what was recorded so far stays.
+    // Their durations end now, not with the batch's. They are recorded with the batch all the
+    // same: a hook must not block, and the access log's callback is the user's.
+    Clock::time_point now{};
+    for (std::size_t i = 0; i < ready_; ++i) {
+        Slot& s = slots_[i];
+        if (!s.answered || s.sent_early != Clock::time_point{}) continue;
+        if (now == Clock::time_point{}) now = Clock::now();
+        s.sent_early = now;
     }
 }
 

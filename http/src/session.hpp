@@ -166,7 +166,8 @@ class Http1Session final : public StreamSink, EarlyFlush {
         unsigned route_id = 0;
         std::string_view route;
         std::uint64_t bytes = 0;
-        std::size_t body_charge = 0;  // what the body took from the budget
+        std::size_t body_charge = 0;     // what the body took from the budget
+        Clock::time_point sent_early{};  // handed to the kernel before the batch (flush_early)
     };
     struct Piece {
         const char* ptr;  // nullptr: an offset into out_
@@ -208,7 +209,8 @@ class Http1Session final : public StreamSink, EarlyFlush {
     Result<void> flush();
     /// A handler is about to wait (RequestLife's park hook): the answers of the requests
     /// pipelined before its own go out now, if the transport can send them without waiting,
-    /// not after it (a slow request would hold them, and the times they are logged with).
+    /// not after it (a slow request would hold them, and the times they are logged with: they
+    /// are recorded after the batch, with this time).
     void flush_early() noexcept override;
     /// Notes the answer to slot `s`, for record_answered() after the batch is sent.
     void answered(Slot& s, int status, unsigned route_id, std::string_view route,

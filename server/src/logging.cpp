@@ -12,6 +12,7 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -65,15 +67,24 @@ void write_line(int fd, const char* p, std::size_t left, const std::string& what
 class StreamWriter {
   public:
     explicit StreamWriter(int fd) : fd_(fd) {}
-    /// Writes `line` whole, or drops it; `note` formats the "lines lost" notice. Throws
-    /// spdlog_ex, saying `what` ("access log: writing to standard output"), when the stream
-    /// fails (a closed pipe) or is stalled.
+    /// Writes `line` whole, or drops it; `note` formats the "lines lost" notice ("" to leave
+    /// it to the stream's next line of another kind). Throws spdlog_ex, saying `what`
+    /// ("access log: writing to standard output"), when the stream fails (a closed pipe) or
+    /// is stalled.
     void write(const char* p, std::size_t n, const std::string& what,
                const std::function<std::string(std::uint64_t)>& note) {
-        std::lock_guard<std::mutex> g(mu_);
-        if (dropped_ > 0 && room(0)) {
-            const std::string said = note(dropped_);
-            dropped_ = 0;
+        // One lock for both streams: with `2>&1` they are one pipe, where an access line and
+        // a log line must not interleave, however long.
+        std::lock_guard<std::mutex> g(lock());
+        if ((dropped_ > 0 || torn_) && room(0)) {
+            // A line cut short by the stall is ended, so that the next one starts a line.
+            std::string said = torn_ ? "\n" : "";
+            if (dropped_ > 0) {
+                const std::string lost = note(dropped_);
+                if (!lost.empty()) dropped_ = 0;
+                said += lost;
+            }
+            torn_ = false;
             (void)put(said.data(), said.size());
         }
         const int err = put(p, n);
@@ -86,6 +97,10 @@ class StreamWriter {
 
   private:
     static constexpr int kStreamStallMs = 1000;
+    static std::mutex& lock() {
+        static auto* m = new std::mutex();  // never destroyed (see stream_writer())
+        return *m;
+    }
     bool room(int ms) {
         pollfd pf{fd_, POLLOUT, 0};
         timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};
@@ -95,13 +110,30 @@ class StreamWriter {
             return r > 0;
         }
     }
-    // 0 when written, ETIMEDOUT when the stream stayed full, else the write's errno.
+    // 0 when written, ETIMEDOUT when the stream stayed full, else the write's errno. Neither
+    // write may block past the wait for room: a socket (journald's stream) is sent to without
+    // waiting; a pipe, whose readiness promises a free page, takes at most PIPE_BUF bytes a
+    // write (a longer blocking write waits in the kernel for the rest).
     int put(const char* p, std::size_t left) {
+        bool wrote = false;
         while (left > 0) {
-            if (!room(dropped_ > 0 ? 0 : kStreamStallMs)) return ETIMEDOUT;
-            const ssize_t n = ::syscall(SYS_write, fd_, p, left);
+            if (!room(dropped_ > 0 ? 0 : kStreamStallMs)) {
+                torn_ = wrote;
+                return ETIMEDOUT;
+            }
+            ssize_t n = -1;
+            if (!not_socket_) {
+                n = ::send(fd_, p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && errno == ENOTSOCK) not_socket_ = true;
+            }
+            if (not_socket_)
+                n = ::syscall(SYS_write, fd_, p, std::min<std::size_t>(left, PIPE_BUF));
             if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-            if (n <= 0) return n < 0 ? errno : EIO;
+            if (n <= 0) {
+                torn_ = wrote;
+                return n < 0 ? errno : EIO;
+            }
+            wrote = true;
             p += n;
             left -= static_cast<std::size_t>(n);
         }
@@ -109,7 +141,8 @@ class StreamWriter {
     }
 
     int fd_;
-    std::mutex mu_;
+    bool not_socket_ = false;    // send() said ENOTSOCK: write() from then on
+    bool torn_ = false;          // the last line went out in part
     std::uint64_t dropped_ = 0;  // lines dropped since the stream stalled
 };
 
@@ -130,10 +163,10 @@ class AccessStreamSink final : public spdlog::sinks::base_sink<std::mutex> {
     void sink_it_(const spdlog::details::log_msg& msg) override {
         spdlog::memory_buf_t line;
         formatter_->format(msg, line);
-        // The stream's writer takes one line at a time: an access line and a log line on one
-        // stream never interleave, however long.
-        // (Lost lines are counted in weft_access_log_lines_lost_total and said in the server's
-        // log, not in the access log itself: a line of another form would break its parsers.)
+        // The streams' writer takes one line at a time: an access line and a log line never
+        // interleave, however long. (Lost lines are counted in weft_access_log_lines_lost_total and
+        // said in the server's log, not in the access log itself: a line of another form would
+        // break its parsers.)
         stream_writer(fd_).write(line.data(), line.size(), what_,
                                  [](std::uint64_t) { return std::string(); });
     }
@@ -154,16 +187,16 @@ class ServerLogSink final : public spdlog::sinks::base_sink<std::mutex> {
         formatter_->format(msg, line);
         try {
             stream_writer(STDERR_FILENO)
-                .write(
-                    line.data(), line.size(), "to standard error", [this, &msg](std::uint64_t n) {
-                        const std::string text = "log: " + std::to_string(n) +
-                                                 " line(s) lost while standard error was not "
-                                                 "being read";
-                        spdlog::details::log_msg note(msg.logger_name, spdlog::level::warn, text);
-                        spdlog::memory_buf_t out;
-                        formatter_->format(note, out);
-                        return std::string(out.data(), out.size());
-                    });
+                .write(line.data(), line.size(), "log: writing to standard error",
+                       [this](std::uint64_t n) {
+                           const std::string text = "log: " + std::to_string(n) +
+                                                    " line(s) lost while standard error was not "
+                                                    "being read";
+                           spdlog::details::log_msg note("weft", spdlog::level::warn, text);
+                           spdlog::memory_buf_t out;
+                           formatter_->format(note, out);
+                           return std::string(out.data(), out.size());
+                       });
         } catch (const spdlog::spdlog_ex&) {
             // Dropped (and counted for the notice above).
         }

@@ -294,6 +294,8 @@ TEST(HttpServer, PipeliningThreeInOneWrite) {
 // metrics, would be its own). Order stays: its answer comes after them.
 TEST(HttpServer, AnswersPipelinedBeforeAWaitingHandlerGoOutAtOnce) {
     TestServer s;
+    if (s.rt->backend() == weft::Backend::epoll)
+        GTEST_SKIP() << "the epoll backend has no detached sends: the answers go with the batch";
     RawClient c(s.port);
     ASSERT_TRUE(c.ok());
     const auto sent = std::chrono::steady_clock::now();
