@@ -561,6 +561,49 @@ TEST(Offload, OwnedWorkIsLeftAtTheDeadlineEvenWhileItRuns) {
         o);
 }
 
+TEST(Offload, OwnedCallsGiveValuesAndExceptionsAndCanBeLeft) {
+    // The public offload_owned(): the work is moved in (a move-only capture here), its value
+    // or exception comes back; the deadline or a cancel ends the wait while the work runs.
+    auto o = weft::testing::test_options();
+    o.offload_threads = 1;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    weft::run(
+        [done] {
+            auto box = std::make_unique<int>(41);
+            EXPECT_EQ(weft::offload_owned([b = std::move(box)] { return *b + 1; }), 42);
+            auto s = weft::offload_owned(weft::Deadline(5s), [] { return std::string("x"); });
+            ASSERT_TRUE(s);
+            EXPECT_EQ(*s, "x");
+            EXPECT_THROW(weft::offload_owned([]() -> int { throw std::runtime_error("boom"); }),
+                         std::runtime_error);
+            // A deadline of its own ends the wait, not the work.
+            const auto t0 = weft::Clock::now();
+            auto left = weft::offload_owned(weft::Deadline(50ms), [done] {
+                std::this_thread::sleep_for(300ms);
+                done->store(true);
+            });
+            ASSERT_FALSE(left);
+            EXPECT_EQ(left.error().code, weft::Errc::timed_out);
+            EXPECT_LT(weft::Clock::now() - t0, 250ms) << "the wait outlived its deadline";
+            EXPECT_FALSE(done->load());
+            // The throwing form, cancelled: ResultError with Errc::cancelled.
+            weft::Errc seen = weft::Errc::ok;
+            auto waiter = weft::spawn("cancelled", [&] {
+                try {
+                    weft::offload_owned([] { std::this_thread::sleep_for(100ms); });
+                } catch (const weft::ResultError<weft::Error>& e) {
+                    seen = e.error().code;
+                }
+            });
+            (void)weft::sleep_for(10ms);
+            waiter.cancel();
+            waiter.join();
+            EXPECT_EQ(seen, weft::Errc::cancelled);
+        },
+        o);
+    EXPECT_TRUE(done->load()) << "the runtime ended before the work its fiber left";
+}
+
 TEST(Offload, ARuntimeEndsAfterTheLookupsItsFibersLeft) {
     // A lookup of a dead DNS server runs on after its fiber gave up. The runtime that ends
     // meanwhile waits for it while its hubs are still there: the lookup's end is posted to one

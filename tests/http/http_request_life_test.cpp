@@ -35,6 +35,8 @@ struct LifeServer {
     std::atomic<bool> late_child_done{false};
     std::atomic<bool> left_child_done{false};
     std::atomic<int> stream_write_result{-1};  // Errc of /stream/late's write
+    // /offload/owned's work, which runs on after its handler stopped waiting.
+    std::shared_ptr<std::atomic<bool>> owned_work_done = std::make_shared<std::atomic<bool>>();
     std::string seen_route, child_route, left_child_saw;
 
     explicit LifeServer(ServerOptions o) {
@@ -102,6 +104,22 @@ struct LifeServer {
             (void)weft::sleep_for(2s);
             (void)st.write("second\n");
         });
+        // A pool thread's work the handler waits for (offload) and one it can leave at its
+        // deadline (offload_owned), each sleeping ?ms (default 1.5 s) on that thread.
+        router.get("/offload/{how}", [this](Request& r) {
+            const auto d =
+                std::chrono::milliseconds(std::stol(std::string(r.query("ms").value_or("1500"))));
+            if (r.param("how") == "owned") {
+                const int v = weft::offload_owned([d, done = owned_work_done] {
+                    std::this_thread::sleep_for(d);
+                    done->store(true);
+                    return 7;
+                });
+                return Response::text("owned " + std::to_string(v) + "\n");
+            }
+            weft::offload([d] { std::this_thread::sleep_for(d); });
+            return Response::text("held\n");
+        });
         server = std::make_unique<Server>(*rt, router, std::move(o));
         port = server->listen(*weft::SocketAddress::parse("127.0.0.1:0"))->port();
     }
@@ -165,6 +183,33 @@ TEST(RequestLife, TheDeadlineEndsTheHandlersWaitsAndAnswers504) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "slept\n");
     EXPECT_EQ(s.outcome(true), 1u);
+}
+
+// Work offloaded with offload_owned() does not hold the answer past the deadline: the handler
+// stops waiting and the 504 goes out while the work runs on; plain offload() holds it.
+TEST(RequestLife, OwnedOffloadedWorkIsLeftAtTheDeadline) {
+    ServerOptions o;
+    o.request_timeout = 150ms;
+    LifeServer s(o);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = ask(s.port, "GET /offload/owned HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    // The work sleeps 1.5 s: an answer before its end is one that did not wait for it.
+    EXPECT_LT(since(t0), 1.2);
+    EXPECT_FALSE(s.owned_work_done->load());
+    EXPECT_TRUE(eventually([&] { return s.owned_work_done->load(); }, 5s))
+        << "the work left behind did not run to its end";
+    // Within the deadline, its value comes back.
+    r = ask(s.port, "GET /offload/owned?ms=10 HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "owned 7\n");
+    // offload() waits for its work, whose thread may use the handler's stack: the 504 comes
+    // only as the handler returns.
+    t0 = std::chrono::steady_clock::now();
+    r = ask(s.port, "GET /offload/held?ms=600 HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    EXPECT_GE(since(t0), 0.6);
+    EXPECT_EQ(s.outcome(true), 2u);
 }
 
 // A streaming handler whose deadline passes before it has sent anything gets the 504 an

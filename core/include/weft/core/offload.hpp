@@ -10,6 +10,7 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -58,6 +59,14 @@ struct OffloadCall {
             deadline);
     }
 };
+
+// The outcome of owned work: shared by the waiting fiber and the work, which may outlive it.
+template <class Fn>
+struct OwnedCall {
+    using T = std::invoke_result_t<Fn&>;
+    std::optional<StoredValue<T>> value;
+    std::exception_ptr error;
+};
 }  // namespace detail
 
 /// Runs `fn` on a pool thread, parks the calling fiber until it returns, then returns its value
@@ -88,6 +97,53 @@ auto offload(Deadline deadline, F&& fn) -> Result<std::invoke_result_t<std::deca
         return {};
     else
         return std::move(*call.value);
+}
+
+/// offload() for work that owns everything it touches, so that the wait for it can end first:
+/// `deadline`, the fiber's own (ScopedDeadline, the request's) or a cancel wakes the fiber at
+/// once with Errc::timed_out or Errc::cancelled, even while a thread runs the work. The work
+/// then runs to its end unobserved (its value or exception dropped), holding its pool thread
+/// until then; the runtime's end waits for it. This is what lets a request's deadline answer
+/// 504 on time while, say, a driver call without a deadline of its own runs on (as a Go
+/// handler that stops waiting for a goroutine when its context ends).
+///
+/// `fn` is moved (or copied) into the work: capture by value or through a shared_ptr, never a
+/// reference to the caller's stack or to anything the caller may free once it stopped waiting.
+/// Otherwise as offload(deadline, fn): the value, or the work's exception rethrown.
+template <class F>
+auto offload_owned(Deadline deadline, F&& fn) -> Result<std::invoke_result_t<std::decay_t<F>&>> {
+    using Fn = std::decay_t<F>;
+    using Call = detail::OwnedCall<Fn>;
+    auto call = std::make_shared<Call>();
+    auto r = detail::offload_owned(
+        [call, work = Fn(std::forward<F>(fn))]() mutable noexcept {
+            try {
+                if constexpr (std::is_void_v<typename Call::T>) {
+                    work();
+                    call->value.emplace();
+                } else {
+                    call->value.emplace(work());
+                }
+            } catch (...) {
+                call->error = std::current_exception();
+            }
+        },
+        deadline);
+    if (!r) return r.error();
+    if (call->error) std::rethrow_exception(call->error);
+    if constexpr (std::is_void_v<typename Call::T>)
+        return {};
+    else
+        return std::move(*call->value);
+}
+
+/// offload_owned() bounded only by the fiber's own deadline and cancellation; throws
+/// ResultError<Error> (Errc::timed_out, Errc::cancelled) when the wait ends before the work.
+template <class F>
+auto offload_owned(F&& fn) -> std::invoke_result_t<std::decay_t<F>&> {
+    auto r = offload_owned(Deadline::never(), std::forward<F>(fn));
+    if (!r) throw ResultError<Error>(r.error());
+    if constexpr (!std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>) return std::move(*r);
 }
 
 }  // namespace weft
