@@ -12,9 +12,13 @@ namespace weft::detail {
 
 FiberRecord* spawn_fiber(Hub* hub, const SpawnRequest& req) {
     HubImpl* h = HubImpl::current();
-    WEFT_CHECK(h != nullptr, "spawn() must run on a hub thread (inside weft::run or a fiber)");
-    WEFT_CHECK(hub == nullptr || hub == h,
-               "spawn_on(): the hub must be the calling thread's; use hub.post() to reach another");
+    if (h == nullptr)
+        throw UsageError(
+            "spawn() outside a hub thread (in offload(), a plain thread, a plugin's init on no "
+            "hub): spawn from a fiber, or post to a hub (Hub::post)");
+    if (hub != nullptr && hub != h)
+        throw UsageError(
+            "spawn_on(): the hub must be the calling thread's; use hub.post() to reach another");
     return h->spawn(req);
 }
 
@@ -40,6 +44,10 @@ void fiber_release(FiberRecord* f) noexcept {
 }
 
 namespace {
+constexpr const char* kTwoWaiters =
+    "two fibers wait for (or join) the same fiber at once: a Fiber has one waiter; for many, "
+    "let its waiter set a weft::Event the others wait on";
+
 struct JoinWaiter final : Interruptible {
     FiberRecord* target;
     void interrupt(FiberRecord* me, Errc why) noexcept override {
@@ -96,15 +104,18 @@ void fiber_wait_shielded(FiberRecord* f) noexcept {
 }
 
 Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
-    WEFT_CHECK(f != nullptr, "wait() on an empty Fiber handle");
+    if (f == nullptr)
+        throw UsageError(
+            "wait() on an empty Fiber handle (joined already, detached or moved from)");
     HubImpl* hub = HubImpl::current();
     FiberRecord* me = hub ? hub->running() : nullptr;
     if (fiber_done(f)) return {};
     // On a hub's thread but outside its fibers (a function given to Hub::post()): polling
     // here would hold the hub, and the fiber waited for could never run.
-    WEFT_CHECK(me || hub != f->hub,
-               "wait()/join() of an unfinished fiber on its hub's thread outside a fiber would "
-               "block that hub for ever: wait from a fiber (spawn one)");
+    if (!me && hub == f->hub)
+        throw UsageError(
+            "wait()/join() of an unfinished fiber on its hub's thread outside a fiber would "
+            "block that hub for ever: wait from a fiber (spawn one)");
     if (!me) {
         // A plain thread waiting for a fiber: poll, there is no hub to park on.
         while (!fiber_done(f)) {
@@ -113,12 +124,12 @@ Result<void> fiber_wait(FiberRecord* f, Deadline deadline) {
         }
         return {};
     }
-    WEFT_CHECK(me != f, "a fiber cannot join itself");
+    if (me == f) throw UsageError("a fiber cannot wait for or join itself");
     if (auto r = hub->check_interrupt(deadline); !r) return r;
     std::uintptr_t expected = 0;
     if (!f->join_word.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(me),
                                               std::memory_order_acq_rel)) {
-        WEFT_CHECK(expected == FiberRecord::kJoinDone, "two fibers join the same fiber");
+        if (expected != FiberRecord::kJoinDone) throw UsageError(kTwoWaiters);
         return {};
     }
     JoinWaiter w;

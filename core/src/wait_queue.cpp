@@ -1,7 +1,11 @@
 // WaitQueue and the primitives built on it: Mutex, Semaphore, WaitGroup.
 #include "weft/core/wait_queue.hpp"
 
+#include <string>
+#include <string_view>
+
 #include "hub_impl.hpp"
+#include "weft/core/check.hpp"
 #include "weft/core/mutex.hpp"
 #include "weft/core/semaphore.hpp"
 #include "weft/core/wait_group.hpp"
@@ -43,9 +47,26 @@ WaitQueue::~WaitQueue() {
     }
 }
 
+namespace {
+// The primitive a wait reason belongs to, for a misuse's message.
+const char* reason_owner(const char* reason) noexcept {
+    const std::string_view r = reason ? reason : "";
+    if (r == "lock") return "Mutex";
+    if (r == "semaphore") return "Semaphore";
+    if (r == "waitgroup") return "WaitGroup";
+    if (r == "event") return "Event";
+    if (r.starts_with("channel")) return "Channel";
+    return "WaitQueue";
+}
+}  // namespace
+
 Result<void> WaitQueue::wait(Deadline deadline, const char* reason) {
     detail::HubImpl* hub = detail::HubImpl::current();
-    WEFT_CHECK(hub && hub->running(), "WaitQueue::wait() must be called from a fiber");
+    if (!hub || !hub->running())
+        throw UsageError(std::string("weft::") + reason_owner(reason) +
+                         " waited for outside a fiber (a thread of offload(), a plain thread, "
+                         "Hub::post): it belongs to one hub's fibers; from threads use "
+                         "SharedSemaphore, or post to the hub");
     if (auto r = hub->check_interrupt(deadline); !r) return r;
     detail::WaitNode n;
     n.q = this;
@@ -100,9 +121,10 @@ void Semaphore::release(std::size_t n) noexcept {
         if (!waiters_.notify_one()) ++permits_;
 }
 
-void WaitGroup::add(std::int64_t n) noexcept {
+void WaitGroup::add(std::int64_t n) {
+    if (count_ + n < 0)
+        throw UsageError("WaitGroup counter would go negative (done() more often than add())");
     count_ += n;
-    WEFT_CHECK(count_ >= 0, "WaitGroup counter went negative");
     if (count_ == 0) waiters_.notify_all();
 }
 

@@ -2,6 +2,7 @@
 // the registry snapshot, and the seed's two examples (cooperative vs blocking sleep).
 #include <array>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <memory>
 #include <sstream>
@@ -475,4 +476,78 @@ FIBER_TEST(Fiber, WaitDoesNotSwallowTheFibersException) {
     logger->flush();
     logger->sinks().pop_back();
     EXPECT_EQ(out->str().find("seen"), std::string::npos) << out->str();
+}
+
+// Misusing the API is a bug in the calling code, not the engine's: it throws UsageError with
+// what to do instead (a handler gets a 500 and the server lives), where it used to end the
+// process.
+namespace {
+std::string usage_error(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const weft::UsageError& e) {
+        return e.what();
+    }
+    return "no UsageError";
+}
+}  // namespace
+
+FIBER_TEST(Misuse, JoiningTwiceOrAnEmptyHandleThrows) {
+    auto f = weft::spawn("once", [] { return 1; });
+    EXPECT_EQ(f.join(), 1);
+    EXPECT_NE(usage_error([&] { (void)f.join(); }).find("empty Fiber handle"), std::string::npos);
+    EXPECT_NE(usage_error([&] { (void)f.wait(); }).find("empty Fiber handle"), std::string::npos);
+    weft::Fiber<int> never_set;
+    EXPECT_NE(usage_error([&] { (void)never_set.join(); }).find("empty Fiber handle"),
+              std::string::npos);
+}
+
+FIBER_TEST(Misuse, TwoWaitersOnOneFiberThrowForTheSecond) {
+    auto target = weft::spawn("slow", [] {
+        (void)weft::sleep_for(50ms);
+        return 5;
+    });
+    auto first = weft::spawn("first", [&] { return static_cast<bool>(target.wait()); });
+    (void)weft::sleep_for(5ms);  // the first waits by now
+    EXPECT_NE(usage_error([&] { (void)target.wait(); }).find("two fibers wait for"),
+              std::string::npos);
+    EXPECT_TRUE(first.join()) << "the first waiter is not disturbed";
+    EXPECT_EQ(target.join(), 5);
+}
+
+FIBER_TEST(Misuse, AFiberWaitingForItselfThrows) {
+    weft::Fiber<void>* self = nullptr;
+    std::string said;
+    auto f = weft::spawn("self", [&] {
+        (void)weft::sleep_for(1ms);
+        said = usage_error([&] { (void)self->wait(); });
+    });
+    self = &f;
+    f.join();
+    EXPECT_NE(said.find("cannot wait for or join itself"), std::string::npos) << said;
+}
+
+FIBER_TEST(Misuse, AWaitGroupDoneTooOftenThrowsAndKeepsItsCount) {
+    weft::WaitGroup wg;
+    wg.add(1);
+    wg.done();
+    EXPECT_NE(usage_error([&] { wg.done(); }).find("would go negative"), std::string::npos);
+    wg.add(1);
+    auto waiter = weft::spawn("waiter", [&] { return static_cast<bool>(wg.wait(1s)); });
+    (void)weft::sleep_for(5ms);
+    EXPECT_FALSE(waiter.done()) << "the count went wrong after the refused done()";
+    wg.done();
+    EXPECT_TRUE(waiter.join());
+}
+
+FIBER_TEST(Misuse, WaitingOrSpawningOnAPoolThreadThrows) {
+    weft::Mutex m;
+    ASSERT_TRUE(m.lock());
+    // Contended, a lock from a thread of offload() would have to park a fiber there is none of.
+    const std::string locked = weft::offload([&] { return usage_error([&] { (void)m.lock(); }); });
+    EXPECT_NE(locked.find("weft::Mutex waited for outside a fiber"), std::string::npos) << locked;
+    m.unlock();
+    const std::string spawned =
+        weft::offload([] { return usage_error([] { weft::spawn("nowhere", [] {}).join(); }); });
+    EXPECT_NE(spawned.find("spawn() outside a hub thread"), std::string::npos) << spawned;
 }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <variant>
 
+#include "weft/core/check.hpp"
 #include "weft/core/deadline.hpp"
 #include "weft/core/result.hpp"
 
@@ -150,7 +151,10 @@ class [[nodiscard]] Fiber {
     /// fiber's own deadline (this_fiber::deadline()) does not end the wait: a fiber spawned
     /// under it inherited it, so its blocking calls end by then.
     T join() {
-        WEFT_CHECK(rec_ != nullptr, "join() on an empty Fiber handle");
+        if (rec_ == nullptr)
+            throw UsageError(
+                "join() on an empty Fiber handle (joined already, detached or moved "
+                "from)");
         if (!detail::fiber_join_wait(rec_)) detail::throw_cancelled();
         auto* outcome = outcome_of_(rec_);
         struct Release {

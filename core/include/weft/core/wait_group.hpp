@@ -12,8 +12,9 @@ namespace weft {
 /// shared by all hubs).
 class WaitGroup {
   public:
-    void add(std::int64_t n = 1) noexcept;
-    void done() noexcept { add(-1); }
+    /// Throws UsageError (and counts nothing) if the counter would go negative.
+    void add(std::int64_t n = 1);
+    void done() { add(-1); }
     std::int64_t count() const noexcept { return count_; }
     Result<void> wait(Deadline deadline = {});
 
