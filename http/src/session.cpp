@@ -72,6 +72,15 @@ void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexce
                                         kind, req.method_name(), req.path(), ep.route, e.what());
             return;
         }
+        if (weft::this_fiber::deadline().passed() &&
+            weft::is_cancellation(std::current_exception())) {
+            // The request's deadline passed and a wait threw timed_out (reading the error's
+            // value, say): the 504 says what happened, as a Go handler returning ctx.Err()
+            // would (the access log and weft_http_requests_timed_out_total have it).
+            weft::logger("http")->debug("{} for {} {} (route {}) ended at its deadline: {}", kind,
+                                        req.method_name(), req.path(), ep.route, e.what());
+            return;
+        }
         weft::logger("http")->error("{} for {} {} (route {}) threw: {}", kind, req.method_name(),
                                     req.path(), ep.route, e.what());
     } catch (...) {

@@ -4,15 +4,19 @@
 // it serves; a client that hangs up while its handler waits cancels the handler. Raw-socket
 // clients, both backends.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "http_test_util.hpp"
 #include "request_life.hpp"
+#include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/weft.hpp"
 #include "weft/http/http.hpp"
@@ -51,6 +55,12 @@ struct LifeServer {
             wait_result = static_cast<int>(res ? weft::Errc::ok : res.error().code);
             return Response::text(res ? "slept\n" : "woken: " + res.error().message() + "\n");
         });
+        // The same, reading the result's value: a timeout throws (ResultError, timed_out).
+        router.get("/wait-value", [](Request&) {
+            weft::sleep_for(5s).value();
+            return Response::text("slept\n");
+        });
+        router.get("/throws", [](Request&) -> Response { throw std::runtime_error("a bug"); });
         // The same with no deadline of its own (RouteOptions: zero timeout).
         router.add(
             "GET", "/patient",
@@ -183,6 +193,37 @@ TEST(RequestLife, TheDeadlineEndsTheHandlersWaitsAndAnswers504) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "slept\n");
     EXPECT_EQ(s.outcome(true), 1u);
+}
+
+// A handler that throws the timeout its deadline caused (it read a failed wait's value) gets
+// the 504, and is no error in the log; one that throws for another reason still is.
+TEST(RequestLife, ATimeoutThrownAtTheDeadlineIsNotLoggedAsAnError) {
+    ServerOptions o;
+    o.request_timeout = 150ms;
+    LifeServer s(o);
+    auto logger = weft::logger("http");
+    const auto level = logger->level();
+    logger->set_level(spdlog::level::debug);
+    auto out = std::make_shared<std::ostringstream>();
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*out);
+    sink->set_pattern("%l %v");
+    logger->sinks().push_back(sink);
+    auto r = ask(s.port, "GET /wait-value HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    auto thrown = ask(s.port, "GET /throws HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(thrown.status, 500);
+    logger->flush();
+    logger->sinks().pop_back();
+    logger->set_level(level);
+    const std::string log = out->str();
+    EXPECT_NE(log.find("debug handler for GET /wait-value (route /wait-value) ended at its "
+                       "deadline: timed out"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("error handler for GET /wait-value"), std::string::npos) << log;
+    EXPECT_NE(log.find("error handler for GET /throws (route /throws) threw: a bug"),
+              std::string::npos)
+        << log;
 }
 
 // Work offloaded with offload_owned() does not hold the answer past the deadline: the handler
