@@ -67,6 +67,10 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
         const bool same_slice = s.epoch == w.epoch && s.running;
         if (same_slice && s.blocking_allowed == w.allowed) {
             w.last_seen_blocked = now;
+            // Suppressed by the rate limit, and still going: reported as soon as the limit
+            // allows (at the latest a minute after this hub's last report), so that a hub
+            // stuck for good is never left unreported.
+            if (w.suppressed) try_report(i, now, out);
             return out;
         }
         if (same_slice) {
@@ -104,13 +108,22 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
     w.blocked = true;
     w.last_seen_blocked = now;
     w.report_id = 0;
+    w.suppressed = false;
     w.fiber = s.running_fiber;
     w.fiber_name.clear();
     w.slices_at = s.slices;
     w.slice_ns_at = s.slice_ns;
     Counters& c = counters_[i];
     (w.allowed ? c.allowed_events : c.events).fetch_add(1, std::memory_order_relaxed);
-    (w.allowed ? c.allowed_blocked : c.blocked).store(true, std::memory_order_relaxed);
+    if (!w.allowed) c.blocked_since.store(w.start, std::memory_order_relaxed);
+    // Release: a reader that sees `blocked` sees this blockage's start (stats()).
+    (w.allowed ? c.allowed_blocked : c.blocked).store(true, std::memory_order_release);
+    try_report(i, now, out);
+    return out;
+}
+
+void EpisodeTracker::try_report(unsigned i, std::int64_t now, Observation& out) {
+    Watch& w = watch_[i];
     const int kind = w.allowed ? 1 : 0;
     RateWindow& window = windows_[kind];
     // The limit is shared by all hubs, but a hub not reported in the last minute is reported
@@ -118,9 +131,15 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
     const bool hub_quiet = !w.has_reported[kind] || now - w.last_report[kind] >= kMinute;
     bool took_place = false;
     if (!admit(window, now, took_place) && !hub_quiet) {
-        c.dropped.fetch_add(1, std::memory_order_relaxed);
-        ++window.suppressed;
-        return out;
+        // Counted among the suppressed now; among the dropped if it ends unreported.
+        if (!w.suppressed) ++window.suppressed;
+        w.suppressed = true;
+        return;
+    }
+    if (w.suppressed) {
+        // Reported late: it is no longer one of those the next report tells of.
+        if (window.suppressed > 0) --window.suppressed;
+        w.suppressed = false;
     }
     w.took_place = took_place;
     w.report_before = {w.has_reported[kind], w.last_report[kind]};
@@ -129,7 +148,6 @@ Observation EpisodeTracker::observe(unsigned i, const HubSample& s) {
     w.report_id = next_id_++;
     out.detected =
         Detection{w.report_id, w.start, w.fiber, std::exchange(window.suppressed, 0), w.allowed};
-    return out;
 }
 
 void EpisodeTracker::watch_from(Watch& w, const HubSample& s, std::int64_t at,
@@ -192,6 +210,8 @@ std::optional<BlockingEnd> EpisodeTracker::close(unsigned i, std::int64_t end_ns
     (w.allowed ? c.allowed_ns : c.blocking_ns)
         .fetch_add(static_cast<std::uint64_t>(dur), std::memory_order_relaxed);
     (w.allowed ? c.allowed_blocked : c.blocked).store(false, std::memory_order_relaxed);
+    if (w.suppressed) c.dropped.fetch_add(1, std::memory_order_relaxed);
+    w.suppressed = false;
     w.blocked = false;
     w.watching = false;
     if (w.report_id == 0) return std::nullopt;  // not reported: no closing record either
@@ -247,7 +267,12 @@ HubBlockingStats EpisodeTracker::stats(unsigned i) const {
     st.events = c.events.load(std::memory_order_relaxed);
     st.seconds = static_cast<double>(c.blocking_ns.load(std::memory_order_relaxed)) / 1e9;
     st.dropped = c.dropped.load(std::memory_order_relaxed);
-    st.blocked_now = c.blocked.load(std::memory_order_relaxed);
+    st.blocked_now = c.blocked.load(std::memory_order_acquire);
+    if (st.blocked_now) {
+        const std::int64_t since = c.blocked_since.load(std::memory_order_relaxed);
+        st.blocked_for =
+            static_cast<double>(std::max<std::int64_t>(0, clock_.now_ns() - since)) / 1e9;
+    }
     st.allowed_events = c.allowed_events.load(std::memory_order_relaxed);
     st.allowed_seconds = static_cast<double>(c.allowed_ns.load(std::memory_order_relaxed)) / 1e9;
     st.allowed_now = c.allowed_blocked.load(std::memory_order_relaxed);

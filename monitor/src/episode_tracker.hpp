@@ -55,6 +55,8 @@ struct Observation {
 
 /// Per-hub blockage episodes, the rate limit and the table of distinct stacks. The rate limit
 /// is shared by all hubs, except that a hub's first blockage in a minute is always reported.
+/// A blockage the limit held back is reported late if it is still going when the limit allows
+/// (at the latest a minute after its hub's last report).
 ///
 /// Threads: observe(), describe() and abandon() belong to one thread (the detector). collapse()
 /// and stacks() lock the stack table, stats() reads atomics: any thread.
@@ -116,6 +118,7 @@ class EpisodeTracker {
         bool start_is_slice_start = false;  // start came from the probe's slice_start_ns
         std::int64_t last_seen_blocked = 0;
         std::uint64_t report_id = 0;  // 0: not reported (rate limit)
+        bool suppressed = false;      // the rate limit held its report back (so far)
         FiberId fiber = 0;
         std::string fiber_name;
         std::uint64_t slices_at = 0;  // the probe's slice count and sum when detected
@@ -133,6 +136,7 @@ class EpisodeTracker {
         std::atomic<std::uint64_t> dropped{0};
         std::atomic<std::uint64_t> blocking_ns{0};
         std::atomic<bool> blocked{false};
+        std::atomic<std::int64_t> blocked_since{0};  // while `blocked`: when it began
         std::atomic<std::uint64_t> allowed_events{0};
         std::atomic<std::uint64_t> allowed_ns{0};
         std::atomic<bool> allowed_blocked{false};
@@ -145,6 +149,9 @@ class EpisodeTracker {
 
     void watch_from(Watch& w, const HubSample& s, std::int64_t at, bool from_slice_start) const;
     std::optional<BlockingEnd> close(unsigned hub, std::int64_t end_ns);
+    // Reports hub's current blockage (out.detected) if the rate limit allows, else marks it
+    // suppressed, to be tried again at the next look while it lasts.
+    void try_report(unsigned hub, std::int64_t now, Observation& out);
     std::int64_t end_of_slice(const Watch& w, const HubSample& s, std::int64_t now) const;
     // True when the window has room (then `took_place`: the report holds a place in it) or
     // there is no limit.

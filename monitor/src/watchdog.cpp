@@ -105,6 +105,11 @@ constexpr HubFamily kHubFamilies[] = {
      "or a stuck reporter.",
      "", MetricType::counter,
      [](const HubBlockingStats& st, double) { return static_cast<double>(st.dropped); }},
+    {"weft_hub_blocked_seconds",
+     "How long the hub has been blocked by the blockage in progress (not allowed), 0 while "
+     "none: a hub stuck for good grows here, where the counters wait for the blockage to end.",
+     "seconds", MetricType::gauge,
+     [](const HubBlockingStats& st, double) { return st.blocked_for; }},
     {"weft_hub_blocking_threshold_seconds", "The watchdog's max_blocking_time.", "seconds",
      MetricType::gauge, [](const HubBlockingStats&, double threshold_s) { return threshold_s; }},
 };
@@ -167,6 +172,7 @@ struct Watchdog::Impl {
     detail::RecentReportsSink* recent = nullptr;
     detail::SubscriberSink* subscribers = nullptr;
     std::vector<std::unique_ptr<detail::ReportSink>> sinks;
+    std::function<void(BlockingReport&)> annotator;  // set before the first report
 
     using MemorySubscribers = detail::SubscriberList<MemoryEvent>;
     std::shared_ptr<MemorySubscribers> mem_above_subs = std::make_shared<MemorySubscribers>();
@@ -457,6 +463,7 @@ struct Watchdog::Impl {
             r.stack.push_back(symbolizer.describe(p.pc_only, true));
         }
         detail::explain_system_call(r, rt.options().patch_syscalls);
+        if (annotator) sink("annotator", [&] { annotator(r); });
         episodes.collapse(r);
         for (auto& k : sinks)
             sink(k->name(), [&] { k->on_report(r); });
@@ -659,6 +666,9 @@ std::chrono::nanoseconds Watchdog::check_period() const noexcept {
 
 Subscription Watchdog::on_blocked(std::function<void(const BlockingReport&)> fn) {
     return Subscription(impl_->subscribers->add_blocked(std::move(fn)));
+}
+void Watchdog::set_annotator(std::function<void(BlockingReport&)> fn) {
+    impl_->annotator = std::move(fn);
 }
 Subscription Watchdog::on_unblocked(std::function<void(const BlockingEnd&)> fn) {
     return Subscription(impl_->subscribers->add_unblocked(std::move(fn)));

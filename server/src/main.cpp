@@ -482,6 +482,15 @@ int main(int argc, char** argv) {
         return 1;
     }
     plugins.subscribe(*watchdog);
+    // A request's report names the plugin whose route it served, in every output (a plugin's
+    // own fibers carry their plugin label already).
+    watchdog->set_annotator([&plugins](weft::monitor::BlockingReport& r) {
+        if (!weft::server::report_label(r, "plugin").empty()) return;
+        const std::string route = weft::server::report_label(r, "route");
+        if (route.empty()) return;
+        std::string owner = plugins.owner(weft::server::report_label(r, "method"), route);
+        if (!owner.empty()) r.labels.emplace_back("plugin", std::move(owner));
+    });
     // Each blockage, attributed to the plugin whose route it served: the hub-blocking profile,
     // the live page's feed and the stall budgets.
     weft::server::HubBlockProfile hubblock;

@@ -58,7 +58,7 @@ ok "Prometheus scrapes weft: up 1, schedule-delay observations $count"
 
 rules=$(curl -sS --max-time 5 "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/rules" |
     python3 -c 'import json, sys; print(" ".join(sorted(r["name"] for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"])))')
-for a in WeftHubBlockingRepeatedly WeftHubScheduleDelayHigh WeftInstanceDown; do
+for a in WeftHubBlockingRepeatedly WeftHubStuck WeftHubScheduleDelayHigh WeftInstanceDown; do
     [[ " $rules " == *" $a "* ]] || fail "Prometheus did not load the alert $a (loaded: $rules)"
 done
 ok "alert rules loaded: $rules"

@@ -315,6 +315,59 @@ TEST(Episode, RateLimitCountsWhatItSuppressesAndRecovers) {
     EXPECT_EQ(t.stats(0).dropped, 4u);
 }
 
+TEST(Episode, ABlockageTheLimitHeldBackIsReportedLateWhileItLasts) {
+    // A hub stuck for good (a deadlock) after the limit was used up: its report comes once the
+    // limit allows, with the blockage's own start, and the in-progress gauge grows meanwhile.
+    FakeClock clock;
+    EpisodeTracker t(1, options(2), clock);
+    FakeHub hub(clock);
+    // The first report is made at the first look past the threshold: 120 ms in.
+    const std::int64_t first_report_at = clock.now_ns() + 120 * kMs;
+    ASSERT_EQ(blockage(t, clock, hub, 200ms).detected.size(), 1u);
+    clock.advance(1s);
+    ASSERT_EQ(blockage(t, clock, hub, 200ms).detected.size(), 1u);
+    clock.advance(1s);
+    hub.begin_slice(9);
+    const std::int64_t began = clock.now_ns();
+    Seen held = look(t, clock, hub, 50);  // 1 s: past the threshold, the limit used up
+    EXPECT_TRUE(held.detected.empty());
+    EXPECT_TRUE(t.stats(0).blocked_now);
+    EXPECT_NEAR(t.stats(0).blocked_for, 1.0, 0.001);
+    EXPECT_EQ(t.stats(0).dropped, 0u) << "not dropped while it may still be reported";
+    // Until a minute after the first report, it stays held back; then it is reported.
+    const std::int64_t frees_at = first_report_at + 60'000 * kMs;
+    const int looks_left =
+        static_cast<int>((frees_at - clock.now_ns() + 20 * kMs - 1) / (20 * kMs));
+    Seen waiting = look(t, clock, hub, looks_left - 1);
+    EXPECT_TRUE(waiting.detected.empty());
+    Seen late = look(t, clock, hub, 1);
+    ASSERT_EQ(late.detected.size(), 1u) << "a stuck hub was never reported";
+    EXPECT_EQ(late.detected[0].start_ns, began);
+    EXPECT_EQ(late.detected[0].fiber, 9u);
+    EXPECT_EQ(late.detected[0].suppressed_before, 0u) << "it does not count itself";
+    EXPECT_GT(t.stats(0).blocked_for, 57.0);
+    // Reported once; its end gets the closing record with the whole duration.
+    EXPECT_TRUE(look(t, clock, hub, 100).detected.empty());
+    const double total = static_cast<double>(clock.now_ns() - began) / 1e9;
+    hub.end_slice();
+    Seen end = look(t, clock, hub, 1);
+    ASSERT_EQ(end.ended.size(), 1u);
+    EXPECT_NEAR(end.ended[0].duration_s, total, 0.001);
+    EXPECT_FALSE(t.stats(0).blocked_now);
+    EXPECT_EQ(t.stats(0).blocked_for, 0.0);
+    EXPECT_EQ(t.stats(0).dropped, 0u);
+    // One that ends while held back is dropped, and the next report tells of it.
+    clock.advance(1s);
+    ASSERT_EQ(blockage(t, clock, hub, 200ms).detected.size(), 1u);
+    clock.advance(1s);
+    EXPECT_TRUE(blockage(t, clock, hub, 200ms).detected.empty());
+    EXPECT_EQ(t.stats(0).dropped, 1u);
+    clock.advance(61s);
+    Seen next = blockage(t, clock, hub, 200ms);
+    ASSERT_EQ(next.detected.size(), 1u);
+    EXPECT_EQ(next.detected[0].suppressed_before, 1u);
+}
+
 TEST(Episode, OneHubThatBlocksAllTheTimeDoesNotHideAnother) {
     // Two reports a minute, shared by the hubs. Hub 0 uses them up and more; hub 1's first
     // blockage in the minute is reported all the same, and tells of what was suppressed.

@@ -57,6 +57,9 @@ class AdminDuringBlockage(unittest.TestCase):
                 m = re.search(r'(?m)^weft_hub_blocking_events_total\{hub="%s"\} (\S+)$' % hub,
                               text)
                 self.assertTrue(m and float(m.group(1)) >= 1, "hub %s: %s" % (hub, m))
+                # The blockage in progress, which the counters show only once it ends.
+                m = re.search(r'(?m)^weft_hub_blocked_seconds\{hub="%s"\} (\S+)$' % hub, text)
+                self.assertTrue(m and float(m.group(1)) >= 0.1, "hub %s: %s" % (hub, m))
             self.assertEqual(s2, 200)
             self.assertEqual({h["hub"] for h in dbg["hubs"] if h["blocked_now"]}, {0, 1})
 
@@ -119,8 +122,11 @@ class PluginsHearOfBlockages(unittest.TestCase):
             self.assertGreater(block["last_stack_frames"], 0)
             # The very report /debug/blocking shows.
             dbg = get_json(w.admin, "/debug/blocking")[1]
-            ids = [r["id"] for r in dbg["reports"] if r.get("request", {}).get("route") == "/block"]
-            self.assertEqual(len(ids), 1, dbg)
+            reports = [r for r in dbg["reports"] if r.get("request", {}).get("route") == "/block"]
+            self.assertEqual(len(reports), 1, dbg)
+            # It names the plugin that registered the route, as every output of it does.
+            self.assertEqual(reports[0]["request"].get("plugin"), "demo", reports[0])
+            self.assertIn("plugin=demo", w.stderr())
 
             # Shutdown ends the subscription before the hooks run, and exits cleanly.
             self.assertEqual(w.stop(), 0)

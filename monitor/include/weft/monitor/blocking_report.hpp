@@ -20,7 +20,7 @@ struct StackFrame {
     std::string function;       ///< demangled; empty when unknown
     std::uint64_t offset = 0;   ///< from the start of the function
     std::string module;         ///< file name of the executable or library
-    std::string file;  ///< source file, when line tables exist
+    std::string file;           ///< source file, when line tables exist
     unsigned line = 0;
     /// The address as the module's file numbers it (what `addr2line -e MODULE` takes): the same
     /// from one run to the next, where `address` moves with where the module was loaded.
@@ -131,6 +131,7 @@ struct HubBlockingStats {
     /// Reports not made, of either kind: the rate limit, or a reporter that is stuck.
     std::uint64_t dropped = 0;
     bool blocked_now = false;          ///< a blockage that was not allowed is in progress
+    double blocked_for = 0;            ///< how long that one has lasted so far (0: none)
     std::uint64_t allowed_events = 0;  ///< blockages while the code allowed blocking
     double allowed_seconds = 0;        ///< total measured duration of those that ended
     bool allowed_now = false;          ///< an allowed blockage is in progress
