@@ -144,10 +144,12 @@ std::string to_json(const BlockingEnd& e) {
 
 namespace detail {
 
-std::string debug_blocking_json(double threshold_s, const std::vector<HubBlockingStats>& hubs,
+std::string debug_blocking_json(bool enabled, double threshold_s,
+                                const std::vector<HubBlockingStats>& hubs,
                                 const std::deque<RingEntry>& recent,
                                 const std::vector<StackStat>& stacks) {
     json j;
+    j["enabled"] = enabled;  // off: nothing below is measured
     j["threshold_seconds"] = threshold_s;
     json h = json::array();
     for (std::size_t i = 0; i < hubs.size(); ++i) {

@@ -26,7 +26,8 @@ struct StackStat {
 };
 
 /// `hubs`: every hub's totals, by hub index.
-std::string debug_blocking_json(double threshold_s, const std::vector<HubBlockingStats>& hubs,
+std::string debug_blocking_json(bool enabled, double threshold_s,
+                                const std::vector<HubBlockingStats>& hubs,
                                 const std::deque<RingEntry>& recent,
                                 const std::vector<StackStat>& stacks);
 

@@ -685,8 +685,8 @@ std::string Watchdog::recent_reports_json() const {
     std::vector<HubBlockingStats> totals;
     for (unsigned i = 0; i < d.episodes.hub_count(); ++i)
         totals.push_back(d.episodes.stats(i));
-    return detail::debug_blocking_json(static_cast<double>(d.threshold_ns) / 1e9, totals,
-                                       d.recent->entries(), d.episodes.stacks());
+    return detail::debug_blocking_json(d.s.enabled, static_cast<double>(d.threshold_ns) / 1e9,
+                                       totals, d.recent->entries(), d.episodes.stacks());
 }
 
 std::vector<BlockingReport> Watchdog::recent_reports() const {
@@ -752,7 +752,9 @@ CollectorHandle Watchdog::add_metrics(Registry& registry) const {
         std::vector<HubBlockingStats> stats;
         for (unsigned i = 0; i < d->episodes.hub_count(); ++i)
             stats.push_back(d->episodes.stats(i));
+        // Off, nothing is measured: no series, rather than zeros that read as "no blockage".
         for (const HubFamily& f : kHubFamilies) {
+            if (!d->s.enabled) break;
             MetricFamily m{f.name, f.help, f.unit, f.type, {}, {}};
             for (unsigned i = 0; i < stats.size(); ++i)
                 m.samples.push_back({{{"hub", std::to_string(i)}}, f.value(stats[i], threshold_s)});

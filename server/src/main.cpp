@@ -34,6 +34,7 @@
 #include "weft/config/render.hpp"
 #include "weft/core/fiber.hpp"
 #include "weft/core/hub.hpp"
+#include "weft/core/internal/offload_stats.hpp"
 #include "weft/core/internal/runtime_env.hpp"
 #include "weft/core/log.hpp"
 #include "weft/core/runtime.hpp"
@@ -524,6 +525,10 @@ int main(int argc, char** argv) {
     if (cfg.monitor.enabled)
         log->info("watchdog on: reporting hubs blocked for more than {:.3f} s",
                   std::chrono::duration<double>(cfg.monitor.max_blocking_time).count());
+    else
+        log->warn(
+            "watchdog off ([monitor] enabled = false): a blocked hub is not reported, not in "
+            "/metrics (no weft_hub_blocking_* series), and not seen by /readyz and /healthz");
 
     weft::http::ServerOptions http_opts = cfg.http;
     http_opts.access_log = access_log;
@@ -788,6 +793,18 @@ int main(int argc, char** argv) {
                 "blocks its hub or does not end when cancelled\n{}",
                 std::chrono::duration<double>(report_after).count(),
                 weft::monitor::format_run_info(*workers));
+        }
+        {
+            // Work a fiber stopped waiting for (offload_owned, a name lookup past its
+            // deadline) runs on in the pools, and the runtime's end waits for it.
+            const auto off = weft::internal::offload_stats(*workers);
+            const auto res = weft::internal::resolver_stats(*workers);
+            if (off.busy_threads + res.busy_threads > 0)
+                weft::server::shutdown_step(fmt::format(
+                    "waiting for {} offloaded task(s) and {} name lookup(s) still running on "
+                    "their threads (work no fiber waits for any more, left by offload_owned() "
+                    "or a deadline, runs to its end)",
+                    off.busy_threads, res.busy_threads));
         }
         workers.reset();
         weft::server::shutdown_step("writing the last lines of the access log");

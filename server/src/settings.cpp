@@ -356,7 +356,8 @@ config::Schema<Settings> build() {
         .with_env_alias("WEFT_MONITOR_THREAD_ENABLE");
     s.bind("monitor", "max_blocking_time",
         [](auto& o) -> auto& { return o.monitor.max_blocking_time; },
-        duration(Duration::zero(), hours(1), true), "report a hub held longer than this")
+        // At least 1 ms: the watchdog looks at most once a millisecond.
+        duration(milliseconds(1), hours(1)), "report a hub held longer than this")
         .with_flag("--max-blocking-time", "SECONDS").with_env_alias("WEFT_MAX_BLOCKING_TIME");
     s.bind("monitor", "print_blocking_reports",
         [](auto& o) -> auto& { return o.monitor.print_blocking_reports; }, boolean(),

@@ -400,6 +400,15 @@ TEST(Watchdog, DisabledWatchdogReportsNothing) {
     std::this_thread::sleep_for(50ms);
     EXPECT_TRUE(rec.reports().empty());
     EXPECT_THAT(wd.run_info(), HasSubstr("* Fibers"));
+    // Nothing measured is shown as measured: no blocking series (zeros would read as "no
+    // blockage"), and /debug/blocking says the watchdog is off.
+    weft::monitor::Registry reg;
+    auto metrics = wd.add_metrics(reg);
+    const std::string text =
+        weft::monitor::render(reg.collect(), weft::monitor::ExpositionFormat::prometheus_text);
+    EXPECT_THAT(text, ::testing::Not(HasSubstr("weft_hub_blocking")));
+    EXPECT_THAT(text, ::testing::Not(HasSubstr("weft_hub_blocked_seconds")));
+    EXPECT_THAT(wd.recent_reports_json(), HasSubstr("\"enabled\":false"));
 }
 
 TEST(Watchdog, RunInfoDumpOnDemandAndOnSigusr1) {

@@ -135,7 +135,7 @@ BAD_INPUTS = [
      ["[runtime] backend", "kqueue", "auto, io_uring, epoll", "flag --backend"]),
     (["--log-format", "xml"], {}, None, ["[log] format", "text, json", "flag --log-format"]),
     (["--max-blocking-time", "0"], {}, None,
-     ["[monitor] max_blocking_time", "greater than 0", "flag --max-blocking-time"]),
+     ["[monitor] max_blocking_time", "between 1ms and 1h", "flag --max-blocking-time"]),
     (["--no-such-flag"], {}, None, ["--no-such-flag", "weft --help"]),
     (["--set", "server.idle_timout=3s"], {}, None,
      ["unknown key", "did you mean 'server.idle_timeout'", "--set"]),

@@ -58,7 +58,7 @@ header_timeout = "3s"
 
 [monitor]
 enabled = true
-max_blocking_time = "250us"
+max_blocking_time = "2500us"
 print_blocking_reports = false
 memory_max = "1.5GiB"
 memory_period = "3s"
@@ -415,7 +415,7 @@ TEST(ConfigJson, PythonReadsTheValuesBack) {
         "assert c['db']['pool']['size'] == 4 and c['routes'][1]['path'] == '/b'\n"
         "assert d['runtime']['hubs'] == 5 and d['server']['header_timeout'] == 0.0015\n"
         "assert d['runtime']['stack_size'] == 131072 and d['log']['level'] == 'debug'\n"
-        "assert d['monitor']['max_blocking_time'] == 0.00025\n"
+        "assert d['monitor']['max_blocking_time'] == 0.0025\n"
         "assert d['monitor']['reports_file'] == 'reports \"quoted\" \\\\ \\u00e9.jsonl'\n"
         "assert d['admin']['listen'] == '0.0.0.0:9999'\n"
         "assert d['server']['server_name'] == 'acme/2.1 (\"edge\") v2'\n"
