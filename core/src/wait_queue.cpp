@@ -1,11 +1,13 @@
 // WaitQueue and the primitives built on it: Mutex, Semaphore, WaitGroup.
 #include "weft/core/wait_queue.hpp"
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
 #include "hub_impl.hpp"
 #include "weft/core/check.hpp"
+#include "weft/core/log.hpp"
 #include "weft/core/mutex.hpp"
 #include "weft/core/semaphore.hpp"
 #include "weft/core/wait_group.hpp"
@@ -58,7 +60,49 @@ const char* reason_owner(const char* reason) noexcept {
     if (r.starts_with("channel")) return "Channel";
     return "WaitQueue";
 }
+
+// A fiber of another hub, or a thread that is no hub's, touched a primitive a hub's fibers use.
+[[noreturn]] void wrong_hub(const char* what, const detail::HubImpl* owner,
+                            const detail::HubImpl* hub) {
+    std::string msg = std::string("weft::") + what + " belongs to the fibers of hub " +
+                      std::to_string(owner->index_value()) + " (its first user), but ";
+    if (hub)
+        msg += "a fiber of hub " + std::to_string(hub->index_value()) +
+               " used it: give each hub its own (hubs share nothing), or use SharedSemaphore "
+               "or SharedPool across hubs";
+    else
+        msg +=
+            "a thread that is no hub's (offload(), a plain thread) used it: post the work "
+            "to its hub (Hub::post), or use SharedSemaphore across threads";
+    throw UsageError(msg);
+}
+
+// A notify from a thread that is not the waiter's hub: its make_ready would race with that
+// hub (it cannot be made safe from here). Said once, loudly.
+void foreign_notify(const detail::HubImpl* waiter_hub) noexcept {
+    static std::atomic<bool> said{false};
+    if (said.exchange(true)) return;
+    try {
+        weft::logger()->error(
+            "a weft::Mutex, Semaphore, Event, Channel or WaitGroup of hub {} was released, set "
+            "or sent to from another thread (another hub's fiber, offload(), a plain thread): "
+            "these primitives belong to one hub's fibers, and its waiter may not wake or the "
+            "hub's state may be corrupted; wake a hub's fibers from elsewhere with Hub::post",
+            waiter_hub->index_value());
+    } catch (...) {
+    }
+}
 }  // namespace
+
+void WaitQueue::claim(const char* what, bool idle) {
+    auto* hub = detail::HubImpl::current();
+    if (owner_ == hub) return;
+    if (!owner_ || (hub && idle)) {
+        owner_ = hub;  // nullptr (no hub yet) leaves it unclaimed
+        return;
+    }
+    wrong_hub(what, static_cast<const detail::HubImpl*>(owner_), hub);
+}
 
 Result<void> WaitQueue::wait(Deadline deadline, const char* reason) {
     detail::HubImpl* hub = detail::HubImpl::current();
@@ -67,6 +111,7 @@ Result<void> WaitQueue::wait(Deadline deadline, const char* reason) {
                          " waited for outside a fiber (a thread of offload(), a plain thread, "
                          "Hub::post): it belongs to one hub's fibers; from threads use "
                          "SharedSemaphore, or post to the hub");
+    claim(reason_owner(reason), empty());
     if (auto r = hub->check_interrupt(deadline); !r) return r;
     detail::WaitNode n;
     n.q = this;
@@ -83,6 +128,8 @@ Result<void> WaitQueue::wait(Deadline deadline, const char* reason) {
 bool WaitQueue::notify_one() noexcept {
     detail::WaitNode* n = head_;
     if (!n) return false;
+    if (n->fiber->hub != detail::HubImpl::current()) [[unlikely]]
+        foreign_notify(n->fiber->hub);
     n->unlink();
     n->fiber->hub->make_ready(n->fiber, Errc::ok);
     return true;
@@ -96,6 +143,7 @@ std::size_t WaitQueue::notify_all() noexcept {
 }
 
 Result<void> Mutex::lock(Deadline deadline) {
+    waiters_.claim("Mutex", !locked_ && waiters_.empty());
     if (!locked_) {
         locked_ = true;
         return {};
@@ -109,6 +157,7 @@ void Mutex::unlock() noexcept {
 }
 
 Result<void> Semaphore::acquire(Deadline deadline) {
+    waiters_.claim("Semaphore", waiters_.empty());
     if (permits_ > 0 && waiters_.empty()) {
         --permits_;
         return {};

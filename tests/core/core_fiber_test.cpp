@@ -545,8 +545,13 @@ FIBER_TEST(Misuse, WaitingOrSpawningOnAPoolThreadThrows) {
     ASSERT_TRUE(m.lock());
     // Contended, a lock from a thread of offload() would have to park a fiber there is none of.
     const std::string locked = weft::offload([&] { return usage_error([&] { (void)m.lock(); }); });
-    EXPECT_NE(locked.find("weft::Mutex waited for outside a fiber"), std::string::npos) << locked;
+    EXPECT_NE(locked.find("weft::Mutex belongs to the fibers of hub"), std::string::npos) << locked;
+    EXPECT_NE(locked.find("a thread that is no hub's"), std::string::npos) << locked;
     m.unlock();
+    // One no hub has used yet cannot be waited for there either: no fiber to park.
+    weft::Event ev;
+    const std::string waited = weft::offload([&] { return usage_error([&] { (void)ev.wait(); }); });
+    EXPECT_NE(waited.find("weft::Event waited for outside a fiber"), std::string::npos) << waited;
     const std::string spawned =
         weft::offload([] { return usage_error([] { weft::spawn("nowhere", [] {}).join(); }); });
     EXPECT_NE(spawned.find("spawn() outside a hub thread"), std::string::npos) << spawned;

@@ -1,5 +1,6 @@
 // Cooperative primitives: Event, Mutex, Semaphore, Channel, WaitGroup — waking, fairness,
 // deadlines, and cancellation while parked.
+#include <future>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -301,4 +302,97 @@ FIBER_TEST(WaitGroup, WaitTimesOut) {
     EXPECT_EQ(code(wg.wait(10ms)), Errc::timed_out);
     wg.done();
     EXPECT_TRUE(wg.wait().ok());
+}
+
+// A primitive belongs to the hub that used it first: another hub's fiber, or a thread of
+// offload(), that touches it gets UsageError instead of racing with that hub's fibers.
+TEST(SyncOwnership, AnotherHubOrAPoolThreadGetsUsageError) {
+    auto o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    weft::Mutex m;  // as a plugin's `static weft::Mutex` would be, with two hubs
+    weft::Channel<int> ch(4);
+    std::promise<void> owned;
+    std::promise<void> done;
+    auto finished = done.get_future();
+    rt.hub(0).post([&] {
+        weft::spawn("owner", [&] {
+            ASSERT_TRUE(m.lock());  // held while hub 1 tries
+            ASSERT_TRUE(ch.send(1));
+            owned.set_value();
+            finished.wait();  // holds the hub: fine for a test, the other hub runs
+            m.unlock();
+        }).detach();
+    });
+    owned.get_future().wait();
+    std::promise<std::string> said;
+    rt.hub(1).post([&] {
+        weft::spawn("intruder", [&] {
+            std::string out;
+            try {
+                (void)m.lock(weft::Deadline(100ms));  // held by hub 0's fiber
+                out = "lock returned";
+            } catch (const weft::UsageError& e) {
+                out = e.what();
+            }
+            try {
+                (void)ch.recv();
+                out += " | recv returned";
+            } catch (const weft::UsageError& e) {
+                out += std::string(" | ") + e.what();
+            }
+            // From a pool thread too.
+            out += " | " + weft::offload([&] {
+                       try {
+                           (void)m.lock();
+                           return std::string("pool lock returned");
+                       } catch (const weft::UsageError& e) {
+                           return std::string(e.what());
+                       }
+                   });
+            said.set_value(out);
+        }).detach();
+    });
+    const std::string got = said.get_future().get();
+    done.set_value();
+    EXPECT_NE(got.find("weft::Mutex belongs to the fibers of hub 0 (its first user), but a "
+                       "fiber of hub 1 used it"),
+              std::string::npos)
+        << got;
+    EXPECT_NE(got.find("weft::Channel belongs to the fibers of hub 0"), std::string::npos) << got;
+    EXPECT_NE(got.find("a thread that is no hub's (offload(), a plain thread) used it"),
+              std::string::npos)
+        << got;
+}
+
+// An idle primitive passes to the next hub that uses it (an object handed on through a
+// SharedPool): no error, and it works there.
+TEST(SyncOwnership, AnIdleOnePassesToAnotherHub) {
+    auto o = weft::testing::test_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    weft::Mutex m;
+    for (unsigned hub : {0u, 1u, 0u}) {
+        std::promise<bool> locked;
+        rt.hub(hub).post([&] {
+            weft::spawn("user", [&] {
+                const bool ok = static_cast<bool>(m.lock());
+                if (ok) m.unlock();
+                locked.set_value(ok);
+            }).detach();
+        });
+        EXPECT_TRUE(locked.get_future().get()) << "hub " << hub;
+    }
+}
+
+// Before any hub used it, a thread that is no hub's may (a plugin's init); the first hub to
+// use it then owns it.
+TEST(SyncOwnership, UseBeforeAnyHubLeavesItUnclaimed) {
+    weft::Mutex m;
+    ASSERT_TRUE(m.lock());
+    m.unlock();
+    weft::run([&] {
+        ASSERT_TRUE(m.lock());
+        m.unlock();
+    });
 }

@@ -26,6 +26,7 @@ class Channel {
     explicit Channel(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
 
     Result<void> send(T value, Deadline deadline = {}) {
+        receivers_.claim("Channel", idle());  // one hub's: see WaitQueue::claim()
         if (closed_) return Errc::closed;
         if (!room()) {
             if (auto r = senders_.wait(deadline, "channel send"); !r) return r;
@@ -53,6 +54,7 @@ class Channel {
         return {};
     }
     Result<T> recv(Deadline deadline = {}) {
+        receivers_.claim("Channel", idle());
         if (free_items() > 0 || (closed_ && !items_.empty())) return pop();
         if (closed_) return Errc::closed;
         if (auto r = receivers_.wait(deadline, "channel recv"); !r) return r.error();
@@ -77,6 +79,8 @@ class Channel {
     std::size_t capacity() const noexcept { return capacity_; }
 
   private:
+    // Nothing in it and nobody waiting: another hub may take it over (WaitQueue::claim).
+    bool idle() const noexcept { return items_.empty() && senders_.empty() && receivers_.empty(); }
     // Room for a newcomer: not counting the room already handed to woken senders.
     bool room() const noexcept { return items_.size() + slots_handed_ < capacity_; }
     // Values a newcomer may take: not counting those handed to woken receivers.

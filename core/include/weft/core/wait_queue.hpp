@@ -28,9 +28,18 @@ class WaitQueue {
     /// Wakes every waiter; returns how many.
     std::size_t notify_all() noexcept;
     bool empty() const noexcept { return head_ == nullptr; }
+    /// Binds the queue, and the primitive around it (`what`: "Mutex", "Channel", ...), to the
+    /// hub of its first user on a hub thread. After that, a thread that is no hub's (offload(),
+    /// a plain thread) gets UsageError, and so does a fiber of another hub unless the
+    /// primitive is `idle` (then that hub takes it over: an object handed from hub to hub
+    /// through a SharedPool, say). The primitive is not thread-safe: such uses would race with
+    /// the owner's fibers. Before any hub used it, a thread that is no hub's may (a plugin's
+    /// init). wait() claims too (idle when nobody waits yet).
+    void claim(const char* what, bool idle);
 
   private:
     friend struct detail::WaitNode;
+    void* owner_ = nullptr;  // the detail::HubImpl that claimed it
     detail::WaitNode* head_ = nullptr;
     detail::WaitNode* tail_ = nullptr;
 };
