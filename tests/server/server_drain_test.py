@@ -281,6 +281,22 @@ class Drain(unittest.TestCase):
         self.assertRegex(log, r"shutdown stuck: .*, while running the shutdown hook of plugin "
                               r"'calm'; exiting now")
 
+    def test_offloaded_work_left_running_is_named_when_it_holds_the_shutdown(self):
+        # A handler left work on a pool thread at its deadline (offload_owned): the runtime's
+        # end waits for it, and when that outlasts the shutdown limit, the log says so rather
+        # than blaming a blocked hub.
+        with Weft(["--hubs", "1", "--plugin", u.plugin_path("calm")]) as w:
+            w.wait_ready()
+            status, _, _ = get(w.http, "/calm/owned?ms=30000", timeout=10)
+            self.assertEqual(status, 504)  # answered at its 200 ms deadline
+            w.signal(signal.SIGTERM)
+            code = w.wait(20)
+            log = w.stderr()
+        self.assertEqual(code, 1, log)
+        self.assertIn("drained: every request finished", log)
+        self.assertRegex(log, r"shutdown stuck: .*, while waiting for 1 offloaded task\(s\) and 0 "
+                              r"name lookup\(s\) still running on their threads")
+
     def test_sigterm_during_a_stuck_shutdown_exits_at_once(self):
         with Weft(["--hubs", "1", "--plugin", u.plugin_path("stubborn")]) as w:
             w.wait_ready()

@@ -8,6 +8,7 @@
 // with hook_sleep_ms, its shutdown hook takes that long (a flush that hangs). With
 // background_block_ms, a background fiber (ctx.spawn) and a fiber it spawns each hold their hub
 // that long, once, a moment after the start: the watchdog's reports must name the plugin.
+// GET /calm/owned?ms=N leaves work of N ms running on a pool thread at its 200 ms deadline.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "weft/core/fiber.hpp"
+#include "weft/core/offload.hpp"
 #include "weft/plugin.hpp"
 
 namespace {
@@ -61,6 +63,21 @@ void init(weft::plugin::Context& ctx) {
     }
     ctx.route("GET", "/calm",
               [](weft::http::Request&) { return weft::http::Response::text("calm\n"); });
+    // Work on a pool thread of ?ms that the handler may leave at its deadline (offload_owned):
+    // it runs on after the answer, and the shutdown waits for it.
+    ctx.route(
+        "GET", "/calm/owned",
+        [](weft::http::Request& req) {
+            long ms = 10;
+            if (auto v = req.query("ms")) std::from_chars(v->data(), v->data() + v->size(), ms);
+            weft::offload_owned([ms] {
+                timespec left{ms / 1000, (ms % 1000) * 1'000'000};
+                while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
+                }
+            });
+            return weft::http::Response::text("done\n");
+        },
+        weft::http::RouteOptions{.timeout = std::chrono::milliseconds(200)});
     ctx.route("GET", "/calm/nap", [](weft::http::Request& req) {
         long ms = 10;
         if (auto v = req.query("ms")) std::from_chars(v->data(), v->data() + v->size(), ms);
