@@ -368,7 +368,12 @@ std::string_view remote_addr(std::string_view peer) {
     return colon == std::string_view::npos ? peer : peer.substr(0, colon);
 }
 
-/// One JSON object per line: {"time":..., "level":..., "logger":..., "msg":..., "thread":...}.
+// Members log_with_fields() adds to the line being formatted (on the logging thread: the
+// server's loggers format as they log).
+thread_local std::string_view t_fields;
+
+/// One JSON object per line: {"time":..., "level":..., "logger":..., "msg":..., "thread":...},
+/// and the fields of log_with_fields().
 class JsonFormatter final : public spdlog::formatter {
   public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -380,6 +385,10 @@ class JsonFormatter final : public spdlog::formatter {
         line += ",\"thread\":" + std::to_string(msg.thread_id);
         line += ",\"msg\":";
         line += json_quote(std::string_view(msg.payload.data(), msg.payload.size()));
+        if (!t_fields.empty()) {
+            line += ',';
+            line.append(t_fields.data(), t_fields.size());
+        }
         line += "}\n";
         dest.append(line.data(), line.data() + line.size());
     }
@@ -414,6 +423,15 @@ std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
 }
 
 }  // namespace
+
+void log_with_fields(spdlog::logger& logger, spdlog::level::level_enum level, std::string_view msg,
+                     std::string_view fields) {
+    struct Reset {
+        ~Reset() { t_fields = {}; }
+    } reset;
+    t_fields = fields;
+    logger.log(level, "{}", msg);
+}
 
 void setup_logging(const LogOptions& log) {
     const bool json = log.format == LogFormat::json;

@@ -3,9 +3,11 @@
 // to its own sink (stdout, stderr or a file).
 #pragma once
 
-#include <chrono>
+#include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <string>
+#include <string_view>
 
 #include "settings.hpp"
 #include "weft/config/source.hpp"
@@ -16,6 +18,11 @@ namespace weft::server {
 
 /// Configures spdlog's default logger and every registered logger.
 void setup_logging(const LogOptions& log);
+/// Logs `msg` on `logger` at `level`; when the log is JSON lines (log.format = "json"),
+/// `fields` (members of a JSON object, without its braces) are added to the line beside "msg",
+/// for log collectors to filter on. As text, `fields` is left out.
+void log_with_fields(spdlog::logger& logger, spdlog::level::level_enum level, std::string_view msg,
+                     std::string_view fields);
 
 /// The access-log callback for the HTTP server, or an empty function when the access log is off.
 /// Throws std::runtime_error (naming the file and `source`, where it was configured) when the

@@ -476,8 +476,14 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::unique_ptr<weft::monitor::Watchdog> watchdog;
+    // JSON logs: each report is logged below, with its fields beside the text, rather than by
+    // the watchdog's own log output (text only).
+    const bool structured_reports =
+        cfg.log.format == weft::server::LogFormat::json && cfg.monitor.print_blocking_reports;
     try {
-        watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, cfg.monitor);
+        weft::monitor::MonitorSettings watchdog_settings = cfg.monitor;
+        if (structured_reports) watchdog_settings.print_blocking_reports = false;
+        watchdog = std::make_unique<weft::monitor::Watchdog>(*workers, watchdog_settings);
     } catch (const std::exception& e) {
         log->error("cannot start the watchdog: {}", e.what());
         return 1;
@@ -492,6 +498,30 @@ int main(int argc, char** argv) {
         std::string owner = plugins.owner(weft::server::report_label(r, "method"), route);
         if (!owner.empty()) r.labels.emplace_back("plugin", std::move(owner));
     });
+    std::vector<weft::monitor::Subscription> report_logs;
+    if (structured_reports) {
+        // As the watchdog's text output, and "blocking": the report as /debug/blocking and
+        // the reports file have it (without the fiber trees, which the text carries).
+        auto monitor_log = weft::logger(cfg.monitor.logger_name);
+        auto level = [](bool allowed) {
+            return allowed ? spdlog::level::info : spdlog::level::warn;
+        };
+        report_logs.push_back(
+            watchdog->on_blocked([monitor_log, level](const weft::monitor::BlockingReport& r) {
+                weft::monitor::BlockingReport brief = r;
+                brief.hubs.clear();
+                brief.threads.clear();
+                weft::server::log_with_fields(*monitor_log, level(r.allowed),
+                                              weft::monitor::format_text(r, true),
+                                              "\"blocking\":" + weft::monitor::to_json(brief));
+            }));
+        report_logs.push_back(
+            watchdog->on_unblocked([monitor_log, level](const weft::monitor::BlockingEnd& e) {
+                weft::server::log_with_fields(*monitor_log, level(e.allowed),
+                                              weft::monitor::format_text(e),
+                                              "\"blocking\":" + weft::monitor::to_json(e));
+            }));
+    }
     // Each blockage, attributed to the plugin whose route it served: the hub-blocking profile,
     // the live page's feed and the stall budgets.
     weft::server::HubBlockProfile hubblock;
@@ -765,6 +795,7 @@ int main(int argc, char** argv) {
         admin.stopping.store(true);  // a CPU profile in progress stops reading the hubs
         plugins.run_shutdown_hooks();
         attribution.clear();
+        report_logs.clear();
         collectors.clear();
         if (admin_server) {
             weft::server::shutdown_step("stopping the admin listener");

@@ -68,8 +68,22 @@ class JsonLines(unittest.TestCase):
         logs = [r for r in records if "msg" in r]
         access = [r for r in records if "status" in r]
         for r in logs:
-            self.assertEqual(set(r), {"time", "level", "logger", "thread", "msg"}, r)
+            # A blocking report's lines carry it as fields too, for log collectors to filter on.
+            expected = {"time", "level", "logger", "thread", "msg"}
+            if "blocking" in r:
+                expected.add("blocking")
+            self.assertEqual(set(r), expected, r)
             self.assertRegex(r["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        reports = [r["blocking"] for r in logs if "blocking" in r]
+        blocked = [b for b in reports if b["kind"] == "blocked"]
+        ended = [b for b in reports if b["kind"] == "unblocked"]
+        self.assertEqual(len(blocked), 1, reports)
+        self.assertEqual(blocked[0]["request"]["route"], "/block")
+        self.assertEqual(blocked[0]["request"]["plugin"], "demo")
+        self.assertGreater(len(blocked[0]["stack"]), 0, blocked[0])
+        self.assertEqual(len(ended), 1, reports)
+        self.assertEqual(ended[0]["report_id"], blocked[0]["id"])
+        self.assertGreaterEqual(ended[0]["duration_seconds"], 0.2)
         by_logger = {}
         for r in logs:
             by_logger.setdefault(r["logger"], []).append(r["msg"])
