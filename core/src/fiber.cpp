@@ -353,6 +353,16 @@ void FiberGroup::cancel_and_wait() noexcept {
         children_[i].detach();
     }
     children_.clear();
+    failure_ = nullptr;
+}
+
+void FiberGroup::child_failed(std::exception_ptr e) noexcept {
+    if (failure_) return;
+    // Cancelled (by a failed sibling, or with the group), a child's exception is how its wait
+    // ended, not a failure of its own.
+    if (this_fiber::cancelled() && is_cancellation(e)) return;
+    failure_ = std::move(e);
+    cancel();
 }
 
 void FiberGroup::join() {
@@ -365,16 +375,22 @@ void FiberGroup::join() {
             cancel_and_wait();
             detail::throw_cancelled();
         }
-        // The first failure is rethrown; later ones are logged when their handles go.
+        // The first failure is rethrown; later ones are logged when their handles go. With
+        // cancel_the_rest, the one that cancelled the others is, and their cancellations are
+        // no news.
         if (std::exception_ptr e = rec->ops->error(rec->user_state)) {
-            if (!first)
+            if (failure_ && (e == failure_ || is_cancellation(e))) {
+                // rethrown below, or a cancellation it caused
+            } else if (!first && !failure_) {
                 first = e;
-            else
+            } else {
                 rec->joined = false;
+            }
         }
         children_[i].detach();
     }
     children_.clear();
+    if (failure_) first = std::exchange(failure_, nullptr);
     if (first) std::rethrow_exception(first);
 }
 

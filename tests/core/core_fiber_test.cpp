@@ -194,6 +194,51 @@ FIBER_TEST(FiberGroup, JoinWaitsForEveryChildAndRethrowsTheFirstError) {
     EXPECT_TRUE(slow_done) << "join() rethrew before every child ended";
 }
 
+// OnError::cancel_the_rest (Go's errgroup.WithContext): the first child to fail cancels the
+// others at once, and join() rethrows that failure, not the cancellations it caused (even one
+// earlier in spawn order), which are not reported as failures either.
+FIBER_TEST(FiberGroup, CancelTheRestStopsTheSiblingsOfTheFirstFailure) {
+    auto logger = weft::logger();
+    auto out = std::make_shared<std::ostringstream>();
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*out);
+    logger->sinks().push_back(sink);
+    weft::Errc slow_woke = weft::Errc::ok;
+    const auto t0 = weft::Clock::now();
+    {
+        weft::FiberGroup group(weft::FiberGroup::OnError::cancel_the_rest);
+        group.spawn("slow", [&] {
+            auto r = weft::sleep_for(5s);
+            slow_woke = r ? weft::Errc::ok : r.error().code;
+            r.value();  // throws its cancellation, as code that reads the value does
+        });
+        group.spawn("fails", [] {
+            (void)weft::sleep_for(20ms);
+            throw std::runtime_error("the part that cannot succeed");
+        });
+        group.spawn("also slow", [] { (void)weft::sleep_for(5s); });
+        try {
+            group.join();
+            FAIL() << "join() did not rethrow";
+        } catch (const std::runtime_error& e) {
+            EXPECT_STREQ(e.what(), "the part that cannot succeed");
+        }
+    }
+    EXPECT_LT(weft::Clock::now() - t0, 2s) << "the siblings were not cancelled";
+    EXPECT_EQ(slow_woke, weft::Errc::cancelled);
+    (void)weft::sleep_for(10ms);  // handles are released by the hub
+    logger->flush();
+    logger->sinks().pop_back();
+    EXPECT_EQ(out->str().find("fiber 'slow'"), std::string::npos) << out->str();
+
+    // Without a failure it is an ordinary group.
+    int sum = 0;
+    weft::FiberGroup calm(weft::FiberGroup::OnError::cancel_the_rest);
+    for (int i = 1; i <= 3; ++i)
+        calm.spawn("adds", [&sum, i] { sum += i; });
+    calm.join();
+    EXPECT_EQ(sum, 6);
+}
+
 // The spawner is cancelled while its children wait (a client hung up): join() cancels them and
 // throws only once each has ended, so what they use of the spawner's frame is still there. A
 // child inside offload() ends when its function returns: the group waits for that too.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <source_location>
 #include <string_view>
 #include <utility>
@@ -32,7 +33,18 @@ namespace weft {
 /// Use it from one fiber (the children run on that fiber's hub).
 class FiberGroup {
   public:
-    FiberGroup() = default;
+    /// What a child's failure (an exception it ends with) does to the others.
+    enum class OnError : unsigned char {
+        /// They run on; join() waits for every child and rethrows the first failure in spawn
+        /// order.
+        wait_for_all,
+        /// The first child to fail cancels the others at once (Go's errgroup.WithContext),
+        /// so a fan-out stops when one part of it cannot succeed; join() rethrows that
+        /// failure, and the siblings' cancellations it caused are not reported.
+        cancel_the_rest,
+    };
+
+    explicit FiberGroup(OnError on_error = OnError::wait_for_all) noexcept : on_error_(on_error) {}
     FiberGroup(const FiberGroup&) = delete;
     FiberGroup& operator=(const FiberGroup&) = delete;
     /// Cancels the children still running and waits until they have ended.
@@ -47,7 +59,20 @@ class FiberGroup {
         if (children_.size() == children_.capacity())
             children_.reserve(children_.empty() ? 4 : 2 * children_.size());
         children_.push_back(weft::spawn(
-            name, [f = std::forward<F>(fn)]() mutable { (void)f(); }, site));
+            name,
+            [this, f = std::forward<F>(fn)]() mutable {
+                if (on_error_ == OnError::wait_for_all) {
+                    (void)f();
+                    return;
+                }
+                try {
+                    (void)f();
+                } catch (...) {
+                    child_failed(std::current_exception());
+                    throw;
+                }
+            },
+            site));
     }
 
     /// Waits for every child to end, then rethrows the first exception a child ended with (in
@@ -64,8 +89,13 @@ class FiberGroup {
     /// Cancels the children and waits until each has ended, whatever happens to the caller;
     /// their outcomes are dropped.
     void cancel_and_wait() noexcept;
+    /// OnError::cancel_the_rest: a child ends with `e`; the first real failure (not the
+    /// cancellation a sibling's failure caused) cancels the others.
+    void child_failed(std::exception_ptr e) noexcept;
 
     std::vector<Fiber<void>> children_;
+    OnError on_error_;
+    std::exception_ptr failure_;  // cancel_the_rest: the failure that cancelled the rest
 };
 
 }  // namespace weft
