@@ -63,10 +63,15 @@ Result<void> fiber_join_wait(FiberRecord* f) {
     // join() waits out the child whatever the caller's own deadline: the child inherited that
     // deadline, so its blocking calls end with it, and its value or exception is the answer.
     FiberRecord* me = HubImpl::current_fiber();
-    const std::int64_t saved = me ? me->deadline_ns : INT64_MAX;
+    struct Restore {  // also when fiber_wait() throws UsageError
+        FiberRecord* me;
+        std::int64_t saved;
+        ~Restore() {
+            if (me) me->deadline_ns = saved;
+        }
+    } restore{me, me ? me->deadline_ns : INT64_MAX};
     if (me) me->deadline_ns = INT64_MAX;
     auto r = fiber_wait(f, Deadline::never());
-    if (me) me->deadline_ns = saved;
     // join() observes the outcome (its value, or its exception rethrown); wait() does not,
     // so that a failure nobody joins is still logged when the handle goes.
     if (r) f->joined = true;

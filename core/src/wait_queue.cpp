@@ -62,10 +62,9 @@ const char* reason_owner(const char* reason) noexcept {
 }
 
 // A fiber of another hub, or a thread that is no hub's, touched a primitive a hub's fibers use.
-[[noreturn]] void wrong_hub(const char* what, const detail::HubImpl* owner,
-                            const detail::HubImpl* hub) {
+[[noreturn]] void wrong_hub(const char* what, unsigned owner_index, const detail::HubImpl* hub) {
     std::string msg = std::string("weft::") + what + " belongs to the fibers of hub " +
-                      std::to_string(owner->index_value()) + " (its first user), but ";
+                      std::to_string(owner_index) + " (its first user), but ";
     if (hub)
         msg += "a fiber of hub " + std::to_string(hub->index_value()) +
                " used it: give each hub its own (hubs share nothing), or use SharedSemaphore "
@@ -96,12 +95,19 @@ void foreign_notify(const detail::HubImpl* waiter_hub) noexcept {
 
 void WaitQueue::claim(const char* what, bool idle) {
     auto* hub = detail::HubImpl::current();
-    if (owner_ == hub) return;
-    if (!owner_ || (hub && idle)) {
-        owner_ = hub;  // nullptr (no hub yet) leaves it unclaimed
+    void* owner = owner_.load(std::memory_order_relaxed);
+    if (owner == hub) return;
+    if (!hub) {
+        if (!owner) return;  // no hub has used it yet (a plugin's init)
+        wrong_hub(what, owner_index_.load(std::memory_order_relaxed), hub);
+    }
+    // The first hub to use it, or (idle) the next one, owns it.
+    if ((owner == nullptr && owner_.compare_exchange_strong(owner, hub)) ||
+        (idle && owner_.compare_exchange_strong(owner, hub))) {
+        owner_index_.store(hub->index_value(), std::memory_order_relaxed);
         return;
     }
-    wrong_hub(what, static_cast<const detail::HubImpl*>(owner_), hub);
+    wrong_hub(what, owner_index_.load(std::memory_order_relaxed), hub);
 }
 
 Result<void> WaitQueue::wait(Deadline deadline, const char* reason) {
@@ -157,7 +163,8 @@ void Mutex::unlock() noexcept {
 }
 
 Result<void> Semaphore::acquire(Deadline deadline) {
-    waiters_.claim("Semaphore", waiters_.empty());
+    // Never idle: permits taken by the owner's fibers come back on the owner's thread.
+    waiters_.claim("Semaphore", false);
     if (permits_ > 0 && waiters_.empty()) {
         --permits_;
         return {};

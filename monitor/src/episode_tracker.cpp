@@ -132,13 +132,17 @@ void EpisodeTracker::try_report(unsigned i, std::int64_t now, Observation& out) 
     bool took_place = false;
     if (!admit(window, now, took_place) && !hub_quiet) {
         // Counted among the suppressed now; among the dropped if it ends unreported.
-        if (!w.suppressed) ++window.suppressed;
+        if (!w.suppressed) {
+            ++window.suppressed;
+            w.suppressed_in = window.told;
+        }
         w.suppressed = true;
         return;
     }
     if (w.suppressed) {
-        // Reported late: it is no longer one of those the next report tells of.
-        if (window.suppressed > 0) --window.suppressed;
+        // Reported late: unless a report told of it meanwhile, it is no longer one of those
+        // the next report tells of.
+        if (w.suppressed_in == window.told && window.suppressed > 0) --window.suppressed;
         w.suppressed = false;
     }
     w.took_place = took_place;
@@ -146,8 +150,9 @@ void EpisodeTracker::try_report(unsigned i, std::int64_t now, Observation& out) 
     w.has_reported[kind] = true;
     w.last_report[kind] = now;
     w.report_id = next_id_++;
-    out.detected =
-        Detection{w.report_id, w.start, w.fiber, std::exchange(window.suppressed, 0), w.allowed};
+    const std::uint64_t told_of = std::exchange(window.suppressed, 0);
+    if (told_of > 0) ++window.told;
+    out.detected = Detection{w.report_id, w.start, w.fiber, told_of, w.allowed};
 }
 
 void EpisodeTracker::watch_from(Watch& w, const HubSample& s, std::int64_t at,

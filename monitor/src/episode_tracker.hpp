@@ -117,8 +117,9 @@ class EpisodeTracker {
         std::int64_t start = 0;
         bool start_is_slice_start = false;  // start came from the probe's slice_start_ns
         std::int64_t last_seen_blocked = 0;
-        std::uint64_t report_id = 0;  // 0: not reported (rate limit)
-        bool suppressed = false;      // the rate limit held its report back (so far)
+        std::uint64_t report_id = 0;      // 0: not reported (rate limit)
+        bool suppressed = false;          // the rate limit held its report back (so far)
+        std::uint64_t suppressed_in = 0;  // the window's `told` when it was held back
         FiberId fiber = 0;
         std::string fiber_name;
         std::uint64_t slices_at = 0;  // the probe's slice count and sum when detected
@@ -145,6 +146,7 @@ class EpisodeTracker {
     struct RateWindow {
         std::deque<std::int64_t> sent;
         std::uint64_t suppressed = 0;
+        std::uint64_t told = 0;  // reports that told of (and reset) `suppressed` so far
     };
 
     void watch_from(Watch& w, const HubSample& s, std::int64_t at, bool from_slice_start) const;

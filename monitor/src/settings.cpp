@@ -18,9 +18,10 @@ std::vector<SettingsError> validate(const MonitorSettings& s, std::string_view s
     auto secs = [](std::chrono::nanoseconds d) {
         return std::to_string(std::chrono::duration<double>(d).count());
     };
-    if (s.max_blocking_time <= std::chrono::nanoseconds::zero())
+    // The watchdog looks at most once a millisecond: a shorter threshold would never be met.
+    if (s.max_blocking_time < std::chrono::milliseconds(1))
         errs.push_back({"max_blocking_time", std::string(source), secs(s.max_blocking_time),
-                        "a duration greater than 0, e.g. 0.1 s"});
+                        "a duration of at least 1 ms, e.g. 0.1 s"});
     if (s.memory_period < std::chrono::duration<double>(kMinMemoryPeriodS))
         errs.push_back({"memory_period", std::string(source), secs(s.memory_period),
                         "a duration of at least 2 s"});

@@ -172,7 +172,9 @@ struct Watchdog::Impl {
     detail::RecentReportsSink* recent = nullptr;
     detail::SubscriberSink* subscribers = nullptr;
     std::vector<std::unique_ptr<detail::ReportSink>> sinks;
-    std::function<void(BlockingReport&)> annotator;  // set before the first report
+    // Set by set_annotator() while the reporter may already run: read under the lock.
+    std::mutex annotator_mu;
+    std::function<void(BlockingReport&)> annotator;
 
     using MemorySubscribers = detail::SubscriberList<MemoryEvent>;
     std::shared_ptr<MemorySubscribers> mem_above_subs = std::make_shared<MemorySubscribers>();
@@ -463,7 +465,12 @@ struct Watchdog::Impl {
             r.stack.push_back(symbolizer.describe(p.pc_only, true));
         }
         detail::explain_system_call(r, rt.options().patch_syscalls);
-        if (annotator) sink("annotator", [&] { annotator(r); });
+        std::function<void(BlockingReport&)> annotate;
+        {
+            std::lock_guard<std::mutex> g(annotator_mu);
+            annotate = annotator;
+        }
+        if (annotate) sink("annotator", [&] { annotate(r); });
         episodes.collapse(r);
         for (auto& k : sinks)
             sink(k->name(), [&] { k->on_report(r); });
@@ -668,6 +675,7 @@ Subscription Watchdog::on_blocked(std::function<void(const BlockingReport&)> fn)
     return Subscription(impl_->subscribers->add_blocked(std::move(fn)));
 }
 void Watchdog::set_annotator(std::function<void(BlockingReport&)> fn) {
+    std::lock_guard<std::mutex> g(impl_->annotator_mu);
     impl_->annotator = std::move(fn);
 }
 Subscription Watchdog::on_unblocked(std::function<void(const BlockingEnd&)> fn) {

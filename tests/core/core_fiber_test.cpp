@@ -556,6 +556,15 @@ FIBER_TEST(Misuse, TwoWaitersOnOneFiberThrowForTheSecond) {
     (void)weft::sleep_for(5ms);  // the first waits by now
     EXPECT_NE(usage_error([&] { (void)target.wait(); }).find("two fibers wait for"),
               std::string::npos);
+    {
+        // join() lifts the caller's deadline while it waits: a refused one puts it back.
+        weft::ScopedDeadline bound(weft::Deadline(10s));
+        const auto before = weft::this_fiber::deadline();
+        EXPECT_NE(usage_error([&] { (void)target.join(); }).find("two fibers wait for"),
+                  std::string::npos);
+        EXPECT_FALSE(weft::this_fiber::deadline().is_never()) << "the deadline was lost";
+        EXPECT_EQ(weft::this_fiber::deadline().time_point(), before.time_point());
+    }
     EXPECT_TRUE(first.join()) << "the first waiter is not disturbed";
     EXPECT_EQ(target.join(), 5);
 }

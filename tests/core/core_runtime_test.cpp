@@ -565,7 +565,7 @@ TEST(Offload, OwnedCallsGiveValuesAndExceptionsAndCanBeLeft) {
     // The public offload_owned(): the work is moved in (a move-only capture here), its value
     // or exception comes back; the deadline or a cancel ends the wait while the work runs.
     auto o = weft::testing::test_options();
-    o.offload_threads = 1;
+    o.offload_threads = 2;  // the cancelled call's work runs (on the second) as it is left
     auto done = std::make_shared<std::atomic<bool>>(false);
     weft::run(
         [done] {
@@ -586,19 +586,27 @@ TEST(Offload, OwnedCallsGiveValuesAndExceptionsAndCanBeLeft) {
             EXPECT_EQ(left.error().code, weft::Errc::timed_out);
             EXPECT_LT(weft::Clock::now() - t0, 250ms) << "the wait outlived its deadline";
             EXPECT_FALSE(done->load());
-            // The throwing form, cancelled: ResultError with Errc::cancelled.
+            // The throwing form, cancelled while its work runs: ResultError with
+            // Errc::cancelled at once, the work running on.
             weft::Errc seen = weft::Errc::ok;
+            auto started = std::make_shared<std::atomic<bool>>(false);
             auto waiter = weft::spawn("cancelled", [&] {
                 try {
-                    weft::offload_owned([] { std::this_thread::sleep_for(100ms); });
+                    weft::offload_owned([started] {
+                        started->store(true);
+                        std::this_thread::sleep_for(300ms);
+                    });
                 } catch (const weft::ResultError<weft::Error>& e) {
                     seen = e.error().code;
                 }
             });
-            (void)weft::sleep_for(10ms);
+            while (!started->load())
+                (void)weft::sleep_for(1ms);
+            const auto t1 = weft::Clock::now();
             waiter.cancel();
             waiter.join();
             EXPECT_EQ(seen, weft::Errc::cancelled);
+            EXPECT_LT(weft::Clock::now() - t1, 200ms) << "the cancel waited for the work";
         },
         o);
     EXPECT_TRUE(done->load()) << "the runtime ended before the work its fiber left";

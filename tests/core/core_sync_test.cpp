@@ -315,6 +315,7 @@ TEST(SyncOwnership, AnotherHubOrAPoolThreadGetsUsageError) {
     std::promise<void> owned;
     std::promise<void> done;
     auto finished = done.get_future();
+    std::promise<void> released;  // hub 0's fiber is done with what this frame owns
     rt.hub(0).post([&] {
         weft::spawn("owner", [&] {
             ASSERT_TRUE(m.lock());  // held while hub 1 tries
@@ -322,6 +323,7 @@ TEST(SyncOwnership, AnotherHubOrAPoolThreadGetsUsageError) {
             owned.set_value();
             finished.wait();  // holds the hub: fine for a test, the other hub runs
             m.unlock();
+            released.set_value();
         }).detach();
     });
     owned.get_future().wait();
@@ -354,7 +356,9 @@ TEST(SyncOwnership, AnotherHubOrAPoolThreadGetsUsageError) {
         }).detach();
     });
     const std::string got = said.get_future().get();
+    auto all_released = released.get_future();
     done.set_value();
+    all_released.wait();
     EXPECT_NE(got.find("weft::Mutex belongs to the fibers of hub 0 (its first user), but a "
                        "fiber of hub 1 used it"),
               std::string::npos)

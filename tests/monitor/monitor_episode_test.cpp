@@ -368,6 +368,55 @@ TEST(Episode, ABlockageTheLimitHeldBackIsReportedLateWhileItLasts) {
     EXPECT_EQ(next.detected[0].suppressed_before, 1u);
 }
 
+TEST(Episode, ALateReportDoesNotHideWhatAnotherReportDidNotTellOf) {
+    // One report a minute. Hub 0 is stuck after its first report (held back); hub 1's first
+    // report tells of it; hub 1's next blockage is held back and ends. Hub 0's late report must
+    // tell of that one: it was not told of yet.
+    FakeClock clock;
+    EpisodeTracker t(2, options(1), clock);
+    FakeHub a(clock);
+    FakeHub b(clock);
+    ASSERT_EQ(blockage(t, clock, a, 200ms, 0).detected.size(), 1u);
+    clock.advance(1s);
+    a.begin_slice(5);  // stuck from here on
+    auto look_both = [&](int looks) {
+        Seen seen_a, seen_b;
+        for (int k = 0; k < looks; ++k) {
+            clock.advance(20ms);
+            seen_a.add(t.observe(0, a.sample()));
+            seen_b.add(t.observe(1, b.sample()));
+        }
+        return std::make_pair(seen_a, seen_b);
+    };
+    EXPECT_TRUE(look_both(10).first.detected.empty());  // held back
+    // Hub 1's first blockage: reported (its first in the minute), telling of hub 0's.
+    b.begin_slice(6);
+    auto [a1, b1] = look_both(10);
+    b.end_slice();
+    look_both(1);
+    ASSERT_EQ(b1.detected.size(), 1u);
+    EXPECT_EQ(b1.detected[0].suppressed_before, 1u);
+    // Its second, a second later: held back, and it ends unreported.
+    clock.advance(1s);
+    b.begin_slice(6);
+    auto [a2, b2] = look_both(10);
+    b.end_slice();
+    look_both(1);
+    EXPECT_TRUE(b2.detected.empty());
+    EXPECT_EQ(t.stats(1).dropped, 1u);
+    // Once the minute is over, hub 0's blockage is reported, telling of hub 1's dropped one.
+    std::optional<Detection> late;
+    for (int k = 0; k < 4000 && !late; ++k) {
+        clock.advance(20ms);
+        const Observation o = t.observe(0, a.sample());
+        if (o.detected) late = o.detected;
+        (void)t.observe(1, b.sample());
+    }
+    ASSERT_TRUE(late.has_value()) << "hub 0 was never reported";
+    EXPECT_EQ(late->fiber, 5u);
+    EXPECT_EQ(late->suppressed_before, 1u);
+}
+
 TEST(Episode, OneHubThatBlocksAllTheTimeDoesNotHideAnother) {
     // Two reports a minute, shared by the hubs. Hub 0 uses them up and more; hub 1's first
     // blockage in the minute is reported all the same, and tells of what was suppressed.

@@ -79,8 +79,11 @@ class Channel {
     std::size_t capacity() const noexcept { return capacity_; }
 
   private:
-    // Nothing in it and nobody waiting: another hub may take it over (WaitQueue::claim).
-    bool idle() const noexcept { return items_.empty() && senders_.empty() && receivers_.empty(); }
+    // Nothing in it, handed on or waiting: another hub may take it over (WaitQueue::claim).
+    bool idle() const noexcept {
+        return items_.empty() && slots_handed_ == 0 && items_handed_ == 0 && senders_.empty() &&
+               receivers_.empty();
+    }
     // Room for a newcomer: not counting the room already handed to woken senders.
     bool room() const noexcept { return items_.size() + slots_handed_ < capacity_; }
     // Values a newcomer may take: not counting those handed to woken receivers.

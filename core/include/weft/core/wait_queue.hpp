@@ -2,6 +2,7 @@
 // Owned by one hub; waiting parks only the calling fiber.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 #include "weft/core/deadline.hpp"
@@ -34,12 +35,17 @@ class WaitQueue {
     /// primitive is `idle` (then that hub takes it over: an object handed from hub to hub
     /// through a SharedPool, say). The primitive is not thread-safe: such uses would race with
     /// the owner's fibers. Before any hub used it, a thread that is no hub's may (a plugin's
-    /// init). wait() claims too (idle when nobody waits yet).
+    /// init). wait() claims too (idle when nobody waits yet). A check, not a lock: it catches
+    /// the misuse on the calls that claim, not two hubs taking an idle one at one instant.
     void claim(const char* what, bool idle);
 
   private:
     friend struct detail::WaitNode;
-    void* owner_ = nullptr;  // the detail::HubImpl that claimed it
+    // The detail::HubImpl that claimed it (compared, never followed: a runtime may end before
+    // a global primitive does), and its index for messages. Atomic: the misuse it catches is
+    // by definition from another thread.
+    std::atomic<void*> owner_{nullptr};
+    std::atomic<unsigned> owner_index_{0};
     detail::WaitNode* head_ = nullptr;
     detail::WaitNode* tail_ = nullptr;
 };

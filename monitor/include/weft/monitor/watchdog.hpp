@@ -81,9 +81,9 @@ class Watchdog {
     [[nodiscard]] Subscription on_blocked(std::function<void(const BlockingReport&)> fn);
     /// Runs on the reporter thread for each report before any output sees it (the log, the
     /// reports file, /debug/blocking, subscribers), to add what only the caller knows: the
-    /// server labels a request's report with the plugin that registered its route. Set it
-    /// before the first blockage (it is not synchronized with the reporter); an exception it
-    /// throws is logged and the report goes on as it was.
+    /// server labels a request's report with the plugin that registered its route. Any
+    /// thread; a report already on its way may miss it. An exception it throws is logged and
+    /// the report goes on as it was.
     void set_annotator(std::function<void(BlockingReport&)> fn);
     [[nodiscard]] Subscription on_unblocked(std::function<void(const BlockingEnd&)> fn);
     [[nodiscard]] Subscription on_memory_above(std::function<void(const MemoryEvent&)> fn);
