@@ -8,6 +8,7 @@
 #include "weft/core/internal/hub_probe.hpp"
 #include "weft/core/text.hpp"
 #include "weft/monitor/exposition.hpp"
+#include "weft/monitor/pprof.hpp"
 #include "weft/monitor/run_info.hpp"
 
 namespace weft::server {
@@ -122,13 +123,55 @@ http::Response readyz(AdminState& st) {
     return http::Response::json("{\"ready\":true}\n", 200);
 }
 
+// Whether the client takes gzip (Accept-Encoding: RFC 9110 §12.5.3; "gzip;q=0" refuses it,
+// "*" takes it unless gzip is named with q=0).
+bool accepts_gzip(const http::Request& req) {
+    auto trim_ows = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+            v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+            v.remove_suffix(1);
+        return v;
+    };
+    bool gzip = false, star = false, named = false;
+    req.headers().for_each_value("Accept-Encoding", [&](std::string_view value) {
+        while (!value.empty()) {
+            const auto comma = value.find(',');
+            std::string_view item = value.substr(0, comma);
+            value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+            const auto semi = item.find(';');
+            std::string_view coding = trim_ows(item.substr(0, semi));
+            bool refused = false;
+            if (semi != std::string_view::npos) {
+                std::string_view q = trim_ows(item.substr(semi + 1));
+                if (q.size() >= 2 && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+                    q = trim_ows(q.substr(2));
+                    refused = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
+                }
+            }
+            if (http::iequals(coding, "gzip") || http::iequals(coding, "x-gzip")) {
+                named = true;
+                gzip = !refused;
+            } else if (coding == "*") {
+                star = !refused;
+            }
+        }
+    });
+    return named ? gzip : star;
+}
+
 }  // namespace
 
 void register_admin_routes(http::Router& router, AdminState& st) {
+    // Prometheus asks for gzip (as client_golang's handler, we give it): the text is long and
+    // repetitive, a tenth of it on the wire.
     router.get("/metrics", [&st](http::Request& req) {
         auto scrape = monitor::scrape(*st.registry, req.header("Accept").value_or(""));
-        http::Response r(200, std::move(scrape.body));
+        const bool gzip = accepts_gzip(req);
+        http::Response r(200, gzip ? monitor::gzip(scrape.body) : std::move(scrape.body));
         r.set_content_type(scrape.content_type);
+        r.add_header("Vary", "Accept-Encoding");
+        if (gzip) r.add_header("Content-Encoding", "gzip");
         return r;
     });
     router.get("/healthz", [&st](http::Request&) { return healthz(st); });

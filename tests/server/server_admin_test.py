@@ -2,6 +2,7 @@
 families, request durations labelled by route template), /debug/* as JSON, and
 `[admin] debug_endpoints = false`."""
 
+import gzip
 import json
 import os
 import re
@@ -193,6 +194,29 @@ class Admin(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["content-type"].startswith("application/openmetrics-text"))
         self.assertTrue(body.endswith(b"# EOF\n"))
+
+    def test_metrics_gzipped_for_a_client_that_takes_it(self):
+        # Prometheus sends Accept-Encoding: gzip; the text is a tenth of its size gzipped.
+        status, plain_headers, plain = get(self.w.admin, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertNotIn("content-encoding", plain_headers)
+        status, headers, body = get(self.w.admin, "/metrics",
+                                    headers={"Accept-Encoding": "br;q=1.0, gzip;q=0.8"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("content-encoding"), "gzip")
+        self.assertEqual(headers.get("vary"), "Accept-Encoding")
+        text = gzip.decompress(body).decode()
+        self.assertIn("# TYPE weft_hub_blocking_events_total counter", text)
+        self.assertLess(len(body), len(plain) // 3)
+        # Refused by q=0, or not named: as it is.
+        for ae in ("gzip;q=0, identity", "identity", "br", "*;q=0"):
+            status, headers, body = get(self.w.admin, "/metrics",
+                                        headers={"Accept-Encoding": ae})
+            self.assertEqual(status, 200)
+            self.assertNotIn("content-encoding", headers, ae)
+            self.assertIn(b"# TYPE weft_hub_blocking_events_total counter", body, ae)
+        status, headers, _ = get(self.w.admin, "/metrics", headers={"Accept-Encoding": "*"})
+        self.assertEqual(headers.get("content-encoding"), "gzip")
 
     def test_debug_blocking_is_json_and_sees_a_blockage(self):
         status, body = get_json(self.w.admin, "/debug/blocking")
