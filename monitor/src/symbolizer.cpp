@@ -35,6 +35,9 @@ std::string demangle(const char* name) {
 std::string base_name(const char* path) {
     if (!path) return {};
     std::string_view p(path);
+    // elfutils names the vDSO "[vdso: PID]": without the PID, profiles and stack hashes of
+    // different processes (or of a restarted one) name it alike.
+    if (p.starts_with("[vdso")) return "[vdso]";
     auto slash = p.rfind('/');
     return std::string(slash == std::string_view::npos ? p : p.substr(slash + 1));
 }

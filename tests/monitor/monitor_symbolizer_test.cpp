@@ -5,6 +5,7 @@
 
 #include <elf.h>
 #include <link.h>
+#include <sys/auxv.h>
 
 #include <cstdint>
 #include <fstream>
@@ -80,6 +81,23 @@ TEST(Symbolizer, NamesAFrameInAPltStub) {
     auto f = s.describe(begin + (end - begin) / 2, /*is_pc=*/true);
     EXPECT_EQ(f.function, kPltStub);
     EXPECT_EQ(f.module, "monitor_symbolizer_test");
+}
+
+// The vDSO's module name carries no process id ("[vdso: 1234]" from elfutils), so that its
+// frames read alike in every process's reports and profiles.
+TEST(Symbolizer, TheVdsoIsNamedWithoutAProcessId) {
+    const auto base = static_cast<std::uint64_t>(getauxval(AT_SYSINFO_EHDR));
+    if (base == 0) GTEST_SKIP() << "no vDSO in this process";
+    const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(base);
+    const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(base + eh->e_phoff);
+    std::uint64_t text = 0;  // an address inside its executable segment
+    for (int i = 0; i < eh->e_phnum; ++i)
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X))
+            text = base + ph[i].p_offset + ph[i].p_filesz / 2;
+    ASSERT_NE(text, 0u);
+    Symbolizer s;
+    auto f = s.describe(text, /*is_pc=*/true);
+    EXPECT_EQ(f.module, "[vdso]");
 }
 
 TEST(Symbolizer, AnAddressOutsideEveryModuleStaysUnknown) {
