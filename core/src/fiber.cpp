@@ -200,8 +200,12 @@ Result<void> sleep_until(Deadline deadline) {
     }
     SleepWaiter w;
     auto r = hub->park(&w, deadline, "sleep");
-    // Woken by its own time: done. Woken earlier by the fiber's deadline: timed out.
-    if (!r && r.error().code == Errc::timed_out && deadline.passed()) return {};
+    // Woken by its own time, before the fiber's deadline: done. Woken by the fiber's deadline
+    // (earlier, or already past as a sleep_for(0ms) checkpoint is called): timed out.
+    if (!r && r.error().code == Errc::timed_out && deadline.passed()) {
+        const detail::FiberRecord* me = hub->running();
+        if (me->deadline_ns == INT64_MAX || me->deadline_ns > detail::deadline_ns(deadline)) return {};
+    }
     return r;
 }
 

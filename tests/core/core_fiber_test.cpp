@@ -610,3 +610,29 @@ FIBER_TEST(Misuse, WaitingOrSpawningOnAPoolThreadThrows) {
         weft::offload([] { return usage_error([] { weft::spawn("nowhere", [] {}).join(); }); });
     EXPECT_NE(spawned.find("spawn() outside a hub thread"), std::string::npos) << spawned;
 }
+
+// sleep_for(0ms) is the checkpoint a long computation calls (gevent's sleep(0)): it yields,
+// and says when the fiber was cancelled or its deadline passed, which yield() does not.
+FIBER_TEST(Fiber, SleepForZeroIsACheckpoint) {
+    auto ran = std::make_shared<int>(0);
+    auto other = weft::spawn("other", [ran] { ++*ran; });
+    EXPECT_TRUE(weft::sleep_for(0ms));
+    EXPECT_EQ(*ran, 1) << "it did not yield";
+    other.join();
+    {
+        weft::ScopedDeadline bound(weft::Deadline(1ms));
+        const auto until = weft::Clock::now() + 5ms;
+        while (weft::Clock::now() < until) {
+        }
+        auto r = weft::sleep_for(0ms);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code, weft::Errc::timed_out);
+    }
+    auto looping = weft::spawn("looping", [] {
+        for (;;)
+            if (auto r = weft::sleep_for(0ms); !r) return r.error().code;
+    });
+    (void)weft::sleep_for(1ms);
+    looping.cancel();
+    EXPECT_EQ(looping.join(), weft::Errc::cancelled);
+}

@@ -231,7 +231,10 @@ FiberId id() noexcept;
 std::string_view name() noexcept;
 /// True once cancel() was called on the calling fiber.
 bool cancelled() noexcept;
-/// Lets every other ready fiber of the hub run, then continues.
+/// Lets every other ready fiber of the hub run, then continues. It does not look at a cancel
+/// or a deadline: a long computation that should stop when its request is abandoned calls
+/// sleep_for(0ms) instead, which yields too and returns Errc::cancelled or Errc::timed_out
+/// (gevent's sleep(0) raises in a killed greenlet the same way).
 void yield();
 /// Parks the calling fiber until `deadline`. Returns Errc::cancelled early if cancelled, and
 /// Errc::timed_out early if the fiber's own deadline (ScopedDeadline) comes first.
