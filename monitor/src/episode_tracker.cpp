@@ -180,6 +180,8 @@ void EpisodeTracker::abandon(unsigned i, std::uint64_t suppressed_before) {
     w.took_place = false;
     w.has_reported[kind] = w.report_before.first;
     w.last_report[kind] = w.report_before.second;
+    // The blockages it would have told of wait for the next report again, as untold.
+    if (suppressed_before > 0 && window.told > 0) --window.told;
     window.suppressed += suppressed_before;
 }
 

@@ -28,6 +28,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "weft/core/log.hpp"
 #include "weft/core/text.hpp"
@@ -35,6 +36,10 @@
 namespace weft::server {
 
 namespace {
+
+// Members log_with_fields() adds to the line being formatted (on the logging thread: the
+// server's loggers format as they log).
+thread_local std::string_view t_fields;
 
 // Writes [p, p + left) to `fd` whole, one line at a time, with the system call itself, not
 // libc's write(), which syscall patching may turn into parking a fiber (see
@@ -194,7 +199,10 @@ class ServerLogSink final : public spdlog::sinks::base_sink<std::mutex> {
                                                     "being read";
                            spdlog::details::log_msg note("weft", spdlog::level::warn, text);
                            spdlog::memory_buf_t out;
+                           // The notice is no blocking report, whatever line it goes before.
+                           const std::string_view fields = std::exchange(t_fields, {});
                            formatter_->format(note, out);
+                           t_fields = fields;
                            return std::string(out.data(), out.size());
                        });
         } catch (const spdlog::spdlog_ex&) {
@@ -367,10 +375,6 @@ std::string_view remote_addr(std::string_view peer) {
     const auto colon = peer.rfind(':');
     return colon == std::string_view::npos ? peer : peer.substr(0, colon);
 }
-
-// Members log_with_fields() adds to the line being formatted (on the logging thread: the
-// server's loggers format as they log).
-thread_local std::string_view t_fields;
 
 /// One JSON object per line: {"time":..., "level":..., "logger":..., "msg":..., "thread":...},
 /// and the fields of log_with_fields().

@@ -488,20 +488,12 @@ int main(int argc, char** argv) {
         log->error("cannot start the watchdog: {}", e.what());
         return 1;
     }
-    plugins.subscribe(*watchdog);
-    // A request's report names the plugin whose route it served, in every output (a plugin's
-    // own fibers carry their plugin label already).
-    watchdog->set_annotator([&plugins](weft::monitor::BlockingReport& r) {
-        if (!weft::server::report_label(r, "plugin").empty()) return;
-        const std::string route = weft::server::report_label(r, "route");
-        if (route.empty()) return;
-        std::string owner = plugins.owner(weft::server::report_label(r, "method"), route);
-        if (!owner.empty()) r.labels.emplace_back("plugin", std::move(owner));
-    });
     std::vector<weft::monitor::Subscription> report_logs;
     if (structured_reports) {
         // As the watchdog's text output, and "blocking": the report as /debug/blocking and
-        // the reports file have it (without the fiber trees, which the text carries).
+        // the reports file have it (without the fiber trees, which the text carries). Before
+        // the plugins' subscribers, as the text output comes before them; kept until the
+        // watchdog is gone, as the text output is.
         auto monitor_log = weft::logger(cfg.monitor.logger_name);
         auto level = [](bool allowed) {
             return allowed ? spdlog::level::info : spdlog::level::warn;
@@ -522,6 +514,16 @@ int main(int argc, char** argv) {
                                               "\"blocking\":" + weft::monitor::to_json(e));
             }));
     }
+    plugins.subscribe(*watchdog);
+    // A request's report names the plugin whose route it served, in every output (a plugin's
+    // own fibers carry their plugin label already).
+    watchdog->set_annotator([&plugins](weft::monitor::BlockingReport& r) {
+        if (!weft::server::report_label(r, "plugin").empty()) return;
+        const std::string route = weft::server::report_label(r, "route");
+        if (route.empty()) return;
+        std::string owner = plugins.owner(weft::server::report_label(r, "method"), route);
+        if (!owner.empty()) r.labels.emplace_back("plugin", std::move(owner));
+    });
     // Each blockage, attributed to the plugin whose route it served: the hub-blocking profile,
     // the live page's feed and the stall budgets.
     weft::server::HubBlockProfile hubblock;
@@ -795,7 +797,6 @@ int main(int argc, char** argv) {
         admin.stopping.store(true);  // a CPU profile in progress stops reading the hubs
         plugins.run_shutdown_hooks();
         attribution.clear();
-        report_logs.clear();
         collectors.clear();
         if (admin_server) {
             weft::server::shutdown_step("stopping the admin listener");

@@ -216,6 +216,9 @@ FIBER_TEST(FiberGroup, CancelTheRestStopsTheSiblingsOfTheFirstFailure) {
             throw std::runtime_error("the part that cannot succeed");
         });
         group.spawn("also slow", [] { (void)weft::sleep_for(5s); });
+        // The spawner parks past the failure, then spawns more: that child starts cancelled.
+        (void)weft::sleep_for(50ms);
+        group.spawn("spawned late", [] { weft::sleep_for(5s).value(); });
         try {
             group.join();
             FAIL() << "join() did not rethrow";

@@ -44,7 +44,9 @@
 /// 2: Context::on_blocked. 3: RouteOptions on Context::route and stream_route.
 /// 4: Context::websocket_route. 5: WebSocketOptions::allowed_origins.
 /// 6: http::ClientOptions::max_idle_total.
-#define WEFT_PLUGIN_ABI_VERSION 6u
+/// 7: the layouts of FiberGroup (its OnError) and of WaitQueue, in Mutex, Semaphore, Event,
+///    Channel and WaitGroup (its owning hub).
+#define WEFT_PLUGIN_ABI_VERSION 7u
 
 #define WEFT_PLUGIN_STR_(x) #x
 #define WEFT_PLUGIN_STR(x) WEFT_PLUGIN_STR_(x)

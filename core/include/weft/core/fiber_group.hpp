@@ -73,12 +73,16 @@ class FiberGroup {
                 }
             },
             site));
+        // A failure came first: a child spawned after it starts cancelled, as a goroutine
+        // started under errgroup's cancelled context would.
+        if (failure_) children_.back().cancel();
     }
 
     /// Waits for every child to end, then rethrows the first exception a child ended with (in
-    /// spawn order), if any. Throws weft::Cancelled, once every child has ended, if the calling
-    /// fiber is cancelled while it waits. The caller's own deadline does not end the wait: the
-    /// children inherited it, so their blocking calls end by then. The group is empty after.
+    /// spawn order; with OnError::cancel_the_rest, the first failure in time), if any. Throws
+    /// weft::Cancelled, once every child has ended, if the calling fiber is cancelled while it
+    /// waits. The caller's own deadline does not end the wait: the children inherited it, so their
+    /// blocking calls end by then. The group is empty after.
     void join();
     /// Asks every child still running to stop (each wakes with Errc::cancelled).
     void cancel() noexcept;
