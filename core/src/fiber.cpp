@@ -198,6 +198,12 @@ Result<void> sleep_until(Deadline deadline) {
         SleepWaiter w;
         return hub->park(&w, deadline, "sleep");
     }
+    if (deadline.passed()) {
+        // Nothing to wait for (sleep_for(0ms), a checkpoint, as gevent's sleep(0)): the other
+        // ready fibers run first, always, and a cancel or a passed deadline is said.
+        yield();
+        return hub->check_interrupt(Deadline::never());
+    }
     SleepWaiter w;
     auto r = hub->park(&w, deadline, "sleep");
     // Woken by its own time, before the fiber's deadline: done. Woken by the fiber's deadline
