@@ -34,6 +34,7 @@ SCALARS = {
     "weft_hub_blocking_reports_dropped_total",
     "weft_hub_fibers",
     "weft_hub_blocking_threshold_seconds",
+    "weft_hub_blocked_seconds",
     "weft_build_info",
     "http_server_active_requests",
     "weft_http_connections",
