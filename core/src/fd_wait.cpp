@@ -24,17 +24,24 @@ namespace {
 // someone waited. Chunks are made on first use and never freed.
 constexpr std::size_t kChunk = 4096;
 constexpr std::size_t kChunks = 1024;  // descriptors below 4M
-using Counters = std::atomic<std::atomic<std::uint32_t>*>[kChunks];
+template <class T>
+using Table = std::atomic<std::atomic<T>*>[kChunks];
+using Counters = Table<std::uint32_t>;
 Counters g_waits;
 Counters g_closes;
+// Per descriptor number and direction: the id of the fiber parked in a patched read (write) on
+// it, 0 for none (see ExclusiveUse).
+Table<std::uint64_t> g_readers;
+Table<std::uint64_t> g_writers;
 
-std::atomic<std::uint32_t>* counter(Counters& table, int fd, bool create) noexcept {
+template <class T>
+std::atomic<T>* counter(Table<T>& table, int fd, bool create) noexcept {
     if (fd < 0) return nullptr;
     const std::size_t c = static_cast<std::size_t>(fd) / kChunk;
     if (c >= kChunks) return nullptr;
     auto* chunk = table[c].load(std::memory_order_acquire);
     if (!chunk && create) {
-        auto* fresh = new (std::nothrow) std::atomic<std::uint32_t>[kChunk]();
+        auto* fresh = new (std::nothrow) std::atomic<T>[kChunk]();
         if (!fresh) return nullptr;
         if (table[c].compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel))
             chunk = fresh;
@@ -149,6 +156,22 @@ Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadlin
     return hub.io().wait_fds(fds, n, deadline);
 }
 
+ExclusiveUse::ExclusiveUse(int fd, bool write, std::uint64_t fiber) noexcept : self_(fiber) {
+    auto* slot = counter(write ? g_writers : g_readers, fd, true);
+    if (!slot) return;  // out of memory, or a descriptor past 4M: not watched
+    std::uint64_t held = 0;
+    if (slot->compare_exchange_strong(held, fiber, std::memory_order_acq_rel))
+        slot_ = slot;
+    else
+        other_ = held;
+}
+
+ExclusiveUse::~ExclusiveUse() {
+    std::uint64_t mine = self_;
+    // A close ended the claim already (and another fiber may hold a new one): left alone.
+    if (slot_) slot_->compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+}
+
 void fd_closing(int fd) noexcept {
     // The child of a fork() has copies of the hubs, not hubs: interrupting a copied waiter
     // would write a cancel into the ring it shares with the parent, and the hub list's lock or
@@ -156,6 +179,9 @@ void fd_closing(int fd) noexcept {
     if (patch::g_forked) return;
     auto* c = wait_count(fd, false);
     if (!c || c->load(std::memory_order_relaxed) == 0) return;
+    // The fibers parked on it are woken, but may not run before the number is used again.
+    for (auto* table : {&g_readers, &g_writers})
+        if (auto* claim = counter(*table, fd, false)) claim->store(0, std::memory_order_release);
     auto* closes_of = counter(g_closes, fd, false);  // made by the waits' registration
     const std::uint32_t closes =
         closes_of ? closes_of->fetch_add(1, std::memory_order_acq_rel) + 1 : 0;

@@ -3,6 +3,7 @@
 // select(2) when they are patched.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include <poll.h>
@@ -41,6 +42,25 @@ class FdWaitRegistry {
 
   private:
     std::vector<FdWaitNode*> heads_;  // indexed by fd
+};
+
+/// A patched call's claim on one direction of a descriptor while its fiber parks there (see
+/// patch::park): a second fiber parking in a read (write) of a connection that one already
+/// waits in is a library connection shared between fibers, and its buffers are about to be
+/// mixed up. Over all hubs; a close of the descriptor ends the claims on it (fd_closing).
+class ExclusiveUse {
+  public:
+    ExclusiveUse(int fd, bool write, std::uint64_t fiber) noexcept;
+    ~ExclusiveUse();
+    ExclusiveUse(const ExclusiveUse&) = delete;
+    ExclusiveUse& operator=(const ExclusiveUse&) = delete;
+    /// The id of the fiber that waits there already; 0 when this one holds the claim.
+    std::uint64_t other() const noexcept { return other_; }
+
+  private:
+    std::atomic<std::uint64_t>* slot_ = nullptr;
+    std::uint64_t self_;
+    std::uint64_t other_ = 0;
 };
 
 /// Waits on one descriptor from a fiber of `hub` (registered for close_fd).

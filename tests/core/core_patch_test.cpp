@@ -2191,3 +2191,130 @@ TEST(PatchThreads, AFiberPastItsDeadlineStillWaitsForTheThreadWithoutHoldingTheH
         EXPECT_GE(ticker.ticks(), 10) << "the hub was held while the thread ran";
     });
 }
+
+// A library connection kept in a thread_local is shared by every fiber of the hub: a second
+// fiber's read while the first waits in one would take the first one's answer and change the
+// library's buffers under it (hiredis crashed). As gevent's ConcurrentObjectUseError: EBUSY.
+TEST(PatchIo, ASecondFiberReadingAConnectionAnotherWaitsOnGetsEbusy) {
+    run_patched([] {
+        TcpPair p;
+        char a[8] = {};
+        ssize_t na = -2;
+        auto first = weft::spawn("first", [&] { na = ::read(p.a, a, sizeof a); });
+        (void)weft::sleep_for(10ms);
+        ASSERT_EQ(na, -2) << "the first read returned before anything was written";
+        char b[8];
+        const auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::recv(p.a, b, sizeof b, 0), -1);
+        EXPECT_EQ(errno, EBUSY);
+        EXPECT_LT(seconds_since(t0), 1.0) << "the second read waited";
+        EXPECT_EQ(::write(p.b, "hello", 5), 5);
+        first.join();
+        EXPECT_EQ(na, 5);
+        EXPECT_EQ(std::string(a, 5), "hello");
+        // The first one's wait over, the connection is anyone's again; writes were never shared.
+        auto writer = weft::spawn("writer", [&] {
+            (void)weft::sleep_for(10ms);
+            EXPECT_EQ(::write(p.b, "x", 1), 1);
+        });
+        EXPECT_EQ(::read(p.a, b, sizeof b), 1);
+        writer.join();
+    });
+}
+
+TEST(PatchIo, FibersMayShareAListenersAcceptsAndAWakeUpChannelsReads) {
+    run_patched([] {
+        Pair wake;  // a socketpair's end: no named peer
+        int got[2] = {-2, -2};
+        auto r1 = weft::spawn("r1", [&] {
+            char c;
+            got[0] = static_cast<int>(::read(wake.a, &c, 1));
+        });
+        auto r2 = weft::spawn("r2", [&] {
+            char c;
+            got[1] = static_cast<int>(::read(wake.a, &c, 1));
+        });
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(::write(wake.b, "ab", 2), 2);
+        r1.join();
+        r2.join();
+        EXPECT_EQ(got[0], 1);
+        EXPECT_EQ(got[1], 1);
+
+        const int l = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ASSERT_EQ(::listen(l, 4), 0);
+        ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        int accepted[2] = {-2, -2};
+        auto a1 = weft::spawn("a1", [&] { accepted[0] = ::accept(l, nullptr, nullptr); });
+        auto a2 = weft::spawn("a2", [&] { accepted[1] = ::accept(l, nullptr, nullptr); });
+        (void)weft::sleep_for(10ms);
+        int c[2];
+        for (int& s : c) {
+            s = ::socket(AF_INET, SOCK_STREAM, 0);
+            EXPECT_EQ(::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        }
+        a1.join();
+        a2.join();
+        for (int i = 0; i < 2; ++i) {
+            EXPECT_GE(accepted[i], 0) << "accept " << i << ": " << std::strerror(errno);
+            if (accepted[i] >= 0) ::close(accepted[i]);
+            ::close(c[i]);
+        }
+        ::close(l);
+    });
+}
+
+// A close wakes the fiber that waited on the descriptor, but before it runs the number may be
+// a new connection's, and a wait on that is nobody else's.
+TEST(PatchIo, AClosedConnectionsNumberReusedAtOnceIsNotTakenForShared) {
+    run_patched([] {
+        const int l = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ASSERT_EQ(::listen(l, 4), 0);
+        ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        TcpPair p;
+        ssize_t n = -2;
+        int err = 0;
+        auto waiter = weft::spawn("waiter", [&] {
+            char c;
+            n = ::read(p.a, &c, 1);
+            err = errno;
+        });
+        const int fresh = ::socket(AF_INET, SOCK_STREAM, 0);
+        ASSERT_EQ(::connect(fresh, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        const int server = ::accept(l, nullptr, nullptr);
+        ASSERT_GE(server, 0);
+        (void)weft::sleep_for(10ms);
+        ASSERT_EQ(n, -2);
+        const int old = p.a;
+        ::close(p.a);
+        p.a = -1;
+        // No switch from here until the read below parks: the woken waiter has not run.
+        const int s = ::fcntl(fresh, F_DUPFD_CLOEXEC, old);
+        ASSERT_EQ(s, old) << "the number was not reused: nothing to test";
+        ::close(fresh);
+        auto writer = weft::spawn("writer", [&] {
+            (void)weft::sleep_for(10ms);
+            EXPECT_EQ(::write(server, "y", 1), 1);
+        });
+        char c = 0;
+        EXPECT_EQ(::read(s, &c, 1), 1) << std::strerror(errno);
+        EXPECT_EQ(c, 'y');
+        writer.join();
+        waiter.join();
+        EXPECT_EQ(n, -1);
+        EXPECT_EQ(err, EBADF);
+        ::close(server);
+        ::close(s);
+        ::close(l);
+    });
+}

@@ -12,18 +12,24 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "fd_wait.hpp"
 #include "patch/patch.hpp"
+#include "weft/core/log.hpp"
+#include "weft/core/socket_address.hpp"
 
 namespace weft::detail::patch {
 
@@ -33,14 +39,87 @@ bool would_block(ssize_t n) noexcept {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+// A connected stream socket with a named peer (`peer`, `plen`): the kind of descriptor that
+// carries a library's exchange, not a listener, a datagram socket, a socketpair's end (an event
+// loop's wake-up channel: libcurl's multi handle polls one beside its connections), a pipe or a
+// file.
+bool connection_socket(int fd, sockaddr_storage& peer, socklen_t& plen) noexcept {
+    int type = 0;
+    int listening = 0;
+    socklen_t len = sizeof type;
+    plen = sizeof peer;
+    return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM &&
+           (len = sizeof listening,
+            ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening) &&
+           ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
+           !(peer.ss_family == AF_UNIX && plen <= sizeof(sa_family_t));
+}
+
+// A fiber is about to park in a read (write) of `fd` while fiber `other` waits in one there
+// already. On a connection this is a library connection used by two fibers at once (kept in a
+// thread_local or a global: one per hub, not per fiber): whatever this call reads would be
+// the other's answer, and the library's buffers are being changed under the fiber that waits.
+// True (errno EBUSY, logged) when the call is to fail, as gevent's ConcurrentObjectUseError;
+// fibers sharing a listener's accepts or a datagram socket's messages are fine.
+bool refuse_shared(HubImpl& h, PatchedCall c, int fd, std::uint64_t other) {
+    sockaddr_storage peer{};
+    socklen_t plen = 0;
+    const int saved = errno;
+    const bool refuse = connection_socket(fd, peer, plen);
+    errno = saved;
+    if (!refuse) return false;
+    static std::atomic<std::int64_t> next_log_ns{0};
+    static std::atomic<std::uint64_t> unlogged{0};
+    const std::int64_t now = clock_ns();
+    std::int64_t due = next_log_ns.load(std::memory_order_relaxed);
+    if (now < due || !next_log_ns.compare_exchange_strong(due, now + 10'000'000'000)) {
+        unlogged.fetch_add(1, std::memory_order_relaxed);
+        errno = EBUSY;
+        return true;
+    }
+    try {
+        const FiberRecord* f = h.running();
+        std::string serving;
+        if (const FiberLabels* l = f->shown_labels())
+            for (int i = 0; i < l->count && i < FiberLabels::kMax; ++i)
+                if (l->keys[i])
+                    serving += fmt::format("{}{}={}", serving.empty() ? ", serving " : " ",
+                                           l->keys[i], l->values[i]);
+        std::string to;
+        if (peer.ss_family == AF_UNIX) {
+            const auto& un = reinterpret_cast<const sockaddr_un&>(peer);
+            to = un.sun_path[0] ? std::string(un.sun_path, strnlen(un.sun_path, sizeof un.sun_path))
+                                : std::string("an abstract Unix socket");
+        } else {
+            to = SocketAddress(reinterpret_cast<const sockaddr*>(&peer), plen).to_string();
+        }
+        const std::uint64_t more = unlogged.exchange(0, std::memory_order_relaxed);
+        weft::logger()->error(
+            "two fibers use the connection to {} (descriptor {}) at once: fiber '{}' (id {}{}) "
+            "called {} on it while fiber id {} waits in one. A library connection (hiredis, "
+            "a client socket) kept in a thread_local or a global is shared by every fiber of "
+            "its hub: give each fiber its own, or take one from a pool (weft::SharedPool). The "
+            "call fails with EBUSY{}",
+            to, fd, f->name, f->id, serving, patched_call_name(c), other,
+            more ? fmt::format(" ({} more such call(s) failed since the last line)", more)
+                 : std::string());
+    } catch (...) {
+    }
+    errno = EBUSY;
+    return true;
+}
+
 // Parks until `fd` has `events`; false (with errno set) when the wait ended otherwise, or
-// could not start (see cannot_park).
+// could not start (see cannot_park), or `fd` is a connection another fiber waits on in the
+// same direction (see refuse_shared).
 bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int timeout_errno) {
     if (const int e = refuse_park(h, wanted(dl))) {
         abandon(fd);
         errno = e;
         return false;
     }
+    const ExclusiveUse use(fd, (events & POLLIN) == 0, h.running()->id);
+    if (use.other() != 0 && refuse_shared(h, c, fd, use.other())) return false;
     count_wait(h, c);
     auto r = wait_one(h, fd, events, dl);
     if (r) return true;
@@ -269,19 +348,9 @@ std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
 bool abandon(int fd) noexcept {
     const int saved = errno;  // the caller's errno is what its caller reads
     bool shut = false;
-    int type = 0;
-    int listening = 0;
-    socklen_t len = sizeof type;
     sockaddr_storage peer{};
-    socklen_t plen = sizeof peer;
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM &&
-        (len = sizeof listening,
-         ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening) &&
-        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
-        // A socketpair's end (a peer with no name): an event loop's wake-up channel, which
-        // carries no exchange to lose (libcurl's multi handle polls one beside its connections).
-        !(peer.ss_family == AF_UNIX && plen <= sizeof(sa_family_t)))
-        shut = ::shutdown(fd, SHUT_RDWR) == 0;
+    socklen_t plen = 0;
+    if (connection_socket(fd, peer, plen)) shut = ::shutdown(fd, SHUT_RDWR) == 0;
     errno = saved;
     return shut;
 }
