@@ -61,6 +61,13 @@ struct LifeServer {
             return Response::text("slept\n");
         });
         router.get("/throws", [](Request&) -> Response { throw std::runtime_error("a bug"); });
+        // As a library whose call the deadline refused, without parking (the precise clock's
+        // verdict), and which the handler passes on as its own error.
+        router.get("/refused", [](Request&) {
+            if (weft::this_fiber::deadline().passed())
+                return Response::text("the library said: timed out\n", 502);
+            return Response::text("in time\n");
+        });
         // The same with no deadline of its own (RouteOptions: zero timeout).
         router.add(
             "GET", "/patient",
@@ -294,6 +301,13 @@ TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
     // Nor can gRPC's longest value, which overflowed into a deadline already past (504).
     r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 99999999H\r\n\r\n");
     EXPECT_EQ(r.status, 200);
+    // A deadline already past when the handler ran (a tick of the coarse clock or less ago)
+    // is the answer's, whatever the handler made of it.
+    for (const char* t : {"0", "1u", "5n"}) {
+        r = ask(s.port, std::string("GET /refused HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: ") + t +
+                            "\r\n\r\n");
+        EXPECT_EQ(r.status, 504) << t << ": " << r.body;
+    }
     // An invalid one is refused, saying what is allowed: the client meant a deadline.
     r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: soon\r\n\r\n");
     EXPECT_EQ(r.status, 400);

@@ -2,7 +2,8 @@
 // the exact clock used to be read a dozen times per request. Not installed with the SDK.
 //
 // - coarse_now(): CLOCK_MONOTONIC_COARSE on Clock's epoch. Never ahead of Clock::now(), behind
-//   it by at most a scheduler tick (1 to 10 ms), and read for a fraction of the cost (it copies
+//   it by a scheduler tick (1 to 10 ms) or, on a virtual CPU, two (7.3 ms seen with 4 ms ticks),
+//   and read for a fraction of the cost (it copies
 //   the kernel's last tick instead of reading the TSC).
 // - coarse_deadline(d): `d` from now, measured with the coarse clock and one tick added, so that
 //   it does not fall due early (unless a virtual CPU's ticks were held up) and is at most a tick
