@@ -125,7 +125,10 @@ void PgPool::pg_sleep(std::chrono::milliseconds d, weft::Deadline deadline) {
     const char* params[] = {s.c_str()};
     PgResult r(PQexecPrepared(c.get(), "sleep", 1, params, nullptr, nullptr, 0));
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail("pg_sleep", c.get());
-    impl_->idle.push_back(c.release());  // healthy: back to the pool
+    // Healthy: back to the pool. A failure above threw, and `c` closes: after a wait that the
+    // deadline or a cancel cut short, PQstatus still says CONNECTION_OK (the socket is shut
+    // down under it), so a pool must drop a connection whose call failed, not ask PQstatus.
+    impl_->idle.push_back(c.release());
 }
 
 }  // namespace coop

@@ -124,7 +124,9 @@ class Context {
 
     /// Starts `fn` as a background fiber named `fiber_name` on hub `hub % hub_count()` once the
     /// server runs. It is cancelled (its blocking calls return Errc::cancelled) when the server
-    /// stops after its drain.
+    /// stops after its drain. A loop that retries on errors must end when
+    /// weft::this_fiber::cancelled() says so: the shutdown waits 5 s for it at most, then exits
+    /// with status 1.
     virtual void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub = 0) = 0;
     /// Runs `hook` on the main thread after the drain, before the hubs stop; hooks run in
     /// reverse order of registration. An exception in a hook is logged. The whole shutdown
