@@ -179,6 +179,7 @@ void RequestParser::reset() noexcept {
     protocol_pending_ = false;
     chunked_ = false;
     last_chunk_ = false;
+    body_announced_ = 0;
     trailer_next_ = false;
     trailer_scan_ = false;
     trailer_skip_lf_ = false;
@@ -727,6 +728,7 @@ int RequestParser::on_message_begin() noexcept {
     trailer_bytes_ = 0;
     chunked_ = false;
     last_chunk_ = false;
+    body_announced_ = 0;
     framing_run_ = 0;
     framing_total_ = 0;
     protocol_pending_ = false;
@@ -997,13 +999,11 @@ int RequestParser::on_headers_complete() {
         if (p->content_length > max_body_) return fail(413, "request body too large");
         if (bodies_ && p->content_length > bodies_->limit())
             return fail(413, "request body larger than the server's memory budget for bodies");
-        // Reserve what is announced, up to a bound: the bytes may never come, and storage
-        // should cost about what was received.
-        constexpr std::uint64_t kReserveMax = 64 * 1024;
-        std::string& b = RequestAccess::body(r);
-        const auto want = static_cast<std::size_t>(
-            p->content_length < kReserveMax ? p->content_length : kReserveMax);
-        if (want > b.capacity() && !grow_body(b, want)) return -1;
+        // Nothing is reserved before the bytes come (they may never come: two thousand
+        // requests announcing a body and sending none took the whole budget for bodies, 64
+        // KiB each, and every upload got 503); storage grows with them, up to what is
+        // announced.
+        body_announced_ = static_cast<std::size_t>(p->content_length);
     }
     if (p->flags & F_CHUNKED) {
         // Pause here so that feed() knows where the body starts and counts its framing.
@@ -1028,8 +1028,11 @@ int RequestParser::on_body(const char* at, std::size_t len) {
 }
 
 bool RequestParser::grow_body(std::string& b, std::size_t need) {
+    // Doubling, so that a body costs at most twice its bytes, and never past what is announced.
+    const std::size_t cap =
+        body_announced_ != 0 && body_announced_ < max_body_ ? body_announced_ : max_body_;
     std::size_t target = need > b.capacity() * 2 ? need : b.capacity() * 2;
-    if (target > max_body_) target = need > max_body_ ? need : max_body_;
+    if (target > cap) target = need > cap ? need : cap;
     if (target > body_charge_ && bodies_ && !bodies_->take(target - body_charge_)) {
         // Not enough left to double: just what is needed, if that much is left.
         target = need;

@@ -125,7 +125,8 @@ class RequestParser {
     const ServerOptions& limits_;
     const std::size_t max_body_;  // max_body_bytes, with 0 (no limit) as SIZE_MAX
     BodyBudget* const bodies_;
-    std::size_t body_charge_ = 0;  // what the current request's body took from bodies_
+    std::size_t body_charge_ = 0;     // what the current request's body took from bodies_
+    std::size_t body_announced_ = 0;  // its Content-Length (0: none, or chunked)
     Request* req_ = nullptr;
     const SocketAddress* peer_ = nullptr;
     std::vector<HeaderSpan> spans_;

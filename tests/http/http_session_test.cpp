@@ -876,6 +876,44 @@ TEST(HttpSession, BodiesShareOneBudget) {
     EXPECT_EQ(used.load(), 0u);
 }
 
+// A request that announces a body takes nothing from the budget until its bytes come: requests
+// announcing bodies they never send cannot use it up and have every upload refused.
+TEST(HttpSession, AnAnnouncedBodyTakesFromTheBudgetOnlyWhatIsReceived) {
+    std::atomic<std::size_t> used{0}, peak{0};
+    BodyBudget budget(256 * 1024, used, peak);
+    std::vector<std::unique_ptr<Harness>> idle;
+    for (int i = 0; i < 8; ++i) {
+        auto h = std::make_unique<Harness>();
+        h->opts.max_body_bytes = 1 << 20;
+        h->bodies = &budget;
+        h->build();
+        EXPECT_EQ(h->feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n"),
+                  Step::Kind::read);
+        idle.push_back(std::move(h));
+    }
+    EXPECT_EQ(used.load(), 0u) << "storage was reserved for bytes that have not come";
+    // Those that come are charged at most twice, and never past what was announced.
+    EXPECT_EQ(idle[0]->feed(std::string(3000, 'a')), Step::Kind::read);
+    EXPECT_GE(used.load(), 3000u);
+    EXPECT_LE(used.load(), 6000u);
+    EXPECT_EQ(idle[1]->feed(std::string(150000, 'b')), Step::Kind::read);
+    EXPECT_LE(used.load(), 6000u + 200000u);
+    // Another client's upload still fits.
+    Harness other;
+    other.bodies = &budget;
+    other.build();
+    EXPECT_EQ(other.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"),
+              Step::Kind::idle);
+    auto rs = read_responses(other.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 200);
+    EXPECT_EQ(rs[0].body, "hello");
+    for (auto& h : idle)
+        h->session->finish();
+    other.session->finish();
+    EXPECT_EQ(used.load(), 0u);
+}
+
 TEST(HttpSession, HandlerAsksToClose) {
     Harness h;
     h.build();
