@@ -733,6 +733,7 @@ void Connection::linger() noexcept {
     // (a read that finds bytes waiting does not park).
     (void)stream_.shutdown(SHUT_WR);
     const Deadline until(hub_.server.options_.linger_timeout);
+    hub_.lingering.push_back(this, Clock::now());  // the first to go at max_connections
     try {
         for (unsigned reads = 1;; ++reads) {
             auto r = read_input(earliest(until, Deadline(kLingerIdle)));
@@ -742,6 +743,7 @@ void Connection::linger() noexcept {
     } catch (...) {
         // Out of memory for the input queue: the close comes sooner.
     }
+    leave_queue();
 }
 
 void Connection::destroy() noexcept {
@@ -834,7 +836,13 @@ void HubState::note_at_limit() noexcept {
 
 bool HubState::reclaim_one(Clock::time_point now) noexcept {
     ConnectionCounters& counts = server.metrics_.connections();
-    if (Connection* c = idle.front()) {
+    // Lingering after its last answer, a connection serves nothing more: at worst its client,
+    // still sending a body that was refused, sees a reset instead of the answer. (It was
+    // not reclaimed, and clients that announced bodies and trickled them in held every
+    // admin connection, and the probes out, for as long as they liked.)
+    Connection* c = lingering.front();
+    if (!c) c = idle.front();
+    if (c) {
         c->reclaim();
         counts.reclaimed_idle.fetch_add(1, std::memory_order_relaxed);
         return true;
@@ -851,7 +859,7 @@ bool HubState::reclaim_one(Clock::time_point now) noexcept {
     }
     // A request head takes one packet from an honest client: one that has been arriving for a
     // good part of the header timeout, while others wait at the door, is the one to drop.
-    Connection* c = slow_heads.front();
+    c = slow_heads.front();
     if (c && now - c->queued_at >= server.options_.header_timeout / 4) {
         c->reclaim();
         counts.reclaimed_slow_head.fetch_add(1, std::memory_order_relaxed);

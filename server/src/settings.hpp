@@ -46,6 +46,11 @@ struct AdminOptions {
         http::ServerOptions o;
         o.max_connections = 256;
         o.header_timeout = std::chrono::seconds(2);
+        // No admin route takes a body: one announced gets 413 at once instead of being waited
+        // for (30 s between bytes, the data port's), and its lingering connection is the first
+        // to make room for a probe.
+        o.max_body_bytes = 1;
+        o.body_timeout = std::chrono::seconds(2);
         return o;
     }
 };

@@ -213,6 +213,45 @@ class Limits(unittest.TestCase):
                 s.close()
             self.assertEqual(w.stop(), 0)
 
+    def test_admin_answers_while_clients_trickle_bodies_to_it(self):
+        # Every admin connection taken by a request that announces a body and trickles it in
+        # (a byte every 0.3 s, which kept each of them for as long as it liked): probes and
+        # scrapes still answer within a second. No admin route takes a body: 413 at once,
+        # and a lingering connection is the first to make room.
+        with Weft(["--hubs", "1"]) as w:
+            w.wait_ready()
+            trickling = []
+            for _ in range(300):
+                s = socket.socket()
+                s.settimeout(5)
+                s.connect(split_addr(w.admin))
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+                trickling.append(s)
+            stop = time.monotonic() + 4.0
+            worst = 0.0
+            probes = 0
+            while time.monotonic() < stop:
+                for s in trickling:
+                    try:
+                        s.send(b"x")
+                    except OSError:
+                        pass
+                status, took = timed_get(w.admin, "/healthz", timeout=5)
+                self.assertEqual(status, 200)
+                worst = max(worst, took)
+                probes += 1
+                time.sleep(0.3)
+            print("%d probes, the slowest in %.3f s" % (probes, worst))
+            self.assertLess(worst, 1.0)
+            status, _, body = get(w.admin, "/metrics")
+            self.assertEqual(status, 200)
+            # They were answered 413 (those closed to make room may have lost theirs).
+            answers = [answer_of(s, 0.05) for s in trickling[:20]]
+            self.assertTrue(any(a and a.startswith("HTTP/1.1 413") for a in answers), answers)
+            for s in trickling:
+                s.close()
+            self.assertEqual(w.stop(), 0)
+
     def test_admin_answers_under_slowloris_on_either_port(self):
         with Weft(["--hubs", "2", "--set", "server.max_connections=100"]) as w:
             w.wait_ready()
