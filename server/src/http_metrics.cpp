@@ -82,8 +82,8 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         reclaimed.name = "weft_http_connections_reclaimed_total";
         reclaimed.help =
             "Connections closed to make room for new ones at max_connections, by what they were "
-            "doing: idle (between requests, or silent since connecting) or slow_head (a request "
-            "head arriving for a quarter of header_timeout).";
+            "doing: idle (between requests, silent since connecting, or lingering after its last "
+            "answer) or slow_head (a request head arriving for a quarter of header_timeout).";
         reclaimed.type = monitor::MetricType::counter;
         const http::ConnectionCounters& c = metrics.connections();
         reclaimed.samples.push_back(
