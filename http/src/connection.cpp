@@ -100,6 +100,7 @@ Connection::Connection(HubState& hub, TcpStream stream, const SocketAddress& pee
     info_.peer = &peer_;
     info_.fd = stream_.fd();
     info_.peer_text = peer_text_;
+    info_.accepted_at = accepted_at_;
 }
 
 void Connection::start() noexcept {

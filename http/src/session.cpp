@@ -339,7 +339,14 @@ Http1Session::Next Http1Session::next() const noexcept {
 Deadline Http1Session::read_deadline() const noexcept {
     const ServerOptions& o = *ctx_.options;
     if (parser_.headers_done()) return Deadline(body_progress_at_ + o.body_timeout);
-    return Deadline(msg_started_ + o.header_timeout);
+    // The first request's head is due within header_timeout of the accept (as nginx's
+    // client_header_timeout): its first byte had that long already, and a fresh timeout from
+    // that byte let a client that waited, then trickled its head, take twice as long.
+    Clock::time_point from = msg_started_;
+    if (conn_->requests == 0 && conn_->accepted_at != Clock::time_point{} &&
+        conn_->accepted_at < from)
+        from = conn_->accepted_at;
+    return Deadline(from + o.header_timeout);
 }
 
 void Http1Session::before_read() {

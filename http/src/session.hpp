@@ -105,6 +105,7 @@ struct ConnectionInfo {
     const SocketAddress* peer = nullptr;
     std::string_view peer_text;
     std::uint64_t requests = 0;          ///< requests answered on this connection
+    Clock::time_point accepted_at{};     ///< when it was accepted (the epoch: unknown)
     WebSocketCore* websocket = nullptr;  ///< while a WebSocket handler runs on it
     bool tls = false;                    ///< served over TLS (the HTTPS listener)
 };
