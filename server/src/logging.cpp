@@ -489,8 +489,12 @@ http::AccessLogFn make_access_log(const LogOptions& log, const config::Source& s
             std::string line =
                 "{\"time\":\"" + iso_time(std::chrono::system_clock::now()) +
                 "\",\"peer\":" + json_quote(e.peer_text) + ",\"method\":" + json_quote(e.method) +
-                ",\"target\":" + json_quote(e.target) + ",\"route\":" + json_quote(e.route) +
-                ",\"status\":" + std::to_string(e.status) +
+                ",\"target\":" + json_quote(e.target) +
+                // A request refused before its line was read has none (see request_line).
+                (e.method.empty()
+                     ? std::string()
+                     : ",\"protocol\":\"HTTP/1." + std::to_string(e.version_minor) + "\"") +
+                ",\"route\":" + json_quote(e.route) + ",\"status\":" + std::to_string(e.status) +
                 ",\"bytes\":" + std::to_string(e.bytes) +
                 ",\"duration_seconds\":" + std::to_string(secs) +
                 ",\"hub\":" + std::to_string(e.hub) +

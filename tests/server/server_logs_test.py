@@ -107,6 +107,8 @@ class JsonLines(unittest.TestCase):
         targets = {r["target"]: r for r in access}
         self.assertEqual(targets["/hello/json"]["route"], "/hello/{name}")
         self.assertEqual(targets["/hello/json"]["status"], 200)
+        self.assertEqual(targets["/hello/json"]["protocol"], "HTTP/1.1")
+        self.assertNotIn("protocol", refused[0])
         self.assertEqual(targets["/missing"]["status"], 404)
         self.assertEqual(targets['/echo?q="quoted"']["method"], "POST")
         self.assertEqual(targets['/echo?q="quoted"']["bytes"], len(b"line1\nline2"))
