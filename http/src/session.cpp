@@ -165,6 +165,20 @@ void Http1Session::start(ConnectionInfo& conn, Transport& transport) noexcept {
 }
 
 void Http1Session::finish() noexcept {
+    if (conn_ && parser_.in_message() && !closing_) {
+        // The connection ended with a request begun and unanswered: the client closed it or
+        // failed mid-head or mid-upload (400, as nginx logs a client that "prematurely closed
+        // connection"), or the server cut it (503: a drain's end, room made at
+        // max_connections). Nothing went out: logged as incomplete, with its line as it came.
+        const Clock::time_point now = Clock::now();
+        send_failed_ = true;
+        try {
+            record(*slot(ready_).req, this_fiber::cancelled() ? 503 : 400, 0, {}, msg_started_, now,
+                   now, 0, line_);
+        } catch (...) {
+            // Out of memory for a new metrics series: the line is lost, the connection ends.
+        }
+    }
     // Bodies too: a connection that ended mid-upload leaves its partial body here.
     for (Slot& s : slots_)
         free_body(s);

@@ -58,6 +58,7 @@ struct Harness {
     RecordingTransport transport;
     std::vector<AccessLogEntry> log;
     std::vector<std::string> log_targets;
+    std::vector<std::string> log_lines;  // request_line (a view into the session) kept
     int endless_writes = 0;
     weft::Errc endless_stopped_by = weft::Errc::ok;
 
@@ -120,6 +121,7 @@ struct Harness {
         opts.access_log = [this](const AccessLogEntry& e) {
             log.push_back(e);
             log_targets.emplace_back(e.target);
+            log_lines.emplace_back(e.request_line);
         };
         ctx = make_session_context(opts, router, &metrics, date, draining, 0, bodies);
         session = std::make_unique<Http1Session>(ctx);
@@ -912,6 +914,42 @@ TEST(HttpSession, AnAnnouncedBodyTakesFromTheBudgetOnlyWhatIsReceived) {
         h->session->finish();
     other.session->finish();
     EXPECT_EQ(used.load(), 0u);
+}
+
+// A connection that ends with a request begun and unanswered (a client that gave up mid-head
+// or mid-upload) leaves an access-log line and a metric, as nginx logs 400 for a client that
+// "prematurely closed connection"; one that ends between requests leaves none.
+TEST(HttpSession, ARequestTheClientAbandonedIsLogged) {
+    Harness head;
+    head.build();
+    EXPECT_EQ(head.feed("GET /abandoned HTTP/1.1\r\nHost: h\r\nX-Half"), Step::Kind::read);
+    head.session->finish();
+    ASSERT_EQ(head.log.size(), 1u);
+    EXPECT_EQ(head.log[0].status, 400);
+    EXPECT_EQ(head.log[0].bytes, 0u);
+    EXPECT_FALSE(head.log[0].complete) << "nothing was sent";
+    EXPECT_EQ(head.log_lines[0], "GET /abandoned HTTP/1.1");
+
+    Harness upload;
+    upload.build();
+    EXPECT_EQ(upload.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n0123"),
+              Step::Kind::read);
+    upload.session->finish();
+    ASSERT_EQ(upload.log.size(), 1u);
+    EXPECT_EQ(upload.log[0].status, 400);
+    std::uint64_t counted = 0;
+    upload.metrics.for_each([&](const HubRequestMetrics::Series& s) {
+        if (s.status == 400)
+            for (const auto& b : s.duration.buckets)
+                counted += b.load();
+    });
+    EXPECT_EQ(counted, 1u);
+
+    Harness between;
+    between.build();
+    EXPECT_EQ(between.feed(std::string(kGet)), Step::Kind::idle);
+    between.session->finish();
+    EXPECT_EQ(between.log.size(), 1u) << "only the request answered";
 }
 
 TEST(HttpSession, HandlerAsksToClose) {

@@ -47,7 +47,11 @@ struct AccessLogEntry {
 };
 
 /// Called on the hub thread that served the request, once its response is complete (for every
-/// request, including 4xx answers to malformed ones; never for a connection closed silently).
+/// request, including 4xx answers to malformed ones), and for a request begun but never
+/// answered because its connection ended: 400 when the client closed it or failed mid-head or
+/// mid-body, 503 when the server cut it (a drain's end, room made at max_connections), with
+/// complete false and the request line as it came. Never for a connection closed between
+/// requests.
 /// Runs concurrently on all hubs: it must be thread-safe, and it should not block.
 using AccessLogFn = std::function<void(const AccessLogEntry&)>;
 
