@@ -103,23 +103,38 @@ struct Pair {
     }
 };
 
+// A blocking TCP listener on 127.0.0.1, on a port of the kernel's choice.
+struct Listener {
+    int fd = -1;
+    sockaddr_in addr{};
+    explicit Listener(int backlog = 4) {
+        fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        EXPECT_EQ(::listen(fd, backlog), 0);
+        EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    }
+    ~Listener() {
+        if (fd >= 0) ::close(fd);
+    }
+    /// A new socket connected to it.
+    int connect() const {
+        const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+        EXPECT_EQ(::connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+        return s;
+    }
+};
+
 // A connected TCP pair on 127.0.0.1: `a` the client's end, `b` the server's.
 struct TcpPair {
     int a = -1;
     int b = -1;
     TcpPair() {
-        const int l = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        EXPECT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        EXPECT_EQ(::listen(l, 1), 0);
-        EXPECT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-        a = ::socket(AF_INET, SOCK_STREAM, 0);
-        EXPECT_EQ(::connect(a, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        b = ::accept(l, nullptr, nullptr);
-        ::close(l);
+        Listener l(1);
+        a = l.connect();
+        b = ::accept(l.fd, nullptr, nullptr);
     }
     ~TcpPair() {
         if (a >= 0) ::close(a);
@@ -2241,23 +2256,12 @@ TEST(PatchIo, FibersMayShareAListenersAcceptsAndAWakeUpChannelsReads) {
         EXPECT_EQ(got[0], 1);
         EXPECT_EQ(got[1], 1);
 
-        const int l = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        ASSERT_EQ(::listen(l, 4), 0);
-        ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        Listener l;
         int accepted[2] = {-2, -2};
-        auto a1 = weft::spawn("a1", [&] { accepted[0] = ::accept(l, nullptr, nullptr); });
-        auto a2 = weft::spawn("a2", [&] { accepted[1] = ::accept(l, nullptr, nullptr); });
+        auto a1 = weft::spawn("a1", [&] { accepted[0] = ::accept(l.fd, nullptr, nullptr); });
+        auto a2 = weft::spawn("a2", [&] { accepted[1] = ::accept(l.fd, nullptr, nullptr); });
         (void)weft::sleep_for(10ms);
-        int c[2];
-        for (int& s : c) {
-            s = ::socket(AF_INET, SOCK_STREAM, 0);
-            EXPECT_EQ(::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        }
+        const int c[2] = {l.connect(), l.connect()};
         a1.join();
         a2.join();
         for (int i = 0; i < 2; ++i) {
@@ -2265,7 +2269,6 @@ TEST(PatchIo, FibersMayShareAListenersAcceptsAndAWakeUpChannelsReads) {
             if (accepted[i] >= 0) ::close(accepted[i]);
             ::close(c[i]);
         }
-        ::close(l);
     });
 }
 
@@ -2273,14 +2276,7 @@ TEST(PatchIo, FibersMayShareAListenersAcceptsAndAWakeUpChannelsReads) {
 // a new connection's, and a wait on that is nobody else's.
 TEST(PatchIo, AClosedConnectionsNumberReusedAtOnceIsNotTakenForShared) {
     run_patched([] {
-        const int l = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        ASSERT_EQ(::listen(l, 4), 0);
-        ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        Listener l;
         TcpPair p;
         ssize_t n = -2;
         int err = 0;
@@ -2289,9 +2285,8 @@ TEST(PatchIo, AClosedConnectionsNumberReusedAtOnceIsNotTakenForShared) {
             n = ::read(p.a, &c, 1);
             err = errno;
         });
-        const int fresh = ::socket(AF_INET, SOCK_STREAM, 0);
-        ASSERT_EQ(::connect(fresh, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-        const int server = ::accept(l, nullptr, nullptr);
+        const int fresh = l.connect();
+        const int server = ::accept(l.fd, nullptr, nullptr);
         ASSERT_GE(server, 0);
         (void)weft::sleep_for(10ms);
         ASSERT_EQ(n, -2);
@@ -2315,6 +2310,5 @@ TEST(PatchIo, AClosedConnectionsNumberReusedAtOnceIsNotTakenForShared) {
         EXPECT_EQ(err, EBADF);
         ::close(server);
         ::close(s);
-        ::close(l);
     });
 }
