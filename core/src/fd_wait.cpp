@@ -29,10 +29,11 @@ using Table = std::atomic<std::atomic<T>*>[kChunks];
 using Counters = Table<std::uint32_t>;
 Counters g_waits;
 Counters g_closes;
-// Per descriptor number and direction: the id of the fiber parked in a patched read (write) on
-// it, 0 for none (see ExclusiveUse).
-Table<std::uint64_t> g_readers;
-Table<std::uint64_t> g_writers;
+// Per descriptor number and direction: the fiber parked in a patched read (write) on it (its
+// record's address: unique among the fibers alive, over every runtime), 0 for none (see
+// ExclusiveUse).
+Table<std::uintptr_t> g_readers;
+Table<std::uintptr_t> g_writers;
 
 template <class T>
 std::atomic<T>* counter(Table<T>& table, int fd, bool create) noexcept {
@@ -138,6 +139,13 @@ void FdWaitRegistry::remove(FdWaitNode& n) noexcept {
     n.prev = n.next = nullptr;
 }
 
+bool FdWaitRegistry::waits(int fd, const FiberRecord* f) const noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= heads_.size()) return false;
+    for (const FdWaitNode* n = heads_[static_cast<std::size_t>(fd)]; n; n = n->next)
+        if (n->fiber == f) return true;
+    return false;
+}
+
 void FdWaitRegistry::close_fd(HubImpl& hub, int fd, std::uint32_t closes) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= heads_.size()) return;
     for (FdWaitNode* n = heads_[static_cast<std::size_t>(fd)]; n; n = n->next)
@@ -156,18 +164,28 @@ Result<void> wait_any(HubImpl& hub, pollfd* fds, std::size_t n, Deadline deadlin
     return hub.io().wait_fds(fds, n, deadline);
 }
 
-ExclusiveUse::ExclusiveUse(int fd, bool write, std::uint64_t fiber) noexcept : self_(fiber) {
+ExclusiveUse::ExclusiveUse(int fd, bool write, const FiberRecord* fiber) noexcept
+    : self_(reinterpret_cast<std::uintptr_t>(fiber)) {
     auto* slot = counter(write ? g_writers : g_readers, fd, true);
     if (!slot) return;  // out of memory, or a descriptor past 4M: not watched
-    std::uint64_t held = 0;
-    if (slot->compare_exchange_strong(held, fiber, std::memory_order_acq_rel))
+    std::uintptr_t held = 0;
+    if (slot->compare_exchange_strong(held, self_, std::memory_order_acq_rel)) {
         slot_ = slot;
-    else
-        other_ = held;
+        return;
+    }
+    // Nobody waits on the number (a close that bypassed the wrappers left the claim): the
+    // claim is stale, and this wait takes it over.
+    const auto* waits = wait_count(fd, false);
+    if ((!waits || waits->load(std::memory_order_relaxed) == 0) &&
+        slot->compare_exchange_strong(held, self_, std::memory_order_acq_rel)) {
+        slot_ = slot;
+        return;
+    }
+    other_ = reinterpret_cast<const FiberRecord*>(held);
 }
 
 ExclusiveUse::~ExclusiveUse() {
-    std::uint64_t mine = self_;
+    std::uintptr_t mine = self_;
     // A close ended the claim already (and another fiber may hold a new one): left alone.
     if (slot_) slot_->compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
 }

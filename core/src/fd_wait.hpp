@@ -36,6 +36,8 @@ class FdWaitRegistry {
   public:
     void add(FdWaitNode& n) noexcept;
     void remove(FdWaitNode& n) noexcept;
+    /// Whether fiber `f` of this hub waits on `fd`.
+    bool waits(int fd, const FiberRecord* f) const noexcept;
     /// Wakes every fiber of this hub waiting on `fd` with Errc::closed that began waiting
     /// before the `closes`-th close of that number (0: every one).
     void close_fd(HubImpl& hub, int fd, std::uint32_t closes) noexcept;
@@ -50,17 +52,18 @@ class FdWaitRegistry {
 /// mixed up. Over all hubs; a close of the descriptor ends the claims on it (fd_closing).
 class ExclusiveUse {
   public:
-    ExclusiveUse(int fd, bool write, std::uint64_t fiber) noexcept;
+    ExclusiveUse(int fd, bool write, const FiberRecord* fiber) noexcept;
     ~ExclusiveUse();
     ExclusiveUse(const ExclusiveUse&) = delete;
     ExclusiveUse& operator=(const ExclusiveUse&) = delete;
-    /// The id of the fiber that waits there already; 0 when this one holds the claim.
-    std::uint64_t other() const noexcept { return other_; }
+    /// The fiber that waits there already (on this hub or another: compare, do not touch);
+    /// nullptr when this one holds the claim.
+    const FiberRecord* other() const noexcept { return other_; }
 
   private:
-    std::atomic<std::uint64_t>* slot_ = nullptr;
-    std::uint64_t self_;
-    std::uint64_t other_ = 0;
+    std::atomic<std::uintptr_t>* slot_ = nullptr;
+    std::uintptr_t self_;
+    const FiberRecord* other_ = nullptr;
 };
 
 /// Waits on one descriptor from a fiber of `hub` (registered for close_fd).

@@ -2272,6 +2272,33 @@ TEST(PatchIo, FibersMayShareAListenersAcceptsAndAWakeUpChannelsReads) {
     });
 }
 
+// Standard input, output and error are everyone's, even when they are a connection (under
+// systemd, output and error are a stream socket to the journal).
+TEST(PatchIo, FibersMayShareTheStandardDescriptorsEvenWhenTheyAreConnections) {
+    run_patched([] {
+        TcpPair p;
+        const int saved = ::dup(STDIN_FILENO);
+        ASSERT_EQ(::dup2(p.a, STDIN_FILENO), STDIN_FILENO);
+        int got[2] = {-2, -2};
+        auto r1 = weft::spawn("r1", [&] {
+            char c;
+            got[0] = static_cast<int>(::read(STDIN_FILENO, &c, 1));
+        });
+        auto r2 = weft::spawn("r2", [&] {
+            char c;
+            got[1] = static_cast<int>(::read(STDIN_FILENO, &c, 1));
+        });
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(::write(p.b, "ab", 2), 2);
+        r1.join();
+        r2.join();
+        EXPECT_EQ(got[0], 1);
+        EXPECT_EQ(got[1], 1) << std::strerror(errno);
+        ::dup2(saved, STDIN_FILENO);
+        ::close(saved);
+    });
+}
+
 // A close wakes the fiber that waited on the descriptor, but before it runs the number may be
 // a new connection's, and a wait on that is nobody else's.
 TEST(PatchIo, AClosedConnectionsNumberReusedAtOnceIsNotTakenForShared) {

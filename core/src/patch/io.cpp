@@ -61,7 +61,10 @@ bool connection_socket(int fd, sockaddr_storage& peer, socklen_t& plen) noexcept
 // the other's answer, and the library's buffers are being changed under the fiber that waits.
 // True (errno EBUSY, logged) when the call is to fail, as gevent's ConcurrentObjectUseError;
 // fibers sharing a listener's accepts or a datagram socket's messages are fine.
-bool refuse_shared(HubImpl& h, PatchedCall c, int fd, std::uint64_t other) {
+bool refuse_shared(HubImpl& h, PatchedCall c, int fd, const FiberRecord* other) {
+    // Standard input, output and error are everyone's (under systemd, output and error are a
+    // stream socket to the journal, which every fiber that prints writes to).
+    if (fd <= STDERR_FILENO) return false;
     sockaddr_storage peer{};
     socklen_t plen = 0;
     const int saved = errno;
@@ -93,14 +96,19 @@ bool refuse_shared(HubImpl& h, PatchedCall c, int fd, std::uint64_t other) {
         } else {
             to = SocketAddress(reinterpret_cast<const sockaddr*>(&peer), plen).to_string();
         }
+        // The other fiber is alive while its claim stands, but only one of this hub may be
+        // looked at from here.
+        const std::string waiter = h.fd_waits().waits(fd, other)
+                                       ? fmt::format("fiber '{}' (id {})", other->name, other->id)
+                                       : std::string("a fiber of another hub");
         const std::uint64_t more = unlogged.exchange(0, std::memory_order_relaxed);
         weft::logger()->error(
             "two fibers use the connection to {} (descriptor {}) at once: fiber '{}' (id {}{}) "
-            "called {} on it while fiber id {} waits in one. A library connection (hiredis, "
+            "called {} on it while {} waits in one. A library connection (hiredis, "
             "a client socket) kept in a thread_local or a global is shared by every fiber of "
             "its hub: give each fiber its own, or take one from a pool (weft::SharedPool). The "
             "call fails with EBUSY{}",
-            to, fd, f->name, f->id, serving, patched_call_name(c), other,
+            to, fd, f->name, f->id, serving, patched_call_name(c), waiter,
             more ? fmt::format(" ({} more such call(s) failed since the last line)", more)
                  : std::string());
     } catch (...) {
@@ -118,8 +126,8 @@ bool park(HubImpl& h, PatchedCall c, int fd, short events, Deadline dl, int time
         errno = e;
         return false;
     }
-    const ExclusiveUse use(fd, (events & POLLIN) == 0, h.running()->id);
-    if (use.other() != 0 && refuse_shared(h, c, fd, use.other())) return false;
+    const ExclusiveUse use(fd, (events & POLLIN) == 0, h.running());
+    if (use.other() && refuse_shared(h, c, fd, use.other())) return false;
     count_wait(h, c);
     auto r = wait_one(h, fd, events, dl);
     if (r) return true;
