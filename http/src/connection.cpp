@@ -837,12 +837,15 @@ void HubState::note_at_limit() noexcept {
 
 bool HubState::reclaim_one(Clock::time_point now) noexcept {
     ConnectionCounters& counts = server.metrics_.connections();
-    // Lingering after its last answer, a connection serves nothing more: at worst its client,
-    // still sending a body that was refused, sees a reset instead of the answer. (It was
-    // not reclaimed, and clients that announced bodies and trickled them in held every
-    // admin connection, and the probes out, for as long as they liked.)
-    Connection* c = lingering.front();
-    if (!c) c = idle.front();
+    const auto quarter = server.options_.header_timeout / 4;
+    // Lingering after its last answer, a connection serves nothing more, but closing it with
+    // its client's bytes unread may reset the answer away: one that has lingered for a
+    // quarter of the header timeout (its client had time to read the answer) goes after the
+    // idle ones. (Never reclaimed, clients that announced bodies and trickled them in held
+    // every admin connection, and the probes out, for as long as they liked.)
+    Connection* c = idle.front();
+    if (!c && lingering.front() && now - lingering.front()->queued_at >= quarter)
+        c = lingering.front();
     if (c) {
         c->reclaim();
         counts.reclaimed_idle.fetch_add(1, std::memory_order_relaxed);
@@ -852,8 +855,8 @@ bool HubState::reclaim_one(Clock::time_point now) noexcept {
     // one, which may be on the way or already here, unread (closing it then would lose the
     // request). Only one silent for a quarter of the header timeout (a browser's spare
     // connection, an attacker's) makes room, as a slow head does.
-    if (Connection* c = fresh.front();
-        c && now - c->queued_at >= server.options_.header_timeout / 4) {
+    c = fresh.front();
+    if (c && now - c->queued_at >= quarter) {
         c->reclaim();
         counts.reclaimed_idle.fetch_add(1, std::memory_order_relaxed);
         return true;
@@ -861,7 +864,7 @@ bool HubState::reclaim_one(Clock::time_point now) noexcept {
     // A request head takes one packet from an honest client: one that has been arriving for a
     // good part of the header timeout, while others wait at the door, is the one to drop.
     c = slow_heads.front();
-    if (c && now - c->queued_at >= server.options_.header_timeout / 4) {
+    if (c && now - c->queued_at >= quarter) {
         c->reclaim();
         counts.reclaimed_slow_head.fetch_add(1, std::memory_order_relaxed);
         return true;

@@ -169,9 +169,10 @@ class HubState {
     int listener_fd() const noexcept { return listener_.fd(); }
     /// Drain or stop this hub's part of the server (hub thread).
     void begin_drain(bool hard) noexcept;
-    /// Closes one connection of this hub to make room under max_connections: the one lingering
-    /// after its last answer for longest; else the keep-alive connection idle between requests
-    /// for longest (both counted as reclaimed idle); else, if for more than a quarter of
+    /// Closes one connection of this hub to make room under max_connections: the keep-alive
+    /// connection idle between requests for longest; else, if for more than a quarter of
+    /// header_timeout, the one lingering after its last answer for longest (both counted as
+    /// reclaimed idle); else, if for more than a quarter of
     /// header_timeout, the new one that has sent nothing for longest, or the one whose request
     /// head has been arriving for longest. False when there is none (hub thread).
     bool reclaim_one(Clock::time_point now) noexcept;
