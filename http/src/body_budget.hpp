@@ -3,6 +3,7 @@
 // sessions give back when the body is freed; every hub shares it (one atomic).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +36,8 @@ class BodyBudget {
         if (n) used_.fetch_sub(n, std::memory_order_relaxed);
     }
     std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+    /// Whether `n` more bytes would fit now (nothing taken).
+    bool has_room(std::size_t n) const noexcept { return n <= limit_ - std::min(used(), limit_); }
     /// The most it can ever lend (SIZE_MAX: no limit).
     std::size_t limit() const noexcept { return limit_; }
 

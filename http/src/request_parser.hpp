@@ -117,6 +117,12 @@ class RequestParser {
     std::size_t probe_line(const char* p, std::size_t n) noexcept;
     /// Counts `n` bytes of chunked framing; false (after fail()) beyond a bound.
     bool add_framing(std::size_t n) noexcept;
+
+  public:
+    /// The current request's Content-Length (0: none, or chunked).
+    std::size_t body_announced() const noexcept { return body_announced_; }
+
+  private:
     /// Makes room for `need` bytes of body (doubling), taken from the budget; false (after
     /// fail()) when the budget is spent.
     bool grow_body(std::string& body, std::size_t need);

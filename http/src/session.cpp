@@ -381,15 +381,27 @@ bool Http1Session::refused_before_body() {
         return false;
     const Router::Match m =
         ctx_.router->match(req.method(), req.method_name(), req.path(), raw_params_);
-    if (m.status != 404 && m.status != 405) return false;
+    // A body the shared budget has no room for now (its first 64 KiB) would get 503 once on
+    // its way: the 503 comes first. (The bytes are taken as they come, not reserved here.)
+    constexpr std::size_t kFirstBytes = 64 * 1024;
+    const std::size_t announced = parser_.body_announced();
+    const bool full =
+        m.status != 404 && m.status != 405 && ctx_.bodies &&
+        !ctx_.bodies->has_room(announced != 0 && announced < kFirstBytes ? announced : kFirstBytes);
+    if (m.status != 404 && m.status != 405 && !full) return false;
     RequestAccess::set_route(req, m.route);
     ++conn_->requests;
     bool keep = false;  // the body may be on its way all the same: close, lingering
     std::uint64_t bytes = 0;
-    append_response(req, unrouted_answer(m), keep, bytes, req.method() == Method::head);
+    if (full)
+        bytes = append_error(req, 503,
+                             "request bodies fill the server's memory budget; try again later");
+    else
+        append_response(req, unrouted_answer(m), keep, bytes, req.method() == Method::head);
     const Clock::time_point answered_at = Clock::now();
     (void)flush();
-    record(req, m.status, m.route_id, m.route, msg_started_, answered_at, Clock::now(), bytes, {});
+    record(req, full ? 503 : m.status, m.route_id, m.route, msg_started_, answered_at, Clock::now(),
+           bytes, {});
     closing_ = true;
     linger_ = true;
     return true;

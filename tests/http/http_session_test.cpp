@@ -898,8 +898,11 @@ TEST(HttpSession, AnAnnouncedBodyTakesFromTheBudgetOnlyWhatIsReceived) {
     EXPECT_EQ(idle[0]->feed(std::string(3000, 'a')), Step::Kind::read);
     EXPECT_GE(used.load(), 3000u);
     EXPECT_LE(used.load(), 6000u);
+    // 150000 bytes, then 50000 more: doubling would make 300000 of room; 200000 were
+    // announced.
     EXPECT_EQ(idle[1]->feed(std::string(150000, 'b')), Step::Kind::read);
-    EXPECT_LE(used.load(), 6000u + 200000u);
+    EXPECT_EQ(idle[1]->feed(std::string(49000, 'b')), Step::Kind::read);
+    EXPECT_LE(used.load(), 6000u + 200000u) << "room past the announced length";
     // Another client's upload still fits.
     Harness other;
     other.bodies = &budget;
@@ -950,6 +953,36 @@ TEST(HttpSession, ARequestTheClientAbandonedIsLogged) {
     EXPECT_EQ(between.feed(std::string(kGet)), Step::Kind::idle);
     between.session->finish();
     EXPECT_EQ(between.log.size(), 1u) << "only the request answered";
+}
+
+// With the budget for bodies full, a request that asks "100 Continue" gets its 503 at once,
+// not an invitation to upload what would be refused on its way.
+TEST(HttpSession, AFullBudgetAnswers503BeforeInvitingTheBody) {
+    std::atomic<std::size_t> used{0}, peak{0};
+    BodyBudget budget(100 * 1024, used, peak);
+    ASSERT_TRUE(budget.take(90 * 1024));  // other uploads' bytes
+    Harness h;
+    h.bodies = &budget;
+    h.build();
+    EXPECT_EQ(h.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 50000\r\n"
+                     "Expect: 100-continue\r\n\r\n"),
+              Step::Kind::close);
+    const std::string out = h.transport.all();
+    EXPECT_EQ(out.find("100 Continue"), std::string::npos) << out;
+    auto rs = read_responses(out);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 503);
+    EXPECT_EQ(rs[0].header("Retry-After").value_or(""), "1");
+    // One that fits is invited.
+    Harness small;
+    small.bodies = &budget;
+    small.build();
+    EXPECT_EQ(small.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+                         "Expect: 100-continue\r\n\r\n"),
+              Step::Kind::read);
+    EXPECT_NE(small.transport.all().find("100 Continue"), std::string::npos);
+    small.session->finish();
+    budget.give_back(90 * 1024);
 }
 
 TEST(HttpSession, HandlerAsksToClose) {
