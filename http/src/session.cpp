@@ -381,13 +381,15 @@ bool Http1Session::refused_before_body() {
         return false;
     const Router::Match m =
         ctx_.router->match(req.method(), req.method_name(), req.path(), raw_params_);
-    // A body the shared budget has no room for now (its first 64 KiB) would get 503 once on
-    // its way: the 503 comes first. (The bytes are taken as they come, not reserved here.)
-    constexpr std::size_t kFirstBytes = 64 * 1024;
-    const std::size_t announced = parser_.body_announced();
-    const bool full =
-        m.status != 404 && m.status != 405 && ctx_.bodies &&
-        !ctx_.bodies->has_room(announced != 0 && announced < kFirstBytes ? announced : kFirstBytes);
+    // A body the shared budget has no room for now (its first 64 KiB, or less when it, the
+    // body size limit or the whole budget is smaller) would get 503 once on its way: the 503
+    // comes first. (The bytes are taken as they come, not reserved here.)
+    std::size_t first = 64 * 1024;
+    if (const std::size_t announced = parser_.body_announced(); announced != 0)
+        first = std::min(first, announced);
+    if (ctx_.options->max_body_bytes != 0) first = std::min(first, ctx_.options->max_body_bytes);
+    const bool full = m.status != 404 && m.status != 405 && ctx_.bodies &&
+                      !ctx_.bodies->has_room(std::min(first, ctx_.bodies->limit()));
     if (m.status != 404 && m.status != 405 && !full) return false;
     RequestAccess::set_route(req, m.route);
     ++conn_->requests;

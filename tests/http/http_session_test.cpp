@@ -983,6 +983,19 @@ TEST(HttpSession, AFullBudgetAnswers503BeforeInvitingTheBody) {
     EXPECT_NE(small.transport.all().find("100 Continue"), std::string::npos);
     small.session->finish();
     budget.give_back(90 * 1024);
+    // A chunked one, with a budget smaller than 64 KiB and nothing in use, is invited.
+    std::atomic<std::size_t> used2{0}, peak2{0};
+    BodyBudget tiny(32 * 1024, used2, peak2);
+    Harness chunked;
+    chunked.bodies = &tiny;
+    chunked.build();
+    EXPECT_EQ(chunked.feed("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                           "Expect: 100-continue\r\n\r\n"),
+              Step::Kind::read);
+    EXPECT_NE(chunked.transport.all().find("100 Continue"), std::string::npos)
+        << chunked.transport.all();
+    EXPECT_EQ(chunked.feed("5\r\nhello\r\n0\r\n\r\n"), Step::Kind::idle);
+    chunked.session->finish();
 }
 
 TEST(HttpSession, HandlerAsksToClose) {
