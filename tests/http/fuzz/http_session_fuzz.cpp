@@ -77,6 +77,8 @@ const Router& router() {
 struct Logged {
     bool head = false;
     int status = 0;
+    bool complete = true;
+    std::uint64_t bytes = 0;
 };
 
 /// Checks `out` is exactly: 100 Continue interim responses and one final response per entry of
@@ -172,7 +174,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (mode & 0x80) opts.max_body_bytes = 0;  // unlimited
     std::vector<Logged> log;
     opts.access_log = [&log](const AccessLogEntry& e) {
-        log.push_back({e.method == "HEAD", e.status});
+        log.push_back({e.method == "HEAD", e.status, e.complete, e.bytes});
     };
     bool draining = (mode & 0x08) != 0;
     DateCache date{server_header_line(opts)};
@@ -214,7 +216,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (step.kind == Step::Kind::close) break;
     }
     if (step.kind == Step::Kind::read && (mode & 0x20)) step = session.on_timeout();
+    // The end of the connection logs the request it cut short, if one was begun and not
+    // answered: one entry at most, 400 or 503, nothing sent, and no response to match.
+    const std::size_t answered = log.size();
     session.finish();
+    if (log.size() > answered + 1) violated("more than one request logged at the end");
+    if (log.size() == answered + 1) {
+        const Logged& cut = log.back();
+        if ((cut.status != 400 && cut.status != 503) || cut.complete || cut.bytes != 0)
+            violated("a request cut short by the end was logged as answered");
+        log.pop_back();
+    }
     if (!transport.failed) check_output(transport.out, log);
     return 0;
 }
