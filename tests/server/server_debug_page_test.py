@@ -320,8 +320,10 @@ class Profiles(unittest.TestCase):
             # Both near the CPU time the hub threads had (before, both were about a tenth of
             # it). Sampling and the scrapes' timing blur it, and a stack is sampled when its
             # thread is runnable, which on a busy 2-CPU machine is more than when it runs: the
-            # upper bound only rules out counting the poll twice over.
-            self.assertGreater(total, 0.5 * cpu)
+            # upper bound only rules out counting the poll twice over. The lower bound is loose
+            # (a fifth): under ASan, beside another test's load, the profile had 0.27 of it, and
+            # what it rules out is the old tenth.
+            self.assertGreater(total, 0.2 * cpu)
             self.assertLess(total, 2.0 * cpu + 0.2)
             self.assertGreater(busy, 0.6 * cpu)
             self.assertEqual(w.stop(), 0)
