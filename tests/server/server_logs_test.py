@@ -355,19 +355,21 @@ class AccessLogFile(unittest.TestCase):
     def test_a_forked_child_exits_with_the_access_log_on(self):
         # The access log's writer is a thread the child of a fork does not have: its exit must
         # not wait to join it.
+        # Under ASan, the leak check at the child's exit is turned off: GCC 12's libasan has no
+        # fork handler, so a child forked while another thread holds one of ASan's allocator
+        # locks waits for it forever when the check locks the allocator (seen with gdb in
+        # __lsan::LockAllocator). That is the sanitizer's hang, not weft's.
+        sanitized = "sanitizers=none" not in u.run_weft(["--version"]).stdout
+        env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0"} \
+            if sanitized else None
         with tempfile.TemporaryDirectory(prefix="weft-logs-test-") as tmp:
             path = os.path.join(tmp, "access.log")
             with Weft(["--hubs", "1", "--set", "log.access_log=" + path,
-                       "--plugin", u.plugin_path("calm")], workdir=tmp) as w:
+                       "--plugin", u.plugin_path("calm")], env=env, workdir=tmp) as w:
                 w.wait_ready()
                 status, _, body = get(w.http, "/calm/fork-exit", timeout=30)
                 self.assertEqual(status, 200)
-                self.assertNotEqual(body, b"hung\n")
-                # Under ASan, its leak check at exit finds the parent's memory in the child and
-                # aborts it (abort_on_error): that child ended too, which is what is tested.
-                sanitized = "sanitizers=none" not in u.run_weft(["--version"]).stdout
-                allowed = [b"exited\n"] + ([b"signaled %d\n" % signal.SIGABRT] if sanitized else [])
-                self.assertIn(body, allowed)
+                self.assertEqual(body, b"exited\n")
                 self.assertEqual(w.stop(), 0)
 
     def test_a_rotated_access_log_is_reopened(self):

@@ -103,8 +103,7 @@ void init(weft::plugin::Context& ctx) {
         const pid_t pid = ::fork();
         if (pid == 0) std::exit(0);
         int st = 0;
-        // 15 s, cooperatively: under ASan the child's exit runs the leak check over a copy of
-        // the whole server, which took over 3 s on a slow, loaded machine.
+        // 15 s, cooperatively: an exit that never comes is reported as "hung".
         for (int i = 0; i < 1500; ++i) {
             if (::waitpid(pid, &st, WNOHANG) == pid)
                 return weft::http::Response::text(
