@@ -242,7 +242,12 @@ void Connection::shut(bool hard) noexcept {
     if (state_ == State::watching) {
         stop_watching();
     } else if (hard) {
+        info_.cut = true;
         fiber_.cancel();
+        // The client learns now that no answer comes, even if the handler does not end when
+        // cancelled (it waits for offload()ed work, or blocks its hub): a cancelled fiber
+        // sends nothing more, and the send in flight was cancelled above.
+        (void)stream_.shutdown(SHUT_RDWR);
     } else if (info_.websocket) {
         // A WebSocket would never end by itself: its read side ends now, and its recv() closes
         // it with 1001 ("going away") so that the client reconnects elsewhere.
@@ -253,10 +258,12 @@ void Connection::shut(bool hard) noexcept {
 
 void Connection::reclaim() noexcept {
     leave_queue();
-    if (state_ == State::watching)
+    if (state_ == State::watching) {
         stop_watching();
-    else
+    } else {
+        info_.cut = true;
         fiber_.cancel();
+    }
 }
 
 void Connection::stop_watching() noexcept {

@@ -603,7 +603,19 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             status = r.status();
             append_response(req, std::move(r), keep, bytes, head);
         }
-        if (life.client_gone()) {
+        if (conn_->cut) {
+            // The server cut it (the drain's end, room made at max_connections) while its
+            // handler ran: a cancelled fiber sends nothing, so the client gets no answer.
+            // Logged and counted as 503, as a request the server cut before its handler
+            // answered is, not as the success the handler came to, nor as the client's
+            // hang-up the cut looks like from the socket. A stream that began keeps its
+            // status.
+            if (!ep.stream || !stream_started_) {
+                status = 503;
+                bytes = 0;
+            }
+            keep = false;
+        } else if (life.client_gone()) {
             // It hung up while its handler waited: the handler was cancelled; nothing is sent.
             // Logged and counted as nginx does, 499 (client closed request): not the 200 or 500
             // the cancelled handler came to.

@@ -108,6 +108,9 @@ struct ConnectionInfo {
     Clock::time_point accepted_at{};     ///< when it was accepted (the epoch: unknown)
     WebSocketCore* websocket = nullptr;  ///< while a WebSocket handler runs on it
     bool tls = false;                    ///< served over TLS (the HTTPS listener)
+    /// The server cut it (a stop at the drain's end, room made at max_connections): its fiber
+    /// is cancelled and sends nothing more.
+    bool cut = false;
 };
 
 /// What the connection does after the session had its say.

@@ -100,8 +100,18 @@ void register_demo_routes(Router& router, bool hazardous) {
         std::string type(req.header("Content-Type").value_or("application/octet-stream"));
         return Response(200, req.take_body(), type);
     });
-    router.get("/sleep",
-               with_ms("slept", [](std::chrono::milliseconds d) { (void)weft::sleep_for(d); }));
+    // A sleep cut short answers so: 504 when the request's deadline came first, 503 when the
+    // server cancelled it (the drain's end). A handler that ignores the cut would answer a
+    // success nobody receives.
+    router.get("/sleep", [](Request& req) -> Response {
+        auto ms = demo_ms(req);
+        if (auto* bad = std::get_if<Response>(&ms)) return std::move(*bad);
+        const auto d = std::get<std::chrono::milliseconds>(ms);
+        if (auto r = weft::sleep_for(d); !r)
+            return Response::text("sleep cut short: " + r.error().message() + "\n",
+                                  r.error() == weft::Errc::timed_out ? 504 : 503);
+        return Response::text("slept " + std::to_string(d.count()) + " ms\n");
+    });
     // Every message back as it came (text as text, binary as binary); the subprotocol "echo"
     // is accepted when offered.
     weft::http::WebSocketOptions ws;

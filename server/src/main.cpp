@@ -774,8 +774,10 @@ int main(int argc, char** argv) {
                 break;
             }
             if (Clock::now() >= drain_deadline) {
-                log->warn("drain timeout: closing {} connection(s) still open (exit status {})",
-                          server->connections(), kExitDrainCutShort);
+                log->warn(
+                    "drain timeout: closing {} connection(s) still open, their requests cut "
+                    "(503 in the access log; exit status {} unless the shutdown is stuck)",
+                    server->connections(), kExitDrainCutShort);
                 exit_code = kExitDrainCutShort;
                 server->stop();
                 if (!server->wait(std::chrono::seconds(2))) {
@@ -842,7 +844,7 @@ int main(int argc, char** argv) {
         weft::server::shutdown_step("writing the last lines of the access log");
         weft::server::close_access_log();  // every line written, within the guard's limit
     }
-    log->info("weft stopped");
+    log->info("weft stopped (exit status {})", exit_code);
     spdlog::default_logger()->flush();
     return exit_code;
 }

@@ -219,9 +219,52 @@ class Drain(unittest.TestCase):
             self.assertEqual(code, 3, "a drain cut short by its timeout is not a clean exit")
             self.assertGreaterEqual(took, 0.9)
             self.assertLess(took, 4.0)
-            self.assertIn("drain timeout: closing 1 connection(s) still open (exit status 3)",
-                          w.stderr())
+            self.assertIn("drain timeout: closing 1 connection(s) still open", w.stderr())
+            self.assertIn("weft stopped (exit status 3)", w.stderr())
             self.assertEqual(got, [None], "the cut request must not look answered")
+
+    def test_a_cut_request_is_closed_at_once_and_logged_503(self):
+        # /offload's handler waits for its work whatever happens: cancelled at the drain's end,
+        # it still answers 200 once the work is done. Its client must not wait for that (the
+        # socket closes at the drain's end), and the answer nobody got must not be logged or
+        # counted as a success.
+        with tempfile.TemporaryDirectory(prefix="weft-drain-test-") as tmp:
+            access = os.path.join(tmp, "access.log")
+            with Weft(["--hubs", "1", "--set", "server.drain_timeout=1s",
+                       "--set", "log.access_log=" + access], workdir=tmp) as w:
+                w.wait_ready()
+                closed = []
+
+                def client():
+                    s = socket.create_connection(split_addr(w.http), timeout=20)
+                    s.sendall(b"GET /offload?ms=2500 HTTP/1.1\r\nHost: t\r\n\r\n")
+                    data = b""
+                    while True:
+                        b = s.recv(65536)
+                        if not b:
+                            break
+                        data += b
+                    closed.append((time.monotonic(), data))
+                    s.close()
+
+                c = threading.Thread(target=client)
+                c.start()
+                u.poll(lambda: active_requests(w) >= 1, 5, what="the request in flight")
+                t = time.monotonic()
+                w.signal(signal.SIGTERM)
+                code = w.wait(15)
+                c.join(15)
+                log = w.stderr()
+            self.assertEqual(code, 3, log)
+            self.assertEqual(len(closed), 1)
+            when, data = closed[0]
+            self.assertEqual(data, b"", "a cut request got an answer")
+            # The drain's end (1 s), not the work's (2.5 s after the request came).
+            self.assertLess(when - t, 1.9, "the connection stayed open past the drain's end")
+            with open(access) as f:
+                lines = [ln for ln in f if "/offload" in ln]
+            self.assertEqual(len(lines), 1, lines)
+            self.assertRegex(lines[0], r'"GET /offload\?ms=2500 HTTP/1\.1" 503 0 .* incomplete$')
 
     def test_a_blocked_hub_does_not_keep_the_process_alive(self):
         # A handler blocking its hub ignores cancellation: after the drain timeout and the
