@@ -72,8 +72,7 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         monitor::MetricFamily limit;
         limit.name = "weft_http_connections_limit";
         limit.help =
-            "server.max_connections: connections open at once, beyond which newcomers wait (0: "
-            "no limit).";
+            "server.max_connections: connections open at once, beyond which newcomers wait.";
         limit.type = monitor::MetricType::gauge;
         limit.samples.push_back({{}, static_cast<double>(server.options().max_connections)});
         out.push_back(std::move(limit));

@@ -104,7 +104,8 @@ void fit_open_file_limit(const weft::server::Settings& cfg,
     if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur) return;
     log->warn(
         "the open-file limit ({}, hard limit {}) is below what [server] max_connections ({}){} "
-        "need with {} to spare ({}): connections beyond it are refused (EMFILE). Raise the "
+        "need with {} to spare ({}): connections beyond it wait in the kernel's accept queue until "
+        "others close (accept() fails with EMFILE). Raise the "
         "limit (ulimit -n, systemd's LimitNOFILE=, podman's --ulimit nofile=) or lower "
         "max_connections",
         rl.rlim_cur, rl.rlim_max, cfg.http.max_connections,
@@ -386,6 +387,32 @@ int main(int argc, char** argv) {
     };
 
     fit_open_file_limit(cfg, log);  // a warning under --check-config too
+
+    // Settings that expose more than their user may think: warned about under --check-config
+    // too.
+    if (!cli.config_file && !cfg.listener.listen.is_loopback())
+        log->warn(
+            "serving the embedded default configuration on {} ({}), where other hosts can "
+            "reach it: its demo plugin has routes that let any client hold a hub or make this "
+            "server fetch any URL. Give a configuration file of your own (-c; "
+            "deploy/container/weft.toml is one for containers)",
+            cfg.listener.listen.to_string(), loaded.sources.of("server.listen").to_string());
+    if (cfg.admin.enabled && cfg.admin.debug_endpoints && !cfg.admin.listen.is_loopback())
+        log->warn(
+            "[admin] listen {} ({}) is reachable from other hosts and debug_endpoints is on: "
+            "/debug/* show the fibers, the requests in flight and the configuration, and take "
+            "CPU profiles. Set admin.debug_endpoints = false, or listen on loopback",
+            cfg.admin.listen.to_string(), loaded.sources.of("admin.listen").to_string());
+    for (const char* sec : {"server", "admin"}) {
+        // An unfilled secret (WEFT_SERVER_TLS_CERT="") must not turn HTTPS off unnoticed.
+        const auto& h = std::string_view(sec) == "server" ? cfg.http : cfg.admin.http;
+        const auto src = loaded.sources.of(std::string(sec) + ".tls_cert");
+        if (h.tls_cert.empty() && (sec[0] == 's' || cfg.admin.enabled) &&
+            (src.kind == weft::config::Source::Kind::environment ||
+             src.kind == weft::config::Source::Kind::flag))
+            log->warn("[{}] tls_cert is \"\" ({}): {} serves plain HTTP, without TLS", sec,
+                      src.to_string(), sec[0] == 's' ? "the server" : "the admin listener");
+    }
 
     if (cli.check_config) {
         // Plugins are initialized too (against a scratch router): only their init can check

@@ -41,6 +41,17 @@ constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
 static_assert(static_cast<int>(LogLevel::off) == 6);
 constexpr std::string_view kFormats[] = {"text", "json"};
 
+// kLevels, plus "warning": the name the logs print for warn (spdlog's), which an operator may
+// copy from them.
+config::Kind<LogLevel> log_level() {
+    config::Kind<LogLevel> k = config::choice<LogLevel>(kLevels);
+    k.parse = [inner = k.parse](const config::Input& in) -> config::Parsed<LogLevel> {
+        if (in.is_textual() && in.text == "warning") return LogLevel::warn;
+        return inner(in);
+    };
+    return k;
+}
+
 config::Kind<std::string> header_phrase() {
     return config::text([](std::string_view s) { return valid_header_phrase(s); },
                         "expected at most " + std::to_string(kMaxHeaderPhraseBytes) +
@@ -460,8 +471,8 @@ config::Schema<Settings> build() {
         "CIDR blocks, \"*\"; localhost always is")
         .with_env_alias("NO_PROXY").with_env_alias("no_proxy");
 
-    s.bind("log", "level", [](auto& o) -> auto& { return o.log.level; }, choice<LogLevel>(kLevels),
-        "trace, debug, info, warn, error, critical or off")
+    s.bind("log", "level", [](auto& o) -> auto& { return o.log.level; }, log_level(),
+        "trace, debug, info, warn (the logs print warning), error, critical or off")
         .with_flag("--log-level", "LEVEL");
     s.bind("log", "format", [](auto& o) -> auto& { return o.log.format; },
         choice<LogFormat>(kFormats), "text for people, json for log collectors")

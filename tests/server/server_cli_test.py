@@ -338,6 +338,42 @@ class CheckConfig(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("is ok", r.stdout)
 
+    def test_embedded_default_is_quiet_on_loopback(self):
+        r = run_weft(["-t"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("other hosts", r.stderr)
+        self.assertNotIn("tls_cert", r.stderr)
+
+    def test_settings_that_expose_more_than_meant_are_warned_about(self):
+        # Nothing is bound under -t: the addresses are only looked at.
+        r = run_weft(["-t", "--listen", "0.0.0.0:8080"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("serving the embedded default configuration on 0.0.0.0:8080 (flag "
+                      "--listen), where other hosts can reach it", r.stderr)
+        r = run_weft(["-t"], env={"WEFT_ADMIN_LISTEN": "0.0.0.0:9090"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("[admin] listen 0.0.0.0:9090 (environment WEFT_ADMIN_LISTEN) is reachable "
+                      "from other hosts and debug_endpoints is on", r.stderr)
+        r = run_weft(["-t"], env={"WEFT_ADMIN_LISTEN": "0.0.0.0:9090",
+                                  "WEFT_ADMIN_DEBUG_ENDPOINTS": "false"})
+        self.assertNotIn("debug_endpoints is on", r.stderr)
+        # A file of one's own on every address is what it says.
+        own = self.path("own.toml", '[server]\nlisten = "0.0.0.0:8080"\n'
+                                    '[[plugin]]\npath = "demo"\n')
+        r = run_weft(["-t", "--config", own])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("embedded default", r.stderr)
+        # An unfilled secret turns HTTPS off: said.
+        r = run_weft(["-t"], env={"WEFT_SERVER_TLS_CERT": "", "WEFT_SERVER_TLS_KEY": ""})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('[server] tls_cert is "" (environment WEFT_SERVER_TLS_CERT): the server '
+                      "serves plain HTTP, without TLS", r.stderr)
+
+    def test_the_level_name_the_logs_print_is_taken(self):
+        r = run_weft(["--print-config", "--log-level", "warning"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r'(?m)^level = "warn" +# flag --log-level$')
+
     def test_bad_value(self):
         bad = self.path("bad.toml", '[admin]\ndebug_endpoints = "sometimes"\n')
         r = run_weft(["--check-config", "--config", bad])
