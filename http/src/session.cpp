@@ -872,7 +872,12 @@ void Http1Session::record(const Request& req, int status, unsigned route_id, std
                           Clock::time_point sent, std::uint64_t bytes,
                           std::string_view request_line) {
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sent - received);
-    if (ctx_.metrics) ctx_.metrics->observe(req.method(), status, route_id, route, ns.count());
+    // A head refused or cut before its end (408, 431...) has no parsed method; the line as it
+    // came may still name one ("GET / HTTP/1.1" then silence), which the log shows too.
+    Method method = req.method();
+    if (method == Method::other && req.method_name().empty() && !request_line.empty())
+        method = parse_method(request_line.substr(0, request_line.find(' ')));
+    if (ctx_.metrics) ctx_.metrics->observe(method, status, route_id, route, ns.count());
     if (ctx_.options->access_log) {
         AccessLogEntry e;
         e.method = req.method_name();

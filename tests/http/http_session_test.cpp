@@ -225,6 +225,27 @@ TEST(HttpSession, NextStateAndDeadlines) {
     EXPECT_GE(h.log[1].duration, std::chrono::milliseconds(20));
 }
 
+// A head cut by the header timeout after its request line: logged with that line, and counted
+// under the method the line named (as the log shows it), not as _OTHER.
+TEST(HttpSession, AHeadCutShortIsCountedUnderItsLinesMethod) {
+    Harness h;
+    h.build();
+    EXPECT_EQ(h.feed("DELETE /x HTTP/1.1\r\nHost: h\r\n"), Step::Kind::read);
+    h.last = h.session->on_timeout();
+    EXPECT_EQ(h.last.kind, Step::Kind::close);
+    ASSERT_EQ(h.log.size(), 1u);
+    EXPECT_EQ(h.log[0].status, 408);
+    EXPECT_EQ(h.log[0].request_line, "DELETE /x HTTP/1.1");
+    std::map<std::string, std::uint64_t> counts;
+    h.metrics.for_each([&](const HubRequestMetrics::Series& s) {
+        for (auto& b : s.duration.buckets)
+            counts[std::string(method_label(s.method)) + " " + std::to_string(s.status)] +=
+                b.load();
+    });
+    EXPECT_EQ(counts["DELETE 408"], 1u);
+    EXPECT_EQ(counts.size(), 1u);
+}
+
 // The body timeout bounds the gaps between reads that bring body data: reads of chunk framing
 // alone (a size line's leading zeros, extensions) do not push it back.
 TEST(HttpSession, ChunkFramingIsNoBodyProgress) {
