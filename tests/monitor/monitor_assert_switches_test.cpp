@@ -98,8 +98,10 @@ FIBER_TEST(AssertSwitchesTest, GapFromTheScopeStartToTheFirstSwitch) {
     AssertSwitches a(50ms);
     spin_for(80ms);
     weft::yield();
-    EXPECT_THAT(a.check(), HasSubstr("The longest stretch without a switch was 0.08"));
+    // 0.08 s, or more when the OS preempts the spin on a loaded machine (0.0909 s seen).
+    EXPECT_THAT(a.check(), HasSubstr("The longest stretch without a switch was 0."));
     EXPECT_GE(a.longest_gap(), 80ms);
+    EXPECT_LT(a.longest_gap(), 1s);
 }
 
 FIBER_TEST(AssertSwitchesTest, GapFromTheLastSwitchToTheScopeEnd) {
@@ -161,18 +163,19 @@ FIBER_TEST(AssertSwitchesTest, HubOnlyCountsLoopTurns) {
 }
 
 // Two fibers yielding to each other never let the loop turn when the run budget is huge: fine
-// for "any switch", a blockage for hub_only.
+// for "any switch", a blockage for hub_only. The yields go on for twice the bound of "any",
+// which the OS's preemption of a loaded machine's thread (105 ms seen) stays under.
 TEST(AssertSwitchesTest, HubOnlyGapIgnoresFiberToFiberSwitches) {
     weft::RuntimeOptions o = weft::testing::test_options();
     o.run_budget = 1u << 30;
     weft::run(
         [] {
-            auto until = std::chrono::steady_clock::now() + 80ms;
+            auto until = std::chrono::steady_clock::now() + 500ms;
             auto partner = weft::spawn("partner", [until] {
                 while (std::chrono::steady_clock::now() < until)
                     weft::yield();
             });
-            AssertSwitches any(50ms);
+            AssertSwitches any(250ms);
             AssertSwitches hub(50ms, true);
             while (std::chrono::steady_clock::now() < until)
                 weft::yield();

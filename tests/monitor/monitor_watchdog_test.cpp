@@ -46,6 +46,14 @@ __attribute__((noinline)) void hold_the_hub(std::chrono::milliseconds d) {
     asm volatile("" ::: "memory");
 }
 
+// Spins until `release` is set, calling nothing: wherever the watchdog's signal lands, the
+// captured stack is the same (hold_the_hub's may be inside clock_gettime or not).
+__attribute__((noinline)) void spin_until_released(const std::atomic<bool>& release) {
+    while (!release.load(std::memory_order_relaxed)) {
+    }
+    asm volatile("" ::: "memory");
+}
+
 MonitorSettings fast_settings() {
     MonitorSettings s;
     s.max_blocking_time = 50ms;
@@ -255,8 +263,17 @@ TEST(Watchdog, RepeatedStacksCollapseWithACount) {
     s.logger_name = log.name_;
     Watchdog wd(rt, s);
     Recorder rec(wd);
+    std::atomic<bool> release{false};
     for (int i = 0; i < 3; ++i) {
-        spawn_on_hub(rt, 0, "repeat", [] { hold_the_hub(150ms); });
+        release = false;
+        const auto spawned = std::chrono::steady_clock::now();
+        spawn_on_hub(rt, 0, "repeat", [&release] { spin_until_released(release); });
+        std::this_thread::sleep_until(spawned + 150ms);
+        // Released once reported: each spin is one blockage, however late the report comes.
+        const auto reported = static_cast<std::size_t>(i + 1);
+        wait_until([&] { return rec.reports().size() == reported; });
+        release = true;
+        ASSERT_EQ(rec.reports().size(), reported);
         ASSERT_TRUE(rec.wait_ends(static_cast<std::size_t>(i + 1)));
     }
     auto reports = rec.reports();
