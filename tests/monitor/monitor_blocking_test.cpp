@@ -193,12 +193,13 @@ class Blocking : public ::testing::Test {
     template <class F>
     void block_hub0(F body) {
         before_ = run_buckets(0);
+        const std::size_t ends_before = rec_.ends().size();
         std::atomic<bool> done{false};
         weft::monitor::test::spawn_on_hub(rt_, 0, "culprit", [&] {
             body();
             done = true;
         });
-        ASSERT_TRUE(rec_.wait_ends(1)) << "no closing record within 10 s";
+        ASSERT_TRUE(rec_.wait_ends(ends_before + 1)) << "no closing record within 10 s";
         for (int i = 0; i < 500 && !done; ++i)
             std::this_thread::sleep_for(10ms);
         ASSERT_TRUE(done.load());
@@ -354,11 +355,30 @@ TEST_F(Blocking, Getaddrinfo) {
 }
 
 TEST_F(Blocking, ExceptionsThrownDuringTheBlockage) {
-    Truth t;
-    std::uint64_t caught = 0;
-    block_hub0([&] { culprit_throw_in_loop(t, caught); });
-    EXPECT_GT(caught, 100u);
-    expect_one_blockage(t, BlockingCause::running_on_cpu, "culprit_throw_in_loop");
+    // The capture works while the culprit throws (no deadlock in the unwinder's locks, a stack
+    // through __cxa_throw). A signal that lands where libgcc's unwinder installs a landing pad
+    // leaves registers its CFI cannot go past: that stack ends inside libgcc_s ("?? , then
+    // _Unwind_RaiseException", seen in a local run). Up to three blockages, then: one must
+    // name the culprit, and any other must have ended in libgcc_s.
+    for (std::size_t attempt = 0; attempt < 3; ++attempt) {
+        Truth t;
+        std::uint64_t caught = 0;
+        block_hub0([&] { culprit_throw_in_loop(t, caught); });
+        EXPECT_GT(caught, 100u);
+        auto reports = rec_.reports();
+        ASSERT_EQ(reports.size(), attempt + 1);
+        const BlockingReport& r = reports.back();
+        if (stack_has(r, "culprit_throw_in_loop")) {
+            if (attempt == 0)
+                expect_one_blockage(t, BlockingCause::running_on_cpu, "culprit_throw_in_loop");
+            else
+                EXPECT_EQ(r.cause, BlockingCause::running_on_cpu);
+            return;
+        }
+        ASSERT_FALSE(r.stack.empty()) << r.stack_note;
+        EXPECT_EQ(r.stack.front().module, "libgcc_s.so.1") << stack_text(r);
+    }
+    ADD_FAILURE() << "three captures in a row did not reach the culprit";
 }
 
 }  // namespace
