@@ -245,8 +245,9 @@ void Connection::shut(bool hard) noexcept {
         info_.cut = true;
         fiber_.cancel();
         // The client learns now that no answer comes, even if the handler does not end when
-        // cancelled (it waits for offload()ed work, or blocks its hub): a cancelled fiber
-        // sends nothing more, and the send in flight was cancelled above.
+        // cancelled (it waits for offload()ed work): a cancelled fiber sends nothing more, and
+        // the send in flight was cancelled above. (A handler that blocks its hub holds this
+        // too, until the hub runs again.)
         (void)stream_.shutdown(SHUT_RDWR);
     } else if (info_.websocket) {
         // A WebSocket would never end by itself: its read side ends now, and its recv() closes
@@ -496,6 +497,7 @@ void Connection::serve(RecvBuffer first) noexcept {
                     else if (queue != &hub_.slow_heads)
                         hub_.slow_heads.push_back(this, step.head_started);
                     Result<std::string_view> r = Errc::closed;
+                    waiting_for_head = queue == &hub_.slow_heads;
                     if (tls_) {
                         r = tls_read(step.deadline);
                     } else if (auto b = read_input(step.deadline); b) {
@@ -504,6 +506,7 @@ void Connection::serve(RecvBuffer first) noexcept {
                     } else {
                         r = b.error();
                     }
+                    waiting_for_head = false;
                     if (!r) {
                         step = r.error() == Errc::timed_out ? s->on_timeout()
                                                             : Step{Step::Kind::close, {}, false};
@@ -870,7 +873,10 @@ bool HubState::reclaim_one(Clock::time_point now) noexcept {
     }
     // A request head takes one packet from an honest client: one that has been arriving for a
     // good part of the header timeout, while others wait at the door, is the one to drop.
-    c = slow_heads.front();
+    // One whose head has come, now running its handler (the queue is left at its next read),
+    // is no slow head any more.
+    while ((c = slow_heads.front()) && !c->waiting_for_head)
+        c->leave_queue();
     if (c && now - c->queued_at >= quarter) {
         c->reclaim();
         counts.reclaimed_slow_head.fetch_add(1, std::memory_order_relaxed);

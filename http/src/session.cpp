@@ -608,9 +608,9 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             // handler ran: a cancelled fiber sends nothing, so the client gets no answer.
             // Logged and counted as 503, as a request the server cut before its handler
             // answered is, not as the success the handler came to, nor as the client's
-            // hang-up the cut looks like from the socket. A stream that began keeps its
-            // status.
-            if (!ep.stream || !stream_started_) {
+            // hang-up the cut looks like from the socket. A stream of which a write went out
+            // keeps its status.
+            if (!ep.stream || !stream_sent_) {
                 status = 503;
                 bytes = 0;
             }
@@ -620,9 +620,9 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
             // Logged and counted as nginx does, 499 (client closed request): not the 200 or 500
             // the cancelled handler came to.
             if (ctx_.metrics) ctx_.metrics->count_abandoned();
-            // A stream that began keeps its status: bytes of it went out (nginx also records
-            // 499 only when nothing was sent).
-            if (!ep.stream || !stream_started_) {
+            // A stream of which a write went out keeps its status (nginx also records 499
+            // only when nothing was sent).
+            if (!ep.stream || !stream_sent_) {
                 status = kClientClosedRequest;
                 bytes = 0;
             }
@@ -1179,6 +1179,7 @@ void Http1Session::run_stream(const Endpoint& ep, Request& req, RequestLife& lif
     stream_life_ = &life;
     stream_keep_ = keep;
     stream_started_ = false;
+    stream_sent_ = false;
     stream_failed_ = false;
     stream_bytes_ = 0;
     ResponseStream stream(*this);
@@ -1242,6 +1243,7 @@ Result<void> Http1Session::stream_write(const Response& head, std::string_view d
     }
     auto r = flush();
     if (!r) stream_failed_ = true;
+    if (r) stream_sent_ = true;
     // The access log's bytes are the body's that went out: a write that failed (the deadline
     // passed, the client left) is not counted, as nginx counts only what it sent.
     if (r && !stream_no_body_) stream_bytes_ += data.size();

@@ -270,6 +270,7 @@ class Http1Session final : public StreamSink, EarlyFlush {
     const RequestLife* stream_life_ = nullptr;
     bool stream_keep_ = false;
     bool stream_started_ = false;
+    bool stream_sent_ = false;  // a write of the stream went out (its head with it)
     bool stream_chunked_ = false;
     bool stream_no_body_ = false;
     bool stream_failed_ = false;

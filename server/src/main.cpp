@@ -390,7 +390,12 @@ int main(int argc, char** argv) {
 
     // Settings that expose more than their user may think: warned about under --check-config
     // too.
-    if (!cli.config_file && !cfg.listener.listen.is_loopback())
+    const bool demo_hazards = std::any_of(loaded.plugins.begin(), loaded.plugins.end(),
+                                          [](const weft::config::PluginConfig& p) {
+                                              auto on = p.config.get_bool("hazardous_routes", true);
+                                              return p.path == "demo" && on && *on;
+                                          });
+    if (!cli.config_file && demo_hazards && !cfg.listener.listen.is_loopback())
         log->warn(
             "serving the embedded default configuration on {} ({}), where other hosts can "
             "reach it: its demo plugin has routes that let any client hold a hub or make this "
@@ -801,9 +806,15 @@ int main(int argc, char** argv) {
                 break;
             }
             if (Clock::now() >= drain_deadline) {
+                if (server->connections() == 0) {
+                    // Nothing in flight (with drain_timeout = 0, the listeners may still be
+                    // closing as the deadline is looked at): a clean drain.
+                    log->info("drained: every request finished");
+                    break;
+                }
                 log->warn(
-                    "drain timeout: closing {} connection(s) still open, their requests cut "
-                    "(503 in the access log; exit status {} unless the shutdown is stuck)",
+                    "drain timeout: closing {} connection(s) still open, cutting their "
+                    "requests (exit status {} unless the shutdown is stuck)",
                     server->connections(), kExitDrainCutShort);
                 exit_code = kExitDrainCutShort;
                 server->stop();

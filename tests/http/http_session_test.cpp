@@ -739,6 +739,24 @@ TEST(HttpSession, SendFailureCloses) {
     EXPECT_FALSE(h.last.linger);
 }
 
+// The server cut the connection while the handler ran (a hard stop, a reclaim): nothing it
+// answers goes out, so it is logged and counted as 503 with no bytes, a stream included when
+// none of its writes went out.
+TEST(HttpSession, AnAnswerOnACutConnectionIsLogged503) {
+    for (const char* path : {"/", "/stream"}) {
+        Harness h;
+        h.build();
+        h.info.cut = true;
+        h.transport.fail = true;  // as a cut connection's sends do
+        EXPECT_EQ(h.feed(std::string("GET ") + path + " HTTP/1.1\r\nHost: h\r\n\r\n"),
+                  Step::Kind::close);
+        ASSERT_EQ(h.log.size(), 1u) << path;
+        EXPECT_EQ(h.log[0].status, 503) << path;
+        EXPECT_EQ(h.log[0].bytes, 0u) << path;
+        EXPECT_FALSE(h.log[0].complete) << path;
+    }
+}
+
 TEST(HttpSession, MetricsAndAccessLog) {
     Harness h;
     h.build();

@@ -357,6 +357,10 @@ class CheckConfig(unittest.TestCase):
         r = run_weft(["-t"], env={"WEFT_ADMIN_LISTEN": "0.0.0.0:9090",
                                   "WEFT_ADMIN_DEBUG_ENDPOINTS": "false"})
         self.assertNotIn("debug_endpoints is on", r.stderr)
+        # Another plugin than the demo's: nothing to warn about.
+        r = run_weft(["-t", "--listen", "0.0.0.0:8080", "--plugin", u.plugin_path("calm")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("embedded default", r.stderr)
         # A file of one's own on every address is what it says.
         own = self.path("own.toml", '[server]\nlisten = "0.0.0.0:8080"\n'
                                     '[[plugin]]\npath = "demo"\n')

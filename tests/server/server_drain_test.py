@@ -223,6 +223,17 @@ class Drain(unittest.TestCase):
             self.assertIn("weft stopped (exit status 3)", w.stderr())
             self.assertEqual(got, [None], "the cut request must not look answered")
 
+    def test_no_drain_time_and_nothing_in_flight_is_a_clean_exit(self):
+        # drain_timeout = 0 looked at its deadline before the listeners were closed and
+        # called that a drain cut short (exit status 3).
+        for _ in range(3):
+            with Weft(["--hubs", "2", "--set", "server.drain_timeout=0s"]) as w:
+                w.wait_ready()
+                w.signal(signal.SIGTERM)
+                code = w.wait(10)
+                self.assertEqual(code, 0, w.stderr())
+                self.assertIn("drained: every request finished", w.stderr())
+
     def test_a_cut_request_is_closed_at_once_and_logged_503(self):
         # /offload's handler waits for its work whatever happens: cancelled at the drain's end,
         # it still answers 200 once the work is done. Its client must not wait for that (the

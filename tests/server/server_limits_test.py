@@ -284,6 +284,35 @@ class Limits(unittest.TestCase):
                 s.close()
             self.assertEqual(w.stop(), 0)
 
+    def test_a_request_whose_head_came_in_pieces_is_no_slow_head_once_it_runs(self):
+        # Its head came in two reads, so it was queued as a slow head; then its handler ran.
+        # A newcomer at max_connections must wait for it, not have it cut (it was counted as a
+        # reclaimed slow head, and its client got nothing).
+        with Weft(["--hubs", "1", "--set", "server.max_connections=1",
+                   "--set", "server.header_timeout=2s"]) as w:
+            w.wait_ready()
+            a = socket.create_connection(split_addr(w.http), timeout=10)
+            a.sendall(b"GET /sleep?ms=1500 HTTP/1.1\r\n")
+            time.sleep(0.1)
+            a.sendall(b"Host: t\r\n\r\n")
+            time.sleep(0.7)  # the head began more than a quarter of 2 s ago
+            status, took = timed_get(w.http, "/", timeout=10)  # waits in the backlog
+            self.assertEqual(status, 200)
+            a.settimeout(10)
+            got = b""
+            while b"slept" not in got:
+                chunk = a.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertIn(b"HTTP/1.1 200 ", got)
+            self.assertIn(b"slept 1500 ms", got)
+            a.close()
+            text = get(w.admin, "/metrics")[2].decode()
+            self.assertEqual(
+                metric(text, "weft_http_connections_reclaimed_total", reason="slow_head"), 0)
+            self.assertEqual(w.stop(), 0)
+
     def test_request_bodies_stay_within_their_budget_and_go_back(self):
         # 300 uploads of 1 MiB that stall after 700 KiB (the issue's: ~704 KB resident each,
         # ~341 MB still resident after they closed; by default up to ~10 GiB).
