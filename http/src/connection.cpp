@@ -607,7 +607,9 @@ bool Connection::tls_input(RecvBuffer& ciphertext, std::string_view& out) noexce
             // A handshake that keeps arriving is a request head that keeps arriving: at
             // max_connections it may be closed to make room (reclaim_one), as a slow head is.
             hub_.slow_heads.push_back(this, accepted_at_);
+            waiting_for_head = true;
             auto r = tls_->accept(until);
+            waiting_for_head = false;
             leave_queue();
             if (!r) {
                 tls_failed(r.error(), true);

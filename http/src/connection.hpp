@@ -72,8 +72,9 @@ class Connection final : public internal::RecvWatcher, private Transport {
     Connection* qnext = nullptr;
     ConnectionQueue* queue = nullptr;
     Clock::time_point queued_at{};  // when it went idle, or when its request head began
-    // In the slow-head queue and waiting for more of the head right now (not running the
-    // handler of a request whose head came in pieces): the one a reclaim may cut.
+    // In the slow-head queue and waiting for more of the head (or of the TLS handshake) right
+    // now, not running the handler of a request whose head came in pieces: the one a reclaim
+    // may cut.
     bool waiting_for_head = false;
 
   private:
