@@ -45,6 +45,7 @@ struct LabelsLink {
     int refs = 0;
 };
 
+/// Every member has its default initializer: spawn() default-initializes records.
 struct FiberRecord {
     static constexpr std::uintptr_t kJoinDone = 1;
 

@@ -440,7 +440,10 @@ FiberRecord* HubImpl::spawn(const SpawnRequest& req) {
     std::uintptr_t top = reinterpret_cast<std::uintptr_t>(stack.hi());
     std::uintptr_t state_at = (top - req.state_size) & ~(std::uintptr_t(req.state_align) - 1);
     std::uintptr_t rec_at = (state_at - sizeof(FiberRecord)) & ~std::uintptr_t(63);
-    auto* f = new (reinterpret_cast<void*>(rec_at)) FiberRecord();
+    // Default-initialized: every member has its initializer. Value-initialization ("()")
+    // zeroed the whole record first with `rep stos`, slow to start on AMD's cores (BM_SpawnJoin
+    // 10 ns less without it).
+    auto* f = new (reinterpret_cast<void*>(rec_at)) FiberRecord;
     f->hub = this;
     f->stack = stack;
     f->ops = req.ops;
