@@ -241,9 +241,14 @@ Step Http1Session::on_bytes(std::string_view bytes, Clock::time_point now, RecvB
 Step Http1Session::on_timeout() {
     if (!closing_ && parser_.in_message()) {
         Request& req = *slot(ready_).req;
-        const std::uint64_t bytes = append_error(
-            req, 408,
-            parser_.headers_done() ? "request body timed out" : "request header timed out");
+        std::string why = "request header timed out";
+        // Of the two deadlines of a body's read, the earlier one passed.
+        if (parser_.headers_done())
+            why = body_rate_deadline().time_point() < body_progress_at_ + ctx_.options->body_timeout
+                      ? "request body too slow: below the server's minimum of " +
+                            std::to_string(ctx_.options->min_body_rate) + " bytes/s"
+                      : "request body timed out";
+        const std::uint64_t bytes = append_error(req, 408, why.c_str());
         const Clock::time_point answered_at = Clock::now();
         (void)flush();
         // The log's duration runs from the request's first byte, as for every request.
@@ -307,6 +312,7 @@ void Http1Session::parse_from(const char* data, std::size_t len, Clock::time_poi
             if (parser_.headers_done() &&
                 (!had_head || RequestAccess::body(*s.req).size() > had_body))
                 body_progress_at_ = now;
+            if (parser_.headers_done() && !had_head) body_started_at_ = now;
             return;
         }
         s.received = now;
@@ -352,7 +358,8 @@ Http1Session::Next Http1Session::next() const noexcept {
 
 Deadline Http1Session::read_deadline() const noexcept {
     const ServerOptions& o = *ctx_.options;
-    if (parser_.headers_done()) return Deadline(body_progress_at_ + o.body_timeout);
+    if (parser_.headers_done())
+        return earliest(Deadline(body_progress_at_ + o.body_timeout), body_rate_deadline());
     // The first request's head is due within header_timeout of the accept (as nginx's
     // client_header_timeout): its first byte had that long already, and a fresh timeout from
     // that byte let a client that waited, then trickled its head, take twice as long.
@@ -361,6 +368,20 @@ Deadline Http1Session::read_deadline() const noexcept {
         conn_->accepted_at < from)
         from = conn_->accepted_at;
     return Deadline(from + o.header_timeout);
+}
+
+Deadline Http1Session::body_rate_deadline() const noexcept {
+    const std::size_t rate = ctx_.options->min_body_rate;
+    if (rate == 0) return Deadline::never();
+    // The bytes received so far (de-chunked) are due by this time at the minimum rate: the
+    // deadline moves on with each read by what it brought, and passes once the client falls
+    // behind.
+    const std::size_t got =
+        ready_ < slots_.size() ? RequestAccess::body(*slots_[ready_].req).size() : 0;
+    const unsigned __int128 owed_ns = static_cast<unsigned __int128>(got) * 1'000'000'000 / rate;
+    if (owed_ns > 1'000'000'000'000'000) return Deadline::never();  // 11 days: as good as never
+    return Deadline(body_started_at_ + ServerOptions::kMinBodyRateGrace +
+                    std::chrono::nanoseconds(static_cast<std::int64_t>(owed_ns)));
 }
 
 void Http1Session::before_read() {

@@ -248,6 +248,9 @@ class Http1Session final : public StreamSink, EarlyFlush {
     std::string line_;  // see note_line()
     bool line_done_ = false;
     Clock::time_point body_progress_at_{};  // end of the headers, then each body read
+    Clock::time_point body_started_at_{};   // end of the headers (min_body_rate runs from it)
+    /// When the body being read falls below min_body_rate; never when there is no minimum.
+    Deadline body_rate_deadline() const noexcept;
 
     ByteBuffer out_;             // response bytes of the batch
     std::size_t out_mark_ = 0;   // start of out_'s bytes not yet in pieces_

@@ -263,6 +263,10 @@ config::Schema<Settings> build() {
         duration(Duration::zero(), kDay, true), "time to receive the request head (408)");
     s.bind("server", "body_timeout", [](auto& o) -> auto& { return o.http.body_timeout; },
         duration(Duration::zero(), kDay, true), "time allowed between two reads of a body");
+    s.bind("server", "min_body_rate", [](auto& o) -> auto& { return o.http.min_body_rate; },
+        size(0, kNoLimit),
+        "bytes per second a request body must average after its first 5 s (408 below); 0: "
+        "no minimum");
     s.bind("server", "idle_timeout", [](auto& o) -> auto& { return o.http.idle_timeout; },
         duration(Duration::zero(), kDay, true), "how long an idle keep-alive connection stays");
     s.bind("server", "send_timeout", [](auto& o) -> auto& { return o.http.send_timeout; },

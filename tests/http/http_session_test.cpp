@@ -193,6 +193,7 @@ TEST(HttpSession, NextStateAndDeadlines) {
     Harness h;
     h.opts.header_timeout = std::chrono::milliseconds(1000);
     h.opts.body_timeout = std::chrono::milliseconds(5000);
+    h.opts.min_body_rate = 0;  // the body timeout alone (the next test has the rate)
     h.build();
     auto t0 = weft::Clock::now();
     EXPECT_EQ(h.feed("GET / HT"), Step::Kind::read);
@@ -223,6 +224,66 @@ TEST(HttpSession, NextStateAndDeadlines) {
     EXPECT_EQ(h.log[1].request_line, "POST /echo HTTP/1.1");
     EXPECT_EQ(h.log[1].bytes, rs[1].body.size());
     EXPECT_GE(h.log[1].duration, std::chrono::milliseconds(20));
+}
+
+// A body must average min_body_rate once the grace has passed: the read's deadline is when
+// the bytes received so far were due, so it moves on by what each read brought, and the 408
+// says why. The body timeout (between reads) still applies when it comes first.
+TEST(HttpSession, ABodyBelowTheMinimumRateTimesOut) {
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    Harness h;
+    h.opts.body_timeout = std::chrono::hours(1);
+    h.opts.min_body_rate = 2;  // bytes per second
+    h.build();
+    const auto grace = ServerOptions::kMinBodyRateGrace;
+    auto t0 = weft::Clock::now();
+    EXPECT_EQ(h.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n"),
+              Step::Kind::read);
+    auto t1 = weft::Clock::now();
+    auto dl = h.last.deadline.time_point();
+    EXPECT_GE(dl, t0 + grace);
+    EXPECT_LE(dl, t1 + grace);
+    EXPECT_EQ(h.feed("abcdef"), Step::Kind::read);  // 6 bytes: due 3 s later
+    auto t2 = weft::Clock::now();
+    auto dl2 = h.last.deadline.time_point();
+    EXPECT_GE(dl2, t0 + grace + seconds(3));
+    EXPECT_LE(dl2, t2 + grace + seconds(3));
+    h.last = h.session->on_timeout();
+    EXPECT_EQ(h.last.kind, Step::Kind::close);
+    auto rs = read_responses(h.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 408);
+    EXPECT_NE(rs[0].body.find("request body too slow: below the server's minimum of 2 bytes/s"),
+              std::string::npos)
+        << rs[0].body;
+
+    // A body timeout shorter than the rate's deadline is the one that passes.
+    Harness g;
+    g.opts.body_timeout = milliseconds(1500);
+    g.opts.min_body_rate = 2;
+    g.build();
+    auto u0 = weft::Clock::now();
+    EXPECT_EQ(g.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nab"),
+              Step::Kind::read);
+    auto u1 = weft::Clock::now();
+    EXPECT_GE(g.last.deadline.time_point(), u0 + milliseconds(1500));
+    EXPECT_LE(g.last.deadline.time_point(), u1 + milliseconds(1500));
+    g.last = g.session->on_timeout();
+    rs = read_responses(g.transport.all());
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].status, 408);
+    EXPECT_NE(rs[0].body.find("request body timed out"), std::string::npos) << rs[0].body;
+
+    // No minimum: the body timeout alone.
+    Harness n;
+    n.opts.body_timeout = std::chrono::hours(1);
+    n.opts.min_body_rate = 0;
+    n.build();
+    auto v0 = weft::Clock::now();
+    EXPECT_EQ(n.feed("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nab"),
+              Step::Kind::read);
+    EXPECT_GE(n.last.deadline.time_point(), v0 + std::chrono::minutes(59));
 }
 
 // A head cut by the header timeout after its request line: logged with that line, and counted

@@ -252,6 +252,68 @@ class Limits(unittest.TestCase):
                 s.close()
             self.assertEqual(w.stop(), 0)
 
+    def test_a_body_trickled_below_the_minimum_rate_is_cut(self):
+        # Two uploads side by side, each sending a few bytes every 0.25 s, well within the
+        # body timeout between reads: one at 20 bytes/s, one at 200, against a minimum of 100.
+        # The slow one is answered 408 once it falls behind (5 s of grace, then the bytes it
+        # sent were due at 100 bytes/s: about 6.3 s in), the other gets its answer.
+        with Weft(["--hubs", "1", "--set", "server.min_body_rate=100",
+                   "--set", "server.body_timeout=3s"]) as w:
+            w.wait_ready()
+            results = {}
+
+            def upload(name, per_tick, total):
+                s = socket.create_connection(split_addr(w.http), timeout=15)
+                s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                          % total)
+                t0 = time.monotonic()
+                sent = 0
+                try:
+                    while sent < total:
+                        n = min(per_tick, total - sent)
+                        s.sendall(b"x" * n)
+                        sent += n
+                        time.sleep(0.25)
+                except OSError:
+                    pass  # cut: the answer is read below
+                data = b""
+                try:
+                    while True:  # the whole answer, by its Content-Length
+                        head, sep, body = data.partition(b"\r\n\r\n")
+                        m = re.search(rb"(?i)content-length: *(\d+)", head)
+                        if sep and m and len(body) >= int(m.group(1)):
+                            break
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    pass
+                results[name] = (data, sent, time.monotonic() - t0)
+                s.close()
+
+            slow = threading.Thread(target=upload, args=("slow", 5, 10000))
+            fast = threading.Thread(target=upload, args=("fast", 50, 1500))
+            slow.start()
+            fast.start()
+            slow.join(30)
+            fast.join(30)
+            data, sent, took = results["slow"]
+            self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:200])
+            self.assertIn(b"request body too slow: below the server's minimum of 100 bytes/s",
+                          data)
+            self.assertGreater(took, 5.5)
+            self.assertLess(took, 9.0)
+            self.assertLess(sent, 300)
+            data, sent, took = results["fast"]
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
+            self.assertTrue(data.endswith(b"x" * 1500), data[-100:])
+            text = get(w.admin, "/metrics")[2].decode()
+            self.assertEqual(metric(text, "http_server_request_duration_seconds_count",
+                                    http_request_method="POST",
+                                    http_response_status_code="408"), 1)
+            self.assertEqual(w.stop(), 0)
+
     def test_admin_answers_under_slowloris_on_either_port(self):
         with Weft(["--hubs", "2", "--set", "server.max_connections=100"]) as w:
             w.wait_ready()

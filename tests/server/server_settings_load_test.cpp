@@ -112,6 +112,7 @@ TEST(SettingsLoad, WithoutFileOrEmbeddedDefaultHasNoPlugins) {
     EXPECT_EQ(v.http.listen_backlog, 4096);
     EXPECT_EQ(v.http.header_timeout, 10s);
     EXPECT_EQ(v.http.idle_timeout, 60s);
+    EXPECT_EQ(v.http.min_body_rate, 240u);
     EXPECT_EQ(v.admin.http.max_connections, 256u);
     EXPECT_EQ(v.admin.http.header_timeout, 2s);
     EXPECT_EQ(v.monitor.memory_period, 5s);
@@ -477,6 +478,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_SERVER_MAX_BUFFERED_BODY_BYTES", "32MiB"},
         {"WEFT_SERVER_HEADER_TIMEOUT", "5s"},
         {"WEFT_SERVER_BODY_TIMEOUT", "6s"},
+        {"WEFT_SERVER_MIN_BODY_RATE", "1KiB"},
         {"WEFT_SERVER_IDLE_TIMEOUT", "7s"},
         {"WEFT_SERVER_SEND_TIMEOUT", "8s"},
         {"WEFT_SERVER_LINGER_TIMEOUT", "1s"},
@@ -577,6 +579,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
     EXPECT_EQ(v.runtime.recv_buffers, 128u);
     EXPECT_FALSE(v.runtime.patch_syscalls);
     EXPECT_EQ(v.http.request_timeout, 9s);
+    EXPECT_EQ(v.http.min_body_rate, 1024u);
     EXPECT_EQ(v.http.tls_cert, "/dev/null");
     EXPECT_EQ(v.admin.http.tls_key, "/dev/null");
     EXPECT_EQ(v.http.websocket_max_message_bytes, 64u * 1024);

@@ -86,6 +86,13 @@ struct ServerOptions {
     /// Between the end of the header section and the first body bytes, and between two reads
     /// that bring more of the body (as nginx's client_body_timeout): then 408 and close.
     std::chrono::nanoseconds body_timeout = std::chrono::seconds(30);
+    /// Bytes per second a request body must average once kMinBodyRateGrace has passed since
+    /// the end of its header section (Kestrel's MinRequestBodyDataRate): below it, 408 and
+    /// close. body_timeout alone lets a client that sends a byte now and then hold its
+    /// connection for as long as its body lasts; this bounds a body of N bytes to
+    /// kMinBodyRateGrace + N / rate. 0: no minimum.
+    std::size_t min_body_rate = 240;
+    static constexpr std::chrono::seconds kMinBodyRateGrace{5};
     /// A keep-alive connection waiting for its next request: then it closes silently.
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(60);
     /// A response write that makes no progress for this long (the client stopped reading):
