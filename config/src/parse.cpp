@@ -4,6 +4,7 @@
 #include "weft/config/parse.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -395,6 +396,70 @@ std::string to_lower(std::string_view s) {
     for (char& c : out) {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     }
+    return out;
+}
+
+bool secret_key(std::string_view key) {
+    const std::string k = to_lower(key);
+    for (std::string_view w : {"password", "passwd", "secret", "token", "credential", "api_key",
+                               "apikey", "access_key", "private_key"})
+        if (k.find(w) != std::string::npos) return true;
+    return false;
+}
+
+std::string hide_secrets(std::string_view in) {
+    std::string s(in);
+    // "scheme://user:password@host...": the password.
+    for (std::size_t at = s.find("://"); at != std::string::npos; at = s.find("://", at)) {
+        at += 3;
+        std::size_t end = s.find_first_of("/?# \t\"'", at);
+        if (end == std::string::npos) end = s.size();
+        const std::size_t user_end = s.rfind('@', end == 0 ? 0 : end - 1);
+        if (user_end == std::string::npos || user_end < at) continue;
+        const std::size_t colon = s.find(':', at);
+        if (colon >= user_end) continue;
+        s.replace(colon + 1, user_end - colon - 1, kHiddenSecret);
+    }
+    // "password=value", "pwd = 'a b'": the value, quoted or up to a space, ';' or '&'.
+    const std::string lower = to_lower(s);
+    std::string out;
+    std::size_t copied = 0;
+    for (std::size_t i = 0; i < lower.size(); ++i) {
+        std::size_t name = 0;
+        for (std::string_view w : {"password", "passwd", "pwd"})
+            if (lower.compare(i, w.size(), w) == 0) {
+                name = w.size();
+                break;
+            }
+        if (name == 0 || (i > 0 && (std::isalnum(static_cast<unsigned char>(lower[i - 1])) ||
+                                    lower[i - 1] == '_')))
+            continue;
+        std::size_t j = i + name;
+        while (j < s.size() && s[j] == ' ')
+            ++j;
+        if (j >= s.size() || s[j] != '=') continue;
+        ++j;
+        while (j < s.size() && s[j] == ' ')
+            ++j;
+        std::size_t v_end = j;
+        if (j < s.size() && (s[j] == '\'' || s[j] == '"')) {
+            const char q = s[j];
+            v_end = j + 1;
+            while (v_end < s.size() && s[v_end] != q)
+                v_end += s[v_end] == '\\' ? 2 : 1;
+            v_end = std::min(v_end + 1, s.size());
+        } else {
+            while (v_end < s.size() && s[v_end] != ' ' && s[v_end] != ';' && s[v_end] != '&' &&
+                   s[v_end] != '\t')
+                ++v_end;
+        }
+        if (v_end == j) continue;
+        out.append(s, copied, j - copied);
+        out += kHiddenSecret;
+        copied = v_end;
+        i = v_end - 1;
+    }
+    out.append(s, copied, std::string::npos);
     return out;
 }
 

@@ -43,10 +43,17 @@ bool hides_user_info(std::string_view toml) {
     return toml.find("***@") != std::string_view::npos;
 }
 
-std::string toml_inline(const Value& v) {
+// A plugin setting's value as it is shown; `secret`: under a key named like a secret.
+std::string shown_string(const std::string& v, bool secret) {
+    return secret ? std::string(kHiddenSecret) : hide_secrets(v);
+}
+
+std::string toml_inline(const Value& v, bool secret = false) {
+    if (secret && v.type() != Value::Type::array && v.type() != Value::Type::table)
+        return toml_quote(kHiddenSecret);
     switch (v.type()) {
         case Value::Type::string:
-            return toml_quote(*v.as_string());
+            return toml_quote(shown_string(*v.as_string(), secret));
         case Value::Type::integer:
             return std::to_string(*v.as_integer());
         case Value::Type::floating:
@@ -57,14 +64,15 @@ std::string toml_inline(const Value& v) {
             std::string s = "[";
             for (const auto& e : *v.as_array()) {
                 if (s.size() > 1) s += ", ";
-                s += toml_inline(e);
+                s += toml_inline(e, secret);
             }
             return s + "]";
         }
         case Value::Type::table: {
             std::string s = "{";
             for (const auto& [k, e] : *v.as_table()) {
-                s += (s.size() > 1 ? ", " : " ") + toml_key(k) + " = " + toml_inline(e);
+                s += (s.size() > 1 ? ", " : " ") + toml_key(k) + " = " +
+                     toml_inline(e, secret || secret_key(k));
             }
             return s + (s.size() > 1 ? " }" : "}");
         }
@@ -73,17 +81,21 @@ std::string toml_inline(const Value& v) {
 }
 
 // Values first, then sub-tables under their own headers, as TOML requires.
-void render_table(std::string& out, const Table& table, const std::string& path) {
+void render_table(std::string& out, const Table& table, const std::string& path,
+                  bool secret = false) {
     for (const auto& [k, v] : table) {
         if (v.type() != Value::Type::table) {
-            line(out, toml_key(k) + " = " + toml_inline(v), v.source());
+            const std::string value = toml_inline(v, secret || secret_key(k));
+            line(out, toml_key(k) + " = " + value, v.source(),
+                 value.find(kHiddenSecret) != std::string::npos ? "; hidden: write it in again"
+                                                                : "");
         }
     }
     for (const auto& [k, v] : table) {
         if (v.type() != Value::Type::table) continue;
         const std::string sub = path + "." + toml_key(k);
         line(out, "[" + sub + "]", v.source());
-        render_table(out, *v.as_table(), sub);
+        render_table(out, *v.as_table(), sub, secret || secret_key(k));
     }
 }
 
@@ -91,12 +103,14 @@ std::string json_number(double v) {
     return std::isfinite(v) ? format_double(v) : "null";
 }
 
-std::string json_table(const Table& t);
+std::string json_table(const Table& t, bool secret = false);
 
-std::string json_value(const Value& v) {
+std::string json_value(const Value& v, bool secret = false) {
+    if (secret && v.type() != Value::Type::array && v.type() != Value::Type::table)
+        return json_quote(kHiddenSecret);
     switch (v.type()) {
         case Value::Type::string:
-            return json_quote(*v.as_string());
+            return json_quote(shown_string(*v.as_string(), secret));
         case Value::Type::integer:
             return std::to_string(*v.as_integer());
         case Value::Type::floating:
@@ -107,21 +121,21 @@ std::string json_value(const Value& v) {
             std::string s = "[";
             for (const auto& e : *v.as_array()) {
                 if (s.size() > 1) s += ", ";
-                s += json_value(e);
+                s += json_value(e, secret);
             }
             return s + "]";
         }
         case Value::Type::table:
-            return json_table(*v.as_table());
+            return json_table(*v.as_table(), secret);
     }
     return "null";
 }
 
-std::string json_table(const Table& t) {
+std::string json_table(const Table& t, bool secret) {
     std::string s = "{";
     for (const auto& [k, e] : t) {
         if (s.size() > 1) s += ", ";
-        s += json_quote(k) + ": " + json_value(e);
+        s += json_quote(k) + ": " + json_value(e, secret || secret_key(k));
     }
     return s + "}";
 }

@@ -193,7 +193,12 @@ ConfigError Table::error(std::string_view key, std::string message) const {
     e.message = std::move(message);
     if (const Value* v = find(key)) {
         e.source = v->source();
-        e.value = v->describe();
+        // A plugin's setting: what looks like a secret is not shown (see secret_key()).
+        if (secret_key(key))
+            e.value = toml_quote(kHiddenSecret);
+        else
+            e.value = v->type() == Value::Type::string ? toml_quote(hide_secrets(*v->as_string()))
+                                                       : v->describe();
     } else {
         e.source = source_;
     }

@@ -62,6 +62,25 @@ TEST(ConfigTable, WrongTypeNamesPluginKeyValueAndLine) {
               std::string::npos);
 }
 
+// An error about a setting that looks like a secret does not show it (see secret_key()).
+TEST(ConfigTable, AnErrorDoesNotShowASecret) {
+    const test::Demo d = load_ok(file_options(R"([[plugin]]
+path = "demo"
+[plugin.config]
+db_password = "hunter2"
+conninfo = "host=db password=hunter3"
+)"));
+    ASSERT_EQ(d.loaded.plugins.size(), 1u);
+    const Table& t = d.loaded.plugins[0].config;
+    EXPECT_EQ(t.get_int("db_password").error().to_string(),
+              "plugin 'demo' config key 'db_password': expected an integer, got \"***\" "
+              "(weft.toml:4)");
+    EXPECT_EQ(t.get_int("conninfo").error().to_string(),
+              "plugin 'demo' config key 'conninfo': expected an integer, got \"host=db "
+              "password=***\" (weft.toml:5)");
+    EXPECT_EQ(t.get_string("db_password").value(), "hunter2");  // the plugin gets it
+}
+
 TEST(ConfigTable, TypedGetters) {
     const Table t = demo_config();
     EXPECT_EQ(t.get_string("name").value(), "weft");

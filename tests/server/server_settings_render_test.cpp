@@ -211,6 +211,48 @@ TEST(ConfigRender, AProxyPasswordIsNotShown) {
     EXPECT_EQ(line_of_key(rendered, "http_proxy").find("hidden"), std::string::npos) << rendered;
 }
 
+// A plugin's settings have no schema: what looks like a secret is hidden wherever they are shown
+// (--print-config, /debug/config and the live page), and the plugin still gets the real value.
+TEST(ConfigRender, APluginsSecretsAreNotShown) {
+    const LoadedSettings s = load_ok(file_options(R"([[plugin]]
+path = "p.so"
+[plugin.config]
+conninfo = "host=db user=app password=hunter1 sslmode=disable"
+quoted = "host=db password = 'hunter 2' port=5432"
+url = "postgres://app:hunter3@db.example:5432/app"
+odbc = "Server=y;Uid=u;Pwd=hunter4;"
+api_token = "hunter5"
+DB_Password = 6
+plain = "http://example.com:8080/a@b user=app passwords_file=x"
+[plugin.config.credentials]
+user = "hunter7"
+list = ["hunter8"]
+)"));
+    EXPECT_EQ(s.plugins()[0].config.get_string("conninfo").value(),
+              "host=db user=app password=hunter1 sslmode=disable");
+    const std::string rendered = s.render();
+    const std::string json = s.json();
+    for (const std::string& out : {rendered, json}) {
+        EXPECT_EQ(out.find("hunter"), std::string::npos) << out;
+        EXPECT_NE(out.find("host=db user=app password=*** sslmode=disable"), std::string::npos)
+            << out;
+        EXPECT_NE(out.find("host=db password = *** port=5432"), std::string::npos) << out;
+        EXPECT_NE(out.find("postgres://app:***@db.example:5432/app"), std::string::npos) << out;
+        EXPECT_NE(out.find("Server=y;Uid=u;Pwd=***;"), std::string::npos) << out;
+        // Nothing else is touched.
+        EXPECT_NE(out.find("http://example.com:8080/a@b user=app passwords_file=x"),
+                  std::string::npos)
+            << out;
+    }
+    EXPECT_NE(line_of_key(rendered, "api_token").find("\"***\""), std::string::npos) << rendered;
+    EXPECT_NE(line_of_key(rendered, "DB_Password").find("\"***\""), std::string::npos) << rendered;
+    EXPECT_NE(line_of_key(rendered, "list").find("[\"***\"]"), std::string::npos) << rendered;
+    EXPECT_NE(line_of_key(rendered, "conninfo").find("hidden: write it in again"),
+              std::string::npos)
+        << rendered;
+    EXPECT_EQ(line_of_key(rendered, "plain").find("hidden"), std::string::npos) << rendered;
+}
+
 TEST(ConfigRender, RoundTripsTheDefaults) {
     const LoadedSettings embedded = load_ok(embedded_options());
     expect_same(embedded, load_ok(file_options(embedded.render())));

@@ -86,6 +86,15 @@ using weft::valid_utf8;
 /// A TOML key: bare when it can be, quoted otherwise.
 std::string toml_key(std::string_view key);
 std::string to_lower(std::string_view s);
+
+/// A plugin's settings have no schema to say which of them are secrets: wherever they are
+/// shown (--print-config, /debug/config, errors) a key named like one ("db_password",
+/// "api_token", "client_secret", "credentials") has its value shown as kHiddenSecret, and in
+/// every other string a URL's password ("postgres://app:***@db/app") and the "password=" field
+/// of a connection string (libpq's "host=db password=***", ODBC's "Pwd=***;") are.
+inline constexpr std::string_view kHiddenSecret = "***";
+bool secret_key(std::string_view key);
+std::string hide_secrets(std::string_view text);
 std::string to_upper(std::string_view s);
 std::string_view trim(std::string_view s);
 
