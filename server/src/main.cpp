@@ -835,6 +835,9 @@ int main(int argc, char** argv) {
         weft::server::ShutdownGuard guard(kShutdownLimit);
         const auto guard_start = Clock::now();
         admin.stopping.store(true);  // a CPU profile in progress stops reading the hubs
+        // Background fibers end first: a hook may free what they use.
+        if (!plugins.stop_background(*workers, std::chrono::seconds(2)))
+            log->warn("the worker hubs' fibers now:\n{}", weft::monitor::format_run_info(*workers));
         plugins.run_shutdown_hooks();
         attribution.clear();
         collectors.clear();

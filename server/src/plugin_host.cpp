@@ -1,6 +1,8 @@
 // The Context a plugin's init sees, and the bookkeeping around loading plugins.
 #include "plugin_host.hpp"
 
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 
 #include "shutdown_guard.hpp"
@@ -220,13 +222,28 @@ void PluginHost::subscribe(monitor::Watchdog& watchdog) {
     blocked_callbacks_.clear();
 }
 
+struct PluginHost::Running {
+    std::mutex m;
+    std::condition_variable ended;
+    std::map<unsigned, std::string> live;  // "plugin 'p': fiber 'f'" by serial, until it ends
+    std::vector<std::vector<Fiber<void>>> handles;  // by hub, each touched on its hub only
+};
+
 void PluginHost::start_background(Runtime& rt) {
+    running_ = std::make_shared<Running>();
+    running_->handles.resize(rt.hub_count());
+    unsigned serial = 0;
     for (auto& b : background_) {
         unsigned h = b.hub % rt.hub_count();
         // The fiber (and those it spawns) shows its plugin in the watchdog's reports, which
         // are attributed to it as a route's are. The labels live with the fiber's callable.
+        // What it throws is logged as its plugin's, and its end is counted for
+        // stop_background().
         struct Labelled {
             std::string plugin;
+            std::string name;
+            unsigned serial;
+            std::shared_ptr<Running> running;
             FiberLabels labels;
             UniqueFunction<void()> fn;
             void operator()() {
@@ -234,16 +251,78 @@ void PluginHost::start_background(Runtime& rt) {
                 labels.values[0] = plugin;
                 labels.count = 1;
                 this_fiber::set_labels(&labels);
-                fn();
+                try {
+                    fn();
+                } catch (...) {
+                    // Ended by the shutdown's cancellation: nothing to say.
+                    if (!this_fiber::cancelled()) {
+                        std::string what = "an exception";
+                        try {
+                            throw;
+                        } catch (const std::exception& e) {
+                            what = e.what();
+                        } catch (...) {
+                        }
+                        weft::logger("plugin." + plugin)
+                            ->error("plugin '{}': background fiber '{}' failed: {}", plugin, name,
+                                    what);
+                    }
+                }
                 this_fiber::set_labels(nullptr);
+                std::lock_guard<std::mutex> g(running->m);
+                running->live.erase(serial);
+                running->ended.notify_all();
             }
         };
-        auto run = std::make_unique<Labelled>(Labelled{b.plugin, {}, std::move(b.fn)});
-        rt.hub(h).post([name = std::move(b.name), run = std::move(run)]() mutable {
-            weft::spawn(name, [run = std::move(run)] { (*run)(); }).detach();
+        {
+            std::lock_guard<std::mutex> g(running_->m);
+            running_->live[serial] = "plugin '" + b.plugin + "': fiber '" + b.name + "'";
+        }
+        auto run = std::make_unique<Labelled>(
+            Labelled{b.plugin, b.name, serial++, running_, {}, std::move(b.fn)});
+        rt.hub(h).post([name = std::move(b.name), run = std::move(run), running = running_,
+                        h]() mutable {
+            running->handles[h].push_back(weft::spawn(name, [run = std::move(run)] { (*run)(); }));
         });
     }
     background_.clear();
+}
+
+bool PluginHost::stop_background(Runtime& rt, std::chrono::nanoseconds limit) noexcept {
+    if (!running_) return true;
+    bool ended = true;
+    const std::shared_ptr<Running> running = running_;
+    try {
+        for (unsigned h = 0; h < running->handles.size() && h < rt.hub_count(); ++h)
+            rt.hub(h).post([running, h] {
+                for (Fiber<void>& f : running->handles[h]) {
+                    f.cancel();
+                    f.detach();
+                }
+                running->handles[h].clear();
+            });
+        std::unique_lock<std::mutex> lock(running->m);
+        if (running->live.empty()) return true;
+        shutdown_step("waiting for the plugins' background fibers to end");
+        if (!running->ended.wait_for(lock, limit, [&] { return running->live.empty(); })) {
+            ended = false;
+            std::string names;
+            for (const auto& [serial, name] : running->live)
+                names += (names.empty() ? "" : ", ") + name;
+            weft::logger()->warn(
+                "{} background fiber(s) still running {:.1f} s after their cancellation ({}): "
+                "the shutdown hooks run now all the same; a background loop must end when "
+                "weft::this_fiber::cancelled() says so, and must not block its hub",
+                running->live.size(), std::chrono::duration<double>(limit).count(), names);
+        }
+    } catch (...) {
+        // Out of memory to post or to log: the hooks run all the same.
+    }
+    try {
+        shutdown_step("");
+    } catch (...) {
+    }
+    return ended;
 }
 
 void PluginHost::run_shutdown_hooks() noexcept {

@@ -4,6 +4,7 @@
 // runs their shutdown hooks.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -52,6 +53,10 @@ class PluginHost {
     void subscribe(monitor::Watchdog& watchdog);
     /// Starts the background fibers the plugins asked for.
     void start_background(Runtime& rt);
+    /// Cancels the background fibers and waits up to `limit` for them to end, so that a
+    /// shutdown hook may free what they use; names those still running then and returns false.
+    /// Before run_shutdown_hooks(), while the hubs run.
+    bool stop_background(Runtime& rt, std::chrono::nanoseconds limit) noexcept;
     /// Ends the on_blocked subscriptions, then runs the shutdown hooks, last registered first;
     /// logs what throws.
     void run_shutdown_hooks() noexcept;
@@ -89,6 +94,8 @@ class PluginHost {
     // was listed by); kept for the server's life (a plugin may keep what config() gave it).
     std::deque<config::Table> tables_;
     std::vector<Background> background_;
+    struct Running;  // the started background fibers, shared with them
+    std::shared_ptr<Running> running_;
     std::vector<std::pair<std::string, std::function<void()>>> shutdown_hooks_;
     std::vector<BlockedCallback> blocked_callbacks_;
     std::vector<monitor::Subscription> subscriptions_;

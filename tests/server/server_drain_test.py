@@ -313,11 +313,39 @@ class Drain(unittest.TestCase):
         self.assertGreaterEqual(took, 4.5)
         self.assertLess(took, 9.0)
         self.assertIn("shutdown stuck", log)
-        self.assertIn("while stopping the worker hubs", log)  # where it was stuck
-        # and which fiber held the hub, before the process ended
-        self.assertIn("worker hubs still running 2.0 s after their fibers were cancelled", log)
-        self.assertRegex(log, r'fiber \d+ "stubborn"')
+        # Which fiber did not end, and what it does, before the shutdown hooks and before the
+        # process ended. (The hub it blocks then holds the closing of the server's connections,
+        # where the guard ends the process.)
+        self.assertIn("1 background fiber(s) still running 2.0 s after their cancellation "
+                      "(plugin 'stubborn': fiber 'stubborn')", log)
+        self.assertRegex(log, r'fiber \d+ "stubborn"; RUNNING')
         self.assertNotIn("weft stopped", log)
+
+    def test_background_fibers_end_before_the_shutdown_hooks_run(self):
+        # A hook may free what a plugin's background fiber uses: the fiber is cancelled and
+        # has ended (it takes 300 ms to) before the hook runs. A background fiber that throws
+        # is logged under its plugin's name.
+        tmp = tempfile.TemporaryDirectory(prefix="weft-drain-test-")
+        self.addCleanup(tmp.cleanup)
+        conf = os.path.join(tmp.name, "weft.toml")
+        with open(conf, "w") as f:
+            f.write('[[plugin]]\npath = "%s"\n[plugin.config]\nbackground_wind_down_ms = 300\n'
+                    'background_throw = true\n' % u.plugin_path("calm"))
+        with Weft(["--hubs", "2", "--config", conf]) as w:
+            w.wait_ready()
+            w.wait_for_log(r"background fiber 'calm-thrower' failed")
+            w.signal(signal.SIGTERM)
+            code = w.wait(20)
+            log = w.stderr()
+        self.assertEqual(code, 0, log)
+        self.assertIn("[plugin.calm] [error] plugin 'calm': background fiber 'calm-thrower' "
+                      "failed: calm thrower failed", log)
+        self.assertNotIn("nobody joined", log)
+        ended = log.find("calm worker ended")
+        hook = log.find("calm shutdown hook ran")
+        self.assertGreater(ended, 0, log)
+        self.assertGreater(hook, ended, log)
+        self.assertNotIn("still running", log)
 
     def test_a_shutdown_hook_that_will_not_return_is_named(self):
         tmp = tempfile.TemporaryDirectory(prefix="weft-drain-test-")

@@ -124,12 +124,14 @@ class Context {
 
     /// Starts `fn` as a background fiber named `fiber_name` on hub `hub % hub_count()` once the
     /// server runs. It is cancelled (its blocking calls return Errc::cancelled) when the server
-    /// stops after its drain. A loop that retries on errors must end when
-    /// weft::this_fiber::cancelled() says so: the shutdown waits 5 s for it at most, then exits
-    /// with status 1.
+    /// stops after its drain, and the shutdown hooks run once it has ended (2 s at most: then
+    /// a warning names it and the hooks run all the same). A loop that retries on errors must
+    /// end when weft::this_fiber::cancelled() says so: the whole shutdown waits 5 s at most,
+    /// then exits with status 1. An exception it lets out is logged as this plugin's.
     virtual void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub = 0) = 0;
-    /// Runs `hook` on the main thread after the drain, before the hubs stop; hooks run in
-    /// reverse order of registration. An exception in a hook is logged. The whole shutdown
+    /// Runs `hook` on the main thread after the drain and after this server's background
+    /// fibers (spawn()) have ended, before the hubs stop; hooks run in reverse order of
+    /// registration. An exception in a hook is logged. The whole shutdown
     /// (hooks included) must end within 5 s of the drain, or the process exits with status 1
     /// without waiting further. After a drain that timed out, a handler that ignored its
     /// cancellation (blocked in a system call) may still hold its hub while hooks run: a hook

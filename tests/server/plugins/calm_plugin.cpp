@@ -9,6 +9,10 @@
 // background_block_ms, a background fiber (ctx.spawn) and a fiber it spawns each hold their hub
 // that long, once, a moment after the start: the watchdog's reports must name the plugin.
 // GET /calm/owned?ms=N leaves work of N ms running on a pool thread at its 200 ms deadline.
+// With background_wind_down_ms, a background fiber waits for its cancellation, then takes that
+// long to end (a flush), and a shutdown hook logs that it ran: the hook must come after the
+// fiber's end. With background_throw, a background fiber throws at once: the log must name the
+// plugin.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -20,6 +24,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <stdexcept>
 #include <string>
 
 #include "weft/core/fiber.hpp"
@@ -61,6 +66,22 @@ void init(weft::plugin::Context& ctx) {
             weft::spawn("calm-helper", hold).join();
         });
     }
+    if (const long wind_down_ms =
+            static_cast<long>(ctx.config().get_int("background_wind_down_ms", 0).value());
+        wind_down_ms > 0) {
+        auto log = ctx.logger();
+        ctx.spawn("calm-worker", [wind_down_ms, log] {
+            while (weft::sleep_for(std::chrono::milliseconds(10))) {
+            }
+            timespec left{wind_down_ms / 1000, (wind_down_ms % 1000) * 1'000'000};
+            while (::syscall(SYS_nanosleep, &left, &left) != 0 && errno == EINTR) {
+            }
+            log->info("calm worker ended");
+        });
+        ctx.on_shutdown([log] { log->info("calm shutdown hook ran"); });
+    }
+    if (ctx.config().get_bool("background_throw", false).value())
+        ctx.spawn("calm-thrower", [] { throw std::runtime_error("calm thrower failed"); });
     ctx.route("GET", "/calm",
               [](weft::http::Request&) { return weft::http::Response::text("calm\n"); });
     // Work on a pool thread of ?ms that the handler may leave at its deadline (offload_owned):
