@@ -175,6 +175,9 @@ void PluginHost::load_one(const config::PluginConfig& pc) {
         if (other.name != d.name) continue;
         if (other.file == op.file)
             throw PluginError("plugin '" + other.name + "' (" + op.file + ") is listed twice");
+        if (other.handle == op.handle)
+            throw PluginError("plugin '" + other.name + "' (" + op.file +
+                              ") is listed twice: it is the file already loaded as " + other.file);
         throw PluginError("plugin '" + other.name + "' (" + op.file +
                           ") has the name of the plugin already loaded from " + other.file +
                           ": metrics, stall budgets and blocking reports go by a plugin's "
@@ -201,7 +204,8 @@ void PluginHost::load_one(const config::PluginConfig& pc) {
     if (!ctx.collision().empty()) throw PluginError(ctx.collision());
     std::vector<std::string> routes = ctx.take_routes();
     const std::size_t n = routes.size();
-    loaded_.push_back({d.name, d.version ? d.version : "", op.file, n, std::move(routes)});
+    loaded_.push_back(
+        {d.name, d.version ? d.version : "", op.file, n, std::move(routes), op.handle});
 }
 
 void PluginHost::subscribe(monitor::Watchdog& watchdog) {

@@ -29,6 +29,7 @@ struct LoadedPlugin {
     std::string file;
     std::size_t routes = 0;
     std::vector<std::string> route_list;  ///< "GET /block", in registration order
+    const void* handle = nullptr;         ///< dlopen's: one per file, however its path is spelled
 };
 
 class PluginHost {

@@ -139,6 +139,12 @@ class Refusals(unittest.TestCase):
         demo = u.plugin_path("demo")
         self.refuse(["--plugin", demo, "--plugin", demo],
                     ["plugin 'demo'", demo, "is listed twice"])
+        # The same file by another path: the same, not two plugins sharing a name.
+        other = os.path.join(os.path.dirname(demo), ".", os.path.basename(demo))
+        err = self.refuse(["--plugin", demo, "--plugin", other],
+                          ["plugin 'demo'", "is listed twice: it is the file already loaded as "
+                           + demo])
+        self.assertNotIn("share", err)
 
     def test_two_plugins_share_a_name(self):
         # Metrics, stall budgets and reports go by the name: the second is refused before its
