@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "weft/core/text.hpp"
@@ -56,6 +58,84 @@ std::string bundled_names() {
         out += (out.empty() ? "" : ", ") + n;
     return out;
 }
+// What weft checks in a plugin's file before dlopen() maps it, read from the file: the
+// libraries it names in its DT_NEEDED entries, and how many bytes its loadable segments need
+// (a file cut short by a copy makes dlopen() fault: SIGBUS as it clears the segment's tail).
+// Nothing when it is not a 64-bit ELF file of this machine's byte order or is malformed:
+// dlopen() then says what is wrong.
+struct ElfFacts {
+    std::vector<std::string> needed;
+    std::uint64_t segments_end = 0;
+};
+
+ElfFacts inspect_elf(const std::string& file) {
+    ElfFacts facts;
+    std::vector<std::string>& out = facts.needed;
+    std::ifstream in(file, std::ios::binary);
+    auto read_at = [&in](std::uint64_t off, void* to, std::size_t n) {
+        in.clear();
+        in.seekg(static_cast<std::streamoff>(off));
+        return static_cast<bool>(in.read(static_cast<char*>(to), static_cast<std::streamsize>(n)));
+    };
+    Elf64_Ehdr eh{};
+    if (!read_at(0, &eh, sizeof eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
+        eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 || eh.e_shnum > 4096)
+        return facts;
+    if (eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum > 0 && eh.e_phnum <= 4096) {
+        std::vector<Elf64_Phdr> segments(eh.e_phnum);
+        if (read_at(eh.e_phoff, segments.data(), segments.size() * sizeof(Elf64_Phdr)))
+            for (const Elf64_Phdr& ph : segments)
+                if (ph.p_type == PT_LOAD && ph.p_offset <= UINT64_MAX - ph.p_filesz)
+                    facts.segments_end = std::max(facts.segments_end, ph.p_offset + ph.p_filesz);
+    }
+    std::vector<Elf64_Shdr> sections(eh.e_shnum);
+    if (!read_at(eh.e_shoff, sections.data(), sections.size() * sizeof(Elf64_Shdr))) return facts;
+    constexpr std::uint64_t kMaxSection = 16 * 1024 * 1024;
+    for (const Elf64_Shdr& dyn : sections) {
+        if (dyn.sh_type != SHT_DYNAMIC || dyn.sh_link >= sections.size()) continue;
+        const Elf64_Shdr& str = sections[dyn.sh_link];
+        if (dyn.sh_size > kMaxSection || str.sh_size > kMaxSection || str.sh_size == 0) continue;
+        std::vector<Elf64_Dyn> entries(dyn.sh_size / sizeof(Elf64_Dyn));
+        std::string names(str.sh_size, '\0');
+        if (!read_at(dyn.sh_offset, entries.data(), entries.size() * sizeof(Elf64_Dyn)) ||
+            !read_at(str.sh_offset, names.data(), names.size()))
+            continue;
+        for (const Elf64_Dyn& e : entries) {
+            if (e.d_tag == DT_NULL) break;
+            if (e.d_tag != DT_NEEDED || e.d_un.d_val >= names.size()) continue;
+            out.emplace_back(names.c_str() + e.d_un.d_val);
+        }
+    }
+    return facts;
+}
+
+// A plugin built with a sanitizer needs its runtime, which must be the first library of the
+// process: loaded by a weft built without it, the runtime aborts the process with its own
+// message before weft could compare build signatures. Refused first, in weft's words.
+void refuse_foreign_sanitizer(const std::string& who, const std::vector<std::string>& needed) {
+    static constexpr std::pair<std::string_view, std::string_view> kRuntimes[] = {
+        {"libasan.so", "AddressSanitizer"},
+        {"libtsan.so", "ThreadSanitizer"},
+        {"libhwasan.so", "HWAddressSanitizer"},
+        {"liblsan.so", "LeakSanitizer"},
+        {"libubsan.so", "UndefinedBehaviorSanitizer"},
+    };
+    for (const std::string& lib : needed) {
+        for (const auto& [prefix, sanitizer] : kRuntimes) {
+            if (!lib.starts_with(prefix)) continue;
+            if (void* h = ::dlopen(lib.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
+                ::dlclose(h);  // this weft runs with that runtime: the signatures decide
+                continue;
+            }
+            throw PluginError(who + ": built with " + std::string(sanitizer) + " (it needs " + lib +
+                              "), which this weft was not built with; rebuild the plugin "
+                              "without -fsanitize, or run a weft built with the same sanitizers "
+                              "(weft --version names them)");
+        }
+    }
+}
+
 }  // namespace
 
 std::string bundled_plugin_dir() {
@@ -90,6 +170,12 @@ OpenedPlugin open_plugin(std::string_view configured) {
         throw PluginError(who + ": cannot open: " + std::strerror(e) + where);
     }
     if (!S_ISREG(st.st_mode)) throw PluginError(who + ": not a regular file");
+    const ElfFacts elf = inspect_elf(p.file);
+    if (elf.segments_end > static_cast<std::uint64_t>(st.st_size))
+        throw PluginError(who + ": truncated or damaged: its loadable segments end at byte " +
+                          std::to_string(elf.segments_end) + ", the file has " +
+                          std::to_string(st.st_size) + " bytes (a copy cut short?)");
+    refuse_foreign_sanitizer(who, elf.needed);
 
     ::dlerror();
     // The file checked above, and not a namesake: dlopen() searches the library path for a

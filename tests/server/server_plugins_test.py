@@ -64,6 +64,18 @@ class Refusals(unittest.TestCase):
         os.chmod(path, 0)
         self.refuse(["--plugin", path], [path])
 
+    def test_a_plugin_file_cut_short(self):
+        # A copy cut short: dlopen() would map segments past the file's end and the process
+        # would die of SIGBUS as it cleared them. Refused, with the sizes.
+        with open(u.plugin_path("calm"), "rb") as f:
+            head = f.read(3000)
+        path = os.path.join(self.tmp.name, "libcut.so")
+        with open(path, "wb") as f:
+            f.write(head)
+        self.refuse(["--plugin", path],
+                    [path, "truncated or damaged: its loadable segments end at byte",
+                     "the file has 3000 bytes"])
+
     def test_text_file_named_like_a_shared_object(self):
         path = write(os.path.join(self.tmp.name, "libnotes.so"),
                      "These are notes, not an ELF file.\n")
@@ -134,6 +146,18 @@ class Refusals(unittest.TestCase):
                     config=('[[plugin]]\npath = "%s"\n'
                             '[[plugin]]\npath = "%s"\n[plugin.config]\nswallow_collision = true\n'
                             % (a, b)))
+
+    def test_a_plugin_built_with_a_sanitizer_this_weft_lacks(self):
+        # Loaded, its sanitizer's runtime would abort the process with its own message
+        # ("ASan runtime does not come first") and status 1: refused before, in weft's words.
+        if "asan" not in u.ARGS.plugins:
+            self.skipTest("a sanitizer build: no plugin with a sanitizer it lacks")
+        path = u.plugin_path("asan")
+        err = self.refuse(["--plugin", path],
+                          [path, "built with AddressSanitizer (it needs libasan.so",
+                           "which this weft was not built with", "weft --version"])
+        self.assertNotIn("ASan runtime", err)
+        err = self.refuse(["--check-config", "--plugin", path], ["built with AddressSanitizer"])
 
     def test_one_plugin_listed_twice(self):
         demo = u.plugin_path("demo")
