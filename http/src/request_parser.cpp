@@ -134,6 +134,9 @@ bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
 static llhttp_t* ll(unsigned char* raw) noexcept {
     return reinterpret_cast<llhttp_t*>(raw);
 }
+static const llhttp_t* ll(const unsigned char* raw) noexcept {
+    return reinterpret_cast<const llhttp_t*>(raw);
+}
 
 RequestParser::RequestParser(const ServerOptions& options, BodyBudget* bodies) noexcept
     : limits_(options),
@@ -949,7 +952,8 @@ bool RequestParser::keep_alive_by_tokens(int http_minor) const noexcept {
     bool upgrade = false;
     bool has_upgrade_field = false;
     for (const Header& h : req_->headers()) {
-        if (h.name.size() == 7 && iequals(h.name, "upgrade")) has_upgrade_field = true;
+        if (h.name.size() == 7 && iequals(h.name, "upgrade"))
+            has_upgrade_field = has_upgrade_field || offers_websocket(h.value);
         if (h.name.size() != 10 || !iequals(h.name, "connection")) continue;
         std::string_view v = h.value;
         while (!v.empty()) {
@@ -965,8 +969,33 @@ bool RequestParser::keep_alive_by_tokens(int http_minor) const noexcept {
             v.remove_prefix(comma + 1);
         }
     }
+    // An upgrade the server may accept (to WebSocket) ends the connection unless it is taken;
+    // one to a protocol it never speaks (h2c, TLS/1.0) is ignored: the connection goes on
+    // in HTTP/1.1, as RFC 9110 section 7.8 allows and nginx and Go do.
     if (close || (upgrade && has_upgrade_field)) return false;
     return http_minor >= 1 || keep_alive;
+}
+
+bool RequestParser::offers_websocket(std::string_view upgrade) noexcept {
+    while (!upgrade.empty()) {
+        const std::size_t comma = upgrade.find(',');
+        std::string_view token = trim_ows(upgrade.substr(0, comma));
+        token = token.substr(0, token.find('/'));  // "websocket/13": a version
+        if (iequals(trim_ows(token), "websocket")) return true;
+        if (comma == std::string_view::npos) break;
+        upgrade.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+bool RequestParser::takes_upgrade() const noexcept {
+    const llhttp_t* p = ll(llhttp_);
+    if (!p->upgrade) return false;
+    if (p->method == HTTP_CONNECT) return true;
+    for (const Header& h : req_->headers())
+        if (h.name.size() == 7 && iequals(h.name, "upgrade") && offers_websocket(h.value))
+            return true;
+    return false;
 }
 
 int RequestParser::on_headers_complete() {
@@ -990,7 +1019,7 @@ int RequestParser::on_headers_complete() {
     // follows on the wire is not ours to parse. The Connection tokens are read here, as the
     // fast path reads them: llhttp 8 trims spaces but not tabs around them ("close<TAB>" kept
     // the connection), and it also reads the obsolete Proxy-Connection field.
-    bool keep = keep_alive_by_tokens(minor) && !p->upgrade;
+    bool keep = keep_alive_by_tokens(minor) && !takes_upgrade();
     RequestAccess::set_version(r, 1, minor, keep);
     if (!split_target()) return fail(400, "invalid request-target");
     if (int rc = check_headers(minor, (p->flags & F_CHUNKED) || p->content_length > 0); rc != 0)
@@ -1077,10 +1106,10 @@ int RequestParser::on_message_complete() noexcept {
     // Whether the connection goes on is ours to say (keep_alive_by_tokens); where llhttp
     // thinks otherwise ("Connection: keep-alive<TAB>" in HTTP/1.0), it is started afresh for
     // the next request instead of refusing it.
-    if (!req_->keep_alive() || p->upgrade)
+    if (!req_->keep_alive() || takes_upgrade())
         llhttp_done_ = true;
-    else if (!llhttp_should_keep_alive(p))
-        restart_llhttp_ = true;
+    else if (p->upgrade || !llhttp_should_keep_alive(p))
+        restart_llhttp_ = true;  // a declined upgrade: llhttp would take the rest for it
     end_message();
     return HPE_PAUSED;
 }

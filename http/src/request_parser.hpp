@@ -101,6 +101,11 @@ class RequestParser {
     bool folded(const char* p, std::size_t n) noexcept;
     /// Whether the request keeps the connection, from its Connection tokens (OWS trimmed).
     bool keep_alive_by_tokens(int http_minor) const noexcept;
+    /// Whether an Upgrade field value offers WebSocket, the one protocol a route may switch to.
+    static bool offers_websocket(std::string_view upgrade) noexcept;
+    /// Whether the request asks for an upgrade the server may take (to WebSocket) or is a
+    /// CONNECT: the connection is not HTTP/1.1 after it, unless refused.
+    bool takes_upgrade() const noexcept;
     /// The checks of the trailer section's bytes `p` (see .cpp): 0, or -1 after fail().
     int check_trailer(const char* p, std::size_t n) noexcept;
     /// The checks of a complete header section; false after fail().

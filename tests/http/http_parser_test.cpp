@@ -181,9 +181,42 @@ TEST(HttpParser, KeepAliveRules) {
     EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n"));
     EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: \tkeep-alive, close\r\n\r\n"));
     EXPECT_TRUE(ka("GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n"));
-    EXPECT_FALSE(ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\t\r\nUpgrade: h2c\r\n\r\n"));
+    EXPECT_FALSE(
+        ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\t\r\nUpgrade: websocket\r\n\r\n"));
+    EXPECT_FALSE(
+        ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c, "
+           "WebSocket/13\r\n\r\n"));
+    // An upgrade to what no route speaks (curl --http2 on http://) is ignored: the connection
+    // goes on in HTTP/1.1 (RFC 9110 section 7.8), as nginx and Go have it.
+    EXPECT_TRUE(
+        ka("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"));
     // The obsolete Proxy-Connection is nobody's business here (as in nginx and Go).
     EXPECT_TRUE(ka("GET / HTTP/1.1\r\nHost: h\r\nProxy-Connection: close\r\n\r\n"));
+}
+
+// A declined upgrade (with a body, as an h2c upgrade may have) leaves the connection to HTTP/1.1:
+// the request after it parses. One to WebSocket ends the parsing (its route may switch).
+TEST(HttpParser, ARequestAfterADeclinedUpgradeParses) {
+    for (bool fast : {true, false}) {
+        auto p = parse_all(
+            "POST /e HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: "
+            "h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello"
+            "GET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+            std::string::npos, {}, fast);
+        ASSERT_EQ(p.error, 0) << p.reason;
+        ASSERT_EQ(p.reqs.size(), 2u);
+        EXPECT_EQ(p.reqs[0]->body(), "hello");
+        EXPECT_TRUE(p.reqs[0]->keep_alive());
+        EXPECT_EQ(p.reqs[1]->path(), "/b");
+        auto w = parse_all(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            "GET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+            std::string::npos, {}, fast);
+        ASSERT_GE(w.reqs.size(), 1u);
+        EXPECT_FALSE(w.reqs[0]->keep_alive());
+        EXPECT_EQ(w.reqs.size(), 1u);
+    }
 }
 
 // After a request we keep the connection for, whatever llhttp made of it, the next one parses.
