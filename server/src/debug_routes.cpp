@@ -191,9 +191,11 @@ std::optional<long> int_param(const http::Request& req, std::string_view name, l
     if (!v) return std::nullopt;
     long n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < min || n > max)
-        problem =
-            fmt::format("{} must be a whole number from {} to {}, got '{}'\n", name, min, max, *v);
+    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < min || n > max) {
+        std::string buf;  // the caller's bytes, shown escaped, 64 at most
+        problem = fmt::format("{} must be a whole number from {} to {}, got '{}'\n", name, min, max,
+                              weft::escaped_ascii(v->substr(0, 64), buf));
+    }
     return n;
 }
 

@@ -266,6 +266,13 @@ class Admin(unittest.TestCase):
         self.assertEqual((status, text), (400, b"format must be json or text, got 'xml'\n"))
         status, _, text = get(self.w.admin, "/debug/fibers?format=%1b")
         self.assertEqual((status, text), (400, b"format must be json or text, got '\\x1B'\n"))
+        # So are a profile's numbers: escaped, 64 bytes at most.
+        for path in ("/debug/pprof/profile", "/debug/pprof/hubblock"):
+            status, _, text = get(self.w.admin, path + "?seconds=%1b%5b31m%00%0d%0aX:" + "9" * 100)
+            self.assertEqual(status, 400)
+            self.assertEqual(text, b"seconds must be a whole number from 1 to " +
+                             (b"300" if path.endswith("profile") else b"3600") +
+                             b", got '\\x1B[31m\\x00\\x0D\\x0AX:" + b"9" * 54 + b"'\n")
 
     def test_debug_index_lists_the_debug_endpoints(self):
         for index in ("/debug/", "/debug"):
