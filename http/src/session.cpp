@@ -1105,6 +1105,19 @@ int Http1Session::run_websocket(const Endpoint& ep, Request& req, bool& keep, st
         return refuse(400, "Bad Request: a WebSocket handshake is an HTTP/1.1 GET\n", false);
     if (!any_header_has_token(req, "connection", "upgrade"))
         return refuse(400, "Bad Request: a WebSocket handshake needs Connection: Upgrade\n", false);
+    // Each at most once (RFC 6455 section 11.3): of two keys, which one to answer for?
+    for (std::string_view once : {"sec-websocket-key", "sec-websocket-version"}) {
+        int n = 0;
+        for (const Header& h : req.headers())
+            n += iequals(h.name, once) ? 1 : 0;
+        if (n > 1)
+            return refuse(400,
+                          "Bad Request: more than one " +
+                              std::string(once == "sec-websocket-key" ? "Sec-WebSocket-Key"
+                                                                      : "Sec-WebSocket-Version") +
+                              " field\n",
+                          false);
+    }
     auto version = req.header("sec-websocket-version");
     if (!version || *version != "13")
         return refuse(426, "Upgrade Required: WebSocket version 13 only\n", true);

@@ -363,6 +363,23 @@ TEST(HttpWebSocket, RegisteredCloseCodesFromTheClientAreTaken) {
     }
 }
 
+// RFC 6455 11.3.1 and 11.3.5: a handshake with a key (or a version) twice is refused.
+TEST(HttpWebSocket, AKeyOrVersionSentTwiceIsRefused) {
+    WsServer s;
+    for (const char* extra :
+         {"Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n", "Sec-WebSocket-Version: 13\r\n"}) {
+        WsClient c(s.port);
+        c.send(handshake("/echo", extra));
+        const std::string h = c.head();
+        EXPECT_NE(h.find("HTTP/1.1 400 "), std::string::npos) << h;
+        EXPECT_NE(h.find("Connection: close"), std::string::npos) << h;
+    }
+    WsClient c(s.port);  // once each: accepted
+    c.send(handshake("/echo"));
+    const std::string h = c.head();
+    EXPECT_NE(h.find("101"), std::string::npos) << h;
+}
+
 // RFC 6455 4.1: a client fails a handshake whose subprotocol it did not offer as written.
 TEST(HttpWebSocket, TheSubprotocolIsMatchedAsTheClientSpelledIt) {
     WsServer s;
