@@ -115,10 +115,20 @@ Result<Url, std::string> parse_url(std::string_view text) {
     u.host_header = default_port ? h : h + ":" + std::to_string(u.port);
     u.origin = std::string(u.https ? "https://" : "http://") + h + ":" + std::to_string(u.port);
     if (rest.empty() || rest[0] == '?') u.target = "/";
-    u.target.append(rest);
-    for (char c : u.target)
-        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-            return std::string("a space or control character in the path");
+    // A request-target is ASCII (RFC 9112 section 3.2): other bytes ("/café" in UTF-8) are
+    // sent percent-encoded, as browsers and Go send them.
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (char c : rest) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b <= 0x20 || b == 0x7f) return std::string("a space or control character in the path");
+        if (b < 0x80) {
+            u.target += c;
+        } else {
+            u.target += '%';
+            u.target += kHex[b >> 4];
+            u.target += kHex[b & 0xF];
+        }
+    }
     return u;
 }
 

@@ -121,6 +121,9 @@ TEST(ClientUrl, ParsesAndResolves) {
     EXPECT_EQ(v6->target, "/");
     EXPECT_EQ(v6->host_header, "[::1]:8080");
     EXPECT_EQ(parse_url("http://h?q")->target, "/?q");
+    // A request-target is ASCII: other bytes go percent-encoded, those already escaped as they
+    // are.
+    EXPECT_EQ(parse_url("http://h/caf\xc3\xa9/%C0?q=\xff")->target, "/caf%C3%A9/%C0?q=%FF");
     for (const char* bad : {"ftp://x/", "http://", "http://a b/", "http://h:0/", "http://h:99999/",
                             "http://u@h/", "http://h/a b", "http://[::1/", "//h/"}) {
         EXPECT_FALSE(parse_url(bad)) << bad;
