@@ -470,6 +470,7 @@ void Connection::serve(RecvBuffer first) noexcept {
     Http1Session* s = nullptr;
     Step step;
     step.kind = Step::Kind::close;
+    const auto requests_before = info_.requests;
     try {
         RecvBuffer buf = std::move(first);
         std::string_view in = buf.view();
@@ -545,6 +546,10 @@ void Connection::serve(RecvBuffer first) noexcept {
         plain_.reset();
         tls_->release_buffers();
     }
+    // Bytes that began no request (the empty lines RFC 9112 lets a client send between
+    // requests) leave the connection idle since it was first: sent now and then, they must
+    // not hold it open past the idle timeout.
+    if (step.kind == Step::Kind::idle && info_.requests == requests_before) still_idle_ = true;
     if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled() &&
         watch_again()) {
         // Watching again (or a fresh fiber took over the queued input, and fiber_ is its

@@ -671,6 +671,31 @@ TEST(HttpServer, IdleKeepAliveClosesSilently) {
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);
 }
 
+// Empty lines between requests are allowed (RFC 9112 section 2.2) but begin no request: sent
+// now and then, they do not postpone the idle timeout (they did: every read restarted it).
+TEST(HttpServer, EmptyLinesDrippedWhileIdleDoNotPostponeTheIdleTimeout) {
+    ServerOptions o = small_limits();
+    o.idle_timeout = 1s;
+    TestServer s(o);
+    RawClient c(s.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    ASSERT_EQ(c.read_responses(1).size(), 1u);
+    const auto answered = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; ++i) {
+        closed = c.wait_closed(200ms);
+        if (!closed) c.send("\r\n");
+    }
+    const auto took = std::chrono::steady_clock::now() - answered;
+    EXPECT_TRUE(closed) << "the connection was still open after 4 s of empty lines";
+    EXPECT_GE(took, 900ms);
+    EXPECT_LT(took, 2500ms);
+    // A request after empty lines is served, and restarts the idle time.
+    RawClient d(s.port);
+    d.send("\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    ASSERT_EQ(d.read_responses(1).size(), 1u);
+}
+
 TEST(HttpServer, DrainFinishesInFlightAndClosesIdle) {
     TestServer s;
     RawClient idle(s.port);
