@@ -22,6 +22,7 @@
 #include "weft/core/hub.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/core/semaphore.hpp"
+#include "weft/core/text.hpp"
 #include "weft/http/headers.hpp"
 #include "weft/http/method.hpp"
 
@@ -140,6 +141,13 @@ void record(const std::string& method, int status, const char* error, const Url&
         it = m.series.emplace(std::move(k), std::make_unique<LatencyHistogram>()).first;
     }
     it->second->observe(ns);
+}
+
+// An error as a caller sees it: naming the server it met it with (a handler that calls several
+// logs which one failed), unless it does already.
+ClientError with_origin(ClientError e, const Url& url) {
+    if (e.detail.find(url.origin) == std::string::npos) e.detail += " (" + url.origin + ")";
+    return e;
 }
 
 bool idempotent(std::string_view m) noexcept {
@@ -665,11 +673,26 @@ class ClientExchange {
             const bool nothing_came = conn_->bytes_in == 0;
             release_conn(false);
             const ClientErrc code = r.error().code;
-            if (attempt == 0 && reused && nothing_came && idempotent(method_) &&
+            if (attempt == 0 && reused && nothing_came && replayable(req) &&
                 (code == ClientErrc::closed || code == ClientErrc::connect))
                 continue;
             return r;
         }
+    }
+
+    // Whether the request may be sent again on a new connection: an idempotent method, or one
+    // whose caller says it is safe with an Idempotency-Key (Go's isReplayable).
+    bool replayable(const ClientRequest& req) const noexcept {
+        if (idempotent(method_)) return true;
+        for (const auto& [n, v] : req.headers)
+            if (iequals(n, "idempotency-key") || iequals(n, "x-idempotency-key")) return true;
+        return false;
+    }
+
+    // The body's length as its head announced it (Content-Length), if it did.
+    std::optional<std::uint64_t> announced_length() const noexcept {
+        if (framing_ != Framing::length) return std::nullopt;
+        return remaining_;
     }
 
     // Up to buf.size() bytes of the body; 0 at its end (the connection is then given back).
@@ -1020,21 +1043,35 @@ class ClientExchange {
             }
         }
         if (te) {
-            // chunked must be the last coding; anything else is read until close.
+            // chunked alone: the client decodes no other transfer coding, and a body still
+            // in one (gzip, chunked) handed over as if it were the content would be wrong
+            // (Go refuses them the same way).
             std::string_view all = trim_ows(*te);
-            const auto comma = all.rfind(',');
-            std::string_view last =
-                trim_ows(comma == std::string_view::npos ? all : all.substr(comma + 1));
-            if (iequals(last, "chunked")) {
-                framing_ = Framing::chunked;
-                // Transfer-Encoding in HTTP/1.0, or beside a Content-Length: faulty framing
-                // (RFC 9112 6.1, 6.3), which a middlebox may have read otherwise. This body is
-                // read by its chunks; the connection is not trusted with another exchange.
-                if (version_minor == 0 || find("content-length")) keep_alive_ = false;
-            } else {
-                framing_ = Framing::until_close;
-                keep_alive_ = false;
+            if (!iequals(all, "chunked")) {
+                std::string_view first = all;
+                while (!first.empty()) {
+                    const auto comma = first.find(',');
+                    const std::string_view token = trim_ows(first.substr(0, comma));
+                    if (!iequals(token, "chunked")) {
+                        first = token;
+                        break;
+                    }
+                    first = comma == std::string_view::npos ? std::string_view()
+                                                            : first.substr(comma + 1);
+                }
+                std::string b1, b2;
+                const std::string_view coding = weft::escaped_ascii(first.substr(0, 64), b1);
+                const std::string_view field = weft::escaped_ascii(all.substr(0, 64), b2);
+                return ClientError{ClientErrc::protocol,
+                                   "unsupported transfer coding '" + std::string(coding) +
+                                       "' (Transfer-Encoding: " + std::string(field) +
+                                       "): only chunked is read"};
             }
+            framing_ = Framing::chunked;
+            // Transfer-Encoding in HTTP/1.0, or beside a Content-Length: faulty framing
+            // (RFC 9112 6.1, 6.3), which a middlebox may have read otherwise. This body is
+            // read by its chunks; the connection is not trusted with another exchange.
+            if (version_minor == 0 || find("content-length")) keep_alive_ = false;
             return {};
         }
         std::optional<std::uint64_t> length;
@@ -1288,9 +1325,20 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
         };
         if (!x) {
             finish_metric(0, client_errc_name(x.error().code));
-            return std::move(x).error();
+            return detail::with_origin(std::move(x).error(), url);
         }
         ClientExchange& e = **x;
+        if (const auto len = e.announced_length();
+            len && *len > core_->options.max_response_bytes) {
+            // Refused at its head, as libcurl's CURLOPT_MAXFILESIZE: nothing read for nothing.
+            finish_metric(e.status, "too_large");
+            return detail::with_origin(
+                ClientError{ClientErrc::too_large,
+                            "response body of " + std::to_string(*len) +
+                                " bytes (Content-Length) over " +
+                                std::to_string(core_->options.max_response_bytes) + " bytes"},
+                url);
+        }
         ClientResponse out;
         out.status = e.status;
         out.reason = e.reason;
@@ -1302,15 +1350,16 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
             // A body that fails is counted with the status its head gave, and the error.
             if (!n) {
                 finish_metric(out.status, client_errc_name(n.error().code));
-                return std::move(n).error();
+                return detail::with_origin(std::move(n).error(), url);
             }
             if (*n == 0) break;
             if (out.body.size() + *n > core_->options.max_response_bytes) {
                 finish_metric(out.status, "too_large");
-                return ClientError{ClientErrc::too_large,
-                                   "response body over " +
-                                       std::to_string(core_->options.max_response_bytes) +
-                                       " bytes"};
+                return detail::with_origin(
+                    ClientError{ClientErrc::too_large,
+                                "response body over " +
+                                    std::to_string(core_->options.max_response_bytes) + " bytes"},
+                    url);
             }
             out.body.append(buf, *n);
         }
@@ -1333,7 +1382,7 @@ ClientResult<ClientStream> Client::stream(const ClientRequest& original) {
         auto x = open(core_, req, url, total);
         if (!x) {
             detail::record(req.method, 0, client_errc_name(x.error().code), url, now_ns() - t0);
-            return std::move(x).error();
+            return detail::with_origin(std::move(x).error(), url);
         }
         (*x)->time_until_end(t0);
         ClientStream s(std::move(*x));
@@ -1390,10 +1439,11 @@ ClientResult<std::size_t> ClientStream::read(std::span<char> buf) {
                            "a ClientStream is read on the hub whose fiber opened it (it may be "
                            "dropped anywhere)"};
     auto r = x_->read_body(buf);
-    if (!r)
+    if (!r) {
         x_->end_metric(client_errc_name(r.error().code));
-    else if (*r == 0)
-        x_->end_metric(nullptr);
+        return detail::with_origin(std::move(r).error(), x_->url());
+    }
+    if (*r == 0) x_->end_metric(nullptr);
     return r;
 }
 

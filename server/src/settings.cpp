@@ -430,10 +430,13 @@ config::Schema<Settings> build() {
         boolean(), "check HTTPS servers' certificates and host names (off only for tests)");
     s.bind("client", "connect_timeout",
         [](auto& o) -> auto& { return o.client.connect_timeout; },
-        duration(Duration::zero(), hours(1), true), "resolving and connecting, TLS included");
+        duration(Duration::zero(), hours(1)),
+        "resolving and connecting, TLS included; 0: no bound of its own (a request's deadline "
+        "still applies)");
     s.bind("client", "read_timeout", [](auto& o) -> auto& { return o.client.read_timeout; },
-        duration(Duration::zero(), kDay, true),
-        "time a request may go out, or a response come in, with no progress (a stalled server)");
+        duration(Duration::zero(), kDay),
+        "time a request may go out, or a response come in, with no progress (a stalled "
+        "server); 0: no bound of its own");
     s.bind("client", "total_timeout", [](auto& o) -> auto& { return o.client.total_timeout; },
         duration(Duration::zero(), kDay), "a whole exchange; 0: none (a request's deadline still "
         "applies)");

@@ -331,6 +331,29 @@ FIBER_TEST(Client, RetriesAnIdempotentRequestOnAConnectionTheServerClosed) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::closed);
     EXPECT_EQ(posts.load(), 1);
+    // The error names the server it came from: a handler calling several says which failed.
+    EXPECT_NE(r.error().message().find("(" + rude.url().substr(0, rude.url().size() - 1) + ")"),
+              std::string::npos)
+        << r.error().message();
+
+    // A POST its caller marks safe to repeat (Idempotency-Key, as Go's transport reads it) is
+    // retried as a GET is.
+    std::atomic<int> keyed{0};
+    ScriptedServer once([&](weft::TcpStream& st, int) {
+        std::string buf;
+        if (!read_request(st, buf)) return;
+        ++keyed;
+        (void)st.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        (void)weft::sleep_for(20ms);  // the client has pooled it by now
+    });
+    ASSERT_TRUE(c.get(once.url()));
+    (void)weft::sleep_for(50ms);  // the server has closed the pooled connection
+    post.url = once.url();
+    post.headers = {{"Idempotency-Key", "abc123"}};
+    auto keyed_post = c.request(post);
+    ASSERT_TRUE(keyed_post) << keyed_post.error().message();
+    EXPECT_EQ(keyed_post->body, "ok");
+    EXPECT_EQ(keyed.load(), 2);
 }
 
 FIBER_TEST(Client, RedirectsAreOffByDefaultAndBounded) {
@@ -614,6 +637,20 @@ FIBER_TEST(Client, LimitsTimeoutsAndClearErrors) {
     auto r = c.get(big.url());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ClientErrc::too_large);
+    // Refused at its head, by its Content-Length: no body read for nothing.
+    EXPECT_NE(r.error().message().find("response body of 5000 bytes (Content-Length) over 1000 "
+                                       "bytes"),
+              std::string::npos)
+        << r.error().message();
+    // A body in a transfer coding the client does not decode is refused, not handed over
+    // still encoded.
+    ScriptedServer gzipped(
+        always("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"));
+    r = c.get(gzipped.url());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ClientErrc::protocol);
+    EXPECT_NE(r.error().message().find("unsupported transfer coding 'gzip'"), std::string::npos)
+        << r.error().message();
     ScriptedServer fat_head(always("HTTP/1.1 200 OK\r\nX-Big: " + std::string(4000, 'h') +
                                    "\r\nContent-Length: 0\r\n\r\n"));
     r = c.get(fat_head.url());

@@ -49,7 +49,8 @@ const char* client_errc_name(ClientErrc c) noexcept;
 struct ClientError {
     ClientErrc code = ClientErrc::connect;
     std::string detail;  ///< what exactly, e.g. "certificate has expired" or "connect: ..."
-    /// "tls: certificate has expired (https://example.com:443)"
+    /// "tls: certificate has expired (https://example.com:443)": an error met with a server
+    /// names its origin, so that a handler that calls several can tell which one failed.
     std::string message() const;
     bool operator==(ClientErrc c) const noexcept { return code == c; }
 };
@@ -193,7 +194,11 @@ class ClientStream {
 /// (ClientErrc::connect, "no fiber"). Threads: any hub's fibers, concurrently.
 /// Retries: a request that fails on a reused keep-alive connection before any byte of the
 /// response arrived (the server had closed it) is retried once on a new connection when its
-/// method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), as Go's transport does.
+/// method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) or the request carries an
+/// Idempotency-Key (or X-Idempotency-Key) field, as Go's transport does.
+/// A response in a transfer coding other than chunked (gzip, chunked) is a protocol error:
+/// the client decodes no other. A body whose Content-Length is over max_response_bytes is
+/// too_large at its head (Client::request), without being read.
 class Client {
   public:
     explicit Client(ClientOptions options = {});
