@@ -431,9 +431,7 @@ std::string hide_secrets(std::string_view in) {
                 name = w.size();
                 break;
             }
-        if (name == 0 || (i > 0 && (std::isalnum(static_cast<unsigned char>(lower[i - 1])) ||
-                                    lower[i - 1] == '_')))
-            continue;
+        if (name == 0) continue;  // (within a longer name too: "PGPASSWORD=...")
         std::size_t j = i + name;
         while (j < s.size() && s[j] == ' ')
             ++j;

@@ -43,14 +43,13 @@ bool hides_user_info(std::string_view toml) {
     return toml.find("***@") != std::string_view::npos;
 }
 
-// A plugin setting's value as it is shown; `secret`: under a key named like a secret.
+// A plugin setting's text as it is shown; `secret`: under a key named like a secret. (Numbers
+// and booleans are shown: "max_tokens = 5" is no secret, and the rendering keeps its type.)
 std::string shown_string(const std::string& v, bool secret) {
     return secret ? std::string(kHiddenSecret) : hide_secrets(v);
 }
 
 std::string toml_inline(const Value& v, bool secret = false) {
-    if (secret && v.type() != Value::Type::array && v.type() != Value::Type::table)
-        return toml_quote(kHiddenSecret);
     switch (v.type()) {
         case Value::Type::string:
             return toml_quote(shown_string(*v.as_string(), secret));
@@ -106,8 +105,6 @@ std::string json_number(double v) {
 std::string json_table(const Table& t, bool secret = false);
 
 std::string json_value(const Value& v, bool secret = false) {
-    if (secret && v.type() != Value::Type::array && v.type() != Value::Type::table)
-        return json_quote(kHiddenSecret);
     switch (v.type()) {
         case Value::Type::string:
             return json_quote(shown_string(*v.as_string(), secret));

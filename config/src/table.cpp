@@ -187,6 +187,27 @@ ConfigError Table::missing(std::string_view key) const {
     return e;
 }
 
+namespace {
+
+// Value::describe() with what looks like a secret hidden (see secret_key()).
+std::string describe_hidden(const Value& v, bool secret) {
+    if (const std::string* s = v.as_string())
+        return toml_quote(secret ? std::string(kHiddenSecret) : hide_secrets(*s));
+    if (const auto* a = v.as_array()) {
+        constexpr std::size_t kMaxShown = 60;
+        std::string s = "[";
+        for (const auto& e : *a) {
+            if (s.size() > 1) s += ", ";
+            s += describe_hidden(e, secret);
+            if (s.size() > kMaxShown) return s + ", ...]";
+        }
+        return s + "]";
+    }
+    return v.describe();
+}
+
+}  // namespace
+
 ConfigError Table::error(std::string_view key, std::string message) const {
     ConfigError e;
     e.key = key_name(key);
@@ -194,11 +215,7 @@ ConfigError Table::error(std::string_view key, std::string message) const {
     if (const Value* v = find(key)) {
         e.source = v->source();
         // A plugin's setting: what looks like a secret is not shown (see secret_key()).
-        if (secret_key(key))
-            e.value = toml_quote(kHiddenSecret);
-        else
-            e.value = v->type() == Value::Type::string ? toml_quote(hide_secrets(*v->as_string()))
-                                                       : v->describe();
+        e.value = describe_hidden(*v, secret_key(e.key));
     } else {
         e.source = source_;
     }

@@ -1062,10 +1062,11 @@ class ClientExchange {
                 std::string b1, b2;
                 const std::string_view coding = weft::escaped_ascii(first.substr(0, 64), b1);
                 const std::string_view field = weft::escaped_ascii(all.substr(0, 64), b2);
-                return ClientError{ClientErrc::protocol,
-                                   "unsupported transfer coding '" + std::string(coding) +
-                                       "' (Transfer-Encoding: " + std::string(field) +
-                                       "): only chunked is read"};
+                return ClientError{
+                    ClientErrc::protocol,
+                    (first.empty() ? std::string("chunked applied more than once")
+                                   : "unsupported transfer coding '" + std::string(coding) + "'") +
+                        " (Transfer-Encoding: " + std::string(field) + "): only chunked is read"};
             }
             framing_ = Framing::chunked;
             // Transfer-Encoding in HTTP/1.0, or beside a Content-Length: faulty framing
@@ -1328,8 +1329,16 @@ ClientResult<ClientResponse> Client::request(const ClientRequest& original) {
             return detail::with_origin(std::move(x).error(), url);
         }
         ClientExchange& e = **x;
-        if (const auto len = e.announced_length();
-            len && *len > core_->options.max_response_bytes) {
+        // (A redirect that is followed is not the response: its body is not kept.)
+        std::optional<std::string_view> location;
+        for (const auto& [n, v] : e.headers)
+            if (iequals(n, "location")) {
+                location = v;
+                break;
+            }
+        if (const auto len = e.announced_length(); len &&
+                                                   *len > core_->options.max_response_bytes &&
+                                                   !follows(core_->options, e.status, location)) {
             // Refused at its head, as libcurl's CURLOPT_MAXFILESIZE: nothing read for nothing.
             finish_metric(e.status, "too_large");
             return detail::with_origin(

@@ -549,7 +549,14 @@ void Connection::serve(RecvBuffer first) noexcept {
     // Bytes that began no request (the empty lines RFC 9112 lets a client send between
     // requests) leave the connection idle since it was first: sent now and then, they must
     // not hold it open past the idle timeout.
-    if (step.kind == Step::Kind::idle && info_.requests == requests_before) still_idle_ = true;
+    // A busy period that answered requests makes it idle from now: also when queued input
+    // starts the next fiber at once (watch_again() stamps the time once that one is idle).
+    if (info_.requests != requests_before) {
+        still_idle_ = false;
+        idle_since_ = Clock::time_point{};
+    } else if (step.kind == Step::Kind::idle) {
+        still_idle_ = true;
+    }
     if (step.kind == Step::Kind::idle && !hub_.draining && !this_fiber::cancelled() &&
         watch_again()) {
         // Watching again (or a fresh fiber took over the queued input, and fiber_ is its

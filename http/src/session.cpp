@@ -379,7 +379,7 @@ Deadline Http1Session::body_rate_deadline() const noexcept {
     const std::size_t got =
         ready_ < slots_.size() ? RequestAccess::body(*slots_[ready_].req).size() : 0;
     const unsigned __int128 owed_ns = static_cast<unsigned __int128>(got) * 1'000'000'000 / rate;
-    if (owed_ns > 1'000'000'000'000'000) return Deadline::never();  // 11 days: as good as never
+    if (owed_ns > 1'000'000'000'000'000) return Deadline::never();  // 31 years: as good as never
     return Deadline(body_started_at_ + ServerOptions::kMinBodyRateGrace +
                     std::chrono::nanoseconds(static_cast<std::int64_t>(owed_ns)));
 }

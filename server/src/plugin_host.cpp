@@ -267,9 +267,13 @@ void PluginHost::start_background(Runtime& rt) {
                             what = e.what();
                         } catch (...) {
                         }
-                        weft::logger("plugin." + plugin)
-                            ->error("plugin '{}': background fiber '{}' failed: {}", plugin, name,
-                                    what);
+                        try {
+                            weft::logger("plugin." + plugin)
+                                ->error("plugin '{}': background fiber '{}' failed: {}", plugin,
+                                        name, what);
+                        } catch (...) {
+                            // No memory to log: its end is still counted below.
+                        }
                     }
                 }
                 this_fiber::set_labels(nullptr);
@@ -286,7 +290,17 @@ void PluginHost::start_background(Runtime& rt) {
             Labelled{b.plugin, b.name, serial++, running_, {}, std::move(b.fn)});
         rt.hub(h).post([name = std::move(b.name), run = std::move(run), running = running_,
                         h]() mutable {
-            running->handles[h].push_back(weft::spawn(name, [run = std::move(run)] { (*run)(); }));
+            const unsigned serial = run->serial;
+            try {
+                running->handles[h].push_back(
+                    weft::spawn(name, [run = std::move(run)] { (*run)(); }));
+            } catch (const std::exception& e) {
+                // Never started (no memory, a stack that cannot be mapped): not waited for.
+                weft::logger()->error("background fiber '{}' could not start: {}", name, e.what());
+                std::lock_guard<std::mutex> g(running->m);
+                running->live.erase(serial);
+                running->ended.notify_all();
+            }
         });
     }
     background_.clear();

@@ -79,8 +79,7 @@ ElfFacts inspect_elf(const std::string& file) {
     };
     Elf64_Ehdr eh{};
     if (!read_at(0, &eh, sizeof eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
-        eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 || eh.e_shnum > 4096)
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
         return facts;
     if (eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum > 0 && eh.e_phnum <= 4096) {
         std::vector<Elf64_Phdr> segments(eh.e_phnum);
@@ -89,6 +88,8 @@ ElfFacts inspect_elf(const std::string& file) {
                 if (ph.p_type == PT_LOAD && ph.p_offset <= UINT64_MAX - ph.p_filesz)
                     facts.segments_end = std::max(facts.segments_end, ph.p_offset + ph.p_filesz);
     }
+    if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 || eh.e_shnum > 4096)
+        return facts;  // no section headers (stripped): no DT_NEEDED read
     std::vector<Elf64_Shdr> sections(eh.e_shnum);
     if (!read_at(eh.e_shoff, sections.data(), sections.size() * sizeof(Elf64_Shdr))) return facts;
     constexpr std::uint64_t kMaxSection = 16 * 1024 * 1024;
@@ -110,7 +111,7 @@ ElfFacts inspect_elf(const std::string& file) {
     return facts;
 }
 
-// A plugin built with a sanitizer needs its runtime, which must be the first library of the
+// A plugin built with ASan or TSan needs its runtime, which must be the first library of the
 // process: loaded by a weft built without it, the runtime aborts the process with its own
 // message before weft could compare build signatures. Refused first, in weft's words.
 void refuse_foreign_sanitizer(const std::string& who, const std::vector<std::string>& needed) {
@@ -118,9 +119,7 @@ void refuse_foreign_sanitizer(const std::string& who, const std::vector<std::str
         {"libasan.so", "AddressSanitizer"},
         {"libtsan.so", "ThreadSanitizer"},
         {"libhwasan.so", "HWAddressSanitizer"},
-        {"liblsan.so", "LeakSanitizer"},
-        {"libubsan.so", "UndefinedBehaviorSanitizer"},
-    };
+    };  // (UBSan's and LSan's runtimes load late without harm: the build signatures decide)
     for (const std::string& lib : needed) {
         for (const auto& [prefix, sanitizer] : kRuntimes) {
             if (!lib.starts_with(prefix)) continue;

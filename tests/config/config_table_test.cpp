@@ -69,6 +69,9 @@ path = "demo"
 [plugin.config]
 db_password = "hunter2"
 conninfo = "host=db password=hunter3"
+dsns = ["postgres://u:hunter4@h", 1]
+[plugin.config.credentials]
+user = "hunter5"
 )"));
     ASSERT_EQ(d.loaded.plugins.size(), 1u);
     const Table& t = d.loaded.plugins[0].config;
@@ -79,6 +82,13 @@ conninfo = "host=db password=hunter3"
               "plugin 'demo' config key 'conninfo': expected an integer, got \"host=db "
               "password=***\" (weft.toml:5)");
     EXPECT_EQ(t.get_string("db_password").value(), "hunter2");  // the plugin gets it
+    const std::string arr = t.get_int("dsns").error().to_string();
+    EXPECT_EQ(arr.find("hunter"), std::string::npos) << arr;
+    EXPECT_NE(arr.find("postgres://u:***@h"), std::string::npos) << arr;
+    const auto creds = t.get_table("credentials");
+    ASSERT_TRUE(creds.ok());
+    const std::string nested = creds.value().get_int("user").error().to_string();
+    EXPECT_EQ(nested.find("hunter"), std::string::npos) << nested;
 }
 
 TEST(ConfigTable, TypedGetters) {

@@ -696,6 +696,26 @@ TEST(HttpServer, EmptyLinesDrippedWhileIdleDoNotPostponeTheIdleTimeout) {
     ASSERT_EQ(d.read_responses(1).size(), 1u);
 }
 
+// An answered request makes the connection idle from its answer, also when empty lines queued
+// behind it start the next busy period at once (that one answers nothing): the idle time must
+// not be the one from before the request (it was: the connection closed as the answer went).
+TEST(HttpServer, AnAnswerRestartsTheIdleTimeWithEmptyLinesQueuedBehindIt) {
+    ServerOptions o = small_limits();
+    o.idle_timeout = 1s;
+    TestServer s(o);
+    RawClient c(s.port);
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    ASSERT_EQ(c.read_responses(1).size(), 1u);
+    std::this_thread::sleep_for(700ms);  // idle for most of the idle timeout
+    c.send("GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::this_thread::sleep_for(100ms);
+    c.send("\r\n");  // queued while the handler sleeps
+    ASSERT_EQ(c.read_responses(1).size(), 1u);
+    EXPECT_FALSE(c.wait_closed(500ms)) << "closed at once after its answer";
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(c.read_responses(1).size(), 1u);
+}
+
 TEST(HttpServer, DrainFinishesInFlightAndClosesIdle) {
     TestServer s;
     RawClient idle(s.port);

@@ -222,7 +222,9 @@ quoted = "host=db password = 'hunter 2' port=5432"
 url = "postgres://app:hunter3@db.example:5432/app"
 odbc = "Server=y;Uid=u;Pwd=hunter4;"
 api_token = "hunter5"
-DB_Password = 6
+DB_Password = "hunter6"
+max_tokens = 5
+env = "PGPASSWORD=hunter9 PGHOST=db"
 plain = "http://example.com:8080/a@b user=app passwords_file=x"
 [plugin.config.credentials]
 user = "hunter7"
@@ -239,6 +241,7 @@ list = ["hunter8"]
         EXPECT_NE(out.find("host=db password = *** port=5432"), std::string::npos) << out;
         EXPECT_NE(out.find("postgres://app:***@db.example:5432/app"), std::string::npos) << out;
         EXPECT_NE(out.find("Server=y;Uid=u;Pwd=***;"), std::string::npos) << out;
+        EXPECT_NE(out.find("PGPASSWORD=*** PGHOST=db"), std::string::npos) << out;
         // Nothing else is touched.
         EXPECT_NE(out.find("http://example.com:8080/a@b user=app passwords_file=x"),
                   std::string::npos)
@@ -251,6 +254,10 @@ list = ["hunter8"]
               std::string::npos)
         << rendered;
     EXPECT_EQ(line_of_key(rendered, "plain").find("hidden"), std::string::npos) << rendered;
+    // A number under a secret-like name is shown, and reads back as a number.
+    EXPECT_EQ(line_of_key(rendered, "max_tokens").substr(0, 14), "max_tokens = 5") << rendered;
+    const LoadedSettings again = load_ok(file_options(rendered));
+    EXPECT_EQ(again.plugins()[0].config.get_int("max_tokens").value(), 5);
 }
 
 TEST(ConfigRender, RoundTripsTheDefaults) {

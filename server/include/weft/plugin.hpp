@@ -130,12 +130,12 @@ class Context {
     /// then exits with status 1. An exception it lets out is logged as this plugin's.
     virtual void spawn(std::string fiber_name, UniqueFunction<void()> fn, unsigned hub = 0) = 0;
     /// Runs `hook` on the main thread after the drain and after this server's background
-    /// fibers (spawn()) have ended, before the hubs stop; hooks run in reverse order of
-    /// registration. An exception in a hook is logged. The whole shutdown
-    /// (hooks included) must end within 5 s of the drain, or the process exits with status 1
-    /// without waiting further. After a drain that timed out, a handler that ignored its
-    /// cancellation (blocked in a system call) may still hold its hub while hooks run: a hook
-    /// must not free what handlers use.
+    /// fibers (spawn()) have ended (the fibers they spawned themselves are cancelled later,
+    /// as the hubs stop), before the hubs stop; hooks run in reverse order of registration. An
+    /// exception in a hook is logged. The whole shutdown (hooks included) must end within 5 s of
+    /// the drain, or the process exits with status 1 without waiting further. After a drain that
+    /// timed out, a handler that ignored its cancellation (blocked in a system call) may still hold
+    /// its hub while hooks run: a hook must not free what handlers use.
     virtual void on_shutdown(std::function<void()> hook) = 0;
     /// Worker hubs the server runs (handlers may use per-hub state indexed by Hub::index()).
     virtual unsigned hub_count() const noexcept = 0;

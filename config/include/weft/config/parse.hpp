@@ -89,7 +89,8 @@ std::string to_lower(std::string_view s);
 
 /// A plugin's settings have no schema to say which of them are secrets: wherever they are
 /// shown (--print-config, /debug/config, errors) a key named like one ("db_password",
-/// "api_token", "client_secret", "credentials") has its value shown as kHiddenSecret, and in
+/// "api_token", "client_secret", "credentials") has its text values (strings, and those of
+/// its arrays and sub-tables) shown as kHiddenSecret, and in
 /// every other string a URL's password ("postgres://app:***@db/app") and the "password=" field
 /// of a connection string (libpq's "host=db password=***", ODBC's "Pwd=***;") are.
 inline constexpr std::string_view kHiddenSecret = "***";
