@@ -658,13 +658,26 @@ TEST(HttpServer, BlockDelaysTheHubOffloadDoesNot) {
     EXPECT_LT(slept.sent, 500ms) << "/sleep parks only its fiber";
 }
 
+// A server with `idle_timeout` and a connection to it that got one answer: now idle.
+struct IdleConnection {
+    static ServerOptions with_idle(std::chrono::milliseconds idle) {
+        ServerOptions o = small_limits();
+        o.idle_timeout = idle;
+        return o;
+    }
+    explicit IdleConnection(std::chrono::milliseconds idle) : s(with_idle(idle)), c(s.port) {
+        c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        answered = c.read_responses(1).size() == 1;
+    }
+    TestServer s;
+    RawClient c;
+    bool answered = false;
+};
+
 TEST(HttpServer, IdleKeepAliveClosesSilently) {
-    ServerOptions o = small_limits();
-    o.idle_timeout = 300ms;
-    TestServer s(o);
-    RawClient c(s.port);
-    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    ASSERT_EQ(c.read_responses(1).size(), 1u);
+    IdleConnection idle(300ms);
+    ASSERT_TRUE(idle.answered);
+    RawClient& c = idle.c;
     auto t0 = std::chrono::steady_clock::now();
     EXPECT_TRUE(c.wait_closed(3s));
     EXPECT_TRUE(c.buffer().empty()) << "no bytes on an idle close";
@@ -674,12 +687,9 @@ TEST(HttpServer, IdleKeepAliveClosesSilently) {
 // Empty lines between requests are allowed (RFC 9112 section 2.2) but begin no request: sent
 // now and then, they do not postpone the idle timeout (they did: every read restarted it).
 TEST(HttpServer, EmptyLinesDrippedWhileIdleDoNotPostponeTheIdleTimeout) {
-    ServerOptions o = small_limits();
-    o.idle_timeout = 1s;
-    TestServer s(o);
-    RawClient c(s.port);
-    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    ASSERT_EQ(c.read_responses(1).size(), 1u);
+    IdleConnection idle(1s);
+    ASSERT_TRUE(idle.answered);
+    RawClient& c = idle.c;
     const auto answered = std::chrono::steady_clock::now();
     bool closed = false;
     for (int i = 0; i < 20 && !closed; ++i) {
@@ -691,7 +701,7 @@ TEST(HttpServer, EmptyLinesDrippedWhileIdleDoNotPostponeTheIdleTimeout) {
     EXPECT_GE(took, 900ms);
     EXPECT_LT(took, 2500ms);
     // A request after empty lines is served, and restarts the idle time.
-    RawClient d(s.port);
+    RawClient d(idle.s.port);
     d.send("\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_EQ(d.read_responses(1).size(), 1u);
 }
@@ -700,12 +710,9 @@ TEST(HttpServer, EmptyLinesDrippedWhileIdleDoNotPostponeTheIdleTimeout) {
 // behind it start the next busy period at once (that one answers nothing): the idle time must
 // not be the one from before the request (it was: the connection closed as the answer went).
 TEST(HttpServer, AnAnswerRestartsTheIdleTimeWithEmptyLinesQueuedBehindIt) {
-    ServerOptions o = small_limits();
-    o.idle_timeout = 1s;
-    TestServer s(o);
-    RawClient c(s.port);
-    c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    ASSERT_EQ(c.read_responses(1).size(), 1u);
+    IdleConnection idle(1s);
+    ASSERT_TRUE(idle.answered);
+    RawClient& c = idle.c;
     std::this_thread::sleep_for(700ms);  // idle for most of the idle timeout
     c.send("GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n");
     std::this_thread::sleep_for(100ms);
