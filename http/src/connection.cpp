@@ -784,6 +784,7 @@ void Connection::destroy() noexcept {
     }
     stream_.close();
     Server& srv = hub_.server;
+    srv.refill_reserved_fds();  // the descriptor just closed may be one the server gave up
     hub_.remove(this);
     delete this;
     srv.release(srv.live_connections_);
@@ -937,6 +938,25 @@ void HubState::accept_loop() noexcept {
             if (e == Errc::closed || e == Errc::cancelled) break;
             ++refused;
             if (e == Errc::too_many_files) {
+                // Descriptors held for this moment make room for the newcomers (the admin
+                // listener's: probes and scrapes must still be answered).
+                if (srv.release_reserved_fds()) {
+                    // Once a minute at most: a scraper comes back every few seconds.
+                    const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 Clock::now().time_since_epoch())
+                                                 .count();
+                    std::int64_t last = srv.reserved_logged_ns_.load(std::memory_order_relaxed);
+                    if ((last == 0 || now - last >= std::int64_t(60'000'000'000)) &&
+                        srv.reserved_logged_ns_.compare_exchange_strong(last, now)) {
+                        log->warn(
+                            "out of file descriptors ({}): the listener on {} gave up its {} "
+                            "reserved descriptor(s) to accept; it takes them back as its "
+                            "connections close",
+                            s.error().message(), srv.bound_.to_string(), srv.options_.reserved_fds);
+                    }
+                    continue;
+                }
+                srv.refill_reserved_fds();
                 if (!srv.emfile_logged_.exchange(true))
                     log->error(
                         "out of file descriptors ({}): accepting slows down until some "

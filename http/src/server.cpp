@@ -2,6 +2,9 @@
 // connection.cpp and session.cpp; this file is the cross-thread part.
 #include "weft/http/server.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +34,8 @@ ServerOptions checked(ServerOptions o) {
         throw std::invalid_argument("ServerOptions::server_name must be at most " +
                                     std::to_string(kMaxHeaderPhraseBytes) +
                                     " visible ASCII characters and inner spaces");
+    if (o.reserved_fds > 64)
+        throw std::invalid_argument("ServerOptions::reserved_fds must be at most 64");
     return o;
 }
 }  // namespace
@@ -52,6 +57,34 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
     }
     for (unsigned i = 0; i < runtime.hub_count(); ++i)
         hubs_.push_back(std::make_unique<HubState>(*this, router_, i));
+    reserved_short_ = options_.reserved_fds > 0;
+    refill_reserved_fds();
+}
+
+bool Server::release_reserved_fds() noexcept {
+    std::lock_guard g(reserved_mu_);
+    if (reserved_fds_.empty()) return false;
+    for (int fd : reserved_fds_)
+        ::close(fd);
+    reserved_fds_.clear();
+    reserved_short_.store(true, std::memory_order_relaxed);
+    return true;
+}
+
+void Server::refill_reserved_fds() noexcept {
+    if (!reserved_short_.load(std::memory_order_relaxed)) return;
+    std::lock_guard g(reserved_mu_);
+    try {
+        reserved_fds_.reserve(options_.reserved_fds);
+    } catch (...) {
+        return;
+    }
+    while (reserved_fds_.size() < options_.reserved_fds) {
+        int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;  // still out of descriptors: the next close tries again
+        reserved_fds_.push_back(fd);
+    }
+    reserved_short_.store(false, std::memory_order_relaxed);
 }
 
 Result<void, std::string> Server::reload_tls() {
@@ -95,6 +128,8 @@ std::shared_ptr<detail::TlsContext> Server::tls_context() const {
 Server::~Server() {
     stop();
     wait();
+    for (int fd : reserved_fds_)
+        ::close(fd);
 }
 
 namespace {

@@ -359,6 +359,9 @@ config::Schema<Settings> build() {
         "live-page event streams (/debug/events) open at once");
     s.bind("admin", "max_connections", [](auto& o) -> auto& { return o.admin.http.max_connections; },
         integer(1, 100'000), "admin connections open at once");
+    s.bind("admin", "reserved_fds", [](auto& o) -> auto& { return o.admin.http.reserved_fds; },
+        integer(0, 64), "descriptors held back so that admin still accepts when the process runs "
+        "out (EMFILE)");
     s.bind("admin", "header_timeout", [](auto& o) -> auto& { return o.admin.http.header_timeout; },
         duration(Duration::zero(), kDay, true), "time to receive an admin request head (408)");
     s.bind("admin", "tls_cert", [](auto& o) -> auto& { return o.admin.http.tls_cert; }, path(),

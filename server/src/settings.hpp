@@ -51,6 +51,8 @@ struct AdminOptions {
         // to make room for a probe.
         o.max_body_bytes = 1;
         o.body_timeout = std::chrono::seconds(2);
+        // So that probes and scrapes are answered when the process runs out of descriptors.
+        o.reserved_fds = 4;
         return o;
     }
 };

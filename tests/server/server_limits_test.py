@@ -1,7 +1,7 @@
 """The limits of the real binary under the load an adversary makes: at max_connections, idle
 keep-alive connections make room for newcomers (counted in weft_http_connections_reclaimed_total,
 with one warning a second at most); a slowloris on either port leaves /healthz and /metrics
-answering; request bodies in memory stay within max_buffered_body_bytes (503 beyond), and their
+answering, and so does a flood that takes every file descriptor; request bodies in memory stay within max_buffered_body_bytes (503 beyond), and their
 memory goes back to the system when their connections end."""
 
 import re
@@ -20,13 +20,17 @@ GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 def open_served(addr, timeout=5.0):
     """A connection that sent one GET, read its whole answer, and stays open (idle)."""
     s = socket.create_connection(split_addr(addr), timeout=timeout)
-    s.sendall(GET)
-    got = b""
-    while not got.endswith(b"Hello, World!"):
-        chunk = s.recv(4096)
-        if not chunk:
-            raise AssertionError("closed before the answer: %r" % got)
-        got += chunk
+    try:
+        s.sendall(GET)
+        got = b""
+        while not got.endswith(b"Hello, World!"):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise AssertionError("closed before the answer: %r" % got)
+            got += chunk
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
@@ -170,6 +174,59 @@ class Limits(unittest.TestCase):
                        preexec_fn=both_300)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stderr, warning % 500)
+
+    def test_admin_answers_when_the_process_runs_out_of_descriptors(self):
+        # A flood (or a leak) that takes every descriptor left admin unable to accept: the
+        # liveness probe failed and nothing could be scraped while it lasted.
+        def both_160():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
+
+        def exhaust(w):
+            """Connections to the data port until one is no longer accepted (the process has
+            no descriptor left); they stay open."""
+            held = []
+            while len(held) < 400:
+                try:
+                    held.append(open_served(w.http, timeout=1.0))
+                except (socket.timeout, OSError):
+                    return held
+            self.fail("400 connections accepted under a limit of 160 descriptors")
+
+        for reserved in (0, 4):
+            with Weft(["--hubs", "2", "--set", "server.max_connections=1000",
+                       "--set", "admin.reserved_fds=%d" % reserved], preexec_fn=both_160) as w:
+                w.wait_ready()
+                held = exhaust(w)
+                try:
+                    answers = []
+                    for path in ("/healthz", "/metrics", "/healthz"):
+                        try:
+                            answers.append(get(w.admin, path, timeout=2.0)[0])
+                        except (OSError, u.http.client.HTTPException):
+                            answers.append(None)
+                    print("reserved_fds=%d: %d connections held, admin answered %s" %
+                          (reserved, len(held), answers))
+                    if reserved == 0:
+                        # What it was: admin cannot accept while the descriptors are gone.
+                        self.assertEqual(answers, [None, None, None])
+                    else:
+                        self.assertEqual(answers, [200, 200, 200])
+                        self.assertIn("gave up its 4 reserved descriptor(s) to accept",
+                                      w.stderr())
+                finally:
+                    for s in held:
+                        s.close()
+                # Once the flood is gone, both ports serve again.
+                deadline = time.monotonic() + 5
+                while True:
+                    try:
+                        self.assertEqual(get(w.http, "/", timeout=2.0)[0], 200)
+                        self.assertEqual(get(w.admin, "/healthz", timeout=2.0)[0], 200)
+                        break
+                    except (OSError, u.http.client.HTTPException):
+                        if time.monotonic() > deadline:
+                            raise
+                self.assertEqual(w.stop(), 0)
 
     def test_idle_connections_make_room_at_max_connections(self):
         # The issue's reproducer: 50 idle keep-alive sockets at max_connections=50 made a new

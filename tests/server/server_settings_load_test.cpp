@@ -503,6 +503,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_ADMIN_LISTEN", "127.0.0.1:2"},
         {"WEFT_ADMIN_DEBUG_ENDPOINTS", "off"},
         {"WEFT_ADMIN_MAX_CONNECTIONS", "4"},
+        {"WEFT_ADMIN_RESERVED_FDS", "2"},
         {"WEFT_ADMIN_HEADER_TIMEOUT", "3s"},
         {"WEFT_MONITOR_ENABLED", "no"},
         {"WEFT_MONITOR_MAX_BLOCKING_TIME", "50ms"},

@@ -116,6 +116,13 @@ class Server {
     std::atomic<bool> draining_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> emfile_logged_{false};
+    /// options_.reserved_fds: descriptors held open (see ServerOptions::reserved_fds).
+    bool release_reserved_fds() noexcept;
+    void refill_reserved_fds() noexcept;
+    std::mutex reserved_mu_;
+    std::vector<int> reserved_fds_;
+    std::atomic<bool> reserved_short_{false};
+    std::atomic<std::int64_t> reserved_logged_ns_{0};  // steady clock; 0: never
     std::mutex wait_mu_;
     std::condition_variable wait_cv_;
 

@@ -125,6 +125,13 @@ struct ServerOptions {
     std::string server_name = "weft";
     /// listen(2) backlog of each hub's listener (the kernel caps it at net.core.somaxconn).
     int listen_backlog = 4096;
+    /// Descriptors the server holds open (on /dev/null) for itself: when the process has run
+    /// out (accept() fails with EMFILE), it closes them and accepts with the room they leave,
+    /// and opens them again as its connections close. The weft server gives its admin listener
+    /// 4, so that /healthz and /metrics still answer when a leak or a flood has taken every
+    /// other descriptor. Other listeners retrying their accepts may take that room first: it
+    /// makes answering likely, not certain. 0: none. At most 64.
+    std::size_t reserved_fds = 0;
     /// HTTPS: the certificate chain (PEM, leaf first) and its private key (PEM). Both or
     /// neither; with them every connection speaks TLS 1.2 or 1.3 (ALPN http/1.1), and its
     /// handshake must end within header_timeout of the accept. Server::reload_tls() reads
