@@ -130,6 +130,11 @@ void Connection::on_recv(Result<RecvBuffer> bytes) noexcept {
     leave_queue();
     // eof, timed out (idle: close silently), cancelled (drain, reclaim), or an error: close.
     if (!bytes || hub_.stopping) {
+        // TLS says it is the server that closes (RFC 8446 §6.1), not a cut: clients that
+        // insist on close_notify (OpenSSL 3) would report an unexpected end otherwise.
+        if (tls_ && !bytes &&
+            (bytes.error().code == Errc::timed_out || bytes.error().code == Errc::cancelled))
+            tls_->close_now(stream_.fd());
         destroy();
         return;
     }

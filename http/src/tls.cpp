@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cerrno>
@@ -702,6 +703,25 @@ void TlsSession::shutdown(Deadline deadline) noexcept {
         (void)flush(deadline);
     } catch (...) {
     }
+}
+
+void TlsSession::close_now(int fd) noexcept {
+    SSL* ssl = ssl_of(ssl_);
+    if (!handshake_done() || flushing_ || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) return;
+    BIO* w = bio_of(wbio_);
+    if (BIO_ctrl_pending(w) != 0) return;  // bytes of a send that did not finish
+    ERR_clear_error();
+    if (SSL_shutdown(ssl) < 0) {
+        ERR_clear_error();
+        return;
+    }
+    // The alert is one short record: whole or not at all (a part would be garbage to the peer).
+    char alert[256];
+    const std::size_t n = BIO_ctrl_pending(w);
+    if (n == 0 || n > sizeof alert ||
+        BIO_read(w, alert, static_cast<int>(n)) != static_cast<int>(n))
+        return;
+    (void)::send(fd, alert, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 Result<std::size_t, TlsError> TlsSession::read(std::span<char> buf, Deadline deadline) {

@@ -97,6 +97,10 @@ class TlsSession {
     bool has_buffered() const noexcept;
     /// Sends close_notify (best effort, within `deadline`).
     void shutdown(Deadline deadline) noexcept;
+    /// Sends close_notify on `fd` without waiting (for a connection closed between requests,
+    /// with no fiber: its idle timeout, a drain, room made at max_connections): nothing if a
+    /// send is under way, or if the socket has no room for the alert.
+    void close_now(int fd) noexcept;
     /// Frees the session's I/O buffer while the connection is idle (it is made again when
     /// needed).
     void release_buffers() noexcept;

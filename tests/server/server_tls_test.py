@@ -12,6 +12,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -120,6 +121,53 @@ class Tls(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertRegex(lines[0], r'^127\.0\.0\.1 - - \[[^]]+\] '
                          r'"GET /plain\?x=1 HTTP/1\.1" 400 49 "-" "-" [\d.]+ route="" hub=\d$')
+
+    def test_a_connection_closed_between_requests_ends_with_close_notify(self):
+        # The idle timeout, the drain and room made at max_connections closed TLS connections
+        # without close_notify: clients that insist on it (OpenSSL 3, Python's ssl with
+        # suppress_ragged_eofs=False) saw an unexpected end, as if an attacker had cut it.
+        ctx = ssl.create_default_context(cafile=self.ca.cert)
+
+        def served(w):
+            h, port = u.split_addr(w.http)
+            raw = socket.create_connection((h, port), timeout=10)
+            t = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+            t.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            got = b""
+            while not got.endswith(b"Hello, World!"):
+                got += t.recv(4096)
+            return t
+
+        def end_of(t):
+            try:
+                data = t.recv(4096)
+            except ssl.SSLEOFError as e:
+                return "no close_notify: %s" % e
+            return "close_notify" if data == b"" else "more bytes: %r" % data
+
+        w, _, _ = self.serving(self.good, extra=["--set", "server.idle_timeout=1s",
+                                                 "--set", "server.max_connections=2",
+                                                 "--set", "runtime.hubs=1"])
+        with w:
+            w.wait_ready()
+            # The idle timeout.
+            t = served(w)
+            self.assertEqual(end_of(t), "close_notify")
+            t.close()
+            # Room made at max_connections: the idle one goes for a newcomer.
+            first, second = served(w), served(w)
+            t0 = time.monotonic()
+            third = served(w)
+            self.assertEqual(end_of(first), "close_notify")
+            self.assertLess(time.monotonic() - t0, 0.8)  # before its idle timeout
+            for t in (first, second, third):
+                t.close()
+            # The drain.
+            t = served(w)
+            w.signal(signal.SIGTERM)
+            self.assertEqual(end_of(t), "close_notify")
+            t.close()
+            self.assertEqual(w.wait(15), 0)
 
     def test_sighup_reloads_under_load_without_failures(self):
         w, pem, key = self.serving(self.good)
