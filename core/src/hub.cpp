@@ -140,6 +140,7 @@ void HubImpl::run_loop() {
     probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
     std::int64_t busy_from = last_ns_;
     if (stats_) {
+        probe_.busy_since_ns.store(busy_from, std::memory_order_relaxed);
         window_wall_ = last_ns_;
         window_cpu_ = thread_cpu_ns();
         window_busy_ = probe_.busy_ns.load(std::memory_order_relaxed);
@@ -191,7 +192,10 @@ void HubImpl::run_loop() {
         }
         if (timeout != 0) {
             const std::int64_t before = clock_read ? last_ns_ : clock_ns();
-            if (stats_) bump(probe_.busy_ns, static_cast<std::uint64_t>(before - busy_from));
+            if (stats_) {
+                bump(probe_.busy_ns, static_cast<std::uint64_t>(before - busy_from));
+                probe_.busy_since_ns.store(0, std::memory_order_relaxed);
+            }
             probe_.activity.store(HubActivity::waiting, std::memory_order_relaxed);
             io_->poll(timeout);  // reads the clock into last_ns_ as it wakes (woke())
             probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
@@ -200,18 +204,27 @@ void HubImpl::run_loop() {
             // handled() read the clock again after them).
             busy_from = woke_ns_;
             if (stats_) {
+                probe_.busy_since_ns.store(busy_from, std::memory_order_relaxed);
                 idle_pending_ += woke_ns_ - before;
                 if (woke_ns_ - window_wall_ >= kCpuWindowNs) settle_idle(woke_ns_);
             }
         } else {
             sleeping_.store(false, std::memory_order_relaxed);
             io_->poll(0);  // with statistics, reads the clock into last_ns_ (woke())
+            // A hub with always more to do never waits: its busy time is added as it goes,
+            // or busy_ns would stand still while the hub is saturated.
+            if (stats_ && last_ns_ - busy_from >= kCpuWindowNs) {
+                bump(probe_.busy_ns, static_cast<std::uint64_t>(last_ns_ - busy_from));
+                busy_from = last_ns_;
+                probe_.busy_since_ns.store(busy_from, std::memory_order_relaxed);
+            }
         }
         bump(probe_.epoch);
     }
     if (stats_) {
         const std::int64_t end = clock_ns();
         bump(probe_.busy_ns, static_cast<std::uint64_t>(end - busy_from));
+        probe_.busy_since_ns.store(0, std::memory_order_relaxed);
         settle_idle(end);
     }
     probe_.activity.store(HubActivity::stopped, std::memory_order_relaxed);

@@ -70,10 +70,27 @@ HubCounters read_counters(const Runtime& rt) {
             for (const auto& v : h->buckets)
                 b[k++] = v.load(std::memory_order_relaxed);
         c.buckets.push_back(b);
-        c.busy_ns.push_back(p.busy_ns.load(std::memory_order_relaxed));
+        // With the busy time not yet added (a slice that holds the hub now): a hub blocked
+        // for seconds is busy in each of them, not idle until it lets go.
+        std::uint64_t busy = 0;
+        std::int64_t since = 0;
+        for (int tries = 0; tries < 3; ++tries) {
+            const std::int64_t before = p.busy_since_ns.load(std::memory_order_acquire);
+            busy = p.busy_ns.load(std::memory_order_acquire);
+            since = p.busy_since_ns.load(std::memory_order_acquire);
+            if (since == before) break;  // not torn by the hub adding to busy_ns meanwhile
+        }
+        if (const std::int64_t now = weft::now_ns(); since > 0 && now > since)
+            busy += static_cast<std::uint64_t>(now - since);
+        c.busy_ns.push_back(busy);
         c.idle_ns.push_back(p.idle_ns.load(std::memory_order_relaxed));
     }
     return c;
+}
+
+// A reading torn by the hub (above) may run ahead of the next one by a few microseconds.
+double delta_seconds(std::uint64_t now, std::uint64_t before) {
+    return now > before ? static_cast<double>(now - before) / 1e9 : 0.0;
 }
 
 std::string tick_json(const AdminState& st, const HubCounters& before, const HubCounters& now) {
@@ -89,8 +106,8 @@ std::string tick_json(const AdminState& st, const HubCounters& before, const Hub
             "{}{{\"hub\":{},\"activity\":\"{}\",\"blocked\":{},\"fibers\":{},"
             "\"busy_s\":{},\"idle_s\":{}",
             i ? "," : "", i, hub_activity_name(p.activity.load()), blocked, fibers,
-            static_cast<double>(now.busy_ns[i] - before.busy_ns[i]) / 1e9,
-            static_cast<double>(now.idle_ns[i] - before.idle_ns[i]) / 1e9);
+            delta_seconds(now.busy_ns[i], before.busy_ns[i]),
+            delta_seconds(now.idle_ns[i], before.idle_ns[i]));
         const char* names[] = {"run", "sched", "lag"};
         for (std::size_t h = 0; h < 3; ++h) {
             out += fmt::format(",\"{}\":[", names[h]);

@@ -339,6 +339,36 @@ TEST(RequestPathClock, SliceTimeIsWhenTheFiberGotTheCpu) {
     EXPECT_LE(off, std::chrono::steady_clock::now());
 }
 
+TEST(HubStats, BusyTimeGrowsWhileAHubNeverWaits) {
+    // A hub with always something ready never waits: its busy time was added only at its next
+    // wait, so weft_hub_busy_seconds_total stood still while the hub was saturated.
+    auto o = weft::testing::test_options();
+    o.hubs = 1;
+    o.collect_stats = true;
+    weft::Runtime rt(o);
+    std::atomic<bool> stop{false}, started{false};
+    rt.hub(0).post([&] {
+        weft::spawn("yielding", [&] {
+            started = true;
+            while (!stop.load()) weft::yield();
+        }).detach();
+    });
+    while (!started.load()) std::this_thread::sleep_for(1ms);
+    const auto& p = weft::internal::probe(rt.hub(0));
+    const std::uint64_t b0 = p.busy_ns.load();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(200ms);
+    const std::uint64_t b1 = p.busy_ns.load();
+    const auto wall = std::chrono::steady_clock::now() - t0;
+    const std::int64_t since = p.busy_since_ns.load();
+    stop = true;
+    // Most of the 200 ms (the thread may lose its CPU to others: this machine is shared).
+    EXPECT_GT(b1 - b0, static_cast<std::uint64_t>(
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count() / 4));
+    // While it runs, the start of the busy time not yet added is published.
+    EXPECT_GT(since, 0);
+}
+
 TEST(Runtime, StopCancelsParkedFibersAndJoins) {
     std::atomic<int> cancelled{0};
     {

@@ -157,6 +157,40 @@ class Events(unittest.TestCase):
             finally:
                 s.close()
 
+    def test_a_blocked_hub_is_busy_while_it_is_blocked(self):
+        # The busy time of a slice was added only as the slice ended: the page showed a hub
+        # blocked for 3.5 s as "busy 0% · idle 100%" beside its "blocked" badge, then the
+        # whole 3.5 s in the one tick after.
+        with Weft(["--plugin", u.plugin_path("demo"), "--hubs", "1"]) as w:
+            w.wait_ready()
+            s = EventStream(w.admin)
+            try:
+                _, hello = s.read_until(lambda e: e[0] == "hello", 5)
+                tick_s = hello["tick_s"]
+                s.read_until(lambda e: e[0] == "tick", 5)
+                got = []
+                t = threading.Thread(target=u.swallow_get, args=(w.http, "/block?ms=3500", got))
+                t.start()
+                start = len(s.events)
+                # Until a tick after the block that says it is over.
+                s.read_until(lambda e: e[0] == "tick" and not t.is_alive() and
+                             not e[1]["hubs"][0]["blocked"], 8)
+                t.join()
+                self.assertEqual(got, [200])
+                ticks = [e[1]["hubs"][0] for e in s.events[start:] if e[0] == "tick"]
+                blocked = [h["busy_s"] for h in ticks if h["blocked"]]
+                print("tick %.2f s; busy_s of the blocked ticks: %s; largest of all: %.2f" %
+                      (tick_s, ["%.2f" % b for b in blocked], max(h["busy_s"] for h in ticks)))
+                self.assertGreaterEqual(len(blocked), 3)
+                # Every whole tick inside the block is all busy; the first may be partly.
+                for b in blocked[1:-1]:
+                    self.assertGreater(b, 0.8 * tick_s)
+                self.assertGreater(sum(blocked), 3.5 - 2 * tick_s)
+                # And no tick takes more than its share afterwards.
+                self.assertLess(max(h["busy_s"] for h in ticks), 2 * tick_s)
+            finally:
+                s.close()
+
     def test_streams_are_bounded(self):
         with Weft(["--plugin", u.plugin_path("demo"),
                    "--set", "admin.max_event_streams=2"]) as w:

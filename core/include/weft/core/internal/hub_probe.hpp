@@ -49,8 +49,14 @@ struct HubProbe {
     /// the end of the waker's slice, whose clock read stamps it: no clock read per wakeup.
     LatencyHistogram schedule_delay;
     LatencyHistogram lag;  ///< lateness of the periodic probe timer
+    /// Wall time the hub spent running (busy_ns) and waiting with nothing to do (idle_ns),
+    /// added as each busy period ends, and every millisecond or so while a busy hub does not
+    /// wait; kept only while stats are collected. A slice that holds the hub (a blocking
+    /// handler) is added only as it ends: `busy_since_ns` (CLOCK_MONOTONIC ns, 0 while the hub
+    /// waits) is where the busy time not yet in busy_ns began, for a reader that wants it now.
     std::atomic<std::uint64_t> busy_ns{0};
     std::atomic<std::uint64_t> idle_ns{0};
+    std::atomic<std::int64_t> busy_since_ns{0};
     std::atomic<std::uint64_t> fibers_spawned{0};
     /// Patched libc calls made by this hub's fibers (internal::PatchedCall order), and how many
     /// of them had to park the fiber because the call would have blocked.
