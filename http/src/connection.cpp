@@ -942,6 +942,9 @@ void HubState::accept_loop() noexcept {
             Errc e = s.error().code;
             if (e == Errc::closed || e == Errc::cancelled) break;
             ++refused;
+            auto& counts = srv.metrics_.connections();
+            (e == Errc::too_many_files ? counts.accept_failed_no_fds : counts.accept_failed_other)
+                .fetch_add(1, std::memory_order_relaxed);
             if (e == Errc::too_many_files) {
                 // Descriptors held for this moment make room for the newcomers (the admin
                 // listener's: probes and scrapes must still be answered).
@@ -975,6 +978,7 @@ void HubState::accept_loop() noexcept {
             if (!weft::sleep_for(backoff)) break;
             continue;
         }
+        srv.metrics_.connections().accepted.fetch_add(1, std::memory_order_relaxed);
         if (refused > 0) {
             if (srv.emfile_logged_.exchange(false))
                 log->info("accepting again after {} refused accept(s)", refused);

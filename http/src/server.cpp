@@ -96,6 +96,7 @@ Result<void, std::string> Server::reload_tls() {
     // A renewal gone wrong (an old file copied back, a clock far off) must not replace a
     // certificate clients accept with one they refuse.
     if (!warning.empty() && tls_ctx_ && tls_ctx_->certificate_valid_now()) return warning;
+    tls_expires_unix_ = (*ctx)->certificate_expires_unix();
     tls_ctx_ = std::move(*ctx);
     tls_summary_ = summary;
     tls_warning_ = warning;
@@ -118,6 +119,11 @@ std::string Server::tls_summary() const {
 std::string Server::tls_warning() const {
     std::lock_guard lock(tls_mu_);
     return tls_warning_;
+}
+
+std::int64_t Server::tls_expires_unix() const {
+    std::lock_guard lock(tls_mu_);
+    return tls_expires_unix_;
 }
 
 std::shared_ptr<detail::TlsContext> Server::tls_context() const {

@@ -441,6 +441,13 @@ bool TlsContext::certificate_valid_now() const noexcept {
            X509_cmp_current_time(X509_get0_notBefore(leaf)) < 0;
 }
 
+std::int64_t TlsContext::certificate_expires_unix() const noexcept {
+    const X509* leaf = SSL_CTX_get0_certificate(static_cast<SSL_CTX*>(ctx_));
+    std::tm tm{};
+    if (!leaf || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) return 0;
+    return static_cast<std::int64_t>(::timegm(&tm));
+}
+
 TlsContext::~TlsContext() {
     sessions_.reset();  // the sessions before the context that made them
     SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));

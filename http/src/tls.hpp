@@ -54,6 +54,9 @@ class TlsContext {
     void* native() const noexcept { return ctx_; }  ///< SSL_CTX*
     /// A server context's certificate is valid now (neither expired nor not valid yet).
     bool certificate_valid_now() const noexcept;
+    /// A server context's certificate's notAfter, in seconds since the Unix epoch (0 if
+    /// unknown).
+    std::int64_t certificate_expires_unix() const noexcept;
     bool verify_peer() const noexcept { return verify_; }
 
     /// A client context's sessions to resume, by origin (bounded; expired ones are dropped).

@@ -120,6 +120,13 @@ http::Response readyz(AdminState& st) {
                                             " s\"}\n",
                                         503);
     }
+    // Newcomers wait in the kernel's backlog, unserved, while the process is out of file
+    // descriptors: out of the load balancer until connections are accepted again.
+    if (st.server && st.server->out_of_descriptors())
+        return http::Response::json(
+            "{\"ready\":false,\"reason\":\"out of file descriptors: new connections are not "
+            "accepted\"}\n",
+            503);
     return http::Response::json("{\"ready\":true}\n", 200);
 }
 

@@ -13,6 +13,7 @@
 #include "protection.hpp"
 #include "weft/core/runtime.hpp"
 #include "weft/http/router.hpp"
+#include "weft/http/server.hpp"
 #include "weft/monitor/metrics.hpp"
 #include "weft/monitor/watchdog.hpp"
 
@@ -25,6 +26,8 @@ struct AdminState {
     monitor::Registry* registry = nullptr;
     monitor::Watchdog* watchdog = nullptr;
     Runtime* workers = nullptr;
+    /// The data port's server: /readyz fails while it cannot accept (out of descriptors).
+    const http::Server* server = nullptr;
     std::atomic<bool> ready{false};     ///< listeners bound, plugins initialized
     std::atomic<bool> draining{false};  ///< a drain has begun
     std::string config_json;

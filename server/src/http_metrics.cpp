@@ -92,6 +92,27 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
             {{{"reason", "slow_head"}},
              static_cast<double>(c.reclaimed_slow_head.load(std::memory_order_relaxed))});
         out.push_back(std::move(reclaimed));
+        monitor::MetricFamily accepted;
+        accepted.name = "weft_http_connections_accepted_total";
+        accepted.help = "HTTP connections accepted (nginx's accepts).";
+        accepted.type = monitor::MetricType::counter;
+        accepted.samples.push_back(
+            {{}, static_cast<double>(c.accepted.load(std::memory_order_relaxed))});
+        out.push_back(std::move(accepted));
+        monitor::MetricFamily accept_errors;
+        accept_errors.name = "weft_http_accept_errors_total";
+        accept_errors.help =
+            "Accepts that failed, by reason: no_descriptors (the process is out of file "
+            "descriptors, EMFILE or ENFILE: newcomers wait in the kernel's backlog and /readyz "
+            "fails until one is accepted again) or other.";
+        accept_errors.type = monitor::MetricType::counter;
+        accept_errors.samples.push_back(
+            {{{"reason", "no_descriptors"}},
+             static_cast<double>(c.accept_failed_no_fds.load(std::memory_order_relaxed))});
+        accept_errors.samples.push_back(
+            {{{"reason", "other"}},
+             static_cast<double>(c.accept_failed_other.load(std::memory_order_relaxed))});
+        out.push_back(std::move(accept_errors));
 
         auto load = [](const std::atomic<std::uint64_t>& a) {
             return static_cast<double>(a.load(std::memory_order_relaxed));
@@ -140,6 +161,17 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         hf.samples.push_back({{{"reason", "closed"}}, load(c.tls_failed_closed)});
         hf.samples.push_back({{{"reason", "protocol"}}, load(c.tls_failed_protocol)});
         out.push_back(std::move(hf));
+        if (server.tls()) {
+            monitor::MetricFamily exp;
+            exp.name = "weft_tls_certificate_expiration_timestamp_seconds";
+            exp.help =
+                "When the HTTPS listener's certificate in use expires (its notAfter), in seconds "
+                "since the Unix epoch: alert on it minus time() (SIGHUP loads a renewed one).";
+            exp.unit = "seconds";
+            exp.type = monitor::MetricType::gauge;
+            exp.samples.push_back({{}, static_cast<double>(server.tls_expires_unix())});
+            out.push_back(std::move(exp));
+        }
 
         monitor::MetricFamily bodies;
         bodies.name = "weft_http_request_body_bytes";

@@ -648,6 +648,7 @@ int main(int argc, char** argv) {
     admin.registry = &registry;
     admin.watchdog = watchdog.get();
     admin.workers = workers.get();
+    admin.server = server.get();
     admin.config_json = weft::config::to_json(schema, cfg, loaded);
     admin.debug_endpoints = cfg.admin.debug_endpoints;
     admin.hubblock = cfg.monitor.enabled ? &hubblock : nullptr;

@@ -40,6 +40,8 @@ SCALARS = {
     "weft_http_connections",
     "weft_http_connections_limit",
     "weft_http_connections_reclaimed_total",
+    "weft_http_connections_accepted_total",
+    "weft_http_accept_errors_total",
     "weft_http_request_body_bytes",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",

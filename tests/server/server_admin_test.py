@@ -54,6 +54,8 @@ HUB_FAMILIES = [
     ("weft_http_connections", "gauge"),
     ("weft_http_connections_limit", "gauge"),
     ("weft_http_connections_reclaimed_total", "counter"),
+    ("weft_http_connections_accepted_total", "counter"),
+    ("weft_http_accept_errors_total", "counter"),
     ("weft_http_request_body_bytes", "gauge"),
 ]
 

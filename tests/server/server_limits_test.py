@@ -198,10 +198,12 @@ class Limits(unittest.TestCase):
                 w.wait_ready()
                 held = exhaust(w)
                 try:
-                    answers = []
-                    for path in ("/healthz", "/metrics", "/healthz"):
+                    answers, bodies = [], []
+                    for path in ("/healthz", "/metrics", "/readyz"):
                         try:
-                            answers.append(get(w.admin, path, timeout=2.0)[0])
+                            status, _, body = get(w.admin, path, timeout=2.0)
+                            answers.append(status)
+                            bodies.append(body.decode())
                         except (OSError, u.http.client.HTTPException):
                             answers.append(None)
                     print("reserved_fds=%d: %d connections held, admin answered %s" %
@@ -210,7 +212,13 @@ class Limits(unittest.TestCase):
                         # What it was: admin cannot accept while the descriptors are gone.
                         self.assertEqual(answers, [None, None, None])
                     else:
-                        self.assertEqual(answers, [200, 200, 200])
+                        # Alive, scraped, and out of the load balancer while newcomers wait.
+                        self.assertEqual(answers, [200, 200, 503])
+                        self.assertIn("out of file descriptors", bodies[2])
+                        self.assertGreater(metric(bodies[1], "weft_http_accept_errors_total",
+                                                  reason="no_descriptors"), 0)
+                        self.assertEqual(metric(bodies[1], "weft_http_connections_accepted_total"),
+                                         len(held))
                         self.assertIn("gave up its 4 reserved descriptor(s) to accept",
                                       w.stderr())
                 finally:
@@ -222,6 +230,7 @@ class Limits(unittest.TestCase):
                     try:
                         self.assertEqual(get(w.http, "/", timeout=2.0)[0], 200)
                         self.assertEqual(get(w.admin, "/healthz", timeout=2.0)[0], 200)
+                        self.assertEqual(get(w.admin, "/readyz", timeout=2.0)[0], 200)
                         break
                     except (OSError, u.http.client.HTTPException):
                         if time.monotonic() > deadline:

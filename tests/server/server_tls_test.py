@@ -83,6 +83,11 @@ class Tls(unittest.TestCase):
             status, body, cert = https_get(w.http, "/sleep?ms=1", self.ca.cert)
             self.assertEqual(status, 200)
             self.assertIn((("commonName", "localhost"),), cert["subject"])
+            # Its expiry, for an alert before it comes.
+            m = re.search(r"(?m)^weft_tls_certificate_expiration_timestamp_seconds (\S+)$",
+                          get(w.admin, "/metrics")[2].decode())
+            self.assertIsNotNone(m)
+            self.assertEqual(float(m.group(1)), ssl.cert_time_to_seconds(cert["notAfter"]))
 
     def test_clients_refuse_expired_and_wrong_host_certificates(self):
         for cert, curl_says, py_says in (

@@ -39,6 +39,11 @@ struct ConnectionCounters {
     std::atomic<std::uint64_t> reclaimed_idle{0};
     /// ...and ones whose request head had been arriving for long (a quarter of header_timeout).
     std::atomic<std::uint64_t> reclaimed_slow_head{0};
+    /// Connections accepted, and accepts that failed: for want of a file descriptor (EMFILE,
+    /// ENFILE: newcomers wait in the kernel's backlog until some close), or for another reason.
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> accept_failed_no_fds{0};
+    std::atomic<std::uint64_t> accept_failed_other{0};
     /// Bytes of request bodies held in memory now (see ServerOptions::max_buffered_body_bytes).
     std::atomic<std::size_t> body_bytes{0};
     /// The most body_bytes reached since a reader last reset it (the weft server, to give freed

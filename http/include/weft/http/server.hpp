@@ -68,6 +68,11 @@ class Server {
         return live_connections_.load(std::memory_order_relaxed);
     }
     bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+    /// Accepting has been failing for want of file descriptors (EMFILE) since the last
+    /// connection accepted: newcomers wait in the kernel's backlog.
+    bool out_of_descriptors() const noexcept {
+        return emfile_logged_.load(std::memory_order_relaxed);
+    }
 
     /// Request metrics (read from any thread).
     const RequestMetrics& metrics() const noexcept { return metrics_; }
@@ -81,6 +86,8 @@ class Server {
     /// What is wrong with the certificate in use although it loaded (it expired, or is not
     /// valid yet), "" when nothing is.
     std::string tls_warning() const;
+    /// When the certificate in use expires, in seconds since the Unix epoch (0 without TLS).
+    std::int64_t tls_expires_unix() const;
     /// Reads tls_cert and tls_key again: new connections use them, open ones keep theirs.
     /// On an error the ones in use stay, and the message names the file and the reason; so
     /// they do when the new certificate has expired or is not valid yet and the one in use is
@@ -132,6 +139,7 @@ class Server {
     std::shared_ptr<detail::TlsContext> tls_ctx_;
     std::string tls_summary_;
     std::string tls_warning_;
+    std::int64_t tls_expires_unix_ = 0;
 };
 
 }  // namespace weft::http
