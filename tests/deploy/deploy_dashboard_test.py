@@ -45,7 +45,7 @@ def main():
 
     used = mn.used_names()
     for name, where in sorted(used.items()):
-        if name not in mn.PROMISED and name not in mn.FROM_PROMETHEUS:
+        if name not in mn.PROMISED | mn.HTTPS_ONLY and name not in mn.FROM_PROMETHEUS:
             problems.append(f"{name} (queried by {', '.join(where)}) is not a metric Weft exports")
 
     for p in problems:

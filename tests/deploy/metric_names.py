@@ -46,9 +46,12 @@ SCALARS = {
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
+    "process_max_fds",
     "process_start_time_seconds",
 }
 PROMISED = SCALARS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
+# Promised too, but only by a server that speaks HTTPS (the deploy scrape's does not).
+HTTPS_ONLY = {"weft_tls_certificate_expiration_timestamp_seconds"}
 
 # Words of PromQL that look like metric names but are not (aggregations may be followed by
 # `by (...)` rather than by their parenthesis).
