@@ -176,7 +176,9 @@ void event_stream(AdminState& st, http::ResponseStream& out) {
     // The sampler's history first: the heatmaps start with the last minutes filled in.
     std::uint64_t tick_seq = 0;
     auto next_fibers = std::chrono::steady_clock::now();
-    for (;;) {
+    // Until the server stops: then the stream ends as a response does (its last chunk), not
+    // cut off with the connection.
+    while (!st.stopping.load(std::memory_order_relaxed)) {
         std::string batch;
         for (auto& e : st.ticks.after(tick_seq)) {
             batch += sse(e.name, e.data);

@@ -844,8 +844,13 @@ int main(int argc, char** argv) {
         collectors.clear();
         if (admin_server) {
             weft::server::shutdown_step("stopping the admin listener");
-            admin_server->stop();
-            admin_server->wait(std::chrono::seconds(2));
+            // Live-page streams end by themselves within a poll (they look at admin.stopping),
+            // with their last chunk; what is left after that is cut.
+            admin_server->drain();
+            if (!admin_server->wait(std::chrono::milliseconds(500))) {
+                admin_server->stop();
+                admin_server->wait(std::chrono::seconds(2));
+            }
             admin_server.reset();
             admin_rt.reset();
         }

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -190,6 +191,27 @@ class Events(unittest.TestCase):
                 self.assertLess(max(h["busy_s"] for h in ticks), 2 * tick_s)
             finally:
                 s.close()
+
+    def test_a_stream_ends_whole_when_the_server_stops(self):
+        # The stream was cut with the connection at shutdown: curl said "transfer closed with
+        # outstanding read data remaining" (exit 18), with no last chunk.
+        with Weft(["--plugin", u.plugin_path("demo")]) as w:
+            w.wait_ready()
+            s = EventStream(w.admin)
+            try:
+                s.read_until(lambda e: e[0] == "tick", 5)
+                w.signal(signal.SIGTERM)
+                rest = b""
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    chunk = s.resp.fp.read1(65536)
+                    if not chunk:
+                        break
+                    rest += chunk
+                self.assertTrue(rest.endswith(b"\r\n0\r\n\r\n"), rest[-200:])
+            finally:
+                s.close()
+            self.assertEqual(w.wait(15), 0)
 
     def test_streams_are_bounded(self):
         with Weft(["--plugin", u.plugin_path("demo"),
