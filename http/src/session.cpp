@@ -508,7 +508,17 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
     Request& req = *s.req;
     if (s.error_status != 0) {
         const std::uint64_t bytes = append_error(req, s.error_status, s.error_reason);
-        answered(s, s.error_status, 0, {}, bytes);
+        // A request refused once its head was read whole (413 for its announced body, 400 for
+        // a bad field) counts under the route it asked for: per-route dashboards show their
+        // refusals too. (Before that, the target is not parsed yet: no route.)
+        Router::Match m{};
+        if (!req.path().empty() && req.path().front() == '/' &&
+            path_form(req.path()) == PathForm::plain) {
+            m = ctx_.router->match(req.method(), req.method_name(), req.path(), raw_params_);
+            if (m.status == 404) m = Router::Match{};
+            RequestAccess::set_route(req, m.route);
+        }
+        answered(s, s.error_status, m.route_id, m.route, bytes);
         closing_ = true;
         return;
     }

@@ -627,6 +627,40 @@ TEST(HttpSession, ContinueNotSentWhenBodyTooLarge) {
     EXPECT_EQ(rs[0].status, 413);
 }
 
+// A request refused by a limit once its head was read counts under the route it asked for
+// (per-route dashboards show their refusals); one for no route, or whose head was not read
+// whole (too many fields, a target too long), under none.
+TEST(HttpSession, RefusalsByALimitKeepTheirRoute) {
+    struct Case {
+        const char* request;
+        int status;
+        const char* route;
+    };
+    const std::string many_fields = [] {
+        std::string f;
+        for (int i = 0; i < 120; ++i)
+            f += "X-F" + std::to_string(i) + ": 1\r\n";
+        return f;
+    }();
+    const std::string fields_request = "GET /users/7 HTTP/1.1\r\nHost: h\r\n" + many_fields + "\r\n";
+    const std::string long_target = "GET /users/" + std::string(9000, 'x') + " HTTP/1.1\r\n\r\n";
+    const Case cases[] = {
+        {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413, "/echo"},
+        {"POST /nope HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413, ""},
+        {fields_request.c_str(), 431, ""},
+        {long_target.c_str(), 414, ""},
+    };
+    for (const Case& c : cases) {
+        Harness h;
+        h.opts.max_body_bytes = 10;
+        h.build();
+        EXPECT_EQ(h.feed(c.request), Step::Kind::close) << c.status;
+        ASSERT_EQ(h.log.size(), 1u) << c.status;
+        EXPECT_EQ(h.log[0].status, c.status);
+        EXPECT_EQ(h.log[0].route, std::string_view(c.route)) << c.status;
+    }
+}
+
 // A request that waits for "100 Continue" and that no route takes gets its 404 or 405 at once
 // (no invitation to upload a body that would be thrown away), then the connection closes,
 // lingering for the body that may come all the same.
