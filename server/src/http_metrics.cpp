@@ -2,14 +2,17 @@
 #include "http_metrics.hpp"
 
 #include <algorithm>
+#include <map>
 #include <string>
+#include <tuple>
 
 #include "weft/http/client.hpp"
 
 namespace weft::server {
 
-monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const http::Server& server) {
-    return registry.add_collector([&server](std::vector<monitor::MetricFamily>& out) {
+monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const http::Server& server,
+                                          HttpMetricsOptions options) {
+    return registry.add_collector([&server, options](std::vector<monitor::MetricFamily>& out) {
         const http::RequestMetrics& metrics = server.metrics();
         auto bounds = monitor::latency_buckets_seconds();
         monitor::MetricFamily dur;
@@ -17,12 +20,27 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         dur.help = "Duration of HTTP server requests, by method, status and route template.";
         dur.unit = "seconds";
         dur.type = monitor::MetricType::histogram;
+        // Without the hub label, the hubs' series of one method, status and route add up.
+        std::map<std::tuple<std::string_view, int, std::string_view>, std::size_t> merged;
         metrics.for_each_series([&](const http::RequestSeries& s) {
+            if (!options.by_hub) {
+                auto [it, fresh] =
+                    merged.try_emplace({s.method, s.status, s.route}, dur.histograms.size());
+                if (!fresh) {
+                    auto& h = dur.histograms[it->second];
+                    for (std::size_t i = 0; i < h.counts.size(); ++i)
+                        h.counts[i] += s.duration->buckets[i].load(std::memory_order_relaxed);
+                    h.sum +=
+                        static_cast<double>(s.duration->sum_ns.load(std::memory_order_relaxed)) /
+                        1e9;
+                    return;
+                }
+            }
             monitor::MetricFamily::HistogramSample h;
             h.labels = {{"http_request_method", std::string(s.method)},
                         {"http_response_status_code", std::to_string(s.status)},
-                        {"http_route", std::string(s.route)},
-                        {"hub", std::to_string(s.hub)}};
+                        {"http_route", std::string(s.route)}};
+            if (options.by_hub) h.labels.push_back({"hub", std::to_string(s.hub)});
             h.bounds.assign(bounds.begin(), bounds.end());
             h.counts.reserve(LatencyHistogram::kBuckets);
             for (const auto& b : s.duration->buckets)
@@ -36,7 +54,18 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         active.name = "http_server_active_requests";
         active.help = "HTTP server requests being handled now.";
         active.type = monitor::MetricType::gauge;
+        std::map<std::string_view, std::size_t> by_method;
         metrics.for_each_active([&](unsigned hub, std::string_view method, std::int64_t v) {
+            if (!options.by_hub) {
+                auto [it, fresh] = by_method.try_emplace(method, active.samples.size());
+                if (!fresh) {
+                    active.samples[it->second].value += static_cast<double>(v);
+                    return;
+                }
+                active.samples.push_back(
+                    {{{"http_request_method", std::string(method)}}, static_cast<double>(v)});
+                return;
+            }
             active.samples.push_back(
                 {{{"http_request_method", std::string(method)}, {"hub", std::to_string(hub)}},
                  static_cast<double>(v)});

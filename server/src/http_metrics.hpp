@@ -9,6 +9,13 @@
 
 namespace weft::server {
 
+struct HttpMetricsOptions {
+    /// Label http_server_request_duration_seconds and http_server_active_requests with the hub
+    /// that served each request: a series per hub, so their number grows with the cores. Off:
+    /// summed over the hubs as they are scraped (the weft_hub_* families stay per hub).
+    bool by_hub = false;
+};
+
 /// Registers a collector reading `metrics` at scrape time; `metrics` must outlive the handle.
 /// http_client_request_duration_seconds and weft_http_client_connections{state}: every
 /// weft::http::Client of the process, the connections of each of the `hubs` serving hubs
@@ -20,6 +27,7 @@ namespace weft::server {
 /// beside weft_http_connections_limit (max_connections) among them. `server` must outlive the
 /// handle.
 [[nodiscard]] monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
-                                                        const http::Server& server);
+                                                        const http::Server& server,
+                                                        HttpMetricsOptions options = {});
 
 }  // namespace weft::server

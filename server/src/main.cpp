@@ -618,7 +618,7 @@ int main(int argc, char** argv) {
     collectors.push_back(weft::monitor::add_process_metrics(registry));
     collectors.push_back(weft::monitor::add_build_info(registry));
     collectors.push_back(watchdog->add_metrics(registry));
-    collectors.push_back(weft::server::add_http_metrics(registry, *server));
+    collectors.push_back(weft::server::add_http_metrics(registry, *server, cfg.http_metrics));
     collectors.push_back(weft::server::add_http_client_metrics(registry, workers->hub_count()));
     collectors.push_back(protection.add_metrics(registry));
     if (access_log)

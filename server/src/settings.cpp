@@ -381,6 +381,9 @@ config::Schema<Settings> build() {
         [](auto& o) -> auto& { return o.monitor.print_blocking_reports; }, boolean(),
         "log each blocking report")
         .with_env_alias("WEFT_MONITOR_PRINT_BLOCKING_REPORTS");
+    s.bind("monitor", "request_metrics_by_hub",
+        [](auto& o) -> auto& { return o.http_metrics.by_hub; }, boolean(),
+        "label the request metrics with the hub that served (a series per hub)");
     s.bind("monitor", "memory_max", [](auto& o) -> auto& { return o.monitor.memory_max; },
         size(0, kNoLimit), "resident memory limit of the memory monitor; 0: off");
     s.bind("monitor", "memory_period", [](auto& o) -> auto& { return o.monitor.memory_period; },

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "http_metrics.hpp"
 #include "protection.hpp"
 #include "weft/config/load.hpp"
 #include "weft/config/schema.hpp"
@@ -81,6 +82,7 @@ struct Settings {
     http::ServerOptions http;
     AdminOptions admin;
     monitor::MonitorSettings monitor;
+    HttpMetricsOptions http_metrics;
     LogOptions log;
     /// weft::http::default_client(): what plugins' outbound calls use.
     http::ClientOptions client;

@@ -190,6 +190,41 @@ class Admin(unittest.TestCase):
         self.assertRegex(text, r"(?m)^hello_greetings_total [2-9]")
         self.assertIn("# TYPE hello_ticks_total counter", text)
 
+    def test_request_metrics_are_summed_over_hubs_unless_asked(self):
+        # A series per hub multiplied the request metrics by the cores (a 64-core machine: tens
+        # of thousands of series per pod). They are summed over the hubs unless
+        # monitor.request_metrics_by_hub asks for the hub label.
+        def requests_and_scrape(w, n):
+            for _ in range(n):  # fresh connections: the kernel spreads them over both hubs
+                self.assertEqual(get(w.http, "/")[0], 200)
+            return u.poll(lambda: (lambda t: t if sum(
+                v for _, v in samples(t, "http_server_request_duration_seconds_count")) >= n
+                else None)(get(w.admin, "/metrics")[2].decode()), 5, what="the requests counted")
+
+        text = requests_and_scrape(self.w, 40)
+        counts = samples(text, "http_server_request_duration_seconds_count")
+        self.assertTrue(counts)
+        for labels, _ in counts + samples(text, "http_server_active_requests"):
+            self.assertNotIn("hub", labels)
+        # One series per method, status and route: GET / 200 is one line.
+        self.assertEqual(len([1 for lab, _ in counts if (lab["http_route"], lab[
+            "http_response_status_code"], lab["http_request_method"]) == ("/", "200", "GET")]), 1)
+        self.assertEqual(len(samples(text, "http_server_active_requests")),
+                         len({lab["http_request_method"] for lab, _ in
+                              samples(text, "http_server_active_requests")}))
+
+        with Weft(["--hubs", "2", "--set", "monitor.request_metrics_by_hub=true"]) as w:
+            w.wait_ready()
+            text = requests_and_scrape(w, 40)
+            hubs = {lab.get("hub") for lab, _ in
+                    samples(text, "http_server_request_duration_seconds_count")}
+            self.assertEqual(hubs, {"0", "1"})
+            self.assertEqual({lab.get("hub") for lab, _ in
+                              samples(text, "http_server_active_requests")}, {"0", "1"})
+            code, out = promtool(text)
+            self.assertEqual(code, 0, out)
+            self.assertEqual(w.stop(), 0)
+
     def test_openmetrics_on_request(self):
         status, headers, body = get(self.w.admin, "/metrics", headers={
             "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})

@@ -508,6 +508,7 @@ TEST(SettingsEnvironment, EveryKeyHasARegularVariable) {
         {"WEFT_MONITOR_ENABLED", "no"},
         {"WEFT_MONITOR_MAX_BLOCKING_TIME", "50ms"},
         {"WEFT_MONITOR_PRINT_BLOCKING_REPORTS", "0"},
+        {"WEFT_MONITOR_REQUEST_METRICS_BY_HUB", "yes"},
         {"WEFT_MONITOR_MEMORY_MAX", "1GiB"},
         {"WEFT_MONITOR_MEMORY_PERIOD", "2s"},
         {"WEFT_MONITOR_TRACK_FIBER_TREE", "false"},
