@@ -423,7 +423,9 @@ spdlog::level::level_enum to_spdlog(LogLevel l) {
 
 std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
     if (json) return std::make_unique<JsonFormatter>();
-    return std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v");
+    // Local time with its offset from UTC: unambiguous across zones and DST changes (the JSON
+    // log's time is UTC).
+    return std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e %z] [%n] [%l] %v");
 }
 
 }  // namespace

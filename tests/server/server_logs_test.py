@@ -412,8 +412,12 @@ class AccessLogFile(unittest.TestCase):
 
 class Sigusr1(unittest.TestCase):
     def test_sigusr1_logs_every_hubs_fibers(self):
-        with Weft(["--hubs", "2"]) as w:
+        # A zone 5 hours west of UTC, spelled the POSIX way (no tzdata needed).
+        with Weft(["--hubs", "2"], env=dict(os.environ, TZ="WFT+5")) as w:
             w.wait_ready()
+            # Local time with its offset.
+            self.assertRegex(w.stderr(), r"(?m)^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} "
+                             r"-05:00\] \[weft\] \[info\] ")
             mark = len(w.stderr())
             w.signal(signal.SIGUSR1)
             w.wait_for_log(r"run info of every hub", after=mark)
