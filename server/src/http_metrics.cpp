@@ -163,45 +163,6 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         wsm.samples.push_back({{{"direction", "out"}}, static_cast<double>(ws.messages_out)});
         out.push_back(std::move(wsm));
 
-        monitor::MetricFamily hs;
-        hs.name = "weft_tls_handshakes_total";
-        hs.help = "TLS handshakes completed on the HTTPS listener.";
-        hs.type = monitor::MetricType::counter;
-        hs.samples.push_back({{}, load(c.tls_handshakes)});
-        out.push_back(std::move(hs));
-        monitor::MetricFamily hr;
-        hr.name = "weft_tls_resumed_handshakes_total";
-        hr.help =
-            "Of weft_tls_handshakes_total, those that resumed an earlier session (a session "
-            "ticket or the server's session cache), with no certificate exchange.";
-        hr.type = monitor::MetricType::counter;
-        hr.samples.push_back({{}, load(c.tls_resumed)});
-        out.push_back(std::move(hr));
-        monitor::MetricFamily hf;
-        hf.name = "weft_tls_handshake_failures_total";
-        hf.help =
-            "TLS handshakes that failed, by reason: plain_http (plain HTTP sent to the HTTPS "
-            "port), timeout (not done within header_timeout), closed (the client went away), "
-            "protocol (no common version or cipher, a bad record, an alert from the client). A "
-            "connection that sends nothing (a browser's unused preconnection) is not counted.";
-        hf.type = monitor::MetricType::counter;
-        hf.samples.push_back({{{"reason", "plain_http"}}, load(c.tls_failed_plain_http)});
-        hf.samples.push_back({{{"reason", "timeout"}}, load(c.tls_failed_timeout)});
-        hf.samples.push_back({{{"reason", "closed"}}, load(c.tls_failed_closed)});
-        hf.samples.push_back({{{"reason", "protocol"}}, load(c.tls_failed_protocol)});
-        out.push_back(std::move(hf));
-        if (server.tls()) {
-            monitor::MetricFamily exp;
-            exp.name = "weft_tls_certificate_expiration_timestamp_seconds";
-            exp.help =
-                "When the HTTPS listener's certificate in use expires (its notAfter), in seconds "
-                "since the Unix epoch: alert on it minus time() (SIGHUP loads a renewed one).";
-            exp.unit = "seconds";
-            exp.type = monitor::MetricType::gauge;
-            exp.samples.push_back({{}, static_cast<double>(server.tls_expires_unix())});
-            out.push_back(std::move(exp));
-        }
-
         monitor::MetricFamily bodies;
         bodies.name = "weft_http_request_body_bytes";
         bodies.help =
@@ -211,6 +172,59 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         bodies.samples.push_back(
             {{}, static_cast<double>(c.body_bytes.load(std::memory_order_relaxed))});
         out.push_back(std::move(bodies));
+    });
+}
+
+monitor::CollectorHandle add_tls_metrics(monitor::Registry& registry,
+                                         std::vector<TlsListener> listeners) {
+    return registry.add_collector([listeners = std::move(listeners)](
+                                      std::vector<monitor::MetricFamily>& out) {
+        auto load = [](const std::atomic<std::uint64_t>& a) {
+            return static_cast<double>(a.load(std::memory_order_relaxed));
+        };
+        monitor::MetricFamily hs;
+        hs.name = "weft_tls_handshakes_total";
+        hs.help = "TLS handshakes completed, by listener (server: the data port; admin).";
+        hs.type = monitor::MetricType::counter;
+        monitor::MetricFamily hr;
+        hr.name = "weft_tls_resumed_handshakes_total";
+        hr.help =
+            "Of weft_tls_handshakes_total, those that resumed an earlier session (a session "
+            "ticket or the server's session cache), with no certificate exchange.";
+        hr.type = monitor::MetricType::counter;
+        monitor::MetricFamily hf;
+        hf.name = "weft_tls_handshake_failures_total";
+        hf.help =
+            "TLS handshakes that failed, by listener and reason: plain_http (plain HTTP sent to "
+            "the HTTPS port), timeout (not done within header_timeout), closed (the client went "
+            "away), protocol (no common version or cipher, a bad record, an alert from the "
+            "client). A connection that sends nothing (a browser's unused preconnection) is not "
+            "counted.";
+        hf.type = monitor::MetricType::counter;
+        monitor::MetricFamily exp;
+        exp.name = "weft_tls_certificate_expiration_timestamp_seconds";
+        exp.help =
+            "When the certificate a listener serves expires (its notAfter), in seconds since the "
+            "Unix epoch: alert on it minus time() (SIGHUP loads a renewed one).";
+        exp.unit = "seconds";
+        exp.type = monitor::MetricType::gauge;
+        for (const TlsListener& l : listeners) {
+            const http::ConnectionCounters& c = l.server->metrics().connections();
+            const monitor::LabelSet ll{{"listener", l.name}};
+            hs.samples.push_back({ll, load(c.tls_handshakes)});
+            hr.samples.push_back({ll, load(c.tls_resumed)});
+            for (auto [reason, n] : {std::pair{"plain_http", &c.tls_failed_plain_http},
+                                     std::pair{"timeout", &c.tls_failed_timeout},
+                                     std::pair{"closed", &c.tls_failed_closed},
+                                     std::pair{"protocol", &c.tls_failed_protocol}})
+                hf.samples.push_back({{{"listener", l.name}, {"reason", reason}}, load(*n)});
+            if (l.server->tls())
+                exp.samples.push_back({ll, static_cast<double>(l.server->tls_expires_unix())});
+        }
+        out.push_back(std::move(hs));
+        out.push_back(std::move(hr));
+        out.push_back(std::move(hf));
+        if (!exp.samples.empty()) out.push_back(std::move(exp));
     });
 }
 

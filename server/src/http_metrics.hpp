@@ -3,6 +3,9 @@
 // label names and the route template (never the raw path).
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "weft/http/metrics.hpp"
 #include "weft/http/server.hpp"
 #include "weft/monitor/metrics.hpp"
@@ -26,6 +29,16 @@ struct HttpMetricsOptions {
 /// The same for `server`'s request and connection metrics: weft_http_connections (open now)
 /// beside weft_http_connections_limit (max_connections) among them. `server` must outlive the
 /// handle.
+/// weft_tls_*: the TLS handshakes of each listener (its counters, zeros included, whether it
+/// speaks TLS or not) and the expiry of the certificate of those that do, labelled listener=
+/// `name`. The servers must outlive the handle.
+struct TlsListener {
+    std::string name;  ///< "server", "admin"
+    const http::Server* server = nullptr;
+};
+[[nodiscard]] monitor::CollectorHandle add_tls_metrics(monitor::Registry& registry,
+                                                       std::vector<TlsListener> listeners);
+
 [[nodiscard]] monitor::CollectorHandle add_http_metrics(monitor::Registry& registry,
                                                         const http::Server& server,
                                                         HttpMetricsOptions options = {});

@@ -724,6 +724,11 @@ int main(int argc, char** argv) {
         }
     }
 
+    {
+        std::vector<weft::server::TlsListener> tls{{"server", server.get()}};
+        if (admin_server) tls.push_back({"admin", admin_server.get()});
+        collectors.push_back(weft::server::add_tls_metrics(registry, std::move(tls)));
+    }
     plugins.start_background(*workers);
     protection.start();
     admin.ready.store(true);

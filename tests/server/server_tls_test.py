@@ -84,7 +84,8 @@ class Tls(unittest.TestCase):
             self.assertEqual(status, 200)
             self.assertIn((("commonName", "localhost"),), cert["subject"])
             # Its expiry, for an alert before it comes.
-            m = re.search(r"(?m)^weft_tls_certificate_expiration_timestamp_seconds (\S+)$",
+            m = re.search(r'(?m)^weft_tls_certificate_expiration_timestamp_seconds'
+                          r'\{listener="server"\} (\S+)$',
                           get(w.admin, "/metrics")[2].decode())
             self.assertIsNotNone(m)
             self.assertEqual(float(m.group(1)), ssl.cert_time_to_seconds(cert["notAfter"]))
@@ -105,7 +106,8 @@ class Tls(unittest.TestCase):
                 # The client's refusal is a handshake failure on our side: counted, and not a
                 # warning in the log.
                 u.poll(lambda: re.search(
-                    r'weft_tls_handshake_failures_total\{reason="protocol"\} [1-9]',
+                    r'weft_tls_handshake_failures_total\{listener="server",reason="protocol"\} '
+                    r'[1-9]',
                     get(w.admin, "/metrics")[2].decode()), 5, what="the failure counted")
                 self.assertNotRegex(w.stderr(), r"\[(warning|error)\].*(TLS|handshake)")
 
@@ -118,7 +120,8 @@ class Tls(unittest.TestCase):
             self.assertEqual(status, 400)
             self.assertIn(b"plain HTTP request was sent to an HTTPS port", body)
             text = get(w.admin, "/metrics")[2].decode()
-            self.assertIn('weft_tls_handshake_failures_total{reason="plain_http"} 1', text)
+            self.assertIn(
+                'weft_tls_handshake_failures_total{listener="server",reason="plain_http"} 1', text)
             self.assertEqual(w.stop(), 0)
         # Logged as nginx logs it: the request line as it came, 400, the answer's body size.
         with open(log) as f:
@@ -282,7 +285,14 @@ class Tls(unittest.TestCase):
             status, body, cert = https_get(admin, "/healthz", self.ca.cert)
             self.assertEqual(status, 200)
             status, body, _ = https_get(admin, "/metrics", self.ca.cert)
-            self.assertIn(b"weft_tls_handshakes_total", body)
+            # The admin listener's handshakes count too (two so far), and its certificate's
+            # expiry is there; the data port speaks no TLS and has no expiry.
+            text = body.decode()
+            self.assertIn('weft_tls_handshakes_total{listener="admin"} 2', text)
+            self.assertIn('weft_tls_handshakes_total{listener="server"} 0', text)
+            self.assertRegex(text, r'weft_tls_certificate_expiration_timestamp_seconds'
+                                   r'\{listener="admin"\} \d')
+            self.assertNotIn('timestamp_seconds{listener="server"}', text)
 
     def test_configuration_mistakes_are_refused(self):
         r = u.run_weft(["--check-config", "--set", "server.tls_cert=" + self.good.cert])
