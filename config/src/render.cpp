@@ -178,6 +178,7 @@ std::string render_effective(const SchemaBase& schema, const void* root, const L
 std::string to_json(const SchemaBase& schema, const void* root, const Loaded& loaded,
                     bool with_sources) {
     std::vector<std::pair<std::string, std::string>> sources;
+    std::vector<std::pair<std::string, std::string>> shown;  // as --print-config writes them
     std::string out = "{\n";
     bool first_section = true;
     for (const auto& section : schema.sections()) {
@@ -191,6 +192,7 @@ std::string to_json(const SchemaBase& schema, const void* root, const Loaded& lo
             first = false;
             out += "    \"" + k.name + "\": " + k.json(root);
             sources.emplace_back(k.dotted(), loaded.sources.of(k.dotted()).to_string());
+            if (with_sources) shown.emplace_back(k.dotted(), k.toml(root));
         }
     }
     out += first_section ? "  \"plugins\": [" : "\n  },\n  \"plugins\": [";
@@ -213,6 +215,14 @@ std::string to_json(const SchemaBase& schema, const void* root, const Loaded& lo
         for (std::size_t i = 0; i < sources.size(); ++i) {
             out += i ? ",\n    " : "\n    ";
             out += json_quote(sources[i].first) + ": " + json_quote(sources[i].second);
+        }
+        out += "\n  }";
+        // The values as TOML writes them ("10s", "64KiB", "auto"), for people: the numbers
+        // above (seconds, bytes, 0 for automatic) are for programs.
+        out += ",\n  \"shown\": {";
+        for (std::size_t i = 0; i < shown.size(); ++i) {
+            out += i ? ",\n    " : "\n    ";
+            out += json_quote(shown[i].first) + ": " + json_quote(shown[i].second);
         }
         out += "\n  }";
     }

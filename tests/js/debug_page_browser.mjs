@@ -86,6 +86,12 @@ try {
   check(drawn.every((c) => /^hub \d+ /.test(c.label)), "each heatmap has an accessible label");
   const rows = await page.locator("#config tr").count();
   check(rows > 40, "configuration rows with sources: " + rows);
+  const stackRow = await page.locator("#config tr", { hasText: "runtime.stack_size" })
+    .locator("td").first().textContent();
+  const timeoutRow = await page.locator("#config tr", { hasText: "server.header_timeout" })
+    .locator("td").first().textContent();
+  check(stackRow === '"auto"' && timeoutRow === '"10s"',
+        "values as --print-config writes them: " + stackRow + ", " + timeoutRow);
   const plugins = await page.locator("#plugins tr").count();
   check(plugins >= 1, "plugins table");
   await page.waitForFunction(() => document.getElementById("fibers").textContent.includes("hub 0"),

@@ -330,6 +330,13 @@ class Admin(unittest.TestCase):
         self.assertEqual(body["runtime"]["hubs"], 2)
         self.assertEqual([p["path"] for p in body["plugins"]], ["demo", u.plugin_path("hello")])
         self.assertEqual(body["sources"]["runtime.hubs"], "flag --hubs")
+        # Numbers for programs, and the values as --print-config writes them for people (the
+        # live page shows these: "0" and "10" said nothing of "auto" and seconds).
+        self.assertEqual(body["runtime"]["stack_size"], 0)
+        self.assertEqual(body["shown"]["runtime.stack_size"], '"auto"')
+        self.assertEqual(body["server"]["header_timeout"], 10)
+        self.assertEqual(body["shown"]["server.header_timeout"], '"10s"')
+        self.assertEqual(body["shown"]["runtime.hubs"], "2")
 
     def test_admin_routes_only(self):
         # The admin listener serves admin routes, not the plugins' routes, and vice versa.

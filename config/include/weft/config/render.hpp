@@ -17,8 +17,9 @@ std::string render_effective(const SchemaBase& schema, const void* root, const L
 
 /// The configuration as one JSON object: {"server": {...}, ..., "plugins": [{"path": ...,
 /// "config": {...}}]} plus, with `with_sources`, a "sources" object mapping "server.listen"
-/// (and "plugins[0].config.key") to its source. Durations are seconds (numbers), sizes bytes,
-/// listen addresses strings. Plugin config tables are included as they are: they may hold
+/// (and "plugins[0].config.key") to its source, and a "shown" object mapping each key to its
+/// value as render_effective writes it ("10s", "auto"). Durations are seconds (numbers), sizes
+/// bytes, listen addresses strings. Plugin config tables are included as they are: they may hold
 /// secrets.
 std::string to_json(const SchemaBase& schema, const void* root, const Loaded& loaded,
                     bool with_sources = true);
