@@ -83,6 +83,9 @@ Parsed<SocketAddress> parse_listen_text(std::string_view text) {
         if (rest.empty() || rest.front() != ':') return Problem{"missing ':PORT' after ']'"};
         port = rest.substr(1);
         const std::string h(host);
+        if (h.find('%') != std::string::npos)
+            return Problem{"a zone index (\"%" + h.substr(h.find('%') + 1) +
+                           "\") is not supported: listen on [::] or on a global address"};
         in6_addr tmp{};
         if (inet_pton(AF_INET6, h.c_str(), &tmp) != 1) return Problem{"not an IPv6 address"};
     } else {

@@ -81,8 +81,11 @@ bool SocketAddress::is_loopback() const noexcept {
     if (family() == AF_INET)
         return (ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr) >> 24) ==
                127;
-    if (family() == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr);
+    if (family() == AF_INET6) {
+        const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr;
+        // ::ffff:127.x.y.z is IPv4's loopback seen through an IPv6 socket.
+        return IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
+    }
     return false;
 }
 

@@ -72,6 +72,11 @@ TEST(SocketAddress, ParsesAndPrints) {
     ASSERT_TRUE(b);
     EXPECT_EQ(b->family(), AF_INET6);
     EXPECT_EQ(b->to_string(), "[::1]:9");
+    EXPECT_TRUE(b->is_loopback());
+    // IPv4's loopback through an IPv6 socket is loopback too; another mapped address is not.
+    EXPECT_TRUE(weft::SocketAddress::parse("[::ffff:127.0.0.1]:9")->is_loopback());
+    EXPECT_FALSE(weft::SocketAddress::parse("[::ffff:10.0.0.1]:9")->is_loopback());
+    EXPECT_FALSE(weft::SocketAddress::parse("[::]:9")->is_loopback());
     EXPECT_EQ(weft::SocketAddress::parse("*:80")->to_string(), "0.0.0.0:80");
     for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", "1.2.3.4:65536", "::1:80", "[::1]80",
                             "host.example:80", "1.2.3.4:8x"})
