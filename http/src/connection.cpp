@@ -6,9 +6,11 @@
 // its fiber serves are queued for that fiber); TLS and epoll arm a receive per idle period.
 #include "connection.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -965,6 +967,7 @@ void HubState::accept_loop() noexcept {
                     continue;
                 }
                 srv.refill_reserved_fds();
+                out_of_fds.store(true, std::memory_order_relaxed);
                 if (!srv.emfile_logged_.exchange(true))
                     log->error(
                         "out of file descriptors ({}): accepting slows down until some "
@@ -976,9 +979,19 @@ void HubState::accept_loop() noexcept {
             backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10),
                                  std::chrono::milliseconds(1000));
             if (!weft::sleep_for(backoff)) break;
+            // Descriptors to be had again: no longer out of them, even if no newcomer is
+            // waiting for this listener (its accept now waits for one, and /readyz must not
+            // keep the load balancer's traffic away meanwhile).
+            if (out_of_fds.load(std::memory_order_relaxed)) {
+                if (const int probe = ::fcntl(listener_.fd(), F_DUPFD_CLOEXEC, 0); probe >= 0) {
+                    ::close(probe);
+                    out_of_fds.store(false, std::memory_order_relaxed);
+                }
+            }
             continue;
         }
         srv.metrics_.connections().accepted.fetch_add(1, std::memory_order_relaxed);
+        out_of_fds.store(false, std::memory_order_relaxed);
         if (refused > 0) {
             if (srv.emfile_logged_.exchange(false))
                 log->info("accepting again after {} refused accept(s)", refused);

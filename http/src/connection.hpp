@@ -163,6 +163,9 @@ class HubState {
     DateCache date;
     bool draining = false;
     bool stopping = false;
+    /// This hub's accepts fail for want of a descriptor (read by Server::out_of_descriptors()
+    /// from any thread).
+    std::atomic<bool> out_of_fds{false};
     SessionContext ctx;
 
     /// Binds this hub's listener (hub thread).

@@ -61,6 +61,12 @@ Server::Server(Runtime& runtime, const Router& router, ServerOptions options)
     refill_reserved_fds();
 }
 
+bool Server::out_of_descriptors() const noexcept {
+    for (const auto& h : hubs_)
+        if (h->out_of_fds.load(std::memory_order_relaxed)) return true;
+    return false;
+}
+
 bool Server::release_reserved_fds() noexcept {
     std::lock_guard g(reserved_mu_);
     if (reserved_fds_.empty()) return false;

@@ -10,6 +10,22 @@
 
 namespace weft::server {
 
+namespace {
+
+monitor::MetricFamily family(const char* name, const char* help, monitor::MetricType type) {
+    monitor::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+}
+
+double load(const std::atomic<std::uint64_t>& a) {
+    return static_cast<double>(a.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
 monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const http::Server& server,
                                           HttpMetricsOptions options) {
     return registry.add_collector([&server, options](std::vector<monitor::MetricFamily>& out) {
@@ -106,46 +122,32 @@ monitor::CollectorHandle add_http_metrics(monitor::Registry& registry, const htt
         limit.samples.push_back({{}, static_cast<double>(server.options().max_connections)});
         out.push_back(std::move(limit));
 
-        monitor::MetricFamily reclaimed;
-        reclaimed.name = "weft_http_connections_reclaimed_total";
-        reclaimed.help =
+        const http::ConnectionCounters& c = metrics.connections();
+        auto reclaimed = family(
+            "weft_http_connections_reclaimed_total",
             "Connections closed to make room for new ones at max_connections, by what they were "
             "doing: idle (between requests, silent since connecting, or lingering after its last "
-            "answer) or slow_head (a request head arriving for a quarter of header_timeout).";
-        reclaimed.type = monitor::MetricType::counter;
-        const http::ConnectionCounters& c = metrics.connections();
-        reclaimed.samples.push_back(
-            {{{"reason", "idle"}},
-             static_cast<double>(c.reclaimed_idle.load(std::memory_order_relaxed))});
-        reclaimed.samples.push_back(
-            {{{"reason", "slow_head"}},
-             static_cast<double>(c.reclaimed_slow_head.load(std::memory_order_relaxed))});
+            "answer) or slow_head (a request head arriving for a quarter of header_timeout).",
+            monitor::MetricType::counter);
+        reclaimed.samples.push_back({{{"reason", "idle"}}, load(c.reclaimed_idle)});
+        reclaimed.samples.push_back({{{"reason", "slow_head"}}, load(c.reclaimed_slow_head)});
         out.push_back(std::move(reclaimed));
-        monitor::MetricFamily accepted;
-        accepted.name = "weft_http_connections_accepted_total";
-        accepted.help = "HTTP connections accepted (nginx's accepts).";
-        accepted.type = monitor::MetricType::counter;
-        accepted.samples.push_back(
-            {{}, static_cast<double>(c.accepted.load(std::memory_order_relaxed))});
+        auto accepted =
+            family("weft_http_connections_accepted_total",
+                   "HTTP connections accepted (nginx's accepts).", monitor::MetricType::counter);
+        accepted.samples.push_back({{}, load(c.accepted)});
         out.push_back(std::move(accepted));
-        monitor::MetricFamily accept_errors;
-        accept_errors.name = "weft_http_accept_errors_total";
-        accept_errors.help =
+        auto accept_errors = family(
+            "weft_http_accept_errors_total",
             "Accepts that failed, by reason: no_descriptors (the process is out of file "
             "descriptors, EMFILE or ENFILE: newcomers wait in the kernel's backlog and /readyz "
-            "fails until one is accepted again) or other.";
-        accept_errors.type = monitor::MetricType::counter;
+            "fails until one is accepted again) or other.",
+            monitor::MetricType::counter);
         accept_errors.samples.push_back(
-            {{{"reason", "no_descriptors"}},
-             static_cast<double>(c.accept_failed_no_fds.load(std::memory_order_relaxed))});
-        accept_errors.samples.push_back(
-            {{{"reason", "other"}},
-             static_cast<double>(c.accept_failed_other.load(std::memory_order_relaxed))});
+            {{{"reason", "no_descriptors"}}, load(c.accept_failed_no_fds)});
+        accept_errors.samples.push_back({{{"reason", "other"}}, load(c.accept_failed_other)});
         out.push_back(std::move(accept_errors));
 
-        auto load = [](const std::atomic<std::uint64_t>& a) {
-            return static_cast<double>(a.load(std::memory_order_relaxed));
-        };
         const auto ws = metrics.websockets();
         monitor::MetricFamily wso;
         wso.name = "weft_websocket_connections";
@@ -179,9 +181,6 @@ monitor::CollectorHandle add_tls_metrics(monitor::Registry& registry,
                                          std::vector<TlsListener> listeners) {
     return registry.add_collector([listeners = std::move(listeners)](
                                       std::vector<monitor::MetricFamily>& out) {
-        auto load = [](const std::atomic<std::uint64_t>& a) {
-            return static_cast<double>(a.load(std::memory_order_relaxed));
-        };
         monitor::MetricFamily hs;
         hs.name = "weft_tls_handshakes_total";
         hs.help = "TLS handshakes completed, by listener (server: the data port; admin).";

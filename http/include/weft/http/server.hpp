@@ -68,11 +68,9 @@ class Server {
         return live_connections_.load(std::memory_order_relaxed);
     }
     bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
-    /// Accepting has been failing for want of file descriptors (EMFILE) since the last
-    /// connection accepted: newcomers wait in the kernel's backlog.
-    bool out_of_descriptors() const noexcept {
-        return emfile_logged_.load(std::memory_order_relaxed);
-    }
+    /// A hub's accepts fail for want of file descriptors (EMFILE), and none has been free
+    /// since: newcomers wait in the kernel's backlog. Thread-safe.
+    bool out_of_descriptors() const noexcept;
 
     /// Request metrics (read from any thread).
     const RequestMetrics& metrics() const noexcept { return metrics_; }
