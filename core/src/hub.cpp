@@ -136,11 +136,22 @@ void HubImpl::settle_idle(std::int64_t now) noexcept {
     window_busy_ = probe_.busy_ns.load(std::memory_order_relaxed);
 }
 
+// Adds `add` to busy_ns and moves busy_since_ns, as one change for readers (a seqlock: see
+// internal::busy_ns_now).
+void HubImpl::publish_busy(std::uint64_t add, std::int64_t since) noexcept {
+    const std::uint32_t seq = probe_.busy_seq.load(std::memory_order_relaxed);
+    probe_.busy_seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    if (add != 0) bump(probe_.busy_ns, add);
+    probe_.busy_since_ns.store(since, std::memory_order_relaxed);
+    probe_.busy_seq.store(seq + 2, std::memory_order_release);
+}
+
 void HubImpl::run_loop() {
     probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
     std::int64_t busy_from = last_ns_;
     if (stats_) {
-        probe_.busy_since_ns.store(busy_from, std::memory_order_relaxed);
+        publish_busy(0, busy_from);
         window_wall_ = last_ns_;
         window_cpu_ = thread_cpu_ns();
         window_busy_ = probe_.busy_ns.load(std::memory_order_relaxed);
@@ -193,8 +204,7 @@ void HubImpl::run_loop() {
         if (timeout != 0) {
             const std::int64_t before = clock_read ? last_ns_ : clock_ns();
             if (stats_) {
-                bump(probe_.busy_ns, static_cast<std::uint64_t>(before - busy_from));
-                probe_.busy_since_ns.store(0, std::memory_order_relaxed);
+                publish_busy(static_cast<std::uint64_t>(before - busy_from), 0);
             }
             probe_.activity.store(HubActivity::waiting, std::memory_order_relaxed);
             io_->poll(timeout);  // reads the clock into last_ns_ as it wakes (woke())
@@ -204,7 +214,7 @@ void HubImpl::run_loop() {
             // handled() read the clock again after them).
             busy_from = woke_ns_;
             if (stats_) {
-                probe_.busy_since_ns.store(busy_from, std::memory_order_relaxed);
+                publish_busy(0, busy_from);
                 idle_pending_ += woke_ns_ - before;
                 if (woke_ns_ - window_wall_ >= kCpuWindowNs) settle_idle(woke_ns_);
             }
@@ -214,17 +224,15 @@ void HubImpl::run_loop() {
             // A hub with always more to do never waits: its busy time is added as it goes,
             // or busy_ns would stand still while the hub is saturated.
             if (stats_ && last_ns_ - busy_from >= kCpuWindowNs) {
-                bump(probe_.busy_ns, static_cast<std::uint64_t>(last_ns_ - busy_from));
+                publish_busy(static_cast<std::uint64_t>(last_ns_ - busy_from), last_ns_);
                 busy_from = last_ns_;
-                probe_.busy_since_ns.store(busy_from, std::memory_order_relaxed);
             }
         }
         bump(probe_.epoch);
     }
     if (stats_) {
         const std::int64_t end = clock_ns();
-        bump(probe_.busy_ns, static_cast<std::uint64_t>(end - busy_from));
-        probe_.busy_since_ns.store(0, std::memory_order_relaxed);
+        publish_busy(static_cast<std::uint64_t>(end - busy_from), 0);
         settle_idle(end);
     }
     probe_.activity.store(HubActivity::stopped, std::memory_order_relaxed);

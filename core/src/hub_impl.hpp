@@ -228,6 +228,7 @@ class HubImpl final : public Hub {
     std::int64_t window_cpu_ = 0;    // the thread's CPU time then
     std::uint64_t window_busy_ = 0;  // probe_.busy_ns then
     void settle_idle(std::int64_t now) noexcept;
+    void publish_busy(std::uint64_t add, std::int64_t since) noexcept;
     std::int64_t slice_start_ns_ = 0;
     std::size_t live_ = 0;
     static constexpr std::size_t kSpareLocals = 64;

@@ -791,7 +791,21 @@ void Connection::destroy() noexcept {
     }
     stream_.close();
     Server& srv = hub_.server;
-    srv.refill_reserved_fds();  // the descriptor just closed may be one the server gave up
+    // The descriptor just closed may be one the server gave up. An io_uring close is done
+    // only once submitted: if it is not free yet, try again a little later.
+    srv.refill_reserved_fds();
+    if (srv.reserved_short_.load(std::memory_order_relaxed)) {
+        srv.pending_posts_.fetch_add(1, std::memory_order_relaxed);
+        try {
+            weft::spawn("refill-reserved-fds", [&srv] {
+                (void)weft::sleep_for(std::chrono::milliseconds(1));
+                srv.refill_reserved_fds();
+                srv.release(srv.pending_posts_);
+            }).detach();
+        } catch (...) {
+            srv.release(srv.pending_posts_);
+        }
+    }
     hub_.remove(this);
     delete this;
     srv.release(srv.live_connections_);
@@ -950,7 +964,7 @@ void HubState::accept_loop() noexcept {
             if (e == Errc::too_many_files) {
                 // Descriptors held for this moment make room for the newcomers (the admin
                 // listener's: probes and scrapes must still be answered).
-                if (srv.release_reserved_fds()) {
+                if (const std::size_t released = srv.release_reserved_fds(); released > 0) {
                     // Once a minute at most: a scraper comes back every few seconds.
                     const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                  Clock::now().time_since_epoch())
@@ -962,7 +976,7 @@ void HubState::accept_loop() noexcept {
                             "out of file descriptors ({}): the listener on {} gave up its {} "
                             "reserved descriptor(s) to accept; it takes them back as its "
                             "connections close",
-                            s.error().message(), srv.bound_.to_string(), srv.options_.reserved_fds);
+                            s.error().message(), srv.bound_.to_string(), released);
                     }
                     continue;
                 }

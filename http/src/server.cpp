@@ -67,14 +67,14 @@ bool Server::out_of_descriptors() const noexcept {
     return false;
 }
 
-bool Server::release_reserved_fds() noexcept {
+std::size_t Server::release_reserved_fds() noexcept {
     std::lock_guard g(reserved_mu_);
-    if (reserved_fds_.empty()) return false;
+    const std::size_t n = reserved_fds_.size();
     for (int fd : reserved_fds_)
         ::close(fd);
     reserved_fds_.clear();
-    reserved_short_.store(true, std::memory_order_relaxed);
-    return true;
+    if (n > 0) reserved_short_.store(true, std::memory_order_relaxed);
+    return n;
 }
 
 void Server::refill_reserved_fds() noexcept {
@@ -239,6 +239,7 @@ Result<SocketAddress> Server::listen(const SocketAddress& addr) {
         }
         return failure;
     }
+    bound_ = actual;  // before the accept loops, which may name it
     for (unsigned i = 0; i < hubs_.size(); ++i) {
         HubState* hs = hubs_[i].get();
         (void)run_on<bool>(runtime_.hub(i), [hs] {
@@ -247,7 +248,6 @@ Result<SocketAddress> Server::listen(const SocketAddress& addr) {
         });
     }
     listening_ = true;
-    bound_ = actual;
     weft::logger("http")->info("listening on {} ({} hub{})", actual.to_string(), hubs_.size(),
                                hubs_.size() == 1 ? "" : "s");
     return actual;

@@ -13,6 +13,8 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -722,7 +724,11 @@ void TlsSession::close_now(int fd) noexcept {
         ERR_clear_error();
         return;
     }
-    // The alert is one short record: whole or not at all (a part would be garbage to the peer).
+    // The alert is one short record, sent whole or not at all (a part would be garbage to the
+    // peer): not when bytes of ours still wait to go out (a client that stopped reading; the
+    // socket may not have room for all of it).
+    int unsent = 0;
+    if (::ioctl(fd, SIOCOUTQNSD, &unsent) != 0 || unsent != 0) return;
     char alert[256];
     const std::size_t n = BIO_ctrl_pending(w);
     if (n == 0 || n > sizeof alert ||

@@ -72,23 +72,14 @@ HubCounters read_counters(const Runtime& rt) {
         c.buckets.push_back(b);
         // With the busy time not yet added (a slice that holds the hub now): a hub blocked
         // for seconds is busy in each of them, not idle until it lets go.
-        std::uint64_t busy = 0;
-        std::int64_t since = 0;
-        for (int tries = 0; tries < 3; ++tries) {
-            const std::int64_t before = p.busy_since_ns.load(std::memory_order_acquire);
-            busy = p.busy_ns.load(std::memory_order_acquire);
-            since = p.busy_since_ns.load(std::memory_order_acquire);
-            if (since == before) break;  // not torn by the hub adding to busy_ns meanwhile
-        }
-        if (const std::int64_t now = weft::now_ns(); since > 0 && now > since)
-            busy += static_cast<std::uint64_t>(now - since);
-        c.busy_ns.push_back(busy);
+        c.busy_ns.push_back(weft::internal::busy_ns_now(p, weft::now_ns()));
         c.idle_ns.push_back(p.idle_ns.load(std::memory_order_relaxed));
     }
     return c;
 }
 
-// A reading torn by the hub (above) may run ahead of the next one by a few microseconds.
+// A reading may run ahead of the next by the microseconds between the hub's clock read and
+// its publishing what it read.
 double delta_seconds(std::uint64_t now, std::uint64_t before) {
     return now > before ? static_cast<double>(now - before) / 1e9 : 0.0;
 }

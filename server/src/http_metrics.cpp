@@ -217,8 +217,8 @@ monitor::CollectorHandle add_tls_metrics(monitor::Registry& registry,
                                      std::pair{"closed", &c.tls_failed_closed},
                                      std::pair{"protocol", &c.tls_failed_protocol}})
                 hf.samples.push_back({{{"listener", l.name}, {"reason", reason}}, load(*n)});
-            if (l.server->tls())
-                exp.samples.push_back({ll, static_cast<double>(l.server->tls_expires_unix())});
+            if (const std::int64_t at = l.server->tls_expires_unix(); l.server->tls() && at > 0)
+                exp.samples.push_back({ll, static_cast<double>(at)});
         }
         out.push_back(std::move(hs));
         out.push_back(std::move(hr));

@@ -423,8 +423,9 @@ spdlog::level::level_enum to_spdlog(LogLevel l) {
 
 std::unique_ptr<spdlog::formatter> make_formatter(bool json) {
     if (json) return std::make_unique<JsonFormatter>();
-    // Local time with its offset from UTC: unambiguous across zones and DST changes (the JSON
-    // log's time is UTC).
+    // Local time with its offset from UTC, unambiguous across zones (the JSON log's time is
+    // UTC). spdlog reads the offset again every 10 s: lines of the first 10 s after a DST
+    // change may carry the old one.
     return std::make_unique<spdlog::pattern_formatter>("[%Y-%m-%d %H:%M:%S.%e %z] [%n] [%l] %v");
 }
 

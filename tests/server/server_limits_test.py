@@ -4,6 +4,7 @@ with one warning a second at most); a slowloris on either port leaves /healthz a
 answering, and so does a flood that takes every file descriptor; request bodies in memory stay within max_buffered_body_bytes (503 beyond), and their
 memory goes back to the system when their connections end."""
 
+import os
 import re
 import resource
 import socket
@@ -187,8 +188,11 @@ class Limits(unittest.TestCase):
             held = []
             while len(held) < 400:
                 try:
-                    held.append(open_served(w.http, timeout=1.0))
+                    held.append(open_served(w.http, timeout=3.0))
                 except (socket.timeout, OSError):
+                    # Not answered: because every descriptor is taken (not a slow machine).
+                    used = len(os.listdir("/proc/%d/fd" % w.pid))
+                    self.assertGreaterEqual(used, 150, "unanswered with %d descriptors open" % used)
                     return held
             self.fail("400 connections accepted under a limit of 160 descriptors")
 
@@ -199,7 +203,7 @@ class Limits(unittest.TestCase):
                 held = exhaust(w)
                 try:
                     answers, bodies = [], []
-                    for path in ("/healthz", "/metrics", "/readyz"):
+                    for path in ("/healthz", "/metrics"):
                         try:
                             status, _, body = get(w.admin, path, timeout=2.0)
                             answers.append(status)
@@ -210,15 +214,20 @@ class Limits(unittest.TestCase):
                           (reserved, len(held), answers))
                     if reserved == 0:
                         # What it was: admin cannot accept while the descriptors are gone.
-                        self.assertEqual(answers, [None, None, None])
+                        self.assertEqual(answers, [None, None])
                     else:
                         # Alive, scraped, and out of the load balancer while newcomers wait.
-                        self.assertEqual(answers, [200, 200, 503])
-                        self.assertIn("out of file descriptors", bodies[2])
+                        # (A data hub retrying its accept may take the room admin made for a
+                        # moment, and be ready until its next newcomer fails: ask again then.)
+                        self.assertEqual(answers, [200, 200])
+                        status, _, body = u.poll(lambda: (lambda r: r if r[0] == 503 else None)(
+                            get(w.admin, "/readyz", timeout=2.0)), 5, interval=0.2,
+                            what="/readyz 503")
+                        self.assertIn(b"out of file descriptors", body)
                         self.assertGreater(metric(bodies[1], "weft_http_accept_errors_total",
                                                   reason="no_descriptors"), 0)
-                        self.assertEqual(metric(bodies[1], "weft_http_connections_accepted_total"),
-                                         len(held))
+                        self.assertGreaterEqual(
+                            metric(bodies[1], "weft_http_connections_accepted_total"), len(held))
                         self.assertIn("gave up its 4 reserved descriptor(s) to accept",
                                       w.stderr())
                 finally:

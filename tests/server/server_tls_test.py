@@ -143,7 +143,10 @@ class Tls(unittest.TestCase):
             t.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
             got = b""
             while not got.endswith(b"Hello, World!"):
-                got += t.recv(4096)
+                chunk = t.recv(4096)
+                if not chunk:
+                    raise AssertionError("closed before the answer: %r" % got)
+                got += chunk
             return t
 
         def end_of(t):

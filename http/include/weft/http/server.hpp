@@ -122,7 +122,7 @@ class Server {
     std::atomic<bool> stopping_{false};
     std::atomic<bool> emfile_logged_{false};
     /// options_.reserved_fds: descriptors held open (see ServerOptions::reserved_fds).
-    bool release_reserved_fds() noexcept;
+    std::size_t release_reserved_fds() noexcept;  ///< how many it closed
     void refill_reserved_fds() noexcept;
     std::mutex reserved_mu_;
     std::vector<int> reserved_fds_;

@@ -57,6 +57,8 @@ struct HubProbe {
     std::atomic<std::uint64_t> busy_ns{0};
     std::atomic<std::uint64_t> idle_ns{0};
     std::atomic<std::int64_t> busy_since_ns{0};
+    /// Odd while the hub changes busy_ns and busy_since_ns together (a seqlock).
+    std::atomic<std::uint32_t> busy_seq{0};
     std::atomic<std::uint64_t> fibers_spawned{0};
     /// Patched libc calls made by this hub's fibers (internal::PatchedCall order), and how many
     /// of them had to park the fiber because the call would have blocked.
@@ -75,6 +77,22 @@ class SwitchObserver {
 };
 
 namespace internal {
+
+/// busy_ns with the busy time not yet added (since busy_since_ns, up to `now_ns`, CLOCK_MONOTONIC
+/// ns): a hub held by one slice is busy now, not only once the slice ends. Any thread.
+inline std::uint64_t busy_ns_now(const HubProbe& p, std::int64_t now_ns) noexcept {
+    for (int tries = 0;; ++tries) {
+        const std::uint32_t s1 = p.busy_seq.load(std::memory_order_acquire);
+        const std::uint64_t busy = p.busy_ns.load(std::memory_order_relaxed);
+        const std::int64_t since = p.busy_since_ns.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        const std::uint32_t s2 = p.busy_seq.load(std::memory_order_relaxed);
+        if ((s1 & 1) == 0 && s1 == s2)
+            return busy +
+                   (since > 0 && now_ns > since ? static_cast<std::uint64_t>(now_ns - since) : 0);
+        if (tries == 100) return busy;  // changing all the time: what was added at least
+    }
+}
 
 /// The hub's published state. Safe from any thread.
 const HubProbe& probe(const Hub& hub) noexcept;
