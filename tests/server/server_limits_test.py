@@ -23,12 +23,7 @@ def open_served(addr, timeout=5.0):
     s = socket.create_connection(split_addr(addr), timeout=timeout)
     try:
         s.sendall(GET)
-        got = b""
-        while not got.endswith(b"Hello, World!"):
-            chunk = s.recv(4096)
-            if not chunk:
-                raise AssertionError("closed before the answer: %r" % got)
-            got += chunk
+        u.read_hello(s)
     except BaseException:
         s.close()
         raise

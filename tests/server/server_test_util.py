@@ -244,6 +244,17 @@ def get(addr, path, timeout=10.0, method="GET", body=None, headers=None):
         c.close()
 
 
+def read_hello(sock):
+    """Reads from `sock` (plain or TLS) until the demo's "Hello, World!" answer has come;
+    fails if the connection ends first."""
+    got = b""
+    while not got.endswith(b"Hello, World!"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError("closed before the answer: %r" % got)
+        got += chunk
+
+
 def get_json(addr, path, timeout=10.0):
     status, headers, body = get(addr, path, timeout)
     return status, json.loads(body.decode())

@@ -141,12 +141,7 @@ class Tls(unittest.TestCase):
             raw = socket.create_connection((h, port), timeout=10)
             t = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
             t.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            got = b""
-            while not got.endswith(b"Hello, World!"):
-                chunk = t.recv(4096)
-                if not chunk:
-                    raise AssertionError("closed before the answer: %r" % got)
-                got += chunk
+            u.read_hello(t)
             return t
 
         def end_of(t):
