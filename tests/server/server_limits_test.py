@@ -174,6 +174,11 @@ class Limits(unittest.TestCase):
     def test_admin_answers_when_the_process_runs_out_of_descriptors(self):
         # A flood (or a leak) that takes every descriptor left admin unable to accept: the
         # liveness probe failed and nothing could be scraped while it lasted.
+        if "sanitizers=none" not in u.run_weft(["--version"]).stdout:
+            # UBSan checks a virtual call's object by writing it to a pipe it makes: with no
+            # descriptor left it cannot, and reports the object invalid (a false report that
+            # ends the process: seen as "<memory cannot be printed>").
+            self.skipTest("a sanitizer's runtime needs descriptors of its own")
         def both_160():
             resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
 
@@ -187,7 +192,8 @@ class Limits(unittest.TestCase):
                 except (socket.timeout, OSError):
                     # Not answered: because every descriptor is taken (not a slow machine).
                     used = len(os.listdir("/proc/%d/fd" % w.pid))
-                    self.assertGreaterEqual(used, 150, "unanswered with %d descriptors open" % used)
+                    self.assertGreaterEqual(used, 150, "unanswered with %d descriptors open; "
+                                            "%d held; stderr:\n%s" % (used, len(held), w.stderr()[-3000:]))
                     return held
             self.fail("400 connections accepted under a limit of 160 descriptors")
 
