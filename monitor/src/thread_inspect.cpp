@@ -1,6 +1,8 @@
 // /proc readers for one thread of this process, and the x86_64 system call names.
 #include "thread_inspect.hpp"
 
+#include "weft/core/deadline.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -8,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <thread>
 
 namespace weft::monitor::detail {
 
@@ -205,6 +209,52 @@ SchedSample sched_sample(int tid) noexcept {
     }
     out.cpu_ns = thread_cpu_ns(tid);
     return out;
+}
+
+CauseEstimate classify_blockage(const SchedSample& base, const SchedSample& now, double wall_ns,
+                                const SyscallState& sys, bool queued_now) noexcept {
+    CauseEstimate e;
+    if (now.cpu_ns < 0 || base.cpu_ns < 0 || wall_ns <= 0) return e;
+    e.cpu_share = std::clamp(static_cast<double>(now.cpu_ns - base.cpu_ns) / wall_ns, 0.0, 1.0);
+    double runnable = e.cpu_share;
+    if (now.wait_ns >= 0 && base.wait_ns >= 0) {
+        e.cpu_wait_share =
+            std::clamp(static_cast<double>(now.wait_ns - base.wait_ns) / wall_ns, 0.0, 1.0);
+        runnable += e.cpu_wait_share;
+    }
+    const bool in_syscall = sys.valid && !sys.running && sys.nr >= 0;
+    // Runnable (on a CPU or queued for one) most of the time: the code computes. Asleep most of
+    // the time: it waits in the kernel.
+    if (runnable >= 0.5 && !(in_syscall && e.cpu_share < 0.2)) {
+        e.cause =
+            e.cpu_share < 0.05 ? BlockingCause::waiting_for_cpu : BlockingCause::running_on_cpu;
+    } else if (queued_now && !in_syscall) {
+        // Queued for a CPU now: the wait still going on is not in wait_ns yet, and it is where
+        // the time neither on a CPU nor counted as waiting went. Barely ran: the machine held
+        // it.
+        e.cause =
+            e.cpu_share < 0.05 ? BlockingCause::waiting_for_cpu : BlockingCause::running_on_cpu;
+        e.cpu_wait_share = 1.0 - e.cpu_share;
+    } else {
+        e.cause = BlockingCause::in_system_call;
+    }
+    return e;
+}
+
+CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base_ns,
+                             const SchedSample& now, std::int64_t now_ns, const SyscallState& sys) {
+    CauseEstimate e = classify_blockage(base, now, static_cast<double>(now_ns - base_ns), sys);
+    // Mostly asleep by the samples, yet runnable now: asleep until a moment ago, or queued for
+    // a CPU (a wait schedstat has not counted yet). Look again: by then the wait has either
+    // ended, and is counted, or still goes on.
+    if (e.cause != BlockingCause::in_system_call || !sys.valid || !sys.running) return e;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const SchedSample later = sched_sample(tid);
+    const std::int64_t later_ns = weft::now_ns();
+    const SyscallState sys_later = read_syscall(tid);
+    const bool queued =
+        later.cpu_ns >= 0 && later.cpu_ns == now.cpu_ns && sys_later.valid && sys_later.running;
+    return classify_blockage(base, later, static_cast<double>(later_ns - base_ns), sys, queued);
 }
 
 SyscallState read_syscall(int tid) {

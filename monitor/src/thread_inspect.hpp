@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "weft/monitor/blocking_report.hpp"
+
 namespace weft::monitor::detail {
 
 /// CPU time consumed by thread `tid` of this process, in ns; -1 if unknown.
@@ -36,6 +38,23 @@ char thread_state(int tid);
 std::string thread_name(int tid);
 /// True when `sig` is blocked in thread `tid`'s signal mask.
 bool signal_blocked(int tid, int sig);
+
+/// What held a hub, judged from two scheduler samples of its thread `wall_ns` apart (`base`
+/// when the slice was first seen, `now` at the report), the system call state at the report,
+/// and whether the thread is queued for a CPU right now (runnable, its CPU time standing still).
+struct CauseEstimate {
+    BlockingCause cause = BlockingCause::unknown;
+    double cpu_share = 0;
+    double cpu_wait_share = -1;
+};
+CauseEstimate classify_blockage(const SchedSample& base, const SchedSample& now, double wall_ns,
+                                const SyscallState& sys, bool queued_now = false) noexcept;
+
+/// classify_blockage for thread `tid`, sampled at `base_ns` and `now_ns`. When the samples
+/// cannot tell a wait in a system call from a wait for a CPU (the kernel adds a wait for a CPU
+/// to schedstat only once it ends), it looks again 2 ms later.
+CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base_ns,
+                             const SchedSample& now, std::int64_t now_ns, const SyscallState& sys);
 
 /// x86_64 system call name for `nr` ("read", "futex"...), or "syscall <nr>".
 std::string syscall_name(long nr);

@@ -396,25 +396,11 @@ struct Watchdog::Impl {
         r.wchan = detail::read_wchan(tid);
         r.thread_name = detail::thread_name(tid);
         bool in_syscall = sys.valid && !sys.running && sys.nr >= 0;
-        // Over the same interval as the two samples, so that the shares add up.
-        double wall = static_cast<double>(sched_ns - base.at_ns);
-        if (sched.cpu_ns >= 0 && base.sched.cpu_ns >= 0 && wall > 0) {
-            r.cpu_share =
-                std::clamp(static_cast<double>(sched.cpu_ns - base.sched.cpu_ns) / wall, 0.0, 1.0);
-            double runnable = r.cpu_share;
-            if (sched.wait_ns >= 0 && base.sched.wait_ns >= 0) {
-                r.cpu_wait_share = std::clamp(
-                    static_cast<double>(sched.wait_ns - base.sched.wait_ns) / wall, 0.0, 1.0);
-                runnable += r.cpu_wait_share;
-            }
-            // Runnable (on a CPU or queued for one) most of the time: the code computes. Asleep
-            // most of the time: it waits in the kernel.
-            if (runnable >= 0.5 && !(in_syscall && r.cpu_share < 0.2))
-                r.cause = r.cpu_share < 0.05 ? BlockingCause::waiting_for_cpu
-                                             : BlockingCause::running_on_cpu;
-            else
-                r.cause = BlockingCause::in_system_call;
-        }
+        detail::CauseEstimate cause =
+            detail::judge_blockage(tid, base.sched, base.at_ns, sched, sched_ns, sys);
+        r.cause = cause.cause;
+        r.cpu_share = cause.cpu_share;
+        r.cpu_wait_share = cause.cpu_wait_share;
         if (sys.valid && !sys.running && sys.nr >= 0) {
             r.syscall_nr = sys.nr;
             r.syscall = detail::syscall_name(sys.nr);
@@ -501,7 +487,11 @@ struct Watchdog::Impl {
                 r.stack_note = fmt::format(
                     "no stack: the thread did not answer the capture signal ({}) within {} ms",
                     detail::capture_signal(), kCaptureTimeout.count());
-                if (detail::signal_blocked(tid, detail::capture_signal()))
+                // Queued for a CPU, the thread may also be stopped inside the signal's handler,
+                // where the signal is blocked: the mask says nothing then.
+                if (r.cause == BlockingCause::waiting_for_cpu)
+                    r.stack_note += "; the thread is waiting for a CPU";
+                else if (detail::signal_blocked(tid, detail::capture_signal()))
                     r.stack_note += "; the signal is blocked in the thread's signal mask";
                 return;
             case detail::CaptureResult::send_failed:

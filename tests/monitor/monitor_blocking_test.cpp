@@ -1,12 +1,15 @@
 // The watchdog against real blockages, one per scenario: a CPU loop, sleep_for, a pipe read, a
 // std::mutex held by another thread, a getaddrinfo that waits for a (local, deliberately slow)
-// DNS server, and exceptions thrown during a blockage. Each asserts exactly one report and one
-// closing record, the classification, the culprit in the symbolized stack, the measured
-// duration against the truth, and that the counters and histogram bucket moved.
+// DNS server, exceptions thrown during a blockage, and a hub thread starved of CPU. Each asserts
+// exactly one report and one closing record, the classification, the culprit in the symbolized
+// stack, the measured duration against the truth, and that the counters and histogram bucket moved.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <resolv.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -111,6 +114,41 @@ __attribute__((noinline)) void culprit_throw_in_loop(Truth& t, std::uint64_t& ca
         }
     }
     t.finish();
+    asm volatile("" ::: "memory");
+}
+
+// Computes for kBlock on a thread that gets almost no CPU meanwhile: the hub thread is pinned
+// to the CPU it runs on and made nice 19, and a thread pinned to the same CPU spins (SCHED_FIFO
+// when allowed, else at nice 0 against 19: about 1.5 % of the CPU is left to the hub).
+__attribute__((noinline)) void culprit_starved(Truth& t, std::atomic<bool>& realtime) {
+    const int cpu = ::sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    EXPECT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+    t.begin();
+    const auto hog_until = std::chrono::steady_clock::now() + kBlock - 100ms;
+    std::atomic<bool> hogging{false};
+    // Started before the hub thread lowers its priority: a thread inherits its creator's nice.
+    std::thread hog([&] {
+        ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+        sched_param p{};
+        p.sched_priority = 1;
+        realtime = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p) == 0;
+        hogging = true;
+        volatile std::uint64_t x = 0;
+        while (std::chrono::steady_clock::now() < hog_until)
+            x = x + 1;
+    });
+    while (!hogging)
+        std::this_thread::yield();
+    EXPECT_EQ(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19), 0);
+    auto until = std::chrono::steady_clock::now() + kBlock;
+    volatile std::uint64_t x = 0;
+    while (std::chrono::steady_clock::now() < until)
+        x = x + 1;
+    t.finish();
+    hog.join();
     asm volatile("" ::: "memory");
 }
 
@@ -352,6 +390,34 @@ TEST_F(Blocking, Getaddrinfo) {
     EXPECT_EQ(rc, 0) << gai_strerror(rc);
     expect_one_blockage(t, BlockingCause::in_system_call, "culprit_getaddrinfo");
     EXPECT_THAT(report_.syscall, ::testing::AnyOf("poll", "ppoll", "recvfrom", "select"));
+}
+
+// The machine, not the code, holds the hub: its thread is runnable but gets (almost) no CPU.
+// The kernel adds a wait to the thread's schedstat only once the wait ends, so the watchdog
+// must see the wait still going on for itself.
+TEST_F(Blocking, StarvedOfCpu) {
+    if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs a second CPU";
+    Truth t;
+    std::atomic<bool> realtime{false};
+    block_hub0([&] { culprit_starved(t, realtime); });
+    auto reports = rec_.reports();
+    ASSERT_EQ(reports.size(), 1u);
+    ASSERT_EQ(rec_.ends().size(), 1u);
+    const BlockingReport& r = reports[0];
+    EXPECT_EQ(r.fiber_name, "culprit");
+    EXPECT_EQ(r.cause, BlockingCause::waiting_for_cpu)
+        << "cause " << weft::monitor::cause_name(r.cause) << ", cpu " << r.cpu_share << ", waiting "
+        << r.cpu_wait_share << ", syscall " << r.syscall << ", hog "
+        << (realtime ? "SCHED_FIFO" : "nice 0");
+    EXPECT_LT(r.cpu_share, 0.05);
+    EXPECT_GT(r.cpu_wait_share, 0.5);
+    EXPECT_THAT(weft::monitor::format_text(r), ::testing::HasSubstr("Waiting for a CPU"));
+    // The capture signal waits for the CPU too: a stack that came names the culprit, and a
+    // missing one says why.
+    if (r.stack.empty())
+        EXPECT_THAT(r.stack_note, ::testing::HasSubstr("waiting for a CPU"));
+    else
+        EXPECT_TRUE(stack_has(r, "culprit_starved")) << stack_text(r);
 }
 
 TEST_F(Blocking, ExceptionsThrownDuringTheBlockage) {

@@ -1,0 +1,88 @@
+// The watchdog's judgement of what held a hub, from scheduler samples of its thread: on a CPU,
+// asleep in a system call, or runnable and queued for a CPU (a wait schedstat has not counted
+// yet because it still goes on).
+#include <gtest/gtest.h>
+
+#include "thread_inspect.hpp"
+
+using weft::monitor::BlockingCause;
+using weft::monitor::detail::CauseEstimate;
+using weft::monitor::detail::classify_blockage;
+using weft::monitor::detail::SchedSample;
+using weft::monitor::detail::SyscallState;
+
+namespace {
+
+constexpr double kWall = 100e6;  // 100 ms between the two samples
+
+SyscallState runnable() {
+    SyscallState s;
+    s.valid = true;
+    s.running = true;
+    return s;
+}
+
+SyscallState in_syscall(long nr) {
+    SyscallState s;
+    s.valid = true;
+    s.nr = nr;
+    return s;
+}
+
+TEST(Cause, OnACpuMostOfTheTime) {
+    CauseEstimate e = classify_blockage({1'000, 500}, {96'001'000, 1'500}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
+    EXPECT_NEAR(e.cpu_share, 0.96, 1e-9);
+    EXPECT_NEAR(e.cpu_wait_share, 0.00001, 1e-9);
+}
+
+TEST(Cause, CountedWaitForACpu) {
+    // A wait that has ended: schedstat has counted it.
+    CauseEstimate e = classify_blockage({0, 0}, {1'000'000, 90'000'000}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
+    EXPECT_NEAR(e.cpu_wait_share, 0.9, 1e-9);
+}
+
+TEST(Cause, AsleepInASystemCall) {
+    CauseEstimate e = classify_blockage({0, 0}, {300'000, 0}, kWall, in_syscall(230));
+    EXPECT_EQ(e.cause, BlockingCause::in_system_call);
+    // A thread in a system call is not queued for a CPU, whatever the caller says.
+    EXPECT_EQ(classify_blockage({0, 0}, {300'000, 0}, kWall, in_syscall(230), true).cause,
+              BlockingCause::in_system_call);
+}
+
+TEST(Cause, QueuedNowAndNotCountedYet) {
+    CauseEstimate e = classify_blockage({0, 0}, {1'000'000, 0}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
+    EXPECT_NEAR(e.cpu_share, 0.01, 1e-9);
+    EXPECT_NEAR(e.cpu_wait_share, 0.99, 1e-9);
+}
+
+TEST(Cause, BackOnACpuAfterSleeping) {
+    // Runnable at the report but not queued (its CPU time moves): it slept until a moment ago.
+    CauseEstimate e = classify_blockage({0, 0}, {1'000'000, 0}, kWall, runnable(), false);
+    EXPECT_EQ(e.cause, BlockingCause::in_system_call);
+    EXPECT_NEAR(e.cpu_wait_share, 0.0, 1e-9);
+}
+
+TEST(Cause, QueuedButItRan) {
+    // Queued now after a fair share of the CPU: the code computes on a busy machine.
+    CauseEstimate e = classify_blockage({0, 0}, {20'000'000, 0}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
+    EXPECT_NEAR(e.cpu_wait_share, 0.8, 1e-9);
+}
+
+TEST(Cause, WithoutSchedulerStatistics) {
+    CauseEstimate e = classify_blockage({0, -1}, {500'000, -1}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
+    CauseEstimate busy = classify_blockage({0, -1}, {90'000'000, -1}, kWall, runnable());
+    EXPECT_EQ(busy.cause, BlockingCause::running_on_cpu);
+    EXPECT_EQ(busy.cpu_wait_share, -1);
+}
+
+TEST(Cause, NoCpuTime) {
+    CauseEstimate e = classify_blockage({-1, -1}, {-1, -1}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::unknown);
+}
+
+}  // namespace
