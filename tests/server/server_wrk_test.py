@@ -1,8 +1,14 @@
 """No false alarm under load (issue 4): wrk drives `/` of the real binary for 10 s at the
-default 0.1 s blocking threshold, and the watchdog reports nothing: no weft.monitor report in
+default 0.1 s blocking threshold, and the watchdog blames no code: no weft.monitor report in
 the log, an empty /debug/blocking, weft_hub_blocking_events_total 0 on every hub. Runs alone
-(RUN_SERIAL): other tests competing for the CPUs could starve a hub for real."""
+(RUN_SERIAL): other tests competing for the CPUs could starve a hub for real.
 
+A hub can still be starved by the machine: on a shared virtual machine a hub thread sometimes
+waits ~100 ms, runnable, for a CPU (seen in CI and here, with 0 % CPU time over the report).
+Such a report is true, and it names the machine (cause `waiting_for_cpu`); it is allowed, and
+only it: a report of any other cause fails the test."""
+
+import json
 import re
 import shutil
 import subprocess
@@ -38,13 +44,27 @@ class NoReportUnderLoad(unittest.TestCase):
             self.assertEqual(w.stop(), 0)
             log = w.stderr()
 
+        reports = dbg["reports"]
+        starved = [r for r in reports if r["cause"] == "waiting_for_cpu"]
+        keys = ("hub", "cause", "cpu_share", "cpu_wait_share", "blocked_seconds", "syscall",
+                "stack_note", "labels")
+        detail = json.dumps([{k: r.get(k) for k in keys} | {"stack": r.get("stack", [])[:4]}
+                             for r in reports], indent=1)
+        self.assertEqual(len(starved), len(reports),
+                         "the watchdog blamed code under plain load:\n" + detail)
+        if starved:
+            print("hubs starved of CPU by the machine:", detail)
+        # Each report has its line in the log and its closing line, and nothing else is logged.
         monitor_lines = [l for l in log.splitlines() if "[weft.monitor]" in l]
-        self.assertEqual(monitor_lines, [], "the watchdog reported under plain load")
-        self.assertEqual(dbg["reports"], [])
-        self.assertTrue(all(h["blocking_events"] == 0 for h in dbg["hubs"]), dbg["hubs"])
+        opened = [l for l in monitor_lines if "appears to be blocked" in l]
+        closed = [l for l in monitor_lines if "runs again" in l]
+        self.assertEqual(len(opened), len(reports), monitor_lines)
+        self.assertEqual(len(opened) + len(closed), len(monitor_lines), monitor_lines)
+        self.assertEqual(log.count("Waiting for a CPU: the thread was runnable"), len(reports), log)
+        self.assertEqual(sum(h["blocking_events"] for h in dbg["hubs"]), len(reports), dbg["hubs"])
         events = re.findall(r'(?m)^weft_hub_blocking_events_total\{hub="\d+"\} (\S+)$', metrics)
         self.assertTrue(events)
-        self.assertTrue(all(float(v) == 0 for v in events), events)
+        self.assertEqual(sum(float(v) for v in events), len(reports), events)
         # The load was real: the hubs ran many fiber slices.
         slices = sum(float(v) for v in re.findall(
             r'(?m)^weft_hub_run_duration_seconds_count\{hub="\d+"\} (\S+)$', metrics))
