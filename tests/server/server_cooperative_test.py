@@ -209,8 +209,12 @@ class Cooperative(unittest.TestCase):
 
     def check_no_reports(self, w):
         status, dbg = get_json(w.admin, "/debug/blocking")
-        self.assertEqual(dbg["reports"], [], "the watchdog reported a blocked hub")
-        self.assertEqual(sum(h["blocking_events"] for h in dbg["hubs"]), 0)
+        code, starved = u.split_reports(dbg["reports"])
+        self.assertEqual(code, [], "the watchdog reported a blocked hub:\n" +
+                         u.brief_reports(code))
+        if starved:
+            print("  hubs starved of CPU by the machine:", u.brief_reports(starved))
+        self.assertEqual(sum(h["blocking_events"] for h in dbg["hubs"]), len(starved))
 
     def test_blocking_apis_cooperate_with_patching(self):
         for backend in BACKENDS:
