@@ -248,12 +248,16 @@ CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base
     // a CPU (a wait schedstat has not counted yet). Look again: by then the wait has either
     // ended, and is counted, or still goes on.
     if (e.cause != BlockingCause::in_system_call || !sys.valid || !sys.running) return e;
+    // The CPU clock, not schedstat's total: the kernel brings a running thread's total up to
+    // date only at its ticks and switches, the clock at every read.
+    const std::int64_t cpu_before = thread_cpu_ns(tid);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const std::int64_t cpu_after = thread_cpu_ns(tid);
     const SchedSample later = sched_sample(tid);
     const std::int64_t later_ns = weft::now_ns();
     const SyscallState sys_later = read_syscall(tid);
     const bool queued =
-        later.cpu_ns >= 0 && later.cpu_ns == now.cpu_ns && sys_later.valid && sys_later.running;
+        cpu_before >= 0 && cpu_after == cpu_before && sys_later.valid && sys_later.running;
     return classify_blockage(base, later, static_cast<double>(later_ns - base_ns), sys, queued);
 }
 
