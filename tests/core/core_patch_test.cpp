@@ -2237,6 +2237,86 @@ TEST(PatchIo, ASecondFiberReadingAConnectionAnotherWaitsOnGetsEbusy) {
     });
 }
 
+// libpq waits for its connection in poll() (pqSocketPoll), not in a read: a poll on one
+// connection claims it as a read does, so a second fiber waiting there, in a poll or a read,
+// is refused instead of taking the first one's answer (a shared PGconn hung a request).
+TEST(PatchIo, ASecondFiberPollingAConnectionAnotherWaitsOnGetsEbusy) {
+    run_patched([] {
+        TcpPair p;
+        timeval bound{3, 0};  // a read that is not refused fails after 3 s, not never
+        ASSERT_EQ(::setsockopt(p.a, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+        int first_rc = -2;
+        auto first = weft::spawn("first", [&] {
+            pollfd one{p.a, POLLIN, 0};
+            first_rc = ::poll(&one, 1, 5000);
+        });
+        (void)weft::sleep_for(10ms);
+        ASSERT_EQ(first_rc, -2) << "the first poll returned before anything was written";
+        const auto t0 = std::chrono::steady_clock::now();
+        pollfd again{p.a, POLLIN, 0};
+        EXPECT_EQ(::poll(&again, 1, 5000), -1);
+        EXPECT_EQ(errno, EBUSY);
+        char b[8];
+        EXPECT_EQ(::read(p.a, b, sizeof b), -1);  // a read meets the poll's claim too
+        EXPECT_EQ(errno, EBUSY);
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(p.a, &rd);
+        timeval tv{5, 0};
+        EXPECT_EQ(::select(p.a + 1, &rd, nullptr, nullptr, &tv), -1);
+        EXPECT_EQ(errno, EBUSY);
+        EXPECT_LT(seconds_since(t0), 1.0) << "a second wait waited";
+        EXPECT_EQ(::write(p.b, "hello", 5), 5);
+        first.join();
+        EXPECT_EQ(first_rc, 1);
+        EXPECT_EQ(::read(p.a, b, sizeof b), 5);
+
+        // A read's claim is met by a poll the same way.
+        char a[8] = {};
+        ssize_t na = -2;
+        auto reader = weft::spawn("reader", [&] { na = ::read(p.a, a, sizeof a); });
+        (void)weft::sleep_for(10ms);
+        pollfd third{p.a, POLLIN, 0};
+        EXPECT_EQ(::poll(&third, 1, 5000), -1);
+        EXPECT_EQ(errno, EBUSY);
+        EXPECT_EQ(::write(p.b, "x", 1), 1);
+        reader.join();
+        EXPECT_EQ(na, 1);
+
+        // One waits to read, the other to write: not shared. Neither is a poll on several
+        // descriptors (an event loop's), nor a socketpair's end.
+        Pair wake;
+        int got[3] = {-2, -2, -2};
+        auto r1 = weft::spawn("r1", [&] {
+            pollfd in{p.a, POLLIN, 0};
+            got[0] = ::poll(&in, 1, 5000);
+        });
+        auto r2 = weft::spawn("r2", [&] {
+            pollfd two[2] = {{p.a, POLLIN, 0}, {wake.a, POLLIN, 0}};
+            got[1] = ::poll(two, 2, 5000);
+        });
+        auto r3 = weft::spawn("r3", [&] {
+            pollfd in{wake.a, POLLIN, 0};
+            got[2] = ::poll(&in, 1, 5000);
+        });
+        (void)weft::sleep_for(10ms);
+        pollfd out{p.a, POLLOUT, 0};
+        EXPECT_EQ(::poll(&out, 1, 5000), 1) << std::strerror(errno);
+        pollfd wake_in{wake.a, POLLIN, 0};
+        auto r4 = weft::spawn("r4", [&] { EXPECT_EQ(::poll(&wake_in, 1, 5000), 1); });
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(::write(p.b, "y", 1), 1);
+        EXPECT_EQ(::write(wake.b, "z", 1), 1);
+        r1.join();
+        r2.join();
+        r3.join();
+        r4.join();
+        EXPECT_EQ(got[0], 1);
+        EXPECT_GE(got[1], 1);
+        EXPECT_EQ(got[2], 1);
+    });
+}
+
 TEST(PatchIo, FibersMayShareAListenersAcceptsAndAWakeUpChannelsReads) {
     run_patched([] {
         Pair wake;  // a socketpair's end: no named peer

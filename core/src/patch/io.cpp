@@ -55,68 +55,6 @@ bool connection_socket(int fd, sockaddr_storage& peer, socklen_t& plen) noexcept
            !(peer.ss_family == AF_UNIX && plen <= sizeof(sa_family_t));
 }
 
-// A fiber is about to park in a read (write) of `fd` while fiber `other` waits in one there
-// already. On a connection this is a library connection used by two fibers at once (kept in a
-// thread_local or a global: one per hub, not per fiber): whatever this call reads would be
-// the other's answer, and the library's buffers are being changed under the fiber that waits.
-// True (errno EBUSY, logged) when the call is to fail, as gevent's ConcurrentObjectUseError;
-// fibers sharing a listener's accepts or a datagram socket's messages are fine.
-bool refuse_shared(HubImpl& h, PatchedCall c, int fd, const FiberRecord* other) {
-    // Standard input, output and error are everyone's (under systemd, output and error are a
-    // stream socket to the journal, which every fiber that prints writes to).
-    if (fd <= STDERR_FILENO) return false;
-    sockaddr_storage peer{};
-    socklen_t plen = 0;
-    const int saved = errno;
-    const bool refuse = connection_socket(fd, peer, plen);
-    errno = saved;
-    if (!refuse) return false;
-    static std::atomic<std::int64_t> next_log_ns{0};
-    static std::atomic<std::uint64_t> unlogged{0};
-    const std::int64_t now = clock_ns();
-    std::int64_t due = next_log_ns.load(std::memory_order_relaxed);
-    if (now < due || !next_log_ns.compare_exchange_strong(due, now + 10'000'000'000)) {
-        unlogged.fetch_add(1, std::memory_order_relaxed);
-        errno = EBUSY;
-        return true;
-    }
-    try {
-        const FiberRecord* f = h.running();
-        std::string serving;
-        if (const FiberLabels* l = f->shown_labels())
-            for (int i = 0; i < l->count && i < FiberLabels::kMax; ++i)
-                if (l->keys[i])
-                    serving += fmt::format("{}{}={}", serving.empty() ? ", serving " : " ",
-                                           l->keys[i], l->values[i]);
-        std::string to;
-        if (peer.ss_family == AF_UNIX) {
-            const auto& un = reinterpret_cast<const sockaddr_un&>(peer);
-            to = un.sun_path[0] ? std::string(un.sun_path, strnlen(un.sun_path, sizeof un.sun_path))
-                                : std::string("an abstract Unix socket");
-        } else {
-            to = SocketAddress(reinterpret_cast<const sockaddr*>(&peer), plen).to_string();
-        }
-        // The other fiber is alive while its claim stands, but only one of this hub may be
-        // looked at from here.
-        const std::string waiter = h.fd_waits().waits(fd, other)
-                                       ? fmt::format("fiber '{}' (id {})", other->name, other->id)
-                                       : std::string("a fiber of another hub");
-        const std::uint64_t more = unlogged.exchange(0, std::memory_order_relaxed);
-        weft::logger()->error(
-            "two fibers use the connection to {} (descriptor {}) at once: fiber '{}' (id {}{}) "
-            "called {} on it while {} waits in one. A library connection (hiredis, "
-            "a client socket) kept in a thread_local or a global is shared by every fiber of "
-            "its hub: give each fiber its own, or take one from a pool (weft::SharedPool). The "
-            "call fails with EBUSY{}",
-            to, fd, f->name, f->id, serving, patched_call_name(c), waiter,
-            more ? fmt::format(" ({} more such call(s) failed since the last line)", more)
-                 : std::string());
-    } catch (...) {
-    }
-    errno = EBUSY;
-    return true;
-}
-
 // Parks until `fd` has `events`; false (with errno set) when the wait ended otherwise, or
 // could not start (see cannot_park), or `fd` is a connection another fiber waits on in the
 // same direction (see refuse_shared).
@@ -352,6 +290,62 @@ std::vector<iovec> iov_after(const iovec* iov, int n, std::size_t skip,
 }
 
 }  // namespace
+
+bool refuse_shared(HubImpl& h, PatchedCall c, int fd, const FiberRecord* other) {
+    // Standard input, output and error are everyone's (under systemd, output and error are a
+    // stream socket to the journal, which every fiber that prints writes to).
+    if (fd <= STDERR_FILENO) return false;
+    sockaddr_storage peer{};
+    socklen_t plen = 0;
+    const int saved = errno;
+    const bool refuse = connection_socket(fd, peer, plen);
+    errno = saved;
+    if (!refuse) return false;
+    static std::atomic<std::int64_t> next_log_ns{0};
+    static std::atomic<std::uint64_t> unlogged{0};
+    const std::int64_t now = clock_ns();
+    std::int64_t due = next_log_ns.load(std::memory_order_relaxed);
+    if (now < due || !next_log_ns.compare_exchange_strong(due, now + 10'000'000'000)) {
+        unlogged.fetch_add(1, std::memory_order_relaxed);
+        errno = EBUSY;
+        return true;
+    }
+    try {
+        const FiberRecord* f = h.running();
+        std::string serving;
+        if (const FiberLabels* l = f->shown_labels())
+            for (int i = 0; i < l->count && i < FiberLabels::kMax; ++i)
+                if (l->keys[i])
+                    serving += fmt::format("{}{}={}", serving.empty() ? ", serving " : " ",
+                                           l->keys[i], l->values[i]);
+        std::string to;
+        if (peer.ss_family == AF_UNIX) {
+            const auto& un = reinterpret_cast<const sockaddr_un&>(peer);
+            to = un.sun_path[0] ? std::string(un.sun_path, strnlen(un.sun_path, sizeof un.sun_path))
+                                : std::string("an abstract Unix socket");
+        } else {
+            to = SocketAddress(reinterpret_cast<const sockaddr*>(&peer), plen).to_string();
+        }
+        // The other fiber is alive while its claim stands, but only one of this hub may be
+        // looked at from here.
+        const std::string waiter = h.fd_waits().waits(fd, other)
+                                       ? fmt::format("fiber '{}' (id {})", other->name, other->id)
+                                       : std::string("a fiber of another hub");
+        const std::uint64_t more = unlogged.exchange(0, std::memory_order_relaxed);
+        weft::logger()->error(
+            "two fibers use the connection to {} (descriptor {}) at once: fiber '{}' (id {}{}) "
+            "called {} on it while {} waits in one. A library connection (hiredis, "
+            "a client socket) kept in a thread_local or a global is shared by every fiber of "
+            "its hub: give each fiber its own, or take one from a pool (weft::SharedPool). The "
+            "call fails with EBUSY{}",
+            to, fd, f->name, f->id, serving, patched_call_name(c), waiter,
+            more ? fmt::format(" ({} more such call(s) failed since the last line)", more)
+                 : std::string());
+    } catch (...) {
+    }
+    errno = EBUSY;
+    return true;
+}
 
 bool abandon(int fd) noexcept {
     const int saved = errno;  // the caller's errno is what its caller reads

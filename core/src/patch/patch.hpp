@@ -112,6 +112,14 @@ inline std::chrono::nanoseconds wanted(Deadline dl) noexcept {
 /// since a retry after EINTR would read the shutdown as the peer's close.
 bool abandon(int fd) noexcept;
 
+/// A fiber is about to park in a read (write) of `fd` while fiber `other` waits in one there
+/// already. On a connection this is a library connection used by two fibers at once (kept in a
+/// thread_local or a global: one per hub, not per fiber): whatever this call reads would be
+/// the other's answer, and the library's buffers are being changed under the fiber that waits.
+/// True (errno EBUSY, logged) when the call is to fail, as gevent's ConcurrentObjectUseError;
+/// fibers sharing a listener's accepts or a datagram socket's messages are fine.
+bool refuse_shared(HubImpl& h, PatchedCall c, int fd, const FiberRecord* other);
+
 /// `sec` seconds and `nsec` nanoseconds from now; never past ~292 years (a timeout of
 /// LONG_MAX seconds means forever, and in nanoseconds would overflow).
 inline Deadline after(std::int64_t sec, std::int64_t nsec) noexcept {

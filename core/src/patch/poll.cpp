@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "fd_wait.hpp"
@@ -41,7 +42,8 @@ bool zero(const timespec* ts) noexcept {
 }
 
 // Parks until one of `fds` may be ready. false with errno set when the fiber was cancelled
-// (EINTR, like a signal) or cannot wait any more; true otherwise (ready, or the call's own
+// (EINTR, like a signal), cannot wait any more, or waits alone on a connection another fiber
+// waits on (EBUSY, see refuse_shared); true otherwise (ready, or the call's own
 // timeout passed: the caller looks again either way).
 //
 // A fiber that cannot park (cancelled before the call, or past its deadline: the request's,
@@ -61,11 +63,20 @@ bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline d
         return false;
     }
     if (dl.passed()) return true;
-    count_wait(h, c);
     std::vector<pollfd> live;
     live.reserve(n);
     for (nfds_t i = 0; i < n; ++i)
         if (fds[i].fd >= 0) live.push_back(fds[i]);
+    // A wait on one descriptor is a library waiting for its connection (libpq's pqSocketPoll,
+    // libcurl's easy interface): it claims the direction it waits for, as a read or a write
+    // does (see park), so that a second fiber waiting there is refused. Waits on several
+    // descriptors are an event loop's, and claim nothing.
+    std::optional<ExclusiveUse> use;
+    if (live.size() == 1 && (live[0].events & (POLLIN | POLLOUT))) {
+        use.emplace(live[0].fd, (live[0].events & POLLIN) == 0, h.running());
+        if (use->other() && refuse_shared(h, c, live[0].fd, use->other())) return false;
+    }
+    count_wait(h, c);
     Result<void> r =
         live.empty() ? this_fiber::sleep_until(dl) : wait_any(h, live.data(), live.size(), dl);
     if (r || r.error() == Errc::closed) return true;
