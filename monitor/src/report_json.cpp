@@ -104,6 +104,7 @@ json report_json(const BlockingReport& r, bool include_stack) {
         if (!r.caller_module.empty())
             j["syscall"]["caller"] = {{"module", r.caller_module}, {"function", r.caller_function}};
         if (!r.advice.empty()) j["syscall"]["advice"] = r.advice;
+        if (r.own_lock) j["syscall"]["own_lock"] = true;
     }
     if (!r.wchan.empty()) j["wchan"] = r.wchan;
     if (r.same_stack_as) j["same_stack_as"] = r.same_stack_as;

@@ -34,6 +34,14 @@ void explain_system_call(BlockingReport& r, bool patching_on) {
         r.caller_function = f.function;
         break;
     }
+    if (r.own_lock) {
+        r.advice =
+            "deadlock: this thread waits for a lock it holds itself. A fiber of this hub took "
+            "it (a std::mutex or pthread lock) and parked while holding it; no fiber of the hub "
+            "can run to release it, so the hub will not run again. Restart the server; between "
+            "fibers use weft::Mutex, or do not hold a thread lock across a call that waits";
+        return;
+    }
     const auto cov = internal::syscall_coverage(r.syscall);
     r.syscall_patchable = cov.covered;
     if (!cov.covered) {

@@ -5,7 +5,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,6 +261,31 @@ CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base
     const bool queued =
         cpu_before >= 0 && cpu_after == cpu_before && sys_later.valid && sys_later.running;
     return classify_blockage(base, later, static_cast<double>(later_ns - base_ns), sys, queued);
+}
+
+bool waits_for_own_lock(const SyscallState& s, int tid) {
+    constexpr long kFutex = 202;
+    if (!s.valid || s.running || s.nr != kFutex || tid <= 0) return false;
+    const auto read_int = [](std::uint64_t addr, int& out) {
+        iovec local{&out, sizeof out};
+        iovec remote{reinterpret_cast<void*>(addr), sizeof out};
+        return ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) ==
+               static_cast<ssize_t>(sizeof out);
+    };
+    const std::uint64_t uaddr = s.args[0];
+    const auto cmd = static_cast<int>(s.args[1]) & FUTEX_CMD_MASK;
+    int word = 0;
+    switch (cmd) {
+        case FUTEX_WAIT:
+        case FUTEX_WAIT_BITSET:
+            // glibc's pthread_mutex_t: int __lock (the futex word), unsigned __count, int __owner.
+            return read_int(uaddr + 2 * sizeof(int), word) && word == tid;
+        case FUTEX_LOCK_PI:
+        case 13:  // FUTEX_LOCK_PI2
+            return read_int(uaddr, word) && (word & FUTEX_TID_MASK) == tid;
+        default:
+            return false;
+    }
 }
 
 SyscallState read_syscall(int tid) {

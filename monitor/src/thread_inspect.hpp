@@ -56,6 +56,12 @@ CauseEstimate classify_blockage(const SchedSample& base, const SchedSample& now,
 CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base_ns,
                              const SchedSample& now, std::int64_t now_ns, const SyscallState& sys);
 
+/// For a thread waiting in futex (`s`): whether the lock it waits for is held by thread `tid`
+/// itself: a pthread mutex whose owner field is `tid` (glibc's, as std::mutex), or a PI futex
+/// whose word names `tid`. The memory is read with process_vm_readv: an address that is not a
+/// mutex's, or not mapped, reads as "no".
+bool waits_for_own_lock(const SyscallState& s, int tid);
+
 /// x86_64 system call name for `nr` ("read", "futex"...), or "syscall <nr>".
 std::string syscall_name(long nr);
 /// For system calls whose first argument is a file descriptor: "fd 7 -> pipe:[1234]"; else "".

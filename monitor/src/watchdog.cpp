@@ -401,6 +401,7 @@ struct Watchdog::Impl {
         r.cause = cause.cause;
         r.cpu_share = cause.cpu_share;
         r.cpu_wait_share = cause.cpu_wait_share;
+        r.own_lock = detail::waits_for_own_lock(sys, tid);
         if (sys.valid && !sys.running && sys.nr >= 0) {
             r.syscall_nr = sys.nr;
             r.syscall = detail::syscall_name(sys.nr);

@@ -117,6 +117,22 @@ __attribute__((noinline)) void culprit_throw_in_loop(Truth& t, std::uint64_t& ca
     asm volatile("" ::: "memory");
 }
 
+// Waits up to kBlock for a lock that a fiber of its own hub holds while it is parked: with a
+// lock() instead of a timed one, the hub would never run again.
+__attribute__((noinline)) int culprit_own_lock(Truth& t, pthread_mutex_t& mu) {
+    timespec until{};
+    ::clock_gettime(CLOCK_REALTIME, &until);
+    const auto ns = until.tv_nsec + std::chrono::nanoseconds(kBlock).count();
+    until.tv_sec += ns / 1'000'000'000;
+    until.tv_nsec = ns % 1'000'000'000;
+    t.begin();
+    int rc = ::pthread_mutex_timedlock(&mu, &until);
+    t.finish();
+    if (rc == 0) ::pthread_mutex_unlock(&mu);
+    asm volatile("" ::: "memory");
+    return rc;
+}
+
 // Computes for kBlock on a thread that gets almost no CPU meanwhile: the hub thread is pinned
 // to the CPU it runs on and made nice 19, and a thread pinned to the same CPU spins (SCHED_FIFO
 // when allowed, else at nice 0 against 19: about 1.5 % of the CPU is left to the hub).
@@ -371,6 +387,8 @@ TEST_F(Blocking, MutexHeldByAnotherThread) {
     holder.join();
     expect_one_blockage(t, BlockingCause::in_system_call, "culprit_mutex_lock");
     EXPECT_EQ(report_.syscall, "futex");
+    EXPECT_FALSE(report_.own_lock);  // another thread holds it: it may let go
+    EXPECT_THAT(report_.advice, ::testing::Not(::testing::HasSubstr("deadlock")));
 }
 
 // getaddrinfo of a name the local resolver answers only after kBlock. The hub thread's resolver
@@ -390,6 +408,31 @@ TEST_F(Blocking, Getaddrinfo) {
     EXPECT_EQ(rc, 0) << gai_strerror(rc);
     expect_one_blockage(t, BlockingCause::in_system_call, "culprit_getaddrinfo");
     EXPECT_THAT(report_.syscall, ::testing::AnyOf("poll", "ppoll", "recvfrom", "select"));
+}
+
+// A thread lock held across a cooperative wait: the next fiber of the hub to take it waits in
+// futex for its own thread. The report says that this is a deadlock.
+TEST_F(Blocking, LockHeldByAFiberOfTheSameHub) {
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    Truth t;
+    int rc = -1;
+    block_hub0([&] {
+        auto holder = weft::spawn("holder", [&] {
+            ::pthread_mutex_lock(&mu);
+            (void)weft::sleep_for(kBlock + 200ms);  // parked, the lock held
+            ::pthread_mutex_unlock(&mu);
+        });
+        (void)weft::sleep_for(20ms);
+        rc = culprit_own_lock(t, mu);
+        holder.join();
+    });
+    EXPECT_EQ(rc, ETIMEDOUT);
+    expect_one_blockage(t, BlockingCause::in_system_call, "culprit_own_lock");
+    EXPECT_EQ(report_.syscall, "futex");
+    EXPECT_TRUE(report_.own_lock);
+    EXPECT_THAT(report_.advice, ::testing::HasSubstr("deadlock"));
+    EXPECT_THAT(weft::monitor::format_text(report_),
+                ::testing::HasSubstr("this thread waits for a lock it holds itself"));
 }
 
 // The machine, not the code, holds the hub: its thread is runnable but gets (almost) no CPU.

@@ -101,6 +101,10 @@ struct BlockingReport {
     bool syscall_patchable = false;
     bool patching_on = false;
     std::string advice;
+    /// Waiting for a lock (a futex) that its own thread holds: a fiber of this hub took it and
+    /// parked (a std::mutex held across a call that waits cooperatively), and no fiber of the
+    /// hub can run to release it. The hub will not run again.
+    bool own_lock = false;
 
     std::vector<StackFrame> stack;    ///< innermost first
     std::string stack_note;           ///< how the stack was obtained, or why it is missing
