@@ -52,6 +52,10 @@ class Sdk(unittest.TestCase):
             run([a.cmake, "--build", build, "--parallel", "2"])
             plugin = os.path.join(build, "libhello.so")
             self.assertTrue(os.path.isfile(plugin))
+            # Built with line tables by default, for the watchdog's stacks.
+            self.assertIn("CMAKE_BUILD_TYPE:STRING=RelWithDebInfo", cache)
+            with open(plugin, "rb") as f:
+                self.assertIn(b".debug_line", f.read())
 
             # The staged server, with the template's table from a file, the plugin by --plugin.
             weft = os.path.join(stage, "bin", "weft")
