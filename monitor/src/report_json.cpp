@@ -106,6 +106,7 @@ json report_json(const BlockingReport& r, bool include_stack) {
         if (!r.advice.empty()) j["syscall"]["advice"] = r.advice;
         if (r.own_lock) j["syscall"]["own_lock"] = true;
     }
+    if (!r.advice.empty()) j["advice"] = r.advice;
     if (!r.wchan.empty()) j["wchan"] = r.wchan;
     if (r.same_stack_as) j["same_stack_as"] = r.same_stack_as;
     if (include_stack) j["stack"] = frames_json(r.stack);

@@ -178,7 +178,6 @@ std::string format_text(const BlockingReport& r, bool collapse_repeated) {
                                    r.caller_function.empty()
                                        ? std::string()
                                        : " (" + detail::shorten(r.caller_function) + ")");
-            if (!r.advice.empty()) out += fmt::format("    What to do: {}\n", r.advice);
             break;
         case BlockingCause::waiting_for_cpu:
             out += fmt::format(
@@ -190,6 +189,7 @@ std::string format_text(const BlockingReport& r, bool collapse_repeated) {
             out += "    Cause unknown (thread CPU time unavailable)\n";
             break;
     }
+    if (!r.advice.empty()) out += fmt::format("    What to do: {}\n", r.advice);
     if (!r.labels.empty()) {
         // A request's labels, or what else the fiber serves (a plugin's background fiber).
         const bool request = std::any_of(r.labels.begin(), r.labels.end(),

@@ -27,6 +27,21 @@ bool system_module(std::string_view m) noexcept {
 
 void explain_system_call(BlockingReport& r, bool patching_on) {
     r.patching_on = patching_on;
+    if (r.cause == BlockingCause::running_on_cpu) {
+        if (!r.allowed)  // AllowBlocking: the code says it knows
+            r.advice =
+                "code computed on the hub all along: move the work to weft::offload, or split "
+                "it and let the hub run its other fibers between the parts "
+                "(weft::sleep_for(0ms), which also ends the work when the request is cancelled)";
+        return;
+    }
+    if (r.cause == BlockingCause::waiting_for_cpu) {
+        r.advice =
+            "the machine, not the code: the thread was ready to run but got no CPU. Look at "
+            "the host's load and the container's CPU limit (CFS throttling), and give the "
+            "server as many CPUs as it has hubs";
+        return;
+    }
     if (r.cause != BlockingCause::in_system_call || r.syscall.empty()) return;
     for (const StackFrame& f : r.stack) {
         if (f.module.empty() || system_module(f.module) || f.function == "<PLT stub>") continue;

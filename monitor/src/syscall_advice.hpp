@@ -8,7 +8,8 @@
 namespace weft::monitor::detail {
 
 /// Fills r.caller_module/caller_function, r.syscall_patchable, r.patching_on and r.advice from
-/// r.syscall, r.syscall_detail, r.cause and r.stack (symbolized). `patching_on`: whether the
+/// r.syscall, r.syscall_detail, r.cause and r.stack (symbolized); for a report on a CPU, or
+/// waiting for one, only r.advice. `patching_on`: whether the
 /// hub's runtime patches blocking calls.
 void explain_system_call(BlockingReport& r, bool patching_on);
 

@@ -340,6 +340,9 @@ TEST_F(Blocking, CpuBusyLoop) {
               std::make_pair(std::string("peer"), std::string("127.0.0.1:40000")));
     EXPECT_THAT(weft::monitor::format_text(report_),
                 ::testing::HasSubstr("Request: method=GET route=/spin peer=127.0.0.1:40000"));
+    EXPECT_THAT(weft::monitor::format_text(report_),
+                ::testing::HasSubstr("What to do: code computed on the hub all along: move the "
+                                     "work to weft::offload"));
 }
 
 TEST_F(Blocking, SleepFor) {
@@ -455,6 +458,8 @@ TEST_F(Blocking, StarvedOfCpu) {
     EXPECT_LT(r.cpu_share, 0.05);
     EXPECT_GT(r.cpu_wait_share, 0.5);
     EXPECT_THAT(weft::monitor::format_text(r), ::testing::HasSubstr("Waiting for a CPU"));
+    EXPECT_THAT(weft::monitor::format_text(r),
+                ::testing::HasSubstr("What to do: the machine, not the code"));
     // The capture signal waits for the CPU too: a stack that came names the culprit, and a
     // missing one says why.
     if (r.stack.empty())

@@ -280,6 +280,7 @@ class Admin(unittest.TestCase):
         self.assertEqual(sc["caller"]["module"], "libweft_demo.so", sc)
         self.assertIn("did not go through libc's patched function", sc["advice"])
         self.assertIn("weft::sleep_for", sc["advice"])
+        self.assertEqual(ours[0]["advice"], sc["advice"])  # also at the top, for any cause
 
     def test_debug_fibers_is_json(self):
         status, headers, raw = get(self.w.admin, "/debug/fibers")
