@@ -619,7 +619,16 @@ void Http1Session::handle(Slot& s, bool last_in_batch) {
         RequestLife life(*ctx_.options, ep, req, s.received, conn_->fd, conn_->peer_text,
                          request_context_);
         if (&s != &slots_[0]) life.flush_on_park(this);  // answers before it may be waiting
-        if (ep.stream) {
+        if (life.deadline_passed()) {
+            // Past before its handler began (a client's deadline of 0, or one spent queued
+            // behind pipelined requests): the handler does not run, so nothing it would do
+            // happens after the client is told 504 (gRPC does not start such a call either).
+            life.handler_done();
+            Response r = deadline_passed_answer();
+            if (ctx_.metrics) ctx_.metrics->count_timed_out();
+            status = r.status();
+            append_response(req, std::move(r), keep, bytes, head);
+        } else if (ep.stream) {
             run_stream(ep, req, life, keep, status, bytes);
             life.handler_done();
         } else {

@@ -34,6 +34,7 @@ struct LifeServer {
     // What the handlers saw, for the test to check (written on the hub, read after a response
     // or a poll).
     std::atomic<int> wait_result{-1};  // Errc of the handler's sleep
+    std::atomic<int> counted{0};       // runs of /count
     std::atomic<int> child_result{-1};
     std::atomic<bool> late_child_saw_request{true};
     std::atomic<bool> late_child_done{false};
@@ -61,6 +62,10 @@ struct LifeServer {
             return Response::text("slept\n");
         });
         router.get("/throws", [](Request&) -> Response { throw std::runtime_error("a bug"); });
+        router.get("/count", [this](Request&) {
+            ++counted;
+            return Response::text("counted\n");
+        });
         // As a library whose call the deadline refused, without parking (the precise clock's
         // verdict), and which the handler passes on as its own error.
         router.get("/refused", [](Request&) {
@@ -308,6 +313,14 @@ TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
                             "\r\n\r\n");
         EXPECT_EQ(r.status, 504) << t << ": " << r.body;
     }
+    // Past before its handler began: the handler does not run, so nothing it would do happens
+    // after the client was told 504 (gRPC does not start a call past its deadline either).
+    r = ask(s.port, "GET /count HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 0\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
+    EXPECT_EQ(s.counted.load(), 0);
+    r = ask(s.port, "GET /count HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 1S\r\n\r\n");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(s.counted.load(), 1);
     // An invalid one is refused, saying what is allowed: the client meant a deadline.
     r = ask(s.port, "GET /wait?ms=20 HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: soon\r\n\r\n");
     EXPECT_EQ(r.status, 400);
