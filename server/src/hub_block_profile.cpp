@@ -34,7 +34,6 @@ void HubBlockProfile::on_report(const monitor::BlockingReport& r, std::string pl
     o.key = std::to_string(r.stack_hash) + '\n' + o.entry.route + '\n' + o.entry.plugin + '\n' +
             o.entry.kind;
     o.reported_ns = static_cast<std::int64_t>(r.blocked_s * 1e9);
-    o.cause = r.cause;
     std::lock_guard<std::mutex> g(mu_);
     // A report whose closing record never comes (the reporter's queue was full) must not pile up.
     if (open_.size() > 1024) open_.erase(open_.begin());
@@ -55,7 +54,7 @@ std::optional<HubBlockProfile::Ended> HubBlockProfile::on_end(const monitor::Blo
     }
     t->second.blockages += 1;
     t->second.ns += ns;
-    Ended out{o.entry.plugin, o.cause, std::chrono::nanoseconds(o.reported_ns),
+    Ended out{o.entry.plugin, std::chrono::nanoseconds(o.reported_ns),
               std::chrono::nanoseconds(ns)};
     open_.erase(it);
     return out;

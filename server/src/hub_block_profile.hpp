@@ -35,11 +35,9 @@ class HubBlockProfile {
 
     /// A report (the reporter thread): remembered until its closing record.
     void on_report(const monitor::BlockingReport& r, std::string plugin);
-    /// What a closing record added: its plugin, what held the hub, and the time counted at the
-    /// report.
+    /// What a closing record added: its plugin and the time counted at the report.
     struct Ended {
         std::string plugin;
-        monitor::BlockingCause cause = monitor::BlockingCause::unknown;
         std::chrono::nanoseconds reported{0};
         std::chrono::nanoseconds total{0};
     };
@@ -58,7 +56,6 @@ class HubBlockProfile {
         std::string key;
         Entry entry;
         std::int64_t reported_ns = 0;
-        monitor::BlockingCause cause = monitor::BlockingCause::unknown;
     };
     mutable std::mutex mu_;
     std::map<std::uint64_t, Open> open_;  // report id -> its blockage, until it ends

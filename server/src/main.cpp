@@ -572,9 +572,8 @@ int main(int argc, char** argv) {
         feed.publish("report", "{\"plugin\":" + weft::json_quote(plugin) + ",\"kind\":\"" +
                                    weft::server::blocking_kind(r.cause) +
                                    "\",\"report\":" + weft::monitor::to_json(brief) + "}");
-        // A hub the machine starved (runnable, barely any CPU) is not the plugin's doing.
         const int i = protection.plugin_index(plugin);
-        if (i >= 0 && !r.allowed && r.cause != weft::monitor::BlockingCause::waiting_for_cpu)
+        if (i >= 0 && !r.allowed)
             protection.add_blocking(
                 static_cast<unsigned>(i),
                 std::chrono::nanoseconds(static_cast<std::int64_t>(r.blocked_s * 1e9)));
@@ -582,8 +581,7 @@ int main(int argc, char** argv) {
     attribution.push_back(watchdog->on_unblocked([&](const weft::monitor::BlockingEnd& e) {
         auto ended = hubblock.on_end(e);
         feed.publish("end", weft::monitor::to_json(e));
-        if (!ended || e.allowed || ended->cause == weft::monitor::BlockingCause::waiting_for_cpu)
-            return;
+        if (!ended || e.allowed) return;
         const int i = protection.plugin_index(ended->plugin);
         if (i >= 0)
             protection.add_blocking(static_cast<unsigned>(i), ended->total - ended->reported);
