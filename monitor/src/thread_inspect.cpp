@@ -198,6 +198,9 @@ std::int64_t thread_cpu_ns(int tid) noexcept {
 SchedSample sched_sample(int tid) noexcept {
     SchedSample out;
     try {
+        std::string st = slurp(task_path(tid, "status"));
+        if (auto at = st.find("\nvoluntary_ctxt_switches:"); at != std::string::npos)
+            out.sleeps = std::strtoll(st.c_str() + at + 25, nullptr, 10);
         std::string s = slurp(task_path(tid, "schedstat"));
         if (!s.empty()) {
             char* end = nullptr;
@@ -230,10 +233,10 @@ CauseEstimate classify_blockage(const SchedSample& base, const SchedSample& now,
     if (runnable >= 0.5 && !(in_syscall && e.cpu_share < 0.2)) {
         e.cause =
             e.cpu_share < 0.05 ? BlockingCause::waiting_for_cpu : BlockingCause::running_on_cpu;
-    } else if (queued_now && !in_syscall) {
-        // Queued for a CPU now: the wait still going on is not in wait_ns yet, and it is where
-        // the time neither on a CPU nor counted as waiting went. Barely ran: the machine held
-        // it.
+    } else if (queued_now && !in_syscall && base.sleeps >= 0 && now.sleeps == base.sleeps) {
+        // Queued for a CPU now, and it never slept since the first sample: the wait still
+        // going on is not in wait_ns yet, and it is where the time neither on a CPU nor
+        // counted as waiting went. Barely ran: the machine held it.
         e.cause =
             e.cpu_share < 0.05 ? BlockingCause::waiting_for_cpu : BlockingCause::running_on_cpu;
         e.cpu_wait_share = 1.0 - e.cpu_share;
@@ -266,26 +269,22 @@ CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base
 bool waits_for_own_lock(const SyscallState& s, int tid) {
     constexpr long kFutex = 202;
     if (!s.valid || s.running || s.nr != kFutex || tid <= 0) return false;
-    const auto read_int = [](std::uint64_t addr, int& out) {
-        iovec local{&out, sizeof out};
-        iovec remote{reinterpret_cast<void*>(addr), sizeof out};
-        return ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) ==
-               static_cast<ssize_t>(sizeof out);
-    };
-    const std::uint64_t uaddr = s.args[0];
     const auto cmd = static_cast<int>(s.args[1]) & FUTEX_CMD_MASK;
-    int word = 0;
-    switch (cmd) {
-        case FUTEX_WAIT:
-        case FUTEX_WAIT_BITSET:
-            // glibc's pthread_mutex_t: int __lock (the futex word), unsigned __count, int __owner.
-            return read_int(uaddr + 2 * sizeof(int), word) && word == tid;
-        case FUTEX_LOCK_PI:
-        case 13:  // FUTEX_LOCK_PI2
-            return read_int(uaddr, word) && (word & FUTEX_TID_MASK) == tid;
-        default:
-            return false;
-    }
+    if (cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET) return false;
+    // glibc's pthread_mutex_t (std::mutex): int __lock (the futex word), unsigned __count,
+    // int __owner. Other futexes (a condition variable's, a semaphore's) have something else
+    // there, which is not this thread's id but by a rare chance.
+    int owner = 0;
+    iovec local{&owner, sizeof owner};
+    iovec remote{reinterpret_cast<void*>(s.args[0] + 2 * sizeof(int)), sizeof owner};
+    if (::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) !=
+            static_cast<ssize_t>(sizeof owner) ||
+        owner != tid)
+        return false;
+    // Still waiting on the same word: a wait that ended meanwhile, its thread now holding the
+    // mutex, is no deadlock.
+    const SyscallState again = read_syscall(tid);
+    return again.valid && !again.running && again.nr == kFutex && again.args[0] == s.args[0];
 }
 
 SyscallState read_syscall(int tid) {

@@ -15,10 +15,12 @@ namespace weft::monitor::detail {
 std::int64_t thread_cpu_ns(int tid) noexcept;
 
 /// Where a thread's time went, cumulative: on a CPU, and runnable but waiting for one
-/// (/proc/self/task/<tid>/schedstat; wait_ns is -1 without scheduler statistics).
+/// (/proc/self/task/<tid>/schedstat; wait_ns is -1 without scheduler statistics); and how
+/// often it went to sleep (voluntary_ctxt_switches in its status; -1 if unknown).
 struct SchedSample {
     std::int64_t cpu_ns = -1;
     std::int64_t wait_ns = -1;
+    std::int64_t sleeps = -1;
 };
 SchedSample sched_sample(int tid) noexcept;
 
@@ -42,6 +44,8 @@ bool signal_blocked(int tid, int sig);
 /// What held a hub, judged from two scheduler samples of its thread `wall_ns` apart (`base`
 /// when the slice was first seen, `now` at the report), the system call state at the report,
 /// and whether the thread is queued for a CPU right now (runnable, its CPU time standing still).
+/// A thread queued now that never slept since `base` spent the time schedstat has not counted
+/// waiting for a CPU; one that slept may have slept it.
 struct CauseEstimate {
     BlockingCause cause = BlockingCause::unknown;
     double cpu_share = 0;
@@ -56,10 +60,10 @@ CauseEstimate classify_blockage(const SchedSample& base, const SchedSample& now,
 CauseEstimate judge_blockage(int tid, const SchedSample& base, std::int64_t base_ns,
                              const SchedSample& now, std::int64_t now_ns, const SyscallState& sys);
 
-/// For a thread waiting in futex (`s`): whether the lock it waits for is held by thread `tid`
-/// itself: a pthread mutex whose owner field is `tid` (glibc's, as std::mutex), or a PI futex
-/// whose word names `tid`. The memory is read with process_vm_readv: an address that is not a
-/// mutex's, or not mapped, reads as "no".
+/// For thread `tid` waiting in futex (`s`): whether the lock it waits for is a glibc pthread
+/// mutex (std::mutex) whose owner is `tid` itself, and it still waits there. The memory is
+/// read with process_vm_readv: an address that is not mapped reads as "no". Read-write locks
+/// (std::shared_mutex) are not recognized.
 bool waits_for_own_lock(const SyscallState& s, int tid);
 
 /// x86_64 system call name for `nr` ("read", "futex"...), or "syscall <nr>".

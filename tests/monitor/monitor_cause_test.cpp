@@ -52,10 +52,20 @@ TEST(Cause, AsleepInASystemCall) {
 }
 
 TEST(Cause, QueuedNowAndNotCountedYet) {
-    CauseEstimate e = classify_blockage({0, 0}, {1'000'000, 0}, kWall, runnable(), true);
+    CauseEstimate e = classify_blockage({0, 0, 7}, {1'000'000, 0, 7}, kWall, runnable(), true);
     EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
     EXPECT_NEAR(e.cpu_share, 0.01, 1e-9);
     EXPECT_NEAR(e.cpu_wait_share, 0.99, 1e-9);
+}
+
+TEST(Cause, QueuedNowAfterSleeping) {
+    // Queued now, but it went to sleep since the first sample: the uncounted time may be that
+    // sleep (a read, a usleep) as well as the wait, so it is not blamed on the machine.
+    CauseEstimate e = classify_blockage({0, 0, 7}, {1'000'000, 0, 8}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::in_system_call);
+    // Nor when the count of sleeps is unknown.
+    e = classify_blockage({0, 0, -1}, {1'000'000, 0, -1}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::in_system_call);
 }
 
 TEST(Cause, BackOnACpuAfterSleeping) {
@@ -67,13 +77,13 @@ TEST(Cause, BackOnACpuAfterSleeping) {
 
 TEST(Cause, QueuedButItRan) {
     // Queued now after a fair share of the CPU: the code computes on a busy machine.
-    CauseEstimate e = classify_blockage({0, 0}, {20'000'000, 0}, kWall, runnable(), true);
+    CauseEstimate e = classify_blockage({0, 0, 3}, {20'000'000, 0, 3}, kWall, runnable(), true);
     EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
     EXPECT_NEAR(e.cpu_wait_share, 0.8, 1e-9);
 }
 
 TEST(Cause, WithoutSchedulerStatistics) {
-    CauseEstimate e = classify_blockage({0, -1}, {500'000, -1}, kWall, runnable(), true);
+    CauseEstimate e = classify_blockage({0, -1, 0}, {500'000, -1, 0}, kWall, runnable(), true);
     EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
     CauseEstimate busy = classify_blockage({0, -1}, {90'000'000, -1}, kWall, runnable());
     EXPECT_EQ(busy.cause, BlockingCause::running_on_cpu);
