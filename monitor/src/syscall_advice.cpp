@@ -27,6 +27,14 @@ bool system_module(std::string_view m) noexcept {
 
 void explain_system_call(BlockingReport& r, bool patching_on) {
     r.patching_on = patching_on;
+    if (r.own_lock) {  // whatever the thread did before it waited for the lock
+        r.advice =
+            "deadlock: this thread waits for a lock it holds itself. A fiber of this hub took "
+            "it (a std::mutex or pthread mutex) and parked while holding it; no fiber of the hub "
+            "can run to release it, so the hub will not run again. Restart the server; between "
+            "fibers use weft::Mutex, or do not hold a thread lock across a call that waits";
+        return;
+    }
     if (r.cause == BlockingCause::running_on_cpu) {
         if (!r.allowed)  // AllowBlocking: the code says it knows
             r.advice =
@@ -48,14 +56,6 @@ void explain_system_call(BlockingReport& r, bool patching_on) {
         r.caller_module = f.module;
         r.caller_function = f.function;
         break;
-    }
-    if (r.own_lock) {
-        r.advice =
-            "deadlock: this thread waits for a lock it holds itself. A fiber of this hub took "
-            "it (a std::mutex or pthread lock) and parked while holding it; no fiber of the hub "
-            "can run to release it, so the hub will not run again. Restart the server; between "
-            "fibers use weft::Mutex, or do not hold a thread lock across a call that waits";
-        return;
     }
     const auto cov = internal::syscall_coverage(r.syscall);
     r.syscall_patchable = cov.covered;
