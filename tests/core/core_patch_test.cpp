@@ -2283,37 +2283,69 @@ TEST(PatchIo, ASecondFiberPollingAConnectionAnotherWaitsOnGetsEbusy) {
         reader.join();
         EXPECT_EQ(na, 1);
 
-        // One waits to read, the other to write: not shared. Neither is a poll on several
-        // descriptors (an event loop's), nor a socketpair's end.
+        // One waits to read, another to write, a third for both (a library flushing while it
+        // reads): not shared. Neither is a poll on several descriptors (an event loop's), nor
+        // one on a socketpair's end. The connection's send queue is filled first (with raw
+        // system calls), so that the writers really wait.
         Pair wake;
-        int got[3] = {-2, -2, -2};
+        const std::vector<char> junk(4096);
+        const auto raw_send = [&] {
+            return ::syscall(SYS_sendto, p.a, junk.data(), junk.size(), MSG_DONTWAIT, nullptr, 0);
+        };
+        int sent = 0;
+        while (raw_send() > 0)
+            ++sent;
+        ASSERT_GT(sent, 0);
+        int got[5] = {-2, -2, -2, -2, -2};
         auto r1 = weft::spawn("r1", [&] {
             pollfd in{p.a, POLLIN, 0};
             got[0] = ::poll(&in, 1, 5000);
         });
+        auto w1 = weft::spawn("w1", [&] {
+            pollfd out{p.a, POLLOUT, 0};
+            got[1] = ::poll(&out, 1, 5000);
+        });
+        auto rw = weft::spawn("rw", [&] {
+            pollfd both{p.a, POLLIN | POLLOUT, 0};
+            got[2] = ::poll(&both, 1, 5000);
+        });
         auto r2 = weft::spawn("r2", [&] {
             pollfd two[2] = {{p.a, POLLIN, 0}, {wake.a, POLLIN, 0}};
-            got[1] = ::poll(two, 2, 5000);
+            got[3] = ::poll(two, 2, 5000);
         });
         auto r3 = weft::spawn("r3", [&] {
             pollfd in{wake.a, POLLIN, 0};
-            got[2] = ::poll(&in, 1, 5000);
+            got[4] = ::poll(&in, 1, 5000);
         });
-        (void)weft::sleep_for(10ms);
-        pollfd out{p.a, POLLOUT, 0};
-        EXPECT_EQ(::poll(&out, 1, 5000), 1) << std::strerror(errno);
+        (void)weft::sleep_for(20ms);
+        for (int i = 0; i < 5; ++i)
+            EXPECT_EQ(got[i], -2) << "poll " << i
+                                  << " returned before anything happened: " << std::strerror(errno);
         pollfd wake_in{wake.a, POLLIN, 0};
+        EXPECT_EQ(::poll(&wake_in, 1, 0), 0);  // a zero timeout neither waits nor claims
         auto r4 = weft::spawn("r4", [&] { EXPECT_EQ(::poll(&wake_in, 1, 5000), 1); });
         (void)weft::sleep_for(10ms);
-        EXPECT_EQ(::write(p.b, "y", 1), 1);
         EXPECT_EQ(::write(wake.b, "z", 1), 1);
+        EXPECT_EQ(::write(p.b, "y", 1), 1);
+        // Drain the peer until the writer's wait ends.
+        std::vector<char> buf(65536);  // off the fiber's small stack
+        for (int i = 0; i < 500 && got[1] == -2; ++i) {
+            while (::syscall(SYS_recvfrom, p.b, buf.data(), buf.size(), MSG_DONTWAIT, nullptr,
+                             nullptr) > 0) {
+            }
+            (void)weft::sleep_for(2ms);
+        }
         r1.join();
+        w1.join();
+        rw.join();
         r2.join();
         r3.join();
         r4.join();
         EXPECT_EQ(got[0], 1);
-        EXPECT_GE(got[1], 1);
-        EXPECT_EQ(got[2], 1);
+        EXPECT_EQ(got[1], 1) << std::strerror(errno);
+        EXPECT_EQ(got[2], 1) << std::strerror(errno);
+        EXPECT_GE(got[3], 1);
+        EXPECT_EQ(got[4], 1);
     });
 }
 

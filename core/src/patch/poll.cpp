@@ -67,13 +67,15 @@ bool park_any(HubImpl& h, PatchedCall c, const pollfd* fds, nfds_t n, Deadline d
     live.reserve(n);
     for (nfds_t i = 0; i < n; ++i)
         if (fds[i].fd >= 0) live.push_back(fds[i]);
-    // A wait on one descriptor is a library waiting for its connection (libpq's pqSocketPoll,
-    // libcurl's easy interface): it claims the direction it waits for, as a read or a write
-    // does (see park), so that a second fiber waiting there is refused. Waits on several
-    // descriptors are an event loop's, and claim nothing.
+    // A wait on one descriptor, to read or to write, is a library waiting for its connection
+    // (libpq's pqSocketPoll): it claims that direction, as a read or a write does (see park),
+    // so that a second fiber waiting there is refused. A wait for both directions (a library
+    // flushing while it reads) and waits on several descriptors (an event loop's, libcurl's)
+    // claim nothing.
     std::optional<ExclusiveUse> use;
-    if (live.size() == 1 && (live[0].events & (POLLIN | POLLOUT))) {
-        use.emplace(live[0].fd, (live[0].events & POLLIN) == 0, h.running());
+    const int dir = live.size() == 1 ? (live[0].events & (POLLIN | POLLOUT)) : 0;
+    if (dir == POLLIN || dir == POLLOUT) {
+        use.emplace(live[0].fd, dir == POLLOUT, h.running());
         if (use->other() && refuse_shared(h, c, live[0].fd, use->other())) return false;
     }
     count_wait(h, c);
