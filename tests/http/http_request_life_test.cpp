@@ -73,6 +73,14 @@ struct LifeServer {
                 return Response::text("the library said: timed out\n", 502);
             return Response::text("in time\n");
         });
+        // Computes past its deadline (no wait to end), then passes a library's verdict on.
+        router.get("/refused-late", [](Request&) {
+            const auto give_up = std::chrono::steady_clock::now() + 2s;
+            while (!weft::this_fiber::deadline().passed() &&
+                   std::chrono::steady_clock::now() < give_up) {
+            }
+            return Response::text("the library said: timed out\n", 502);
+        });
         // The same with no deadline of its own (RouteOptions: zero timeout).
         router.add(
             "GET", "/patient",
@@ -313,6 +321,10 @@ TEST(RequestLife, AClientMayShortenItsDeadlineOnlyWhenTheServerSaysSo) {
                             "\r\n\r\n");
         EXPECT_EQ(r.status, 504) << t << ": " << r.body;
     }
+    // Past while its handler ran, without a wait that the deadline would end: the handler's
+    // answer (a library's timeout, passed on) is replaced by the 504 its deadline promised.
+    r = ask(s.port, "GET /refused-late HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 20m\r\n\r\n");
+    EXPECT_EQ(r.status, 504) << r.body;
     // Past before its handler began: the handler does not run, so nothing it would do happens
     // after the client was told 504 (gRPC does not start a call past its deadline either).
     r = ask(s.port, "GET /count HTTP/1.1\r\nHost: x\r\nX-Request-Timeout: 0\r\n\r\n");

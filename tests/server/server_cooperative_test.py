@@ -208,7 +208,7 @@ class Cooperative(unittest.TestCase):
                                                        PROBE_LIMIT_S * 1000))
 
     def check_no_reports(self, w):
-        status, dbg = get_json(w.admin, "/debug/blocking")
+        dbg = u.settled_blocking(w.admin)
         code, starved = u.split_reports(dbg["reports"])
         self.assertEqual(code, [], "the watchdog reported a blocked hub:\n" +
                          u.brief_reports(code))

@@ -269,6 +269,16 @@ def split_reports(reports):
     return code, machine
 
 
+def settled_blocking(admin):
+    """/debug/blocking once every blockage counted has its report there: a blockage is counted
+    when the watchdog detects it, and its report follows once symbolized."""
+    def settled():
+        status, dbg = get_json(admin, "/debug/blocking")
+        counted = sum(h["blocking_events"] for h in dbg["hubs"])
+        return dbg if counted == len(dbg["reports"]) else None
+    return poll(settled, 10, 0.1, "every blockage's report in /debug/blocking")
+
+
 def brief_reports(reports):
     """The fields of reports a failure message needs."""
     keys = ("hub", "cause", "cpu_share", "cpu_wait_share", "blocked_seconds", "syscall",

@@ -1,7 +1,8 @@
 """No false alarm under load (issue 4): wrk drives `/` of the real binary for 10 s at the
-default 0.1 s blocking threshold, and the watchdog blames no code: no weft.monitor report in
-the log, an empty /debug/blocking, weft_hub_blocking_events_total 0 on every hub. Runs alone
-(RUN_SERIAL): other tests competing for the CPUs could starve a hub for real.
+default 0.1 s blocking threshold, and the watchdog blames no code: no report in the log or in
+/debug/blocking but those of a hub the machine starved (below), and no more
+weft_hub_blocking_events_total than those. Runs alone (RUN_SERIAL): other tests competing for
+the CPUs could starve a hub for real.
 
 A hub can still be starved by the machine: on a shared virtual machine a hub thread sometimes
 waits ~100 ms, runnable, for a CPU (seen in CI and here, with 0 % CPU time over the report).
@@ -38,7 +39,7 @@ class NoReportUnderLoad(unittest.TestCase):
             self.assertTrue(m and int(m.group(1)) > 10 * DURATION_S, r.stdout)
             self.assertNotIn("Non-2xx", r.stdout)
 
-            status, dbg = get_json(w.admin, "/debug/blocking")
+            dbg = u.settled_blocking(w.admin)
             metrics = get(w.admin, "/metrics")[2].decode()
             self.assertEqual(w.stop(), 0)
             log = w.stderr()
@@ -49,17 +50,18 @@ class NoReportUnderLoad(unittest.TestCase):
                          u.brief_reports(code))
         if starved:
             print("hubs starved of CPU by the machine:", u.brief_reports(starved))
-        # Each report has its line in the log and its closing line, and nothing else is logged.
+        # The log has those reports (and any made between the look and the stop), each one a
+        # starved hub's, with their closing lines, and nothing else of the watchdog's.
         monitor_lines = [l for l in log.splitlines() if "[weft.monitor]" in l]
         opened = [l for l in monitor_lines if "appears to be blocked" in l]
         closed = [l for l in monitor_lines if "runs again" in l]
-        self.assertEqual(len(opened), len(reports), monitor_lines)
+        self.assertGreaterEqual(len(opened), len(reports), monitor_lines)
         self.assertEqual(len(opened) + len(closed), len(monitor_lines), monitor_lines)
-        self.assertEqual(log.count("Waiting for a CPU: the thread was runnable"), len(reports), log)
-        self.assertEqual(sum(h["blocking_events"] for h in dbg["hubs"]), len(reports), dbg["hubs"])
+        self.assertEqual(log.count("Waiting for a CPU: the thread was runnable"), len(opened), log)
         events = re.findall(r'(?m)^weft_hub_blocking_events_total\{hub="\d+"\} (\S+)$', metrics)
         self.assertTrue(events)
-        self.assertEqual(sum(float(v) for v in events), len(reports), events)
+        # (Read after /debug/blocking: a blockage detected in between counts here only.)
+        self.assertGreaterEqual(sum(float(v) for v in events), len(reports), events)
         # The load was real: the hubs ran many fiber slices.
         slices = sum(float(v) for v in re.findall(
             r'(?m)^weft_hub_run_duration_seconds_count\{hub="\d+"\} (\S+)$', metrics))
