@@ -133,38 +133,65 @@ __attribute__((noinline)) int culprit_own_lock(Truth& t, pthread_mutex_t& mu) {
     return rc;
 }
 
+// A thread that spins on one CPU for a while, made ready before the blockage begins: created
+// by the test's thread (at its nice, 0), then asleep until the culprit names its CPU. Woken
+// there, it takes the CPU from the culprit at once: started from the culprit instead, it spent
+// up to 18 ms (seen under ctest -j2) being created and moved while the culprit still ran. Not
+// SCHED_FIFO, although root could: a realtime hog also starves the watchdog's thread whenever
+// that one runs on the same CPU, and a watchdog that first looks at the slice once the hog is
+// done sees a hub that computes (seen under ctest -j2).
+class Hog {
+  public:
+    explicit Hog(std::chrono::nanoseconds spin) {
+        thread_ = std::thread([this, spin] {
+            ready_ = true;
+            ready_.notify_all();
+            go_.wait(false);
+            const auto until = std::chrono::steady_clock::now() + spin;
+            volatile std::uint64_t x = 0;
+            while (std::chrono::steady_clock::now() < until)
+                x = x + 1;
+        });
+        ready_.wait(false);
+    }
+    ~Hog() { stop(); }
+    // From the culprit: the hog is pinned to `cpu` while it sleeps, then woken there.
+    void start_on(const cpu_set_t& cpu) {
+        EXPECT_EQ(::pthread_setaffinity_np(thread_.native_handle(), sizeof cpu, &cpu), 0);
+        go_ = true;
+        go_.notify_all();
+    }
+    void stop() {
+        if (!thread_.joinable()) return;
+        go_ = true;
+        go_.notify_all();
+        thread_.join();
+    }
+
+  private:
+    std::atomic<bool> ready_{false};
+    std::atomic<bool> go_{false};
+    std::thread thread_;
+};
+
 // Computes for kBlock on a thread that gets almost no CPU meanwhile: the hub thread is pinned
-// to the CPU it runs on and made nice 19, and a thread pinned to the same CPU spins (SCHED_FIFO
-// when allowed, else at nice 0 against 19: about 1.5 % of the CPU is left to the hub).
-__attribute__((noinline)) void culprit_starved(Truth& t, std::atomic<bool>& realtime) {
+// to the CPU it runs on and made nice 19, and the hog, pinned to the same CPU, spins there at
+// nice 0 (weights 1024 against 15: about 1.5 % of the CPU is left to the hub) for all but the
+// last 100 ms.
+__attribute__((noinline)) void culprit_starved(Truth& t, Hog& hog) {
     const int cpu = ::sched_getcpu();
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     EXPECT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
-    t.begin();
-    const auto hog_until = std::chrono::steady_clock::now() + kBlock - 100ms;
-    std::atomic<bool> hogging{false};
-    // Started before the hub thread lowers its priority: a thread inherits its creator's nice.
-    std::thread hog([&] {
-        ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
-        sched_param p{};
-        p.sched_priority = 1;
-        realtime = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p) == 0;
-        hogging = true;
-        volatile std::uint64_t x = 0;
-        while (std::chrono::steady_clock::now() < hog_until)
-            x = x + 1;
-    });
-    while (!hogging)
-        std::this_thread::yield();
     EXPECT_EQ(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19), 0);
+    t.begin();
+    hog.start_on(one);
     auto until = std::chrono::steady_clock::now() + kBlock;
     volatile std::uint64_t x = 0;
     while (std::chrono::steady_clock::now() < until)
         x = x + 1;
     t.finish();
-    hog.join();
     // Every CPU again (widening needs no privilege, unlike a nice back to 0): the test's wait
     // for a wrong second report must not find the hub starved again.
     cpu_set_t all;
@@ -451,8 +478,9 @@ TEST_F(Blocking, LockHeldByAFiberOfTheSameHub) {
 TEST_F(Blocking, StarvedOfCpu) {
     if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs a second CPU";
     Truth t;
-    std::atomic<bool> realtime{false};
-    block_hub0([&] { culprit_starved(t, realtime); });
+    Hog hog(kBlock - 100ms);
+    block_hub0([&] { culprit_starved(t, hog); });
+    hog.stop();
     auto reports = rec_.reports();
     ASSERT_EQ(reports.size(), 1u);
     ASSERT_EQ(rec_.ends().size(), 1u);
@@ -460,8 +488,7 @@ TEST_F(Blocking, StarvedOfCpu) {
     EXPECT_EQ(r.fiber_name, "culprit");
     EXPECT_EQ(r.cause, BlockingCause::waiting_for_cpu)
         << "cause " << weft::monitor::cause_name(r.cause) << ", cpu " << r.cpu_share << ", waiting "
-        << r.cpu_wait_share << ", syscall " << r.syscall << ", hog "
-        << (realtime ? "SCHED_FIFO" : "nice 0");
+        << r.cpu_wait_share << ", syscall " << r.syscall;
     EXPECT_LT(r.cpu_share, 0.05);
     EXPECT_GT(r.cpu_wait_share, 0.5);
     EXPECT_THAT(weft::monitor::format_text(r), ::testing::HasSubstr("Waiting for a CPU"));

@@ -43,6 +43,16 @@ TEST(Cause, CountedWaitForACpu) {
     EXPECT_NEAR(e.cpu_wait_share, 0.9, 1e-9);
 }
 
+TEST(Cause, StarvedButNotQuiteNone) {
+    // A thread at nice 19 beside a busy one: a few percent (6 % seen over 100 ms), the rest
+    // queued. Under a tenth of its runnable time on a CPU counts as starved.
+    CauseEstimate e = classify_blockage({0, 0}, {6'000'000, 94'000'000}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
+    // A share a busy machine gives code that computes: its own doing.
+    e = classify_blockage({0, 0}, {15'000'000, 85'000'000}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
+}
+
 TEST(Cause, AsleepInASystemCall) {
     CauseEstimate e = classify_blockage({0, 0}, {300'000, 0}, kWall, in_syscall(230));
     EXPECT_EQ(e.cause, BlockingCause::in_system_call);
