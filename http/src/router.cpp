@@ -216,6 +216,7 @@ Router& Router::insert(std::string_view method, std::string_view path_template, 
     ep->websocket_options = std::move(ws_options);
     ep->param_names = std::move(names);
     ep->options = options;
+    ep->owner = owner_;
     n->endpoints.push_back(ep.get());
     endpoints_.push_back(std::move(ep));
     return *this;

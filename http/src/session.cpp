@@ -17,6 +17,23 @@
 #include "weft/core/log.hpp"
 
 namespace weft::http::detail {
+// A handler's route in its log lines: "route /x", or "route /x of plugin 'p'". Formatted in
+// spdlog's call, which catches what formatting throws: log_thrown stays noexcept.
+struct RouteOf {
+    const Endpoint& ep;
+};
+}  // namespace weft::http::detail
+
+template <>
+struct fmt::formatter<weft::http::detail::RouteOf> : fmt::formatter<std::string_view> {
+    template <class Ctx>
+    auto format(const weft::http::detail::RouteOf& r, Ctx& ctx) const {
+        if (r.ep.owner.empty()) return fmt::format_to(ctx.out(), "route {}", r.ep.route);
+        return fmt::format_to(ctx.out(), "route {} of plugin '{}'", r.ep.route, r.ep.owner);
+    }
+};
+
+namespace weft::http::detail {
 
 namespace {
 
@@ -61,6 +78,7 @@ void trim(std::string& s) noexcept {
 // error's value among them) or a status outside 200..599 is logged with the request and its
 // route, and the client gets a 500; the connection and the server live on.
 // Logs the exception being handled; call it from a catch block.
+
 void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexcept {
     try {
         throw;
@@ -68,8 +86,8 @@ void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexce
         if (weft::this_fiber::cancelled() && weft::is_cancellation(std::current_exception())) {
             // Cancelled (its client hung up, or the server stops), and what it threw is how a
             // wait ended then, not a fault: anything else still is one.
-            weft::logger("http")->debug("{} for {} {} (route {}) ended by its cancellation: {}",
-                                        kind, req.method_name(), req.path(), ep.route, e.what());
+            weft::logger("http")->debug("{} for {} {} ({}) ended by its cancellation: {}", kind,
+                                        req.method_name(), req.path(), RouteOf{ep}, e.what());
             return;
         }
         if (weft::this_fiber::deadline().passed() &&
@@ -77,15 +95,15 @@ void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexce
             // The request's deadline passed and a wait threw timed_out (reading the error's
             // value, say): the 504 says what happened, as a Go handler returning ctx.Err()
             // would (the access log and weft_http_requests_timed_out_total have it).
-            weft::logger("http")->debug("{} for {} {} (route {}) ended at its deadline: {}", kind,
-                                        req.method_name(), req.path(), ep.route, e.what());
+            weft::logger("http")->debug("{} for {} {} ({}) ended at its deadline: {}", kind,
+                                        req.method_name(), req.path(), RouteOf{ep}, e.what());
             return;
         }
-        weft::logger("http")->error("{} for {} {} (route {}) threw: {}", kind, req.method_name(),
-                                    req.path(), ep.route, e.what());
+        weft::logger("http")->error("{} for {} {} ({}) threw: {}", kind, req.method_name(),
+                                    req.path(), RouteOf{ep}, e.what());
     } catch (...) {
-        weft::logger("http")->error("{} for {} {} (route {}) threw a non-std exception", kind,
-                                    req.method_name(), req.path(), ep.route);
+        weft::logger("http")->error("{} for {} {} ({}) threw a non-std exception", kind,
+                                    req.method_name(), req.path(), RouteOf{ep});
     }
 }
 
@@ -102,8 +120,8 @@ bool guarded(const char* kind, const Request& req, const Endpoint& ep, F&& call)
 
 [[gnu::noinline, gnu::cold]] bool invalid_status(const char* kind, const Request& req,
                                                  const Endpoint& ep, int status) {
-    weft::logger("http")->error("{} for {} {} (route {}) returned status {}", kind,
-                                req.method_name(), req.path(), ep.route, status);
+    weft::logger("http")->error("{} for {} {} ({}) returned status {}", kind, req.method_name(),
+                                req.path(), RouteOf{ep}, status);
     return false;
 }
 

@@ -36,7 +36,7 @@ class PluginHost::ContextImpl final : public plugin::Context {
                 return h(req);
             };
         }
-        host_.router_.add(method, tmpl, std::move(h), options);
+        as_owner([&] { host_.router_.add(method, tmpl, std::move(h), options); });
         route_list_.push_back(std::string(method) + " " + std::string(tmpl));
     }
     void stream_route(std::string_view method, std::string_view tmpl, http::StreamHandler h,
@@ -55,7 +55,7 @@ class PluginHost::ContextImpl final : public plugin::Context {
                 h(req, out);
             };
         }
-        host_.router_.add_stream(method, tmpl, std::move(h), options);
+        as_owner([&] { host_.router_.add_stream(method, tmpl, std::move(h), options); });
         route_list_.push_back(std::string(method) + " " + std::string(tmpl));
     }
     void websocket_route(std::string_view tmpl, http::WebSocketHandler h,
@@ -73,7 +73,7 @@ class PluginHost::ContextImpl final : public plugin::Context {
                 h(req, ws);
             };
         }
-        host_.router_.websocket(tmpl, std::move(h), std::move(options));
+        as_owner([&] { host_.router_.websocket(tmpl, std::move(h), std::move(options)); });
         route_list_.push_back("GET " + std::string(tmpl) + " (WebSocket)");
     }
     const config::Table& config() const noexcept override { return table_; }
@@ -99,6 +99,19 @@ class PluginHost::ContextImpl final : public plugin::Context {
     const std::string& collision() const noexcept { return collision_; }
 
   private:
+    // Registers what `add` adds as this plugin's: its handlers' error lines name it.
+    template <class F>
+    void as_owner(F&& add) {
+        host_.router_.set_owner(d_.name);
+        try {
+            add();
+        } catch (...) {
+            host_.router_.set_owner({});
+            throw;
+        }
+        host_.router_.set_owner({});
+    }
+
     void claim(std::string_view method, std::string_view tmpl) {
         // Two templates of one shape are the same route to the router.
         std::string key = std::string(method) + " " + http::Router::shape(tmpl);

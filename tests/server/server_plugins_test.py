@@ -227,6 +227,19 @@ class Loads(unittest.TestCase):
                 self.assertRegex(w.stderr(), r"plugins: hello 1\.0 \(2 routes\)")
                 self.assertEqual(w.stop(), 0)
 
+    def test_a_handler_that_throws_is_logged_with_its_plugin(self):
+        # The client gets a 500; the log line names the request, the route and the plugin
+        # that registered it (the demo's routes, registered by the same server, as well).
+        with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
+            with Weft(["--plugin", "demo", "--plugin", u.plugin_path("calm"), "--hubs", "1"],
+                      workdir=tmp) as w:
+                w.wait_ready()
+                self.assertEqual(get(w.http, "/calm/throw")[0], 500)
+                self.assertEqual(get(w.http, "/calm")[0], 200)
+                w.wait_for_log(r"handler for GET /calm/throw \(route /calm/throw of plugin "
+                               r"'calm'\) threw: calm handler failed")
+                self.assertEqual(w.stop(), 0)
+
     def test_bad_plugin_table_is_refused_with_the_plugins_message(self):
         with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
             cfg = write(os.path.join(tmp, "weft.toml"),

@@ -99,6 +99,10 @@ void init(weft::plugin::Context& ctx) {
             return weft::http::Response::text("done\n");
         },
         weft::http::RouteOptions{.timeout = std::chrono::milliseconds(200)});
+    // A handler that fails: its error line names the plugin.
+    ctx.route("GET", "/calm/throw", [](weft::http::Request&) -> weft::http::Response {
+        throw std::runtime_error("calm handler failed");
+    });
     ctx.route("GET", "/calm/nap", [](weft::http::Request& req) {
         long ms = 10;
         if (auto v = req.query("ms")) std::from_chars(v->data(), v->data() + v->size(), ms);

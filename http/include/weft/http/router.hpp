@@ -54,6 +54,7 @@ struct Endpoint {
     WebSocketOptions websocket_options;
     std::vector<std::string> param_names;  ///< in template order
     RouteOptions options;
+    std::string owner;  ///< who registered it (a plugin's name), named in its error log lines
 };
 
 /// Route parameters captured by a match: names and raw (still percent-encoded) values.
@@ -99,6 +100,10 @@ class Router {
     Router& patch(std::string_view t, Handler h) { return add("PATCH", t, std::move(h)); }
     Router& del(std::string_view t, Handler h) { return add("DELETE", t, std::move(h)); }
 
+    /// Routes added from now on are registered by `owner` (the server names the plugin whose
+    /// init runs): the log line of a handler that throws names it. Empty: nobody in particular.
+    void set_owner(std::string_view owner) { owner_ = owner; }
+
     /// Whether `method` + `path_template` is registered (templates compare by shape, so
     /// "/a/{x}" and "/a/{y}" are the same route).
     bool contains(std::string_view method, std::string_view path_template) const;
@@ -125,6 +130,7 @@ class Router {
     std::unique_ptr<Node> root_;
     std::vector<std::unique_ptr<Endpoint>> endpoints_;
     unsigned next_route_id_ = 1;
+    std::string owner_;
     /// The nodes of templates without parameters, by path: an open-addressing table (a power
     /// of two in size, at most half full) that match() looks in before walking the tree.
     struct Exact {
