@@ -78,7 +78,6 @@ void trim(std::string& s) noexcept {
 // error's value among them) or a status outside 200..599 is logged with the request and its
 // route, and the client gets a 500; the connection and the server live on.
 // Logs the exception being handled; call it from a catch block.
-
 void log_thrown(const char* kind, const Request& req, const Endpoint& ep) noexcept {
     try {
         throw;

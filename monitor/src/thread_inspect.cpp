@@ -231,22 +231,26 @@ CauseEstimate classify_blockage(const SchedSample& base, const SchedSample& now,
         runnable += e.cpu_wait_share;
     }
     const bool in_syscall = sys.valid && !sys.running && sys.nr >= 0;
-    // Runnable (on a CPU or queued for one) most of the time: the code computes. Asleep most of
-    // the time: it waits in the kernel.
+    // Never went to sleep since the first sample: runnable all along, whatever part of the
+    // time waiting for a CPU schedstat has not counted yet (a wait still going on).
+    const bool never_slept = !in_syscall && base.sleeps >= 0 && now.sleeps == base.sleeps;
     // Starved: it got under a tenth of the CPU time it was ready to use. A thread at nice 19
     // beside a busy one gets 1.5 % in the long run, and 6 % over 100 ms was seen; code that
-    // computes on a machine merely busy gets a share (a half beside one busy thread).
-    const auto on_cpu_or_starved = [&](double ready) {
-        return e.cpu_share < kStarvedShare * ready ? BlockingCause::waiting_for_cpu
-                                                   : BlockingCause::running_on_cpu;
-    };
+    // computes on a machine merely busy gets a share (a half beside one busy thread). A wait
+    // that began before the first sample counts whole, so the shares may add up to over 1.
+    const double ready = never_slept ? 1.0 : std::min(runnable, 1.0);
+    const BlockingCause on_cpu_or_starved = e.cpu_share < kStarvedShare * ready
+                                                ? BlockingCause::waiting_for_cpu
+                                                : BlockingCause::running_on_cpu;
+    // Runnable (on a CPU or queued for one) most of the time: the code computes. Asleep most of
+    // the time: it waits in the kernel.
     if (runnable >= 0.5 && !(in_syscall && e.cpu_share < 0.2)) {
-        e.cause = on_cpu_or_starved(runnable);
-    } else if (queued_now && !in_syscall && base.sleeps >= 0 && now.sleeps == base.sleeps) {
+        e.cause = on_cpu_or_starved;
+    } else if (queued_now && never_slept) {
         // Queued for a CPU now, and it never slept since the first sample: the wait still
         // going on is not in wait_ns yet, and it is where the time neither on a CPU nor
         // counted as waiting went. Barely ran: the machine held it.
-        e.cause = on_cpu_or_starved(1.0);
+        e.cause = on_cpu_or_starved;
         e.cpu_wait_share = 1.0 - e.cpu_share;
     } else {
         e.cause = BlockingCause::in_system_call;

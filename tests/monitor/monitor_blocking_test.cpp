@@ -157,6 +157,7 @@ class Hog {
     ~Hog() { stop(); }
     // From the culprit: the hog is pinned to `cpu` while it sleeps, then woken there.
     void start_on(const cpu_set_t& cpu) {
+        if (!thread_.joinable()) return;  // the test gave up on the culprit already
         EXPECT_EQ(::pthread_setaffinity_np(thread_.native_handle(), sizeof cpu, &cpu), 0);
         go_ = true;
         go_.notify_all();
@@ -489,7 +490,8 @@ TEST_F(Blocking, StarvedOfCpu) {
     EXPECT_EQ(r.cause, BlockingCause::waiting_for_cpu)
         << "cause " << weft::monitor::cause_name(r.cause) << ", cpu " << r.cpu_share << ", waiting "
         << r.cpu_wait_share << ", syscall " << r.syscall;
-    EXPECT_LT(r.cpu_share, 0.05);
+    // Under a tenth of the time it was runnable on a CPU (the rule the watchdog applies).
+    EXPECT_LT(r.cpu_share, 0.1 * std::min(r.cpu_share + r.cpu_wait_share, 1.0));
     EXPECT_GT(r.cpu_wait_share, 0.5);
     EXPECT_THAT(weft::monitor::format_text(r), ::testing::HasSubstr("Waiting for a CPU"));
     EXPECT_THAT(weft::monitor::format_text(r),

@@ -51,6 +51,27 @@ TEST(Cause, StarvedButNotQuiteNone) {
     // A share a busy machine gives code that computes: its own doing.
     e = classify_blockage({0, 0}, {15'000'000, 85'000'000}, kWall, runnable());
     EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
+    // A wait that began before the first sample counts whole: the shares add up to over 1,
+    // and the tenth is of the time in between (at most all of it).
+    e = classify_blockage({0, 0}, {15'000'000, 150'000'000}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
+}
+
+TEST(Cause, StarvedWithAWaitStillGoingOn) {
+    // 7 % on a CPU, 55 % counted as waiting, and the rest a wait schedstat has not counted yet:
+    // it never slept, so it was ready to run all along, not just 62 % of the time.
+    CauseEstimate e = classify_blockage({0, 0, 4}, {7'000'000, 55'000'000, 4}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
+    // Had it slept meanwhile, only the counted 62 % was surely runnable.
+    e = classify_blockage({0, 0, 4}, {7'000'000, 55'000'000, 5}, kWall, runnable());
+    EXPECT_EQ(e.cause, BlockingCause::running_on_cpu);
+}
+
+TEST(Cause, QueuedNowAfterAFewPercent) {
+    // Queued now, 7 % on a CPU and no wait counted yet: starved (the old fixed 5 % said not).
+    CauseEstimate e = classify_blockage({0, 0, 3}, {7'000'000, 0, 3}, kWall, runnable(), true);
+    EXPECT_EQ(e.cause, BlockingCause::waiting_for_cpu);
+    EXPECT_NEAR(e.cpu_wait_share, 0.93, 1e-9);
 }
 
 TEST(Cause, AsleepInASystemCall) {

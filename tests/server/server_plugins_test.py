@@ -229,7 +229,7 @@ class Loads(unittest.TestCase):
 
     def test_a_handler_that_throws_is_logged_with_its_plugin(self):
         # The client gets a 500; the log line names the request, the route and the plugin
-        # that registered it (the demo's routes, registered by the same server, as well).
+        # that registered it, and the server goes on answering.
         with tempfile.TemporaryDirectory(prefix="weft-plugin-test-") as tmp:
             with Weft(["--plugin", "demo", "--plugin", u.plugin_path("calm"), "--hubs", "1"],
                       workdir=tmp) as w:

@@ -32,9 +32,8 @@ struct StackFrame {
 enum class BlockingCause {
     running_on_cpu,   ///< runnable all along, in user code: a loop, computation, exceptions...
     in_system_call,   ///< sleeping in the kernel: sleep, read, lock, DNS...
-    waiting_for_cpu,  ///< runnable but it barely got a CPU (under a tenth of the time it was
-                      ///< ready to run): an overloaded or throttled
-                      ///< machine, not the code, held the hub
+    waiting_for_cpu,  ///< runnable but on a CPU under a tenth of that time: an overloaded or
+                      ///< throttled machine, not the code, held the hub
     unknown,
 };
 const char* cause_name(BlockingCause c) noexcept;
