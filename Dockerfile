@@ -1,18 +1,19 @@
-# Weft's container image: a Debian bookworm stage builds Weft and runs its unit tests; a
-# bookworm-slim stage runs `weft` as a non-root user with the bundled plugins and the config in
+# Weft's container image: a Debian bookworm stage builds Weft (and, when asked, runs its unit
+# tests); a bookworm-slim stage runs `weft` as a non-root user with the bundled plugins and the config in
 # deploy/container/weft.toml. Build it with deploy/scripts/build-image.sh, or plainly:
 #   podman build -t weft .
-# Under the default seccomp profile, which hides io_uring, the io_uring variants of the unit
-# tests skip and say so; `--security-opt seccomp=deploy/seccomp/weft-io-uring.json` runs them.
-# `--format docker` keeps the HEALTHCHECK (the OCI format has none); `--build-arg
-# WEFT_UNIT_TESTS=OFF` skips the unit tests.
+# `--format docker` keeps the HEALTHCHECK (the OCI format has none). `--build-arg
+# WEFT_UNIT_TESTS=ON` builds and runs the unit tests in the build stage too (installing the
+# servers they start); under the default seccomp profile, which hides io_uring, their io_uring
+# variants skip and say so, and `--security-opt seccomp=deploy/seccomp/weft-io-uring.json` runs
+# them.
 
 FROM docker.io/library/debian:bookworm AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
-# ON: build and run the unit tests here. OFF: build only what the image ships (the deploy tests
-# do, as the rest of the test suite runs the same tests on the host).
-ARG WEFT_UNIT_TESTS=ON
+# OFF: build only what the image ships (the test suite runs the unit tests on the host, in
+# Release and sanitizer builds). ON: build and run the unit tests here as well.
+ARG WEFT_UNIT_TESTS=OFF
 # The package lists alone first, so this layer is reused until they change: the build set, and
 # with the tests the test set for the tools they call (curl, python3, promtool, prometheus, ...).
 COPY scripts/install-deps.sh scripts/install-deps.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds Weft's image from the Dockerfile at the repository root with podman, from the local base
 # images only (--pull=never; deploy/scripts/make-base-images.sh makes them), tagged $WEFT_IMAGE
-# (default localhost/weft:latest), the plain way otherwise: podman's default seccomp profile
-# (the io_uring variants of the unit tests skip) and the unit tests on. Extra arguments go to
-# `podman build` (--build-arg WEFT_UNIT_TESTS=OFF, --security-opt seccomp=PROFILE).
+# (default localhost/weft:latest), the plain way otherwise: podman's default seccomp profile and
+# the Dockerfile's defaults. Extra arguments go to `podman build` (--build-arg WEFT_UNIT_TESTS=ON
+# to run the unit tests in the build stage, --security-opt seccomp=PROFILE).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
