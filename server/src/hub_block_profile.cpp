@@ -17,6 +17,10 @@ const char* blocking_kind(monitor::BlockingCause c) noexcept {
     return "unknown";
 }
 
+bool charges_plugin(const monitor::BlockingReport& r) noexcept {
+    return !r.allowed && r.cause != monitor::BlockingCause::waiting_for_cpu;
+}
+
 std::string report_label(const monitor::BlockingReport& r, std::string_view key) {
     for (const auto& [k, v] : r.labels)
         if (k == key) return v;
@@ -34,6 +38,7 @@ void HubBlockProfile::on_report(const monitor::BlockingReport& r, std::string pl
     o.key = std::to_string(r.stack_hash) + '\n' + o.entry.route + '\n' + o.entry.plugin + '\n' +
             o.entry.kind;
     o.reported_ns = static_cast<std::int64_t>(r.blocked_s * 1e9);
+    o.charged = charges_plugin(r);
     std::lock_guard<std::mutex> g(mu_);
     // A report whose closing record never comes (the reporter's queue was full) must not pile up.
     if (open_.size() > 1024) open_.erase(open_.begin());
@@ -55,7 +60,7 @@ std::optional<HubBlockProfile::Ended> HubBlockProfile::on_end(const monitor::Blo
     t->second.blockages += 1;
     t->second.ns += ns;
     Ended out{o.entry.plugin, std::chrono::nanoseconds(o.reported_ns),
-              std::chrono::nanoseconds(ns)};
+              std::chrono::nanoseconds(ns), o.charged};
     open_.erase(it);
     return out;
 }

@@ -19,6 +19,11 @@ namespace weft::server {
 /// "cpu", "syscall", "waiting_for_cpu" or "unknown": a blockage's kind as profiles label it
 /// (the hub-blocking profile adds " (allowed)" for blocking the code allowed).
 const char* blocking_kind(monitor::BlockingCause c) noexcept;
+/// Whether a blockage counts against the stall budget (and the blocking time) of the plugin
+/// whose code held the hub: not when the code allowed it (monitor::AllowBlocking), nor when the
+/// hub was runnable but starved of a CPU (`waiting_for_cpu`: an overloaded machine or a
+/// throttled cgroup, which every plugin suffers alike).
+bool charges_plugin(const monitor::BlockingReport& r) noexcept;
 /// The value of a report's request label ("route", "method"...), or "".
 std::string report_label(const monitor::BlockingReport& r, std::string_view key);
 
@@ -35,11 +40,13 @@ class HubBlockProfile {
 
     /// A report (the reporter thread): remembered until its closing record.
     void on_report(const monitor::BlockingReport& r, std::string plugin);
-    /// What a closing record added: its plugin and the time counted at the report.
+    /// What a closing record added: its plugin, the time counted at the report, and whether
+    /// its report charged the plugin (charges_plugin()).
     struct Ended {
         std::string plugin;
         std::chrono::nanoseconds reported{0};
         std::chrono::nanoseconds total{0};
+        bool charged = true;
     };
     /// The closing record of a report seen by on_report(); nullopt for any other.
     std::optional<Ended> on_end(const monitor::BlockingEnd& e);
@@ -56,6 +63,7 @@ class HubBlockProfile {
         std::string key;
         Entry entry;
         std::int64_t reported_ns = 0;
+        bool charged = true;
     };
     mutable std::mutex mu_;
     std::map<std::uint64_t, Open> open_;  // report id -> its blockage, until it ends

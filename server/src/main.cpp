@@ -557,7 +557,7 @@ int main(int argc, char** argv) {
         if (!owner.empty()) r.labels.emplace_back("plugin", std::move(owner));
     });
     // Each blockage, attributed to the plugin whose route it served: the hub-blocking profile,
-    // the live page's feed and the stall budgets.
+    // the live page's feed and the stall budgets (which a starved hub does not charge).
     weft::server::HubBlockProfile hubblock;
     weft::server::LiveFeed feed;
     std::vector<weft::monitor::Subscription> attribution;
@@ -573,7 +573,7 @@ int main(int argc, char** argv) {
                                    weft::server::blocking_kind(r.cause) +
                                    "\",\"report\":" + weft::monitor::to_json(brief) + "}");
         const int i = protection.plugin_index(plugin);
-        if (i >= 0 && !r.allowed)
+        if (i >= 0 && weft::server::charges_plugin(r))
             protection.add_blocking(
                 static_cast<unsigned>(i),
                 std::chrono::nanoseconds(static_cast<std::int64_t>(r.blocked_s * 1e9)));
@@ -581,7 +581,7 @@ int main(int argc, char** argv) {
     attribution.push_back(watchdog->on_unblocked([&](const weft::monitor::BlockingEnd& e) {
         auto ended = hubblock.on_end(e);
         feed.publish("end", weft::monitor::to_json(e));
-        if (!ended || e.allowed) return;
+        if (!ended || !ended->charged || e.allowed) return;
         const int i = protection.plugin_index(ended->plugin);
         if (i >= 0)
             protection.add_blocking(static_cast<unsigned>(i), ended->total - ended->reported);
