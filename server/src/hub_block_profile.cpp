@@ -59,8 +59,8 @@ std::optional<HubBlockProfile::Ended> HubBlockProfile::on_end(const monitor::Blo
     }
     t->second.blockages += 1;
     t->second.ns += ns;
-    Ended out{o.entry.plugin, std::chrono::nanoseconds(o.reported_ns),
-              std::chrono::nanoseconds(ns), o.charged};
+    Ended out{o.entry.plugin, std::chrono::nanoseconds(o.reported_ns), std::chrono::nanoseconds(ns),
+              o.charged};
     open_.erase(it);
     return out;
 }
