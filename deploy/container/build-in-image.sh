@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The image's build stage: configure and build Weft (Release, no benchmarks), run the unit tests,
-# install into /opt/weft, and keep only what the runtime stage needs (no headers, no CMake files).
+# The image's build stage: configure and build Weft (Release, no benchmarks), with ON build and
+# run the unit tests too, install into /opt/weft, and keep only what the runtime stage needs
+# (no headers, no CMake files).
 # Usage (from the source root, inside the build stage): build-in-image.sh BUILD_DIR JOBS [ON|OFF]
 # With OFF the tests are neither built nor run.
 set -euo pipefail

@@ -341,7 +341,8 @@ monitor::CollectorHandle Protection::add_metrics(monitor::Registry& registry) co
          "Requests to the plugin's routes answered 503 while it was quarantined.", "",
          MetricType::counter},
         {"weft_plugin_blocking_seconds_total",
-         "Time the plugin's handlers held their hubs in blockages the watchdog reported.",
+         "Time the plugin's handlers held their hubs in blockages the watchdog reported (not "
+         "those the code allowed, nor those in which the hub was starved of a CPU).",
          "seconds", MetricType::counter},
     };
     return registry.add_collector([this](std::vector<monitor::MetricFamily>& out) {

@@ -83,8 +83,8 @@ class Protection {
     int plugin_index(std::string_view name) const;
 
     /// JSON for the debug page: {"shed":{...,"hubs":[{"hub","shedding","delay_quantile_s",
-    /// "wakeups"}]},"stall":{...,"plugins":[{"plugin","budget_s","blocked_s","quarantined",
-    /// "remaining_s","episodes"}]}}.
+    /// "wakeups"}]},"stall":{...,"plugins":[{"plugin","budget_s","blocked_total_s",
+    /// "quarantined","remaining_s","quarantines","refused"}]}}.
     std::string state_json() const;
     /// weft_shed_requests_total{hub}, weft_hub_shedding{hub}, weft_plugin_quarantined{plugin},
     /// weft_plugin_quarantines_total{plugin}, weft_plugin_refused_requests_total{plugin},
