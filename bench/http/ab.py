@@ -9,8 +9,14 @@ binary the median, its ratio to the first binary's median, and the median of the
 ratios to the first (paired: robust against the machine's drift during the run). Ends every
 process it started.
 
+A process's address layout (ASLR: where its stacks, heap and libraries land, and so which of
+its hot lines share cache sets) can move its CPU per request by several percent, and stays for
+its life: with --restart every repetition starts fresh processes, so that a difference has to
+hold across layouts to show in the medians.
+
   bench/http/ab.py build-old/bin/weft build/bin/weft            # pipelined, 8 repetitions
   bench/http/ab.py --shape c50 --reps 10 A/bin/weft B/bin/weft
+  bench/http/ab.py --shape c50 --reps 10 --restart A/bin/weft B/bin/weft   # across layouts
   bench/http/ab.py --extra=--backend=epoll build/bin/weft build/bin/weft   # same binary, 2 ways
 
 A binary runs from its build tree (it finds its libraries through its RPATH). --extra adds one
@@ -79,6 +85,8 @@ def main():
     ap.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default: 3)")
     ap.add_argument("--extra", action="append", default=[],
                     help="an argument for every binary after the first")
+    ap.add_argument("--restart", action="store_true",
+                    help="start fresh processes (new address layouts) for every repetition")
     a = ap.parse_args()
     if len(a.binaries) < 2 or a.reps < 1 or a.duration < 1:
         ap.error("give two or more binaries, --reps >= 1 and --duration >= 1")
@@ -87,7 +95,8 @@ def main():
             ap.error(f"{b}: not an executable")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
     servers = []
-    try:
+
+    def start_all():
         for i, b in enumerate(a.binaries):
             port = free_port()
             argv = [b, "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{free_port()}"]
@@ -100,9 +109,27 @@ def main():
                 sys.exit(f"ab: {b} did not start listening on 127.0.0.1:{port}")
         for _, _, _, port in servers:
             run_wrk(port, a.shape, 1)  # warm-up
-        cost = {name: [] for name, _, _, _ in servers}
-        user = {name: [] for name, _, _, _ in servers}
+
+    def stop_all():
+        for _, _, p, _ in servers:
+            p.terminate()
+        for _, _, p, _ in servers:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        servers.clear()
+
+    names = [(chr(ord("A") + i), b) for i, b in enumerate(a.binaries)]
+    cost = {name: [] for name, _ in names}
+    user = {name: [] for name, _ in names}
+    try:
+        start_all()
         for rep in range(a.reps):
+            if a.restart and rep > 0:
+                stop_all()
+                start_all()
             order = servers if rep % 2 == 0 else servers[::-1]
             for name, _, p, port in order:
                 c0 = cpu_seconds(p.pid)
@@ -114,18 +141,14 @@ def main():
                       f"{cost[name][-1]:7.3f} us/req ({user[name][-1]:.3f} in user space)",
                       flush=True)
     finally:
-        for _, _, p, _ in servers:
-            p.terminate()
-        for _, _, p, _ in servers:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    print(f"\n{a.shape}, {a.reps} interleaved repetitions of {a.duration} s; CPU per request")
+        stop_all()
+    fresh = ", fresh processes each" if a.restart else ""
+    print(f"\n{a.shape}, {a.reps} interleaved repetitions of {a.duration} s{fresh}; "
+          "CPU per request")
     for title, table in (("all (user + kernel)", cost), ("user space only", user)):
         base = table["A"]
         print(title)
-        for name, b, _, _ in servers:
+        for name, b in names:
             med = statistics.median(table[name])
             paired = statistics.median(x / y for x, y in zip(table[name], base) if y > 0)
             print(f"{name}  {med:7.3f} us/req  /A {med / statistics.median(base):5.3f}  "
