@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -188,14 +189,27 @@ TEST(Watchdog, AllowingBlockingCoversTheFiberThatAllowedItOnly) {
         hold_the_hub(250ms);
         ++done;
     });
-    ASSERT_TRUE(rec.wait_ends(1));
     wait_until([&] { return done.load() == 2; });
-    auto reports = rec.reports();
-    ASSERT_EQ(reports.size(), 1u);
-    EXPECT_EQ(reports[0].fiber_name, "blocks");
-    EXPECT_FALSE(reports[0].allowed);
+    // Every report closed, "blocks"'s among them.
+    wait_until([&] {
+        const auto reports = rec.reports();
+        return rec.ends().size() == reports.size() &&
+               std::any_of(reports.begin(), reports.end(),
+                           [](const BlockingReport& r) { return r.fiber_name == "blocks"; });
+    });
+    // Starting the two fibers may hold the hub's own loop too, on a loaded machine under TSan
+    // (89 ms seen in CI): such a report names no fiber. None is the allowing fiber's, and none
+    // is allowed.
+    const auto reports = rec.reports();
+    std::size_t of_blocks = 0;
+    for (const auto& r : reports) {
+        EXPECT_FALSE(r.allowed) << r.fiber_name;
+        EXPECT_TRUE(r.fiber_name == "blocks" || r.fiber_id == 0) << r.fiber_name;
+        of_blocks += r.fiber_name == "blocks";
+    }
+    EXPECT_EQ(of_blocks, 1u);
     auto st = wd.hub_stats(0);
-    EXPECT_EQ(st.events, 1u);
+    EXPECT_EQ(st.events, reports.size());
     EXPECT_EQ(st.allowed_events, 0u);
 }
 
