@@ -131,7 +131,8 @@ json end_json(const BlockingEnd& e) {
             {"hub", e.hub},
             {"fiber", {{"id", e.fiber_id}, {"name", e.fiber_name}}},
             {"duration_seconds", e.duration_s},
-            {"allowed", e.allowed}};
+            {"allowed", e.allowed},
+            {"cause_after_report", cause_name(e.cause_after_report)}};
 }
 
 }  // namespace

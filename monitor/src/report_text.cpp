@@ -242,7 +242,10 @@ std::string format_text(const BlockingEnd& e) {
                                 utc(e.when), e.hub, fiber_title(e.fiber_id, e.fiber_name),
                                 e.duration_s, e.allowed ? ", allowed" : "");
     if (e.report_id)
-        s += fmt::format(" (report #{})", e.report_id);
+        s += fmt::format(" (report #{}{})", e.report_id,
+                         e.cause_after_report == BlockingCause::waiting_for_cpu
+                             ? "; after it the hub was starved of a CPU"
+                             : "");
     else
         s += " (not reported: rate limit)";
     return s;

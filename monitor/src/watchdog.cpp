@@ -160,6 +160,13 @@ struct Watchdog::Impl {
         std::int64_t at_ns = 0;
     };
     std::vector<CpuBaseline> baselines;
+    // A reported blockage's hub thread as its report read it: what held the hub after the report.
+    struct AfterReport {
+        std::uint64_t report_id = 0;
+        int tid = 0;
+        CpuBaseline base;
+    };
+    std::vector<AfterReport> after_report;
     detail::CaptureSlot* slot = nullptr;
     std::unique_ptr<char[]> stack_buf;
     detail::Symbolizer symbolizer;  // reporter thread only
@@ -198,6 +205,7 @@ struct Watchdog::Impl {
               std::clamp<std::int64_t>(s.max_blocking_time.count() / 5, 1'000'000, 1'000'000'000)),
           stats(r.options().collect_stats),
           baselines(r.hub_count()),
+          after_report(r.hub_count()),
           episodes(r.hub_count(),
                    {threshold_ns, period_ns, s.reports_per_minute, r.options().collect_stats,
                     std::max<std::size_t>(1024, s.recent_reports + 1)},
@@ -332,7 +340,10 @@ struct Watchdog::Impl {
         for (unsigned i = 0; i < rt.hub_count(); ++i) {
             detail::HubSample sample = read_probe(weft::internal::probe(rt.hub(i)));
             detail::Observation o = episodes.observe(i, sample);
-            if (o.ended) (void)enqueue(Job{Job::end, nullptr, std::move(*o.ended)});  // has room
+            if (o.ended) {
+                judge_after_report(i, *o.ended);
+                (void)enqueue(Job{Job::end, nullptr, std::move(*o.ended)});  // has room
+            }
             if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
             if (o.detected) detected.emplace_back(i, *o.detected);
         }
@@ -364,6 +375,19 @@ struct Watchdog::Impl {
             s.slice_ns = p.run_duration.sum_ns.load(std::memory_order_relaxed);
         }
         return s;
+    }
+
+    // The cause from the report to now: a little past the end (a check period at most), whose
+    // time is the hub's next work, mostly short slices and waits for I/O.
+    void judge_after_report(unsigned i, BlockingEnd& e) {
+        const AfterReport& a = after_report[i];
+        if (e.report_id == 0 || a.report_id != e.report_id) return;
+        const detail::SchedSample now = detail::sched_sample(a.tid);
+        const std::int64_t now_ns = weft::now_ns();
+        e.cause_after_report =
+            detail::classify_blockage(a.base.sched, now, static_cast<double>(now_ns - a.base.at_ns),
+                                      detail::SyscallState{})
+                .cause;
     }
 
     void publish(const BlockingEnd& e) {
@@ -399,6 +423,7 @@ struct Watchdog::Impl {
         detail::CauseEstimate cause =
             detail::judge_blockage(tid, base.sched, base.at_ns, sched, sched_ns, sys);
         r.cause = cause.cause;
+        after_report[i] = {d.report_id, tid, {sched, sched_ns}};
         r.cpu_share = cause.cpu_share;
         r.cpu_wait_share = cause.cpu_wait_share;
         r.own_lock = detail::waits_for_own_lock(sys, tid);

@@ -21,6 +21,12 @@ bool charges_plugin(const monitor::BlockingReport& r) noexcept {
     return !r.allowed && r.cause != monitor::BlockingCause::waiting_for_cpu;
 }
 
+bool charges_plugin(const monitor::BlockingEnd& e, bool report_charged) noexcept {
+    if (e.allowed) return false;
+    if (e.cause_after_report == monitor::BlockingCause::unknown) return report_charged;
+    return e.cause_after_report != monitor::BlockingCause::waiting_for_cpu;
+}
+
 std::string report_label(const monitor::BlockingReport& r, std::string_view key) {
     for (const auto& [k, v] : r.labels)
         if (k == key) return v;
@@ -60,7 +66,7 @@ std::optional<HubBlockProfile::Ended> HubBlockProfile::on_end(const monitor::Blo
     t->second.blockages += 1;
     t->second.ns += ns;
     Ended out{o.entry.plugin, std::chrono::nanoseconds(o.reported_ns), std::chrono::nanoseconds(ns),
-              o.charged};
+              charges_plugin(e, o.charged)};
     open_.erase(it);
     return out;
 }

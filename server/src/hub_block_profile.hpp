@@ -24,6 +24,9 @@ const char* blocking_kind(monitor::BlockingCause c) noexcept;
 /// hub was runnable but starved of a CPU (`waiting_for_cpu`: an overloaded machine or a
 /// throttled cgroup, which every plugin suffers alike).
 bool charges_plugin(const monitor::BlockingReport& r) noexcept;
+/// The same for the part of a blockage after its report, judged on what held the hub then
+/// (BlockingEnd::cause_after_report); when that is unknown, `report_charged` (the report's).
+bool charges_plugin(const monitor::BlockingEnd& e, bool report_charged) noexcept;
 /// The value of a report's request label ("route", "method"...), or "".
 std::string report_label(const monitor::BlockingReport& r, std::string_view key);
 
@@ -41,7 +44,7 @@ class HubBlockProfile {
     /// A report (the reporter thread): remembered until its closing record.
     void on_report(const monitor::BlockingReport& r, std::string plugin);
     /// What a closing record added: its plugin, the time counted at the report, and whether
-    /// its report charged the plugin (charges_plugin()).
+    /// the time after the report charges the plugin (charges_plugin(BlockingEnd, ...)).
     struct Ended {
         std::string plugin;
         std::chrono::nanoseconds reported{0};

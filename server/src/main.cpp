@@ -581,7 +581,7 @@ int main(int argc, char** argv) {
     attribution.push_back(watchdog->on_unblocked([&](const weft::monitor::BlockingEnd& e) {
         auto ended = hubblock.on_end(e);
         feed.publish("end", weft::monitor::to_json(e));
-        if (!ended || !ended->charged) return;  // charged: not allowed, not starved
+        if (!ended || !ended->charged) return;  // allowed, or starved after the report
         const int i = protection.plugin_index(ended->plugin);
         if (i >= 0)
             protection.add_blocking(static_cast<unsigned>(i), ended->total - ended->reported);

@@ -504,6 +504,77 @@ TEST_F(Blocking, StarvedOfCpu) {
         EXPECT_TRUE(stack_has(r, "culprit_starved")) << stack_text(r);
 }
 
+// Computes until the watchdog sees the blockage, then goes on computing starved of a CPU (as
+// culprit_starved) for `starved`: the report finds code that computes, the time after it was
+// the machine's.
+__attribute__((noinline)) void culprit_starved_after_report(Truth& t, Hog& hog,
+                                                            const weft::monitor::Watchdog& wd,
+                                                            std::chrono::milliseconds starved) {
+    t.begin();
+    volatile std::uint64_t x = 0;
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (!wd.hub_stats(0).blocked_now && std::chrono::steady_clock::now() < give_up)
+        x = x + 1;
+    const int cpu = ::sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    EXPECT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+    EXPECT_EQ(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19), 0);
+    hog.start_on(one);
+    const auto until = std::chrono::steady_clock::now() + starved;
+    while (std::chrono::steady_clock::now() < until)
+        x = x + 1;
+    t.finish();
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+        CPU_SET(i, &all);
+    ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+    asm volatile("" ::: "memory");
+}
+
+// What held the hub after the report is judged again when the blockage ends: a blockage that
+// computed until its report and was then starved of a CPU to its end says so in its closing
+// record (and the stall budget charges nobody for that part).
+TEST_F(Blocking, StarvedAfterTheReport) {
+    if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs a second CPU";
+    Truth t;
+    Hog hog(900ms);  // outlasts the starved part: the culprit ends starved
+    block_hub0([&] { culprit_starved_after_report(t, hog, wd_, 600ms); });
+    hog.stop();
+    const auto reports = rec_.reports();
+    const auto ends = rec_.ends();
+    ASSERT_EQ(reports.size(), 1u);
+    ASSERT_EQ(ends.size(), 1u);
+    const BlockingReport& r = reports[0];
+    const BlockingEnd& e = ends[0];
+    EXPECT_EQ(r.fiber_name, "culprit");
+    EXPECT_EQ(r.cause, BlockingCause::running_on_cpu)
+        << "cause " << weft::monitor::cause_name(r.cause) << ", cpu " << r.cpu_share;
+    EXPECT_EQ(e.report_id, r.id);
+    EXPECT_EQ(e.cause_after_report, BlockingCause::waiting_for_cpu)
+        << "after the report: " << weft::monitor::cause_name(e.cause_after_report);
+    EXPECT_GT(e.duration_s, 0.6);
+    EXPECT_THAT(weft::monitor::format_text(e),
+                ::testing::HasSubstr("; after it the hub was starved of a CPU)"));
+    EXPECT_THAT(weft::monitor::to_json(e),
+                ::testing::HasSubstr("\"cause_after_report\":\"waiting_for_cpu\""));
+}
+
+// The reverse is the common case: a blockage that computes to its end was computing after
+// its report too.
+TEST_F(Blocking, ComputingAfterTheReport) {
+    Truth t;
+    block_hub0([&] { culprit_busy_loop(t); });
+    const auto ends = rec_.ends();
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0].cause_after_report, BlockingCause::running_on_cpu)
+        << weft::monitor::cause_name(ends[0].cause_after_report);
+    EXPECT_THAT(weft::monitor::format_text(ends[0]),
+                ::testing::Not(::testing::HasSubstr("starved")));
+}
+
 TEST_F(Blocking, ExceptionsThrownDuringTheBlockage) {
     // The capture works while the culprit throws (no deadlock in the unwinder's locks, a stack
     // through __cxa_throw). A signal that lands where libgcc's unwinder installs a landing pad

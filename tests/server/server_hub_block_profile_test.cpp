@@ -74,4 +74,36 @@ TEST(HubBlockProfile, AClosingRecordSaysWhetherItsReportCharged) {
     EXPECT_EQ(starved_ns, 500'000'000);
 }
 
+// The time after a report is judged on what held the hub then (the closing record's
+// cause_after_report): a blockage may begin starved of a CPU and then compute, or the reverse.
+TEST(HubBlockProfile, TheTimeAfterTheReportIsJudgedOnItsOwn) {
+    HubBlockProfile p;
+    p.on_report(report(1, BlockingCause::running_on_cpu), "busy");
+    p.on_report(report(2, BlockingCause::waiting_for_cpu), "busy");
+    p.on_report(report(3, BlockingCause::waiting_for_cpu), "busy");
+    p.on_report(report(4, BlockingCause::running_on_cpu, true), "busy");
+
+    BlockingEnd starved_later = end_of(1, 0.5);
+    starved_later.cause_after_report = BlockingCause::waiting_for_cpu;
+    auto e1 = p.on_end(starved_later);
+    ASSERT_TRUE(e1);
+    EXPECT_FALSE(e1->charged);
+
+    BlockingEnd computed_later = end_of(2, 0.5);
+    computed_later.cause_after_report = BlockingCause::running_on_cpu;
+    auto e2 = p.on_end(computed_later);
+    ASSERT_TRUE(e2);
+    EXPECT_TRUE(e2->charged);
+
+    auto e3 = p.on_end(end_of(3, 0.5));  // not judged (unknown): the report's verdict
+    ASSERT_TRUE(e3);
+    EXPECT_FALSE(e3->charged);
+
+    BlockingEnd allowed = end_of(4, 0.5, true);
+    allowed.cause_after_report = BlockingCause::running_on_cpu;
+    auto e4 = p.on_end(allowed);
+    ASSERT_TRUE(e4);
+    EXPECT_FALSE(e4->charged);
+}
+
 }  // namespace

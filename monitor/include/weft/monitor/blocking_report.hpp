@@ -126,6 +126,10 @@ struct BlockingEnd {
     std::string fiber_name;
     double duration_s = 0;  ///< measured total duration of the blockage
     bool allowed = false;   ///< the blockage was allowed (see BlockingReport::allowed)
+    /// What held the hub from the report to the end, judged as the report's `cause` is, over
+    /// that part alone: a blockage that began starved of a CPU may then compute (or the
+    /// reverse). `unknown` when the thread's scheduler times could not be read.
+    BlockingCause cause_after_report = BlockingCause::unknown;
 };
 
 /// Per-hub totals (the blocking metrics). Allowed blockages are counted apart.
