@@ -153,7 +153,9 @@ TEST(Pprof, ProfileProtoRoundTrips) {
         if (f.number == 4) fn_id = fields(f.bytes)[0].integer;
     for (const auto& fn : functions) {
         auto ff = fields(fn);
-        if (ff[0].integer == fn_id) EXPECT_EQ(str(ff[1].integer), "raw_sleep");
+        if (ff[0].integer == fn_id) {
+            EXPECT_EQ(str(ff[1].integer), "raw_sleep");
+        }
     }
 }
 
