@@ -9,6 +9,8 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "weft/core/internal/hub_probe.hpp"
@@ -204,9 +206,102 @@ CollectorHandle add_hub_metrics(Registry& registry, const Runtime& rt) {
     });
 }
 
+namespace {
+
+// The /proc files the process metrics read, opened once and kept: a process out of file
+// descriptors (EMFILE) is when process_open_fds matters most, and a scrape that got in (the
+// admin listener's reserved descriptors) must not need more. Reopened after a fork.
+class ProcFiles {
+  public:
+    ProcFiles() { open_all(); }  // at registration: a process starts with descriptors to spare
+    ~ProcFiles() { close_all(); }
+
+    // /proc/self/stat and the number of open descriptors, or false when /proc cannot be read.
+    bool read(std::string& stat, double& fds) {
+        std::lock_guard<std::mutex> g(mu_);
+        if (pid_ != ::getpid()) {
+            close_all();
+            open_all();
+        }
+        if (stat_fd_ < 0 || !pread_all(stat_fd_, stat)) {
+            // Not kept (opened while out of descriptors, say): try again next time.
+            close_all();
+            return false;
+        }
+        fds = count_fds();
+        return true;
+    }
+
+    // The boot time (/proc/stat's btime), read once.
+    double btime() {
+        std::lock_guard<std::mutex> g(mu_);
+        if (btime_ < 0) {
+            std::string pstat = slurp("/proc/stat");
+            if (auto at = pstat.find("\nbtime "); at != std::string::npos)
+                btime_ = std::strtod(pstat.c_str() + at + 7, nullptr);
+        }
+        return btime_ < 0 ? 0 : btime_;
+    }
+
+  private:
+    static bool pread_all(int fd, std::string& out) {
+        out.clear();
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(out.size()));
+            if (n < 0) return false;
+            if (n == 0) return !out.empty();
+            out.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+
+    // Entries of /proc/self/fd (the kept descriptors among them: they are open), or 0.
+    double count_fds() {
+        if (fd_dir_ < 0) fd_dir_ = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd_dir_ < 0 || ::lseek(fd_dir_, 0, SEEK_SET) != 0) return 0;
+        double n = 0;
+        alignas(8) char buf[8192];
+        for (;;) {
+            const ssize_t got = ::getdents64(fd_dir_, buf, sizeof buf);
+            if (got <= 0) break;
+            for (ssize_t at = 0; at < got;) {
+                const auto* d = reinterpret_cast<const dirent64*>(buf + at);
+                if (d->d_name[0] != '.') ++n;
+                at += d->d_reclen;
+            }
+        }
+        return n;
+    }
+
+    void open_all() noexcept {
+        pid_ = ::getpid();
+        stat_fd_ = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+        fd_dir_ = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        btime_ = -1;
+    }
+
+    void close_all() noexcept {
+        if (stat_fd_ >= 0) ::close(stat_fd_);
+        if (fd_dir_ >= 0) ::close(fd_dir_);
+        stat_fd_ = fd_dir_ = -1;
+        pid_ = -1;
+    }
+
+    std::mutex mu_;
+    pid_t pid_ = -1;
+    int stat_fd_ = -1;
+    int fd_dir_ = -1;
+    double btime_ = -1;
+};
+
+}  // namespace
+
 CollectorHandle add_process_metrics(Registry& registry) {
-    return registry.add_collector([](std::vector<MetricFamily>& out) {
-        std::string stat = slurp("/proc/self/stat");
+    auto files = std::make_shared<ProcFiles>();
+    return registry.add_collector([files](std::vector<MetricFamily>& out) {
+        std::string stat;
+        double fds = 0;
+        if (!files->read(stat, fds)) return;
         auto close = stat.rfind(')');
         if (close == std::string::npos) return;
         // Fields after "(comm)": state is field 3; utime 14, stime 15, num_threads 20,
@@ -225,18 +320,7 @@ CollectorHandle add_process_metrics(Registry& registry) {
         };
         double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
         double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
-        double btime = 0;
-        std::string pstat = slurp("/proc/stat");
-        if (auto at = pstat.find("\nbtime "); at != std::string::npos)
-            btime = std::strtod(pstat.c_str() + at + 7, nullptr);
-
-        double fds = 0;
-        if (DIR* d = ::opendir("/proc/self/fd")) {
-            while (dirent* e = ::readdir(d))
-                if (e->d_name[0] != '.') ++fds;
-            ::closedir(d);
-            fds -= 1;  // the directory stream's own descriptor
-        }
+        const double btime = files->btime();
         struct rlimit rl {};
         double max_fds =
             ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? static_cast<double>(rl.rlim_cur) : 0;

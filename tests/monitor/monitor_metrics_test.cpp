@@ -1,17 +1,23 @@
 // The metric registry and the two text formats: exact renderings, number and `le` formatting,
 // Accept negotiation, name checks, collectors (merge, removal, failure), and concurrent updates
 // while scraping.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "weft/core/runtime.hpp"
 #include "weft/core/text.hpp"
@@ -357,6 +363,40 @@ TEST(Registry, ProcessMetrics) {
                           "process_virtual_memory_bytes ", "process_open_fds ", "process_max_fds ",
                           "process_start_time_seconds ", "process_threads "})
         EXPECT_THAT(text, HasSubstr(std::string("\n") + m)) << m;
+}
+
+// A process out of file descriptors is when process_open_fds matters most: the collector keeps
+// what it reads open, and a scrape needs no new descriptor.
+TEST(Registry, ProcessMetricsWhenOutOfDescriptors) {
+    Registry reg;
+    auto h = add_process_metrics(reg);  // opens what it keeps
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rlimit low = saved;
+    low.rlim_cur = 256;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    std::vector<int> held;
+    for (;;) {
+        const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            EXPECT_EQ(errno, EMFILE);
+            break;
+        }
+        held.push_back(fd);
+        if (held.size() > 100'000) break;  // the limit did not hold: fail below
+    }
+    std::string text = render(reg.collect(), ExpositionFormat::prometheus_text);
+    for (int fd : held)
+        ::close(fd);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ASSERT_LE(held.size(), 256u);
+    EXPECT_THAT(text, HasSubstr("\nprocess_max_fds 256\n"));
+    EXPECT_THAT(text, HasSubstr("\nprocess_cpu_seconds_total "));
+    EXPECT_THAT(text, HasSubstr("\nprocess_threads "));
+    // Every descriptor under the limit was taken when the open failed.
+    const auto at = text.find("\nprocess_open_fds ");
+    ASSERT_NE(at, std::string::npos) << text;
+    EXPECT_GE(std::strtod(text.c_str() + at + 18, nullptr), 256.0);
 }
 
 // Updates from several threads while another thread scrapes (run under TSan too).

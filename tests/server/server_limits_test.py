@@ -229,6 +229,10 @@ class Limits(unittest.TestCase):
                                                   reason="no_descriptors"), 0)
                         self.assertGreaterEqual(
                             metric(bodies[1], "weft_http_connections_accepted_total"), len(held))
+                        # What an operator alerts on: every descriptor taken (the scrape needs
+                        # none of its own for it).
+                        self.assertEqual(metric(bodies[1], "process_max_fds"), 160)
+                        self.assertGreaterEqual(metric(bodies[1], "process_open_fds"), 150)
                         self.assertIn("gave up its 4 reserved descriptor(s) to accept",
                                       w.stderr())
                 finally:
