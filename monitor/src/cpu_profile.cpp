@@ -167,8 +167,7 @@ PprofProfile sample_cpu_profile(const Runtime& rt, const CpuProfileOptions& opti
         std::vector<std::pair<std::string, std::string>> labels{{"hub", key.hub}};
         if (!key.route.empty()) labels.emplace_back("route", key.route);
         const double cpu = static_cast<double>(c.samples * period.count()) * scale[c.hub];
-        prof.add_sample(c.stack, {c.samples, static_cast<std::int64_t>(std::llround(cpu))},
-                        labels);
+        prof.add_sample(c.stack, {c.samples, static_cast<std::int64_t>(std::llround(cpu))}, labels);
     }
     return prof;
 }

@@ -172,7 +172,10 @@ std::string debug_blocking_json(bool enabled, double threshold_s,
         json r = report_json(it->report, false);
         r.erase("hubs");
         r.erase("threads");
-        if (it->end) r["duration_seconds"] = it->end->duration_s;
+        if (it->end) {
+            r["duration_seconds"] = it->end->duration_s;
+            r["cause_after_report"] = cause_name(it->end->cause_after_report);
+        }
         r["open"] = !it->end.has_value();
         reports.push_back(std::move(r));
     }

@@ -243,7 +243,7 @@ std::string format_text(const BlockingEnd& e) {
                                 e.duration_s, e.allowed ? ", allowed" : "");
     if (e.report_id)
         s += fmt::format(" (report #{}{})", e.report_id,
-                         e.cause_after_report == BlockingCause::waiting_for_cpu
+                         !e.allowed && e.cause_after_report == BlockingCause::waiting_for_cpu
                              ? "; after it the hub was starved of a CPU"
                              : "");
     else

@@ -160,11 +160,16 @@ struct Watchdog::Impl {
         std::int64_t at_ns = 0;
     };
     std::vector<CpuBaseline> baselines;
-    // A reported blockage's hub thread as its report read it: what held the hub after the report.
+    // A reported blockage's hub thread as its report read it, and as the last check that still
+    // saw it blocked read it: what held the hub between the two (its end is noticed up to a
+    // check period late, and the hub's next work must not count).
     struct AfterReport {
-        std::uint64_t report_id = 0;
+        std::uint64_t report_id = 0;  // 0: none open
         int tid = 0;
         CpuBaseline base;
+        bool base_in_syscall = false;  // asleep in the kernel at the report, perhaps
+        CpuBaseline last;
+        detail::SyscallState last_sys;
     };
     std::vector<AfterReport> after_report;
     detail::CaptureSlot* slot = nullptr;
@@ -343,6 +348,9 @@ struct Watchdog::Impl {
             if (o.ended) {
                 judge_after_report(i, *o.ended);
                 (void)enqueue(Job{Job::end, nullptr, std::move(*o.ended)});  // has room
+            } else if (AfterReport& a = after_report[i]; a.report_id != 0) {
+                a.last = {detail::sched_sample(a.tid), weft::now_ns()};
+                a.last_sys = detail::read_syscall(a.tid);
             }
             if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
             if (o.detected) detected.emplace_back(i, *o.detected);
@@ -354,6 +362,7 @@ struct Watchdog::Impl {
                 // Out of memory for the report: it was never made, so no closing record either
                 // (the blockage is counted, as a dropped report). The other hubs' go on.
                 episodes.abandon(i, d.suppressed_before);
+                after_report[i].report_id = 0;
                 log->error("watchdog: the report of hub {}'s blockage could not be made", i);
             }
         }
@@ -377,16 +386,22 @@ struct Watchdog::Impl {
         return s;
     }
 
-    // The cause from the report to now: a little past the end (a check period at most), whose
-    // time is the hub's next work, mostly short slices and waits for I/O.
+    // The cause from the report to the last check that saw the hub still blocked. Left unknown
+    // when no check came between (a tail under a check period), or without the times spent
+    // waiting for a CPU (schedstat). The kernel counts a wait for a CPU only once it ends: a
+    // thread outside any system call at both samples that never went to sleep in between was
+    // runnable all along, whatever part of its wait is not counted yet.
     void judge_after_report(unsigned i, BlockingEnd& e) {
-        const AfterReport& a = after_report[i];
-        if (e.report_id == 0 || a.report_id != e.report_id) return;
-        const detail::SchedSample now = detail::sched_sample(a.tid);
-        const std::int64_t now_ns = weft::now_ns();
+        AfterReport& a = after_report[i];
+        const bool mine = e.report_id != 0 && a.report_id == e.report_id;
+        a.report_id = 0;
+        if (!mine || a.last.at_ns <= a.base.at_ns) return;
+        if (a.base.sched.wait_ns < 0 || a.last.sched.wait_ns < 0) return;
+        const bool last_in_syscall = a.last_sys.valid && !a.last_sys.running && a.last_sys.nr >= 0;
         e.cause_after_report =
-            detail::classify_blockage(a.base.sched, now, static_cast<double>(now_ns - a.base.at_ns),
-                                      detail::SyscallState{})
+            detail::classify_blockage(a.base.sched, a.last.sched,
+                                      static_cast<double>(a.last.at_ns - a.base.at_ns), a.last_sys,
+                                      !a.base_in_syscall && !last_in_syscall)
                 .cause;
     }
 
@@ -423,7 +438,7 @@ struct Watchdog::Impl {
         detail::CauseEstimate cause =
             detail::judge_blockage(tid, base.sched, base.at_ns, sched, sched_ns, sys);
         r.cause = cause.cause;
-        after_report[i] = {d.report_id, tid, {sched, sched_ns}};
+        after_report[i] = {d.report_id, tid, {sched, sched_ns}, in_syscall, {sched, sched_ns}, sys};
         r.cpu_share = cause.cpu_share;
         r.cpu_wait_share = cause.cpu_wait_share;
         r.own_lock = detail::waits_for_own_lock(sys, tid);
@@ -460,8 +475,10 @@ struct Watchdog::Impl {
         r.threads = snapshot_threads(&rt);
         pending->report = std::move(r);
         // The reporter is stuck (a sink that never returns): count it as dropped.
-        if (!enqueue(Job{Job::report, std::move(pending), {}}))
+        if (!enqueue(Job{Job::report, std::move(pending), {}})) {
             episodes.abandon(i, d.suppressed_before);
+            after_report[i].report_id = 0;
+        }
     }
 
     // Reporter side: symbolize, collapse, hand to the sinks.

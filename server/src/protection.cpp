@@ -342,7 +342,7 @@ monitor::CollectorHandle Protection::add_metrics(monitor::Registry& registry) co
          MetricType::counter},
         {"weft_plugin_blocking_seconds_total",
          "Time the plugin's handlers held their hubs in blockages the watchdog reported (not "
-         "those the code allowed, nor those in which the hub was starved of a CPU).",
+         "those the code allowed, nor the time in which the hub was starved of a CPU).",
          "seconds", MetricType::counter},
     };
     return registry.add_collector([this](std::vector<monitor::MetricFamily>& out) {

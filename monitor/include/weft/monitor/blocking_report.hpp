@@ -126,9 +126,11 @@ struct BlockingEnd {
     std::string fiber_name;
     double duration_s = 0;  ///< measured total duration of the blockage
     bool allowed = false;   ///< the blockage was allowed (see BlockingReport::allowed)
-    /// What held the hub from the report to the end, judged as the report's `cause` is, over
-    /// that part alone: a blockage that began starved of a CPU may then compute (or the
-    /// reverse). `unknown` when the thread's scheduler times could not be read.
+    /// What held the hub after the report, judged on that part alone (from the report to the
+    /// last check that saw the hub still blocked, by the scheduler's times as the report's
+    /// `cause` is): a blockage that began starved of a CPU may then compute, or the reverse.
+    /// `unknown` when no check came between the report and the end (a part under a check
+    /// period), or the times spent waiting for a CPU could not be read (no schedstat).
     BlockingCause cause_after_report = BlockingCause::unknown;
 };
 
