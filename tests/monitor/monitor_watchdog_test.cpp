@@ -389,6 +389,20 @@ TEST(Watchdog, RepeatedStacksCollapseWithACount) {
 
 TEST(Watchdog, RateLimitCountsWhatItSuppresses) {
     weft::Runtime rt(runtime_options(1));
+    // The four fibers start before the watchdog looks: starting a fiber may hold the hub's own
+    // loop on a loaded machine under TSan, a fifth blockage that the rate limit could suppress
+    // unseen. Each waits for its turn, then blocks.
+    std::atomic<int> turn{0}, waiting{0}, done{0};
+    for (int i = 0; i < 4; ++i) {
+        spawn_on_hub(rt, 0, "limited", [&, i] {
+            ++waiting;
+            while (turn.load() <= i)
+                (void)weft::sleep_for(5ms);
+            hold_the_hub(120ms);
+            ++done;
+        });
+    }
+    ASSERT_TRUE(wait_until([&] { return waiting.load() == 4; }));
     MonitorSettings s = fast_settings();
     s.reports_per_minute = 2;
     Watchdog wd(rt, s);
@@ -396,12 +410,8 @@ TEST(Watchdog, RateLimitCountsWhatItSuppresses) {
     auto metrics = wd.add_metrics(reg);
     Recorder rec(wd);
     for (int i = 0; i < 4; ++i) {
-        std::atomic<bool> done{false};
-        spawn_on_hub(rt, 0, "limited", [&] {
-            hold_the_hub(120ms);
-            done = true;
-        });
-        wait_until([&] { return done.load(); });
+        turn = i + 1;
+        ASSERT_TRUE(wait_until([&] { return done.load() == i + 1; }));
         wait_until([&] { return !wd.hub_stats(0).blocked_now; });
     }
     EXPECT_TRUE(rec.wait_ends(2));  // the reporter writes them a little later
