@@ -179,13 +179,30 @@ class Hog {
 // to the CPU it runs on and made nice 19, and the hog, pinned to the same CPU, spins there at
 // nice 0 (weights 1024 against 15: about 1.5 % of the CPU is left to the hub) for all but the
 // last 100 ms.
-__attribute__((noinline)) void culprit_starved(Truth& t, Hog& hog) {
+// Pins the calling thread to the CPU it runs on and makes it nice 19; returns that CPU, for
+// the hog (Hog::start_on).
+cpu_set_t pin_here_at_nice_19() {
     const int cpu = ::sched_getcpu();
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     EXPECT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
     EXPECT_EQ(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19), 0);
+    return one;
+}
+
+// Every CPU again (widening needs no privilege, unlike a nice back to 0): the test's wait for a
+// wrong second report must not find the hub starved again.
+void unpin() {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+        CPU_SET(i, &all);
+    ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+}
+
+__attribute__((noinline)) void culprit_starved(Truth& t, Hog& hog) {
+    const cpu_set_t one = pin_here_at_nice_19();
     t.begin();
     hog.start_on(one);
     auto until = std::chrono::steady_clock::now() + kBlock;
@@ -193,13 +210,7 @@ __attribute__((noinline)) void culprit_starved(Truth& t, Hog& hog) {
     while (std::chrono::steady_clock::now() < until)
         x = x + 1;
     t.finish();
-    // Every CPU again (widening needs no privilege, unlike a nice back to 0): the test's wait
-    // for a wrong second report must not find the hub starved again.
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int i = 0; i < CPU_SETSIZE; ++i)
-        CPU_SET(i, &all);
-    ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+    unpin();
     asm volatile("" ::: "memory");
 }
 
@@ -548,22 +559,12 @@ __attribute__((noinline)) void culprit_starved_after_report(Truth& t, Hog& hog,
     const auto give_up = std::chrono::steady_clock::now() + 10s;
     while (wd.hub_stats(0).events == events_before && std::chrono::steady_clock::now() < give_up)
         x = x + 1;
-    const int cpu = ::sched_getcpu();
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    EXPECT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
-    EXPECT_EQ(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19), 0);
-    hog.start_on(one);
+    hog.start_on(pin_here_at_nice_19());
     const auto until = std::chrono::steady_clock::now() + starved;
     while (std::chrono::steady_clock::now() < until)
         x = x + 1;
     t.finish();
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int i = 0; i < CPU_SETSIZE; ++i)
-        CPU_SET(i, &all);
-    ::pthread_setaffinity_np(::pthread_self(), sizeof all, &all);
+    unpin();
     asm volatile("" ::: "memory");
 }
 
