@@ -213,10 +213,18 @@ namespace {
 // admin listener's reserved descriptors) must not need more. Reopened after a fork.
 class ProcFiles {
   public:
-    ProcFiles() { open_all(); }  // at registration: a process starts with descriptors to spare
+    // At registration: a process starts with descriptors to spare. The boot time is the
+    // boot's: read once.
+    ProcFiles() {
+        open_all();
+        std::string pstat = slurp("/proc/stat");
+        if (auto at = pstat.find("\nbtime "); at != std::string::npos)
+            btime_ = std::strtod(pstat.c_str() + at + 7, nullptr);
+    }
     ~ProcFiles() { close_all(); }
 
-    // /proc/self/stat and the number of open descriptors, or false when /proc cannot be read.
+    // /proc/self/stat and the number of open descriptors (-1: unknown), or false when /proc
+    // cannot be read.
     bool read(std::string& stat, double& fds) {
         std::lock_guard<std::mutex> g(mu_);
         if (pid_ != ::getpid()) {
@@ -232,16 +240,8 @@ class ProcFiles {
         return true;
     }
 
-    // The boot time (/proc/stat's btime), read once.
-    double btime() {
-        std::lock_guard<std::mutex> g(mu_);
-        if (btime_ < 0) {
-            std::string pstat = slurp("/proc/stat");
-            if (auto at = pstat.find("\nbtime "); at != std::string::npos)
-                btime_ = std::strtod(pstat.c_str() + at + 7, nullptr);
-        }
-        return btime_ < 0 ? 0 : btime_;
-    }
+    // The boot time (/proc/stat's btime), or -1 when it could not be read.
+    double btime() const noexcept { return btime_; }
 
   private:
     static bool pread_all(int fd, std::string& out) {
@@ -255,15 +255,16 @@ class ProcFiles {
         }
     }
 
-    // Entries of /proc/self/fd (the kept descriptors among them: they are open), or 0.
+    // Entries of /proc/self/fd (the kept descriptors among them: they are open), or -1.
     double count_fds() {
         if (fd_dir_ < 0) fd_dir_ = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd_dir_ < 0 || ::lseek(fd_dir_, 0, SEEK_SET) != 0) return 0;
+        if (fd_dir_ < 0 || ::lseek(fd_dir_, 0, SEEK_SET) != 0) return -1;
         double n = 0;
         alignas(8) char buf[8192];
         for (;;) {
             const ssize_t got = ::getdents64(fd_dir_, buf, sizeof buf);
-            if (got <= 0) break;
+            if (got < 0) return -1;
+            if (got == 0) break;
             for (ssize_t at = 0; at < got;) {
                 const auto* d = reinterpret_cast<const dirent64*>(buf + at);
                 if (d->d_name[0] != '.') ++n;
@@ -277,7 +278,6 @@ class ProcFiles {
         pid_ = ::getpid();
         stat_fd_ = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
         fd_dir_ = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        btime_ = -1;
     }
 
     void close_all() noexcept {
@@ -334,11 +334,14 @@ CollectorHandle add_process_metrics(Registry& registry) {
             field(24) * page);
         one("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::gauge,
             field(23));
-        one("process_open_fds", "Number of open file descriptors.", MetricType::gauge, fds);
+        if (fds >= 0)
+            one("process_open_fds", "Number of open file descriptors.", MetricType::gauge, fds);
         one("process_max_fds", "Maximum number of open file descriptors.", MetricType::gauge,
             max_fds);
-        one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-            MetricType::gauge, btime + field(22) / ticks);
+        if (btime >= 0)
+            one("process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.", MetricType::gauge,
+                btime + field(22) / ticks);
         one("process_threads", "Number of OS threads in the process.", MetricType::gauge,
             field(20));
     });

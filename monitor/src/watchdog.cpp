@@ -167,10 +167,17 @@ struct Watchdog::Impl {
         std::uint64_t report_id = 0;  // 0: none open
         int tid = 0;
         CpuBaseline base;
-        bool base_in_syscall = false;  // asleep in the kernel at the report, perhaps
+        detail::SyscallState base_sys;
         CpuBaseline last;
         detail::SyscallState last_sys;
     };
+    // The thread's scheduler times with its CPU time from its CPU clock, which the kernel brings
+    // up to date at every read (schedstat's total only at ticks and switches).
+    static CpuBaseline exact_sample(int tid) {
+        detail::SchedSample s = detail::sched_sample(tid);
+        if (const std::int64_t cpu = detail::thread_cpu_ns(tid); cpu >= 0) s.cpu_ns = cpu;
+        return {s, weft::now_ns()};
+    }
     std::vector<AfterReport> after_report;
     detail::CaptureSlot* slot = nullptr;
     std::unique_ptr<char[]> stack_buf;
@@ -349,7 +356,7 @@ struct Watchdog::Impl {
                 judge_after_report(i, *o.ended);
                 (void)enqueue(Job{Job::end, nullptr, std::move(*o.ended)});  // has room
             } else if (AfterReport& a = after_report[i]; a.report_id != 0) {
-                a.last = {detail::sched_sample(a.tid), weft::now_ns()};
+                a.last = exact_sample(a.tid);
                 a.last_sys = detail::read_syscall(a.tid);
             }
             if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
@@ -389,19 +396,21 @@ struct Watchdog::Impl {
     // The cause from the report to the last check that saw the hub still blocked. Left unknown
     // when no check came between (a tail under a check period), or without the times spent
     // waiting for a CPU (schedstat). The kernel counts a wait for a CPU only once it ends: a
-    // thread outside any system call at both samples that never went to sleep in between was
-    // runnable all along, whatever part of its wait is not counted yet.
+    // thread running (not asleep, in a system call or a page fault) at both samples that never
+    // went to sleep in between was runnable all along, whatever part of its wait is not counted
+    // yet.
     void judge_after_report(unsigned i, BlockingEnd& e) {
         AfterReport& a = after_report[i];
         const bool mine = e.report_id != 0 && a.report_id == e.report_id;
         a.report_id = 0;
         if (!mine || a.last.at_ns <= a.base.at_ns) return;
         if (a.base.sched.wait_ns < 0 || a.last.sched.wait_ns < 0) return;
-        const bool last_in_syscall = a.last_sys.valid && !a.last_sys.running && a.last_sys.nr >= 0;
+        const bool running_both =
+            a.base_sys.valid && a.base_sys.running && a.last_sys.valid && a.last_sys.running;
         e.cause_after_report =
             detail::classify_blockage(a.base.sched, a.last.sched,
                                       static_cast<double>(a.last.at_ns - a.base.at_ns), a.last_sys,
-                                      !a.base_in_syscall && !last_in_syscall)
+                                      running_both)
                 .cause;
     }
 
@@ -438,7 +447,10 @@ struct Watchdog::Impl {
         detail::CauseEstimate cause =
             detail::judge_blockage(tid, base.sched, base.at_ns, sched, sched_ns, sys);
         r.cause = cause.cause;
-        after_report[i] = {d.report_id, tid, {sched, sched_ns}, in_syscall, {sched, sched_ns}, sys};
+        {
+            const CpuBaseline at_report = exact_sample(tid);
+            after_report[i] = {d.report_id, tid, at_report, sys, at_report, sys};
+        }
         r.cpu_share = cause.cpu_share;
         r.cpu_wait_share = cause.cpu_wait_share;
         r.own_lock = detail::waits_for_own_lock(sys, tid);

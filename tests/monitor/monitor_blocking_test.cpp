@@ -614,8 +614,12 @@ TEST_F(Blocking, ExceptionsThrownDuringTheBlockage) {
         block_hub0([&] { culprit_throw_in_loop(t, caught); });
         EXPECT_GT(caught, 100u);
         std::vector<BlockingReport> reports;  // the culprit's (see culprits_blockage)
-        for (auto& r : rec_.reports())
-            if (r.fiber_name == "culprit") reports.push_back(std::move(r));
+        for (auto& r : rec_.reports()) {
+            if (r.fiber_name == "culprit")
+                reports.push_back(std::move(r));
+            else
+                EXPECT_EQ(r.fiber_id, 0u) << r.fiber_name;  // the hub's own loop
+        }
         ASSERT_EQ(reports.size(), attempt + 1);
         const BlockingReport& r = reports.back();
         if (stack_has(r, "culprit_throw_in_loop")) {

@@ -368,7 +368,7 @@ TEST(Registry, ProcessMetrics) {
 // A process out of file descriptors is when process_open_fds matters most: the collector keeps
 // what it reads open, and a scrape needs no new descriptor.
 TEST(Registry, ProcessMetricsWhenOutOfDescriptors) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef WEFT_SANITIZER_BUILD
     // A sanitizer's runtime opens files of its own (its background thread, a report) and
     // ends the process when it cannot; this test is about reading /proc, not memory or threads.
     GTEST_SKIP() << "a sanitizer's runtime needs descriptors of its own";
@@ -398,6 +398,9 @@ TEST(Registry, ProcessMetricsWhenOutOfDescriptors) {
     EXPECT_THAT(text, HasSubstr("\nprocess_max_fds 256\n"));
     EXPECT_THAT(text, HasSubstr("\nprocess_cpu_seconds_total "));
     EXPECT_THAT(text, HasSubstr("\nprocess_threads "));
+    const auto started = text.find("\nprocess_start_time_seconds ");
+    ASSERT_NE(started, std::string::npos) << text;
+    EXPECT_GT(std::strtod(text.c_str() + started + 28, nullptr), 1.6e9);  // after 2020, not 1970
     // Every descriptor under the limit was taken when the open failed.
     const auto at = text.find("\nprocess_open_fds ");
     ASSERT_NE(at, std::string::npos) << text;
