@@ -171,12 +171,11 @@ struct Watchdog::Impl {
         CpuBaseline last;
         detail::SyscallState last_sys;
     };
-    // The thread's scheduler times with its CPU time from its CPU clock, which the kernel brings
-    // up to date at every read (schedstat's total only at ticks and switches).
-    static CpuBaseline exact_sample(int tid) {
-        detail::SchedSample s = detail::sched_sample(tid);
+    // `s` (the thread's scheduler times) with its CPU time from the thread's CPU clock, which
+    // the kernel brings up to date at every read (schedstat's total only at ticks and switches).
+    static CpuBaseline exact_cpu(int tid, detail::SchedSample s, std::int64_t at_ns) {
         if (const std::int64_t cpu = detail::thread_cpu_ns(tid); cpu >= 0) s.cpu_ns = cpu;
-        return {s, weft::now_ns()};
+        return {s, at_ns};
     }
     std::vector<AfterReport> after_report;
     detail::CaptureSlot* slot = nullptr;
@@ -356,7 +355,7 @@ struct Watchdog::Impl {
                 judge_after_report(i, *o.ended);
                 (void)enqueue(Job{Job::end, nullptr, std::move(*o.ended)});  // has room
             } else if (AfterReport& a = after_report[i]; a.report_id != 0) {
-                a.last = exact_sample(a.tid);
+                a.last = exact_cpu(a.tid, detail::sched_sample(a.tid), weft::now_ns());
                 a.last_sys = detail::read_syscall(a.tid);
             }
             if (o.watch_began) baselines[i] = {detail::sched_sample(sample.tid), weft::now_ns()};
@@ -447,8 +446,8 @@ struct Watchdog::Impl {
         detail::CauseEstimate cause =
             detail::judge_blockage(tid, base.sched, base.at_ns, sched, sched_ns, sys);
         r.cause = cause.cause;
-        {
-            const CpuBaseline at_report = exact_sample(tid);
+        {  // the same samples, with the exact CPU time
+            const CpuBaseline at_report = exact_cpu(tid, sched, sched_ns);
             after_report[i] = {d.report_id, tid, at_report, sys, at_report, sys};
         }
         r.cpu_share = cause.cpu_share;

@@ -48,6 +48,43 @@ class Recorder {
         std::lock_guard<std::mutex> g(mu_);
         return ends_;
     }
+    /// The reports of the fiber `name`, in order. Every other report must be of the hub's own
+    /// loop (fiber 0, never allowed): on a loaded machine (TSan, ctest -j2) starting a fiber may
+    /// hold the loop past the threshold, a real blockage a test does not count on. A report of
+    /// any other fiber fails the test.
+    std::vector<BlockingReport> reports_of(const std::string& name) {
+        std::vector<BlockingReport> out;
+        for (auto& r : reports()) {
+            if (r.fiber_name == name) {
+                out.push_back(std::move(r));
+                continue;
+            }
+            EXPECT_EQ(r.fiber_id, 0u) << "a report of fiber \"" << r.fiber_name << "\"";
+            EXPECT_FALSE(r.allowed) << "an allowed report of the hub's loop";
+        }
+        return out;
+    }
+    /// The sum of the closing records' durations of reports that are not the fiber `name`'s:
+    /// the hub's loop's (see reports_of), which a hub's blocking seconds include.
+    double seconds_not_of(const std::string& name) {
+        std::lock_guard<std::mutex> g(mu_);
+        double s = 0;
+        for (const auto& e : ends_)
+            if (e.fiber_name != name) s += e.duration_s;
+        return s;
+    }
+    /// Waits until `n` reports of the fiber `name` came and every report has its closing
+    /// record (false on timeout).
+    bool wait_closed_reports_of(const std::string& name, std::size_t n = 1,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        std::unique_lock<std::mutex> g(mu_);
+        return cv_.wait_for(g, timeout, [&] {
+            std::size_t of = 0;
+            for (const auto& r : reports_)
+                of += r.fiber_name == name ? 1 : 0;
+            return of >= n && ends_.size() == reports_.size();
+        });
+    }
     /// When each report reached the recorder (weft::now_ns), in the order of reports(): later
     /// than the report was made, however late the watchdog or the reporter ran.
     std::vector<std::int64_t> report_times_ns() {
