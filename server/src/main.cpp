@@ -731,6 +731,11 @@ int main(int argc, char** argv) {
     }
     plugins.start_background(*workers);
     protection.start();
+    // SIGTERM and SIGINT drain from here on, before anything says the server is ready: an
+    // orchestrator that stops it as soon as /readyz answers (or the ready line is logged) gets
+    // a drain, not a process killed by the signal's default action. The main loop below reads
+    // a signal that comes before it does from the pipe.
+    weft::server::signals::serving();
     admin.ready.store(true);
     std::string plugin_list;
     for (const auto& p : plugins.loaded())
@@ -761,7 +766,6 @@ int main(int argc, char** argv) {
     bool draining = false;
     BodyMemoryTrimmer trimmer(server->metrics().connections());
     Clock::time_point drain_deadline{};
-    weft::server::signals::serving();
     for (;;) {
         const int sig = weft::server::signals::next(draining ? std::chrono::milliseconds(20)
                                                              : std::chrono::milliseconds(1000));
