@@ -10,7 +10,8 @@ build_pkgs=(build-essential cmake pkg-config ninja-build
     libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev libssl-dev zlib1g-dev)
 # The cooperative-blocking test builds a plugin with libpq, libcurl and hiredis and runs it
 # against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
-test_pkgs=(curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
+# ccache: scripts/test.sh compiles through it (see there).
+test_pkgs=(ccache curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
     postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
     nginx-light openssl python3-websockets chromium golang-go)
 # The debug page's browser test drives Debian's chromium with npm's playwright-core, and

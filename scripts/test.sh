@@ -16,6 +16,14 @@ case " $stages " in *" deploy "*) sets="$sets deploy" ;; esac
 # shellcheck disable=SC2086
 scripts/install-deps.sh $sets
 jobs=$(nproc)
+# ccache (the test set installs it) for every build below: one test runs the README's run
+# command in a copy of this tree, and its Release build of the server then comes from what the
+# Release stage compiled instead of compiling it all a second time (base_dir makes the copy's
+# paths the same). A developer's own CCACHE_DIR is kept; a clean clone starts empty.
+if command -v ccache >/dev/null 2>&1; then
+    export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+    export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1 CCACHE_DIR="${CCACHE_DIR:-$PWD/build-ccache}"
+fi
 # The whole suite, whatever an earlier configure of these build folders chose.
 all=(-DWEFT_BUILD_TESTS=ON "-DWEFT_MODULES=core;http;monitor;config;server")
 # Sanitizer builds: -O1 with line tables compiles much faster than -O2 -g, and still gives
