@@ -70,6 +70,15 @@ class SpinLock {
 /// Logs a fiber's exception if nobody joined it and nobody logged it yet.
 void report_unobserved_error(FiberRecord* f) noexcept;
 
+/// A fiber parked in a patched pthread_mutex_lock, waiting for another fiber of its hub to let
+/// go of the mutex (patch/locks.cpp); it lives on that fiber's stack.
+struct LockWait;
+/// A hub's LockWaits, oldest first.
+struct LockWaitList {
+    LockWait* head = nullptr;
+    LockWait* tail = nullptr;
+};
+
 class HubImpl final : public Hub {
   public:
     HubImpl(RuntimeState& rt, unsigned index, Backend backend);
@@ -108,6 +117,7 @@ class HubImpl final : public Hub {
     /// Wakes `f` from its wait with `why` (a closed descriptor, ...) unless it is not parked.
     void interrupt(FiberRecord* f, Errc why) noexcept;
     FdWaitRegistry& fd_waits() noexcept { return fd_waits_; }
+    LockWaitList& lock_waits() noexcept { return lock_waits_; }
     /// Blocking libc calls made by this hub's fibers park them (RuntimeOptions::patch_syscalls).
     bool patching() const noexcept { return patching_; }
     /// The eventfd other threads write to wake this hub; the backend keeps a read on it.
@@ -257,6 +267,7 @@ class HubImpl final : public Hub {
 
     HubProbe probe_;
     FdWaitRegistry fd_waits_;
+    LockWaitList lock_waits_;
     SwitchObserver* observer_ = nullptr;
     const char* thread_stack_lo_ = nullptr;
     const char* thread_stack_hi_ = nullptr;

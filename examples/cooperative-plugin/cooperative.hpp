@@ -37,6 +37,25 @@ class PgPool {
     std::unique_ptr<Impl> impl_;
 };
 
+/// One PostgreSQL connection shared by every fiber of a hub behind a std::mutex, as
+/// thread-per-request code keeps one: the lock is held across the query's wait. With syscall
+/// patching the next fiber to lock it parks (pthread_mutex_lock is patched), so the requests
+/// take turns on the connection while the hub serves others; without, the hub would deadlock.
+class PgShared {
+  public:
+    explicit PgShared(std::string conninfo);
+    ~PgShared();
+    PgShared(const PgShared&) = delete;
+    PgShared& operator=(const PgShared&) = delete;
+    /// Runs `SELECT pg_sleep(d)` on the shared connection (made when first needed, made again
+    /// after a failed call) with libpq's blocking API.
+    void pg_sleep(std::chrono::milliseconds d);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 /// GETs `url`; returns "status=<code> bytes=<n>" or throws std::runtime_error.
 std::string curl_get_blocking(const std::string& url, std::chrono::milliseconds timeout);
 std::string curl_get_explicit(const std::string& url, weft::Deadline deadline);

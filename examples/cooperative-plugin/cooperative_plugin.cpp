@@ -6,6 +6,9 @@
 //   GET /pg_explicit?ms=N        libpq, nonblocking API + weft::wait_fd
 //   GET /pg_pool?ms=N            libpq, blocking API, on a per-hub pool of pg_pool_size
 //                                connections (the database benchmark's route)
+//   GET /pg_shared?ms=N          libpq, blocking API, on one connection per hub behind a
+//                                std::mutex held across the query (the requests take turns;
+//                                the hub serves others meanwhile, through patching)
 //   GET /curl?url=URL            libcurl easy API             (cooperative through patching)
 //   GET /curl_explicit?url=URL   libcurl multi socket API + weft::poll_fds
 //   GET /redis?ms=N              hiredis, blocking API        (cooperative through patching)
@@ -38,7 +41,8 @@ constexpr auto kDeadline = 10s;  // for every call of these routes
 
 struct Settings {
     std::string postgres;
-    std::vector<std::unique_ptr<coop::PgPool>> pools;  // one per hub, by Hub::index()
+    std::vector<std::unique_ptr<coop::PgPool>> pools;     // one per hub, by Hub::index()
+    std::vector<std::unique_ptr<coop::PgShared>> shared;  // one per hub, by Hub::index()
     std::string redis_host;
     int redis_port = 6379;
 };
@@ -91,9 +95,11 @@ void init(weft::plugin::Context& ctx) {
     const auto pool_size = must(cfg.get_int("pg_pool_size", 20));
     if (pool_size < 1 || pool_size > 10'000)
         throw std::invalid_argument(cfg.error("pg_pool_size", "must be 1..10000").to_string());
-    for (unsigned i = 0; i < ctx.hub_count(); ++i)
+    for (unsigned i = 0; i < ctx.hub_count(); ++i) {
         s->pools.push_back(
             std::make_unique<coop::PgPool>(s->postgres, static_cast<std::size_t>(pool_size)));
+        s->shared.push_back(std::make_unique<coop::PgShared>(s->postgres));
+    }
     if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
         throw std::runtime_error("curl_global_init failed");
 
@@ -107,6 +113,10 @@ void init(weft::plugin::Context& ctx) {
               }));
     ctx.route("GET", "/pg_pool", route([s](Request& req) {
                   s->pools[weft::Hub::current()->index()]->pg_sleep(ms_param(req), kDeadline);
+                  return std::string("pg_sleep done");
+              }));
+    ctx.route("GET", "/pg_shared", route([s](Request& req) {
+                  s->shared[weft::Hub::current()->index()]->pg_sleep(ms_param(req));
                   return std::string("pg_sleep done");
               }));
     ctx.route("GET", "/curl", route([](Request& req) {

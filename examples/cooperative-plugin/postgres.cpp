@@ -5,12 +5,14 @@
 #include <poll.h>
 
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cooperative.hpp"
 #include "weft/core/fd_wait.hpp"
+#include "weft/core/fiber.hpp"
 #include "weft/core/semaphore.hpp"
 
 namespace coop {
@@ -129,6 +131,43 @@ void PgPool::pg_sleep(std::chrono::milliseconds d, weft::Deadline deadline) {
     // deadline or a cancel cut short, PQstatus still says CONNECTION_OK (the socket is shut
     // down under it), so a pool must drop a connection whose call failed, not ask PQstatus.
     impl_->idle.push_back(c.release());
+}
+
+struct PgShared::Impl {
+    std::string conninfo;
+    std::mutex mu;  // held across the query
+    Conn conn;
+};
+
+PgShared::PgShared(std::string conninfo) : impl_(std::make_unique<Impl>()) {
+    impl_->conninfo = std::move(conninfo);
+}
+
+PgShared::~PgShared() = default;
+
+void PgShared::pg_sleep(std::chrono::milliseconds d) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    // A request cancelled (its client gone) or out of time while it waited for the lock would
+    // have its first wait refused, and the shared connection dropped for the next ones.
+    if (weft::this_fiber::cancelled() || weft::this_fiber::deadline().passed())
+        throw std::runtime_error("no time left for PostgreSQL after waiting for the connection");
+    Conn& c = impl_->conn;
+    if (!c) {
+        c.reset(PQconnectdb(impl_->conninfo.c_str()));
+        if (!c || PQstatus(c.get()) != CONNECTION_OK) {
+            Conn failed = std::move(c);
+            fail("connecting to PostgreSQL", failed.get());
+        }
+    }
+    const std::string s = seconds(d);
+    const char* params[] = {s.c_str()};
+    PgResult r(
+        PQexecParams(c.get(), "SELECT pg_sleep($1)", 1, nullptr, params, nullptr, nullptr, 0));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+        // As the pool: a failed call's connection is not trusted again.
+        Conn failed = std::move(c);
+        fail("pg_sleep", failed.get());
+    }
 }
 
 }  // namespace coop

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -2204,6 +2205,170 @@ TEST(PatchThreads, AFiberPastItsDeadlineStillWaitsForTheThreadWithoutHoldingTheH
         EXPECT_EQ(got, reinterpret_cast<void*>(7));
         EXPECT_GE(took, 0.1);
         EXPECT_GE(ticker.ticks(), 10) << "the hub was held while the thread ran";
+    });
+}
+
+// Ends the process, saying why, if the hub hangs for good (what the lock patching prevents),
+// instead of leaving the test to CTest's timeout.
+class HangGuard {
+  public:
+    explicit HangGuard(const char* what)
+        : thread_([this, what] {
+              for (int i = 0; i < 200 && !done_; ++i)
+                  ::usleep(100'000);  // not a fiber: libc's sleep
+              if (!done_) {
+                  std::fprintf(stderr, "hung for 20 s: %s\n", what);
+                  std::_Exit(1);
+              }
+          }) {}
+    ~HangGuard() {
+        done_ = true;
+        thread_.join();
+    }
+
+  private:
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+// A std::mutex held across a cooperative wait (a shared connection's query) by one fiber: the
+// next fiber of the hub to lock it would wait for its own thread, and the hub never run again.
+TEST(PatchLocks, AMutexAnotherFiberHoldsAcrossAWaitParksOnlyTheFiber) {
+    run_patched([] {
+        HangGuard guard("a fiber's std::mutex wait held the hub");
+        Ticker ticker;
+        std::mutex mu;
+        bool held = false;
+        int ticks_at_lock = 0, ticks_at_unlock = 0;
+        auto holder = weft::spawn("holder", [&] {
+            std::lock_guard<std::mutex> g(mu);
+            held = true;
+            ticks_at_lock = ticker.ticks();
+            (void)weft::sleep_for(300ms);  // parked, the lock held
+            ticks_at_unlock = ticker.ticks();
+            held = false;
+        });
+        (void)weft::sleep_for(10ms);
+        ASSERT_TRUE(held);
+        const auto waited = waits(PatchedCall::pthread_mutex_lock);
+        const auto called = calls(PatchedCall::pthread_mutex_lock);
+        {
+            std::lock_guard<std::mutex> g(mu);
+            EXPECT_FALSE(held) << "the lock was taken while its holder held it";
+        }
+        // The hub ran its other fibers while this one waited (a held hub: no tick at all).
+        EXPECT_GE(ticks_at_unlock - ticks_at_lock, 5) << "the hub was held while the fiber waited";
+        EXPECT_EQ(waits(PatchedCall::pthread_mutex_lock), waited + 1);
+        EXPECT_EQ(calls(PatchedCall::pthread_mutex_lock), called + 1);
+        holder.join();
+    });
+}
+
+TEST(PatchLocks, FibersContendingForAMutexTakeItInTurn) {
+    run_patched([] {
+        HangGuard guard("fibers contending for a std::mutex hung their hub");
+        std::mutex mu;
+        int inside = 0, entries = 0, overlaps = 0;
+        std::vector<weft::Fiber<void>> fibers;
+        for (int i = 0; i < 5; ++i) {
+            fibers.push_back(weft::spawn("contender", [&] {
+                for (int round = 0; round < 4; ++round) {
+                    std::lock_guard<std::mutex> g(mu);
+                    if (++inside != 1) ++overlaps;
+                    ++entries;
+                    (void)weft::sleep_for(2ms);  // parked, the lock held
+                    --inside;
+                }
+            }));
+        }
+        for (auto& f : fibers)
+            f.join();
+        EXPECT_EQ(entries, 20);
+        EXPECT_EQ(overlaps, 0);
+        // Every contender but the first to lock waited at least once.
+        EXPECT_GE(waits(PatchedCall::pthread_mutex_lock), 4u);
+        // Nothing is left waiting: the mutex is free.
+        EXPECT_EQ(::pthread_mutex_trylock(mu.native_handle()), 0);
+        EXPECT_EQ(::pthread_mutex_unlock(mu.native_handle()), 0);
+    });
+}
+
+// pthread_mutex_lock cannot fail for a cancel or a deadline (a caller that ignored the error
+// would run its critical section without the lock): the waiter still gets the mutex.
+TEST(PatchLocks, ACancelledOrLateWaiterStillTakesTheLock) {
+    run_patched([] {
+        HangGuard guard("a cancelled std::mutex waiter hung its hub");
+        std::mutex mu;
+        bool held = false;
+        auto holder = weft::spawn("holder", [&] {
+            std::lock_guard<std::mutex> g(mu);
+            held = true;
+            (void)weft::sleep_for(100ms);
+            held = false;
+        });
+        (void)weft::sleep_for(5ms);
+        int cancelled_rc = -1, late_rc = -1;
+        bool cancelled_saw_held = true, late_saw_held = true;
+        auto cancelled = weft::spawn("cancelled", [&] {
+            cancelled_rc = ::pthread_mutex_lock(mu.native_handle());
+            cancelled_saw_held = held;
+            ::pthread_mutex_unlock(mu.native_handle());
+        });
+        auto late = weft::spawn("late", [&] {
+            weft::ScopedDeadline d(std::chrono::milliseconds(10));
+            late_rc = ::pthread_mutex_lock(mu.native_handle());
+            late_saw_held = held;
+            ::pthread_mutex_unlock(mu.native_handle());
+        });
+        (void)weft::sleep_for(20ms);
+        cancelled.cancel();
+        cancelled.join();
+        late.join();
+        holder.join();
+        EXPECT_EQ(cancelled_rc, 0);
+        EXPECT_EQ(late_rc, 0);
+        EXPECT_FALSE(cancelled_saw_held);
+        EXPECT_FALSE(late_saw_held);
+    });
+}
+
+TEST(PatchLocks, LocksOtherThreadsHoldAndErrorCheckingOnesAreLibcs) {
+    run_patched([] {
+        std::mutex mu;
+        std::atomic<bool> locked{false};
+        std::chrono::steady_clock::time_point released;
+        std::thread other([&] {
+            std::lock_guard<std::mutex> g(mu);
+            locked = true;
+            ::usleep(60'000);  // not a fiber: libc's sleep, the lock held
+            released = std::chrono::steady_clock::now();
+        });
+        while (!locked)
+            (void)weft::sleep_for(1ms);
+        const auto waited = waits(PatchedCall::pthread_mutex_lock);
+        mu.lock();  // the thread lets go on its own: libc's wait
+        EXPECT_GE(std::chrono::steady_clock::now(), released);
+        mu.unlock();
+        EXPECT_EQ(waits(PatchedCall::pthread_mutex_lock), waited);
+        other.join();
+        // An error-checking mutex keeps libc's answers: a relock by its holder, an unlock by
+        // a non-holder.
+        pthread_mutexattr_t a;
+        ::pthread_mutexattr_init(&a);
+        ::pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+        pthread_mutex_t m;
+        ::pthread_mutex_init(&m, &a);
+#ifndef __SANITIZE_THREAD__  // TSan reports the misuses themselves
+        EXPECT_EQ(::pthread_mutex_unlock(&m), EPERM);
+#endif
+        EXPECT_EQ(::pthread_mutex_lock(&m), 0);
+#ifndef __SANITIZE_THREAD__
+        EXPECT_EQ(::pthread_mutex_lock(&m), EDEADLK);
+#endif
+        EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
+        EXPECT_EQ(waits(PatchedCall::pthread_mutex_lock), waited);
+        ::pthread_mutex_destroy(&m);
+        ::pthread_mutexattr_destroy(&a);
     });
 }
 

@@ -237,6 +237,34 @@ class Cooperative(unittest.TestCase):
                                         waits.get("clock_nanosleep", 0), CONCURRENCY, waits)
                 self.assertEqual(w.stop(), 0)
 
+    def test_a_connection_shared_behind_a_std_mutex_takes_turns_while_the_hub_serves(self):
+        # Thread-per-request code: one connection per hub, a std::mutex held across the query.
+        # The second fiber to lock it would wait for its own thread, and the hub never run
+        # again: patching parks it instead (pthread_mutex_lock).
+        n, ms = 5, 150
+        for backend in BACKENDS:
+            with self.subTest(backend=backend), self.server(backend, True) as w:
+                w.wait_ready()
+                with Probe(w.http) as probe:
+                    took, results = burst(w.http, "/pg_shared?ms=%d" % ms, n)
+                bad = [r for r in results if r is None or r[0] != 200]
+                self.assertEqual(bad, [], "failed requests")
+                print("\n%s, /pg_shared: %d x %d ms took %.3f s; GET / worst %.1f ms over %d "
+                      "probes" % (backend, n, ms, took, probe.worst * 1000, probe.count))
+                # One after another (the lock), not together, and not hung.
+                self.assertGreaterEqual(took, n * ms / 1000 * 0.95)
+                self.assertLess(took, n * ms / 1000 + 10)
+                self.assertEqual(probe.failures, [])
+                self.assertGreater(probe.count, 0)
+                self.assertLess(probe.worst, 2.0, "the hub was held while the lock was waited for")
+                self.check_no_reports(w)
+                metrics = get(w.admin, "/metrics")[2].decode()
+                m = re.search(r'(?m)^weft_patched_call_waits_total\{hub="0",'
+                              r'call="pthread_mutex_lock"\} (\S+)$', metrics)
+                self.assertIsNotNone(m, "no pthread_mutex_lock waits counted")
+                self.assertGreaterEqual(float(m.group(1)), n - 1)
+                self.assertEqual(w.stop(), 0)
+
     def test_explicit_apis_cooperate_without_patching(self):
         for backend in BACKENDS:
             with self.subTest(backend=backend), self.server(backend, False) as w:

@@ -9,6 +9,7 @@ namespace weft::internal {
 
 namespace {
 
+// clang-format off
 constexpr std::array<const char*, kPatchedCallCount> kNames = {
     "connect",       "accept",          "accept4",         "read",        "readv",
     "recv",          "recvfrom",        "recvmsg",         "write",       "writev",
@@ -16,8 +17,9 @@ constexpr std::array<const char*, kPatchedCallCount> kNames = {
     "select",        "pselect",         "epoll_wait",      "epoll_pwait", "sleep",
     "usleep",        "nanosleep",       "clock_nanosleep", "getaddrinfo", "getnameinfo",
     "gethostbyname", "gethostbyname_r", "sendfile",        "sendmmsg",    "recvmmsg",
-    "pthread_join",
+    "pthread_join",  "pthread_mutex_lock",
 };
+// clang-format on
 
 constexpr std::string_view kSocketAdvice =
     "call it through libc's function (not a raw syscall or a libc-internal path such as stdio on "
@@ -53,7 +55,9 @@ constexpr Row kRows[] = {
     {"nanosleep", true, "call sleep/nanosleep through libc, or use weft::sleep_for"},
     {"clock_nanosleep", true, "call sleep/nanosleep through libc, or use weft::sleep_for"},
     {"futex", false,
-     "a thread lock or condition variable (std::mutex, pthread): use weft::Mutex, weft::Event or "
+     "a thread lock or condition variable (pthread_mutex_lock waits cooperatively only for a "
+     "lock another fiber of the hub holds; not for one another thread holds, nor a timed, "
+     "shared or robust lock, nor std::condition_variable): use weft::Mutex, weft::Event or "
      "weft::Semaphore between fibers, or move the call to weft::offload"},
     {"flock", false, "file locks are not made cooperative: take them in weft::offload"},
     {"fcntl", false, "a blocking file lock (F_SETLKW): take it in weft::offload"},

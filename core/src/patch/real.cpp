@@ -84,6 +84,9 @@ void fill() noexcept {
     resolve(t.recvmmsg, "recvmmsg");
     resolve(t.pthread_join, "pthread_join");
     resolve(t.pthread_tryjoin_np, "pthread_tryjoin_np");
+    resolve(t.pthread_mutex_lock, "pthread_mutex_lock");
+    resolve(t.pthread_mutex_trylock, "pthread_mutex_trylock");
+    resolve(t.pthread_mutex_unlock, "pthread_mutex_unlock");
     g_table = t;
     g_ready.store(true, std::memory_order_release);
 }

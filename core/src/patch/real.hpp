@@ -65,6 +65,9 @@ struct Table {
     int (*recvmmsg)(int, mmsghdr*, unsigned, int, timespec*);
     int (*pthread_join)(pthread_t, void**);
     int (*pthread_tryjoin_np)(pthread_t, void**);
+    int (*pthread_mutex_lock)(pthread_mutex_t*);
+    int (*pthread_mutex_trylock)(pthread_mutex_t*);
+    int (*pthread_mutex_unlock)(pthread_mutex_t*);
 };
 
 /// The table, resolved on first use.

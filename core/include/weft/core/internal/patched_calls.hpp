@@ -41,9 +41,10 @@ enum class PatchedCall : std::uint8_t {
     sendmmsg,
     recvmmsg,
     pthread_join,
+    pthread_mutex_lock,
 };
 inline constexpr std::size_t kPatchedCallCount =
-    static_cast<std::size_t>(PatchedCall::pthread_join) + 1;
+    static_cast<std::size_t>(PatchedCall::pthread_mutex_lock) + 1;
 
 /// "recv", "clock_nanosleep", ...
 const char* patched_call_name(PatchedCall c) noexcept;
