@@ -24,7 +24,7 @@ jobs=$(nproc)
 with_ccache=(env)
 if command -v ccache >/dev/null 2>&1; then
     with_ccache+=(CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-        CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1 CCACHE_DIR="${CCACHE_DIR:-$PWD/build-ccache}")
+        CCACHE_BASEDIR="$(pwd -P)" CCACHE_NOHASHDIR=1 CCACHE_DIR="${CCACHE_DIR:-$PWD/build-ccache}")
 fi
 # The whole suite, whatever an earlier configure of these build folders chose.
 all=(-DWEFT_BUILD_TESTS=ON "-DWEFT_MODULES=core;http;monitor;config;server")

@@ -2268,14 +2268,16 @@ TEST(PatchLocks, FibersContendingForAMutexTakeItInTurn) {
     run_patched([] {
         HangGuard guard("fibers contending for a std::mutex hung their hub");
         std::mutex mu;
-        int inside = 0, entries = 0, overlaps = 0;
+        int inside = 0, overlaps = 0;
+        std::vector<int> order;
         std::vector<weft::Fiber<void>> fibers;
         for (int i = 0; i < 5; ++i) {
-            fibers.push_back(weft::spawn("contender", [&] {
+            fibers.push_back(weft::spawn("contender", [&, i] {
+                // Each locks again as soon as it unlocks: the ones waiting must still get in.
                 for (int round = 0; round < 4; ++round) {
                     std::lock_guard<std::mutex> g(mu);
                     if (++inside != 1) ++overlaps;
-                    ++entries;
+                    order.push_back(i);
                     (void)weft::sleep_for(2ms);  // parked, the lock held
                     --inside;
                 }
@@ -2283,8 +2285,12 @@ TEST(PatchLocks, FibersContendingForAMutexTakeItInTurn) {
         }
         for (auto& f : fibers)
             f.join();
-        EXPECT_EQ(entries, 20);
+        ASSERT_EQ(order.size(), 20u);
         EXPECT_EQ(overlaps, 0);
+        // In turn, oldest waiter first: 0 1 2 3 4 0 1 2 3 4 ... (without the hand-over, each
+        // fiber took all its rounds at once: 0 0 0 0 1 1 1 1 ...).
+        for (std::size_t k = 0; k < order.size(); ++k)
+            EXPECT_EQ(order[k], static_cast<int>(k % 5)) << "entry " << k;
         // Every contender but the first to lock waited at least once.
         EXPECT_GE(waits(PatchedCall::pthread_mutex_lock), 4u);
         // Nothing is left waiting: the mutex is free.

@@ -52,7 +52,9 @@ TEST(TimerHeap, FiresInDeadlineThenInsertionOrderAndNeverARemovedTimer) {
         }
         ASSERT_EQ(heap.size(), armed.size());
         std::sort(armed.begin(), armed.end());
-        if (!armed.empty()) EXPECT_EQ(heap.next_deadline(), std::get<0>(armed.front()));
+        if (!armed.empty()) {
+            EXPECT_EQ(heap.next_deadline(), std::get<0>(armed.front()));
+        }
         now += 20;
         fired.clear();
         heap.fire_due(now);

@@ -681,7 +681,9 @@ TEST(HttpSession, ContinueNotSentWhenNoRouteTakesTheRequest) {
         const int want = std::string_view(line) == "POST /nope" ? 404 : 405;
         EXPECT_EQ(rs[0].status, want) << line;
         EXPECT_EQ(rs[0].header("Connection").value_or(""), "close") << line;
-        if (want == 405) EXPECT_TRUE(rs[0].header("Allow").has_value()) << line;
+        if (want == 405) {
+            EXPECT_TRUE(rs[0].header("Allow").has_value()) << line;
+        }
         ASSERT_EQ(h.log.size(), 1u) << line;
         EXPECT_EQ(h.log[0].status, want) << line;
     }

@@ -238,9 +238,9 @@ class Drain(unittest.TestCase):
         # An orchestrator may stop the server as soon as it is ready. The ready line and
         # /readyz used to come a moment before the main loop took SIGTERM over from its default
         # action, and a signal in between killed the process (-15, no drain): seen once in CI.
-        # The window was microseconds wide, so this can only catch it by chance; what it pins
-        # down is the promise.
-        for _ in range(8):
+        # The window was microseconds wide and this polls the log every 2 ms, so it can only
+        # catch that by chance; what it pins down is the promise.
+        for _ in range(3):
             with Weft(["--hubs", "1"]) as w:
                 w.wait_for_log(u.READY_RE.pattern, 15)
                 w.signal(signal.SIGTERM)

@@ -4,13 +4,14 @@
 // around a shared connection's query, as thread-per-request code does): blocking the thread
 // would keep the holder from ever running again, and the hub would hang for good (gevent
 // patches threading.Lock for the same reason). pthread_mutex_unlock wakes the first fiber of
-// its hub waiting for that mutex.
+// its hub waiting for that mutex, which takes it before any other fiber of the hub may (the
+// waiters take turns, oldest first).
 //
 // A mutex held by another thread is waited for as libc waits (the thread lets go on its own).
 // Glibc records the holder's thread id in every mutex that is not robust, priority-inheriting,
 // priority-protected or process-shared: those kinds, error-checking mutexes (whose point is
-// libc's EDEADLK for a lock the thread holds) and timed waits (pthread_mutex_timedlock,
-// std::timed_mutex) stay libc's. A recursive mutex (std::recursive_mutex) held by a fiber is
+// libc's EDEADLK for a lock the thread holds) and timed waits (pthread_mutex_timedlock, hence
+// std::timed_mutex's try_lock_for and try_lock_until) stay libc's. A recursive mutex (std::recursive_mutex) held by a fiber is
 // entered by the other fibers of its hub too, as by one thread: libc cannot tell them apart.
 // Nor can it tell another fiber from the caller: a fiber that locks a mutex it holds itself
 // waits for ever, as a thread would, but the hub serves on (fiber dumps show the wait).
@@ -28,6 +29,7 @@ struct LockWait final : Interruptible {
     LockWait* prev = nullptr;
     LockWait* next = nullptr;
     bool linked = false;
+    bool woken = false;  // made ready by an unlock, still first in line until it runs
     // Neither a cancel nor a deadline ends the wait: pthread_mutex_lock cannot fail that way
     // (a caller that ignored an error would run its critical section without the lock). Only
     // the holder's unlock wakes it.
@@ -91,12 +93,26 @@ struct Linked {
     Linked& operator=(const Linked&) = delete;
 };
 
+/// Whether fibers of `l`'s hub wait for `m`.
+bool waited_for(const LockWaitList& l, const pthread_mutex_t* m) noexcept {
+    for (const LockWait* w = l.head; w; w = w->next)
+        if (w->mutex == m) return true;
+    return false;
+}
+
 int lock_impl(pthread_mutex_t* m) {
     const auto& real = real::calls();
     HubImpl* h = active();
     if (!h) return real.pthread_mutex_lock(m);
-    int r = real.pthread_mutex_trylock(m);
-    if (r != EBUSY || !held_by_hub(*h, m)) return r == EBUSY ? real.pthread_mutex_lock(m) : r;
+    LockWaitList& list = h->lock_waits();
+    // The fibers of the hub that wait for the mutex go first, in turn: a fiber that unlocks it
+    // and locks it again at once would otherwise always win (the one it woke cannot run before
+    // it parks), and a loop that does so would starve the others for good.
+    if (!list.head || !waited_for(list, m)) {
+        const int r = real.pthread_mutex_trylock(m);
+        if (r != EBUSY) return r;
+        if (!held_by_hub(*h, m)) return real.pthread_mutex_lock(m);
+    }
     count(*h, PatchedCall::pthread_mutex_lock);
     count_wait(*h, PatchedCall::pthread_mutex_lock);
     FiberRecord* f = h->running();
@@ -106,26 +122,24 @@ int lock_impl(pthread_mutex_t* m) {
     // A lock taken inside another wait's bookkeeping (a destructor run as the fiber resumes)
     // must not change what that wait returns.
     const Errc outer_result = f->wake_result;
-    bool again = false;
-    for (;;) {
-        if (f->park_hook) {
-            // park() would run the hook after this fiber is in the list, and the hook may
-            // itself wait (for another lock, too): run it first, then look again.
-            internal::ParkHook* hook = f->park_hook;
-            f->park_hook = nullptr;
-            hook->on_park();
-        } else {
-            // One woken but beaten to the mutex waits first in line again.
-            Linked in(h->lock_waits(), w, again);
+    // park() would run a hook after this fiber is in the list: run it first.
+    while (internal::ParkHook* hook = f->park_hook) {
+        f->park_hook = nullptr;
+        hook->on_park();
+    }
+    bool front = false;
+    int r = EBUSY;
+    while (r == EBUSY) {
+        {
+            Linked in(list, w, front);
+            w.woken = false;
             (void)h->park(&w, Deadline::never(), kReason);
-            again = true;
         }
+        // Woken by an unlock, first in line: the mutex is free, unless a thread took it (wait
+        // for it as libc does) or a fiber's pthread_mutex_trylock did (first in line again).
         r = real.pthread_mutex_trylock(m);
-        if (r != EBUSY) break;
-        if (!held_by_hub(*h, m)) {
-            r = real.pthread_mutex_lock(m);
-            break;
-        }
+        if (r == EBUSY && !held_by_hub(*h, m)) r = real.pthread_mutex_lock(m);
+        front = true;
     }
     f->wake_result = outer_result;
     return r;
@@ -135,11 +149,14 @@ int unlock_impl(pthread_mutex_t* m) {
     const int r = real::calls().pthread_mutex_unlock(m);
     HubImpl* h = HubImpl::current();
     if (__builtin_expect(h == nullptr, 1) || r != 0 || g_forked) return r;
-    LockWaitList& list = h->lock_waits();
-    for (LockWait* w = list.head; w; w = w->next) {
+    // The first fiber in line for it runs next; it stays in line (so that no other fiber of the
+    // hub takes the mutex first) until it does. One woken already is enough.
+    for (LockWait* w = h->lock_waits().head; w; w = w->next) {
         if (w->mutex != m) continue;
-        unlink(list, *w);
-        h->make_ready(w->fiber, Errc::ok);
+        if (!w->woken) {
+            w->woken = true;
+            h->make_ready(w->fiber, Errc::ok);
+        }
         break;
     }
     return r;
