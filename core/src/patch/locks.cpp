@@ -11,8 +11,9 @@
 // Glibc records the holder's thread id in every mutex that is not robust, priority-inheriting,
 // priority-protected or process-shared: those kinds, error-checking mutexes (whose point is
 // libc's EDEADLK for a lock the thread holds) and timed waits (pthread_mutex_timedlock, hence
-// std::timed_mutex's try_lock_for and try_lock_until) stay libc's. A recursive mutex (std::recursive_mutex) held by a fiber is
-// entered by the other fibers of its hub too, as by one thread: libc cannot tell them apart.
+// std::timed_mutex's try_lock_for and try_lock_until) stay libc's. A recursive mutex
+// (std::recursive_mutex) held by a fiber is entered by the other fibers of its hub too, as by
+// one thread: libc cannot tell them apart.
 // Nor can it tell another fiber from the caller: a fiber that locks a mutex it holds itself
 // waits for ever, as a thread would, but the hub serves on (fiber dumps show the wait).
 #include <pthread.h>
