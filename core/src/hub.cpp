@@ -359,11 +359,8 @@ Result<void> HubImpl::check_interrupt(Deadline deadline) const noexcept {
 Result<void> HubImpl::park(Interruptible* on, Deadline deadline, const char* reason) {
     FiberRecord* f = current_;
     WEFT_CHECK(f != nullptr, "a blocking call needs a fiber (use weft::run or spawn)");
-    if (f->park_hook) [[unlikely]] {
-        internal::ParkHook* hook = f->park_hook;
-        f->park_hook = nullptr;
-        hook->on_park();
-    }
+    if (f->park_hook) [[unlikely]]
+        run_park_hook(f);
     // The fiber's own deadline (a request's) bounds every wait, its caller's or not.
     if (f->deadline_ns != INT64_MAX && f->deadline_ns < deadline_ns(deadline))
         deadline = Deadline(Clock::time_point(std::chrono::nanoseconds(f->deadline_ns)));

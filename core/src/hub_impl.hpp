@@ -101,6 +101,12 @@ class HubImpl final : public Hub {
     /// Parks the running fiber on `on` until made ready; arms the deadline; returns the wake
     /// result (ok, timed_out or cancelled).
     Result<void> park(Interruptible* on, Deadline deadline, const char* reason);
+    /// Runs `f`'s park hook (internal::ParkHook) as a wait of `f` begins, removing it first.
+    static void run_park_hook(FiberRecord* f) noexcept {
+        internal::ParkHook* hook = f->park_hook;
+        f->park_hook = nullptr;
+        hook->on_park();
+    }
     /// Returns Errc::cancelled / Errc::timed_out if the running fiber must not start waiting.
     Result<void> check_interrupt(Deadline deadline) const noexcept;
     [[gnu::always_inline]] inline void yield_running();

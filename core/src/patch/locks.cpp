@@ -29,7 +29,6 @@ struct LockWait final : Interruptible {
     FiberRecord* fiber = nullptr;
     LockWait* prev = nullptr;
     LockWait* next = nullptr;
-    bool linked = false;
     bool woken = false;  // made ready by an unlock, still first in line until it runs
     // Neither a cancel nor a deadline ends the wait: pthread_mutex_lock cannot fail that way
     // (a caller that ignored an error would run its critical section without the lock). Only
@@ -70,26 +69,23 @@ void link(LockWaitList& l, LockWait& w, bool front) noexcept {
         (l.tail ? l.tail->next : l.head) = &w;
         l.tail = &w;
     }
-    w.linked = true;
 }
 
 void unlink(LockWaitList& l, LockWait& w) noexcept {
     (w.prev ? w.prev->next : l.head) = w.next;
     (w.next ? w.next->prev : l.tail) = w.prev;
     w.prev = w.next = nullptr;
-    w.linked = false;
 }
 
-// Unlinks the wait however the park ends (it may throw: arming the fiber's deadline).
+// In line while parked: unlinked however the park ends (it may throw: arming the fiber's
+// deadline). Only the waiter itself leaves the line; an unlock only wakes it.
 struct Linked {
     LockWaitList& list;
     LockWait& w;
     Linked(LockWaitList& l, LockWait& wait, bool front) noexcept : list(l), w(wait) {
         link(list, w, front);
     }
-    ~Linked() {
-        if (w.linked) unlink(list, w);
-    }
+    ~Linked() { unlink(list, w); }
     Linked(const Linked&) = delete;
     Linked& operator=(const Linked&) = delete;
 };
@@ -123,11 +119,8 @@ int lock_impl(pthread_mutex_t* m) {
     // A lock taken inside another wait's bookkeeping (a destructor run as the fiber resumes)
     // must not change what that wait returns.
     const Errc outer_result = f->wake_result;
-    // park() would run a hook after this fiber is in the list: run it first.
-    while (internal::ParkHook* hook = f->park_hook) {
-        f->park_hook = nullptr;
-        hook->on_park();
-    }
+    // park() would run a hook after this fiber is in line: run it first.
+    if (f->park_hook) HubImpl::run_park_hook(f);
     bool front = false;
     int r = EBUSY;
     while (r == EBUSY) {
