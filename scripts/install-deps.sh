@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config ninja-build
     libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
     libgtest-dev libgmock-dev libbenchmark-dev binutils libdw-dev libssl-dev zlib1g-dev)
 # The cooperative-blocking test builds a plugin with libpq, libcurl and hiredis and runs it
-# against a real PostgreSQL and Redis (util-linux's runuser starts PostgreSQL as its own user).
+# against a real PostgreSQL and Redis.
 # ccache: scripts/test.sh compiles through it (see there).
 test_pkgs=(ccache curl wrk python3 clang libclang-rt-14-dev prometheus procps iproute2 libcap2-bin
     postgresql libpq-dev redis-server libhiredis-dev libcurl4-openssl-dev util-linux
