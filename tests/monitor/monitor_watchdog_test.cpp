@@ -51,9 +51,13 @@ __attribute__((noinline)) void hold_the_hub(std::chrono::milliseconds d) {
 }
 
 // Spins until `release` is set, calling nothing: wherever the watchdog's signal lands, the
-// captured stack is the same (hold_the_hub's may be inside clock_gettime or not).
+// captured stack is the same (hold_the_hub's may be inside clock_gettime or not). The load is
+// the builtin std::atomic wraps: test programs compile at -O0, where std::atomic's load is a
+// call of its own that the signal may or may not land in.
+static_assert(sizeof(std::atomic<bool>) == sizeof(bool) && std::atomic<bool>::is_always_lock_free);
 __attribute__((noinline)) void spin_until_released(const std::atomic<bool>& release) {
-    while (!release.load(std::memory_order_relaxed)) {
+    const auto* flag = reinterpret_cast<const bool*>(&release);
+    while (!__atomic_load_n(flag, __ATOMIC_RELAXED)) {
     }
     asm volatile("" ::: "memory");
 }
