@@ -56,6 +56,26 @@ class PgShared {
     std::unique_ptr<Impl> impl_;
 };
 
+/// A process-wide pool of `size` PostgreSQL connections behind a std::mutex and a
+/// std::condition_variable, as thread-per-request code writes one: every hub's fibers share it,
+/// and one that finds it empty waits on the condition variable until a connection comes back.
+/// The mutex is held only to take or return a connection, never across a query. With syscall
+/// patching the wait parks the fiber (pthread_cond_wait is patched), and a return on any hub
+/// wakes it; without, the first wait on an empty pool would hang its hub.
+class PgCondPool {
+  public:
+    PgCondPool(std::string conninfo, std::size_t size);
+    ~PgCondPool();
+    PgCondPool(const PgCondPool&) = delete;
+    PgCondPool& operator=(const PgCondPool&) = delete;
+    /// Runs `SELECT pg_sleep(d)` on a pooled connection with libpq's blocking API.
+    void pg_sleep(std::chrono::milliseconds d);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 /// GETs `url`; returns "status=<code> bytes=<n>" or throws std::runtime_error.
 std::string curl_get_blocking(const std::string& url, std::chrono::milliseconds timeout);
 std::string curl_get_explicit(const std::string& url, weft::Deadline deadline);

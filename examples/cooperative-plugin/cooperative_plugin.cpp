@@ -9,6 +9,10 @@
 //   GET /pg_shared?ms=N          libpq, blocking API, on one connection per hub behind a
 //                                std::mutex held across the query (the requests take turns;
 //                                the hub serves others meanwhile, through patching)
+//   GET /pg_cv_pool?ms=N         libpq, blocking API, on a process-wide pool of 2 connections
+//                                behind a std::mutex and a std::condition_variable (a fiber
+//                                that finds it empty waits on the condition variable; through
+//                                patching, only that fiber waits, on whichever hub)
 //   GET /curl?url=URL            libcurl easy API             (cooperative through patching)
 //   GET /curl_explicit?url=URL   libcurl multi socket API + weft::poll_fds
 //   GET /redis?ms=N              hiredis, blocking API        (cooperative through patching)
@@ -43,6 +47,7 @@ struct Settings {
     std::string postgres;
     std::vector<std::unique_ptr<coop::PgPool>> pools;     // one per hub, by Hub::index()
     std::vector<std::unique_ptr<coop::PgShared>> shared;  // one per hub, by Hub::index()
+    std::unique_ptr<coop::PgCondPool> cv_pool;            // every hub's
     std::string redis_host;
     int redis_port = 6379;
 };
@@ -100,6 +105,7 @@ void init(weft::plugin::Context& ctx) {
             std::make_unique<coop::PgPool>(s->postgres, static_cast<std::size_t>(pool_size)));
         s->shared.push_back(std::make_unique<coop::PgShared>(s->postgres));
     }
+    s->cv_pool = std::make_unique<coop::PgCondPool>(s->postgres, 2);
     if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
         throw std::runtime_error("curl_global_init failed");
 
@@ -117,6 +123,10 @@ void init(weft::plugin::Context& ctx) {
               }));
     ctx.route("GET", "/pg_shared", route([s](Request& req) {
                   s->shared[weft::Hub::current()->index()]->pg_sleep(ms_param(req));
+                  return std::string("pg_sleep done");
+              }));
+    ctx.route("GET", "/pg_cv_pool", route([s](Request& req) {
+                  s->cv_pool->pg_sleep(ms_param(req));
                   return std::string("pg_sleep done");
               }));
     ctx.route("GET", "/curl", route([](Request& req) {

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -42,16 +43,26 @@ void wait(PGconn* c, short events, weft::Deadline deadline) {
     if (!r) throw std::runtime_error("waiting for PostgreSQL: " + r.error().message());
 }
 
+/// A new connection, with libpq's blocking API; throws when it fails.
+Conn open_conn(const std::string& conninfo) {
+    Conn c(PQconnectdb(conninfo.c_str()));
+    if (!c || PQstatus(c.get()) != CONNECTION_OK) fail("connecting to PostgreSQL", c.get());
+    return c;
+}
+
+/// `SELECT pg_sleep(d)` on `c`, with libpq's blocking API; whether it succeeded.
+bool sleep_on(PGconn* c, std::chrono::milliseconds d) {
+    const std::string s = seconds(d);
+    const char* params[] = {s.c_str()};
+    PgResult r(PQexecParams(c, "SELECT pg_sleep($1)", 1, nullptr, params, nullptr, nullptr, 0));
+    return PQresultStatus(r.get()) == PGRES_TUPLES_OK;
+}
+
 }  // namespace
 
 void pg_sleep_blocking(const std::string& conninfo, std::chrono::milliseconds d) {
-    Conn c(PQconnectdb(conninfo.c_str()));
-    if (!c || PQstatus(c.get()) != CONNECTION_OK) fail("connecting to PostgreSQL", c.get());
-    const std::string s = seconds(d);
-    const char* params[] = {s.c_str()};
-    PgResult r(
-        PQexecParams(c.get(), "SELECT pg_sleep($1)", 1, nullptr, params, nullptr, nullptr, 0));
-    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail("pg_sleep", c.get());
+    Conn c = open_conn(conninfo);
+    if (!sleep_on(c.get(), d)) fail("pg_sleep", c.get());
 }
 
 void pg_sleep_explicit(const std::string& conninfo, std::chrono::milliseconds d,
@@ -159,15 +170,61 @@ void PgShared::pg_sleep(std::chrono::milliseconds d) {
             fail("connecting to PostgreSQL", failed.get());
         }
     }
-    const std::string s = seconds(d);
-    const char* params[] = {s.c_str()};
-    PgResult r(
-        PQexecParams(c.get(), "SELECT pg_sleep($1)", 1, nullptr, params, nullptr, nullptr, 0));
-    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    if (!sleep_on(c.get(), d)) {
         // As the pool: a failed call's connection is not trusted again.
         Conn failed = std::move(c);
         fail("pg_sleep", failed.get());
     }
+}
+
+struct PgCondPool::Impl {
+    std::string conninfo;
+    std::mutex mu;  // held to take or return a connection only
+    std::condition_variable returned;
+    std::size_t free_slots;     // connections not in use, made or not yet
+    std::vector<PGconn*> idle;  // the made ones among them
+};
+
+PgCondPool::PgCondPool(std::string conninfo, std::size_t size) : impl_(std::make_unique<Impl>()) {
+    impl_->conninfo = std::move(conninfo);
+    impl_->free_slots = size;
+    impl_->idle.reserve(size);  // a returned connection's push_back cannot throw
+}
+
+PgCondPool::~PgCondPool() {
+    for (PGconn* c : impl_->idle)
+        PQfinish(c);
+}
+
+void PgCondPool::pg_sleep(std::chrono::milliseconds d) {
+    Impl& p = *impl_;
+    Conn c;
+    {
+        std::unique_lock<std::mutex> lock(p.mu);
+        p.returned.wait(lock, [&] { return p.free_slots > 0; });
+        --p.free_slots;
+        if (!p.idle.empty()) {
+            c.reset(p.idle.back());
+            p.idle.pop_back();
+        }
+    }
+    // The slot goes back however this ends; the connection only if its call succeeded.
+    struct Slot {
+        Impl& p;
+        Conn& c;
+        bool healthy = false;
+        ~Slot() {
+            {
+                std::lock_guard<std::mutex> lock(p.mu);
+                ++p.free_slots;
+                if (healthy) p.idle.push_back(c.release());
+            }
+            p.returned.notify_one();
+        }
+    } slot{p, c};
+    if (!c) c = open_conn(p.conninfo);
+    if (!sleep_on(c.get(), d)) fail("pg_sleep", c.get());
+    slot.healthy = true;
 }
 
 }  // namespace coop

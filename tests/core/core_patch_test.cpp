@@ -24,9 +24,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -2376,6 +2379,301 @@ TEST(PatchLocks, LocksOtherThreadsHoldAndErrorCheckingOnesAreLibcs) {
         ::pthread_mutex_destroy(&m);
         ::pthread_mutexattr_destroy(&a);
     });
+}
+
+// TSan's own pthread_cond_* wrappers find libc's functions by version (dlvsym), past Weft's
+// unversioned ones: in a TSan build condition waits are libc's, and these tests say so.
+#ifdef __SANITIZE_THREAD__
+#define SKIP_WHERE_CONDS_ARE_LIBCS() \
+    GTEST_SKIP() << "TSan build: its pthread_cond_* wrappers call libc's past Weft's"
+#else
+#define SKIP_WHERE_CONDS_ARE_LIBCS() (void)0
+#endif
+
+// A pool of connections behind a std::mutex and a std::condition_variable, as thread-per-request
+// code writes it. Run dry, the fiber waiting for a connection would hold the thread the fiber
+// returning one needs, and the hub would never run again.
+class CondPool {
+  public:
+    explicit CondPool(int n) : free_(n) {}
+    void take() {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [&] { return free_ > 0; });
+        --free_;
+    }
+    void give_back() {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            ++free_;
+        }
+        cv_.notify_one();
+    }
+
+  private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int free_;
+};
+
+TEST(PatchConds, APoolRunDryParksTheWaitersUntilAConnectionComesBack) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    run_patched([] {
+        HangGuard guard("a fiber's std::condition_variable wait held the hub");
+        Ticker ticker;
+        CondPool pool(1);
+        int using_it = 0, overlaps = 0, done = 0;
+        const auto waited = waits(PatchedCall::pthread_cond_wait);
+        const int ticks_before = ticker.ticks();
+        std::vector<weft::Fiber<void>> fibers;
+        for (int i = 0; i < 4; ++i) {
+            fibers.push_back(weft::spawn("client", [&] {
+                pool.take();
+                if (++using_it != 1) ++overlaps;
+                (void)weft::sleep_for(25ms);  // the query: parked, the connection taken
+                --using_it;
+                pool.give_back();
+                ++done;
+            }));
+        }
+        for (auto& f : fibers)
+            f.join();
+        EXPECT_EQ(done, 4);
+        EXPECT_EQ(overlaps, 0);
+        // Three of them waited for the connection, and the hub ran on meanwhile.
+        EXPECT_GE(waits(PatchedCall::pthread_cond_wait), waited + 3);
+        EXPECT_GE(ticker.ticks() - ticks_before, 10) << "the hub was held while fibers waited";
+    });
+}
+
+/// 30 ms from now on `clock`, as pthread_cond_timedwait takes a time.
+timespec in_30ms(clockid_t clock) {
+    timespec at{};
+    ::clock_gettime(clock, &at);
+    at.tv_nsec += 30'000'000;
+    if (at.tv_nsec >= 1'000'000'000) {
+        at.tv_nsec -= 1'000'000'000;
+        ++at.tv_sec;
+    }
+    return at;
+}
+
+TEST(PatchConds, ATimedWaitEndsAtItsTimeNeitherEarlierNorLater) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    run_patched([] {
+        HangGuard guard("a timed std::condition_variable wait hung its hub");
+        Ticker ticker;
+        std::mutex mu;
+        std::condition_variable cv;
+        std::unique_lock<std::mutex> g(mu);
+        // wait_for: pthread_cond_clockwait on the steady clock.
+        const int ticks_before = ticker.ticks();
+        auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(cv.wait_for(g, 60ms), std::cv_status::timeout);
+        EXPECT_GE(seconds_since(t0), 0.06);
+        EXPECT_LT(seconds_since(t0), 5.0);
+        EXPECT_GE(ticker.ticks() - ticks_before, 5) << "the hub was held during the wait";
+        EXPECT_TRUE(g.owns_lock());
+        // pthread_cond_timedwait: CLOCK_REALTIME unless the condition variable says otherwise.
+        pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+        timespec at = in_30ms(CLOCK_REALTIME);
+        t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::pthread_cond_timedwait(&c, mu.native_handle(), &at), ETIMEDOUT);
+        EXPECT_GE(seconds_since(t0), 0.025);
+        at.tv_nsec = 1'000'000'000;
+        EXPECT_EQ(::pthread_cond_timedwait(&c, mu.native_handle(), &at), EINVAL);
+        // A condition variable on CLOCK_MONOTONIC: pthread_cond_timedwait reads that clock.
+        pthread_condattr_t a;
+        ::pthread_condattr_init(&a);
+        ::pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_t mono;
+        ::pthread_cond_init(&mono, &a);
+        at = in_30ms(CLOCK_MONOTONIC);
+        t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::pthread_cond_timedwait(&mono, mu.native_handle(), &at), ETIMEDOUT);
+        EXPECT_GE(seconds_since(t0), 0.025);
+        EXPECT_LT(seconds_since(t0), 5.0) << "read as a CLOCK_REALTIME time, it was long past";
+        ::pthread_cond_destroy(&mono);
+        ::pthread_condattr_destroy(&a);
+        // A time too far to count in nanoseconds is no timeout at all (tv_sec = LONG_MAX).
+        std::thread late_notifier([&] {
+            ::usleep(30'000);
+            ::pthread_cond_signal(&c);
+        });
+        at = {std::numeric_limits<time_t>::max(), 0};
+        t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(::pthread_cond_timedwait(&c, mu.native_handle(), &at), 0);
+        EXPECT_GE(seconds_since(t0), 0.02);
+        late_notifier.join();
+        // The fiber's own deadline does not end a condition wait early (the caller's loop
+        // would spin on it): the wait's own time does.
+        {
+            weft::ScopedDeadline d(5ms);
+            t0 = std::chrono::steady_clock::now();
+            EXPECT_EQ(cv.wait_for(g, 40ms), std::cv_status::timeout);
+            EXPECT_GE(seconds_since(t0), 0.04);
+        }
+        g.unlock();
+        // Nor does a cancel, one that came before the wait included (the wait's timer is
+        // still armed).
+        double took = -1;
+        auto cancelled = weft::spawn("cancelled", [&] {
+            (void)weft::sleep_for(1s);  // cancelled here
+            std::unique_lock<std::mutex> lock(mu);
+            const auto t1 = std::chrono::steady_clock::now();
+            EXPECT_EQ(cv.wait_for(lock, 30ms), std::cv_status::timeout);
+            took = seconds_since(t1);
+        });
+        (void)weft::sleep_for(5ms);
+        cancelled.cancel();
+        cancelled.join();
+        EXPECT_GE(took, 0.03);
+        EXPECT_LT(took, 5.0);
+    });
+}
+
+TEST(PatchConds, SignalsCrossBetweenFibersAndThreadsBothWays) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    run_patched([] {
+        HangGuard guard("a signal between a fiber and a thread was lost");
+        Ticker ticker;
+        std::mutex mu;
+        std::condition_variable cv;
+        bool ready = false;
+        // A thread's notify wakes a fiber (posted to its hub).
+        std::thread notifier([&] {
+            ::usleep(40'000);  // not a fiber: libc's sleep
+            {
+                std::lock_guard<std::mutex> g(mu);
+                ready = true;
+            }
+            cv.notify_one();
+        });
+        const int ticks_before = ticker.ticks();
+        {
+            std::unique_lock<std::mutex> g(mu);
+            cv.wait(g, [&] { return ready; });
+        }
+        EXPECT_GE(ticker.ticks() - ticks_before, 5) << "the hub was held during the wait";
+        notifier.join();
+        // A fiber's notify wakes a thread waiting in libc's wait.
+        bool go = false, seen = false;
+        std::thread waiter([&] {
+            std::unique_lock<std::mutex> g(mu);
+            cv.wait(g, [&] { return go; });
+            seen = true;
+        });
+        (void)weft::sleep_for(20ms);
+        {
+            std::lock_guard<std::mutex> g(mu);
+            go = true;
+        }
+        cv.notify_one();
+        waiter.join();
+        EXPECT_TRUE(seen);
+    });
+}
+
+TEST(PatchConds, ABroadcastWakesEveryWaitingFiberAndACancelEndsNone) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    run_patched([] {
+        HangGuard guard("fibers waiting on a std::condition_variable hung their hub");
+        std::mutex mu;
+        std::condition_variable cv;
+        bool go = false;
+        int woke = 0;
+        std::vector<weft::Fiber<void>> fibers;
+        for (int i = 0; i < 5; ++i) {
+            fibers.push_back(weft::spawn("waiter", [&] {
+                std::unique_lock<std::mutex> g(mu);
+                cv.wait(g, [&] { return go; });
+                ++woke;
+            }));
+        }
+        (void)weft::sleep_for(10ms);
+        const auto called = calls(PatchedCall::pthread_cond_wait);
+        fibers[0].cancel();  // a condition wait cannot fail that way: it waits on
+        (void)weft::sleep_for(10ms);
+        EXPECT_EQ(woke, 0);
+        // Had the cancel ended its wait, the fiber's loop would have waited again and again.
+        EXPECT_EQ(calls(PatchedCall::pthread_cond_wait), called);
+        {
+            std::lock_guard<std::mutex> g(mu);
+            go = true;
+        }
+        cv.notify_all();
+        for (auto& f : fibers)
+            f.join();
+        EXPECT_EQ(woke, 5);
+    });
+}
+
+// A signal that takes a waiter as its time comes: the wait returns once, either way, and the
+// wake posted from the signalling thread finds the fiber still waiting for it.
+TEST(PatchConds, SignalsRacingTimedWaitsLoseNothing) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    run_patched([] {
+        HangGuard guard("a condition wait racing signals hung its hub");
+        std::mutex mu;
+        std::condition_variable cv;
+        std::atomic<bool> stop{false};
+        std::thread notifier([&] {
+            while (!stop)
+                cv.notify_one();
+        });
+        int waits_done = 0;
+        std::vector<weft::Fiber<void>> fibers;
+        for (int i = 0; i < 4; ++i) {
+            fibers.push_back(weft::spawn("waiter", [&, i] {
+                const auto end = std::chrono::steady_clock::now() + 300ms;
+                std::unique_lock<std::mutex> lock(mu);
+                while (std::chrono::steady_clock::now() < end) {
+                    (void)cv.wait_for(lock, std::chrono::microseconds(200 * (i + 1)));
+                    ++waits_done;
+                }
+            }));
+        }
+        for (auto& f : fibers)
+            f.join();
+        stop = true;
+        notifier.join();
+        EXPECT_GT(waits_done, 100);
+    });
+}
+
+TEST(PatchConds, ANotifyOnOneHubWakesAFiberWaitingOnAnother) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    auto o = patched_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    HangGuard guard("a notify from another hub was lost");
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ready = false;
+    std::promise<double> waited;
+    std::promise<void> notified;
+    rt.hub(0).post([&] {
+        weft::spawn("waiter", [&] {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return ready; });
+            waited.set_value(seconds_since(t0));
+        }).detach();
+    });
+    rt.hub(1).post([&] {
+        weft::spawn("notifier", [&] {
+            (void)weft::sleep_for(30ms);
+            {
+                std::lock_guard<std::mutex> lock(mu);
+                ready = true;
+            }
+            cv.notify_one();
+            notified.set_value();
+        }).detach();
+    });
+    notified.get_future().get();
+    const double took = waited.get_future().get();
+    EXPECT_GE(took, 0.02);
+    EXPECT_LT(took, 5.0);
 }
 
 // A library connection kept in a thread_local is shared by every fiber of the hub: a second

@@ -152,13 +152,13 @@ class Cooperative(unittest.TestCase):
             s.__exit__(None, None, None)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def server(self, backend, patching):
+    def server(self, backend, patching, hubs=1):
         cfg = write(os.path.join(self.tmp, "weft-%s-%s.toml" % (backend, patching)),
                     '[[plugin]]\npath = "demo"\n'
                     '[[plugin]]\npath = "%s"\n[plugin.config]\npostgres = "%s"\n'
                     'redis_host = "127.0.0.1"\nredis_port = %d\n' %
                     (self.plugin, self.pg.conninfo, self.redis.port))
-        return Weft(["--config", cfg, "--hubs", "1", "--backend", backend,
+        return Weft(["--config", cfg, "--hubs", str(hubs), "--backend", backend,
                      "--set", "runtime.patch_syscalls=%s" % ("true" if patching else "false")],
                     exe=self.weft, workdir=self.tmp)
 
@@ -237,32 +237,49 @@ class Cooperative(unittest.TestCase):
                                         waits.get("clock_nanosleep", 0), CONCURRENCY, waits)
                 self.assertEqual(w.stop(), 0)
 
+    def check_takes_turns(self, w, backend, path, n, ms, at_once, call):
+        """n requests for `path` at once, each holding one of `at_once` places for `ms`: served
+        that many at a time, not hung, while GET / is answered; the fibers that waited for a
+        place counted as waits of the patched `call`."""
+        with Probe(w.http) as probe:
+            took, results = burst(w.http, "%s?ms=%d" % (path, ms), n)
+        bad = [r for r in results if r is None or r[0] != 200]
+        self.assertEqual(bad, [], "failed requests")
+        print("\n%s, %s: %d x %d ms, %d at a time, took %.3f s; GET / worst %.1f ms over %d "
+              "probes" % (backend, path, n, ms, at_once, took, probe.worst * 1000, probe.count))
+        rounds = n / at_once
+        self.assertGreaterEqual(took, rounds * ms / 1000 * 0.95)
+        self.assertLess(took, rounds * ms / 1000 + 10)
+        self.assertEqual(probe.failures, [])
+        self.assertGreater(probe.count, 0)
+        self.assertLess(probe.worst, 2.0, "a hub was held while %s waited" % call)
+        self.check_no_reports(w)
+        metrics = get(w.admin, "/metrics")[2].decode()
+        waits = sum(float(v) for v in re.findall(
+            r'(?m)^weft_patched_call_waits_total\{hub="\d+",call="%s"\} (\S+)$' % call,
+            metrics))
+        # Every request but those that found a place at once waited at least once.
+        self.assertGreaterEqual(waits, n - at_once, "%s waits counted" % call)
+
     def test_a_connection_shared_behind_a_std_mutex_takes_turns_while_the_hub_serves(self):
         # Thread-per-request code: one connection per hub, a std::mutex held across the query.
         # The second fiber to lock it would wait for its own thread, and the hub never run
         # again: patching parks it instead (pthread_mutex_lock).
-        n, ms = 5, 150
         for backend in BACKENDS:
             with self.subTest(backend=backend), self.server(backend, True) as w:
                 w.wait_ready()
-                with Probe(w.http) as probe:
-                    took, results = burst(w.http, "/pg_shared?ms=%d" % ms, n)
-                bad = [r for r in results if r is None or r[0] != 200]
-                self.assertEqual(bad, [], "failed requests")
-                print("\n%s, /pg_shared: %d x %d ms took %.3f s; GET / worst %.1f ms over %d "
-                      "probes" % (backend, n, ms, took, probe.worst * 1000, probe.count))
-                # One after another (the lock), not together, and not hung.
-                self.assertGreaterEqual(took, n * ms / 1000 * 0.95)
-                self.assertLess(took, n * ms / 1000 + 10)
-                self.assertEqual(probe.failures, [])
-                self.assertGreater(probe.count, 0)
-                self.assertLess(probe.worst, 2.0, "the hub was held while the lock was waited for")
-                self.check_no_reports(w)
-                metrics = get(w.admin, "/metrics")[2].decode()
-                m = re.search(r'(?m)^weft_patched_call_waits_total\{hub="0",'
-                              r'call="pthread_mutex_lock"\} (\S+)$', metrics)
-                self.assertIsNotNone(m, "no pthread_mutex_lock waits counted")
-                self.assertGreaterEqual(float(m.group(1)), n - 1)
+                self.check_takes_turns(w, backend, "/pg_shared", 5, 150, 1, "pthread_mutex_lock")
+                self.assertEqual(w.stop(), 0)
+
+    def test_a_pool_behind_a_condition_variable_parks_its_waiters_on_every_hub(self):
+        # Thread-per-request code's pool: 2 connections for the process, a std::mutex and a
+        # std::condition_variable. A fiber that found it empty would wait for its own thread,
+        # which the fiber returning a connection needs: patching parks it (pthread_cond_wait),
+        # and a return on either hub wakes it.
+        for backend in BACKENDS:
+            with self.subTest(backend=backend), self.server(backend, True, hubs=2) as w:
+                w.wait_ready()
+                self.check_takes_turns(w, backend, "/pg_cv_pool", 6, 150, 2, "pthread_cond_wait")
                 self.assertEqual(w.stop(), 0)
 
     def test_explicit_apis_cooperate_without_patching(self):

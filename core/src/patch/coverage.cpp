@@ -17,7 +17,7 @@ constexpr std::array<const char*, kPatchedCallCount> kNames = {
     "select",        "pselect",         "epoll_wait",      "epoll_pwait", "sleep",
     "usleep",        "nanosleep",       "clock_nanosleep", "getaddrinfo", "getnameinfo",
     "gethostbyname", "gethostbyname_r", "sendfile",        "sendmmsg",    "recvmmsg",
-    "pthread_join",  "pthread_mutex_lock",
+    "pthread_join",  "pthread_mutex_lock", "pthread_cond_wait",
 };
 // clang-format on
 
@@ -57,8 +57,9 @@ constexpr Row kRows[] = {
     {"futex", false,
      "a thread lock or condition variable (pthread_mutex_lock waits cooperatively only for a "
      "lock another fiber of the hub holds; not for one another thread holds, nor a timed, "
-     "shared or robust lock, nor std::condition_variable): use weft::Mutex, weft::Event or "
-     "weft::Semaphore between fibers, or move the call to weft::offload"},
+     "shared or robust lock; condition variables wait cooperatively unless process-shared): "
+     "use weft::Mutex, weft::Event or weft::Semaphore between fibers, or move the call to "
+     "weft::offload"},
     {"flock", false, "file locks are not made cooperative: take them in weft::offload"},
     {"fcntl", false, "a blocking file lock (F_SETLKW): take it in weft::offload"},
     {"wait4", false, "waiting for a child process: do it in weft::offload"},

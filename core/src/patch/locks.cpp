@@ -16,9 +16,26 @@
 // one thread: libc cannot tell them apart.
 // Nor can it tell another fiber from the caller: a fiber that locks a mutex it holds itself
 // waits for ever, as a thread would, but the hub serves on (fiber dumps show the wait).
+//
+// Patched pthread_cond_wait, pthread_cond_timedwait and pthread_cond_clockwait (hence
+// std::condition_variable's wait, wait_for and wait_until): on a fiber of a patching hub the
+// wait parks the fiber. A pool of connections behind a mutex and a condition variable, as
+// thread-per-request code writes it, otherwise hangs its hub as soon as it runs dry: the fiber
+// waiting for a connection holds the thread that the fiber returning one needs. The waiting
+// fibers of every hub are listed in one registry; pthread_cond_signal and
+// pthread_cond_broadcast, from any thread, wake the first (or every) fiber listed for that
+// condition variable, on its own hub, and call libc's as well for the threads that wait there
+// (POSIX lets a signal wake more than one waiter). Like a lock, the wait ignores cancels and the
+// fiber's own deadline (a condition wait cannot fail that way, and a caller's loop would spin on
+// the error); a timed wait ends at its time. Process-shared condition variables stay libc's,
+// and so do all of them in a TSan build: TSan's own wrappers find libc's by version (dlvsym),
+// past these unversioned ones.
 #include <pthread.h>
+#include <time.h>
 
 #include <cerrno>
+#include <exception>
+#include <mutex>
 
 #include "patch/patch.hpp"
 
@@ -34,6 +51,21 @@ struct LockWait final : Interruptible {
     // (a caller that ignored an error would run its critical section without the lock). Only
     // the holder's unlock wakes it.
     void interrupt(FiberRecord*, Errc) noexcept override {}
+};
+
+struct CondWait final : Interruptible {
+    pthread_cond_t* cond = nullptr;
+    HubImpl* hub = nullptr;
+    FiberRecord* fiber = nullptr;
+    CondWait* prev = nullptr;  // in the registry, under its lock
+    CondWait* next = nullptr;
+    bool signalled = false;     // under the registry's lock: taken out of it by a signal
+    bool wake_arrived = false;  // hub thread only: that signal's wake has come
+    bool timed = false;         // a timed wait, and its time has not come yet
+    void interrupt(FiberRecord* f, Errc why) noexcept override {
+        // Only the wait's own time ends it (the fiber's deadline is set aside during it).
+        if (why == Errc::timed_out && timed) hub->make_ready(f, why);
+    }
 };
 
 }  // namespace weft::detail
@@ -156,9 +188,248 @@ int unlock_impl(pthread_mutex_t* m) {
     return r;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Condition variables.
+
+constexpr const char* kCondReason = "waiting on a condition variable";
+// __data.__wrefs: bit 0 process-shared, bit 1 CLOCK_MONOTONIC (pthread_condattr_setclock).
+constexpr unsigned kCondShared = 1, kCondMonotonic = 2;
+
+/// The fibers waiting on condition variables, every hub's, oldest first.
+struct CondRegistry {
+    SpinLock lock;
+    CondWait* head = nullptr;
+    CondWait* tail = nullptr;
+    std::atomic<std::size_t> waiting{0};  // how many are listed: signals skip the lock at 0
+};
+CondRegistry g_conds;
+
+void cond_link(CondWait& w) noexcept {
+    w.next = nullptr;
+    w.prev = g_conds.tail;
+    (g_conds.tail ? g_conds.tail->next : g_conds.head) = &w;
+    g_conds.tail = &w;
+    g_conds.waiting.fetch_add(1, std::memory_order_relaxed);
+}
+
+void cond_unlink(CondWait& w) noexcept {
+    (w.prev ? w.prev->next : g_conds.head) = w.next;
+    (w.next ? w.next->prev : g_conds.tail) = w.prev;
+    w.prev = w.next = nullptr;
+    g_conds.waiting.fetch_sub(1, std::memory_order_relaxed);
+}
+
+/// On `w`'s hub thread: the signal that took `w` out of the registry wakes its fiber (which
+/// may already be ready: its time came meanwhile, and it then waits for this).
+void deliver(CondWait* w) noexcept {
+    w->wake_arrived = true;
+    if (w->fiber->parked_on == w) w->hub->make_ready(w->fiber, Errc::ok);
+}
+
+/// Wakes the fibers waiting on `c` (the first one, or all): at once on this hub's thread,
+/// through the hub's queue of posted work from another thread.
+void wake_fibers(pthread_cond_t* c, bool all) noexcept {
+    if (g_forked || g_conds.waiting.load(std::memory_order_acquire) == 0) return;
+    CondWait* taken = nullptr;  // chained through `next`, once out of the registry
+    CondWait** last = &taken;
+    {
+        std::lock_guard<SpinLock> g(g_conds.lock);
+        for (CondWait* w = g_conds.head; w;) {
+            CondWait* next = w->next;
+            if (w->cond == c) {
+                cond_unlink(*w);
+                w->signalled = true;
+                *last = w;
+                last = &w->next;
+                if (!all) break;
+            }
+            w = next;
+        }
+    }
+    // A taken fiber cannot leave its wait before deliver() ran: `w` and its hub outlive this.
+    HubImpl* here = HubImpl::current();
+    for (CondWait* w = taken; w;) {
+        CondWait* next = w->next;
+        if (w->hub == here) {
+            deliver(w);
+        } else {
+            try {
+                w->hub->post_any([w] { deliver(w); });
+            } catch (...) {
+                // No memory for the posted wake: the fiber would wait for ever. Nothing to do
+                // but say so and stop, as libc would for a corrupted condition variable.
+                std::terminate();
+            }
+        }
+        w = next;
+    }
+}
+
+/// The deadline of a wait until `abstime` on `clock`: due already when that time has passed,
+/// never when it is too far to count in nanoseconds (a `tv_sec` of LONG_MAX means forever).
+Deadline deadline_at(clockid_t clock, const timespec& abstime) noexcept {
+    timespec now{};
+    ::clock_gettime(clock, &now);
+    if (abstime.tv_sec < now.tv_sec) return Deadline(std::chrono::nanoseconds(0));
+    const std::int64_t sec = abstime.tv_sec - now.tv_sec;  // >= 0: no overflow
+    if (sec == 0 && abstime.tv_nsec <= now.tv_nsec) return Deadline(std::chrono::nanoseconds(0));
+    return after(sec, abstime.tv_nsec - now.tv_nsec);
+}
+
+/// `w` in the registry from its construction until its wait is over, however that ends.
+struct Listed {
+    CondWait& w;
+    bool signalled = false;
+    explicit Listed(CondWait& wait) noexcept : w(wait) {
+        std::lock_guard<SpinLock> g(g_conds.lock);
+        cond_link(w);
+    }
+    /// Leaves the registry; returns whether a signal took `w` out first. Then, if it did, waits
+    /// for that signal's wake (posted from another thread, it may not have come yet).
+    bool leave() {
+        {
+            std::lock_guard<SpinLock> g(g_conds.lock);
+            signalled = w.signalled;
+            if (!signalled) cond_unlink(w);
+        }
+        w.timed = false;
+        while (signalled && !w.wake_arrived)
+            (void)w.hub->park(&w, Deadline::never(), kCondReason);
+        left = true;
+        return signalled;
+    }
+    ~Listed() {
+        if (left) return;
+        // Unwinding out of a park (arming a timer failed): still listed, or about to be woken.
+        std::lock_guard<SpinLock> g(g_conds.lock);
+        if (w.signalled && !w.wake_arrived) std::terminate();  // a wake would find no fiber
+        if (!w.signalled) cond_unlink(w);
+    }
+    Listed(const Listed&) = delete;
+    Listed& operator=(const Listed&) = delete;
+
+  private:
+    bool left = false;
+};
+
+/// Sets the fiber's own deadline and a cancel aside during a condition wait: neither ends it
+/// (a cancel that came before would otherwise keep park() from arming the wait's own timer).
+/// A cancel that comes meanwhile stays requested.
+struct InterruptsAside {
+    FiberRecord* f;
+    std::int64_t deadline;
+    bool cancelled;
+    explicit InterruptsAside(FiberRecord* fiber) noexcept
+        : f(fiber), deadline(fiber->deadline_ns), cancelled(fiber->cancel_requested) {
+        f->deadline_ns = INT64_MAX;
+        f->cancel_requested = false;
+    }
+    ~InterruptsAside() {
+        f->deadline_ns = deadline;
+        f->cancel_requested = f->cancel_requested || cancelled;
+    }
+    InterruptsAside(const InterruptsAside&) = delete;
+    InterruptsAside& operator=(const InterruptsAside&) = delete;
+};
+
+/// The fiber's condition wait; `abstime` on `clock`, or nullptr for none.
+int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
+                   const timespec* abstime) {
+    if (abstime && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1'000'000'000L)) return EINVAL;
+    count(h, PatchedCall::pthread_cond_wait);
+    FiberRecord* f = h.running();
+    // park() would run the fiber's park hook inside the wait, its interrupts set aside (a
+    // request's hang-up watcher must see the request's deadline): run it first.
+    if (f->park_hook) HubImpl::run_park_hook(f);
+    CondWait w;
+    w.cond = c;
+    w.hub = &h;
+    w.fiber = f;
+    w.timed = abstime != nullptr;
+    Deadline deadline = abstime ? deadline_at(clock, *abstime) : Deadline::never();
+    // A wait inside another wait's bookkeeping (a destructor run as the fiber resumes) must not
+    // change what that wait returns.
+    const Errc outer_result = f->wake_result;
+    InterruptsAside aside(f);
+    // Listed before the mutex is let go: a signal sent under the mutex after the caller's
+    // check of its condition finds this fiber.
+    Listed listed(w);
+    if (const int r = unlock_impl(m); r != 0) {
+        // Not the holder of an error-checking mutex: EPERM, as libc's. A signal that took
+        // this fiber meanwhile goes on to the next.
+        if (listed.leave()) wake_fibers(c, false);
+        f->wake_result = outer_result;
+        return r;
+    }
+    count_wait(h, PatchedCall::pthread_cond_wait);
+    Result<void> woke = h.park(&w, deadline, kCondReason);
+    // The wall clock may have been set back meanwhile: a CLOCK_REALTIME wait ends when that
+    // clock says so.
+    while (!woke && clock == CLOCK_REALTIME && abstime) {
+        deadline = deadline_at(clock, *abstime);
+        if (deadline.passed()) break;
+        {
+            std::lock_guard<SpinLock> g(g_conds.lock);
+            if (w.signalled) break;
+        }
+        woke = h.park(&w, deadline, kCondReason);
+    }
+    // Taken by a signal as its time came: that signal counts (it must not be lost).
+    const bool signalled = listed.leave();
+    f->wake_result = outer_result;
+    if (const int r = lock_impl(m); r != 0) return r;
+    return signalled || !abstime ? 0 : ETIMEDOUT;
+}
+
+/// The hub whose fiber may park in a condition wait on `c`, or nullptr.
+HubImpl* cond_hub(const pthread_cond_t* c) noexcept {
+    HubImpl* h = active();
+    if (!h) return nullptr;
+    return (__atomic_load_n(&c->__data.__wrefs, __ATOMIC_RELAXED) & kCondShared) ? nullptr : h;
+}
+
+clockid_t cond_clock(const pthread_cond_t* c) noexcept {
+    return (__atomic_load_n(&c->__data.__wrefs, __ATOMIC_RELAXED) & kCondMonotonic)
+               ? CLOCK_MONOTONIC
+               : CLOCK_REALTIME;
+}
+
 }  // namespace
 
 }  // namespace weft::detail::patch
+
+extern "C" int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+    using namespace weft::detail::patch;
+    if (weft::detail::HubImpl* h = cond_hub(c))
+        return cond_wait_impl(*h, c, m, CLOCK_REALTIME, nullptr);
+    return weft::detail::real::calls().pthread_cond_wait(c, m);
+}
+
+extern "C" int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
+                                      const timespec* abstime) {
+    using namespace weft::detail::patch;
+    if (weft::detail::HubImpl* h = cond_hub(c))
+        return cond_wait_impl(*h, c, m, cond_clock(c), abstime);
+    return weft::detail::real::calls().pthread_cond_timedwait(c, m, abstime);
+}
+
+extern "C" int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
+                                      const timespec* abstime) {
+    using namespace weft::detail::patch;
+    if (clock == CLOCK_REALTIME || clock == CLOCK_MONOTONIC)
+        if (weft::detail::HubImpl* h = cond_hub(c)) return cond_wait_impl(*h, c, m, clock, abstime);
+    return weft::detail::real::calls().pthread_cond_clockwait(c, m, clock, abstime);
+}
+
+extern "C" int pthread_cond_signal(pthread_cond_t* c) {
+    weft::detail::patch::wake_fibers(c, false);
+    return weft::detail::real::calls().pthread_cond_signal(c);
+}
+
+extern "C" int pthread_cond_broadcast(pthread_cond_t* c) {
+    weft::detail::patch::wake_fibers(c, true);
+    return weft::detail::real::calls().pthread_cond_broadcast(c);
+}
 
 extern "C" int pthread_mutex_lock(pthread_mutex_t* m) {
     return weft::detail::patch::lock_impl(m);

@@ -87,6 +87,11 @@ void fill() noexcept {
     resolve(t.pthread_mutex_lock, "pthread_mutex_lock");
     resolve(t.pthread_mutex_trylock, "pthread_mutex_trylock");
     resolve(t.pthread_mutex_unlock, "pthread_mutex_unlock");
+    resolve(t.pthread_cond_wait, "pthread_cond_wait");
+    resolve(t.pthread_cond_timedwait, "pthread_cond_timedwait");
+    resolve(t.pthread_cond_clockwait, "pthread_cond_clockwait");
+    resolve(t.pthread_cond_signal, "pthread_cond_signal");
+    resolve(t.pthread_cond_broadcast, "pthread_cond_broadcast");
     g_table = t;
     g_ready.store(true, std::memory_order_release);
 }

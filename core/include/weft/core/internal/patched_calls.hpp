@@ -42,9 +42,10 @@ enum class PatchedCall : std::uint8_t {
     recvmmsg,
     pthread_join,
     pthread_mutex_lock,
+    pthread_cond_wait,
 };
 inline constexpr std::size_t kPatchedCallCount =
-    static_cast<std::size_t>(PatchedCall::pthread_mutex_lock) + 1;
+    static_cast<std::size_t>(PatchedCall::pthread_cond_wait) + 1;
 
 /// "recv", "clock_nanosleep", ...
 const char* patched_call_name(PatchedCall c) noexcept;
