@@ -89,7 +89,10 @@ bool held_by_hub(const HubImpl& h, const pthread_mutex_t* m) noexcept {
            h.probe_ref().tid.load(std::memory_order_relaxed);
 }
 
-void link(LockWaitList& l, LockWait& w, bool front) noexcept {
+// The intrusive lists of waiters here (a hub's lock waiters, every hub's condition waiters):
+// a head and a tail, nodes with prev and next.
+template <class List, class Node>
+void link(List& l, Node& w, bool front) noexcept {
     if (front) {
         w.prev = nullptr;
         w.next = l.head;
@@ -103,7 +106,8 @@ void link(LockWaitList& l, LockWait& w, bool front) noexcept {
     }
 }
 
-void unlink(LockWaitList& l, LockWait& w) noexcept {
+template <class List, class Node>
+void unlink(List& l, Node& w) noexcept {
     (w.prev ? w.prev->next : l.head) = w.next;
     (w.next ? w.next->prev : l.tail) = w.prev;
     w.prev = w.next = nullptr;
@@ -205,17 +209,12 @@ struct CondRegistry {
 CondRegistry g_conds;
 
 void cond_link(CondWait& w) noexcept {
-    w.next = nullptr;
-    w.prev = g_conds.tail;
-    (g_conds.tail ? g_conds.tail->next : g_conds.head) = &w;
-    g_conds.tail = &w;
+    link(g_conds, w, false);
     g_conds.waiting.fetch_add(1, std::memory_order_relaxed);
 }
 
 void cond_unlink(CondWait& w) noexcept {
-    (w.prev ? w.prev->next : g_conds.head) = w.next;
-    (w.next ? w.next->prev : g_conds.tail) = w.prev;
-    w.prev = w.next = nullptr;
+    unlink(g_conds, w);
     g_conds.waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -310,26 +309,6 @@ struct Listed {
 
   private:
     bool left = false;
-};
-
-/// Sets the fiber's own deadline and a cancel aside during a condition wait: neither ends it
-/// (a cancel that came before would otherwise keep park() from arming the wait's own timer).
-/// A cancel that comes meanwhile stays requested.
-struct InterruptsAside {
-    FiberRecord* f;
-    std::int64_t deadline;
-    bool cancelled;
-    explicit InterruptsAside(FiberRecord* fiber) noexcept
-        : f(fiber), deadline(fiber->deadline_ns), cancelled(fiber->cancel_requested) {
-        f->deadline_ns = INT64_MAX;
-        f->cancel_requested = false;
-    }
-    ~InterruptsAside() {
-        f->deadline_ns = deadline;
-        f->cancel_requested = f->cancel_requested || cancelled;
-    }
-    InterruptsAside(const InterruptsAside&) = delete;
-    InterruptsAside& operator=(const InterruptsAside&) = delete;
 };
 
 /// The fiber's condition wait; `abstime` on `clock`, or nullptr for none.

@@ -78,6 +78,26 @@ constexpr std::chrono::nanoseconds kPauseWhenOver = std::chrono::milliseconds(10
 /// neither ends this wait, and a cancellation that comes meanwhile stays for the next call.
 void pause_when_over(HubImpl& h, std::chrono::nanoseconds d);
 
+/// Sets the running fiber's own deadline and a cancel aside for a wait that neither may end
+/// (a cancel that came before would otherwise keep park() from arming the wait's own timer).
+/// A cancel that comes meanwhile stays requested.
+struct InterruptsAside {
+    FiberRecord* f;
+    std::int64_t deadline;
+    bool cancelled;
+    explicit InterruptsAside(FiberRecord* fiber) noexcept
+        : f(fiber), deadline(fiber->deadline_ns), cancelled(fiber->cancel_requested) {
+        f->deadline_ns = INT64_MAX;
+        f->cancel_requested = false;
+    }
+    ~InterruptsAside() {
+        f->deadline_ns = deadline;
+        f->cancel_requested = f->cancel_requested || cancelled;
+    }
+    InterruptsAside(const InterruptsAside&) = delete;
+    InterruptsAside& operator=(const InterruptsAside&) = delete;
+};
+
 /// cannot_park() for a call that would park, with a brake: the first refusal returns at once
 /// (a library that stops on ECANCELED or ETIMEDOUT, as libpq and hiredis do, loses no time),
 /// a later one of the same fiber pauses first (`wanted`, the call's own timeout, at most

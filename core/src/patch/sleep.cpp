@@ -87,14 +87,8 @@ void pause_when_over(HubImpl& h, nanoseconds d) {
             if (why != Errc::cancelled) f->hub->make_ready(f, why);
         }
     } w;
-    FiberRecord* f = h.running();
-    const bool cancelled = f->cancel_requested;
-    const std::int64_t deadline = f->deadline_ns;
-    f->cancel_requested = false;
-    f->deadline_ns = INT64_MAX;
+    InterruptsAside aside(h.running());
     (void)h.park(&w, Deadline(d < kPauseWhenOver ? d : kPauseWhenOver), "sleep");
-    f->cancel_requested = f->cancel_requested || cancelled;
-    f->deadline_ns = deadline;
 }
 
 }  // namespace weft::detail::patch
