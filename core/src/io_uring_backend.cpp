@@ -121,10 +121,10 @@ struct AcceptOp final : Op {
 
 struct WakeOp final : Op {};
 
-struct PollGroup;
+struct UringPollGroup;
 
 class UringBackend final : public IoBackend {
-    friend struct PollGroup;
+    friend struct UringPollGroup;
 
   public:
     UringBackend(HubImpl& hub, const RuntimeOptions& o);
@@ -508,9 +508,9 @@ Result<short> UringBackend::wait_fd(int fd, short events, Deadline dl) {
 
 // One poll per descriptor, all for one fiber: the first to complete cancels the others, and
 // the fiber wakes once every one has completed (their memory is on its stack).
-struct PollGroup final : Interruptible {
+struct UringPollGroup final : Interruptible {
     struct Child final : Op {
-        PollGroup* group = nullptr;
+        UringPollGroup* group = nullptr;
         bool done = false;
         int res = 0;  ///< the poll's result: its revents, or -errno (-ECANCELED when cancelled)
     };
@@ -536,8 +536,8 @@ struct PollGroup final : Interruptible {
 };
 
 void UringBackend::poll_child_done(UringBackend* be, Op* op, int res, unsigned) noexcept {
-    auto* child = static_cast<PollGroup::Child*>(op);
-    PollGroup* grp = child->group;
+    auto* child = static_cast<UringPollGroup::Child*>(op);
+    UringPollGroup* grp = child->group;
     child->done = true;
     child->res = res;
     --be->pending_;
@@ -548,12 +548,12 @@ void UringBackend::poll_child_done(UringBackend* be, Op* op, int res, unsigned) 
 Result<void> UringBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
     if (auto r = hub_.check_interrupt(dl); !r) return r.error();
     constexpr std::size_t kInline = 8;
-    PollGroup::Child inline_kids[kInline];
-    std::unique_ptr<PollGroup::Child[]> heap_kids;
-    PollGroup g;
+    UringPollGroup::Child inline_kids[kInline];
+    std::unique_ptr<UringPollGroup::Child[]> heap_kids;
+    UringPollGroup g;
     g.kids = inline_kids;
     if (n > kInline) {
-        heap_kids = std::make_unique<PollGroup::Child[]>(n);
+        heap_kids = std::make_unique<UringPollGroup::Child[]>(n);
         g.kids = heap_kids.get();
     }
     g.be = this;
@@ -562,7 +562,7 @@ Result<void> UringBackend::wait_fds(pollfd* fds, std::size_t n, Deadline dl) {
     g.n = n;
     g.outstanding = n;
     for (std::size_t i = 0; i < n; ++i) {
-        PollGroup::Child& c = g.kids[i];
+        UringPollGroup::Child& c = g.kids[i];
         c.group = &g;
         c.complete = &UringBackend::poll_child_done;
         io_uring_sqe* s = sqe();

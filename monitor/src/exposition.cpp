@@ -130,7 +130,8 @@ std::string_view content_type(ExpositionFormat f) noexcept {
 
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
+/// True when `s` ends with `suffix` and has more before it (a name is never only a suffix).
+bool has_proper_suffix(std::string_view s, std::string_view suffix) {
     return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
@@ -139,7 +140,7 @@ std::string derive_unit(std::string_view family) {
                                                   "meters",  "volts", "amperes", "joules",
                                                   "grams",   "hertz"};
     for (auto u : kUnits) {
-        if (family.size() > u.size() + 1 && ends_with(family, u) &&
+        if (family.size() > u.size() + 1 && has_proper_suffix(family, u) &&
             family[family.size() - u.size() - 1] == '_')
             return std::string(u);
     }
@@ -214,7 +215,7 @@ void render_family(std::string& out, const MetricFamily& f, bool om) {
     std::string_view type = "gauge";
     switch (f.type) {
         case MetricType::counter:
-            if (ends_with(base, "_total")) base.resize(base.size() - 6);
+            if (has_proper_suffix(base, "_total")) base.resize(base.size() - 6);
             sample_name = base + "_total";
             type = "counter";
             break;
@@ -225,7 +226,7 @@ void render_family(std::string& out, const MetricFamily& f, bool om) {
             type = "histogram";
             break;
         case MetricType::info:
-            if (ends_with(base, "_info")) base.resize(base.size() - 5);
+            if (has_proper_suffix(base, "_info")) base.resize(base.size() - 5);
             sample_name = base + "_info";
             type = om ? "info" : "gauge";
             break;
@@ -243,7 +244,7 @@ void render_family(std::string& out, const MetricFamily& f, bool om) {
     out += '\n';
     if (om) {
         std::string unit = f.unit.empty() ? derive_unit(base) : f.unit;
-        if (!unit.empty() && ends_with(base, "_" + unit)) {
+        if (!unit.empty() && has_proper_suffix(base, "_" + unit)) {
             out += "# UNIT ";
             out += base;
             out += ' ';

@@ -91,10 +91,6 @@ std::string check_label_name(std::string_view n) {
 
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) noexcept {
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 /// The names a family's exposition uses, in either format: its metadata name and its series
 /// names (a histogram 'x' writes x_bucket, x_sum and x_count; a counter 'x_total' is the family
 /// 'x' in OpenMetrics, with x_created reserved).
@@ -102,14 +98,14 @@ std::vector<std::string> exposed_names(const std::string& name, MetricType type)
     switch (type) {
         case MetricType::counter: {
             const std::string base =
-                ends_with(name, "_total") ? name.substr(0, name.size() - 6) : name;
+                name.ends_with("_total") ? name.substr(0, name.size() - 6) : name;
             return {base, base + "_total", base + "_created"};
         }
         case MetricType::histogram:
             return {name, name + "_bucket", name + "_sum", name + "_count", name + "_created"};
         case MetricType::info: {
             const std::string base =
-                ends_with(name, "_info") ? name.substr(0, name.size() - 5) : name;
+                name.ends_with("_info") ? name.substr(0, name.size() - 5) : name;
             return {base, base + "_info"};
         }
         case MetricType::gauge:
