@@ -56,6 +56,7 @@ HubImpl::HubImpl(RuntimeState& rt, unsigned index, Backend backend)
 }
 
 HubImpl::~HubImpl() {
+    { std::lock_guard<std::mutex> g(remote_mu_); }  // a post_any() from another thread is done
     unregister_hub(this);
     ::close(wake_fd_);
 }
@@ -621,10 +622,11 @@ void HubImpl::post_any(UniqueFunction<void()> fn) {
         local_.push_back(std::move(fn));
         return;
     }
-    {
-        std::lock_guard<std::mutex> g(remote_mu_);
-        remote_.push_back(std::move(fn));
-    }
+    // All this thread does to the hub is done under the lock: once it is let go, the hub may
+    // run the function, stop, and be freed (its destructor takes the lock once, to wait for a
+    // thread still in here).
+    std::lock_guard<std::mutex> g(remote_mu_);
+    remote_.push_back(std::move(fn));
     remote_pending_.store(true, std::memory_order_seq_cst);
     if (sleeping_.load(std::memory_order_seq_cst)) wake();
 }
