@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Builds the HTTP request-path fuzzer (clang, libFuzzer, ASan+UBSan) in build-fuzz and runs it
-# for SECONDS (default 60) from the seed corpus in tests/http/fuzz_corpus. New inputs go to a
-# scratch directory (printed at the end); a crash leaves its reproducer in build-fuzz/.
-# Usage: scripts/fuzz-http.sh [SECONDS]
+# for SECONDS (default 60) from the seed corpus in tests/http/fuzz_corpus, in FUZZ_JOBS (2)
+# processes at once (libFuzzer's fork mode: they share what each finds). New inputs go to a
+# scratch directory (printed at the end); a crash, a hang past 10 s or an input that takes
+# more than 2 GiB fails the run and leaves its reproducer in build-fuzz/.
+# Usage: [FUZZ_JOBS=N] scripts/fuzz-http.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 case "$secs" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
+jobs=${FUZZ_JOBS:-2}
+case "$jobs" in ''|*[!0-9]*|0) echo "$0: FUZZ_JOBS must be a positive number, not '$jobs'" >&2; exit 2 ;; esac
 
 cxx=${FUZZ_CXX:-clang++}
 cc=${FUZZ_CC:-clang}
@@ -19,13 +23,13 @@ if [ "$major" -lt 15 ]; then flags="-isystem $PWD/tests/http/fuzz/compat"; fi
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$flags" \
     -DWEFT_BUILD_FUZZ=ON -DWEFT_SANITIZE="address;undefined" -DWEFT_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j "${FUZZ_JOBS:-2}" --target http_session_fuzz
+cmake --build build-fuzz -j "$jobs" --target http_session_fuzz
 
 work=$(mktemp -d /tmp/weft-http-fuzz.XXXXXX)
 cd build-fuzz
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    tests/http/http_session_fuzz -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -dict=../tests/http/fuzz/http.dict \
+    tests/http/http_session_fuzz -fork="$jobs" -ignore_timeouts=0 -ignore_ooms=0 \
+    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -dict=../tests/http/fuzz/http.dict \
     "$work" ../tests/http/fuzz_corpus
-echo "fuzz-http: no crash in ${secs}s; new inputs in $work"
+echo "fuzz-http: no crash in ${secs}s x $jobs processes; new inputs in $work"

@@ -4,7 +4,8 @@
 #            per I/O backend)
 #   asan     ASan+UBSan build; every test that runs in-process or starts the weft binary
 #   tsan     TSan build; the cross-thread tests (label "tsan")
-#   fuzz     the HTTP request-path fuzzer (clang, libFuzzer, ASan+UBSan) for WEFT_FUZZ_SECONDS (60)
+#   fuzz     the HTTP request-path fuzzer (clang, libFuzzer, ASan+UBSan) for WEFT_FUZZ_SECONDS
+#            (30) in one process per CPU (two here: a minute of fuzzing)
 #   deploy   the container image, seccomp, Kubernetes, Prometheus and Grafana checks (label
 #            "deploy", podman)
 # WEFT_TEST_STAGES picks a subset, e.g. WEFT_TEST_STAGES="release asan".
@@ -65,7 +66,7 @@ for s in $stages; do
         ;;
     fuzz)
         stage "HTTP fuzzer"
-        FUZZ_JOBS="$jobs" scripts/fuzz-http.sh "${WEFT_FUZZ_SECONDS:-60}"
+        FUZZ_JOBS="$jobs" scripts/fuzz-http.sh "${WEFT_FUZZ_SECONDS:-30}"
         ;;
     deploy)
         stage "Deploy: image, seccomp, manifests, rules, dashboard"
