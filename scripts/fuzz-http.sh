@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Builds the HTTP request-path fuzzer (clang, libFuzzer, ASan+UBSan) in build-fuzz and runs it
 # for SECONDS (default 60) from the seed corpus in tests/http/fuzz_corpus, in FUZZ_JOBS (2)
-# processes at once (libFuzzer's fork mode: they share what each finds). New inputs go to a
+# processes at once (libFuzzer's -jobs: each runs every seed first, then fuzzing, and picks up
+# what the others add to the shared corpus; the run waits for all of them). New inputs go to a
 # scratch directory (printed at the end); a crash, a hang past 10 s or an input that takes
-# more than 2 GiB fails the run and leaves its reproducer in build-fuzz/.
+# more than 2 GiB in any process fails the run and leaves its reproducer in build-fuzz/.
 # Usage: [FUZZ_JOBS=N] scripts/fuzz-http.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-case "$secs" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
+case "$secs" in ''|*[!0-9]*) secs=0 ;; esac
+if [ "$secs" -lt 1 ]; then echo "usage: $0 [SECONDS] (a positive number, not '${1:-}')" >&2; exit 2; fi
 jobs=${FUZZ_JOBS:-2}
-case "$jobs" in ''|*[!0-9]*|0) echo "$0: FUZZ_JOBS must be a positive number, not '$jobs'" >&2; exit 2 ;; esac
+case "$jobs" in ''|*[!0-9]*) jobs=0 ;; esac
+if [ "$jobs" -lt 1 ]; then echo "$0: FUZZ_JOBS must be a positive number, not '${FUZZ_JOBS}'" >&2; exit 2; fi
 
 cxx=${FUZZ_CXX:-clang++}
 cc=${FUZZ_CC:-clang}
@@ -29,7 +32,7 @@ work=$(mktemp -d /tmp/weft-http-fuzz.XXXXXX)
 cd build-fuzz
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    tests/http/http_session_fuzz -fork="$jobs" -ignore_timeouts=0 -ignore_ooms=0 \
-    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -dict=../tests/http/fuzz/http.dict \
+    tests/http/http_session_fuzz -jobs="$jobs" -workers="$jobs" -max_total_time="$secs" \
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -dict=../tests/http/fuzz/http.dict \
     "$work" ../tests/http/fuzz_corpus
 echo "fuzz-http: no crash in ${secs}s x $jobs processes; new inputs in $work"

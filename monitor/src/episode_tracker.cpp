@@ -16,7 +16,7 @@ constexpr std::int64_t kMinute = 60'000'000'000;
 
 // Code every stack passes through on its way into the kernel or a clock: where exactly in it a
 // thread was interrupted says nothing about which call path blocked.
-bool system_module(const std::string& m) {
+bool kernel_entry_module(const std::string& m) {
     static constexpr std::string_view kPrefixes[] = {
         "libc.so", "libstdc++.so", "libgcc_s.so", "libm.so",     "ld-linux",
         "[vdso",   "libasan.so",   "libtsan.so",  "libubsan.so", "libpthread.so"};
@@ -41,7 +41,7 @@ std::uint64_t stack_hash(const std::vector<StackFrame>& frames) {
     };
     std::size_t first = 0;
     while (first < frames.size() &&
-           (system_module(frames[first].module) || frames[first].function == kPltStub))
+           (kernel_entry_module(frames[first].module) || frames[first].function == kPltStub))
         ++first;
     if (first == frames.size()) first = 0;  // all system code: hash it all
     for (std::size_t i = first; i < frames.size(); ++i) {

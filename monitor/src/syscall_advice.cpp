@@ -13,7 +13,7 @@ namespace {
 
 // Libraries a blocking call passes through on its way from the code that made it: the caller
 // is the first frame in none of these.
-bool system_module(std::string_view m) noexcept {
+bool pass_through_module(std::string_view m) noexcept {
     constexpr std::string_view kPrefixes[] = {"libc.so",   "libc-",        "ld-linux", "libpthread",
                                               "libstdc++", "libweft_core", "libasan",  "libtsan",
                                               "libubsan",  "liblsan",      "libgcc_s"};
@@ -52,7 +52,7 @@ void explain_system_call(BlockingReport& r, bool patching_on) {
     }
     if (r.cause != BlockingCause::in_system_call || r.syscall.empty()) return;
     for (const StackFrame& f : r.stack) {
-        if (f.module.empty() || system_module(f.module) || f.function == "<PLT stub>") continue;
+        if (f.module.empty() || pass_through_module(f.module) || f.function == "<PLT stub>") continue;
         r.caller_module = f.module;
         r.caller_function = f.function;
         break;
