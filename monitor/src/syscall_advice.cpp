@@ -52,7 +52,8 @@ void explain_system_call(BlockingReport& r, bool patching_on) {
     }
     if (r.cause != BlockingCause::in_system_call || r.syscall.empty()) return;
     for (const StackFrame& f : r.stack) {
-        if (f.module.empty() || pass_through_module(f.module) || f.function == "<PLT stub>") continue;
+        if (f.module.empty() || pass_through_module(f.module) || f.function == "<PLT stub>")
+            continue;
         r.caller_module = f.module;
         r.caller_function = f.function;
         break;
