@@ -86,7 +86,8 @@ void run_sessions(benchmark::State& st, std::size_t sessions, int depth) {
         }
         for (auto& o : all) {
             o->session.finish();
-            if (o->transport.bytes == 0 && st.iterations() >= sessions)
+            if (o->transport.bytes == 0 &&
+                st.iterations() >= static_cast<benchmark::IterationCount>(sessions))
                 st.SkipWithError("no response was sent");
         }
         ::close(fds[0]);

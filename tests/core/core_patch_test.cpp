@@ -1144,13 +1144,16 @@ FIBER_TEST(FdWait, ReadableWritableTimeoutAndCancel) {
     // A descriptor that is not open is an error on a fiber too.
     auto bad = weft::wait_readable(1'000'000, 100ms);
     ASSERT_FALSE(bad);
+    bool errno_known = true;
 #if defined(__SANITIZE_THREAD__)
     // Under TSan on a machine with a 20000-descriptor limit the error came without EBADF
     // (sys_errno 0), at this session's start as after it: not understood yet; the call still
     // fails, as checked above.
-    if (bad.error().sys_errno != 0)
+    errno_known = bad.error().sys_errno != 0;
 #endif
+    if (errno_known) {
         EXPECT_EQ(bad.error().sys_errno, EBADF) << bad.error().message();
+    }
     // Hang-up is readiness too.
     ::close(p.b);
     p.b = -1;
