@@ -7,7 +7,8 @@
 
 namespace weft::monitor::detail {
 
-/// A source path as reports show it: relative to the Weft source tree when inside it.
+/// A source path as reports show it: relative to the Weft source tree when inside it, and
+/// without the leading "../" of a path relative to a build folder.
 std::string display_path(std::string_view path);
 /// `s` cut to at most `max` characters, with "..." in the middle when cut.
 std::string shorten(std::string_view s, std::size_t max = 120);

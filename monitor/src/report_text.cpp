@@ -15,16 +15,31 @@ namespace weft::monitor {
 namespace detail {
 
 std::string display_path(std::string_view path) {
-    // The source root of this tree, from this file's own path at build time.
+    // The source root of this tree, from this file's own path at build time, when that path
+    // is absolute.
     static const std::string root = [] {
         std::string_view self(__FILE__);
         constexpr std::string_view tail = "monitor/src/report_text.cpp";
-        if (self.size() > tail.size() && self.substr(self.size() - tail.size()) == tail)
+        if (self.starts_with('/') && self.size() > tail.size() && self.ends_with(tail))
             return std::string(self.substr(0, self.size() - tail.size()));
         return std::string();
     }();
-    if (!root.empty() && path.size() > root.size() && path.substr(0, root.size()) == root)
+    if (!root.empty() && path.size() > root.size() && path.starts_with(root))
         return std::string(path.substr(root.size()));
+    // A relative path is relative to the build folder it was compiled in (ccache's base_dir
+    // makes them so, and a build folder is most often inside the tree): past its leading
+    // "../" and "./" it is the path in the tree.
+    if (!path.starts_with('/')) {
+        for (;;) {
+            if (path.starts_with("../")) {
+                path.remove_prefix(3);
+            } else if (path.starts_with("./")) {
+                path.remove_prefix(2);
+            } else {
+                break;
+            }
+        }
+    }
     return std::string(path);
 }
 

@@ -1,6 +1,7 @@
 // The watchdog's symbolizer (an internal part of monitor/): names for functions, modules and
 // lines, and a name for frames in PLT stubs, which have no symbol of their own. A thread sampled
 // while passing through a stub must not make the same call path look like a different stack.
+// And the paths reports show for source files.
 #include <gtest/gtest.h>
 
 #include <elf.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "display.hpp"
 #include "symbolizer.hpp"
 
 using weft::monitor::detail::kPltStub;
@@ -105,6 +107,21 @@ TEST(Symbolizer, AnAddressOutsideEveryModuleStaysUnknown) {
     auto f = s.describe(0x10, /*is_pc=*/true);
     EXPECT_TRUE(f.function.empty());
     EXPECT_TRUE(f.module.empty());
+}
+
+// Source paths compiled relative to a build folder (ccache's base_dir rewrites them so) are
+// shown from the tree, as the absolute ones inside it are: "../tests/x.cpp" is "tests/x.cpp".
+TEST(DisplayPath, RelativePathsLoseTheirWayOutOfTheBuildFolder) {
+    using weft::monitor::detail::display_path;
+    EXPECT_EQ(display_path("../tests/monitor/monitor_test_util.hpp"),
+              "tests/monitor/monitor_test_util.hpp");
+    EXPECT_EQ(display_path("../../src/handler.cpp"), "src/handler.cpp");
+    EXPECT_EQ(display_path("./.././core/src/hub.cpp"), "core/src/hub.cpp");
+    EXPECT_EQ(display_path("core/src/hub.cpp"), "core/src/hub.cpp");
+    EXPECT_EQ(display_path("..hidden/x.cpp"), "..hidden/x.cpp");
+    // Outside the tree, an absolute path stays whole.
+    EXPECT_EQ(display_path("/usr/include/c++/12/bits/shared_ptr.h"),
+              "/usr/include/c++/12/bits/shared_ptr.h");
 }
 
 }  // namespace
