@@ -21,6 +21,9 @@ namespace weft::monitor::detail {
 namespace {
 
 constexpr int kPoolSize = 64;
+// The x86-64 System V ABI's red zone: the 128 bytes below the stack pointer that a function
+// may use without moving it, which signal delivery leaves alone.
+constexpr std::uintptr_t kRedZone = 128;
 CaptureSlot g_slots[kPoolSize];
 std::atomic<bool> g_slot_used[kPoolSize];
 std::atomic<int> g_signal{-1};
@@ -174,12 +177,17 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) void on_capture_s
                 fp = next;
             }
             slot->fp_count = n;
-            // The raw stack, for the CFI unwinder: [sp, min(hi, sp + cap)).
-            std::size_t len = hi - sp;
+            // The raw stack, for the CFI unwinder, from the red zone below the stack pointer:
+            // [max(lo, sp - 128), hi), at most cap bytes. A leaf function may keep saved
+            // registers there, and a function interrupted at its `ret` has just popped its
+            // caller's frame pointer from there (glibc's free, for one): its CFI still says
+            // where it was saved, and without it the unwind stops one frame later.
+            const std::uintptr_t from = sp - lo >= kRedZone ? sp - kRedZone : lo;
+            std::size_t len = hi - from;
             if (len > slot->stack_cap) len = slot->stack_cap;
             if (slot->stack_buf && len) {
-                raw_copy(slot->stack_buf, reinterpret_cast<const char*>(sp), len);
-                slot->stack_addr = sp;
+                raw_copy(slot->stack_buf, reinterpret_cast<const char*>(from), len);
+                slot->stack_addr = from;
                 slot->stack_len = len;
             }
         }

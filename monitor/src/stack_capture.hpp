@@ -53,7 +53,7 @@ struct CaptureSlot {
     std::uint64_t regs[kDwarfRegs] = {};
     std::uintptr_t fp_frames[kMaxFpFrames] = {};
     int fp_count = 0;
-    std::uintptr_t stack_addr = 0;  ///< address of the first copied byte (the stack pointer)
+    std::uintptr_t stack_addr = 0;  ///< address of the first copied byte (the red zone's)
     std::size_t stack_len = 0;
     std::uintptr_t stack_lo = 0;
     std::uintptr_t stack_hi = 0;

@@ -103,6 +103,38 @@ __attribute__((noinline)) int culprit_getaddrinfo(Truth& t, const char* host) {
     return rc;
 }
 
+// A leaf function that keeps its caller's frame pointer in the red zone below its stack pointer
+// (the ABI allows it), clobbers it meanwhile, and spins until *release is set. Its CFI says where
+// the frame pointer was saved: below the stack pointer, as at the `ret` of any function that
+// popped it (glibc's free, where a capture once landed). Whatever instruction of the spin the
+// watchdog's signal lands on, the frames past its caller can only be unwound from that slot.
+extern "C" void weft_test_spin_with_rbp_in_red_zone(const bool* release);
+asm(R"(
+    .text
+    .globl weft_test_spin_with_rbp_in_red_zone
+    .type weft_test_spin_with_rbp_in_red_zone, @function
+weft_test_spin_with_rbp_in_red_zone:
+    .cfi_startproc
+    movq %rbp, -8(%rsp)
+    .cfi_offset %rbp, -16
+    xorl %ebp, %ebp
+1:  cmpb $0, (%rdi)
+    je 1b
+    movq -8(%rsp), %rbp
+    .cfi_restore %rbp
+    ret
+    .cfi_endproc
+    .size weft_test_spin_with_rbp_in_red_zone, .-weft_test_spin_with_rbp_in_red_zone
+)");
+
+__attribute__((noinline)) void culprit_red_zone(Truth& t, const std::atomic<bool>& release) {
+    static_assert(sizeof(std::atomic<bool>) == sizeof(bool));
+    t.begin();
+    weft_test_spin_with_rbp_in_red_zone(reinterpret_cast<const bool*>(&release));
+    t.finish();
+    asm volatile("" ::: "memory");
+}
+
 __attribute__((noinline)) void culprit_throw_in_loop(Truth& t, std::uint64_t& caught) {
     t.begin();
     auto until = std::chrono::steady_clock::now() + kBlock;
@@ -586,6 +618,26 @@ TEST_F(Blocking, StarvedAfterTheReport) {
 
 // The reverse is the common case: a blockage that computes to its end was computing after
 // its report too.
+// The captured stack copies the red zone too: a leaf interrupted while its caller's frame
+// pointer is only there still unwinds to the fiber's start with CFI.
+TEST_F(Blocking, FramePointerKeptInTheRedZone) {
+    Truth t;
+    std::atomic<bool> release{false};
+    std::thread releaser([&] {
+        std::this_thread::sleep_for(kBlock);
+        release = true;
+    });
+    block_hub0([&] { culprit_red_zone(t, release); });
+    releaser.join();
+    expect_one_blockage(t, BlockingCause::running_on_cpu, "culprit_red_zone");
+    EXPECT_THAT(report_.stack_note, ::testing::HasSubstr("unwound with CFI"))
+        << stack_text(report_);
+    ASSERT_FALSE(report_.stack.empty());
+    EXPECT_EQ(report_.stack.front().function, "weft_test_spin_with_rbp_in_red_zone")
+        << stack_text(report_);
+    EXPECT_TRUE(stack_has(report_, "fiber_entry_point")) << stack_text(report_);
+}
+
 TEST_F(Blocking, ComputingAfterTheReport) {
     Truth t;
     block_hub0([&] { culprit_busy_loop(t); });
