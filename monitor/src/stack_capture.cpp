@@ -181,7 +181,9 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) void on_capture_s
             // [max(lo, sp - 128), hi), at most cap bytes. A leaf function may keep saved
             // registers there, and a function interrupted at its `ret` has just popped its
             // caller's frame pointer from there (glibc's free, for one): its CFI still says
-            // where it was saved, and without it the unwind stops one frame later.
+            // where it was saved, and without it the unwind stops one frame later. (On a main
+            // thread the page below may not be mapped yet: the read grows the stack, as the
+            // interrupted code's next push would.)
             const std::uintptr_t from = sp - lo >= kRedZone ? sp - kRedZone : lo;
             std::size_t len = hi - from;
             if (len > slot->stack_cap) len = slot->stack_cap;

@@ -110,7 +110,7 @@ __attribute__((noinline)) int culprit_getaddrinfo(Truth& t, const char* host) {
 // watchdog's signal lands on, the frames past its caller can only be unwound from that slot.
 extern "C" void weft_test_spin_with_rbp_in_red_zone(const bool* release);
 asm(R"(
-    .text
+    .pushsection .text
     .globl weft_test_spin_with_rbp_in_red_zone
     .type weft_test_spin_with_rbp_in_red_zone, @function
 weft_test_spin_with_rbp_in_red_zone:
@@ -125,6 +125,7 @@ weft_test_spin_with_rbp_in_red_zone:
     ret
     .cfi_endproc
     .size weft_test_spin_with_rbp_in_red_zone, .-weft_test_spin_with_rbp_in_red_zone
+    .popsection
 )");
 
 __attribute__((noinline)) void culprit_red_zone(Truth& t, const std::atomic<bool>& release) {
@@ -616,15 +617,24 @@ TEST_F(Blocking, StarvedAfterTheReport) {
                 ::testing::HasSubstr("\"cause_after_report\":\"waiting_for_cpu\""));
 }
 
-// The reverse is the common case: a blockage that computes to its end was computing after
-// its report too.
 // The captured stack copies the red zone too: a leaf interrupted while its caller's frame
 // pointer is only there still unwinds to the fiber's start with CFI.
 TEST_F(Blocking, FramePointerKeptInTheRedZone) {
     Truth t;
     std::atomic<bool> release{false};
+    // Released once the culprit's report came (the capture is made before it is sent) and it
+    // has spun for kBlock, whatever a loaded machine delays; within 10 s in any case.
     std::thread releaser([&] {
-        std::this_thread::sleep_for(kBlock);
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        auto reported = [&] {
+            for (const auto& r : rec_.reports())
+                if (r.fiber_name == "culprit") return true;
+            return false;
+        };
+        while (std::chrono::steady_clock::now() < give_up &&
+               (t.start.load() == 0 || !reported() ||
+                now_ns() - t.start.load() < std::chrono::nanoseconds(kBlock).count()))
+            std::this_thread::sleep_for(5ms);
         release = true;
     });
     block_hub0([&] { culprit_red_zone(t, release); });
@@ -638,6 +648,8 @@ TEST_F(Blocking, FramePointerKeptInTheRedZone) {
     EXPECT_TRUE(stack_has(report_, "fiber_entry_point")) << stack_text(report_);
 }
 
+// The reverse is the common case: a blockage that computes to its end was computing after
+// its report too.
 TEST_F(Blocking, ComputingAfterTheReport) {
     Truth t;
     block_hub0([&] { culprit_busy_loop(t); });

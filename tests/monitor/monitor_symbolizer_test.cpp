@@ -119,6 +119,8 @@ TEST(DisplayPath, RelativePathsLoseTheirWayOutOfTheBuildFolder) {
     EXPECT_EQ(display_path("./.././core/src/hub.cpp"), "core/src/hub.cpp");
     EXPECT_EQ(display_path("core/src/hub.cpp"), "core/src/hub.cpp");
     EXPECT_EQ(display_path("..hidden/x.cpp"), "..hidden/x.cpp");
+    // This file, however the build spelled its path (absolute, or relative through ccache).
+    EXPECT_EQ(display_path(__FILE__), "tests/monitor/monitor_symbolizer_test.cpp") << __FILE__;
     // Outside the tree, an absolute path stays whole.
     EXPECT_EQ(display_path("/usr/include/c++/12/bits/shared_ptr.h"),
               "/usr/include/c++/12/bits/shared_ptr.h");
