@@ -2,10 +2,18 @@
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string>
 #include <string_view>
 
 namespace weft::monitor::detail {
+
+/// Whether `s` starts with one of `prefixes` (a module name against a list of libraries).
+inline bool starts_with_any(std::string_view s, std::span<const std::string_view> prefixes) {
+    for (auto p : prefixes)
+        if (s.starts_with(p)) return true;
+    return false;
+}
 
 /// A source path as reports show it: relative to the Weft source tree when inside it, and
 /// without the leading "../" of a path relative to a build folder.

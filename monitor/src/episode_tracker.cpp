@@ -6,6 +6,7 @@
 #include <string_view>
 #include <utility>
 
+#include "display.hpp"
 #include "symbolizer.hpp"
 
 namespace weft::monitor::detail {
@@ -16,13 +17,11 @@ constexpr std::int64_t kMinute = 60'000'000'000;
 
 // Code every stack passes through on its way into the kernel or a clock: where exactly in it a
 // thread was interrupted says nothing about which call path blocked.
-bool kernel_entry_module(const std::string& m) {
+bool kernel_entry_module(std::string_view m) {
     static constexpr std::string_view kPrefixes[] = {
         "libc.so", "libstdc++.so", "libgcc_s.so", "libm.so",     "ld-linux",
         "[vdso",   "libasan.so",   "libtsan.so",  "libubsan.so", "libpthread.so"};
-    for (auto p : kPrefixes)
-        if (m.compare(0, p.size(), p) == 0) return true;
-    return false;
+    return starts_with_any(m, kPrefixes);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <string_view>
 
+#include "display.hpp"
+#include "symbolizer.hpp"
 #include "weft/core/internal/patched_calls.hpp"
 
 namespace weft::monitor::detail {
@@ -14,13 +16,10 @@ namespace {
 // Libraries a blocking call passes through on its way from the code that made it: the caller
 // is the first frame in none of these.
 bool pass_through_module(std::string_view m) noexcept {
-    constexpr std::string_view kPrefixes[] = {"libc.so",   "libc-",        "ld-linux", "libpthread",
-                                              "libstdc++", "libweft_core", "libasan",  "libtsan",
-                                              "libubsan",  "liblsan",      "libgcc_s"};
-    for (auto p : kPrefixes) {
-        if (m.starts_with(p)) return true;
-    }
-    return false;
+    static constexpr std::string_view kPrefixes[] = {
+        "libc.so", "libc-",   "ld-linux", "libpthread", "libstdc++", "libweft_core",
+        "libasan", "libtsan", "libubsan", "liblsan",    "libgcc_s"};
+    return starts_with_any(m, kPrefixes);
 }
 
 }  // namespace
@@ -52,8 +51,7 @@ void explain_system_call(BlockingReport& r, bool patching_on) {
     }
     if (r.cause != BlockingCause::in_system_call || r.syscall.empty()) return;
     for (const StackFrame& f : r.stack) {
-        if (f.module.empty() || pass_through_module(f.module) || f.function == "<PLT stub>")
-            continue;
+        if (f.module.empty() || pass_through_module(f.module) || f.function == kPltStub) continue;
         r.caller_module = f.module;
         r.caller_function = f.function;
         break;
