@@ -13,8 +13,9 @@ Starts four servers on 127.0.0.1, each answering GET / with "Hello, World!" as t
 Runs wrk against each, interleaved (weft floor nginx h2o weft floor nginx h2o ...) for every
 repetition and load shape, and reports per server and shape the medians of requests/s, p99
 latency and server CPU time per request (utime+stime from /proc/PID/stat of the server's
-processes, all threads, over the requests wrk completed), each as a ratio to the floor; then the
-RSS per idle keep-alive connection (RSS growth while this script holds N connections open after
+processes, all threads, over the requests wrk completed; user and system apart too), each as a
+ratio to the floor, and the CPU ratio paired by repetition (each run against the floor's run
+of its repetition, then the median: steadier on a shared machine); then the RSS per idle keep-alive connection (RSS growth while this script holds N connections open after
 one request each). Every process it starts is ended by PID; everything binds 127.0.0.1.
 """
 import argparse
@@ -58,15 +59,17 @@ def children(pid):
 
 
 def cpu_seconds(pids):
-    total = 0
+    """(user, system) CPU seconds of the processes, all their threads."""
+    user = system = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            user += int(fields[11])  # utime
+            system += int(fields[12])  # stime
         except OSError:
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_bytes(pids):
@@ -187,10 +190,16 @@ def run_wrk(server, shape, duration):
     if bad or (errors and shape["conns"] <= 256 and "timeout 0" not in errors.group(1)):
         sys.stderr.write(f"warning: {server.name} {shape['name']}: "
                          f"{bad.group(0) if bad else ''} {errors.group(0) if errors else ''}\n")
+    def per_request(seconds):
+        return seconds * 1e6 / requests if requests else float("nan")
+
+    user, system = per_request(cpu1[0] - cpu0[0]), per_request(cpu1[1] - cpu0[1])
     return {
         "rps": rps,
         "p99_ms": parse_latency(out),
-        "cpu_us": (cpu1 - cpu0) * 1e6 / requests if requests else float("nan"),
+        "cpu_us": user + system,
+        "user_us": user,
+        "sys_us": system,
     }
 
 
@@ -337,7 +346,8 @@ def main():
                     r = run_wrk(s, sh, args.duration)
                     results[(s.name, sh["name"])].append(r)
                     print(f"  rep {rep + 1} {s.name:7} {sh['name']:20} {r['rps']:>12,.0f} req/s"
-                          f"  p99 {r['p99_ms']:8.2f} ms  cpu {r['cpu_us']:6.2f} us/req",
+                          f"  p99 {r['p99_ms']:8.2f} ms  cpu {r['cpu_us']:6.2f} us/req"
+                          f" (user {r['user_us']:5.2f}, sys {r['sys_us']:5.2f})",
                           flush=True)
         idle = {}
         if args.idle:
@@ -346,23 +356,33 @@ def main():
                 print(f"  {s.name:7} idle keep-alive: {idle[s.name]:,.0f} bytes RSS per "
                       f"connection", flush=True)
 
-        med = {k: {f: median(r[f] for r in v) for f in ("rps", "p99_ms", "cpu_us")}
+        med = {k: {f: median(r[f] for r in v)
+                   for f in ("rps", "p99_ms", "cpu_us", "user_us", "sys_us")}
                for k, v in results.items()}
         has_floor = "floor" in names
+        # The ratio to the floor's run of the same repetition, then the median: drift on a
+        # shared machine moves both runs of a pair alike, and the ratio of the medians would
+        # keep it.
+        paired = {k: median(ratio(r["cpu_us"], f["cpu_us"])
+                            for r, f in zip(v, results[("floor", k[1])]))
+                  for k, v in results.items() if has_floor}
         print()
         print(f"loopback, {os.cpu_count()} CPUs, {args.reps} interleaved repetitions of "
               f"{args.duration} s ({' '.join(names)}); medians. CPU = server utime+stime, "
-              f"all threads, per request served")
+              f"all threads, per request served; paired = median over repetitions of the CPU "
+              f"ratio to the floor's run in the same repetition")
         print(f"{'server':8}{'load':22}{'req/s':>12}{'p99 ms':>10}{'CPU us/req':>12}"
-              + (f"{'CPU/floor':>11}{'req/s/floor':>13}" if has_floor else ""))
+              f"{'user':>7}{'sys':>7}"
+              + (f"{'CPU/floor':>11}{'paired':>8}{'req/s/floor':>13}" if has_floor else ""))
         for sh in shapes:
             fl = med.get(("floor", sh["name"]))
             for s in servers:
                 m = med[(s.name, sh["name"])]
                 line = (f"{s.name:8}{sh['name']:22}{m['rps']:>12,.0f}{m['p99_ms']:>10.2f}"
-                        f"{m['cpu_us']:>12.2f}")
+                        f"{m['cpu_us']:>12.2f}{m['user_us']:>7.2f}{m['sys_us']:>7.2f}")
                 if has_floor:
                     line += (f"{ratio(m['cpu_us'], fl['cpu_us']):>10.2f}x"
+                             f"{paired[(s.name, sh['name'])]:>7.2f}x"
                              f"{ratio(m['rps'], fl['rps']):>12.2f}x")
                 print(line)
         for s in servers:
