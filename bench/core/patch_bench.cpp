@@ -4,7 +4,9 @@
 //     descriptor with a zero timeout, nanosleep of 0; libc's own function (found in libc.so.6
 //     itself) against the exported wrapper, side by side;
 //   * a TCP echo round trip over loopback whose client is a blocking socket driven by libc's
-//     send/recv (patched) against the same client written with TcpStream, on both backends.
+//     send/recv (patched) against the same client written with TcpStream, on both backends;
+//   * pthread_cond_signal from a thread on a condition variable nobody waits on, while 0, 1,
+//     100 or 1000 fibers wait on condition variables of their own.
 // Interleave repetitions and compare medians:
 //   build/bench/core/patch_bench --benchmark_repetitions=9
 //       --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -13,13 +15,20 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "weft/core/log.hpp"
 #include "weft/core/weft.hpp"
@@ -150,10 +159,67 @@ void BM_EchoRoundTrip(benchmark::State& st) {
                 (patched_client ? ",libc-patched" : ",TcpStream"));
 }
 
+// pthread_cond_signal from a thread that is no hub, on a condition variable nobody waits on,
+// while arg 0 fibers of a hub wait each on a condition variable of their own (0: none wait).
+void BM_CondSignalWhileFibersWait(benchmark::State& st) {
+    const int waiters = static_cast<int>(st.range(0));
+    struct Slot {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool go = false;
+    };
+    std::vector<std::unique_ptr<Slot>> slots;
+    for (int i = 0; i < waiters; ++i)
+        slots.push_back(std::make_unique<Slot>());
+    std::atomic<int> waiting{0};
+    std::atomic<bool> stop{false};
+    weft::RuntimeOptions o;
+    o.name = "bench";
+    o.hubs = 1;
+    o.patch_syscalls = true;
+    std::thread hub([&] {
+        weft::run(
+            [&] {
+                std::vector<weft::Fiber<void>> fibers;
+                for (auto& slot : slots)
+                    fibers.push_back(weft::spawn("waiter", [&waiting, s = slot.get()] {
+                        std::unique_lock<std::mutex> lock(s->mu);
+                        waiting.fetch_add(1);
+                        s->cv.wait(lock, [s] { return s->go; });
+                    }));
+                while (!stop.load())
+                    (void)weft::sleep_for(std::chrono::milliseconds(1));
+                for (auto& slot : slots) {
+                    {
+                        std::lock_guard<std::mutex> lock(slot->mu);
+                        slot->go = true;
+                    }
+                    slot->cv.notify_one();
+                }
+                for (auto& f : fibers)
+                    f.join();
+            },
+            o);
+    });
+    // Counted before its wait, and listed before it lets go of its mutex: taking each mutex
+    // once finds every fiber listed.
+    while (waiting.load() < waiters)
+        std::this_thread::yield();
+    for (auto& slot : slots)
+        std::lock_guard<std::mutex>{slot->mu};
+    pthread_cond_t nobody = PTHREAD_COND_INITIALIZER;
+    for (auto _ : st)
+        benchmark::DoNotOptimize(::pthread_cond_signal(&nobody));
+    stop = true;
+    hub.join();
+    st.SetLabel(std::to_string(waiters) + " fibers waiting");
+}
+
 BENCHMARK(BM_OffHubRecvEagain)->Arg(0)->Arg(1);
 BENCHMARK(BM_OffHubPollZero)->Arg(0)->Arg(1);
 BENCHMARK(BM_OffHubNanosleepZero)->Arg(0)->Arg(1);
 BENCHMARK(BM_EchoRoundTrip)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
+BENCHMARK(BM_CondSignalWhileFibersWait)->Arg(0)->Arg(1)->Arg(100)->Arg(1000);
 
 }  // namespace
 

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -30,7 +31,9 @@
 #include <cstring>
 #include <future>
 #include <limits>
+#include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -2678,6 +2681,63 @@ TEST(PatchConds, ANotifyOnOneHubWakesAFiberWaitingOnAnother) {
     const double took = waited.get_future().get();
     EXPECT_GE(took, 0.02);
     EXPECT_LT(took, 5.0);
+}
+
+// More condition variables than the registry has buckets, one fiber waiting on each: some
+// buckets hold waiters of several. Signalled one by one from a thread, in shuffled order, each
+// fiber wakes once, and only for its own: a signal that took a neighbour instead would leave a
+// fiber waiting for good (the guard fails the test) or passing its wait loop twice.
+TEST(PatchConds, EachSignalWakesOnlyItsOwnWaiterAmongMany) {
+    SKIP_WHERE_CONDS_ARE_LIBCS();
+    constexpr int kWaiters = 600;  // the registry has 256 buckets
+    struct Slot {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool go = false;
+        int wakes = 0;
+    };
+    std::vector<std::unique_ptr<Slot>> slots;
+    for (int i = 0; i < kWaiters; ++i)
+        slots.push_back(std::make_unique<Slot>());
+    run_patched([&] {
+        HangGuard guard("a signal among many condition variables was lost");
+        std::atomic<int> waiting{0};
+        std::vector<weft::Fiber<void>> fibers;
+        for (auto& slot : slots) {
+            fibers.push_back(weft::spawn("waiter", [&waiting, s = slot.get()] {
+                std::unique_lock<std::mutex> lock(s->mu);
+                waiting.fetch_add(1);
+                while (!s->go) {
+                    s->cv.wait(lock);
+                    ++s->wakes;
+                }
+            }));
+        }
+        std::thread signaller([&] {
+            while (waiting.load() < kWaiters)
+                std::this_thread::yield();
+            std::vector<int> order(kWaiters);
+            for (int i = 0; i < kWaiters; ++i)
+                order[static_cast<std::size_t>(i)] = i;
+            std::shuffle(order.begin(), order.end(), std::mt19937(12345));
+            for (int i : order) {
+                Slot& s = *slots[static_cast<std::size_t>(i)];
+                {
+                    // Taken once the waiter let go of it in its wait: it is listed by then.
+                    std::lock_guard<std::mutex> lock(s.mu);
+                    s.go = true;
+                }
+                s.cv.notify_one();
+            }
+        });
+        for (auto& f : fibers)
+            f.join();
+        signaller.join();
+    });
+    int wrong = 0;
+    for (const auto& s : slots)
+        if (s->wakes != 1) ++wrong;
+    EXPECT_EQ(wrong, 0) << "fibers that did not wake exactly once for their own signal";
 }
 
 // A library connection kept in a thread_local is shared by every fiber of the hub: a second

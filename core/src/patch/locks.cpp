@@ -22,7 +22,8 @@
 // wait parks the fiber. A pool of connections behind a mutex and a condition variable, as
 // thread-per-request code writes it, otherwise hangs its hub as soon as it runs dry: the fiber
 // waiting for a connection holds the thread that the fiber returning one needs. The waiting
-// fibers of every hub are listed in one registry; pthread_cond_signal and
+// fibers of every hub are listed in one registry (bucketed by the condition variable's
+// address); pthread_cond_signal and
 // pthread_cond_broadcast, from any thread, wake the first (or every) fiber listed for that
 // condition variable, on its own hub, and call libc's as well for the threads that wait there
 // (POSIX lets a signal wake more than one waiter). Like a lock, the wait ignores cancels and the
@@ -34,6 +35,7 @@
 #include <time.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 
@@ -199,23 +201,34 @@ constexpr const char* kCondReason = "waiting on a condition variable";
 // __data.__wrefs: bit 0 process-shared, bit 1 CLOCK_MONOTONIC (pthread_condattr_setclock).
 constexpr unsigned kCondShared = 1, kCondMonotonic = 2;
 
-/// The fibers waiting on condition variables, every hub's, oldest first.
-struct CondRegistry {
+/// The fibers waiting on condition variables, every hub's, in buckets by the condition
+/// variable's address (as the kernel hashes futexes), oldest first in each: a signal looks
+/// only through its own bucket, and takes no lock when nobody waits there. One registry for
+/// all made every signal, from any thread, scan every waiting fiber under one lock.
+struct alignas(64) CondBucket {
     SpinLock lock;
     CondWait* head = nullptr;
     CondWait* tail = nullptr;
     std::atomic<std::size_t> waiting{0};  // how many are listed: signals skip the lock at 0
 };
-CondRegistry g_conds;
+constexpr unsigned kCondBucketBits = 8;
+CondBucket g_cond_buckets[1u << kCondBucketBits];
 
-void cond_link(CondWait& w) noexcept {
-    link(g_conds, w, false);
-    g_conds.waiting.fetch_add(1, std::memory_order_relaxed);
+CondBucket& bucket_of(const pthread_cond_t* c) noexcept {
+    // Fibonacci hashing: the multiply spreads the address's middle bits into the top ones.
+    const auto a = reinterpret_cast<std::uintptr_t>(c);
+    return g_cond_buckets[(static_cast<std::uint64_t>(a) * 0x9E3779B97F4A7C15ull) >>
+                          (64 - kCondBucketBits)];
 }
 
-void cond_unlink(CondWait& w) noexcept {
-    unlink(g_conds, w);
-    g_conds.waiting.fetch_sub(1, std::memory_order_relaxed);
+void cond_link(CondBucket& b, CondWait& w) noexcept {
+    link(b, w, false);
+    b.waiting.fetch_add(1, std::memory_order_relaxed);
+}
+
+void cond_unlink(CondBucket& b, CondWait& w) noexcept {
+    unlink(b, w);
+    b.waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
 /// On `w`'s hub thread: the signal that took `w` out of the registry wakes its fiber (which
@@ -228,15 +241,16 @@ void deliver(CondWait* w) noexcept {
 /// Wakes the fibers waiting on `c` (the first one, or all): at once on this hub's thread,
 /// through the hub's queue of posted work from another thread.
 void wake_fibers(pthread_cond_t* c, bool all) noexcept {
-    if (g_forked || g_conds.waiting.load(std::memory_order_acquire) == 0) return;
+    CondBucket& b = bucket_of(c);
+    if (g_forked || b.waiting.load(std::memory_order_acquire) == 0) return;
     CondWait* taken = nullptr;  // chained through `next`, once out of the registry
     CondWait** last = &taken;
     {
-        std::lock_guard<SpinLock> g(g_conds.lock);
-        for (CondWait* w = g_conds.head; w;) {
+        std::lock_guard<SpinLock> g(b.lock);
+        for (CondWait* w = b.head; w;) {
             CondWait* next = w->next;
             if (w->cond == c) {
-                cond_unlink(*w);
+                cond_unlink(b, *w);
                 w->signalled = true;
                 *last = w;
                 last = &w->next;
@@ -278,18 +292,24 @@ Deadline deadline_at(clockid_t clock, const timespec& abstime) noexcept {
 /// `w` in the registry from its construction until its wait is over, however that ends.
 struct Listed {
     CondWait& w;
+    CondBucket& bucket;
     bool signalled = false;
-    explicit Listed(CondWait& wait) noexcept : w(wait) {
-        std::lock_guard<SpinLock> g(g_conds.lock);
-        cond_link(w);
+    explicit Listed(CondWait& wait) noexcept : w(wait), bucket(bucket_of(wait.cond)) {
+        std::lock_guard<SpinLock> g(bucket.lock);
+        cond_link(bucket, w);
+    }
+    /// Whether a signal has taken `w` out of the registry.
+    bool taken() noexcept {
+        std::lock_guard<SpinLock> g(bucket.lock);
+        return w.signalled;
     }
     /// Leaves the registry; returns whether a signal took `w` out first. Then, if it did, waits
     /// for that signal's wake (posted from another thread, it may not have come yet).
     bool leave() {
         {
-            std::lock_guard<SpinLock> g(g_conds.lock);
+            std::lock_guard<SpinLock> g(bucket.lock);
             signalled = w.signalled;
-            if (!signalled) cond_unlink(w);
+            if (!signalled) cond_unlink(bucket, w);
         }
         w.timed = false;
         while (signalled && !w.wake_arrived)
@@ -300,9 +320,9 @@ struct Listed {
     ~Listed() {
         if (left) return;
         // Unwinding out of a park (arming a timer failed): still listed, or about to be woken.
-        std::lock_guard<SpinLock> g(g_conds.lock);
+        std::lock_guard<SpinLock> g(bucket.lock);
         if (w.signalled && !w.wake_arrived) std::terminate();  // a wake would find no fiber
-        if (!w.signalled) cond_unlink(w);
+        if (!w.signalled) cond_unlink(bucket, w);
     }
     Listed(const Listed&) = delete;
     Listed& operator=(const Listed&) = delete;
@@ -346,11 +366,7 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
     // clock says so.
     while (!woke && clock == CLOCK_REALTIME && abstime) {
         deadline = deadline_at(clock, *abstime);
-        if (deadline.passed()) break;
-        {
-            std::lock_guard<SpinLock> g(g_conds.lock);
-            if (w.signalled) break;
-        }
+        if (deadline.passed() || listed.taken()) break;
         woke = h.park(&w, deadline, kCondReason);
     }
     // Taken by a signal as its time came: that signal counts (it must not be lost).
