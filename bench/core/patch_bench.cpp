@@ -1,7 +1,8 @@
 // Syscall patching's costs (run on purpose, in a Release build, never in CI):
 //   * a wrapper where patching does not apply (a thread that is no hub, as the offload pool,
 //     the admin thread or main): recv on an empty nonblocking socket (EAGAIN), poll of one
-//     descriptor with a zero timeout, nanosleep of 0; libc's own function (found in libc.so.6
+//     descriptor with a zero timeout, nanosleep of 0, an uncontended mutex lock and unlock;
+//     libc's own function (found in libc.so.6
 //     itself) against the exported wrapper, side by side;
 //   * a TCP echo round trip over loopback whose client is a blocking socket driven by libc's
 //     send/recv (patched) against the same client written with TcpStream, on both backends;
@@ -41,6 +42,8 @@ struct Libc {
     ssize_t (*recv)(int, void*, size_t, int);
     int (*poll)(pollfd*, nfds_t, int);
     int (*nanosleep)(const timespec*, timespec*);
+    int (*mutex_lock)(pthread_mutex_t*);
+    int (*mutex_unlock)(pthread_mutex_t*);
     Libc() {
         void* h = ::dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
         if (!h) {
@@ -50,6 +53,8 @@ struct Libc {
         recv = reinterpret_cast<decltype(recv)>(::dlsym(h, "recv"));
         poll = reinterpret_cast<decltype(poll)>(::dlsym(h, "poll"));
         nanosleep = reinterpret_cast<decltype(nanosleep)>(::dlsym(h, "nanosleep"));
+        mutex_lock = reinterpret_cast<decltype(mutex_lock)>(::dlsym(h, "pthread_mutex_lock"));
+        mutex_unlock = reinterpret_cast<decltype(mutex_unlock)>(::dlsym(h, "pthread_mutex_unlock"));
         if (reinterpret_cast<void*>(recv) == reinterpret_cast<void*>(&::recv)) {
             std::fprintf(stderr, "recv is libc's own here: weft's wrappers are not in effect\n");
             std::abort();
@@ -94,6 +99,18 @@ void BM_OffHubNanosleepZero(benchmark::State& st) {
     auto* fn = st.range(0) ? &::nanosleep : libc().nanosleep;
     for (auto _ : st)
         benchmark::DoNotOptimize(fn(&zero, nullptr));
+    st.SetLabel(st.range(0) ? "wrapper" : "libc");
+}
+
+// An uncontended lock and unlock (every unlock looks for fibers of other hubs waiting).
+void BM_OffHubMutexLockUnlock(benchmark::State& st) {
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    auto* lock = st.range(0) ? &::pthread_mutex_lock : libc().mutex_lock;
+    auto* unlock = st.range(0) ? &::pthread_mutex_unlock : libc().mutex_unlock;
+    for (auto _ : st) {
+        lock(&m);
+        unlock(&m);
+    }
     st.SetLabel(st.range(0) ? "wrapper" : "libc");
 }
 
@@ -218,6 +235,7 @@ void BM_CondSignalWhileFibersWait(benchmark::State& st) {
 BENCHMARK(BM_OffHubRecvEagain)->Arg(0)->Arg(1);
 BENCHMARK(BM_OffHubPollZero)->Arg(0)->Arg(1);
 BENCHMARK(BM_OffHubNanosleepZero)->Arg(0)->Arg(1);
+BENCHMARK(BM_OffHubMutexLockUnlock)->Arg(0)->Arg(1);
 BENCHMARK(BM_EchoRoundTrip)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
 BENCHMARK(BM_CondSignalWhileFibersWait)->Arg(0)->Arg(1)->Arg(100)->Arg(1000);
 

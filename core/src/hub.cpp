@@ -149,6 +149,8 @@ void HubImpl::publish_busy(std::uint64_t add, std::int64_t since) noexcept {
 }
 
 void HubImpl::run_loop() {
+    const int tid = probe_.tid.load(std::memory_order_relaxed);
+    note_hub_thread(tid);
     probe_.activity.store(HubActivity::running, std::memory_order_relaxed);
     std::int64_t busy_from = last_ns_;
     if (stats_) {
@@ -237,6 +239,7 @@ void HubImpl::run_loop() {
         settle_idle(end);
     }
     probe_.activity.store(HubActivity::stopped, std::memory_order_relaxed);
+    forget_hub_thread(tid);
     io_.reset();
     remove_thread_signal_stack();
     tls_hub_ = nullptr;

@@ -79,6 +79,11 @@ struct LockWaitList {
     LockWait* tail = nullptr;
 };
 
+/// While a hub runs, its thread is noted: a mutex a fiber of another hub holds is then waited
+/// for by parking (patch/locks.cpp).
+void note_hub_thread(int tid) noexcept;
+void forget_hub_thread(int tid) noexcept;
+
 class HubImpl final : public Hub {
   public:
     HubImpl(RuntimeState& rt, unsigned index, Backend backend);

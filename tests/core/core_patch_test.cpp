@@ -2347,6 +2347,105 @@ TEST(PatchLocks, ACancelledOrLateWaiterStillTakesTheLock) {
     });
 }
 
+// A std::mutex that a fiber of another hub holds across a wait: waited for in libc, the lock
+// would hold this hub until that fiber lets go, and here that fiber waits for this hub (a byte
+// only a fiber of this hub writes): neither hub would ever run again.
+TEST(PatchLocks, AMutexAFiberOfAnotherHubHoldsParksOnlyTheFiber) {
+    auto o = patched_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    HangGuard guard("a fiber waiting for a mutex another hub's fiber held held its hub");
+    std::mutex mu;
+    Pair pipe;  // the holder reads a byte from `a` that a fiber of hub 0 writes to `b`
+    std::atomic<bool> held{false};
+    std::promise<void> holder_done;
+    std::promise<bool> taker_saw_held;
+    std::promise<std::uint64_t> taker_waits;
+    rt.hub(1).post([&] {
+        weft::spawn("holder", [&] {
+            std::lock_guard<std::mutex> g(mu);
+            held = true;
+            char c = 0;
+            EXPECT_EQ(::read(pipe.a, &c, 1), 1);  // parked, the lock held
+            held = false;
+            holder_done.set_value();
+        }).detach();
+    });
+    rt.hub(0).post([&] {
+        weft::spawn("taker", [&] {
+            while (!held)
+                (void)weft::sleep_for(1ms);
+            const auto waited = waits(PatchedCall::pthread_mutex_lock);
+            auto writer = weft::spawn("writer", [&] {
+                (void)weft::sleep_for(30ms);  // while the taker waits for the mutex
+                EXPECT_EQ(::write(pipe.b, "x", 1), 1);
+            });
+            {
+                std::lock_guard<std::mutex> g(mu);
+                taker_saw_held.set_value(held);
+            }
+            taker_waits.set_value(waits(PatchedCall::pthread_mutex_lock) - waited);
+            writer.join();
+        }).detach();
+    });
+    holder_done.get_future().get();
+    EXPECT_FALSE(taker_saw_held.get_future().get()) << "taken while the other hub's fiber held it";
+    EXPECT_EQ(taker_waits.get_future().get(), 1u) << "the taker's wait was not a park";
+}
+
+// An unlock that libc makes inside itself does not come through the patched one (here a
+// process-shared condition wait, which stays libc's and holds its hub): the parked fiber looks
+// again every few milliseconds, and takes the mutex while that wait still lasts.
+TEST(PatchLocks, AMutexLibcLetsGoInsideItselfIsStillTaken) {
+    auto o = patched_options();
+    o.hubs = 2;
+    weft::Runtime rt(o);
+    HangGuard guard("a mutex libc let go of inside a condition wait was never taken");
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_condattr_t ca;
+    ::pthread_condattr_init(&ca);
+    ::pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_cond_t c;
+    ::pthread_cond_init(&c, &ca);
+    std::atomic<bool> held{false}, wait_over{false};
+    std::promise<void> holder_done;
+    std::promise<bool> taken_during_the_wait;
+    rt.hub(1).post([&] {
+        weft::spawn("holder", [&] {
+            EXPECT_EQ(::pthread_mutex_lock(&m), 0);
+            held = true;
+            (void)weft::sleep_for(50ms);  // parked, the lock held: the taker parks meanwhile
+            timespec until{};
+            ::clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 300'000'000;
+            if (until.tv_nsec >= 1'000'000'000) {
+                until.tv_nsec -= 1'000'000'000;
+                ++until.tv_sec;
+            }
+            int r = 0;
+            while (r != ETIMEDOUT)  // libc's wait: the mutex let go inside it, the hub held
+                r = ::pthread_cond_timedwait(&c, &m, &until);
+            wait_over = true;
+            EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
+            holder_done.set_value();
+        }).detach();
+    });
+    rt.hub(0).post([&] {
+        weft::spawn("taker", [&] {
+            while (!held)
+                (void)weft::sleep_for(1ms);
+            EXPECT_EQ(::pthread_mutex_lock(&m), 0);
+            taken_during_the_wait.set_value(!wait_over);
+            EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
+        }).detach();
+    });
+    EXPECT_TRUE(taken_during_the_wait.get_future().get())
+        << "taken only after the holder's own unlock";
+    holder_done.get_future().get();
+    ::pthread_cond_destroy(&c);
+    ::pthread_condattr_destroy(&ca);
+}
+
 TEST(PatchLocks, LocksOtherThreadsHoldAndErrorCheckingOnesAreLibcs) {
     run_patched([] {
         std::mutex mu;

@@ -7,7 +7,9 @@
 // its hub waiting for that mutex, which takes it before any other fiber of the hub may (the
 // waiters take turns, oldest first).
 //
-// A mutex held by another thread is waited for as libc waits (the thread lets go on its own).
+// A mutex held by a thread that runs no hub is waited for as libc waits (the thread lets go on
+// its own). One that another hub's fiber holds (it may keep it across its own waits) is waited
+// for by parking too, woken by the unlock from whatever thread (see lock_held_elsewhere).
 // Glibc records the holder's thread id in every mutex that is not robust, priority-inheriting,
 // priority-protected or process-shared: those kinds, error-checking mutexes (whose point is
 // libc's EDEADLK for a lock the thread holds) and timed waits (pthread_mutex_timedlock, hence
@@ -34,10 +36,14 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <optional>
 
 #include "patch/patch.hpp"
 
@@ -55,18 +61,33 @@ struct LockWait final : Interruptible {
     void interrupt(FiberRecord*, Errc) noexcept override {}
 };
 
-struct CondWait final : Interruptible {
-    pthread_cond_t* cond = nullptr;
+/// A fiber listed by an address (a condition variable's, or a mutex's that another hub's
+/// fiber holds) in a registry that any thread's signal or unlock looks through.
+struct ListedWait : Interruptible {
+    const void* key = nullptr;
     HubImpl* hub = nullptr;
     FiberRecord* fiber = nullptr;
-    CondWait* prev = nullptr;  // in the registry, under its lock
-    CondWait* next = nullptr;
-    bool signalled = false;     // under the registry's lock: taken out of it by a signal
-    bool wake_arrived = false;  // hub thread only: that signal's wake has come
-    bool timed = false;         // a timed wait, and its time has not come yet
+    ListedWait* prev = nullptr;  // in the registry, under its bucket's lock
+    ListedWait* next = nullptr;
+    bool signalled = false;     // under the bucket's lock: taken out of it by a signal or unlock
+    bool wake_arrived = false;  // hub thread only: that wake has come
+
+  protected:
+    ~ListedWait() = default;
+};
+
+struct CondWait final : ListedWait {
+    bool timed = false;  // a timed wait, and its time has not come yet
     void interrupt(FiberRecord* f, Errc why) noexcept override {
         // Only the wait's own time ends it (the fiber's deadline is set aside during it).
         if (why == Errc::timed_out && timed) hub->make_ready(f, why);
+    }
+};
+
+/// A wait for a mutex another hub's fiber holds: its unlock ends it, or the time to look again.
+struct CrossLockWait final : ListedWait {
+    void interrupt(FiberRecord* f, Errc why) noexcept override {
+        if (why == Errc::timed_out) hub->make_ready(f, why);
     }
 };
 
@@ -81,14 +102,37 @@ constexpr const char* kReason = "waiting for a thread lock another fiber of this
 // simply __data.__owner (a process-shared one's may be another process's thread).
 constexpr int kTypeMask = 3, kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kShared = 128;
 
-/// Whether `h`'s thread holds `m`: another fiber of the hub (or the caller itself).
-bool held_by_hub(const HubImpl& h, const pthread_mutex_t* m) noexcept {
+/// The thread id of `m`'s holder as glibc records it (0: none, or a kind whose holder is not
+/// recorded so, or error-checking: those stay libc's).
+int holder_of(const pthread_mutex_t* m) noexcept {
     const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
     if ((kind & kTypeMask) == PTHREAD_MUTEX_ERRORCHECK_NP ||
         (kind & (kRobust | kPrioInherit | kPrioProtect | kShared)))
-        return false;
-    return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED) ==
-           h.probe_ref().tid.load(std::memory_order_relaxed);
+        return 0;
+    return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+}
+
+int tid_of(const HubImpl& h) noexcept {
+    return h.probe_ref().tid.load(std::memory_order_relaxed);
+}
+
+/// Whether `h`'s thread holds `m`: another fiber of the hub (or the caller itself).
+bool held_by_hub(const HubImpl& h, const pthread_mutex_t* m) noexcept {
+    const int holder = holder_of(m);
+    return holder != 0 && holder == tid_of(h);
+}
+
+/// The threads that run hubs now (any runtime's), by thread id: a mutex's holder among them
+/// is a fiber that may keep it across its own waits. Slots past the high mark were never used.
+constexpr std::size_t kHubThreads = 1024;
+std::atomic<int> g_hub_threads[kHubThreads];
+std::atomic<std::size_t> g_hub_threads_high{0};
+
+bool is_hub_thread(int tid) noexcept {
+    const std::size_t n = g_hub_threads_high.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i)
+        if (g_hub_threads[i].load(std::memory_order_relaxed) == tid) return true;
+    return false;
 }
 
 // The intrusive lists of waiters here (a hub's lock waiters, every hub's condition waiters):
@@ -115,6 +159,149 @@ void unlink(List& l, Node& w) noexcept {
     w.prev = w.next = nullptr;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The registries of fibers waiting by address, every hub's: in buckets by the address (as the
+// kernel hashes futexes), oldest first in each. A signal or an unlock looks only through its own
+// bucket, and takes no lock when nobody waits there. (One list for all made every signal, from
+// any thread, scan every waiting fiber under one lock.)
+
+struct alignas(64) WaitBucket {
+    SpinLock lock;
+    ListedWait* head = nullptr;
+    ListedWait* tail = nullptr;
+    std::atomic<std::size_t> waiting{0};  // how many are listed: wakers skip the lock at 0
+};
+constexpr unsigned kBucketBits = 8;
+struct WaitRegistry {
+    WaitBucket buckets[1u << kBucketBits];
+    // How many are listed in all: one line every waker reads first, hot in its cache, where a
+    // bucket's (one of 256) may not be (every unlock in the process looks: see unlock_impl).
+    alignas(64) std::atomic<std::size_t> waiting{0};
+};
+WaitRegistry g_cond_waits;   // fibers waiting on condition variables
+WaitRegistry g_cross_locks;  // fibers waiting for mutexes that other hubs' fibers hold
+
+WaitBucket& bucket_of(WaitRegistry& r, const void* key) noexcept {
+    // Fibonacci hashing: the multiply spreads the address's middle bits into the top ones.
+    const auto a = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(key));
+    return r.buckets[(a * 0x9E3779B97F4A7C15ull) >> (64 - kBucketBits)];
+}
+
+// Under the bucket's lock.
+void list_in(WaitRegistry& r, WaitBucket& b, ListedWait& w) noexcept {
+    link(b, w, false);
+    b.waiting.fetch_add(1, std::memory_order_relaxed);
+    r.waiting.fetch_add(1, std::memory_order_relaxed);
+}
+
+void unlist(WaitRegistry& r, WaitBucket& b, ListedWait& w) noexcept {
+    unlink(b, w);
+    b.waiting.fetch_sub(1, std::memory_order_relaxed);
+    r.waiting.fetch_sub(1, std::memory_order_relaxed);
+}
+
+/// On `w`'s hub thread: the signal that took `w` out of the registry wakes its fiber (which
+/// may already be ready: its time came meanwhile, and it then waits for this).
+void deliver(ListedWait* w) noexcept {
+    w->wake_arrived = true;
+    if (w->fiber->parked_on == w) w->hub->make_ready(w->fiber, Errc::ok);
+}
+
+/// wake_listed() once some fiber is listed.
+[[gnu::noinline]] void wake_listed_slow(WaitRegistry& r, const void* key, bool all) noexcept {
+    if (g_forked) return;
+    WaitBucket& b = bucket_of(r, key);
+    if (b.waiting.load(std::memory_order_acquire) == 0) return;
+    ListedWait* taken = nullptr;  // chained through `next`, once out of the registry
+    ListedWait** last = &taken;
+    {
+        std::lock_guard<SpinLock> g(b.lock);
+        for (ListedWait* w = b.head; w;) {
+            ListedWait* next = w->next;
+            if (w->key == key) {
+                unlist(r, b, *w);
+                w->signalled = true;
+                *last = w;
+                last = &w->next;
+                if (!all) break;
+            }
+            w = next;
+        }
+    }
+    // A taken fiber cannot leave its wait before deliver() ran: `w` and its hub outlive this.
+    HubImpl* here = HubImpl::current();
+    for (ListedWait* w = taken; w;) {
+        ListedWait* next = w->next;
+        if (w->hub == here) {
+            deliver(w);
+        } else {
+            try {
+                w->hub->post_any([w] { deliver(w); });
+            } catch (...) {
+                // No memory for the posted wake: the fiber would wait for ever. Nothing to do
+                // but say so and stop, as libc would for a corrupted condition variable.
+                std::terminate();
+            }
+        }
+        w = next;
+    }
+}
+
+/// Wakes the fibers listed for `key` in `r` (the first one, or all): at once on this hub's
+/// thread, through the hub's queue of posted work from another thread.
+[[gnu::always_inline]] inline void wake_listed(WaitRegistry& r, const void* key,
+                                               bool all) noexcept {
+    if (r.waiting.load(std::memory_order_acquire) != 0) [[unlikely]]
+        wake_listed_slow(r, key, all);
+}
+
+/// `w` in its registry from its construction until its wait is over, however that ends.
+struct Listed {
+    ListedWait& w;
+    WaitRegistry& registry;
+    WaitBucket& bucket;
+    bool signalled = false;
+    const char* reason;  // while it waits for a wake on its way
+    Listed(WaitRegistry& r, ListedWait& wait, const char* why) noexcept
+        : w(wait), registry(r), bucket(bucket_of(r, wait.key)), reason(why) {
+        std::lock_guard<SpinLock> g(bucket.lock);
+        list_in(registry, bucket, w);
+    }
+    /// Whether a signal has taken `w` out of the registry.
+    bool taken() noexcept {
+        std::lock_guard<SpinLock> g(bucket.lock);
+        return w.signalled;
+    }
+    /// Leaves the registry; returns whether a signal took `w` out first. Then, if it did, waits
+    /// for that signal's wake (posted from another thread, it may not have come yet).
+    bool leave() {
+        {
+            std::lock_guard<SpinLock> g(bucket.lock);
+            signalled = w.signalled;
+            if (!signalled) unlist(registry, bucket, w);
+        }
+        while (signalled && !w.wake_arrived)
+            (void)w.hub->park(&w, Deadline::never(), reason);
+        left = true;
+        return signalled;
+    }
+    ~Listed() {
+        if (left) return;
+        // Unwinding out of a park (arming a timer failed): still listed, or about to be woken.
+        std::lock_guard<SpinLock> g(bucket.lock);
+        if (w.signalled && !w.wake_arrived) std::terminate();  // a wake would find no fiber
+        if (!w.signalled) unlist(registry, bucket, w);
+    }
+    Listed(const Listed&) = delete;
+    Listed& operator=(const Listed&) = delete;
+
+  private:
+    bool left = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Mutexes.
+
 // In line while parked: unlinked however the park ends (it may throw: arming the fiber's
 // deadline). Only the waiter itself leaves the line; an unlock only wakes it.
 struct Linked {
@@ -135,6 +322,64 @@ bool waited_for(const LockWaitList& l, const pthread_mutex_t* m) noexcept {
     return false;
 }
 
+constexpr const char* kCrossReason = "waiting for a thread lock a fiber of another hub holds";
+constexpr std::chrono::nanoseconds kLookAgainFirst = std::chrono::milliseconds(1);
+constexpr std::chrono::nanoseconds kLookAgainMost = std::chrono::milliseconds(10);
+constexpr int kSpinsBeforePark = 64;
+
+/// Takes `m`, held by a thread other than this hub's. A thread that runs no hub lets go on its
+/// own: wait for it as libc does. Another hub's fiber may keep it across its waits (a query, a
+/// sleep), for as long as they last: libc's wait would hold this hub that long, and for good if
+/// that fiber waits for this hub (a channel, a join). The fiber parks instead, listed by the
+/// mutex's address, until an unlock from any thread wakes the first one listed for it; it also
+/// looks again every few milliseconds, for an unlock libc makes inside itself (its own
+/// condition wait, on a hub that does not patch them). As a lock wait, neither a cancel nor a
+/// deadline ends it. EBUSY: a fiber of this hub holds it now (the caller's line waits for it).
+int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m) {
+    const auto& real = real::calls();
+    FiberRecord* f = h.running();
+    const Errc outer_result = f->wake_result;  // as in lock_impl
+    std::optional<InterruptsAside> aside;
+    std::chrono::nanoseconds again = kLookAgainFirst;
+    int r = EBUSY;
+    for (;;) {
+        const int holder = holder_of(m);
+        if (holder != 0 && holder == tid_of(h)) break;
+        if (holder == 0 || !is_hub_thread(holder)) {
+            r = real.pthread_mutex_lock(m);
+            break;
+        }
+        if (!aside) {
+            // Most holds are short (a queue's lock, a counter's): a microsecond or so of
+            // trying again ends them without a park.
+            for (int i = 0; i < kSpinsBeforePark && r == EBUSY; ++i) {
+                __builtin_ia32_pause();
+                r = real.pthread_mutex_trylock(m);
+            }
+            if (r != EBUSY) break;
+            count(h, PatchedCall::pthread_mutex_lock);
+            count_wait(h, PatchedCall::pthread_mutex_lock);
+            if (f->park_hook) HubImpl::run_park_hook(f);  // before its interrupts are set aside
+            aside.emplace(f);
+        }
+        CrossLockWait w;
+        w.key = m;
+        w.hub = &h;
+        w.fiber = f;
+        Listed listed(g_cross_locks, w, kCrossReason);
+        // Listed before it looks again: an unlock from now on finds it.
+        r = real.pthread_mutex_trylock(m);
+        if (r == EBUSY && holder_of(m) == holder) (void)h.park(&w, Deadline(again), kCrossReason);
+        (void)listed.leave();
+        if (r == EBUSY) r = real.pthread_mutex_trylock(m);
+        if (r != EBUSY) break;
+        again = std::min(again * 2, kLookAgainMost);
+    }
+    aside.reset();
+    f->wake_result = outer_result;
+    return r;
+}
+
 int lock_impl(pthread_mutex_t* m) {
     const auto& real = real::calls();
     HubImpl* h = active();
@@ -144,9 +389,9 @@ int lock_impl(pthread_mutex_t* m) {
     // and locks it again at once would otherwise always win (the one it woke cannot run before
     // it parks), and a loop that does so would starve the others for good.
     if (!list.head || !waited_for(list, m)) {
-        const int r = real.pthread_mutex_trylock(m);
+        int r = real.pthread_mutex_trylock(m);
+        if (r == EBUSY && !held_by_hub(*h, m)) r = lock_held_elsewhere(*h, m);
         if (r != EBUSY) return r;
-        if (!held_by_hub(*h, m)) return real.pthread_mutex_lock(m);
     }
     count(*h, PatchedCall::pthread_mutex_lock);
     count_wait(*h, PatchedCall::pthread_mutex_lock);
@@ -167,10 +412,11 @@ int lock_impl(pthread_mutex_t* m) {
             w.woken = false;
             (void)h->park(&w, Deadline::never(), kReason);
         }
-        // Woken by an unlock, first in line: the mutex is free, unless a thread took it (wait
-        // for it as libc does) or a fiber's pthread_mutex_trylock did (first in line again).
+        // Woken by an unlock, first in line: the mutex is free, unless another thread took it
+        // (see lock_held_elsewhere) or a fiber's pthread_mutex_trylock did (first in line
+        // again).
         r = real.pthread_mutex_trylock(m);
-        if (r == EBUSY && !held_by_hub(*h, m)) r = real.pthread_mutex_lock(m);
+        if (r == EBUSY && !held_by_hub(*h, m)) r = lock_held_elsewhere(*h, m);
         front = true;
     }
     f->wake_result = outer_result;
@@ -179,8 +425,13 @@ int lock_impl(pthread_mutex_t* m) {
 
 int unlock_impl(pthread_mutex_t* m) {
     const int r = real::calls().pthread_mutex_unlock(m);
+    if (r != 0) return r;
+    // A fiber of another hub may wait for it (lock_held_elsewhere), whatever thread this is.
+    // (glibc's unlock is an atomic exchange, which x86-64 orders before this look at the
+    // waiters; elsewhere a wake lost to reordering is made up by the waiter's look again.)
+    wake_listed(g_cross_locks, m, false);
     HubImpl* h = HubImpl::current();
-    if (__builtin_expect(h == nullptr, 1) || r != 0 || g_forked) return r;
+    if (__builtin_expect(h == nullptr, 1) || g_forked) return r;
     // The first fiber in line for it runs next; it stays in line (so that no other fiber of the
     // hub takes the mutex first) until it does. One woken already is enough.
     for (LockWait* w = h->lock_waits().head; w; w = w->next) {
@@ -201,83 +452,6 @@ constexpr const char* kCondReason = "waiting on a condition variable";
 // __data.__wrefs: bit 0 process-shared, bit 1 CLOCK_MONOTONIC (pthread_condattr_setclock).
 constexpr unsigned kCondShared = 1, kCondMonotonic = 2;
 
-/// The fibers waiting on condition variables, every hub's, in buckets by the condition
-/// variable's address (as the kernel hashes futexes), oldest first in each: a signal looks
-/// only through its own bucket, and takes no lock when nobody waits there. One registry for
-/// all made every signal, from any thread, scan every waiting fiber under one lock.
-struct alignas(64) CondBucket {
-    SpinLock lock;
-    CondWait* head = nullptr;
-    CondWait* tail = nullptr;
-    std::atomic<std::size_t> waiting{0};  // how many are listed: signals skip the lock at 0
-};
-constexpr unsigned kCondBucketBits = 8;
-CondBucket g_cond_buckets[1u << kCondBucketBits];
-
-CondBucket& bucket_of(const pthread_cond_t* c) noexcept {
-    // Fibonacci hashing: the multiply spreads the address's middle bits into the top ones.
-    const auto a = reinterpret_cast<std::uintptr_t>(c);
-    return g_cond_buckets[(static_cast<std::uint64_t>(a) * 0x9E3779B97F4A7C15ull) >>
-                          (64 - kCondBucketBits)];
-}
-
-void cond_link(CondBucket& b, CondWait& w) noexcept {
-    link(b, w, false);
-    b.waiting.fetch_add(1, std::memory_order_relaxed);
-}
-
-void cond_unlink(CondBucket& b, CondWait& w) noexcept {
-    unlink(b, w);
-    b.waiting.fetch_sub(1, std::memory_order_relaxed);
-}
-
-/// On `w`'s hub thread: the signal that took `w` out of the registry wakes its fiber (which
-/// may already be ready: its time came meanwhile, and it then waits for this).
-void deliver(CondWait* w) noexcept {
-    w->wake_arrived = true;
-    if (w->fiber->parked_on == w) w->hub->make_ready(w->fiber, Errc::ok);
-}
-
-/// Wakes the fibers waiting on `c` (the first one, or all): at once on this hub's thread,
-/// through the hub's queue of posted work from another thread.
-void wake_fibers(pthread_cond_t* c, bool all) noexcept {
-    CondBucket& b = bucket_of(c);
-    if (g_forked || b.waiting.load(std::memory_order_acquire) == 0) return;
-    CondWait* taken = nullptr;  // chained through `next`, once out of the registry
-    CondWait** last = &taken;
-    {
-        std::lock_guard<SpinLock> g(b.lock);
-        for (CondWait* w = b.head; w;) {
-            CondWait* next = w->next;
-            if (w->cond == c) {
-                cond_unlink(b, *w);
-                w->signalled = true;
-                *last = w;
-                last = &w->next;
-                if (!all) break;
-            }
-            w = next;
-        }
-    }
-    // A taken fiber cannot leave its wait before deliver() ran: `w` and its hub outlive this.
-    HubImpl* here = HubImpl::current();
-    for (CondWait* w = taken; w;) {
-        CondWait* next = w->next;
-        if (w->hub == here) {
-            deliver(w);
-        } else {
-            try {
-                w->hub->post_any([w] { deliver(w); });
-            } catch (...) {
-                // No memory for the posted wake: the fiber would wait for ever. Nothing to do
-                // but say so and stop, as libc would for a corrupted condition variable.
-                std::terminate();
-            }
-        }
-        w = next;
-    }
-}
-
 /// The deadline of a wait until `abstime` on `clock`: due already when that time has passed,
 /// never when it is too far to count in nanoseconds (a `tv_sec` of LONG_MAX means forever).
 Deadline deadline_at(clockid_t clock, const timespec& abstime) noexcept {
@@ -289,48 +463,6 @@ Deadline deadline_at(clockid_t clock, const timespec& abstime) noexcept {
     return after(sec, abstime.tv_nsec - now.tv_nsec);
 }
 
-/// `w` in the registry from its construction until its wait is over, however that ends.
-struct Listed {
-    CondWait& w;
-    CondBucket& bucket;
-    bool signalled = false;
-    explicit Listed(CondWait& wait) noexcept : w(wait), bucket(bucket_of(wait.cond)) {
-        std::lock_guard<SpinLock> g(bucket.lock);
-        cond_link(bucket, w);
-    }
-    /// Whether a signal has taken `w` out of the registry.
-    bool taken() noexcept {
-        std::lock_guard<SpinLock> g(bucket.lock);
-        return w.signalled;
-    }
-    /// Leaves the registry; returns whether a signal took `w` out first. Then, if it did, waits
-    /// for that signal's wake (posted from another thread, it may not have come yet).
-    bool leave() {
-        {
-            std::lock_guard<SpinLock> g(bucket.lock);
-            signalled = w.signalled;
-            if (!signalled) cond_unlink(bucket, w);
-        }
-        w.timed = false;
-        while (signalled && !w.wake_arrived)
-            (void)w.hub->park(&w, Deadline::never(), kCondReason);
-        left = true;
-        return signalled;
-    }
-    ~Listed() {
-        if (left) return;
-        // Unwinding out of a park (arming a timer failed): still listed, or about to be woken.
-        std::lock_guard<SpinLock> g(bucket.lock);
-        if (w.signalled && !w.wake_arrived) std::terminate();  // a wake would find no fiber
-        if (!w.signalled) cond_unlink(bucket, w);
-    }
-    Listed(const Listed&) = delete;
-    Listed& operator=(const Listed&) = delete;
-
-  private:
-    bool left = false;
-};
-
 /// The fiber's condition wait; `abstime` on `clock`, or nullptr for none.
 int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                    const timespec* abstime) {
@@ -341,7 +473,7 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
     // request's hang-up watcher must see the request's deadline): run it first.
     if (f->park_hook) HubImpl::run_park_hook(f);
     CondWait w;
-    w.cond = c;
+    w.key = c;
     w.hub = &h;
     w.fiber = f;
     w.timed = abstime != nullptr;
@@ -352,11 +484,12 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
     InterruptsAside aside(f);
     // Listed before the mutex is let go: a signal sent under the mutex after the caller's
     // check of its condition finds this fiber.
-    Listed listed(w);
+    Listed listed(g_cond_waits, w, kCondReason);
     if (const int r = unlock_impl(m); r != 0) {
         // Not the holder of an error-checking mutex: EPERM, as libc's. A signal that took
         // this fiber meanwhile goes on to the next.
-        if (listed.leave()) wake_fibers(c, false);
+        w.timed = false;
+        if (listed.leave()) wake_listed(g_cond_waits, c, false);
         f->wake_result = outer_result;
         return r;
     }
@@ -370,6 +503,7 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
         woke = h.park(&w, deadline, kCondReason);
     }
     // Taken by a signal as its time came: that signal counts (it must not be lost).
+    w.timed = false;
     const bool signalled = listed.leave();
     f->wake_result = outer_result;
     if (const int r = lock_impl(m); r != 0) return r;
@@ -392,6 +526,34 @@ clockid_t cond_clock(const pthread_cond_t* c) noexcept {
 }  // namespace
 
 }  // namespace weft::detail::patch
+
+namespace weft::detail {
+
+void note_hub_thread(int tid) noexcept {
+    using namespace patch;
+    for (std::size_t i = 0; i < kHubThreads; ++i) {
+        int free = 0;
+        if (g_hub_threads[i].compare_exchange_strong(free, tid, std::memory_order_relaxed)) {
+            std::size_t high = g_hub_threads_high.load(std::memory_order_relaxed);
+            while (high < i + 1 && !g_hub_threads_high.compare_exchange_weak(
+                                       high, i + 1, std::memory_order_release)) {
+            }
+            return;
+        }
+    }
+    // More hubs than slots: a mutex one of the others holds is waited for as libc does.
+}
+
+void forget_hub_thread(int tid) noexcept {
+    using namespace patch;
+    const std::size_t n = g_hub_threads_high.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+        int mine = tid;
+        if (g_hub_threads[i].compare_exchange_strong(mine, 0, std::memory_order_relaxed)) return;
+    }
+}
+
+}  // namespace weft::detail
 
 extern "C" int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
     using namespace weft::detail::patch;
@@ -417,12 +579,12 @@ extern "C" int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clo
 }
 
 extern "C" int pthread_cond_signal(pthread_cond_t* c) {
-    weft::detail::patch::wake_fibers(c, false);
+    weft::detail::patch::wake_listed(weft::detail::patch::g_cond_waits, c, false);
     return weft::detail::real::calls().pthread_cond_signal(c);
 }
 
 extern "C" int pthread_cond_broadcast(pthread_cond_t* c) {
-    weft::detail::patch::wake_fibers(c, true);
+    weft::detail::patch::wake_listed(weft::detail::patch::g_cond_waits, c, true);
     return weft::detail::real::calls().pthread_cond_broadcast(c);
 }
 
