@@ -56,8 +56,9 @@ constexpr Row kRows[] = {
     {"clock_nanosleep", true, "call sleep/nanosleep through libc, or use weft::sleep_for"},
     {"futex", false,
      "a thread lock or condition variable (pthread_mutex_lock waits cooperatively only for a "
-     "lock another fiber of the hub holds; not for one another thread holds, nor a timed, "
-     "shared or robust lock; condition variables wait cooperatively unless process-shared): "
+     "lock a fiber holds, of this hub or another; not for one a thread that runs no hub "
+     "holds, nor a timed, shared or robust lock; condition variables wait cooperatively unless "
+     "process-shared): "
      "use weft::Mutex, weft::Event or weft::Semaphore between fibers, or move the call to "
      "weft::offload"},
     {"flock", false, "file locks are not made cooperative: take them in weft::offload"},
