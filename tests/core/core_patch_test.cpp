@@ -34,7 +34,9 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <shared_mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -2483,6 +2485,99 @@ TEST(PatchLocks, LocksOtherThreadsHoldAndErrorCheckingOnesAreLibcs) {
         EXPECT_EQ(waits(PatchedCall::pthread_mutex_lock), waited);
         ::pthread_mutex_destroy(&m);
         ::pthread_mutexattr_destroy(&a);
+    });
+}
+
+// A std::shared_mutex held across a cooperative wait by one fiber. Held exclusively, glibc
+// refused the others of the hub (EDEADLK: lock_shared and lock threw, "Resource deadlock
+// avoided"), as if the holder asked twice; held shared, a fiber that wanted it exclusively
+// waited for its own thread, and the hub never ran again. Now they park until it is let go.
+TEST(PatchRwlocks, AReadWriteLockAnotherFiberHoldsParksOnlyTheFiber) {
+    run_patched([] {
+        HangGuard guard("a fiber's std::shared_mutex wait held the hub");
+        Ticker ticker;
+        std::shared_mutex sm;
+        bool exclusive = false;
+        int readers = 0, wrong = 0, threw = 0;
+        // Held exclusively: a reader and a writer wait.
+        auto writer = weft::spawn("holder", [&] {
+            std::lock_guard<std::shared_mutex> g(sm);
+            exclusive = true;
+            (void)weft::sleep_for(100ms);  // parked, the lock held
+            exclusive = false;
+        });
+        (void)weft::sleep_for(5ms);
+        const int ticks_before = ticker.ticks();
+        const auto read_waits = waits(PatchedCall::pthread_rwlock_rdlock);
+        const auto write_waits = waits(PatchedCall::pthread_rwlock_wrlock);
+        auto reader = weft::spawn("reader", [&] {
+            try {
+                std::shared_lock<std::shared_mutex> g(sm);
+                if (exclusive) ++wrong;
+            } catch (const std::system_error&) {
+                ++threw;
+            }
+        });
+        auto second = weft::spawn("writer", [&] {
+            try {
+                std::lock_guard<std::shared_mutex> g(sm);
+                if (exclusive || readers) ++wrong;
+            } catch (const std::system_error&) {
+                ++threw;
+            }
+        });
+        reader.join();
+        second.join();
+        writer.join();
+        EXPECT_EQ(threw, 0) << "glibc refused a lock another fiber held";
+        EXPECT_EQ(wrong, 0);
+        EXPECT_GE(ticker.ticks() - ticks_before, 10) << "the hub was held while fibers waited";
+        EXPECT_EQ(waits(PatchedCall::pthread_rwlock_rdlock), read_waits + 1);
+        EXPECT_GE(waits(PatchedCall::pthread_rwlock_wrlock), write_waits + 1);
+        // Held shared: a writer waits, readers do not.
+        auto holder = weft::spawn("reader holding it", [&] {
+            std::shared_lock<std::shared_mutex> g(sm);
+            ++readers;
+            (void)weft::sleep_for(100ms);
+            --readers;
+        });
+        (void)weft::sleep_for(5ms);
+        const auto read_waits_before = waits(PatchedCall::pthread_rwlock_rdlock);
+        {
+            std::shared_lock<std::shared_mutex> g(sm);  // at once, beside the other reader
+            EXPECT_EQ(readers, 1);
+        }
+        EXPECT_EQ(waits(PatchedCall::pthread_rwlock_rdlock), read_waits_before);
+        {
+            std::lock_guard<std::shared_mutex> g(sm);
+            EXPECT_EQ(readers, 0) << "taken exclusively while a reader held it";
+        }
+        holder.join();
+    });
+}
+
+// A read-write lock a thread holds: the fiber parks, and the thread's unlock wakes it.
+TEST(PatchRwlocks, AReadWriteLockAThreadHoldsParksTheFiber) {
+    run_patched([] {
+        HangGuard guard("a std::shared_mutex a thread held held the hub");
+        Ticker ticker;
+        std::shared_mutex sm;
+        std::atomic<bool> locked{false}, released{false};
+        std::thread other([&] {
+            std::lock_guard<std::shared_mutex> g(sm);
+            locked = true;
+            ::usleep(60'000);  // not a fiber: libc's sleep, the lock held
+            released = true;
+        });
+        while (!locked)
+            (void)weft::sleep_for(1ms);
+        const int ticks_before = ticker.ticks();
+        {
+            std::shared_lock<std::shared_mutex> g(sm);
+            EXPECT_TRUE(released);
+        }
+        EXPECT_GE(ticker.ticks() - ticks_before, 5) << "the hub was held while the fiber waited";
+        other.join();
     });
 }
 

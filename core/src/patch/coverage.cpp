@@ -17,7 +17,8 @@ constexpr std::array<const char*, kPatchedCallCount> kNames = {
     "select",        "pselect",         "epoll_wait",      "epoll_pwait", "sleep",
     "usleep",        "nanosleep",       "clock_nanosleep", "getaddrinfo", "getnameinfo",
     "gethostbyname", "gethostbyname_r", "sendfile",        "sendmmsg",    "recvmmsg",
-    "pthread_join",  "pthread_mutex_lock", "pthread_cond_wait",
+    "pthread_join",  "pthread_mutex_lock", "pthread_cond_wait", "pthread_rwlock_rdlock",
+    "pthread_rwlock_wrlock",
 };
 // clang-format on
 
@@ -57,8 +58,8 @@ constexpr Row kRows[] = {
     {"futex", false,
      "a thread lock or condition variable (pthread_mutex_lock waits cooperatively only for a "
      "lock a fiber holds, of this hub or another; not for one a thread that runs no hub "
-     "holds, nor a timed, shared or robust lock; condition variables wait cooperatively unless "
-     "process-shared): "
+     "holds, nor a timed, shared or robust lock; read-write locks and condition variables wait "
+     "cooperatively unless timed or process-shared): "
      "use weft::Mutex, weft::Event or weft::Semaphore between fibers, or move the call to "
      "weft::offload"},
     {"flock", false, "file locks are not made cooperative: take them in weft::offload"},

@@ -19,6 +19,16 @@
 // Nor can it tell another fiber from the caller: a fiber that locks a mutex it holds itself
 // waits for ever, as a thread would, but the hub serves on (fiber dumps show the wait).
 //
+// Patched pthread_rwlock_rdlock and pthread_rwlock_wrlock (hence std::shared_mutex's
+// lock_shared and lock): a read-write lock does not record its readers, so whoever holds it (a
+// fiber of this hub or another, a thread), a fiber that cannot take it at once parks, after
+// the same short spin, listed by the lock's address; pthread_rwlock_unlock, from any thread,
+// wakes every fiber listed for it, and each tries again (it also looks again every few
+// milliseconds). glibc refused a fiber a lock another fiber of its hub held exclusively
+// (EDEADLK, as if the thread asked twice), and one held shared and wanted exclusively held the
+// hub for good. A fiber that wants a lock it holds itself waits for ever, as for a mutex.
+// Timed waits stay libc's.
+//
 // Patched pthread_cond_wait, pthread_cond_timedwait and pthread_cond_clockwait (hence
 // std::condition_variable's wait, wait_for and wait_until): on a fiber of a patching hub the
 // wait parks the fiber. A pool of connections behind a mutex and a condition variable, as
@@ -84,8 +94,9 @@ struct CondWait final : ListedWait {
     }
 };
 
-/// A wait for a mutex another hub's fiber holds: its unlock ends it, or the time to look again.
-struct CrossLockWait final : ListedWait {
+/// A wait for a lock that an unlock ends (a mutex another hub's fiber holds, a read-write lock),
+/// or the time to look again.
+struct UnlockWait final : ListedWait {
     void interrupt(FiberRecord* f, Errc why) noexcept override {
         if (why == Errc::timed_out) hub->make_ready(f, why);
     }
@@ -180,6 +191,7 @@ struct WaitRegistry {
 };
 WaitRegistry g_cond_waits;   // fibers waiting on condition variables
 WaitRegistry g_cross_locks;  // fibers waiting for mutexes that other hubs' fibers hold
+WaitRegistry g_rwlocks;      // fibers waiting for read-write locks
 
 WaitBucket& bucket_of(WaitRegistry& r, const void* key) noexcept {
     // Fibonacci hashing: the multiply spreads the address's middle bits into the top ones.
@@ -327,6 +339,37 @@ constexpr std::chrono::nanoseconds kLookAgainFirst = std::chrono::milliseconds(1
 constexpr std::chrono::nanoseconds kLookAgainMost = std::chrono::milliseconds(10);
 constexpr int kSpinsBeforePark = 64;
 
+/// Most holds are short (a queue's lock, a counter's): a microsecond or so of trying again ends
+/// them without a park. Returns `try_take`'s last answer.
+template <class TryTake>
+int spin_for(TryTake try_take) {
+    int r = EBUSY;
+    for (int i = 0; i < kSpinsBeforePark && r == EBUSY; ++i) {
+        __builtin_ia32_pause();
+        r = try_take();
+    }
+    return r;
+}
+
+/// One wait of the running fiber for a lock an unlock of `key` lets go: listed in `r` first (an
+/// unlock from then on finds it), it tries `try_take`, parks unless that got it or `park_now`
+/// says not to, until the unlock's wake or `again` passed, and tries again. Returns
+/// `try_take`'s last answer.
+template <class TryTake, class ParkNow>
+int listed_attempt(HubImpl& h, WaitRegistry& r, const void* key, std::chrono::nanoseconds again,
+                   const char* reason, TryTake try_take, ParkNow park_now) {
+    UnlockWait w;
+    w.key = key;
+    w.hub = &h;
+    w.fiber = h.running();
+    Listed listed(r, w, reason);
+    int rc = try_take();
+    if (rc == EBUSY && park_now()) (void)h.park(&w, Deadline(again), reason);
+    (void)listed.leave();
+    if (rc == EBUSY) rc = try_take();
+    return rc;
+}
+
 /// Takes `m`, held by a thread other than this hub's. A thread that runs no hub lets go on its
 /// own: wait for it as libc does. Another hub's fiber may keep it across its waits (a query, a
 /// sleep), for as long as they last: libc's wait would hold this hub that long, and for good if
@@ -341,6 +384,7 @@ int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m) {
     const Errc outer_result = f->wake_result;  // as in lock_impl
     std::optional<InterruptsAside> aside;
     std::chrono::nanoseconds again = kLookAgainFirst;
+    const auto try_take = [&] { return real.pthread_mutex_trylock(m); };
     int r = EBUSY;
     for (;;) {
         const int holder = holder_of(m);
@@ -350,28 +394,14 @@ int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m) {
             break;
         }
         if (!aside) {
-            // Most holds are short (a queue's lock, a counter's): a microsecond or so of
-            // trying again ends them without a park.
-            for (int i = 0; i < kSpinsBeforePark && r == EBUSY; ++i) {
-                __builtin_ia32_pause();
-                r = real.pthread_mutex_trylock(m);
-            }
-            if (r != EBUSY) break;
+            if (r = spin_for(try_take); r != EBUSY) break;
             count(h, PatchedCall::pthread_mutex_lock);
             count_wait(h, PatchedCall::pthread_mutex_lock);
             if (f->park_hook) HubImpl::run_park_hook(f);  // before its interrupts are set aside
             aside.emplace(f);
         }
-        CrossLockWait w;
-        w.key = m;
-        w.hub = &h;
-        w.fiber = f;
-        Listed listed(g_cross_locks, w, kCrossReason);
-        // Listed before it looks again: an unlock from now on finds it.
-        r = real.pthread_mutex_trylock(m);
-        if (r == EBUSY && holder_of(m) == holder) (void)h.park(&w, Deadline(again), kCrossReason);
-        (void)listed.leave();
-        if (r == EBUSY) r = real.pthread_mutex_trylock(m);
+        r = listed_attempt(h, g_cross_locks, m, again, kCrossReason, try_take,
+                           [&] { return holder_of(m) == holder; });
         if (r != EBUSY) break;
         again = std::min(again * 2, kLookAgainMost);
     }
@@ -510,6 +540,34 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
     return signalled || !abstime ? 0 : ETIMEDOUT;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Read-write locks.
+
+constexpr const char* kRwlockReason = "waiting for a read-write lock";
+
+/// A fiber's pthread_rwlock_rdlock or pthread_rwlock_wrlock (`try_take` the matching try).
+template <class TryTake>
+int rwlock_impl(HubImpl& h, PatchedCall call, pthread_rwlock_t* l, TryTake try_take) {
+    int r = try_take();
+    if (r != EBUSY) return r;
+    if (r = spin_for(try_take); r != EBUSY) return r;
+    count(h, call);
+    count_wait(h, call);
+    FiberRecord* f = h.running();
+    const Errc outer_result = f->wake_result;     // as in lock_impl
+    if (f->park_hook) HubImpl::run_park_hook(f);  // before its interrupts are set aside
+    {
+        // Neither a cancel nor a deadline ends it: the call cannot fail that way (a caller that
+        // ignored the error would read or write without the lock).
+        InterruptsAside aside(f);
+        for (auto again = kLookAgainFirst; r == EBUSY; again = std::min(again * 2, kLookAgainMost))
+            r = listed_attempt(h, g_rwlocks, l, again, kRwlockReason, try_take,
+                               [] { return true; });
+    }
+    f->wake_result = outer_result;
+    return r;
+}
+
 /// The hub whose fiber may park in a condition wait on `c`, or nullptr.
 HubImpl* cond_hub(const pthread_cond_t* c) noexcept {
     HubImpl* h = active();
@@ -594,4 +652,31 @@ extern "C" int pthread_mutex_lock(pthread_mutex_t* m) {
 
 extern "C" int pthread_mutex_unlock(pthread_mutex_t* m) {
     return weft::detail::patch::unlock_impl(m);
+}
+
+extern "C" int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
+    using namespace weft::detail::patch;
+    const auto& real = weft::detail::real::calls();
+    if (weft::detail::HubImpl* h = active())
+        return rwlock_impl(*h, PatchedCall::pthread_rwlock_rdlock, l,
+                           [&] { return real.pthread_rwlock_tryrdlock(l); });
+    return real.pthread_rwlock_rdlock(l);
+}
+
+extern "C" int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
+    using namespace weft::detail::patch;
+    const auto& real = weft::detail::real::calls();
+    if (weft::detail::HubImpl* h = active())
+        return rwlock_impl(*h, PatchedCall::pthread_rwlock_wrlock, l,
+                           [&] { return real.pthread_rwlock_trywrlock(l); });
+    return real.pthread_rwlock_wrlock(l);
+}
+
+extern "C" int pthread_rwlock_unlock(pthread_rwlock_t* l) {
+    using namespace weft::detail::patch;
+    const int r = weft::detail::real::calls().pthread_rwlock_unlock(l);
+    // Readers may all go in now, or a writer: every fiber waiting tries again (any thread's
+    // unlock; as for a mutex, x86-64 orders the unlock's atomic update before this look).
+    if (r == 0) wake_listed(g_rwlocks, l, true);
+    return r;
 }

@@ -92,6 +92,11 @@ void fill() noexcept {
     resolve(t.pthread_cond_clockwait, "pthread_cond_clockwait");
     resolve(t.pthread_cond_signal, "pthread_cond_signal");
     resolve(t.pthread_cond_broadcast, "pthread_cond_broadcast");
+    resolve(t.pthread_rwlock_rdlock, "pthread_rwlock_rdlock");
+    resolve(t.pthread_rwlock_wrlock, "pthread_rwlock_wrlock");
+    resolve(t.pthread_rwlock_tryrdlock, "pthread_rwlock_tryrdlock");
+    resolve(t.pthread_rwlock_trywrlock, "pthread_rwlock_trywrlock");
+    resolve(t.pthread_rwlock_unlock, "pthread_rwlock_unlock");
     g_table = t;
     g_ready.store(true, std::memory_order_release);
 }

@@ -73,6 +73,11 @@ struct Table {
     int (*pthread_cond_clockwait)(pthread_cond_t*, pthread_mutex_t*, clockid_t, const timespec*);
     int (*pthread_cond_signal)(pthread_cond_t*);
     int (*pthread_cond_broadcast)(pthread_cond_t*);
+    int (*pthread_rwlock_rdlock)(pthread_rwlock_t*);
+    int (*pthread_rwlock_wrlock)(pthread_rwlock_t*);
+    int (*pthread_rwlock_tryrdlock)(pthread_rwlock_t*);
+    int (*pthread_rwlock_trywrlock)(pthread_rwlock_t*);
+    int (*pthread_rwlock_unlock)(pthread_rwlock_t*);
 };
 
 /// The table, resolved on first use.

@@ -43,9 +43,11 @@ enum class PatchedCall : std::uint8_t {
     pthread_join,
     pthread_mutex_lock,
     pthread_cond_wait,
+    pthread_rwlock_rdlock,
+    pthread_rwlock_wrlock,
 };
 inline constexpr std::size_t kPatchedCallCount =
-    static_cast<std::size_t>(PatchedCall::pthread_cond_wait) + 1;
+    static_cast<std::size_t>(PatchedCall::pthread_rwlock_wrlock) + 1;
 
 /// "recv", "clock_nanosleep", ...
 const char* patched_call_name(PatchedCall c) noexcept;
