@@ -58,8 +58,8 @@ constexpr Row kRows[] = {
     {"futex", false,
      "a thread lock or condition variable (pthread_mutex_lock waits cooperatively only for a "
      "lock a fiber holds, of this hub or another; not for one a thread that runs no hub "
-     "holds, nor a timed, shared or robust lock; read-write locks and condition variables wait "
-     "cooperatively unless timed or process-shared): "
+     "holds, nor a timed, shared or robust lock; a read-write lock only when fibers of the same "
+     "hub hold it; condition variables wait cooperatively unless process-shared): "
      "use weft::Mutex, weft::Event or weft::Semaphore between fibers, or move the call to "
      "weft::offload"},
     {"flock", false, "file locks are not made cooperative: take them in weft::offload"},

@@ -20,14 +20,14 @@
 // waits for ever, as a thread would, but the hub serves on (fiber dumps show the wait).
 //
 // Patched pthread_rwlock_rdlock and pthread_rwlock_wrlock (hence std::shared_mutex's
-// lock_shared and lock): a read-write lock does not record its readers, so whoever holds it (a
-// fiber of this hub or another, a thread), a fiber that cannot take it at once parks, after
-// the same short spin, listed by the lock's address; pthread_rwlock_unlock, from any thread,
-// wakes every fiber listed for it, and each tries again (it also looks again every few
-// milliseconds). glibc refused a fiber a lock another fiber of its hub held exclusively
-// (EDEADLK, as if the thread asked twice), and one held shared and wanted exclusively held the
-// hub for good. A fiber that wants a lock it holds itself waits for ever, as for a mutex.
-// Timed waits stay libc's.
+// lock_shared and lock): glibc refused a fiber a lock another fiber of its hub held for
+// writing (EDEADLK, as if the thread asked twice), and a lock held for reading by a fiber of
+// the hub and wanted for writing held the hub for good. A fiber that cannot take a lock that
+// fibers of its own hub hold (for writing, as glibc records; for reading, as the hub notes: glibc
+// does not record readers) parks, listed by the lock's address, and pthread_rwlock_unlock wakes
+// every fiber listed for it; each tries again (and looks again every few milliseconds). A lock
+// another thread holds, another hub's included, is waited for as libc does. A fiber that wants
+// a lock it holds itself waits for ever, as for a mutex. Timed waits stay libc's.
 //
 // Patched pthread_cond_wait, pthread_cond_timedwait and pthread_cond_clockwait (hence
 // std::condition_variable's wait, wait_for and wait_until): on a fiber of a patching hub the
@@ -113,14 +113,19 @@ constexpr const char* kReason = "waiting for a thread lock another fiber of this
 // simply __data.__owner (a process-shared one's may be another process's thread).
 constexpr int kTypeMask = 3, kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kShared = 128;
 
-/// The thread id of `m`'s holder as glibc records it (0: none, or a kind whose holder is not
-/// recorded so, or error-checking: those stay libc's).
-int holder_of(const pthread_mutex_t* m) noexcept {
+/// Whether `m` is of a kind that stays libc's: error-checking, or one whose holder glibc does
+/// not record as a plain thread id.
+bool libcs_kind(const pthread_mutex_t* m) noexcept {
     const int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
-    if ((kind & kTypeMask) == PTHREAD_MUTEX_ERRORCHECK_NP ||
-        (kind & (kRobust | kPrioInherit | kPrioProtect | kShared)))
-        return 0;
-    return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    return (kind & kTypeMask) == PTHREAD_MUTEX_ERRORCHECK_NP ||
+           (kind & (kRobust | kPrioInherit | kPrioProtect | kShared));
+}
+
+/// The thread id of `m`'s holder as glibc records it: 0 for none, or a kind libc keeps. (glibc
+/// records it just after taking the lock and clears it just before letting go: a lock can be
+/// held with 0 here for a few instructions.)
+int holder_of(const pthread_mutex_t* m) noexcept {
+    return libcs_kind(m) ? 0 : __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
 }
 
 int tid_of(const HubImpl& h) noexcept {
@@ -219,6 +224,11 @@ void deliver(ListedWait* w) noexcept {
     if (w->fiber->parked_on == w) w->hub->make_ready(w->fiber, Errc::ok);
 }
 
+/// Set while this thread hands wakes out (wake_listed): a lock taken there (a hub's queue of
+/// posted work) is waited for as libc does, never by parking. A fiber parked inside a wake
+/// would miss the wake of the wait it was itself about to start (cond_wait_impl).
+thread_local bool t_waking = false;
+
 /// wake_listed() once some fiber is listed.
 [[gnu::noinline]] void wake_listed_slow(WaitRegistry& r, const void* key, bool all) noexcept {
     if (g_forked) return;
@@ -242,6 +252,8 @@ void deliver(ListedWait* w) noexcept {
     }
     // A taken fiber cannot leave its wait before deliver() ran: `w` and its hub outlive this.
     HubImpl* here = HubImpl::current();
+    const bool was_waking = t_waking;
+    t_waking = true;
     for (ListedWait* w = taken; w;) {
         ListedWait* next = w->next;
         if (w->hub == here) {
@@ -257,6 +269,7 @@ void deliver(ListedWait* w) noexcept {
         }
         w = next;
     }
+    t_waking = was_waking;
 }
 
 /// Wakes the fibers listed for `key` in `r` (the first one, or all): at once on this hub's
@@ -337,19 +350,10 @@ bool waited_for(const LockWaitList& l, const pthread_mutex_t* m) noexcept {
 constexpr const char* kCrossReason = "waiting for a thread lock a fiber of another hub holds";
 constexpr std::chrono::nanoseconds kLookAgainFirst = std::chrono::milliseconds(1);
 constexpr std::chrono::nanoseconds kLookAgainMost = std::chrono::milliseconds(10);
-constexpr int kSpinsBeforePark = 64;
-
-/// Most holds are short (a queue's lock, a counter's): a microsecond or so of trying again ends
-/// them without a park. Returns `try_take`'s last answer.
-template <class TryTake>
-int spin_for(TryTake try_take) {
-    int r = EBUSY;
-    for (int i = 0; i < kSpinsBeforePark && r == EBUSY; ++i) {
-        __builtin_ia32_pause();
-        r = try_take();
-    }
-    return r;
-}
+// How long libc waits for a mutex another hub's thread holds before the fiber parks, and in
+// slices of how long (the holder is looked at again between them).
+constexpr std::chrono::nanoseconds kLibcWaitFirst = std::chrono::milliseconds(1);
+constexpr std::chrono::nanoseconds kLibcSlice = std::chrono::microseconds(250);
 
 /// One wait of the running fiber for a lock an unlock of `key` lets go: listed in `r` first (an
 /// unlock from then on finds it), it tries `try_take`, parks unless that got it or `park_now`
@@ -370,33 +374,60 @@ int listed_attempt(HubImpl& h, WaitRegistry& r, const void* key, std::chrono::na
     return rc;
 }
 
-/// Takes `m`, held by a thread other than this hub's. A thread that runs no hub lets go on its
-/// own: wait for it as libc does. Another hub's fiber may keep it across its waits (a query, a
-/// sleep), for as long as they last: libc's wait would hold this hub that long, and for good if
-/// that fiber waits for this hub (a channel, a join). The fiber parks instead, listed by the
-/// mutex's address, until an unlock from any thread wakes the first one listed for it; it also
-/// looks again every few milliseconds, for an unlock libc makes inside itself (its own
-/// condition wait, on a hub that does not patch them). As a lock wait, neither a cancel nor a
-/// deadline ends it. EBUSY: a fiber of this hub holds it now (the caller's line waits for it).
-int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m) {
+/// libc's wait for `m` for at most `ns`: 0 once taken, ETIMEDOUT, or an error.
+int libc_wait(pthread_mutex_t* m, std::chrono::nanoseconds ns) noexcept {
+    timespec until{};
+    ::clock_gettime(CLOCK_MONOTONIC, &until);
+    const std::int64_t at = until.tv_nsec + ns.count();
+    until.tv_sec += static_cast<time_t>(at / 1'000'000'000);
+    until.tv_nsec = static_cast<long>(at % 1'000'000'000);
+    return real::calls().pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &until);
+}
+
+/// Takes `m`, held by a thread other than this hub's. `counted`: whether this call's wait was
+/// counted (lock_impl's own line counts it otherwise).
+///
+/// A thread that runs no hub lets go on its own: wait for it as libc does. So for a short hold
+/// by another hub's thread (its queue of posted work, a counter): libc waits for the first
+/// millisecond, a slice at a time. A hold longer than that is most likely a fiber's that keeps
+/// it across its waits (a query, a sleep), for as long as they last: libc's wait would hold
+/// this hub that long, and for good if that fiber waits for this hub (a channel, a join). The
+/// fiber parks instead, listed by the mutex's address, until an unlock from any thread wakes
+/// the first one listed for it; it also looks again every few milliseconds, for an unlock libc
+/// makes inside itself (its own condition wait, on a hub that does not patch them). As a lock
+/// wait, neither a cancel nor a deadline ends it. EBUSY: a fiber of this hub holds it now (the
+/// caller's line waits for it).
+int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m, bool& counted) {
     const auto& real = real::calls();
+    if (t_waking || libcs_kind(m)) return real.pthread_mutex_lock(m);
     FiberRecord* f = h.running();
     const Errc outer_result = f->wake_result;  // as in lock_impl
     std::optional<InterruptsAside> aside;
+    std::chrono::nanoseconds libc_left = kLibcWaitFirst;
     std::chrono::nanoseconds again = kLookAgainFirst;
     const auto try_take = [&] { return real.pthread_mutex_trylock(m); };
     int r = EBUSY;
     for (;;) {
         const int holder = holder_of(m);
         if (holder != 0 && holder == tid_of(h)) break;
-        if (holder == 0 || !is_hub_thread(holder)) {
+        if (holder != 0 && !is_hub_thread(holder)) {
             r = real.pthread_mutex_lock(m);
             break;
         }
+        if (libc_left.count() > 0 || holder == 0) {
+            // A short hold, or one whose holder is not recorded yet (or no more).
+            const auto slice = std::min(kLibcSlice, std::max(libc_left, kLibcSlice / 8));
+            if (r = libc_wait(m, slice); r != ETIMEDOUT) break;
+            r = EBUSY;
+            libc_left -= slice;
+            continue;
+        }
         if (!aside) {
-            if (r = spin_for(try_take); r != EBUSY) break;
-            count(h, PatchedCall::pthread_mutex_lock);
-            count_wait(h, PatchedCall::pthread_mutex_lock);
+            if (!counted) {
+                count(h, PatchedCall::pthread_mutex_lock);
+                count_wait(h, PatchedCall::pthread_mutex_lock);
+                counted = true;
+            }
             if (f->park_hook) HubImpl::run_park_hook(f);  // before its interrupts are set aside
             aside.emplace(f);
         }
@@ -418,13 +449,17 @@ int lock_impl(pthread_mutex_t* m) {
     // The fibers of the hub that wait for the mutex go first, in turn: a fiber that unlocks it
     // and locks it again at once would otherwise always win (the one it woke cannot run before
     // it parks), and a loop that does so would starve the others for good.
+    bool counted = false;
     if (!list.head || !waited_for(list, m)) {
         int r = real.pthread_mutex_trylock(m);
-        if (r == EBUSY && !held_by_hub(*h, m)) r = lock_held_elsewhere(*h, m);
+        if (r == EBUSY && !held_by_hub(*h, m)) r = lock_held_elsewhere(*h, m, counted);
         if (r != EBUSY) return r;
     }
-    count(*h, PatchedCall::pthread_mutex_lock);
-    count_wait(*h, PatchedCall::pthread_mutex_lock);
+    if (!counted) {
+        count(*h, PatchedCall::pthread_mutex_lock);
+        count_wait(*h, PatchedCall::pthread_mutex_lock);
+        counted = true;
+    }
     FiberRecord* f = h->running();
     LockWait w;
     w.mutex = m;
@@ -446,7 +481,7 @@ int lock_impl(pthread_mutex_t* m) {
         // (see lock_held_elsewhere) or a fiber's pthread_mutex_trylock did (first in line
         // again).
         r = real.pthread_mutex_trylock(m);
-        if (r == EBUSY && !held_by_hub(*h, m)) r = lock_held_elsewhere(*h, m);
+        if (r == EBUSY && !held_by_hub(*h, m)) r = lock_held_elsewhere(*h, m, counted);
         front = true;
     }
     f->wake_result = outer_result;
@@ -524,7 +559,8 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
         return r;
     }
     count_wait(h, PatchedCall::pthread_cond_wait);
-    Result<void> woke = h.park(&w, deadline, kCondReason);
+    // (A signal that came as the mutex was let go has delivered its wake already: no park.)
+    Result<void> woke = w.wake_arrived ? Result<void>() : h.park(&w, deadline, kCondReason);
     // The wall clock may have been set back meanwhile: a CLOCK_REALTIME wait ends when that
     // clock says so.
     while (!woke && clock == CLOCK_REALTIME && abstime) {
@@ -543,14 +579,60 @@ int cond_wait_impl(HubImpl& h, pthread_cond_t* c, pthread_mutex_t* m, clockid_t 
 // ---------------------------------------------------------------------------------------------
 // Read-write locks.
 
-constexpr const char* kRwlockReason = "waiting for a read-write lock";
+constexpr const char* kRwlockReason =
+    "waiting for a read-write lock another fiber of this hub holds";
 
-/// A fiber's pthread_rwlock_rdlock or pthread_rwlock_wrlock (`try_take` the matching try).
-template <class TryTake>
-int rwlock_impl(HubImpl& h, PatchedCall call, pthread_rwlock_t* l, TryTake try_take) {
+/// The thread that holds `l` for writing (0: none).
+int writer_of(const pthread_rwlock_t* l) noexcept {
+    return __atomic_load_n(&l->__data.__cur_writer, __ATOMIC_RELAXED);
+}
+
+/// The read holds the fibers of this thread's hub have taken through the patched
+/// pthread_rwlock_rdlock (glibc does not record readers), a few locks at a time: a lock held
+/// by more fibers of the hub than that at once is not seen, and waited for as libc does.
+struct ReadHold {
+    const pthread_rwlock_t* lock = nullptr;
+    unsigned count = 0;
+};
+constexpr std::size_t kReadHolds = 16;
+thread_local ReadHold t_read_holds[kReadHolds];
+
+void note_read_hold(const pthread_rwlock_t* l) noexcept {
+    ReadHold* free = nullptr;
+    for (ReadHold& h : t_read_holds) {
+        if (h.count != 0 && h.lock == l) {
+            ++h.count;
+            return;
+        }
+        if (h.count == 0 && !free) free = &h;
+    }
+    if (free) *free = {l, 1};
+}
+
+void drop_read_hold(const pthread_rwlock_t* l) noexcept {
+    for (ReadHold& h : t_read_holds) {
+        if (h.count != 0 && h.lock == l) {
+            --h.count;
+            return;
+        }
+    }
+}
+
+bool read_held_here(const pthread_rwlock_t* l) noexcept {
+    for (const ReadHold& h : t_read_holds)
+        if (h.count != 0 && h.lock == l) return true;
+    return false;
+}
+
+/// A fiber's pthread_rwlock_rdlock or pthread_rwlock_wrlock: `try_take` the matching try,
+/// `libc_take` libc's wait, `held_here` whether fibers of this hub hold `l` the way that keeps
+/// this call out (then they are parked: the caller runs).
+template <class TryTake, class LibcTake, class HeldHere>
+int rwlock_impl(HubImpl& h, PatchedCall call, pthread_rwlock_t* l, TryTake try_take,
+                LibcTake libc_take, HeldHere held_here) {
     int r = try_take();
     if (r != EBUSY) return r;
-    if (r = spin_for(try_take); r != EBUSY) return r;
+    if (t_waking || !held_here()) return libc_take();
     count(h, call);
     count_wait(h, call);
     FiberRecord* f = h.running();
@@ -560,9 +642,14 @@ int rwlock_impl(HubImpl& h, PatchedCall call, pthread_rwlock_t* l, TryTake try_t
         // Neither a cancel nor a deadline ends it: the call cannot fail that way (a caller that
         // ignored the error would read or write without the lock).
         InterruptsAside aside(f);
-        for (auto again = kLookAgainFirst; r == EBUSY; again = std::min(again * 2, kLookAgainMost))
-            r = listed_attempt(h, g_rwlocks, l, again, kRwlockReason, try_take,
-                               [] { return true; });
+        for (auto again = kLookAgainFirst; r == EBUSY;
+             again = std::min(again * 2, kLookAgainMost)) {
+            if (!held_here()) {
+                r = libc_take();  // taken by another thread meanwhile
+                break;
+            }
+            r = listed_attempt(h, g_rwlocks, l, again, kRwlockReason, try_take, held_here);
+        }
     }
     f->wake_result = outer_result;
     return r;
@@ -657,26 +744,42 @@ extern "C" int pthread_mutex_unlock(pthread_mutex_t* m) {
 extern "C" int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
     using namespace weft::detail::patch;
     const auto& real = weft::detail::real::calls();
-    if (weft::detail::HubImpl* h = active())
-        return rwlock_impl(*h, PatchedCall::pthread_rwlock_rdlock, l,
-                           [&] { return real.pthread_rwlock_tryrdlock(l); });
-    return real.pthread_rwlock_rdlock(l);
+    weft::detail::HubImpl* h = active();
+    if (!h) return real.pthread_rwlock_rdlock(l);
+    const auto noted = [l](int r) {
+        if (r == 0) note_read_hold(l);
+        return r;
+    };
+    const int tid = tid_of(*h);
+    return rwlock_impl(
+        *h, PatchedCall::pthread_rwlock_rdlock, l,
+        [&] { return noted(real.pthread_rwlock_tryrdlock(l)); },
+        [&] { return noted(real.pthread_rwlock_rdlock(l)); }, [&] { return writer_of(l) == tid; });
 }
 
 extern "C" int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
     using namespace weft::detail::patch;
     const auto& real = weft::detail::real::calls();
-    if (weft::detail::HubImpl* h = active())
-        return rwlock_impl(*h, PatchedCall::pthread_rwlock_wrlock, l,
-                           [&] { return real.pthread_rwlock_trywrlock(l); });
-    return real.pthread_rwlock_wrlock(l);
+    weft::detail::HubImpl* h = active();
+    if (!h) return real.pthread_rwlock_wrlock(l);
+    const int tid = tid_of(*h);
+    return rwlock_impl(
+        *h, PatchedCall::pthread_rwlock_wrlock, l, [&] { return real.pthread_rwlock_trywrlock(l); },
+        [&] { return real.pthread_rwlock_wrlock(l); },
+        [&] { return writer_of(l) == tid || read_held_here(l); });
 }
 
 extern "C" int pthread_rwlock_unlock(pthread_rwlock_t* l) {
     using namespace weft::detail::patch;
+    // A hub's thread that does not hold it for writing lets go of a read hold (perhaps one a
+    // fiber took through the patched rdlock).
+    weft::detail::HubImpl* h = weft::detail::HubImpl::current();
+    const bool reader = h && writer_of(l) != tid_of(*h);
     const int r = weft::detail::real::calls().pthread_rwlock_unlock(l);
-    // Readers may all go in now, or a writer: every fiber waiting tries again (any thread's
-    // unlock; as for a mutex, x86-64 orders the unlock's atomic update before this look).
-    if (r == 0) wake_listed(g_rwlocks, l, true);
+    if (r != 0) return r;
+    if (reader) drop_read_hold(l);
+    // Readers may all go in now, or a writer: every fiber waiting tries again (as for a mutex,
+    // x86-64 orders the unlock's atomic update before this look).
+    wake_listed(g_rwlocks, l, true);
     return r;
 }

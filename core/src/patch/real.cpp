@@ -87,6 +87,7 @@ void fill() noexcept {
     resolve(t.pthread_mutex_lock, "pthread_mutex_lock");
     resolve(t.pthread_mutex_trylock, "pthread_mutex_trylock");
     resolve(t.pthread_mutex_unlock, "pthread_mutex_unlock");
+    resolve(t.pthread_mutex_clocklock, "pthread_mutex_clocklock");
     resolve(t.pthread_cond_wait, "pthread_cond_wait");
     resolve(t.pthread_cond_timedwait, "pthread_cond_timedwait");
     resolve(t.pthread_cond_clockwait, "pthread_cond_clockwait");

@@ -68,6 +68,7 @@ struct Table {
     int (*pthread_mutex_lock)(pthread_mutex_t*);
     int (*pthread_mutex_trylock)(pthread_mutex_t*);
     int (*pthread_mutex_unlock)(pthread_mutex_t*);
+    int (*pthread_mutex_clocklock)(pthread_mutex_t*, clockid_t, const timespec*);
     int (*pthread_cond_wait)(pthread_cond_t*, pthread_mutex_t*);
     int (*pthread_cond_timedwait)(pthread_cond_t*, pthread_mutex_t*, const timespec*);
     int (*pthread_cond_clockwait)(pthread_cond_t*, pthread_mutex_t*, clockid_t, const timespec*);
