@@ -2557,6 +2557,31 @@ TEST(PatchRwlocks, AReadWriteLockAnotherFiberHoldsParksOnlyTheFiber) {
     });
 }
 
+// Read holds taken any way count, try_lock_shared's too: with only lock_shared's counted, the
+// unlock of a try's hold cancelled the other fiber's, and the writer then waited in libc for a
+// fiber of its own hub, for good.
+TEST(PatchRwlocks, AReadHoldTakenByATryCountsToo) {
+    run_patched([] {
+        HangGuard guard("a writer waited in libc for a reader of its own hub");
+        std::shared_mutex sm;
+        bool reading = false;
+        auto reader = weft::spawn("reader", [&] {
+            std::shared_lock<std::shared_mutex> g(sm);
+            reading = true;
+            (void)weft::sleep_for(100ms);  // parked, the read hold kept
+            reading = false;
+        });
+        (void)weft::sleep_for(5ms);
+        ASSERT_TRUE(sm.try_lock_shared());
+        sm.unlock_shared();
+        {
+            std::lock_guard<std::shared_mutex> g(sm);
+            EXPECT_FALSE(reading) << "taken for writing while a reader held it";
+        }
+        reader.join();
+    });
+}
+
 // A read-write lock a thread holds (not a fiber of this hub): the thread lets go on its own, and
 // the fiber waits for it as libc does.
 TEST(PatchRwlocks, AReadWriteLockAThreadHoldsIsWaitedForAsLibcDoes) {

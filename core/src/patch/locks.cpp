@@ -444,7 +444,7 @@ int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m, bool& counted) {
 int lock_impl(pthread_mutex_t* m) {
     const auto& real = real::calls();
     HubImpl* h = active();
-    if (!h) return real.pthread_mutex_lock(m);
+    if (!h || t_waking) return real.pthread_mutex_lock(m);
     LockWaitList& list = h->lock_waits();
     // The fibers of the hub that wait for the mutex go first, in turn: a fiber that unlocks it
     // and locks it again at once would otherwise always win (the one it woke cannot run before
@@ -587,15 +587,19 @@ int writer_of(const pthread_rwlock_t* l) noexcept {
     return __atomic_load_n(&l->__data.__cur_writer, __ATOMIC_RELAXED);
 }
 
-/// The read holds the fibers of this thread's hub have taken through the patched
-/// pthread_rwlock_rdlock (glibc does not record readers), a few locks at a time: a lock held
-/// by more fibers of the hub than that at once is not seen, and waited for as libc does.
+/// The read holds taken on this thread while it runs a hub (glibc does not record readers):
+/// every read lock taken there, whichever call took it (rdlock, tryrdlock, timed), counted
+/// in, every read unlock there counted out. Up to 16 locks by address; holds past that are
+/// only counted, and while there are any, every lock reads as held here (a fiber then parks
+/// and looks again, where an undercount would have it wait in libc for a fiber of its own
+/// hub, for good).
 struct ReadHold {
     const pthread_rwlock_t* lock = nullptr;
     unsigned count = 0;
 };
 constexpr std::size_t kReadHolds = 16;
 thread_local ReadHold t_read_holds[kReadHolds];
+thread_local unsigned t_read_holds_untracked = 0;
 
 void note_read_hold(const pthread_rwlock_t* l) noexcept {
     ReadHold* free = nullptr;
@@ -606,7 +610,10 @@ void note_read_hold(const pthread_rwlock_t* l) noexcept {
         }
         if (h.count == 0 && !free) free = &h;
     }
-    if (free) *free = {l, 1};
+    if (free)
+        *free = {l, 1};
+    else
+        ++t_read_holds_untracked;
 }
 
 void drop_read_hold(const pthread_rwlock_t* l) noexcept {
@@ -616,12 +623,20 @@ void drop_read_hold(const pthread_rwlock_t* l) noexcept {
             return;
         }
     }
+    if (t_read_holds_untracked != 0) --t_read_holds_untracked;
 }
 
 bool read_held_here(const pthread_rwlock_t* l) noexcept {
+    if (t_read_holds_untracked != 0) return true;
     for (const ReadHold& h : t_read_holds)
         if (h.count != 0 && h.lock == l) return true;
     return false;
+}
+
+/// `r` (a read lock's result) once noted, when this thread runs a hub.
+int noted_read(const pthread_rwlock_t* l, int r) noexcept {
+    if (r == 0 && HubImpl::current()) note_read_hold(l);
+    return r;
 }
 
 /// A fiber's pthread_rwlock_rdlock or pthread_rwlock_wrlock: `try_take` the matching try,
@@ -745,16 +760,30 @@ extern "C" int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
     using namespace weft::detail::patch;
     const auto& real = weft::detail::real::calls();
     weft::detail::HubImpl* h = active();
-    if (!h) return real.pthread_rwlock_rdlock(l);
-    const auto noted = [l](int r) {
-        if (r == 0) note_read_hold(l);
-        return r;
-    };
+    if (!h) return noted_read(l, real.pthread_rwlock_rdlock(l));
     const int tid = tid_of(*h);
     return rwlock_impl(
         *h, PatchedCall::pthread_rwlock_rdlock, l,
-        [&] { return noted(real.pthread_rwlock_tryrdlock(l)); },
-        [&] { return noted(real.pthread_rwlock_rdlock(l)); }, [&] { return writer_of(l) == tid; });
+        [&] { return noted_read(l, real.pthread_rwlock_tryrdlock(l)); },
+        [&] { return noted_read(l, real.pthread_rwlock_rdlock(l)); },
+        [&] { return writer_of(l) == tid; });
+}
+
+// The other ways to take a read lock are libc's, only noted (see ReadHold).
+extern "C" int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) {
+    using namespace weft::detail::patch;
+    return noted_read(l, weft::detail::real::calls().pthread_rwlock_tryrdlock(l));
+}
+
+extern "C" int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* abstime) {
+    using namespace weft::detail::patch;
+    return noted_read(l, weft::detail::real::calls().pthread_rwlock_timedrdlock(l, abstime));
+}
+
+extern "C" int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock,
+                                          const timespec* abstime) {
+    using namespace weft::detail::patch;
+    return noted_read(l, weft::detail::real::calls().pthread_rwlock_clockrdlock(l, clock, abstime));
 }
 
 extern "C" int pthread_rwlock_wrlock(pthread_rwlock_t* l) {

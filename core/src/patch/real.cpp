@@ -98,6 +98,8 @@ void fill() noexcept {
     resolve(t.pthread_rwlock_tryrdlock, "pthread_rwlock_tryrdlock");
     resolve(t.pthread_rwlock_trywrlock, "pthread_rwlock_trywrlock");
     resolve(t.pthread_rwlock_unlock, "pthread_rwlock_unlock");
+    resolve(t.pthread_rwlock_timedrdlock, "pthread_rwlock_timedrdlock");
+    resolve(t.pthread_rwlock_clockrdlock, "pthread_rwlock_clockrdlock");
     g_table = t;
     g_ready.store(true, std::memory_order_release);
 }

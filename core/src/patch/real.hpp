@@ -79,6 +79,8 @@ struct Table {
     int (*pthread_rwlock_tryrdlock)(pthread_rwlock_t*);
     int (*pthread_rwlock_trywrlock)(pthread_rwlock_t*);
     int (*pthread_rwlock_unlock)(pthread_rwlock_t*);
+    int (*pthread_rwlock_timedrdlock)(pthread_rwlock_t*, const timespec*);
+    int (*pthread_rwlock_clockrdlock)(pthread_rwlock_t*, clockid_t, const timespec*);
 };
 
 /// The table, resolved on first use.
