@@ -2242,6 +2242,42 @@ class HangGuard {
     std::thread thread_;
 };
 
+/// `in` (under a second) from now on `clock`, as the timed pthread waits take a time.
+timespec from_now(clockid_t clock, std::chrono::milliseconds in) {
+    timespec at{};
+    ::clock_gettime(clock, &at);
+    at.tv_nsec += static_cast<long>(std::chrono::nanoseconds(in).count());
+    if (at.tv_nsec >= 1'000'000'000) {
+        at.tv_nsec -= 1'000'000'000;
+        ++at.tv_sec;
+    }
+    return at;
+}
+
+/// Runs `fn` in a fiber of `rt`'s hub `i`, detached.
+template <class F>
+void spawn_on(weft::Runtime& rt, unsigned i, const char* name, F fn) {
+    rt.hub(i).post([name, fn]() { weft::spawn(name, fn).detach(); });
+}
+
+/// On a fiber: waits, parked, until `flag` is set (by another hub).
+void await_flag(const std::atomic<bool>& flag) {
+    while (!flag)
+        (void)weft::sleep_for(1ms);
+}
+
+/// A fiber that takes the guard `take()` returns, sets `held`, keeps it across a sleep of `ms`
+/// (parked), clears `held` and lets go.
+template <class Take>
+weft::Fiber<void> hold_across_sleep(Take take, bool& held, std::chrono::milliseconds ms) {
+    return weft::spawn("holder", [take, &held, ms] {
+        auto guard = take();
+        held = true;
+        (void)weft::sleep_for(ms);
+        held = false;
+    });
+}
+
 // A std::mutex held across a cooperative wait (a shared connection's query) by one fiber: the
 // next fiber of the hub to lock it would wait for its own thread, and the hub never run again.
 TEST(PatchLocks, AMutexAnotherFiberHoldsAcrossAWaitParksOnlyTheFiber) {
@@ -2317,12 +2353,8 @@ TEST(PatchLocks, ACancelledOrLateWaiterStillTakesTheLock) {
         HangGuard guard("a cancelled std::mutex waiter hung its hub");
         std::mutex mu;
         bool held = false;
-        auto holder = weft::spawn("holder", [&] {
-            std::lock_guard<std::mutex> g(mu);
-            held = true;
-            (void)weft::sleep_for(100ms);
-            held = false;
-        });
+        auto holder =
+            hold_across_sleep([&] { return std::lock_guard<std::mutex>(mu); }, held, 100ms);
         (void)weft::sleep_for(5ms);
         int cancelled_rc = -1, late_rc = -1;
         bool cancelled_saw_held = true, late_saw_held = true;
@@ -2363,32 +2395,27 @@ TEST(PatchLocks, AMutexAFiberOfAnotherHubHoldsParksOnlyTheFiber) {
     std::promise<void> holder_done;
     std::promise<bool> taker_saw_held;
     std::promise<std::uint64_t> taker_waits;
-    rt.hub(1).post([&] {
-        weft::spawn("holder", [&] {
-            std::lock_guard<std::mutex> g(mu);
-            held = true;
-            char c = 0;
-            EXPECT_EQ(::read(pipe.a, &c, 1), 1);  // parked, the lock held
-            held = false;
-            holder_done.set_value();
-        }).detach();
+    spawn_on(rt, 1, "holder", [&] {
+        std::lock_guard<std::mutex> g(mu);
+        held = true;
+        char c = 0;
+        EXPECT_EQ(::read(pipe.a, &c, 1), 1);  // parked, the lock held
+        held = false;
+        holder_done.set_value();
     });
-    rt.hub(0).post([&] {
-        weft::spawn("taker", [&] {
-            while (!held)
-                (void)weft::sleep_for(1ms);
-            const auto waited = waits(PatchedCall::pthread_mutex_lock);
-            auto writer = weft::spawn("writer", [&] {
-                (void)weft::sleep_for(30ms);  // while the taker waits for the mutex
-                EXPECT_EQ(::write(pipe.b, "x", 1), 1);
-            });
-            {
-                std::lock_guard<std::mutex> g(mu);
-                taker_saw_held.set_value(held);
-            }
-            taker_waits.set_value(waits(PatchedCall::pthread_mutex_lock) - waited);
-            writer.join();
-        }).detach();
+    spawn_on(rt, 0, "taker", [&] {
+        await_flag(held);
+        const auto waited = waits(PatchedCall::pthread_mutex_lock);
+        auto writer = weft::spawn("writer", [&] {
+            (void)weft::sleep_for(30ms);  // while the taker waits for the mutex
+            EXPECT_EQ(::write(pipe.b, "x", 1), 1);
+        });
+        {
+            std::lock_guard<std::mutex> g(mu);
+            taker_saw_held.set_value(held);
+        }
+        taker_waits.set_value(waits(PatchedCall::pthread_mutex_lock) - waited);
+        writer.join();
     });
     holder_done.get_future().get();
     EXPECT_FALSE(taker_saw_held.get_future().get()) << "taken while the other hub's fiber held it";
@@ -2412,34 +2439,23 @@ TEST(PatchLocks, AMutexLibcLetsGoInsideItselfIsStillTaken) {
     std::atomic<bool> held{false}, wait_over{false};
     std::promise<void> holder_done;
     std::promise<bool> taken_during_the_wait;
-    rt.hub(1).post([&] {
-        weft::spawn("holder", [&] {
-            EXPECT_EQ(::pthread_mutex_lock(&m), 0);
-            held = true;
-            (void)weft::sleep_for(50ms);  // parked, the lock held: the taker parks meanwhile
-            timespec until{};
-            ::clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 300'000'000;
-            if (until.tv_nsec >= 1'000'000'000) {
-                until.tv_nsec -= 1'000'000'000;
-                ++until.tv_sec;
-            }
-            int r = 0;
-            while (r != ETIMEDOUT)  // libc's wait: the mutex let go inside it, the hub held
-                r = ::pthread_cond_timedwait(&c, &m, &until);
-            wait_over = true;
-            EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
-            holder_done.set_value();
-        }).detach();
+    spawn_on(rt, 1, "holder", [&] {
+        EXPECT_EQ(::pthread_mutex_lock(&m), 0);
+        held = true;
+        (void)weft::sleep_for(50ms);  // parked, the lock held: the taker parks meanwhile
+        const timespec until = from_now(CLOCK_REALTIME, 300ms);
+        int r = 0;
+        while (r != ETIMEDOUT)  // libc's wait: the mutex let go inside it, the hub held
+            r = ::pthread_cond_timedwait(&c, &m, &until);
+        wait_over = true;
+        EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
+        holder_done.set_value();
     });
-    rt.hub(0).post([&] {
-        weft::spawn("taker", [&] {
-            while (!held)
-                (void)weft::sleep_for(1ms);
-            EXPECT_EQ(::pthread_mutex_lock(&m), 0);
-            taken_during_the_wait.set_value(!wait_over);
-            EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
-        }).detach();
+    spawn_on(rt, 0, "taker", [&] {
+        await_flag(held);
+        EXPECT_EQ(::pthread_mutex_lock(&m), 0);
+        taken_during_the_wait.set_value(!wait_over);
+        EXPECT_EQ(::pthread_mutex_unlock(&m), 0);
     });
     EXPECT_TRUE(taken_during_the_wait.get_future().get())
         << "taken only after the holder's own unlock";
@@ -2501,12 +2517,8 @@ TEST(PatchRwlocks, AReadWriteLockAnotherFiberHoldsParksOnlyTheFiber) {
         bool exclusive = false;
         int readers = 0, wrong = 0, threw = 0;
         // Held exclusively: a reader and a writer wait.
-        auto writer = weft::spawn("holder", [&] {
-            std::lock_guard<std::shared_mutex> g(sm);
-            exclusive = true;
-            (void)weft::sleep_for(100ms);  // parked, the lock held
-            exclusive = false;
-        });
+        auto writer = hold_across_sleep([&] { return std::lock_guard<std::shared_mutex>(sm); },
+                                        exclusive, 100ms);
         (void)weft::sleep_for(5ms);
         const int ticks_before = ticker.ticks();
         const auto read_waits = waits(PatchedCall::pthread_rwlock_rdlock);
@@ -2565,12 +2577,8 @@ TEST(PatchRwlocks, AReadHoldTakenByATryCountsToo) {
         HangGuard guard("a writer waited in libc for a reader of its own hub");
         std::shared_mutex sm;
         bool reading = false;
-        auto reader = weft::spawn("reader", [&] {
-            std::shared_lock<std::shared_mutex> g(sm);
-            reading = true;
-            (void)weft::sleep_for(100ms);  // parked, the read hold kept
-            reading = false;
-        });
+        auto reader = hold_across_sleep([&] { return std::shared_lock<std::shared_mutex>(sm); },
+                                        reading, 100ms);
         (void)weft::sleep_for(5ms);
         ASSERT_TRUE(sm.try_lock_shared());
         sm.unlock_shared();
@@ -2672,14 +2680,7 @@ TEST(PatchConds, APoolRunDryParksTheWaitersUntilAConnectionComesBack) {
 
 /// 30 ms from now on `clock`, as pthread_cond_timedwait takes a time.
 timespec in_30ms(clockid_t clock) {
-    timespec at{};
-    ::clock_gettime(clock, &at);
-    at.tv_nsec += 30'000'000;
-    if (at.tv_nsec >= 1'000'000'000) {
-        at.tv_nsec -= 1'000'000'000;
-        ++at.tv_sec;
-    }
-    return at;
+    return from_now(clock, 30ms);
 }
 
 TEST(PatchConds, ATimedWaitEndsAtItsTimeNeitherEarlierNorLater) {
