@@ -285,7 +285,6 @@ struct Listed {
     ListedWait& w;
     WaitRegistry& registry;
     WaitBucket& bucket;
-    bool signalled = false;
     const char* reason;  // while it waits for a wake on its way
     Listed(WaitRegistry& r, ListedWait& wait, const char* why) noexcept
         : w(wait), registry(r), bucket(bucket_of(r, wait.key)), reason(why) {
@@ -300,6 +299,7 @@ struct Listed {
     /// Leaves the registry; returns whether a signal took `w` out first. Then, if it did, waits
     /// for that signal's wake (posted from another thread, it may not have come yet).
     bool leave() {
+        bool signalled;  // once out of the registry, `w.signalled` changes no more
         {
             std::lock_guard<SpinLock> g(bucket.lock);
             signalled = w.signalled;
@@ -399,7 +399,7 @@ int libc_wait(pthread_mutex_t* m, std::chrono::nanoseconds ns) noexcept {
 /// caller's line waits for it).
 int lock_held_elsewhere(HubImpl& h, pthread_mutex_t* m, bool& counted) {
     const auto& real = real::calls();
-    if (t_waking || libcs_kind(m)) return real.pthread_mutex_lock(m);
+    if (libcs_kind(m)) return real.pthread_mutex_lock(m);  // (lock_impl saw to t_waking)
     FiberRecord* f = h.running();
     const Errc outer_result = f->wake_result;  // as in lock_impl
     std::optional<InterruptsAside> aside;
